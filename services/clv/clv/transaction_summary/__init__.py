@@ -1,0 +1,1 @@
+"""Per-customer transaction summaries (count, spend, first/last purchase): the sufficient statistics of CLV."""

@@ -1,0 +1,1 @@
+"""gateway: the one front door — routing to the services, the composed customer view, API docs."""

@@ -1,0 +1,1 @@
+"""Routes the services' public endpoints through the gateway, unchanged."""

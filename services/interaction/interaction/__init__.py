@@ -1,0 +1,1 @@
+"""interaction: customer intimacy — identity resolution, the 360° profile, touchpoints and partner ingestion."""

@@ -1,0 +1,1 @@
+"""Customers, their identifiers and their purchases; the profile read by frontends."""

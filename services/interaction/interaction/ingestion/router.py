@@ -1,0 +1,81 @@
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from shared.contracts.envelope import Envelope
+from shared.db import SessionDep
+from shared.problems import DomainError, problem_response
+
+from interaction.ingestion.schemas import IngestItemResult, IngestResponse
+from interaction.ingestion.service import ingest_http_batch
+
+router = APIRouter(prefix="/v1", tags=["ingestion"])
+
+
+class MalformedBatch(DomainError):
+    status, slug, title = 400, "malformed-batch", "Malformed event batch"
+
+
+class BatchTooLarge(DomainError):
+    status, slug, title = 413, "batch-too-large", "Event batch too large"
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise BatchTooLarge(f"body of {declared} bytes is over the {limit}-byte limit")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise BatchTooLarge(f"body is over the {limit}-byte limit")
+    return bytes(body)
+
+
+@router.post(
+    "/events",
+    response_model=IngestResponse,
+    summary="Ingest a batch of partner events (CloudEvents 1.0, JSON array)",
+    responses={
+        400: {"description": "The body is not a JSON array of events"},
+        413: {"description": "Too many events or too many bytes"},
+        422: {"description": "Some events were rejected; `results` says which and why. The others were stored."},
+    },
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "application/cloudevents-batch+json": {"schema": {"type": "array", "items": Envelope.model_json_schema()}},
+        "application/json": {"schema": {"type": "array", "items": Envelope.model_json_schema()}},
+    }}},
+)
+async def ingest_events(request: Request, session: SessionDep) -> JSONResponse | IngestResponse:
+    """Validates each event; stores valid new ones; reports accepted / duplicate / rejected per item.
+
+    Idempotent on (source, id): a resent event is reported as a duplicate and changes nothing.
+    """
+    settings = request.app.state.runtime.settings
+    raw = await _read_body(request, settings.ingest_max_bytes)
+    try:
+        items = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedBatch(f"body is not valid JSON (or not UTF-8): {exc}") from None
+    if not isinstance(items, list):
+        raise MalformedBatch(f"body must be a JSON array of events, got {type(items).__name__}")
+    if len(items) > settings.ingest_max_events:
+        raise BatchTooLarge(f"{len(items)} events is over the limit of {settings.ingest_max_events} per request")
+    if not items:
+        raise MalformedBatch("the batch is empty")
+
+    results = await ingest_http_batch(session, request.app.state.runtime.outbox, items)
+    response = IngestResponse(
+        accepted=sum(r.status == "accepted" for r in results),
+        duplicates=sum(r.status == "duplicate" for r in results),
+        rejected=sum(r.status == "rejected" for r in results),
+        results=[IngestItemResult(index=r.index, status=r.status, id=r.id, reason=r.reason) for r in results],
+    )
+    if response.rejected:
+        first = next(r for r in results if r.status == "rejected")
+        return problem_response(
+            422, "Some events were rejected", f"{response.rejected} of {len(results)} rejected; "
+            f"first: item {first.index}: {first.reason}", slug="events-rejected", instance=request.url.path,
+            **response.model_dump(mode="json"),
+        )
+    return response

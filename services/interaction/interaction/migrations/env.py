@@ -1,0 +1,6 @@
+from shared.migrations import run_env
+
+import interaction.customers.models  # noqa: F401 - registers the tables on the metadata
+from interaction.tables import metadata
+
+run_env(metadata)

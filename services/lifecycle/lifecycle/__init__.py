@@ -1,0 +1,1 @@
+"""lifecycle: the pipeline Approach → Acquisition → Development → Retention → Loyalty (and churn), deals, funnels."""

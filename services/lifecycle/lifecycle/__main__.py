@@ -1,0 +1,13 @@
+"""`python -m lifecycle serve|migrate` — the service's process and its one-off migration job."""
+
+from pathlib import Path
+
+from shared.cli import service_main
+
+from lifecycle.settings import SCHEMA, LifecycleSettings
+
+if __name__ == "__main__":
+    service_main(
+        "lifecycle", settings_cls=LifecycleSettings, schema=SCHEMA,
+        migrations_dir=Path(__file__).parent / "migrations", app_factory="lifecycle.app:create_app",
+    )

@@ -1,0 +1,1 @@
+"""Each customer's lifecycle stage and its history, moved by events."""

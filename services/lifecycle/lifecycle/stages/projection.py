@@ -1,0 +1,97 @@
+"""Moves customers through the lifecycle from `purchase.recorded`: a first purchase means Development.
+
+Only the transitions the foundation needs live here; the versioned rule set comes with the lifecycle issue.
+Per batch: lock the customers' rows, decide transitions in order, write the stage, its history and the
+`stage.changed` events in the same transaction.
+"""
+
+import uuid
+from collections import defaultdict
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.contracts import lifecycle as contracts
+from shared.contracts.envelope import Envelope
+from shared.contracts.interaction import PurchaseRecorded
+from shared.contracts.lifecycle import Stage
+from shared.contracts.topics import INTERACTION_EVENTS, LIFECYCLE_EVENTS
+from shared.messaging.inbox import ConsumedEvent, Subscription
+from shared.messaging.outbox import Outbox
+
+from lifecycle.stages.models import customer_stage, stage_history
+
+# Stages a first purchase moves forward; later stages are left to the full rule set.
+BEFORE_DEVELOPMENT = {None, Stage.APPROACH, Stage.ACQUISITION}
+
+CLOSE_OPEN_STAGES = sa.text("""
+UPDATE lifecycle.stage_history h SET left_at = v.ended, updated_at = now()
+FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:ended AS timestamptz[])) AS v(customer_id, ended)
+WHERE h.customer_id = v.customer_id AND h.left_at IS NULL
+""")
+
+
+def purchases_subscription(outbox: Outbox) -> Subscription:
+    async def apply_purchases(session: AsyncSession, events: list[ConsumedEvent]) -> None:
+        by_customer: dict[uuid.UUID, list[ConsumedEvent]] = defaultdict(list)
+        for e in events:
+            by_customer[e.payload.customer_id].append(e)
+        t = customer_stage
+        current = {
+            r.customer_id: Stage(r.stage)
+            for r in await session.execute(
+                sa.select(t.c.customer_id, t.c.stage).where(t.c.customer_id.in_(list(by_customer))).with_for_update()
+            )
+        }
+        rows, history, published = [], [], []
+        for customer_id, purchases in by_customer.items():
+            first = min(purchases, key=lambda e: e.payload.occurred_at)
+            p: PurchaseRecorded = first.payload
+            before = current.get(customer_id)
+            moves = before in BEFORE_DEVELOPMENT
+            rows.append({
+                "customer_id": customer_id,
+                "stage": Stage.DEVELOPMENT if moves else before,
+                "stage_entered_at": p.occurred_at,
+                "order_count": len(purchases),
+                "total_spend": sum((e.payload.amount for e in purchases), Decimal(0)),
+                "last_purchase_at": max(e.payload.occurred_at for e in purchases),
+            })
+            if moves:
+                history.append({"customer_id": customer_id, "stage": Stage.DEVELOPMENT, "entered_at": p.occurred_at,
+                                "reason": "first purchase", "trigger_event_id": first.envelope.id})
+                published.append(Envelope.wrap(
+                    contracts.StageChanged(customer_id=customer_id, from_stage=before, to_stage=Stage.DEVELOPMENT,
+                                           changed_at=p.occurred_at, reason="first purchase",
+                                           trigger_event_id=first.envelope.id),
+                    source=contracts.SOURCE, subject=str(customer_id), correlation_id=first.envelope.correlationid,
+                ))
+        await _upsert(session, rows)
+        moved = [h["customer_id"] for h in history]
+        if moved:
+            # The stage a customer leaves ends when the next one begins.
+            await session.execute(CLOSE_OPEN_STAGES, {"customer_ids": moved, "ended": [h["entered_at"] for h in history]})
+            await session.execute(insert(stage_history), history)
+        await outbox.add(session, LIFECYCLE_EVENTS, published)
+
+    return Subscription(name="purchases", topics=[INTERACTION_EVENTS],
+                        event_types={PurchaseRecorded.EVENT_TYPE: PurchaseRecorded}, handler=apply_purchases)
+
+
+async def _upsert(session: AsyncSession, rows: list[dict]) -> None:
+    t = customer_stage
+    stmt = insert(t).values(rows)
+    await session.execute(stmt.on_conflict_do_update(
+        index_elements=[t.c.customer_id],
+        set_={
+            "stage": stmt.excluded.stage,
+            "stage_entered_at": sa.case((t.c.stage != stmt.excluded.stage, stmt.excluded.stage_entered_at),
+                                        else_=t.c.stage_entered_at),
+            "order_count": t.c.order_count + stmt.excluded.order_count,
+            "total_spend": t.c.total_spend + stmt.excluded.total_spend,
+            "last_purchase_at": sa.func.greatest(t.c.last_purchase_at, stmt.excluded.last_purchase_at),
+            "updated_at": sa.func.now(),
+        },
+    ))

@@ -1,0 +1,1 @@
+"""segmentation: customer portfolio analysis — RFM, clusters, value tiers, rule segments, membership history."""

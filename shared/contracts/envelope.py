@@ -1,0 +1,117 @@
+"""The CloudEvents 1.0 envelope every event travels in, on Kafka and over HTTP.
+
+Structured JSON mode is the canonical form (`to_json` / `from_json`). On Kafka, partners may also use the
+binary binding: the data as the message value and the attributes as `ce_*` headers (`from_kafka`).
+Each payload model declares its `EVENT_TYPE` and `VERSION`; `dataschema` names both, so a consumer can tell
+versions apart and ignore what it does not know.
+"""
+
+import builtins
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Self
+
+import orjson
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+SPEC_VERSION = "1.0"
+MAX_EVENT_BYTES = 256 * 1024
+
+
+class Payload(BaseModel):
+    """Base of every event payload. Unknown fields are ignored so producers can add fields freely."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    EVENT_TYPE: ClassVar[str]
+    VERSION: ClassVar[int] = 1
+
+    @classmethod
+    def dataschema(cls) -> str:
+        return f"urn:crm:schema:{cls.EVENT_TYPE}:v{cls.VERSION}"
+
+
+class Envelope(BaseModel):
+    """A CloudEvents 1.0 event. `subject` is the customer the event is about (the partner's id for partner events)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    specversion: str = Field(SPEC_VERSION, pattern=r"^1\.0$")
+    id: str = Field(min_length=1, max_length=200, description="Unique within `source`; resending an id is a no-op.")
+    source: str = Field(min_length=1, max_length=200, description="Producer: a service URI or a partner id.")
+    type: str = Field(min_length=1, max_length=200, examples=["order.completed"])
+    subject: str | None = Field(None, max_length=200, description="The customer the event is about.")
+    time: AwareDatetime = Field(description="When it happened, RFC 3339 with an offset.")
+    datacontenttype: str = "application/json"
+    dataschema: str | None = None
+    correlationid: str | None = Field(None, description="Extension: follows one request through every service.")
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def wrap(cls, payload: Payload, *, source: str, subject: str | None, time: datetime | None = None,
+             correlation_id: str | None = None, event_id: str | None = None) -> Self:
+        return cls(
+            id=event_id or str(uuid.uuid4()),
+            source=source,
+            type=payload.EVENT_TYPE,
+            subject=subject,
+            time=time or datetime.now(UTC),
+            dataschema=payload.dataschema(),
+            correlationid=correlation_id,
+            data=payload.model_dump(mode="json"),
+        )
+
+    def payload(self, model: builtins.type[Payload]) -> Payload:
+        return model.model_validate(self.data)
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json", exclude_none=True))
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Self:
+        """Parse structured-mode JSON; raises `InvalidEvent` with a readable reason."""
+        if len(raw) > MAX_EVENT_BYTES:
+            raise InvalidEvent(f"event is {len(raw)} bytes, over the {MAX_EVENT_BYTES}-byte limit")
+        try:
+            doc = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidEvent(f"not valid JSON (or not UTF-8): {exc}") from None
+        return cls.from_dict(doc)
+
+    @classmethod
+    def from_dict(cls, doc: Any) -> Self:
+        if not isinstance(doc, dict):
+            raise InvalidEvent(f"an event must be a JSON object, got {builtins.type(doc).__name__}")
+        try:
+            return cls.model_validate(doc)
+        except ValidationError as exc:
+            raise InvalidEvent(describe_validation_error(exc)) from None
+
+    @classmethod
+    def from_kafka(cls, value: bytes | None, headers: list[tuple[str, bytes]] | None) -> Self:
+        """Structured JSON in the value, or the binary binding (`ce_*` headers, data in the value)."""
+        ce = {k[3:]: v for k, v in (headers or []) if k.startswith("ce_")}
+        if not ce:
+            return cls.from_json(value or b"")
+        try:
+            attrs: dict[str, Any] = {k: v.decode() for k, v in ce.items()}
+        except UnicodeDecodeError:
+            raise InvalidEvent("a ce_ header is not UTF-8") from None
+        if value and len(value) > MAX_EVENT_BYTES:
+            raise InvalidEvent(f"event is {len(value)} bytes, over the {MAX_EVENT_BYTES}-byte limit")
+        try:
+            attrs["data"] = orjson.loads(value) if value else {}
+        except orjson.JSONDecodeError as exc:
+            raise InvalidEvent(f"data is not valid JSON (or not UTF-8): {exc}") from None
+        return cls.from_dict(attrs)
+
+
+class InvalidEvent(ValueError):
+    """An event that can never be applied, whatever the retry: it goes to the dead-letter topic or is rejected."""
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err.get("loc", ())) or "(root)"
+        parts.append(f"{loc}: {err.get('msg')}")
+    return "; ".join(parts)

@@ -1,0 +1,36 @@
+"""Events the lifecycle service publishes on `lifecycle.events`, keyed and subjected by customer id."""
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import ClassVar
+
+from pydantic import Field
+
+from shared.contracts.envelope import Payload
+
+SOURCE = "/services/lifecycle"
+
+
+class Stage(StrEnum):
+    APPROACH = "approach"
+    ACQUISITION = "acquisition"
+    DEVELOPMENT = "development"
+    RETENTION = "retention"
+    LOYALTY = "loyalty"
+    CHURNED = "churned"
+
+
+class StageChanged(Payload):
+    """A customer moved from one lifecycle stage to another."""
+
+    EVENT_TYPE: ClassVar[str] = "stage.changed"
+    customer_id: uuid.UUID
+    from_stage: Stage | None = Field(description="None when the customer enters the lifecycle.")
+    to_stage: Stage
+    changed_at: datetime
+    reason: str = Field(examples=["first purchase"])
+    trigger_event_id: str | None = None
+
+
+LIFECYCLE_EVENT_TYPES: dict[str, type[Payload]] = {m.EVENT_TYPE: m for m in [StageChanged]}

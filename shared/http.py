@@ -1,0 +1,104 @@
+"""HTTP plumbing every service mounts: correlation ids, request metrics, health and /metrics."""
+
+import time
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter, FastAPI, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.log import correlation_id, new_correlation_id
+from shared.problems import problem_response
+
+CORRELATION_HEADER = "x-correlation-id"
+
+HTTP_REQUESTS = Counter("crm_http_requests_total", "HTTP requests", ["service", "method", "route", "status"])
+HTTP_SECONDS = Histogram("crm_http_request_seconds", "HTTP request latency", ["service", "method", "route"])
+
+
+class CorrelationMiddleware:
+    """Takes `X-Correlation-ID` from the request (or mints one), exposes it to logs and events, echoes it back."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        incoming = next((v.decode("latin-1") for k, v in scope["headers"] if k == CORRELATION_HEADER.encode()), None)
+        cid = incoming if incoming and len(incoming) <= 100 else new_correlation_id()
+        token = correlation_id.set(cid)
+
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", []).append((CORRELATION_HEADER.encode(), cid.encode()))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_header)
+        finally:
+            correlation_id.reset(token)
+
+
+class MetricsMiddleware:
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        status = [500]
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            # The route template, not the raw path, keeps label cardinality bounded.
+            route = getattr(scope.get("route"), "path", "unmatched")
+            HTTP_REQUESTS.labels(self.service, scope["method"], route, str(status[0])).inc()
+            HTTP_SECONDS.labels(self.service, scope["method"], route).observe(time.perf_counter() - started)
+
+
+ReadinessCheck = Callable[[], Awaitable[None]]
+
+
+def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/health/live", summary="Liveness: the process is up")
+    async def live() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/health/ready", summary="Readiness: the database and the event transport answer",
+                responses={503: {"description": "A dependency is unavailable; the body says which"}})
+    async def ready() -> Response:
+        results: dict[str, str] = {}
+        for name, check in checks.items():
+            try:
+                await check()
+                results[name] = "ok"
+            except Exception as exc:  # noqa: BLE001 - any failure means "not ready", reported by name
+                results[name] = f"unavailable: {type(exc).__name__}: {exc}"[:300]
+        failing = [n for n, r in results.items() if r != "ok"]
+        if failing:
+            return problem_response(503, "Not ready", f"unavailable: {', '.join(failing)}", slug="not-ready", checks=results)
+        return JSONResponse({"status": "ok", "checks": results})
+
+    @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def install_http_plumbing(app: FastAPI, service: str) -> None:
+    app.add_middleware(MetricsMiddleware, service=service)
+    app.add_middleware(CorrelationMiddleware)
+

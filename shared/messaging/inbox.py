@@ -1,0 +1,291 @@
+"""Inbox consumer: applies a fetched batch in one transaction, exactly once per (consumer, event).
+
+Per batch: parse and validate, drop events this consumer already applied (the inbox rows are written in the
+same transaction as the effects), apply the rest, commit, and only then commit the offsets. A crash anywhere
+before the database commit redelivers the batch; a crash after it redelivers events the inbox now skips.
+
+Failures: an event that can never be applied (bad JSON, wrong shape) goes straight to `<topic>.dlq`. If
+applying a batch fails for another reason, the batch is retried event by event, each up to `max_attempts`,
+and only the events that keep failing are dead-lettered, with the error in the message headers, so the
+partition keeps flowing. Infrastructure failures (Postgres down, connection lost) are never a reason to
+dead-letter: the batch is retried with back-off until the database is back.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import asyncpg
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.contracts.envelope import Envelope, InvalidEvent, Payload, describe_validation_error
+from shared.contracts.topics import dlq
+from shared.log import correlation_id
+from shared.messaging.metrics import BATCH_SECONDS, EVENTS_APPLIED, EVENTS_DEAD_LETTERED, EVENTS_DUPLICATE
+from shared.messaging.tables import MessagingTables
+from shared.messaging.transport import CommitFailed, IncomingMessage, OutgoingMessage, Transport, TransportError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumedEvent:
+    envelope: Envelope
+    payload: Payload
+    message: IncomingMessage
+
+
+Handler = Callable[[AsyncSession, list[ConsumedEvent]], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """What one consumer listens to: topics (without prefix), the payload types it applies, and how."""
+
+    name: str
+    topics: list[str]
+    event_types: dict[str, type[Payload]]
+    handler: Handler
+    # Ingestion fronts dead-letter event types they do not know; internal consumers skip them.
+    reject_unknown_types: bool = False
+
+
+class InboxConsumer:
+    def __init__(self, *, group_id: str, inbox_name: str, subscription: Subscription, topic_prefix: str, transport: Transport,
+                 session_factory: async_sessionmaker[AsyncSession], tables: MessagingTables,
+                 batch_size: int = 500, max_attempts: int = 3, poll_timeout_ms: int = 500) -> None:
+        self.group_id = group_id
+        self.inbox_name = inbox_name
+        self.subscription = subscription
+        self.topics = [topic_prefix + t for t in subscription.topics]
+        self.transport = transport
+        self.session_factory = session_factory
+        self.inbox = tables.inbox
+        self.batch_size = batch_size
+        self.max_attempts = max_attempts
+        self.poll_timeout_ms = poll_timeout_ms
+        self._stopping = asyncio.Event()
+        self.running = False
+
+    def stop(self) -> None:
+        """Finish the batch in hand, commit it, then return from `run`."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            consumer = self.transport.consumer(self.group_id, self.topics)
+            try:
+                await consumer.start()
+                self.running = True
+                while not self._stopping.is_set():
+                    batch = await consumer.getmany(self.poll_timeout_ms, self.batch_size)
+                    if batch:
+                        await self.process(batch)
+                        await self._commit(consumer, batch)
+            except TransportError as exc:
+                log.warning("consumer %s lost the transport, restarting: %r", self.group_id, exc)
+                await self._pause(2.0)
+            except _Stopped:
+                log.info("consumer %s stopped with an unapplied batch; it will be redelivered", self.group_id)
+            except Exception:
+                log.exception("consumer %s failed; restarting from the last committed offsets", self.group_id)
+                await self._pause(2.0)
+            finally:
+                self.running = False
+                await consumer.stop()
+
+    async def process(self, batch: list[IncomingMessage]) -> None:
+        """Apply one fetched batch; returns once every message is applied, skipped or dead-lettered."""
+        started = time.perf_counter()
+        events, dead = self._parse(batch)
+        if events:
+            try:
+                await self._with_infra_retries(lambda: self._apply(events))
+            except _Stopped:
+                raise
+            except Exception as exc:  # noqa: BLE001 - isolate the event(s) that fail, below
+                log.warning("batch of %d failed (%r); applying one by one", len(events), exc)
+                dead.extend(await self._apply_one_by_one(events))
+        if dead:
+            await self._dead_letter(dead)
+        BATCH_SECONDS.labels(self.group_id).observe(time.perf_counter() - started)
+
+    def _parse(self, batch: list[IncomingMessage]) -> tuple[list[ConsumedEvent], list[tuple[IncomingMessage, str, int]]]:
+        events: list[ConsumedEvent] = []
+        dead: list[tuple[IncomingMessage, str, int]] = []
+        for msg in batch:
+            try:
+                envelope = Envelope.from_kafka(msg.value, msg.headers)
+                model = self.subscription.event_types.get(envelope.type)
+                if model is None:
+                    if self.subscription.reject_unknown_types:
+                        raise InvalidEvent(f"unknown event type {envelope.type!r}")
+                    continue  # not for this consumer: consumers ignore what they do not use
+                try:
+                    payload = model.model_validate(envelope.data)
+                except ValueError as exc:
+                    raise InvalidEvent(f"data of {envelope.type}: {_reason(exc)}") from None
+            except InvalidEvent as exc:
+                dead.append((msg, str(exc), 0))
+                continue
+            events.append(ConsumedEvent(envelope, payload, msg))
+        return events, dead
+
+    async def _apply(self, events: list[ConsumedEvent]) -> None:
+        token = correlation_id.set(events[0].envelope.correlationid)
+        try:
+            async with self.session_factory() as session, session.begin():
+                fresh = await self._claim(session, events)
+                if fresh:
+                    await self.subscription.handler(session, fresh)
+            EVENTS_APPLIED.labels(self.group_id).inc(len(fresh))
+            EVENTS_DUPLICATE.labels(self.group_id).inc(len(events) - len(fresh))
+        finally:
+            correlation_id.reset(token)
+
+    async def _claim(self, session: AsyncSession, events: list[ConsumedEvent]) -> list[ConsumedEvent]:
+        unique: dict[tuple[str, str], ConsumedEvent] = {}
+        for e in events:
+            unique.setdefault((e.envelope.source, e.envelope.id), e)
+        new = await claim(session, self.inbox, self.inbox_name, list(unique))
+        return [e for key, e in unique.items() if key in new]
+
+    async def _apply_one_by_one(self, events: list[ConsumedEvent]) -> list[tuple[IncomingMessage, str, int]]:
+        dead = []
+        for event in events:
+            attempt = 0
+            while True:
+                attempt += 1
+                try:
+                    await self._with_infra_retries(lambda: self._apply([event]))
+                    break
+                except _Stopped:
+                    raise
+                except InvalidEvent as exc:
+                    dead.append((event.message, str(exc), attempt))
+                    break
+                except Exception as exc:  # noqa: BLE001 - a poison event, after bounded retries
+                    if attempt >= self.max_attempts:
+                        log.error("event %s failed %d times, dead-lettering: %r", event.envelope.id, attempt, exc)
+                        dead.append((event.message, f"{type(exc).__name__}: {exc}"[:1000], attempt))
+                        break
+                    await self._pause(0.05 * 2**attempt)
+        return dead
+
+    async def _with_infra_retries(self, work: Callable[[], Awaitable[None]]) -> None:
+        delay = 0.2
+        while True:
+            try:
+                return await work()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                log.warning("consumer %s: database unavailable, retrying in %.1fs: %r", self.group_id, delay, exc)
+                if self._stopping.is_set():
+                    raise _Stopped() from exc
+                await self._pause(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _dead_letter(self, dead: list[tuple[IncomingMessage, str, int]]) -> None:
+        messages = [
+            OutgoingMessage(
+                topic=dlq(msg.topic),
+                value=msg.value or b"",
+                key=msg.key,
+                headers=[h for h in msg.headers if not h[0].startswith("dlq_")] + [
+                    ("dlq_error", reason.encode("utf-8", "replace")[:4000]),
+                    ("dlq_consumer", self.group_id.encode()),
+                    ("dlq_topic", msg.topic.encode()),
+                    ("dlq_partition", str(msg.partition).encode()),
+                    ("dlq_offset", str(msg.offset).encode()),
+                    ("dlq_attempts", str(attempts).encode()),
+                ],
+            )
+            for msg, reason, attempts in dead
+        ]
+        while True:
+            try:
+                await self.transport.send_batch(messages)
+                break
+            except TransportError as exc:
+                # The offsets must not move past an event that is neither applied nor dead-lettered.
+                log.warning("dead-letter publish failed, retrying: %r", exc)
+                if self._stopping.is_set():
+                    raise _Stopped() from exc
+                await self._pause(1.0)
+        EVENTS_DEAD_LETTERED.labels(self.group_id).inc(len(dead))
+        for msg, reason, _ in dead:
+            log.warning("dead-lettered %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, reason)
+
+    async def _commit(self, consumer, batch: list[IncomingMessage]) -> None:
+        offsets: dict[tuple[str, int], int] = {}
+        for msg in batch:
+            offsets[(msg.topic, msg.partition)] = max(offsets.get((msg.topic, msg.partition), 0), msg.offset + 1)
+        try:
+            await consumer.commit(offsets)
+        except CommitFailed as exc:
+            log.info("offset commit skipped (%r); the inbox will absorb the redelivery", exc)
+
+    async def _pause(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except TimeoutError:
+            pass
+
+
+async def claim(session: AsyncSession, inbox: sa.Table, consumer: str, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Record `(source, event id)` keys as applied by `consumer`; returns those not recorded before.
+
+    Call it in the transaction that applies the events: if that transaction rolls back, so does the claim.
+    """
+    if not keys:
+        return set()
+    inserted = await session.execute(
+        sa.text(
+            f"INSERT INTO {inbox.schema}.inbox (consumer, source, event_id) "
+            "SELECT :consumer, s, i FROM unnest(CAST(:sources AS text[]), CAST(:ids AS text[])) AS u(s, i) "
+            "ON CONFLICT DO NOTHING RETURNING source, event_id"
+        ),
+        {"consumer": consumer, "sources": [k[0] for k in keys], "ids": [k[1] for k in keys]},
+    )
+    return {(r.source, r.event_id) for r in inserted}
+
+
+class _Stopped(Exception):
+    """Shutdown was asked while the database was unreachable: leave the batch uncommitted."""
+
+
+def _reason(exc: Exception) -> str:
+    from pydantic import ValidationError
+
+    return describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
+
+
+_TRANSIENT_PG = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.TooManyConnectionsError,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures of the infrastructure, which a retry can cure; False for failures of the data."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, (OSError, ConnectionError, TimeoutError, *_TRANSIENT_PG)):
+            return True
+        if isinstance(cur, sa.exc.DBAPIError) and cur.connection_invalidated:
+            return True
+        if isinstance(cur, (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)):
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False

@@ -1,0 +1,138 @@
+"""Kafka transport on aiokafka.
+
+Producer: idempotent (`acks=all`), every send bounded by a timeout because an idempotent producer never
+expires batches on its own and can hang while the broker is down (aiokafka #1101); after a failure the
+producer is rebuilt so a wedged one never blocks the relay. Consumer: manual commits only, from the
+earliest offset for a new group (aiokafka defaults to auto-commit and `latest`, which silently skips).
+"""
+
+import asyncio
+import logging
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+
+from shared.messaging.transport import CommitFailed, IncomingMessage, OutgoingMessage, TransportError
+
+log = logging.getLogger(__name__)
+
+
+class KafkaTransport:
+    def __init__(self, bootstrap_servers: str, client_id: str = "crm") -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.client_id = client_id
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        # Lazy: a service must start (and report not-ready) while the broker is down.
+        pass
+
+    async def stop(self) -> None:
+        await self._drop_producer()
+
+    async def _get_producer(self) -> AIOKafkaProducer:
+        async with self._lock:
+            if self._producer is None:
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=self.bootstrap_servers,
+                    client_id=self.client_id,
+                    enable_idempotence=True,
+                    acks="all",
+                    linger_ms=5,
+                    max_batch_size=1024 * 1024,
+                    request_timeout_ms=15000,
+                )
+                try:
+                    await asyncio.wait_for(producer.start(), 15)
+                except (KafkaError, OSError, TimeoutError) as exc:
+                    await _stop_quietly(producer)
+                    raise TransportError(f"cannot reach Kafka at {self.bootstrap_servers}: {exc!r}") from exc
+                self._producer = producer
+            return self._producer
+
+    async def _drop_producer(self) -> None:
+        async with self._lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            await _stop_quietly(producer)
+
+    async def send_batch(self, messages: list[OutgoingMessage], timeout_s: float = 30.0) -> None:
+        if not messages:
+            return
+        producer = await self._get_producer()
+        try:
+            async with asyncio.timeout(timeout_s):
+                futures = [
+                    await producer.send(m.topic, m.value, key=m.key, headers=m.headers or None) for m in messages
+                ]
+                await asyncio.gather(*futures)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            await self._drop_producer()
+            raise TransportError(f"Kafka did not acknowledge {len(messages)} messages: {exc!r}") from exc
+
+    def consumer(self, group_id: str, topics: list[str]) -> "KafkaConsumer":
+        return KafkaConsumer(self.bootstrap_servers, group_id, topics, self.client_id)
+
+    async def check(self) -> None:
+        producer = await self._get_producer()
+        try:
+            async with asyncio.timeout(5):
+                ok = await producer.client.force_metadata_update()
+        except (KafkaError, OSError, TimeoutError) as exc:
+            raise TransportError(f"Kafka metadata request failed: {exc!r}") from exc
+        if not ok:
+            raise TransportError(f"Kafka at {self.bootstrap_servers} did not answer a metadata request")
+
+
+class KafkaConsumer:
+    def __init__(self, bootstrap_servers: str, group_id: str, topics: list[str], client_id: str) -> None:
+        self._consumer = AIOKafkaConsumer(
+            *topics,
+            bootstrap_servers=bootstrap_servers,
+            group_id=group_id,
+            client_id=client_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_poll_interval_ms=300_000,
+            session_timeout_ms=30_000,
+            heartbeat_interval_ms=3_000,
+            metadata_max_age_ms=30_000,
+        )
+
+    async def start(self) -> None:
+        try:
+            await self._consumer.start()
+        except (KafkaError, OSError) as exc:
+            await _stop_quietly(self._consumer)
+            raise TransportError(f"cannot start consumer: {exc!r}") from exc
+
+    async def stop(self) -> None:
+        await _stop_quietly(self._consumer)
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> list[IncomingMessage]:
+        try:
+            batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        except (KafkaError, OSError) as exc:
+            raise TransportError(f"fetch failed: {exc!r}") from exc
+        return [
+            IncomingMessage(r.topic, r.partition, r.offset, r.key, r.value, list(r.headers or ()))
+            for records in batches.values()
+            for r in records
+        ]
+
+    async def commit(self, offsets: dict[tuple[str, int], int]) -> None:
+        try:
+            await self._consumer.commit({TopicPartition(t, p): o for (t, p), o in offsets.items()})
+        except (CommitFailedError, IllegalStateError) as exc:
+            raise CommitFailed(repr(exc)) from exc
+        except (KafkaError, OSError) as exc:
+            raise TransportError(f"commit failed: {exc!r}") from exc
+
+
+async def _stop_quietly(client: AIOKafkaProducer | AIOKafkaConsumer) -> None:
+    try:
+        await asyncio.wait_for(client.stop(), 10)
+    except Exception as exc:  # noqa: BLE001 - a client that will not stop cleanly is dropped either way
+        log.warning("kafka client did not stop cleanly: %r", exc)

@@ -1,0 +1,164 @@
+"""Transactional outbox: publish by inserting rows in the same transaction as the change; a relay sends them.
+
+The relay is the only writer to Kafka. One relay per service is active at a time (a Postgres advisory lock;
+replicas stand by), so rows go out in id order and one customer's events stay in order. LISTEN/NOTIFY wakes
+it as soon as a transaction commits; polling every `poll_interval_s` is the truth when a notification is
+missed. A crash between Kafka's ack and marking the rows sent publishes them again: the inboxes absorb it.
+"""
+
+import asyncio
+import logging
+import zlib
+from collections.abc import Sequence
+from datetime import timedelta
+
+import asyncpg
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from shared.contracts.envelope import Envelope
+from shared.log import current_correlation_id
+from shared.messaging.metrics import OUTBOX_PUBLISHED, OUTBOX_RELAY_ERRORS
+from shared.messaging.tables import MessagingTables, notify_channel
+from shared.messaging.transport import OutgoingMessage, Transport, TransportError
+
+log = logging.getLogger(__name__)
+CONTENT_TYPE_HEADER = ("content-type", b"application/cloudevents+json; charset=UTF-8")
+
+
+class Outbox:
+    """Where a service's code puts the events it publishes. Call inside the transaction of the change."""
+
+    def __init__(self, tables: MessagingTables, schema: str, topic_prefix: str = "") -> None:
+        self.table = tables.outbox
+        self.channel = notify_channel(schema)
+        self.topic_prefix = topic_prefix
+
+    async def add(self, session: AsyncSession, topic: str, events: Sequence[Envelope]) -> None:
+        if not events:
+            return
+        correlation_id = current_correlation_id()
+        rows = []
+        for event in events:
+            if event.correlationid is None and correlation_id is not None:
+                event.correlationid = correlation_id
+            rows.append({
+                "event_id": event.id,
+                "topic": self.topic_prefix + topic,
+                "key": event.subject,
+                "payload": event.to_json(),
+            })
+        await session.execute(sa.insert(self.table), rows)
+        # Delivered at commit, coalesced per transaction: one wake-up however many rows.
+        await session.execute(sa.select(sa.func.pg_notify(self.channel, "")))
+
+
+class OutboxRelay:
+    def __init__(self, *, engine: AsyncEngine, dsn: str, tables: MessagingTables, schema: str, transport: Transport,
+                 batch_size: int = 1000, poll_interval_s: float = 1.0, retention: timedelta = timedelta(hours=1),
+                 resend_retained_on_start: bool = False) -> None:
+        self.engine = engine
+        self.dsn = dsn
+        self.table = tables.outbox
+        self.channel = notify_channel(schema)
+        self.lock_key = zlib.crc32(f"outbox-relay:{schema}".encode())
+        self.transport = transport
+        self.batch_size = batch_size
+        self.poll_interval_s = poll_interval_s
+        self.retention = retention
+        # In-process transport: the log dies with the process, so re-send what is still retained and let
+        # the inboxes drop what they already applied.
+        self.resend_retained_on_start = resend_retained_on_start
+        self.schema = schema
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self.active = False
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self._run_while_leader()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, sa.exc.DBAPIError, TransportError) as exc:
+                OUTBOX_RELAY_ERRORS.labels(self.schema).inc()
+                log.warning("outbox relay interrupted, retrying: %r", exc)
+            self.active = False
+            await self._sleep(self.poll_interval_s)
+
+    async def _run_while_leader(self) -> None:
+        conn = await asyncpg.connect(self.dsn, timeout=10)
+        try:
+            if not await conn.fetchval("select pg_try_advisory_lock($1)", self.lock_key):
+                return  # another replica relays; try again after a pause
+            await conn.add_listener(self.channel, lambda *_: self._wake.set())
+            self.active = True
+            if self.resend_retained_on_start:
+                await self._resend_retained()
+            last_cleanup = 0.0
+            loop = asyncio.get_running_loop()
+            while not self._stopping.is_set() and not conn.is_closed():
+                sent = await self.relay_once()
+                if loop.time() - last_cleanup > 60:
+                    await self._delete_old_sent()
+                    last_cleanup = loop.time()
+                if sent < self.batch_size:
+                    await self._sleep(self.poll_interval_s)
+        finally:
+            await conn.close(timeout=5)
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        except TimeoutError:
+            pass
+        self._wake.clear()
+
+    async def relay_once(self) -> int:
+        """Send one batch of unsent rows and mark them sent; returns how many."""
+        t = self.table
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(
+                sa.select(t.c.id, t.c.topic, t.c.key, t.c.payload, t.c.headers)
+                .where(t.c.sent_at.is_(None)).order_by(t.c.id).limit(self.batch_size)
+            )).all()
+            await conn.rollback()
+        if not rows:
+            return 0
+        await self.transport.send_batch([_message(r) for r in rows])
+        await self._mark_sent([r.id for r in rows])
+        OUTBOX_PUBLISHED.labels(self.schema).inc(len(rows))
+        return len(rows)
+
+    async def _mark_sent(self, ids: list[int]) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(sa.update(self.table).where(self.table.c.id.in_(ids)).values(sent_at=sa.func.now()))
+
+    async def _resend_retained(self) -> None:
+        t = self.table
+        last_id = 0
+        while True:
+            async with self.engine.connect() as conn:
+                rows = (await conn.execute(
+                    sa.select(t.c.id, t.c.topic, t.c.key, t.c.payload, t.c.headers)
+                    .where(t.c.sent_at.is_not(None), t.c.id > last_id).order_by(t.c.id).limit(self.batch_size)
+                )).all()
+            if not rows:
+                return
+            await self.transport.send_batch([_message(r) for r in rows])
+            last_id = rows[-1].id
+
+    async def _delete_old_sent(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(sa.delete(self.table).where(self.table.c.sent_at < sa.func.now() - self.retention))
+
+    async def unsent_count(self) -> int:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(sa.select(sa.func.count()).where(self.table.c.sent_at.is_(None)))).scalar_one()
+
+
+def _message(row: sa.Row) -> OutgoingMessage:
+    headers = [CONTENT_TYPE_HEADER] + [(k, v.encode()) for k, v in (row.headers or {}).items()]
+    return OutgoingMessage(topic=row.topic, value=row.payload, key=row.key.encode() if row.key else None, headers=headers)

@@ -1,0 +1,78 @@
+"""The outbox and inbox tables, created in each service's own schema by that service's migrations."""
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+
+@dataclass(frozen=True)
+class MessagingTables:
+    outbox: sa.Table
+    inbox: sa.Table
+
+
+def messaging_tables(metadata: sa.MetaData) -> MessagingTables:
+    outbox = sa.Table(
+        "outbox",
+        metadata,
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column("event_id", sa.Text, nullable=False),
+        sa.Column("topic", sa.Text, nullable=False),
+        sa.Column("key", sa.Text),
+        # The serialized CloudEvent: the relay sends these bytes as they are.
+        sa.Column("payload", sa.LargeBinary, nullable=False),
+        sa.Column("headers", JSONB),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column("sent_at", sa.DateTime(timezone=True)),
+        # The relay scans only what is unsent.
+        sa.Index("ix_outbox_unsent", "id", postgresql_where=sa.text("sent_at IS NULL")),
+        sa.Index("ix_outbox_sent_at", "sent_at", postgresql_where=sa.text("sent_at IS NOT NULL")),
+    )
+    inbox = sa.Table(
+        "inbox",
+        metadata,
+        sa.Column("consumer", sa.Text, primary_key=True),
+        sa.Column("source", sa.Text, primary_key=True),
+        sa.Column("event_id", sa.Text, primary_key=True),
+        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    )
+    return MessagingTables(outbox, inbox)
+
+
+def notify_channel(schema: str) -> str:
+    return f"{schema}_outbox"
+
+
+def create_messaging_tables_v1(op, schema: str) -> None:  # noqa: ANN001 - alembic.op
+    """Migration step shared by every service's first revision; frozen: later changes get a `_v2`."""
+    op.create_table(
+        "outbox",
+        sa.Column("id", sa.BigInteger, sa.Identity(), nullable=False),
+        sa.Column("event_id", sa.Text, nullable=False),
+        sa.Column("topic", sa.Text, nullable=False),
+        sa.Column("key", sa.Text),
+        sa.Column("payload", sa.LargeBinary, nullable=False),
+        sa.Column("headers", JSONB),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True)),
+        sa.PrimaryKeyConstraint("id", name="pk_outbox"),
+        schema=schema,
+    )
+    op.create_index("ix_outbox_unsent", "outbox", ["id"], schema=schema, postgresql_where=sa.text("sent_at IS NULL"))
+    op.create_index("ix_outbox_sent_at", "outbox", ["sent_at"], schema=schema,
+                    postgresql_where=sa.text("sent_at IS NOT NULL"))
+    op.create_table(
+        "inbox",
+        sa.Column("consumer", sa.Text, nullable=False),
+        sa.Column("source", sa.Text, nullable=False),
+        sa.Column("event_id", sa.Text, nullable=False),
+        sa.Column("processed_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.PrimaryKeyConstraint("consumer", "source", "event_id", name="pk_inbox"),
+        schema=schema,
+    )
+
+
+def drop_messaging_tables_v1(op, schema: str) -> None:  # noqa: ANN001 - alembic.op
+    op.drop_table("inbox", schema=schema)
+    op.drop_table("outbox", schema=schema)

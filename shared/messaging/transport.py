@@ -1,0 +1,72 @@
+"""The interface both transports implement: Kafka (production, tests) and in-process (embedded mode).
+
+Semantics both keep: messages with the same key go to the same partition and stay in order; a consumer
+group resumes from its last committed offset, so anything fetched but not committed is delivered again.
+"""
+
+import zlib
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    topic: str
+    value: bytes
+    key: bytes | None = None
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingMessage:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
+class Consumer(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> list[IncomingMessage]:
+        """Up to `max_records` messages, each partition's in offset order; [] after `timeout_ms` with none."""
+        ...
+
+    async def commit(self, offsets: dict[tuple[str, int], int]) -> None:
+        """Commit `{(topic, partition): next offset}`; raises `CommitFailed` if the partition moved away."""
+        ...
+
+
+class Transport(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def send_batch(self, messages: list[OutgoingMessage], timeout_s: float = 30.0) -> None:
+        """Returns once every message is durably acknowledged; raises `TransportError` otherwise."""
+        ...
+
+    def consumer(self, group_id: str, topics: list[str]) -> Consumer: ...
+
+    async def check(self) -> None:
+        """Raises `TransportError` if the transport cannot currently serve; used by readiness."""
+        ...
+
+
+class TransportError(Exception):
+    """The transport could not do what was asked now; the same call may succeed later."""
+
+
+class CommitFailed(TransportError):
+    """Offsets could not be committed (e.g. a rebalance moved the partition); the inbox absorbs the redelivery."""
+
+
+def partition_for(key: bytes | None, partitions: int, fallback: int = 0) -> int:
+    """Same key, same partition: that is what keeps one customer's events in order."""
+    if key is None:
+        return fallback % partitions
+    return zlib.crc32(key) % partitions

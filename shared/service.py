@@ -1,0 +1,131 @@
+"""The composition root every domain service is built with: one FastAPI app plus its background work.
+
+`ServiceRuntime` owns the engine, the transport, the outbox relay and the inbox consumers, starts them in the
+app's lifespan and stops them gracefully (consumers finish the batch in hand). The embedded mode passes one
+shared in-process transport to every service; otherwise each service builds its own from its settings.
+"""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from shared.db import asyncpg_dsn, make_engine, make_session_factory, ping
+from shared.http import health_router, install_http_plumbing
+from shared.log import configure_logging
+from shared.messaging.inbox import InboxConsumer, Subscription
+from shared.messaging.inprocess import InProcessTransport
+from shared.messaging.kafka import KafkaTransport
+from shared.messaging.outbox import Outbox, OutboxRelay
+from shared.messaging.tables import MessagingTables
+from shared.messaging.transport import Transport
+from shared.problems import install_problem_handlers
+from shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+def build_transport(settings: ServiceSettings) -> Transport:
+    if settings.transport == "inprocess":
+        return InProcessTransport()
+    return KafkaTransport(settings.kafka_bootstrap_servers, client_id=settings.service_name)
+
+
+class ServiceRuntime:
+    def __init__(self, settings: ServiceSettings, *, schema: str, tables: MessagingTables,
+                 transport: Transport | None = None) -> None:
+        self.settings = settings
+        self.schema = schema
+        self.engine = make_engine(settings.database_url, settings.db_pool_size)
+        self.session_factory = make_session_factory(engine=self.engine)
+        self._owns_transport = transport is None
+        self.transport = transport or build_transport(settings)
+        self.outbox = Outbox(tables, schema, settings.topic_prefix)
+        self.relay = OutboxRelay(
+            engine=self.engine, dsn=asyncpg_dsn(settings.database_url), tables=tables, schema=schema,
+            transport=self.transport, batch_size=settings.relay_batch_size,
+            poll_interval_s=settings.relay_poll_interval_s,
+            resend_retained_on_start=isinstance(self.transport, InProcessTransport),
+        )
+        self.tables = tables
+        self.consumers: list[InboxConsumer] = []
+        self._tasks: list[asyncio.Task] = []
+
+    def subscribe(self, subscription: Subscription) -> None:
+        """Add a consumer; its inbox name is `<service>.<subscription>`, its Kafka group the same, prefixed."""
+        inbox_name = f"{self.settings.service_name}.{subscription.name}"
+        self.consumers.append(InboxConsumer(
+            group_id=self.settings.topic_prefix + inbox_name, inbox_name=inbox_name, subscription=subscription,
+            topic_prefix=self.settings.topic_prefix, transport=self.transport, session_factory=self.session_factory,
+            tables=self.tables, batch_size=self.settings.consumer_batch_size,
+            max_attempts=self.settings.consumer_max_attempts,
+        ))
+
+    async def start(self) -> None:
+        if self._owns_transport:
+            await self.transport.start()
+        if self.settings.run_workers:
+            self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.schema}-relay"))
+            for c in self.consumers:
+                self._tasks.append(asyncio.create_task(c.run(), name=c.group_id))
+
+    async def stop(self) -> None:
+        for c in self.consumers:
+            c.stop()
+        self.relay.stop()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=30)
+        for t in self._tasks:
+            t.cancel()
+        self._tasks.clear()
+        if self._owns_transport:
+            await self.transport.stop()
+        await self.engine.dispose()
+
+    async def check_database(self) -> None:
+        await ping(self.engine)
+
+    async def check_transport(self) -> None:
+        await self.transport.check()
+
+    async def check_workers(self) -> None:
+        if not self.settings.run_workers:
+            return
+        dead = [t.get_name() for t in self._tasks if t.done()]
+        if dead:
+            raise RuntimeError(f"background tasks ended: {', '.join(dead)}")
+
+
+def create_service_app(runtime: ServiceRuntime, *, title: str, description: str, routers: Sequence[APIRouter],
+                       version: str = "0.1.0") -> FastAPI:
+    settings = runtime.settings
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        log.info("%s started (transport=%s)", settings.service_name, settings.transport)
+        try:
+            yield
+        finally:
+            await runtime.stop()
+            log.info("%s stopped", settings.service_name)
+
+    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan,
+    app.state.runtime = runtime
+    app.state.session_factory = runtime.session_factory
+    install_problem_handlers(app)
+    install_http_plumbing(app, settings.service_name)
+    app.include_router(health_router({
+        "database": runtime.check_database,
+        "transport": runtime.check_transport,
+        "workers": runtime.check_workers,
+    }))
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+def configure_service_logging(settings: ServiceSettings) -> None:
+    configure_logging(settings.service_name, settings.log_level, settings.log_json)

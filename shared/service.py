@@ -112,7 +112,7 @@ def create_service_app(runtime: ServiceRuntime, *, title: str, description: str,
             await runtime.stop()
             log.info("%s stopped", settings.service_name)
 
-    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan,
+    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
     app.state.runtime = runtime
     app.state.session_factory = runtime.session_factory
     install_problem_handlers(app)

@@ -1,0 +1,128 @@
+"""What every benchmark shares: the real servers, fresh migrated databases, phase timing, the final JSON line.
+
+Like the test suite, benchmarks never mock the infrastructure. `DATABASE_URL` and `KAFKA_BOOTSTRAP_SERVERS`
+point them at servers that already run; otherwise a PostgreSQL and a Kafka broker are started under a
+temporary directory and stopped on exit. The context managers here are synchronous on purpose: migrations
+run their own event loop, so set up first, then `asyncio.run` the measured part inside.
+"""
+
+import asyncio
+import contextlib
+import json
+import math
+import os
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import asyncpg
+from aiokafka.admin import AIOKafkaAdminClient
+from sqlalchemy import make_url
+
+from deploy.local.kafka import KafkaBroker, create_topics, ensure_jars
+from deploy.local.postgres import PostgresServer
+from shared.db import asyncpg_dsn
+from shared.migrations import upgrade
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@contextlib.contextmanager
+def servers() -> Iterator[tuple[str, str]]:
+    """(PostgreSQL server URL, Kafka bootstrap): the environment's, else started now and stopped on exit."""
+    url, bootstrap = os.environ.get("DATABASE_URL"), os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    with contextlib.ExitStack() as stack:
+        if not (url and bootstrap):
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="crm-bench-")))
+        if not url:
+            print("starting PostgreSQL ...")
+            postgres = PostgresServer(tmp / "postgres")
+            stack.callback(postgres.stop)
+            postgres.start()
+            url = postgres.async_url("postgres")
+        if not bootstrap:
+            print("starting Kafka ...")
+            ensure_jars()
+            broker = KafkaBroker(tmp / "kafka")
+            stack.callback(broker.stop)
+            broker.start()
+            bootstrap = broker.bootstrap
+        yield url, bootstrap
+
+
+@contextlib.contextmanager
+def database(server_url: str, services: Iterable[str]) -> Iterator[str]:
+    """A new database (async SQLAlchemy URL) with each service's schema migrated to head; dropped on exit."""
+    server = make_url(server_url).set(drivername="postgresql+asyncpg")
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+    url = server.set(database=name).render_as_string(hide_password=False)
+    admin = asyncpg_dsn(server.set(database="postgres").render_as_string(hide_password=False))
+    asyncio.run(_execute(admin, f'CREATE DATABASE "{name}"'))
+    try:
+        for service in services:
+            upgrade(REPO / "services" / service / service / "migrations", service, url)
+        yield url
+    finally:
+        asyncio.run(_execute(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _execute(dsn: str, sql: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@contextlib.contextmanager
+def topics(bootstrap: str, names: list[str], partitions: int = 3) -> Iterator[None]:
+    """Create topics for one run and delete them after, so a shared broker does not keep the benchmark's data."""
+    create_topics(bootstrap, names, partitions)
+    try:
+        yield
+    finally:
+        asyncio.run(_delete_topics(bootstrap, names))
+
+
+async def _delete_topics(bootstrap: str, names: list[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics(names)
+    finally:
+        await admin.close()
+
+
+class Stopwatch:
+    """perf_counter totals per named phase: cheap enough to wrap every batch of a measured run."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, float] = defaultdict(float)
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.totals[name] += time.perf_counter() - started
+
+    def reset(self) -> None:
+        self.totals.clear()
+
+
+def percentile(values: list[float], p: float) -> float:
+    """The p-th percentile (0-100), interpolating between closest ranks like numpy's default."""
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * p / 100
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def emit(figures: dict) -> None:
+    """The machine-readable result: one JSON object, the last line a benchmark prints."""
+    print(json.dumps(figures), flush=True)

@@ -1,0 +1,280 @@
+"""Inbox consumer throughput: purchase.recorded events/s from Kafka into Postgres, on the real broker and database.
+
+N envelopes are produced once to a fresh topic; then, per batch size, a fresh consumer group folds them into
+`segmentation.purchase_summary` through the service's own `InboxConsumer` and projection. Batch size 1 on a
+subset is the per-event reference (one fetch, one transaction, one offset commit per event). Throughput is
+steady state: from the first fetched batch to the last applied event (group join is reported as start-up).
+Every run is checked against the produced data; a wrong answer fails the benchmark.
+"""
+
+import argparse
+import asyncio
+import dataclasses
+import random
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import sqlalchemy as sa
+from aiokafka import AIOKafkaProducer
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bench import harness
+from segmentation.purchase_summary.models import purchase_summary
+from segmentation.purchase_summary.projection import purchases_subscription
+from segmentation.tables import messaging
+from shared.contracts.envelope import Envelope
+from shared.contracts.interaction import SOURCE, PurchaseRecorded
+from shared.contracts.topics import INTERACTION_EVENTS
+from shared.db import make_engine, make_session_factory
+from shared.messaging.inbox import InboxConsumer
+from shared.messaging.kafka import KafkaConsumer, KafkaTransport
+
+INBOX = "segmentation.purchases"
+PHASES = ["fetch", "parse", "claim", "upsert", "tx", "offsets", "other"]
+PHASE_HELP = ("fetch = getmany, parse = Envelope.from_kafka + payload validation, claim = inbox insert, "
+              "upsert = apply_purchases, tx = session/begin/commit, offsets = Kafka offset commit, "
+              "other = the rest (event loop, aiokafka background fetch decoding)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Produced:
+    count: int
+    customers: int
+    spend: Decimal
+
+
+@dataclasses.dataclass
+class Run:
+    batch_size: int
+    events: int
+    seconds: float
+    startup_s: float
+    batch_seconds: list[float]
+    split: dict[str, float]
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.seconds
+
+
+def main(argv: list[str]) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m bench messaging", description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=50_000, help="events produced and consumed per batch size")
+    parser.add_argument("--batch-sizes", default="100,500,2000", help="comma-separated consumer batch sizes")
+    parser.add_argument("--naive-events", type=int, default=5_000, help="events the per-event reference consumes")
+    parser.add_argument("--partitions", type=int, default=3, help="partitions of the topic (the broker default)")
+    args = parser.parse_args(argv)
+    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    naive_events = min(args.naive_events, args.events)
+    prefix = f"bench{uuid.uuid4().hex[:8]}."
+
+    with (harness.servers() as (server_url, bootstrap),
+          harness.database(server_url, ["segmentation"]) as url,
+          harness.topics(bootstrap, [prefix + INTERACTION_EVENTS], args.partitions)):
+        runs, naive = asyncio.run(_bench(url, bootstrap, prefix, args.events, batch_sizes, naive_events))
+
+    best = max(runs, key=lambda r: r.events_per_s)
+    _print_table([*runs, naive])
+    speedup = best.events_per_s / naive.events_per_s
+    print(f"best batched (batch {best.batch_size}) vs per-event: {speedup:.1f}x")
+    return {
+        "benchmark": "messaging",
+        "events": args.events,
+        "partitions": args.partitions,
+        "results": [_figures(r) for r in runs],
+        "naive_events": naive_events,
+        "naive_events_per_s": round(naive.events_per_s, 1),
+        "speedup_vs_naive": round(speedup, 2),
+        "time_split": {"batch_size": best.batch_size, **{f"{p}_s": round(best.split[p], 3) for p in PHASES}},
+    }
+
+
+async def _bench(url: str, bootstrap: str, prefix: str, events: int, batch_sizes: list[int],
+                 naive_events: int) -> tuple[list[Run], Run]:
+    produced = await _produce(bootstrap, prefix + INTERACTION_EVENTS, events)
+    engine = make_engine(url)
+    try:
+        runs = []
+        for batch_size in batch_sizes:
+            runs.append(await _consume(engine, bootstrap, prefix, batch_size, events))
+            await _verify(engine, produced)
+        naive = await _consume(engine, bootstrap, prefix, 1, naive_events)
+        await _verify(engine, Produced(naive_events, customers=0, spend=Decimal(0)), subset=True)
+        return runs, naive
+    finally:
+        await engine.dispose()
+
+
+async def _produce(bootstrap: str, topic: str, count: int) -> Produced:
+    """`count` purchases over count/5 customers, as the interaction service's outbox would publish them."""
+    rng = random.Random(42)
+    customers = [uuid.UUID(int=rng.getrandbits(128)) for _ in range(max(1, count // 5))]
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    messages, spend = [], Decimal(0)
+    for i in range(count):
+        customer = rng.choice(customers)
+        amount = Decimal(rng.randrange(100, 50_000)) / 100
+        spend += amount
+        payload = PurchaseRecorded(customer_id=customer, purchase_id=uuid.uuid4(), source="partner-a",
+                                   order_id=f"o-{i}", amount=amount, currency="EUR", channel="web",
+                                   occurred_at=start + timedelta(seconds=i))
+        envelope = Envelope.wrap(payload, source=SOURCE, subject=str(customer))
+        messages.append((str(customer).encode(), envelope.to_json()))
+
+    print(f"producing {count:,} events to {topic} ...")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=20,
+                                max_batch_size=512 * 1024)
+    await producer.start()
+    try:
+        started = time.perf_counter()
+        acks = [await producer.send(topic, value, key=key) for key, value in messages]
+        await asyncio.gather(*acks)
+        seconds = time.perf_counter() - started
+    finally:
+        await producer.stop()
+    print(f"produced {count:,} events ({sum(len(v) for _, v in messages) / count:.0f} B each) in {seconds:.1f}s "
+          f"({count / seconds:,.0f}/s)")
+    return Produced(count, len({k for k, _ in messages}), spend)
+
+
+async def _consume(engine: AsyncEngine, bootstrap: str, prefix: str, batch_size: int, expected: int) -> Run:
+    """One fresh consumer group over emptied tables, stopped once `expected` events went through."""
+    async with engine.begin() as conn:
+        await conn.execute(sa.text(f"TRUNCATE {messaging.inbox.fullname}, {purchase_summary.fullname}"))
+    watch = harness.Stopwatch()
+    consumer = _TimedConsumer(
+        expected=expected, watch=watch, group_id=f"{prefix}{INBOX}.b{batch_size}.{uuid.uuid4().hex[:6]}",
+        inbox_name=INBOX, subscription=purchases_subscription(), topic_prefix=prefix,
+        transport=_TimedTransport(bootstrap, watch), session_factory=make_session_factory(engine),
+        tables=messaging, batch_size=batch_size,
+    )
+    print(f"batch size {batch_size}: consuming {expected:,} events ...")
+    started = time.perf_counter()
+    task = asyncio.create_task(consumer.run())
+    try:
+        await asyncio.wait_for(consumer.done.wait(), timeout=120 + expected / 200)
+    except TimeoutError:
+        consumer.stop()
+        raise RuntimeError(f"batch size {batch_size}: only {consumer.seen:,} of {expected:,} events "
+                           "arrived before the timeout") from None
+    finally:
+        await task
+    run = Run(batch_size, consumer.seen, consumer.finished_at - consumer.first_at, consumer.first_at - started,
+              consumer.batch_seconds, _split(watch.totals, consumer.finished_at - consumer.first_at))
+    print(f"batch size {batch_size}: {run.events_per_s:,.0f} events/s ({run.seconds:.2f}s, "
+          f"start-up {run.startup_s:.2f}s)")
+    return run
+
+
+def _split(totals: dict[str, float], wall: float) -> dict[str, float]:
+    """Exclusive seconds per phase; `tx` is `_apply` minus what claim and upsert took inside it."""
+    split = {p: totals.get(p, 0.0) for p in ["fetch", "parse", "claim", "upsert", "offsets"]}
+    split["tx"] = totals.get("apply", 0.0) - split["claim"] - split["upsert"]
+    split["other"] = wall - sum(split.values())
+    return split
+
+
+class _TimedConsumer(InboxConsumer):
+    """The service's consumer, unchanged but for phase timing and a stop after `expected` events."""
+
+    def __init__(self, *, expected: int, watch: harness.Stopwatch, **kwargs) -> None:
+        handler = kwargs["subscription"].handler
+
+        async def timed_handler(session, events) -> None:
+            with watch.phase("upsert"):
+                await handler(session, events)
+
+        kwargs["subscription"] = dataclasses.replace(kwargs["subscription"], handler=timed_handler)
+        super().__init__(**kwargs)
+        self.expected, self.watch = expected, watch
+        self.seen = 0
+        self.first_at = self.finished_at = 0.0
+        self.batch_seconds: list[float] = []
+        self.done = asyncio.Event()
+
+    async def process(self, batch) -> None:
+        started = time.perf_counter()
+        if not self.first_at:  # steady state starts here: drop the first fetch, which waited for the group join
+            self.watch.reset()
+            self.first_at = started
+        await super().process(batch)
+        self.finished_at = time.perf_counter()
+        self.batch_seconds.append(self.finished_at - started)
+        self.seen += len(batch)
+        if self.seen >= self.expected:
+            self.stop()
+            self.done.set()
+
+    def _parse(self, batch):
+        with self.watch.phase("parse"):
+            return super()._parse(batch)
+
+    async def _apply(self, events) -> None:
+        with self.watch.phase("apply"):
+            await super()._apply(events)
+
+    async def _claim(self, session, events):
+        with self.watch.phase("claim"):
+            return await super()._claim(session, events)
+
+    async def _commit(self, consumer, batch) -> None:
+        with self.watch.phase("offsets"):
+            await super()._commit(consumer, batch)
+
+
+class _TimedTransport(KafkaTransport):
+    def __init__(self, bootstrap: str, watch: harness.Stopwatch) -> None:
+        super().__init__(bootstrap, client_id="bench")
+        self.watch = watch
+
+    def consumer(self, group_id: str, topics: list[str]) -> KafkaConsumer:
+        return _TimedKafkaConsumer(self.watch, self.bootstrap_servers, group_id, topics, self.client_id)
+
+
+class _TimedKafkaConsumer(KafkaConsumer):
+    def __init__(self, watch: harness.Stopwatch, *args) -> None:
+        super().__init__(*args)
+        self.watch = watch
+
+    async def getmany(self, timeout_ms: int, max_records: int):
+        with self.watch.phase("fetch"):
+            return await super().getmany(timeout_ms, max_records)
+
+
+async def _verify(engine: AsyncEngine, produced: Produced, subset: bool = False) -> None:
+    """The projection must hold exactly what was produced: one inbox row and one order per event."""
+    t = purchase_summary
+    async with engine.connect() as conn:
+        inbox_rows = await conn.scalar(sa.select(sa.func.count()).select_from(messaging.inbox)
+                                       .where(messaging.inbox.c.consumer == INBOX))
+        orders, customers, spend = (await conn.execute(sa.select(
+            sa.func.coalesce(sa.func.sum(t.c.order_count), 0), sa.func.count(),
+            sa.func.coalesce(sa.func.sum(t.c.total_spend), 0)))).one()
+    wrong = [f"{name}: expected {want}, got {got}" for name, want, got in [
+        ("inbox rows", produced.count, inbox_rows),
+        ("sum(order_count)", produced.count, orders),
+        *([] if subset else [("customers", produced.customers, customers), ("sum(total_spend)", produced.spend, spend)]),
+    ] if want != got]
+    if wrong:
+        raise RuntimeError("messaging benchmark computed a wrong answer: " + "; ".join(wrong))
+
+
+def _figures(run: Run) -> dict:
+    return {"batch_size": run.batch_size, "events_per_s": round(run.events_per_s, 1), "seconds": round(run.seconds, 3),
+            "startup_s": round(run.startup_s, 3),
+            "batch_p50_ms": round(harness.percentile(run.batch_seconds, 50) * 1000, 2),
+            "batch_p99_ms": round(harness.percentile(run.batch_seconds, 99) * 1000, 2)}
+
+
+def _print_table(runs: list[Run]) -> None:
+    header = f"{'batch':>6} {'events':>7} {'events/s':>9} {'seconds':>8} {'p50 ms':>7} {'p99 ms':>7}  " + " ".join(
+        f"{p:>7}" for p in PHASES)
+    print("\n" + header + "\n" + "-" * len(header))
+    for r in runs:
+        f = _figures(r)
+        shares = " ".join(f"{r.split[p] / r.seconds:>7.0%}" for p in PHASES)
+        print(f"{r.batch_size:>6} {r.events:>7,} {r.events_per_s:>9,.0f} {r.seconds:>8.2f} {f['batch_p50_ms']:>7.1f} "
+              f"{f['batch_p99_ms']:>7.1f}  {shares}")
+    print(f"share of steady-state wall time per phase: {PHASE_HELP}\n")

@@ -1,0 +1,88 @@
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from deploy.local.kafka import KafkaBroker, ensure_jars
+from deploy.local.postgres import PostgresServer
+from tests.infra import Databases
+
+
+@pytest.fixture(scope="session")
+def infra_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("infra")
+
+
+@pytest.fixture(scope="session")
+def postgres_url(infra_dir: Path) -> Iterator[str]:
+    """A real PostgreSQL server: `DATABASE_URL`'s, or one started for this session."""
+    if url := os.environ.get("DATABASE_URL"):
+        yield url
+        return
+    server = PostgresServer(infra_dir / "postgres")
+    server.start()
+    try:
+        yield server.async_url("postgres")
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def databases(postgres_url: str) -> Iterator[Databases]:
+    dbs = Databases(postgres_url)
+    dbs.prepare_template()
+    try:
+        yield dbs
+    finally:
+        dbs.drop_all()
+
+
+@pytest.fixture
+async def database_url(databases: Databases) -> str:
+    """A fresh database with every service's schema migrated to head."""
+    return await databases.create()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(infra_dir: Path) -> Iterator[str]:
+    """A real Apache Kafka broker: `KAFKA_BOOTSTRAP_SERVERS`'s, or one started for this session."""
+    if servers := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield servers
+        return
+    broker = KafkaBroker(infra_dir / "kafka")
+    broker.start()
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def own_kafka(tmp_path: Path) -> Iterator[KafkaBroker]:
+    """A broker of the test's own, for tests that kill it."""
+    ensure_jars()
+    broker = KafkaBroker(tmp_path / "kafka")
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def own_postgres(tmp_path: Path) -> Iterator[PostgresServer]:
+    """A Postgres of the test's own, for tests that restart it."""
+    server = PostgresServer(tmp_path / "postgres")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """Each test its own topics and consumer groups on the shared broker."""
+    return f"t{uuid.uuid4().hex[:10]}."

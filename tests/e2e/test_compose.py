@@ -1,0 +1,138 @@
+"""docker-compose.yml, checked without a Docker engine.
+
+The compose tool validates the file; then its own commands and environments run as local processes against
+the test servers (hostnames swapped for theirs), so a wrong command, a missing variable, a migration job
+that does not migrate or a healthcheck that cannot pass fails here rather than on `docker compose up`.
+"""
+
+import shlex
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy import make_url
+
+from tests.e2e.processes import (REPO, ServiceProcess, drive_one_order, free_port, process_env, run_to_completion,
+                                 running)
+from tests.infra import Databases
+
+COMPOSE_FILE = REPO / "docker-compose.yml"
+APP_SERVICES = ["interaction", "segmentation", "clv", "lifecycle"]
+COMPOSE_PORT = 8000
+
+
+def compose_command() -> list[str] | None:
+    """`docker compose` (v2 plugin) if present, else the standalone `docker-compose` (1.29 needs no engine)."""
+    if shutil.which("docker"):
+        probe = subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=30)
+        if probe.returncode == 0:
+            return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    return None
+
+
+def load_compose() -> dict:
+    """The services with anchors and `<<` merges resolved, as compose sees them."""
+    return yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+
+
+def test_compose_config_is_valid() -> None:
+    """The compose tool accepts the file (schema, anchors, depends_on conditions)."""
+    cli = compose_command()
+    if cli is None:
+        pytest.skip("neither `docker compose` nor `docker-compose` is installed (CI apt-installs docker-compose)")
+    result = subprocess.run([*cli, "-f", str(COMPOSE_FILE), "config", "-q"], cwd=REPO, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_wiring() -> None:
+    """Only the gateway is published; each service waits for its own migration job and the servers."""
+    services = load_compose()
+    published = {name for name, svc in services.items() if svc.get("ports")}
+    assert published == {"gateway"}
+    assert services["gateway"]["ports"] == [f"{COMPOSE_PORT}:{COMPOSE_PORT}"]
+    for name in APP_SERVICES:
+        assert services[f"{name}-migrate"]["restart"] == "no"
+        assert services[name]["depends_on"] == {
+            "postgres": {"condition": "service_healthy"},
+            "kafka": {"condition": "service_healthy"},
+            f"{name}-migrate": {"condition": "service_completed_successfully"},
+        }
+    assert set(services["gateway"]["depends_on"]) == set(APP_SERVICES)
+
+
+class LocalCompose:
+    """Rewrites compose commands and environments for processes on this machine."""
+
+    def __init__(self, database_url: str, kafka_bootstrap: str, topic_prefix: str) -> None:
+        self.database = make_url(database_url)
+        self.kafka_bootstrap = kafka_bootstrap
+        self.topic_prefix = topic_prefix
+        self.ports = {name: free_port() for name in [*APP_SERVICES, "gateway"]}
+
+    def value(self, value: object) -> str:
+        value = str(value)
+        if value.startswith("postgresql"):
+            url = make_url(value)
+            assert url.host == "postgres" and url.port == 5432, value
+            db = self.database
+            return url.set(host=db.host, port=db.port, database=db.database, username=db.username,
+                           password=db.password).render_as_string(hide_password=False)
+        value = value.replace("kafka:9092", self.kafka_bootstrap)
+        for name, port in self.ports.items():
+            value = value.replace(f"http://{name}:{COMPOSE_PORT}", f"http://127.0.0.1:{port}")
+        return value
+
+    def env(self, service: dict) -> dict[str, str]:
+        env = {key: self.value(val) for key, val in service.get("environment", {}).items()}
+        return process_env({**env, "TOPIC_PREFIX": self.topic_prefix})
+
+    @staticmethod
+    def argv(command: str) -> list[str]:
+        argv = shlex.split(command)
+        assert argv[0] == "python", command
+        return [sys.executable, *argv[1:]]
+
+    def serve_argv(self, name: str, command: str) -> list[str]:
+        argv = self.argv(command)
+        port_at = argv.index("--port") + 1
+        assert argv[port_at] == str(COMPOSE_PORT), command
+        argv[port_at] = str(self.ports[name])
+        return [*argv, "--host", "127.0.0.1"]
+
+    def healthcheck_argv(self, name: str, test: list[str]) -> list[str]:
+        assert test[:2] == ["CMD", "python"], test
+        return [sys.executable, *(arg.replace(f":{COMPOSE_PORT}/", f":{self.ports[name]}/") for arg in test[2:])]
+
+
+@pytest.mark.slow
+@pytest.mark.kafka
+async def test_compose_services_run_as_local_processes(databases: Databases, kafka_bootstrap: str, topic_prefix: str,
+                                                       tmp_path: Path) -> None:
+    """Compose's own commands and env: the migrate jobs build an empty database, then one order flows through."""
+    services = load_compose()
+    database_url = await databases.create(migrated=False)
+    local = LocalCompose(database_url, kafka_bootstrap, topic_prefix)
+
+    def migrate(name: str) -> subprocess.CompletedProcess:
+        job = services[f"{name}-migrate"]
+        return run_to_completion(f"{name}-migrate", local.argv(job["command"]), local.env(job), tmp_path)
+
+    with ThreadPoolExecutor(len(APP_SERVICES)) as pool:  # compose starts the jobs together, too
+        for name, result in zip(APP_SERVICES, pool.map(migrate, APP_SERVICES), strict=True):
+            assert result.returncode == 0, f"{name}-migrate failed:\n{result.stdout}{result.stderr}"
+
+    processes = [ServiceProcess(name, local.serve_argv(name, services[name]["command"]), local.env(services[name]),
+                                local.ports[name], tmp_path) for name in [*APP_SERVICES, "gateway"]]
+    with running(processes) as procs:
+        for name in procs:
+            check = subprocess.run(local.healthcheck_argv(name, services[name]["healthcheck"]["test"]),
+                                   capture_output=True, text=True, timeout=30)
+            assert check.returncode == 0, f"{name}'s compose healthcheck failed: {check.stderr}"
+        await drive_one_order(procs["gateway"].url, database_url)

@@ -1,0 +1,106 @@
+"""The outbox relay against real Kafka and Postgres: order, marking sent, and the crash after the ack."""
+
+import asyncio
+
+import orjson
+import pytest
+
+from shared.contracts.topics import INTERACTION_EVENTS
+from shared.db import asyncpg_dsn, make_engine, make_session_factory
+from shared.messaging.kafka import KafkaTransport
+from shared.messaging.outbox import Outbox, OutboxRelay
+
+from segmentation.purchase_summary.projection import purchases_subscription
+from segmentation.tables import messaging as segmentation_tables
+from interaction.tables import messaging as interaction_tables
+from tests.support import purchase_events, read_topic, running_consumer, scalar, wait_until
+
+pytestmark = pytest.mark.kafka
+
+
+def relay_for(engine, database_url: str, transport: KafkaTransport) -> OutboxRelay:
+    return OutboxRelay(engine=engine, dsn=asyncpg_dsn(database_url), tables=interaction_tables, schema="interaction",
+                       transport=transport, batch_size=50, poll_interval_s=0.2)
+
+
+async def enqueue(engine, topic_prefix: str, events) -> None:
+    outbox = Outbox(interaction_tables, "interaction", topic_prefix)
+    async with make_session_factory(engine)() as session, session.begin():
+        await outbox.add(session, INTERACTION_EVENTS, events)
+
+
+async def test_relay_sends_rows_in_order_per_key_and_marks_them_sent(database_url, kafka_bootstrap, topic_prefix):
+    engine = make_engine(database_url)
+    transport = KafkaTransport(kafka_bootstrap)
+    events = purchase_events(120, customers=4)
+    await enqueue(engine, topic_prefix, events)
+    relay = relay_for(engine, database_url, transport)
+    task = asyncio.create_task(relay.run())
+    try:
+        records = await read_topic(kafka_bootstrap, topic_prefix + INTERACTION_EVENTS, expected=120)
+        await wait_until(lambda: _unsent_is(engine, 0), message="rows marked sent")
+    finally:
+        relay.stop()
+        await task
+        await transport.stop()
+        await engine.dispose()
+
+    assert len(records) == 120
+    by_key: dict[bytes, list[str]] = {}
+    for r in sorted(records, key=lambda r: (r.partition, r.offset)):
+        by_key.setdefault(r.key, []).append(orjson.loads(r.value)["id"])
+    expected: dict[bytes, list[str]] = {}
+    for e in events:
+        expected.setdefault(e.subject.encode(), []).append(e.id)
+    assert by_key == expected, "each customer's events must arrive in the order they were written"
+
+
+async def _unsent_is(engine, n: int) -> bool:
+    return await scalar(engine, "select count(*) from interaction.outbox where sent_at is null") == n
+
+
+async def test_crash_between_kafka_ack_and_mark_sent_is_absorbed_by_the_inbox(database_url, kafka_bootstrap,
+                                                                              topic_prefix, monkeypatch):
+    engine = make_engine(database_url)
+    transport = KafkaTransport(kafka_bootstrap)
+    events = purchase_events(30, customers=3)
+    await enqueue(engine, topic_prefix, events)
+
+    relay = relay_for(engine, database_url, transport)
+    crashed = asyncio.Event()
+
+    async def crash_before_marking(ids):
+        crashed.set()
+        raise ConnectionResetError("simulated crash after Kafka acknowledged the batch")
+
+    monkeypatch.setattr(relay, "_mark_sent", crash_before_marking)
+    task = asyncio.create_task(relay.run())
+    await asyncio.wait_for(crashed.wait(), 30)
+    relay.stop()
+    await task
+    assert await scalar(engine, "select count(*) from interaction.outbox where sent_at is null") == 30
+
+    # A fresh relay (the restarted process) publishes the same rows again.
+    relay2 = relay_for(engine, database_url, transport)
+    task2 = asyncio.create_task(relay2.run())
+    topic = topic_prefix + INTERACTION_EVENTS
+    try:
+        records = await read_topic(kafka_bootstrap, topic, expected=60)
+        assert len(records) == 60, "every event was published twice"
+        async with running_consumer(database_url=database_url, transport=transport,
+                                    subscription=purchases_subscription(), tables=segmentation_tables,
+                                    topic_prefix=topic_prefix, inbox_name="segmentation.purchases"):
+            await wait_until(lambda: _inbox_count_is(engine, 30), message="30 events applied")
+            await asyncio.sleep(1.0)  # give the duplicates time to arrive; they must change nothing
+    finally:
+        relay2.stop()
+        await task2
+        await transport.stop()
+
+    assert await scalar(engine, "select sum(order_count) from segmentation.purchase_summary") == 30
+    assert await scalar(engine, "select count(*) from segmentation.inbox") == 30
+    await engine.dispose()
+
+
+async def _inbox_count_is(engine, n: int) -> bool:
+    return await scalar(engine, "select count(*) from segmentation.inbox") == n

@@ -1,0 +1,108 @@
+"""Helpers the messaging and service tests share: producing to the real broker, running consumers, waiting."""
+
+import asyncio
+import contextlib
+import random
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import sqlalchemy as sa
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.contracts.envelope import Envelope
+from shared.contracts.interaction import SOURCE, PurchaseRecorded
+from shared.db import make_engine, make_session_factory
+from shared.messaging.inbox import InboxConsumer, Subscription
+from shared.messaging.tables import MessagingTables
+from shared.messaging.transport import Transport
+
+
+def purchase_events(n: int, customers: int = 10, seed: int = 1) -> list[Envelope]:
+    """`purchase.recorded` events spread over `customers` customers, in time order per customer."""
+    rng = random.Random(seed)
+    ids = [uuid.UUID(int=rng.getrandbits(128)) for _ in range(customers)]
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    events = []
+    for i in range(n):
+        cid = ids[i % customers]
+        payload = PurchaseRecorded(customer_id=cid, purchase_id=uuid.uuid4(), source="shop", order_id=f"o{i}",
+                                   amount=Decimal(rng.randint(100, 10000)) / 100, currency="EUR", channel="web",
+                                   occurred_at=start + timedelta(minutes=i))
+        events.append(Envelope.wrap(payload, source=SOURCE, subject=str(cid)))
+    return events
+
+
+async def produce(bootstrap: str, topic: str, values: list[tuple[bytes | None, bytes]],
+                  headers: list[tuple[str, bytes]] | None = None) -> None:
+    """Send (key, value) pairs with an idempotent producer; returns once Kafka acknowledged every one."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value, key=key, headers=headers) for key, value in values]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def produce_events(bootstrap: str, topic: str, events: list[Envelope]) -> None:
+    await produce(bootstrap, topic, [(e.subject.encode() if e.subject else None, e.to_json()) for e in events])
+
+
+async def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 30.0) -> list:
+    """Every record of `topic` from the start, once `expected` have arrived."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    records: list = []
+    try:
+        async with asyncio.timeout(timeout):
+            while len(records) < expected:
+                batch = await consumer.getmany(timeout_ms=500)
+                for part in batch.values():
+                    records.extend(part)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 60.0, interval: float = 0.2,
+                     message: str = "condition") -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            if await check():
+                return
+        except Exception:  # noqa: BLE001 - the system may be mid-recovery; keep polling until the deadline
+            pass
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        await asyncio.sleep(interval)
+
+
+async def scalar(engine: AsyncEngine, sql: str, **params: object) -> object:
+    async with engine.connect() as conn:
+        return (await conn.execute(sa.text(sql), params)).scalar()
+
+
+@contextlib.asynccontextmanager
+async def running_consumer(*, database_url: str, transport: Transport, subscription: Subscription,
+                           tables: MessagingTables, topic_prefix: str, inbox_name: str = "test.consumer",
+                           group_id: str | None = None, batch_size: int = 200,
+                           max_attempts: int = 2) -> AsyncIterator[InboxConsumer]:
+    """An inbox consumer running in a task; stopped gracefully (batch finished) on exit."""
+    engine = make_engine(database_url, pool_size=4)
+    consumer = InboxConsumer(
+        group_id=group_id or topic_prefix + inbox_name, inbox_name=inbox_name, subscription=subscription,
+        topic_prefix=topic_prefix, transport=transport, session_factory=make_session_factory(engine),
+        tables=tables, batch_size=batch_size, max_attempts=max_attempts, poll_timeout_ms=200,
+    )
+    task = asyncio.create_task(consumer.run())
+    try:
+        yield consumer
+    finally:
+        consumer.stop()
+        await asyncio.wait_for(task, 60)
+        await engine.dispose()

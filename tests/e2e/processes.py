@@ -55,6 +55,7 @@ class ServiceProcess:
         self.log_path = log_dir / f"{name}.log"
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen | None = None
+        self._terminated = False
 
     def start(self) -> "ServiceProcess":
         with self.log_path.open("ab") as log:
@@ -85,12 +86,17 @@ class ServiceProcess:
             self.proc.kill()
             self.proc.wait(timeout=10)
 
-    def terminate(self, timeout_s: float = 40.0) -> int | None:
-        """SIGTERM and wait for the graceful shutdown (as `docker stop`); SIGKILL if it overruns."""
+    def terminate(self, timeout_s: float = 40.0, wait: bool = True) -> int | None:
+        """SIGTERM and wait for the graceful shutdown (as `docker stop`); SIGKILL if it overruns.
+
+        SIGTERM goes once only: a second one makes uvicorn skip the graceful shutdown.
+        """
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
+        if self.proc.poll() is None and not self._terminated:
+            self._terminated = True
             self.proc.send_signal(signal.SIGTERM)
+        if wait and self.proc.poll() is None:
             try:
                 self.proc.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
@@ -116,7 +122,9 @@ def running(processes: Sequence[ServiceProcess], probe: str = "ready", timeout_s
         for process in processes:
             process.wait_healthy(probe, timeout_s)
         yield {p.name: p for p in processes}
-    finally:
+    finally:  # all stop at once (the gateway first), then each is waited for
+        for process in reversed(processes):
+            process.terminate(wait=False)
         for process in reversed(processes):
             process.terminate(timeout_s=15.0)
 

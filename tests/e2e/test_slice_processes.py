@@ -4,6 +4,7 @@ In-process tests share one interpreter and could hide a missing setting, an impo
 dependency between services that is not a network call; here each process gets only its environment.
 """
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,6 +42,14 @@ async def test_one_order_flows_through_separate_processes(stack: dict[str, Servi
     """One order at the gateway reaches every service through Kafka and comes back as one composed view."""
     view = await drive_one_order(stack["gateway"].url, database_url)
     assert view["profile"]["identifiers"] == [{"source": "shop-eu", "external_id": "C-1"}]
+
+    # `docker stop`: SIGTERM, then each service must shut down cleanly within compose's 40 s grace period
+    # (uvicorn re-raises SIGTERM once it is done, hence -15; -9 would mean it had to be killed).
+    for name in SERVICES:
+        stack[name].terminate(wait=False)
+    for name in SERVICES:
+        assert stack[name].terminate(timeout_s=40.0) in (0, -signal.SIGTERM), name
+        assert "Application shutdown complete" in stack[name].log_path.read_text(), name
 
 
 async def test_gateway_degrades_when_a_service_is_killed(stack: dict[str, ServiceProcess], database_url: str) -> None:

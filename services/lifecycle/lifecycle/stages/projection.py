@@ -32,6 +32,12 @@ FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:ended AS timestamptz[])) AS v(c
 WHERE h.customer_id = v.customer_id AND h.left_at IS NULL
 """)
 
+BACKDATE_DEVELOPMENT = sa.text("""
+UPDATE lifecycle.stage_history h SET entered_at = v.entered, updated_at = now()
+FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:entered AS timestamptz[])) AS v(customer_id, entered)
+WHERE h.customer_id = v.customer_id AND h.left_at IS NULL AND h.stage = 'development' AND v.entered < h.entered_at
+""")
+
 
 def purchases_subscription(outbox: Outbox) -> Subscription:
     async def apply_purchases(session: AsyncSession, events: list[ConsumedEvent]) -> None:
@@ -69,6 +75,11 @@ def purchases_subscription(outbox: Outbox) -> Subscription:
                     source=contracts.SOURCE, subject=str(customer_id), correlation_id=first.envelope.correlationid,
                 ))
         await _upsert(session, rows)
+        stayed = [r for r in rows if r["customer_id"] not in {h["customer_id"] for h in history}
+                  and r["stage"] == Stage.DEVELOPMENT]
+        if stayed:
+            await session.execute(BACKDATE_DEVELOPMENT, {"customer_ids": [r["customer_id"] for r in stayed],
+                                                         "entered": [r["stage_entered_at"] for r in stayed]})
         moved = [h["customer_id"] for h in history]
         if moved:
             # The stage a customer leaves ends when the next one begins.
@@ -87,8 +98,13 @@ async def _upsert(session: AsyncSession, rows: list[dict]) -> None:
         index_elements=[t.c.customer_id],
         set_={
             "stage": stmt.excluded.stage,
-            "stage_entered_at": sa.case((t.c.stage != stmt.excluded.stage, stmt.excluded.stage_entered_at),
-                                        else_=t.c.stage_entered_at),
+            "stage_entered_at": sa.case(
+                (t.c.stage != stmt.excluded.stage, stmt.excluded.stage_entered_at),
+                # A late purchase older than the first one seen: Development began earlier than we thought.
+                (t.c.stage == Stage.DEVELOPMENT.value,
+                 sa.func.least(t.c.stage_entered_at, stmt.excluded.stage_entered_at)),
+                else_=t.c.stage_entered_at,
+            ),
             "order_count": t.c.order_count + stmt.excluded.order_count,
             "total_spend": t.c.total_spend + stmt.excluded.total_spend,
             "last_purchase_at": sa.func.greatest(t.c.last_purchase_at, stmt.excluded.last_purchase_at),

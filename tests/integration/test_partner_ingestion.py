@@ -1,0 +1,50 @@
+"""The Kafka door for partners: structured and binary CloudEvents in, malformed ones to the DLQ with a reason."""
+
+
+import orjson
+import pytest
+
+from shared.contracts.topics import PARTNER_EVENTS, dlq
+from shared.db import make_engine
+
+from interaction.app import create_app
+from interaction.settings import InteractionSettings
+from tests.services.conftest import serving
+from tests.services.test_ingestion_http import order
+from tests.support import produce, read_topic, scalar, wait_until
+
+pytestmark = pytest.mark.kafka
+
+
+async def test_partner_topic_accepts_both_bindings_and_dead_letters_the_malformed(database_url, kafka_bootstrap,
+                                                                                   topic_prefix):
+    topic = topic_prefix + PARTNER_EVENTS
+    structured = order("C-1", order_id="S-1")
+    binary = order("C-2", order_id="B-1")
+    headers = [(f"ce_{k}", str(v).encode()) for k, v in binary.items() if k != "data"]
+    unknown = order("C-3", type="order.teleported")
+    no_subject = order(subject=None)
+    await produce(kafka_bootstrap, topic, [(b"C-1", orjson.dumps(structured)), (b"C-3", orjson.dumps(unknown)),
+                                           (b"C-4", orjson.dumps(no_subject)), (b"C-1", orjson.dumps(structured))])
+    await produce(kafka_bootstrap, topic, [(b"C-2", orjson.dumps(binary["data"]))], headers=headers)
+
+    settings = InteractionSettings(database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap,
+                                   topic_prefix=topic_prefix, relay_poll_interval_s=0.2)
+    engine = make_engine(database_url)
+    async with serving(create_app(settings)) as client:
+        await wait_until(lambda: _purchases(engine, 2), message="both valid orders stored")
+        dead = await read_topic(kafka_bootstrap, dlq(topic), expected=2)
+        http_again = await client.post("/v1/events", json=[structured])
+    reasons = sorted(dict(r.headers)["dlq_error"].decode() for r in dead)
+    assert any("unknown event type 'order.teleported'" in r for r in reasons)
+    assert any("subject" in r for r in reasons)
+    # The same event through the other door is a duplicate: both doors share one inbox.
+    assert http_again.json()["results"][0]["status"] == "duplicate"
+    assert await scalar(engine, "select count(*) from interaction.purchase") == 2
+    await engine.dispose()
+
+
+async def _purchases(engine, n: int) -> bool:
+    return await scalar(engine, "select count(*) from interaction.purchase") == n
+
+

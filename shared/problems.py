@@ -45,17 +45,6 @@ class NotFound(DomainError):
     status, slug, title = 404, "not-found", "Resource not found"
 
 
-class Conflict(DomainError):
-    status, slug, title = 409, "conflict", "Conflict"
-
-
-class Unprocessable(DomainError):
-    status, slug, title = 422, "unprocessable", "Unprocessable content"
-
-
-class ServiceUnavailable(DomainError):
-    status, slug, title = 503, "service-unavailable", "Service unavailable"
-
 
 def problem_response(status: int, title: str, detail: str | None = None, *, slug: str | None = None,
                      instance: str | None = None, headers: dict[str, str] | None = None, **extensions: Any) -> JSONResponse:

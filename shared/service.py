@@ -14,7 +14,6 @@ from fastapi import APIRouter, FastAPI
 
 from shared.db import asyncpg_dsn, make_engine, make_session_factory, ping
 from shared.http import health_router, install_http_plumbing
-from shared.log import configure_logging
 from shared.messaging.inbox import InboxConsumer, Subscription
 from shared.messaging.inprocess import InProcessTransport
 from shared.messaging.kafka import KafkaTransport
@@ -126,6 +125,3 @@ def create_service_app(runtime: ServiceRuntime, *, title: str, description: str,
         app.include_router(router)
     return app
 
-
-def configure_service_logging(settings: ServiceSettings) -> None:
-    configure_logging(settings.service_name, settings.log_level, settings.log_json)

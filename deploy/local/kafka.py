@@ -194,6 +194,8 @@ class KafkaBroker:
             "transaction.state.log.num.partitions": "3",
             "share.coordinator.state.topic.replication.factor": "1", "share.coordinator.state.topic.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
+            # Offset commits wait this long for company before being written (default 5 ms): tests commit often.
+            "group.coordinator.append.linger.ms": "1",
             # Sized for a 2-core machine and a 512m heap (the cleaner buffer defaults to 128 MiB).
             "num.network.threads": "2", "num.io.threads": "4", "log.cleaner.dedupe.buffer.size": "16777216",
             # After kill -9 the restarted controller keeps the old broker registration until its session

@@ -72,10 +72,15 @@ class Envelope(BaseModel):
         if len(raw) > MAX_EVENT_BYTES:
             raise InvalidEvent(f"event is {len(raw)} bytes, over the {MAX_EVENT_BYTES}-byte limit")
         try:
-            doc = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidEvent(f"not valid JSON (or not UTF-8): {exc}") from None
-        return cls.from_dict(doc)
+            # Parsing and validating in one pass (pydantic-core) is ~40% cheaper than json.loads + validate.
+            return cls.model_validate_json(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            if first["type"] == "json_invalid":
+                raise InvalidEvent(f"not valid JSON (or not UTF-8): {first['msg']}") from None
+            if first["type"] == "model_type" and not first["loc"]:
+                raise InvalidEvent(f"an event must be a JSON object, got {first['input']!r:.40}") from None
+            raise InvalidEvent(describe_validation_error(exc)) from None
 
     @classmethod
     def from_dict(cls, doc: Any) -> Self:

@@ -8,13 +8,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import ClassVar
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared.contracts.envelope import Payload
 
 
-class LineItem(Payload):
-    EVENT_TYPE: ClassVar[str] = "order.line_item"
+class LineItem(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
     sku: str = Field(min_length=1, max_length=100)
     quantity: int = Field(1, ge=1, le=1_000_000)
     unit_price: Decimal = Field(ge=0, max_digits=14, decimal_places=4)

@@ -26,7 +26,7 @@ from shared.contracts.topics import dlq
 from shared.log import correlation_id
 from shared.messaging.metrics import BATCH_SECONDS, EVENTS_APPLIED, EVENTS_DEAD_LETTERED, EVENTS_DUPLICATE
 from shared.messaging.tables import MessagingTables
-from shared.messaging.transport import CommitFailed, IncomingMessage, OutgoingMessage, Transport, TransportError
+from shared.messaging.transport import CommitFailed, Consumer, IncomingMessage, OutgoingMessage, Transport, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,7 @@ class InboxConsumer:
     async def run(self) -> None:
         while not self._stopping.is_set():
             consumer = self.transport.consumer(self.group_id, self.topics)
+            pending: asyncio.Task | None = None
             try:
                 await consumer.start()
                 self.running = True
@@ -84,7 +85,11 @@ class InboxConsumer:
                     batch = await consumer.getmany(self.poll_timeout_ms, self.batch_size)
                     if batch:
                         await self.process(batch)
-                        await self._commit(consumer, batch)
+                        # The offset commit overlaps the next fetch and apply (it costs a broker round trip
+                        # plus the coordinator's linger); commits still go out one after another, in order.
+                        if pending is not None:
+                            await pending
+                        pending = asyncio.create_task(self._commit(consumer, batch))
             except TransportError as exc:
                 log.warning("consumer %s lost the transport, restarting: %r", self.group_id, exc)
                 await self._pause(2.0)
@@ -95,6 +100,8 @@ class InboxConsumer:
                 await self._pause(2.0)
             finally:
                 self.running = False
+                if pending is not None:
+                    await pending  # never raises: _commit logs its failures
                 await consumer.stop()
 
     async def process(self, batch: list[IncomingMessage]) -> None:
@@ -220,7 +227,7 @@ class InboxConsumer:
         for msg, reason, _ in dead:
             log.warning("dead-lettered %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, reason)
 
-    async def _commit(self, consumer, batch: list[IncomingMessage]) -> None:
+    async def _commit(self, consumer: Consumer, batch: list[IncomingMessage]) -> None:
         offsets: dict[tuple[str, int], int] = {}
         for msg in batch:
             offsets[(msg.topic, msg.partition)] = max(offsets.get((msg.topic, msg.partition), 0), msg.offset + 1)
@@ -228,6 +235,8 @@ class InboxConsumer:
             await consumer.commit(offsets)
         except CommitFailed as exc:
             log.info("offset commit skipped (%r); the inbox will absorb the redelivery", exc)
+        except TransportError as exc:
+            log.warning("offset commit failed (%r); the inbox will absorb the redelivery", exc)
 
     async def _pause(self, seconds: float) -> None:
         try:

@@ -4,7 +4,6 @@ import uuid
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interaction.customers.models import customer, customer_identifier, purchase
@@ -22,6 +21,27 @@ async def find_customer_ids(session: AsyncSession, keys: list[IdentifierKey]) ->
     return {(r.source, r.external_id): r.customer_id for r in rows}
 
 
+# Fixed-shape statements (arrays, not VALUES lists): compiled and prepared once whatever the batch size.
+INSERT_CUSTOMERS = sa.text("""
+INSERT INTO interaction.customer (id, first_seen_at)
+SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:first_seen AS timestamptz[]))
+""")
+CLAIM_IDENTIFIERS = sa.text("""
+INSERT INTO interaction.customer_identifier (source, external_id, customer_id)
+SELECT * FROM unnest(CAST(:sources AS text[]), CAST(:external_ids AS text[]), CAST(:customer_ids AS uuid[]))
+ON CONFLICT DO NOTHING
+RETURNING source, external_id
+""")
+INSERT_PURCHASES = sa.text("""
+INSERT INTO interaction.purchase (id, customer_id, source, order_id, amount, currency, channel, occurred_at, event_id)
+SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:customer_ids AS uuid[]), CAST(:sources AS text[]),
+                     CAST(:order_ids AS text[]), CAST(:amounts AS numeric[]), CAST(:currencies AS text[]),
+                     CAST(:channels AS text[]), CAST(:occurred AS timestamptz[]), CAST(:event_ids AS text[]))
+ON CONFLICT (source, order_id) DO NOTHING
+RETURNING source, order_id
+""")
+
+
 async def create_customers(session: AsyncSession, first_seen: dict[IdentifierKey, datetime]) -> dict[IdentifierKey, uuid.UUID]:
     """Mint customers for unknown identifiers; returns only those this transaction created.
 
@@ -31,13 +51,10 @@ async def create_customers(session: AsyncSession, first_seen: dict[IdentifierKey
     if not first_seen:
         return {}
     minted = {key: uuid.uuid4() for key in first_seen}
-    await session.execute(insert(customer), [{"id": cid, "first_seen_at": first_seen[key]} for key, cid in minted.items()])
-    won = await session.execute(
-        insert(customer_identifier)
-        .values([{"source": s, "external_id": e, "customer_id": cid} for (s, e), cid in minted.items()])
-        .on_conflict_do_nothing()
-        .returning(customer_identifier.c.source, customer_identifier.c.external_id)
-    )
+    await session.execute(INSERT_CUSTOMERS, {"ids": list(minted.values()), "first_seen": list(first_seen.values())})
+    won = await session.execute(CLAIM_IDENTIFIERS, {
+        "sources": [s for s, _ in minted], "external_ids": [e for _, e in minted], "customer_ids": list(minted.values()),
+    })
     created = {(r.source, r.external_id): minted[(r.source, r.external_id)] for r in won}
     lost = [cid for key, cid in minted.items() if key not in created]
     if lost:
@@ -49,10 +66,10 @@ async def insert_purchases(session: AsyncSession, rows: list[dict]) -> set[tuple
     """Insert purchases, skipping orders already stored; returns the (source, order_id) actually inserted."""
     if not rows:
         return set()
-    result = await session.execute(
-        insert(purchase).values(rows).on_conflict_do_nothing(index_elements=["source", "order_id"])
-        .returning(purchase.c.source, purchase.c.order_id)
-    )
+    columns = {"ids": "id", "customer_ids": "customer_id", "sources": "source", "order_ids": "order_id",
+               "amounts": "amount", "currencies": "currency", "channels": "channel", "occurred": "occurred_at",
+               "event_ids": "event_id"}
+    result = await session.execute(INSERT_PURCHASES, {param: [r[col] for r in rows] for param, col in columns.items()})
     return {(r.source, r.order_id) for r in result}
 
 

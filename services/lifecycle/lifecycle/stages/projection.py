@@ -91,23 +91,31 @@ def purchases_subscription(outbox: Outbox) -> Subscription:
                         event_types={PurchaseRecorded.EVENT_TYPE: PurchaseRecorded}, handler=apply_purchases)
 
 
+UPSERT_STAGES = sa.text("""
+INSERT INTO lifecycle.customer_stage AS s
+    (customer_id, stage, stage_entered_at, order_count, total_spend, last_purchase_at)
+SELECT * FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:stages AS text[]), CAST(:entered AS timestamptz[]),
+                     CAST(:counts AS int[]), CAST(:totals AS numeric[]), CAST(:lasts AS timestamptz[]))
+ON CONFLICT (customer_id) DO UPDATE SET
+    stage = EXCLUDED.stage,
+    stage_entered_at = CASE
+        WHEN s.stage <> EXCLUDED.stage THEN EXCLUDED.stage_entered_at
+        -- a late purchase older than the first one seen: Development began earlier than we thought
+        WHEN s.stage = 'development' THEN least(s.stage_entered_at, EXCLUDED.stage_entered_at)
+        ELSE s.stage_entered_at END,
+    order_count = s.order_count + EXCLUDED.order_count,
+    total_spend = s.total_spend + EXCLUDED.total_spend,
+    last_purchase_at = greatest(s.last_purchase_at, EXCLUDED.last_purchase_at),
+    updated_at = now()
+""")
+
+
 async def _upsert(session: AsyncSession, rows: list[dict]) -> None:
-    t = customer_stage
-    stmt = insert(t).values(rows)
-    await session.execute(stmt.on_conflict_do_update(
-        index_elements=[t.c.customer_id],
-        set_={
-            "stage": stmt.excluded.stage,
-            "stage_entered_at": sa.case(
-                (t.c.stage != stmt.excluded.stage, stmt.excluded.stage_entered_at),
-                # A late purchase older than the first one seen: Development began earlier than we thought.
-                (t.c.stage == Stage.DEVELOPMENT.value,
-                 sa.func.least(t.c.stage_entered_at, stmt.excluded.stage_entered_at)),
-                else_=t.c.stage_entered_at,
-            ),
-            "order_count": t.c.order_count + stmt.excluded.order_count,
-            "total_spend": t.c.total_spend + stmt.excluded.total_spend,
-            "last_purchase_at": sa.func.greatest(t.c.last_purchase_at, stmt.excluded.last_purchase_at),
-            "updated_at": sa.func.now(),
-        },
-    ))
+    await session.execute(UPSERT_STAGES, {
+        "customer_ids": [r["customer_id"] for r in rows],
+        "stages": [r["stage"].value for r in rows],
+        "entered": [r["stage_entered_at"] for r in rows],
+        "counts": [r["order_count"] for r in rows],
+        "totals": [r["total_spend"] for r in rows],
+        "lasts": [r["last_purchase_at"] for r in rows],
+    })

@@ -1,4 +1,5 @@
 import os
+import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -8,6 +9,12 @@ import pytest
 from deploy.local.kafka import KafkaBroker, ensure_jars
 from deploy.local.postgres import PostgresServer
 from tests.infra import Databases
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A cancelled run (CI, `timeout`) gets SIGTERM: treat it like Ctrl-C so the session fixtures still stop
+    # the Kafka and Postgres servers they started instead of leaving them running.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

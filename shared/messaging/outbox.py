@@ -110,6 +110,8 @@ class OutboxRelay:
             await conn.close(timeout=5)
 
     async def _sleep(self, seconds: float) -> None:
+        if self._stopping.is_set():
+            return
         try:
             await asyncio.wait_for(self._wake.wait(), seconds)
         except TimeoutError:

@@ -169,3 +169,36 @@ async def test_poison_events_go_to_the_dlq_with_their_reason_while_the_rest_flow
     assert b"boom" in failing_headers["dlq_error"]
     assert failing_headers["dlq_attempts"] == b"2"
     assert failing_headers["dlq_topic"] == topic.encode()
+
+
+async def test_dead_letters_are_listed_and_replayed_once_the_cause_is_fixed(database_url, kafka_bootstrap,
+                                                                            topic_prefix):
+    from shared.messaging.dead_letters import list_dead_letters, replay_dead_letters
+
+    engine = make_engine(database_url)
+    topic = topic_prefix + TOPIC
+    events = purchase_events(10, customers=2)
+    broken = {"on": True}
+    subscription = purchases_subscription()
+
+    async def flaky_handler(session, batch):
+        if broken["on"]:
+            raise RuntimeError("downstream bug")
+        await subscription.handler(session, batch)
+
+    sub = Subscription(name=subscription.name, topics=subscription.topics, event_types=subscription.event_types,
+                       handler=flaky_handler)
+    await produce_events(kafka_bootstrap, topic, events)
+    transport = KafkaTransport(kafka_bootstrap)
+    async with running_consumer(database_url=database_url, transport=transport, subscription=sub,
+                                tables=segmentation_tables, topic_prefix=topic_prefix, max_attempts=1):
+        await read_topic(kafka_bootstrap, dlq(topic), expected=10)
+        listed = await list_dead_letters(kafka_bootstrap, dlq(topic))
+        assert len(listed) == 10 and all("downstream bug" in d["dlq_error"] for d in listed)
+
+        broken["on"] = False  # the fix is deployed
+        assert await replay_dead_letters(kafka_bootstrap, dlq(topic)) == 10
+        assert await replay_dead_letters(kafka_bootstrap, dlq(topic)) == 0  # nothing is replayed twice
+        await wait_until(lambda: _applied(engine, 10), message="replayed events applied")
+    await transport.stop()
+    await engine.dispose()

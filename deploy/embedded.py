@@ -51,18 +51,18 @@ class _Server(uvicorn.Server):
         yield
 
 
-def database_url() -> str:
-    if url := os.environ.get("DATABASE_URL"):
-        return url
+def embedded_postgres() -> PostgresServer | None:
+    """The embedded server, unless `DATABASE_URL` names one. Its data stays in `.local-infra` between runs."""
+    if os.environ.get("DATABASE_URL"):
+        return None
     pg = PostgresServer(STATE_DIR / "embedded-postgres")
     pg.start()
     pg.create_database("crm")
-    return pg.async_url("crm")
+    return pg
 
 
-async def run(host: str, gateway_port: int, demo_customers: int) -> None:
+async def run(url: str, host: str, gateway_port: int, demo_customers: int) -> None:
     started = time.monotonic()
-    url = database_url()
     for name, (_, settings_cls, _) in SERVICES.items():
         migrations = Path(__import__(name).__file__).parent / "migrations"
         await asyncio.to_thread(upgrade, migrations, name, url)
@@ -101,7 +101,13 @@ def main() -> None:
                         help="generate N synthetic customers with purchases through the ingestion API")
     args = parser.parse_args()
     configure_logging("embedded", os.environ.get("LOG_LEVEL", "INFO"), json=False)
-    asyncio.run(run(args.host, args.port, args.demo_customers))
+    pg = embedded_postgres()
+    try:
+        asyncio.run(run(pg.async_url("crm") if pg else os.environ["DATABASE_URL"], args.host, args.port,
+                        args.demo_customers))
+    finally:
+        if pg is not None:
+            pg.stop()  # the data stays; the next run starts it again in about a second
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+from sqlalchemy import text
 
 from shared.contracts.topics import INTERACTION_EVENTS
 from shared.db import asyncpg_dsn, make_engine
@@ -65,8 +66,6 @@ async def test_broker_kill_9_mid_stream_loses_nothing_and_applies_once(database_
     assert await applied(engine) == len(events)
     ledger = {e.id for e in events}
     async with engine.connect() as conn:
-        from sqlalchemy import text
-
         inbox = {r[0] for r in await conn.execute(text("select event_id from segmentation.inbox"))}
     assert inbox == ledger
     await engine.dispose()

@@ -75,12 +75,12 @@ def purchases_subscription(outbox: Outbox) -> Subscription:
                     source=contracts.SOURCE, subject=str(customer_id), correlation_id=first.envelope.correlationid,
                 ))
         await _upsert(session, rows)
-        stayed = [r for r in rows if r["customer_id"] not in {h["customer_id"] for h in history}
-                  and r["stage"] == Stage.DEVELOPMENT]
+        moved = [h["customer_id"] for h in history]
+        moved_set = set(moved)
+        stayed = [r for r in rows if r["customer_id"] not in moved_set and r["stage"] == Stage.DEVELOPMENT]
         if stayed:
             await session.execute(BACKDATE_DEVELOPMENT, {"customer_ids": [r["customer_id"] for r in stayed],
                                                          "entered": [r["stage_entered_at"] for r in stayed]})
-        moved = [h["customer_id"] for h in history]
         if moved:
             # The stage a customer leaves ends when the next one begins.
             await session.execute(CLOSE_OPEN_STAGES, {"customer_ids": moved, "ended": [h["entered_at"] for h in history]})

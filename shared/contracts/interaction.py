@@ -1,4 +1,11 @@
-"""Events the interaction service publishes on `interaction.events`, keyed and subjected by customer id."""
+"""Events the interaction service publishes on `interaction.events`, keyed and subjected by customer id.
+
+They carry everything consumers need, so no consumer calls back over HTTP. Identity: when two customers
+merge, `customer.merged` says which id survives; consumers fold the merged-away customer's facts into the
+survivor (and keep answering for the old id as the survivor). `customer.unmerged` undoes one merge and lists
+the purchases and touchpoints that move back to the restored customer. `customer.erased` asks every service
+to remove what it holds about the customer beyond anonymous aggregates (R8).
+"""
 
 import uuid
 from datetime import datetime
@@ -21,6 +28,51 @@ class CustomerCreated(Payload):
     first_seen_at: datetime
 
 
+class CustomerUpdated(Payload):
+    """Attributes or consent changed. Carries no PII: attribute names and non-identifying values only."""
+
+    EVENT_TYPE: ClassVar[str] = "customer.updated"
+    customer_id: uuid.UUID
+    source: str
+    attributes: dict[str, str | int | float | bool | None] = Field(default_factory=dict,
+                                                                  description="Changed custom attributes.")
+    consent: dict[str, bool] = Field(default_factory=dict, description="Current consent per purpose.")
+    updated_at: datetime
+
+
+class CustomerMerged(Payload):
+    """Two customers turned out to be one: `merged_id`'s history now belongs to `survivor_id`."""
+
+    EVENT_TYPE: ClassVar[str] = "customer.merged"
+    customer_id: uuid.UUID = Field(description="The survivor (also the key).")
+    merge_id: uuid.UUID = Field(description="Audit record of the merge; unmerge names it.")
+    survivor_id: uuid.UUID
+    merged_id: uuid.UUID
+    reason: str = Field(examples=["email ada@example.com shared by two customers"])
+    merged_at: datetime
+
+
+class CustomerUnmerged(Payload):
+    """A merge was undone: `restored_id` exists again with the purchases and touchpoints listed here."""
+
+    EVENT_TYPE: ClassVar[str] = "customer.unmerged"
+    customer_id: uuid.UUID = Field(description="The survivor of the undone merge (also the key).")
+    merge_id: uuid.UUID
+    survivor_id: uuid.UUID
+    restored_id: uuid.UUID
+    purchase_ids: list[uuid.UUID] = Field(default_factory=list, description="Purchases moving back to restored_id.")
+    touchpoint_ids: list[uuid.UUID] = Field(default_factory=list, description="Touchpoints moving back.")
+    unmerged_at: datetime
+
+
+class CustomerErased(Payload):
+    """The customer's PII was erased; every service removes what it holds about this customer (R8)."""
+
+    EVENT_TYPE: ClassVar[str] = "customer.erased"
+    customer_id: uuid.UUID
+    erased_at: datetime
+
+
 class PurchaseRecorded(Payload):
     """A purchase was stored for a customer; carries all that consumers need, so none calls back."""
 
@@ -35,4 +87,80 @@ class PurchaseRecorded(Payload):
     occurred_at: datetime
 
 
-INTERACTION_EVENT_TYPES: dict[str, type[Payload]] = {m.EVENT_TYPE: m for m in [CustomerCreated, PurchaseRecorded]}
+class PurchaseRefunded(Payload):
+    """Part or all of a purchase was refunded (or the order cancelled: `cancelled` and the full amount)."""
+
+    EVENT_TYPE: ClassVar[str] = "purchase.refunded"
+    customer_id: uuid.UUID
+    purchase_id: uuid.UUID
+    refund_id: uuid.UUID
+    source: str
+    order_id: str
+    amount: Decimal = Field(description="Refunded now, in the purchase's currency (not cumulative).")
+    currency: str
+    cancelled: bool = Field(False, description="The order was cancelled: it no longer counts as a purchase.")
+    occurred_at: datetime
+
+
+class TouchpointRecorded(Payload):
+    """The customer interacted through a channel, possibly through a partner."""
+
+    EVENT_TYPE: ClassVar[str] = "touchpoint.recorded"
+    customer_id: uuid.UUID
+    touchpoint_id: uuid.UUID
+    source: str = Field(description="The partner the touchpoint came from.")
+    channel: str
+    direction: str
+    outcome: str | None = None
+    occurred_at: datetime
+
+
+class FeedbackRecorded(Payload):
+    """The customer's evaluation: NPS, CSAT, perceived against expected value (0–10)."""
+
+    EVENT_TYPE: ClassVar[str] = "feedback.recorded"
+    customer_id: uuid.UUID
+    feedback_id: uuid.UUID
+    source: str
+    nps: int | None = None
+    csat: int | None = None
+    perceived_value: float | None = None
+    expected_value: float | None = None
+    proposition_id: str | None = None
+    occurred_at: datetime
+
+
+class LeadCaptured(Payload):
+    """A prospect showed interest; `qualified` marks a marketing-qualified lead."""
+
+    EVENT_TYPE: ClassVar[str] = "lead.captured"
+    customer_id: uuid.UUID
+    source: str
+    campaign: str | None = None
+    lead_source: str | None = None
+    qualified: bool = False
+    referred_by_customer_id: uuid.UUID | None = None
+    occurred_at: datetime
+
+
+class DealUpdated(Payload):
+    """A partner's opportunity for this customer was opened or moved (partner-published deal events)."""
+
+    EVENT_TYPE: ClassVar[str] = "deal.updated"
+    customer_id: uuid.UUID
+    source: str
+    deal_id: str = Field(description="The partner's deal id; unique per source.")
+    pipeline: str
+    stage: str
+    amount: Decimal | None = None
+    currency: str | None = None
+    expected_close: datetime | None = None
+    owner: str | None = None
+    lost_reason: str | None = None
+    occurred_at: datetime
+
+
+INTERACTION_EVENT_TYPES: dict[str, type[Payload]] = {m.EVENT_TYPE: m for m in [
+    CustomerCreated, CustomerUpdated, CustomerMerged, CustomerUnmerged, CustomerErased, PurchaseRecorded,
+    PurchaseRefunded, TouchpointRecorded, FeedbackRecorded, LeadCaptured, DealUpdated,
+]}

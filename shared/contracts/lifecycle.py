@@ -33,4 +33,17 @@ class StageChanged(Payload):
     trigger_event_id: str | None = None
 
 
-LIFECYCLE_EVENT_TYPES: dict[str, type[Payload]] = {m.EVENT_TYPE: m for m in [StageChanged]}
+class DealStageChanged(Payload):
+    """A deal moved between stages of its pipeline (won and lost are terminal stages)."""
+
+    EVENT_TYPE: ClassVar[str] = "deal.stage_changed"
+    customer_id: uuid.UUID
+    deal_id: uuid.UUID
+    pipeline: str
+    from_stage: str | None = None
+    to_stage: str
+    status: str = Field(pattern="^(open|won|lost)$")
+    changed_at: datetime
+
+
+LIFECYCLE_EVENT_TYPES: dict[str, type[Payload]] = {m.EVENT_TYPE: m for m in [StageChanged, DealStageChanged]}

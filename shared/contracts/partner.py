@@ -1,16 +1,48 @@
 """Events partner systems publish (to the `partner.events` topic or `POST /v1/events`).
 
 The envelope's `source` names the partner, `subject` is the partner's own id for the customer, and `id` is
-unique per partner: resending it is reported as a duplicate and changes nothing.
+unique per partner: resending it is reported as a duplicate and changes nothing. Every payload may carry
+`identifiers` (email, phone, other ids the partner knows) so the interaction service can link the customer
+across partners (identity resolution).
 """
 
 from datetime import datetime
 from decimal import Decimal
-from typing import ClassVar
+from enum import StrEnum
+from typing import Any, ClassVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared.contracts.envelope import Payload
+
+
+class Identifiers(BaseModel):
+    """Identifiers a partner knows for the customer, besides its own id (the envelope's `subject`)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    email: str | None = Field(None, max_length=320, examples=["ada@example.com"])
+    phone: str | None = Field(None, max_length=40, examples=["+44 20 7946 0958"], description="Normalised to E.164.")
+    external_ids: dict[str, str] = Field(default_factory=dict, max_length=20,
+                                         description="Ids of the customer at other systems: {source: id}.")
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    PHONE = "phone"
+    WEB = "web"
+    STORE = "store"
+    SUPPORT = "support"
+    SOCIAL = "social"
+    APP = "app"
+
+
+class Direction(StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class PartnerPayload(Payload):
+    identifiers: Identifiers | None = None
 
 
 class LineItem(BaseModel):
@@ -20,7 +52,23 @@ class LineItem(BaseModel):
     unit_price: Decimal = Field(ge=0, max_digits=14, decimal_places=4)
 
 
-class OrderCompleted(Payload):
+class CustomerIdentified(PartnerPayload):
+    """The partner knows this customer (sign-up, login, CRM sync): identifiers, attributes and consent."""
+
+    EVENT_TYPE: ClassVar[str] = "customer.identified"
+    attributes: dict[str, Any] = Field(default_factory=dict, max_length=200,
+                                       description="Custom properties: string, number, boolean or date values.")
+    consent: dict[str, bool] = Field(default_factory=dict, examples=[{"email_marketing": True}],
+                                     description="Purpose → granted.")
+
+
+class CustomerUpdated(CustomerIdentified):
+    """Attributes or identifiers of a known customer changed at the partner."""
+
+    EVENT_TYPE: ClassVar[str] = "customer.updated"
+
+
+class OrderCompleted(PartnerPayload):
     """A customer completed an order at the partner."""
 
     EVENT_TYPE: ClassVar[str] = "order.completed"
@@ -32,8 +80,98 @@ class OrderCompleted(Payload):
     line_items: list[LineItem] = Field(default_factory=list, max_length=500)
 
 
-PARTNER_EVENT_TYPES: dict[str, type[Payload]] = {m.EVENT_TYPE: m for m in [OrderCompleted]}
+class OrderRefunded(PartnerPayload):
+    """An order was refunded, in full (no amount) or in part (amount)."""
+
+    EVENT_TYPE: ClassVar[str] = "order.refunded"
+    order_id: str = Field(min_length=1, max_length=100)
+    amount: Decimal | None = Field(None, ge=0, max_digits=14, decimal_places=4,
+                                   description="Refunded amount; omitted means the whole order.")
+    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
+    reason: str | None = Field(None, max_length=500)
+    occurred_at: AwareDatetime | None = None
 
 
-def occurred(order: OrderCompleted, event_time: datetime) -> datetime:
-    return order.occurred_at or event_time
+class OrderCancelled(PartnerPayload):
+    """An order was cancelled: it no longer counts as a purchase."""
+
+    EVENT_TYPE: ClassVar[str] = "order.cancelled"
+    order_id: str = Field(min_length=1, max_length=100)
+    reason: str | None = Field(None, max_length=500)
+    occurred_at: AwareDatetime | None = None
+
+
+class InteractionLogged(PartnerPayload):
+    """A touchpoint: an email, call, visit, support ticket, social message…"""
+
+    EVENT_TYPE: ClassVar[str] = "interaction.logged"
+    channel: Channel
+    direction: Direction = Direction.INBOUND
+    outcome: str | None = Field(None, max_length=100, examples=["resolved", "opened", "no_answer"])
+    summary: str | None = Field(None, max_length=2000)
+    occurred_at: AwareDatetime | None = None
+
+
+class FeedbackSubmitted(PartnerPayload):
+    """The customer's evaluation: NPS, CSAT, and perceived against expected (required) value."""
+
+    EVENT_TYPE: ClassVar[str] = "feedback.submitted"
+    nps: int | None = Field(None, ge=0, le=10)
+    csat: int | None = Field(None, ge=1, le=5)
+    perceived_value: float | None = Field(None, ge=0, le=10, description="Value the customer perceives, 0–10.")
+    expected_value: float | None = Field(None, ge=0, le=10, description="Value the customer requires, 0–10.")
+    proposition_id: str | None = Field(None, max_length=100, description="The value proposition this answers, if any.")
+    comment: str | None = Field(None, max_length=5000)
+    occurred_at: AwareDatetime | None = None
+
+
+class LeadCaptured(PartnerPayload):
+    """A prospect showed interest (form, event, campaign)."""
+
+    EVENT_TYPE: ClassVar[str] = "lead.captured"
+    campaign: str | None = Field(None, max_length=200)
+    lead_source: str | None = Field(None, max_length=200, examples=["webinar", "referral"])
+    qualified: bool = Field(False, description="Marketing-qualified: moves the customer to Acquisition.")
+    referred_by: str | None = Field(None, max_length=200, description="Partner id of the referring customer.")
+    occurred_at: AwareDatetime | None = None
+
+
+class ConsentChanged(PartnerPayload):
+    """The customer granted or withdrew consent for purposes."""
+
+    EVENT_TYPE: ClassVar[str] = "consent.changed"
+    consent: dict[str, bool] = Field(min_length=1)
+    occurred_at: AwareDatetime | None = None
+
+
+class ErasureRequested(PartnerPayload):
+    """The customer asked to be forgotten (GDPR art. 17)."""
+
+    EVENT_TYPE: ClassVar[str] = "erasure.requested"
+    reason: str | None = Field(None, max_length=500)
+
+
+class DealUpdated(PartnerPayload):
+    """An opportunity at the partner was opened or moved (pipeline and stage by key)."""
+
+    EVENT_TYPE: ClassVar[str] = "deal.updated"
+    deal_id: str = Field(min_length=1, max_length=100)
+    pipeline: str = Field("sales", max_length=100)
+    stage: str = Field(max_length=100, examples=["qualified", "proposal", "won", "lost"])
+    amount: Decimal | None = Field(None, ge=0, max_digits=14, decimal_places=4)
+    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
+    expected_close: datetime | None = None
+    owner: str | None = Field(None, max_length=200)
+    lost_reason: str | None = Field(None, max_length=500)
+    occurred_at: AwareDatetime | None = None
+
+
+PARTNER_EVENT_TYPES: dict[str, type[Payload]] = {m.EVENT_TYPE: m for m in [
+    CustomerIdentified, CustomerUpdated, OrderCompleted, OrderRefunded, OrderCancelled, InteractionLogged,
+    FeedbackSubmitted, LeadCaptured, ConsentChanged, ErasureRequested, DealUpdated,
+]}
+
+
+def occurred(payload: Payload, event_time: datetime) -> datetime:
+    """When the fact happened: the payload's `occurred_at` if given, else the event time."""
+    return getattr(payload, "occurred_at", None) or event_time

@@ -1,0 +1,38 @@
+"""Events the segmentation service publishes on `segmentation.events`, keyed and subjected by customer id."""
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import ClassVar
+
+from pydantic import Field
+
+from shared.contracts.envelope import Payload
+
+SOURCE = "/services/segmentation"
+
+
+class SegmentKind(StrEnum):
+    RFM = "rfm"
+    CLUSTER = "cluster"
+    VALUE_TIER = "value_tier"
+    ABC = "abc"
+    PORTFOLIO = "portfolio"
+    RULE = "rule"
+
+
+class SegmentMembershipChanged(Payload):
+    """A customer entered or left a segment."""
+
+    EVENT_TYPE: ClassVar[str] = "segment.membership_changed"
+    customer_id: uuid.UUID
+    segment_id: uuid.UUID
+    segment_key: str = Field(examples=["rfm:champions", "rule:vip-eu"], description="Stable, human-readable key.")
+    segment_name: str = Field(examples=["Champions"])
+    kind: SegmentKind
+    change: str = Field(pattern="^(entered|left)$")
+    changed_at: datetime
+    run_id: uuid.UUID | None = Field(None, description="The run that decided it; None for rule segments kept live.")
+
+
+SEGMENTATION_EVENT_TYPES: dict[str, type[Payload]] = {m.EVENT_TYPE: m for m in [SegmentMembershipChanged]}

@@ -116,7 +116,7 @@ async def test_profile_shows_identifiers_and_totals_per_currency(client, engine)
     resp = await client.get(f"/v1/customers/{customer_id}")
     assert resp.status_code == 200
     profile = resp.json()
-    assert profile["identifiers"] == [{"source": "shop-eu", "external_id": "C-7"}]
+    assert profile["identifiers"] == [{"kind": "source", "source": "shop-eu", "external_id": "C-7"}]
     assert profile["purchase_count"] == 2
     assert profile["purchase_totals"][0]["total_spend"] == "15.5000"
     missing = await client.get(f"/v1/customers/{uuid.uuid4()}")

@@ -1,89 +1,156 @@
-"""Queries on customers, identifiers and purchases. Set-based: one statement per batch, not per event."""
+"""Queries on customers: the profile, search, the timeline, export and erasure."""
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from interaction.customers.models import customer, customer_identifier, purchase
-
-IdentifierKey = tuple[str, str]  # (source, external id)
-
-
-async def find_customer_ids(session: AsyncSession, keys: list[IdentifierKey]) -> dict[IdentifierKey, uuid.UUID]:
-    if not keys:
-        return {}
-    t = customer_identifier
-    rows = await session.execute(
-        sa.select(t.c.source, t.c.external_id, t.c.customer_id).where(sa.tuple_(t.c.source, t.c.external_id).in_(keys))
-    )
-    return {(r.source, r.external_id): r.customer_id for r in rows}
+from interaction.customers.models import (
+    activity, customer, customer_identifier, customer_merge, customer_property, customer_spend, deal, purchase,
+    purchase_adjustment,
+)
 
 
-# Fixed-shape statements (arrays, not VALUES lists): compiled and prepared once whatever the batch size.
-INSERT_CUSTOMERS = sa.text("""
-INSERT INTO interaction.customer (id, first_seen_at)
-SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:first_seen AS timestamptz[]))
-""")
-CLAIM_IDENTIFIERS = sa.text("""
-INSERT INTO interaction.customer_identifier (source, external_id, customer_id)
-SELECT * FROM unnest(CAST(:sources AS text[]), CAST(:external_ids AS text[]), CAST(:customer_ids AS uuid[]))
-ON CONFLICT DO NOTHING
-RETURNING source, external_id
-""")
-INSERT_PURCHASES = sa.text("""
-INSERT INTO interaction.purchase (id, customer_id, source, order_id, amount, currency, channel, occurred_at, event_id)
-SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:customer_ids AS uuid[]), CAST(:sources AS text[]),
-                     CAST(:order_ids AS text[]), CAST(:amounts AS numeric[]), CAST(:currencies AS text[]),
-                     CAST(:channels AS text[]), CAST(:occurred AS timestamptz[]), CAST(:event_ids AS text[]))
-ON CONFLICT (source, order_id) DO NOTHING
-RETURNING source, order_id
-""")
+async def get_customer(session: AsyncSession, customer_id: uuid.UUID) -> sa.Row | None:
+    return (await session.execute(sa.select(customer).where(customer.c.id == customer_id))).first()
 
 
-async def create_customers(session: AsyncSession, first_seen: dict[IdentifierKey, datetime]) -> dict[IdentifierKey, uuid.UUID]:
-    """Mint customers for unknown identifiers; returns only those this transaction created.
-
-    A concurrent transaction may claim the same identifier first: its insert wins, ours does nothing, and
-    the customer row we minted for it is removed again, so no orphan is left behind.
-    """
-    if not first_seen:
-        return {}
-    minted = {key: uuid.uuid4() for key in first_seen}
-    await session.execute(INSERT_CUSTOMERS, {"ids": list(minted.values()), "first_seen": list(first_seen.values())})
-    won = await session.execute(CLAIM_IDENTIFIERS, {
-        "sources": [s for s, _ in minted], "external_ids": [e for _, e in minted], "customer_ids": list(minted.values()),
-    })
-    created = {(r.source, r.external_id): minted[(r.source, r.external_id)] for r in won}
-    lost = [cid for key, cid in minted.items() if key not in created]
-    if lost:
-        await session.execute(sa.delete(customer).where(customer.c.id.in_(lost)))
-    return created
-
-
-async def insert_purchases(session: AsyncSession, rows: list[dict]) -> set[tuple[str, str]]:
-    """Insert purchases, skipping orders already stored; returns the (source, order_id) actually inserted."""
-    if not rows:
-        return set()
-    columns = {"ids": "id", "customer_ids": "customer_id", "sources": "source", "order_ids": "order_id",
-               "amounts": "amount", "currencies": "currency", "channels": "channel", "occurred": "occurred_at",
-               "event_ids": "event_id"}
-    result = await session.execute(INSERT_PURCHASES, {param: [r[col] for r in rows] for param, col in columns.items()})
-    return {(r.source, r.order_id) for r in result}
-
-
-async def get_profile(session: AsyncSession, customer_id: uuid.UUID) -> dict | None:
-    row = (await session.execute(sa.select(customer).where(customer.c.id == customer_id))).first()
-    if row is None:
-        return None
+async def get_profile_parts(session: AsyncSession, customer_id: uuid.UUID) -> dict:
     identifiers = (await session.execute(
-        sa.select(customer_identifier.c.source, customer_identifier.c.external_id)
-        .where(customer_identifier.c.customer_id == customer_id).order_by(customer_identifier.c.created_at)
+        sa.select(customer_identifier.c.kind, customer_identifier.c.source, customer_identifier.c.external_id)
+        .where(customer_identifier.c.customer_id == customer_id)
+        .order_by(customer_identifier.c.created_at, customer_identifier.c.kind, customer_identifier.c.source,
+                  customer_identifier.c.external_id)
     )).all()
-    totals = (await session.execute(
-        sa.select(purchase.c.currency, sa.func.count().label("count"), sa.func.sum(purchase.c.amount).label("total"),
-                  sa.func.max(purchase.c.occurred_at).label("last"))
-        .where(purchase.c.customer_id == customer_id).group_by(purchase.c.currency).order_by(purchase.c.currency)
+    properties = (await session.execute(
+        sa.select(customer_property).where(customer_property.c.customer_id == customer_id)
+        .order_by(customer_property.c.kind, customer_property.c.key)
     )).all()
-    return {"customer": row, "identifiers": identifiers, "purchase_totals": totals}
+    spend = (await session.execute(
+        sa.select(customer_spend).where(customer_spend.c.customer_id == customer_id).order_by(customer_spend.c.currency)
+    )).all()
+    return {"identifiers": identifiers, "properties": properties, "spend": spend}
+
+
+async def search(session: AsyncSession, *, after: uuid.UUID | None, limit: int, email: str | None = None,
+                 phone: str | None = None, source: str | None = None, external_id: str | None = None,
+                 attribute: tuple[str, str] | None = None, partner: str | None = None,
+                 min_purchase_count: int | None = None, max_purchase_count: int | None = None,
+                 currency: str | None = None, min_total_spend: Decimal | None = None,
+                 max_total_spend: Decimal | None = None, last_seen_after: datetime | None = None,
+                 last_seen_before: datetime | None = None, preferred_channel: str | None = None) -> list[sa.Row]:
+    c = customer
+    query = sa.select(c).where(c.c.merged_into.is_(None))
+    i = customer_identifier
+    for kind, src, value in [("email", "", email), ("phone", "", phone), ("source", source, external_id)]:
+        if value is not None:
+            query = query.where(sa.exists().where(i.c.customer_id == c.c.id, i.c.kind == kind, i.c.source == src,
+                                                  i.c.external_id == value))
+    if source is not None and external_id is None:
+        query = query.where(sa.exists().where(i.c.customer_id == c.c.id, i.c.kind == "source", i.c.source == source))
+    if attribute is not None:
+        prop = customer_property
+        query = query.where(sa.exists().where(prop.c.customer_id == c.c.id, prop.c.kind == "attribute",
+                                              prop.c.key == attribute[0],
+                                              prop.c.value.op("#>>")(sa.literal_column("'{}'")) == attribute[1]))
+    if partner is not None:
+        query = query.where(c.c.partners.any(partner))
+    if min_purchase_count is not None:
+        query = query.where(c.c.purchase_count >= min_purchase_count)
+    if max_purchase_count is not None:
+        query = query.where(c.c.purchase_count <= max_purchase_count)
+    if min_total_spend is not None or max_total_spend is not None:
+        s = customer_spend
+        spend = sa.exists().where(s.c.customer_id == c.c.id, s.c.currency == currency)
+        if min_total_spend is not None:
+            spend = spend.where(s.c.total_spend >= min_total_spend)
+        if max_total_spend is not None:
+            spend = spend.where(s.c.total_spend <= max_total_spend)
+        query = query.where(spend)
+    if last_seen_after is not None:
+        query = query.where(c.c.last_seen_at >= last_seen_after)
+    if last_seen_before is not None:
+        query = query.where(c.c.last_seen_at < last_seen_before)
+    if preferred_channel is not None:
+        query = query.where(c.c.preferred_channel == preferred_channel)
+    if after is not None:
+        query = query.where(c.c.id > after)
+    return (await session.execute(query.order_by(c.c.id).limit(limit))).all()
+
+
+async def timeline(session: AsyncSession, customer_id: uuid.UUID, *, before: tuple[datetime, uuid.UUID] | None,
+                   limit: int | None, types: list[str] | None = None, channel: str | None = None,
+                   partner: str | None = None, since: datetime | None = None,
+                   until: datetime | None = None) -> list[sa.Row]:
+    """Newest first; `before` is the (occurred_at, id) of the last entry of the previous page."""
+    a = activity
+    query = sa.select(a).where(a.c.customer_id == customer_id)
+    if types:
+        query = query.where(a.c.type.in_(types))
+    if channel is not None:
+        query = query.where(a.c.channel == channel)
+    if partner is not None:
+        query = query.where(a.c.source == partner)
+    if since is not None:
+        query = query.where(a.c.occurred_at >= since)
+    if until is not None:
+        query = query.where(a.c.occurred_at < until)
+    if before is not None:
+        query = query.where(sa.tuple_(a.c.occurred_at, a.c.id) < sa.tuple_(sa.literal(before[0]), sa.literal(before[1])))
+    query = query.order_by(a.c.occurred_at.desc(), a.c.id.desc())
+    if limit is not None:
+        query = query.limit(limit)
+    return (await session.execute(query)).all()
+
+
+async def export_rows(session: AsyncSession, customer_id: uuid.UUID) -> dict[str, list[sa.Row]]:
+    async def rows(query: sa.Select) -> list[sa.Row]:
+        return (await session.execute(query)).all()
+
+    m = customer_merge
+    return {
+        "purchases": await rows(sa.select(purchase).where(purchase.c.customer_id == customer_id)
+                                .order_by(purchase.c.occurred_at)),
+        "adjustments": await rows(sa.select(purchase_adjustment).where(purchase_adjustment.c.customer_id == customer_id)
+                                  .order_by(purchase_adjustment.c.occurred_at)),
+        "deals": await rows(sa.select(deal).where(deal.c.customer_id == customer_id).order_by(deal.c.occurred_at)),
+        "merges": await rows(sa.select(m.c.id, m.c.survivor_id, m.c.merged_id, m.c.reason, m.c.merged_at, m.c.undone_at)
+                             .where(sa.or_(m.c.survivor_id == customer_id, m.c.merged_id == customer_id))
+                             .order_by(m.c.merged_at)),
+    }
+
+
+MERGED_INTO = sa.text("""
+WITH RECURSIVE folded(id) AS (
+    SELECT id FROM interaction.customer WHERE id = ANY(CAST(:ids AS uuid[]))
+    UNION
+    SELECT c.id FROM interaction.customer c JOIN folded ON c.merged_into = folded.id
+)
+SELECT id FROM folded
+""")
+# PII out, anonymous facts kept: identifiers and properties go; free text and names leave the stored events.
+ERASE_STATEMENTS = [
+    sa.text("DELETE FROM interaction.customer_identifier WHERE customer_id = ANY(CAST(:ids AS uuid[]))"),
+    sa.text("DELETE FROM interaction.customer_property WHERE customer_id = ANY(CAST(:ids AS uuid[]))"),
+    sa.text("""UPDATE interaction.activity SET updated_at = now(),
+               data = data - ARRAY['attributes', 'summary', 'comment', 'reason', 'referred_by', 'owner', 'lost_reason']
+               WHERE customer_id = ANY(CAST(:ids AS uuid[]))"""),
+    sa.text("""UPDATE interaction.purchase_adjustment SET reason = NULL, updated_at = now()
+               WHERE customer_id = ANY(CAST(:ids AS uuid[]))"""),
+    sa.text("""UPDATE interaction.deal SET owner = NULL, lost_reason = NULL, updated_at = now()
+               WHERE customer_id = ANY(CAST(:ids AS uuid[]))"""),
+    sa.text("""UPDATE interaction.customer_merge SET snapshot = '[]'::jsonb, reason = 'erased', updated_at = now()
+               WHERE survivor_id = ANY(CAST(:all_ids AS uuid[])) OR merged_id = ANY(CAST(:all_ids AS uuid[]))"""),
+    sa.text("""UPDATE interaction.customer SET erased_at = coalesce(erased_at, now()), updated_at = now()
+               WHERE id = ANY(CAST(:all_ids AS uuid[]))"""),
+]
+
+
+async def erase(session: AsyncSession, live_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    """Erase PII of live customers and the customers merged into them; returns every id erased."""
+    all_ids = list((await session.execute(MERGED_INTO, {"ids": live_ids})).scalars())
+    for statement in ERASE_STATEMENTS:
+        await session.execute(statement, {"ids": live_ids, "all_ids": all_ids})
+    return all_ids

@@ -1,17 +1,109 @@
 import uuid
+from decimal import Decimal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query, Request
+from pydantic import AwareDatetime
 
+from shared.contracts.partner import PARTNER_EVENT_TYPES
 from shared.db import SessionDep
-from shared.problems import NotFound, problem_responses
+from shared.problems import DomainError, NotFound, problem_responses
 
 from interaction.customers import service
-from interaction.customers.schemas import CustomerProfileRead
+from interaction.customers.cursor import InvalidCursor
+from interaction.customers.schemas import (
+    CustomerExport, CustomerPage, CustomerProfileRead, ErasureRead, IdentifierRead, TimelinePage,
+)
+from interaction.identity.normalise import normalise_email, normalise_phone
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
+EventType = Literal[tuple(sorted(PARTNER_EVENT_TYPES))]  # type: ignore[valid-type]
+Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
+Cursor = Annotated[str | None, Query(max_length=500, description="`next_cursor` of the previous page.")]
+Text = Annotated[str | None, Query(min_length=1, max_length=200)]
+
+
+class BadFilter(DomainError):
+    status, slug, title = 422, "bad-filter", "Invalid filter"
+
+
+@router.get("", response_model=CustomerPage, responses=problem_responses(InvalidCursor, BadFilter))
+async def search_customers(
+    session: SessionDep,
+    email: Annotated[str | None, Query(max_length=320, description="Matched after normalisation.")] = None,
+    phone: Annotated[str | None, Query(max_length=40, description="With country code; matched as E.164.")] = None,
+    source: Annotated[str | None, Query(min_length=1, max_length=200, description="A partner id; with `external_id`, that partner's customer id.")] = None,
+    external_id: Text = None,
+    attribute: Annotated[str | None, Query(max_length=300, pattern=r"^[^=]{1,100}=.*$", description="`key=value`, exact match.")] = None,
+    partner: Text = None,
+    min_purchase_count: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
+    max_purchase_count: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
+    currency: Annotated[str | None, Query(pattern=r"^[A-Z]{3}$", description="Required with the spend range.")] = None,
+    min_total_spend: Annotated[Decimal | None, Query(ge=0, le=10**13)] = None,
+    max_total_spend: Annotated[Decimal | None, Query(ge=0, le=10**13)] = None,
+    last_seen_after: AwareDatetime | None = None,
+    last_seen_before: AwareDatetime | None = None,
+    preferred_channel: Annotated[str | None, Query(max_length=40)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> CustomerPage:
+    """Search customers by identifier, attribute, partner and trait ranges; cursor-paginated by id."""
+    if (min_total_spend is not None or max_total_spend is not None) and currency is None:
+        raise BadFilter("a spend range needs `currency`: money is never compared across currencies")
+    if external_id is not None and source is None:
+        raise BadFilter("`external_id` needs `source`")
+    try:
+        email = normalise_email(email) if email is not None else None
+        phone = normalise_phone(phone) if phone is not None else None
+    except ValueError as exc:
+        raise BadFilter(str(exc).replace("identifiers.", "")) from None
+    attr = tuple(attribute.split("=", 1)) if attribute is not None else None
+    return await service.search(
+        session, limit=limit, cursor_token=cursor, email=email, phone=phone, source=source, external_id=external_id,
+        attribute=attr, partner=partner, min_purchase_count=min_purchase_count, max_purchase_count=max_purchase_count,
+        currency=currency, min_total_spend=min_total_spend, max_total_spend=max_total_spend,
+        last_seen_after=last_seen_after, last_seen_before=last_seen_before, preferred_channel=preferred_channel,
+    )
 
 
 @router.get("/{customer_id}", response_model=CustomerProfileRead, responses=problem_responses(NotFound))
 async def get_customer(customer_id: uuid.UUID, session: SessionDep) -> CustomerProfileRead:
-    """A customer's profile: identifiers and purchase totals."""
+    """A customer's profile: identifiers, attributes, consent, computed traits. A merged-away id answers as its survivor."""
     return await service.get_profile(session, customer_id)
+
+
+@router.get("/{customer_id}/identifiers", response_model=list[IdentifierRead], responses=problem_responses(NotFound))
+async def get_identifiers(customer_id: uuid.UUID, session: SessionDep) -> list[IdentifierRead]:
+    """The identifiers the customer is known by (of the survivor, for a merged-away id)."""
+    return (await service.get_profile(session, customer_id)).identifiers
+
+
+@router.get("/{customer_id}/timeline", response_model=TimelinePage,
+            responses=problem_responses(NotFound, InvalidCursor))
+async def get_timeline(
+    customer_id: uuid.UUID,
+    session: SessionDep,
+    type: Annotated[list[EventType] | None, Query(description="Event types to include.")] = None,  # noqa: A002
+    channel: Annotated[str | None, Query(max_length=40)] = None,
+    partner: Text = None,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> TimelinePage:
+    """The customer's events, newest first (by when they happened, not when they arrived)."""
+    return await service.timeline(session, customer_id, limit=limit, cursor_token=cursor, types=type, channel=channel,
+                                  partner=partner, since=since, until=until)
+
+
+@router.get("/{customer_id}/export", response_model=CustomerExport, responses=problem_responses(NotFound))
+async def export_customer(customer_id: uuid.UUID, session: SessionDep) -> CustomerExport:
+    """Everything held about the customer (data portability, R8)."""
+    return await service.export(session, customer_id)
+
+
+@router.post("/{customer_id}/erasure", response_model=ErasureRead,
+             responses=problem_responses(NotFound, service.AlreadyErased))
+async def erase_customer(customer_id: uuid.UUID, request: Request, session: SessionDep) -> ErasureRead:
+    """Erase the customer's PII (identifiers, attributes, free text); anonymous facts stay; publishes `customer.erased`."""
+    return await service.request_erasure(session, request.app.state.runtime.outbox, customer_id)

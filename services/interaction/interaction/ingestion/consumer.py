@@ -1,23 +1,57 @@
-"""The Kafka door: partner events published to `partner.events`, applied through the inbox."""
+"""The Kafka door: partner events published to `partner.events`, applied through the inbox.
 
+Events that parse but fail the checks the schema cannot express (subject, timestamps, identifiers) are
+dead-lettered in the same transaction, through the outbox, so one bad event never sends the batch down the
+inbox's slow one-by-one path and is dead-lettered exactly once.
+"""
+
+import time
+
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.envelope import InvalidEvent
 from shared.contracts.partner import PARTNER_EVENT_TYPES
-from shared.contracts.topics import PARTNER_EVENTS
+from shared.contracts.topics import PARTNER_EVENTS, dlq
 from shared.messaging.inbox import ConsumedEvent, Subscription
 from shared.messaging.outbox import Outbox
 
-from interaction.ingestion.service import INGEST_INBOX, PartnerEvent, apply_partner_events
+from interaction.ingestion.service import INGEST_INBOX, apply_partner_events
+from interaction.ingestion.validation import PartnerEvent, check
 
 
-def partner_ingest_subscription(outbox: Outbox) -> Subscription:
+def partner_ingest_subscription(outbox: Outbox, timings: dict[str, float] | None = None) -> Subscription:
     async def handle(session: AsyncSession, events: list[ConsumedEvent]) -> None:
+        started = time.perf_counter()
+        good: list[PartnerEvent] = []
+        dead: list[tuple[ConsumedEvent, str]] = []
         for e in events:
-            if not e.envelope.subject:
-                raise InvalidEvent("subject: the partner's customer id is required")
-        await apply_partner_events(session, outbox, [PartnerEvent(e.envelope, e.payload) for e in events])
+            try:
+                good.append(check(e.envelope, e.payload))
+            except InvalidEvent as exc:
+                dead.append((e, str(exc)))
+        if timings is not None:
+            timings["check"] = timings.get("check", 0.0) + time.perf_counter() - started
+        if dead:
+            await dead_letter(session, outbox, dead)
+        await apply_partner_events(session, outbox, good, timings)
 
     name = INGEST_INBOX.removeprefix("interaction.")
     return Subscription(name=name, topics=[PARTNER_EVENTS], event_types=PARTNER_EVENT_TYPES, handler=handle,
                         reject_unknown_types=True)
+
+
+async def dead_letter(session: AsyncSession, outbox: Outbox, dead: list[tuple[ConsumedEvent, str]]) -> None:
+    """The original bytes and headers to `<topic>.dlq`, with the reason in `dlq_error` (as the inbox does)."""
+    group = outbox.topic_prefix + INGEST_INBOX
+    rows = []
+    for event, reason in dead:
+        msg = event.message
+        headers = {k: v.decode("utf-8", "replace") for k, v in msg.headers if not k.startswith("dlq_")}
+        headers.update({"dlq_error": reason[:4000], "dlq_consumer": group, "dlq_topic": msg.topic,
+                        "dlq_partition": str(msg.partition), "dlq_offset": str(msg.offset), "dlq_attempts": "1"})
+        rows.append({"event_id": event.envelope.id, "topic": dlq(msg.topic),
+                     "key": msg.key.decode("utf-8", "replace") if msg.key else None,
+                     "payload": msg.value or b"", "headers": headers})
+    await session.execute(sa.insert(outbox.table), rows)
+    await session.execute(sa.select(sa.func.pg_notify(outbox.channel, "")))

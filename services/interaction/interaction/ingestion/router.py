@@ -64,7 +64,7 @@ async def ingest_events(request: Request, session: SessionDep) -> JSONResponse |
     if not items:
         raise MalformedBatch("the batch is empty")
 
-    results = await ingest_http_batch(session, request.app.state.runtime.outbox, items)
+    results = await ingest_http_batch(session, request.app.state.runtime.outbox, items, len(raw))
     response = IngestResponse(
         accepted=sum(r.status == "accepted" for r in results),
         duplicates=sum(r.status == "duplicate" for r in results),

@@ -1,34 +1,37 @@
-"""Applies validated partner events: resolves the customer, stores the purchase, publishes what changed.
+"""Applies validated partner events: resolves identities, stores the facts, recomputes traits, publishes changes.
 
-Both doors end here. Idempotency: the event id is claimed in the inbox (per source), and an order is stored
-once per (source, order id), so a resent event or a resent order changes nothing.
+Both doors end here, in the caller's transaction. Idempotency: the event id is claimed in the inbox (per
+source) by the caller, an order is stored once per (source, order id), and traits are recomputed from the
+stored rows, so a resent, late or out-of-order event leaves every trait as if all had come in order.
 """
 
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from pydantic import ValidationError
+import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts import interaction as contracts
-from shared.contracts.envelope import Envelope, InvalidEvent, Payload, describe_validation_error
-from shared.contracts.partner import PARTNER_EVENT_TYPES, OrderCompleted, occurred
+from shared.contracts import partner as p
+from shared.contracts.envelope import MAX_EVENT_BYTES, Envelope, InvalidEvent
 from shared.contracts.topics import INTERACTION_EVENTS
 from shared.messaging.inbox import claim
 from shared.messaging.outbox import Outbox
 
-from interaction.customers import repository
+from interaction.customers.service import erase_customers, publishable_attributes
+from interaction.identity import repository as identity_repository
+from interaction.identity.normalise import source_key
+from interaction.identity.resolution import resolve
+from interaction.ingestion import repository as repo
+from interaction.ingestion.validation import PartnerEvent, validate
 from interaction.tables import messaging
+from interaction.traits.service import recompute_traits
 
 # The inbox name both doors share, so an event sent through both is applied once.
 INGEST_INBOX = "interaction.partner-ingest"
-
-
-@dataclass(frozen=True, slots=True)
-class PartnerEvent:
-    envelope: Envelope
-    payload: Payload
+_CHANNEL_OF = {p.OrderCompleted: "channel", p.InteractionLogged: "channel"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,37 +42,24 @@ class ItemResult:
     reason: str | None = None
 
 
-def validate(raw: object) -> PartnerEvent:
-    """A raw JSON item as a typed partner event, or `InvalidEvent` saying what is wrong."""
-    envelope = Envelope.from_dict(raw)
-    model = PARTNER_EVENT_TYPES.get(envelope.type)
-    if model is None:
-        raise InvalidEvent(f"unknown event type {envelope.type!r}; known: {', '.join(sorted(PARTNER_EVENT_TYPES))}")
-    return PartnerEvent(envelope, parse_payload(envelope, model))
-
-
-def parse_payload(envelope: Envelope, model: type[Payload]) -> Payload:
-    if not envelope.subject:
-        raise InvalidEvent("subject: the partner's customer id is required")
-    try:
-        return model.model_validate(envelope.data)
-    except ValidationError as exc:
-        raise InvalidEvent(f"data: {describe_validation_error(exc)}") from None
-
-
-async def ingest_http_batch(session: AsyncSession, outbox: Outbox, items: Sequence[object]) -> list[ItemResult]:
+async def ingest_http_batch(session: AsyncSession, outbox: Outbox, items: Sequence[object],
+                            body_bytes: int = 0) -> list[ItemResult]:
     """The HTTP door: validate every item, apply the valid new ones, report each item's fate."""
     results: dict[int, ItemResult] = {}
     valid: list[tuple[int, PartnerEvent]] = []
     for i, raw in enumerate(items):
+        ident = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
         try:
+            if body_bytes > MAX_EVENT_BYTES and len(orjson.dumps(raw)) > MAX_EVENT_BYTES:
+                raise InvalidEvent(f"event is over the {MAX_EVENT_BYTES}-byte limit")
             valid.append((i, validate(raw)))
         except InvalidEvent as exc:
-            ident = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
             results[i] = ItemResult(i, "rejected", ident, str(exc))
-    seen: set[tuple[str, str]] = set()
+    # Lock before claiming, the order the Kafka door cannot change (it claims first), to keep waits short.
+    await identity_repository.lock_identity(session)
     fresh_keys = await claim(session, messaging.inbox, INGEST_INBOX,
                              list(dict.fromkeys((e.envelope.source, e.envelope.id) for _, e in valid)))
+    seen: set[tuple[str, str]] = set()
     fresh: list[PartnerEvent] = []
     for i, event in valid:
         key = (event.envelope.source, event.envelope.id)
@@ -83,54 +73,211 @@ async def ingest_http_batch(session: AsyncSession, outbox: Outbox, items: Sequen
     return [results[i] for i in range(len(items))]
 
 
-async def apply_partner_events(session: AsyncSession, outbox: Outbox, events: Sequence[PartnerEvent]) -> None:
-    orders = [e for e in events if isinstance(e.payload, OrderCompleted)]
-    if not orders:
-        return
-    keys = list(dict.fromkeys((e.envelope.source, e.envelope.subject) for e in orders))
-    customer_ids = await repository.find_customer_ids(session, keys)
-    first_seen: dict[tuple[str, str], object] = {}
-    for e in orders:
-        key = (e.envelope.source, e.envelope.subject)
-        if key not in customer_ids:
-            when = occurred(e.payload, e.envelope.time)
-            first_seen[key] = min(first_seen.get(key, when), when)
-    created = await repository.create_customers(session, first_seen)
-    customer_ids.update(created)
-    # A concurrent transaction created some of them: resolve those now that its rows are visible.
-    customer_ids.update(await repository.find_customer_ids(session, [k for k in first_seen if k not in customer_ids]))
+def _wrap(payload: contracts.Payload, customer_id: uuid.UUID, cause: Envelope | None = None) -> Envelope:
+    return Envelope.wrap(payload, source=contracts.SOURCE, subject=str(customer_id),
+                         correlation_id=cause.correlationid if cause else None)
 
-    outgoing: list[Envelope] = [
-        Envelope.wrap(contracts.CustomerCreated(customer_id=cid, source=key[0], first_seen_at=first_seen[key]),
-                      source=contracts.SOURCE, subject=str(cid))
-        for key, cid in created.items()
-    ]
-    # One order is one purchase: the same order under two event ids in one batch is stored once.
-    first_of_order: dict[tuple[str, str], PartnerEvent] = {}
-    for e in orders:
-        first_of_order.setdefault((e.envelope.source, e.payload.order_id), e)
-    rows = {
-        key: {
-            "id": uuid.uuid4(),
-            "customer_id": customer_ids[(e.envelope.source, e.envelope.subject)],
-            "source": e.envelope.source,
-            "order_id": e.payload.order_id,
-            "amount": e.payload.amount,
-            "currency": e.payload.currency,
-            "channel": e.payload.channel,
-            "occurred_at": occurred(e.payload, e.envelope.time),
-            "event_id": e.envelope.id,
-        }
-        for key, e in first_of_order.items()
-    }
-    inserted = await repository.insert_purchases(session, list(rows.values()))
-    for key, r in rows.items():  # in arrival order: one customer's events stay in order
-        if key not in inserted:
-            continue
-        payload = contracts.PurchaseRecorded(
-            customer_id=r["customer_id"], purchase_id=r["id"], source=r["source"], order_id=r["order_id"],
-            amount=r["amount"], currency=r["currency"], channel=r["channel"], occurred_at=r["occurred_at"],
-        )
-        outgoing.append(Envelope.wrap(payload, source=contracts.SOURCE, subject=str(r["customer_id"]),
-                                      correlation_id=first_of_order[key].envelope.correlationid))
+
+async def apply_partner_events(session: AsyncSession, outbox: Outbox, events: Sequence[PartnerEvent],
+                               timings: dict[str, float] | None = None) -> None:
+    """Apply checked, fresh events in one transaction (the caller's)."""
+    if not events:
+        return
+    clock = _Clock(timings)
+    await identity_repository.lock_identity(session)
+    erasures = [e for e in events if isinstance(e.payload, p.ErasureRequested)]
+    facts = [e for e in events if not isinstance(e.payload, p.ErasureRequested)]
+    await session.execute(repo.REGISTER_PARTNERS, {"ids": sorted({e.envelope.source for e in events})})
+
+    resolution = await resolve(session, facts)
+    clock.lap("resolve")
+    outgoing: list[Envelope] = []
+    now = datetime.now(UTC)
+    for cid, (source, first_seen) in resolution.created.items():
+        outgoing.append(_wrap(contracts.CustomerCreated(customer_id=cid, source=source, first_seen_at=first_seen), cid))
+    for merge_id, survivor, merged, reason in resolution.merges:
+        outgoing.append(_wrap(contracts.CustomerMerged(customer_id=survivor, merge_id=merge_id, survivor_id=survivor,
+                                                       merged_id=merged, reason=reason, merged_at=now), survivor))
+    touched: set[uuid.UUID] = set(resolution.customer_of) | {m[1] for m in resolution.merges}
+
+    activity_rows, purchases, adjustments, properties, deals, leads = [], {}, [], {}, [], []
+    for e, cid, home in zip(facts, resolution.customer_of, resolution.home_of, strict=True):
+        payload, env = e.payload, e.envelope
+        activity_id = uuid.uuid4()
+        channel_field = _CHANNEL_OF.get(type(payload))
+        activity_rows.append({
+            "id": activity_id, "customer_id": cid, "home": home, "source": env.source, "event_id": env.id,
+            "type": env.type, "occurred": e.occurred_at,
+            "channel": str(getattr(payload, channel_field)) if channel_field else None,
+            "data": orjson.dumps(payload.model_dump(mode="json", exclude={"identifiers"}, exclude_none=True)).decode(),
+        })
+        if isinstance(payload, p.OrderCompleted):
+            # One order is one purchase: the same order under two event ids in one batch is stored once.
+            purchases.setdefault((env.source, payload.order_id), {
+                "id": uuid.uuid4(), "customer_id": cid, "home": home, "source": env.source,
+                "order_id": payload.order_id, "amount": payload.amount, "currency": payload.currency,
+                "channel": payload.channel, "occurred": e.occurred_at, "event_id": env.id, "env": env,
+                "line_items": orjson.dumps([li.model_dump(mode="json") for li in payload.line_items]).decode()
+                if payload.line_items else None,
+            })
+        elif isinstance(payload, (p.OrderRefunded, p.OrderCancelled)):
+            cancelled = isinstance(payload, p.OrderCancelled)
+            adjustments.append({
+                "id": uuid.uuid4(), "customer_id": cid, "home": home, "source": env.source,
+                "order_id": payload.order_id, "event_id": env.id,
+                "amount": None if cancelled else payload.amount,
+                "currency": None if cancelled else payload.currency, "cancelled": cancelled,
+                "reason": payload.reason, "occurred": e.occurred_at,
+            })
+        elif isinstance(payload, (p.CustomerIdentified, p.ConsentChanged)):
+            for key, (value, value_type) in e.attributes.items():
+                _keep_newest(properties, (cid, "attribute", key), value, value_type, env.source, e.occurred_at)
+            for key, granted in payload.consent.items():
+                _keep_newest(properties, (cid, "consent", key), granted, "boolean", env.source, e.occurred_at)
+        elif isinstance(payload, p.InteractionLogged):
+            outgoing.append(_wrap(contracts.TouchpointRecorded(
+                customer_id=cid, touchpoint_id=activity_id, source=env.source, channel=payload.channel,
+                direction=payload.direction, outcome=payload.outcome, occurred_at=e.occurred_at), cid, env))
+        elif isinstance(payload, p.FeedbackSubmitted):
+            outgoing.append(_wrap(contracts.FeedbackRecorded(
+                customer_id=cid, feedback_id=activity_id, source=env.source, nps=payload.nps, csat=payload.csat,
+                perceived_value=payload.perceived_value, expected_value=payload.expected_value,
+                proposition_id=payload.proposition_id, occurred_at=e.occurred_at), cid, env))
+        elif isinstance(payload, p.LeadCaptured):
+            leads.append((e, cid))
+        elif isinstance(payload, p.DealUpdated):
+            deals.append({
+                "source": env.source, "deal_id": payload.deal_id, "customer_id": cid, "home": home,
+                "pipeline": payload.pipeline, "stage": payload.stage, "amount": payload.amount,
+                "currency": payload.currency, "close": payload.expected_close, "owner": payload.owner,
+                "lost": payload.lost_reason, "occurred": e.occurred_at, "env": env,
+            })
+    clock.lap("prepare")
+
+    if activity_rows:
+        await session.execute(repo.INSERT_ACTIVITY, repo.columns(activity_rows, {
+            "ids": "id", "customer_ids": "customer_id", "homes": "home", "sources": "source", "event_ids": "event_id",
+            "types": "type", "occurred": "occurred", "channels": "channel", "data": "data"}))
+    clock.lap("activity")
+    if purchases:
+        rows = list(purchases.values())
+        inserted = {(r.source, r.order_id) for r in await session.execute(repo.INSERT_PURCHASES, repo.columns(rows, {
+            "ids": "id", "customer_ids": "customer_id", "homes": "home", "sources": "source", "order_ids": "order_id",
+            "amounts": "amount", "currencies": "currency", "channels": "channel", "occurred": "occurred",
+            "event_ids": "event_id", "line_items": "line_items"}))}
+        for r in rows:  # in arrival order: one customer's events stay in order
+            if (r["source"], r["order_id"]) in inserted:
+                outgoing.append(_wrap(contracts.PurchaseRecorded(
+                    customer_id=r["customer_id"], purchase_id=r["id"], source=r["source"], order_id=r["order_id"],
+                    amount=r["amount"], currency=r["currency"], channel=r["channel"], occurred_at=r["occurred"]),
+                    r["customer_id"], r["env"]))
+    clock.lap("purchases")
+    if adjustments:
+        await session.execute(repo.INSERT_ADJUSTMENTS, repo.columns(adjustments, {
+            "ids": "id", "customer_ids": "customer_id", "homes": "home", "sources": "source", "order_ids": "order_id",
+            "event_ids": "event_id", "amounts": "amount", "currencies": "currency", "cancelled": "cancelled",
+            "reasons": "reason", "occurred": "occurred"}))
+    if adjustments or purchases:
+        orders = {(a["source"], a["order_id"]) for a in adjustments} | set(purchases)
+        # Only orders that have adjustments can publish one; skip the statement when none could.
+        if adjustments or await _any_pending_adjustments(session, orders):
+            for r in await session.execute(repo.PUBLISH_ADJUSTMENTS, {
+                    "sources": [o[0] for o in orders], "order_ids": [o[1] for o in orders]}):
+                touched.add(r.customer_id)
+                outgoing.append(_wrap(contracts.PurchaseRefunded(
+                    customer_id=r.customer_id, purchase_id=r.purchase_id, refund_id=r.id, source=r.source,
+                    order_id=r.order_id, amount=r.purchase_amount if r.amount is None or r.cancelled else r.amount,
+                    currency=r.currency, cancelled=r.cancelled, occurred_at=r.occurred_at), r.customer_id))
+    clock.lap("adjustments")
+    if properties:
+        outgoing.extend(await _apply_properties(session, properties))
+    if deals:
+        changed = {(r.source, r.deal_id) for r in await session.execute(repo.UPSERT_DEALS, repo.columns(deals, {
+            "sources": "source", "deal_ids": "deal_id", "customer_ids": "customer_id", "homes": "home",
+            "pipelines": "pipeline", "stages": "stage", "amounts": "amount", "currencies": "currency",
+            "closes": "close", "owners": "owner", "lost": "lost", "occurred": "occurred"}))}
+        for d in deals:
+            if (d["source"], d["deal_id"]) in changed:
+                outgoing.append(_wrap(contracts.DealUpdated(
+                    customer_id=d["customer_id"], source=d["source"], deal_id=d["deal_id"], pipeline=d["pipeline"],
+                    stage=d["stage"], amount=d["amount"], currency=d["currency"], expected_close=d["close"],
+                    owner=d["owner"], lost_reason=d["lost"], occurred_at=d["occurred"]), d["customer_id"], d["env"]))
+    if leads:
+        referrers = await identity_repository.find(session, [
+            source_key(e.envelope.source, e.payload.referred_by) for e, _ in leads if e.payload.referred_by])
+        for e, cid in leads:
+            lead: p.LeadCaptured = e.payload
+            referrer = referrers.get(source_key(e.envelope.source, lead.referred_by)) if lead.referred_by else None
+            outgoing.append(_wrap(contracts.LeadCaptured(
+                customer_id=cid, source=e.envelope.source, campaign=lead.campaign, lead_source=lead.lead_source,
+                qualified=lead.qualified, referred_by_customer_id=referrer[0] if referrer else None,
+                occurred_at=e.occurred_at), cid, e.envelope))
+    clock.lap("other facts")
+
+    await recompute_traits(session, touched)
+    clock.lap("traits")
+    if erasures:
+        known = await identity_repository.find(session, [e.keys[0] for e in erasures])
+        ids = {known[e.keys[0]][0] for e in erasures if e.keys[0] in known}
+        outgoing.extend(await erase_customers(session, ids))
     await outbox.add(session, INTERACTION_EVENTS, outgoing)
+    clock.lap("outbox")
+
+
+async def _any_pending_adjustments(session: AsyncSession, orders: set[tuple[str, str]]) -> bool:
+    from sqlalchemy import text
+
+    found = await session.execute(text(
+        "SELECT 1 FROM interaction.purchase_adjustment WHERE published_at IS NULL AND (source, order_id) IN "
+        "(SELECT * FROM unnest(CAST(:s AS text[]), CAST(:o AS text[]))) LIMIT 1"),
+        {"s": [o[0] for o in orders], "o": [o[1] for o in orders]})
+    return found.first() is not None
+
+
+def _keep_newest(properties: dict, key: tuple, value: object, value_type: str, source: str, when: datetime) -> None:
+    encoded = orjson.dumps(value).decode()
+    current = properties.get(key)
+    if current is None or (current["occurred"], current["value"]) < (when, encoded):
+        properties[key] = {"customer_id": key[0], "kind": key[1], "key": key[2], "value": encoded, "type": value_type,
+                           "source": source, "occurred": when}
+
+
+async def _apply_properties(session: AsyncSession, properties: dict) -> list[Envelope]:
+    """Upsert attributes and consent; one `customer.updated` per customer whose properties changed."""
+    rows = list(properties.values())
+    changed = await session.execute(repo.UPSERT_PROPERTIES, repo.columns(rows, {
+        "customer_ids": "customer_id", "kinds": "kind", "keys": "key", "values": "value", "types": "type",
+        "sources": "source", "occurred": "occurred"}))
+    by_customer: dict[uuid.UUID, list[dict]] = {}
+    for r in changed:
+        by_customer.setdefault(r.customer_id, []).append(properties[(r.customer_id, r.kind, r.key)])
+    if not by_customer:
+        return []
+    consent: dict[uuid.UUID, dict[str, bool]] = {}
+    for r in await session.execute(repo.CONSENT_OF, {"ids": list(by_customer)}):
+        consent.setdefault(r.customer_id, {})[r.key] = bool(r.value)
+    out = []
+    for cid, props in by_customer.items():
+        attributes = publishable_attributes({x["key"]: orjson.loads(x["value"]) for x in props if x["kind"] == "attribute"})
+        latest = max(props, key=lambda x: x["occurred"])
+        out.append(_wrap(contracts.CustomerUpdated(customer_id=cid, source=latest["source"], attributes=attributes,
+                                                   consent=consent.get(cid, {}), updated_at=latest["occurred"]), cid))
+    return out
+
+
+class _Clock:
+    """Phase timings for the benchmark; free when nobody asks for them."""
+
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        import time
+
+        self._now = time.perf_counter
+        self.timings = timings
+        self.last = self._now() if timings is not None else 0.0
+
+    def lap(self, phase: str) -> None:
+        if self.timings is None:
+            return
+        now = self._now()
+        self.timings[phase] = self.timings.get(phase, 0.0) + now - self.last
+        self.last = now

@@ -1,0 +1,1 @@
+"""Identity resolution: identifiers to one customer, merges (audited) and their undo."""

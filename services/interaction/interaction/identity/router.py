@@ -1,0 +1,30 @@
+import uuid
+
+from fastapi import APIRouter, Request
+
+from shared.db import SessionDep
+from shared.problems import NotFound, problem_responses
+
+from interaction.identity import service
+from interaction.identity.schemas import MergeRead, UnmergeRead
+
+router = APIRouter(prefix="/v1", tags=["identity"])
+
+
+@router.get("/customers/{customer_id}/merges", response_model=list[MergeRead], responses=problem_responses(NotFound))
+async def list_merges(customer_id: uuid.UUID, session: SessionDep) -> list[MergeRead]:
+    """The merge audit of a customer: merges it survived and the merge that folded it away, oldest first."""
+    return await service.merges_of(session, customer_id)
+
+
+@router.get("/merges/{merge_id}", response_model=MergeRead, responses=problem_responses(NotFound))
+async def get_merge(merge_id: uuid.UUID, session: SessionDep) -> MergeRead:
+    """One audited merge."""
+    return await service.get_merge(session, merge_id)
+
+
+@router.post("/merges/{merge_id}/undo", response_model=UnmergeRead,
+             responses=problem_responses(NotFound, service.MergeAlreadyUndone, service.CustomerErased))
+async def undo_merge(merge_id: uuid.UUID, request: Request, session: SessionDep) -> UnmergeRead:
+    """Unmerge: the merged customer exists again with its identifiers, purchases and touchpoints; publishes `customer.unmerged`."""
+    return await service.undo_merge(session, request.app.state.runtime.outbox, merge_id)

@@ -1,0 +1,21 @@
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+
+class MergeRead(BaseModel):
+    """One audited merge: `merged_id` was folded into `survivor_id`."""
+
+    id: uuid.UUID
+    survivor_id: uuid.UUID
+    merged_id: uuid.UUID
+    reason: str
+    merged_at: datetime
+    undone_at: datetime | None
+
+
+class UnmergeRead(MergeRead):
+    restored_id: uuid.UUID
+    purchase_ids: list[uuid.UUID] = Field(description="Purchases that moved back to the restored customer.")
+    touchpoint_ids: list[uuid.UUID] = Field(description="Touchpoints that moved back.")

@@ -1,0 +1,71 @@
+"""Merge audit and undo. An undo restores the merged customer with what came from it (by home)."""
+
+import uuid
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.contracts import interaction as contracts
+from shared.contracts.envelope import Envelope
+from shared.contracts.topics import INTERACTION_EVENTS
+from shared.messaging.outbox import Outbox
+from shared.problems import DomainError, NotFound
+
+from interaction.customers.models import customer, customer_merge
+from interaction.identity import repository
+from interaction.identity.schemas import MergeRead, UnmergeRead
+from interaction.traits.service import recompute_traits
+
+
+class MergeAlreadyUndone(DomainError):
+    status, slug, title = 409, "merge-already-undone", "Merge already undone"
+
+
+class CustomerErased(DomainError):
+    status, slug, title = 409, "customer-erased", "Customer erased"
+
+
+def _read(row: sa.Row) -> MergeRead:
+    return MergeRead(id=row.id, survivor_id=row.survivor_id, merged_id=row.merged_id, reason=row.reason,
+                     merged_at=row.merged_at, undone_at=row.undone_at)
+
+
+async def get_merge(session: AsyncSession, merge_id: uuid.UUID) -> MergeRead:
+    row = (await session.execute(sa.select(customer_merge).where(customer_merge.c.id == merge_id))).first()
+    if row is None:
+        raise NotFound(f"no merge {merge_id}")
+    return _read(row)
+
+
+async def merges_of(session: AsyncSession, customer_id: uuid.UUID) -> list[MergeRead]:
+    if (await session.execute(sa.select(customer.c.id).where(customer.c.id == customer_id))).first() is None:
+        raise NotFound(f"no customer {customer_id}")
+    m = customer_merge
+    rows = (await session.execute(sa.select(m).where(sa.or_(m.c.survivor_id == customer_id, m.c.merged_id == customer_id))
+                                  .order_by(m.c.merged_at, m.c.id))).all()
+    return [_read(r) for r in rows]
+
+
+async def undo_merge(session: AsyncSession, outbox: Outbox, merge_id: uuid.UUID) -> UnmergeRead:
+    await repository.lock_identity(session)
+    row = (await session.execute(sa.select(customer_merge).where(customer_merge.c.id == merge_id).with_for_update())).first()
+    if row is None:
+        raise NotFound(f"no merge {merge_id}")
+    if row.undone_at is not None:
+        raise MergeAlreadyUndone(f"merge {merge_id} was undone at {row.undone_at.isoformat()}")
+    live = await repository.live_customer(session, row.survivor_id)
+    erased = (await session.execute(sa.select(customer.c.erased_at).where(customer.c.id == live))).scalar()
+    if erased is not None:
+        raise CustomerErased(f"customer {live} was erased; its merges can no longer be undone")
+    purchase_ids, touchpoint_ids = await repository.unmerge(session, row, live)
+    await recompute_traits(session, {live, row.merged_id})
+    now = datetime.now(UTC)
+    event = contracts.CustomerUnmerged(customer_id=row.survivor_id, merge_id=row.id, survivor_id=row.survivor_id,
+                                       restored_id=row.merged_id, purchase_ids=purchase_ids,
+                                       touchpoint_ids=touchpoint_ids, unmerged_at=now)
+    await outbox.add(session, INTERACTION_EVENTS, [Envelope.wrap(event, source=contracts.SOURCE,
+                                                                 subject=str(row.survivor_id))])
+    return UnmergeRead(id=row.id, survivor_id=row.survivor_id, merged_id=row.merged_id, reason=row.reason,
+                       merged_at=row.merged_at, undone_at=now, restored_id=row.merged_id,
+                       purchase_ids=purchase_ids, touchpoint_ids=touchpoint_ids)

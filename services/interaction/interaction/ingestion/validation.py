@@ -1,0 +1,98 @@
+"""Partner event validation beyond the JSON schema: subject, plausible timestamps, identifiers, attribute types.
+
+Both doors use it: HTTP rejects the item with the reason, Kafka dead-letters the event with the reason.
+"""
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from pydantic import ValidationError
+
+from shared.contracts.envelope import Envelope, InvalidEvent, Payload, describe_validation_error
+from shared.contracts.partner import PARTNER_EVENT_TYPES, PartnerPayload, occurred
+
+from interaction.identity.normalise import EMAIL, PHONE, IdentifierKey, normalise_email, normalise_phone, source_key
+
+# Plausible window for when a fact happened: from 1990 (historical imports) to one day ahead (clock skew).
+EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
+FUTURE_SKEW = timedelta(days=1)
+# Dates that may lie in the future (a deal's expected close): up to this far ahead.
+FUTURE_PLAN = timedelta(days=3650)
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
+
+
+@dataclass(slots=True)
+class PartnerEvent:
+    envelope: Envelope
+    payload: Payload
+    occurred_at: datetime = None  # type: ignore[assignment]
+    # The subject's key first, then the payload's identifiers (normalised).
+    keys: list[IdentifierKey] = field(default_factory=list)
+    attributes: dict[str, tuple[object, str]] = field(default_factory=dict)  # key -> (value, value type)
+
+
+def validate(raw: object) -> PartnerEvent:
+    """A raw JSON item as a checked partner event, or `InvalidEvent` saying what is wrong."""
+    envelope = Envelope.from_dict(raw)
+    model = PARTNER_EVENT_TYPES.get(envelope.type)
+    if model is None:
+        raise InvalidEvent(f"unknown event type {envelope.type!r}; known: {', '.join(sorted(PARTNER_EVENT_TYPES))}")
+    if not envelope.subject:
+        raise InvalidEvent("subject: the partner's customer id is required")
+    try:
+        payload = model.model_validate(envelope.data)
+    except ValidationError as exc:
+        raise InvalidEvent(f"data: {describe_validation_error(exc)}") from None
+    return check(envelope, payload)
+
+
+def check(envelope: Envelope, payload: Payload, now: datetime | None = None) -> PartnerEvent:
+    """Checks what the schema cannot say and normalises identifiers; raises `InvalidEvent`."""
+    if not envelope.subject or not envelope.subject.strip():
+        raise InvalidEvent("subject: the partner's customer id is required")
+    now = now or datetime.now(UTC)
+    _check_time("time", envelope.time, now + FUTURE_SKEW)
+    when = occurred(payload, envelope.time)
+    _check_time("data.occurred_at", when, now + FUTURE_SKEW)
+    if (close := getattr(payload, "expected_close", None)) is not None:
+        if close.tzinfo is None:
+            raise InvalidEvent("data.expected_close: needs a UTC offset")
+        _check_time("data.expected_close", close, now + FUTURE_PLAN)
+    event = PartnerEvent(envelope, payload, when.astimezone(UTC), [source_key(envelope.source, envelope.subject)])
+    ids = payload.identifiers if isinstance(payload, PartnerPayload) else None
+    if ids is not None:
+        if ids.email:
+            event.keys.append((EMAIL, "", normalise_email(ids.email)))
+        if ids.phone:
+            event.keys.append((PHONE, "", normalise_phone(ids.phone)))
+        for source, external_id in ids.external_ids.items():
+            if not source or not external_id or len(source) > 200 or len(external_id) > 200:
+                raise InvalidEvent("identifiers.external_ids: source and id must be 1–200 characters")
+            event.keys.append(source_key(source, external_id))
+        event.keys = list(dict.fromkeys(event.keys))
+    for key, value in (getattr(payload, "attributes", None) or {}).items():
+        event.attributes[key] = (value, attribute_type(key, value))
+    return event
+
+
+def _check_time(name: str, value: datetime, latest: datetime) -> None:
+    if not (EARLIEST <= value <= latest):
+        raise InvalidEvent(f"{name}: {value.isoformat()} is outside the accepted window "
+                           f"({EARLIEST.date()} to {latest.isoformat(timespec='seconds')})")
+
+
+def attribute_type(key: str, value: object) -> str:
+    if len(key) > 100 or not key:
+        raise InvalidEvent(f"data.attributes: key {key[:40]!r} must be 1–100 characters")
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        if len(value) > 2000:
+            raise InvalidEvent(f"data.attributes.{key}: longer than 2000 characters")
+        return "date" if _DATE.match(value) else "string"
+    raise InvalidEvent(f"data.attributes.{key}: must be a string, number, boolean or date, got {type(value).__name__}")

@@ -1,0 +1,1 @@
+"""The partner registry (network development): partners as touchpoint sources."""

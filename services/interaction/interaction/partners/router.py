@@ -1,0 +1,99 @@
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, status
+
+from shared.db import SessionDep
+from shared.problems import DomainError, NotFound, problem_responses
+
+from interaction.customers import cursor
+from interaction.customers.service import entry, summary
+from interaction.partners import repository
+from interaction.partners.schemas import (
+    PartnerCreate, PartnerCustomerPage, PartnerKind, PartnerPage, PartnerRead, PartnerTouchpointPage,
+)
+
+router = APIRouter(prefix="/v1/partners", tags=["partners"])
+PartnerId = Annotated[str, Path(min_length=1, max_length=200)]
+Limit = Annotated[int, Query(ge=1, le=200)]
+Cursor = Annotated[str | None, Query(max_length=500)]
+
+
+class PartnerExists(DomainError):
+    status, slug, title = 409, "partner-exists", "Partner already registered"
+
+
+def _read(row) -> PartnerRead:
+    return PartnerRead(id=row.id, name=row.name, kind=row.kind, auto_registered=row.auto_registered,
+                       created_at=row.created_at, updated_at=row.updated_at)
+
+
+async def _existing(session, partner_id: str):
+    row = await repository.get(session, partner_id)
+    if row is None:
+        raise NotFound(f"no partner {partner_id!r}")
+    return row
+
+
+@router.post("", response_model=PartnerRead, status_code=status.HTTP_201_CREATED,
+             responses=problem_responses(PartnerExists))
+async def create_partner(body: PartnerCreate, session: SessionDep) -> PartnerRead:
+    """Register a partner (or classify one that was auto-registered from its events)."""
+    row = await repository.upsert(session, body.id, body.name, body.kind.value)
+    if row is None:
+        raise PartnerExists(f"partner {body.id!r} is already registered")
+    return _read(row)
+
+
+@router.get("", response_model=PartnerPage, responses=problem_responses(cursor.InvalidCursor))
+async def list_partners(session: SessionDep, kind: PartnerKind | None = None, limit: Limit = 50,
+                        cursor_token: Annotated[Cursor, Query(alias="cursor")] = None) -> PartnerPage:
+    """Partners, by id; filter by kind."""
+    after = cursor.decode(cursor_token, 1)[0] if cursor_token else None
+    rows = await repository.page(session, after=after, limit=limit + 1, kind=kind.value if kind else None)
+    items = [_read(r) for r in rows[:limit]]
+    return PartnerPage(items=items, next_cursor=cursor.encode(items[-1].id) if len(rows) > limit else None)
+
+
+@router.get("/{partner_id}", response_model=PartnerRead, responses=problem_responses(NotFound))
+async def get_partner(partner_id: PartnerId, session: SessionDep) -> PartnerRead:
+    """One partner."""
+    return _read(await _existing(session, partner_id))
+
+
+@router.get("/{partner_id}/customers", response_model=PartnerCustomerPage,
+            responses=problem_responses(NotFound, cursor.InvalidCursor))
+async def partner_customers(partner_id: PartnerId, session: SessionDep, limit: Limit = 50,
+                            cursor_token: Annotated[Cursor, Query(alias="cursor")] = None) -> PartnerCustomerPage:
+    """Customers this partner's events mention, by id."""
+    await _existing(session, partner_id)
+    after = None
+    if cursor_token:
+        try:
+            after = uuid.UUID(cursor.decode(cursor_token, 1)[0])
+        except ValueError:
+            raise cursor.InvalidCursor("the cursor is not one this API returned") from None
+    rows = await repository.customers(session, partner_id, after=after, limit=limit + 1)
+    items = [summary(r) for r in rows[:limit]]
+    return PartnerCustomerPage(items=items,
+                               next_cursor=cursor.encode(items[-1].customer_id) if len(rows) > limit else None)
+
+
+@router.get("/{partner_id}/touchpoints", response_model=PartnerTouchpointPage,
+            responses=problem_responses(NotFound, cursor.InvalidCursor))
+async def partner_touchpoints(partner_id: PartnerId, session: SessionDep, limit: Limit = 50,
+                              cursor_token: Annotated[Cursor, Query(alias="cursor")] = None) -> PartnerTouchpointPage:
+    """Touchpoints (interaction.logged) this partner contributed, newest first."""
+    await _existing(session, partner_id)
+    before = None
+    if cursor_token:
+        at, last = cursor.decode(cursor_token, 2)
+        try:
+            before = (datetime.fromisoformat(at), uuid.UUID(last))
+        except ValueError:
+            raise cursor.InvalidCursor("the cursor is not one this API returned") from None
+    rows = await repository.touchpoints(session, partner_id, before=before, limit=limit + 1)
+    items = [entry(r) for r in rows[:limit]]
+    next_cursor = cursor.encode(items[-1].occurred_at.isoformat(), items[-1].id) if len(rows) > limit else None
+    return PartnerTouchpointPage(items=items, next_cursor=next_cursor)

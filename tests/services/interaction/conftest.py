@@ -1,0 +1,37 @@
+import pytest
+import sqlalchemy as sa
+
+from shared.db import make_engine
+
+from interaction.app import create_app
+from interaction.settings import InteractionSettings
+from tests.services.conftest import serving
+
+
+@pytest.fixture
+async def client(database_url):
+    settings = InteractionSettings(database_url=database_url, transport="inprocess", run_workers=False)
+    async with serving(create_app(settings)) as c:
+        yield c
+
+
+@pytest.fixture
+async def engine(database_url):
+    e = make_engine(database_url)
+    yield e
+    await e.dispose()
+
+
+async def outbox_events(engine, type_: str | None = None) -> list[dict]:
+    """Published events (the outbox rows), oldest first, as parsed CloudEvents."""
+    async with engine.connect() as conn:
+        rows = (await conn.execute(sa.text(
+            "select convert_from(payload, 'UTF8')::jsonb from interaction.outbox order by id"))).scalars().all()
+    return [r for r in rows if type_ is None or r["type"] == type_]
+
+
+async def customer_of(engine, subject: str, source: str = "shop-eu"):
+    async with engine.connect() as conn:
+        return (await conn.execute(sa.text(
+            "select customer_id from interaction.customer_identifier where kind='source' and source=:s and external_id=:e"),
+            {"s": source, "e": subject})).scalar()

@@ -41,7 +41,7 @@ ac AS (
 ),
 seen AS (
     SELECT customer_id, min(occurred_at) AS first_at, max(occurred_at) AS last_at,
-           array_agg(DISTINCT source ORDER BY source) AS partners
+           array_agg(DISTINCT source COLLATE "C" ORDER BY source COLLATE "C") AS partners
     FROM ac GROUP BY customer_id
 ),
 bought AS (
@@ -56,7 +56,7 @@ channel_use AS (
 ),
 preferred AS (
     SELECT DISTINCT ON (customer_id) customer_id, channel FROM channel_use
-    ORDER BY customer_id, n DESC, last_at DESC, channel
+    ORDER BY customer_id, n DESC, last_at DESC, channel COLLATE "C"
 ),
 channel_use_tp AS (
     SELECT customer_id, channel, max(occurred_at) AS last_at FROM ac WHERE type = 'interaction.logged'
@@ -69,12 +69,12 @@ touch AS (
 nps AS (
     SELECT DISTINCT ON (customer_id) customer_id, CAST(data->>'nps' AS int) AS score, occurred_at FROM ac
     WHERE type = 'feedback.submitted' AND data ? 'nps'
-    ORDER BY customer_id, occurred_at DESC, source DESC, event_id DESC
+    ORDER BY customer_id, occurred_at DESC, source COLLATE "C" DESC, event_id COLLATE "C" DESC
 ),
 csat AS (
     SELECT DISTINCT ON (customer_id) customer_id, CAST(data->>'csat' AS int) AS score, occurred_at FROM ac
     WHERE type = 'feedback.submitted' AND data ? 'csat'
-    ORDER BY customer_id, occurred_at DESC, source DESC, event_id DESC
+    ORDER BY customer_id, occurred_at DESC, source COLLATE "C" DESC, event_id COLLATE "C" DESC
 )
 UPDATE interaction.customer c SET
     first_seen_at = coalesce(seen.first_at, c.first_seen_at),

@@ -100,7 +100,7 @@ async def apply_partner_events(session: AsyncSession, outbox: Outbox, events: Se
                                                        merged_id=merged, reason=reason, merged_at=now), survivor))
     touched: set[uuid.UUID] = set(resolution.customer_of) | {m[1] for m in resolution.merges}
 
-    activity_rows, purchases, adjustments, properties, deals, leads = [], {}, [], {}, [], []
+    activity_rows, purchases, adjustments, properties, deals, leads = [], {}, [], {}, {}, []
     for e, cid, home in zip(facts, resolution.customer_of, resolution.home_of, strict=True):
         payload, env = e.payload, e.envelope
         activity_id = uuid.uuid4()
@@ -146,12 +146,15 @@ async def apply_partner_events(session: AsyncSession, outbox: Outbox, events: Se
         elif isinstance(payload, p.LeadCaptured):
             leads.append((e, cid))
         elif isinstance(payload, p.DealUpdated):
-            deals.append({
+            current = deals.get((env.source, payload.deal_id))
+            if current is not None and (current["occurred"], current["stage"]) >= (e.occurred_at, payload.stage):
+                continue  # one row per deal and batch (an upsert cannot touch a row twice): the newest wins
+            deals[(env.source, payload.deal_id)] = {
                 "source": env.source, "deal_id": payload.deal_id, "customer_id": cid, "home": home,
                 "pipeline": payload.pipeline, "stage": payload.stage, "amount": payload.amount,
                 "currency": payload.currency, "close": payload.expected_close, "owner": payload.owner,
                 "lost": payload.lost_reason, "occurred": e.occurred_at, "env": env,
-            })
+            }
     clock.lap("prepare")
 
     if activity_rows:
@@ -192,11 +195,12 @@ async def apply_partner_events(session: AsyncSession, outbox: Outbox, events: Se
     if properties:
         outgoing.extend(await _apply_properties(session, properties))
     if deals:
-        changed = {(r.source, r.deal_id) for r in await session.execute(repo.UPSERT_DEALS, repo.columns(deals, {
+        deal_rows = list(deals.values())
+        changed = {(r.source, r.deal_id) for r in await session.execute(repo.UPSERT_DEALS, repo.columns(deal_rows, {
             "sources": "source", "deal_ids": "deal_id", "customer_ids": "customer_id", "homes": "home",
             "pipelines": "pipeline", "stages": "stage", "amounts": "amount", "currencies": "currency",
             "closes": "close", "owners": "owner", "lost": "lost", "occurred": "occurred"}))}
-        for d in deals:
+        for d in deal_rows:
             if (d["source"], d["deal_id"]) in changed:
                 outgoing.append(_wrap(contracts.DealUpdated(
                     customer_id=d["customer_id"], source=d["source"], deal_id=d["deal_id"], pipeline=d["pipeline"],

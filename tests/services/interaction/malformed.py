@@ -21,5 +21,6 @@ MALFORMED: list[tuple[str, object, str]] = [
     ("time without offset", order("M-1", "X-10", time="2026-11-01T10:00:00"), "time"),
     ("bad email", identified("M-1", email="not-an-email"), "identifiers.email"),
     ("bad phone", identified("M-1", phone="12"), "identifiers.phone"),
+    ("NUL character", identified("M-1", attributes={"note": "a\x00b"}), "NUL"),
     ("oversize", event("customer.identified", "M-1", {"padding": "x" * 300_000}), "byte limit"),
 ]

@@ -33,3 +33,17 @@ async def test_every_malformed_item_is_rejected_with_its_reason_and_valid_ones_k
 async def test_malformed_bodies_are_400(client, body, detail):
     resp = await client.post("/v1/events", content=body, headers={"content-type": "application/json"})
     assert resp.status_code == 400 and detail in resp.json()["detail"]
+
+
+@pytest.mark.parametrize(("path", "params"), [
+    ("/v1/customers", {"email": "a\x00@b.io"}),
+    ("/v1/customers", {"attribute": "k=\x00"}),
+    ("/v1/customers", {"partner": "\x00"}),
+    ("/v1/customers", {"cursor": "not-a-cursor"}),
+    ("/v1/partners", {"cursor": "WyJceDAwIl0"}),
+    ("/v1/partners/a%00b", {}),
+])
+async def test_bad_query_values_are_422_problem_json_never_500(client, path, params):
+    resp = await client.get(path, params=params)
+    assert resp.status_code in (404, 422), resp.text
+    assert resp.headers["content-type"] == "application/problem+json"

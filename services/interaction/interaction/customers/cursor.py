@@ -20,6 +20,7 @@ def decode(cursor: str, size: int) -> list[str]:
         values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (ValueError, orjson.JSONDecodeError):
         raise InvalidCursor("the cursor is not one this API returned") from None
-    if not isinstance(values, list) or len(values) != size or not all(isinstance(v, str) for v in values):
+    if not isinstance(values, list) or len(values) != size or not all(isinstance(v, str) and "\x00" not in v
+                                                                       for v in values):
         raise InvalidCursor("the cursor is not one this API returned")
     return values

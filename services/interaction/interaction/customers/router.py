@@ -17,10 +17,11 @@ from interaction.customers.schemas import (
 from interaction.identity.normalise import normalise_email, normalise_phone
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
+NO_NUL = r"^[^\x00]*$"  # Postgres text cannot hold U+0000: such a filter is a 422, not a 500
 EventType = Literal[tuple(sorted(PARTNER_EVENT_TYPES))]  # type: ignore[valid-type]
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
-Cursor = Annotated[str | None, Query(max_length=500, description="`next_cursor` of the previous page.")]
-Text = Annotated[str | None, Query(min_length=1, max_length=200)]
+Cursor = Annotated[str | None, Query(max_length=500, pattern=NO_NUL, description="`next_cursor` of the previous page.")]
+Text = Annotated[str | None, Query(min_length=1, max_length=200, pattern=NO_NUL)]
 
 
 class BadFilter(DomainError):
@@ -30,11 +31,11 @@ class BadFilter(DomainError):
 @router.get("", response_model=CustomerPage, responses=problem_responses(InvalidCursor, BadFilter))
 async def search_customers(
     session: SessionDep,
-    email: Annotated[str | None, Query(max_length=320, description="Matched after normalisation.")] = None,
-    phone: Annotated[str | None, Query(max_length=40, description="With country code; matched as E.164.")] = None,
-    source: Annotated[str | None, Query(min_length=1, max_length=200, description="A partner id; with `external_id`, that partner's customer id.")] = None,
+    email: Annotated[str | None, Query(max_length=320, pattern=NO_NUL, description="Matched after normalisation.")] = None,
+    phone: Annotated[str | None, Query(max_length=40, pattern=NO_NUL, description="With country code; matched as E.164.")] = None,
+    source: Annotated[str | None, Query(min_length=1, max_length=200, pattern=NO_NUL, description="A partner id; with `external_id`, that partner's customer id.")] = None,
     external_id: Text = None,
-    attribute: Annotated[str | None, Query(max_length=300, pattern=r"^[^=]{1,100}=.*$", description="`key=value`, exact match.")] = None,
+    attribute: Annotated[str | None, Query(max_length=300, pattern=r"^[^=\x00]{1,100}=[^\x00]*$", description="`key=value`, exact match.")] = None,
     partner: Text = None,
     min_purchase_count: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
     max_purchase_count: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
@@ -43,7 +44,7 @@ async def search_customers(
     max_total_spend: Annotated[Decimal | None, Query(ge=0, le=10**13)] = None,
     last_seen_after: AwareDatetime | None = None,
     last_seen_before: AwareDatetime | None = None,
-    preferred_channel: Annotated[str | None, Query(max_length=40)] = None,
+    preferred_channel: Annotated[str | None, Query(max_length=40, pattern=NO_NUL)] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> CustomerPage:
@@ -84,7 +85,7 @@ async def get_timeline(
     customer_id: uuid.UUID,
     session: SessionDep,
     type: Annotated[list[EventType] | None, Query(description="Event types to include.")] = None,  # noqa: A002
-    channel: Annotated[str | None, Query(max_length=40)] = None,
+    channel: Annotated[str | None, Query(max_length=40, pattern=NO_NUL)] = None,
     partner: Text = None,
     since: AwareDatetime | None = None,
     until: AwareDatetime | None = None,

@@ -103,6 +103,8 @@ async def timeline(session: AsyncSession, customer_id: uuid.UUID, *, limit: int,
         at, last_id = cursor.decode(cursor_token, 2)
         try:
             before = (datetime.fromisoformat(at), uuid.UUID(last_id))
+            if before[0].tzinfo is None:
+                raise ValueError("naive")
         except ValueError:
             raise cursor.InvalidCursor("the cursor is not one this API returned") from None
     rows = await repository.timeline(session, live, before=before, limit=limit + 1, **filters)

@@ -61,7 +61,8 @@ async def resolve(session: AsyncSession, events: list[PartnerEvent]) -> Resoluti
     result = Resolution()
     survivor_of: dict[object, uuid.UUID] = {}
     merged_into: dict[uuid.UUID, uuid.UUID] = {}
-    blocked = await repository.blocked_pairs(session, list(first_seen)) if len(first_seen) > 1 else set()
+    contested = [cid for customers in members.values() if len(customers) > 1 for cid in customers]
+    blocked = await repository.blocked_pairs(session, contested) if contested else set()
     for root, customers in members.items():
         survivor = min(customers, key=lambda c: (first_seen[c], str(c)))
         survivor_of[root] = survivor

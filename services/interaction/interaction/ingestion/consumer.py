@@ -17,7 +17,7 @@ from shared.messaging.inbox import ConsumedEvent, Subscription
 from shared.messaging.outbox import Outbox
 
 from interaction.ingestion.service import INGEST_INBOX, apply_partner_events
-from interaction.ingestion.validation import PartnerEvent, check
+from interaction.ingestion.validation import NUL_ESCAPE, NUL_REASON, PartnerEvent, check
 
 
 def partner_ingest_subscription(outbox: Outbox, timings: dict[str, float] | None = None) -> Subscription:
@@ -27,6 +27,8 @@ def partner_ingest_subscription(outbox: Outbox, timings: dict[str, float] | None
         dead: list[tuple[ConsumedEvent, str]] = []
         for e in events:
             try:
+                if NUL_ESCAPE in (e.message.value or b"") or any(b"\x00" in v for _, v in e.message.headers):
+                    raise InvalidEvent(NUL_REASON)
                 good.append(check(e.envelope, e.payload))
             except InvalidEvent as exc:
                 dead.append((e, str(exc)))

@@ -8,6 +8,7 @@ from shared.problems import DomainError, problem_response
 
 from interaction.ingestion.schemas import IngestItemResult, IngestResponse
 from interaction.ingestion.service import ingest_http_batch
+from interaction.ingestion.validation import NUL_ESCAPE
 
 router = APIRouter(prefix="/v1", tags=["ingestion"])
 
@@ -64,7 +65,8 @@ async def ingest_events(request: Request, session: SessionDep) -> JSONResponse |
     if not items:
         raise MalformedBatch("the batch is empty")
 
-    results = await ingest_http_batch(session, request.app.state.runtime.outbox, items, len(raw))
+    results = await ingest_http_batch(session, request.app.state.runtime.outbox, items, len(raw),
+                                      has_nul=NUL_ESCAPE in raw)
     response = IngestResponse(
         accepted=sum(r.status == "accepted" for r in results),
         duplicates=sum(r.status == "duplicate" for r in results),

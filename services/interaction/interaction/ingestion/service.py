@@ -25,7 +25,7 @@ from interaction.identity import repository as identity_repository
 from interaction.identity.normalise import source_key
 from interaction.identity.resolution import resolve
 from interaction.ingestion import repository as repo
-from interaction.ingestion.validation import PartnerEvent, validate
+from interaction.ingestion.validation import NUL_ESCAPE, NUL_REASON, PartnerEvent, validate
 from interaction.tables import messaging
 from interaction.traits.service import recompute_traits
 
@@ -43,15 +43,19 @@ class ItemResult:
 
 
 async def ingest_http_batch(session: AsyncSession, outbox: Outbox, items: Sequence[object],
-                            body_bytes: int = 0) -> list[ItemResult]:
+                            body_bytes: int = 0, has_nul: bool = True) -> list[ItemResult]:
     """The HTTP door: validate every item, apply the valid new ones, report each item's fate."""
     results: dict[int, ItemResult] = {}
     valid: list[tuple[int, PartnerEvent]] = []
     for i, raw in enumerate(items):
         ident = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
         try:
-            if body_bytes > MAX_EVENT_BYTES and len(orjson.dumps(raw)) > MAX_EVENT_BYTES:
-                raise InvalidEvent(f"event is over the {MAX_EVENT_BYTES}-byte limit")
+            if body_bytes > MAX_EVENT_BYTES or has_nul:
+                encoded = orjson.dumps(raw)
+                if len(encoded) > MAX_EVENT_BYTES:
+                    raise InvalidEvent(f"event is over the {MAX_EVENT_BYTES}-byte limit")
+                if NUL_ESCAPE in encoded:
+                    raise InvalidEvent(NUL_REASON)
             valid.append((i, validate(raw)))
         except InvalidEvent as exc:
             results[i] = ItemResult(i, "rejected", ident, str(exc))
@@ -109,7 +113,8 @@ async def apply_partner_events(session: AsyncSession, outbox: Outbox, events: Se
             "id": activity_id, "customer_id": cid, "home": home, "source": env.source, "event_id": env.id,
             "type": env.type, "occurred": e.occurred_at,
             "channel": str(getattr(payload, channel_field)) if channel_field else None,
-            "data": orjson.dumps(payload.model_dump(mode="json", exclude={"identifiers"}, exclude_none=True)).decode(),
+            # The event's data as the partner sent it (validated above), minus the identifiers, kept in their table.
+            "data": orjson.dumps({k: v for k, v in env.data.items() if k != "identifiers" and v is not None}).decode(),
         })
         if isinstance(payload, p.OrderCompleted):
             # One order is one purchase: the same order under two event ids in one batch is stored once.

@@ -19,6 +19,9 @@ EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
 FUTURE_SKEW = timedelta(days=1)
 # Dates that may lie in the future (a deal's expected close): up to this far ahead.
 FUTURE_PLAN = timedelta(days=3650)
+# Postgres text cannot hold U+0000: an event carrying one is rejected rather than failing its whole batch.
+NUL_ESCAPE = b"\\u0000"
+NUL_REASON = "the event contains a NUL character (\\u0000), which cannot be stored"
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
 
 

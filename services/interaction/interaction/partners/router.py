@@ -15,9 +15,9 @@ from interaction.partners.schemas import (
 )
 
 router = APIRouter(prefix="/v1/partners", tags=["partners"])
-PartnerId = Annotated[str, Path(min_length=1, max_length=200)]
+PartnerId = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
 Limit = Annotated[int, Query(ge=1, le=200)]
-Cursor = Annotated[str | None, Query(max_length=500)]
+Cursor = Annotated[str | None, Query(max_length=500, pattern=r"^[^\x00]*$")]
 
 
 class PartnerExists(DomainError):
@@ -91,6 +91,8 @@ async def partner_touchpoints(partner_id: PartnerId, session: SessionDep, limit:
         at, last = cursor.decode(cursor_token, 2)
         try:
             before = (datetime.fromisoformat(at), uuid.UUID(last))
+            if before[0].tzinfo is None:
+                raise ValueError("naive")
         except ValueError:
             raise cursor.InvalidCursor("the cursor is not one this API returned") from None
     rows = await repository.touchpoints(session, partner_id, before=before, limit=limit + 1)

@@ -21,9 +21,9 @@ class PartnerKind(StrEnum):
 
 
 class PartnerCreate(BaseModel):
-    id: str = Field(min_length=1, max_length=200, pattern=r"^\S+$", examples=["shop-eu"],
+    id: str = Field(min_length=1, max_length=200, pattern=r"^[^\s\x00]+$", examples=["shop-eu"],
                     description="The partner's `source` in the events it sends.")
-    name: str = Field(min_length=1, max_length=200, examples=["EU web shop"])
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00]+$", examples=["EU web shop"])
     kind: PartnerKind
 
 

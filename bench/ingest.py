@@ -12,6 +12,7 @@ against the produced data (rows, dedup, spend net of refunds); a wrong answer fa
 import argparse
 import asyncio
 import dataclasses
+import os
 import random
 import time
 import uuid
@@ -185,15 +186,16 @@ async def _bench(url: str, bootstrap: str, prefix: str, args: argparse.Namespace
         await asyncio.gather(*tasks)
     lag.append((time.perf_counter() - started, produced.sent - consumer.seen))
     unsent = await relay.unsent_count()
-    await transport.stop()
+    seconds = consumer.finished_at - consumer.first_at
+    split = _split(watch.totals, timings, seconds)  # before the reference run, which shares the fetch stopwatch
     try:
         checks = await _verify(engine, produced)
+        ceiling = await _plumbing_reference(engine, transport, prefix, produced.sent, args.batch_size)
     finally:
+        await transport.stop()
         await engine.dispose()
 
-    seconds = consumer.finished_at - consumer.first_at
     rate = produced.sent / seconds
-    split = _split(watch.totals, timings, seconds)
     print(f"\n{produced.sent:,} messages ({produced.events:,} distinct) in {seconds:.2f}s steady state "
           f"(start-up {consumer.first_at - started:.2f}s): {rate:,.0f} events/s")
     print(f"P1 goal {GOAL:,} events/s: {rate / GOAL:.2f}x of the goal")
@@ -208,7 +210,11 @@ async def _bench(url: str, bootstrap: str, prefix: str, args: argparse.Namespace
     print("  (fetch = Kafka getmany, parse = envelope + payload validation, claim = inbox insert, check = timestamps,"
           " identifiers; resolve = identity resolution and merges; traits = recomputation of the touched customers;"
           " tx = begin/commit; other = event loop, relay, aiokafka)")
+    print(f"reference, same run: the inbox consumer alone (fetch, parse, claim, commit; no-op handler) "
+          f"{ceiling:,.0f} events/s — ingestion runs at {rate / ceiling:.2f}x of its own plumbing's ceiling")
     print("verified: " + ", ".join(f"{k} {v}" for k, v in checks.items()))
+    load = os.getloadavg()
+    print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min)")
     return {
         "benchmark": "ingest",
         "messages": produced.sent,
@@ -223,8 +229,36 @@ async def _bench(url: str, bootstrap: str, prefix: str, args: argparse.Namespace
         "max_lag": max(n for _, n in lag),
         "lag_samples": [[round(t, 1), n] for t, n in lag],
         "time_split_s": {k: round(v, 3) for k, v in split.items()},
+        "plumbing_reference_events_per_s": round(ceiling, 1),
+        "ratio_to_plumbing": round(rate / ceiling, 3),
         "checks": checks,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+async def _plumbing_reference(engine: AsyncEngine, transport: KafkaTransport, prefix: str, expected: int,
+                              batch_size: int) -> float:
+    """The same topic through the same inbox consumer with a handler that does nothing: the plumbing's ceiling."""
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("TRUNCATE interaction.inbox"))
+
+    async def nothing(session, events) -> None:
+        return None
+
+    subscription = dataclasses.replace(partner_ingest_subscription(Outbox(messaging, SCHEMA, prefix)), handler=nothing)
+    consumer = _TimedConsumer(
+        expected=expected, watch=harness.Stopwatch(), timings={}, group_id=f"{prefix}reference",
+        inbox_name="bench.reference", subscription=subscription, topic_prefix=prefix, transport=transport,
+        session_factory=make_session_factory(engine), tables=messaging, batch_size=batch_size,
+    )
+    print("reference: the inbox consumer with a no-op handler over the same topic ...")
+    task = asyncio.create_task(consumer.run())
+    try:
+        await asyncio.wait_for(consumer.done.wait(), timeout=120 + expected / 500)
+    finally:
+        consumer.stop()
+        await task
+    return consumer.seen / (consumer.finished_at - consumer.first_at)
 
 
 async def _produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:

@@ -47,3 +47,11 @@ async def test_bad_query_values_are_422_problem_json_never_500(client, path, par
     resp = await client.get(path, params=params)
     assert resp.status_code in (404, 422), resp.text
     assert resp.headers["content-type"] == "application/problem+json"
+
+
+async def test_far_off_times_in_filters_are_422(client):
+    resp = await client.get("/v1/customers", params={"last_seen_after": "0001-01-01T00:00:00+05:00"})
+    assert resp.status_code == 422 and resp.headers["content-type"] == "application/problem+json"
+    resp = await client.get(f"/v1/customers/{'0' * 8}-0000-0000-0000-{'0' * 12}/timeline",
+                            params={"until": "9999-12-31T23:59:59-05:00"})
+    assert resp.status_code == 422

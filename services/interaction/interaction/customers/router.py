@@ -1,9 +1,10 @@
 import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import AwareDatetime
+from pydantic import AfterValidator, AwareDatetime
 
 from shared.contracts.partner import PARTNER_EVENT_TYPES
 from shared.db import SessionDep
@@ -24,6 +25,16 @@ Cursor = Annotated[str | None, Query(max_length=500, pattern=NO_NUL, description
 Text = Annotated[str | None, Query(min_length=1, max_length=200, pattern=NO_NUL)]
 
 
+def _storable(value: datetime) -> datetime:
+    # Far-off times with an offset overflow on the way to UTC: outside 1900–2200 a filter is a 422, not a 500.
+    if not datetime(1900, 1, 1, tzinfo=UTC) <= value <= datetime(2200, 1, 1, tzinfo=UTC):
+        raise ValueError("must lie between 1900 and 2200")
+    return value
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_storable)]
+
+
 class BadFilter(DomainError):
     status, slug, title = 422, "bad-filter", "Invalid filter"
 
@@ -42,8 +53,8 @@ async def search_customers(
     currency: Annotated[str | None, Query(pattern=r"^[A-Z]{3}$", description="Required with the spend range.")] = None,
     min_total_spend: Annotated[Decimal | None, Query(ge=0, le=10**13)] = None,
     max_total_spend: Annotated[Decimal | None, Query(ge=0, le=10**13)] = None,
-    last_seen_after: AwareDatetime | None = None,
-    last_seen_before: AwareDatetime | None = None,
+    last_seen_after: Instant | None = None,
+    last_seen_before: Instant | None = None,
     preferred_channel: Annotated[str | None, Query(max_length=40, pattern=NO_NUL)] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
@@ -87,8 +98,8 @@ async def get_timeline(
     type: Annotated[list[EventType] | None, Query(description="Event types to include.")] = None,  # noqa: A002
     channel: Annotated[str | None, Query(max_length=40, pattern=NO_NUL)] = None,
     partner: Text = None,
-    since: AwareDatetime | None = None,
-    until: AwareDatetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> TimelinePage:

@@ -41,7 +41,7 @@ def stack(database_url: str, kafka_bootstrap: str, topic_prefix: str, tmp_path: 
 async def test_one_order_flows_through_separate_processes(stack: dict[str, ServiceProcess], database_url: str) -> None:
     """One order at the gateway reaches every service through Kafka and comes back as one composed view."""
     view = await drive_one_order(stack["gateway"].url, database_url)
-    assert view["profile"]["identifiers"] == [{"source": "shop-eu", "external_id": "C-1"}]
+    assert view["profile"]["identifiers"] == [{"kind": "source", "source": "shop-eu", "external_id": "C-1"}]
 
     # `docker stop`: SIGTERM, then each service must shut down cleanly within compose's 40 s grace period
     # (uvicorn re-raises SIGTERM once it is done, hence -15; -9 would mean it had to be killed).

@@ -59,8 +59,8 @@ async def ingest_http_batch(session: AsyncSession, outbox: Outbox, items: Sequen
             valid.append((i, validate(raw)))
         except InvalidEvent as exc:
             results[i] = ItemResult(i, "rejected", ident, str(exc))
-    # Lock before claiming, the order the Kafka door cannot change (it claims first), to keep waits short.
-    await identity_repository.lock_identity(session)
+    # Claim, then lock (in apply_partner_events): the order of the Kafka door, so the two never wait on each other
+    # in a cycle; an event in flight through both doors is applied by one and is a duplicate for the other.
     fresh_keys = await claim(session, messaging.inbox, INGEST_INBOX,
                              list(dict.fromkeys((e.envelope.source, e.envelope.id) for _, e in valid)))
     seen: set[tuple[str, str]] = set()

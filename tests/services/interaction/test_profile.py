@@ -3,6 +3,9 @@
 import uuid
 from decimal import Decimal
 
+from shared.contracts.envelope import Envelope
+from shared.contracts.interaction import INTERACTION_EVENT_TYPES, SOURCE
+
 from tests.services.interaction.conftest import customer_of, outbox_events
 from tests.services.interaction.events import cancel, event, feedback, identified, order, refund, touch
 
@@ -61,6 +64,11 @@ async def test_every_event_type_lands_in_the_profile_the_timeline_and_the_outbox
     assert profile["latest_nps"]["score"] == 9 and profile["latest_csat"]["score"] == 5
     assert profile["partners"] == ["reseller-x", "shop-eu"]
 
+    for published_event in await outbox_events(engine):  # every event honours its published contract
+        envelope = Envelope.from_dict(published_event)
+        payload = INTERACTION_EVENT_TYPES[envelope.type].model_validate(envelope.data)
+        assert envelope.source == SOURCE and envelope.subject == str(payload.customer_id)
+        assert envelope.dataschema == payload.dataschema()
     published = {e["type"] for e in await outbox_events(engine)}
     assert published == {"customer.created", "customer.updated", "purchase.recorded", "purchase.refunded",
                          "touchpoint.recorded", "feedback.recorded", "lead.captured", "deal.updated"}

@@ -10,6 +10,15 @@ from tests.services.interaction.conftest import customer_of, outbox_events
 from tests.services.interaction.events import cancel, event, feedback, identified, order, refund, touch
 
 
+async def assert_contracts_honoured(engine) -> None:
+    """Every published event parses as its contract says, keyed and subjected by its customer."""
+    for published_event in await outbox_events(engine):
+        envelope = Envelope.from_dict(published_event)
+        payload = INTERACTION_EVENT_TYPES[envelope.type].model_validate(envelope.data)
+        assert envelope.source == SOURCE and envelope.subject == str(payload.customer_id)
+        assert envelope.dataschema == payload.dataschema()
+
+
 async def post(client, events: list[dict]) -> dict:
     resp = await client.post("/v1/events", json=events)
     assert resp.status_code == 200, resp.text
@@ -64,11 +73,7 @@ async def test_every_event_type_lands_in_the_profile_the_timeline_and_the_outbox
     assert profile["latest_nps"]["score"] == 9 and profile["latest_csat"]["score"] == 5
     assert profile["partners"] == ["reseller-x", "shop-eu"]
 
-    for published_event in await outbox_events(engine):  # every event honours its published contract
-        envelope = Envelope.from_dict(published_event)
-        payload = INTERACTION_EVENT_TYPES[envelope.type].model_validate(envelope.data)
-        assert envelope.source == SOURCE and envelope.subject == str(payload.customer_id)
-        assert envelope.dataschema == payload.dataschema()
+    await assert_contracts_honoured(engine)
     published = {e["type"] for e in await outbox_events(engine)}
     assert published == {"customer.created", "customer.updated", "purchase.recorded", "purchase.refunded",
                          "touchpoint.recorded", "feedback.recorded", "lead.captured", "deal.updated"}
@@ -153,6 +158,7 @@ async def test_shared_email_merges_into_the_oldest_and_the_undo_restores_both(cl
     await post(client, [identified("K-9", source="crm", email="ada@example.com", time="2026-05-01T00:00:00Z")])
     assert await customer_of(engine, "K-9", source="crm") == merged
     assert (await client.post(f"/v1/merges/{uuid.uuid4()}/undo")).status_code == 404
+    await assert_contracts_honoured(engine)
 
 
 async def test_search_by_identifier_attribute_and_trait_ranges(client, engine):
@@ -225,3 +231,4 @@ async def test_export_holds_everything_and_erasure_removes_pii(client, engine):
                         event("erasure.requested", "E-2", {"reason": "customer asked"})])
     assert await customer_of(engine, "E-2") is None
     assert len(await outbox_events(engine, "customer.erased")) == 2
+    await assert_contracts_honoured(engine)

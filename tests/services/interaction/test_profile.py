@@ -140,6 +140,7 @@ async def test_shared_email_merges_into_the_oldest_and_the_undo_restores_both(cl
     assert merged_event["data"]["survivor_id"] == str(survivor) and merged_event["data"]["merged_id"] == str(merged)
     [audit] = (await client.get(f"/v1/customers/{survivor}/merges")).json()
     assert audit["id"] == merged_event["data"]["merge_id"] and audit["undone_at"] is None
+    assert audit["reason"].startswith("event crm/") and "names identifiers of both customers" in audit["reason"]
 
     undo = await client.post(f"/v1/merges/{audit['id']}/undo")
     assert undo.status_code == 200, undo.text

@@ -70,7 +70,11 @@ async def resolve(session: AsyncSession, events: list[PartnerEvent]) -> Resoluti
             if frozenset((survivor, other)) in blocked:
                 continue
             merged_into[other] = survivor
-            result.merges.append((uuid.uuid4(), survivor, other, _reason(events, known, other, survivor)))
+            result.merges.append((uuid.uuid4(), survivor, other, ""))
+    if result.merges:
+        reasons = _reasons(events, known, result.merges)
+        result.merges = [(mid, s, m, reasons.get(m, "identifiers linked within one batch"))
+                         for mid, s, m, _ in result.merges]
     for e in events:  # components with no known customer get one new customer
         root = uf.find(e.keys[0])
         if root not in survivor_of:
@@ -108,13 +112,18 @@ async def resolve(session: AsyncSession, events: list[PartnerEvent]) -> Resoluti
     return result
 
 
-def _reason(events: list[PartnerEvent], known: dict, merged: uuid.UUID, survivor: uuid.UUID) -> str:
-    """Which identifier tied the two together, for the audit (no PII beyond the identifier kind)."""
+def _reasons(events: list[PartnerEvent], known: dict, merges: list[tuple]) -> dict[uuid.UUID, str]:
+    """Per merged customer, the event that tied it to its survivor, for the audit (ids only, no PII)."""
+    wanted = {merged: survivor for _, survivor, merged, _ in merges}
+    reasons: dict[uuid.UUID, str] = {}
     for e in events:
-        owners = {known[k][0]: k for k in e.keys if k in known}
-        if merged in owners and survivor in owners:
-            return f"event {e.envelope.source}/{e.envelope.id} names identifiers of both customers"
+        owners = {known[k][0] for k in e.keys if k in known}
+        for merged in owners & wanted.keys():
+            if merged not in reasons and wanted[merged] in owners:
+                reasons[merged] = f"event {e.envelope.source}/{e.envelope.id} names identifiers of both customers"
     for e in events:
-        if any(k in known and known[k][0] in (merged, survivor) for k in e.keys):
-            return f"identifiers linked through event {e.envelope.source}/{e.envelope.id}"
-    return "identifiers linked within one batch"
+        owners = {known[k][0] for k in e.keys if k in known}
+        for merged in wanted.keys() - reasons.keys():
+            if owners & {merged, wanted[merged]}:
+                reasons[merged] = f"identifiers linked through event {e.envelope.source}/{e.envelope.id}"
+    return reasons

@@ -1,9 +1,11 @@
 import orjson
+import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from shared.contracts.envelope import Envelope
 from shared.db import SessionDep
+from shared.messaging.inbox import is_transient
 from shared.problems import DomainError, problem_response
 
 from interaction.ingestion.schemas import IngestItemResult, IngestResponse
@@ -19,6 +21,10 @@ class MalformedBatch(DomainError):
 
 class BatchTooLarge(DomainError):
     status, slug, title = 413, "batch-too-large", "Event batch too large"
+
+
+class TryAgain(DomainError):
+    status, slug, title = 503, "try-again", "Temporarily unable to store the batch"
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -41,6 +47,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
         400: {"description": "The body is not a JSON array of events"},
         413: {"description": "Too many events or too many bytes"},
         422: {"description": "Some events were rejected; `results` says which and why. The others were stored."},
+        503: {"description": "The database could not take the batch now (nothing stored); resend it."},
     },
     openapi_extra={"requestBody": {"required": True, "content": {
         "application/cloudevents-batch+json": {"schema": {"type": "array", "items": Envelope.model_json_schema()}},
@@ -65,8 +72,14 @@ async def ingest_events(request: Request, session: SessionDep) -> JSONResponse |
     if not items:
         raise MalformedBatch("the batch is empty")
 
-    results = await ingest_http_batch(session, request.app.state.runtime.outbox, items, len(raw),
-                                      has_nul=NUL_ESCAPE in raw)
+    try:
+        results = await ingest_http_batch(session, request.app.state.runtime.outbox, items, len(raw),
+                                          has_nul=NUL_ESCAPE in raw)
+    except sa.exc.DBAPIError as exc:
+        if not is_transient(exc):
+            raise
+        # Nothing was stored (the transaction rolls back): resending the same batch is safe.
+        raise TryAgain(f"the database could not take the batch ({type(exc.orig).__name__}); resend it") from None
     response = IngestResponse(
         accepted=sum(r.status == "accepted" for r in results),
         duplicates=sum(r.status == "duplicate" for r in results),

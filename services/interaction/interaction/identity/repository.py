@@ -3,6 +3,7 @@
 import uuid
 from datetime import datetime
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -172,7 +173,7 @@ async def unmerge(session: AsyncSession, merge_row: sa.Row, live: uuid.UUID) -> 
                CAST(p->>'occurred_at' AS timestamptz), CAST(p->>'filled_by_merge_id' AS uuid)
         FROM jsonb_array_elements(CAST(:snapshot AS jsonb)) AS p
         ON CONFLICT DO NOTHING
-    """), {"restored": restored, "snapshot": _json(merge_row.snapshot)})
+    """), {"restored": restored, "snapshot": orjson.dumps(merge_row.snapshot).decode()})
     await session.execute(sa.text(
         "UPDATE interaction.customer SET merged_into = NULL, updated_at = now() WHERE id = :restored"), params)
     await session.execute(sa.text(
@@ -181,9 +182,3 @@ async def unmerge(session: AsyncSession, merge_row: sa.Row, live: uuid.UUID) -> 
     purchases = [r.id for r in moved["purchase"]]
     touchpoints = [r.id for r in moved["activity"] if r.type == "interaction.logged"]
     return purchases, touchpoints
-
-
-def _json(value: object) -> str:
-    import orjson
-
-    return orjson.dumps(value).decode()

@@ -1,7 +1,6 @@
 """Writes of one ingested batch: fixed-shape `unnest` statements, compiled and prepared once whatever the size."""
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
 
 INSERT_ACTIVITY = sa.text("""
 INSERT INTO interaction.activity (id, customer_id, home_customer_id, source, event_id, type, occurred_at, channel, data)
@@ -67,6 +66,12 @@ ON CONFLICT (source, deal_id) DO UPDATE SET
 WHERE (d.occurred_at, d.stage) < (EXCLUDED.occurred_at, EXCLUDED.stage)
 RETURNING source, deal_id
 """)
+ANY_PENDING_ADJUSTMENTS = sa.text("""
+SELECT 1 FROM interaction.purchase_adjustment
+WHERE published_at IS NULL
+  AND (source, order_id) IN (SELECT * FROM unnest(CAST(:sources AS text[]), CAST(:order_ids AS text[])))
+LIMIT 1
+""")
 REGISTER_PARTNERS = sa.text("""
 INSERT INTO interaction.partner (id, name, kind, auto_registered)
 SELECT s, s, 'unclassified', true FROM unnest(CAST(:ids AS text[])) AS s
@@ -77,7 +82,3 @@ ON CONFLICT DO NOTHING
 def columns(rows: list[dict], mapping: dict[str, str]) -> dict[str, list]:
     """Row dicts as the parallel arrays an `unnest` statement takes: {param: [row[column] …]}."""
     return {param: [r[col] for r in rows] for param, col in mapping.items()}
-
-
-async def execute(session: AsyncSession, statement: sa.TextClause, params: dict) -> sa.CursorResult:
-    return await session.execute(statement, params)

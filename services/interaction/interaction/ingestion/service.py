@@ -5,6 +5,7 @@ source) by the caller, an order is stored once per (source, order id), and trait
 stored rows, so a resent, late or out-of-order event leaves every trait as if all had come in order.
 """
 
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -234,12 +235,8 @@ async def apply_partner_events(session: AsyncSession, outbox: Outbox, events: Se
 
 
 async def _any_pending_adjustments(session: AsyncSession, orders: set[tuple[str, str]]) -> bool:
-    from sqlalchemy import text
-
-    found = await session.execute(text(
-        "SELECT 1 FROM interaction.purchase_adjustment WHERE published_at IS NULL AND (source, order_id) IN "
-        "(SELECT * FROM unnest(CAST(:s AS text[]), CAST(:o AS text[]))) LIMIT 1"),
-        {"s": [o[0] for o in orders], "o": [o[1] for o in orders]})
+    found = await session.execute(repo.ANY_PENDING_ADJUSTMENTS, {"sources": [o[0] for o in orders],
+                                                                 "order_ids": [o[1] for o in orders]})
     return found.first() is not None
 
 
@@ -278,8 +275,6 @@ class _Clock:
     """Phase timings for the benchmark; free when nobody asks for them."""
 
     def __init__(self, timings: dict[str, float] | None) -> None:
-        import time
-
         self._now = time.perf_counter
         self.timings = timings
         self.last = self._now() if timings is not None else 0.0

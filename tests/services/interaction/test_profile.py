@@ -233,3 +233,20 @@ async def test_export_holds_everything_and_erasure_removes_pii(client, engine):
     assert await customer_of(engine, "E-2") is None
     assert len(await outbox_events(engine, "customer.erased")) == 2
     await assert_contracts_honoured(engine)
+
+
+async def test_merge_by_hand_then_undo(client, engine):
+    await post(client, [order("H-1", "H-O-1", "10.00", at="2026-01-01T00:00:00Z"),
+                        order("H-2", "H-O-2", "20.00", at="2026-02-01T00:00:00Z")])
+    older, newer = await customer_of(engine, "H-1"), await customer_of(engine, "H-2")
+    merged = await client.post("/v1/merges", json={"customer_ids": [str(newer), str(older)], "reason": "same person"})
+    assert merged.status_code == 201, merged.text
+    assert merged.json()["survivor_id"] == str(older) and merged.json()["merged_id"] == str(newer)
+    assert (await client.get(f"/v1/customers/{newer}")).json()["purchase_count"] == 2
+    again = await client.post("/v1/merges", json={"customer_ids": [str(newer), str(older)]})
+    assert again.status_code == 409
+    assert (await client.post("/v1/merges", json={"customer_ids": [str(older), str(uuid.uuid4())]})).status_code == 404
+    undo = await client.post(f"/v1/merges/{merged.json()['id']}/undo")
+    assert undo.status_code == 200 and len(undo.json()["purchase_ids"]) == 1
+    assert (await client.get(f"/v1/customers/{newer}")).json()["purchase_count"] == 1
+    await assert_contracts_honoured(engine)

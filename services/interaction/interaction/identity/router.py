@@ -1,12 +1,12 @@
 import uuid
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, status
 
 from shared.db import SessionDep
 from shared.problems import NotFound, problem_responses
 
 from interaction.identity import service
-from interaction.identity.schemas import MergeRead, UnmergeRead
+from interaction.identity.schemas import MergeCreate, MergeRead, UnmergeRead
 
 router = APIRouter(prefix="/v1", tags=["identity"])
 
@@ -15,6 +15,13 @@ router = APIRouter(prefix="/v1", tags=["identity"])
 async def list_merges(customer_id: uuid.UUID, session: SessionDep) -> list[MergeRead]:
     """The merge audit of a customer: merges it survived and the merge that folded it away, oldest first."""
     return await service.merges_of(session, customer_id)
+
+
+@router.post("/merges", response_model=MergeRead, status_code=status.HTTP_201_CREATED,
+             responses=problem_responses(NotFound, service.AlreadyOneCustomer, service.CustomerErased))
+async def merge_customers(body: MergeCreate, request: Request, session: SessionDep) -> MergeRead:
+    """Merge two customers by hand (the oldest survives); audited and undoable like automatic merges."""
+    return await service.merge_by_hand(session, request.app.state.runtime.outbox, body)
 
 
 @router.get("/merges/{merge_id}", response_model=MergeRead, responses=problem_responses(NotFound))

@@ -19,3 +19,10 @@ class UnmergeRead(MergeRead):
     restored_id: uuid.UUID
     purchase_ids: list[uuid.UUID] = Field(description="Purchases that moved back to the restored customer.")
     touchpoint_ids: list[uuid.UUID] = Field(description="Touchpoints that moved back.")
+
+
+class MergeCreate(BaseModel):
+    """Merge two customers a user knows to be one person; the oldest survives, as for automatic merges."""
+
+    customer_ids: list[uuid.UUID] = Field(min_length=2, max_length=2)
+    reason: str = Field("merged by a user", min_length=1, max_length=500, pattern=r"^[^\x00]+$")

@@ -14,7 +14,7 @@ from shared.problems import DomainError, NotFound
 
 from interaction.customers.models import customer, customer_merge
 from interaction.identity import repository
-from interaction.identity.schemas import MergeRead, UnmergeRead
+from interaction.identity.schemas import MergeCreate, MergeRead, UnmergeRead
 from interaction.traits.service import recompute_traits
 
 
@@ -24,6 +24,10 @@ class MergeAlreadyUndone(DomainError):
 
 class CustomerErased(DomainError):
     status, slug, title = 409, "customer-erased", "Customer erased"
+
+
+class AlreadyOneCustomer(DomainError):
+    status, slug, title = 409, "already-one-customer", "Already one customer"
 
 
 def _read(row: sa.Row) -> MergeRead:
@@ -69,3 +73,28 @@ async def undo_merge(session: AsyncSession, outbox: Outbox, merge_id: uuid.UUID)
     return UnmergeRead(id=row.id, survivor_id=row.survivor_id, merged_id=row.merged_id, reason=row.reason,
                        merged_at=row.merged_at, undone_at=now, restored_id=row.merged_id,
                        purchase_ids=purchase_ids, touchpoint_ids=touchpoint_ids)
+
+
+async def merge_by_hand(session: AsyncSession, outbox: Outbox, body: MergeCreate) -> MergeRead:
+    await repository.lock_identity(session)
+    live = []
+    for cid in body.customer_ids:
+        found = await repository.live_customer(session, cid)
+        if found is None:
+            raise NotFound(f"no customer {cid}")
+        live.append(found)
+    if live[0] == live[1]:
+        raise AlreadyOneCustomer(f"{body.customer_ids[0]} and {body.customer_ids[1]} are already customer {live[0]}")
+    rows = (await session.execute(sa.select(customer.c.id, customer.c.first_seen_at, customer.c.erased_at)
+                                  .where(customer.c.id.in_(live)))).all()
+    if any(r.erased_at is not None for r in rows):
+        raise CustomerErased("an erased customer cannot be merged")
+    survivor, merged = (r.id for r in sorted(rows, key=lambda r: (r.first_seen_at, str(r.id))))
+    merge_id = uuid.uuid4()
+    await repository.merge(session, [(merge_id, survivor, merged, body.reason)])
+    await recompute_traits(session, {survivor})
+    now = datetime.now(UTC)
+    event = contracts.CustomerMerged(customer_id=survivor, merge_id=merge_id, survivor_id=survivor, merged_id=merged,
+                                     reason=body.reason, merged_at=now)
+    await outbox.add(session, INTERACTION_EVENTS, [Envelope.wrap(event, source=contracts.SOURCE, subject=str(survivor))])
+    return await get_merge(session, merge_id)

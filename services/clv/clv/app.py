@@ -5,19 +5,21 @@ from fastapi import FastAPI
 from shared.messaging.transport import Transport
 from shared.service import ServiceRuntime, create_service_app
 
+from clv.fits.router import router as fits_router
+from clv.scoring.router import router as scoring_router
 from clv.settings import SCHEMA, ClvSettings
 from clv.tables import messaging
-from clv.transaction_summary.projection import purchases_subscription
+from clv.transaction_summary.projection import interaction_subscription
 from clv.transaction_summary.router import router as transaction_summary_router
 
 
 def create_app(settings: ClvSettings | None = None, transport: Transport | None = None) -> FastAPI:
     settings = settings or ClvSettings()
     runtime = ServiceRuntime(settings, schema=SCHEMA, tables=messaging, transport=transport)
-    runtime.subscribe(purchases_subscription())
+    runtime.subscribe(interaction_subscription())
     return create_service_app(
         runtime,
         title="clv",
         description="Customer value: transaction summaries, CLV models, value tiers and value propositions.",
-        routers=[transaction_summary_router],
+        routers=[transaction_summary_router, fits_router, scoring_router],
     )

@@ -49,9 +49,13 @@ class FitResult:
 
 
 def fit(name: str, param_names: Sequence[str], loglik: LogLik, data, customers: float, rows: int,
-        starts: Sequence[Sequence[float]], max_iterations: int = 2000) -> FitResult:
-    """Maximise `loglik` from each start until one converges; the best optimum wins."""
+        starts: Sequence[Sequence[float]], max_evaluations: int = 1500) -> FitResult:
+    """Maximise `loglik` from each start until one converges, within one budget of evaluations; the best wins."""
+    evaluations = 0
+
     def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        nonlocal evaluations
+        evaluations += 1
         params = np.exp(theta)
         ll, grad = loglik(params, data)
         if not np.isfinite(ll):
@@ -61,16 +65,21 @@ def fit(name: str, param_names: Sequence[str], loglik: LogLik, data, customers: 
 
     best = None
     for start in starts:
+        budget = max_evaluations - evaluations
+        if best is not None and budget < 50:
+            break
         res = minimize(objective, np.log(np.asarray(start, dtype=np.float64)), jac=True, method="L-BFGS-B",
                        bounds=[(-LOG_BOUND, LOG_BOUND)] * len(param_names),
-                       options={"maxiter": max_iterations, "ftol": 1e-15, "gtol": 1e-9, "maxcor": 20})
+                       options={"maxfun": budget, "maxiter": budget, "ftol": 1e-14, "gtol": 1e-9, "maxcor": 20})
         gnorm = float(np.max(np.abs(res.jac))) if res.jac is not None else float("inf")
         at_bound = bool(np.any(np.abs(res.x) >= LOG_BOUND - 1e-6))
         converged = bool(np.isfinite(res.fun) and gnorm < GRADIENT_TOLERANCE and not at_bound)
         candidate = (converged, -res.fun, res, gnorm, at_bound)
         if best is None or (candidate[0], candidate[1]) > (best[0], best[1]):
             best = candidate
-        if converged:
+        if converged or res.success:
+            # The optimiser found a stationary point by its own criteria: another start lands in the same place
+            # (a flat ridge) far more often than in a better optimum, and costs as much again.
             break
     converged, _, res, gnorm, at_bound = best
     params = np.exp(res.x)
@@ -78,6 +87,10 @@ def fit(name: str, param_names: Sequence[str], loglik: LogLik, data, customers: 
     message = str(res.message)
     if at_bound:
         message = "a parameter ran to its bound: the data do not identify the model"
+    elif not converged and np.max(np.abs(res.x)) > 4.5:
+        message = (f"not converged: the likelihood is nearly flat as a parameter grows without limit "
+                   f"({dict(zip(param_names, np.round(params, 4).tolist(), strict=True))}); "
+                   f"the data do not identify this model's heterogeneity (max |gradient| {gnorm:.2e})")
     elif not converged:
         message = f"not converged (max |gradient| {gnorm:.2e}): {message}"
     std_errors = standard_errors(loglik, params, data) if converged else [None] * len(params)

@@ -252,7 +252,7 @@ class ParetoNBD(TransactionModel):
             # A0 = F(t_x) − F(T) > 0, in logs: log F(t_x) + log1p(−F(T)/F(t_x)); −inf when t_x = T.
             log_a0 = f_tx + np.log1p(-np.exp(np.minimum(f_T - f_tx, 0.0)))
             l2 = np.log(s) - np.log(rho) + log_a0
-        return head + np.logaddexp(l1, l2)
+            return head + np.logaddexp(l1, l2)
 
     @staticmethod
     def loglik(params: np.ndarray, data: Summary) -> tuple[float, np.ndarray]:

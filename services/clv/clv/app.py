@@ -6,6 +6,8 @@ from shared.messaging.transport import Transport
 from shared.service import ServiceRuntime, create_service_app
 
 from clv.fits.router import router as fits_router
+from clv.propositions.projection import targeting_subscription
+from clv.propositions.router import router as propositions_router
 from clv.scoring.router import router as scoring_router
 from clv.settings import SCHEMA, ClvSettings
 from clv.tables import messaging
@@ -17,9 +19,10 @@ def create_app(settings: ClvSettings | None = None, transport: Transport | None 
     settings = settings or ClvSettings()
     runtime = ServiceRuntime(settings, schema=SCHEMA, tables=messaging, transport=transport)
     runtime.subscribe(interaction_subscription())
+    runtime.subscribe(targeting_subscription())
     return create_service_app(
         runtime,
         title="clv",
         description="Customer value: transaction summaries, CLV models, value tiers and value propositions.",
-        routers=[transaction_summary_router, fits_router, scoring_router],
+        routers=[transaction_summary_router, fits_router, scoring_router, propositions_router],
     )

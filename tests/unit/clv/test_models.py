@@ -290,3 +290,38 @@ def test_fit_on_degenerate_data_reports_non_convergence_instead_of_nan():
     model, result = GammaGamma.fit(np.full(50, 3.0), np.full(50, 20.0))
     assert not result.converged and result.message
     assert all(np.isfinite(v) for v in result.params.values())
+
+
+@pytest.mark.parametrize("model_cls", [BetaGeo, ModifiedBetaGeo])
+def test_analytic_hessians_match_differences_of_the_gradient(model_cls):
+    from clv.models.fitting import hessian
+    data, params = _random_summary(), np.array([0.4, 6.0, 0.9, 2.2])
+    _, _, analytic = model_cls.full(params, data)
+    np.testing.assert_allclose(analytic, hessian(model_cls.loglik, params, data), rtol=1e-4, atol=1e-3)
+
+
+def test_gamma_gamma_hessian_matches_differences_of_the_gradient():
+    from clv.models.fitting import hessian
+    from clv.models.gamma_gamma import SpendData
+    rng = np.random.default_rng(5)
+    x = rng.integers(1, 20, 400).astype(float)
+    data = SpendData.of(x, simulate.gamma_gamma(x, 6.0, 4.0, 15.0, rng))
+    params = np.array([5.0, 3.5, 12.0])
+    np.testing.assert_allclose(GammaGamma.hessian(params, data), hessian(GammaGamma.loglik, params, data),
+                               rtol=1e-4, atol=1e-3)
+
+
+def test_newton_polish_on_a_large_population_agrees_with_lbfgs():
+    rng = np.random.default_rng(77)
+    T = rng.integers(1, 366, 300_000).astype(float)
+    x, t = simulate.bgnbd(T, 0.25, 30.0, 0.8, 2.5, rng)
+    t_x = np.where(x > 0, np.minimum(np.ceil(t), T), 0.0)
+    data, _ = collapse(x, t_x, T, with_inverse=False)
+    _, newton_fit = BetaGeo.fit(data)  # pilot + Newton
+    from clv.models.fitting import fit
+    lbfgs = fit("bgnbd", BetaGeo.param_names, BetaGeo.loglik, data, data.customers, len(data.x),
+                BetaGeo.default_starts(data))
+    assert newton_fit.converged and newton_fit.message == "converged (Newton)"
+    for k in lbfgs.params:
+        assert newton_fit.params[k] == pytest.approx(lbfgs.params[k], rel=1e-5)
+        assert newton_fit.std_errors[k] == pytest.approx(lbfgs.std_errors[k], rel=1e-3)

@@ -101,15 +101,19 @@ def fit(name: str, param_names: Sequence[str], loglik: LogLik, data, customers: 
 
 
 def hessian(loglik: LogLik, params: np.ndarray, data) -> np.ndarray:
-    """Central differences of the analytic gradient (natural parameters), symmetrised."""
+    """Forward differences of the analytic gradient (natural parameters), symmetrised: k + 1 evaluations.
+
+    At the optimum the gradient is ~0, so a relative step of 1e-6 leaves ~1e-6 relative error on the
+    standard errors — far below their own sampling error, at half the cost of central differences.
+    """
     k = len(params)
     h = np.empty((k, k))
+    base = loglik(params, data)[1]
     for i in range(k):
-        step = 1e-5 * max(abs(params[i]), 1e-8)
-        up, down = params.copy(), params.copy()
+        step = 1e-6 * max(abs(params[i]), 1e-8)
+        up = params.copy()
         up[i] += step
-        down[i] -= step
-        h[i] = (loglik(up, data)[1] - loglik(down, data)[1]) / (2 * step)
+        h[i] = (loglik(up, data)[1] - base) / step
     return (h + h.T) / 2
 
 
@@ -124,3 +128,65 @@ def standard_errors(loglik: LogLik, params: np.ndarray, data) -> list[float | No
     if not np.all(np.isfinite(diag)) or np.any(diag <= 0):
         return [None] * len(params)
     return np.sqrt(diag).tolist()
+
+
+Full = Callable[[np.ndarray, object], tuple[float, np.ndarray, np.ndarray]]
+
+
+def with_numeric_hessian(loglik: LogLik) -> Full:
+    def full(params: np.ndarray, data) -> tuple[float, np.ndarray, np.ndarray]:
+        ll, grad = loglik(params, data)
+        return ll, grad, hessian(loglik, params, data)
+    return full
+
+
+def newton(name: str, param_names: Sequence[str], full: Full, data, customers: float, rows: int,
+           start: Sequence[float], max_iterations: int = 12) -> FitResult | None:
+    """Newton's method on log-parameters from a start near the optimum (a pilot fit, moment estimates).
+
+    `full` gives the log-likelihood, its gradient and its Hessian in the natural parameters. Each iteration is
+    one such evaluation, convergence is quadratic, and the Hessian at the optimum gives the standard errors.
+    Returns None when the start is not in the optimum's basin (Hessian not negative definite, no ascent), for
+    the caller to fall back to L-BFGS-B.
+    """
+    params = np.asarray(start, dtype=np.float64)
+    ll, grad, h = full(params, data)
+    for iteration in range(1, max_iterations + 1):
+        if not (np.isfinite(ll) and np.all(np.isfinite(grad)) and np.all(np.isfinite(h))):
+            return None
+        g_theta = params * grad
+        if np.max(np.abs(g_theta)) / customers < 1e-8:
+            return _result(name, param_names, params, ll, customers, rows, iteration, g_theta, h)
+        h_theta = params[:, None] * h * params[None, :] + np.diag(g_theta)
+        try:
+            np.linalg.cholesky(-h_theta)
+        except np.linalg.LinAlgError:
+            return None
+        step = -np.linalg.solve(h_theta, g_theta)
+        theta = np.log(params)
+        for _ in range(20):
+            trial = np.exp(np.clip(theta + step, -LOG_BOUND, LOG_BOUND))
+            trial_ll, trial_grad, trial_h = full(trial, data)
+            if np.isfinite(trial_ll) and trial_ll >= ll - 1e-12 * abs(ll):
+                break
+            step /= 2
+        else:
+            return None
+        params, ll, grad, h = trial, trial_ll, trial_grad, trial_h
+    return None
+
+
+def _result(name, param_names, params, ll, customers, rows, iterations, g_theta, h) -> FitResult:
+    std_errors: list[float | None] = [None] * len(params)
+    try:
+        cov = np.linalg.inv(-h)
+        diag = np.diag(cov)
+        if np.all(np.isfinite(diag)) and np.all(diag > 0):
+            std_errors = np.sqrt(diag).tolist()
+    except np.linalg.LinAlgError:
+        pass
+    gnorm = float(np.max(np.abs(g_theta)) / customers)
+    return FitResult(model=name, params=dict(zip(param_names, params.tolist(), strict=True)), log_likelihood=float(ll),
+                     customers=float(customers), rows=int(rows), converged=gnorm < GRADIENT_TOLERANCE,
+                     iterations=iterations, message="converged (Newton)", gradient_norm=gnorm,
+                     std_errors=dict(zip(param_names, std_errors, strict=True)))

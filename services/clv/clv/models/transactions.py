@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-from scipy.special import digamma, expit, gammaln, hyp2f1
+from scipy.special import digamma, expit, gammaln, hyp2f1, polygamma
 
-from clv.models.data import Summary
-from clv.models.fitting import FitError, FitResult, fit
+from clv.models.data import Summary, dot
+from clv.models.fitting import FitError, FitResult, fit, newton, with_numeric_hessian
 
 MIN_CUSTOMERS = 2
 
@@ -27,10 +27,27 @@ def _check_identifiable(data: Summary) -> None:
         raise FitError("every customer has age T = 0: there is no observation period to learn from")
 
 
-def _by_unique(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Row index of the first of each distinct key, and each row's position among them (for per-group work)."""
-    unique, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    return first, inverse.ravel()
+PILOT_CUSTOMERS = 50_000
+
+
+def _pilot_sample(data: Summary, seed: int = 20051) -> Summary | None:
+    """A customer-level random subsample (binomial thinning of each row's weight), or None if data are small."""
+    if data.customers < 4 * PILOT_CUSTOMERS or len(data.x) < 20_000:
+        return None
+    rng = np.random.default_rng(seed)
+    weights = rng.binomial(np.rint(data.weights).astype(np.int64), PILOT_CUSTOMERS / data.customers).astype(np.float64)
+    keep = weights > 0
+    return Summary(data.x[keep], data.t_x[keep], data.T[keep], weights[keep])
+
+
+def _codes(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values and each entry's position among them; small whole numbers code as themselves (no sort)."""
+    if len(v) and v.min() >= 0 and v.max() < 4 * len(v) + 1000:
+        as_int = v.astype(np.int64)
+        if np.array_equal(as_int, v):
+            return np.arange(as_int.max() + 1, dtype=np.float64), as_int
+    u, inverse = np.unique(v, return_inverse=True)
+    return u, inverse.ravel()
 
 
 def _discount_weights(periods: int, discount_rate: float) -> np.ndarray:
@@ -55,8 +72,23 @@ class TransactionModel:
     def fit(cls, data: Summary, starts: list[list[float]] | None = None):
         """Maximum likelihood on (possibly collapsed) statistics; returns the model and the fit report."""
         _check_identifiable(data)
-        result: FitResult = fit(cls.name, cls.param_names, cls.loglik, data, data.customers, len(data.x),
-                                starts or cls.default_starts(data))
+        starts = starts or cls.default_starts(data)
+        pilot = _pilot_sample(data)
+        if pilot is not None:
+            # A fit on a random ~5% of the customers lands close to the optimum for a fraction of the cost;
+            # the full data then only polishes it (a few iterations instead of dozens).
+            try:
+                _check_identifiable(pilot)
+                rough = fit(cls.name, cls.param_names, cls.loglik, pilot, pilot.customers, len(pilot.x), starts)
+            except FitError:
+                rough = None
+            if rough is not None and rough.converged:
+                polished = newton(cls.name, cls.param_names, cls.full, data, data.customers, len(data.x),
+                                  rough.values())
+                if polished is not None and polished.converged:
+                    return cls.from_params(polished.params), polished
+                starts = [rough.values().tolist(), *starts]
+        result: FitResult = fit(cls.name, cls.param_names, cls.loglik, data, data.customers, len(data.x), starts)
         return cls.from_params(result.params), result
 
     @classmethod
@@ -67,29 +99,37 @@ class TransactionModel:
     def loglik(params: np.ndarray, data: Summary) -> tuple[float, np.ndarray]:
         raise NotImplementedError
 
+    @classmethod
+    def full(cls, params: np.ndarray, data: Summary) -> tuple[float, np.ndarray, np.ndarray]:
+        """Log-likelihood, gradient and Hessian (numerical unless a model has the analytic one)."""
+        return with_numeric_hessian(cls.loglik)(params, data)
+
     def loglik_rows(self, x, t_x, T) -> np.ndarray:
         raise NotImplementedError
 
     def log_likelihood(self, data: Summary) -> float:
-        return float(np.dot(data.weights, self.loglik_rows(data.x, data.t_x, data.T)))
+        return dot(data.weights, self.loglik_rows(data.x, data.t_x, data.T))
 
     def discounted_purchases(self, x, t_x, T, *, period: float, periods: int, discount_rate: float) -> np.ndarray:
         """Σ_k (E[Y(k·period)] − E[Y((k−1)·period)]) / (1 + d)^k for k = 1…periods, per customer.
 
         The part of E[Y(t)] that depends on t is a function of (x, T) only (times P(alive), which does not
-        depend on t), so it is computed once per distinct (x, T) on a small period axis and gathered back.
+        depend on t), so it is computed once per distinct x and T on a small period axis and gathered back.
         """
         x, t_x, T = (np.asarray(v, dtype=np.float64) for v in (x, t_x, T))
-        keys = x * 1e7 + T if len(x) > 64 else None  # T < 1e7 units; pairs collapse losslessly for gathering
-        if keys is not None:
-            first, inverse = _by_unique(keys)
-            ux, uT = x[first], T[first]
-        else:
-            inverse, ux, uT = None, x, T
+        ux, ix = _codes(x)
+        uT, iT = _codes(T)
         horizon = period * np.arange(0, periods + 1, dtype=np.float64)
-        growth = self._growth(ux[:, None], uT[:, None], horizon[None, :])  # (groups, periods + 1)
-        per_group = np.diff(growth, axis=1) @ _discount_weights(periods, discount_rate)
-        per_customer = per_group if inverse is None else per_group[inverse]
+        weights = _discount_weights(periods, discount_rate)
+        if len(ux) * len(uT) <= 4 * len(x) + 100_000:
+            # Every (x, T) pair of the grid: cheap when either axis is short (days of age × purchase counts).
+            gx, gT = np.repeat(ux, len(uT)), np.tile(uT, len(ux))
+            growth = self._growth(gx[:, None], gT[:, None], horizon[None, :])
+            per_customer = (np.diff(growth, axis=1) * weights).sum(axis=1)[ix * len(uT) + iT]
+        else:
+            _, first, inverse = np.unique(ix.astype(np.int64) * len(uT) + iT, return_index=True, return_inverse=True)
+            growth = self._growth(x[first][:, None], T[first][:, None], horizon[None, :])
+            per_customer = (np.diff(growth, axis=1) * weights).sum(axis=1)[inverse.ravel()]
         return per_customer * self.p_alive(x, t_x, T)
 
     def expected_purchases(self, t, x, t_x, T) -> np.ndarray:
@@ -97,6 +137,85 @@ class TransactionModel:
         x, t_x, T = (np.asarray(v, dtype=np.float64) for v in (x, t_x, T))
         t = np.asarray(t, dtype=np.float64)
         return self._growth(x, T, t) * self.p_alive(x, t_x, T)
+
+
+def _beta_geo_loglik(params: np.ndarray, data: Summary, modified: bool, hessian: bool = False):
+    """Total log-likelihood and gradient of BG/NBD (or MBG/NBD), evaluated the cheap way.
+
+    Per customer: LL = A1 + A2 + log(e^A3 + e^A4), with A1, A2 functions of x alone, so their sums are taken
+    over distinct x weighted by Σ weights; log(α + T) and log(α + t_x) are computed once per distinct value.
+    Only the mixing of A3 and A4 is per row. MBG/NBD shifts b + x by one and lets x = 0 customers drop out.
+    """
+    r, alpha, a, b = params
+    ix, w, x = data.index, data.weights, data.x
+    W = w.sum()
+    shift = 1.0 if modified else 0.0
+    ux, wx = ix.ux, ix.wx
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ll_x = (wx @ (gammaln(r + ux) + gammaln(b + ux + shift) - gammaln(a + b + ux + shift))
+                + W * (r * np.log(alpha) - gammaln(r) + gammaln(a + b) - gammaln(b)))
+        d_r = wx @ digamma(r + ux) + W * (np.log(alpha) - digamma(r))
+        d_alpha = W * r / alpha
+        d_a = W * digamma(a + b) - wx @ digamma(a + b + ux + shift)
+        d_b = wx @ (digamma(b + ux + shift) - digamma(a + b + ux + shift)) + W * (digamma(a + b) - digamma(b))
+        # log(a / (b + x − 1)) (BG) or log(a / (b + x)) (MBG), per distinct x; BG's x = 0 never drops out.
+        denom_x = b + ux - 1 + shift
+        can_drop = (ux > 0) | modified
+        safe_denom = np.where(can_drop, denom_x, 1.0)
+        log_c = np.where(can_drop, np.log(a) - np.log(safe_denom), -np.inf)[ix.ix]
+        inv_denom = np.where(can_drop, 1.0 / safe_denom, 0.0)[ix.ix]
+        log_at, log_atx = np.log(alpha + ix.uT)[ix.iT], np.log(alpha + ix.utx)[ix.itx]
+        rx = r + x
+        a3 = -rx * log_at
+        d = log_c - rx * log_atx - a3  # A4 − A3; −inf where the customer cannot have dropped out
+        # log(e^A3 + e^A4) = A3 + max(d, 0) + log1p(e^−|d|), and the two mixing weights from the same e^−|d|
+        # (np.logaddexp and np.where cost several times more than these few passes over the rows).
+        e = np.exp(-np.abs(d))
+        big = 1.0 / (1.0 + e)
+        small = e * big
+        positive = d > 0
+        tail = a3 + np.maximum(d, 0.0) + np.log1p(e)
+        ww3 = w * (big + positive * (small - big))
+        ww4 = w * (small + positive * (big - small))
+    ll = ll_x + dot(w, tail)
+    inv_at, inv_atx = (1.0 / (alpha + ix.uT))[ix.iT], (1.0 / (alpha + ix.utx))[ix.itx]
+    d_r -= dot(ww3, log_at) + dot(ww4, log_atx)
+    d_alpha -= dot(ww3 * rx, inv_at) + dot(ww4 * rx, inv_atx)
+    sum4 = ww4.sum()
+    d_a += sum4 / a
+    d_b -= dot(ww4, inv_denom)
+    grad = np.array([d_r, d_alpha, d_a, d_b])
+    if not hessian:
+        return float(ll), grad, None
+    # ∂²log(e^A3 + e^A4) = w3 ∂²A3 + w4 ∂²A4 + w3 w4 (∂A3 − ∂A4)(∂A3 − ∂A4)ᵀ, with
+    # ∂A3 = (−log(α+T), −(r+x)/(α+T), 0, 0) and ∂A4 = (−log(α+t_x), −(r+x)/(α+t_x), 1/a, −1/(b+x−1)).
+    v = ww3 * np.where(ww4 > 0, ww4 / np.where(w > 0, w, 1.0), 0.0)
+    dd = [log_atx - log_at, rx * (inv_atx - inv_at), None, inv_denom]
+    h = np.zeros((4, 4))
+    for i in (0, 1, 3):
+        for j in (0, 1, 3):
+            if j >= i:
+                h[i, j] = dot(v * dd[i], dd[j])
+    vs = v.sum()
+    h[2, 2] = vs / a**2
+    h[0, 2] = -dot(v, dd[0]) / a
+    h[1, 2] = -dot(v, dd[1]) / a
+    h[2, 3] = -dot(v, dd[3]) / a
+    h[0, 1] += -dot(ww3, inv_at) - dot(ww4, inv_atx)
+    h[1, 1] += dot(ww3 * rx, inv_at * inv_at) + dot(ww4 * rx, inv_atx * inv_atx)
+    h[2, 2] += -sum4 / a**2
+    h[3, 3] += dot(ww4, inv_denom * inv_denom)
+    # The parts that depend on x alone.
+    tri = lambda z: polygamma(1, z)  # noqa: E731
+    h[0, 0] += wx @ tri(r + ux) - W * tri(r)
+    h[0, 1] += W / alpha
+    h[1, 1] += -W * r / alpha**2
+    ab = W * tri(a + b) - wx @ tri(a + b + ux + shift)
+    h[2, 2] += ab
+    h[2, 3] += ab
+    h[3, 3] += wx @ (tri(b + ux + shift) - tri(a + b + ux + shift)) + W * (tri(a + b) - tri(b))
+    h = np.triu(h) + np.triu(h, 1).T
+    return float(ll), grad, h
 
 
 @dataclass(frozen=True)
@@ -132,17 +251,11 @@ class BetaGeo(TransactionModel):
 
     @staticmethod
     def loglik(params: np.ndarray, data: Summary) -> tuple[float, np.ndarray]:
-        r, alpha, a, b = params
-        x, t_x, T, w = data.x, data.t_x, data.T, data.weights
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            rows, (a3, a4, tail, log_at, log_atx, bx1, repeat) = BetaGeo._terms(params, x, t_x, T)
-            w3, w4 = np.exp(a3 - tail), np.where(repeat, np.exp(a4 - tail), 0.0)
-            d_r = digamma(r + x) - digamma(r) + np.log(alpha) - w3 * log_at - w4 * log_atx
-            d_alpha = r / alpha - w3 * (r + x) / (alpha + T) - w4 * (r + x) / (alpha + t_x)
-            d_a = digamma(a + b) - digamma(a + b + x) + w4 / a
-            d_b = digamma(a + b) + digamma(b + x) - digamma(b) - digamma(a + b + x) - w4 / bx1
-        grad = np.array([w @ d_r, w @ d_alpha, w @ d_a, w @ d_b])
-        return float(w @ rows), grad
+        return _beta_geo_loglik(params, data, modified=False)[:2]
+
+    @classmethod
+    def full(cls, params: np.ndarray, data: Summary) -> tuple[float, np.ndarray, np.ndarray]:
+        return _beta_geo_loglik(params, data, modified=False, hessian=True)
 
     def loglik_rows(self, x, t_x, T) -> np.ndarray:
         x, t_x, T = (np.asarray(v, dtype=np.float64) for v in (x, t_x, T))
@@ -190,16 +303,11 @@ class ModifiedBetaGeo(BetaGeo):
 
     @staticmethod
     def loglik(params: np.ndarray, data: Summary) -> tuple[float, np.ndarray]:
-        r, alpha, a, b = params
-        x, t_x, T, w = data.x, data.t_x, data.T, data.weights
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            rows, (a3, a4, tail, log_at, log_atx) = ModifiedBetaGeo._terms(params, x, t_x, T)
-            w3, w4 = np.exp(a3 - tail), np.exp(a4 - tail)
-            d_r = digamma(r + x) - digamma(r) + np.log(alpha) - w3 * log_at - w4 * log_atx
-            d_alpha = r / alpha - w3 * (r + x) / (alpha + T) - w4 * (r + x) / (alpha + t_x)
-            d_a = digamma(a + b) - digamma(a + b + x + 1) + w4 / a
-            d_b = digamma(a + b) + digamma(b + x + 1) - digamma(b) - digamma(a + b + x + 1) - w4 / (b + x)
-        return float(w @ rows), np.array([w @ d_r, w @ d_alpha, w @ d_a, w @ d_b])
+        return _beta_geo_loglik(params, data, modified=True)[:2]
+
+    @classmethod
+    def full(cls, params: np.ndarray, data: Summary) -> tuple[float, np.ndarray, np.ndarray]:
+        return _beta_geo_loglik(params, data, modified=True, hessian=True)
 
     def p_alive(self, x, t_x, T) -> np.ndarray:
         x, t_x, T = (np.asarray(v, dtype=np.float64) for v in (x, t_x, T))
@@ -259,7 +367,7 @@ class ParetoNBD(TransactionModel):
         w = data.weights
 
         def total(p):
-            return float(w @ ParetoNBD._rows(p, data.x, data.t_x, data.T))
+            return dot(w, ParetoNBD._rows(p, data.x, data.t_x, data.T))
 
         ll = total(params)
         grad = np.empty(len(params))

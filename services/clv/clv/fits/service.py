@@ -50,11 +50,13 @@ def holdout_diagnostics(model, stats: Statistics, holdout_units: float, holdout_
                        buckets=buckets).model_dump()
 
 
-def fit_statistics(model_name: str, stats: Statistics, holdout_units: float, holdout_days: int) -> dict:
+def fit_statistics(model_name: str, stats: Statistics, holdout_units: float, holdout_days: int,
+                   unit_days: float = 1.0) -> dict:
     """The CPU part (runs in a worker thread): transaction model, spend model, diagnostics."""
     if len(stats) == 0:
         raise FitError("need at least 2 customers with purchases in the calibration period, got none")
-    summary, _ = collapse(stats.x, stats.t_x, stats.T)
+    # t_x and T are whole days in model units: they pack into one integer key (see `collapse`).
+    summary, _ = collapse(stats.x, stats.t_x, stats.T, resolution=1.0 / unit_days, with_inverse=False)
     model, result = MODELS[model_name].fit(summary)
     out: dict = {"transactions": report(result), "spend": None, "spend_error": None, "diagnostics": None}
     try:
@@ -95,7 +97,7 @@ async def run_fit(session_factory: async_sessionmaker[AsyncSession], fit_id: uui
                                         repeat_customers=int((stats.x > 0).sum()))
             await session.commit()
         results = await asyncio.to_thread(fit_statistics, fit.model, stats,
-                                          fit.holdout_days / fit.time_unit_days, fit.holdout_days)
+                                          fit.holdout_days / fit.time_unit_days, fit.holdout_days, fit.time_unit_days)
         async with session_factory() as session:
             await repository.update_fit(session, fit_id, status="succeeded", progress=1.0, finished_at=sa.func.now(),
                                         transactions=results["transactions"],

@@ -158,3 +158,24 @@ async def _top_customers(engine) -> list:
     import sqlalchemy as sa
     async with engine.connect() as conn:
         return list((await conn.execute(sa.text("select customer_id from clv.customer_value order by clv desc"))).scalars())
+
+
+async def test_bad_input_is_a_problem_document_not_a_500(database_url):
+    async with clv_service(database_url) as svc:
+        created = await svc.client.post("/v1/propositions", json={
+            "name": "X", "kind": "offer", "currency": "EUR", "cost": "1", "expected_uplift": 0.1})
+        pid = created.json()["id"]
+        for body in ({"target_tiers": None}, {"name": None}, {"active": None}):
+            r = await svc.client.patch(f"/v1/propositions/{pid}", json=body)
+            assert r.status_code == 400 and r.headers["content-type"] == "application/problem+json", r.text
+        for query in ({"cursor": "bm9wZQ=="}, {"cursor": "%%%"}, {"limit": 0}, {"kind": "coupon"}):
+            r = await svc.client.get("/v1/propositions", params=query)
+            assert r.status_code == 422, (query, r.text)
+        r = await svc.client.post("/v1/value/models/fits", json={"currency": "EUR", "as_of": "0001-01-01T00:00:00Z",
+                                                                 "holdout_days": 10})
+        assert r.status_code == 422
+        r = await svc.client.post(f"/v1/customers/{uuid.uuid4()}/propositions/deliveries",
+                                  json={"proposition_id": pid, "channel": "email"})
+        assert r.status_code == 409 and "not scored" in r.json()["detail"]
+        assert (await svc.client.get(f"/v1/propositions/{uuid.uuid4()}/performance")).status_code == 404
+        assert (await svc.client.get("/v1/value/gap", params={"group_by": "nope"})).status_code == 422

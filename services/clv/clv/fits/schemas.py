@@ -2,7 +2,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
 
 class TransactionModelName(StrEnum):
@@ -26,6 +26,13 @@ class FitCreate(BaseModel):
     time_unit_days: float | None = Field(None, gt=0, le=366, description="Model time unit in days (default: service setting, 7 = weeks).")
     holdout_days: int = Field(0, ge=0, le=3650, description="Days at the end kept out of the fit to validate it.")
     as_of: AwareDatetime | None = Field(None, description="End of the observation period (default: now).")
+
+    @field_validator("as_of")
+    @classmethod
+    def _plausible(cls, v: datetime | None) -> datetime | None:
+        if v is not None and not 1970 <= v.year <= 2200:
+            raise ValueError("as_of must be between 1970 and 2200")
+        return v
 
 
 class ModelReport(BaseModel):

@@ -22,6 +22,8 @@ from clv.propositions.schemas import (
 from clv.transaction_summary.router import resolve_customer
 
 CENT = Decimal("0.0001")
+REQUIRED_FIELDS = {"name", "cost", "expected_uplift", "target_tiers", "target_segments", "target_stages",
+                   "contact_window_days", "holdout_fraction", "outcome_window_days", "active"}
 
 
 class NotEligible(DomainError):
@@ -54,9 +56,9 @@ async def update(session: AsyncSession, proposition_id: uuid.UUID, body: Proposi
     for money in ("cost", "min_clv", "budget"):
         if money in changes:
             changes[money] = getattr(body, money)
-    if "name" in changes and changes["name"] is None or "cost" in changes and changes["cost"] is None \
-            or "expected_uplift" in changes and changes["expected_uplift"] is None:
-        raise DomainError("name, cost and expected_uplift cannot be cleared")
+    cleared = sorted(k for k in REQUIRED_FIELDS if k in changes and changes[k] is None)
+    if cleared:
+        raise DomainError(f"{', '.join(cleared)} cannot be cleared (null)")
     row = await repository.update_proposition(session, proposition_id, changes) if changes else await get(session, proposition_id)
     if row is None:
         raise NotFound(f"no proposition {proposition_id}")

@@ -1,5 +1,7 @@
 """Composition root of the clv service."""
 
+import asyncio
+
 from fastapi import FastAPI
 
 from shared.messaging.transport import Transport
@@ -8,6 +10,7 @@ from shared.service import ServiceRuntime, create_service_app
 from clv.fits.router import router as fits_router
 from clv.propositions.projection import targeting_subscription
 from clv.propositions.router import router as propositions_router
+from clv.schedule.service import refit_loop
 from clv.scoring.router import router as scoring_router
 from clv.settings import SCHEMA, ClvSettings
 from clv.tables import messaging
@@ -15,9 +18,27 @@ from clv.transaction_summary.projection import interaction_subscription
 from clv.transaction_summary.router import router as transaction_summary_router
 
 
+class ClvRuntime(ServiceRuntime):
+    """The shared runtime plus the refit schedule (when `refit_interval_hours` > 0 and workers run)."""
+
+    settings: ClvSettings
+
+    async def start(self) -> None:
+        await super().start()
+        self._stopping_schedule = asyncio.Event()
+        if self.settings.run_workers and self.settings.refit_interval_hours > 0:
+            self._tasks.append(asyncio.create_task(
+                refit_loop(self.session_factory, self.outbox, self.settings, self._stopping_schedule),
+                name="clv-refit-schedule"))
+
+    async def stop(self) -> None:
+        self._stopping_schedule.set()
+        await super().stop()
+
+
 def create_app(settings: ClvSettings | None = None, transport: Transport | None = None) -> FastAPI:
     settings = settings or ClvSettings()
-    runtime = ServiceRuntime(settings, schema=SCHEMA, tables=messaging, transport=transport)
+    runtime = ClvRuntime(settings, schema=SCHEMA, tables=messaging, transport=transport)
     runtime.subscribe(interaction_subscription())
     runtime.subscribe(targeting_subscription())
     return create_service_app(

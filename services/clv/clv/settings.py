@@ -22,3 +22,7 @@ class ClvSettings(ServiceSettings):
     # by at least max(absolute, relative × previous CLV).
     value_change_absolute: float = Field(1.0, ge=0)
     value_change_relative: float = Field(0.10, ge=0)
+    # Scheduled refits: every this many hours (0 = off), each currency with purchases whose newest fit is
+    # older gets a new fit of `refit_model` and, if it converges, a scoring run with the default settings.
+    refit_interval_hours: float = Field(0.0, ge=0)
+    refit_model: str = Field("bgnbd", pattern="^(bgnbd|mbgnbd|pareto_nbd)$")

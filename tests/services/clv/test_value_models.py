@@ -146,3 +146,15 @@ async def _summaries(svc, n: int) -> bool:
     engine = svc.app.state.runtime.engine
     async with engine.connect() as conn:
         return (await conn.execute(sa.text("select count(*) from clv.transaction_summary"))).scalar() == n
+
+
+async def test_scheduled_refit_fits_and_scores_each_due_currency(database_url, engine):
+    events = simulated_purchases(300, datetime.now(UTC) - timedelta(days=1), seed=8)
+    async with clv_service(database_url, refit_interval_hours=0.0005) as svc:  # ~2 s
+        await svc.publish(events)
+        await wait_until(lambda: _count(engine, "clv.purchase", len(events)), message="purchases applied")
+        await wait_until(lambda: _count(engine, "clv.scoring_run where status = 'succeeded'", 1), timeout=60,
+                         message="a scheduled fit and scoring run")
+        fit = (await svc.client.get("/v1/value/models/fits")).json()["items"][-1]
+        assert fit["status"] == "succeeded" and fit["model"] == "bgnbd" and fit["currency"] == "EUR"
+        assert await scalar(engine, "select count(*) from clv.customer_value") == len({e.customer_id for e in events})

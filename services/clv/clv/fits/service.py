@@ -70,6 +70,13 @@ def fit_statistics(model_name: str, stats: Statistics, holdout_units: float, hol
 
 
 async def start_fit(app: FastAPI, session: AsyncSession, request: FitCreate, settings: ClvSettings) -> FitRead:
+    row = await create_fit(session, request, settings)
+    launch(app, run_fit(app.state.session_factory, row.id), name=f"fit-{row.id}")
+    return to_read(row)
+
+
+async def create_fit(session: AsyncSession, request: FitCreate, settings: ClvSettings) -> sa.Row:
+    """The fit's row, committed (the job reads it in its own session)."""
     as_of = request.as_of or datetime.now(UTC)
     calibration_end = as_of - timedelta(days=request.holdout_days)
     row = await repository.insert_fit(session, {
@@ -77,10 +84,8 @@ async def start_fit(app: FastAPI, session: AsyncSession, request: FitCreate, set
         "time_unit_days": request.time_unit_days or settings.time_unit_days, "as_of": as_of,
         "holdout_days": request.holdout_days, "calibration_end": calibration_end,
     })
-    # The job reads the row in its own session: commit first so it is there.
     await session.commit()
-    launch(app, run_fit(app.state.session_factory, row.id), name=f"fit-{row.id}")
-    return to_read(row)
+    return row
 
 
 async def run_fit(session_factory: async_sessionmaker[AsyncSession], fit_id: uuid.UUID) -> None:

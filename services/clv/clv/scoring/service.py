@@ -77,6 +77,14 @@ def compute_values(model_name: str, params: dict, spend_params: dict, stats: Sta
 
 
 async def start_scoring(app: FastAPI, session: AsyncSession, request: ScoringCreate, settings: ClvSettings) -> ScoringRead:
+    row = await create_scoring(session, request, settings)
+    launch(app, run_scoring(app.state.session_factory, app.state.runtime.outbox, settings, row.id),
+           name=f"scoring-{row.id}")
+    return to_read(row)
+
+
+async def create_scoring(session: AsyncSession, request: ScoringCreate, settings: ClvSettings) -> sa.Row:
+    """Check the fit is usable and write the run's row, committed."""
     if request.fit_id is not None:
         fit = await fits.get_fit(session, request.fit_id)
         if fit is None:
@@ -112,9 +120,7 @@ async def start_scoring(app: FastAPI, session: AsyncSession, request: ScoringCre
         settings=scoring_settings,
     ).returning(scoring_run))).one()
     await session.commit()
-    runtime = app.state.runtime
-    launch(app, run_scoring(app.state.session_factory, runtime.outbox, settings, row.id), name=f"scoring-{row.id}")
-    return to_read(row)
+    return row
 
 
 STAGE = sa.text("""

@@ -28,15 +28,19 @@ class InvalidFitRequest(DomainError):
 
 
 def report(result: FitResult) -> dict:
+    if not np.isfinite(result.log_likelihood):
+        raise FitError(f"{result.model}: the likelihood could not be evaluated at any point the optimiser tried")
     return ModelReport(model=result.model, params=result.params, std_errors=result.std_errors,
                        log_likelihood=result.log_likelihood, aic=result.aic, bic=result.bic,
                        converged=result.converged, iterations=result.iterations, message=result.message,
                        customers=result.customers, rows=result.rows).model_dump()
 
 
-def holdout_diagnostics(model, stats: Statistics, holdout_units: float, holdout_days: int) -> dict:
+def holdout_diagnostics(model, stats: Statistics, holdout_units: float, holdout_days: int) -> dict | None:
     """Predicted against actual holdout repeat purchases, by calibration frequency."""
     predicted = model.expected_purchases(holdout_units, stats.x, stats.t_x, stats.T)
+    if not np.all(np.isfinite(predicted)):
+        return None  # JSON has no NaN; a model that cannot predict every customer gets no diagnostics
     bucket = np.minimum(stats.x, BUCKETS).astype(int)
     counts = np.bincount(bucket, minlength=BUCKETS + 1)
     actual_sum = np.bincount(bucket, weights=stats.holdout_x, minlength=BUCKETS + 1)

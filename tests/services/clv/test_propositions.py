@@ -88,6 +88,11 @@ async def test_catalogue_next_best_deliveries_performance_and_gap(database_url):
                                        json={"proposition_id": ids["Express shipping"], "channel": "app"})
         assert second.status_code == 409 and "limit 1" in second.json()["detail"]
 
+        mine = (await svc.client.get(f"/v1/customers/{star}/propositions/deliveries", params={"limit": 1})).json()
+        assert mine["items"][0]["id"] == first.json()["id"], "newest first"
+        older = (await svc.client.get(f"/v1/customers/{star}/propositions/deliveries",
+                                      params={"limit": 1, "cursor": mine["next_cursor"]})).json()
+        assert older["items"][0]["id"] == delivered.json()["id"] and older["next_cursor"] is None
         outcome = await svc.client.post(f"/v1/propositions/deliveries/{delivered.json()['id']}/outcome",
                                         json={"outcome": "accepted"})
         assert outcome.status_code == 200 and outcome.json()["outcome"] == "accepted"
@@ -168,6 +173,8 @@ async def test_bad_input_is_a_problem_document_not_a_500(database_url):
         for body in ({"target_tiers": None}, {"name": None}, {"active": None}):
             r = await svc.client.patch(f"/v1/propositions/{pid}", json=body)
             assert r.status_code == 400 and r.headers["content-type"] == "application/problem+json", r.text
+        bad = await svc.client.get(f"/v1/customers/{uuid.uuid4()}/propositions/deliveries", params={"cursor": "WzFd"})
+        assert bad.status_code == 422
         for query in ({"cursor": "bm9wZQ=="}, {"cursor": "%%%"}, {"limit": 0}, {"kind": "coupon"}):
             r = await svc.client.get("/v1/propositions", params=query)
             assert r.status_code == 422, (query, r.text)

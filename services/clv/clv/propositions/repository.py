@@ -140,3 +140,13 @@ GAP = {
 
 async def value_gap(session: AsyncSession, group_by: str) -> list[sa.Row]:
     return list((await session.execute(GAP[group_by])).all())
+
+
+async def customer_deliveries(session: AsyncSession, customer_id: uuid.UUID, before: tuple[str, str] | None,
+                              limit: int) -> list[sa.Row]:
+    q = (sa.select(delivery).where(delivery.c.customer_id == customer_id)
+         .order_by(delivery.c.delivered_at.desc(), delivery.c.id.desc()).limit(limit))
+    if before is not None:
+        at, last_id = datetime.fromisoformat(before[0]), uuid.UUID(before[1])
+        q = q.where(sa.tuple_(delivery.c.delivered_at, delivery.c.id) < sa.tuple_(sa.literal(at), sa.literal(last_id)))
+    return list((await session.execute(q)).all())

@@ -1,4 +1,5 @@
 import uuid
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
@@ -9,8 +10,9 @@ from shared.problems import DomainError, NotFound, problem_responses
 
 from clv.pagination import CursorQuery, InvalidCursor, LimitQuery, decode_cursor, encode_cursor
 from clv.propositions import repository, service
+from clv.transaction_summary.router import resolve_customer
 from clv.propositions.schemas import (
-    DeliveryCreate, DeliveryRead, GapGroupBy, GapReport, NextBest, OutcomeCreate, Performance, PropositionCreate,
+    DeliveryCreate, DeliveryPage, DeliveryRead, GapGroupBy, GapReport, NextBest, OutcomeCreate, Performance, PropositionCreate,
     PropositionKind, PropositionPage, PropositionRead, PropositionUpdate,
 )
 
@@ -89,6 +91,27 @@ async def next_best(customer_id: uuid.UUID, session: SessionDep,
 async def deliver(customer_id: uuid.UUID, body: DeliveryCreate, request: Request, session: SessionDep) -> DeliveryRead:
     """Deliver a proposition (or record the customer in its holdout group); publishes proposition.delivered."""
     return await service.deliver(session, request.app.state.runtime.outbox, customer_id, body)
+
+
+@router.get("/v1/customers/{customer_id}/propositions/deliveries", response_model=DeliveryPage,
+            responses=problem_responses(InvalidCursor))
+async def list_deliveries(customer_id: uuid.UUID, session: SessionDep, limit: LimitQuery = 50,
+                          cursor: CursorQuery = None) -> DeliveryPage:
+    """What was delivered to (or held out for) a customer, newest first, with outcomes."""
+    before = decode_cursor(cursor)
+    if before is not None:
+        try:
+            before = (str(before[0]), str(before[1]))
+            datetime.fromisoformat(before[0])
+            uuid.UUID(before[1])
+        except (TypeError, ValueError, IndexError, KeyError):
+            raise InvalidCursor("the cursor is not one this API issued") from None
+    resolved = await resolve_customer(session, customer_id)
+    rows = await repository.customer_deliveries(session, resolved, before, limit + 1)
+    page = rows[:limit]
+    return DeliveryPage(items=[DeliveryRead.model_validate(r._mapping) for r in page],
+                        next_cursor=encode_cursor([page[-1].delivered_at.isoformat(), str(page[-1].id)])
+                        if len(rows) > limit else None)
 
 
 @router.get("/v1/value/gap", response_model=GapReport)

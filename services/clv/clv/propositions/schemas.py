@@ -124,6 +124,11 @@ class DeliveryRead(BaseModel):
     outcome_at: datetime | None
 
 
+class DeliveryPage(BaseModel):
+    items: list[DeliveryRead]
+    next_cursor: str | None = None
+
+
 class OutcomeCreate(BaseModel):
     outcome: Outcome
 

@@ -23,9 +23,13 @@ class ClvRuntime(ServiceRuntime):
 
     settings: ClvSettings
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._stopping_schedule = asyncio.Event()
+
     async def start(self) -> None:
         await super().start()
-        self._stopping_schedule = asyncio.Event()
+        self._stopping_schedule.clear()
         if self.settings.run_workers and self.settings.refit_interval_hours > 0:
             self._tasks.append(asyncio.create_task(
                 refit_loop(self.session_factory, self.outbox, self.settings, self._stopping_schedule),

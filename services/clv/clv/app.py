@@ -37,6 +37,10 @@ class ClvRuntime(ServiceRuntime):
 
     async def stop(self) -> None:
         self._stopping_schedule.set()
+        jobs = self.__dict__.get("jobs")
+        if jobs:
+            # Fits and scoring runs finish (or time out) before the engine they write with is disposed.
+            await asyncio.wait(list(jobs), timeout=120)
         await super().stop()
 
 

@@ -11,7 +11,7 @@ log = logging.getLogger(__name__)
 
 def launch(app: FastAPI, job: Coroutine, name: str) -> asyncio.Task:
     """Start `job` in the background and keep a reference until it ends (the loop only holds weak ones)."""
-    jobs: set[asyncio.Task] = app.state.__dict__.setdefault("clv_jobs", set())
+    jobs: set[asyncio.Task] = _jobs(app)
     task = asyncio.create_task(job, name=name)
     jobs.add(task)
     task.add_done_callback(jobs.discard)
@@ -20,6 +20,11 @@ def launch(app: FastAPI, job: Coroutine, name: str) -> asyncio.Task:
 
 async def wait_for_jobs(app: FastAPI) -> None:
     """Let running jobs finish (used on shutdown and by tests)."""
-    jobs = list(app.state.__dict__.get("clv_jobs", ()))
+    jobs = list(_jobs(app))
     if jobs:
         await asyncio.gather(*jobs, return_exceptions=True)
+
+
+def _jobs(app: FastAPI) -> set[asyncio.Task]:
+    # Kept on the runtime, so its shutdown can let running jobs finish before the engine goes away.
+    return app.state.runtime.__dict__.setdefault("jobs", set())

@@ -60,6 +60,17 @@ async def test_merge_unmerge_and_erasure(database_url):
         assert via_old_id["customer_id"] == str(survivor) and via_old_id["resolved_from"] == str(merged)
         assert via_old_id["by_currency"][0]["historical_value"] == "17.0000"
 
+        # A purchase keyed by the merged-away id that arrives after the merge lands on the survivor.
+        late = purchase(merged, "3.00", DAY + timedelta(days=4))
+        await svc.publish([late])
+
+        async def late_applied() -> bool:
+            r = await _value(svc, survivor)
+            return r.json()["by_currency"][0]["purchase_count"] == 4
+
+        await wait_until(late_applied, timeout=30, message="late purchase redirected")
+        theirs.append(late)
+
         await svc.publish([CustomerUnmerged(customer_id=survivor, merge_id=merge_id, survivor_id=survivor,
                                             restored_id=merged, purchase_ids=[p.purchase_id for p in theirs],
                                             unmerged_at=DAY)])

@@ -18,11 +18,17 @@ from shared.contracts.interaction import (
 from shared.contracts.topics import INTERACTION_EVENTS
 from shared.messaging.inbox import ConsumedEvent, Subscription
 
+# A merged-away id's events are keyed by that id, the merge by the survivor: they travel on different
+# partitions, so a purchase may arrive after its customer was merged. It then goes to the survivor.
 INSERT_PURCHASES = sa.text("""
 INSERT INTO clv.purchase (purchase_id, customer_id, currency, amount, occurred_at)
-SELECT * FROM unnest(CAST(:purchase_ids AS uuid[]), CAST(:customer_ids AS uuid[]), CAST(:currencies AS text[]),
-                     CAST(:amounts AS numeric[]), CAST(:occurred AS timestamptz[]))
+SELECT b.purchase_id, coalesce(a.survivor_id, b.customer_id), b.currency, b.amount, b.occurred_at
+FROM unnest(CAST(:purchase_ids AS uuid[]), CAST(:customer_ids AS uuid[]), CAST(:currencies AS text[]),
+            CAST(:amounts AS numeric[]), CAST(:occurred AS timestamptz[]))
+     AS b(purchase_id, customer_id, currency, amount, occurred_at)
+LEFT JOIN clv.customer_alias a ON a.merged_id = b.customer_id
 ON CONFLICT (purchase_id) DO NOTHING
+RETURNING customer_id
 """)
 
 INSERT_REFUNDS = sa.text("""
@@ -35,9 +41,13 @@ ON CONFLICT (refund_id) DO NOTHING
 INSERT_FEEDBACK = sa.text("""
 INSERT INTO clv.feedback (feedback_id, customer_id, proposition_id, perceived_value, expected_value, nps, csat,
                           occurred_at)
-SELECT * FROM unnest(CAST(:feedback_ids AS uuid[]), CAST(:customer_ids AS uuid[]), CAST(:propositions AS text[]),
-                     CAST(:perceived AS float8[]), CAST(:expected AS float8[]), CAST(:nps AS int[]),
-                     CAST(:csat AS int[]), CAST(:occurred AS timestamptz[]))
+SELECT b.feedback_id, coalesce(a.survivor_id, b.customer_id), b.proposition_id, b.perceived, b.expected, b.nps,
+       b.csat, b.occurred_at
+FROM unnest(CAST(:feedback_ids AS uuid[]), CAST(:customer_ids AS uuid[]), CAST(:propositions AS text[]),
+            CAST(:perceived AS float8[]), CAST(:expected AS float8[]), CAST(:nps AS int[]),
+            CAST(:csat AS int[]), CAST(:occurred AS timestamptz[]))
+     AS b(feedback_id, customer_id, proposition_id, perceived, expected, nps, csat, occurred_at)
+LEFT JOIN clv.customer_alias a ON a.merged_id = b.customer_id
 ON CONFLICT (feedback_id) DO NOTHING
 """)
 
@@ -96,12 +106,12 @@ async def apply_interaction_events(session: AsyncSession, events: list[ConsumedE
     for kind, run in itertools.groupby(events, key=lambda e: type(e.payload)):
         payloads = [e.payload for e in run]
         if kind is PurchaseRecorded:
-            await session.execute(INSERT_PURCHASES, {
+            owners = await session.execute(INSERT_PURCHASES, {
                 "purchase_ids": [p.purchase_id for p in payloads], "customer_ids": [p.customer_id for p in payloads],
                 "currencies": [p.currency for p in payloads], "amounts": [p.amount for p in payloads],
                 "occurred": [p.occurred_at for p in payloads],
             })
-            touched.update(p.customer_id for p in payloads)
+            touched.update(owners.scalars())
         elif kind is PurchaseRefunded:
             await session.execute(INSERT_REFUNDS, {
                 "refund_ids": [p.refund_id for p in payloads], "purchase_ids": [p.purchase_id for p in payloads],

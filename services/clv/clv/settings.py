@@ -1,3 +1,4 @@
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -9,3 +10,19 @@ class ClvSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="CLV_", extra="ignore")
 
     service_name: str = "clv"
+    # Gross margin as a fraction of revenue: values are margins, not revenue (1.0 = value in revenue terms).
+    margin: float = Field(1.0, gt=0, le=1)
+    # The models' time unit, in days (7 = weeks, like the literature).
+    time_unit_days: float = Field(7.0, gt=0, le=366)
+    # Defaults of a scoring run (each run may override them).
+    current_months: int = Field(12, ge=1, le=120)
+    horizon_months: int = Field(60, ge=1, le=600)
+    monthly_discount_rate: float = Field(0.01, ge=0, lt=1)
+    # A customer's value changed materially (→ customer.value_updated) when the tier changed or the CLV moved
+    # by at least max(absolute, relative × previous CLV).
+    value_change_absolute: float = Field(1.0, ge=0)
+    value_change_relative: float = Field(0.10, ge=0)
+    # Scheduled refits: every this many hours (0 = off), each currency with purchases whose newest fit is
+    # older gets a new fit of `refit_model` and, if it converges, a scoring run with the default settings.
+    refit_interval_hours: float = Field(0.0, ge=0)
+    refit_model: str = Field("bgnbd", pattern="^(bgnbd|mbgnbd|pareto_nbd)$")

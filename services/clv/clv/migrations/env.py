@@ -1,6 +1,9 @@
 from shared.migrations import run_env
 
-import clv.transaction_summary.models  # noqa: F401 - registers the tables on the metadata
+import clv.fits.models  # noqa: F401 - registers the tables on the metadata
+import clv.propositions.models  # noqa: F401
+import clv.scoring.models  # noqa: F401
+import clv.transaction_summary.models  # noqa: F401
 from clv.tables import metadata
 
 run_env(metadata)

@@ -3,7 +3,14 @@ from sqlalchemy.dialects.postgresql import UUID
 
 from clv.tables import metadata
 
-# One row per customer and currency; the models read (x, t_x, T) off first/last purchase and the count.
+
+def _timestamps() -> list[sa.Column]:
+    return [sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+            sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now())]
+
+
+# One row per customer and currency, recomputed from `purchase` for the customers a batch touches; the GET
+# endpoint reads it, the models read (x, t_x, T) off `purchase` directly (they need purchase days).
 transaction_summary = sa.Table(
     "transaction_summary",
     metadata,
@@ -11,8 +18,42 @@ transaction_summary = sa.Table(
     sa.Column("currency", sa.CHAR(3), primary_key=True),
     sa.Column("purchase_count", sa.Integer, nullable=False),
     sa.Column("total_spend", sa.Numeric(18, 4), nullable=False),
+    sa.Column("refunded_total", sa.Numeric(18, 4), nullable=False, server_default="0"),
     sa.Column("first_purchase_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("last_purchase_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    *_timestamps(),
+)
+
+# Per-purchase rows: refunds and cancellations name a purchase, an unmerge lists the purchases that move back,
+# and the holdout split needs purchase dates.
+purchase = sa.Table(
+    "purchase",
+    metadata,
+    sa.Column("purchase_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("customer_id", UUID(as_uuid=True), nullable=False, index=True),
+    sa.Column("currency", sa.CHAR(3), nullable=False),
+    sa.Column("amount", sa.Numeric(18, 4), nullable=False),
+    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+    *_timestamps(),
+)
+
+refund = sa.Table(
+    "refund",
+    metadata,
+    sa.Column("refund_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("purchase_id", UUID(as_uuid=True), nullable=False, index=True),
+    sa.Column("amount", sa.Numeric(18, 4), nullable=False),
+    sa.Column("cancelled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+    *_timestamps(),
+)
+
+# A merged-away id keeps answering as its survivor until the merge is undone.
+customer_alias = sa.Table(
+    "customer_alias",
+    metadata,
+    sa.Column("merged_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("survivor_id", UUID(as_uuid=True), nullable=False, index=True),
+    sa.Column("merge_id", UUID(as_uuid=True), nullable=False),
+    *_timestamps(),
 )

@@ -1,0 +1,50 @@
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from shared.db import SessionDep
+from shared.problems import NotFound, problem_responses
+
+from clv.fits import repository, service
+from clv.fits.schemas import Comparison, FitCreate, FitPage, FitRead, JobStatus, TransactionModelName
+from clv.pagination import CursorQuery, InvalidCursor, LimitQuery, decode_cursor, encode_cursor
+
+router = APIRouter(prefix="/v1/value/models", tags=["value models"])
+CurrencyQuery = Annotated[str, Query(pattern=r"^[A-Z]{3}$", examples=["EUR"])]
+
+
+@router.post("/fits", status_code=202, response_model=FitRead, responses=problem_responses(service.InvalidFitRequest))
+async def create_fit(body: FitCreate, request: Request, response: Response, session: SessionDep) -> FitRead:
+    """Start fitting a model version; poll the returned fit for status and progress."""
+    fit = await service.start_fit(request.app, session, body, request.app.state.runtime.settings)
+    response.headers["Location"] = f"/v1/value/models/fits/{fit.id}"
+    return fit
+
+
+@router.get("/fits", response_model=FitPage, responses=problem_responses(InvalidCursor))
+async def list_fits(session: SessionDep, limit: LimitQuery = 50, cursor: CursorQuery = None,
+                    currency: Annotated[str | None, Query(pattern=r"^[A-Z]{3}$")] = None,
+                    model: TransactionModelName | None = None, status: JobStatus | None = None) -> FitPage:
+    """Model versions, newest first."""
+    before = decode_cursor(cursor)
+    if before is not None and not isinstance(before, int):
+        raise InvalidCursor("the cursor is not one this API issued")
+    rows = await repository.list_fits(session, currency=currency, model=model, status=status, before_version=before,
+                                      limit=limit + 1)
+    page = rows[:limit]
+    return FitPage(items=[service.to_read(r) for r in page],
+                   next_cursor=encode_cursor(page[-1].version) if len(rows) > limit else None)
+
+
+@router.get("/fits/{fit_id}", response_model=FitRead, responses=problem_responses(NotFound))
+async def get_fit(fit_id: uuid.UUID, session: SessionDep) -> FitRead:
+    """One fit: status, progress, parameters, fit statistics and holdout diagnostics."""
+    return await service.get(session, fit_id)
+
+
+@router.get("/comparison", response_model=Comparison, responses=problem_responses(NotFound))
+async def compare_models(session: SessionDep, currency: CurrencyQuery,
+                         fit_id: Annotated[list[uuid.UUID], Query(max_length=20)] = []) -> Comparison:  # noqa: B006
+    """Compare fits by log-likelihood, AIC/BIC and holdout error (default: the newest fit of each model)."""
+    return await service.compare(session, currency, fit_id)

@@ -1,0 +1,17 @@
+"""Buy-till-you-die models written for this service: pure numpy/scipy, log-space, fitted on collapsed statistics.
+
+`BetaGeo` (BG/NBD), `ModifiedBetaGeo` (MBG/NBD), `ParetoNBD` and `GammaGamma` share one maximum-likelihood
+driver (`fitting.fit`): L-BFGS-B on log-parameters over the unique (x, t_x, T) rows weighted by their count,
+convergence checked and reported, standard errors from the Hessian of the log-likelihood.
+"""
+
+from clv.models.data import Summary, collapse
+from clv.models.fitting import FitError, FitResult
+from clv.models.gamma_gamma import GammaGamma
+from clv.models.transactions import BetaGeo, ModifiedBetaGeo, ParetoNBD
+from clv.models.value import discounted_clv
+
+MODELS = {m.name: m for m in (BetaGeo, ModifiedBetaGeo, ParetoNBD)}
+
+__all__ = ["MODELS", "BetaGeo", "FitError", "FitResult", "GammaGamma", "ModifiedBetaGeo", "ParetoNBD", "Summary",
+           "collapse", "discounted_clv"]

@@ -1,0 +1,1 @@
+"""Value propositions: catalogue, next-best assignment, deliveries and outcomes, performance and the value gap."""

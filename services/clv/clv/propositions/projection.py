@@ -1,0 +1,60 @@
+"""Targeting facts from other services: segment memberships (segmentation) and lifecycle stages (lifecycle)."""
+
+import itertools
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.contracts.lifecycle import StageChanged
+from shared.contracts.segmentation import SegmentMembershipChanged
+from shared.contracts.topics import LIFECYCLE_EVENTS, SEGMENTATION_EVENTS
+from shared.messaging.inbox import ConsumedEvent, Subscription
+
+ENTER = sa.text("""
+INSERT INTO clv.segment_membership AS m (customer_id, segment_key, segment_name, kind, entered_at)
+SELECT DISTINCT ON (customer_id, segment_key) * FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:keys AS text[]),
+    CAST(:names AS text[]), CAST(:kinds AS text[]), CAST(:at AS timestamptz[]))
+    AS b(customer_id, segment_key, segment_name, kind, entered_at)
+ON CONFLICT (customer_id, segment_key) DO UPDATE SET segment_name = EXCLUDED.segment_name,
+    entered_at = EXCLUDED.entered_at, updated_at = now()
+""")
+LEAVE = sa.text("""
+DELETE FROM clv.segment_membership m USING unnest(CAST(:customer_ids AS uuid[]), CAST(:keys AS text[])) AS b(c, k)
+WHERE m.customer_id = b.c AND m.segment_key = b.k
+""")
+# The latest change wins whatever the arrival order.
+STAGES = sa.text("""
+INSERT INTO clv.customer_stage AS s (customer_id, stage, changed_at)
+SELECT DISTINCT ON (customer_id) * FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:stages AS text[]),
+    CAST(:at AS timestamptz[])) AS b(customer_id, stage, changed_at)
+ORDER BY customer_id, changed_at DESC
+ON CONFLICT (customer_id) DO UPDATE SET stage = EXCLUDED.stage, changed_at = EXCLUDED.changed_at, updated_at = now()
+WHERE s.changed_at <= EXCLUDED.changed_at
+""")
+
+
+async def apply_targeting_events(session: AsyncSession, events: list[ConsumedEvent]) -> None:
+    def run_key(e: ConsumedEvent):
+        p = e.payload
+        return (type(p), getattr(p, "change", None))
+
+    for (kind, change), run in itertools.groupby(events, key=run_key):
+        payloads = [e.payload for e in run]
+        if kind is SegmentMembershipChanged and change == "entered":
+            await session.execute(ENTER, {
+                "customer_ids": [p.customer_id for p in payloads], "keys": [p.segment_key for p in payloads],
+                "names": [p.segment_name for p in payloads], "kinds": [p.kind.value for p in payloads],
+                "at": [p.changed_at for p in payloads]})
+        elif kind is SegmentMembershipChanged:
+            await session.execute(LEAVE, {"customer_ids": [p.customer_id for p in payloads],
+                                          "keys": [p.segment_key for p in payloads]})
+        elif kind is StageChanged:
+            await session.execute(STAGES, {"customer_ids": [p.customer_id for p in payloads],
+                                           "stages": [p.to_stage.value for p in payloads],
+                                           "at": [p.changed_at for p in payloads]})
+
+
+def targeting_subscription() -> Subscription:
+    return Subscription(name="targeting", topics=[SEGMENTATION_EVENTS, LIFECYCLE_EVENTS], handler=apply_targeting_events,
+                        event_types={SegmentMembershipChanged.EVENT_TYPE: SegmentMembershipChanged,
+                                     StageChanged.EVENT_TYPE: StageChanged})

@@ -1,0 +1,63 @@
+"""Every `refit_interval_hours`, refit and rescore each currency whose newest fit is older than the interval.
+
+The check "newest fit older than the interval" makes replicas agree without a lock: a replica that wakes
+after another has just refitted finds a fresh fit and does nothing (a rare race costs one extra fit).
+"""
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.messaging.outbox import Outbox
+from shared.problems import DomainError
+
+from clv.fits import service as fits
+from clv.fits.schemas import FitCreate
+from clv.scoring import service as scoring
+from clv.scoring.schemas import ScoringCreate
+from clv.settings import ClvSettings
+
+log = logging.getLogger(__name__)
+
+DUE = sa.text("""
+SELECT c.currency FROM (SELECT DISTINCT currency FROM clv.purchase) c
+WHERE NOT EXISTS (SELECT 1 FROM clv.model_fit f WHERE f.currency = c.currency AND f.created_at > :since)
+ORDER BY c.currency
+""")
+
+
+async def refit_due(session_factory: async_sessionmaker[AsyncSession], outbox: Outbox, settings: ClvSettings) -> list[str]:
+    """One round: fit and score every currency that is due; returns the currencies refitted."""
+    interval = timedelta(hours=settings.refit_interval_hours)
+    async with session_factory() as session:
+        due = list((await session.execute(DUE, {"since": datetime.now(UTC) - interval})).scalars())
+    for currency in due:
+        async with session_factory() as session:
+            row = await fits.create_fit(session, FitCreate(model=settings.refit_model, currency=currency), settings)
+        await fits.run_fit(session_factory, row.id)
+        try:
+            async with session_factory() as session:
+                run = await scoring.create_scoring(session, ScoringCreate(currency=currency, fit_id=row.id), settings)
+        except DomainError as exc:
+            log.warning("scheduled refit of %s not scored: %s", currency, exc.detail)
+            continue
+        await scoring.run_scoring(session_factory, outbox, settings, run.id)
+    return due
+
+
+async def refit_loop(session_factory: async_sessionmaker[AsyncSession], outbox: Outbox, settings: ClvSettings,
+                     stopping: asyncio.Event) -> None:
+    seconds = settings.refit_interval_hours * 3600
+    while not stopping.is_set():
+        try:
+            await asyncio.wait_for(stopping.wait(), timeout=seconds)
+            return
+        except TimeoutError:
+            pass
+        try:
+            await refit_due(session_factory, outbox, settings)
+        except Exception:  # noqa: BLE001 - the schedule survives a failed round; the next one retries
+            log.exception("scheduled refit round failed")

@@ -1,0 +1,267 @@
+"""Scoring as a job: per-customer values from a fitted model version, tiers, and value-updated events.
+
+The numbers are computed in a worker thread on whole arrays; the database work is set-based: new values are
+staged in a temporary table, compared there with the stored ones (to find material changes), then upserted.
+"""
+
+import asyncio
+import logging
+import uuid
+from datetime import UTC, datetime
+
+import numpy as np
+import sqlalchemy as sa
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.contracts import clv as contracts
+from shared.contracts.envelope import Envelope
+from shared.contracts.topics import CLV_EVENTS
+from shared.messaging.outbox import Outbox
+from shared.problems import DomainError, NotFound
+
+from clv.fits import repository as fits
+from clv.jobs import launch
+from clv.models import MODELS, GammaGamma
+from clv.scoring.models import customer_value, scoring_run
+from clv.scoring.schemas import ScoringCreate, ScoringRead, TierReport, TierSummary
+from clv.settings import ClvSettings
+from clv.transaction_summary.repository import Statistics, load_statistics
+
+log = logging.getLogger(__name__)
+DAYS_PER_MONTH = 365.25 / 12
+TIERS = [("platinum", 0.95), ("gold", 0.80), ("silver", 0.50)]
+CHUNK = 20_000
+
+
+class FitNotUsable(DomainError):
+    status, slug, title = 409, "fit-not-usable", "The model fit cannot be used for scoring"
+
+
+def compute_values(model_name: str, params: dict, spend_params: dict, stats: Statistics, settings: dict) -> dict:
+    """Every per-customer figure, vectorised (see docs/clv.md for the definitions)."""
+    model = MODELS[model_name].from_params(params)
+    spend = GammaGamma.from_params(spend_params)
+    units_per_month = DAYS_PER_MONTH / settings["time_unit_days"]
+    margin, d = settings["margin"], settings["monthly_discount_rate"]
+    x, t_x, T = stats.x, stats.t_x, stats.T
+    p_alive = model.p_alive(x, t_x, T)
+    expected_spend = spend.expected_spend(x, stats.mean_repeat_spend)
+    current_units = settings["current_months"] * units_per_month
+    expected_purchases = model.expected_purchases(current_units, x, t_x, T)
+    current = model.discounted_purchases(x, t_x, T, period=units_per_month, periods=settings["current_months"],
+                                         discount_rate=d)
+    lifetime = model.discounted_purchases(x, t_x, T, period=units_per_month, periods=settings["horizon_months"],
+                                          discount_rate=d)
+    # If retained: the same expectation with P(alive) = 1 (discounted_purchases is growth × P(alive)).
+    retained = np.divide(lifetime, p_alive, out=np.zeros_like(lifetime), where=p_alive > 0)
+    clv = margin * expected_spend * lifetime
+    values = {
+        "probability_alive": p_alive,
+        "expected_purchases": expected_purchases,
+        "expected_spend": expected_spend,
+        "historical_value": margin * stats.net_value,
+        "current_value": margin * expected_spend * current,
+        "clv": clv,
+        "potential_value": np.maximum(margin * expected_spend * retained - clv, 0.0),
+    }
+    for name, v in values.items():
+        if not np.isfinite(v).all():
+            raise FitNotUsable(f"the model gives non-finite {name} for some customers")
+    thresholds = {name: float(np.quantile(clv, q)) for name, q in TIERS}
+    tier = np.full(len(clv), "bronze", dtype=object)
+    for name, _ in reversed(TIERS):  # silver, then gold, then platinum overwrite
+        tier[clv >= thresholds[name]] = name
+    values["tier"] = tier
+    return {"values": values, "thresholds": thresholds}
+
+
+async def start_scoring(app: FastAPI, session: AsyncSession, request: ScoringCreate, settings: ClvSettings) -> ScoringRead:
+    row = await create_scoring(session, request, settings)
+    launch(app, run_scoring(app.state.session_factory, app.state.runtime.outbox, settings, row.id),
+           name=f"scoring-{row.id}")
+    return to_read(row)
+
+
+async def create_scoring(session: AsyncSession, request: ScoringCreate, settings: ClvSettings) -> sa.Row:
+    """Check the fit is usable and write the run's row, committed."""
+    if request.fit_id is not None:
+        fit = await fits.get_fit(session, request.fit_id)
+        if fit is None:
+            raise NotFound(f"no model fit {request.fit_id}")
+    else:
+        latest = await fits.latest_succeeded(session, request.currency, converged_only=True)
+        latest = sorted(latest, key=lambda r: r.version, reverse=True)
+        if not latest:
+            raise FitNotUsable(f"no converged model fit for {request.currency}: fit one first")
+        fit = latest[0]
+    if fit.status != "succeeded":
+        raise FitNotUsable(f"fit {fit.id} is {fit.status}")
+    if fit.currency != request.currency:
+        raise FitNotUsable(f"fit {fit.id} is for {fit.currency}, not {request.currency}")
+    if not fit.transactions["converged"]:
+        raise FitNotUsable(f"fit {fit.id} did not converge: {fit.transactions['message']}")
+    if not (fit.spend and "params" in fit.spend):
+        raise FitNotUsable(f"fit {fit.id} has no spend model: {(fit.spend or {}).get('error')}")
+    if fit.spend["params"]["q"] <= 1:
+        raise FitNotUsable(f"fit {fit.id}'s spend model has q <= 1 (infinite mean spend)")
+    scoring_settings = {
+        "current_months": request.current_months or settings.current_months,
+        "horizon_months": request.horizon_months or settings.horizon_months,
+        "monthly_discount_rate": request.monthly_discount_rate if request.monthly_discount_rate is not None
+        else settings.monthly_discount_rate,
+        "margin": request.margin or settings.margin,
+        "time_unit_days": fit.time_unit_days,
+    }
+    if scoring_settings["horizon_months"] < scoring_settings["current_months"]:
+        raise FitNotUsable("horizon_months must be at least current_months")
+    row = (await session.execute(sa.insert(scoring_run).values(
+        id=uuid.uuid4(), fit_id=fit.id, status="queued", currency=request.currency, as_of=datetime.now(UTC),
+        settings=scoring_settings,
+    ).returning(scoring_run))).one()
+    await session.commit()
+    return row
+
+
+STAGE = sa.text("""
+CREATE TEMPORARY TABLE scored (
+    customer_id uuid PRIMARY KEY, probability_alive float8, expected_purchases float8, expected_spend numeric(18,4),
+    historical_value numeric(18,4), current_value numeric(18,4), potential_value numeric(18,4), clv numeric(18,4),
+    tier text) ON COMMIT DROP
+""")
+STAGE_ROWS = sa.text("""
+INSERT INTO scored SELECT * FROM unnest(
+    CAST(:ids AS uuid[]), CAST(:p_alive AS float8[]), CAST(:purchases AS float8[]), CAST(:spend AS numeric[]),
+    CAST(:historical AS numeric[]), CAST(:current AS numeric[]), CAST(:potential AS numeric[]),
+    CAST(:clv AS numeric[]), CAST(:tier AS text[]))
+""")
+MATERIAL_CHANGES = sa.text("""
+SELECT s.*, v.tier AS previous_tier FROM scored s
+LEFT JOIN clv.customer_value v ON v.customer_id = s.customer_id AND v.currency = :currency
+WHERE v.customer_id IS NULL OR v.tier <> s.tier
+   OR abs(s.clv - v.clv) >= greatest(:absolute, :relative * abs(v.clv))
+   OR abs(s.historical_value - v.historical_value) >= greatest(:absolute, :relative * abs(v.historical_value))
+""")
+UPSERT_VALUES = sa.text("""
+INSERT INTO clv.customer_value AS v (customer_id, currency, scoring_run_id, fit_id, probability_alive,
+    expected_purchases, expected_spend, historical_value, current_value, potential_value, clv, tier, scored_at)
+SELECT customer_id, :currency, :run_id, :fit_id, probability_alive, expected_purchases, expected_spend,
+       historical_value, current_value, potential_value, clv, tier, :scored_at FROM scored
+ON CONFLICT (customer_id, currency) DO UPDATE SET
+    scoring_run_id = EXCLUDED.scoring_run_id, fit_id = EXCLUDED.fit_id, probability_alive = EXCLUDED.probability_alive,
+    expected_purchases = EXCLUDED.expected_purchases, expected_spend = EXCLUDED.expected_spend,
+    historical_value = EXCLUDED.historical_value, current_value = EXCLUDED.current_value,
+    potential_value = EXCLUDED.potential_value, clv = EXCLUDED.clv, tier = EXCLUDED.tier,
+    scored_at = EXCLUDED.scored_at, updated_at = now()
+""")
+# Customers who no longer have a purchase in the currency (all cancelled, erased) lose their stored value.
+DROP_UNSCORED = sa.text("""
+DELETE FROM clv.customer_value v WHERE v.currency = :currency
+AND NOT EXISTS (SELECT 1 FROM scored s WHERE s.customer_id = v.customer_id)
+""")
+
+
+async def run_scoring(session_factory: async_sessionmaker[AsyncSession], outbox: Outbox, settings: ClvSettings,
+                      run_id: uuid.UUID) -> None:
+    async with session_factory() as session:
+        run = (await session.execute(sa.select(scoring_run).where(scoring_run.c.id == run_id))).one()
+        fit = await fits.get_fit(session, run.fit_id)
+        await _update(session, run_id, status="running", progress=0.05, started_at=sa.func.now())
+        await session.commit()
+    try:
+        s = run.settings
+        async with session_factory() as session:
+            end_day = run.as_of.astimezone(UTC).date()
+            stats = await load_statistics(session, run.currency, end_day, end_day, s["time_unit_days"])
+            await _update(session, run_id, progress=0.3, customers=len(stats))
+            await session.commit()
+        if len(stats) == 0:
+            computed = None
+        else:
+            computed = await asyncio.to_thread(compute_values, fit.model, fit.transactions["params"],
+                                               fit.spend["params"], stats, s)
+        async with session_factory() as session:
+            published = await _store(session, outbox, settings, run, fit, stats, computed)
+            await _update(session, run_id, status="succeeded", progress=1.0, finished_at=sa.func.now(),
+                          events_published=published,
+                          tier_thresholds=computed["thresholds"] if computed else None)
+            await session.commit()
+    except Exception as exc:  # noqa: BLE001 - a job reports its failure on its resource
+        log.exception("scoring %s failed", run_id)
+        detail = str(exc) if isinstance(exc, DomainError) else f"internal error: {type(exc).__name__}"
+        async with session_factory() as session:
+            await _update(session, run_id, status="failed", error=detail, finished_at=sa.func.now())
+            await session.commit()
+
+
+async def _store(session: AsyncSession, outbox: Outbox, settings: ClvSettings, run, fit, stats: Statistics,
+                 computed: dict | None) -> int:
+    await session.execute(STAGE)
+    if computed is not None:
+        v = computed["values"]
+        for start in range(0, len(stats), CHUNK):
+            part = slice(start, start + CHUNK)
+            await session.execute(STAGE_ROWS, {
+                "ids": stats.customer_ids[part],
+                "p_alive": v["probability_alive"][part].tolist(),
+                "purchases": v["expected_purchases"][part].tolist(),
+                "spend": np.round(v["expected_spend"][part], 4).tolist(),
+                "historical": np.round(v["historical_value"][part], 4).tolist(),
+                "current": np.round(v["current_value"][part], 4).tolist(),
+                "potential": np.round(v["potential_value"][part], 4).tolist(),
+                "clv": np.round(v["clv"][part], 4).tolist(),
+                "tier": v["tier"][part].tolist(),
+            })
+    changes = (await session.execute(MATERIAL_CHANGES, {
+        "currency": run.currency, "absolute": settings.value_change_absolute, "relative": settings.value_change_relative,
+    })).all()
+    scored_at = datetime.now(UTC)
+    await session.execute(UPSERT_VALUES, {"currency": run.currency, "run_id": run.id, "fit_id": fit.id,
+                                          "scored_at": scored_at})
+    await session.execute(DROP_UNSCORED, {"currency": run.currency})
+    model_version = f"{fit.model}-v{fit.version}"
+    events = [Envelope.wrap(contracts.CustomerValueUpdated(
+        customer_id=c.customer_id, currency=run.currency, historical_value=c.historical_value,
+        current_value=c.current_value, potential_value=c.potential_value, clv=c.clv,
+        probability_alive=min(max(c.probability_alive, 0.0), 1.0), expected_purchases=max(c.expected_purchases, 0.0),
+        tier=c.tier, previous_tier=c.previous_tier, model_version=model_version, as_of=scored_at,
+    ), source=contracts.SOURCE, subject=str(c.customer_id)) for c in changes]
+    for start in range(0, len(events), CHUNK):
+        await outbox.add(session, CLV_EVENTS, events[start:start + CHUNK])
+    return len(events)
+
+
+async def _update(session: AsyncSession, run_id: uuid.UUID, **values) -> None:
+    await session.execute(sa.update(scoring_run).where(scoring_run.c.id == run_id)
+                          .values(updated_at=sa.func.now(), **values))
+
+
+def to_read(row: sa.Row) -> ScoringRead:
+    return ScoringRead(id=row.id, fit_id=row.fit_id, status=row.status, progress=row.progress, currency=row.currency,
+                       as_of=row.as_of, settings=row.settings, customers=row.customers,
+                       events_published=row.events_published, tier_thresholds=row.tier_thresholds, error=row.error,
+                       started_at=row.started_at, finished_at=row.finished_at, created_at=row.created_at)
+
+
+async def get(session: AsyncSession, run_id: uuid.UUID) -> ScoringRead:
+    row = (await session.execute(sa.select(scoring_run).where(scoring_run.c.id == run_id))).one_or_none()
+    if row is None:
+        raise NotFound(f"no scoring run {run_id}")
+    return to_read(row)
+
+
+async def tiers(session: AsyncSession, currency: str) -> TierReport:
+    v = customer_value
+    rows = (await session.execute(
+        sa.select(v.c.tier, sa.func.count().label("customers"), sa.func.min(v.c.clv).label("min_clv"),
+                  sa.func.sum(v.c.clv).label("total_clv"), sa.func.sum(v.c.historical_value).label("historical"),
+                  sa.func.sum(v.c.potential_value).label("potential"))
+        .where(v.c.currency == currency).group_by(v.c.tier))).all()
+    run_id = (await session.execute(sa.select(scoring_run.c.id).where(
+        scoring_run.c.currency == currency, scoring_run.c.status == "succeeded")
+        .order_by(scoring_run.c.created_at.desc()).limit(1))).scalar()
+    order = {"platinum": 0, "gold": 1, "silver": 2, "bronze": 3}
+    return TierReport(currency=currency, scoring_run_id=run_id, tiers=[
+        TierSummary(tier=r.tier, customers=r.customers, min_clv=float(r.min_clv), total_clv=float(r.total_clv),
+                    total_historical_value=float(r.historical), total_potential_value=float(r.potential))
+        for r in sorted(rows, key=lambda r: order.get(r.tier, 9))])

@@ -1,0 +1,66 @@
+"""The models' view of the purchase rows: per-customer (x, t_x, T, mean repeat spend) as numpy arrays."""
+
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+# Purchases net of refunds, cancelled ones out; one row per customer and purchase day (the models assume at
+# most one purchase per period, so same-day orders count once, as in the literature and `lifetimes`).
+STATISTICS = sa.text("""
+WITH net AS (
+    SELECT p.customer_id, (p.occurred_at AT TIME ZONE 'UTC')::date AS day,
+           greatest(p.amount - coalesce(r.refunded, 0), 0) AS value
+    FROM clv.purchase p
+    LEFT JOIN (SELECT purchase_id, sum(amount) AS refunded, bool_or(cancelled) AS cancelled
+               FROM clv.refund GROUP BY purchase_id) r USING (purchase_id)
+    WHERE p.currency = :currency AND (p.occurred_at AT TIME ZONE 'UTC')::date <= :end_day
+      AND NOT coalesce(r.cancelled, false)
+), days AS (
+    SELECT customer_id, day, sum(value) AS value FROM net GROUP BY customer_id, day
+)
+SELECT customer_id,
+       count(*) FILTER (WHERE day <= :calibration_end) - 1 AS x,
+       max(day) FILTER (WHERE day <= :calibration_end) - min(day) AS t_x_days,
+       :calibration_end - min(day) AS t_days,
+       coalesce(sum(value) FILTER (WHERE day <= :calibration_end), 0) - (array_agg(value ORDER BY day))[1]
+           AS repeat_value,
+       count(*) FILTER (WHERE day > :calibration_end) AS holdout_x,
+       sum(value) AS net_value
+FROM days GROUP BY customer_id
+HAVING min(day) <= :calibration_end
+ORDER BY customer_id
+""")
+
+
+@dataclass(frozen=True)
+class Statistics:
+    customer_ids: list
+    x: np.ndarray
+    t_x: np.ndarray           # in model units
+    T: np.ndarray             # in model units
+    mean_repeat_spend: np.ndarray
+    holdout_x: np.ndarray
+    net_value: np.ndarray     # to the end day, net of refunds
+
+    def __len__(self) -> int:
+        return len(self.customer_ids)
+
+
+async def load_statistics(session: AsyncSession, currency: str, calibration_end: date, end_day: date,
+                          unit_days: float) -> Statistics:
+    rows = (await session.execute(STATISTICS, {"currency": currency, "calibration_end": calibration_end,
+                                               "end_day": end_day})).all()
+    x = np.array([r.x for r in rows], dtype=np.float64)
+    repeat_value = np.array([float(r.repeat_value) for r in rows], dtype=np.float64)
+    return Statistics(
+        customer_ids=[r.customer_id for r in rows],
+        x=x,
+        t_x=np.array([r.t_x_days for r in rows], dtype=np.float64) / unit_days,
+        T=np.array([r.t_days for r in rows], dtype=np.float64) / unit_days,
+        mean_repeat_spend=np.divide(repeat_value, x, out=np.zeros_like(x), where=x > 0),
+        holdout_x=np.array([r.holdout_x for r in rows], dtype=np.float64),
+        net_value=np.array([float(r.net_value) for r in rows], dtype=np.float64),
+    )

@@ -1,0 +1,160 @@
+"""Fits, scoring, tiers and value events on a real Postgres, fed through the service's own inbox consumer."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from shared.db import make_engine
+
+from tests.services.clv.support import clv_service, purchase, refund, simulated_purchases
+from tests.support import scalar, wait_until
+
+AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+async def engine(database_url):
+    e = make_engine(database_url)
+    yield e
+    await e.dispose()
+
+
+async def test_fit_score_tier_and_publish(database_url, engine):
+    events = simulated_purchases(1200, AS_OF, seed=3)
+    customers = len({e.customer_id for e in events})
+    async with clv_service(database_url) as svc:
+        await svc.publish(events)
+        await wait_until(lambda: _count(engine, "clv.purchase", len(events)), message="purchases applied")
+
+        created = await svc.client.post("/v1/value/models/fits", json={
+            "model": "bgnbd", "currency": "EUR", "holdout_days": 60, "as_of": AS_OF.isoformat()})
+        assert created.status_code == 202, created.text
+        assert created.headers["location"].endswith(created.json()["id"])
+        fit = await svc.poll(f"/v1/value/models/fits/{created.json()['id']}")
+        assert fit["status"] == "succeeded", fit
+        assert fit["progress"] == 1.0 and fit["customers"] <= customers
+        t = fit["transactions"]
+        assert t["converged"] and t["rows"] <= fit["customers"]
+        assert all(se is not None and se > 0 for se in t["std_errors"].values())
+        assert t["aic"] == pytest.approx(8 - 2 * t["log_likelihood"])
+        assert 0.6 / 3 < t["params"]["r"] < 0.6 * 3, t["params"]  # 1,200 customers: the right ballpark
+        assert fit["spend"]["converged"] and fit["spend"]["params"]["q"] > 1
+        d = fit["diagnostics"]
+        assert d["holdout_days"] == 60 and d["buckets"][0]["frequency"] == "0"
+        assert sum(b["customers"] for b in d["buckets"]) == fit["customers"]
+        assert d["predicted_total"] == pytest.approx(d["actual_total"], rel=0.5)
+
+        mbg = await svc.client.post("/v1/value/models/fits", json={
+            "model": "mbgnbd", "currency": "EUR", "holdout_days": 60, "as_of": AS_OF.isoformat()})
+        assert (await svc.poll(f"/v1/value/models/fits/{mbg.json()['id']}"))["status"] == "succeeded"
+        comparison = (await svc.client.get("/v1/value/models/comparison", params={"currency": "EUR"})).json()
+        assert {f["model"] for f in comparison["fits"]} == {"bgnbd", "mbgnbd"}
+        assert comparison["best_by_aic"] in {f["fit_id"] for f in comparison["fits"]}
+        assert comparison["best_by_holdout"] is not None
+
+        listed = (await svc.client.get("/v1/value/models/fits", params={"limit": 1})).json()
+        assert len(listed["items"]) == 1 and listed["items"][0]["model"] == "mbgnbd"
+        rest = (await svc.client.get("/v1/value/models/fits", params={"limit": 1, "cursor": listed["next_cursor"]})).json()
+        assert rest["items"][0]["model"] == "bgnbd" and rest["next_cursor"] is None
+
+        # Score with the full-history fit (no holdout) so today's values use everything.
+        full = await svc.client.post("/v1/value/models/fits", json={"model": "bgnbd", "currency": "EUR"})
+        full_fit = await svc.poll(f"/v1/value/models/fits/{full.json()['id']}")
+        run = await svc.client.post("/v1/value/scorings", json={"currency": "EUR", "fit_id": full_fit["id"],
+                                                                 "margin": 0.5})
+        assert run.status_code == 202, run.text
+        scored = await svc.poll(f"/v1/value/scorings/{run.json()['id']}")
+        assert scored["status"] == "succeeded", scored
+        assert scored["customers"] == customers
+        assert scored["events_published"] == customers, "a first valuation is a material change"
+        th = scored["tier_thresholds"]
+        assert th["platinum"] >= th["gold"] >= th["silver"]
+        assert await scalar(engine, "select count(*) from clv.customer_value") == customers
+        bad = await scalar(engine, """select count(*) from clv.customer_value where
+            probability_alive < 0 or probability_alive > 1 or clv < 0 or potential_value < 0 or current_value > clv
+            or historical_value < 0""")
+        assert bad == 0
+        tiers = (await svc.client.get("/v1/value/tiers", params={"currency": "EUR"})).json()
+        assert [t["tier"] for t in tiers["tiers"]] == ["platinum", "gold", "silver", "bronze"]
+        assert sum(t["customers"] for t in tiers["tiers"]) == customers
+
+        # Historical value is margin × net revenue.
+        # The customer with the most purchases (a repeat buyer, so their own spend informs the model).
+        someone = max({e.customer_id for e in events}, key=lambda c: sum(e.customer_id == c for e in events))
+        value = (await svc.client.get(f"/v1/customers/{someone}/value")).json()["by_currency"][0]
+        net = sum(e.amount for e in events if e.customer_id == someone)
+        assert float(value["model"]["historical_value"]) == pytest.approx(0.5 * float(net), abs=1e-3)
+        assert value["model"]["tier"] in {"platinum", "gold", "silver", "bronze"}
+
+        # Scoring again with nothing new publishes nothing; a big refund lowers value and is published.
+        again = await svc.client.post("/v1/value/scorings", json={"currency": "EUR", "fit_id": full_fit["id"],
+                                                                   "margin": 0.5})
+        assert (await svc.poll(f"/v1/value/scorings/{again.json()['id']}"))["events_published"] == 0
+        mine = [e for e in events if e.customer_id == someone]
+        await svc.publish([refund(p, str(p.amount), AS_OF + timedelta(days=1)) for p in mine])
+        await wait_until(lambda: _historical_is_zero(svc, someone), message="refund applied")
+        third = await svc.client.post("/v1/value/scorings", json={"currency": "EUR", "fit_id": full_fit["id"],
+                                                                   "margin": 0.5})
+        assert (await svc.poll(f"/v1/value/scorings/{third.json()['id']}"))["events_published"] >= 1
+        after = (await svc.client.get(f"/v1/customers/{someone}/value")).json()["by_currency"][0]
+        assert float(after["model"]["historical_value"]) == 0
+        assert float(after["model"]["clv"]) < float(value["model"]["clv"]), "refunds lower the expected spend too"
+        await wait_until(lambda: _outbox_sent(engine), message="value events relayed")
+    relayed = svc.transport.messages("clv.events")
+    assert len(relayed) == await scalar(engine, "select count(*) from clv.outbox") >= customers + 1
+
+
+async def test_fits_that_cannot_be_made_fail_clearly(database_url):
+    async with clv_service(database_url) as svc:
+        # No data at all: the fit job fails with a reason, never a 500.
+        created = await svc.client.post("/v1/value/models/fits", json={"model": "bgnbd", "currency": "USD"})
+        fit = await svc.poll(f"/v1/value/models/fits/{created.json()['id']}")
+        assert fit["status"] == "failed" and "at least" in fit["error"]
+        nothing = await svc.client.post("/v1/value/scorings", json={"currency": "USD"})
+        assert nothing.status_code == 409 and nothing.headers["content-type"] == "application/problem+json"
+        failed = await svc.client.post("/v1/value/scorings", json={"currency": "USD", "fit_id": fit["id"]})
+        assert failed.status_code == 409
+        unknown = await svc.client.post("/v1/value/scorings", json={"currency": "USD", "fit_id": str(uuid.uuid4())})
+        assert unknown.status_code == 404
+        assert (await svc.client.get(f"/v1/value/models/fits/{uuid.uuid4()}")).status_code == 404
+        assert (await svc.client.get("/v1/value/models/fits", params={"cursor": "nonsense"})).status_code == 422
+        assert (await svc.client.post("/v1/value/models/fits", json={"model": "nope", "currency": "EUR"})).status_code == 422
+        # Only first purchases: no repeat buyers to learn from.
+        await svc.publish([purchase(uuid.uuid4(), "10", AS_OF - timedelta(days=i)) for i in range(20)])
+        await wait_until(lambda: _summaries(svc, 20), message="purchases applied")
+        created = await svc.client.post("/v1/value/models/fits", json={"model": "pareto_nbd", "currency": "EUR"})
+        fit = await svc.poll(f"/v1/value/models/fits/{created.json()['id']}")
+        assert fit["status"] == "failed" and "repeat purchase" in fit["error"]
+
+
+async def _count(engine, table: str, expected: int) -> bool:
+    return await scalar(engine, f"select count(*) from {table}") == expected
+
+
+async def _outbox_sent(engine) -> bool:
+    return await scalar(engine, "select count(*) from clv.outbox where sent_at is null") == 0
+
+
+async def _historical_is_zero(svc, customer_id) -> bool:
+    body = (await svc.client.get(f"/v1/customers/{customer_id}/value")).json()
+    return float(body["by_currency"][0]["historical_value"]) == 0
+
+
+async def _summaries(svc, n: int) -> bool:
+    engine = svc.app.state.runtime.engine
+    async with engine.connect() as conn:
+        return (await conn.execute(sa.text("select count(*) from clv.transaction_summary"))).scalar() == n
+
+
+async def test_scheduled_refit_fits_and_scores_each_due_currency(database_url, engine):
+    events = simulated_purchases(300, datetime.now(UTC) - timedelta(days=1), seed=8)
+    async with clv_service(database_url, refit_interval_hours=0.0005) as svc:  # ~2 s
+        await svc.publish(events)
+        await wait_until(lambda: _count(engine, "clv.purchase", len(events)), message="purchases applied")
+        await wait_until(lambda: _count(engine, "clv.scoring_run where status = 'succeeded'", 1), timeout=60,
+                         message="a scheduled fit and scoring run")
+        fit = (await svc.client.get("/v1/value/models/fits")).json()["items"][-1]
+        assert fit["status"] == "succeeded" and fit["model"] == "bgnbd" and fit["currency"] == "EUR"
+        assert await scalar(engine, "select count(*) from clv.customer_value") == len({e.customer_id for e in events})

@@ -105,10 +105,11 @@ class Transition:
 
 
 def derive_stage(facts: Iterable[Fact], rules: RuleParameters, as_of: datetime | None = None) -> list[Transition]:
-    """Every stage transition the rules give on the sorted, de-duplicated facts (the last one is the stage)."""
+    """Every stage transition the rules give on the sorted, de-duplicated facts (the last one is the stage).
+
+    `as_of` is the clock for the time-based rule (inactivity) after the last fact; every fact is applied.
+    """
     ordered = sorted({f.key: f for f in facts}.values(), key=lambda f: f.sort_key)
-    if as_of is not None:
-        ordered = [f for f in ordered if f.occurred_at <= as_of]
     cancelled = {f.purchase_id for f in ordered if f.kind is FactKind.CANCELLATION and f.purchase_id}
     inactivity = timedelta(days=rules.inactivity_days)
     repeat_window = timedelta(days=rules.repeat_window_days)

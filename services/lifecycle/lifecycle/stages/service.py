@@ -100,9 +100,13 @@ async def rederive(session: AsyncSession, outbox: Outbox | None, customer_ids: S
         common = 0
         while common < min(len(old_stages), len(new_stages)) and old_stages[common] == new_stages[common]:
             common += 1
-        for t in transitions[common:]:
+        changes = [(t.from_stage, t) for t in transitions[common:]]
+        if not changes and after is not None and before is not after:
+            # The history got shorter (a rule change, a cancellation, an unmerge): still a change of stage.
+            changes = [(before, transitions[-1])]
+        for from_stage, t in changes:
             published.append(Envelope.wrap(
-                contracts.StageChanged(customer_id=cid, from_stage=t.from_stage, to_stage=t.stage,
+                contracts.StageChanged(customer_id=cid, from_stage=from_stage, to_stage=t.stage,
                                        changed_at=t.entered_at, reason=t.reason, trigger_event_id=t.trigger_event_id),
                 source=contracts.SOURCE, subject=str(cid), correlation_id=correlation_id,
             ))

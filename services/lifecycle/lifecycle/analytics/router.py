@@ -24,8 +24,10 @@ class BadPeriod(DomainError):
 
 def _period(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
     end = end or datetime.now(UTC)
+    if not EARLIEST + timedelta(days=365) <= end <= LATEST:
+        raise BadPeriod("need 1901-01-01 ≤ to ≤ 3000-01-01")
     start = start or end - timedelta(days=365)
-    if not (EARLIEST <= start < end <= LATEST):
+    if not (EARLIEST <= start < end):
         raise BadPeriod("need 1900-01-01 ≤ from < to ≤ 3000-01-01")
     return start, end
 

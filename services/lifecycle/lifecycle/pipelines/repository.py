@@ -97,7 +97,8 @@ def encode_cursor(created_at: datetime, deal_id: uuid.UUID) -> str:
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID] | None:
     try:
         at, did = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return datetime.fromisoformat(at), uuid.UUID(did)
+        when = datetime.fromisoformat(at)
+        return (when, uuid.UUID(did)) if when.tzinfo is not None else None
     except (ValueError, UnicodeDecodeError):
         return None
 

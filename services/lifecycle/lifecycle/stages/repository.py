@@ -131,16 +131,39 @@ def history_key(t: Transition) -> HistoryKey:
     return (t.from_stage.value if t.from_stage else None, t.stage.value, t.entered_at, t.rule, t.trigger_event_id)
 
 
+CLOSE_OPEN = sa.text("""
+UPDATE lifecycle.stage_history h SET left_at = v.left_at, updated_at = now()
+FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:left AS timestamptz[])) AS v(customer_id, left_at)
+WHERE h.customer_id = v.customer_id AND h.left_at IS NULL
+""")
+
+
 async def replace_derived(session: AsyncSession, derived: dict[uuid.UUID, list[Transition]],
+                          stored: dict[uuid.UUID, list[HistoryKey]],
                           aggregates: dict[uuid.UUID, tuple[int, Decimal, datetime | None]], version: int) -> None:
-    """Rewrites the history and current stage of these customers; a customer without transitions has none."""
-    ids = list(derived)
-    if not ids:
+    """Writes the derived history and current stage of these customers; a customer without transitions has none.
+
+    The common case, transitions appended to an unchanged past, closes the open row and inserts the new ones;
+    a changed past (late event, rule change, merge) rewrites the customer's history.
+    """
+    if not derived:
         return
-    await session.execute(DELETE_HISTORY, {"customer_ids": ids})
+    keep: dict[uuid.UUID, int] = {}
+    for cid, transitions in derived.items():
+        old = stored.get(cid, [])
+        if old and len(old) < len(transitions) and [history_key(t) for t in transitions[:len(old)]] == old:
+            keep[cid] = len(old)
+    rewrite = [cid for cid in derived if cid not in keep and stored.get(cid)]
+    if rewrite:
+        await session.execute(DELETE_HISTORY, {"customer_ids": rewrite})
+    if keep:
+        await session.execute(CLOSE_OPEN, {"customer_ids": list(keep),
+                                           "left": [derived[c][keep[c]].entered_at for c in keep]})
     hist: dict[str, list] = defaultdict(list)
     for cid, transitions in derived.items():
         for i, t in enumerate(transitions):
+            if i < keep.get(cid, 0):
+                continue
             hist["customer_ids"].append(cid)
             hist["from_stages"].append(t.from_stage.value if t.from_stage else None)
             hist["stages"].append(t.stage.value)

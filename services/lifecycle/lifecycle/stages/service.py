@@ -112,7 +112,8 @@ async def rederive(session: AsyncSession, outbox: Outbox | None, customer_ids: S
             ))
     if outbox is None:
         return outcome
-    await repository.replace_derived(session, changed, {c: aggregates(facts.get(c)) for c in changed}, rules.version)
+    await repository.replace_derived(session, changed, stored, {c: aggregates(facts.get(c)) for c in changed},
+                                     rules.version)
     await outbox.add(session, LIFECYCLE_EVENTS, published)
     return outcome
 

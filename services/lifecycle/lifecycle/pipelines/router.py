@@ -1,12 +1,13 @@
 import uuid
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from shared.db import SessionDep
 from shared.problems import DomainError, NotFound, problem_responses
 
 from lifecycle.pipelines import repository, service
+from lifecycle.text import NO_NUL
 from lifecycle.pipelines.schemas import (
     DealCreate, DealMove, DealPage, DealRead, DealStageRead, DealUpdate, Outcome, PipelineCreate, PipelinePage,
     PipelineRead, PipelineStageRead,
@@ -54,13 +55,13 @@ async def create_pipeline(body: PipelineCreate, session: SessionDep) -> Pipeline
 
 
 @router.get("/v1/pipelines/{key}", response_model=PipelineRead, responses=problem_responses(NotFound))
-async def get_pipeline(session: SessionDep, key: str) -> PipelineRead:
+async def get_pipeline(session: SessionDep, key: str = Path(max_length=100, pattern=KEY)) -> PipelineRead:
     """One pipeline."""
     return _pipeline(await service.pipeline_or_404(session, key))
 
 
 @router.delete("/v1/pipelines/{key}", status_code=204, responses=problem_responses(NotFound, service.Conflict))
-async def delete_pipeline(session: SessionDep, key: str) -> Response:
+async def delete_pipeline(session: SessionDep, key: str = Path(max_length=100, pattern=KEY)) -> Response:
     """Remove a pipeline no deal uses."""
     p = await service.pipeline_or_404(session, key)
     if not await repository.delete_pipeline(session, p.id):
@@ -125,8 +126,8 @@ async def _page(session, limit: int, cursor: str | None, **filters) -> DealPage:
 
 @router.get("/v1/deals", response_model=DealPage, responses=problem_responses(BadCursor))
 async def list_deals(session: SessionDep, pipeline: str | None = Query(None, max_length=100, pattern=KEY),
-                     status: Outcome | None = None, owner: str | None = Query(None, max_length=200),
-                     customer_id: uuid.UUID | None = None, cursor: str | None = Query(None, max_length=200),
+                     status: Outcome | None = None, owner: str | None = Query(None, max_length=200, pattern=NO_NUL),
+                     customer_id: uuid.UUID | None = None, cursor: str | None = Query(None, max_length=200, pattern=NO_NUL),
                      limit: int = Query(50, ge=1, le=500)) -> DealPage:
     """Deals, oldest first, filtered by pipeline, status, owner or customer."""
     return await _page(session, limit, cursor, customer_id=customer_id, pipeline_key=pipeline,

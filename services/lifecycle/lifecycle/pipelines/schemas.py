@@ -6,6 +6,8 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from lifecycle.text import text
+
 Key = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9_\-]*$", examples=["sales"])]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["EUR"], description="ISO 4217")]
 Amount = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=4, examples=["1200.00"])]
@@ -20,7 +22,7 @@ class Outcome(StrEnum):
 class PipelineStageIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     key: Key
-    name: str = Field(min_length=1, max_length=200)
+    name: text(200, 1)
     win_probability: Decimal = Field(ge=0, le=1, max_digits=5, decimal_places=4)
     outcome: Outcome = Outcome.OPEN
 
@@ -30,9 +32,9 @@ class PipelineCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     key: Key
-    name: str = Field(min_length=1, max_length=200)
+    name: text(200, 1)
     stages: list[PipelineStageIn] = Field(min_length=3, max_length=50)
-    lost_reasons: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(default_factory=list, max_length=50)
+    lost_reasons: list[text(200, 1)] = Field(default_factory=list, max_length=50)
 
     @model_validator(mode="after")
     def _terminal_stages(self) -> "PipelineCreate":
@@ -70,11 +72,11 @@ class DealCreate(BaseModel):
     customer_id: uuid.UUID
     pipeline: Key
     stage: Key | None = Field(None, description="Defaults to the pipeline's first stage.")
-    title: str | None = Field(None, max_length=300)
+    title: text(300) | None = None
     amount: Amount | None = None
     currency: Currency | None = None
     expected_close: AwareDatetime | None = None
-    owner: str | None = Field(None, max_length=200)
+    owner: text(200) | None = None
 
     @model_validator(mode="after")
     def _money(self) -> "DealCreate":
@@ -85,18 +87,18 @@ class DealCreate(BaseModel):
 
 class DealUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    title: str | None = Field(None, max_length=300)
+    title: text(300) | None = None
     amount: Amount | None = None
     currency: Currency | None = None
     expected_close: AwareDatetime | None = None
-    owner: str | None = Field(None, max_length=200)
+    owner: text(200) | None = None
 
 
 class DealMove(BaseModel):
     model_config = ConfigDict(extra="forbid")
     stage: Key
-    lost_reason: str | None = Field(None, max_length=200, description="Required when moving to a lost stage.")
-    actor: str | None = Field(None, max_length=200, examples=["ada@example.com"])
+    lost_reason: text(200, description="Required when moving to a lost stage.") | None = None
+    actor: text(200, examples=["ada@example.com"]) | None = None
 
 
 class DealStageRead(BaseModel):

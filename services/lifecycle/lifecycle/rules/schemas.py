@@ -4,6 +4,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lifecycle.rules.engine import RULE_ORDER, RuleParameters
 from lifecycle.stages.schemas import RederiveResult
+from lifecycle.text import text
 
 
 class RuleSetRead(BaseModel):
@@ -27,8 +28,8 @@ class RuleSetCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     parameters: RuleParameters
-    description: str = Field("", max_length=1000)
-    created_by: str | None = Field(None, max_length=200)
+    description: text(1000) = ""
+    created_by: text(200) | None = None
 
 
 class DryRunRequest(BaseModel):

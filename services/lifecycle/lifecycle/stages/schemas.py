@@ -6,6 +6,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.contracts.lifecycle import Stage
 
+from lifecycle.text import text
+
 
 class StageHistoryRead(BaseModel):
     stage: Stage
@@ -37,8 +39,8 @@ class CustomerLifecycleRead(BaseModel):
 class ManualMove(BaseModel):
     model_config = ConfigDict(extra="forbid")
     to_stage: Stage
-    reason: str = Field(min_length=3, max_length=1000, examples=["customer asked to pause the contract"])
-    actor: str | None = Field(None, max_length=200, examples=["ada@example.com"])
+    reason: text(1000, 3, examples=["customer asked to pause the contract"])
+    actor: text(200, examples=["ada@example.com"]) | None = None
 
 
 class StageMoveCount(BaseModel):

@@ -13,6 +13,7 @@ from shared.service import ServiceRuntime, create_service_app
 from lifecycle.analytics.router import router as analytics_router
 from lifecycle.pipelines.router import router as pipelines_router
 from lifecycle.rules.router import router as rules_router
+from lifecycle.rules.runs import Runner
 from lifecycle.settings import SCHEMA, LifecycleSettings
 from lifecycle.stages import service as stages
 from lifecycle.stages.projection import facts_subscription
@@ -46,17 +47,21 @@ def create_app(settings: LifecycleSettings | None = None, transport: Transport |
                     "manual moves, pipelines and deals, funnel and churn analytics.",
         routers=[stages_router, rules_router, pipelines_router, analytics_router],
     )
+    app.state.replays = replays = Runner(runtime)
     service_lifespan = app.router.lifespan_context
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with service_lifespan(app):
             task = None
+            if settings.run_workers:
+                await replays.resume()
             if settings.run_workers and settings.sweep_interval_s > 0:
                 task = asyncio.create_task(sweep_periodically(runtime, settings.sweep_interval_s), name="lifecycle-sweep")
             try:
                 yield
             finally:
+                await replays.stop()
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

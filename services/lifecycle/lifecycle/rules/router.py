@@ -1,10 +1,14 @@
-from fastapi import APIRouter, Query, Request
+import uuid
+
+from fastapi import APIRouter, BackgroundTasks, Query, Request
 
 from shared.db import SessionDep
 from shared.problems import DomainError, NotFound, problem_responses
 
-from lifecycle.rules import repository
-from lifecycle.rules.schemas import DryRunRequest, RuleSetApplied, RuleSetCreate, RuleSetPage, RuleSetRead
+from lifecycle.rules import repository, runs
+from lifecycle.rules.schemas import (
+    DryRunRequest, ReplayRunPage, ReplayRunRead, RuleSetApplied, RuleSetCreate, RuleSetPage, RuleSetRead,
+)
 from lifecycle.stages import service as stages
 from lifecycle.stages.schemas import RederiveResult, result_of
 
@@ -28,14 +32,27 @@ async def get_active_rules(session: SessionDep) -> RuleSetRead:
     return _read(active, active.version)
 
 
-@router.put("", response_model=RuleSetApplied)
-@router.post("/versions", response_model=RuleSetApplied, status_code=201)
-async def save_rules(body: RuleSetCreate, session: SessionDep, request: Request) -> RuleSetApplied:
-    """Save a new rule-set version, activate it and replay every customer through it (moves are published)."""
+def _run(r) -> ReplayRunRead:  # noqa: ANN001
+    return ReplayRunRead(**{k: r[k] for k in ReplayRunRead.model_fields if k in r},
+                         moved=sum(m["customers"] for m in r["moves"]))
+
+
+async def _start(session, request: Request, background: BackgroundTasks, version: int) -> ReplayRunRead:  # noqa: ANN001
+    run_id = await runs.create(session, version)
+    # Launched once the response's transaction has committed, so the task sees the run and the version.
+    background.add_task(request.app.state.replays.launch, run_id)
+    return _run(await runs.get(session, run_id))
+
+
+@router.put("", response_model=RuleSetApplied, status_code=202)
+@router.post("/versions", response_model=RuleSetApplied, status_code=202)
+async def save_rules(body: RuleSetCreate, session: SessionDep, request: Request,
+                     background: BackgroundTasks) -> RuleSetApplied:
+    """Save a new rule-set version and activate it; every customer is replayed by the run returned (202)."""
     version = await repository.insert(session, body.parameters, body.description, body.created_by)
     saved = await repository.get(session, version)
-    outcome = await stages.rederive_all(session, request.app.state.runtime.outbox, saved)
-    return RuleSetApplied(rule_set=_read(saved, version), result=result_of(outcome))
+    run = await _start(session, request, background, version)
+    return RuleSetApplied(rule_set=_read(saved, version), run=run)
 
 
 @router.post("/dry-run", response_model=RederiveResult)
@@ -70,16 +87,32 @@ async def get_version(version: int, session: SessionDep) -> RuleSetRead:
     return _read(found, (await repository.active(session)).version)
 
 
-@router.post("/versions/{version}/replay", response_model=RuleSetApplied, responses=problem_responses(NotFound))
-async def replay_version(version: int, session: SessionDep, request: Request) -> RuleSetApplied:
-    """Re-activate a saved version and replay every customer through it (moves are published)."""
+@router.post("/versions/{version}/replay", response_model=RuleSetApplied, status_code=202,
+             responses=problem_responses(NotFound))
+async def replay_version(version: int, session: SessionDep, request: Request,
+                         background: BackgroundTasks) -> RuleSetApplied:
+    """Re-activate a saved version; every customer is replayed through it by the run returned (202)."""
     found = await repository.get(session, version) if 0 < version < 2**31 else None
     if found is None:
         raise NotFound(f"no rule-set version {version}")
     await repository.activate(session, version)
-    outcome = await stages.rederive_all(session, request.app.state.runtime.outbox, found)
-    found = await repository.get(session, version)
-    return RuleSetApplied(rule_set=_read(found, version), result=result_of(outcome))
+    run = await _start(session, request, background, version)
+    return RuleSetApplied(rule_set=_read(await repository.get(session, version), version), run=run)
+
+
+@router.get("/runs", response_model=ReplayRunPage)
+async def list_runs(session: SessionDep, limit: int = Query(20, ge=1, le=100)) -> ReplayRunPage:
+    """Replay runs, newest first."""
+    return ReplayRunPage(items=[_run(r) for r in await runs.page(session, limit)])
+
+
+@router.get("/runs/{run_id}", response_model=ReplayRunRead, responses=problem_responses(NotFound))
+async def get_run(run_id: uuid.UUID, session: SessionDep) -> ReplayRunRead:
+    """A replay run: status and progress (customers replayed, moves so far)."""
+    found = await runs.get(session, run_id)
+    if found is None:
+        raise NotFound(f"no replay run {run_id}")
+    return _run(found)
 
 
 @router.post("/versions/{version}/dry-run", response_model=RederiveResult, responses=problem_responses(NotFound))

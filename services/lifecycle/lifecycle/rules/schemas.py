@@ -1,9 +1,10 @@
+import uuid
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from lifecycle.rules.engine import RULE_ORDER, RuleParameters
-from lifecycle.stages.schemas import RederiveResult
+from lifecycle.stages.schemas import RederiveResult, StageMoveCount  # noqa: F401 - RederiveResult re-exported
 from lifecycle.text import text
 
 
@@ -37,6 +38,26 @@ class DryRunRequest(BaseModel):
     parameters: RuleParameters
 
 
+class ReplayRunRead(BaseModel):
+    """A replay of every customer through a rule-set version (started by saving or re-activating it)."""
+
+    id: uuid.UUID
+    rule_set_version: int
+    status: str = Field(description="queued | running | succeeded | failed | superseded (a newer run took over)")
+    customers_total: int | None
+    evaluated: int = Field(description="Customers replayed so far.")
+    moved: int = Field(description="Customers whose stage changed so far.")
+    moves: list[StageMoveCount]
+    error: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    created_at: datetime
+
+
+class ReplayRunPage(BaseModel):
+    items: list[ReplayRunRead]
+
+
 class RuleSetApplied(BaseModel):
     rule_set: RuleSetRead
-    result: RederiveResult
+    run: ReplayRunRead

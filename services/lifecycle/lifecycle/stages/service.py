@@ -6,7 +6,7 @@ all add facts (or change the rules) and then call `rederive` for the customers c
 
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -118,31 +118,23 @@ async def rederive(session: AsyncSession, outbox: Outbox | None, customer_ids: S
     return outcome
 
 
-async def all_customer_ids(session: AsyncSession) -> AsyncIterator[list[uuid.UUID]]:
-    """Every customer with facts or a stage, in chunks (keyset pagination)."""
-    after = uuid.UUID(int=0)
-    while True:
-        rows = (await session.execute(sa.text("""
-            SELECT customer_id FROM (SELECT customer_id FROM lifecycle.customer_fact
-                                     UNION SELECT customer_id FROM lifecycle.customer_stage) c
-            WHERE customer_id > :after ORDER BY customer_id LIMIT :n"""), {"after": after, "n": CHUNK})).scalars().all()
-        if not rows:
-            return
-        yield list(rows)
-        after = rows[-1]
-
-
-async def rederive_all(session: AsyncSession, outbox: Outbox | None, rules: rules_repo.RuleSetVersion) -> Outcome:
-    """Replays every customer through `rules` (None outbox: a dry run that writes nothing)."""
-    total = Outcome()
-    async for chunk in all_customer_ids(session):
-        total.add(await rederive(session, outbox, chunk, rules=rules))
-    return total
+async def customer_chunk(session: AsyncSession, after: uuid.UUID, size: int = CHUNK) -> list[uuid.UUID]:
+    """The next customers (with facts or a stage) after `after`, in id order: keyset pagination over everyone."""
+    return list((await session.execute(sa.text("""
+        SELECT customer_id FROM (SELECT customer_id FROM lifecycle.customer_fact
+                                 UNION SELECT customer_id FROM lifecycle.customer_stage) c
+        WHERE customer_id > :after ORDER BY customer_id LIMIT :n"""), {"after": after, "n": size})).scalars().all())
 
 
 async def dry_run(session: AsyncSession, parameters: RuleParameters) -> Outcome:
+    """How many customers `parameters` would move, from → to: the replay without writing anything."""
     candidate = rules_repo.RuleSetVersion(0, parameters, "dry run", None, datetime.now(UTC), datetime.now(UTC))
-    return await rederive_all(session, None, candidate)
+    total = Outcome()
+    after = uuid.UUID(int=0)
+    while chunk := await customer_chunk(session, after):
+        total.add(await rederive(session, None, chunk, rules=candidate))
+        after = chunk[-1]
+    return total
 
 
 async def sweep(session: AsyncSession, outbox: Outbox, as_of: datetime | None = None) -> Outcome:

@@ -1,4 +1,4 @@
-"""rule sets, customer facts, richer stage history, pipelines and deals (seeded marketing, sales, service)
+"""rule sets and their replay runs, customer facts, richer stage history, pipelines and deals (seeded marketing, sales, service)
 
 Revision ID: 0002
 Revises: 0001
@@ -96,6 +96,25 @@ def upgrade() -> None:
     )
     op.bulk_insert(rule_set, [{"version": 1, "parameters": DEFAULT_RULES, "description": "defaults",
                                "created_by": "migration"}])
+    op.create_table(
+        "replay_run",
+        sa.Column("id", UUID(as_uuid=True), nullable=False),
+        sa.Column("rule_set_version", sa.Integer, nullable=False),
+        sa.Column("status", sa.Text, nullable=False),
+        sa.Column("customers_total", sa.Integer),
+        sa.Column("evaluated", sa.Integer, server_default="0", nullable=False),
+        sa.Column("moves", JSONB, server_default="[]", nullable=False),
+        sa.Column("error", sa.Text),
+        sa.Column("started_at", sa.DateTime(timezone=True)),
+        sa.Column("finished_at", sa.DateTime(timezone=True)),
+        *_timestamps(),
+        sa.PrimaryKeyConstraint("id", name="pk_replay_run"),
+        sa.ForeignKeyConstraint(["rule_set_version"], [f"{SCHEMA}.rule_set.version"],
+                                name="fk_replay_run_rule_set_version_rule_set"),
+        schema=SCHEMA,
+    )
+    op.create_index("ix_replay_run_status", "replay_run", ["status"], schema=SCHEMA,
+                    postgresql_where=sa.text("status IN ('queued', 'running')"))
 
     pipeline = op.create_table(
         "pipeline",
@@ -176,6 +195,7 @@ def downgrade() -> None:
     op.drop_table("deal", schema=SCHEMA)
     op.drop_table("pipeline_stage", schema=SCHEMA)
     op.drop_table("pipeline", schema=SCHEMA)
+    op.drop_table("replay_run", schema=SCHEMA)
     op.drop_table("rule_set", schema=SCHEMA)
     op.drop_table("customer_fact", schema=SCHEMA)
     op.drop_index("ix_stage_history_entered", "stage_history", schema=SCHEMA)

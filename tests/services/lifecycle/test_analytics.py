@@ -45,6 +45,9 @@ def random_histories(seed: int, customers: int = 300) -> list[dict]:
 
 
 async def load(lc, rows: list[dict]) -> None:
+    """Stage history rows as the derivation would write them, and the funnel rows kept from them."""
+    from lifecycle.stages.repository import refresh_funnel_entries
+
     async with lc.runtime.session_factory() as session, session.begin():
         await session.execute(sa.text("""
             INSERT INTO lifecycle.stage_history (customer_id, from_stage, stage, entered_at, left_at, reason)
@@ -52,6 +55,7 @@ async def load(lc, rows: list[dict]) -> None:
                                          CAST(:e AS timestamptz[]), CAST(:l AS timestamptz[]))"""),
             {"c": [r["customer_id"] for r in rows], "f": [r["from_stage"] for r in rows],
              "s": [r["stage"] for r in rows], "e": [r["entered_at"] for r in rows], "l": [r["left_at"] for r in rows]})
+        await refresh_funnel_entries(session, list({r["customer_id"] for r in rows}))
 
 
 def brute_funnel(rows: list[dict], start: datetime, end: datetime, by_cohort: bool) -> dict:

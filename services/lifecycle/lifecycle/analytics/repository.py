@@ -1,8 +1,8 @@
 """The dashboard figures, each one SQL statement over the stage history (or the deals).
 
-Covering indexes (migration 0002) keep them index scans: `stage_history (entered_at) INCLUDE (customer_id,
-stage, left_at)` for the period filters and the cohort window, `(stage, entered_at) INCLUDE (customer_id,
-left_at)` for per-stage scans (time in stage, distribution, churn).
+The funnel reads `funnel_entry` (one row per customer, indexed by first entry). Covering indexes (migration
+0002) serve the rest: `stage_history (entered_at) INCLUDE (customer_id, stage, left_at)` for the period
+filters, `(stage, entered_at) INCLUDE (customer_id, left_at)` for per-stage scans (time in stage, churn).
 """
 
 from datetime import datetime
@@ -11,25 +11,20 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 FUNNEL_STAGES = ["approach", "acquisition", "development", "retention", "loyalty"]
-RANK_SQL = ("CASE stage WHEN 'approach' THEN 1 WHEN 'acquisition' THEN 2 WHEN 'development' THEN 3 "
-            "WHEN 'retention' THEN 4 WHEN 'loyalty' THEN 5 ELSE 0 END")
 
 # Customers whose lifecycle began in [from, to) (cohort: month of that first entry); a customer reached a
-# stage when, before `to`, it entered that stage or a later one (skipping is reaching).
-FUNNEL = sa.text(f"""
-WITH entries AS (
-    SELECT customer_id, {RANK_SQL} AS rank,
-           min(entered_at) OVER (PARTITION BY customer_id) AS first_entered
-    FROM lifecycle.stage_history WHERE entered_at < :to
-), customers AS (
-    SELECT customer_id, CASE WHEN :by_cohort THEN date_trunc('month', min(first_entered), 'UTC') END AS cohort,
-           max(rank) AS max_rank
-    FROM entries WHERE first_entered >= :from
-    GROUP BY customer_id
-)
-SELECT cohort, r.rank, count(*) FILTER (WHERE max_rank >= r.rank) AS reached
-FROM customers CROSS JOIN generate_series(1, 5) AS r(rank)
-GROUP BY cohort, r.rank ORDER BY cohort NULLS FIRST, r.rank
+# stage when, before `to`, it entered that stage or a later one (skipping is reaching). Reads `funnel_entry`
+# (one row per customer, by first entry) rather than windowing over every transition.
+FUNNEL = sa.text("""
+SELECT CASE WHEN :by_cohort THEN date_trunc('month', first_entered_at, 'UTC') END AS cohort,
+       count(*) FILTER (WHERE reached_approach_at < :to) AS r1,
+       count(*) FILTER (WHERE reached_acquisition_at < :to) AS r2,
+       count(*) FILTER (WHERE reached_development_at < :to) AS r3,
+       count(*) FILTER (WHERE reached_retention_at < :to) AS r4,
+       count(*) FILTER (WHERE reached_loyalty_at < :to) AS r5
+FROM lifecycle.funnel_entry
+WHERE first_entered_at >= :from AND first_entered_at < :to
+GROUP BY 1 ORDER BY 1 NULLS FIRST
 """)
 
 TIME_IN_STAGE = sa.text("""
@@ -42,15 +37,33 @@ WHERE entered_at >= :from AND entered_at < :to AND left_at IS NOT NULL
 GROUP BY stage ORDER BY stage
 """)
 
+# Customers per stage at each point: every entry adds one from the first point at or after it, every exit
+# removes one from the first point at or after it; a running sum per stage over the points. Cost grows with
+# the transitions, not with transitions × points.
 DISTRIBUTION = sa.text("""
 WITH points AS (
-    SELECT generate_series(date_trunc(:unit, CAST(:from AS timestamptz), 'UTC'), :to,
-                           CAST('1 ' || :unit AS interval)) AS at
+    SELECT array_agg(at ORDER BY at) AS ats
+    FROM generate_series(date_trunc(:unit, CAST(:from AS timestamptz), 'UTC'), :to,
+                         CAST('1 ' || :unit AS interval)) AS at
+), bucketed AS (
+    -- the index of the first point at or after each entry / exit (width_bucket: a binary search)
+    SELECT stage, i, sum(d) AS d FROM (
+        SELECT h.stage, width_bucket(h.entered_at - interval '1 microsecond', (SELECT ats FROM points)) + 1 AS i,
+               count(*) AS d
+        FROM lifecycle.stage_history h WHERE h.entered_at <= :to GROUP BY 1, 2
+        UNION ALL
+        SELECT h.stage, width_bucket(h.left_at - interval '1 microsecond', (SELECT ats FROM points)) + 1,
+               -count(*)
+        FROM lifecycle.stage_history h WHERE h.left_at <= :to GROUP BY 1, 2
+    ) u GROUP BY 1, 2
+), running AS (
+    SELECT p.ats[g.k] AS at, s.stage,
+           sum(coalesce(b.d, 0)) OVER (PARTITION BY s.stage ORDER BY g.k) AS customers
+    FROM points p CROSS JOIN generate_subscripts(p.ats, 1) AS g(k)
+    CROSS JOIN (SELECT DISTINCT stage FROM bucketed) s
+    LEFT JOIN bucketed b ON b.i = g.k AND b.stage = s.stage
 )
-SELECT p.at, h.stage, count(h.customer_id) AS customers
-FROM points p JOIN lifecycle.stage_history h
-  ON h.entered_at <= p.at AND (h.left_at IS NULL OR h.left_at > p.at)
-GROUP BY p.at, h.stage ORDER BY p.at, h.stage
+SELECT at, stage, customers FROM running WHERE customers > 0 ORDER BY at, stage
 """)
 
 CHURN = sa.text("""
@@ -84,8 +97,11 @@ ORDER BY p.key, d.currency, s.position
 """)
 
 
-async def funnel(session: AsyncSession, start: datetime, end: datetime, by_cohort: bool) -> list[sa.Row]:
-    return list(await session.execute(FUNNEL, {"from": start, "to": end, "by_cohort": by_cohort}))
+async def funnel(session: AsyncSession, start: datetime, end: datetime, by_cohort: bool
+                 ) -> dict[datetime | None, dict[int, int]]:
+    """{cohort (None when not by cohort): {stage rank 1–5: customers who reached it}}."""
+    rows = await session.execute(FUNNEL, {"from": start, "to": end, "by_cohort": by_cohort})
+    return {r.cohort: {1: r.r1, 2: r.r2, 3: r.r3, 4: r.r4, 5: r.r5} for r in rows}
 
 
 async def time_in_stage(session: AsyncSession, start: datetime, end: datetime) -> list[sa.Row]:

@@ -41,9 +41,7 @@ async def funnel(session: SessionDep, start: AwareDatetime | None = From, end: A
                  by_cohort: bool = Query(False, description="One funnel per month of first entry.")) -> FunnelRead:
     """Conversion Approach → … → Loyalty for customers whose lifecycle began in the period."""
     start, end = _period(start, end)
-    reached: dict = {}
-    for r in await repository.funnel(session, start, end, by_cohort):
-        reached.setdefault(r.cohort, {})[r.rank] = r.reached
+    reached = await repository.funnel(session, start, end, by_cohort)
     cohorts = []
     for cohort, counts in reached.items():
         steps = []

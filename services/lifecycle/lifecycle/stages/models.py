@@ -64,3 +64,20 @@ customer_fact = sa.Table(
     sa.Index("ix_customer_fact_customer", "customer_id", "occurred_at"),
     sa.Index("ix_customer_fact_merge", "merge_id", postgresql_where=sa.text("merge_id IS NOT NULL")),
 )
+
+# One row per customer for the funnel: when its lifecycle began and when it first reached each stage or a
+# later one. Kept from stage_history by `refresh_funnel_entries`, so the funnel reads only the customers whose
+# lifecycle began in the period instead of windowing over every transition.
+funnel_entry = sa.Table(
+    "funnel_entry",
+    metadata,
+    sa.Column("customer_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("first_entered_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("reached_approach_at", sa.DateTime(timezone=True)),
+    sa.Column("reached_acquisition_at", sa.DateTime(timezone=True)),
+    sa.Column("reached_development_at", sa.DateTime(timezone=True)),
+    sa.Column("reached_retention_at", sa.DateTime(timezone=True)),
+    sa.Column("reached_loyalty_at", sa.DateTime(timezone=True)),
+    *_timestamps(),
+    sa.Index("ix_funnel_entry_first_entered", "first_entered_at"),
+)

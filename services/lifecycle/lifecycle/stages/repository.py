@@ -177,6 +177,7 @@ async def replace_derived(session: AsyncSession, derived: dict[uuid.UUID, list[T
             hist["versions"].append(version)
     if hist:
         await session.execute(INSERT_HISTORY, dict(hist))
+    await refresh_funnel_entries(session, list(derived))
     staged = {cid: ts[-1] for cid, ts in derived.items() if ts}
     gone = [cid for cid, ts in derived.items() if not ts]
     if gone:
@@ -191,6 +192,37 @@ async def replace_derived(session: AsyncSession, derived: dict[uuid.UUID, list[T
             "lasts": [aggregates[c][2] for c in staged],
             "versions": [version] * len(staged),
         })
+
+
+REFRESH_FUNNEL = sa.text("""
+WITH summary AS (
+    SELECT customer_id, min(entered_at) AS first_entered_at,
+           min(entered_at) FILTER (WHERE stage IN ('approach', 'acquisition', 'development', 'retention', 'loyalty')),
+           min(entered_at) FILTER (WHERE stage IN ('acquisition', 'development', 'retention', 'loyalty')),
+           min(entered_at) FILTER (WHERE stage IN ('development', 'retention', 'loyalty')),
+           min(entered_at) FILTER (WHERE stage IN ('retention', 'loyalty')),
+           min(entered_at) FILTER (WHERE stage = 'loyalty')
+    FROM lifecycle.stage_history WHERE customer_id = ANY(CAST(:customer_ids AS uuid[]))
+    GROUP BY customer_id
+), gone AS (
+    DELETE FROM lifecycle.funnel_entry f WHERE f.customer_id = ANY(CAST(:customer_ids AS uuid[]))
+      AND NOT EXISTS (SELECT 1 FROM summary s WHERE s.customer_id = f.customer_id)
+)
+INSERT INTO lifecycle.funnel_entry AS f (customer_id, first_entered_at, reached_approach_at, reached_acquisition_at,
+                                         reached_development_at, reached_retention_at, reached_loyalty_at)
+SELECT * FROM summary
+ON CONFLICT (customer_id) DO UPDATE SET
+    first_entered_at = EXCLUDED.first_entered_at, reached_approach_at = EXCLUDED.reached_approach_at,
+    reached_acquisition_at = EXCLUDED.reached_acquisition_at, reached_development_at = EXCLUDED.reached_development_at,
+    reached_retention_at = EXCLUDED.reached_retention_at, reached_loyalty_at = EXCLUDED.reached_loyalty_at,
+    updated_at = now()
+""")
+
+
+async def refresh_funnel_entries(session: AsyncSession, customer_ids: Sequence[uuid.UUID]) -> None:
+    """Recomputes these customers' funnel rows from their stage history (one statement)."""
+    if customer_ids:
+        await session.execute(REFRESH_FUNNEL, {"customer_ids": list(customer_ids)})
 
 
 # --- identity: merge, unmerge, erasure --------------------------------------------------------------------

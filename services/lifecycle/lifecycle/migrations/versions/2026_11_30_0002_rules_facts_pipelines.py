@@ -1,4 +1,4 @@
-"""rule sets and their replay runs, customer facts, richer stage history, pipelines and deals (seeded marketing, sales, service)
+"""rule sets and their replay runs, customer facts, funnel entries, richer stage history, pipelines and deals (seeded marketing, sales, service)
 
 Revision ID: 0002
 Revises: 0001
@@ -82,6 +82,18 @@ def upgrade() -> None:
     op.create_index("ix_customer_fact_customer", "customer_fact", ["customer_id", "occurred_at"], schema=SCHEMA)
     op.create_index("ix_customer_fact_merge", "customer_fact", ["merge_id"], schema=SCHEMA,
                     postgresql_where=sa.text("merge_id IS NOT NULL"))
+
+    op.create_table(
+        "funnel_entry",
+        sa.Column("customer_id", UUID(as_uuid=True), nullable=False),
+        sa.Column("first_entered_at", sa.DateTime(timezone=True), nullable=False),
+        *[sa.Column(f"reached_{s}_at", sa.DateTime(timezone=True))
+          for s in ("approach", "acquisition", "development", "retention", "loyalty")],
+        *_timestamps(),
+        sa.PrimaryKeyConstraint("customer_id", name="pk_funnel_entry"),
+        schema=SCHEMA,
+    )
+    op.create_index("ix_funnel_entry_first_entered", "funnel_entry", ["first_entered_at"], schema=SCHEMA)
 
     rule_set = op.create_table(
         "rule_set",
@@ -197,6 +209,7 @@ def downgrade() -> None:
     op.drop_table("pipeline", schema=SCHEMA)
     op.drop_table("replay_run", schema=SCHEMA)
     op.drop_table("rule_set", schema=SCHEMA)
+    op.drop_table("funnel_entry", schema=SCHEMA)
     op.drop_table("customer_fact", schema=SCHEMA)
     op.drop_index("ix_stage_history_entered", "stage_history", schema=SCHEMA)
     op.drop_index("ix_stage_history_stage_entered", "stage_history", schema=SCHEMA)

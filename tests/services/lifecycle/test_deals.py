@@ -87,3 +87,13 @@ async def test_partner_deal_events_move_deals_and_the_forecast(lc):
     assert Decimal(sales["weighted"]) == 500
     rows = await lc.sql("SELECT count(*) FROM lifecycle.outbox WHERE convert_from(payload, 'UTF8') LIKE '%deal.stage_changed%'")
     assert rows[0][0] == 4
+
+
+async def test_a_deal_opened_and_won_in_one_batch_still_made_the_prospect_an_acquisition(lc):
+    cid = uuid.uuid4()
+    await lc.apply([lead(cid, days_ago(20)), deal_updated(cid, days_ago(10), "D-9", "proposal"),
+                    deal_updated(cid, days_ago(5), "D-9", "won")])
+    view = await lc.view(cid)
+    assert [h["stage"] for h in view["history"]] == ["approach", "acquisition"]
+    [deal] = (await lc.client.get(f"/v1/customers/{cid}/deals")).json()["items"]
+    assert (deal["stage"], deal["status"]) == ("won", "won")

@@ -114,23 +114,24 @@ def _outcome_of(p: repository.PipelineDef | None, stage: str, lost_reason: str |
 
 
 async def apply_partner_deals(session: AsyncSession, outbox: Outbox, events: Sequence[ConsumedEvent]
-                              ) -> dict[tuple[str, str], str]:
+                              ) -> dict[str, str]:
     """Upserts partners' deals keyed by (source, deal id); a stale update (older than the deal's stage) is ignored.
 
-    Returns each deal's outcome (open / won / lost) as of its latest update, for the lifecycle rules.
+    Returns each event's outcome (open / won / lost) by event id: whether the deal was open at that moment is
+    what the lifecycle rules read.
     """
     defs = await repository.pipelines(session)
     ordered = sorted(events, key=lambda e: e.payload.occurred_at)
     existing = await repository.deals_by_external(
         session, list(dict.fromkeys((e.payload.source, e.payload.deal_id) for e in ordered)))
-    outcomes: dict[tuple[str, str], str] = {}
+    outcomes: dict[str, str] = {}
     published: list[Envelope] = []
     for e in ordered:
         d: DealUpdated = e.payload
         key = (d.source, d.deal_id)
         p = defs.get(d.pipeline)
         outcome = _outcome_of(p, d.stage, d.lost_reason)
-        outcomes[key] = outcome
+        outcomes[e.envelope.id] = outcome
         if p is None or d.stage not in p.stages:
             log.warning("deal %s/%s: unknown pipeline or stage %s/%s; kept as a lifecycle fact only",
                         d.source, d.deal_id, d.pipeline, d.stage)

@@ -62,7 +62,7 @@ def facts_subscription(outbox: Outbox) -> Subscription:
         outcomes = await deals.apply_partner_deals(session, outbox, deal_events) if deal_events else {}
         rows = []
         for e in events:
-            for customer_id, fact, extra in facts_of(e, lambda p: outcomes.get((p.source, p.deal_id), "open") == "open"):
+            for customer_id, fact, extra in facts_of(e, lambda _: outcomes.get(e.envelope.id, "open") == "open"):
                 rows.append(repository.fact_row(customer_id, fact, **extra))
                 touched.add(customer_id)
         await repository.insert_facts(session, rows)

@@ -1,6 +1,5 @@
 import sqlalchemy as sa
-import sqlalchemy.dialects.postgresql
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from lifecycle.tables import metadata
 
@@ -21,7 +20,7 @@ rule_set = sa.Table(
 replay_run = sa.Table(
     "replay_run",
     metadata,
-    sa.Column("id", sa.dialects.postgresql.UUID(as_uuid=True), primary_key=True),
+    sa.Column("id", UUID(as_uuid=True), primary_key=True),
     sa.Column("rule_set_version", sa.Integer, sa.ForeignKey("lifecycle.rule_set.version"), nullable=False),
     sa.Column("status", sa.Text, nullable=False),  # queued | running | succeeded | failed
     sa.Column("customers_total", sa.Integer),

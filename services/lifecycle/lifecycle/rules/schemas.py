@@ -4,7 +4,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from lifecycle.rules.engine import RULE_ORDER, RuleParameters
-from lifecycle.stages.schemas import RederiveResult, StageMoveCount  # noqa: F401 - RederiveResult re-exported
+from lifecycle.stages.schemas import StageMoveCount
 from lifecycle.text import text
 
 

@@ -171,7 +171,7 @@ def upgrade() -> None:
         sa.Column("stage_entered_at", sa.DateTime(timezone=True), nullable=False),
         *_timestamps(),
         sa.PrimaryKeyConstraint("id", name="pk_deal"),
-        sa.UniqueConstraint("source", "external_id", name="uq_deal_source"),
+        sa.UniqueConstraint("source", "external_id", name="uq_deal_source_external_id"),
         sa.ForeignKeyConstraint(["pipeline_id"], [f"{SCHEMA}.pipeline.id"], name="fk_deal_pipeline_id_pipeline"),
         schema=SCHEMA,
     )

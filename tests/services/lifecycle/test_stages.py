@@ -175,3 +175,14 @@ async def test_manual_moves_enforce_allowed_transitions(lc):
     # The manual move is a fact: later events replay on top of it (a purchase reactivates).
     await lc.apply([purchase(cid, datetime.now(UTC) + timedelta(minutes=1))])
     assert (await lc.view(cid))["stage"] == Stage.RETENTION
+
+
+async def test_a_purchase_that_moves_nothing_still_updates_the_aggregates(lc):
+    cid = uuid.uuid4()
+    await lc.apply([purchase(cid, days_ago(30)), purchase(cid, days_ago(20))])
+    before = await lc.view(cid)
+    await lc.apply([purchase(cid, days_ago(10), amount="5.50")])
+    after = await lc.view(cid)
+    assert after["history"] == before["history"] and after["stage"] == "retention"
+    assert (after["order_count"], after["total_spend"]) == (3, "25.5000")
+    assert after["last_purchase_at"].startswith(str(days_ago(10).date()))

@@ -17,7 +17,9 @@ A, Q, D, R, L, C = Stage.APPROACH, Stage.ACQUISITION, Stage.DEVELOPMENT, Stage.R
 
 def f(kind: str, day: float, n: int = 0, **kw) -> Fact:
     ids = {"purchase_id": f"p{n}"} if kind in ("purchase", "cancellation") else {}
-    return Fact(FactKind(kind), T0 + timedelta(days=day), "src", f"{kind}-{day}-{n}", **(ids | kw))
+    # One event id, one content (as the store guarantees: one row per event id and kind).
+    suffix = "".join(f"-{v}" for _, v in sorted(kw.items()))
+    return Fact(FactKind(kind), T0 + timedelta(days=day), "src", f"{kind}-{day}-{n}{suffix}", **(ids | kw))
 
 
 def stages(facts, rules=RULES, as_of=None) -> list[Stage]:

@@ -138,10 +138,9 @@ WHERE h.customer_id = v.customer_id AND h.left_at IS NULL
 """)
 
 
-async def replace_derived(session: AsyncSession, derived: dict[uuid.UUID, list[Transition]],
-                          stored: dict[uuid.UUID, list[HistoryKey]],
-                          aggregates: dict[uuid.UUID, tuple[int, Decimal, datetime | None]], version: int) -> None:
-    """Writes the derived history and current stage of these customers; a customer without transitions has none.
+async def write_history(session: AsyncSession, derived: dict[uuid.UUID, list[Transition]],
+                        stored: dict[uuid.UUID, list[HistoryKey]], version: int) -> None:
+    """Writes the derived history of these customers (and their funnel rows); no transitions, no history.
 
     The common case, transitions appended to an unchanged past, closes the open row and inserts the new ones;
     a changed past (late event, rule change, merge) rewrites the customer's history.
@@ -178,6 +177,11 @@ async def replace_derived(session: AsyncSession, derived: dict[uuid.UUID, list[T
     if hist:
         await session.execute(INSERT_HISTORY, dict(hist))
     await refresh_funnel_entries(session, list(derived))
+
+
+async def write_current(session: AsyncSession, derived: dict[uuid.UUID, list[Transition]],
+                        aggregates: dict[uuid.UUID, tuple[int, Decimal, datetime | None]], version: int) -> None:
+    """The current stage row of each customer: its last transition and purchase aggregates; none without one."""
     staged = {cid: ts[-1] for cid, ts in derived.items() if ts}
     gone = [cid for cid, ts in derived.items() if not ts]
     if gone:

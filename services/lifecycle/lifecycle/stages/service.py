@@ -83,9 +83,11 @@ async def rederive(session: AsyncSession, outbox: Outbox | None, customer_ids: S
     facts = await repository.load_facts(session, ids)
     stored = await repository.load_history_keys(session, ids)
     changed: dict[uuid.UUID, list[Transition]] = {}
+    derived: dict[uuid.UUID, list[Transition]] = {}
     published: list[Envelope] = []
     for cid in ids:
         transitions = derive_stage(facts[cid].facts if cid in facts else [], rules.parameters, as_of=now)
+        derived[cid] = transitions
         old = stored.get(cid, [])
         new = [repository.history_key(t) for t in transitions]
         if old == new:
@@ -112,8 +114,9 @@ async def rederive(session: AsyncSession, outbox: Outbox | None, customer_ids: S
             ))
     if outbox is None:
         return outcome
-    await repository.replace_derived(session, changed, stored, {c: aggregates(facts.get(c)) for c in changed},
-                                     rules.version)
+    await repository.write_history(session, changed, stored, rules.version)
+    # The current row is rewritten even when the history stands: a purchase changes the aggregates.
+    await repository.write_current(session, derived, {c: aggregates(facts.get(c)) for c in ids}, rules.version)
     await outbox.add(session, LIFECYCLE_EVENTS, published)
     return outcome
 

@@ -16,7 +16,7 @@ FUNNEL_STAGES = ["approach", "acquisition", "development", "retention", "loyalty
 # stage when, before `to`, it entered that stage or a later one (skipping is reaching). Reads `funnel_entry`
 # (one row per customer, by first entry) rather than windowing over every transition.
 FUNNEL = sa.text("""
-SELECT CASE WHEN :by_cohort THEN date_trunc('month', first_entered_at, 'UTC') END AS cohort,
+SELECT CASE WHEN :by_cohort THEN cohort_month END AS cohort,
        count(*) FILTER (WHERE reached_approach_at < :to) AS r1,
        count(*) FILTER (WHERE reached_acquisition_at < :to) AS r2,
        count(*) FILTER (WHERE reached_development_at < :to) AS r3,

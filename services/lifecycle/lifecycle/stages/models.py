@@ -73,6 +73,7 @@ funnel_entry = sa.Table(
     metadata,
     sa.Column("customer_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("first_entered_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("cohort_month", sa.DateTime(timezone=True), nullable=False),  # month of first entry, UTC
     sa.Column("reached_approach_at", sa.DateTime(timezone=True)),
     sa.Column("reached_acquisition_at", sa.DateTime(timezone=True)),
     sa.Column("reached_development_at", sa.DateTime(timezone=True)),

@@ -87,6 +87,7 @@ def upgrade() -> None:
         "funnel_entry",
         sa.Column("customer_id", UUID(as_uuid=True), nullable=False),
         sa.Column("first_entered_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("cohort_month", sa.DateTime(timezone=True), nullable=False),
         *[sa.Column(f"reached_{s}_at", sa.DateTime(timezone=True))
           for s in ("approach", "acquisition", "development", "retention", "loyalty")],
         *_timestamps(),

@@ -50,11 +50,12 @@ async def test_order_flows_from_interaction_to_every_projection(database_url):
     assert seg["by_currency"][0]["first_purchase_at"].startswith("2026-11-01T10:00:00")
     assert seg["last_purchase_at"].startswith("2026-11-02T10:00:00")
     assert value["by_currency"][0]["historical_value"] == "50.0000"
-    assert stage["stage"] == "development" and stage["order_count"] == 2
-    assert [h["stage"] for h in stage["history"]] == ["development"]
-    assert stage["stage_entered_at"].startswith("2026-11-01T10:00:00"), "the earliest purchase starts Development"
-    assert stage["history"][0]["entered_at"] == stage["stage_entered_at"]
+    # A repeat purchase within the rule set's window: Development, then Retention (lifecycle's rules).
+    assert stage["stage"] == "retention" and stage["order_count"] == 2
+    assert [h["stage"] for h in stage["history"]] == ["development", "retention"]
+    assert stage["history"][0]["entered_at"].startswith("2026-11-01T10:00:00"), "the earliest purchase starts Development"
+    assert stage["stage_entered_at"].startswith("2026-11-02T10:00:00")
     assert unknown.status_code == 404
-    # One stage change published, carried by lifecycle's outbox.
-    assert await scalar(engine, "select count(*) from lifecycle.outbox") == 1
+    # One stage change per move, carried by lifecycle's outbox.
+    assert await scalar(engine, "select count(*) from lifecycle.outbox") == 2
     await engine.dispose()

@@ -1,23 +1,71 @@
 """Composition root of the lifecycle service."""
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
 from fastapi import FastAPI
 
 from shared.messaging.transport import Transport
 from shared.service import ServiceRuntime, create_service_app
 
+from lifecycle.analytics.router import router as analytics_router
+from lifecycle.pipelines.router import router as pipelines_router
+from lifecycle.rules.router import router as rules_router
+from lifecycle.rules.runs import Runner
 from lifecycle.settings import SCHEMA, LifecycleSettings
-from lifecycle.stages.projection import purchases_subscription
+from lifecycle.stages import service as stages
+from lifecycle.stages.projection import facts_subscription
 from lifecycle.stages.router import router as stages_router
 from lifecycle.tables import messaging
+
+log = logging.getLogger(__name__)
+
+
+async def sweep_periodically(runtime: ServiceRuntime, interval_s: float) -> None:
+    """The clock for time-based rules: inactivity churn happens without any event, so something must look."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            async with runtime.session_factory() as session, session.begin():
+                outcome = await stages.sweep(session, runtime.outbox)
+            if outcome.moves:
+                log.info("sweep moved %d customers", sum(outcome.moves.values()))
+        except Exception:  # noqa: BLE001 - the next tick tries again
+            log.exception("lifecycle sweep failed")
 
 
 def create_app(settings: LifecycleSettings | None = None, transport: Transport | None = None) -> FastAPI:
     settings = settings or LifecycleSettings()
     runtime = ServiceRuntime(settings, schema=SCHEMA, tables=messaging, transport=transport)
-    runtime.subscribe(purchases_subscription(runtime.outbox))
-    return create_service_app(
+    runtime.subscribe(facts_subscription(runtime.outbox))
+    app = create_service_app(
         runtime,
         title="lifecycle",
-        description="Lifecycle pipeline: stages from Approach to Loyalty, stage history, deals and funnels.",
-        routers=[stages_router],
+        description="Lifecycle pipeline: stages from Approach to Loyalty under a versioned rule set, stage history, "
+                    "manual moves, pipelines and deals, funnel and churn analytics.",
+        routers=[stages_router, rules_router, pipelines_router, analytics_router],
     )
+    app.state.replays = replays = Runner(runtime)
+    service_lifespan = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with service_lifespan(app):
+            task = None
+            if settings.run_workers:
+                await replays.resume()
+            if settings.run_workers and settings.sweep_interval_s > 0:
+                task = asyncio.create_task(sweep_periodically(runtime, settings.sweep_interval_s), name="lifecycle-sweep")
+            try:
+                yield
+            finally:
+                await replays.stop()
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+
+    app.router.lifespan_context = lifespan
+    return app

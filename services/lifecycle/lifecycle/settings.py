@@ -9,3 +9,5 @@ class LifecycleSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="LIFECYCLE_", extra="ignore")
 
     service_name: str = "lifecycle"
+    # How often the clock rules (inactivity churn) are applied as of now; 0 turns the periodic sweep off.
+    sweep_interval_s: float = 3600.0

@@ -1,6 +1,8 @@
 from shared.migrations import run_env
 
-import lifecycle.stages.models  # noqa: F401 - registers the tables on the metadata
+import lifecycle.pipelines.models  # noqa: F401 - registers the tables on the metadata
+import lifecycle.rules.models  # noqa: F401
+import lifecycle.stages.models  # noqa: F401
 from lifecycle.tables import metadata
 
 run_env(metadata)

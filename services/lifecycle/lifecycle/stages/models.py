@@ -1,8 +1,17 @@
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from lifecycle.tables import metadata
 
+
+def _timestamps() -> list[sa.Column]:
+    return [
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    ]
+
+
+# The current stage: always the last transition `derive_stage` gives on the customer's facts.
 customer_stage = sa.Table(
     "customer_stage",
     metadata,
@@ -12,8 +21,9 @@ customer_stage = sa.Table(
     sa.Column("order_count", sa.Integer, nullable=False, server_default="0"),
     sa.Column("total_spend", sa.Numeric(18, 4), nullable=False, server_default="0"),
     sa.Column("last_purchase_at", sa.DateTime(timezone=True)),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("rule_set_version", sa.Integer),
+    *_timestamps(),
+    sa.Index("ix_customer_stage_stage_last_purchase", "stage", "last_purchase_at"),
 )
 
 stage_history = sa.Table(
@@ -26,7 +36,49 @@ stage_history = sa.Table(
     sa.Column("left_at", sa.DateTime(timezone=True)),
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("trigger_event_id", sa.Text),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("from_stage", sa.Text),
+    sa.Column("rule", sa.Text),
+    sa.Column("actor", sa.Text),
+    sa.Column("trigger_source", sa.Text),
+    sa.Column("rule_set_version", sa.Integer),
+    *_timestamps(),
     sa.Index("ix_stage_history_customer_entered", "customer_id", "entered_at"),
+    sa.Index("ix_stage_history_stage_entered", "stage", "entered_at"),
+    sa.Index("ix_stage_history_entered", "entered_at"),
+)
+
+# The facts the rules read, one row per (event, kind): replaying them gives the stage.
+customer_fact = sa.Table(
+    "customer_fact",
+    metadata,
+    sa.Column("source", sa.Text, primary_key=True),
+    sa.Column("event_id", sa.Text, primary_key=True),
+    sa.Column("kind", sa.Text, primary_key=True),
+    sa.Column("customer_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("data", JSONB, nullable=False, server_default="{}"),
+    # Set while the fact belongs to a survivor through a merge, so the unmerge can move it back.
+    sa.Column("merge_id", UUID(as_uuid=True)),
+    sa.Column("original_customer_id", UUID(as_uuid=True)),
+    *_timestamps(),
+    sa.Index("ix_customer_fact_customer", "customer_id", "occurred_at"),
+    sa.Index("ix_customer_fact_merge", "merge_id", postgresql_where=sa.text("merge_id IS NOT NULL")),
+)
+
+# One row per customer for the funnel: when its lifecycle began and when it first reached each stage or a
+# later one. Kept from stage_history by `refresh_funnel_entries`, so the funnel reads only the customers whose
+# lifecycle began in the period instead of windowing over every transition.
+funnel_entry = sa.Table(
+    "funnel_entry",
+    metadata,
+    sa.Column("customer_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("first_entered_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("cohort_month", sa.DateTime(timezone=True), nullable=False),  # month of first entry, UTC
+    sa.Column("reached_approach_at", sa.DateTime(timezone=True)),
+    sa.Column("reached_acquisition_at", sa.DateTime(timezone=True)),
+    sa.Column("reached_development_at", sa.DateTime(timezone=True)),
+    sa.Column("reached_retention_at", sa.DateTime(timezone=True)),
+    sa.Column("reached_loyalty_at", sa.DateTime(timezone=True)),
+    *_timestamps(),
+    sa.Index("ix_funnel_entry_first_entered", "first_entered_at"),
 )

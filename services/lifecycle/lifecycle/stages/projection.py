@@ -1,121 +1,83 @@
-"""Moves customers through the lifecycle from `purchase.recorded`: a first purchase means Development.
+"""Consumes `interaction.events` and `clv.events` into per-customer facts, then re-derives the touched customers.
 
-Only the transitions the foundation needs live here; the versioned rule set comes with the lifecycle issue.
-Per batch: lock the customers' rows, decide transitions in order, write the stage, its history and the
-`stage.changed` events in the same transaction.
+Per batch, set-based: the events become fact rows (one per event and kind, inserted once: a redelivered or
+duplicate event adds nothing), identity events fold, restore or erase facts, deals move, and every customer
+the batch touched is re-derived from its whole sorted history. So the stage never depends on arrival order.
 """
 
 import uuid
-from collections import defaultdict
-from decimal import Decimal
+from collections.abc import Callable
 
-import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.contracts import lifecycle as contracts
-from shared.contracts.envelope import Envelope
-from shared.contracts.interaction import PurchaseRecorded
-from shared.contracts.lifecycle import Stage
-from shared.contracts.topics import INTERACTION_EVENTS, LIFECYCLE_EVENTS
+from shared.contracts.clv import CustomerValueUpdated
+from shared.contracts.interaction import (
+    CustomerErased, CustomerMerged, CustomerUnmerged, DealUpdated, FeedbackRecorded, LeadCaptured,
+    PurchaseRecorded, PurchaseRefunded,
+)
+from shared.contracts.topics import CLV_EVENTS, INTERACTION_EVENTS
 from shared.messaging.inbox import ConsumedEvent, Subscription
 from shared.messaging.outbox import Outbox
 
-from lifecycle.stages.models import customer_stage, stage_history
+from lifecycle.pipelines import service as deals
+from lifecycle.rules.engine import Fact, FactKind
+from lifecycle.stages import repository, service
 
-# Stages a first purchase moves forward; later stages are left to the full rule set.
-BEFORE_DEVELOPMENT = {None, Stage.APPROACH, Stage.ACQUISITION}
-
-CLOSE_OPEN_STAGES = sa.text("""
-UPDATE lifecycle.stage_history h SET left_at = v.ended, updated_at = now()
-FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:ended AS timestamptz[])) AS v(customer_id, ended)
-WHERE h.customer_id = v.customer_id AND h.left_at IS NULL
-""")
-
-BACKDATE_DEVELOPMENT = sa.text("""
-UPDATE lifecycle.stage_history h SET entered_at = v.entered, updated_at = now()
-FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:entered AS timestamptz[])) AS v(customer_id, entered)
-WHERE h.customer_id = v.customer_id AND h.left_at IS NULL AND h.stage = 'development' AND v.entered < h.entered_at
-""")
+EVENT_TYPES = {m.EVENT_TYPE: m for m in [
+    LeadCaptured, DealUpdated, PurchaseRecorded, PurchaseRefunded, FeedbackRecorded, CustomerMerged,
+    CustomerUnmerged, CustomerErased,
+]} | {CustomerValueUpdated.EVENT_TYPE: CustomerValueUpdated}
 
 
-def purchases_subscription(outbox: Outbox) -> Subscription:
-    async def apply_purchases(session: AsyncSession, events: list[ConsumedEvent]) -> None:
-        by_customer: dict[uuid.UUID, list[ConsumedEvent]] = defaultdict(list)
+def facts_of(e: ConsumedEvent, deal_is_open: Callable[[DealUpdated], bool]) -> list[tuple[uuid.UUID, Fact, dict]]:
+    """The facts one event contributes: (customer, fact, extra data to keep)."""
+    p, src, eid = e.payload, e.envelope.source, e.envelope.id
+    match p:
+        case PurchaseRecorded():
+            return [(p.customer_id, Fact(FactKind.PURCHASE, p.occurred_at, src, eid, purchase_id=str(p.purchase_id)),
+                     {"amount": str(p.amount), "currency": p.currency})]
+        case PurchaseRefunded(cancelled=True):
+            return [(p.customer_id, Fact(FactKind.CANCELLATION, p.occurred_at, src, eid,
+                                         purchase_id=str(p.purchase_id)), {})]
+        case LeadCaptured():
+            kind = FactKind.QUALIFIED_LEAD if p.qualified else FactKind.LEAD
+            out = [(p.customer_id, Fact(kind, p.occurred_at, src, eid), {})]
+            if p.referred_by_customer_id and p.referred_by_customer_id != p.customer_id:
+                out.append((p.referred_by_customer_id, Fact(FactKind.REFERRAL, p.occurred_at, src, eid), {}))
+            return out
+        case DealUpdated() if deal_is_open(p):
+            return [(p.customer_id, Fact(FactKind.DEAL_OPEN, p.occurred_at, src, eid), {})]
+        case FeedbackRecorded() if p.nps is not None:
+            return [(p.customer_id, Fact(FactKind.FEEDBACK, p.occurred_at, src, eid, nps=p.nps), {})]
+        case CustomerValueUpdated():
+            return [(p.customer_id, Fact(FactKind.VALUE, p.as_of, src, eid, tier=p.tier,
+                                         probability_alive=p.probability_alive), {})]
+    return []
+
+
+def facts_subscription(outbox: Outbox) -> Subscription:
+    async def apply(session: AsyncSession, events: list[ConsumedEvent]) -> None:
+        touched: set[uuid.UUID] = set()
+        deal_events = [e for e in events if isinstance(e.payload, DealUpdated)]
+        outcomes = await deals.apply_partner_deals(session, outbox, deal_events) if deal_events else {}
+        rows = []
         for e in events:
-            by_customer[e.payload.customer_id].append(e)
-        t = customer_stage
-        current = {
-            r.customer_id: Stage(r.stage)
-            for r in await session.execute(
-                sa.select(t.c.customer_id, t.c.stage).where(t.c.customer_id.in_(list(by_customer))).with_for_update()
-            )
-        }
-        rows, history, published = [], [], []
-        for customer_id, purchases in by_customer.items():
-            first = min(purchases, key=lambda e: e.payload.occurred_at)
-            p: PurchaseRecorded = first.payload
-            before = current.get(customer_id)
-            moves = before in BEFORE_DEVELOPMENT
-            rows.append({
-                "customer_id": customer_id,
-                "stage": Stage.DEVELOPMENT if moves else before,
-                "stage_entered_at": p.occurred_at,
-                "order_count": len(purchases),
-                "total_spend": sum((e.payload.amount for e in purchases), Decimal(0)),
-                "last_purchase_at": max(e.payload.occurred_at for e in purchases),
-            })
-            if moves:
-                history.append({"customer_id": customer_id, "stage": Stage.DEVELOPMENT, "entered_at": p.occurred_at,
-                                "reason": "first purchase", "trigger_event_id": first.envelope.id})
-                published.append(Envelope.wrap(
-                    contracts.StageChanged(customer_id=customer_id, from_stage=before, to_stage=Stage.DEVELOPMENT,
-                                           changed_at=p.occurred_at, reason="first purchase",
-                                           trigger_event_id=first.envelope.id),
-                    source=contracts.SOURCE, subject=str(customer_id), correlation_id=first.envelope.correlationid,
-                ))
-        await _upsert(session, rows)
-        moved = [h["customer_id"] for h in history]
-        moved_set = set(moved)
-        stayed = [r for r in rows if r["customer_id"] not in moved_set and r["stage"] == Stage.DEVELOPMENT]
-        if stayed:
-            await session.execute(BACKDATE_DEVELOPMENT, {"customer_ids": [r["customer_id"] for r in stayed],
-                                                         "entered": [r["stage_entered_at"] for r in stayed]})
-        if moved:
-            # The stage a customer leaves ends when the next one begins.
-            await session.execute(CLOSE_OPEN_STAGES, {"customer_ids": moved, "ended": [h["entered_at"] for h in history]})
-            await session.execute(insert(stage_history), history)
-        await outbox.add(session, LIFECYCLE_EVENTS, published)
+            for customer_id, fact, extra in facts_of(e, lambda _: outcomes.get(e.envelope.id, "open") == "open"):
+                rows.append(repository.fact_row(customer_id, fact, **extra))
+                touched.add(customer_id)
+        await repository.insert_facts(session, rows)
+        # Identity events are rare: applied one by one, in the order they arrived.
+        for e in events:
+            match e.payload:
+                case CustomerMerged() as m:
+                    await repository.fold_facts(session, m.merge_id, m.survivor_id, m.merged_id)
+                    touched |= {m.survivor_id, m.merged_id}
+                case CustomerUnmerged() as u:
+                    await repository.restore_facts(session, u.merge_id, u.survivor_id, u.restored_id, u.purchase_ids)
+                    touched |= {u.survivor_id, u.restored_id}
+                case CustomerErased() as x:
+                    await repository.erase(session, x.customer_id)
+                    touched.add(x.customer_id)
+        await service.rederive(session, outbox, list(touched), correlation_id=events[0].envelope.correlationid)
 
-    return Subscription(name="purchases", topics=[INTERACTION_EVENTS],
-                        event_types={PurchaseRecorded.EVENT_TYPE: PurchaseRecorded}, handler=apply_purchases)
-
-
-UPSERT_STAGES = sa.text("""
-INSERT INTO lifecycle.customer_stage AS s
-    (customer_id, stage, stage_entered_at, order_count, total_spend, last_purchase_at)
-SELECT * FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:stages AS text[]), CAST(:entered AS timestamptz[]),
-                     CAST(:counts AS int[]), CAST(:totals AS numeric[]), CAST(:lasts AS timestamptz[]))
-ON CONFLICT (customer_id) DO UPDATE SET
-    stage = EXCLUDED.stage,
-    stage_entered_at = CASE
-        WHEN s.stage <> EXCLUDED.stage THEN EXCLUDED.stage_entered_at
-        -- a late purchase older than the first one seen: Development began earlier than we thought
-        WHEN s.stage = 'development' THEN least(s.stage_entered_at, EXCLUDED.stage_entered_at)
-        ELSE s.stage_entered_at END,
-    order_count = s.order_count + EXCLUDED.order_count,
-    total_spend = s.total_spend + EXCLUDED.total_spend,
-    last_purchase_at = greatest(s.last_purchase_at, EXCLUDED.last_purchase_at),
-    updated_at = now()
-""")
-
-
-async def _upsert(session: AsyncSession, rows: list[dict]) -> None:
-    await session.execute(UPSERT_STAGES, {
-        "customer_ids": [r["customer_id"] for r in rows],
-        "stages": [r["stage"].value for r in rows],
-        "entered": [r["stage_entered_at"] for r in rows],
-        "counts": [r["order_count"] for r in rows],
-        "totals": [r["total_spend"] for r in rows],
-        "lasts": [r["last_purchase_at"] for r in rows],
-    })
+    return Subscription(name="facts", topics=[INTERACTION_EVENTS, CLV_EVENTS], event_types=EVENT_TYPES, handler=apply)

@@ -1,30 +1,52 @@
 import uuid
 
 import sqlalchemy as sa
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from shared.db import SessionDep
 from shared.problems import NotFound, problem_responses
 
+from lifecycle.stages import service
 from lifecycle.stages.models import customer_stage, stage_history
-from lifecycle.stages.schemas import CustomerLifecycleRead, StageHistoryRead
+from lifecycle.stages.schemas import CustomerLifecycleRead, ManualMove, RederiveResult, StageHistoryRead, result_of
 
-router = APIRouter(prefix="/v1/customers", tags=["customers"])
+router = APIRouter(tags=["lifecycle"])
 
 
-@router.get("/{customer_id}/lifecycle", response_model=CustomerLifecycleRead, responses=problem_responses(NotFound))
-async def get_customer_lifecycle(customer_id: uuid.UUID, session: SessionDep) -> CustomerLifecycleRead:
-    """A customer's current lifecycle stage and the stages before it."""
+async def read_lifecycle(session, customer_id: uuid.UUID) -> CustomerLifecycleRead:  # noqa: ANN001
     row = (await session.execute(sa.select(customer_stage).where(customer_stage.c.customer_id == customer_id))).first()
     if row is None:
         raise NotFound(f"customer {customer_id} has no lifecycle stage yet")
     h = stage_history
     history = (await session.execute(
-        sa.select(h.c.stage, h.c.entered_at, h.c.left_at, h.c.reason, h.c.trigger_event_id)
-        .where(h.c.customer_id == customer_id).order_by(h.c.entered_at, h.c.id)
-    )).all()
+        sa.select(h).where(h.c.customer_id == customer_id).order_by(h.c.entered_at, h.c.id))).mappings().all()
     return CustomerLifecycleRead(
         customer_id=customer_id, stage=row.stage, stage_entered_at=row.stage_entered_at, order_count=row.order_count,
-        total_spend=row.total_spend, last_purchase_at=row.last_purchase_at,
-        history=[StageHistoryRead.model_validate(r, from_attributes=True) for r in history],
+        total_spend=row.total_spend, last_purchase_at=row.last_purchase_at, rule_set_version=row.rule_set_version,
+        history=[StageHistoryRead(**{k: r[k] for k in StageHistoryRead.model_fields if k in r},
+                                  duration_seconds=(r["left_at"] - r["entered_at"]).total_seconds()
+                                  if r["left_at"] else None) for r in history],
     )
+
+
+@router.get("/v1/customers/{customer_id}/lifecycle", response_model=CustomerLifecycleRead,
+            responses=problem_responses(NotFound))
+async def get_customer_lifecycle(customer_id: uuid.UUID, session: SessionDep) -> CustomerLifecycleRead:
+    """A customer's current lifecycle stage and every stage before it (entered, left, duration, trigger)."""
+    return await read_lifecycle(session, customer_id)
+
+
+@router.post("/v1/customers/{customer_id}/lifecycle/moves", response_model=CustomerLifecycleRead, status_code=201,
+             responses=problem_responses(NotFound, service.IllegalMove))
+async def move_customer(customer_id: uuid.UUID, body: ManualMove, session: SessionDep,
+                        request: Request) -> CustomerLifecycleRead:
+    """Move a customer by hand: only the allowed transitions, always with a reason (kept in the history)."""
+    await service.manual_move(session, request.app.state.runtime.outbox, customer_id, body.to_stage, body.reason,
+                              body.actor)
+    return await read_lifecycle(session, customer_id)
+
+
+@router.post("/v1/lifecycle/sweeps", response_model=RederiveResult)
+async def run_sweep(session: SessionDep, request: Request) -> RederiveResult:
+    """Apply the clock rules now: churn the customers whose inactivity window has run out (also runs periodically)."""
+    return result_of(await service.sweep(session, request.app.state.runtime.outbox))

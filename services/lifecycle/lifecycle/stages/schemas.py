@@ -2,17 +2,25 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.contracts.lifecycle import Stage
+
+from lifecycle.text import text
 
 
 class StageHistoryRead(BaseModel):
     stage: Stage
+    from_stage: Stage | None
     entered_at: datetime
     left_at: datetime | None
+    duration_seconds: float | None = Field(description="left_at − entered_at; null while the stage lasts.")
+    rule: str | None = Field(description="The rule that moved the customer (`manual` for a person's move).")
     reason: str
     trigger_event_id: str | None
+    trigger_source: str | None
+    actor: str | None = Field(description="The person, for manual moves.")
+    rule_set_version: int | None
 
 
 class CustomerLifecycleRead(BaseModel):
@@ -24,4 +32,30 @@ class CustomerLifecycleRead(BaseModel):
     order_count: int
     total_spend: Decimal
     last_purchase_at: datetime | None
+    rule_set_version: int | None
     history: list[StageHistoryRead]
+
+
+class ManualMove(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to_stage: Stage
+    reason: text(1000, 3, examples=["customer asked to pause the contract"])
+    actor: text(200, examples=["ada@example.com"]) | None = None
+
+
+class StageMoveCount(BaseModel):
+    from_stage: Stage | None
+    to_stage: Stage | None = Field(description="null: the customer would leave the lifecycle (no facts left).")
+    customers: int
+
+
+class RederiveResult(BaseModel):
+    evaluated: int = Field(description="Customers replayed.")
+    moved: int = Field(description="Customers whose current stage changes.")
+    moves: list[StageMoveCount]
+
+
+def result_of(outcome) -> RederiveResult:  # noqa: ANN001 - stages.service.Outcome
+    moves = [StageMoveCount(from_stage=f, to_stage=t, customers=n)
+             for (f, t), n in sorted(outcome.moves.items(), key=lambda kv: (-kv[1], str(kv[0])))]
+    return RederiveResult(evaluated=outcome.evaluated, moved=sum(outcome.moves.values()), moves=moves)

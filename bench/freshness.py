@@ -1,0 +1,213 @@
+"""Freshness: partner event accepted at the gateway → new stage (segment, value) visible through the gateway.
+
+The whole system runs as separate OS processes (interaction, segmentation, clv, lifecycle, gateway) on the
+real Kafka broker and a fresh migrated Postgres database, as `docker compose up` would run it. Partner
+`order.completed` events for new customers are posted to the gateway's `POST /v1/events` at a steady rate
+(default 1,000/s). A sample of them is followed: from the moment the gateway's answer says `accepted` (the
+event is durable) until each measured part shows it through the gateway's per-part routes. The parts are
+listed in PARTS (name → route, predicate); each is measured and reported on its own:
+  lifecycle     GET /v1/customers/{id}/lifecycle    stage == development (first purchase)
+  segmentation  GET /v1/customers/{id}/segmentation 200 (the service knows the customer: it saw the purchase)
+  value         GET /v1/customers/{id}/value        200 (same, for clv)
+Goal (P2): p95 ≤ 1 s. Prints p50/p95/p99 per part and the event throughput reached. After the load, every
+accepted customer must reach Development in lifecycle's store, or the benchmark raises.
+"""
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from bench import harness
+from shared.contracts.topics import ALL, dlq
+from shared.db import asyncpg_dsn
+from tests.e2e.processes import ServiceProcess, free_port, process_env, running, serve_argv
+
+SERVICES = ["interaction", "segmentation", "clv", "lifecycle"]
+SOURCE = "bench-shop"
+API_KEY = "bench-admin-key"
+GOAL_P95_S = 1.0
+
+# name → (path under /v1/customers/{id}, predicate on the response): add a part here to measure it.
+PARTS: dict[str, tuple[str, Callable[[httpx.Response], bool]]] = {
+    "lifecycle": ("/lifecycle", lambda r: r.status_code == 200 and r.json().get("stage") == "development"),
+    "segmentation": ("/segmentation", lambda r: r.status_code == 200),
+    "value": ("/value", lambda r: r.status_code == 200),
+}
+
+
+def order(i: int, run: str) -> dict:
+    return {"specversion": "1.0", "id": f"{run}-{i}", "source": SOURCE, "type": "order.completed",
+            "subject": f"{run}-C{i}", "time": datetime.now(UTC).isoformat(),
+            "data": {"order_id": f"O-{i}", "amount": "42.00", "currency": "EUR", "channel": "web"}}
+
+
+class Probe:
+    """One followed event: accepted at `accepted`, then polled until every part shows it."""
+
+    def __init__(self, external_id: str, accepted: float) -> None:
+        self.external_id = external_id
+        self.accepted = accepted
+        self.visible: dict[str, float] = {}
+
+
+async def follow(client: httpx.AsyncClient, gateway: str, conn_pool: asyncpg.Pool, probe: Probe, parts: list[str],
+                 interval_s: float, timeout_s: float) -> None:
+    # The partner's id → the internal id: interaction assigns it in the transaction that accepts the event,
+    # so it exists already; only the benchmark reads it from the database (a client would search).
+    customer_id = await conn_pool.fetchval(
+        "select customer_id from interaction.customer_identifier where source = $1 and external_id = $2",
+        SOURCE, probe.external_id)
+    if customer_id is None:
+        raise AssertionError(f"accepted event for {probe.external_id} has no customer in interaction")
+    pending = set(parts)
+    deadline = probe.accepted + timeout_s
+    while pending and time.perf_counter() < deadline:
+        for part in list(pending):
+            path, seen = PARTS[part]
+            resp = await client.get(f"{gateway}/v1/customers/{customer_id}{path}")
+            if seen(resp):
+                probe.visible[part] = time.perf_counter()
+                pending.discard(part)
+        if pending:
+            await asyncio.sleep(interval_s)
+
+
+async def drive(gateway: str, database_url: str, args: argparse.Namespace) -> dict:
+    run = uuid.uuid4().hex[:8]
+    headers = {"X-API-Key": API_KEY}
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    pool = await asyncpg.create_pool(asyncpg_dsn(database_url), min_size=2, max_size=8)
+    probes: list[Probe] = []
+    followers: list[asyncio.Task] = []
+    accepted = 0
+    async with httpx.AsyncClient(headers=headers, timeout=30.0, limits=limits) as client:
+        batch = max(1, args.rate // 20)  # 20 posts a second
+        period = batch / args.rate
+        total = int(args.rate * args.seconds)
+        in_flight: set[asyncio.Task] = set()
+        started = time.perf_counter()
+
+        slots = asyncio.Semaphore(args.max_in_flight)
+
+        async def post(first: int, n: int) -> None:
+            nonlocal accepted
+            events = [order(i, run) for i in range(first, first + n)]
+            async with slots:
+                resp = await client.post(f"{gateway}/v1/events", json=events)
+            at = time.perf_counter()
+            if resp.status_code != 200:
+                raise AssertionError(f"gateway answered {resp.status_code}: {resp.text[:300]}")
+            results = resp.json()["results"]
+            accepted += sum(r["status"] == "accepted" for r in results)
+            for i in range(first, first + n):
+                if i % args.probe_every == 0 and i >= args.rate * args.warmup:
+                    probe = Probe(f"{run}-C{i}", at)
+                    probes.append(probe)
+                    followers.append(asyncio.create_task(
+                        follow(client, gateway, pool, probe, args.parts, args.poll_interval, args.timeout)))
+
+        for k, first in enumerate(range(0, total, batch)):
+            # Paced on the schedule; at most `max_in_flight` posts wait for an answer, so a saturated
+            # system is offered what it accepts (the throughput reached says how much) instead of timing out.
+            delay = started + k * period - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            while len(in_flight) >= args.max_in_flight:
+                await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+            if time.perf_counter() - started >= args.seconds:
+                break  # the run stays bounded in time whatever the system accepts
+            task = asyncio.create_task(post(first, min(batch, total - first)))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+        try:
+            await asyncio.gather(*in_flight)
+            load_s = time.perf_counter() - started
+            await asyncio.gather(*followers)
+        finally:
+            for task in [*in_flight, *followers]:
+                task.cancel()
+
+    # Correctness: every accepted customer reaches Development in lifecycle's own store.
+    deadline = time.perf_counter() + 60
+    while True:
+        staged = await pool.fetchval("select count(*) from lifecycle.customer_stage where stage = 'development'")
+        if staged == accepted or time.perf_counter() > deadline:
+            break
+        await asyncio.sleep(0.5)
+    await pool.close()
+    if staged != accepted:
+        raise AssertionError(f"{accepted} customers accepted but {staged} reached development in lifecycle")
+    return {"run": run, "accepted": accepted, "load_s": load_s, "probes": probes}
+
+
+def main(argv: list[str]) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m bench freshness", description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=int, default=1000, help="partner events per second offered to the gateway")
+    parser.add_argument("--seconds", type=float, default=30.0, help="length of the load")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds at the start not sampled")
+    parser.add_argument("--probe-every", type=int, default=50, help="follow one event in this many")
+    parser.add_argument("--poll-interval", type=float, default=0.05, help="seconds between polls of one probe")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds a part may take before it counts as missed")
+    parser.add_argument("--max-in-flight", type=int, default=4, help="posts awaiting an answer at most")
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated parts of {list(PARTS)}")
+    args = parser.parse_args(argv)
+    args.parts = [p for p in args.parts.split(",") if p]
+    unknown = set(args.parts) - set(PARTS)
+    if unknown:
+        parser.error(f"unknown parts {sorted(unknown)}; known: {list(PARTS)}")
+
+    prefix = f"bench{uuid.uuid4().hex[:8]}."
+    with (harness.servers() as (server_url, bootstrap),
+          harness.database(server_url, SERVICES) as database_url,
+          harness.topics(bootstrap, [prefix + t for t in ALL] + [prefix + dlq(t) for t in ALL]),
+          tempfile.TemporaryDirectory(prefix="crm-freshness-") as logs):
+        shared = {"DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "TOPIC_PREFIX": prefix,
+                  "TRANSPORT": "kafka", "LOG_JSON": "false", "LOG_LEVEL": "WARNING", "LIFECYCLE_SWEEP_INTERVAL_S": "0"}
+        ports = {name: free_port() for name in [*SERVICES, "gateway"]}
+        gateway_env = {f"GATEWAY_{n.upper()}_URL": f"http://127.0.0.1:{ports[n]}" for n in SERVICES}
+        gateway_env |= {"GATEWAY_BOOTSTRAP_ADMIN_KEY": API_KEY, "GATEWAY_LOG_JSON": "false",
+                        "GATEWAY_LOG_LEVEL": "WARNING"}
+        processes = [ServiceProcess(n, serve_argv(n, ports[n]), process_env(shared), ports[n], Path(logs))
+                     for n in SERVICES]
+        processes.append(ServiceProcess("gateway", serve_argv("gateway", ports["gateway"]),
+                                        process_env(gateway_env | {k: v for k, v in os.environ.items()
+                                                                   if k.startswith("GATEWAY_") and k not in gateway_env}),
+                                        ports["gateway"], Path(logs)))
+        print(f"starting {len(processes)} processes ...")
+        with running(processes):
+            print(f"offering {args.rate} events/s for {args.seconds:.0f} s through the gateway; "
+                  f"following 1 in {args.probe_every}; parts: {', '.join(args.parts)}")
+            result = asyncio.run(drive(processes[-1].url, database_url, args))
+
+    probes: list[Probe] = result["probes"]
+    throughput = result["accepted"] / result["load_s"]
+    figures: dict = {"benchmark": "freshness", "offered_rate": args.rate, "accepted": result["accepted"],
+                     "throughput_events_per_s": round(throughput, 1), "probes": len(probes), "goal_p95_s": GOAL_P95_S}
+    print(f"accepted {result['accepted']} events in {result['load_s']:.1f} s: {throughput:.0f} events/s "
+          f"(offered {args.rate}/s)")
+    print(f"{'part':<14}{'seen':>8}{'missed':>8}{'p50 s':>9}{'p95 s':>9}{'p99 s':>9}{'max s':>9}  goal p95 ≤ 1 s")
+    for part in args.parts:
+        lat = [p.visible[part] - p.accepted for p in probes if part in p.visible]
+        missed = len(probes) - len(lat)
+        row = {"seen": len(lat), "missed": missed}
+        if lat:
+            row |= {q: round(harness.percentile(lat, v), 3) for q, v in (("p50_s", 50), ("p95_s", 95), ("p99_s", 99))}
+            row["max_s"] = round(max(lat), 3)
+            row["meets_goal"] = row["p95_s"] <= GOAL_P95_S
+            print(f"{part:<14}{len(lat):>8}{missed:>8}{row['p50_s']:>9.3f}{row['p95_s']:>9.3f}{row['p99_s']:>9.3f}"
+                  f"{row['max_s']:>9.3f}  {'met' if row['meets_goal'] else 'NOT met'}")
+        else:
+            print(f"{part:<14}{0:>8}{missed:>8}  never visible within {args.timeout} s")
+        figures[part] = row
+    if figures.get("lifecycle", {}).get("missed"):
+        raise AssertionError(f"{figures['lifecycle']['missed']} followed events never showed their stage")
+    return figures

@@ -1,0 +1,1 @@
+"""The versioned lifecycle rule set: parameters stored as data, the pure derivation, dry runs and replays."""

@@ -1,0 +1,270 @@
+"""Queries of the stages feature: facts in and out, locks, and the derived stage and history written back.
+
+Every batch statement has a fixed shape (`unnest` of arrays), so it is prepared once whatever the batch size.
+"""
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.contracts.lifecycle import Stage
+
+from lifecycle.rules.engine import Fact, FactKind, Transition
+
+INSERT_FACTS = sa.text("""
+INSERT INTO lifecycle.customer_fact (source, event_id, kind, customer_id, occurred_at, data)
+SELECT * FROM unnest(CAST(:sources AS text[]), CAST(:event_ids AS text[]), CAST(:kinds AS text[]),
+                     CAST(:customer_ids AS uuid[]), CAST(:occurred AS timestamptz[]), CAST(:data AS jsonb[]))
+ON CONFLICT DO NOTHING
+""")
+
+# Transaction-scoped per-customer locks, always taken in one order: the consumer, the sweep and manual moves
+# re-derive the same customers without interleaving (and without deadlocking each other).
+LOCK_CUSTOMERS = sa.text("""
+SELECT pg_advisory_xact_lock(hashtextextended(c::text, 7)) FROM unnest(CAST(:customer_ids AS uuid[])) AS c
+ORDER BY c
+""")
+
+SELECT_FACTS = sa.text("""
+SELECT customer_id, source, event_id, kind, occurred_at, data FROM lifecycle.customer_fact
+WHERE customer_id = ANY(CAST(:customer_ids AS uuid[]))
+""")
+
+SELECT_HISTORY = sa.text("""
+SELECT customer_id, from_stage, stage, entered_at, rule, trigger_event_id FROM lifecycle.stage_history
+WHERE customer_id = ANY(CAST(:customer_ids AS uuid[])) ORDER BY customer_id, entered_at, id
+""")
+
+DELETE_HISTORY = sa.text("DELETE FROM lifecycle.stage_history WHERE customer_id = ANY(CAST(:customer_ids AS uuid[]))")
+DELETE_STAGES = sa.text("DELETE FROM lifecycle.customer_stage WHERE customer_id = ANY(CAST(:customer_ids AS uuid[]))")
+
+INSERT_HISTORY = sa.text("""
+INSERT INTO lifecycle.stage_history (customer_id, from_stage, stage, entered_at, left_at, reason, rule,
+                                     trigger_source, trigger_event_id, actor, rule_set_version)
+SELECT * FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:from_stages AS text[]), CAST(:stages AS text[]),
+                     CAST(:entered AS timestamptz[]), CAST(:left AS timestamptz[]), CAST(:reasons AS text[]),
+                     CAST(:rules AS text[]), CAST(:trigger_sources AS text[]), CAST(:trigger_ids AS text[]),
+                     CAST(:actors AS text[]), CAST(:versions AS int[]))
+""")
+
+UPSERT_STAGES = sa.text("""
+INSERT INTO lifecycle.customer_stage AS s
+    (customer_id, stage, stage_entered_at, order_count, total_spend, last_purchase_at, rule_set_version)
+SELECT * FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:stages AS text[]), CAST(:entered AS timestamptz[]),
+                     CAST(:counts AS int[]), CAST(:totals AS numeric[]), CAST(:lasts AS timestamptz[]),
+                     CAST(:versions AS int[]))
+ON CONFLICT (customer_id) DO UPDATE SET
+    stage = EXCLUDED.stage, stage_entered_at = EXCLUDED.stage_entered_at, order_count = EXCLUDED.order_count,
+    total_spend = EXCLUDED.total_spend, last_purchase_at = EXCLUDED.last_purchase_at,
+    rule_set_version = EXCLUDED.rule_set_version, updated_at = now()
+""")
+
+
+def fact_row(customer_id: uuid.UUID, fact: Fact, **extra: object) -> dict:
+    data = {k: v for k, v in {
+        "purchase_id": fact.purchase_id, "nps": fact.nps, "tier": fact.tier,
+        "probability_alive": fact.probability_alive, "to_stage": fact.to_stage, "actor": fact.actor,
+        "reason": fact.reason, **extra,
+    }.items() if v is not None}
+    return {"source": fact.source, "event_id": fact.event_id, "kind": fact.kind.value, "customer_id": customer_id,
+            "occurred_at": fact.occurred_at, "data": orjson.dumps(data, default=str).decode()}
+
+
+async def insert_facts(session: AsyncSession, rows: Sequence[dict]) -> None:
+    if not rows:
+        return
+    await session.execute(INSERT_FACTS, {k: [r[c] for r in rows] for k, c in (
+        ("sources", "source"), ("event_ids", "event_id"), ("kinds", "kind"), ("customer_ids", "customer_id"),
+        ("occurred", "occurred_at"), ("data", "data"))})
+
+
+async def lock_customers(session: AsyncSession, customer_ids: Sequence[uuid.UUID]) -> None:
+    await session.execute(LOCK_CUSTOMERS, {"customer_ids": list(customer_ids)})
+
+
+class CustomerFacts:
+    """A customer's facts as the rules read them, plus the purchase aggregates the view shows."""
+
+    __slots__ = ("facts", "amounts")
+
+    def __init__(self) -> None:
+        self.facts: list[Fact] = []
+        self.amounts: dict[str, Decimal] = {}
+
+
+async def load_facts(session: AsyncSession, customer_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, CustomerFacts]:
+    out: dict[uuid.UUID, CustomerFacts] = defaultdict(CustomerFacts)
+    rows = await session.execute(SELECT_FACTS, {"customer_ids": list(customer_ids)})
+    for r in rows:
+        d = r.data
+        kind = FactKind(r.kind)
+        cf = out[r.customer_id]
+        cf.facts.append(Fact(
+            kind=kind, occurred_at=r.occurred_at, source=r.source, event_id=r.event_id,
+            purchase_id=d.get("purchase_id"), nps=d.get("nps"), tier=d.get("tier"),
+            probability_alive=d.get("probability_alive"),
+            to_stage=Stage(d["to_stage"]) if d.get("to_stage") else None, actor=d.get("actor"),
+            reason=d.get("reason"),
+        ))
+        if kind is FactKind.PURCHASE and d.get("amount") is not None:
+            cf.amounts[d["purchase_id"]] = Decimal(str(d["amount"]))
+    return out
+
+
+HistoryKey = tuple[str | None, str, datetime, str | None, str | None]
+
+
+async def load_history_keys(session: AsyncSession, customer_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[HistoryKey]]:
+    out: dict[uuid.UUID, list[HistoryKey]] = defaultdict(list)
+    for r in await session.execute(SELECT_HISTORY, {"customer_ids": list(customer_ids)}):
+        out[r.customer_id].append((r.from_stage, r.stage, r.entered_at, r.rule, r.trigger_event_id))
+    return out
+
+
+def history_key(t: Transition) -> HistoryKey:
+    return (t.from_stage.value if t.from_stage else None, t.stage.value, t.entered_at, t.rule, t.trigger_event_id)
+
+
+CLOSE_OPEN = sa.text("""
+UPDATE lifecycle.stage_history h SET left_at = v.left_at, updated_at = now()
+FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:left AS timestamptz[])) AS v(customer_id, left_at)
+WHERE h.customer_id = v.customer_id AND h.left_at IS NULL
+""")
+
+
+async def write_history(session: AsyncSession, derived: dict[uuid.UUID, list[Transition]],
+                        stored: dict[uuid.UUID, list[HistoryKey]], version: int) -> None:
+    """Writes the derived history of these customers (and their funnel rows); no transitions, no history.
+
+    The common case, transitions appended to an unchanged past, closes the open row and inserts the new ones;
+    a changed past (late event, rule change, merge) rewrites the customer's history.
+    """
+    if not derived:
+        return
+    keep: dict[uuid.UUID, int] = {}
+    for cid, transitions in derived.items():
+        old = stored.get(cid, [])
+        if old and len(old) < len(transitions) and [history_key(t) for t in transitions[:len(old)]] == old:
+            keep[cid] = len(old)
+    rewrite = [cid for cid in derived if cid not in keep and stored.get(cid)]
+    if rewrite:
+        await session.execute(DELETE_HISTORY, {"customer_ids": rewrite})
+    if keep:
+        await session.execute(CLOSE_OPEN, {"customer_ids": list(keep),
+                                           "left": [derived[c][keep[c]].entered_at for c in keep]})
+    hist: dict[str, list] = defaultdict(list)
+    for cid, transitions in derived.items():
+        for i, t in enumerate(transitions):
+            if i < keep.get(cid, 0):
+                continue
+            hist["customer_ids"].append(cid)
+            hist["from_stages"].append(t.from_stage.value if t.from_stage else None)
+            hist["stages"].append(t.stage.value)
+            hist["entered"].append(t.entered_at)
+            hist["left"].append(transitions[i + 1].entered_at if i + 1 < len(transitions) else None)
+            hist["reasons"].append(t.reason)
+            hist["rules"].append(t.rule)
+            hist["trigger_sources"].append(t.trigger_source)
+            hist["trigger_ids"].append(t.trigger_event_id)
+            hist["actors"].append(t.actor)
+            hist["versions"].append(version)
+    if hist:
+        await session.execute(INSERT_HISTORY, dict(hist))
+    await refresh_funnel_entries(session, list(derived))
+
+
+async def write_current(session: AsyncSession, derived: dict[uuid.UUID, list[Transition]],
+                        aggregates: dict[uuid.UUID, tuple[int, Decimal, datetime | None]], version: int) -> None:
+    """The current stage row of each customer: its last transition and purchase aggregates; none without one."""
+    staged = {cid: ts[-1] for cid, ts in derived.items() if ts}
+    gone = [cid for cid, ts in derived.items() if not ts]
+    if gone:
+        await session.execute(DELETE_STAGES, {"customer_ids": gone})
+    if staged:
+        await session.execute(UPSERT_STAGES, {
+            "customer_ids": list(staged),
+            "stages": [t.stage.value for t in staged.values()],
+            "entered": [t.entered_at for t in staged.values()],
+            "counts": [aggregates[c][0] for c in staged],
+            "totals": [aggregates[c][1] for c in staged],
+            "lasts": [aggregates[c][2] for c in staged],
+            "versions": [version] * len(staged),
+        })
+
+
+REFRESH_FUNNEL = sa.text("""
+WITH summary AS (
+    SELECT customer_id, min(entered_at) AS first_entered_at, date_trunc('month', min(entered_at), 'UTC'),
+           min(entered_at) FILTER (WHERE stage IN ('approach', 'acquisition', 'development', 'retention', 'loyalty')),
+           min(entered_at) FILTER (WHERE stage IN ('acquisition', 'development', 'retention', 'loyalty')),
+           min(entered_at) FILTER (WHERE stage IN ('development', 'retention', 'loyalty')),
+           min(entered_at) FILTER (WHERE stage IN ('retention', 'loyalty')),
+           min(entered_at) FILTER (WHERE stage = 'loyalty')
+    FROM lifecycle.stage_history WHERE customer_id = ANY(CAST(:customer_ids AS uuid[]))
+    GROUP BY customer_id
+), gone AS (
+    DELETE FROM lifecycle.funnel_entry f WHERE f.customer_id = ANY(CAST(:customer_ids AS uuid[]))
+      AND NOT EXISTS (SELECT 1 FROM summary s WHERE s.customer_id = f.customer_id)
+)
+INSERT INTO lifecycle.funnel_entry AS f (customer_id, first_entered_at, cohort_month, reached_approach_at,
+                                         reached_acquisition_at, reached_development_at, reached_retention_at,
+                                         reached_loyalty_at)
+SELECT * FROM summary
+ON CONFLICT (customer_id) DO UPDATE SET
+    first_entered_at = EXCLUDED.first_entered_at, cohort_month = EXCLUDED.cohort_month,
+    reached_approach_at = EXCLUDED.reached_approach_at,
+    reached_acquisition_at = EXCLUDED.reached_acquisition_at, reached_development_at = EXCLUDED.reached_development_at,
+    reached_retention_at = EXCLUDED.reached_retention_at, reached_loyalty_at = EXCLUDED.reached_loyalty_at,
+    updated_at = now()
+""")
+
+
+async def refresh_funnel_entries(session: AsyncSession, customer_ids: Sequence[uuid.UUID]) -> None:
+    """Recomputes these customers' funnel rows from their stage history (one statement)."""
+    if customer_ids:
+        await session.execute(REFRESH_FUNNEL, {"customer_ids": list(customer_ids)})
+
+
+# --- identity: merge, unmerge, erasure --------------------------------------------------------------------
+
+FOLD_FACTS = sa.text("""
+UPDATE lifecycle.customer_fact SET customer_id = :survivor, merge_id = coalesce(merge_id, :merge_id),
+    original_customer_id = coalesce(original_customer_id, customer_id), updated_at = now()
+WHERE customer_id = :merged
+""")
+
+RESTORE_FACTS = sa.text("""
+UPDATE lifecycle.customer_fact SET customer_id = :restored, merge_id = NULL, original_customer_id = NULL,
+    updated_at = now()
+WHERE customer_id = :survivor AND (
+    (merge_id = :merge_id AND original_customer_id = :restored)
+    OR (kind IN ('purchase', 'cancellation') AND data->>'purchase_id' = ANY(CAST(:purchase_ids AS text[]))))
+""")
+
+ERASE = [
+    sa.text("DELETE FROM lifecycle.customer_fact WHERE customer_id = :customer_id"),
+    sa.text("DELETE FROM lifecycle.deal WHERE customer_id = :customer_id"),
+]
+
+
+async def fold_facts(session: AsyncSession, merge_id: uuid.UUID, survivor: uuid.UUID, merged: uuid.UUID) -> None:
+    await session.execute(FOLD_FACTS, {"survivor": survivor, "merged": merged, "merge_id": merge_id})
+    await session.execute(sa.text("UPDATE lifecycle.deal SET customer_id = :s, updated_at = now() WHERE customer_id = :m"),
+                          {"s": survivor, "m": merged})
+
+
+async def restore_facts(session: AsyncSession, merge_id: uuid.UUID, survivor: uuid.UUID, restored: uuid.UUID,
+                        purchase_ids: Sequence[uuid.UUID]) -> None:
+    await session.execute(RESTORE_FACTS, {"survivor": survivor, "restored": restored, "merge_id": merge_id,
+                                          "purchase_ids": [str(p) for p in purchase_ids]})
+
+
+async def erase(session: AsyncSession, customer_id: uuid.UUID) -> None:
+    for statement in ERASE:
+        await session.execute(statement, {"customer_id": customer_id})

@@ -1,27 +1,57 @@
+"""Every public route of the services, forwarded unchanged to the service that owns its path prefix.
+
+A partner key may only publish events under its own source: the batch is parsed here and refused with 403
+naming the offending items before it reaches the interaction service.
+"""
+
+import orjson
 from fastapi import APIRouter, Request, Response
 
+from shared.problems import DomainError, NotFound
+
+from gateway.proxy.routing import owner
+from gateway.security.principal import PRINCIPAL_SCOPE_KEY, Principal, Role
+
 router = APIRouter()
-
-# (method, path template, service): the public routes each service exposes through the gateway.
-ROUTES: list[tuple[str, str, str, str]] = [
-    ("POST", "/v1/events", "interaction", "Ingest a batch of partner events (CloudEvents 1.0, JSON array)"),
-    ("GET", "/v1/customers/{customer_id}/segmentation", "segmentation", "A customer's purchase aggregates"),
-    ("GET", "/v1/customers/{customer_id}/value", "clv", "A customer's value"),
-    ("GET", "/v1/customers/{customer_id}/lifecycle", "lifecycle", "A customer's lifecycle stage and history"),
-]
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+MAX_LISTED_ITEMS = 100
 
 
-def _forwarder(service: str):
-    async def forward(request: Request) -> Response:
-        upstreams = request.app.state.upstreams
-        body = await request.body() if request.method not in ("GET", "HEAD") else None
-        resp = await upstreams.request(service, request.method, request.url.path, query=request.url.query,
-                                       body=body, headers=dict(request.headers))
-        return Response(resp.body, status_code=resp.status, headers=resp.headers)
-
-    return forward
+class ForeignSource(DomainError):
+    status, slug, title = 403, "foreign-source", "Events under another source"
 
 
-for method, path, service, summary in ROUTES:
-    router.add_api_route(path, _forwarder(service), methods=[method], summary=summary, tags=[service],
-                         name=f"{service}:{method.lower()}:{path}")
+def check_partner_batch(principal: Principal, body: bytes) -> None:
+    """Refuses a batch in which any event's `source` is not the partner's own id."""
+    try:
+        items = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return  # not JSON: the interaction service answers 400 with the reason
+    if not isinstance(items, list):
+        return
+    offending = [
+        {"index": i, "id": item.get("id"), "source": item.get("source")}
+        for i, item in enumerate(items) if isinstance(item, dict) and item.get("source") != principal.partner_id
+    ]
+    if offending:
+        raise ForeignSource(
+            f"{len(offending)} event(s) are not under your source {principal.partner_id!r}; nothing was accepted",
+            items=offending[:MAX_LISTED_ITEMS],
+        )
+
+
+@router.api_route("/v1/{rest:path}", methods=METHODS, include_in_schema=False)
+async def forward(request: Request) -> Response:
+    path = request.url.path
+    service = owner(path)
+    if service is None:
+        raise NotFound(f"no route {request.method} {path}")
+    body = await request.body() if request.method not in ("GET", "HEAD") else None
+    principal: Principal | None = request.scope.get(PRINCIPAL_SCOPE_KEY)
+    if body is not None and principal is not None and principal.role is Role.PARTNER:
+        check_partner_batch(principal, body)
+    raw_path = request.scope.get("raw_path")
+    upstream_path = raw_path.decode("latin-1") if raw_path else path
+    resp = await request.app.state.upstreams.request(service, request.method, upstream_path,
+                                                     query=request.url.query, body=body, headers=dict(request.headers))
+    return Response(resp.body, status_code=resp.status, headers=resp.headers)

@@ -70,8 +70,8 @@ class Stack:
     app: FastAPI
     servers: dict[str, uvicorn.Server] = field(default_factory=dict)
 
-    def client(self, key: str | None = ADMIN_KEY, **kwargs) -> httpx.AsyncClient:
-        headers = {"X-API-Key": key} if key else {}
+    def client(self, key: str | None = ADMIN_KEY, headers: dict[str, str] | None = None, **kwargs) -> httpx.AsyncClient:
+        headers = ({"X-API-Key": key} if key else {}) | (headers or {})
         return httpx.AsyncClient(base_url=self.gateway_url, headers=headers, timeout=30.0, **kwargs)
 
 

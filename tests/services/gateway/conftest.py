@@ -88,8 +88,8 @@ async def gateway_stack(database_url: str, *, services: tuple[str, ...] = tuple(
             settings_cls, create_app = SERVICES[name]
             servers[name] = await stack.enter_async_context(
                 served(create_app(settings_cls(**common), transport), ports[name]))
-        settings = GatewaySettings(**common, **{f"{n}_url": f"http://127.0.0.1:{p}" for n, p in ports.items()},
-                                   bootstrap_admin_key=ADMIN_KEY, log_json=False, **overrides)
+        urls = {f"{n}_url": f"http://127.0.0.1:{p}" for n, p in ports.items()}
+        settings = GatewaySettings(**(common | urls | {"bootstrap_admin_key": ADMIN_KEY, "log_json": False} | overrides))
         app = gateway.app.create_app(settings, transport)
         gw_port = free_port()
         servers["gateway"] = await stack.enter_async_context(served(app, gw_port))

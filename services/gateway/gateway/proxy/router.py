@@ -7,6 +7,7 @@ naming the offending items before it reaches the interaction service.
 import orjson
 from fastapi import APIRouter, Request, Response
 
+from shared.http import CORRELATION_HEADER
 from shared.problems import DomainError, NotFound
 
 from gateway.proxy.routing import owner
@@ -54,4 +55,6 @@ async def forward(request: Request) -> Response:
     upstream_path = raw_path.decode("latin-1") if raw_path else path
     resp = await request.app.state.upstreams.request(service, request.method, upstream_path,
                                                      query=request.url.query, body=body, headers=dict(request.headers))
-    return Response(resp.body, status_code=resp.status, headers=resp.headers)
+    # The gateway's own middleware sets the correlation id on the response; the service's copy would repeat it.
+    headers = {k: v for k, v in resp.headers.items() if k.lower() != CORRELATION_HEADER}
+    return Response(resp.body, status_code=resp.status, headers=headers)

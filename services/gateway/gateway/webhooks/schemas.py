@@ -4,9 +4,10 @@ from typing import Literal
 
 from pydantic import AnyHttpUrl, BaseModel, Field, field_validator
 
+from gateway.text import StorableText
 from gateway.webhooks.events import DOMAIN_EVENT_TYPES
 
-FilterValue = str | list[str]
+FilterValue = StorableText | list[StorableText]
 
 
 def _check_types(types: list[str] | None) -> list[str] | None:
@@ -33,10 +34,10 @@ class WebhookCreate(BaseModel):
 
     url: AnyHttpUrl = Field(examples=["https://crm.example.com/hooks/stage"])
     event_types: list[str] = Field(min_length=1, max_length=50, examples=[["stage.changed"]])
-    filters: dict[str, FilterValue] = Field(
+    filters: dict[StorableText, FilterValue] = Field(
         default_factory=dict, max_length=20, examples=[{"to_stage": "loyalty"}, {"segment_key": "rfm:champions"}],
         description="Field of the event's data → required value (or any of a list). `a.b` reaches nested fields.")
-    description: str | None = Field(None, max_length=500)
+    description: StorableText | None = Field(None, max_length=500)
 
     _types = field_validator("event_types")(_check_types)
     _filters = field_validator("filters")(_check_filters)
@@ -47,8 +48,8 @@ class WebhookUpdate(BaseModel):
 
     url: AnyHttpUrl | None = None
     event_types: list[str] | None = Field(None, min_length=1, max_length=50)
-    filters: dict[str, FilterValue] | None = Field(None, max_length=20)
-    description: str | None = Field(None, max_length=500)
+    filters: dict[StorableText, FilterValue] | None = Field(None, max_length=20)
+    description: StorableText | None = Field(None, max_length=500)
     active: bool | None = None
 
     _types = field_validator("event_types")(_check_types)

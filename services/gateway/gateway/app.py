@@ -20,7 +20,7 @@ from gateway.docs.openapi import OpenApiDocument
 from gateway.docs.router import router as docs_router
 from gateway.keys.router import router as keys_router
 from gateway.keys.service import KeyStore
-from gateway.proxy.router import router as proxy_router
+from gateway.proxy.router import ProxyMiddleware
 from gateway.security.jwt import JwtVerifier
 from gateway.security.middleware import SecurityMiddleware
 from gateway.security.rate_limit import TokenBuckets
@@ -82,6 +82,7 @@ def create_app(settings: GatewaySettings | None = None, transport: Transport | N
     app.state.webhook_worker = worker
     app.state.openapi = openapi
     install_problem_handlers(app)
+    app.add_middleware(ProxyMiddleware, upstreams=upstreams)
     app.add_middleware(SecurityMiddleware, keys=lambda: keys, jwt=jwt,
                        buckets=TokenBuckets(settings.rate_limit_per_s, settings.rate_limit_burst),
                        max_body_bytes=settings.max_body_bytes)
@@ -102,5 +103,4 @@ def create_app(settings: GatewaySettings | None = None, transport: Transport | N
     app.include_router(customer_view_router)
     app.include_router(keys_router)
     app.include_router(webhooks_router)
-    app.include_router(proxy_router)
     return app

@@ -30,7 +30,7 @@ class UpstreamUnavailable(DomainError):
 @dataclass(frozen=True, slots=True)
 class UpstreamResponse:
     status: int
-    headers: dict[str, str]
+    headers: list[tuple[str, str]]
     body: bytes
 
 
@@ -97,7 +97,7 @@ class Upstreams:
                 async with self._session.request(method, url, data=body, headers=send_headers,
                                                  timeout=timeout or self._timeout) as resp:
                     payload = await resp.read()
-                    out_headers = {k: v for k, v in resp.headers.items() if k.lower() not in HOP_BY_HOP}
+                    out_headers = [(k, v) for k, v in resp.headers.items() if k.lower() not in HOP_BY_HOP]
                     breaker.succeeded()
                     return UpstreamResponse(resp.status, out_headers, payload)
             except aiohttp.ClientConnectorError as exc:

@@ -1,21 +1,33 @@
 """Every public route of the services, forwarded unchanged to the service that owns its path prefix.
 
+A pure ASGI layer behind the security middleware: a proxied request never enters FastAPI's routing and
+dependency machinery (it costs more than the forward itself on this hot path). Paths the gateway serves
+itself (the composed view, keys, webhooks, docs, health) fall through to the FastAPI app.
+
 A partner key may only publish events under its own source: the batch is parsed here and refused with 403
 naming the offending items before it reaches the interaction service.
 """
 
+import logging
+import re
+from types import SimpleNamespace
+
 import orjson
-from fastapi import APIRouter, Request, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.http import CORRELATION_HEADER
-from shared.problems import DomainError, NotFound
+from shared.problems import DomainError, problem_response
 
 from gateway.proxy.routing import owner
 from gateway.security.principal import PRINCIPAL_SCOPE_KEY, Principal, Role
+from gateway.upstream import Upstreams
 
-router = APIRouter()
-METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+log = logging.getLogger(__name__)
 MAX_LISTED_ITEMS = 100
+COMPOSED_VIEW = re.compile(r"^/v1/customers/[^/]+/?$")
+# Metrics label per service, so proxied routes keep a bounded label set.
+_ROUTES = {name: SimpleNamespace(path=f"/v1/* ({name})") for name in ("interaction", "segmentation", "clv", "lifecycle")}
+_CORRELATION = CORRELATION_HEADER.encode()
 
 
 class ForeignSource(DomainError):
@@ -41,20 +53,51 @@ def check_partner_batch(principal: Principal, body: bytes) -> None:
         )
 
 
-@router.api_route("/v1/{rest:path}", methods=METHODS, include_in_schema=False)
-async def forward(request: Request) -> Response:
-    path = request.url.path
-    service = owner(path)
-    if service is None:
-        raise NotFound(f"no route {request.method} {path}")
-    body = await request.body() if request.method not in ("GET", "HEAD") else None
-    principal: Principal | None = request.scope.get(PRINCIPAL_SCOPE_KEY)
-    if body is not None and principal is not None and principal.role is Role.PARTNER:
-        check_partner_batch(principal, body)
-    raw_path = request.scope.get("raw_path")
-    upstream_path = raw_path.decode("latin-1") if raw_path else path
-    resp = await request.app.state.upstreams.request(service, request.method, upstream_path,
-                                                     query=request.url.query, body=body, headers=dict(request.headers))
-    # The gateway's own middleware sets the correlation id on the response; the service's copy would repeat it.
-    headers = {k: v for k, v in resp.headers.items() if k.lower() != CORRELATION_HEADER}
-    return Response(resp.body, status_code=resp.status, headers=headers)
+class ProxyMiddleware:
+    def __init__(self, app: ASGIApp, *, upstreams: Upstreams) -> None:
+        self.app = app
+        self.upstreams = upstreams
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path, method = scope["path"], scope["method"]
+        service = owner(path)
+        if service is None or (method in ("GET", "HEAD") and COMPOSED_VIEW.match(path)):
+            return await self.app(scope, receive, send)
+        scope["route"] = _ROUTES.get(service)
+        try:
+            body = await _read_body(receive) if method not in ("GET", "HEAD") else None
+            principal: Principal | None = scope.get(PRINCIPAL_SCOPE_KEY)
+            if body is not None and principal is not None and principal.role is Role.PARTNER:
+                check_partner_batch(principal, body)
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            raw_path = scope.get("raw_path") or path.encode()
+            resp = await self.upstreams.request(service, method, raw_path.decode("latin-1"),
+                                                query=scope.get("query_string", b"").decode("latin-1"),
+                                                body=body, headers=headers)
+        except DomainError as exc:
+            return await problem_response(exc.status, exc.title, exc.detail, slug=exc.slug, instance=path,
+                                          **exc.extensions)(scope, receive, send)
+        except Exception:
+            log.exception("proxying %s %s failed", method, path)
+            return await problem_response(500, "Internal server error", "an unexpected error occurred in the gateway",
+                                          slug="internal", instance=path)(scope, receive, send)
+        # The gateway's own middleware sets the correlation id on the response; the service's copy would repeat it.
+        out = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in resp.headers
+               if k.lower().encode("latin-1") != _CORRELATION]
+        out.append((b"content-length", str(len(resp.body)).encode()))
+        await send({"type": "http.response.start", "status": resp.status, "headers": out})
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else resp.body})
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)

@@ -177,13 +177,13 @@ def open_loop(base_url: str, paths: list[str], rate: float, seconds: float, head
         statuses: dict[int, int] = {}
         connector = aiohttp.TCPConnector(limit=1000, limit_per_host=1000)
         async with aiohttp.ClientSession(base_url, connector=connector, headers=headers,
-                                         timeout=aiohttp.ClientTimeout(total=30)) as session:
+                                         timeout=aiohttp.ClientTimeout(total=20)) as session:
             async def fire(path: str, scheduled: float) -> None:
                 try:
                     async with session.get(path) as resp:
                         await resp.read()
                         statuses[resp.status] = statuses.get(resp.status, 0) + 1
-                except aiohttp.ClientError:
+                except (aiohttp.ClientError, TimeoutError):  # the client gave up: counted as status 0
                     statuses[0] = statuses.get(0, 0) + 1
                 latencies.append(time.perf_counter() - scheduled)
 

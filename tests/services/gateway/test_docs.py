@@ -40,13 +40,23 @@ def test_component_name_collisions_are_prefixed() -> None:
     svc = {"paths": {"/v1/value/things": {"get": {"operationId": "things", "responses": {"200": {
         "description": "ok", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Thing"}}}}}}}},
            "components": {"schemas": {"Thing": {"type": "integer"}, "Other": {"type": "boolean"}}}}
-    merged = merge(gateway_doc, {"clv": svc, "interaction": {"paths": {"/v1/value/not-mine": {"get": {}}}}},
+    gateway_doc["paths"]["/v1/customers/{customer_id}"] = {"get": {"operationId": "view", "responses": {}}}
+    interaction = {"paths": {"/v1/value/not-mine": {"get": {}},
+                             "/v1/customers/{id}": {"get": {"operationId": "profile", "responses": {}},
+                                                    "delete": {"operationId": "erase", "responses": {}, "parameters": [
+                                                        {"name": "id", "in": "path", "required": True}]}}}}
+    merged = merge(gateway_doc, {"clv": svc, "interaction": interaction},
                    bearer=False)
     assert merged["components"]["schemas"]["Thing"] == {"type": "string"}
     assert merged["components"]["schemas"]["clv.Thing"] == {"type": "integer"}
     op = merged["paths"]["/v1/value/things"]["get"]
     assert op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"] == "#/components/schemas/clv.Thing"
     assert op["operationId"] == "clv__things"
+    assert "/v1/customers/{id}" not in merged["paths"], "one spelling per templated path"
+    view = merged["paths"]["/v1/customers/{customer_id}"]
+    assert view["get"]["operationId"] == "view", "the gateway's composed view wins"
+    assert view["delete"]["operationId"] == "interaction__erase"
+    assert view["delete"]["parameters"][0]["name"] == "customer_id"
     assert "/v1/value/not-mine" not in merged["paths"] or "get" not in merged["paths"]["/v1/value/not-mine"]
 
 

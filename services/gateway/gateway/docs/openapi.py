@@ -12,6 +12,7 @@ as problem+json, which is what every service answers.
 import asyncio
 import copy
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -48,11 +49,32 @@ def _walk_refs(node: Any, rename: dict[str, str]) -> Any:
     return node
 
 
+def _shape(path: str) -> str:
+    return re.sub(r"\{[^}]*\}", "{}", path)
+
+
+def _params(path: str) -> list[str]:
+    return re.findall(r"\{([^}]*)\}", path)
+
+
+def _rename_path_params(item: dict, rename: dict[str, str]) -> dict:
+    if all(a == b for a, b in rename.items()):
+        return item
+    item = copy.deepcopy(item)
+    for op in [item, *(v for v in item.values() if isinstance(v, dict))]:
+        for param in op.get("parameters", []) if isinstance(op.get("parameters"), list) else []:
+            if isinstance(param, dict) and param.get("in") == "path" and param.get("name") in rename:
+                param["name"] = rename[param["name"]]
+    return item
+
+
 def merge(gateway_doc: dict, service_docs: dict[str, dict], *, bearer: bool) -> dict:
     doc = copy.deepcopy(gateway_doc)
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
     paths = doc.setdefault("paths", {})
     proxied: set[tuple[str, str]] = set()
+    # (path with parameter names blanked, method): `/v1/customers/{id}` and `/v1/customers/{customer_id}` are one.
+    taken = {(_shape(path), m) for path, item in paths.items() for m in item if m in HTTP_METHODS}
     for service, sdoc in service_docs.items():
         theirs = sdoc.get("components", {}).get("schemas", {})
         rename: dict[str, str] = {}
@@ -65,13 +87,19 @@ def merge(gateway_doc: dict, service_docs: dict[str, dict], *, bearer: bool) -> 
         for path, item in sdoc.get("paths", {}).items():
             if owner(path) != service:
                 continue  # health, metrics, or a route outside the service's agreed prefixes: not reachable
+            # One spelling per templated path (OpenAPI forbids `/x/{id}` beside `/x/{x_id}`): the first one wins and
+            # the later operations' path parameters are renamed by position.
+            spelling = next((p for p in paths if _shape(p) == _shape(path)), path)
+            rename_params = dict(zip(_params(path), _params(spelling), strict=True))
+            path, item = spelling, _rename_path_params(item, rename_params)
             target = paths.setdefault(path, {})
             for method, op in item.items():
                 if method not in HTTP_METHODS:
                     target.setdefault(method, op)  # path-level parameters, summary…
                     continue
-                if method in target:
+                if method in target or (_shape(path), method) in taken:
                     continue  # the gateway serves it itself (the composed customer view)
+                taken.add((_shape(path), method))
                 op = dict(op)
                 op["operationId"] = f"{service}__{op.get('operationId', method + path)}"
                 op.setdefault("tags", [service])

@@ -45,7 +45,8 @@ def create_app(settings: GatewaySettings | None = None, transport: Transport | N
     runtime.subscribe(deliveries_subscription(worker.wake))
     upstreams = Upstreams(settings.service_urls(), connect_timeout_s=settings.connect_timeout_s,
                           request_timeout_s=settings.request_timeout_s, max_connections=settings.max_connections,
-                          breaker_failures=settings.breaker_failures, breaker_cooloff_s=settings.breaker_cooloff_s)
+                          breaker_failures=settings.breaker_failures, breaker_cooloff_s=settings.breaker_cooloff_s,
+                          keepalive_s=settings.upstream_keepalive_s)
     keys = KeyStore(runtime.session_factory, bootstrap_admin_key=settings.bootstrap_admin_key,
                     cache_ttl_s=settings.key_cache_ttl_s, last_used_flush_s=settings.last_used_flush_s)
     jwt = None

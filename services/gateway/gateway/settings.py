@@ -20,6 +20,9 @@ class GatewaySettings(ServiceSettings):
     connect_timeout_s: float = 1.0
     request_timeout_s: float = 10.0
     max_connections: int = 200
+    # Idle pooled connections are dropped before the services' own keep-alive (uvicorn: 5 s) closes them;
+    # otherwise a POST could go out on a connection the service is closing, and a POST is never retried.
+    upstream_keepalive_s: float = 4.0
     # Circuit breaker: after this many consecutive connection failures a service is skipped for the cool-off.
     breaker_failures: int = 3
     breaker_cooloff_s: float = 5.0

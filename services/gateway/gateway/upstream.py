@@ -62,7 +62,9 @@ class Breaker:
 
 class Upstreams:
     def __init__(self, urls: dict[str, str], *, connect_timeout_s: float, request_timeout_s: float,
-                 max_connections: int, breaker_failures: int = 3, breaker_cooloff_s: float = 5.0) -> None:
+                 max_connections: int, breaker_failures: int = 3, breaker_cooloff_s: float = 5.0,
+                 keepalive_s: float = 4.0) -> None:
+        self._keepalive_s = keepalive_s
         self.urls = {name: url.rstrip("/") for name, url in urls.items()}
         self._timeout = aiohttp.ClientTimeout(total=request_timeout_s, sock_connect=connect_timeout_s)
         self._max_connections = max_connections
@@ -71,7 +73,7 @@ class Upstreams:
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=self._max_connections,
-                                         keepalive_timeout=30, ttl_dns_cache=300)
+                                         keepalive_timeout=self._keepalive_s, ttl_dns_cache=300)
         self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout, auto_decompress=False,
                                               skip_auto_headers=("User-Agent",))
 

@@ -6,7 +6,6 @@ dropped before an answer). A circuit breaker per service: after `breaker_failure
 failures the service is answered 503 at once for `breaker_cooloff_s`, then one request probes it again.
 """
 
-import asyncio
 import time
 from dataclasses import dataclass
 

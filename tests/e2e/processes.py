@@ -132,6 +132,9 @@ def running(processes: Sequence[ServiceProcess], probe: str = "ready", timeout_s
 # --- The slice: one order in at the gateway, the composed view out. -------------------------------------
 
 SOURCE = "shop-eu"
+# The gateway process gets it as GATEWAY_BOOTSTRAP_ADMIN_KEY; every call to the gateway sends it.
+GATEWAY_ADMIN_KEY = "e2e-bootstrap-admin-key-6f1d0c2a9b"
+GATEWAY_AUTH = {"X-API-Key": GATEWAY_ADMIN_KEY}
 
 
 def order_completed(external_id: str, order_id: str = "A-1") -> dict:
@@ -179,7 +182,7 @@ async def wait_composed_view(client: httpx.AsyncClient, gateway_url: str, custom
 
 async def drive_one_order(gateway_url: str, database_url: str, external_id: str = "C-1") -> dict:
     """Posts one `order.completed` to the gateway and returns the composed view once it is complete."""
-    async with httpx.AsyncClient(timeout=15.0) as client:
+    async with httpx.AsyncClient(timeout=15.0, headers=GATEWAY_AUTH) as client:
         await post_one_order(client, gateway_url, external_id)
         customer_id = await customer_id_of(database_url, external_id)
         view = await wait_composed_view(client, gateway_url, customer_id)

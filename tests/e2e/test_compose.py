@@ -16,7 +16,7 @@ import pytest
 import yaml
 from sqlalchemy import make_url
 
-from tests.e2e.processes import (REPO, ServiceProcess, drive_one_order, free_port, process_env, run_to_completion,
+from tests.e2e.processes import (GATEWAY_ADMIN_KEY, REPO, ServiceProcess, drive_one_order, free_port, process_env, run_to_completion,
                                  running)
 from tests.infra import Databases
 
@@ -64,7 +64,8 @@ def test_compose_wiring() -> None:
             "kafka": {"condition": "service_healthy"},
             f"{name}-migrate": {"condition": "service_completed_successfully"},
         }
-    assert set(services["gateway"]["depends_on"]) == set(APP_SERVICES)
+    assert set(services["gateway"]["depends_on"]) == {*APP_SERVICES, "gateway-migrate"}
+    assert services["gateway-migrate"]["restart"] == "no"
 
 
 class LocalCompose:
@@ -91,6 +92,8 @@ class LocalCompose:
 
     def env(self, service: dict) -> dict[str, str]:
         env = {key: self.value(val) for key, val in service.get("environment", {}).items()}
+        if "GATEWAY_BOOTSTRAP_ADMIN_KEY" in env:  # compose takes it from the operator's environment
+            env["GATEWAY_BOOTSTRAP_ADMIN_KEY"] = GATEWAY_ADMIN_KEY
         return process_env({**env, "TOPIC_PREFIX": self.topic_prefix})
 
     @staticmethod
@@ -124,8 +127,9 @@ async def test_compose_services_run_as_local_processes(databases: Databases, kaf
         job = services[f"{name}-migrate"]
         return run_to_completion(f"{name}-migrate", local.argv(job["command"]), local.env(job), tmp_path)
 
-    with ThreadPoolExecutor(len(APP_SERVICES)) as pool:  # compose starts the jobs together, too
-        for name, result in zip(APP_SERVICES, pool.map(migrate, APP_SERVICES), strict=True):
+    migrated = [*APP_SERVICES, "gateway"]
+    with ThreadPoolExecutor(len(migrated)) as pool:  # compose starts the jobs together, too
+        for name, result in zip(migrated, pool.map(migrate, migrated), strict=True):
             assert result.returncode == 0, f"{name}-migrate failed:\n{result.stdout}{result.stderr}"
 
     processes = [ServiceProcess(name, local.serve_argv(name, services[name]["command"]), local.env(services[name]),

@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from shared.problems import PROBLEM_JSON
-from tests.e2e.processes import ServiceProcess, drive_one_order, free_port, process_env, running, serve_argv
+from tests.e2e.processes import (GATEWAY_ADMIN_KEY, GATEWAY_AUTH, ServiceProcess, drive_one_order, free_port,
+                                 process_env, running, serve_argv)
 
 pytestmark = [pytest.mark.slow, pytest.mark.kafka]
 
@@ -29,7 +30,8 @@ def stack(database_url: str, kafka_bootstrap: str, topic_prefix: str, tmp_path: 
               "TRANSPORT": "kafka", "LOG_JSON": "false"}
     ports = {name: free_port() for name in [*SERVICES, "gateway"]}
     gateway_env = {f"GATEWAY_{name.upper()}_URL": f"http://127.0.0.1:{ports[name]}" for name in SERVICES}
-    gateway_env |= {"GATEWAY_REQUEST_TIMEOUT_S": str(GATEWAY_REQUEST_TIMEOUT_S), "GATEWAY_LOG_JSON": "false"}
+    gateway_env |= {"GATEWAY_REQUEST_TIMEOUT_S": str(GATEWAY_REQUEST_TIMEOUT_S), "GATEWAY_LOG_JSON": "false",
+                    "GATEWAY_BOOTSTRAP_ADMIN_KEY": GATEWAY_ADMIN_KEY, **shared}
     processes = [ServiceProcess(name, serve_argv(name, ports[name]), process_env(shared), ports[name], tmp_path)
                  for name in SERVICES]
     processes.append(ServiceProcess("gateway", serve_argv("gateway", ports["gateway"]), process_env(gateway_env),
@@ -61,7 +63,7 @@ async def test_gateway_degrades_when_a_service_is_killed(stack: dict[str, Servic
     stack["clv"].kill()
     assert stack["clv"].proc.returncode == -9
 
-    async with httpx.AsyncClient(timeout=GATEWAY_REQUEST_TIMEOUT_S + 5.0) as client:
+    async with httpx.AsyncClient(timeout=GATEWAY_REQUEST_TIMEOUT_S + 5.0, headers=GATEWAY_AUTH) as client:
         resp = await client.get(f"{gateway}/v1/customers/{customer_id}")
         assert resp.status_code == 200, resp.text
         degraded = resp.json()

@@ -1,10 +1,17 @@
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import ServiceSettings
+
+SCHEMA = "gateway"
 
 
-class GatewaySettings(BaseSettings):
+class GatewaySettings(ServiceSettings):
+    """`GATEWAY_*` variables; `DATABASE_URL`, `KAFKA_BOOTSTRAP_SERVERS`, `TRANSPORT`… may be set unprefixed."""
+
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
 
     service_name: str = "gateway"
+    db_pool_size: int = 5
     interaction_url: str = "http://127.0.0.1:8001"
     segmentation_url: str = "http://127.0.0.1:8002"
     clv_url: str = "http://127.0.0.1:8003"
@@ -13,8 +20,49 @@ class GatewaySettings(BaseSettings):
     connect_timeout_s: float = 1.0
     request_timeout_s: float = 10.0
     max_connections: int = 200
-    log_level: str = "INFO"
-    log_json: bool = True
+    # Idle pooled connections are dropped before the services' own keep-alive (uvicorn: 5 s) closes them;
+    # otherwise a POST could go out on a connection the service is closing, and a POST is never retried.
+    upstream_keepalive_s: float = 4.0
+    # Circuit breaker: after this many consecutive connection failures a service is skipped for the cool-off.
+    breaker_failures: int = 3
+    breaker_cooloff_s: float = 5.0
+
+    # --- Security -------------------------------------------------------------------------------------
+    # Accepted as an admin key (scripts, benchmarks, the embedded mode). Empty: none.
+    bootstrap_admin_key: str = ""
+    # Verified keys stay in memory this long: revocation reaches other replicas within it.
+    key_cache_ttl_s: float = 10.0
+    # last_used_at is written at most this often per key, in one batched UPDATE.
+    last_used_flush_s: float = 60.0
+    # JWT bearer tokens (optional): verified against this JWKS; the role comes from `jwt_role_claim`.
+    jwt_jwks_url: str = ""
+    jwt_audience: str = ""
+    jwt_issuer: str = ""
+    jwt_algorithms: str = "RS256,ES256"
+    jwt_role_claim: str = "role"
+    jwt_allowed_roles: str = "frontend,analyst"
+    # Per-key token bucket: sustained requests per second and burst. A key may carry its own rate.
+    rate_limit_per_s: float = 100.0
+    rate_limit_burst: int = 200
+    # Bodies above this are refused with 413 before they reach a service.
+    max_body_bytes: int = 6 * 1024 * 1024
+    # CORS: comma-separated origins ("*" for any); empty disables CORS.
+    cors_origins: str = ""
+    cors_allow_credentials: bool = False
+    cors_max_age_s: int = 600
+
+    # --- Docs -----------------------------------------------------------------------------------------
+    # The merged OpenAPI document is rebuilt lazily when older than this (or when a service was missing).
+    openapi_refresh_s: float = 60.0
+
+    # --- Webhooks -------------------------------------------------------------------------------------
+    webhook_poll_interval_s: float = 1.0
+    webhook_batch_size: int = 100
+    webhook_timeout_s: float = 10.0
+    webhook_max_attempts: int = 8
+    webhook_backoff_base_s: float = 2.0
+    webhook_backoff_max_s: float = 3600.0
+    webhook_concurrency: int = 20
 
     def service_urls(self) -> dict[str, str]:
         return {
@@ -23,3 +71,7 @@ class GatewaySettings(BaseSettings):
             "clv": self.clv_url,
             "lifecycle": self.lifecycle_url,
         }
+
+    @staticmethod
+    def csv(value: str) -> list[str]:
+        return [v.strip() for v in value.split(",") if v.strip()]

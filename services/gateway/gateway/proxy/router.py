@@ -1,27 +1,103 @@
-from fastapi import APIRouter, Request, Response
+"""Every public route of the services, forwarded unchanged to the service that owns its path prefix.
 
-router = APIRouter()
+A pure ASGI layer behind the security middleware: a proxied request never enters FastAPI's routing and
+dependency machinery (it costs more than the forward itself on this hot path). Paths the gateway serves
+itself (the composed view, keys, webhooks, docs, health) fall through to the FastAPI app.
 
-# (method, path template, service): the public routes each service exposes through the gateway.
-ROUTES: list[tuple[str, str, str, str]] = [
-    ("POST", "/v1/events", "interaction", "Ingest a batch of partner events (CloudEvents 1.0, JSON array)"),
-    ("GET", "/v1/customers/{customer_id}/segmentation", "segmentation", "A customer's purchase aggregates"),
-    ("GET", "/v1/customers/{customer_id}/value", "clv", "A customer's value"),
-    ("GET", "/v1/customers/{customer_id}/lifecycle", "lifecycle", "A customer's lifecycle stage and history"),
-]
+A partner key may only publish events under its own source: the batch is parsed here and refused with 403
+naming the offending items before it reaches the interaction service.
+"""
+
+import logging
+import re
+from types import SimpleNamespace
+
+import orjson
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from shared.http import CORRELATION_HEADER
+from shared.problems import DomainError, problem_response
+
+from gateway.proxy.routing import owner
+from gateway.security.principal import PRINCIPAL_SCOPE_KEY, Principal, Role
+from gateway.upstream import Upstreams
+
+log = logging.getLogger(__name__)
+MAX_LISTED_ITEMS = 100
+COMPOSED_VIEW = re.compile(r"^/v1/customers/[^/]+/?$")
+# Metrics label per service, so proxied routes keep a bounded label set.
+_ROUTES = {name: SimpleNamespace(path=f"/v1/* ({name})") for name in ("interaction", "segmentation", "clv", "lifecycle")}
+_CORRELATION = CORRELATION_HEADER.encode()
 
 
-def _forwarder(service: str):
-    async def forward(request: Request) -> Response:
-        upstreams = request.app.state.upstreams
-        body = await request.body() if request.method not in ("GET", "HEAD") else None
-        resp = await upstreams.request(service, request.method, request.url.path, query=request.url.query,
-                                       body=body, headers=dict(request.headers))
-        return Response(resp.body, status_code=resp.status, headers=resp.headers)
-
-    return forward
+class ForeignSource(DomainError):
+    status, slug, title = 403, "foreign-source", "Events under another source"
 
 
-for method, path, service, summary in ROUTES:
-    router.add_api_route(path, _forwarder(service), methods=[method], summary=summary, tags=[service],
-                         name=f"{service}:{method.lower()}:{path}")
+def check_partner_batch(principal: Principal, body: bytes) -> None:
+    """Refuses a batch in which any event's `source` is not the partner's own id."""
+    try:
+        items = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return  # not JSON: the interaction service answers 400 with the reason
+    if not isinstance(items, list):
+        return
+    offending = [
+        {"index": i, "id": item.get("id"), "source": item.get("source")}
+        for i, item in enumerate(items) if isinstance(item, dict) and item.get("source") != principal.partner_id
+    ]
+    if offending:
+        raise ForeignSource(
+            f"{len(offending)} event(s) are not under your source {principal.partner_id!r}; nothing was accepted",
+            items=offending[:MAX_LISTED_ITEMS],
+        )
+
+
+class ProxyMiddleware:
+    def __init__(self, app: ASGIApp, *, upstreams: Upstreams) -> None:
+        self.app = app
+        self.upstreams = upstreams
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path, method = scope["path"], scope["method"]
+        service = owner(path)
+        if service is None or (method in ("GET", "HEAD") and COMPOSED_VIEW.match(path)):
+            return await self.app(scope, receive, send)
+        scope["route"] = _ROUTES.get(service)
+        try:
+            body = await _read_body(receive) if method not in ("GET", "HEAD") else None
+            principal: Principal | None = scope.get(PRINCIPAL_SCOPE_KEY)
+            if body is not None and principal is not None and principal.role is Role.PARTNER:
+                check_partner_batch(principal, body)
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            raw_path = scope.get("raw_path") or path.encode()
+            resp = await self.upstreams.request(service, method, raw_path.decode("latin-1"),
+                                                query=scope.get("query_string", b"").decode("latin-1"),
+                                                body=body, headers=headers)
+        except DomainError as exc:
+            return await problem_response(exc.status, exc.title, exc.detail, slug=exc.slug, instance=path,
+                                          **exc.extensions)(scope, receive, send)
+        except Exception:
+            log.exception("proxying %s %s failed", method, path)
+            return await problem_response(500, "Internal server error", "an unexpected error occurred in the gateway",
+                                          slug="internal", instance=path)(scope, receive, send)
+        # The gateway's own middleware sets the correlation id on the response; the service's copy would repeat it.
+        out = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in resp.headers
+               if k.lower().encode("latin-1") != _CORRELATION]
+        out.append((b"content-length", str(len(resp.body)).encode()))
+        await send({"type": "http.response.start", "status": resp.status, "headers": out})
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else resp.body})
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)

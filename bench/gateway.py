@@ -1,0 +1,325 @@
+"""Gateway overhead: DB-backed reads through the gateway and directly to the service, in the same run.
+
+The four services and the gateway run as OS processes (one uvicorn worker each) on the real Postgres and
+Kafka; N customers are loaded through `POST /v1/events` and every projection is awaited. Then, from a
+separate load-generator process on loopback:
+
+1. latency at a fixed rate (open loop: each request has a scheduled send time and its latency is measured
+   from that time, so a stalled server cannot hide its queue — no coordinated omission): the composed view
+   `GET /v1/customers/{id}` through the gateway, and a single-service read `GET /v1/customers/{id}/lifecycle`
+   through the gateway and directly at the lifecycle service;
+2. throughput (closed loop, `wrk`, installed with apt-get when missing) of the single-service read through the
+   gateway and directly, and of the composed view: the gateway's cost is 1 − gateway/direct.
+
+Goal P6: p99 ≤ 25 ms at 500 rps for the composed view; the gateway costs ≤ 25% of direct throughput.
+Every response must be a 200 (and sampled views complete), else the benchmark raises.
+"""
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+
+from bench import harness
+from shared.contracts.topics import ALL as ALL_TOPICS
+from shared.db import asyncpg_dsn
+
+SERVICES = ["interaction", "segmentation", "clv", "lifecycle"]
+ADMIN_KEY = "bench-admin-" + uuid.uuid4().hex
+
+
+def main(argv: list[str]) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m bench gateway", description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=2000, help="customers loaded before measuring")
+    parser.add_argument("--rate", type=float, default=500.0, help="requests per second of the open-loop runs")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each measured run")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections of the throughput runs")
+    args = parser.parse_args(argv)
+    wrk = ensure_wrk()
+    prefix = f"benchgw{uuid.uuid4().hex[:8]}."
+    with (harness.servers() as (server_url, bootstrap),
+          harness.database(server_url, [*SERVICES, "gateway"]) as url,
+          harness.topics(bootstrap, [prefix + t for t in ALL_TOPICS]),
+          ExitStack() as stack):
+        log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="crm-bench-gw-")))
+        urls = start_stack(stack, url, bootstrap, prefix, log_dir)
+        print(f"loading {args.customers} customers through the gateway ...")
+        ids = asyncio.run(load(urls["gateway"], url, args.customers))
+        print(f"{len(ids)} customers projected by every service")
+        results = measure(urls, ids, args, wrk, log_dir)
+    return report(results, args)
+
+
+# --- the stack ----------------------------------------------------------------------------------------
+
+def _port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_stack(stack: ExitStack, database_url: str, bootstrap: str, prefix: str, log_dir: Path) -> dict[str, str]:
+    ports = {name: _port() for name in [*SERVICES, "gateway"]}
+    base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+    shared = base | {"PYTHONUNBUFFERED": "1", "DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                     "TOPIC_PREFIX": prefix, "TRANSPORT": "kafka", "LOG_JSON": "false", "LOG_LEVEL": "WARNING"}
+    envs = {name: shared for name in SERVICES}
+    envs["gateway"] = shared | {f"GATEWAY_{n.upper()}_URL": f"http://127.0.0.1:{ports[n]}" for n in SERVICES} | {
+        "GATEWAY_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY, "GATEWAY_RATE_LIMIT_PER_S": "1000000",
+        "GATEWAY_RATE_LIMIT_BURST": "1000000", "GATEWAY_LOG_LEVEL": "WARNING"}
+    procs = {}
+    for name, port in ports.items():
+        log = (log_dir / f"{name}.log").open("ab")
+        procs[name] = subprocess.Popen([sys.executable, "-m", name, "serve", "--host", "127.0.0.1", "--port", str(port)],
+                                       env=envs[name], cwd=harness.REPO, stdout=log, stderr=subprocess.STDOUT)
+        stack.callback(_stop, procs[name])
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    deadline = time.monotonic() + 90
+    for name, url in urls.items():
+        while True:
+            if procs[name].poll() is not None:
+                raise RuntimeError(f"{name} exited:\n{(log_dir / f'{name}.log').read_text()[-3000:]}")
+            try:
+                import urllib.request
+
+                with urllib.request.urlopen(f"{url}/health/ready", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} not ready:\n{(log_dir / f'{name}.log').read_text()[-3000:]}")
+            time.sleep(0.2)
+    return urls
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+# --- data -----------------------------------------------------------------------------------------------
+
+async def load(gateway: str, database_url: str, customers: int) -> list[str]:
+    rng = random.Random(11)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    events = []
+    for n in range(customers):
+        for k in range(1 + rng.randrange(3)):
+            when = (start + timedelta(days=rng.uniform(0, 300))).isoformat()
+            events.append({"specversion": "1.0", "id": str(uuid.uuid4()), "source": "bench-shop",
+                           "type": "order.completed", "subject": f"B{n:06d}", "time": when,
+                           "data": {"order_id": f"B{n}-{k}", "amount": f"{rng.uniform(5, 200):.2f}",
+                                    "currency": "EUR", "channel": "web"}})
+    async with aiohttp.ClientSession(headers={"X-API-Key": ADMIN_KEY}) as session:
+        for i in range(0, len(events), 500):
+            async with session.post(f"{gateway}/v1/events", json=events[i:i + 500]) as resp:
+                body = await resp.json()
+                if resp.status != 200 or body.get("accepted") != len(events[i:i + 500]):
+                    raise RuntimeError(f"ingestion failed: {resp.status} {body}")
+        conn = await asyncpg.connect(asyncpg_dsn(database_url))
+        try:
+            deadline = time.monotonic() + 300
+            while True:
+                ids = [str(r[0]) for r in await conn.fetch(
+                    "select distinct customer_id from interaction.customer_identifier where source = 'bench-shop'")]
+                if len(ids) == customers:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"interaction stored {len(ids)} of {customers} customers")
+                await asyncio.sleep(0.5)
+        finally:
+            await conn.close()
+        # Every service has projected every customer once the last loaded ones are complete in the view.
+        probe = ids[-50:] + rng.sample(ids, min(50, len(ids)))
+        deadline = time.monotonic() + 300
+        while True:
+            complete = 0
+            for cid in probe:
+                async with session.get(f"{gateway}/v1/customers/{cid}") as resp:
+                    view = await resp.json()
+                    complete += resp.status == 200 and not view["unavailable"] and all(
+                        view[p] is not None for p in ("segmentation", "value", "lifecycle"))
+            if complete == len(probe):
+                return ids
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {complete}/{len(probe)} sampled views complete")
+            await asyncio.sleep(1.0)
+
+
+# --- load generators ------------------------------------------------------------------------------------
+
+def open_loop(base_url: str, paths: list[str], rate: float, seconds: float, headers: dict[str, str],
+              queue: multiprocessing.Queue) -> None:
+    """Runs in its own process: sends at a fixed rate, latency from each request's scheduled send time."""
+    async def run() -> tuple[list[float], dict[int, int]]:
+        latencies: list[float] = []
+        statuses: dict[int, int] = {}
+        connector = aiohttp.TCPConnector(limit=1000, limit_per_host=1000)
+        async with aiohttp.ClientSession(base_url, connector=connector, headers=headers,
+                                         timeout=aiohttp.ClientTimeout(total=20)) as session:
+            async def fire(path: str, scheduled: float) -> None:
+                try:
+                    async with session.get(path) as resp:
+                        await resp.read()
+                        statuses[resp.status] = statuses.get(resp.status, 0) + 1
+                except (aiohttp.ClientError, TimeoutError):  # the client gave up: counted as status 0
+                    statuses[0] = statuses.get(0, 0) + 1
+                latencies.append(time.perf_counter() - scheduled)
+
+            # Warm the pool so connection setup is not in the figures.
+            await asyncio.gather(*(fire(paths[i % len(paths)], time.perf_counter()) for i in range(50)))
+            latencies.clear()
+            statuses.clear()
+            total = int(rate * seconds)
+            start = time.perf_counter() + 0.1
+            tasks = []
+            for i in range(total):
+                scheduled = start + i / rate
+                delay = scheduled - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(fire(paths[i % len(paths)], scheduled)))
+            await asyncio.gather(*tasks)
+            elapsed = time.perf_counter() - start
+        return latencies, statuses, elapsed
+
+    latencies, statuses, elapsed = asyncio.run(run())
+    queue.put((latencies, statuses, elapsed))
+
+
+def fixed_rate(base_url: str, paths: list[str], rate: float, seconds: float, headers: dict[str, str]) -> dict:
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=open_loop, args=(base_url, paths, rate, seconds, headers, queue))
+    proc.start()
+    latencies, statuses, elapsed = queue.get(timeout=seconds * 10 + 60)
+    proc.join()
+    ms = [x * 1000 for x in latencies]
+    return {"requests": len(ms), "rps": len(ms) / elapsed, "statuses": statuses,
+            "p50_ms": harness.percentile(ms, 50), "p95_ms": harness.percentile(ms, 95),
+            "p99_ms": harness.percentile(ms, 99), "max_ms": max(ms)}
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        print("wrk is not installed: installing it with `apt-get install -y wrk` (Debian package) ...")
+        result = subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], capture_output=True, text=True,
+                                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        if result.returncode != 0:
+            subprocess.run(["apt-get", "update", "-qq"], capture_output=True)
+            result = subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], capture_output=True, text=True,
+                                    env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        if result.returncode == 0 and shutil.which("wrk"):
+            return shutil.which("wrk")
+        raise RuntimeError(f"could not install wrk: {result.stderr[-500:]}")
+    raise RuntimeError("wrk is needed for the throughput runs: install it (`apt-get install wrk`) and rerun")
+
+
+def throughput(wrk: str, base_url: str, paths: list[str], seconds: float, connections: int,
+               headers: dict[str, str], log_dir: Path) -> dict:
+    script = log_dir / f"paths-{uuid.uuid4().hex[:6]}.lua"
+    listed = ",".join(f'"{p}"' for p in paths)
+    script.write_text(f"""
+paths = {{{listed}}}
+non2xx = 0
+request = function() return wrk.format("GET", paths[math.random(#paths)]) end
+response = function(status, headers, body) if status ~= 200 then non2xx = non2xx + 1 end end
+done = function(summary, latency, requests) io.write("non200 ", summary.errors.status, "\\n") end
+""")
+    argv = [wrk, "-t1", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "-s", str(script), base_url]
+    for k, v in headers.items():
+        argv[1:1] = ["-H", f"{k}: {v}"]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    non200 = int(re.search(r"non200 (\d+)", out).group(1))
+    errors = re.search(r"Socket errors: (.*)", out)
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    p99_ms = float(p99.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[p99.group(2)] if p99 else None
+    return {"rps": rps, "non200": non200, "socket_errors": errors.group(1) if errors else None, "p99_ms": p99_ms}
+
+
+def measure(urls: dict[str, str], ids: list[str], args: argparse.Namespace, wrk: str, log_dir: Path) -> dict:
+    auth = {"X-API-Key": ADMIN_KEY}
+    rng = random.Random(5)
+    sample = [ids[rng.randrange(len(ids))] for _ in range(2000)]
+    composed = [f"/v1/customers/{c}" for c in sample]
+    single = [f"/v1/customers/{c}/lifecycle" for c in sample]
+    results = {}
+    print(f"open loop at {args.rate:.0f} rps for {args.seconds:.0f}s each ...")
+    results["composed_gateway"] = fixed_rate(urls["gateway"], composed, args.rate, args.seconds, auth)
+    results["single_gateway"] = fixed_rate(urls["gateway"], single, args.rate, args.seconds, auth)
+    results["single_direct"] = fixed_rate(urls["lifecycle"], single, args.rate, args.seconds, {})
+    print(f"closed loop (wrk, {args.connections} connections) for {args.seconds:.0f}s each ...")
+    results["wrk_single_gateway"] = throughput(wrk, urls["gateway"], single[:500], args.seconds, args.connections,
+                                               auth, log_dir)
+    results["wrk_single_direct"] = throughput(wrk, urls["lifecycle"], single[:500], args.seconds, args.connections,
+                                              {}, log_dir)
+    results["wrk_composed_gateway"] = throughput(wrk, urls["gateway"], composed[:500], args.seconds,
+                                                 args.connections, auth, log_dir)
+    for name, r in results.items():
+        # Under overload the gateway answers 503 (the service did not answer in time) or the client gives up
+        # (status 0): that is a measurement. Anything else that is not a 200 is a wrong answer.
+        wrong = {s: n for s, n in r.get("statuses", {}).items() if s not in (200, 503, 0)}
+        if wrong:
+            raise RuntimeError(f"{name}: responses other than 200/503: {wrong}")
+    return results
+
+
+def report(results: dict, args: argparse.Namespace) -> dict:
+    print(f"\n{'run':<28}{'rps':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}{'not 200':>9}")
+    for name in ("composed_gateway", "single_gateway", "single_direct"):
+        r = results[name]
+        r["not_200"] = sum(n for s, n in r["statuses"].items() if s != 200)
+        print(f"{name + ' @' + str(int(args.rate)):<28}{r['rps']:>9.0f}{r['p50_ms']:>9.1f}{r['p95_ms']:>9.1f}"
+              f"{r['p99_ms']:>9.1f}{r['max_ms']:>9.1f}{r['not_200']:>9}")
+    for name in ("wrk_single_gateway", "wrk_single_direct", "wrk_composed_gateway"):
+        r = results[name]
+        print(f"{name:<28}{r['rps']:>9.0f}{'':>18}{r['p99_ms'] or float('nan'):>9.1f}{'':>9}{r['non200']:>9}")
+    ratio = results["wrk_single_gateway"]["rps"] / results["wrk_single_direct"]["rps"]
+    cost = 1 - ratio
+    p99 = results["composed_gateway"]["p99_ms"]
+    print(f"\ncomposed view p99 at {args.rate:.0f} rps: {p99:.1f} ms (goal ≤ 25 ms: {'met' if p99 <= 25 else 'NOT met'})")
+    print(f"gateway / direct throughput (single-service read): {ratio:.2f} → gateway costs {cost:.0%} "
+          f"(goal ≤ 25%: {'met' if cost <= 0.25 else 'NOT met'})")
+    print(f"machine: {os.cpu_count()} cores shared by the servers, Postgres, Kafka and the load generator")
+    if any(r.get("non200") for r in results.values()):
+        raise RuntimeError(f"wrk saw responses other than 200: {results}")
+    return {
+        "benchmark": "gateway",
+        "customers": args.customers,
+        "rate": args.rate,
+        "seconds": args.seconds,
+        **{f"{name}_{k}": round(v, 2) for name in ("composed_gateway", "single_gateway", "single_direct")
+           for k, v in results[name].items() if isinstance(v, (float, int)) and k != "requests"},
+        "wrk_single_gateway_rps": round(results["wrk_single_gateway"]["rps"], 1),
+        "wrk_single_direct_rps": round(results["wrk_single_direct"]["rps"], 1),
+        "wrk_composed_gateway_rps": round(results["wrk_composed_gateway"]["rps"], 1),
+        "gateway_over_direct": round(ratio, 3),
+        "gateway_cost": round(cost, 3),
+        "p6_p99_met": p99 <= 25,
+        "p6_cost_met": cost <= 0.25,
+    }

@@ -1,0 +1,98 @@
+"""One ASGI middleware in front of every route: credential → role policy → rate limit → body size limit.
+
+It runs before routing, so an unknown path without a credential is a 401 like any other, and nothing about
+the routes behind the gateway leaks to anonymous callers. Keys are never logged.
+"""
+
+import math
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.problems import DomainError, problem_response
+
+from gateway.keys.service import KeyStore
+from gateway.security import policy
+from gateway.security.jwt import JwtVerifier
+from gateway.security.principal import PRINCIPAL_SCOPE_KEY, Principal
+from gateway.security.rate_limit import TokenBuckets
+
+API_KEY_HEADER = b"x-api-key"
+AUTHORIZATION = b"authorization"
+
+
+class BodyTooLarge(DomainError):
+    status, slug, title = 413, "body-too-large", "Request body too large"
+
+
+class SecurityMiddleware:
+    def __init__(self, app: ASGIApp, *, keys: Callable[[], KeyStore], jwt: JwtVerifier | None, buckets: TokenBuckets,
+                 max_body_bytes: int) -> None:
+        self.app = app
+        self.keys = keys
+        self.jwt = jwt
+        self.buckets = buckets
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        method, path = scope["method"], scope["path"]
+        if policy.is_open(method, path):
+            return await self.app(scope, receive, send)
+        principal, failure = await self._authenticate(scope)
+        if principal is None:
+            schemes = 'ApiKey header="X-API-Key"' + (", Bearer" if self.jwt else "")
+            return await problem_response(401, "Unauthorized", failure, slug="unauthorized", instance=path,
+                                          headers={"WWW-Authenticate": schemes})(scope, receive, send)
+        if not policy.allowed(principal.role, method, path):
+            return await problem_response(403, "Forbidden", f"role {principal.role.value!r} may not {method} {path}",
+                                          slug="forbidden", instance=path, role=principal.role.value
+                                          )(scope, receive, send)
+        wait = self.buckets.take(principal.id, principal.rate_limit_per_s)
+        if wait > 0:
+            retry_after = max(1, math.ceil(wait))
+            return await problem_response(429, "Too many requests", f"rate limit exceeded; retry in {retry_after}s",
+                                          slug="rate-limited", instance=path,
+                                          headers={"Retry-After": str(retry_after)})(scope, receive, send)
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            return await problem_response(413, BodyTooLarge.title,
+                                          f"body of {declared} bytes is over the {self.max_body_bytes}-byte limit",
+                                          slug=BodyTooLarge.slug, instance=path)(scope, receive, send)
+        scope[PRINCIPAL_SCOPE_KEY] = principal
+        await self.app(scope, self._limited(receive), send)
+
+    async def _authenticate(self, scope: Scope) -> tuple[Principal | None, str]:
+        key = _header(scope, API_KEY_HEADER)
+        if key is not None:
+            principal = await self.keys().verify(key)
+            return principal, "the API key is unknown, revoked or expired"
+        auth = _header(scope, AUTHORIZATION)
+        if auth is not None and auth[:7].lower() == "bearer " and self.jwt is not None:
+            principal = await self.jwt.verify(auth[7:].strip())
+            return principal, "the bearer token is invalid, expired or carries no allowed role"
+        return None, "a credential is required: an API key in the X-API-Key header" + (
+            " or a bearer token" if self.jwt else "")
+
+    def _limited(self, receive: Receive) -> Receive:
+        limit = self.max_body_bytes
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLarge(f"body is over the {limit}-byte limit")
+            return message
+
+        return limited
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for k, v in scope["headers"]:
+        if k == name:
+            return v.decode("latin-1")
+    return None

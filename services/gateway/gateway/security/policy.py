@@ -1,0 +1,38 @@
+"""The role-by-route policy: one function, decided on the method and path before any routing.
+
+- open: health, metrics, `/docs`, `/openapi.json`, `/asyncapi`;
+- admin: everything;
+- frontend: every data route except key management (`/v1/api-keys`) and event ingestion (`POST /v1/events`);
+- analyst: GET (and HEAD) on the same routes as frontend;
+- partner: `POST /v1/events` only (and only events whose `source` is its partner id, checked by the proxy).
+"""
+
+from gateway.security.principal import Role
+
+OPEN_EXACT = {"/docs", "/docs/oauth2-redirect", "/openapi.json", "/asyncapi", "/asyncapi.json", "/metrics"}
+OPEN_PREFIXES = ("/health/",)
+READ_METHODS = {"GET", "HEAD"}
+
+
+def is_open(method: str, path: str) -> bool:
+    return path in OPEN_EXACT or path.startswith(OPEN_PREFIXES)
+
+
+def is_key_management(path: str) -> bool:
+    return path == "/v1/api-keys" or path.startswith("/v1/api-keys/")
+
+
+def is_ingestion(method: str, path: str) -> bool:
+    return method == "POST" and path.rstrip("/") == "/v1/events"
+
+
+def allowed(role: Role, method: str, path: str) -> bool:
+    if role is Role.ADMIN:
+        return True
+    if role is Role.PARTNER:
+        return is_ingestion(method, path)
+    if is_key_management(path) or is_ingestion(method, path):
+        return False
+    if role is Role.FRONTEND:
+        return True
+    return method in READ_METHODS  # analyst

@@ -1,0 +1,104 @@
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AnyHttpUrl, BaseModel, Field, field_validator
+
+from gateway.text import StorableText
+from gateway.webhooks.events import DOMAIN_EVENT_TYPES
+
+FilterValue = StorableText | list[StorableText]
+
+
+def _check_types(types: list[str] | None) -> list[str] | None:
+    if types is None:
+        return None
+    unknown = sorted(set(types) - set(DOMAIN_EVENT_TYPES))
+    if unknown:
+        raise ValueError(f"unknown event types {unknown}; known: {sorted(DOMAIN_EVENT_TYPES)}")
+    return list(dict.fromkeys(types))
+
+
+def _check_filters(filters: dict[str, FilterValue] | None) -> dict[str, FilterValue] | None:
+    for key, value in (filters or {}).items():
+        if not key or len(key) > 100:
+            raise ValueError("a filter field name has 1 to 100 characters")
+        values = value if isinstance(value, list) else [value]
+        if not values or len(values) > 50 or any(len(v) > 200 for v in values):
+            raise ValueError(f"filter {key!r}: 1 to 50 values of at most 200 characters")
+    return filters
+
+
+class WebhookCreate(BaseModel):
+    """Subscribe a URL to domain events, optionally only those whose fields match the filters."""
+
+    url: AnyHttpUrl = Field(examples=["https://crm.example.com/hooks/stage"])
+    event_types: list[str] = Field(min_length=1, max_length=50, examples=[["stage.changed"]])
+    filters: dict[StorableText, FilterValue] = Field(
+        default_factory=dict, max_length=20, examples=[{"to_stage": "loyalty"}, {"segment_key": "rfm:champions"}],
+        description="Field of the event's data → required value (or any of a list). `a.b` reaches nested fields.")
+    description: StorableText | None = Field(None, max_length=500)
+
+    _types = field_validator("event_types")(_check_types)
+    _filters = field_validator("filters")(_check_filters)
+
+
+class WebhookUpdate(BaseModel):
+    """Change a subscription; omitted fields stay as they are."""
+
+    url: AnyHttpUrl | None = None
+    event_types: list[str] | None = Field(None, min_length=1, max_length=50)
+    filters: dict[StorableText, FilterValue] | None = Field(None, max_length=20)
+    description: StorableText | None = Field(None, max_length=500)
+    active: bool | None = None
+
+    _types = field_validator("event_types")(_check_types)
+    _filters = field_validator("filters")(_check_filters)
+
+
+class WebhookRead(BaseModel):
+    id: uuid.UUID
+    url: str
+    event_types: list[str]
+    filters: dict[str, FilterValue]
+    description: str | None
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class WebhookCreated(WebhookRead):
+    secret: str = Field(description="The HMAC-SHA256 signing secret: shown once, store it now.",
+                        examples=["whsec_V2hhdCBhIHNlY3JldCB0aGlzIGlzIDEyMzQ1Njc4OTA"])
+
+
+class WebhookPage(BaseModel):
+    items: list[WebhookRead]
+    next_cursor: str | None
+
+
+DeliveryStatus = Literal["pending", "delivered", "failed"]
+
+
+class DeliveryRead(BaseModel):
+    """One event's delivery to one subscription: its attempts so far and the last outcome."""
+
+    id: int
+    subscription_id: uuid.UUID
+    event_id: str
+    event_source: str
+    event_type: str
+    ordering_key: str = Field(description="Deliveries with the same key (the customer) go out in order.")
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: datetime
+    last_status_code: int | None
+    last_error: str | None
+    delivered_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class DeliveryPage(BaseModel):
+    items: list[DeliveryRead]
+    next_cursor: str | None

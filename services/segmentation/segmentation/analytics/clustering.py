@@ -16,6 +16,7 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.metrics import silhouette_score
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 FEATURES = ["recency", "frequency", "monetary", "tenure", "engagement"]
 K_RANGE = range(2, 9)
@@ -64,30 +65,15 @@ def cluster(raw: np.ndarray, previous: dict[int, list[float]] | None = None, see
     x = np.log1p(np.clip(raw, 0, None))
     scaler = StandardScaler().fit(x)
     z = scaler.transform(x)
-    rng = np.random.default_rng(seed)
-    candidates: dict[int, float] = {}
-    distinct = len(np.unique(z[: min(n, 10_000)], axis=0))
-    best_k, best_centroids = 1, z.mean(axis=0, keepdims=True)
-    if n >= 10 and distinct >= 3:
-        sample = z[rng.choice(n, min(n, SAMPLE_FIT), replace=False)]
-        for k in K_RANGE:
-            if k >= min(len(sample), distinct):
-                break
-            model = MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3, batch_size=2048).fit(sample)
-            if len(np.unique(model.labels_)) < 2:
-                continue
-            score = float(silhouette_score(sample, model.labels_, sample_size=min(len(sample), SAMPLE_SILHOUETTE),
-                                           random_state=seed))
-            candidates[k] = round(score, 4)
-            if best_k == 1 or score > candidates[best_k]:
-                best_k, best_centroids = k, model.cluster_centers_
-    if best_k == 1:
-        labels = np.zeros(n, dtype=np.int32)
-        centroids = best_centroids
-    elif n <= SMALL:
-        model = KMeans(n_clusters=best_k, init=best_centroids, n_init=1, random_state=seed).fit(z)
-        labels, centroids = model.labels_.astype(np.int32), model.cluster_centers_
-    else:
+    # Small fits run single-threaded: OpenMP threads spinning on tiny batches cost 10–100× on a busy machine.
+    with threadpool_limits(limits=1):
+        best_k, best_centroids, candidates = _choose_k(z, seed)
+        if best_k == 1:
+            labels, centroids = np.zeros(n, dtype=np.int32), best_centroids
+        elif n <= SMALL:
+            model = KMeans(n_clusters=best_k, init=best_centroids, n_init=1, random_state=seed).fit(z)
+            labels, centroids = model.labels_.astype(np.int32), model.cluster_centers_
+    if best_k > 1 and n > SMALL:
         model = MiniBatchKMeans(n_clusters=best_k, init=best_centroids, n_init=1, random_state=seed,
                                 batch_size=8192, max_iter=20).fit(z)
         labels, centroids = model.predict(z).astype(np.int32), model.cluster_centers_
@@ -103,6 +89,30 @@ def cluster(raw: np.ndarray, previous: dict[int, list[float]] | None = None, see
         for i in range(len(centroids))
     }
     return Clustering(labels, best_k, candidates.get(best_k), candidates, clusters)
+
+
+def _choose_k(z: np.ndarray, seed: int) -> tuple[int, np.ndarray, dict[int, float]]:
+    """The k in K_RANGE with the best silhouette on a sample (1 when the data cannot be split)."""
+    n = len(z)
+    rng = np.random.default_rng(seed)
+    candidates: dict[int, float] = {}
+    best_k, best_centroids = 1, z.mean(axis=0, keepdims=True)
+    distinct = len(np.unique(z[: min(n, 10_000)], axis=0))
+    if n < 10 or distinct < 3:
+        return best_k, best_centroids, candidates
+    sample = z[rng.choice(n, min(n, SAMPLE_FIT), replace=False)]
+    for k in K_RANGE:
+        if k >= min(len(sample), distinct):
+            break
+        model = MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3, batch_size=2048).fit(sample)
+        if len(np.unique(model.labels_)) < 2:
+            continue
+        score = float(silhouette_score(sample, model.labels_, sample_size=min(len(sample), SAMPLE_SILHOUETTE),
+                                       random_state=seed))
+        candidates[k] = round(score, 4)
+        if best_k == 1 or score > candidates[best_k]:
+            best_k, best_centroids = k, model.cluster_centers_
+    return best_k, best_centroids, candidates
 
 
 def _stable_labels(centroids: np.ndarray, scaler: StandardScaler, previous: dict[int, list[float]]) -> np.ndarray:

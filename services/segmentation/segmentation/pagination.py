@@ -27,6 +27,8 @@ def decode(cursor: str | None, arity: int) -> list[Any] | None:
         key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (ValueError, UnicodeDecodeError):
         raise InvalidCursor("the cursor is not one this API returned") from None
-    if not isinstance(key, list) or len(key) != arity or not all(isinstance(k, str | int) for k in key):
+    if (not isinstance(key, list) or len(key) != arity or not all(isinstance(k, str | int) for k in key)
+            or any(isinstance(k, str) and (len(k) > 100 or "\x00" in k) for k in key)
+            or any(isinstance(k, int) and not -2**62 < k < 2**62 for k in key)):
         raise InvalidCursor("the cursor is not one this API returned")
     return key

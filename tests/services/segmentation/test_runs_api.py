@@ -80,3 +80,22 @@ async def test_unknown_ids_are_404_problems(client):
         resp = await client.get(path)
         assert resp.status_code == 404, path
         assert resp.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_schedule_starts_runs_by_itself(database_url, feeder):
+    from shared.messaging.inprocess import InProcessTransport
+
+    import segmentation.app
+    from segmentation.settings import SegmentationSettings
+    from tests.services.conftest import serving
+    from tests.support import wait_until
+
+    await feeder.apply([purchase(uuid.uuid4(), "12.00", 3)])
+    settings = SegmentationSettings(database_url=database_url, transport="inprocess", schedule_interval_s=0.2,
+                                    schedule_kinds=["rfm"], relay_poll_interval_s=0.2)
+    async with serving(segmentation.app.create_app(settings, InProcessTransport())) as client:
+        async def scheduled_run_succeeded() -> bool:
+            runs = (await client.get("/v1/segmentation/runs", params={"kind": "rfm"})).json()["items"]
+            return any(r["trigger"] == "schedule" and r["status"] == "succeeded" for r in runs)
+
+        await wait_until(scheduled_run_succeeded, timeout=30, message="a scheduled RFM run")

@@ -79,8 +79,8 @@ def _number(value: Any, where: str) -> Decimal:
 
 
 def _text(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not 0 < len(value) <= 200:
-        raise InvalidDefinition(f"{where}: value must be a string of 1 to 200 characters")
+    if not isinstance(value, str) or not 0 < len(value) <= 200 or "\x00" in value:
+        raise InvalidDefinition(f"{where}: value must be a string of 1 to 200 characters (no NUL)")
     return value
 
 
@@ -91,7 +91,9 @@ def _list(value: Any, where: str) -> list:
 
 
 def _scalar(value: Any, where: str) -> str | int | float | bool:
-    if isinstance(value, str | bool) or (isinstance(value, int | float) and abs(value) < 1e15 and value == value):
+    if isinstance(value, str):
+        return _text(value, where)
+    if isinstance(value, bool) or (isinstance(value, int | float) and abs(value) < 1e15 and value == value):
         return value
     raise InvalidDefinition(f"{where}: value must be a string, number or boolean")
 

@@ -10,7 +10,7 @@ from segmentation.schemes.schemas import SchemeCreate, SchemePage, SchemeRead
 from segmentation.schemes.service import SchemeExists, create_scheme, get_scheme_row, list_schemes
 
 router = APIRouter(prefix="/v1/segmentation/schemes", tags=["schemes"])
-SchemeKey = Annotated[str, Path(min_length=1, max_length=60)]
+SchemeKey = Annotated[str, Path(min_length=1, max_length=60, pattern=r"^[a-z0-9][a-z0-9\-]*$")]
 
 
 @router.get("", response_model=SchemePage)

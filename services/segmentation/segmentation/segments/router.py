@@ -32,7 +32,7 @@ def _currency(request: Request, currency: str | None) -> str:
 
 @router.get("/v1/segments", response_model=SegmentPage, responses=problem_responses(InvalidCursor))
 async def list_segments(session: SessionDep, limit: Limit = 100, cursor: Cursor = None, kind: Kind | None = None,
-                        family: Annotated[str | None, Query(max_length=100)] = None) -> SegmentPage:
+                        family: Annotated[str | None, Query(max_length=100, pattern=r"^[a-z0-9:\-]+$")] = None) -> SegmentPage:
     """Segments of every kind with their summaries (size, revenue share, average value, movement)."""
     after = decode(cursor, 1)
     rows = await repository.list_segments(session, kind=kind, family=family, after=str(after[0]) if after else None,

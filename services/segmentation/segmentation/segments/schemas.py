@@ -27,8 +27,8 @@ class SegmentPage(BaseModel):
 
 class RuleSegmentCreate(BaseModel):
     key: str = Field(min_length=1, max_length=60, pattern=r"^[a-z0-9][a-z0-9\-]*$", examples=["vip-eu"])
-    name: str = Field(min_length=1, max_length=100, examples=["VIP EU"])
-    description: str | None = Field(None, max_length=1000)
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00]*$", examples=["VIP EU"])
+    description: str | None = Field(None, max_length=1000, pattern=r"^[^\x00]*$")
     rule: dict[str, Any] = Field(examples=[{"all": [
         {"field": "last_purchase_at", "op": "within_last_days", "value": 30},
         {"field": "spend", "op": "gte", "value": 500}]}])

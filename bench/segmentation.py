@@ -18,10 +18,11 @@ import argparse
 import asyncio
 import importlib.util
 import time
-import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import sqlalchemy as sa
 
 from bench import harness
 from segmentation.analytics import clustering
@@ -199,8 +200,6 @@ async def _end_to_end(url: str, rows: np.ndarray) -> dict:
         out = {}
         for label, kind in [("rfm_first", "rfm"), ("rfm_unchanged", "rfm"), ("clustering_first", "clustering")]:
             async with sessions.begin() as session:
-                from datetime import UTC, datetime
-
                 run = await executor.create(session, kind, scheme=None, currency="EUR",
                                             as_of=datetime.fromtimestamp(AS_OF, UTC))
             started = time.perf_counter()
@@ -215,15 +214,15 @@ async def _end_to_end(url: str, rows: np.ndarray) -> dict:
             if assigned != n:
                 raise AssertionError(f"{kind} run assigned {assigned} of {n} customers")
             changes = done.result["membership_changes"]
-            print(f"end to end {label:<18} {seconds:7.2f} s  ({changes:,} membership changes → outbox events)")
+            print(f"end to end {label:<18} {seconds:7.2f} s  ({changes:,} membership changes → outbox events)"
+                  f"  phases: {done.result['timings']}")
             out[f"{label}_s"] = round(seconds, 2)
+            out[f"{label}_phases"] = done.result["timings"]
             out[f"{label}_membership_changes"] = changes
         return out
     finally:
         await engine.dispose()
 
 
-def _sql(text: str):  # noqa: ANN202
-    import sqlalchemy as sa
-
+def _sql(text: str) -> sa.TextClause:
     return sa.text(text)

@@ -3,9 +3,12 @@
 """
 
 import asyncio
+import contextlib
 import json
 import logging
+import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -110,6 +113,16 @@ def compute_tiers(rows: np.ndarray, as_of_epoch: float) -> dict[str, Any]:
 
 # ---- the executor ----
 
+@contextlib.contextmanager
+def phase(run: dict, name: str) -> Iterator[None]:
+    """Seconds per phase of a run, reported in its result (`timings`)."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        run["timings"][name] = round(run["timings"].get(name, 0) + time.perf_counter() - started, 3)
+
+
 class RunExecutor:
     def __init__(self, session_factory: async_sessionmaker[AsyncSession], outbox: Outbox, reporting_currency: str,
                  schedule_interval_s: float = 0, schedule_kinds: tuple[str, ...] = KINDS) -> None:
@@ -200,8 +213,9 @@ class RunExecutor:
             try:
                 await self._progress(run_id, 0.0, status="running", started_at=datetime.now(UTC))
                 async with self.session_factory() as session:
-                    run = (await session.execute(sa.text(
-                        "SELECT * FROM segmentation.segmentation_run WHERE run_id = :id"), {"id": run_id})).mappings().one()
+                    run = dict((await session.execute(sa.text(
+                        "SELECT * FROM segmentation.segmentation_run WHERE run_id = :id"), {"id": run_id})).mappings().one())
+                run["timings"] = {}
                 await {"rfm": self._rfm, "clustering": self._clustering, "tiers": self._tiers}[run["kind"]](run)
             except asyncio.CancelledError:
                 raise
@@ -211,8 +225,9 @@ class RunExecutor:
                                      finished_at=datetime.now(UTC))
 
     async def _load(self, run: dict) -> Aggregates:
-        async with self.session_factory() as session, session.begin():
-            data = await load_aggregates(session, run["params"]["currency"])
+        with phase(run, "load_s"):
+            async with self.session_factory() as session, session.begin():
+                data = await load_aggregates(session, run["params"]["currency"])
         await self._progress(run["run_id"], 0.2)
         return data
 
@@ -223,8 +238,9 @@ class RunExecutor:
         scope = (await session.execute(sa.text(
             "SELECT segment_id FROM segmentation.segment WHERE family = ANY(CAST(:f AS text[]))"),
             {"f": families})).scalars().all()
-        rows = (await session.execute(RUN_DIFF, {**publish_params(self.outbox, now, run["run_id"]),
-                                                  "scope": list(scope)})).all()
+        with phase(run, "membership_diff_s"):
+            rows = (await session.execute(RUN_DIFF, {**publish_params(self.outbox, now, run["run_id"]),
+                                                      "scope": list(scope)})).all()
         moved = movement(rows)
         for segment_id in scope:
             summary = summaries.get(segment_id, {"size": 0, "revenue": 0.0, "revenue_share": 0.0, "average_value": 0.0})
@@ -239,11 +255,14 @@ class RunExecutor:
         await notify_relay(session, self.outbox)
         result["segments"] = [{"segment_id": str(k), **v} for k, v in summaries.items()]
         result["membership_changes"] = sum(c["entered"] + c["left"] for c in moved.values())
-        await refresh_rule_segments(session, self.outbox, self.reporting_currency, run_id=run["run_id"])
-        await session.execute(sa.text("""
+        with phase(run, "rule_refresh_s"):
+            await refresh_rule_segments(session, self.outbox, self.reporting_currency, run_id=run["run_id"])
+        with phase(run, "prune_s"):
+            await session.execute(sa.text("""
             DELETE FROM segmentation.run_result WHERE run_id IN (
                 SELECT run_id FROM segmentation.segmentation_run WHERE family = :family AND status = 'succeeded'
                 ORDER BY finished_at DESC OFFSET :keep)"""), {"family": run["family"], "keep": KEEP_RESULTS - 1})
+        result["timings"] = run["timings"]
         await session.execute(sa.text("""
             UPDATE segmentation.segmentation_run SET status = 'succeeded', progress = 1, result = CAST(:result AS jsonb),
                 finished_at = now(), updated_at = now() WHERE run_id = :id"""),
@@ -275,7 +294,8 @@ class RunExecutor:
         async with self.session_factory() as session:
             scheme = await get_scheme(session, run["params"]["scheme"])
         data = await self._load(run)
-        computed = await asyncio.to_thread(compute_rfm, data.rows, run["as_of"].timestamp(), scheme["segments"])
+        with phase(run, "compute_s"):
+            computed = await asyncio.to_thread(compute_rfm, data.rows, run["as_of"].timestamp(), scheme["segments"])
         await self._progress(run["run_id"], 0.5)
         family = run["family"]
         segments = [{"key": f"{family}:{s['key']}", "kind": "rfm", "family": family, "name": s["name"],
@@ -283,12 +303,13 @@ class RunExecutor:
         async with self.session_factory() as session, session.begin():
             ids = await self._upsert_segments(session, segments)
             id_bytes = np.array([uuid_bytes(i) for i in ids], dtype="V16")
-            await copy_in(session, "run_result", "segmentation",
-                          [("run_id", "uuid"), ("customer_id", "uuid"), ("segment_id", "uuid"), ("r", "int2"),
-                           ("f", "int2"), ("m", "int2"), ("monetary", "float8")],
-                          {"run_id": uuid_bytes(run["run_id"]), "customer_id": data.rows["customer_id"],
-                           "segment_id": id_bytes[computed["segment"]], "r": computed["r"], "f": computed["f"],
-                           "m": computed["m"], "monetary": data.rows["monetary"]}, data.n)
+            with phase(run, "write_results_s"):
+                await copy_in(session, "run_result", "segmentation",
+                              [("run_id", "uuid"), ("customer_id", "uuid"), ("segment_id", "uuid"), ("r", "int2"),
+                               ("f", "int2"), ("m", "int2"), ("monetary", "float8")],
+                              {"run_id": uuid_bytes(run["run_id"]), "customer_id": data.rows["customer_id"],
+                               "segment_id": id_bytes[computed["segment"]], "r": computed["r"], "f": computed["f"],
+                               "m": computed["m"], "monetary": data.rows["monetary"]}, data.n)
             summaries = dict(zip(ids, self._money_summary(computed["size"], computed["revenue"]), strict=True))
             for sid, seg in zip(ids, segments, strict=True):
                 summaries[sid]["key"], summaries[sid]["name"] = seg["key"], seg["name"]
@@ -300,8 +321,9 @@ class RunExecutor:
                 "SELECT definition FROM segmentation.segment WHERE family = 'cluster'"))).scalars().all()
         previous = {d["label"]: d["centroid"] for d in previous_rows if d and "centroid" in d}
         data = await self._load(run)
-        features = compute_features(data.rows, run["as_of"].timestamp())
-        result = await asyncio.to_thread(clustering.cluster, features, previous)
+        with phase(run, "compute_s"):
+            features = compute_features(data.rows, run["as_of"].timestamp())
+            result = await asyncio.to_thread(clustering.cluster, features, previous)
         await self._progress(run["run_id"], 0.5)
         labels = sorted(result.clusters)
         segments = [{"key": f"cluster:{label}", "kind": "cluster", "family": "cluster",
@@ -318,11 +340,12 @@ class RunExecutor:
                 lookup[label] = i
             id_bytes = np.array([uuid_bytes(i) for i in ids], dtype="V16")
             index = lookup[result.labels] if data.n else np.empty(0, dtype=np.int64)
-            await copy_in(session, "run_result", "segmentation",
-                          [("run_id", "uuid"), ("customer_id", "uuid"), ("segment_id", "uuid"), ("monetary", "float8")],
-                          {"run_id": uuid_bytes(run["run_id"]), "customer_id": data.rows["customer_id"],
-                           "segment_id": id_bytes[index] if data.n else id_bytes[:0],
-                           "monetary": data.rows["monetary"]}, data.n)
+            with phase(run, "write_results_s"):
+                await copy_in(session, "run_result", "segmentation",
+                              [("run_id", "uuid"), ("customer_id", "uuid"), ("segment_id", "uuid"), ("monetary", "float8")],
+                              {"run_id": uuid_bytes(run["run_id"]), "customer_id": data.rows["customer_id"],
+                               "segment_id": id_bytes[index] if data.n else id_bytes[:0],
+                               "monetary": data.rows["monetary"]}, data.n)
             size, revenue = rfm.segment_summary(index, data.rows["monetary"], len(labels))
             summaries = dict(zip(ids, self._money_summary(size, revenue), strict=True))
             for sid, label in zip(ids, labels, strict=True):
@@ -333,7 +356,8 @@ class RunExecutor:
 
     async def _tiers(self, run: dict) -> None:
         data = await self._load(run)
-        computed = await asyncio.to_thread(compute_tiers, data.rows, run["as_of"].timestamp())
+        with phase(run, "compute_s"):
+            computed = await asyncio.to_thread(compute_tiers, data.rows, run["as_of"].timestamp())
         await self._progress(run["run_id"], 0.5)
         segments = [{"key": f"abc:{c}", "kind": "abc", "family": "abc", "name": f"Class {c}"} for c in tiers.ABC_CLASSES]
         segments += [{"key": f"portfolio:{q}", "kind": "portfolio", "family": "portfolio", "name": q.replace("-", " ").capitalize()}
@@ -354,10 +378,11 @@ class RunExecutor:
             summaries: dict[uuid.UUID, dict] = {}
             for family, index, mask in parts:
                 global_index = index[mask] + offsets[family]
-                await copy_in(session, "run_result", "segmentation", columns, {
-                    "run_id": run_bytes, "customer_id": data.rows["customer_id"][mask],
-                    "segment_id": id_bytes[global_index] if len(global_index) else id_bytes[:0],
-                    "monetary": monetary[mask]}, int(mask.sum()))
+                with phase(run, "write_results_s"):
+                    await copy_in(session, "run_result", "segmentation", columns, {
+                        "run_id": run_bytes, "customer_id": data.rows["customer_id"][mask],
+                        "segment_id": id_bytes[global_index] if len(global_index) else id_bytes[:0],
+                        "monetary": monetary[mask]}, int(mask.sum()))
                 size, revenue = rfm.segment_summary(global_index, monetary[mask], len(ids))
                 for i, s in enumerate(self._money_summary(size, revenue)):
                     if segments[i]["family"] == family:

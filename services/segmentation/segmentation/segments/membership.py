@@ -21,11 +21,11 @@ PUBLISH_AND_COUNT = f"""
 , changes AS (SELECT * FROM left_rows UNION ALL SELECT * FROM entered_rows)
 , published AS (
     INSERT INTO segmentation.outbox (event_id, topic, key, payload)
-    SELECT e.event_id, :topic, e.customer_id::text, convert_to(jsonb_strip_nulls(jsonb_build_object(
+    SELECT e.event_id, :topic, e.customer_id::text, convert_to(json_strip_nulls(json_build_object(
         'specversion', '1.0', 'id', e.event_id, 'source', '{SOURCE}', 'type', '{SegmentMembershipChanged.EVENT_TYPE}',
         'subject', e.customer_id::text, 'time', CAST(:now AS timestamptz), 'datacontenttype', 'application/json',
         'dataschema', '{SegmentMembershipChanged.dataschema()}', 'correlationid', CAST(:correlation_id AS text),
-        'data', jsonb_build_object(
+        'data', json_build_object(
             'customer_id', e.customer_id, 'segment_id', e.segment_id, 'segment_key', s.key, 'segment_name', s.name,
             'kind', s.kind, 'change', e.change, 'changed_at', CAST(:now AS timestamptz),
             'run_id', CAST(:run_id AS uuid))))::text, 'UTF8')

@@ -183,8 +183,8 @@ def _check_value(kind: str, op: str, value: Any, where: str) -> None:
                 parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
             except ValueError:
                 parsed = None
-            if parsed is None or parsed.tzinfo is None:
-                raise InvalidDefinition(f"{where}: value must be an ISO 8601 date-time with an offset")
+            if parsed is None or parsed.tzinfo is None or not 1900 <= parsed.year <= 2200:
+                raise InvalidDefinition(f"{where}: value must be an ISO 8601 date-time with an offset, years 1900–2200")
     elif kind == "attribute":
         if op in ("in", "not_in"):
             for v in _list(value, where):

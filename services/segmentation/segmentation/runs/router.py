@@ -65,9 +65,12 @@ async def list_runs(session: SessionDep, limit: Limit = 50, cursor: Cursor = Non
 
 def _timestamp(value: object) -> datetime:
     try:
-        return datetime.fromisoformat(str(value))
+        parsed = datetime.fromisoformat(str(value))
     except ValueError:
-        raise InvalidCursor("the cursor is not one this API returned") from None
+        parsed = None
+    if parsed is None or parsed.tzinfo is None or not 1900 <= parsed.year <= 2200:
+        raise InvalidCursor("the cursor is not one this API returned")
+    return parsed
 
 
 @router.get("/runs/{run_id}", response_model=RunRead, responses=problem_responses(RunNotFound))

@@ -50,6 +50,8 @@ WITH left_rows AS (
     WHERE x.run_id = CAST(:run_id AS uuid) AND NOT EXISTS (
         SELECT 1 FROM segmentation.segment_membership m
         WHERE m.segment_id = x.segment_id AND m.customer_id = x.customer_id AND m.left_at IS NULL)
+    -- Two consumers re-evaluating the same customer at once: the second insert is a no-op, not an error.
+    ON CONFLICT (segment_id, customer_id) WHERE left_at IS NULL DO NOTHING
     RETURNING customer_id, segment_id, 'entered'::text AS change
 )""" + PUBLISH_AND_COUNT)
 
@@ -68,6 +70,8 @@ WITH matched AS ({matched_sql}), left_rows AS (
     SELECT CAST(:segment_id AS uuid), x.customer_id, CAST(:now AS timestamptz), CAST(:run_id AS uuid) FROM matched x
     WHERE NOT EXISTS (SELECT 1 FROM segmentation.segment_membership m
                       WHERE m.segment_id = CAST(:segment_id AS uuid) AND m.customer_id = x.customer_id AND m.left_at IS NULL)
+    -- Two consumers re-evaluating the same customer at once: the second insert is a no-op, not an error.
+    ON CONFLICT (segment_id, customer_id) WHERE left_at IS NULL DO NOTHING
     RETURNING customer_id, segment_id, 'entered'::text AS change
 )""" + PUBLISH_AND_COUNT)
 

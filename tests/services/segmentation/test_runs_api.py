@@ -99,3 +99,9 @@ async def test_schedule_starts_runs_by_itself(database_url, feeder):
             return any(r["trigger"] == "schedule" and r["status"] == "succeeded" for r in runs)
 
         await wait_until(scheduled_run_succeeded, timeout=30, message="a scheduled RFM run")
+
+
+async def test_runs_on_an_empty_population_succeed(client):
+    for kind in ("rfm", "clustering", "tiers"):
+        done = await run(client, kind=kind)
+        assert done["result"]["customers"] == 0 and done["result"]["membership_changes"] == 0

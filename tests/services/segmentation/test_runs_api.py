@@ -105,3 +105,10 @@ async def test_runs_on_an_empty_population_succeed(client):
     for kind in ("rfm", "clustering", "tiers"):
         done = await run(client, kind=kind)
         assert done["result"]["customers"] == 0 and done["result"]["membership_changes"] == 0
+
+
+async def test_comparing_runs_of_different_kinds_is_refused(client, feeder):
+    await feeder.apply([purchase(uuid.uuid4(), "5", 1), purchase(uuid.uuid4(), "9", 2)])
+    a, b = await run(client, kind="rfm"), await run(client, kind="tiers")
+    resp = await client.get("/v1/segmentation/comparisons", params={"base_run_id": a["run_id"], "run_id": b["run_id"]})
+    assert resp.status_code == 422 and resp.json()["type"].endswith("runs-not-comparable")

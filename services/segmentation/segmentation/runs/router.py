@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, BackgroundTasks, Query, Request
 
 from shared.db import SessionDep
-from shared.problems import NotFound, problem_responses
+from shared.problems import DomainError, NotFound, problem_responses
 
 from segmentation.pagination import Cursor, InvalidCursor, Limit, decode, encode
 from segmentation.rules.service import latest_run_id
@@ -24,6 +24,14 @@ from segmentation.runs.schemas import (
 from segmentation.runs.service import RunExecutor, RunNotFound, UnknownScheme, get_run
 
 router = APIRouter(prefix="/v1/segmentation", tags=["runs"])
+
+
+class NotComparable(DomainError):
+    status, slug, title = 422, "runs-not-comparable", "Runs cannot be compared"
+
+
+class ResultsPruned(DomainError):
+    status, slug, title = 409, "results-pruned", "Per-customer results no longer kept"
 QUADRANT_ACTIONS = {
     "maintain": ("Maintain: high value, highly engaged — protect the relationship", True, True),
     "invest": ("Invest: high value, low engagement — win their loyalty before they drift", True, False),
@@ -79,12 +87,20 @@ async def read_run(run_id: uuid.UUID, session: SessionDep) -> RunRead:
     return RunRead.model_validate(await get_run(session, run_id))
 
 
-@router.get("/comparisons", response_model=Comparison, responses=problem_responses(RunNotFound))
+@router.get("/comparisons", response_model=Comparison,
+            responses=problem_responses(RunNotFound, NotComparable, ResultsPruned))
 async def compare_runs(session: SessionDep, base_run_id: Annotated[uuid.UUID, Query()],
                        run_id: Annotated[uuid.UUID, Query()]) -> Comparison:
     """How customers moved between the segments of two runs of the same family (per-customer results are kept
     for the last few runs of each family)."""
     base, other = await get_run(session, base_run_id), await get_run(session, run_id)
+    if base["family"] != other["family"] or base["status"] != "succeeded" or other["status"] != "succeeded":
+        raise NotComparable("both runs must have succeeded and be of the same kind (and RFM scheme)")
+    for r in (base, other):
+        kept = (await session.execute(sa.text("SELECT 1 FROM segmentation.run_result WHERE run_id = :id LIMIT 1"),
+                                      {"id": r["run_id"]})).first()
+        if kept is None and r["result"].get("customers"):
+            raise ResultsPruned(f"run {r['run_id']} is older than the last few runs whose per-customer results are kept")
     rows = (await session.execute(sa.text("""
         WITH a AS (SELECT r.customer_id, s.key, s.family FROM segmentation.run_result r
                    JOIN segmentation.segment s ON s.segment_id = r.segment_id WHERE r.run_id = :a),

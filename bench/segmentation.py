@@ -110,12 +110,16 @@ def main(argv: list[str]) -> dict:
                         help="customers the peer's row-by-row find_segments is timed on (then scaled)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-end-to-end", action="store_true", help="pure compute only (no Postgres)")
+    parser.add_argument("--end-to-end-only", action="store_true", help="skip the pure-compute comparison")
     args = parser.parse_args(argv)
     n = args.customers
     scheme = default_scheme()
     rows = synthetic(n, args.seed)
     print(f"{n:,} customers")
 
+    if args.end_to_end_only:
+        with harness.servers() as (server_url, _), harness.database(server_url, ["segmentation"]) as url:
+            return {"benchmark": "segmentation", "customers": n, "end_to_end": asyncio.run(_end_to_end(url, rows))}
     rfm_s, ours = timed(lambda: compute_rfm(rows, AS_OF, scheme))
     print(f"ours  RFM scores + named segments + per-segment summary: {rfm_s:.3f} s")
 

@@ -27,6 +27,8 @@ from segmentation.segments.membership import RUN_DIFF, movement, notify_relay, p
 
 log = logging.getLogger(__name__)
 KINDS = ("rfm", "clustering", "tiers")
+# A run joins and anti-joins ~n rows: give its transactions room to hash in memory instead of spilling.
+RUN_WORK_MEM = "256MB"
 KEEP_RESULTS = 3  # succeeded runs per family whose per-customer results are kept (for comparisons)
 TIERS_FAMILIES = ["abc", "clv-tier", "portfolio"]
 
@@ -69,6 +71,7 @@ class Aggregates:
 
 
 async def load_aggregates(session: AsyncSession, currency: str) -> Aggregates:
+    await session.execute(sa.text(f"SET LOCAL work_mem = '{RUN_WORK_MEM}'"))
     tier_names = (await session.execute(sa.text(
         "SELECT DISTINCT value_tier FROM segmentation.customer_aggregate WHERE value_tier IS NOT NULL "
         "ORDER BY value_tier"))).scalars().all()
@@ -235,6 +238,11 @@ class RunExecutor:
                       summaries: dict[uuid.UUID, dict]) -> None:
         """Membership diff + events, segment summaries with movement, rule refresh, the run's result."""
         now = datetime.now(UTC)
+        # The run's rows were just copied in, so the planner's statistics still describe the table before them
+        # and it would probe a million rows one index lookup at a time; a run always diffs whole families,
+        # which hash (or merge) joins do in one pass.
+        await session.execute(sa.text(f"SET LOCAL work_mem = '{RUN_WORK_MEM}'"))
+        await session.execute(sa.text("SET LOCAL enable_nestloop = off"))
         scope = (await session.execute(sa.text(
             "SELECT segment_id FROM segmentation.segment WHERE family = ANY(CAST(:f AS text[]))"),
             {"f": families})).scalars().all()

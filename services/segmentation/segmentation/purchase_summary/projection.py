@@ -1,11 +1,17 @@
 """`purchase_summary` (per customer and currency) is now re-derived by `segmentation.profiles.projection`.
 
-Kept as the name the messaging benchmark imports: the subscription folds purchases the same way.
+Kept under the names the messaging tests and benchmark import: the same folding of purchases.
 """
 
-from shared.messaging.inbox import Subscription
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from segmentation.profiles.projection import interaction_subscription
+from shared.messaging.inbox import ConsumedEvent, Subscription
+
+from segmentation.profiles.projection import apply_interaction_events, interaction_subscription
+
+
+async def apply_purchases(session: AsyncSession, events: list[ConsumedEvent]) -> None:
+    await apply_interaction_events(session, events)
 
 
 def purchases_subscription() -> Subscription:

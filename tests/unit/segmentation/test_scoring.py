@@ -137,3 +137,12 @@ def test_portfolio_quadrants():
     quadrant, value_cut, engagement_cut = portfolio_quadrants(value, engagement)
     assert quadrant.tolist() == [0, 1, 2, 3]
     assert (value_cut, engagement_cut) == (50.5, 3.0)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_integer_counting_path_equals_the_sorting_path(seed):
+    rng = np.random.default_rng(seed)
+    ints = rng.integers(-5, 40, rng.integers(2, 3000))
+    assert (quantile_scores(ints) == quantile_scores(ints.astype(np.float64))).all()
+    wide = np.array([0, 10**12, 5, 5])  # range too wide for counting: sorts
+    assert quantile_scores(wide).tolist() == quantile_scores(wide.astype(np.float64)).tolist()

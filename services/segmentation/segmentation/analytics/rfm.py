@@ -21,18 +21,31 @@ def quantile_scores(values: np.ndarray) -> np.ndarray:
         return np.empty(0, dtype=np.int8)
     if n == 1:
         return np.full(1, 3, dtype=np.int8)
+    if np.issubdtype(values.dtype, np.integer):
+        low = int(values.min())
+        span = int(values.max()) - low + 1
+        if span <= 4 * n + 1024:
+            # Integers in a small range (days, order counts): ranks by counting, no sort.
+            offsets = (values - low).astype(np.intp)
+            counts = np.bincount(offsets, minlength=span)
+            ends = np.cumsum(counts)
+            return _scores_of_groups(ends - counts, ends, n)[offsets]
     order = np.argsort(values, kind="stable")
     ordered = values[order]
     starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
     ends = np.r_[starts[1:], n]
-    # Twice the mean 1-based rank of each tie group (integers): (start + 1) + end.
+    scores = np.empty(n, dtype=np.int8)
+    scores[order] = np.repeat(_scores_of_groups(starts, ends, n), ends - starts)
+    return scores
+
+
+def _scores_of_groups(starts: np.ndarray, ends: np.ndarray, n: int) -> np.ndarray:
+    """Score of each tie group spanning 0-based positions [start, end) of the sorted values."""
+    # Twice the mean 1-based rank of the group, an integer: (start + 1) + end.
     twice_rank = (starts + 1 + ends).astype(np.int64)
     numerator = 5 * (twice_rank - 2)
     denominator = 2 * (n - 1)
-    group_scores = np.maximum(1, -(-numerator // denominator)).astype(np.int8)
-    scores = np.empty(n, dtype=np.int8)
-    scores[order] = np.repeat(group_scores, ends - starts)
-    return scores
+    return np.maximum(1, -(-numerator // denominator)).astype(np.int8)
 
 
 def reversed_scores(values: np.ndarray) -> np.ndarray:

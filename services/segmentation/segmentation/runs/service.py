@@ -76,7 +76,16 @@ async def load_aggregates(session: AsyncSession, currency: str) -> Aggregates:
         "SELECT DISTINCT value_tier FROM segmentation.customer_aggregate WHERE value_tier IS NOT NULL "
         "ORDER BY value_tier"))).scalars().all()
     rows = await copy_out(session, AGGREGATE_QUERY, AGGREGATE_COLUMNS, currency, list(tier_names))
-    return Aggregates(rows, list(tier_names))
+    return Aggregates(by_customer_id(rows), list(tier_names))
+
+
+def by_customer_id(rows: np.ndarray) -> np.ndarray:
+    """Rows in customer-id order: results are then written in index order (far fewer random page visits), and
+    sampling in clustering does not depend on the table's physical order."""
+    if len(rows) < 2:
+        return rows
+    halves = np.ascontiguousarray(rows["customer_id"]).view(">u8").reshape(-1, 2)
+    return rows[np.lexsort((halves[:, 1], halves[:, 0]))]
 
 
 async def get_scheme(session: AsyncSession, key: str) -> dict:

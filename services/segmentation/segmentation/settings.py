@@ -1,3 +1,4 @@
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -9,3 +10,8 @@ class SegmentationSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SEGMENTATION_", extra="ignore")
 
     service_name: str = "segmentation"
+    # Money is never summed across currencies: runs and rule `spend` count this one unless told otherwise.
+    reporting_currency: str = Field("EUR", pattern=r"^[A-Z]{3}$")
+    # Scheduled runs (rfm, clustering, tiers, then a full rule refresh) every this many seconds; 0 = off.
+    schedule_interval_s: float = 0
+    schedule_kinds: list[str] = ["rfm", "clustering", "tiers"]

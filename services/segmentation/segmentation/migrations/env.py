@@ -1,6 +1,11 @@
 from shared.migrations import run_env
 
-import segmentation.purchase_summary.models  # noqa: F401 - registers the tables on the metadata
+# Importing the models registers their tables on the metadata.
+import segmentation.profiles.models  # noqa: F401
+import segmentation.purchase_summary.models  # noqa: F401
+import segmentation.runs.models  # noqa: F401
+import segmentation.schemes.models  # noqa: F401
+import segmentation.segments.models  # noqa: F401
 from segmentation.tables import metadata
 
 run_env(metadata)

@@ -1,0 +1,1 @@
+"""Per-customer aggregates kept incrementally from interaction, clv and lifecycle events: the input of every run."""

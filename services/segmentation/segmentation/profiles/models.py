@@ -1,0 +1,73 @@
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+from segmentation.tables import metadata
+
+
+def timestamps() -> list[sa.Column]:
+    return [
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    ]
+
+
+# Raw rows kept so merges and unmerges can move them and aggregates can be re-derived for touched customers.
+purchase = sa.Table(
+    "purchase", metadata,
+    sa.Column("purchase_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("customer_id", UUID(as_uuid=True), nullable=False, index=True),
+    sa.Column("currency", sa.CHAR(3), nullable=False),
+    sa.Column("amount", sa.Numeric(18, 4), nullable=False),
+    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+    *timestamps(),
+)
+
+purchase_refund = sa.Table(
+    "purchase_refund", metadata,
+    sa.Column("refund_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("purchase_id", UUID(as_uuid=True), nullable=False, index=True),
+    sa.Column("customer_id", UUID(as_uuid=True), nullable=False, index=True),
+    sa.Column("amount", sa.Numeric(18, 4), nullable=False),
+    sa.Column("cancelled", sa.Boolean, nullable=False),
+    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+    *timestamps(),
+)
+
+touchpoint = sa.Table(
+    "touchpoint", metadata,
+    sa.Column("touchpoint_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("customer_id", UUID(as_uuid=True), nullable=False, index=True),
+    sa.Column("channel", sa.Text, nullable=False),
+    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+    *timestamps(),
+)
+
+# One row per known customer: behaviour (all currencies), attributes, value (clv events), stage (lifecycle events).
+customer_aggregate = sa.Table(
+    "customer_aggregate", metadata,
+    sa.Column("customer_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("order_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("first_purchase_at", sa.DateTime(timezone=True)),
+    sa.Column("last_purchase_at", sa.DateTime(timezone=True)),
+    sa.Column("touchpoint_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("first_touch_at", sa.DateTime(timezone=True)),
+    sa.Column("last_touch_at", sa.DateTime(timezone=True)),
+    sa.Column("attributes", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    sa.Column("clv", sa.Numeric(18, 4)),
+    sa.Column("clv_currency", sa.CHAR(3)),
+    sa.Column("value_tier", sa.Text),
+    sa.Column("p_alive", sa.Float),
+    sa.Column("value_as_of", sa.DateTime(timezone=True)),
+    sa.Column("stage", sa.Text),
+    sa.Column("stage_changed_at", sa.DateTime(timezone=True)),
+    *timestamps(),
+)
+
+# A merged-away id answers as its survivor; late events for it are folded into the survivor.
+customer_alias = sa.Table(
+    "customer_alias", metadata,
+    sa.Column("merged_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("survivor_id", UUID(as_uuid=True), nullable=False, index=True),
+    sa.Column("merge_id", UUID(as_uuid=True), nullable=False),
+    *timestamps(),
+)

@@ -1,0 +1,352 @@
+"""Keeps `customer_aggregate` and `purchase_summary` current from interaction, clv and lifecycle events.
+
+Per batch, set-based: raw purchase, refund and touchpoint rows are inserted with fixed-shape `unnest`
+statements (idempotent on their ids), then the aggregates of the customers the batch touched are re-derived
+from those rows in two statements. Re-deriving (rather than adding deltas) makes refunds that arrive before
+their purchase, cancellations, merges and unmerges exact; it reads only the touched customers' rows.
+
+Identity events (merged, unmerged, erased) are applied in their place in the batch, between the set-based
+chunks of ordinary events before and after them, so a batch means the same as its events one by one.
+"""
+
+import json
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.contracts.clv import CustomerValueUpdated
+from shared.contracts.interaction import (
+    CustomerErased,
+    CustomerMerged,
+    CustomerUnmerged,
+    CustomerUpdated,
+    PurchaseRecorded,
+    PurchaseRefunded,
+    TouchpointRecorded,
+)
+from shared.contracts.lifecycle import StageChanged
+from shared.contracts.topics import CLV_EVENTS, INTERACTION_EVENTS, LIFECYCLE_EVENTS
+from shared.messaging.inbox import ConsumedEvent, Subscription
+from shared.messaging.outbox import Outbox
+
+from segmentation.rules.service import refresh_rule_segments
+
+INSERT_PURCHASES = sa.text("""
+INSERT INTO segmentation.purchase (purchase_id, customer_id, currency, amount, occurred_at)
+SELECT * FROM unnest(CAST(:purchase_ids AS uuid[]), CAST(:customer_ids AS uuid[]), CAST(:currencies AS text[]),
+                     CAST(:amounts AS numeric[]), CAST(:occurred AS timestamptz[]))
+ON CONFLICT (purchase_id) DO NOTHING
+""")
+
+INSERT_REFUNDS = sa.text("""
+INSERT INTO segmentation.purchase_refund (refund_id, purchase_id, customer_id, amount, cancelled, occurred_at)
+SELECT * FROM unnest(CAST(:refund_ids AS uuid[]), CAST(:purchase_ids AS uuid[]), CAST(:customer_ids AS uuid[]),
+                     CAST(:amounts AS numeric[]), CAST(:cancelled AS boolean[]), CAST(:occurred AS timestamptz[]))
+ON CONFLICT (refund_id) DO NOTHING
+""")
+
+# A refund counts for whoever holds the purchase now (it may have moved with a merge).
+REFUND_HOLDERS = sa.text("""
+SELECT DISTINCT customer_id FROM segmentation.purchase WHERE purchase_id = ANY(CAST(:purchase_ids AS uuid[]))
+""")
+
+INSERT_TOUCHPOINTS = sa.text("""
+INSERT INTO segmentation.touchpoint (touchpoint_id, customer_id, channel, occurred_at)
+SELECT * FROM unnest(CAST(:touchpoint_ids AS uuid[]), CAST(:customer_ids AS uuid[]), CAST(:channels AS text[]),
+                     CAST(:occurred AS timestamptz[]))
+ON CONFLICT (touchpoint_id) DO NOTHING
+""")
+
+# Attribute changes: a null value removes the attribute (stripped when the aggregate is re-derived).
+UPSERT_ATTRIBUTES = sa.text("""
+INSERT INTO segmentation.customer_aggregate AS s (customer_id, attributes)
+SELECT * FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:attributes AS jsonb[]))
+ON CONFLICT (customer_id) DO UPDATE SET attributes = s.attributes || EXCLUDED.attributes, updated_at = now()
+""")
+
+# The newest value per customer wins, whatever order the events arrive in.
+UPSERT_VALUES = sa.text("""
+INSERT INTO segmentation.customer_aggregate AS s (customer_id, clv, clv_currency, value_tier, p_alive, value_as_of)
+SELECT * FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:clvs AS numeric[]), CAST(:currencies AS text[]),
+                     CAST(:tiers AS text[]), CAST(:p_alive AS float8[]), CAST(:as_of AS timestamptz[]))
+ON CONFLICT (customer_id) DO UPDATE SET
+    clv = EXCLUDED.clv, clv_currency = EXCLUDED.clv_currency, value_tier = EXCLUDED.value_tier,
+    p_alive = EXCLUDED.p_alive, value_as_of = EXCLUDED.value_as_of, updated_at = now()
+WHERE s.value_as_of IS NULL OR s.value_as_of <= EXCLUDED.value_as_of
+""")
+
+UPSERT_STAGES = sa.text("""
+INSERT INTO segmentation.customer_aggregate AS s (customer_id, stage, stage_changed_at)
+SELECT * FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:stages AS text[]), CAST(:changed_at AS timestamptz[]))
+ON CONFLICT (customer_id) DO UPDATE SET stage = EXCLUDED.stage, stage_changed_at = EXCLUDED.stage_changed_at,
+    updated_at = now()
+WHERE s.stage_changed_at IS NULL OR s.stage_changed_at <= EXCLUDED.stage_changed_at
+""")
+
+# Re-derivation for the touched customers: money per currency net of refunds (a cancelled order no longer
+# counts), then the customer-level counts and dates.
+DELETE_SUMMARIES = sa.text("DELETE FROM segmentation.purchase_summary WHERE customer_id = ANY(CAST(:ids AS uuid[]))")
+DERIVE_SUMMARIES = sa.text("""
+INSERT INTO segmentation.purchase_summary
+    (customer_id, currency, order_count, total_spend, first_purchase_at, last_purchase_at)
+SELECT p.customer_id, p.currency, count(*), sum(greatest(p.amount - coalesce(r.refunded, 0), 0)),
+       min(p.occurred_at), max(p.occurred_at)
+FROM segmentation.purchase p
+LEFT JOIN (
+    SELECT rf.purchase_id, sum(rf.amount) AS refunded, bool_or(rf.cancelled) AS cancelled
+    FROM segmentation.purchase_refund rf
+    JOIN segmentation.purchase pp ON pp.purchase_id = rf.purchase_id
+    WHERE pp.customer_id = ANY(CAST(:ids AS uuid[]))
+    GROUP BY rf.purchase_id
+) r ON r.purchase_id = p.purchase_id
+WHERE p.customer_id = ANY(CAST(:ids AS uuid[])) AND NOT coalesce(r.cancelled, false)
+GROUP BY p.customer_id, p.currency
+""")
+DERIVE_AGGREGATES = sa.text("""
+INSERT INTO segmentation.customer_aggregate AS s
+    (customer_id, order_count, first_purchase_at, last_purchase_at, touchpoint_count, first_touch_at, last_touch_at)
+SELECT t.id, coalesce(ps.n, 0), ps.first_at, ps.last_at, coalesce(tp.n, 0), tp.first_at, tp.last_at
+FROM unnest(CAST(:ids AS uuid[])) AS t(id)
+LEFT JOIN (
+    SELECT customer_id, sum(order_count) AS n, min(first_purchase_at) AS first_at, max(last_purchase_at) AS last_at
+    FROM segmentation.purchase_summary WHERE customer_id = ANY(CAST(:ids AS uuid[])) GROUP BY customer_id
+) ps ON ps.customer_id = t.id
+LEFT JOIN (
+    SELECT customer_id, count(*) AS n, min(occurred_at) AS first_at, max(occurred_at) AS last_at
+    FROM segmentation.touchpoint WHERE customer_id = ANY(CAST(:ids AS uuid[])) GROUP BY customer_id
+) tp ON tp.customer_id = t.id
+ON CONFLICT (customer_id) DO UPDATE SET
+    order_count = EXCLUDED.order_count, first_purchase_at = EXCLUDED.first_purchase_at,
+    last_purchase_at = EXCLUDED.last_purchase_at, touchpoint_count = EXCLUDED.touchpoint_count,
+    first_touch_at = EXCLUDED.first_touch_at, last_touch_at = EXCLUDED.last_touch_at,
+    attributes = jsonb_strip_nulls(s.attributes), updated_at = now()
+""")
+
+RESOLVE_ALIASES = sa.text("""
+SELECT merged_id, survivor_id FROM segmentation.customer_alias WHERE merged_id = ANY(CAST(:ids AS uuid[]))
+""")
+
+MERGE_STATEMENTS = [sa.text(sql) for sql in [
+    "UPDATE segmentation.purchase SET customer_id = :survivor, updated_at = now() WHERE customer_id = :merged",
+    "UPDATE segmentation.purchase_refund SET customer_id = :survivor, updated_at = now() WHERE customer_id = :merged",
+    "UPDATE segmentation.touchpoint SET customer_id = :survivor, updated_at = now() WHERE customer_id = :merged",
+    # The survivor keeps its own attributes, value and stage; the merged customer's fill the gaps.
+    """INSERT INTO segmentation.customer_aggregate AS s
+           (customer_id, attributes, clv, clv_currency, value_tier, p_alive, value_as_of, stage, stage_changed_at)
+       SELECT :survivor, attributes, clv, clv_currency, value_tier, p_alive, value_as_of, stage, stage_changed_at
+       FROM segmentation.customer_aggregate WHERE customer_id = :merged
+       ON CONFLICT (customer_id) DO UPDATE SET
+           attributes = EXCLUDED.attributes || s.attributes,
+           clv = coalesce(s.clv, EXCLUDED.clv), clv_currency = coalesce(s.clv_currency, EXCLUDED.clv_currency),
+           value_tier = coalesce(s.value_tier, EXCLUDED.value_tier), p_alive = coalesce(s.p_alive, EXCLUDED.p_alive),
+           value_as_of = coalesce(s.value_as_of, EXCLUDED.value_as_of), stage = coalesce(s.stage, EXCLUDED.stage),
+           stage_changed_at = coalesce(s.stage_changed_at, EXCLUDED.stage_changed_at), updated_at = now()""",
+    "DELETE FROM segmentation.customer_aggregate WHERE customer_id = :merged",
+    "DELETE FROM segmentation.purchase_summary WHERE customer_id = :merged",
+    # The merged id's memberships end with the merge; the survivor's are decided by its re-derived data.
+    """UPDATE segmentation.segment_membership SET left_at = :at, updated_at = now()
+       WHERE customer_id = :merged AND left_at IS NULL""",
+    "UPDATE segmentation.customer_alias SET survivor_id = :survivor, updated_at = now() WHERE survivor_id = :merged",
+    """INSERT INTO segmentation.customer_alias (merged_id, survivor_id, merge_id) VALUES (:merged, :survivor, :merge_id)
+       ON CONFLICT (merged_id) DO UPDATE SET survivor_id = EXCLUDED.survivor_id, merge_id = EXCLUDED.merge_id,
+           updated_at = now()""",
+]]
+
+UNMERGE_STATEMENTS = [sa.text(sql) for sql in [
+    "DELETE FROM segmentation.customer_alias WHERE merged_id = :restored",
+    """UPDATE segmentation.purchase SET customer_id = :restored, updated_at = now()
+       WHERE purchase_id = ANY(CAST(:purchase_ids AS uuid[]))""",
+    """UPDATE segmentation.purchase_refund SET customer_id = :restored, updated_at = now()
+       WHERE purchase_id = ANY(CAST(:purchase_ids AS uuid[]))""",
+    """UPDATE segmentation.touchpoint SET customer_id = :restored, updated_at = now()
+       WHERE touchpoint_id = ANY(CAST(:touchpoint_ids AS uuid[]))""",
+]]
+
+# Everything keyed by the customer goes (R8); aliases that pointed at it are about the same person.
+ERASE_STATEMENTS = [sa.text(sql) for sql in [
+    "DELETE FROM segmentation.purchase_refund WHERE customer_id = :customer",
+    "DELETE FROM segmentation.purchase WHERE customer_id = :customer",
+    "DELETE FROM segmentation.touchpoint WHERE customer_id = :customer",
+    "DELETE FROM segmentation.purchase_summary WHERE customer_id = :customer",
+    "DELETE FROM segmentation.customer_aggregate WHERE customer_id = :customer",
+    "DELETE FROM segmentation.segment_membership WHERE customer_id = :customer",
+    """DELETE FROM segmentation.run_result WHERE customer_id = :customer
+       AND run_id IN (SELECT run_id FROM segmentation.segmentation_run)""",
+    "DELETE FROM segmentation.customer_alias WHERE merged_id = :customer OR survivor_id = :customer",
+]]
+
+IDENTITY_TYPES = (CustomerMerged, CustomerUnmerged, CustomerErased)
+
+
+class _Batch:
+    """The customers a batch touched, and the identity-aware application of its events."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.touched: set[uuid.UUID] = set()
+
+    async def aliases(self, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
+        ids = list(set(ids))
+        if not ids:
+            return {}
+        rows = await self.session.execute(RESOLVE_ALIASES, {"ids": ids})
+        return {r.merged_id: r.survivor_id for r in rows}
+
+    async def apply_chunk(self, payloads: list[Any]) -> None:
+        alias = await self.aliases(p.customer_id for p in payloads)
+
+        def resolve(customer_id: uuid.UUID) -> uuid.UUID:
+            return alias.get(customer_id, customer_id)
+
+        purchases = [p for p in payloads if isinstance(p, PurchaseRecorded)]
+        refunds = [p for p in payloads if isinstance(p, PurchaseRefunded)]
+        touchpoints = [p for p in payloads if isinstance(p, TouchpointRecorded)]
+        attributes: dict[uuid.UUID, dict] = {}
+        for p in payloads:
+            if isinstance(p, CustomerUpdated):
+                attributes.setdefault(resolve(p.customer_id), {}).update(p.attributes)
+        if purchases:
+            await self.session.execute(INSERT_PURCHASES, {
+                "purchase_ids": [p.purchase_id for p in purchases],
+                "customer_ids": [resolve(p.customer_id) for p in purchases],
+                "currencies": [p.currency for p in purchases], "amounts": [p.amount for p in purchases],
+                "occurred": [p.occurred_at for p in purchases],
+            })
+            self.touched.update(resolve(p.customer_id) for p in purchases)
+        if refunds:
+            await self.session.execute(INSERT_REFUNDS, {
+                "refund_ids": [p.refund_id for p in refunds], "purchase_ids": [p.purchase_id for p in refunds],
+                "customer_ids": [resolve(p.customer_id) for p in refunds], "amounts": [p.amount for p in refunds],
+                "cancelled": [p.cancelled for p in refunds], "occurred": [p.occurred_at for p in refunds],
+            })
+            holders = await self.session.execute(REFUND_HOLDERS, {"purchase_ids": [p.purchase_id for p in refunds]})
+            self.touched.update(r.customer_id for r in holders)
+            self.touched.update(resolve(p.customer_id) for p in refunds)
+        if touchpoints:
+            await self.session.execute(INSERT_TOUCHPOINTS, {
+                "touchpoint_ids": [p.touchpoint_id for p in touchpoints],
+                "customer_ids": [resolve(p.customer_id) for p in touchpoints],
+                "channels": [p.channel for p in touchpoints], "occurred": [p.occurred_at for p in touchpoints],
+            })
+            self.touched.update(resolve(p.customer_id) for p in touchpoints)
+        if attributes:
+            await self.session.execute(UPSERT_ATTRIBUTES, {
+                "customer_ids": list(attributes), "attributes": [json.dumps(a) for a in attributes.values()],
+            })
+            self.touched.update(attributes)
+
+    async def apply_identity(self, p: Any) -> None:
+        if isinstance(p, CustomerMerged):
+            if p.merged_id == p.survivor_id:
+                return
+            params = {"survivor": p.survivor_id, "merged": p.merged_id, "merge_id": p.merge_id, "at": p.merged_at}
+            for statement in MERGE_STATEMENTS:
+                await self.session.execute(statement, params)
+            self.touched.discard(p.merged_id)
+            self.touched.add(p.survivor_id)
+        elif isinstance(p, CustomerUnmerged):
+            params = {"restored": p.restored_id, "purchase_ids": p.purchase_ids, "touchpoint_ids": p.touchpoint_ids}
+            for statement in UNMERGE_STATEMENTS:
+                await self.session.execute(statement, params)
+            self.touched.update({p.survivor_id, p.restored_id})
+        elif isinstance(p, CustomerErased):
+            for statement in ERASE_STATEMENTS:
+                await self.session.execute(statement, {"customer": p.customer_id})
+            self.touched.discard(p.customer_id)
+
+    async def rederive(self) -> None:
+        if not self.touched:
+            return
+        ids = list(self.touched)
+        await self.session.execute(DELETE_SUMMARIES, {"ids": ids})
+        await self.session.execute(DERIVE_SUMMARIES, {"ids": ids})
+        await self.session.execute(DERIVE_AGGREGATES, {"ids": ids})
+
+
+async def apply_interaction_events(session: AsyncSession, events: list[ConsumedEvent]) -> set[uuid.UUID]:
+    """Apply a batch of interaction events; returns the customers whose aggregates changed."""
+    batch = _Batch(session)
+    chunk: list[Any] = []
+    for e in events:
+        if isinstance(e.payload, IDENTITY_TYPES):
+            if chunk:
+                await batch.apply_chunk(chunk)
+                chunk = []
+            await batch.apply_identity(e.payload)
+        else:
+            chunk.append(e.payload)
+    if chunk:
+        await batch.apply_chunk(chunk)
+    await batch.rederive()
+    return batch.touched
+
+
+async def apply_value_events(session: AsyncSession, events: list[ConsumedEvent]) -> set[uuid.UUID]:
+    batch = _Batch(session)
+    latest: dict[uuid.UUID, CustomerValueUpdated] = {}
+    alias = await batch.aliases(e.payload.customer_id for e in events)
+    for e in events:
+        p: CustomerValueUpdated = e.payload
+        cid = alias.get(p.customer_id, p.customer_id)
+        if cid not in latest or latest[cid].as_of <= p.as_of:
+            latest[cid] = p
+    if latest:
+        await session.execute(UPSERT_VALUES, {
+            "customer_ids": list(latest), "clvs": [p.clv for p in latest.values()],
+            "currencies": [p.currency for p in latest.values()], "tiers": [p.tier for p in latest.values()],
+            "p_alive": [p.probability_alive for p in latest.values()], "as_of": [p.as_of for p in latest.values()],
+        })
+    return set(latest)
+
+
+async def apply_stage_events(session: AsyncSession, events: list[ConsumedEvent]) -> set[uuid.UUID]:
+    batch = _Batch(session)
+    latest: dict[uuid.UUID, StageChanged] = {}
+    alias = await batch.aliases(e.payload.customer_id for e in events)
+    for e in events:
+        p: StageChanged = e.payload
+        cid = alias.get(p.customer_id, p.customer_id)
+        if cid not in latest or latest[cid].changed_at <= p.changed_at:
+            latest[cid] = p
+    if latest:
+        await session.execute(UPSERT_STAGES, {
+            "customer_ids": list(latest), "stages": [str(p.to_stage) for p in latest.values()],
+            "changed_at": [p.changed_at for p in latest.values()],
+        })
+    return set(latest)
+
+
+def _with_rules(apply, outbox: Outbox | None, reporting_currency: str):  # noqa: ANN001, ANN202
+    """Rule segments are kept current as events arrive: re-evaluated for the customers the batch touched."""
+
+    async def handler(session: AsyncSession, events: list[ConsumedEvent]) -> None:
+        touched = await apply(session, events)
+        if touched and outbox is not None:
+            await refresh_rule_segments(session, outbox, reporting_currency, customer_ids=list(touched))
+
+    return handler
+
+
+INTERACTION_TYPES = {m.EVENT_TYPE: m for m in [PurchaseRecorded, PurchaseRefunded, TouchpointRecorded, CustomerUpdated,
+                                               CustomerMerged, CustomerUnmerged, CustomerErased]}
+
+
+def interaction_subscription(outbox: Outbox | None = None, reporting_currency: str = "EUR") -> Subscription:
+    # Named "purchases" as before, so the consumer group (and its committed offsets) carries over.
+    return Subscription(name="purchases", topics=[INTERACTION_EVENTS], event_types=INTERACTION_TYPES,
+                        handler=_with_rules(apply_interaction_events, outbox, reporting_currency))
+
+
+def value_subscription(outbox: Outbox | None = None, reporting_currency: str = "EUR") -> Subscription:
+    return Subscription(name="values", topics=[CLV_EVENTS],
+                        event_types={CustomerValueUpdated.EVENT_TYPE: CustomerValueUpdated},
+                        handler=_with_rules(apply_value_events, outbox, reporting_currency))
+
+
+def stage_subscription(outbox: Outbox | None = None, reporting_currency: str = "EUR") -> Subscription:
+    return Subscription(name="stages", topics=[LIFECYCLE_EVENTS],
+                        event_types={StageChanged.EVENT_TYPE: StageChanged},
+                        handler=_with_rules(apply_stage_events, outbox, reporting_currency))

@@ -1,0 +1,54 @@
+import uuid
+
+import sqlalchemy as sa
+from fastapi import APIRouter
+
+from shared.db import SessionDep
+from shared.problems import NotFound, problem_responses
+
+from segmentation.profiles.schemas import (
+    CurrencySummaryRead,
+    CurrentSegment,
+    CustomerSegmentationRead,
+    ScoresRead,
+    ValueRead,
+)
+from segmentation.rules.service import DEFAULT_RFM_FAMILY, latest_run_id
+from segmentation.segments.repository import resolve_customer
+
+router = APIRouter(prefix="/v1/customers", tags=["customers"])
+
+
+@router.get("/{customer_id}/segmentation", response_model=CustomerSegmentationRead,
+            responses=problem_responses(NotFound))
+async def get_customer_segmentation(customer_id: uuid.UUID, session: SessionDep) -> CustomerSegmentationRead:
+    """What segmentation knows of a customer: aggregates, value, stage, RFM scores and current segments."""
+    resolved = await resolve_customer(session, customer_id)
+    a = (await session.execute(sa.text("SELECT * FROM segmentation.customer_aggregate WHERE customer_id = :id"),
+                               {"id": resolved})).mappings().first()
+    if a is None:
+        raise NotFound(f"segmentation knows nothing of customer {customer_id}")
+    currencies = (await session.execute(sa.text(
+        "SELECT * FROM segmentation.purchase_summary WHERE customer_id = :id ORDER BY currency"),
+        {"id": resolved})).mappings().all()
+    scores = None
+    run_id = await latest_run_id(session, DEFAULT_RFM_FAMILY)
+    if run_id is not None:
+        row = (await session.execute(sa.text("""
+            SELECT r.r, r.f, r.m, s.key FROM segmentation.run_result r
+            JOIN segmentation.segment s ON s.segment_id = r.segment_id
+            WHERE r.run_id = :run AND r.customer_id = :id"""), {"run": run_id, "id": resolved})).first()
+        if row is not None:
+            scores = ScoresRead(run_id=run_id, r=row.r, f=row.f, m=row.m, segment_key=row.key)
+    segments = (await session.execute(sa.text("""
+        SELECT s.segment_id, s.key, s.name, s.kind, m.entered_at FROM segmentation.segment_membership m
+        JOIN segmentation.segment s ON s.segment_id = m.segment_id
+        WHERE m.customer_id = :id AND m.left_at IS NULL ORDER BY s.key"""), {"id": resolved})).mappings().all()
+    return CustomerSegmentationRead(
+        customer_id=resolved, order_count=a["order_count"], first_purchase_at=a["first_purchase_at"],
+        last_purchase_at=a["last_purchase_at"], touchpoint_count=a["touchpoint_count"],
+        last_touch_at=a["last_touch_at"],
+        by_currency=[CurrencySummaryRead.model_validate(dict(r)) for r in currencies],
+        value=ValueRead(clv=a["clv"], currency=a["clv_currency"], tier=a["value_tier"], probability_alive=a["p_alive"],
+                        as_of=a["value_as_of"]),
+        stage=a["stage"], rfm=scores, segments=[CurrentSegment.model_validate(dict(s)) for s in segments])

@@ -1,0 +1,124 @@
+"""Rule segments: preview, create, and keep current (for the touched customers per batch, for all on each run)."""
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.messaging.outbox import Outbox
+from shared.problems import DomainError
+
+from segmentation.rules.language import compile_rule, uses_rfm, validate
+from segmentation.segments.membership import movement, notify_relay, publish_params, rule_diff
+
+SEGMENT_NAMESPACE = uuid.UUID("5e6d0000-0000-4000-8000-00000000ffff")
+DEFAULT_RFM_FAMILY = "rfm:default"
+
+
+class SegmentExists(DomainError):
+    status, slug, title = 409, "segment-exists", "Segment key already taken"
+
+
+def segment_id_for(key: str) -> uuid.UUID:
+    """Segment ids are derived from their stable keys, so every run and replica agrees on them."""
+    return uuid.uuid5(SEGMENT_NAMESPACE, key)
+
+
+def _from_clause(node: dict) -> str:
+    clause = """FROM segmentation.customer_aggregate a
+LEFT JOIN segmentation.purchase_summary ps ON ps.customer_id = a.customer_id AND ps.currency = CAST(:currency AS text)"""
+    if uses_rfm(node):
+        clause += """
+LEFT JOIN segmentation.run_result rr ON rr.run_id = CAST(:rfm_run_id AS uuid) AND rr.customer_id = a.customer_id
+LEFT JOIN segmentation.segment rs ON rs.segment_id = rr.segment_id"""
+    return clause
+
+
+async def latest_run_id(session: AsyncSession, family: str) -> uuid.UUID | None:
+    return (await session.execute(sa.text("""
+        SELECT run_id FROM segmentation.segmentation_run WHERE family = :family AND status = 'succeeded'
+        ORDER BY finished_at DESC LIMIT 1"""), {"family": family})).scalar()
+
+
+async def _matching(session: AsyncSession, node: dict, currency: str, customer_ids: list | None) -> tuple[str, dict]:
+    compiled = compile_rule(node)
+    scope = "AND a.customer_id = ANY(CAST(:customer_ids AS uuid[]))" if customer_ids is not None else ""
+    sql = f"SELECT a.customer_id {_from_clause(node)} WHERE {compiled.sql} {scope}"
+    params: dict[str, Any] = {**compiled.params, "currency": currency, "now": datetime.now(UTC)}
+    if uses_rfm(node):
+        params["rfm_run_id"] = await latest_run_id(session, DEFAULT_RFM_FAMILY)
+    if customer_ids is not None:
+        params["customer_ids"] = customer_ids
+    return sql, params
+
+
+async def preview(session: AsyncSession, node: Any, currency: str) -> tuple[int, list[uuid.UUID]]:
+    """How many customers the rule selects now, and a few of them; nothing is saved."""
+    validate(node)
+    sql, params = await _matching(session, node, currency, None)
+    count = (await session.execute(sa.text(f"SELECT count(*) FROM ({sql}) q"), params)).scalar_one()
+    sample = (await session.execute(sa.text(f"{sql} ORDER BY a.customer_id LIMIT 10"), params)).scalars().all()
+    return count, list(sample)
+
+
+async def create_rule_segment(session: AsyncSession, outbox: Outbox, *, key: str, name: str, description: str | None,
+                              rule: Any, currency: str) -> uuid.UUID:
+    validate(rule)
+    full_key = f"rule:{key}"
+    segment_id = segment_id_for(full_key)
+    inserted = (await session.execute(sa.text("""
+        INSERT INTO segmentation.segment (segment_id, key, kind, family, name, description, definition)
+        VALUES (:id, :key, 'rule', :key, :name, :description, CAST(:definition AS jsonb))
+        ON CONFLICT (key) DO NOTHING RETURNING segment_id"""), {
+        "id": segment_id, "key": full_key, "name": name, "description": description,
+        "definition": _json({"rule": rule, "currency": currency}),
+    })).scalar()
+    if inserted is None:
+        raise SegmentExists(f"a segment with key {full_key!r} already exists")
+    await refresh_rule_segments(session, outbox, currency, segment_ids=[segment_id])
+    return segment_id
+
+
+async def refresh_rule_segments(session: AsyncSession, outbox: Outbox, default_currency: str, *,
+                                customer_ids: list | None = None, segment_ids: list | None = None,
+                                run_id: uuid.UUID | None = None) -> dict[uuid.UUID, dict[str, int]]:
+    """Re-evaluate rule segments (all customers, or only `customer_ids`) and publish the membership changes."""
+    query = "SELECT segment_id, definition FROM segmentation.segment WHERE kind = 'rule'"
+    params: dict[str, Any] = {}
+    if segment_ids is not None:
+        query += " AND segment_id = ANY(CAST(:ids AS uuid[]))"
+        params["ids"] = segment_ids
+    rules = (await session.execute(sa.text(query), params)).all()
+    moved: dict[uuid.UUID, dict[str, int]] = {}
+    now = datetime.now(UTC)
+    for rule in rules:
+        node, currency = rule.definition["rule"], rule.definition.get("currency", default_currency)
+        matched_sql, match_params = await _matching(session, node, currency, customer_ids)
+        statement = rule_diff(matched_sql, scoped=customer_ids is not None)
+        rows = (await session.execute(statement, {**match_params, **publish_params(outbox, now, run_id),
+                                                  "segment_id": rule.segment_id})).all()
+        moved.update(movement(rows))
+    if any(sum(m.values()) for m in moved.values()):
+        await notify_relay(session, outbox)
+    if segment_ids is not None or customer_ids is None:
+        await _summarise(session, [r.segment_id for r in rules])
+    return moved
+
+
+async def _summarise(session: AsyncSession, segment_ids: list) -> None:
+    if not segment_ids:
+        return
+    await session.execute(sa.text("""
+        UPDATE segmentation.segment s SET summary = jsonb_build_object('size', q.n, 'evaluated_at', now()),
+            updated_at = now()
+        FROM (SELECT sg.segment_id, count(m.customer_id) AS n FROM unnest(CAST(:ids AS uuid[])) AS sg(segment_id)
+              LEFT JOIN segmentation.segment_membership m ON m.segment_id = sg.segment_id AND m.left_at IS NULL
+              GROUP BY sg.segment_id) q
+        WHERE s.segment_id = q.segment_id"""), {"ids": segment_ids})
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, default=str)

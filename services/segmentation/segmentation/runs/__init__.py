@@ -1,0 +1,1 @@
+"""Runs as resources: RFM, clustering and value tiers computed over the aggregates, versioned results, schedule."""

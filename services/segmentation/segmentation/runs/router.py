@@ -1,0 +1,151 @@
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+import sqlalchemy as sa
+from fastapi import APIRouter, BackgroundTasks, Query, Request
+
+from shared.db import SessionDep
+from shared.problems import DomainError, NotFound, problem_responses
+
+from segmentation.pagination import Cursor, InvalidCursor, Limit, decode, encode
+from segmentation.rules.service import latest_run_id
+from segmentation.runs.schemas import (
+    ClusterRead,
+    ClusterSet,
+    Comparison,
+    PortfolioMatrix,
+    Quadrant,
+    RunCreate,
+    RunPage,
+    RunRead,
+    Transition,
+)
+from segmentation.runs.service import RunExecutor, RunNotFound, UnknownScheme, get_run
+
+router = APIRouter(prefix="/v1/segmentation", tags=["runs"])
+
+
+class NotComparable(DomainError):
+    status, slug, title = 422, "runs-not-comparable", "Runs cannot be compared"
+
+
+class ResultsPruned(DomainError):
+    status, slug, title = 409, "results-pruned", "Per-customer results no longer kept"
+QUADRANT_ACTIONS = {
+    "maintain": ("Maintain: high value, highly engaged — protect the relationship", True, True),
+    "invest": ("Invest: high value, low engagement — win their loyalty before they drift", True, False),
+    "develop": ("Develop: engaged but low value — grow their spend", False, True),
+    "let-go": ("Let go: low value, low engagement — serve at the lowest cost", False, False),
+}
+
+
+def executor(request: Request) -> RunExecutor:
+    return request.app.state.run_executor
+
+
+@router.post("/runs", response_model=RunRead, status_code=202, responses=problem_responses(UnknownScheme))
+async def start_run(body: RunCreate, request: Request, session: SessionDep, background: BackgroundTasks) -> RunRead:
+    """Start a run (rfm, clustering or tiers); it runs in the background — poll GET /runs/{id}."""
+    run = await executor(request).create(session, body.kind, scheme=body.scheme, currency=body.currency,
+                                         as_of=body.as_of)
+    # Launched once the transaction has committed (the session commits before the response is sent).
+    background.add_task(executor(request).launch_committed, run["run_id"])
+    return RunRead.model_validate(run)
+
+
+@router.get("/runs", response_model=RunPage, responses=problem_responses(InvalidCursor))
+async def list_runs(session: SessionDep, limit: Limit = 50, cursor: Cursor = None,
+                    kind: Literal["rfm", "clustering", "tiers"] | None = None) -> RunPage:
+    """Runs, newest first."""
+    after = decode(cursor, 2)
+    query = "SELECT * FROM segmentation.segmentation_run WHERE (CAST(:kind AS text) IS NULL OR kind = :kind)"
+    params: dict = {"kind": kind, "limit": limit + 1}
+    if after:
+        query += " AND (created_at, run_id::text) < (CAST(:ts AS timestamptz), :rid)"
+        params.update(ts=_timestamp(after[0]), rid=str(after[1]))
+    rows = (await session.execute(sa.text(query + " ORDER BY created_at DESC, run_id::text DESC LIMIT :limit"),
+                                  params)).mappings().all()
+    items = [RunRead.model_validate(dict(r)) for r in rows[:limit]]
+    next_cursor = encode([items[-1].created_at.isoformat(), str(items[-1].run_id)]) if len(rows) > limit else None
+    return RunPage(items=items, next_cursor=next_cursor)
+
+
+def _timestamp(value: object) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None or not 1900 <= parsed.year <= 2200:
+        raise InvalidCursor("the cursor is not one this API returned")
+    return parsed
+
+
+@router.get("/runs/{run_id}", response_model=RunRead, responses=problem_responses(RunNotFound))
+async def read_run(run_id: uuid.UUID, session: SessionDep) -> RunRead:
+    """A run: status, progress and, once succeeded, its result (segments with size, revenue share, movement)."""
+    return RunRead.model_validate(await get_run(session, run_id))
+
+
+@router.get("/comparisons", response_model=Comparison,
+            responses=problem_responses(RunNotFound, NotComparable, ResultsPruned))
+async def compare_runs(session: SessionDep, base_run_id: Annotated[uuid.UUID, Query()],
+                       run_id: Annotated[uuid.UUID, Query()]) -> Comparison:
+    """How customers moved between the segments of two runs of the same family (per-customer results are kept
+    for the last few runs of each family)."""
+    base, other = await get_run(session, base_run_id), await get_run(session, run_id)
+    if base["family"] != other["family"] or base["status"] != "succeeded" or other["status"] != "succeeded":
+        raise NotComparable("both runs must have succeeded and be of the same kind (and RFM scheme)")
+    for r in (base, other):
+        kept = (await session.execute(sa.text("SELECT 1 FROM segmentation.run_result WHERE run_id = :id LIMIT 1"),
+                                      {"id": r["run_id"]})).first()
+        if kept is None and r["result"].get("customers"):
+            raise ResultsPruned(f"run {r['run_id']} is older than the last few runs whose per-customer results are kept")
+    rows = (await session.execute(sa.text("""
+        WITH a AS (SELECT r.customer_id, s.key, s.family FROM segmentation.run_result r
+                   JOIN segmentation.segment s ON s.segment_id = r.segment_id WHERE r.run_id = :a),
+             b AS (SELECT r.customer_id, s.key, s.family FROM segmentation.run_result r
+                   JOIN segmentation.segment s ON s.segment_id = r.segment_id WHERE r.run_id = :b)
+        SELECT a.key AS from_key, b.key AS to_key, count(*) AS n
+        FROM a FULL JOIN b ON a.customer_id = b.customer_id AND a.family = b.family
+        GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2"""), {"a": base["run_id"], "b": other["run_id"]})).all()
+    transitions = [Transition(from_segment=r.from_key, to_segment=r.to_key, customers=r.n) for r in rows]
+    return Comparison(base_run_id=base["run_id"], run_id=other["run_id"],
+                      customers_compared=sum(t.customers for t in transitions),
+                      moved=sum(t.customers for t in transitions if t.from_segment != t.to_segment),
+                      transitions=transitions)
+
+
+@router.get("/portfolio-matrix", response_model=PortfolioMatrix, responses=problem_responses(NotFound))
+async def portfolio_matrix(session: SessionDep) -> PortfolioMatrix:
+    """Value × engagement quadrants from the latest tiers run: whom to invest in, maintain, develop or let go."""
+    run_id = await latest_run_id(session, "tiers")
+    if run_id is None:
+        raise NotFound("no tiers run has succeeded yet; POST /v1/segmentation/runs with kind=tiers")
+    run = await get_run(session, run_id)
+    by_key = {s["key"]: s for s in run["result"]["segments"]}
+    quadrants = []
+    for key, (action, high_value, high_engagement) in QUADRANT_ACTIONS.items():
+        s = by_key.get(f"portfolio:{key}", {})
+        quadrants.append(Quadrant(key=key, name=key.replace("-", " ").capitalize(), action=action,
+                                  high_value=high_value, high_engagement=high_engagement, size=s.get("size", 0),
+                                  revenue_share=s.get("revenue_share", 0.0), average_value=s.get("average_value", 0.0)))
+    result = run["result"]
+    return PortfolioMatrix(run_id=run_id, as_of=run["as_of"], value_threshold=result["value_threshold"],
+                           engagement_threshold=result["engagement_threshold"], value_axis=result["value_axis"],
+                           engagement_axis=result["engagement_axis"], quadrants=quadrants)
+
+
+@router.get("/clusters", response_model=ClusterSet, responses=problem_responses(NotFound))
+async def clusters(session: SessionDep) -> ClusterSet:
+    """The clusters of the latest clustering run: k, its silhouette score, each cluster described in words."""
+    run_id = await latest_run_id(session, "cluster")
+    if run_id is None:
+        raise NotFound("no clustering run has succeeded yet; POST /v1/segmentation/runs with kind=clustering")
+    run = await get_run(session, run_id)
+    result = run["result"]
+    items = [ClusterRead(segment_id=s["segment_id"], key=s["key"], name=s["name"], description=s.get("description"),
+                         size=s["size"], revenue_share=s["revenue_share"], centroid=s.get("centroid", {}))
+             for s in result["segments"] if s["size"] > 0]
+    return ClusterSet(run_id=run_id, k=result["k"], silhouette=result["silhouette"],
+                      silhouette_by_k={str(k): v for k, v in result["silhouette_by_k"].items()}, clusters=items)

@@ -1,0 +1,93 @@
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, Field, field_validator
+
+
+class RunCreate(BaseModel):
+    kind: Literal["rfm", "clustering", "tiers"]
+    scheme: str | None = Field(None, min_length=1, max_length=60, pattern=r"^[a-z0-9][a-z0-9\-]*$", description="RFM runs: the scheme key (default).")
+    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$", description="Monetary is counted in this currency.")
+    as_of: AwareDatetime | None = Field(None, description="Recency and tenure are measured to this instant (now).")
+
+    @field_validator("as_of")
+    @classmethod
+    def plausible(cls, value: datetime | None) -> datetime | None:
+        if value is not None and not 1900 <= value.year <= 2200:
+            raise ValueError("as_of must be between the years 1900 and 2200")
+        return value
+
+
+class RunRead(BaseModel):
+    run_id: uuid.UUID
+    kind: str
+    family: str
+    status: Literal["queued", "running", "succeeded", "failed"]
+    progress: float = Field(ge=0, le=1)
+    params: dict[str, Any]
+    as_of: datetime
+    trigger: str
+    result: dict[str, Any] | None
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class RunPage(BaseModel):
+    items: list[RunRead]
+    next_cursor: str | None
+
+
+class Transition(BaseModel):
+    from_segment: str | None = Field(description="Segment key in the base run; null: not in the base run.")
+    to_segment: str | None = Field(description="Segment key in the other run; null: not in it.")
+    customers: int
+
+
+class Comparison(BaseModel):
+    base_run_id: uuid.UUID
+    run_id: uuid.UUID
+    customers_compared: int
+    moved: int = Field(description="Customers whose segment differs between the runs.")
+    transitions: list[Transition]
+
+
+class Quadrant(BaseModel):
+    key: str
+    name: str
+    action: str
+    high_value: bool
+    high_engagement: bool
+    size: int
+    revenue_share: float
+    average_value: float
+
+
+class PortfolioMatrix(BaseModel):
+    run_id: uuid.UUID
+    as_of: datetime
+    value_threshold: float
+    engagement_threshold: float
+    value_axis: str
+    engagement_axis: str
+    quadrants: list[Quadrant]
+
+
+class ClusterRead(BaseModel):
+    segment_id: uuid.UUID
+    key: str
+    name: str
+    description: str | None
+    size: int
+    revenue_share: float
+    centroid: dict[str, float]
+
+
+class ClusterSet(BaseModel):
+    run_id: uuid.UUID
+    k: int
+    silhouette: float | None
+    silhouette_by_k: dict[str, float]
+    clusters: list[ClusterRead]

@@ -1,0 +1,419 @@
+"""Runs: load the aggregates (one binary COPY), compute in numpy off the event loop, write results back
+(one binary COPY), diff memberships set-based with their events, summarise. One run at a time per process.
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.messaging.outbox import Outbox
+from shared.problems import DomainError, NotFound
+
+from segmentation.analytics import clustering, rfm, tiers
+from segmentation.rules.service import refresh_rule_segments, segment_id_for
+from segmentation.runs.binary_copy import copy_in, copy_out, uuid_bytes
+from segmentation.segments.membership import RUN_DIFF, movement, notify_relay, publish_params
+
+log = logging.getLogger(__name__)
+KINDS = ("rfm", "clustering", "tiers")
+# A run joins and anti-joins ~n rows: give its transactions room to hash in memory instead of spilling.
+RUN_WORK_MEM = "256MB"
+KEEP_RESULTS = 3  # succeeded runs per family whose per-customer results are kept (for comparisons)
+TIERS_FAMILIES = ["abc", "clv-tier", "portfolio"]
+
+AGGREGATE_COLUMNS = [("customer_id", "uuid"), ("last_purchase", "float8"), ("frequency", "int4"),
+                     ("monetary", "float8"), ("first_seen", "float8"), ("touchpoints", "int4"), ("clv", "float8"),
+                     ("tier", "int4")]
+# Customers with at least one purchase that counts; monetary in the run's currency (0 when none in it).
+AGGREGATE_QUERY = """
+SELECT a.customer_id, extract(epoch FROM a.last_purchase_at)::float8, a.order_count::int4,
+       coalesce(ps.total_spend, 0)::float8,
+       extract(epoch FROM least(a.first_purchase_at, a.first_touch_at))::float8,
+       a.touchpoint_count::int4, coalesce(a.clv, 'NaN')::float8,
+       coalesce(array_position($2::text[], a.value_tier), 0)::int4
+FROM segmentation.customer_aggregate a
+LEFT JOIN segmentation.purchase_summary ps ON ps.customer_id = a.customer_id AND ps.currency = $1
+WHERE a.order_count > 0
+"""
+
+
+class RunNotFound(NotFound):
+    pass
+
+
+class UnknownScheme(DomainError):
+    status, slug, title = 422, "unknown-scheme", "Unknown RFM scheme"
+
+
+def family_of(kind: str, scheme: str | None) -> str:
+    return {"rfm": f"rfm:{scheme or 'default'}", "clustering": "cluster", "tiers": "tiers"}[kind]
+
+
+@dataclass
+class Aggregates:
+    rows: np.ndarray
+    tiers: list[str]
+
+    @property
+    def n(self) -> int:
+        return len(self.rows)
+
+
+async def load_aggregates(session: AsyncSession, currency: str) -> Aggregates:
+    await session.execute(sa.text(f"SET LOCAL work_mem = '{RUN_WORK_MEM}'"))
+    tier_names = (await session.execute(sa.text(
+        "SELECT DISTINCT value_tier FROM segmentation.customer_aggregate WHERE value_tier IS NOT NULL "
+        "ORDER BY value_tier"))).scalars().all()
+    rows = await copy_out(session, AGGREGATE_QUERY, AGGREGATE_COLUMNS, currency, list(tier_names))
+    return Aggregates(by_customer_id(rows), list(tier_names))
+
+
+def by_customer_id(rows: np.ndarray) -> np.ndarray:
+    """Rows in customer-id order: results are then written in index order (far fewer random page visits), and
+    sampling in clustering does not depend on the table's physical order."""
+    if len(rows) < 2:
+        return rows
+    halves = np.ascontiguousarray(rows["customer_id"]).view(">u8").reshape(-1, 2)
+    return rows[np.lexsort((halves[:, 1], halves[:, 0]))]
+
+
+async def get_scheme(session: AsyncSession, key: str) -> dict:
+    row = (await session.execute(sa.text("SELECT key, name, segments FROM segmentation.rfm_scheme WHERE key = :k"),
+                                 {"k": key})).first()
+    if row is None:
+        raise UnknownScheme(f"no RFM scheme with key {key!r}")
+    return {"key": row.key, "name": row.name, "segments": row.segments}
+
+
+# ---- pure computations on the loaded arrays (also what the benchmark times) ----
+
+def compute_rfm(rows: np.ndarray, as_of_epoch: float, scheme_segments: list[dict]) -> dict[str, np.ndarray]:
+    scores = rfm.rfm_scores(rows["last_purchase"], rows["frequency"], rows["monetary"], as_of_epoch)
+    index = rfm.assign_segments(scores.r, scores.f, rfm.scheme_lookup(scheme_segments))
+    size, revenue = rfm.segment_summary(index, rows["monetary"], len(scheme_segments))
+    return {"r": scores.r, "f": scores.f, "m": scores.m, "segment": index, "size": size, "revenue": revenue}
+
+
+def compute_features(rows: np.ndarray, as_of_epoch: float) -> np.ndarray:
+    recency = np.clip((as_of_epoch - rows["last_purchase"]) / rfm.SECONDS_PER_DAY, 0, None)
+    first_seen = np.where(np.isnan(rows["first_seen"]), rows["last_purchase"], rows["first_seen"])
+    tenure = np.clip((as_of_epoch - first_seen) / rfm.SECONDS_PER_DAY, 0, None)
+    return clustering.feature_matrix(recency, rows["frequency"].astype(np.float64), rows["monetary"], tenure,
+                                     rows["touchpoints"].astype(np.float64))
+
+
+def compute_tiers(rows: np.ndarray, as_of_epoch: float) -> dict[str, Any]:
+    scores = rfm.rfm_scores(rows["last_purchase"], rows["frequency"], rows["monetary"], as_of_epoch)
+    abc = tiers.abc_classes(rows["monetary"])
+    value = np.where(np.isnan(rows["clv"]), rows["monetary"], rows["clv"])
+    engagement = (scores.r.astype(np.float64) + scores.f) / 2
+    quadrant, value_cut, engagement_cut = tiers.portfolio_quadrants(value, engagement)
+    return {"abc": abc, "quadrant": quadrant, "value": value, "value_cut": value_cut,
+            "engagement_cut": engagement_cut}
+
+
+# ---- the executor ----
+
+@contextlib.contextmanager
+def phase(run: dict, name: str) -> Iterator[None]:
+    """Seconds per phase of a run, reported in its result (`timings`)."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        run["timings"][name] = round(run["timings"].get(name, 0) + time.perf_counter() - started, 3)
+
+
+class RunExecutor:
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession], outbox: Outbox, reporting_currency: str,
+                 schedule_interval_s: float = 0, schedule_kinds: tuple[str, ...] = KINDS) -> None:
+        self.session_factory = session_factory
+        self.outbox = outbox
+        self.reporting_currency = reporting_currency
+        self.schedule_interval_s = schedule_interval_s
+        self.schedule_kinds = schedule_kinds
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task] = set()
+
+    async def create(self, session: AsyncSession, kind: str, *, scheme: str | None, currency: str | None,
+                     as_of: datetime | None, trigger: str = "api") -> dict:
+        if kind == "rfm":
+            await get_scheme(session, scheme or "default")
+        params = {"scheme": (scheme or "default") if kind == "rfm" else None,
+                  "currency": currency or self.reporting_currency}
+        row = (await session.execute(sa.text("""
+            INSERT INTO segmentation.segmentation_run (run_id, kind, family, status, params, as_of, trigger)
+            VALUES (:id, :kind, :family, 'queued', CAST(:params AS jsonb), :as_of, :trigger) RETURNING *"""), {
+            "id": uuid.uuid4(), "kind": kind, "family": family_of(kind, params["scheme"]),
+            "params": json.dumps(params), "as_of": as_of or datetime.now(UTC), "trigger": trigger,
+        })).mappings().one()
+        return dict(row)
+
+    def launch(self, run_id: uuid.UUID) -> None:
+        """Start the run in the background (after the creating transaction has committed)."""
+        task = asyncio.create_task(self.execute(run_id), name=f"segmentation-run-{run_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def launch_committed(self, run_id: uuid.UUID) -> None:
+        """`launch` as a response background task (async, so it runs on the event loop)."""
+        self.launch(run_id)
+
+    async def start(self) -> None:
+        async with self.session_factory.begin() as session:
+            await session.execute(sa.text("""
+                UPDATE segmentation.segmentation_run SET status = 'failed', error = 'interrupted by a restart',
+                    finished_at = now(), updated_at = now() WHERE status = 'running'"""))
+            queued = (await session.execute(sa.text(
+                "SELECT run_id FROM segmentation.segmentation_run WHERE status = 'queued' ORDER BY created_at"
+            ))).scalars().all()
+        for run_id in queued:
+            self.launch(run_id)
+        if self.schedule_interval_s > 0:
+            task = asyncio.create_task(self._schedule(), name="segmentation-schedule")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=10)
+
+    async def wait_idle(self) -> None:
+        while self._tasks - {t for t in self._tasks if t.get_name() == "segmentation-schedule"}:
+            await asyncio.sleep(0.05)
+
+    async def _schedule(self) -> None:
+        while True:
+            await asyncio.sleep(self.schedule_interval_s)
+            try:
+                for kind in self.schedule_kinds:
+                    async with self.session_factory.begin() as session:
+                        busy = (await session.execute(sa.text("""
+                            SELECT 1 FROM segmentation.segmentation_run
+                            WHERE family = :f AND status IN ('queued', 'running') LIMIT 1"""),
+                            {"f": family_of(kind, None)})).first()
+                        if busy:
+                            continue
+                        run = await self.create(session, kind, scheme=None, currency=None, as_of=None,
+                                                trigger="schedule")
+                    self.launch(run["run_id"])
+            except Exception:
+                log.exception("scheduling segmentation runs failed; trying again next interval")
+
+    async def _progress(self, run_id: uuid.UUID, progress: float, **fields: Any) -> None:
+        sets = ", ".join(f"{k} = :{k}" for k in fields)
+        async with self.session_factory.begin() as session:
+            await session.execute(sa.text(
+                f"UPDATE segmentation.segmentation_run SET progress = :progress, updated_at = now()"
+                f"{', ' + sets if sets else ''} WHERE run_id = :id"), {"id": run_id, "progress": progress, **fields})
+
+    async def execute(self, run_id: uuid.UUID) -> None:
+        async with self._lock:
+            try:
+                await self._progress(run_id, 0.0, status="running", started_at=datetime.now(UTC))
+                async with self.session_factory() as session:
+                    run = dict((await session.execute(sa.text(
+                        "SELECT * FROM segmentation.segmentation_run WHERE run_id = :id"), {"id": run_id})).mappings().one())
+                run["timings"] = {}
+                await {"rfm": self._rfm, "clustering": self._clustering, "tiers": self._tiers}[run["kind"]](run)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("segmentation run %s failed", run_id)
+                await self._progress(run_id, 1.0, status="failed", error=f"{type(exc).__name__}: {exc}"[:500],
+                                     finished_at=datetime.now(UTC))
+
+    async def _load(self, run: dict) -> Aggregates:
+        with phase(run, "load_s"):
+            async with self.session_factory() as session, session.begin():
+                data = await load_aggregates(session, run["params"]["currency"])
+        await self._progress(run["run_id"], 0.2)
+        return data
+
+    async def _finish(self, session: AsyncSession, run: dict, families: list[str], result: dict,
+                      summaries: dict[uuid.UUID, dict]) -> None:
+        """Membership diff + events, segment summaries with movement, rule refresh, the run's result."""
+        now = datetime.now(UTC)
+        # The run's rows were just copied in, so the planner's statistics still describe the table before them
+        # and it would probe a million rows one index lookup at a time; a run always diffs whole families,
+        # which hash (or merge) joins do in one pass.
+        await session.execute(sa.text(f"SET LOCAL work_mem = '{RUN_WORK_MEM}'"))
+        await session.execute(sa.text("SET LOCAL enable_nestloop = off"))
+        scope = (await session.execute(sa.text(
+            "SELECT segment_id FROM segmentation.segment WHERE family = ANY(CAST(:f AS text[]))"),
+            {"f": families})).scalars().all()
+        with phase(run, "membership_diff_s"):
+            rows = (await session.execute(RUN_DIFF, {**publish_params(self.outbox, now, run["run_id"]),
+                                                      "scope": list(scope)})).all()
+        moved = movement(rows)
+        for segment_id in scope:
+            summary = summaries.get(segment_id, {"size": 0, "revenue": 0.0, "revenue_share": 0.0, "average_value": 0.0})
+            change = moved.get(segment_id, {"entered": 0, "left": 0})
+            summary.update(change, net=change["entered"] - change["left"], run_id=str(run["run_id"]))
+            summaries[segment_id] = summary
+        await session.execute(sa.text("""
+            UPDATE segmentation.segment s SET summary = CAST(v.summary AS jsonb), last_run_id = :run_id, updated_at = now()
+            FROM unnest(CAST(:ids AS uuid[]), CAST(:summaries AS text[])) AS v(segment_id, summary)
+            WHERE s.segment_id = v.segment_id"""), {
+            "run_id": run["run_id"], "ids": list(summaries), "summaries": [json.dumps(s) for s in summaries.values()]})
+        await notify_relay(session, self.outbox)
+        result["segments"] = [{"segment_id": str(k), **v} for k, v in summaries.items()]
+        result["membership_changes"] = sum(c["entered"] + c["left"] for c in moved.values())
+        with phase(run, "rule_refresh_s"):
+            await refresh_rule_segments(session, self.outbox, self.reporting_currency, run_id=run["run_id"])
+        with phase(run, "prune_s"):
+            await session.execute(sa.text("""
+            DELETE FROM segmentation.run_result WHERE run_id IN (
+                SELECT run_id FROM segmentation.segmentation_run WHERE family = :family AND status = 'succeeded'
+                ORDER BY finished_at DESC OFFSET :keep)"""), {"family": run["family"], "keep": KEEP_RESULTS - 1})
+        result["timings"] = run["timings"]
+        await session.execute(sa.text("""
+            UPDATE segmentation.segmentation_run SET status = 'succeeded', progress = 1, result = CAST(:result AS jsonb),
+                finished_at = now(), updated_at = now() WHERE run_id = :id"""),
+            {"id": run["run_id"], "result": json.dumps(result, default=str)})
+
+    async def _upsert_segments(self, session: AsyncSession, segments: list[dict]) -> list[uuid.UUID]:
+        ids = [segment_id_for(s["key"]) for s in segments]
+        await session.execute(sa.text("""
+            INSERT INTO segmentation.segment AS s (segment_id, key, kind, family, name, description, definition)
+            SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:keys AS text[]), CAST(:kinds AS text[]),
+                                 CAST(:families AS text[]), CAST(:names AS text[]), CAST(:descriptions AS text[]),
+                                 CAST(:definitions AS jsonb[]))
+            ON CONFLICT (key) DO UPDATE SET name = EXCLUDED.name, description = EXCLUDED.description,
+                definition = EXCLUDED.definition, updated_at = now()"""), {
+            "ids": ids, "keys": [s["key"] for s in segments], "kinds": [s["kind"] for s in segments],
+            "families": [s["family"] for s in segments], "names": [s["name"] for s in segments],
+            "descriptions": [s.get("description") for s in segments],
+            "definitions": [json.dumps(s.get("definition")) for s in segments]})
+        return ids
+
+    @staticmethod
+    def _money_summary(size: np.ndarray, revenue: np.ndarray) -> list[dict]:
+        total = float(revenue.sum())
+        return [{"size": int(n), "revenue": round(float(v), 4),
+                 "revenue_share": round(float(v) / total, 6) if total > 0 else 0.0,
+                 "average_value": round(float(v) / int(n), 4) if n else 0.0} for n, v in zip(size, revenue, strict=True)]
+
+    async def _rfm(self, run: dict) -> None:
+        async with self.session_factory() as session:
+            scheme = await get_scheme(session, run["params"]["scheme"])
+        data = await self._load(run)
+        with phase(run, "compute_s"):
+            computed = await asyncio.to_thread(compute_rfm, data.rows, run["as_of"].timestamp(), scheme["segments"])
+        await self._progress(run["run_id"], 0.5)
+        family = run["family"]
+        segments = [{"key": f"{family}:{s['key']}", "kind": "rfm", "family": family, "name": s["name"],
+                     "definition": {"scheme": scheme["key"], "r": s["r"], "f": s["f"]}} for s in scheme["segments"]]
+        async with self.session_factory() as session, session.begin():
+            ids = await self._upsert_segments(session, segments)
+            id_bytes = np.array([uuid_bytes(i) for i in ids], dtype="V16")
+            with phase(run, "write_results_s"):
+                await copy_in(session, "run_result", "segmentation",
+                              [("run_id", "uuid"), ("customer_id", "uuid"), ("segment_id", "uuid"), ("r", "int2"),
+                               ("f", "int2"), ("m", "int2"), ("monetary", "float8")],
+                              {"run_id": uuid_bytes(run["run_id"]), "customer_id": data.rows["customer_id"],
+                               "segment_id": id_bytes[computed["segment"]], "r": computed["r"], "f": computed["f"],
+                               "m": computed["m"], "monetary": data.rows["monetary"]}, data.n)
+            summaries = dict(zip(ids, self._money_summary(computed["size"], computed["revenue"]), strict=True))
+            for sid, seg in zip(ids, segments, strict=True):
+                summaries[sid]["key"], summaries[sid]["name"] = seg["key"], seg["name"]
+            await self._finish(session, run, [family], {"customers": data.n, "scheme": scheme["key"]}, summaries)
+
+    async def _clustering(self, run: dict) -> None:
+        async with self.session_factory() as session:
+            previous_rows = (await session.execute(sa.text(
+                "SELECT definition FROM segmentation.segment WHERE family = 'cluster'"))).scalars().all()
+        previous = {d["label"]: d["centroid"] for d in previous_rows if d and "centroid" in d}
+        data = await self._load(run)
+        with phase(run, "compute_s"):
+            features = compute_features(data.rows, run["as_of"].timestamp())
+            result = await asyncio.to_thread(clustering.cluster, features, previous)
+        await self._progress(run["run_id"], 0.5)
+        labels = sorted(result.clusters)
+        segments = [{"key": f"cluster:{label}", "kind": "cluster", "family": "cluster",
+                     "name": f"Cluster {label}: {result.clusters[label]['description']}",
+                     "description": result.clusters[label]["description"],
+                     "definition": {"label": label, "centroid": [result.clusters[label]["centroid"][f]
+                                                                 for f in clustering.FEATURES],
+                                    "features": clustering.FEATURES}} for label in labels]
+        async with self.session_factory() as session, session.begin():
+            ids = await self._upsert_segments(session, segments)
+            position = {label: i for i, label in enumerate(labels)}
+            lookup = np.zeros(max(labels, default=0) + 1, dtype=np.int64)
+            for label, i in position.items():
+                lookup[label] = i
+            id_bytes = np.array([uuid_bytes(i) for i in ids], dtype="V16")
+            index = lookup[result.labels] if data.n else np.empty(0, dtype=np.int64)
+            with phase(run, "write_results_s"):
+                await copy_in(session, "run_result", "segmentation",
+                              [("run_id", "uuid"), ("customer_id", "uuid"), ("segment_id", "uuid"), ("monetary", "float8")],
+                              {"run_id": uuid_bytes(run["run_id"]), "customer_id": data.rows["customer_id"],
+                               "segment_id": id_bytes[index] if data.n else id_bytes[:0],
+                               "monetary": data.rows["monetary"]}, data.n)
+            size, revenue = rfm.segment_summary(index, data.rows["monetary"], len(labels))
+            summaries = dict(zip(ids, self._money_summary(size, revenue), strict=True))
+            for sid, label in zip(ids, labels, strict=True):
+                summaries[sid].update(key=f"cluster:{label}", name=f"Cluster {label}", **result.clusters[label])
+            await self._finish(session, run, ["cluster"], {
+                "customers": data.n, "k": result.k, "silhouette": result.silhouette,
+                "silhouette_by_k": result.candidates, "features": clustering.FEATURES}, summaries)
+
+    async def _tiers(self, run: dict) -> None:
+        data = await self._load(run)
+        with phase(run, "compute_s"):
+            computed = await asyncio.to_thread(compute_tiers, data.rows, run["as_of"].timestamp())
+        await self._progress(run["run_id"], 0.5)
+        segments = [{"key": f"abc:{c}", "kind": "abc", "family": "abc", "name": f"Class {c}"} for c in tiers.ABC_CLASSES]
+        segments += [{"key": f"portfolio:{q}", "kind": "portfolio", "family": "portfolio", "name": q.replace("-", " ").capitalize()}
+                     for q in tiers.QUADRANTS]
+        segments += [{"key": f"clv-tier:{t}", "kind": "value_tier", "family": "clv-tier", "name": f"CLV tier {t}"}
+                     for t in data.tiers]
+        monetary = data.rows["monetary"]
+        async with self.session_factory() as session, session.begin():
+            ids = await self._upsert_segments(session, segments)
+            id_bytes = np.array([uuid_bytes(i) for i in ids], dtype="V16")
+            columns = [("run_id", "uuid"), ("customer_id", "uuid"), ("segment_id", "uuid"), ("monetary", "float8")]
+            run_bytes = uuid_bytes(run["run_id"])
+            with_tier = data.rows["tier"] > 0
+            offsets = {"abc": 0, "portfolio": len(tiers.ABC_CLASSES), "clv-tier": len(tiers.ABC_CLASSES) + len(tiers.QUADRANTS)}
+            parts = [("abc", computed["abc"].astype(np.int64), np.ones(data.n, dtype=bool)),
+                     ("portfolio", computed["quadrant"].astype(np.int64), np.ones(data.n, dtype=bool)),
+                     ("clv-tier", data.rows["tier"].astype(np.int64) - 1, with_tier)]
+            summaries: dict[uuid.UUID, dict] = {}
+            for family, index, mask in parts:
+                global_index = index[mask] + offsets[family]
+                with phase(run, "write_results_s"):
+                    await copy_in(session, "run_result", "segmentation", columns, {
+                        "run_id": run_bytes, "customer_id": data.rows["customer_id"][mask],
+                        "segment_id": id_bytes[global_index] if len(global_index) else id_bytes[:0],
+                        "monetary": monetary[mask]}, int(mask.sum()))
+                size, revenue = rfm.segment_summary(global_index, monetary[mask], len(ids))
+                for i, s in enumerate(self._money_summary(size, revenue)):
+                    if segments[i]["family"] == family:
+                        summaries[ids[i]] = {**s, "key": segments[i]["key"], "name": segments[i]["name"]}
+            await self._finish(session, run, TIERS_FAMILIES, {
+                "customers": data.n, "value_threshold": computed["value_cut"],
+                "engagement_threshold": computed["engagement_cut"],
+                "value_axis": "clv where the clv service has published one, else revenue in the run's currency",
+                "engagement_axis": "mean of the R and F scores"}, summaries)
+
+
+async def get_run(session: AsyncSession, run_id: uuid.UUID) -> dict:
+    row = (await session.execute(sa.text("SELECT * FROM segmentation.segmentation_run WHERE run_id = :id"),
+                                 {"id": run_id})).mappings().first()
+    if row is None:
+        raise RunNotFound(f"no segmentation run {run_id}")
+    return dict(row)

@@ -49,7 +49,7 @@ async def test_dry_run_then_save_then_replay(lc):
     assert (await lc.view(repeaters[0]))["stage"] == "retention"
 
     versions = (await lc.client.get("/v1/lifecycle/rules/versions", params={"limit": 1})).json()
-    assert [v["version"] for v in versions["items"]] == [2] and versions["next_cursor"] == "2"
+    assert [v["version"] for v in versions["items"]] == [2] and versions["next_cursor"]
     older = (await lc.client.get("/v1/lifecycle/rules/versions", params={"cursor": versions["next_cursor"]})).json()
     assert [(v["version"], v["active"]) for v in older["items"]] == [(1, False)]
     assert (await lc.client.get("/v1/lifecycle/rules/versions/1")).json()["parameters"]["repeat_window_days"] == 365

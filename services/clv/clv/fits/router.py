@@ -4,11 +4,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from shared.db import SessionDep
+from shared.pagination import Cursor, InvalidCursor, Limit, decode, encode
 from shared.problems import NotFound, problem_responses
 
 from clv.fits import repository, service
 from clv.fits.schemas import Comparison, FitCreate, FitPage, FitRead, JobStatus, TransactionModelName
-from clv.pagination import CursorQuery, InvalidCursor, LimitQuery, decode_cursor, encode_cursor
 
 router = APIRouter(prefix="/v1/value/models", tags=["value models"])
 CurrencyQuery = Annotated[str, Query(pattern=r"^[A-Z]{3}$", examples=["EUR"])]
@@ -23,18 +23,17 @@ async def create_fit(body: FitCreate, request: Request, response: Response, sess
 
 
 @router.get("/fits", response_model=FitPage, responses=problem_responses(InvalidCursor))
-async def list_fits(session: SessionDep, limit: LimitQuery = 50, cursor: CursorQuery = None,
+async def list_fits(session: SessionDep, limit: Limit = 50, cursor: Cursor = None,
                     currency: Annotated[str | None, Query(pattern=r"^[A-Z]{3}$")] = None,
                     model: TransactionModelName | None = None, status: JobStatus | None = None) -> FitPage:
     """Model versions, newest first."""
-    before = decode_cursor(cursor)
-    if before is not None and not isinstance(before, int):
-        raise InvalidCursor("the cursor is not one this API issued")
-    rows = await repository.list_fits(session, currency=currency, model=model, status=status, before_version=before,
+    before = decode(cursor, int)
+    rows = await repository.list_fits(session, currency=currency, model=model, status=status,
+                                      before_version=before[0] if before else None,
                                       limit=limit + 1)
     page = rows[:limit]
     return FitPage(items=[service.to_read(r) for r in page],
-                   next_cursor=encode_cursor(page[-1].version) if len(rows) > limit else None)
+                   next_cursor=encode(page[-1].version) if len(rows) > limit else None)
 
 
 @router.get("/fits/{fit_id}", response_model=FitRead, responses=problem_responses(NotFound))

@@ -24,7 +24,7 @@ async def update_proposition(session: AsyncSession, proposition_id: uuid.UUID, v
                                   .values(updated_at=sa.func.now(), **values).returning(proposition))).one_or_none()
 
 
-async def list_propositions(session: AsyncSession, *, active: bool | None, kind: str | None, after: str | None,
+async def list_propositions(session: AsyncSession, *, active: bool | None, kind: str | None, after: uuid.UUID | None,
                             limit: int) -> list[sa.Row]:
     q = sa.select(proposition).order_by(proposition.c.id).limit(limit)
     if active is not None:
@@ -32,7 +32,7 @@ async def list_propositions(session: AsyncSession, *, active: bool | None, kind:
     if kind:
         q = q.where(proposition.c.kind == kind)
     if after:
-        q = q.where(proposition.c.id > uuid.UUID(after))
+        q = q.where(proposition.c.id > after)
     return list((await session.execute(q)).all())
 
 
@@ -142,11 +142,11 @@ async def value_gap(session: AsyncSession, group_by: str) -> list[sa.Row]:
     return list((await session.execute(GAP[group_by])).all())
 
 
-async def customer_deliveries(session: AsyncSession, customer_id: uuid.UUID, before: tuple[str, str] | None,
+async def customer_deliveries(session: AsyncSession, customer_id: uuid.UUID, before: tuple[datetime, uuid.UUID] | None,
                               limit: int) -> list[sa.Row]:
     q = (sa.select(delivery).where(delivery.c.customer_id == customer_id)
          .order_by(delivery.c.delivered_at.desc(), delivery.c.id.desc()).limit(limit))
     if before is not None:
-        at, last_id = datetime.fromisoformat(before[0]), uuid.UUID(before[1])
+        at, last_id = before
         q = q.where(sa.tuple_(delivery.c.delivered_at, delivery.c.id) < sa.tuple_(sa.literal(at), sa.literal(last_id)))
     return list((await session.execute(q)).all())

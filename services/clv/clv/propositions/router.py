@@ -6,9 +6,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from shared.db import SessionDep
+from shared.pagination import Cursor, InvalidCursor, Limit, decode, encode
 from shared.problems import DomainError, NotFound, problem_responses
 
-from clv.pagination import CursorQuery, InvalidCursor, LimitQuery, decode_cursor, encode_cursor
 from clv.propositions import repository, service
 from clv.transaction_summary.router import resolve_customer
 from clv.propositions.schemas import (
@@ -28,19 +28,15 @@ async def create_proposition(body: PropositionCreate, response: Response, sessio
 
 
 @router.get("/v1/propositions", response_model=PropositionPage, responses=problem_responses(InvalidCursor))
-async def list_propositions(session: SessionDep, limit: LimitQuery = 50, cursor: CursorQuery = None,
+async def list_propositions(session: SessionDep, limit: Limit = 50, cursor: Cursor = None,
                             active: bool | None = None, kind: PropositionKind | None = None) -> PropositionPage:
     """The catalogue, filtered by state and kind."""
-    after = decode_cursor(cursor)
-    if after is not None:
-        try:
-            uuid.UUID(str(after))
-        except ValueError:
-            raise InvalidCursor("the cursor is not one this API issued") from None
-    rows = await repository.list_propositions(session, active=active, kind=kind, after=after, limit=limit + 1)
+    after = decode(cursor, uuid.UUID)
+    rows = await repository.list_propositions(session, active=active, kind=kind, after=after[0] if after else None,
+                                              limit=limit + 1)
     page = rows[:limit]
     return PropositionPage(items=[service.to_read(r) for r in page],
-                           next_cursor=encode_cursor(str(page[-1].id)) if len(rows) > limit else None)
+                           next_cursor=encode(page[-1].id) if len(rows) > limit else None)
 
 
 @router.get("/v1/propositions/{proposition_id}", response_model=PropositionRead, responses=problem_responses(NotFound))
@@ -95,22 +91,15 @@ async def deliver(customer_id: uuid.UUID, body: DeliveryCreate, request: Request
 
 @router.get("/v1/customers/{customer_id}/propositions/deliveries", response_model=DeliveryPage,
             responses=problem_responses(InvalidCursor))
-async def list_deliveries(customer_id: uuid.UUID, session: SessionDep, limit: LimitQuery = 50,
-                          cursor: CursorQuery = None) -> DeliveryPage:
+async def list_deliveries(customer_id: uuid.UUID, session: SessionDep, limit: Limit = 50,
+                          cursor: Cursor = None) -> DeliveryPage:
     """What was delivered to (or held out for) a customer, newest first, with outcomes."""
-    before = decode_cursor(cursor)
-    if before is not None:
-        try:
-            before = (str(before[0]), str(before[1]))
-            datetime.fromisoformat(before[0])
-            uuid.UUID(before[1])
-        except (TypeError, ValueError, IndexError, KeyError):
-            raise InvalidCursor("the cursor is not one this API issued") from None
+    before = decode(cursor, datetime, uuid.UUID)
     resolved = await resolve_customer(session, customer_id)
     rows = await repository.customer_deliveries(session, resolved, before, limit + 1)
     page = rows[:limit]
     return DeliveryPage(items=[DeliveryRead.model_validate(r._mapping) for r in page],
-                        next_cursor=encode_cursor([page[-1].delivered_at.isoformat(), str(page[-1].id)])
+                        next_cursor=encode(page[-1].delivered_at, page[-1].id)
                         if len(rows) > limit else None)
 
 

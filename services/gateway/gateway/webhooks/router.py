@@ -7,7 +7,7 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 from shared.db import SessionDep
 from shared.problems import NotFound, problem_responses
 
-from gateway import pagination
+from shared import pagination
 from gateway.webhooks import repository, signing
 from gateway.webhooks.schemas import (DeliveryPage, DeliveryRead, DeliveryStatus, WebhookCreate, WebhookCreated,
                                       WebhookPage, WebhookRead, WebhookUpdate)

@@ -1,6 +1,5 @@
 """Queries of pipelines and deals."""
 
-import base64
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -88,19 +87,6 @@ async def get_deal(session: AsyncSession, deal_id: uuid.UUID, lock: bool = False
     if lock:
         q = q.with_for_update(of=deal)
     return (await session.execute(q)).mappings().first()
-
-
-def encode_cursor(created_at: datetime, deal_id: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{deal_id}".encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID] | None:
-    try:
-        at, did = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        when = datetime.fromisoformat(at)
-        return (when, uuid.UUID(did)) if when.tzinfo is not None else None
-    except (ValueError, UnicodeDecodeError):
-        return None
 
 
 async def page_deals(session: AsyncSession, *, customer_id: uuid.UUID | None, pipeline_key: str | None,

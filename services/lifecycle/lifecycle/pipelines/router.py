@@ -4,7 +4,8 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from shared.db import SessionDep
-from shared.problems import DomainError, NotFound, problem_responses
+from shared.pagination import InvalidCursor, decode, encode
+from shared.problems import NotFound, problem_responses
 
 from lifecycle.pipelines import repository, service
 from lifecycle.text import NO_NUL
@@ -15,10 +16,6 @@ from lifecycle.pipelines.schemas import (
 
 router = APIRouter(tags=["pipelines and deals"])
 KEY = r"^[a-z0-9][a-z0-9_\-]*$"
-
-
-class BadCursor(DomainError):
-    status, slug, title = 422, "bad-cursor", "Invalid cursor"
 
 
 def _pipeline(p: repository.PipelineDef) -> PipelineRead:
@@ -112,19 +109,15 @@ async def move_deal(deal_id: uuid.UUID, body: DealMove, session: SessionDep, req
 
 
 async def _page(session, limit: int, cursor: str | None, **filters) -> DealPage:  # noqa: ANN001, ANN003
-    after = None
-    if cursor is not None:
-        after = repository.decode_cursor(cursor)
-        if after is None:
-            raise BadCursor("cursor is not one this endpoint gave out")
+    after = decode(cursor, datetime, uuid.UUID)
     rows = await repository.page_deals(session, after=after, limit=limit + 1, **filters)
     more = len(rows) > limit
     rows = rows[:limit]
     return DealPage(items=[_deal(r) for r in rows],
-                    next_cursor=repository.encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None)
+                    next_cursor=encode(rows[-1]["created_at"], rows[-1]["id"]) if more else None)
 
 
-@router.get("/v1/deals", response_model=DealPage, responses=problem_responses(BadCursor))
+@router.get("/v1/deals", response_model=DealPage, responses=problem_responses(InvalidCursor))
 async def list_deals(session: SessionDep, pipeline: str | None = Query(None, max_length=100, pattern=KEY),
                      status: Outcome | None = None, owner: str | None = Query(None, max_length=200, pattern=NO_NUL),
                      customer_id: uuid.UUID | None = None, cursor: str | None = Query(None, max_length=200, pattern=NO_NUL),
@@ -134,7 +127,7 @@ async def list_deals(session: SessionDep, pipeline: str | None = Query(None, max
                        status=status.value if status else None, owner=owner)
 
 
-@router.get("/v1/customers/{customer_id}/deals", response_model=DealPage, responses=problem_responses(BadCursor))
+@router.get("/v1/customers/{customer_id}/deals", response_model=DealPage, responses=problem_responses(InvalidCursor))
 async def list_customer_deals(customer_id: uuid.UUID, session: SessionDep, status: Outcome | None = None,
                               cursor: str | None = Query(None, max_length=200),
                               limit: int = Query(50, ge=1, le=500)) -> DealPage:

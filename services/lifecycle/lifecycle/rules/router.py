@@ -3,7 +3,8 @@ import uuid
 from fastapi import APIRouter, BackgroundTasks, Query, Request
 
 from shared.db import SessionDep
-from shared.problems import DomainError, NotFound, problem_responses
+from shared.pagination import Cursor, InvalidCursor, decode, encode
+from shared.problems import NotFound, problem_responses
 
 from lifecycle.rules import repository, runs
 from lifecycle.rules.schemas import (
@@ -13,10 +14,6 @@ from lifecycle.stages import service as stages
 from lifecycle.stages.schemas import RederiveResult, result_of
 
 router = APIRouter(prefix="/v1/lifecycle/rules", tags=["lifecycle rules"])
-
-
-class BadCursor(DomainError):
-    status, slug, title = 422, "bad-cursor", "Invalid cursor"
 
 
 def _read(v: repository.RuleSetVersion, active_version: int) -> RuleSetRead:
@@ -61,21 +58,17 @@ async def dry_run(body: DryRunRequest, session: SessionDep) -> RederiveResult:
     return result_of(await stages.dry_run(session, body.parameters))
 
 
-@router.get("/versions", response_model=RuleSetPage, responses=problem_responses(BadCursor))
-async def list_versions(session: SessionDep, cursor: str | None = Query(None, max_length=20),
+@router.get("/versions", response_model=RuleSetPage, responses=problem_responses(InvalidCursor))
+async def list_versions(session: SessionDep, cursor: Cursor = None,
                         limit: int = Query(20, ge=1, le=100)) -> RuleSetPage:
     """Every saved version, newest first."""
-    before = None
-    if cursor is not None:
-        if not cursor.isdigit() or len(cursor) > 9:
-            raise BadCursor("cursor is not one this endpoint gave out")
-        before = int(cursor)
+    before = decode(cursor, int)
     active = await repository.active(session)
-    items = await repository.page(session, before, limit + 1)
+    items = await repository.page(session, before[0] if before else None, limit + 1)
     more = len(items) > limit
     items = items[:limit]
     return RuleSetPage(items=[_read(v, active.version) for v in items],
-                       next_cursor=str(items[-1].version) if more else None)
+                       next_cursor=encode(items[-1].version) if more else None)
 
 
 @router.get("/versions/{version}", response_model=RuleSetRead, responses=problem_responses(NotFound))

@@ -6,9 +6,9 @@ import sqlalchemy as sa
 from fastapi import APIRouter, BackgroundTasks, Query, Request
 
 from shared.db import SessionDep
+from shared.pagination import Cursor, InvalidCursor, Limit, decode, encode
 from shared.problems import DomainError, NotFound, problem_responses
 
-from segmentation.pagination import Cursor, InvalidCursor, Limit, decode, encode
 from segmentation.rules.service import latest_run_id
 from segmentation.runs.schemas import (
     ClusterRead,
@@ -58,27 +58,17 @@ async def start_run(body: RunCreate, request: Request, session: SessionDep, back
 async def list_runs(session: SessionDep, limit: Limit = 50, cursor: Cursor = None,
                     kind: Literal["rfm", "clustering", "tiers"] | None = None) -> RunPage:
     """Runs, newest first."""
-    after = decode(cursor, 2)
+    after = decode(cursor, datetime, uuid.UUID)
     query = "SELECT * FROM segmentation.segmentation_run WHERE (CAST(:kind AS text) IS NULL OR kind = :kind)"
     params: dict = {"kind": kind, "limit": limit + 1}
     if after:
         query += " AND (created_at, run_id::text) < (CAST(:ts AS timestamptz), :rid)"
-        params.update(ts=_timestamp(after[0]), rid=str(after[1]))
+        params.update(ts=after[0], rid=str(after[1]))
     rows = (await session.execute(sa.text(query + " ORDER BY created_at DESC, run_id::text DESC LIMIT :limit"),
                                   params)).mappings().all()
     items = [RunRead.model_validate(dict(r)) for r in rows[:limit]]
-    next_cursor = encode([items[-1].created_at.isoformat(), str(items[-1].run_id)]) if len(rows) > limit else None
+    next_cursor = encode(items[-1].created_at, items[-1].run_id) if len(rows) > limit else None
     return RunPage(items=items, next_cursor=next_cursor)
-
-
-def _timestamp(value: object) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(str(value))
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.tzinfo is None or not 1900 <= parsed.year <= 2200:
-        raise InvalidCursor("the cursor is not one this API returned")
-    return parsed
 
 
 @router.get("/runs/{run_id}", response_model=RunRead, responses=problem_responses(RunNotFound))

@@ -4,9 +4,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from shared.db import SessionDep
+from shared.pagination import Cursor, InvalidCursor, Limit, decode, encode
 from shared.problems import NotFound, problem_responses
 
-from segmentation.pagination import Cursor, InvalidCursor, Limit, decode, encode
 from segmentation.rules.language import InvalidDefinition
 from segmentation.rules.service import SegmentExists, create_rule_segment, preview
 from segmentation.segments import repository
@@ -34,11 +34,11 @@ def _currency(request: Request, currency: str | None) -> str:
 async def list_segments(session: SessionDep, limit: Limit = 100, cursor: Cursor = None, kind: Kind | None = None,
                         family: Annotated[str | None, Query(max_length=100, pattern=r"^[a-z0-9:\-]+$")] = None) -> SegmentPage:
     """Segments of every kind with their summaries (size, revenue share, average value, movement)."""
-    after = decode(cursor, 1)
-    rows = await repository.list_segments(session, kind=kind, family=family, after=str(after[0]) if after else None,
+    after = decode(cursor, str)
+    rows = await repository.list_segments(session, kind=kind, family=family, after=after[0] if after else None,
                                           limit=limit + 1)
     items = [SegmentRead.model_validate(r) for r in rows[:limit]]
-    return SegmentPage(items=items, next_cursor=encode([items[-1].key]) if len(rows) > limit else None)
+    return SegmentPage(items=items, next_cursor=encode(items[-1].key) if len(rows) > limit else None)
 
 
 @router.post("/v1/segments", response_model=SegmentRead, status_code=201,
@@ -70,14 +70,10 @@ async def segment_members(segment_id: uuid.UUID, session: SessionDep, limit: Lim
                           cursor: Cursor = None) -> MemberPage:
     """Current members of a segment, by customer id."""
     await repository.get_segment(session, segment_id)
-    after = decode(cursor, 1)
-    try:
-        after_id = uuid.UUID(str(after[0])) if after else None
-    except ValueError:
-        raise InvalidCursor("the cursor is not one this API returned") from None
-    rows = await repository.members(session, segment_id, after_id, limit + 1)
+    after = decode(cursor, uuid.UUID)
+    rows = await repository.members(session, segment_id, after[0] if after else None, limit + 1)
     items = [Member(customer_id=r.customer_id, entered_at=r.entered_at) for r in rows[:limit]]
-    return MemberPage(items=items, next_cursor=encode([str(items[-1].customer_id)]) if len(rows) > limit else None)
+    return MemberPage(items=items, next_cursor=encode(items[-1].customer_id) if len(rows) > limit else None)
 
 
 @router.get("/v1/customers/{customer_id}/segments/history", response_model=MembershipHistoryPage,
@@ -86,14 +82,12 @@ async def membership_history(customer_id: uuid.UUID, session: SessionDep, limit:
                              cursor: Cursor = None) -> MembershipHistoryPage:
     """When the customer entered and left each segment, newest first."""
     resolved = await repository.resolve_customer(session, customer_id)
-    after = decode(cursor, 1)
-    if after is not None and not isinstance(after[0], int):
-        raise InvalidCursor("the cursor is not one this API returned")
+    after = decode(cursor, int)
     rows = await repository.history(session, resolved, after[0] if after else None, limit + 1)
     if not rows and after is None:
         known = await repository.customer_known(session, resolved)
         if not known:
             raise NotFound(f"segmentation knows nothing of customer {customer_id}")
     items = [MembershipRecord.model_validate(dict(r)) for r in rows[:limit]]
-    next_cursor = encode([rows[limit - 1]["membership_id"]]) if len(rows) > limit else None
+    next_cursor = encode(rows[limit - 1]["membership_id"]) if len(rows) > limit else None
     return MembershipHistoryPage(customer_id=resolved, items=items, next_cursor=next_cursor)

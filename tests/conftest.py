@@ -1,5 +1,7 @@
 import os
+import shutil
 import signal
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +20,17 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def infra_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("infra")
+def infra_dir() -> Iterator[Path]:
+    """Where the servers this session starts keep their data.
+
+    Not under pytest's basetemp: any pytest session starting on the machine resets that tree to mode 0700,
+    which locks out the unprivileged account the Postgres server runs as (when the suite runs as root).
+    """
+    path = Path(tempfile.mkdtemp(prefix="crm-test-infra-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -79,14 +90,15 @@ def own_kafka(tmp_path: Path) -> Iterator[KafkaBroker]:
 
 
 @pytest.fixture
-def own_postgres(tmp_path: Path) -> Iterator[PostgresServer]:
+def own_postgres() -> Iterator[PostgresServer]:
     """A Postgres of the test's own, for tests that restart it."""
-    server = PostgresServer(tmp_path / "postgres")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    with tempfile.TemporaryDirectory(prefix="crm-test-postgres-") as tmp:
+        server = PostgresServer(Path(tmp) / "postgres")
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 @pytest.fixture

@@ -126,9 +126,9 @@ def histories(draw):  # noqa: ANN201
                 if v == m:
                     model.alias[k] = owner
             model.alias[m] = owner
+            # A merge re-derives the survivor, which so has a row (empty if neither side had data yet).
+            model.rows.add(owner)
             model.rows.discard(m)
-            if m in model.rows or pids or tids or owner in model.rows:
-                model.rows.add(owner)
             model.merges.append((owner, m, pids, tids))
             events.append(merged(owner, m))
         elif op == "unmerge" and model.merges:

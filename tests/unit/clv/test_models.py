@@ -325,3 +325,17 @@ def test_newton_polish_on_a_large_population_agrees_with_lbfgs():
     for k in lbfgs.params:
         assert newton_fit.params[k] == pytest.approx(lbfgs.params[k], rel=1e-5)
         assert newton_fit.std_errors[k] == pytest.approx(lbfgs.std_errors[k], rel=1e-3)
+
+
+@pytest.mark.parametrize("model_cls", [BetaGeo, ModifiedBetaGeo])
+def test_no_dropout_heterogeneity_gives_finite_continuous_predictions(model_cls):
+    # Small or synthetic data can fit a, b in the hundred thousands (dropout probability the same for everyone);
+    # the textbook series overflows there. Predictions stay finite and converge as a, b grow at a fixed ratio.
+    x = np.array([0, 1, 2, 5, 20, 300, 5000])
+    t_x = np.array([0, 10, 20, 30, 38, 38, 5199.0])
+    T = np.array([40, 40, 40, 40, 40, 40, 5200.0])
+    by_scale = [model_cls(0.415, 5.24, 0.435 * k, 0.565 * k).expected_purchases(52, x, t_x, T) for k in (1e4, 1e5, 1e6)]
+    for expected in by_scale:
+        assert np.isfinite(expected).all() and (expected >= 0).all(), expected
+    # Where x is small against b the model's limit is reached; with x in the hundreds it legitimately still moves.
+    np.testing.assert_allclose(by_scale[1][:5], by_scale[2][:5], rtol=2e-3)

@@ -276,11 +276,26 @@ class BetaGeo(TransactionModel):
         r, alpha, a, b = self.r, self.alpha, self._a_off_one(), self.b
         z = t / (alpha + T + t)
         c = a + b + x - 1
-        return c / (a - 1) * (1 - np.exp((a - 1) * np.log1p(-z)) * hyp2f1(a + b - 1 - r, a - 1, c, z))
+        return c / (a - 1) * (1 - _damped_hyp2f1(a + b - 1 - r, a - 1, c, z))
 
     def _a_off_one(self) -> float:
         # At a = 1 the closed form is 0/0 (a removable singularity); a hair's shift changes nothing measurable.
         return self.a if abs(self.a - 1) > 1e-7 else 1 + 1e-7
+
+
+def _damped_hyp2f1(A, B, C, z):
+    """(1−z)^B · 2F1(A, B; C; z), finite wherever the product is.
+
+    Either form of the series can overflow on its own: this one when B = a − 1 is large (a and b both large: the
+    data show no heterogeneity in dropout, which fits of small or synthetic data reach), Euler's transform
+    (1−z)^(C−A) · 2F1(C−A, C−B; C; z) when C − A = r + x is large (hundreds of purchases). Each customer gets
+    the form whose exponent is smaller; both are the same function.
+    """
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        log1mz = np.log1p(-z)
+        direct = np.exp(B * log1mz) * hyp2f1(A, B, C, z)
+        euler = np.exp((C - A) * log1mz) * hyp2f1(C - A, C - B, C, z)
+    return np.where(B <= C - A, direct, euler)
 
 
 @dataclass(frozen=True)
@@ -320,7 +335,7 @@ class ModifiedBetaGeo(BetaGeo):
         r, alpha, a, b = self.r, self.alpha, self._a_off_one(), self.b
         z = t / (alpha + T + t)
         c = a + b + x
-        return c / (a - 1) * (1 - np.exp((a - 1) * np.log1p(-z)) * hyp2f1(a + b - r, a - 1, c, z))
+        return c / (a - 1) * (1 - _damped_hyp2f1(a + b - r, a - 1, c, z))
 
 
 @dataclass(frozen=True)

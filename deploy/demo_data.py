@@ -1,9 +1,13 @@
-"""Synthetic but realistic demo data, sent through the real ingestion path (`POST /v1/events`).
+"""Synthetic but realistic demo data, sent through the real ingestion path (`POST /v1/events`), then analysed.
 
 Customers follow the shapes CRM data has: most buy once or twice, a few buy often (geometric counts), order
 values are log-normal, purchases spread over the last two years, three partner sources and several channels.
+Around the orders: sign-ups with an email and attributes, support and email touchpoints, NPS feedback with
+perceived against expected value, the odd refund, and prospects who are only leads so far. Once loaded, the
+value models are fitted and scored and the portfolio is segmented, so every part of the 360° view has data.
 """
 
+import asyncio
 import random
 import sys
 import uuid
@@ -19,29 +23,50 @@ def generate_events(customers: int, seed: int = 7) -> list[dict]:
     rng = random.Random(seed)
     now = datetime.now(UTC)
     events = []
+
+    def event(partner: str, external_id: str, kind: str, when: datetime, data: dict) -> None:
+        events.append({"specversion": "1.0", "id": str(uuid.UUID(int=rng.getrandbits(128))), "source": partner,
+                       "type": kind, "subject": external_id, "time": when.isoformat(),
+                       "data": {**data, "occurred_at": when.isoformat()}})
+
     for n in range(customers):
         partner = rng.choice(list(PARTNERS))
         currency, channels = PARTNERS[partner]
         external_id = f"C{n:07d}"
-        orders = min(1 + int(rng.expovariate(0.6)), 60)
         first = now - timedelta(days=rng.uniform(1, 730))
-        for k in range(orders):
-            when = min(first + timedelta(days=k * rng.uniform(5, 90)), now)
-            events.append({
-                "specversion": "1.0",
-                "id": str(uuid.UUID(int=rng.getrandbits(128))),
-                "source": partner,
-                "type": "order.completed",
-                "subject": external_id,
-                "time": when.isoformat(),
-                "data": {
-                    "order_id": f"{external_id}-{k}",
-                    "amount": f"{rng.lognormvariate(3.6, 0.8):.2f}",
-                    "currency": currency,
-                    "channel": rng.choice(channels),
-                    "occurred_at": when.isoformat(),
-                },
-            })
+        event(partner, external_id, "customer.identified", first - timedelta(minutes=5), {
+            "identifiers": {"email": f"customer{n}@example.com"},
+            "attributes": {"plan": rng.choice(["basic", "plus", "premium"]), "region": rng.choice(["north", "south"])},
+            "consent": {"email_marketing": rng.random() < 0.6},
+        })
+        if rng.random() < 0.1:  # a prospect: a lead, no order yet
+            event(partner, external_id, "lead.captured", first, {
+                "campaign": rng.choice(["spring-sale", "webinar-q3"]), "lead_source": "web", "qualified": rng.random() < 0.5})
+            continue
+        # The buy-till-you-die story the value models assume: purchases at a personal rate, and after each one
+        # a personal chance of never coming back.
+        mean_gap_days, p_drop = rng.gammavariate(1.5, 40), rng.betavariate(2, 6)
+        when = first
+        for k in range(60):
+            amount = rng.lognormvariate(3.6, 0.8)
+            event(partner, external_id, "order.completed", when, {
+                "order_id": f"{external_id}-{k}", "amount": f"{amount:.2f}", "currency": currency,
+                "channel": rng.choice(channels)})
+            if rng.random() < 0.03:
+                event(partner, external_id, "order.refunded", min(when + timedelta(days=3), now), {
+                    "order_id": f"{external_id}-{k}", "amount": f"{amount / 2:.2f}", "currency": currency})
+            if rng.random() < 0.2:
+                event(partner, external_id, "interaction.logged", min(when + timedelta(days=1), now), {
+                    "channel": rng.choice(["support", "email", "phone"]), "direction": "inbound",
+                    "outcome": rng.choice(["resolved", "answered", "escalated"])})
+            when += timedelta(days=rng.expovariate(1 / mean_gap_days))
+            if when > now or rng.random() < p_drop:
+                break
+        if rng.random() < 0.3:
+            nps = min(10, max(0, int(rng.gauss(7.5, 2))))
+            event(partner, external_id, "feedback.submitted", min(first + timedelta(days=30), now), {
+                "nps": nps, "csat": min(5, max(1, round(nps / 2))),
+                "perceived_value": round(rng.uniform(4, 9), 1), "expected_value": round(rng.uniform(6, 9), 1)})
     events.sort(key=lambda e: e["time"])
     return events
 
@@ -57,7 +82,40 @@ async def load_demo_data(gateway_url: str, customers: int, api_key: str) -> None
                     raise RuntimeError(f"demo data rejected ({resp.status}): {await resp.text()}")
             sent += len(batch)
             _progress(sent, len(events), customers)
-    print(file=sys.stderr)
+        print(file=sys.stderr)
+        await analyse(session, gateway_url)
+
+
+async def analyse(session: aiohttp.ClientSession, gateway_url: str) -> None:
+    """Fit and score the value models per currency, then run RFM, clustering and tiers on the loaded data."""
+    for currency in sorted({c for c, _ in PARTNERS.values()}):
+        fit = await _job(session, f"{gateway_url}/v1/value/models/fits", {"currency": currency, "holdout_days": 90},
+                         "id", f"{gateway_url}/v1/value/models/fits/{{}}", f"value model fit ({currency})")
+        if fit.get("status") == "succeeded":
+            await _job(session, f"{gateway_url}/v1/value/scorings", {"currency": currency}, "id",
+                       f"{gateway_url}/v1/value/scorings/{{}}", f"value scoring ({currency})")
+    # Value events reach segmentation asynchronously; a moment lets tiers by CLV see most of them.
+    await asyncio.sleep(1)
+    for kind in ["rfm", "clustering", "tiers"]:
+        await _job(session, f"{gateway_url}/v1/segmentation/runs", {"kind": kind}, "run_id",
+                   f"{gateway_url}/v1/segmentation/runs/{{}}", f"segmentation {kind} run")
+
+
+async def _job(session: aiohttp.ClientSession, start_url: str, body: dict, id_field: str, poll_url: str,
+               label: str) -> dict:
+    """Start a long job (202), wait for it to end, and say how it ended; a failed job is reported, not fatal."""
+    async with session.post(start_url, json=body) as resp:
+        job = await resp.json()
+        if resp.status != 202:
+            print(f"demo data: {label} not started ({resp.status}): {job.get('detail', job)}", file=sys.stderr)
+            return job
+    while job.get("status") in ("queued", "running"):
+        await asyncio.sleep(0.3)
+        async with session.get(poll_url.format(job[id_field])) as resp:
+            job = await resp.json()
+    detail = "" if job.get("status") == "succeeded" else f": {job.get('error') or job}"
+    print(f"demo data: {label} {job.get('status')}{detail}", file=sys.stderr)
+    return job
 
 
 def _progress(done: int, total: int, customers: int) -> None:

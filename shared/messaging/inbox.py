@@ -69,6 +69,8 @@ class InboxConsumer:
         self.poll_timeout_ms = poll_timeout_ms
         self._stopping = asyncio.Event()
         self.running = False
+        # (batch, its parse) when `run` parsed it ahead, while the previous batch was being applied.
+        self._parsed_ahead: tuple[list[IncomingMessage], tuple] | None = None
 
     def stop(self) -> None:
         """Finish the batch in hand, commit it, then return from `run`."""
@@ -78,11 +80,16 @@ class InboxConsumer:
         while not self._stopping.is_set():
             consumer = self.transport.consumer(self.group_id, self.topics)
             pending: asyncio.Task | None = None
+            ahead: asyncio.Task | None = None
             try:
                 await consumer.start()
                 self.running = True
+                ahead = asyncio.create_task(self._fetch_and_parse(consumer))
                 while not self._stopping.is_set():
-                    batch = await consumer.getmany(self.poll_timeout_ms, self.batch_size)
+                    batch = await ahead
+                    # The next batch is fetched and parsed (CPU) while this one waits on the database; it is
+                    # only applied and committed after this one, so a crash or a stop simply redelivers it.
+                    ahead = asyncio.create_task(self._fetch_and_parse(consumer))
                     if batch:
                         await self.process(batch)
                         # The offset commit overlaps the next fetch and apply (it costs a broker round trip
@@ -100,14 +107,24 @@ class InboxConsumer:
                 await self._pause(2.0)
             finally:
                 self.running = False
+                if ahead is not None:  # fetched ahead but not applied: dropped, redelivered from the offsets
+                    ahead.cancel()
+                    await asyncio.gather(ahead, return_exceptions=True)
                 if pending is not None:
                     await pending  # never raises: _commit logs its failures
                 await consumer.stop()
 
+    async def _fetch_and_parse(self, consumer: Consumer) -> list[IncomingMessage]:
+        batch = await consumer.getmany(self.poll_timeout_ms, self.batch_size)
+        if batch:
+            self._parsed_ahead = (batch, self._parse(batch))
+        return batch
+
     async def process(self, batch: list[IncomingMessage]) -> None:
         """Apply one fetched batch; returns once every message is applied, skipped or dead-lettered."""
         started = time.perf_counter()
-        events, dead = self._parse(batch)
+        ahead, self._parsed_ahead = self._parsed_ahead, None
+        events, dead = ahead[1] if ahead is not None and ahead[0] is batch else self._parse(batch)
         if events:
             try:
                 await self._with_infra_retries(lambda: self._apply(events))

@@ -29,6 +29,7 @@ from shared.messaging.tables import MessagingTables
 from shared.messaging.transport import CommitFailed, Consumer, IncomingMessage, OutgoingMessage, Transport, TransportError
 
 log = logging.getLogger(__name__)
+_PARSE_SLICE = 100  # messages parsed between two yields to the event loop when parsing ahead
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +117,17 @@ class InboxConsumer:
 
     async def _fetch_and_parse(self, consumer: Consumer) -> list[IncomingMessage]:
         batch = await consumer.getmany(self.poll_timeout_ms, self.batch_size)
+        events: list[ConsumedEvent] = []
+        dead: list[tuple[IncomingMessage, str, int]] = []
+        # In slices, yielding between them, so the parse fills the apply's waits on the database instead of
+        # holding the event loop (and the apply) for the whole batch at once.
+        for start in range(0, len(batch), _PARSE_SLICE):
+            slice_events, slice_dead = self._parse(batch[start:start + _PARSE_SLICE])
+            events.extend(slice_events)
+            dead.extend(slice_dead)
+            await asyncio.sleep(0)
         if batch:
-            self._parsed_ahead = (batch, self._parse(batch))
+            self._parsed_ahead = (batch, (events, dead))
         return batch
 
     async def process(self, batch: list[IncomingMessage]) -> None:

@@ -85,7 +85,9 @@ class KafkaTransport:
                 futures = [
                     await producer.send(m.topic, m.value, key=m.key, headers=m.headers or None) for m in messages
                 ]
-                await asyncio.gather(*futures)
+                # Awaited in turn rather than gathered: gather wraps each of thousands of futures in a callback.
+                for future in futures:
+                    await future
         except (KafkaError, OSError, TimeoutError) as exc:
             await self._drop_producer()
             raise TransportError(f"Kafka did not acknowledge {len(messages)} messages: {exc!r}") from exc

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 import asyncpg
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shared.contracts.envelope import Envelope
@@ -148,7 +149,10 @@ class OutboxRelay:
 
     async def _mark_sent(self, ids: list[int]) -> None:
         async with self.engine.begin() as conn:
-            await conn.execute(sa.update(self.table).where(self.table.c.id.in_(ids)).values(sent_at=sa.func.now()))
+            # `= ANY(array)`: one fixed-shape statement (an IN list renders a new statement per batch length).
+            ids_param = sa.bindparam("ids", ids, type_=ARRAY(sa.BigInteger))
+            await conn.execute(sa.update(self.table).where(self.table.c.id == sa.any_(ids_param))
+                               .values(sent_at=sa.func.now()))
 
     async def _resend_retained(self) -> None:
         t = self.table

@@ -168,6 +168,7 @@ async def _bench(url: str, bootstrap: str, prefix: str, args: argparse.Namespace
     )
     print(f"consuming {produced.sent:,} messages ({produced.events:,} distinct events) in batches of "
           f"{args.batch_size} ...")
+    cpu_before = await _cpu_seconds(engine)
     started = time.perf_counter()
     tasks = [asyncio.create_task(consumer.run())]
     if not args.no_relay:
@@ -185,6 +186,8 @@ async def _bench(url: str, bootstrap: str, prefix: str, args: argparse.Namespace
         relay.stop()
         await asyncio.gather(*tasks)
     lag.append((time.perf_counter() - started, produced.sent - consumer.seen))
+    cpu_after = await _cpu_seconds(engine)
+    cpu = {k: cpu_after[k] - cpu_before.get(k, 0.0) for k in cpu_after}
     unsent = await relay.unsent_count()
     seconds = consumer.finished_at - consumer.first_at
     split = _split(watch.totals, timings, seconds)  # before the reference run, which shares the fetch stopwatch
@@ -207,11 +210,16 @@ async def _bench(url: str, bootstrap: str, prefix: str, args: argparse.Namespace
     print("where the time goes (share of steady-state wall time):")
     for phase, secs in split.items():
         print(f"  {phase:<14} {secs:>7.2f}s {secs / seconds:>6.1%}")
-    print("  (fetch = Kafka getmany, parse = envelope + payload validation, claim = inbox insert, check = timestamps,"
+    print("  (fetch = Kafka getmany, parse = envelope + payload validation, both run ahead, overlapping the previous"
+          " batch's apply; claim = inbox insert, check = timestamps,"
           " identifiers; resolve = identity resolution and merges; traits = recomputation of the touched customers;"
           " tx = begin/commit; other = event loop, relay, aiokafka)")
     print(f"reference, same run: the inbox consumer alone (fetch, parse, claim, commit; no-op handler) "
           f"{ceiling:,.0f} events/s — ingestion runs at {rate / ceiling:.2f}x of its own plumbing's ceiling")
+    print(f"CPU over the run (less noisy than events/s on a shared machine): this process "
+          f"{cpu['process']:.1f}s ({cpu['process'] / produced.sent * 1e6:.0f} µs/event, consumer and relay), "
+          f"Postgres backends of the benchmark's database {cpu['postgres']:.1f}s "
+          f"({cpu['postgres'] / produced.sent * 1e6:.0f} µs/event)")
     print("verified: " + ", ".join(f"{k} {v}" for k, v in checks.items()))
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min)")
@@ -233,7 +241,25 @@ async def _bench(url: str, bootstrap: str, prefix: str, args: argparse.Namespace
         "ratio_to_plumbing": round(rate / ceiling, 3),
         "checks": checks,
         "load_average": [round(x, 2) for x in os.getloadavg()],
+        "cpu_us_per_event": {k: round(v / produced.sent * 1e6, 1) for k, v in cpu.items()},
     }
+
+
+async def _cpu_seconds(engine: AsyncEngine) -> dict[str, float]:
+    """CPU used so far by this process and by the Postgres backends connected to the benchmark's database."""
+    async with engine.connect() as conn:
+        pids = (await conn.execute(sa.text(
+            "select pid from pg_stat_activity where datname = current_database()"))).scalars().all()
+    tick = os.sysconf("SC_CLK_TCK")
+    postgres = 0.0
+    for pid in pids:
+        try:  # fields 14 and 15 (after the parenthesised name): user and system time in clock ticks
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:  # Postgres on another host, or the backend just exited
+            continue
+        postgres += (int(fields[11]) + int(fields[12])) / tick
+    times = os.times()
+    return {"process": times.user + times.system, "postgres": postgres}
 
 
 async def _plumbing_reference(engine: AsyncEngine, transport: KafkaTransport, prefix: str, expected: int,
@@ -282,7 +308,9 @@ def _split(totals: dict[str, float], timings: dict[str, float], wall: float) -> 
     handler = totals.get("handler", 0.0)
     split.update({p: timings.get(p, 0.0) for p in HANDLER_PHASES})
     split["tx"] = totals.get("apply", 0.0) - split["claim"] - handler
-    split["other"] = wall - sum(split.values())
+    # The consumer fetches and parses the next batch while this one is applied: those two overlap the
+    # phases above (whose wall time includes the parse's CPU), so they are left out of "other".
+    split["other"] = wall - sum(v for k, v in split.items() if k not in ("fetch", "parse"))
     return split
 
 

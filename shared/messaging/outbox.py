@@ -14,6 +14,7 @@ from datetime import timedelta
 
 import asyncpg
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shared.contracts.envelope import Envelope
@@ -33,24 +34,36 @@ class Outbox:
         self.table = tables.outbox
         self.channel = notify_channel(schema)
         self.topic_prefix = topic_prefix
+        # One fixed-shape statement per call, whatever the number of rows (an executemany costs ~60 µs a row).
+        # WITH ORDINALITY + ORDER BY: ids are drawn in the order of `events`, so the relay, which sends in id
+        # order, keeps one customer's events in order. The notification rides in the same round trip; it is
+        # delivered at commit and coalesced per transaction: one wake-up however many rows.
+        table = f"{self.table.schema}.{self.table.name}" if self.table.schema else self.table.name
+        self._insert = sa.text(f"""
+            WITH added AS (
+                INSERT INTO {table} (event_id, topic, key, payload)
+                SELECT e, t, k, p FROM unnest(CAST(:event_ids AS text[]), CAST(:topics AS text[]),
+                                              CAST(:keys AS text[]), CAST(:payloads AS bytea[]))
+                    WITH ORDINALITY AS u(e, t, k, p, n)
+                ORDER BY n
+            )
+            SELECT pg_notify(:channel, '')
+        """)
 
     async def add(self, session: AsyncSession, topic: str, events: Sequence[Envelope]) -> None:
         if not events:
             return
         correlation_id = current_correlation_id()
-        rows = []
         for event in events:
             if event.correlationid is None and correlation_id is not None:
                 event.correlationid = correlation_id
-            rows.append({
-                "event_id": event.id,
-                "topic": self.topic_prefix + topic,
-                "key": event.subject,
-                "payload": event.to_json(),
-            })
-        await session.execute(sa.insert(self.table), rows)
-        # Delivered at commit, coalesced per transaction: one wake-up however many rows.
-        await session.execute(sa.select(sa.func.pg_notify(self.channel, "")))
+        await session.execute(self._insert, {
+            "event_ids": [e.id for e in events],
+            "topics": [self.topic_prefix + topic] * len(events),
+            "keys": [e.subject for e in events],
+            "payloads": [e.to_json() for e in events],
+            "channel": self.channel,
+        })
 
 
 class OutboxRelay:
@@ -136,7 +149,10 @@ class OutboxRelay:
 
     async def _mark_sent(self, ids: list[int]) -> None:
         async with self.engine.begin() as conn:
-            await conn.execute(sa.update(self.table).where(self.table.c.id.in_(ids)).values(sent_at=sa.func.now()))
+            # `= ANY(array)`: one fixed-shape statement (an IN list renders a new statement per batch length).
+            ids_param = sa.bindparam("ids", ids, type_=ARRAY(sa.BigInteger))
+            await conn.execute(sa.update(self.table).where(self.table.c.id == sa.any_(ids_param))
+                               .values(sent_at=sa.func.now()))
 
     async def _resend_retained(self) -> None:
         t = self.table

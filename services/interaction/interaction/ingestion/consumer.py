@@ -6,6 +6,7 @@ inbox's slow one-by-one path and is dead-lettered exactly once.
 """
 
 import time
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,11 +26,12 @@ def partner_ingest_subscription(outbox: Outbox, timings: dict[str, float] | None
         started = time.perf_counter()
         good: list[PartnerEvent] = []
         dead: list[tuple[ConsumedEvent, str]] = []
+        now = datetime.now(UTC)  # one clock reading for the batch's plausibility windows
         for e in events:
             try:
                 if NUL_ESCAPE in (e.message.value or b"") or any(b"\x00" in v for _, v in e.message.headers):
                     raise InvalidEvent(NUL_REASON)
-                good.append(check(e.envelope, e.payload))
+                good.append(check(e.envelope, e.payload, now))
             except InvalidEvent as exc:
                 dead.append((e, str(exc)))
         if timings is not None:

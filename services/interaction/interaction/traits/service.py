@@ -1,4 +1,4 @@
-"""Recomputes the computed traits of a set of customers from their stored rows: two statements per batch.
+"""Recomputes the computed traits of a set of customers from their stored rows: one statement per batch.
 
 Order-independent by construction (each trait is a function of the stored facts, not of arrival order), so
 late events, duplicates, merges and unmerges all leave the traits a full recomputation would give.
@@ -10,8 +10,6 @@ from collections.abc import Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
-
-DELETE_SPEND = sa.text("DELETE FROM interaction.customer_spend WHERE customer_id = ANY(CAST(:ids AS uuid[]))")
 
 RECOMPUTE = sa.text("""
 WITH t AS (SELECT DISTINCT unnest(CAST(:ids AS uuid[])) AS id),
@@ -26,14 +24,32 @@ p AS (
         FROM interaction.purchase_adjustment a WHERE a.source = p.source AND a.order_id = p.order_id
     ) x ON true
 ),
--- A data-modifying WITH runs whether or not it is referenced.
-spend AS (
-    INSERT INTO interaction.customer_spend (customer_id, currency, purchase_count, total_spend, average_spend, refunded,
-                                            last_purchase_at)
-    SELECT customer_id, currency, count(*), sum(amount - refunded), round(sum(amount - refunded) / count(*), 4),
-           sum(refunded), max(occurred_at)
+totals AS (
+    SELECT customer_id, currency, count(*) AS n, sum(amount - refunded) AS total,
+           round(sum(amount - refunded) / count(*), 4) AS average, sum(refunded) AS refunded, max(occurred_at) AS last_at
     FROM p WHERE NOT cancelled GROUP BY customer_id, currency
+),
+-- Data-modifying WITHs run whether or not they are referenced. Upsert rather than delete and re-insert:
+-- a row whose figures did not change is not rewritten; rows of currencies no longer bought are deleted.
+-- The two touch disjoint rows (a statement may not modify one row twice).
+spend AS (
+    INSERT INTO interaction.customer_spend AS s (customer_id, currency, purchase_count, total_spend, average_spend,
+                                                 refunded, last_purchase_at)
+    SELECT customer_id, currency, n, total, average, refunded, last_at FROM totals
+    ON CONFLICT (customer_id, currency) DO UPDATE SET
+        purchase_count = EXCLUDED.purchase_count, total_spend = EXCLUDED.total_spend,
+        average_spend = EXCLUDED.average_spend, refunded = EXCLUDED.refunded,
+        last_purchase_at = EXCLUDED.last_purchase_at, updated_at = now()
+    WHERE (s.purchase_count, s.total_spend, s.average_spend, s.refunded, s.last_purchase_at)
+          IS DISTINCT FROM (EXCLUDED.purchase_count, EXCLUDED.total_spend, EXCLUDED.average_spend,
+                            EXCLUDED.refunded, EXCLUDED.last_purchase_at)
     RETURNING customer_id
+),
+stale_spend AS (
+    DELETE FROM interaction.customer_spend s USING t
+    WHERE s.customer_id = t.id
+      AND NOT EXISTS (SELECT 1 FROM totals x WHERE x.customer_id = s.customer_id AND x.currency = s.currency)
+    RETURNING s.customer_id
 ),
 ac AS (
     SELECT a.customer_id, a.type, a.occurred_at, a.channel, a.source, a.event_id, a.data
@@ -102,5 +118,4 @@ async def recompute_traits(session: AsyncSession, customer_ids: Iterable[uuid.UU
     ids = list(set(customer_ids))
     if not ids:
         return
-    await session.execute(DELETE_SPEND, {"ids": ids})
     await session.execute(RECOMPUTE, {"ids": ids})

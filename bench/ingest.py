@@ -210,8 +210,7 @@ async def _bench(url: str, bootstrap: str, prefix: str, args: argparse.Namespace
     print("where the time goes (share of steady-state wall time):")
     for phase, secs in split.items():
         print(f"  {phase:<14} {secs:>7.2f}s {secs / seconds:>6.1%}")
-    print("  (fetch = Kafka getmany, parse = envelope + payload validation, both run ahead, overlapping the previous"
-          " batch's apply; claim = inbox insert, check = timestamps,"
+    print("  (fetch = Kafka getmany, parse = envelope + payload validation, claim = inbox insert, check = timestamps,"
           " identifiers; resolve = identity resolution and merges; traits = recomputation of the touched customers;"
           " tx = begin/commit; other = event loop, relay, aiokafka)")
     print(f"reference, same run: the inbox consumer alone (fetch, parse, claim, commit; no-op handler) "
@@ -308,9 +307,7 @@ def _split(totals: dict[str, float], timings: dict[str, float], wall: float) -> 
     handler = totals.get("handler", 0.0)
     split.update({p: timings.get(p, 0.0) for p in HANDLER_PHASES})
     split["tx"] = totals.get("apply", 0.0) - split["claim"] - handler
-    # The consumer fetches and parses the next batch while this one is applied: those two overlap the
-    # phases above (whose wall time includes the parse's CPU), so they are left out of "other".
-    split["other"] = wall - sum(v for k, v in split.items() if k not in ("fetch", "parse"))
+    split["other"] = wall - sum(split.values())
     return split
 
 

@@ -29,7 +29,6 @@ from shared.messaging.tables import MessagingTables
 from shared.messaging.transport import CommitFailed, Consumer, IncomingMessage, OutgoingMessage, Transport, TransportError
 
 log = logging.getLogger(__name__)
-_PARSE_SLICE = 100  # messages parsed between two yields to the event loop when parsing ahead
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +69,6 @@ class InboxConsumer:
         self.poll_timeout_ms = poll_timeout_ms
         self._stopping = asyncio.Event()
         self.running = False
-        # (batch, its parse) when `run` parsed it ahead, while the previous batch was being applied.
-        self._parsed_ahead: tuple[list[IncomingMessage], tuple] | None = None
 
     def stop(self) -> None:
         """Finish the batch in hand, commit it, then return from `run`."""
@@ -81,16 +78,11 @@ class InboxConsumer:
         while not self._stopping.is_set():
             consumer = self.transport.consumer(self.group_id, self.topics)
             pending: asyncio.Task | None = None
-            ahead: asyncio.Task | None = None
             try:
                 await consumer.start()
                 self.running = True
-                ahead = asyncio.create_task(self._fetch_and_parse(consumer))
                 while not self._stopping.is_set():
-                    batch = await ahead
-                    # The next batch is fetched and parsed (CPU) while this one waits on the database; it is
-                    # only applied and committed after this one, so a crash or a stop simply redelivers it.
-                    ahead = asyncio.create_task(self._fetch_and_parse(consumer))
+                    batch = await consumer.getmany(self.poll_timeout_ms, self.batch_size)
                     if batch:
                         await self.process(batch)
                         # The offset commit overlaps the next fetch and apply (it costs a broker round trip
@@ -108,33 +100,14 @@ class InboxConsumer:
                 await self._pause(2.0)
             finally:
                 self.running = False
-                if ahead is not None:  # fetched ahead but not applied: dropped, redelivered from the offsets
-                    ahead.cancel()
-                    await asyncio.gather(ahead, return_exceptions=True)
                 if pending is not None:
                     await pending  # never raises: _commit logs its failures
                 await consumer.stop()
 
-    async def _fetch_and_parse(self, consumer: Consumer) -> list[IncomingMessage]:
-        batch = await consumer.getmany(self.poll_timeout_ms, self.batch_size)
-        events: list[ConsumedEvent] = []
-        dead: list[tuple[IncomingMessage, str, int]] = []
-        # In slices, yielding between them, so the parse fills the apply's waits on the database instead of
-        # holding the event loop (and the apply) for the whole batch at once.
-        for start in range(0, len(batch), _PARSE_SLICE):
-            slice_events, slice_dead = self._parse(batch[start:start + _PARSE_SLICE])
-            events.extend(slice_events)
-            dead.extend(slice_dead)
-            await asyncio.sleep(0)
-        if batch:
-            self._parsed_ahead = (batch, (events, dead))
-        return batch
-
     async def process(self, batch: list[IncomingMessage]) -> None:
         """Apply one fetched batch; returns once every message is applied, skipped or dead-lettered."""
         started = time.perf_counter()
-        ahead, self._parsed_ahead = self._parsed_ahead, None
-        events, dead = ahead[1] if ahead is not None and ahead[0] is batch else self._parse(batch)
+        events, dead = self._parse(batch)
         if events:
             try:
                 await self._with_infra_retries(lambda: self._apply(events))

@@ -168,7 +168,7 @@ def main(argv: list[str]) -> dict:
 
     prefix = f"bench{uuid.uuid4().hex[:8]}."
     with (harness.servers() as (server_url, bootstrap),
-          harness.database(server_url, SERVICES) as database_url,
+          harness.database(server_url, [*SERVICES, "gateway"]) as database_url,
           harness.topics(bootstrap, [prefix + t for t in ALL] + [prefix + dlq(t) for t in ALL]),
           tempfile.TemporaryDirectory(prefix="crm-freshness-") as logs):
         shared = {"DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "TOPIC_PREFIX": prefix,
@@ -180,7 +180,7 @@ def main(argv: list[str]) -> dict:
         processes = [ServiceProcess(n, serve_argv(n, ports[n]), process_env(shared), ports[n], Path(logs))
                      for n in SERVICES]
         processes.append(ServiceProcess("gateway", serve_argv("gateway", ports["gateway"]),
-                                        process_env(gateway_env | {k: v for k, v in os.environ.items()
+                                        process_env(shared | gateway_env | {k: v for k, v in os.environ.items()
                                                                    if k.startswith("GATEWAY_") and k not in gateway_env}),
                                         ports["gateway"], Path(logs)))
         print(f"starting {len(processes)} processes ...")

@@ -8,6 +8,7 @@ run their own event loop, so set up first, then `asyncio.run` the measured part 
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -25,6 +26,8 @@ from sqlalchemy import make_url
 from deploy.local.kafka import KafkaBroker, create_topics, ensure_jars
 from deploy.local.postgres import PostgresServer
 from shared.db import asyncpg_dsn
+from shared.messaging.inbox import InboxConsumer
+from shared.messaging.kafka import KafkaConsumer, KafkaTransport
 from shared.migrations import upgrade
 
 REPO = Path(__file__).resolve().parents[1]
@@ -112,6 +115,82 @@ class Stopwatch:
 
     def reset(self) -> None:
         self.totals.clear()
+
+
+class TimedInboxConsumer(InboxConsumer):
+    """A service's inbox consumer, unchanged but for phase timing and a stop after `expected` messages.
+
+    Phases: fetch (via `TimedKafkaTransport`), parse, apply, claim (inside apply), `handler_phase` (the
+    subscription's handler, inside apply) and offsets (the commit, which overlaps the next batch). Timings the
+    handler records itself go in `timings`; both start over at the first batch (steady state).
+    """
+
+    def __init__(self, *, expected: int, watch: Stopwatch, handler_phase: str = "handler",
+                 timings: dict[str, float] | None = None, **kwargs) -> None:
+        handler = kwargs["subscription"].handler
+
+        async def timed_handler(session, events) -> None:
+            with watch.phase(handler_phase):
+                await handler(session, events)
+
+        kwargs["subscription"] = dataclasses.replace(kwargs["subscription"], handler=timed_handler)
+        super().__init__(**kwargs)
+        self.expected, self.watch, self.timings = expected, watch, timings if timings is not None else {}
+        self.seen = 0
+        self.first_at = self.finished_at = 0.0
+        self.batch_seconds: list[float] = []
+        self.done = asyncio.Event()
+
+    async def process(self, batch) -> None:
+        started = time.perf_counter()
+        if not self.first_at:  # steady state starts here: the first fetch waited for the group join
+            self.watch.reset()
+            self.timings.clear()
+            self.first_at = started
+        await super().process(batch)
+        self.finished_at = time.perf_counter()
+        self.batch_seconds.append(self.finished_at - started)
+        self.seen += len(batch)
+        if self.seen >= self.expected:
+            self.stop()
+            self.done.set()
+
+    def _parse(self, batch):
+        with self.watch.phase("parse"):
+            return super()._parse(batch)
+
+    async def _apply(self, events) -> None:
+        with self.watch.phase("apply"):
+            await super()._apply(events)
+
+    async def _claim(self, session, events):
+        with self.watch.phase("claim"):
+            return await super()._claim(session, events)
+
+    async def _commit(self, consumer, batch) -> None:
+        with self.watch.phase("offsets"):
+            await super()._commit(consumer, batch)
+
+
+class TimedKafkaTransport(KafkaTransport):
+    """The Kafka transport whose consumers time their fetches (`getmany`) as the phase "fetch"."""
+
+    def __init__(self, bootstrap: str, watch: Stopwatch, client_id: str = "bench") -> None:
+        super().__init__(bootstrap, client_id=client_id)
+        self.watch = watch
+
+    def consumer(self, group_id: str, topics: list[str]) -> KafkaConsumer:
+        return _TimedKafkaConsumer(self.watch, self.bootstrap_servers, group_id, topics, self.client_id)
+
+
+class _TimedKafkaConsumer(KafkaConsumer):
+    def __init__(self, watch: Stopwatch, *args) -> None:
+        super().__init__(*args)
+        self.watch = watch
+
+    async def getmany(self, timeout_ms: int, max_records: int):
+        with self.watch.phase("fetch"):
+            return await super().getmany(timeout_ms, max_records)
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -31,8 +31,6 @@ from interaction.settings import SCHEMA
 from interaction.tables import messaging
 from shared.contracts.topics import INTERACTION_EVENTS, PARTNER_EVENTS
 from shared.db import asyncpg_dsn, make_engine, make_session_factory
-from shared.messaging.inbox import InboxConsumer
-from shared.messaging.kafka import KafkaConsumer, KafkaTransport
 from shared.messaging.outbox import Outbox, OutboxRelay
 
 GOAL = 20_000
@@ -156,12 +154,12 @@ async def _bench(url: str, bootstrap: str, prefix: str, args: argparse.Namespace
     engine = make_engine(url)
     watch = harness.Stopwatch()
     timings: dict[str, float] = {}
-    transport = _TimedTransport(bootstrap, watch)
+    transport = harness.TimedKafkaTransport(bootstrap, watch, client_id="bench-ingest")
     await transport.start()
     outbox = Outbox(messaging, SCHEMA, prefix)
     relay = OutboxRelay(engine=engine, dsn=asyncpg_dsn(url), tables=messaging, schema=SCHEMA, transport=transport,
                         batch_size=2000, poll_interval_s=0.2)
-    consumer = _TimedConsumer(
+    consumer = harness.TimedInboxConsumer(
         expected=produced.sent, watch=watch, timings=timings, group_id=prefix + INGEST_INBOX, inbox_name=INGEST_INBOX,
         subscription=partner_ingest_subscription(outbox, timings), topic_prefix=prefix, transport=transport,
         session_factory=make_session_factory(engine), tables=messaging, batch_size=args.batch_size,
@@ -261,7 +259,7 @@ async def _cpu_seconds(engine: AsyncEngine) -> dict[str, float]:
     return {"process": times.user + times.system, "postgres": postgres}
 
 
-async def _plumbing_reference(engine: AsyncEngine, transport: KafkaTransport, prefix: str, expected: int,
+async def _plumbing_reference(engine: AsyncEngine, transport: harness.TimedKafkaTransport, prefix: str, expected: int,
                               batch_size: int) -> float:
     """The same topic through the same inbox consumer with a handler that does nothing: the plumbing's ceiling."""
     async with engine.begin() as conn:
@@ -271,7 +269,7 @@ async def _plumbing_reference(engine: AsyncEngine, transport: KafkaTransport, pr
         return None
 
     subscription = dataclasses.replace(partner_ingest_subscription(Outbox(messaging, SCHEMA, prefix)), handler=nothing)
-    consumer = _TimedConsumer(
+    consumer = harness.TimedInboxConsumer(
         expected=expected, watch=harness.Stopwatch(), timings={}, group_id=f"{prefix}reference",
         inbox_name="bench.reference", subscription=subscription, topic_prefix=prefix, transport=transport,
         session_factory=make_session_factory(engine), tables=messaging, batch_size=batch_size,
@@ -332,67 +330,3 @@ async def _verify(engine: AsyncEngine, produced: Produced) -> dict:
     if wrong:
         raise RuntimeError("ingest benchmark computed a wrong answer: " + "; ".join(wrong))
     return {k: str(v) for k, v in got.items()}
-
-
-class _TimedConsumer(InboxConsumer):
-    """The service's consumer, unchanged but for phase timing and a stop after `expected` messages."""
-
-    def __init__(self, *, expected: int, watch: harness.Stopwatch, timings: dict[str, float], **kwargs) -> None:
-        handler = kwargs["subscription"].handler
-
-        async def timed_handler(session, events) -> None:
-            with watch.phase("handler"):
-                await handler(session, events)
-
-        kwargs["subscription"] = dataclasses.replace(kwargs["subscription"], handler=timed_handler)
-        super().__init__(**kwargs)
-        self.expected, self.watch, self.timings = expected, watch, timings
-        self.seen = 0
-        self.first_at = self.finished_at = 0.0
-        self.batch_seconds: list[float] = []
-        self.done = asyncio.Event()
-
-    async def process(self, batch) -> None:
-        started = time.perf_counter()
-        if not self.first_at:  # steady state starts here: the first fetch waited for the group join
-            self.watch.reset()
-            self.timings.clear()
-            self.first_at = started
-        await super().process(batch)
-        self.finished_at = time.perf_counter()
-        self.batch_seconds.append(self.finished_at - started)
-        self.seen += len(batch)
-        if self.seen >= self.expected:
-            self.stop()
-            self.done.set()
-
-    def _parse(self, batch):
-        with self.watch.phase("parse"):
-            return super()._parse(batch)
-
-    async def _apply(self, events) -> None:
-        with self.watch.phase("apply"):
-            await super()._apply(events)
-
-    async def _claim(self, session, events):
-        with self.watch.phase("claim"):
-            return await super()._claim(session, events)
-
-
-class _TimedTransport(KafkaTransport):
-    def __init__(self, bootstrap: str, watch: harness.Stopwatch) -> None:
-        super().__init__(bootstrap, client_id="bench-ingest")
-        self.watch = watch
-
-    def consumer(self, group_id: str, topics: list[str]) -> KafkaConsumer:
-        return _TimedKafkaConsumer(self.watch, self.bootstrap_servers, group_id, topics, self.client_id)
-
-
-class _TimedKafkaConsumer(KafkaConsumer):
-    def __init__(self, watch: harness.Stopwatch, *args) -> None:
-        super().__init__(*args)
-        self.watch = watch
-
-    async def getmany(self, timeout_ms: int, max_records: int):
-        with self.watch.phase("fetch"):
-            return await super().getmany(timeout_ms, max_records)

@@ -28,8 +28,6 @@ from shared.contracts.envelope import Envelope
 from shared.contracts.interaction import SOURCE, PurchaseRecorded
 from shared.contracts.topics import INTERACTION_EVENTS
 from shared.db import make_engine, make_session_factory
-from shared.messaging.inbox import InboxConsumer
-from shared.messaging.kafka import KafkaConsumer, KafkaTransport
 
 INBOX = "segmentation.purchases"
 PHASES = ["fetch", "parse", "claim", "upsert", "tx", "offsets", "other"]
@@ -145,10 +143,10 @@ async def _consume(engine: AsyncEngine, bootstrap: str, prefix: str, batch_size:
     async with engine.begin() as conn:
         await conn.execute(sa.text(f"TRUNCATE {messaging.inbox.fullname}, {purchase_summary.fullname}"))
     watch = harness.Stopwatch()
-    consumer = _TimedConsumer(
-        expected=expected, watch=watch, group_id=f"{prefix}{INBOX}.b{batch_size}.{uuid.uuid4().hex[:6]}",
+    consumer = harness.TimedInboxConsumer(
+        expected=expected, watch=watch, handler_phase="upsert", group_id=f"{prefix}{INBOX}.b{batch_size}.{uuid.uuid4().hex[:6]}",
         inbox_name=INBOX, subscription=purchases_subscription(), topic_prefix=prefix,
-        transport=_TimedTransport(bootstrap, watch), session_factory=make_session_factory(engine),
+        transport=harness.TimedKafkaTransport(bootstrap, watch), session_factory=make_session_factory(engine),
         tables=messaging, batch_size=batch_size,
     )
     print(f"batch size {batch_size}: consuming {expected:,} events ...")
@@ -176,73 +174,6 @@ def _split(totals: dict[str, float], wall: float) -> dict[str, float]:
     # Offset commits run alongside the next batch (see InboxConsumer.run), so they are not part of the sum.
     split["other"] = wall - sum(v for k, v in split.items() if k != "offsets")
     return split
-
-
-class _TimedConsumer(InboxConsumer):
-    """The service's consumer, unchanged but for phase timing and a stop after `expected` events."""
-
-    def __init__(self, *, expected: int, watch: harness.Stopwatch, **kwargs) -> None:
-        handler = kwargs["subscription"].handler
-
-        async def timed_handler(session, events) -> None:
-            with watch.phase("upsert"):
-                await handler(session, events)
-
-        kwargs["subscription"] = dataclasses.replace(kwargs["subscription"], handler=timed_handler)
-        super().__init__(**kwargs)
-        self.expected, self.watch = expected, watch
-        self.seen = 0
-        self.first_at = self.finished_at = 0.0
-        self.batch_seconds: list[float] = []
-        self.done = asyncio.Event()
-
-    async def process(self, batch) -> None:
-        started = time.perf_counter()
-        if not self.first_at:  # steady state starts here: drop the first fetch, which waited for the group join
-            self.watch.reset()
-            self.first_at = started
-        await super().process(batch)
-        self.finished_at = time.perf_counter()
-        self.batch_seconds.append(self.finished_at - started)
-        self.seen += len(batch)
-        if self.seen >= self.expected:
-            self.stop()
-            self.done.set()
-
-    def _parse(self, batch):
-        with self.watch.phase("parse"):
-            return super()._parse(batch)
-
-    async def _apply(self, events) -> None:
-        with self.watch.phase("apply"):
-            await super()._apply(events)
-
-    async def _claim(self, session, events):
-        with self.watch.phase("claim"):
-            return await super()._claim(session, events)
-
-    async def _commit(self, consumer, batch) -> None:
-        with self.watch.phase("offsets"):
-            await super()._commit(consumer, batch)
-
-
-class _TimedTransport(KafkaTransport):
-    def __init__(self, bootstrap: str, watch: harness.Stopwatch) -> None:
-        super().__init__(bootstrap, client_id="bench")
-        self.watch = watch
-
-    def consumer(self, group_id: str, topics: list[str]) -> KafkaConsumer:
-        return _TimedKafkaConsumer(self.watch, self.bootstrap_servers, group_id, topics, self.client_id)
-
-
-class _TimedKafkaConsumer(KafkaConsumer):
-    def __init__(self, watch: harness.Stopwatch, *args) -> None:
-        super().__init__(*args)
-        self.watch = watch
-
-    async def getmany(self, timeout_ms: int, max_records: int):
-        with self.watch.phase("fetch"):
-            return await super().getmany(timeout_ms, max_records)
 
 
 async def _verify(engine: AsyncEngine, events: int, customers: int | None = None, spend: Decimal | None = None) -> None:

@@ -141,7 +141,10 @@ async def _produce(bootstrap: str, topic: str, count: int) -> Produced:
 async def _consume(engine: AsyncEngine, bootstrap: str, prefix: str, batch_size: int, expected: int) -> Run:
     """One fresh consumer group over emptied tables, stopped once `expected` events went through."""
     async with engine.begin() as conn:
-        await conn.execute(sa.text(f"TRUNCATE {messaging.inbox.fullname}, {purchase_summary.fullname}"))
+        # The projection re-derives summaries from the purchase rows it keeps, so those go too: each run starts empty.
+        await conn.execute(sa.text(f"TRUNCATE {messaging.inbox.fullname}, {purchase_summary.fullname}, "
+                                   "segmentation.purchase, segmentation.purchase_refund, segmentation.touchpoint, "
+                                   "segmentation.customer_aggregate"))
     watch = harness.Stopwatch()
     consumer = harness.TimedInboxConsumer(
         expected=expected, watch=watch, handler_phase="upsert", group_id=f"{prefix}{INBOX}.b{batch_size}.{uuid.uuid4().hex[:6]}",

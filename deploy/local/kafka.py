@@ -125,6 +125,17 @@ def create_topics(bootstrap: str, names: Iterable[str], partitions: int = 3) -> 
     _run_sync(acreate_topics(bootstrap, list(names), partitions))
 
 
+# Partners authenticate with SCRAM on the PARTNER listener; ACLs decide what each may do. The services' listener
+# and the controller's are anonymous and trusted (super user), so they must be reachable only by the platform.
+# docker-compose.yml sets the same (tests/e2e/test_compose.py compares them).
+PARTNER_SECURITY = {
+    "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+    "listener.name.partner.sasl.enabled.mechanisms": "SCRAM-SHA-512",
+    "listener.name.partner.scram-sha-512.sasl.jaas.config": "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+    "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    "super.users": "User:ANONYMOUS",
+    "allow.everyone.if.no.acl.found": "false",
+}
 ADMIN_TOOL = Path(__file__).with_name("KafkaPartnerAdmin.java")
 
 
@@ -218,14 +229,7 @@ class KafkaBroker:
             "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port},PARTNER://127.0.0.1:{self.partner_port}",
             "inter.broker.listener.name": "PLAINTEXT", "controller.listener.names": "CONTROLLER",
             "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,PARTNER:SASL_PLAINTEXT",
-            # Partners authenticate with SCRAM on their listener; ACLs decide what each may do. The services'
-            # listener and the controller's are anonymous and trusted (super user): reachable only locally.
-            "sasl.enabled.mechanisms": "SCRAM-SHA-512",
-            "listener.name.partner.sasl.enabled.mechanisms": "SCRAM-SHA-512",
-            "listener.name.partner.scram-sha-512.sasl.jaas.config":
-                "org.apache.kafka.common.security.scram.ScramLoginModule required;",
-            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-            "super.users": "User:ANONYMOUS", "allow.everyone.if.no.acl.found": "false",
+            **PARTNER_SECURITY,
             "log.dirs": str(log_dirs), "num.partitions": "3", "default.replication.factor": "1",
             "min.insync.replicas": "1", "auto.create.topics.enable": "true",
             "offsets.topic.replication.factor": "1", "offsets.topic.num.partitions": "3",

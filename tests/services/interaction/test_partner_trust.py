@@ -5,8 +5,8 @@ only when it is trusted to (`trust_contact_linking`, off by default); a merge it
 """
 
 from tests.services.interaction.conftest import customer_of, trust
-from tests.support import scalar
 from tests.services.interaction.events import event, identified
+from tests.support import scalar
 
 
 def probe_order(subject: str, order_id: str, identifiers: dict) -> dict:

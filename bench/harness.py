@@ -179,8 +179,8 @@ class TimedKafkaTransport(KafkaTransport):
         super().__init__(bootstrap, client_id=client_id)
         self.watch = watch
 
-    def consumer(self, group_id: str, topics: list[str]) -> KafkaConsumer:
-        return _TimedKafkaConsumer(self.watch, self.bootstrap_servers, group_id, topics, self.client_id)
+    def consumer(self, group_id: str, topics: list[str], pattern: str | None = None) -> KafkaConsumer:
+        return _TimedKafkaConsumer(self.watch, self.bootstrap_servers, group_id, topics, self.client_id, pattern)
 
 
 class _TimedKafkaConsumer(KafkaConsumer):

@@ -152,6 +152,11 @@ async def _bench(url: str, bootstrap: str, prefix: str, args: argparse.Namespace
     messages, produced = generate(args.events)
     await _produce(bootstrap, prefix + PARTNER_EVENTS, messages)
     engine = make_engine(url)
+    async with engine.begin() as conn:  # the partners are trusted to link by email, so merges happen as in life
+        await conn.execute(sa.text(
+            "INSERT INTO interaction.partner (id, name, kind, auto_registered, trust_contact_linking) "
+            "SELECT p, p, 'retailer', false, true FROM unnest(CAST(:ids AS text[])) AS p "
+            "ON CONFLICT (id) DO UPDATE SET trust_contact_linking = true"), {"ids": PARTNERS})
     watch = harness.Stopwatch()
     timings: dict[str, float] = {}
     transport = harness.TimedKafkaTransport(bootstrap, watch, client_id="bench-ingest")

@@ -75,6 +75,7 @@ async def load_demo_data(gateway_url: str, customers: int, api_key: str) -> None
     events = generate_events(customers)
     sent = 0
     async with aiohttp.ClientSession(headers={"X-API-Key": api_key}) as session:
+        await register_partners(session, gateway_url)
         for i in range(0, len(events), BATCH):
             batch = events[i : i + BATCH]
             async with session.post(f"{gateway_url}/v1/events", json=batch) as resp:
@@ -84,6 +85,18 @@ async def load_demo_data(gateway_url: str, customers: int, api_key: str) -> None
             _progress(sent, len(events), customers)
         print(file=sys.stderr)
         await analyse(session, gateway_url)
+
+
+async def register_partners(session: aiohttp.ClientSession, gateway_url: str) -> None:
+    """The demo partners, trusted to link customers by email and phone (off for partners nobody registered)."""
+    for partner in PARTNERS:
+        body = {"name": partner, "kind": "retailer", "trust_contact_linking": True}
+        async with session.post(f"{gateway_url}/v1/partners", json={"id": partner, **body}) as resp:
+            if resp.status == 409:  # registered by an earlier run: make sure it is trusted
+                async with session.patch(f"{gateway_url}/v1/partners/{partner}", json=body) as patched:
+                    patched.raise_for_status()
+            elif resp.status != 201:
+                raise RuntimeError(f"demo partner {partner} not registered ({resp.status}): {await resp.text()}")
 
 
 async def analyse(session: aiohttp.ClientSession, gateway_url: str) -> None:

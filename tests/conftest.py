@@ -64,17 +64,32 @@ async def database_url(databases: Databases) -> str:
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap(infra_dir: Path) -> Iterator[str]:
-    """A real Apache Kafka broker: `KAFKA_BOOTSTRAP_SERVERS`'s, or one started for this session."""
-    if servers := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        yield servers
+def local_kafka(infra_dir: Path) -> Iterator[KafkaBroker | None]:
+    """The broker this session started, or None when `KAFKA_BOOTSTRAP_SERVERS` names one that already runs."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield None
         return
     broker = KafkaBroker(infra_dir / "kafka")
     broker.start()
     try:
-        yield broker.bootstrap
+        yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(local_kafka: KafkaBroker | None) -> str:
+    """A real Apache Kafka broker's services listener (PLAINTEXT, trusted): `KAFKA_BOOTSTRAP_SERVERS`'s or ours."""
+    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or local_kafka.bootstrap
+
+
+@pytest.fixture(scope="session")
+def kafka_partner_bootstrap(local_kafka: KafkaBroker | None) -> str:
+    """The same broker's partner listener (SASL_PLAINTEXT, SCRAM-SHA-512, ACLs)."""
+    servers = os.environ.get("KAFKA_PARTNER_BOOTSTRAP_SERVERS") or (local_kafka and local_kafka.partner_bootstrap)
+    if not servers:
+        pytest.skip("KAFKA_BOOTSTRAP_SERVERS is set without KAFKA_PARTNER_BOOTSTRAP_SERVERS (its SASL listener)")
+    return servers
 
 
 @pytest.fixture

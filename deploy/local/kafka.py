@@ -4,6 +4,11 @@ There is no Docker engine on the development and CI machines, so the broker runs
 the Maven Central jars resolved by ``kafka-pom.xml`` (cached under ``cache_dir()``). Nothing is
 mocked: producers and consumers talk to the same broker code that runs in production, so
 idempotence, offsets and crash recovery (``kill()`` + ``restart()``) behave for real.
+
+Two client listeners, as in docker-compose.yml: PLAINTEXT for the platform's own services (bound to
+127.0.0.1; its anonymous principal is a super user) and PARTNER, SASL_PLAINTEXT with SCRAM-SHA-512, where
+partners authenticate and the StandardAuthorizer enforces the ACLs ``add_partner`` grants
+(docs/security.md, class 3).
 """
 
 from __future__ import annotations
@@ -120,6 +125,33 @@ def create_topics(bootstrap: str, names: Iterable[str], partitions: int = 3) -> 
     _run_sync(acreate_topics(bootstrap, list(names), partitions))
 
 
+# Partners authenticate with SCRAM on the PARTNER listener; ACLs decide what each may do. The services' listener
+# and the controller's are anonymous and trusted (super user), so they must be reachable only by the platform.
+# docker-compose.yml sets the same (tests/e2e/test_compose.py compares them).
+PARTNER_SECURITY = {
+    "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+    "listener.name.partner.sasl.enabled.mechanisms": "SCRAM-SHA-512",
+    "listener.name.partner.scram-sha-512.sasl.jaas.config": "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+    "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    "super.users": "User:ANONYMOUS",
+    "allow.everyone.if.no.acl.found": "false",
+}
+ADMIN_TOOL = Path(__file__).with_name("KafkaPartnerAdmin.java")
+
+
+def add_partner(bootstrap: str, partner: str, password: str, topic_prefix: str = "") -> None:
+    """Onboard a partner on the Kafka door: SCRAM credential, its topic and DLQ, its ACLs (KafkaPartnerAdmin.java).
+
+    `bootstrap` is the services' (super user) listener. Kafka's Java Admin client does it: aiokafka's admin
+    client has neither SCRAM credentials nor ACLs.
+    """
+    res = subprocess.run(["java", "-Xmx256m", "-XX:TieredStopAtLevel=1", "-cp", f"{ensure_jars()}/*", str(ADMIN_TOOL),
+                          bootstrap, topic_prefix, partner], capture_output=True, text=True, timeout=180,
+                         env={**os.environ, "PARTNER_PASSWORD": password})
+    if res.returncode != 0:
+        raise RuntimeError(f"onboarding partner {partner!r} on {bootstrap} failed:\n{res.stdout}\n{res.stderr[-4000:]}")
+
+
 async def _broker_count(bootstrap: str) -> int:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
     try:
@@ -137,7 +169,7 @@ class KafkaBroker:
     """
 
     def __init__(self, data_dir: Path, port: int | None = None, controller_port: int | None = None,
-                 heap: str = "512m") -> None:
+                 heap: str = "512m", partner_port: int | None = None) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.heap = heap
         self._ports_file = self.data_dir / "ports.json"
@@ -145,12 +177,21 @@ class KafkaBroker:
         saved = json.loads(self._ports_file.read_text()) if self._ports_file.exists() else {}
         self.port: int = port or saved.get("port") or _free_port()
         self.controller_port: int = controller_port or saved.get("controller_port") or _free_port()
+        self.partner_port: int = partner_port or saved.get("partner_port") or _free_port()
         self.log_file = self.data_dir / "server.log"
         self.stdout_file = self.data_dir / "stdout.log"
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def partner_bootstrap(self) -> str:
+        """The SASL_PLAINTEXT (SCRAM-SHA-512) listener partners use."""
+        return f"127.0.0.1:{self.partner_port}"
+
+    def add_partner(self, partner: str, password: str, topic_prefix: str = "") -> None:
+        add_partner(self.bootstrap, partner, password, topic_prefix)
 
     @property
     def pid(self) -> int | None:
@@ -183,10 +224,12 @@ class KafkaBroker:
         props = {
             "process.roles": "broker,controller", "node.id": "1",
             "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port},"
+                         f"PARTNER://127.0.0.1:{self.partner_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port},PARTNER://127.0.0.1:{self.partner_port}",
             "inter.broker.listener.name": "PLAINTEXT", "controller.listener.names": "CONTROLLER",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,PARTNER:SASL_PLAINTEXT",
+            **PARTNER_SECURITY,
             "log.dirs": str(log_dirs), "num.partitions": "3", "default.replication.factor": "1",
             "min.insync.replicas": "1", "auto.create.topics.enable": "true",
             "offsets.topic.replication.factor": "1", "offsets.topic.num.partitions": "3",
@@ -207,7 +250,8 @@ class KafkaBroker:
         log4j = _LOG4J2.format(log_file=self.log_file) + "".join(
             f"logger.q{i}.name = {name}\nlogger.q{i}.level = WARN\n" for i, name in enumerate(_QUIET))
         (self.data_dir / "log4j2.properties").write_text(log4j)
-        self._ports_file.write_text(json.dumps({"port": self.port, "controller_port": self.controller_port}))
+        self._ports_file.write_text(json.dumps({"port": self.port, "controller_port": self.controller_port,
+                                                "partner_port": self.partner_port}))
         if not (log_dirs / "meta.properties").exists():
             self._format(conf)
         return conf

@@ -13,6 +13,7 @@ dead-letter: the batch is retried with back-off until the database is back.
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -51,6 +52,13 @@ class Subscription:
     handler: Handler
     # Ingestion fronts dead-letter event types they do not know; internal consumers skip them.
     reject_unknown_types: bool = False
+    # A regex over topic names (without prefix) to subscribe to instead of `topics`, for topics made at run
+    # time (one per partner); matching topics created later are picked up at the next metadata refresh.
+    topic_pattern: str | None = None
+    # Raises `InvalidEvent` for a message that must not be applied whoever sent it (e.g. a source its topic's
+    # writer may not use): it is dead-lettered before its (source, id) is claimed, so it cannot take the id of
+    # the genuine event.
+    admit: Callable[[IncomingMessage, Envelope], None] | None = None
 
 
 class InboxConsumer:
@@ -61,6 +69,8 @@ class InboxConsumer:
         self.inbox_name = inbox_name
         self.subscription = subscription
         self.topics = [topic_prefix + t for t in subscription.topics]
+        self.pattern = (f"^{re.escape(topic_prefix)}(?:{subscription.topic_pattern})$"
+                        if subscription.topic_pattern else None)
         self.transport = transport
         self.session_factory = session_factory
         self.inbox = tables.inbox
@@ -76,7 +86,7 @@ class InboxConsumer:
 
     async def run(self) -> None:
         while not self._stopping.is_set():
-            consumer = self.transport.consumer(self.group_id, self.topics)
+            consumer = self.transport.consumer(self.group_id, self.topics, self.pattern)
             pending: asyncio.Task | None = None
             try:
                 await consumer.start()
@@ -126,6 +136,8 @@ class InboxConsumer:
         for msg in batch:
             try:
                 envelope = Envelope.from_kafka(msg.value, msg.headers)
+                if self.subscription.admit is not None:
+                    self.subscription.admit(msg, envelope)
                 model = self.subscription.event_types.get(envelope.type)
                 if model is None:
                     if self.subscription.reject_unknown_types:

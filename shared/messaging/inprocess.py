@@ -7,6 +7,7 @@ restarts. Nothing survives the process: the outbox, not this, is what makes the 
 """
 
 import asyncio
+import re
 from collections import defaultdict
 
 from shared.messaging.transport import CommitFailed, IncomingMessage, OutgoingMessage, partition_for
@@ -41,7 +42,9 @@ class InProcessTransport:
         async with self._appended:
             self._appended.notify_all()
 
-    def consumer(self, group_id: str, topics: list[str]) -> "InProcessConsumer":
+    def consumer(self, group_id: str, topics: list[str], pattern: str | None = None) -> "InProcessConsumer":
+        if pattern is not None:  # the topics that exist when it starts (partners are not on this transport)
+            topics = [t for t in self._logs if re.match(pattern, t)]
         return InProcessConsumer(self, group_id, topics)
 
     def messages(self, topic: str) -> list[IncomingMessage]:

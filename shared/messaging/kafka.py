@@ -92,8 +92,8 @@ class KafkaTransport:
             await self._drop_producer()
             raise TransportError(f"Kafka did not acknowledge {len(messages)} messages: {exc!r}") from exc
 
-    def consumer(self, group_id: str, topics: list[str]) -> "KafkaConsumer":
-        return KafkaConsumer(self.bootstrap_servers, group_id, topics, self.client_id)
+    def consumer(self, group_id: str, topics: list[str], pattern: str | None = None) -> "KafkaConsumer":
+        return KafkaConsumer(self.bootstrap_servers, group_id, topics, self.client_id, pattern)
 
     async def check(self) -> None:
         producer = await self._get_producer()
@@ -107,9 +107,10 @@ class KafkaTransport:
 
 
 class KafkaConsumer:
-    def __init__(self, bootstrap_servers: str, group_id: str, topics: list[str], client_id: str) -> None:
+    def __init__(self, bootstrap_servers: str, group_id: str, topics: list[str], client_id: str,
+                 pattern: str | None = None) -> None:
         self._consumer = AIOKafkaConsumer(
-            *topics,
+            *([] if pattern else topics),
             bootstrap_servers=bootstrap_servers,
             group_id=group_id,
             client_id=client_id,
@@ -119,8 +120,11 @@ class KafkaConsumer:
             max_poll_interval_ms=300_000,
             session_timeout_ms=30_000,
             heartbeat_interval_ms=3_000,
-            metadata_max_age_ms=30_000,
+            # A pattern subscription sees topics created after it started at the next metadata refresh.
+            metadata_max_age_ms=5_000 if pattern else 30_000,
         )
+        if pattern:
+            self._consumer.subscribe(pattern=pattern)
 
     async def start(self) -> None:
         try:

@@ -50,7 +50,9 @@ class Transport(Protocol):
         """Returns once every message is durably acknowledged; raises `TransportError` otherwise."""
         ...
 
-    def consumer(self, group_id: str, topics: list[str]) -> Consumer: ...
+    def consumer(self, group_id: str, topics: list[str], pattern: str | None = None) -> Consumer:
+        """A consumer in `group_id` of `topics`, or of every topic matching the regex `pattern` if given."""
+        ...
 
     async def check(self) -> None:
         """Raises `TransportError` if the transport cannot currently serve; used by readiness."""

@@ -16,6 +16,7 @@ import pytest
 import yaml
 from sqlalchemy import make_url
 
+from deploy.local.kafka import PARTNER_SECURITY
 from tests.e2e.processes import (GATEWAY_ADMIN_KEY, REPO, ServiceProcess, drive_one_order, free_port, process_env, run_to_completion,
                                  running)
 from tests.infra import Databases
@@ -52,11 +53,13 @@ def test_compose_config_is_valid() -> None:
 
 
 def test_compose_wiring() -> None:
-    """Only the gateway is published; each service waits for its own migration job and the servers."""
+    """Only the gateway and Kafka's partner listener are published; each service waits for its own migration
+    job and the servers."""
     services = load_compose()
     published = {name for name, svc in services.items() if svc.get("ports")}
-    assert published == {"gateway"}
+    assert published == {"gateway", "kafka"}
     assert services["gateway"]["ports"] == [f"{COMPOSE_PORT}:{COMPOSE_PORT}"]
+    assert services["kafka"]["ports"] == ["9094:9094"]
     for name in APP_SERVICES:
         assert services[f"{name}-migrate"]["restart"] == "no"
         assert services[name]["depends_on"] == {
@@ -66,6 +69,27 @@ def test_compose_wiring() -> None:
         }
     assert set(services["gateway"]["depends_on"]) == {*APP_SERVICES, "gateway-migrate"}
     assert services["gateway-migrate"]["restart"] == "no"
+
+
+def kafka_properties(service: dict) -> dict[str, str]:
+    """The server.properties the apache/kafka image makes of `KAFKA_*` variables ('.'→'_', '_'→'__', '-'→'___')."""
+    props = {}
+    for key, value in service["environment"].items():
+        if key.startswith("KAFKA_"):
+            name = key.removeprefix("KAFKA_").lower().replace("___", "\0").replace("__", "\1").replace("_", ".")
+            props[name.replace("\0", "-").replace("\1", "_")] = str(value)
+    return props
+
+
+def test_compose_kafka_authenticates_partners_as_the_test_broker_does() -> None:
+    """Security class 3: the published listener is SASL SCRAM with ACLs, configured as the test broker whose
+    behaviour tests/integration/test_partner_kafka_auth.py proves; the services' listener is not published."""
+    props = kafka_properties(load_compose()["kafka"])
+    assert {k: props.get(k) for k in PARTNER_SECURITY} == PARTNER_SECURITY
+    protocols = dict(p.split(":") for p in props["listener.security.protocol.map"].split(","))
+    listeners = {url.split("://")[0]: url.rsplit(":", 1)[1] for url in props["listeners"].split(",")}
+    assert protocols["PARTNER"] == "SASL_PLAINTEXT" and listeners["PARTNER"] == "9094"
+    assert "9092" not in str(load_compose()["kafka"]["ports"]), "the services' anonymous listener stays internal"
 
 
 class LocalCompose:

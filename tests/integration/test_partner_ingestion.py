@@ -24,8 +24,11 @@ async def test_partner_topic_accepts_both_bindings_and_dead_letters_the_malforme
     headers = [(f"ce_{k}", str(v).encode()) for k, v in binary.items() if k != "data"]
     unknown = order("C-3", type="order.teleported")
     no_subject = order(subject=None)
+    foreign = order("C-5", order_id="F-1")  # names another partner's customer (security class 2)
+    foreign["data"]["identifiers"] = {"external_ids": {"victim-shop": "V-1"}}
     await produce(kafka_bootstrap, topic, [(b"C-1", orjson.dumps(structured)), (b"C-3", orjson.dumps(unknown)),
-                                           (b"C-4", orjson.dumps(no_subject)), (b"C-1", orjson.dumps(structured))])
+                                           (b"C-4", orjson.dumps(no_subject)), (b"C-1", orjson.dumps(structured)),
+                                           (b"C-5", orjson.dumps(foreign))])
     await produce(kafka_bootstrap, topic, [(b"C-2", orjson.dumps(binary["data"]))], headers=headers)
 
     settings = InteractionSettings(database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap,
@@ -33,11 +36,12 @@ async def test_partner_topic_accepts_both_bindings_and_dead_letters_the_malforme
     engine = make_engine(database_url)
     async with serving(create_app(settings)) as client:
         await wait_until(lambda: _purchases(engine, 2), message="both valid orders stored")
-        dead = await read_topic(kafka_bootstrap, dlq(topic), expected=2)
+        dead = await read_topic(kafka_bootstrap, dlq(topic), expected=3)
         http_again = await client.post("/v1/events", json=[structured])
     reasons = sorted(dict(r.headers)["dlq_error"].decode() for r in dead)
     assert any("unknown event type 'order.teleported'" in r for r in reasons)
     assert any("subject" in r for r in reasons)
+    assert any("'victim-shop' is not your source" in r for r in reasons)
     # The same event through the other door is a duplicate: both doors share one inbox.
     assert http_again.json()["results"][0]["status"] == "duplicate"
     assert await scalar(engine, "select count(*) from interaction.purchase") == 2

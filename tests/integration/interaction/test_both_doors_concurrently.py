@@ -12,6 +12,7 @@ from shared.db import make_engine
 from interaction.app import create_app
 from interaction.settings import InteractionSettings
 from tests.services.conftest import serving
+from tests.services.interaction.conftest import trust
 from tests.services.interaction.events import identified, order, touch
 from tests.support import produce, scalar, wait_until
 
@@ -39,6 +40,8 @@ async def test_http_and_kafka_doors_together_apply_each_event_once(database_url,
                                    topic_prefix=topic_prefix, relay_poll_interval_s=0.2, consumer_batch_size=50)
     engine = make_engine(database_url)
     async with serving(create_app(settings)) as client:
+        await trust(client, "shop", "crm")  # their emails may link their customers
+
         async def over_http() -> list[str]:
             statuses = []
             for i in range(0, len(events), 40):

@@ -67,7 +67,13 @@ async def test_asyncapi_is_generated_from_the_contracts(database_url: str) -> No
     assert doc["asyncapi"] == "3.0.0"
     addresses = {c["address"] for c in doc["channels"].values()}
     assert addresses == {"partner.events", "interaction.events", "segmentation.events", "clv.events",
-                         "lifecycle.events"}
+                         "lifecycle.events", "partner.events.{partner}", "partner.events.{partner}.dlq"}
+    # Partners: an authenticated server (SCRAM) for their own topic and their DLQ; the rest is internal.
+    assert doc["components"]["securitySchemes"]["partnerScram"]["type"] == "scramSha512"
+    assert doc["servers"]["kafka-partners"]["security"] == [{"$ref": "#/components/securitySchemes/partnerScram"}]
+    for channel in doc["channels"].values():
+        partner_side = channel["address"].startswith("partner.events.{partner}")
+        assert channel["servers"] == [{"$ref": "#/servers/" + ("kafka-partners" if partner_side else "kafka")}]
     names = {m["name"] for m in doc["components"]["messages"].values()}
     assert set(PARTNER_EVENT_TYPES) <= names and set(LIFECYCLE_EVENT_TYPES) <= names
     # Every $ref resolves, and a real event validates against its message's payload schema.

@@ -35,3 +35,11 @@ async def customer_of(engine, subject: str, source: str = "shop-eu"):
         return (await conn.execute(sa.text(
             "select customer_id from interaction.customer_identifier where kind='source' and source=:s and external_id=:e"),
             {"s": source, "e": subject})).scalar()
+
+
+async def trust(client, *partners: str) -> None:
+    """Register partners whose emails and phones may link customers (off for partners nobody registered)."""
+    for partner_id in partners:
+        resp = await client.post("/v1/partners", json={"id": partner_id, "name": partner_id, "kind": "retailer",
+                                                       "trust_contact_linking": True})
+        assert resp.status_code == 201, resp.text

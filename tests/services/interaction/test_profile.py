@@ -6,7 +6,7 @@ from decimal import Decimal
 from shared.contracts.envelope import Envelope
 from shared.contracts.interaction import INTERACTION_EVENT_TYPES, SOURCE
 
-from tests.services.interaction.conftest import customer_of, outbox_events
+from tests.services.interaction.conftest import customer_of, outbox_events, trust
 from tests.services.interaction.events import cancel, event, feedback, identified, order, refund, touch
 
 
@@ -44,10 +44,12 @@ async def test_every_event_type_lands_in_the_profile_the_timeline_and_the_outbox
         event("consent.changed", "C-1", {"consent": {"sms": False}, "occurred_at": "2026-10-10T10:00:00Z"}),
         event("deal.updated", "C-1", {"deal_id": "D-1", "stage": "proposal", "amount": "500", "currency": "EUR",
                                       "expected_close": "2027-01-01T00:00:00Z"}),
-        # The reseller knows the customer by its own id, and names the shop's id: the same customer.
+        # The reseller (trusted to link by contact details) knows the customer by its own id and the same
+        # email: the same customer.
         event("interaction.logged", "R-77", {"channel": "social", "occurred_at": "2026-10-06T10:00:00Z",
-                                             "identifiers": {"external_ids": {"shop-eu": "C-1"}}}, source="reseller-x"),
+                                             "identifiers": {"email": "ada@example.com"}}, source="reseller-x"),
     ]
+    await trust(client, "shop-eu", "reseller-x")
     result = await post(client, batch)
     assert result["accepted"] == len(batch)
     cid = await customer_of(engine, "C-1")
@@ -117,6 +119,7 @@ async def test_late_refund_before_its_order_still_adjusts_the_traits(client, eng
 
 
 async def test_shared_email_merges_into_the_oldest_and_the_undo_restores_both(client, engine):
+    await trust(client, "shop-eu", "crm")
     await post(client, [identified("C-1", email="ada@example.com", attributes={"tier": "gold"},
                                    time="2026-01-01T00:00:00Z"),
                         order("C-1", "A-1", "10.00", at="2026-01-02T00:00:00Z")])
@@ -141,6 +144,7 @@ async def test_shared_email_merges_into_the_oldest_and_the_undo_restores_both(cl
     [audit] = (await client.get(f"/v1/customers/{survivor}/merges")).json()
     assert audit["id"] == merged_event["data"]["merge_id"] and audit["undone_at"] is None
     assert audit["reason"].startswith("event crm/") and "names identifiers of both customers" in audit["reason"]
+    assert audit["caused_by"] == ["crm"]
 
     undo = await client.post(f"/v1/merges/{audit['id']}/undo")
     assert undo.status_code == 200, undo.text

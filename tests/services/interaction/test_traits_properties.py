@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import event as note
 from hypothesis import strategies as st
 
+from tests.services.interaction.conftest import trust
 from tests.services.interaction.events import event
 
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
@@ -163,6 +164,7 @@ def observed(profile: dict) -> dict:
 @given(ops=st.lists(operation, min_size=6, max_size=24))
 async def test_traits_equal_a_recomputation_from_the_raw_events(client, engine, ops):
     run = next(_examples)
+    await trust(client, f"shop{run}", f"crm{run}")  # their emails link their customers: merges happen
     steps, sent = build(ops, run)
     for step in steps:
         if step == "undo":

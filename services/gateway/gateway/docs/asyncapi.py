@@ -1,8 +1,9 @@
 """The AsyncAPI 3.0 document, generated from the pydantic contracts in `shared/contracts` (never hand-written).
 
 Channels are the topics; messages are the event types, each a CloudEvents 1.0 envelope whose `data` is the
-payload model's JSON Schema. Partners send on `partner.events` (the CRM receives); the services publish
-the domain topics (the CRM sends, webhook subscribers and other consumers receive).
+payload model's JSON Schema. Partners send on their own `partner.events.{partner}` over the authenticated
+partner listener and read their rejections on its DLQ (docs/security.md, class 3); the services publish the
+domain topics (the CRM sends, webhook subscribers and other consumers receive).
 """
 
 from typing import Any
@@ -16,8 +17,8 @@ REF = "#/components/schemas/"
 # topic → (schema prefix, event types, the CRM's action on it, who produces it)
 CHANNELS: dict[str, tuple[str, dict[str, type[Payload]], str, str]] = {
     topics.PARTNER_EVENTS: ("partner", partner.PARTNER_EVENT_TYPES, "receive",
-                            "Partner systems publish here (or POST /v1/events): `source` is the partner id, "
-                            "`subject` the partner's customer id."),
+                            "The platform's own producers (imports, bridges) on the internal listener; no partner "
+                            "may write it. Partners use `partner.events.{partner}` (or POST /v1/events)."),
     topics.INTERACTION_EVENTS: ("interaction", interaction.INTERACTION_EVENT_TYPES, "send",
                                 f"Published by the interaction service (source {interaction.SOURCE})."),
     topics.SEGMENTATION_EVENTS: ("segmentation", segmentation.SEGMENTATION_EVENT_TYPES, "send",
@@ -39,6 +40,58 @@ def _schema(model: type[BaseModel], name: str, prefix: str, schemas: dict[str, A
 
 def _msg_id(prefix: str, event_type: str) -> str:
     return f"{prefix}.{event_type}".replace("_", "-")
+
+
+PARTNER_SERVER = "kafka-partners"
+PARTNER_SETUP = (
+    "Partners connect to the partner listener (port 9094) with SASL_PLAINTEXT and SCRAM-SHA-512, as the "
+    "principal the operator created for them (`deploy/kafka-partner.sh <partner>`: credential, topics, ACLs). "
+    "A partner may write only `partner.events.{partner}` and read only `partner.events.{partner}.dlq` (consumer "
+    "group `partner-dlq.{partner}`). Client settings: `security.protocol=SASL_PLAINTEXT`, "
+    "`sasl.mechanism=SCRAM-SHA-512`, the username (the partner id) and password; producers should be "
+    "idempotent (`acks=all`). Put TLS in front of this listener outside a trusted network (docs/security.md)."
+)
+
+
+def _partner_channels(channels: dict[str, Any], operations: dict[str, Any], messages: dict[str, Any]) -> None:
+    """The per-partner topic (events in) and its DLQ (the partner's rejections out), on the partner server."""
+    parameters = {"partner": {"description": "The partner id: the `source` every event on the topic must carry."}}
+    shared = channels[topics.PARTNER_EVENTS.replace(".", "-")]
+    channels["partner-events-own"] = {
+        "address": topics.PARTNER_EVENTS + ".{partner}", "parameters": parameters,
+        "servers": [{"$ref": f"#/servers/{PARTNER_SERVER}"}], "messages": shared["messages"],
+        "description": "A partner's own topic: only its principal may write it, and an event whose `source` is not "
+                       "the partner is rejected to the DLQ with the reason.",
+    }
+    operations["receive-partner-events-own"] = {
+        "action": "receive", "channel": {"$ref": "#/channels/partner-events-own"},
+        "summary": "The CRM ingests a partner's events (source bound to the partner)",
+        "security": [{"$ref": "#/components/securitySchemes/partnerScram"}],
+        "messages": [{"$ref": f"#/channels/partner-events-own/messages/{m}"} for m in shared["messages"]],
+    }
+    messages["partner.rejected"] = {
+        "name": "rejected", "title": "A rejected partner event",
+        "summary": "The partner's message as it sent it (bytes and headers), with why it was rejected.",
+        "payload": {"description": "The original message value, unchanged (it may not be valid JSON)."},
+        "headers": {"type": "object", "properties": {
+            "dlq_error": {"type": "string", "description": "Why the event was rejected."},
+            "dlq_topic": {"type": "string"}, "dlq_partition": {"type": "string"}, "dlq_offset": {"type": "string"},
+            "dlq_consumer": {"type": "string"}, "dlq_attempts": {"type": "string"},
+        }, "required": ["dlq_error"]},
+    }
+    channels["partner-events-own-dlq"] = {
+        "address": topics.dlq(topics.PARTNER_EVENTS + ".{partner}"), "parameters": parameters,
+        "servers": [{"$ref": f"#/servers/{PARTNER_SERVER}"}],
+        "messages": {"partner.rejected": {"$ref": "#/components/messages/partner.rejected"}},
+        "description": "A partner's rejected events (invalid, or under another source); only that partner may "
+                       "read it.",
+    }
+    operations["send-partner-events-own-dlq"] = {
+        "action": "send", "channel": {"$ref": "#/channels/partner-events-own-dlq"},
+        "summary": "The CRM returns a partner's rejected events to it",
+        "security": [{"$ref": "#/components/securitySchemes/partnerScram"}],
+        "messages": [{"$ref": "#/channels/partner-events-own-dlq/messages/partner.rejected"}],
+    }
 
 
 def build() -> dict[str, Any]:
@@ -78,6 +131,9 @@ def build() -> dict[str, Any]:
                         else f"The CRM publishes {topic}"),
             "messages": [{"$ref": f"#/channels/{channel_id}/messages/{m}"} for m in channel_messages],
         }
+    _partner_channels(channels, operations, messages)
+    for channel in channels.values():  # the rest are on the internal listener
+        channel.setdefault("servers", [{"$ref": "#/servers/kafka"}])
     return {
         "asyncapi": "3.0.0",
         "info": {
@@ -88,9 +144,20 @@ def build() -> dict[str, Any]:
                            "not know. Generated from the pydantic contracts in `shared/contracts`.",
         },
         "defaultContentType": "application/cloudevents+json",
-        "servers": {"kafka": {"host": "kafka:9092", "protocol": "kafka",
-                              "description": "Topic names may carry a deployment prefix."}},
+        "servers": {
+            "kafka": {"host": "kafka:9092", "protocol": "kafka",
+                      "description": "The platform's services (internal network only). Topic names may carry a "
+                                     "deployment prefix."},
+            PARTNER_SERVER: {"host": "localhost:9094", "protocol": "kafka", "description": PARTNER_SETUP,
+                             "security": [{"$ref": "#/components/securitySchemes/partnerScram"}]},
+        },
         "channels": channels,
         "operations": operations,
-        "components": {"messages": messages, "schemas": schemas},
+        "components": {
+            "messages": messages, "schemas": schemas,
+            "securitySchemes": {"partnerScram": {
+                "type": "scramSha512",
+                "description": "SASL SCRAM-SHA-512 over SASL_PLAINTEXT; the username is the partner id. " + PARTNER_SETUP,
+            }},
+        },
     }

@@ -2,7 +2,8 @@
 
 - open: health, metrics, `/docs`, `/openapi.json`, `/asyncapi`;
 - admin: everything;
-- frontend: every data route except key management (`/v1/api-keys`) and event ingestion (`POST /v1/events`);
+- frontend: every data route except key management (`/v1/api-keys`), event ingestion (`POST /v1/events`) and
+  changes to the partner registry (a partner's `trust_contact_linking` is a security setting);
 - analyst: GET (and HEAD) on the same routes as frontend;
 - partner: `POST /v1/events` only (and only events whose `source` is its partner id, checked by the proxy).
 """
@@ -26,12 +27,16 @@ def is_ingestion(method: str, path: str) -> bool:
     return method == "POST" and path.rstrip("/") == "/v1/events"
 
 
+def is_partner_registry_change(method: str, path: str) -> bool:
+    return method not in READ_METHODS and (path == "/v1/partners" or path.startswith("/v1/partners/"))
+
+
 def allowed(role: Role, method: str, path: str) -> bool:
     if role is Role.ADMIN:
         return True
     if role is Role.PARTNER:
         return is_ingestion(method, path)
-    if is_key_management(path) or is_ingestion(method, path):
+    if is_key_management(path) or is_ingestion(method, path) or is_partner_registry_change(method, path):
         return False
     if role is Role.FRONTEND:
         return True

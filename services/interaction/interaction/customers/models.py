@@ -42,7 +42,8 @@ customer = sa.Table(
     *_timestamps(),
 )
 
-# How a customer is known: kind 'source' = (partner, the partner's id); 'email' / 'phone' with source ''.
+# How a customer is known: kind 'source' = (partner, the partner's id); 'email' / 'phone' with source '' when a
+# partner trusted to link by contact details sent them, else under the sending partner's source (its own only).
 customer_identifier = sa.Table(
     "customer_identifier",
     metadata,
@@ -52,6 +53,7 @@ customer_identifier = sa.Table(
     sa.Column("customer_id", UUID(as_uuid=True), _customer_fk(), nullable=False, index=True),
     sa.Column("home_customer_id", UUID(as_uuid=True), nullable=False),
     *_timestamps(),
+    sa.Index("ix_customer_identifier_kind_external_id", "kind", "external_id"),
 )
 
 # Typed custom attributes (kind 'attribute') and consent per purpose (kind 'consent'); newest occurred_at wins.
@@ -169,6 +171,8 @@ customer_merge = sa.Table(
     sa.Column("merged_at", TZ, nullable=False),
     sa.Column("undone_at", TZ),
     sa.Column("snapshot", JSONB, nullable=False),
+    # The partners whose events linked the two customers; empty for a merge by a user.
+    sa.Column("caused_by", ARRAY(sa.Text), nullable=False, server_default=sa.text("'{}'::text[]")),
     *_timestamps(),
 )
 
@@ -179,5 +183,7 @@ partner = sa.Table(
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("kind", sa.Text, nullable=False),
     sa.Column("auto_registered", sa.Boolean, nullable=False),
+    # Whether the partner's emails and phones may link its customers to other partners' (docs/security.md).
+    sa.Column("trust_contact_linking", sa.Boolean, nullable=False, server_default=sa.false()),
     *_timestamps(),
 )

@@ -44,10 +44,11 @@ async def search(session: AsyncSession, *, after: uuid.UUID | None, limit: int, 
     c = customer
     query = sa.select(c).where(c.c.merged_into.is_(None))
     i = customer_identifier
-    for kind, src, value in [("email", "", email), ("phone", "", phone), ("source", source, external_id)]:
+    for kind, src, value in [("email", None, email), ("phone", None, phone), ("source", source, external_id)]:
         if value is not None:
-            query = query.where(sa.exists().where(i.c.customer_id == c.c.id, i.c.kind == kind, i.c.source == src,
-                                                  i.c.external_id == value))
+            # Emails and phones of untrusted partners are kept under their source: found whatever the source.
+            query = query.where(sa.exists().where(i.c.customer_id == c.c.id, i.c.kind == kind, i.c.external_id == value,
+                                                  *([i.c.source == src] if src is not None else [])))
     if source is not None and external_id is None:
         query = query.where(sa.exists().where(i.c.customer_id == c.c.id, i.c.kind == "source", i.c.source == source))
     if attribute is not None:

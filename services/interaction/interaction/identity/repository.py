@@ -73,19 +73,21 @@ async def blocked_pairs(session: AsyncSession, ids: list[uuid.UUID]) -> set[froz
     return {frozenset((r.survivor_id, r.merged_id)) for r in await session.execute(BLOCKED, {"ids": ids})}
 
 
-# --- merging: every statement takes the batch's merges as parallel arrays (id, survivor, merged, reason) ------
+# --- merging: every statement takes the batch's merges as parallel arrays (id, survivor, merged, reason, caused by:
+# a JSON array per merge, as an array of arrays cannot be unnested row by row) ----------------------------------
 
 _MERGES = "unnest(CAST(:merge_ids AS uuid[]), CAST(:survivors AS uuid[]), CAST(:merged AS uuid[]))"
 MERGE_STATEMENTS = [
     sa.text(f"""
-    INSERT INTO interaction.customer_merge (id, survivor_id, merged_id, reason, merged_at, snapshot)
-    SELECT m.id, m.survivor, m.merged, m.reason, now(), coalesce((
+    INSERT INTO interaction.customer_merge (id, survivor_id, merged_id, reason, merged_at, caused_by, snapshot)
+    SELECT m.id, m.survivor, m.merged, m.reason, now(),
+           ARRAY(SELECT jsonb_array_elements_text(CAST(m.caused_by AS jsonb))), coalesce((
         SELECT jsonb_agg(jsonb_build_object('kind', p.kind, 'key', p.key, 'value', p.value, 'value_type', p.value_type,
                                             'source', p.source, 'occurred_at', p.occurred_at,
                                             'filled_by_merge_id', p.filled_by_merge_id))
         FROM interaction.customer_property p WHERE p.customer_id = m.merged), '[]'::jsonb)
     FROM unnest(CAST(:merge_ids AS uuid[]), CAST(:survivors AS uuid[]), CAST(:merged AS uuid[]),
-                CAST(:reasons AS text[])) AS m(id, survivor, merged, reason)
+                CAST(:reasons AS text[]), CAST(:caused_by AS text[])) AS m(id, survivor, merged, reason, caused_by)
     """),
     # Survivor's values win; keys it lacks are filled from the merged customer (and remembered, for the undo).
     sa.text(f"""
@@ -108,12 +110,13 @@ MERGE_STATEMENTS = [
 ]
 
 
-async def merge(session: AsyncSession, merges: list[tuple[uuid.UUID, uuid.UUID, uuid.UUID, str]]) -> None:
-    """Fold each merged customer into its survivor: (merge id, survivor, merged, reason)."""
+async def merge(session: AsyncSession, merges: list[tuple[uuid.UUID, uuid.UUID, uuid.UUID, str, list[str]]]) -> None:
+    """Fold each merged customer into its survivor: (merge id, survivor, merged, reason, partners that caused it)."""
     if not merges:
         return
     params = {"merge_ids": [m[0] for m in merges], "survivors": [m[1] for m in merges],
-              "merged": [m[2] for m in merges], "reasons": [m[3] for m in merges]}
+              "merged": [m[2] for m in merges], "reasons": [m[3] for m in merges],
+              "caused_by": [orjson.dumps(m[4]).decode() for m in merges]}
     for statement in MERGE_STATEMENTS:
         await session.execute(statement, params)
 

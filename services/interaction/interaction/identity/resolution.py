@@ -22,7 +22,8 @@ class Resolution:
     customer_of: list[uuid.UUID] = field(default_factory=list)  # per event: the live customer
     home_of: list[uuid.UUID] = field(default_factory=list)  # per event: the home its rows get
     created: dict[uuid.UUID, tuple[str, datetime]] = field(default_factory=dict)  # new id -> (source, first seen)
-    merges: list[tuple[uuid.UUID, uuid.UUID, uuid.UUID, str]] = field(default_factory=list)  # (id, survivor, merged, why)
+    # (id, survivor, merged, why, the partners whose events in the batch joined the two)
+    merges: list[tuple[uuid.UUID, uuid.UUID, uuid.UUID, str, list[str]]] = field(default_factory=list)
 
 
 class _UnionFind:
@@ -70,11 +71,17 @@ async def resolve(session: AsyncSession, events: list[PartnerEvent]) -> Resoluti
             if frozenset((survivor, other)) in blocked:
                 continue
             merged_into[other] = survivor
-            result.merges.append((uuid.uuid4(), survivor, other, ""))
+            result.merges.append((uuid.uuid4(), survivor, other, "", []))
     if result.merges:
         reasons = _reasons(events, known, result.merges)
-        result.merges = [(mid, s, m, reasons.get(m, "identifiers linked within one batch"))
-                         for mid, s, m, _ in result.merges]
+        # Every partner with an event in the linked group is named: one of them made the link (the reason says
+        # which event), and none of them is left out of the audit.
+        partners_of: dict[object, set[str]] = {}
+        for e in events:
+            partners_of.setdefault(uf.find(e.keys[0]), set()).add(e.envelope.source)
+        result.merges = [(mid, s, m, reasons.get(m, "identifiers linked within one batch"),
+                          sorted(partners_of.get(uf.find(("customer", m)), ())))
+                         for mid, s, m, _, _ in result.merges]
     for e in events:  # components with no known customer get one new customer
         root = uf.find(e.keys[0])
         if root not in survivor_of:
@@ -114,7 +121,7 @@ async def resolve(session: AsyncSession, events: list[PartnerEvent]) -> Resoluti
 
 def _reasons(events: list[PartnerEvent], known: dict, merges: list[tuple]) -> dict[uuid.UUID, str]:
     """Per merged customer, the event that tied it to its survivor, for the audit (ids only, no PII)."""
-    wanted = {merged: survivor for _, survivor, merged, _ in merges}
+    wanted = {merged: survivor for _, survivor, merged, _, _ in merges}
     reasons: dict[uuid.UUID, str] = {}
     for e in events:
         owners = {known[k][0] for k in e.keys if k in known}

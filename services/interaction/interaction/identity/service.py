@@ -32,7 +32,7 @@ class AlreadyOneCustomer(DomainError):
 
 def _read(row: sa.Row) -> MergeRead:
     return MergeRead(id=row.id, survivor_id=row.survivor_id, merged_id=row.merged_id, reason=row.reason,
-                     merged_at=row.merged_at, undone_at=row.undone_at)
+                     caused_by=row.caused_by, merged_at=row.merged_at, undone_at=row.undone_at)
 
 
 async def get_merge(session: AsyncSession, merge_id: uuid.UUID) -> MergeRead:
@@ -71,7 +71,7 @@ async def undo_merge(session: AsyncSession, outbox: Outbox, merge_id: uuid.UUID)
     await outbox.add(session, INTERACTION_EVENTS, [Envelope.wrap(event, source=contracts.SOURCE,
                                                                  subject=str(row.survivor_id))])
     return UnmergeRead(id=row.id, survivor_id=row.survivor_id, merged_id=row.merged_id, reason=row.reason,
-                       merged_at=row.merged_at, undone_at=now, restored_id=row.merged_id,
+                       caused_by=row.caused_by, merged_at=row.merged_at, undone_at=now, restored_id=row.merged_id,
                        purchase_ids=purchase_ids, touchpoint_ids=touchpoint_ids)
 
 
@@ -91,7 +91,7 @@ async def merge_by_hand(session: AsyncSession, outbox: Outbox, body: MergeCreate
         raise CustomerErased("an erased customer cannot be merged")
     survivor, merged = (r.id for r in sorted(rows, key=lambda r: (r.first_seen_at, str(r.id))))
     merge_id = uuid.uuid4()
-    await repository.merge(session, [(merge_id, survivor, merged, body.reason)])
+    await repository.merge(session, [(merge_id, survivor, merged, body.reason, [])])
     await recompute_traits(session, {survivor})
     now = datetime.now(UTC)
     event = contracts.CustomerMerged(customer_id=survivor, merge_id=merge_id, survivor_id=survivor, merged_id=merged,

@@ -1,4 +1,9 @@
-"""The Kafka door: partner events published to `partner.events`, applied through the inbox.
+"""The Kafka door: partner events published to `partner.events.<partner>` (or, by the platform's own producers,
+`partner.events`), applied through the inbox.
+
+A partner's topic is writable only by its SASL principal (ACLs, docs/security.md), so the topic names the
+partner that wrote it: an event whose `source` is not that partner is dead-lettered to the partner's own DLQ
+(`partner.events.<partner>.dlq`, readable only by it), as the gateway refuses it over HTTP.
 
 Events that parse but fail the checks the schema cannot express (subject, timestamps, identifiers) are
 dead-lettered in the same transaction, through the outbox, so one bad event never sends the batch down the
@@ -11,11 +16,12 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.contracts.envelope import InvalidEvent
+from shared.contracts.envelope import Envelope, InvalidEvent
 from shared.contracts.partner import PARTNER_EVENT_TYPES
-from shared.contracts.topics import PARTNER_EVENTS, dlq
+from shared.contracts.topics import PARTNER_EVENTS, PARTNER_TOPICS_PATTERN, dlq, partner_of_topic
 from shared.messaging.inbox import ConsumedEvent, Subscription
 from shared.messaging.outbox import Outbox
+from shared.messaging.transport import IncomingMessage
 
 from interaction.ingestion.service import INGEST_INBOX, apply_partner_events
 from interaction.ingestion.validation import NUL_ESCAPE, NUL_REASON, PartnerEvent, check
@@ -40,9 +46,15 @@ def partner_ingest_subscription(outbox: Outbox, timings: dict[str, float] | None
             await dead_letter(session, outbox, dead)
         await apply_partner_events(session, outbox, good, timings)
 
+    def admit(message: IncomingMessage, envelope: Envelope) -> None:
+        partner = partner_of_topic(message.topic.removeprefix(outbox.topic_prefix))
+        if partner is not None and envelope.source != partner:
+            raise InvalidEvent(f"source {envelope.source[:200]!r} is not yours: events on {message.topic!r} "
+                               f"must have source {partner!r}")
+
     name = INGEST_INBOX.removeprefix("interaction.")
     return Subscription(name=name, topics=[PARTNER_EVENTS], event_types=PARTNER_EVENT_TYPES, handler=handle,
-                        reject_unknown_types=True)
+                        reject_unknown_types=True, topic_pattern=PARTNER_TOPICS_PATTERN, admit=admit)
 
 
 async def dead_letter(session: AsyncSession, outbox: Outbox, dead: list[tuple[ConsumedEvent, str]]) -> None:

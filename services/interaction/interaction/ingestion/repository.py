@@ -77,6 +77,10 @@ INSERT INTO interaction.partner (id, name, kind, auto_registered)
 SELECT s, s, 'unclassified', true FROM unnest(CAST(:ids AS text[])) AS s
 ON CONFLICT DO NOTHING
 """)
+# Partners whose emails and phones may link customers across partners (off unless an operator turned it on).
+TRUSTED_PARTNERS = sa.text("""
+SELECT id FROM interaction.partner WHERE id = ANY(CAST(:ids AS text[])) AND trust_contact_linking
+""")
 
 
 def columns(rows: list[dict], mapping: dict[str, str]) -> dict[str, list]:

@@ -23,7 +23,7 @@ from shared.messaging.outbox import Outbox
 
 from interaction.customers.service import erase_customers, publishable_attributes
 from interaction.identity import repository as identity_repository
-from interaction.identity.normalise import source_key
+from interaction.identity.normalise import SOURCE, source_key
 from interaction.identity.resolution import resolve
 from interaction.ingestion import repository as repo
 from interaction.ingestion.validation import NUL_ESCAPE, NUL_REASON, PartnerEvent, validate
@@ -96,7 +96,14 @@ async def apply_partner_events(session: AsyncSession, outbox: Outbox, events: Se
     await identity_repository.lock_identity(session)
     erasures = [e for e in events if isinstance(e.payload, p.ErasureRequested)]
     facts = [e for e in events if not isinstance(e.payload, p.ErasureRequested)]
-    await session.execute(repo.REGISTER_PARTNERS, {"ids": sorted({e.envelope.source for e in events})})
+    sources = sorted({e.envelope.source for e in events})
+    await session.execute(repo.REGISTER_PARTNERS, {"ids": sources})
+    trusted = {r.id for r in await session.execute(repo.TRUSTED_PARTNERS, {"ids": sources})}
+    for e in facts:
+        if e.envelope.source not in trusted:
+            # An untrusted partner's emails and phones are its own: kept under its source, they link its own
+            # customers only, never another partner's (docs/security.md).
+            e.keys = [k if k[0] == SOURCE else (k[0], e.envelope.source, k[2]) for k in e.keys]
 
     resolution = await resolve(session, facts)
     clock.lap("resolve")
@@ -104,7 +111,7 @@ async def apply_partner_events(session: AsyncSession, outbox: Outbox, events: Se
     now = datetime.now(UTC)
     for cid, (source, first_seen) in resolution.created.items():
         outgoing.append(_wrap(contracts.CustomerCreated(customer_id=cid, source=source, first_seen_at=first_seen), cid))
-    for merge_id, survivor, merged, reason in resolution.merges:
+    for merge_id, survivor, merged, reason, _ in resolution.merges:
         outgoing.append(_wrap(contracts.CustomerMerged(customer_id=survivor, merge_id=merge_id, survivor_id=survivor,
                                                        merged_id=merged, reason=reason, merged_at=now), survivor))
     touched: set[uuid.UUID] = set(resolution.customer_of) | {m[1] for m in resolution.merges}

@@ -75,6 +75,10 @@ def check(envelope: Envelope, payload: Payload, now: datetime | None = None) -> 
         for source, external_id in ids.external_ids.items():
             if not source or not external_id or len(source) > 200 or len(external_id) > 200:
                 raise InvalidEvent("identifiers.external_ids: source and id must be 1–200 characters")
+            if source != envelope.source:
+                # Another partner's ids would let this partner attach facts to, or merge, that partner's customers.
+                raise InvalidEvent(f"identifiers.external_ids: {source[:80]!r} is not your source; a partner may "
+                                   f"only name its own ids (under {envelope.source[:80]!r})")
             event.keys.append(source_key(source, external_id))
         event.keys = list(dict.fromkeys(event.keys))
     for key, value in (fields.get("attributes") or {}).items():

@@ -13,16 +13,25 @@ async def get(session: AsyncSession, partner_id: str) -> sa.Row | None:
     return (await session.execute(sa.select(partner).where(partner.c.id == partner_id))).first()
 
 
-async def upsert(session: AsyncSession, partner_id: str, name: str, kind: str) -> sa.Row:
-    """Create, or claim an auto-registered entry (the caller checked it is not a registered one)."""
+async def upsert(session: AsyncSession, partner_id: str, name: str, kind: str, trust_contact_linking: bool) -> sa.Row:
+    """Create, or claim an auto-registered entry; None when the partner is already registered."""
     stmt = sa.text("""
-        INSERT INTO interaction.partner (id, name, kind, auto_registered) VALUES (:id, :name, :kind, false)
+        INSERT INTO interaction.partner (id, name, kind, auto_registered, trust_contact_linking)
+        VALUES (:id, :name, :kind, false, :trust)
         ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, kind = EXCLUDED.kind, auto_registered = false,
-                                       updated_at = now()
+                                       trust_contact_linking = EXCLUDED.trust_contact_linking, updated_at = now()
         WHERE partner.auto_registered
         RETURNING *
     """)
-    return (await session.execute(stmt, {"id": partner_id, "name": name, "kind": kind})).first()
+    return (await session.execute(stmt, {"id": partner_id, "name": name, "kind": kind,
+                                         "trust": trust_contact_linking})).first()
+
+
+async def update(session: AsyncSession, partner_id: str, changes: dict[str, object]) -> sa.Row | None:
+    """Change the given columns of a partner (registering it if it was auto-registered); None if unknown."""
+    stmt = (sa.update(partner).where(partner.c.id == partner_id)
+            .values(**changes, auto_registered=False, updated_at=sa.func.now()).returning(*partner.c))
+    return (await session.execute(stmt)).first()
 
 
 async def page(session: AsyncSession, *, after: str | None, limit: int, kind: str | None) -> list[sa.Row]:

@@ -11,7 +11,7 @@ from interaction.customers import cursor
 from interaction.customers.service import entry, summary
 from interaction.partners import repository
 from interaction.partners.schemas import (
-    PartnerCreate, PartnerCustomerPage, PartnerKind, PartnerPage, PartnerRead, PartnerTouchpointPage,
+    PartnerCreate, PartnerCustomerPage, PartnerKind, PartnerPage, PartnerRead, PartnerTouchpointPage, PartnerUpdate,
 )
 
 router = APIRouter(prefix="/v1/partners", tags=["partners"])
@@ -26,7 +26,7 @@ class PartnerExists(DomainError):
 
 def _read(row) -> PartnerRead:
     return PartnerRead(id=row.id, name=row.name, kind=row.kind, auto_registered=row.auto_registered,
-                       created_at=row.created_at, updated_at=row.updated_at)
+                       trust_contact_linking=row.trust_contact_linking, created_at=row.created_at, updated_at=row.updated_at)
 
 
 async def _existing(session, partner_id: str):
@@ -40,9 +40,19 @@ async def _existing(session, partner_id: str):
              responses=problem_responses(PartnerExists))
 async def create_partner(body: PartnerCreate, session: SessionDep) -> PartnerRead:
     """Register a partner (or classify one that was auto-registered from its events)."""
-    row = await repository.upsert(session, body.id, body.name, body.kind.value)
+    row = await repository.upsert(session, body.id, body.name, body.kind.value, body.trust_contact_linking)
     if row is None:
-        raise PartnerExists(f"partner {body.id!r} is already registered")
+        raise PartnerExists(f"partner {body.id!r} is already registered; PATCH it to change it")
+    return _read(row)
+
+
+@router.patch("/{partner_id}", response_model=PartnerRead, responses=problem_responses(NotFound))
+async def update_partner(partner_id: PartnerId, body: PartnerUpdate, session: SessionDep) -> PartnerRead:
+    """Change a partner's name, kind or trust (`trust_contact_linking`); applies to the events that follow."""
+    changes = body.model_dump(exclude_unset=True, exclude_none=True, mode="json")
+    row = await repository.update(session, partner_id, changes)
+    if row is None:
+        raise NotFound(f"no partner {partner_id!r}")
     return _read(row)
 
 

@@ -4,8 +4,9 @@ Erasure (R8) must leave no personal data of the customer in any stored payload. 
 service knows the customer's PII values, and free text holds anything (`note`, a refund's `reason`, a deal's
 `owner`, an order id that happens to be an email), so the payload is redacted by its shape, not by a search:
 
-- every free-text field of the event's contract (typed plain `str`: ids the partner made up, reasons,
-  owners, campaigns, outcomes…) is replaced by a token, `erased:<hash>`;
+- every optional free-text field of the event's contract (typed `str`, or a map or list of it: reasons,
+  owners, summaries, campaigns, attribute values…) is dropped; a required one (an order or deal id the
+  partner made up, a merge's reason) is replaced by a token, `erased:<hash>`, so the event stays valid;
 - what the contract types as something else (uuids, amounts, times, enums, numbers, booleans) stays, and so
   do the few `str` fields that classify rather than describe (`STRUCTURAL`: currency, channel, stage…);
 - fields the contract does not know (partners may send extra fields) are dropped.
@@ -73,13 +74,16 @@ def redact_partner_data(event_type: str, data: dict[str, Any], token: Tokenizer)
 def _model(model: type[BaseModel] | None, data: dict[str, Any], token: Tokenizer) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in data.items():
-        if model is None:
+        if model is None:  # no contract to read it in: every string but the structural ones is a token
             out[key] = _value(Any, key, value, token)
             continue
         field = model.model_fields.get(key)
         if field is None:
             continue  # not in the contract: nothing says it is not personal
-        out[key] = _value(field.annotation, key, value, token)
+        annotation = _strip_optional(field.annotation)
+        if key not in STRUCTURAL and not field.is_required() and _holds_free_text(annotation):
+            continue  # optional free text (a summary, a reason, an owner, attribute values): it goes
+        out[key] = _value(annotation, key, value, token)
     return out
 
 
@@ -101,7 +105,20 @@ def _value(annotation: Any, key: str, value: Any, token: Tokenizer) -> Any:
         return value
     if key in STRUCTURAL or not _free_text(annotation):
         return value
+    # Required free text (an order or deal id, a merge's reason): a token keeps the event valid and joinable.
     return token(value)
+
+
+def _holds_free_text(annotation: Any) -> bool:
+    """Free text itself, or a map or list of it (not a list of models: those are redacted field by field)."""
+    if _free_text(annotation):
+        return True
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is dict and len(args) == 2:
+        return _holds_free_text(_strip_optional(args[1]))
+    if typing.get_origin(annotation) in (list, tuple, set) and args:
+        return _free_text(_strip_optional(args[0]))
+    return False
 
 
 def _strip_optional(annotation: Any) -> Any:

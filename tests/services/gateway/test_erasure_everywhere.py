@@ -13,16 +13,22 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import orjson
 import sqlalchemy as sa
 from aiohttp import web
 
-from shared.contracts.interaction import INTERACTION_EVENT_TYPES
+from shared.contracts.envelope import Envelope
+from shared.contracts.interaction import INTERACTION_EVENT_TYPES, SOURCE, CustomerErased
+from shared.contracts.lifecycle import SOURCE as LIFECYCLE_SOURCE
+from shared.contracts.lifecycle import Stage, StageChanged
+from shared.contracts.topics import INTERACTION_EVENTS, LIFECYCLE_EVENTS
 from shared.db import make_engine
+from shared.messaging.transport import OutgoingMessage
 
 from tests.pii_scan import find_pii, phone_forms
-from tests.services.gateway.conftest import Stack, free_port
+from tests.services.gateway.conftest import Stack, free_port, gateway_stack
 from tests.services.gateway.test_webhooks import subscribe
 from tests.support import wait_until
 
@@ -227,3 +233,47 @@ async def _erasure_applied(engine, erased_ids: list[str]) -> bool:
 async def _erasure_delivered(rec, erased_ids: list[str]) -> bool:
     got = {r["event"]["subject"] for r in rec.delivered() if r["event"]["type"] == "customer.erased"}
     return set(erased_ids) <= got
+
+
+async def test_the_gateway_forgets_queued_deliveries_and_queues_none_after_erasure(database_url: str) -> None:
+    """Topics are not ordered with each other: a stage change may reach the gateway after `customer.erased`."""
+    async with receiver() as rec, gateway_stack(database_url, services=(), webhook_poll_interval_s=0.05,
+                                               webhook_backoff_base_s=0.05) as stack:
+        await subscribe(stack, rec.url, ["stage.changed", "customer.erased"])
+        ada, other = uuid.uuid4(), uuid.uuid4()
+        queued = _stage_changed(ada, f"asked by {EMAIL}")
+        await _publish(stack, LIFECYCLE_EVENTS, [queued, _stage_changed(other, "rule")])
+        await wait_until(lambda: _answered(rec, queued.id), timeout=30, message="the first attempt")
+
+        erasure = Envelope.wrap(CustomerErased(customer_id=ada, erased_at=datetime.now(UTC)), source=SOURCE,
+                                subject=str(ada))
+        await _publish(stack, INTERACTION_EVENTS, [erasure])
+        late = _stage_changed(ada, f"late news about {EMAIL}")
+        await _publish(stack, LIFECYCLE_EVENTS, [late])
+        await wait_until(lambda: _answered(rec, erasure.id), timeout=30, message="the erasure notice")
+        sent_after = len(rec.received)
+        rec.failing = False
+        await wait_until(lambda: _delivered(rec, erasure.id), timeout=30, message="the erasure notice delivered")
+        await asyncio.sleep(0.5)
+        assert not [r for r in rec.received[sent_after:] if EMAIL.encode() in r["body"]]
+        assert not [r for r in rec.received if r["event"]["id"] == late.id], "nothing is queued after the erasure"
+        assert await find_pii(stack.database_url, [EMAIL]) == []
+
+
+def _stage_changed(customer: uuid.UUID, reason: str) -> Envelope:
+    return Envelope.wrap(StageChanged(customer_id=customer, from_stage=None, to_stage=Stage.CHURNED,
+                                      changed_at=datetime.now(UTC), reason=reason),
+                         source=LIFECYCLE_SOURCE, subject=str(customer))
+
+
+async def _publish(stack: Stack, topic: str, events: list[Envelope]) -> None:
+    await stack.app.state.runtime.transport.send_batch(
+        [OutgoingMessage(topic, e.to_json(), e.subject.encode()) for e in events])
+
+
+async def _answered(rec: Receiver, event_id: str) -> bool:
+    return any(r["event"]["id"] == event_id for r in rec.received)
+
+
+async def _delivered(rec: Receiver, event_id: str) -> bool:
+    return any(r["event"]["id"] == event_id for r in rec.delivered())

@@ -61,13 +61,13 @@ class Scrubber:
 def phone_patterns(e164: str) -> list[str]:
     """The ways a number is written: +44 20 7946 0958, 0044..., 442079460958, (020) 7946-0958."""
     digits = e164.lstrip("+")
-    patterns = [r"(?:\+|00)?" + _SEPARATORS.join(digits)]
+    patterns = [r"\(?(?:\+|00)?" + _SEPARATORS.join(digits)]
     try:
         national = str(phonenumbers.parse(e164, None).national_number)
     except phonenumbers.NumberParseException:
         national = None
     if national and len(national) >= 6:
-        patterns.append("0?" + _SEPARATORS.join(national))
+        patterns.append(r"\(?0?" + _SEPARATORS.join(national))
     return patterns
 
 

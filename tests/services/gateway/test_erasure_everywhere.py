@@ -2,8 +2,8 @@
 
 The customer is known by email and phone (two partners, so two customers merge), and the PII also rides in
 free text and in ids: an order id, a refund reason, a touchpoint summary, feedback, a lead's campaign and
-source, a partner deal's owner, a manual lifecycle move's reason and actor, a hand-made deal's title and
-owner, plus a field no contract knows (`note`). A webhook receiver answers 500 until the erasure is done, so the
+source, a partner deal's owner, a manual lifecycle move's reason and actor, a hand-made deal's title, owner
+and the actor who lost it, a hand merge's reason, plus a field no contract knows (`note`). A webhook receiver answers 500 until the erasure is done, so the
 deliveries of a subscription to every event type are still queued (retrying) at erasure. After erasure every text, JSON and bytea column of every table
 is scanned (tests/pii_scan.py), the read routes are searched, and the resumed webhook must not send the PII.
 """
@@ -133,19 +133,31 @@ async def test_erasure_leaves_no_pii_in_any_schema_route_or_webhook(stack: Stack
         deal = await admin.post("/v1/deals", json={"customer_id": str(ada), "pipeline": "sales",
                                                    "title": f"Renewal for {NAME}", "owner": EMAIL})
         assert deal.status_code == 201, deal.text
+        lost = await admin.post(f"/v1/deals/{deal.json()['id']}/moves",
+                                json={"stage": "lost", "lost_reason": "price", "actor": EMAIL})
+        assert lost.status_code == 201, lost.text
+        # A merge by hand, its reason naming her.
+        resp = await admin.post("/v1/events", json=[event("shop-eu", "C-ada-old", "order.completed", {
+            "order_id": "O-3", "amount": "1.00", "currency": "EUR"}, "2026-11-09T10:00:00Z")])
+        assert resp.status_code == 200, resp.text
+        old = await _customer_of(engine, "shop-eu", "C-ada-old")
+        merge = await admin.post("/v1/merges", json={"customer_ids": [str(ada), str(old)],
+                                                     "reason": f"same person: {NAME}, {PHONE_GIVEN}"})
+        assert merge.status_code == 201 and merge.json()["survivor_id"] == str(ada), merge.text
 
         # Before erasure the PII is held: the scan finds it (so a clean scan later means something).
         await _drained(engine)
         before = await find_pii(engine, NEEDLES)
-        assert {(s, t) for s, t, _, _ in before} >= {("interaction", "activity"), ("gateway", "webhook_delivery"),
-                                                     ("lifecycle", "stage_history")}, before
+        assert {(s, t) for s, t, _, _ in before} >= {
+            ("interaction", "activity"), ("interaction", "customer_merge"), ("gateway", "webhook_delivery"),
+            ("lifecycle", "customer_fact"), ("lifecycle", "deal"), ("lifecycle", "deal_stage_history")}, before
         timeline = (await admin.get(f"/v1/customers/{ada}/timeline", params={"limit": 200})).text
         assert EMAIL in timeline
 
         erased = await admin.post(f"/v1/customers/{ada}/erasure")
         assert erased.status_code == 200, erased.text
         erased_ids = erased.json()["erased_ids"]
-        assert len(erased_ids) == 2, "the merged-away customer is erased with the survivor"
+        assert len(erased_ids) == 3, "the merged-away customers are erased with the survivor"
         await wait_until(lambda: _erasure_applied(engine, erased_ids), timeout=60,
                          message="customer.erased applied by every service")
         await _drained(engine)
@@ -164,7 +176,7 @@ async def test_erasure_leaves_no_pii_in_any_schema_route_or_webhook(stack: Stack
             body = (await admin.get(path)).text
             assert not [n for n in NEEDLES if n.lower() in body.lower()], f"{path} still shows PII: {body[:2000]}"
         export = (await admin.get(f"/v1/customers/{ada}/export")).json()
-        assert len(export["purchases"]) == 2, "anonymous facts stay"
+        assert len(export["purchases"]) == 3, "anonymous facts stay"
 
         # The receiver recovers: none of what is sent from now on carries the PII.
         sent_before = len(rec.received)

@@ -1,11 +1,13 @@
 """R8 end to end: a customer's PII, put in through every door, is gone from every schema, route and queued webhook.
 
-The customer is known by email and phone (two partners, so two customers merge), and the PII also rides in
-free text and in ids: an order id, a refund reason, a touchpoint summary, feedback, a lead's campaign and
-source, a partner deal's owner, a manual lifecycle move's reason and actor, a hand-made deal's title, owner
-and the actor who lost it, a hand merge's reason, plus a field no contract knows (`note`). A webhook receiver answers 500 until the erasure is done, so the
-deliveries of a subscription to every event type are still queued (retrying) at erasure. After erasure every text, JSON and bytea column of every table
-is scanned (tests/pii_scan.py), the read routes are searched, and the resumed webhook must not send the PII.
+The customer is known by email and phone (two partners, so two customers merge; a third is merged by
+hand), and the PII also rides in free text and in ids: an order id, a refund reason, a touchpoint summary,
+feedback, a lead's campaign and source, a partner deal's owner, a manual lifecycle move's reason and actor,
+a hand-made deal's title, owner and the actor who lost it, a hand merge's reason, plus a field no contract
+knows (`note`). A webhook receiver answers 500 until the erasure is done, so the deliveries of a
+subscription to every event type are still queued (retrying) at erasure. After erasure every text, JSON
+and bytea column of every table is scanned (tests/pii_scan.py), the read routes are searched, and what the
+webhook sends once the receiver recovers must not carry the PII.
 """
 
 import asyncio

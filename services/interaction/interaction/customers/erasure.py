@@ -93,7 +93,8 @@ async def _redact_facts(session: AsyncSession, ids: list[uuid.UUID], scrub: Scru
         for r in rows])
     rows = await repository.purchases_of(session, ids)
     await repository.update_purchases(session, [
-        {"id": r.id, "order_id": token(r.order_id), "event_id": scrub.text(r.event_id), "channel": scrub.text(r.channel),
+        {"id": r.id, "order_id": token(r.order_id), "event_id": scrub.text(r.event_id),
+         "channel": scrub.text(r.channel),
          "line_items": None if r.line_items is None else orjson.dumps(scrub.json(
              redact_partner_data("order.completed", {"line_items": r.line_items}, token)["line_items"])).decode()}
         for r in rows])

@@ -202,7 +202,8 @@ async def update_purchases(session: AsyncSession, rows: list[dict]) -> None:
         UPDATE interaction.purchase p SET order_id = v.order_id, event_id = v.event_id, channel = v.channel,
             line_items = CAST(v.line_items AS jsonb), updated_at = now()
         FROM unnest(CAST(:ids AS uuid[]), CAST(:order_ids AS text[]), CAST(:event_ids AS text[]),
-                    CAST(:channels AS text[]), CAST(:line_items AS text[])) AS v(id, order_id, event_id, channel, line_items)
+                    CAST(:channels AS text[]), CAST(:line_items AS text[]))
+             AS v(id, order_id, event_id, channel, line_items)
         WHERE p.id = v.id""", rows, {"ids": "id", "order_ids": "order_id", "event_ids": "event_id",
                                      "channels": "channel", "line_items": "line_items"})
 

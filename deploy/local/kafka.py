@@ -237,6 +237,9 @@ class KafkaBroker:
             "transaction.state.log.num.partitions": "3",
             "share.coordinator.state.topic.replication.factor": "1", "share.coordinator.state.topic.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
+            # Events carry personal data until their topic deletes them: 7 days, as in docker-compose.yml
+            # (docs/interaction.md, "Erasure and retention").
+            "log.retention.hours": "168",
             # Offset commits wait this long for company before being written (default 5 ms): tests commit often.
             "group.coordinator.append.linger.ms": "1",
             # Sized for a 2-core machine and a 512m heap (the cleaner buffer defaults to 128 MiB).

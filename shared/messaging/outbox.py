@@ -9,10 +9,11 @@ missed. A crash between Kafka's ack and marking the rows sent publishes them aga
 import asyncio
 import logging
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 import asyncpg
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -175,6 +176,37 @@ class OutboxRelay:
     async def unsent_count(self) -> int:
         async with self.engine.connect() as conn:
             return (await conn.execute(sa.select(sa.func.count()).where(self.table.c.sent_at.is_(None)))).scalar_one()
+
+
+async def forget_subjects(session: AsyncSession, table: sa.Table, keys: Sequence[str],
+                          redact: Callable[[str, dict], dict]) -> None:
+    """Erasure (R8): no outbox row keyed by these subjects (customer ids) keeps what `redact` takes out.
+
+    Sent rows are deleted: they are on the broker already (where topic retention ends them) and are kept
+    here only for the in-process transport's re-send. Unsent rows are still to go out: their data is
+    replaced by `redact(event type, data)`, so what leaves after the erasure no longer carries it.
+    Call it in the erasing transaction.
+    """
+    if not keys:
+        return
+    t = table
+    keys_param = sa.bindparam("keys", list(keys), type_=ARRAY(sa.Text))
+    await session.execute(sa.delete(t).where(t.c.key == sa.any_(keys_param), t.c.sent_at.is_not(None)))
+    rows = (await session.execute(sa.select(t.c.id, t.c.payload)
+                                  .where(t.c.key == sa.any_(keys_param), t.c.sent_at.is_(None))
+                                  .order_by(t.c.id).with_for_update())).all()
+    if not rows:
+        return
+    payloads = []
+    for row in rows:
+        doc = orjson.loads(row.payload)
+        doc["data"] = redact(str(doc.get("type", "")), doc.get("data") or {})
+        payloads.append(orjson.dumps(doc))
+    table_name = f"{t.schema}.{t.name}" if t.schema else t.name
+    await session.execute(sa.text(f"""
+        UPDATE {table_name} o SET payload = v.payload
+        FROM unnest(CAST(:ids AS bigint[]), CAST(:payloads AS bytea[])) AS v(id, payload) WHERE o.id = v.id
+    """), {"ids": [r.id for r in rows], "payloads": payloads})
 
 
 def _message(row: sa.Row) -> OutgoingMessage:

@@ -6,6 +6,7 @@ from decimal import Decimal
 from shared.contracts.envelope import Envelope
 from shared.contracts.interaction import INTERACTION_EVENT_TYPES, SOURCE
 
+from tests.pii_scan import find_pii, phone_forms
 from tests.services.interaction.conftest import customer_of, outbox_events, trust
 from tests.services.interaction.events import cancel, event, feedback, identified, order, refund, touch
 
@@ -236,6 +237,19 @@ async def test_export_holds_everything_and_erasure_removes_pii(client, engine):
                         event("erasure.requested", "E-2", {"reason": "customer asked"})])
     assert await customer_of(engine, "E-2") is None
     assert len(await outbox_events(engine, "customer.erased")) == 2
+    await assert_contracts_honoured(engine)
+
+
+async def test_partner_erasure_redacts_what_its_own_batch_publishes(client, engine):
+    """The batch that brings PII and the erasure: its events reach the outbox redacted (R8)."""
+    email, phone = "kim.doe@example.com", "+44 20 7946 0123"
+    await post(client, [identified("K-1", email=email, phone=phone, attributes={"name": "Kim Doe"}),
+                        order("K-1", f"ORD-{email}", "12.00"),
+                        event("deal.updated", "K-1", {"deal_id": f"D-{email}", "stage": "open", "owner": "Kim Doe"}),
+                        event("lead.captured", "K-1", {"campaign": email, "note": phone}),
+                        event("erasure.requested", "K-1", {"reason": f"asked by {email}"})])
+    assert len(await outbox_events(engine, "customer.erased")) == 1
+    assert await find_pii(engine, [email, "Kim Doe", *phone_forms("+442079460123", phone)]) == []
     await assert_contracts_honoured(engine)
 
 

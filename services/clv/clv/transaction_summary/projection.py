@@ -15,8 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.contracts.interaction import (
     CustomerErased, CustomerMerged, CustomerUnmerged, FeedbackRecorded, PurchaseRecorded, PurchaseRefunded,
 )
+from shared.contracts.redaction import redact_event_data, tokenizer
 from shared.contracts.topics import INTERACTION_EVENTS
 from shared.messaging.inbox import ConsumedEvent, Subscription
+from shared.messaging.outbox import forget_subjects
+
+from clv.tables import messaging
 
 # A merged-away id's events are keyed by that id, the merge by the survivor: they travel on different
 # partitions, so a purchase may arrive after its customer was merged. It then goes to the survivor.
@@ -135,6 +139,9 @@ async def apply_interaction_events(session: AsyncSession, events: list[ConsumedE
             ids = [p.customer_id for p in payloads]
             for statement in ERASE:
                 await session.execute(statement, {"ids": ids})
+            token = tokenizer()
+            await forget_subjects(session, messaging.outbox, [str(i) for i in ids],
+                                  lambda event_type, data: redact_event_data(event_type, data, token))
             touched.update(ids)
         elif kind is CustomerMerged:
             for p in payloads:

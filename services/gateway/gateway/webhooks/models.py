@@ -44,3 +44,13 @@ webhook_delivery = sa.Table(
     sa.Index("ix_webhook_delivery_order", "subscription_id", "ordering_key", "id",
              postgresql_where=sa.text("status = 'pending'")),
 )
+
+# Customers erased (R8): an event about one that arrives after `customer.erased` (the four topics are not
+# ordered with each other) is not queued for delivery. Holds the internal id only.
+erased_customer = sa.Table(
+    "erased_customer",
+    metadata,
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)

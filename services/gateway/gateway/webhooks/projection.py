@@ -1,7 +1,8 @@
 """Consumes the four domain topics through the inbox and enqueues one delivery per matching subscription.
 
 Per batch: one read of the active subscriptions, matching in memory, one set-based INSERT (idempotent on
-subscription + event). `customer.erased` also drops the finished deliveries kept for that customer.
+subscription + event). `customer.erased` drops every delivery kept or queued for that customer (but the
+erasure notice itself) and is remembered: later events about the customer are not queued (R8).
 """
 
 import asyncio
@@ -40,17 +41,29 @@ def matches(filters: dict[str, str | list[str]], data: dict[str, Any]) -> bool:
     return True
 
 
+def _key(event: ConsumedEvent) -> str:
+    """The customer an event is about: the deliveries' ordering key."""
+    return str(getattr(event.payload, "customer_id", None) or event.envelope.subject or "")
+
+
 def deliveries_subscription(wake: Callable[[], None] | None = None) -> Subscription:
     async def enqueue(session: AsyncSession, events: list[ConsumedEvent]) -> None:
         subs = await repository.active_subscriptions(session)
         cols: dict[str, list] = {k: [] for k in ("subscription_ids", "event_ids", "sources", "types", "keys", "payloads")}
-        for e in events:
+        keys = [_key(e) for e in events]
+        erased = set((await session.execute(repository.ERASED_AMONG, {"keys": list(set(keys))})).scalars())
+        newly_erased: list[str] = []
+        for e, key in zip(events, keys, strict=True):
             env = e.envelope
+            if isinstance(e.payload, CustomerErased):
+                erased.add(key)
+                newly_erased.append(key)
+            elif key in erased:
+                continue  # about a customer erased before: it may carry what the erasure took out
             interested = [s for s in subs if env.type in s.event_types and matches(s.filters, env.data)]
             if not interested:
                 continue
             body = env.to_json()
-            key = str(getattr(e.payload, "customer_id", None) or env.subject or "")
             for s in interested:
                 cols["subscription_ids"].append(s.id)
                 cols["event_ids"].append(env.id)
@@ -60,9 +73,9 @@ def deliveries_subscription(wake: Callable[[], None] | None = None) -> Subscript
                 cols["payloads"].append(body)
         if cols["event_ids"]:
             await session.execute(repository.ENQUEUE, cols)
-        erased = [str(e.payload.customer_id) for e in events if isinstance(e.payload, CustomerErased)]
-        if erased:
-            await session.execute(repository.FORGET_CUSTOMERS, {"keys": erased})
+        if newly_erased:
+            await session.execute(repository.REMEMBER_ERASED, {"keys": newly_erased})
+            await session.execute(repository.FORGET_CUSTOMERS, {"keys": newly_erased})
         if cols["event_ids"] and wake is not None:
             # The worker may look before this commits; then it finds them on its next poll.
             asyncio.get_running_loop().call_later(0.05, wake)

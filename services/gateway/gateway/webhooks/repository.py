@@ -15,8 +15,18 @@ SELECT * FROM unnest(CAST(:subscription_ids AS uuid[]), CAST(:event_ids AS text[
 ON CONFLICT (subscription_id, event_source, event_id) DO NOTHING
 """)
 
+ERASED_AMONG = sa.text("""
+SELECT customer_id FROM gateway.erased_customer WHERE customer_id = ANY(CAST(:keys AS text[]))
+""")
+REMEMBER_ERASED = sa.text("""
+INSERT INTO gateway.erased_customer (customer_id) SELECT unnest(CAST(:keys AS text[])) ON CONFLICT DO NOTHING
+""")
+
+# Erasure (R8): every delivery about the customer goes, sent or still queued (a queued one must not carry the
+# PII out afterwards), except the `customer.erased` notices themselves, which subscribers need to act on.
 FORGET_CUSTOMERS = sa.text("""
-DELETE FROM gateway.webhook_delivery WHERE ordering_key = ANY(CAST(:keys AS text[])) AND status <> 'pending'
+DELETE FROM gateway.webhook_delivery
+WHERE ordering_key = ANY(CAST(:keys AS text[])) AND event_type <> 'customer.erased'
 """)
 
 # The head of each (subscription, key) queue only: a later delivery waits for every earlier pending one.

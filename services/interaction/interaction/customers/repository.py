@@ -5,6 +5,7 @@ from datetime import datetime
 from decimal import Decimal
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interaction.customers.models import (
@@ -131,27 +132,123 @@ WITH RECURSIVE folded(id) AS (
 )
 SELECT id FROM folded
 """)
-# PII out, anonymous facts kept: identifiers and properties go; free text and names leave the stored events.
+
+
+async def folded_ids(session: AsyncSession, live_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    """These customers and every customer merged into them (their rows now carry the survivor's id)."""
+    return list((await session.execute(MERGED_INTO, {"ids": live_ids})).scalars())
+
+
+# --- erasure: the customer's PII values, the rows that keep facts (redacted), and what is deleted -------------
+async def pii_of(session: AsyncSession, ids: list[uuid.UUID]) -> tuple[list[sa.Row], list[object]]:
+    identifiers = (await session.execute(
+        sa.select(customer_identifier.c.kind, customer_identifier.c.external_id)
+        .where(customer_identifier.c.customer_id == sa.any_(_uuids(ids))))).all()
+    p = customer_property
+    attributes = (await session.execute(
+        sa.select(p.c.value).where(p.c.customer_id == sa.any_(_uuids(ids)), p.c.kind == "attribute"))).scalars().all()
+    return list(identifiers), list(attributes)
+
+
+def _uuids(ids: list[uuid.UUID]) -> sa.BindParameter:
+    return sa.bindparam("ids", ids, type_=ARRAY(UUID(as_uuid=True)))
+
+
+async def activity_of(session: AsyncSession, ids: list[uuid.UUID]) -> list[sa.Row]:
+    a = activity
+    return list((await session.execute(sa.select(a.c.id, a.c.type, a.c.event_id, a.c.channel, a.c.data)
+                                       .where(a.c.customer_id == sa.any_(_uuids(ids))))).all())
+
+
+async def purchases_of(session: AsyncSession, ids: list[uuid.UUID]) -> list[sa.Row]:
+    p = purchase
+    return list((await session.execute(sa.select(p.c.id, p.c.order_id, p.c.event_id, p.c.channel, p.c.line_items)
+                                       .where(p.c.customer_id == sa.any_(_uuids(ids))))).all())
+
+
+async def adjustments_of(session: AsyncSession, ids: list[uuid.UUID]) -> list[sa.Row]:
+    a = purchase_adjustment
+    return list((await session.execute(sa.select(a.c.id, a.c.order_id, a.c.event_id)
+                                       .where(a.c.customer_id == sa.any_(_uuids(ids))))).all())
+
+
+async def deals_of(session: AsyncSession, ids: list[uuid.UUID]) -> list[sa.Row]:
+    d = deal
+    return list((await session.execute(sa.select(d.c.source, d.c.deal_id, d.c.pipeline, d.c.stage)
+                                       .where(d.c.customer_id == sa.any_(_uuids(ids))))).all())
+
+
+async def channels_of(session: AsyncSession, ids: list[uuid.UUID]) -> list[sa.Row]:
+    c = customer
+    return list((await session.execute(sa.select(c.c.id, c.c.preferred_channel, c.c.last_touchpoints)
+                                       .where(c.c.id == sa.any_(_uuids(ids))))).all())
+
+
+async def _update(session: AsyncSession, sql: str, rows: list[dict], arrays: dict[str, str]) -> None:
+    if rows:
+        await session.execute(sa.text(sql), {name: [r[key] for r in rows] for name, key in arrays.items()})
+
+
+async def update_activity(session: AsyncSession, rows: list[dict]) -> None:
+    await _update(session, """
+        UPDATE interaction.activity a SET event_id = v.event_id, channel = v.channel, data = CAST(v.data AS jsonb),
+            updated_at = now()
+        FROM unnest(CAST(:ids AS uuid[]), CAST(:event_ids AS text[]), CAST(:channels AS text[]),
+                    CAST(:data AS text[])) AS v(id, event_id, channel, data)
+        WHERE a.id = v.id""", rows, {"ids": "id", "event_ids": "event_id", "channels": "channel", "data": "data"})
+
+
+async def update_purchases(session: AsyncSession, rows: list[dict]) -> None:
+    await _update(session, """
+        UPDATE interaction.purchase p SET order_id = v.order_id, event_id = v.event_id, channel = v.channel,
+            line_items = CAST(v.line_items AS jsonb), updated_at = now()
+        FROM unnest(CAST(:ids AS uuid[]), CAST(:order_ids AS text[]), CAST(:event_ids AS text[]),
+                    CAST(:channels AS text[]), CAST(:line_items AS text[]))
+             AS v(id, order_id, event_id, channel, line_items)
+        WHERE p.id = v.id""", rows, {"ids": "id", "order_ids": "order_id", "event_ids": "event_id",
+                                     "channels": "channel", "line_items": "line_items"})
+
+
+async def update_adjustments(session: AsyncSession, rows: list[dict]) -> None:
+    await _update(session, """
+        UPDATE interaction.purchase_adjustment a SET order_id = v.order_id, event_id = v.event_id, reason = NULL,
+            updated_at = now()
+        FROM unnest(CAST(:ids AS uuid[]), CAST(:order_ids AS text[]), CAST(:event_ids AS text[]))
+             AS v(id, order_id, event_id)
+        WHERE a.id = v.id""", rows, {"ids": "id", "order_ids": "order_id", "event_ids": "event_id"})
+
+
+async def update_deals(session: AsyncSession, rows: list[dict]) -> None:
+    await _update(session, """
+        UPDATE interaction.deal d SET deal_id = v.deal_id, pipeline = v.pipeline, stage = v.stage, owner = NULL,
+            lost_reason = NULL, updated_at = now()
+        FROM unnest(CAST(:sources AS text[]), CAST(:old_ids AS text[]), CAST(:deal_ids AS text[]),
+                    CAST(:pipelines AS text[]), CAST(:stages AS text[])) AS v(source, old_id, deal_id, pipeline, stage)
+        WHERE d.source = v.source AND d.deal_id = v.old_id""",
+                  rows, {"sources": "source", "old_ids": "old_id", "deal_ids": "deal_id", "pipelines": "pipeline",
+                         "stages": "stage"})
+
+
+async def update_channels(session: AsyncSession, rows: list[dict]) -> None:
+    await _update(session, """
+        UPDATE interaction.customer c SET preferred_channel = v.preferred_channel,
+            last_touchpoints = CAST(v.last_touchpoints AS jsonb), updated_at = now()
+        FROM unnest(CAST(:ids AS uuid[]), CAST(:channels AS text[]), CAST(:touchpoints AS text[]))
+             AS v(id, preferred_channel, last_touchpoints)
+        WHERE c.id = v.id""", rows, {"ids": "id", "channels": "preferred_channel", "touchpoints": "last_touchpoints"})
+
+
+# PII out, anonymous facts kept (redacted by erasure.py before these run): identifiers and properties go.
 ERASE_STATEMENTS = [
     sa.text("DELETE FROM interaction.customer_identifier WHERE customer_id = ANY(CAST(:ids AS uuid[]))"),
     sa.text("DELETE FROM interaction.customer_property WHERE customer_id = ANY(CAST(:ids AS uuid[]))"),
-    sa.text("""UPDATE interaction.activity SET updated_at = now(),
-               data = data - ARRAY['attributes', 'summary', 'comment', 'reason', 'referred_by', 'owner', 'lost_reason']
-               WHERE customer_id = ANY(CAST(:ids AS uuid[]))"""),
-    sa.text("""UPDATE interaction.purchase_adjustment SET reason = NULL, updated_at = now()
-               WHERE customer_id = ANY(CAST(:ids AS uuid[]))"""),
-    sa.text("""UPDATE interaction.deal SET owner = NULL, lost_reason = NULL, updated_at = now()
-               WHERE customer_id = ANY(CAST(:ids AS uuid[]))"""),
     sa.text("""UPDATE interaction.customer_merge SET snapshot = '[]'::jsonb, reason = 'erased', updated_at = now()
-               WHERE survivor_id = ANY(CAST(:all_ids AS uuid[])) OR merged_id = ANY(CAST(:all_ids AS uuid[]))"""),
+               WHERE survivor_id = ANY(CAST(:ids AS uuid[])) OR merged_id = ANY(CAST(:ids AS uuid[]))"""),
     sa.text("""UPDATE interaction.customer SET erased_at = coalesce(erased_at, now()), updated_at = now()
-               WHERE id = ANY(CAST(:all_ids AS uuid[]))"""),
+               WHERE id = ANY(CAST(:ids AS uuid[]))"""),
 ]
 
 
-async def erase(session: AsyncSession, live_ids: list[uuid.UUID]) -> list[uuid.UUID]:
-    """Erase PII of live customers and the customers merged into them; returns every id erased."""
-    all_ids = list((await session.execute(MERGED_INTO, {"ids": live_ids})).scalars())
+async def delete_pii(session: AsyncSession, ids: list[uuid.UUID]) -> None:
     for statement in ERASE_STATEMENTS:
-        await session.execute(statement, {"ids": live_ids, "all_ids": all_ids})
-    return all_ids
+        await session.execute(statement, {"ids": ids})

@@ -13,7 +13,7 @@ from shared.contracts.topics import INTERACTION_EVENTS
 from shared.messaging.outbox import Outbox
 from shared.problems import DomainError, NotFound
 
-from interaction.customers import cursor, repository
+from interaction.customers import cursor, erasure, repository
 from interaction.customers.schemas import (
     AttributeRead, ConsentRead, CustomerExport, CustomerPage, CustomerProfileRead, CustomerSummaryRead, ErasureRead,
     IdentifierRead, PurchaseTotalRead, ScoreRead, TimelineEntryRead, TimelinePage,
@@ -130,7 +130,7 @@ async def erase_customers(session: AsyncSession, live_ids: set[uuid.UUID]) -> li
     """Erase PII of these live customers (and of those merged into them); the `customer.erased` events to publish."""
     if not live_ids:
         return []
-    erased = await repository.erase(session, sorted(live_ids, key=str))
+    erased = await erasure.erase(session, sorted(live_ids, key=str))
     now = datetime.now(UTC)
     return [Envelope.wrap(contracts.CustomerErased(customer_id=cid, erased_at=now), source=contracts.SOURCE,
                           subject=str(cid)) for cid in erased]

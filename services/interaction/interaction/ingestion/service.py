@@ -240,7 +240,9 @@ async def apply_partner_events(session: AsyncSession, outbox: Outbox, events: Se
     if erasures:
         known = await identity_repository.find(session, [e.keys[0] for e in erasures])
         ids = {known[e.keys[0]][0] for e in erasures if e.keys[0] in known}
-        outgoing.extend(await erase_customers(session, ids))
+        # This batch's events go to the outbox first, so that the erasure redacts those about the customer too.
+        await outbox.add(session, INTERACTION_EVENTS, outgoing)
+        outgoing = await erase_customers(session, ids)
     await outbox.add(session, INTERACTION_EVENTS, outgoing)
     clock.lap("outbox")
 

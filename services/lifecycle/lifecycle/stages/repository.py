@@ -14,8 +14,11 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.lifecycle import Stage
+from shared.contracts.redaction import redact_event_data, tokenizer
+from shared.messaging.outbox import forget_subjects
 
 from lifecycle.rules.engine import Fact, FactKind, Transition
+from lifecycle.tables import messaging
 
 INSERT_FACTS = sa.text("""
 INSERT INTO lifecycle.customer_fact (source, event_id, kind, customer_id, occurred_at, data)
@@ -268,3 +271,7 @@ async def restore_facts(session: AsyncSession, merge_id: uuid.UUID, survivor: uu
 async def erase(session: AsyncSession, customer_id: uuid.UUID) -> None:
     for statement in ERASE:
         await session.execute(statement, {"customer_id": customer_id})
+    # A manual move's reason travels in `stage.changed`: no event about the customer keeps free text (R8).
+    token = tokenizer()
+    await forget_subjects(session, messaging.outbox, [str(customer_id)],
+                          lambda event_type, data: redact_event_data(event_type, data, token))

@@ -28,11 +28,13 @@ from shared.contracts.interaction import (
     TouchpointRecorded,
 )
 from shared.contracts.lifecycle import StageChanged
+from shared.contracts.redaction import redact_event_data, tokenizer
 from shared.contracts.topics import CLV_EVENTS, INTERACTION_EVENTS, LIFECYCLE_EVENTS
 from shared.messaging.inbox import ConsumedEvent, Subscription
-from shared.messaging.outbox import Outbox
+from shared.messaging.outbox import Outbox, forget_subjects
 
 from segmentation.rules.service import refresh_rule_segments
+from segmentation.tables import messaging
 
 INSERT_PURCHASES = sa.text("""
 INSERT INTO segmentation.purchase (purchase_id, customer_id, currency, amount, occurred_at)
@@ -255,6 +257,9 @@ class _Batch:
         elif isinstance(p, CustomerErased):
             for statement in ERASE_STATEMENTS:
                 await self.session.execute(statement, {"customer": p.customer_id})
+            token = tokenizer()
+            await forget_subjects(self.session, messaging.outbox, [str(p.customer_id)],
+                                  lambda event_type, data: redact_event_data(event_type, data, token))
             self.touched.discard(p.customer_id)
 
     async def rederive(self) -> None:

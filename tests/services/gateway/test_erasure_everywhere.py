@@ -116,6 +116,10 @@ async def test_erasure_leaves_no_pii_in_any_schema_route_or_webhook(stack: Stack
     engine = make_engine(stack.database_url)
     async with receiver() as rec, stack.client() as admin:
         sub = await subscribe(stack, rec.url, sorted(_every_event_type()))
+        for partner in ("shop-eu", "crm-eu"):  # partners whose emails and phones may link customers
+            resp = await admin.post("/v1/partners", json={"id": partner, "name": partner, "kind": "retailer",
+                                                          "trust_contact_linking": True})
+            assert resp.status_code == 201, resp.text
 
         resp = await admin.post("/v1/events", json=ada_events() + grace_events())
         assert resp.status_code == 200 and resp.json()["accepted"] == 8, resp.text

@@ -23,6 +23,7 @@ from gateway.keys.service import KeyStore
 from gateway.proxy.router import ProxyMiddleware
 from gateway.security.jwt import JwtVerifier
 from gateway.security.middleware import SecurityMiddleware
+from gateway.security.paths import PathGuardMiddleware
 from gateway.security.rate_limit import TokenBuckets
 from gateway.settings import SCHEMA, GatewaySettings
 from gateway.tables import messaging
@@ -87,6 +88,8 @@ def create_app(settings: GatewaySettings | None = None, transport: Transport | N
     app.add_middleware(SecurityMiddleware, keys=lambda: keys, jwt=jwt,
                        buckets=TokenBuckets(settings.rate_limit_per_s, settings.rate_limit_burst),
                        max_body_bytes=settings.max_body_bytes)
+    # Outside the security layer: the policy decides on the same canonical path the proxy forwards.
+    app.add_middleware(PathGuardMiddleware)
     install_http_plumbing(app, settings.service_name)
     if origins := settings.csv(settings.cors_origins):
         # Outermost: preflights are answered before authentication, and errors carry the CORS headers too.

@@ -109,3 +109,20 @@ async def create_key(stack: Stack, role: str, partner: str | None = None, **extr
                                                        **extra})
     assert resp.status_code == 201, resp.text
     return resp.json()["key"]
+
+
+async def raw_request(base_url: str, request_line: str, headers: dict[str, str] | None = None,
+                      body: bytes = b"") -> tuple[int, bytes]:
+    """One request written byte for byte: HTTP clients normalise `..` and `%2e` away before sending, attackers don't."""
+    host, port = base_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        head = {"Host": f"{host}:{port}", "Connection": "close", "Content-Length": str(len(body))} | (headers or {})
+        writer.write(f"{request_line} HTTP/1.1\r\n".encode() + b"".join(
+            f"{k}: {v}\r\n".encode() for k, v in head.items()) + b"\r\n" + body)
+        await writer.drain()
+        response = await asyncio.wait_for(reader.read(), 30)
+    finally:
+        writer.close()
+    status_line, _, rest = response.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]

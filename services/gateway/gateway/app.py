@@ -28,6 +28,7 @@ from gateway.security.rate_limit import TokenBuckets
 from gateway.settings import SCHEMA, GatewaySettings
 from gateway.tables import messaging
 from gateway.upstream import Upstreams
+from gateway.webhooks.destinations import DestinationPolicy
 from gateway.webhooks.projection import deliveries_subscription
 from gateway.webhooks.router import router as webhooks_router
 from gateway.webhooks.worker import DeliveryWorker
@@ -42,7 +43,8 @@ Errors are RFC 9457 problem+json. Events are documented in AsyncAPI 3.0 at `/asy
 def create_app(settings: GatewaySettings | None = None, transport: Transport | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
     runtime = ServiceRuntime(settings, schema=SCHEMA, tables=messaging, transport=transport)
-    worker = DeliveryWorker(runtime.session_factory, settings)
+    destinations = DestinationPolicy(settings.csv(settings.webhook_allowed_hosts), settings.webhook_max_url_length)
+    worker = DeliveryWorker(runtime.session_factory, settings, destinations)
     runtime.subscribe(deliveries_subscription(worker.wake))
     upstreams = Upstreams(settings.service_urls(), connect_timeout_s=settings.connect_timeout_s,
                           request_timeout_s=settings.request_timeout_s, max_connections=settings.max_connections,
@@ -82,6 +84,7 @@ def create_app(settings: GatewaySettings | None = None, transport: Transport | N
     app.state.settings = settings
     app.state.keys = keys
     app.state.webhook_worker = worker
+    app.state.webhook_destinations = destinations
     app.state.openapi = openapi
     install_problem_handlers(app)
     app.add_middleware(ProxyMiddleware, upstreams=upstreams)

@@ -63,6 +63,11 @@ class GatewaySettings(ServiceSettings):
     webhook_backoff_base_s: float = 2.0
     webhook_backoff_max_s: float = 3600.0
     webhook_concurrency: int = 20
+    # Webhooks go to public addresses only (checked at creation and on every delivery, after DNS). Host names,
+    # addresses or networks listed here (comma-separated, e.g. "127.0.0.1,receiver.local,10.0.0.0/8") are
+    # exempt: for development and tests, never in production.
+    webhook_allowed_hosts: str = ""
+    webhook_max_url_length: int = 2048
 
     def service_urls(self) -> dict[str, str]:
         return {

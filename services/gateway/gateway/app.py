@@ -51,7 +51,8 @@ def create_app(settings: GatewaySettings | None = None, transport: Transport | N
                           breaker_failures=settings.breaker_failures, breaker_cooloff_s=settings.breaker_cooloff_s,
                           keepalive_s=settings.upstream_keepalive_s)
     keys = KeyStore(runtime.session_factory, bootstrap_admin_key=settings.bootstrap_admin_key,
-                    cache_ttl_s=settings.key_cache_ttl_s, last_used_flush_s=settings.last_used_flush_s)
+                    cache_ttl_s=settings.key_cache_ttl_s, last_used_flush_s=settings.last_used_flush_s,
+                    max_cached=settings.key_cache_max, max_unknown=settings.key_unknown_cache_max)
     jwt = None
     if settings.jwt_jwks_url:
         jwt = JwtVerifier(settings.jwt_jwks_url, algorithms=settings.csv(settings.jwt_algorithms),
@@ -90,7 +91,8 @@ def create_app(settings: GatewaySettings | None = None, transport: Transport | N
     app.add_middleware(ProxyMiddleware, upstreams=upstreams)
     app.add_middleware(SecurityMiddleware, keys=lambda: keys, jwt=jwt,
                        buckets=TokenBuckets(settings.rate_limit_per_s, settings.rate_limit_burst),
-                       max_body_bytes=settings.max_body_bytes)
+                       max_body_bytes=settings.max_body_bytes,
+                       failed_auth=TokenBuckets(settings.failed_auth_per_s, settings.failed_auth_burst))
     # Outside the security layer: the policy decides on the same canonical path the proxy forwards.
     app.add_middleware(PathGuardMiddleware)
     install_http_plumbing(app, settings.service_name)

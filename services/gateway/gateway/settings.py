@@ -32,6 +32,14 @@ class GatewaySettings(ServiceSettings):
     bootstrap_admin_key: str = ""
     # Verified keys stay in memory this long: revocation reaches other replicas within it.
     key_cache_ttl_s: float = 10.0
+    # Bounded key caches: known keys (LRU) and unknown/revoked ones, separately, so random keys never evict
+    # valid ones.
+    key_cache_max: int = 50_000
+    key_unknown_cache_max: int = 10_000
+    # Failed authentications (unknown key, invalid token) per client address: sustained rate and burst. Past
+    # them, a credential not already verified from memory is answered 429 without a database lookup.
+    failed_auth_per_s: float = 2.0
+    failed_auth_burst: int = 20
     # last_used_at is written at most this often per key, in one batched UPDATE.
     last_used_flush_s: float = 60.0
     # JWT bearer tokens (optional): verified against this JWKS; the role comes from `jwt_role_claim`.

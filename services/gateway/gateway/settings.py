@@ -1,5 +1,6 @@
 from pydantic_settings import SettingsConfigDict
 
+from shared.serving import read_timeout_protocol
 from shared.settings import ServiceSettings
 
 SCHEMA = "gateway"
@@ -59,6 +60,12 @@ class GatewaySettings(ServiceSettings):
     cors_allow_credentials: bool = False
     cors_max_age_s: int = 600
 
+    # Slow clients (shared/serving.py): the request line and headers must arrive within this time; the body
+    # within the body timeout after them, extended by one second per `http_body_min_bytes_per_s` received.
+    http_header_timeout_s: float = 10.0
+    http_body_timeout_s: float = 20.0
+    http_body_min_bytes_per_s: float = 10_240.0
+
     # --- Docs -----------------------------------------------------------------------------------------
     # The merged OpenAPI document is rebuilt lazily when older than this (or when a service was missing).
     openapi_refresh_s: float = 60.0
@@ -76,6 +83,11 @@ class GatewaySettings(ServiceSettings):
     # exempt: for development and tests, never in production.
     webhook_allowed_hosts: str = ""
     webhook_max_url_length: int = 2048
+
+    def http_protocol(self) -> type:
+        """uvicorn's `http=`: its HTTP/1.1 protocol with these read timeouts."""
+        return read_timeout_protocol(self.http_header_timeout_s, self.http_body_timeout_s,
+                                     self.http_body_min_bytes_per_s)
 
     def service_urls(self) -> dict[str, str]:
         return {

@@ -80,7 +80,8 @@ async def run(url: str, host: str, gateway_port: int, demo_customers: int) -> No
     gw_settings = GatewaySettings(**{f"{n}_url": f"http://127.0.0.1:{p}" for n, (p, _, _) in SERVICES.items()},
                                   database_url=url, transport="inprocess", bootstrap_admin_key=admin_key)
     servers.append(_Server(uvicorn.Config(gateway.app.create_app(gw_settings, transport), host=host,
-                                          port=gateway_port, log_config=None, access_log=False)))
+                                          port=gateway_port, log_config=None, access_log=False,
+                                          http=gw_settings.http_protocol())))
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -4,7 +4,8 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import MetaData, make_url, text
+from sqlalchemy import MetaData, event, make_url, text
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 NAMING_CONVENTION = {
@@ -23,7 +24,25 @@ def schema_metadata(schema: str) -> MetaData:
 
 def make_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     # pool_pre_ping: after a Postgres restart the first request gets a fresh connection instead of an error.
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800)
+    # hide_parameters: a failed statement's error (and so every log line of it) names the statement, never
+    # its values — they include API key hashes, webhook secrets and personal data.
+    engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                                 pool_recycle=1800, hide_parameters=True)
+    event.listen(engine.sync_engine, "handle_error", _drop_row_values)
+    return engine
+
+
+def _drop_row_values(context: ExceptionContext) -> None:
+    """Postgres repeats the offending values in an error's DETAIL ("Key (key_hash)=(\\x…) already exists",
+    "Failing row contains (…)"), and asyncpg prints DETAIL in the exception's text, which tracebacks in the
+    logs show. The message and the constraint's name stay; the values go."""
+    exc: BaseException | None = context.original_exception
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(getattr(exc, "detail", None), str):
+            exc.detail = None  # type: ignore[attr-defined]
+        exc = exc.__cause__ or exc.__context__
 
 
 def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -90,7 +90,7 @@ def main() -> int:
     if args.command == "keys":
         return asyncio.run(_keys(settings, args))
     uvicorn.run("gateway.app:create_app", factory=True, host=args.host, port=args.port, log_config=None,
-                timeout_graceful_shutdown=30, access_log=False)
+                timeout_graceful_shutdown=30, access_log=False, http=settings.http_protocol())
     return 0
 
 

@@ -23,10 +23,12 @@ from gateway.keys.service import KeyStore
 from gateway.proxy.router import ProxyMiddleware
 from gateway.security.jwt import JwtVerifier
 from gateway.security.middleware import SecurityMiddleware
+from gateway.security.paths import PathGuardMiddleware
 from gateway.security.rate_limit import TokenBuckets
 from gateway.settings import SCHEMA, GatewaySettings
 from gateway.tables import messaging
 from gateway.upstream import Upstreams
+from gateway.webhooks.destinations import DestinationPolicy
 from gateway.webhooks.projection import deliveries_subscription
 from gateway.webhooks.router import router as webhooks_router
 from gateway.webhooks.worker import DeliveryWorker
@@ -41,14 +43,16 @@ Errors are RFC 9457 problem+json. Events are documented in AsyncAPI 3.0 at `/asy
 def create_app(settings: GatewaySettings | None = None, transport: Transport | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
     runtime = ServiceRuntime(settings, schema=SCHEMA, tables=messaging, transport=transport)
-    worker = DeliveryWorker(runtime.session_factory, settings)
+    destinations = DestinationPolicy(settings.csv(settings.webhook_allowed_hosts), settings.webhook_max_url_length)
+    worker = DeliveryWorker(runtime.session_factory, settings, destinations)
     runtime.subscribe(deliveries_subscription(worker.wake))
     upstreams = Upstreams(settings.service_urls(), connect_timeout_s=settings.connect_timeout_s,
                           request_timeout_s=settings.request_timeout_s, max_connections=settings.max_connections,
                           breaker_failures=settings.breaker_failures, breaker_cooloff_s=settings.breaker_cooloff_s,
                           keepalive_s=settings.upstream_keepalive_s)
     keys = KeyStore(runtime.session_factory, bootstrap_admin_key=settings.bootstrap_admin_key,
-                    cache_ttl_s=settings.key_cache_ttl_s, last_used_flush_s=settings.last_used_flush_s)
+                    cache_ttl_s=settings.key_cache_ttl_s, last_used_flush_s=settings.last_used_flush_s,
+                    max_cached=settings.key_cache_max, max_unknown=settings.key_unknown_cache_max)
     jwt = None
     if settings.jwt_jwks_url:
         jwt = JwtVerifier(settings.jwt_jwks_url, algorithms=settings.csv(settings.jwt_algorithms),
@@ -81,12 +85,16 @@ def create_app(settings: GatewaySettings | None = None, transport: Transport | N
     app.state.settings = settings
     app.state.keys = keys
     app.state.webhook_worker = worker
+    app.state.webhook_destinations = destinations
     app.state.openapi = openapi
     install_problem_handlers(app)
     app.add_middleware(ProxyMiddleware, upstreams=upstreams)
     app.add_middleware(SecurityMiddleware, keys=lambda: keys, jwt=jwt,
                        buckets=TokenBuckets(settings.rate_limit_per_s, settings.rate_limit_burst),
-                       max_body_bytes=settings.max_body_bytes)
+                       max_body_bytes=settings.max_body_bytes,
+                       failed_auth=TokenBuckets(settings.failed_auth_per_s, settings.failed_auth_burst))
+    # Outside the security layer: the policy decides on the same canonical path the proxy forwards.
+    app.add_middleware(PathGuardMiddleware)
     install_http_plumbing(app, settings.service_name)
     if origins := settings.csv(settings.cors_origins):
         # Outermost: preflights are answered before authentication, and errors carry the CORS headers too.

@@ -1,5 +1,6 @@
 from pydantic_settings import SettingsConfigDict
 
+from shared.serving import read_timeout_protocol
 from shared.settings import ServiceSettings
 
 SCHEMA = "gateway"
@@ -32,6 +33,14 @@ class GatewaySettings(ServiceSettings):
     bootstrap_admin_key: str = ""
     # Verified keys stay in memory this long: revocation reaches other replicas within it.
     key_cache_ttl_s: float = 10.0
+    # Bounded key caches: known keys (LRU) and unknown/revoked ones, separately, so random keys never evict
+    # valid ones.
+    key_cache_max: int = 50_000
+    key_unknown_cache_max: int = 10_000
+    # Failed authentications (unknown key, invalid token) per client address: sustained rate and burst. Past
+    # them, a credential not already verified from memory is answered 429 without a database lookup.
+    failed_auth_per_s: float = 2.0
+    failed_auth_burst: int = 20
     # last_used_at is written at most this often per key, in one batched UPDATE.
     last_used_flush_s: float = 60.0
     # JWT bearer tokens (optional): verified against this JWKS; the role comes from `jwt_role_claim`.
@@ -51,6 +60,12 @@ class GatewaySettings(ServiceSettings):
     cors_allow_credentials: bool = False
     cors_max_age_s: int = 600
 
+    # Slow clients (shared/serving.py): the request line and headers must arrive within this time; the body
+    # within the body timeout after them, extended by one second per `http_body_min_bytes_per_s` received.
+    http_header_timeout_s: float = 10.0
+    http_body_timeout_s: float = 20.0
+    http_body_min_bytes_per_s: float = 10_240.0
+
     # --- Docs -----------------------------------------------------------------------------------------
     # The merged OpenAPI document is rebuilt lazily when older than this (or when a service was missing).
     openapi_refresh_s: float = 60.0
@@ -63,6 +78,16 @@ class GatewaySettings(ServiceSettings):
     webhook_backoff_base_s: float = 2.0
     webhook_backoff_max_s: float = 3600.0
     webhook_concurrency: int = 20
+    # Webhooks go to public addresses only (checked at creation and on every delivery, after DNS). Host names,
+    # addresses or networks listed here (comma-separated, e.g. "127.0.0.1,receiver.local,10.0.0.0/8") are
+    # exempt: for development and tests, never in production.
+    webhook_allowed_hosts: str = ""
+    webhook_max_url_length: int = 2048
+
+    def http_protocol(self) -> type:
+        """uvicorn's `http=`: its HTTP/1.1 protocol with these read timeouts."""
+        return read_timeout_protocol(self.http_header_timeout_s, self.http_body_timeout_s,
+                                     self.http_body_min_bytes_per_s)
 
     def service_urls(self) -> dict[str, str]:
         return {

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 
 import aiohttp
+from yarl import URL
 
 from shared.http import CORRELATION_HEADER
 from shared.log import current_correlation_id
@@ -87,7 +88,9 @@ class Upstreams:
         if (open_for := breaker.check()) > 0:
             raise UpstreamUnavailable(f"{service} is unavailable (circuit open for {open_for:.1f}s more)",
                                       service=service)
-        url = f"{self.urls[service]}{path}" + (f"?{query}" if query else "")
+        # Sent exactly as given (encoded=True): the path was made canonical before the policy decided on it, and
+        # a client-side normalisation (dot segments, re-quoting) would send it somewhere else.
+        url = URL(f"{self.urls[service]}{path}" + (f"?{query}" if query else ""), encoded=True)
         send_headers = {k: v for k, v in (headers or {}).items() if k.lower() not in NOT_FORWARDED}
         if (cid := current_correlation_id()) is not None:
             send_headers[CORRELATION_HEADER] = cid

@@ -44,9 +44,9 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def served(app: FastAPI, port: int) -> AsyncIterator[uvicorn.Server]:
+async def served(app: FastAPI, port: int, **config) -> AsyncIterator[uvicorn.Server]:
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False,
-                                           lifespan="on"))
+                                           lifespan="on", **config))
     server.capture_signals = contextlib.nullcontext  # the test runner owns the signals
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -92,7 +92,8 @@ async def gateway_stack(database_url: str, *, services: tuple[str, ...] = tuple(
         settings = GatewaySettings(**(common | urls | {"bootstrap_admin_key": ADMIN_KEY, "log_json": False} | overrides))
         app = gateway.app.create_app(settings, transport)
         gw_port = free_port()
-        servers["gateway"] = await stack.enter_async_context(served(app, gw_port))
+        # Served as `python -m gateway serve` serves it: with the read timeouts of its HTTP protocol.
+        servers["gateway"] = await stack.enter_async_context(served(app, gw_port, http=settings.http_protocol()))
         yield Stack(f"http://127.0.0.1:{gw_port}", {n: f"http://127.0.0.1:{p}" for n, p in ports.items()},
                     database_url, settings, app, servers)
 
@@ -109,3 +110,20 @@ async def create_key(stack: Stack, role: str, partner: str | None = None, **extr
                                                        **extra})
     assert resp.status_code == 201, resp.text
     return resp.json()["key"]
+
+
+async def raw_request(base_url: str, request_line: str, headers: dict[str, str] | None = None,
+                      body: bytes = b"") -> tuple[int, bytes]:
+    """One request written byte for byte: HTTP clients normalise `..` and `%2e` away before sending, attackers don't."""
+    host, port = base_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        head = {"Host": f"{host}:{port}", "Connection": "close", "Content-Length": str(len(body))} | (headers or {})
+        writer.write(f"{request_line} HTTP/1.1\r\n".encode() + b"".join(
+            f"{k}: {v}\r\n".encode() for k, v in head.items()) + b"\r\n" + body)
+        await writer.drain()
+        response = await asyncio.wait_for(reader.read(), 30)
+    finally:
+        writer.close()
+    status_line, _, rest = response.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]

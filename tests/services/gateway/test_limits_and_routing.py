@@ -26,7 +26,7 @@ async def test_rate_limit_per_key_answers_429_with_retry_after(database_url: str
 
 async def test_body_size_limit_answers_413_for_declared_and_streamed_bodies(database_url: str) -> None:
     async with gateway_stack(database_url, services=(), max_body_bytes=1000) as stack:
-        big = {"url": "http://127.0.0.1:1/x", "event_types": ["stage.changed"], "description": "x" * 2000}
+        big = {"url": "https://hooks.example.com/x", "event_types": ["stage.changed"], "description": "x" * 2000}
         async with stack.client() as admin:
             declared = await admin.post("/v1/webhooks", json=big)
             assert declared.status_code == 413, declared.text

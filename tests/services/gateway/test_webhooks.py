@@ -22,6 +22,9 @@ from tests.e2e.processes import order_completed
 from tests.services.gateway.conftest import Stack, free_port, gateway_stack
 from tests.support import wait_until
 
+# The receivers listen on loopback, which webhooks may only reach when explicitly allowed (development, tests).
+LOCAL_RECEIVERS = "127.0.0.1"
+
 
 @dataclass
 class Receiver:
@@ -84,7 +87,8 @@ async def subscribe(stack: Stack, url: str, event_types: list[str], filters: dic
 
 async def test_signed_retried_ordered_and_redelivered(database_url: str) -> None:
     async with receiver() as rec, gateway_stack(database_url, services=(), webhook_poll_interval_s=0.05,
-                                               webhook_backoff_base_s=0.05, webhook_max_attempts=3) as stack:
+                                               webhook_backoff_base_s=0.05, webhook_max_attempts=3,
+                                               webhook_allowed_hosts=LOCAL_RECEIVERS) as stack:
         sub = await subscribe(stack, rec.url, ["stage.changed"])
         a, b = uuid.uuid4(), uuid.uuid4()
         path = [Stage.APPROACH, Stage.ACQUISITION, Stage.DEVELOPMENT, Stage.RETENTION, Stage.LOYALTY]
@@ -135,8 +139,9 @@ async def _answered(rec: Receiver, event_id: str, status: int) -> bool:
     return any(r["event"]["id"] == event_id and r["answered"] == status for r in rec.received)
 
 
-async def test_stage_change_only_subscription_through_the_real_services(stack: Stack) -> None:
-    async with receiver() as development, receiver() as loyalty, receiver() as everything:
+async def test_stage_change_only_subscription_through_the_real_services(database_url: str) -> None:
+    async with (gateway_stack(database_url, webhook_poll_interval_s=0.1, webhook_allowed_hosts=LOCAL_RECEIVERS) as stack,
+                receiver() as development, receiver() as loyalty, receiver() as everything):
         await subscribe(stack, development.url, ["stage.changed"], {"to_stage": "development"})
         await subscribe(stack, loyalty.url, ["stage.changed"], {"to_stage": ["loyalty", "retention"]})
         await subscribe(stack, everything.url, ["purchase.recorded", "stage.changed", "customer.created"])
@@ -157,11 +162,11 @@ async def test_stage_change_only_subscription_through_the_real_services(stack: S
 
 async def test_subscription_validation_and_management(stack: Stack) -> None:
     async with stack.client() as admin:
-        bad_type = await admin.post("/v1/webhooks", json={"url": "http://127.0.0.1:1/x", "event_types": ["nope"]})
+        bad_type = await admin.post("/v1/webhooks", json={"url": "https://hooks.example.com/x", "event_types": ["nope"]})
         assert bad_type.status_code == 422
         assert (await admin.post("/v1/webhooks", json={"url": "not a url", "event_types": ["stage.changed"]})
                 ).status_code == 422
-        created = (await admin.post("/v1/webhooks", json={"url": "http://127.0.0.1:1/x",
+        created = (await admin.post("/v1/webhooks", json={"url": "https://hooks.example.com/x",
                                                           "event_types": ["stage.changed"]})).json()
         assert created["secret"].startswith("whsec_")
         got = (await admin.get(f"/v1/webhooks/{created['id']}")).json()

@@ -150,6 +150,11 @@ def _secure(doc: dict, proxied: set[tuple[str, str]], bearer: bool) -> None:
                 responses.setdefault("413", {"description": "Request body too large", "content": _problem_content()})
                 # FastAPI answers a body that is not JSON at all with 400 (a JSON of the wrong shape is a 422).
                 responses.setdefault("400", {"description": "The body is not valid JSON", "content": _problem_content()})
+            if "{" in path:
+                # A path parameter of `..`, `.`, or holding `/` or `\` makes the path ambiguous: refused before the
+                # policy (gateway/security/paths.py).
+                responses.setdefault("400", {"description": "The path is not canonical (dot segments, encoded "
+                                                            "slashes, empty segments)", "content": _problem_content()})
             if (path, method) in proxied or path.startswith("/v1/customers/"):
                 responses.setdefault("503", {"description": "The service behind this route is unavailable",
                                              "content": _problem_content()})

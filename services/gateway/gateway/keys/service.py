@@ -4,6 +4,10 @@ A key is `crm_` + 43 url-safe characters (256 random bits). Only its SHA-256 is 
 entropy a slow password hash buys nothing, and lookups go straight to the unique hash index. Verified keys
 (and unknown ones) are cached for `key_cache_ttl_s`; `last_used_at` is written at most once per
 `last_used_flush_s` per key, by one batched UPDATE off the request path.
+
+The two caches are separate and bounded (security issue, class 7): known keys in an LRU of `max_cached`
+entries, unknown/revoked ones in their own LRU of `max_unknown`. A flood of random keys only ever evicts other
+random keys, never a valid key (which would cost every real caller a lookup again).
 """
 
 import asyncio
@@ -13,6 +17,7 @@ import logging
 import secrets
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -42,7 +47,7 @@ def generate_key() -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Cached:
-    principal: Principal | None
+    principal: Principal
     expires_at: datetime | None
     cached_until: float
 
@@ -64,13 +69,16 @@ async def create_key(session: AsyncSession, *, name: str, role: Role, partner_id
 
 class KeyStore:
     def __init__(self, session_factory: async_sessionmaker[AsyncSession], *, bootstrap_admin_key: str,
-                 cache_ttl_s: float, last_used_flush_s: float, max_cached: int = 50_000) -> None:
+                 cache_ttl_s: float, last_used_flush_s: float, max_cached: int = 50_000,
+                 max_unknown: int = 10_000) -> None:
         self._session_factory = session_factory
         self._bootstrap_hash = hash_key(bootstrap_admin_key) if bootstrap_admin_key else None
         self._ttl = cache_ttl_s
         self._flush_every = last_used_flush_s
         self._max_cached = max_cached
-        self._cache: dict[bytes, _Cached] = {}
+        self._max_unknown = max_unknown
+        self._cache: OrderedDict[bytes, _Cached] = OrderedDict()  # known keys, least recently used first
+        self._unknown: OrderedDict[bytes, float] = OrderedDict()  # digest -> cached until; unknown or revoked
         self._used: dict[uuid.UUID, datetime] = {}
         self._last_marked: dict[uuid.UUID, float] = {}
         self._task: asyncio.Task | None = None
@@ -84,32 +92,55 @@ class KeyStore:
             return Principal(id="bootstrap-admin", role=Role.ADMIN, kind="bootstrap")
         now = time.monotonic()
         cached = self._cache.get(digest)
-        if cached is None or cached.cached_until < now:
-            cached = await self._load(digest, now)
-        if cached.principal is None:
+        if cached is not None and cached.cached_until >= now:
+            self._cache.move_to_end(digest)
+        elif self._unknown.get(digest, 0.0) >= now:
             return None
+        else:
+            cached = await self._load(digest, now)
+            if cached is None:
+                return None
         if cached.expires_at is not None and cached.expires_at <= datetime.now(UTC):
             return None
         self._record_use(uuid.UUID(cached.principal.id), now)
         return cached.principal
 
-    async def _load(self, digest: bytes, now: float) -> _Cached:
+    def is_known(self, raw: str) -> bool:
+        """Whether `raw` would be accepted from memory, without a lookup (the pre-authentication limit lets
+        these through when a client address has used up its failed attempts)."""
+        if not raw or len(raw) > MAX_KEY_LENGTH:
+            return False
+        digest = hash_key(raw)
+        if self._bootstrap_hash is not None and hmac.compare_digest(digest, self._bootstrap_hash):
+            return True
+        cached = self._cache.get(digest)
+        return cached is not None and cached.cached_until >= time.monotonic()
+
+    async def _fetch(self, digest: bytes):
         async with self._session_factory() as session:
-            row = await repository.by_hash(session, digest)
-        principal = None
-        if row is not None and row.revoked_at is None:
-            principal = Principal(id=str(row.id), role=Role(row.role), kind="api_key", partner_id=row.partner_id,
-                                  rate_limit_per_s=row.rate_limit_per_s)
-        entry = _Cached(principal, row.expires_at if row is not None else None, now + self._ttl)
+            return await repository.by_hash(session, digest)
+
+    async def _load(self, digest: bytes, now: float) -> _Cached | None:
+        row = await self._fetch(digest)
+        self._cache.pop(digest, None)
+        self._unknown.pop(digest, None)
+        if row is None or row.revoked_at is not None:
+            if len(self._unknown) >= self._max_unknown:
+                self._unknown.popitem(last=False)
+            self._unknown[digest] = now + self._ttl
+            return None
+        principal = Principal(id=str(row.id), role=Role(row.role), kind="api_key", partner_id=row.partner_id,
+                              rate_limit_per_s=row.rate_limit_per_s)
+        entry = _Cached(principal, row.expires_at, now + self._ttl)
         if len(self._cache) >= self._max_cached:
-            self._cache.clear()
+            self._cache.popitem(last=False)
         self._cache[digest] = entry
         return entry
 
     def forget(self, key_id: uuid.UUID) -> None:
         """Drops a key from this replica's cache at once (revocation); other replicas within the TTL."""
         for digest, entry in list(self._cache.items()):
-            if entry.principal is not None and entry.principal.id == str(key_id):
+            if entry.principal.id == str(key_id):
                 del self._cache[digest]
 
     def _record_use(self, key_id: uuid.UUID, now: float) -> None:

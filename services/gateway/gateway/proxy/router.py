@@ -76,6 +76,8 @@ class ProxyMiddleware:
             resp = await self.upstreams.request(service, method, raw_path.decode("latin-1"),
                                                 query=scope.get("query_string", b"").decode("latin-1"),
                                                 body=body, headers=headers)
+        except _ClientGone:
+            return  # the client left (or was cut off by the read timeout) mid-body: nothing to forward
         except DomainError as exc:
             return await problem_response(exc.status, exc.title, exc.detail, slug=exc.slug, instance=path,
                                           **exc.extensions)(scope, receive, send)
@@ -91,12 +93,16 @@ class ProxyMiddleware:
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else resp.body})
 
 
+class _ClientGone(Exception):
+    pass
+
+
 async def _read_body(receive: Receive) -> bytes:
     chunks = []
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            break
+            raise _ClientGone  # a truncated body is never forwarded as if it were the request
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             break

@@ -25,6 +25,11 @@ class JwtVerifier:
         self._max_cache_s = max_cache_s
         self._cache: dict[bytes, tuple[Principal, float]] = {}
 
+    def is_cached(self, token: str) -> bool:
+        """Verified earlier and not expired: accepted without verifying again."""
+        hit = self._cache.get(hashlib.sha256(token.encode()).digest()) if len(token) <= 8192 else None
+        return hit is not None and hit[1] > time.monotonic()
+
     async def verify(self, token: str) -> Principal | None:
         if len(token) > 8192:
             return None
@@ -45,8 +50,8 @@ class JwtVerifier:
             return None
         principal = Principal(id=f"jwt:{claims.get('sub', '?')}", role=role, kind="jwt")
         ttl = min(self._max_cache_s, max(0.0, float(claims.get("exp", time.time())) - time.time()))
-        if len(self._cache) > 50_000:
-            self._cache.clear()
+        if len(self._cache) >= 50_000:
+            del self._cache[next(iter(self._cache))]  # the oldest; only verified tokens get here
         self._cache[digest] = (principal, now + ttl)
         return principal
 

@@ -2,8 +2,14 @@
 
 It runs before routing, so an unknown path without a credential is a 401 like any other, and nothing about
 the routes behind the gateway leaks to anonymous callers. Keys are never logged.
+
+Failed authentications are limited per client address (security issue, class 7): each unknown key or
+invalid token takes a token from the address's bucket, and once it is empty a credential that is not
+already known from memory is answered 429 without a database lookup or a signature check. Keys and tokens
+verified earlier keep working from that address. IPv6 clients are counted per /64 (one host's share).
 """
 
+import ipaddress
 import math
 from collections.abc import Callable
 
@@ -27,12 +33,13 @@ class BodyTooLarge(DomainError):
 
 class SecurityMiddleware:
     def __init__(self, app: ASGIApp, *, keys: Callable[[], KeyStore], jwt: JwtVerifier | None, buckets: TokenBuckets,
-                 max_body_bytes: int) -> None:
+                 max_body_bytes: int, failed_auth: TokenBuckets) -> None:
         self.app = app
         self.keys = keys
         self.jwt = jwt
         self.buckets = buckets
         self.max_body_bytes = max_body_bytes
+        self.failed_auth = failed_auth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -40,7 +47,14 @@ class SecurityMiddleware:
         method, path = scope["method"], scope["path"]
         if policy.is_open(method, path):
             return await self.app(scope, receive, send)
-        principal, failure = await self._authenticate(scope)
+        try:
+            principal, failure = await self._authenticate(scope)
+        except _TooManyFailures:
+            retry_after = max(1, math.ceil(self.failed_auth.wait(_client(scope))))
+            return await problem_response(429, "Too many requests",
+                                          f"too many failed authentications from your address; retry in {retry_after}s",
+                                          slug="rate-limited", instance=path,
+                                          headers={"Retry-After": str(retry_after)})(scope, receive, send)
         if principal is None:
             schemes = 'ApiKey header="X-API-Key"' + (", Bearer" if self.jwt else "")
             return await problem_response(401, "Unauthorized", failure, slug="unauthorized", instance=path,
@@ -66,12 +80,23 @@ class SecurityMiddleware:
     async def _authenticate(self, scope: Scope) -> tuple[Principal | None, str]:
         key = _header(scope, API_KEY_HEADER)
         if key is not None:
-            principal = await self.keys().verify(key)
+            keys = self.keys()
+            if self.failed_auth.wait(client := _client(scope)) > 0 and not keys.is_known(key):
+                raise _TooManyFailures
+            principal = await keys.verify(key)
+            if principal is None:
+                self.failed_auth.take(client)
             return principal, "the API key is unknown, revoked or expired"
         auth = _header(scope, AUTHORIZATION)
         if auth is not None and auth[:7].lower() == "bearer " and self.jwt is not None:
-            principal = await self.jwt.verify(auth[7:].strip())
+            token = auth[7:].strip()
+            if self.failed_auth.wait(client := _client(scope)) > 0 and not self.jwt.is_cached(token):
+                raise _TooManyFailures
+            principal = await self.jwt.verify(token)
+            if principal is None:
+                self.failed_auth.take(client)
             return principal, "the bearer token is invalid, expired or carries no allowed role"
+        # No credential at all costs no lookup: a plain 401, not counted.
         return None, "a credential is required: an API key in the X-API-Key header" + (
             " or a bearer token" if self.jwt else "")
 
@@ -89,6 +114,22 @@ class SecurityMiddleware:
             return message
 
         return limited
+
+
+class _TooManyFailures(Exception):
+    """Refused before checking: the client's address has used up its failed authentications."""
+
+
+def _client(scope: Scope) -> str:
+    """The bucket of the client's address (as uvicorn reports it: behind a proxy, set --forwarded-allow-ips)."""
+    client = scope.get("client")
+    host = client[0] if client else ""
+    if ":" in host:
+        try:
+            return str(ipaddress.IPv6Network(f"{host.split('%')[0]}/64", strict=False))
+        except ValueError:
+            return host
+    return host
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -9,6 +9,7 @@ from shared.problems import NotFound, problem_responses
 
 from shared import pagination
 from gateway.webhooks import repository, signing
+from gateway.webhooks.destinations import DestinationPolicy, WebhookUrlNotAllowed
 from gateway.webhooks.schemas import (DeliveryPage, DeliveryRead, DeliveryStatus, WebhookCreate, WebhookCreated,
                                       WebhookPage, WebhookRead, WebhookUpdate)
 
@@ -19,11 +20,20 @@ def _read(row) -> WebhookRead:
     return WebhookRead(**{k: v for k, v in row._mapping.items() if k != "secret"})
 
 
-@router.post("", response_model=WebhookCreated, status_code=status.HTTP_201_CREATED)
-async def create_webhook(body: WebhookCreate, session: SessionDep) -> WebhookCreated:
-    """Subscribe a URL to domain events; the response is the only time the signing secret is shown."""
+def _checked_url(request: Request, url: object) -> str:
+    destinations: DestinationPolicy = request.app.state.webhook_destinations
+    destinations.check_url(str(url))
+    return str(url)
+
+
+@router.post("", response_model=WebhookCreated, status_code=status.HTTP_201_CREATED,
+             responses=problem_responses(WebhookUrlNotAllowed))
+async def create_webhook(body: WebhookCreate, session: SessionDep, request: Request) -> WebhookCreated:
+    """Subscribe a URL to domain events; the response is the only time the signing secret is shown.
+
+    The URL must be http(s), without credentials, at most 2048 characters, and reach a public address."""
     row = await repository.insert_subscription(session, {
-        "id": uuid.uuid4(), "url": str(body.url), "event_types": body.event_types, "filters": body.filters,
+        "id": uuid.uuid4(), "url": _checked_url(request, body.url), "event_types": body.event_types, "filters": body.filters,
         "description": body.description, "secret": signing.new_secret(),
     })
     return WebhookCreated(secret=row.secret, **_read(row).model_dump())
@@ -49,12 +59,14 @@ async def get_webhook(webhook_id: uuid.UUID, session: SessionDep) -> WebhookRead
     return _read(row)
 
 
-@router.patch("/{webhook_id}", response_model=WebhookRead, responses=problem_responses(NotFound))
-async def update_webhook(webhook_id: uuid.UUID, body: WebhookUpdate, session: SessionDep) -> WebhookRead:
+@router.patch("/{webhook_id}", response_model=WebhookRead,
+              responses=problem_responses(NotFound, WebhookUrlNotAllowed))
+async def update_webhook(webhook_id: uuid.UUID, body: WebhookUpdate, session: SessionDep,
+                         request: Request) -> WebhookRead:
     """Change a subscription's URL, event types, filters or description, or pause it (`active: false`)."""
     values = body.model_dump(exclude_unset=True, exclude_none=True)
     if "url" in values:
-        values["url"] = str(values["url"])
+        values["url"] = _checked_url(request, values["url"])
     row = (await repository.update_subscription(session, webhook_id, values) if values
            else await repository.subscription(session, webhook_id))
     if row is None:

@@ -1,8 +1,9 @@
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, Field, field_validator
+from pydantic import AfterValidator, AnyHttpUrl, BaseModel, Field, field_validator
+from yarl import URL
 
 from gateway.text import StorableText
 from gateway.webhooks.events import DOMAIN_EVENT_TYPES
@@ -56,9 +57,21 @@ class WebhookUpdate(BaseModel):
     _filters = field_validator("filters")(_check_filters)
 
 
+def redact_credentials(url: str) -> str:
+    """`https://user:secret@host/…` → `https://***@host/…`: creation refuses such URLs now, older rows may
+    still carry them, and every role that may read webhooks (analysts included) sees this field."""
+    try:
+        parsed = URL(url)
+    except (ValueError, TypeError):
+        return url
+    if parsed.raw_user is None and parsed.raw_password is None:
+        return url
+    return str(parsed.with_user("***").with_password(None))
+
+
 class WebhookRead(BaseModel):
     id: uuid.UUID
-    url: str
+    url: Annotated[str, AfterValidator(redact_credentials)]
     event_types: list[str]
     filters: dict[str, FilterValue]
     description: str | None

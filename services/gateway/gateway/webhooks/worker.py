@@ -3,7 +3,8 @@
 Claims are leases (`lease_until`), so several gateway replicas share the work and a crashed one's claims
 come back after the lease. Failures back off exponentially (`base · 2^attempts`, capped) until
 `webhook_max_attempts`, then the delivery is `failed` (it can be redelivered by hand). Outcomes of a batch
-are written with one set-based UPDATE.
+are written with one set-based UPDATE. Where a delivery may go is `destinations.py`'s business: the client
+resolves through its vetting resolver, redirects are not followed, and only failure categories are recorded.
 """
 
 import asyncio
@@ -15,14 +16,20 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.settings import GatewaySettings
 from gateway.webhooks import repository, signing
+from gateway.webhooks.destinations import DestinationPolicy, VettingResolver, WebhookUrlNotAllowed, failure_category
 
 log = logging.getLogger(__name__)
+# A receiver's answer is not used; reading a little of it lets the connection be reused, reading all of it
+# would let a receiver fill the gateway's memory.
+MAX_RESPONSE_READ = 64 * 1024
 
 
 class DeliveryWorker:
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession], settings: GatewaySettings) -> None:
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession], settings: GatewaySettings,
+                 destinations: DestinationPolicy) -> None:
         self._session_factory = session_factory
         self._s = settings
+        self._destinations = destinations
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -32,7 +39,9 @@ class DeliveryWorker:
         self._wake.set()
 
     def start(self) -> None:
-        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._s.webhook_timeout_s),
+        connector = aiohttp.TCPConnector(resolver=VettingResolver(self._destinations))
+        self._http = aiohttp.ClientSession(connector=connector, trust_env=False,
+                                           timeout=aiohttp.ClientTimeout(total=self._s.webhook_timeout_s),
                                            headers={"User-Agent": "customer-value-crm-webhooks/1"})
         self._task = asyncio.create_task(self.run(), name="gateway-webhook-worker")
 
@@ -99,8 +108,11 @@ class DeliveryWorker:
             signing.EVENT_TYPE_HEADER: row.event_type,
         }
         try:
-            async with self._http.post(row.url, data=row.payload, headers=headers, allow_redirects=False) as resp:
-                await resp.read()
-                return resp.status, None if resp.status < 300 else f"HTTP {resp.status}"
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            return None, f"{type(exc).__name__}: {exc}"[:500]
+            url = self._destinations.check_url(row.url)  # again: rows may predate the rules
+            async with self._http.post(url, data=row.payload, headers=headers, allow_redirects=False) as resp:
+                await resp.content.read(MAX_RESPONSE_READ)
+        except (WebhookUrlNotAllowed, aiohttp.ClientError, TimeoutError) as exc:
+            return None, failure_category(exc)
+        if 300 <= resp.status < 400:
+            return resp.status, f"HTTP {resp.status}: redirects are not followed"
+        return resp.status, None if resp.status < 300 else f"HTTP {resp.status}"

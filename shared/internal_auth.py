@@ -184,21 +184,28 @@ class TokenVerifier:
             key = self._keys.get(kid) if isinstance(kid, str) else None
             if key is None:
                 raise InvalidInternalToken("the internal token is signed with an unknown key")
+            # Times are checked below, against this verifier's clock (the one its cache uses too).
             claims = jwt.decode(token, key, algorithms=[ALGORITHM], audience=self._audience, issuer=ISSUER,
-                                leeway=LEEWAY_S, options={"require": ["exp", "iat", "iss", "aud", "sub"]})
-        except jwt.ExpiredSignatureError:
-            raise InvalidInternalToken("the internal token has expired") from None
+                                options={"require": ["exp", "iat", "iss", "aud", "sub"], "verify_exp": False,
+                                         "verify_iat": False})
         except jwt.InvalidAudienceError:
             raise InvalidInternalToken(f"the internal token is not for {self._audience}") from None
         except jwt.PyJWTError as exc:
             raise InvalidInternalToken(f"the internal token is invalid ({type(exc).__name__})") from None
+        exp, iat = claims["exp"], claims["iat"]
+        if not all(isinstance(t, int | float) and not isinstance(t, bool) for t in (exp, iat)):
+            raise InvalidInternalToken("the internal token's times are not numbers")
+        if now > exp + LEEWAY_S:
+            raise InvalidInternalToken("the internal token has expired")
+        if iat > now + LEEWAY_S:
+            raise InvalidInternalToken("the internal token was issued in the future")
         role, partner_id = claims.get("role"), claims.get("partner_id")
         if not isinstance(role, str) or not (partner_id is None or isinstance(partner_id, str)):
             raise InvalidInternalToken("the internal token carries no role")
         caller = Caller(str(claims["sub"]), role, partner_id)
         if len(self._verified) >= _CACHE_MAX:
             self._verified.clear()
-        self._verified[token] = (caller, float(claims["exp"]))
+        self._verified[token] = (caller, float(exp))
         return caller
 
 

@@ -236,9 +236,10 @@ class PostgresServer:
 
     def _psql(self, sql: str, password: str | None = None) -> subprocess.CompletedProcess[str]:
         cmd = [str(POSTGRES_BIN_PATH / "psql"), "-X", "-q", "-w", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose",
-               "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "postgres", "-c", sql]
+               "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "postgres"]
         env = {**os.environ, "PGPASSWORD": self.password if password is None else password}
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, env=env)
+        # The statement goes in on stdin: argv is visible to every local user (ALTER ROLE … PASSWORD).
+        return subprocess.run(cmd, input=sql, capture_output=True, text=True, timeout=120, env=env)
 
     def create_database(self, name: str) -> None:
         """Create ``name`` unless it already exists."""

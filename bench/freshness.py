@@ -177,6 +177,7 @@ def main(argv: list[str]) -> dict:
         gateway_env = {f"GATEWAY_{n.upper()}_URL": f"http://127.0.0.1:{ports[n]}" for n in SERVICES}
         gateway_env |= {"GATEWAY_BOOTSTRAP_ADMIN_KEY": API_KEY, "GATEWAY_LOG_JSON": "false",
                         "GATEWAY_LOG_LEVEL": "WARNING"}
+        harness.internal_keys()  # process_env passes the gateway keypair on from the environment
         processes = [ServiceProcess(n, serve_argv(n, ports[n]), process_env(shared), ports[n], Path(logs))
                      for n in SERVICES]
         processes.append(ServiceProcess("gateway", serve_argv("gateway", ports["gateway"]),

@@ -37,6 +37,7 @@ import asyncpg
 from bench import harness
 from shared.contracts.topics import ALL as ALL_TOPICS
 from shared.db import asyncpg_dsn
+from shared.internal_auth import HEADER as INTERNAL_TOKEN_HEADER
 
 SERVICES = ["interaction", "segmentation", "clv", "lifecycle"]
 ADMIN_KEY = "bench-admin-" + uuid.uuid4().hex
@@ -78,7 +79,8 @@ def start_stack(stack: ExitStack, database_url: str, bootstrap: str, prefix: str
     ports = {name: _port() for name in [*SERVICES, "gateway"]}
     base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
     shared = base | {"PYTHONUNBUFFERED": "1", "DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-                     "TOPIC_PREFIX": prefix, "TRANSPORT": "kafka", "LOG_JSON": "false", "LOG_LEVEL": "WARNING"}
+                     "TOPIC_PREFIX": prefix, "TRANSPORT": "kafka", "LOG_JSON": "false", "LOG_LEVEL": "WARNING",
+                     **harness.internal_keys()}
     envs = {name: shared for name in SERVICES}
     envs["gateway"] = shared | {f"GATEWAY_{n.upper()}_URL": f"http://127.0.0.1:{ports[n]}" for n in SERVICES} | {
         "GATEWAY_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY, "GATEWAY_RATE_LIMIT_PER_S": "1000000",
@@ -264,6 +266,9 @@ done = function(summary, latency, requests) io.write("non200 ", summary.errors.s
 
 def measure(urls: dict[str, str], ids: list[str], args: argparse.Namespace, wrk: str, log_dir: Path) -> dict:
     auth = {"X-API-Key": ADMIN_KEY}
+    # Direct reads carry the token the gateway would sign (one, valid for the whole run): the service verifies
+    # it either way, so the comparison isolates the gateway's own work.
+    direct = {INTERNAL_TOKEN_HEADER: harness.internal_token("lifecycle", ttl_s=6 * args.seconds + 600)}
     rng = random.Random(5)
     sample = [ids[rng.randrange(len(ids))] for _ in range(2000)]
     composed = [f"/v1/customers/{c}" for c in sample]
@@ -272,12 +277,12 @@ def measure(urls: dict[str, str], ids: list[str], args: argparse.Namespace, wrk:
     print(f"open loop at {args.rate:.0f} rps for {args.seconds:.0f}s each ...")
     results["composed_gateway"] = fixed_rate(urls["gateway"], composed, args.rate, args.seconds, auth)
     results["single_gateway"] = fixed_rate(urls["gateway"], single, args.rate, args.seconds, auth)
-    results["single_direct"] = fixed_rate(urls["lifecycle"], single, args.rate, args.seconds, {})
+    results["single_direct"] = fixed_rate(urls["lifecycle"], single, args.rate, args.seconds, direct)
     print(f"closed loop (wrk, {args.connections} connections) for {args.seconds:.0f}s each ...")
     results["wrk_single_gateway"] = throughput(wrk, urls["gateway"], single[:500], args.seconds, args.connections,
                                                auth, log_dir)
     results["wrk_single_direct"] = throughput(wrk, urls["lifecycle"], single[:500], args.seconds, args.connections,
-                                              {}, log_dir)
+                                              direct, log_dir)
     results["wrk_composed_gateway"] = throughput(wrk, urls["gateway"], composed[:500], args.seconds,
                                                  args.connections, auth, log_dir)
     for name, r in results.items():

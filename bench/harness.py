@@ -26,11 +26,28 @@ from sqlalchemy import make_url
 from deploy.local.kafka import KafkaBroker, create_topics, ensure_jars
 from deploy.local.postgres import PostgresServer
 from shared.db import asyncpg_dsn
+from shared.internal_auth import Caller, TokenSigner, generate_keypair
 from shared.messaging.inbox import InboxConsumer
 from shared.messaging.kafka import KafkaConsumer, KafkaTransport
 from shared.migrations import upgrade
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+INTERNAL_KEYS = ("INTERNAL_TOKEN_PRIVATE_KEY", "INTERNAL_TOKEN_PUBLIC_KEY")
+
+
+def internal_keys() -> dict[str, str]:
+    """The gateway keypair the benchmark's processes get: the environment's, else one made for this run."""
+    if not os.environ.get("INTERNAL_TOKEN_PRIVATE_KEY"):
+        os.environ["INTERNAL_TOKEN_PRIVATE_KEY"], os.environ["INTERNAL_TOKEN_PUBLIC_KEY"] = generate_keypair()
+    return {k: os.environ[k] for k in INTERNAL_KEYS}
+
+
+def internal_token(service: str, ttl_s: float) -> str:
+    """A token for calling `service` directly, as the gateway would for an admin; valid for `ttl_s`."""
+    signer = TokenSigner(internal_keys()["INTERNAL_TOKEN_PRIVATE_KEY"], ttl_s=ttl_s)
+    return signer.token(service, Caller("bench", "admin"))
 
 
 @contextlib.contextmanager

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import uvicorn
 
+from shared.internal_auth import generate_keypair
 from shared.log import configure_logging
 from shared.messaging.inprocess import InProcessTransport
 from shared.migrations import upgrade
@@ -70,15 +71,22 @@ async def run(url: str, host: str, gateway_port: int, demo_customers: int) -> No
         migrations = Path(__import__(name).__file__).parent / "migrations"
         await asyncio.to_thread(upgrade, migrations, name, url)
     transport = InProcessTransport()
+    # The services answer only calls the gateway signed: a keypair made for this run (the environment's if it
+    # sets one), the private half for the gateway only.
+    private_key, public_key = (os.environ.get("INTERNAL_TOKEN_PRIVATE_KEY"), os.environ.get("INTERNAL_TOKEN_PUBLIC_KEY"))
+    if not (private_key and public_key):
+        private_key, public_key = generate_keypair()
     servers = []
     for name, (port, settings_cls, create_app) in SERVICES.items():
-        settings = settings_cls(database_url=url, transport="inprocess", db_pool_size=5)
+        settings = settings_cls(database_url=url, transport="inprocess", db_pool_size=5,
+                                internal_token_public_key=public_key)
         app = create_app(settings, transport)
         servers.append(_Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)))
     # The gateway needs a credential on every data route: use GATEWAY_BOOTSTRAP_ADMIN_KEY, or mint one per run.
     admin_key = os.environ.get("GATEWAY_BOOTSTRAP_ADMIN_KEY") or generate_key()
     gw_settings = GatewaySettings(**{f"{n}_url": f"http://127.0.0.1:{p}" for n, (p, _, _) in SERVICES.items()},
-                                  database_url=url, transport="inprocess", bootstrap_admin_key=admin_key)
+                                  database_url=url, transport="inprocess", bootstrap_admin_key=admin_key,
+                                  internal_token_private_key=private_key)
     servers.append(_Server(uvicorn.Config(gateway.app.create_app(gw_settings, transport), host=host,
                                           port=gateway_port, log_config=None, access_log=False,
                                           http=gw_settings.http_protocol())))

@@ -14,6 +14,7 @@ from fastapi import APIRouter, FastAPI
 
 from shared.db import asyncpg_dsn, make_engine, make_session_factory, ping
 from shared.http import health_router, install_http_plumbing
+from shared.internal_auth import InternalAuthMiddleware, TokenVerifier
 from shared.messaging.inbox import InboxConsumer, Subscription
 from shared.messaging.inprocess import InProcessTransport
 from shared.messaging.kafka import KafkaTransport
@@ -115,6 +116,9 @@ def create_service_app(runtime: ServiceRuntime, *, title: str, description: str,
     app.state.runtime = runtime
     app.state.session_factory = runtime.session_factory
     install_problem_handlers(app)
+    # Inside the metrics and correlation layers: refused requests are counted and carry a correlation id.
+    app.add_middleware(InternalAuthMiddleware,
+                       verifier=TokenVerifier(settings.internal_token_public_key, settings.service_name))
     install_http_plumbing(app, settings.service_name)
     app.include_router(health_router({
         "database": runtime.check_database,

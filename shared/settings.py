@@ -29,6 +29,9 @@ class ServiceSettings(BaseSettings):
     consumer_max_attempts: int = 3
     relay_batch_size: int = 1000
     relay_poll_interval_s: float = 1.0
+    # The gateway's Ed25519 public key(s), base64url, comma-separated: every request but health and metrics
+    # must carry a token signed with it (see shared/internal_auth.py). Required: a service refuses to start without.
+    internal_token_public_key: str = ""
 
     @classmethod
     def settings_customise_sources(
@@ -45,7 +48,8 @@ class ServiceSettings(BaseSettings):
 class _UnprefixedEnv(EnvSettingsSource):
     """Reads only the settings that one environment may set for all services at once."""
 
-    SHARED = {"database_url", "kafka_bootstrap_servers", "topic_prefix", "transport", "log_level", "log_json"}
+    SHARED = {"database_url", "kafka_bootstrap_servers", "topic_prefix", "transport", "log_level", "log_json",
+              "internal_token_public_key", "internal_token_private_key"}
 
     def __init__(self, settings_cls: type[BaseSettings]) -> None:
         super().__init__(settings_cls, env_prefix="")

@@ -10,7 +10,13 @@ import pytest
 
 from deploy.local.kafka import KafkaBroker, ensure_jars
 from deploy.local.postgres import PostgresServer
+from shared.internal_auth import generate_keypair
 from tests.infra import Databases
+
+# One gateway keypair for the session, as a deployment would set it: the gateways the tests start sign with
+# the private key, every service verifies with the public one (settings read both from the environment).
+if not os.environ.get("INTERNAL_TOKEN_PRIVATE_KEY"):
+    os.environ["INTERNAL_TOKEN_PRIVATE_KEY"], os.environ["INTERNAL_TOKEN_PUBLIC_KEY"] = generate_keypair()
 
 
 def pytest_configure(config: pytest.Config) -> None:

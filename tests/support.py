@@ -2,12 +2,15 @@
 
 import asyncio
 import contextlib
+import functools
+import os
 import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import httpx
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -15,9 +18,33 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared.contracts.envelope import Envelope
 from shared.contracts.interaction import SOURCE, PurchaseRecorded
 from shared.db import make_engine, make_session_factory
+from shared.internal_auth import HEADER as INTERNAL_TOKEN_HEADER
+from shared.internal_auth import Caller, TokenSigner
 from shared.messaging.inbox import InboxConsumer, Subscription
 from shared.messaging.tables import MessagingTables
 from shared.messaging.transport import Transport
+
+
+# Who tests that call a service directly are, to the service: an admin, as the gateway would vouch.
+TEST_CALLER = Caller("test-admin", "admin")
+
+
+@functools.cache
+def gateway_signer() -> TokenSigner:
+    """Signs with the session's gateway key (tests/conftest.py puts it in the environment)."""
+    return TokenSigner(os.environ["INTERNAL_TOKEN_PRIVATE_KEY"])
+
+
+class InternalToken(httpx.Auth):
+    """Adds the token the gateway would sign for `audience` to each request that does not carry one already."""
+
+    def __init__(self, audience: str, caller: Caller = TEST_CALLER) -> None:
+        self.audience, self.caller = audience, caller
+
+    def auth_flow(self, request: httpx.Request):
+        if INTERNAL_TOKEN_HEADER not in request.headers:
+            request.headers[INTERNAL_TOKEN_HEADER] = gateway_signer().token(self.audience, self.caller)
+        yield request
 
 
 def purchase_events(n: int, customers: int = 10, seed: int = 1) -> list[Envelope]:

@@ -6,6 +6,11 @@ including after ``kill()`` (SIGKILL of the postmaster and its backends) and ``re
 
 PostgreSQL refuses to run as root; when we are root (containers, CI) every server-side binary runs
 as the dedicated system user ``crm_postgres``, which owns the data directory.
+
+Every connection needs the password (scram-sha-256, over TCP and the Unix socket alike): anything else on
+the machine that can reach the port, or any other local account, is refused. The password is made at
+``initdb`` and kept in ``<data dir>/crm-password`` (mode 0600); the URLs this class hands out carry it.
+A data directory initialised before (``trust``) gets a password and the same rules on its next start.
 """
 
 from __future__ import annotations
@@ -14,11 +19,13 @@ import functools
 import logging
 import os
 import pwd
+import secrets
 import shlex
 import signal
 import socket
 import stat
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +37,15 @@ logger = logging.getLogger(__name__)
 
 SYSTEM_USER = "crm_postgres"
 _SOCKET_PATH_MAX = 100  # sun_path is 108 bytes on Linux; keep a margin
+# What initdb --auth=scram-sha-256 writes, for a cluster made with trust before.
+_HBA = """# Written by deploy/local/postgres.py: every connection authenticates with the password.
+local   all             all                                     scram-sha-256
+host    all             all             127.0.0.1/32            scram-sha-256
+host    all             all             ::1/128                 scram-sha-256
+local   replication     all                                     scram-sha-256
+host    replication     all             127.0.0.1/32            scram-sha-256
+host    replication     all             ::1/128                 scram-sha-256
+"""
 
 
 @functools.cache
@@ -60,13 +76,23 @@ def _tail(path: Path, lines: int = 40) -> str:
 
 
 class PostgresServer:
-    """One PostgreSQL cluster in ``data_dir``, listening on 127.0.0.1 only (trust auth, user ``postgres``)."""
+    """One PostgreSQL cluster in ``data_dir``, listening on 127.0.0.1 only (user ``postgres``, password auth)."""
 
     def __init__(self, data_dir: Path, port: int | None = None) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.log_file = self.data_dir / "server.log"
         self._port_file = self.data_dir / "crm-port"
+        self._password_file = self.data_dir / "crm-password"
         self._port = port
+
+    @property
+    def password(self) -> str:
+        return self._password_file.read_text().strip()
+
+    def _write_password(self, password: str) -> None:
+        fd = os.open(self._password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(password)
 
     @property
     def port(self) -> int:
@@ -82,10 +108,11 @@ class PostgresServer:
 
     @property
     def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        return f"postgresql://postgres:{self.password}@127.0.0.1:{self.port}/postgres"
 
     def async_url(self, database: str = "crm") -> str:
-        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{database}"
+        # token_urlsafe passwords need no escaping in a URL.
+        return f"postgresql+asyncpg://postgres:{self.password}@127.0.0.1:{self.port}/{database}"
 
     def _postmaster(self) -> tuple[psutil.Process, int] | None:
         """(process, port) of a live, ready postmaster for this data dir, read from postmaster.pid."""
@@ -124,14 +151,27 @@ class PostgresServer:
         self.data_dir.chmod(0o700)
         if not (self.data_dir / "PG_VERSION").exists():
             logger.info("initdb %s", self.data_dir)
-            self._run("initdb", ["-D", str(self.data_dir), "--auth=trust", "--encoding=UTF8", "-U", "postgres",
-                                 # OS-independent Unicode ctype/collation (PG 17+): identical on every machine
-                                 "--locale-provider=builtin", "--builtin-locale=C.UTF-8"])
+            password = secrets.token_urlsafe(24)
+            # initdb reads the password from a file (never argv, which any local user can list).
+            fd, pwfile = tempfile.mkstemp(prefix="crm-pg-pw-")
+            try:
+                with os.fdopen(fd, "w") as f:
+                    f.write(password + "\n")
+                if user is not None:
+                    os.chown(pwfile, user.pw_uid, user.pw_gid)
+                self._run("initdb", ["-D", str(self.data_dir), "--auth=scram-sha-256", f"--pwfile={pwfile}",
+                                     "--encoding=UTF8", "-U", "postgres",
+                                     # OS-independent Unicode ctype/collation (PG 17+): identical on every machine
+                                     "--locale-provider=builtin", "--builtin-locale=C.UTF-8"])
+            finally:
+                os.unlink(pwfile)
+            self._write_password(password)
 
     def start(self, timeout: float = 60) -> None:
         """Start the server (initdb on first use), or adopt one already running on this data dir."""
         if self._postmaster() is not None:
             logger.info("reusing PostgreSQL on port %s (data %s)", self.port, self.data_dir)
+            self._require_password()
             return
         self._prepare_data_dir()
         port = self.port
@@ -145,7 +185,25 @@ class PostgresServer:
             self.kill()
             raise
         self._port_file.write_text(str(port))
+        self._require_password()
         logger.info("started PostgreSQL on port %s (data %s)", port, self.data_dir)
+
+    def _require_password(self) -> None:
+        """A cluster initialised with trust (before passwords): give it one, then require it everywhere."""
+        if self._password_file.exists():
+            return
+        logger.warning("PostgreSQL in %s accepted any local user without a password; setting one", self.data_dir)
+        password = secrets.token_urlsafe(24)
+        res = self._psql(f"ALTER ROLE postgres PASSWORD '{password}'", password="")
+        if res.returncode != 0:
+            raise RuntimeError(f"setting the postgres password failed: {res.stderr}")
+        hba = self.data_dir / "pg_hba.conf"
+        hba.write_text(_HBA)
+        user = _server_user()
+        if user is not None:
+            os.chown(hba, user.pw_uid, user.pw_gid)
+        self._write_password(password)
+        self._run("pg_ctl", ["reload", "-D", str(self.data_dir)])
 
     def stop(self) -> None:
         """Fast shutdown (disconnects clients, checkpoints); no-op if not running."""
@@ -176,10 +234,12 @@ class PostgresServer:
         self.stop()
         self.start(timeout)
 
-    def _psql(self, sql: str) -> subprocess.CompletedProcess[str]:
-        cmd = [str(POSTGRES_BIN_PATH / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose",
-               "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "postgres", "-c", sql]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    def _psql(self, sql: str, password: str | None = None) -> subprocess.CompletedProcess[str]:
+        cmd = [str(POSTGRES_BIN_PATH / "psql"), "-X", "-q", "-w", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose",
+               "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "postgres"]
+        env = {**os.environ, "PGPASSWORD": self.password if password is None else password}
+        # The statement goes in on stdin: argv is visible to every local user (ALTER ROLE … PASSWORD).
+        return subprocess.run(cmd, input=sql, capture_output=True, text=True, timeout=120, env=env)
 
     def create_database(self, name: str) -> None:
         """Create ``name`` unless it already exists."""

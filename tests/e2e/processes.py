@@ -37,8 +37,13 @@ def serve_argv(name: str, port: int) -> list[str]:
 
 
 def process_env(settings: dict[str, str]) -> dict[str, str]:
-    """Like a container's: the given settings and what any process needs, none of the test's own variables."""
-    base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+    """Like a container's: the given settings and what any process needs, none of the test's own variables.
+
+    The gateway keypair the session uses (tests/conftest.py) goes to every process, as a deployment's
+    environment would hold it (the services' settings read only the public key).
+    """
+    base = {k: v for k, v in os.environ.items()
+            if k in ("PATH", "HOME", "LANG", "TMPDIR", "INTERNAL_TOKEN_PRIVATE_KEY", "INTERNAL_TOKEN_PUBLIC_KEY")}
     return {**base, "PYTHONUNBUFFERED": "1", **settings}
 
 

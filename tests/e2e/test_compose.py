@@ -5,6 +5,8 @@ the test servers (hostnames swapped for theirs), so a wrong command, a missing v
 that does not migrate or a healthcheck that cannot pass fails here rather than on `docker compose up`.
 """
 
+import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -37,6 +39,26 @@ def compose_command() -> list[str] | None:
     return None
 
 
+def operator_env() -> dict[str, str]:
+    """What the operator's environment (or `.env`) supplies: the secrets compose requires."""
+    return {"POSTGRES_PASSWORD": "not-used-the-test-database-url-wins",
+            "INTERNAL_TOKEN_PUBLIC_KEY": os.environ["INTERNAL_TOKEN_PUBLIC_KEY"],
+            "INTERNAL_TOKEN_PRIVATE_KEY": os.environ["INTERNAL_TOKEN_PRIVATE_KEY"],
+            "GATEWAY_BOOTSTRAP_ADMIN_KEY": GATEWAY_ADMIN_KEY}
+
+
+def interpolate(value: str, env: dict[str, str]) -> str:
+    """Compose's `${NAME}`, `${NAME:-default}` and `${NAME:?error}`, from `env`."""
+    def one(match: re.Match) -> str:
+        name, op, arg = match.group(1), match.group(2), match.group(3)
+        if env.get(name):
+            return env[name]
+        if op == ":?":
+            raise AssertionError(f"compose would refuse to start: {arg}")
+        return arg or ""
+    return re.sub(r"\$\{(\w+)(?:(:[-?])([^}]*))?\}", one, value)
+
+
 def load_compose() -> dict:
     """The services with anchors and `<<` merges resolved, as compose sees them."""
     return yaml.safe_load(COMPOSE_FILE.read_text())["services"]
@@ -47,9 +69,14 @@ def test_compose_config_is_valid() -> None:
     cli = compose_command()
     if cli is None:
         pytest.skip("neither `docker compose` nor `docker-compose` is installed (CI apt-installs docker-compose)")
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "DOCKER_HOST", "DOCKER_CONFIG")}
     result = subprocess.run([*cli, "-f", str(COMPOSE_FILE), "config", "-q"], cwd=REPO, capture_output=True,
-                            text=True, timeout=60)
+                            text=True, timeout=60, env=env | operator_env())
     assert result.returncode == 0, result.stdout + result.stderr
+    # Without the secrets compose refuses to start, naming the one to set (no weak built-in defaults).
+    refused = subprocess.run([*cli, "-f", str(COMPOSE_FILE), "config", "-q"], cwd=REPO, capture_output=True,
+                             text=True, timeout=60, env=env)
+    assert refused.returncode != 0 and "set " in refused.stderr, refused.stderr
 
 
 def test_compose_wiring() -> None:
@@ -90,6 +117,18 @@ def test_compose_kafka_authenticates_partners_as_the_test_broker_does() -> None:
     listeners = {url.split("://")[0]: url.rsplit(":", 1)[1] for url in props["listeners"].split(",")}
     assert protocols["PARTNER"] == "SASL_PLAINTEXT" and listeners["PARTNER"] == "9094"
     assert "9092" not in str(load_compose()["kafka"]["ports"]), "the services' anonymous listener stays internal"
+def test_compose_secrets_come_from_the_operator() -> None:
+    """Every service verifies the gateway's tokens, only the gateway can sign, and Postgres has a real password."""
+    services = load_compose()
+    for name in [*APP_SERVICES, "gateway"]:
+        env = services[name]["environment"]
+        assert env["INTERNAL_TOKEN_PUBLIC_KEY"].startswith("${INTERNAL_TOKEN_PUBLIC_KEY:?"), name
+        assert "${POSTGRES_PASSWORD:?" in env["DATABASE_URL"], name
+    assert [n for n, svc in services.items() if "INTERNAL_TOKEN_PRIVATE_KEY" in svc.get("environment", {})] == [
+        "gateway"]
+    postgres = services["postgres"]["environment"]
+    assert postgres["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+    assert "--auth-local=scram-sha-256" in postgres["POSTGRES_INITDB_ARGS"]
 
 
 class LocalCompose:
@@ -102,7 +141,7 @@ class LocalCompose:
         self.ports = {name: free_port() for name in [*APP_SERVICES, "gateway"]}
 
     def value(self, value: object) -> str:
-        value = str(value)
+        value = interpolate(str(value), operator_env())
         if value.startswith("postgresql"):
             url = make_url(value)
             assert url.host == "postgres" and url.port == 5432, value
@@ -116,9 +155,9 @@ class LocalCompose:
 
     def env(self, service: dict) -> dict[str, str]:
         env = {key: self.value(val) for key, val in service.get("environment", {}).items()}
-        if "GATEWAY_BOOTSTRAP_ADMIN_KEY" in env:  # compose takes it from the operator's environment
-            env["GATEWAY_BOOTSTRAP_ADMIN_KEY"] = GATEWAY_ADMIN_KEY
-        return process_env({**env, "TOPIC_PREFIX": self.topic_prefix})
+        # Only compose's environment: not the test session's keypair that process_env would add.
+        base = {k: v for k, v in process_env({}).items() if not k.startswith("INTERNAL_TOKEN_")}
+        return {**base, **env, "TOPIC_PREFIX": self.topic_prefix}
 
     @staticmethod
     def argv(command: str) -> list[str]:

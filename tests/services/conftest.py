@@ -5,13 +5,20 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from tests.support import InternalToken
+
 
 @contextlib.asynccontextmanager
 async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """The app with its lifespan running (workers included), and a client that calls it in-process."""
+    """The app with its lifespan running (workers included), and a client that calls it in-process.
+
+    The client calls as the gateway would: each request carries an internal token for this service
+    (`auth=None` on a request sends it without one).
+    """
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        auth = InternalToken(app.state.runtime.settings.service_name)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test", auth=auth) as client:
             yield client
 
 

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from shared.http import health_router, install_http_plumbing
+from shared.internal_auth import TokenSigner
 from shared.messaging.transport import Transport
 from shared.problems import install_problem_handlers
 from shared.service import ServiceRuntime
@@ -46,7 +47,8 @@ def create_app(settings: GatewaySettings | None = None, transport: Transport | N
     destinations = DestinationPolicy(settings.csv(settings.webhook_allowed_hosts), settings.webhook_max_url_length)
     worker = DeliveryWorker(runtime.session_factory, settings, destinations)
     runtime.subscribe(deliveries_subscription(worker.wake))
-    upstreams = Upstreams(settings.service_urls(), connect_timeout_s=settings.connect_timeout_s,
+    signer = TokenSigner(settings.internal_token_private_key, ttl_s=settings.internal_token_ttl_s)
+    upstreams = Upstreams(settings.service_urls(), signer=signer, connect_timeout_s=settings.connect_timeout_s,
                           request_timeout_s=settings.request_timeout_s, max_connections=settings.max_connections,
                           breaker_failures=settings.breaker_failures, breaker_cooloff_s=settings.breaker_cooloff_s,
                           keepalive_s=settings.upstream_keepalive_s)

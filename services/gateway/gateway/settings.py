@@ -59,6 +59,11 @@ class GatewaySettings(ServiceSettings):
     cors_origins: str = ""
     cors_allow_credentials: bool = False
     cors_max_age_s: int = 600
+    # The Ed25519 private key (base64url or PEM) the gateway signs its calls to the services with
+    # (`INTERNAL_TOKEN_PRIVATE_KEY`, unprefixed like the services' public key); required.
+    internal_token_private_key: str = ""
+    # Lifetime of those tokens; one is reused per (service, caller) for half of it.
+    internal_token_ttl_s: float = 60.0
 
     # Slow clients (shared/serving.py): the request line and headers must arrive within this time; the body
     # within the body timeout after them, extended by one second per `http_body_min_bytes_per_s` received.

@@ -13,14 +13,19 @@ import aiohttp
 from yarl import URL
 
 from shared.http import CORRELATION_HEADER
+from shared.internal_auth import HEADER as INTERNAL_TOKEN_HEADER
+from shared.internal_auth import Caller, TokenSigner
 from shared.log import current_correlation_id
 from shared.problems import DomainError
 
 IDEMPOTENT = {"GET", "HEAD", "OPTIONS", "PUT", "DELETE"}
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length",
               "proxy-authorization", "proxy-authenticate"}
-# Credentials stop at the gateway: the services behind it never see (nor could log) them.
-NOT_FORWARDED = HOP_BY_HOP | {"x-api-key", "authorization", "cookie"}
+# Credentials stop at the gateway: the services behind it never see (nor could log) them. A client's own
+# internal token is dropped too: the services get only the one the gateway signs.
+NOT_FORWARDED = HOP_BY_HOP | {"x-api-key", "authorization", "cookie", INTERNAL_TOKEN_HEADER}
+# Who the gateway's own calls (the services' OpenAPI documents) are made as.
+GATEWAY_CALLER = Caller("gateway", "system")
 
 
 class UpstreamUnavailable(DomainError):
@@ -61,9 +66,10 @@ class Breaker:
 
 
 class Upstreams:
-    def __init__(self, urls: dict[str, str], *, connect_timeout_s: float, request_timeout_s: float,
-                 max_connections: int, breaker_failures: int = 3, breaker_cooloff_s: float = 5.0,
-                 keepalive_s: float = 4.0) -> None:
+    def __init__(self, urls: dict[str, str], *, signer: TokenSigner, connect_timeout_s: float,
+                 request_timeout_s: float, max_connections: int, breaker_failures: int = 3,
+                 breaker_cooloff_s: float = 5.0, keepalive_s: float = 4.0) -> None:
+        self._signer = signer
         self._keepalive_s = keepalive_s
         self.urls = {name: url.rstrip("/") for name, url in urls.items()}
         self._timeout = aiohttp.ClientTimeout(total=request_timeout_s, sock_connect=connect_timeout_s)
@@ -81,8 +87,10 @@ class Upstreams:
         if self._session is not None:
             await self._session.close()
 
-    async def request(self, service: str, method: str, path: str, *, query: str = "", body: bytes | None = None,
-                      headers: dict[str, str] | None = None, timeout_s: float | None = None) -> UpstreamResponse:
+    async def request(self, service: str, method: str, path: str, *, caller: Caller, query: str = "",
+                      body: bytes | None = None, headers: dict[str, str] | None = None,
+                      timeout_s: float | None = None) -> UpstreamResponse:
+        """`caller` goes to the service in a token signed for it: the service acts for that caller only."""
         assert self._session is not None, "Upstreams.start() was not awaited"
         breaker = self.breakers[service]
         if (open_for := breaker.check()) > 0:
@@ -94,6 +102,7 @@ class Upstreams:
         send_headers = {k: v for k, v in (headers or {}).items() if k.lower() not in NOT_FORWARDED}
         if (cid := current_correlation_id()) is not None:
             send_headers[CORRELATION_HEADER] = cid
+        send_headers[INTERNAL_TOKEN_HEADER] = self._signer.token(service, caller)
         timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=self._timeout.sock_connect) if timeout_s else None
         attempts = 2 if method in IDEMPOTENT else 1
         for attempt in range(1, attempts + 1):
@@ -126,7 +135,7 @@ class Upstreams:
     async def get_json_or_none(self, service: str, path: str, timeout_s: float) -> bytes | None:
         """A GET that never raises: the body on 200, else None (used for the OpenAPI documents)."""
         try:
-            resp = await self.request(service, "GET", path, timeout_s=timeout_s)
+            resp = await self.request(service, "GET", path, caller=GATEWAY_CALLER, timeout_s=timeout_s)
         except UpstreamUnavailable:
             return None
         return resp.body if resp.status == 200 else None

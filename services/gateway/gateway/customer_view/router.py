@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from shared.problems import DomainError, NotFound, problem_responses
 
+from gateway.security.principal import PRINCIPAL_SCOPE_KEY
 from gateway.upstream import UpstreamUnavailable
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
@@ -38,9 +39,11 @@ class CustomerView(BaseModel):
 async def get_customer_view(customer_id: uuid.UUID, request: Request) -> Response:
     """The 360° customer view: profile, segmentation, value and lifecycle in one response."""
     upstreams = request.app.state.upstreams
+    # Each part is read as the caller, never as the gateway itself (the security middleware set the principal).
+    caller = request.scope[PRINCIPAL_SCOPE_KEY].caller
 
     async def fetch(service: str, suffix: str) -> bytes | None:
-        resp = await upstreams.request(service, "GET", f"/v1/customers/{customer_id}{suffix}")
+        resp = await upstreams.request(service, "GET", f"/v1/customers/{customer_id}{suffix}", caller=caller)
         if resp.status == 404:
             return None
         if resp.status != 200 or not resp.body.lstrip()[:1] == b"{":

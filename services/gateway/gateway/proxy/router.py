@@ -30,6 +30,10 @@ _ROUTES = {name: SimpleNamespace(path=f"/v1/* ({name})") for name in ("interacti
 _CORRELATION = CORRELATION_HEADER.encode()
 
 
+class Unauthenticated(DomainError):
+    status, slug, title = 401, "unauthorized", "Unauthorized"
+
+
 class ForeignSource(DomainError):
     status, slug, title = 403, "foreign-source", "Events under another source"
 
@@ -67,13 +71,17 @@ class ProxyMiddleware:
             return await self.app(scope, receive, send)
         scope["route"] = _ROUTES.get(service)
         try:
-            body = await _read_body(receive) if method not in ("GET", "HEAD") else None
             principal: Principal | None = scope.get(PRINCIPAL_SCOPE_KEY)
-            if body is not None and principal is not None and principal.role is Role.PARTNER:
+            if principal is None:
+                # The security middleware authenticates every proxied path; if a change ever let one through
+                # unauthenticated, it must not reach a service with the gateway's signature on it.
+                raise Unauthenticated("a credential is required")
+            body = await _read_body(receive) if method not in ("GET", "HEAD") else None
+            if body is not None and principal.role is Role.PARTNER:
                 check_partner_batch(principal, body)
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
             raw_path = scope.get("raw_path") or path.encode()
-            resp = await self.upstreams.request(service, method, raw_path.decode("latin-1"),
+            resp = await self.upstreams.request(service, method, raw_path.decode("latin-1"), caller=principal.caller,
                                                 query=scope.get("query_string", b"").decode("latin-1"),
                                                 body=body, headers=headers)
         except _ClientGone:

@@ -4,7 +4,8 @@ from typing import Literal
 
 from pydantic import AnyHttpUrl, BaseModel, Field, field_validator
 
-from gateway.text import StorableText
+from shared.validation import StorableText
+
 from gateway.webhooks.events import DOMAIN_EVENT_TYPES
 
 FilterValue = StorableText | list[StorableText]

@@ -1,3 +1,5 @@
+import json
+
 import orjson
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
@@ -10,7 +12,6 @@ from shared.problems import DomainError, problem_response
 
 from interaction.ingestion.schemas import IngestItemResult, IngestResponse
 from interaction.ingestion.service import ingest_http_batch
-from interaction.ingestion.validation import NUL_ESCAPE
 
 router = APIRouter(prefix="/v1", tags=["ingestion"])
 
@@ -39,6 +40,24 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
+def _parse(raw: bytes) -> object:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        error = exc
+    # orjson refuses valid JSON text Python cannot store either: a lone surrogate escape ("\ud800") or a number
+    # beyond a double (1e999999). Parsed leniently, the one event holding it is rejected with its reason and the
+    # rest of the batch is kept; the NaN and Infinity literals are not JSON and stay refused.
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        raise MalformedBatch(f"body is not valid JSON (or not UTF-8): {error}") from None
+
+
+def _refuse_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
 @router.post(
     "/events",
     response_model=IngestResponse,
@@ -61,10 +80,7 @@ async def ingest_events(request: Request, session: SessionDep) -> JSONResponse |
     """
     settings = request.app.state.runtime.settings
     raw = await _read_body(request, settings.ingest_max_bytes)
-    try:
-        items = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedBatch(f"body is not valid JSON (or not UTF-8): {exc}") from None
+    items = _parse(raw)
     if not isinstance(items, list):
         raise MalformedBatch(f"body must be a JSON array of events, got {type(items).__name__}")
     if len(items) > settings.ingest_max_events:
@@ -73,8 +89,7 @@ async def ingest_events(request: Request, session: SessionDep) -> JSONResponse |
         raise MalformedBatch("the batch is empty")
 
     try:
-        results = await ingest_http_batch(session, request.app.state.runtime.outbox, items, len(raw),
-                                          has_nul=NUL_ESCAPE in raw)
+        results = await ingest_http_batch(session, request.app.state.runtime.outbox, items, len(raw))
     except sa.exc.DBAPIError as exc:
         if not is_transient(exc):
             raise

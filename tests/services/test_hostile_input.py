@@ -1,0 +1,83 @@
+"""Class 6 of the security review: hostile values in request bodies are a 4xx problem naming the field, never a 500.
+
+Lone surrogates, NUL, numbers beyond any column, instants whose UTC conversion leaves the datetime range and
+JSON nested deeper than the encoders take: each service's write routes and the gateway's own, in process, on
+a real Postgres. Bodies are sent as raw JSON text: a lone surrogate cannot be encoded by a JSON client.
+"""
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from shared.messaging.inprocess import InProcessTransport
+
+import clv.app
+import gateway.app
+import interaction.app
+import lifecycle.app
+import segmentation.app
+from clv.settings import ClvSettings
+from gateway.settings import GatewaySettings
+from interaction.settings import InteractionSettings
+from lifecycle.settings import LifecycleSettings
+from segmentation.settings import SegmentationSettings
+from tests.services.conftest import serving
+
+ADMIN_KEY = "hostile-input-admin-key-0123456789abcdef"
+APPS = {
+    "interaction": (InteractionSettings, interaction.app.create_app),
+    "segmentation": (SegmentationSettings, segmentation.app.create_app),
+    "clv": (ClvSettings, clv.app.create_app),
+    "lifecycle": (LifecycleSettings, lifecycle.app.create_app),
+    "gateway": (GatewaySettings, gateway.app.create_app),
+}
+DEEP = "[" * 254 + "]" * 254
+
+
+@contextlib.asynccontextmanager
+async def service(name: str, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    settings_cls, create_app = APPS[name]
+    extra = {"bootstrap_admin_key": ADMIN_KEY} if name == "gateway" else {}
+    settings = settings_cls(database_url=database_url, transport="inprocess", run_workers=False, **extra)
+    async with serving(create_app(settings, InProcessTransport())) as client:
+        client.headers["X-API-Key"] = ADMIN_KEY
+        yield client
+
+
+def rule(value: str) -> str:
+    return '{"field": "clv", "op": "gt", "value": %s}' % value
+
+
+# (service, method, path, raw JSON body, a location the problem must name)
+CASES = [
+    ("segmentation", "POST", "/v1/segments/preview", '{"rule": {"field": "stage", "op": "eq", "value": "\\ud800"}}', "value"),
+    ("segmentation", "POST", "/v1/segments/preview", '{"rule": %s}' % rule('"1e-999999"'), "value"),
+    ("segmentation", "POST", "/v1/segments", '{"key": "k1", "name": "n", "rule": %s}' % rule('"1e-999999"'), "value"),
+    ("segmentation", "POST", "/v1/segments", '{"key": "k2", "name": "\\ud800", "rule": %s}' % rule("1"), "name"),
+    ("segmentation", "POST", "/v1/segments/preview", '{"rule": %s}' % rule("1e999999"), "value"),
+    ("segmentation", "POST", "/v1/segments/preview", '{"rule": {"all": %s}}' % DEEP, "rule"),
+    ("clv", "POST", "/v1/propositions", '{"name": "a\\u0000", "kind": "offer", "currency": "EUR", "cost": "1", "expected_uplift": 0.1}', "name"),
+    ("clv", "POST", "/v1/propositions", '{"name": "a", "description": "\\u0000", "kind": "offer", "currency": "EUR", "cost": "1", "expected_uplift": 0.1}', "description"),
+    ("clv", "POST", "/v1/propositions", '{"name": "a", "target_segments": ["x\\u0000"], "kind": "offer", "currency": "EUR", "cost": "1", "expected_uplift": 0.1}', "target_segments"),
+    ("clv", "POST", "/v1/propositions", '{"name": "a", "kind": "offer", "currency": "EUR", "cost": 1e999999, "expected_uplift": 0.1}', "cost"),
+    ("clv", "POST", "/v1/value/models/fits", '{"currency": "EUR", "as_of": "9999-12-31T23:59:59-14:00"}', "as_of"),
+    ("lifecycle", "POST", "/v1/deals", '{"customer_id": "%s", "pipeline": "sales", "expected_close": "9999-12-31T23:59:59-14:00"}' % uuid.uuid4(), "expected_close"),
+    ("lifecycle", "POST", "/v1/deals", '{"customer_id": "%s", "pipeline": "sales", "expected_close": "0001-01-01T00:00:00+14:00"}' % uuid.uuid4(), "expected_close"),
+    ("lifecycle", "POST", "/v1/deals", '{"customer_id": "%s", "pipeline": "sales", "title": "\\udfff"}' % uuid.uuid4(), "title"),
+    ("gateway", "POST", "/v1/api-keys", '{"name": "k", "role": "analyst", "expires_at": "9999-12-31T23:59:59Z"}', "expires_at"),
+    ("gateway", "POST", "/v1/api-keys", '{"name": "k", "role": "analyst", "expires_at": "9999-12-31T23:59:59-14:00"}', "expires_at"),
+    ("interaction", "POST", "/v1/partners", '{"id": "p1", "name": "\\ud800"}', "name"),
+]
+
+
+@pytest.mark.parametrize(("name", "method", "path", "body", "field"), CASES,
+                         ids=[f"{c[0]}-{c[2]}-{i}" for i, c in enumerate(CASES)])
+async def test_hostile_value_is_a_problem_naming_the_field(database_url, name, method, path, body, field):
+    async with service(name, database_url) as client:
+        resp = await client.request(method, path, content=body.encode(), headers={"content-type": "application/json"})
+    assert 400 <= resp.status_code < 500, (resp.status_code, resp.text)
+    assert resp.headers["content-type"].startswith("application/problem+json")
+    assert field in resp.text, resp.text

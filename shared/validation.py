@@ -59,7 +59,7 @@ def find_unstorable(doc: Any, max_depth: int = MAX_DEPTH) -> tuple[Loc, str] | N
                 return loc, "integer out of range (at most 64 bits)"
         elif isinstance(value, float):
             if not math.isfinite(value):
-                return loc, "must be a finite number"
+                return loc, "must be finite (not NaN or infinity)"
         elif isinstance(value, dict | list):
             if depth > max_depth:
                 return loc, f"nested deeper than {max_depth} levels"

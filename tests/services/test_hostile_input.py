@@ -81,3 +81,56 @@ async def test_hostile_value_is_a_problem_naming_the_field(database_url, name, m
     assert 400 <= resp.status_code < 500, (resp.status_code, resp.text)
     assert resp.headers["content-type"].startswith("application/problem+json")
     assert field in resp.text, resp.text
+
+
+def raw_event(subject: str, data: str, **attrs: str) -> str:
+    """A partner event as JSON text, so it can carry what a JSON encoder would refuse."""
+    fields = {"specversion": '"1.0"', "id": f'"{uuid.uuid4()}"', "source": '"shop-eu"', "type": '"customer.identified"',
+              "subject": f'"{subject}"', "time": '"2026-11-01T10:00:00Z"', "data": data} | attrs
+    return "{" + ", ".join(f'"{k}": {v}' for k, v in fields.items()) + "}"
+
+
+def valid_order(subject: str, order_id: str) -> str:
+    return raw_event(subject, '{"order_id": "%s", "amount": "10.00", "currency": "EUR"}' % order_id,
+                     type='"order.completed"')
+
+
+# (name, the event, what its reason must mention)
+HOSTILE_EVENTS = [
+    ("data nested 254 levels", raw_event("H-1", '{"note": %s}' % ("[" * 252 + "]" * 252)), "data.note"),
+    ("lone surrogate in an attribute", raw_event("H-1", '{"attributes": {"note": "\\ud800"}}'), "surrogate"),
+    ("lone surrogate in the subject", raw_event("H-\\udfff", "{}"), "subject"),
+    ("lone surrogate in the id", raw_event("H-1", "{}", id='"\\ud800"'), "id"),
+    ("number beyond a double", raw_event("H-1", '{"attributes": {"n": 1e999999}}'), "data.attributes.n"),
+    ("integer beyond 64 bits", raw_event("H-1", '{"attributes": {"n": %d}}' % 2**70), "data.attributes.n"),
+    ("deal closing in year 10000 UTC", raw_event("H-1", '{"deal_id": "D", "stage": "won", "expected_close": '
+                                                 '"9999-12-31T23:59:59-14:00"}', type='"deal.updated"'),
+     "expected_close"),
+    ("NUL in an attribute key", raw_event("H-1", '{"attributes": {"a\\u0000": 1}}'), "NUL"),
+]
+
+
+async def test_hostile_events_are_rejected_one_by_one_and_the_valid_ones_stored(database_url):
+    batch = "[" + ", ".join([valid_order("V-1", "V-O-1"), *(e for _, e, _ in HOSTILE_EVENTS),
+                             valid_order("V-2", "V-O-2")]) + "]"
+    async with service("interaction", database_url) as client:
+        resp = await client.post("/v1/events", content=batch.encode(), headers={"content-type": "application/json"})
+        assert resp.status_code == 422, resp.text
+        assert resp.headers["content-type"] == "application/problem+json"
+        results = resp.json()["results"]
+        assert [r["status"] for r in (results[0], results[-1])] == ["accepted", "accepted"]
+        for (name, _, reason), result in zip(HOSTILE_EVENTS, results[1:-1], strict=True):
+            assert result["status"] == "rejected", name
+            assert reason in result["reason"], f"{name}: {result['reason']}"
+        for subject in ("V-1", "V-2"):
+            found = await client.get("/v1/customers", params={"source": "shop-eu", "external_id": subject})
+            assert len(found.json()["items"]) == 1, found.text
+        nothing = await client.get("/v1/customers", params={"source": "shop-eu", "external_id": "H-1"})
+        assert nothing.json()["items"] == [], "nothing of a rejected event is stored"
+
+
+@pytest.mark.parametrize("body", [b'[{"a": NaN}]', b'[{"a": Infinity}]', b"[" * 100_000 + b"]" * 100_000])
+async def test_a_batch_that_is_not_json_is_400(database_url, body):
+    async with service("interaction", database_url) as client:
+        resp = await client.post("/v1/events", content=body, headers={"content-type": "application/json"})
+    assert resp.status_code == 400 and "not valid JSON" in resp.json()["detail"], resp.text

@@ -11,10 +11,12 @@ What it keeps out, and why each would otherwise be a 500 (or a silent corruption
   UTC): `Instant` bounds them to plausible years, which Postgres `timestamptz` holds too.
 """
 
+import json
 import math
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import orjson
 from pydantic import AfterValidator, AwareDatetime
 
 MAX_DEPTH = 32
@@ -71,6 +73,28 @@ def find_unstorable(doc: Any, max_depth: int = MAX_DEPTH) -> tuple[Loc, str] | N
             else:
                 stack.extend((item, (*loc, i), depth + 1) for i, item in enumerate(value))
     return None
+
+
+def loads(raw: bytes) -> Any:
+    """JSON text as Python values, for a route that checks the values itself: raises ValueError if not JSON.
+
+    orjson refuses valid JSON text that holds a lone surrogate escape ("\\ud800") or a number beyond a double
+    (1e999999); the standard parser takes it, so the caller can reject just the value (and say where) with
+    `find_unstorable`. The NaN and Infinity literals are not JSON and stay refused. Every reader of one body
+    must parse it the same way: the gateway's check of a partner's batch sees what the service stores.
+    """
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        error = exc
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        raise ValueError(str(error)) from None
+
+
+def _refuse_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
 
 
 def describe(loc: Loc, problem: str) -> str:

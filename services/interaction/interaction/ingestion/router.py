@@ -1,6 +1,3 @@
-import json
-
-import orjson
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -9,6 +6,7 @@ from shared.contracts.envelope import Envelope
 from shared.db import SessionDep
 from shared.messaging.inbox import is_transient
 from shared.problems import DomainError, problem_response
+from shared.validation import loads
 
 from interaction.ingestion.schemas import IngestItemResult, IngestResponse
 from interaction.ingestion.service import ingest_http_batch
@@ -40,24 +38,6 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def _parse(raw: bytes) -> object:
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        error = exc
-    # orjson refuses valid JSON text Python cannot store either: a lone surrogate escape ("\ud800") or a number
-    # beyond a double (1e999999). Parsed leniently, the one event holding it is rejected with its reason and the
-    # rest of the batch is kept; the NaN and Infinity literals are not JSON and stay refused.
-    try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
-    except (ValueError, RecursionError):
-        raise MalformedBatch(f"body is not valid JSON (or not UTF-8): {error}") from None
-
-
-def _refuse_constant(name: str) -> object:
-    raise ValueError(f"{name} is not JSON")
-
-
 @router.post(
     "/events",
     response_model=IngestResponse,
@@ -80,7 +60,12 @@ async def ingest_events(request: Request, session: SessionDep) -> JSONResponse |
     """
     settings = request.app.state.runtime.settings
     raw = await _read_body(request, settings.ingest_max_bytes)
-    items = _parse(raw)
+    try:
+        # A lone surrogate or a number beyond a double parses: the one event holding it is rejected with its
+        # reason and the rest of the batch is kept.
+        items = loads(raw)
+    except ValueError as exc:
+        raise MalformedBatch(f"body is not valid JSON (or not UTF-8): {exc}") from None
     if not isinstance(items, list):
         raise MalformedBatch(f"body must be a JSON array of events, got {type(items).__name__}")
     if len(items) > settings.ingest_max_events:

@@ -46,8 +46,53 @@ def printable(value: str) -> str:
 def find_unstorable(doc: Any, max_depth: int = MAX_DEPTH) -> tuple[Loc, str] | None:
     """The first value of a decoded JSON document that cannot be stored: (where, why), or None.
 
-    Iterative, so a document nested as deep as the parser allowed cannot exhaust the stack here.
+    Every partner event goes through here: a quick pass answers for the usual clean document (about half the
+    cost of tracking where each value sits); only a document it flags is walked again to say where.
     """
+    if not _flagged(doc, 1, max_depth):
+        return None
+    return _locate(doc, max_depth)
+
+
+def _surrogate(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _flagged(value: Any, depth: int, max_depth: int) -> bool:
+    # Plain loops, not any() over a generator: this runs for every partner event. Recursion stops at
+    # max_depth + 1 frames: the depth is checked before descending.
+    kind = type(value)
+    if kind is str:
+        return "\x00" in value or (not value.isascii() and _surrogate(value))
+    if kind is dict:
+        if depth > max_depth:
+            return True
+        for key, item in value.items():
+            if type(key) is not str or "\x00" in key or (not key.isascii() and _surrogate(key)):
+                return True
+            if _flagged(item, depth + 1, max_depth):
+                return True
+        return False
+    if kind is list:
+        if depth > max_depth:
+            return True
+        for item in value:
+            if _flagged(item, depth + 1, max_depth):
+                return True
+        return False
+    if kind is int:
+        return not -INT64 <= value < INT64
+    if kind is float:
+        return not math.isfinite(value)
+    return not (value is None or kind is bool)  # anything else is not JSON: the locating walk judges it
+
+
+def _locate(doc: Any, max_depth: int) -> tuple[Loc, str] | None:
+    """Iterative, so a document nested as deep as the parser allowed cannot exhaust the stack here."""
     stack: list[tuple[Any, Loc, int]] = [(doc, (), 1)]
     while stack:
         value, loc, depth = stack.pop()

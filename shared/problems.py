@@ -8,7 +8,6 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
-import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -23,8 +22,9 @@ PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://customer-value-crm.dev/problems/"
 log = logging.getLogger(__name__)
 # Postgres data exceptions a request value causes (too long, out of range, malformed, unencodable), not a bug of
-# ours like division by zero: https://www.postgresql.org/docs/current/errcodes-appendix.html
-_INPUT_SQLSTATES = {"22001", "22003", "22007", "22008", "22009", "22021", "22P02", "22P05"}
+# ours like division by zero (22012): https://www.postgresql.org/docs/current/errcodes-appendix.html. asyncpg
+# raises the bare 22000 when it cannot encode a query argument (a date beyond its range, a lone surrogate).
+_INPUT_SQLSTATES = {"22000", "22001", "22003", "22007", "22008", "22009", "22021", "22P02", "22P05"}
 
 
 class Problem(BaseModel):
@@ -114,6 +114,4 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 def _is_input_error(exc: DBAPIError) -> bool:
     cause = exc.orig.__cause__ if exc.orig is not None else None
-    if isinstance(cause, asyncpg.exceptions.DataError):
-        return True  # asyncpg could not encode a query argument (e.g. a date out of range)
-    return getattr(exc.orig, "pgcode", None) in _INPUT_SQLSTATES or getattr(cause, "sqlstate", None) in _INPUT_SQLSTATES
+    return getattr(cause, "sqlstate", None) in _INPUT_SQLSTATES

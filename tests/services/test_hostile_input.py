@@ -134,3 +134,46 @@ async def test_a_batch_that_is_not_json_is_400(database_url, body):
     async with service("interaction", database_url) as client:
         resp = await client.post("/v1/events", content=body, headers={"content-type": "application/json"})
     assert resp.status_code == 400 and "not valid JSON" in resp.json()["detail"], resp.text
+
+
+async def test_a_value_the_database_refuses_is_a_422_but_our_own_data_bug_stays_a_500(database_url):
+    """The backstop behind the checks: a Postgres data exception a request value causes is the client's."""
+    import sqlalchemy as sa
+    from fastapi import FastAPI
+
+    from shared.db import make_engine
+    from shared.problems import install_problem_handlers
+
+    engine = make_engine(database_url)
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.post("/cast")
+    async def cast(value: str) -> dict:
+        async with engine.connect() as conn:
+            return {"n": (await conn.execute(sa.text("select cast(:v as int)"), {"v": value})).scalar()}
+
+    @app.post("/when")
+    async def when(year: int) -> dict:
+        from datetime import UTC, datetime, timedelta, timezone
+        at = datetime(year, 12, 31, 23, 59, tzinfo=timezone(-timedelta(hours=14)))
+        async with engine.connect() as conn:
+            return {"at": (await conn.execute(sa.text("select cast(:t as timestamptz)"), {"t": at})).scalar()
+                    .astimezone(UTC).isoformat()}
+
+    @app.post("/divide")
+    async def divide() -> dict:
+        async with engine.connect() as conn:
+            return {"n": (await conn.execute(sa.text("select 1 / 0"))).scalar()}
+
+    try:
+        async with serving(app) as client:
+            refused = await client.post("/cast", params={"value": "ten"})
+            overflow = await client.post("/when", params={"year": 9999})
+            ours = await client.post("/divide")
+    finally:
+        await engine.dispose()
+    for resp in (refused, overflow):
+        assert resp.status_code == 422, resp.text
+        assert resp.json()["type"].endswith("/unstorable-value")
+    assert ours.status_code == 500

@@ -8,11 +8,16 @@ a real Postgres. Bodies are sent as raw JSON text: a lone surrogate cannot be en
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
 
 import httpx
 import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
 
+from shared.db import make_engine
 from shared.messaging.inprocess import InProcessTransport
+from shared.problems import install_problem_handlers
 
 import clv.app
 import gateway.app
@@ -138,12 +143,6 @@ async def test_a_batch_that_is_not_json_is_400(database_url, body):
 
 async def test_a_value_the_database_refuses_is_a_422_but_our_own_data_bug_stays_a_500(database_url):
     """The backstop behind the checks: a Postgres data exception a request value causes is the client's."""
-    import sqlalchemy as sa
-    from fastapi import FastAPI
-
-    from shared.db import make_engine
-    from shared.problems import install_problem_handlers
-
     engine = make_engine(database_url)
     app = FastAPI()
     install_problem_handlers(app)
@@ -155,7 +154,6 @@ async def test_a_value_the_database_refuses_is_a_422_but_our_own_data_bug_stays_
 
     @app.post("/when")
     async def when(year: int) -> dict:
-        from datetime import UTC, datetime, timedelta, timezone
         at = datetime(year, 12, 31, 23, 59, tzinfo=timezone(-timedelta(hours=14)))
         async with engine.connect() as conn:
             return {"at": (await conn.execute(sa.text("select cast(:t as timestamptz)"), {"t": at})).scalar()

@@ -3,13 +3,15 @@
 import time
 from collections.abc import Awaitable, Callable
 
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.log import correlation_id, new_correlation_id
 from shared.problems import problem_response
+from shared.validation import find_unstorable, printable, text_problem
 
 CORRELATION_HEADER = "x-correlation-id"
 
@@ -66,6 +68,36 @@ class MetricsMiddleware:
             HTTP_SECONDS.labels(self.service, scope["method"], route).observe(time.perf_counter() - started)
 
 
+def _json_content(request: Request) -> bool:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return not content_type or content_type == "application/json" or content_type.endswith("+json")
+
+
+async def reject_unstorable_input(request: Request) -> None:
+    """Every route's path and query parameters and JSON body: a value no service can store is a 422 naming it.
+
+    Runs as an app-wide dependency, after FastAPI has parsed the body (the parse is cached on the request, so
+    this walks the same document) and before the body model is validated. A route that reads its body itself
+    (event ingestion) declares no body model and checks its items one by one.
+    """
+    errors: list[dict] = []
+    for where, params in (("path", request.path_params.items()), ("query", request.query_params.multi_items())):
+        for name, value in params:
+            if isinstance(value, str) and (problem := text_problem(value)):
+                errors.append({"loc": (where, printable(name)), "msg": problem, "type": "value_error"})
+    if getattr(request.scope.get("route"), "body_field", None) is not None and _json_content(request):
+        try:
+            doc = await request.json() if await request.body() else None
+        except Exception:  # noqa: BLE001 - not JSON: FastAPI reports it (it parsed the same body first)
+            doc = None
+        if found := find_unstorable(doc):
+            loc, problem = found
+            errors.append({"loc": ("body", *(printable(p) if isinstance(p, str) else p for p in loc)),
+                           "msg": problem, "type": "value_error"})
+    if errors:
+        raise RequestValidationError(errors)
+
+
 ReadinessCheck = Callable[[], Awaitable[None]]
 
 
@@ -99,6 +131,8 @@ def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
 
 
 def install_http_plumbing(app: FastAPI, service: str) -> None:
+    """Call before including the routers: the input check applies to the routes included after it."""
+    app.router.dependencies.append(Depends(reject_unstorable_input))
     app.add_middleware(MetricsMiddleware, service=service)
     app.add_middleware(CorrelationMiddleware)
 

@@ -15,8 +15,20 @@ from tests.support import produce, read_topic, scalar, wait_until
 
 pytestmark = pytest.mark.kafka
 
+
+def _identified(data: bytes) -> bytes:
+    """A partner event as JSON text, so its data can hold what a JSON encoder refuses."""
+    return (b'{"specversion": "1.0", "id": "raw-%s", "source": "shop-eu", "type": "customer.identified", '
+            b'"subject": "M-1", "time": "2026-11-01T10:00:00Z", "data": %s}' % (str(hash(data)).encode(), data))
+
+
 RAW = [("bad JSON", b"{\"specversion\": ", "not valid JSON"), ("bad UTF-8", b"\xff\xfe\xfd", "not valid JSON"),
-       ("empty", b"", "JSON")]
+       ("empty", b"", "JSON"),
+       ("lone surrogate", _identified(b'{"attributes": {"note": "\\ud800"}}'), "not valid JSON"),
+       ("number beyond a double", _identified(b'{"attributes": {"n": 1e999999}}'), "data.attributes.n: must be finite"),
+       ("NaN", _identified(b'{"attributes": {"n": NaN}}'), "data.attributes.n: must be finite"),
+       ("integer beyond 64 bits", _identified(b'{"attributes": {"n": %d}}' % 2**70), "data.attributes.n: integer"),
+       ("data nested 254 levels", _identified(b'{"note": %s}' % (b"[" * 252 + b"]" * 252)), "JSON")]
 
 
 async def test_every_malformed_event_is_dead_lettered_with_its_reason(database_url, kafka_bootstrap, topic_prefix):

@@ -99,6 +99,20 @@ async def test_partner_may_only_publish_under_its_own_source(stack: Stack) -> No
         assert (await partner.get("/v1/webhooks")).status_code == 403
 
 
+async def test_a_lone_surrogate_does_not_hide_a_foreign_source_from_the_check(stack: Stack) -> None:
+    """The interaction service keeps the valid events of a batch holding "\\ud800"; the gateway sees them too."""
+    key = await create_key(stack, "partner", partner="shop-eu")
+    foreign = ('{"specversion": "1.0", "id": "f1", "source": "pos-stores", "type": "order.completed", '
+               '"subject": "C-1", "time": "2026-11-01T10:00:00Z", '
+               '"data": {"order_id": "A-1", "amount": "10.00", "currency": "EUR"}}')
+    odd = '{"specversion": "1.0", "id": "\\ud800", "source": 1e999999, "type": "x", "time": "x", "data": {}}'
+    async with stack.client(key, headers={"content-type": "application/json"}) as partner:
+        resp = await partner.post("/v1/events", content=f"[{foreign}, {odd}]".encode())
+    assert resp.status_code == 403, resp.text
+    assert resp.json()["items"] == [{"index": 0, "id": "f1", "source": "pos-stores"},
+                                    {"index": 1, "id": "\\ud800", "source": None}]
+
+
 async def test_secrets_never_reach_the_logs(stack: Stack, caplog) -> None:
     partner = await create_key(stack, "partner", partner="shop-eu")
     caplog.set_level(logging.DEBUG)

@@ -2,6 +2,14 @@
 
 from tests.services.interaction.events import event, feedback, identified, order, touch
 
+
+def nested(levels: int) -> object:
+    doc: object = "bottom"
+    for _ in range(levels):
+        doc = {"level": doc}
+    return doc
+
+
 MALFORMED: list[tuple[str, object, str]] = [
     ("not an object", ["an", "array"], "JSON object"),
     ("missing id", {k: v for k, v in order("M-1", "X-1").items() if k != "id"}, "id"),
@@ -22,5 +30,11 @@ MALFORMED: list[tuple[str, object, str]] = [
     ("bad email", identified("M-1", email="not-an-email"), "identifiers.email"),
     ("bad phone", identified("M-1", phone="12"), "identifiers.phone"),
     ("NUL character", identified("M-1", attributes={"note": "a\x00b"}), "NUL"),
+    ("data nested 100 levels", event("customer.identified", "M-1", {"note": nested(100)}), "nested deeper than 32"),
+    ("expected_close overflowing UTC", event("deal.updated", "M-1", {"deal_id": "D-1", "stage": "won",
+                                                                     "expected_close": "9999-12-31T23:59:59-14:00"}),
+     "expected_close"),
+    ("occurred_at before year 1 in UTC", order("M-1", "X-11", at="0001-01-01T00:00:00+14:00"), "occurred_at"),
+    ("NUL in the subject", order("M-\x00", "X-12"), "subject"),
     ("oversize", event("customer.identified", "M-1", {"padding": "x" * 300_000}), "byte limit"),
 ]

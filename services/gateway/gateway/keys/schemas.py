@@ -1,10 +1,11 @@
 import uuid
 from datetime import datetime
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
+
+from shared.validation import Instant, StorableText
 
 from gateway.security.principal import Role
-from gateway.text import StorableText
 
 
 class ApiKeyCreate(BaseModel):
@@ -13,7 +14,7 @@ class ApiKeyCreate(BaseModel):
     name: StorableText = Field(min_length=1, max_length=100, examples=["shop-eu production"])
     role: Role = Field(examples=["partner"])
     partner_id: StorableText | None = Field(None, min_length=1, max_length=200, examples=["shop-eu"])
-    expires_at: AwareDatetime | None = Field(None, examples=["2027-12-31T23:59:59Z"])
+    expires_at: Instant | None = Field(None, examples=["2027-12-31T23:59:59Z"])
     rate_limit_per_s: float | None = Field(None, gt=0, le=100_000, description="Overrides the default per-key rate.")
 
 

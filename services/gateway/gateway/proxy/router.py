@@ -12,11 +12,11 @@ import logging
 import re
 from types import SimpleNamespace
 
-import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.http import CORRELATION_HEADER
 from shared.problems import DomainError, problem_response
+from shared.validation import loads, printable
 
 from gateway.proxy.routing import owner
 from gateway.security.principal import PRINCIPAL_SCOPE_KEY, Principal, Role
@@ -41,13 +41,15 @@ class ForeignSource(DomainError):
 def check_partner_batch(principal: Principal, body: bytes) -> None:
     """Refuses a batch in which any event's `source` is not the partner's own id."""
     try:
-        items = orjson.loads(body)
-    except orjson.JSONDecodeError:
+        # Parsed as the interaction service parses it, or a lone surrogate anywhere would hide the batch from
+        # this check while the service still stores its valid events.
+        items = loads(body)
+    except ValueError:
         return  # not JSON: the interaction service answers 400 with the reason
     if not isinstance(items, list):
         return
     offending = [
-        {"index": i, "id": item.get("id"), "source": item.get("source")}
+        {"index": i, "id": _echo(item.get("id")), "source": _echo(item.get("source"))}
         for i, item in enumerate(items) if isinstance(item, dict) and item.get("source") != principal.partner_id
     ]
     if offending:
@@ -55,6 +57,11 @@ def check_partner_batch(principal: Principal, body: bytes) -> None:
             f"{len(offending)} event(s) are not under your source {principal.partner_id!r}; nothing was accepted",
             items=offending[:MAX_LISTED_ITEMS],
         )
+
+
+def _echo(value: object) -> str | None:
+    # Only a string is echoed, made encodable: an id of 1e999999 (inf) or "\ud800" would fail the response.
+    return printable(value) if isinstance(value, str) else None
 
 
 class ProxyMiddleware:

@@ -5,7 +5,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, AnyHttpUrl, BaseModel, Field, field_validator
 from yarl import URL
 
-from gateway.text import StorableText
+from shared.validation import StorableText
+
 from gateway.webhooks.events import DOMAIN_EVENT_TYPES
 
 FilterValue = StorableText | list[StorableText]

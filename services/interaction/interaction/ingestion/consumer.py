@@ -24,7 +24,7 @@ from shared.messaging.outbox import Outbox
 from shared.messaging.transport import IncomingMessage
 
 from interaction.ingestion.service import INGEST_INBOX, apply_partner_events
-from interaction.ingestion.validation import NUL_ESCAPE, NUL_REASON, PartnerEvent, check
+from interaction.ingestion.validation import PartnerEvent, check
 
 
 def partner_ingest_subscription(outbox: Outbox, timings: dict[str, float] | None = None) -> Subscription:
@@ -35,8 +35,9 @@ def partner_ingest_subscription(outbox: Outbox, timings: dict[str, float] | None
         now = datetime.now(UTC)  # one clock reading for the batch's plausibility windows
         for e in events:
             try:
-                if NUL_ESCAPE in (e.message.value or b"") or any(b"\x00" in v for _, v in e.message.headers):
-                    raise InvalidEvent(NUL_REASON)
+                # Headers travel on to the dead-letter topic and the outbox's headers column (jsonb).
+                if any(b"\x00" in v for _, v in e.message.headers):
+                    raise InvalidEvent("a header contains a NUL character (\\u0000)")
                 good.append(check(e.envelope, e.payload, now))
             except InvalidEvent as exc:
                 dead.append((e, str(exc)))

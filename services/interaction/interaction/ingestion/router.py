@@ -1,4 +1,3 @@
-import orjson
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -7,10 +6,10 @@ from shared.contracts.envelope import Envelope
 from shared.db import SessionDep
 from shared.messaging.inbox import is_transient
 from shared.problems import DomainError, problem_response
+from shared.validation import loads
 
 from interaction.ingestion.schemas import IngestItemResult, IngestResponse
 from interaction.ingestion.service import ingest_http_batch
-from interaction.ingestion.validation import NUL_ESCAPE
 
 router = APIRouter(prefix="/v1", tags=["ingestion"])
 
@@ -62,8 +61,10 @@ async def ingest_events(request: Request, session: SessionDep) -> JSONResponse |
     settings = request.app.state.runtime.settings
     raw = await _read_body(request, settings.ingest_max_bytes)
     try:
-        items = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
+        # A lone surrogate or a number beyond a double parses: the one event holding it is rejected with its
+        # reason and the rest of the batch is kept.
+        items = loads(raw)
+    except ValueError as exc:
         raise MalformedBatch(f"body is not valid JSON (or not UTF-8): {exc}") from None
     if not isinstance(items, list):
         raise MalformedBatch(f"body must be a JSON array of events, got {type(items).__name__}")
@@ -73,8 +74,7 @@ async def ingest_events(request: Request, session: SessionDep) -> JSONResponse |
         raise MalformedBatch("the batch is empty")
 
     try:
-        results = await ingest_http_batch(session, request.app.state.runtime.outbox, items, len(raw),
-                                          has_nul=NUL_ESCAPE in raw)
+        results = await ingest_http_batch(session, request.app.state.runtime.outbox, items, len(raw))
     except sa.exc.DBAPIError as exc:
         if not is_transient(exc):
             raise

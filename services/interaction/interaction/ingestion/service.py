@@ -20,13 +20,14 @@ from shared.contracts.envelope import MAX_EVENT_BYTES, Envelope, InvalidEvent
 from shared.contracts.topics import INTERACTION_EVENTS
 from shared.messaging.inbox import claim
 from shared.messaging.outbox import Outbox
+from shared.validation import printable
 
 from interaction.customers.service import erase_customers, publishable_attributes
 from interaction.identity import repository as identity_repository
 from interaction.identity.normalise import SOURCE, source_key
 from interaction.identity.resolution import resolve
 from interaction.ingestion import repository as repo
-from interaction.ingestion.validation import NUL_ESCAPE, NUL_REASON, PartnerEvent, validate
+from interaction.ingestion.validation import PartnerEvent, validate
 from interaction.tables import messaging
 from interaction.traits.service import recompute_traits
 
@@ -44,22 +45,20 @@ class ItemResult:
 
 
 async def ingest_http_batch(session: AsyncSession, outbox: Outbox, items: Sequence[object],
-                            body_bytes: int = 0, has_nul: bool = True) -> list[ItemResult]:
+                            body_bytes: int = 0) -> list[ItemResult]:
     """The HTTP door: validate every item, apply the valid new ones, report each item's fate."""
     results: dict[int, ItemResult] = {}
     valid: list[tuple[int, PartnerEvent]] = []
     for i, raw in enumerate(items):
-        ident = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
+        # Echoed in the response: a lone surrogate in it would fail the response's encoding.
+        ident = printable(raw["id"]) if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
         try:
-            if body_bytes > MAX_EVENT_BYTES or has_nul:
-                encoded = orjson.dumps(raw)
-                if len(encoded) > MAX_EVENT_BYTES:
+            if body_bytes > MAX_EVENT_BYTES:
+                if len(_encoded(raw)) > MAX_EVENT_BYTES:
                     raise InvalidEvent(f"event is over the {MAX_EVENT_BYTES}-byte limit")
-                if NUL_ESCAPE in encoded:
-                    raise InvalidEvent(NUL_REASON)
             valid.append((i, validate(raw)))
         except InvalidEvent as exc:
-            results[i] = ItemResult(i, "rejected", ident, str(exc))
+            results[i] = ItemResult(i, "rejected", ident, printable(str(exc)))
     # Claim, then lock (in apply_partner_events): the order of the Kafka door, so the two never wait on each other
     # in a cycle; an event in flight through both doors is applied by one and is a duplicate for the other.
     fresh_keys = await claim(session, messaging.inbox, INGEST_INBOX,
@@ -76,6 +75,15 @@ async def ingest_http_batch(session: AsyncSession, outbox: Outbox, items: Sequen
             results[i] = ItemResult(i, "duplicate", event.envelope.id)
     await apply_partner_events(session, outbox, fresh)
     return [results[i] for i in range(len(items))]
+
+
+def _encoded(raw: object) -> bytes:
+    try:
+        return orjson.dumps(raw)
+    except orjson.JSONEncodeError:
+        # Too deep, a huge integer or a lone surrogate: `validate` says which and where.
+        validate(raw)
+        raise InvalidEvent("the event cannot be encoded as JSON") from None
 
 
 def _wrap(payload: contracts.Payload, customer_id: uuid.UUID, cause: Envelope | None = None) -> Envelope:

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from shared.contracts.envelope import Envelope, InvalidEvent, Payload, describe_validation_error
 from shared.contracts.partner import PARTNER_EVENT_TYPES, PartnerPayload, occurred
+from shared.validation import describe, find_unstorable, text_problem
 
 from interaction.identity.normalise import EMAIL, PHONE, IdentifierKey, normalise_email, normalise_phone, source_key
 
@@ -19,9 +20,6 @@ EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
 FUTURE_SKEW = timedelta(days=1)
 # Dates that may lie in the future (a deal's expected close): up to this far ahead.
 FUTURE_PLAN = timedelta(days=3650)
-# Postgres text cannot hold U+0000: an event carrying one is rejected rather than failing its whole batch.
-NUL_ESCAPE = b"\\u0000"
-NUL_REASON = "the event contains a NUL character (\\u0000), which cannot be stored"
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
 
 
@@ -54,6 +52,7 @@ def check(envelope: Envelope, payload: Payload, now: datetime | None = None) -> 
     """Checks what the schema cannot say and normalises identifiers; raises `InvalidEvent`."""
     if not envelope.subject or not envelope.subject.strip():
         raise InvalidEvent("subject: the partner's customer id is required")
+    _check_storable(envelope)
     now = now or datetime.now(UTC)
     _check_time("time", envelope.time, now + FUTURE_SKEW)
     when = occurred(payload, envelope.time)
@@ -86,8 +85,24 @@ def check(envelope: Envelope, payload: Payload, now: datetime | None = None) -> 
     return event
 
 
+def _check_storable(envelope: Envelope) -> None:
+    """What Postgres and the JSON encoders cannot take (NUL, lone surrogates, inf, huge integers, deep nesting):
+    the one bad event is rejected instead of failing the transaction of its whole batch."""
+    for name in ("id", "source", "subject", "correlationid", "dataschema"):
+        value = getattr(envelope, name)
+        if value is not None and (problem := text_problem(value)):
+            raise InvalidEvent(f"{name}: {problem}")
+    if found := find_unstorable(envelope.data):
+        raise InvalidEvent(describe(("data", *found[0]), found[1]))
+
+
 def _check_time(name: str, value: datetime, latest: datetime) -> None:
-    if not (EARLIEST <= value <= latest):
+    try:
+        # Comparing converts to UTC, which overflows for e.g. 9999-12-31T23:59:59-14:00 (year 10000 in UTC).
+        inside = EARLIEST <= value <= latest
+    except OverflowError:
+        inside = False
+    if not inside:
         raise InvalidEvent(f"{name}: {value.isoformat()} is outside the accepted window "
                            f"({EARLIEST.date()} to {latest.isoformat(timespec='seconds')})")
 

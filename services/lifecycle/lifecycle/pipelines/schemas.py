@@ -4,7 +4,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.validation import Instant
 
 from lifecycle.text import text
 
@@ -75,7 +77,7 @@ class DealCreate(BaseModel):
     title: text(300) | None = None
     amount: Amount | None = None
     currency: Currency | None = None
-    expected_close: AwareDatetime | None = None
+    expected_close: Instant | None = None
     owner: text(200) | None = None
 
     @model_validator(mode="after")
@@ -90,7 +92,7 @@ class DealUpdate(BaseModel):
     title: text(300) | None = None
     amount: Amount | None = None
     currency: Currency | None = None
-    expected_close: AwareDatetime | None = None
+    expected_close: Instant | None = None
     owner: text(200) | None = None
 
 

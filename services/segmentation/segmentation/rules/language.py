@@ -73,8 +73,10 @@ def _number(value: Any, where: str) -> Decimal:
         number = Decimal(str(value))
     except InvalidOperation:
         raise InvalidDefinition(f"{where}: value must be a number, got {json.dumps(value)[:40]}") from None
-    if not number.is_finite() or abs(number) > Decimal("1e15"):
-        raise InvalidDefinition(f"{where}: value must be a finite number below 1e15")
+    # The exponent bound keeps a value like "1e-999999" (finite, tiny) from reaching Postgres `numeric`,
+    # which cannot hold it.
+    if not number.is_finite() or abs(number) > Decimal("1e15") or number.normalize().as_tuple().exponent < -15:
+        raise InvalidDefinition(f"{where}: value must be a finite number below 1e15, at most 15 decimal places")
     return number
 
 

@@ -2,21 +2,16 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
+
+from shared.validation import Instant
 
 
 class RunCreate(BaseModel):
     kind: Literal["rfm", "clustering", "tiers"]
     scheme: str | None = Field(None, min_length=1, max_length=60, pattern=r"^[a-z0-9][a-z0-9\-]*$", description="RFM runs: the scheme key (default).")
     currency: str | None = Field(None, pattern=r"^[A-Z]{3}$", description="Monetary is counted in this currency.")
-    as_of: AwareDatetime | None = Field(None, description="Recency and tenure are measured to this instant (now).")
-
-    @field_validator("as_of")
-    @classmethod
-    def plausible(cls, value: datetime | None) -> datetime | None:
-        if value is not None and not 1900 <= value.year <= 2200:
-            raise ValueError("as_of must be between the years 1900 and 2200")
-        return value
+    as_of: Instant | None = Field(None, description="Recency and tenure are measured to this instant (now).")
 
 
 class RunRead(BaseModel):

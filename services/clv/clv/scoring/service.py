@@ -322,3 +322,22 @@ async def tiers(session: AsyncSession, currency: str) -> TierReport:
         TierSummary(tier=r.tier, customers=r.customers, min_clv=float(r.min_clv), total_clv=float(r.total_clv),
                     total_historical_value=float(r.historical), total_potential_value=float(r.potential))
         for r in sorted(rows, key=lambda r: order.get(r.tier, 9))])
+
+
+VALUE_STATES = sa.text("""
+SELECT customer_id, currency, clv, tier, probability_alive, scored_at AS as_of, version FROM clv.customer_value
+WHERE customer_id IN (
+    SELECT DISTINCT customer_id FROM clv.customer_value
+    WHERE (CAST(:after AS uuid) IS NULL OR customer_id > CAST(:after AS uuid))
+      AND (CAST(:ids AS uuid[]) IS NULL OR customer_id = ANY(CAST(:ids AS uuid[])))
+    ORDER BY customer_id LIMIT :limit)
+ORDER BY customer_id, currency
+""")
+
+
+async def value_states(session: AsyncSession, *, after: uuid.UUID | None, limit: int,
+                       customer_ids: list[uuid.UUID] | None) -> tuple[list[sa.Row], bool]:
+    """Every currency's value of the next `limit` customers after `after` (or of the given customers), and
+    whether the page is full (more may follow)."""
+    rows = list(await session.execute(VALUE_STATES, {"after": after, "limit": limit, "ids": customer_ids or None}))
+    return rows, len({r.customer_id for r in rows}) == limit

@@ -55,8 +55,10 @@ def facts_of(e: ConsumedEvent, deal_is_open: Callable[[DealUpdated], bool]) -> l
         case FeedbackRecorded() if p.nps is not None:
             return [(p.customer_id, Fact(FactKind.FEEDBACK, p.occurred_at, src, eid, nps=p.nps), {})]
         case CustomerValueUpdated():
+            # clv's version is kept with the fact: `reconcile` compares the newest one with clv's state.
             return [(p.customer_id, Fact(FactKind.VALUE, p.as_of, src, eid, tier=p.tier,
-                                         probability_alive=p.probability_alive), {})]
+                                         probability_alive=p.probability_alive),
+                     {"version": p.version} if p.version is not None else {})]
     return []
 
 

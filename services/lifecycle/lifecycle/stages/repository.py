@@ -292,3 +292,14 @@ async def restore_facts(session: AsyncSession, merge_id: uuid.UUID, survivor: uu
 async def erase(session: AsyncSession, customer_id: uuid.UUID) -> None:
     for statement in ERASE:
         await session.execute(statement, {"customer_id": customer_id})
+
+
+async def stage_states(session: AsyncSession, *, after: uuid.UUID | None, limit: int,
+                       customer_ids: Sequence[uuid.UUID] | None) -> list[sa.Row]:
+    """Current stages with their versions in customer id order, after `after` (or of the given customers)."""
+    return list(await session.execute(sa.text("""
+        SELECT customer_id, stage, stage_entered_at AS changed_at, version FROM lifecycle.customer_stage
+        WHERE (CAST(:after AS uuid) IS NULL OR customer_id > CAST(:after AS uuid))
+          AND (CAST(:ids AS uuid[]) IS NULL OR customer_id = ANY(CAST(:ids AS uuid[])))
+        ORDER BY customer_id LIMIT :limit"""), {"after": after, "limit": limit,
+                                               "ids": list(customer_ids) if customer_ids else None}))

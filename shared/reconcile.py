@@ -23,6 +23,9 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 PAGE = 500
+# Customers re-read per request in the confirmation pass: 100 ids keep the URL near 5 KB (servers refuse
+# request lines past 8-16 KB), and the owners' state routes take at most 100.
+CONFIRM = 100
 
 
 class OwnerUnreachable(RuntimeError):
@@ -124,8 +127,8 @@ async def find_drift(sessions: async_sessionmaker[AsyncSession], check: CopyChec
             async with sessions() as session:  # copies of customers past the owner's last one
                 candidates += sorted(await check.load_copy(session, None, after, None))
         drifts = []
-        for start in range(0, len(candidates), PAGE):
-            ids = candidates[start:start + PAGE]
+        for start in range(0, len(candidates), CONFIRM):
+            ids = candidates[start:start + CONFIRM]
             async with sessions() as session:  # the copy first, then the owner (see the module doc)
                 copy = await check.load_copy(session, ids, None, None)
             page = await client.get(check.owner_path, [*check.owner_params, *(("customer_id", str(c)) for c in ids)])

@@ -36,7 +36,7 @@ async def get_tiers(session: SessionDep, currency: Annotated[str, Query(pattern=
 
 @router.get("/state", response_model=ValueStatePage, responses=problem_responses(InvalidCursor))
 async def value_state(session: SessionDep, limit: Limit = 500, cursor: Cursor = None,
-                      customer_id: Annotated[list[uuid.UUID] | None, Query(max_length=500, description=(
+                      customer_id: Annotated[list[uuid.UUID] | None, Query(max_length=100, description=(
                           "Only these customers (one page)."))] = None) -> ValueStatePage:
     """Every customer's value per currency with its version, in customer id order (`limit` customers a page):
     the state every copy of `customer.value_updated` must converge to (what `reconcile` compares copies with)."""

@@ -58,7 +58,7 @@ async def run_sweep(session: SessionDep, request: Request) -> RederiveResult:
 
 @router.get("/v1/lifecycle/stages/state", response_model=StageStatePage, responses=problem_responses(InvalidCursor))
 async def stage_state(session: SessionDep, limit: Limit = 500, cursor: Cursor = None,
-                      customer_id: Annotated[list[uuid.UUID] | None, Query(max_length=500, description=(
+                      customer_id: Annotated[list[uuid.UUID] | None, Query(max_length=100, description=(
                           "Only these customers (one page)."))] = None) -> StageStatePage:
     """Every customer's current stage with its version, in customer id order: the state every copy of
     `stage.changed` must converge to (what `python -m <service> reconcile` compares the copies with)."""

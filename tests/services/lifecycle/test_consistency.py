@@ -9,7 +9,7 @@ import orjson
 from shared.contracts import interaction
 from shared.contracts.lifecycle import Stage
 from lifecycle.rules.engine import ALLOWED_MANUAL
-from tests.services.lifecycle.conftest import days_ago, envelope, purchase, value
+from tests.services.lifecycle.conftest import days_ago, envelope, feedback, purchase, value
 
 
 async def published_stage_events(lc, cid: uuid.UUID) -> list[dict]:
@@ -61,7 +61,7 @@ async def test_a_manual_move_checked_against_an_order_timed_ahead_stays_allowed_
 
     resp = await lc.client.post(f"/v1/customers/{cid}/lifecycle/moves", json={"to_stage": "loyalty", "reason": "VIP"})
     assert resp.status_code == 201, resp.text
-    await lc.apply([purchase(cid, days_ago(5))])  # any later replay, at the current time
+    await lc.apply([feedback(cid, days_ago(1), nps=5)])  # any later replay, at the current time
     view = await lc.view(cid)
     assert [h["stage"] for h in view["history"]] == ["development", "churned", "retention", "loyalty"]
     for h in view["history"]:

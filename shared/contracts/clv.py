@@ -28,6 +28,11 @@ class CustomerValueUpdated(Payload):
     previous_tier: str | None = None
     model_version: str | None = None
     as_of: datetime
+    version: int | None = Field(None, ge=1, description=(
+        "The owner's order of this customer's value in this currency: strictly greater than the version of "
+        "every earlier customer.value_updated of the customer (gaps allowed). A copy applies an event only if "
+        "its version is greater than the one it stored, never by `as_of`. Absent on events published before "
+        "versions existed: a copy that holds a version ignores them."))
 
 
 class PropositionDelivered(Payload):

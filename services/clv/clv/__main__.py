@@ -1,4 +1,5 @@
-"""`python -m clv serve|migrate` — the service's process and its one-off migration job."""
+"""`python -m clv serve|migrate|reconcile` — the service's process, its one-off migration job, and the
+comparison of its copies of other services' facts with their owners (docs/clv.md, Consistency)."""
 
 from pathlib import Path
 
@@ -10,4 +11,5 @@ if __name__ == "__main__":
     service_main(
         "clv", settings_cls=ClvSettings, schema=SCHEMA,
         migrations_dir=Path(__file__).parent / "migrations", app_factory="clv.app:create_app",
+        reconcile="clv.propositions.reconcile:run",
     )

@@ -47,7 +47,7 @@ class ClvRuntime(ServiceRuntime):
 def create_app(settings: ClvSettings | None = None, transport: Transport | None = None) -> FastAPI:
     settings = settings or ClvSettings()
     runtime = ClvRuntime(settings, schema=SCHEMA, tables=messaging, transport=transport)
-    runtime.subscribe(interaction_subscription())
+    runtime.subscribe(interaction_subscription(runtime.outbox, settings))
     runtime.subscribe(targeting_subscription())
     return create_service_app(
         runtime,

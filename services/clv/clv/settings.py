@@ -26,3 +26,5 @@ class ClvSettings(ServiceSettings):
     # older gets a new fit of `refit_model` and, if it converges, a scoring run with the default settings.
     refit_interval_hours: float = Field(0.0, ge=0)
     refit_model: str = Field("bgnbd", pattern="^(bgnbd|mbgnbd|pareto_nbd)$")
+    # Where `reconcile` reads the owners' published state (their state routes; docs/<service>.md, Consistency).
+    lifecycle_url: str = "http://127.0.0.1:8004"

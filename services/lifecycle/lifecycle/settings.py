@@ -11,3 +11,5 @@ class LifecycleSettings(ServiceSettings):
     service_name: str = "lifecycle"
     # How often the clock rules (inactivity churn) are applied as of now; 0 turns the periodic sweep off.
     sweep_interval_s: float = 3600.0
+    # Where `reconcile` reads the owners' published state (their state routes; docs/<service>.md, Consistency).
+    clv_url: str = "http://127.0.0.1:8003"

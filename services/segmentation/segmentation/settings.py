@@ -15,3 +15,6 @@ class SegmentationSettings(ServiceSettings):
     # Scheduled runs (rfm, clustering, tiers, then a full rule refresh) every this many seconds; 0 = off.
     schedule_interval_s: float = 0
     schedule_kinds: list[str] = ["rfm", "clustering", "tiers"]
+    # Where `reconcile` reads the owners' published state (their state routes; docs/<service>.md, Consistency).
+    lifecycle_url: str = "http://127.0.0.1:8004"
+    clv_url: str = "http://127.0.0.1:8003"

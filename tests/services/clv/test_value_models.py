@@ -88,19 +88,22 @@ async def test_fit_score_tier_and_publish(database_url, engine):
         assert float(value["model"]["historical_value"]) == pytest.approx(0.5 * float(net), abs=1e-3)
         assert value["model"]["tier"] in {"platinum", "gold", "silver", "bronze"}
 
-        # Scoring again with nothing new publishes nothing; a big refund lowers value and is published.
+        # Scoring again with nothing new publishes nothing; a big refund lowers value and is published by the
+        # incremental scoring of the customer (from the accepted fit, without a scoring run).
         again = await svc.client.post("/v1/value/scorings", json={"currency": "EUR", "fit_id": full_fit["id"],
                                                                    "margin": 0.5})
         assert (await svc.poll(f"/v1/value/scorings/{again.json()['id']}"))["events_published"] == 0
+        published = await scalar(engine, "select count(*) from clv.outbox")
         mine = [e for e in events if e.customer_id == someone]
         await svc.publish([refund(p, str(p.amount), AS_OF + timedelta(days=1)) for p in mine])
         await wait_until(lambda: _historical_is_zero(svc, someone), message="refund applied")
-        third = await svc.client.post("/v1/value/scorings", json={"currency": "EUR", "fit_id": full_fit["id"],
-                                                                   "margin": 0.5})
-        assert (await svc.poll(f"/v1/value/scorings/{third.json()['id']}"))["events_published"] >= 1
         after = (await svc.client.get(f"/v1/customers/{someone}/value")).json()["by_currency"][0]
         assert float(after["model"]["historical_value"]) == 0
         assert float(after["model"]["clv"]) < float(value["model"]["clv"]), "refunds lower the expected spend too"
+        assert await scalar(engine, "select count(*) from clv.outbox") == published + 1
+        third = await svc.client.post("/v1/value/scorings", json={"currency": "EUR", "fit_id": full_fit["id"],
+                                                                   "margin": 0.5})
+        assert (await svc.poll(f"/v1/value/scorings/{third.json()['id']}"))["events_published"] == 0
         await wait_until(lambda: _outbox_sent(engine), message="value events relayed")
     relayed = svc.transport.messages("clv.events")
     assert len(relayed) == await scalar(engine, "select count(*) from clv.outbox") >= customers + 1
@@ -158,3 +161,43 @@ async def test_scheduled_refit_fits_and_scores_each_due_currency(database_url, e
         fit = (await svc.client.get("/v1/value/models/fits")).json()["items"][-1]
         assert fit["status"] == "succeeded" and fit["model"] == "bgnbd" and fit["currency"] == "EUR"
         assert await scalar(engine, "select count(*) from clv.customer_value") == len({e.customer_id for e in events})
+
+
+async def test_a_new_customer_is_scored_from_the_accepted_fit_without_a_scoring_run(database_url, engine):
+    """Incremental scoring: once a run has accepted a fit, purchases re-score their customers in the consumer's
+    transaction and publish the value with the next version of clv's order."""
+    events = simulated_purchases(300, datetime.now(UTC) - timedelta(days=1), seed=5)
+    async with clv_service(database_url) as svc:
+        newcomer = uuid.uuid4()
+        # Before any run: a purchase is stored, nobody is scored (there is no accepted fit to score from).
+        await svc.publish([*events, purchase(newcomer, "40", datetime.now(UTC) - timedelta(days=30))])
+        await wait_until(lambda: _count(engine, "clv.purchase", len(events) + 1), message="purchases applied")
+        assert await scalar(engine, "select count(*) from clv.customer_value") == 0
+
+        fit = await svc.client.post("/v1/value/models/fits", json={"model": "bgnbd", "currency": "EUR"})
+        fit = await svc.poll(f"/v1/value/models/fits/{fit.json()['id']}")
+        run = await svc.client.post("/v1/value/scorings", json={"currency": "EUR", "fit_id": fit["id"]})
+        assert (await svc.poll(f"/v1/value/scorings/{run.json()['id']}"))["status"] == "succeeded"
+        first = await scalar(engine, f"select version from clv.customer_value where customer_id = '{newcomer}'")
+
+        # A first purchase of someone new, and a repeat purchase of the newcomer: both valued without a run.
+        stranger = uuid.uuid4()
+        await svc.publish([purchase(stranger, "25", datetime.now(UTC) - timedelta(days=2)),
+                           purchase(newcomer, "60", datetime.now(UTC) - timedelta(days=1))])
+        await wait_until(lambda: _count(engine, f"clv.customer_value where customer_id = '{stranger}'", 1),
+                         message="the stranger scored")
+        await wait_until(lambda: _version_above(engine, newcomer, first), message="the newcomer re-scored")
+        assert await scalar(engine, "select count(*) from clv.scoring_run") == 1, "no run was posted"
+        body = (await svc.client.get(f"/v1/customers/{stranger}/value")).json()["by_currency"][0]
+        assert body["model"]["tier"] in {"platinum", "gold", "silver", "bronze"}
+        await wait_until(lambda: _outbox_sent(engine), message="value events relayed")
+    import orjson
+    mine = [orjson.loads(m.value)["data"] for m in svc.transport.messages("clv.events")]
+    newcomer_versions = [d["version"] for d in mine if d["customer_id"] == str(newcomer)]
+    assert len(newcomer_versions) == 2 and newcomer_versions[0] < newcomer_versions[1]
+    assert any(d["customer_id"] == str(stranger) and d["version"] for d in mine)
+
+
+async def _version_above(engine, customer_id, version: int) -> bool:
+    now = await scalar(engine, f"select version from clv.customer_value where customer_id = '{customer_id}'")
+    return now is not None and now > version

@@ -112,3 +112,18 @@ def test_history_is_a_chain_in_time(facts):
         assert after.from_stage is before.stage
         assert after.entered_at >= before.entered_at
         assert after.stage is not before.stage
+
+
+def test_a_manual_move_the_replay_finds_illegal_moves_nothing():
+    """The move was checked against Retention; a late fact dated before it makes the stage there Churned, from
+    which Loyalty is not an allowed manual move: the history never shows churned → loyalty."""
+    move = f("manual", 50, to_stage=L, reason="VIP")
+    assert stages([f("purchase", 0), f("purchase", 30, 1), move]) == [D, R, L]
+    late_churn = Fact(FactKind.VALUE, T0 + timedelta(days=40), "clv", "v", tier="bronze", probability_alive=0.05)
+    assert stages([f("purchase", 0), f("purchase", 30, 1), late_churn, move]) == [D, R, C]
+
+
+def test_refunds_never_move_a_stage():
+    facts = [f("purchase", 0), f("purchase", 30, 1)]
+    refund = Fact(FactKind.REFUND, T0 + timedelta(days=500), "src", "r", purchase_id="p1")
+    assert derive_stage([*facts, refund], RULES) == derive_stage(facts, RULES)

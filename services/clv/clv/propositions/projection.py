@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.lifecycle import StageChanged
+from shared.contracts.ordering import latest_per_key, sql_supersedes
 from shared.contracts.segmentation import SegmentMembershipChanged
 from shared.contracts.topics import LIFECYCLE_EVENTS, SEGMENTATION_EVENTS
 from shared.messaging.inbox import ConsumedEvent, Subscription
@@ -22,14 +23,15 @@ LEAVE = sa.text("""
 DELETE FROM clv.segment_membership m USING unnest(CAST(:customer_ids AS uuid[]), CAST(:keys AS text[])) AS b(c, k)
 WHERE m.customer_id = b.c AND m.segment_key = b.k
 """)
-# The latest change wins whatever the arrival order.
-STAGES = sa.text("""
-INSERT INTO clv.customer_stage AS s (customer_id, stage, changed_at)
-SELECT DISTINCT ON (customer_id) * FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:stages AS text[]),
-    CAST(:at AS timestamptz[])) AS b(customer_id, stage, changed_at)
-ORDER BY customer_id, changed_at DESC
-ON CONFLICT (customer_id) DO UPDATE SET stage = EXCLUDED.stage, changed_at = EXCLUDED.changed_at, updated_at = now()
-WHERE s.changed_at <= EXCLUDED.changed_at
+# Lifecycle's order wins whatever the arrival order: the greatest version (shared/contracts/ordering.py), never
+# the newest changed_at (a correction after a late event is dated in the past).
+STAGES = sa.text(f"""
+INSERT INTO clv.customer_stage AS s (customer_id, stage, changed_at, version)
+SELECT * FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:stages AS text[]),
+    CAST(:at AS timestamptz[]), CAST(:versions AS bigint[])) AS b(customer_id, stage, changed_at, version)
+ON CONFLICT (customer_id) DO UPDATE SET stage = EXCLUDED.stage, changed_at = EXCLUDED.changed_at,
+    version = EXCLUDED.version, updated_at = now()
+WHERE {sql_supersedes("version", "changed_at")}
 """)
 
 
@@ -49,9 +51,12 @@ async def apply_targeting_events(session: AsyncSession, events: list[ConsumedEve
             await session.execute(LEAVE, {"customer_ids": [p.customer_id for p in payloads],
                                           "keys": [p.segment_key for p in payloads]})
         elif kind is StageChanged:
-            await session.execute(STAGES, {"customer_ids": [p.customer_id for p in payloads],
-                                           "stages": [p.to_stage.value for p in payloads],
-                                           "at": [p.changed_at for p in payloads]})
+            latest = list(latest_per_key(payloads, lambda p: p.customer_id, lambda p: p.version,
+                                         lambda p: p.changed_at).values())
+            await session.execute(STAGES, {"customer_ids": [p.customer_id for p in latest],
+                                           "stages": [p.to_stage.value for p in latest],
+                                           "at": [p.changed_at for p in latest],
+                                           "versions": [p.version for p in latest]})
 
 
 def targeting_subscription() -> Subscription:

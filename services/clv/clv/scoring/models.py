@@ -39,5 +39,7 @@ customer_value = sa.Table(
     sa.Column("clv", sa.Numeric(18, 4), nullable=False),
     sa.Column("tier", sa.Text, nullable=False),
     sa.Column("scored_at", sa.DateTime(timezone=True), nullable=False),
+    # The version of the last customer.value_updated published for this row (the order copies follow).
+    sa.Column("version", sa.BigInteger),
     *_timestamps(),
 )

@@ -61,3 +61,21 @@ class TierReport(BaseModel):
     currency: str
     scoring_run_id: uuid.UUID | None
     tiers: list[TierSummary]
+
+
+class ValueState(BaseModel):
+    """A customer's value in a currency as copies of `customer.value_updated` must hold it (the last published
+    tier and version; the amounts are the stored ones, which move under the materiality threshold without an event)."""
+
+    customer_id: uuid.UUID
+    currency: str
+    clv: float
+    tier: str
+    probability_alive: float
+    as_of: datetime
+    version: int | None = Field(description="The version of the last customer.value_updated published for it.")
+
+
+class ValueStatePage(BaseModel):
+    items: list[ValueState]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page; absent on the last page.")

@@ -38,8 +38,12 @@ class FitNotUsable(DomainError):
     status, slug, title = 409, "fit-not-usable", "The model fit cannot be used for scoring"
 
 
-def compute_values(model_name: str, params: dict, spend_params: dict, stats: Statistics, settings: dict) -> dict:
-    """Every per-customer figure, vectorised (see docs/clv.md for the definitions)."""
+def compute_values(model_name: str, params: dict, spend_params: dict, stats: Statistics, settings: dict,
+                   thresholds: dict[str, float] | None = None) -> dict:
+    """Every per-customer figure, vectorised (see docs/clv.md for the definitions).
+
+    The tier thresholds are the CLV quantiles of these customers, or the given ones (a run's, when a few
+    customers are scored incrementally against the population that run saw)."""
     model = MODELS[model_name].from_params(params)
     spend = GammaGamma.from_params(spend_params)
     units_per_month = DAYS_PER_MONTH / settings["time_unit_days"]
@@ -68,7 +72,8 @@ def compute_values(model_name: str, params: dict, spend_params: dict, stats: Sta
     for name, v in values.items():
         if not np.isfinite(v).all():
             raise FitNotUsable(f"the model gives non-finite {name} for some customers")
-    thresholds = {name: float(np.quantile(clv, q)) for name, q in TIERS}
+    if thresholds is None:
+        thresholds = {name: float(np.quantile(clv, q)) for name, q in TIERS}
     tier = np.full(len(clv), "bronze", dtype=object)
     for name, _ in reversed(TIERS):  # silver, then gold, then platinum overwrite
         tier[clv >= thresholds[name]] = name
@@ -123,12 +128,13 @@ async def create_scoring(session: AsyncSession, request: ScoringCreate, settings
     return row
 
 
-STAGE = sa.text("""
-CREATE TEMPORARY TABLE scored (
+# IF NOT EXISTS + TRUNCATE: incremental scoring may stage several currencies in one consumer transaction.
+STAGE = [sa.text("""
+CREATE TEMPORARY TABLE IF NOT EXISTS scored (
     customer_id uuid PRIMARY KEY, probability_alive float8, expected_purchases float8, expected_spend numeric(18,4),
     historical_value numeric(18,4), current_value numeric(18,4), potential_value numeric(18,4), clv numeric(18,4),
     tier text) ON COMMIT DROP
-""")
+"""), sa.text("TRUNCATE scored")]
 STAGE_ROWS = sa.text("""
 INSERT INTO scored SELECT * FROM unnest(
     CAST(:ids AS uuid[]), CAST(:p_alive AS float8[]), CAST(:purchases AS float8[]), CAST(:spend AS numeric[]),
@@ -147,6 +153,7 @@ INSERT INTO clv.customer_value AS v (customer_id, currency, scoring_run_id, fit_
     expected_purchases, expected_spend, historical_value, current_value, potential_value, clv, tier, scored_at)
 SELECT customer_id, :currency, :run_id, :fit_id, probability_alive, expected_purchases, expected_spend,
        historical_value, current_value, potential_value, clv, tier, :scored_at FROM scored
+ORDER BY customer_id  -- one lock order for runs and incremental scoring of the same customers
 ON CONFLICT (customer_id, currency) DO UPDATE SET
     scoring_run_id = EXCLUDED.scoring_run_id, fit_id = EXCLUDED.fit_id, probability_alive = EXCLUDED.probability_alive,
     expected_purchases = EXCLUDED.expected_purchases, expected_spend = EXCLUDED.expected_spend,
@@ -154,10 +161,29 @@ ON CONFLICT (customer_id, currency) DO UPDATE SET
     potential_value = EXCLUDED.potential_value, clv = EXCLUDED.clv, tier = EXCLUDED.tier,
     scored_at = EXCLUDED.scored_at, updated_at = now()
 """)
-# Customers who no longer have a purchase in the currency (all cancelled, erased) lose their stored value.
+# Customers who no longer have a purchase in the currency (all cancelled, erased) lose their stored value
+# (of those scored: everyone in a run, the touched customers in incremental scoring).
 DROP_UNSCORED = sa.text("""
 DELETE FROM clv.customer_value v WHERE v.currency = :currency
+AND (CAST(:only AS uuid[]) IS NULL OR v.customer_id = ANY(CAST(:only AS uuid[])))
 AND NOT EXISTS (SELECT 1 FROM scored s WHERE s.customer_id = v.customer_id)
+""")
+# A value that is published gets the next version of the owner's order. The rows are locked by the upsert
+# above in this transaction, so a customer's versions increase in the order its values commit.
+NEXT_VERSIONS = sa.text("""
+UPDATE clv.customer_value SET version = nextval('clv.value_version_seq')
+WHERE currency = :currency AND customer_id = ANY(CAST(:ids AS uuid[]))
+RETURNING customer_id, version
+""")
+# The accepted fit of a currency: the one its latest succeeded scoring run used, with that run's settings
+# and tier thresholds.
+LATEST_RUN = sa.text("""
+SELECT * FROM clv.scoring_run WHERE currency = :currency AND status = 'succeeded' AND tier_thresholds IS NOT NULL
+ORDER BY finished_at DESC NULLS LAST, created_at DESC LIMIT 1
+""")
+TOUCHED_CURRENCIES = sa.text("""
+SELECT currency FROM clv.purchase WHERE customer_id = ANY(CAST(:ids AS uuid[]))
+UNION SELECT currency FROM clv.customer_value WHERE customer_id = ANY(CAST(:ids AS uuid[]))
 """)
 
 
@@ -181,7 +207,7 @@ async def run_scoring(session_factory: async_sessionmaker[AsyncSession], outbox:
             computed = await asyncio.to_thread(compute_values, fit.model, fit.transactions["params"],
                                                fit.spend["params"], stats, s)
         async with session_factory() as session:
-            published = await _store(session, outbox, settings, run, fit, stats, computed)
+            published = await _store(session, outbox, settings, run.currency, run.id, fit, stats, computed)
             await _update(session, run_id, status="succeeded", progress=1.0, finished_at=sa.func.now(),
                           events_published=published,
                           tier_thresholds=computed["thresholds"] if computed else None)
@@ -194,9 +220,37 @@ async def run_scoring(session_factory: async_sessionmaker[AsyncSession], outbox:
             await session.commit()
 
 
-async def _store(session: AsyncSession, outbox: Outbox, settings: ClvSettings, run, fit, stats: Statistics,
-                 computed: dict | None) -> int:
-    await session.execute(STAGE)
+async def score_customers(session: AsyncSession, outbox: Outbox, settings: ClvSettings,
+                          customer_ids: list[uuid.UUID]) -> int:
+    """Scores these customers (whose purchases just changed) from each currency's accepted fit, in the caller's
+    transaction, and publishes the values that changed materially: a first purchase gets a value without anyone
+    posting a scoring run. Nothing happens in a currency no scoring run has succeeded in yet."""
+    published = 0
+    ids = sorted(set(customer_ids))
+    currencies = (await session.execute(TOUCHED_CURRENCIES, {"ids": ids})).scalars().all()
+    for currency in sorted(currencies):
+        run = (await session.execute(LATEST_RUN, {"currency": currency})).one_or_none()
+        fit = await fits.get_fit(session, run.fit_id) if run is not None else None
+        if fit is None:
+            continue
+        s = run.settings
+        today = datetime.now(UTC).date()
+        stats = await load_statistics(session, currency, today, today, s["time_unit_days"], customer_ids=ids)
+        try:
+            computed = compute_values(fit.model, fit.transactions["params"], fit.spend["params"], stats, s,
+                                      thresholds=run.tier_thresholds) if len(stats) else None
+        except FitNotUsable as exc:  # the run's next refit fixes it; the purchases themselves are stored
+            log.warning("incremental scoring in %s skipped: %s", currency, exc)
+            continue
+        published += await _store(session, outbox, settings, currency, run.id, fit, stats, computed, only=ids)
+    return published
+
+
+async def _store(session: AsyncSession, outbox: Outbox, settings: ClvSettings, currency: str, run_id: uuid.UUID, fit,
+                 stats: Statistics, computed: dict | None, only: list[uuid.UUID] | None = None) -> int:
+    """Writes the scored values (of everyone in the currency, or of `only`) and publishes the material changes."""
+    for statement in STAGE:
+        await session.execute(statement)
     if computed is not None:
         v = computed["values"]
         for start in range(0, len(stats), CHUNK):
@@ -213,18 +267,21 @@ async def _store(session: AsyncSession, outbox: Outbox, settings: ClvSettings, r
                 "tier": v["tier"][part].tolist(),
             })
     changes = (await session.execute(MATERIAL_CHANGES, {
-        "currency": run.currency, "absolute": settings.value_change_absolute, "relative": settings.value_change_relative,
+        "currency": currency, "absolute": settings.value_change_absolute, "relative": settings.value_change_relative,
     })).all()
     scored_at = datetime.now(UTC)
-    await session.execute(UPSERT_VALUES, {"currency": run.currency, "run_id": run.id, "fit_id": fit.id,
+    await session.execute(UPSERT_VALUES, {"currency": currency, "run_id": run_id, "fit_id": fit.id,
                                           "scored_at": scored_at})
-    await session.execute(DROP_UNSCORED, {"currency": run.currency})
+    await session.execute(DROP_UNSCORED, {"currency": currency, "only": only})
+    versions = dict((await session.execute(NEXT_VERSIONS, {
+        "currency": currency, "ids": [c.customer_id for c in changes]})).all()) if changes else {}
     model_version = f"{fit.model}-v{fit.version}"
     events = [Envelope.wrap(contracts.CustomerValueUpdated(
-        customer_id=c.customer_id, currency=run.currency, historical_value=c.historical_value,
+        customer_id=c.customer_id, currency=currency, historical_value=c.historical_value,
         current_value=c.current_value, potential_value=c.potential_value, clv=c.clv,
         probability_alive=min(max(c.probability_alive, 0.0), 1.0), expected_purchases=max(c.expected_purchases, 0.0),
         tier=c.tier, previous_tier=c.previous_tier, model_version=model_version, as_of=scored_at,
+        version=versions[c.customer_id],
     ), source=contracts.SOURCE, subject=str(c.customer_id)) for c in changes]
     for start in range(0, len(events), CHUNK):
         await outbox.add(session, CLV_EVENTS, events[start:start + CHUNK])
@@ -265,3 +322,22 @@ async def tiers(session: AsyncSession, currency: str) -> TierReport:
         TierSummary(tier=r.tier, customers=r.customers, min_clv=float(r.min_clv), total_clv=float(r.total_clv),
                     total_historical_value=float(r.historical), total_potential_value=float(r.potential))
         for r in sorted(rows, key=lambda r: order.get(r.tier, 9))])
+
+
+VALUE_STATES = sa.text("""
+SELECT customer_id, currency, clv, tier, probability_alive, scored_at AS as_of, version FROM clv.customer_value
+WHERE customer_id IN (
+    SELECT DISTINCT customer_id FROM clv.customer_value
+    WHERE (CAST(:after AS uuid) IS NULL OR customer_id > CAST(:after AS uuid))
+      AND (CAST(:ids AS uuid[]) IS NULL OR customer_id = ANY(CAST(:ids AS uuid[])))
+    ORDER BY customer_id LIMIT :limit)
+ORDER BY customer_id, currency
+""")
+
+
+async def value_states(session: AsyncSession, *, after: uuid.UUID | None, limit: int,
+                       customer_ids: list[uuid.UUID] | None) -> tuple[list[sa.Row], bool]:
+    """Every currency's value of the next `limit` customers after `after` (or of the given customers), and
+    whether the page is full (more may follow)."""
+    rows = list(await session.execute(VALUE_STATES, {"after": after, "limit": limit, "ids": customer_ids or None}))
+    return rows, len({r.customer_id for r in rows}) == limit

@@ -18,8 +18,10 @@ from shared.contracts.interaction import (
 from shared.contracts.redaction import redact_event_data, tokenizer
 from shared.contracts.topics import INTERACTION_EVENTS
 from shared.messaging.inbox import ConsumedEvent, Subscription
-from shared.messaging.outbox import forget_subjects
+from shared.messaging.outbox import Outbox, forget_subjects
 
+from clv.scoring.service import score_customers
+from clv.settings import ClvSettings
 from clv.tables import messaging
 
 # A merged-away id's events are keyed by that id, the merge by the survivor: they travel on different
@@ -105,7 +107,8 @@ GROUP BY p.customer_id, p.currency
 """)
 
 
-async def apply_interaction_events(session: AsyncSession, events: list[ConsumedEvent]) -> None:
+async def apply_interaction_events(session: AsyncSession, events: list[ConsumedEvent]) -> set[uuid.UUID]:
+    """Folds the batch in; returns the customers whose purchases changed."""
     touched: set[uuid.UUID] = set()
     for kind, run in itertools.groupby(events, key=lambda e: type(e.payload)):
         payloads = [e.payload for e in run]
@@ -159,11 +162,20 @@ async def apply_interaction_events(session: AsyncSession, events: list[ConsumedE
         ids = list(touched)
         await session.execute(DELETE_SUMMARIES, {"ids": ids})
         await session.execute(INSERT_SUMMARIES, {"ids": ids})
+    return touched
 
 
-def interaction_subscription() -> Subscription:
+def interaction_subscription(outbox: Outbox | None = None, settings: ClvSettings | None = None) -> Subscription:
+    """With an outbox, the customers whose purchases changed are also scored from the accepted fit in the same
+    transaction (incremental scoring), so their value follows their purchases without a scoring run."""
+
+    async def handler(session: AsyncSession, events: list[ConsumedEvent]) -> None:
+        touched = await apply_interaction_events(session, events)
+        if touched and outbox is not None and settings is not None:
+            await score_customers(session, outbox, settings, list(touched))
+
     # The inbox name stays "purchases" so the consumer group keeps its committed offsets.
-    return Subscription(name="purchases", topics=[INTERACTION_EVENTS], handler=apply_interaction_events,
+    return Subscription(name="purchases", topics=[INTERACTION_EVENTS], handler=handler,
                         event_types={m.EVENT_TYPE: m for m in [
                             PurchaseRecorded, PurchaseRefunded, CustomerMerged, CustomerUnmerged, CustomerErased,
                             FeedbackRecorded,

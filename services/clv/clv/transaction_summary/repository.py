@@ -9,15 +9,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 # Purchases net of refunds, cancelled ones out; one row per customer and purchase day (the models assume at
 # most one purchase per period, so same-day orders count once, as in the literature and `lifetimes`).
-STATISTICS = sa.text("""
+STATISTICS = """
 WITH net AS (
     SELECT p.customer_id, (p.occurred_at AT TIME ZONE 'UTC')::date AS day,
            greatest(p.amount - coalesce(r.refunded, 0), 0) AS value
     FROM clv.purchase p
     LEFT JOIN (SELECT purchase_id, sum(amount) AS refunded, bool_or(cancelled) AS cancelled
-               FROM clv.refund GROUP BY purchase_id) r USING (purchase_id)
+               FROM clv.refund {refunds_of} GROUP BY purchase_id) r USING (purchase_id)
     WHERE p.currency = :currency AND (p.occurred_at AT TIME ZONE 'UTC')::date <= :end_day
-      AND NOT coalesce(r.cancelled, false)
+      AND NOT coalesce(r.cancelled, false) {purchases_of}
 ), days AS (
     SELECT customer_id, day, sum(value) AS value FROM net GROUP BY customer_id, day
 )
@@ -32,7 +32,12 @@ SELECT customer_id,
 FROM days GROUP BY customer_id
 HAVING min(day) <= :calibration_end
 ORDER BY customer_id
-""")
+"""
+# Everyone in the currency (a run), or a few customers (incremental scoring: reads only their rows).
+STATISTICS_ALL = sa.text(STATISTICS.format(refunds_of="", purchases_of=""))
+STATISTICS_OF = sa.text(STATISTICS.format(
+    refunds_of="WHERE purchase_id IN (SELECT purchase_id FROM clv.purchase WHERE customer_id = ANY(CAST(:ids AS uuid[])))",
+    purchases_of="AND p.customer_id = ANY(CAST(:ids AS uuid[]))"))
 
 
 @dataclass(frozen=True)
@@ -50,9 +55,12 @@ class Statistics:
 
 
 async def load_statistics(session: AsyncSession, currency: str, calibration_end: date, end_day: date,
-                          unit_days: float) -> Statistics:
-    rows = (await session.execute(STATISTICS, {"currency": currency, "calibration_end": calibration_end,
-                                               "end_day": end_day})).all()
+                          unit_days: float, customer_ids: list | None = None) -> Statistics:
+    params = {"currency": currency, "calibration_end": calibration_end, "end_day": end_day}
+    if customer_ids is None:
+        rows = (await session.execute(STATISTICS_ALL, params)).all()
+    else:
+        rows = (await session.execute(STATISTICS_OF, params | {"ids": list(customer_ids)})).all()
     x = np.array([r.x for r in rows], dtype=np.float64)
     repeat_value = np.array([float(r.repeat_value) for r in rows], dtype=np.float64)
     return Statistics(

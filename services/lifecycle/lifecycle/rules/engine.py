@@ -44,12 +44,24 @@ class FactKind(StrEnum):
     REFERRAL = "referral"
     VALUE = "value"
     MANUAL = "manual"
+    REFUND = "refund"  # money only (net spend); the rules never read it
 
 
 # Tie-break for facts at the same instant: a deterministic order, so ties cannot depend on arrival.
 KIND_ORDER = {k: i for i, k in enumerate(FactKind)}
 RANK = {Stage.APPROACH: 1, Stage.ACQUISITION: 2, Stage.DEVELOPMENT: 3, Stage.RETENTION: 4, Stage.LOYALTY: 5}
 ACTIVE = {Stage.DEVELOPMENT, Stage.RETENTION, Stage.LOYALTY}
+# Manual moves a person may make: from → allowed targets. Checked by the API when the move is made and again
+# when the facts are replayed, so a history never shows a move the API forbids (a late fact may have changed
+# the stage the move was made from: the move is then kept as a fact but changes nothing).
+ALLOWED_MANUAL: dict[Stage, set[Stage]] = {
+    Stage.APPROACH: {Stage.ACQUISITION, Stage.CHURNED},
+    Stage.ACQUISITION: {Stage.APPROACH, Stage.DEVELOPMENT, Stage.CHURNED},
+    Stage.DEVELOPMENT: {Stage.RETENTION, Stage.CHURNED},
+    Stage.RETENTION: {Stage.DEVELOPMENT, Stage.LOYALTY, Stage.CHURNED},
+    Stage.LOYALTY: {Stage.RETENTION, Stage.CHURNED},
+    Stage.CHURNED: {Stage.APPROACH, Stage.RETENTION},
+}
 RULE_ORDER = ["manual", "inactivity", "reactivation", "low_p_alive", "loyalty", "repeat_purchase",
               "first_purchase", "qualified", "lead"]
 
@@ -138,13 +150,15 @@ def derive_stage(facts: Iterable[Fact], rules: RuleParameters, as_of: datetime |
             move(Stage.CHURNED, anchor + inactivity, "inactivity", f"no purchase for {rules.inactivity_days} days")
 
     for f in ordered:
+        if f.kind is FactKind.REFUND:
+            continue
         check_inactivity(f.occurred_at)
         kind = f.kind
         if kind is FactKind.PURCHASE and f.purchase_id in cancelled:
             continue  # a cancelled order never counts as a purchase
         if kind is FactKind.MANUAL:
             anchor = f.occurred_at
-            if f.to_stage is not None:
+            if f.to_stage is not None and stage is not None and f.to_stage in ALLOWED_MANUAL[stage]:
                 move(f.to_stage, f.occurred_at, "manual", f.reason or "manual move", f)
             continue
         if kind is FactKind.PURCHASE:

@@ -22,6 +22,8 @@ customer_stage = sa.Table(
     sa.Column("total_spend", sa.Numeric(18, 4), nullable=False, server_default="0"),
     sa.Column("last_purchase_at", sa.DateTime(timezone=True)),
     sa.Column("rule_set_version", sa.Integer),
+    # The version of the last stage.changed published for this customer (the owner's order copies follow).
+    sa.Column("version", sa.BigInteger),
     *_timestamps(),
     sa.Index("ix_customer_stage_stage_last_purchase", "stage", "last_purchase_at"),
 )

@@ -36,9 +36,14 @@ def facts_of(e: ConsumedEvent, deal_is_open: Callable[[DealUpdated], bool]) -> l
         case PurchaseRecorded():
             return [(p.customer_id, Fact(FactKind.PURCHASE, p.occurred_at, src, eid, purchase_id=str(p.purchase_id)),
                      {"amount": str(p.amount), "currency": p.currency})]
-        case PurchaseRefunded(cancelled=True):
-            return [(p.customer_id, Fact(FactKind.CANCELLATION, p.occurred_at, src, eid,
-                                         purchase_id=str(p.purchase_id)), {})]
+        case PurchaseRefunded():
+            # Every refund lowers the net spend; a cancellation also takes the purchase out of the rules.
+            refund = (p.customer_id, Fact(FactKind.REFUND, p.occurred_at, src, eid, purchase_id=str(p.purchase_id)),
+                      {"amount": str(p.amount), "currency": p.currency})
+            if not p.cancelled:
+                return [refund]
+            return [refund, (p.customer_id, Fact(FactKind.CANCELLATION, p.occurred_at, src, eid,
+                                                 purchase_id=str(p.purchase_id)), {})]
         case LeadCaptured():
             kind = FactKind.QUALIFIED_LEAD if p.qualified else FactKind.LEAD
             out = [(p.customer_id, Fact(kind, p.occurred_at, src, eid), {})]
@@ -50,8 +55,10 @@ def facts_of(e: ConsumedEvent, deal_is_open: Callable[[DealUpdated], bool]) -> l
         case FeedbackRecorded() if p.nps is not None:
             return [(p.customer_id, Fact(FactKind.FEEDBACK, p.occurred_at, src, eid, nps=p.nps), {})]
         case CustomerValueUpdated():
+            # clv's version is kept with the fact: `reconcile` compares the newest one with clv's state.
             return [(p.customer_id, Fact(FactKind.VALUE, p.as_of, src, eid, tier=p.tier,
-                                         probability_alive=p.probability_alive), {})]
+                                         probability_alive=p.probability_alive),
+                     {"version": p.version} if p.version is not None else {})]
     return []
 
 

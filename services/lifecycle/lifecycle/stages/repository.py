@@ -56,17 +56,20 @@ SELECT * FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:from_stages AS text[])
                      CAST(:actors AS text[]), CAST(:versions AS int[]))
 """)
 
+# `version` is null for a customer whose stage published nothing this time: the stored one stands.
 UPSERT_STAGES = sa.text("""
 INSERT INTO lifecycle.customer_stage AS s
-    (customer_id, stage, stage_entered_at, order_count, total_spend, last_purchase_at, rule_set_version)
+    (customer_id, stage, stage_entered_at, order_count, total_spend, last_purchase_at, rule_set_version, version)
 SELECT * FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:stages AS text[]), CAST(:entered AS timestamptz[]),
                      CAST(:counts AS int[]), CAST(:totals AS numeric[]), CAST(:lasts AS timestamptz[]),
-                     CAST(:versions AS int[]))
+                     CAST(:versions AS int[]), CAST(:stage_versions AS bigint[]))
 ON CONFLICT (customer_id) DO UPDATE SET
     stage = EXCLUDED.stage, stage_entered_at = EXCLUDED.stage_entered_at, order_count = EXCLUDED.order_count,
     total_spend = EXCLUDED.total_spend, last_purchase_at = EXCLUDED.last_purchase_at,
-    rule_set_version = EXCLUDED.rule_set_version, updated_at = now()
+    rule_set_version = EXCLUDED.rule_set_version, version = coalesce(EXCLUDED.version, s.version), updated_at = now()
 """)
+
+NEXT_VERSIONS = sa.text("SELECT nextval('lifecycle.stage_version_seq') FROM generate_series(1, :n)")
 
 
 def fact_row(customer_id: uuid.UUID, fact: Fact, **extra: object) -> dict:
@@ -87,6 +90,11 @@ async def insert_facts(session: AsyncSession, rows: Sequence[dict]) -> None:
         ("occurred", "occurred_at"), ("data", "data"))})
 
 
+async def latest_fact_at(session: AsyncSession, customer_id: uuid.UUID) -> datetime | None:
+    return (await session.execute(sa.text(
+        "SELECT max(occurred_at) FROM lifecycle.customer_fact WHERE customer_id = :c"), {"c": customer_id})).scalar()
+
+
 async def lock_customers(session: AsyncSession, customer_ids: Sequence[uuid.UUID]) -> None:
     await session.execute(LOCK_CUSTOMERS, {"customer_ids": list(customer_ids)})
 
@@ -94,11 +102,12 @@ async def lock_customers(session: AsyncSession, customer_ids: Sequence[uuid.UUID
 class CustomerFacts:
     """A customer's facts as the rules read them, plus the purchase aggregates the view shows."""
 
-    __slots__ = ("facts", "amounts")
+    __slots__ = ("facts", "amounts", "refunded")
 
     def __init__(self) -> None:
         self.facts: list[Fact] = []
         self.amounts: dict[str, Decimal] = {}
+        self.refunded: dict[str, Decimal] = {}  # purchase id → refunded so far
 
 
 async def load_facts(session: AsyncSession, customer_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, CustomerFacts]:
@@ -117,6 +126,9 @@ async def load_facts(session: AsyncSession, customer_ids: Sequence[uuid.UUID]) -
         ))
         if kind is FactKind.PURCHASE and d.get("amount") is not None:
             cf.amounts[d["purchase_id"]] = Decimal(str(d["amount"]))
+        elif kind is FactKind.REFUND and d.get("amount") is not None:
+            pid = d["purchase_id"]
+            cf.refunded[pid] = cf.refunded.get(pid, Decimal(0)) + Decimal(str(d["amount"]))
     return out
 
 
@@ -182,9 +194,20 @@ async def write_history(session: AsyncSession, derived: dict[uuid.UUID, list[Tra
     await refresh_funnel_entries(session, list(derived))
 
 
+async def next_versions(session: AsyncSession, n: int) -> list[int]:
+    """`n` new stage versions, increasing. Taken under the customers' locks, so a customer's versions increase
+    in the order its changes commit."""
+    if n == 0:
+        return []
+    return sorted((await session.execute(NEXT_VERSIONS, {"n": n})).scalars().all())
+
+
 async def write_current(session: AsyncSession, derived: dict[uuid.UUID, list[Transition]],
-                        aggregates: dict[uuid.UUID, tuple[int, Decimal, datetime | None]], version: int) -> None:
-    """The current stage row of each customer: its last transition and purchase aggregates; none without one."""
+                        aggregates: dict[uuid.UUID, tuple[int, Decimal, datetime | None]], version: int,
+                        stage_versions: dict[uuid.UUID, int]) -> None:
+    """The current stage row of each customer: its last transition and purchase aggregates; none without one.
+
+    `stage_versions` holds the version of the last stage.changed published for a customer in this transaction."""
     staged = {cid: ts[-1] for cid, ts in derived.items() if ts}
     gone = [cid for cid, ts in derived.items() if not ts]
     if gone:
@@ -198,6 +221,7 @@ async def write_current(session: AsyncSession, derived: dict[uuid.UUID, list[Tra
             "totals": [aggregates[c][1] for c in staged],
             "lasts": [aggregates[c][2] for c in staged],
             "versions": [version] * len(staged),
+            "stage_versions": [stage_versions.get(c) for c in staged],
         })
 
 
@@ -247,7 +271,7 @@ UPDATE lifecycle.customer_fact SET customer_id = :restored, merge_id = NULL, ori
     updated_at = now()
 WHERE customer_id = :survivor AND (
     (merge_id = :merge_id AND original_customer_id = :restored)
-    OR (kind IN ('purchase', 'cancellation') AND data->>'purchase_id' = ANY(CAST(:purchase_ids AS text[]))))
+    OR (kind IN ('purchase', 'cancellation', 'refund') AND data->>'purchase_id' = ANY(CAST(:purchase_ids AS text[]))))
 """)
 
 ERASE = [
@@ -275,3 +299,14 @@ async def erase(session: AsyncSession, customer_id: uuid.UUID) -> None:
     token = tokenizer()
     await forget_subjects(session, messaging.outbox, [str(customer_id)],
                           lambda event_type, data: redact_event_data(event_type, data, token))
+
+
+async def stage_states(session: AsyncSession, *, after: uuid.UUID | None, limit: int,
+                       customer_ids: Sequence[uuid.UUID] | None) -> list[sa.Row]:
+    """Current stages with their versions in customer id order, after `after` (or of the given customers)."""
+    return list(await session.execute(sa.text("""
+        SELECT customer_id, stage, stage_entered_at AS changed_at, version FROM lifecycle.customer_stage
+        WHERE (CAST(:after AS uuid) IS NULL OR customer_id > CAST(:after AS uuid))
+          AND (CAST(:ids AS uuid[]) IS NULL OR customer_id = ANY(CAST(:ids AS uuid[])))
+        ORDER BY customer_id LIMIT :limit"""), {"after": after, "limit": limit,
+                                               "ids": list(customer_ids) if customer_ids else None}))

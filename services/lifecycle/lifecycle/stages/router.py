@@ -1,14 +1,18 @@
 import uuid
+from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 
 from shared.db import SessionDep
+from shared.pagination import Cursor, InvalidCursor, Limit, decode, encode
 from shared.problems import NotFound, problem_responses
 
-from lifecycle.stages import service
+from lifecycle.stages import repository, service
 from lifecycle.stages.models import customer_stage, stage_history
-from lifecycle.stages.schemas import CustomerLifecycleRead, ManualMove, RederiveResult, StageHistoryRead, result_of
+from lifecycle.stages.schemas import (
+    CustomerLifecycleRead, ManualMove, RederiveResult, StageHistoryRead, StageState, StageStatePage, result_of,
+)
 
 router = APIRouter(tags=["lifecycle"])
 
@@ -50,3 +54,17 @@ async def move_customer(customer_id: uuid.UUID, body: ManualMove, session: Sessi
 async def run_sweep(session: SessionDep, request: Request) -> RederiveResult:
     """Apply the clock rules now: churn the customers whose inactivity window has run out (also runs periodically)."""
     return result_of(await service.sweep(session, request.app.state.runtime.outbox))
+
+
+@router.get("/v1/lifecycle/stages/state", response_model=StageStatePage, responses=problem_responses(InvalidCursor))
+async def stage_state(session: SessionDep, limit: Limit = 500, cursor: Cursor = None,
+                      customer_id: Annotated[list[uuid.UUID] | None, Query(max_length=100, description=(
+                          "Only these customers (one page)."))] = None) -> StageStatePage:
+    """Every customer's current stage with its version, in customer id order: the state every copy of
+    `stage.changed` must converge to (what `python -m <service> reconcile` compares the copies with)."""
+    after = decode(cursor, uuid.UUID)
+    rows = await repository.stage_states(session, after=after[0] if after else None, limit=limit,
+                                         customer_ids=customer_id)
+    return StageStatePage(items=[StageState(customer_id=r.customer_id, stage=r.stage, changed_at=r.changed_at,
+                                            version=r.version) for r in rows],
+                          next_cursor=encode(rows[-1].customer_id) if len(rows) == limit else None)

@@ -59,3 +59,17 @@ def result_of(outcome) -> RederiveResult:  # noqa: ANN001 - stages.service.Outco
     moves = [StageMoveCount(from_stage=f, to_stage=t, customers=n)
              for (f, t), n in sorted(outcome.moves.items(), key=lambda kv: (-kv[1], str(kv[0])))]
     return RederiveResult(evaluated=outcome.evaluated, moved=sum(outcome.moves.values()), moves=moves)
+
+
+class StageState(BaseModel):
+    """A customer's current stage as copies of `stage.changed` must hold it."""
+
+    customer_id: uuid.UUID
+    stage: Stage
+    changed_at: datetime = Field(description="When the customer entered the stage (business time).")
+    version: int | None = Field(description="The version of the last stage.changed published for the customer.")
+
+
+class StageStatePage(BaseModel):
+    items: list[StageState]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page; absent on the last page.")

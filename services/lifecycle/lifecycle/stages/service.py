@@ -22,21 +22,11 @@ from shared.messaging.outbox import Outbox
 from shared.problems import DomainError, NotFound
 
 from lifecycle.rules import repository as rules_repo
-from lifecycle.rules.engine import ACTIVE, Fact, FactKind, RuleParameters, Transition, derive_stage
+from lifecycle.rules.engine import ACTIVE, ALLOWED_MANUAL, Fact, FactKind, RuleParameters, Transition, derive_stage
 from lifecycle.stages import repository
 
 # Customers re-derived per transaction when a whole population is replayed (rule change, sweep).
 CHUNK = 2000
-
-# Manual moves a person may make: from → allowed targets. Automatic rules have their own order (engine.py).
-ALLOWED_MANUAL: dict[Stage, set[Stage]] = {
-    Stage.APPROACH: {Stage.ACQUISITION, Stage.CHURNED},
-    Stage.ACQUISITION: {Stage.APPROACH, Stage.DEVELOPMENT, Stage.CHURNED},
-    Stage.DEVELOPMENT: {Stage.RETENTION, Stage.CHURNED},
-    Stage.RETENTION: {Stage.DEVELOPMENT, Stage.LOYALTY, Stage.CHURNED},
-    Stage.LOYALTY: {Stage.RETENTION, Stage.CHURNED},
-    Stage.CHURNED: {Stage.APPROACH, Stage.RETENTION},
-}
 
 
 class IllegalMove(DomainError):
@@ -59,13 +49,17 @@ class Outcome:
 
 
 def aggregates(cf: repository.CustomerFacts | None) -> tuple[int, Decimal, datetime | None]:
-    """Order count, spend and last purchase over the purchases that were not cancelled."""
+    """Order count, spend and last purchase over the purchases that were not cancelled.
+
+    Spend is net of refunds, as everywhere in the system: per purchase its amount less what was refunded of
+    it, never below zero; a cancelled purchase counts nothing."""
     if cf is None:
         return 0, Decimal(0), None
     cancelled = {f.purchase_id for f in cf.facts if f.kind is FactKind.CANCELLATION}
-    purchases = [f for f in cf.facts if f.kind is FactKind.PURCHASE and f.purchase_id not in cancelled]
-    total = sum((cf.amounts.get(f.purchase_id, Decimal(0)) for f in purchases), Decimal(0))
-    return len(purchases), total, max((f.occurred_at for f in purchases), default=None)
+    purchases = {f.purchase_id: f for f in cf.facts if f.kind is FactKind.PURCHASE and f.purchase_id not in cancelled}
+    total = sum((max(cf.amounts.get(pid, Decimal(0)) - cf.refunded.get(pid, Decimal(0)), Decimal(0))
+                 for pid in purchases), Decimal(0))
+    return len(purchases), total, max((f.occurred_at for f in purchases.values()), default=None)
 
 
 async def rederive(session: AsyncSession, outbox: Outbox | None, customer_ids: Sequence[uuid.UUID], *,
@@ -84,7 +78,7 @@ async def rederive(session: AsyncSession, outbox: Outbox | None, customer_ids: S
     stored = await repository.load_history_keys(session, ids)
     changed: dict[uuid.UUID, list[Transition]] = {}
     derived: dict[uuid.UUID, list[Transition]] = {}
-    published: list[Envelope] = []
+    published: list[tuple[uuid.UUID, Stage | None, Transition]] = []
     for cid in ids:
         transitions = derive_stage(facts[cid].facts if cid in facts else [], rules.parameters, as_of=now)
         derived[cid] = transitions
@@ -106,18 +100,26 @@ async def rederive(session: AsyncSession, outbox: Outbox | None, customer_ids: S
         if not changes and after is not None and before is not after:
             # The history got shorter (a rule change, a cancellation, an unmerge): still a change of stage.
             changes = [(before, transitions[-1])]
-        for from_stage, t in changes:
-            published.append(Envelope.wrap(
-                contracts.StageChanged(customer_id=cid, from_stage=from_stage, to_stage=t.stage,
-                                       changed_at=t.entered_at, reason=t.reason, trigger_event_id=t.trigger_event_id),
-                source=contracts.SOURCE, subject=str(cid), correlation_id=correlation_id,
-            ))
+        published.extend((cid, from_stage, t) for from_stage, t in changes)
     if outbox is None:
         return outcome
+    # Each event gets the next version of the owner's order; the customer's row keeps its last one, so a copy
+    # that applies only greater versions ends on this row's stage whatever order the events reach it in.
+    versions = await repository.next_versions(session, len(published))
+    stage_versions: dict[uuid.UUID, int] = {}
+    envelopes = []
+    for (cid, from_stage, t), version in zip(published, versions, strict=True):
+        stage_versions[cid] = version
+        envelopes.append(Envelope.wrap(
+            contracts.StageChanged(customer_id=cid, from_stage=from_stage, to_stage=t.stage, changed_at=t.entered_at,
+                                   reason=t.reason, trigger_event_id=t.trigger_event_id, version=version),
+            source=contracts.SOURCE, subject=str(cid), correlation_id=correlation_id,
+        ))
     await repository.write_history(session, changed, stored, rules.version)
     # The current row is rewritten even when the history stands: a purchase changes the aggregates.
-    await repository.write_current(session, derived, {c: aggregates(facts.get(c)) for c in ids}, rules.version)
-    await outbox.add(session, LIFECYCLE_EVENTS, published)
+    await repository.write_current(session, derived, {c: aggregates(facts.get(c)) for c in ids}, rules.version,
+                                   stage_versions)
+    await outbox.add(session, LIFECYCLE_EVENTS, envelopes)
     return outcome
 
 
@@ -169,7 +171,12 @@ async def manual_move(session: AsyncSession, outbox: Outbox, customer_id: uuid.U
                else f"{current.value} → {to_stage.value} is not an allowed manual move")
         raise IllegalMove(f"{why}; allowed from {current.value}: {', '.join(s.value for s in allowed)}",
                           from_stage=current.value, to_stage=to_stage.value, allowed=[s.value for s in allowed])
-    fact = Fact(kind=FactKind.MANUAL, occurred_at=datetime.now(UTC), source="manual", event_id=str(uuid.uuid4()),
+    # The move was checked against the stage all facts give, including one timed ahead of now (an order may
+    # be up to a day ahead): it takes effect after the latest of them, so the replay sees the stage it was
+    # checked against (a fact at the same instant sorts before a manual move).
+    latest = await repository.latest_fact_at(session, customer_id)
+    at = max(datetime.now(UTC), latest) if latest else datetime.now(UTC)
+    fact = Fact(kind=FactKind.MANUAL, occurred_at=at, source="manual", event_id=str(uuid.uuid4()),
                 to_stage=to_stage, actor=actor, reason=reason)
     await repository.insert_facts(session, [repository.fact_row(customer_id, fact)])
     await rederive(session, outbox, [customer_id])

@@ -58,8 +58,10 @@ customer_aggregate = sa.Table(
     sa.Column("value_tier", sa.Text),
     sa.Column("p_alive", sa.Float),
     sa.Column("value_as_of", sa.DateTime(timezone=True)),
+    sa.Column("value_version", sa.BigInteger),  # clv's order (shared/contracts/ordering.py)
     sa.Column("stage", sa.Text),
     sa.Column("stage_changed_at", sa.DateTime(timezone=True)),
+    sa.Column("stage_version", sa.BigInteger),  # lifecycle's order
     *timestamps(),
 )
 

@@ -29,6 +29,7 @@ from shared.contracts.interaction import (
 )
 from shared.contracts.lifecycle import StageChanged
 from shared.contracts.redaction import redact_event_data, tokenizer
+from shared.contracts.ordering import latest_per_key, sql_supersedes
 from shared.contracts.topics import CLV_EVENTS, INTERACTION_EVENTS, LIFECYCLE_EVENTS
 from shared.messaging.inbox import ConsumedEvent, Subscription
 from shared.messaging.outbox import Outbox, forget_subjects
@@ -69,23 +70,28 @@ SELECT * FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:attributes AS jsonb[])
 ON CONFLICT (customer_id) DO UPDATE SET attributes = s.attributes || EXCLUDED.attributes, updated_at = now()
 """)
 
-# The newest value per customer wins, whatever order the events arrive in.
-UPSERT_VALUES = sa.text("""
-INSERT INTO segmentation.customer_aggregate AS s (customer_id, clv, clv_currency, value_tier, p_alive, value_as_of)
+# Copies of clv's value and lifecycle's stage follow the owner's order whatever order the events arrive in: the
+# greatest version wins (shared/contracts/ordering.py), never the newest business time.
+UPSERT_VALUES = sa.text(f"""
+INSERT INTO segmentation.customer_aggregate AS s
+    (customer_id, clv, clv_currency, value_tier, p_alive, value_as_of, value_version)
 SELECT * FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:clvs AS numeric[]), CAST(:currencies AS text[]),
-                     CAST(:tiers AS text[]), CAST(:p_alive AS float8[]), CAST(:as_of AS timestamptz[]))
+                     CAST(:tiers AS text[]), CAST(:p_alive AS float8[]), CAST(:as_of AS timestamptz[]),
+                     CAST(:versions AS bigint[]))
 ON CONFLICT (customer_id) DO UPDATE SET
     clv = EXCLUDED.clv, clv_currency = EXCLUDED.clv_currency, value_tier = EXCLUDED.value_tier,
-    p_alive = EXCLUDED.p_alive, value_as_of = EXCLUDED.value_as_of, updated_at = now()
-WHERE s.value_as_of IS NULL OR s.value_as_of <= EXCLUDED.value_as_of
+    p_alive = EXCLUDED.p_alive, value_as_of = EXCLUDED.value_as_of, value_version = EXCLUDED.value_version,
+    updated_at = now()
+WHERE {sql_supersedes("value_version", "value_as_of")}
 """)
 
-UPSERT_STAGES = sa.text("""
-INSERT INTO segmentation.customer_aggregate AS s (customer_id, stage, stage_changed_at)
-SELECT * FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:stages AS text[]), CAST(:changed_at AS timestamptz[]))
+UPSERT_STAGES = sa.text(f"""
+INSERT INTO segmentation.customer_aggregate AS s (customer_id, stage, stage_changed_at, stage_version)
+SELECT * FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:stages AS text[]), CAST(:changed_at AS timestamptz[]),
+                     CAST(:versions AS bigint[]))
 ON CONFLICT (customer_id) DO UPDATE SET stage = EXCLUDED.stage, stage_changed_at = EXCLUDED.stage_changed_at,
-    updated_at = now()
-WHERE s.stage_changed_at IS NULL OR s.stage_changed_at <= EXCLUDED.stage_changed_at
+    stage_version = EXCLUDED.stage_version, updated_at = now()
+WHERE {sql_supersedes("stage_version", "stage_changed_at")}
 """)
 
 # Re-derivation for the touched customers: money per currency net of refunds (a cancelled order no longer
@@ -137,15 +143,21 @@ MERGE_STATEMENTS = [sa.text(sql) for sql in [
     "UPDATE segmentation.touchpoint SET customer_id = :survivor, updated_at = now() WHERE customer_id = :merged",
     # The survivor keeps its own attributes, value and stage; the merged customer's fill the gaps.
     """INSERT INTO segmentation.customer_aggregate AS s
-           (customer_id, attributes, clv, clv_currency, value_tier, p_alive, value_as_of, stage, stage_changed_at)
-       SELECT :survivor, attributes, clv, clv_currency, value_tier, p_alive, value_as_of, stage, stage_changed_at
+           (customer_id, attributes, clv, clv_currency, value_tier, p_alive, value_as_of, value_version, stage,
+            stage_changed_at, stage_version)
+       SELECT :survivor, attributes, clv, clv_currency, value_tier, p_alive, value_as_of, value_version, stage,
+              stage_changed_at, stage_version
        FROM segmentation.customer_aggregate WHERE customer_id = :merged
        ON CONFLICT (customer_id) DO UPDATE SET
            attributes = EXCLUDED.attributes || s.attributes,
            clv = coalesce(s.clv, EXCLUDED.clv), clv_currency = coalesce(s.clv_currency, EXCLUDED.clv_currency),
            value_tier = coalesce(s.value_tier, EXCLUDED.value_tier), p_alive = coalesce(s.p_alive, EXCLUDED.p_alive),
-           value_as_of = coalesce(s.value_as_of, EXCLUDED.value_as_of), stage = coalesce(s.stage, EXCLUDED.stage),
-           stage_changed_at = coalesce(s.stage_changed_at, EXCLUDED.stage_changed_at), updated_at = now()""",
+           value_as_of = coalesce(s.value_as_of, EXCLUDED.value_as_of),
+           value_version = CASE WHEN s.clv IS NULL THEN EXCLUDED.value_version ELSE s.value_version END,
+           stage = coalesce(s.stage, EXCLUDED.stage),
+           stage_changed_at = coalesce(s.stage_changed_at, EXCLUDED.stage_changed_at),
+           stage_version = CASE WHEN s.stage IS NULL THEN EXCLUDED.stage_version ELSE s.stage_version END,
+           updated_at = now()""",
     "DELETE FROM segmentation.customer_aggregate WHERE customer_id = :merged",
     "DELETE FROM segmentation.purchase_summary WHERE customer_id = :merged",
     # The merged id's memberships end with the merge; the survivor's are decided by its re-derived data.
@@ -291,35 +303,31 @@ async def apply_interaction_events(session: AsyncSession, events: list[ConsumedE
 
 async def apply_value_events(session: AsyncSession, events: list[ConsumedEvent]) -> set[uuid.UUID]:
     batch = _Batch(session)
-    latest: dict[uuid.UUID, CustomerValueUpdated] = {}
     alias = await batch.aliases(e.payload.customer_id for e in events)
-    for e in events:
-        p: CustomerValueUpdated = e.payload
-        cid = alias.get(p.customer_id, p.customer_id)
-        if cid not in latest or latest[cid].as_of <= p.as_of:
-            latest[cid] = p
+    latest: dict[uuid.UUID, CustomerValueUpdated] = latest_per_key(
+        (e.payload for e in events), lambda p: alias.get(p.customer_id, p.customer_id), lambda p: p.version,
+        lambda p: p.as_of)
     if latest:
         await session.execute(UPSERT_VALUES, {
             "customer_ids": list(latest), "clvs": [p.clv for p in latest.values()],
             "currencies": [p.currency for p in latest.values()], "tiers": [p.tier for p in latest.values()],
             "p_alive": [p.probability_alive for p in latest.values()], "as_of": [p.as_of for p in latest.values()],
+            "versions": [p.version for p in latest.values()],
         })
     return set(latest)
 
 
 async def apply_stage_events(session: AsyncSession, events: list[ConsumedEvent]) -> set[uuid.UUID]:
     batch = _Batch(session)
-    latest: dict[uuid.UUID, StageChanged] = {}
     alias = await batch.aliases(e.payload.customer_id for e in events)
-    for e in events:
-        p: StageChanged = e.payload
-        cid = alias.get(p.customer_id, p.customer_id)
-        if cid not in latest or latest[cid].changed_at <= p.changed_at:
-            latest[cid] = p
+    latest: dict[uuid.UUID, StageChanged] = latest_per_key(
+        (e.payload for e in events), lambda p: alias.get(p.customer_id, p.customer_id), lambda p: p.version,
+        lambda p: p.changed_at)
     if latest:
         await session.execute(UPSERT_STAGES, {
             "customer_ids": list(latest), "stages": [str(p.to_stage) for p in latest.values()],
             "changed_at": [p.changed_at for p in latest.values()],
+            "versions": [p.version for p in latest.values()],
         })
     return set(latest)
 

@@ -1,0 +1,56 @@
+"""`python -m clv reconcile [--repair]`: the copy of lifecycle's stages that targets value propositions, against
+lifecycle's state route (shared/reconcile.py)."""
+
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.db import make_engine, make_session_factory
+from shared.reconcile import CopyCheck, Drift, reconcile
+
+from clv.settings import ClvSettings
+
+STAGE_COPY = sa.text("""SELECT customer_id, stage, version FROM clv.customer_stage
+WHERE (CAST(:ids AS uuid[]) IS NULL OR customer_id = ANY(CAST(:ids AS uuid[])))
+  AND (CAST(:after AS uuid) IS NULL OR customer_id > CAST(:after AS uuid))
+  AND (CAST(:upto AS uuid) IS NULL OR customer_id <= CAST(:upto AS uuid))""")
+# The owner's state with its version, unless the copy already holds a newer one (an event that arrived since).
+REPAIR = sa.text("""
+INSERT INTO clv.customer_stage AS s (customer_id, stage, changed_at, version) VALUES (:c, :stage, :at, :version)
+ON CONFLICT (customer_id) DO UPDATE SET stage = EXCLUDED.stage, changed_at = EXCLUDED.changed_at,
+    version = EXCLUDED.version, updated_at = now()
+WHERE s.version IS NULL OR s.version <= EXCLUDED.version
+""")
+CLEAR = sa.text("DELETE FROM clv.customer_stage WHERE customer_id = :c")
+
+
+async def stage_copy(session: AsyncSession, ids, after, upto) -> dict:  # noqa: ANN001
+    params = {"ids": list(ids) if ids is not None else None, "after": after, "upto": upto}
+    return {r.customer_id: (r.stage, r.version) for r in await session.execute(STAGE_COPY, params)}
+
+
+async def repair_stages(session: AsyncSession, drifts: list[Drift]) -> None:
+    for d in drifts:
+        o = d.owner_state
+        if o is None:
+            await session.execute(CLEAR, {"c": d.customer_id})
+        else:
+            await session.execute(REPAIR, {"c": d.customer_id, "stage": o["stage"], "version": o["version"],
+                                           "at": datetime.fromisoformat(o["changed_at"])})
+
+
+def checks(settings: ClvSettings) -> list[CopyCheck]:
+    return [CopyCheck(fact="stage (lifecycle)", owner_url=settings.lifecycle_url,
+                      owner_path="/v1/lifecycle/stages/state", owner_params=(),
+                      owner_states=lambda items: {uuid.UUID(i["customer_id"]): i for i in items},
+                      comparable=lambda o: (o["stage"], o["version"]), load_copy=stage_copy, repair=repair_stages)]
+
+
+async def run(settings: ClvSettings, repair: bool) -> list[Drift]:
+    engine = make_engine(settings.database_url, pool_size=2)
+    try:
+        return await reconcile(make_session_factory(engine), checks(settings), repair)
+    finally:
+        await engine.dispose()

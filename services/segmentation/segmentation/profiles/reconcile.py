@@ -1,0 +1,120 @@
+"""`python -m segmentation reconcile [--repair]`: the stage (lifecycle's) and value (clv's) copies on
+`customer_aggregate` against their owners' state routes (shared/reconcile.py)."""
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.db import make_engine, make_session_factory
+from shared.messaging.outbox import Outbox
+from shared.reconcile import CopyCheck, Drift, reconcile
+
+from segmentation.rules.service import refresh_rule_segments
+from segmentation.settings import SCHEMA, SegmentationSettings
+from segmentation.tables import messaging
+
+RANGE = """(CAST(:ids AS uuid[]) IS NULL OR customer_id = ANY(CAST(:ids AS uuid[])))
+    AND (CAST(:after AS uuid) IS NULL OR customer_id > CAST(:after AS uuid))
+    AND (CAST(:upto AS uuid) IS NULL OR customer_id <= CAST(:upto AS uuid))"""
+
+STAGE_COPY = sa.text(f"""SELECT customer_id, stage, stage_version FROM segmentation.customer_aggregate
+WHERE stage IS NOT NULL AND {RANGE}""")
+VALUE_COPY = sa.text(f"""SELECT customer_id, clv_currency, value_tier, value_version FROM segmentation.customer_aggregate
+WHERE clv IS NOT NULL AND {RANGE}""")
+
+# The owner's state with its version, unless the copy already holds a newer one (an event that arrived since).
+REPAIR_STAGE = sa.text("""
+INSERT INTO segmentation.customer_aggregate AS s (customer_id, stage, stage_changed_at, stage_version)
+VALUES (:c, :stage, :at, :version)
+ON CONFLICT (customer_id) DO UPDATE SET stage = EXCLUDED.stage, stage_changed_at = EXCLUDED.stage_changed_at,
+    stage_version = EXCLUDED.stage_version, updated_at = now()
+WHERE s.stage_version IS NULL OR s.stage_version <= EXCLUDED.stage_version
+""")
+CLEAR_STAGE = sa.text("""UPDATE segmentation.customer_aggregate SET stage = NULL, stage_changed_at = NULL,
+    stage_version = NULL, updated_at = now() WHERE customer_id = :c""")
+REPAIR_VALUE = sa.text("""
+INSERT INTO segmentation.customer_aggregate AS s
+    (customer_id, clv, clv_currency, value_tier, p_alive, value_as_of, value_version)
+VALUES (:c, :clv, :currency, :tier, :p_alive, :at, :version)
+ON CONFLICT (customer_id) DO UPDATE SET clv = EXCLUDED.clv, clv_currency = EXCLUDED.clv_currency,
+    value_tier = EXCLUDED.value_tier, p_alive = EXCLUDED.p_alive, value_as_of = EXCLUDED.value_as_of,
+    value_version = EXCLUDED.value_version, updated_at = now()
+WHERE s.value_version IS NULL OR s.value_version <= EXCLUDED.value_version
+""")
+CLEAR_VALUE = sa.text("""UPDATE segmentation.customer_aggregate SET clv = NULL, clv_currency = NULL, value_tier = NULL,
+    p_alive = NULL, value_as_of = NULL, value_version = NULL, updated_at = now() WHERE customer_id = :c""")
+
+
+def _range(ids: Sequence[uuid.UUID] | None, after: uuid.UUID | None, upto: uuid.UUID | None) -> dict:
+    return {"ids": list(ids) if ids is not None else None, "after": after, "upto": upto}
+
+
+async def stage_copy(session: AsyncSession, ids, after, upto) -> dict:  # noqa: ANN001
+    return {r.customer_id: (r.stage, r.stage_version) for r in await session.execute(STAGE_COPY, _range(ids, after, upto))}
+
+
+async def value_copy(session: AsyncSession, ids, after, upto) -> dict:  # noqa: ANN001
+    return {r.customer_id: (r.clv_currency.strip() if r.clv_currency else None, r.value_tier, r.value_version)
+            for r in await session.execute(VALUE_COPY, _range(ids, after, upto))}
+
+
+def by_customer(items: list[dict]) -> dict[uuid.UUID, dict]:
+    """One state per customer: the owner's item with the greatest version (clv has one per currency, the copy
+    keeps the last published of any)."""
+    out: dict[uuid.UUID, dict] = {}
+    for item in items:
+        c = uuid.UUID(item["customer_id"])
+        if c not in out or (item["version"] or 0) > (out[c]["version"] or 0):
+            out[c] = item
+    return out
+
+
+def checks(settings: SegmentationSettings) -> list[CopyCheck]:
+    outbox = Outbox(messaging, SCHEMA, settings.topic_prefix)
+
+    async def refresh(session: AsyncSession, drifts: list[Drift]) -> None:
+        # The repaired customers' rule segments are re-evaluated, as after any event.
+        await refresh_rule_segments(session, outbox, settings.reporting_currency,
+                                    customer_ids=[d.customer_id for d in drifts])
+
+    async def repair_stage(session: AsyncSession, drifts: list[Drift]) -> None:
+        for d in drifts:
+            o = d.owner_state
+            if o is None:
+                await session.execute(CLEAR_STAGE, {"c": d.customer_id})
+            else:
+                await session.execute(REPAIR_STAGE, {"c": d.customer_id, "stage": o["stage"], "version": o["version"],
+                                                      "at": datetime.fromisoformat(o["changed_at"])})
+        await refresh(session, drifts)
+
+    async def repair_value(session: AsyncSession, drifts: list[Drift]) -> None:
+        for d in drifts:
+            o = d.owner_state
+            if o is None:
+                await session.execute(CLEAR_VALUE, {"c": d.customer_id})
+            else:
+                await session.execute(REPAIR_VALUE, {
+                    "c": d.customer_id, "clv": o["clv"], "currency": o["currency"], "tier": o["tier"],
+                    "p_alive": o["probability_alive"], "at": datetime.fromisoformat(o["as_of"]),
+                    "version": o["version"]})
+        await refresh(session, drifts)
+
+    return [
+        CopyCheck(fact="stage (lifecycle)", owner_url=settings.lifecycle_url, owner_path="/v1/lifecycle/stages/state",
+                  owner_params=(), owner_states=by_customer, comparable=lambda o: (o["stage"], o["version"]),
+                  load_copy=stage_copy, repair=repair_stage),
+        CopyCheck(fact="value (clv)", owner_url=settings.clv_url, owner_path="/v1/value/state", owner_params=(),
+                  owner_states=by_customer, comparable=lambda o: (o["currency"], o["tier"], o["version"]),
+                  load_copy=value_copy, repair=repair_value),
+    ]
+
+
+async def run(settings: SegmentationSettings, repair: bool) -> list[Drift]:
+    engine = make_engine(settings.database_url, pool_size=2)
+    try:
+        return await reconcile(make_session_factory(engine), checks(settings), repair)
+    finally:
+        await engine.dispose()

@@ -13,6 +13,7 @@ event in flight, and applying the owner's state is right for both (repairs use t
 event in flight that arrives later is ignored as older).
 """
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,9 @@ from typing import Any
 import aiohttp
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.internal_auth import HEADER as INTERNAL_TOKEN_HEADER
+from shared.internal_auth import Caller, TokenSigner
 
 PAGE = 500
 # Customers re-read per request in the confirmation pass: 100 ids keep the URL near 5 KB (servers refuse
@@ -32,16 +36,32 @@ class OwnerUnreachable(RuntimeError):
     pass
 
 
-class OwnerClient:
-    """The one place reconcile calls another service's HTTP API (service-to-service credentials go here)."""
+def owner_credentials(owner: str) -> dict[str, str]:
+    """How reconcile proves itself to an owner, which answers only requests the gateway vouches for.
 
-    def __init__(self, base_url: str, timeout_s: float = 30.0) -> None:
+    Ops point `<SVC>_<OWNER>_URL` at the gateway and give an admin API key in `RECONCILE_API_KEY` (the gateway
+    then signs the forwarded request as for any client). Where the gateway's private key is at hand instead
+    (`INTERNAL_TOKEN_PRIVATE_KEY`: the gateway's own host, the test suite), the owner is called directly with a
+    token minted for it, as the gateway would for an admin."""
+    if api_key := os.environ.get("RECONCILE_API_KEY"):
+        return {"X-API-Key": api_key}
+    if private_key := os.environ.get("INTERNAL_TOKEN_PRIVATE_KEY"):
+        token = TokenSigner(private_key).token(owner, Caller("reconcile", "admin"))
+        return {INTERNAL_TOKEN_HEADER: token}
+    return {}
+
+
+class OwnerClient:
+    """The one place reconcile calls another service's HTTP API."""
+
+    def __init__(self, base_url: str, owner: str, timeout_s: float = 30.0) -> None:
         self.base_url = base_url.rstrip("/")
+        self.owner = owner
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> "OwnerClient":
-        self._session = aiohttp.ClientSession(timeout=self.timeout)
+        self._session = aiohttp.ClientSession(timeout=self.timeout, headers=owner_credentials(self.owner))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -82,6 +102,7 @@ class CopyCheck:
     - `repair(session, drifts)`: applies `drift.owner_state` (None: the owner has nothing) with its version."""
 
     fact: str
+    owner: str  # the owning service's name (the audience of its credential)
     owner_url: str
     owner_path: str
     owner_params: tuple[tuple[str, str], ...]
@@ -114,7 +135,7 @@ async def find_drift(sessions: async_sessionmaker[AsyncSession], check: CopyChec
         return [c for c in sorted(ids) if copy.get(c) != (check.comparable(owner[c]) if c in owner else None)]
 
     candidates: list[uuid.UUID] = []
-    async with OwnerClient(check.owner_url) as client:
+    async with OwnerClient(check.owner_url, check.owner) as client:
         after: uuid.UUID | None = None
         async for items in client.pages(check.owner_path, check.owner_params):
             owner = check.owner_states(items)

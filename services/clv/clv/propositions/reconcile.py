@@ -42,7 +42,7 @@ async def repair_stages(session: AsyncSession, drifts: list[Drift]) -> None:
 
 
 def checks(settings: ClvSettings) -> list[CopyCheck]:
-    return [CopyCheck(fact="stage (lifecycle)", owner_url=settings.lifecycle_url,
+    return [CopyCheck(fact="stage (lifecycle)", owner="lifecycle", owner_url=settings.lifecycle_url,
                       owner_path="/v1/lifecycle/stages/state", owner_params=(),
                       owner_states=lambda items: {uuid.UUID(i["customer_id"]): i for i in items},
                       comparable=lambda o: (o["stage"], o["version"]), load_copy=stage_copy, repair=repair_stages)]

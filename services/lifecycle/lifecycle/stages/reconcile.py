@@ -59,7 +59,8 @@ def checks(settings: LifecycleSettings) -> list[CopyCheck]:
         await repository.insert_facts(session, rows)
         await service.rederive(session, outbox, [d.customer_id for d in drifts])
 
-    return [CopyCheck(fact="value (clv)", owner_url=settings.clv_url, owner_path="/v1/value/state", owner_params=(),
+    return [CopyCheck(fact="value (clv)", owner="clv",
+                      owner_url=settings.clv_url, owner_path="/v1/value/state", owner_params=(),
                       owner_states=by_customer, comparable=lambda o: (o["tier"], o["version"]),
                       load_copy=value_copy, repair=repair_values, owner_absent_is_drift=False)]
 

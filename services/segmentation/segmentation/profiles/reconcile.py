@@ -103,10 +103,10 @@ def checks(settings: SegmentationSettings) -> list[CopyCheck]:
         await refresh(session, drifts)
 
     return [
-        CopyCheck(fact="stage (lifecycle)", owner_url=settings.lifecycle_url, owner_path="/v1/lifecycle/stages/state",
+        CopyCheck(fact="stage (lifecycle)", owner="lifecycle", owner_url=settings.lifecycle_url, owner_path="/v1/lifecycle/stages/state",
                   owner_params=(), owner_states=by_customer, comparable=lambda o: (o["stage"], o["version"]),
                   load_copy=stage_copy, repair=repair_stage),
-        CopyCheck(fact="value (clv)", owner_url=settings.clv_url, owner_path="/v1/value/state", owner_params=(),
+        CopyCheck(fact="value (clv)", owner="clv", owner_url=settings.clv_url, owner_path="/v1/value/state", owner_params=(),
                   owner_states=by_customer, comparable=lambda o: (o["currency"], o["tier"], o["version"]),
                   load_copy=value_copy, repair=repair_value),
     ]

@@ -26,3 +26,6 @@ class ClvSettings(ServiceSettings):
     # older gets a new fit of `refit_model` and, if it converges, a scoring run with the default settings.
     refit_interval_hours: float = Field(0.0, ge=0)
     refit_model: str = Field("bgnbd", pattern="^(bgnbd|mbgnbd|pareto_nbd)$")
+    # Fits and scoring runs hold a lease this long, renewed while they run: when a replica dies, another
+    # resumes its jobs once the lease lapsed (see shared/jobs.py).
+    job_lease_s: float = Field(30.0, ge=1, le=3600)

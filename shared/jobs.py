@@ -111,16 +111,16 @@ async def hold(session_factory: async_sessionmaker[AsyncSession], table: sa.Tabl
 
 
 async def expired(session: AsyncSession, table: sa.Table, queued_for_s: float | None = None,
-                  id_column: str = "id") -> list[uuid.UUID]:
+                  id_column: str = "id") -> list[tuple[uuid.UUID, str]]:
     """Jobs to recover: running with a lapsed lease (their replica died), or queued for longer than
     `queued_for_s` without anyone launching them (their replica died between commit and launch)."""
     key = table.c[id_column]
     stale_queue = sa.func.now() - sa.text(f"interval '{_lease(queued_for_s)} seconds'")
-    rows = await session.execute(sa.select(key).where(sa.or_(
+    rows = await session.execute(sa.select(key, table.c.status).where(sa.or_(
         sa.and_(table.c.status == "running", sa.or_(table.c.lease_until.is_(None),
                                                      table.c.lease_until < sa.func.now())),
         sa.and_(table.c.status == "queued", table.c.created_at < stale_queue))).order_by(table.c.created_at))
-    return list(rows.scalars())
+    return [(r[0], r[1]) for r in rows]
 
 
 async def fail_interrupted(session: AsyncSession, table: sa.Table, job_id: uuid.UUID, id_column: str = "id",

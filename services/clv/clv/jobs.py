@@ -57,7 +57,7 @@ async def recover_once(runtime) -> int:  # noqa: ANN001 - ClvRuntime (import cyc
     for table, run in kinds:
         async with runtime.session_factory() as session:
             ids = await shared_jobs.expired(session, table, queued_for_s=runtime.settings.job_lease_s)
-        for job_id in ids:
+        for job_id, _ in ids:
             log.warning("resuming %s %s: its replica stopped", table.name, job_id)
             launch_on(runtime, run(job_id), name=f"{table.name}-{job_id}")
             taken += 1

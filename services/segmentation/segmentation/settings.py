@@ -15,3 +15,6 @@ class SegmentationSettings(ServiceSettings):
     # Scheduled runs (rfm, clustering, tiers, then a full rule refresh) every this many seconds; 0 = off.
     schedule_interval_s: float = 0
     schedule_kinds: list[str] = ["rfm", "clustering", "tiers"]
+    # A run holds a lease this long, renewed while it runs: a run whose replica died fails as "interrupted"
+    # once the lease lapsed (see shared/jobs.py).
+    job_lease_s: float = Field(30.0, ge=1, le=3600)

@@ -160,3 +160,15 @@ def unfinished_index(table: str, columns: Sequence[str], schema: str) -> sa.text
     cols = ", ".join(columns)
     return sa.text(f"CREATE UNIQUE INDEX uq_{table}_one_unfinished ON {schema}.{table} ({cols}) "
                    "WHERE status IN ('queued', 'running')")
+
+
+async def claim_tick(session: AsyncSession, table: str, name: str, interval_s: float) -> bool:
+    """A scheduled job's turn, once per interval across replicas: True for the one replica whose transaction moves
+    `name`'s last start forward (the others wait on its row lock, then find it fresh). `table` is the service's
+    `(name text primary key, last_started_at timestamptz)` table; the turn commits with the caller's work."""
+    row = (await session.execute(sa.text(f"""
+        INSERT INTO {table} AS t (name, last_started_at) VALUES (:name, now())
+        ON CONFLICT (name) DO UPDATE SET last_started_at = now()
+        WHERE t.last_started_at < now() - make_interval(secs => :gap)
+        RETURNING name"""), {"name": name, "gap": interval_s * 0.9})).first()
+    return row is not None

@@ -11,3 +11,6 @@ class LifecycleSettings(ServiceSettings):
     service_name: str = "lifecycle"
     # How often the clock rules (inactivity churn) are applied as of now; 0 turns the periodic sweep off.
     sweep_interval_s: float = 3600.0
+    # A replay run holds a lease this long, renewed while it runs: a run whose replica died is resumed by
+    # another once the lease lapsed (see shared/jobs.py).
+    job_lease_s: float = 30.0

@@ -534,7 +534,7 @@ class Workload:
 
 async def inject_faults(cluster: Cluster, cfg: Config, ledger: Ledger, rng: random.Random, done: asyncio.Event) -> None:
     """`cfg.faults` crashes spread over the workload: a random replica, the broker or PostgreSQL (kill -9)."""
-    kinds = ["replica", "broker", "postgres"]
+    kinds = ["replica", "broker", "postgres", "job"]
     for n in range(cfg.faults):
         # The n-th fault once that share of the workload has been offered (faults land during the traffic).
         threshold = cfg.events * (n + 0.5 + rng.random() * 0.5) / (cfg.faults + 1)
@@ -542,9 +542,12 @@ async def inject_faults(cluster: Cluster, cfg: Config, ledger: Ledger, rng: rand
             await asyncio.sleep(0.2)
         if done.is_set():
             return  # the workload finished first: fewer faults than asked (reported)
-        kind = kinds[n % 3] if n < 3 else rng.choice(kinds)
+        kind = kinds[n % len(kinds)] if n < len(kinds) else rng.choice(kinds)
         started = time.monotonic()
-        if kind == "replica":
+        if kind == "job":
+            target = await kill_a_running_job(cluster, rng)
+            print(f"  fault {n + 1}: kill -9 the replica running a job ({target})")
+        elif kind == "replica":
             victim = rng.choice(cluster.processes())
             print(f"  fault {n + 1}: kill -9 {victim.name}")
             await asyncio.to_thread(cluster.kill_replica, victim)
@@ -565,6 +568,48 @@ async def inject_faults(cluster: Cluster, cfg: Config, ledger: Ledger, rng: rand
             target = "postgres"
         ledger.faults.append({"kind": kind, "target": target, "seconds": round(time.monotonic() - started, 1)})
         ledger.last_fault_at = time.monotonic()
+
+
+JOB_STARTS = [("clv.model_fit", "/v1/value/models/fits", {"model": "pareto_nbd", "currency": "EUR"}),
+              ("segmentation.segmentation_run", "/v1/segmentation/runs", {"kind": "clustering"}),
+              ("lifecycle.replay_run", "/v1/lifecycle/rules", None)]
+
+
+async def kill_a_running_job(cluster: Cluster, rng: random.Random) -> str:
+    """Start a heavy job and kill -9 the replica that claimed it (its `claimed_by` names the pid) while it runs.
+
+    On small data a job may finish before the kill lands: then the target says so (the fault still killed a
+    replica of that service)."""
+    table, path, body = rng.choice(JOB_STARTS)
+    if body is None:  # a rule-set save starts a replay of every customer
+        body = {"parameters": {"repeat_window_days": rng.randint(60, 365)}, "description": "proving ground"}
+    async with httpx.AsyncClient(timeout=20.0, headers={"X-API-Key": ADMIN_KEY}) as client:
+        method = "PUT" if table == "lifecycle.replay_run" else "POST"
+        resp = await client.request(method, f"{cluster.gateway}{path}", json=body)
+    created = resp.json() if resp.status_code == 202 else {}
+    job_id = (created.get("run") or {}).get("id") or created.get("id") or created.get("run_id")
+    service = table.split(".")[0]
+    victim, state = rng.choice(cluster.replicas[service]), f"{resp.status_code}"
+    conn = await asyncpg.connect(cluster.dsn())
+    try:
+        key = "run_id" if table == "segmentation.segmentation_run" else "id"
+        deadline = time.monotonic() + 10
+        while job_id is not None and time.monotonic() < deadline:
+            row = await conn.fetchrow(f"select status, claimed_by from {table} where {key} = $1", uuid.UUID(job_id))
+            state = row["status"] if row else "missing"
+            if row and row["status"] == "running" and row["claimed_by"]:
+                pid = int(row["claimed_by"].split(":")[1])
+                victim = next((p for p in cluster.replicas[service] if p.proc and p.proc.pid == pid), victim)
+                break
+            if state not in ("queued", "running"):
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await conn.close()
+    await asyncio.to_thread(cluster.kill_replica, victim)
+    await asyncio.sleep(rng.uniform(1.0, 3.0))
+    await asyncio.to_thread(cluster.restart_replica, victim)
+    return f"{victim.name}, {table} {job_id} was {state}"
 
 
 # --- Quiescence --------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ PENDING: dict[str, str] = {
 
 
 def test_proving_ground_invariants_hold_after_crashes(tmp_path) -> None:
-    cfg = Config(seed=seed_from_env(), events=int(os.environ.get("PROVING_GROUND_EVENTS", "400")), faults=3,
+    cfg = Config(seed=seed_from_env(), events=int(os.environ.get("PROVING_GROUND_EVENTS", "400")), faults=4,
                  customers=40, log_dir=tmp_path / "logs")
     figures, divergences = run(cfg)
     replay = f"seed {cfg.seed} (replay: PROVING_GROUND_SEED={cfg.seed})"

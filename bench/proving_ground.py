@@ -769,7 +769,10 @@ class Checker:
             for part in ("segmentation", "value", "lifecycle"):
                 s, body = reads[part]
                 if s == 404:
-                    if owner:
+                    if owner and survivor != cid:
+                        out.append(f"{cid}: merged into {survivor} in interaction; {part} does not resolve the "
+                                   "merged-away id (404)")
+                    elif owner:
                         out.append(f"{cid}: {part} does not know the customer; interaction: {owner}")
                     continue
                 if s != 200:

@@ -23,8 +23,8 @@ from shared.problems import DomainError, NotFound
 
 from segmentation.analytics import clustering, rfm, tiers
 from segmentation.rules.service import refresh_rule_segments, segment_id_for
-from segmentation.runs.models import segmentation_run
 from segmentation.runs.binary_copy import copy_in, copy_out, uuid_bytes
+from segmentation.runs.models import segmentation_run
 from segmentation.segments.membership import RUN_DIFF, movement, notify_relay, publish_params
 
 log = logging.getLogger(__name__)

@@ -839,7 +839,6 @@ class Checker:
         timeline = Counter((r["source"], r["event_id"]) for r in await self.conn.fetch(
             "select a.source, a.event_id from interaction.activity a join interaction.customer c "
             "on c.id = a.customer_id where c.erased_at is null"))
-        erased_subjects = self.ledger.erased_external
         for key, type_ in sorted(self.ledger.accepted.items()):
             if key not in claimed:
                 out.append(f"{key[0]}/{key[1]} ({type_}): acknowledged but never applied")
@@ -848,7 +847,6 @@ class Checker:
         unknown = claimed - set(self.ledger.accepted)
         out += [f"{s}/{e}: applied but never acknowledged to the sender" for s, e in sorted(unknown)
                 if s == SOURCE]
-        del erased_subjects
         return out
 
     async def composed_view(self) -> list[str]:

@@ -18,6 +18,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.kafka]
 PENDING: dict[str, str] = {
     "copies_equal_owner": "truth-copies (lifecycle's spend net of refunds; copies of multi-currency customers)",
     "stage_copies": "truth-copies (stage copies follow the owner's versions, not changed_at)",
+    "erased_no_pii": "truth-erasure (complete erasure: an erased customer's data left in interaction.activity)",
 }
 
 

@@ -4,10 +4,12 @@ import asyncio
 
 from fastapi import FastAPI
 
+from shared import jobs
 from shared.messaging.transport import Transport
 from shared.service import ServiceRuntime, create_service_app
 
 from clv.fits.router import router as fits_router
+from clv.jobs import recover_loop
 from clv.propositions.projection import targeting_subscription
 from clv.propositions.router import router as propositions_router
 from clv.schedule.service import refit_loop
@@ -30,6 +32,9 @@ class ClvRuntime(ServiceRuntime):
     async def start(self) -> None:
         await super().start()
         self._stopping_schedule.clear()
+        jobs.configure(self.settings.job_lease_s)
+        if self.settings.run_workers:
+            self._tasks.append(asyncio.create_task(recover_loop(self, self._stopping_schedule), name="clv-job-recovery"))
         if self.settings.run_workers and self.settings.refit_interval_hours > 0:
             self._tasks.append(asyncio.create_task(
                 refit_loop(self.session_factory, self.outbox, self.settings, self._stopping_schedule),

@@ -28,3 +28,6 @@ class ClvSettings(ServiceSettings):
     refit_model: str = Field("bgnbd", pattern="^(bgnbd|mbgnbd|pareto_nbd)$")
     # Where `reconcile` reads the owners' published state (their state routes; docs/<service>.md, Consistency).
     lifecycle_url: str = "http://127.0.0.1:8004"
+    # Fits and scoring runs hold a lease this long, renewed while they run: when a replica dies, another
+    # resumes its jobs once the lease lapsed (see shared/jobs.py).
+    job_lease_s: float = Field(30.0, ge=1, le=3600)

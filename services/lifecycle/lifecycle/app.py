@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
+from shared import jobs
 from shared.messaging.transport import Transport
 from shared.service import ServiceRuntime, create_service_app
 
@@ -24,11 +25,15 @@ log = logging.getLogger(__name__)
 
 
 async def sweep_periodically(runtime: ServiceRuntime, interval_s: float) -> None:
-    """The clock for time-based rules: inactivity churn happens without any event, so something must look."""
+    """The clock for time-based rules: inactivity churn happens without any event, so something must look.
+
+    Once per interval across replicas: the replica whose transaction takes the sweep's turn sweeps."""
     while True:
         await asyncio.sleep(interval_s)
         try:
             async with runtime.session_factory() as session, session.begin():
+                if not await jobs.claim_tick(session, "lifecycle.scheduled_job", "sweep", interval_s):
+                    continue  # another replica swept this interval
                 outcome = await stages.sweep(session, runtime.outbox)
             if outcome.moves:
                 log.info("sweep moved %d customers", sum(outcome.moves.values()))
@@ -54,13 +59,20 @@ def create_app(settings: LifecycleSettings | None = None, transport: Transport |
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with service_lifespan(app):
             task = None
+            recovery = None
             if settings.run_workers:
+                jobs.configure(settings.job_lease_s)
                 await replays.resume()
+                recovery = asyncio.create_task(replays.recover_periodically(), name="lifecycle-replay-recovery")
             if settings.run_workers and settings.sweep_interval_s > 0:
                 task = asyncio.create_task(sweep_periodically(runtime, settings.sweep_interval_s), name="lifecycle-sweep")
             try:
                 yield
             finally:
+                if recovery is not None:
+                    recovery.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await recovery
                 await replays.stop()
                 if task is not None:
                     task.cancel()

@@ -13,3 +13,6 @@ class LifecycleSettings(ServiceSettings):
     sweep_interval_s: float = 3600.0
     # Where `reconcile` reads the owners' published state (their state routes; docs/<service>.md, Consistency).
     clv_url: str = "http://127.0.0.1:8003"
+    # A replay run holds a lease this long, renewed while it runs: a run whose replica died is resumed by
+    # another once the lease lapsed (see shared/jobs.py).
+    job_lease_s: float = 30.0

@@ -2,6 +2,7 @@
 
 from fastapi import FastAPI
 
+from shared import jobs
 from shared.messaging.transport import Transport
 from shared.service import ServiceRuntime, create_service_app
 
@@ -26,6 +27,7 @@ class SegmentationRuntime(ServiceRuntime):
     async def start(self) -> None:
         await super().start()
         if self.settings.run_workers:
+            jobs.configure(self.settings.job_lease_s)
             await self.runs.start()
 
     async def stop(self) -> None:

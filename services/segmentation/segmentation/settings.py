@@ -18,3 +18,6 @@ class SegmentationSettings(ServiceSettings):
     # Where `reconcile` reads the owners' published state (their state routes; docs/<service>.md, Consistency).
     lifecycle_url: str = "http://127.0.0.1:8004"
     clv_url: str = "http://127.0.0.1:8003"
+    # A run holds a lease this long, renewed while it runs: a run whose replica died fails as "interrupted"
+    # once the lease lapsed (see shared/jobs.py).
+    job_lease_s: float = Field(30.0, ge=1, le=3600)

@@ -15,6 +15,11 @@ async def get_fit(session: AsyncSession, fit_id: uuid.UUID) -> sa.Row | None:
     return (await session.execute(sa.select(model_fit).where(model_fit.c.id == fit_id))).one_or_none()
 
 
+async def unfinished_fit(session: AsyncSession, currency: str) -> sa.Row | None:
+    return (await session.execute(sa.select(model_fit).where(
+        model_fit.c.currency == currency, model_fit.c.status.in_(("queued", "running"))))).first()
+
+
 async def update_fit(session: AsyncSession, fit_id: uuid.UUID, **values: Any) -> None:
     await session.execute(sa.update(model_fit).where(model_fit.c.id == fit_id).values(updated_at=sa.func.now(), **values))
 

@@ -4,6 +4,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from shared.db import SessionDep
+from shared.jobs import JobInProgress
 from shared.pagination import Cursor, InvalidCursor, Limit, decode, encode
 from shared.problems import NotFound, problem_responses
 
@@ -14,7 +15,7 @@ router = APIRouter(prefix="/v1/value/models", tags=["value models"])
 CurrencyQuery = Annotated[str, Query(pattern=r"^[A-Z]{3}$", examples=["EUR"])]
 
 
-@router.post("/fits", status_code=202, response_model=FitRead, responses=problem_responses(service.InvalidFitRequest))
+@router.post("/fits", status_code=202, response_model=FitRead, responses=problem_responses(service.InvalidFitRequest, JobInProgress))
 async def create_fit(body: FitCreate, request: Request, response: Response, session: SessionDep) -> FitRead:
     """Start fitting a model version; poll the returned fit for status and progress."""
     fit = await service.start_fit(request.app, session, body, request.app.state.runtime.settings)

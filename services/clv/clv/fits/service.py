@@ -10,9 +10,11 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared import jobs
 from shared.problems import DomainError, NotFound
 
 from clv.fits import repository
+from clv.fits.models import model_fit
 from clv.fits.schemas import Comparison, ComparisonRow, Diagnostics, FitCreate, FitRead, HoldoutBucket, ModelReport
 from clv.jobs import launch
 from clv.models import MODELS, FitError, FitResult, GammaGamma, collapse
@@ -80,23 +82,43 @@ async def start_fit(app: FastAPI, session: AsyncSession, request: FitCreate, set
 
 
 async def create_fit(session: AsyncSession, request: FitCreate, settings: ClvSettings) -> sa.Row:
-    """The fit's row, committed (the job reads it in its own session)."""
+    """The fit's row, committed (the job reads it in its own session); 409 while the currency has one unfinished
+    (a fit is a heavy job: queueing them without limit would let one key occupy the service)."""
     as_of = request.as_of or datetime.now(UTC)
     calibration_end = as_of - timedelta(days=request.holdout_days)
-    row = await repository.insert_fit(session, {
-        "id": uuid.uuid4(), "status": "queued", "model": request.model.value, "currency": request.currency,
-        "time_unit_days": request.time_unit_days or settings.time_unit_days, "as_of": as_of,
-        "holdout_days": request.holdout_days, "calibration_end": calibration_end,
-    })
-    await session.commit()
+    await _refuse_if_unfinished(session, request.currency)
+    try:
+        row = await repository.insert_fit(session, {
+            "id": uuid.uuid4(), "status": "queued", "model": request.model.value, "currency": request.currency,
+            "time_unit_days": request.time_unit_days or settings.time_unit_days, "as_of": as_of,
+            "holdout_days": request.holdout_days, "calibration_end": calibration_end,
+        })
+        await session.commit()
+    except sa.exc.IntegrityError:  # another request won the race for the one-unfinished index
+        await session.rollback()
+        await _refuse_if_unfinished(session, request.currency)
+        raise
     return row
 
 
+async def _refuse_if_unfinished(session: AsyncSession, currency: str) -> None:
+    if (running := await repository.unfinished_fit(session, currency)) is not None:
+        raise jobs.in_progress("model fit", currency, running.id, running.status)
+
+
 async def run_fit(session_factory: async_sessionmaker[AsyncSession], fit_id: uuid.UUID) -> None:
+    """Runs the fit if this replica claims it (another replica may have, or it may be finished)."""
     async with session_factory() as session:
+        if not await jobs.claim(session, model_fit, fit_id):
+            return
         fit = await repository.get_fit(session, fit_id)
-        await repository.update_fit(session, fit_id, status="running", progress=0.05, started_at=sa.func.now())
+        await repository.update_fit(session, fit_id, progress=0.05, started_at=sa.func.now())
         await session.commit()
+    async with jobs.hold(session_factory, model_fit, fit_id):
+        await _run_fit(session_factory, fit, fit_id)
+
+
+async def _run_fit(session_factory: async_sessionmaker[AsyncSession], fit: sa.Row, fit_id: uuid.UUID) -> None:
     try:
         async with session_factory() as session:
             end_day = fit.as_of.astimezone(UTC).date()
@@ -109,6 +131,7 @@ async def run_fit(session_factory: async_sessionmaker[AsyncSession], fit_id: uui
                                           fit.holdout_days / fit.time_unit_days, fit.holdout_days, fit.time_unit_days)
         async with session_factory() as session:
             await repository.update_fit(session, fit_id, status="succeeded", progress=1.0, finished_at=sa.func.now(),
+                                        lease_until=None,
                                         transactions=results["transactions"],
                                         spend=results["spend"] or {"error": results["spend_error"]},
                                         diagnostics=results["diagnostics"])
@@ -122,7 +145,8 @@ async def run_fit(session_factory: async_sessionmaker[AsyncSession], fit_id: uui
 
 async def _fail(session_factory: async_sessionmaker[AsyncSession], fit_id: uuid.UUID, error: str) -> None:
     async with session_factory() as session:
-        await repository.update_fit(session, fit_id, status="failed", error=error, finished_at=sa.func.now())
+        await repository.update_fit(session, fit_id, status="failed", error=error, finished_at=sa.func.now(),
+                                    lease_until=None)
         await session.commit()
 
 

@@ -1,7 +1,8 @@
 """Every `refit_interval_hours`, refit and rescore each currency whose newest fit is older than the interval.
 
 The check "newest fit older than the interval" makes replicas agree without a lock: a replica that wakes
-after another has just refitted finds a fresh fit and does nothing (a rare race costs one extra fit).
+after another has just refitted finds a fresh fit and does nothing; two that wake together cannot both create
+a fit (one unfinished fit per currency), the loser skips the currency.
 """
 
 import asyncio
@@ -11,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.jobs import JobInProgress
 from shared.messaging.outbox import Outbox
 from shared.problems import DomainError
 
@@ -35,8 +37,11 @@ async def refit_due(session_factory: async_sessionmaker[AsyncSession], outbox: O
     async with session_factory() as session:
         due = list((await session.execute(DUE, {"since": datetime.now(UTC) - interval})).scalars())
     for currency in due:
-        async with session_factory() as session:
-            row = await fits.create_fit(session, FitCreate(model=settings.refit_model, currency=currency), settings)
+        try:
+            async with session_factory() as session:
+                row = await fits.create_fit(session, FitCreate(model=settings.refit_model, currency=currency), settings)
+        except JobInProgress:
+            continue  # another replica (or a user) is fitting this currency right now
         await fits.run_fit(session_factory, row.id)
         try:
             async with session_factory() as session:

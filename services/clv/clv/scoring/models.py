@@ -20,6 +20,9 @@ scoring_run = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("started_at", sa.DateTime(timezone=True)),
     sa.Column("finished_at", sa.DateTime(timezone=True)),
+    # The replica running it and until when (see shared/jobs.py): a lapsed lease means its replica died.
+    sa.Column("claimed_by", sa.Text),
+    sa.Column("lease_until", sa.DateTime(timezone=True)),
     *_timestamps(),
 )
 

@@ -5,6 +5,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from shared.db import SessionDep
 from shared.pagination import Cursor, InvalidCursor, Limit, decode, encode
+from shared.jobs import JobInProgress
 from shared.problems import NotFound, problem_responses
 
 from clv.scoring import service
@@ -14,7 +15,7 @@ router = APIRouter(prefix="/v1/value", tags=["value scoring"])
 
 
 @router.post("/scorings", status_code=202, response_model=ScoringRead,
-             responses=problem_responses(NotFound, service.FitNotUsable))
+             responses=problem_responses(NotFound, service.FitNotUsable, JobInProgress))
 async def create_scoring(body: ScoringCreate, request: Request, response: Response, session: SessionDep) -> ScoringRead:
     """Start scoring every customer of a currency; poll the returned run for status and progress."""
     run = await service.start_scoring(request.app, session, body, request.app.state.runtime.settings)

@@ -18,6 +18,7 @@ from shared.contracts import clv as contracts
 from shared.contracts.envelope import Envelope
 from shared.contracts.topics import CLV_EVENTS
 from shared.messaging.outbox import Outbox
+from shared import jobs
 from shared.problems import DomainError, NotFound
 
 from clv.fits import repository as fits
@@ -120,12 +121,26 @@ async def create_scoring(session: AsyncSession, request: ScoringCreate, settings
     }
     if scoring_settings["horizon_months"] < scoring_settings["current_months"]:
         raise FitNotUsable("horizon_months must be at least current_months")
-    row = (await session.execute(sa.insert(scoring_run).values(
-        id=uuid.uuid4(), fit_id=fit.id, status="queued", currency=request.currency, as_of=datetime.now(UTC),
-        settings=scoring_settings,
-    ).returning(scoring_run))).one()
-    await session.commit()
+    await _refuse_if_unfinished(session, request.currency)
+    try:
+        row = (await session.execute(sa.insert(scoring_run).values(
+            id=uuid.uuid4(), fit_id=fit.id, status="queued", currency=request.currency, as_of=datetime.now(UTC),
+            settings=scoring_settings,
+        ).returning(scoring_run))).one()
+        await session.commit()
+    except sa.exc.IntegrityError:  # another request won the race for the one-unfinished index
+        await session.rollback()
+        await _refuse_if_unfinished(session, request.currency)
+        raise
     return row
+
+
+async def _refuse_if_unfinished(session: AsyncSession, currency: str) -> None:
+    """One unfinished scoring run per currency (409 naming it): runs are heavy and must not queue without limit."""
+    running = (await session.execute(sa.select(scoring_run.c.id, scoring_run.c.status).where(
+        scoring_run.c.currency == currency, scoring_run.c.status.in_(jobs.UNFINISHED)))).first()
+    if running is not None:
+        raise jobs.in_progress("scoring run", currency, running.id, running.status)
 
 
 # IF NOT EXISTS + TRUNCATE: incremental scoring may stage several currencies in one consumer transaction.
@@ -189,11 +204,21 @@ UNION SELECT currency FROM clv.customer_value WHERE customer_id = ANY(CAST(:ids 
 
 async def run_scoring(session_factory: async_sessionmaker[AsyncSession], outbox: Outbox, settings: ClvSettings,
                       run_id: uuid.UUID) -> None:
+    """Runs the scoring if this replica claims it. Resumable: values, events and the succeeded status are written
+    in one transaction, so a run restarted after a crash publishes nothing twice."""
     async with session_factory() as session:
+        if not await jobs.claim(session, scoring_run, run_id):
+            return
         run = (await session.execute(sa.select(scoring_run).where(scoring_run.c.id == run_id))).one()
         fit = await fits.get_fit(session, run.fit_id)
-        await _update(session, run_id, status="running", progress=0.05, started_at=sa.func.now())
+        await _update(session, run_id, progress=0.05, started_at=sa.func.now())
         await session.commit()
+    async with jobs.hold(session_factory, scoring_run, run_id):
+        await _run_scoring(session_factory, outbox, settings, run, fit, run_id)
+
+
+async def _run_scoring(session_factory: async_sessionmaker[AsyncSession], outbox: Outbox, settings: ClvSettings,
+                       run: sa.Row, fit: sa.Row, run_id: uuid.UUID) -> None:
     try:
         s = run.settings
         async with session_factory() as session:
@@ -208,7 +233,7 @@ async def run_scoring(session_factory: async_sessionmaker[AsyncSession], outbox:
                                                fit.spend["params"], stats, s)
         async with session_factory() as session:
             published = await _store(session, outbox, settings, run.currency, run.id, fit, stats, computed)
-            await _update(session, run_id, status="succeeded", progress=1.0, finished_at=sa.func.now(),
+            await _update(session, run_id, status="succeeded", progress=1.0, finished_at=sa.func.now(), lease_until=None,
                           events_published=published,
                           tier_thresholds=computed["thresholds"] if computed else None)
             await session.commit()
@@ -216,7 +241,7 @@ async def run_scoring(session_factory: async_sessionmaker[AsyncSession], outbox:
         log.exception("scoring %s failed", run_id)
         detail = str(exc) if isinstance(exc, DomainError) else f"internal error: {type(exc).__name__}"
         async with session_factory() as session:
-            await _update(session, run_id, status="failed", error=detail, finished_at=sa.func.now())
+            await _update(session, run_id, status="failed", error=detail, finished_at=sa.func.now(), lease_until=None)
             await session.commit()
 
 

@@ -29,7 +29,18 @@ replay_run = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("started_at", sa.DateTime(timezone=True)),
     sa.Column("finished_at", sa.DateTime(timezone=True)),
+    # The replica running it and until when (see shared/jobs.py): a lapsed lease means its replica died.
+    sa.Column("claimed_by", sa.Text),
+    sa.Column("lease_until", sa.DateTime(timezone=True)),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Index("ix_replay_run_status", "status", postgresql_where=sa.text("status IN ('queued', 'running')")),
+)
+
+# Scheduled jobs' last start (the inactivity sweep): one replica's turn per interval (shared.jobs.claim_tick).
+scheduled_job = sa.Table(
+    "scheduled_job",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("last_started_at", sa.DateTime(timezone=True), nullable=False),
 )

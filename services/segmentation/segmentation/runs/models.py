@@ -18,6 +18,9 @@ segmentation_run = sa.Table(
     sa.Column("trigger", sa.Text, nullable=False, server_default="api"),
     sa.Column("started_at", sa.DateTime(timezone=True)),
     sa.Column("finished_at", sa.DateTime(timezone=True)),
+    # The replica running it and until when (see shared/jobs.py): a lapsed lease means its replica died.
+    sa.Column("claimed_by", sa.Text),
+    sa.Column("lease_until", sa.DateTime(timezone=True)),
     *timestamps(),
     sa.Index("ix_segmentation_run_family_created", "family", "created_at"),
 )

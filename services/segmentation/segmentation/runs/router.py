@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, BackgroundTasks, Query, Request
 
 from shared.db import SessionDep
+from shared.jobs import JobInProgress
 from shared.pagination import Cursor, InvalidCursor, Limit, decode, encode
 from shared.problems import DomainError, NotFound, problem_responses
 
@@ -44,7 +45,7 @@ def executor(request: Request) -> RunExecutor:
     return request.app.state.run_executor
 
 
-@router.post("/runs", response_model=RunRead, status_code=202, responses=problem_responses(UnknownScheme))
+@router.post("/runs", response_model=RunRead, status_code=202, responses=problem_responses(UnknownScheme, JobInProgress))
 async def start_run(body: RunCreate, request: Request, session: SessionDep, background: BackgroundTasks) -> RunRead:
     """Start a run (rfm, clustering or tiers); it runs in the background — poll GET /runs/{id}."""
     run = await executor(request).create(session, body.kind, scheme=body.scheme, currency=body.currency,

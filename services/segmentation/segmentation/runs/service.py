@@ -17,16 +17,19 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared import jobs
 from shared.messaging.outbox import Outbox
 from shared.problems import DomainError, NotFound
 
 from segmentation.analytics import clustering, rfm, tiers
 from segmentation.rules.service import refresh_rule_segments, segment_id_for
 from segmentation.runs.binary_copy import copy_in, copy_out, uuid_bytes
+from segmentation.runs.models import segmentation_run
 from segmentation.segments.membership import RUN_DIFF, movement, notify_relay, publish_params
 
 log = logging.getLogger(__name__)
 KINDS = ("rfm", "clustering", "tiers")
+BACKGROUND_LOOPS = {"segmentation-schedule", "segmentation-recovery"}
 # A run joins and anti-joins ~n rows: give its transactions room to hash in memory instead of spilling.
 RUN_WORK_MEM = "256MB"
 KEEP_RESULTS = 3  # succeeded runs per family whose per-customer results are kept (for comparisons)
@@ -152,12 +155,24 @@ class RunExecutor:
             await get_scheme(session, scheme or "default")
         params = {"scheme": (scheme or "default") if kind == "rfm" else None,
                   "currency": currency or self.reporting_currency}
-        row = (await session.execute(sa.text("""
-            INSERT INTO segmentation.segmentation_run (run_id, kind, family, status, params, as_of, trigger)
-            VALUES (:id, :kind, :family, 'queued', CAST(:params AS jsonb), :as_of, :trigger) RETURNING *"""), {
-            "id": uuid.uuid4(), "kind": kind, "family": family_of(kind, params["scheme"]),
-            "params": json.dumps(params), "as_of": as_of or datetime.now(UTC), "trigger": trigger,
-        })).mappings().one()
+        family = family_of(kind, params["scheme"])
+        # One unfinished run per family (409 naming it): runs are heavy, a key must not queue them without limit.
+        # The partial unique index settles a race between two requests (the loser's INSERT fails: 409 too).
+        unfinished = (await session.execute(sa.text("""
+            SELECT run_id, status FROM segmentation.segmentation_run
+            WHERE family = :family AND status IN ('queued', 'running') LIMIT 1"""), {"family": family})).first()
+        if unfinished is not None:
+            raise jobs.in_progress(f"{kind} run", family, unfinished.run_id, unfinished.status)
+        try:
+            async with session.begin_nested():
+                row = (await session.execute(sa.text("""
+                    INSERT INTO segmentation.segmentation_run (run_id, kind, family, status, params, as_of, trigger)
+                    VALUES (:id, :kind, :family, 'queued', CAST(:params AS jsonb), :as_of, :trigger) RETURNING *"""), {
+                    "id": uuid.uuid4(), "kind": kind, "family": family,
+                    "params": json.dumps(params), "as_of": as_of or datetime.now(UTC), "trigger": trigger,
+                })).mappings().one()
+        except sa.exc.IntegrityError:
+            raise jobs.JobInProgress(f"another {kind} run for {family} was created at the same moment") from None
         return dict(row)
 
     def launch(self, run_id: uuid.UUID) -> None:
@@ -172,14 +187,14 @@ class RunExecutor:
 
     async def start(self) -> None:
         async with self.session_factory.begin() as session:
-            await session.execute(sa.text("""
-                UPDATE segmentation.segmentation_run SET status = 'failed', error = 'interrupted by a restart',
-                    finished_at = now(), updated_at = now() WHERE status = 'running'"""))
             queued = (await session.execute(sa.text(
                 "SELECT run_id FROM segmentation.segmentation_run WHERE status = 'queued' ORDER BY created_at"
             ))).scalars().all()
         for run_id in queued:
-            self.launch(run_id)
+            self.launch(run_id)  # whichever replica claims it first runs it
+        task = asyncio.create_task(self._recover(), name="segmentation-recovery")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
         if self.schedule_interval_s > 0:
             task = asyncio.create_task(self._schedule(), name="segmentation-schedule")
             self._tasks.add(task)
@@ -192,8 +207,26 @@ class RunExecutor:
             await asyncio.wait(list(self._tasks), timeout=10)
 
     async def wait_idle(self) -> None:
-        while self._tasks - {t for t in self._tasks if t.get_name() == "segmentation-schedule"}:
+        while self._tasks - {t for t in self._tasks if t.get_name() in BACKGROUND_LOOPS}:
             await asyncio.sleep(0.05)
+
+    async def _recover(self) -> None:
+        """Runs whose replica died (lease lapsed) fail with "interrupted" (a run is not restartable: its result
+        rows are keyed by run); queued runs nobody launched (their replica died before) are launched here."""
+        while True:
+            try:
+                async with self.session_factory.begin() as session:
+                    stale = await jobs.expired(session, segmentation_run, id_column="run_id")
+                    for run_id, status in stale:
+                        if status == "running" and await jobs.fail_interrupted(session, segmentation_run, run_id,
+                                                                               id_column="run_id"):
+                            log.warning("segmentation run %s interrupted: its replica stopped", run_id)
+                for run_id, status in stale:
+                    if status == "queued":
+                        self.launch(run_id)
+            except Exception:
+                log.exception("recovering segmentation runs failed; trying again")
+            await asyncio.sleep(jobs.LEASE_S / 3)
 
     async def _schedule(self) -> None:
         while True:
@@ -207,8 +240,11 @@ class RunExecutor:
                             {"f": family_of(kind, None)})).first()
                         if busy:
                             continue
-                        run = await self.create(session, kind, scheme=None, currency=None, as_of=None,
-                                                trigger="schedule")
+                        try:
+                            run = await self.create(session, kind, scheme=None, currency=None, as_of=None,
+                                                    trigger="schedule")
+                        except jobs.JobInProgress:
+                            continue  # another replica scheduled it at the same moment
                     self.launch(run["run_id"])
             except Exception:
                 log.exception("scheduling segmentation runs failed; trying again next interval")
@@ -222,13 +258,18 @@ class RunExecutor:
 
     async def execute(self, run_id: uuid.UUID) -> None:
         async with self._lock:
+            async with self.session_factory.begin() as session:
+                if not await jobs.claim(session, segmentation_run, run_id, id_column="run_id"):
+                    return  # another replica runs it (or it is finished)
             try:
-                await self._progress(run_id, 0.0, status="running", started_at=datetime.now(UTC))
-                async with self.session_factory() as session:
-                    run = dict((await session.execute(sa.text(
-                        "SELECT * FROM segmentation.segmentation_run WHERE run_id = :id"), {"id": run_id})).mappings().one())
-                run["timings"] = {}
-                await {"rfm": self._rfm, "clustering": self._clustering, "tiers": self._tiers}[run["kind"]](run)
+                async with jobs.hold(self.session_factory, segmentation_run, run_id, id_column="run_id"):
+                    await self._progress(run_id, 0.0, started_at=datetime.now(UTC))
+                    async with self.session_factory() as session:
+                        run = dict((await session.execute(sa.text(
+                            "SELECT * FROM segmentation.segmentation_run WHERE run_id = :id"),
+                            {"id": run_id})).mappings().one())
+                    run["timings"] = {}
+                    await {"rfm": self._rfm, "clustering": self._clustering, "tiers": self._tiers}[run["kind"]](run)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

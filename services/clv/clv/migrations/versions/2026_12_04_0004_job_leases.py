@@ -1,7 +1,7 @@
 """fits and scoring runs run once across replicas: a lease (claimed_by, lease_until), one unfinished per currency
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-04
 """
 

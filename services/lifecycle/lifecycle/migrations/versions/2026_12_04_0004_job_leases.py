@@ -1,7 +1,7 @@
 """replays run once across replicas (claimed_by, lease_until); the sweep's turn per interval (scheduled_job)
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-04
 """
 

@@ -202,6 +202,7 @@ class Cluster:
 
     def start(self) -> None:
         print("starting PostgreSQL and Kafka ...")
+        harness.internal_keys()  # the gateway's keypair in the environment the service processes inherit
         ensure_jars()
         self.postgres.start()
         self.kafka.start()
@@ -227,8 +228,8 @@ class Cluster:
                         "GATEWAY_WEBHOOK_BACKOFF_BASE_S": "0.5", "GATEWAY_WEBHOOK_BACKOFF_MAX_S": "5",
                         "GATEWAY_WEBHOOK_MAX_ATTEMPTS": "50", "GATEWAY_RATE_LIMIT_PER_S": "10000",
                         "GATEWAY_RATE_LIMIT_BURST": "10000",
-                        # Private addresses for webhooks: the receiver is local (see the SSRF allow-list setting).
-                        "GATEWAY_WEBHOOK_ALLOW_PRIVATE": "true"}
+                        # The webhook receiver is local: allowed explicitly (webhooks go to public addresses only).
+                        "GATEWAY_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"}
         self.balancers["gateway"] = Balancer("gateway", ports["gateway"]).start()
         for service in [*SERVICES, "gateway"]:
             env = shared | (gateway_env if service == "gateway" else {})
@@ -524,6 +525,10 @@ class Workload:
                 self.ledger.conflicts_409 += 1
 
     async def setup(self, client: httpx.AsyncClient, receiver: WebhookReceiver) -> None:
+        # The workload links customers by shared emails: its partner is one trusted to do so.
+        resp = await self.admin(client, "POST", "/v1/partners", json={"id": SOURCE, "name": SOURCE, "kind": "retailer",
+                                                                      "trust_contact_linking": True})
+        assert resp.status_code == 201, resp.text
         resp = await self.admin(client, "POST", "/v1/api-keys", json={"name": "proving ground partner", "role": "partner",
                                                                  "partner_id": SOURCE})
         assert resp is not None and resp.status_code == 201, resp and resp.text

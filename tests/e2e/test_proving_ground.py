@@ -15,11 +15,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.kafka]
 
 # Invariants whose divergences on main are fixed on another branch (named): reported as a warning here until
 # that branch is merged; then delete the entry and the invariant fails the test like every other.
-PENDING: dict[str, str] = {
-    "copies_equal_owner": "truth-copies (lifecycle's spend net of refunds; copies of multi-currency customers)",
-    "stage_copies": "truth-copies (stage copies follow the owner's versions, not changed_at)",
-    "erased_no_pii": "truth-erasure (complete erasure: an erased customer's data left in interaction.activity)",
-}
+PENDING: dict[str, str] = {}
 
 
 def test_proving_ground_invariants_hold_after_crashes(tmp_path) -> None:

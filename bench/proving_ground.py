@@ -731,7 +731,9 @@ class Checker:
         return [str(r["id"]) for r in rows]
 
     async def get(self, service: str, path: str) -> tuple[int, Any]:
-        resp = await self.client.get(f"{self.cluster.url(service)}{path}")
+        # A service's own read, as the gateway would make it for an admin (services answer only its tokens).
+        resp = await self.client.get(f"{self.cluster.url(service)}{path}",
+                                     headers={"X-Internal-Token": harness.internal_token(service, 60.0)})
         return resp.status_code, resp.json() if resp.headers.get("content-type", "").startswith(
             ("application/json", "application/problem+json")) else resp.text
 
@@ -933,6 +935,8 @@ class Checker:
             if e["id"] not in arrived[e["data"]["customer_id"]]:
                 arrived[e["data"]["customer_id"]].append(e["id"])
         for cid, ids in arrived.items():
+            if cid in erased:
+                continue  # erasure forgets the customer's outbox rows too: nothing left to order them by
             expected = [i for i in made.get(cid, []) if i in set(ids)]
             if ids != expected:
                 out.append(f"{cid}: stage.changed arrived in the order {ids}, lifecycle made them as {expected}")

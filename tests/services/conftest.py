@@ -17,7 +17,9 @@ async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        auth = InternalToken(app.state.runtime.settings.service_name)
+        # A bare app (no service runtime: a test's own stand-in) verifies no token, so none is sent.
+        runtime = getattr(app.state, "runtime", None)
+        auth = InternalToken(runtime.settings.service_name) if runtime is not None else None
         async with httpx.AsyncClient(transport=transport, base_url="http://test", auth=auth) as client:
             yield client
 

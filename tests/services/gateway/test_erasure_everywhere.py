@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import orjson
+import pytest
 import sqlalchemy as sa
 from aiohttp import web
 
@@ -110,6 +111,13 @@ def ada_linked() -> list[dict]:
 def grace_events() -> list[dict]:
     return [event("shop-eu", "C-grace", "order.completed", {"identifiers": {"email": OTHER_EMAIL},
                   "order_id": f"ORD-{OTHER_EMAIL}", "amount": "5.00", "currency": "EUR"})]
+
+
+@pytest.fixture
+async def stack(database_url: str) -> AsyncIterator[Stack]:
+    """The whole system, its webhooks allowed to reach this test's receiver on loopback."""
+    async with gateway_stack(database_url, webhook_poll_interval_s=0.1, webhook_allowed_hosts="127.0.0.1") as s:
+        yield s
 
 
 async def test_erasure_leaves_no_pii_in_any_schema_route_or_webhook(stack: Stack) -> None:
@@ -255,7 +263,7 @@ async def _erasure_delivered(rec, erased_ids: list[str]) -> bool:
 
 async def test_the_gateway_forgets_queued_deliveries_and_queues_none_after_erasure(database_url: str) -> None:
     """Topics are not ordered with each other: a stage change may reach the gateway after `customer.erased`."""
-    async with receiver() as rec, gateway_stack(database_url, services=(), webhook_poll_interval_s=0.05,
+    async with receiver() as rec, gateway_stack(database_url, services=(), webhook_poll_interval_s=0.05, webhook_allowed_hosts="127.0.0.1",
                                                webhook_backoff_base_s=0.05) as stack:
         await subscribe(stack, rec.url, ["stage.changed", "customer.erased"])
         ada, other = uuid.uuid4(), uuid.uuid4()

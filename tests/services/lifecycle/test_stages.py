@@ -131,7 +131,10 @@ async def test_merge_folds_unmerge_restores_erasure_forgets(lc):
                                                         merged_id=merged, reason="same email", merged_at=NOW))])
     view = await lc.view(survivor)
     assert view["stage"] == "retention" and view["order_count"] == 2
-    assert (await lc.client.get(f"/v1/customers/{merged}/lifecycle")).status_code == 404
+    # The merged-away id answers as its survivor, as the profile does.
+    resp = await lc.client.get(f"/v1/customers/{merged}/lifecycle")
+    assert resp.status_code == 200 and resp.json()["customer_id"] == str(survivor), resp.text
+    assert resp.json()["resolved_from"] == str(merged)
 
     await lc.apply([envelope(interaction.CustomerUnmerged(customer_id=survivor, merge_id=merge_id,
                                                           survivor_id=survivor, restored_id=merged,

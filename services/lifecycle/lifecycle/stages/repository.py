@@ -280,6 +280,13 @@ ERASE = [
 ]
 
 
+async def survivor_of(session: AsyncSession, merged: uuid.UUID) -> uuid.UUID | None:
+    """The customer a merged-away id now lives in: its facts remember where they came from (folded, never lost)."""
+    return (await session.execute(sa.text(
+        "SELECT customer_id FROM lifecycle.customer_fact WHERE original_customer_id = :m AND customer_id <> :m "
+        "LIMIT 1"), {"m": merged})).scalar()
+
+
 async def fold_facts(session: AsyncSession, merge_id: uuid.UUID, survivor: uuid.UUID, merged: uuid.UUID) -> None:
     await session.execute(FOLD_FACTS, {"survivor": survivor, "merged": merged, "merge_id": merge_id})
     await session.execute(sa.text("UPDATE lifecycle.deal SET customer_id = :s, updated_at = now() WHERE customer_id = :m"),

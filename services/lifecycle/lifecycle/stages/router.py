@@ -18,14 +18,20 @@ router = APIRouter(tags=["lifecycle"])
 
 
 async def read_lifecycle(session, customer_id: uuid.UUID) -> CustomerLifecycleRead:  # noqa: ANN001
+    """A customer's lifecycle; a merged-away id answers as its survivor (with `resolved_from`), as the profile does."""
+    resolved_from = None
     row = (await session.execute(sa.select(customer_stage).where(customer_stage.c.customer_id == customer_id))).first()
+    if row is None and (survivor := await repository.survivor_of(session, customer_id)) is not None:
+        resolved_from, customer_id = customer_id, survivor
+        row = (await session.execute(sa.select(customer_stage).where(customer_stage.c.customer_id == customer_id))
+               ).first()
     if row is None:
         raise NotFound(f"customer {customer_id} has no lifecycle stage yet")
     h = stage_history
     history = (await session.execute(
         sa.select(h).where(h.c.customer_id == customer_id).order_by(h.c.entered_at, h.c.id))).mappings().all()
     return CustomerLifecycleRead(
-        customer_id=customer_id, stage=row.stage, stage_entered_at=row.stage_entered_at, order_count=row.order_count,
+        customer_id=customer_id, resolved_from=resolved_from, stage=row.stage, stage_entered_at=row.stage_entered_at, order_count=row.order_count,
         total_spend=row.total_spend, last_purchase_at=row.last_purchase_at, rule_set_version=row.rule_set_version,
         history=[StageHistoryRead(**{k: r[k] for k in StageHistoryRead.model_fields if k in r},
                                   duration_seconds=(r["left_at"] - r["entered_at"]).total_seconds()

@@ -27,6 +27,7 @@ class CustomerLifecycleRead(BaseModel):
     """The lifecycle service's part of the 360° view."""
 
     customer_id: uuid.UUID
+    resolved_from: uuid.UUID | None = Field(None, description="Set when the id asked for was merged into this one.")
     stage: Stage
     stage_entered_at: datetime
     order_count: int

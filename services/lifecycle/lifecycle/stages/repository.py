@@ -277,17 +277,28 @@ WHERE customer_id = :survivor AND (
 ERASE = [
     sa.text("DELETE FROM lifecycle.customer_fact WHERE customer_id = :customer_id"),
     sa.text("DELETE FROM lifecycle.deal WHERE customer_id = :customer_id"),
+    sa.text("DELETE FROM lifecycle.merged_customer WHERE merged_id = :customer_id OR survivor_id = :customer_id"),
 ]
 
 
 async def survivor_of(session: AsyncSession, merged: uuid.UUID) -> uuid.UUID | None:
-    """The customer a merged-away id now lives in: its facts remember where they came from (folded, never lost)."""
-    return (await session.execute(sa.text(
-        "SELECT customer_id FROM lifecycle.customer_fact WHERE original_customer_id = :m AND customer_id <> :m "
-        "LIMIT 1"), {"m": merged})).scalar()
+    """The customer a merged-away id now lives in (None: not merged away, as far as lifecycle has heard)."""
+    return (await session.execute(sa.text("SELECT survivor_id FROM lifecycle.merged_customer WHERE merged_id = :m"),
+                                  {"m": merged})).scalar()
+
+
+REMEMBER_MERGE = [
+    # Ids merged into the merged customer earlier now live in the survivor too.
+    sa.text("UPDATE lifecycle.merged_customer SET survivor_id = :survivor, updated_at = now() WHERE survivor_id = :merged"),
+    sa.text("""INSERT INTO lifecycle.merged_customer (merged_id, survivor_id, merge_id) VALUES (:merged, :survivor, :merge_id)
+               ON CONFLICT (merged_id) DO UPDATE SET survivor_id = EXCLUDED.survivor_id, merge_id = EXCLUDED.merge_id,
+               updated_at = now()"""),
+]
 
 
 async def fold_facts(session: AsyncSession, merge_id: uuid.UUID, survivor: uuid.UUID, merged: uuid.UUID) -> None:
+    for statement in REMEMBER_MERGE:
+        await session.execute(statement, {"survivor": survivor, "merged": merged, "merge_id": merge_id})
     await session.execute(FOLD_FACTS, {"survivor": survivor, "merged": merged, "merge_id": merge_id})
     await session.execute(sa.text("UPDATE lifecycle.deal SET customer_id = :s, updated_at = now() WHERE customer_id = :m"),
                           {"s": survivor, "m": merged})
@@ -297,6 +308,7 @@ async def restore_facts(session: AsyncSession, merge_id: uuid.UUID, survivor: uu
                         purchase_ids: Sequence[uuid.UUID]) -> None:
     await session.execute(RESTORE_FACTS, {"survivor": survivor, "restored": restored, "merge_id": merge_id,
                                           "purchase_ids": [str(p) for p in purchase_ids]})
+    await session.execute(sa.text("DELETE FROM lifecycle.merged_customer WHERE merged_id = :r"), {"r": restored})
 
 
 async def erase(session: AsyncSession, customer_id: uuid.UUID) -> None:

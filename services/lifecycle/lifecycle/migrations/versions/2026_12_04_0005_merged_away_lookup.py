@@ -1,11 +1,13 @@
-"""a merged-away id is looked up by the facts folded into its survivor (reads of that id answer as the survivor)
+"""merged-away ids and their survivors, so a read of a merged-away id answers as its survivor (as the profile does)
 
 Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-04
 """
 
+import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects.postgresql import UUID
 
 revision = "0005"
 down_revision = "0004"
@@ -15,9 +17,16 @@ SCHEMA = "lifecycle"
 
 
 def upgrade() -> None:
-    op.create_index("ix_customer_fact_original_customer_id", "customer_fact", ["original_customer_id"], schema=SCHEMA,
-                    postgresql_where="original_customer_id IS NOT NULL")
+    op.create_table(
+        "merged_customer",
+        sa.Column("merged_id", UUID(as_uuid=True), primary_key=True),
+        sa.Column("survivor_id", UUID(as_uuid=True), nullable=False, index=True),
+        sa.Column("merge_id", UUID(as_uuid=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        schema=SCHEMA,
+    )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_customer_fact_original_customer_id", table_name="customer_fact", schema=SCHEMA)
+    op.drop_table("merged_customer", schema=SCHEMA)

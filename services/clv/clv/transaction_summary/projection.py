@@ -86,8 +86,9 @@ MERGE = [sa.text(sql) for sql in [
 ]]
 
 UNMERGE = [sa.text(sql) for sql in [
+    # The owner (interaction) names the purchases that go back: they do, wherever this copy has them now.
     "UPDATE clv.purchase SET customer_id = :restored, updated_at = now() "
-    "WHERE purchase_id = ANY(CAST(:purchase_ids AS uuid[])) AND customer_id = :survivor",
+    "WHERE purchase_id = ANY(CAST(:purchase_ids AS uuid[]))",
     "DELETE FROM clv.customer_alias WHERE merge_id = :merge_id OR merged_id = :restored",
 ]]
 

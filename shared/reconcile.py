@@ -23,6 +23,7 @@ import aiohttp
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.db import make_engine, make_session_factory
 from shared.internal_auth import HEADER as INTERNAL_TOKEN_HEADER
 from shared.internal_auth import Caller, TokenSigner
 
@@ -125,6 +126,26 @@ class Drift:
     def line(self) -> str:
         return orjson.dumps({"fact": self.fact, "customer_id": str(self.customer_id), "copy": self.copy,
                              "owner": self.owner}, default=str).decode()
+
+
+def newest_per_customer(items: list[dict]) -> dict[uuid.UUID, dict]:
+    """One owner state per customer from a state page: the item with the greatest version (clv publishes one
+    value per currency; a copy that keeps one keeps the last published of any)."""
+    out: dict[uuid.UUID, dict] = {}
+    for item in items:
+        c = uuid.UUID(item["customer_id"])
+        if c not in out or (item["version"] or 0) > (out[c]["version"] or 0):
+            out[c] = item
+    return out
+
+
+async def run_checks(database_url: str, checks: Sequence[CopyCheck], repair: bool) -> list[Drift]:
+    """`reconcile` on a service's own database, for its command line."""
+    engine = make_engine(database_url, pool_size=2)
+    try:
+        return await reconcile(make_session_factory(engine), checks, repair)
+    finally:
+        await engine.dispose()
 
 
 async def find_drift(sessions: async_sessionmaker[AsyncSession], check: CopyCheck) -> list[Drift]:

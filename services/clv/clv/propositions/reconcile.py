@@ -7,8 +7,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db import make_engine, make_session_factory
-from shared.reconcile import CopyCheck, Drift, reconcile
+from shared.reconcile import CopyCheck, Drift, run_checks
 
 from clv.settings import ClvSettings
 
@@ -49,8 +48,4 @@ def checks(settings: ClvSettings) -> list[CopyCheck]:
 
 
 async def run(settings: ClvSettings, repair: bool) -> list[Drift]:
-    engine = make_engine(settings.database_url, pool_size=2)
-    try:
-        return await reconcile(make_session_factory(engine), checks(settings), repair)
-    finally:
-        await engine.dispose()
+    return await run_checks(settings.database_url, checks(settings), repair)

@@ -4,16 +4,14 @@ read) against clv's state route (shared/reconcile.py).
 The facts are a history, not a single copy: the newest one (by clv's version) must say what clv says now. A
 repair adds clv's current value as a fact at its time, then re-derives the customers (their stage may move)."""
 
-import uuid
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts import clv as clv_contracts
-from shared.db import make_engine, make_session_factory
 from shared.messaging.outbox import Outbox
-from shared.reconcile import CopyCheck, Drift, reconcile
+from shared.reconcile import CopyCheck, Drift, newest_per_customer, run_checks
 
 from lifecycle.rules.engine import Fact, FactKind
 from lifecycle.settings import SCHEMA, LifecycleSettings
@@ -35,15 +33,6 @@ async def value_copy(session: AsyncSession, ids, after, upto) -> dict:  # noqa: 
     return {r.customer_id: (r.tier, r.version) for r in await session.execute(VALUE_COPY, params)}
 
 
-def by_customer(items: list[dict]) -> dict[uuid.UUID, dict]:
-    """clv's value with the greatest version per customer (one per currency there; the rules read the last)."""
-    out: dict[uuid.UUID, dict] = {}
-    for item in items:
-        c = uuid.UUID(item["customer_id"])
-        if c not in out or (item["version"] or 0) > (out[c]["version"] or 0):
-            out[c] = item
-    return out
-
 
 def checks(settings: LifecycleSettings) -> list[CopyCheck]:
     outbox = Outbox(messaging, SCHEMA, settings.topic_prefix)
@@ -61,13 +50,9 @@ def checks(settings: LifecycleSettings) -> list[CopyCheck]:
 
     return [CopyCheck(fact="value (clv)", owner="clv",
                       owner_url=settings.clv_url, owner_path="/v1/value/state", owner_params=(),
-                      owner_states=by_customer, comparable=lambda o: (o["tier"], o["version"]),
+                      owner_states=newest_per_customer, comparable=lambda o: (o["tier"], o["version"]),
                       load_copy=value_copy, repair=repair_values, owner_absent_is_drift=False)]
 
 
 async def run(settings: LifecycleSettings, repair: bool) -> list[Drift]:
-    engine = make_engine(settings.database_url, pool_size=2)
-    try:
-        return await reconcile(make_session_factory(engine), checks(settings), repair)
-    finally:
-        await engine.dispose()
+    return await run_checks(settings.database_url, checks(settings), repair)

@@ -8,9 +8,8 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db import make_engine, make_session_factory
 from shared.messaging.outbox import Outbox
-from shared.reconcile import CopyCheck, Drift, reconcile
+from shared.reconcile import CopyCheck, Drift, newest_per_customer, run_checks
 
 from segmentation.rules.service import refresh_rule_segments
 from segmentation.settings import SCHEMA, SegmentationSettings
@@ -61,16 +60,6 @@ async def value_copy(session: AsyncSession, ids, after, upto) -> dict:  # noqa: 
             for r in await session.execute(VALUE_COPY, _range(ids, after, upto))}
 
 
-def by_customer(items: list[dict]) -> dict[uuid.UUID, dict]:
-    """One state per customer: the owner's item with the greatest version (clv has one per currency, the copy
-    keeps the last published of any)."""
-    out: dict[uuid.UUID, dict] = {}
-    for item in items:
-        c = uuid.UUID(item["customer_id"])
-        if c not in out or (item["version"] or 0) > (out[c]["version"] or 0):
-            out[c] = item
-    return out
-
 
 def checks(settings: SegmentationSettings) -> list[CopyCheck]:
     outbox = Outbox(messaging, SCHEMA, settings.topic_prefix)
@@ -104,17 +93,13 @@ def checks(settings: SegmentationSettings) -> list[CopyCheck]:
 
     return [
         CopyCheck(fact="stage (lifecycle)", owner="lifecycle", owner_url=settings.lifecycle_url, owner_path="/v1/lifecycle/stages/state",
-                  owner_params=(), owner_states=by_customer, comparable=lambda o: (o["stage"], o["version"]),
+                  owner_params=(), owner_states=newest_per_customer, comparable=lambda o: (o["stage"], o["version"]),
                   load_copy=stage_copy, repair=repair_stage),
         CopyCheck(fact="value (clv)", owner="clv", owner_url=settings.clv_url, owner_path="/v1/value/state", owner_params=(),
-                  owner_states=by_customer, comparable=lambda o: (o["currency"], o["tier"], o["version"]),
+                  owner_states=newest_per_customer, comparable=lambda o: (o["currency"], o["tier"], o["version"]),
                   load_copy=value_copy, repair=repair_value),
     ]
 
 
 async def run(settings: SegmentationSettings, repair: bool) -> list[Drift]:
-    engine = make_engine(settings.database_url, pool_size=2)
-    try:
-        return await reconcile(make_session_factory(engine), checks(settings), repair)
-    finally:
-        await engine.dispose()
+    return await run_checks(settings.database_url, checks(settings), repair)

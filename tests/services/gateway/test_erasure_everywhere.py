@@ -11,16 +11,13 @@ webhook sends once the receiver recovers must not carry the PII.
 """
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import orjson
 import pytest
 import sqlalchemy as sa
-from aiohttp import web
 
 from shared.contracts.envelope import Envelope
 from shared.contracts.interaction import INTERACTION_EVENT_TYPES, SOURCE, CustomerErased
@@ -31,8 +28,8 @@ from shared.db import make_engine
 from shared.messaging.transport import OutgoingMessage
 
 from tests.pii_scan import find_pii, phone_forms
-from tests.services.gateway.conftest import Stack, free_port, gateway_stack
-from tests.services.gateway.test_webhooks import subscribe
+from tests.services.gateway.conftest import Stack, gateway_stack
+from tests.services.gateway.test_webhooks import Receiver, receiver, subscribe
 from tests.support import wait_until
 
 EMAIL, PHONE_GIVEN, PHONE = "ada.lovelace@example.com", "+44 20 7946 0958", "+442079460958"
@@ -41,37 +38,6 @@ NEEDLES = [EMAIL, NAME, "Lovelace", *phone_forms(PHONE, PHONE_GIVEN, "020 7946 0
 OTHER_EMAIL = "grace.hopper@example.com"  # a customer who is not erased: the scan must still find her
 
 
-@dataclass
-class Receiver:
-    url: str
-    failing: bool = True
-    received: list[dict] = field(default_factory=list)
-
-    def delivered(self) -> list[dict]:
-        return [r for r in self.received if r["answered"] == 200]
-
-
-@contextlib.asynccontextmanager
-async def receiver() -> AsyncIterator[Receiver]:
-    """A webhook endpoint that answers 500 while `failing`, then 200."""
-    port = free_port()
-    rec = Receiver(f"http://127.0.0.1:{port}/hook")
-
-    async def hook(request: web.Request) -> web.Response:
-        body = await request.read()
-        status = 500 if rec.failing else 200
-        rec.received.append({"body": body, "event": orjson.loads(body), "answered": status})
-        return web.Response(status=status)
-
-    app = web.Application()
-    app.router.add_post("/hook", hook)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield rec
-    finally:
-        await runner.cleanup()
 
 
 def event(source: str, subject: str, type_: str, data: dict, time: str = "2026-11-01T10:00:00Z") -> dict:
@@ -123,6 +89,7 @@ async def stack(database_url: str) -> AsyncIterator[Stack]:
 async def test_erasure_leaves_no_pii_in_any_schema_route_or_webhook(stack: Stack) -> None:
     engine = make_engine(stack.database_url)
     async with receiver() as rec, stack.client() as admin:
+        rec.failing = True  # deliveries stay queued until the erasure
         sub = await subscribe(stack, rec.url, sorted(_every_event_type()))
         for partner in ("shop-eu", "crm-eu"):  # partners whose emails and phones may link customers
             resp = await admin.post("/v1/partners", json={"id": partner, "name": partner, "kind": "retailer",
@@ -265,6 +232,7 @@ async def test_the_gateway_forgets_queued_deliveries_and_queues_none_after_erasu
     """Topics are not ordered with each other: a stage change may reach the gateway after `customer.erased`."""
     async with receiver() as rec, gateway_stack(database_url, services=(), webhook_poll_interval_s=0.05, webhook_allowed_hosts="127.0.0.1",
                                                webhook_backoff_base_s=0.05) as stack:
+        rec.failing = True  # deliveries stay queued until the erasure
         await subscribe(stack, rec.url, ["stage.changed", "customer.erased"])
         ada, other = uuid.uuid4(), uuid.uuid4()
         queued = _stage_changed(ada, f"asked by {EMAIL}")

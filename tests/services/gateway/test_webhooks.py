@@ -31,6 +31,7 @@ class Receiver:
     url: str
     received: list[dict] = field(default_factory=list)  # every request, in arrival order
     fail_first: dict[str, int] = field(default_factory=dict)  # event id -> how many 500s before a 200
+    failing: bool = False  # answers 500 to everything while set
     _seen: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def delivered(self) -> list[dict]:
@@ -46,7 +47,7 @@ async def receiver() -> AsyncIterator[Receiver]:
         body = await request.read()
         event = orjson.loads(body)
         rec._seen[event["id"]] += 1
-        status = 500 if rec._seen[event["id"]] <= rec.fail_first.get(event["id"], 0) else 200
+        status = 500 if rec.failing or rec._seen[event["id"]] <= rec.fail_first.get(event["id"], 0) else 200
         rec.received.append({"body": body, "event": event, "headers": dict(request.headers), "answered": status})
         return web.Response(status=status)
 

@@ -1,0 +1,106 @@
+"""profitability: the orders, refunds and touchpoints it costs, merges it follows, and the cost settings
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-12-04
+"""
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects.postgresql import UUID
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+SCHEMA = "clv"
+MONEY = sa.Numeric(18, 4)
+
+
+def _timestamps() -> list[sa.Column]:
+    return [sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+            sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now())]
+
+
+def upgrade() -> None:
+    # Filled from the interaction topic by the feature's own consumer (a new group: it reads the topic from
+    # the start, so the history still on the topic is costed too).
+    op.create_table(
+        "profit_order",
+        sa.Column("purchase_id", UUID(as_uuid=True), primary_key=True),
+        sa.Column("customer_id", UUID(as_uuid=True), nullable=False),
+        sa.Column("source", sa.Text, nullable=False),
+        sa.Column("currency", sa.CHAR(3), nullable=False),
+        sa.Column("amount", MONEY, nullable=False),
+        sa.Column("known_cost", MONEY, nullable=False, server_default="0"),
+        sa.Column("shipping_cost", MONEY, nullable=False, server_default="0"),
+        sa.Column("discount", MONEY, nullable=False, server_default="0"),
+        sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+        *_timestamps(),
+        schema=SCHEMA,
+    )
+    op.create_index("ix_profit_order_currency_customer", "profit_order", ["currency", "customer_id"], schema=SCHEMA)
+    op.create_table(
+        "profit_order_part",
+        sa.Column("purchase_id", UUID(as_uuid=True), nullable=False),
+        sa.Column("category", sa.Text),
+        sa.Column("value", MONEY, nullable=False),
+        schema=SCHEMA,
+    )
+    op.create_table(
+        "profit_refund",
+        sa.Column("refund_id", UUID(as_uuid=True), primary_key=True),
+        sa.Column("purchase_id", UUID(as_uuid=True), nullable=False),
+        sa.Column("amount", MONEY, nullable=False),
+        sa.Column("cancelled", sa.Boolean, nullable=False),
+        sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+        *_timestamps(),
+        schema=SCHEMA,
+    )
+    op.create_table(
+        "profit_touchpoint",
+        sa.Column("touchpoint_id", UUID(as_uuid=True), primary_key=True),
+        sa.Column("customer_id", UUID(as_uuid=True), nullable=False),
+        sa.Column("kind", sa.Text, nullable=False),
+        sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+        *_timestamps(),
+        schema=SCHEMA,
+    )
+    op.create_table(
+        "profit_alias",
+        sa.Column("merged_id", UUID(as_uuid=True), primary_key=True),
+        sa.Column("survivor_id", UUID(as_uuid=True), nullable=False),
+        sa.Column("merge_id", UUID(as_uuid=True), nullable=False),
+        *_timestamps(),
+        schema=SCHEMA,
+    )
+    op.create_table(
+        "cost_rate",
+        sa.Column("scope", sa.Text, primary_key=True),
+        sa.Column("key", sa.Text, primary_key=True),
+        sa.Column("cost_rate", sa.Float, nullable=False),
+        *_timestamps(),
+        schema=SCHEMA,
+    )
+    op.create_table(
+        "touchpoint_cost",
+        sa.Column("kind", sa.Text, primary_key=True),
+        sa.Column("currency", sa.CHAR(3), primary_key=True),
+        sa.Column("cost", MONEY, nullable=False),
+        *_timestamps(),
+        schema=SCHEMA,
+    )
+    _indexes()
+
+
+def _indexes() -> None:
+    for table, column in [("profit_order", "customer_id"), ("profit_order_part", "purchase_id"),
+                          ("profit_refund", "purchase_id"), ("profit_touchpoint", "customer_id"),
+                          ("profit_alias", "survivor_id")]:
+        op.create_index(f"ix_clv_{table}_{column}", table, [column], schema=SCHEMA)
+
+
+def downgrade() -> None:
+    for table in ["touchpoint_cost", "cost_rate", "profit_alias", "profit_touchpoint", "profit_refund",
+                  "profit_order_part", "profit_order"]:
+        op.drop_table(table, schema=SCHEMA)

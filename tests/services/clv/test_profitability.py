@@ -124,10 +124,15 @@ async def test_hostile_settings_and_queries_get_4xx(database_url):
         for body in [{"touchpoint_costs": [twice, twice]},
                      {"cost_rates": [{"scope": "galaxy", "key": "x", "cost_rate": 0.1}]},
                      {"cost_rates": [{"scope": "partner", "key": "x", "cost_rate": -1}]},
+                     {"cost_rates": [{"scope": "category", "key": "bo\u0000oks", "cost_rate": 0.5}]},
+                     '{"cost_rates": [{"scope": "category", "key": "\\ud800", "cost_rate": 0.5}]}',
+                     '{"cost_rates": [{"scope": "category", "key": "x", "cost_rate": NaN}]}',
                      {"touchpoint_costs": [{"kind": "support", "currency": "euro", "cost": "1"}]},
                      {"touchpoint_costs": [{"kind": "support", "currency": "EUR", "cost": "1e400"}]},
                      {"unknown": []}]:
-            r = await svc.client.put(SETTINGS, json=body)
+            raw = {"content": body, "headers": {"content-type": "application/json"}} if isinstance(body, str) \
+                else {"json": body}
+            r = await svc.client.put(SETTINGS, **raw)
             assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json", (body, r.text)
         for params in [{}, {"currency": "eur"}, {"currency": "EUR", "revenue_threshold": "-1"},
                        {"currency": "EUR", "cost_to_serve_threshold": "nan"}]:

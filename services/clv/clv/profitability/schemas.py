@@ -5,6 +5,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.validation import StorableText
+
 CURRENCY = r"^[A-Z]{3}$"
 # A touchpoint's channel (support, phone, email…) or `return` (handling one refund).
 KIND = r"^[a-z][a-z0-9_.-]{0,39}$"
@@ -85,7 +87,7 @@ class ProfitabilityMatrix(BaseModel):
 class CostRate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     scope: str = Field(pattern="^(category|partner)$", description="A product category, or a partner (source).")
-    key: str = Field(min_length=1, max_length=100, examples=["books"])
+    key: StorableText = Field(min_length=1, max_length=100, examples=["books"])
     cost_rate: float = Field(ge=0, le=10, description="Cost of goods as a fraction of the price (0.6 = 60%).")
 
 

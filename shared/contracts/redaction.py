@@ -37,7 +37,6 @@ TOKEN_PREFIX = "erased:"
 STRUCTURAL = frozenset({
     "source", "currency", "channel", "direction", "pipeline", "stage", "from_stage", "to_stage", "status", "tier",
     "previous_tier", "segment_key", "segment_name", "kind", "change", "model_version", "type",
-    "category",
 })
 DOMAIN_EVENT_TYPES: dict[str, type[BaseModel]] = {
     **INTERACTION_EVENT_TYPES, **SEGMENTATION_EVENT_TYPES, **CLV_EVENT_TYPES, **LIFECYCLE_EVENT_TYPES,

@@ -8,7 +8,9 @@ from decimal import Decimal
 import pytest
 
 from shared.contracts import interaction
-from shared.contracts.interaction import CustomerMerged, PurchaseLine, TouchpointRecorded
+from shared.contracts.interaction import (
+    CustomerErased, CustomerMerged, CustomerUnmerged, PurchaseLine, TouchpointRecorded,
+)
 
 from tests.services.clv.support import clv_service, refund, simulated_purchases
 from tests.support import wait_until
@@ -202,20 +204,39 @@ async def test_matrix_quadrants_order_customers_as_their_names_say(database_url)
         assert {x["quadrant"]: x["customers"] for x in fixed["quadrants"]}["passive"] == 20
 
 
-async def test_costs_follow_merges(database_url):
+async def test_costs_follow_merges_unmerges_and_erasure(database_url):
     survivor, merged = uuid.uuid4(), uuid.uuid4()
+    theirs, first_touch, late_touch = order(merged, "20.00", lines=[line("20.00", "5.00")]), touch(merged, "support"), \
+        touch(merged, "support")
+    merge_id = uuid.uuid4()
     async with clv_service(database_url) as svc:
         await svc.client.put(SETTINGS, json={"touchpoint_costs": [{"kind": "support", "currency": "EUR", "cost": "4"}]})
-        await svc.publish([order(survivor, "10.00", lines=[line("10.00", "6.00")]), touch(merged, "support"),
-                           order(merged, "20.00", lines=[line("20.00", "5.00")])])
+        await svc.publish([order(survivor, "10.00", lines=[line("10.00", "6.00")]), first_touch, theirs])
         await _settled(svc, merged, lambda b: b["touchpoints"] == 1, "merged-away customer's facts")
-        await svc.publish([CustomerMerged(customer_id=survivor, merge_id=uuid.uuid4(), survivor_id=survivor,
+        await svc.publish([CustomerMerged(customer_id=survivor, merge_id=merge_id, survivor_id=survivor,
                                           merged_id=merged, reason="same email", merged_at=DAY)])
-        await svc.publish([touch(merged, "support")])  # late, keyed by the merged-away id
+        await svc.publish([late_touch])  # late, keyed by the merged-away id
         body = await _settled(svc, survivor, lambda b: b["touchpoints"] == 2, "merge applied")
         assert body["orders"] == 2 and body["profit"] == "11.0000", "30 − (6 + 5) goods − 2 × 4 support"
         via_old = (await svc.client.get(f"/v1/value/profitability/customers/{merged}")).json()
         assert via_old["customer_id"] == str(survivor) and via_old["resolved_from"] == str(merged)
+
+        await svc.publish([CustomerUnmerged(customer_id=survivor, merge_id=merge_id, survivor_id=survivor,
+                                            restored_id=merged, purchase_ids=[theirs.purchase_id],
+                                            touchpoint_ids=[first_touch.touchpoint_id, late_touch.touchpoint_id],
+                                            unmerged_at=DAY)])
+        body = await _settled(svc, survivor, lambda b: b["touchpoints"] == 0, "unmerge applied")
+        assert body["orders"] == 1 and body["profit"] == "4.0000"
+        restored = await _profit(svc, merged)
+        assert restored["orders"] == 1 and restored["touchpoints"] == 2 and restored["profit"] == "7.0000"
+
+        await svc.publish([CustomerErased(customer_id=merged, erased_at=DAY)])
+
+        async def erased() -> bool:
+            return (await svc.client.get(f"/v1/value/profitability/customers/{merged}")).status_code == 404
+
+        await wait_until(erased, timeout=30, message="erasure applied")
+        assert (await _profit(svc, survivor))["orders"] == 1
 
 
 async def test_projected_profit_uses_the_latest_scoring(database_url):

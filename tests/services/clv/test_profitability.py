@@ -1,17 +1,24 @@
 """Profitability on a real Postgres: costs from the events, defaults when they are missing, refunds, cost to
 serve from service touchpoints, projected profit from the latest scoring, and the profitability matrix."""
 
+import asyncio
+import importlib.util
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from shared.contracts import interaction
 from shared.contracts.interaction import (
     CustomerErased, CustomerMerged, CustomerUnmerged, PurchaseLine, TouchpointRecorded,
 )
+from shared.db import make_engine
+from shared.migrations import downgrade, upgrade
 
+import clv
 from tests.services.clv.support import clv_service, refund, simulated_purchases
 from tests.support import wait_until
 
@@ -266,3 +273,45 @@ async def test_projected_profit_uses_the_latest_scoring(database_url):
         assert float(p["projected_profit"]) == pytest.approx(
             expected_revenue * body["margin_rate"] - p["expected_purchases"] * per_order, abs=2e-3)
         assert body["margin_rate"] == pytest.approx(0.5), "no costs in these events: 1 − margin"
+
+
+async def test_install_copies_history_and_events_replace_the_copies(database_url):
+    """The migration copies clv's purchases, refunds and merges (costed by the defaults); a purchase event
+    the topic still holds then replaces its copy with the partner's costs, once."""
+    migrations = Path(clv.__file__).parent / "migrations"
+    spec = importlib.util.spec_from_file_location("profitability_migration", next(
+        (migrations / "versions").glob("*_profitability.py")))
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    await asyncio.to_thread(downgrade, migrations, "clv", database_url, migration.down_revision)
+    ada, merged = uuid.uuid4(), uuid.uuid4()
+    old = [order(ada, "100.00"), order(ada, "50.00")]
+    engine = make_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            for p in old:
+                await conn.execute(sa.text("INSERT INTO clv.purchase (purchase_id, customer_id, currency, amount, "
+                                           "occurred_at) VALUES (:id, :c, 'EUR', :a, :t)"),
+                                   {"id": p.purchase_id, "c": ada, "a": p.amount, "t": p.occurred_at})
+            await conn.execute(sa.text("INSERT INTO clv.refund (refund_id, purchase_id, amount, cancelled, occurred_at)"
+                                       " VALUES (:id, :p, 50, true, :t)"),
+                               {"id": uuid.uuid4(), "p": old[1].purchase_id, "t": DAY})
+            await conn.execute(sa.text("INSERT INTO clv.customer_alias (merged_id, survivor_id, merge_id) "
+                                       "VALUES (:m, :s, :id)"), {"m": merged, "s": ada, "id": uuid.uuid4()})
+    finally:
+        await engine.dispose()
+    await asyncio.to_thread(upgrade, migrations, "clv", database_url)
+    async with clv_service(database_url, margin=0.3) as svc:
+        body = (await svc.client.get(f"/v1/value/profitability/customers/{merged}")).json()
+        assert body["customer_id"] == str(ada), "merges copied too"
+        copied = body["by_currency"][0]
+        assert copied["orders"] == 1 and copied["cost_of_goods"] == "70.0000", "the cancelled one is out; 1 − margin"
+
+        costed = old[0].model_copy(update={"lines": [line("100.00", "40.00")], "shipping_cost": Decimal("5")})
+        await svc.publish([costed])
+        body = await _settled(svc, ada, lambda b: b["cost_of_goods"] == "40.0000", "the event replaced the copy")
+        assert body["shipping_cost"] == "5.0000" and body["profit"] == "55.0000"
+        again = old[0].model_copy(update={"lines": [line("100.00", "90.00")]})
+        await svc.publish([again, touch(ada, "support")])
+        body = await _settled(svc, ada, lambda b: b["touchpoints"] == 1, "second copy of the event applied")
+        assert body["cost_of_goods"] == "40.0000", "an event replaces a copy, never an event"

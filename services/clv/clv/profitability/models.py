@@ -24,6 +24,9 @@ profit_order = sa.Table(
     sa.Column("shipping_cost", MONEY, nullable=False, server_default="0"),
     sa.Column("discount", MONEY, nullable=False, server_default="0"),
     sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+    # Copied from `clv.purchase` when the feature was installed (no partner, no costs): the purchase event,
+    # if the topic still holds it, replaces the copy with what the partner sent.
+    sa.Column("backfilled", sa.Boolean, nullable=False, server_default=sa.false()),
     *_timestamps(),
     sa.Index("ix_profit_order_currency_customer", "currency", "customer_id"),
 )

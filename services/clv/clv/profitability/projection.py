@@ -37,6 +37,8 @@ async def apply_events(session: AsyncSession, events: list[ConsumedEvent]) -> No
     for kind, run in itertools.groupby(events, key=lambda e: type(e.payload)):
         payloads = [e.payload for e in run]
         if kind is PurchaseRecorded:
+            # One row per purchase and statement (an upsert cannot touch a row twice): the first event wins.
+            payloads = list({p.purchase_id: p for p in reversed(payloads)}.values())[::-1]
             costs = [order_costs(p) for p in payloads]
             inserted = set((await session.execute(repo.INSERT_ORDERS, {
                 "purchase_ids": [p.purchase_id for p in payloads], "customer_ids": [p.customer_id for p in payloads],
@@ -45,9 +47,12 @@ async def apply_events(session: AsyncSession, events: list[ConsumedEvent]) -> No
                 "shipping": [p.shipping_cost or 0 for p in payloads], "discounts": [p.discount or 0 for p in payloads],
                 "occurred": [p.occurred_at for p in payloads],
             })).scalars())
-            # Parts of the orders stored now only (a purchase seen twice keeps its first parts).
+            # Parts of the orders stored now only (a purchase seen twice keeps its first parts; a copy made at
+            # install gets the event's).
             parts = [(p.purchase_id, category, value) for p, (_, ps) in zip(payloads, costs, strict=True)
                      if p.purchase_id in inserted for category, value in ps]
+            if inserted:
+                await session.execute(repo.DELETE_PARTS, {"purchase_ids": list(inserted)})
             if parts:
                 await session.execute(repo.INSERT_PARTS, {"purchase_ids": [x[0] for x in parts],
                                                           "categories": [x[1] for x in parts],

@@ -10,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from clv.profitability.models import cost_rate, touchpoint_cost
 
-# A fact keyed by a merged-away id that arrives after the merge goes to the survivor.
+# A fact keyed by a merged-away id that arrives after the merge goes to the survivor. A purchase seen before
+# keeps its row, unless the row is a copy made at install (`backfilled`): the event knows more.
 INSERT_ORDERS = sa.text("""
 INSERT INTO clv.profit_order (purchase_id, customer_id, source, currency, amount, known_cost, shipping_cost, discount,
                               occurred_at)
@@ -21,9 +22,13 @@ FROM unnest(CAST(:purchase_ids AS uuid[]), CAST(:customer_ids AS uuid[]), CAST(:
             CAST(:shipping AS numeric[]), CAST(:discounts AS numeric[]), CAST(:occurred AS timestamptz[]))
      AS b(purchase_id, customer_id, source, currency, amount, known_cost, shipping, discount, occurred_at)
 LEFT JOIN clv.profit_alias a ON a.merged_id = b.customer_id
-ON CONFLICT (purchase_id) DO NOTHING
+ON CONFLICT (purchase_id) DO UPDATE SET
+    source = EXCLUDED.source, known_cost = EXCLUDED.known_cost, shipping_cost = EXCLUDED.shipping_cost,
+    discount = EXCLUDED.discount, backfilled = false, updated_at = now()
+WHERE clv.profit_order.backfilled
 RETURNING purchase_id
 """)
+DELETE_PARTS = sa.text("DELETE FROM clv.profit_order_part WHERE purchase_id = ANY(CAST(:purchase_ids AS uuid[]))")
 INSERT_PARTS = sa.text("""
 INSERT INTO clv.profit_order_part (purchase_id, category, value)
 SELECT * FROM unnest(CAST(:purchase_ids AS uuid[]), CAST(:categories AS text[]), CAST(:values AS numeric[]))

@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("shipping_cost", MONEY, nullable=False, server_default="0"),
         sa.Column("discount", MONEY, nullable=False, server_default="0"),
         sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("backfilled", sa.Boolean, nullable=False, server_default=sa.false()),
         *_timestamps(),
         schema=SCHEMA,
     )
@@ -91,6 +92,7 @@ def upgrade() -> None:
         schema=SCHEMA,
     )
     _indexes()
+    _backfill()
 
 
 def _indexes() -> None:
@@ -98,6 +100,23 @@ def _indexes() -> None:
                           ("profit_refund", "purchase_id"), ("profit_touchpoint", "customer_id"),
                           ("profit_alias", "survivor_id")]:
         op.create_index(f"ix_clv_{table}_{column}", table, [column], schema=SCHEMA)
+
+
+def _backfill() -> None:
+    """The purchases, refunds and merges clv already holds, so profitability has history at once (costed by the
+    defaults: the copy knows no partner and no line costs). Touchpoints were never kept: they come from the
+    topic only. The consumer replaces a copied order by its event when the topic still holds it."""
+    for sql in [
+        f"""INSERT INTO {SCHEMA}.profit_order (purchase_id, customer_id, source, currency, amount, occurred_at, backfilled)
+            SELECT purchase_id, customer_id, '', currency, amount, occurred_at, true FROM {SCHEMA}.purchase""",
+        f"""INSERT INTO {SCHEMA}.profit_order_part (purchase_id, category, value)
+            SELECT purchase_id, NULL, amount FROM {SCHEMA}.purchase""",
+        f"""INSERT INTO {SCHEMA}.profit_refund (refund_id, purchase_id, amount, cancelled, occurred_at)
+            SELECT refund_id, purchase_id, amount, cancelled, occurred_at FROM {SCHEMA}.refund""",
+        f"""INSERT INTO {SCHEMA}.profit_alias (merged_id, survivor_id, merge_id)
+            SELECT merged_id, survivor_id, merge_id FROM {SCHEMA}.customer_alias""",
+    ]:
+        op.execute(sa.text(sql))
 
 
 def downgrade() -> None:

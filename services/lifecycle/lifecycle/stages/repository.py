@@ -13,6 +13,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.contracts.identity import chain_members_sql, record_merge_sql, record_unmerge_sql
 from shared.contracts.lifecycle import Stage
 from shared.contracts.redaction import redact_event_data, tokenizer
 from shared.messaging.outbox import forget_subjects
@@ -21,10 +22,15 @@ from lifecycle.rules.engine import Fact, FactKind, Transition
 from lifecycle.tables import messaging
 
 INSERT_FACTS = sa.text("""
-INSERT INTO lifecycle.customer_fact (source, event_id, kind, customer_id, occurred_at, data)
-SELECT * FROM unnest(CAST(:sources AS text[]), CAST(:event_ids AS text[]), CAST(:kinds AS text[]),
-                     CAST(:customer_ids AS uuid[]), CAST(:occurred AS timestamptz[]), CAST(:data AS jsonb[]))
+INSERT INTO lifecycle.customer_fact (source, event_id, kind, customer_id, home_customer_id, occurred_at, data)
+SELECT f.source, f.event_id, f.kind, coalesce(m.survivor_id, f.home), f.home, f.occurred_at, f.data
+FROM unnest(CAST(:sources AS text[]), CAST(:event_ids AS text[]), CAST(:kinds AS text[]),
+            CAST(:homes AS uuid[]), CAST(:occurred AS timestamptz[]), CAST(:data AS jsonb[]))
+     AS f(source, event_id, kind, home, occurred_at, data)
+-- A fact belongs to its home's live customer (shared/contracts/identity.py).
+LEFT JOIN lifecycle.merged_customer m ON m.merged_id = f.home
 ON CONFLICT DO NOTHING
+RETURNING customer_id
 """)
 
 # Transaction-scoped per-customer locks, always taken in one order: the consumer, the sweep and manual moves
@@ -72,22 +78,24 @@ ON CONFLICT (customer_id) DO UPDATE SET
 NEXT_VERSIONS = sa.text("SELECT nextval('lifecycle.stage_version_seq') FROM generate_series(1, :n)")
 
 
-def fact_row(customer_id: uuid.UUID, fact: Fact, **extra: object) -> dict:
+def fact_row(home: uuid.UUID, fact: Fact, **extra: object) -> dict:
+    """A fact of the customer it came in under (`home`); it is stored with that customer's live survivor."""
     data = {k: v for k, v in {
         "purchase_id": fact.purchase_id, "nps": fact.nps, "tier": fact.tier,
         "probability_alive": fact.probability_alive, "to_stage": fact.to_stage, "actor": fact.actor,
         "reason": fact.reason, **extra,
     }.items() if v is not None}
-    return {"source": fact.source, "event_id": fact.event_id, "kind": fact.kind.value, "customer_id": customer_id,
+    return {"source": fact.source, "event_id": fact.event_id, "kind": fact.kind.value, "home": home,
             "occurred_at": fact.occurred_at, "data": orjson.dumps(data, default=str).decode()}
 
 
-async def insert_facts(session: AsyncSession, rows: Sequence[dict]) -> None:
+async def insert_facts(session: AsyncSession, rows: Sequence[dict]) -> set[uuid.UUID]:
+    """Stores new facts; returns the customers they were stored with."""
     if not rows:
-        return
-    await session.execute(INSERT_FACTS, {k: [r[c] for r in rows] for k, c in (
-        ("sources", "source"), ("event_ids", "event_id"), ("kinds", "kind"), ("customer_ids", "customer_id"),
-        ("occurred", "occurred_at"), ("data", "data"))})
+        return set()
+    return set((await session.execute(INSERT_FACTS, {k: [r[c] for r in rows] for k, c in (
+        ("sources", "source"), ("event_ids", "event_id"), ("kinds", "kind"), ("homes", "home"),
+        ("occurred", "occurred_at"), ("data", "data"))})).scalars())
 
 
 async def latest_fact_at(session: AsyncSession, customer_id: uuid.UUID) -> datetime | None:
@@ -260,24 +268,11 @@ async def refresh_funnel_entries(session: AsyncSession, customer_ids: Sequence[u
 
 # --- identity: merge, unmerge, erasure --------------------------------------------------------------------
 
-FOLD_FACTS = sa.text("""
-UPDATE lifecycle.customer_fact SET customer_id = :survivor, merge_id = coalesce(merge_id, :merge_id),
-    original_customer_id = coalesce(original_customer_id, customer_id), updated_at = now()
-WHERE customer_id = :merged
-""")
-
-RESTORE_FACTS = sa.text("""
-UPDATE lifecycle.customer_fact SET customer_id = :restored, merge_id = NULL, original_customer_id = NULL,
-    updated_at = now()
-WHERE customer_id = :survivor AND (
-    (merge_id = :merge_id AND original_customer_id = :restored)
-    OR (kind IN ('purchase', 'cancellation', 'refund') AND data->>'purchase_id' = ANY(CAST(:purchase_ids AS text[]))))
-""")
-
 ERASE = [
     sa.text("DELETE FROM lifecycle.customer_fact WHERE customer_id = :customer_id"),
     sa.text("DELETE FROM lifecycle.deal WHERE customer_id = :customer_id"),
     sa.text("DELETE FROM lifecycle.merged_customer WHERE merged_id = :customer_id OR survivor_id = :customer_id"),
+    sa.text("DELETE FROM lifecycle.customer_merge WHERE merged_id = :customer_id OR survivor_id = :customer_id"),
 ]
 
 
@@ -287,28 +282,46 @@ async def survivor_of(session: AsyncSession, merged: uuid.UUID) -> uuid.UUID | N
                                   {"m": merged})).scalar()
 
 
-REMEMBER_MERGE = [
-    # Ids merged into the merged customer earlier now live in the survivor too.
-    sa.text("UPDATE lifecycle.merged_customer SET survivor_id = :survivor, updated_at = now() WHERE survivor_id = :merged"),
-    sa.text("""INSERT INTO lifecycle.merged_customer (merged_id, survivor_id, merge_id) VALUES (:merged, :survivor, :merge_id)
-               ON CONFLICT (merged_id) DO UPDATE SET survivor_id = EXCLUDED.survivor_id, merge_id = EXCLUDED.merge_id,
-               updated_at = now()"""),
-]
+# The copy's merges (shared/contracts/identity.py): every fact belongs to live(home) over the merges in force.
+RECORD_MERGE = sa.text(record_merge_sql("lifecycle.customer_merge"))
+RECORD_UNMERGE = sa.text(record_unmerge_sql("lifecycle.customer_merge"))
+CHAIN_MEMBERS = sa.text(chain_members_sql("lifecycle.customer_merge"))
+REFRESH_ALIASES = [sa.text(sql) for sql in [
+    "DELETE FROM lifecycle.merged_customer WHERE merged_id = ANY(CAST(:ids AS uuid[]))",
+    """INSERT INTO lifecycle.merged_customer (merged_id, survivor_id, merge_id)
+       SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:lives AS uuid[]), CAST(:merge_ids AS uuid[])) AS a(id, live, m)
+       WHERE a.id <> a.live""",
+]]
+# Facts whose home is in the chain go to their home's live customer; returns the customers they left.
+MOVE_FACTS = sa.text("""
+WITH target AS (SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:lives AS uuid[])) AS a(home, live)),
+old AS (SELECT f.customer_id FROM lifecycle.customer_fact f JOIN target t ON f.home_customer_id = t.home
+        WHERE f.customer_id <> t.live),
+moved AS (UPDATE lifecycle.customer_fact f SET customer_id = t.live, updated_at = now() FROM target t
+          WHERE f.home_customer_id = t.home AND f.customer_id <> t.live)
+SELECT DISTINCT customer_id FROM old
+""")
+# A merged-away id's deals go to its live customer (they carry no home: an unmerge leaves them there).
+FOLD_DEALS = sa.text("UPDATE lifecycle.deal SET customer_id = :survivor, updated_at = now() WHERE customer_id = :merged")
 
 
-async def fold_facts(session: AsyncSession, merge_id: uuid.UUID, survivor: uuid.UUID, merged: uuid.UUID) -> None:
-    for statement in REMEMBER_MERGE:
-        await session.execute(statement, {"survivor": survivor, "merged": merged, "merge_id": merge_id})
-    await session.execute(FOLD_FACTS, {"survivor": survivor, "merged": merged, "merge_id": merge_id})
-    await session.execute(sa.text("UPDATE lifecycle.deal SET customer_id = :s, updated_at = now() WHERE customer_id = :m"),
-                          {"s": survivor, "m": merged})
-
-
-async def restore_facts(session: AsyncSession, merge_id: uuid.UUID, survivor: uuid.UUID, restored: uuid.UUID,
-                        purchase_ids: Sequence[uuid.UUID]) -> None:
-    await session.execute(RESTORE_FACTS, {"survivor": survivor, "restored": restored, "merge_id": merge_id,
-                                          "purchase_ids": [str(p) for p in purchase_ids]})
-    await session.execute(sa.text("DELETE FROM lifecycle.merged_customer WHERE merged_id = :r"), {"r": restored})
+async def follow_identity(session: AsyncSession, merge_id: uuid.UUID, survivor: uuid.UUID, merged: uuid.UUID,
+                          version: int | None, undone: bool) -> set[uuid.UUID]:
+    """Records a merge (or its undo) and moves every fact whose home's live customer it changes; returns the
+    customers whose facts changed (shared/contracts/identity.py)."""
+    if merged == survivor:
+        return set()
+    await session.execute(RECORD_UNMERGE if undone else RECORD_MERGE,
+                          {"merge_id": merge_id, "survivor": survivor, "merged": merged, "version": version})
+    chain = (await session.execute(CHAIN_MEMBERS, {"ids": [merged]})).all()
+    params = {"ids": [r.id for r in chain], "lives": [r.live for r in chain], "merge_ids": [r.merge_id for r in chain]}
+    for statement in REFRESH_ALIASES:
+        await session.execute(statement, params)
+    touched = {r.live for r in chain} | set((await session.execute(MOVE_FACTS, params)).scalars())
+    for r in chain:
+        if r.id != r.live:
+            await session.execute(FOLD_DEALS, {"survivor": r.live, "merged": r.id})
+    return touched
 
 
 async def erase(session: AsyncSession, customer_id: uuid.UUID) -> None:

@@ -57,3 +57,15 @@ up(id, at, first_merge, depth) AS (
 )
 SELECT DISTINCT ON (id) id, at AS live, first_merge AS merge_id FROM up ORDER BY id, depth DESC
 """
+
+
+def pin_legacy_unmerge_sql(table: str, listed_column: str) -> list[str]:
+    """An unmerge published before identity versions (and homes) existed moves exactly the facts it lists, as
+    copies did then: the listed ones get the restored customer as home, the others of its chain (`:chain`, from
+    `chain_members_sql`) keep the customer they are with now. Versioned unmerges need none of this: their facts
+    carry homes, and the list is then exactly the facts whose home is in the chain."""
+    return [f"UPDATE {table} SET home_customer_id = :restored, updated_at = now() "
+            f"WHERE {listed_column} = ANY(CAST(:listed AS uuid[])) AND home_customer_id <> :restored",
+            f"UPDATE {table} SET home_customer_id = customer_id, updated_at = now() "
+            f"WHERE home_customer_id = ANY(CAST(:chain AS uuid[])) AND home_customer_id <> customer_id "
+            f"AND NOT {listed_column} = ANY(CAST(:listed AS uuid[]))"]

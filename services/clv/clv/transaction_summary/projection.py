@@ -16,7 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.contracts.interaction import (
     CustomerErased, CustomerMerged, CustomerUnmerged, FeedbackRecorded, PurchaseRecorded, PurchaseRefunded,
 )
-from shared.contracts.identity import chain_members_sql, record_merge_sql, record_unmerge_sql
+from shared.contracts.identity import (
+    chain_members_sql, pin_legacy_unmerge_sql, record_merge_sql, record_unmerge_sql,
+)
 from shared.contracts.redaction import redact_event_data, tokenizer
 from shared.contracts.topics import INTERACTION_EVENTS
 from shared.messaging.inbox import ConsumedEvent, Subscription
@@ -83,6 +85,9 @@ REFRESH_ALIASES = [sa.text(sql) for sql in [
        SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:lives AS uuid[]), CAST(:merge_ids AS uuid[])) AS a(id, live, m)
        WHERE a.id <> a.live""",
 ]]
+# An unmerge lists purchases (feedback it never moved back): (statement, the list it reads).
+PIN_LEGACY_UNMERGE = [*[(sa.text(sql), "purchase_ids") for sql in pin_legacy_unmerge_sql("clv.purchase", "purchase_id")],
+                      *[(sa.text(sql), None) for sql in pin_legacy_unmerge_sql("clv.feedback", "feedback_id")]]
 # Facts whose home is in the chain go to their home's live customer; returns the customers they left.
 MOVE_FACTS = [sa.text(f"""
     WITH target AS (SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:lives AS uuid[])) AS a(home, live)),
@@ -185,6 +190,11 @@ async def apply_interaction_events(session: AsyncSession, events: list[ConsumedE
                     continue
                 await session.execute(RECORD_MERGE if kind is CustomerMerged else RECORD_UNMERGE, {
                     "merge_id": p.merge_id, "survivor": p.survivor_id, "merged": merged, "version": p.version})
+                if kind is CustomerUnmerged and p.version is None:
+                    chain = list((await session.execute(CHAIN_MEMBERS, {"ids": [merged]})).scalars())
+                    for statement, listed in PIN_LEGACY_UNMERGE:
+                        await session.execute(statement, {"restored": merged, "chain": chain,
+                                                          "listed": getattr(p, listed) if listed else []})
                 touched.update(await follow_chain(session, merged))
     if touched:
         ids = list(touched)

@@ -83,7 +83,7 @@ def facts_subscription(outbox: Outbox) -> Subscription:
                                                                 m.version, undone=False)
                 case CustomerUnmerged() as u:
                     touched |= await repository.follow_identity(session, u.merge_id, u.survivor_id, u.restored_id,
-                                                                u.version, undone=True)
+                                                                u.version, undone=True, listed=u.purchase_ids)
                 case CustomerErased() as x:
                     await repository.erase(session, x.customer_id)
                     touched.add(x.customer_id)

@@ -13,7 +13,9 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.contracts.identity import chain_members_sql, record_merge_sql, record_unmerge_sql
+from shared.contracts.identity import (
+    chain_members_sql, pin_legacy_unmerge_sql, record_merge_sql, record_unmerge_sql,
+)
 from shared.contracts.lifecycle import Stage
 from shared.contracts.redaction import redact_event_data, tokenizer
 from shared.messaging.outbox import forget_subjects
@@ -301,18 +303,24 @@ moved AS (UPDATE lifecycle.customer_fact f SET customer_id = t.live, updated_at 
           WHERE f.home_customer_id = t.home AND f.customer_id <> t.live)
 SELECT DISTINCT customer_id FROM old
 """)
+# An unmerge published before homes existed moves the purchase facts it lists (shared/contracts/identity.py);
+# facts folded by the merge have their home already.
+PIN_LEGACY_UNMERGE = sa.text(pin_legacy_unmerge_sql(
+    "lifecycle.customer_fact", "CAST(data->>'purchase_id' AS uuid)")[0])
 # A merged-away id's deals go to its live customer (they carry no home: an unmerge leaves them there).
 FOLD_DEALS = sa.text("UPDATE lifecycle.deal SET customer_id = :survivor, updated_at = now() WHERE customer_id = :merged")
 
 
 async def follow_identity(session: AsyncSession, merge_id: uuid.UUID, survivor: uuid.UUID, merged: uuid.UUID,
-                          version: int | None, undone: bool) -> set[uuid.UUID]:
+                          version: int | None, undone: bool, listed: Sequence[uuid.UUID] = ()) -> set[uuid.UUID]:
     """Records a merge (or its undo) and moves every fact whose home's live customer it changes; returns the
     customers whose facts changed (shared/contracts/identity.py)."""
     if merged == survivor:
         return set()
     await session.execute(RECORD_UNMERGE if undone else RECORD_MERGE,
                           {"merge_id": merge_id, "survivor": survivor, "merged": merged, "version": version})
+    if undone and version is None:
+        await session.execute(PIN_LEGACY_UNMERGE, {"restored": merged, "listed": list(listed)})
     chain = (await session.execute(CHAIN_MEMBERS, {"ids": [merged]})).all()
     params = {"ids": [r.id for r in chain], "lives": [r.live for r in chain], "merge_ids": [r.merge_id for r in chain]}
     for statement in REFRESH_ALIASES:

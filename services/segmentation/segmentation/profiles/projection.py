@@ -28,7 +28,9 @@ from shared.contracts.interaction import (
     TouchpointRecorded,
 )
 from shared.contracts.lifecycle import StageChanged
-from shared.contracts.identity import chain_members_sql, record_merge_sql, record_unmerge_sql
+from shared.contracts.identity import (
+    chain_members_sql, pin_legacy_unmerge_sql, record_merge_sql, record_unmerge_sql,
+)
 from shared.contracts.redaction import redact_event_data, tokenizer
 from shared.contracts.ordering import latest_per_key, sql_supersedes
 from shared.contracts.topics import CLV_EVENTS, INTERACTION_EVENTS, LIFECYCLE_EVENTS
@@ -152,6 +154,11 @@ REFRESH_ALIASES = [sa.text(sql) for sql in [
        SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:lives AS uuid[]), CAST(:merge_ids AS uuid[])) AS a(id, live, m)
        WHERE a.id <> a.live""",
 ]]
+# (table, the column an unmerge's lists name, which list)
+LISTED = [("purchase", "purchase_id", "purchase_ids"), ("purchase_refund", "purchase_id", "purchase_ids"),
+          ("touchpoint", "touchpoint_id", "touchpoint_ids")]
+PIN_LEGACY_UNMERGE = [(sa.text(sql), ids) for table, column, ids in LISTED
+                      for sql in pin_legacy_unmerge_sql(f"segmentation.{table}", column)]
 # Facts whose home is in the chain go to their home's live customer; returns the customers they left.
 MOVE_FACTS = [sa.text(f"""
     WITH target AS (SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:lives AS uuid[])) AS a(home, live)),
@@ -275,6 +282,11 @@ class _Batch:
                 return
             params = {"merge_id": p.merge_id, "survivor": p.survivor_id, "merged": merged, "version": p.version}
             await self.session.execute(RECORD_MERGE if isinstance(p, CustomerMerged) else RECORD_UNMERGE, params)
+            if isinstance(p, CustomerUnmerged) and p.version is None:
+                chain = list((await self.session.execute(CHAIN_MEMBERS, {"ids": [merged]})).scalars())
+                for statement, listed in PIN_LEGACY_UNMERGE:
+                    await self.session.execute(statement, {"restored": merged, "chain": chain,
+                                                           "listed": getattr(p, listed)})
             await self.follow_chain(merged, p.merged_at if isinstance(p, CustomerMerged) else p.unmerged_at)
         elif isinstance(p, CustomerErased):
             for statement in ERASE_STATEMENTS:

@@ -26,10 +26,11 @@ def record_merge_sql(table: str) -> str:
 
 
 def record_unmerge_sql(table: str) -> str:
-    """Mark a merge undone (remembering it undone if its merge has not arrived yet)."""
+    """Mark a merge undone (remembering it undone if its merge has not arrived yet). Returns the merge's
+    version as the copy knows it: null for a merge from before identity versions (see `pin_legacy_unmerge_sql`)."""
     return (f"INSERT INTO {table} (merge_id, survivor_id, merged_id, version, undone) "
             "VALUES (:merge_id, :survivor, :merged, :version, true) "
-            "ON CONFLICT (merge_id) DO UPDATE SET undone = true, updated_at = now()")
+            f"ON CONFLICT (merge_id) DO UPDATE SET undone = true, updated_at = now() RETURNING version")
 
 
 def _in_force(table: str) -> str:
@@ -60,10 +61,12 @@ SELECT DISTINCT ON (id) id, at AS live, first_merge AS merge_id FROM up ORDER BY
 
 
 def pin_legacy_unmerge_sql(table: str, listed_column: str) -> list[str]:
-    """An unmerge published before identity versions (and homes) existed moves exactly the facts it lists, as
-    copies did then: the listed ones get the restored customer as home, the others of its chain (`:chain`, from
-    `chain_members_sql`) keep the customer they are with now. Versioned unmerges need none of this: their facts
-    carry homes, and the list is then exactly the facts whose home is in the chain."""
+    """The undo of a merge from before identity versions and homes existed (`record_unmerge_sql` returned a null
+    version: the merge's event had none, or the copy's upgrade took it over) moves exactly the facts it lists,
+    as copies did then: facts moved by such a merge got their survivor as home at the upgrade, so the listed
+    ones get the restored customer as home and the others of its chain (`:chain`, from `chain_members_sql`)
+    keep the customer they are with now. Undos of versioned merges need none of this: their facts carry homes,
+    and the list is exactly the facts whose home is in the chain."""
     return [f"UPDATE {table} SET home_customer_id = :restored, updated_at = now() "
             f"WHERE {listed_column} = ANY(CAST(:listed AS uuid[])) AND home_customer_id <> :restored",
             f"UPDATE {table} SET home_customer_id = customer_id, updated_at = now() "

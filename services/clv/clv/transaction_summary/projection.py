@@ -188,9 +188,9 @@ async def apply_interaction_events(session: AsyncSession, events: list[ConsumedE
                 merged = p.merged_id if kind is CustomerMerged else p.restored_id
                 if merged == p.survivor_id:
                     continue
-                await session.execute(RECORD_MERGE if kind is CustomerMerged else RECORD_UNMERGE, {
+                known = await session.execute(RECORD_MERGE if kind is CustomerMerged else RECORD_UNMERGE, {
                     "merge_id": p.merge_id, "survivor": p.survivor_id, "merged": merged, "version": p.version})
-                if kind is CustomerUnmerged and p.version is None:
+                if kind is CustomerUnmerged and known.scalar() is None:
                     chain = list((await session.execute(CHAIN_MEMBERS, {"ids": [merged]})).scalars())
                     for statement, listed in PIN_LEGACY_UNMERGE:
                         await session.execute(statement, {"restored": merged, "chain": chain,

@@ -303,8 +303,8 @@ moved AS (UPDATE lifecycle.customer_fact f SET customer_id = t.live, updated_at 
           WHERE f.home_customer_id = t.home AND f.customer_id <> t.live)
 SELECT DISTINCT customer_id FROM old
 """)
-# An unmerge published before homes existed moves the purchase facts it lists (shared/contracts/identity.py);
-# facts folded by the merge have their home already.
+# The undo of a merge from before identity versions moves the purchase facts it lists
+# (shared/contracts/identity.py); the other facts folded by the merge got their home at the upgrade.
 PIN_LEGACY_UNMERGE = sa.text(pin_legacy_unmerge_sql(
     "lifecycle.customer_fact", "CAST(data->>'purchase_id' AS uuid)")[0])
 # A merged-away id's deals go to its live customer (they carry no home: an unmerge leaves them there).
@@ -317,9 +317,9 @@ async def follow_identity(session: AsyncSession, merge_id: uuid.UUID, survivor: 
     customers whose facts changed (shared/contracts/identity.py)."""
     if merged == survivor:
         return set()
-    await session.execute(RECORD_UNMERGE if undone else RECORD_MERGE,
-                          {"merge_id": merge_id, "survivor": survivor, "merged": merged, "version": version})
-    if undone and version is None:
+    known = await session.execute(RECORD_UNMERGE if undone else RECORD_MERGE,
+                                  {"merge_id": merge_id, "survivor": survivor, "merged": merged, "version": version})
+    if undone and known.scalar() is None:
         await session.execute(PIN_LEGACY_UNMERGE, {"restored": merged, "listed": list(listed)})
     chain = (await session.execute(CHAIN_MEMBERS, {"ids": [merged]})).all()
     params = {"ids": [r.id for r in chain], "lives": [r.live for r in chain], "merge_ids": [r.merge_id for r in chain]}

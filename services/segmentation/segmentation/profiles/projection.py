@@ -281,8 +281,9 @@ class _Batch:
             if merged == p.survivor_id:
                 return
             params = {"merge_id": p.merge_id, "survivor": p.survivor_id, "merged": merged, "version": p.version}
-            await self.session.execute(RECORD_MERGE if isinstance(p, CustomerMerged) else RECORD_UNMERGE, params)
-            if isinstance(p, CustomerUnmerged) and p.version is None:
+            if isinstance(p, CustomerMerged):
+                await self.session.execute(RECORD_MERGE, params)
+            elif (await self.session.execute(RECORD_UNMERGE, params)).scalar() is None:
                 chain = list((await self.session.execute(CHAIN_MEMBERS, {"ids": [merged]})).scalars())
                 for statement, listed in PIN_LEGACY_UNMERGE:
                     await self.session.execute(statement, {"restored": merged, "chain": chain,

@@ -20,8 +20,8 @@ FACTS = ["purchase", "feedback"]
 def upgrade() -> None:
     for table in FACTS:
         op.add_column(table, sa.Column("home_customer_id", UUID(as_uuid=True)), schema=SCHEMA)
-        # Rows copied before homes were published: their current customer stands in (reconcile --repair
-        # re-derives them from interaction if a merge of theirs is undone later).
+        # Rows copied before homes were published: their current customer stands in. The merges below have no
+        # version: their undo moves exactly the facts it lists (shared/contracts/identity.py).
         op.execute(f"UPDATE {SCHEMA}.{table} SET home_customer_id = customer_id")
         op.alter_column(table, "home_customer_id", nullable=False, schema=SCHEMA)
         op.create_index(f"ix_{table}_home_customer_id", table, ["home_customer_id"], schema=SCHEMA)

@@ -1,7 +1,8 @@
 """Folds interaction events into per-purchase rows and per-customer summaries, in event order, set-based.
 
 A batch is cut into runs of consecutive events of one kind; each run is one fixed-shape `unnest` statement
-(identity events — merge, unmerge — are rare and applied one statement each, so chains A→B→C stay right).
+(identity events — merge, unmerge — are rare and applied one by one; facts follow live(home) over the merges
+in force, shared/contracts/identity.py, so any arrival order of a chain comes out right).
 At the end, the summaries of every customer the batch touched are recomputed from the purchase rows, so
 refunds, cancellations, merges, unmerges and erasures all land through the same two statements.
 """

@@ -19,7 +19,9 @@ customer_stage = sa.Table(
     sa.Column("stage", sa.Text, nullable=False),
     sa.Column("stage_entered_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("order_count", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("total_spend", sa.Numeric(18, 4), nullable=False, server_default="0"),
+    # Null when the customer bought in several currencies: then only spend_by_currency ({currency: net spend}).
+    sa.Column("total_spend", sa.Numeric(18, 4), server_default="0"),
+    sa.Column("spend_by_currency", JSONB, nullable=False, server_default="{}"),
     sa.Column("last_purchase_at", sa.DateTime(timezone=True)),
     sa.Column("rule_set_version", sa.Integer),
     # The version of the last stage.changed published for this customer (the owner's order copies follow).

@@ -67,13 +67,15 @@ SELECT * FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:from_stages AS text[])
 # `version` is null for a customer whose stage published nothing this time: the stored one stands.
 UPSERT_STAGES = sa.text("""
 INSERT INTO lifecycle.customer_stage AS s
-    (customer_id, stage, stage_entered_at, order_count, total_spend, last_purchase_at, rule_set_version, version)
+    (customer_id, stage, stage_entered_at, order_count, total_spend, spend_by_currency, last_purchase_at,
+     rule_set_version, version)
 SELECT * FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:stages AS text[]), CAST(:entered AS timestamptz[]),
-                     CAST(:counts AS int[]), CAST(:totals AS numeric[]), CAST(:lasts AS timestamptz[]),
-                     CAST(:versions AS int[]), CAST(:stage_versions AS bigint[]))
+                     CAST(:counts AS int[]), CAST(:totals AS numeric[]), CAST(:by_currency AS jsonb[]),
+                     CAST(:lasts AS timestamptz[]), CAST(:versions AS int[]), CAST(:stage_versions AS bigint[]))
 ON CONFLICT (customer_id) DO UPDATE SET
     stage = EXCLUDED.stage, stage_entered_at = EXCLUDED.stage_entered_at, order_count = EXCLUDED.order_count,
-    total_spend = EXCLUDED.total_spend, last_purchase_at = EXCLUDED.last_purchase_at,
+    total_spend = EXCLUDED.total_spend, spend_by_currency = EXCLUDED.spend_by_currency,
+    last_purchase_at = EXCLUDED.last_purchase_at,
     rule_set_version = EXCLUDED.rule_set_version, version = coalesce(EXCLUDED.version, s.version), updated_at = now()
 """)
 
@@ -112,11 +114,12 @@ async def lock_customers(session: AsyncSession, customer_ids: Sequence[uuid.UUID
 class CustomerFacts:
     """A customer's facts as the rules read them, plus the purchase aggregates the view shows."""
 
-    __slots__ = ("facts", "amounts", "refunded")
+    __slots__ = ("facts", "amounts", "currencies", "refunded")
 
     def __init__(self) -> None:
         self.facts: list[Fact] = []
         self.amounts: dict[str, Decimal] = {}
+        self.currencies: dict[str, str] = {}  # purchase id → its currency
         self.refunded: dict[str, Decimal] = {}  # purchase id → refunded so far
 
 
@@ -136,6 +139,7 @@ async def load_facts(session: AsyncSession, customer_ids: Sequence[uuid.UUID]) -
         ))
         if kind is FactKind.PURCHASE and d.get("amount") is not None:
             cf.amounts[d["purchase_id"]] = Decimal(str(d["amount"]))
+            cf.currencies[d["purchase_id"]] = d.get("currency", "")
         elif kind is FactKind.REFUND and d.get("amount") is not None:
             pid = d["purchase_id"]
             cf.refunded[pid] = cf.refunded.get(pid, Decimal(0)) + Decimal(str(d["amount"]))
@@ -212,8 +216,15 @@ async def next_versions(session: AsyncSession, n: int) -> list[int]:
     return sorted((await session.execute(NEXT_VERSIONS, {"n": n})).scalars().all())
 
 
+CENTS = Decimal("0.0001")  # as total_spend's numeric(18, 4)
+
+
+def _single_total(spend: dict[str, Decimal]) -> Decimal | None:
+    return Decimal(0) if not spend else next(iter(spend.values())) if len(spend) == 1 else None
+
+
 async def write_current(session: AsyncSession, derived: dict[uuid.UUID, list[Transition]],
-                        aggregates: dict[uuid.UUID, tuple[int, Decimal, datetime | None]], version: int,
+                        aggregates: dict[uuid.UUID, tuple[int, dict[str, Decimal], datetime | None]], version: int,
                         stage_versions: dict[uuid.UUID, int]) -> None:
     """The current stage row of each customer: its last transition and purchase aggregates; none without one.
 
@@ -228,7 +239,10 @@ async def write_current(session: AsyncSession, derived: dict[uuid.UUID, list[Tra
             "stages": [t.stage.value for t in staged.values()],
             "entered": [t.entered_at for t in staged.values()],
             "counts": [aggregates[c][0] for c in staged],
-            "totals": [aggregates[c][1] for c in staged],
+            # One figure only for one currency (or none): money of two currencies is never added.
+            "totals": [_single_total(aggregates[c][1]) for c in staged],
+            "by_currency": [orjson.dumps({k: str(v.quantize(CENTS)) for k, v in sorted(aggregates[c][1].items())}).decode()
+                            for c in staged],
             "lasts": [aggregates[c][2] for c in staged],
             "versions": [version] * len(staged),
             "stage_versions": [stage_versions.get(c) for c in staged],

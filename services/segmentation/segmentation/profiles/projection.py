@@ -342,11 +342,8 @@ async def apply_interaction_events(session: AsyncSession, events: list[ConsumedE
 
 
 async def apply_value_events(session: AsyncSession, events: list[ConsumedEvent]) -> set[uuid.UUID]:
-    batch = _Batch(session)
-    alias = await batch.aliases(e.payload.customer_id for e in events)
     latest: dict[uuid.UUID, CustomerValueUpdated] = latest_per_key(
-        (e.payload for e in events), lambda p: alias.get(p.customer_id, p.customer_id), lambda p: p.version,
-        lambda p: p.as_of)
+        (e.payload for e in events), lambda p: p.customer_id, lambda p: p.version, lambda p: p.as_of)
     if latest:
         await session.execute(UPSERT_VALUES, {
             "customer_ids": list(latest), "clvs": [p.clv for p in latest.values()],
@@ -354,22 +351,31 @@ async def apply_value_events(session: AsyncSession, events: list[ConsumedEvent])
             "p_alive": [p.probability_alive for p in latest.values()], "as_of": [p.as_of for p in latest.values()],
             "versions": [p.version for p in latest.values()],
         })
-    return set(latest)
+    return await _live(session, latest)
 
 
 async def apply_stage_events(session: AsyncSession, events: list[ConsumedEvent]) -> set[uuid.UUID]:
-    batch = _Batch(session)
-    alias = await batch.aliases(e.payload.customer_id for e in events)
     latest: dict[uuid.UUID, StageChanged] = latest_per_key(
-        (e.payload for e in events), lambda p: alias.get(p.customer_id, p.customer_id), lambda p: p.version,
-        lambda p: p.changed_at)
+        (e.payload for e in events), lambda p: p.customer_id, lambda p: p.version, lambda p: p.changed_at)
     if latest:
         await session.execute(UPSERT_STAGES, {
             "customer_ids": list(latest), "stages": [str(p.to_stage) for p in latest.values()],
             "changed_at": [p.changed_at for p in latest.values()],
             "versions": [p.version for p in latest.values()],
         })
-    return set(latest)
+    return await _live(session, latest)
+
+
+async def _live(session: AsyncSession, ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+    """The ids not merged away as far as this copy knows (the ones whose rule segments to refresh).
+
+    A copy of clv's value or lifecycle's stage stays with the id its owner names, merged away here or not:
+    the owner publishes for its own live customers, and the identity events travel on another topic. Filed
+    under this copy's survivor instead, a stage lifecycle published for a restored customer before this copy
+    applied the unmerge overwrote the survivor's and left the restored customer without one (proving ground).
+    A merged-away id's row is never read (reads resolve the alias first)."""
+    ids = set(ids)
+    return ids - set((await _Batch(session).aliases(ids)).keys())
 
 
 def _with_rules(apply, outbox: Outbox | None, reporting_currency: str):  # noqa: ANN001, ANN202

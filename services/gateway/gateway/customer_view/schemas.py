@@ -19,7 +19,8 @@ PART_SCHEMAS = {schema: service for service, schema, _ in PART_SOURCES.values()}
 
 def _ref(name: str, nullable: bool = True) -> Any:
     ref = {"$ref": f"#/components/schemas/{name}"}
-    return WithJsonSchema({"anyOf": [ref, {"type": "null"}]} if nullable else ref)
+    # `allOf` around a lone reference: pydantic resolves a bare `$ref` in its own definitions.
+    return WithJsonSchema({"anyOf": [ref, {"type": "null"}]} if nullable else {"allOf": [ref]})
 
 
 class PartSource(BaseModel):

@@ -31,7 +31,7 @@ class GatewaySettings(ServiceSettings):
     # the copy once it was read this long after the customer's last event (the other services consume the
     # events a little after the gateway) and until it is this old (what an owner changes without an event).
     view_copy_settle_s: float = 5.0
-    view_copy_max_age_s: float = 60.0
+    view_copy_max_age_s: float = 300.0
     view_copy_pool_size: int = 10
 
     # --- Security -------------------------------------------------------------------------------------

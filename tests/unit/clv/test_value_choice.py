@@ -200,3 +200,21 @@ def test_auto_with_no_usable_candidate_fails_with_every_reason():
     assert "too little data" in str(caught.value)
     assert {c["model"] for c in caught.value.selection["candidates"]} == {"bgnbd", "mbgnbd", "pareto_nbd"}
     assert caught.value.selection["chosen"] is None
+
+
+def test_spend_without_heterogeneity_falls_back_to_the_population_mean():
+    """The demo's case: every purchase's value drawn from one distribution, so customers do not differ in spend;
+    Gamma-Gamma's γ ran off to 1.6e5. The fit is not used, the population's mean spend is, and the fit stays
+    usable for scoring."""
+    from clv.fits.service import problems
+    stats = _population(5)
+    stats = _stats(stats.x, stats.t_x, stats.T, np.where(stats.x > 0, 20.0, 0.0), stats.holdout_x)
+    out = fit_statistics("bgnbd", stats, 13.0, 91, 7.0)
+    assert out["spend"]["usable"] is False and out["spend"]["fallback_mean_spend"] == pytest.approx(20.0)
+
+    class Row:
+        transactions, spend = out["transactions"], out["spend"]
+    assert problems(Row) == []
+    values = compute_values("bgnbd", out["transactions"]["params"], out["spend"], stats, SETTINGS)["values"]
+    np.testing.assert_allclose(values["expected_spend"], 20.0)
+    assert (values["potential_value"][stats.x == 0] > 0).all()

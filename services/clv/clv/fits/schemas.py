@@ -65,6 +65,9 @@ class ModelReport(BaseModel):
     rows: int = Field(description="Distinct (x, t_x, T) rows the likelihood was evaluated on.")
     usable: bool = Field(True, description="False: the data cannot support this fit and it is never used to score.")
     problems: list[str] = Field(default_factory=list, description="Why the fit is not usable (empty when it is).")
+    fallback_mean_spend: float | None = Field(None, description=(
+        "Spend model only: when the Gamma-Gamma fit is not usable, the population's mean spend per purchase "
+        "that scoring uses for every customer instead (its no-heterogeneity limit)."))
 
 
 class HoldoutBucket(BaseModel):

@@ -20,7 +20,7 @@ from clv.fits.schemas import (
     ModelReport, RequestedModel, Selection,
 )
 from clv.jobs import launch
-from clv.models import MODELS, FitError, FitResult, GammaGamma, collapse
+from clv.models import MODELS, FitError, FitResult, GammaGamma, PopulationMeanSpend, collapse
 from clv.settings import ClvSettings
 from clv.transaction_summary.repository import Statistics, load_statistics
 
@@ -93,6 +93,11 @@ def fit_statistics(model_name: str, stats: Statistics, holdout_units: float, hol
     try:
         _, spend = GammaGamma.fit(stats.x, stats.mean_repeat_spend)
         out["spend"] = report(spend)
+        if not spend.usable:
+            # Customers that do not differ in spend drive p, q, γ off together; the model's limit is the
+            # population's mean spend for everyone, which scoring then uses (docs/clv.md, Fits the data cannot
+            # support).
+            out["spend"]["fallback_mean_spend"] = PopulationMeanSpend.of(stats.x, stats.mean_repeat_spend).mean_spend
     except FitError as exc:
         out["spend_error"] = str(exc)
     return out
@@ -219,7 +224,7 @@ def problems(row: sa.Row) -> list[str]:
         found.append(f"transaction model: not converged: {t.get('message')}")
     if "params" not in spend:
         found.append(f"spend model: {spend.get('error') or 'missing'}")
-    else:
+    elif spend.get("fallback_mean_spend") is None:
         found += [f"spend model: {p}" for p in spend.get("problems", [])]
         if spend["params"]["q"] <= 1:
             found.append("spend model: q <= 1 (infinite mean spend)")

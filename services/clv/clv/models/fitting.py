@@ -69,7 +69,8 @@ def assess(result: FitResult, *, customers: float, minimum_customers: int, infor
     """
     problems: list[str] = []
     if not result.converged:
-        problems.append(f"not converged: {result.message}")
+        problems.append(result.message if result.message.startswith("not converged") else
+                        f"not converged: {result.message}")
     runaway = {k: v for k, v in result.params.items()
                if not np.isfinite(v) or v <= 0 or abs(np.log(v)) >= RUNAWAY_LOG_PARAMETER}
     if runaway:

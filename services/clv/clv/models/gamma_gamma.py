@@ -145,3 +145,28 @@ def _moment_start(d: SpendData) -> list[float]:
     q = min(max(2.0 + mean * mean / max(var, 1e-12), 2.5), 50.0)
     p = 5.0
     return [p, q, mean * (q - 1) / p]
+
+
+@dataclass(frozen=True)
+class PopulationMeanSpend:
+    """Every customer's expected spend per purchase is the population's mean: the Gamma-Gamma model's limit when
+    customers do not differ in spend (p, q, γ run off together: the data identify no heterogeneity), and what
+    scoring uses when the Gamma-Gamma fit is not usable. Its wallet has no spend headroom (`wallet_ratio`)."""
+
+    mean_spend: float
+    name: ClassVar[str] = "population_mean"
+
+    @classmethod
+    def of(cls, x, zbar) -> "PopulationMeanSpend":
+        """The mean value of all repeat purchases (Σ x z̄ / Σ x over repeat buyers with a positive spend)."""
+        data = SpendData.of(x, zbar)
+        if data.customers == 0:
+            raise FitError("no repeat buyer with a positive spend: no mean spend to fall back on")
+        return cls(float(data.spend_total.sum() / data.x.sum()))
+
+    def expected_spend(self, x, zbar) -> np.ndarray:
+        x, zbar = np.asarray(x, dtype=np.float64), np.asarray(zbar, dtype=np.float64)
+        for name, v in (("x", x), ("mean spend", zbar)):
+            if not np.isfinite(v).all() or (v < 0).any():
+                raise InvalidSummary(f"{name} must be finite and not negative")
+        return np.full(np.broadcast(x, zbar).shape, self.mean_spend)

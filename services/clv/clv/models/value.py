@@ -27,7 +27,7 @@ def discounted_clv(transactions, spend: GammaGamma, x, t_x, T, zbar, *, months: 
     return margin * spend.expected_spend(x, zbar) * purchases
 
 
-def wallet_ratio(transactions, spend: GammaGamma, x, quantile: float = 0.9) -> np.ndarray:
+def wallet_ratio(transactions, spend, x, quantile: float = 0.9) -> np.ndarray:
     """Wallet ÷ expected spend of an alive customer: the high-quantile estimate of what the customer could spend.
 
     Following Perlich, Rosset et al. (2007), the wallet is a high quantile of the spend a customer's information
@@ -50,6 +50,8 @@ def wallet_ratio(transactions, spend: GammaGamma, x, quantile: float = 0.9) -> n
         raise ValueError("x must be finite and not negative")
     ux, inverse = np.unique(x, return_inverse=True)
     shape_rate = transactions.r + ux
-    shape_spend = spend.p * ux + spend.q
-    ratio = (gammaincinv(shape_rate, quantile) / shape_rate) * ((shape_spend - 1) / gammaincinv(shape_spend, 1 - quantile))
+    ratio = gammaincinv(shape_rate, quantile) / shape_rate
+    if isinstance(spend, GammaGamma):  # a population-mean spend (no heterogeneity) has no spend headroom
+        shape_spend = spend.p * ux + spend.q
+        ratio = ratio * ((shape_spend - 1) / gammaincinv(shape_spend, 1 - quantile))
     return ratio[inverse.ravel()]

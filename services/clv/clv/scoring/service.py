@@ -24,7 +24,7 @@ from shared.problems import DomainError, NotFound
 from clv.fits import repository as fits
 from clv.fits.service import problems as fit_problems
 from clv.jobs import launch
-from clv.models import MODELS, GammaGamma, wallet_ratio
+from clv.models import MODELS, GammaGamma, PopulationMeanSpend, wallet_ratio
 from clv.scoring.models import customer_value, scoring_run
 from clv.scoring.schemas import ScoringCreate, ScoringRead, TierReport, TierSummary
 from clv.settings import ClvSettings
@@ -42,6 +42,18 @@ class FitNotUsable(DomainError):
     status, slug, title = 409, "fit-not-usable", "The model fit cannot be used for scoring"
 
 
+def spend_model(spend: dict) -> GammaGamma | PopulationMeanSpend:
+    """The spend model of a fit's spend report (or of bare Gamma-Gamma parameters): Gamma-Gamma when usable,
+    else the population's mean spend the fit fell back on."""
+    if "params" not in spend:
+        return GammaGamma.from_params(spend)
+    if spend.get("usable", True) and spend["params"]["q"] > 1:
+        return GammaGamma.from_params(spend["params"])
+    if spend.get("fallback_mean_spend") is not None:
+        return PopulationMeanSpend(spend["fallback_mean_spend"])
+    raise FitNotUsable("the spend model is not usable and has no mean spend to fall back on")
+
+
 def compute_values(model_name: str, params: dict, spend_params: dict, stats: Statistics, settings: dict,
                    thresholds: dict[str, float] | None = None) -> dict:
     """Every per-customer figure, vectorised (see docs/clv.md for the definitions).
@@ -49,7 +61,7 @@ def compute_values(model_name: str, params: dict, spend_params: dict, stats: Sta
     The tier thresholds are the CLV quantiles of these customers, or the given ones (a run's, when a few
     customers are scored incrementally against the population that run saw)."""
     model = MODELS[model_name].from_params(params)
-    spend = GammaGamma.from_params(spend_params)
+    spend = spend_model(spend_params)
     units_per_month = DAYS_PER_MONTH / settings["time_unit_days"]
     margin, d = settings["margin"], settings["monthly_discount_rate"]
     x, t_x, T = stats.x, stats.t_x, stats.T
@@ -235,7 +247,7 @@ async def _run_scoring(session_factory: async_sessionmaker[AsyncSession], outbox
             computed = None
         else:
             computed = await asyncio.to_thread(compute_values, fit.model, fit.transactions["params"],
-                                               fit.spend["params"], stats, s)
+                                               fit.spend, stats, s)
         async with session_factory() as session:
             published = await _store(session, outbox, settings, run.currency, run.id, fit, stats, computed)
             await _update(session, run_id, status="succeeded", progress=1.0, finished_at=sa.func.now(), lease_until=None,
@@ -268,7 +280,7 @@ async def score_customers(session: AsyncSession, outbox: Outbox, settings: ClvSe
         today = datetime.now(UTC).date()
         stats = await load_statistics(session, currency, today, today, s["time_unit_days"], customer_ids=ids)
         try:
-            computed = compute_values(fit.model, fit.transactions["params"], fit.spend["params"], stats, s,
+            computed = compute_values(fit.model, fit.transactions["params"], fit.spend, stats, s,
                                       thresholds=run.tier_thresholds) if len(stats) else None
         except (FitNotUsable, ValueError) as exc:  # the next refit fixes it; the purchases themselves are stored
             log.warning("incremental scoring in %s skipped: %s", currency, exc)

@@ -12,6 +12,7 @@ from typing import ClassVar
 import numpy as np
 from scipy.special import digamma, expit, gammaln, hyp2f1, polygamma
 
+from clv.models import pareto_series
 from clv.models.data import InvalidSummary, Summary, dot
 from clv.models.fitting import FitError, FitResult, assess, central_hessian, fit, newton, with_numeric_hessian
 
@@ -382,8 +383,7 @@ class ParetoNBD(TransactionModel):
     beta: float
     name: ClassVar[str] = "pareto_nbd"
     param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "s", "beta")
-    # Relative step of the central-difference gradient: 2F1's derivatives in its parameters have no closed form.
-    GRADIENT_STEP: ClassVar[float] = 1e-6
+    # The Hessian (Newton's polish, standard errors) by central differences of the analytic gradient.
     SECOND_DERIVATIVES: ClassVar = staticmethod(central_hessian)
 
     @classmethod
@@ -412,20 +412,8 @@ class ParetoNBD(TransactionModel):
 
     @staticmethod
     def loglik(params: np.ndarray, data: Summary) -> tuple[float, np.ndarray]:
-        w = data.weights
-
-        def total(p):
-            return dot(w, ParetoNBD._rows(p, data.x, data.t_x, data.T))
-
-        ll = total(params)
-        grad = np.empty(len(params))
-        for i in range(len(params)):
-            h = ParetoNBD.GRADIENT_STEP * params[i]
-            up, down = params.copy(), params.copy()
-            up[i] += h
-            down[i] -= h
-            grad[i] = (total(up) - total(down)) / (2 * h)
-        return ll, grad
+        """Total log-likelihood and its analytic gradient (`pareto_series`: equal to `_rows` to ~1e-12)."""
+        return pareto_series.loglik(params, data)
 
     def loglik_rows(self, x, t_x, T) -> np.ndarray:
         x, t_x, T = (np.asarray(v, dtype=np.float64) for v in (x, t_x, T))

@@ -1,5 +1,6 @@
 """Fits, scoring, tiers and value events on a real Postgres, fed through the service's own inbox consumer."""
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -252,6 +253,22 @@ async def test_auto_fit_chooses_by_holdout_and_the_value_says_which_model_and_ho
         assert all(c["aic"] is not None and c["holdout_mean_absolute_error"] is not None for c in usable)
         best = min(usable, key=lambda c: c["holdout_mean_absolute_error"])
         assert fit["model"] == fit["selection"]["chosen"] == best["model"] == fit["transactions"]["model"]
+
+        # What-if predictions from the fit; the model refuses NaN and negative inputs with a 422 naming them.
+        url = f"/v1/value/models/fits/{fit['id']}/predictions"
+        ok = await svc.client.post(url, json={"customers": [{"x": 0, "t_x": 0, "T": 30}, {"x": 4, "t_x": 20, "T": 30,
+                                                                                          "mean_spend": 40}]})
+        assert ok.status_code == 200, ok.text
+        assert ok.json()["model"] == fit["model"] and len(ok.json()["predictions"]) == 2
+        for bad, word in (({"x": -1, "t_x": 0, "T": 30}, "x"), ({"x": 2, "t_x": float("nan"), "T": 30}, "t_x"),
+                          ({"x": 2, "t_x": 40, "T": 30}, "t_x <= T"), ({"x": 2, "t_x": 5, "T": 30, "mean_spend": -3},
+                                                                       "mean spend")):
+            refused = await svc.client.post(url, content=json.dumps({"customers": [bad]}),
+                                            headers={"content-type": "application/json"})
+            assert refused.status_code == 422 and refused.headers["content-type"] == "application/problem+json"
+            assert word in refused.json()["detail"], refused.json()
+        assert (await svc.client.post(f"/v1/value/models/fits/{uuid.uuid4()}/predictions",
+                                      json={"customers": [{"x": 0, "t_x": 0, "T": 1}]})).status_code == 404
 
         run = await svc.client.post("/v1/value/scorings", json={"currency": "EUR", "current_months": 6})
         scored = await svc.poll(f"/v1/value/scorings/{run.json()['id']}")

@@ -157,3 +157,33 @@ class Comparison(BaseModel):
     best_by_bic: uuid.UUID | None
     best_by_holdout: uuid.UUID | None
     note: str = Field(description="What the comparison means.")
+
+
+class PredictionInput(BaseModel):
+    """A customer history in the fit's time unit: repeat purchases, time of the last, age; mean repeat spend."""
+
+    x: float = Field(description="Repeat purchases (purchase days − 1).", examples=[2])
+    t_x: float = Field(description="Time of the last purchase since the first, in the fit's time unit.", examples=[30.4])
+    T: float = Field(description="Age: time since the first purchase, in the fit's time unit.", examples=[38.9])
+    mean_spend: float = Field(0.0, description="Mean value of the repeat purchases (0 without).")
+
+
+class PredictionRequest(BaseModel):
+    """What-if predictions from a fit. The model itself checks the numbers: NaN, negative values or a last
+    purchase after the end of the observation are a 422 naming the input."""
+
+    customers: list[PredictionInput] = Field(min_length=1, max_length=1000)
+    months: int = Field(12, ge=1, le=600, description="Period of `expected_purchases`.")
+
+
+class Prediction(BaseModel):
+    probability_alive: float
+    expected_purchases: float = Field(description="Over the next `months` months.")
+    expected_spend: float = Field(description="Expected revenue per future purchase.")
+
+
+class PredictionResponse(BaseModel):
+    fit_id: uuid.UUID
+    model: TransactionModelName
+    months: int
+    predictions: list[Prediction]

@@ -17,10 +17,11 @@ from clv.fits import repository
 from clv.fits.models import model_fit
 from clv.fits.schemas import (
     AUTO_HOLDOUT_DAYS, CandidateReport, Comparison, ComparisonRow, Diagnostics, FitCreate, FitRead, HoldoutBucket,
-    ModelReport, RequestedModel, Selection,
+    ModelReport, Prediction, PredictionRequest, PredictionResponse, RequestedModel, Selection,
 )
 from clv.jobs import launch
 from clv.models import MODELS, FitError, FitResult, GammaGamma, PopulationMeanSpend, collapse
+from clv.models.value import DAYS_PER_MONTH
 from clv.settings import ClvSettings
 from clv.transaction_summary.repository import Statistics, load_statistics
 
@@ -30,6 +31,14 @@ BUCKETS = 7  # calibration frequency 0…6 and "7+"
 
 class InvalidFitRequest(DomainError):
     status, slug, title = 422, "invalid-fit-request", "Invalid fit request"
+
+
+class InvalidPredictionInput(DomainError):
+    status, slug, title = 422, "invalid-prediction-input", "The model cannot predict from these inputs"
+
+
+class FitNotUsable(DomainError):
+    status, slug, title = 409, "fit-not-usable", "The model fit cannot be used"
 
 
 def report(result: FitResult) -> dict:
@@ -231,6 +240,18 @@ def problems(row: sa.Row) -> list[str]:
     return found
 
 
+def spend_model(spend: dict) -> GammaGamma | PopulationMeanSpend:
+    """The spend model of a fit's spend report (or of bare Gamma-Gamma parameters): Gamma-Gamma when usable,
+    else the population's mean spend the fit fell back on."""
+    if "params" not in spend:
+        return GammaGamma.from_params(spend)
+    if spend.get("usable", True) and spend["params"]["q"] > 1:
+        return GammaGamma.from_params(spend["params"])
+    if spend.get("fallback_mean_spend") is not None:
+        return PopulationMeanSpend(spend["fallback_mean_spend"])
+    raise FitNotUsable("the spend model is not usable and has no mean spend to fall back on")
+
+
 def to_read(row: sa.Row) -> FitRead:
     spend = row.spend or {}
     succeeded = row.status == "succeeded"
@@ -281,3 +302,25 @@ async def compare(session: AsyncSession, currency: str, fit_ids: list[uuid.UUID]
         note="AIC/BIC rank converged fits only when all were fitted on the same data (calibration end, customers, "
              "time unit); holdout error ranks fits that kept a holdout.",
     )
+
+
+async def predict(session: AsyncSession, fit_id: uuid.UUID, request: PredictionRequest) -> PredictionResponse:
+    """P(alive), expected purchases over `months` and expected spend for given histories, from a usable fit."""
+    row = await repository.get_fit(session, fit_id)
+    if row is None:
+        raise NotFound(f"no model fit {fit_id}")
+    if row.status != "succeeded" or (reasons := problems(row)):
+        raise FitNotUsable(f"fit {fit_id} is {row.status}" if row.status != "succeeded"
+                                        else f"fit {fit_id} is not usable: {'; '.join(reasons)}")
+    model = MODELS[row.model].from_params(row.transactions["params"])
+    c = request.customers
+    x, t_x, T, zbar = (np.array([getattr(i, k) for i in c], dtype=np.float64) for k in ("x", "t_x", "T", "mean_spend"))
+    try:
+        alive = model.p_alive(x, t_x, T)
+        purchases = model.expected_purchases(request.months * DAYS_PER_MONTH / row.time_unit_days, x, t_x, T)
+        spend = spend_model(row.spend).expected_spend(x, zbar)
+    except ValueError as exc:  # the model refusing NaN, negative or inconsistent inputs
+        raise InvalidPredictionInput(str(exc)) from None
+    return PredictionResponse(fit_id=row.id, model=row.model, months=request.months, predictions=[
+        Prediction(probability_alive=float(a), expected_purchases=float(p), expected_spend=float(m))
+        for a, p, m in zip(alive, purchases, spend, strict=True)])

@@ -6,6 +6,9 @@ from scipy.special import gammaincinv
 
 from clv.models.gamma_gamma import GammaGamma
 
+# A month in days: scoring's periods (current, horizon) and predictions count months of this length.
+DAYS_PER_MONTH = 365.25 / 12
+
 
 def discounted_clv(transactions, spend: GammaGamma, x, t_x, T, zbar, *, months: int = 12,
                    units_per_month: float = 30.0, monthly_discount_rate: float = 0.01,

@@ -22,36 +22,23 @@ from shared import jobs
 from shared.problems import DomainError, NotFound
 
 from clv.fits import repository as fits
+from clv.fits.service import FitNotUsable, spend_model
 from clv.fits.service import problems as fit_problems
 from clv.jobs import launch
-from clv.models import MODELS, GammaGamma, PopulationMeanSpend, wallet_ratio
+from clv.models import MODELS, wallet_ratio
+from clv.models.value import DAYS_PER_MONTH
 from clv.scoring.models import customer_value, scoring_run
 from clv.scoring.schemas import ScoringCreate, ScoringRead, TierReport, TierSummary
 from clv.settings import ClvSettings
 from clv.transaction_summary.repository import Statistics, load_statistics
 
 log = logging.getLogger(__name__)
-DAYS_PER_MONTH = 365.25 / 12
 TIERS = [("platinum", 0.95), ("gold", 0.80), ("silver", 0.50)]
 # The wallet's quantile when a run's settings predate it (docs/clv.md, potential value).
 WALLET_QUANTILE = 0.9
 CHUNK = 20_000
 
 
-class FitNotUsable(DomainError):
-    status, slug, title = 409, "fit-not-usable", "The model fit cannot be used for scoring"
-
-
-def spend_model(spend: dict) -> GammaGamma | PopulationMeanSpend:
-    """The spend model of a fit's spend report (or of bare Gamma-Gamma parameters): Gamma-Gamma when usable,
-    else the population's mean spend the fit fell back on."""
-    if "params" not in spend:
-        return GammaGamma.from_params(spend)
-    if spend.get("usable", True) and spend["params"]["q"] > 1:
-        return GammaGamma.from_params(spend["params"])
-    if spend.get("fallback_mean_spend") is not None:
-        return PopulationMeanSpend(spend["fallback_mean_spend"])
-    raise FitNotUsable("the spend model is not usable and has no mean spend to fall back on")
 
 
 def compute_values(model_name: str, params: dict, spend_params: dict, stats: Statistics, settings: dict,

@@ -77,6 +77,9 @@ def main(argv: list[str]) -> dict:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per side; the fastest counts")
     parser.add_argument("--skip-choice", action="store_true", help="leave out the Pareto/NBD and model-choice timings")
+    parser.add_argument("--pareto-reference-customers", type=int, default=100_000,
+                        help="customers for the Pareto/NBD side by side with lifetimes (0: skip; it takes lifetimes "
+                             "~20 s per 100k)")
     args = parser.parse_args(argv)
     try:
         import lifetimes
@@ -138,6 +141,8 @@ def main(argv: list[str]) -> dict:
     print(f"fit  ratio: {fit_ratio:6.1f}x  (P3 goal >= 30x: {'met' if fit_ratio >= 30 else 'NOT met'})")
     print(f"CLV  ratio: {clv_ratio:6.1f}x  (P4 goal >= 50x: {'met' if clv_ratio >= 50 else 'NOT met'})")
     choice = {} if args.skip_choice else model_choice(d, args.seed)
+    if args.pareto_reference_customers:
+        choice |= pareto_side_by_side({k: v[:args.pareto_reference_customers] for k, v in d.items()})
     if not np.all(np.isfinite(clv)):
         raise AssertionError("our CLV has non-finite values")
     if parameter_diffs[largest] > PARAMETER_TOLERANCE:
@@ -156,6 +161,28 @@ def main(argv: list[str]) -> dict:
 
 
 PARETO_GOAL_S, CHOICE_GOAL_S = 2.0, 5.0
+
+
+def pareto_side_by_side(d: dict) -> dict:
+    """Pareto/NBD fit, ours against `lifetimes.ParetoNBDFitter`, on the same (fewer) customers, one run each."""
+    import pandas as pd
+    from lifetimes import ParetoNBDFitter
+    n = len(d["x"])
+    started = time.perf_counter()
+    summary, _ = collapse(d["x"], d["t_x"], d["T"], with_inverse=False)
+    ours, report = ParetoNBD.fit(summary)
+    ours_s = time.perf_counter() - started
+    started = time.perf_counter()
+    theirs = ParetoNBDFitter(penalizer_coef=0.0).fit(pd.Series(d["x"]), pd.Series(d["t_x"]), pd.Series(d["T"]))
+    theirs_s = time.perf_counter() - started
+    p = theirs.params_
+    diffs = {k: abs(getattr(ours, k) - p[k]) / abs(p[k]) for k in ("r", "alpha", "s", "beta")}
+    largest = max(diffs, key=diffs.get)
+    print(f"Pareto/NBD on {n:,}: ours {ours_s:.3f} s, lifetimes {theirs_s:.3f} s, ratio {theirs_s / ours_s:.1f}x; "
+          f"largest parameter difference {largest} {diffs[largest]:.2e} (ours LL {report.log_likelihood:.2f})")
+    return {"pareto_reference_customers": n, "ours_pareto_small_s": round(ours_s, 3),
+            "lifetimes_pareto_small_s": round(theirs_s, 3), "pareto_ratio": round(theirs_s / ours_s, 1),
+            "pareto_max_parameter_rel_diff": diffs[largest]}
 
 
 def model_choice(d: dict, seed: int) -> dict:

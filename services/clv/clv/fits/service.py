@@ -51,9 +51,15 @@ def report(result: FitResult) -> dict:
                        problems=list(result.problems)).model_dump()
 
 
-def holdout_diagnostics(model, stats: Statistics, holdout_units: float, holdout_days: int) -> dict | None:
-    """Predicted against actual holdout repeat purchases, by calibration frequency."""
-    predicted = model.expected_purchases(holdout_units, stats.x, stats.t_x, stats.T)
+def holdout_diagnostics(model, stats: Statistics, holdout_units: float, holdout_days: int,
+                        rows: tuple | None = None) -> dict | None:
+    """Predicted against actual holdout repeat purchases, by calibration frequency. With `rows` (the distinct
+    (x, t_x, T) rows and each customer's row) the model predicts once per row instead of once per customer."""
+    if rows is None:
+        predicted = model.expected_purchases(holdout_units, stats.x, stats.t_x, stats.T)
+    else:
+        summary, inverse = rows
+        predicted = model.expected_purchases(holdout_units, summary.x, summary.t_x, summary.T)[inverse]
     if not np.all(np.isfinite(predicted)):
         return None  # JSON has no NaN; a model that cannot predict every customer gets no diagnostics
     bucket = np.minimum(stats.x, BUCKETS).astype(int)
@@ -90,14 +96,17 @@ def fit_statistics(model_name: str, stats: Statistics, holdout_units: float, hol
     if len(stats) == 0:
         raise FitError("need at least 2 customers with purchases in the calibration period, got none")
     # t_x and T are whole days in model units: they pack into one integer key (see `collapse`).
-    summary, _ = collapse(stats.x, stats.t_x, stats.T, resolution=1.0 / unit_days, with_inverse=False)
+    # With a holdout, each customer's row is kept too: predictions then run once per distinct row.
+    summary, inverse = collapse(stats.x, stats.t_x, stats.T, resolution=1.0 / unit_days, with_inverse=holdout_days > 0)
+    rows = (summary, inverse) if inverse is not None else None
     out: dict = {"spend": None, "spend_error": None, "selection": None}
     if model_name == RequestedModel.AUTO:
-        chosen, out["selection"] = _choose(summary, stats, holdout_units, holdout_days)
+        chosen, out["selection"] = _choose(summary, stats, holdout_units, holdout_days, rows)
         model, result, out["diagnostics"] = chosen
     else:
         model, result = MODELS[model_name].fit(summary)
-        out["diagnostics"] = holdout_diagnostics(model, stats, holdout_units, holdout_days) if holdout_days > 0 else None
+        out["diagnostics"] = holdout_diagnostics(model, stats, holdout_units, holdout_days, rows) \
+            if holdout_days > 0 else None
     out["model"], out["transactions"] = result.model, report(result)
     try:
         _, spend = GammaGamma.fit(stats.x, stats.mean_repeat_spend)
@@ -112,7 +121,7 @@ def fit_statistics(model_name: str, stats: Statistics, holdout_units: float, hol
     return out
 
 
-def _choose(summary, stats: Statistics, holdout_units: float, holdout_days: int) -> tuple[tuple, dict]:
+def _choose(summary, stats: Statistics, holdout_units: float, holdout_days: int, rows: tuple) -> tuple[tuple, dict]:
     fitted, candidates = {}, []
     for name, cls in MODELS.items():
         try:
@@ -121,7 +130,7 @@ def _choose(summary, stats: Statistics, holdout_units: float, holdout_days: int)
         except FitError as exc:
             candidates.append(CandidateReport(model=name, usable=False, problems=[str(exc)]))
             continue
-        diagnostics = holdout_diagnostics(model, stats, holdout_units, holdout_days)
+        diagnostics = holdout_diagnostics(model, stats, holdout_units, holdout_days, rows)
         problems = list(result.problems)
         if diagnostics is None:
             problems.append("its predictions are not finite for every customer")

@@ -88,8 +88,7 @@ def assess(result: FitResult, *, customers: float, minimum_customers: int, infor
 
 
 def fit(name: str, param_names: Sequence[str], loglik: LogLik, data, customers: float, rows: int,
-        starts: Sequence[Sequence[float]], max_evaluations: int = 1500,
-        second_derivatives: "Callable[[LogLik, np.ndarray, object], np.ndarray] | None" = None) -> FitResult:
+        starts: Sequence[Sequence[float]], max_evaluations: int = 1500) -> FitResult:
     """Maximise `loglik` from each start until one converges, within one budget of evaluations; the best wins."""
     evaluations = 0
 
@@ -133,14 +132,14 @@ def fit(name: str, param_names: Sequence[str], loglik: LogLik, data, customers: 
                    f"the data do not identify this model's heterogeneity (max |gradient| {gnorm:.2e})")
     elif not converged:
         message = f"not converged (max |gradient| {gnorm:.2e}): {message}"
-    std_errors = standard_errors(loglik, params, data, second_derivatives) if converged else [None] * len(params)
+    std_errors = standard_errors(loglik, params, data) if converged else [None] * len(params)
     return FitResult(model=name, params=dict(zip(param_names, params.tolist(), strict=True)),
                      log_likelihood=float(ll), customers=float(customers), rows=int(rows), converged=converged,
                      iterations=int(res.nit), message=message, gradient_norm=gnorm,
                      std_errors=dict(zip(param_names, std_errors, strict=True)))
 
 
-def hessian(loglik: LogLik, params: np.ndarray, data) -> np.ndarray:
+def hessian(loglik: LogLik, params: np.ndarray, data, base: np.ndarray | None = None) -> np.ndarray:
     """Forward differences of the analytic gradient (natural parameters), symmetrised: k + 1 evaluations.
 
     At the optimum the gradient is ~0, so a relative step of 1e-6 leaves ~1e-6 relative error on the
@@ -148,7 +147,7 @@ def hessian(loglik: LogLik, params: np.ndarray, data) -> np.ndarray:
     """
     k = len(params)
     h = np.empty((k, k))
-    base = loglik(params, data)[1]
+    base = loglik(params, data)[1] if base is None else base
     for i in range(k):
         step = 1e-6 * max(abs(params[i]), 1e-8)
         up = params.copy()
@@ -157,24 +156,9 @@ def hessian(loglik: LogLik, params: np.ndarray, data) -> np.ndarray:
     return (h + h.T) / 2
 
 
-def central_hessian(loglik: LogLik, params: np.ndarray, data, step: float = 1e-4) -> np.ndarray:
-    """Central differences of the gradient, symmetrised: 2k evaluations. For a gradient that is itself a
-    difference (Pareto/NBD), whose noise a 1e-6 forward step turns into O(1) errors in the Hessian: on CDNOW its
-    smallest eigenvalue (~0.026, s and β trade off) came out negative and every standard error was lost."""
-    k = len(params)
-    h = np.empty((k, k))
-    for i in range(k):
-        d = step * max(abs(params[i]), 1e-8)
-        up, down = params.copy(), params.copy()
-        up[i] += d
-        down[i] -= d
-        h[i] = (loglik(up, data)[1] - loglik(down, data)[1]) / (2 * d)
-    return (h + h.T) / 2
-
-
-def standard_errors(loglik: LogLik, params: np.ndarray, data, second_derivatives=None) -> list[float | None]:
+def standard_errors(loglik: LogLik, params: np.ndarray, data) -> list[float | None]:
     """Square roots of the inverse observed information's diagonal; None where it is not positive definite."""
-    info = -(second_derivatives or hessian)(loglik, params, data)
+    info = -hessian(loglik, params, data)
     try:
         cov = np.linalg.inv(info)
     except np.linalg.LinAlgError:
@@ -188,10 +172,10 @@ def standard_errors(loglik: LogLik, params: np.ndarray, data, second_derivatives
 Full = Callable[[np.ndarray, object], tuple[float, np.ndarray, np.ndarray]]
 
 
-def with_numeric_hessian(loglik: LogLik, second_derivatives=None) -> Full:
+def with_numeric_hessian(loglik: LogLik) -> Full:
     def full(params: np.ndarray, data) -> tuple[float, np.ndarray, np.ndarray]:
         ll, grad = loglik(params, data)
-        return ll, grad, (second_derivatives or hessian)(loglik, params, data)
+        return ll, grad, hessian(loglik, params, data, base=grad)
     return full
 
 

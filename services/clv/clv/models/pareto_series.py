@@ -134,11 +134,11 @@ def loglik(params: np.ndarray, data: Summary) -> tuple[float, np.ndarray]:
         ll = (wx @ gammaln(r + ux) + W * (-gammaln(r) + r * np.log(alpha) + s * np.log(beta))
               + dot(w, top + np.log(total)))
         # ∂ log(G(t_x) − G(T)) = (∂log G(t_x) − q ∂log G(T)) / (1 − q); rows with q = 1 have w2 = 0.
-        inv = np.where(q < 1, 1.0 / (1.0 - q), 0.0)
-        grad = np.empty(4)
-        for k in range(4):
-            d_l2 = (dg[k][i_tx] - q * dg[k][i_T]) * inv
-            grad[k] = dot(w2, d_l2)
+        # Summed per pair first (two histograms), so each parameter's term is a dot product over the pairs.
+        inv = np.where(q < 1, w2 / (1.0 - q), 0.0)
+        at_tx = np.bincount(i_tx, weights=inv, minlength=len(px))
+        at_T = np.bincount(i_T, weights=inv * q, minlength=len(px))
+        grad = dg @ (at_tx - at_T)
         grad[0] += wx @ digamma(r + ux) + W * (np.log(alpha) - digamma(r)) - dot(w1, log_aT)
         grad[1] += W * r / alpha - dot(w1 * (r + x), 1.0 / (alpha + T))
         grad[2] += W * np.log(beta) - dot(w1, log_bT) + w2.sum() / s

@@ -14,7 +14,7 @@ from scipy.special import digamma, expit, gammaln, hyp2f1, polygamma
 
 from clv.models import pareto_series
 from clv.models.data import InvalidSummary, Summary, dot
-from clv.models.fitting import FitError, FitResult, assess, central_hessian, fit, newton, with_numeric_hessian
+from clv.models.fitting import FitError, FitResult, assess, fit, newton, with_numeric_hessian
 
 MIN_CUSTOMERS = 2
 # Below these a fit may run, but is not used for predictions (see `fitting.assess`): four parameters from a
@@ -84,8 +84,6 @@ class TransactionModel:
 
     name: ClassVar[str]
     param_names: ClassVar[tuple[str, ...]]
-    # How the standard errors' Hessian is differenced from the gradient (None: forward, fitting.hessian).
-    SECOND_DERIVATIVES: ClassVar = None
 
     @classmethod
     def from_params(cls, params: dict[str, float]):
@@ -105,8 +103,7 @@ class TransactionModel:
             # the full data then only polishes it (a few iterations instead of dozens).
             try:
                 _check_identifiable(pilot)
-                rough = fit(cls.name, cls.param_names, cls.loglik, pilot, pilot.customers, len(pilot.x), starts,
-                            second_derivatives=cls.SECOND_DERIVATIVES)
+                rough = fit(cls.name, cls.param_names, cls.loglik, pilot, pilot.customers, len(pilot.x), starts)
             except FitError:
                 rough = None
             if rough is not None and rough.converged:
@@ -115,8 +112,7 @@ class TransactionModel:
                 if polished is not None and polished.converged:
                     return cls.from_params(polished.params), cls._assess(polished, data)
                 starts = [rough.values().tolist(), *starts]
-        result: FitResult = fit(cls.name, cls.param_names, cls.loglik, data, data.customers, len(data.x), starts,
-                                second_derivatives=cls.SECOND_DERIVATIVES)
+        result: FitResult = fit(cls.name, cls.param_names, cls.loglik, data, data.customers, len(data.x), starts)
         return cls.from_params(result.params), cls._assess(result, data)
 
     @staticmethod
@@ -136,7 +132,7 @@ class TransactionModel:
     @classmethod
     def full(cls, params: np.ndarray, data: Summary) -> tuple[float, np.ndarray, np.ndarray]:
         """Log-likelihood, gradient and Hessian (numerical unless a model has the analytic one)."""
-        return with_numeric_hessian(cls.loglik, cls.SECOND_DERIVATIVES)(params, data)
+        return with_numeric_hessian(cls.loglik)(params, data)
 
     def loglik_rows(self, x, t_x, T) -> np.ndarray:
         raise NotImplementedError
@@ -383,8 +379,6 @@ class ParetoNBD(TransactionModel):
     beta: float
     name: ClassVar[str] = "pareto_nbd"
     param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "s", "beta")
-    # The Hessian (Newton's polish, standard errors) by central differences of the analytic gradient.
-    SECOND_DERIVATIVES: ClassVar = staticmethod(central_hessian)
 
     @classmethod
     def default_starts(cls, data: Summary) -> list[list[float]]:

@@ -140,7 +140,7 @@ def main(argv: list[str]) -> dict:
           f"{clv_end_to_end:.2e} end to end (mean CLV {reference.mean():.4f})")
     print(f"fit  ratio: {fit_ratio:6.1f}x  (P3 goal >= 30x: {'met' if fit_ratio >= 30 else 'NOT met'})")
     print(f"CLV  ratio: {clv_ratio:6.1f}x  (P4 goal >= 50x: {'met' if clv_ratio >= 50 else 'NOT met'})")
-    choice = {} if args.skip_choice else model_choice(d, args.seed)
+    choice = {} if args.skip_choice else model_choice(d, args.seed, args.repeat)
     if args.pareto_reference_customers:
         choice |= pareto_side_by_side({k: v[:args.pareto_reference_customers] for k, v in d.items()})
     if not np.all(np.isfinite(clv)):
@@ -185,7 +185,7 @@ def pareto_side_by_side(d: dict) -> dict:
             "pareto_max_parameter_rel_diff": diffs[largest]}
 
 
-def model_choice(d: dict, seed: int) -> dict:
+def model_choice(d: dict, seed: int, repeat: int = 1) -> dict:
     """Pareto/NBD fit and the whole `auto` model choice on the same customers, against the issue's goals.
 
     `lifetimes` takes minutes for Pareto/NBD on 1M customers (about 20 s per 100k here), so there is no side
@@ -200,17 +200,22 @@ def model_choice(d: dict, seed: int) -> dict:
     holdout = rng.poisson(truth.expected_purchases(90.0, d["x"], d["t_x"], d["T"])).astype(np.float64)
     stats = Statistics(customer_ids=list(range(len(d["x"]))), x=d["x"], t_x=d["t_x"], T=d["T"],
                        mean_repeat_spend=d["zbar"], holdout_x=holdout, net_value=d["zbar"] * (d["x"] + 1))
-    summary, _ = collapse(d["x"], d["t_x"], d["T"], with_inverse=False)
-    started = time.perf_counter()
-    _, pareto = ParetoNBD.fit(summary)
-    pareto_s = time.perf_counter() - started
-    started = time.perf_counter()
-    out = fit_statistics("auto", stats, 90.0, 90, 1.0)
-    choice_s = time.perf_counter() - started
+    pareto_times, choice_times = [], []
+    for _ in range(repeat):  # the fastest run counts, as above
+        started = time.perf_counter()
+        summary, _ = collapse(d["x"], d["t_x"], d["T"], with_inverse=False)
+        _, pareto = ParetoNBD.fit(summary)
+        pareto_times.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        out = fit_statistics("auto", stats, 90.0, 90, 1.0)
+        choice_times.append(time.perf_counter() - started)
+    pareto_s, choice_s = min(pareto_times), min(choice_times)
     met = lambda s, goal: "met" if s <= goal else "NOT met"  # noqa: E731
-    print(f"Pareto/NBD fit:   {pareto_s:8.3f} s  (goal <= {PARETO_GOAL_S:g} s: {met(pareto_s, PARETO_GOAL_S)}; "
-          f"usable {pareto.usable}, {pareto.message})")
-    print(f"model choice:     {choice_s:8.3f} s  (goal <= {CHOICE_GOAL_S:g} s: {met(choice_s, CHOICE_GOAL_S)}; chose "
+    runs = lambda ts: ", ".join(f"{t:.3f}" for t in ts)  # noqa: E731
+    print(f"Pareto/NBD fit:   {pareto_s:8.3f} s  (runs {runs(pareto_times)}; goal <= {PARETO_GOAL_S:g} s: "
+          f"{met(pareto_s, PARETO_GOAL_S)}; usable {pareto.usable}, {pareto.message}; collapse included)")
+    print(f"model choice:     {choice_s:8.3f} s  (runs {runs(choice_times)}; goal <= {CHOICE_GOAL_S:g} s: "
+          f"{met(choice_s, CHOICE_GOAL_S)}; 3 fits, 3 holdout predictions, Gamma-Gamma; chose "
           f"{out['model']}; " + ", ".join(f"{c['model']} MAE {c['holdout_mean_absolute_error']}"
                                          for c in out["selection"]["candidates"]) + ")")
     return {"pareto_fit_s": round(pareto_s, 3), "model_choice_s": round(choice_s, 3), "chosen": out["model"]}

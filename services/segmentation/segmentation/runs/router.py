@@ -17,10 +17,12 @@ from segmentation.runs.schemas import (
     Comparison,
     PortfolioMatrix,
     Quadrant,
+    QuadrantGroup,
     RunCreate,
     RunPage,
     RunRead,
     Transition,
+    ValueThreshold,
 )
 from segmentation.runs.service import RunExecutor, RunNotFound, UnknownScheme, get_run
 
@@ -120,9 +122,12 @@ async def portfolio_matrix(session: SessionDep) -> PortfolioMatrix:
         s = by_key.get(f"portfolio:{key}", {})
         quadrants.append(Quadrant(key=key, name=key.replace("-", " ").capitalize(), action=action,
                                   high_value=high_value, high_engagement=high_engagement, size=s.get("size", 0),
-                                  revenue_share=s.get("revenue_share", 0.0), average_value=s.get("average_value", 0.0)))
+                                  revenue_share=s.get("revenue_share", 0.0), average_value=s.get("average_value"),
+                                  by_group=[QuadrantGroup(**g) for g in s.get("value_groups", [])]))
     result = run["result"]
     return PortfolioMatrix(run_id=run_id, as_of=run["as_of"], value_threshold=result["value_threshold"],
+                           value_currency=result.get("value_currency"), value_basis=result.get("value_basis"),
+                           value_thresholds=[ValueThreshold(**t) for t in result.get("value_thresholds", [])],
                            engagement_threshold=result["engagement_threshold"], value_axis=result["value_axis"],
                            engagement_axis=result["engagement_axis"], quadrants=quadrants)
 

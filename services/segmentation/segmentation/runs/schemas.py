@@ -49,6 +49,14 @@ class Comparison(BaseModel):
     transitions: list[Transition]
 
 
+class QuadrantGroup(BaseModel):
+    currency: str | None
+    basis: str | None = Field(description="clv or revenue: what the value is.")
+    customers: int
+    average_value: float | None = Field(description="Mean value (in `currency`, on `basis`) of the quadrant's "
+                                                    "customers in this group.")
+
+
 class Quadrant(BaseModel):
     key: str
     name: str
@@ -56,14 +64,26 @@ class Quadrant(BaseModel):
     high_value: bool
     high_engagement: bool
     size: int
-    revenue_share: float
-    average_value: float
+    revenue_share: float = Field(description="Share of revenue in the run's currency.")
+    average_value: float | None = Field(description="Mean value of the quadrant's customers in the headline group "
+                                                    "(`value_currency`, `value_basis`); null when it has none.")
+    by_group: list[QuadrantGroup] = Field(description="The same per currency and basis.")
+
+
+class ValueThreshold(BaseModel):
+    currency: str | None
+    basis: str | None
+    customers: int
+    value_threshold: float = Field(description="Median value of the group; high value = at or above it and > 0.")
 
 
 class PortfolioMatrix(BaseModel):
     run_id: uuid.UUID
     as_of: datetime
-    value_threshold: float
+    value_threshold: float | None = Field(description="The headline group's threshold.")
+    value_currency: str | None = Field(description="Headline group: the run's currency, CLV basis if present.")
+    value_basis: str | None
+    value_thresholds: list[ValueThreshold] = Field(description="One threshold per currency and basis.")
     engagement_threshold: float
     value_axis: str
     engagement_axis: str

@@ -12,6 +12,8 @@ class RunCreate(BaseModel):
     scheme: str | None = Field(None, min_length=1, max_length=60, pattern=r"^[a-z0-9][a-z0-9\-]*$", description="RFM runs: the scheme key (default).")
     currency: str | None = Field(None, pattern=r"^[A-Z]{3}$", description="Monetary is counted in this currency.")
     as_of: Instant | None = Field(None, description="Recency and tenure are measured to this instant (now).")
+    k: int | None = Field(None, ge=2, le=20, description="Clustering runs: use this many clusters instead of "
+                                                       "choosing (capped at the number of distinct customers − 1).")
 
 
 class RunRead(BaseModel):
@@ -90,19 +92,31 @@ class PortfolioMatrix(BaseModel):
     quadrants: list[Quadrant]
 
 
+class Distinguishing(BaseModel):
+    feature: str
+    sd_from_mean: float = Field(description="Centroid minus the overall mean, in standard deviations of the "
+                                            "log-scaled feature.")
+    words: str
+
+
 class ClusterRead(BaseModel):
     segment_id: uuid.UUID
     key: str
     name: str
-    description: str | None
+    description: str | None = Field(description="How the cluster differs from the customers overall, in words.")
     size: int
+    share: float = Field(description="Share of the run's customers.")
     revenue_share: float
     centroid: dict[str, float]
+    distinguishing: list[Distinguishing] = Field(description="Its most different features, largest first.")
 
 
 class ClusterSet(BaseModel):
     run_id: uuid.UUID
     k: int
+    k_fixed: bool = Field(description="k was given in the run request.")
+    k_criterion: str = Field(description="How k was chosen.")
     silhouette: float | None
     silhouette_by_k: dict[str, float]
+    smallest_share_by_k: dict[str, float] = Field(description="Per candidate k, its smallest cluster's share.")
     clusters: list[ClusterRead]

@@ -75,6 +75,10 @@ class UnknownScheme(DomainError):
     status, slug, title = 422, "unknown-scheme", "Unknown RFM scheme"
 
 
+class NotForKind(DomainError):
+    status, slug, title = 422, "parameter-not-for-kind", "Parameter does not apply to this kind of run"
+
+
 def family_of(kind: str, scheme: str | None) -> str:
     return {"rfm": f"rfm:{scheme or 'default'}", "clustering": "cluster", "tiers": "tiers"}[kind]
 
@@ -209,11 +213,15 @@ class RunExecutor:
         self._tasks: set[asyncio.Task] = set()
 
     async def create(self, session: AsyncSession, kind: str, *, scheme: str | None, currency: str | None,
-                     as_of: datetime | None, trigger: str = "api") -> dict:
+                     as_of: datetime | None, trigger: str = "api", k: int | None = None) -> dict:
         if kind == "rfm":
             await get_scheme(session, scheme or "default")
+        if k is not None and kind != "clustering":
+            raise NotForKind("`k` applies to clustering runs only")
         params = {"scheme": (scheme or "default") if kind == "rfm" else None,
                   "currency": currency or self.reporting_currency}
+        if kind == "clustering":
+            params["k"] = k
         family = family_of(kind, params["scheme"])
         # One unfinished run per family (409 naming it): runs are heavy, a key must not queue them without limit.
         # The partial unique index settles a race between two requests (the loser's INSERT fails: 409 too).
@@ -440,7 +448,7 @@ class RunExecutor:
         data = await self._load(run)
         with phase(run, "compute_s"):
             features = compute_features(data.rows, run["as_of"].timestamp())
-            result = await asyncio.to_thread(clustering.cluster, features, previous)
+            result = await asyncio.to_thread(clustering.cluster, features, previous, 0, run["params"].get("k"))
         await self._progress(run["run_id"], 0.5)
         labels = sorted(result.clusters)
         segments = [{"key": f"cluster:{label}", "kind": "cluster", "family": "cluster",
@@ -468,8 +476,10 @@ class RunExecutor:
             for sid, label in zip(ids, labels, strict=True):
                 summaries[sid].update(key=f"cluster:{label}", name=f"Cluster {label}", **result.clusters[label])
             await self._finish(session, run, ["cluster"], {
-                "customers": data.n, "k": result.k, "silhouette": result.silhouette,
-                "silhouette_by_k": result.candidates, "features": clustering.FEATURES}, summaries)
+                "customers": data.n, "k": result.k, "k_fixed": result.fixed, "k_requested": run["params"].get("k"),
+                "k_criterion": "fixed by the request" if result.fixed else result.criterion,
+                "silhouette": result.silhouette, "silhouette_by_k": result.candidates,
+                "smallest_share_by_k": result.smallest_share, "features": clustering.FEATURES}, summaries)
 
     async def _tiers(self, run: dict) -> None:
         data = await self._load(run, with_value=True)

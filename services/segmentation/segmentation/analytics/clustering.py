@@ -78,10 +78,11 @@ def distinguishing(z: np.ndarray) -> list[dict]:
     for i in order[:DESCRIBE_TOP]:
         if abs(z[i]) < DESCRIBE_MIN_SD:
             break
+        sd = round(float(z[i]), 1)  # "much" judged as shown: "-1.0 sd" always reads "much"
         low, high = WORDS[FEATURES[i]]
-        word = high if z[i] > 0 else low
+        word = high if sd > 0 else low
         out.append({"feature": FEATURES[i], "sd_from_mean": round(float(z[i]), 2),
-                    "words": f"much {word}" if abs(z[i]) >= MUCH_SD else word})
+                    "words": f"much {word}" if abs(sd) >= MUCH_SD else word})
     return out
 
 

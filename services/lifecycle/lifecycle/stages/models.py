@@ -81,8 +81,8 @@ customer_merge = sa.Table(
     *_timestamps(),
 )
 
-# One row per customer for the funnel: when its lifecycle began and when it first reached each stage or a
-# later one. Kept from stage_history by `refresh_funnel_entries`, so the funnel reads only the customers whose
+# One row per customer for the funnel: when its lifecycle began and when it first entered each stage itself
+# (null: never; a stage it jumped over is not entered). Kept from stage_history by `refresh_funnel_entries`, so the funnel reads only the customers whose
 # lifecycle began in the period instead of windowing over every transition.
 funnel_entry = sa.Table(
     "funnel_entry",
@@ -90,11 +90,11 @@ funnel_entry = sa.Table(
     sa.Column("customer_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("first_entered_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("cohort_month", sa.DateTime(timezone=True), nullable=False),  # month of first entry, UTC
-    sa.Column("reached_approach_at", sa.DateTime(timezone=True)),
-    sa.Column("reached_acquisition_at", sa.DateTime(timezone=True)),
-    sa.Column("reached_development_at", sa.DateTime(timezone=True)),
-    sa.Column("reached_retention_at", sa.DateTime(timezone=True)),
-    sa.Column("reached_loyalty_at", sa.DateTime(timezone=True)),
+    sa.Column("entered_approach_at", sa.DateTime(timezone=True)),
+    sa.Column("entered_acquisition_at", sa.DateTime(timezone=True)),
+    sa.Column("entered_development_at", sa.DateTime(timezone=True)),
+    sa.Column("entered_retention_at", sa.DateTime(timezone=True)),
+    sa.Column("entered_loyalty_at", sa.DateTime(timezone=True)),
     *_timestamps(),
     sa.Index("ix_funnel_entry_first_entered", "first_entered_at"),
 )

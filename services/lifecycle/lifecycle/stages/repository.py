@@ -252,10 +252,10 @@ async def write_current(session: AsyncSession, derived: dict[uuid.UUID, list[Tra
 REFRESH_FUNNEL = sa.text("""
 WITH summary AS (
     SELECT customer_id, min(entered_at) AS first_entered_at, date_trunc('month', min(entered_at), 'UTC'),
-           min(entered_at) FILTER (WHERE stage IN ('approach', 'acquisition', 'development', 'retention', 'loyalty')),
-           min(entered_at) FILTER (WHERE stage IN ('acquisition', 'development', 'retention', 'loyalty')),
-           min(entered_at) FILTER (WHERE stage IN ('development', 'retention', 'loyalty')),
-           min(entered_at) FILTER (WHERE stage IN ('retention', 'loyalty')),
+           min(entered_at) FILTER (WHERE stage = 'approach'),
+           min(entered_at) FILTER (WHERE stage = 'acquisition'),
+           min(entered_at) FILTER (WHERE stage = 'development'),
+           min(entered_at) FILTER (WHERE stage = 'retention'),
            min(entered_at) FILTER (WHERE stage = 'loyalty')
     FROM lifecycle.stage_history WHERE customer_id = ANY(CAST(:customer_ids AS uuid[]))
     GROUP BY customer_id
@@ -263,15 +263,15 @@ WITH summary AS (
     DELETE FROM lifecycle.funnel_entry f WHERE f.customer_id = ANY(CAST(:customer_ids AS uuid[]))
       AND NOT EXISTS (SELECT 1 FROM summary s WHERE s.customer_id = f.customer_id)
 )
-INSERT INTO lifecycle.funnel_entry AS f (customer_id, first_entered_at, cohort_month, reached_approach_at,
-                                         reached_acquisition_at, reached_development_at, reached_retention_at,
-                                         reached_loyalty_at)
+INSERT INTO lifecycle.funnel_entry AS f (customer_id, first_entered_at, cohort_month, entered_approach_at,
+                                         entered_acquisition_at, entered_development_at, entered_retention_at,
+                                         entered_loyalty_at)
 SELECT * FROM summary
 ON CONFLICT (customer_id) DO UPDATE SET
     first_entered_at = EXCLUDED.first_entered_at, cohort_month = EXCLUDED.cohort_month,
-    reached_approach_at = EXCLUDED.reached_approach_at,
-    reached_acquisition_at = EXCLUDED.reached_acquisition_at, reached_development_at = EXCLUDED.reached_development_at,
-    reached_retention_at = EXCLUDED.reached_retention_at, reached_loyalty_at = EXCLUDED.reached_loyalty_at,
+    entered_approach_at = EXCLUDED.entered_approach_at,
+    entered_acquisition_at = EXCLUDED.entered_acquisition_at, entered_development_at = EXCLUDED.entered_development_at,
+    entered_retention_at = EXCLUDED.entered_retention_at, entered_loyalty_at = EXCLUDED.entered_loyalty_at,
     updated_at = now()
 """)
 

@@ -1,15 +1,15 @@
 """funnel rows hold when each stage was itself first entered (was: that stage or a later one, so a skipped stage
 counted as reached); recomputed from the stage history
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-04
 """
 
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 SCHEMA = "lifecycle"

@@ -211,7 +211,10 @@ async def test_matrix_quadrants_order_customers_as_their_names_say(database_url)
         assert {x["quadrant"]: x["customers"] for x in fixed["quadrants"]}["passive"] == 20
 
 
-async def test_costs_follow_merges_unmerges_and_erasure(database_url):
+@pytest.mark.parametrize("versions", [(None, None), (3, 4)], ids=["before-identity-versions", "versioned"])
+async def test_costs_follow_merges_unmerges_and_erasure(database_url, versions):
+    """Facts come in under `merged` (their home); a versioned unmerge takes back what has that home, one from
+    before versions exactly what it lists (shared/contracts/identity.py)."""
     survivor, merged = uuid.uuid4(), uuid.uuid4()
     theirs, first_touch, late_touch = order(merged, "20.00", lines=[line("20.00", "5.00")]), touch(merged, "support"), \
         touch(merged, "support")
@@ -221,7 +224,7 @@ async def test_costs_follow_merges_unmerges_and_erasure(database_url):
         await svc.publish([order(survivor, "10.00", lines=[line("10.00", "6.00")]), first_touch, theirs])
         await _settled(svc, merged, lambda b: b["touchpoints"] == 1, "merged-away customer's facts")
         await svc.publish([CustomerMerged(customer_id=survivor, merge_id=merge_id, survivor_id=survivor,
-                                          merged_id=merged, reason="same email", merged_at=DAY)])
+                                          merged_id=merged, reason="same email", merged_at=DAY, version=versions[0])])
         await svc.publish([late_touch])  # late, keyed by the merged-away id
         body = await _settled(svc, survivor, lambda b: b["touchpoints"] == 2, "merge applied")
         assert body["orders"] == 2 and body["profit"] == "11.0000", "30 − (6 + 5) goods − 2 × 4 support"
@@ -231,7 +234,7 @@ async def test_costs_follow_merges_unmerges_and_erasure(database_url):
         await svc.publish([CustomerUnmerged(customer_id=survivor, merge_id=merge_id, survivor_id=survivor,
                                             restored_id=merged, purchase_ids=[theirs.purchase_id],
                                             touchpoint_ids=[first_touch.touchpoint_id, late_touch.touchpoint_id],
-                                            unmerged_at=DAY)])
+                                            unmerged_at=DAY, version=versions[1])])
         body = await _settled(svc, survivor, lambda b: b["touchpoints"] == 0, "unmerge applied")
         assert body["orders"] == 1 and body["profit"] == "4.0000"
         restored = await _profit(svc, merged)
@@ -276,36 +279,46 @@ async def test_projected_profit_uses_the_latest_scoring(database_url):
 
 
 async def test_install_copies_history_and_events_replace_the_copies(database_url):
-    """The migration copies clv's purchases, refunds and merges (costed by the defaults); a purchase event
-    the topic still holds then replaces its copy with the partner's costs, once."""
+    """The migration copies clv's purchases and refunds with their homes (costed by the defaults) and follows
+    clv's merges; a purchase event the topic still holds then replaces its copy with the partner's costs, once."""
     migrations = Path(clv.__file__).parent / "migrations"
     spec = importlib.util.spec_from_file_location("profitability_migration", next(
         (migrations / "versions").glob("*_profitability.py")))
     migration = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(migration)
     await asyncio.to_thread(downgrade, migrations, "clv", database_url, migration.down_revision)
-    ada, merged = uuid.uuid4(), uuid.uuid4()
+    ada, merged, merge_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     old = [order(ada, "100.00"), order(ada, "50.00")]
+    theirs = order(merged, "30.00")  # came in under `merged`, with ada since the merge
     engine = make_engine(database_url)
     try:
         async with engine.begin() as conn:
-            for p in old:
-                await conn.execute(sa.text("INSERT INTO clv.purchase (purchase_id, customer_id, currency, amount, "
-                                           "occurred_at) VALUES (:id, :c, 'EUR', :a, :t)"),
-                                   {"id": p.purchase_id, "c": ada, "a": p.amount, "t": p.occurred_at})
+            for p, customer in [(old[0], ada), (old[1], ada), (theirs, ada)]:
+                await conn.execute(sa.text(
+                    "INSERT INTO clv.purchase (purchase_id, customer_id, home_customer_id, currency, amount, "
+                    "occurred_at) VALUES (:id, :c, :h, 'EUR', :a, :t)"),
+                    {"id": p.purchase_id, "c": customer, "h": p.customer_id, "a": p.amount, "t": p.occurred_at})
             await conn.execute(sa.text("INSERT INTO clv.refund (refund_id, purchase_id, amount, cancelled, occurred_at)"
                                        " VALUES (:id, :p, 50, true, :t)"),
                                {"id": uuid.uuid4(), "p": old[1].purchase_id, "t": DAY})
+            await conn.execute(sa.text("INSERT INTO clv.customer_merge (merge_id, survivor_id, merged_id, version, "
+                                       "undone) VALUES (:id, :s, :m, 7, false)"),
+                               {"m": merged, "s": ada, "id": merge_id})
             await conn.execute(sa.text("INSERT INTO clv.customer_alias (merged_id, survivor_id, merge_id) "
-                                       "VALUES (:m, :s, :id)"), {"m": merged, "s": ada, "id": uuid.uuid4()})
+                                       "VALUES (:m, :s, :id)"), {"m": merged, "s": ada, "id": merge_id})
     finally:
         await engine.dispose()
     await asyncio.to_thread(upgrade, migrations, "clv", database_url)
     async with clv_service(database_url, margin=0.3) as svc:
         body = (await svc.client.get(f"/v1/value/profitability/customers/{merged}")).json()
-        assert body["customer_id"] == str(ada), "merges copied too"
+        assert body["customer_id"] == str(ada), "clv's merges are followed"
         copied = body["by_currency"][0]
-        assert copied["orders"] == 1 and copied["cost_of_goods"] == "70.0000", "the cancelled one is out; 1 − margin"
+        assert copied["orders"] == 2 and copied["cost_of_goods"] == "91.0000", "the cancelled one is out; 1 − margin"
+        # The undo of a versioned merge lists nothing the copy needs: the copied home takes the order back.
+        await svc.publish([CustomerUnmerged(customer_id=ada, merge_id=merge_id, survivor_id=ada, restored_id=merged,
+                                            unmerged_at=DAY, version=8)])
+        restored = await _settled(svc, merged, lambda b: b["orders"] == 1, "the unmerge gave the order back home")
+        assert restored["revenue"] == "30.0000"
 
         costed = old[0].model_copy(update={"lines": [line("100.00", "40.00")], "shipping_cost": Decimal("5")})
         await svc.publish([costed])

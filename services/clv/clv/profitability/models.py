@@ -17,6 +17,9 @@ profit_order = sa.Table(
     metadata,
     sa.Column("purchase_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("customer_id", UUID(as_uuid=True), nullable=False, index=True),
+    # The customer the fact came in under: it belongs to live(home) over clv.customer_merge
+    # (shared/contracts/identity.py), as the transaction summary's purchases do.
+    sa.Column("home_customer_id", UUID(as_uuid=True), nullable=False, index=True),
     sa.Column("source", sa.Text, nullable=False),
     sa.Column("currency", sa.CHAR(3), nullable=False),
     sa.Column("amount", MONEY, nullable=False),
@@ -55,19 +58,9 @@ profit_touchpoint = sa.Table(
     metadata,
     sa.Column("touchpoint_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("customer_id", UUID(as_uuid=True), nullable=False, index=True),
+    sa.Column("home_customer_id", UUID(as_uuid=True), nullable=False, index=True),
     sa.Column("kind", sa.Text, nullable=False),
     sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
-    *_timestamps(),
-)
-
-# This feature's own record of merges (its consumer runs apart from the transaction summary's, so it cannot
-# rely on that one having seen a merge yet): a late fact keyed by a merged-away id goes to the survivor.
-profit_alias = sa.Table(
-    "profit_alias",
-    metadata,
-    sa.Column("merged_id", UUID(as_uuid=True), primary_key=True),
-    sa.Column("survivor_id", UUID(as_uuid=True), nullable=False, index=True),
-    sa.Column("merge_id", UUID(as_uuid=True), nullable=False),
     *_timestamps(),
 )
 

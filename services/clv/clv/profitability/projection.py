@@ -1,7 +1,10 @@
 """Folds interaction events into the rows profitability costs: orders with their costs, refunds, touchpoints.
 
 Its own consumer (inbox `clv.profitability`), apart from the transaction summary's, so the two features
-change independently; it follows merges, unmerges and erasure the same way (docs/clv.md, Profitability).
+change independently and a new install reads the topic's history for its touchpoints. Merges are not its own:
+every fact belongs to live(home) over clv.customer_merge (shared/contracts/identity.py), the record of merges
+both consumers keep (each records what it hears of; recording is idempotent, and a merge only goes from in
+force to undone), so both place every fact at the same customer once each has read the topic.
 """
 
 import itertools
@@ -16,6 +19,7 @@ from shared.contracts.topics import INTERACTION_EVENTS
 from shared.messaging.inbox import ConsumedEvent, Subscription
 
 from clv.profitability import repository as repo
+from clv.transaction_summary.projection import home
 
 
 def order_costs(p: PurchaseRecorded) -> tuple[Decimal, list[tuple[str | None, Decimal]]]:
@@ -40,8 +44,11 @@ async def apply_events(session: AsyncSession, events: list[ConsumedEvent]) -> No
             # One row per purchase and statement (an upsert cannot touch a row twice): the first event wins.
             payloads = list({p.purchase_id: p for p in reversed(payloads)}.values())[::-1]
             costs = [order_costs(p) for p in payloads]
+            homes = [home(p) for p in payloads]
+            live = await repo.lives(session, homes)
             inserted = set((await session.execute(repo.INSERT_ORDERS, {
-                "purchase_ids": [p.purchase_id for p in payloads], "customer_ids": [p.customer_id for p in payloads],
+                "purchase_ids": [p.purchase_id for p in payloads], "homes": homes,
+                "customer_ids": [live.get(h, h) for h in homes],
                 "sources": [p.source for p in payloads], "currencies": [p.currency for p in payloads],
                 "amounts": [p.amount for p in payloads], "known_costs": [c[0] for c in costs],
                 "shipping": [p.shipping_cost or 0 for p in payloads], "discounts": [p.discount or 0 for p in payloads],
@@ -64,24 +71,29 @@ async def apply_events(session: AsyncSession, events: list[ConsumedEvent]) -> No
                 "occurred": [p.occurred_at for p in payloads],
             })
         elif kind is TouchpointRecorded:
+            homes = [home(p) for p in payloads]
+            live = await repo.lives(session, homes)
             await session.execute(repo.INSERT_TOUCHPOINTS, {
-                "touchpoint_ids": [p.touchpoint_id for p in payloads], "customer_ids": [p.customer_id for p in payloads],
+                "touchpoint_ids": [p.touchpoint_id for p in payloads], "homes": homes,
+                "customer_ids": [live.get(h, h) for h in homes],
                 "kinds": [p.channel for p in payloads], "occurred": [p.occurred_at for p in payloads],
             })
         elif kind is CustomerErased:
             for statement in repo.ERASE:
                 await session.execute(statement, {"ids": [p.customer_id for p in payloads]})
-        elif kind is CustomerMerged:
+        elif kind in (CustomerMerged, CustomerUnmerged):
             for p in payloads:
-                for statement in repo.MERGE:
-                    await session.execute(statement, {"survivor": p.survivor_id, "merged": p.merged_id,
-                                                      "merge_id": p.merge_id})
-        elif kind is CustomerUnmerged:
-            for p in payloads:
-                for statement in repo.UNMERGE:
-                    await session.execute(statement, {"restored": p.restored_id, "merge_id": p.merge_id,
-                                                      "purchase_ids": p.purchase_ids,
-                                                      "touchpoint_ids": p.touchpoint_ids})
+                merged = p.merged_id if kind is CustomerMerged else p.restored_id
+                if merged == p.survivor_id:
+                    continue
+                known = await session.execute(repo.RECORD_MERGE if kind is CustomerMerged else repo.RECORD_UNMERGE, {
+                    "merge_id": p.merge_id, "survivor": p.survivor_id, "merged": merged, "version": p.version})
+                if kind is CustomerUnmerged and known.scalar() is None:
+                    chain = list((await session.execute(repo.CHAIN_MEMBERS, {"ids": [merged]})).scalars())
+                    for statement, listed in repo.PIN_LEGACY_UNMERGE:
+                        await session.execute(statement, {"restored": merged, "chain": chain,
+                                                          "listed": getattr(p, listed)})
+                await repo.follow_chain(session, merged)
 
 
 def profitability_subscription() -> Subscription:

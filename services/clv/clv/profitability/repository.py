@@ -8,20 +8,23 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.contracts.identity import (
+    chain_members_sql, pin_legacy_unmerge_sql, record_merge_sql, record_unmerge_sql,
+)
+
 from clv.profitability.models import cost_rate, touchpoint_cost
 
-# A fact keyed by a merged-away id that arrives after the merge goes to the survivor. A purchase seen before
-# keeps its row, unless the row is a copy made at install (`backfilled`): the event knows more.
+# Facts belong to live(home) over the merges clv has heard of (clv.customer_merge, shared/contracts/identity.py),
+# the one record of merges the transaction summary keeps too: either consumer records a merge it hears of first,
+# the other finds it known. `:customer_ids` are the homes' live customers (`lives`). A purchase seen before keeps
+# its row, unless the row is a copy made at install (`backfilled`): the event knows more.
 INSERT_ORDERS = sa.text("""
-INSERT INTO clv.profit_order (purchase_id, customer_id, source, currency, amount, known_cost, shipping_cost, discount,
-                              occurred_at)
-SELECT b.purchase_id, coalesce(a.survivor_id, b.customer_id), b.source, b.currency, b.amount, b.known_cost,
-       b.shipping, b.discount, b.occurred_at
-FROM unnest(CAST(:purchase_ids AS uuid[]), CAST(:customer_ids AS uuid[]), CAST(:sources AS text[]),
-            CAST(:currencies AS text[]), CAST(:amounts AS numeric[]), CAST(:known_costs AS numeric[]),
-            CAST(:shipping AS numeric[]), CAST(:discounts AS numeric[]), CAST(:occurred AS timestamptz[]))
-     AS b(purchase_id, customer_id, source, currency, amount, known_cost, shipping, discount, occurred_at)
-LEFT JOIN clv.profit_alias a ON a.merged_id = b.customer_id
+INSERT INTO clv.profit_order (purchase_id, customer_id, home_customer_id, source, currency, amount, known_cost,
+                              shipping_cost, discount, occurred_at)
+SELECT * FROM unnest(CAST(:purchase_ids AS uuid[]), CAST(:customer_ids AS uuid[]), CAST(:homes AS uuid[]),
+                     CAST(:sources AS text[]), CAST(:currencies AS text[]), CAST(:amounts AS numeric[]),
+                     CAST(:known_costs AS numeric[]), CAST(:shipping AS numeric[]), CAST(:discounts AS numeric[]),
+                     CAST(:occurred AS timestamptz[]))
 ON CONFLICT (purchase_id) DO UPDATE SET
     source = EXCLUDED.source, known_cost = EXCLUDED.known_cost, shipping_cost = EXCLUDED.shipping_cost,
     discount = EXCLUDED.discount, backfilled = false, updated_at = now()
@@ -33,6 +36,7 @@ INSERT_PARTS = sa.text("""
 INSERT INTO clv.profit_order_part (purchase_id, category, value)
 SELECT * FROM unnest(CAST(:purchase_ids AS uuid[]), CAST(:categories AS text[]), CAST(:values AS numeric[]))
 """)
+# A refund names its purchase: it is with whoever the order is with.
 INSERT_REFUNDS = sa.text("""
 INSERT INTO clv.profit_refund (refund_id, purchase_id, amount, cancelled, occurred_at)
 SELECT * FROM unnest(CAST(:refund_ids AS uuid[]), CAST(:purchase_ids AS uuid[]), CAST(:amounts AS numeric[]),
@@ -40,13 +44,13 @@ SELECT * FROM unnest(CAST(:refund_ids AS uuid[]), CAST(:purchase_ids AS uuid[]),
 ON CONFLICT (refund_id) DO NOTHING
 """)
 INSERT_TOUCHPOINTS = sa.text("""
-INSERT INTO clv.profit_touchpoint (touchpoint_id, customer_id, kind, occurred_at)
-SELECT b.touchpoint_id, coalesce(a.survivor_id, b.customer_id), b.kind, b.occurred_at
-FROM unnest(CAST(:touchpoint_ids AS uuid[]), CAST(:customer_ids AS uuid[]), CAST(:kinds AS text[]),
-            CAST(:occurred AS timestamptz[])) AS b(touchpoint_id, customer_id, kind, occurred_at)
-LEFT JOIN clv.profit_alias a ON a.merged_id = b.customer_id
+INSERT INTO clv.profit_touchpoint (touchpoint_id, customer_id, home_customer_id, kind, occurred_at)
+SELECT * FROM unnest(CAST(:touchpoint_ids AS uuid[]), CAST(:customer_ids AS uuid[]), CAST(:homes AS uuid[]),
+                     CAST(:kinds AS text[]), CAST(:occurred AS timestamptz[]))
 ON CONFLICT (touchpoint_id) DO NOTHING
 """)
+# Everything keyed by the customer id goes (refunds and parts with their orders), and the merges that name it,
+# as the transaction summary's erasure does (whichever consumer gets there last finds nothing left).
 ERASE = [sa.text(sql) for sql in [
     "DELETE FROM clv.profit_refund WHERE purchase_id IN "
     "(SELECT purchase_id FROM clv.profit_order WHERE customer_id = ANY(CAST(:ids AS uuid[])))",
@@ -54,24 +58,35 @@ ERASE = [sa.text(sql) for sql in [
     "(SELECT purchase_id FROM clv.profit_order WHERE customer_id = ANY(CAST(:ids AS uuid[])))",
     "DELETE FROM clv.profit_order WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
     "DELETE FROM clv.profit_touchpoint WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
-    "DELETE FROM clv.profit_alias WHERE merged_id = ANY(CAST(:ids AS uuid[])) OR survivor_id = ANY(CAST(:ids AS uuid[]))",
+    "DELETE FROM clv.customer_merge WHERE merged_id = ANY(CAST(:ids AS uuid[])) OR survivor_id = ANY(CAST(:ids AS uuid[]))",
 ]]
-MERGE = [sa.text(sql) for sql in [
-    "UPDATE clv.profit_order SET customer_id = :survivor, updated_at = now() WHERE customer_id = :merged",
-    "UPDATE clv.profit_touchpoint SET customer_id = :survivor, updated_at = now() WHERE customer_id = :merged",
-    "UPDATE clv.profit_alias SET survivor_id = :survivor, updated_at = now() WHERE survivor_id = :merged",
-    "INSERT INTO clv.profit_alias (merged_id, survivor_id, merge_id) VALUES (:merged, :survivor, :merge_id) "
-    "ON CONFLICT (merged_id) DO UPDATE SET survivor_id = EXCLUDED.survivor_id, merge_id = EXCLUDED.merge_id, "
-    "updated_at = now()",
-]]
-# The owner (interaction) lists the purchases and touchpoints that go back to the restored customer.
-UNMERGE = [sa.text(sql) for sql in [
-    "UPDATE clv.profit_order SET customer_id = :restored, updated_at = now() "
-    "WHERE purchase_id = ANY(CAST(:purchase_ids AS uuid[]))",
-    "UPDATE clv.profit_touchpoint SET customer_id = :restored, updated_at = now() "
-    "WHERE touchpoint_id = ANY(CAST(:touchpoint_ids AS uuid[]))",
-    "DELETE FROM clv.profit_alias WHERE merge_id = :merge_id OR merged_id = :restored",
-]]
+
+RECORD_MERGE = sa.text(record_merge_sql("clv.customer_merge"))
+RECORD_UNMERGE = sa.text(record_unmerge_sql("clv.customer_merge"))
+CHAIN_MEMBERS = sa.text(chain_members_sql("clv.customer_merge"))
+# The undo of a merge from before identity versions moves exactly the orders and touchpoints it lists.
+PIN_LEGACY_UNMERGE = [*[(sa.text(sql), "purchase_ids")
+                        for sql in pin_legacy_unmerge_sql("clv.profit_order", "purchase_id")],
+                      *[(sa.text(sql), "touchpoint_ids")
+                        for sql in pin_legacy_unmerge_sql("clv.profit_touchpoint", "touchpoint_id")]]
+# Facts whose home is in a changed chain go to their home's live customer.
+MOVE_FACTS = [sa.text(f"""
+    UPDATE clv.{table} f SET customer_id = t.live, updated_at = now()
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:lives AS uuid[])) AS t(home, live)
+    WHERE f.home_customer_id = t.home AND f.customer_id <> t.live""") for table in ["profit_order", "profit_touchpoint"]]
+
+
+async def lives(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
+    """live(id) of each id (and of the ids merged into them) over the merges in force."""
+    return {r.id: r.live for r in await session.execute(CHAIN_MEMBERS, {"ids": list(set(ids))})}
+
+
+async def follow_chain(session: AsyncSession, merged: uuid.UUID) -> None:
+    """After a merge or unmerge of `merged`: every fact whose home is in its chain goes to live(home)."""
+    chain = (await session.execute(CHAIN_MEMBERS, {"ids": [merged]})).all()
+    for statement in MOVE_FACTS:
+        await session.execute(statement, {"ids": [r.id for r in chain], "lives": [r.live for r in chain]})
+
 
 # Per customer and currency, to date (docs/clv.md, Profitability). Cancelled orders do not count. A refund
 # lowers revenue; the cost of goods is kept in the proportion of the order kept (returned goods go back to
@@ -172,9 +187,8 @@ async def values(session: AsyncSession, ids: list[uuid.UUID]) -> list[sa.Row]:
 
 
 async def resolve(session: AsyncSession, customer_id: uuid.UUID) -> uuid.UUID:
-    survivor = (await session.execute(sa.text("SELECT survivor_id FROM clv.profit_alias WHERE merged_id = :id"),
-                                      {"id": customer_id})).scalar()
-    return survivor or customer_id
+    """The live customer a (possibly merged-away) id answers as."""
+    return (await lives(session, [customer_id])).get(customer_id, customer_id)
 
 
 async def cost_settings(session: AsyncSession) -> tuple[list[sa.Row], list[sa.Row]]:

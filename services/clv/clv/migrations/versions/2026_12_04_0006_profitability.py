@@ -1,7 +1,7 @@
-"""profitability: the orders, refunds and touchpoints it costs, merges it follows, and the cost settings
+"""profitability: the orders, refunds and touchpoints it costs (at home like clv's purchases), and the cost settings
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-04
 """
 
@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import UUID
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 SCHEMA = "clv"
@@ -29,6 +29,7 @@ def upgrade() -> None:
         "profit_order",
         sa.Column("purchase_id", UUID(as_uuid=True), primary_key=True),
         sa.Column("customer_id", UUID(as_uuid=True), nullable=False),
+        sa.Column("home_customer_id", UUID(as_uuid=True), nullable=False),
         sa.Column("source", sa.Text, nullable=False),
         sa.Column("currency", sa.CHAR(3), nullable=False),
         sa.Column("amount", MONEY, nullable=False),
@@ -62,16 +63,9 @@ def upgrade() -> None:
         "profit_touchpoint",
         sa.Column("touchpoint_id", UUID(as_uuid=True), primary_key=True),
         sa.Column("customer_id", UUID(as_uuid=True), nullable=False),
+        sa.Column("home_customer_id", UUID(as_uuid=True), nullable=False),
         sa.Column("kind", sa.Text, nullable=False),
         sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
-        *_timestamps(),
-        schema=SCHEMA,
-    )
-    op.create_table(
-        "profit_alias",
-        sa.Column("merged_id", UUID(as_uuid=True), primary_key=True),
-        sa.Column("survivor_id", UUID(as_uuid=True), nullable=False),
-        sa.Column("merge_id", UUID(as_uuid=True), nullable=False),
         *_timestamps(),
         schema=SCHEMA,
     )
@@ -96,30 +90,32 @@ def upgrade() -> None:
 
 
 def _indexes() -> None:
-    for table, column in [("profit_order", "customer_id"), ("profit_order_part", "purchase_id"),
-                          ("profit_refund", "purchase_id"), ("profit_touchpoint", "customer_id"),
-                          ("profit_alias", "survivor_id")]:
+    for table, column in [("profit_order", "customer_id"), ("profit_order", "home_customer_id"),
+                          ("profit_order_part", "purchase_id"), ("profit_refund", "purchase_id"),
+                          ("profit_touchpoint", "customer_id"), ("profit_touchpoint", "home_customer_id")]:
         op.create_index(f"ix_clv_{table}_{column}", table, [column], schema=SCHEMA)
 
 
 def _backfill() -> None:
-    """The purchases, refunds and merges clv already holds, so profitability has history at once (costed by the
-    defaults: the copy knows no partner and no line costs). Touchpoints were never kept: they come from the
-    topic only. The consumer replaces a copied order by its event when the topic still holds it."""
+    """The purchases and refunds clv already holds, so profitability has history at once (costed by the
+    defaults: the copy knows no partner and no line costs), each with its home and customer as clv has them.
+    Merges need no copy: the feature follows clv.customer_merge, the merges clv has heard of. Touchpoints were
+    never kept: they come from the topic only. The consumer replaces a copied order by its event when the topic
+    still holds it."""
     for sql in [
-        f"""INSERT INTO {SCHEMA}.profit_order (purchase_id, customer_id, source, currency, amount, occurred_at, backfilled)
-            SELECT purchase_id, customer_id, '', currency, amount, occurred_at, true FROM {SCHEMA}.purchase""",
+        f"""INSERT INTO {SCHEMA}.profit_order (purchase_id, customer_id, home_customer_id, source, currency, amount,
+                                               occurred_at, backfilled)
+            SELECT purchase_id, customer_id, home_customer_id, '', currency, amount, occurred_at, true
+            FROM {SCHEMA}.purchase""",
         f"""INSERT INTO {SCHEMA}.profit_order_part (purchase_id, category, value)
             SELECT purchase_id, NULL, amount FROM {SCHEMA}.purchase""",
         f"""INSERT INTO {SCHEMA}.profit_refund (refund_id, purchase_id, amount, cancelled, occurred_at)
             SELECT refund_id, purchase_id, amount, cancelled, occurred_at FROM {SCHEMA}.refund""",
-        f"""INSERT INTO {SCHEMA}.profit_alias (merged_id, survivor_id, merge_id)
-            SELECT merged_id, survivor_id, merge_id FROM {SCHEMA}.customer_alias""",
     ]:
         op.execute(sa.text(sql))
 
 
 def downgrade() -> None:
-    for table in ["touchpoint_cost", "cost_rate", "profit_alias", "profit_touchpoint", "profit_refund",
+    for table in ["touchpoint_cost", "cost_rate", "profit_touchpoint", "profit_refund",
                   "profit_order_part", "profit_order"]:
         op.drop_table(table, schema=SCHEMA)

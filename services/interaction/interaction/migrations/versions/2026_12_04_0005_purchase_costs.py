@@ -1,15 +1,15 @@
 """purchase: the order's shipping cost and discount, as the partner sent them (clv's profitability reads them)
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-04
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 SCHEMA = "interaction"

@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 
 from shared.contracts.envelope import Envelope
-from shared.contracts.identity import chain_members_sql
+from shared.contracts.identity import chain_members_sql, live_sql
 from shared.contracts.interaction import INTERACTION_EVENT_TYPES
 from shared.db import make_engine
 from shared.messaging.inbox import ConsumedEvent
@@ -131,7 +131,7 @@ async def profit_state(engine, customers: list[uuid.UUID], touchpoints: list[uui
     currency, and each touchpoint's customer."""
     async with engine.connect() as conn:
         lives = {r.id: r.live for r in await conn.execute(
-            sa.text(chain_members_sql("clv.customer_merge")), {"ids": customers})}
+            sa.text(live_sql("clv.customer_merge")), {"ids": customers})}
         totals = {(r.customer_id, r.currency): (r.orders, r.net_revenue) for r in await conn.execute(
             sa.text(CUSTOMER_PROFIT.format(orders_of="AND o.customer_id = ANY(CAST(:ids AS uuid[]))")),
             {"ids": customers, "fallback_rate": 0.7})}
@@ -199,3 +199,33 @@ async def test_copies_follow_merge_chains_and_undos_in_any_arrival_order(interac
     finally:
         await feeder.close()
         await engine.dispose()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_live_of_ids_agrees_with_the_chains(database_url, seed):
+    """`live_sql` (placing a batch of facts: walks up from the ids only) names the same live customer as
+    `chain_members_sql` (re-placing a chain) over random merges: chains, undone merges, and ids with two merges
+    in force (an undo still on its way: the newer version holds; no version at all loses)."""
+    rng = random.Random(seed)
+    ids = [uuid.UUID(int=rng.getrandbits(128)) for _ in range(40)]
+    rows = []
+    for i, merged in enumerate(ids[1:], start=1):
+        for _ in range(rng.choice([0, 1, 1, 2])):
+            rows.append({"merge_id": uuid.UUID(int=rng.getrandbits(128)), "survivor": rng.choice(ids[:i]),
+                         "merged": merged, "version": rng.choice([None, *range(1, 50)]),
+                         "undone": rng.random() < 0.3})
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text(
+                "insert into clv.customer_merge (merge_id, survivor_id, merged_id, version, undone) "
+                "values (:merge_id, :survivor, :merged, :version, :undone)"), rows)
+            chains = {r.id: r.live for r in await conn.execute(sa.text(chain_members_sql("clv.customer_merge")),
+                                                               {"ids": ids})}
+            lives = {r.id: r.live for r in await conn.execute(sa.text(live_sql("clv.customer_merge")),
+                                                              {"ids": ids})}
+            await conn.execute(sa.text("delete from clv.customer_merge where merged_id = any(:ids)"), {"ids": ids})
+    finally:
+        await engine.dispose()
+    assert lives == {cid: chains[cid] for cid in ids}
+    assert sum(lives[cid] != cid for cid in ids) >= 10, "the random merges leave many ids merged away"

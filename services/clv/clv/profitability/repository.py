@@ -9,7 +9,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.identity import (
-    chain_members_sql, pin_legacy_unmerge_sql, record_merge_sql, record_unmerge_sql,
+    chain_members_sql, live_sql, pin_legacy_unmerge_sql, record_merge_sql, record_unmerge_sql,
 )
 
 from clv.profitability.models import cost_rate, touchpoint_cost
@@ -64,6 +64,7 @@ ERASE = [sa.text(sql) for sql in [
 RECORD_MERGE = sa.text(record_merge_sql("clv.customer_merge"))
 RECORD_UNMERGE = sa.text(record_unmerge_sql("clv.customer_merge"))
 CHAIN_MEMBERS = sa.text(chain_members_sql("clv.customer_merge"))
+LIVES = sa.text(live_sql("clv.customer_merge"))
 # The undo of a merge from before identity versions moves exactly the orders and touchpoints it lists.
 PIN_LEGACY_UNMERGE = [*[(sa.text(sql), "purchase_ids")
                         for sql in pin_legacy_unmerge_sql("clv.profit_order", "purchase_id")],
@@ -77,8 +78,8 @@ MOVE_FACTS = [sa.text(f"""
 
 
 async def lives(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
-    """live(id) of each id (and of the ids merged into them) over the merges in force."""
-    return {r.id: r.live for r in await session.execute(CHAIN_MEMBERS, {"ids": list(set(ids))})}
+    """live(id) of each id over the merges in force."""
+    return {r.id: r.live for r in await session.execute(LIVES, {"ids": list(set(ids))})}
 
 
 async def follow_chain(session: AsyncSession, merged: uuid.UUID) -> None:

@@ -709,7 +709,9 @@ class Checker:
             self.conn = await asyncpg.connect(self.cluster.dsn())
             try:
                 self.ids = await self.all_customer_ids()
-                self.reads = {cid: await self.read_all(cid) for cid in self.ids}
+                # clv's profitability is a second copy of the purchases in clv (its own consumer), not in the view.
+                self.reads = {cid: await self.read_all(cid) | {"profitability": await self.get(
+                    "clv", f"/v1/value/profitability/customers/{cid}")} for cid in self.ids}
                 for name, check in [("jobs_finished", self.jobs_finished),
                                     ("copies_equal_owner", self.copies_equal_owner),
                                     ("stage_copies", self.stage_copies),
@@ -769,7 +771,7 @@ class Checker:
             else:
                 erased = False
             if erased:
-                for part in ("segmentation", "value", "lifecycle"):
+                for part in ("segmentation", "value", "lifecycle", "profitability"):
                     s, body = reads[part]
                     if s == 200 and self.has_facts(part, body):
                         out.append(f"{cid} (erased in interaction): {part} still holds facts {self.facts(part, body)}")
@@ -777,7 +779,7 @@ class Checker:
             survivor = profile["customer_id"]
             owner = {t["currency"]: (t["purchase_count"], money(t["total_spend"])) for t in profile["purchase_totals"]
                      if t["purchase_count"] or money(t["total_spend"])}
-            for part in ("segmentation", "value", "lifecycle"):
+            for part in ("segmentation", "value", "lifecycle", "profitability"):
                 s, body = reads[part]
                 if s == 404:
                     if owner and survivor != cid:
@@ -817,6 +819,9 @@ class Checker:
         if part == "value":
             return {c["currency"]: (c["purchase_count"], money(Decimal(c["gross_revenue"]) - Decimal(c["refunded"])))
                     for c in body.get("by_currency", []) if c["purchase_count"] or money(c["gross_revenue"])}
+        if part == "profitability":
+            return {c["currency"]: (c["orders"], money(c["net_revenue"])) for c in body.get("by_currency", [])
+                    if c["orders"] or money(c["net_revenue"])}
         return {"orders": body.get("order_count"), "spend": money(body["total_spend"])
                 if body.get("total_spend") is not None else None}
 

@@ -3,7 +3,9 @@
 Customers follow the shapes CRM data has: most buy once or twice, a few buy often (geometric counts), order
 values are log-normal, purchases spread over the last two years, three partner sources and several channels.
 Around the orders: sign-ups with an email and attributes, support and email touchpoints, NPS feedback with
-perceived against expected value, the odd refund, and prospects who are only leads so far. Once loaded, the
+perceived against expected value, the odd refund, and prospects who are only leads so far. Orders carry a
+line with its category and (mostly) its unit cost, shipping costs and discounts, and the demo sets default
+cost rates and costs per touchpoint kind, so the profitability matrix has something to show. Once loaded, the
 value models are fitted and scored and the portfolio is segmented, so every part of the 360° view has data.
 """
 
@@ -17,15 +19,27 @@ import aiohttp
 
 PARTNERS = {"shop-eu": ("EUR", ["web", "app"]), "pos-stores": ("EUR", ["store"]), "marketplace-us": ("USD", ["web"])}
 BATCH = 500
+# Product categories and what their goods cost as a share of the price (the demo's cost settings use them
+# for the lines sent without a unit cost).
+CATEGORIES = {"books": 0.55, "electronics": 0.80, "apparel": 0.45, "home": 0.60}
+COST_SETTINGS = {
+    "cost_rates": [{"scope": "category", "key": k, "cost_rate": v} for k, v in CATEGORIES.items()]
+    + [{"scope": "partner", "key": "marketplace-us", "cost_rate": 0.7}],
+    "touchpoint_costs": [{"kind": kind, "currency": currency, "cost": cost}
+                         for currency in ("EUR", "USD")
+                         for kind, cost in [("support", "6.00"), ("phone", "9.00"), ("email", "0.80"), ("return", "4.00")]],
+}
 
 
 def generate_events(customers: int, seed: int = 7) -> list[dict]:
     rng = random.Random(seed)
+    # Costs draw from their own stream, so the orders, refunds and touchpoints are those of the demo without costs.
+    costs = random.Random(seed + 1)
     now = datetime.now(UTC)
     events = []
 
-    def event(partner: str, external_id: str, kind: str, when: datetime, data: dict) -> None:
-        events.append({"specversion": "1.0", "id": str(uuid.UUID(int=rng.getrandbits(128))), "source": partner,
+    def event(partner: str, external_id: str, kind: str, when: datetime, data: dict, ids: random.Random = rng) -> None:
+        events.append({"specversion": "1.0", "id": str(uuid.UUID(int=ids.getrandbits(128))), "source": partner,
                        "type": kind, "subject": external_id, "time": when.isoformat(),
                        "data": {**data, "occurred_at": when.isoformat()}})
 
@@ -46,12 +60,18 @@ def generate_events(customers: int, seed: int = 7) -> list[dict]:
         # The buy-till-you-die story the value models assume: purchases at a personal rate, and after each one
         # a personal chance of never coming back.
         mean_gap_days, p_drop = rng.gammavariate(1.5, 40), rng.betavariate(2, 6)
+        # Some customers want a lot of service, some hunt for discounts (the profitability matrix's shapes).
+        needy, bargain_hunter = costs.random() < 0.25, costs.random() < 0.3
         when = first
         for k in range(60):
             amount = rng.lognormvariate(3.6, 0.8)
+            channel = rng.choice(channels)
             event(partner, external_id, "order.completed", when, {
                 "order_id": f"{external_id}-{k}", "amount": f"{amount:.2f}", "currency": currency,
-                "channel": rng.choice(channels)})
+                "channel": channel, **_order_costs(costs, amount, channel, bargain_hunter)})
+            if needy and costs.random() < 0.7:
+                event(partner, external_id, "interaction.logged", min(when + timedelta(days=2), now), {
+                    "channel": costs.choice(["support", "phone"]), "direction": "inbound", "outcome": "resolved"}, ids=costs)
             if rng.random() < 0.03:
                 event(partner, external_id, "order.refunded", min(when + timedelta(days=3), now), {
                     "order_id": f"{external_id}-{k}", "amount": f"{amount / 2:.2f}", "currency": currency})
@@ -71,11 +91,30 @@ def generate_events(customers: int, seed: int = 7) -> list[dict]:
     return events
 
 
+def _order_costs(costs: random.Random, amount: float, channel: str, bargain_hunter: bool) -> dict:
+    """One line (category, price before the discount, a unit cost for most orders), shipping, discount."""
+    discount = amount * costs.uniform(0.1, 0.25) if costs.random() < (0.7 if bargain_hunter else 0.1) else 0.0
+    category = costs.choice(list(CATEGORIES))
+    line = {"sku": f"{category}-{costs.randrange(100)}", "quantity": 1, "unit_price": f"{amount + discount:.2f}",
+            "category": category}
+    if costs.random() < 0.7:  # the rest are costed by the category's default rate
+        line["unit_cost"] = f"{(amount + discount) * CATEGORIES[category] * costs.uniform(0.8, 1.2):.2f}"
+    out = {"line_items": [line]}
+    if channel != "store":
+        out["shipping_cost"] = f"{costs.uniform(3, 9):.2f}"
+    if discount:
+        out["discount"] = f"{discount:.2f}"
+    return out
+
+
 async def load_demo_data(gateway_url: str, customers: int, api_key: str) -> None:
     events = generate_events(customers)
     sent = 0
     async with aiohttp.ClientSession(headers={"X-API-Key": api_key}) as session:
         await register_partners(session, gateway_url)
+        async with session.put(f"{gateway_url}/v1/value/profitability/settings", json=COST_SETTINGS) as resp:
+            if resp.status != 200:
+                raise RuntimeError(f"demo cost settings rejected ({resp.status}): {await resp.text()}")
         for i in range(0, len(events), BATCH):
             batch = events[i : i + BATCH]
             async with session.post(f"{gateway_url}/v1/events", json=batch) as resp:

@@ -39,6 +39,23 @@ def _in_force(table: str) -> str:
             "WHERE NOT undone ORDER BY merged_id, version DESC NULLS LAST, merge_id)")
 
 
+def live_sql(table: str) -> str:
+    """live(id) of each of `:ids` (itself if it is live): returns (id, live). It walks up from the ids only, one
+    index lookup per step (the merge in force per merged id, as `_in_force` chooses it), so a copy can place
+    each batch of facts without reading every merge it knows."""
+    return f"""
+WITH RECURSIVE up(id, at, depth) AS (
+    SELECT id, id, 0 FROM unnest(CAST(:ids AS uuid[])) AS i(id)
+    UNION ALL
+    SELECT up.id, e.survivor_id, up.depth + 1
+    FROM up CROSS JOIN LATERAL (SELECT survivor_id FROM {table} WHERE merged_id = up.at AND NOT undone
+                                ORDER BY version DESC NULLS LAST, merge_id LIMIT 1) e
+    WHERE up.depth < 100
+)
+SELECT DISTINCT ON (id) id, at AS live FROM up ORDER BY id, depth DESC
+"""
+
+
 def chain_members_sql(table: str) -> str:
     """`:ids` and every id merged into them, transitively, by merges in force: the homes whose live customer
     changes when a merge of one of `:ids` is made or undone. Returns (id, live, merge_id): each one's live

@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.contracts.envelope import Payload
 
@@ -79,8 +79,22 @@ class CustomerErased(Payload):
     erased_at: datetime
 
 
+class PurchaseLine(BaseModel):
+    """One line of the order as the partner sent it (cost and category only when the partner gave them)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    sku: str
+    quantity: int = 1
+    unit_price: Decimal
+    unit_cost: Decimal | None = None
+    category: str | None = None
+
+
 class PurchaseRecorded(Payload):
-    """A purchase was stored for a customer; carries all that consumers need, so none calls back."""
+    """A purchase was stored for a customer; carries all that consumers need, so none calls back.
+
+    `lines`, `shipping_cost` and `discount` are empty when the partner did not send them (and in events
+    published before they existed)."""
 
     EVENT_TYPE: ClassVar[str] = "purchase.recorded"
     customer_id: uuid.UUID
@@ -91,6 +105,9 @@ class PurchaseRecorded(Payload):
     currency: str
     channel: str
     occurred_at: datetime
+    lines: list[PurchaseLine] = Field(default_factory=list)
+    shipping_cost: Decimal | None = None
+    discount: Decimal | None = Field(None, description="Price reduction granted; `amount` is after it.")
     home_customer_id: uuid.UUID | None = Field(
         None, description="The customer whose identifier the fact came in under; it stays with that customer's "
                           "live survivor through merges and unmerges (shared/contracts/identity.py). Absent in "

@@ -50,6 +50,12 @@ class LineItem(BaseModel):
     sku: str = Field(min_length=1, max_length=100)
     quantity: int = Field(1, ge=1, le=1_000_000)
     unit_price: Decimal = Field(ge=0, max_digits=14, decimal_places=4)
+    # Optional (older events have neither): what one unit cost the partner, and the product category whose
+    # default cost rate applies when the cost is missing (clv's profitability, docs/clv.md).
+    unit_cost: Decimal | None = Field(None, ge=0, max_digits=14, decimal_places=4,
+                                      description="What one unit cost the partner (cost of goods).")
+    category: str | None = Field(None, min_length=1, max_length=100, examples=["books"],
+                                 description="Product category; picks the default cost rate when unit_cost is missing.")
 
 
 class CustomerIdentified(PartnerPayload):
@@ -78,6 +84,10 @@ class OrderCompleted(PartnerPayload):
     channel: str = Field("web", max_length=40, examples=["web", "store", "app"])
     occurred_at: AwareDatetime | None = Field(None, description="When the order completed; defaults to the event time.")
     line_items: list[LineItem] = Field(default_factory=list, max_length=500)
+    shipping_cost: Decimal | None = Field(None, ge=0, max_digits=14, decimal_places=4,
+                                          description="What delivering the order cost the partner (not the customer).")
+    discount: Decimal | None = Field(None, ge=0, max_digits=14, decimal_places=4,
+                                     description="Price reduction granted on the order; `amount` is after it.")
 
 
 class OrderRefunded(PartnerPayload):

@@ -7,6 +7,10 @@ with several partitions the events arrive in any order (merges keyed by survivor
 the moment), so they are delivered to each copy's own handler in reverse and shuffled, twice some of them.
 Every copy (segmentation, clv, lifecycle) must then name interaction's survivor for every id and hold each
 live customer's order count and net spend as interaction does. Found by the proving ground (issue 12).
+
+clv's profitability is a second consumer of the same topic in clv (its own group, so its own arrival order)
+sharing clv's record of merges with the transaction summary: it gets its own shuffle, and its orders, net
+revenue and touchpoints (two logged through merged-away identifiers) must be with interaction's customer too.
 """
 
 import random
@@ -17,15 +21,18 @@ import pytest
 import sqlalchemy as sa
 
 from shared.contracts.envelope import Envelope
+from shared.contracts.identity import chain_members_sql, live_sql
 from shared.contracts.interaction import INTERACTION_EVENT_TYPES
 from shared.db import make_engine
 from shared.messaging.inbox import ConsumedEvent
 
+from clv.profitability.projection import apply_events as profit_apply
+from clv.profitability.repository import CUSTOMER_PROFIT
 from clv.transaction_summary.projection import apply_interaction_events as clv_apply
 from interaction.app import create_app
 from interaction.settings import InteractionSettings
 from tests.services.conftest import serving
-from tests.services.interaction.events import order, refund
+from tests.services.interaction.events import order, refund, touch
 from tests.services.lifecycle.conftest import lc  # noqa: F401 - the lifecycle app fixture
 from tests.services.segmentation.helpers import Feeder
 from tests.services.test_copies_follow_owners import shuffled_deliveries
@@ -67,10 +74,12 @@ async def owner_history(client, engine, tag: str) -> tuple[list[Envelope], list[
     m_ab = await merge(a, b)  # B into A
     await _ok(await client.post("/v1/events", json=[  # through B's identifier: A's purchase now, home B
         order(subject["B"], f"B2-{tag}", "7.00", at="2026-07-01T00:00:00Z"),
-        refund(subject["B"], f"B1-{tag}", "5.00", at="2026-07-02T00:00:00Z")]))
+        refund(subject["B"], f"B1-{tag}", "5.00", at="2026-07-02T00:00:00Z"),
+        touch(subject["B"], "phone", at="2026-07-02T00:00:00Z")]))
     await merge(c, a)  # A (with B) into C
     await _ok(await client.post("/v1/events", json=[order(subject["A"], f"A2-{tag}", "3.00",
-                                                          at="2026-07-03T00:00:00Z")]))
+                                                          at="2026-07-03T00:00:00Z"),
+                                                    touch(subject["A"], "email", at="2026-07-03T00:00:00Z")]))
     undo = await _ok(await client.post(f"/v1/merges/{m_ab}/undo"))  # B comes back out of C
     assert len(undo["purchase_ids"]) == 2
     m_de = await merge(d, e)  # E into D, undone, then E into F: two survivors of E in turn
@@ -109,6 +118,29 @@ async def copy_state(engine, customers: list[uuid.UUID], summary: str, count: st
     return {cid: aliases.get(cid, cid) for cid in customers}, totals
 
 
+async def owner_touchpoints(engine, events: list[Envelope]) -> dict:  # noqa: ANN001
+    """Each touchpoint's customer in interaction (its timeline row, moved by merges and unmerges)."""
+    ids = [uuid.UUID(e.data["touchpoint_id"]) for e in events if e.type == "touchpoint.recorded"]
+    async with engine.connect() as conn:
+        return {r[0]: r[1] for r in await conn.execute(sa.text(
+            "select id, customer_id from interaction.activity where id = any(:ids)"), {"ids": ids})}
+
+
+async def profit_state(engine, customers: list[uuid.UUID], touchpoints: list[uuid.UUID]) -> tuple[dict, dict, dict]:  # noqa: ANN001
+    """Profitability's live customer of each id (its own read), each customer's (orders, net revenue) per
+    currency, and each touchpoint's customer."""
+    async with engine.connect() as conn:
+        lives = {r.id: r.live for r in await conn.execute(
+            sa.text(live_sql("clv.customer_merge")), {"ids": customers})}
+        totals = {(r.customer_id, r.currency): (r.orders, r.net_revenue) for r in await conn.execute(
+            sa.text(CUSTOMER_PROFIT.format(orders_of="AND o.customer_id = ANY(CAST(:ids AS uuid[]))")),
+            {"ids": customers, "fallback_rate": 0.7})}
+        placed = {r[0]: r[1] for r in await conn.execute(sa.text(
+            "select touchpoint_id, customer_id from clv.profit_touchpoint where touchpoint_id = any(:ids)"),
+            {"ids": touchpoints})}
+    return {cid: lives.get(cid, cid) for cid in customers}, totals, placed
+
+
 def _consumed(e: Envelope) -> ConsumedEvent:
     return ConsumedEvent(e, INTERACTION_EVENT_TYPES[e.type].model_validate(e.data), None)  # type: ignore[arg-type]
 
@@ -123,13 +155,21 @@ async def test_copies_follow_merge_chains_and_undos_in_any_arrival_order(interac
         assert {e.type for e in events} >= {"customer.merged", "customer.unmerged", "purchase.refunded"}
         if order_name == "reversed":
             deliveries = [[e] for e in reversed(events)]
+            profit_deliveries = [[e] for e in events[len(events) // 2:]] + [[e] for e in events[:len(events) // 2]]
         else:
             deliveries = shuffled_deliveries(random.Random(order_name), events, batches=6)
-        for batch in deliveries:
-            await feeder.apply([_consumed(e).payload for e in batch])
-            async with feeder.sessions.begin() as session:
-                await clv_apply(session, [_consumed(e) for e in batch])
-            await lc.apply(batch)
+            profit_deliveries = shuffled_deliveries(random.Random(f"profit-{order_name}"), events, batches=5)
+        # clv's two consumers run side by side, each in its own order, on one record of merges.
+        for i in range(max(len(deliveries), len(profit_deliveries))):
+            if i < len(deliveries):
+                batch = deliveries[i]
+                await feeder.apply([_consumed(e).payload for e in batch])
+                async with feeder.sessions.begin() as session:
+                    await clv_apply(session, [_consumed(e) for e in batch])
+                await lc.apply(batch)
+            if i < len(profit_deliveries):
+                async with feeder.sessions.begin() as session:
+                    await profit_apply(session, [_consumed(e) for e in profit_deliveries[i]])
 
         survivors, spend = await owner_state(engine, customers)
         assert len(set(survivors.values())) == 4, "the history left four live customers (C, B, F, D)"
@@ -146,7 +186,46 @@ async def test_copies_follow_merge_chains_and_undos_in_any_arrival_order(interac
                             for cid, s in survivors.items() if copy_survivors[cid] != s]
             divergences += [f"{name}: {key} holds {copy_spend.get(key)}, interaction {spend.get(key)}"
                             for key in spend.keys() | copy_spend.keys() if copy_spend.get(key) != spend.get(key)]
+        touchpoints = await owner_touchpoints(engine, events)
+        assert len(touchpoints) == 2 and set(touchpoints.values()) <= set(survivors.values())
+        profit_survivors, profit_totals, placed = await profit_state(engine, customers, list(touchpoints))
+        divergences += [f"profitability: survivor of {cid} is {profit_survivors[cid]}, interaction's {s}"
+                        for cid, s in survivors.items() if profit_survivors[cid] != s]
+        divergences += [f"profitability: {key} holds {profit_totals.get(key)}, interaction {spend.get(key)}"
+                        for key in spend.keys() | profit_totals.keys() if profit_totals.get(key) != spend.get(key)]
+        divergences += [f"profitability: touchpoint {t} is with {placed.get(t)}, in interaction with {c}"
+                        for t, c in touchpoints.items() if placed.get(t) != c]
         assert not divergences, "\n".join(divergences)
     finally:
         await feeder.close()
         await engine.dispose()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_live_of_ids_agrees_with_the_chains(database_url, seed):
+    """`live_sql` (placing a batch of facts: walks up from the ids only) names the same live customer as
+    `chain_members_sql` (re-placing a chain) over random merges: chains, undone merges, and ids with two merges
+    in force (an undo still on its way: the newer version holds; no version at all loses)."""
+    rng = random.Random(seed)
+    ids = [uuid.UUID(int=rng.getrandbits(128)) for _ in range(40)]
+    rows = []
+    for i, merged in enumerate(ids[1:], start=1):
+        for _ in range(rng.choice([0, 1, 1, 2])):
+            rows.append({"merge_id": uuid.UUID(int=rng.getrandbits(128)), "survivor": rng.choice(ids[:i]),
+                         "merged": merged, "version": rng.choice([None, *range(1, 50)]),
+                         "undone": rng.random() < 0.3})
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text(
+                "insert into clv.customer_merge (merge_id, survivor_id, merged_id, version, undone) "
+                "values (:merge_id, :survivor, :merged, :version, :undone)"), rows)
+            chains = {r.id: r.live for r in await conn.execute(sa.text(chain_members_sql("clv.customer_merge")),
+                                                               {"ids": ids})}
+            lives = {r.id: r.live for r in await conn.execute(sa.text(live_sql("clv.customer_merge")),
+                                                              {"ids": ids})}
+            await conn.execute(sa.text("delete from clv.customer_merge where merged_id = any(:ids)"), {"ids": ids})
+    finally:
+        await engine.dispose()
+    assert lives == {cid: chains[cid] for cid in ids}
+    assert sum(lives[cid] != cid for cid in ids) >= 10, "the random merges leave many ids merged away"

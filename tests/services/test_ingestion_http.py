@@ -5,6 +5,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
+from shared.contracts.interaction import PurchaseRecorded
 from shared.db import make_engine
 
 from interaction.app import create_app
@@ -140,3 +141,34 @@ async def test_correlation_id_is_echoed_and_carried_into_published_events(client
         ids = (await conn.execute(sa.text(
             "select convert_from(payload, 'UTF8')::jsonb->>'correlationid' from interaction.outbox"))).scalars().all()
     assert ids and set(ids) == {"req-42"}
+
+
+async def test_order_costs_are_stored_and_forwarded_with_the_purchase(client, engine):
+    """Line costs and categories, shipping cost and discount travel to consumers in `purchase.recorded`
+    (clv's profitability); an order without them, as partners sent before, still publishes a valid event."""
+    costed = order("C-1", order_id="A-costs", amount="90.00")
+    costed["data"].update({"shipping_cost": "5.00", "discount": "10.00", "line_items": [
+        {"sku": "book-1", "quantity": 2, "unit_price": "50.00", "unit_cost": "20.00", "category": "books"},
+        {"sku": "gift-wrap", "unit_price": "0"}]})
+    resp = await client.post("/v1/events", json=[costed, order("C-2", order_id="A-plain")])
+    assert resp.json()["accepted"] == 2, resp.text
+    async with engine.connect() as conn:
+        stored = (await conn.execute(sa.text(
+            "select order_id, shipping_cost, discount, line_items from interaction.purchase order by order_id"))).all()
+        published = [r[0] for r in (await conn.execute(sa.text(
+            "select convert_from(payload, 'UTF8')::jsonb->'data' from interaction.outbox "
+            "where convert_from(payload, 'UTF8')::jsonb->>'type' = 'purchase.recorded' order by id"))).all()]
+    assert [(r.order_id, r.shipping_cost, r.discount) for r in stored] == [
+        ("A-costs", pytest.approx(5), pytest.approx(10)), ("A-plain", None, None)]
+    assert stored[0].line_items[0]["unit_cost"] == "20.00" and stored[0].line_items[0]["category"] == "books"
+    by_order = {p["order_id"]: p for p in published}
+    assert by_order["A-costs"]["shipping_cost"] == "5.00" and by_order["A-costs"]["discount"] == "10.00"
+    assert by_order["A-costs"]["lines"][0] == {"sku": "book-1", "quantity": 2, "unit_price": "50.00",
+                                               "unit_cost": "20.00", "category": "books"}
+    assert by_order["A-costs"]["lines"][1]["unit_cost"] is None
+    assert by_order["A-plain"]["lines"] == [] and by_order["A-plain"]["shipping_cost"] is None
+    # Consumers read both with the contract, and an event published before the fields existed too.
+    for data in published:
+        PurchaseRecorded.model_validate(data)
+    old = {k: v for k, v in by_order["A-plain"].items() if k not in ("lines", "shipping_cost", "discount")}
+    assert PurchaseRecorded.model_validate(old).lines == []

@@ -10,6 +10,8 @@ from shared.service import ServiceRuntime, create_service_app
 
 from clv.fits.router import router as fits_router
 from clv.jobs import recover_loop
+from clv.profitability.projection import profitability_subscription
+from clv.profitability.router import router as profitability_router
 from clv.propositions.projection import targeting_subscription
 from clv.propositions.router import router as propositions_router
 from clv.schedule.service import refit_loop
@@ -54,9 +56,11 @@ def create_app(settings: ClvSettings | None = None, transport: Transport | None 
     runtime = ClvRuntime(settings, schema=SCHEMA, tables=messaging, transport=transport)
     runtime.subscribe(interaction_subscription(runtime.outbox, settings))
     runtime.subscribe(targeting_subscription())
+    runtime.subscribe(profitability_subscription())
     return create_service_app(
         runtime,
         title="clv",
         description="Customer value: transaction summaries, CLV models, value tiers and value propositions.",
-        routers=[transaction_summary_router, fits_router, scoring_router, propositions_router],
+        routers=[transaction_summary_router, fits_router, scoring_router, propositions_router,
+                 profitability_router],
     )

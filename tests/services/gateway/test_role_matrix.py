@@ -22,16 +22,17 @@ METHODS = {"get", "post", "put", "patch", "delete"}
 
 
 def may(role: str, method: str, path: str) -> bool:
-    """The specification: admin all; frontend all but key management, ingestion and partner registry changes;
-    analyst reads; partner ingests."""
+    """The specification: admin all; frontend all but key management, ingestion, partner registry changes and
+    cost settings changes; analyst reads; partner ingests."""
     key_management = path.startswith("/v1/api-keys")
     ingestion = method == "POST" and path == "/v1/events"
     partner_registry = method not in {"GET", "HEAD"} and path.startswith("/v1/partners")
+    cost_settings = method not in {"GET", "HEAD"} and path.startswith("/v1/value/profitability/settings")
     if role == "admin":
         return True
     if role == "partner":
         return ingestion
-    if key_management or ingestion or partner_registry:
+    if key_management or ingestion or partner_registry or cost_settings:
         return False
     return role == "frontend" or method == "GET"
 

@@ -85,6 +85,8 @@ purchase = sa.Table(
     sa.Column("occurred_at", TZ, nullable=False),
     sa.Column("event_id", sa.Text, nullable=False),
     sa.Column("line_items", JSONB),
+    sa.Column("shipping_cost", sa.Numeric(18, 4)),
+    sa.Column("discount", sa.Numeric(18, 4)),
     *_timestamps(),
     # One order is one purchase, however many times (and through whichever door) it arrives.
     sa.UniqueConstraint("source", "order_id"),

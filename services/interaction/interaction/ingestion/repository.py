@@ -10,11 +10,12 @@ SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:customer_ids AS uuid[]), CAST(:
 """)
 INSERT_PURCHASES = sa.text("""
 INSERT INTO interaction.purchase (id, customer_id, home_customer_id, source, order_id, amount, currency, channel,
-                                  occurred_at, event_id, line_items)
+                                  occurred_at, event_id, line_items, shipping_cost, discount)
 SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:customer_ids AS uuid[]), CAST(:homes AS uuid[]),
                      CAST(:sources AS text[]), CAST(:order_ids AS text[]), CAST(:amounts AS numeric[]),
                      CAST(:currencies AS text[]), CAST(:channels AS text[]), CAST(:occurred AS timestamptz[]),
-                     CAST(:event_ids AS text[]), CAST(CAST(:line_items AS text[]) AS jsonb[]))
+                     CAST(:event_ids AS text[]), CAST(CAST(:line_items AS text[]) AS jsonb[]),
+                     CAST(:shipping_costs AS numeric[]), CAST(:discounts AS numeric[]))
 ON CONFLICT (source, order_id) DO NOTHING
 RETURNING source, order_id
 """)

@@ -144,8 +144,9 @@ async def apply_partner_events(session: AsyncSession, outbox: Outbox, events: Se
                 "id": uuid.uuid4(), "customer_id": cid, "home": home, "source": env.source,
                 "order_id": payload.order_id, "amount": payload.amount, "currency": payload.currency,
                 "channel": payload.channel, "occurred": e.occurred_at, "event_id": env.id, "env": env,
-                "line_items": orjson.dumps([li.model_dump(mode="json") for li in payload.line_items]).decode()
-                if payload.line_items else None,
+                "line_items": orjson.dumps([li.model_dump(mode="json", exclude_none=True) for li in payload.line_items]
+                                           ).decode() if payload.line_items else None,
+                "lines": payload.line_items, "shipping_cost": payload.shipping_cost, "discount": payload.discount,
             })
         elif isinstance(payload, (p.OrderRefunded, p.OrderCancelled)):
             cancelled = isinstance(payload, p.OrderCancelled)
@@ -195,13 +196,16 @@ async def apply_partner_events(session: AsyncSession, outbox: Outbox, events: Se
         inserted = {(r.source, r.order_id) for r in await session.execute(repo.INSERT_PURCHASES, repo.columns(rows, {
             "ids": "id", "customer_ids": "customer_id", "homes": "home", "sources": "source", "order_ids": "order_id",
             "amounts": "amount", "currencies": "currency", "channels": "channel", "occurred": "occurred",
-            "event_ids": "event_id", "line_items": "line_items"}))}
+            "event_ids": "event_id", "line_items": "line_items", "shipping_costs": "shipping_cost",
+            "discounts": "discount"}))}
         for r in rows:  # in arrival order: one customer's events stay in order
             if (r["source"], r["order_id"]) in inserted:
                 outgoing.append(_wrap(contracts.PurchaseRecorded(
                     customer_id=r["customer_id"], purchase_id=r["id"], source=r["source"], order_id=r["order_id"],
                     amount=r["amount"], currency=r["currency"], channel=r["channel"], occurred_at=r["occurred"],
-                    home_customer_id=r["home"]),
+                    # Costs travel with the purchase (clv's profitability); absent when the partner sent none.
+                    lines=[contracts.PurchaseLine(**li.model_dump()) for li in r["lines"]],
+                    shipping_cost=r["shipping_cost"], discount=r["discount"], home_customer_id=r["home"]),
                     r["customer_id"], r["env"]))
     clock.lap("purchases")
     if adjustments:

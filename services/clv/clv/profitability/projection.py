@@ -1,0 +1,107 @@
+"""Folds interaction events into the rows profitability costs: orders with their costs, refunds, touchpoints.
+
+Its own consumer (inbox `clv.profitability`), apart from the transaction summary's, so the two features
+change independently and a new install reads the topic's history for its touchpoints. Merges are not its own:
+every fact belongs to live(home) over clv.customer_merge (shared/contracts/identity.py), the record of merges
+both consumers keep (each records what it hears of; recording is idempotent, and a merge only goes from in
+force to undone), so both place every fact at the same customer once each has read the topic.
+"""
+
+import itertools
+from decimal import Decimal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.contracts.interaction import (
+    CustomerErased, CustomerMerged, CustomerUnmerged, PurchaseRecorded, PurchaseRefunded, TouchpointRecorded,
+)
+from shared.contracts.topics import INTERACTION_EVENTS
+from shared.messaging.inbox import ConsumedEvent, Subscription
+
+from clv.profitability import repository as repo
+from clv.transaction_summary.projection import home
+
+
+def order_costs(p: PurchaseRecorded) -> tuple[Decimal, list[tuple[str | None, Decimal]]]:
+    """(cost of the lines that carry a unit cost, [(category, value at price) of what carries none]).
+
+    An order without lines is one uncosted part worth its amount (costed by the partner's default)."""
+    if not p.lines:
+        return Decimal(0), [(None, p.amount)]
+    known, parts = Decimal(0), []
+    for line in p.lines:
+        if line.unit_cost is not None:
+            known += line.unit_cost * line.quantity
+        else:
+            parts.append((line.category, line.unit_price * line.quantity))
+    return known, parts
+
+
+async def apply_events(session: AsyncSession, events: list[ConsumedEvent]) -> None:
+    for kind, run in itertools.groupby(events, key=lambda e: type(e.payload)):
+        payloads = [e.payload for e in run]
+        if kind is PurchaseRecorded:
+            # One row per purchase and statement (an upsert cannot touch a row twice): the first event wins.
+            payloads = list({p.purchase_id: p for p in reversed(payloads)}.values())[::-1]
+            costs = [order_costs(p) for p in payloads]
+            homes = [home(p) for p in payloads]
+            live = await repo.lives(session, homes)
+            inserted = set((await session.execute(repo.INSERT_ORDERS, {
+                "purchase_ids": [p.purchase_id for p in payloads], "homes": homes,
+                "customer_ids": [live.get(h, h) for h in homes],
+                "sources": [p.source for p in payloads], "currencies": [p.currency for p in payloads],
+                "amounts": [p.amount for p in payloads], "known_costs": [c[0] for c in costs],
+                "shipping": [p.shipping_cost or 0 for p in payloads], "discounts": [p.discount or 0 for p in payloads],
+                "occurred": [p.occurred_at for p in payloads],
+            })).scalars())
+            # Parts of the orders stored now only (a purchase seen twice keeps its first parts; a copy made at
+            # install gets the event's).
+            parts = [(p.purchase_id, category, value) for p, (_, ps) in zip(payloads, costs, strict=True)
+                     if p.purchase_id in inserted for category, value in ps]
+            if inserted:
+                await session.execute(repo.DELETE_PARTS, {"purchase_ids": list(inserted)})
+            if parts:
+                await session.execute(repo.INSERT_PARTS, {"purchase_ids": [x[0] for x in parts],
+                                                          "categories": [x[1] for x in parts],
+                                                          "values": [x[2] for x in parts]})
+        elif kind is PurchaseRefunded:
+            await session.execute(repo.INSERT_REFUNDS, {
+                "refund_ids": [p.refund_id for p in payloads], "purchase_ids": [p.purchase_id for p in payloads],
+                "amounts": [p.amount for p in payloads], "cancelled": [p.cancelled for p in payloads],
+                "occurred": [p.occurred_at for p in payloads],
+            })
+        elif kind is TouchpointRecorded:
+            homes = [home(p) for p in payloads]
+            live = await repo.lives(session, homes)
+            await session.execute(repo.INSERT_TOUCHPOINTS, {
+                "touchpoint_ids": [p.touchpoint_id for p in payloads], "homes": homes,
+                "customer_ids": [live.get(h, h) for h in homes],
+                "kinds": [p.channel for p in payloads], "occurred": [p.occurred_at for p in payloads],
+            })
+        elif kind is CustomerErased:
+            for statement in repo.ERASE:
+                await session.execute(statement, {"ids": [p.customer_id for p in payloads]})
+        elif kind in (CustomerMerged, CustomerUnmerged):
+            for p in payloads:
+                merged = p.merged_id if kind is CustomerMerged else p.restored_id
+                if merged == p.survivor_id:
+                    continue
+                known = await session.execute(repo.RECORD_MERGE if kind is CustomerMerged else repo.RECORD_UNMERGE, {
+                    "merge_id": p.merge_id, "survivor": p.survivor_id, "merged": merged, "version": p.version})
+                if kind is CustomerUnmerged and known.scalar() is None:
+                    chain = list((await session.execute(repo.CHAIN_MEMBERS, {"ids": [merged]})).scalars())
+                    for statement, listed in repo.PIN_LEGACY_UNMERGE:
+                        await session.execute(statement, {"restored": merged, "chain": chain,
+                                                          "listed": getattr(p, listed)})
+                await repo.follow_chain(session, merged)
+
+
+def profitability_subscription() -> Subscription:
+    async def handler(session: AsyncSession, events: list[ConsumedEvent]) -> None:
+        await apply_events(session, events)
+
+    return Subscription(name="profitability", topics=[INTERACTION_EVENTS], handler=handler,
+                        event_types={m.EVENT_TYPE: m for m in [
+                            PurchaseRecorded, PurchaseRefunded, TouchpointRecorded, CustomerMerged, CustomerUnmerged,
+                            CustomerErased,
+                        ]})

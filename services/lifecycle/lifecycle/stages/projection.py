@@ -12,19 +12,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.clv import CustomerValueUpdated
 from shared.contracts.interaction import (
-    CustomerErased, CustomerMerged, CustomerUnmerged, DealUpdated, FeedbackRecorded, LeadCaptured,
+    CustomerCreated, CustomerErased, CustomerMerged, CustomerUnmerged, DealUpdated, FeedbackRecorded, LeadCaptured,
     PurchaseRecorded, PurchaseRefunded,
 )
 from shared.contracts.topics import CLV_EVENTS, INTERACTION_EVENTS
 from shared.messaging.inbox import ConsumedEvent, Subscription
 from shared.messaging.outbox import Outbox
 
+from lifecycle.customers import service as customers
 from lifecycle.pipelines import service as deals
 from lifecycle.rules.engine import Fact, FactKind
 from lifecycle.stages import repository, service
 
 EVENT_TYPES = {m.EVENT_TYPE: m for m in [
-    LeadCaptured, DealUpdated, PurchaseRecorded, PurchaseRefunded, FeedbackRecorded, CustomerMerged,
+    CustomerCreated, LeadCaptured, DealUpdated, PurchaseRecorded, PurchaseRefunded, FeedbackRecorded, CustomerMerged,
     CustomerUnmerged, CustomerErased,
 ]} | {CustomerValueUpdated.EVENT_TYPE: CustomerValueUpdated}
 
@@ -65,6 +66,7 @@ def facts_of(e: ConsumedEvent, deal_is_open: Callable[[DealUpdated], bool]) -> l
 def facts_subscription(outbox: Outbox) -> Subscription:
     async def apply(session: AsyncSession, events: list[ConsumedEvent]) -> None:
         touched: set[uuid.UUID] = set()
+        await customers.apply(session, events)
         deal_events = [e for e in events if isinstance(e.payload, DealUpdated)]
         outcomes = await deals.apply_partner_deals(session, outbox, deal_events) if deal_events else {}
         rows = []

@@ -21,10 +21,10 @@ def membership(customer_id, key: str, change: str = "entered") -> SegmentMembers
                                     segment_name=key, kind=SegmentKind.RFM, change=change, changed_at=NOW)
 
 
-async def _outcome_is_write_once_and_corrected_with_an_audit(svc, delivery_id: str) -> None:
+async def _outcome_is_write_once_and_corrected_with_an_audit(svc, first: dict) -> None:
     """An outcome was overwritten silently (accepted → declined, 200): now write-once, corrected only explicitly."""
+    delivery_id = first["id"]
     url = f"/v1/propositions/deliveries/{delivery_id}/outcome"
-    first = (await svc.client.get(f"/v1/propositions/deliveries/{delivery_id}")).json()
     assert first["outcome"] == "accepted"
     same = await svc.client.post(url, json={"outcome": "accepted"})
     assert same.status_code == 200 and same.json() == first, "the same outcome again is idempotent"
@@ -130,7 +130,7 @@ async def test_catalogue_next_best_deliveries_performance_and_gap(database_url):
         assert outcome.status_code == 200 and outcome.json()["outcome"] == "accepted"
         assert (await svc.client.post(f"/v1/propositions/deliveries/{uuid.uuid4()}/outcome",
                                       json={"outcome": "accepted"})).status_code == 404
-        await _outcome_is_write_once_and_corrected_with_an_audit(svc, delivered.json()["id"])
+        await _outcome_is_write_once_and_corrected_with_an_audit(svc, outcome.json())
 
         # Performance against a holdout: a proposition that holds out about half, delivered to every customer.
         trial = await svc.client.post("/v1/propositions", json={

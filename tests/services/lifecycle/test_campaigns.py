@@ -1,0 +1,121 @@
+"""Campaigns and their report on a real Postgres: first-touch attribution, first purchases after the lead,
+net revenue and CLV of the acquired customers in one currency, cost per acquisition and return, by campaign,
+by lead source, over a period and by cohort; merges, redelivery and out-of-order CLV versions."""
+
+import uuid
+from decimal import Decimal
+
+from shared.contracts import clv, interaction
+
+from lifecycle.campaigns.projection import campaigns_subscription
+from tests.services.lifecycle.conftest import NOW, consumed, days_ago, envelope
+
+
+def lead(cid, days: float, campaign: str | None, source: str | None, qualified: bool = False):
+    return envelope(interaction.LeadCaptured(customer_id=cid, source="web", campaign=campaign, lead_source=source,
+                                             qualified=qualified, occurred_at=days_ago(days)))
+
+
+def bought(cid, days: float, amount: str, currency: str = "EUR", purchase_id=None):
+    return envelope(interaction.PurchaseRecorded(
+        customer_id=cid, purchase_id=purchase_id or uuid.uuid4(), source="shop", order_id=str(uuid.uuid4()),
+        amount=Decimal(amount), currency=currency, channel="web", occurred_at=days_ago(days)))
+
+
+def refunded(cid, purchase_id, amount: str, cancelled: bool = False):
+    return envelope(interaction.PurchaseRefunded(
+        customer_id=cid, purchase_id=purchase_id, refund_id=uuid.uuid4(), source="shop", order_id="x",
+        amount=Decimal(amount), currency="EUR", cancelled=cancelled, occurred_at=NOW))
+
+
+def valued(cid, amount: str, version: int):
+    return envelope(clv.CustomerValueUpdated(
+        customer_id=cid, currency="EUR", historical_value=Decimal(1), current_value=Decimal(1),
+        potential_value=Decimal(1), clv=Decimal(amount), probability_alive=0.9, expected_purchases=1, tier="gold",
+        as_of=NOW, version=version))
+
+
+async def apply(lc, events) -> None:
+    async with lc.runtime.session_factory() as session, session.begin():
+        await campaigns_subscription().handler(session, [consumed(e) for e in events])
+
+
+async def report(lc, **params) -> dict:
+    resp = await lc.client.get("/v1/campaigns/report", params={"currency": "EUR", **params})
+    assert resp.status_code == 200, resp.text
+    return {(r["key"], r["cohort"]) if params.get("cohort") else r["key"]: r for r in resp.json()["rows"]}
+
+
+async def test_campaign_resource_and_report(lc):
+    spring = {"key": "spring-sale", "name": "Spring sale", "currency": "EUR", "budget": "500", "cost": "300",
+              "channel": "email", "starts_on": "2026-03-01", "ends_on": "2026-05-31"}
+    assert (await lc.client.post("/v1/campaigns", json=spring)).status_code == 201
+    assert (await lc.client.post("/v1/campaigns", json=spring)).status_code == 409
+    assert (await lc.client.post("/v1/campaigns", json={**spring, "key": "report"})).status_code == 422
+    assert (await lc.client.post("/v1/campaigns", json={**spring, "key": "x", "ends_on": "2026-01-01"})).status_code == 422
+    webinar = {"key": "webinar-q3", "name": "Webinar", "currency": "EUR"}
+    assert (await lc.client.post("/v1/campaigns", json=webinar)).status_code == 201
+    page = (await lc.client.get("/v1/campaigns", params={"limit": 1})).json()
+    rest = (await lc.client.get("/v1/campaigns", params={"cursor": page["next_cursor"]})).json()
+    assert [c["key"] for c in page["items"] + rest["items"]] == ["spring-sale", "webinar-q3"] and not rest["next_cursor"]
+    bad = await lc.client.patch("/v1/campaigns/spring-sale", json={"ends_on": "2026-02-01"})
+    assert bad.status_code == 422
+    assert (await lc.client.patch("/v1/campaigns/nope", json={"cost": "1"})).status_code == 404
+
+    a, b, c, d, e, f = (uuid.uuid4() for _ in range(6))
+    pa, pe = uuid.uuid4(), uuid.uuid4()
+    events = [
+        lead(a, 30, "spring-sale", "web", qualified=True), bought(a, 25, "100.00", purchase_id=pa),
+        refunded(a, pa, "20.00"),
+        lead(b, 20, "spring-sale", "ads"), lead(b, 10, "webinar-q3", "web"), bought(b, 5, "50.00"),
+        lead(c, 15, "spring-sale", "web", qualified=True),
+        bought(d, 40, "70.00"), lead(d, 30, "webinar-q3", "event"),  # a customer already: no acquisition
+        lead(e, 12, "webinar-q3", "event"), bought(e, 11, "80.00", purchase_id=pe),
+        lead(f, 8, "fair", "event"), bought(f, 7, "30.00", currency="USD"),
+        valued(a, "500", 2), valued(b, "200", 1), valued(d, "900", 1),
+    ]
+    await apply(lc, events)
+    await apply(lc, events[:5] + [valued(a, "999", 1),  # redelivered, and an older CLV version after a newer one
+                                  refunded(e, pe, "80.00", cancelled=True)])  # e's only order is cancelled
+
+    rows = await report(lc)
+    s = rows["spring-sale"]
+    assert (s["name"], s["leads"], s["qualified_leads"], s["customers"], s["first_purchases"]) == ("Spring sale", 3, 2, 3, 2)
+    assert (Decimal(s["revenue"]), Decimal(s["clv"]), Decimal(s["cost"])) == (130, 700, 300)
+    assert s["revenue"] == "130.0000" and Decimal(s["cost_per_acquisition"]) == 150
+    assert s["return_on_cost"] == round((130 - 300) / 300, 4) and s["clv_return_on_cost"] == round(400 / 300, 4)
+    assert s["conversion_rate"] == round(2 / 3, 4)
+    w = rows["webinar-q3"]
+    assert (w["leads"], w["customers"], w["first_purchases"], Decimal(w["revenue"])) == (3, 2, 0, 0)
+    assert w["cost"] is None and w["cost_per_acquisition"] is None, "no cost given: no CPA"
+    fair = rows["fair"]
+    assert (fair["name"], fair["first_purchases"], Decimal(fair["revenue"])) == (None, 1, 0), "USD revenue is not EUR"
+    assert (await report(lc, currency="USD"))["fair"]["revenue"] == "30.0000"
+
+    by_source = await report(lc, group_by="lead_source")
+    assert {k: (r["leads"], r["customers"], r["first_purchases"], Decimal(r["revenue"])) for k, r in by_source.items()} \
+        == {"web": (3, 2, 1, 80), "ads": (1, 1, 1, 50), "event": (3, 3, 1, 0)}
+    assert all(r["cost"] is None for r in by_source.values())
+
+    cohorts = await report(lc, cohort="week")
+    spring_weeks = [r for (k, _), r in cohorts.items() if k == "spring-sale"]
+    assert sum(r["leads"] for r in spring_weeks) == 3 and sum(r["first_purchases"] for r in spring_weeks) == 2
+    assert all(r["cohort"] is not None and r["cost"] is None for r in spring_weeks)
+
+    recent = await report(lc, **{"from": days_ago(16).isoformat()})
+    assert (recent["spring-sale"]["leads"], recent["spring-sale"]["customers"]) == (1, 1)
+
+    # A merge folds c into b (b was reached first by spring): one customer fewer, every lead still counted.
+    merge_id = uuid.uuid4()
+    await apply(lc, [envelope(interaction.CustomerMerged(customer_id=b, merge_id=merge_id, survivor_id=b, merged_id=c,
+                                                         reason="same email", merged_at=NOW))])
+    s = (await report(lc))["spring-sale"]
+    assert (s["leads"], s["customers"], s["first_purchases"]) == (3, 2, 2)
+    await apply(lc, [envelope(interaction.CustomerUnmerged(customer_id=b, merge_id=merge_id, survivor_id=b, restored_id=c,
+                                                           unmerged_at=NOW))])
+    assert (await report(lc))["spring-sale"]["customers"] == 3
+
+    for params in ({}, {"currency": "EUR", "from": NOW.isoformat(), "to": days_ago(1).isoformat()},
+                   {"currency": "EUR", "group_by": "partner"}, {"currency": "eur"}):
+        resp = await lc.client.get("/v1/campaigns/report", params=params)
+        assert resp.status_code == 422 and resp.headers["content-type"].startswith("application/problem+json")

@@ -110,3 +110,51 @@ async def test_employee_partners_and_each_partners_figures(app, engine):
     assert [s["segment_key"] for s in anna["segments"]] == ["rfm:hibernating", "rfm:champions"], "largest share first"
 
     assert (await client.get("/v1/partners/nobody/figures")).status_code == 404
+
+
+async def test_satisfaction_totals_and_trends_by_segment_partner_and_proposition(app, engine):
+    client = app.state.client
+    await trust(client, "shop-eu", "rep-anna")
+
+    def answer(subject, source, when, proposition=None, **scores):
+        e = by_email(feedback(subject, at=when, source=source, **scores), f"{subject.lower()}@example.com")
+        if proposition:
+            e["data"]["proposition_id"] = proposition
+        return e
+
+    events = [answer("c1", "shop-eu", "2026-10-01T09:00:00Z", "P1", nps=10, csat=5),
+              answer("c2", "shop-eu", "2026-10-02T09:00:00Z", "P1", nps=6, csat=3),
+              answer("c3", "rep-anna", "2026-11-03T09:00:00Z", "P2", nps=8),
+              answer("c1", "rep-anna", "2026-11-10T09:00:00Z", csat=4),
+              answer("c2", "shop-eu", "2026-11-20T09:00:00Z", nps=9),
+              answer("c2", "shop-eu", "2026-08-20T09:00:00Z", nps=0)]  # before the period
+    resp = await client.post("/v1/events", json=events)
+    assert resp.status_code == 200, resp.text
+    c1, c2 = await customer_of(engine, "c1"), await customer_of(engine, "c2")
+    now = datetime.now(UTC)
+    await apply_segments(app, [membership(c1, "rfm:champions", "entered", now), membership(c2, "rfm:champions", "entered", now)])
+    period = {"from": "2026-09-01T00:00:00Z", "to": "2026-12-01T00:00:00Z"}
+
+    overall = (await client.get("/v1/satisfaction", params=period)).json()
+    [total] = overall["totals"]
+    assert (total["group"], total["responses"], total["nps_responses"]) == (None, 5, 4)
+    assert (total["promoters"], total["passives"], total["detractors"], total["nps"]) == (2, 1, 1, 25.0)
+    assert (total["csat_responses"], total["mean_csat"], total["csat"]) == (3, 4.0, 66.7)
+    assert [(p["period"][:10], p["responses"], p["nps"]) for p in overall["trend"]] == [
+        ("2026-10-01", 2, 0.0), ("2026-11-01", 3, 50.0)]
+    weekly = (await client.get("/v1/satisfaction", params={**period, "interval": "week"})).json()
+    assert [p["period"][:10] for p in weekly["trend"]] == ["2026-09-28", "2026-11-02", "2026-11-09", "2026-11-16"]
+
+    partners = {t["group"]: t for t in (await client.get("/v1/satisfaction", params={**period, "group_by": "partner"})).json()["totals"]}
+    assert (partners["shop-eu"]["responses"], partners["shop-eu"]["nps"]) == (3, 33.3)
+    assert (partners["rep-anna"]["nps"], partners["rep-anna"]["csat"]) == (0.0, 100.0)
+    props = (await client.get("/v1/satisfaction", params={**period, "group_by": "proposition"})).json()
+    assert {t["group"]: t["responses"] for t in props["totals"]} == {"P1": 2, "P2": 1}
+    assert {(p["group"], p["period"][:7]) for p in props["trend"]} == {("P1", "2026-10"), ("P2", "2026-11")}
+    segments = (await client.get("/v1/satisfaction", params={**period, "group_by": "segment"})).json()
+    assert [(t["group"], t["responses"], t["nps"]) for t in segments["totals"]] == [("rfm:champions", 4, 33.3)]
+
+    for bad in ({"group_by": "planet"}, {"interval": "year"}, {"from": "2026-12-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"},
+                {"from": "2026-01-01"}):
+        r = await client.get("/v1/satisfaction", params=bad)
+        assert r.status_code == 422 and r.headers["content-type"].startswith("application/problem+json"), (bad, r.text)

@@ -114,6 +114,11 @@ async def test_campaign_resource_and_report(lc):
     await apply(lc, [envelope(interaction.CustomerUnmerged(customer_id=b, merge_id=merge_id, survivor_id=b, restored_id=c,
                                                            unmerged_at=NOW))])
     assert (await report(lc))["spring-sale"]["customers"] == 3
+    # Erasure: the lead's free text (campaign, source) may name the customer; the erased customer's leads go.
+    await apply(lc, [envelope(interaction.CustomerErased(customer_id=c, erased_at=NOW))])
+    assert (await lc.sql("SELECT count(*) FROM lifecycle.campaign_lead WHERE customer_id = :c", c=c))[0][0] == 0
+    s = (await report(lc))["spring-sale"]
+    assert (s["leads"], s["customers"], s["first_purchases"]) == (2, 2, 2)
 
     for params in ({}, {"currency": "EUR", "from": NOW.isoformat(), "to": days_ago(1).isoformat()},
                    {"currency": "EUR", "group_by": "partner"}, {"currency": "eur"}):

@@ -71,9 +71,11 @@ async def apply(session: AsyncSession, events: list[ConsumedEvent]) -> None:
                         campaign_purchase.c.purchase_id.in_(u.purchase_ids))
                         .values(customer_id=u.restored_id, updated_at=sa.func.now()))
             case CustomerErased() as x:
-                # Leads and purchases are anonymous facts and stay counted (as interaction keeps them); the
-                # customer's value goes, as clv drops it.
-                await session.execute(sa.delete(campaign_value).where(campaign_value.c.customer_id == x.customer_id))
+                # A lead's campaign and source are the partner's free text (they may hold PII): the erased
+                # customer's leads go, and with them its attribution. Purchases are anonymous amounts and stay;
+                # the customer's value goes, as clv drops it.
+                for table in (campaign_lead, campaign_value):
+                    await session.execute(sa.delete(table).where(table.c.customer_id == x.customer_id))
 
 
 def campaigns_subscription() -> Subscription:

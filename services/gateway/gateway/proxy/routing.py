@@ -14,7 +14,7 @@ OWNERSHIP: list[tuple[str, str]] = [
     (r"^/v1/(customers|events|merges|partners|satisfaction)(/|$)", "interaction"),
     (r"^/v1/(segments|segmentation)(/|$)", "segmentation"),
     (r"^/v1/(value|propositions)(/|$)", "clv"),
-    (r"^/v1/(lifecycle|pipelines|deals)(/|$)", "lifecycle"),
+    (r"^/v1/(lifecycle|pipelines|deals|campaigns)(/|$)", "lifecycle"),
 ]
 _COMPILED = [(re.compile(pattern), service) for pattern, service in OWNERSHIP]
 # The gateway's own routes; never proxied.

@@ -63,9 +63,11 @@ def generate_events(customers: int, seed: int = 7) -> list[dict]:
                 "qualified": rng.random() < 0.6})
         if rng.random() < 0.15:  # a prospect: a lead, no order yet
             continue
-        if rng.random() < 0.25:  # an employee visits (touchpoint), identified by the customer's email
-            rep = rng.choice(list(EMPLOYEES))
-            event(rep, f"{rep}-{n}", "interaction.logged", min(first + timedelta(days=rng.uniform(1, 60)), now), {
+        if rng.random() < 0.25:  # an employee visits (touchpoint), identified by the customer's email; a third
+            rep = rng.choice(list(EMPLOYEES))  # of the visits come first: the employee brought the customer in
+            visit = first - timedelta(days=rng.uniform(1, 10)) if rng.random() < 0.33 else \
+                min(first + timedelta(days=rng.uniform(1, 60)), now)
+            event(rep, f"{rep}-{n}", "interaction.logged", visit, {
                 "channel": "store", "direction": "outbound", "outcome": "visited",
                 "identifiers": {"email": f"customer{n}@example.com"}})
         # The buy-till-you-die story the value models assume: purchases at a personal rate, and after each one

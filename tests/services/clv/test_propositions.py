@@ -35,6 +35,9 @@ async def _outcome_is_write_once_and_corrected_with_an_audit(svc, first: dict) -
 
     corrections = f"{url}/corrections"
     assert (await svc.client.post(corrections, json={"outcome": "declined"})).status_code == 422, "a reason is needed"
+    lone = await svc.client.post(corrections, content=r'{"outcome": "declined", "reason": "\ud800"}',
+                                 headers={"content-type": "application/json"})
+    assert lone.status_code == 422, "a reason Postgres cannot store is refused, not a 500"
     assert (await svc.client.post(corrections, json={"outcome": "accepted", "reason": "x"})).status_code == 409
     fixed = await svc.client.post(corrections, json={"outcome": "declined", "reason": "clicked by mistake, said the agent"})
     assert fixed.status_code == 201, fixed.text

@@ -53,6 +53,10 @@ async def test_campaign_resource_and_report(lc):
     assert (await lc.client.post("/v1/campaigns", json=spring)).status_code == 409
     assert (await lc.client.post("/v1/campaigns", json={**spring, "key": "report"})).status_code == 422
     assert (await lc.client.post("/v1/campaigns", json={**spring, "key": "x", "ends_on": "2026-01-01"})).status_code == 422
+    for hostile in (r'{"key": "k", "name": "\ud800", "currency": "EUR"}', r'{"key": "k\ud800", "name": "n", "currency": "EUR"}',
+                    r'{"key": "k", "name": "n", "currency": "EUR", "channel": "\u0000"}'):
+        resp = await lc.client.post("/v1/campaigns", content=hostile, headers={"content-type": "application/json"})
+        assert resp.status_code == 422, (hostile, resp.status_code, resp.text)  # was a 500 (the fuzz test found it)
     webinar = {"key": "webinar-q3", "name": "Webinar", "currency": "EUR"}
     assert (await lc.client.post("/v1/campaigns", json=webinar)).status_code == 201
     page = (await lc.client.get("/v1/campaigns", params={"limit": 1})).json()

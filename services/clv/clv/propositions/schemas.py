@@ -6,6 +6,7 @@ from enum import StrEnum
 from pydantic import BaseModel, Field
 
 from shared.contracts.lifecycle import Stage
+from shared.validation import StorableText
 
 
 class PropositionKind(StrEnum):
@@ -138,7 +139,7 @@ class CorrectionCreate(BaseModel):
     """Change a recorded outcome: the audit keeps who (the caller the gateway vouched for) and why."""
 
     outcome: Outcome
-    reason: str = Field(min_length=1, max_length=1000, pattern=r"^[^\x00]*$",
+    reason: StorableText = Field(min_length=1, max_length=1000,
                         examples=["the agent clicked accepted by mistake"])
 
 

@@ -4,13 +4,15 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from shared.validation import StorableText
+
 Money = Decimal
 KEY = r"^[^\s\x00/][^\x00/]{0,199}$"
 
 
 class CampaignFields(BaseModel):
-    name: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[^\x00]+$")
-    channel: str | None = Field(None, max_length=40, pattern=r"^[^\x00]*$", examples=["email"])
+    name: StorableText | None = Field(None, min_length=1, max_length=200)
+    channel: StorableText | None = Field(None, max_length=40, examples=["email"])
     budget: Money | None = Field(None, ge=0, max_digits=18, decimal_places=4, description="Planned spend.")
     cost: Money | None = Field(None, ge=0, max_digits=18, decimal_places=4,
                                description="Spent so far; cost per acquisition and return are reported when given.")
@@ -27,8 +29,8 @@ class CampaignFields(BaseModel):
 class CampaignCreate(CampaignFields):
     """A campaign: `key` is the `campaign` value partners put on their leads (`lead.captured`)."""
 
-    key: str = Field(min_length=1, max_length=200, pattern=KEY, examples=["spring-sale"])
-    name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00]+$", examples=["Spring sale"])
+    key: StorableText = Field(min_length=1, max_length=200, pattern=KEY, examples=["spring-sale"])
+    name: StorableText = Field(min_length=1, max_length=200, examples=["Spring sale"])
     currency: str = Field(pattern=r"^[A-Z]{3}$", examples=["EUR"], description="Of budget and cost.")
 
     @field_validator("key")

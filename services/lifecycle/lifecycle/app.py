@@ -12,7 +12,6 @@ from shared.messaging.transport import Transport
 from shared.service import ServiceRuntime, create_service_app
 
 from lifecycle.analytics.router import router as analytics_router
-from lifecycle.campaigns.projection import campaigns_subscription
 from lifecycle.campaigns.router import router as campaigns_router
 from lifecycle.pipelines.router import router as pipelines_router
 from lifecycle.rules.router import router as rules_router
@@ -47,7 +46,6 @@ def create_app(settings: LifecycleSettings | None = None, transport: Transport |
     settings = settings or LifecycleSettings()
     runtime = ServiceRuntime(settings, schema=SCHEMA, tables=messaging, transport=transport)
     runtime.subscribe(facts_subscription(runtime.outbox))
-    runtime.subscribe(campaigns_subscription())
     app = create_service_app(
         runtime,
         title="lifecycle",

@@ -20,13 +20,13 @@ campaign = sa.Table(
     *_timestamps(),
 )
 
-# One row per lead.captured; customer_id follows merges (home_customer_id is where it came from, for unmerge).
+# One row per lead.captured. Leads and purchases keep their home only: the report places them at live(home)
+# through lifecycle.merged_customer (campaigns/projection.py).
 campaign_lead = sa.Table(
     "campaign_lead",
     metadata,
     sa.Column("event_id", sa.Text, primary_key=True),
-    sa.Column("customer_id", UUID(as_uuid=True), nullable=False, index=True),
-    sa.Column("home_customer_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("home_customer_id", UUID(as_uuid=True), nullable=False, index=True),
     sa.Column("campaign", sa.Text),
     sa.Column("lead_source", sa.Text),
     sa.Column("qualified", sa.Boolean, nullable=False),
@@ -39,7 +39,7 @@ campaign_purchase = sa.Table(
     "campaign_purchase",
     metadata,
     sa.Column("purchase_id", UUID(as_uuid=True), primary_key=True),
-    sa.Column("customer_id", UUID(as_uuid=True), nullable=False, index=True),
+    sa.Column("home_customer_id", UUID(as_uuid=True), nullable=False, index=True),
     sa.Column("amount", sa.Numeric(18, 4), nullable=False),
     sa.Column("currency", sa.CHAR(3), nullable=False),
     sa.Column("occurred_at", TZ, nullable=False),

@@ -41,10 +41,14 @@ def _report_sql(column: str, cohort: str | None) -> sa.TextClause:
             return "CAST(NULL AS timestamptz)"
         return f"(date_trunc('{cohort}', {expr} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')"
 
+    # Leads and purchases belong to their home's live customer (shared/contracts/identity.py): the facts
+    # consumer's lookup of merged-away ids says which one that is.
     return sa.text(f"""
 WITH lead AS (
-    SELECT event_id, customer_id, {column} AS key, qualified, occurred_at
-    FROM lifecycle.campaign_lead WHERE {column} IS NOT NULL
+    SELECT l.event_id, coalesce(m.survivor_id, l.home_customer_id) AS customer_id, l.{column} AS key, l.qualified,
+           l.occurred_at
+    FROM lifecycle.campaign_lead l LEFT JOIN lifecycle.merged_customer m ON m.merged_id = l.home_customer_id
+    WHERE l.{column} IS NOT NULL
 ), first_touch AS (  -- a customer is attributed to the first campaign (or source) that reached it
     SELECT DISTINCT ON (customer_id) customer_id, key, occurred_at FROM lead ORDER BY customer_id, occurred_at, event_id
 ), attributed AS (
@@ -52,7 +56,10 @@ WITH lead AS (
     WHERE occurred_at >= :start AND occurred_at < :end
 ), net AS (
     SELECT p.customer_id, p.currency, p.occurred_at, greatest(p.amount - coalesce(r.refunded, 0), 0) AS amount
-    FROM lifecycle.campaign_purchase p
+    FROM (SELECT coalesce(m.survivor_id, p.home_customer_id) AS customer_id, p.purchase_id, p.currency,
+                 p.occurred_at, p.amount
+          FROM lifecycle.campaign_purchase p
+          LEFT JOIN lifecycle.merged_customer m ON m.merged_id = p.home_customer_id) p
     LEFT JOIN (SELECT purchase_id, sum(amount) FILTER (WHERE NOT cancelled) AS refunded, bool_or(cancelled) AS cancelled
                FROM lifecycle.campaign_refund GROUP BY purchase_id) r ON r.purchase_id = p.purchase_id
     WHERE NOT coalesce(r.cancelled, false) AND p.customer_id IN (SELECT customer_id FROM attributed)

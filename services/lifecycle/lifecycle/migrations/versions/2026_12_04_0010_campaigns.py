@@ -1,7 +1,7 @@
 """campaigns (budget, cost, dates) and the copies their report reads: leads, purchases, refunds, CLV
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-04
 """
 
@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import UUID
 
-revision = "0007"
-down_revision = "0006"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 SCHEMA = "lifecycle"
@@ -39,8 +39,7 @@ def upgrade() -> None:
     op.create_table(
         "campaign_lead",
         sa.Column("event_id", sa.Text, primary_key=True),
-        sa.Column("customer_id", UUID(as_uuid=True), nullable=False, index=True),
-        sa.Column("home_customer_id", UUID(as_uuid=True), nullable=False),
+        sa.Column("home_customer_id", UUID(as_uuid=True), nullable=False, index=True),
         sa.Column("campaign", sa.Text),
         sa.Column("lead_source", sa.Text),
         sa.Column("qualified", sa.Boolean, nullable=False),
@@ -52,7 +51,7 @@ def upgrade() -> None:
     op.create_table(
         "campaign_purchase",
         sa.Column("purchase_id", UUID(as_uuid=True), primary_key=True),
-        sa.Column("customer_id", UUID(as_uuid=True), nullable=False, index=True),
+        sa.Column("home_customer_id", UUID(as_uuid=True), nullable=False, index=True),
         sa.Column("amount", sa.Numeric(18, 4), nullable=False),
         sa.Column("currency", sa.CHAR(3), nullable=False),
         sa.Column("occurred_at", TZ, nullable=False),

@@ -55,11 +55,18 @@ async def test_campaign_resource_and_report(lc):
                     r'{"key": "k", "name": "n", "currency": "EUR", "channel": "\u0000"}'):
         resp = await lc.client.post("/v1/campaigns", content=hostile, headers={"content-type": "application/json"})
         assert resp.status_code == 422, (hostile, resp.status_code, resp.text)  # was a 500 (the fuzz test found it)
+    # A key beyond Latin-1 (partners' free text) is registered; its Location is percent-encoded and leads back.
+    created = await lc.client.post("/v1/campaigns", json={"key": "Frühling €5 ?#% \U000c7f59", "name": "n",
+                                                          "currency": "EUR"})
+    assert created.status_code == 201, created.text  # was a 500: the Location header could not hold the key
+    assert created.headers["location"] == "/v1/campaigns/Fr%C3%BChling%20%E2%82%AC5%20%3F%23%25%20%F3%87%BD%99"
+    assert (await lc.client.get(created.headers["location"])).json()["key"] == "Frühling €5 ?#% \U000c7f59"
     webinar = {"key": "webinar-q3", "name": "Webinar", "currency": "EUR"}
     assert (await lc.client.post("/v1/campaigns", json=webinar)).status_code == 201
-    page = (await lc.client.get("/v1/campaigns", params={"limit": 1})).json()
+    page = (await lc.client.get("/v1/campaigns", params={"limit": 2})).json()
     rest = (await lc.client.get("/v1/campaigns", params={"cursor": page["next_cursor"]})).json()
-    assert [c["key"] for c in page["items"] + rest["items"]] == ["spring-sale", "webinar-q3"] and not rest["next_cursor"]
+    assert [c["key"] for c in page["items"] + rest["items"]] == ["Frühling €5 ?#% \U000c7f59", "spring-sale", "webinar-q3"]
+    assert not rest["next_cursor"]
     bad = await lc.client.patch("/v1/campaigns/spring-sale", json={"ends_on": "2026-02-01"})
     assert bad.status_code == 422
     assert (await lc.client.patch("/v1/campaigns/nope", json={"cost": "1"})).status_code == 404

@@ -1,5 +1,6 @@
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import AwareDatetime
@@ -26,7 +27,8 @@ class BadPeriod(DomainError):
 async def create_campaign(body: CampaignCreate, response: Response, session: SessionDep) -> CampaignRead:
     """Register a campaign (its key is the `campaign` on partners' leads) with its budget, cost and dates."""
     created = await service.create(session, body)
-    response.headers["Location"] = f"/v1/campaigns/{created.key}"
+    # The key is the partners' free text: percent-encoded, as a header holds Latin-1 only (a key with '€' was a 500).
+    response.headers["Location"] = f"/v1/campaigns/{quote(created.key, safe='')}"
     return created
 
 

@@ -155,6 +155,8 @@ async def test_satisfaction_totals_and_trends_by_segment_partner_and_proposition
     assert [(t["group"], t["responses"], t["nps"]) for t in segments["totals"]] == [("rfm:champions", 4, 33.3)]
 
     for bad in ({"group_by": "planet"}, {"interval": "year"}, {"from": "2026-12-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"},
-                {"from": "2026-01-01"}):
+                {"from": "2026-01-01"},
+                # Instants whose UTC (or the default year before them) leaves datetime's range: were a 500.
+                {"to": "0001-01-01T00:00:00+14:00"}, {"from": "9999-12-31T23:59:59-14:00"}):
         r = await client.get("/v1/satisfaction", params=bad)
         assert r.status_code == 422 and r.headers["content-type"].startswith("application/problem+json"), (bad, r.text)

@@ -145,6 +145,9 @@ async def test_campaign_resource_and_report(lc):
     assert (rows["spring-sale"]["leads"], rows["webinar-q3"]["leads"]) == (1, 1)
 
     for params in ({}, {"currency": "EUR", "from": NOW.isoformat(), "to": days_ago(1).isoformat()},
-                   {"currency": "EUR", "group_by": "partner"}, {"currency": "eur"}):
+                   {"currency": "EUR", "group_by": "partner"}, {"currency": "eur"},
+                   # Instants whose UTC (or the default year before them) leaves datetime's range: were a 500.
+                   {"currency": "EUR", "to": "0001-01-01T00:00:00+14:00"},
+                   {"currency": "EUR", "from": "9999-12-31T23:59:59-14:00"}):
         resp = await lc.client.get("/v1/campaigns/report", params=params)
-        assert resp.status_code == 422 and resp.headers["content-type"].startswith("application/problem+json")
+        assert resp.status_code == 422 and resp.headers["content-type"].startswith("application/problem+json"), params

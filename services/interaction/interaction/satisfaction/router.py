@@ -2,10 +2,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 from shared.db import SessionDep
 from shared.problems import DomainError, problem_responses
+from shared.validation import Instant
 
 from interaction.satisfaction import repository
 from interaction.satisfaction.schemas import GroupBy, Interval, Satisfaction, SatisfactionReport
@@ -35,8 +35,8 @@ async def satisfaction(
     session: SessionDep,
     group_by: GroupBy = GroupBy.NONE,
     interval: Interval = Interval.MONTH,
-    start: Annotated[AwareDatetime | None, Query(alias="from", description="Default: a year before `to`.")] = None,
-    end: Annotated[AwareDatetime | None, Query(alias="to", description="Exclusive; default: now.")] = None,
+    start: Annotated[Instant | None, Query(alias="from", description="Default: a year before `to`.")] = None,
+    end: Annotated[Instant | None, Query(alias="to", description="Exclusive; default: now.")] = None,
 ) -> SatisfactionReport:
     """NPS and CSAT over the period (totals) and per week or month (trend), overall or per segment, partner
     or proposition."""

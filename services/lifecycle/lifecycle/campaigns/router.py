@@ -3,11 +3,11 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Query, Response
-from pydantic import AwareDatetime
 
 from shared.db import SessionDep
 from shared.pagination import Cursor, InvalidCursor, Limit, decode, encode
 from shared.problems import DomainError, NotFound, problem_responses
+from shared.validation import Instant
 
 from lifecycle.campaigns import repository, service
 from lifecycle.campaigns.schemas import (
@@ -16,7 +16,7 @@ from lifecycle.campaigns.schemas import (
 
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
 CampaignKey = Annotated[str, Path(min_length=1, max_length=200, pattern=KEY)]
-EARLIEST, LATEST = datetime(1900, 1, 1, tzinfo=UTC), datetime(3000, 1, 1, tzinfo=UTC)
+EARLIEST, LATEST = datetime(1900, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC)
 
 
 class BadPeriod(DomainError):
@@ -48,8 +48,8 @@ async def campaign_report(
     currency: Annotated[str, Query(pattern=r"^[A-Z]{3}$", description="Money is never summed across currencies.")],
     group_by: GroupBy = GroupBy.CAMPAIGN,
     cohort: Annotated[Cohort | None, Query(description="One row per week or month of the customers' first lead.")] = None,
-    start: Annotated[AwareDatetime | None, Query(alias="from", description="Default: a year before `to`.")] = None,
-    end: Annotated[AwareDatetime | None, Query(alias="to", description="Exclusive; default: now.")] = None,
+    start: Annotated[Instant | None, Query(alias="from", description="Default: a year before `to`.")] = None,
+    end: Annotated[Instant | None, Query(alias="to", description="Exclusive; default: now.")] = None,
 ) -> CampaignReport:
     """Leads, qualified leads, customers reached first, first purchases, revenue and CLV of the customers acquired,
     by campaign or lead source over the period (and by cohort); cost per acquisition and return where a
@@ -57,7 +57,7 @@ async def campaign_report(
     end = end or datetime.now(UTC)
     start = start or end - timedelta(days=365)
     if not (EARLIEST <= start < end <= LATEST):
-        raise BadPeriod("need 1900-01-01 ≤ from < to ≤ 3000-01-01")
+        raise BadPeriod("need 1900-01-01 ≤ from < to ≤ 2200-01-01")
     return await service.report(session, group_by, cohort, currency, start, end)
 
 

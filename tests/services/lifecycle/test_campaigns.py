@@ -2,11 +2,16 @@
 net revenue and CLV of the acquired customers in one currency, cost per acquisition and return, by campaign,
 by lead source, over a period and by cohort; merges, redelivery and out-of-order CLV versions."""
 
+import importlib.util
 import uuid
 from decimal import Decimal
+from pathlib import Path
+
+import sqlalchemy as sa
 
 from shared.contracts import clv, interaction
 
+import lifecycle
 from tests.services.lifecycle.conftest import NOW, days_ago, envelope
 
 
@@ -151,3 +156,34 @@ async def test_campaign_resource_and_report(lc):
                    {"currency": "EUR", "from": "9999-12-31T23:59:59-14:00"}):
         resp = await lc.client.get("/v1/campaigns/report", params=params)
         assert resp.status_code == 422 and resp.headers["content-type"].startswith("application/problem+json"), params
+
+
+async def test_the_upgrade_takes_purchases_and_refunds_over_from_the_facts(lc):
+    """The copy is fed by the facts consumer, which has read the topics before the upgrade: migration 0010 fills
+    it from lifecycle's facts, so a customer's orders from before still precede a lead captured after."""
+    path = Path(lifecycle.__file__).parent / "migrations/versions/2026_12_04_0010_campaigns.py"
+    spec = importlib.util.spec_from_file_location("campaigns_migration", path)
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+
+    old, new, kept, cancelled = (uuid.uuid4() for _ in range(4))
+    await apply(lc, [bought(old, 40, "70.00", purchase_id=kept), bought(new, 3, "30.00", purchase_id=cancelled),
+                     refunded(old, kept, "20.00"), refunded(new, cancelled, "30.00", cancelled=True)])
+    before = await lc.sql("SELECT purchase_id, home_customer_id, amount, currency, occurred_at "
+                          "FROM lifecycle.campaign_purchase ORDER BY purchase_id")
+    refunds = await lc.sql("SELECT purchase_id, amount, cancelled FROM lifecycle.campaign_refund ORDER BY purchase_id")
+    async with lc.runtime.session_factory() as session, session.begin():  # as before the upgrade: empty copies
+        await session.execute(sa.text("DELETE FROM lifecycle.campaign_purchase"))
+        await session.execute(sa.text("DELETE FROM lifecycle.campaign_refund"))
+        for _ in range(2):  # the backfill is idempotent
+            for statement in migration.BACKFILL:
+                await session.execute(sa.text(statement))
+    assert await lc.sql("SELECT purchase_id, home_customer_id, amount, currency, occurred_at "
+                        "FROM lifecycle.campaign_purchase ORDER BY purchase_id") == before and len(before) == 2
+    assert await lc.sql("SELECT purchase_id, amount, cancelled FROM lifecycle.campaign_refund "
+                        "ORDER BY purchase_id") == refunds and len(refunds) == 2
+    # Leads after the upgrade: `old` was a customer before its lead, so its order after it is no first purchase
+    # (without the backfill it would be); `new` bought nothing after its lead.
+    await apply(lc, [lead(old, 2, "autumn", "web"), lead(new, 2, "autumn", "web"), bought(old, 1, "5.00")])
+    autumn = (await report(lc))["autumn"]
+    assert (autumn["leads"], autumn["customers"], autumn["first_purchases"]) == (2, 2, 0)

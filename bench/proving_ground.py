@@ -494,7 +494,7 @@ class Workload:
         elif kind == "unmerge":
             if (cid := await self.customer_id(client, c)) is not None:
                 resp = await self.admin(client, "GET", f"/v1/customers/{cid}/merges")
-                merges = [m for m in resp.json() if m["undone_at"] is None] if resp is not None and resp.status_code == 200 else []
+                merges = [m for m in resp.json()["items"] if m["undone_at"] is None] if resp is not None and resp.status_code == 200 else []
                 if merges:
                     undo = await self.admin(client, "POST", f"/v1/merges/{merges[0]['id']}/undo")
                     if undo is not None and undo.status_code < 300:

@@ -3,9 +3,12 @@
 Customers follow the shapes CRM data has: most buy once or twice, a few buy often (geometric counts), order
 values are log-normal, purchases spread over the last two years, three partner sources and several channels.
 Around the orders: sign-ups with an email and attributes, support and email touchpoints, NPS feedback with
-perceived against expected value, the odd refund, and prospects who are only leads so far. Orders carry a
-line with its category and (mostly) its unit cost, shipping costs and discounts, and the demo sets default
-cost rates and costs per touchpoint kind, so the profitability matrix has something to show. Once loaded, the
+perceived against expected value (some about a proposition), the odd refund, and prospects who are only leads so
+far. More than half the customers were first reached by a campaign (registered with budget and cost, so the
+campaign report shows cost per acquisition and return); two field-sales employees (partner kind `employee`) visit
+and survey customers, so partner figures and satisfaction trends show something. Orders carry a line with its
+category and (mostly) its unit cost, shipping costs and discounts, and the demo sets default cost rates and costs
+per touchpoint kind, so the profitability matrix has something to show. Once loaded, the
 value models are fitted and scored and the portfolio is segmented, so every part of the 360° view has data.
 """
 
@@ -18,6 +21,20 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 
 PARTNERS = {"shop-eu": ("EUR", ["web", "app"]), "pos-stores": ("EUR", ["store"]), "marketplace-us": ("USD", ["web"])}
+# The network-development programme: field sales employees who visit and survey customers.
+EMPLOYEES = {"rep-anna": "Anna (field sales)", "rep-ben": "Ben (field sales)"}
+# The acquisition programme: campaigns with their cost, and where their leads come from.
+CAMPAIGNS = {
+    "spring-sale": {"name": "Spring sale", "channel": "email", "currency": "EUR", "budget": "6000", "cost": "4500",
+                    "sources": ["newsletter", "web"]},
+    "webinar-q3": {"name": "Q3 product webinar", "channel": "web", "currency": "EUR", "budget": "2000", "cost": "1800",
+                   "sources": ["webinar"]},
+    "fair-2026": {"name": "Trade fair 2026", "channel": "event", "currency": "EUR", "budget": "9000", "cost": "8000",
+                  "sources": ["event", "referral"]},
+    "us-launch": {"name": "US marketplace launch", "channel": "social", "currency": "USD", "budget": "5000",
+                  "cost": "3500", "sources": ["social"]},
+}
+PROPOSITIONS = ["express-shipping", "loyalty-club", "extended-warranty"]
 BATCH = 500
 # Product categories and what their goods cost as a share of the price (the demo's cost settings use them
 # for the lines sent without a unit cost).
@@ -53,10 +70,20 @@ def generate_events(customers: int, seed: int = 7) -> list[dict]:
             "attributes": {"plan": rng.choice(["basic", "plus", "premium"]), "region": rng.choice(["north", "south"])},
             "consent": {"email_marketing": rng.random() < 0.6},
         })
-        if rng.random() < 0.1:  # a prospect: a lead, no order yet
-            event(partner, external_id, "lead.captured", first, {
-                "campaign": rng.choice(["spring-sale", "webinar-q3"]), "lead_source": "web", "qualified": rng.random() < 0.5})
+        if rng.random() < 0.55:  # reached by a campaign first: a lead before any order
+            key = "us-launch" if currency == "USD" else rng.choice(["spring-sale", "webinar-q3", "fair-2026"])
+            event(partner, external_id, "lead.captured", first - timedelta(days=rng.uniform(0.5, 20)), {
+                "campaign": key, "lead_source": rng.choice(CAMPAIGNS[key]["sources"]),
+                "qualified": rng.random() < 0.6})
+        if rng.random() < 0.15:  # a prospect: a lead, no order yet
             continue
+        if rng.random() < 0.25:  # an employee visits (touchpoint), identified by the customer's email; a third
+            rep = rng.choice(list(EMPLOYEES))  # of the visits come first: the employee brought the customer in
+            visit = first - timedelta(days=rng.uniform(1, 10)) if rng.random() < 0.33 else \
+                min(first + timedelta(days=rng.uniform(1, 60)), now)
+            event(rep, f"{rep}-{n}", "interaction.logged", visit, {
+                "channel": "store", "direction": "outbound", "outcome": "visited",
+                "identifiers": {"email": f"customer{n}@example.com"}})
         # The buy-till-you-die story the value models assume: purchases at a personal rate, and after each one
         # a personal chance of never coming back.
         mean_gap_days, p_drop = rng.gammavariate(1.5, 40), rng.betavariate(2, 6)
@@ -82,11 +109,21 @@ def generate_events(customers: int, seed: int = 7) -> list[dict]:
             when += timedelta(days=rng.expovariate(1 / mean_gap_days))
             if when > now or rng.random() < p_drop:
                 break
-        if rng.random() < 0.3:
+        for _ in range(3):  # satisfaction over time, from the shop or an employee's survey, some about a proposition
+            if rng.random() >= 0.3:
+                break
             nps = min(10, max(0, int(rng.gauss(7.5, 2))))
-            event(partner, external_id, "feedback.submitted", min(first + timedelta(days=30), now), {
-                "nps": nps, "csat": min(5, max(1, round(nps / 2))),
-                "perceived_value": round(rng.uniform(4, 9), 1), "expected_value": round(rng.uniform(6, 9), 1)})
+            when = min(first + timedelta(days=rng.uniform(7, 400)), now)
+            answer = {"nps": nps, "csat": min(5, max(1, round(nps / 2))),
+                      "perceived_value": round(rng.uniform(4, 9), 1), "expected_value": round(rng.uniform(6, 9), 1)}
+            if rng.random() < 0.4:
+                answer["proposition_id"] = rng.choice(PROPOSITIONS)
+            source, subject = partner, external_id
+            if rng.random() < 0.3:
+                source = rng.choice(list(EMPLOYEES))
+                subject = f"{source}-{n}"
+                answer["identifiers"] = {"email": f"customer{n}@example.com"}
+            event(source, subject, "feedback.submitted", when, answer)
     events.sort(key=lambda e: e["time"])
     return events
 
@@ -115,6 +152,7 @@ async def load_demo_data(gateway_url: str, customers: int, api_key: str) -> None
         async with session.put(f"{gateway_url}/v1/value/profitability/settings", json=COST_SETTINGS) as resp:
             if resp.status != 200:
                 raise RuntimeError(f"demo cost settings rejected ({resp.status}): {await resp.text()}")
+        await register_campaigns(session, gateway_url)
         for i in range(0, len(events), BATCH):
             batch = events[i : i + BATCH]
             async with session.post(f"{gateway_url}/v1/events", json=batch) as resp:
@@ -126,10 +164,25 @@ async def load_demo_data(gateway_url: str, customers: int, api_key: str) -> None
         await analyse(session, gateway_url)
 
 
+async def register_campaigns(session: aiohttp.ClientSession, gateway_url: str) -> None:
+    """The demo campaigns with budget and cost, so the campaign report shows cost per acquisition and return."""
+    today = datetime.now(UTC).date()
+    for key, c in CAMPAIGNS.items():
+        body = {k: v for k, v in c.items() if k != "sources"} | {
+            "starts_on": (today - timedelta(days=730)).isoformat(), "ends_on": today.isoformat()}
+        async with session.post(f"{gateway_url}/v1/campaigns", json={"key": key, **body}) as resp:
+            if resp.status == 409:  # registered by an earlier run
+                continue
+            if resp.status != 201:
+                raise RuntimeError(f"demo campaign {key} not registered ({resp.status}): {await resp.text()}")
+
+
 async def register_partners(session: aiohttp.ClientSession, gateway_url: str) -> None:
-    """The demo partners, trusted to link customers by email and phone (off for partners nobody registered)."""
-    for partner in PARTNERS:
-        body = {"name": partner, "kind": "retailer", "trust_contact_linking": True}
+    """The demo partners (and employees), trusted to link customers by email and phone (off for partners nobody
+    registered)."""
+    kinds = {p: ("retailer", p) for p in PARTNERS} | {e: ("employee", name) for e, name in EMPLOYEES.items()}
+    for partner, (kind, name) in kinds.items():
+        body = {"name": name, "kind": kind, "trust_contact_linking": True}
         async with session.post(f"{gateway_url}/v1/partners", json={"id": partner, **body}) as resp:
             if resp.status == 409:  # registered by an earlier run: make sure it is trusted
                 async with session.patch(f"{gateway_url}/v1/partners/{partner}", json=body) as patched:

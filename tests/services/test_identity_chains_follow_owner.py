@@ -5,8 +5,9 @@ Interaction produces the events for real (its HTTP door and merge routes): custo
 while its survivor was itself merged away, and a merge undone and replaced by another survivor. On a topic
 with several partitions the events arrive in any order (merges keyed by survivor, facts by their customer of
 the moment), so they are delivered to each copy's own handler in reverse and shuffled, twice some of them.
-Every copy (segmentation, clv, lifecycle) must then name interaction's survivor for every id and hold each
-live customer's order count and net spend as interaction does. Found by the proving ground (issue 12).
+Every copy (segmentation, clv, lifecycle and lifecycle's campaign copy) must then name interaction's survivor
+for every id and hold each live customer's order count and net spend as interaction does. Found by the
+proving ground (issue 12).
 
 clv's profitability is a second consumer of the same topic in clv (its own group, so its own arrival order)
 sharing clv's record of merges with the transaction summary: it gets its own shuffle, and its orders, net
@@ -141,6 +142,16 @@ async def profit_state(engine, customers: list[uuid.UUID], touchpoints: list[uui
     return {cid: lives.get(cid, cid) for cid in customers}, totals, placed
 
 
+# Each live customer's orders and net spend as the campaign report sees them (lifecycle/campaigns/repository.py).
+CAMPAIGN_PURCHASES = """(select coalesce(m.survivor_id, p.home_customer_id) as customer_id, p.currency,
+    count(*) as orders, sum(p.amount - coalesce(r.refunded, 0)) as net
+  from lifecycle.campaign_purchase p
+  left join lifecycle.merged_customer m on m.merged_id = p.home_customer_id
+  left join (select purchase_id, sum(amount) as refunded from lifecycle.campaign_refund group by purchase_id) r
+         on r.purchase_id = p.purchase_id
+  group by 1, 2) cp"""
+
+
 def _consumed(e: Envelope) -> ConsumedEvent:
     return ConsumedEvent(e, INTERACTION_EVENT_TYPES[e.type].model_validate(e.data), None)  # type: ignore[arg-type]
 
@@ -180,6 +191,8 @@ async def test_copies_follow_merge_chains_and_undos_in_any_arrival_order(interac
             "clv": ("clv.transaction_summary", "purchase_count", "total_spend - refunded_total", "clv.customer_alias"),
             "lifecycle": ("(select *, 'EUR' as currency from lifecycle.customer_stage) s", "order_count",
                           "total_spend", "lifecycle.merged_customer"),
+            # The campaign report's copy keeps homes and places them through lifecycle's lookup at read time.
+            "lifecycle campaigns": (CAMPAIGN_PURCHASES, "orders", "net", "lifecycle.merged_customer"),
         }.items():
             copy_survivors, copy_spend = await copy_state(engine, customers, summary, count, total, alias)
             divergences += [f"{name}: survivor of {cid} is {copy_survivors[cid]}, interaction's {s}"

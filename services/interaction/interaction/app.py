@@ -10,6 +10,8 @@ from interaction.identity.router import router as identity_router
 from interaction.ingestion.consumer import partner_ingest_subscription
 from interaction.ingestion.router import router as ingestion_router
 from interaction.partners.router import router as partners_router
+from interaction.satisfaction.router import router as satisfaction_router
+from interaction.segment_copy.projection import segment_copy_subscription
 from interaction.settings import SCHEMA, InteractionSettings
 from interaction.tables import messaging
 
@@ -18,10 +20,11 @@ def create_app(settings: InteractionSettings | None = None, transport: Transport
     settings = settings or InteractionSettings()
     runtime = ServiceRuntime(settings, schema=SCHEMA, tables=messaging, transport=transport)
     runtime.subscribe(partner_ingest_subscription(runtime.outbox))
+    runtime.subscribe(segment_copy_subscription())
     return create_service_app(
         runtime,
         title="interaction",
         description="Customer intimacy: partner event ingestion, identity resolution and merges, the customer profile, "
-        "timeline, search, partners, export and erasure.",
-        routers=[ingestion_router, customers_router, identity_router, partners_router],
+        "timeline, search, partners and their figures, satisfaction trends, export and erasure.",
+        routers=[ingestion_router, customers_router, identity_router, partners_router, satisfaction_router],
     )

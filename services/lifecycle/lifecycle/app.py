@@ -12,6 +12,7 @@ from shared.messaging.transport import Transport
 from shared.service import ServiceRuntime, create_service_app
 
 from lifecycle.analytics.router import router as analytics_router
+from lifecycle.campaigns.router import router as campaigns_router
 from lifecycle.pipelines.router import router as pipelines_router
 from lifecycle.rules.router import router as rules_router
 from lifecycle.rules.runs import Runner
@@ -49,8 +50,8 @@ def create_app(settings: LifecycleSettings | None = None, transport: Transport |
         runtime,
         title="lifecycle",
         description="Lifecycle pipeline: stages from Approach to Loyalty under a versioned rule set, stage history, "
-                    "manual moves, pipelines and deals, funnel and churn analytics.",
-        routers=[stages_router, rules_router, pipelines_router, analytics_router],
+                    "manual moves, pipelines and deals, funnel and churn analytics, campaigns and their report.",
+        routers=[stages_router, rules_router, pipelines_router, analytics_router, campaigns_router],
     )
     app.state.replays = replays = Runner(runtime)
     service_lifespan = app.router.lifespan_context

@@ -21,6 +21,41 @@ def membership(customer_id, key: str, change: str = "entered") -> SegmentMembers
                                     segment_name=key, kind=SegmentKind.RFM, change=change, changed_at=NOW)
 
 
+async def _outcome_is_write_once_and_corrected_with_an_audit(svc, first: dict) -> None:
+    """An outcome was overwritten silently (accepted → declined, 200): now write-once, corrected only explicitly."""
+    delivery_id = first["id"]
+    url = f"/v1/propositions/deliveries/{delivery_id}/outcome"
+    assert first["outcome"] == "accepted"
+    same = await svc.client.post(url, json={"outcome": "accepted"})
+    assert same.status_code == 200 and same.json() == first, "the same outcome again is idempotent"
+    other = await svc.client.post(url, json={"outcome": "declined"})
+    assert other.status_code == 409 and other.json()["type"].endswith("outcome-conflict")
+    assert "corrections" in other.json()["detail"]
+    assert (await svc.client.get(f"/v1/propositions/deliveries/{delivery_id}")).json() == first, "nothing changed"
+
+    corrections = f"{url}/corrections"
+    assert (await svc.client.post(corrections, json={"outcome": "declined"})).status_code == 422, "a reason is needed"
+    lone = await svc.client.post(corrections, content=r'{"outcome": "declined", "reason": "\ud800"}',
+                                 headers={"content-type": "application/json"})
+    assert lone.status_code == 422, "a reason Postgres cannot store is refused, not a 500"
+    assert (await svc.client.post(corrections, json={"outcome": "accepted", "reason": "x"})).status_code == 409
+    fixed = await svc.client.post(corrections, json={"outcome": "declined", "reason": "clicked by mistake, said the agent"})
+    assert fixed.status_code == 201, fixed.text
+    audit = fixed.json()
+    assert (audit["from_outcome"], audit["to_outcome"]) == ("accepted", "declined")
+    assert audit["reason"] == "clicked by mistake, said the agent" and audit["corrected_by"]
+    now = (await svc.client.get(f"/v1/propositions/deliveries/{delivery_id}")).json()
+    assert now["outcome"] == "declined" and now["corrections"] == 1
+    listed = (await svc.client.get(corrections)).json()
+    assert listed == {"items": [audit], "next_cursor": None}
+    assert (await svc.client.post(f"/v1/propositions/deliveries/{uuid.uuid4()}/outcome/corrections",
+                                  json={"outcome": "declined", "reason": "x"})).status_code == 404
+    # Put back as it was, audited too, so the rest of the scenario sees the accepted outcome.
+    back = await svc.client.post(corrections, json={"outcome": "accepted", "reason": "the customer did accept"})
+    assert back.status_code == 201
+    assert [c["to_outcome"] for c in (await svc.client.get(corrections, params={"limit": 1})).json()["items"]] == ["declined"]
+
+
 async def test_catalogue_next_best_deliveries_performance_and_gap(database_url):
     events = simulated_purchases(300, NOW - timedelta(days=1), seed=5)
     async with clv_service(database_url) as svc:
@@ -98,6 +133,7 @@ async def test_catalogue_next_best_deliveries_performance_and_gap(database_url):
         assert outcome.status_code == 200 and outcome.json()["outcome"] == "accepted"
         assert (await svc.client.post(f"/v1/propositions/deliveries/{uuid.uuid4()}/outcome",
                                       json={"outcome": "accepted"})).status_code == 404
+        await _outcome_is_write_once_and_corrected_with_an_audit(svc, outcome.json())
 
         # Performance against a holdout: a proposition that holds out about half, delivered to every customer.
         trial = await svc.client.post("/v1/propositions", json={

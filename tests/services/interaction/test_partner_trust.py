@@ -66,7 +66,7 @@ async def test_email_links_only_when_the_partner_is_trusted_and_the_merge_names_
     assert resp.status_code == 200, resp.text
     survivor = await customer_of(engine, "P-2", "probe-shop")
     assert survivor in (v1, v2) and await customer_of(engine, "V-1", "victim-shop") == survivor
-    [audit] = (await client.get(f"/v1/customers/{survivor}/merges")).json()
+    [audit] = (await client.get(f"/v1/customers/{survivor}/merges")).json()["items"]
     assert {audit["survivor_id"], audit["merged_id"]} == {str(v1), str(v2)} and audit["caused_by"] == ["probe-shop"]
     assert "probe-shop/" in audit["reason"]
 

@@ -58,6 +58,17 @@ async def test_every_event_type_lands_in_the_profile_the_timeline_and_the_outbox
 
     kinds = {(i["kind"], i["external_id"]) for i in profile["identifiers"]}
     assert {("email", "ada@example.com"), ("phone", "+442079460958"), ("source", "C-1")} <= kinds
+    # The identifiers list speaks the one list dialect: items + next_cursor, paged by kind, source and id.
+    listed, cursor = [], None
+    while True:
+        page = (await client.get(f"/v1/customers/{cid}/identifiers",
+                                 params={"limit": 2, **({"cursor": cursor} if cursor else {})})).json()
+        assert set(page) == {"items", "next_cursor"} and len(page["items"]) <= 2
+        listed += page["items"]
+        if (cursor := page["next_cursor"]) is None:
+            break
+    assert listed == sorted(profile["identifiers"], key=lambda i: (i["kind"], i["source"], i["external_id"]))
+    assert (await client.get(f"/v1/customers/{cid}/identifiers", params={"cursor": "bad"})).status_code == 422
     assert profile["attributes"]["visits"] == {"value": 12, "type": "number", "source": "shop-eu",
                                                "updated_at": profile["attributes"]["visits"]["updated_at"]}
     assert profile["attributes"]["birthday"]["type"] == "date"
@@ -142,7 +153,10 @@ async def test_shared_email_merges_into_the_oldest_and_the_undo_restores_both(cl
     assert via_old_id["partners"] == ["crm", "shop-eu"]
     [merged_event] = await outbox_events(engine, "customer.merged")
     assert merged_event["data"]["survivor_id"] == str(survivor) and merged_event["data"]["merged_id"] == str(merged)
-    [audit] = (await client.get(f"/v1/customers/{survivor}/merges")).json()
+    merges = (await client.get(f"/v1/customers/{survivor}/merges")).json()
+    assert merges["next_cursor"] is None
+    [audit] = merges["items"]
+    assert (await client.get(f"/v1/customers/{merged}/merges", params={"limit": 1})).json()["items"] == [audit]
     assert audit["id"] == merged_event["data"]["merge_id"] and audit["undone_at"] is None
     assert audit["reason"].startswith("event crm/") and "names identifiers of both customers" in audit["reason"]
     assert audit["caused_by"] == ["crm"]

@@ -46,6 +46,14 @@ def cancellation(cid: uuid.UUID, at: datetime, purchase_id: uuid.UUID) -> Envelo
         amount=Decimal("10"), currency="EUR", cancelled=True, occurred_at=at))
 
 
+def created(cid: uuid.UUID, at: datetime | None = None) -> Envelope:
+    return envelope(interaction.CustomerCreated(customer_id=cid, source="web", first_seen_at=at or NOW))
+
+
+def erased(cid: uuid.UUID, at: datetime | None = None) -> Envelope:
+    return envelope(interaction.CustomerErased(customer_id=cid, erased_at=at or NOW))
+
+
 def lead(cid: uuid.UUID, at: datetime, qualified: bool = False, referred_by: uuid.UUID | None = None) -> Envelope:
     return envelope(interaction.LeadCaptured(customer_id=cid, source="web", qualified=qualified,
                                              referred_by_customer_id=referred_by, occurred_at=at))

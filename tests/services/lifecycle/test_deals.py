@@ -3,7 +3,9 @@
 import uuid
 from decimal import Decimal
 
-from tests.services.lifecycle.conftest import days_ago, deal_updated, lead
+from shared.contracts.interaction import CustomerMerged
+
+from tests.services.lifecycle.conftest import NOW, created, days_ago, deal_updated, envelope, erased, lead
 
 
 async def test_seeded_pipelines_and_a_new_one(lc):
@@ -28,7 +30,7 @@ async def test_seeded_pipelines_and_a_new_one(lc):
 
 async def test_deal_lifecycle_through_the_api(lc):
     cid = uuid.uuid4()
-    await lc.apply([lead(cid, days_ago(3))])
+    await lc.apply([created(cid, days_ago(3)), lead(cid, days_ago(3))])
     resp = await lc.client.post("/v1/deals", json={"customer_id": str(cid), "pipeline": "sales", "amount": "1200.00",
                                                    "currency": "EUR", "owner": "bob"})
     assert resp.status_code == 201, resp.text
@@ -56,6 +58,15 @@ async def test_deal_lifecycle_through_the_api(lc):
     assert (await lc.client.get(f"/v1/deals/{uuid.uuid4()}")).status_code == 404
     page = (await lc.client.get(f"/v1/customers/{cid}/deals")).json()
     assert [d["id"] for d in page["items"]] == [deal["id"]]
+    # A list shows each deal's history as the deal resource does (it showed `history: []`).
+    def steps(history: list[dict]) -> list[tuple]:  # seconds_in_stage of the current stage grows between reads
+        return [(h["stage"], h["entered_at"], h["left_at"], h["actor"]) for h in history]
+
+    one = (await lc.client.get(f"/v1/deals/{deal['id']}")).json()
+    assert steps(page["items"][0]["history"]) == steps(one["history"])
+    assert [h["stage"] for h in page["items"][0]["history"]] == ["lead", "proposal", "lost"]
+    listed = (await lc.client.get("/v1/deals", params={"customer_id": str(cid)})).json()["items"][0]
+    assert steps(listed["history"]) == steps(one["history"])
     assert (await lc.client.get("/v1/deals", params={"cursor": "garbage"})).status_code == 422
     assert (await lc.client.delete("/v1/pipelines/sales")).status_code == 409
 
@@ -81,6 +92,9 @@ async def test_partner_deal_events_move_deals_and_the_forecast(lc):
     assert (sales["pipeline"], sales["currency"], sales["deals"]) == ("sales", "EUR", 2)
     assert Decimal(sales["amount"]) == 3000
     assert Decimal(sales["weighted"]) == Decimal("1000") * Decimal("0.5") + Decimal("2000") * Decimal("0.75")
+    # Money has 4 decimals everywhere: amount × probability (4 × 4 decimals) is rounded, not shown with 8.
+    assert sales["weighted"] == "2000.0000" and all(s["weighted"].endswith(".0000") and len(s["weighted"].split(".")[1]) == 4
+                                                    for s in sales["stages"])
 
     await lc.apply([deal_updated(b, days_ago(1), "D-2", "won", amount="2000")])
     [sales] = (await lc.client.get("/v1/lifecycle/analytics/pipeline-value")).json()["forecasts"]
@@ -97,3 +111,29 @@ async def test_a_deal_opened_and_won_in_one_batch_still_made_the_prospect_an_acq
     assert [h["stage"] for h in view["history"]] == ["approach", "acquisition"]
     [deal] = (await lc.client.get(f"/v1/customers/{cid}/deals")).json()["items"]
     assert (deal["stage"], deal["status"]) == ("won", "won")
+
+
+async def test_a_deal_needs_a_customer_interaction_announced(lc):
+    """A deal for an id interaction never minted was opened (201) for nobody; an erased one too."""
+    stranger = uuid.uuid4()
+    body = {"pipeline": "sales", "amount": "100", "currency": "EUR"}
+    resp = await lc.client.post("/v1/deals", json={"customer_id": str(stranger), **body})
+    assert resp.status_code == 422 and resp.json()["type"].endswith("unknown-customer"), resp.text
+    assert resp.headers["content-type"].startswith("application/problem+json")
+    assert (await lc.client.get("/v1/deals")).json()["items"] == [], "nothing was opened"
+
+    known, gone = uuid.uuid4(), uuid.uuid4()
+    await lc.apply([created(known), created(gone)])
+    await lc.apply([created(known)])  # redelivered or duplicated: changes nothing
+    assert (await lc.client.post("/v1/deals", json={"customer_id": str(known), **body})).status_code == 201
+    await lc.apply([erased(gone)])
+    resp = await lc.client.post("/v1/deals", json={"customer_id": str(gone), **body})
+    assert resp.status_code == 422 and "erased" in resp.json()["detail"]
+
+    # A merged-away id opens the deal for its survivor, as every other read of that id answers as the survivor.
+    merged = uuid.uuid4()
+    await lc.apply([created(merged)])
+    await lc.apply([envelope(CustomerMerged(customer_id=known, merge_id=uuid.uuid4(), survivor_id=known,
+                                            merged_id=merged, reason="same email", merged_at=NOW))])
+    resp = await lc.client.post("/v1/deals", json={"customer_id": str(merged), **body})
+    assert resp.status_code == 201 and resp.json()["customer_id"] == str(known)

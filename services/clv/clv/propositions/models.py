@@ -43,7 +43,23 @@ delivery = sa.Table(
     sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("outcome", sa.Text),
     sa.Column("outcome_at", sa.DateTime(timezone=True)),
+    sa.Column("corrections", sa.Integer, nullable=False, server_default="0"),
     *_timestamps(),
+)
+
+# The audit of outcome corrections: an outcome is write-once, and changing it says who and why.
+outcome_correction = sa.Table(
+    "outcome_correction",
+    metadata,
+    sa.Column("id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("delivery_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("from_outcome", sa.Text, nullable=False),
+    sa.Column("to_outcome", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("corrected_by", sa.Text, nullable=False),
+    sa.Column("corrected_at", sa.DateTime(timezone=True), nullable=False),
+    *_timestamps(),
+    sa.Index("ix_outcome_correction_delivery", "delivery_id", "corrected_at", "id"),
 )
 
 # What other services tell us about a customer, for targeting and the value-gap report.

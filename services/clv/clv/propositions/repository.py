@@ -6,7 +6,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from clv.propositions.models import customer_stage, delivery, proposition, segment_membership
+from clv.propositions.models import customer_stage, delivery, outcome_correction, proposition, segment_membership
 from clv.scoring.models import customer_value
 
 
@@ -80,9 +80,34 @@ async def get_delivery(session: AsyncSession, delivery_id: uuid.UUID) -> sa.Row 
     return (await session.execute(sa.select(delivery).where(delivery.c.id == delivery_id))).one_or_none()
 
 
-async def set_outcome(session: AsyncSession, delivery_id: uuid.UUID, outcome: str) -> sa.Row:
-    return (await session.execute(sa.update(delivery).where(delivery.c.id == delivery_id).values(
-        outcome=outcome, outcome_at=sa.func.now(), updated_at=sa.func.now()).returning(delivery))).one()
+async def set_first_outcome(session: AsyncSession, delivery_id: uuid.UUID, outcome: str) -> sa.Row | None:
+    """The outcome, only if none is recorded yet (atomic: two racing answers cannot both win)."""
+    return (await session.execute(sa.update(delivery).where(delivery.c.id == delivery_id, delivery.c.outcome.is_(None))
+                                  .values(outcome=outcome, outcome_at=sa.func.now(), updated_at=sa.func.now())
+                                  .returning(delivery))).one_or_none()
+
+
+async def correct_outcome(session: AsyncSession, delivery_id: uuid.UUID, from_outcome: str,
+                          values: dict[str, Any]) -> sa.Row | None:
+    """Change the outcome from `from_outcome` (None if it changed meanwhile) and write the audit row."""
+    row = (await session.execute(sa.update(delivery).where(delivery.c.id == delivery_id,
+                                                           delivery.c.outcome == from_outcome)
+                                 .values(outcome=values["to_outcome"], outcome_at=values["corrected_at"],
+                                         corrections=delivery.c.corrections + 1, updated_at=sa.func.now())
+                                 .returning(delivery.c.id))).one_or_none()
+    if row is None:
+        return None
+    return (await session.execute(sa.insert(outcome_correction).values(delivery_id=delivery_id, from_outcome=from_outcome,
+                                                                       **values).returning(outcome_correction))).one()
+
+
+async def corrections(session: AsyncSession, delivery_id: uuid.UUID, after: tuple[datetime, uuid.UUID] | None,
+                      limit: int) -> list[sa.Row]:
+    c = outcome_correction
+    q = sa.select(c).where(c.c.delivery_id == delivery_id).order_by(c.c.corrected_at, c.c.id).limit(limit)
+    if after is not None:
+        q = q.where(sa.tuple_(c.c.corrected_at, c.c.id) > sa.tuple_(sa.literal(after[0]), sa.literal(after[1])))
+    return list((await session.execute(q)).all())
 
 
 PERFORMANCE = sa.text("""

@@ -6,13 +6,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from shared.db import SessionDep
+from shared.internal_auth import CALLER_SCOPE_KEY
 from shared.pagination import Cursor, InvalidCursor, Limit, decode, encode
 from shared.problems import DomainError, NotFound, problem_responses
 
 from clv.propositions import repository, service
 from clv.transaction_summary.router import resolve_customer
 from clv.propositions.schemas import (
-    DeliveryCreate, DeliveryPage, DeliveryRead, GapGroupBy, GapReport, NextBest, OutcomeCreate, Performance, PropositionCreate,
+    CorrectionCreate, CorrectionPage, CorrectionRead, DeliveryCreate, DeliveryPage, DeliveryRead, GapGroupBy, GapReport, NextBest, OutcomeCreate, Performance, PropositionCreate,
     PropositionKind, PropositionPage, PropositionRead, PropositionUpdate,
 )
 
@@ -67,11 +68,43 @@ async def get_performance(proposition_id: uuid.UUID, session: SessionDep) -> Per
     return await service.performance(session, proposition_id)
 
 
+@router.get("/v1/propositions/deliveries/{delivery_id}", response_model=DeliveryRead, responses=problem_responses(NotFound))
+async def get_delivery(delivery_id: uuid.UUID, session: SessionDep) -> DeliveryRead:
+    """One delivery with its outcome and how many times that outcome was corrected."""
+    return DeliveryRead.model_validate((await service.get_delivery(session, delivery_id))._mapping)
+
+
 @router.post("/v1/propositions/deliveries/{delivery_id}/outcome", response_model=DeliveryRead,
              responses=problem_responses(NotFound, service.OutcomeConflict))
 async def record_outcome(delivery_id: uuid.UUID, body: OutcomeCreate, session: SessionDep) -> DeliveryRead:
-    """Record the customer's answer to a delivery: accepted, declined or ignored."""
+    """Record the customer's answer to a delivery: accepted, declined or ignored.
+
+    Write-once: the same answer again is idempotent (200, unchanged); a different one is a 409 `outcome-conflict`
+    (change it through `/outcome/corrections`, which keeps who and why)."""
     return await service.record_outcome(session, delivery_id, body.outcome)
+
+
+@router.post("/v1/propositions/deliveries/{delivery_id}/outcome/corrections", status_code=201,
+             response_model=CorrectionRead, responses=problem_responses(NotFound, service.OutcomeConflict))
+async def correct_outcome(delivery_id: uuid.UUID, body: CorrectionCreate, request: Request,
+                          session: SessionDep) -> CorrectionRead:
+    """Correct a recorded outcome, audited: the caller (as the gateway vouched for it), the reason, from and to."""
+    caller = request.scope.get(CALLER_SCOPE_KEY)
+    corrected_by = f"{caller.subject} ({caller.role})" if caller is not None else "unknown"
+    return await service.correct_outcome(session, delivery_id, body, corrected_by)
+
+
+@router.get("/v1/propositions/deliveries/{delivery_id}/outcome/corrections", response_model=CorrectionPage,
+            responses=problem_responses(NotFound, InvalidCursor))
+async def list_corrections(delivery_id: uuid.UUID, session: SessionDep, limit: Limit = 50,
+                           cursor: Cursor = None) -> CorrectionPage:
+    """The audit of a delivery's outcome corrections, oldest first."""
+    after = decode(cursor, datetime, uuid.UUID)
+    await service.get_delivery(session, delivery_id)
+    rows = await repository.corrections(session, delivery_id, after, limit + 1)
+    page = rows[:limit]
+    return CorrectionPage(items=[CorrectionRead.model_validate(r._mapping) for r in page],
+                          next_cursor=encode(page[-1].corrected_at, page[-1].id) if len(rows) > limit else None)
 
 
 @router.get("/v1/customers/{customer_id}/propositions/next-best", response_model=NextBest,

@@ -6,6 +6,7 @@ from enum import StrEnum
 from pydantic import BaseModel, Field
 
 from shared.contracts.lifecycle import Stage
+from shared.validation import StorableText
 
 
 class PropositionKind(StrEnum):
@@ -121,7 +122,8 @@ class DeliveryRead(BaseModel):
     expected_gain: Money | None
     delivered_at: datetime
     outcome: Outcome | None
-    outcome_at: datetime | None
+    outcome_at: datetime | None = Field(description="When the outcome was first recorded (or last corrected).")
+    corrections: int = Field(0, description="How many audited corrections changed the outcome.")
 
 
 class DeliveryPage(BaseModel):
@@ -131,6 +133,29 @@ class DeliveryPage(BaseModel):
 
 class OutcomeCreate(BaseModel):
     outcome: Outcome
+
+
+class CorrectionCreate(BaseModel):
+    """Change a recorded outcome: the audit keeps who (the caller the gateway vouched for) and why."""
+
+    outcome: Outcome
+    reason: StorableText = Field(min_length=1, max_length=1000,
+                        examples=["the agent clicked accepted by mistake"])
+
+
+class CorrectionRead(BaseModel):
+    id: uuid.UUID
+    delivery_id: uuid.UUID
+    from_outcome: Outcome
+    to_outcome: Outcome
+    reason: str
+    corrected_by: str = Field(description="The API key id (or token subject) and role of the caller.")
+    corrected_at: datetime
+
+
+class CorrectionPage(BaseModel):
+    items: list[CorrectionRead]
+    next_cursor: str | None = None
 
 
 class Performance(BaseModel):

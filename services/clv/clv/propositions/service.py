@@ -16,7 +16,7 @@ from shared.problems import DomainError, NotFound
 
 from clv.propositions import repository
 from clv.propositions.schemas import (
-    Candidate, DeliveryCreate, DeliveryRead, GapReport, GapRow, NextBest, Performance, PropositionCreate,
+    Candidate, CorrectionCreate, CorrectionRead, DeliveryCreate, DeliveryRead, GapReport, GapRow, NextBest, Performance, PropositionCreate,
     PropositionRead, PropositionUpdate,
 )
 from clv.transaction_summary.router import resolve_customer
@@ -160,13 +160,39 @@ async def deliver(session: AsyncSession, outbox: Outbox, customer_id: uuid.UUID,
     return DeliveryRead.model_validate(row._mapping)
 
 
-async def record_outcome(session: AsyncSession, delivery_id: uuid.UUID, outcome: str) -> DeliveryRead:
+async def get_delivery(session: AsyncSession, delivery_id: uuid.UUID) -> sa.Row:
     row = await repository.get_delivery(session, delivery_id)
     if row is None:
         raise NotFound(f"no delivery {delivery_id}")
+    return row
+
+
+async def record_outcome(session: AsyncSession, delivery_id: uuid.UUID, outcome: str) -> DeliveryRead:
+    """Write-once: the first answer stands; the same answer again is a no-op; another one is a conflict."""
+    row = await get_delivery(session, delivery_id)
     if row.group == "holdout":
         raise OutcomeConflict("a holdout delivery was never sent: it has no outcome")
-    return DeliveryRead.model_validate((await repository.set_outcome(session, delivery_id, outcome))._mapping)
+    if row.outcome is None:
+        row = await repository.set_first_outcome(session, delivery_id, outcome) or await get_delivery(session, delivery_id)
+    if row.outcome != outcome:
+        raise OutcomeConflict(f"the outcome is already {row.outcome}; an outcome is recorded once. To change it, "
+                              f"POST /v1/propositions/deliveries/{delivery_id}/outcome/corrections with a reason")
+    return DeliveryRead.model_validate(row._mapping)
+
+
+async def correct_outcome(session: AsyncSession, delivery_id: uuid.UUID, body: CorrectionCreate,
+                          corrected_by: str) -> CorrectionRead:
+    row = await get_delivery(session, delivery_id)
+    if row.outcome is None:
+        raise OutcomeConflict("the delivery has no outcome yet: record it with POST .../outcome")
+    if row.outcome == body.outcome:
+        raise OutcomeConflict(f"the outcome is already {row.outcome}: nothing to correct")
+    audit = await repository.correct_outcome(session, delivery_id, row.outcome, {
+        "id": uuid.uuid4(), "to_outcome": body.outcome.value, "reason": body.reason, "corrected_by": corrected_by,
+        "corrected_at": datetime.now(UTC)})
+    if audit is None:
+        raise OutcomeConflict("the outcome changed meanwhile: read it again and retry")
+    return CorrectionRead.model_validate(audit._mapping)
 
 
 async def performance(session: AsyncSession, proposition_id: uuid.UUID) -> Performance:

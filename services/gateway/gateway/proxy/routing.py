@@ -11,10 +11,10 @@ OWNERSHIP: list[tuple[str, str]] = [
     (rf"^/v1/customers/{_SEG}/(segmentation|segments)(/|$)", "segmentation"),
     (rf"^/v1/customers/{_SEG}/(value|propositions)(/|$)", "clv"),
     (rf"^/v1/customers/{_SEG}/(lifecycle|deals)(/|$)", "lifecycle"),
-    (r"^/v1/(customers|events|merges|partners)(/|$)", "interaction"),
+    (r"^/v1/(customers|events|merges|partners|satisfaction)(/|$)", "interaction"),
     (r"^/v1/(segments|segmentation)(/|$)", "segmentation"),
     (r"^/v1/(value|propositions)(/|$)", "clv"),
-    (r"^/v1/(lifecycle|pipelines|deals)(/|$)", "lifecycle"),
+    (r"^/v1/(lifecycle|pipelines|deals|campaigns)(/|$)", "lifecycle"),
 ]
 _COMPILED = [(re.compile(pattern), service) for pattern, service in OWNERSHIP]
 # The gateway's own routes; never proxied.

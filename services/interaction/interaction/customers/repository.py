@@ -18,6 +18,16 @@ async def get_customer(session: AsyncSession, customer_id: uuid.UUID) -> sa.Row 
     return (await session.execute(sa.select(customer).where(customer.c.id == customer_id))).first()
 
 
+async def identifiers_page(session: AsyncSession, customer_id: uuid.UUID, after: tuple[str, str, str] | None,
+                           limit: int) -> list[sa.Row]:
+    i = customer_identifier
+    q = (sa.select(i.c.kind, i.c.source, i.c.external_id).where(i.c.customer_id == customer_id)
+         .order_by(i.c.kind, i.c.source, i.c.external_id).limit(limit))
+    if after is not None:
+        q = q.where(sa.tuple_(i.c.kind, i.c.source, i.c.external_id) > sa.tuple_(*map(sa.literal, after)))
+    return list((await session.execute(q)).all())
+
+
 async def get_profile_parts(session: AsyncSession, customer_id: uuid.UUID) -> dict:
     identifiers = (await session.execute(
         sa.select(customer_identifier.c.kind, customer_identifier.c.source, customer_identifier.c.external_id)

@@ -7,13 +7,14 @@ from fastapi import APIRouter, Query, Request
 from pydantic import AfterValidator, AwareDatetime
 
 from shared.contracts.partner import PARTNER_EVENT_TYPES
+from shared import pagination
 from shared.db import SessionDep
 from shared.problems import DomainError, NotFound, problem_responses
 
 from interaction.customers import service
 from interaction.customers.cursor import InvalidCursor
 from interaction.customers.schemas import (
-    CustomerExport, CustomerPage, CustomerProfileRead, ErasureRead, IdentifierRead, TimelinePage,
+    CustomerExport, CustomerPage, CustomerProfileRead, ErasureRead, IdentifierPage, TimelinePage,
 )
 from interaction.identity.normalise import normalise_email, normalise_phone
 
@@ -84,10 +85,12 @@ async def get_customer(customer_id: uuid.UUID, session: SessionDep) -> CustomerP
     return await service.get_profile(session, customer_id)
 
 
-@router.get("/{customer_id}/identifiers", response_model=list[IdentifierRead], responses=problem_responses(NotFound))
-async def get_identifiers(customer_id: uuid.UUID, session: SessionDep) -> list[IdentifierRead]:
-    """The identifiers the customer is known by (of the survivor, for a merged-away id)."""
-    return (await service.get_profile(session, customer_id)).identifiers
+@router.get("/{customer_id}/identifiers", response_model=IdentifierPage,
+            responses=problem_responses(NotFound, pagination.InvalidCursor))
+async def get_identifiers(customer_id: uuid.UUID, session: SessionDep, limit: pagination.Limit = 50,
+                          cursor: pagination.Cursor = None) -> IdentifierPage:
+    """The identifiers the customer is known by (of the survivor, for a merged-away id), by kind, source and id."""
+    return await service.identifiers_page(session, customer_id, limit, pagination.decode(cursor, str, str, str))
 
 
 @router.get("/{customer_id}/timeline", response_model=TimelinePage,

@@ -12,6 +12,11 @@ class IdentifierRead(BaseModel):
     external_id: str = Field(examples=["C-1001"], description="The id, normalised (emails lower-case, phones E.164).")
 
 
+class IdentifierPage(BaseModel):
+    items: list[IdentifierRead]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page; absent on the last page.")
+
+
 class AttributeRead(BaseModel):
     value: str | int | float | bool | None
     type: str = Field(examples=["string", "number", "boolean", "date", "null"])

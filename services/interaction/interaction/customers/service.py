@@ -11,12 +11,13 @@ from shared.contracts import interaction as contracts
 from shared.contracts.envelope import Envelope
 from shared.contracts.topics import INTERACTION_EVENTS
 from shared.messaging.outbox import Outbox
+from shared.pagination import encode
 from shared.problems import DomainError, NotFound
 
 from interaction.customers import cursor, erasure, repository
 from interaction.customers.schemas import (
     AttributeRead, ConsentRead, CustomerExport, CustomerPage, CustomerProfileRead, CustomerSummaryRead, ErasureRead,
-    IdentifierRead, PurchaseTotalRead, ScoreRead, TimelineEntryRead, TimelinePage,
+    IdentifierPage, IdentifierRead, PurchaseTotalRead, ScoreRead, TimelineEntryRead, TimelinePage,
 )
 from interaction.identity import repository as identity_repository
 
@@ -39,6 +40,16 @@ async def resolve_live(session: AsyncSession, customer_id: uuid.UUID) -> uuid.UU
     if live is None:
         raise NotFound(f"no customer {customer_id}")
     return live
+
+
+async def identifiers_page(session: AsyncSession, customer_id: uuid.UUID, limit: int,
+                           after: tuple[str, str, str] | None) -> IdentifierPage:
+    live = await resolve_live(session, customer_id)
+    rows = await repository.identifiers_page(session, live, after, limit + 1)
+    page = rows[:limit]
+    return IdentifierPage(items=[IdentifierRead(kind=r.kind, source=r.source, external_id=r.external_id) for r in page],
+                          next_cursor=encode(page[-1].kind, page[-1].source, page[-1].external_id)
+                          if len(rows) > limit else None)
 
 
 async def get_profile(session: AsyncSession, customer_id: uuid.UUID) -> CustomerProfileRead:

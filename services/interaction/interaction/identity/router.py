@@ -1,20 +1,24 @@
 import uuid
+from datetime import datetime
 
 from fastapi import APIRouter, Request, status
 
+from shared import pagination
 from shared.db import SessionDep
 from shared.problems import NotFound, problem_responses
 
 from interaction.identity import service
-from interaction.identity.schemas import MergeCreate, MergeRead, UnmergeRead
+from interaction.identity.schemas import MergeCreate, MergePage, MergeRead, UnmergeRead
 
 router = APIRouter(prefix="/v1", tags=["identity"])
 
 
-@router.get("/customers/{customer_id}/merges", response_model=list[MergeRead], responses=problem_responses(NotFound))
-async def list_merges(customer_id: uuid.UUID, session: SessionDep) -> list[MergeRead]:
+@router.get("/customers/{customer_id}/merges", response_model=MergePage,
+            responses=problem_responses(NotFound, pagination.InvalidCursor))
+async def list_merges(customer_id: uuid.UUID, session: SessionDep, limit: pagination.Limit = 50,
+                      cursor: pagination.Cursor = None) -> MergePage:
     """The merge audit of a customer: merges it survived and the merge that folded it away, oldest first."""
-    return await service.merges_of(session, customer_id)
+    return await service.merges_of(session, customer_id, limit, pagination.decode(cursor, datetime, uuid.UUID))
 
 
 @router.post("/merges", response_model=MergeRead, status_code=status.HTTP_201_CREATED,

@@ -17,6 +17,11 @@ class MergeRead(BaseModel):
     undone_at: datetime | None
 
 
+class MergePage(BaseModel):
+    items: list[MergeRead]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page; absent on the last page.")
+
+
 class UnmergeRead(MergeRead):
     restored_id: uuid.UUID
     purchase_ids: list[uuid.UUID] = Field(description="Purchases that moved back to the restored customer.")

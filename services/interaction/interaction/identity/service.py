@@ -10,11 +10,12 @@ from shared.contracts import interaction as contracts
 from shared.contracts.envelope import Envelope
 from shared.contracts.topics import INTERACTION_EVENTS
 from shared.messaging.outbox import Outbox
+from shared.pagination import encode
 from shared.problems import DomainError, NotFound
 
 from interaction.customers.models import customer, customer_merge
 from interaction.identity import repository
-from interaction.identity.schemas import MergeCreate, MergeRead, UnmergeRead
+from interaction.identity.schemas import MergeCreate, MergePage, MergeRead, UnmergeRead
 from interaction.traits.service import recompute_traits
 
 
@@ -42,13 +43,19 @@ async def get_merge(session: AsyncSession, merge_id: uuid.UUID) -> MergeRead:
     return _read(row)
 
 
-async def merges_of(session: AsyncSession, customer_id: uuid.UUID) -> list[MergeRead]:
+async def merges_of(session: AsyncSession, customer_id: uuid.UUID, limit: int,
+                    after: tuple[datetime, uuid.UUID] | None) -> MergePage:
     if (await session.execute(sa.select(customer.c.id).where(customer.c.id == customer_id))).first() is None:
         raise NotFound(f"no customer {customer_id}")
     m = customer_merge
-    rows = (await session.execute(sa.select(m).where(sa.or_(m.c.survivor_id == customer_id, m.c.merged_id == customer_id))
-                                  .order_by(m.c.merged_at, m.c.id))).all()
-    return [_read(r) for r in rows]
+    q = (sa.select(m).where(sa.or_(m.c.survivor_id == customer_id, m.c.merged_id == customer_id))
+         .order_by(m.c.merged_at, m.c.id).limit(limit + 1))
+    if after is not None:
+        q = q.where(sa.tuple_(m.c.merged_at, m.c.id) > sa.tuple_(sa.literal(after[0]), sa.literal(after[1])))
+    rows = (await session.execute(q)).all()
+    page = rows[:limit]
+    return MergePage(items=[_read(r) for r in page],
+                     next_cursor=encode(page[-1].merged_at, page[-1].id) if len(rows) > limit else None)
 
 
 async def undo_merge(session: AsyncSession, outbox: Outbox, merge_id: uuid.UUID) -> UnmergeRead:

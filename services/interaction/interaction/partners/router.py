@@ -11,7 +11,8 @@ from interaction.customers import cursor
 from interaction.customers.service import entry, summary
 from interaction.partners import repository
 from interaction.partners.schemas import (
-    PartnerCreate, PartnerCustomerPage, PartnerKind, PartnerPage, PartnerRead, PartnerTouchpointPage, PartnerUpdate,
+    PartnerCreate, PartnerCustomerPage, PartnerFeedback, PartnerFigures, PartnerKind, PartnerRevenue,
+    PartnerSegmentShare, PartnerPage, PartnerRead, PartnerTouchpointPage, PartnerUpdate,
 )
 
 router = APIRouter(prefix="/v1/partners", tags=["partners"])
@@ -109,3 +110,24 @@ async def partner_touchpoints(partner_id: PartnerId, session: SessionDep, limit:
     items = [entry(r) for r in rows[:limit]]
     next_cursor = cursor.encode(items[-1].occurred_at.isoformat(), items[-1].id) if len(rows) > limit else None
     return PartnerTouchpointPage(items=items, next_cursor=next_cursor)
+
+
+@router.get("/{partner_id}/figures", response_model=PartnerFigures, responses=problem_responses(NotFound))
+async def partner_figures(partner_id: PartnerId, session: SessionDep) -> PartnerFigures:
+    """What the partner contributes: customers brought and reached, revenue per currency, touchpoints, feedback
+    (NPS, CSAT) and its share of each segment."""
+    await _existing(session, partner_id)
+    f = await repository.figures(session, partner_id)
+    t, fb = f["totals"], f["feedback"]
+    return PartnerFigures(
+        partner_id=partner_id, customers_brought=t.customers_brought, customers_reached=t.customers_reached,
+        revenue=[PartnerRevenue(currency=r.currency, orders=r.orders, revenue=r.revenue) for r in f["revenue"]],
+        touchpoints=t.touchpoints,
+        feedback=PartnerFeedback(responses=t.responses, nps_responses=fb.nps_responses,
+                                 nps=round(float(fb.nps), 1) if fb.nps is not None else None,
+                                 mean_nps=round(float(fb.mean_nps), 2) if fb.mean_nps is not None else None,
+                                 csat_responses=fb.csat_responses,
+                                 mean_csat=round(float(fb.mean_csat), 2) if fb.mean_csat is not None else None),
+        segments=[PartnerSegmentShare(segment_key=r.segment_key, segment_name=r.segment_name, members=r.members,
+                                      brought=r.brought, reached=r.reached, share=round(r.brought / r.members, 4))
+                  for r in f["segments"]])

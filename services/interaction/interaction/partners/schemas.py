@@ -1,4 +1,5 @@
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,6 +22,7 @@ class PartnerKind(StrEnum):
     SUPPORT_DESK = "support_desk"
     MARKETING = "marketing"
     INVESTOR = "investor"
+    EMPLOYEE = "employee"
     OTHER = "other"
     UNCLASSIFIED = "unclassified"
 
@@ -65,3 +67,40 @@ class PartnerCustomerPage(BaseModel):
 class PartnerTouchpointPage(BaseModel):
     items: list[TimelineEntryRead]
     next_cursor: str | None = None
+
+
+class PartnerRevenue(BaseModel):
+    currency: str
+    orders: int = Field(description="Orders this partner sent, cancelled ones excluded.")
+    revenue: Decimal = Field(description="Σ order amount − refunds, cancelled orders excluded (4 decimals).")
+
+
+class PartnerFeedback(BaseModel):
+    responses: int
+    nps_responses: int
+    nps: float | None = Field(description="% promoters (9–10) − % detractors (0–6) of the NPS answers; null without any.")
+    mean_nps: float | None
+    csat_responses: int
+    mean_csat: float | None
+
+
+class PartnerSegmentShare(BaseModel):
+    segment_key: str
+    segment_name: str
+    members: int = Field(description="The segment's current members (live customers).")
+    brought: int = Field(description="Members this partner brought (its event was the customer's first fact).")
+    reached: int = Field(description="Members this partner has any fact about.")
+    share: float = Field(description="brought / members: the partner's share of the segment.")
+
+
+class PartnerFigures(BaseModel):
+    """What a partner contributes: customers brought and reached, revenue, touchpoints, feedback, segment shares."""
+
+    partner_id: str
+    customers_brought: int = Field(description="Live customers whose first recorded fact came from this partner.")
+    customers_reached: int = Field(description="Live customers this partner sent any fact about.")
+    revenue: list[PartnerRevenue] = Field(description="Per currency; money is never summed across currencies.")
+    touchpoints: int = Field(description="interaction.logged events from this partner.")
+    feedback: PartnerFeedback
+    segments: list[PartnerSegmentShare] = Field(description="Every segment with members, largest share first. "
+                                                            "Memberships come from segmentation's events.")

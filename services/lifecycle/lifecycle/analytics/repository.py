@@ -100,7 +100,7 @@ SELECT
 
 PIPELINE_VALUE = sa.text("""
 SELECT p.key AS pipeline, d.currency, s.key AS stage, s.position, s.win_probability, count(*) AS deals,
-       sum(d.amount) AS amount, sum(d.amount * s.win_probability) AS weighted
+       sum(d.amount) AS amount, round(sum(d.amount * s.win_probability), 4) AS weighted
 FROM lifecycle.deal d
 JOIN lifecycle.pipeline p ON p.id = d.pipeline_id
 JOIN lifecycle.pipeline_stage s ON s.pipeline_id = d.pipeline_id AND s.key = d.stage_key

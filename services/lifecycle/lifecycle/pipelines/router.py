@@ -7,6 +7,7 @@ from shared.db import SessionDep
 from shared.pagination import InvalidCursor, decode, encode
 from shared.problems import NotFound, problem_responses
 
+from lifecycle.customers.service import UnknownCustomer
 from lifecycle.pipelines import repository, service
 from lifecycle.text import NO_NUL
 from lifecycle.pipelines.schemas import (
@@ -66,9 +67,12 @@ async def delete_pipeline(session: SessionDep, key: str = Path(max_length=100, p
     return Response(status_code=204)
 
 
-@router.post("/v1/deals", response_model=DealRead, status_code=201, responses=problem_responses(service.InvalidDeal))
+@router.post("/v1/deals", response_model=DealRead, status_code=201,
+             responses=problem_responses(service.InvalidDeal, UnknownCustomer))
 async def create_deal(body: DealCreate, session: SessionDep, request: Request) -> DealRead:
-    """Open a deal for a customer (an open deal also moves a prospect to Acquisition)."""
+    """Open a deal for a customer interaction knows (an open deal also moves a prospect to Acquisition).
+
+    A merged-away id opens the deal for its survivor; an id never announced by interaction, or erased, is a 422."""
     deal_id = await service.create_deal(session, request.app.state.runtime.outbox, body)
     return await _read_deal(session, deal_id)
 
@@ -113,7 +117,9 @@ async def _page(session, limit: int, cursor: str | None, **filters) -> DealPage:
     rows = await repository.page_deals(session, after=after, limit=limit + 1, **filters)
     more = len(rows) > limit
     rows = rows[:limit]
-    return DealPage(items=[_deal(r) for r in rows],
+    # Each deal with its history, as the deal resource shows it (one query for the page).
+    history = await repository.history(session, [r["id"] for r in rows])
+    return DealPage(items=[_deal(r, history[r["id"]]) for r in rows],
                     next_cursor=encode(rows[-1]["created_at"], rows[-1]["id"]) if more else None)
 
 

@@ -15,6 +15,7 @@ from shared.messaging.inbox import ConsumedEvent
 from shared.messaging.outbox import Outbox
 from shared.problems import DomainError, NotFound
 
+from lifecycle.customers import service as customers
 from lifecycle.pipelines import repository
 from lifecycle.pipelines.schemas import DealCreate, DealMove, PipelineCreate
 from lifecycle.rules.engine import Fact, FactKind
@@ -67,20 +68,21 @@ async def create_deal(session: AsyncSession, outbox: Outbox, body: DealCreate, a
     if p is None:
         raise InvalidDeal(f"no pipeline {body.pipeline!r}")
     stage = _stage(p, body.stage) if body.stage else p.ordered[0]
+    customer_id = await customers.existing(session, body.customer_id)
     now = datetime.now(UTC)
     deal_id = uuid.uuid4()
     await repository.insert_deal(session, {
-        "id": deal_id, "customer_id": body.customer_id, "pipeline_id": p.id, "stage_key": stage.key,
+        "id": deal_id, "customer_id": customer_id, "pipeline_id": p.id, "stage_key": stage.key,
         "status": stage.outcome, "title": body.title, "amount": body.amount, "currency": body.currency,
         "expected_close": body.expected_close, "owner": body.owner, "stage_entered_at": now,
     }, actor, None)
-    await outbox.add(session, LIFECYCLE_EVENTS, [stage_changed(deal_id, body.customer_id, p.key, None, stage.key,
+    await outbox.add(session, LIFECYCLE_EVENTS, [stage_changed(deal_id, customer_id, p.key, None, stage.key,
                                                                stage.outcome, now)])
     if stage.outcome == "open":
         # An open deal is a lifecycle fact too: it moves a prospect to Acquisition.
         fact = Fact(FactKind.DEAL_OPEN, now, DEALS_SOURCE, f"{deal_id}:created")
-        await stages_repo.insert_facts(session, [stages_repo.fact_row(body.customer_id, fact)])
-        await stages.rederive(session, outbox, [body.customer_id])
+        await stages_repo.insert_facts(session, [stages_repo.fact_row(customer_id, fact)])
+        await stages.rederive(session, outbox, [customer_id])
     return deal_id
 
 

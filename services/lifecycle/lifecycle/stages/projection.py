@@ -12,19 +12,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.clv import CustomerValueUpdated
 from shared.contracts.interaction import (
-    CustomerErased, CustomerMerged, CustomerUnmerged, DealUpdated, FeedbackRecorded, LeadCaptured,
+    CustomerCreated, CustomerErased, CustomerMerged, CustomerUnmerged, DealUpdated, FeedbackRecorded, LeadCaptured,
     PurchaseRecorded, PurchaseRefunded,
 )
 from shared.contracts.topics import CLV_EVENTS, INTERACTION_EVENTS
 from shared.messaging.inbox import ConsumedEvent, Subscription
 from shared.messaging.outbox import Outbox
 
+from lifecycle.campaigns import projection as campaigns
+from lifecycle.customers import service as customers
 from lifecycle.pipelines import service as deals
 from lifecycle.rules.engine import Fact, FactKind
 from lifecycle.stages import repository, service
 
 EVENT_TYPES = {m.EVENT_TYPE: m for m in [
-    LeadCaptured, DealUpdated, PurchaseRecorded, PurchaseRefunded, FeedbackRecorded, CustomerMerged,
+    CustomerCreated, LeadCaptured, DealUpdated, PurchaseRecorded, PurchaseRefunded, FeedbackRecorded, CustomerMerged,
     CustomerUnmerged, CustomerErased,
 ]} | {CustomerValueUpdated.EVENT_TYPE: CustomerValueUpdated}
 
@@ -67,6 +69,8 @@ def facts_of(e: ConsumedEvent, deal_is_open: Callable[[DealUpdated], bool]) -> l
 def facts_subscription(outbox: Outbox) -> Subscription:
     async def apply(session: AsyncSession, events: list[ConsumedEvent]) -> None:
         touched: set[uuid.UUID] = set()
+        await customers.apply(session, events)
+        await campaigns.apply(session, events)
         deal_events = [e for e in events if isinstance(e.payload, DealUpdated)]
         outcomes = await deals.apply_partner_deals(session, outbox, deal_events) if deal_events else {}
         rows = []
@@ -84,7 +88,9 @@ def facts_subscription(outbox: Outbox) -> Subscription:
                 case CustomerUnmerged() as u:
                     touched |= await repository.follow_identity(session, u.merge_id, u.survivor_id, u.restored_id,
                                                                 u.version, undone=True, listed=u.purchase_ids)
+                    await campaigns.follow_unmerge(session, u)
                 case CustomerErased() as x:
+                    await campaigns.erase(session, x.customer_id)  # first: it reads the chain the next one drops
                     await repository.erase(session, x.customer_id)
                     touched.add(x.customer_id)
         await service.rederive(session, outbox, list(touched), correlation_id=events[0].envelope.correlationid)

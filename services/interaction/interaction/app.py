@@ -2,6 +2,7 @@
 
 from fastapi import FastAPI
 
+from shared.group_commit import GroupCommit
 from shared.messaging.transport import Transport
 from shared.service import ServiceRuntime, create_service_app
 
@@ -9,6 +10,7 @@ from interaction.customers.router import router as customers_router
 from interaction.identity.router import router as identity_router
 from interaction.ingestion.consumer import partner_ingest_subscription
 from interaction.ingestion.router import router as ingestion_router
+from interaction.ingestion.service import store_http_batches
 from interaction.partners.router import router as partners_router
 from interaction.settings import SCHEMA, InteractionSettings
 from interaction.tables import messaging
@@ -18,10 +20,16 @@ def create_app(settings: InteractionSettings | None = None, transport: Transport
     settings = settings or InteractionSettings()
     runtime = ServiceRuntime(settings, schema=SCHEMA, tables=messaging, transport=transport)
     runtime.subscribe(partner_ingest_subscription(runtime.outbox))
-    return create_service_app(
+    app = create_service_app(
         runtime,
         title="interaction",
         description="Customer intimacy: partner event ingestion, identity resolution and merges, the customer profile, "
         "timeline, search, partners, export and erasure.",
         routers=[ingestion_router, customers_router, identity_router, partners_router],
     )
+    # HTTP ingestion: concurrent requests share one transaction (docs/interaction.md, "Group commit").
+    app.state.ingest_group = GroupCommit(
+        runtime.session_factory, lambda session, batches: store_http_batches(session, runtime.outbox, batches),
+        max_wait_s=settings.ingest_group_max_wait_ms / 1000, max_size=settings.ingest_group_max_events,
+        name="interaction-ingest-group") if settings.ingest_group_commit else None
+    return app

@@ -2,7 +2,9 @@
 
 Per batch, set-based: the events become fact rows (one per event and kind, inserted once: a redelivered or
 duplicate event adds nothing), identity events fold, restore or erase facts, deals move, and every customer
-the batch touched is re-derived from its whole sorted history. So the stage never depends on arrival order.
+the batch touched is derived again: from the state kept with its stage when its new facts only extend its
+history, else from its whole sorted history. Either way the stage is the one the sorted history gives, so it
+never depends on arrival order.
 """
 
 import uuid
@@ -67,24 +69,37 @@ def facts_subscription(outbox: Outbox) -> Subscription:
         touched: set[uuid.UUID] = set()
         deal_events = [e for e in events if isinstance(e.payload, DealUpdated)]
         outcomes = await deals.apply_partner_deals(session, outbox, deal_events) if deal_events else {}
-        rows = []
+        rows, facts = [], []
         for e in events:
             for customer_id, fact, extra in facts_of(e, lambda _: outcomes.get(e.envelope.id, "open") == "open"):
                 rows.append(repository.fact_row(customer_id, fact, **extra))
+                facts.append((customer_id, fact, extra.get("amount")))
                 touched.add(customer_id)
-        await repository.insert_facts(session, rows)
-        # Identity events are rare: applied one by one, in the order they arrived.
+        inserted = await repository.insert_facts(session, rows)
+        new_facts: dict[uuid.UUID, repository.CustomerFacts] = {}
+        for customer_id, fact, amount in facts:
+            if fact.key in inserted:
+                inserted.discard(fact.key)  # the same event twice in the batch is one fact
+                new_facts.setdefault(customer_id, repository.CustomerFacts()).add(fact, amount)
+        # Identity events are rare: applied one by one, in the order they arrived. They move facts between
+        # customers, so the customers they concern are replayed whole, never derived incrementally.
         for e in events:
             match e.payload:
                 case CustomerMerged() as m:
                     await repository.fold_facts(session, m.merge_id, m.survivor_id, m.merged_id)
-                    touched |= {m.survivor_id, m.merged_id}
+                    moved = {m.survivor_id, m.merged_id}
                 case CustomerUnmerged() as u:
                     await repository.restore_facts(session, u.merge_id, u.survivor_id, u.restored_id, u.purchase_ids)
-                    touched |= {u.survivor_id, u.restored_id}
+                    moved = {u.survivor_id, u.restored_id}
                 case CustomerErased() as x:
                     await repository.erase(session, x.customer_id)
-                    touched.add(x.customer_id)
-        await service.rederive(session, outbox, list(touched), correlation_id=events[0].envelope.correlationid)
+                    moved = {x.customer_id}
+                case _:
+                    continue
+            touched |= moved
+            for customer_id in moved:
+                new_facts.pop(customer_id, None)
+        await service.rederive(session, outbox, list(touched), correlation_id=events[0].envelope.correlationid,
+                               new_facts=new_facts)
 
     return Subscription(name="facts", topics=[INTERACTION_EVENTS, CLV_EVENTS], event_types=EVENT_TYPES, handler=apply)

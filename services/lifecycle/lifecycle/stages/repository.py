@@ -25,6 +25,7 @@ INSERT INTO lifecycle.customer_fact (source, event_id, kind, customer_id, occurr
 SELECT * FROM unnest(CAST(:sources AS text[]), CAST(:event_ids AS text[]), CAST(:kinds AS text[]),
                      CAST(:customer_ids AS uuid[]), CAST(:occurred AS timestamptz[]), CAST(:data AS jsonb[]))
 ON CONFLICT DO NOTHING
+RETURNING source, event_id, kind
 """)
 
 # Transaction-scoped per-customer locks, always taken in one order: the consumer, the sweep and manual moves
@@ -59,14 +60,21 @@ SELECT * FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:from_stages AS text[])
 # `version` is null for a customer whose stage published nothing this time: the stored one stands.
 UPSERT_STAGES = sa.text("""
 INSERT INTO lifecycle.customer_stage AS s
-    (customer_id, stage, stage_entered_at, order_count, total_spend, last_purchase_at, rule_set_version, version)
+    (customer_id, stage, stage_entered_at, order_count, total_spend, last_purchase_at, rule_set_version, version,
+     derivation)
 SELECT * FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:stages AS text[]), CAST(:entered AS timestamptz[]),
                      CAST(:counts AS int[]), CAST(:totals AS numeric[]), CAST(:lasts AS timestamptz[]),
-                     CAST(:versions AS int[]), CAST(:stage_versions AS bigint[]))
+                     CAST(:versions AS int[]), CAST(:stage_versions AS bigint[]), CAST(:derivations AS jsonb[]))
 ON CONFLICT (customer_id) DO UPDATE SET
     stage = EXCLUDED.stage, stage_entered_at = EXCLUDED.stage_entered_at, order_count = EXCLUDED.order_count,
     total_spend = EXCLUDED.total_spend, last_purchase_at = EXCLUDED.last_purchase_at,
-    rule_set_version = EXCLUDED.rule_set_version, version = coalesce(EXCLUDED.version, s.version), updated_at = now()
+    rule_set_version = EXCLUDED.rule_set_version, version = coalesce(EXCLUDED.version, s.version),
+    derivation = EXCLUDED.derivation, updated_at = now()
+""")
+
+SELECT_CURRENT = sa.text("""
+SELECT customer_id, stage, stage_entered_at, order_count, total_spend, last_purchase_at, rule_set_version, derivation
+FROM lifecycle.customer_stage WHERE customer_id = ANY(CAST(:customer_ids AS uuid[]))
 """)
 
 NEXT_VERSIONS = sa.text("SELECT nextval('lifecycle.stage_version_seq') FROM generate_series(1, :n)")
@@ -82,12 +90,19 @@ def fact_row(customer_id: uuid.UUID, fact: Fact, **extra: object) -> dict:
             "occurred_at": fact.occurred_at, "data": orjson.dumps(data, default=str).decode()}
 
 
-async def insert_facts(session: AsyncSession, rows: Sequence[dict]) -> None:
+async def insert_facts(session: AsyncSession, rows: Sequence[dict]) -> set[tuple[str, str, str]]:
+    """Stores the facts not stored yet; returns the keys (source, event id, kind) of those it inserted."""
     if not rows:
-        return
-    await session.execute(INSERT_FACTS, {k: [r[c] for r in rows] for k, c in (
+        return set()
+    inserted = await session.execute(INSERT_FACTS, {k: [r[c] for r in rows] for k, c in (
         ("sources", "source"), ("event_ids", "event_id"), ("kinds", "kind"), ("customer_ids", "customer_id"),
         ("occurred", "occurred_at"), ("data", "data"))})
+    return {(r.source, r.event_id, r.kind) for r in inserted}
+
+
+async def load_current(session: AsyncSession, customer_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, sa.Row]:
+    """The current stage rows of these customers (stage, aggregates, rule-set version, derivation state)."""
+    return {r.customer_id: r for r in await session.execute(SELECT_CURRENT, {"customer_ids": list(customer_ids)})}
 
 
 async def latest_fact_at(session: AsyncSession, customer_id: uuid.UUID) -> datetime | None:
@@ -109,6 +124,15 @@ class CustomerFacts:
         self.amounts: dict[str, Decimal] = {}
         self.refunded: dict[str, Decimal] = {}  # purchase id → refunded so far
 
+    def add(self, fact: Fact, amount: object = None) -> None:
+        self.facts.append(fact)
+        if amount is None:
+            return
+        if fact.kind is FactKind.PURCHASE:
+            self.amounts[fact.purchase_id] = Decimal(str(amount))
+        elif fact.kind is FactKind.REFUND:
+            self.refunded[fact.purchase_id] = self.refunded.get(fact.purchase_id, Decimal(0)) + Decimal(str(amount))
+
 
 async def load_facts(session: AsyncSession, customer_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, CustomerFacts]:
     out: dict[uuid.UUID, CustomerFacts] = defaultdict(CustomerFacts)
@@ -116,19 +140,13 @@ async def load_facts(session: AsyncSession, customer_ids: Sequence[uuid.UUID]) -
     for r in rows:
         d = r.data
         kind = FactKind(r.kind)
-        cf = out[r.customer_id]
-        cf.facts.append(Fact(
+        out[r.customer_id].add(Fact(
             kind=kind, occurred_at=r.occurred_at, source=r.source, event_id=r.event_id,
             purchase_id=d.get("purchase_id"), nps=d.get("nps"), tier=d.get("tier"),
             probability_alive=d.get("probability_alive"),
             to_stage=Stage(d["to_stage"]) if d.get("to_stage") else None, actor=d.get("actor"),
             reason=d.get("reason"),
-        ))
-        if kind is FactKind.PURCHASE and d.get("amount") is not None:
-            cf.amounts[d["purchase_id"]] = Decimal(str(d["amount"]))
-        elif kind is FactKind.REFUND and d.get("amount") is not None:
-            pid = d["purchase_id"]
-            cf.refunded[pid] = cf.refunded.get(pid, Decimal(0)) + Decimal(str(d["amount"]))
+        ), d.get("amount"))
     return out
 
 
@@ -173,6 +191,25 @@ async def write_history(session: AsyncSession, derived: dict[uuid.UUID, list[Tra
     if keep:
         await session.execute(CLOSE_OPEN, {"customer_ids": list(keep),
                                            "left": [derived[c][keep[c]].entered_at for c in keep]})
+    hist = _history_rows(derived, keep, version)
+    if hist:
+        await session.execute(INSERT_HISTORY, hist)
+    await refresh_funnel_entries(session, list(derived))
+
+
+async def append_history(session: AsyncSession, appended: dict[uuid.UUID, list[Transition]], version: int) -> None:
+    """Transitions that follow a customer's stored history (incremental derivation): the open row is closed
+    where the first of them begins, they are inserted, and the funnel rows refreshed."""
+    appended = {cid: ts for cid, ts in appended.items() if ts}
+    if not appended:
+        return
+    await session.execute(CLOSE_OPEN, {"customer_ids": list(appended),
+                                       "left": [ts[0].entered_at for ts in appended.values()]})
+    await session.execute(INSERT_HISTORY, _history_rows(appended, {}, version))
+    await refresh_funnel_entries(session, list(appended))
+
+
+def _history_rows(derived: dict[uuid.UUID, list[Transition]], keep: dict[uuid.UUID, int], version: int) -> dict:
     hist: dict[str, list] = defaultdict(list)
     for cid, transitions in derived.items():
         for i, t in enumerate(transitions):
@@ -189,9 +226,7 @@ async def write_history(session: AsyncSession, derived: dict[uuid.UUID, list[Tra
             hist["trigger_ids"].append(t.trigger_event_id)
             hist["actors"].append(t.actor)
             hist["versions"].append(version)
-    if hist:
-        await session.execute(INSERT_HISTORY, dict(hist))
-    await refresh_funnel_entries(session, list(derived))
+    return dict(hist)
 
 
 async def next_versions(session: AsyncSession, n: int) -> list[int]:
@@ -204,10 +239,11 @@ async def next_versions(session: AsyncSession, n: int) -> list[int]:
 
 async def write_current(session: AsyncSession, derived: dict[uuid.UUID, list[Transition]],
                         aggregates: dict[uuid.UUID, tuple[int, Decimal, datetime | None]], version: int,
-                        stage_versions: dict[uuid.UUID, int]) -> None:
+                        stage_versions: dict[uuid.UUID, int], derivations: dict[uuid.UUID, dict]) -> None:
     """The current stage row of each customer: its last transition and purchase aggregates; none without one.
 
-    `stage_versions` holds the version of the last stage.changed published for a customer in this transaction."""
+    `stage_versions` holds the version of the last stage.changed published for a customer in this transaction;
+    `derivations` the rules' state after each customer's last fact (JSON)."""
     staged = {cid: ts[-1] for cid, ts in derived.items() if ts}
     gone = [cid for cid, ts in derived.items() if not ts]
     if gone:
@@ -222,6 +258,7 @@ async def write_current(session: AsyncSession, derived: dict[uuid.UUID, list[Tra
             "lasts": [aggregates[c][2] for c in staged],
             "versions": [version] * len(staged),
             "stage_versions": [stage_versions.get(c) for c in staged],
+            "derivations": [orjson.dumps(derivations[c]).decode() if c in derivations else None for c in staged],
         })
 
 

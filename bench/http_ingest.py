@@ -6,7 +6,8 @@ with `INTERACTION_INGEST_GROUP_COMMIT=false` (one transaction per request, as be
 gateway. Both get the same load, one after the other, with a partner key minted through `POST /v1/api-keys`
 with the rate the load needs:
   single   one event per request, offered open loop at `--rate` requests/s (latency from each request's
-           scheduled send time, so a system that falls behind shows it); goal ≥ 2,000 requests/s, all accepted
+           scheduled send time, so a system that falls behind shows it; a request due while `--max-in-flight`
+           wait is shed and counted); goal ≥ 2,000 requests/s, all accepted
   batch    100 events per request, closed loop with `--batch-concurrency` posters; goal ≥ 10,000 events/s
 Customers are drawn from a pool (`--customers`), so identities are both created and found. Every response
 must be 200 with every event accepted, and interaction must hold every accepted event, or the benchmark raises.
@@ -48,6 +49,7 @@ class Tally:
         self.statuses: dict[int, int] = {}
         self.accepted = 0
         self.elapsed = 0.0
+        self.shed = 0  # open loop: requests not sent because `max_in_flight` were already waiting
 
     def record(self, status: int, latency: float, accepted: int) -> None:
         self.statuses[status] = self.statuses.get(status, 0) + 1
@@ -65,9 +67,22 @@ async def post(session: aiohttp.ClientSession, events: list[dict], scheduled: fl
         tally.record(0, time.perf_counter() - scheduled, 0)
 
 
-async def single_open_loop(gateway: str, key: str, run: str, rate: float, seconds: float, customers: int) -> Tally:
-    """One event per request, sent on a fixed schedule whatever the answers (open loop)."""
+async def single_open_loop(gateway: str, key: str, run: str, rate: float, seconds: float, customers: int,
+                           max_in_flight: int) -> Tally:
+    """One event per request, sent on a fixed schedule whatever the answers (open loop). A request due while
+    `max_in_flight` wait for their answers is shed (counted, not sent): the generator's own queue would
+    otherwise time requests out before they leave it, and a system that falls behind shows as shed requests."""
     tally = Tally()
+    in_flight = 0
+
+    async def tracked(events: list[dict], scheduled: float) -> None:
+        nonlocal in_flight
+        in_flight += 1
+        try:
+            await post(session, events, scheduled, tally)
+        finally:
+            in_flight -= 1
+
     connector = aiohttp.TCPConnector(limit=1000, limit_per_host=1000)
     async with aiohttp.ClientSession(gateway, connector=connector, headers={"X-API-Key": key},
                                      timeout=aiohttp.ClientTimeout(total=30)) as session:
@@ -79,7 +94,10 @@ async def single_open_loop(gateway: str, key: str, run: str, rate: float, second
             delay = scheduled - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(post(session, [order(run, i, customers)], scheduled, tally)))
+            if in_flight >= max_in_flight:
+                tally.shed += 1
+                continue
+            tasks.append(asyncio.create_task(tracked([order(run, i, customers)], scheduled)))
         await asyncio.gather(*tasks)
         tally.elapsed = time.perf_counter() - start
     return tally
@@ -113,19 +131,21 @@ async def warm_up(gateway: str, key: str, run: str) -> None:
 def summary(name: str, tally: Tally, events_per_request: int, cpu: dict[str, float]) -> dict:
     ok = tally.statuses.get(200, 0)
     sent = sum(tally.statuses.values())
+    shed = tally.shed
     row = {"requests": sent, "ok": ok, "statuses": {str(k): v for k, v in sorted(tally.statuses.items())},
            "accepted_events": tally.accepted, "seconds": round(tally.elapsed, 2),
            "requests_per_s": round(ok / tally.elapsed, 1), "events_per_s": round(tally.accepted / tally.elapsed, 1)}
     if tally.latencies:
         row |= {f"p{q}_ms": round(harness.percentile(tally.latencies, q) * 1000, 1) for q in (50, 99)}
-    all_ok = ok == sent and tally.accepted == sent * events_per_request
+    row["shed"] = shed
+    all_ok = ok == sent and tally.accepted == sent * events_per_request and not shed
     row["all_accepted"] = all_ok
     # CPU per request of each process: steadier than throughput on a shared machine.
     row["cpu_us_per_request"] = {k: round(v / max(sent, 1) * 1e6) for k, v in cpu.items()}
     others = ", ".join(f"{k}: {v}" for k, v in row["statuses"].items() if k != "200") or "none"
     print(f"  {name:<18}{row['requests_per_s']:>10.0f}{row['events_per_s']:>12.0f}{row.get('p50_ms', 0):>10.1f}"
           f"{row.get('p99_ms', 0):>10.1f}{row['cpu_us_per_request']['gateway']:>10}{row['cpu_us_per_request']['interaction']:>10}"
-          f"  not 200: {others}; {'all accepted' if all_ok else 'NOT all accepted'}")
+          f"  not 200: {others}; shed: {shed}; {'all accepted' if all_ok else 'NOT all accepted'}")
     return row
 
 
@@ -133,6 +153,7 @@ def main(argv: list[str]) -> dict:
     parser = argparse.ArgumentParser(prog="python -m bench http_ingest", description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=GOAL_SINGLE_RPS, help="single-event requests/s offered")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each measured load")
+    parser.add_argument("--max-in-flight", type=int, default=512, help="open loop: requests awaiting an answer at most")
     parser.add_argument("--batch-concurrency", type=int, default=8, help="posters of 100-event batches")
     parser.add_argument("--customers", type=int, default=5000, help="distinct customers the events are about")
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated of {list(MODES)}")
@@ -174,7 +195,7 @@ def main(argv: list[str]) -> dict:
                 pids = {"gateway": gateway.proc.pid, "interaction": interaction.proc.pid}
                 cpu = {k: harness.cpu_seconds(p) for k, p in pids.items()}
                 single = asyncio.run(single_open_loop(gateway.url, key, f"{run}s", args.rate, args.seconds,
-                                                      args.customers))
+                                                      args.customers, args.max_in_flight))
                 cpu, before = {k: harness.cpu_seconds(p) for k, p in pids.items()}, cpu
                 results[mode] = {"run": run, "single": summary("single event", single, 1,
                                                                {k: cpu[k] - before[k] for k in cpu})}

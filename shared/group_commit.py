@@ -59,6 +59,8 @@ class GroupCommit(Generic[T, R]):
     async def submit(self, work: T, size: int = 1) -> R:
         """Applies `work` in a shared transaction; returns its result once that transaction has committed."""
         waiting = _Waiting(work, max(1, size), asyncio.get_running_loop().create_future())
+        # Retrieved even when the request has gone away, so a failure it never reads is not logged as lost.
+        waiting.future.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._waiting.append(waiting)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name=self.name)

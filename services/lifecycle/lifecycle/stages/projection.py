@@ -32,19 +32,21 @@ EVENT_TYPES = {m.EVENT_TYPE: m for m in [
 
 
 def facts_of(e: ConsumedEvent, deal_is_open: Callable[[DealUpdated], bool]) -> list[tuple[uuid.UUID, Fact, dict]]:
-    """The facts one event contributes: (customer, fact, extra data to keep)."""
+    """The facts one event contributes: (the customer it came in under, fact, extra data to keep)."""
     p, src, eid = e.payload, e.envelope.source, e.envelope.id
+    # Interaction's facts name their home (shared/contracts/identity.py); others stand for their customer.
+    home = getattr(p, "home_customer_id", None) or p.customer_id
     match p:
         case PurchaseRecorded():
-            return [(p.customer_id, Fact(FactKind.PURCHASE, p.occurred_at, src, eid, purchase_id=str(p.purchase_id)),
+            return [(home, Fact(FactKind.PURCHASE, p.occurred_at, src, eid, purchase_id=str(p.purchase_id)),
                      {"amount": str(p.amount), "currency": p.currency})]
         case PurchaseRefunded():
             # Every refund lowers the net spend; a cancellation also takes the purchase out of the rules.
-            refund = (p.customer_id, Fact(FactKind.REFUND, p.occurred_at, src, eid, purchase_id=str(p.purchase_id)),
+            refund = (home, Fact(FactKind.REFUND, p.occurred_at, src, eid, purchase_id=str(p.purchase_id)),
                       {"amount": str(p.amount), "currency": p.currency})
             if not p.cancelled:
                 return [refund]
-            return [refund, (p.customer_id, Fact(FactKind.CANCELLATION, p.occurred_at, src, eid,
+            return [refund, (home, Fact(FactKind.CANCELLATION, p.occurred_at, src, eid,
                                                  purchase_id=str(p.purchase_id)), {})]
         case LeadCaptured():
             kind = FactKind.QUALIFIED_LEAD if p.qualified else FactKind.LEAD
@@ -55,7 +57,7 @@ def facts_of(e: ConsumedEvent, deal_is_open: Callable[[DealUpdated], bool]) -> l
         case DealUpdated() if deal_is_open(p):
             return [(p.customer_id, Fact(FactKind.DEAL_OPEN, p.occurred_at, src, eid), {})]
         case FeedbackRecorded() if p.nps is not None:
-            return [(p.customer_id, Fact(FactKind.FEEDBACK, p.occurred_at, src, eid, nps=p.nps), {})]
+            return [(home, Fact(FactKind.FEEDBACK, p.occurred_at, src, eid, nps=p.nps), {})]
         case CustomerValueUpdated():
             # clv's version is kept with the fact: `reconcile` compares the newest one with clv's state.
             return [(p.customer_id, Fact(FactKind.VALUE, p.as_of, src, eid, tier=p.tier,
@@ -71,26 +73,29 @@ def facts_subscription(outbox: Outbox) -> Subscription:
         outcomes = await deals.apply_partner_deals(session, outbox, deal_events) if deal_events else {}
         rows, facts = [], []
         for e in events:
-            for customer_id, fact, extra in facts_of(e, lambda _: outcomes.get(e.envelope.id, "open") == "open"):
-                rows.append(repository.fact_row(customer_id, fact, **extra))
-                facts.append((customer_id, fact, extra.get("amount")))
-                touched.add(customer_id)
+            for home, fact, extra in facts_of(e, lambda _: outcomes.get(e.envelope.id, "open") == "open"):
+                rows.append(repository.fact_row(home, fact, **extra))
+                facts.append((fact, extra))
+                touched.add(home)
         inserted = await repository.insert_facts(session, rows)
+        touched |= set(inserted.values())
+        # The facts actually stored (the same event twice in the batch is one fact), with the customer they
+        # were stored with: what an incremental derivation applies to the state kept with that customer.
         new_facts: dict[uuid.UUID, repository.CustomerFacts] = {}
-        for customer_id, fact, amount in facts:
-            if fact.key in inserted:
-                inserted.discard(fact.key)  # the same event twice in the batch is one fact
-                new_facts.setdefault(customer_id, repository.CustomerFacts()).add(fact, amount)
-        # Identity events are rare: applied one by one, in the order they arrived. They move facts between
-        # customers, so the customers they concern are replayed whole, never derived incrementally.
+        for fact, extra in facts:
+            if (customer_id := inserted.pop((fact.source, fact.event_id, fact.kind.value), None)) is not None:
+                new_facts.setdefault(customer_id, repository.CustomerFacts()).add(fact, extra)
+        # Identity events are rare: applied one by one; the facts follow the merges in force, in any order. They
+        # move facts between customers (or delete them), so every customer they concern is replayed whole.
         for e in events:
             match e.payload:
                 case CustomerMerged() as m:
-                    await repository.fold_facts(session, m.merge_id, m.survivor_id, m.merged_id)
-                    moved = {m.survivor_id, m.merged_id}
+                    moved = await repository.follow_identity(session, m.merge_id, m.survivor_id, m.merged_id,
+                                                             m.version, undone=False) | {m.survivor_id, m.merged_id}
                 case CustomerUnmerged() as u:
-                    await repository.restore_facts(session, u.merge_id, u.survivor_id, u.restored_id, u.purchase_ids)
-                    moved = {u.survivor_id, u.restored_id}
+                    moved = await repository.follow_identity(session, u.merge_id, u.survivor_id, u.restored_id,
+                                                             u.version, undone=True, listed=u.purchase_ids)
+                    moved |= {u.survivor_id, u.restored_id}
                 case CustomerErased() as x:
                     await repository.erase(session, x.customer_id)
                     moved = {x.customer_id}

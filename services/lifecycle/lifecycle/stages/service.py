@@ -53,18 +53,21 @@ class Outcome:
         self.moves.update(other.moves)
 
 
-def aggregates(cf: repository.CustomerFacts | None) -> tuple[int, Decimal, datetime | None]:
-    """Order count, spend and last purchase over the purchases that were not cancelled.
+def aggregates(cf: repository.CustomerFacts | None) -> tuple[int, dict[str, Decimal], datetime | None]:
+    """Order count, spend per currency and last purchase over the purchases that were not cancelled.
 
     Spend is net of refunds, as everywhere in the system: per purchase its amount less what was refunded of
-    it, never below zero; a cancelled purchase counts nothing."""
+    it, never below zero; a cancelled purchase counts nothing. Money of two currencies is never added."""
     if cf is None:
-        return 0, Decimal(0), None
+        return 0, {}, None
     cancelled = {f.purchase_id for f in cf.facts if f.kind is FactKind.CANCELLATION}
     purchases = {f.purchase_id: f for f in cf.facts if f.kind is FactKind.PURCHASE and f.purchase_id not in cancelled}
-    total = sum((max(cf.amounts.get(pid, Decimal(0)) - cf.refunded.get(pid, Decimal(0)), Decimal(0))
-                 for pid in purchases), Decimal(0))
-    return len(purchases), total, max((f.occurred_at for f in purchases.values()), default=None)
+    spend: dict[str, Decimal] = {}
+    for pid in purchases:
+        currency = cf.currencies.get(pid, "")
+        net = max(cf.amounts.get(pid, Decimal(0)) - cf.refunded.get(pid, Decimal(0)), Decimal(0))
+        spend[currency] = spend.get(currency, Decimal(0)) + net
+    return len(purchases), spend, max((f.occurred_at for f in purchases.values()), default=None)
 
 
 async def rederive(session: AsyncSession, outbox: Outbox | None, customer_ids: Sequence[uuid.UUID], *,
@@ -90,7 +93,7 @@ async def rederive(session: AsyncSession, outbox: Outbox | None, customer_ids: S
     changed: dict[uuid.UUID, list[Transition]] = {}  # replayed customers whose history changed
     appended: dict[uuid.UUID, list[Transition]] = {}  # incremental customers' new transitions
     derivations: dict[uuid.UUID, dict] = {}
-    totals: dict[uuid.UUID, tuple[int, Decimal, datetime | None]] = {}
+    totals: dict[uuid.UUID, tuple[int, dict[str, Decimal], datetime | None]] = {}
     published: list[tuple[uuid.UUID, Stage | None, Transition]] = []
 
     incremental = await _incremental(session, ids, new_facts, rules, outbox is not None)
@@ -169,21 +172,31 @@ async def _incremental(session: AsyncSession, ids: list[uuid.UUID],
         state = DerivationState.from_json(row.derivation)
         cf = new_facts[cid]
         # A refund changes the net spend of an earlier purchase: the aggregates are recomputed from all facts.
-        if all(state.extended_by(f) and f.kind is not FactKind.REFUND for f in cf.facts):
+        # A fact that sorts before the state's last one (late, out of order) changes the past: replayed.
+        if all(state.extended_by(f) and f.kind is not FactKind.REFUND for f in cf.facts) \
+                and all(_on_the_cent_grid(a) for a in cf.amounts.values()):
             out[cid] = (row, state, cf)
     return out
 
 
-def _extend_aggregates(row, state: DerivationState, cf: repository.CustomerFacts) -> tuple[int, Decimal, datetime | None]:
-    """The stage row's order count, spend and last purchase, plus the new purchases that count (`aggregates`
-    on all facts gives the same: refunds and cancellations never take this path)."""
-    count, total, last = row.order_count, Decimal(row.total_spend), row.last_purchase_at
+def _on_the_cent_grid(amount: Decimal) -> bool:
+    """Whether adding `amount` to a stored (rounded) spend gives what rounding the whole sum gives."""
+    return amount == amount.quantize(repository.CENTS)
+
+
+def _extend_aggregates(row, state: DerivationState,
+                       cf: repository.CustomerFacts) -> tuple[int, dict[str, Decimal], datetime | None]:
+    """The stage row's order count, spend per currency and last purchase, plus the new purchases that count
+    (`aggregates` on all facts gives the same: refunds and cancellations never take this path)."""
+    count, last = row.order_count, row.last_purchase_at
+    spend = {currency: Decimal(v) for currency, v in row.spend_by_currency.items()}
     for f in cf.facts:
         if f.kind is FactKind.PURCHASE and f.purchase_id not in state.cancelled:
             count += 1
-            total += cf.amounts.get(f.purchase_id, Decimal(0))
+            currency = cf.currencies.get(f.purchase_id, "")
+            spend[currency] = spend.get(currency, Decimal(0)) + cf.amounts.get(f.purchase_id, Decimal(0))
             last = max(last, f.occurred_at) if last else f.occurred_at
-    return count, total, last
+    return count, spend, last
 
 
 async def customer_chunk(session: AsyncSession, after: uuid.UUID, size: int = CHUNK) -> list[uuid.UUID]:
@@ -241,7 +254,7 @@ async def manual_move(session: AsyncSession, outbox: Outbox, customer_id: uuid.U
     at = max(datetime.now(UTC), latest) if latest else datetime.now(UTC)
     fact = Fact(kind=FactKind.MANUAL, occurred_at=at, source="manual", event_id=str(uuid.uuid4()),
                 to_stage=to_stage, actor=actor, reason=reason)
-    await repository.insert_facts(session, [repository.fact_row(customer_id, fact)])
+    stored_with = (await repository.insert_facts(session, [repository.fact_row(customer_id, fact)])).values()
     new = repository.CustomerFacts()
     new.add(fact)
-    await rederive(session, outbox, [customer_id], new_facts={customer_id: new})
+    await rederive(session, outbox, [customer_id, *stored_with], new_facts={c: new for c in stored_with})

@@ -11,6 +11,10 @@ listed in PARTS (name → route, predicate); each is measured and reported on it
   value         GET /v1/customers/{id}/value        200 (same, for clv)
 Goal (P2): p95 ≤ 1 s. Prints p50/p95/p99 per part and the event throughput reached. After the load, every
 accepted customer must reach Development in lifecycle's store, or the benchmark raises.
+
+The resident memory (RSS) of every service process is sampled during the load; the peak of each is printed
+against P7 (≤ 150 MB per process). The benchmark's own API key is created through the gateway's API with the
+rate it needs (`POST /v1/api-keys`, `rate_limit_per_s`), as a user would: the bootstrap admin key only mints it.
 """
 
 import argparse
@@ -33,8 +37,12 @@ from tests.e2e.processes import ServiceProcess, free_port, process_env, running,
 
 SERVICES = ["interaction", "segmentation", "clv", "lifecycle"]
 SOURCE = "bench-shop"
-API_KEY = "bench-admin-key"
+BOOTSTRAP_KEY = "bench-bootstrap-admin-key"
+# Posts (20/s) plus the probes' polls (every part of every followed event, every 50 ms): far above the
+# gateway's default 100 requests/s per key, so the benchmark's key carries its own rate.
+KEY_RATE_PER_S = 100_000
 GOAL_P95_S = 1.0
+GOAL_RSS_MB = 150
 
 # name → (path under /v1/customers/{id}, predicate on the response): add a part here to measure it.
 PARTS: dict[str, tuple[str, Callable[[httpx.Response], bool]]] = {
@@ -81,9 +89,9 @@ async def follow(client: httpx.AsyncClient, gateway: str, probe: Probe, parts: l
             await asyncio.sleep(interval_s)
 
 
-async def drive(gateway: str, database_url: str, args: argparse.Namespace) -> dict:
+async def drive(gateway: str, api_key: str, database_url: str, args: argparse.Namespace) -> dict:
     run = uuid.uuid4().hex[:8]
-    headers = {"X-API-Key": API_KEY}
+    headers = {"X-API-Key": api_key}
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     probes: list[Probe] = []
     followers: list[asyncio.Task] = []
@@ -175,7 +183,7 @@ def main(argv: list[str]) -> dict:
                   "TRANSPORT": "kafka", "LOG_JSON": "false", "LOG_LEVEL": "WARNING", "LIFECYCLE_SWEEP_INTERVAL_S": "0"}
         ports = {name: free_port() for name in [*SERVICES, "gateway"]}
         gateway_env = {f"GATEWAY_{n.upper()}_URL": f"http://127.0.0.1:{ports[n]}" for n in SERVICES}
-        gateway_env |= {"GATEWAY_BOOTSTRAP_ADMIN_KEY": API_KEY, "GATEWAY_LOG_JSON": "false",
+        gateway_env |= {"GATEWAY_BOOTSTRAP_ADMIN_KEY": BOOTSTRAP_KEY, "GATEWAY_LOG_JSON": "false",
                         "GATEWAY_LOG_LEVEL": "WARNING"}
         harness.internal_keys()  # process_env passes the gateway keypair on from the environment
         processes = [ServiceProcess(n, serve_argv(n, ports[n]), process_env(shared), ports[n], Path(logs))
@@ -188,7 +196,17 @@ def main(argv: list[str]) -> dict:
         with running(processes):
             print(f"offering {args.rate} events/s for {args.seconds:.0f} s through the gateway; "
                   f"following 1 in {args.probe_every}; parts: {', '.join(args.parts)}")
-            result = asyncio.run(drive(processes[-1].url, database_url, args))
+            gateway = processes[-1].url
+            api_key = harness.create_api_key(gateway, BOOTSTRAP_KEY, name="bench freshness",
+                                             rate_limit_per_s=KEY_RATE_PER_S)
+            pids = {p.name: p.proc.pid for p in processes}
+            cpu_before = {name: harness.cpu_seconds(pid) for name, pid in pids.items()}
+            with harness.RssSampler(pids) as rss:
+                result = asyncio.run(drive(gateway, api_key, database_url, args))
+            # CPU per accepted event of each process, load and catch-up included: steadier than latencies on a
+            # shared machine, and it says which process a gain or a loss is in.
+            cpu_us = {name: (harness.cpu_seconds(pid) - cpu_before[name]) / max(result["accepted"], 1) * 1e6
+                      for name, pid in pids.items()}
 
     probes: list[Probe] = result["probes"]
     throughput = result["accepted"] / result["load_s"]
@@ -210,6 +228,16 @@ def main(argv: list[str]) -> dict:
         else:
             print(f"{part:<14}{0:>8}{missed:>8}  never visible within {args.timeout} s")
         figures[part] = row
+    print(f"{'process':<14}{'CPU µs/event':>13}{'peak RSS MB':>12}{'last MB':>9}  goal RSS ≤ {GOAL_RSS_MB} MB (P7)")
+    figures["rss_mb"], figures["cpu_us_per_event"] = {}, {name: round(v) for name, v in cpu_us.items()}
+    for name, peak in rss.peak.items():
+        peak_mb, last_mb = peak / 2**20, rss.last[name] / 2**20
+        figures["rss_mb"][name] = {"peak": round(peak_mb, 1), "last": round(last_mb, 1),
+                                   "meets_goal": peak_mb <= GOAL_RSS_MB}
+        print(f"{name:<14}{cpu_us[name]:>13.0f}{peak_mb:>12.1f}{last_mb:>9.1f}  "
+              f"{'met' if peak_mb <= GOAL_RSS_MB else 'NOT met'}")
+    figures["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    print(f"machine: {os.cpu_count()} CPUs, load average {' / '.join(f'{x:.1f}' for x in os.getloadavg())} (1/5/15 min)")
     if figures.get("lifecycle", {}).get("missed"):
         raise AssertionError(f"{figures['lifecycle']['missed']} followed events never showed their stage")
     return figures

@@ -222,3 +222,75 @@ def percentile(values: list[float], p: float) -> float:
 def emit(figures: dict) -> None:
     """The machine-readable result: one JSON object, the last line a benchmark prints."""
     print(json.dumps(figures), flush=True)
+
+
+def create_api_key(gateway: str, admin_key: str, *, name: str, role: str = "admin", partner_id: str | None = None,
+                   rate_limit_per_s: float | None = None) -> str:
+    """A new API key minted through the gateway's own API (`POST /v1/api-keys`), as a user would: a benchmark
+    that needs more than the default per-key rate asks for its key with the rate it needs."""
+    import httpx  # noqa: PLC0415 - only the benchmarks that talk to a gateway need it
+
+    body: dict = {"name": name, "role": role}
+    if partner_id is not None:
+        body["partner_id"] = partner_id
+    if rate_limit_per_s is not None:
+        body["rate_limit_per_s"] = rate_limit_per_s
+    resp = httpx.post(f"{gateway}/v1/api-keys", json=body, headers={"X-API-Key": admin_key}, timeout=30.0)
+    if resp.status_code != 201:
+        raise AssertionError(f"could not create the benchmark's API key: {resp.status_code} {resp.text[:300]}")
+    return resp.json()["key"]
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of a process and its children (from /proc; 0 once it has gone)."""
+    total = 0
+    pids = [pid]
+    while pids:
+        p = pids.pop()
+        try:
+            with open(f"/proc/{p}/status") as f:
+                total += next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                pids.extend(int(c) for c in f.read().split())
+        except (OSError, StopIteration):
+            continue
+    return total
+
+
+class RssSampler:
+    """Samples the RSS of named processes every `interval_s` in a thread: the peak and the last sample of each."""
+
+    def __init__(self, pids: dict[str, int], interval_s: float = 0.5) -> None:
+        import threading  # noqa: PLC0415
+
+        self.pids, self.interval_s = pids, interval_s
+        self.peak: dict[str, int] = dict.fromkeys(pids, 0)
+        self.last: dict[str, int] = dict.fromkeys(pids, 0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for name, pid in self.pids.items():
+                rss = rss_bytes(pid)
+                if rss:
+                    self.last[name] = rss
+                    self.peak[name] = max(self.peak[name], rss)
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> "RssSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far (from /proc; 0 once it has gone)."""
+    try:  # fields 14 and 15 (after the parenthesised name): user and system time in clock ticks
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -3,13 +3,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from shared.contracts.envelope import Envelope
-from shared.db import SessionDep
 from shared.messaging.inbox import is_transient
 from shared.problems import DomainError, problem_response
 from shared.validation import loads
 
 from interaction.ingestion.schemas import IngestItemResult, IngestResponse
-from interaction.ingestion.service import ingest_http_batch
+from interaction.ingestion.service import CheckedBatch, ItemResult, check_http_batch, store_http_batches
 
 router = APIRouter(prefix="/v1", tags=["ingestion"])
 
@@ -53,10 +52,11 @@ async def _read_body(request: Request, limit: int) -> bytes:
         "application/json": {"schema": {"type": "array", "items": Envelope.model_json_schema()}},
     }}},
 )
-async def ingest_events(request: Request, session: SessionDep) -> JSONResponse | IngestResponse:
+async def ingest_events(request: Request) -> JSONResponse | IngestResponse:
     """Validates each event; stores valid new ones; reports accepted / duplicate / rejected per item.
 
-    Idempotent on (source, id): a resent event is reported as a duplicate and changes nothing.
+    Idempotent on (source, id): a resent event is reported as a duplicate and changes nothing. The answer is
+    sent after the commit; concurrent requests may share one transaction (their answers stay their own).
     """
     settings = request.app.state.runtime.settings
     raw = await _read_body(request, settings.ingest_max_bytes)
@@ -73,8 +73,9 @@ async def ingest_events(request: Request, session: SessionDep) -> JSONResponse |
     if not items:
         raise MalformedBatch("the batch is empty")
 
+    checked = check_http_batch(items, len(raw))
     try:
-        results = await ingest_http_batch(session, request.app.state.runtime.outbox, items, len(raw))
+        results = await _store(request, checked)
     except sa.exc.DBAPIError as exc:
         if not is_transient(exc):
             raise
@@ -94,3 +95,22 @@ async def ingest_events(request: Request, session: SessionDep) -> JSONResponse |
             **response.model_dump(mode="json"),
         )
     return response
+
+
+async def _store(request: Request, checked: CheckedBatch) -> list[ItemResult]:
+    """The request's valid events stored: in a group commit shared with concurrent requests (the default), or
+    in a transaction of its own (`INTERACTION_INGEST_GROUP_COMMIT=false`)."""
+    if not checked.valid:
+        return [checked.results[i] for i in range(checked.size)]
+    group = request.app.state.ingest_group
+    if group is not None:
+        return await group.submit(checked, size=len(checked.valid))
+    runtime = request.app.state.runtime
+    async with runtime.session_factory() as session:
+        try:
+            results = (await store_http_batches(session, runtime.outbox, [checked]))[0]
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+    return results

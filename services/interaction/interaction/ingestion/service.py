@@ -44,9 +44,17 @@ class ItemResult:
     reason: str | None = None
 
 
-async def ingest_http_batch(session: AsyncSession, outbox: Outbox, items: Sequence[object],
-                            body_bytes: int = 0) -> list[ItemResult]:
-    """The HTTP door: validate every item, apply the valid new ones, report each item's fate."""
+@dataclass(slots=True)
+class CheckedBatch:
+    """One request's items after validation: the rejected ones' results, and the valid events by position."""
+
+    size: int
+    results: dict[int, ItemResult]
+    valid: list[tuple[int, PartnerEvent]]
+
+
+def check_http_batch(items: Sequence[object], body_bytes: int = 0) -> CheckedBatch:
+    """The HTTP door's checks, outside any transaction: every item is validated, the bad ones rejected."""
     results: dict[int, ItemResult] = {}
     valid: list[tuple[int, PartnerEvent]] = []
     for i, raw in enumerate(items):
@@ -59,22 +67,35 @@ async def ingest_http_batch(session: AsyncSession, outbox: Outbox, items: Sequen
             valid.append((i, validate(raw)))
         except InvalidEvent as exc:
             results[i] = ItemResult(i, "rejected", ident, printable(str(exc)))
+    return CheckedBatch(len(items), results, valid)
+
+
+async def store_http_batches(session: AsyncSession, outbox: Outbox, batches: Sequence[CheckedBatch]) -> list[list[ItemResult]]:
+    """Applies the valid events of several requests in the caller's transaction; each request's item results.
+
+    The requests' events are claimed and applied together, in request order, as if they had come in one
+    batch: an event sent twice (in one request or in two of the group) is accepted once, then a duplicate.
+    """
     # Claim, then lock (in apply_partner_events): the order of the Kafka door, so the two never wait on each other
     # in a cycle; an event in flight through both doors is applied by one and is a duplicate for the other.
-    fresh_keys = await claim(session, messaging.inbox, INGEST_INBOX,
-                             list(dict.fromkeys((e.envelope.source, e.envelope.id) for _, e in valid)))
+    fresh_keys = await claim(session, messaging.inbox, INGEST_INBOX, list(dict.fromkeys(
+        (e.envelope.source, e.envelope.id) for b in batches for _, e in b.valid)))
     seen: set[tuple[str, str]] = set()
     fresh: list[PartnerEvent] = []
-    for i, event in valid:
-        key = (event.envelope.source, event.envelope.id)
-        if key in fresh_keys and key not in seen:
-            seen.add(key)
-            fresh.append(event)
-            results[i] = ItemResult(i, "accepted", event.envelope.id)
-        else:
-            results[i] = ItemResult(i, "duplicate", event.envelope.id)
+    out: list[list[ItemResult]] = []
+    for b in batches:
+        results = dict(b.results)
+        for i, event in b.valid:
+            key = (event.envelope.source, event.envelope.id)
+            if key in fresh_keys and key not in seen:
+                seen.add(key)
+                fresh.append(event)
+                results[i] = ItemResult(i, "accepted", event.envelope.id)
+            else:
+                results[i] = ItemResult(i, "duplicate", event.envelope.id)
+        out.append([results[i] for i in range(b.size)])
     await apply_partner_events(session, outbox, fresh)
-    return [results[i] for i in range(len(items))]
+    return out
 
 
 def _encoded(raw: object) -> bytes:

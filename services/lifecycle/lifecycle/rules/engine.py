@@ -24,7 +24,7 @@ Churned; only reactivation and manual moves leave Churned.
 """
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
@@ -117,77 +117,144 @@ class Transition:
     actor: str | None = None
 
 
+@dataclass(slots=True)
+class DerivationState:
+    """Where the rules stand after a customer's last fact: enough to apply later facts without the earlier ones.
+
+    Kept with the customer's stage, so a fact that only extends the history (it sorts after every fact the
+    customer has) is applied to this instead of replaying the whole history (docs/lifecycle.md).
+    """
+
+    stage: Stage | None = None
+    # Purchase times the rules can still read: those within the loyalty window of the last fact (later facts
+    # are later still), and always the last one (a repeat purchase compares with it).
+    purchases: list[datetime] = field(default_factory=list)
+    anchor: datetime | None = None  # inactivity counts from the last purchase or manual move
+    promoter: bool = False
+    referral: bool = False
+    qualified: bool = False
+    tier: str | None = None
+    p_alive: float | None = None
+    cancelled: set[str] = field(default_factory=set)  # purchase ids cancelled so far
+    last_key: tuple | None = None  # sort key of the last fact applied
+
+    def extended_by(self, fact: Fact) -> bool:
+        """Whether `fact` only extends the history this state ends: it sorts after every fact applied, and it
+        changes nothing about the past (a cancellation takes an earlier purchase out of the rules)."""
+        return (self.last_key is not None and fact.sort_key > self.last_key
+                and fact.kind is not FactKind.CANCELLATION)
+
+    def to_json(self) -> dict:
+        return {"stage": self.stage.value if self.stage else None,
+                "purchases": [t.isoformat() for t in self.purchases],
+                "anchor": self.anchor.isoformat() if self.anchor else None,
+                "promoter": self.promoter, "referral": self.referral, "qualified": self.qualified,
+                "tier": self.tier, "p_alive": self.p_alive, "cancelled": sorted(self.cancelled),
+                "last_key": [self.last_key[0].isoformat(), *self.last_key[1:]] if self.last_key else None}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "DerivationState":
+        last = d.get("last_key")
+        return cls(stage=Stage(d["stage"]) if d.get("stage") else None,
+                   purchases=[datetime.fromisoformat(t) for t in d.get("purchases", [])],
+                   anchor=datetime.fromisoformat(d["anchor"]) if d.get("anchor") else None,
+                   promoter=d.get("promoter", False), referral=d.get("referral", False),
+                   qualified=d.get("qualified", False), tier=d.get("tier"), p_alive=d.get("p_alive"),
+                   cancelled=set(d.get("cancelled", [])),
+                   last_key=(datetime.fromisoformat(last[0]), *last[1:]) if last else None)
+
+
 def derive_stage(facts: Iterable[Fact], rules: RuleParameters, as_of: datetime | None = None) -> list[Transition]:
     """Every stage transition the rules give on the sorted, de-duplicated facts (the last one is the stage).
 
     `as_of` is the clock for the time-based rule (inactivity) after the last fact; every fact is applied.
     """
+    return derive(facts, rules, as_of)[0]
+
+
+def derive(facts: Iterable[Fact], rules: RuleParameters, as_of: datetime | None = None,
+           state: DerivationState | None = None) -> tuple[list[Transition], DerivationState, bool]:
+    """The transitions `facts` give after `state` (None: from the start, all of the customer's facts).
+
+    Returns (the transitions, the state after the last fact, whether the last transition comes from the
+    clock at `as_of` rather than from a fact). From a state, every fact must extend it (`extended_by`):
+    `derive(all, rules)` and `derive(later, rules, state=derive(earlier, rules)[1])` give the same
+    transitions and the same state whenever each of `later` extends the history `earlier` ends.
+    """
     ordered = sorted({f.key: f for f in facts}.values(), key=lambda f: f.sort_key)
-    cancelled = {f.purchase_id for f in ordered if f.kind is FactKind.CANCELLATION and f.purchase_id}
+    st = DerivationState() if state is None else DerivationState(
+        state.stage, list(state.purchases), state.anchor, state.promoter, state.referral, state.qualified,
+        state.tier, state.p_alive, set(state.cancelled), state.last_key)
+    if state is None:  # a cancellation takes its purchase out of the whole history, earlier facts included
+        st.cancelled = {f.purchase_id for f in ordered if f.kind is FactKind.CANCELLATION and f.purchase_id}
     inactivity = timedelta(days=rules.inactivity_days)
     repeat_window = timedelta(days=rules.repeat_window_days)
     loyalty_window = timedelta(days=rules.loyalty_window_days)
     top_tiers = set(rules.top_tiers)
-
     out: list[Transition] = []
-    stage: Stage | None = None
-    purchases: list[datetime] = []
-    anchor: datetime | None = None  # inactivity counts from the last purchase or manual move
-    promoter = referral = qualified = False
-    tier: str | None = None
-    p_alive: float | None = None
 
     def move(to: Stage, at: datetime, rule: str, reason: str, fact: Fact | None = None) -> None:
-        nonlocal stage
-        if to is stage:
+        if to is st.stage:
             return
-        out.append(Transition(stage, to, at, rule, reason, fact.source if fact else None,
+        out.append(Transition(st.stage, to, at, rule, reason, fact.source if fact else None,
                               fact.event_id if fact else None, fact.actor if fact else None))
-        stage = to
+        st.stage = to
 
     def check_inactivity(now: datetime) -> None:
-        if stage in ACTIVE and anchor is not None and anchor + inactivity <= now:
-            move(Stage.CHURNED, anchor + inactivity, "inactivity", f"no purchase for {rules.inactivity_days} days")
+        if st.stage in ACTIVE and st.anchor is not None and st.anchor + inactivity <= now:
+            move(Stage.CHURNED, st.anchor + inactivity, "inactivity", f"no purchase for {rules.inactivity_days} days")
 
     for f in ordered:
+        st.last_key = f.sort_key
         if f.kind is FactKind.REFUND:
             continue
         check_inactivity(f.occurred_at)
         kind = f.kind
-        if kind is FactKind.PURCHASE and f.purchase_id in cancelled:
+        if kind is FactKind.CANCELLATION and f.purchase_id:
+            st.cancelled.add(f.purchase_id)
+        if kind is FactKind.PURCHASE and f.purchase_id in st.cancelled:
             continue  # a cancelled order never counts as a purchase
         if kind is FactKind.MANUAL:
-            anchor = f.occurred_at
-            if f.to_stage is not None and stage is not None and f.to_stage in ALLOWED_MANUAL[stage]:
+            st.anchor = f.occurred_at
+            if f.to_stage is not None and st.stage is not None and f.to_stage in ALLOWED_MANUAL[st.stage]:
                 move(f.to_stage, f.occurred_at, "manual", f.reason or "manual move", f)
             continue
         if kind is FactKind.PURCHASE:
-            purchases.append(f.occurred_at)
-            anchor = f.occurred_at
-            if stage is Stage.CHURNED:
+            st.purchases.append(f.occurred_at)
+            st.anchor = f.occurred_at
+            if st.stage is Stage.CHURNED:
                 move(Stage.RETENTION, f.occurred_at, "reactivation", "purchase after churn", f)
                 continue
         elif kind is FactKind.FEEDBACK:
-            promoter = promoter or (f.nps is not None and f.nps >= rules.promoter_min_nps)
+            st.promoter = st.promoter or (f.nps is not None and f.nps >= rules.promoter_min_nps)
         elif kind is FactKind.REFERRAL:
-            referral = True
+            st.referral = True
         elif kind in (FactKind.QUALIFIED_LEAD, FactKind.DEAL_OPEN):
-            qualified = True
+            st.qualified = True
         elif kind is FactKind.VALUE:
-            tier, p_alive = f.tier, f.probability_alive
-            if stage in ACTIVE and p_alive is not None and p_alive < rules.churn_probability_alive_below:
+            st.tier, st.p_alive = f.tier, f.probability_alive
+            if st.stage in ACTIVE and st.p_alive is not None and st.p_alive < rules.churn_probability_alive_below:
                 move(Stage.CHURNED, f.occurred_at, "low_p_alive",
-                     f"probability alive {p_alive:.2f} < {rules.churn_probability_alive_below}", f)
+                     f"probability alive {st.p_alive:.2f} < {rules.churn_probability_alive_below}", f)
                 continue
-        if stage is Stage.CHURNED:
+        if st.stage is Stage.CHURNED:
             continue
-        target = _forward_target(purchases, f.occurred_at, rules, loyalty_window, repeat_window, top_tiers,
-                                 promoter, referral, qualified, tier, p_alive, kind)
-        if target is not None and RANK[target[0]] > RANK.get(stage, 0):
+        target = _forward_target(st.purchases, f.occurred_at, rules, loyalty_window, repeat_window, top_tiers,
+                                 st.promoter, st.referral, st.qualified, st.tier, st.p_alive, kind)
+        if target is not None and RANK[target[0]] > RANK.get(st.stage, 0):
             move(target[0], f.occurred_at, target[1], target[2], f)
+    if st.last_key is not None and st.purchases:
+        # Purchases older than the loyalty window of the last fact count for no later fact: only the last stays.
+        horizon = st.last_key[0] - loyalty_window
+        st.purchases = [t for t in st.purchases[:-1] if t > horizon] + st.purchases[-1:]
+    after_facts = len(out)
+    # The clock rule at `as_of` moves the stage, not the state: a later fact replays the clock from the state.
+    stage_after_facts = st.stage
     if as_of is not None:
         check_inactivity(as_of)
-    return out
+    clocked = len(out) > after_facts
+    st.stage = stage_after_facts
+    return out, st, clocked
 
 
 def _forward_target(purchases: list[datetime], now: datetime, rules: RuleParameters, loyalty_window: timedelta,

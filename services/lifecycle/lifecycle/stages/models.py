@@ -26,6 +26,9 @@ customer_stage = sa.Table(
     sa.Column("rule_set_version", sa.Integer),
     # The version of the last stage.changed published for this customer (the owner's order copies follow).
     sa.Column("version", sa.BigInteger),
+    # The rules' state after the last fact (DerivationState as JSON, plus whether the stage came from the clock):
+    # a fact that extends the history is applied to it instead of replaying all facts. Null: replay.
+    sa.Column("derivation", JSONB),
     *_timestamps(),
     sa.Index("ix_customer_stage_stage_last_purchase", "stage", "last_purchase_at"),
 )

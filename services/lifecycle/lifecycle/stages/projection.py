@@ -2,7 +2,9 @@
 
 Per batch, set-based: the events become fact rows (one per event and kind, inserted once: a redelivered or
 duplicate event adds nothing), identity events fold, restore or erase facts, deals move, and every customer
-the batch touched is re-derived from its whole sorted history. So the stage never depends on arrival order.
+the batch touched is derived again: from the state kept with its stage when its new facts only extend its
+history, else from its whole sorted history. Either way the stage is the one the sorted history gives, so it
+never depends on arrival order.
 """
 
 import uuid
@@ -73,26 +75,42 @@ def facts_subscription(outbox: Outbox) -> Subscription:
         await campaigns.apply(session, events)
         deal_events = [e for e in events if isinstance(e.payload, DealUpdated)]
         outcomes = await deals.apply_partner_deals(session, outbox, deal_events) if deal_events else {}
-        rows = []
+        rows, facts = [], []
         for e in events:
             for home, fact, extra in facts_of(e, lambda _: outcomes.get(e.envelope.id, "open") == "open"):
                 rows.append(repository.fact_row(home, fact, **extra))
+                facts.append((fact, extra))
                 touched.add(home)
-        touched |= await repository.insert_facts(session, rows)
-        # Identity events are rare: applied one by one; the facts follow the merges in force, in any order.
+        inserted = await repository.insert_facts(session, rows)
+        touched |= set(inserted.values())
+        # The facts actually stored (the same event twice in the batch is one fact), with the customer they
+        # were stored with: what an incremental derivation applies to the state kept with that customer.
+        new_facts: dict[uuid.UUID, repository.CustomerFacts] = {}
+        for fact, extra in facts:
+            if (customer_id := inserted.pop((fact.source, fact.event_id, fact.kind.value), None)) is not None:
+                new_facts.setdefault(customer_id, repository.CustomerFacts()).add(fact, extra)
+        # Identity events are rare: applied one by one; the facts follow the merges in force, in any order. They
+        # move facts between customers (or delete them), so every customer they concern is replayed whole.
         for e in events:
             match e.payload:
                 case CustomerMerged() as m:
-                    touched |= await repository.follow_identity(session, m.merge_id, m.survivor_id, m.merged_id,
-                                                                m.version, undone=False)
+                    moved = await repository.follow_identity(session, m.merge_id, m.survivor_id, m.merged_id,
+                                                             m.version, undone=False) | {m.survivor_id, m.merged_id}
                 case CustomerUnmerged() as u:
-                    touched |= await repository.follow_identity(session, u.merge_id, u.survivor_id, u.restored_id,
-                                                                u.version, undone=True, listed=u.purchase_ids)
+                    moved = await repository.follow_identity(session, u.merge_id, u.survivor_id, u.restored_id,
+                                                             u.version, undone=True, listed=u.purchase_ids)
+                    moved |= {u.survivor_id, u.restored_id}
                     await campaigns.follow_unmerge(session, u)
                 case CustomerErased() as x:
                     await campaigns.erase(session, x.customer_id)  # first: it reads the chain the next one drops
                     await repository.erase(session, x.customer_id)
-                    touched.add(x.customer_id)
-        await service.rederive(session, outbox, list(touched), correlation_id=events[0].envelope.correlationid)
+                    moved = {x.customer_id}
+                case _:
+                    continue
+            touched |= moved
+            for customer_id in moved:
+                new_facts.pop(customer_id, None)
+        await service.rederive(session, outbox, list(touched), correlation_id=events[0].envelope.correlationid,
+                               new_facts=new_facts)
 
     return Subscription(name="facts", topics=[INTERACTION_EVENTS, CLV_EVENTS], event_types=EVENT_TYPES, handler=apply)

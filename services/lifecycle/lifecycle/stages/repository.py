@@ -32,7 +32,7 @@ FROM unnest(CAST(:sources AS text[]), CAST(:event_ids AS text[]), CAST(:kinds AS
 -- A fact belongs to its home's live customer (shared/contracts/identity.py).
 LEFT JOIN lifecycle.merged_customer m ON m.merged_id = f.home
 ON CONFLICT DO NOTHING
-RETURNING customer_id
+RETURNING customer_id, source, event_id, kind
 """)
 
 # Transaction-scoped per-customer locks, always taken in one order: the consumer, the sweep and manual moves
@@ -48,7 +48,7 @@ WHERE customer_id = ANY(CAST(:customer_ids AS uuid[]))
 """)
 
 SELECT_HISTORY = sa.text("""
-SELECT customer_id, from_stage, stage, entered_at, rule, trigger_event_id FROM lifecycle.stage_history
+SELECT customer_id, from_stage, stage, entered_at, rule, trigger_event_id, reason FROM lifecycle.stage_history
 WHERE customer_id = ANY(CAST(:customer_ids AS uuid[])) ORDER BY customer_id, entered_at, id
 """)
 
@@ -68,15 +68,23 @@ SELECT * FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:from_stages AS text[])
 UPSERT_STAGES = sa.text("""
 INSERT INTO lifecycle.customer_stage AS s
     (customer_id, stage, stage_entered_at, order_count, total_spend, spend_by_currency, last_purchase_at,
-     rule_set_version, version)
+     rule_set_version, version, derivation)
 SELECT * FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:stages AS text[]), CAST(:entered AS timestamptz[]),
                      CAST(:counts AS int[]), CAST(:totals AS numeric[]), CAST(:by_currency AS jsonb[]),
-                     CAST(:lasts AS timestamptz[]), CAST(:versions AS int[]), CAST(:stage_versions AS bigint[]))
+                     CAST(:lasts AS timestamptz[]), CAST(:versions AS int[]), CAST(:stage_versions AS bigint[]),
+                     CAST(:derivations AS jsonb[]))
 ON CONFLICT (customer_id) DO UPDATE SET
     stage = EXCLUDED.stage, stage_entered_at = EXCLUDED.stage_entered_at, order_count = EXCLUDED.order_count,
     total_spend = EXCLUDED.total_spend, spend_by_currency = EXCLUDED.spend_by_currency,
     last_purchase_at = EXCLUDED.last_purchase_at,
-    rule_set_version = EXCLUDED.rule_set_version, version = coalesce(EXCLUDED.version, s.version), updated_at = now()
+    rule_set_version = EXCLUDED.rule_set_version, version = coalesce(EXCLUDED.version, s.version),
+    derivation = EXCLUDED.derivation, updated_at = now()
+""")
+
+SELECT_CURRENT = sa.text("""
+SELECT customer_id, stage, stage_entered_at, order_count, spend_by_currency, last_purchase_at, rule_set_version,
+       derivation
+FROM lifecycle.customer_stage WHERE customer_id = ANY(CAST(:customer_ids AS uuid[]))
 """)
 
 NEXT_VERSIONS = sa.text("SELECT nextval('lifecycle.stage_version_seq') FROM generate_series(1, :n)")
@@ -93,13 +101,20 @@ def fact_row(home: uuid.UUID, fact: Fact, **extra: object) -> dict:
             "occurred_at": fact.occurred_at, "data": orjson.dumps(data, default=str).decode()}
 
 
-async def insert_facts(session: AsyncSession, rows: Sequence[dict]) -> set[uuid.UUID]:
-    """Stores new facts; returns the customers they were stored with."""
+async def insert_facts(session: AsyncSession, rows: Sequence[dict]) -> dict[tuple[str, str, str], uuid.UUID]:
+    """Stores the facts not stored yet; returns the key (source, event id, kind) of each one it inserted and
+    the customer it was stored with (its home's live customer)."""
     if not rows:
-        return set()
-    return set((await session.execute(INSERT_FACTS, {k: [r[c] for r in rows] for k, c in (
+        return {}
+    inserted = await session.execute(INSERT_FACTS, {k: [r[c] for r in rows] for k, c in (
         ("sources", "source"), ("event_ids", "event_id"), ("kinds", "kind"), ("homes", "home"),
-        ("occurred", "occurred_at"), ("data", "data"))})).scalars())
+        ("occurred", "occurred_at"), ("data", "data"))})
+    return {(r.source, r.event_id, r.kind): r.customer_id for r in inserted}
+
+
+async def load_current(session: AsyncSession, customer_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, sa.Row]:
+    """The current stage rows of these customers (stage, aggregates, rule-set version, derivation state)."""
+    return {r.customer_id: r for r in await session.execute(SELECT_CURRENT, {"customer_ids": list(customer_ids)})}
 
 
 async def latest_fact_at(session: AsyncSession, customer_id: uuid.UUID) -> datetime | None:
@@ -122,6 +137,18 @@ class CustomerFacts:
         self.currencies: dict[str, str] = {}  # purchase id → its currency
         self.refunded: dict[str, Decimal] = {}  # purchase id → refunded so far
 
+    def add(self, fact: Fact, data: dict | None = None) -> None:
+        """One fact, with the data stored beside it (a purchase's or refund's amount and currency)."""
+        self.facts.append(fact)
+        amount = (data or {}).get("amount")
+        if amount is None:
+            return
+        if fact.kind is FactKind.PURCHASE:
+            self.amounts[fact.purchase_id] = Decimal(str(amount))
+            self.currencies[fact.purchase_id] = data.get("currency", "")
+        elif fact.kind is FactKind.REFUND:
+            self.refunded[fact.purchase_id] = self.refunded.get(fact.purchase_id, Decimal(0)) + Decimal(str(amount))
+
 
 async def load_facts(session: AsyncSession, customer_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, CustomerFacts]:
     out: dict[uuid.UUID, CustomerFacts] = defaultdict(CustomerFacts)
@@ -129,35 +156,31 @@ async def load_facts(session: AsyncSession, customer_ids: Sequence[uuid.UUID]) -
     for r in rows:
         d = r.data
         kind = FactKind(r.kind)
-        cf = out[r.customer_id]
-        cf.facts.append(Fact(
+        out[r.customer_id].add(Fact(
             kind=kind, occurred_at=r.occurred_at, source=r.source, event_id=r.event_id,
             purchase_id=d.get("purchase_id"), nps=d.get("nps"), tier=d.get("tier"),
             probability_alive=d.get("probability_alive"),
             to_stage=Stage(d["to_stage"]) if d.get("to_stage") else None, actor=d.get("actor"),
             reason=d.get("reason"),
-        ))
-        if kind is FactKind.PURCHASE and d.get("amount") is not None:
-            cf.amounts[d["purchase_id"]] = Decimal(str(d["amount"]))
-            cf.currencies[d["purchase_id"]] = d.get("currency", "")
-        elif kind is FactKind.REFUND and d.get("amount") is not None:
-            pid = d["purchase_id"]
-            cf.refunded[pid] = cf.refunded.get(pid, Decimal(0)) + Decimal(str(d["amount"]))
+        ), d)
     return out
 
 
-HistoryKey = tuple[str | None, str, datetime, str | None, str | None]
+# A stored transition as the rules would give it again; the reason is part of it ("5 purchases in 365 days"
+# becomes "4 …" when an earlier purchase is cancelled or unmerged away: the row is rewritten, nothing published).
+HistoryKey = tuple[str | None, str, datetime, str | None, str | None, str | None]
 
 
 async def load_history_keys(session: AsyncSession, customer_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[HistoryKey]]:
     out: dict[uuid.UUID, list[HistoryKey]] = defaultdict(list)
     for r in await session.execute(SELECT_HISTORY, {"customer_ids": list(customer_ids)}):
-        out[r.customer_id].append((r.from_stage, r.stage, r.entered_at, r.rule, r.trigger_event_id))
+        out[r.customer_id].append((r.from_stage, r.stage, r.entered_at, r.rule, r.trigger_event_id, r.reason))
     return out
 
 
 def history_key(t: Transition) -> HistoryKey:
-    return (t.from_stage.value if t.from_stage else None, t.stage.value, t.entered_at, t.rule, t.trigger_event_id)
+    return (t.from_stage.value if t.from_stage else None, t.stage.value, t.entered_at, t.rule, t.trigger_event_id,
+            t.reason)
 
 
 CLOSE_OPEN = sa.text("""
@@ -187,6 +210,25 @@ async def write_history(session: AsyncSession, derived: dict[uuid.UUID, list[Tra
     if keep:
         await session.execute(CLOSE_OPEN, {"customer_ids": list(keep),
                                            "left": [derived[c][keep[c]].entered_at for c in keep]})
+    hist = _history_rows(derived, keep, version)
+    if hist:
+        await session.execute(INSERT_HISTORY, hist)
+    await refresh_funnel_entries(session, list(derived))
+
+
+async def append_history(session: AsyncSession, appended: dict[uuid.UUID, list[Transition]], version: int) -> None:
+    """Transitions that follow a customer's stored history (incremental derivation): the open row is closed
+    where the first of them begins, they are inserted, and the funnel rows refreshed."""
+    appended = {cid: ts for cid, ts in appended.items() if ts}
+    if not appended:
+        return
+    await session.execute(CLOSE_OPEN, {"customer_ids": list(appended),
+                                       "left": [ts[0].entered_at for ts in appended.values()]})
+    await session.execute(INSERT_HISTORY, _history_rows(appended, {}, version))
+    await refresh_funnel_entries(session, list(appended))
+
+
+def _history_rows(derived: dict[uuid.UUID, list[Transition]], keep: dict[uuid.UUID, int], version: int) -> dict:
     hist: dict[str, list] = defaultdict(list)
     for cid, transitions in derived.items():
         for i, t in enumerate(transitions):
@@ -203,9 +245,7 @@ async def write_history(session: AsyncSession, derived: dict[uuid.UUID, list[Tra
             hist["trigger_ids"].append(t.trigger_event_id)
             hist["actors"].append(t.actor)
             hist["versions"].append(version)
-    if hist:
-        await session.execute(INSERT_HISTORY, dict(hist))
-    await refresh_funnel_entries(session, list(derived))
+    return dict(hist)
 
 
 async def next_versions(session: AsyncSession, n: int) -> list[int]:
@@ -225,10 +265,11 @@ def _single_total(spend: dict[str, Decimal]) -> Decimal | None:
 
 async def write_current(session: AsyncSession, derived: dict[uuid.UUID, list[Transition]],
                         aggregates: dict[uuid.UUID, tuple[int, dict[str, Decimal], datetime | None]], version: int,
-                        stage_versions: dict[uuid.UUID, int]) -> None:
+                        stage_versions: dict[uuid.UUID, int], derivations: dict[uuid.UUID, dict]) -> None:
     """The current stage row of each customer: its last transition and purchase aggregates; none without one.
 
-    `stage_versions` holds the version of the last stage.changed published for a customer in this transaction."""
+    `stage_versions` holds the version of the last stage.changed published for a customer in this transaction;
+    `derivations` the rules' state after each customer's last fact (JSON)."""
     staged = {cid: ts[-1] for cid, ts in derived.items() if ts}
     gone = [cid for cid, ts in derived.items() if not ts]
     if gone:
@@ -246,6 +287,7 @@ async def write_current(session: AsyncSession, derived: dict[uuid.UUID, list[Tra
             "lasts": [aggregates[c][2] for c in staged],
             "versions": [version] * len(staged),
             "stage_versions": [stage_versions.get(c) for c in staged],
+            "derivations": [orjson.dumps(derivations[c]).decode() if c in derivations else None for c in staged],
         })
 
 

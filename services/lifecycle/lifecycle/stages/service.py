@@ -22,7 +22,9 @@ from shared.messaging.outbox import Outbox
 from shared.problems import DomainError, NotFound
 
 from lifecycle.rules import repository as rules_repo
-from lifecycle.rules.engine import ACTIVE, ALLOWED_MANUAL, Fact, FactKind, RuleParameters, Transition, derive_stage
+from lifecycle.rules.engine import (
+    ACTIVE, ALLOWED_MANUAL, DerivationState, Fact, FactKind, RuleParameters, Transition, derive,
+)
 from lifecycle.stages import repository
 
 # Customers re-derived per transaction when a whole population is replayed (rule change, sweep).
@@ -35,16 +37,19 @@ class IllegalMove(DomainError):
 
 @dataclass
 class Outcome:
-    """What a re-derivation did: current-stage moves counted by (from, to), and customers evaluated."""
+    """What a re-derivation did: current-stage moves counted by (from, to), customers evaluated, and of them
+    those derived incrementally from their kept state."""
 
     evaluated: int = 0
     moves: Counter = None  # type: ignore[assignment]
+    incremental: int = 0
 
     def __post_init__(self) -> None:
         self.moves = self.moves if self.moves is not None else Counter()
 
     def add(self, other: "Outcome") -> None:
         self.evaluated += other.evaluated
+        self.incremental += other.incremental
         self.moves.update(other.moves)
 
 
@@ -67,8 +72,15 @@ def aggregates(cf: repository.CustomerFacts | None) -> tuple[int, dict[str, Deci
 
 async def rederive(session: AsyncSession, outbox: Outbox | None, customer_ids: Sequence[uuid.UUID], *,
                    rules: rules_repo.RuleSetVersion | None = None, as_of: datetime | None = None,
-                   correlation_id: str | None = None) -> Outcome:
-    """Replays these customers' facts through the rules and writes the result (None outbox: dry run)."""
+                   correlation_id: str | None = None,
+                   new_facts: dict[uuid.UUID, repository.CustomerFacts] | None = None) -> Outcome:
+    """Derives these customers' stages and writes the result (None outbox: dry run).
+
+    `new_facts` are the facts just stored for some of them (all of them, per customer). A customer whose new
+    facts only extend its history (each sorts after every fact it had, none is a cancellation or a refund,
+    and its state was derived under this rule set and not moved by the clock) is derived incrementally from
+    the state kept with its stage; every other customer is replayed from all of its facts.
+    """
     ids = sorted(set(customer_ids))
     outcome = Outcome(evaluated=len(ids))
     if not ids:
@@ -77,30 +89,49 @@ async def rederive(session: AsyncSession, outbox: Outbox | None, customer_ids: S
         await repository.lock_customers(session, ids)
     rules = rules or await rules_repo.active(session)
     now = as_of or datetime.now(UTC)
-    facts = await repository.load_facts(session, ids)
-    stored = await repository.load_history_keys(session, ids)
-    changed: dict[uuid.UUID, list[Transition]] = {}
-    derived: dict[uuid.UUID, list[Transition]] = {}
+    derived: dict[uuid.UUID, list[Transition]] = {}  # the transitions, or for an incremental one its current
+    changed: dict[uuid.UUID, list[Transition]] = {}  # replayed customers whose history changed
+    appended: dict[uuid.UUID, list[Transition]] = {}  # incremental customers' new transitions
+    derivations: dict[uuid.UUID, dict] = {}
+    totals: dict[uuid.UUID, tuple[int, dict[str, Decimal], datetime | None]] = {}
     published: list[tuple[uuid.UUID, Stage | None, Transition]] = []
-    for cid in ids:
-        transitions = derive_stage(facts[cid].facts if cid in facts else [], rules.parameters, as_of=now)
+
+    incremental = await _incremental(session, ids, new_facts, rules, outbox is not None)
+    outcome.incremental = len(incremental)
+    for cid, (row, state, cf) in incremental.items():
+        transitions, after, clocked = derive(cf.facts, rules.parameters, as_of=now, state=state)
+        derivations[cid] = after.to_json() | {"clocked": clocked}
+        totals[cid] = _extend_aggregates(row, after, cf)
+        derived[cid] = transitions[-1:] or [Transition(None, Stage(row.stage), row.stage_entered_at, "", "")]
+        if transitions:
+            appended[cid] = transitions
+            outcome.moves[(row.stage, transitions[-1].stage.value)] += 1
+            published.extend((cid, t.from_stage, t) for t in transitions)
+
+    replayed = [cid for cid in ids if cid not in incremental]
+    facts = await repository.load_facts(session, replayed) if replayed else {}
+    stored = await repository.load_history_keys(session, replayed) if replayed else {}
+    for cid in replayed:
+        transitions, after, clocked = derive(facts[cid].facts if cid in facts else [], rules.parameters, as_of=now)
         derived[cid] = transitions
+        derivations[cid] = after.to_json() | {"clocked": clocked}
+        totals[cid] = aggregates(facts.get(cid))
         old = stored.get(cid, [])
         new = [repository.history_key(t) for t in transitions]
         if old == new:
             continue
         changed[cid] = transitions
         before = Stage(old[-1][1]) if old else None
-        after = transitions[-1].stage if transitions else None
-        if before is not after:
-            outcome.moves[(before.value if before else None, after.value if after else None)] += 1
+        after_stage = transitions[-1].stage if transitions else None
+        if before is not after_stage:
+            outcome.moves[(before.value if before else None, after_stage.value if after_stage else None)] += 1
         # Events for the transitions past the unchanged prefix of stages (a backdated entry is no change).
         old_stages, new_stages = [k[1] for k in old], [k[1] for k in new]
         common = 0
         while common < min(len(old_stages), len(new_stages)) and old_stages[common] == new_stages[common]:
             common += 1
         changes = [(t.from_stage, t) for t in transitions[common:]]
-        if not changes and after is not None and before is not after:
+        if not changes and after_stage is not None and before is not after_stage:
             # The history got shorter (a rule change, a cancellation, an unmerge): still a change of stage.
             changes = [(before, transitions[-1])]
         published.extend((cid, from_stage, t) for from_stage, t in changes)
@@ -119,11 +150,53 @@ async def rederive(session: AsyncSession, outbox: Outbox | None, customer_ids: S
             source=contracts.SOURCE, subject=str(cid), correlation_id=correlation_id,
         ))
     await repository.write_history(session, changed, stored, rules.version)
+    await repository.append_history(session, appended, rules.version)
     # The current row is rewritten even when the history stands: a purchase changes the aggregates.
-    await repository.write_current(session, derived, {c: aggregates(facts.get(c)) for c in ids}, rules.version,
-                                   stage_versions)
+    await repository.write_current(session, {cid: derived[cid] for cid in ids}, totals, rules.version,
+                                   stage_versions, derivations)
     await outbox.add(session, LIFECYCLE_EVENTS, envelopes)
     return outcome
+
+
+async def _incremental(session: AsyncSession, ids: list[uuid.UUID],
+                       new_facts: dict[uuid.UUID, repository.CustomerFacts] | None, rules: rules_repo.RuleSetVersion,
+                       writing: bool) -> dict[uuid.UUID, tuple[object, DerivationState, repository.CustomerFacts]]:
+    """The customers that can be derived from their kept state: (stage row, state, new facts) of each."""
+    if not new_facts or not writing:
+        return {}
+    candidates = [cid for cid in ids if cid in new_facts]
+    out = {}
+    for cid, row in (await repository.load_current(session, candidates)).items():
+        if row.derivation is None or row.derivation.get("clocked") or row.rule_set_version != rules.version:
+            continue
+        state = DerivationState.from_json(row.derivation)
+        cf = new_facts[cid]
+        # A refund changes the net spend of an earlier purchase: the aggregates are recomputed from all facts.
+        # A fact that sorts before the state's last one (late, out of order) changes the past: replayed.
+        if all(state.extended_by(f) and f.kind is not FactKind.REFUND for f in cf.facts) \
+                and all(_on_the_cent_grid(a) for a in cf.amounts.values()):
+            out[cid] = (row, state, cf)
+    return out
+
+
+def _on_the_cent_grid(amount: Decimal) -> bool:
+    """Whether adding `amount` to a stored (rounded) spend gives what rounding the whole sum gives."""
+    return amount == amount.quantize(repository.CENTS)
+
+
+def _extend_aggregates(row, state: DerivationState,
+                       cf: repository.CustomerFacts) -> tuple[int, dict[str, Decimal], datetime | None]:
+    """The stage row's order count, spend per currency and last purchase, plus the new purchases that count
+    (`aggregates` on all facts gives the same: refunds and cancellations never take this path)."""
+    count, last = row.order_count, row.last_purchase_at
+    spend = {currency: Decimal(v) for currency, v in row.spend_by_currency.items()}
+    for f in cf.facts:
+        if f.kind is FactKind.PURCHASE and f.purchase_id not in state.cancelled:
+            count += 1
+            currency = cf.currencies.get(f.purchase_id, "")
+            spend[currency] = spend.get(currency, Decimal(0)) + cf.amounts.get(f.purchase_id, Decimal(0))
+            last = max(last, f.occurred_at) if last else f.occurred_at
+    return count, spend, last
 
 
 async def customer_chunk(session: AsyncSession, after: uuid.UUID, size: int = CHUNK) -> list[uuid.UUID]:
@@ -181,5 +254,7 @@ async def manual_move(session: AsyncSession, outbox: Outbox, customer_id: uuid.U
     at = max(datetime.now(UTC), latest) if latest else datetime.now(UTC)
     fact = Fact(kind=FactKind.MANUAL, occurred_at=at, source="manual", event_id=str(uuid.uuid4()),
                 to_stage=to_stage, actor=actor, reason=reason)
-    await repository.insert_facts(session, [repository.fact_row(customer_id, fact)])
-    await rederive(session, outbox, [customer_id])
+    stored_with = (await repository.insert_facts(session, [repository.fact_row(customer_id, fact)])).values()
+    new = repository.CustomerFacts()
+    new.add(fact)
+    await rederive(session, outbox, [customer_id, *stored_with], new_facts={c: new for c in stored_with})

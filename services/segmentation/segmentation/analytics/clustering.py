@@ -26,13 +26,17 @@ get fresh labels.
 """
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
-from sklearn.cluster import KMeans, MiniBatchKMeans
-from sklearn.metrics import silhouette_score
-from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
+
+if TYPE_CHECKING:
+    from sklearn.preprocessing import StandardScaler
+
+# scikit-learn and scipy.optimize are imported by the functions that fit, not here: loaded at import they held
+# ~105 MB in every segmentation process, which serves requests and consumes events all day and clusters only
+# when a clustering run is asked for (P7: ≤ 150 MB per process; docs/segmentation.md).
 
 FEATURES = ["recency", "frequency", "monetary", "tenure", "engagement"]
 K_RANGE = range(3, 9)
@@ -98,6 +102,9 @@ def cluster(raw: np.ndarray, previous: dict[int, list[float]] | None = None, see
     n = len(raw)
     if n == 0:
         return Clustering(np.empty(0, dtype=np.int32), 0, None, {}, {}, fixed=k is not None)
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+    from sklearn.preprocessing import StandardScaler
+
     x = np.log1p(np.clip(raw, 0, None))
     scaler = StandardScaler().fit(x)
     z = scaler.transform(x)
@@ -133,6 +140,9 @@ def _choose_k(z: np.ndarray, seed: int, fixed: int | None
               ) -> tuple[int, np.ndarray, dict[int, float], dict[int, float]]:
     """(k, its sample centroids, silhouette per k, smallest cluster share per k); k = 1 when the data cannot be
     split. With `fixed`, only that k (capped at the distinct customers) is fitted and scored."""
+    from sklearn.cluster import MiniBatchKMeans
+    from sklearn.metrics import silhouette_score
+
     n = len(z)
     rng = np.random.default_rng(seed)
     candidates: dict[int, float] = {}
@@ -165,8 +175,10 @@ def _choose_k(z: np.ndarray, seed: int, fixed: int | None
     return best, centroids[best], candidates, shares
 
 
-def _stable_labels(centroids: np.ndarray, scaler: StandardScaler, previous: dict[int, list[float]]) -> np.ndarray:
+def _stable_labels(centroids: np.ndarray, scaler: "StandardScaler", previous: dict[int, list[float]]) -> np.ndarray:
     """New centroid index → stable label: the matched previous label, else a fresh one."""
+    from scipy.optimize import linear_sum_assignment
+
     stable = np.full(len(centroids), -1, dtype=np.int32)
     if previous:
         labels = sorted(previous)

@@ -1,0 +1,247 @@
+"""HTTP ingestion: partner events posted to the gateway's `POST /v1/events`, group commit on vs off, side by side.
+
+interaction and the gateway run as OS processes on the real Kafka broker and a fresh migrated Postgres, twice
+over: one interaction with the group commit (the default: concurrent requests share one transaction) and one
+with `INTERACTION_INGEST_GROUP_COMMIT=false` (one transaction per request, as before), each behind its own
+gateway. Both get the same load, one after the other, with a partner key minted through `POST /v1/api-keys`
+with the rate the load needs:
+  single   one event per request, offered open loop at `--rate` requests/s (latency from each request's
+           scheduled send time, so a system that falls behind shows it; a request due while `--max-in-flight`
+           wait is shed and counted); goal ≥ 2,000 requests/s, all accepted
+  batch    100 events per request, closed loop with `--batch-concurrency` posters; goal ≥ 10,000 events/s
+Customers are drawn from a pool (`--customers`), so identities are both created and found. Every response
+must be 200 with every event accepted, and interaction must hold every accepted event, or the benchmark raises.
+"""
+
+import argparse
+import asyncio
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+
+from bench import harness
+from shared.contracts.topics import ALL, dlq
+from shared.db import asyncpg_dsn
+from tests.e2e.processes import ServiceProcess, free_port, process_env, running, serve_argv
+
+SOURCE = "bench-http-shop"
+BOOTSTRAP_KEY = "bench-http-bootstrap-admin-key"
+GOAL_SINGLE_RPS = 2000
+GOAL_BATCH_EVENTS_PER_S = 10_000
+BATCH = 100
+MODES = {"grouped": "true", "one per request": "false"}
+
+
+def order(run: str, i: int, customers: int) -> dict:
+    return {"specversion": "1.0", "id": f"{run}-{i}", "source": SOURCE, "type": "order.completed",
+            "subject": f"{run}-C{i % customers}", "time": datetime.now(UTC).isoformat(),
+            "data": {"order_id": f"{run}-O{i}", "amount": "42.00", "currency": "EUR", "channel": "web"}}
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.statuses: dict[int, int] = {}
+        self.accepted = 0
+        self.elapsed = 0.0
+        self.shed = 0  # open loop: requests not sent because `max_in_flight` were already waiting
+
+    def record(self, status: int, latency: float, accepted: int) -> None:
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+        self.latencies.append(latency)
+        self.accepted += accepted
+
+
+async def post(session: aiohttp.ClientSession, events: list[dict], scheduled: float, tally: Tally) -> None:
+    try:
+        async with session.post("/v1/events", json=events) as resp:
+            body = await resp.json(content_type=None)
+            accepted = body.get("accepted", 0) if isinstance(body, dict) else 0
+            tally.record(resp.status, time.perf_counter() - scheduled, accepted)
+    except (aiohttp.ClientError, TimeoutError):  # the client gave up: counted as status 0
+        tally.record(0, time.perf_counter() - scheduled, 0)
+
+
+async def single_open_loop(gateway: str, key: str, run: str, rate: float, seconds: float, customers: int,
+                           max_in_flight: int) -> Tally:
+    """One event per request, sent on a fixed schedule whatever the answers (open loop). A request due while
+    `max_in_flight` wait for their answers is shed (counted, not sent): the generator's own queue would
+    otherwise time requests out before they leave it, and a system that falls behind shows as shed requests."""
+    tally = Tally()
+    in_flight = 0
+
+    async def tracked(events: list[dict], scheduled: float) -> None:
+        nonlocal in_flight
+        in_flight += 1
+        try:
+            await post(session, events, scheduled, tally)
+        finally:
+            in_flight -= 1
+
+    connector = aiohttp.TCPConnector(limit=1000, limit_per_host=1000)
+    async with aiohttp.ClientSession(gateway, connector=connector, headers={"X-API-Key": key},
+                                     timeout=aiohttp.ClientTimeout(total=30)) as session:
+        total = int(rate * seconds)
+        start = time.perf_counter() + 0.1
+        tasks = []
+        for i in range(total):
+            scheduled = start + i / rate
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if in_flight >= max_in_flight:
+                tally.shed += 1
+                continue
+            tasks.append(asyncio.create_task(tracked([order(run, i, customers)], scheduled)))
+        await asyncio.gather(*tasks)
+        tally.elapsed = time.perf_counter() - start
+    return tally
+
+
+async def batch_closed_loop(gateway: str, key: str, run: str, concurrency: int, seconds: float, customers: int) -> Tally:
+    """Batches of BATCH events, `concurrency` posters each sending its next batch when the last is answered."""
+    tally = Tally()
+    counter = iter(range(10**9))
+    async with aiohttp.ClientSession(gateway, headers={"X-API-Key": key},
+                                     timeout=aiohttp.ClientTimeout(total=60)) as session:
+        start = time.perf_counter()
+
+        async def poster() -> None:
+            while time.perf_counter() - start < seconds:
+                first = next(counter) * BATCH
+                await post(session, [order(run, first + j, customers) for j in range(BATCH)], time.perf_counter(),
+                           tally)
+
+        await asyncio.gather(*(poster() for _ in range(concurrency)))
+        tally.elapsed = time.perf_counter() - start
+    return tally
+
+
+async def warm_up(gateway: str, key: str, run: str) -> None:
+    async with aiohttp.ClientSession(gateway, headers={"X-API-Key": key}) as session:
+        tally = Tally()
+        await asyncio.gather(*(post(session, [order(run, i, 10**9)], time.perf_counter(), tally) for i in range(200)))
+
+
+def summary(name: str, tally: Tally, events_per_request: int, cpu: dict[str, float]) -> dict:
+    ok = tally.statuses.get(200, 0)
+    sent = sum(tally.statuses.values())
+    shed = tally.shed
+    row = {"requests": sent, "ok": ok, "statuses": {str(k): v for k, v in sorted(tally.statuses.items())},
+           "accepted_events": tally.accepted, "seconds": round(tally.elapsed, 2),
+           "requests_per_s": round(ok / tally.elapsed, 1), "events_per_s": round(tally.accepted / tally.elapsed, 1)}
+    if tally.latencies:
+        row |= {f"p{q}_ms": round(harness.percentile(tally.latencies, q) * 1000, 1) for q in (50, 99)}
+    row["shed"] = shed
+    all_ok = ok == sent and tally.accepted == sent * events_per_request and not shed
+    row["all_accepted"] = all_ok
+    # CPU per request of each process: steadier than throughput on a shared machine.
+    row["cpu_us_per_request"] = {k: round(v / max(sent, 1) * 1e6) for k, v in cpu.items()}
+    others = ", ".join(f"{k}: {v}" for k, v in row["statuses"].items() if k != "200") or "none"
+    print(f"  {name:<18}{row['requests_per_s']:>10.0f}{row['events_per_s']:>12.0f}{row.get('p50_ms', 0):>10.1f}"
+          f"{row.get('p99_ms', 0):>10.1f}{row['cpu_us_per_request']['gateway']:>10}{row['cpu_us_per_request']['interaction']:>10}"
+          f"  not 200: {others}; shed: {shed}; {'all accepted' if all_ok else 'NOT all accepted'}")
+    return row
+
+
+def main(argv: list[str]) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m bench http_ingest", description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=GOAL_SINGLE_RPS, help="single-event requests/s offered")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each measured load")
+    parser.add_argument("--max-in-flight", type=int, default=512, help="open loop: requests awaiting an answer at most")
+    parser.add_argument("--batch-concurrency", type=int, default=8, help="posters of 100-event batches")
+    parser.add_argument("--customers", type=int, default=5000, help="distinct customers the events are about")
+    parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated of {list(MODES)}")
+    args = parser.parse_args(argv)
+    modes = [m for m in args.modes.split(",") if m]
+
+    prefix = f"bench{uuid.uuid4().hex[:8]}."
+    with (harness.servers() as (server_url, bootstrap),
+          harness.database(server_url, ["interaction", "gateway"]) as database_url,
+          harness.topics(bootstrap, [prefix + t for t in ALL] + [prefix + dlq(t) for t in ALL]),
+          tempfile.TemporaryDirectory(prefix="crm-http-ingest-") as logs):
+        harness.internal_keys()
+        shared = {"DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "TOPIC_PREFIX": prefix,
+                  "TRANSPORT": "kafka", "LOG_JSON": "false", "LOG_LEVEL": "WARNING"}
+        processes: dict[str, tuple[ServiceProcess, ServiceProcess]] = {}
+        for n, mode in enumerate(modes):
+            ip, gp = free_port(), free_port()
+            # No relay or consumer in either: what is measured is the request path alone, the same in both (the
+            # outbox rows wait; `python -m bench freshness` measures the whole path).
+            interaction = ServiceProcess(f"interaction-{n}", serve_argv("interaction", ip), process_env(shared | {
+                "INTERACTION_INGEST_GROUP_COMMIT": MODES[mode], "INTERACTION_RUN_WORKERS": "false"}),
+                ip, Path(logs))
+            gateway = ServiceProcess(f"gateway-{n}", serve_argv("gateway", gp), process_env(shared | {
+                "GATEWAY_INTERACTION_URL": interaction.url, "GATEWAY_BOOTSTRAP_ADMIN_KEY": BOOTSTRAP_KEY}),
+                gp, Path(logs))
+            processes[mode] = (interaction, gateway)
+        print(f"starting {2 * len(modes)} processes ...")
+        with running([p for pair in processes.values() for p in pair]):
+            results: dict[str, dict] = {}
+            for mode, (interaction, gateway) in processes.items():
+                key = harness.create_api_key(gateway.url, BOOTSTRAP_KEY, name=f"bench http_ingest {mode}",
+                                             role="partner", partner_id=SOURCE, rate_limit_per_s=100_000)
+                run = uuid.uuid4().hex[:8]
+                asyncio.run(warm_up(gateway.url, key, f"{run}w"))
+                print(f"{mode}: single events offered at {args.rate:.0f}/s for {args.seconds:.0f} s; then batches of "
+                      f"{BATCH}, {args.batch_concurrency} posters, {args.seconds:.0f} s")
+                print(f"  {'load':<18}{'req/s':>10}{'events/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'gw µs':>10}{'int µs':>10}"
+                      "  (CPU per request)")
+                pids = {"gateway": gateway.proc.pid, "interaction": interaction.proc.pid}
+                cpu = {k: harness.cpu_seconds(p) for k, p in pids.items()}
+                single = asyncio.run(single_open_loop(gateway.url, key, f"{run}s", args.rate, args.seconds,
+                                                      args.customers, args.max_in_flight))
+                cpu, before = {k: harness.cpu_seconds(p) for k, p in pids.items()}, cpu
+                results[mode] = {"run": run, "single": summary("single event", single, 1,
+                                                               {k: cpu[k] - before[k] for k in cpu})}
+                batch = asyncio.run(batch_closed_loop(gateway.url, key, f"{run}b", args.batch_concurrency,
+                                                      args.seconds, args.customers))
+                cpu, before = {k: harness.cpu_seconds(p) for k, p in pids.items()}, cpu
+                results[mode]["batch"] = summary(f"batches of {BATCH}", batch, BATCH,
+                                                 {k: cpu[k] - before[k] for k in cpu})
+            stored = asyncio.run(_stored(database_url))
+    # Every accepted event is stored; a request the client or the gateway gave up on may be stored as well.
+    accepted = sum(r[load]["accepted_events"] for r in results.values() for load in ("single", "batch")) + 200 * len(modes)
+    if stored < accepted:
+        raise AssertionError(f"{accepted} events accepted but interaction holds only {stored}")
+    return report(results, args)
+
+
+async def _stored(database_url: str) -> int:
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        return await conn.fetchval("select count(*) from interaction.activity where source = $1", SOURCE)
+    finally:
+        await conn.close()
+
+
+def report(results: dict, args: argparse.Namespace) -> dict:
+    figures: dict = {"benchmark": "http_ingest", "offered_single_rps": args.rate,
+                     "goal_single_rps": GOAL_SINGLE_RPS, "goal_batch_events_per_s": GOAL_BATCH_EVENTS_PER_S,
+                     **results}
+    print(f"goal: single events ≥ {GOAL_SINGLE_RPS} requests/s all accepted; batches ≥ {GOAL_BATCH_EVENTS_PER_S} events/s")
+    for mode, r in results.items():
+        single_met = r["single"]["all_accepted"] and r["single"]["requests_per_s"] >= GOAL_SINGLE_RPS
+        batch_met = r["batch"]["all_accepted"] and r["batch"]["events_per_s"] >= GOAL_BATCH_EVENTS_PER_S
+        print(f"  {mode:<16} single {r['single']['requests_per_s']:>7.0f} req/s ({'met' if single_met else 'NOT met'}), "
+              f"batches {r['batch']['events_per_s']:>7.0f} events/s ({'met' if batch_met else 'NOT met'})")
+        r["single"]["meets_goal"], r["batch"]["meets_goal"] = single_met, batch_met
+    if {"grouped", "one per request"} <= results.keys():
+        g, o = results["grouped"], results["one per request"]
+        ratios = {"single_requests_per_s": _ratio(g["single"]["requests_per_s"], o["single"]["requests_per_s"]),
+                  "batch_events_per_s": _ratio(g["batch"]["events_per_s"], o["batch"]["events_per_s"]),
+                  "single_interaction_cpu": _ratio(g["single"]["cpu_us_per_request"]["interaction"],
+                                                   o["single"]["cpu_us_per_request"]["interaction"])}
+        figures["ratio_grouped_to_one_per_request"] = ratios
+        print("ratio grouped / one per request, same run: " + ", ".join(
+            f"{k} {'n/a (the reference accepted nothing)' if v is None else f'{v}x'}" for k, v in ratios.items()))
+    return figures
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return round(a / b, 2) if b else None

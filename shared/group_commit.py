@@ -1,0 +1,131 @@
+"""Group commit: concurrent requests that each need a short write transaction share one.
+
+A request hands its prepared work to `GroupCommit.submit` and waits. Work that arrives while a transaction is
+being committed (or within `max_wait_s` of the first waiting item) is applied together, in one transaction
+and one commit; each request is answered with its own result only after that commit, so an answer still
+means "durable". When nothing else is waiting a request pays at most `max_wait_s` more.
+
+Errors keep the meaning they had with one transaction per request:
+  - a failure of the infrastructure (`is_transient`: the database is down, a deadlock, a serialization
+    failure) fails every request of the group with it: nothing was stored, each may resend;
+  - any other failure (a poison item, a bug) must not cost the other requests their write: the group is
+    retried one request per transaction, so each gets exactly the outcome it would have had on its own.
+
+There is no background task to start or stop: a flush task exists only while work is waiting, and requests
+in flight hold the server open at shutdown until they are answered.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.messaging.inbox import is_transient
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
+
+# apply(session, works) → one result per work, in order; runs inside the group's transaction.
+Apply = Callable[[AsyncSession, Sequence[T]], Awaitable[Sequence[R]]]
+
+
+@dataclass(slots=True)
+class _Waiting(Generic[T, R]):
+    work: T
+    size: int
+    future: asyncio.Future = field(default=None)  # type: ignore[assignment]
+
+
+class GroupCommit(Generic[T, R]):
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession], apply: Apply, *, max_wait_s: float = 0.002,
+                 max_size: int = 1000, name: str = "group-commit") -> None:
+        self._session_factory = session_factory
+        self._apply = apply
+        self.max_wait_s = max_wait_s
+        self.max_size = max_size  # in units of `size` (events): a group is closed once it holds this many
+        self.name = name
+        self._waiting: list[_Waiting[T, R]] = []
+        self._flusher: asyncio.Task | None = None
+        # What the groups were like, for the metrics and the tests: groups committed, works in them.
+        self.groups = 0
+        self.works = 0
+        self.largest = 0
+        self.split = 0  # groups retried one work per transaction after a non-transient failure
+
+    async def submit(self, work: T, size: int = 1) -> R:
+        """Applies `work` in a shared transaction; returns its result once that transaction has committed."""
+        waiting = _Waiting(work, max(1, size), asyncio.get_running_loop().create_future())
+        # Retrieved even when the request has gone away, so a failure it never reads is not logged as lost.
+        waiting.future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._waiting.append(waiting)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name=self.name)
+        # Shielded: a client that goes away does not cancel the future the group will resolve; its work is
+        # applied all the same (as it would have been had the commit already started).
+        return await asyncio.shield(waiting.future)
+
+    async def _flush(self) -> None:
+        # One flush task at a time, so groups commit one after another: while one commits, the next forms.
+        group: list[_Waiting[T, R]] = []
+        try:
+            while self._waiting:
+                if self.max_wait_s > 0 and self._size(self._waiting) < self.max_size:
+                    await asyncio.sleep(self.max_wait_s)
+                group, size = [], 0
+                while self._waiting and (not group or size + self._waiting[0].size <= self.max_size):
+                    item = self._waiting.pop(0)
+                    group.append(item)
+                    size += item.size
+                await self._commit(group)
+        except BaseException as exc:
+            # Cancelled (the loop is closing): nobody may wait forever for an answer that will not come.
+            for w in [*group, *self._waiting]:
+                _resolve(w.future, exc=RuntimeError(f"{self.name} stopped before the commit ({exc!r})"))
+            self._waiting.clear()
+            raise
+
+    @staticmethod
+    def _size(waiting: list[_Waiting]) -> int:
+        return sum(w.size for w in waiting)
+
+    async def _commit(self, group: list[_Waiting[T, R]]) -> None:
+        try:
+            results = await self._transaction([w.work for w in group])
+        except Exception as exc:  # noqa: BLE001 - every waiting request gets its own answer, below
+            if len(group) == 1 or is_transient(exc):
+                for w in group:
+                    _resolve(w.future, exc=exc)
+                return
+            log.warning("%s: a group of %d failed (%r); retrying one per transaction", self.name, len(group), exc)
+            self.split += 1
+            for w in group:
+                await self._commit([w])
+            return
+        self.groups += 1
+        self.works += len(group)
+        self.largest = max(self.largest, len(group))
+        for w, result in zip(group, results, strict=True):
+            _resolve(w.future, result=result)
+
+    async def _transaction(self, works: list[T]) -> Sequence[R]:
+        async with self._session_factory() as session:
+            try:
+                results = await self._apply(session, works)
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+        return results
+
+
+def _resolve(future: asyncio.Future, *, result: object = None, exc: BaseException | None = None) -> None:
+    if future.done():
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)

@@ -1,8 +1,8 @@
 """the rules' state after a customer's last fact, kept with its stage, so a fact that extends the history is
 applied to it instead of replaying every fact (null: not derived since; the next derivation replays and fills it)
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-04
 """
 
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-revision = "0009"
-down_revision = "0008"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 SCHEMA = "lifecycle"

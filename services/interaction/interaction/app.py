@@ -6,6 +6,7 @@ from shared.messaging.transport import Transport
 from shared.service import ServiceRuntime, create_service_app
 
 from interaction.customers.router import router as customers_router
+from interaction.event_types.router import router as event_types_router
 from interaction.identity.router import router as identity_router
 from interaction.ingestion.consumer import partner_ingest_subscription
 from interaction.ingestion.router import router as ingestion_router
@@ -23,5 +24,5 @@ def create_app(settings: InteractionSettings | None = None, transport: Transport
         title="interaction",
         description="Customer intimacy: partner event ingestion, identity resolution and merges, the customer profile, "
         "timeline, search, partners, export and erasure.",
-        routers=[ingestion_router, customers_router, identity_router, partners_router],
+        routers=[ingestion_router, customers_router, identity_router, partners_router, event_types_router],
     )

@@ -176,6 +176,15 @@ def _deal_updated(batch: Batch, e: PartnerEvent, fact: Fact) -> None:
     }
 
 
+@handles(p.CustomEvent)
+def _custom_event(batch: Batch, e: PartnerEvent, fact: Fact) -> None:
+    env = e.envelope
+    batch.outgoing.append(wrap(contracts.CustomEventRecorded(
+        customer_id=fact.customer_id, event_id=fact.activity_id, source=env.source, event_type=env.type,
+        schema_version=e.schema_version, occurred_at=e.occurred_at, home_customer_id=fact.home,
+        data={k: v for k, v in env.data.items() if k != "identifiers"}), fact.customer_id, env))
+
+
 def keep_newest(properties: dict, key: tuple, value: object, value_type: str, source: str, when: datetime) -> None:
     encoded = orjson.dumps(value).decode()
     current = properties.get(key)

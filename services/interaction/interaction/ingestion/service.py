@@ -24,12 +24,13 @@ from shared.messaging.outbox import Outbox
 from shared.validation import printable
 
 from interaction.customers.service import erase_customers, publishable_attributes
+from interaction.event_types.service import catalogue
 from interaction.identity import repository as identity_repository
 from interaction.identity.normalise import SOURCE, source_key
 from interaction.identity.resolution import Resolution, resolve
 from interaction.ingestion import repository as repo
 from interaction.ingestion.handlers import Batch, Fact, handler_for, is_fact, timeline_row, wrap
-from interaction.ingestion.validation import PartnerEvent, validate
+from interaction.ingestion.validation import PartnerEvent, custom_type_names, validate
 from interaction.tables import messaging
 from interaction.traits.service import recompute_traits
 
@@ -52,6 +53,8 @@ async def ingest_http_batch(session: AsyncSession, outbox: Outbox, items: Sequen
     """The HTTP door: validate every item, apply the valid new ones, report each item's fate."""
     results: dict[int, ItemResult] = {}
     valid: list[tuple[int, PartnerEvent]] = []
+    # The registry is read only for a batch that names a type beyond the fixed ones.
+    custom = await catalogue(session, names) if (names := custom_type_names(items)) else None
     for i, raw in enumerate(items):
         # Echoed in the response: a lone surrogate in it would fail the response's encoding.
         ident = printable(raw["id"]) if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
@@ -59,7 +62,7 @@ async def ingest_http_batch(session: AsyncSession, outbox: Outbox, items: Sequen
             if body_bytes > MAX_EVENT_BYTES:
                 if len(_encoded(raw)) > MAX_EVENT_BYTES:
                     raise InvalidEvent(f"event is over the {MAX_EVENT_BYTES}-byte limit")
-            valid.append((i, validate(raw)))
+            valid.append((i, validate(raw, custom)))
         except InvalidEvent as exc:
             results[i] = ItemResult(i, "rejected", ident, printable(str(exc)))
     # Claim, then lock (in apply_partner_events): the order of the Kafka door, so the two never wait on each other

@@ -12,7 +12,7 @@ to remove what it holds about the customer beyond anonymous aggregates (R8).
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -199,7 +199,29 @@ class DealUpdated(Payload):
     occurred_at: datetime
 
 
+class CustomEventRecorded(Payload):
+    """A partner's event of an admin-registered type (custom event types) was stored on the customer's timeline.
+
+    One domain event type for every registered type: `event_type` names it (a webhook filters on it,
+    `{"event_type": "order.shipped"}`), `schema_version` the version its `data` was checked against.
+    """
+
+    EVENT_TYPE: ClassVar[str] = "custom_event.recorded"
+    customer_id: uuid.UUID
+    event_id: uuid.UUID = Field(description="The timeline entry's id.")
+    source: str = Field(description="The partner that sent the event.")
+    event_type: str = Field(examples=["order.shipped"], description="The registered type.")
+    schema_version: int = Field(ge=1)
+    occurred_at: datetime
+    # Optional, so that erasure's redaction (shared/contracts/redaction.py) drops it whole: its fields are the
+    # registered schema's, and nothing says which of them are personal.
+    data: dict[str, Any] = Field(default_factory=dict, description="The event's data as validated, without "
+                                                                   "`identifiers`.")
+    home_customer_id: uuid.UUID | None = Field(
+        None, description="The customer whose identifier the fact came in under (shared/contracts/identity.py).")
+
+
 INTERACTION_EVENT_TYPES: dict[str, type[Payload]] = {m.EVENT_TYPE: m for m in [
     CustomerCreated, CustomerUpdated, CustomerMerged, CustomerUnmerged, CustomerErased, PurchaseRecorded,
-    PurchaseRefunded, TouchpointRecorded, FeedbackRecorded, LeadCaptured, DealUpdated,
+    PurchaseRefunded, TouchpointRecorded, FeedbackRecorded, LeadCaptured, DealUpdated, CustomEventRecorded,
 ]}

@@ -176,6 +176,20 @@ class DealUpdated(PartnerPayload):
     occurred_at: AwareDatetime | None = None
 
 
+class CustomEvent(PartnerPayload):
+    """An event of a type an admin registered (`POST /v1/event-types`), such as `order.shipped`.
+
+    Its `data` is checked against the JSON Schema of the type's version: the one `dataschema` names
+    (`urn:crm:schema:<type>:v<N>`), else the newest. `identifiers` and `occurred_at` mean what they mean in
+    every event; every other field is the registered schema's. Not in `PARTNER_EVENT_TYPES`: the types are
+    data, served in the AsyncAPI document from interaction's registry.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    EVENT_TYPE: ClassVar[str] = "custom"  # the envelope's `type` names the registered type
+    occurred_at: AwareDatetime | None = None
+
+
 PARTNER_EVENT_TYPES: dict[str, type[Payload]] = {m.EVENT_TYPE: m for m in [
     CustomerIdentified, CustomerUpdated, OrderCompleted, OrderRefunded, OrderCancelled, InteractionLogged,
     FeedbackSubmitted, LeadCaptured, ConsentChanged, ErasureRequested, DealUpdated,

@@ -52,6 +52,9 @@ class Subscription:
     handler: Handler
     # Ingestion fronts dead-letter event types they do not know; internal consumers skip them.
     reject_unknown_types: bool = False
+    # Types not in `event_types` are parsed as this model instead, for a handler that checks them against a
+    # catalogue it keeps in its database (interaction's custom event types); it dead-letters the unknown ones.
+    unknown_types_as: type[Payload] | None = None
     # A regex over topic names (without prefix) to subscribe to instead of `topics`, for topics made at run
     # time (one per partner); matching topics created later are picked up at the next metadata refresh.
     topic_pattern: str | None = None
@@ -138,7 +141,7 @@ class InboxConsumer:
                 envelope = Envelope.from_kafka(msg.value, msg.headers)
                 if self.subscription.admit is not None:
                     self.subscription.admit(msg, envelope)
-                model = self.subscription.event_types.get(envelope.type)
+                model = self.subscription.event_types.get(envelope.type) or self.subscription.unknown_types_as
                 if model is None:
                     if self.subscription.reject_unknown_types:
                         raise InvalidEvent(f"unknown event type {envelope.type!r}")

@@ -7,6 +7,7 @@ from shared.messaging.transport import Transport
 from shared.service import ServiceRuntime, create_service_app
 
 from interaction.customers.router import router as customers_router
+from interaction.event_types.router import router as event_types_router
 from interaction.identity.router import router as identity_router
 from interaction.ingestion.consumer import partner_ingest_subscription
 from interaction.ingestion.router import router as ingestion_router
@@ -27,8 +28,9 @@ def create_app(settings: InteractionSettings | None = None, transport: Transport
         runtime,
         title="interaction",
         description="Customer intimacy: partner event ingestion, identity resolution and merges, the customer profile, "
-        "timeline, search, partners and their figures, satisfaction trends, export and erasure.",
-        routers=[ingestion_router, customers_router, identity_router, partners_router, satisfaction_router],
+        "timeline, search, partners and their figures, satisfaction trends, custom event types, export and erasure.",
+        routers=[ingestion_router, customers_router, identity_router, partners_router, satisfaction_router,
+                 event_types_router],
     )
     # HTTP ingestion: concurrent requests share one transaction (docs/interaction.md, "Group commit").
     app.state.ingest_group = GroupCommit(

@@ -23,16 +23,17 @@ METHODS = {"get", "post", "put", "patch", "delete"}
 
 def may(role: str, method: str, path: str) -> bool:
     """The specification: admin all; frontend all but key management, ingestion, partner registry changes and
-    cost settings changes; analyst reads; partner ingests."""
+    cost settings changes, registering custom event types; analyst reads; partner ingests."""
     key_management = path.startswith("/v1/api-keys")
     ingestion = method == "POST" and path == "/v1/events"
     partner_registry = method not in {"GET", "HEAD"} and path.startswith("/v1/partners")
     cost_settings = method not in {"GET", "HEAD"} and path.startswith("/v1/value/profitability/settings")
+    event_types = method not in {"GET", "HEAD"} and path.startswith("/v1/event-types")
     if role == "admin":
         return True
     if role == "partner":
         return ingestion
-    if key_management or ingestion or partner_registry or cost_settings:
+    if key_management or ingestion or partner_registry or cost_settings or event_types:
         return False
     return role == "frontend" or method == "GET"
 
@@ -66,7 +67,7 @@ async def test_every_route_times_every_role(stack: Stack) -> None:
         doc = (await admin.get("/openapi.json")).json()
     ops = operations(doc)
     assert len(ops) >= 15, "the merged document lists the services' routes and the gateway's own"
-    assert {"/v1/events", "/v1/api-keys", "/v1/webhooks"} <= {p for _, p, _ in ops}
+    assert {"/v1/events", "/v1/event-types", "/v1/api-keys", "/v1/webhooks"} <= {p for _, p, _ in ops}
     failures = []
     for method, path, op in ops:
         body = {"json": []} if "requestBody" in op else {}

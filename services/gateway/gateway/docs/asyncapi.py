@@ -161,3 +161,48 @@ def build() -> dict[str, Any]:
             }},
         },
     }
+
+
+def add_custom_types(doc: dict[str, Any], types: list[dict[str, Any]]) -> dict[str, Any]:
+    """The document with interaction's registered custom event types (`GET /v1/event-types`) as partner messages,
+    one per version; `doc` is a fresh copy the caller owns. Each version's schema becomes a component (its local
+    `#/…` references re-rooted there); an event names the version in `dataschema`, or omits it for the newest."""
+    schemas, messages = doc["components"]["schemas"], doc["components"]["messages"]
+    newest = {t["name"]: max(v["version"] for v in types if v["name"] == t["name"]) for t in types}
+    added = []
+    for t in types:
+        name, version = t["name"], t["version"]
+        component = f"custom.{name}.v{version}"
+        schemas[component] = _reroot(t["schema"], REF + component)
+        dataschema: dict[str, Any] = {"const": t["dataschema"]}
+        required = ["type", "data"]
+        if version != newest[name]:
+            required.append("dataschema")  # without it, an event is checked against the newest version
+        msg_id = _msg_id("partner.custom", f"{name}.v{version}")
+        messages[msg_id] = {
+            "name": f"{name} v{version}", "title": f"{name} (v{version}, custom)",
+            "summary": t.get("description") or f"Custom event type {name}, registered by an admin.",
+            "description": "A custom event type (POST /v1/event-types). `data` may also carry `identifiers` and "
+                           "`occurred_at` as in every partner event, if the registered schema allows them.",
+            "contentType": "application/cloudevents+json",
+            "payload": {"allOf": [{"$ref": REF + "cloudevents.CloudEvent"}, {
+                "type": "object", "required": required, "properties": {
+                    "type": {"const": name}, "dataschema": dataschema, "data": {"$ref": REF + component}}}]},
+            "bindings": {"kafka": {"key": {"type": "string", "description": "The partner's customer id (subject)."}}},
+        }
+        added.append(msg_id)
+    channel_id = topics.PARTNER_EVENTS.replace(".", "-")
+    for channel, operation in ((channel_id, f"receive-{channel_id}"), ("partner-events-own", "receive-partner-events-own")):
+        for msg_id in added:
+            doc["channels"][channel]["messages"][msg_id] = {"$ref": f"#/components/messages/{msg_id}"}
+            doc["operations"][operation]["messages"].append({"$ref": f"#/channels/{channel}/messages/{msg_id}"})
+    return doc
+
+
+def _reroot(node: Any, root: str) -> Any:
+    if isinstance(node, dict):
+        return {k: (root + v[1:] if k in ("$ref", "$dynamicRef") and isinstance(v, str) and v.startswith("#")
+                    else _reroot(v, root)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_reroot(v, root) for v in node]
+    return node

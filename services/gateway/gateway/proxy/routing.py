@@ -11,7 +11,7 @@ OWNERSHIP: list[tuple[str, str]] = [
     (rf"^/v1/customers/{_SEG}/(segmentation|segments)(/|$)", "segmentation"),
     (rf"^/v1/customers/{_SEG}/(value|propositions)(/|$)", "clv"),
     (rf"^/v1/customers/{_SEG}/(lifecycle|deals)(/|$)", "lifecycle"),
-    (r"^/v1/(customers|events|merges|partners|satisfaction)(/|$)", "interaction"),
+    (r"^/v1/(customers|events|event-types|merges|partners|satisfaction)(/|$)", "interaction"),
     (r"^/v1/(segments|segmentation)(/|$)", "segmentation"),
     (r"^/v1/(value|propositions)(/|$)", "clv"),
     (r"^/v1/(lifecycle|pipelines|deals|campaigns)(/|$)", "lifecycle"),

@@ -3,8 +3,9 @@
 - open: health, metrics, `/docs`, `/openapi.json`, `/asyncapi`;
 - admin: everything;
 - frontend: every data route except key management (`/v1/api-keys`), event ingestion (`POST /v1/events`),
-  changes to the partner registry (a partner's `trust_contact_linking` is a security setting) and changes to
-  clv's cost settings (`/v1/value/profitability/settings`: they change every customer's profit);
+  changes to the partner registry (a partner's `trust_contact_linking` is a security setting), changes to
+  clv's cost settings (`/v1/value/profitability/settings`: they change every customer's profit) and registering
+  custom event types (`POST /v1/event-types`: what every partner may send);
 - analyst: GET (and HEAD) on the same routes as frontend;
 - partner: `POST /v1/events` only (and only events whose `source` is its partner id, checked by the proxy).
 """
@@ -37,13 +38,17 @@ def is_cost_settings_change(method: str, path: str) -> bool:
     return method not in READ_METHODS and (path.rstrip("/") == settings or path.startswith(settings + "/"))
 
 
+def is_event_type_change(method: str, path: str) -> bool:
+    return method not in READ_METHODS and (path == "/v1/event-types" or path.startswith("/v1/event-types/"))
+
+
 def allowed(role: Role, method: str, path: str) -> bool:
     if role is Role.ADMIN:
         return True
     if role is Role.PARTNER:
         return is_ingestion(method, path)
     if (is_key_management(path) or is_ingestion(method, path) or is_partner_registry_change(method, path)
-            or is_cost_settings_change(method, path)):
+            or is_cost_settings_change(method, path) or is_event_type_change(method, path)):
         return False
     if role is Role.FRONTEND:
         return True

@@ -22,6 +22,7 @@ import orjson
 import phonenumbers
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.contracts.partner import PARTNER_EVENT_TYPES
 from shared.contracts.redaction import Tokenizer, redact_event_data, redact_partner_data, tokenizer
 from shared.messaging.outbox import forget_subjects
 
@@ -89,7 +90,9 @@ async def _redact_facts(session: AsyncSession, ids: list[uuid.UUID], scrub: Scru
     rows = await repository.activity_of(session, ids)
     await repository.update_activity(session, [
         {"id": r.id, "event_id": scrub.text(r.event_id), "channel": scrub.text(r.channel),
-         "data": orjson.dumps(scrub.json(redact_partner_data(r.type, r.data, token))).decode()}
+         # A custom type's data is its registered schema's: nothing says which fields are personal, so it goes.
+         "data": orjson.dumps(scrub.json(redact_partner_data(r.type, r.data, token))
+                              if r.type in PARTNER_EVENT_TYPES else {}).decode()}
         for r in rows])
     rows = await repository.purchases_of(session, ids)
     await repository.update_purchases(session, [

@@ -4,7 +4,7 @@ from decimal import Decimal
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import AfterValidator, AwareDatetime
+from pydantic import AfterValidator, AwareDatetime, StringConstraints
 
 from shared.contracts.partner import PARTNER_EVENT_TYPES
 from shared import pagination
@@ -20,7 +20,8 @@ from interaction.identity.normalise import normalise_email, normalise_phone
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 NO_NUL = r"^[^\x00]*$"  # Postgres text cannot hold U+0000: such a filter is a 422, not a 500
-EventType = Literal[tuple(sorted(PARTNER_EVENT_TYPES))]  # type: ignore[valid-type]
+# A fixed type, or a registered custom one (interaction/event_types): the name's shape, not a closed list.
+EventType = Annotated[str, StringConstraints(max_length=100, pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")]
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
 Cursor = Annotated[str | None, Query(max_length=500, pattern=NO_NUL, description="`next_cursor` of the previous page.")]
 Text = Annotated[str | None, Query(min_length=1, max_length=200, pattern=NO_NUL)]
@@ -98,7 +99,7 @@ async def get_identifiers(customer_id: uuid.UUID, session: SessionDep, limit: pa
 async def get_timeline(
     customer_id: uuid.UUID,
     session: SessionDep,
-    type: Annotated[list[EventType] | None, Query(description="Event types to include.")] = None,  # noqa: A002
+    type: Annotated[list[EventType] | None, Query(description="Event types to include: fixed or registered custom types.", examples=sorted(PARTNER_EVENT_TYPES))] = None,  # noqa: A002
     channel: Annotated[str | None, Query(max_length=40, pattern=NO_NUL)] = None,
     partner: Text = None,
     since: Instant | None = None,

@@ -17,14 +17,15 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.envelope import Envelope, InvalidEvent
-from shared.contracts.partner import PARTNER_EVENT_TYPES
+from shared.contracts.partner import PARTNER_EVENT_TYPES, CustomEvent
 from shared.contracts.topics import PARTNER_EVENTS, PARTNER_TOPICS_PATTERN, dlq, partner_of_topic
 from shared.messaging.inbox import ConsumedEvent, Subscription
 from shared.messaging.outbox import Outbox
 from shared.messaging.transport import IncomingMessage
 
+from interaction.event_types.service import catalogue
 from interaction.ingestion.service import INGEST_INBOX, apply_partner_events
-from interaction.ingestion.validation import PartnerEvent, check
+from interaction.ingestion.validation import PartnerEvent, check, unknown_type
 
 
 def partner_ingest_subscription(outbox: Outbox, timings: dict[str, float] | None = None) -> Subscription:
@@ -33,12 +34,20 @@ def partner_ingest_subscription(outbox: Outbox, timings: dict[str, float] | None
         good: list[PartnerEvent] = []
         dead: list[tuple[ConsumedEvent, str]] = []
         now = datetime.now(UTC)  # one clock reading for the batch's plausibility windows
+        # Types beyond the fixed ones came parsed as CustomEvent: checked against the registry, read once a batch.
+        names = {e.envelope.type for e in events if isinstance(e.payload, CustomEvent)}
+        custom = await catalogue(session, names) if names else None
         for e in events:
             try:
                 # Headers travel on to the dead-letter topic and the outbox's headers column (jsonb).
                 if any(b"\x00" in v for _, v in e.message.headers):
                     raise InvalidEvent("a header contains a NUL character (\\u0000)")
-                good.append(check(e.envelope, e.payload, now))
+                event = check(e.envelope, e.payload, now)
+                if isinstance(e.payload, CustomEvent):
+                    if e.envelope.type not in custom:
+                        raise unknown_type(e.envelope.type, custom)
+                    event.schema_version = custom.check(e.envelope)
+                good.append(event)
             except InvalidEvent as exc:
                 dead.append((e, str(exc)))
         if timings is not None:
@@ -55,7 +64,8 @@ def partner_ingest_subscription(outbox: Outbox, timings: dict[str, float] | None
 
     name = INGEST_INBOX.removeprefix("interaction.")
     return Subscription(name=name, topics=[PARTNER_EVENTS], event_types=PARTNER_EVENT_TYPES, handler=handle,
-                        reject_unknown_types=True, topic_pattern=PARTNER_TOPICS_PATTERN, admit=admit)
+                        reject_unknown_types=True, unknown_types_as=CustomEvent, topic_pattern=PARTNER_TOPICS_PATTERN,
+                        admit=admit)
 
 
 async def dead_letter(session: AsyncSession, outbox: Outbox, dead: list[tuple[ConsumedEvent, str]]) -> None:

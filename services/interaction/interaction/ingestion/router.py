@@ -7,8 +7,10 @@ from shared.messaging.inbox import is_transient
 from shared.problems import DomainError, problem_response
 from shared.validation import loads
 
+from interaction.event_types.service import catalogue
 from interaction.ingestion.schemas import IngestItemResult, IngestResponse
 from interaction.ingestion.service import CheckedBatch, ItemResult, check_http_batch, store_http_batches
+from interaction.ingestion.validation import custom_type_names
 
 router = APIRouter(prefix="/v1", tags=["ingestion"])
 
@@ -73,7 +75,12 @@ async def ingest_events(request: Request) -> JSONResponse | IngestResponse:
     if not items:
         raise MalformedBatch("the batch is empty")
 
-    checked = check_http_batch(items, len(raw))
+    custom = None
+    if names := custom_type_names(items):
+        # Custom types are validated against the registry's schemas: read once, before any shared transaction.
+        async with request.app.state.runtime.session_factory() as session:
+            custom = await catalogue(session, names)
+    checked = check_http_batch(items, len(raw), custom)
     try:
         results = await _store(request, checked)
     except sa.exc.DBAPIError as exc:

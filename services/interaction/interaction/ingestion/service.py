@@ -7,9 +7,10 @@ stored rows, so a resent, late or out-of-order event leaves every trait as if al
 
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,17 +24,20 @@ from shared.messaging.outbox import Outbox
 from shared.validation import printable
 
 from interaction.customers.service import erase_customers, publishable_attributes
+from interaction.event_types.service import Catalogue
 from interaction.identity import repository as identity_repository
 from interaction.identity.normalise import SOURCE, source_key
-from interaction.identity.resolution import resolve
+from interaction.identity.resolution import Resolution, resolve
 from interaction.ingestion import repository as repo
+from interaction.ingestion.handlers import Batch, Fact, handler_for, is_fact, timeline_row, wrap
 from interaction.ingestion.validation import PartnerEvent, validate
 from interaction.tables import messaging
 from interaction.traits.service import recompute_traits
 
+T = TypeVar("T")
+
 # The inbox name both doors share, so an event sent through both is applied once.
 INGEST_INBOX = "interaction.partner-ingest"
-_CHANNEL_OF = {p.OrderCompleted: "channel", p.InteractionLogged: "channel"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +57,11 @@ class CheckedBatch:
     valid: list[tuple[int, PartnerEvent]]
 
 
-def check_http_batch(items: Sequence[object], body_bytes: int = 0) -> CheckedBatch:
-    """The HTTP door's checks, outside any transaction: every item is validated, the bad ones rejected."""
+def check_http_batch(items: Sequence[object], body_bytes: int = 0, custom: Catalogue | None = None) -> CheckedBatch:
+    """The HTTP door's checks, outside any transaction: every item is validated, the bad ones rejected.
+
+    `custom` is the registry's entries for the custom types the batch names (`custom_type_names`), read by the
+    caller: a batch of fixed types only never reads the registry."""
     results: dict[int, ItemResult] = {}
     valid: list[tuple[int, PartnerEvent]] = []
     for i, raw in enumerate(items):
@@ -64,7 +71,7 @@ def check_http_batch(items: Sequence[object], body_bytes: int = 0) -> CheckedBat
             if body_bytes > MAX_EVENT_BYTES:
                 if len(_encoded(raw)) > MAX_EVENT_BYTES:
                     raise InvalidEvent(f"event is over the {MAX_EVENT_BYTES}-byte limit")
-            valid.append((i, validate(raw)))
+            valid.append((i, validate(raw, custom)))
         except InvalidEvent as exc:
             results[i] = ItemResult(i, "rejected", ident, printable(str(exc)))
     return CheckedBatch(len(items), results, valid)
@@ -107,24 +114,16 @@ def _encoded(raw: object) -> bytes:
         raise InvalidEvent("the event cannot be encoded as JSON") from None
 
 
-def _wrap(payload: contracts.Payload, customer_id: uuid.UUID, cause: Envelope | None = None) -> Envelope:
-    # What Envelope.wrap builds, without validating the envelope again (~9 µs of its ~18 µs, paid for every
-    # outgoing event): every field is valid by construction and the payload was validated when it was made.
-    return Envelope.model_construct(
-        id=str(uuid.uuid4()), source=contracts.SOURCE, type=payload.EVENT_TYPE, subject=str(customer_id),
-        time=datetime.now(UTC), dataschema=payload.dataschema(),
-        correlationid=cause.correlationid if cause else None, data=payload.model_dump(mode="json"))
-
-
 async def apply_partner_events(session: AsyncSession, outbox: Outbox, events: Sequence[PartnerEvent],
                                timings: dict[str, float] | None = None) -> None:
-    """Apply checked, fresh events in one transaction (the caller's)."""
+    """Apply checked, fresh events in one transaction (the caller's): each fact's handler collects what it
+    means (handlers.py), then the phases below write it, one set-based statement per kind of row."""
     if not events:
         return
-    clock = _Clock(timings)
+    phase = _Timer(timings)
     await identity_repository.lock_identity(session)
-    erasures = [e for e in events if isinstance(e.payload, p.ErasureRequested)]
-    facts = [e for e in events if not isinstance(e.payload, p.ErasureRequested)]
+    erasures = [e for e in events if not is_fact(e)]
+    facts = [e for e in events if is_fact(e)]
     sources = sorted({e.envelope.source for e in events})
     await session.execute(repo.REGISTER_PARTNERS, {"ids": sources})
     trusted = {r.id for r in await session.execute(repo.TRUSTED_PARTNERS, {"ids": sources})}
@@ -134,147 +133,117 @@ async def apply_partner_events(session: AsyncSession, outbox: Outbox, events: Se
             # customers only, never another partner's (docs/security.md).
             e.keys = [k if k[0] == SOURCE else (k[0], e.envelope.source, k[2]) for k in e.keys]
 
-    resolution = await resolve(session, facts)
-    clock.lap("resolve")
-    outgoing: list[Envelope] = []
+    resolution = await phase("resolve", resolve(session, facts))
+    batch = Batch()
+    await phase("prepare", _collect(session, batch, facts, resolution))
+    await phase("activity", _write_activity(session, batch))
+    await phase("purchases", _write_purchases(session, batch))
+    await phase("adjustments", _write_adjustments(session, batch))
+    await phase("other facts", _write_other_facts(session, batch))
+    await phase("traits", recompute_traits(session, batch.touched))
+    await phase("outbox", _publish(session, outbox, batch.outgoing, erasures))
+
+
+async def _collect(session: AsyncSession, batch: Batch, facts: list[PartnerEvent],
+                   resolution: Resolution) -> None:
+    """Identity changes first (the customers facts refer to), then every fact through its type's handler."""
     now = datetime.now(UTC)
     for cid, (source, first_seen) in resolution.created.items():
-        outgoing.append(_wrap(contracts.CustomerCreated(customer_id=cid, source=source, first_seen_at=first_seen), cid))
+        batch.outgoing.append(wrap(contracts.CustomerCreated(customer_id=cid, source=source, first_seen_at=first_seen),
+                                   cid))
     versions = await identity_repository.next_versions(session, len(resolution.merges))
     for (merge_id, survivor, merged, reason, _), version in zip(resolution.merges, versions, strict=True):
-        outgoing.append(_wrap(contracts.CustomerMerged(customer_id=survivor, merge_id=merge_id, survivor_id=survivor,
-                                                       merged_id=merged, reason=reason, merged_at=now,
-                                                       version=version), survivor))
-    touched: set[uuid.UUID] = set(resolution.customer_of) | {m[1] for m in resolution.merges}
-
-    activity_rows, purchases, adjustments, properties, deals, leads = [], {}, [], {}, {}, []
+        batch.outgoing.append(wrap(contracts.CustomerMerged(
+            customer_id=survivor, merge_id=merge_id, survivor_id=survivor, merged_id=merged, reason=reason,
+            merged_at=now, version=version), survivor))
+    batch.touched = set(resolution.customer_of) | {m[1] for m in resolution.merges}
     for e, cid, home in zip(facts, resolution.customer_of, resolution.home_of, strict=True):
-        payload, env = e.payload, e.envelope
-        activity_id = uuid.uuid4()
-        channel_field = _CHANNEL_OF.get(type(payload))
-        activity_rows.append({
-            "id": activity_id, "customer_id": cid, "home": home, "source": env.source, "event_id": env.id,
-            "type": env.type, "occurred": e.occurred_at,
-            "channel": str(getattr(payload, channel_field)) if channel_field else None,
-            # The event's data as the partner sent it (validated above), minus the identifiers, kept in their table.
-            "data": orjson.dumps({k: v for k, v in env.data.items() if k != "identifiers" and v is not None}).decode(),
-        })
-        if isinstance(payload, p.OrderCompleted):
-            # One order is one purchase: the same order under two event ids in one batch is stored once.
-            purchases.setdefault((env.source, payload.order_id), {
-                "id": uuid.uuid4(), "customer_id": cid, "home": home, "source": env.source,
-                "order_id": payload.order_id, "amount": payload.amount, "currency": payload.currency,
-                "channel": payload.channel, "occurred": e.occurred_at, "event_id": env.id, "env": env,
-                "line_items": orjson.dumps([li.model_dump(mode="json", exclude_none=True) for li in payload.line_items]
-                                           ).decode() if payload.line_items else None,
-                "lines": payload.line_items, "shipping_cost": payload.shipping_cost, "discount": payload.discount,
-            })
-        elif isinstance(payload, (p.OrderRefunded, p.OrderCancelled)):
-            cancelled = isinstance(payload, p.OrderCancelled)
-            adjustments.append({
-                "id": uuid.uuid4(), "customer_id": cid, "home": home, "source": env.source,
-                "order_id": payload.order_id, "event_id": env.id,
-                "amount": None if cancelled else payload.amount,
-                "currency": None if cancelled else payload.currency, "cancelled": cancelled,
-                "reason": payload.reason, "occurred": e.occurred_at,
-            })
-        elif isinstance(payload, (p.CustomerIdentified, p.ConsentChanged)):
-            for key, (value, value_type) in e.attributes.items():
-                _keep_newest(properties, (cid, "attribute", key), value, value_type, env.source, e.occurred_at)
-            for key, granted in payload.consent.items():
-                _keep_newest(properties, (cid, "consent", key), granted, "boolean", env.source, e.occurred_at)
-        elif isinstance(payload, p.InteractionLogged):
-            outgoing.append(_wrap(contracts.TouchpointRecorded(
-                customer_id=cid, touchpoint_id=activity_id, source=env.source, channel=payload.channel,
-                direction=payload.direction, outcome=payload.outcome, occurred_at=e.occurred_at,
-                home_customer_id=home), cid, env))
-        elif isinstance(payload, p.FeedbackSubmitted):
-            outgoing.append(_wrap(contracts.FeedbackRecorded(
-                customer_id=cid, feedback_id=activity_id, source=env.source, nps=payload.nps, csat=payload.csat,
-                perceived_value=payload.perceived_value, expected_value=payload.expected_value,
-                proposition_id=payload.proposition_id, occurred_at=e.occurred_at, home_customer_id=home), cid, env))
-        elif isinstance(payload, p.LeadCaptured):
-            leads.append((e, cid))
-        elif isinstance(payload, p.DealUpdated):
-            current = deals.get((env.source, payload.deal_id))
-            if current is not None and (current["occurred"], current["stage"]) >= (e.occurred_at, payload.stage):
-                continue  # one row per deal and batch (an upsert cannot touch a row twice): the newest wins
-            deals[(env.source, payload.deal_id)] = {
-                "source": env.source, "deal_id": payload.deal_id, "customer_id": cid, "home": home,
-                "pipeline": payload.pipeline, "stage": payload.stage, "amount": payload.amount,
-                "currency": payload.currency, "close": payload.expected_close, "owner": payload.owner,
-                "lost": payload.lost_reason, "occurred": e.occurred_at, "env": env,
-            }
-    clock.lap("prepare")
+        handler = handler_for(e.payload)
+        fact = Fact(cid, home, uuid.uuid4())
+        if handler.timeline:
+            batch.activity_rows.append(timeline_row(e, fact))
+        handler.collect(batch, e, fact)
 
-    if activity_rows:
-        await session.execute(repo.INSERT_ACTIVITY, repo.columns(activity_rows, {
+
+async def _write_activity(session: AsyncSession, batch: Batch) -> None:
+    if batch.activity_rows:
+        await session.execute(repo.INSERT_ACTIVITY, repo.columns(batch.activity_rows, {
             "ids": "id", "customer_ids": "customer_id", "homes": "home", "sources": "source", "event_ids": "event_id",
             "types": "type", "occurred": "occurred", "channels": "channel", "data": "data"}))
-    clock.lap("activity")
-    if purchases:
-        rows = list(purchases.values())
-        inserted = {(r.source, r.order_id) for r in await session.execute(repo.INSERT_PURCHASES, repo.columns(rows, {
-            "ids": "id", "customer_ids": "customer_id", "homes": "home", "sources": "source", "order_ids": "order_id",
-            "amounts": "amount", "currencies": "currency", "channels": "channel", "occurred": "occurred",
-            "event_ids": "event_id", "line_items": "line_items", "shipping_costs": "shipping_cost",
-            "discounts": "discount"}))}
-        for r in rows:  # in arrival order: one customer's events stay in order
-            if (r["source"], r["order_id"]) in inserted:
-                outgoing.append(_wrap(contracts.PurchaseRecorded(
-                    customer_id=r["customer_id"], purchase_id=r["id"], source=r["source"], order_id=r["order_id"],
-                    amount=r["amount"], currency=r["currency"], channel=r["channel"], occurred_at=r["occurred"],
-                    # Costs travel with the purchase (clv's profitability); absent when the partner sent none.
-                    lines=[contracts.PurchaseLine(**li.model_dump()) for li in r["lines"]],
-                    shipping_cost=r["shipping_cost"], discount=r["discount"], home_customer_id=r["home"]),
-                    r["customer_id"], r["env"]))
-    clock.lap("purchases")
+
+
+async def _write_purchases(session: AsyncSession, batch: Batch) -> None:
+    if not batch.purchases:
+        return
+    rows = list(batch.purchases.values())
+    inserted = {(r.source, r.order_id) for r in await session.execute(repo.INSERT_PURCHASES, repo.columns(rows, {
+        "ids": "id", "customer_ids": "customer_id", "homes": "home", "sources": "source", "order_ids": "order_id",
+        "amounts": "amount", "currencies": "currency", "channels": "channel", "occurred": "occurred",
+        "event_ids": "event_id", "line_items": "line_items", "shipping_costs": "shipping_cost",
+        "discounts": "discount"}))}
+    for r in rows:  # in arrival order: one customer's events stay in order
+        if (r["source"], r["order_id"]) in inserted:
+            batch.outgoing.append(wrap(contracts.PurchaseRecorded(
+                customer_id=r["customer_id"], purchase_id=r["id"], source=r["source"], order_id=r["order_id"],
+                amount=r["amount"], currency=r["currency"], channel=r["channel"], occurred_at=r["occurred"],
+                # Costs travel with the purchase (clv's profitability); absent when the partner sent none.
+                lines=[contracts.PurchaseLine(**li.model_dump()) for li in r["lines"]],
+                shipping_cost=r["shipping_cost"], discount=r["discount"], home_customer_id=r["home"]),
+                r["customer_id"], r["env"]))
+
+
+async def _write_adjustments(session: AsyncSession, batch: Batch) -> None:
+    adjustments, purchases = batch.adjustments, batch.purchases
     if adjustments:
         await session.execute(repo.INSERT_ADJUSTMENTS, repo.columns(adjustments, {
             "ids": "id", "customer_ids": "customer_id", "homes": "home", "sources": "source", "order_ids": "order_id",
             "event_ids": "event_id", "amounts": "amount", "currencies": "currency", "cancelled": "cancelled",
             "reasons": "reason", "occurred": "occurred"}))
-    if adjustments or purchases:
-        orders = {(a["source"], a["order_id"]) for a in adjustments} | set(purchases)
-        # Only orders that have adjustments can publish one; skip the statement when none could.
-        if adjustments or await _any_pending_adjustments(session, orders):
-            for r in await session.execute(repo.PUBLISH_ADJUSTMENTS, {
-                    "sources": [o[0] for o in orders], "order_ids": [o[1] for o in orders]}):
-                touched.add(r.customer_id)
-                outgoing.append(_wrap(contracts.PurchaseRefunded(
-                    customer_id=r.customer_id, purchase_id=r.purchase_id, refund_id=r.id, source=r.source,
-                    order_id=r.order_id, amount=r.purchase_amount if r.amount is None or r.cancelled else r.amount,
-                    currency=r.currency, cancelled=r.cancelled, occurred_at=r.occurred_at,
-                    home_customer_id=r.home_customer_id), r.customer_id))
-    clock.lap("adjustments")
-    if properties:
-        outgoing.extend(await _apply_properties(session, properties))
-    if deals:
-        deal_rows = list(deals.values())
+    if not (adjustments or purchases):
+        return
+    orders = {(a["source"], a["order_id"]) for a in adjustments} | set(purchases)
+    # Only orders that have adjustments can publish one; skip the statement when none could.
+    if adjustments or await _any_pending_adjustments(session, orders):
+        for r in await session.execute(repo.PUBLISH_ADJUSTMENTS, {
+                "sources": [o[0] for o in orders], "order_ids": [o[1] for o in orders]}):
+            batch.touched.add(r.customer_id)
+            batch.outgoing.append(wrap(contracts.PurchaseRefunded(
+                customer_id=r.customer_id, purchase_id=r.purchase_id, refund_id=r.id, source=r.source,
+                order_id=r.order_id, amount=r.purchase_amount if r.amount is None or r.cancelled else r.amount,
+                currency=r.currency, cancelled=r.cancelled, occurred_at=r.occurred_at,
+                home_customer_id=r.home_customer_id), r.customer_id))
+
+
+async def _write_other_facts(session: AsyncSession, batch: Batch) -> None:
+    if batch.properties:
+        batch.outgoing.extend(await _apply_properties(session, batch.properties))
+    if batch.deals:
+        deal_rows = list(batch.deals.values())
         changed = {(r.source, r.deal_id) for r in await session.execute(repo.UPSERT_DEALS, repo.columns(deal_rows, {
             "sources": "source", "deal_ids": "deal_id", "customer_ids": "customer_id", "homes": "home",
             "pipelines": "pipeline", "stages": "stage", "amounts": "amount", "currencies": "currency",
             "closes": "close", "owners": "owner", "lost": "lost", "occurred": "occurred"}))}
         for d in deal_rows:
             if (d["source"], d["deal_id"]) in changed:
-                outgoing.append(_wrap(contracts.DealUpdated(
+                batch.outgoing.append(wrap(contracts.DealUpdated(
                     customer_id=d["customer_id"], source=d["source"], deal_id=d["deal_id"], pipeline=d["pipeline"],
                     stage=d["stage"], amount=d["amount"], currency=d["currency"], expected_close=d["close"],
                     owner=d["owner"], lost_reason=d["lost"], occurred_at=d["occurred"]), d["customer_id"], d["env"]))
-    if leads:
+    if batch.leads:
+        leads = batch.leads
         referrers = await identity_repository.find(session, [
             source_key(e.envelope.source, e.payload.referred_by) for e, _ in leads if e.payload.referred_by])
         for e, cid in leads:
             lead: p.LeadCaptured = e.payload
             referrer = referrers.get(source_key(e.envelope.source, lead.referred_by)) if lead.referred_by else None
-            outgoing.append(_wrap(contracts.LeadCaptured(
+            batch.outgoing.append(wrap(contracts.LeadCaptured(
                 customer_id=cid, source=e.envelope.source, campaign=lead.campaign, lead_source=lead.lead_source,
                 qualified=lead.qualified, referred_by_customer_id=referrer[0] if referrer else None,
                 occurred_at=e.occurred_at), cid, e.envelope))
-    clock.lap("other facts")
 
-    await recompute_traits(session, touched)
-    clock.lap("traits")
+
+async def _publish(session: AsyncSession, outbox: Outbox, outgoing: list[Envelope],
+                   erasures: list[PartnerEvent]) -> None:
     if erasures:
         known = await identity_repository.find(session, [e.keys[0] for e in erasures])
         ids = {known[e.keys[0]][0] for e in erasures if e.keys[0] in known}
@@ -282,21 +251,12 @@ async def apply_partner_events(session: AsyncSession, outbox: Outbox, events: Se
         await outbox.add(session, INTERACTION_EVENTS, outgoing)
         outgoing = await erase_customers(session, ids)
     await outbox.add(session, INTERACTION_EVENTS, outgoing)
-    clock.lap("outbox")
 
 
 async def _any_pending_adjustments(session: AsyncSession, orders: set[tuple[str, str]]) -> bool:
     found = await session.execute(repo.ANY_PENDING_ADJUSTMENTS, {"sources": [o[0] for o in orders],
                                                                  "order_ids": [o[1] for o in orders]})
     return found.first() is not None
-
-
-def _keep_newest(properties: dict, key: tuple, value: object, value_type: str, source: str, when: datetime) -> None:
-    encoded = orjson.dumps(value).decode()
-    current = properties.get(key)
-    if current is None or (current["occurred"], current["value"]) < (when, encoded):
-        properties[key] = {"customer_id": key[0], "kind": key[1], "key": key[2], "value": encoded, "type": value_type,
-                           "source": source, "occurred": when}
 
 
 async def _apply_properties(session: AsyncSession, properties: dict) -> list[Envelope]:
@@ -317,22 +277,22 @@ async def _apply_properties(session: AsyncSession, properties: dict) -> list[Env
     for cid, props in by_customer.items():
         attributes = publishable_attributes({x["key"]: orjson.loads(x["value"]) for x in props if x["kind"] == "attribute"})
         latest = max(props, key=lambda x: x["occurred"])
-        out.append(_wrap(contracts.CustomerUpdated(customer_id=cid, source=latest["source"], attributes=attributes,
+        out.append(wrap(contracts.CustomerUpdated(customer_id=cid, source=latest["source"], attributes=attributes,
                                                    consent=consent.get(cid, {}), updated_at=latest["occurred"]), cid))
     return out
 
 
-class _Clock:
-    """Phase timings for the benchmark; free when nobody asks for them."""
+class _Timer:
+    """Phase timings for the benchmark (bench/ingest.py): wraps a phase's awaitable; free when nobody asks."""
 
     def __init__(self, timings: dict[str, float] | None) -> None:
-        self._now = time.perf_counter
         self.timings = timings
-        self.last = self._now() if timings is not None else 0.0
 
-    def lap(self, phase: str) -> None:
+    async def __call__(self, name: str, work: Awaitable[T]) -> T:
         if self.timings is None:
-            return
-        now = self._now()
-        self.timings[phase] = self.timings.get(phase, 0.0) + now - self.last
-        self.last = now
+            return await work
+        started = time.perf_counter()
+        try:
+            return await work
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - started

@@ -10,9 +10,10 @@ from datetime import UTC, datetime, timedelta
 from pydantic import ValidationError
 
 from shared.contracts.envelope import Envelope, InvalidEvent, Payload, describe_validation_error
-from shared.contracts.partner import PARTNER_EVENT_TYPES, PartnerPayload, occurred
+from shared.contracts.partner import PARTNER_EVENT_TYPES, CustomEvent, PartnerPayload, occurred
 from shared.validation import describe, find_unstorable, text_problem
 
+from interaction.event_types.service import Catalogue
 from interaction.identity.normalise import EMAIL, PHONE, IdentifierKey, normalise_email, normalise_phone, source_key
 
 # Plausible window for when a fact happened: from 1990 (historical imports) to one day ahead (clock skew).
@@ -31,21 +32,39 @@ class PartnerEvent:
     # The subject's key first, then the payload's identifiers (normalised).
     keys: list[IdentifierKey] = field(default_factory=list)
     attributes: dict[str, tuple[object, str]] = field(default_factory=dict)  # key -> (value, value type)
+    schema_version: int | None = None  # of a custom event: the registered version its data satisfies
 
 
-def validate(raw: object) -> PartnerEvent:
-    """A raw JSON item as a checked partner event, or `InvalidEvent` saying what is wrong."""
+def validate(raw: object, custom: Catalogue | None = None) -> PartnerEvent:
+    """A raw JSON item as a checked partner event, or `InvalidEvent` saying what is wrong. `custom`: the
+    registered custom types the batch names (None: the batch names none)."""
     envelope = Envelope.from_dict(raw)
     model = PARTNER_EVENT_TYPES.get(envelope.type)
     if model is None:
-        raise InvalidEvent(f"unknown event type {envelope.type!r}; known: {', '.join(sorted(PARTNER_EVENT_TYPES))}")
+        if custom is None or envelope.type not in custom:
+            raise unknown_type(envelope.type, custom)
+        model = CustomEvent
     if not envelope.subject:
         raise InvalidEvent("subject: the partner's customer id is required")
     try:
         payload = model.model_validate(envelope.data)
     except ValidationError as exc:
         raise InvalidEvent(f"data: {describe_validation_error(exc)}") from None
-    return check(envelope, payload)
+    event = check(envelope, payload)
+    if custom is not None and model is CustomEvent:
+        event.schema_version = custom.check(envelope)
+    return event
+
+
+def unknown_type(event_type: str, custom: Catalogue | None) -> InvalidEvent:
+    known = sorted(PARTNER_EVENT_TYPES) + (custom.names if custom is not None else [])
+    return InvalidEvent(f"unknown event type {event_type[:200]!r}; known: {', '.join(known)}")
+
+
+def custom_type_names(items: list[object]) -> set[str]:
+    """The types of these raw items that are not fixed ones: the custom types a batch may name."""
+    return {i["type"] for i in items if isinstance(i, dict) and isinstance(i.get("type"), str)
+            and i["type"] not in PARTNER_EVENT_TYPES and len(i["type"]) <= 200}
 
 
 def check(envelope: Envelope, payload: Payload, now: datetime | None = None) -> PartnerEvent:

@@ -1,0 +1,1 @@
+"""Custom event types: admin-registered, versioned JSON Schemas for partner events beyond the fixed types."""

@@ -23,7 +23,7 @@ METHODS = {"get", "post", "put", "patch", "delete"}
 
 def may(role: str, method: str, path: str) -> bool:
     """The specification: admin all; frontend all but key management, ingestion and partner registry changes;
-    analyst reads; partner ingests."""
+    analyst reads (GET, and the rule preview, a POST that only reads); partner ingests."""
     key_management = path.startswith("/v1/api-keys")
     ingestion = method == "POST" and path == "/v1/events"
     partner_registry = method not in {"GET", "HEAD"} and path.startswith("/v1/partners")
@@ -33,7 +33,8 @@ def may(role: str, method: str, path: str) -> bool:
         return ingestion
     if key_management or ingestion or partner_registry:
         return False
-    return role == "frontend" or method == "GET"
+    read_only_post = method == "POST" and path == "/v1/segments/preview"
+    return role == "frontend" or method == "GET" or read_only_post
 
 
 def example_value(schema: dict) -> str:

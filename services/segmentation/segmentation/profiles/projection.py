@@ -23,6 +23,8 @@ from shared.contracts.interaction import (
     CustomerMerged,
     CustomerUnmerged,
     CustomerUpdated,
+    FeedbackRecorded,
+    LeadCaptured,
     PurchaseRecorded,
     PurchaseRefunded,
     TouchpointRecorded,
@@ -62,6 +64,42 @@ SELECT * FROM unnest(CAST(:touchpoint_ids AS uuid[]), CAST(:customer_ids AS uuid
                      CAST(:occurred AS timestamptz[]))
 ON CONFLICT (touchpoint_id) DO NOTHING
 """)
+
+# Facts for the rule fields channel, partner, campaign, lead_source (see models.customer_fact).
+INSERT_FACTS = sa.text("""
+INSERT INTO segmentation.customer_fact (fact_id, customer_id, origin_id, kind, value, occurred_at)
+SELECT * FROM unnest(CAST(:fact_ids AS uuid[]), CAST(:customer_ids AS uuid[]), CAST(:origin_ids AS uuid[]),
+                     CAST(:kinds AS text[]), CAST(:values AS text[]), CAST(:occurred AS timestamptz[]))
+ON CONFLICT (fact_id) DO NOTHING
+""")
+
+INSERT_FEEDBACK = sa.text("""
+INSERT INTO segmentation.feedback (feedback_id, customer_id, nps, csat, occurred_at)
+SELECT * FROM unnest(CAST(:feedback_ids AS uuid[]), CAST(:customer_ids AS uuid[]), CAST(:nps AS smallint[]),
+                     CAST(:csat AS smallint[]), CAST(:occurred AS timestamptz[]))
+ON CONFLICT (feedback_id) DO NOTHING
+""")
+
+FACT_NAMESPACE = uuid.UUID("5e6d0000-0000-4000-8000-00000000fac7")
+
+
+def _facts(p: Any) -> list[tuple[uuid.UUID, uuid.UUID | None, str, str]]:
+    """(fact_id, origin_id, kind, value) of one event. Ids derive from the event's own ids (a lead has none:
+    its content stands for it), so a redelivered event inserts nothing new."""
+    if isinstance(p, PurchaseRecorded | TouchpointRecorded):
+        origin = p.purchase_id if isinstance(p, PurchaseRecorded) else p.touchpoint_id
+        pairs = [("channel", p.channel), ("partner", p.source)]
+    elif isinstance(p, LeadCaptured):
+        origin = None
+        pairs = [("partner", p.source), ("campaign", p.campaign), ("lead_source", p.lead_source)]
+    elif isinstance(p, FeedbackRecorded):
+        origin = p.feedback_id
+        pairs = [("partner", p.source)]
+    else:
+        return []
+    base = str(origin) if origin else f"lead|{p.customer_id}|{p.source}|{p.occurred_at.isoformat()}"
+    return [(uuid.uuid5(FACT_NAMESPACE, f"{base}|{kind}"), origin, kind, value) for kind, value in pairs if value]
+
 
 # Attribute changes: a null value removes the attribute (stripped when the aggregate is re-derived).
 UPSERT_ATTRIBUTES = sa.text("""
@@ -141,6 +179,8 @@ MERGE_STATEMENTS = [sa.text(sql) for sql in [
     "UPDATE segmentation.purchase SET customer_id = :survivor, updated_at = now() WHERE customer_id = :merged",
     "UPDATE segmentation.purchase_refund SET customer_id = :survivor, updated_at = now() WHERE customer_id = :merged",
     "UPDATE segmentation.touchpoint SET customer_id = :survivor, updated_at = now() WHERE customer_id = :merged",
+    "UPDATE segmentation.customer_fact SET customer_id = :survivor, updated_at = now() WHERE customer_id = :merged",
+    "UPDATE segmentation.feedback SET customer_id = :survivor, updated_at = now() WHERE customer_id = :merged",
     # The survivor keeps its own attributes, value and stage; the merged customer's fill the gaps.
     """INSERT INTO segmentation.customer_aggregate AS s
            (customer_id, attributes, clv, clv_currency, value_tier, p_alive, value_as_of, value_version, stage,
@@ -177,6 +217,10 @@ UNMERGE_STATEMENTS = [sa.text(sql) for sql in [
        WHERE purchase_id = ANY(CAST(:purchase_ids AS uuid[]))""",
     """UPDATE segmentation.touchpoint SET customer_id = :restored, updated_at = now()
        WHERE touchpoint_id = ANY(CAST(:touchpoint_ids AS uuid[]))""",
+    # Channels and partners go back with their purchases and touchpoints; leads and feedback are not listed by
+    # the unmerge event, so they stay with the survivor.
+    """UPDATE segmentation.customer_fact SET customer_id = :restored, updated_at = now()
+       WHERE origin_id = ANY(CAST(:purchase_ids AS uuid[])) OR origin_id = ANY(CAST(:touchpoint_ids AS uuid[]))""",
 ]]
 
 # Everything keyed by the customer goes (R8); aliases that pointed at it are about the same person.
@@ -184,6 +228,8 @@ ERASE_STATEMENTS = [sa.text(sql) for sql in [
     "DELETE FROM segmentation.purchase_refund WHERE customer_id = :customer",
     "DELETE FROM segmentation.purchase WHERE customer_id = :customer",
     "DELETE FROM segmentation.touchpoint WHERE customer_id = :customer",
+    "DELETE FROM segmentation.customer_fact WHERE customer_id = :customer",
+    "DELETE FROM segmentation.feedback WHERE customer_id = :customer",
     "DELETE FROM segmentation.purchase_summary WHERE customer_id = :customer",
     "DELETE FROM segmentation.customer_aggregate WHERE customer_id = :customer",
     "DELETE FROM segmentation.segment_membership WHERE customer_id = :customer",
@@ -246,6 +292,22 @@ class _Batch:
                 "channels": [p.channel for p in touchpoints], "occurred": [p.occurred_at for p in touchpoints],
             })
             self.touched.update(resolve(p.customer_id) for p in touchpoints)
+        facts = [(f, resolve(p.customer_id), p.occurred_at) for p in payloads for f in _facts(p)]
+        if facts:
+            await self.session.execute(INSERT_FACTS, {
+                "fact_ids": [f[0] for f, _, _ in facts], "customer_ids": [c for _, c, _ in facts],
+                "origin_ids": [f[1] for f, _, _ in facts], "kinds": [f[2] for f, _, _ in facts],
+                "values": [f[3] for f, _, _ in facts], "occurred": [t for _, _, t in facts],
+            })
+            self.touched.update(c for _, c, _ in facts)
+        feedback = [p for p in payloads if isinstance(p, FeedbackRecorded)]
+        if feedback:
+            await self.session.execute(INSERT_FEEDBACK, {
+                "feedback_ids": [p.feedback_id for p in feedback],
+                "customer_ids": [resolve(p.customer_id) for p in feedback],
+                "nps": [p.nps for p in feedback], "csat": [p.csat for p in feedback],
+                "occurred": [p.occurred_at for p in feedback],
+            })
         if attributes:
             await self.session.execute(UPSERT_ATTRIBUTES, {
                 "customer_ids": list(attributes), "attributes": [json.dumps(a) for a in attributes.values()],
@@ -344,7 +406,8 @@ def _with_rules(apply, outbox: Outbox | None, reporting_currency: str):  # noqa:
 
 
 INTERACTION_TYPES = {m.EVENT_TYPE: m for m in [PurchaseRecorded, PurchaseRefunded, TouchpointRecorded, CustomerUpdated,
-                                               CustomerMerged, CustomerUnmerged, CustomerErased]}
+                                               CustomerMerged, CustomerUnmerged, CustomerErased, FeedbackRecorded,
+                                               LeadCaptured]}
 
 
 def interaction_subscription(outbox: Outbox | None = None, reporting_currency: str = "EUR") -> Subscription:

@@ -150,3 +150,19 @@ async def test_csv_exports_stream_members_and_history_with_formulas_escaped(clie
         (str(customers[0]), "1", ""), (str(customers[1]), "1", ""), (str(customers[2]), "1", "2")}
 
     assert (await client.get(f"/v1/segments/{uuid.uuid4()}/members/export")).status_code == 404
+
+
+async def test_hostile_edits_and_cursors_are_4xx_problems(client, feeder):
+    await _spend(feeder, {uuid.uuid4(): "100"})
+    sid = (await client.post("/v1/segments", json={
+        "key": "hostile", "name": "H", "rule": {"field": "spend", "op": "gte", "value": 1}})).json()["segment_id"]
+    for body in ({"rule": None}, {"rule": "x"}, {"rule": {"all": []}}, {"name": "\x00"}, {"currency": "eur"},
+                 {"rule": {"field": "sku", "op": "eq", "value": "A-1"}}, [], "x"):
+        resp = await client.patch(f"/v1/segments/{sid}", json=body)
+        assert resp.status_code == 422, (body, resp.status_code)
+        assert resp.headers["content-type"].startswith("application/problem+json")
+    for path in (f"/v1/segments/{sid}/history", f"/v1/segments/{sid}/members"):
+        resp = await client.get(path, params={"cursor": "bm90LWEtY3Vyc29y"})
+        assert resp.status_code == 422 and resp.headers["content-type"].startswith("application/problem+json")
+    assert (await client.get(f"/v1/segments/{sid}")).json()["version"] == 1, "no refused edit made a version"
+    assert (await client.get("/v1/segments/not-a-uuid/history")).status_code == 422

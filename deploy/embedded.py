@@ -100,7 +100,8 @@ async def run(url: str, host: str, gateway_port: int, demo_customers: int) -> No
             await asyncio.gather(*tasks)
             raise SystemExit("a server failed to start; see the log above")
         await asyncio.sleep(0.05)
-    log.info("ready in %.1fs: gateway on http://%s:%d (API docs at /docs)", time.monotonic() - started, host, gateway_port)
+    log.info("ready in %.1fs: gateway on http://%s:%d (API docs at /docs); %s", time.monotonic() - started, host,
+             gateway_port, ", ".join(f"{name} on :{port}" for name, (port, _, _) in SERVICES.items()))
     if not os.environ.get("GATEWAY_BOOTSTRAP_ADMIN_KEY"):
         # Printed, not logged: it is this run's admin key (set GATEWAY_BOOTSTRAP_ADMIN_KEY to choose one).
         print(f"admin API key for this run (send it as X-API-Key): {admin_key}", file=sys.stderr, flush=True)
@@ -119,6 +120,9 @@ def main() -> None:
                         help="generate N synthetic customers with purchases through the ingestion API")
     args = parser.parse_args()
     configure_logging("embedded", os.environ.get("LOG_LEVEL", "INFO"), json=False)
+    # Five uvicorn servers share this process and would each print the same start-up lines ("Started server
+    # process [pid]", ...); the "ready" line names every server instead. Warnings and errors still show.
+    logging.getLogger("uvicorn.error").setLevel(max(logging.WARNING, logging.getLogger().level))
     pg = embedded_postgres()
     try:
         asyncio.run(run(pg.async_url("crm") if pg else os.environ["DATABASE_URL"], args.host, args.port,

@@ -3,7 +3,9 @@
 They carry everything consumers need, so no consumer calls back over HTTP. Identity: when two customers
 merge, `customer.merged` says which id survives; consumers fold the merged-away customer's facts into the
 survivor (and keep answering for the old id as the survivor). `customer.unmerged` undoes one merge and lists
-the purchases and touchpoints that move back to the restored customer. `customer.erased` asks every service
+the purchases and touchpoints that move back to the restored customer. Facts (purchases, refunds, touchpoints,
+feedback, leads) carry their `home_customer_id` and identity events interaction's identity `version`, so a copy
+can follow them in any arrival order (shared/contracts/identity.py). `customer.erased` asks every service
 to remove what it holds about the customer beyond anonymous aggregates (R8).
 """
 
@@ -50,6 +52,8 @@ class CustomerMerged(Payload):
     merged_id: uuid.UUID
     reason: str = Field(examples=["email ada@example.com shared by two customers"])
     merged_at: datetime
+    version: int | None = Field(None, description="Interaction's identity sequence, increasing in the order "
+                                                 "merges and unmerges commit (shared/contracts/identity.py).")
 
 
 class CustomerUnmerged(Payload):
@@ -63,6 +67,8 @@ class CustomerUnmerged(Payload):
     purchase_ids: list[uuid.UUID] = Field(default_factory=list, description="Purchases moving back to restored_id.")
     touchpoint_ids: list[uuid.UUID] = Field(default_factory=list, description="Touchpoints moving back.")
     unmerged_at: datetime
+    version: int | None = Field(None, description="Interaction's identity sequence, increasing in the order "
+                                                 "merges and unmerges commit (shared/contracts/identity.py).")
 
 
 class CustomerErased(Payload):
@@ -85,6 +91,10 @@ class PurchaseRecorded(Payload):
     currency: str
     channel: str
     occurred_at: datetime
+    home_customer_id: uuid.UUID | None = Field(
+        None, description="The customer whose identifier the fact came in under; it stays with that customer's "
+                          "live survivor through merges and unmerges (shared/contracts/identity.py). Absent in "
+                          "events published before it existed: the customer id stands in.")
 
 
 class PurchaseRefunded(Payload):
@@ -100,6 +110,10 @@ class PurchaseRefunded(Payload):
     currency: str
     cancelled: bool = Field(False, description="The order was cancelled: it no longer counts as a purchase.")
     occurred_at: datetime
+    home_customer_id: uuid.UUID | None = Field(
+        None, description="The customer whose identifier the fact came in under; it stays with that customer's "
+                          "live survivor through merges and unmerges (shared/contracts/identity.py). Absent in "
+                          "events published before it existed: the customer id stands in.")
 
 
 class TouchpointRecorded(Payload):
@@ -113,6 +127,10 @@ class TouchpointRecorded(Payload):
     direction: str
     outcome: str | None = None
     occurred_at: datetime
+    home_customer_id: uuid.UUID | None = Field(
+        None, description="The customer whose identifier the fact came in under; it stays with that customer's "
+                          "live survivor through merges and unmerges (shared/contracts/identity.py). Absent in "
+                          "events published before it existed: the customer id stands in.")
 
 
 class FeedbackRecorded(Payload):
@@ -128,6 +146,10 @@ class FeedbackRecorded(Payload):
     expected_value: float | None = None
     proposition_id: str | None = None
     occurred_at: datetime
+    home_customer_id: uuid.UUID | None = Field(
+        None, description="The customer whose identifier the fact came in under; it stays with that customer's "
+                          "live survivor through merges and unmerges (shared/contracts/identity.py). Absent in "
+                          "events published before it existed: the customer id stands in.")
 
 
 class LeadCaptured(Payload):
@@ -141,6 +163,10 @@ class LeadCaptured(Payload):
     qualified: bool = False
     referred_by_customer_id: uuid.UUID | None = None
     occurred_at: datetime
+    home_customer_id: uuid.UUID | None = Field(
+        None, description="The customer whose identifier the fact came in under; it stays with that customer's "
+                          "live survivor through merges and unmerges (shared/contracts/identity.py). Absent in "
+                          "events published before it existed: the customer id stands in.")
 
 
 class DealUpdated(Payload):

@@ -99,6 +99,12 @@ class OutboxRelay:
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, sa.exc.DBAPIError, TransportError) as exc:
                 OUTBOX_RELAY_ERRORS.labels(self.schema).inc()
                 log.warning("outbox relay interrupted, retrying: %r", exc)
+            except Exception:
+                # Anything else (a driver's internal error while PostgreSQL restarts, ...) must not end the relay
+                # for good either, as the consumers' loop never ends on one: the replica stayed unready forever
+                # after a PostgreSQL kill in the proving ground. Unsent rows stay in the outbox; it retries.
+                OUTBOX_RELAY_ERRORS.labels(self.schema).inc()
+                log.exception("outbox relay failed, retrying")
             self.active = False
             await self._sleep(self.poll_interval_s)
 

@@ -203,3 +203,18 @@ async def test_compose_services_run_as_local_processes(databases: Databases, kaf
                                    capture_output=True, text=True, timeout=30)
             assert check.returncode == 0, f"{name}'s compose healthcheck failed: {check.stderr}"
         await drive_one_order(procs["gateway"].url, database_url)
+
+
+def test_one_image_built_once_and_every_server_restarts() -> None:
+    """The app image is built by one service and used by all the others (not rebuilt per service); the
+    long-running servers, Kafka and Postgres included, come back after a crash or a host reboot."""
+    services = load_compose()
+    app = [name for name, spec in services.items() if spec.get("image") == "customer-value-crm:local"]
+    builders = [name for name, spec in services.items() if "build" in spec]
+    assert builders == ["interaction-migrate"], builders
+    assert len(app) == 10, app
+    assert all(services[name].get("pull_policy") == "never" for name in app if name not in builders)
+    long_running = [name for name, spec in services.items() if not name.endswith("-migrate")]
+    assert {"kafka", "postgres", "gateway", *APP_SERVICES} <= set(long_running)
+    assert all(services[name].get("restart") == "unless-stopped" for name in long_running), \
+        {name: services[name].get("restart") for name in long_running}

@@ -16,12 +16,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.kafka]
 # Invariants whose divergences on main are fixed on another branch (named): reported as a warning here until
 # that branch is merged; then delete the entry and the invariant fails the test like every other.
 PENDING: dict[str, str] = {}
-# One known open bug, narrowed to its own lines (issue 12 stays open for it): after chains of merges and
-# unmerges, segmentation's and clv's copies of a customer's purchases, refunds and survivor can differ from interaction's
-# (seen in 1,500-event runs: 2 of 120 customers). Only those lines are warnings; every other divergence of the
-# same invariant fails. Delete this entry with the fix.
-KNOWN_LINES: dict[str, tuple[str, ...]] = {
-    "copies_equal_owner": ("order count/net spend in interaction", "survivor in interaction")}
 
 
 def test_proving_ground_invariants_hold_after_crashes(tmp_path) -> None:
@@ -31,13 +25,6 @@ def test_proving_ground_invariants_hold_after_crashes(tmp_path) -> None:
     replay = f"seed {cfg.seed} (replay: PROVING_GROUND_SEED={cfg.seed})"
     assert figures["faults"] == cfg.faults, f"{replay}: only {figures['fault_list']} injected"
     assert set(PENDING) <= set(divergences), f"unknown invariants in PENDING: {set(PENDING) - set(divergences)}"
-    known = {name: [line for line in lines if any(k in line for k in KNOWN_LINES.get(name, ()))]
-             for name, lines in divergences.items()}
-    for name, lines in known.items():
-        if lines:
-            warnings.warn(f"{replay}: {name} has {len(lines)} known divergence(s) (open bug, see KNOWN_LINES): "
-                          f"{lines[:3]}", stacklevel=1)
-    divergences = {name: [line for line in lines if line not in known[name]] for name, lines in divergences.items()}
     failing = {name: lines for name, lines in divergences.items() if lines and name not in PENDING}
     pending = {name: lines for name, lines in divergences.items() if lines and name in PENDING}
     for name, lines in pending.items():

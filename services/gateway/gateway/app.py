@@ -10,13 +10,16 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
+from shared.db import asyncpg_dsn
 from shared.http import health_router, install_http_plumbing
 from shared.internal_auth import TokenSigner
 from shared.messaging.transport import Transport
 from shared.problems import install_problem_handlers
 from shared.service import ServiceRuntime
 
+from gateway.customer_view.projection import view_copy_subscription
 from gateway.customer_view.router import router as customer_view_router
+from gateway.customer_view.service import CustomerViews
 from gateway.docs.openapi import OpenApiDocument
 from gateway.docs.router import router as docs_router
 from gateway.keys.router import router as keys_router
@@ -47,11 +50,14 @@ def create_app(settings: GatewaySettings | None = None, transport: Transport | N
     destinations = DestinationPolicy(settings.csv(settings.webhook_allowed_hosts), settings.webhook_max_url_length)
     worker = DeliveryWorker(runtime.session_factory, settings, destinations)
     runtime.subscribe(deliveries_subscription(worker.wake))
+    runtime.subscribe(view_copy_subscription())
     signer = TokenSigner(settings.internal_token_private_key, ttl_s=settings.internal_token_ttl_s)
     upstreams = Upstreams(settings.service_urls(), signer=signer, connect_timeout_s=settings.connect_timeout_s,
                           request_timeout_s=settings.request_timeout_s, max_connections=settings.max_connections,
                           breaker_failures=settings.breaker_failures, breaker_cooloff_s=settings.breaker_cooloff_s,
                           keepalive_s=settings.upstream_keepalive_s)
+    views = CustomerViews(upstreams, dsn=asyncpg_dsn(settings.database_url), pool_size=settings.view_copy_pool_size,
+                          settle_s=settings.view_copy_settle_s, max_age_s=settings.view_copy_max_age_s)
     keys = KeyStore(runtime.session_factory, bootstrap_admin_key=settings.bootstrap_admin_key,
                     cache_ttl_s=settings.key_cache_ttl_s, last_used_flush_s=settings.last_used_flush_s,
                     max_cached=settings.key_cache_max, max_unknown=settings.key_unknown_cache_max)
@@ -65,6 +71,7 @@ def create_app(settings: GatewaySettings | None = None, transport: Transport | N
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await upstreams.start()
         await runtime.start()
+        await views.start()
         keys.start()
         if settings.run_workers:
             worker.start()
@@ -75,6 +82,7 @@ def create_app(settings: GatewaySettings | None = None, transport: Transport | N
             await openapi.stop()
             await worker.stop()
             await keys.stop()
+            await views.stop()
             await runtime.stop()
             await upstreams.stop()
 
@@ -84,6 +92,7 @@ def create_app(settings: GatewaySettings | None = None, transport: Transport | N
     app.state.runtime = runtime
     app.state.session_factory = runtime.session_factory
     app.state.upstreams = upstreams
+    app.state.customer_views = views
     app.state.settings = settings
     app.state.keys = keys
     app.state.webhook_worker = worker

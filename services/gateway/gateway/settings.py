@@ -27,6 +27,12 @@ class GatewaySettings(ServiceSettings):
     # Circuit breaker: after this many consecutive connection failures a service is skipped for the cool-off.
     breaker_failures: int = 3
     breaker_cooloff_s: float = 5.0
+    # The composed view's copy (docs/gateway.md, "Composed view"): a part read from its owner is served from
+    # the copy once it was read this long after the customer's last event (the other services consume the
+    # events a little after the gateway) and until it is this old (what an owner changes without an event).
+    view_copy_settle_s: float = 5.0
+    view_copy_max_age_s: float = 300.0
+    view_copy_pool_size: int = 10
 
     # --- Security -------------------------------------------------------------------------------------
     # Accepted as an admin key (scripts, benchmarks, the embedded mode). Empty: none.

@@ -128,8 +128,13 @@ async def test_erasure_leaves_no_pii_in_any_schema_route_or_webhook(stack: Stack
 
         # Before erasure the PII is held: the scan finds it (so a clean scan later means something).
         await _drained(engine)
+        # The composed view, for her and for an id merged into her: the gateway's copy of it holds her profile.
+        for cid in (ada, old):
+            view = await admin.get(f"/v1/customers/{cid}")
+            assert view.status_code == 200 and EMAIL in view.text, view.text
         before = await find_pii(engine, NEEDLES)
         assert {(s, t) for s, t, _, _ in before} >= {
+            ("gateway", "customer_view_copy"),
             ("interaction", "activity"), ("interaction", "customer_merge"), ("gateway", "webhook_delivery"),
             ("lifecycle", "customer_fact"), ("lifecycle", "deal"), ("lifecycle", "deal_stage_history")}, before
         timeline = (await admin.get(f"/v1/customers/{ada}/timeline", params={"limit": 200})).text
@@ -252,6 +257,11 @@ async def test_the_gateway_forgets_queued_deliveries_and_queues_none_after_erasu
         assert not [r for r in rec.received[sent_after:] if EMAIL.encode() in r["body"]]
         assert not [r for r in rec.received if r["event"]["id"] == late.id], "nothing is queued after the erasure"
         assert await find_pii(stack.database_url, [EMAIL]) == []
+        engine = make_engine(stack.database_url)
+        async with engine.connect() as conn:
+            rows = (await conn.execute(sa.text("SELECT customer_id FROM gateway.customer_view_copy"))).scalars().all()
+        await engine.dispose()
+        assert rows == [other], "an event after the erasure makes no copy of the erased customer again"
 
 
 def _stage_changed(customer: uuid.UUID, reason: str) -> Envelope:

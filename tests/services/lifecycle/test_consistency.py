@@ -49,6 +49,24 @@ async def test_total_spend_is_net_of_refunds(lc):
     await lc.apply([refund(p3, "5.00", cancelled=True)])
     view = await lc.view(cid)
     assert (view["order_count"], view["total_spend"]) == (2, "6.0000")
+    assert view["spend_by_currency"] == {"EUR": "6.0000"}
+
+
+async def test_spend_is_never_added_across_currencies(lc):
+    """Like profile, segmentation and clv, lifecycle keeps net spend per currency: a customer who bought in two
+    currencies has one figure per currency and no `total_spend` (it used to add 10 EUR and 7 USD up to 17)."""
+    cid, p1, p2 = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    usd = envelope(interaction.PurchaseRecorded(
+        customer_id=cid, purchase_id=p2, source="shop", order_id="u", amount=Decimal("7.00"), currency="USD",
+        channel="web", occurred_at=days_ago(10)))
+    await lc.apply([purchase(cid, days_ago(30), p1, amount="10.00")])
+    view = await lc.view(cid)
+    assert (view["total_spend"], view["spend_by_currency"]) == ("10.0000", {"EUR": "10.0000"})
+    await lc.apply([usd])
+    view = await lc.view(cid)
+    assert view["order_count"] == 2
+    assert view["total_spend"] is None
+    assert view["spend_by_currency"] == {"EUR": "10.0000", "USD": "7.0000"}
 
 
 async def test_a_manual_move_checked_against_an_order_timed_ahead_stays_allowed_in_the_history(lc):

@@ -76,7 +76,7 @@ async def test_lifecycle_path_and_stage_changed_events(lc):
     assert first["rule"] == "lead" and first["trigger_event_id"]
     assert view["history"][-1]["left_at"] is None and view["history"][-1]["reason"].endswith("promoter")
     funnel = (await lc.client.get("/v1/lifecycle/analytics/funnel")).json()["cohorts"]
-    assert [s["reached"] for s in funnel[0]["steps"]] == [1, 1, 1, 1, 1], "the funnel row follows the history"
+    assert [s["entered"] for s in funnel[0]["steps"]] == [1, 1, 1, 1, 1], "the funnel row follows the history"
     rows = await lc.sql("SELECT payload FROM lifecycle.outbox ORDER BY id")
     import orjson
     changes = [(orjson.loads(r.payload)["data"]["from_stage"], orjson.loads(r.payload)["data"]["to_stage"]) for r in rows]

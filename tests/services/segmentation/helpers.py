@@ -46,13 +46,15 @@ def updated(customer: uuid.UUID, **attributes) -> interaction.CustomerUpdated:  
     return interaction.CustomerUpdated(customer_id=customer, source="shop", attributes=attributes, updated_at=T0)
 
 
-def merged(survivor: uuid.UUID, merged_id: uuid.UUID) -> interaction.CustomerMerged:
-    return interaction.CustomerMerged(customer_id=survivor, merge_id=uuid.uuid4(), survivor_id=survivor,
+def merged(survivor: uuid.UUID, merged_id: uuid.UUID, merge_id: uuid.UUID | None = None) -> interaction.CustomerMerged:
+    return interaction.CustomerMerged(customer_id=survivor, merge_id=merge_id or uuid.uuid4(), survivor_id=survivor,
                                       merged_id=merged_id, reason="same email", merged_at=T0)
 
 
-def unmerged(survivor: uuid.UUID, restored: uuid.UUID, purchase_ids: list, touchpoint_ids: list) -> interaction.CustomerUnmerged:
-    return interaction.CustomerUnmerged(customer_id=survivor, merge_id=uuid.uuid4(), survivor_id=survivor,
+def unmerged(survivor: uuid.UUID, restored: uuid.UUID, purchase_ids: list, touchpoint_ids: list,
+             merge_id: uuid.UUID) -> interaction.CustomerUnmerged:
+    """The undo of the merge `merge_id` (an unmerge always names the merge it undoes)."""
+    return interaction.CustomerUnmerged(customer_id=survivor, merge_id=merge_id, survivor_id=survivor,
                                         restored_id=restored, purchase_ids=purchase_ids, touchpoint_ids=touchpoint_ids,
                                         unmerged_at=T0)
 

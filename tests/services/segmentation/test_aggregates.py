@@ -129,10 +129,11 @@ def histories(draw):  # noqa: ANN201
             # A merge re-derives the survivor, which so has a row (empty if neither side had data yet).
             model.rows.add(owner)
             model.rows.discard(m)
-            model.merges.append((owner, m, pids, tids))
-            events.append(merged(owner, m))
+            merge = merged(owner, m)
+            model.merges.append((owner, m, pids, tids, merge.merge_id))
+            events.append(merge)
         elif op == "unmerge" and model.merges:
-            s, r, pids, tids = model.merges.pop()
+            s, r, pids, tids, merge_id = model.merges.pop()
             if model.alias.get(r) != s or r in model.gone:
                 continue
             del model.alias[r]
@@ -143,7 +144,7 @@ def histories(draw):  # noqa: ANN201
                 if k in model.touches:
                     model.touches[k]["owner"] = r
             model.rows.update({s, r})
-            events.append(unmerged(s, r, pids, tids))
+            events.append(unmerged(s, r, pids, tids, merge_id))
         elif op == "erase" and c not in model.alias:
             for k in [k for k, p in model.purchases.items() if p["owner"] == c]:
                 del model.purchases[k]

@@ -26,7 +26,8 @@ async def test_merge_folds_into_survivor_unmerge_restores_erasure_deletes(client
                         stage(survivor, "development")])
     await run(client, kind="rfm", as_of="2026-06-01T00:00:00Z")
 
-    await feeder.apply([merged(survivor, other)])
+    merge = merged(survivor, other)
+    await feeder.apply([merge])
     view = (await client.get(f"/v1/customers/{other}/segmentation")).json()
     assert view["customer_id"] == str(survivor), "a merged-away id answers as its survivor"
     assert view["order_count"] == 2 and view["touchpoint_count"] == 1
@@ -47,7 +48,7 @@ async def test_merge_folds_into_survivor_unmerge_restores_erasure_deletes(client
     await feeder.apply([purchase(other, "10.00", 7)])
     assert (await client.get(f"/v1/customers/{survivor}/segmentation")).json()["order_count"] == 3
 
-    await feeder.apply([unmerged(survivor, other, [p2.purchase_id], [t2.touchpoint_id])])
+    await feeder.apply([unmerged(survivor, other, [p2.purchase_id], [t2.touchpoint_id], merge.merge_id)])
     restored = (await client.get(f"/v1/customers/{other}/segmentation")).json()
     assert restored["customer_id"] == str(other) and restored["order_count"] == 1
     assert restored["by_currency"][0]["total_spend"] == "40.0000" and restored["touchpoint_count"] == 1

@@ -134,9 +134,18 @@ def test_abc_a_class_holds_at_least_the_a_share():
 def test_portfolio_quadrants():
     value = np.array([100.0, 100.0, 1.0, 1.0])
     engagement = np.array([5.0, 1.0, 5.0, 1.0])
-    quadrant, value_cut, engagement_cut = portfolio_quadrants(value, engagement)
+    quadrant, value_cuts, engagement_cut = portfolio_quadrants(value, engagement)
     assert quadrant.tolist() == [0, 1, 2, 3]
-    assert (value_cut, engagement_cut) == (50.5, 3.0)
+    assert (value_cuts, engagement_cut) == ({0: 50.5}, 3.0)
+
+
+def test_portfolio_value_threshold_is_per_group():
+    # Group 1's values are 100× group 0's (another currency): each is split at its own median.
+    value = np.array([1.0, 2.0, 3.0, 4.0, 100.0, 200.0, 300.0, 400.0])
+    group = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    quadrant, value_cuts, _ = portfolio_quadrants(value, np.ones(8), group)
+    assert value_cuts == {0: 2.5, 1: 250.0}
+    assert (quadrant < 2).tolist() == [False, False, True, True] * 2
 
 
 @pytest.mark.parametrize("seed", range(5))

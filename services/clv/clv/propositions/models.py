@@ -73,6 +73,8 @@ feedback = sa.Table(
     metadata,
     sa.Column("feedback_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("customer_id", UUID(as_uuid=True), nullable=False, index=True),
+    # The customer the fact came in under: it belongs to live(home) (shared/contracts/identity.py).
+    sa.Column("home_customer_id", UUID(as_uuid=True), nullable=False, index=True),
     sa.Column("proposition_id", sa.Text),
     sa.Column("perceived_value", sa.Float),
     sa.Column("expected_value", sa.Float),

@@ -31,6 +31,8 @@ purchase = sa.Table(
     metadata,
     sa.Column("purchase_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("customer_id", UUID(as_uuid=True), nullable=False, index=True),
+    # The customer the fact came in under: it belongs to live(home) (shared/contracts/identity.py).
+    sa.Column("home_customer_id", UUID(as_uuid=True), nullable=False, index=True),
     sa.Column("currency", sa.CHAR(3), nullable=False),
     sa.Column("amount", sa.Numeric(18, 4), nullable=False),
     sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
@@ -48,7 +50,20 @@ refund = sa.Table(
     *_timestamps(),
 )
 
-# A merged-away id keeps answering as its survivor until the merge is undone.
+# Every merge heard of from interaction, in force or undone: the owner of each fact is derived from it, so it
+# equals interaction's whatever order merges, unmerges and facts arrive in (shared/contracts/identity.py).
+customer_merge = sa.Table(
+    "customer_merge",
+    metadata,
+    sa.Column("merge_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("survivor_id", UUID(as_uuid=True), nullable=False, index=True),
+    sa.Column("merged_id", UUID(as_uuid=True), nullable=False, index=True),
+    sa.Column("version", sa.BigInteger),  # interaction's identity version (null: published before it had one)
+    sa.Column("undone", sa.Boolean, nullable=False),
+    *_timestamps(),
+)
+
+# A merged-away id keeps answering as its live survivor until the merge is undone (derived from customer_merge).
 customer_alias = sa.Table(
     "customer_alias",
     metadata,

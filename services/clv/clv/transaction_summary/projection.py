@@ -1,19 +1,24 @@
 """Folds interaction events into per-purchase rows and per-customer summaries, in event order, set-based.
 
 A batch is cut into runs of consecutive events of one kind; each run is one fixed-shape `unnest` statement
-(identity events — merge, unmerge — are rare and applied one statement each, so chains A→B→C stay right).
+(identity events — merge, unmerge — are rare and applied one by one; facts follow live(home) over the merges
+in force, shared/contracts/identity.py, so any arrival order of a chain comes out right).
 At the end, the summaries of every customer the batch touched are recomputed from the purchase rows, so
 refunds, cancellations, merges, unmerges and erasures all land through the same two statements.
 """
 
 import itertools
 import uuid
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.interaction import (
     CustomerErased, CustomerMerged, CustomerUnmerged, FeedbackRecorded, PurchaseRecorded, PurchaseRefunded,
+)
+from shared.contracts.identity import (
+    chain_members_sql, pin_legacy_unmerge_sql, record_merge_sql, record_unmerge_sql,
 )
 from shared.contracts.redaction import redact_event_data, tokenizer
 from shared.contracts.topics import INTERACTION_EVENTS
@@ -24,15 +29,15 @@ from clv.scoring.service import score_customers
 from clv.settings import ClvSettings
 from clv.tables import messaging
 
-# A merged-away id's events are keyed by that id, the merge by the survivor: they travel on different
-# partitions, so a purchase may arrive after its customer was merged. It then goes to the survivor.
+# A fact belongs to its home's live customer (shared/contracts/identity.py): the home itself, or the survivor
+# its alias names, whatever order the merge, its undo and the fact arrived in.
 INSERT_PURCHASES = sa.text("""
-INSERT INTO clv.purchase (purchase_id, customer_id, currency, amount, occurred_at)
-SELECT b.purchase_id, coalesce(a.survivor_id, b.customer_id), b.currency, b.amount, b.occurred_at
-FROM unnest(CAST(:purchase_ids AS uuid[]), CAST(:customer_ids AS uuid[]), CAST(:currencies AS text[]),
+INSERT INTO clv.purchase (purchase_id, customer_id, home_customer_id, currency, amount, occurred_at)
+SELECT b.purchase_id, coalesce(a.survivor_id, b.home), b.home, b.currency, b.amount, b.occurred_at
+FROM unnest(CAST(:purchase_ids AS uuid[]), CAST(:homes AS uuid[]), CAST(:currencies AS text[]),
             CAST(:amounts AS numeric[]), CAST(:occurred AS timestamptz[]))
-     AS b(purchase_id, customer_id, currency, amount, occurred_at)
-LEFT JOIN clv.customer_alias a ON a.merged_id = b.customer_id
+     AS b(purchase_id, home, currency, amount, occurred_at)
+LEFT JOIN clv.customer_alias a ON a.merged_id = b.home
 ON CONFLICT (purchase_id) DO NOTHING
 RETURNING customer_id
 """)
@@ -45,15 +50,15 @@ ON CONFLICT (refund_id) DO NOTHING
 """)
 
 INSERT_FEEDBACK = sa.text("""
-INSERT INTO clv.feedback (feedback_id, customer_id, proposition_id, perceived_value, expected_value, nps, csat,
-                          occurred_at)
-SELECT b.feedback_id, coalesce(a.survivor_id, b.customer_id), b.proposition_id, b.perceived, b.expected, b.nps,
+INSERT INTO clv.feedback (feedback_id, customer_id, home_customer_id, proposition_id, perceived_value, expected_value,
+                          nps, csat, occurred_at)
+SELECT b.feedback_id, coalesce(a.survivor_id, b.home), b.home, b.proposition_id, b.perceived, b.expected, b.nps,
        b.csat, b.occurred_at
-FROM unnest(CAST(:feedback_ids AS uuid[]), CAST(:customer_ids AS uuid[]), CAST(:propositions AS text[]),
+FROM unnest(CAST(:feedback_ids AS uuid[]), CAST(:homes AS uuid[]), CAST(:propositions AS text[]),
             CAST(:perceived AS float8[]), CAST(:expected AS float8[]), CAST(:nps AS int[]),
             CAST(:csat AS int[]), CAST(:occurred AS timestamptz[]))
-     AS b(feedback_id, customer_id, proposition_id, perceived, expected, nps, csat, occurred_at)
-LEFT JOIN clv.customer_alias a ON a.merged_id = b.customer_id
+     AS b(feedback_id, home, proposition_id, perceived, expected, nps, csat, occurred_at)
+LEFT JOIN clv.customer_alias a ON a.merged_id = b.home
 ON CONFLICT (feedback_id) DO NOTHING
 """)
 
@@ -64,33 +69,65 @@ ERASE = [sa.text(sql) for sql in [
     "DELETE FROM clv.purchase WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
     "DELETE FROM clv.customer_value WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
     "DELETE FROM clv.customer_alias WHERE merged_id = ANY(CAST(:ids AS uuid[])) OR survivor_id = ANY(CAST(:ids AS uuid[]))",
+    "DELETE FROM clv.customer_merge WHERE merged_id = ANY(CAST(:ids AS uuid[])) OR survivor_id = ANY(CAST(:ids AS uuid[]))",
     "DELETE FROM clv.feedback WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
     "DELETE FROM clv.segment_membership WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
     "DELETE FROM clv.customer_stage WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
     "DELETE FROM clv.delivery WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
 ]]
 
-MERGE = [sa.text(sql) for sql in [
-    "UPDATE clv.purchase SET customer_id = :survivor, updated_at = now() WHERE customer_id = :merged",
-    "UPDATE clv.feedback SET customer_id = :survivor, updated_at = now() WHERE customer_id = :merged",
+# The copy's merges (shared/contracts/identity.py): every fact belongs to live(home) over the merges in force.
+RECORD_MERGE = sa.text(record_merge_sql("clv.customer_merge"))
+RECORD_UNMERGE = sa.text(record_unmerge_sql("clv.customer_merge"))
+CHAIN_MEMBERS = sa.text(chain_members_sql("clv.customer_merge"))
+REFRESH_ALIASES = [sa.text(sql) for sql in [
+    "DELETE FROM clv.customer_alias WHERE merged_id = ANY(CAST(:ids AS uuid[]))",
+    """INSERT INTO clv.customer_alias (merged_id, survivor_id, merge_id)
+       SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:lives AS uuid[]), CAST(:merge_ids AS uuid[])) AS a(id, live, m)
+       WHERE a.id <> a.live""",
+]]
+# An unmerge lists purchases (feedback it never moved back): (statement, the list it reads).
+PIN_LEGACY_UNMERGE = [*[(sa.text(sql), "purchase_ids") for sql in pin_legacy_unmerge_sql("clv.purchase", "purchase_id")],
+                      *[(sa.text(sql), None) for sql in pin_legacy_unmerge_sql("clv.feedback", "feedback_id")]]
+# Facts whose home is in the chain go to their home's live customer; returns the customers they left.
+MOVE_FACTS = [sa.text(f"""
+    WITH target AS (SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:lives AS uuid[])) AS a(home, live)),
+    old AS (SELECT f.customer_id FROM clv.{table} f JOIN target t ON f.home_customer_id = t.home
+            WHERE f.customer_id <> t.live),
+    moved AS (UPDATE clv.{table} f SET customer_id = t.live, updated_at = now() FROM target t
+              WHERE f.home_customer_id = t.home AND f.customer_id <> t.live)
+    SELECT DISTINCT customer_id FROM old""") for table in ["purchase", "feedback"]]
+# What a merged-away id holds besides facts: deliveries go to its live customer; its own value, memberships and
+# stage end with it (the survivor is re-scored, segmentation and lifecycle re-publish what holds for it).
+FOLD = [sa.text(sql) for sql in [
     "UPDATE clv.delivery SET customer_id = :survivor, updated_at = now() WHERE customer_id = :merged",
-    # The merged id's own value, memberships and stage end with it: the survivor is re-scored, and the
-    # segmentation and lifecycle services re-publish what holds for the survivor.
     "DELETE FROM clv.customer_value WHERE customer_id = :merged",
     "DELETE FROM clv.segment_membership WHERE customer_id = :merged",
     "DELETE FROM clv.customer_stage WHERE customer_id = :merged",
-    "UPDATE clv.customer_alias SET survivor_id = :survivor, updated_at = now() WHERE survivor_id = :merged",
-    "INSERT INTO clv.customer_alias (merged_id, survivor_id, merge_id) VALUES (:merged, :survivor, :merge_id) "
-    "ON CONFLICT (merged_id) DO UPDATE SET survivor_id = EXCLUDED.survivor_id, merge_id = EXCLUDED.merge_id, "
-    "updated_at = now()",
 ]]
 
-UNMERGE = [sa.text(sql) for sql in [
-    # The owner (interaction) names the purchases that go back: they do, wherever this copy has them now.
-    "UPDATE clv.purchase SET customer_id = :restored, updated_at = now() "
-    "WHERE purchase_id = ANY(CAST(:purchase_ids AS uuid[]))",
-    "DELETE FROM clv.customer_alias WHERE merge_id = :merge_id OR merged_id = :restored",
-]]
+
+async def follow_chain(session: AsyncSession, merged: uuid.UUID) -> set[uuid.UUID]:
+    """Every id whose live customer a merge or unmerge of `merged` may change: its alias, facts and the rest
+    follow live(home). Returns the customers whose purchases may have changed."""
+    chain = (await session.execute(CHAIN_MEMBERS, {"ids": [merged]})).all()
+    params = {"ids": [r.id for r in chain], "lives": [r.live for r in chain], "merge_ids": [r.merge_id for r in chain]}
+    for statement in REFRESH_ALIASES:
+        await session.execute(statement, params)
+    touched = {r.live for r in chain}
+    for statement in MOVE_FACTS:
+        touched.update((await session.execute(statement, params)).scalars())
+    for r in chain:
+        if r.id != r.live:
+            for statement in FOLD:
+                await session.execute(statement, {"survivor": r.live, "merged": r.id})
+    return touched
+
+
+def home(p: Any) -> uuid.UUID:
+    """The customer a fact came in under (events published before homes existed: their customer)."""
+    return getattr(p, "home_customer_id", None) or p.customer_id
+
 
 # The summary of a customer is a pure function of their purchase rows: recompute it for the touched ones.
 DELETE_SUMMARIES = sa.text("DELETE FROM clv.transaction_summary WHERE customer_id = ANY(CAST(:ids AS uuid[]))")
@@ -115,7 +152,7 @@ async def apply_interaction_events(session: AsyncSession, events: list[ConsumedE
         payloads = [e.payload for e in run]
         if kind is PurchaseRecorded:
             owners = await session.execute(INSERT_PURCHASES, {
-                "purchase_ids": [p.purchase_id for p in payloads], "customer_ids": [p.customer_id for p in payloads],
+                "purchase_ids": [p.purchase_id for p in payloads], "homes": [home(p) for p in payloads],
                 "currencies": [p.currency for p in payloads], "amounts": [p.amount for p in payloads],
                 "occurred": [p.occurred_at for p in payloads],
             })
@@ -133,7 +170,7 @@ async def apply_interaction_events(session: AsyncSession, events: list[ConsumedE
             touched.update(owners.scalars())
         elif kind is FeedbackRecorded:
             await session.execute(INSERT_FEEDBACK, {
-                "feedback_ids": [p.feedback_id for p in payloads], "customer_ids": [p.customer_id for p in payloads],
+                "feedback_ids": [p.feedback_id for p in payloads], "homes": [home(p) for p in payloads],
                 "propositions": [p.proposition_id for p in payloads],
                 "perceived": [p.perceived_value for p in payloads], "expected": [p.expected_value for p in payloads],
                 "nps": [p.nps for p in payloads], "csat": [p.csat for p in payloads],
@@ -147,18 +184,19 @@ async def apply_interaction_events(session: AsyncSession, events: list[ConsumedE
             await forget_subjects(session, messaging.outbox, [str(i) for i in ids],
                                   lambda event_type, data: redact_event_data(event_type, data, token))
             touched.update(ids)
-        elif kind is CustomerMerged:
+        elif kind in (CustomerMerged, CustomerUnmerged):
             for p in payloads:
-                for statement in MERGE:
-                    await session.execute(statement, {"survivor": p.survivor_id, "merged": p.merged_id,
-                                                      "merge_id": p.merge_id})
-                touched.update([p.survivor_id, p.merged_id])
-        elif kind is CustomerUnmerged:
-            for p in payloads:
-                for statement in UNMERGE:
-                    await session.execute(statement, {"restored": p.restored_id, "survivor": p.survivor_id,
-                                                      "merge_id": p.merge_id, "purchase_ids": p.purchase_ids})
-                touched.update([p.survivor_id, p.restored_id])
+                merged = p.merged_id if kind is CustomerMerged else p.restored_id
+                if merged == p.survivor_id:
+                    continue
+                known = await session.execute(RECORD_MERGE if kind is CustomerMerged else RECORD_UNMERGE, {
+                    "merge_id": p.merge_id, "survivor": p.survivor_id, "merged": merged, "version": p.version})
+                if kind is CustomerUnmerged and known.scalar() is None:
+                    chain = list((await session.execute(CHAIN_MEMBERS, {"ids": [merged]})).scalars())
+                    for statement, listed in PIN_LEGACY_UNMERGE:
+                        await session.execute(statement, {"restored": merged, "chain": chain,
+                                                          "listed": getattr(p, listed) if listed else []})
+                touched.update(await follow_chain(session, merged))
     if touched:
         ids = list(touched)
         await session.execute(DELETE_SUMMARIES, {"ids": ids})

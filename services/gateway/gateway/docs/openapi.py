@@ -21,6 +21,7 @@ import orjson
 
 from shared.problems import PROBLEM_JSON
 
+from gateway.customer_view.schemas import PART_SCHEMAS
 from gateway.proxy.routing import owner
 from gateway.security import policy
 from gateway.upstream import Upstreams
@@ -105,6 +106,10 @@ def merge(gateway_doc: dict, service_docs: dict[str, dict], *, bearer: bool) -> 
                 op.setdefault("tags", [service])
                 target[method] = op
                 proxied.add((path, method))
+    # The composed view's parts are the owners' schemas: until an owner's document is merged, its part is
+    # documented as an object rather than left as a dangling reference.
+    for name, service in PART_SCHEMAS.items():
+        schemas.setdefault(name, {"type": "object", "description": f"{service}'s part (its document is not merged yet)"})
     _secure(doc, proxied, bearer)
     return doc
 

@@ -18,6 +18,17 @@ async def lock_identity(session: AsyncSession) -> None:
     await session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": IDENTITY_LOCK})
 
 
+NEXT_VERSIONS = sa.text("SELECT nextval('interaction.identity_version_seq') FROM generate_series(1, :n)")
+
+
+async def next_versions(session: AsyncSession, n: int) -> list[int]:
+    """`n` identity versions for merges and unmerges published now. Drawn under the identity lock, which is held
+    to the commit, so they increase in the order identity changes commit (shared/contracts/identity.py)."""
+    if n <= 0:
+        return []
+    return sorted((await session.execute(NEXT_VERSIONS, {"n": n})).scalars().all())
+
+
 FIND = sa.text("""
 SELECT i.kind, i.source, i.external_id, i.customer_id, i.home_customer_id, c.first_seen_at
 FROM unnest(CAST(:kinds AS text[]), CAST(:sources AS text[]), CAST(:external_ids AS text[])) AS k(kind, source, external_id)
@@ -154,7 +165,10 @@ async def homes(session: AsyncSession, customer_id: uuid.UUID) -> list[uuid.UUID
 
 
 async def unmerge(session: AsyncSession, merge_row: sa.Row, live: uuid.UUID) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
-    """Send the merged customer's rows back by their home; returns (purchase ids, touchpoint ids) moved."""
+    """Send the merged customer's rows back by their home; returns (purchase ids, touchpoint ids) moved.
+
+    Every row then belongs to the live end of its home's chain of merges in force, as after a merge: the rule
+    copies follow with the home each fact's event carries (shared/contracts/identity.py)."""
     restored = merge_row.merged_id
     home_ids = await homes(session, restored)
     params = {"live": live, "restored": restored, "homes": home_ids}

@@ -67,7 +67,8 @@ async def undo_merge(session: AsyncSession, outbox: Outbox, merge_id: uuid.UUID)
     now = datetime.now(UTC)
     event = contracts.CustomerUnmerged(customer_id=row.survivor_id, merge_id=row.id, survivor_id=row.survivor_id,
                                        restored_id=row.merged_id, purchase_ids=purchase_ids,
-                                       touchpoint_ids=touchpoint_ids, unmerged_at=now)
+                                       touchpoint_ids=touchpoint_ids, unmerged_at=now,
+                                       version=(await repository.next_versions(session, 1))[0])
     await outbox.add(session, INTERACTION_EVENTS, [Envelope.wrap(event, source=contracts.SOURCE,
                                                                  subject=str(row.survivor_id))])
     return UnmergeRead(id=row.id, survivor_id=row.survivor_id, merged_id=row.merged_id, reason=row.reason,
@@ -95,6 +96,7 @@ async def merge_by_hand(session: AsyncSession, outbox: Outbox, body: MergeCreate
     await recompute_traits(session, {survivor})
     now = datetime.now(UTC)
     event = contracts.CustomerMerged(customer_id=survivor, merge_id=merge_id, survivor_id=survivor, merged_id=merged,
-                                     reason=body.reason, merged_at=now)
+                                     reason=body.reason, merged_at=now,
+                                     version=(await repository.next_versions(session, 1))[0])
     await outbox.add(session, INTERACTION_EVENTS, [Envelope.wrap(event, source=contracts.SOURCE, subject=str(survivor))])
     return await get_merge(session, merge_id)

@@ -33,7 +33,7 @@ FROM interaction.purchase p
 WHERE a.published_at IS NULL AND p.source = a.source AND p.order_id = a.order_id
   AND (a.source, a.order_id) IN (SELECT * FROM unnest(CAST(:sources AS text[]), CAST(:order_ids AS text[])))
 RETURNING a.id, a.source, a.order_id, a.amount, a.cancelled, a.occurred_at, p.id AS purchase_id, p.customer_id,
-          p.currency, p.amount AS purchase_amount
+          p.home_customer_id, p.currency, p.amount AS purchase_amount
 """)
 # Newest fact wins (ties: the larger value, so the outcome never depends on arrival order).
 UPSERT_PROPERTIES = sa.text("""

@@ -119,9 +119,11 @@ async def apply_partner_events(session: AsyncSession, outbox: Outbox, events: Se
     now = datetime.now(UTC)
     for cid, (source, first_seen) in resolution.created.items():
         outgoing.append(_wrap(contracts.CustomerCreated(customer_id=cid, source=source, first_seen_at=first_seen), cid))
-    for merge_id, survivor, merged, reason, _ in resolution.merges:
+    versions = await identity_repository.next_versions(session, len(resolution.merges))
+    for (merge_id, survivor, merged, reason, _), version in zip(resolution.merges, versions, strict=True):
         outgoing.append(_wrap(contracts.CustomerMerged(customer_id=survivor, merge_id=merge_id, survivor_id=survivor,
-                                                       merged_id=merged, reason=reason, merged_at=now), survivor))
+                                                       merged_id=merged, reason=reason, merged_at=now,
+                                                       version=version), survivor))
     touched: set[uuid.UUID] = set(resolution.customer_of) | {m[1] for m in resolution.merges}
 
     activity_rows, purchases, adjustments, properties, deals, leads = [], {}, [], {}, {}, []
@@ -162,14 +164,15 @@ async def apply_partner_events(session: AsyncSession, outbox: Outbox, events: Se
         elif isinstance(payload, p.InteractionLogged):
             outgoing.append(_wrap(contracts.TouchpointRecorded(
                 customer_id=cid, touchpoint_id=activity_id, source=env.source, channel=payload.channel,
-                direction=payload.direction, outcome=payload.outcome, occurred_at=e.occurred_at), cid, env))
+                direction=payload.direction, outcome=payload.outcome, occurred_at=e.occurred_at,
+                home_customer_id=home), cid, env))
         elif isinstance(payload, p.FeedbackSubmitted):
             outgoing.append(_wrap(contracts.FeedbackRecorded(
                 customer_id=cid, feedback_id=activity_id, source=env.source, nps=payload.nps, csat=payload.csat,
                 perceived_value=payload.perceived_value, expected_value=payload.expected_value,
-                proposition_id=payload.proposition_id, occurred_at=e.occurred_at), cid, env))
+                proposition_id=payload.proposition_id, occurred_at=e.occurred_at, home_customer_id=home), cid, env))
         elif isinstance(payload, p.LeadCaptured):
-            leads.append((e, cid))
+            leads.append((e, cid, home))
         elif isinstance(payload, p.DealUpdated):
             current = deals.get((env.source, payload.deal_id))
             if current is not None and (current["occurred"], current["stage"]) >= (e.occurred_at, payload.stage):
@@ -197,7 +200,8 @@ async def apply_partner_events(session: AsyncSession, outbox: Outbox, events: Se
             if (r["source"], r["order_id"]) in inserted:
                 outgoing.append(_wrap(contracts.PurchaseRecorded(
                     customer_id=r["customer_id"], purchase_id=r["id"], source=r["source"], order_id=r["order_id"],
-                    amount=r["amount"], currency=r["currency"], channel=r["channel"], occurred_at=r["occurred"]),
+                    amount=r["amount"], currency=r["currency"], channel=r["channel"], occurred_at=r["occurred"],
+                    home_customer_id=r["home"]),
                     r["customer_id"], r["env"]))
     clock.lap("purchases")
     if adjustments:
@@ -215,7 +219,8 @@ async def apply_partner_events(session: AsyncSession, outbox: Outbox, events: Se
                 outgoing.append(_wrap(contracts.PurchaseRefunded(
                     customer_id=r.customer_id, purchase_id=r.purchase_id, refund_id=r.id, source=r.source,
                     order_id=r.order_id, amount=r.purchase_amount if r.amount is None or r.cancelled else r.amount,
-                    currency=r.currency, cancelled=r.cancelled, occurred_at=r.occurred_at), r.customer_id))
+                    currency=r.currency, cancelled=r.cancelled, occurred_at=r.occurred_at,
+                    home_customer_id=r.home_customer_id), r.customer_id))
     clock.lap("adjustments")
     if properties:
         outgoing.extend(await _apply_properties(session, properties))
@@ -233,14 +238,14 @@ async def apply_partner_events(session: AsyncSession, outbox: Outbox, events: Se
                     owner=d["owner"], lost_reason=d["lost"], occurred_at=d["occurred"]), d["customer_id"], d["env"]))
     if leads:
         referrers = await identity_repository.find(session, [
-            source_key(e.envelope.source, e.payload.referred_by) for e, _ in leads if e.payload.referred_by])
-        for e, cid in leads:
+            source_key(e.envelope.source, e.payload.referred_by) for e, _, _ in leads if e.payload.referred_by])
+        for e, cid, home in leads:
             lead: p.LeadCaptured = e.payload
             referrer = referrers.get(source_key(e.envelope.source, lead.referred_by)) if lead.referred_by else None
             outgoing.append(_wrap(contracts.LeadCaptured(
                 customer_id=cid, source=e.envelope.source, campaign=lead.campaign, lead_source=lead.lead_source,
                 qualified=lead.qualified, referred_by_customer_id=referrer[0] if referrer else None,
-                occurred_at=e.occurred_at), cid, e.envelope))
+                occurred_at=e.occurred_at, home_customer_id=home), cid, e.envelope))
     clock.lap("other facts")
 
     await recompute_traits(session, touched)

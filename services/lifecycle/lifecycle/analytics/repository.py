@@ -1,6 +1,6 @@
 """The dashboard figures, each one SQL statement over the stage history (or the deals).
 
-The funnel reads `funnel_entry` (one row per customer, indexed by first entry). Covering indexes (migration
+The funnel reads `funnel_entry` (one row per customer, indexed by first entry; when it first entered each stage). Covering indexes (migration
 0002) serve the rest: `stage_history (entered_at) INCLUDE (customer_id, stage, left_at)` for the period
 filters, `(stage, entered_at) INCLUDE (customer_id, left_at)` for per-stage scans (time in stage, churn).
 """
@@ -12,20 +12,36 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 FUNNEL_STAGES = ["approach", "acquisition", "development", "retention", "loyalty"]
 
-# Customers whose lifecycle began in [from, to) (cohort: month of that first entry); a customer reached a
-# stage when, before `to`, it entered that stage or a later one (skipping is reaching). Reads `funnel_entry`
-# (one row per customer, by first entry) rather than windowing over every transition.
-FUNNEL = sa.text("""
-SELECT CASE WHEN :by_cohort THEN cohort_month END AS cohort,
-       count(*) FILTER (WHERE reached_approach_at < :to) AS r1,
-       count(*) FILTER (WHERE reached_acquisition_at < :to) AS r2,
-       count(*) FILTER (WHERE reached_development_at < :to) AS r3,
-       count(*) FILTER (WHERE reached_retention_at < :to) AS r4,
-       count(*) FILTER (WHERE reached_loyalty_at < :to) AS r5
+# Customers whose lifecycle began in [from, to) (cohort: month of that first entry). Per stage, counted as it
+# happened (from the stage history, kept per customer in `funnel_entry`), all before `to`:
+#   entered   — the customer was itself in the stage;
+#   skipped   — it never was, but entered a later stage (a jump over it is not reaching it);
+#   converted — it entered the stage and, at or after its first entry there, the next stage.
+# Reads `funnel_entry` (one row per customer, by first entry) rather than windowing over every transition.
+def _funnel_sql() -> str:
+    columns = [f"entered_{s}_at" for s in FUNNEL_STAGES]
+    picks = []
+    for i, this in enumerate(columns):
+        picks.append(f"count(*) FILTER (WHERE {this} < :to) AS entered_{i + 1}")
+        later = columns[i + 1:]
+        if later:
+            after = f"least({', '.join(later)})" if len(later) > 1 else later[0]
+            picks.append(f"count(*) FILTER (WHERE ({this} IS NULL OR {this} >= :to) AND {after} < :to) "
+                         f"AS skipped_{i + 1}")
+            nxt = later[0]
+            picks.append(f"count(*) FILTER (WHERE {this} < :to AND {nxt} < :to AND {nxt} >= {this}) "
+                         f"AS converted_{i + 1}")
+    separator = ",\n       "
+    return f"""
+SELECT CASE WHEN :by_cohort THEN cohort_month END AS cohort, count(*) AS customers,
+       {separator.join(picks)}
 FROM lifecycle.funnel_entry
 WHERE first_entered_at >= :from AND first_entered_at < :to
 GROUP BY 1 ORDER BY 1 NULLS FIRST
-""")
+"""
+
+
+FUNNEL = sa.text(_funnel_sql())
 
 TIME_IN_STAGE = sa.text("""
 SELECT stage, count(*) AS stays,
@@ -98,10 +114,17 @@ ORDER BY p.key, d.currency, s.position
 
 
 async def funnel(session: AsyncSession, start: datetime, end: datetime, by_cohort: bool
-                 ) -> dict[datetime | None, dict[int, int]]:
-    """{cohort (None when not by cohort): {stage rank 1–5: customers who reached it}}."""
+                 ) -> dict[datetime | None, dict]:
+    """{cohort (None when not by cohort): {"customers": n, "stages": [{"entered", "skipped", "converted"} per
+    stage, Approach first; skipped and converted are 0 for the last stage]}}."""
     rows = await session.execute(FUNNEL, {"from": start, "to": end, "by_cohort": by_cohort})
-    return {r.cohort: {1: r.r1, 2: r.r2, 3: r.r3, 4: r.r4, 5: r.r5} for r in rows}
+    out = {}
+    for r in rows:
+        m = r._mapping
+        out[r.cohort] = {"customers": r.customers, "stages": [
+            {"entered": m[f"entered_{i}"], "skipped": m.get(f"skipped_{i}", 0), "converted": m.get(f"converted_{i}", 0)}
+            for i in range(1, len(FUNNEL_STAGES) + 1)]}
+    return out
 
 
 async def time_in_stage(session: AsyncSession, start: datetime, end: datetime) -> list[sa.Row]:

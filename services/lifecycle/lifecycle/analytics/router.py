@@ -39,17 +39,20 @@ To = Query(None, alias="to", description="Period end, exclusive (default: now)."
 @router.get("/funnel", response_model=FunnelRead, responses=problem_responses(BadPeriod))
 async def funnel(session: SessionDep, start: AwareDatetime | None = From, end: AwareDatetime | None = To,
                  by_cohort: bool = Query(False, description="One funnel per month of first entry.")) -> FunnelRead:
-    """Conversion Approach → … → Loyalty for customers whose lifecycle began in the period."""
+    """Per stage Approach → … → Loyalty, for customers whose lifecycle began in the period: how many entered it,
+    how many skipped it (entered a later stage without ever being in it), and how many went on to the next."""
     start, end = _period(start, end)
-    reached = await repository.funnel(session, start, end, by_cohort)
+    counted = await repository.funnel(session, start, end, by_cohort)
     cohorts = []
-    for cohort, counts in reached.items():
+    for cohort, counts in counted.items():
         steps = []
-        for i, stage in enumerate(repository.FUNNEL_STAGES, start=1):
-            here, nxt = counts.get(i, 0), counts.get(i + 1)
-            steps.append(FunnelStep(stage=stage, reached=here,
-                                    conversion_to_next=(nxt / here) if nxt is not None and here else None))
-        cohorts.append(FunnelCohort(cohort=cohort, customers=counts.get(1, 0), steps=steps))
+        last = len(repository.FUNNEL_STAGES) - 1
+        for i, (stage, c) in enumerate(zip(repository.FUNNEL_STAGES, counts["stages"], strict=True)):
+            steps.append(FunnelStep(
+                stage=stage, entered=c["entered"], skipped=c["skipped"],
+                converted_to_next=None if i == last else c["converted"],
+                conversion_to_next=c["converted"] / c["entered"] if i < last and c["entered"] else None))
+        cohorts.append(FunnelCohort(cohort=cohort, customers=counts["customers"], steps=steps))
     return FunnelRead(start=start, end=end, cohorts=cohorts)
 
 

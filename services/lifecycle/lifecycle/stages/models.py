@@ -19,7 +19,9 @@ customer_stage = sa.Table(
     sa.Column("stage", sa.Text, nullable=False),
     sa.Column("stage_entered_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("order_count", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("total_spend", sa.Numeric(18, 4), nullable=False, server_default="0"),
+    # Null when the customer bought in several currencies: then only spend_by_currency ({currency: net spend}).
+    sa.Column("total_spend", sa.Numeric(18, 4), server_default="0"),
+    sa.Column("spend_by_currency", JSONB, nullable=False, server_default="{}"),
     sa.Column("last_purchase_at", sa.DateTime(timezone=True)),
     sa.Column("rule_set_version", sa.Integer),
     # The version of the last stage.changed published for this customer (the owner's order copies follow).
@@ -59,16 +61,28 @@ customer_fact = sa.Table(
     sa.Column("customer_id", UUID(as_uuid=True), nullable=False),
     sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("data", JSONB, nullable=False, server_default="{}"),
-    # Set while the fact belongs to a survivor through a merge, so the unmerge can move it back.
-    sa.Column("merge_id", UUID(as_uuid=True)),
-    sa.Column("original_customer_id", UUID(as_uuid=True)),
+    # The customer the fact came in under: it belongs to live(home) (shared/contracts/identity.py).
+    sa.Column("home_customer_id", UUID(as_uuid=True), nullable=False),
     *_timestamps(),
     sa.Index("ix_customer_fact_customer", "customer_id", "occurred_at"),
-    sa.Index("ix_customer_fact_merge", "merge_id", postgresql_where=sa.text("merge_id IS NOT NULL")),
+    sa.Index("ix_customer_fact_home", "home_customer_id"),
 )
 
-# One row per customer for the funnel: when its lifecycle began and when it first reached each stage or a
-# later one. Kept from stage_history by `refresh_funnel_entries`, so the funnel reads only the customers whose
+# Every merge heard of from interaction, in force or undone; `merged_customer` (merged-away id → live survivor)
+# is derived from it for the ids a merge or unmerge concerns (shared/contracts/identity.py).
+customer_merge = sa.Table(
+    "customer_merge",
+    metadata,
+    sa.Column("merge_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("survivor_id", UUID(as_uuid=True), nullable=False, index=True),
+    sa.Column("merged_id", UUID(as_uuid=True), nullable=False, index=True),
+    sa.Column("version", sa.BigInteger),  # interaction's identity version (null: published before it had one)
+    sa.Column("undone", sa.Boolean, nullable=False),
+    *_timestamps(),
+)
+
+# One row per customer for the funnel: when its lifecycle began and when it first entered each stage itself
+# (null: never; a stage it jumped over is not entered). Kept from stage_history by `refresh_funnel_entries`, so the funnel reads only the customers whose
 # lifecycle began in the period instead of windowing over every transition.
 funnel_entry = sa.Table(
     "funnel_entry",
@@ -76,11 +90,11 @@ funnel_entry = sa.Table(
     sa.Column("customer_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("first_entered_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("cohort_month", sa.DateTime(timezone=True), nullable=False),  # month of first entry, UTC
-    sa.Column("reached_approach_at", sa.DateTime(timezone=True)),
-    sa.Column("reached_acquisition_at", sa.DateTime(timezone=True)),
-    sa.Column("reached_development_at", sa.DateTime(timezone=True)),
-    sa.Column("reached_retention_at", sa.DateTime(timezone=True)),
-    sa.Column("reached_loyalty_at", sa.DateTime(timezone=True)),
+    sa.Column("entered_approach_at", sa.DateTime(timezone=True)),
+    sa.Column("entered_acquisition_at", sa.DateTime(timezone=True)),
+    sa.Column("entered_development_at", sa.DateTime(timezone=True)),
+    sa.Column("entered_retention_at", sa.DateTime(timezone=True)),
+    sa.Column("entered_loyalty_at", sa.DateTime(timezone=True)),
     *_timestamps(),
     sa.Index("ix_funnel_entry_first_entered", "first_entered_at"),
 )

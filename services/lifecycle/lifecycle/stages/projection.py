@@ -30,19 +30,21 @@ EVENT_TYPES = {m.EVENT_TYPE: m for m in [
 
 
 def facts_of(e: ConsumedEvent, deal_is_open: Callable[[DealUpdated], bool]) -> list[tuple[uuid.UUID, Fact, dict]]:
-    """The facts one event contributes: (customer, fact, extra data to keep)."""
+    """The facts one event contributes: (the customer it came in under, fact, extra data to keep)."""
     p, src, eid = e.payload, e.envelope.source, e.envelope.id
+    # Interaction's facts name their home (shared/contracts/identity.py); others stand for their customer.
+    home = getattr(p, "home_customer_id", None) or p.customer_id
     match p:
         case PurchaseRecorded():
-            return [(p.customer_id, Fact(FactKind.PURCHASE, p.occurred_at, src, eid, purchase_id=str(p.purchase_id)),
+            return [(home, Fact(FactKind.PURCHASE, p.occurred_at, src, eid, purchase_id=str(p.purchase_id)),
                      {"amount": str(p.amount), "currency": p.currency})]
         case PurchaseRefunded():
             # Every refund lowers the net spend; a cancellation also takes the purchase out of the rules.
-            refund = (p.customer_id, Fact(FactKind.REFUND, p.occurred_at, src, eid, purchase_id=str(p.purchase_id)),
+            refund = (home, Fact(FactKind.REFUND, p.occurred_at, src, eid, purchase_id=str(p.purchase_id)),
                       {"amount": str(p.amount), "currency": p.currency})
             if not p.cancelled:
                 return [refund]
-            return [refund, (p.customer_id, Fact(FactKind.CANCELLATION, p.occurred_at, src, eid,
+            return [refund, (home, Fact(FactKind.CANCELLATION, p.occurred_at, src, eid,
                                                  purchase_id=str(p.purchase_id)), {})]
         case LeadCaptured():
             kind = FactKind.QUALIFIED_LEAD if p.qualified else FactKind.LEAD
@@ -53,7 +55,7 @@ def facts_of(e: ConsumedEvent, deal_is_open: Callable[[DealUpdated], bool]) -> l
         case DealUpdated() if deal_is_open(p):
             return [(p.customer_id, Fact(FactKind.DEAL_OPEN, p.occurred_at, src, eid), {})]
         case FeedbackRecorded() if p.nps is not None:
-            return [(p.customer_id, Fact(FactKind.FEEDBACK, p.occurred_at, src, eid, nps=p.nps), {})]
+            return [(home, Fact(FactKind.FEEDBACK, p.occurred_at, src, eid, nps=p.nps), {})]
         case CustomerValueUpdated():
             # clv's version is kept with the fact: `reconcile` compares the newest one with clv's state.
             return [(p.customer_id, Fact(FactKind.VALUE, p.as_of, src, eid, tier=p.tier,
@@ -69,19 +71,19 @@ def facts_subscription(outbox: Outbox) -> Subscription:
         outcomes = await deals.apply_partner_deals(session, outbox, deal_events) if deal_events else {}
         rows = []
         for e in events:
-            for customer_id, fact, extra in facts_of(e, lambda _: outcomes.get(e.envelope.id, "open") == "open"):
-                rows.append(repository.fact_row(customer_id, fact, **extra))
-                touched.add(customer_id)
-        await repository.insert_facts(session, rows)
-        # Identity events are rare: applied one by one, in the order they arrived.
+            for home, fact, extra in facts_of(e, lambda _: outcomes.get(e.envelope.id, "open") == "open"):
+                rows.append(repository.fact_row(home, fact, **extra))
+                touched.add(home)
+        touched |= await repository.insert_facts(session, rows)
+        # Identity events are rare: applied one by one; the facts follow the merges in force, in any order.
         for e in events:
             match e.payload:
                 case CustomerMerged() as m:
-                    await repository.fold_facts(session, m.merge_id, m.survivor_id, m.merged_id)
-                    touched |= {m.survivor_id, m.merged_id}
+                    touched |= await repository.follow_identity(session, m.merge_id, m.survivor_id, m.merged_id,
+                                                                m.version, undone=False)
                 case CustomerUnmerged() as u:
-                    await repository.restore_facts(session, u.merge_id, u.survivor_id, u.restored_id, u.purchase_ids)
-                    touched |= {u.survivor_id, u.restored_id}
+                    touched |= await repository.follow_identity(session, u.merge_id, u.survivor_id, u.restored_id,
+                                                                u.version, undone=True, listed=u.purchase_ids)
                 case CustomerErased() as x:
                     await repository.erase(session, x.customer_id)
                     touched.add(x.customer_id)

@@ -13,6 +13,9 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.contracts.identity import (
+    chain_members_sql, pin_legacy_unmerge_sql, record_merge_sql, record_unmerge_sql,
+)
 from shared.contracts.lifecycle import Stage
 from shared.contracts.redaction import redact_event_data, tokenizer
 from shared.messaging.outbox import forget_subjects
@@ -21,10 +24,15 @@ from lifecycle.rules.engine import Fact, FactKind, Transition
 from lifecycle.tables import messaging
 
 INSERT_FACTS = sa.text("""
-INSERT INTO lifecycle.customer_fact (source, event_id, kind, customer_id, occurred_at, data)
-SELECT * FROM unnest(CAST(:sources AS text[]), CAST(:event_ids AS text[]), CAST(:kinds AS text[]),
-                     CAST(:customer_ids AS uuid[]), CAST(:occurred AS timestamptz[]), CAST(:data AS jsonb[]))
+INSERT INTO lifecycle.customer_fact (source, event_id, kind, customer_id, home_customer_id, occurred_at, data)
+SELECT f.source, f.event_id, f.kind, coalesce(m.survivor_id, f.home), f.home, f.occurred_at, f.data
+FROM unnest(CAST(:sources AS text[]), CAST(:event_ids AS text[]), CAST(:kinds AS text[]),
+            CAST(:homes AS uuid[]), CAST(:occurred AS timestamptz[]), CAST(:data AS jsonb[]))
+     AS f(source, event_id, kind, home, occurred_at, data)
+-- A fact belongs to its home's live customer (shared/contracts/identity.py).
+LEFT JOIN lifecycle.merged_customer m ON m.merged_id = f.home
 ON CONFLICT DO NOTHING
+RETURNING customer_id
 """)
 
 # Transaction-scoped per-customer locks, always taken in one order: the consumer, the sweep and manual moves
@@ -59,35 +67,39 @@ SELECT * FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:from_stages AS text[])
 # `version` is null for a customer whose stage published nothing this time: the stored one stands.
 UPSERT_STAGES = sa.text("""
 INSERT INTO lifecycle.customer_stage AS s
-    (customer_id, stage, stage_entered_at, order_count, total_spend, last_purchase_at, rule_set_version, version)
+    (customer_id, stage, stage_entered_at, order_count, total_spend, spend_by_currency, last_purchase_at,
+     rule_set_version, version)
 SELECT * FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:stages AS text[]), CAST(:entered AS timestamptz[]),
-                     CAST(:counts AS int[]), CAST(:totals AS numeric[]), CAST(:lasts AS timestamptz[]),
-                     CAST(:versions AS int[]), CAST(:stage_versions AS bigint[]))
+                     CAST(:counts AS int[]), CAST(:totals AS numeric[]), CAST(:by_currency AS jsonb[]),
+                     CAST(:lasts AS timestamptz[]), CAST(:versions AS int[]), CAST(:stage_versions AS bigint[]))
 ON CONFLICT (customer_id) DO UPDATE SET
     stage = EXCLUDED.stage, stage_entered_at = EXCLUDED.stage_entered_at, order_count = EXCLUDED.order_count,
-    total_spend = EXCLUDED.total_spend, last_purchase_at = EXCLUDED.last_purchase_at,
+    total_spend = EXCLUDED.total_spend, spend_by_currency = EXCLUDED.spend_by_currency,
+    last_purchase_at = EXCLUDED.last_purchase_at,
     rule_set_version = EXCLUDED.rule_set_version, version = coalesce(EXCLUDED.version, s.version), updated_at = now()
 """)
 
 NEXT_VERSIONS = sa.text("SELECT nextval('lifecycle.stage_version_seq') FROM generate_series(1, :n)")
 
 
-def fact_row(customer_id: uuid.UUID, fact: Fact, **extra: object) -> dict:
+def fact_row(home: uuid.UUID, fact: Fact, **extra: object) -> dict:
+    """A fact of the customer it came in under (`home`); it is stored with that customer's live survivor."""
     data = {k: v for k, v in {
         "purchase_id": fact.purchase_id, "nps": fact.nps, "tier": fact.tier,
         "probability_alive": fact.probability_alive, "to_stage": fact.to_stage, "actor": fact.actor,
         "reason": fact.reason, **extra,
     }.items() if v is not None}
-    return {"source": fact.source, "event_id": fact.event_id, "kind": fact.kind.value, "customer_id": customer_id,
+    return {"source": fact.source, "event_id": fact.event_id, "kind": fact.kind.value, "home": home,
             "occurred_at": fact.occurred_at, "data": orjson.dumps(data, default=str).decode()}
 
 
-async def insert_facts(session: AsyncSession, rows: Sequence[dict]) -> None:
+async def insert_facts(session: AsyncSession, rows: Sequence[dict]) -> set[uuid.UUID]:
+    """Stores new facts; returns the customers they were stored with."""
     if not rows:
-        return
-    await session.execute(INSERT_FACTS, {k: [r[c] for r in rows] for k, c in (
-        ("sources", "source"), ("event_ids", "event_id"), ("kinds", "kind"), ("customer_ids", "customer_id"),
-        ("occurred", "occurred_at"), ("data", "data"))})
+        return set()
+    return set((await session.execute(INSERT_FACTS, {k: [r[c] for r in rows] for k, c in (
+        ("sources", "source"), ("event_ids", "event_id"), ("kinds", "kind"), ("homes", "home"),
+        ("occurred", "occurred_at"), ("data", "data"))})).scalars())
 
 
 async def latest_fact_at(session: AsyncSession, customer_id: uuid.UUID) -> datetime | None:
@@ -102,11 +114,12 @@ async def lock_customers(session: AsyncSession, customer_ids: Sequence[uuid.UUID
 class CustomerFacts:
     """A customer's facts as the rules read them, plus the purchase aggregates the view shows."""
 
-    __slots__ = ("facts", "amounts", "refunded")
+    __slots__ = ("facts", "amounts", "currencies", "refunded")
 
     def __init__(self) -> None:
         self.facts: list[Fact] = []
         self.amounts: dict[str, Decimal] = {}
+        self.currencies: dict[str, str] = {}  # purchase id → its currency
         self.refunded: dict[str, Decimal] = {}  # purchase id → refunded so far
 
 
@@ -126,6 +139,7 @@ async def load_facts(session: AsyncSession, customer_ids: Sequence[uuid.UUID]) -
         ))
         if kind is FactKind.PURCHASE and d.get("amount") is not None:
             cf.amounts[d["purchase_id"]] = Decimal(str(d["amount"]))
+            cf.currencies[d["purchase_id"]] = d.get("currency", "")
         elif kind is FactKind.REFUND and d.get("amount") is not None:
             pid = d["purchase_id"]
             cf.refunded[pid] = cf.refunded.get(pid, Decimal(0)) + Decimal(str(d["amount"]))
@@ -202,8 +216,15 @@ async def next_versions(session: AsyncSession, n: int) -> list[int]:
     return sorted((await session.execute(NEXT_VERSIONS, {"n": n})).scalars().all())
 
 
+CENTS = Decimal("0.0001")  # as total_spend's numeric(18, 4)
+
+
+def _single_total(spend: dict[str, Decimal]) -> Decimal | None:
+    return Decimal(0) if not spend else next(iter(spend.values())) if len(spend) == 1 else None
+
+
 async def write_current(session: AsyncSession, derived: dict[uuid.UUID, list[Transition]],
-                        aggregates: dict[uuid.UUID, tuple[int, Decimal, datetime | None]], version: int,
+                        aggregates: dict[uuid.UUID, tuple[int, dict[str, Decimal], datetime | None]], version: int,
                         stage_versions: dict[uuid.UUID, int]) -> None:
     """The current stage row of each customer: its last transition and purchase aggregates; none without one.
 
@@ -218,7 +239,10 @@ async def write_current(session: AsyncSession, derived: dict[uuid.UUID, list[Tra
             "stages": [t.stage.value for t in staged.values()],
             "entered": [t.entered_at for t in staged.values()],
             "counts": [aggregates[c][0] for c in staged],
-            "totals": [aggregates[c][1] for c in staged],
+            # One figure only for one currency (or none): money of two currencies is never added.
+            "totals": [_single_total(aggregates[c][1]) for c in staged],
+            "by_currency": [orjson.dumps({k: str(v.quantize(CENTS)) for k, v in sorted(aggregates[c][1].items())}).decode()
+                            for c in staged],
             "lasts": [aggregates[c][2] for c in staged],
             "versions": [version] * len(staged),
             "stage_versions": [stage_versions.get(c) for c in staged],
@@ -228,10 +252,10 @@ async def write_current(session: AsyncSession, derived: dict[uuid.UUID, list[Tra
 REFRESH_FUNNEL = sa.text("""
 WITH summary AS (
     SELECT customer_id, min(entered_at) AS first_entered_at, date_trunc('month', min(entered_at), 'UTC'),
-           min(entered_at) FILTER (WHERE stage IN ('approach', 'acquisition', 'development', 'retention', 'loyalty')),
-           min(entered_at) FILTER (WHERE stage IN ('acquisition', 'development', 'retention', 'loyalty')),
-           min(entered_at) FILTER (WHERE stage IN ('development', 'retention', 'loyalty')),
-           min(entered_at) FILTER (WHERE stage IN ('retention', 'loyalty')),
+           min(entered_at) FILTER (WHERE stage = 'approach'),
+           min(entered_at) FILTER (WHERE stage = 'acquisition'),
+           min(entered_at) FILTER (WHERE stage = 'development'),
+           min(entered_at) FILTER (WHERE stage = 'retention'),
            min(entered_at) FILTER (WHERE stage = 'loyalty')
     FROM lifecycle.stage_history WHERE customer_id = ANY(CAST(:customer_ids AS uuid[]))
     GROUP BY customer_id
@@ -239,15 +263,15 @@ WITH summary AS (
     DELETE FROM lifecycle.funnel_entry f WHERE f.customer_id = ANY(CAST(:customer_ids AS uuid[]))
       AND NOT EXISTS (SELECT 1 FROM summary s WHERE s.customer_id = f.customer_id)
 )
-INSERT INTO lifecycle.funnel_entry AS f (customer_id, first_entered_at, cohort_month, reached_approach_at,
-                                         reached_acquisition_at, reached_development_at, reached_retention_at,
-                                         reached_loyalty_at)
+INSERT INTO lifecycle.funnel_entry AS f (customer_id, first_entered_at, cohort_month, entered_approach_at,
+                                         entered_acquisition_at, entered_development_at, entered_retention_at,
+                                         entered_loyalty_at)
 SELECT * FROM summary
 ON CONFLICT (customer_id) DO UPDATE SET
     first_entered_at = EXCLUDED.first_entered_at, cohort_month = EXCLUDED.cohort_month,
-    reached_approach_at = EXCLUDED.reached_approach_at,
-    reached_acquisition_at = EXCLUDED.reached_acquisition_at, reached_development_at = EXCLUDED.reached_development_at,
-    reached_retention_at = EXCLUDED.reached_retention_at, reached_loyalty_at = EXCLUDED.reached_loyalty_at,
+    entered_approach_at = EXCLUDED.entered_approach_at,
+    entered_acquisition_at = EXCLUDED.entered_acquisition_at, entered_development_at = EXCLUDED.entered_development_at,
+    entered_retention_at = EXCLUDED.entered_retention_at, entered_loyalty_at = EXCLUDED.entered_loyalty_at,
     updated_at = now()
 """)
 
@@ -260,24 +284,11 @@ async def refresh_funnel_entries(session: AsyncSession, customer_ids: Sequence[u
 
 # --- identity: merge, unmerge, erasure --------------------------------------------------------------------
 
-FOLD_FACTS = sa.text("""
-UPDATE lifecycle.customer_fact SET customer_id = :survivor, merge_id = coalesce(merge_id, :merge_id),
-    original_customer_id = coalesce(original_customer_id, customer_id), updated_at = now()
-WHERE customer_id = :merged
-""")
-
-RESTORE_FACTS = sa.text("""
-UPDATE lifecycle.customer_fact SET customer_id = :restored, merge_id = NULL, original_customer_id = NULL,
-    updated_at = now()
-WHERE customer_id = :survivor AND (
-    (merge_id = :merge_id AND original_customer_id = :restored)
-    OR (kind IN ('purchase', 'cancellation', 'refund') AND data->>'purchase_id' = ANY(CAST(:purchase_ids AS text[]))))
-""")
-
 ERASE = [
     sa.text("DELETE FROM lifecycle.customer_fact WHERE customer_id = :customer_id"),
     sa.text("DELETE FROM lifecycle.deal WHERE customer_id = :customer_id"),
     sa.text("DELETE FROM lifecycle.merged_customer WHERE merged_id = :customer_id OR survivor_id = :customer_id"),
+    sa.text("DELETE FROM lifecycle.customer_merge WHERE merged_id = :customer_id OR survivor_id = :customer_id"),
 ]
 
 
@@ -287,28 +298,52 @@ async def survivor_of(session: AsyncSession, merged: uuid.UUID) -> uuid.UUID | N
                                   {"m": merged})).scalar()
 
 
-REMEMBER_MERGE = [
-    # Ids merged into the merged customer earlier now live in the survivor too.
-    sa.text("UPDATE lifecycle.merged_customer SET survivor_id = :survivor, updated_at = now() WHERE survivor_id = :merged"),
-    sa.text("""INSERT INTO lifecycle.merged_customer (merged_id, survivor_id, merge_id) VALUES (:merged, :survivor, :merge_id)
-               ON CONFLICT (merged_id) DO UPDATE SET survivor_id = EXCLUDED.survivor_id, merge_id = EXCLUDED.merge_id,
-               updated_at = now()"""),
-]
+# The copy's merges (shared/contracts/identity.py): every fact belongs to live(home) over the merges in force.
+RECORD_MERGE = sa.text(record_merge_sql("lifecycle.customer_merge"))
+RECORD_UNMERGE = sa.text(record_unmerge_sql("lifecycle.customer_merge"))
+CHAIN_MEMBERS = sa.text(chain_members_sql("lifecycle.customer_merge"))
+REFRESH_ALIASES = [sa.text(sql) for sql in [
+    "DELETE FROM lifecycle.merged_customer WHERE merged_id = ANY(CAST(:ids AS uuid[]))",
+    """INSERT INTO lifecycle.merged_customer (merged_id, survivor_id, merge_id)
+       SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:lives AS uuid[]), CAST(:merge_ids AS uuid[])) AS a(id, live, m)
+       WHERE a.id <> a.live""",
+]]
+# Facts whose home is in the chain go to their home's live customer; returns the customers they left.
+MOVE_FACTS = sa.text("""
+WITH target AS (SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:lives AS uuid[])) AS a(home, live)),
+old AS (SELECT f.customer_id FROM lifecycle.customer_fact f JOIN target t ON f.home_customer_id = t.home
+        WHERE f.customer_id <> t.live),
+moved AS (UPDATE lifecycle.customer_fact f SET customer_id = t.live, updated_at = now() FROM target t
+          WHERE f.home_customer_id = t.home AND f.customer_id <> t.live)
+SELECT DISTINCT customer_id FROM old
+""")
+# The undo of a merge from before identity versions moves the purchase facts it lists
+# (shared/contracts/identity.py); the other facts folded by the merge got their home at the upgrade.
+PIN_LEGACY_UNMERGE = sa.text(pin_legacy_unmerge_sql(
+    "lifecycle.customer_fact", "CAST(data->>'purchase_id' AS uuid)")[0])
+# A merged-away id's deals go to its live customer (they carry no home: an unmerge leaves them there).
+FOLD_DEALS = sa.text("UPDATE lifecycle.deal SET customer_id = :survivor, updated_at = now() WHERE customer_id = :merged")
 
 
-async def fold_facts(session: AsyncSession, merge_id: uuid.UUID, survivor: uuid.UUID, merged: uuid.UUID) -> None:
-    for statement in REMEMBER_MERGE:
-        await session.execute(statement, {"survivor": survivor, "merged": merged, "merge_id": merge_id})
-    await session.execute(FOLD_FACTS, {"survivor": survivor, "merged": merged, "merge_id": merge_id})
-    await session.execute(sa.text("UPDATE lifecycle.deal SET customer_id = :s, updated_at = now() WHERE customer_id = :m"),
-                          {"s": survivor, "m": merged})
-
-
-async def restore_facts(session: AsyncSession, merge_id: uuid.UUID, survivor: uuid.UUID, restored: uuid.UUID,
-                        purchase_ids: Sequence[uuid.UUID]) -> None:
-    await session.execute(RESTORE_FACTS, {"survivor": survivor, "restored": restored, "merge_id": merge_id,
-                                          "purchase_ids": [str(p) for p in purchase_ids]})
-    await session.execute(sa.text("DELETE FROM lifecycle.merged_customer WHERE merged_id = :r"), {"r": restored})
+async def follow_identity(session: AsyncSession, merge_id: uuid.UUID, survivor: uuid.UUID, merged: uuid.UUID,
+                          version: int | None, undone: bool, listed: Sequence[uuid.UUID] = ()) -> set[uuid.UUID]:
+    """Records a merge (or its undo) and moves every fact whose home's live customer it changes; returns the
+    customers whose facts changed (shared/contracts/identity.py)."""
+    if merged == survivor:
+        return set()
+    known = await session.execute(RECORD_UNMERGE if undone else RECORD_MERGE,
+                                  {"merge_id": merge_id, "survivor": survivor, "merged": merged, "version": version})
+    if undone and known.scalar() is None:
+        await session.execute(PIN_LEGACY_UNMERGE, {"restored": merged, "listed": list(listed)})
+    chain = (await session.execute(CHAIN_MEMBERS, {"ids": [merged]})).all()
+    params = {"ids": [r.id for r in chain], "lives": [r.live for r in chain], "merge_ids": [r.merge_id for r in chain]}
+    for statement in REFRESH_ALIASES:
+        await session.execute(statement, params)
+    touched = {r.live for r in chain} | set((await session.execute(MOVE_FACTS, params)).scalars())
+    for r in chain:
+        if r.id != r.live:
+            await session.execute(FOLD_DEALS, {"survivor": r.live, "merged": r.id})
+    return touched
 
 
 async def erase(session: AsyncSession, customer_id: uuid.UUID) -> None:

@@ -32,7 +32,7 @@ async def read_lifecycle(session, customer_id: uuid.UUID) -> CustomerLifecycleRe
         sa.select(h).where(h.c.customer_id == customer_id).order_by(h.c.entered_at, h.c.id))).mappings().all()
     return CustomerLifecycleRead(
         customer_id=customer_id, resolved_from=resolved_from, stage=row.stage, stage_entered_at=row.stage_entered_at, order_count=row.order_count,
-        total_spend=row.total_spend, last_purchase_at=row.last_purchase_at, rule_set_version=row.rule_set_version,
+        total_spend=row.total_spend, spend_by_currency=row.spend_by_currency, last_purchase_at=row.last_purchase_at, rule_set_version=row.rule_set_version,
         history=[StageHistoryRead(**{k: r[k] for k in StageHistoryRead.model_fields if k in r},
                                   duration_seconds=(r["left_at"] - r["entered_at"]).total_seconds()
                                   if r["left_at"] else None) for r in history],

@@ -31,7 +31,10 @@ class CustomerLifecycleRead(BaseModel):
     stage: Stage
     stage_entered_at: datetime
     order_count: int
-    total_spend: Decimal
+    total_spend: Decimal | None = Field(description="Net spend, when the customer bought in one currency (0 if none); "
+                                                    "null for several currencies: see spend_by_currency.")
+    spend_by_currency: dict[str, Decimal] = Field(default_factory=dict,
+                                                  description="Net spend per ISO 4217 currency (never added up).")
     last_purchase_at: datetime | None
     rule_set_version: int | None
     history: list[StageHistoryRead]

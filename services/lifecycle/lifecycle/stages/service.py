@@ -48,18 +48,21 @@ class Outcome:
         self.moves.update(other.moves)
 
 
-def aggregates(cf: repository.CustomerFacts | None) -> tuple[int, Decimal, datetime | None]:
-    """Order count, spend and last purchase over the purchases that were not cancelled.
+def aggregates(cf: repository.CustomerFacts | None) -> tuple[int, dict[str, Decimal], datetime | None]:
+    """Order count, spend per currency and last purchase over the purchases that were not cancelled.
 
     Spend is net of refunds, as everywhere in the system: per purchase its amount less what was refunded of
-    it, never below zero; a cancelled purchase counts nothing."""
+    it, never below zero; a cancelled purchase counts nothing. Money of two currencies is never added."""
     if cf is None:
-        return 0, Decimal(0), None
+        return 0, {}, None
     cancelled = {f.purchase_id for f in cf.facts if f.kind is FactKind.CANCELLATION}
     purchases = {f.purchase_id: f for f in cf.facts if f.kind is FactKind.PURCHASE and f.purchase_id not in cancelled}
-    total = sum((max(cf.amounts.get(pid, Decimal(0)) - cf.refunded.get(pid, Decimal(0)), Decimal(0))
-                 for pid in purchases), Decimal(0))
-    return len(purchases), total, max((f.occurred_at for f in purchases.values()), default=None)
+    spend: dict[str, Decimal] = {}
+    for pid in purchases:
+        currency = cf.currencies.get(pid, "")
+        net = max(cf.amounts.get(pid, Decimal(0)) - cf.refunded.get(pid, Decimal(0)), Decimal(0))
+        spend[currency] = spend.get(currency, Decimal(0)) + net
+    return len(purchases), spend, max((f.occurred_at for f in purchases.values()), default=None)
 
 
 async def rederive(session: AsyncSession, outbox: Outbox | None, customer_ids: Sequence[uuid.UUID], *,

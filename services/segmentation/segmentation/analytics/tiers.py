@@ -29,17 +29,35 @@ def abc_classes(revenue: np.ndarray, a_share: float = 0.80, b_share: float = 0.9
     return classes
 
 
-def portfolio_quadrants(value: np.ndarray, engagement: np.ndarray) -> tuple[np.ndarray, float, float]:
+VALUE_BASES = ["clv", "revenue"]  # value basis index 1, 2 (0: none)
+
+
+def portfolio_quadrants(value: np.ndarray, engagement: np.ndarray, group: np.ndarray | None = None
+                        ) -> tuple[np.ndarray, dict[int, float], float]:
     """0 maintain (high value, high engagement), 1 invest (high, low), 2 develop (low, high), 3 let go (low, low).
 
-    High value: at or above the median value and above zero. High engagement: at or above the median
-    engagement (the mean of the R and F scores). Returns the quadrant per customer and both thresholds.
+    Values are only comparable inside a group (one currency and one basis: a USD CLV is not judged against a EUR
+    threshold, nor a CLV against revenue to date), so the value threshold is the median *of the customer's
+    group*: high value = at or above it and above zero. High engagement: at or above the median engagement
+    (the mean of the R and F scores, quantile scores over everyone, so one threshold for all). Returns the
+    quadrant per customer, the value threshold per group and the engagement threshold.
     """
-    if len(value) == 0:
-        return np.empty(0, dtype=np.int8), 0.0, 0.0
-    value_cut = float(np.median(value))
+    n = len(value)
+    if n == 0:
+        return np.empty(0, dtype=np.int8), {}, 0.0
+    if group is None:
+        group = np.zeros(n, dtype=np.int64)
     engagement_cut = float(np.median(engagement))
-    high_value = (value >= value_cut) & (value > 0)
+    high_value = np.zeros(n, dtype=bool)
+    value_cuts: dict[int, float] = {}
+    order = np.argsort(group, kind="stable")
+    ordered = group[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    for start, end in zip(starts, np.r_[starts[1:], n], strict=True):
+        members = order[start:end]
+        cut = float(np.median(value[members]))
+        value_cuts[int(ordered[start])] = cut
+        high_value[members] = (value[members] >= cut) & (value[members] > 0)
     high_engagement = engagement >= engagement_cut
     quadrant = np.where(high_value, np.where(high_engagement, 0, 1), np.where(high_engagement, 2, 3)).astype(np.int8)
-    return quadrant, value_cut, engagement_cut
+    return quadrant, value_cuts, engagement_cut

@@ -16,6 +16,8 @@ purchase = sa.Table(
     "purchase", metadata,
     sa.Column("purchase_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("customer_id", UUID(as_uuid=True), nullable=False, index=True),
+    # The customer the fact came in under: it belongs to live(home) (shared/contracts/identity.py).
+    sa.Column("home_customer_id", UUID(as_uuid=True), nullable=False, index=True),
     sa.Column("currency", sa.CHAR(3), nullable=False),
     sa.Column("amount", sa.Numeric(18, 4), nullable=False),
     sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
@@ -27,6 +29,8 @@ purchase_refund = sa.Table(
     sa.Column("refund_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("purchase_id", UUID(as_uuid=True), nullable=False, index=True),
     sa.Column("customer_id", UUID(as_uuid=True), nullable=False, index=True),
+    # The customer the fact came in under: it belongs to live(home) (shared/contracts/identity.py).
+    sa.Column("home_customer_id", UUID(as_uuid=True), nullable=False, index=True),
     sa.Column("amount", sa.Numeric(18, 4), nullable=False),
     sa.Column("cancelled", sa.Boolean, nullable=False),
     sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
@@ -37,6 +41,8 @@ touchpoint = sa.Table(
     "touchpoint", metadata,
     sa.Column("touchpoint_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("customer_id", UUID(as_uuid=True), nullable=False, index=True),
+    # The customer the fact came in under: it belongs to live(home) (shared/contracts/identity.py).
+    sa.Column("home_customer_id", UUID(as_uuid=True), nullable=False, index=True),
     sa.Column("channel", sa.Text, nullable=False),
     sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
     *timestamps(),
@@ -65,7 +71,20 @@ customer_aggregate = sa.Table(
     *timestamps(),
 )
 
-# A merged-away id answers as its survivor; late events for it are folded into the survivor.
+# Every merge heard of from interaction, in force or undone: the owner of each fact is derived from it, so it
+# equals interaction's whatever order merges, unmerges and facts arrive in (shared/contracts/identity.py).
+customer_merge = sa.Table(
+    "customer_merge", metadata,
+    sa.Column("merge_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("survivor_id", UUID(as_uuid=True), nullable=False, index=True),
+    sa.Column("merged_id", UUID(as_uuid=True), nullable=False, index=True),
+    sa.Column("version", sa.BigInteger),  # interaction's identity version (null: published before it had one)
+    sa.Column("undone", sa.Boolean, nullable=False),
+    *timestamps(),
+)
+
+# A merged-away id answers as its live survivor; late events for it are folded into the survivor. Derived from
+# customer_merge for the ids a merge or unmerge concerns.
 customer_alias = sa.Table(
     "customer_alias", metadata,
     sa.Column("merged_id", UUID(as_uuid=True), primary_key=True),
@@ -75,12 +94,14 @@ customer_alias = sa.Table(
 )
 
 # What the customer did through whom, one row per (event, kind): `channel` and `partner` of purchases and
-# touchpoints (`origin_id` = purchase or touchpoint id, so an unmerge moves them back), `campaign`,
-# `lead_source` and `partner` of leads, `partner` of feedback. Facts are immutable events: inserted once by id.
+# touchpoints (`origin_id` = purchase or touchpoint id, which an unmerge from before identity versions lists),
+# `campaign`, `lead_source` and `partner` of leads, `partner` of feedback. Facts are immutable events: inserted
+# once by id; like purchases they keep their home and belong to live(home) (shared/contracts/identity.py).
 customer_fact = sa.Table(
     "customer_fact", metadata,
     sa.Column("fact_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("customer_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("home_customer_id", UUID(as_uuid=True), nullable=False, index=True),
     sa.Column("origin_id", UUID(as_uuid=True)),
     sa.Column("kind", sa.Text, nullable=False),
     sa.Column("value", sa.Text, nullable=False),
@@ -95,6 +116,7 @@ feedback = sa.Table(
     "feedback", metadata,
     sa.Column("feedback_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("customer_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("home_customer_id", UUID(as_uuid=True), nullable=False, index=True),
     sa.Column("nps", sa.SmallInteger),
     sa.Column("csat", sa.SmallInteger),
     sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),

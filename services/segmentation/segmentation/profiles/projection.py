@@ -30,6 +30,9 @@ from shared.contracts.interaction import (
     TouchpointRecorded,
 )
 from shared.contracts.lifecycle import StageChanged
+from shared.contracts.identity import (
+    chain_members_sql, pin_legacy_unmerge_sql, record_merge_sql, record_unmerge_sql,
+)
 from shared.contracts.redaction import redact_event_data, tokenizer
 from shared.contracts.ordering import latest_per_key, sql_supersedes
 from shared.contracts.topics import CLV_EVENTS, INTERACTION_EVENTS, LIFECYCLE_EVENTS
@@ -40,16 +43,18 @@ from segmentation.rules.service import refresh_rule_segments
 from segmentation.tables import messaging
 
 INSERT_PURCHASES = sa.text("""
-INSERT INTO segmentation.purchase (purchase_id, customer_id, currency, amount, occurred_at)
-SELECT * FROM unnest(CAST(:purchase_ids AS uuid[]), CAST(:customer_ids AS uuid[]), CAST(:currencies AS text[]),
-                     CAST(:amounts AS numeric[]), CAST(:occurred AS timestamptz[]))
+INSERT INTO segmentation.purchase (purchase_id, customer_id, home_customer_id, currency, amount, occurred_at)
+SELECT * FROM unnest(CAST(:purchase_ids AS uuid[]), CAST(:customer_ids AS uuid[]), CAST(:homes AS uuid[]),
+                     CAST(:currencies AS text[]), CAST(:amounts AS numeric[]), CAST(:occurred AS timestamptz[]))
 ON CONFLICT (purchase_id) DO NOTHING
 """)
 
 INSERT_REFUNDS = sa.text("""
-INSERT INTO segmentation.purchase_refund (refund_id, purchase_id, customer_id, amount, cancelled, occurred_at)
+INSERT INTO segmentation.purchase_refund (refund_id, purchase_id, customer_id, home_customer_id, amount, cancelled,
+                                          occurred_at)
 SELECT * FROM unnest(CAST(:refund_ids AS uuid[]), CAST(:purchase_ids AS uuid[]), CAST(:customer_ids AS uuid[]),
-                     CAST(:amounts AS numeric[]), CAST(:cancelled AS boolean[]), CAST(:occurred AS timestamptz[]))
+                     CAST(:homes AS uuid[]), CAST(:amounts AS numeric[]), CAST(:cancelled AS boolean[]),
+                     CAST(:occurred AS timestamptz[]))
 ON CONFLICT (refund_id) DO NOTHING
 """)
 
@@ -59,46 +64,49 @@ SELECT DISTINCT customer_id FROM segmentation.purchase WHERE purchase_id = ANY(C
 """)
 
 INSERT_TOUCHPOINTS = sa.text("""
-INSERT INTO segmentation.touchpoint (touchpoint_id, customer_id, channel, occurred_at)
-SELECT * FROM unnest(CAST(:touchpoint_ids AS uuid[]), CAST(:customer_ids AS uuid[]), CAST(:channels AS text[]),
-                     CAST(:occurred AS timestamptz[]))
+INSERT INTO segmentation.touchpoint (touchpoint_id, customer_id, home_customer_id, channel, occurred_at)
+SELECT * FROM unnest(CAST(:touchpoint_ids AS uuid[]), CAST(:customer_ids AS uuid[]), CAST(:homes AS uuid[]),
+                     CAST(:channels AS text[]), CAST(:occurred AS timestamptz[]))
 ON CONFLICT (touchpoint_id) DO NOTHING
 """)
 
-# Facts for the rule fields channel, partner, campaign, lead_source (see models.customer_fact).
+# Facts for the rule fields channel, partner, campaign, lead_source (see models.customer_fact), placed like
+# purchases at live(home) (shared/contracts/identity.py).
 INSERT_FACTS = sa.text("""
-INSERT INTO segmentation.customer_fact (fact_id, customer_id, origin_id, kind, value, occurred_at)
-SELECT * FROM unnest(CAST(:fact_ids AS uuid[]), CAST(:customer_ids AS uuid[]), CAST(:origin_ids AS uuid[]),
-                     CAST(:kinds AS text[]), CAST(:values AS text[]), CAST(:occurred AS timestamptz[]))
+INSERT INTO segmentation.customer_fact (fact_id, customer_id, home_customer_id, origin_id, kind, value, occurred_at)
+SELECT * FROM unnest(CAST(:fact_ids AS uuid[]), CAST(:customer_ids AS uuid[]), CAST(:homes AS uuid[]),
+                     CAST(:origin_ids AS uuid[]), CAST(:kinds AS text[]), CAST(:values AS text[]),
+                     CAST(:occurred AS timestamptz[]))
 ON CONFLICT (fact_id) DO NOTHING
 """)
 
 INSERT_FEEDBACK = sa.text("""
-INSERT INTO segmentation.feedback (feedback_id, customer_id, nps, csat, occurred_at)
-SELECT * FROM unnest(CAST(:feedback_ids AS uuid[]), CAST(:customer_ids AS uuid[]), CAST(:nps AS smallint[]),
-                     CAST(:csat AS smallint[]), CAST(:occurred AS timestamptz[]))
+INSERT INTO segmentation.feedback (feedback_id, customer_id, home_customer_id, nps, csat, occurred_at)
+SELECT * FROM unnest(CAST(:feedback_ids AS uuid[]), CAST(:customer_ids AS uuid[]), CAST(:homes AS uuid[]),
+                     CAST(:nps AS smallint[]), CAST(:csat AS smallint[]), CAST(:occurred AS timestamptz[]))
 ON CONFLICT (feedback_id) DO NOTHING
 """)
 
 FACT_NAMESPACE = uuid.UUID("5e6d0000-0000-4000-8000-00000000fac7")
 
 
-def _facts(p: Any) -> list[tuple[uuid.UUID, uuid.UUID | None, str, str]]:
+def _facts(p: Any) -> list[tuple[uuid.UUID, uuid.UUID, str, str]]:
     """(fact_id, origin_id, kind, value) of one event. Ids derive from the event's own ids (a lead has none:
-    its content stands for it), so a redelivered event inserts nothing new."""
+    its content stands for it), so a redelivered event inserts nothing new. `origin_id` is the purchase,
+    touchpoint or feedback id (a lead's: its content's id): an unmerge from before identity versions lists
+    purchases and touchpoints by it."""
     if isinstance(p, PurchaseRecorded | TouchpointRecorded):
         origin = p.purchase_id if isinstance(p, PurchaseRecorded) else p.touchpoint_id
         pairs = [("channel", p.channel), ("partner", p.source)]
     elif isinstance(p, LeadCaptured):
-        origin = None
+        origin = uuid.uuid5(FACT_NAMESPACE, f"lead|{p.customer_id}|{p.source}|{p.occurred_at.isoformat()}")
         pairs = [("partner", p.source), ("campaign", p.campaign), ("lead_source", p.lead_source)]
     elif isinstance(p, FeedbackRecorded):
         origin = p.feedback_id
         pairs = [("partner", p.source)]
     else:
         return []
-    base = str(origin) if origin else f"lead|{p.customer_id}|{p.source}|{p.occurred_at.isoformat()}"
-    return [(uuid.uuid5(FACT_NAMESPACE, f"{base}|{kind}"), origin, kind, value) for kind, value in pairs if value]
+    return [(uuid.uuid5(FACT_NAMESPACE, f"{origin}|{kind}"), origin, kind, value) for kind, value in pairs if value]
 
 
 # Attribute changes: a null value removes the attribute (stripped when the aggregate is re-derived).
@@ -175,13 +183,37 @@ RESOLVE_ALIASES = sa.text("""
 SELECT merged_id, survivor_id FROM segmentation.customer_alias WHERE merged_id = ANY(CAST(:ids AS uuid[]))
 """)
 
-MERGE_STATEMENTS = [sa.text(sql) for sql in [
-    "UPDATE segmentation.purchase SET customer_id = :survivor, updated_at = now() WHERE customer_id = :merged",
-    "UPDATE segmentation.purchase_refund SET customer_id = :survivor, updated_at = now() WHERE customer_id = :merged",
-    "UPDATE segmentation.touchpoint SET customer_id = :survivor, updated_at = now() WHERE customer_id = :merged",
-    "UPDATE segmentation.customer_fact SET customer_id = :survivor, updated_at = now() WHERE customer_id = :merged",
-    "UPDATE segmentation.feedback SET customer_id = :survivor, updated_at = now() WHERE customer_id = :merged",
-    # The survivor keeps its own attributes, value and stage; the merged customer's fill the gaps.
+FACT_TABLES = ["purchase", "purchase_refund", "touchpoint", "customer_fact", "feedback"]
+
+# The copy's merges (shared/contracts/identity.py): every fact belongs to live(home) over the merges in force.
+RECORD_MERGE = sa.text(record_merge_sql("segmentation.customer_merge"))
+RECORD_UNMERGE = sa.text(record_unmerge_sql("segmentation.customer_merge"))
+CHAIN_MEMBERS = sa.text(chain_members_sql("segmentation.customer_merge"))
+REFRESH_ALIASES = [sa.text(sql) for sql in [
+    "DELETE FROM segmentation.customer_alias WHERE merged_id = ANY(CAST(:ids AS uuid[]))",
+    """INSERT INTO segmentation.customer_alias (merged_id, survivor_id, merge_id)
+       SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:lives AS uuid[]), CAST(:merge_ids AS uuid[])) AS a(id, live, m)
+       WHERE a.id <> a.live""",
+]]
+# (table, the column an unmerge's lists name, which lists): channel/partner facts go with their purchases and
+# touchpoints; feedback and leads were never listed (they stay where they are, as in clv's copy).
+LISTED = [("purchase", "purchase_id", ["purchase_ids"]), ("purchase_refund", "purchase_id", ["purchase_ids"]),
+          ("touchpoint", "touchpoint_id", ["touchpoint_ids"]),
+          ("customer_fact", "origin_id", ["purchase_ids", "touchpoint_ids"]), ("feedback", "feedback_id", [])]
+PIN_LEGACY_UNMERGE = [(sa.text(sql), lists) for table, column, lists in LISTED
+                      for sql in pin_legacy_unmerge_sql(f"segmentation.{table}", column)]
+# Facts whose home is in the chain go to their home's live customer; returns the customers they left.
+MOVE_FACTS = [sa.text(f"""
+    WITH target AS (SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:lives AS uuid[])) AS a(home, live)),
+    old AS (SELECT f.customer_id FROM segmentation.{table} f JOIN target t ON f.home_customer_id = t.home
+            WHERE f.customer_id <> t.live),
+    moved AS (UPDATE segmentation.{table} f SET customer_id = t.live, updated_at = now() FROM target t
+              WHERE f.home_customer_id = t.home AND f.customer_id <> t.live)
+    SELECT DISTINCT customer_id FROM old""") for table in FACT_TABLES]
+
+# What a merged-away id holds besides facts goes to its live customer: the survivor keeps its own attributes,
+# value and stage; the merged customer's fill the gaps.
+FOLD_STATEMENTS = [sa.text(sql) for sql in [
     """INSERT INTO segmentation.customer_aggregate AS s
            (customer_id, attributes, clv, clv_currency, value_tier, p_alive, value_as_of, value_version, stage,
             stage_changed_at, stage_version)
@@ -203,29 +235,12 @@ MERGE_STATEMENTS = [sa.text(sql) for sql in [
     # The merged id's memberships end with the merge; the survivor's are decided by its re-derived data.
     """UPDATE segmentation.segment_membership SET left_at = :at, updated_at = now()
        WHERE customer_id = :merged AND left_at IS NULL""",
-    "UPDATE segmentation.customer_alias SET survivor_id = :survivor, updated_at = now() WHERE survivor_id = :merged",
-    """INSERT INTO segmentation.customer_alias (merged_id, survivor_id, merge_id) VALUES (:merged, :survivor, :merge_id)
-       ON CONFLICT (merged_id) DO UPDATE SET survivor_id = EXCLUDED.survivor_id, merge_id = EXCLUDED.merge_id,
-           updated_at = now()""",
-]]
-
-UNMERGE_STATEMENTS = [sa.text(sql) for sql in [
-    "DELETE FROM segmentation.customer_alias WHERE merged_id = :restored",
-    """UPDATE segmentation.purchase SET customer_id = :restored, updated_at = now()
-       WHERE purchase_id = ANY(CAST(:purchase_ids AS uuid[]))""",
-    """UPDATE segmentation.purchase_refund SET customer_id = :restored, updated_at = now()
-       WHERE purchase_id = ANY(CAST(:purchase_ids AS uuid[]))""",
-    """UPDATE segmentation.touchpoint SET customer_id = :restored, updated_at = now()
-       WHERE touchpoint_id = ANY(CAST(:touchpoint_ids AS uuid[]))""",
-    # Channels and partners go back with their purchases and touchpoints; leads and feedback are not listed by
-    # the unmerge event, so they stay with the survivor.
-    """UPDATE segmentation.customer_fact SET customer_id = :restored, updated_at = now()
-       WHERE origin_id = ANY(CAST(:purchase_ids AS uuid[])) OR origin_id = ANY(CAST(:touchpoint_ids AS uuid[]))""",
 ]]
 
 # Everything keyed by the customer goes (R8); aliases that pointed at it are about the same person.
 ERASE_STATEMENTS = [sa.text(sql) for sql in [
-    "DELETE FROM segmentation.purchase_refund WHERE customer_id = :customer",
+    "DELETE FROM segmentation.purchase_refund WHERE customer_id = :customer OR purchase_id IN "
+    "(SELECT purchase_id FROM segmentation.purchase WHERE customer_id = :customer)",
     "DELETE FROM segmentation.purchase WHERE customer_id = :customer",
     "DELETE FROM segmentation.touchpoint WHERE customer_id = :customer",
     "DELETE FROM segmentation.customer_fact WHERE customer_id = :customer",
@@ -236,9 +251,15 @@ ERASE_STATEMENTS = [sa.text(sql) for sql in [
     """DELETE FROM segmentation.run_result WHERE customer_id = :customer
        AND run_id IN (SELECT run_id FROM segmentation.segmentation_run)""",
     "DELETE FROM segmentation.customer_alias WHERE merged_id = :customer OR survivor_id = :customer",
+    "DELETE FROM segmentation.customer_merge WHERE merged_id = :customer OR survivor_id = :customer",
 ]]
 
 IDENTITY_TYPES = (CustomerMerged, CustomerUnmerged, CustomerErased)
+
+
+def home(p: Any) -> uuid.UUID:
+    """The customer a fact came in under (events published before homes existed: their customer)."""
+    return getattr(p, "home_customer_id", None) or p.customer_id
 
 
 class _Batch:
@@ -256,7 +277,7 @@ class _Batch:
         return {r.merged_id: r.survivor_id for r in rows}
 
     async def apply_chunk(self, payloads: list[Any]) -> None:
-        alias = await self.aliases(p.customer_id for p in payloads)
+        alias = await self.aliases([p.customer_id for p in payloads] + [home(p) for p in payloads])
 
         def resolve(customer_id: uuid.UUID) -> uuid.UUID:
             return alias.get(customer_id, customer_id)
@@ -271,43 +292,46 @@ class _Batch:
         if purchases:
             await self.session.execute(INSERT_PURCHASES, {
                 "purchase_ids": [p.purchase_id for p in purchases],
-                "customer_ids": [resolve(p.customer_id) for p in purchases],
+                "customer_ids": [resolve(home(p)) for p in purchases], "homes": [home(p) for p in purchases],
                 "currencies": [p.currency for p in purchases], "amounts": [p.amount for p in purchases],
                 "occurred": [p.occurred_at for p in purchases],
             })
-            self.touched.update(resolve(p.customer_id) for p in purchases)
+            self.touched.update(resolve(home(p)) for p in purchases)
         if refunds:
             await self.session.execute(INSERT_REFUNDS, {
                 "refund_ids": [p.refund_id for p in refunds], "purchase_ids": [p.purchase_id for p in refunds],
-                "customer_ids": [resolve(p.customer_id) for p in refunds], "amounts": [p.amount for p in refunds],
+                "customer_ids": [resolve(home(p)) for p in refunds], "homes": [home(p) for p in refunds],
+                "amounts": [p.amount for p in refunds],
                 "cancelled": [p.cancelled for p in refunds], "occurred": [p.occurred_at for p in refunds],
             })
             holders = await self.session.execute(REFUND_HOLDERS, {"purchase_ids": [p.purchase_id for p in refunds]})
             self.touched.update(r.customer_id for r in holders)
-            self.touched.update(resolve(p.customer_id) for p in refunds)
+            self.touched.update(resolve(home(p)) for p in refunds)
         if touchpoints:
             await self.session.execute(INSERT_TOUCHPOINTS, {
                 "touchpoint_ids": [p.touchpoint_id for p in touchpoints],
-                "customer_ids": [resolve(p.customer_id) for p in touchpoints],
+                "customer_ids": [resolve(home(p)) for p in touchpoints], "homes": [home(p) for p in touchpoints],
                 "channels": [p.channel for p in touchpoints], "occurred": [p.occurred_at for p in touchpoints],
             })
-            self.touched.update(resolve(p.customer_id) for p in touchpoints)
-        facts = [(f, resolve(p.customer_id), p.occurred_at) for p in payloads for f in _facts(p)]
+            self.touched.update(resolve(home(p)) for p in touchpoints)
+        facts = [(f, home(p), p.occurred_at) for p in payloads for f in _facts(p)]
         if facts:
             await self.session.execute(INSERT_FACTS, {
-                "fact_ids": [f[0] for f, _, _ in facts], "customer_ids": [c for _, c, _ in facts],
-                "origin_ids": [f[1] for f, _, _ in facts], "kinds": [f[2] for f, _, _ in facts],
-                "values": [f[3] for f, _, _ in facts], "occurred": [t for _, _, t in facts],
+                "fact_ids": [f[0] for f, _, _ in facts], "customer_ids": [resolve(h) for _, h, _ in facts],
+                "homes": [h for _, h, _ in facts], "origin_ids": [f[1] for f, _, _ in facts],
+                "kinds": [f[2] for f, _, _ in facts], "values": [f[3] for f, _, _ in facts],
+                "occurred": [t for _, _, t in facts],
             })
-            self.touched.update(c for _, c, _ in facts)
+            self.touched.update(resolve(h) for _, h, _ in facts)
         feedback = [p for p in payloads if isinstance(p, FeedbackRecorded)]
         if feedback:
             await self.session.execute(INSERT_FEEDBACK, {
                 "feedback_ids": [p.feedback_id for p in feedback],
-                "customer_ids": [resolve(p.customer_id) for p in feedback],
+                "customer_ids": [resolve(home(p)) for p in feedback], "homes": [home(p) for p in feedback],
                 "nps": [p.nps for p in feedback], "csat": [p.csat for p in feedback],
                 "occurred": [p.occurred_at for p in feedback],
             })
+            self.touched.update(resolve(home(p)) for p in feedback)
         if attributes:
             await self.session.execute(UPSERT_ATTRIBUTES, {
                 "customer_ids": list(attributes), "attributes": [json.dumps(a) for a in attributes.values()],
@@ -315,19 +339,19 @@ class _Batch:
             self.touched.update(attributes)
 
     async def apply_identity(self, p: Any) -> None:
-        if isinstance(p, CustomerMerged):
-            if p.merged_id == p.survivor_id:
+        if isinstance(p, (CustomerMerged, CustomerUnmerged)):
+            merged = p.merged_id if isinstance(p, CustomerMerged) else p.restored_id
+            if merged == p.survivor_id:
                 return
-            params = {"survivor": p.survivor_id, "merged": p.merged_id, "merge_id": p.merge_id, "at": p.merged_at}
-            for statement in MERGE_STATEMENTS:
-                await self.session.execute(statement, params)
-            self.touched.discard(p.merged_id)
-            self.touched.add(p.survivor_id)
-        elif isinstance(p, CustomerUnmerged):
-            params = {"restored": p.restored_id, "purchase_ids": p.purchase_ids, "touchpoint_ids": p.touchpoint_ids}
-            for statement in UNMERGE_STATEMENTS:
-                await self.session.execute(statement, params)
-            self.touched.update({p.survivor_id, p.restored_id})
+            params = {"merge_id": p.merge_id, "survivor": p.survivor_id, "merged": merged, "version": p.version}
+            if isinstance(p, CustomerMerged):
+                await self.session.execute(RECORD_MERGE, params)
+            elif (await self.session.execute(RECORD_UNMERGE, params)).scalar() is None:
+                chain = list((await self.session.execute(CHAIN_MEMBERS, {"ids": [merged]})).scalars())
+                for statement, lists in PIN_LEGACY_UNMERGE:
+                    listed = [i for name in lists for i in getattr(p, name)]
+                    await self.session.execute(statement, {"restored": merged, "chain": chain, "listed": listed})
+            await self.follow_chain(merged, p.merged_at if isinstance(p, CustomerMerged) else p.unmerged_at)
         elif isinstance(p, CustomerErased):
             for statement in ERASE_STATEMENTS:
                 await self.session.execute(statement, {"customer": p.customer_id})
@@ -335,6 +359,23 @@ class _Batch:
             await forget_subjects(self.session, messaging.outbox, [str(p.customer_id)],
                                   lambda event_type, data: redact_event_data(event_type, data, token))
             self.touched.discard(p.customer_id)
+
+    async def follow_chain(self, merged: uuid.UUID, at: Any) -> None:
+        """Every id whose live customer a merge or unmerge of `merged` may change: its alias, facts and the rest
+        follow live(home) (shared/contracts/identity.py)."""
+        chain = (await self.session.execute(CHAIN_MEMBERS, {"ids": [merged]})).all()
+        params = {"ids": [r.id for r in chain], "lives": [r.live for r in chain],
+                  "merge_ids": [r.merge_id for r in chain]}
+        for statement in REFRESH_ALIASES:
+            await self.session.execute(statement, params)
+        for statement in MOVE_FACTS:
+            self.touched.update((await self.session.execute(statement, params)).scalars())
+        for r in chain:
+            if r.id != r.live:
+                for statement in FOLD_STATEMENTS:
+                    await self.session.execute(statement, {"survivor": r.live, "merged": r.id, "at": at})
+                self.touched.discard(r.id)
+        self.touched.update(r.live for r in chain)
 
     async def rederive(self) -> None:
         if not self.touched:
@@ -364,11 +405,8 @@ async def apply_interaction_events(session: AsyncSession, events: list[ConsumedE
 
 
 async def apply_value_events(session: AsyncSession, events: list[ConsumedEvent]) -> set[uuid.UUID]:
-    batch = _Batch(session)
-    alias = await batch.aliases(e.payload.customer_id for e in events)
     latest: dict[uuid.UUID, CustomerValueUpdated] = latest_per_key(
-        (e.payload for e in events), lambda p: alias.get(p.customer_id, p.customer_id), lambda p: p.version,
-        lambda p: p.as_of)
+        (e.payload for e in events), lambda p: p.customer_id, lambda p: p.version, lambda p: p.as_of)
     if latest:
         await session.execute(UPSERT_VALUES, {
             "customer_ids": list(latest), "clvs": [p.clv for p in latest.values()],
@@ -376,22 +414,31 @@ async def apply_value_events(session: AsyncSession, events: list[ConsumedEvent])
             "p_alive": [p.probability_alive for p in latest.values()], "as_of": [p.as_of for p in latest.values()],
             "versions": [p.version for p in latest.values()],
         })
-    return set(latest)
+    return await _live(session, latest)
 
 
 async def apply_stage_events(session: AsyncSession, events: list[ConsumedEvent]) -> set[uuid.UUID]:
-    batch = _Batch(session)
-    alias = await batch.aliases(e.payload.customer_id for e in events)
     latest: dict[uuid.UUID, StageChanged] = latest_per_key(
-        (e.payload for e in events), lambda p: alias.get(p.customer_id, p.customer_id), lambda p: p.version,
-        lambda p: p.changed_at)
+        (e.payload for e in events), lambda p: p.customer_id, lambda p: p.version, lambda p: p.changed_at)
     if latest:
         await session.execute(UPSERT_STAGES, {
             "customer_ids": list(latest), "stages": [str(p.to_stage) for p in latest.values()],
             "changed_at": [p.changed_at for p in latest.values()],
             "versions": [p.version for p in latest.values()],
         })
-    return set(latest)
+    return await _live(session, latest)
+
+
+async def _live(session: AsyncSession, ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+    """The ids not merged away as far as this copy knows (the ones whose rule segments to refresh).
+
+    A copy of clv's value or lifecycle's stage stays with the id its owner names, merged away here or not:
+    the owner publishes for its own live customers, and the identity events travel on another topic. Filed
+    under this copy's survivor instead, a stage lifecycle published for a restored customer before this copy
+    applied the unmerge overwrote the survivor's and left the restored customer without one (proving ground).
+    A merged-away id's row is never read (reads resolve the alias first)."""
+    ids = set(ids)
+    return ids - set((await _Batch(session).aliases(ids)).keys())
 
 
 def _with_rules(apply, outbox: Outbox | None, reporting_currency: str):  # noqa: ANN001, ANN202

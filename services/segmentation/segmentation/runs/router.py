@@ -17,12 +17,14 @@ from segmentation.runs.schemas import (
     Comparison,
     PortfolioMatrix,
     Quadrant,
+    QuadrantGroup,
     RunCreate,
     RunPage,
     RunRead,
     Transition,
+    ValueThreshold,
 )
-from segmentation.runs.service import RunExecutor, RunNotFound, UnknownScheme, get_run
+from segmentation.runs.service import NotForKind, RunExecutor, RunNotFound, UnknownScheme, get_run
 
 router = APIRouter(prefix="/v1/segmentation", tags=["runs"])
 
@@ -45,11 +47,11 @@ def executor(request: Request) -> RunExecutor:
     return request.app.state.run_executor
 
 
-@router.post("/runs", response_model=RunRead, status_code=202, responses=problem_responses(UnknownScheme, JobInProgress))
+@router.post("/runs", response_model=RunRead, status_code=202, responses=problem_responses(UnknownScheme, NotForKind, JobInProgress))
 async def start_run(body: RunCreate, request: Request, session: SessionDep, background: BackgroundTasks) -> RunRead:
     """Start a run (rfm, clustering or tiers); it runs in the background — poll GET /runs/{id}."""
     run = await executor(request).create(session, body.kind, scheme=body.scheme, currency=body.currency,
-                                         as_of=body.as_of)
+                                         as_of=body.as_of, k=body.k)
     # Launched once the transaction has committed (the session commits before the response is sent).
     background.add_task(executor(request).launch_committed, run["run_id"])
     return RunRead.model_validate(run)
@@ -120,9 +122,12 @@ async def portfolio_matrix(session: SessionDep) -> PortfolioMatrix:
         s = by_key.get(f"portfolio:{key}", {})
         quadrants.append(Quadrant(key=key, name=key.replace("-", " ").capitalize(), action=action,
                                   high_value=high_value, high_engagement=high_engagement, size=s.get("size", 0),
-                                  revenue_share=s.get("revenue_share", 0.0), average_value=s.get("average_value", 0.0)))
+                                  revenue_share=s.get("revenue_share", 0.0), average_value=s.get("average_value"),
+                                  by_group=[QuadrantGroup(**g) for g in s.get("value_groups", [])]))
     result = run["result"]
     return PortfolioMatrix(run_id=run_id, as_of=run["as_of"], value_threshold=result["value_threshold"],
+                           value_currency=result.get("value_currency"), value_basis=result.get("value_basis"),
+                           value_thresholds=[ValueThreshold(**t) for t in result.get("value_thresholds", [])],
                            engagement_threshold=result["engagement_threshold"], value_axis=result["value_axis"],
                            engagement_axis=result["engagement_axis"], quadrants=quadrants)
 
@@ -135,8 +140,14 @@ async def clusters(session: SessionDep) -> ClusterSet:
         raise NotFound("no clustering run has succeeded yet; POST /v1/segmentation/runs with kind=clustering")
     run = await get_run(session, run_id)
     result = run["result"]
+    customers = result.get("customers") or 0
     items = [ClusterRead(segment_id=s["segment_id"], key=s["key"], name=s["name"], description=s.get("description"),
-                         size=s["size"], revenue_share=s["revenue_share"], centroid=s.get("centroid", {}))
+                         size=s["size"], share=round(s["size"] / customers, 4) if customers else 0.0,
+                         revenue_share=s["revenue_share"], centroid=s.get("centroid", {}),
+                         distinguishing=s.get("distinguishing", []))
              for s in result["segments"] if s["size"] > 0]
-    return ClusterSet(run_id=run_id, k=result["k"], silhouette=result["silhouette"],
-                      silhouette_by_k={str(k): v for k, v in result["silhouette_by_k"].items()}, clusters=items)
+    return ClusterSet(run_id=run_id, k=result["k"], k_fixed=result.get("k_fixed", False),
+                      k_criterion=result.get("k_criterion", "silhouette score in 2..8"), silhouette=result["silhouette"],
+                      silhouette_by_k={str(k): v for k, v in result["silhouette_by_k"].items()},
+                      smallest_share_by_k={str(k): v for k, v in result.get("smallest_share_by_k", {}).items()},
+                      clusters=items)

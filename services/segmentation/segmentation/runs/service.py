@@ -4,6 +4,7 @@
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import time
@@ -50,6 +51,21 @@ LEFT JOIN segmentation.purchase_summary ps ON ps.customer_id = a.customer_id AND
 WHERE a.order_count > 0
 """
 
+# Tiers runs also load each customer's value on the portfolio's value axis, in its own currency: the CLV the clv
+# service published (in its currency), else revenue to date in the currency the customer spent most in
+# (ties: alphabetical). Currency as its 1-based position in $3, basis 1 = clv, 2 = revenue (0: none).
+VALUE_COLUMNS = [("value", "float8"), ("value_currency", "int4"), ("value_basis", "int4")]
+VALUE_QUERY = AGGREGATE_QUERY.replace("""
+FROM segmentation.customer_aggregate a""", """,
+       coalesce(a.clv, main.total_spend, 0)::float8,
+       coalesce(array_position($3::text[], coalesce(rtrim(a.clv_currency), main.currency)), 0)::int4,
+       (CASE WHEN a.clv IS NOT NULL THEN 1 WHEN main.currency IS NOT NULL THEN 2 ELSE 0 END)::int4
+FROM segmentation.customer_aggregate a
+LEFT JOIN LATERAL (SELECT m.currency, m.total_spend FROM segmentation.purchase_summary m
+                   WHERE m.customer_id = a.customer_id AND a.clv IS NULL
+                   ORDER BY m.total_spend DESC, m.currency LIMIT 1) main ON true""")
+assert VALUE_QUERY != AGGREGATE_QUERY
+
 
 class RunNotFound(NotFound):
     pass
@@ -57,6 +73,10 @@ class RunNotFound(NotFound):
 
 class UnknownScheme(DomainError):
     status, slug, title = 422, "unknown-scheme", "Unknown RFM scheme"
+
+
+class NotForKind(DomainError):
+    status, slug, title = 422, "parameter-not-for-kind", "Parameter does not apply to this kind of run"
 
 
 def family_of(kind: str, scheme: str | None) -> str:
@@ -67,19 +87,27 @@ def family_of(kind: str, scheme: str | None) -> str:
 class Aggregates:
     rows: np.ndarray
     tiers: list[str]
+    currencies: list[str] = dataclasses.field(default_factory=list)  # value_currency i → currencies[i - 1]
 
     @property
     def n(self) -> int:
         return len(self.rows)
 
 
-async def load_aggregates(session: AsyncSession, currency: str) -> Aggregates:
+async def load_aggregates(session: AsyncSession, currency: str, with_value: bool = False) -> Aggregates:
     await session.execute(sa.text(f"SET LOCAL work_mem = '{RUN_WORK_MEM}'"))
     tier_names = (await session.execute(sa.text(
         "SELECT DISTINCT value_tier FROM segmentation.customer_aggregate WHERE value_tier IS NOT NULL "
         "ORDER BY value_tier"))).scalars().all()
-    rows = await copy_out(session, AGGREGATE_QUERY, AGGREGATE_COLUMNS, currency, list(tier_names))
-    return Aggregates(by_customer_id(rows), list(tier_names))
+    if not with_value:
+        rows = await copy_out(session, AGGREGATE_QUERY, AGGREGATE_COLUMNS, currency, list(tier_names))
+        return Aggregates(by_customer_id(rows), list(tier_names))
+    currencies = (await session.execute(sa.text(
+        "SELECT rtrim(clv_currency) FROM segmentation.customer_aggregate WHERE clv_currency IS NOT NULL "
+        "UNION SELECT currency FROM segmentation.purchase_summary ORDER BY 1"))).scalars().all()
+    rows = await copy_out(session, VALUE_QUERY, AGGREGATE_COLUMNS + VALUE_COLUMNS, currency, list(tier_names),
+                          list(currencies))
+    return Aggregates(by_customer_id(rows), list(tier_names), list(currencies))
 
 
 def by_customer_id(rows: np.ndarray) -> np.ndarray:
@@ -116,14 +144,49 @@ def compute_features(rows: np.ndarray, as_of_epoch: float) -> np.ndarray:
                                      rows["touchpoints"].astype(np.float64))
 
 
-def compute_tiers(rows: np.ndarray, as_of_epoch: float) -> dict[str, Any]:
+def value_group(rows: np.ndarray) -> np.ndarray:
+    """The portfolio value group of each customer: currency × basis (values are compared inside a group only)."""
+    return rows["value_currency"].astype(np.int64) * (len(tiers.VALUE_BASES) + 1) + rows["value_basis"]
+
+
+def describe_group(group: int, currencies: list[str]) -> dict[str, str | None]:
+    currency, basis = divmod(group, len(tiers.VALUE_BASES) + 1)
+    return {"currency": currencies[currency - 1] if currency else None,
+            "basis": tiers.VALUE_BASES[basis - 1] if basis else None}
+
+
+def compute_tiers(rows: np.ndarray, as_of_epoch: float, currencies: list[str] | None = None) -> dict[str, Any]:
+    """ABC classes and portfolio quadrants. With the value columns loaded (`load_aggregates(with_value=True)`)
+    the value axis is per customer in its own currency and basis; without (the benchmark's bare aggregates), CLV
+    else revenue in the run's currency, as one group."""
     scores = rfm.rfm_scores(rows["last_purchase"], rows["frequency"], rows["monetary"], as_of_epoch)
     abc = tiers.abc_classes(rows["monetary"])
-    value = np.where(np.isnan(rows["clv"]), rows["monetary"], rows["clv"])
+    if "value" in (rows.dtype.names or ()):
+        value, group = rows["value"], value_group(rows)
+    else:
+        value, group = np.where(np.isnan(rows["clv"]), rows["monetary"], rows["clv"]), np.zeros(len(rows), np.int64)
     engagement = (scores.r.astype(np.float64) + scores.f) / 2
-    quadrant, value_cut, engagement_cut = tiers.portfolio_quadrants(value, engagement)
-    return {"abc": abc, "quadrant": quadrant, "value": value, "value_cut": value_cut,
-            "engagement_cut": engagement_cut}
+    quadrant, value_cuts, engagement_cut = tiers.portfolio_quadrants(value, engagement, group)
+    groups = []
+    for g, cut in value_cuts.items():
+        in_group = group == g
+        groups.append({**describe_group(g, currencies or []), "group": g, "customers": int(in_group.sum()),
+                       "value_threshold": round(cut, 4),
+                       "quadrants": {tiers.QUADRANTS[q]: {"customers": int(((quadrant == q) & in_group).sum()),
+                                                          "average_value": _mean(value[(quadrant == q) & in_group])}
+                                     for q in range(len(tiers.QUADRANTS))}})
+    groups.sort(key=lambda x: -x["customers"])
+    return {"abc": abc, "quadrant": quadrant, "value": value, "groups": groups, "engagement_cut": engagement_cut}
+
+
+def _mean(values: np.ndarray) -> float | None:
+    return round(float(values.mean()), 4) if len(values) else None
+
+
+def headline_group(groups: list[dict], currency: str) -> dict | None:
+    """The group the matrix's single figures describe: the run's currency, CLV before revenue; else the largest."""
+    ranked = sorted(groups, key=lambda g: (g["currency"] != currency, g["basis"] != "clv", -g["customers"]))
+    return ranked[0] if ranked else None
 
 
 # ---- the executor ----
@@ -150,11 +213,15 @@ class RunExecutor:
         self._tasks: set[asyncio.Task] = set()
 
     async def create(self, session: AsyncSession, kind: str, *, scheme: str | None, currency: str | None,
-                     as_of: datetime | None, trigger: str = "api") -> dict:
+                     as_of: datetime | None, trigger: str = "api", k: int | None = None) -> dict:
         if kind == "rfm":
             await get_scheme(session, scheme or "default")
+        if k is not None and kind != "clustering":
+            raise NotForKind("`k` applies to clustering runs only")
         params = {"scheme": (scheme or "default") if kind == "rfm" else None,
                   "currency": currency or self.reporting_currency}
+        if kind == "clustering":
+            params["k"] = k
         family = family_of(kind, params["scheme"])
         # One unfinished run per family (409 naming it): runs are heavy, a key must not queue them without limit.
         # The partial unique index settles a race between two requests (the loser's INSERT fails: 409 too).
@@ -277,10 +344,10 @@ class RunExecutor:
                 await self._progress(run_id, 1.0, status="failed", error=f"{type(exc).__name__}: {exc}"[:500],
                                      finished_at=datetime.now(UTC))
 
-    async def _load(self, run: dict) -> Aggregates:
+    async def _load(self, run: dict, with_value: bool = False) -> Aggregates:
         with phase(run, "load_s"):
             async with self.session_factory() as session, session.begin():
-                data = await load_aggregates(session, run["params"]["currency"])
+                data = await load_aggregates(session, run["params"]["currency"], with_value)
         await self._progress(run["run_id"], 0.2)
         return data
 
@@ -381,7 +448,7 @@ class RunExecutor:
         data = await self._load(run)
         with phase(run, "compute_s"):
             features = compute_features(data.rows, run["as_of"].timestamp())
-            result = await asyncio.to_thread(clustering.cluster, features, previous)
+            result = await asyncio.to_thread(clustering.cluster, features, previous, 0, run["params"].get("k"))
         await self._progress(run["run_id"], 0.5)
         labels = sorted(result.clusters)
         segments = [{"key": f"cluster:{label}", "kind": "cluster", "family": "cluster",
@@ -409,13 +476,15 @@ class RunExecutor:
             for sid, label in zip(ids, labels, strict=True):
                 summaries[sid].update(key=f"cluster:{label}", name=f"Cluster {label}", **result.clusters[label])
             await self._finish(session, run, ["cluster"], {
-                "customers": data.n, "k": result.k, "silhouette": result.silhouette,
-                "silhouette_by_k": result.candidates, "features": clustering.FEATURES}, summaries)
+                "customers": data.n, "k": result.k, "k_fixed": result.fixed, "k_requested": run["params"].get("k"),
+                "k_criterion": "fixed by the request" if result.fixed else result.criterion,
+                "silhouette": result.silhouette, "silhouette_by_k": result.candidates,
+                "smallest_share_by_k": result.smallest_share, "features": clustering.FEATURES}, summaries)
 
     async def _tiers(self, run: dict) -> None:
-        data = await self._load(run)
+        data = await self._load(run, with_value=True)
         with phase(run, "compute_s"):
-            computed = await asyncio.to_thread(compute_tiers, data.rows, run["as_of"].timestamp())
+            computed = await asyncio.to_thread(compute_tiers, data.rows, run["as_of"].timestamp(), data.currencies)
         await self._progress(run["run_id"], 0.5)
         segments = [{"key": f"abc:{c}", "kind": "abc", "family": "abc", "name": f"Class {c}"} for c in tiers.ABC_CLASSES]
         segments += [{"key": f"portfolio:{q}", "kind": "portfolio", "family": "portfolio", "name": q.replace("-", " ").capitalize()}
@@ -445,10 +514,26 @@ class RunExecutor:
                 for i, s in enumerate(self._money_summary(size, revenue)):
                     if segments[i]["family"] == family:
                         summaries[ids[i]] = {**s, "key": segments[i]["key"], "name": segments[i]["name"]}
+            # A quadrant's average value is on the value axis it was cut on (not revenue in the run's currency):
+            # per value group, and for the headline group (the run's currency, CLV first) as `average_value`.
+            headline = headline_group(computed["groups"], run["params"]["currency"])
+            for i, seg in enumerate(segments):
+                if seg["family"] == "portfolio":
+                    q = seg["key"].split(":", 1)[1]
+                    summaries[ids[i]]["average_value"] = headline["quadrants"][q]["average_value"] if headline else None
+                    summaries[ids[i]]["value_groups"] = [
+                        {"currency": g["currency"], "basis": g["basis"], **g["quadrants"][q]} for g in computed["groups"]]
             await self._finish(session, run, TIERS_FAMILIES, {
-                "customers": data.n, "value_threshold": computed["value_cut"],
+                "customers": data.n,
+                "value_threshold": headline["value_threshold"] if headline else None,
+                "value_currency": headline["currency"] if headline else None,
+                "value_basis": headline["basis"] if headline else None,
+                "value_thresholds": [{k: g[k] for k in ("currency", "basis", "customers", "value_threshold")}
+                                     for g in computed["groups"]],
                 "engagement_threshold": computed["engagement_cut"],
-                "value_axis": "clv where the clv service has published one, else revenue in the run's currency",
+                "value_axis": "per customer in its own currency: the CLV the clv service published, else revenue to "
+                              "date in the currency it spent most in; high = at or above the median of its "
+                              "currency and basis, and above zero",
                 "engagement_axis": "mean of the R and F scores"}, summaries)
 
 

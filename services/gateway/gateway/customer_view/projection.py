@@ -1,0 +1,73 @@
+"""Keeps the view copy in step with the domain events (its own inbox consumer of the four domain topics).
+
+Every event about a customer marks the customer's row: parts read from the owners before it are not served
+as fresh any more (any part may change on any topic: lifecycle counts orders from interaction's purchases).
+Merges and unmerges also mark every id that resolved through the customers involved. `customer.erased`
+deletes the customer's row and the rows resolving to it, and remembers the id so a later event about the
+customer (the topics are not ordered with each other) does not make a row again (R8). The owner versions
+of stage.changed and customer.value_updated are kept per part (greatest wins: shared/contracts/ordering.py).
+"""
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.contracts.clv import CustomerValueUpdated
+from shared.contracts.interaction import CustomerErased, CustomerMerged, CustomerUnmerged
+from shared.contracts.lifecycle import StageChanged
+from shared.messaging.inbox import ConsumedEvent, Subscription
+
+from gateway.customer_view import repository
+from gateway.webhooks.events import DOMAIN_EVENT_TYPES, DOMAIN_TOPICS
+
+
+def _max(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+async def apply_events(session: AsyncSession, events: list[ConsumedEvent], at: datetime | None = None) -> None:
+    at = at or datetime.now(UTC)
+    erased: set[uuid.UUID] = set()
+    touched: dict[uuid.UUID, list[int | None]] = {}  # id -> [lifecycle version, value version]
+    resolving: set[uuid.UUID] = set()
+    for e in events:
+        p = e.payload
+        cid = getattr(p, "customer_id", None)
+        if not isinstance(cid, uuid.UUID):
+            continue
+        if isinstance(p, CustomerErased):
+            erased.add(cid)
+            touched.pop(cid, None)
+            continue
+        ids = [cid]
+        if isinstance(p, CustomerMerged):
+            ids.append(p.merged_id)
+        elif isinstance(p, CustomerUnmerged):
+            ids.append(p.restored_id)
+        if len(ids) > 1:
+            resolving.update(ids)
+        for i in ids:
+            touched.setdefault(i, [None, None])
+        if isinstance(p, StageChanged):
+            touched[cid][0] = _max(touched[cid][0], p.version)
+        elif isinstance(p, CustomerValueUpdated):
+            touched[cid][1] = _max(touched[cid][1], p.version)
+    if erased:
+        keys = [str(c) for c in erased]
+        await session.execute(repository.FORGET, {"ids": list(erased)})
+        await session.execute(repository.REMEMBER_ERASED, {"keys": keys})
+    if touched:
+        gone = set((await session.execute(repository.ERASED_AMONG, {"keys": [str(c) for c in touched]})).scalars())
+        ids = sorted(c for c in touched if str(c) not in gone)  # sorted: concurrent batches lock rows in one order
+        if ids:
+            await session.execute(repository.TOUCH, {
+                "at": at, "ids": ids, "lifecycle_versions": [touched[c][0] for c in ids],
+                "value_versions": [touched[c][1] for c in ids]})
+    if resolving:
+        await session.execute(repository.TOUCH_RESOLVING_TO, {"at": at, "ids": sorted(resolving)})
+
+
+def view_copy_subscription() -> Subscription:
+    return Subscription(name="customer-view", topics=list(DOMAIN_TOPICS), event_types=dict(DOMAIN_EVENT_TYPES),
+                        handler=apply_events)

@@ -1,0 +1,74 @@
+"""How a copy of interaction's facts follows its merges and unmerges, whatever order they arrive in.
+
+Interaction (the owner of identity) gives each fact (purchase, refund, touchpoint, feedback) a `home`: the
+customer whose identifier the fact came in under. It never changes; the fact belongs to the live end of
+its home's chain of merges in force (`live(home)`), which is what interaction's own merge and unmerge move
+it to. Merge and unmerge events travel keyed by the survivor and facts keyed by their customer of the moment,
+so on a topic with several partitions a copy receives them in any order: a chain A←B, C←A may arrive as
+C←A first, a purchase of B after its unmerge, an unmerge before its merge.
+
+So a copy keeps no "current survivor" it updates in arrival order. It keeps the set of merges it has heard
+of, each once (`merge_id`) and either in force or undone — a merge only ever goes from in force to undone, so
+an undo that arrives first simply wins — and derives every fact's owner as `live(home)` over the merges in
+force. After all events arrived, that set and so every owner equals interaction's, in any arrival order.
+While an undo is still on its way, one id may have two merges in force: the owner's `version` (its identity
+sequence, in commit order; shared/contracts/ordering.py's rule) says the newer one holds.
+
+The statements below are the plumbing every copy shares; `table` is the copy's merge table, with columns
+(merge_id, survivor_id, merged_id, version, undone).
+"""
+
+
+def record_merge_sql(table: str) -> str:
+    """Remember a merge; one already known (in force or undone by an earlier-arriving unmerge) stays as it is."""
+    return (f"INSERT INTO {table} (merge_id, survivor_id, merged_id, version, undone) "
+            "VALUES (:merge_id, :survivor, :merged, :version, false) ON CONFLICT (merge_id) DO NOTHING")
+
+
+def record_unmerge_sql(table: str) -> str:
+    """Mark a merge undone (remembering it undone if its merge has not arrived yet). Returns the merge's
+    version as the copy knows it: null for a merge from before identity versions (see `pin_legacy_unmerge_sql`)."""
+    return (f"INSERT INTO {table} (merge_id, survivor_id, merged_id, version, undone) "
+            "VALUES (:merge_id, :survivor, :merged, :version, true) "
+            f"ON CONFLICT (merge_id) DO UPDATE SET undone = true, updated_at = now() RETURNING version")
+
+
+def _in_force(table: str) -> str:
+    # One merge in force per merged id: the newest by the owner's version (see the module's docstring).
+    return (f"edge AS (SELECT DISTINCT ON (merged_id) merge_id, merged_id, survivor_id FROM {table} "
+            "WHERE NOT undone ORDER BY merged_id, version DESC NULLS LAST, merge_id)")
+
+
+def chain_members_sql(table: str) -> str:
+    """`:ids` and every id merged into them, transitively, by merges in force: the homes whose live customer
+    changes when a merge of one of `:ids` is made or undone. Returns (id, live, merge_id): each one's live
+    customer and the merge in force that takes it there (null: it is live itself)."""
+    return f"""
+WITH RECURSIVE {_in_force(table)},
+down(id) AS (
+    SELECT * FROM unnest(CAST(:ids AS uuid[]))
+    UNION
+    SELECT e.merged_id FROM down JOIN edge e ON e.survivor_id = down.id
+),
+up(id, at, first_merge, depth) AS (
+    SELECT id, id, CAST(NULL AS uuid), 0 FROM down
+    UNION ALL
+    SELECT up.id, e.survivor_id, coalesce(up.first_merge, e.merge_id), up.depth + 1
+    FROM up JOIN edge e ON e.merged_id = up.at WHERE up.depth < 100
+)
+SELECT DISTINCT ON (id) id, at AS live, first_merge AS merge_id FROM up ORDER BY id, depth DESC
+"""
+
+
+def pin_legacy_unmerge_sql(table: str, listed_column: str) -> list[str]:
+    """The undo of a merge from before identity versions and homes existed (`record_unmerge_sql` returned a null
+    version: the merge's event had none, or the copy's upgrade took it over) moves exactly the facts it lists,
+    as copies did then: facts moved by such a merge got their survivor as home at the upgrade, so the listed
+    ones get the restored customer as home and the others of its chain (`:chain`, from `chain_members_sql`)
+    keep the customer they are with now. Undos of versioned merges need none of this: their facts carry homes,
+    and the list is exactly the facts whose home is in the chain."""
+    return [f"UPDATE {table} SET home_customer_id = :restored, updated_at = now() "
+            f"WHERE {listed_column} = ANY(CAST(:listed AS uuid[])) AND home_customer_id <> :restored",
+            f"UPDATE {table} SET home_customer_id = customer_id, updated_at = now() "
+            f"WHERE home_customer_id = ANY(CAST(:chain AS uuid[])) AND home_customer_id <> customer_id "
+            f"AND NOT {listed_column} = ANY(CAST(:listed AS uuid[]))"]

@@ -1,0 +1,193 @@
+"""Copies of interaction's purchases follow its merges and unmerges whatever order the events arrive in.
+
+Interaction produces the events for real (its HTTP door and merge routes): customers merged in a chain
+(B into A, then A into C), orders placed through a merged-away customer's identifier, a refund, a merge undone
+while its survivor was itself merged away, and a merge undone and replaced by another survivor. On a topic
+with several partitions the events arrive in any order (merges keyed by survivor, facts by their customer of
+the moment), so they are delivered to each copy's own handler in reverse and shuffled, twice some of them.
+Every copy (segmentation, clv, lifecycle) must then name interaction's survivor for every id and hold each
+live customer's order count and net spend as interaction does. Found by the proving ground (issue 12).
+Segmentation's rule-field facts (channel/partner of purchases and touchpoints, feedback scores, a lead's
+campaign) must sit with the customer interaction holds each of them with.
+"""
+
+import random
+import uuid
+
+import orjson
+import pytest
+import sqlalchemy as sa
+
+from shared.contracts.envelope import Envelope
+from shared.contracts.interaction import INTERACTION_EVENT_TYPES
+from shared.db import make_engine
+from shared.messaging.inbox import ConsumedEvent
+
+from clv.transaction_summary.projection import apply_interaction_events as clv_apply
+from interaction.app import create_app
+from interaction.settings import InteractionSettings
+from tests.services.conftest import serving
+from tests.services.interaction.events import event, feedback, order, refund, touch
+from tests.services.lifecycle.conftest import lc  # noqa: F401 - the lifecycle app fixture
+from tests.services.segmentation.helpers import Feeder
+from tests.services.test_copies_follow_owners import shuffled_deliveries
+
+
+@pytest.fixture
+async def interaction(database_url):
+    settings = InteractionSettings(database_url=database_url, transport="inprocess", run_workers=False)
+    async with serving(create_app(settings)) as client:
+        yield client
+
+
+async def _ok(resp, status: int = 200) -> dict:  # noqa: ANN001
+    assert resp.status_code == status, resp.text
+    return resp.json()
+
+
+async def _customer(engine, subject: str) -> uuid.UUID:  # noqa: ANN001
+    async with engine.connect() as conn:
+        return (await conn.execute(sa.text(
+            "select home_customer_id from interaction.customer_identifier "
+            "where kind = 'source' and source = 'shop-eu' and external_id = :e"), {"e": subject})).scalar()
+
+
+async def owner_history(client, engine, tag: str) -> tuple[list[Envelope], list[uuid.UUID]]:  # noqa: ANN001
+    """Drives interaction through merge chains and undos; returns the events it published and its customers."""
+    async with engine.connect() as conn:
+        start = (await conn.execute(sa.text("select coalesce(max(id), 0) from interaction.outbox"))).scalar()
+    subject = {k: f"{k}-{tag}" for k in "CABFDE"}
+    # First seen in this order: the older customer survives a merge by hand.
+    for i, k in enumerate("CABFDE"):
+        await _ok(await client.post("/v1/events", json=[
+            order(subject[k], f"{k}1-{tag}", f"{10 * (i + 1)}.00", at=f"2026-0{i + 1}-01T00:00:00Z")]))
+    c, a, b, f, d, e = [await _customer(engine, subject[k]) for k in "CABFDE"]
+
+    async def merge(x: uuid.UUID, y: uuid.UUID) -> str:
+        return (await _ok(await client.post("/v1/merges", json={"customer_ids": [str(x), str(y)]}), 201))["id"]
+
+    m_ab = await merge(a, b)  # B into A
+    await _ok(await client.post("/v1/events", json=[  # through B's identifier: A's purchase now, home B
+        order(subject["B"], f"B2-{tag}", "7.00", at="2026-07-01T00:00:00Z"),
+        refund(subject["B"], f"B1-{tag}", "5.00", at="2026-07-02T00:00:00Z"),
+        # Facts the rule fields read, also through B's identifier: they go back to B with the undo below.
+        touch(subject["B"], "phone", at="2026-07-02T01:00:00Z"),
+        feedback(subject["B"], nps=3, at="2026-07-02T02:00:00Z"),
+        event("lead.captured", subject["B"], {"campaign": f"camp-B-{tag}", "lead_source": "webinar",
+                                              "occurred_at": "2026-07-02T03:00:00Z"})]))
+    await merge(c, a)  # A (with B) into C
+    await _ok(await client.post("/v1/events", json=[
+        order(subject["A"], f"A2-{tag}", "3.00", at="2026-07-03T00:00:00Z"),
+        feedback(subject["A"], csat=4, at="2026-07-03T01:00:00Z"),
+        event("lead.captured", subject["A"], {"campaign": f"camp-A-{tag}", "occurred_at": "2026-07-03T02:00:00Z"})]))
+    undo = await _ok(await client.post(f"/v1/merges/{m_ab}/undo"))  # B comes back out of C
+    assert len(undo["purchase_ids"]) == 2
+    m_de = await merge(d, e)  # E into D, undone, then E into F: two survivors of E in turn
+    await _ok(await client.post(f"/v1/merges/{m_de}/undo"))
+    await merge(f, e)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(sa.text("select payload from interaction.outbox where id > :s order by id"),
+                                   {"s": start})).scalars().all()
+    return [Envelope.model_validate(orjson.loads(r)) for r in rows], [c, a, b, f, d, e]
+
+
+async def owner_state(engine, customers: list[uuid.UUID]) -> tuple[dict, dict]:  # noqa: ANN001
+    """Interaction's survivor of each id, and each live customer's (order count, net spend) per currency."""
+    async with engine.connect() as conn:
+        survivors = {}
+        for cid in customers:
+            survivors[cid] = (await conn.execute(sa.text("""
+                WITH RECURSIVE chain(id, merged_into) AS (
+                    SELECT id, merged_into FROM interaction.customer WHERE id = :id
+                    UNION ALL SELECT c.id, c.merged_into FROM interaction.customer c JOIN chain ON c.id = chain.merged_into)
+                SELECT id FROM chain WHERE merged_into IS NULL"""), {"id": cid})).scalar()
+        spend = {(r.customer_id, r.currency): (r.purchase_count, r.total_spend) for r in await conn.execute(sa.text(
+            "select customer_id, currency, purchase_count, total_spend from interaction.customer_spend "
+            "where customer_id = any(:ids)"), {"ids": customers})}
+    return survivors, spend
+
+
+async def copy_state(engine, customers: list[uuid.UUID], summary: str, count: str, spend: str,  # noqa: ANN001
+                     alias: str) -> tuple[dict, dict]:
+    async with engine.connect() as conn:
+        aliases = {r[0]: r[1] for r in await conn.execute(sa.text(
+            f"select merged_id, survivor_id from {alias} where merged_id = any(:ids)"), {"ids": customers})}
+        totals = {(r[0], r[1]): (r[2], r[3]) for r in await conn.execute(sa.text(
+            f"select customer_id, currency, {count}, {spend} from {summary} where customer_id = any(:ids) "
+            f"and {count} > 0"), {"ids": customers})}
+    return {cid: aliases.get(cid, cid) for cid in customers}, totals
+
+
+async def fact_divergences(engine, customers: list[uuid.UUID]) -> list[str]:  # noqa: ANN001
+    """Segmentation's rule-field facts against interaction: who holds each purchase's and touchpoint's channel
+    and partner, each feedback's score, each lead's campaign."""
+    async with engine.connect() as conn:
+        async def pairs(sql: str) -> dict:
+            return {r[0]: r[1] for r in await conn.execute(sa.text(sql), {"ids": customers})}
+
+        owner = await pairs("""
+            SELECT id, customer_id FROM interaction.purchase WHERE home_customer_id = any(:ids)
+            UNION ALL SELECT id, customer_id FROM interaction.activity
+            WHERE home_customer_id = any(:ids) AND type IN ('interaction.logged', 'feedback.submitted')""")
+        owner_feedback = await pairs("""SELECT id, customer_id FROM interaction.activity
+            WHERE home_customer_id = any(:ids) AND type = 'feedback.submitted'""")
+        owner_leads = await pairs("""SELECT data->>'campaign', customer_id FROM interaction.activity
+            WHERE home_customer_id = any(:ids) AND type = 'lead.captured'""")
+        copy = await pairs("""SELECT origin_id, customer_id FROM segmentation.customer_fact f
+            WHERE home_customer_id = any(:ids) AND kind = 'partner' AND NOT EXISTS (
+                SELECT 1 FROM segmentation.customer_fact l WHERE l.origin_id = f.origin_id AND l.kind = 'campaign')""")
+        copy_feedback = await pairs("SELECT feedback_id, customer_id FROM segmentation.feedback "
+                                    "WHERE home_customer_id = any(:ids)")
+        copy_leads = await pairs("SELECT value, customer_id FROM segmentation.customer_fact "
+                                 "WHERE home_customer_id = any(:ids) AND kind = 'campaign'")
+    assert len(owner_feedback) == 2 and len(owner_leads) == 2, "the history has two feedbacks and two leads"
+    out = []
+    for what, mine, theirs in [("fact of", copy, owner), ("feedback", copy_feedback, owner_feedback),
+                               ("lead of campaign", copy_leads, owner_leads)]:
+        out += [f"segmentation: {what} {k} is with {mine.get(k)}, interaction's with {theirs.get(k)}"
+                for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k)]
+    return out
+
+
+def _consumed(e: Envelope) -> ConsumedEvent:
+    return ConsumedEvent(e, INTERACTION_EVENT_TYPES[e.type].model_validate(e.data), None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("order_name", ["reversed", "shuffled-1", "shuffled-2", "shuffled-3"])
+async def test_copies_follow_merge_chains_and_undos_in_any_arrival_order(interaction, lc, database_url,  # noqa: F811
+                                                                         order_name):
+    engine = make_engine(database_url, pool_size=2)
+    feeder = Feeder(database_url)
+    try:
+        events, customers = await owner_history(interaction, engine, uuid.uuid4().hex[:8])
+        assert {e.type for e in events} >= {"customer.merged", "customer.unmerged", "purchase.refunded"}
+        if order_name == "reversed":
+            deliveries = [[e] for e in reversed(events)]
+        else:
+            deliveries = shuffled_deliveries(random.Random(order_name), events, batches=6)
+        for batch in deliveries:
+            await feeder.apply([_consumed(e).payload for e in batch])
+            async with feeder.sessions.begin() as session:
+                await clv_apply(session, [_consumed(e) for e in batch])
+            await lc.apply(batch)
+
+        survivors, spend = await owner_state(engine, customers)
+        assert len(set(survivors.values())) == 4, "the history left four live customers (C, B, F, D)"
+        divergences: list[str] = []
+        for name, (summary, count, total, alias) in {
+            "segmentation": ("segmentation.purchase_summary", "order_count", "total_spend",
+                             "segmentation.customer_alias"),
+            "clv": ("clv.transaction_summary", "purchase_count", "total_spend - refunded_total", "clv.customer_alias"),
+            "lifecycle": ("(select *, 'EUR' as currency from lifecycle.customer_stage) s", "order_count",
+                          "total_spend", "lifecycle.merged_customer"),
+        }.items():
+            copy_survivors, copy_spend = await copy_state(engine, customers, summary, count, total, alias)
+            divergences += [f"{name}: survivor of {cid} is {copy_survivors[cid]}, interaction's {s}"
+                            for cid, s in survivors.items() if copy_survivors[cid] != s]
+            divergences += [f"{name}: {key} holds {copy_spend.get(key)}, interaction {spend.get(key)}"
+                            for key in spend.keys() | copy_spend.keys() if copy_spend.get(key) != spend.get(key)]
+        divergences += await fact_divergences(engine, customers)
+        assert not divergences, "\n".join(divergences)
+    finally:
+        await feeder.close()
+        await engine.dispose()

@@ -3,9 +3,9 @@
 They carry everything consumers need, so no consumer calls back over HTTP. Identity: when two customers
 merge, `customer.merged` says which id survives; consumers fold the merged-away customer's facts into the
 survivor (and keep answering for the old id as the survivor). `customer.unmerged` undoes one merge and lists
-the purchases and touchpoints that move back to the restored customer. Facts carry their `home_customer_id`
-and identity events interaction's identity `version`, so a copy can follow them in any arrival order
-(shared/contracts/identity.py). `customer.erased` asks every service
+the purchases and touchpoints that move back to the restored customer. Facts (purchases, refunds, touchpoints,
+feedback, leads) carry their `home_customer_id` and identity events interaction's identity `version`, so a copy
+can follow them in any arrival order (shared/contracts/identity.py). `customer.erased` asks every service
 to remove what it holds about the customer beyond anonymous aggregates (R8).
 """
 
@@ -180,6 +180,10 @@ class LeadCaptured(Payload):
     qualified: bool = False
     referred_by_customer_id: uuid.UUID | None = None
     occurred_at: datetime
+    home_customer_id: uuid.UUID | None = Field(
+        None, description="The customer whose identifier the fact came in under; it stays with that customer's "
+                          "live survivor through merges and unmerges (shared/contracts/identity.py). Absent in "
+                          "events published before it existed: the customer id stands in.")
 
 
 class DealUpdated(Payload):

@@ -12,6 +12,8 @@ proving ground (issue 12).
 clv's profitability is a second consumer of the same topic in clv (its own group, so its own arrival order)
 sharing clv's record of merges with the transaction summary: it gets its own shuffle, and its orders, net
 revenue and touchpoints (two logged through merged-away identifiers) must be with interaction's customer too.
+Segmentation's rule-field facts (channel/partner of purchases and touchpoints, feedback scores, a lead's
+campaign) must sit with the customer interaction holds each of them with.
 """
 
 import random
@@ -33,7 +35,7 @@ from clv.transaction_summary.projection import apply_interaction_events as clv_a
 from interaction.app import create_app
 from interaction.settings import InteractionSettings
 from tests.services.conftest import serving
-from tests.services.interaction.events import order, refund, touch
+from tests.services.interaction.events import event, feedback, order, refund, touch
 from tests.services.lifecycle.conftest import lc  # noqa: F401 - the lifecycle app fixture
 from tests.services.segmentation.helpers import Feeder
 from tests.services.test_copies_follow_owners import shuffled_deliveries
@@ -76,11 +78,17 @@ async def owner_history(client, engine, tag: str) -> tuple[list[Envelope], list[
     await _ok(await client.post("/v1/events", json=[  # through B's identifier: A's purchase now, home B
         order(subject["B"], f"B2-{tag}", "7.00", at="2026-07-01T00:00:00Z"),
         refund(subject["B"], f"B1-{tag}", "5.00", at="2026-07-02T00:00:00Z"),
-        touch(subject["B"], "phone", at="2026-07-02T00:00:00Z")]))
+        # Facts the rule fields read, also through B's identifier: they go back to B with the undo below.
+        touch(subject["B"], "phone", at="2026-07-02T01:00:00Z"),
+        feedback(subject["B"], nps=3, at="2026-07-02T02:00:00Z"),
+        event("lead.captured", subject["B"], {"campaign": f"camp-B-{tag}", "lead_source": "webinar",
+                                              "occurred_at": "2026-07-02T03:00:00Z"})]))
     await merge(c, a)  # A (with B) into C
-    await _ok(await client.post("/v1/events", json=[order(subject["A"], f"A2-{tag}", "3.00",
-                                                          at="2026-07-03T00:00:00Z"),
-                                                    touch(subject["A"], "email", at="2026-07-03T00:00:00Z")]))
+    await _ok(await client.post("/v1/events", json=[
+        order(subject["A"], f"A2-{tag}", "3.00", at="2026-07-03T00:00:00Z"),
+        feedback(subject["A"], csat=4, at="2026-07-03T01:00:00Z"),
+        event("lead.captured", subject["A"], {"campaign": f"camp-A-{tag}", "occurred_at": "2026-07-03T02:00:00Z"}),
+        touch(subject["A"], "email", at="2026-07-03T03:00:00Z")]))
     undo = await _ok(await client.post(f"/v1/merges/{m_ab}/undo"))  # B comes back out of C
     assert len(undo["purchase_ids"]) == 2
     m_de = await merge(d, e)  # E into D, undone, then E into F: two survivors of E in turn
@@ -152,6 +160,37 @@ CAMPAIGN_PURCHASES = """(select coalesce(m.survivor_id, p.home_customer_id) as c
   group by 1, 2) cp"""
 
 
+async def fact_divergences(engine, customers: list[uuid.UUID]) -> list[str]:  # noqa: ANN001
+    """Segmentation's rule-field facts against interaction: who holds each purchase's and touchpoint's channel
+    and partner, each feedback's score, each lead's campaign."""
+    async with engine.connect() as conn:
+        async def pairs(sql: str) -> dict:
+            return {r[0]: r[1] for r in await conn.execute(sa.text(sql), {"ids": customers})}
+
+        owner = await pairs("""
+            SELECT id, customer_id FROM interaction.purchase WHERE home_customer_id = any(:ids)
+            UNION ALL SELECT id, customer_id FROM interaction.activity
+            WHERE home_customer_id = any(:ids) AND type IN ('interaction.logged', 'feedback.submitted')""")
+        owner_feedback = await pairs("""SELECT id, customer_id FROM interaction.activity
+            WHERE home_customer_id = any(:ids) AND type = 'feedback.submitted'""")
+        owner_leads = await pairs("""SELECT data->>'campaign', customer_id FROM interaction.activity
+            WHERE home_customer_id = any(:ids) AND type = 'lead.captured'""")
+        copy = await pairs("""SELECT origin_id, customer_id FROM segmentation.customer_fact f
+            WHERE home_customer_id = any(:ids) AND kind = 'partner' AND NOT EXISTS (
+                SELECT 1 FROM segmentation.customer_fact l WHERE l.origin_id = f.origin_id AND l.kind = 'campaign')""")
+        copy_feedback = await pairs("SELECT feedback_id, customer_id FROM segmentation.feedback "
+                                    "WHERE home_customer_id = any(:ids)")
+        copy_leads = await pairs("SELECT value, customer_id FROM segmentation.customer_fact "
+                                 "WHERE home_customer_id = any(:ids) AND kind = 'campaign'")
+    assert len(owner_feedback) == 2 and len(owner_leads) == 2, "the history has two feedbacks and two leads"
+    out = []
+    for what, mine, theirs in [("fact of", copy, owner), ("feedback", copy_feedback, owner_feedback),
+                               ("lead of campaign", copy_leads, owner_leads)]:
+        out += [f"segmentation: {what} {k} is with {mine.get(k)}, interaction's with {theirs.get(k)}"
+                for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k)]
+    return out
+
+
 def _consumed(e: Envelope) -> ConsumedEvent:
     return ConsumedEvent(e, INTERACTION_EVENT_TYPES[e.type].model_validate(e.data), None)  # type: ignore[arg-type]
 
@@ -208,6 +247,7 @@ async def test_copies_follow_merge_chains_and_undos_in_any_arrival_order(interac
                         for key in spend.keys() | profit_totals.keys() if profit_totals.get(key) != spend.get(key)]
         divergences += [f"profitability: touchpoint {t} is with {placed.get(t)}, in interaction with {c}"
                         for t, c in touchpoints.items() if placed.get(t) != c]
+        divergences += await fact_divergences(engine, customers)
         assert not divergences, "\n".join(divergences)
     finally:
         await feeder.close()

@@ -22,8 +22,9 @@ METHODS = {"get", "post", "put", "patch", "delete"}
 
 
 def may(role: str, method: str, path: str) -> bool:
-    """The specification: admin all; frontend all but key management, ingestion, partner registry changes and
-    cost settings changes, registering custom event types; analyst reads; partner ingests."""
+    """The specification: admin all; frontend all but key management, ingestion, partner registry changes,
+    cost settings changes and registering custom event types; analyst reads (GET, and the rule preview, a POST
+    that only reads); partner ingests."""
     key_management = path.startswith("/v1/api-keys")
     ingestion = method == "POST" and path == "/v1/events"
     partner_registry = method not in {"GET", "HEAD"} and path.startswith("/v1/partners")
@@ -35,7 +36,8 @@ def may(role: str, method: str, path: str) -> bool:
         return ingestion
     if key_management or ingestion or partner_registry or cost_settings or event_types:
         return False
-    return role == "frontend" or method == "GET"
+    read_only_post = method == "POST" and path == "/v1/segments/preview"
+    return role == "frontend" or method == "GET" or read_only_post
 
 
 def example_value(schema: dict) -> str:

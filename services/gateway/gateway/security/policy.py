@@ -6,7 +6,7 @@
   changes to the partner registry (a partner's `trust_contact_linking` is a security setting), changes to
   clv's cost settings (`/v1/value/profitability/settings`: they change every customer's profit) and registering
   custom event types (`POST /v1/event-types`: what every partner may send);
-- analyst: GET (and HEAD) on the same routes as frontend;
+- analyst: GET (and HEAD) on the same routes as frontend, and the POSTs that only read (`READ_ONLY_POSTS`);
 - partner: `POST /v1/events` only (and only events whose `source` is its partner id, checked by the proxy).
 """
 
@@ -15,6 +15,8 @@ from gateway.security.principal import Role
 OPEN_EXACT = {"/docs", "/docs/oauth2-redirect", "/openapi.json", "/asyncapi", "/asyncapi.json", "/metrics"}
 OPEN_PREFIXES = ("/health/",)
 READ_METHODS = {"GET", "HEAD"}
+# POSTs that change nothing (a body too rich for a query string): an analyst may send them.
+READ_ONLY_POSTS = {"/v1/segments/preview"}
 
 
 def is_open(method: str, path: str) -> bool:
@@ -52,4 +54,4 @@ def allowed(role: Role, method: str, path: str) -> bool:
         return False
     if role is Role.FRONTEND:
         return True
-    return method in READ_METHODS  # analyst
+    return method in READ_METHODS or (method == "POST" and path.rstrip("/") in READ_ONLY_POSTS)  # analyst

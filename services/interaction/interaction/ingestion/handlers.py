@@ -42,7 +42,7 @@ class Batch:
     adjustments: list[dict] = field(default_factory=list)
     properties: dict[tuple, dict] = field(default_factory=dict)  # (customer, kind, key) -> newest row
     deals: dict[tuple[str, str], dict] = field(default_factory=dict)  # (source, deal id) -> newest row
-    leads: list[tuple[PartnerEvent, uuid.UUID]] = field(default_factory=list)
+    leads: list[tuple[PartnerEvent, uuid.UUID, uuid.UUID]] = field(default_factory=list)  # event, customer, home
     outgoing: list[Envelope] = field(default_factory=list)
     touched: set[uuid.UUID] = field(default_factory=set)  # customers whose traits to recompute
 
@@ -160,7 +160,7 @@ def _feedback_submitted(batch: Batch, e: PartnerEvent, fact: Fact) -> None:
 
 @handles(p.LeadCaptured)
 def _lead_captured(batch: Batch, e: PartnerEvent, fact: Fact) -> None:
-    batch.leads.append((e, fact.customer_id))  # published once the batch's referrers are looked up
+    batch.leads.append((e, fact.customer_id, fact.home))  # published once the batch's referrers are looked up
 
 
 @handles(p.DealUpdated)

@@ -232,14 +232,14 @@ async def _write_other_facts(session: AsyncSession, batch: Batch) -> None:
     if batch.leads:
         leads = batch.leads
         referrers = await identity_repository.find(session, [
-            source_key(e.envelope.source, e.payload.referred_by) for e, _ in leads if e.payload.referred_by])
-        for e, cid in leads:
+            source_key(e.envelope.source, e.payload.referred_by) for e, _, _ in leads if e.payload.referred_by])
+        for e, cid, home in leads:
             lead: p.LeadCaptured = e.payload
             referrer = referrers.get(source_key(e.envelope.source, lead.referred_by)) if lead.referred_by else None
             batch.outgoing.append(wrap(contracts.LeadCaptured(
                 customer_id=cid, source=e.envelope.source, campaign=lead.campaign, lead_source=lead.lead_source,
                 qualified=lead.qualified, referred_by_customer_id=referrer[0] if referrer else None,
-                occurred_at=e.occurred_at), cid, e.envelope))
+                occurred_at=e.occurred_at, home_customer_id=home), cid, e.envelope))
 
 
 async def _publish(session: AsyncSession, outbox: Outbox, outgoing: list[Envelope],

@@ -92,3 +92,34 @@ customer_alias = sa.Table(
     sa.Column("merge_id", UUID(as_uuid=True), nullable=False),
     *timestamps(),
 )
+
+# What the customer did through whom, one row per (event, kind): `channel` and `partner` of purchases and
+# touchpoints (`origin_id` = purchase or touchpoint id, which an unmerge from before identity versions lists),
+# `campaign`, `lead_source` and `partner` of leads, `partner` of feedback. Facts are immutable events: inserted
+# once by id; like purchases they keep their home and belong to live(home) (shared/contracts/identity.py).
+customer_fact = sa.Table(
+    "customer_fact", metadata,
+    sa.Column("fact_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("customer_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("home_customer_id", UUID(as_uuid=True), nullable=False, index=True),
+    sa.Column("origin_id", UUID(as_uuid=True)),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+    *timestamps(),
+    sa.Index("ix_customer_fact_customer", "customer_id", "kind", "value"),
+    sa.Index("ix_customer_fact_origin", "origin_id"),
+)
+
+# NPS and CSAT as the customer gave them (the rule fields read the latest non-null score).
+feedback = sa.Table(
+    "feedback", metadata,
+    sa.Column("feedback_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("customer_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("home_customer_id", UUID(as_uuid=True), nullable=False, index=True),
+    sa.Column("nps", sa.SmallInteger),
+    sa.Column("csat", sa.SmallInteger),
+    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+    *timestamps(),
+    sa.Index("ix_feedback_customer", "customer_id", "occurred_at"),
+)

@@ -23,6 +23,8 @@ from shared.contracts.interaction import (
     CustomerMerged,
     CustomerUnmerged,
     CustomerUpdated,
+    FeedbackRecorded,
+    LeadCaptured,
     PurchaseRecorded,
     PurchaseRefunded,
     TouchpointRecorded,
@@ -67,6 +69,45 @@ SELECT * FROM unnest(CAST(:touchpoint_ids AS uuid[]), CAST(:customer_ids AS uuid
                      CAST(:channels AS text[]), CAST(:occurred AS timestamptz[]))
 ON CONFLICT (touchpoint_id) DO NOTHING
 """)
+
+# Facts for the rule fields channel, partner, campaign, lead_source (see models.customer_fact), placed like
+# purchases at live(home) (shared/contracts/identity.py).
+INSERT_FACTS = sa.text("""
+INSERT INTO segmentation.customer_fact (fact_id, customer_id, home_customer_id, origin_id, kind, value, occurred_at)
+SELECT * FROM unnest(CAST(:fact_ids AS uuid[]), CAST(:customer_ids AS uuid[]), CAST(:homes AS uuid[]),
+                     CAST(:origin_ids AS uuid[]), CAST(:kinds AS text[]), CAST(:values AS text[]),
+                     CAST(:occurred AS timestamptz[]))
+ON CONFLICT (fact_id) DO NOTHING
+""")
+
+INSERT_FEEDBACK = sa.text("""
+INSERT INTO segmentation.feedback (feedback_id, customer_id, home_customer_id, nps, csat, occurred_at)
+SELECT * FROM unnest(CAST(:feedback_ids AS uuid[]), CAST(:customer_ids AS uuid[]), CAST(:homes AS uuid[]),
+                     CAST(:nps AS smallint[]), CAST(:csat AS smallint[]), CAST(:occurred AS timestamptz[]))
+ON CONFLICT (feedback_id) DO NOTHING
+""")
+
+FACT_NAMESPACE = uuid.UUID("5e6d0000-0000-4000-8000-00000000fac7")
+
+
+def _facts(p: Any) -> list[tuple[uuid.UUID, uuid.UUID, str, str]]:
+    """(fact_id, origin_id, kind, value) of one event. Ids derive from the event's own ids (a lead has none:
+    its content stands for it), so a redelivered event inserts nothing new. `origin_id` is the purchase,
+    touchpoint or feedback id (a lead's: its content's id): an unmerge from before identity versions lists
+    purchases and touchpoints by it."""
+    if isinstance(p, PurchaseRecorded | TouchpointRecorded):
+        origin = p.purchase_id if isinstance(p, PurchaseRecorded) else p.touchpoint_id
+        pairs = [("channel", p.channel), ("partner", p.source)]
+    elif isinstance(p, LeadCaptured):
+        origin = uuid.uuid5(FACT_NAMESPACE, f"lead|{p.customer_id}|{p.source}|{p.occurred_at.isoformat()}")
+        pairs = [("partner", p.source), ("campaign", p.campaign), ("lead_source", p.lead_source)]
+    elif isinstance(p, FeedbackRecorded):
+        origin = p.feedback_id
+        pairs = [("partner", p.source)]
+    else:
+        return []
+    return [(uuid.uuid5(FACT_NAMESPACE, f"{origin}|{kind}"), origin, kind, value) for kind, value in pairs if value]
+
 
 # Attribute changes: a null value removes the attribute (stripped when the aggregate is re-derived).
 UPSERT_ATTRIBUTES = sa.text("""
@@ -142,7 +183,7 @@ RESOLVE_ALIASES = sa.text("""
 SELECT merged_id, survivor_id FROM segmentation.customer_alias WHERE merged_id = ANY(CAST(:ids AS uuid[]))
 """)
 
-FACT_TABLES = ["purchase", "purchase_refund", "touchpoint"]
+FACT_TABLES = ["purchase", "purchase_refund", "touchpoint", "customer_fact", "feedback"]
 
 # The copy's merges (shared/contracts/identity.py): every fact belongs to live(home) over the merges in force.
 RECORD_MERGE = sa.text(record_merge_sql("segmentation.customer_merge"))
@@ -154,10 +195,12 @@ REFRESH_ALIASES = [sa.text(sql) for sql in [
        SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:lives AS uuid[]), CAST(:merge_ids AS uuid[])) AS a(id, live, m)
        WHERE a.id <> a.live""",
 ]]
-# (table, the column an unmerge's lists name, which list)
-LISTED = [("purchase", "purchase_id", "purchase_ids"), ("purchase_refund", "purchase_id", "purchase_ids"),
-          ("touchpoint", "touchpoint_id", "touchpoint_ids")]
-PIN_LEGACY_UNMERGE = [(sa.text(sql), ids) for table, column, ids in LISTED
+# (table, the column an unmerge's lists name, which lists): channel/partner facts go with their purchases and
+# touchpoints; feedback and leads were never listed (they stay where they are, as in clv's copy).
+LISTED = [("purchase", "purchase_id", ["purchase_ids"]), ("purchase_refund", "purchase_id", ["purchase_ids"]),
+          ("touchpoint", "touchpoint_id", ["touchpoint_ids"]),
+          ("customer_fact", "origin_id", ["purchase_ids", "touchpoint_ids"]), ("feedback", "feedback_id", [])]
+PIN_LEGACY_UNMERGE = [(sa.text(sql), lists) for table, column, lists in LISTED
                       for sql in pin_legacy_unmerge_sql(f"segmentation.{table}", column)]
 # Facts whose home is in the chain go to their home's live customer; returns the customers they left.
 MOVE_FACTS = [sa.text(f"""
@@ -200,6 +243,8 @@ ERASE_STATEMENTS = [sa.text(sql) for sql in [
     "(SELECT purchase_id FROM segmentation.purchase WHERE customer_id = :customer)",
     "DELETE FROM segmentation.purchase WHERE customer_id = :customer",
     "DELETE FROM segmentation.touchpoint WHERE customer_id = :customer",
+    "DELETE FROM segmentation.customer_fact WHERE customer_id = :customer",
+    "DELETE FROM segmentation.feedback WHERE customer_id = :customer",
     "DELETE FROM segmentation.purchase_summary WHERE customer_id = :customer",
     "DELETE FROM segmentation.customer_aggregate WHERE customer_id = :customer",
     "DELETE FROM segmentation.segment_membership WHERE customer_id = :customer",
@@ -269,6 +314,24 @@ class _Batch:
                 "channels": [p.channel for p in touchpoints], "occurred": [p.occurred_at for p in touchpoints],
             })
             self.touched.update(resolve(home(p)) for p in touchpoints)
+        facts = [(f, home(p), p.occurred_at) for p in payloads for f in _facts(p)]
+        if facts:
+            await self.session.execute(INSERT_FACTS, {
+                "fact_ids": [f[0] for f, _, _ in facts], "customer_ids": [resolve(h) for _, h, _ in facts],
+                "homes": [h for _, h, _ in facts], "origin_ids": [f[1] for f, _, _ in facts],
+                "kinds": [f[2] for f, _, _ in facts], "values": [f[3] for f, _, _ in facts],
+                "occurred": [t for _, _, t in facts],
+            })
+            self.touched.update(resolve(h) for _, h, _ in facts)
+        feedback = [p for p in payloads if isinstance(p, FeedbackRecorded)]
+        if feedback:
+            await self.session.execute(INSERT_FEEDBACK, {
+                "feedback_ids": [p.feedback_id for p in feedback],
+                "customer_ids": [resolve(home(p)) for p in feedback], "homes": [home(p) for p in feedback],
+                "nps": [p.nps for p in feedback], "csat": [p.csat for p in feedback],
+                "occurred": [p.occurred_at for p in feedback],
+            })
+            self.touched.update(resolve(home(p)) for p in feedback)
         if attributes:
             await self.session.execute(UPSERT_ATTRIBUTES, {
                 "customer_ids": list(attributes), "attributes": [json.dumps(a) for a in attributes.values()],
@@ -285,9 +348,9 @@ class _Batch:
                 await self.session.execute(RECORD_MERGE, params)
             elif (await self.session.execute(RECORD_UNMERGE, params)).scalar() is None:
                 chain = list((await self.session.execute(CHAIN_MEMBERS, {"ids": [merged]})).scalars())
-                for statement, listed in PIN_LEGACY_UNMERGE:
-                    await self.session.execute(statement, {"restored": merged, "chain": chain,
-                                                           "listed": getattr(p, listed)})
+                for statement, lists in PIN_LEGACY_UNMERGE:
+                    listed = [i for name in lists for i in getattr(p, name)]
+                    await self.session.execute(statement, {"restored": merged, "chain": chain, "listed": listed})
             await self.follow_chain(merged, p.merged_at if isinstance(p, CustomerMerged) else p.unmerged_at)
         elif isinstance(p, CustomerErased):
             for statement in ERASE_STATEMENTS:
@@ -390,7 +453,8 @@ def _with_rules(apply, outbox: Outbox | None, reporting_currency: str):  # noqa:
 
 
 INTERACTION_TYPES = {m.EVENT_TYPE: m for m in [PurchaseRecorded, PurchaseRefunded, TouchpointRecorded, CustomerUpdated,
-                                               CustomerMerged, CustomerUnmerged, CustomerErased]}
+                                               CustomerMerged, CustomerUnmerged, CustomerErased, FeedbackRecorded,
+                                               LeadCaptured]}
 
 
 def interaction_subscription(outbox: Outbox | None = None, reporting_currency: str = "EUR") -> Subscription:

@@ -43,6 +43,17 @@ FIELDS: dict[str, tuple[str, str]] = {
     "last_purchase_at": ("time", "a.last_purchase_at"),
     "last_touch_at": ("time", "a.last_touch_at"),
     "segment": ("segment", ""),
+    # The latest score the customer gave (feedback without that score is skipped).
+    "nps": ("number", "(SELECT f.nps FROM segmentation.feedback f WHERE f.customer_id = a.customer_id "
+                      "AND f.nps IS NOT NULL ORDER BY f.occurred_at DESC, f.feedback_id DESC LIMIT 1)"),
+    "csat": ("number", "(SELECT f.csat FROM segmentation.feedback f WHERE f.customer_id = a.customer_id "
+                       "AND f.csat IS NOT NULL ORDER BY f.occurred_at DESC, f.feedback_id DESC LIMIT 1)"),
+    # Facts the customer has any of (customer_fact.kind = the field name): `in`/`eq` = at least one of the values,
+    # `not_in`/`ne` = none of them.
+    "channel": ("fact", "channel"),
+    "partner": ("fact", "partner"),
+    "campaign": ("fact", "campaign"),
+    "lead_source": ("fact", "lead_source"),
 }
 OPS = {
     "number": {"eq", "ne", "gt", "gte", "lt", "lte", "between", "in", "not_in", "is_null", "is_not_null"},
@@ -50,6 +61,7 @@ OPS = {
     "time": {"within_last_days", "not_within_last_days", "before", "after", "is_null", "is_not_null"},
     "attribute": {"eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "exists", "not_exists"},
     "segment": {"member_of", "not_member_of"},
+    "fact": {"eq", "ne", "in", "not_in"},
 }
 COMPARE = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 NO_VALUE = {"is_null", "is_not_null", "exists", "not_exists"}
@@ -170,7 +182,7 @@ def _check_value(kind: str, op: str, value: Any, where: str) -> None:
                 _number(v, where)
         else:
             _number(value, where)
-    elif kind in ("text", "segment"):
+    elif kind in ("text", "segment", "fact"):
         if op in ("in", "not_in"):
             for v in _list(value, where):
                 _text(v, where)
@@ -223,6 +235,11 @@ def _condition(node: dict, out: Compiled) -> str:
         return f"{expr} IS NULL"
     if op == "is_not_null":
         return f"{expr} IS NOT NULL"
+    if kind == "fact":
+        values = out.bind(value if isinstance(value, list) else [value])
+        exists = (f"EXISTS (SELECT 1 FROM segmentation.customer_fact cf WHERE cf.customer_id = a.customer_id "
+                  f"AND cf.kind = '{expr}' AND cf.value = ANY(CAST({values} AS text[])))")
+        return exists if op in ("eq", "in") else f"NOT {exists}"
     if kind == "segment":
         keys = out.bind(value if isinstance(value, list) else [value])
         exists = ("EXISTS (SELECT 1 FROM segmentation.segment_membership sm JOIN segmentation.segment sg "

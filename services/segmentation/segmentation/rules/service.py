@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.messaging.outbox import Outbox
-from shared.problems import DomainError
+from shared.problems import DomainError, NotFound
 
 from segmentation.rules.language import compile_rule, uses_rfm, validate
 from segmentation.segments.membership import movement, notify_relay, publish_params, rule_diff
@@ -20,6 +20,14 @@ DEFAULT_RFM_FAMILY = "rfm:default"
 
 class SegmentExists(DomainError):
     status, slug, title = 409, "segment-exists", "Segment key already taken"
+
+
+class SegmentArchived(DomainError):
+    status, slug, title = 409, "segment-archived", "Segment archived"
+
+
+class NotARuleSegment(DomainError):
+    status, slug, title = 409, "not-a-rule-segment", "Only rule segments are edited or archived"
 
 
 def segment_id_for(key: str) -> uuid.UUID:
@@ -78,15 +86,76 @@ async def create_rule_segment(session: AsyncSession, outbox: Outbox, *, key: str
     })).scalar()
     if inserted is None:
         raise SegmentExists(f"a segment with key {full_key!r} already exists")
+    await _keep_version(session, segment_id)
     await refresh_rule_segments(session, outbox, currency, segment_ids=[segment_id])
     return segment_id
+
+
+async def _keep_version(session: AsyncSession, segment_id: uuid.UUID) -> None:
+    await session.execute(sa.text("""
+        INSERT INTO segmentation.segment_version (segment_id, version, name, description, definition)
+        SELECT segment_id, version, name, description, definition FROM segmentation.segment
+        WHERE segment_id = :id"""), {"id": segment_id})
+
+
+async def _editable(session: AsyncSession, segment_id: uuid.UUID) -> dict:
+    """The rule segment, locked until the transaction ends so two edits number their versions one after the other."""
+    row = (await session.execute(sa.text("""
+        SELECT segment_id, kind, name, description, definition, version, archived_at FROM segmentation.segment
+        WHERE segment_id = :id FOR UPDATE"""), {"id": segment_id})).mappings().first()
+    if row is None:
+        raise NotFound(f"no segment {segment_id}")
+    if row["kind"] != "rule":
+        raise NotARuleSegment(f"segment {segment_id} is a {row['kind']} segment: runs decide its members, not a rule")
+    if row["archived_at"] is not None:
+        raise SegmentArchived(f"segment {segment_id} was archived at {row['archived_at'].isoformat()}")
+    return dict(row)
+
+
+async def edit_rule_segment(session: AsyncSession, outbox: Outbox, segment_id: uuid.UUID, *, changes: dict[str, Any],
+                            default_currency: str) -> int:
+    """A new version of the segment (name, description, rule or currency changed), its members re-evaluated now:
+    who no longer matches leaves and who now matches enters, both recorded with the new version."""
+    current = await _editable(session, segment_id)
+    definition = dict(current["definition"])
+    if "rule" in changes:
+        validate(changes["rule"])
+        definition["rule"] = changes["rule"]
+    if changes.get("currency") is not None:
+        definition["currency"] = changes["currency"]
+    version = (await session.execute(sa.text("""
+        UPDATE segmentation.segment SET version = version + 1, definition = CAST(:definition AS jsonb),
+            name = :name, description = :description, updated_at = now()
+        WHERE segment_id = :id RETURNING version"""), {
+        "id": segment_id, "definition": _json(definition), "name": changes.get("name") or current["name"],
+        "description": changes["description"] if "description" in changes else current["description"],
+    })).scalar_one()
+    await _keep_version(session, segment_id)
+    await refresh_rule_segments(session, outbox, default_currency, segment_ids=[segment_id])
+    return version
+
+
+async def archive_rule_segment(session: AsyncSession, outbox: Outbox, segment_id: uuid.UUID) -> None:
+    """No longer evaluated nor listed; its members leave now (recorded with its last version, published like any
+    exit, so `member_of` rules and subscribers see them go); its versions and history stay readable."""
+    current = await _editable(session, segment_id)
+    now = datetime.now(UTC)
+    await session.execute(sa.text("""
+        UPDATE segmentation.segment SET archived_at = :now, updated_at = now() WHERE segment_id = :id"""),
+        {"id": segment_id, "now": now})
+    nobody = "SELECT CAST(NULL AS uuid) AS customer_id WHERE false"
+    rows = (await session.execute(rule_diff(nobody, scoped=False), {
+        **publish_params(outbox, now, None), "segment_id": segment_id, "version": current["version"]})).all()
+    if rows:
+        await notify_relay(session, outbox)
+    await _summarise(session, [segment_id])
 
 
 async def refresh_rule_segments(session: AsyncSession, outbox: Outbox, default_currency: str, *,
                                 customer_ids: list | None = None, segment_ids: list | None = None,
                                 run_id: uuid.UUID | None = None) -> dict[uuid.UUID, dict[str, int]]:
     """Re-evaluate rule segments (all customers, or only `customer_ids`) and publish the membership changes."""
-    query = "SELECT segment_id, definition FROM segmentation.segment WHERE kind = 'rule'"
+    query = "SELECT segment_id, definition, version FROM segmentation.segment WHERE kind = 'rule' AND archived_at IS NULL"
     params: dict[str, Any] = {}
     if segment_ids is not None:
         query += " AND segment_id = ANY(CAST(:ids AS uuid[]))"
@@ -99,7 +168,7 @@ async def refresh_rule_segments(session: AsyncSession, outbox: Outbox, default_c
         matched_sql, match_params = await _matching(session, node, currency, customer_ids)
         statement = rule_diff(matched_sql, scoped=customer_ids is not None)
         rows = (await session.execute(statement, {**match_params, **publish_params(outbox, now, run_id),
-                                                  "segment_id": rule.segment_id})).all()
+                                                  "segment_id": rule.segment_id, "version": rule.version})).all()
         moved.update(movement(rows))
     if any(sum(m.values()) for m in moved.values()):
         await notify_relay(session, outbox)

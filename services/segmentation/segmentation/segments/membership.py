@@ -69,17 +69,20 @@ WITH left_rows AS (
 
 
 def rule_diff(matched_sql: str, scoped: bool) -> sa.TextClause:
-    """The diff of one rule segment: `matched_sql` selects the customer_ids that satisfy it now."""
+    """The diff of one rule segment: `matched_sql` selects the customer_ids that satisfy it now; each entry and
+    exit records `:version`, the rule version that caused it."""
     scope = "AND m.customer_id = ANY(CAST(:customer_ids AS uuid[]))" if scoped else ""
     return sa.text(f"""
 WITH matched AS ({matched_sql}), left_rows AS (
-    UPDATE segmentation.segment_membership m SET left_at = CAST(:now AS timestamptz), left_run_id = CAST(:run_id AS uuid), updated_at = now()
+    UPDATE segmentation.segment_membership m SET left_at = CAST(:now AS timestamptz), left_run_id = CAST(:run_id AS uuid),
+        left_version = CAST(:version AS int), updated_at = now()
     WHERE m.segment_id = CAST(:segment_id AS uuid) AND m.left_at IS NULL {scope}
       AND NOT EXISTS (SELECT 1 FROM matched x WHERE x.customer_id = m.customer_id)
     RETURNING m.customer_id, m.segment_id, 'left'::text AS change
 ), entered_rows AS (
-    INSERT INTO segmentation.segment_membership (segment_id, customer_id, entered_at, entered_run_id)
-    SELECT CAST(:segment_id AS uuid), x.customer_id, CAST(:now AS timestamptz), CAST(:run_id AS uuid) FROM matched x
+    INSERT INTO segmentation.segment_membership (segment_id, customer_id, entered_at, entered_run_id, entered_version)
+    SELECT CAST(:segment_id AS uuid), x.customer_id, CAST(:now AS timestamptz), CAST(:run_id AS uuid),
+           CAST(:version AS int) FROM matched x
     WHERE NOT EXISTS (SELECT 1 FROM segmentation.segment_membership m
                       WHERE m.segment_id = CAST(:segment_id AS uuid) AND m.customer_id = x.customer_id AND m.left_at IS NULL)
     -- Two consumers re-evaluating the same customer at once: the second insert is a no-op, not an error.

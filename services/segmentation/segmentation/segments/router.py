@@ -2,13 +2,23 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
 
+from shared.csv_stream import stream_csv
 from shared.db import SessionDep
 from shared.pagination import Cursor, InvalidCursor, Limit, decode, encode
 from shared.problems import NotFound, problem_responses
 
 from segmentation.rules.language import InvalidDefinition
-from segmentation.rules.service import SegmentExists, create_rule_segment, preview
+from segmentation.rules.service import (
+    NotARuleSegment,
+    SegmentArchived,
+    SegmentExists,
+    archive_rule_segment,
+    create_rule_segment,
+    edit_rule_segment,
+    preview,
+)
 from segmentation.segments import repository
 from segmentation.segments.schemas import (
     Kind,
@@ -19,8 +29,13 @@ from segmentation.segments.schemas import (
     RulePreview,
     RulePreviewRequest,
     RuleSegmentCreate,
+    RuleSegmentEdit,
+    SegmentHistoryPage,
+    SegmentHistoryRecord,
     SegmentPage,
     SegmentRead,
+    SegmentVersion,
+    SegmentVersionList,
 )
 
 router = APIRouter(tags=["segments"])
@@ -32,11 +47,13 @@ def _currency(request: Request, currency: str | None) -> str:
 
 @router.get("/v1/segments", response_model=SegmentPage, responses=problem_responses(InvalidCursor))
 async def list_segments(session: SessionDep, limit: Limit = 100, cursor: Cursor = None, kind: Kind | None = None,
-                        family: Annotated[str | None, Query(max_length=100, pattern=r"^[a-z0-9:\-]+$")] = None) -> SegmentPage:
-    """Segments of every kind with their summaries (size, revenue share, average value, movement)."""
+                        family: Annotated[str | None, Query(max_length=100, pattern=r"^[a-z0-9:\-]+$")] = None,
+                        include_archived: bool = False) -> SegmentPage:
+    """Segments of every kind with their summaries (size, revenue share, average value, movement); archived rule
+    segments only with `include_archived=true`."""
     after = decode(cursor, str)
     rows = await repository.list_segments(session, kind=kind, family=family, after=after[0] if after else None,
-                                          limit=limit + 1)
+                                          limit=limit + 1, include_archived=include_archived)
     items = [SegmentRead.model_validate(r) for r in rows[:limit]]
     return SegmentPage(items=items, next_cursor=encode(items[-1].key) if len(rows) > limit else None)
 
@@ -64,16 +81,115 @@ async def read_segment(segment_id: uuid.UUID, session: SessionDep) -> SegmentRea
     return SegmentRead.model_validate(await repository.get_segment(session, segment_id))
 
 
+@router.patch("/v1/segments/{segment_id}", response_model=SegmentRead,
+              responses=problem_responses(NotFound, InvalidDefinition, NotARuleSegment, SegmentArchived))
+async def edit_segment(segment_id: uuid.UUID, body: RuleSegmentEdit, request: Request, session: SessionDep) -> SegmentRead:
+    """A new version of a rule segment; its members are re-evaluated now (entries and exits name the version)."""
+    await edit_rule_segment(session, request.app.state.runtime.outbox, segment_id,
+                            changes=body.model_dump(exclude_unset=True), default_currency=_currency(request, None))
+    return SegmentRead.model_validate(await repository.get_segment(session, segment_id))
+
+
+@router.delete("/v1/segments/{segment_id}", response_model=SegmentRead,
+               responses=problem_responses(NotFound, NotARuleSegment, SegmentArchived))
+async def archive_segment(segment_id: uuid.UUID, request: Request, session: SessionDep) -> SegmentRead:
+    """Archive a rule segment (deleting is archiving): no longer evaluated nor listed, its members leave, its
+    versions and history stay readable."""
+    await archive_rule_segment(session, request.app.state.runtime.outbox, segment_id)
+    return SegmentRead.model_validate(await repository.get_segment(session, segment_id))
+
+
+@router.get("/v1/segments/{segment_id}/versions", response_model=SegmentVersionList, responses=problem_responses(NotFound))
+async def segment_versions(segment_id: uuid.UUID, session: SessionDep) -> SegmentVersionList:
+    """Every version of a rule segment's rule, newest first."""
+    await repository.get_segment(session, segment_id)
+    rows = await repository.versions(session, segment_id)
+    return SegmentVersionList(segment_id=segment_id, items=[SegmentVersion.model_validate(dict(r)) for r in rows])
+
+
+def _member(row: dict) -> Member:
+    return Member(customer_id=row["customer_id"], entered_at=row["entered_at"], entered_version=row["entered_version"],
+                  value=row["clv"], value_currency=row["clv_currency"], tier=row["value_tier"], stage=row["stage"])
+
+
 @router.get("/v1/segments/{segment_id}/members", response_model=MemberPage,
             responses=problem_responses(NotFound, InvalidCursor))
 async def segment_members(segment_id: uuid.UUID, session: SessionDep, limit: Limit = 100,
                           cursor: Cursor = None) -> MemberPage:
-    """Current members of a segment, by customer id."""
+    """Current members of a segment with their value, tier and stage."""
     await repository.get_segment(session, segment_id)
     after = decode(cursor, uuid.UUID)
     rows = await repository.members(session, segment_id, after[0] if after else None, limit + 1)
-    items = [Member(customer_id=r.customer_id, entered_at=r.entered_at) for r in rows[:limit]]
+    items = [_member(r) for r in rows[:limit]]
     return MemberPage(items=items, next_cursor=encode(items[-1].customer_id) if len(rows) > limit else None)
+
+
+@router.get("/v1/segments/{segment_id}/history", response_model=SegmentHistoryPage,
+            responses=problem_responses(NotFound, InvalidCursor))
+async def segment_history(segment_id: uuid.UUID, session: SessionDep, limit: Limit = 100,
+                          cursor: Cursor = None) -> SegmentHistoryPage:
+    """Who entered and left the segment, when, and by which rule version (or run), newest first."""
+    await repository.get_segment(session, segment_id)
+    after = decode(cursor, int)
+    rows = await repository.segment_history(session, segment_id, after[0] if after else None, limit + 1)
+    items = [SegmentHistoryRecord.model_validate(dict(r)) for r in rows[:limit]]
+    next_cursor = encode(rows[limit - 1]["membership_id"]) if len(rows) > limit else None
+    return SegmentHistoryPage(segment_id=segment_id, items=items, next_cursor=next_cursor)
+
+
+EXPORT_PAGE = 2000
+MEMBER_COLUMNS = ["customer_id", "entered_at", "entered_version", "value", "value_currency", "tier", "stage"]
+HISTORY_COLUMNS = ["customer_id", "entered_at", "entered_version", "entered_run_id", "left_at", "left_version",
+                   "left_run_id"]
+CSV_RESPONSE = {200: {"content": {"text/csv": {}}, "description": "CSV (RFC 4180), streamed page by page."}}
+
+
+def _csv(segment_id: uuid.UUID, what: str, pages) -> StreamingResponse:  # noqa: ANN001
+    filename = f"segment-{segment_id}-{what}.csv"
+    return StreamingResponse(pages, media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@router.get("/v1/segments/{segment_id}/members/export", response_class=StreamingResponse,
+            responses={**problem_responses(NotFound), **CSV_RESPONSE})
+async def export_members(segment_id: uuid.UUID, request: Request, session: SessionDep) -> StreamingResponse:
+    """All current members as CSV, streamed: each page of rows is read in its own short transaction (the export
+    holds no connection while the client is slow to read), so it is not one snapshot of a segment that moves."""
+    await repository.get_segment(session, segment_id)
+    factory = request.app.state.session_factory
+
+    async def pages():  # noqa: ANN202
+        after = None
+        while True:
+            async with factory() as s:
+                rows = await repository.members(s, segment_id, after, EXPORT_PAGE)
+            if not rows:
+                return
+            yield [[r["customer_id"], r["entered_at"], r["entered_version"], r["clv"], r["clv_currency"],
+                    r["value_tier"], r["stage"]] for r in rows]
+            after = rows[-1]["customer_id"]
+
+    return _csv(segment_id, "members", stream_csv(MEMBER_COLUMNS, pages()))
+
+
+@router.get("/v1/segments/{segment_id}/history/export", response_class=StreamingResponse,
+            responses={**problem_responses(NotFound), **CSV_RESPONSE})
+async def export_history(segment_id: uuid.UUID, request: Request, session: SessionDep) -> StreamingResponse:
+    """The segment's whole history (entries and exits) as CSV, newest first, streamed as the members export is."""
+    await repository.get_segment(session, segment_id)
+    factory = request.app.state.session_factory
+
+    async def pages():  # noqa: ANN202
+        after = None
+        while True:
+            async with factory() as s:
+                rows = await repository.segment_history(s, segment_id, after, EXPORT_PAGE)
+            if not rows:
+                return
+            yield [[r[c] for c in HISTORY_COLUMNS] for r in rows]
+            after = rows[-1]["membership_id"]
+
+    return _csv(segment_id, "history", stream_csv(HISTORY_COLUMNS, pages()))
 
 
 @router.get("/v1/customers/{customer_id}/segments/history", response_model=MembershipHistoryPage,

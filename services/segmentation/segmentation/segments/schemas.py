@@ -1,5 +1,6 @@
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -17,6 +18,8 @@ class SegmentRead(BaseModel):
     definition: dict[str, Any] | None
     summary: dict[str, Any] | None = Field(description="Size, revenue share, average value, movement at the last run.")
     last_run_id: uuid.UUID | None
+    version: int = Field(description="Rule segments: the current version of the rule (1 when saved, +1 per edit).")
+    archived_at: datetime | None = Field(description="Archived rule segments are no longer evaluated nor listed.")
     updated_at: datetime
 
 
@@ -35,6 +38,43 @@ class RuleSegmentCreate(BaseModel):
     currency: str | None = Field(None, pattern=r"^[A-Z]{3}$", description="Currency of `spend` (reporting currency).")
 
 
+class RuleSegmentEdit(BaseModel):
+    """What changes; every edit is a new version and re-evaluates the members."""
+    name: str | None = Field(None, min_length=1, max_length=100, pattern=r"^[^\x00]*$")
+    description: str | None = Field(None, max_length=1000, pattern=r"^[^\x00]*$")
+    rule: dict[str, Any] | None = Field(None, examples=[{"field": "spend", "op": "gte", "value": 800}])
+    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
+
+
+class SegmentVersion(BaseModel):
+    version: int
+    name: str
+    description: str | None
+    definition: dict[str, Any]
+    created_at: datetime
+
+
+class SegmentVersionList(BaseModel):
+    segment_id: uuid.UUID
+    items: list[SegmentVersion] = Field(description="Newest first.")
+
+
+class SegmentHistoryRecord(BaseModel):
+    customer_id: uuid.UUID
+    entered_at: datetime
+    entered_version: int | None = Field(description="The rule version whose evaluation made the entry.")
+    entered_run_id: uuid.UUID | None
+    left_at: datetime | None
+    left_version: int | None = Field(description="The rule version whose evaluation (or archive) made the exit.")
+    left_run_id: uuid.UUID | None
+
+
+class SegmentHistoryPage(BaseModel):
+    segment_id: uuid.UUID
+    items: list[SegmentHistoryRecord]
+    next_cursor: str | None
+
+
 class RulePreviewRequest(BaseModel):
     rule: dict[str, Any]
     currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
@@ -48,6 +88,11 @@ class RulePreview(BaseModel):
 class Member(BaseModel):
     customer_id: uuid.UUID
     entered_at: datetime
+    entered_version: int | None
+    value: Decimal | None = Field(description="CLV, as clv last published it.")
+    value_currency: str | None
+    tier: str | None
+    stage: str | None
 
 
 class MemberPage(BaseModel):
@@ -64,6 +109,8 @@ class MembershipRecord(BaseModel):
     left_at: datetime | None
     entered_run_id: uuid.UUID | None
     left_run_id: uuid.UUID | None
+    entered_version: int | None
+    left_version: int | None
 
 
 class MembershipHistoryPage(BaseModel):

@@ -9,7 +9,7 @@ from scipy.integrate import quad
 from scipy.special import gammaln, hyp2f1
 
 from clv.models import BetaGeo, FitError, GammaGamma, ModifiedBetaGeo, ParetoNBD, Summary, collapse, discounted_clv
-from clv.models import simulate
+from clv.models import pareto_series, simulate
 from clv.models.data import InvalidSummary
 
 CDNOW = Path(__file__).parent / "data" / "cdnow_customers_summary_with_transactions.csv"
@@ -346,7 +346,7 @@ def test_no_dropout_heterogeneity_gives_finite_continuous_predictions(model_cls)
 PARETO_REGIMES = [(0.553, 10.578, 0.606, 11.669),   # CDNOW: α < β, z small
                   (0.55, 20.0, 0.61, 5.0),          # α > β
                   (0.5, 8.0, 0.7, 8.0),             # α = β: the series is 1
-                  (0.5, 10.0, 0.7, 4000.0),         # β thousands of times α: z near 1, thousands of terms
+                  (0.5, 10.0, 0.7, 4000.0),         # β thousands of times α: z near 1, hyp2f1 fallback
                   (0.5, 4000.0, 0.7, 3.0),          # the mirror image
                   (3.0, 2.0, 5.0, 30.0)]            # large shapes
 
@@ -387,6 +387,22 @@ def test_pareto_nbd_analytic_gradient_matches_finite_differences(params):
         total = lambda p: float(np.dot(data.weights, ParetoNBD._rows(p, data.x, data.t_x, data.T)))  # noqa: E731
         numeric = (total(up) - total(down)) / (2 * h)
         assert grad[i] == pytest.approx(numeric, rel=1e-6, abs=1e-6), (i, grad[i], numeric)
+
+
+@pytest.mark.parametrize("params", [PARETO_REGIMES[3], PARETO_REGIMES[4]])
+def test_pareto_nbd_pairs_past_the_term_cap_fall_back_to_the_same_values(params, monkeypatch):
+    # Near z = 1 the series is cut after MAX_TERMS (it needed up to 200,000 terms per evaluation: 3 customers took
+    # 2.7 s to fit); the pairs it did not sum take hyp2f1 and central differences. Both agree with the full series.
+    data, params = _extreme_summary(), np.array(params)
+    px, pt, _, _ = pareto_series._pairs(data)
+    calls, fallback = [], pareto_series._fallback
+    monkeypatch.setattr(pareto_series, "_fallback", lambda *a: calls.append(len(a[1])) or fallback(*a))
+    capped, capped_grad = pareto_series.log_g(params, px, pt)
+    assert calls and calls[0] > 0
+    monkeypatch.setattr(pareto_series, "MAX_TERMS", 400_000)
+    full, full_grad = pareto_series.log_g(params, px, pt)
+    np.testing.assert_allclose(capped, full, rtol=1e-12)
+    np.testing.assert_allclose(capped_grad, full_grad, rtol=1e-6, atol=1e-9)
 
 
 def test_pareto_nbd_on_cdnow_has_standard_errors():

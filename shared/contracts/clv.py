@@ -20,10 +20,13 @@ class CustomerValueUpdated(Payload):
     currency: str
     historical_value: Decimal = Field(description="Realised margin to date.")
     current_value: Decimal = Field(description="Expected value over the coming period at present behaviour.")
-    potential_value: Decimal = Field(description="Upside if retained and developed.")
+    potential_value: Decimal = Field(description=(
+        "Development upside: margin × P(alive) × (wallet − expected spend if alive) over the lifetime horizon "
+        "(the clv service docs define the wallet)."))
     clv: Decimal
     probability_alive: float = Field(ge=0, le=1)
-    expected_purchases: float = Field(ge=0, description="Over the model's horizon.")
+    expected_purchases: float = Field(ge=0, description=(
+        "Over the scoring run's current period (`current_months`, default 12 months), not the lifetime horizon."))
     tier: str = Field(examples=["platinum", "gold", "silver", "bronze"])
     previous_tier: str | None = None
     model_version: str | None = None

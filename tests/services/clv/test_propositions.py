@@ -222,3 +222,34 @@ async def test_bad_input_is_a_problem_document_not_a_500(database_url):
         assert r.status_code == 409 and "not scored" in r.json()["detail"]
         assert (await svc.client.get(f"/v1/propositions/{uuid.uuid4()}/performance")).status_code == 404
         assert (await svc.client.get("/v1/value/gap", params={"group_by": "nope"})).status_code == 422
+
+
+async def test_development_and_win_back_gains_use_potential_and_retention_value(database_url):
+    from decimal import Decimal
+    events = simulated_purchases(300, NOW - timedelta(days=1), seed=6)
+    async with clv_service(database_url) as svc:
+        engine = svc.app.state.runtime.engine
+        await svc.publish(events)
+        await wait_until(lambda: _purchases(engine, len(events)), message="purchases applied")
+        fit = await svc.client.post("/v1/value/models/fits", json={"currency": "EUR"})
+        assert (await svc.poll(f"/v1/value/models/fits/{fit.json()['id']}"))["status"] == "succeeded"
+        run = await svc.client.post("/v1/value/scorings", json={"currency": "EUR"})
+        assert (await svc.poll(f"/v1/value/scorings/{run.json()['id']}"))["status"] == "succeeded"
+        bodies = {basis: {"name": f"{basis} offer", "kind": "offer", "currency": "EUR", "cost": "0.50",
+                          "expected_uplift": 0.2, "value_basis": basis, "holdout_fraction": 0.0}
+                  for basis in ("clv", "potential", "retention")}
+        for body in bodies.values():
+            created = await svc.client.post("/v1/propositions", json=body)
+            assert created.status_code == 201 and created.json()["value_basis"] == body["value_basis"], created.text
+        someone = (await _top_customers(engine))[0]
+        value = (await svc.client.get(f"/v1/customers/{someone}/value")).json()["by_currency"][0]["model"]
+        best = (await svc.client.get(f"/v1/customers/{someone}/propositions/next-best",
+                                     params={"currency": "EUR"})).json()
+        gains = {c["name"].split()[0]: Decimal(c["expected_gain"]) for c in best["candidates"]}
+        for basis, field in (("clv", "clv"), ("potential", "potential_value"), ("retention", "retention_value")):
+            expected = (Decimal("0.2") * Decimal(value[field]) - Decimal("0.50")).quantize(Decimal("0.0001"))
+            assert gains[basis] == expected, (basis, gains, value)
+        win_back = next(c for c in best["candidates"] if c["name"] == "retention offer")
+        assert any("retention value" in r for r in win_back["reasons"])
+        bad = await svc.client.post("/v1/propositions", json={**bodies["clv"], "value_basis": "wallet"})
+        assert bad.status_code == 422

@@ -1,5 +1,6 @@
 """Fits, scoring, tiers and value events on a real Postgres, fed through the service's own inbox consumer."""
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -159,7 +160,9 @@ async def test_scheduled_refit_fits_and_scores_each_due_currency(database_url, e
         await wait_until(lambda: _count(engine, "clv.scoring_run where status = 'succeeded'", 1), timeout=60,
                          message="a scheduled fit and scoring run")
         fit = (await svc.client.get("/v1/value/models/fits")).json()["items"][-1]
-        assert fit["status"] == "succeeded" and fit["model"] == "bgnbd" and fit["currency"] == "EUR"
+        # The schedule chooses the model (auto): every candidate was fitted and held out, the chosen one scored.
+        assert fit["status"] == "succeeded" and fit["currency"] == "EUR" and fit["usable"], fit
+        assert fit["model"] == fit["selection"]["chosen"] and len(fit["selection"]["candidates"]) == 3
         assert await scalar(engine, "select count(*) from clv.customer_value") == len({e.customer_id for e in events})
 
 
@@ -201,3 +204,82 @@ async def test_a_new_customer_is_scored_from_the_accepted_fit_without_a_scoring_
 async def _version_above(engine, customer_id, version: int) -> bool:
     now = await scalar(engine, f"select version from clv.customer_value where customer_id = '{customer_id}'")
     return now is not None and now > version
+
+
+async def test_three_customers_give_a_fit_that_scoring_refuses_with_the_reason(database_url):
+    """The issue's case: BG/NBD on 3 customers "converged" with a, b ≈ e^11 and no SEs, and was used to score."""
+    async with clv_service(database_url) as svc:
+        a, b, c = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+        await svc.publish([purchase(a, "10", AS_OF - timedelta(days=200), "USD"),
+                           purchase(a, "12", AS_OF - timedelta(days=150), "USD"),
+                           purchase(b, "30", AS_OF - timedelta(days=180), "USD"),
+                           purchase(b, "25", AS_OF - timedelta(days=60), "USD"),
+                           purchase(b, "28", AS_OF - timedelta(days=20), "USD"),
+                           purchase(c, "6", AS_OF - timedelta(days=90), "USD")])
+        await wait_until(lambda: _summaries(svc, 3), message="purchases applied")
+        created = await svc.client.post("/v1/value/models/fits", json={
+            "model": "bgnbd", "currency": "USD", "as_of": AS_OF.isoformat()})
+        fit = await svc.poll(f"/v1/value/models/fits/{created.json()['id']}")
+        assert fit["status"] == "succeeded" and fit["usable"] is False, fit
+        assert any("too little data: 3 customers" in p for p in fit["problems"]), fit["problems"]
+        assert fit["transactions"]["usable"] is False
+        refused = await svc.client.post("/v1/value/scorings", json={"currency": "USD", "fit_id": fit["id"]})
+        assert refused.status_code == 409 and refused.headers["content-type"] == "application/problem+json"
+        assert "too little data" in refused.json()["detail"]
+        newest = await svc.client.post("/v1/value/scorings", json={"currency": "USD"})
+        assert newest.status_code == 409 and "no usable model fit" in newest.json()["detail"]
+        # Choosing the model on these data: every candidate is refused, each with its reason.
+        auto = await svc.client.post("/v1/value/models/fits", json={"currency": "USD", "as_of": AS_OF.isoformat()})
+        assert auto.status_code == 202 and auto.json()["holdout_days"] == 90
+        chosen = await svc.poll(f"/v1/value/models/fits/{auto.json()['id']}")
+        assert chosen["status"] == "failed" and "no candidate model is usable" in chosen["error"]
+        assert {c["model"] for c in chosen["selection"]["candidates"]} == {"bgnbd", "mbgnbd", "pareto_nbd"}
+        no_holdout = await svc.client.post("/v1/value/models/fits", json={"currency": "USD", "holdout_days": 0})
+        assert no_holdout.status_code == 422 and "holdout" in no_holdout.json()["detail"]
+
+
+async def test_auto_fit_chooses_by_holdout_and_the_value_says_which_model_and_horizon(database_url, engine):
+    events = simulated_purchases(1200, AS_OF, seed=11)
+    async with clv_service(database_url) as svc:
+        await svc.publish(events)
+        await wait_until(lambda: _count(engine, "clv.purchase", len(events)), message="purchases applied")
+        created = await svc.client.post("/v1/value/models/fits", json={"currency": "EUR", "as_of": AS_OF.isoformat()})
+        assert created.json()["model"] == "auto"
+        fit = await svc.poll(f"/v1/value/models/fits/{created.json()['id']}")
+        assert fit["status"] == "succeeded" and fit["usable"], fit
+        candidates = fit["selection"]["candidates"]
+        assert {c["model"] for c in candidates} == {"bgnbd", "mbgnbd", "pareto_nbd"}
+        usable = [c for c in candidates if c["usable"]]
+        assert all(c["aic"] is not None and c["holdout_mean_absolute_error"] is not None for c in usable)
+        best = min(usable, key=lambda c: c["holdout_mean_absolute_error"])
+        assert fit["model"] == fit["selection"]["chosen"] == best["model"] == fit["transactions"]["model"]
+
+        # What-if predictions from the fit; the model refuses NaN and negative inputs with a 422 naming them.
+        url = f"/v1/value/models/fits/{fit['id']}/predictions"
+        ok = await svc.client.post(url, json={"customers": [{"x": 0, "t_x": 0, "T": 30}, {"x": 4, "t_x": 20, "T": 30,
+                                                                                          "mean_spend": 40}]})
+        assert ok.status_code == 200, ok.text
+        assert ok.json()["model"] == fit["model"] and len(ok.json()["predictions"]) == 2
+        for bad, word in (({"x": -1, "t_x": 0, "T": 30}, "x"), ({"x": 2, "t_x": float("nan"), "T": 30}, "t_x"),
+                          ({"x": 2, "t_x": 40, "T": 30}, "t_x <= T"), ({"x": 2, "t_x": 5, "T": 30, "mean_spend": -3},
+                                                                       "mean spend")):
+            refused = await svc.client.post(url, content=json.dumps({"customers": [bad]}),
+                                            headers={"content-type": "application/json"})
+            assert refused.status_code == 422 and refused.headers["content-type"] == "application/problem+json"
+            assert word in refused.json()["detail"], refused.json()
+        assert (await svc.client.post(f"/v1/value/models/fits/{uuid.uuid4()}/predictions",
+                                      json={"customers": [{"x": 0, "t_x": 0, "T": 1}]})).status_code == 404
+
+        run = await svc.client.post("/v1/value/scorings", json={"currency": "EUR", "current_months": 6})
+        scored = await svc.poll(f"/v1/value/scorings/{run.json()['id']}")
+        assert scored["status"] == "succeeded" and scored["fit_id"] == fit["id"], scored
+        someone = events[0].customer_id
+        model = (await svc.client.get(f"/v1/customers/{someone}/value")).json()["by_currency"][0]["model"]
+        assert model["model"] == fit["model"] and model["model_version"] == f"{fit['model']}-v{fit['version']}"
+        assert model["expected_purchases_months"] == 6 and model["horizon_months"] == 60
+        assert float(model["retention_value"]) >= 0 and float(model["potential_value"]) >= 0
+        # Every one-time buyer has something to develop; retention upside is its own figure.
+        one_time_without_potential = await scalar(engine, """select count(*) from clv.customer_value v
+            join clv.transaction_summary t using (customer_id, currency)
+            where t.purchase_count = 1 and v.potential_value <= 0""")
+        assert one_time_without_potential == 0

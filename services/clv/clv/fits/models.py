@@ -23,6 +23,8 @@ model_fit = sa.Table(
     sa.Column("transactions", JSONB),
     sa.Column("spend", JSONB),
     sa.Column("diagnostics", JSONB),
+    # A model choice (`auto`): each candidate's figures and the one chosen.
+    sa.Column("selection", JSONB),
     sa.Column("error", sa.Text),
     sa.Column("started_at", sa.DateTime(timezone=True)),
     sa.Column("finished_at", sa.DateTime(timezone=True)),

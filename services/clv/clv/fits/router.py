@@ -9,7 +9,9 @@ from shared.pagination import Cursor, InvalidCursor, Limit, decode, encode
 from shared.problems import NotFound, problem_responses
 
 from clv.fits import repository, service
-from clv.fits.schemas import Comparison, FitCreate, FitPage, FitRead, JobStatus, TransactionModelName
+from clv.fits.schemas import (
+    Comparison, FitCreate, FitPage, FitRead, JobStatus, PredictionRequest, PredictionResponse, TransactionModelName,
+)
 
 router = APIRouter(prefix="/v1/value/models", tags=["value models"])
 CurrencyQuery = Annotated[str, Query(pattern=r"^[A-Z]{3}$", examples=["EUR"])]
@@ -48,3 +50,10 @@ async def compare_models(session: SessionDep, currency: CurrencyQuery,
                          fit_id: Annotated[list[uuid.UUID], Query(max_length=20)] = []) -> Comparison:  # noqa: B006
     """Compare fits by log-likelihood, AIC/BIC and holdout error (default: the newest fit of each model)."""
     return await service.compare(session, currency, fit_id)
+
+
+@router.post("/fits/{fit_id}/predictions", response_model=PredictionResponse,
+             responses=problem_responses(NotFound, service.FitNotUsable, service.InvalidPredictionInput))
+async def predict(fit_id: uuid.UUID, body: PredictionRequest, session: SessionDep) -> PredictionResponse:
+    """What-if: P(alive), expected purchases and spend for given histories from a usable fit."""
+    return await service.predict(session, fit_id, body)

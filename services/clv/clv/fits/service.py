@@ -15,9 +15,13 @@ from shared.problems import DomainError, NotFound
 
 from clv.fits import repository
 from clv.fits.models import model_fit
-from clv.fits.schemas import Comparison, ComparisonRow, Diagnostics, FitCreate, FitRead, HoldoutBucket, ModelReport
+from clv.fits.schemas import (
+    AUTO_HOLDOUT_DAYS, CandidateReport, Comparison, ComparisonRow, Diagnostics, FitCreate, FitRead, HoldoutBucket,
+    ModelReport, Prediction, PredictionRequest, PredictionResponse, RequestedModel, Selection,
+)
 from clv.jobs import launch
-from clv.models import MODELS, FitError, FitResult, GammaGamma, collapse
+from clv.models import MODELS, FitError, FitResult, GammaGamma, PopulationMeanSpend, collapse
+from clv.models.value import DAYS_PER_MONTH
 from clv.settings import ClvSettings
 from clv.transaction_summary.repository import Statistics, load_statistics
 
@@ -29,18 +33,33 @@ class InvalidFitRequest(DomainError):
     status, slug, title = 422, "invalid-fit-request", "Invalid fit request"
 
 
+class InvalidPredictionInput(DomainError):
+    status, slug, title = 422, "invalid-prediction-input", "The model cannot predict from these inputs"
+
+
+class FitNotUsable(DomainError):
+    status, slug, title = 409, "fit-not-usable", "The model fit cannot be used"
+
+
 def report(result: FitResult) -> dict:
     if not np.isfinite(result.log_likelihood):
         raise FitError(f"{result.model}: the likelihood could not be evaluated at any point the optimiser tried")
     return ModelReport(model=result.model, params=result.params, std_errors=result.std_errors,
                        log_likelihood=result.log_likelihood, aic=result.aic, bic=result.bic,
                        converged=result.converged, iterations=result.iterations, message=result.message,
-                       customers=result.customers, rows=result.rows).model_dump()
+                       customers=result.customers, rows=result.rows, usable=result.usable,
+                       problems=list(result.problems)).model_dump()
 
 
-def holdout_diagnostics(model, stats: Statistics, holdout_units: float, holdout_days: int) -> dict | None:
-    """Predicted against actual holdout repeat purchases, by calibration frequency."""
-    predicted = model.expected_purchases(holdout_units, stats.x, stats.t_x, stats.T)
+def holdout_diagnostics(model, stats: Statistics, holdout_units: float, holdout_days: int,
+                        rows: tuple | None = None) -> dict | None:
+    """Predicted against actual holdout repeat purchases, by calibration frequency. With `rows` (the distinct
+    (x, t_x, T) rows and each customer's row) the model predicts once per row instead of once per customer."""
+    if rows is None:
+        predicted = model.expected_purchases(holdout_units, stats.x, stats.t_x, stats.T)
+    else:
+        summary, inverse = rows
+        predicted = model.expected_purchases(holdout_units, summary.x, summary.t_x, summary.T)[inverse]
     if not np.all(np.isfinite(predicted)):
         return None  # JSON has no NaN; a model that cannot predict every customer gets no diagnostics
     bucket = np.minimum(stats.x, BUCKETS).astype(int)
@@ -56,23 +75,79 @@ def holdout_diagnostics(model, stats: Statistics, holdout_units: float, holdout_
                        buckets=buckets).model_dump()
 
 
+class NoUsableModel(FitError):
+    """A model choice found no candidate the data support; the selection says why for each."""
+
+    def __init__(self, message: str, selection: dict) -> None:
+        super().__init__(message)
+        self.selection = selection
+
+
+SELECTION_CRITERION = ("lowest mean absolute error of holdout repeat purchases per customer among the usable "
+                       "candidates (ties: lower AIC), each fitted on the calibration period")
+
+
 def fit_statistics(model_name: str, stats: Statistics, holdout_units: float, holdout_days: int,
                    unit_days: float = 1.0) -> dict:
-    """The CPU part (runs in a worker thread): transaction model, spend model, diagnostics."""
+    """The CPU part (runs in a worker thread): transaction model(s), spend model, diagnostics.
+
+    `auto` fits every transaction model on the calibration period, measures each on the holdout, and keeps
+    the usable one with the lowest holdout error; the others' figures stay in `selection`."""
     if len(stats) == 0:
         raise FitError("need at least 2 customers with purchases in the calibration period, got none")
     # t_x and T are whole days in model units: they pack into one integer key (see `collapse`).
-    summary, _ = collapse(stats.x, stats.t_x, stats.T, resolution=1.0 / unit_days, with_inverse=False)
-    model, result = MODELS[model_name].fit(summary)
-    out: dict = {"transactions": report(result), "spend": None, "spend_error": None, "diagnostics": None}
+    # With a holdout, each customer's row is kept too: predictions then run once per distinct row.
+    summary, inverse = collapse(stats.x, stats.t_x, stats.T, resolution=1.0 / unit_days, with_inverse=holdout_days > 0)
+    rows = (summary, inverse) if inverse is not None else None
+    out: dict = {"spend": None, "spend_error": None, "selection": None}
+    if model_name == RequestedModel.AUTO:
+        chosen, out["selection"] = _choose(summary, stats, holdout_units, holdout_days, rows)
+        model, result, out["diagnostics"] = chosen
+    else:
+        model, result = MODELS[model_name].fit(summary)
+        out["diagnostics"] = holdout_diagnostics(model, stats, holdout_units, holdout_days, rows) \
+            if holdout_days > 0 else None
+    out["model"], out["transactions"] = result.model, report(result)
     try:
         _, spend = GammaGamma.fit(stats.x, stats.mean_repeat_spend)
         out["spend"] = report(spend)
+        if not spend.usable:
+            # Customers that do not differ in spend drive p, q, γ off together; the model's limit is the
+            # population's mean spend for everyone, which scoring then uses (docs/clv.md, Fits the data cannot
+            # support).
+            out["spend"]["fallback_mean_spend"] = PopulationMeanSpend.of(stats.x, stats.mean_repeat_spend).mean_spend
     except FitError as exc:
         out["spend_error"] = str(exc)
-    if holdout_days > 0:
-        out["diagnostics"] = holdout_diagnostics(model, stats, holdout_units, holdout_days)
     return out
+
+
+def _choose(summary, stats: Statistics, holdout_units: float, holdout_days: int, rows: tuple) -> tuple[tuple, dict]:
+    fitted, candidates = {}, []
+    for name, cls in MODELS.items():
+        try:
+            model, result = cls.fit(summary)
+            report(result)  # raises when the likelihood could not be evaluated anywhere
+        except FitError as exc:
+            candidates.append(CandidateReport(model=name, usable=False, problems=[str(exc)]))
+            continue
+        diagnostics = holdout_diagnostics(model, stats, holdout_units, holdout_days, rows)
+        problems = list(result.problems)
+        if diagnostics is None:
+            problems.append("its predictions are not finite for every customer")
+        candidates.append(CandidateReport(
+            model=name, usable=not problems, problems=problems, log_likelihood=result.log_likelihood, aic=result.aic,
+            bic=result.bic, holdout_mean_absolute_error=diagnostics["mean_absolute_error"] if diagnostics else None,
+            predicted_total=diagnostics["predicted_total"] if diagnostics else None,
+            actual_total=diagnostics["actual_total"] if diagnostics else None))
+        fitted[name] = (model, result, diagnostics)
+    usable = [c for c in candidates if c.usable]
+    best = min(usable, key=lambda c: (c.holdout_mean_absolute_error, c.aic)) if usable else None
+    selection = Selection(criterion=SELECTION_CRITERION, chosen=best.model if best else None,
+                          candidates=candidates).model_dump(mode="json")
+    if best is None:
+        raise NoUsableModel("no candidate model is usable on these data: " + "; ".join(
+            f"{c.model}: {', '.join(c.problems)}" for c in candidates), selection)
+    return fitted[best.model], selection
 
 
 async def start_fit(app: FastAPI, session: AsyncSession, request: FitCreate, settings: ClvSettings) -> FitRead:
@@ -85,13 +160,18 @@ async def create_fit(session: AsyncSession, request: FitCreate, settings: ClvSet
     """The fit's row, committed (the job reads it in its own session); 409 while the currency has one unfinished
     (a fit is a heavy job: queueing them without limit would let one key occupy the service)."""
     as_of = request.as_of or datetime.now(UTC)
-    calibration_end = as_of - timedelta(days=request.holdout_days)
+    holdout_days = request.holdout_days
+    if holdout_days is None:
+        holdout_days = AUTO_HOLDOUT_DAYS if request.model == RequestedModel.AUTO else 0
+    if request.model == RequestedModel.AUTO and holdout_days == 0:
+        raise InvalidFitRequest("choosing the model (`auto`) needs a holdout: give holdout_days > 0 or name a model")
+    calibration_end = as_of - timedelta(days=holdout_days)
     await _refuse_if_unfinished(session, request.currency)
     try:
         row = await repository.insert_fit(session, {
             "id": uuid.uuid4(), "status": "queued", "model": request.model.value, "currency": request.currency,
             "time_unit_days": request.time_unit_days or settings.time_unit_days, "as_of": as_of,
-            "holdout_days": request.holdout_days, "calibration_end": calibration_end,
+            "holdout_days": holdout_days, "calibration_end": calibration_end,
         })
         await session.commit()
     except sa.exc.IntegrityError:  # another request won the race for the one-unfinished index
@@ -131,11 +211,13 @@ async def _run_fit(session_factory: async_sessionmaker[AsyncSession], fit: sa.Ro
                                           fit.holdout_days / fit.time_unit_days, fit.holdout_days, fit.time_unit_days)
         async with session_factory() as session:
             await repository.update_fit(session, fit_id, status="succeeded", progress=1.0, finished_at=sa.func.now(),
-                                        lease_until=None,
+                                        lease_until=None, model=results["model"],
                                         transactions=results["transactions"],
                                         spend=results["spend"] or {"error": results["spend_error"]},
-                                        diagnostics=results["diagnostics"])
+                                        diagnostics=results["diagnostics"], selection=results["selection"])
             await session.commit()
+    except NoUsableModel as exc:
+        await _fail(session_factory, fit_id, str(exc), selection=exc.selection)
     except FitError as exc:
         await _fail(session_factory, fit_id, str(exc))
     except Exception as exc:  # noqa: BLE001 - a job reports its failure on its resource instead of vanishing
@@ -143,21 +225,53 @@ async def _run_fit(session_factory: async_sessionmaker[AsyncSession], fit: sa.Ro
         await _fail(session_factory, fit_id, f"internal error: {type(exc).__name__}")
 
 
-async def _fail(session_factory: async_sessionmaker[AsyncSession], fit_id: uuid.UUID, error: str) -> None:
+async def _fail(session_factory: async_sessionmaker[AsyncSession], fit_id: uuid.UUID, error: str,
+                selection: dict | None = None) -> None:
     async with session_factory() as session:
         await repository.update_fit(session, fit_id, status="failed", error=error, finished_at=sa.func.now(),
-                                    lease_until=None)
+                                    lease_until=None, selection=selection)
         await session.commit()
+
+
+def problems(row: sa.Row) -> list[str]:
+    """Why a succeeded fit must not score (empty: usable). Fits stored before `usable` existed are judged by
+    convergence, as they were."""
+    t, spend = row.transactions or {}, row.spend or {}
+    found = [f"transaction model: {p}" for p in t.get("problems", [])]
+    if not t.get("converged", False) and not t.get("problems"):
+        found.append(f"transaction model: not converged: {t.get('message')}")
+    if "params" not in spend:
+        found.append(f"spend model: {spend.get('error') or 'missing'}")
+    elif spend.get("fallback_mean_spend") is None:
+        found += [f"spend model: {p}" for p in spend.get("problems", [])]
+        if spend["params"]["q"] <= 1:
+            found.append("spend model: q <= 1 (infinite mean spend)")
+    return found
+
+
+def spend_model(spend: dict) -> GammaGamma | PopulationMeanSpend:
+    """The spend model of a fit's spend report (or of bare Gamma-Gamma parameters): Gamma-Gamma when usable,
+    else the population's mean spend the fit fell back on."""
+    if "params" not in spend:
+        return GammaGamma.from_params(spend)
+    if spend.get("usable", True) and spend["params"]["q"] > 1:
+        return GammaGamma.from_params(spend["params"])
+    if spend.get("fallback_mean_spend") is not None:
+        return PopulationMeanSpend(spend["fallback_mean_spend"])
+    raise FitNotUsable("the spend model is not usable and has no mean spend to fall back on")
 
 
 def to_read(row: sa.Row) -> FitRead:
     spend = row.spend or {}
+    succeeded = row.status == "succeeded"
     return FitRead(
         id=row.id, version=row.version, status=row.status, progress=row.progress, model=row.model,
         currency=row.currency, time_unit_days=row.time_unit_days, as_of=row.as_of, holdout_days=row.holdout_days,
         calibration_end=row.calibration_end, customers=row.customers, repeat_customers=row.repeat_customers,
         transactions=row.transactions, spend=spend if "params" in spend else None, spend_error=spend.get("error"),
-        diagnostics=row.diagnostics, error=row.error, started_at=row.started_at, finished_at=row.finished_at,
+        diagnostics=row.diagnostics, selection=row.selection, usable=not problems(row) if succeeded else None,
+        problems=problems(row) if succeeded else [], error=row.error, started_at=row.started_at,
+        finished_at=row.finished_at,
         created_at=row.created_at,
     )
 
@@ -197,3 +311,25 @@ async def compare(session: AsyncSession, currency: str, fit_ids: list[uuid.UUID]
         note="AIC/BIC rank converged fits only when all were fitted on the same data (calibration end, customers, "
              "time unit); holdout error ranks fits that kept a holdout.",
     )
+
+
+async def predict(session: AsyncSession, fit_id: uuid.UUID, request: PredictionRequest) -> PredictionResponse:
+    """P(alive), expected purchases over `months` and expected spend for given histories, from a usable fit."""
+    row = await repository.get_fit(session, fit_id)
+    if row is None:
+        raise NotFound(f"no model fit {fit_id}")
+    if row.status != "succeeded" or (reasons := problems(row)):
+        raise FitNotUsable(f"fit {fit_id} is {row.status}" if row.status != "succeeded"
+                                        else f"fit {fit_id} is not usable: {'; '.join(reasons)}")
+    model = MODELS[row.model].from_params(row.transactions["params"])
+    c = request.customers
+    x, t_x, T, zbar = (np.array([getattr(i, k) for i in c], dtype=np.float64) for k in ("x", "t_x", "T", "mean_spend"))
+    try:
+        alive = model.p_alive(x, t_x, T)
+        purchases = model.expected_purchases(request.months * DAYS_PER_MONTH / row.time_unit_days, x, t_x, T)
+        spend = spend_model(row.spend).expected_spend(x, zbar)
+    except ValueError as exc:  # the model refusing NaN, negative or inconsistent inputs
+        raise InvalidPredictionInput(str(exc)) from None
+    return PredictionResponse(fit_id=row.id, model=row.model, months=request.months, predictions=[
+        Prediction(probability_alive=float(a), expected_purchases=float(p), expected_spend=float(m))
+        for a, p, m in zip(alive, purchases, spend, strict=True)])

@@ -7,11 +7,11 @@ convergence checked and reported, standard errors from the Hessian of the log-li
 
 from clv.models.data import Summary, collapse
 from clv.models.fitting import FitError, FitResult
-from clv.models.gamma_gamma import GammaGamma
+from clv.models.gamma_gamma import GammaGamma, PopulationMeanSpend
 from clv.models.transactions import BetaGeo, ModifiedBetaGeo, ParetoNBD
-from clv.models.value import discounted_clv
+from clv.models.value import discounted_clv, wallet_ratio
 
 MODELS = {m.name: m for m in (BetaGeo, ModifiedBetaGeo, ParetoNBD)}
 
-__all__ = ["MODELS", "BetaGeo", "FitError", "FitResult", "GammaGamma", "ModifiedBetaGeo", "ParetoNBD", "Summary",
-           "collapse", "discounted_clv"]
+__all__ = ["MODELS", "BetaGeo", "FitError", "FitResult", "GammaGamma", "ModifiedBetaGeo", "ParetoNBD", "PopulationMeanSpend", "Summary",
+           "collapse", "discounted_clv", "wallet_ratio"]

@@ -6,7 +6,7 @@ the mean log-likelihood per customer so the tolerances mean the same at 2,000 an
 """
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -19,6 +19,10 @@ LogLik = Callable[[np.ndarray, object], tuple[float, np.ndarray]]
 LOG_BOUND = 12.0
 # Converged means: the optimiser says so and the gradient of the mean log-likelihood (per log-parameter) is flat.
 GRADIENT_TOLERANCE = 1e-4
+# A parameter beyond e^±10 (a Beta's a, b in the tens of thousands, a rate of 1/22,026 per unit) has run off
+# towards the edge of the parameter space: the likelihood is flat in it, and the "optimum" is wherever the
+# optimiser stopped. Such a fit can converge by the gradient test yet say nothing the data support.
+RUNAWAY_LOG_PARAMETER = 10.0
 
 
 class FitError(ValueError):
@@ -37,6 +41,12 @@ class FitResult:
     message: str
     gradient_norm: float
     std_errors: dict[str, float | None] = field(default_factory=dict)
+    # Why the fit must not be used for predictions (empty: usable); see `assess`.
+    problems: tuple[str, ...] = ()
+
+    @property
+    def usable(self) -> bool:
+        return self.converged and not self.problems
 
     @property
     def aic(self) -> float:
@@ -48,6 +58,35 @@ class FitResult:
 
     def values(self) -> np.ndarray:
         return np.array(list(self.params.values()))
+
+
+def assess(result: FitResult, *, customers: float, minimum_customers: int, informative: float,
+           minimum_informative: int, informative_name: str) -> FitResult:
+    """The result with `problems` filled: the reasons the data cannot support the fit (none: usable).
+
+    A fit is not used when it did not converge, when a parameter ran off towards a bound, when a standard error
+    is missing or not finite (the information matrix is singular: some parameter is not identified), or when
+    there are too few customers (or too few of those that inform the model, e.g. repeat buyers) for four
+    parameters to mean anything. Each reason is a sentence for the fit resource.
+    """
+    problems: list[str] = []
+    if not result.converged:
+        problems.append(result.message if result.message.startswith("not converged") else
+                        f"not converged: {result.message}")
+    runaway = {k: v for k, v in result.params.items()
+               if not np.isfinite(v) or v <= 0 or abs(np.log(v)) >= RUNAWAY_LOG_PARAMETER}
+    if runaway:
+        problems.append("parameter(s) at a bound of the search (beyond e^±10: the likelihood is flat in them): "
+                        + ", ".join(f"{k} = {v:.4g}" for k, v in runaway.items()))
+    missing = [k for k, se in result.std_errors.items() if se is None or not np.isfinite(se) or se <= 0]
+    if missing and result.converged:
+        problems.append(f"no finite standard error for {', '.join(missing)}: the information matrix is singular, "
+                        "the data do not identify the model")
+    if customers < minimum_customers:
+        problems.append(f"too little data: {customers:g} customers, at least {minimum_customers} needed")
+    if informative < minimum_informative:
+        problems.append(f"too little data: {informative:g} {informative_name}, at least {minimum_informative} needed")
+    return replace(result, problems=tuple(problems))
 
 
 def fit(name: str, param_names: Sequence[str], loglik: LogLik, data, customers: float, rows: int,
@@ -104,7 +143,7 @@ def fit(name: str, param_names: Sequence[str], loglik: LogLik, data, customers: 
                      std_errors=dict(zip(param_names, std_errors, strict=True)))
 
 
-def hessian(loglik: LogLik, params: np.ndarray, data) -> np.ndarray:
+def hessian(loglik: LogLik, params: np.ndarray, data, base: np.ndarray | None = None) -> np.ndarray:
     """Forward differences of the analytic gradient (natural parameters), symmetrised: k + 1 evaluations.
 
     At the optimum the gradient is ~0, so a relative step of 1e-6 leaves ~1e-6 relative error on the
@@ -112,7 +151,7 @@ def hessian(loglik: LogLik, params: np.ndarray, data) -> np.ndarray:
     """
     k = len(params)
     h = np.empty((k, k))
-    base = loglik(params, data)[1]
+    base = loglik(params, data)[1] if base is None else base
     for i in range(k):
         step = 1e-6 * max(abs(params[i]), 1e-8)
         up = params.copy()
@@ -140,7 +179,7 @@ Full = Callable[[np.ndarray, object], tuple[float, np.ndarray, np.ndarray]]
 def with_numeric_hessian(loglik: LogLik) -> Full:
     def full(params: np.ndarray, data) -> tuple[float, np.ndarray, np.ndarray]:
         ll, grad = loglik(params, data)
-        return ll, grad, hessian(loglik, params, data)
+        return ll, grad, hessian(loglik, params, data, base=grad)
     return full
 
 

@@ -12,9 +12,12 @@ import numpy as np
 from scipy.special import digamma, gammaln, polygamma
 
 from clv.models.data import dot
-from clv.models.fitting import FitError, FitResult, fit, newton
+from clv.models.data import InvalidSummary
+from clv.models.fitting import FitError, FitResult, assess, fit, newton
 
 MIN_REPEAT_BUYERS = 2
+# Fewer repeat buyers with a positive spend than this: the fit runs but is not used (see `fitting.assess`).
+MIN_REPEAT_BUYERS_TO_USE = 10
 
 
 @dataclass(frozen=True)
@@ -109,10 +112,16 @@ class GammaGamma:
             result = newton(cls.name, cls.param_names, lambda p, d: (*cls.loglik(p, d), cls.hessian(p, d)), data,
                             data.customers, data.customers, _moment_start(data))
             if result is not None and result.converged:
-                return cls.from_params(result.params), result
+                return cls.from_params(result.params), cls._assess(result, data)
         starts = starts or [[2.0, 3.0, mean], [5.0, 5.0, 2 * mean], [1.0, 2.0, mean / 2]]
         result = fit(cls.name, cls.param_names, cls.loglik, data, data.customers, data.customers, starts)
-        return cls.from_params(result.params), result
+        return cls.from_params(result.params), cls._assess(result, data)
+
+    @staticmethod
+    def _assess(result: FitResult, data: SpendData) -> FitResult:
+        return assess(result, customers=data.customers, minimum_customers=0,
+                      informative=data.customers, minimum_informative=MIN_REPEAT_BUYERS_TO_USE,
+                      informative_name="repeat buyers with a positive spend")
 
     def log_likelihood(self, x, zbar) -> float:
         return self.loglik(self.values(), SpendData.of(x, zbar))[0]
@@ -122,6 +131,9 @@ class GammaGamma:
         if self.q <= 1:
             raise FitError(f"q = {self.q:.3g} <= 1: the population's mean spend is infinite under this fit")
         x, zbar = np.asarray(x, dtype=np.float64), np.asarray(zbar, dtype=np.float64)
+        for name, v in (("x", x), ("mean spend", zbar)):
+            if not np.isfinite(v).all() or (v < 0).any():
+                raise InvalidSummary(f"{name} must be finite and not negative")
         return self.p * (self.gamma + x * zbar) / (self.p * x + self.q - 1)
 
 
@@ -133,3 +145,28 @@ def _moment_start(d: SpendData) -> list[float]:
     q = min(max(2.0 + mean * mean / max(var, 1e-12), 2.5), 50.0)
     p = 5.0
     return [p, q, mean * (q - 1) / p]
+
+
+@dataclass(frozen=True)
+class PopulationMeanSpend:
+    """Every customer's expected spend per purchase is the population's mean: the Gamma-Gamma model's limit when
+    customers do not differ in spend (p, q, γ run off together: the data identify no heterogeneity), and what
+    scoring uses when the Gamma-Gamma fit is not usable. Its wallet has no spend headroom (`wallet_ratio`)."""
+
+    mean_spend: float
+    name: ClassVar[str] = "population_mean"
+
+    @classmethod
+    def of(cls, x, zbar) -> "PopulationMeanSpend":
+        """The mean value of all repeat purchases (Σ x z̄ / Σ x over repeat buyers with a positive spend)."""
+        data = SpendData.of(x, zbar)
+        if data.customers == 0:
+            raise FitError("no repeat buyer with a positive spend: no mean spend to fall back on")
+        return cls(float(data.spend_total.sum() / data.x.sum()))
+
+    def expected_spend(self, x, zbar) -> np.ndarray:
+        x, zbar = np.asarray(x, dtype=np.float64), np.asarray(zbar, dtype=np.float64)
+        for name, v in (("x", x), ("mean spend", zbar)):
+            if not np.isfinite(v).all() or (v < 0).any():
+                raise InvalidSummary(f"{name} must be finite and not negative")
+        return np.full(np.broadcast(x, zbar).shape, self.mean_spend)

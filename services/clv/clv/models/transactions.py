@@ -12,10 +12,34 @@ from typing import ClassVar
 import numpy as np
 from scipy.special import digamma, expit, gammaln, hyp2f1, polygamma
 
-from clv.models.data import Summary, dot
-from clv.models.fitting import FitError, FitResult, fit, newton, with_numeric_hessian
+from clv.models import pareto_series
+from clv.models.data import InvalidSummary, Summary, dot
+from clv.models.fitting import FitError, FitResult, assess, fit, newton, with_numeric_hessian
 
 MIN_CUSTOMERS = 2
+# Below these a fit may run, but is not used for predictions (see `fitting.assess`): four parameters from a
+# handful of customers fit the noise (three customers gave BG/NBD a, b ≈ e^11 and no standard errors).
+MIN_CUSTOMERS_TO_USE = 30
+MIN_REPEAT_BUYERS_TO_USE = 10
+
+
+def predictors(x, t_x, T, t=None):
+    """The inputs of a prediction as float arrays, refused (InvalidSummary, a ValueError) when any is NaN,
+    infinite or negative, or a last purchase lies after the end of the observation: the formulas would return
+    NaN or a confident wrong number instead of an error."""
+    arrays = [np.asarray(v, dtype=np.float64) for v in (x, t_x, T)]
+    names = ["x", "t_x", "T"]
+    if t is not None:
+        arrays.append(np.asarray(t, dtype=np.float64))
+        names.append("t")
+    for name, v in zip(names, arrays, strict=True):
+        if not np.isfinite(v).all():
+            raise InvalidSummary(f"{name} must be finite (got NaN or infinity)")
+        if (v < 0).any():
+            raise InvalidSummary(f"{name} must not be negative")
+    if (arrays[1] > arrays[2] + 1e-9).any():
+        raise InvalidSummary("need t_x <= T (the last purchase cannot be after the end of the observation)")
+    return arrays
 
 
 def _check_identifiable(data: Summary) -> None:
@@ -86,10 +110,16 @@ class TransactionModel:
                 polished = newton(cls.name, cls.param_names, cls.full, data, data.customers, len(data.x),
                                   rough.values())
                 if polished is not None and polished.converged:
-                    return cls.from_params(polished.params), polished
+                    return cls.from_params(polished.params), cls._assess(polished, data)
                 starts = [rough.values().tolist(), *starts]
         result: FitResult = fit(cls.name, cls.param_names, cls.loglik, data, data.customers, len(data.x), starts)
-        return cls.from_params(result.params), result
+        return cls.from_params(result.params), cls._assess(result, data)
+
+    @staticmethod
+    def _assess(result: FitResult, data: Summary) -> FitResult:
+        return assess(result, customers=data.customers, minimum_customers=MIN_CUSTOMERS_TO_USE,
+                      informative=float(data.weights[data.x > 0].sum()), minimum_informative=MIN_REPEAT_BUYERS_TO_USE,
+                      informative_name="repeat buyers")
 
     @classmethod
     def default_starts(cls, data: Summary) -> list[list[float]]:
@@ -116,7 +146,7 @@ class TransactionModel:
         The part of E[Y(t)] that depends on t is a function of (x, T) only (times P(alive), which does not
         depend on t), so it is computed once per distinct x and T on a small period axis and gathered back.
         """
-        x, t_x, T = (np.asarray(v, dtype=np.float64) for v in (x, t_x, T))
+        x, t_x, T = predictors(x, t_x, T)
         ux, ix = _codes(x)
         uT, iT = _codes(T)
         horizon = period * np.arange(0, periods + 1, dtype=np.float64)
@@ -134,8 +164,7 @@ class TransactionModel:
 
     def expected_purchases(self, t, x, t_x, T) -> np.ndarray:
         """Expected purchases in (T, T + t] given the history, per customer."""
-        x, t_x, T = (np.asarray(v, dtype=np.float64) for v in (x, t_x, T))
-        t = np.asarray(t, dtype=np.float64)
+        x, t_x, T, t = predictors(x, t_x, T, t)
         return self._growth(x, T, t) * self.p_alive(x, t_x, T)
 
 
@@ -264,7 +293,7 @@ class BetaGeo(TransactionModel):
 
     def p_alive(self, x, t_x, T) -> np.ndarray:
         """P(still active at T | x, t_x, T); 1 for customers without repeat purchases."""
-        x, t_x, T = (np.asarray(v, dtype=np.float64) for v in (x, t_x, T))
+        x, t_x, T = predictors(x, t_x, T)
         repeat = x > 0
         with np.errstate(divide="ignore"):
             log_odds_dead = np.where(repeat, np.log(self.a) - np.log(np.where(repeat, self.b + x - 1, 1.0))
@@ -325,7 +354,7 @@ class ModifiedBetaGeo(BetaGeo):
         return _beta_geo_loglik(params, data, modified=True, hessian=True)
 
     def p_alive(self, x, t_x, T) -> np.ndarray:
-        x, t_x, T = (np.asarray(v, dtype=np.float64) for v in (x, t_x, T))
+        x, t_x, T = predictors(x, t_x, T)
         log_odds_dead = (np.log(self.a) - np.log(self.b + x)
                          + (self.r + x) * (np.log(self.alpha + T) - np.log(self.alpha + t_x)))
         return expit(-log_odds_dead)
@@ -350,8 +379,6 @@ class ParetoNBD(TransactionModel):
     beta: float
     name: ClassVar[str] = "pareto_nbd"
     param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "s", "beta")
-    # Relative step of the central-difference gradient: 2F1's derivatives in its parameters have no closed form.
-    GRADIENT_STEP: ClassVar[float] = 1e-6
 
     @classmethod
     def default_starts(cls, data: Summary) -> list[list[float]]:
@@ -379,20 +406,8 @@ class ParetoNBD(TransactionModel):
 
     @staticmethod
     def loglik(params: np.ndarray, data: Summary) -> tuple[float, np.ndarray]:
-        w = data.weights
-
-        def total(p):
-            return dot(w, ParetoNBD._rows(p, data.x, data.t_x, data.T))
-
-        ll = total(params)
-        grad = np.empty(len(params))
-        for i in range(len(params)):
-            h = ParetoNBD.GRADIENT_STEP * params[i]
-            up, down = params.copy(), params.copy()
-            up[i] += h
-            down[i] -= h
-            grad[i] = (total(up) - total(down)) / (2 * h)
-        return ll, grad
+        """Total log-likelihood and its analytic gradient (`pareto_series`: equal to `_rows` to ~1e-12)."""
+        return pareto_series.loglik(params, data)
 
     def loglik_rows(self, x, t_x, T) -> np.ndarray:
         x, t_x, T = (np.asarray(v, dtype=np.float64) for v in (x, t_x, T))
@@ -400,7 +415,7 @@ class ParetoNBD(TransactionModel):
 
     def p_alive(self, x, t_x, T) -> np.ndarray:
         """1 / (1 + s/(r+s+x) · (α+T)^(r+x) (β+T)^s · A0), in logs."""
-        x, t_x, T = (np.asarray(v, dtype=np.float64) for v in (x, t_x, T))
+        x, t_x, T = predictors(x, t_x, T)
         r, alpha, s, beta = self.values()
         ll = self._rows(self.values(), x, t_x, T)
         head = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)

@@ -14,6 +14,8 @@ proposition = sa.Table(
     sa.Column("currency", sa.CHAR(3), nullable=False),
     sa.Column("cost", sa.Numeric(18, 4), nullable=False),
     sa.Column("expected_uplift", sa.Float, nullable=False),
+    # What the uplift multiplies: clv, potential (development) or retention (retention, win-back).
+    sa.Column("value_basis", sa.Text, nullable=False, server_default="clv"),
     sa.Column("target_tiers", ARRAY(sa.Text), nullable=False, server_default="{}"),
     sa.Column("target_segments", ARRAY(sa.Text), nullable=False, server_default="{}"),
     sa.Column("target_stages", ARRAY(sa.Text), nullable=False, server_default="{}"),

@@ -22,6 +22,14 @@ class Tier(StrEnum):
     BRONZE = "bronze"
 
 
+class ValueBasis(StrEnum):
+    """The customer value a proposition's uplift applies to (docs/clv.md, Values)."""
+
+    CLV = "clv"                # the expected value as it stands
+    POTENTIAL = "potential"    # development: cross- and up-sell towards the wallet (potential_value)
+    RETENTION = "retention"    # retention and win-back: keeping or regaining the customer (retention_value)
+
+
 class Outcome(StrEnum):
     ACCEPTED = "accepted"
     DECLINED = "declined"
@@ -45,6 +53,10 @@ class PropositionFields(BaseModel):
     holdout_fraction: float = Field(0.1, ge=0, le=0.9, description="Share of customers held out as the control group.")
     outcome_window_days: int = Field(30, ge=1, le=365, description="Revenue after a delivery counts this long.")
     active: bool = True
+    value_basis: ValueBasis = Field(ValueBasis.CLV, description=(
+        "What `expected_uplift` multiplies: `clv`; `potential` for development offers (cross- and up-sell: "
+        "potential_value, the wallet not yet spent); `retention` for retention and win-back offers "
+        "(retention_value, what keeping the customer alive is worth)."))
 
 
 class PropositionCreate(PropositionFields):
@@ -75,6 +87,7 @@ class PropositionUpdate(BaseModel):
     holdout_fraction: float | None = Field(None, ge=0, le=0.9)
     outcome_window_days: int | None = Field(None, ge=1, le=365)
     active: bool | None = None
+    value_basis: ValueBasis | None = None
 
 
 class PropositionRead(PropositionCreate):
@@ -93,7 +106,7 @@ class Candidate(BaseModel):
     proposition_id: uuid.UUID
     name: str
     eligible: bool
-    expected_gain: Money | None = Field(None, description="expected_uplift × CLV − cost.")
+    expected_gain: Money | None = Field(None, description="expected_uplift × the value basis − cost.")
     reasons: list[str] = Field(description="Why it is eligible and ranked so, or why not.")
 
 

@@ -23,7 +23,10 @@ from clv.transaction_summary.router import resolve_customer
 
 CENT = Decimal("0.0001")
 REQUIRED_FIELDS = {"name", "cost", "expected_uplift", "target_tiers", "target_segments", "target_stages",
-                   "contact_window_days", "holdout_fraction", "outcome_window_days", "active"}
+                   "contact_window_days", "holdout_fraction", "outcome_window_days", "active", "value_basis"}
+# The stored value each basis reads, and how the reasons name it.
+BASIS = {"clv": ("clv", "CLV"), "potential": ("potential_value", "potential value"),
+         "retention": ("retention_value", "retention value")}
 
 
 class NotEligible(DomainError):
@@ -66,7 +69,8 @@ async def update(session: AsyncSession, proposition_id: uuid.UUID, body: Proposi
 
 
 def evaluate(p: sa.Row, facts: dict, contacts: int) -> Candidate:
-    """Eligibility and expected gain (uplift × CLV − cost) of one proposition for one customer, with reasons."""
+    """Eligibility and expected gain (uplift × the proposition's value basis − cost) of one proposition for one
+    customer, with reasons."""
     value = facts["value"]
     reasons: list[str] = []
     blocked = False
@@ -103,8 +107,10 @@ def evaluate(p: sa.Row, facts: dict, contacts: int) -> Candidate:
     if p.max_contacts is not None and contacts >= p.max_contacts:
         blocked = True
         reasons.append(f"contacted {contacts} times in the last {p.contact_window_days} days (limit {p.max_contacts})")
-    gain = (Decimal(str(p.expected_uplift)) * value.clv - p.cost).quantize(CENT, ROUND_HALF_EVEN)
-    reasons.append(f"expected gain {p.expected_uplift:g} × CLV {value.clv:.2f} − cost {p.cost:.2f} = {gain:.2f}")
+    column, label = BASIS[p.value_basis]
+    basis = getattr(value, column)
+    gain = (Decimal(str(p.expected_uplift)) * basis - p.cost).quantize(CENT, ROUND_HALF_EVEN)
+    reasons.append(f"expected gain {p.expected_uplift:g} × {label} {basis:.2f} − cost {p.cost:.2f} = {gain:.2f}")
     if gain <= 0:
         blocked = True
         reasons.append("no positive expected gain")

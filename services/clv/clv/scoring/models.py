@@ -39,6 +39,8 @@ customer_value = sa.Table(
     sa.Column("historical_value", sa.Numeric(18, 4), nullable=False),
     sa.Column("current_value", sa.Numeric(18, 4), nullable=False),
     sa.Column("potential_value", sa.Numeric(18, 4), nullable=False),
+    # Retention upside: CLV if certainly alive − CLV (the old meaning of potential_value).
+    sa.Column("retention_value", sa.Numeric(18, 4), nullable=False, server_default="0"),
     sa.Column("clv", sa.Numeric(18, 4), nullable=False),
     sa.Column("tier", sa.Text, nullable=False),
     sa.Column("scored_at", sa.DateTime(timezone=True), nullable=False),

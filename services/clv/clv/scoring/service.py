@@ -22,21 +22,23 @@ from shared import jobs
 from shared.problems import DomainError, NotFound
 
 from clv.fits import repository as fits
+from clv.fits.service import FitNotUsable, spend_model
+from clv.fits.service import problems as fit_problems
 from clv.jobs import launch
-from clv.models import MODELS, GammaGamma
+from clv.models import MODELS, wallet_ratio
+from clv.models.value import DAYS_PER_MONTH
 from clv.scoring.models import customer_value, scoring_run
 from clv.scoring.schemas import ScoringCreate, ScoringRead, TierReport, TierSummary
 from clv.settings import ClvSettings
 from clv.transaction_summary.repository import Statistics, load_statistics
 
 log = logging.getLogger(__name__)
-DAYS_PER_MONTH = 365.25 / 12
 TIERS = [("platinum", 0.95), ("gold", 0.80), ("silver", 0.50)]
+# The wallet's quantile when a run's settings predate it (docs/clv.md, potential value).
+WALLET_QUANTILE = 0.9
 CHUNK = 20_000
 
 
-class FitNotUsable(DomainError):
-    status, slug, title = 409, "fit-not-usable", "The model fit cannot be used for scoring"
 
 
 def compute_values(model_name: str, params: dict, spend_params: dict, stats: Statistics, settings: dict,
@@ -46,7 +48,7 @@ def compute_values(model_name: str, params: dict, spend_params: dict, stats: Sta
     The tier thresholds are the CLV quantiles of these customers, or the given ones (a run's, when a few
     customers are scored incrementally against the population that run saw)."""
     model = MODELS[model_name].from_params(params)
-    spend = GammaGamma.from_params(spend_params)
+    spend = spend_model(spend_params)
     units_per_month = DAYS_PER_MONTH / settings["time_unit_days"]
     margin, d = settings["margin"], settings["monthly_discount_rate"]
     x, t_x, T = stats.x, stats.t_x, stats.T
@@ -58,9 +60,12 @@ def compute_values(model_name: str, params: dict, spend_params: dict, stats: Sta
                                          discount_rate=d)
     lifetime = model.discounted_purchases(x, t_x, T, period=units_per_month, periods=settings["horizon_months"],
                                           discount_rate=d)
-    # If retained: the same expectation with P(alive) = 1 (discounted_purchases is growth × P(alive)).
+    # If certainly alive: the same expectation with P(alive) = 1 (discounted_purchases is growth × P(alive)).
     retained = np.divide(lifetime, p_alive, out=np.zeros_like(lifetime), where=p_alive > 0)
     clv = margin * expected_spend * lifetime
+    # Potential: m × P(alive) × (wallet − expected spend if alive) over the horizon, the wallet being the
+    # high-quantile spend the customer's history allows (docs/clv.md, Values): (ratio − 1) × CLV.
+    ratio = wallet_ratio(model, spend, x, settings.get("wallet_quantile", WALLET_QUANTILE))
     values = {
         "probability_alive": p_alive,
         "expected_purchases": expected_purchases,
@@ -68,7 +73,8 @@ def compute_values(model_name: str, params: dict, spend_params: dict, stats: Sta
         "historical_value": margin * stats.net_value,
         "current_value": margin * expected_spend * current,
         "clv": clv,
-        "potential_value": np.maximum(margin * expected_spend * retained - clv, 0.0),
+        "potential_value": np.maximum(ratio - 1.0, 0.0) * clv,
+        "retention_value": np.maximum(margin * expected_spend * retained - clv, 0.0),
     }
     for name, v in values.items():
         if not np.isfinite(v).all():
@@ -97,26 +103,23 @@ async def create_scoring(session: AsyncSession, request: ScoringCreate, settings
             raise NotFound(f"no model fit {request.fit_id}")
     else:
         latest = await fits.latest_succeeded(session, request.currency, converged_only=True)
-        latest = sorted(latest, key=lambda r: r.version, reverse=True)
+        latest = [r for r in sorted(latest, key=lambda r: r.version, reverse=True) if not fit_problems(r)]
         if not latest:
-            raise FitNotUsable(f"no converged model fit for {request.currency}: fit one first")
+            raise FitNotUsable(f"no usable model fit for {request.currency}: fit one first")
         fit = latest[0]
     if fit.status != "succeeded":
         raise FitNotUsable(f"fit {fit.id} is {fit.status}")
     if fit.currency != request.currency:
         raise FitNotUsable(f"fit {fit.id} is for {fit.currency}, not {request.currency}")
-    if not fit.transactions["converged"]:
-        raise FitNotUsable(f"fit {fit.id} did not converge: {fit.transactions['message']}")
-    if not (fit.spend and "params" in fit.spend):
-        raise FitNotUsable(f"fit {fit.id} has no spend model: {(fit.spend or {}).get('error')}")
-    if fit.spend["params"]["q"] <= 1:
-        raise FitNotUsable(f"fit {fit.id}'s spend model has q <= 1 (infinite mean spend)")
+    if reasons := fit_problems(fit):
+        raise FitNotUsable(f"fit {fit.id} is not usable: {'; '.join(reasons)}")
     scoring_settings = {
         "current_months": request.current_months or settings.current_months,
         "horizon_months": request.horizon_months or settings.horizon_months,
         "monthly_discount_rate": request.monthly_discount_rate if request.monthly_discount_rate is not None
         else settings.monthly_discount_rate,
         "margin": request.margin or settings.margin,
+        "wallet_quantile": request.wallet_quantile or settings.wallet_quantile,
         "time_unit_days": fit.time_unit_days,
     }
     if scoring_settings["horizon_months"] < scoring_settings["current_months"]:
@@ -148,13 +151,13 @@ STAGE = [sa.text("""
 CREATE TEMPORARY TABLE IF NOT EXISTS scored (
     customer_id uuid PRIMARY KEY, probability_alive float8, expected_purchases float8, expected_spend numeric(18,4),
     historical_value numeric(18,4), current_value numeric(18,4), potential_value numeric(18,4), clv numeric(18,4),
-    tier text) ON COMMIT DROP
+    tier text, retention_value numeric(18,4)) ON COMMIT DROP
 """), sa.text("TRUNCATE scored")]
 STAGE_ROWS = sa.text("""
 INSERT INTO scored SELECT * FROM unnest(
     CAST(:ids AS uuid[]), CAST(:p_alive AS float8[]), CAST(:purchases AS float8[]), CAST(:spend AS numeric[]),
     CAST(:historical AS numeric[]), CAST(:current AS numeric[]), CAST(:potential AS numeric[]),
-    CAST(:clv AS numeric[]), CAST(:tier AS text[]))
+    CAST(:clv AS numeric[]), CAST(:tier AS text[]), CAST(:retention AS numeric[]))
 """)
 MATERIAL_CHANGES = sa.text("""
 SELECT s.*, v.tier AS previous_tier FROM scored s
@@ -165,15 +168,16 @@ WHERE v.customer_id IS NULL OR v.tier <> s.tier
 """)
 UPSERT_VALUES = sa.text("""
 INSERT INTO clv.customer_value AS v (customer_id, currency, scoring_run_id, fit_id, probability_alive,
-    expected_purchases, expected_spend, historical_value, current_value, potential_value, clv, tier, scored_at)
+    expected_purchases, expected_spend, historical_value, current_value, potential_value, retention_value, clv, tier,
+    scored_at)
 SELECT customer_id, :currency, :run_id, :fit_id, probability_alive, expected_purchases, expected_spend,
-       historical_value, current_value, potential_value, clv, tier, :scored_at FROM scored
+       historical_value, current_value, potential_value, retention_value, clv, tier, :scored_at FROM scored
 ORDER BY customer_id  -- one lock order for runs and incremental scoring of the same customers
 ON CONFLICT (customer_id, currency) DO UPDATE SET
     scoring_run_id = EXCLUDED.scoring_run_id, fit_id = EXCLUDED.fit_id, probability_alive = EXCLUDED.probability_alive,
     expected_purchases = EXCLUDED.expected_purchases, expected_spend = EXCLUDED.expected_spend,
     historical_value = EXCLUDED.historical_value, current_value = EXCLUDED.current_value,
-    potential_value = EXCLUDED.potential_value, clv = EXCLUDED.clv, tier = EXCLUDED.tier,
+    potential_value = EXCLUDED.potential_value, retention_value = EXCLUDED.retention_value, clv = EXCLUDED.clv, tier = EXCLUDED.tier,
     scored_at = EXCLUDED.scored_at, updated_at = now()
 """)
 # Customers who no longer have a purchase in the currency (all cancelled, erased) lose their stored value
@@ -230,7 +234,7 @@ async def _run_scoring(session_factory: async_sessionmaker[AsyncSession], outbox
             computed = None
         else:
             computed = await asyncio.to_thread(compute_values, fit.model, fit.transactions["params"],
-                                               fit.spend["params"], stats, s)
+                                               fit.spend, stats, s)
         async with session_factory() as session:
             published = await _store(session, outbox, settings, run.currency, run.id, fit, stats, computed)
             await _update(session, run_id, status="succeeded", progress=1.0, finished_at=sa.func.now(), lease_until=None,
@@ -239,7 +243,8 @@ async def _run_scoring(session_factory: async_sessionmaker[AsyncSession], outbox
             await session.commit()
     except Exception as exc:  # noqa: BLE001 - a job reports its failure on its resource
         log.exception("scoring %s failed", run_id)
-        detail = str(exc) if isinstance(exc, DomainError) else f"internal error: {type(exc).__name__}"
+        # A ValueError is a prediction refusing its inputs (NaN, negative): its sentence says which.
+        detail = str(exc) if isinstance(exc, DomainError | ValueError) else f"internal error: {type(exc).__name__}"
         async with session_factory() as session:
             await _update(session, run_id, status="failed", error=detail, finished_at=sa.func.now(), lease_until=None)
             await session.commit()
@@ -262,9 +267,9 @@ async def score_customers(session: AsyncSession, outbox: Outbox, settings: ClvSe
         today = datetime.now(UTC).date()
         stats = await load_statistics(session, currency, today, today, s["time_unit_days"], customer_ids=ids)
         try:
-            computed = compute_values(fit.model, fit.transactions["params"], fit.spend["params"], stats, s,
+            computed = compute_values(fit.model, fit.transactions["params"], fit.spend, stats, s,
                                       thresholds=run.tier_thresholds) if len(stats) else None
-        except FitNotUsable as exc:  # the run's next refit fixes it; the purchases themselves are stored
+        except (FitNotUsable, ValueError) as exc:  # the next refit fixes it; the purchases themselves are stored
             log.warning("incremental scoring in %s skipped: %s", currency, exc)
             continue
         published += await _store(session, outbox, settings, currency, run.id, fit, stats, computed, only=ids)
@@ -289,6 +294,7 @@ async def _store(session: AsyncSession, outbox: Outbox, settings: ClvSettings, c
                 "current": np.round(v["current_value"][part], 4).tolist(),
                 "potential": np.round(v["potential_value"][part], 4).tolist(),
                 "clv": np.round(v["clv"][part], 4).tolist(),
+                "retention": np.round(v["retention_value"][part], 4).tolist(),
                 "tier": v["tier"][part].tolist(),
             })
     changes = (await session.execute(MATERIAL_CHANGES, {

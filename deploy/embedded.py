@@ -77,7 +77,7 @@ async def run(url: str, host: str, gateway_port: int, demo_customers: int) -> No
     if not (private_key and public_key):
         private_key, public_key = generate_keypair()
     servers = []
-    for name, (port, settings_cls, create_app) in SERVICES.items():
+    for port, settings_cls, create_app in SERVICES.values():
         settings = settings_cls(database_url=url, transport="inprocess", db_pool_size=5,
                                 internal_token_public_key=public_key)
         app = create_app(settings, transport)

@@ -182,7 +182,7 @@ class InboxConsumer:
             while True:
                 attempt += 1
                 try:
-                    await self._with_infra_retries(lambda: self._apply([event]))
+                    await self._with_infra_retries(lambda event=event: self._apply([event]))
                     break
                 except _Stopped:
                     raise
@@ -279,7 +279,7 @@ async def claim(session: AsyncSession, inbox: sa.Table, consumer: str, keys: lis
         {"consumer": consumer, "sources": [k[0] for k in keys], "ids": [k[1] for k in keys]},
     )
     sources, ids = inserted.one()
-    return set(zip(sources, ids)) if sources else set()
+    return set(zip(sources, ids, strict=True)) if sources else set()
 
 
 class _Stopped(Exception):

@@ -33,7 +33,7 @@ def shuffled_deliveries(rng: random.Random, events: list, batches: int = 5) -> l
     arrivals = events + rng.sample(events, len(events) // 3)
     rng.shuffle(arrivals)
     cut = sorted(rng.sample(range(1, len(arrivals)), min(batches - 1, len(arrivals) - 1)))
-    return [arrivals[i:j] for i, j in zip([0, *cut], [*cut, len(arrivals)])]
+    return [arrivals[i:j] for i, j in zip([0, *cut], [*cut, len(arrivals)], strict=True)]
 
 
 async def published(session_factory, schema: str, model) -> list:  # noqa: ANN001
@@ -97,7 +97,7 @@ async def test_value_copy_equals_clv(database_url):
                     for c in buyers]
             total = await scalar(engine, "select count(*) from clv.purchase") + len(more)
             await svc.publish(more)
-            await wait_until(lambda: _count(engine, "clv.purchase", total), message="new purchases applied")
+            await wait_until(lambda total=total: _count(engine, "clv.purchase", total), message="new purchases applied")
             history += more
         events = await published(svc.app.state.runtime.session_factory, "clv", CustomerValueUpdated)
         async with svc.app.state.runtime.session_factory() as session:

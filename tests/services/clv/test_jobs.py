@@ -76,7 +76,7 @@ async def test_a_fit_left_running_by_a_dead_replica_is_resumed(database_url, eng
 
 
 async def test_a_live_replicas_job_is_not_taken_over(database_url, engine):
-    async with clv_service(database_url, job_lease_s=1.0) as svc:
+    async with clv_service(database_url, job_lease_s=1.0):
         held = await _other_replicas_job(engine, "model_fit", "running", datetime.now(UTC) + timedelta(hours=1), **FIT)
         await asyncio.sleep(3.0)  # nine recovery rounds (every lease/3 s): the job keeps its live replica
         row = await _row(engine, held)

@@ -52,7 +52,7 @@ async def test_stage_equals_the_rules_on_the_sorted_history(lc, seed):
     arrivals = events + rng.sample(events, len(events) // 3)  # redelivered duplicates
     rng.shuffle(arrivals)
     cut = sorted(rng.sample(range(1, len(arrivals)), 4))
-    for batch in (arrivals[i:j] for i, j in zip([0, *cut], [*cut, len(arrivals)])):
+    for batch in (arrivals[i:j] for i, j in zip([0, *cut], [*cut, len(arrivals)], strict=True)):
         await lc.apply(batch)
 
     async with lc.runtime.session_factory() as session:

@@ -182,7 +182,7 @@ async def apply_interaction_events(session: AsyncSession, events: list[ConsumedE
                 await session.execute(statement, {"ids": ids})
             token = tokenizer()
             await forget_subjects(session, messaging.outbox, [str(i) for i in ids],
-                                  lambda event_type, data: redact_event_data(event_type, data, token))
+                                  lambda event_type, data, token=token: redact_event_data(event_type, data, token))
             touched.update(ids)
         elif kind in (CustomerMerged, CustomerUnmerged):
             for p in payloads:

@@ -37,5 +37,7 @@ async def get_merge(merge_id: uuid.UUID, session: SessionDep) -> MergeRead:
 @router.post("/merges/{merge_id}/undo", response_model=UnmergeRead,
              responses=problem_responses(NotFound, service.MergeAlreadyUndone, service.CustomerErased))
 async def undo_merge(merge_id: uuid.UUID, request: Request, session: SessionDep) -> UnmergeRead:
-    """Unmerge: the merged customer exists again with its identifiers, purchases and touchpoints; publishes `customer.unmerged`."""
+    """Unmerge: the merged customer exists again with its identifiers, purchases and touchpoints.
+
+    Publishes `customer.unmerged`."""
     return await service.undo_merge(session, request.app.state.runtime.outbox, merge_id)

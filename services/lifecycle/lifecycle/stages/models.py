@@ -85,8 +85,8 @@ customer_merge = sa.Table(
 )
 
 # One row per customer for the funnel: when its lifecycle began and when it first entered each stage itself
-# (null: never; a stage it jumped over is not entered). Kept from stage_history by `refresh_funnel_entries`, so the funnel reads only the customers whose
-# lifecycle began in the period instead of windowing over every transition.
+# (null: never; a stage it jumped over is not entered). Kept from stage_history by `refresh_funnel_entries`, so the
+# funnel reads only the customers whose lifecycle began in the period instead of windowing over every transition.
 funnel_entry = sa.Table(
     "funnel_entry",
     metadata,

@@ -77,7 +77,7 @@ def facts_subscription(outbox: Outbox) -> Subscription:
         outcomes = await deals.apply_partner_deals(session, outbox, deal_events) if deal_events else {}
         rows, facts = [], []
         for e in events:
-            for home, fact, extra in facts_of(e, lambda _: outcomes.get(e.envelope.id, "open") == "open"):
+            for home, fact, extra in facts_of(e, lambda _, e=e: outcomes.get(e.envelope.id, "open") == "open"):
                 rows.append(repository.fact_row(home, fact, **extra))
                 facts.append((fact, extra))
                 touched.add(home)

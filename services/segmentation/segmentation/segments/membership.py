@@ -49,7 +49,8 @@ SELECT segment_id, change, count(*) AS n FROM changes GROUP BY segment_id, chang
 # A run's assignments (run_result) against the open memberships of the segments the run decides.
 RUN_DIFF = sa.text("""
 WITH left_rows AS (
-    UPDATE segmentation.segment_membership m SET left_at = CAST(:now AS timestamptz), left_run_id = CAST(:run_id AS uuid), updated_at = now()
+    UPDATE segmentation.segment_membership m
+       SET left_at = CAST(:now AS timestamptz), left_run_id = CAST(:run_id AS uuid), updated_at = now()
     WHERE m.segment_id = ANY(CAST(:scope AS uuid[])) AND m.left_at IS NULL
       AND NOT EXISTS (SELECT 1 FROM segmentation.run_result x
                       WHERE x.run_id = CAST(:run_id AS uuid) AND x.customer_id = m.customer_id AND x.segment_id = m.segment_id)

@@ -1,4 +1,6 @@
-"""rule sets and their replay runs, customer facts, funnel entries, richer stage history, pipelines and deals (seeded marketing, sales, service)
+"""rule sets and their replay runs, customer facts, funnel entries, richer stage history, pipelines and deals
+
+Deals come with seeded pipelines: marketing, sales, service.
 
 Revision ID: 0002
 Revises: 0001

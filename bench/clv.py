@@ -11,7 +11,8 @@ exactly these arrays, in the same process:
   steps of 30 days, discounted monthly, margin 1 — against `discounted_clv` with the same definition.
 
 Each side runs `--repeat` times (default 3) and its fastest run counts. The parameters must agree within 1e-3
-relative and the CLVs computed from the same parameters within 1e-6 relative (a wrong answer raises); the end-to-end CLV difference (each library with its own fit) is reported.
+relative and the CLVs computed from the same parameters within 1e-6 relative (a wrong answer raises); the
+end-to-end CLV difference (each library with its own fit) is reported.
 Needs `pip install -r bench/requirements-clv.txt` (`./crm bench clv` does it).
 """
 

@@ -228,7 +228,7 @@ def create_api_key(gateway: str, admin_key: str, *, name: str, role: str = "admi
                    rate_limit_per_s: float | None = None) -> str:
     """A new API key minted through the gateway's own API (`POST /v1/api-keys`), as a user would: a benchmark
     that needs more than the default per-key rate asks for its key with the rate it needs."""
-    import httpx  # noqa: PLC0415 - only the benchmarks that talk to a gateway need it
+    import httpx  # only the benchmarks that talk to a gateway need it
 
     body: dict = {"name": name, "role": role}
     if partner_id is not None:
@@ -261,7 +261,7 @@ class RssSampler:
     """Samples the RSS of named processes every `interval_s` in a thread: the peak and the last sample of each."""
 
     def __init__(self, pids: dict[str, int], interval_s: float = 0.5) -> None:
-        import threading  # noqa: PLC0415
+        import threading
 
         self.pids, self.interval_s = pids, interval_s
         self.peak: dict[str, int] = dict.fromkeys(pids, 0)

@@ -25,13 +25,14 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench import harness
+from shared.contracts.topics import INTERACTION_EVENTS, PARTNER_EVENTS
+from shared.db import asyncpg_dsn, make_engine, make_session_factory
+from shared.messaging.outbox import Outbox, OutboxRelay
+
 from interaction.ingestion.consumer import partner_ingest_subscription
 from interaction.ingestion.service import INGEST_INBOX
 from interaction.settings import SCHEMA
 from interaction.tables import messaging
-from shared.contracts.topics import INTERACTION_EVENTS, PARTNER_EVENTS
-from shared.db import asyncpg_dsn, make_engine, make_session_factory
-from shared.messaging.outbox import Outbox, OutboxRelay
 
 GOAL = 20_000
 PARTNERS = ["shop-eu", "crm", "support-desk"]

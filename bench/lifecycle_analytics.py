@@ -16,9 +16,10 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from bench import harness
+from shared.db import make_engine, make_session_factory
+
 from lifecycle.analytics import repository
 from lifecycle.stages.repository import REFRESH_FUNNEL
-from shared.db import make_engine, make_session_factory
 
 FILL = sa.text("""
 INSERT INTO lifecycle.stage_history (customer_id, from_stage, stage, entered_at, left_at, reason)
@@ -96,7 +97,8 @@ async def measure(url: str, args: argparse.Namespace) -> dict:
     entered = {i + 1: s["entered"] for i, s in enumerate(top["stages"]) if s["entered"]}
     windowed = {r.rank: r.entered for r in by_window}
     if top["customers"] != direct or entered != windowed:
-        raise AssertionError(f"funnel {entered} of {top['customers']} disagrees with the direct count {direct} or the window {windowed}")
+        raise AssertionError(f"funnel {entered} of {top['customers']} disagrees with the direct count {direct} "
+                             f"or the window {windowed}")
     return {"rows": rows, "fill_s": fill_s, "timings": timings, "reference_window_funnel_s": reference,
             "funnel_customers": direct}
 

@@ -18,11 +18,11 @@ import sqlalchemy as sa
 
 from bench import harness
 from shared.messaging.inprocess import InProcessTransport
+from tests.services.lifecycle.conftest import consumed, purchase, value
 
 import lifecycle.app
 from lifecycle.settings import LifecycleSettings
 from lifecycle.stages.projection import facts_subscription
-from tests.services.lifecycle.conftest import consumed, purchase, value
 
 
 async def measure(database_url: str, customers: int, history: int, repeat: int) -> dict:

@@ -21,13 +21,14 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench import harness
-from segmentation.purchase_summary.models import purchase_summary
-from segmentation.purchase_summary.projection import purchases_subscription
-from segmentation.tables import messaging
 from shared.contracts.envelope import Envelope
 from shared.contracts.interaction import SOURCE, PurchaseRecorded
 from shared.contracts.topics import INTERACTION_EVENTS
 from shared.db import make_engine, make_session_factory
+
+from segmentation.purchase_summary.models import purchase_summary
+from segmentation.purchase_summary.projection import purchases_subscription
+from segmentation.tables import messaging
 
 INBOX = "segmentation.purchases"
 PHASES = ["fetch", "parse", "claim", "upsert", "tx", "offsets", "other"]

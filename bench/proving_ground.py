@@ -99,7 +99,7 @@ class Balancer:
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"balancer-{name}", daemon=True)
 
-    def start(self) -> "Balancer":
+    def start(self) -> Balancer:
         self._thread.start()
         self._ready.wait(10)
         return self
@@ -154,7 +154,7 @@ class WebhookReceiver:
         received = self.received
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:  # http.server's naming
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 with contextlib.suppress(ValueError):
                     received.append(json.loads(body))
@@ -168,7 +168,7 @@ class WebhookReceiver:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def start(self) -> "WebhookReceiver":
+    def start(self) -> WebhookReceiver:
         self._thread.start()
         return self
 
@@ -254,7 +254,7 @@ class Cluster:
             return total // 2**20
 
         services = rss([p.proc.pid for p in self.processes() if p.proc is not None and p.proc.poll() is None])
-        postmaster = self.postgres._postmaster()  # noqa: SLF001 - the live postmaster of this data dir
+        postmaster = self.postgres._postmaster()  # the live postmaster of this data dir
         return {"services": services, "kafka": rss([self.kafka.pid] if self.kafka.pid else []),
                 "postgres": rss([postmaster[0].pid] if postmaster else [])}
 
@@ -494,7 +494,8 @@ class Workload:
         elif kind == "unmerge":
             if (cid := await self.customer_id(client, c)) is not None:
                 resp = await self.admin(client, "GET", f"/v1/customers/{cid}/merges")
-                merges = [m for m in resp.json()["items"] if m["undone_at"] is None] if resp is not None and resp.status_code == 200 else []
+                ok = resp is not None and resp.status_code == 200
+                merges = [m for m in resp.json()["items"] if m["undone_at"] is None] if ok else []
                 if merges:
                     undo = await self.admin(client, "POST", f"/v1/merges/{merges[0]['id']}/undo")
                     if undo is not None and undo.status_code < 300:
@@ -636,7 +637,7 @@ async def consumer_lag(bootstrap: str, prefix: str) -> dict[str, int]:
             parts = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or [])]
             if not parts:
                 for t in topics:
-                    await consumer._client.force_metadata_update()  # noqa: SLF001 - metadata for the topics
+                    await consumer._client.force_metadata_update()  # metadata for the topics
                     parts += [TopicPartition(t, p) for p in (consumer.partitions_for_topic(t) or [])]
             ends = await consumer.end_offsets(parts) if parts else {}
             lags[group] = sum(max(0, end - (committed[tp].offset if tp in committed and committed[tp].offset >= 0

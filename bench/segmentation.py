@@ -27,14 +27,15 @@ import numpy as np
 import sqlalchemy as sa
 
 from bench import harness
-from segmentation.analytics import clustering
-from segmentation.runs.binary_copy import copy_in
-from segmentation.segments import membership
-from segmentation.runs.service import AGGREGATE_COLUMNS, RunExecutor, compute_features, compute_rfm, compute_tiers
-from segmentation.tables import messaging
 from shared.contracts.segmentation import SOURCE, SegmentMembershipChanged
 from shared.db import make_engine, make_session_factory
 from shared.messaging.outbox import Outbox
+
+from segmentation.analytics import clustering
+from segmentation.runs.binary_copy import copy_in
+from segmentation.runs.service import AGGREGATE_COLUMNS, RunExecutor, compute_features, compute_rfm, compute_tiers
+from segmentation.segments import membership
+from segmentation.tables import messaging
 
 DAY = 86400.0
 E2E_GOALS_S = {"rfm_first": 10.0}  # issue 14: end-to-end first RFM run on 1M customers
@@ -93,7 +94,7 @@ REFERENCE_RUN_DIFF = sa.text(membership.RUN_DIFF.text.replace(membership.PUBLISH
 assert REFERENCE_RUN_DIFF.text != membership.RUN_DIFF.text
 
 
-def timed(fn, repeat: int = 3):  # noqa: ANN001, ANN201
+def timed(fn, repeat: int = 3):
     best, result = float("inf"), None
     for _ in range(repeat):
         started = time.perf_counter()
@@ -123,7 +124,7 @@ def check_agreement(name: str, values: np.ndarray, ours: np.ndarray, peer: np.nd
             "tied_customers": round(float((~unique).mean()), 4)}
 
 
-def peer_scores(rows: np.ndarray):  # noqa: ANN201
+def peer_scores(rows: np.ndarray):
     import pandas as pd
     from rfm.rfm import RFM
 
@@ -268,12 +269,12 @@ async def _end_to_end(url: str, rows: np.ndarray, diff_reference: int = 0) -> di
         await engine.dispose()
 
 
-async def _diff_reference(executor: RunExecutor, sessions, rounds: int) -> dict:  # noqa: ANN001
+async def _diff_reference(executor: RunExecutor, sessions, rounds: int) -> dict:
     """A first RFM run up to its diff; then the reference and the service's diff statements alternately."""
     times: dict[str, list[float]] = {"reference": [], "service": []}
     finish = RunExecutor._finish
 
-    async def compare(self, session, run, families, result, summaries):  # noqa: ANN001, ANN202
+    async def compare(self, session, run, families, result, summaries):
         await session.execute(_sql("SET LOCAL work_mem = '256MB'"))
         await session.execute(_sql("SET LOCAL enable_nestloop = off"))
         scope = (await session.execute(_sql(

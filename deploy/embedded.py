@@ -19,6 +19,7 @@ from pathlib import Path
 
 import uvicorn
 
+from deploy.local.postgres import PostgresServer
 from shared.internal_auth import generate_keypair
 from shared.log import configure_logging
 from shared.messaging.inprocess import InProcessTransport
@@ -30,7 +31,6 @@ import interaction.app
 import lifecycle.app
 import segmentation.app
 from clv.settings import ClvSettings
-from deploy.local.postgres import PostgresServer
 from gateway.keys.service import generate_key
 from gateway.settings import GatewaySettings
 from interaction.settings import InteractionSettings

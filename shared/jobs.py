@@ -43,7 +43,7 @@ REPLICA = replica_id()
 
 def configure(lease_s: float) -> None:
     """This process's lease length: a dead replica's jobs are taken over this long after its last heartbeat."""
-    global LEASE_S  # noqa: PLW0603 - one setting per process, read at each claim
+    global LEASE_S  # one setting per process, read at each claim
     LEASE_S = lease_s
 
 

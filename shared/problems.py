@@ -85,7 +85,8 @@ def install_problem_handlers(app: FastAPI) -> None:
                    "msg": printable(str(e.get("msg"))), "type": e.get("type")} for e in exc.errors()]
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         detail = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
-        return problem_response(422, "Request validation failed", detail, slug="validation", instance=request.url.path, errors=errors)
+        return problem_response(422, "Request validation failed", detail, slug="validation", instance=request.url.path,
+                                errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

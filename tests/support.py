@@ -24,7 +24,6 @@ from shared.messaging.inbox import InboxConsumer, Subscription
 from shared.messaging.tables import MessagingTables
 from shared.messaging.transport import Transport
 
-
 # Who tests that call a service directly are, to the service: an admin, as the gateway would vouch.
 TEST_CALLER = Caller("test-admin", "admin")
 

@@ -44,7 +44,7 @@ def notify_channel(schema: str) -> str:
     return f"{schema}_outbox"
 
 
-def create_messaging_tables_v1(op, schema: str) -> None:  # noqa: ANN001 - alembic.op
+def create_messaging_tables_v1(op, schema: str) -> None:  # alembic.op
     """Migration step shared by every service's first revision; frozen: later changes get a `_v2`."""
     op.create_table(
         "outbox",
@@ -73,6 +73,6 @@ def create_messaging_tables_v1(op, schema: str) -> None:  # noqa: ANN001 - alemb
     )
 
 
-def drop_messaging_tables_v1(op, schema: str) -> None:  # noqa: ANN001 - alembic.op
+def drop_messaging_tables_v1(op, schema: str) -> None:  # alembic.op
     op.drop_table("inbox", schema=schema)
     op.drop_table("outbox", schema=schema)

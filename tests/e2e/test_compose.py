@@ -19,8 +19,16 @@ import yaml
 from sqlalchemy import make_url
 
 from deploy.local.kafka import PARTNER_SECURITY
-from tests.e2e.processes import (GATEWAY_ADMIN_KEY, REPO, ServiceProcess, drive_one_order, free_port, process_env, run_to_completion,
-                                 running)
+from tests.e2e.processes import (
+    GATEWAY_ADMIN_KEY,
+    REPO,
+    ServiceProcess,
+    drive_one_order,
+    free_port,
+    process_env,
+    run_to_completion,
+    running,
+)
 from tests.infra import Databases
 
 COMPOSE_FILE = REPO / "docker-compose.yml"

@@ -12,8 +12,16 @@ import httpx
 import pytest
 
 from shared.problems import PROBLEM_JSON
-from tests.e2e.processes import (GATEWAY_ADMIN_KEY, GATEWAY_AUTH, ServiceProcess, drive_one_order, free_port,
-                                 process_env, running, serve_argv)
+from tests.e2e.processes import (
+    GATEWAY_ADMIN_KEY,
+    GATEWAY_AUTH,
+    ServiceProcess,
+    drive_one_order,
+    free_port,
+    process_env,
+    running,
+    serve_argv,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.kafka]
 

@@ -11,12 +11,12 @@ from shared.messaging.inprocess import InProcessTransport
 from shared.messaging.kafka import KafkaTransport
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.transport import OutgoingMessage
+from tests.integration.test_outbox_relay import enqueue
+from tests.support import purchase_events, read_topic, running_consumer, scalar
 
 from interaction.tables import messaging as interaction_tables
 from segmentation.purchase_summary.projection import apply_purchases, purchases_subscription
 from segmentation.tables import messaging as segmentation_tables
-from tests.integration.test_outbox_relay import enqueue
-from tests.support import purchase_events, read_topic, running_consumer, scalar
 
 
 @pytest.mark.kafka

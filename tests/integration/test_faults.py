@@ -20,13 +20,13 @@ from shared.messaging.metrics import EVENTS_DEAD_LETTERED
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.transport import TransportError
 from shared.migrations import upgrade
+from tests.infra import migrations_dir
+from tests.integration.test_outbox_relay import enqueue
+from tests.support import produce_events, purchase_events, running_consumer, scalar, wait_until
 
 from interaction.tables import messaging as interaction_tables
 from segmentation.purchase_summary.projection import purchases_subscription
 from segmentation.tables import messaging as segmentation_tables
-from tests.infra import migrations_dir
-from tests.integration.test_outbox_relay import enqueue
-from tests.support import produce_events, purchase_events, running_consumer, scalar, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

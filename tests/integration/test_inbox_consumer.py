@@ -14,10 +14,10 @@ from shared.contracts.topics import INTERACTION_EVENTS, dlq
 from shared.db import make_engine
 from shared.messaging.inbox import ConsumedEvent, Subscription
 from shared.messaging.kafka import KafkaTransport
+from tests.support import produce, produce_events, purchase_events, read_topic, running_consumer, scalar, wait_until
 
 from segmentation.purchase_summary.projection import purchases_subscription
 from segmentation.tables import messaging as segmentation_tables
-from tests.support import produce, produce_events, purchase_events, read_topic, running_consumer, scalar, wait_until
 
 pytestmark = pytest.mark.kafka
 TOPIC = INTERACTION_EVENTS

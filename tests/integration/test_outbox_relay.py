@@ -9,11 +9,11 @@ from shared.contracts.topics import INTERACTION_EVENTS
 from shared.db import asyncpg_dsn, make_engine, make_session_factory
 from shared.messaging.kafka import KafkaTransport
 from shared.messaging.outbox import Outbox, OutboxRelay
+from tests.support import purchase_events, read_topic, running_consumer, scalar, wait_until
 
+from interaction.tables import messaging as interaction_tables
 from segmentation.purchase_summary.projection import purchases_subscription
 from segmentation.tables import messaging as segmentation_tables
-from interaction.tables import messaging as interaction_tables
-from tests.support import purchase_events, read_topic, running_consumer, scalar, wait_until
 
 pytestmark = pytest.mark.kafka
 

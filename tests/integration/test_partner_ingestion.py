@@ -6,12 +6,12 @@ import pytest
 
 from shared.contracts.topics import INTERACTION_EVENTS, PARTNER_EVENTS, dlq
 from shared.db import make_engine
-
-from interaction.app import create_app
-from interaction.settings import InteractionSettings
 from tests.services.conftest import serving
 from tests.services.test_ingestion_http import order
 from tests.support import produce, read_topic, scalar, wait_until
+
+from interaction.app import create_app
+from interaction.settings import InteractionSettings
 
 pytestmark = pytest.mark.kafka
 

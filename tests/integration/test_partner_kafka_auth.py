@@ -14,15 +14,15 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
 
+from deploy.local.kafka import add_partner
 from shared.contracts.topics import PARTNER_EVENTS, dlq, partner_topic
 from shared.db import make_engine
-
-from deploy.local.kafka import add_partner
-from interaction.app import create_app
-from interaction.settings import InteractionSettings
 from tests.services.conftest import serving
 from tests.services.test_ingestion_http import order
 from tests.support import scalar, wait_until
+
+from interaction.app import create_app
+from interaction.settings import InteractionSettings
 
 pytestmark = pytest.mark.kafka
 

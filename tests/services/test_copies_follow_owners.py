@@ -19,13 +19,14 @@ from shared.contracts.envelope import Envelope
 from shared.contracts.lifecycle import StageChanged
 from shared.db import make_engine, make_session_factory
 from shared.messaging.inbox import ConsumedEvent
-
-from clv.propositions.projection import apply_targeting_events
-from tests.services.clv.support import clv_service, purchase as clv_purchase, simulated_purchases
+from tests.services.clv.support import clv_service, simulated_purchases
+from tests.services.clv.support import purchase as clv_purchase
 from tests.services.lifecycle.conftest import lc  # noqa: F401 - the lifecycle app fixture
 from tests.services.lifecycle.test_stages import random_history
 from tests.services.segmentation.helpers import Feeder
 from tests.support import scalar, wait_until
+
+from clv.propositions.projection import apply_targeting_events
 
 
 def shuffled_deliveries(rng: random.Random, events: list, batches: int = 5) -> list[list]:
@@ -36,7 +37,7 @@ def shuffled_deliveries(rng: random.Random, events: list, batches: int = 5) -> l
     return [arrivals[i:j] for i, j in zip([0, *cut], [*cut, len(arrivals)], strict=True)]
 
 
-async def published(session_factory, schema: str, model) -> list:  # noqa: ANN001
+async def published(session_factory, schema: str, model) -> list:
     async with session_factory() as session:
         rows = (await session.execute(sa.text(f"SELECT payload FROM {schema}.outbox ORDER BY id"))).scalars().all()
     envelopes = [Envelope.model_validate(orjson.loads(r)) for r in rows]

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from shared.db import make_engine
 from shared.messaging.inprocess import InProcessTransport
 from shared.problems import install_problem_handlers
+from tests.services.conftest import serving
 
 import clv.app
 import gateway.app
@@ -29,7 +30,6 @@ from gateway.settings import GatewaySettings
 from interaction.settings import InteractionSettings
 from lifecycle.settings import LifecycleSettings
 from segmentation.settings import SegmentationSettings
-from tests.services.conftest import serving
 
 ADMIN_KEY = "hostile-input-admin-key-0123456789abcdef"
 APPS = {

@@ -28,17 +28,17 @@ from shared.contracts.identity import chain_members_sql, live_sql
 from shared.contracts.interaction import INTERACTION_EVENT_TYPES
 from shared.db import make_engine
 from shared.messaging.inbox import ConsumedEvent
+from tests.services.conftest import serving
+from tests.services.interaction.events import event, feedback, order, refund, touch
+from tests.services.lifecycle.conftest import lc  # noqa: F401 - the lifecycle app fixture
+from tests.services.segmentation.helpers import Feeder
+from tests.services.test_copies_follow_owners import shuffled_deliveries
 
 from clv.profitability.projection import apply_events as profit_apply
 from clv.profitability.repository import CUSTOMER_PROFIT
 from clv.transaction_summary.projection import apply_interaction_events as clv_apply
 from interaction.app import create_app
 from interaction.settings import InteractionSettings
-from tests.services.conftest import serving
-from tests.services.interaction.events import event, feedback, order, refund, touch
-from tests.services.lifecycle.conftest import lc  # noqa: F401 - the lifecycle app fixture
-from tests.services.segmentation.helpers import Feeder
-from tests.services.test_copies_follow_owners import shuffled_deliveries
 
 
 @pytest.fixture
@@ -48,19 +48,19 @@ async def interaction(database_url):
         yield client
 
 
-async def _ok(resp, status: int = 200) -> dict:  # noqa: ANN001
+async def _ok(resp, status: int = 200) -> dict:
     assert resp.status_code == status, resp.text
     return resp.json()
 
 
-async def _customer(engine, subject: str) -> uuid.UUID:  # noqa: ANN001
+async def _customer(engine, subject: str) -> uuid.UUID:
     async with engine.connect() as conn:
         return (await conn.execute(sa.text(
             "select home_customer_id from interaction.customer_identifier "
             "where kind = 'source' and source = 'shop-eu' and external_id = :e"), {"e": subject})).scalar()
 
 
-async def owner_history(client, engine, tag: str) -> tuple[list[Envelope], list[uuid.UUID]]:  # noqa: ANN001
+async def owner_history(client, engine, tag: str) -> tuple[list[Envelope], list[uuid.UUID]]:
     """Drives interaction through merge chains and undos; returns the events it published and its customers."""
     async with engine.connect() as conn:
         start = (await conn.execute(sa.text("select coalesce(max(id), 0) from interaction.outbox"))).scalar()
@@ -100,7 +100,7 @@ async def owner_history(client, engine, tag: str) -> tuple[list[Envelope], list[
     return [Envelope.model_validate(orjson.loads(r)) for r in rows], [c, a, b, f, d, e]
 
 
-async def owner_state(engine, customers: list[uuid.UUID]) -> tuple[dict, dict]:  # noqa: ANN001
+async def owner_state(engine, customers: list[uuid.UUID]) -> tuple[dict, dict]:
     """Interaction's survivor of each id, and each live customer's (order count, net spend) per currency."""
     async with engine.connect() as conn:
         survivors = {}
@@ -116,7 +116,7 @@ async def owner_state(engine, customers: list[uuid.UUID]) -> tuple[dict, dict]: 
     return survivors, spend
 
 
-async def copy_state(engine, customers: list[uuid.UUID], summary: str, count: str, spend: str,  # noqa: ANN001
+async def copy_state(engine, customers: list[uuid.UUID], summary: str, count: str, spend: str,
                      alias: str) -> tuple[dict, dict]:
     async with engine.connect() as conn:
         aliases = {r[0]: r[1] for r in await conn.execute(sa.text(
@@ -127,7 +127,7 @@ async def copy_state(engine, customers: list[uuid.UUID], summary: str, count: st
     return {cid: aliases.get(cid, cid) for cid in customers}, totals
 
 
-async def owner_touchpoints(engine, events: list[Envelope]) -> dict:  # noqa: ANN001
+async def owner_touchpoints(engine, events: list[Envelope]) -> dict:
     """Each touchpoint's customer in interaction (its timeline row, moved by merges and unmerges)."""
     ids = [uuid.UUID(e.data["touchpoint_id"]) for e in events if e.type == "touchpoint.recorded"]
     async with engine.connect() as conn:
@@ -135,7 +135,7 @@ async def owner_touchpoints(engine, events: list[Envelope]) -> dict:  # noqa: AN
             "select id, customer_id from interaction.activity where id = any(:ids)"), {"ids": ids})}
 
 
-async def profit_state(engine, customers: list[uuid.UUID], touchpoints: list[uuid.UUID]) -> tuple[dict, dict, dict]:  # noqa: ANN001
+async def profit_state(engine, customers: list[uuid.UUID], touchpoints: list[uuid.UUID]) -> tuple[dict, dict, dict]:
     """Profitability's live customer of each id (its own read), each customer's (orders, net revenue) per
     currency, and each touchpoint's customer."""
     async with engine.connect() as conn:
@@ -160,7 +160,7 @@ CAMPAIGN_PURCHASES = """(select coalesce(m.survivor_id, p.home_customer_id) as c
   group by 1, 2) cp"""
 
 
-async def fact_divergences(engine, customers: list[uuid.UUID]) -> list[str]:  # noqa: ANN001
+async def fact_divergences(engine, customers: list[uuid.UUID]) -> list[str]:
     """Segmentation's rule-field facts against interaction: who holds each purchase's and touchpoint's channel
     and partner, each feedback's score, each lead's campaign."""
     async with engine.connect() as conn:

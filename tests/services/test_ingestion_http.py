@@ -7,11 +7,11 @@ import sqlalchemy as sa
 
 from shared.contracts.interaction import PurchaseRecorded
 from shared.db import make_engine
+from tests.services.conftest import serving
+from tests.support import scalar
 
 from interaction.app import create_app
 from interaction.settings import InteractionSettings
-from tests.services.conftest import serving
-from tests.support import scalar
 
 
 def order(subject: str = "C-1", order_id: str | None = None, amount: str = "59.90", source: str = "shop-eu",

@@ -13,14 +13,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from shared.internal_auth import (CALLER_SCOPE_KEY, HEADER, Caller, InternalAuthMiddleware, TokenSigner,
-                                  TokenVerifier, generate_keypair)
-
-from interaction.app import create_app
-from interaction.settings import InteractionSettings
+from shared.internal_auth import (
+    CALLER_SCOPE_KEY,
+    HEADER,
+    Caller,
+    InternalAuthMiddleware,
+    TokenSigner,
+    TokenVerifier,
+    generate_keypair,
+)
 from tests.services.conftest import serving
 from tests.services.gateway.conftest import ADMIN_KEY, free_port, gateway_stack, served
 from tests.support import TEST_CALLER, gateway_signer
+
+from interaction.app import create_app
+from interaction.settings import InteractionSettings
 
 ADMIN = Caller("someone", "admin")
 

@@ -14,6 +14,11 @@ from shared.contracts.lifecycle import StageChanged
 from shared.db import make_engine, make_session_factory
 from shared.messaging.inbox import ConsumedEvent
 from shared.messaging.inprocess import InProcessTransport
+from tests.e2e.processes import process_env
+from tests.services.gateway.conftest import free_port, served
+from tests.services.lifecycle.conftest import consumed, days_ago, purchase
+from tests.services.segmentation.helpers import Feeder
+from tests.services.test_copies_follow_owners import published
 
 import clv.app
 import lifecycle.app
@@ -25,11 +30,6 @@ from lifecycle.stages import reconcile as lifecycle_reconcile
 from lifecycle.stages.projection import facts_subscription
 from segmentation.profiles import reconcile as segmentation_reconcile
 from segmentation.settings import SegmentationSettings
-from tests.e2e.processes import process_env
-from tests.services.gateway.conftest import free_port, served
-from tests.services.lifecycle.conftest import consumed, days_ago, purchase
-from tests.services.segmentation.helpers import Feeder
-from tests.services.test_copies_follow_owners import published
 
 
 @contextlib.asynccontextmanager

@@ -4,6 +4,9 @@ import uuid
 
 from shared.db import make_engine
 from shared.messaging.inprocess import InProcessTransport
+from tests.services.conftest import serving
+from tests.services.test_ingestion_http import order
+from tests.support import scalar, wait_until
 
 import clv.app
 import interaction.app
@@ -13,9 +16,6 @@ from clv.settings import ClvSettings
 from interaction.settings import InteractionSettings
 from lifecycle.settings import LifecycleSettings
 from segmentation.settings import SegmentationSettings
-from tests.services.conftest import serving
-from tests.services.test_ingestion_http import order
-from tests.support import scalar, wait_until
 
 
 async def test_order_flows_from_interaction_to_every_projection(database_url):

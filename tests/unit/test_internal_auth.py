@@ -3,8 +3,17 @@
 import jwt
 import pytest
 
-from shared.internal_auth import (ISSUER, Caller, InternalAuthConfigError, InvalidInternalToken, TokenSigner,
-                                  TokenVerifier, generate_keypair, key_id, load_private_key)
+from shared.internal_auth import (
+    ISSUER,
+    Caller,
+    InternalAuthConfigError,
+    InvalidInternalToken,
+    TokenSigner,
+    TokenVerifier,
+    generate_keypair,
+    key_id,
+    load_private_key,
+)
 
 PRIVATE, PUBLIC = generate_keypair()
 ANALYST = Caller("key-1", "analyst")

@@ -22,7 +22,7 @@ def launch(app: FastAPI, job: Coroutine, name: str) -> asyncio.Task:
     return launch_on(app.state.runtime, job, name)
 
 
-def launch_on(runtime, job: Coroutine, name: str) -> asyncio.Task:  # noqa: ANN001 - ClvRuntime (import cycle)
+def launch_on(runtime, job: Coroutine, name: str) -> asyncio.Task:  # ClvRuntime (import cycle)
     jobs: set[asyncio.Task] = runtime.__dict__.setdefault("jobs", set())
     task = asyncio.create_task(job, name=name)
     jobs.add(task)
@@ -42,7 +42,7 @@ def _jobs(app: FastAPI) -> set[asyncio.Task]:
     return app.state.runtime.__dict__.setdefault("jobs", set())
 
 
-async def recover_once(runtime) -> int:  # noqa: ANN001 - ClvRuntime (import cycle)
+async def recover_once(runtime) -> int:  # ClvRuntime (import cycle)
     """Relaunch the jobs other (dead) replicas left; returns how many this replica took over."""
     from clv.fits.models import model_fit
     from clv.fits.service import run_fit
@@ -64,12 +64,12 @@ async def recover_once(runtime) -> int:  # noqa: ANN001 - ClvRuntime (import cyc
     return taken
 
 
-async def recover_loop(runtime, stopping: asyncio.Event) -> None:  # noqa: ANN001 - ClvRuntime
+async def recover_loop(runtime, stopping: asyncio.Event) -> None:  # ClvRuntime
     interval = runtime.settings.job_lease_s / 3
     while not stopping.is_set():
         try:
             await recover_once(runtime)
-        except Exception:  # noqa: BLE001 - the next round retries (e.g. the database was restarting)
+        except Exception:  # the next round retries (e.g. the database was restarting)
             log.exception("job recovery round failed")
         try:
             await asyncio.wait_for(stopping.wait(), timeout=interval)

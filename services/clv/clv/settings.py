@@ -26,7 +26,8 @@ class ClvSettings(ServiceSettings):
     value_change_absolute: float = Field(1.0, ge=0)
     value_change_relative: float = Field(0.10, ge=0)
     # Scheduled refits: every this many hours (0 = off), each currency with purchases whose newest fit is
-    # older gets a new fit of `refit_model` (`auto`: the model chosen by holdout error) and, if it converges, a scoring run with the default settings.
+    # older gets a new fit of `refit_model` (`auto`: the model chosen by holdout error) and, if it converges, a
+    # scoring run with the default settings.
     refit_interval_hours: float = Field(0.0, ge=0)
     refit_model: str = Field("auto", pattern="^(auto|bgnbd|mbgnbd|pareto_nbd)$")
     # Where `reconcile` reads the owners' published state (their state routes; docs/<service>.md, Consistency).

@@ -38,7 +38,7 @@ async def sweep_periodically(runtime: ServiceRuntime, interval_s: float) -> None
                 outcome = await stages.sweep(session, runtime.outbox)
             if outcome.moves:
                 log.info("sweep moved %d customers", sum(outcome.moves.values()))
-        except Exception:  # noqa: BLE001 - the next tick tries again
+        except Exception:  # the next tick tries again
             log.exception("lifecycle sweep failed")
 
 

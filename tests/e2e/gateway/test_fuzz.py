@@ -25,10 +25,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation.modes import GenerationMode
-from schemathesis.specs.openapi.checks import (content_type_conformance, response_schema_conformance,
-                                               status_code_conformance)
+from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance, status_code_conformance
 
-from tests.e2e.processes import (GATEWAY_ADMIN_KEY, ServiceProcess, free_port, process_env, running, serve_argv)
+from tests.e2e.processes import GATEWAY_ADMIN_KEY, ServiceProcess, free_port, process_env, running, serve_argv
 from tests.infra import Databases
 
 pytestmark = [pytest.mark.slow, pytest.mark.kafka]

@@ -4,16 +4,17 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from shared.contracts.envelope import Envelope
 from shared.contracts.interaction import SOURCE
 from shared.contracts.topics import CLV_EVENTS, INTERACTION_EVENTS
+from tests.services.clv.support import purchase, refund, simulated_purchases
+from tests.services.conftest import serving
+from tests.support import produce_events, read_topic, scalar, wait_until
 
 import clv.app
 from clv.jobs import wait_for_jobs
 from clv.settings import ClvSettings
-from tests.services.clv.support import purchase, refund, simulated_purchases
-from tests.services.conftest import serving
-from tests.support import produce_events, read_topic, scalar, wait_until
 
 pytestmark = pytest.mark.kafka
 

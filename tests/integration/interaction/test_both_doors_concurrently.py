@@ -8,13 +8,13 @@ import pytest
 
 from shared.contracts.topics import PARTNER_EVENTS
 from shared.db import make_engine
-
-from interaction.app import create_app
-from interaction.settings import InteractionSettings
 from tests.services.conftest import serving
 from tests.services.interaction.conftest import trust
 from tests.services.interaction.events import identified, order, touch
 from tests.support import produce, scalar, wait_until
+
+from interaction.app import create_app
+from interaction.settings import InteractionSettings
 
 pytestmark = pytest.mark.kafka
 PEOPLE = 60

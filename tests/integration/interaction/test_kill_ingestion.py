@@ -10,7 +10,6 @@ import pytest
 
 from shared.contracts.topics import PARTNER_EVENTS
 from shared.db import make_engine
-
 from tests.e2e.processes import free_port
 from tests.services.interaction.events import order, touch
 from tests.support import produce, scalar, wait_until

@@ -5,13 +5,13 @@ import pytest
 
 from shared.contracts.topics import PARTNER_EVENTS, dlq
 from shared.db import make_engine
-
-from interaction.app import create_app
-from interaction.settings import InteractionSettings
 from tests.services.conftest import serving
 from tests.services.interaction.events import order
 from tests.services.interaction.malformed import MALFORMED
 from tests.support import produce, read_topic, scalar, wait_until
+
+from interaction.app import create_app
+from interaction.settings import InteractionSettings
 
 pytestmark = pytest.mark.kafka
 

@@ -6,12 +6,12 @@ import orjson
 import pytest
 
 from shared.contracts.topics import CLV_EVENTS, INTERACTION_EVENTS, LIFECYCLE_EVENTS
-
-import lifecycle.app
-from lifecycle.settings import LifecycleSettings
 from tests.services.conftest import serving
 from tests.services.lifecycle.conftest import days_ago, feedback, lead, purchase, value
 from tests.support import produce_events, read_topic, wait_until
+
+import lifecycle.app
+from lifecycle.settings import LifecycleSettings
 
 pytestmark = pytest.mark.kafka
 

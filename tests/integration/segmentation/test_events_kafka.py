@@ -7,12 +7,12 @@ from shared.contracts.envelope import Envelope
 from shared.contracts.interaction import SOURCE
 from shared.contracts.segmentation import SegmentMembershipChanged
 from shared.contracts.topics import INTERACTION_EVENTS, SEGMENTATION_EVENTS
-
-import segmentation.app
-from segmentation.settings import SegmentationSettings
 from tests.services.conftest import serving
 from tests.services.segmentation.helpers import purchase
 from tests.support import produce_events, read_topic, wait_until
+
+import segmentation.app
+from segmentation.settings import SegmentationSettings
 
 
 async def test_consumed_purchase_moves_customer_into_rule_segment_and_event_reaches_kafka(

@@ -15,11 +15,11 @@ from shared.contracts.envelope import Envelope, Payload
 from shared.contracts.topics import INTERACTION_EVENTS, LIFECYCLE_EVENTS, SEGMENTATION_EVENTS
 from shared.messaging.inprocess import InProcessTransport
 from shared.messaging.transport import OutgoingMessage
+from tests.services.conftest import serving
 
 import clv.app
 from clv.jobs import wait_for_jobs
 from clv.settings import ClvSettings
-from tests.services.conftest import serving
 
 TOPIC_OF = {interaction.SOURCE: INTERACTION_EVENTS, segmentation.SOURCE: SEGMENTATION_EVENTS,
             lifecycle.SOURCE: LIFECYCLE_EVENTS}

@@ -9,7 +9,6 @@ import pytest
 import sqlalchemy as sa
 
 from shared.db import make_engine
-
 from tests.services.clv.support import clv_service, simulated_purchases
 from tests.support import scalar, wait_until
 

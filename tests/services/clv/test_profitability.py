@@ -13,14 +13,18 @@ import sqlalchemy as sa
 
 from shared.contracts import interaction
 from shared.contracts.interaction import (
-    CustomerErased, CustomerMerged, CustomerUnmerged, PurchaseLine, TouchpointRecorded,
+    CustomerErased,
+    CustomerMerged,
+    CustomerUnmerged,
+    PurchaseLine,
+    TouchpointRecorded,
 )
 from shared.db import make_engine
 from shared.migrations import downgrade, upgrade
-
-import clv
 from tests.services.clv.support import clv_service, refund, simulated_purchases
 from tests.support import wait_until
+
+import clv
 
 DAY = datetime(2026, 10, 1, 12, tzinfo=UTC)
 SETTINGS = "/v1/value/profitability/settings"

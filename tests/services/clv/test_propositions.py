@@ -8,10 +8,10 @@ from shared.contracts import lifecycle, segmentation
 from shared.contracts.interaction import FeedbackRecorded
 from shared.contracts.lifecycle import Stage, StageChanged
 from shared.contracts.segmentation import SegmentKind, SegmentMembershipChanged
-
-from clv.propositions.service import in_holdout
 from tests.services.clv.support import clv_service, purchase, simulated_purchases
 from tests.support import scalar, wait_until
+
+from clv.propositions.service import in_holdout
 
 NOW = datetime.now(UTC)
 
@@ -179,7 +179,8 @@ async def test_catalogue_next_best_deliveries_performance_and_gap(database_url):
         patched = await svc.client.patch(f"/v1/propositions/{ids['Express shipping']}", json={"max_contacts": 5})
         assert patched.status_code == 200 and patched.json()["max_contacts"] == 5
         assert (await svc.client.patch(f"/v1/propositions/{uuid.uuid4()}", json={"active": True})).status_code == 404
-        delivered_events = await scalar(engine, "select count(*) from clv.outbox where convert_from(payload, 'UTF8') like '%proposition.delivered%'")
+        delivered_events = await scalar(
+            engine, "select count(*) from clv.outbox where convert_from(payload, 'UTF8') like '%proposition.delivered%'")
         assert delivered_events == 2 + len(groups["treatment"])
 
 

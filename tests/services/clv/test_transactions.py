@@ -4,7 +4,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from shared.contracts.interaction import CustomerErased, CustomerMerged, CustomerUnmerged
-
 from tests.services.clv.support import clv_service, purchase, refund
 from tests.support import wait_until
 

@@ -3,13 +3,11 @@ equal to the owners' reads after late, duplicate and out-of-order input and merg
 
 import asyncio
 import random
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
 from shared.db import make_engine
-
 from tests.services.gateway.conftest import Stack, gateway_stack
 from tests.services.gateway.test_erasure_everywhere import _drained
 from tests.services.interaction.events import order, refund

@@ -26,7 +26,6 @@ from shared.contracts.lifecycle import Stage, StageChanged
 from shared.contracts.topics import INTERACTION_EVENTS, LIFECYCLE_EVENTS
 from shared.db import make_engine
 from shared.messaging.transport import OutgoingMessage
-
 from tests.pii_scan import find_pii, phone_forms
 from tests.services.gateway.conftest import Stack, gateway_stack
 from tests.services.gateway.test_webhooks import Receiver, receiver, subscribe
@@ -235,8 +234,8 @@ async def _erasure_delivered(rec, erased_ids: list[str]) -> bool:
 
 async def test_the_gateway_forgets_queued_deliveries_and_queues_none_after_erasure(database_url: str) -> None:
     """Topics are not ordered with each other: a stage change may reach the gateway after `customer.erased`."""
-    async with receiver() as rec, gateway_stack(database_url, services=(), webhook_poll_interval_s=0.05, webhook_allowed_hosts="127.0.0.1",
-                                               webhook_backoff_base_s=0.05) as stack:
+    async with receiver() as rec, gateway_stack(database_url, services=(), webhook_poll_interval_s=0.05,
+                                               webhook_allowed_hosts="127.0.0.1", webhook_backoff_base_s=0.05) as stack:
         rec.failing = True  # deliveries stay queued until the erasure
         await subscribe(stack, rec.url, ["stage.changed", "customer.erased"])
         ada, other = uuid.uuid4(), uuid.uuid4()

@@ -4,9 +4,10 @@ Failed authentications are now limited per client address: past the burst, an un
 429 problem+json without a lookup, while keys already verified keep working from the same address.
 """
 
+from tests.services.gateway.conftest import create_key, gateway_stack
+
 from gateway.keys import repository
 from gateway.keys.service import generate_key
-from tests.services.gateway.conftest import create_key, gateway_stack
 
 
 async def test_failed_authentications_are_limited_per_address_without_lookups(database_url: str, monkeypatch) -> None:

@@ -110,7 +110,7 @@ async def test_down_service_fails_fast_with_503_and_opens_the_circuit(database_u
             assert first.status_code == 503
             assert first.headers["content-type"].startswith("application/problem+json")
             assert first.json()["service"] == "clv" and "clv" in first.json()["detail"]
-            second = await admin.get(f"/v1/segmentation/runs")
+            second = await admin.get("/v1/segmentation/runs")
             assert second.status_code == 503 and second.json()["service"] == "segmentation"
             again = await admin.get(f"/v1/customers/{uuid.uuid4()}/value")
             assert again.status_code == 503 and "circuit open" in again.json()["detail"]

@@ -8,9 +8,10 @@ ambiguous spelling is now refused with 400 problem+json before the policy, and n
 import orjson
 import pytest
 
-from gateway.security.paths import UnsafePath, canonical_path
 from tests.services.gateway.conftest import create_key, gateway_stack, raw_request
 from tests.services.gateway.test_limits_and_routing import recording_service
+
+from gateway.security.paths import UnsafePath, canonical_path
 
 EVENT = orjson.dumps([{"id": "e-1", "source": "someone-elses-shop", "type": "customer.upserted", "data": {}}])
 SMUGGLED = [

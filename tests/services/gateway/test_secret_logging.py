@@ -7,9 +7,10 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
+from tests.services.gateway.conftest import Stack, create_key
+
 from gateway.keys import repository
 from gateway.keys.service import generate_key, hash_key
-from tests.services.gateway.conftest import Stack, create_key
 
 
 async def test_a_failed_insert_into_the_key_table_logs_no_parameters(stack: Stack, caplog) -> None:

@@ -16,11 +16,11 @@ from shared.contracts.envelope import Envelope
 from shared.contracts.lifecycle import SOURCE, Stage, StageChanged
 from shared.contracts.topics import LIFECYCLE_EVENTS
 from shared.messaging.transport import OutgoingMessage
-
-from gateway.webhooks.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from tests.e2e.processes import order_completed
 from tests.services.gateway.conftest import Stack, free_port, gateway_stack
 from tests.support import wait_until
+
+from gateway.webhooks.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 
 # The receivers listen on loopback, which webhooks may only reach when explicitly allowed (development, tests).
 LOCAL_RECEIVERS = "127.0.0.1"

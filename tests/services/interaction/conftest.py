@@ -2,10 +2,10 @@ import pytest
 import sqlalchemy as sa
 
 from shared.db import make_engine
+from tests.services.conftest import serving
 
 from interaction.app import create_app
 from interaction.settings import InteractionSettings
-from tests.services.conftest import serving
 
 
 @pytest.fixture

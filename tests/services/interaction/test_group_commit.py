@@ -6,12 +6,13 @@ import asyncio
 import pytest
 import sqlalchemy as sa
 
-import interaction.app
-from interaction.app import create_app
-from interaction.settings import InteractionSettings
 from tests.services.conftest import serving
 from tests.services.interaction.events import order
 from tests.support import scalar
+
+import interaction.app
+from interaction.app import create_app
+from interaction.settings import InteractionSettings
 
 
 @pytest.fixture

@@ -11,13 +11,13 @@ from shared.contracts.envelope import Envelope
 from shared.contracts.segmentation import SOURCE, SegmentKind, SegmentMembershipChanged
 from shared.messaging.inbox import ConsumedEvent
 from shared.messaging.transport import IncomingMessage
+from tests.services.conftest import serving
+from tests.services.interaction.conftest import customer_of, trust
+from tests.services.interaction.events import cancel, feedback, order, refund, touch
 
 from interaction.app import create_app
 from interaction.segment_copy.projection import segment_copy_subscription
 from interaction.settings import InteractionSettings
-from tests.services.conftest import serving
-from tests.services.interaction.conftest import customer_of, trust
-from tests.services.interaction.events import cancel, feedback, order, refund, touch
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 
@@ -145,7 +145,8 @@ async def test_satisfaction_totals_and_trends_by_segment_partner_and_proposition
     weekly = (await client.get("/v1/satisfaction", params={**period, "interval": "week"})).json()
     assert [p["period"][:10] for p in weekly["trend"]] == ["2026-09-28", "2026-11-02", "2026-11-09", "2026-11-16"]
 
-    partners = {t["group"]: t for t in (await client.get("/v1/satisfaction", params={**period, "group_by": "partner"})).json()["totals"]}
+    by_partner = (await client.get("/v1/satisfaction", params={**period, "group_by": "partner"})).json()
+    partners = {t["group"]: t for t in by_partner["totals"]}
     assert (partners["shop-eu"]["responses"], partners["shop-eu"]["nps"]) == (3, 33.3)
     assert (partners["rep-anna"]["nps"], partners["rep-anna"]["csat"]) == (0.0, 100.0)
     props = (await client.get("/v1/satisfaction", params={**period, "group_by": "proposition"})).json()

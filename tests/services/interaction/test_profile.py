@@ -5,7 +5,6 @@ from decimal import Decimal
 
 from shared.contracts.envelope import Envelope
 from shared.contracts.interaction import INTERACTION_EVENT_TYPES, SOURCE
-
 from tests.pii_scan import find_pii, phone_forms
 from tests.services.interaction.conftest import customer_of, outbox_events, trust
 from tests.services.interaction.events import cancel, event, feedback, identified, order, refund, touch

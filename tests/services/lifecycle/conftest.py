@@ -16,11 +16,11 @@ from shared.messaging.inbox import ConsumedEvent
 from shared.messaging.inprocess import InProcessTransport
 from shared.messaging.transport import IncomingMessage
 from shared.service import ServiceRuntime
+from tests.services.conftest import serving
 
 import lifecycle.app
 from lifecycle.settings import LifecycleSettings
 from lifecycle.stages.projection import facts_subscription
-from tests.services.conftest import serving
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 

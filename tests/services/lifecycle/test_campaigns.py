@@ -10,9 +10,9 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from shared.contracts import clv, interaction
+from tests.services.lifecycle.conftest import NOW, days_ago, envelope
 
 import lifecycle
-from tests.services.lifecycle.conftest import NOW, days_ago, envelope
 
 
 def lead(cid, days: float, campaign: str | None, source: str | None, qualified: bool = False):

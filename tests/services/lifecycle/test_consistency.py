@@ -8,8 +8,9 @@ import orjson
 
 from shared.contracts import interaction
 from shared.contracts.lifecycle import Stage
-from lifecycle.rules.engine import ALLOWED_MANUAL
 from tests.services.lifecycle.conftest import days_ago, envelope, feedback, purchase, value
+
+from lifecycle.rules.engine import ALLOWED_MANUAL
 
 
 async def published_stage_events(lc, cid: uuid.UUID) -> list[dict]:

@@ -4,7 +4,6 @@ import uuid
 from decimal import Decimal
 
 from shared.contracts.interaction import CustomerMerged
-
 from tests.services.lifecycle.conftest import NOW, created, days_ago, deal_updated, envelope, erased, lead
 
 

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from shared import jobs
+from tests.services.lifecycle.conftest import days_ago, purchase
 
 from lifecycle.rules import runs
-from tests.services.lifecycle.conftest import days_ago, purchase
 
 
 async def test_the_sweep_has_one_turn_per_interval_across_replicas(lc):

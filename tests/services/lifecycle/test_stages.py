@@ -8,14 +8,22 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
+from shared.contracts import interaction
 from shared.contracts.envelope import Envelope
 from shared.contracts.lifecycle import Stage
+from tests.services.lifecycle.conftest import (
+    NOW,
+    cancellation,
+    days_ago,
+    envelope,
+    feedback,
+    lead,
+    purchase,
+    value,
+)
+
 from lifecycle.rules.engine import RuleParameters, derive_stage
 from lifecycle.stages import repository, service
-from shared.contracts import interaction
-from tests.services.lifecycle.conftest import (
-    NOW, cancellation, days_ago, envelope, feedback, lead, purchase, value,
-)
 
 
 def refund(cid: uuid.UUID, at, purchase_id: uuid.UUID, amount: str):
@@ -253,12 +261,12 @@ SNAPSHOT = {
 }
 
 
-async def derived_state(session) -> dict[str, list]:  # noqa: ANN001
+async def derived_state(session) -> dict[str, list]:
     """Everything a derivation writes: history, current rows (stage, aggregates, state kept), funnel rows."""
     return {name: [tuple(r) for r in await session.execute(sa.text(q))] for name, q in SNAPSHOT.items()}
 
 
-async def replayed_from_nothing(lc, rederive) -> dict[str, list]:  # noqa: ANN001
+async def replayed_from_nothing(lc, rederive) -> dict[str, list]:
     """What the full replay of every customer with facts writes from nothing but the facts (rolled back)."""
     async with lc.runtime.session_factory() as session, session.begin():
         customers = (await session.execute(sa.text(
@@ -272,7 +280,7 @@ async def replayed_from_nothing(lc, rederive) -> dict[str, list]:  # noqa: ANN00
     return state
 
 
-async def stored_state(lc) -> dict[str, list]:  # noqa: ANN001
+async def stored_state(lc) -> dict[str, list]:
     async with lc.runtime.session_factory() as session:
         return await derived_state(session)
 

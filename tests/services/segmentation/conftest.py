@@ -1,11 +1,11 @@
 import pytest
 
 from shared.messaging.inprocess import InProcessTransport
+from tests.services.conftest import serving
+from tests.services.segmentation.helpers import Feeder
 
 import segmentation.app
 from segmentation.settings import SegmentationSettings
-from tests.services.conftest import serving
-from tests.services.segmentation.helpers import Feeder
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ def touch(customer: uuid.UUID, days: float, touchpoint_id: uuid.UUID | None = No
                                           occurred_at=T0 + timedelta(days=days))
 
 
-def updated(customer: uuid.UUID, **attributes) -> interaction.CustomerUpdated:  # noqa: ANN003
+def updated(customer: uuid.UUID, **attributes) -> interaction.CustomerUpdated:
     return interaction.CustomerUpdated(customer_id=customer, source="shop", attributes=attributes, updated_at=T0)
 
 

@@ -69,7 +69,7 @@ class Model:
 
 
 @st.composite
-def histories(draw):  # noqa: ANN201
+def histories(draw):
     customers = [uuid.uuid4() for _ in range(4)]
     model = Model(customers)
     events = []

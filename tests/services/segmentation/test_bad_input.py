@@ -21,7 +21,8 @@ CASES = [
     ("get", "/v1/segmentation/runs?cursor=" + base64.urlsafe_b64encode(b'["0001-01-01T00:00:00+14:00", "x"]').decode(), None),
     ("get", "/v1/segmentation/runs?cursor=" + base64.urlsafe_b64encode(b'["2026-01-01T00:00:00", "x"]').decode(), None),
     ("get", f"/v1/segments/{uuid.uuid4()}/members?cursor=%%%", None),
-    ("get", f"/v1/customers/{uuid.uuid4()}/segments/history?cursor=" + base64.urlsafe_b64encode(b"[99999999999999999999999]").decode(), None),
+    ("get", f"/v1/customers/{uuid.uuid4()}/segments/history?cursor="
+     + base64.urlsafe_b64encode(b"[99999999999999999999999]").decode(), None),
     ("get", "/v1/segmentation/schemes/a%00b", None),
     ("get", "/v1/segments?limit=0", None),
 ]

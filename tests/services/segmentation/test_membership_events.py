@@ -7,7 +7,6 @@ import sqlalchemy as sa
 
 from shared.contracts.envelope import Envelope
 from shared.contracts.segmentation import SegmentMembershipChanged
-
 from tests.services.segmentation.helpers import purchase
 from tests.services.segmentation.test_runs_api import run
 

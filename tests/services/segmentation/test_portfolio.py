@@ -4,7 +4,6 @@ import uuid
 from decimal import Decimal
 
 from shared.contracts import clv
-
 from tests.services.segmentation.helpers import T0, purchase
 from tests.services.segmentation.test_runs_api import run
 

@@ -7,7 +7,6 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from shared.contracts import interaction
-
 from tests.services.segmentation.helpers import T0, erased, merged, purchase, touch, unmerged
 
 

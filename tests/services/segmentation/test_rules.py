@@ -10,7 +10,6 @@ import sqlalchemy as sa
 
 from shared.contracts.envelope import Envelope
 from shared.contracts.segmentation import SegmentMembershipChanged
-
 from tests.services.segmentation.helpers import purchase
 
 NOW = datetime.now(UTC)
@@ -79,7 +78,7 @@ def random_rule(rng: random.Random, depth: int = 0) -> dict:
     return {group: [random_rule(rng, depth + 1) for _ in range(rng.randint(1, 3))]}
 
 
-def value_of(c: dict, name: str):  # noqa: ANN201
+def value_of(c: dict, name: str):
     if name == "spend":
         return c["spend"] if c["spend"] is not None else Decimal(0)
     return c[name]

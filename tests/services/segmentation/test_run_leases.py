@@ -9,12 +9,12 @@ import sqlalchemy as sa
 
 from shared.db import make_engine
 from shared.messaging.inprocess import InProcessTransport
+from tests.services.conftest import serving
+from tests.support import wait_until
 
 import segmentation.app
 from segmentation.runs.service import family_of
 from segmentation.settings import SegmentationSettings
-from tests.services.conftest import serving
-from tests.support import wait_until
 
 
 async def _other_replicas_run(database_url: str, kind: str, lease_until: datetime) -> uuid.UUID:

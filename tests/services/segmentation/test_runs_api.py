@@ -6,11 +6,10 @@ import sqlalchemy as sa
 
 from shared.contracts.envelope import Envelope
 from shared.contracts.segmentation import SegmentMembershipChanged
-
 from tests.services.segmentation.helpers import purchase, touch, value
 
 
-async def run(client, **body) -> dict:  # noqa: ANN003
+async def run(client, **body) -> dict:
     resp = await client.post("/v1/segmentation/runs", json=body)
     assert resp.status_code == 202, resp.text
     assert resp.json()["status"] == "queued"
@@ -84,11 +83,11 @@ async def test_unknown_ids_are_404_problems(client):
 
 async def test_schedule_starts_runs_by_itself(database_url, feeder):
     from shared.messaging.inprocess import InProcessTransport
+    from tests.services.conftest import serving
+    from tests.support import wait_until
 
     import segmentation.app
     from segmentation.settings import SegmentationSettings
-    from tests.services.conftest import serving
-    from tests.support import wait_until
 
     await feeder.apply([purchase(uuid.uuid4(), "12.00", 3)])
     settings = SegmentationSettings(database_url=database_url, transport="inprocess", schedule_interval_s=0.2,

@@ -9,7 +9,6 @@ import sqlalchemy as sa
 
 from shared.contracts.envelope import Envelope
 from shared.contracts.segmentation import SegmentMembershipChanged
-
 from tests.services.segmentation.helpers import purchase, stage, updated, value
 
 
@@ -114,7 +113,8 @@ async def test_members_carry_value_tier_and_stage_and_page(client, feeder):
         "key": "buyers", "name": "Buyers", "rule": {"field": "order_count", "op": "gte", "value": 1}})).json()["segment_id"]
     seen, cursor = [], None
     while True:
-        page = (await client.get(f"/v1/segments/{sid}/members", params={"limit": 2, **({"cursor": cursor} if cursor else {})})).json()
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = (await client.get(f"/v1/segments/{sid}/members", params=params)).json()
         seen += page["items"]
         cursor = page["next_cursor"]
         if cursor is None:

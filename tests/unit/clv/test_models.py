@@ -8,8 +8,18 @@ import pytest
 from scipy.integrate import quad
 from scipy.special import gammaln, hyp2f1
 
-from clv.models import BetaGeo, FitError, GammaGamma, ModifiedBetaGeo, ParetoNBD, Summary, collapse, discounted_clv
-from clv.models import pareto_series, simulate
+from clv.models import (
+    BetaGeo,
+    FitError,
+    GammaGamma,
+    ModifiedBetaGeo,
+    ParetoNBD,
+    Summary,
+    collapse,
+    discounted_clv,
+    pareto_series,
+    simulate,
+)
 from clv.models.data import InvalidSummary
 
 CDNOW = Path(__file__).parent / "data" / "cdnow_customers_summary_with_transactions.csv"

@@ -7,8 +7,7 @@ import socket
 import pytest
 from aiohttp.abc import AbstractResolver
 
-from gateway.webhooks.destinations import (AddressNotAllowed, DestinationPolicy, VettingResolver,
-                                           WebhookUrlNotAllowed, is_public)
+from gateway.webhooks.destinations import AddressNotAllowed, DestinationPolicy, VettingResolver, WebhookUrlNotAllowed, is_public
 from gateway.webhooks.schemas import redact_credentials
 
 

@@ -5,10 +5,10 @@ from datetime import UTC, datetime
 import pytest
 
 from shared.contracts.envelope import InvalidEvent
+from tests.services.interaction.events import identified, order
 
 from interaction.identity.normalise import normalise_email, normalise_phone
 from interaction.ingestion.validation import attribute_type, validate
-from tests.services.interaction.events import identified, order
 
 
 def test_emails_are_trimmed_and_lower_cased_and_phones_become_e164():

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.contracts.lifecycle import Stage
+
 from lifecycle.rules.engine import DerivationState, Fact, FactKind, RuleParameters, derive
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.contracts.lifecycle import Stage
+
 from lifecycle.rules.engine import Fact, FactKind, RuleParameters, derive_stage
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -19,7 +19,8 @@ from segmentation.analytics.rfm import (
 )
 from segmentation.analytics.tiers import abc_classes, portfolio_quadrants
 
-MIGRATION = Path(__file__).parents[3] / "services/segmentation/segmentation/migrations/versions/2026_11_30_0002_portfolio_analysis.py"
+MIGRATIONS = Path(__file__).parents[3] / "services/segmentation/segmentation/migrations/versions"
+MIGRATION = MIGRATIONS / "2026_11_30_0002_portfolio_analysis.py"
 
 
 def default_scheme() -> list[dict]:

@@ -10,14 +10,22 @@ from shared.problems import NotFound, problem_responses
 
 from clv.fits import repository, service
 from clv.fits.schemas import (
-    Comparison, FitCreate, FitPage, FitRead, JobStatus, PredictionRequest, PredictionResponse, TransactionModelName,
+    Comparison,
+    FitCreate,
+    FitPage,
+    FitRead,
+    JobStatus,
+    PredictionRequest,
+    PredictionResponse,
+    TransactionModelName,
 )
 
 router = APIRouter(prefix="/v1/value/models", tags=["value models"])
 CurrencyQuery = Annotated[str, Query(pattern=r"^[A-Z]{3}$", examples=["EUR"])]
 
 
-@router.post("/fits", status_code=202, response_model=FitRead, responses=problem_responses(service.InvalidFitRequest, JobInProgress))
+@router.post("/fits", status_code=202, response_model=FitRead,
+             responses=problem_responses(service.InvalidFitRequest, JobInProgress))
 async def create_fit(body: FitCreate, request: Request, response: Response, session: SessionDep) -> FitRead:
     """Start fitting a model version; poll the returned fit for status and progress."""
     fit = await service.start_fit(request.app, session, body, request.app.state.runtime.settings)

@@ -37,7 +37,8 @@ class FitCreate(BaseModel):
 
     model: RequestedModel = RequestedModel.AUTO
     currency: str = Field(pattern=r"^[A-Z]{3}$", examples=["EUR"])
-    time_unit_days: float | None = Field(None, gt=0, le=366, description="Model time unit in days (default: service setting, 7 = weeks).")
+    time_unit_days: float | None = Field(None, gt=0, le=366,
+                                         description="Model time unit in days (default: service setting, 7 = weeks).")
     holdout_days: int | None = Field(None, ge=0, le=3650, description=(
         "Days at the end kept out of the fit to validate it (default: 90 for `auto`, which needs a holdout; "
         "0 for a named model)."))

@@ -16,8 +16,20 @@ from shared.problems import DomainError, NotFound
 from clv.fits import repository
 from clv.fits.models import model_fit
 from clv.fits.schemas import (
-    AUTO_HOLDOUT_DAYS, CandidateReport, Comparison, ComparisonRow, Diagnostics, FitCreate, FitRead, HoldoutBucket,
-    ModelReport, Prediction, PredictionRequest, PredictionResponse, RequestedModel, Selection,
+    AUTO_HOLDOUT_DAYS,
+    CandidateReport,
+    Comparison,
+    ComparisonRow,
+    Diagnostics,
+    FitCreate,
+    FitRead,
+    HoldoutBucket,
+    ModelReport,
+    Prediction,
+    PredictionRequest,
+    PredictionResponse,
+    RequestedModel,
+    Selection,
 )
 from clv.jobs import launch
 from clv.models import MODELS, FitError, FitResult, GammaGamma, PopulationMeanSpend, collapse
@@ -220,7 +232,7 @@ async def _run_fit(session_factory: async_sessionmaker[AsyncSession], fit: sa.Ro
         await _fail(session_factory, fit_id, str(exc), selection=exc.selection)
     except FitError as exc:
         await _fail(session_factory, fit_id, str(exc))
-    except Exception as exc:  # noqa: BLE001 - a job reports its failure on its resource instead of vanishing
+    except Exception as exc:  # a job reports its failure on its resource instead of vanishing
         log.exception("fit %s failed", fit_id)
         await _fail(session_factory, fit_id, f"internal error: {type(exc).__name__}")
 

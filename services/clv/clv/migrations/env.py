@@ -1,9 +1,9 @@
 from shared.migrations import run_env
 
-import clv.fits.models  # noqa: F401 - registers the tables on the metadata
-import clv.profitability.models  # noqa: F401
-import clv.propositions.models  # noqa: F401
-import clv.scoring.models  # noqa: F401
+import clv.fits.models  # registers the tables on the metadata
+import clv.profitability.models
+import clv.propositions.models
+import clv.scoring.models
 import clv.transaction_summary.models  # noqa: F401
 from clv.tables import metadata
 

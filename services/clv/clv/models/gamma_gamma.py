@@ -11,8 +11,7 @@ from typing import ClassVar
 import numpy as np
 from scipy.special import digamma, gammaln, polygamma
 
-from clv.models.data import dot
-from clv.models.data import InvalidSummary
+from clv.models.data import InvalidSummary, dot
 from clv.models.fitting import FitError, FitResult, assess, fit, newton
 
 MIN_REPEAT_BUYERS = 2

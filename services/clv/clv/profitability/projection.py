@@ -13,7 +13,12 @@ from decimal import Decimal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.interaction import (
-    CustomerErased, CustomerMerged, CustomerUnmerged, PurchaseRecorded, PurchaseRefunded, TouchpointRecorded,
+    CustomerErased,
+    CustomerMerged,
+    CustomerUnmerged,
+    PurchaseRecorded,
+    PurchaseRefunded,
+    TouchpointRecorded,
 )
 from shared.contracts.topics import INTERACTION_EVENTS
 from shared.messaging.inbox import ConsumedEvent, Subscription

@@ -9,7 +9,11 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.identity import (
-    chain_members_sql, live_sql, pin_legacy_unmerge_sql, record_merge_sql, record_unmerge_sql,
+    chain_members_sql,
+    live_sql,
+    pin_legacy_unmerge_sql,
+    record_merge_sql,
+    record_unmerge_sql,
 )
 
 from clv.profitability.models import cost_rate, touchpoint_cost

@@ -11,8 +11,16 @@ from shared.problems import DomainError, NotFound
 
 from clv.profitability import repository as repo
 from clv.profitability.schemas import (
-    CostRate, CostSettings, CurrencyProfit, CustomerProfitRead, ProfitabilityMatrix, ProjectedProfit, Quadrant,
-    QuadrantSummary, TouchpointCost, quadrant,
+    CostRate,
+    CostSettings,
+    CurrencyProfit,
+    CustomerProfitRead,
+    ProfitabilityMatrix,
+    ProjectedProfit,
+    Quadrant,
+    QuadrantSummary,
+    TouchpointCost,
+    quadrant,
 )
 from clv.settings import ClvSettings
 

@@ -25,7 +25,7 @@ WHERE s.version IS NULL OR s.version <= EXCLUDED.version
 CLEAR = sa.text("DELETE FROM clv.customer_stage WHERE customer_id = :c")
 
 
-async def stage_copy(session: AsyncSession, ids, after, upto) -> dict:  # noqa: ANN001
+async def stage_copy(session: AsyncSession, ids, after, upto) -> dict:
     params = {"ids": list(ids) if ids is not None else None, "after": after, "upto": upto}
     return {r.customer_id: (r.stage, r.version) for r in await session.execute(STAGE_COPY, params)}
 

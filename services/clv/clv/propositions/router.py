@@ -11,11 +11,25 @@ from shared.pagination import Cursor, InvalidCursor, Limit, decode, encode
 from shared.problems import DomainError, NotFound, problem_responses
 
 from clv.propositions import repository, service
-from clv.transaction_summary.router import resolve_customer
 from clv.propositions.schemas import (
-    CorrectionCreate, CorrectionPage, CorrectionRead, DeliveryCreate, DeliveryPage, DeliveryRead, GapGroupBy, GapReport, NextBest, OutcomeCreate, Performance, PropositionCreate,
-    PropositionKind, PropositionPage, PropositionRead, PropositionUpdate,
+    CorrectionCreate,
+    CorrectionPage,
+    CorrectionRead,
+    DeliveryCreate,
+    DeliveryPage,
+    DeliveryRead,
+    GapGroupBy,
+    GapReport,
+    NextBest,
+    OutcomeCreate,
+    Performance,
+    PropositionCreate,
+    PropositionKind,
+    PropositionPage,
+    PropositionRead,
+    PropositionUpdate,
 )
+from clv.transaction_summary.router import resolve_customer
 
 router = APIRouter(tags=["value propositions"])
 
@@ -138,8 +152,9 @@ async def list_deliveries(customer_id: uuid.UUID, session: SessionDep, limit: Li
 
 @router.get("/v1/value/gap", response_model=GapReport)
 async def value_gap(session: SessionDep, group_by: GapGroupBy = GapGroupBy.SEGMENT,
-                    cost_per_point: Annotated[Decimal, Query(ge=0, le=1_000_000, max_digits=14, decimal_places=4,
-                                                             description="Cost of one point of perceived value per response.")] = Decimal("1.00"),
+                    cost_per_point: Annotated[Decimal, Query(
+                        ge=0, le=1_000_000, max_digits=14, decimal_places=4,
+                        description="Cost of one point of perceived value per response.")] = Decimal("1.00"),
                     ) -> GapReport:
     """Perceived against required value from feedback, per segment or proposition, with the cost of closing the gap."""
     return await service.value_gap(session, group_by.value, cost_per_point)

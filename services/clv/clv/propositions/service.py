@@ -16,8 +16,18 @@ from shared.problems import DomainError, NotFound
 
 from clv.propositions import repository
 from clv.propositions.schemas import (
-    Candidate, CorrectionCreate, CorrectionRead, DeliveryCreate, DeliveryRead, GapReport, GapRow, NextBest, Performance, PropositionCreate,
-    PropositionRead, PropositionUpdate,
+    Candidate,
+    CorrectionCreate,
+    CorrectionRead,
+    DeliveryCreate,
+    DeliveryRead,
+    GapReport,
+    GapRow,
+    NextBest,
+    Performance,
+    PropositionCreate,
+    PropositionRead,
+    PropositionUpdate,
 )
 from clv.transaction_summary.router import resolve_customer
 

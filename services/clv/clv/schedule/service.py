@@ -64,5 +64,5 @@ async def refit_loop(session_factory: async_sessionmaker[AsyncSession], outbox: 
             pass
         try:
             await refit_due(session_factory, outbox, settings)
-        except Exception:  # noqa: BLE001 - the schedule survives a failed round; the next one retries
+        except Exception:  # the schedule survives a failed round; the next one retries
             log.exception("scheduled refit round failed")

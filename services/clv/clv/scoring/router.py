@@ -4,8 +4,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from shared.db import SessionDep
-from shared.pagination import Cursor, InvalidCursor, Limit, decode, encode
 from shared.jobs import JobInProgress
+from shared.pagination import Cursor, InvalidCursor, Limit, decode, encode
 from shared.problems import NotFound, problem_responses
 
 from clv.scoring import service

@@ -14,11 +14,11 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared import jobs
 from shared.contracts import clv as contracts
 from shared.contracts.envelope import Envelope
 from shared.contracts.topics import CLV_EVENTS
 from shared.messaging.outbox import Outbox
-from shared import jobs
 from shared.problems import DomainError, NotFound
 
 from clv.fits import repository as fits
@@ -177,7 +177,8 @@ ON CONFLICT (customer_id, currency) DO UPDATE SET
     scoring_run_id = EXCLUDED.scoring_run_id, fit_id = EXCLUDED.fit_id, probability_alive = EXCLUDED.probability_alive,
     expected_purchases = EXCLUDED.expected_purchases, expected_spend = EXCLUDED.expected_spend,
     historical_value = EXCLUDED.historical_value, current_value = EXCLUDED.current_value,
-    potential_value = EXCLUDED.potential_value, retention_value = EXCLUDED.retention_value, clv = EXCLUDED.clv, tier = EXCLUDED.tier,
+    potential_value = EXCLUDED.potential_value, retention_value = EXCLUDED.retention_value, clv = EXCLUDED.clv,
+    tier = EXCLUDED.tier,
     scored_at = EXCLUDED.scored_at, updated_at = now()
 """)
 # Customers who no longer have a purchase in the currency (all cancelled, erased) lose their stored value
@@ -241,7 +242,7 @@ async def _run_scoring(session_factory: async_sessionmaker[AsyncSession], outbox
                           events_published=published,
                           tier_thresholds=computed["thresholds"] if computed else None)
             await session.commit()
-    except Exception as exc:  # noqa: BLE001 - a job reports its failure on its resource
+    except Exception as exc:  # a job reports its failure on its resource
         log.exception("scoring %s failed", run_id)
         # A ValueError is a prediction refusing its inputs (NaN, negative): its sentence says which.
         detail = str(exc) if isinstance(exc, DomainError | ValueError) else f"internal error: {type(exc).__name__}"

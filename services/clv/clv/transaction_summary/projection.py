@@ -14,11 +14,19 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.contracts.interaction import (
-    CustomerErased, CustomerMerged, CustomerUnmerged, FeedbackRecorded, PurchaseRecorded, PurchaseRefunded,
-)
 from shared.contracts.identity import (
-    chain_members_sql, pin_legacy_unmerge_sql, record_merge_sql, record_unmerge_sql,
+    chain_members_sql,
+    pin_legacy_unmerge_sql,
+    record_merge_sql,
+    record_unmerge_sql,
+)
+from shared.contracts.interaction import (
+    CustomerErased,
+    CustomerMerged,
+    CustomerUnmerged,
+    FeedbackRecorded,
+    PurchaseRecorded,
+    PurchaseRefunded,
 )
 from shared.contracts.redaction import redact_event_data, tokenizer
 from shared.contracts.topics import INTERACTION_EVENTS

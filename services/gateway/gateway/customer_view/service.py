@@ -25,7 +25,7 @@ from shared.problems import DomainError, NotFound
 from gateway.customer_view import repository
 from gateway.customer_view.models import PARTS
 from gateway.customer_view.schemas import PART_SOURCES
-from gateway.upstream import UpstreamUnavailable, Upstreams
+from gateway.upstream import Upstreams, UpstreamUnavailable
 
 log = logging.getLogger(__name__)
 RESOLVED = re.compile(rb'"resolved_from"\s*:\s*"')

@@ -220,7 +220,7 @@ class OpenApiDocument:
             while True:
                 try:
                     await self.fetch()
-                except Exception:  # noqa: BLE001 - the docs must never stop the gateway
+                except Exception:  # the docs must never stop the gateway
                     log.exception("could not build the merged OpenAPI document")
                 if not self.missing:
                     return

@@ -4,10 +4,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
 
+from shared import pagination
 from shared.db import SessionDep
 from shared.problems import NotFound, problem_responses
 
-from shared import pagination
 from gateway.keys import repository
 from gateway.keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPage, ApiKeyRead
 from gateway.keys.service import InvalidKeyRequest, create_key

@@ -4,14 +4,22 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
+from shared import pagination
 from shared.db import SessionDep
 from shared.problems import NotFound, problem_responses
 
-from shared import pagination
 from gateway.webhooks import repository, signing
 from gateway.webhooks.destinations import DestinationPolicy, WebhookUrlNotAllowed
-from gateway.webhooks.schemas import (DeliveryPage, DeliveryRead, DeliveryStatus, WebhookCreate, WebhookCreated,
-                                      WebhookPage, WebhookRead, WebhookUpdate)
+from gateway.webhooks.schemas import (
+    DeliveryPage,
+    DeliveryRead,
+    DeliveryStatus,
+    WebhookCreate,
+    WebhookCreated,
+    WebhookPage,
+    WebhookRead,
+    WebhookUpdate,
+)
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 

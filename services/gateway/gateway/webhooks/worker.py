@@ -57,7 +57,7 @@ class DeliveryWorker:
         while not self._stopping.is_set():
             try:
                 done = await self.run_once()
-            except Exception:  # noqa: BLE001 - database down etc.: log, wait, try again
+            except Exception:  # database down etc.: log, wait, try again
                 log.exception("webhook delivery round failed")
                 done = 0
             if done == 0:

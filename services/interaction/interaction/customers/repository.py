@@ -9,7 +9,14 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interaction.customers.models import (
-    activity, customer, customer_identifier, customer_merge, customer_property, customer_spend, deal, purchase,
+    activity,
+    customer,
+    customer_identifier,
+    customer_merge,
+    customer_property,
+    customer_spend,
+    deal,
+    purchase,
     purchase_adjustment,
 )
 

@@ -1,20 +1,25 @@
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from pydantic import AfterValidator, AwareDatetime, StringConstraints
 
-from shared.contracts.partner import PARTNER_EVENT_TYPES
 from shared import pagination
+from shared.contracts.partner import PARTNER_EVENT_TYPES
 from shared.db import SessionDep
 from shared.problems import DomainError, NotFound, problem_responses
 
 from interaction.customers import service
 from interaction.customers.cursor import InvalidCursor
 from interaction.customers.schemas import (
-    CustomerExport, CustomerPage, CustomerProfileRead, ErasureRead, IdentifierPage, TimelinePage,
+    CustomerExport,
+    CustomerPage,
+    CustomerProfileRead,
+    ErasureRead,
+    IdentifierPage,
+    TimelinePage,
 )
 from interaction.identity.normalise import normalise_email, normalise_phone
 
@@ -46,9 +51,11 @@ async def search_customers(
     session: SessionDep,
     email: Annotated[str | None, Query(max_length=320, pattern=NO_NUL, description="Matched after normalisation.")] = None,
     phone: Annotated[str | None, Query(max_length=40, pattern=NO_NUL, description="With country code; matched as E.164.")] = None,
-    source: Annotated[str | None, Query(min_length=1, max_length=200, pattern=NO_NUL, description="A partner id; with `external_id`, that partner's customer id.")] = None,
+    source: Annotated[str | None, Query(min_length=1, max_length=200, pattern=NO_NUL,
+                                        description="A partner id; with `external_id`, that partner's customer id.")] = None,
     external_id: Text = None,
-    attribute: Annotated[str | None, Query(max_length=300, pattern=r"^[^=\x00]{1,100}=[^\x00]*$", description="`key=value`, exact match.")] = None,
+    attribute: Annotated[str | None, Query(max_length=300, pattern=r"^[^=\x00]{1,100}=[^\x00]*$",
+                                           description="`key=value`, exact match.")] = None,
     partner: Text = None,
     min_purchase_count: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
     max_purchase_count: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
@@ -99,7 +106,8 @@ async def get_identifiers(customer_id: uuid.UUID, session: SessionDep, limit: pa
 async def get_timeline(
     customer_id: uuid.UUID,
     session: SessionDep,
-    type: Annotated[list[EventType] | None, Query(description="Event types to include: fixed or registered custom types.", examples=sorted(PARTNER_EVENT_TYPES))] = None,  # noqa: A002
+    type: Annotated[list[EventType] | None, Query(description="Event types to include: fixed or registered custom types.",
+                                                  examples=sorted(PARTNER_EVENT_TYPES))] = None,
     channel: Annotated[str | None, Query(max_length=40, pattern=NO_NUL)] = None,
     partner: Text = None,
     since: Instant | None = None,

@@ -16,8 +16,19 @@ from shared.problems import DomainError, NotFound
 
 from interaction.customers import cursor, erasure, repository
 from interaction.customers.schemas import (
-    AttributeRead, ConsentRead, CustomerExport, CustomerPage, CustomerProfileRead, CustomerSummaryRead, ErasureRead,
-    IdentifierPage, IdentifierRead, PurchaseTotalRead, ScoreRead, TimelineEntryRead, TimelinePage,
+    AttributeRead,
+    ConsentRead,
+    CustomerExport,
+    CustomerPage,
+    CustomerProfileRead,
+    CustomerSummaryRead,
+    ErasureRead,
+    IdentifierPage,
+    IdentifierRead,
+    PurchaseTotalRead,
+    ScoreRead,
+    TimelineEntryRead,
+    TimelinePage,
 )
 from interaction.identity import repository as identity_repository
 

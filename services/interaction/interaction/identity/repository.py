@@ -89,7 +89,7 @@ async def blocked_pairs(session: AsyncSession, ids: list[uuid.UUID]) -> set[froz
 
 _MERGES = "unnest(CAST(:merge_ids AS uuid[]), CAST(:survivors AS uuid[]), CAST(:merged AS uuid[]))"
 MERGE_STATEMENTS = [
-    sa.text(f"""
+    sa.text("""
     INSERT INTO interaction.customer_merge (id, survivor_id, merged_id, reason, merged_at, caused_by, snapshot)
     SELECT m.id, m.survivor, m.merged, m.reason, now(),
            ARRAY(SELECT jsonb_array_elements_text(CAST(m.caused_by AS jsonb))), coalesce((

@@ -1,7 +1,7 @@
 from shared.migrations import run_env
 
-import interaction.customers.models  # noqa: F401 - registers the tables on the metadata
-import interaction.event_types.models  # noqa: F401
+import interaction.customers.models  # registers the tables on the metadata
+import interaction.event_types.models
 import interaction.segment_copy.models  # noqa: F401
 from interaction.tables import metadata
 

@@ -11,8 +11,17 @@ from interaction.customers import cursor
 from interaction.customers.service import entry, summary
 from interaction.partners import repository
 from interaction.partners.schemas import (
-    PartnerCreate, PartnerCustomerPage, PartnerFeedback, PartnerFigures, PartnerKind, PartnerRevenue,
-    PartnerSegmentShare, PartnerPage, PartnerRead, PartnerTouchpointPage, PartnerUpdate,
+    PartnerCreate,
+    PartnerCustomerPage,
+    PartnerFeedback,
+    PartnerFigures,
+    PartnerKind,
+    PartnerPage,
+    PartnerRead,
+    PartnerRevenue,
+    PartnerSegmentShare,
+    PartnerTouchpointPage,
+    PartnerUpdate,
 )
 
 router = APIRouter(prefix="/v1/partners", tags=["partners"])

@@ -6,7 +6,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from interaction.customers.schemas import CustomerSummaryRead, TimelineEntryRead
 
-
 TRUST = ("Whether the emails and phones in this partner's events link its customers to other partners' "
          "(identity resolution). Off: they are ignored, so the partner can neither merge nor attach facts to "
          "customers it only names by contact details. Off for new and auto-registered partners.")

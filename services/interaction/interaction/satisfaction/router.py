@@ -18,7 +18,7 @@ class BadPeriod(DomainError):
     status, slug, title = 422, "bad-period", "Invalid period"
 
 
-def _point(r) -> Satisfaction:  # noqa: ANN001
+def _point(r) -> Satisfaction:
     def pct(n: int, of: int) -> float | None:
         return round(100.0 * n / of, 1) if of else None
 

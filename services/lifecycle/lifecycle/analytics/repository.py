@@ -1,8 +1,8 @@
 """The dashboard figures, each one SQL statement over the stage history (or the deals).
 
 The funnel reads `funnel_entry` (one row per customer, indexed by first entry; when it first entered each stage).
-Covering indexes (migration 0002) serve the rest: `stage_history (entered_at) INCLUDE (customer_id, stage, left_at)` for the period
-filters, `(stage, entered_at) INCLUDE (customer_id, left_at)` for per-stage scans (time in stage, churn).
+Covering indexes (migration 0002) serve the rest: `stage_history (entered_at) INCLUDE (customer_id, stage, left_at)`
+for the period filters, `(stage, entered_at) INCLUDE (customer_id, left_at)` for per-stage scans (time in stage, churn).
 """
 
 from datetime import datetime

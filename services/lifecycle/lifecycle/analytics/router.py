@@ -8,8 +8,18 @@ from shared.problems import DomainError, problem_responses
 
 from lifecycle.analytics import repository
 from lifecycle.analytics.schemas import (
-    ChurnRead, DistributionPoint, DistributionRead, FunnelCohort, FunnelRead, FunnelStep, Interval, PipelineForecast,
-    PipelineValueRead, StageValue, TimeInStage, TimeInStageRead,
+    ChurnRead,
+    DistributionPoint,
+    DistributionRead,
+    FunnelCohort,
+    FunnelRead,
+    FunnelStep,
+    Interval,
+    PipelineForecast,
+    PipelineValueRead,
+    StageValue,
+    TimeInStage,
+    TimeInStageRead,
 )
 
 router = APIRouter(prefix="/v1/lifecycle/analytics", tags=["lifecycle analytics"])

@@ -11,7 +11,14 @@ from shared.validation import Instant
 
 from lifecycle.campaigns import repository, service
 from lifecycle.campaigns.schemas import (
-    KEY, CampaignCreate, CampaignPage, CampaignRead, CampaignReport, CampaignUpdate, Cohort, GroupBy,
+    KEY,
+    CampaignCreate,
+    CampaignPage,
+    CampaignRead,
+    CampaignReport,
+    CampaignUpdate,
+    Cohort,
+    GroupBy,
 )
 
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])

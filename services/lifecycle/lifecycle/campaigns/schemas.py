@@ -20,7 +20,7 @@ class CampaignFields(BaseModel):
     ends_on: date | None = None
 
     @model_validator(mode="after")
-    def _dates(self):  # noqa: ANN202
+    def _dates(self):
         if self.starts_on and self.ends_on and self.ends_on < self.starts_on:
             raise ValueError("ends_on is before starts_on")
         return self

@@ -9,7 +9,13 @@ from shared.problems import DomainError, NotFound
 
 from lifecycle.campaigns import repository
 from lifecycle.campaigns.schemas import (
-    CampaignCreate, CampaignRead, CampaignReport, CampaignReportRow, CampaignUpdate, Cohort, GroupBy,
+    CampaignCreate,
+    CampaignRead,
+    CampaignReport,
+    CampaignReportRow,
+    CampaignUpdate,
+    Cohort,
+    GroupBy,
 )
 
 CENT = Decimal("0.0001")
@@ -23,7 +29,7 @@ class CampaignExists(DomainError):
     status, slug, title = 409, "campaign-exists", "Campaign already registered"
 
 
-def to_read(row) -> CampaignRead:  # noqa: ANN001
+def to_read(row) -> CampaignRead:
     return CampaignRead.model_validate(row._mapping)
 
 
@@ -46,7 +52,7 @@ async def update(session: AsyncSession, key: str, body: CampaignUpdate) -> Campa
     return to_read(row)
 
 
-async def get(session: AsyncSession, key: str):  # noqa: ANN201
+async def get(session: AsyncSession, key: str):
     row = await repository.get_campaign(session, key)
     if row is None:
         raise NotFound(f"no campaign {key!r}")

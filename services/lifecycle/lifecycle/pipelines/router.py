@@ -9,11 +9,20 @@ from shared.problems import NotFound, problem_responses
 
 from lifecycle.customers.service import UnknownCustomer
 from lifecycle.pipelines import repository, service
-from lifecycle.text import NO_NUL
 from lifecycle.pipelines.schemas import (
-    DealCreate, DealMove, DealPage, DealRead, DealStageRead, DealUpdate, Outcome, PipelineCreate, PipelinePage,
-    PipelineRead, PipelineStageRead,
+    DealCreate,
+    DealMove,
+    DealPage,
+    DealRead,
+    DealStageRead,
+    DealUpdate,
+    Outcome,
+    PipelineCreate,
+    PipelinePage,
+    PipelineRead,
+    PipelineStageRead,
 )
+from lifecycle.text import NO_NUL
 
 router = APIRouter(tags=["pipelines and deals"])
 KEY = r"^[a-z0-9][a-z0-9_\-]*$"
@@ -25,7 +34,7 @@ def _pipeline(p: repository.PipelineDef) -> PipelineRead:
                           outcome=s.outcome) for s in p.ordered])
 
 
-def _deal(r, history=()) -> DealRead:  # noqa: ANN001
+def _deal(r, history=()) -> DealRead:
     now = datetime.now(UTC)
     return DealRead(
         id=r["id"], customer_id=r["customer_id"], pipeline=r["pipeline_key"], stage=r["stage_key"], status=r["status"],
@@ -77,7 +86,7 @@ async def create_deal(body: DealCreate, session: SessionDep, request: Request) -
     return await _read_deal(session, deal_id)
 
 
-async def _read_deal(session, deal_id: uuid.UUID) -> DealRead:  # noqa: ANN001
+async def _read_deal(session, deal_id: uuid.UUID) -> DealRead:
     row = await repository.get_deal(session, deal_id)
     if row is None:
         raise NotFound(f"no deal {deal_id}")
@@ -112,7 +121,7 @@ async def move_deal(deal_id: uuid.UUID, body: DealMove, session: SessionDep, req
     return await _read_deal(session, deal_id)
 
 
-async def _page(session, limit: int, cursor: str | None, **filters) -> DealPage:  # noqa: ANN001, ANN003
+async def _page(session, limit: int, cursor: str | None, **filters) -> DealPage:
     after = decode(cursor, datetime, uuid.UUID)
     rows = await repository.page_deals(session, after=after, limit=limit + 1, **filters)
     more = len(rows) > limit

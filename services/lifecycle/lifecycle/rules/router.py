@@ -8,7 +8,13 @@ from shared.problems import NotFound, problem_responses
 
 from lifecycle.rules import repository, runs
 from lifecycle.rules.schemas import (
-    DryRunRequest, ReplayRunPage, ReplayRunRead, RuleSetApplied, RuleSetCreate, RuleSetPage, RuleSetRead,
+    DryRunRequest,
+    ReplayRunPage,
+    ReplayRunRead,
+    RuleSetApplied,
+    RuleSetCreate,
+    RuleSetPage,
+    RuleSetRead,
 )
 from lifecycle.stages import service as stages
 from lifecycle.stages.schemas import RederiveResult, result_of
@@ -29,12 +35,12 @@ async def get_active_rules(session: SessionDep) -> RuleSetRead:
     return _read(active, active.version)
 
 
-def _run(r) -> ReplayRunRead:  # noqa: ANN001
+def _run(r) -> ReplayRunRead:
     return ReplayRunRead(**{k: r[k] for k in ReplayRunRead.model_fields if k in r},
                          moved=sum(m["customers"] for m in r["moves"]))
 
 
-async def _start(session, request: Request, background: BackgroundTasks, version: int) -> ReplayRunRead:  # noqa: ANN001
+async def _start(session, request: Request, background: BackgroundTasks, version: int) -> ReplayRunRead:
     run_id = await runs.create(session, version)
     # Launched once the response's transaction has committed, so the task sees the run and the version.
     background.add_task(request.app.state.replays.launch, run_id)

@@ -79,7 +79,7 @@ class Runner:
             await asyncio.sleep(jobs.LEASE_S / 3)
             try:
                 await self.resume()
-            except Exception:  # noqa: BLE001 - the next round retries (e.g. the database was restarting)
+            except Exception:  # the next round retries (e.g. the database was restarting)
                 log.exception("resuming replay runs failed")
 
     async def stop(self) -> None:
@@ -107,14 +107,14 @@ class Runner:
                 await self._chunks(run_id, rules)
         except asyncio.CancelledError:
             raise  # shutdown: the run stays unfinished and is resumed once its lease lapses
-        except Exception as exc:  # noqa: BLE001 - recorded on the run for whoever started it
+        except Exception as exc:  # recorded on the run for whoever started it
             log.exception("replay run %s failed", run_id)
             async with factory() as session, session.begin():
                 await session.execute(sa.update(replay_run).where(replay_run.c.id == run_id).values(
                     status="failed", error=f"{type(exc).__name__}: {exc}"[:2000], finished_at=datetime.now(UTC),
                     updated_at=sa.func.now()))
 
-    async def _chunks(self, run_id: uuid.UUID, rules) -> None:  # noqa: ANN001 - the rule set's row
+    async def _chunks(self, run_id: uuid.UUID, rules) -> None:  # the rule set's row
         factory = self.runtime.session_factory
         total = stages.Outcome()
         after = uuid.UUID(int=0)

@@ -14,8 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.clv import CustomerValueUpdated
 from shared.contracts.interaction import (
-    CustomerCreated, CustomerErased, CustomerMerged, CustomerUnmerged, DealUpdated, FeedbackRecorded, LeadCaptured,
-    PurchaseRecorded, PurchaseRefunded,
+    CustomerCreated,
+    CustomerErased,
+    CustomerMerged,
+    CustomerUnmerged,
+    DealUpdated,
+    FeedbackRecorded,
+    LeadCaptured,
+    PurchaseRecorded,
+    PurchaseRefunded,
 )
 from shared.contracts.topics import CLV_EVENTS, INTERACTION_EVENTS
 from shared.messaging.inbox import ConsumedEvent, Subscription

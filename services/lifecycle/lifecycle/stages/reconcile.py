@@ -28,7 +28,7 @@ ORDER BY customer_id, (data->>'version')::bigint DESC NULLS LAST, occurred_at DE
 """)
 
 
-async def value_copy(session: AsyncSession, ids, after, upto) -> dict:  # noqa: ANN001
+async def value_copy(session: AsyncSession, ids, after, upto) -> dict:
     params = {"ids": list(ids) if ids is not None else None, "after": after, "upto": upto}
     return {r.customer_id: (r.tier, r.version) for r in await session.execute(VALUE_COPY, params)}
 

@@ -14,7 +14,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.identity import (
-    chain_members_sql, pin_legacy_unmerge_sql, record_merge_sql, record_unmerge_sql,
+    chain_members_sql,
+    pin_legacy_unmerge_sql,
+    record_merge_sql,
+    record_unmerge_sql,
 )
 from shared.contracts.lifecycle import Stage
 from shared.contracts.redaction import redact_event_data, tokenizer

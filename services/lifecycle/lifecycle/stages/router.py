@@ -11,13 +11,19 @@ from shared.problems import NotFound, problem_responses
 from lifecycle.stages import repository, service
 from lifecycle.stages.models import customer_stage, stage_history
 from lifecycle.stages.schemas import (
-    CustomerLifecycleRead, ManualMove, RederiveResult, StageHistoryRead, StageState, StageStatePage, result_of,
+    CustomerLifecycleRead,
+    ManualMove,
+    RederiveResult,
+    StageHistoryRead,
+    StageState,
+    StageStatePage,
+    result_of,
 )
 
 router = APIRouter(tags=["lifecycle"])
 
 
-async def read_lifecycle(session, customer_id: uuid.UUID) -> CustomerLifecycleRead:  # noqa: ANN001
+async def read_lifecycle(session, customer_id: uuid.UUID) -> CustomerLifecycleRead:
     """A customer's lifecycle; a merged-away id answers as its survivor (with `resolved_from`), as the profile does."""
     resolved_from = None
     row = (await session.execute(sa.select(customer_stage).where(customer_stage.c.customer_id == customer_id))).first()
@@ -31,8 +37,9 @@ async def read_lifecycle(session, customer_id: uuid.UUID) -> CustomerLifecycleRe
     history = (await session.execute(
         sa.select(h).where(h.c.customer_id == customer_id).order_by(h.c.entered_at, h.c.id))).mappings().all()
     return CustomerLifecycleRead(
-        customer_id=customer_id, resolved_from=resolved_from, stage=row.stage, stage_entered_at=row.stage_entered_at, order_count=row.order_count,
-        total_spend=row.total_spend, spend_by_currency=row.spend_by_currency, last_purchase_at=row.last_purchase_at, rule_set_version=row.rule_set_version,
+        customer_id=customer_id, resolved_from=resolved_from, stage=row.stage, stage_entered_at=row.stage_entered_at,
+        order_count=row.order_count, total_spend=row.total_spend, spend_by_currency=row.spend_by_currency,
+        last_purchase_at=row.last_purchase_at, rule_set_version=row.rule_set_version,
         history=[StageHistoryRead(**{k: r[k] for k in StageHistoryRead.model_fields if k in r},
                                   duration_seconds=(r["left_at"] - r["entered_at"]).total_seconds()
                                   if r["left_at"] else None) for r in history],

@@ -59,7 +59,7 @@ class RederiveResult(BaseModel):
     moves: list[StageMoveCount]
 
 
-def result_of(outcome) -> RederiveResult:  # noqa: ANN001 - stages.service.Outcome
+def result_of(outcome) -> RederiveResult:  # stages.service.Outcome
     moves = [StageMoveCount(from_stage=f, to_stage=t, customers=n)
              for (f, t), n in sorted(outcome.moves.items(), key=lambda kv: (-kv[1], str(kv[0])))]
     return RederiveResult(evaluated=outcome.evaluated, moved=sum(outcome.moves.values()), moves=moves)

@@ -23,7 +23,14 @@ from shared.problems import DomainError, NotFound
 
 from lifecycle.rules import repository as rules_repo
 from lifecycle.rules.engine import (
-    ACTIVE, ALLOWED_MANUAL, DerivationState, Fact, FactKind, RuleParameters, Transition, derive,
+    ACTIVE,
+    ALLOWED_MANUAL,
+    DerivationState,
+    Fact,
+    FactKind,
+    RuleParameters,
+    Transition,
+    derive,
 )
 from lifecycle.stages import repository
 

@@ -18,6 +18,12 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.clv import CustomerValueUpdated
+from shared.contracts.identity import (
+    chain_members_sql,
+    pin_legacy_unmerge_sql,
+    record_merge_sql,
+    record_unmerge_sql,
+)
 from shared.contracts.interaction import (
     CustomerErased,
     CustomerMerged,
@@ -30,11 +36,8 @@ from shared.contracts.interaction import (
     TouchpointRecorded,
 )
 from shared.contracts.lifecycle import StageChanged
-from shared.contracts.identity import (
-    chain_members_sql, pin_legacy_unmerge_sql, record_merge_sql, record_unmerge_sql,
-)
-from shared.contracts.redaction import redact_event_data, tokenizer
 from shared.contracts.ordering import latest_per_key, sql_supersedes
+from shared.contracts.redaction import redact_event_data, tokenizer
 from shared.contracts.topics import CLV_EVENTS, INTERACTION_EVENTS, LIFECYCLE_EVENTS
 from shared.messaging.inbox import ConsumedEvent, Subscription
 from shared.messaging.outbox import Outbox, forget_subjects
@@ -441,7 +444,7 @@ async def _live(session: AsyncSession, ids: Iterable[uuid.UUID]) -> set[uuid.UUI
     return ids - set((await _Batch(session).aliases(ids)).keys())
 
 
-def _with_rules(apply, outbox: Outbox | None, reporting_currency: str):  # noqa: ANN001, ANN202
+def _with_rules(apply, outbox: Outbox | None, reporting_currency: str):
     """Rule segments are kept current as events arrive: re-evaluated for the customers the batch touched."""
 
     async def handler(session: AsyncSession, events: list[ConsumedEvent]) -> None:

@@ -51,11 +51,11 @@ def _range(ids: Sequence[uuid.UUID] | None, after: uuid.UUID | None, upto: uuid.
     return {"ids": list(ids) if ids is not None else None, "after": after, "upto": upto}
 
 
-async def stage_copy(session: AsyncSession, ids, after, upto) -> dict:  # noqa: ANN001
+async def stage_copy(session: AsyncSession, ids, after, upto) -> dict:
     return {r.customer_id: (r.stage, r.stage_version) for r in await session.execute(STAGE_COPY, _range(ids, after, upto))}
 
 
-async def value_copy(session: AsyncSession, ids, after, upto) -> dict:  # noqa: ANN001
+async def value_copy(session: AsyncSession, ids, after, upto) -> dict:
     return {r.customer_id: (r.clv_currency.strip() if r.clv_currency else None, r.value_tier, r.value_version)
             for r in await session.execute(VALUE_COPY, _range(ids, after, upto))}
 
@@ -92,8 +92,9 @@ def checks(settings: SegmentationSettings) -> list[CopyCheck]:
         await refresh(session, drifts)
 
     return [
-        CopyCheck(fact="stage (lifecycle)", owner="lifecycle", owner_url=settings.lifecycle_url, owner_path="/v1/lifecycle/stages/state",
-                  owner_params=(), owner_states=newest_per_customer, comparable=lambda o: (o["stage"], o["version"]),
+        CopyCheck(fact="stage (lifecycle)", owner="lifecycle", owner_url=settings.lifecycle_url,
+                  owner_path="/v1/lifecycle/stages/state", owner_params=(), owner_states=newest_per_customer,
+                  comparable=lambda o: (o["stage"], o["version"]),
                   load_copy=stage_copy, repair=repair_stage),
         CopyCheck(fact="value (clv)", owner="clv", owner_url=settings.clv_url, owner_path="/v1/value/state", owner_params=(),
                   owner_states=newest_per_customer, comparable=lambda o: (o["currency"], o["tier"], o["version"]),

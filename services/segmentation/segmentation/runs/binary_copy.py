@@ -22,7 +22,7 @@ def row_dtype(columns: list[tuple[str, str]]) -> np.dtype:
     return np.dtype(fields)
 
 
-async def asyncpg_connection(session: AsyncSession):  # noqa: ANN201 - asyncpg.Connection
+async def asyncpg_connection(session: AsyncSession):  # asyncpg.Connection
     """The raw asyncpg connection under the session, inside the session's transaction."""
     connection = await session.connection()
     await connection.exec_driver_sql("SELECT 1")  # make sure the transaction has begun on this connection

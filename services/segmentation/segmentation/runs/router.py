@@ -47,7 +47,8 @@ def executor(request: Request) -> RunExecutor:
     return request.app.state.run_executor
 
 
-@router.post("/runs", response_model=RunRead, status_code=202, responses=problem_responses(UnknownScheme, NotForKind, JobInProgress))
+@router.post("/runs", response_model=RunRead, status_code=202,
+             responses=problem_responses(UnknownScheme, NotForKind, JobInProgress))
 async def start_run(body: RunCreate, request: Request, session: SessionDep, background: BackgroundTasks) -> RunRead:
     """Start a run (rfm, clustering or tiers); it runs in the background — poll GET /runs/{id}."""
     run = await executor(request).create(session, body.kind, scheme=body.scheme, currency=body.currency,

@@ -9,7 +9,8 @@ from shared.validation import Instant
 
 class RunCreate(BaseModel):
     kind: Literal["rfm", "clustering", "tiers"]
-    scheme: str | None = Field(None, min_length=1, max_length=60, pattern=r"^[a-z0-9][a-z0-9\-]*$", description="RFM runs: the scheme key (default).")
+    scheme: str | None = Field(None, min_length=1, max_length=60, pattern=r"^[a-z0-9][a-z0-9\-]*$",
+                               description="RFM runs: the scheme key (default).")
     currency: str | None = Field(None, pattern=r"^[A-Z]{3}$", description="Monetary is counted in this currency.")
     as_of: Instant | None = Field(None, description="Recency and tenure are measured to this instant (now).")
     k: int | None = Field(None, ge=2, le=20, description="Clustering runs: use this many clusters instead of "

@@ -487,8 +487,8 @@ class RunExecutor:
             computed = await asyncio.to_thread(compute_tiers, data.rows, run["as_of"].timestamp(), data.currencies)
         await self._progress(run["run_id"], 0.5)
         segments = [{"key": f"abc:{c}", "kind": "abc", "family": "abc", "name": f"Class {c}"} for c in tiers.ABC_CLASSES]
-        segments += [{"key": f"portfolio:{q}", "kind": "portfolio", "family": "portfolio", "name": q.replace("-", " ").capitalize()}
-                     for q in tiers.QUADRANTS]
+        segments += [{"key": f"portfolio:{q}", "kind": "portfolio", "family": "portfolio",
+                      "name": q.replace("-", " ").capitalize()} for q in tiers.QUADRANTS]
         segments += [{"key": f"clv-tier:{t}", "kind": "value_tier", "family": "clv-tier", "name": f"CLV tier {t}"}
                      for t in data.tiers]
         monetary = data.rows["monetary"]

@@ -144,7 +144,7 @@ HISTORY_COLUMNS = ["customer_id", "entered_at", "entered_version", "entered_run_
 CSV_RESPONSE = {200: {"content": {"text/csv": {}}, "description": "CSV (RFC 4180), streamed page by page."}}
 
 
-def _csv(segment_id: uuid.UUID, what: str, pages) -> StreamingResponse:  # noqa: ANN001
+def _csv(segment_id: uuid.UUID, what: str, pages) -> StreamingResponse:
     filename = f"segment-{segment_id}-{what}.csv"
     return StreamingResponse(pages, media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": f'attachment; filename="{filename}"'})
@@ -158,7 +158,7 @@ async def export_members(segment_id: uuid.UUID, request: Request, session: Sessi
     await repository.get_segment(session, segment_id)
     factory = request.app.state.session_factory
 
-    async def pages():  # noqa: ANN202
+    async def pages():
         after = None
         while True:
             async with factory() as s:
@@ -179,7 +179,7 @@ async def export_history(segment_id: uuid.UUID, request: Request, session: Sessi
     await repository.get_segment(session, segment_id)
     factory = request.app.state.session_factory
 
-    async def pages():  # noqa: ANN202
+    async def pages():
         after = None
         while True:
             async with factory() as s:

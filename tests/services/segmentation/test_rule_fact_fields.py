@@ -74,11 +74,12 @@ async def test_facts_follow_merges_unmerges_and_erasure(client, feeder):
     survivor, other = uuid.uuid4(), uuid.uuid4()
     p = purchase(other, "10", 1)
     await feeder.apply([p, lead(other, "spring-sale", None), feedback(other, 1, nps=10), touch(survivor, 1)])
-    await feeder.apply([merged(survivor, other)])
+    merge = merged(survivor, other)
+    await feeder.apply([merge])
     assert await matched(client, {"field": "channel", "op": "eq", "value": "web"}) == {str(survivor)}
     assert await matched(client, {"field": "campaign", "op": "eq", "value": "spring-sale"}) == {str(survivor)}
     assert await matched(client, {"field": "nps", "op": "eq", "value": 10}) == {str(survivor)}
-    await feeder.apply([unmerged(survivor, other, [p.purchase_id], [])])
+    await feeder.apply([unmerged(survivor, other, [p.purchase_id], [], merge.merge_id)])
     assert await matched(client, {"field": "channel", "op": "eq", "value": "web"}) == {str(other)}
     await feeder.apply([erased(survivor)])
     async with feeder.engine.connect() as conn:

@@ -196,7 +196,9 @@ async def db_state(feeder: Feeder, ids: list[uuid.UUID]) -> dict:
         out[a["customer_id"]] = {
             "order_count": a["order_count"], "first_purchase_at": a["first_purchase_at"],
             "last_purchase_at": a["last_purchase_at"], "touchpoint_count": a["touchpoint_count"],
-            "last_touch_at": a["last_touch_at"], "attributes": a["attributes"],
+            # A removed attribute is kept as a null (it still blocks a merged customer's value); read as absent.
+            "last_touch_at": a["last_touch_at"],
+            "attributes": {k: v for k, v in a["attributes"].items() if v is not None},
             "by_currency": {s["currency"]: (s["order_count"], s["total_spend"], s["first_purchase_at"],
                                             s["last_purchase_at"])
                             for s in summaries if s["customer_id"] == a["customer_id"]},
@@ -230,6 +232,17 @@ async def test_unmerge_gives_back_the_ids_merged_into_the_restored_customer(feed
     assert a in model.gone and c not in model.gone
     await feeder.apply(events, rules=False)
     assert await db_state(feeder, model.customers) == model.expected()
+
+
+async def test_an_attribute_the_survivor_removed_is_not_filled_by_the_merged_customer(feeder):
+    """Interaction keeps a removed attribute as the survivor's own null, so a merge does not fill it; the copy used to
+    forget the removal once re-derived, so whether the merged value came through depended on the batching."""
+    survivor, other = uuid.uuid4(), uuid.uuid4()
+    await feeder.apply([updated(survivor, plan="a", region="eu")], rules=False)
+    await feeder.apply([updated(survivor, plan=None)], rules=False)
+    await feeder.apply([updated(other, plan="b", tier="x"), merged(survivor, other)], rules=False)
+    state = await db_state(feeder, [survivor, other])
+    assert state[survivor]["attributes"] == {"region": "eu", "tier": "x"} and other not in state
 
 
 async def test_redelivered_batch_changes_nothing_and_times_are_utc(feeder):

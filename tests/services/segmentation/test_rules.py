@@ -184,6 +184,20 @@ async def test_rule_membership_equals_brute_force_on_random_data(client, feeder)
     assert selective >= 15, "the random rules should mostly select a proper subset"
 
 
+async def test_a_removed_attribute_is_absent_to_rules(client, feeder):
+    """A removed attribute is kept as a JSON null (it blocks a merged customer's value, as in interaction); rules see
+    no attribute."""
+    rng = random.Random(7)
+    customers = [{**random_customer(rng), "attributes": attributes}
+                 for attributes in ({"plan": None}, {"plan": "pro"}, {})]
+    await insert_customers(feeder.engine, customers)
+    for op, value, count in [("exists", None, 1), ("not_exists", None, 2), ("ne", "free", 1), ("not_in", ["free"], 1),
+                             ("lte", 2, 0)]:
+        rule = {"field": "attributes.plan", "op": op, **({} if value is None else {"value": value})}
+        preview = await client.post("/v1/segments/preview", json={"rule": rule})
+        assert preview.status_code == 200 and preview.json()["count"] == count, (rule, preview.text)
+
+
 async def test_invalid_rule_is_a_422_with_the_reason(client):
     resp = await client.post("/v1/segments/preview", json={"rule": {"field": "ssn", "op": "eq", "value": "1"}})
     assert resp.status_code == 422 and resp.headers["content-type"].startswith("application/problem+json")

@@ -112,7 +112,10 @@ def _facts(p: Any) -> list[tuple[uuid.UUID, uuid.UUID, str, str]]:
     return [(uuid.uuid5(FACT_NAMESPACE, f"{origin}|{kind}"), origin, kind, value) for kind, value in pairs if value]
 
 
-# Attribute changes: a null value removes the attribute (stripped when the aggregate is re-derived).
+# Attribute changes: a null value removes the attribute. The null is kept (readers take it as absent: rules/language.py)
+# because interaction keeps a removed attribute as a null value of the customer's own: at a merge it is the
+# survivor's and the merged customer's value does not fill it. Stripped at re-derivation, as before, the survivor's
+# removal was forgotten or not depending on how the events were batched (the aggregates property test).
 UPSERT_ATTRIBUTES = sa.text("""
 INSERT INTO segmentation.customer_aggregate AS s (customer_id, attributes)
 SELECT * FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:attributes AS jsonb[]))
@@ -178,8 +181,7 @@ LEFT JOIN (
 ON CONFLICT (customer_id) DO UPDATE SET
     order_count = EXCLUDED.order_count, first_purchase_at = EXCLUDED.first_purchase_at,
     last_purchase_at = EXCLUDED.last_purchase_at, touchpoint_count = EXCLUDED.touchpoint_count,
-    first_touch_at = EXCLUDED.first_touch_at, last_touch_at = EXCLUDED.last_touch_at,
-    attributes = jsonb_strip_nulls(s.attributes), updated_at = now()
+    first_touch_at = EXCLUDED.first_touch_at, last_touch_at = EXCLUDED.last_touch_at, updated_at = now()
 """)
 
 RESOLVE_ALIASES = sa.text("""

@@ -267,7 +267,8 @@ def _condition(node: dict, out: Compiled) -> str:
 
 def _attribute(name: str, op: str, value: Any, out: Compiled) -> str:
     key = out.bind(name)
-    ref = f"a.attributes -> CAST({key} AS text)"
+    # A removed attribute is stored as a JSON null (profiles/projection.py): absent to every operator.
+    ref = f"nullif(a.attributes -> CAST({key} AS text), 'null'::jsonb)"
     if op == "exists":
         return f"{ref} IS NOT NULL"
     if op == "not_exists":

@@ -12,7 +12,6 @@ from shared.db import SessionDep
 from shared.problems import DomainError, NotFound, problem_responses
 
 from interaction.customers import service
-from interaction.customers.cursor import InvalidCursor
 from interaction.customers.schemas import (
     CustomerExport,
     CustomerPage,
@@ -46,7 +45,7 @@ class BadFilter(DomainError):
     status, slug, title = 422, "bad-filter", "Invalid filter"
 
 
-@router.get("", response_model=CustomerPage, responses=problem_responses(InvalidCursor, BadFilter))
+@router.get("", response_model=CustomerPage, responses=problem_responses(pagination.InvalidCursor, BadFilter))
 async def search_customers(
     session: SessionDep,
     email: Annotated[str | None, Query(max_length=320, pattern=NO_NUL, description="Matched after normalisation.")] = None,
@@ -102,7 +101,7 @@ async def get_identifiers(customer_id: uuid.UUID, session: SessionDep, limit: pa
 
 
 @router.get("/{customer_id}/timeline", response_model=TimelinePage,
-            responses=problem_responses(NotFound, InvalidCursor))
+            responses=problem_responses(NotFound, pagination.InvalidCursor))
 async def get_timeline(
     customer_id: uuid.UUID,
     session: SessionDep,

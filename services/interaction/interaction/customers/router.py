@@ -9,7 +9,9 @@ from pydantic import AfterValidator, AwareDatetime, StringConstraints
 from shared import pagination
 from shared.contracts.partner import PARTNER_EVENT_TYPES
 from shared.db import SessionDep
+from shared.pagination import Cursor
 from shared.problems import DomainError, NotFound, problem_responses
+from shared.validation import NO_NUL
 
 from interaction.customers import service
 from interaction.customers.schemas import (
@@ -23,11 +25,9 @@ from interaction.customers.schemas import (
 from interaction.identity.normalise import normalise_email, normalise_phone
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
-NO_NUL = r"^[^\x00]*$"  # Postgres text cannot hold U+0000: such a filter is a 422, not a 500
 # A fixed type, or a registered custom one (interaction/event_types): the name's shape, not a closed list.
 EventType = Annotated[str, StringConstraints(max_length=100, pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")]
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
-Cursor = Annotated[str | None, Query(max_length=500, pattern=NO_NUL, description="`next_cursor` of the previous page.")]
 Text = Annotated[str | None, Query(min_length=1, max_length=200, pattern=NO_NUL)]
 
 

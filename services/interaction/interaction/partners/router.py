@@ -8,6 +8,7 @@ from shared import pagination
 from shared.db import SessionDep
 from shared.pagination import Cursor
 from shared.problems import DomainError, NotFound, problem_responses
+from shared.validation import NO_NUL
 
 from interaction.customers.service import entry, summary
 from interaction.partners import repository
@@ -26,7 +27,7 @@ from interaction.partners.schemas import (
 )
 
 router = APIRouter(prefix="/v1/partners", tags=["partners"])
-PartnerId = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
+PartnerId = Annotated[str, Path(min_length=1, max_length=200, pattern=NO_NUL)]
 Limit = Annotated[int, Query(ge=1, le=200)]
 
 

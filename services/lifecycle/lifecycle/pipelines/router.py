@@ -6,6 +6,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from shared.db import SessionDep
 from shared.pagination import InvalidCursor, decode, encode
 from shared.problems import NotFound, problem_responses
+from shared.validation import NO_NUL
 
 from lifecycle.customers.service import UnknownCustomer
 from lifecycle.pipelines import repository, service
@@ -22,7 +23,6 @@ from lifecycle.pipelines.schemas import (
     PipelineRead,
     PipelineStageRead,
 )
-from lifecycle.text import NO_NUL
 
 router = APIRouter(tags=["pipelines and deals"])
 KEY = r"^[a-z0-9][a-z0-9_\-]*$"

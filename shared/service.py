@@ -9,8 +9,9 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Annotated
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 
 from shared.db import asyncpg_dsn, make_engine, make_session_factory, ping
 from shared.http import health_router, install_http_plumbing
@@ -96,6 +97,19 @@ class ServiceRuntime:
         dead = [t.get_name() for t in self._tasks if t.done()]
         if dead:
             raise RuntimeError(f"background tasks ended: {', '.join(dead)}")
+
+
+def _outbox(request: Request) -> Outbox:
+    return request.app.state.runtime.outbox
+
+
+def runtime_settings(request: Request) -> ServiceSettings:
+    """The running service's settings; each service types them with its own class (its `SettingsDep`)."""
+    return request.app.state.runtime.settings
+
+
+# The service's outbox, for endpoints that publish events in the request's transaction.
+OutboxDep = Annotated[Outbox, Depends(_outbox)]
 
 
 def create_service_app(runtime: ServiceRuntime, *, title: str, description: str, routers: Sequence[APIRouter],

@@ -19,6 +19,7 @@ from clv.fits.schemas import (
     PredictionResponse,
     TransactionModelName,
 )
+from clv.settings import SettingsDep
 
 router = APIRouter(prefix="/v1/value/models", tags=["value models"])
 CurrencyQuery = Annotated[str, Query(pattern=r"^[A-Z]{3}$", examples=["EUR"])]
@@ -26,9 +27,10 @@ CurrencyQuery = Annotated[str, Query(pattern=r"^[A-Z]{3}$", examples=["EUR"])]
 
 @router.post("/fits", status_code=202, response_model=FitRead,
              responses=problem_responses(service.InvalidFitRequest, JobInProgress))
-async def create_fit(body: FitCreate, request: Request, response: Response, session: SessionDep) -> FitRead:
+async def create_fit(body: FitCreate, request: Request, response: Response, session: SessionDep,
+                     settings: SettingsDep) -> FitRead:
     """Start fitting a model version; poll the returned fit for status and progress."""
-    fit = await service.start_fit(request.app, session, body, request.app.state.runtime.settings)
+    fit = await service.start_fit(request.app, session, body, settings)
     response.headers["Location"] = f"/v1/value/models/fits/{fit.id}"
     return fit
 

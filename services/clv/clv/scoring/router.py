@@ -10,15 +10,17 @@ from shared.problems import NotFound, problem_responses
 
 from clv.scoring import service
 from clv.scoring.schemas import ScoringCreate, ScoringRead, TierReport, ValueState, ValueStatePage
+from clv.settings import SettingsDep
 
 router = APIRouter(prefix="/v1/value", tags=["value scoring"])
 
 
 @router.post("/scorings", status_code=202, response_model=ScoringRead,
              responses=problem_responses(NotFound, service.FitNotUsable, JobInProgress))
-async def create_scoring(body: ScoringCreate, request: Request, response: Response, session: SessionDep) -> ScoringRead:
+async def create_scoring(body: ScoringCreate, request: Request, response: Response, session: SessionDep,
+                         settings: SettingsDep) -> ScoringRead:
     """Start scoring every customer of a currency; poll the returned run for status and progress."""
-    run = await service.start_scoring(request.app, session, body, request.app.state.runtime.settings)
+    run = await service.start_scoring(request.app, session, body, settings)
     response.headers["Location"] = f"/v1/value/scorings/{run.id}"
     return run
 

@@ -2,13 +2,14 @@ import uuid
 from decimal import Decimal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
 from shared.db import SessionDep
 from shared.problems import NotFound, problem_responses
 
 from clv.fits.models import model_fit
 from clv.scoring.models import customer_value, scoring_run
+from clv.settings import SettingsDep
 from clv.transaction_summary.models import customer_alias, transaction_summary
 from clv.transaction_summary.schemas import CurrencyValueRead, CustomerValueRead, ModelValueRead
 
@@ -23,7 +24,7 @@ async def resolve_customer(session, customer_id: uuid.UUID) -> uuid.UUID:
 
 
 @router.get("/{customer_id}/value", response_model=CustomerValueRead, responses=problem_responses(NotFound))
-async def get_customer_value(customer_id: uuid.UUID, request: Request, session: SessionDep) -> CustomerValueRead:
+async def get_customer_value(customer_id: uuid.UUID, settings: SettingsDep, session: SessionDep) -> CustomerValueRead:
     """A customer's value per currency: realised to date, and the model's values once scored."""
     resolved = await resolve_customer(session, customer_id)
     t, v, f, run = transaction_summary, customer_value, model_fit, scoring_run
@@ -35,7 +36,7 @@ async def get_customer_value(customer_id: uuid.UUID, request: Request, session: 
         .where(t.c.customer_id == resolved).order_by(t.c.currency))).all()
     if not rows:
         raise NotFound(f"no transactions known for customer {customer_id}")
-    margin = Decimal(str(request.app.state.runtime.settings.margin))
+    margin = Decimal(str(settings.margin))
     return CustomerValueRead(customer_id=resolved, resolved_from=customer_id if resolved != customer_id else None,
                              by_currency=[
         CurrencyValueRead(

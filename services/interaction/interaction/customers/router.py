@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import AfterValidator, AwareDatetime, StringConstraints
 
 from shared import pagination
@@ -11,6 +11,7 @@ from shared.contracts.partner import PARTNER_EVENT_TYPES
 from shared.db import SessionDep
 from shared.pagination import Cursor
 from shared.problems import DomainError, NotFound, problem_responses
+from shared.service import OutboxDep
 from shared.validation import NO_NUL
 
 from interaction.customers import service
@@ -127,6 +128,6 @@ async def export_customer(customer_id: uuid.UUID, session: SessionDep) -> Custom
 
 @router.post("/{customer_id}/erasure", response_model=ErasureRead,
              responses=problem_responses(NotFound, service.AlreadyErased))
-async def erase_customer(customer_id: uuid.UUID, request: Request, session: SessionDep) -> ErasureRead:
+async def erase_customer(customer_id: uuid.UUID, outbox: OutboxDep, session: SessionDep) -> ErasureRead:
     """Erase the customer's PII (identifiers, attributes, free text); anonymous facts stay; publishes `customer.erased`."""
-    return await service.request_erasure(session, request.app.state.runtime.outbox, customer_id)
+    return await service.request_erasure(session, outbox, customer_id)

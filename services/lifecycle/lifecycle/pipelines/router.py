@@ -1,11 +1,12 @@
 import uuid
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from shared.db import SessionDep
 from shared.pagination import InvalidCursor, decode, encode
 from shared.problems import NotFound, problem_responses
+from shared.service import OutboxDep
 from shared.validation import NO_NUL
 
 from lifecycle.customers.service import UnknownCustomer
@@ -78,11 +79,11 @@ async def delete_pipeline(session: SessionDep, key: str = Path(max_length=100, p
 
 @router.post("/v1/deals", response_model=DealRead, status_code=201,
              responses=problem_responses(service.InvalidDeal, UnknownCustomer))
-async def create_deal(body: DealCreate, session: SessionDep, request: Request) -> DealRead:
+async def create_deal(body: DealCreate, session: SessionDep, outbox: OutboxDep) -> DealRead:
     """Open a deal for a customer interaction knows (an open deal also moves a prospect to Acquisition).
 
     A merged-away id opens the deal for its survivor; an id never announced by interaction, or erased, is a 422."""
-    deal_id = await service.create_deal(session, request.app.state.runtime.outbox, body)
+    deal_id = await service.create_deal(session, outbox, body)
     return await _read_deal(session, deal_id)
 
 
@@ -115,9 +116,9 @@ async def update_deal(deal_id: uuid.UUID, body: DealUpdate, session: SessionDep)
 
 @router.post("/v1/deals/{deal_id}/moves", response_model=DealRead, status_code=201,
              responses=problem_responses(NotFound, service.InvalidDeal))
-async def move_deal(deal_id: uuid.UUID, body: DealMove, session: SessionDep, request: Request) -> DealRead:
+async def move_deal(deal_id: uuid.UUID, body: DealMove, session: SessionDep, outbox: OutboxDep) -> DealRead:
     """Move a deal to another stage of its pipeline; a lost stage needs a lost reason."""
-    await service.move_deal(session, request.app.state.runtime.outbox, deal_id, body)
+    await service.move_deal(session, outbox, deal_id, body)
     return await _read_deal(session, deal_id)
 
 

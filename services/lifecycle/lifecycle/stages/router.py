@@ -2,11 +2,12 @@ import uuid
 from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
 from shared.db import SessionDep
 from shared.pagination import Cursor, InvalidCursor, Limit, decode, encode
 from shared.problems import NotFound, problem_responses
+from shared.service import OutboxDep
 
 from lifecycle.stages import repository, service
 from lifecycle.stages.models import customer_stage, stage_history
@@ -56,17 +57,17 @@ async def get_customer_lifecycle(customer_id: uuid.UUID, session: SessionDep) ->
 @router.post("/v1/customers/{customer_id}/lifecycle/moves", response_model=CustomerLifecycleRead, status_code=201,
              responses=problem_responses(NotFound, service.IllegalMove))
 async def move_customer(customer_id: uuid.UUID, body: ManualMove, session: SessionDep,
-                        request: Request) -> CustomerLifecycleRead:
+                        outbox: OutboxDep) -> CustomerLifecycleRead:
     """Move a customer by hand: only the allowed transitions, always with a reason (kept in the history)."""
-    await service.manual_move(session, request.app.state.runtime.outbox, customer_id, body.to_stage, body.reason,
+    await service.manual_move(session, outbox, customer_id, body.to_stage, body.reason,
                               body.actor)
     return await read_lifecycle(session, customer_id)
 
 
 @router.post("/v1/lifecycle/sweeps", response_model=RederiveResult)
-async def run_sweep(session: SessionDep, request: Request) -> RederiveResult:
+async def run_sweep(session: SessionDep, outbox: OutboxDep) -> RederiveResult:
     """Apply the clock rules now: churn the customers whose inactivity window has run out (also runs periodically)."""
-    return result_of(await service.sweep(session, request.app.state.runtime.outbox))
+    return result_of(await service.sweep(session, outbox))
 
 
 @router.get("/v1/lifecycle/stages/state", response_model=StageStatePage, responses=problem_responses(InvalidCursor))

@@ -53,15 +53,11 @@ async def refit_due(session_factory: async_sessionmaker[AsyncSession], outbox: O
     return due
 
 
-async def refit_loop(session_factory: async_sessionmaker[AsyncSession], outbox: Outbox, settings: ClvSettings,
-                     stopping: asyncio.Event) -> None:
-    seconds = settings.refit_interval_hours * 3600
-    while not stopping.is_set():
-        try:
-            await asyncio.wait_for(stopping.wait(), timeout=seconds)
-            return
-        except TimeoutError:
-            pass
+async def refit_loop(session_factory: async_sessionmaker[AsyncSession], outbox: Outbox, settings: ClvSettings) -> None:
+    """Every `refit_interval_hours`, one round (runs until the runtime cancels it; a fit cut short is resumed by
+    the recovery loop of a replica once its lease lapses)."""
+    while True:
+        await asyncio.sleep(settings.refit_interval_hours * 3600)
         try:
             await refit_due(session_factory, outbox, settings)
         except Exception:  # the schedule survives a failed round; the next one retries

@@ -52,17 +52,14 @@ async def page(session: AsyncSession, limit: int) -> list[sa.RowMapping]:
 
 
 class Runner:
-    """Executes replay runs as tasks of this process."""
+    """Executes replay runs as jobs of this process (held by the runtime, cancelled at shutdown)."""
 
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime
-        self._tasks: set[asyncio.Task] = set()
 
     async def launch(self, run_id: uuid.UUID) -> None:
         """Start the run as a task of this process (async: BackgroundTasks then calls it on the event loop)."""
-        task = asyncio.create_task(self._execute(run_id), name=f"replay-{run_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.runtime.jobs.launch(self._execute(run_id), name=f"replay-{run_id}")
 
     async def resume(self) -> None:
         """Launch the unfinished runs nobody holds (queued ones, and those whose replica died)."""
@@ -82,16 +79,9 @@ class Runner:
             except Exception:  # the next round retries (e.g. the database was restarting)
                 log.exception("resuming replay runs failed")
 
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=10)
-
     async def wait(self) -> None:
         """Until every launched run has finished (tests, shutdown)."""
-        while self._tasks:
-            await asyncio.wait(set(self._tasks))
+        await self.runtime.jobs.wait()
 
     async def _execute(self, run_id: uuid.UUID) -> None:
         factory = self.runtime.session_factory

@@ -32,8 +32,8 @@ from clv.fits.schemas import (
     Selection,
 )
 from clv.jobs import launch
-from clv.models import MODELS, FitError, FitResult, GammaGamma, PopulationMeanSpend, collapse
-from clv.models.value import DAYS_PER_MONTH
+from clv.probability_models import MODELS, FitError, FitResult, GammaGamma, PopulationMeanSpend, collapse
+from clv.probability_models.value import DAYS_PER_MONTH
 from clv.settings import ClvSettings
 from clv.transaction_summary.repository import Statistics, load_statistics
 

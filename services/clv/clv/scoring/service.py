@@ -25,8 +25,8 @@ from clv.fits import repository as fits
 from clv.fits.service import FitNotUsable, spend_model
 from clv.fits.service import problems as fit_problems
 from clv.jobs import launch
-from clv.models import MODELS, wallet_ratio
-from clv.models.value import DAYS_PER_MONTH
+from clv.probability_models import MODELS, wallet_ratio
+from clv.probability_models.value import DAYS_PER_MONTH
 from clv.scoring.models import customer_value, scoring_run
 from clv.scoring.schemas import ScoringCreate, ScoringRead, TierReport, TierSummary
 from clv.settings import ClvSettings

@@ -38,13 +38,13 @@ async def refit_due(session_factory: async_sessionmaker[AsyncSession], outbox: O
         due = list((await session.execute(DUE, {"since": datetime.now(UTC) - interval})).scalars())
     for currency in due:
         try:
-            async with session_factory() as session:
+            async with session_factory.begin() as session:
                 row = await fits.create_fit(session, FitCreate(model=settings.refit_model, currency=currency), settings)
         except JobInProgress:
             continue  # another replica (or a user) is fitting this currency right now
         await fits.run_fit(session_factory, row.id)
         try:
-            async with session_factory() as session:
+            async with session_factory.begin() as session:
                 run = await scoring.create_scoring(session, ScoringCreate(currency=currency, fit_id=row.id), settings)
         except DomainError as exc:
             log.warning("scheduled refit of %s not scored: %s", currency, exc.detail)

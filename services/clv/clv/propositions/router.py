@@ -30,7 +30,7 @@ from clv.propositions.schemas import (
     PropositionRead,
     PropositionUpdate,
 )
-from clv.transaction_summary.router import resolve_customer
+from clv.transaction_summary.repository import resolve_customer
 
 router = APIRouter(tags=["value propositions"])
 

@@ -71,9 +71,7 @@ async def get_pipeline(session: SessionDep, key: str = Path(max_length=100, patt
 @router.delete("/v1/pipelines/{key}", status_code=204, responses=problem_responses(NotFound, service.Conflict))
 async def delete_pipeline(session: SessionDep, key: str = Path(max_length=100, pattern=KEY)) -> Response:
     """Remove a pipeline no deal uses."""
-    p = await service.pipeline_or_404(session, key)
-    if not await repository.delete_pipeline(session, p.id):
-        raise service.Conflict(f"pipeline {key!r} still has deals")
+    await service.delete_pipeline(session, key)
     return Response(status_code=204)
 
 
@@ -103,14 +101,7 @@ async def get_deal(deal_id: uuid.UUID, session: SessionDep) -> DealRead:
 @router.patch("/v1/deals/{deal_id}", response_model=DealRead, responses=problem_responses(NotFound, service.InvalidDeal))
 async def update_deal(deal_id: uuid.UUID, body: DealUpdate, session: SessionDep) -> DealRead:
     """Change a deal's amount, currency, expected close, owner or title."""
-    row = await repository.get_deal(session, deal_id, lock=True)
-    if row is None:
-        raise NotFound(f"no deal {deal_id}")
-    values = body.model_dump(exclude_unset=True)
-    amount, currency = values.get("amount", row["amount"]), values.get("currency", row["currency"])
-    if (amount is None) != (currency is None):
-        raise service.InvalidDeal("amount and currency go together")
-    await repository.update_deal(session, deal_id, values)
+    await service.update_deal(session, deal_id, body)
     return await _read_deal(session, deal_id)
 
 

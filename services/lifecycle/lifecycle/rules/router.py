@@ -7,7 +7,7 @@ from shared.db import SessionDep
 from shared.pagination import Cursor, InvalidCursor, decode, encode
 from shared.problems import NotFound, problem_responses
 
-from lifecycle.rules import repository, runs
+from lifecycle.rules import repository
 from lifecycle.rules.schemas import (
     DryRunRequest,
     ReplayRunPage,
@@ -42,10 +42,10 @@ def _run(r) -> ReplayRunRead:
 
 
 async def _start(session, request: Request, background: BackgroundTasks, version: int) -> ReplayRunRead:
-    run_id = await runs.create(session, version)
+    run_id = await repository.create_run(session, version)
     # Launched once the response's transaction has committed, so the task sees the run and the version.
     background.add_task(request.app.state.replays.launch, run_id)
-    return _run(await runs.get(session, run_id))
+    return _run(await repository.get_run(session, run_id))
 
 
 @router.put("", response_model=RuleSetApplied, status_code=202)
@@ -99,13 +99,13 @@ async def replay_version(version: int, session: SessionDep, request: Request,
 @router.get("/runs", response_model=ReplayRunPage)
 async def list_runs(session: SessionDep, limit: int = Query(20, ge=1, le=100)) -> ReplayRunPage:
     """Replay runs, newest first."""
-    return ReplayRunPage(items=[_run(r) for r in await runs.page(session, limit)])
+    return ReplayRunPage(items=[_run(r) for r in await repository.page_runs(session, limit)])
 
 
 @router.get("/runs/{run_id}", response_model=ReplayRunRead, responses=problem_responses(NotFound))
 async def get_run(run_id: uuid.UUID, session: SessionDep) -> ReplayRunRead:
     """A replay run: status and progress (customers replayed, moves so far)."""
-    found = await runs.get(session, run_id)
+    found = await repository.get_run(session, run_id)
     if found is None:
         raise NotFound(f"no replay run {run_id}")
     return _run(found)

@@ -155,7 +155,7 @@ async def wait_finished(session_factory: async_sessionmaker[AsyncSession], table
         await asyncio.sleep(0.1)
 
 
-def unfinished_index(table: str, columns: Sequence[str], schema: str) -> sa.text:
+def unfinished_index(table: str, columns: Sequence[str], schema: str) -> sa.TextClause:
     """DDL of the partial unique index allowing one unfinished job per target (used by migrations)."""
     cols = ", ".join(columns)
     return sa.text(f"CREATE UNIQUE INDEX uq_{table}_one_unfinished ON {schema}.{table} ({cols}) "

@@ -97,7 +97,8 @@ async def list_deliveries(webhook_id: uuid.UUID, session: SessionDep, status: De
                           cursor: Annotated[str | None, Query(max_length=500)] = None) -> DeliveryPage:
     """The delivery log of a subscription, newest first."""
     await _existing(session, webhook_id)
-    before = pagination.decode(cursor, int)[0] if cursor else None
+    key = pagination.decode(cursor, int)
+    before = key[0] if key else None
     rows = await repository.deliveries_page(session, webhook_id, status, before, limit + 1)
     items = [DeliveryRead(**r._mapping) for r in rows[:limit]]
     return DeliveryPage(items=items, next_cursor=pagination.encode(items[-1].id) if len(rows) > limit else None)

@@ -22,7 +22,7 @@ import warnings
 
 import numpy as np
 
-from clv.models import BetaGeo, GammaGamma, ParetoNBD, collapse, discounted_clv, simulate
+from clv.probability_models import BetaGeo, GammaGamma, ParetoNBD, collapse, discounted_clv, simulate
 
 TRUTH = {"r": 0.25, "alpha": 30.0, "a": 0.8, "b": 2.5}
 SPEND = {"p": 6.0, "q": 4.0, "gamma": 15.0}

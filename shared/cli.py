@@ -39,7 +39,7 @@ def service_main(name: str, *, settings_cls: type[ServiceSettings], schema: str,
         else:
             upgrade(migrations_dir, schema, settings.database_url, args.revision)
         return
-    if args.command == "reconcile":
+    if args.command == "reconcile" and reconcile:
         module, function = reconcile.split(":")
         drifts = asyncio.run(getattr(importlib.import_module(module), function)(settings, args.repair))
         sys.exit(1 if drifts and not args.repair else 0)

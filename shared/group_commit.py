@@ -18,7 +18,7 @@ in flight hold the server open at shutdown until they are answered.
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -37,7 +37,7 @@ Apply = Callable[[AsyncSession, Sequence[T]], Awaitable[Sequence[R]]]
 class _Waiting(Generic[T, R]):
     work: T
     size: int
-    future: asyncio.Future = field(default=None)  # type: ignore[assignment]
+    future: asyncio.Future
 
 
 class GroupCommit(Generic[T, R]):
@@ -58,7 +58,7 @@ class GroupCommit(Generic[T, R]):
 
     async def submit(self, work: T, size: int = 1) -> R:
         """Applies `work` in a shared transaction; returns its result once that transaction has committed."""
-        waiting = _Waiting(work, max(1, size), asyncio.get_running_loop().create_future())
+        waiting: _Waiting[T, R] = _Waiting(work, max(1, size), asyncio.get_running_loop().create_future())
         # Retrieved even when the request has gone away, so a failure it never reads is not logged as lost.
         waiting.future.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._waiting.append(waiting)

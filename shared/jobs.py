@@ -21,7 +21,7 @@ import contextlib
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -155,7 +155,7 @@ async def wait_finished(session_factory: async_sessionmaker[AsyncSession], table
         await asyncio.sleep(0.1)
 
 
-def unfinished_index(table: str, columns: Sequence[str], schema: str) -> sa.text:
+def unfinished_index(table: str, columns: Sequence[str], schema: str) -> sa.TextClause:
     """DDL of the partial unique index allowing one unfinished job per target (used by migrations)."""
     cols = ", ".join(columns)
     return sa.text(f"CREATE UNIQUE INDEX uq_{table}_one_unfinished ON {schema}.{table} ({cols}) "
@@ -172,3 +172,38 @@ async def claim_tick(session: AsyncSession, table: str, name: str, interval_s: f
         WHERE t.last_started_at < now() - make_interval(secs => :gap)
         RETURNING name"""), {"name": name, "gap": interval_s * 0.9})).first()
     return row is not None
+
+
+class Launcher:
+    """The job tasks this process started (fits, runs, replays): one place keeps them referenced (the event loop
+    holds only weak references), lets tests wait for them and stops them at shutdown.
+
+    At stop a job gets `drain_s` to finish, then it is cancelled; what becomes of an unfinished job is its
+    service's restart policy (resumed by another replica once its lease lapses, or failed as interrupted)."""
+
+    def __init__(self, drain_s: float = 0.0) -> None:
+        self.drain_s = drain_s
+        self._tasks: set[asyncio.Task] = set()
+
+    def launch(self, job: Coroutine, name: str) -> asyncio.Task:
+        task = asyncio.create_task(job, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    async def wait(self) -> None:
+        """Until every launched job has finished, including those launched meanwhile (tests, benchmarks)."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
+    async def stop(self) -> None:
+        pending = set(self._tasks)
+        if pending and self.drain_s > 0:
+            _, pending = await asyncio.wait(pending, timeout=self.drain_s)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=10)

@@ -7,6 +7,7 @@ lock makes concurrent migration jobs (two replicas starting at once) run one aft
 import asyncio
 import zlib
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import command, context
@@ -36,8 +37,9 @@ def run_env(metadata: sa.MetaData) -> None:
     """The body of every service's `env.py`."""
     schema = context.config.attributes.get("schema") or metadata.schema
     url = context.config.get_main_option("sqlalchemy.url")
+    assert url is not None, "alembic_config sets sqlalchemy.url"
 
-    def include_name(name: str | None, type_: str, parent_names: dict) -> bool:
+    def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
         return name == schema if type_ == "schema" else True
 
     def migrate(connection: sa.Connection) -> None:

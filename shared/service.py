@@ -3,15 +3,24 @@
 `ServiceRuntime` owns the engine, the transport, the outbox relay and the inbox consumers, starts them in the
 app's lifespan and stops them gracefully (consumers finish the batch in hand). The embedded mode passes one
 shared in-process transport to every service; otherwise each service builds its own from its settings.
+
+A service's own background work goes through the runtime too, the one way for every service:
+- `add_loop(name, factory)`: a loop this replica runs while it runs workers (job recovery, schedules),
+  cancelled at stop;
+- `on_start(hook)`: awaited once the workers have started (e.g. launch the jobs left queued);
+- `jobs.launch(coroutine, name)`: a job (fit, run, replay) held by `runtime.jobs` (`shared/jobs.Launcher`),
+  given `job_drain_s` to finish at stop before it is cancelled.
 """
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
+from typing import Annotated
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 
+from shared import jobs as job_leases
 from shared.db import asyncpg_dsn, make_engine, make_session_factory, ping
 from shared.http import health_router, install_http_plumbing
 from shared.internal_auth import InternalAuthMiddleware, TokenVerifier
@@ -35,7 +44,7 @@ def build_transport(settings: ServiceSettings) -> Transport:
 
 class ServiceRuntime:
     def __init__(self, settings: ServiceSettings, *, schema: str, tables: MessagingTables,
-                 transport: Transport | None = None) -> None:
+                 transport: Transport | None = None, job_drain_s: float = 0.0) -> None:
         self.settings = settings
         self.schema = schema
         self.engine = make_engine(settings.database_url, settings.db_pool_size)
@@ -52,6 +61,18 @@ class ServiceRuntime:
         self.tables = tables
         self.consumers: list[InboxConsumer] = []
         self._tasks: list[asyncio.Task] = []
+        self._loop_factories: list[tuple[str, Callable[[], Coroutine]]] = []
+        self._loops: list[asyncio.Task] = []
+        self._start_hooks: list[Callable[[], Awaitable[None]]] = []
+        self.jobs = job_leases.Launcher(job_drain_s)
+
+    def add_loop(self, name: str, factory: Callable[[], Coroutine]) -> None:
+        """A loop to run while this replica runs workers (recovery, schedules); it is cancelled at stop."""
+        self._loop_factories.append((name, factory))
+
+    def on_start(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Awaited once the workers have started (only when this replica runs workers)."""
+        self._start_hooks.append(hook)
 
     def subscribe(self, subscription: Subscription) -> None:
         """Add a consumer; its inbox name is `<service>.<subscription>`, its Kafka group the same, prefixed."""
@@ -67,11 +88,22 @@ class ServiceRuntime:
         if self._owns_transport:
             await self.transport.start()
         if self.settings.run_workers:
+            # One lease length per process, read at each claim (a dead replica's jobs are taken over after it).
+            job_leases.configure(getattr(self.settings, "job_lease_s", job_leases.LEASE_S))
             self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.schema}-relay"))
             for c in self.consumers:
                 self._tasks.append(asyncio.create_task(c.run(), name=c.group_id))
+            for hook in self._start_hooks:
+                await hook()
+            self._loops = [asyncio.create_task(factory(), name=name) for name, factory in self._loop_factories]
 
     async def stop(self) -> None:
+        for loop in self._loops:
+            loop.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        self._loops.clear()
+        # Jobs before the consumers and the engine they write with.
+        await self.jobs.stop()
         for c in self.consumers:
             c.stop()
         self.relay.stop()
@@ -93,9 +125,22 @@ class ServiceRuntime:
     async def check_workers(self) -> None:
         if not self.settings.run_workers:
             return
-        dead = [t.get_name() for t in self._tasks if t.done()]
+        dead = [t.get_name() for t in self._tasks + self._loops if t.done()]
         if dead:
             raise RuntimeError(f"background tasks ended: {', '.join(dead)}")
+
+
+def _outbox(request: Request) -> Outbox:
+    return request.app.state.runtime.outbox
+
+
+def runtime_settings(request: Request) -> ServiceSettings:
+    """The running service's settings; each service types them with its own class (its `SettingsDep`)."""
+    return request.app.state.runtime.settings
+
+
+# The service's outbox, for endpoints that publish events in the request's transaction.
+OutboxDep = Annotated[Outbox, Depends(_outbox)]
 
 
 def create_service_app(runtime: ServiceRuntime, *, title: str, description: str, routers: Sequence[APIRouter],

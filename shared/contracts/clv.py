@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from shared.contracts.envelope import Payload
+from shared.contracts.envelope import Payload, by_event_type
 
 SOURCE = "/services/clv"
 
@@ -50,4 +50,4 @@ class PropositionDelivered(Payload):
     delivered_at: datetime
 
 
-CLV_EVENT_TYPES: dict[str, type[Payload]] = {m.EVENT_TYPE: m for m in [CustomerValueUpdated, PropositionDelivered]}
+CLV_EVENT_TYPES = by_event_type(CustomerValueUpdated, PropositionDelivered)

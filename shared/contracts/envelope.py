@@ -30,6 +30,11 @@ class Payload(BaseModel):
         return f"urn:crm:schema:{cls.EVENT_TYPE}:v{cls.VERSION}"
 
 
+def by_event_type(*models: type[Payload]) -> dict[str, type[Payload]]:
+    """A registry of payload models by their CloudEvents `type`."""
+    return {m.EVENT_TYPE: m for m in models}
+
+
 class Envelope(BaseModel):
     """A CloudEvents 1.0 event. `subject` is the customer the event is about (the partner's id for partner events)."""
 

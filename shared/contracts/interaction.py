@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.contracts.envelope import Payload
+from shared.contracts.envelope import Payload, by_event_type
 
 SOURCE = "/services/interaction"
 
@@ -225,7 +225,7 @@ class CustomEventRecorded(Payload):
         None, description="The customer whose identifier the fact came in under (shared/contracts/identity.py).")
 
 
-INTERACTION_EVENT_TYPES: dict[str, type[Payload]] = {m.EVENT_TYPE: m for m in [
+INTERACTION_EVENT_TYPES = by_event_type(
     CustomerCreated, CustomerUpdated, CustomerMerged, CustomerUnmerged, CustomerErased, PurchaseRecorded,
     PurchaseRefunded, TouchpointRecorded, FeedbackRecorded, LeadCaptured, DealUpdated, CustomEventRecorded,
-]}
+)

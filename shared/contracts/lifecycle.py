@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from shared.contracts.envelope import Payload
+from shared.contracts.envelope import Payload, by_event_type
 
 SOURCE = "/services/lifecycle"
 
@@ -51,4 +51,4 @@ class DealStageChanged(Payload):
     changed_at: datetime
 
 
-LIFECYCLE_EVENT_TYPES: dict[str, type[Payload]] = {m.EVENT_TYPE: m for m in [StageChanged, DealStageChanged]}
+LIFECYCLE_EVENT_TYPES = by_event_type(StageChanged, DealStageChanged)

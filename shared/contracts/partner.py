@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from shared.contracts.envelope import Payload
+from shared.contracts.envelope import Payload, by_event_type
 
 
 class Identifiers(BaseModel):
@@ -190,10 +190,10 @@ class CustomEvent(PartnerPayload):
     occurred_at: AwareDatetime | None = None
 
 
-PARTNER_EVENT_TYPES: dict[str, type[Payload]] = {m.EVENT_TYPE: m for m in [
+PARTNER_EVENT_TYPES = by_event_type(
     CustomerIdentified, CustomerUpdated, OrderCompleted, OrderRefunded, OrderCancelled, InteractionLogged,
     FeedbackSubmitted, LeadCaptured, ConsentChanged, ErasureRequested, DealUpdated,
-]}
+)
 
 
 def occurred(payload: Payload, event_time: datetime) -> datetime:

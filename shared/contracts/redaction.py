@@ -21,7 +21,7 @@ import hmac
 import secrets
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import BaseModel
@@ -38,7 +38,7 @@ STRUCTURAL = frozenset({
     "source", "currency", "channel", "direction", "pipeline", "stage", "from_stage", "to_stage", "status", "tier",
     "previous_tier", "segment_key", "segment_name", "kind", "change", "model_version", "type",
 })
-DOMAIN_EVENT_TYPES: dict[str, type[BaseModel]] = {
+DOMAIN_EVENT_TYPES: Mapping[str, type[BaseModel]] = {
     **INTERACTION_EVENT_TYPES, **SEGMENTATION_EVENT_TYPES, **CLV_EVENT_TYPES, **LIFECYCLE_EVENT_TYPES,
 }
 Tokenizer = Callable[[str], str]
@@ -57,7 +57,7 @@ def tokenizer(key: bytes | None = None) -> Tokenizer:
 
 
 def redact_event_data(event_type: str, data: dict[str, Any], token: Tokenizer,
-                      models: dict[str, type[BaseModel]] | None = None) -> dict[str, Any]:
+                      models: Mapping[str, type[BaseModel]] | None = None) -> dict[str, Any]:
     """The event's data with every free-text field tokenised and unknown fields dropped.
 
     `models`: the contracts to read the event type in; by default the domain events (the four topics the

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from shared.contracts.envelope import Payload
+from shared.contracts.envelope import Payload, by_event_type
 
 SOURCE = "/services/segmentation"
 
@@ -35,4 +35,4 @@ class SegmentMembershipChanged(Payload):
     run_id: uuid.UUID | None = Field(None, description="The run that decided it; None for rule segments kept live.")
 
 
-SEGMENTATION_EVENT_TYPES: dict[str, type[Payload]] = {m.EVENT_TYPE: m for m in [SegmentMembershipChanged]}
+SEGMENTATION_EVENT_TYPES = by_event_type(SegmentMembershipChanged)

@@ -12,6 +12,7 @@ dead-letter: the batch is retried with back-off until the database is back.
 """
 
 import asyncio
+import functools
 import logging
 import re
 import time
@@ -182,7 +183,7 @@ class InboxConsumer:
             while True:
                 attempt += 1
                 try:
-                    await self._with_infra_retries(lambda event=event: self._apply([event]))
+                    await self._with_infra_retries(functools.partial(self._apply, [event]))
                     break
                 except _Stopped:
                     raise

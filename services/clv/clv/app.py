@@ -1,10 +1,7 @@
 """Composition root of the clv service."""
 
-import asyncio
-
 from fastapi import FastAPI
 
-from shared import jobs
 from shared.messaging.transport import Transport
 from shared.service import ServiceRuntime, create_service_app
 
@@ -22,38 +19,14 @@ from clv.transaction_summary.projection import interaction_subscription
 from clv.transaction_summary.router import router as transaction_summary_router
 
 
-class ClvRuntime(ServiceRuntime):
-    """The shared runtime plus the refit schedule (when `refit_interval_hours` > 0 and workers run)."""
-
-    settings: ClvSettings
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._stopping_schedule = asyncio.Event()
-
-    async def start(self) -> None:
-        await super().start()
-        self._stopping_schedule.clear()
-        jobs.configure(self.settings.job_lease_s)
-        if self.settings.run_workers:
-            self._tasks.append(asyncio.create_task(recover_loop(self, self._stopping_schedule), name="clv-job-recovery"))
-        if self.settings.run_workers and self.settings.refit_interval_hours > 0:
-            self._tasks.append(asyncio.create_task(
-                refit_loop(self.session_factory, self.outbox, self.settings, self._stopping_schedule),
-                name="clv-refit-schedule"))
-
-    async def stop(self) -> None:
-        self._stopping_schedule.set()
-        jobs = self.__dict__.get("jobs")
-        if jobs:
-            # Fits and scoring runs finish (or time out) before the engine they write with is disposed.
-            await asyncio.wait(list(jobs), timeout=120)
-        await super().stop()
-
-
 def create_app(settings: ClvSettings | None = None, transport: Transport | None = None) -> FastAPI:
     settings = settings or ClvSettings()
-    runtime = ClvRuntime(settings, schema=SCHEMA, tables=messaging, transport=transport)
+    # Fits and scoring runs get two minutes to finish at shutdown (they are resumed elsewhere otherwise).
+    runtime = ServiceRuntime(settings, schema=SCHEMA, tables=messaging, transport=transport, job_drain_s=120)
+    runtime.add_loop("clv-job-recovery", lambda: recover_loop(runtime))
+    if settings.refit_interval_hours > 0:
+        runtime.add_loop("clv-refit-schedule",
+                         lambda: refit_loop(runtime.session_factory, runtime.outbox, settings))
     runtime.subscribe(interaction_subscription(runtime.outbox, settings))
     runtime.subscribe(targeting_subscription())
     runtime.subscribe(profitability_subscription())

@@ -1,6 +1,10 @@
+from typing import Annotated
+
+from fastapi import Depends
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from shared.service import runtime_settings
 from shared.settings import ServiceSettings
 
 SCHEMA = "clv"
@@ -35,3 +39,7 @@ class ClvSettings(ServiceSettings):
     # Fits and scoring runs hold a lease this long, renewed while they run: when a replica dies, another
     # resumes its jobs once the lease lapsed (see shared/jobs.py).
     job_lease_s: float = Field(30.0, ge=1, le=3600)
+
+
+# The running service's settings, for an endpoint that needs one.
+SettingsDep = Annotated[ClvSettings, Depends(runtime_settings)]

@@ -46,11 +46,11 @@ async def _keys(settings: GatewaySettings, args: argparse.Namespace) -> int:
                     print(f"{r.id}  {r.prefix}…  {r.role:<8} {r.partner_id or '-':<20} {state:<8} "
                           f"expires={r.expires_at or 'never'}  last_used={r.last_used_at or 'never'}  {r.name}")
             else:
-                row = await repository.revoke(session, uuid.UUID(args.key_id))
-                if row is None:
+                revoked = await repository.revoke(session, uuid.UUID(args.key_id))
+                if revoked is None:
                     print(f"no API key {args.key_id}", file=sys.stderr)
                     return 1
-                print(f"revoked {row.id} at {row.revoked_at}")
+                print(f"revoked {revoked.id} at {revoked.revoked_at}")
     finally:
         await engine.dispose()
     return 0

@@ -1,6 +1,10 @@
+from typing import Annotated
+
+from fastapi import Depends
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from shared.service import runtime_settings
 from shared.settings import ServiceSettings
 
 SCHEMA = "interaction"
@@ -19,3 +23,7 @@ class InteractionSettings(ServiceSettings):
     ingest_group_commit: bool = True
     ingest_group_max_wait_ms: float = Field(2.0, ge=0, le=1000)
     ingest_group_max_events: int = Field(1000, ge=1, le=100_000)
+
+
+# The running service's settings, for an endpoint that needs one.
+SettingsDep = Annotated[InteractionSettings, Depends(runtime_settings)]

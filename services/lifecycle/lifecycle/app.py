@@ -1,9 +1,7 @@
 """Composition root of the lifecycle service."""
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
@@ -54,31 +52,9 @@ def create_app(settings: LifecycleSettings | None = None, transport: Transport |
         routers=[stages_router, rules_router, pipelines_router, analytics_router, campaigns_router],
     )
     app.state.replays = replays = Runner(runtime)
-    service_lifespan = app.router.lifespan_context
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with service_lifespan(app):
-            task = None
-            recovery = None
-            if settings.run_workers:
-                jobs.configure(settings.job_lease_s)
-                await replays.resume()
-                recovery = asyncio.create_task(replays.recover_periodically(), name="lifecycle-replay-recovery")
-            if settings.run_workers and settings.sweep_interval_s > 0:
-                task = asyncio.create_task(sweep_periodically(runtime, settings.sweep_interval_s), name="lifecycle-sweep")
-            try:
-                yield
-            finally:
-                if recovery is not None:
-                    recovery.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await recovery
-                await replays.stop()
-                if task is not None:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
-
-    app.router.lifespan_context = lifespan
+    # A replay cut short by a restart is resumed (by this replica at start, or by another once its lease lapsed).
+    runtime.on_start(replays.resume)
+    runtime.add_loop("lifecycle-replay-recovery", replays.recover_periodically)
+    if settings.sweep_interval_s > 0:
+        runtime.add_loop("lifecycle-sweep", lambda: sweep_periodically(runtime, settings.sweep_interval_s))
     return app

@@ -1,5 +1,9 @@
+from typing import Annotated
+
+from fastapi import Depends
 from pydantic_settings import SettingsConfigDict
 
+from shared.service import runtime_settings
 from shared.settings import ServiceSettings
 
 SCHEMA = "lifecycle"
@@ -16,3 +20,7 @@ class LifecycleSettings(ServiceSettings):
     # A replay run holds a lease this long, renewed while it runs: a run whose replica died is resumed by
     # another once the lease lapsed (see shared/jobs.py).
     job_lease_s: float = 30.0
+
+
+# The running service's settings, for an endpoint that needs one.
+SettingsDep = Annotated[LifecycleSettings, Depends(runtime_settings)]

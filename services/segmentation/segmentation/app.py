@@ -2,7 +2,6 @@
 
 from fastapi import FastAPI
 
-from shared import jobs
 from shared.messaging.transport import Transport
 from shared.service import ServiceRuntime, create_service_app
 
@@ -16,28 +15,16 @@ from segmentation.settings import SCHEMA, SegmentationSettings
 from segmentation.tables import messaging
 
 
-class SegmentationRuntime(ServiceRuntime):
-    """The shared runtime plus the run executor (background runs and the schedule)."""
-
-    def __init__(self, settings: SegmentationSettings, transport: Transport | None) -> None:
-        super().__init__(settings, schema=SCHEMA, tables=messaging, transport=transport)
-        self.runs = RunExecutor(self.session_factory, self.outbox, settings.reporting_currency,
-                                settings.schedule_interval_s, tuple(settings.schedule_kinds))
-
-    async def start(self) -> None:
-        await super().start()
-        if self.settings.run_workers:
-            jobs.configure(self.settings.job_lease_s)
-            await self.runs.start()
-
-    async def stop(self) -> None:
-        await self.runs.stop()
-        await super().stop()
-
-
 def create_app(settings: SegmentationSettings | None = None, transport: Transport | None = None) -> FastAPI:
     settings = settings or SegmentationSettings()
-    runtime = SegmentationRuntime(settings, transport)
+    runtime = ServiceRuntime(settings, schema=SCHEMA, tables=messaging, transport=transport)
+    runs = RunExecutor(runtime.session_factory, runtime.outbox, settings.reporting_currency,
+                       settings.schedule_interval_s, tuple(settings.schedule_kinds), launcher=runtime.jobs)
+    # A run is not restartable (its results are keyed by run): one whose replica died fails as interrupted.
+    runtime.on_start(runs.launch_queued)
+    runtime.add_loop("segmentation-recovery", runs.recover_periodically)
+    if settings.schedule_interval_s > 0:
+        runtime.add_loop("segmentation-schedule", runs.schedule_periodically)
     currency = settings.reporting_currency
     runtime.subscribe(interaction_subscription(runtime.outbox, currency))
     runtime.subscribe(value_subscription(runtime.outbox, currency))
@@ -49,5 +36,5 @@ def create_app(settings: SegmentationSettings | None = None, transport: Transpor
                     "membership history.",
         routers=[profiles_router, segments_router, runs_router, schemes_router],
     )
-    app.state.run_executor = runtime.runs
+    app.state.run_executor = runs
     return app

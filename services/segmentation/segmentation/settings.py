@@ -1,6 +1,10 @@
+from typing import Annotated
+
+from fastapi import Depends
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from shared.service import runtime_settings
 from shared.settings import ServiceSettings
 
 SCHEMA = "segmentation"
@@ -21,3 +25,7 @@ class SegmentationSettings(ServiceSettings):
     # A run holds a lease this long, renewed while it runs: a run whose replica died fails as "interrupted"
     # once the lease lapsed (see shared/jobs.py).
     job_lease_s: float = Field(30.0, ge=1, le=3600)
+
+
+# The running service's settings, for an endpoint that needs one.
+SettingsDep = Annotated[SegmentationSettings, Depends(runtime_settings)]

@@ -219,8 +219,18 @@ async def test_partner_registry_auto_registers_and_lists_customers_and_touchpoin
     assert [p["id"] for p in listed] == ["acme"]
     customers = (await client.get("/v1/partners/help-desk/customers")).json()["items"]
     assert len(customers) == 2
-    touchpoints = (await client.get("/v1/partners/help-desk/touchpoints", params={"limit": 1})).json()
-    assert len(touchpoints["items"]) == 1 and touchpoints["next_cursor"]
+    # Every partner list pages to its end through next_cursor, one item per page, each item once.
+    for path, key, want in (("/v1/partners", "id", 2), ("/v1/partners/help-desk/customers", "customer_id", 2),
+                            ("/v1/partners/help-desk/touchpoints", "id", 2)):
+        seen, cursor = [], None
+        while True:
+            page = (await client.get(path, params={"limit": 1, **({"cursor": cursor} if cursor else {})})).json()
+            seen += [item[key] for item in page["items"]]
+            if (cursor := page["next_cursor"]) is None:
+                break
+        assert len(seen) == len(set(seen)) == want, (path, seen)
+        bad = await client.get(path, params={"cursor": "WyJ4IiwiIl0"})
+        assert bad.status_code == 422 and bad.json()["type"].endswith("invalid-cursor"), bad.text
     assert (await client.get("/v1/partners/nobody")).status_code == 404
     assert (await client.post("/v1/partners", json={"id": "x", "name": "X", "kind": "alien"})).status_code == 422
 

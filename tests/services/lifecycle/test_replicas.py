@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from shared import jobs
 from tests.services.lifecycle.conftest import days_ago, purchase
 
-from lifecycle.rules import runs
+from lifecycle.rules import repository as rules_repository
 
 
 async def test_the_sweep_has_one_turn_per_interval_across_replicas(lc):
@@ -39,7 +39,7 @@ async def _left_by(lc, run_id: uuid.UUID, owner: str, lease_until: datetime) -> 
 async def test_a_replay_runs_on_the_replica_that_claims_it_and_a_dead_ones_is_resumed(lc):
     await lc.apply([purchase(uuid.uuid4(), days_ago(5))])
     async with lc.runtime.session_factory() as session, session.begin():
-        run_id = await runs.create(session, 1)
+        run_id = await rules_repository.create_run(session, 1)
     replays = lc.client._transport.app.state.replays
 
     # A live replica holds it: this one does not run it, at start-up or later.

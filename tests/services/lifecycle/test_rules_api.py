@@ -74,13 +74,13 @@ async def test_dry_run_then_save_then_replay(lc):
 
 
 async def test_a_newer_run_supersedes_and_an_interrupted_one_resumes(lc):
-    from lifecycle.rules import runs
+    from lifecycle.rules import repository as rules_repository
 
     await lc.apply([purchase(uuid.uuid4(), days_ago(5))])
     async with lc.runtime.session_factory() as session, session.begin():
-        older = await runs.create(session, 1)
+        older = await rules_repository.create_run(session, 1)
     async with lc.runtime.session_factory() as session, session.begin():
-        newer = await runs.create(session, 1)  # as if the process died before running either
+        newer = await rules_repository.create_run(session, 1)  # as if the process died before running either
     older_run = (await lc.client.get(f"/v1/lifecycle/rules/runs/{older}")).json()
     assert older_run["status"] == "superseded"
 

@@ -8,7 +8,7 @@ import pytest
 from scipy.integrate import quad
 from scipy.special import gammaln, hyp2f1
 
-from clv.models import (
+from clv.probability_models import (
     BetaGeo,
     FitError,
     GammaGamma,
@@ -20,7 +20,7 @@ from clv.models import (
     pareto_series,
     simulate,
 )
-from clv.models.data import InvalidSummary
+from clv.probability_models.data import InvalidSummary
 
 CDNOW = Path(__file__).parent / "data" / "cdnow_customers_summary_with_transactions.csv"
 
@@ -146,7 +146,7 @@ def test_gamma_gamma_gradient_matches_finite_differences():
     rng = np.random.default_rng(5)
     x = rng.integers(1, 20, 400).astype(float)
     zbar = simulate.gamma_gamma(x, 6.0, 4.0, 15.0, rng)
-    from clv.models.gamma_gamma import SpendData
+    from clv.probability_models.gamma_gamma import SpendData
     data, params = SpendData.of(x, zbar), np.array([5.0, 3.5, 12.0])
     _, grad = GammaGamma.loglik(params, data)
     for i in range(3):
@@ -304,15 +304,15 @@ def test_fit_on_degenerate_data_reports_non_convergence_instead_of_nan():
 
 @pytest.mark.parametrize("model_cls", [BetaGeo, ModifiedBetaGeo])
 def test_analytic_hessians_match_differences_of_the_gradient(model_cls):
-    from clv.models.fitting import hessian
+    from clv.probability_models.fitting import hessian
     data, params = _random_summary(), np.array([0.4, 6.0, 0.9, 2.2])
     _, _, analytic = model_cls.full(params, data)
     np.testing.assert_allclose(analytic, hessian(model_cls.loglik, params, data), rtol=1e-4, atol=1e-3)
 
 
 def test_gamma_gamma_hessian_matches_differences_of_the_gradient():
-    from clv.models.fitting import hessian
-    from clv.models.gamma_gamma import SpendData
+    from clv.probability_models.fitting import hessian
+    from clv.probability_models.gamma_gamma import SpendData
     rng = np.random.default_rng(5)
     x = rng.integers(1, 20, 400).astype(float)
     data = SpendData.of(x, simulate.gamma_gamma(x, 6.0, 4.0, 15.0, rng))
@@ -328,7 +328,7 @@ def test_newton_polish_on_a_large_population_agrees_with_lbfgs():
     t_x = np.where(x > 0, np.minimum(np.ceil(t), T), 0.0)
     data, _ = collapse(x, t_x, T, with_inverse=False)
     _, newton_fit = BetaGeo.fit(data)  # pilot + Newton
-    from clv.models.fitting import fit
+    from clv.probability_models.fitting import fit
     lbfgs = fit("bgnbd", BetaGeo.param_names, BetaGeo.loglik, data, data.customers, len(data.x),
                 BetaGeo.default_starts(data))
     assert newton_fit.converged and newton_fit.message == "converged (Newton)"

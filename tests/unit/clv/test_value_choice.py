@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from clv.fits.service import NoUsableModel, fit_statistics
-from clv.models import BetaGeo, GammaGamma, ModifiedBetaGeo, ParetoNBD, Summary, simulate
-from clv.models.data import InvalidSummary
-from clv.models.fitting import FitResult, assess
+from clv.probability_models import BetaGeo, GammaGamma, ModifiedBetaGeo, ParetoNBD, Summary, simulate
+from clv.probability_models.data import InvalidSummary
+from clv.probability_models.fitting import FitResult, assess
 from clv.scoring.service import compute_values
 from clv.transaction_summary.repository import Statistics
 
@@ -43,7 +43,7 @@ def test_potential_is_wallet_headroom_not_retention_upside(model):
     assert potential[LAPSED] < potential[BEST], "a customer who has gone is worth less to develop than a best one"
     assert retention[LAPSED] > retention[BEST], "keeping the lapsed customer is where the retention upside is"
     # potential = m × P(alive) × (wallet − expected spend if alive) = (wallet ratio − 1) × CLV.
-    from clv.models import wallet_ratio
+    from clv.probability_models import wallet_ratio
     ratio = wallet_ratio(model, GammaGamma(**spend), np.array(PEOPLE["x"], dtype=float), 0.9)
     np.testing.assert_allclose(potential, (ratio - 1) * v["clv"], rtol=1e-12)
     assert (ratio > 1).all() and ratio[ONE_TIME] > ratio[LAPSED] > ratio[BEST], "headroom shrinks as history grows"

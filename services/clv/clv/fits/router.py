@@ -1,7 +1,7 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
 
 from shared.db import SessionDep
 from shared.jobs import JobInProgress
@@ -19,6 +19,7 @@ from clv.fits.schemas import (
     PredictionResponse,
     TransactionModelName,
 )
+from clv.settings import SettingsDep
 
 router = APIRouter(prefix="/v1/value/models", tags=["value models"])
 CurrencyQuery = Annotated[str, Query(pattern=r"^[A-Z]{3}$", examples=["EUR"])]
@@ -26,11 +27,14 @@ CurrencyQuery = Annotated[str, Query(pattern=r"^[A-Z]{3}$", examples=["EUR"])]
 
 @router.post("/fits", status_code=202, response_model=FitRead,
              responses=problem_responses(service.InvalidFitRequest, JobInProgress))
-async def create_fit(body: FitCreate, request: Request, response: Response, session: SessionDep) -> FitRead:
+async def create_fit(body: FitCreate, request: Request, response: Response, session: SessionDep,
+                     settings: SettingsDep, background: BackgroundTasks) -> FitRead:
     """Start fitting a model version; poll the returned fit for status and progress."""
-    fit = await service.start_fit(request.app, session, body, request.app.state.runtime.settings)
-    response.headers["Location"] = f"/v1/value/models/fits/{fit.id}"
-    return fit
+    row = await service.create_fit(session, body, settings)
+    # Launched once the transaction has committed (the session commits before the response is sent).
+    background.add_task(service.launch_fit, request.app, row.id)
+    response.headers["Location"] = f"/v1/value/models/fits/{row.id}"
+    return service.to_read(row)
 
 
 @router.get("/fits", response_model=FitPage, responses=problem_responses(InvalidCursor))

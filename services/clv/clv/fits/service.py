@@ -32,8 +32,8 @@ from clv.fits.schemas import (
     Selection,
 )
 from clv.jobs import launch
-from clv.models import MODELS, FitError, FitResult, GammaGamma, PopulationMeanSpend, collapse
-from clv.models.value import DAYS_PER_MONTH
+from clv.probability_models import MODELS, FitError, FitResult, GammaGamma, PopulationMeanSpend, collapse
+from clv.probability_models.value import DAYS_PER_MONTH
 from clv.settings import ClvSettings
 from clv.transaction_summary.repository import Statistics, load_statistics
 
@@ -162,15 +162,15 @@ def _choose(summary, stats: Statistics, holdout_units: float, holdout_days: int,
     return fitted[best.model], selection
 
 
-async def start_fit(app: FastAPI, session: AsyncSession, request: FitCreate, settings: ClvSettings) -> FitRead:
-    row = await create_fit(session, request, settings)
-    launch(app, run_fit(app.state.session_factory, row.id), name=f"fit-{row.id}")
-    return to_read(row)
+async def launch_fit(app: FastAPI, fit_id: uuid.UUID) -> None:
+    """Run the fit in the background; called once its row has committed (a response background task)."""
+    launch(app, run_fit(app.state.session_factory, fit_id), name=f"fit-{fit_id}")
 
 
 async def create_fit(session: AsyncSession, request: FitCreate, settings: ClvSettings) -> sa.Row:
-    """The fit's row, committed (the job reads it in its own session); 409 while the currency has one unfinished
-    (a fit is a heavy job: queueing them without limit would let one key occupy the service)."""
+    """The fit's row, queued in the caller's transaction (the job, launched after the commit, reads it in its
+    own session); 409 while the currency has one unfinished (a fit is a heavy job: queueing them without limit
+    would let one key occupy the service)."""
     as_of = request.as_of or datetime.now(UTC)
     holdout_days = request.holdout_days
     if holdout_days is None:
@@ -180,14 +180,13 @@ async def create_fit(session: AsyncSession, request: FitCreate, settings: ClvSet
     calibration_end = as_of - timedelta(days=holdout_days)
     await _refuse_if_unfinished(session, request.currency)
     try:
-        row = await repository.insert_fit(session, {
-            "id": uuid.uuid4(), "status": "queued", "model": request.model.value, "currency": request.currency,
-            "time_unit_days": request.time_unit_days or settings.time_unit_days, "as_of": as_of,
-            "holdout_days": holdout_days, "calibration_end": calibration_end,
-        })
-        await session.commit()
+        async with session.begin_nested():
+            row = await repository.insert_fit(session, {
+                "id": uuid.uuid4(), "status": "queued", "model": request.model.value, "currency": request.currency,
+                "time_unit_days": request.time_unit_days or settings.time_unit_days, "as_of": as_of,
+                "holdout_days": holdout_days, "calibration_end": calibration_end,
+            })
     except sa.exc.IntegrityError:  # another request won the race for the one-unfinished index
-        await session.rollback()
         await _refuse_if_unfinished(session, request.currency)
         raise
     return row

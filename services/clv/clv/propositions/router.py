@@ -9,6 +9,7 @@ from shared.db import SessionDep
 from shared.internal_auth import CALLER_SCOPE_KEY
 from shared.pagination import Cursor, InvalidCursor, Limit, decode, encode
 from shared.problems import DomainError, NotFound, problem_responses
+from shared.service import OutboxDep
 
 from clv.propositions import repository, service
 from clv.propositions.schemas import (
@@ -29,7 +30,7 @@ from clv.propositions.schemas import (
     PropositionRead,
     PropositionUpdate,
 )
-from clv.transaction_summary.router import resolve_customer
+from clv.transaction_summary.repository import resolve_customer
 
 router = APIRouter(tags=["value propositions"])
 
@@ -131,9 +132,9 @@ async def next_best(customer_id: uuid.UUID, session: SessionDep,
 
 @router.post("/v1/customers/{customer_id}/propositions/deliveries", status_code=201, response_model=DeliveryRead,
              responses=problem_responses(NotFound, service.NotEligible))
-async def deliver(customer_id: uuid.UUID, body: DeliveryCreate, request: Request, session: SessionDep) -> DeliveryRead:
+async def deliver(customer_id: uuid.UUID, body: DeliveryCreate, outbox: OutboxDep, session: SessionDep) -> DeliveryRead:
     """Deliver a proposition (or record the customer in its holdout group); publishes proposition.delivered."""
-    return await service.deliver(session, request.app.state.runtime.outbox, customer_id, body)
+    return await service.deliver(session, outbox, customer_id, body)
 
 
 @router.get("/v1/customers/{customer_id}/propositions/deliveries", response_model=DeliveryPage,

@@ -29,7 +29,7 @@ from clv.propositions.schemas import (
     PropositionRead,
     PropositionUpdate,
 )
-from clv.transaction_summary.router import resolve_customer
+from clv.transaction_summary.repository import resolve_customer
 
 CENT = Decimal("0.0001")
 REQUIRED_FIELDS = {"name", "cost", "expected_uplift", "target_tiers", "target_segments", "target_stages",

@@ -38,13 +38,13 @@ async def refit_due(session_factory: async_sessionmaker[AsyncSession], outbox: O
         due = list((await session.execute(DUE, {"since": datetime.now(UTC) - interval})).scalars())
     for currency in due:
         try:
-            async with session_factory() as session:
+            async with session_factory.begin() as session:
                 row = await fits.create_fit(session, FitCreate(model=settings.refit_model, currency=currency), settings)
         except JobInProgress:
             continue  # another replica (or a user) is fitting this currency right now
         await fits.run_fit(session_factory, row.id)
         try:
-            async with session_factory() as session:
+            async with session_factory.begin() as session:
                 run = await scoring.create_scoring(session, ScoringCreate(currency=currency, fit_id=row.id), settings)
         except DomainError as exc:
             log.warning("scheduled refit of %s not scored: %s", currency, exc.detail)
@@ -53,15 +53,11 @@ async def refit_due(session_factory: async_sessionmaker[AsyncSession], outbox: O
     return due
 
 
-async def refit_loop(session_factory: async_sessionmaker[AsyncSession], outbox: Outbox, settings: ClvSettings,
-                     stopping: asyncio.Event) -> None:
-    seconds = settings.refit_interval_hours * 3600
-    while not stopping.is_set():
-        try:
-            await asyncio.wait_for(stopping.wait(), timeout=seconds)
-            return
-        except TimeoutError:
-            pass
+async def refit_loop(session_factory: async_sessionmaker[AsyncSession], outbox: Outbox, settings: ClvSettings) -> None:
+    """Every `refit_interval_hours`, one round (runs until the runtime cancels it; a fit cut short is resumed by
+    the recovery loop of a replica once its lease lapses)."""
+    while True:
+        await asyncio.sleep(settings.refit_interval_hours * 3600)
         try:
             await refit_due(session_factory, outbox, settings)
         except Exception:  # the schedule survives a failed round; the next one retries

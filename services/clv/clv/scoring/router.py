@@ -1,7 +1,7 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
 
 from shared.db import SessionDep
 from shared.jobs import JobInProgress
@@ -10,17 +10,21 @@ from shared.problems import NotFound, problem_responses
 
 from clv.scoring import service
 from clv.scoring.schemas import ScoringCreate, ScoringRead, TierReport, ValueState, ValueStatePage
+from clv.settings import SettingsDep
 
 router = APIRouter(prefix="/v1/value", tags=["value scoring"])
 
 
 @router.post("/scorings", status_code=202, response_model=ScoringRead,
              responses=problem_responses(NotFound, service.FitNotUsable, JobInProgress))
-async def create_scoring(body: ScoringCreate, request: Request, response: Response, session: SessionDep) -> ScoringRead:
+async def create_scoring(body: ScoringCreate, request: Request, response: Response, session: SessionDep,
+                         settings: SettingsDep, background: BackgroundTasks) -> ScoringRead:
     """Start scoring every customer of a currency; poll the returned run for status and progress."""
-    run = await service.start_scoring(request.app, session, body, request.app.state.runtime.settings)
-    response.headers["Location"] = f"/v1/value/scorings/{run.id}"
-    return run
+    row = await service.create_scoring(session, body, settings)
+    # Launched once the transaction has committed (the session commits before the response is sent).
+    background.add_task(service.launch_scoring, request.app, row.id, settings)
+    response.headers["Location"] = f"/v1/value/scorings/{row.id}"
+    return service.to_read(row)
 
 
 @router.get("/scorings/{run_id}", response_model=ScoringRead, responses=problem_responses(NotFound))

@@ -25,8 +25,8 @@ from clv.fits import repository as fits
 from clv.fits.service import FitNotUsable, spend_model
 from clv.fits.service import problems as fit_problems
 from clv.jobs import launch
-from clv.models import MODELS, wallet_ratio
-from clv.models.value import DAYS_PER_MONTH
+from clv.probability_models import MODELS, wallet_ratio
+from clv.probability_models.value import DAYS_PER_MONTH
 from clv.scoring.models import customer_value, scoring_run
 from clv.scoring.schemas import ScoringCreate, ScoringRead, TierReport, TierSummary
 from clv.settings import ClvSettings
@@ -88,15 +88,14 @@ def compute_values(model_name: str, params: dict, spend_params: dict, stats: Sta
     return {"values": values, "thresholds": thresholds}
 
 
-async def start_scoring(app: FastAPI, session: AsyncSession, request: ScoringCreate, settings: ClvSettings) -> ScoringRead:
-    row = await create_scoring(session, request, settings)
-    launch(app, run_scoring(app.state.session_factory, app.state.runtime.outbox, settings, row.id),
-           name=f"scoring-{row.id}")
-    return to_read(row)
+async def launch_scoring(app: FastAPI, run_id: uuid.UUID, settings: ClvSettings) -> None:
+    """Run the scoring in the background; called once its row has committed (a response background task)."""
+    launch(app, run_scoring(app.state.session_factory, app.state.runtime.outbox, settings, run_id),
+           name=f"scoring-{run_id}")
 
 
 async def create_scoring(session: AsyncSession, request: ScoringCreate, settings: ClvSettings) -> sa.Row:
-    """Check the fit is usable and write the run's row, committed."""
+    """Check the fit is usable and queue the run's row in the caller's transaction (launched after the commit)."""
     if request.fit_id is not None:
         fit = await fits.get_fit(session, request.fit_id)
         if fit is None:
@@ -126,13 +125,12 @@ async def create_scoring(session: AsyncSession, request: ScoringCreate, settings
         raise FitNotUsable("horizon_months must be at least current_months")
     await _refuse_if_unfinished(session, request.currency)
     try:
-        row = (await session.execute(sa.insert(scoring_run).values(
-            id=uuid.uuid4(), fit_id=fit.id, status="queued", currency=request.currency, as_of=datetime.now(UTC),
-            settings=scoring_settings,
-        ).returning(scoring_run))).one()
-        await session.commit()
+        async with session.begin_nested():
+            row = (await session.execute(sa.insert(scoring_run).values(
+                id=uuid.uuid4(), fit_id=fit.id, status="queued", currency=request.currency, as_of=datetime.now(UTC),
+                settings=scoring_settings,
+            ).returning(scoring_run))).one()
     except sa.exc.IntegrityError:  # another request won the race for the one-unfinished index
-        await session.rollback()
         await _refuse_if_unfinished(session, request.currency)
         raise
     return row

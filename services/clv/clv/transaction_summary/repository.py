@@ -1,11 +1,17 @@
-"""The models' view of the purchase rows: per-customer (x, t_x, T, mean repeat spend) as numpy arrays."""
+"""Queries on clv's copy of the purchases: the models' view (per-customer x, t_x, T, mean repeat spend as numpy
+arrays) and a customer's summary with its latest value."""
 
+import uuid
 from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from clv.fits.models import model_fit
+from clv.scoring.models import customer_value, scoring_run
+from clv.transaction_summary.models import customer_alias, transaction_summary
 
 # Purchases net of refunds, cancelled ones out; one row per customer and purchase day (the models assume at
 # most one purchase per period, so same-day orders count once, as in the literature and `lifetimes`).
@@ -72,3 +78,21 @@ async def load_statistics(session: AsyncSession, currency: str, calibration_end:
         holdout_x=np.array([r.holdout_x for r in rows], dtype=np.float64),
         net_value=np.array([float(r.net_value) for r in rows], dtype=np.float64),
     )
+
+
+async def resolve_customer(session: AsyncSession, customer_id: uuid.UUID) -> uuid.UUID:
+    """A merged-away id answers as its survivor."""
+    survivor = (await session.execute(sa.select(customer_alias.c.survivor_id)
+                                      .where(customer_alias.c.merged_id == customer_id))).scalar()
+    return survivor or customer_id
+
+
+async def values_by_currency(session: AsyncSession, customer_id: uuid.UUID) -> list[sa.Row]:
+    """Per currency: the customer's transaction summary, with its latest value, the fit and the run's settings."""
+    t, v, f, run = transaction_summary, customer_value, model_fit, scoring_run
+    return list((await session.execute(
+        sa.select(t, *[c.label(f"v_{c.name}") for c in v.c if c.name not in ("customer_id", "currency")],
+                  f.c.model.label("f_model"), f.c.version.label("f_version"), run.c.settings.label("run_settings"))
+        .select_from(t.outerjoin(v, sa.and_(v.c.customer_id == t.c.customer_id, v.c.currency == t.c.currency))
+                     .outerjoin(f, f.c.id == v.c.fit_id).outerjoin(run, run.c.id == v.c.scoring_run_id))
+        .where(t.c.customer_id == customer_id).order_by(t.c.currency))).all())

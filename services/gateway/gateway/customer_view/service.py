@@ -115,8 +115,8 @@ class CustomerViews:
             if isinstance(answer, Part):
                 parts[name] = answer
             elif isinstance(answer, DomainError):
-                if parts[name] is not None:
-                    parts[name].stale = True
+                if (kept := parts[name]) is not None:
+                    kept.stale = True
                 else:
                     parts[name] = None
             else:
@@ -130,7 +130,7 @@ class CustomerViews:
         row = rows.get(guess)
         parts: dict[str, Part | None] = {"profile": self._cached(own, "profile", now, live)}
         parts |= {p: self._cached(row, p, now, live) for p in PARTS[1:]}
-        needed = [p for p in PARTS if parts[p] is None or parts[p].stale]
+        needed = [p for p in PARTS if (part := parts[p]) is None or part.stale]
         if "profile" in needed:
             profile_parts = {"profile": parts["profile"]}
             await asyncio.gather(

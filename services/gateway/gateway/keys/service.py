@@ -21,6 +21,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.problems import DomainError
@@ -53,7 +54,7 @@ class _Cached:
 
 
 async def create_key(session: AsyncSession, *, name: str, role: Role, partner_id: str | None,
-                     expires_at: datetime | None, rate_limit_per_s: float | None) -> tuple[str, object]:
+                     expires_at: datetime | None, rate_limit_per_s: float | None) -> tuple[str, sa.Row]:
     """Returns (the key, its stored row): the key itself is never stored nor shown again."""
     if (role is Role.PARTNER) != (partner_id is not None):
         raise InvalidKeyRequest("a partner key needs `partner_id`; other roles must not have one")

@@ -43,8 +43,8 @@ class JwtVerifier:
         except (jwt.PyJWTError, ValueError, KeyError):
             return None
         try:
-            role = Role(claims.get(self._role_claim))
-        except ValueError:
+            role = Role(claims[self._role_claim])
+        except (ValueError, KeyError):
             return None
         if role not in self._allowed:
             return None

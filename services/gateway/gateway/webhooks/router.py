@@ -3,6 +3,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import pagination
 from shared.db import SessionDep
@@ -61,9 +62,7 @@ async def list_webhooks(session: SessionDep, limit: Annotated[int, Query(ge=1, l
 @router.get("/{webhook_id}", response_model=WebhookRead, responses=problem_responses(NotFound))
 async def get_webhook(webhook_id: uuid.UUID, session: SessionDep) -> WebhookRead:
     """One webhook subscription."""
-    row = await repository.subscription(session, webhook_id)
-    if row is None:
-        raise NotFound(f"no webhook {webhook_id}")
+    row = await _existing(session, webhook_id)
     return _read(row)
 
 
@@ -97,9 +96,9 @@ async def list_deliveries(webhook_id: uuid.UUID, session: SessionDep, status: De
                           limit: Annotated[int, Query(ge=1, le=200)] = 50,
                           cursor: Annotated[str | None, Query(max_length=500)] = None) -> DeliveryPage:
     """The delivery log of a subscription, newest first."""
-    if await repository.subscription(session, webhook_id) is None:
-        raise NotFound(f"no webhook {webhook_id}")
-    before = pagination.decode(cursor, int)[0] if cursor else None
+    await _existing(session, webhook_id)
+    key = pagination.decode(cursor, int)
+    before = key[0] if key else None
     rows = await repository.deliveries_page(session, webhook_id, status, before, limit + 1)
     items = [DeliveryRead(**r._mapping) for r in rows[:limit]]
     return DeliveryPage(items=items, next_cursor=pagination.encode(items[-1].id) if len(rows) > limit else None)
@@ -115,3 +114,11 @@ async def redeliver(webhook_id: uuid.UUID, delivery_id: Annotated[int, Path(ge=1
         raise NotFound(f"no delivery {delivery_id} for webhook {webhook_id}")
     request.app.state.webhook_worker.wake()
     return DeliveryRead(**row._mapping)
+
+
+async def _existing(session: AsyncSession, webhook_id: uuid.UUID):
+    """The subscription, or a 404."""
+    row = await repository.subscription(session, webhook_id)
+    if row is None:
+        raise NotFound(f"no webhook {webhook_id}")
+    return row

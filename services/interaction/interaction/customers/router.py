@@ -3,16 +3,18 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import AfterValidator, AwareDatetime, StringConstraints
 
 from shared import pagination
 from shared.contracts.partner import PARTNER_EVENT_TYPES
 from shared.db import SessionDep
+from shared.pagination import Cursor
 from shared.problems import DomainError, NotFound, problem_responses
+from shared.service import OutboxDep
+from shared.validation import NO_NUL
 
 from interaction.customers import service
-from interaction.customers.cursor import InvalidCursor
 from interaction.customers.schemas import (
     CustomerExport,
     CustomerPage,
@@ -24,11 +26,9 @@ from interaction.customers.schemas import (
 from interaction.identity.normalise import normalise_email, normalise_phone
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
-NO_NUL = r"^[^\x00]*$"  # Postgres text cannot hold U+0000: such a filter is a 422, not a 500
 # A fixed type, or a registered custom one (interaction/event_types): the name's shape, not a closed list.
 EventType = Annotated[str, StringConstraints(max_length=100, pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")]
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
-Cursor = Annotated[str | None, Query(max_length=500, pattern=NO_NUL, description="`next_cursor` of the previous page.")]
 Text = Annotated[str | None, Query(min_length=1, max_length=200, pattern=NO_NUL)]
 
 
@@ -46,7 +46,7 @@ class BadFilter(DomainError):
     status, slug, title = 422, "bad-filter", "Invalid filter"
 
 
-@router.get("", response_model=CustomerPage, responses=problem_responses(InvalidCursor, BadFilter))
+@router.get("", response_model=CustomerPage, responses=problem_responses(pagination.InvalidCursor, BadFilter))
 async def search_customers(
     session: SessionDep,
     email: Annotated[str | None, Query(max_length=320, pattern=NO_NUL, description="Matched after normalisation.")] = None,
@@ -102,7 +102,7 @@ async def get_identifiers(customer_id: uuid.UUID, session: SessionDep, limit: pa
 
 
 @router.get("/{customer_id}/timeline", response_model=TimelinePage,
-            responses=problem_responses(NotFound, InvalidCursor))
+            responses=problem_responses(NotFound, pagination.InvalidCursor))
 async def get_timeline(
     customer_id: uuid.UUID,
     session: SessionDep,
@@ -128,6 +128,6 @@ async def export_customer(customer_id: uuid.UUID, session: SessionDep) -> Custom
 
 @router.post("/{customer_id}/erasure", response_model=ErasureRead,
              responses=problem_responses(NotFound, service.AlreadyErased))
-async def erase_customer(customer_id: uuid.UUID, request: Request, session: SessionDep) -> ErasureRead:
+async def erase_customer(customer_id: uuid.UUID, outbox: OutboxDep, session: SessionDep) -> ErasureRead:
     """Erase the customer's PII (identifiers, attributes, free text); anonymous facts stay; publishes `customer.erased`."""
-    return await service.request_erasure(session, request.app.state.runtime.outbox, customer_id)
+    return await service.request_erasure(session, outbox, customer_id)

@@ -7,14 +7,14 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared import pagination
 from shared.contracts import interaction as contracts
 from shared.contracts.envelope import Envelope
 from shared.contracts.topics import INTERACTION_EVENTS
 from shared.messaging.outbox import Outbox
-from shared.pagination import encode
 from shared.problems import DomainError, NotFound
 
-from interaction.customers import cursor, erasure, repository
+from interaction.customers import erasure, repository
 from interaction.customers.schemas import (
     AttributeRead,
     ConsentRead,
@@ -59,7 +59,7 @@ async def identifiers_page(session: AsyncSession, customer_id: uuid.UUID, limit:
     rows = await repository.identifiers_page(session, live, after, limit + 1)
     page = rows[:limit]
     return IdentifierPage(items=[IdentifierRead(kind=r.kind, source=r.source, external_id=r.external_id) for r in page],
-                          next_cursor=encode(page[-1].kind, page[-1].source, page[-1].external_id)
+                          next_cursor=pagination.encode(page[-1].kind, page[-1].source, page[-1].external_id)
                           if len(rows) > limit else None)
 
 
@@ -101,15 +101,10 @@ def summary(row: sa.Row) -> CustomerSummaryRead:
 
 
 async def search(session: AsyncSession, *, limit: int, cursor_token: str | None, **filters) -> CustomerPage:
-    after = None
-    if cursor_token:
-        try:
-            after = uuid.UUID(cursor.decode(cursor_token, 1)[0])
-        except ValueError:
-            raise cursor.InvalidCursor("the cursor is not one this API returned") from None
-    rows = await repository.search(session, after=after, limit=limit + 1, **filters)
+    after = pagination.decode(cursor_token, uuid.UUID)
+    rows = await repository.search(session, after=after and after[0], limit=limit + 1, **filters)
     items = [summary(r) for r in rows[:limit]]
-    return CustomerPage(items=items, next_cursor=cursor.encode(items[-1].customer_id) if len(rows) > limit else None)
+    return CustomerPage(items=items, next_cursor=pagination.encode(items[-1].customer_id) if len(rows) > limit else None)
 
 
 def entry(row: sa.Row) -> TimelineEntryRead:
@@ -120,18 +115,10 @@ def entry(row: sa.Row) -> TimelineEntryRead:
 async def timeline(session: AsyncSession, customer_id: uuid.UUID, *, limit: int, cursor_token: str | None,
                    **filters) -> TimelinePage:
     live = await resolve_live(session, customer_id)
-    before = None
-    if cursor_token:
-        at, last_id = cursor.decode(cursor_token, 2)
-        try:
-            before = (datetime.fromisoformat(at), uuid.UUID(last_id))
-            if before[0].tzinfo is None:
-                raise ValueError("naive")
-        except ValueError:
-            raise cursor.InvalidCursor("the cursor is not one this API returned") from None
+    before = pagination.decode(cursor_token, datetime, uuid.UUID)
     rows = await repository.timeline(session, live, before=before, limit=limit + 1, **filters)
     items = [entry(r) for r in rows[:limit]]
-    next_cursor = cursor.encode(items[-1].occurred_at.isoformat(), items[-1].id) if len(rows) > limit else None
+    next_cursor = pagination.encode(items[-1].occurred_at, items[-1].id) if len(rows) > limit else None
     return TimelinePage(items=items, next_cursor=next_cursor)
 
 

@@ -1,11 +1,12 @@
 import uuid
 from datetime import datetime
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, status
 
 from shared import pagination
 from shared.db import SessionDep
 from shared.problems import NotFound, problem_responses
+from shared.service import OutboxDep
 
 from interaction.identity import service
 from interaction.identity.schemas import MergeCreate, MergePage, MergeRead, UnmergeRead
@@ -23,9 +24,9 @@ async def list_merges(customer_id: uuid.UUID, session: SessionDep, limit: pagina
 
 @router.post("/merges", response_model=MergeRead, status_code=status.HTTP_201_CREATED,
              responses=problem_responses(NotFound, service.AlreadyOneCustomer, service.CustomerErased))
-async def merge_customers(body: MergeCreate, request: Request, session: SessionDep) -> MergeRead:
+async def merge_customers(body: MergeCreate, outbox: OutboxDep, session: SessionDep) -> MergeRead:
     """Merge two customers by hand (the oldest survives); audited and undoable like automatic merges."""
-    return await service.merge_by_hand(session, request.app.state.runtime.outbox, body)
+    return await service.merge_by_hand(session, outbox, body)
 
 
 @router.get("/merges/{merge_id}", response_model=MergeRead, responses=problem_responses(NotFound))
@@ -36,8 +37,8 @@ async def get_merge(merge_id: uuid.UUID, session: SessionDep) -> MergeRead:
 
 @router.post("/merges/{merge_id}/undo", response_model=UnmergeRead,
              responses=problem_responses(NotFound, service.MergeAlreadyUndone, service.CustomerErased))
-async def undo_merge(merge_id: uuid.UUID, request: Request, session: SessionDep) -> UnmergeRead:
+async def undo_merge(merge_id: uuid.UUID, outbox: OutboxDep, session: SessionDep) -> UnmergeRead:
     """Unmerge: the merged customer exists again with its identifiers, purchases and touchpoints.
 
     Publishes `customer.unmerged`."""
-    return await service.undo_merge(session, request.app.state.runtime.outbox, merge_id)
+    return await service.undo_merge(session, outbox, merge_id)

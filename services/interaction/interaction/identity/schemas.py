@@ -3,6 +3,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from shared.validation import NO_NUL
+
 
 class MergeRead(BaseModel):
     """One audited merge: `merged_id` was folded into `survivor_id`."""
@@ -32,4 +34,4 @@ class MergeCreate(BaseModel):
     """Merge two customers a user knows to be one person; the oldest survives, as for automatic merges."""
 
     customer_ids: list[uuid.UUID] = Field(min_length=2, max_length=2)
-    reason: str = Field("merged by a user", min_length=1, max_length=500, pattern=r"^[^\x00]+$")
+    reason: str = Field("merged by a user", min_length=1, max_length=500, pattern=NO_NUL)

@@ -11,6 +11,7 @@ from interaction.event_types.service import catalogue
 from interaction.ingestion.schemas import IngestItemResult, IngestResponse
 from interaction.ingestion.service import CheckedBatch, ItemResult, check_http_batch, store_http_batches
 from interaction.ingestion.validation import custom_type_names
+from interaction.settings import SettingsDep
 
 router = APIRouter(prefix="/v1", tags=["ingestion"])
 
@@ -54,13 +55,12 @@ async def _read_body(request: Request, limit: int) -> bytes:
         "application/json": {"schema": {"type": "array", "items": Envelope.model_json_schema()}},
     }}},
 )
-async def ingest_events(request: Request) -> JSONResponse | IngestResponse:
+async def ingest_events(request: Request, settings: SettingsDep) -> JSONResponse | IngestResponse:
     """Validates each event; stores valid new ones; reports accepted / duplicate / rejected per item.
 
     Idempotent on (source, id): a resent event is reported as a duplicate and changes nothing. The answer is
     sent after the commit; concurrent requests may share one transaction (their answers stay their own).
     """
-    settings = request.app.state.runtime.settings
     raw = await _read_body(request, settings.ingest_max_bytes)
     try:
         # A lone surrogate or a number beyond a double parses: the one event holding it is rejected with its

@@ -4,10 +4,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
 
+from shared import pagination
 from shared.db import SessionDep
+from shared.pagination import Cursor
 from shared.problems import DomainError, NotFound, problem_responses
+from shared.validation import NO_NUL
 
-from interaction.customers import cursor
 from interaction.customers.service import entry, summary
 from interaction.partners import repository
 from interaction.partners.schemas import (
@@ -25,9 +27,8 @@ from interaction.partners.schemas import (
 )
 
 router = APIRouter(prefix="/v1/partners", tags=["partners"])
-PartnerId = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
+PartnerId = Annotated[str, Path(min_length=1, max_length=200, pattern=NO_NUL)]
 Limit = Annotated[int, Query(ge=1, le=200)]
-Cursor = Annotated[str | None, Query(max_length=500, pattern=r"^[^\x00]*$")]
 
 
 class PartnerExists(DomainError):
@@ -66,14 +67,14 @@ async def update_partner(partner_id: PartnerId, body: PartnerUpdate, session: Se
     return _read(row)
 
 
-@router.get("", response_model=PartnerPage, responses=problem_responses(cursor.InvalidCursor))
+@router.get("", response_model=PartnerPage, responses=problem_responses(pagination.InvalidCursor))
 async def list_partners(session: SessionDep, kind: PartnerKind | None = None, limit: Limit = 50,
                         cursor_token: Annotated[Cursor, Query(alias="cursor")] = None) -> PartnerPage:
     """Partners, by id; filter by kind."""
-    after = cursor.decode(cursor_token, 1)[0] if cursor_token else None
-    rows = await repository.page(session, after=after, limit=limit + 1, kind=kind.value if kind else None)
+    after = pagination.decode(cursor_token, str)
+    rows = await repository.page(session, after=after and after[0], limit=limit + 1, kind=kind.value if kind else None)
     items = [_read(r) for r in rows[:limit]]
-    return PartnerPage(items=items, next_cursor=cursor.encode(items[-1].id) if len(rows) > limit else None)
+    return PartnerPage(items=items, next_cursor=pagination.encode(items[-1].id) if len(rows) > limit else None)
 
 
 @router.get("/{partner_id}", response_model=PartnerRead, responses=problem_responses(NotFound))
@@ -83,41 +84,28 @@ async def get_partner(partner_id: PartnerId, session: SessionDep) -> PartnerRead
 
 
 @router.get("/{partner_id}/customers", response_model=PartnerCustomerPage,
-            responses=problem_responses(NotFound, cursor.InvalidCursor))
+            responses=problem_responses(NotFound, pagination.InvalidCursor))
 async def partner_customers(partner_id: PartnerId, session: SessionDep, limit: Limit = 50,
                             cursor_token: Annotated[Cursor, Query(alias="cursor")] = None) -> PartnerCustomerPage:
     """Customers this partner's events mention, by id."""
     await _existing(session, partner_id)
-    after = None
-    if cursor_token:
-        try:
-            after = uuid.UUID(cursor.decode(cursor_token, 1)[0])
-        except ValueError:
-            raise cursor.InvalidCursor("the cursor is not one this API returned") from None
-    rows = await repository.customers(session, partner_id, after=after, limit=limit + 1)
+    after = pagination.decode(cursor_token, uuid.UUID)
+    rows = await repository.customers(session, partner_id, after=after and after[0], limit=limit + 1)
     items = [summary(r) for r in rows[:limit]]
     return PartnerCustomerPage(items=items,
-                               next_cursor=cursor.encode(items[-1].customer_id) if len(rows) > limit else None)
+                               next_cursor=pagination.encode(items[-1].customer_id) if len(rows) > limit else None)
 
 
 @router.get("/{partner_id}/touchpoints", response_model=PartnerTouchpointPage,
-            responses=problem_responses(NotFound, cursor.InvalidCursor))
+            responses=problem_responses(NotFound, pagination.InvalidCursor))
 async def partner_touchpoints(partner_id: PartnerId, session: SessionDep, limit: Limit = 50,
                               cursor_token: Annotated[Cursor, Query(alias="cursor")] = None) -> PartnerTouchpointPage:
     """Touchpoints (interaction.logged) this partner contributed, newest first."""
     await _existing(session, partner_id)
-    before = None
-    if cursor_token:
-        at, last = cursor.decode(cursor_token, 2)
-        try:
-            before = (datetime.fromisoformat(at), uuid.UUID(last))
-            if before[0].tzinfo is None:
-                raise ValueError("naive")
-        except ValueError:
-            raise cursor.InvalidCursor("the cursor is not one this API returned") from None
+    before = pagination.decode(cursor_token, datetime, uuid.UUID)
     rows = await repository.touchpoints(session, partner_id, before=before, limit=limit + 1)
     items = [entry(r) for r in rows[:limit]]
-    next_cursor = cursor.encode(items[-1].occurred_at.isoformat(), items[-1].id) if len(rows) > limit else None
+    next_cursor = pagination.encode(items[-1].occurred_at, items[-1].id) if len(rows) > limit else None
     return PartnerTouchpointPage(items=items, next_cursor=next_cursor)
 
 

@@ -4,6 +4,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.validation import NO_NUL
+
 from interaction.customers.schemas import CustomerSummaryRead, TimelineEntryRead
 
 TRUST = ("Whether the emails and phones in this partner's events link its customers to other partners' "
@@ -29,7 +31,7 @@ class PartnerKind(StrEnum):
 class PartnerCreate(BaseModel):
     id: str = Field(min_length=1, max_length=200, pattern=r"^[^\s\x00]+$", examples=["shop-eu"],
                     description="The partner's `source` in the events it sends.")
-    name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00]+$", examples=["EU web shop"])
+    name: str = Field(min_length=1, max_length=200, pattern=NO_NUL, examples=["EU web shop"])
     kind: PartnerKind
     trust_contact_linking: bool = Field(False, description=TRUST)
 
@@ -38,7 +40,7 @@ class PartnerUpdate(BaseModel):
     """The fields to change; omitted ones stay as they are."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[^\x00]+$")
+    name: str | None = Field(None, min_length=1, max_length=200, pattern=NO_NUL)
     kind: PartnerKind | None = None
     trust_contact_linking: bool | None = Field(None, description=TRUST)
 

@@ -1,11 +1,13 @@
 import uuid
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from shared.db import SessionDep
 from shared.pagination import InvalidCursor, decode, encode
 from shared.problems import NotFound, problem_responses
+from shared.service import OutboxDep
+from shared.validation import NO_NUL
 
 from lifecycle.customers.service import UnknownCustomer
 from lifecycle.pipelines import repository, service
@@ -22,7 +24,6 @@ from lifecycle.pipelines.schemas import (
     PipelineRead,
     PipelineStageRead,
 )
-from lifecycle.text import NO_NUL
 
 router = APIRouter(tags=["pipelines and deals"])
 KEY = r"^[a-z0-9][a-z0-9_\-]*$"
@@ -70,19 +71,17 @@ async def get_pipeline(session: SessionDep, key: str = Path(max_length=100, patt
 @router.delete("/v1/pipelines/{key}", status_code=204, responses=problem_responses(NotFound, service.Conflict))
 async def delete_pipeline(session: SessionDep, key: str = Path(max_length=100, pattern=KEY)) -> Response:
     """Remove a pipeline no deal uses."""
-    p = await service.pipeline_or_404(session, key)
-    if not await repository.delete_pipeline(session, p.id):
-        raise service.Conflict(f"pipeline {key!r} still has deals")
+    await service.delete_pipeline(session, key)
     return Response(status_code=204)
 
 
 @router.post("/v1/deals", response_model=DealRead, status_code=201,
              responses=problem_responses(service.InvalidDeal, UnknownCustomer))
-async def create_deal(body: DealCreate, session: SessionDep, request: Request) -> DealRead:
+async def create_deal(body: DealCreate, session: SessionDep, outbox: OutboxDep) -> DealRead:
     """Open a deal for a customer interaction knows (an open deal also moves a prospect to Acquisition).
 
     A merged-away id opens the deal for its survivor; an id never announced by interaction, or erased, is a 422."""
-    deal_id = await service.create_deal(session, request.app.state.runtime.outbox, body)
+    deal_id = await service.create_deal(session, outbox, body)
     return await _read_deal(session, deal_id)
 
 
@@ -102,22 +101,15 @@ async def get_deal(deal_id: uuid.UUID, session: SessionDep) -> DealRead:
 @router.patch("/v1/deals/{deal_id}", response_model=DealRead, responses=problem_responses(NotFound, service.InvalidDeal))
 async def update_deal(deal_id: uuid.UUID, body: DealUpdate, session: SessionDep) -> DealRead:
     """Change a deal's amount, currency, expected close, owner or title."""
-    row = await repository.get_deal(session, deal_id, lock=True)
-    if row is None:
-        raise NotFound(f"no deal {deal_id}")
-    values = body.model_dump(exclude_unset=True)
-    amount, currency = values.get("amount", row["amount"]), values.get("currency", row["currency"])
-    if (amount is None) != (currency is None):
-        raise service.InvalidDeal("amount and currency go together")
-    await repository.update_deal(session, deal_id, values)
+    await service.update_deal(session, deal_id, body)
     return await _read_deal(session, deal_id)
 
 
 @router.post("/v1/deals/{deal_id}/moves", response_model=DealRead, status_code=201,
              responses=problem_responses(NotFound, service.InvalidDeal))
-async def move_deal(deal_id: uuid.UUID, body: DealMove, session: SessionDep, request: Request) -> DealRead:
+async def move_deal(deal_id: uuid.UUID, body: DealMove, session: SessionDep, outbox: OutboxDep) -> DealRead:
     """Move a deal to another stage of its pipeline; a lost stage needs a lost reason."""
-    await service.move_deal(session, request.app.state.runtime.outbox, deal_id, body)
+    await service.move_deal(session, outbox, deal_id, body)
     return await _read_deal(session, deal_id)
 
 

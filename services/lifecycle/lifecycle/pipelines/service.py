@@ -17,7 +17,7 @@ from shared.problems import DomainError, NotFound
 
 from lifecycle.customers import service as customers
 from lifecycle.pipelines import repository
-from lifecycle.pipelines.schemas import DealCreate, DealMove, PipelineCreate
+from lifecycle.pipelines.schemas import DealCreate, DealMove, DealUpdate, PipelineCreate
 from lifecycle.rules.engine import Fact, FactKind
 from lifecycle.stages import repository as stages_repo
 from lifecycle.stages import service as stages
@@ -54,6 +54,25 @@ async def pipeline_or_404(session: AsyncSession, key: str) -> repository.Pipelin
     if found is None:
         raise NotFound(f"no pipeline {key!r}")
     return found
+
+
+async def delete_pipeline(session: AsyncSession, key: str) -> None:
+    """Remove a pipeline; one that deals still use stays (409)."""
+    p = await pipeline_or_404(session, key)
+    if not await repository.delete_pipeline(session, p.id):
+        raise Conflict(f"pipeline {key!r} still has deals")
+
+
+async def update_deal(session: AsyncSession, deal_id: uuid.UUID, body: DealUpdate) -> None:
+    """Change a deal's details (not its stage: that is a move); an amount needs its currency."""
+    row = await repository.get_deal(session, deal_id, lock=True)
+    if row is None:
+        raise NotFound(f"no deal {deal_id}")
+    values = body.model_dump(exclude_unset=True)
+    amount, currency = values.get("amount", row["amount"]), values.get("currency", row["currency"])
+    if (amount is None) != (currency is None):
+        raise InvalidDeal("amount and currency go together")
+    await repository.update_deal(session, deal_id, values)
 
 
 def _stage(p: repository.PipelineDef, key: str) -> repository.StageDef:

@@ -32,6 +32,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.contracts.lifecycle import Stage
+from shared.validation import NO_NUL
 
 
 class FactKind(StrEnum):
@@ -74,7 +75,7 @@ class RuleParameters(BaseModel):
     loyalty_window_days: int = Field(365, ge=1, le=3650, description="Window for sustained repeat buying.")
     loyalty_min_purchases: int = Field(3, ge=2, le=1000, description="Purchases within the loyalty window.")
     promoter_min_nps: int = Field(9, ge=0, le=10, description="NPS at or above this is a promoter.")
-    top_tiers: list[Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00]*$")]] = Field(
+    top_tiers: list[Annotated[str, Field(min_length=1, max_length=100, pattern=NO_NUL)]] = Field(
         ["platinum", "gold"], max_length=20, description="Value tiers that count as advocacy.")
     loyalty_min_probability_alive: float = Field(0.7, ge=0, le=1, description="Probability alive a top tier needs.")
     inactivity_days: int = Field(365, ge=1, le=3650, description="No purchase for this long → Churned.")

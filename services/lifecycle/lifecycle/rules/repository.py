@@ -1,5 +1,6 @@
 """Queries of the rule-set versions."""
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -7,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lifecycle.rules.engine import RuleParameters
-from lifecycle.rules.models import rule_set
+from lifecycle.rules.models import replay_run, rule_set
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,3 +58,29 @@ async def insert(session: AsyncSession, parameters: RuleParameters, description:
 async def activate(session: AsyncSession, version: int) -> None:
     await session.execute(sa.update(rule_set).where(rule_set.c.version == version)
                           .values(activated_at=sa.func.clock_timestamp(), updated_at=sa.func.now()))
+
+
+# Replay runs (executed by runs.Runner).
+UNFINISHED = ("queued", "running")
+
+
+async def create_run(session: AsyncSession, version: int) -> uuid.UUID:
+    """A queued run for `version`; unfinished older runs are superseded."""
+    await session.execute(sa.update(replay_run).where(replay_run.c.status.in_(UNFINISHED))
+                          .values(status="superseded", finished_at=sa.func.now(), updated_at=sa.func.now()))
+    run_id = uuid.uuid4()
+    total = (await session.execute(sa.text(
+        "SELECT count(*) FROM (SELECT customer_id FROM lifecycle.customer_fact "
+        "UNION SELECT customer_id FROM lifecycle.customer_stage) c"))).scalar_one()
+    await session.execute(sa.insert(replay_run).values(id=run_id, rule_set_version=version, status="queued",
+                                                       customers_total=total))
+    return run_id
+
+
+async def get_run(session: AsyncSession, run_id: uuid.UUID) -> sa.RowMapping | None:
+    return (await session.execute(sa.select(replay_run).where(replay_run.c.id == run_id))).mappings().first()
+
+
+async def page_runs(session: AsyncSession, limit: int) -> list[sa.RowMapping]:
+    q = sa.select(replay_run).order_by(replay_run.c.created_at.desc(), replay_run.c.id).limit(limit)
+    return list((await session.execute(q)).mappings())

@@ -1,12 +1,13 @@
 import uuid
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import SessionDep
 from shared.pagination import Cursor, InvalidCursor, decode, encode
 from shared.problems import NotFound, problem_responses
 
-from lifecycle.rules import repository, runs
+from lifecycle.rules import repository
 from lifecycle.rules.schemas import (
     DryRunRequest,
     ReplayRunPage,
@@ -41,10 +42,10 @@ def _run(r) -> ReplayRunRead:
 
 
 async def _start(session, request: Request, background: BackgroundTasks, version: int) -> ReplayRunRead:
-    run_id = await runs.create(session, version)
+    run_id = await repository.create_run(session, version)
     # Launched once the response's transaction has committed, so the task sees the run and the version.
     background.add_task(request.app.state.replays.launch, run_id)
-    return _run(await runs.get(session, run_id))
+    return _run(await repository.get_run(session, run_id))
 
 
 @router.put("", response_model=RuleSetApplied, status_code=202)
@@ -80,9 +81,7 @@ async def list_versions(session: SessionDep, cursor: Cursor = None,
 @router.get("/versions/{version}", response_model=RuleSetRead, responses=problem_responses(NotFound))
 async def get_version(version: int, session: SessionDep) -> RuleSetRead:
     """One saved version."""
-    found = await repository.get(session, version) if 0 < version < 2**31 else None
-    if found is None:
-        raise NotFound(f"no rule-set version {version}")
+    found = await _saved_version(session, version)
     return _read(found, (await repository.active(session)).version)
 
 
@@ -91,9 +90,7 @@ async def get_version(version: int, session: SessionDep) -> RuleSetRead:
 async def replay_version(version: int, session: SessionDep, request: Request,
                          background: BackgroundTasks) -> RuleSetApplied:
     """Re-activate a saved version; every customer is replayed through it by the run returned (202)."""
-    found = await repository.get(session, version) if 0 < version < 2**31 else None
-    if found is None:
-        raise NotFound(f"no rule-set version {version}")
+    await _saved_version(session, version)
     await repository.activate(session, version)
     run = await _start(session, request, background, version)
     return RuleSetApplied(rule_set=_read(await repository.get(session, version), version), run=run)
@@ -102,13 +99,13 @@ async def replay_version(version: int, session: SessionDep, request: Request,
 @router.get("/runs", response_model=ReplayRunPage)
 async def list_runs(session: SessionDep, limit: int = Query(20, ge=1, le=100)) -> ReplayRunPage:
     """Replay runs, newest first."""
-    return ReplayRunPage(items=[_run(r) for r in await runs.page(session, limit)])
+    return ReplayRunPage(items=[_run(r) for r in await repository.page_runs(session, limit)])
 
 
 @router.get("/runs/{run_id}", response_model=ReplayRunRead, responses=problem_responses(NotFound))
 async def get_run(run_id: uuid.UUID, session: SessionDep) -> ReplayRunRead:
     """A replay run: status and progress (customers replayed, moves so far)."""
-    found = await runs.get(session, run_id)
+    found = await repository.get_run(session, run_id)
     if found is None:
         raise NotFound(f"no replay run {run_id}")
     return _run(found)
@@ -117,7 +114,13 @@ async def get_run(run_id: uuid.UUID, session: SessionDep) -> ReplayRunRead:
 @router.post("/versions/{version}/dry-run", response_model=RederiveResult, responses=problem_responses(NotFound))
 async def dry_run_version(version: int, session: SessionDep) -> RederiveResult:
     """What replaying a saved version would move, without changing anything."""
+    found = await _saved_version(session, version)
+    return result_of(await stages.dry_run(session, found.parameters))
+
+
+async def _saved_version(session: AsyncSession, version: int):
+    """The saved version, or a 404 (a number beyond int4 cannot be one: never sent to SQL)."""
     found = await repository.get(session, version) if 0 < version < 2**31 else None
     if found is None:
         raise NotFound(f"no rule-set version {version}")
-    return result_of(await stages.dry_run(session, found.parameters))
+    return found

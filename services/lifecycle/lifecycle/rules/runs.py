@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import jobs
 from shared.service import ServiceRuntime
@@ -26,49 +25,23 @@ from lifecycle.stages import service as stages
 from lifecycle.stages.schemas import result_of
 
 log = logging.getLogger(__name__)
-UNFINISHED = ("queued", "running")
-
-
-async def create(session: AsyncSession, version: int) -> uuid.UUID:
-    """A queued run for `version`; unfinished older runs are superseded."""
-    await session.execute(sa.update(replay_run).where(replay_run.c.status.in_(UNFINISHED))
-                          .values(status="superseded", finished_at=sa.func.now(), updated_at=sa.func.now()))
-    run_id = uuid.uuid4()
-    total = (await session.execute(sa.text(
-        "SELECT count(*) FROM (SELECT customer_id FROM lifecycle.customer_fact "
-        "UNION SELECT customer_id FROM lifecycle.customer_stage) c"))).scalar_one()
-    await session.execute(sa.insert(replay_run).values(id=run_id, rule_set_version=version, status="queued",
-                                                       customers_total=total))
-    return run_id
-
-
-async def get(session: AsyncSession, run_id: uuid.UUID) -> sa.RowMapping | None:
-    return (await session.execute(sa.select(replay_run).where(replay_run.c.id == run_id))).mappings().first()
-
-
-async def page(session: AsyncSession, limit: int) -> list[sa.RowMapping]:
-    q = sa.select(replay_run).order_by(replay_run.c.created_at.desc(), replay_run.c.id).limit(limit)
-    return list((await session.execute(q)).mappings())
 
 
 class Runner:
-    """Executes replay runs as tasks of this process."""
+    """Executes replay runs as jobs of this process (held by the runtime, cancelled at shutdown)."""
 
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime
-        self._tasks: set[asyncio.Task] = set()
 
     async def launch(self, run_id: uuid.UUID) -> None:
         """Start the run as a task of this process (async: BackgroundTasks then calls it on the event loop)."""
-        task = asyncio.create_task(self._execute(run_id), name=f"replay-{run_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.runtime.jobs.launch(self._execute(run_id), name=f"replay-{run_id}")
 
     async def resume(self) -> None:
         """Launch the unfinished runs nobody holds (queued ones, and those whose replica died)."""
         async with self.runtime.session_factory() as session:
             ids = (await session.execute(sa.select(replay_run.c.id).where(
-                replay_run.c.status.in_(UNFINISHED),
+                replay_run.c.status.in_(repository.UNFINISHED),
                 sa.or_(replay_run.c.lease_until.is_(None), replay_run.c.lease_until < sa.func.now()))
                 .order_by(replay_run.c.created_at))).scalars().all()
         for run_id in ids:
@@ -82,16 +55,9 @@ class Runner:
             except Exception:  # the next round retries (e.g. the database was restarting)
                 log.exception("resuming replay runs failed")
 
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=10)
-
     async def wait(self) -> None:
         """Until every launched run has finished (tests, shutdown)."""
-        while self._tasks:
-            await asyncio.wait(set(self._tasks))
+        await self.runtime.jobs.wait()
 
     async def _execute(self, run_id: uuid.UUID) -> None:
         factory = self.runtime.session_factory
@@ -99,7 +65,7 @@ class Runner:
             async with factory() as session, session.begin():
                 if not await jobs.claim(session, replay_run, run_id):
                     return  # finished, superseded, or another replica runs it
-                run = await get(session, run_id)
+                run = await repository.get_run(session, run_id)
                 rules = await repository.get(session, run["rule_set_version"])
                 await session.execute(sa.update(replay_run).where(replay_run.c.id == run_id).values(
                     started_at=datetime.now(UTC), evaluated=0, moves=[], updated_at=sa.func.now()))

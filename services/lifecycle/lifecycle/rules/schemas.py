@@ -3,9 +3,10 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.validation import text
+
 from lifecycle.rules.engine import RULE_ORDER, RuleParameters
 from lifecycle.stages.schemas import StageMoveCount
-from lifecycle.text import text
 
 
 class RuleSetRead(BaseModel):

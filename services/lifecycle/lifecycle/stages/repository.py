@@ -24,6 +24,7 @@ from shared.contracts.redaction import redact_event_data, tokenizer
 from shared.messaging.outbox import forget_subjects
 
 from lifecycle.rules.engine import Fact, FactKind, Transition
+from lifecycle.stages.models import customer_stage, stage_history
 from lifecycle.tables import messaging
 
 INSERT_FACTS = sa.text("""
@@ -335,6 +336,17 @@ ERASE = [
     sa.text("DELETE FROM lifecycle.merged_customer WHERE merged_id = :customer_id OR survivor_id = :customer_id"),
     sa.text("DELETE FROM lifecycle.customer_merge WHERE merged_id = :customer_id OR survivor_id = :customer_id"),
 ]
+
+
+async def current_stage(session: AsyncSession, customer_id: uuid.UUID) -> sa.Row | None:
+    return (await session.execute(sa.select(customer_stage).where(customer_stage.c.customer_id == customer_id))).first()
+
+
+async def stage_history_of(session: AsyncSession, customer_id: uuid.UUID) -> list[sa.RowMapping]:
+    """The customer's stage history, oldest first."""
+    h = stage_history
+    return list((await session.execute(
+        sa.select(h).where(h.c.customer_id == customer_id).order_by(h.c.entered_at, h.c.id))).mappings())
 
 
 async def survivor_of(session: AsyncSession, merged: uuid.UUID) -> uuid.UUID | None:

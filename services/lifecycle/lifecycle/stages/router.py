@@ -1,20 +1,18 @@
 import uuid
 from typing import Annotated
 
-import sqlalchemy as sa
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
 from shared.db import SessionDep
 from shared.pagination import Cursor, InvalidCursor, Limit, decode, encode
 from shared.problems import NotFound, problem_responses
+from shared.service import OutboxDep
 
 from lifecycle.stages import repository, service
-from lifecycle.stages.models import customer_stage, stage_history
 from lifecycle.stages.schemas import (
     CustomerLifecycleRead,
     ManualMove,
     RederiveResult,
-    StageHistoryRead,
     StageState,
     StageStatePage,
     result_of,
@@ -23,50 +21,27 @@ from lifecycle.stages.schemas import (
 router = APIRouter(tags=["lifecycle"])
 
 
-async def read_lifecycle(session, customer_id: uuid.UUID) -> CustomerLifecycleRead:
-    """A customer's lifecycle; a merged-away id answers as its survivor (with `resolved_from`), as the profile does."""
-    resolved_from = None
-    row = (await session.execute(sa.select(customer_stage).where(customer_stage.c.customer_id == customer_id))).first()
-    if row is None and (survivor := await repository.survivor_of(session, customer_id)) is not None:
-        resolved_from, customer_id = customer_id, survivor
-        row = (await session.execute(sa.select(customer_stage).where(customer_stage.c.customer_id == customer_id))
-               ).first()
-    if row is None:
-        raise NotFound(f"customer {customer_id} has no lifecycle stage yet")
-    h = stage_history
-    history = (await session.execute(
-        sa.select(h).where(h.c.customer_id == customer_id).order_by(h.c.entered_at, h.c.id))).mappings().all()
-    return CustomerLifecycleRead(
-        customer_id=customer_id, resolved_from=resolved_from, stage=row.stage, stage_entered_at=row.stage_entered_at,
-        order_count=row.order_count, total_spend=row.total_spend, spend_by_currency=row.spend_by_currency,
-        last_purchase_at=row.last_purchase_at, rule_set_version=row.rule_set_version,
-        history=[StageHistoryRead(**{k: r[k] for k in StageHistoryRead.model_fields if k in r},
-                                  duration_seconds=(r["left_at"] - r["entered_at"]).total_seconds()
-                                  if r["left_at"] else None) for r in history],
-    )
-
-
 @router.get("/v1/customers/{customer_id}/lifecycle", response_model=CustomerLifecycleRead,
             responses=problem_responses(NotFound))
 async def get_customer_lifecycle(customer_id: uuid.UUID, session: SessionDep) -> CustomerLifecycleRead:
     """A customer's current lifecycle stage and every stage before it (entered, left, duration, trigger)."""
-    return await read_lifecycle(session, customer_id)
+    return await service.read_lifecycle(session, customer_id)
 
 
 @router.post("/v1/customers/{customer_id}/lifecycle/moves", response_model=CustomerLifecycleRead, status_code=201,
              responses=problem_responses(NotFound, service.IllegalMove))
 async def move_customer(customer_id: uuid.UUID, body: ManualMove, session: SessionDep,
-                        request: Request) -> CustomerLifecycleRead:
+                        outbox: OutboxDep) -> CustomerLifecycleRead:
     """Move a customer by hand: only the allowed transitions, always with a reason (kept in the history)."""
-    await service.manual_move(session, request.app.state.runtime.outbox, customer_id, body.to_stage, body.reason,
+    await service.manual_move(session, outbox, customer_id, body.to_stage, body.reason,
                               body.actor)
-    return await read_lifecycle(session, customer_id)
+    return await service.read_lifecycle(session, customer_id)
 
 
 @router.post("/v1/lifecycle/sweeps", response_model=RederiveResult)
-async def run_sweep(session: SessionDep, request: Request) -> RederiveResult:
+async def run_sweep(session: SessionDep, outbox: OutboxDep) -> RederiveResult:
     """Apply the clock rules now: churn the customers whose inactivity window has run out (also runs periodically)."""
-    return result_of(await service.sweep(session, request.app.state.runtime.outbox))
+    return result_of(await service.sweep(session, outbox))
 
 
 @router.get("/v1/lifecycle/stages/state", response_model=StageStatePage, responses=problem_responses(InvalidCursor))

@@ -5,8 +5,7 @@ from decimal import Decimal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.contracts.lifecycle import Stage
-
-from lifecycle.text import text
+from shared.validation import text
 
 
 class StageHistoryRead(BaseModel):

@@ -33,6 +33,7 @@ from lifecycle.rules.engine import (
     derive,
 )
 from lifecycle.stages import repository
+from lifecycle.stages.schemas import CustomerLifecycleRead, StageHistoryRead
 
 # Customers re-derived per transaction when a whole population is replayed (rule change, sweep).
 CHUNK = 2000
@@ -265,3 +266,23 @@ async def manual_move(session: AsyncSession, outbox: Outbox, customer_id: uuid.U
     new = repository.CustomerFacts()
     new.add(fact)
     await rederive(session, outbox, [customer_id, *stored_with], new_facts={c: new for c in stored_with})
+
+
+async def read_lifecycle(session: AsyncSession, customer_id: uuid.UUID) -> CustomerLifecycleRead:
+    """A customer's lifecycle; a merged-away id answers as its survivor (with `resolved_from`), as the profile does."""
+    resolved_from = None
+    row = await repository.current_stage(session, customer_id)
+    if row is None and (survivor := await repository.survivor_of(session, customer_id)) is not None:
+        resolved_from, customer_id = customer_id, survivor
+        row = await repository.current_stage(session, customer_id)
+    if row is None:
+        raise NotFound(f"customer {customer_id} has no lifecycle stage yet")
+    history = await repository.stage_history_of(session, customer_id)
+    return CustomerLifecycleRead(
+        customer_id=customer_id, resolved_from=resolved_from, stage=row.stage, stage_entered_at=row.stage_entered_at,
+        order_count=row.order_count, total_spend=row.total_spend, spend_by_currency=row.spend_by_currency,
+        last_purchase_at=row.last_purchase_at, rule_set_version=row.rule_set_version,
+        history=[StageHistoryRead(**{k: r[k] for k in StageHistoryRead.model_fields if k in r},
+                                  duration_seconds=(r["left_at"] - r["entered_at"]).total_seconds()
+                                  if r["left_at"] else None) for r in history],
+    )

@@ -1,11 +1,11 @@
 import uuid
 
-import sqlalchemy as sa
 from fastapi import APIRouter
 
 from shared.db import SessionDep
 from shared.problems import NotFound, problem_responses
 
+from segmentation.profiles import repository
 from segmentation.profiles.schemas import (
     CurrencySummaryRead,
     CurrentSegment,
@@ -24,26 +24,15 @@ router = APIRouter(prefix="/v1/customers", tags=["customers"])
 async def get_customer_segmentation(customer_id: uuid.UUID, session: SessionDep) -> CustomerSegmentationRead:
     """What segmentation knows of a customer: aggregates, value, stage, RFM scores and current segments."""
     resolved = await resolve_customer(session, customer_id)
-    a = (await session.execute(sa.text("SELECT * FROM segmentation.customer_aggregate WHERE customer_id = :id"),
-                               {"id": resolved})).mappings().first()
+    a = await repository.aggregate(session, resolved)
     if a is None:
         raise NotFound(f"segmentation knows nothing of customer {customer_id}")
-    currencies = (await session.execute(sa.text(
-        "SELECT * FROM segmentation.purchase_summary WHERE customer_id = :id ORDER BY currency"),
-        {"id": resolved})).mappings().all()
+    currencies = await repository.currency_summaries(session, resolved)
     scores = None
     run_id = await latest_run_id(session, DEFAULT_RFM_FAMILY)
-    if run_id is not None:
-        row = (await session.execute(sa.text("""
-            SELECT r.r, r.f, r.m, s.key FROM segmentation.run_result r
-            JOIN segmentation.segment s ON s.segment_id = r.segment_id
-            WHERE r.run_id = :run AND r.customer_id = :id"""), {"run": run_id, "id": resolved})).first()
-        if row is not None:
-            scores = ScoresRead(run_id=run_id, r=row.r, f=row.f, m=row.m, segment_key=row.key)
-    segments = (await session.execute(sa.text("""
-        SELECT s.segment_id, s.key, s.name, s.kind, m.entered_at FROM segmentation.segment_membership m
-        JOIN segmentation.segment s ON s.segment_id = m.segment_id
-        WHERE m.customer_id = :id AND m.left_at IS NULL ORDER BY s.key"""), {"id": resolved})).mappings().all()
+    if run_id is not None and (row := await repository.rfm_scores(session, run_id, resolved)) is not None:
+        scores = ScoresRead(run_id=run_id, r=row.r, f=row.f, m=row.m, segment_key=row.key)
+    segments = await repository.current_segments(session, resolved)
     return CustomerSegmentationRead(
         customer_id=resolved, order_count=a["order_count"], first_purchase_at=a["first_purchase_at"],
         last_purchase_at=a["last_purchase_at"], touchpoint_count=a["touchpoint_count"],

@@ -2,7 +2,6 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-import sqlalchemy as sa
 from fastapi import APIRouter, BackgroundTasks, Query, Request
 
 from shared.db import SessionDep
@@ -11,6 +10,7 @@ from shared.pagination import Cursor, InvalidCursor, Limit, decode, encode
 from shared.problems import DomainError, NotFound, problem_responses
 
 from segmentation.rules.service import latest_run_id
+from segmentation.runs import repository
 from segmentation.runs.schemas import (
     ClusterRead,
     ClusterSet,
@@ -63,13 +63,7 @@ async def list_runs(session: SessionDep, limit: Limit = 50, cursor: Cursor = Non
                     kind: Literal["rfm", "clustering", "tiers"] | None = None) -> RunPage:
     """Runs, newest first."""
     after = decode(cursor, datetime, uuid.UUID)
-    query = "SELECT * FROM segmentation.segmentation_run WHERE (CAST(:kind AS text) IS NULL OR kind = :kind)"
-    params: dict = {"kind": kind, "limit": limit + 1}
-    if after:
-        query += " AND (created_at, run_id::text) < (CAST(:ts AS timestamptz), :rid)"
-        params.update(ts=after[0], rid=str(after[1]))
-    rows = (await session.execute(sa.text(query + " ORDER BY created_at DESC, run_id::text DESC LIMIT :limit"),
-                                  params)).mappings().all()
+    rows = await repository.page(session, kind=kind, before=after, limit=limit + 1)
     items = [RunRead.model_validate(dict(r)) for r in rows[:limit]]
     next_cursor = encode(items[-1].created_at, items[-1].run_id) if len(rows) > limit else None
     return RunPage(items=items, next_cursor=next_cursor)
@@ -91,18 +85,10 @@ async def compare_runs(session: SessionDep, base_run_id: Annotated[uuid.UUID, Qu
     if base["family"] != other["family"] or base["status"] != "succeeded" or other["status"] != "succeeded":
         raise NotComparable("both runs must have succeeded and be of the same kind (and RFM scheme)")
     for r in (base, other):
-        kept = (await session.execute(sa.text("SELECT 1 FROM segmentation.run_result WHERE run_id = :id LIMIT 1"),
-                                      {"id": r["run_id"]})).first()
-        if kept is None and r["result"].get("customers"):
+        kept = await repository.has_results(session, r["run_id"])
+        if not kept and r["result"].get("customers"):
             raise ResultsPruned(f"run {r['run_id']} is older than the last few runs whose per-customer results are kept")
-    rows = (await session.execute(sa.text("""
-        WITH a AS (SELECT r.customer_id, s.key, s.family FROM segmentation.run_result r
-                   JOIN segmentation.segment s ON s.segment_id = r.segment_id WHERE r.run_id = :a),
-             b AS (SELECT r.customer_id, s.key, s.family FROM segmentation.run_result r
-                   JOIN segmentation.segment s ON s.segment_id = r.segment_id WHERE r.run_id = :b)
-        SELECT a.key AS from_key, b.key AS to_key, count(*) AS n
-        FROM a FULL JOIN b ON a.customer_id = b.customer_id AND a.family = b.family
-        GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2"""), {"a": base["run_id"], "b": other["run_id"]})).all()
+    rows = await repository.transitions(session, base["run_id"], other["run_id"])
     transitions = [Transition(from_segment=r.from_key, to_segment=r.to_key, customers=r.n) for r in rows]
     return Comparison(base_run_id=base["run_id"], run_id=other["run_id"],
                       customers_compared=sum(t.customers for t in transitions),

@@ -30,7 +30,6 @@ from segmentation.segments.membership import RUN_DIFF, movement, notify_relay, p
 
 log = logging.getLogger(__name__)
 KINDS = ("rfm", "clustering", "tiers")
-BACKGROUND_LOOPS = {"segmentation-schedule", "segmentation-recovery"}
 # A run joins and anti-joins ~n rows: give its transactions room to hash in memory instead of spilling.
 RUN_WORK_MEM = "256MB"
 KEEP_RESULTS = 3  # succeeded runs per family whose per-customer results are kept (for comparisons)
@@ -203,14 +202,16 @@ def phase(run: dict, name: str) -> Iterator[None]:
 
 class RunExecutor:
     def __init__(self, session_factory: async_sessionmaker[AsyncSession], outbox: Outbox, reporting_currency: str,
-                 schedule_interval_s: float = 0, schedule_kinds: tuple[str, ...] = KINDS) -> None:
+                 schedule_interval_s: float = 0, schedule_kinds: tuple[str, ...] = KINDS,
+                 launcher: jobs.Launcher | None = None) -> None:
         self.session_factory = session_factory
         self.outbox = outbox
         self.reporting_currency = reporting_currency
         self.schedule_interval_s = schedule_interval_s
         self.schedule_kinds = schedule_kinds
         self._lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task] = set()
+        # The service's runtime holds the runs it launches (and cancels them at shutdown); a benchmark has its own.
+        self.jobs = launcher or jobs.Launcher()
 
     async def create(self, session: AsyncSession, kind: str, *, scheme: str | None, currency: str | None,
                      as_of: datetime | None, trigger: str = "api", k: int | None = None) -> dict:
@@ -244,40 +245,26 @@ class RunExecutor:
 
     def launch(self, run_id: uuid.UUID) -> None:
         """Start the run in the background (after the creating transaction has committed)."""
-        task = asyncio.create_task(self.execute(run_id), name=f"segmentation-run-{run_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.jobs.launch(self.execute(run_id), name=f"segmentation-run-{run_id}")
 
     async def launch_committed(self, run_id: uuid.UUID) -> None:
         """`launch` as a response background task (async, so it runs on the event loop)."""
         self.launch(run_id)
 
-    async def start(self) -> None:
+    async def launch_queued(self) -> None:
+        """Launch the runs left queued (at start: whichever replica claims one first runs it)."""
         async with self.session_factory.begin() as session:
             queued = (await session.execute(sa.text(
                 "SELECT run_id FROM segmentation.segmentation_run WHERE status = 'queued' ORDER BY created_at"
             ))).scalars().all()
         for run_id in queued:
-            self.launch(run_id)  # whichever replica claims it first runs it
-        task = asyncio.create_task(self._recover(), name="segmentation-recovery")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        if self.schedule_interval_s > 0:
-            task = asyncio.create_task(self._schedule(), name="segmentation-schedule")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=10)
+            self.launch(run_id)
 
     async def wait_idle(self) -> None:
-        while self._tasks - {t for t in self._tasks if t.get_name() in BACKGROUND_LOOPS}:
-            await asyncio.sleep(0.05)
+        """Until the launched runs have finished (tests)."""
+        await self.jobs.wait()
 
-    async def _recover(self) -> None:
+    async def recover_periodically(self) -> None:
         """Runs whose replica died (lease lapsed) fail with "interrupted" (a run is not restartable: its result
         rows are keyed by run); queued runs nobody launched (their replica died before) are launched here."""
         while True:
@@ -295,7 +282,7 @@ class RunExecutor:
                 log.exception("recovering segmentation runs failed; trying again")
             await asyncio.sleep(jobs.LEASE_S / 3)
 
-    async def _schedule(self) -> None:
+    async def schedule_periodically(self) -> None:
         while True:
             await asyncio.sleep(self.schedule_interval_s)
             try:

@@ -8,6 +8,7 @@ from shared.csv_stream import stream_csv
 from shared.db import SessionDep
 from shared.pagination import Cursor, InvalidCursor, Limit, decode, encode
 from shared.problems import NotFound, problem_responses
+from shared.service import OutboxDep
 
 from segmentation.rules.language import InvalidDefinition
 from segmentation.rules.service import (
@@ -37,12 +38,13 @@ from segmentation.segments.schemas import (
     SegmentVersion,
     SegmentVersionList,
 )
+from segmentation.settings import SegmentationSettings, SettingsDep
 
 router = APIRouter(tags=["segments"])
 
 
-def _currency(request: Request, currency: str | None) -> str:
-    return currency or request.app.state.runtime.settings.reporting_currency
+def _currency(settings: SegmentationSettings, currency: str | None) -> str:
+    return currency or settings.reporting_currency
 
 
 @router.get("/v1/segments", response_model=SegmentPage, responses=problem_responses(InvalidCursor))
@@ -60,18 +62,19 @@ async def list_segments(session: SessionDep, limit: Limit = 100, cursor: Cursor 
 
 @router.post("/v1/segments", response_model=SegmentRead, status_code=201,
              responses=problem_responses(InvalidDefinition, SegmentExists))
-async def create_segment(body: RuleSegmentCreate, request: Request, session: SessionDep) -> SegmentRead:
+async def create_segment(body: RuleSegmentCreate, session: SessionDep, outbox: OutboxDep,
+                         settings: SettingsDep) -> SegmentRead:
     """Save a rule segment; its members are evaluated now and kept current as events arrive and on every run."""
     segment_id = await create_rule_segment(
-        session, request.app.state.runtime.outbox, key=body.key, name=body.name, description=body.description,
-        rule=body.rule, currency=_currency(request, body.currency))
+        session, outbox, key=body.key, name=body.name, description=body.description,
+        rule=body.rule, currency=_currency(settings, body.currency))
     return SegmentRead.model_validate(await repository.get_segment(session, segment_id))
 
 
 @router.post("/v1/segments/preview", response_model=RulePreview, responses=problem_responses(InvalidDefinition))
-async def preview_segment(body: RulePreviewRequest, request: Request, session: SessionDep) -> RulePreview:
+async def preview_segment(body: RulePreviewRequest, session: SessionDep, settings: SettingsDep) -> RulePreview:
     """How many customers a rule selects right now (and a sample), without saving it."""
-    count, sample = await preview(session, body.rule, _currency(request, body.currency))
+    count, sample = await preview(session, body.rule, _currency(settings, body.currency))
     return RulePreview(count=count, sample=sample)
 
 
@@ -83,19 +86,20 @@ async def read_segment(segment_id: uuid.UUID, session: SessionDep) -> SegmentRea
 
 @router.patch("/v1/segments/{segment_id}", response_model=SegmentRead,
               responses=problem_responses(NotFound, InvalidDefinition, NotARuleSegment, SegmentArchived))
-async def edit_segment(segment_id: uuid.UUID, body: RuleSegmentEdit, request: Request, session: SessionDep) -> SegmentRead:
+async def edit_segment(segment_id: uuid.UUID, body: RuleSegmentEdit, session: SessionDep, outbox: OutboxDep,
+                       settings: SettingsDep) -> SegmentRead:
     """A new version of a rule segment; its members are re-evaluated now (entries and exits name the version)."""
-    await edit_rule_segment(session, request.app.state.runtime.outbox, segment_id,
-                            changes=body.model_dump(exclude_unset=True), default_currency=_currency(request, None))
+    await edit_rule_segment(session, outbox, segment_id,
+                            changes=body.model_dump(exclude_unset=True), default_currency=_currency(settings, None))
     return SegmentRead.model_validate(await repository.get_segment(session, segment_id))
 
 
 @router.delete("/v1/segments/{segment_id}", response_model=SegmentRead,
                responses=problem_responses(NotFound, NotARuleSegment, SegmentArchived))
-async def archive_segment(segment_id: uuid.UUID, request: Request, session: SessionDep) -> SegmentRead:
+async def archive_segment(segment_id: uuid.UUID, outbox: OutboxDep, session: SessionDep) -> SegmentRead:
     """Archive a rule segment (deleting is archiving): no longer evaluated nor listed, its members leave, its
     versions and history stay readable."""
-    await archive_rule_segment(session, request.app.state.runtime.outbox, segment_id)
+    await archive_rule_segment(session, outbox, segment_id)
     return SegmentRead.model_validate(await repository.get_segment(session, segment_id))
 
 

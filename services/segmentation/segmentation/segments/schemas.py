@@ -5,6 +5,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from shared.validation import NO_NUL
+
 Kind = Literal["rfm", "cluster", "abc", "value_tier", "portfolio", "rule"]
 
 
@@ -30,8 +32,8 @@ class SegmentPage(BaseModel):
 
 class RuleSegmentCreate(BaseModel):
     key: str = Field(min_length=1, max_length=60, pattern=r"^[a-z0-9][a-z0-9\-]*$", examples=["vip-eu"])
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00]*$", examples=["VIP EU"])
-    description: str | None = Field(None, max_length=1000, pattern=r"^[^\x00]*$")
+    name: str = Field(min_length=1, max_length=100, pattern=NO_NUL, examples=["VIP EU"])
+    description: str | None = Field(None, max_length=1000, pattern=NO_NUL)
     rule: dict[str, Any] = Field(examples=[{"all": [
         {"field": "last_purchase_at", "op": "within_last_days", "value": 30},
         {"field": "spend", "op": "gte", "value": 500}]}])
@@ -40,8 +42,8 @@ class RuleSegmentCreate(BaseModel):
 
 class RuleSegmentEdit(BaseModel):
     """What changes; every edit is a new version and re-evaluates the members."""
-    name: str | None = Field(None, min_length=1, max_length=100, pattern=r"^[^\x00]*$")
-    description: str | None = Field(None, max_length=1000, pattern=r"^[^\x00]*$")
+    name: str | None = Field(None, min_length=1, max_length=100, pattern=NO_NUL)
+    description: str | None = Field(None, max_length=1000, pattern=NO_NUL)
     rule: dict[str, Any] | None = Field(None, examples=[{"field": "spend", "op": "gte", "value": 800}])
     currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
 

@@ -18,7 +18,7 @@ PARTS = ("profile", "segmentation", "value", "lifecycle")
 
 
 def upgrade() -> None:
-    part_columns = []
+    part_columns: list[sa.Column] = []
     for part in PARTS:
         part_columns += [
             sa.Column(f"{part}_status", sa.SmallInteger, nullable=True),  # 200 or 404 (absent), null: never read

@@ -4,7 +4,7 @@ behind potential value."""
 import numpy as np
 from scipy.special import gammaincinv
 
-from clv.models.gamma_gamma import GammaGamma
+from clv.probability_models.gamma_gamma import GammaGamma
 
 # A month in days: scoring's periods (current, horizon) and predictions count months of this length.
 DAYS_PER_MONTH = 365.25 / 12

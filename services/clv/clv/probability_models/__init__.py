@@ -5,11 +5,11 @@ driver (`fitting.fit`): L-BFGS-B on log-parameters over the unique (x, t_x, T) r
 convergence checked and reported, standard errors from the Hessian of the log-likelihood.
 """
 
-from clv.models.data import Summary, collapse
-from clv.models.fitting import FitError, FitResult
-from clv.models.gamma_gamma import GammaGamma, PopulationMeanSpend
-from clv.models.transactions import BetaGeo, ModifiedBetaGeo, ParetoNBD
-from clv.models.value import discounted_clv, wallet_ratio
+from clv.probability_models.data import Summary, collapse
+from clv.probability_models.fitting import FitError, FitResult
+from clv.probability_models.gamma_gamma import GammaGamma, PopulationMeanSpend
+from clv.probability_models.transactions import BetaGeo, ModifiedBetaGeo, ParetoNBD
+from clv.probability_models.value import discounted_clv, wallet_ratio
 
 MODELS = {m.name: m for m in (BetaGeo, ModifiedBetaGeo, ParetoNBD)}
 

@@ -11,8 +11,8 @@ from typing import ClassVar
 import numpy as np
 from scipy.special import digamma, gammaln, polygamma
 
-from clv.models.data import InvalidSummary, dot
-from clv.models.fitting import FitError, FitResult, assess, fit, newton
+from clv.probability_models.data import InvalidSummary, dot
+from clv.probability_models.fitting import FitError, FitResult, assess, fit, newton
 
 MIN_REPEAT_BUYERS = 2
 # Fewer repeat buyers with a positive spend than this: the fit runs but is not used (see `fitting.assess`).

@@ -12,9 +12,9 @@ from typing import ClassVar
 import numpy as np
 from scipy.special import digamma, expit, gammaln, hyp2f1, polygamma
 
-from clv.models import pareto_series
-from clv.models.data import InvalidSummary, Summary, dot
-from clv.models.fitting import FitError, FitResult, assess, fit, newton, with_numeric_hessian
+from clv.probability_models import pareto_series
+from clv.probability_models.data import InvalidSummary, Summary, dot
+from clv.probability_models.fitting import FitError, FitResult, assess, fit, newton, with_numeric_hessian
 
 MIN_CUSTOMERS = 2
 # Below these a fit may run, but is not used for predictions (see `fitting.assess`): four parameters from a

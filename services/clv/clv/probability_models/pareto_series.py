@@ -27,7 +27,7 @@ differences of that, which is what every evaluation cost before the series.
 import numpy as np
 from scipy.special import digamma, gammaln, hyp2f1
 
-from clv.models.data import Summary, dot
+from clv.probability_models.data import Summary, dot
 
 BLOCK = 32          # series terms per vectorised step
 TOLERANCE = 1e-17   # stop when the remaining tail is below this fraction of the sum

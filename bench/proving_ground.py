@@ -525,16 +525,27 @@ class Workload:
             elif resp is not None and resp.status_code == 409:
                 self.ledger.conflicts_409 += 1
 
+    async def setup_call(self, client: httpx.AsyncClient, method: str, path: str, **kwargs: Any) -> httpx.Response | None:
+        """An operator's call before any fault: retried while the gateway cannot reach the service yet (on a loaded
+        machine a replica may answer ready while the gateway's circuit to it is still open from start-up)."""
+        deadline = time.monotonic() + 120
+        while True:
+            resp = await self.admin(client, method, path, **kwargs)
+            if (resp is not None and resp.status_code not in (502, 503, 504)) or time.monotonic() > deadline:
+                return resp
+            await asyncio.sleep(1)
+
     async def setup(self, client: httpx.AsyncClient, receiver: WebhookReceiver) -> None:
         # The workload links customers by shared emails: its partner is one trusted to do so.
-        resp = await self.admin(client, "POST", "/v1/partners", json={"id": SOURCE, "name": SOURCE, "kind": "retailer",
+        resp = await self.setup_call(client, "POST", "/v1/partners", json={"id": SOURCE, "name": SOURCE, "kind": "retailer",
                                                                       "trust_contact_linking": True})
-        assert resp.status_code == 201, resp.text
-        resp = await self.admin(client, "POST", "/v1/api-keys", json={"name": "proving ground partner", "role": "partner",
+        # 409: a retried call whose first attempt was applied though its answer was lost.
+        assert resp is not None and resp.status_code in (201, 409), resp and resp.text
+        resp = await self.setup_call(client, "POST", "/v1/api-keys", json={"name": "proving ground partner", "role": "partner",
                                                                  "partner_id": SOURCE})
         assert resp is not None and resp.status_code == 201, resp and resp.text
         self.partner_key = resp.json()["key"]
-        resp = await self.admin(client, "POST", "/v1/webhooks", json={"url": receiver.url,
+        resp = await self.setup_call(client, "POST", "/v1/webhooks", json={"url": receiver.url,
                                                                      "event_types": ["stage.changed"]})
         assert resp is not None and resp.status_code == 201, resp and resp.text
 

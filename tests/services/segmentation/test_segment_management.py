@@ -157,7 +157,7 @@ async def test_hostile_edits_and_cursors_are_4xx_problems(client, feeder):
     sid = (await client.post("/v1/segments", json={
         "key": "hostile", "name": "H", "rule": {"field": "spend", "op": "gte", "value": 1}})).json()["segment_id"]
     for body in ({"rule": None}, {"rule": "x"}, {"rule": {"all": []}}, {"name": "\x00"}, {"currency": "eur"},
-                 {"rule": {"field": "sku", "op": "eq", "value": "A-1"}}, [], "x"):
+                 {"rule": {"field": "product", "op": "eq", "value": "A-1"}}, [], "x"):
         resp = await client.patch(f"/v1/segments/{sid}", json=body)
         assert resp.status_code == 422, (body, resp.status_code)
         assert resp.headers["content-type"].startswith("application/problem+json")

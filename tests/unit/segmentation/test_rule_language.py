@@ -18,6 +18,8 @@ INVALID = [
     ({"field": "last_purchase_at", "op": "before", "value": "2026-01-01"}, "with an offset"),
     ({"field": "attributes.a b", "op": "eq", "value": 1}, "attribute name must match"),
     ({"field": "stage", "op": "in", "value": []}, "non-empty list"),
+    ({"field": "sku", "op": "not_in", "value": ["a"]}, "does not apply to sku (bought)"),
+    ({"field": "category", "op": "eq", "value": 3}, "must be a string"),
     ({"field": "stage", "op": "eq", "value": "x", "extra": 1}, "unknown keys ['extra']"),
     ({"not": {"not": {"not": {"not": {"not": {"not": {"not": {"not": {"field": "stage", "op": "is_null"}}}}}}}}},
      "nested deeper than 8"),
@@ -35,8 +37,10 @@ def test_invalid_definitions_are_rejected_with_the_reason(definition, reason):
 def test_values_and_attribute_names_are_bound_never_spliced():
     rule = {"all": [{"field": "attributes.plan", "op": "eq", "value": "x'); DROP TABLE t; --"},
                     {"field": "stage", "op": "in", "value": ["loyalty", "retention"]},
-                    {"not": {"field": "last_purchase_at", "op": "within_last_days", "value": 30}}]}
+                    {"not": {"field": "last_purchase_at", "op": "within_last_days", "value": 30}},
+                    {"field": "sku", "op": "eq", "value": "sku'); DROP TABLE u; --"}]}
     validate(rule)
     compiled = compile_rule(rule)
     assert "DROP" not in compiled.sql and "plan" not in compiled.sql and "loyalty" not in compiled.sql
     assert '"x\'); DROP TABLE t; --"' in compiled.params.values()
+    assert ["sku'); DROP TABLE u; --"] in compiled.params.values()

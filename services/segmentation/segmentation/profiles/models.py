@@ -48,6 +48,22 @@ touchpoint = sa.Table(
     *timestamps(),
 )
 
+# The lines of a purchase (rule fields `sku` and `category`: the customer bought it). Keyed by the purchase, with
+# its customer and home, so merges, unmerges and erasure move or delete them exactly as the purchase row.
+purchase_line = sa.Table(
+    "purchase_line", metadata,
+    sa.Column("purchase_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("line_no", sa.Integer, primary_key=True),  # position in the event's `lines`
+    sa.Column("customer_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("home_customer_id", UUID(as_uuid=True), nullable=False, index=True),
+    sa.Column("sku", sa.Text, nullable=False),
+    sa.Column("category", sa.Text),
+    sa.Column("quantity", sa.Integer, nullable=False),
+    *timestamps(),
+    sa.Index("ix_purchase_line_customer_sku", "customer_id", "sku"),
+    sa.Index("ix_purchase_line_customer_category", "customer_id", "category"),
+)
+
 # One row per known customer: behaviour (all currencies), attributes, value (clv events), stage (lifecycle events).
 customer_aggregate = sa.Table(
     "customer_aggregate", metadata,

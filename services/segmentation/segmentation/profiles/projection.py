@@ -52,6 +52,15 @@ SELECT * FROM unnest(CAST(:purchase_ids AS uuid[]), CAST(:customer_ids AS uuid[]
 ON CONFLICT (purchase_id) DO NOTHING
 """)
 
+# The purchase's lines (rule fields sku and category), with the purchase's customer and home so they move with it.
+INSERT_LINES = sa.text("""
+INSERT INTO segmentation.purchase_line (purchase_id, line_no, customer_id, home_customer_id, sku, category, quantity)
+SELECT * FROM unnest(CAST(:purchase_ids AS uuid[]), CAST(:line_nos AS int[]), CAST(:customer_ids AS uuid[]),
+                     CAST(:homes AS uuid[]), CAST(:skus AS text[]), CAST(:categories AS text[]),
+                     CAST(:quantities AS int[]))
+ON CONFLICT (purchase_id, line_no) DO NOTHING
+""")
+
 INSERT_REFUNDS = sa.text("""
 INSERT INTO segmentation.purchase_refund (refund_id, purchase_id, customer_id, home_customer_id, amount, cancelled,
                                           occurred_at)
@@ -188,7 +197,7 @@ RESOLVE_ALIASES = sa.text("""
 SELECT merged_id, survivor_id FROM segmentation.customer_alias WHERE merged_id = ANY(CAST(:ids AS uuid[]))
 """)
 
-FACT_TABLES = ["purchase", "purchase_refund", "touchpoint", "customer_fact", "feedback"]
+FACT_TABLES = ["purchase", "purchase_line", "purchase_refund", "touchpoint", "customer_fact", "feedback"]
 
 # The copy's merges (shared/contracts/identity.py): every fact belongs to live(home) over the merges in force.
 RECORD_MERGE = sa.text(record_merge_sql("segmentation.customer_merge"))
@@ -200,9 +209,10 @@ REFRESH_ALIASES = [sa.text(sql) for sql in [
        SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:lives AS uuid[]), CAST(:merge_ids AS uuid[])) AS a(id, live, m)
        WHERE a.id <> a.live""",
 ]]
-# (table, the column an unmerge's lists name, which lists): channel/partner facts go with their purchases and
-# touchpoints; feedback and leads were never listed (they stay where they are, as in clv's copy).
-LISTED = [("purchase", "purchase_id", ["purchase_ids"]), ("purchase_refund", "purchase_id", ["purchase_ids"]),
+# (table, the column an unmerge's lists name, which lists): purchase lines and channel/partner facts go with their
+# purchases and touchpoints; feedback and leads were never listed (they stay where they are, as in clv's copy).
+LISTED = [("purchase", "purchase_id", ["purchase_ids"]), ("purchase_line", "purchase_id", ["purchase_ids"]),
+          ("purchase_refund", "purchase_id", ["purchase_ids"]),
           ("touchpoint", "touchpoint_id", ["touchpoint_ids"]),
           ("customer_fact", "origin_id", ["purchase_ids", "touchpoint_ids"]), ("feedback", "feedback_id", [])]
 PIN_LEGACY_UNMERGE = [(sa.text(sql), lists) for table, column, lists in LISTED
@@ -246,6 +256,7 @@ FOLD_STATEMENTS = [sa.text(sql) for sql in [
 ERASE_STATEMENTS = [sa.text(sql) for sql in [
     "DELETE FROM segmentation.purchase_refund WHERE customer_id = :customer OR purchase_id IN "
     "(SELECT purchase_id FROM segmentation.purchase WHERE customer_id = :customer)",
+    "DELETE FROM segmentation.purchase_line WHERE customer_id = :customer",
     "DELETE FROM segmentation.purchase WHERE customer_id = :customer",
     "DELETE FROM segmentation.touchpoint WHERE customer_id = :customer",
     "DELETE FROM segmentation.customer_fact WHERE customer_id = :customer",
@@ -302,6 +313,14 @@ class _Batch:
                 "occurred": [p.occurred_at for p in purchases],
             })
             self.touched.update(resolve(home(p)) for p in purchases)
+            lines = [(p, n, line) for p in purchases for n, line in enumerate(p.lines)]
+            if lines:
+                await self.session.execute(INSERT_LINES, {
+                    "purchase_ids": [p.purchase_id for p, _, _ in lines], "line_nos": [n for _, n, _ in lines],
+                    "customer_ids": [resolve(home(p)) for p, _, _ in lines], "homes": [home(p) for p, _, _ in lines],
+                    "skus": [li.sku for _, _, li in lines], "categories": [li.category for _, _, li in lines],
+                    "quantities": [li.quantity for _, _, li in lines],
+                })
         if refunds:
             await self.session.execute(INSERT_REFUNDS, {
                 "refund_ids": [p.refund_id for p in refunds], "purchase_ids": [p.purchase_id for p in refunds],

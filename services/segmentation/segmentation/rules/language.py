@@ -54,6 +54,10 @@ FIELDS: dict[str, tuple[str, str]] = {
     "partner": ("fact", "partner"),
     "campaign": ("fact", "campaign"),
     "lead_source": ("fact", "lead_source"),
+    # Products bought (purchase_line's column): `eq`/`in` = a line of a purchase not cancelled has one of the
+    # values; "never bought" is `{"not": ...}`.
+    "sku": ("bought", "sku"),
+    "category": ("bought", "category"),
 }
 OPS = {
     "number": {"eq", "ne", "gt", "gte", "lt", "lte", "between", "in", "not_in", "is_null", "is_not_null"},
@@ -62,6 +66,7 @@ OPS = {
     "attribute": {"eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "exists", "not_exists"},
     "segment": {"member_of", "not_member_of"},
     "fact": {"eq", "ne", "in", "not_in"},
+    "bought": {"eq", "in"},
 }
 COMPARE = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 NO_VALUE = {"is_null", "is_not_null", "exists", "not_exists"}
@@ -182,7 +187,7 @@ def _check_value(kind: str, op: str, value: Any, where: str) -> None:
                 _number(v, where)
         else:
             _number(value, where)
-    elif kind in ("text", "segment", "fact"):
+    elif kind in ("text", "segment", "fact", "bought"):
         if op in ("in", "not_in"):
             for v in _list(value, where):
                 _text(v, where)
@@ -240,6 +245,12 @@ def _condition(node: dict, out: Compiled) -> str:
         exists = (f"EXISTS (SELECT 1 FROM segmentation.customer_fact cf WHERE cf.customer_id = a.customer_id "
                   f"AND cf.kind = '{expr}' AND cf.value = ANY(CAST({values} AS text[])))")
         return exists if op in ("eq", "in") else f"NOT {exists}"
+    if kind == "bought":
+        # A cancelled order (its refund says so) was not bought; a partial refund leaves the purchase standing.
+        values = out.bind(value if isinstance(value, list) else [value])
+        return (f"EXISTS (SELECT 1 FROM segmentation.purchase_line pl WHERE pl.customer_id = a.customer_id "
+                f"AND pl.{expr} = ANY(CAST({values} AS text[])) AND NOT EXISTS (SELECT 1 FROM "
+                f"segmentation.purchase_refund rf WHERE rf.purchase_id = pl.purchase_id AND rf.cancelled))")
     if kind == "segment":
         keys = out.bind(value if isinstance(value, list) else [value])
         exists = ("EXISTS (SELECT 1 FROM segmentation.segment_membership sm JOIN segmentation.segment sg "

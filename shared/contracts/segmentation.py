@@ -1,4 +1,5 @@
-"""Events the segmentation service publishes on `segmentation.events`, keyed and subjected by customer id."""
+"""Events the segmentation service publishes on `segmentation.events`: membership changes keyed and subjected by
+customer id; a run's completion (about every customer at once) without a subject."""
 
 import uuid
 from datetime import datetime
@@ -35,4 +36,15 @@ class SegmentMembershipChanged(Payload):
     run_id: uuid.UUID | None = Field(None, description="The run that decided it; None for rule segments kept live.")
 
 
-SEGMENTATION_EVENT_TYPES = by_event_type(SegmentMembershipChanged)
+class SegmentationRunCompleted(Payload):
+    """A run finished: every customer's scores, cluster or tier may have changed, also where no membership did
+    (an RFM score moves inside its segment), so a copy of a customer's segmentation taken before it is stale."""
+
+    EVENT_TYPE: ClassVar[str] = "segmentation.run_completed"
+    run_id: uuid.UUID
+    kind: str = Field(examples=["rfm", "clustering", "tiers"])
+    family: str = Field(examples=["rfm:default"], description="The segments the run rewrote.")
+    finished_at: datetime
+
+
+SEGMENTATION_EVENT_TYPES = by_event_type(SegmentMembershipChanged, SegmentationRunCompleted)

@@ -163,3 +163,40 @@ async def _ids(stack: Stack, subjects: list[str]) -> dict[str, str]:
         return {r.external_id: str(r.customer_id) for r in rows}
     finally:
         await engine.dispose()
+
+
+async def test_a_segmentation_run_refreshes_the_copied_segmentation_of_every_customer(database_url: str) -> None:
+    """A run moves RFM scores (and its run id) also where no membership changes, so no event names the customer:
+    the run's `segmentation.run_completed` must make the copied part stale for everyone."""
+    at = (datetime.now(UTC) - timedelta(days=2)).isoformat()
+    async with gateway_stack(database_url, view_copy_settle_s=SETTLE_S) as stack, stack.client() as admin:
+        assert (await admin.post("/v1/events", json=[order("VR-1", "VR-O-1", "30.00", at=at)])).status_code == 200
+        engine = make_engine(database_url)
+        async with engine.connect() as conn:
+            cid = str((await conn.execute(sa.text(
+                "SELECT customer_id FROM interaction.customer_identifier WHERE external_id = 'VR-1'"))).scalar())
+        await engine.dispose()
+        await wait_until(lambda: _complete(admin, cid), message="every part known")
+
+        async def run_rfm() -> str:
+            resp = await admin.post("/v1/segmentation/runs", json={"kind": "rfm"})
+            assert resp.status_code == 202, resp.text
+            run_id = resp.json()["run_id"]
+
+            async def succeeded() -> bool:
+                return (await admin.get(f"/v1/segmentation/runs/{run_id}")).json()["status"] == "succeeded"
+            await wait_until(succeeded, message="the rfm run")
+            return run_id
+
+        first = await run_rfm()
+        await _settled(stack)
+        view = await _from_copy(admin, cid)
+        assert view["segmentation"]["rfm"]["run_id"] == first
+
+        # The same data again: the customer stays in its segment (no membership event), the run id moves.
+        second = await run_rfm()
+        await _settled(stack)
+        after = (await admin.get(f"/v1/customers/{cid}")).json()
+        own = (await admin.get(f"/v1/customers/{cid}", headers={"Cache-Control": "no-cache"})).json()
+        assert own["segmentation"]["rfm"]["run_id"] == second
+        assert after["segmentation"] == own["segmentation"], after["sources"]["segmentation"]

@@ -6,7 +6,7 @@ import orjson
 import sqlalchemy as sa
 
 from shared.contracts.envelope import Envelope
-from shared.contracts.segmentation import SegmentMembershipChanged
+from shared.contracts.segmentation import SegmentationRunCompleted, SegmentMembershipChanged
 from tests.services.segmentation.helpers import purchase
 from tests.services.segmentation.test_runs_api import run
 
@@ -35,7 +35,12 @@ async def test_run_and_rule_events_are_the_models_events(client, feeder):
     await feeder.apply([purchase(c, "150.00", days=i) for i, c in enumerate(customers)])  # rule refresh: 5 events
     done = await run(client, kind="rfm", as_of="2026-12-31T00:00:00Z")
 
-    events = await outbox_events(feeder)
+    everything = await outbox_events(feeder)
+    # The run also says it finished (one event, no subject: every customer's scores may have moved).
+    completed = [e for e in everything if e.type == SegmentationRunCompleted.EVENT_TYPE]
+    assert [str(e.payload(SegmentationRunCompleted).run_id) for e in completed] == [done["run_id"]]
+    assert completed[0].subject is None
+    events = [e for e in everything if e.type == SegmentMembershipChanged.EVENT_TYPE]
     assert len(events) == 10 and len({e.id for e in events}) == 10
     by_kind = {}
     for e in events:

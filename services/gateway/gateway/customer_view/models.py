@@ -22,3 +22,14 @@ customer_view_copy = sa.Table(
         sa.Column(f"{part}_version", sa.BigInteger, nullable=True),
     )],
 )
+
+# Parts an owner changes for every customer at once (a segmentation run rewrites scores, clusters and tiers, also
+# where no membership changed): when the gateway last heard of such a change. A part read before it (plus the
+# settle window) is not served from the copy.
+WHOLE_PART_CHANGES = ("segmentation",)
+
+view_part_changed = sa.Table(
+    "view_part_changed", metadata,
+    sa.Column("part", sa.Text, primary_key=True),
+    sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
+)

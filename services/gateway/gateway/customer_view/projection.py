@@ -6,6 +6,8 @@ Merges and unmerges also mark every id that resolved through the customers invol
 deletes the customer's row and the rows resolving to it, and remembers the id so a later event about the
 customer (the topics are not ordered with each other) does not make a row again (R8). The owner versions
 of stage.changed and customer.value_updated are kept per part (greatest wins: shared/contracts/ordering.py).
+`segmentation.run_completed` (a run rewrote every customer's scores, clusters or tiers) marks the segmentation
+part of every row at once (`view_part_changed`).
 """
 
 import uuid
@@ -16,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.contracts.clv import CustomerValueUpdated
 from shared.contracts.interaction import CustomerErased, CustomerMerged, CustomerUnmerged
 from shared.contracts.lifecycle import StageChanged
+from shared.contracts.segmentation import SegmentationRunCompleted
 from shared.messaging.inbox import ConsumedEvent, Subscription
 
 from gateway.customer_view import repository
@@ -31,8 +34,12 @@ async def apply_events(session: AsyncSession, events: list[ConsumedEvent], at: d
     erased: set[uuid.UUID] = set()
     touched: dict[uuid.UUID, list[int | None]] = {}  # id -> [lifecycle version, value version]
     resolving: set[uuid.UUID] = set()
+    whole_part_changed = False
     for e in events:
         p = e.payload
+        if isinstance(p, SegmentationRunCompleted):
+            whole_part_changed = True
+            continue
         cid = getattr(p, "customer_id", None)
         if not isinstance(cid, uuid.UUID):
             continue
@@ -66,6 +73,8 @@ async def apply_events(session: AsyncSession, events: list[ConsumedEvent], at: d
                 "value_versions": [touched[c][1] for c in ids]})
     if resolving:
         await session.execute(repository.TOUCH_RESOLVING_TO, {"at": at, "ids": sorted(resolving)})
+    if whole_part_changed:
+        await session.execute(repository.PART_CHANGED, {"part": "segmentation", "at": at})
 
 
 def view_copy_subscription() -> Subscription:

@@ -11,16 +11,20 @@ from datetime import datetime
 import asyncpg
 import sqlalchemy as sa
 
-from gateway.customer_view.models import PARTS
+from gateway.customer_view.models import PARTS, WHOLE_PART_CHANGES
 
 _COLUMNS = ["customer_id", "survivor_id", "last_event_at",
             *[f"{p}_{c}" for p in PARTS for c in ("status", "body", "as_of", "version")]]
 
+# When each part was last changed for everyone (`<part>_changed_at`, null: never), on every row read.
+_CHANGED = ", ".join(f"(SELECT changed_at FROM gateway.view_part_changed WHERE part = '{p}') AS {p}_changed_at"
+                     for p in WHOLE_PART_CHANGES)
+
 # The asked-for row and, when its profile resolved to a survivor, the survivor's row: one round trip.
 READ = f"""
-SELECT {", ".join(_COLUMNS)} FROM gateway.customer_view_copy WHERE customer_id = $1
+SELECT {", ".join(_COLUMNS)}, {_CHANGED} FROM gateway.customer_view_copy WHERE customer_id = $1
 UNION ALL
-SELECT {", ".join("s." + c for c in _COLUMNS)}
+SELECT {", ".join("s." + c for c in _COLUMNS)}, {_CHANGED}
 FROM gateway.customer_view_copy v JOIN gateway.customer_view_copy s ON s.customer_id = v.survivor_id
 WHERE v.customer_id = $1 AND v.survivor_id IS NOT NULL AND v.survivor_id <> v.customer_id
 """
@@ -91,6 +95,11 @@ WHERE survivor_id = ANY(CAST(:ids AS uuid[]))
 
 # Erasure (R8): the copy is a copy; the customer's row goes, and so do the rows of ids that resolved to them
 # (their profile part is the erased customer's profile).
+PART_CHANGED = sa.text("""
+INSERT INTO gateway.view_part_changed AS c (part, changed_at) VALUES (:part, :at)
+ON CONFLICT (part) DO UPDATE SET changed_at = GREATEST(c.changed_at, EXCLUDED.changed_at)
+""")
+
 FORGET = sa.text("""
 DELETE FROM gateway.customer_view_copy
 WHERE customer_id = ANY(CAST(:ids AS uuid[])) OR survivor_id = ANY(CAST(:ids AS uuid[]))

@@ -67,7 +67,8 @@ class CustomerViews:
         if row is None or row[f"{part}_status"] is None:
             return None
         as_of = row[f"{part}_as_of"]
-        fresh = not live and as_of >= row["last_event_at"] + self.settle and now - as_of <= self.max_age
+        changed = max(row["last_event_at"], row.get(f"{part}_changed_at") or row["last_event_at"])
+        fresh = not live and as_of >= changed + self.settle and now - as_of <= self.max_age
         return Part(row[f"{part}_status"], row[f"{part}_body"], as_of, row[f"{part}_version"], True, not fresh)
 
     async def _read(self, customer_id: uuid.UUID) -> dict[uuid.UUID, Any]:

@@ -19,6 +19,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import jobs
+from shared.contracts.envelope import Envelope
+from shared.contracts.segmentation import SOURCE, SegmentationRunCompleted
+from shared.contracts.topics import SEGMENTATION_EVENTS
 from shared.messaging.outbox import Outbox
 from shared.problems import DomainError, NotFound
 
@@ -379,6 +382,9 @@ class RunExecutor:
             UPDATE segmentation.segmentation_run SET status = 'succeeded', progress = 1, result = CAST(:result AS jsonb),
                 finished_at = now(), updated_at = now() WHERE run_id = :id"""),
             {"id": run["run_id"], "result": json.dumps(result, default=str)})
+        # In the run's transaction: copies of a customer's segmentation (the gateway's view) refresh from it.
+        await self.outbox.add(session, SEGMENTATION_EVENTS, [Envelope.wrap(SegmentationRunCompleted(
+            run_id=run["run_id"], kind=run["kind"], family=run["family"], finished_at=now), source=SOURCE, subject=None)])
 
     async def _upsert_segments(self, session: AsyncSession, segments: list[dict]) -> list[uuid.UUID]:
         ids = [segment_id_for(s["key"]) for s in segments]

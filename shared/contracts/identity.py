@@ -89,3 +89,19 @@ def pin_legacy_unmerge_sql(table: str, listed_column: str) -> list[str]:
             f"UPDATE {table} SET home_customer_id = customer_id, updated_at = now() "
             f"WHERE home_customer_id = ANY(CAST(:chain AS uuid[])) AND home_customer_id <> customer_id "
             f"AND NOT {listed_column} = ANY(CAST(:listed AS uuid[]))"]
+
+
+def placement_lock_sql(copy: str, exclusive: bool) -> str:
+    """A transaction-scoped lock on the placement of one copy's facts (`copy`: a name of its own, e.g. the inbox's).
+
+    The copy's consumers run side by side (replicas split the topic's partitions), each batch in its own READ
+    COMMITTED transaction, and nothing else orders them: a batch placing facts at live(home) and a batch making
+    or undoing a merge of those homes never see each other's uncommitted rows, so a fact placed at the old live
+    customer while the merge moves the chain's facts stays there once both commit (the merge's move ran before
+    the fact existed). Batches that only place facts take it shared (they run side by side); a batch with a
+    merge, unmerge or erasure takes it exclusive, for the whole transaction (taken once, before the batch reads
+    any merge: a shared lock is never upgraded, which could deadlock two batches). Then either the facts were
+    committed before the identity event's move reads them, or the merge was committed before the facts' live
+    customers are read."""
+    fn = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    return f"SELECT {fn}(hashtextextended('identity-placement:{copy}', 0))"

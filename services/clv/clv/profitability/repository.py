@@ -12,6 +12,7 @@ from shared.contracts.identity import (
     chain_members_sql,
     live_sql,
     pin_legacy_unmerge_sql,
+    placement_lock_sql,
     record_merge_sql,
     record_unmerge_sql,
 )
@@ -79,6 +80,14 @@ MOVE_FACTS = [sa.text(f"""
     UPDATE clv.{table} f SET customer_id = t.live, updated_at = now()
     FROM unnest(CAST(:ids AS uuid[]), CAST(:lives AS uuid[])) AS t(home, live)
     WHERE f.home_customer_id = t.home AND f.customer_id <> t.live""") for table in ["profit_order", "profit_touchpoint"]]
+
+
+# Facts placed by one replica and a merge applied by another must not interleave (shared/contracts/identity.py).
+PLACEMENT_LOCK = {exclusive: sa.text(placement_lock_sql("clv.profitability", exclusive)) for exclusive in (False, True)}
+
+
+async def placement_lock(session: AsyncSession, exclusive: bool) -> None:
+    await session.execute(PLACEMENT_LOCK[exclusive])
 
 
 async def lives(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:

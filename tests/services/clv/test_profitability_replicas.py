@@ -1,0 +1,93 @@
+"""Two replicas of clv's profitability consumer apply batches side by side, each in its own transaction: a batch
+placing a purchase of a customer and a batch merging (or unmerging) that customer, overlapping.
+
+Found by the proving ground (seed 1600665883): a group of three merged customers held 9 EUR orders in
+interaction and 6 in profitability. The merge's move of the chain's orders did not see the orders another
+replica was inserting (uncommitted), and those had been placed at the live customer from before the merge; both
+committed and the orders stayed with the merged-away id (invisible: reading it answers as the survivor).
+
+The interleavings are forced, not timed: the second transaction is started while the first is open, and the
+first commits only once the second has finished or waits for a lock.
+"""
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.contracts import interaction
+from shared.contracts.envelope import Envelope, Payload
+from shared.contracts.interaction import CustomerMerged, CustomerUnmerged
+from shared.db import make_engine
+from shared.messaging.inbox import ConsumedEvent
+from tests.support import wait_until
+
+from clv.profitability.projection import apply_events
+
+DAY = datetime(2026, 10, 1, 12, tzinfo=UTC)
+
+
+def _consumed(payloads: list[Payload]) -> list[ConsumedEvent]:
+    return [ConsumedEvent(Envelope.wrap(p, source=interaction.SOURCE, subject=str(p.customer_id)), p, None)
+            for p in payloads]  # type: ignore[arg-type]
+
+
+def _order(customer: uuid.UUID, amount: str) -> interaction.PurchaseRecorded:
+    return interaction.PurchaseRecorded(customer_id=customer, purchase_id=uuid.uuid4(), source="shop",
+                                        order_id=uuid.uuid4().hex[:8], amount=Decimal(amount), currency="EUR",
+                                        channel="web", occurred_at=DAY)
+
+
+async def _apply(sessions: async_sessionmaker[AsyncSession], payloads: list[Payload]) -> None:
+    async with sessions.begin() as session:
+        await apply_events(session, _consumed(payloads))
+
+
+@pytest.mark.parametrize("first", ["orders", "identity"])
+@pytest.mark.parametrize("identity", ["merge", "unmerge"])
+async def test_orders_and_a_merge_applied_side_by_side_end_with_the_owner(database_url, first, identity):
+    survivor, merged, merge_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    merge = CustomerMerged(customer_id=survivor, merge_id=merge_id, survivor_id=survivor, merged_id=merged,
+                           reason="same email", merged_at=DAY, version=1)
+    unmerge = CustomerUnmerged(customer_id=survivor, merge_id=merge_id, survivor_id=survivor, restored_id=merged,
+                               unmerged_at=DAY, version=2)
+    # Three orders through the merged customer's identifier (their home), in one batch as after a restart.
+    orders = [_order(merged, amount) for amount in ("100.00", "90.00", "70.00")]
+    engine = make_engine(database_url, pool_size=3)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    try:
+        await _apply(sessions, [_order(survivor, "50.00"), _order(merged, "10.00")])
+        if identity == "unmerge":
+            await _apply(sessions, [merge])
+        change, owner = (merge, survivor) if identity == "merge" else (unmerge, merged)
+        one, other = (orders, [change]) if first == "orders" else ([change], orders)
+
+        async with sessions() as session:
+            await session.begin()
+            await apply_events(session, _consumed(one))
+            # The other replica's batch, while this one is uncommitted.
+            task = asyncio.create_task(_apply(sessions, other))
+
+            async def finished_or_waiting() -> bool:
+                async with engine.connect() as conn:
+                    waiting = (await conn.execute(sa.text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND wait_event_type = 'Lock'"))).scalar()
+                return task.done() or waiting > 0
+
+            await wait_until(finished_or_waiting, timeout=30, interval=0.05, message="the other batch to run")
+            await session.commit()
+        await task
+
+        async with engine.connect() as conn:
+            placed = {r.purchase_id: r.customer_id for r in await conn.execute(sa.text(
+                "SELECT purchase_id, customer_id FROM clv.profit_order WHERE purchase_id = ANY(:ids)"),
+                {"ids": [o.purchase_id for o in orders]})}
+        assert placed == {o.purchase_id: owner for o in orders}, (
+            f"after the {identity}, interaction holds the orders with {owner}")
+    finally:
+        await engine.dispose()

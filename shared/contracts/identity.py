@@ -33,6 +33,16 @@ def record_unmerge_sql(table: str) -> str:
             f"ON CONFLICT (merge_id) DO UPDATE SET undone = true, updated_at = now() RETURNING version")
 
 
+def erase_merges_sql(table: str) -> str:
+    """An erasure ends the merges that name any of `:ids`: they are marked undone, not deleted. A merge only goes
+    from in force to undone: a copy whose merge table is written by more than one consumer (each at its own
+    offset) would otherwise record a deleted merge again, in force, when the consumer behind reaches the merge's
+    event, and the consumer ahead (past the undo and the erasure) would place facts by it. The row holds ids
+    only (no personal data)."""
+    return (f"UPDATE {table} SET undone = true, updated_at = now() "
+            "WHERE (merged_id = ANY(CAST(:ids AS uuid[])) OR survivor_id = ANY(CAST(:ids AS uuid[]))) AND NOT undone")
+
+
 def _in_force(table: str) -> str:
     # One merge in force per merged id: the newest by the owner's version (see the module's docstring).
     return (f"edge AS (SELECT DISTINCT ON (merged_id) merge_id, merged_id, survivor_id FROM {table} "

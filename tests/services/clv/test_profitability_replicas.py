@@ -1,5 +1,6 @@
-"""Two replicas of clv's profitability consumer apply batches side by side, each in its own transaction: a batch
-placing a purchase of a customer and a batch merging (or unmerging) that customer, overlapping.
+"""clv's profitability copy applied side by side with other transactions: two replicas of its consumer, each batch
+in its own transaction (a batch placing purchases of a customer and a batch merging or unmerging that customer,
+overlapping), and the transaction summary's consumer, which keeps clv's record of merges with it.
 
 Found by the proving ground (seed 1600665883): a group of three merged customers held 9 EUR orders in
 interaction and 6 in profitability. The merge's move of the chain's orders did not see the orders another
@@ -27,6 +28,7 @@ from shared.messaging.inbox import ConsumedEvent
 from tests.support import wait_until
 
 from clv.profitability.projection import apply_events
+from clv.transaction_summary.projection import apply_interaction_events
 
 DAY = datetime(2026, 10, 1, 12, tzinfo=UTC)
 
@@ -89,5 +91,37 @@ async def test_orders_and_a_merge_applied_side_by_side_end_with_the_owner(databa
                 {"ids": [o.purchase_id for o in orders]})}
         assert placed == {o.purchase_id: owner for o in orders}, (
             f"after the {identity}, interaction holds the orders with {owner}")
+    finally:
+        await engine.dispose()
+
+
+async def test_an_erasure_does_not_bring_back_an_undone_merge_for_the_other_consumer(database_url):
+    """clv's two consumers of interaction's events (profitability and the transaction summary) keep one record of
+    merges, each at its own offset. The erasure of a merge's survivor once deleted the merge from it: the consumer
+    behind then recorded the merge again, in force, and the one ahead placed the restored customer's next orders
+    at the erased survivor, where they stayed (the one ahead had already applied the undo)."""
+    erased, restored, merge_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    merge = CustomerMerged(customer_id=erased, merge_id=merge_id, survivor_id=erased, merged_id=restored,
+                           reason="same email", merged_at=DAY, version=1)
+    unmerge = CustomerUnmerged(customer_id=erased, merge_id=merge_id, survivor_id=erased, restored_id=restored,
+                               unmerged_at=DAY, version=2)
+    erasure = interaction.CustomerErased(customer_id=erased, erased_at=DAY)
+    later = _order(restored, "40.00")  # after the undo: the restored customer's own
+    engine = make_engine(database_url, pool_size=2)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    async def summary(payloads: list[Payload]) -> None:
+        async with sessions.begin() as session:
+            await apply_interaction_events(session, _consumed(payloads))
+
+    try:
+        await _apply(sessions, [_order(restored, "10.00"), merge, unmerge, erasure])  # profitability, ahead
+        await summary([_order(restored, "10.00"), merge])  # the summary, behind
+        await _apply(sessions, [later])
+        await summary([unmerge, erasure])
+        async with engine.connect() as conn:
+            holder = (await conn.execute(sa.text(
+                "SELECT customer_id FROM clv.profit_order WHERE purchase_id = :id"), {"id": later.purchase_id})).scalar()
+        assert holder == restored, "the merge was undone before the erasure: the order is the restored customer's"
     finally:
         await engine.dispose()

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.identity import (
     chain_members_sql,
+    erase_merges_sql,
     live_sql,
     pin_legacy_unmerge_sql,
     placement_lock_sql,
@@ -54,8 +55,8 @@ SELECT * FROM unnest(CAST(:touchpoint_ids AS uuid[]), CAST(:customer_ids AS uuid
                      CAST(:kinds AS text[]), CAST(:occurred AS timestamptz[]))
 ON CONFLICT (touchpoint_id) DO NOTHING
 """)
-# Everything keyed by the customer id goes (refunds and parts with their orders), and the merges that name it,
-# as the transaction summary's erasure does (whichever consumer gets there last finds nothing left).
+# Everything keyed by the customer id goes (refunds and parts with their orders), and the merges that name it
+# end, as the transaction summary's erasure does (whichever consumer gets there last finds nothing left to do).
 ERASE = [sa.text(sql) for sql in [
     "DELETE FROM clv.profit_refund WHERE purchase_id IN "
     "(SELECT purchase_id FROM clv.profit_order WHERE customer_id = ANY(CAST(:ids AS uuid[])))",
@@ -63,7 +64,7 @@ ERASE = [sa.text(sql) for sql in [
     "(SELECT purchase_id FROM clv.profit_order WHERE customer_id = ANY(CAST(:ids AS uuid[])))",
     "DELETE FROM clv.profit_order WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
     "DELETE FROM clv.profit_touchpoint WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
-    "DELETE FROM clv.customer_merge WHERE merged_id = ANY(CAST(:ids AS uuid[])) OR survivor_id = ANY(CAST(:ids AS uuid[]))",
+    erase_merges_sql("clv.customer_merge"),
 ]]
 
 RECORD_MERGE = sa.text(record_merge_sql("clv.customer_merge"))

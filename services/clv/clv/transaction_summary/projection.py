@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.identity import (
     chain_members_sql,
+    erase_merges_sql,
     pin_legacy_unmerge_sql,
     record_merge_sql,
     record_unmerge_sql,
@@ -77,7 +78,8 @@ ERASE = [sa.text(sql) for sql in [
     "DELETE FROM clv.purchase WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
     "DELETE FROM clv.customer_value WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
     "DELETE FROM clv.customer_alias WHERE merged_id = ANY(CAST(:ids AS uuid[])) OR survivor_id = ANY(CAST(:ids AS uuid[]))",
-    "DELETE FROM clv.customer_merge WHERE merged_id = ANY(CAST(:ids AS uuid[])) OR survivor_id = ANY(CAST(:ids AS uuid[]))",
+    # Ended, not deleted: profitability reads the same record at its own offset (shared/contracts/identity.py).
+    erase_merges_sql("clv.customer_merge"),
     "DELETE FROM clv.feedback WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
     "DELETE FROM clv.segment_membership WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
     "DELETE FROM clv.customer_stage WHERE customer_id = ANY(CAST(:ids AS uuid[]))",

@@ -33,6 +33,16 @@ def record_unmerge_sql(table: str) -> str:
             f"ON CONFLICT (merge_id) DO UPDATE SET undone = true, updated_at = now() RETURNING version")
 
 
+def erase_merges_sql(table: str) -> str:
+    """An erasure ends the merges that name any of `:ids`: they are marked undone, not deleted. A merge only goes
+    from in force to undone: a copy whose merge table is written by more than one consumer (each at its own
+    offset) would otherwise record a deleted merge again, in force, when the consumer behind reaches the merge's
+    event, and the consumer ahead (past the undo and the erasure) would place facts by it. The row holds ids
+    only (no personal data)."""
+    return (f"UPDATE {table} SET undone = true, updated_at = now() "
+            "WHERE (merged_id = ANY(CAST(:ids AS uuid[])) OR survivor_id = ANY(CAST(:ids AS uuid[]))) AND NOT undone")
+
+
 def _in_force(table: str) -> str:
     # One merge in force per merged id: the newest by the owner's version (see the module's docstring).
     return (f"edge AS (SELECT DISTINCT ON (merged_id) merge_id, merged_id, survivor_id FROM {table} "
@@ -89,3 +99,19 @@ def pin_legacy_unmerge_sql(table: str, listed_column: str) -> list[str]:
             f"UPDATE {table} SET home_customer_id = customer_id, updated_at = now() "
             f"WHERE home_customer_id = ANY(CAST(:chain AS uuid[])) AND home_customer_id <> customer_id "
             f"AND NOT {listed_column} = ANY(CAST(:listed AS uuid[]))"]
+
+
+def placement_lock_sql(copy: str, exclusive: bool) -> str:
+    """A transaction-scoped lock on the placement of one copy's facts (`copy`: a name of its own, e.g. the inbox's).
+
+    The copy's consumers run side by side (replicas split the topic's partitions), each batch in its own READ
+    COMMITTED transaction, and nothing else orders them: a batch placing facts at live(home) and a batch making
+    or undoing a merge of those homes never see each other's uncommitted rows, so a fact placed at the old live
+    customer while the merge moves the chain's facts stays there once both commit (the merge's move ran before
+    the fact existed). Batches that only place facts take it shared (they run side by side); a batch with a
+    merge, unmerge or erasure takes it exclusive, for the whole transaction (taken once, before the batch reads
+    any merge: a shared lock is never upgraded, which could deadlock two batches). Then either the facts were
+    committed before the identity event's move reads them, or the merge was committed before the facts' live
+    customers are read."""
+    fn = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    return f"SELECT {fn}(hashtextextended('identity-placement:{copy}', 0))"

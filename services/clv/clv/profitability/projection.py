@@ -42,7 +42,13 @@ def order_costs(p: PurchaseRecorded) -> tuple[Decimal, list[tuple[str | None, De
     return known, parts
 
 
+IDENTITY_TYPES = (CustomerMerged, CustomerUnmerged, CustomerErased)
+
+
 async def apply_events(session: AsyncSession, events: list[ConsumedEvent]) -> None:
+    # Replicas apply batches side by side: a batch with a merge, unmerge or erasure runs alone, so no batch places
+    # facts at a live customer the merge is changing (repo.placement_lock).
+    await repo.placement_lock(session, exclusive=any(isinstance(e.payload, IDENTITY_TYPES) for e in events))
     for kind, run in itertools.groupby(events, key=lambda e: type(e.payload)):
         payloads = [e.payload for e in run]
         if kind is PurchaseRecorded:

@@ -10,8 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.identity import (
     chain_members_sql,
+    erase_merges_sql,
     live_sql,
     pin_legacy_unmerge_sql,
+    placement_lock_sql,
     record_merge_sql,
     record_unmerge_sql,
 )
@@ -53,8 +55,8 @@ SELECT * FROM unnest(CAST(:touchpoint_ids AS uuid[]), CAST(:customer_ids AS uuid
                      CAST(:kinds AS text[]), CAST(:occurred AS timestamptz[]))
 ON CONFLICT (touchpoint_id) DO NOTHING
 """)
-# Everything keyed by the customer id goes (refunds and parts with their orders), and the merges that name it,
-# as the transaction summary's erasure does (whichever consumer gets there last finds nothing left).
+# Everything keyed by the customer id goes (refunds and parts with their orders), and the merges that name it
+# end, as the transaction summary's erasure does (whichever consumer gets there last finds nothing left to do).
 ERASE = [sa.text(sql) for sql in [
     "DELETE FROM clv.profit_refund WHERE purchase_id IN "
     "(SELECT purchase_id FROM clv.profit_order WHERE customer_id = ANY(CAST(:ids AS uuid[])))",
@@ -62,7 +64,7 @@ ERASE = [sa.text(sql) for sql in [
     "(SELECT purchase_id FROM clv.profit_order WHERE customer_id = ANY(CAST(:ids AS uuid[])))",
     "DELETE FROM clv.profit_order WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
     "DELETE FROM clv.profit_touchpoint WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
-    "DELETE FROM clv.customer_merge WHERE merged_id = ANY(CAST(:ids AS uuid[])) OR survivor_id = ANY(CAST(:ids AS uuid[]))",
+    erase_merges_sql("clv.customer_merge"),
 ]]
 
 RECORD_MERGE = sa.text(record_merge_sql("clv.customer_merge"))
@@ -79,6 +81,14 @@ MOVE_FACTS = [sa.text(f"""
     UPDATE clv.{table} f SET customer_id = t.live, updated_at = now()
     FROM unnest(CAST(:ids AS uuid[]), CAST(:lives AS uuid[])) AS t(home, live)
     WHERE f.home_customer_id = t.home AND f.customer_id <> t.live""") for table in ["profit_order", "profit_touchpoint"]]
+
+
+# Facts placed by one replica and a merge applied by another must not interleave (shared/contracts/identity.py).
+PLACEMENT_LOCK = {exclusive: sa.text(placement_lock_sql("clv.profitability", exclusive)) for exclusive in (False, True)}
+
+
+async def placement_lock(session: AsyncSession, exclusive: bool) -> None:
+    await session.execute(PLACEMENT_LOCK[exclusive])
 
 
 async def lives(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:

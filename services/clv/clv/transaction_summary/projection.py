@@ -16,7 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.identity import (
     chain_members_sql,
+    erase_merges_sql,
     pin_legacy_unmerge_sql,
+    placement_lock_sql,
     record_merge_sql,
     record_unmerge_sql,
 )
@@ -77,7 +79,8 @@ ERASE = [sa.text(sql) for sql in [
     "DELETE FROM clv.purchase WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
     "DELETE FROM clv.customer_value WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
     "DELETE FROM clv.customer_alias WHERE merged_id = ANY(CAST(:ids AS uuid[])) OR survivor_id = ANY(CAST(:ids AS uuid[]))",
-    "DELETE FROM clv.customer_merge WHERE merged_id = ANY(CAST(:ids AS uuid[])) OR survivor_id = ANY(CAST(:ids AS uuid[]))",
+    # Ended, not deleted: profitability reads the same record at its own offset (shared/contracts/identity.py).
+    erase_merges_sql("clv.customer_merge"),
     "DELETE FROM clv.feedback WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
     "DELETE FROM clv.segment_membership WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
     "DELETE FROM clv.customer_stage WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
@@ -153,8 +156,15 @@ GROUP BY p.customer_id, p.currency
 """)
 
 
+# Replicas apply batches side by side: one with a merge, unmerge or erasure runs alone (shared/contracts/identity.py),
+# else a merge's move misses the purchases another replica is inserting at the customer from before it.
+PLACEMENT_LOCK = {exclusive: sa.text(placement_lock_sql("clv.purchases", exclusive)) for exclusive in (False, True)}
+IDENTITY_TYPES = (CustomerMerged, CustomerUnmerged, CustomerErased)
+
+
 async def apply_interaction_events(session: AsyncSession, events: list[ConsumedEvent]) -> set[uuid.UUID]:
     """Folds the batch in; returns the customers whose purchases changed."""
+    await session.execute(PLACEMENT_LOCK[any(isinstance(e.payload, IDENTITY_TYPES) for e in events)])
     touched: set[uuid.UUID] = set()
     for kind, run in itertools.groupby(events, key=lambda e: type(e.payload)):
         payloads = [e.payload for e in run]

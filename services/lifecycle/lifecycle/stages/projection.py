@@ -10,9 +10,11 @@ never depends on arrival order.
 import uuid
 from collections.abc import Callable
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.clv import CustomerValueUpdated
+from shared.contracts.identity import placement_lock_sql
 from shared.contracts.interaction import (
     CustomerCreated,
     CustomerErased,
@@ -75,8 +77,15 @@ def facts_of(e: ConsumedEvent, deal_is_open: Callable[[DealUpdated], bool]) -> l
     return []
 
 
+# Replicas apply batches side by side: one with a merge, unmerge or erasure runs alone (shared/contracts/identity.py),
+# else a merge's move misses the facts another replica is inserting at the customer from before it.
+PLACEMENT_LOCK = {exclusive: sa.text(placement_lock_sql("lifecycle.facts", exclusive)) for exclusive in (False, True)}
+IDENTITY_TYPES = (CustomerMerged, CustomerUnmerged, CustomerErased)
+
+
 def facts_subscription(outbox: Outbox) -> Subscription:
     async def apply(session: AsyncSession, events: list[ConsumedEvent]) -> None:
+        await session.execute(PLACEMENT_LOCK[any(isinstance(e.payload, IDENTITY_TYPES) for e in events)])
         touched: set[uuid.UUID] = set()
         await customers.apply(session, events)
         await campaigns.apply(session, events)

@@ -21,6 +21,7 @@ from shared.contracts.clv import CustomerValueUpdated
 from shared.contracts.identity import (
     chain_members_sql,
     pin_legacy_unmerge_sql,
+    placement_lock_sql,
     record_merge_sql,
     record_unmerge_sql,
 )
@@ -410,8 +411,15 @@ class _Batch:
         await self.session.execute(DERIVE_AGGREGATES, {"ids": ids})
 
 
+# Replicas apply batches side by side: one with a merge, unmerge or erasure runs alone (shared/contracts/identity.py),
+# else a merge's move misses the purchases another replica is inserting at the customer from before it.
+PLACEMENT_LOCK = {exclusive: sa.text(placement_lock_sql("segmentation.interaction", exclusive))
+                  for exclusive in (False, True)}
+
+
 async def apply_interaction_events(session: AsyncSession, events: list[ConsumedEvent]) -> set[uuid.UUID]:
     """Apply a batch of interaction events; returns the customers whose aggregates changed."""
+    await session.execute(PLACEMENT_LOCK[any(isinstance(e.payload, IDENTITY_TYPES) for e in events)])
     batch = _Batch(session)
     chunk: list[Any] = []
     for e in events:

@@ -89,10 +89,13 @@ class Upstreams:
 
     async def request(self, service: str, method: str, path: str, *, caller: Caller, query: str = "",
                       body: bytes | None = None, headers: dict[str, str] | None = None,
-                      timeout_s: float | None = None) -> UpstreamResponse:
-        """`caller` goes to the service in a token signed for it: the service acts for that caller only."""
+                      timeout_s: float | None = None, use_breaker: bool = True) -> UpstreamResponse:
+        """`caller` goes to the service in a token signed for it: the service acts for that caller only.
+
+        `use_breaker=False`: the gateway's own background reads (the OpenAPI documents, fetched while the services
+        are still starting) neither trip nor obey the circuit, so they cannot refuse the first callers'."""
         assert self._session is not None, "Upstreams.start() was not awaited"
-        breaker = self.breakers[service]
+        breaker = self.breakers[service] if use_breaker else Breaker(failures=2**31, cooloff_s=0)
         if (open_for := breaker.check()) > 0:
             raise UpstreamUnavailable(f"{service} is unavailable (circuit open for {open_for:.1f}s more)",
                                       service=service)
@@ -135,7 +138,7 @@ class Upstreams:
     async def get_json_or_none(self, service: str, path: str, timeout_s: float) -> bytes | None:
         """A GET that never raises: the body on 200, else None (used for the OpenAPI documents)."""
         try:
-            resp = await self.request(service, "GET", path, caller=GATEWAY_CALLER, timeout_s=timeout_s)
+            resp = await self.request(service, "GET", path, caller=GATEWAY_CALLER, timeout_s=timeout_s, use_breaker=False)
         except UpstreamUnavailable:
             return None
         return resp.body if resp.status == 200 else None

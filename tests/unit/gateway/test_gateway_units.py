@@ -83,3 +83,31 @@ def test_filters() -> None:
     assert not matches({"to_stage": "churned"}, data)
     assert matches({"from_stage": "null", "nested.k": "3", "flag": "true"}, data)
     assert not matches({"missing": "x"}, data)
+
+
+async def test_the_gateways_own_document_reads_neither_trip_nor_obey_the_circuit():
+    """The OpenAPI warm-up polls services that are still starting: its refused connections once opened the
+    circuit, and the first partner call after start-up got 503 "circuit open" from a gateway whose services were
+    all ready."""
+    import socket
+
+    from shared.internal_auth import Caller, TokenSigner, generate_keypair
+
+    from gateway.upstream import Upstreams
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    upstreams = Upstreams({"interaction": f"http://127.0.0.1:{port}"}, signer=TokenSigner(generate_keypair()[0]),
+                          connect_timeout_s=1, request_timeout_s=2, max_connections=4, breaker_failures=3)
+    await upstreams.start()
+    try:
+        for _ in range(5):
+            assert await upstreams.get_json_or_none("interaction", "/openapi.json", 1.0) is None
+        assert upstreams.breakers["interaction"].check() == 0
+        for _ in range(2):  # a caller's requests still trip it (2 attempts each for a GET)
+            with pytest.raises(Exception, match="unreachable|circuit"):
+                await upstreams.request("interaction", "GET", "/v1/x", caller=Caller("k1", "admin"))
+        assert upstreams.breakers["interaction"].check() > 0
+    finally:
+        await upstreams.stop()

@@ -23,8 +23,8 @@ METHODS = {"get", "post", "put", "patch", "delete"}
 
 def may(role: str, method: str, path: str) -> bool:
     """The specification: admin all; frontend all but key management, ingestion, partner registry changes,
-    cost settings changes and registering custom event types; analyst reads (GET, and the rule preview, a POST
-    that only reads); partner ingests."""
+    cost settings changes and registering custom event types; analyst reads (GET, and the POSTs that only read:
+    the rule preview and starting a segment's CSV export); partner ingests."""
     key_management = path.startswith("/v1/api-keys")
     ingestion = method == "POST" and path == "/v1/events"
     partner_registry = method not in {"GET", "HEAD"} and path.startswith("/v1/partners")
@@ -36,7 +36,8 @@ def may(role: str, method: str, path: str) -> bool:
         return ingestion
     if key_management or ingestion or partner_registry or cost_settings or event_types:
         return False
-    read_only_post = method == "POST" and path == "/v1/segments/preview"
+    segment_export = path.startswith("/v1/segments/") and path.endswith("/exports") and path.count("/") == 4
+    read_only_post = method == "POST" and (path == "/v1/segments/preview" or segment_export)
     return role == "frontend" or method == "GET" or read_only_post
 
 

@@ -22,4 +22,5 @@ async def client(database_url):
     app = segmentation.app.create_app(settings, InProcessTransport())
     async with serving(app) as c:
         c.executor = app.state.run_executor
+        c.exports = app.state.export_executor
         yield c

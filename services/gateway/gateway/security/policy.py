@@ -6,9 +6,12 @@
   changes to the partner registry (a partner's `trust_contact_linking` is a security setting), changes to
   clv's cost settings (`/v1/value/profitability/settings`: they change every customer's profit) and registering
   custom event types (`POST /v1/event-types`: what every partner may send);
-- analyst: GET (and HEAD) on the same routes as frontend, and the POSTs that only read (`READ_ONLY_POSTS`);
+- analyst: GET (and HEAD) on the same routes as frontend, and the POSTs that only read (`READ_ONLY_POSTS`, and
+  starting a segment's CSV export job, `POST /v1/segments/{id}/exports`: it reads what an analyst may GET);
 - partner: `POST /v1/events` only (and only events whose `source` is its partner id, checked by the proxy).
 """
+
+import re
 
 from gateway.security.principal import Role
 
@@ -17,6 +20,8 @@ OPEN_PREFIXES = ("/health/",)
 READ_METHODS = {"GET", "HEAD"}
 # POSTs that change nothing (a body too rich for a query string): an analyst may send them.
 READ_ONLY_POSTS = {"/v1/segments/preview"}
+# An export job only reads a segment (its members or history, which an analyst may GET or stream anyway).
+READ_ONLY_POST_PATTERNS = (re.compile(r"^/v1/segments/[^/]+/exports$"),)
 
 
 def is_open(method: str, path: str) -> bool:
@@ -54,4 +59,8 @@ def allowed(role: Role, method: str, path: str) -> bool:
         return False
     if role is Role.FRONTEND:
         return True
-    return method in READ_METHODS or (method == "POST" and path.rstrip("/") in READ_ONLY_POSTS)  # analyst
+    return method in READ_METHODS or (method == "POST" and is_read_only_post(path.rstrip("/")))  # analyst
+
+
+def is_read_only_post(path: str) -> bool:
+    return path in READ_ONLY_POSTS or any(p.match(path) for p in READ_ONLY_POST_PATTERNS)

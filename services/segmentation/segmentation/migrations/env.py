@@ -1,6 +1,7 @@
 from shared.migrations import run_env
 
 # Importing the models registers their tables on the metadata.
+import segmentation.exports.models
 import segmentation.profiles.models
 import segmentation.purchase_summary.models
 import segmentation.runs.models

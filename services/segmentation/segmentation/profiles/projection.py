@@ -264,6 +264,10 @@ ERASE_STATEMENTS = [sa.text(sql) for sql in [
     "DELETE FROM segmentation.feedback WHERE customer_id = :customer",
     "DELETE FROM segmentation.purchase_summary WHERE customer_id = :customer",
     "DELETE FROM segmentation.customer_aggregate WHERE customer_id = :customer",
+    # Export files hold member ids: every export of a segment the customer was ever in goes (unfinished ones
+    # too; their job stops at its next chunk), before the memberships that say which segments those were.
+    """DELETE FROM segmentation.segment_export WHERE segment_id IN (
+       SELECT segment_id FROM segmentation.segment_membership WHERE customer_id = :customer)""",
     "DELETE FROM segmentation.segment_membership WHERE customer_id = :customer",
     """DELETE FROM segmentation.run_result WHERE customer_id = :customer
        AND run_id IN (SELECT run_id FROM segmentation.segmentation_run)""",

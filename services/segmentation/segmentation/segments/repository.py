@@ -74,3 +74,11 @@ async def history(session: AsyncSession, customer_id: uuid.UUID, after: int | No
 async def customer_known(session: AsyncSession, customer_id: uuid.UUID) -> bool:
     return (await session.execute(sa.text(
         "SELECT 1 FROM segmentation.customer_aggregate WHERE customer_id = :id"), {"id": customer_id})).first() is not None
+
+
+async def count_rows(session: AsyncSession, segment_id: uuid.UUID, current_only: bool) -> int:
+    """Members (current_only) or history rows of a segment: what its export will write, as of now."""
+    return (await session.execute(sa.text("""
+        SELECT count(*) FROM segmentation.segment_membership
+        WHERE segment_id = :id AND (NOT :current OR left_at IS NULL)"""),
+        {"id": segment_id, "current": current_only})).scalar_one()

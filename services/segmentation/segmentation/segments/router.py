@@ -20,7 +20,7 @@ from segmentation.rules.service import (
     edit_rule_segment,
     preview,
 )
-from segmentation.segments import repository
+from segmentation.segments import csv_rows, repository
 from segmentation.segments.schemas import (
     Kind,
     Member,
@@ -142,15 +142,13 @@ async def segment_history(segment_id: uuid.UUID, session: SessionDep, limit: Lim
 
 
 EXPORT_PAGE = 2000
-MEMBER_COLUMNS = ["customer_id", "entered_at", "entered_version", "value", "value_currency", "tier", "stage"]
-HISTORY_COLUMNS = ["customer_id", "entered_at", "entered_version", "entered_run_id", "left_at", "left_version",
-                   "left_run_id"]
 CSV_RESPONSE = {200: {"content": {"text/csv": {}}, "description": "CSV (RFC 4180), streamed page by page."}}
 
 
-def _csv(segment_id: uuid.UUID, what: str, pages) -> StreamingResponse:
+def _csv(segment_id: uuid.UUID, what: str, factory) -> StreamingResponse:
     filename = f"segment-{segment_id}-{what}.csv"
-    return StreamingResponse(pages, media_type="text/csv; charset=utf-8",
+    body = stream_csv(csv_rows.COLUMNS[what], csv_rows.pages(factory, what, segment_id, EXPORT_PAGE))
+    return StreamingResponse(body, media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
@@ -158,22 +156,10 @@ def _csv(segment_id: uuid.UUID, what: str, pages) -> StreamingResponse:
             responses={**problem_responses(NotFound), **CSV_RESPONSE})
 async def export_members(segment_id: uuid.UUID, request: Request, session: SessionDep) -> StreamingResponse:
     """All current members as CSV, streamed: each page of rows is read in its own short transaction (the export
-    holds no connection while the client is slow to read), so it is not one snapshot of a segment that moves."""
+    holds no connection while the client is slow to read), so it is not one snapshot of a segment that moves.
+    For a large segment, POST /v1/segments/{id}/exports runs the export as a job with progress instead."""
     await repository.get_segment(session, segment_id)
-    factory = request.app.state.session_factory
-
-    async def pages():
-        after = None
-        while True:
-            async with factory() as s:
-                rows = await repository.members(s, segment_id, after, EXPORT_PAGE)
-            if not rows:
-                return
-            yield [[r["customer_id"], r["entered_at"], r["entered_version"], r["clv"], r["clv_currency"],
-                    r["value_tier"], r["stage"]] for r in rows]
-            after = rows[-1]["customer_id"]
-
-    return _csv(segment_id, "members", stream_csv(MEMBER_COLUMNS, pages()))
+    return _csv(segment_id, "members", request.app.state.session_factory)
 
 
 @router.get("/v1/segments/{segment_id}/history/export", response_class=StreamingResponse,
@@ -181,19 +167,7 @@ async def export_members(segment_id: uuid.UUID, request: Request, session: Sessi
 async def export_history(segment_id: uuid.UUID, request: Request, session: SessionDep) -> StreamingResponse:
     """The segment's whole history (entries and exits) as CSV, newest first, streamed as the members export is."""
     await repository.get_segment(session, segment_id)
-    factory = request.app.state.session_factory
-
-    async def pages():
-        after = None
-        while True:
-            async with factory() as s:
-                rows = await repository.segment_history(s, segment_id, after, EXPORT_PAGE)
-            if not rows:
-                return
-            yield [[r[c] for c in HISTORY_COLUMNS] for r in rows]
-            after = rows[-1]["membership_id"]
-
-    return _csv(segment_id, "history", stream_csv(HISTORY_COLUMNS, pages()))
+    return _csv(segment_id, "history", request.app.state.session_factory)
 
 
 @router.get("/v1/customers/{customer_id}/segments/history", response_model=MembershipHistoryPage,

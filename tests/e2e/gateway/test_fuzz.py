@@ -35,6 +35,7 @@ SERVICES = ["interaction", "segmentation", "clv", "lifecycle"]
 ROLES = ["admin", "frontend", "analyst", "partner"]
 EXAMPLES = int(os.environ.get("CRM_FUZZ_EXAMPLES", "6"))
 HOSTILE_EXAMPLES = int(os.environ.get("CRM_FUZZ_HOSTILE_EXAMPLES", "10"))
+FRAMING_HEADERS = {"transfer-encoding", "content-length", "connection", "host", "te", "trailer", "upgrade"}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
@@ -86,6 +87,10 @@ def test_merged_openapi_holds_for_every_role(fuzz_stack: tuple[str, dict[str, st
             @settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck),
                       phases=[Phase.explicit, Phase.generate])
             def fuzz(case) -> None:
+                # Message framing is the HTTP server's, answered before any of our code (a garbage
+                # transfer-encoding gets uvicorn's text/plain 400): not a case of the documented API.
+                for name in [h for h in (case.headers or {}) if h.lower() in FRAMING_HEADERS]:
+                    del case.headers[name]
                 case.call_and_validate(base_url=url, headers={"X-API-Key": keys[role]}, checks=CHECKS, timeout=30)
 
             try:

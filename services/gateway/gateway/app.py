@@ -29,6 +29,7 @@ from gateway.security.jwt import JwtVerifier
 from gateway.security.middleware import SecurityMiddleware
 from gateway.security.paths import PathGuardMiddleware
 from gateway.security.rate_limit import TokenBuckets
+from gateway.segment_members.router import router as segment_members_router
 from gateway.settings import SCHEMA, GatewaySettings
 from gateway.tables import messaging
 from gateway.upstream import Upstreams
@@ -121,6 +122,7 @@ def create_app(settings: GatewaySettings | None = None, transport: Transport | N
     }))
     app.include_router(docs_router)
     app.include_router(customer_view_router)
+    app.include_router(segment_members_router)
     app.include_router(keys_router)
     app.include_router(webhooks_router)
     return app

@@ -164,6 +164,35 @@ class CustomerViews:
             await self._fill(subject, others, None, False)
         return self._render(subject, resolved_from, parts)
 
+    async def profiles(self, customer_ids: list[uuid.UUID], caller: Caller, fanout: int = 8
+                       ) -> dict[uuid.UUID, Part | None]:
+        """The profile part of many customers (a page of segment members), by the same rules as the view's:
+        from the copy where fresh, else from interaction (at most `fanout` asks at a time) and the copy refilled;
+        an interaction that cannot answer leaves the copy, marked stale, or None."""
+        now = datetime.now(UTC)
+        rows: dict[uuid.UUID, Any] = {}
+        if self.pool is not None and customer_ids:
+            try:
+                rows = await repository.read_many(self.pool, customer_ids)
+            except DB_ERRORS:
+                log.warning("customer view copy unreadable, asking interaction", exc_info=True)
+        parts: dict[uuid.UUID, Part | None] = {c: self._cached(rows.get(c), "profile", now, False)
+                                               for c in customer_ids}
+        gate = asyncio.Semaphore(fanout)
+
+        async def refresh(cid: uuid.UUID) -> None:
+            one: dict[str, Part | None] = {"profile": parts[cid]}
+            async with gate:
+                await self._complete(one, ["profile"], cid, rows.get(cid), caller)
+            part = parts[cid] = one["profile"]
+            if part is not None and not part.from_copy:
+                survivor = (uuid.UUID(orjson.loads(part.body)["customer_id"])
+                            if part.status == 200 and RESOLVED.search(part.body) else None)
+                await self._fill(cid, {"profile": part}, survivor, True)
+
+        await asyncio.gather(*(refresh(c) for c, p in parts.items() if p is None or p.stale))
+        return parts
+
     @staticmethod
     def _render(subject: uuid.UUID, resolved_from: uuid.UUID | None, parts: dict[str, Part | None]) -> bytes:
         unavailable = [name for name, part in parts.items() if part is None]

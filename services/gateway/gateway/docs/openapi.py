@@ -24,6 +24,7 @@ from shared.problems import PROBLEM_JSON
 from gateway.customer_view.schemas import PART_SCHEMAS
 from gateway.proxy.routing import owner
 from gateway.security import policy
+from gateway.segment_members.schemas import SEGMENTATION_MEMBER
 from gateway.upstream import Upstreams
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,8 @@ def merge(gateway_doc: dict, service_docs: dict[str, dict], *, bearer: bool) -> 
     # documented as an object rather than left as a dangling reference.
     for name, service in PART_SCHEMAS.items():
         schemas.setdefault(name, {"type": "object", "description": f"{service}'s part (its document is not merged yet)"})
+    schemas.setdefault(SEGMENTATION_MEMBER, {"type": "object",
+                                             "description": "segmentation's member (its document is not merged yet)"})
     _secure(doc, proxied, bearer)
     return doc
 

@@ -2,7 +2,7 @@
 
 A pure ASGI layer behind the security middleware: a proxied request never enters FastAPI's routing and
 dependency machinery (it costs more than the forward itself on this hot path). Paths the gateway serves
-itself (the composed view, keys, webhooks, docs, health) fall through to the FastAPI app.
+itself (the composed view, segment members with contact details, keys, webhooks, docs, health) fall through to the FastAPI app.
 
 A partner key may only publish events under its own source: the batch is parsed here and refused with 403
 naming the offending items before it reaches the interaction service.
@@ -24,7 +24,8 @@ from gateway.upstream import Upstreams
 
 log = logging.getLogger(__name__)
 MAX_LISTED_ITEMS = 100
-COMPOSED_VIEW = re.compile(r"^/v1/customers/[^/]+/?$")
+# Routes under a service's prefix that the gateway composes itself (GET and HEAD only).
+COMPOSED = re.compile(r"^/v1/customers/[^/]+/?$|^/v1/segments/[^/]+/members/?$")
 # Metrics label per service, so proxied routes keep a bounded label set.
 _ROUTES = {name: SimpleNamespace(path=f"/v1/* ({name})") for name in ("interaction", "segmentation", "clv", "lifecycle")}
 _CORRELATION = CORRELATION_HEADER.encode()
@@ -74,7 +75,7 @@ class ProxyMiddleware:
             return await self.app(scope, receive, send)
         path, method = scope["path"], scope["method"]
         service = owner(path)
-        if service is None or (method in ("GET", "HEAD") and COMPOSED_VIEW.match(path)):
+        if service is None or (method in ("GET", "HEAD") and COMPOSED.match(path)):
             return await self.app(scope, receive, send)
         scope["route"] = _ROUTES.get(service)
         try:

@@ -14,7 +14,7 @@ from shared.internal_auth import HEADER, Caller, TokenSigner
 from tests.services.gateway.conftest import Stack, create_key, gateway_stack
 from tests.services.gateway.test_erasure_everywhere import _drained, _erasure_applied
 from tests.services.interaction.events import identified, order
-from tests.support import wait_until
+from tests.support import complete_openapi, wait_until
 
 from gateway.security import policy
 from gateway.security.principal import Role
@@ -163,7 +163,7 @@ async def test_members_carry_name_and_email_only_with_consent_and_pages_stay_seg
 
 async def test_the_merged_openapi_documents_the_contact_fields(database_url: str) -> None:
     async with gateway_stack(database_url) as stack, stack.client() as admin:
-        doc = (await admin.get("/openapi.json")).json()
+        doc = await complete_openapi(admin)
     op = doc["paths"]["/v1/segments/{segment_id}/members"]["get"]
     schema_ref = op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
     page = doc["components"]["schemas"][schema_ref.rsplit("/", 1)[1]]

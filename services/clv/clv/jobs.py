@@ -9,12 +9,16 @@ restartable (a fit only reads; a scoring run writes its values, events and statu
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Callable, Coroutine
 
+import sqlalchemy as sa
 from fastapi import FastAPI
 
 from shared import jobs as shared_jobs
 from shared.service import ServiceRuntime
+
+from clv.settings import ClvSettings
 
 log = logging.getLogger(__name__)
 
@@ -29,21 +33,21 @@ async def wait_for_jobs(app: FastAPI) -> None:
     await app.state.runtime.jobs.wait()
 
 
-async def recover_once(runtime: ServiceRuntime) -> int:
+async def recover_once(runtime: ServiceRuntime, settings: ClvSettings) -> int:
     """Relaunch the jobs other (dead) replicas left; returns how many this replica took over."""
     from clv.fits.models import model_fit
     from clv.fits.service import run_fit
     from clv.scoring.models import scoring_run
     from clv.scoring.service import run_scoring
 
-    kinds: list[tuple[object, Callable[..., Coroutine]]] = [
+    kinds: list[tuple[sa.Table, Callable[[uuid.UUID], Coroutine]]] = [
         (model_fit, lambda i: run_fit(runtime.session_factory, i)),
-        (scoring_run, lambda i: run_scoring(runtime.session_factory, runtime.outbox, runtime.settings, i)),
+        (scoring_run, lambda i: run_scoring(runtime.session_factory, runtime.outbox, settings, i)),
     ]
     taken = 0
     for table, run in kinds:
         async with runtime.session_factory() as session:
-            ids = await shared_jobs.expired(session, table, queued_for_s=runtime.settings.job_lease_s)
+            ids = await shared_jobs.expired(session, table, queued_for_s=settings.job_lease_s)
         for job_id, _ in ids:
             log.warning("resuming %s %s: its replica stopped", table.name, job_id)
             runtime.jobs.launch(run(job_id), name=f"{table.name}-{job_id}")
@@ -51,11 +55,11 @@ async def recover_once(runtime: ServiceRuntime) -> int:
     return taken
 
 
-async def recover_loop(runtime: ServiceRuntime) -> None:
+async def recover_loop(runtime: ServiceRuntime, settings: ClvSettings) -> None:
     """Every third of a lease: take over what dead replicas left (runs until the runtime cancels it)."""
     while True:
         try:
-            await recover_once(runtime)
+            await recover_once(runtime, settings)
         except Exception:  # the next round retries (e.g. the database was restarting)
             log.exception("job recovery round failed")
-        await asyncio.sleep(runtime.settings.job_lease_s / 3)
+        await asyncio.sleep(settings.job_lease_s / 3)

@@ -133,7 +133,7 @@ def fit_statistics(model_name: str, stats: Statistics, holdout_units: float, hol
     return out
 
 
-def _choose(summary, stats: Statistics, holdout_units: float, holdout_days: int, rows: tuple) -> tuple[tuple, dict]:
+def _choose(summary, stats: Statistics, holdout_units: float, holdout_days: int, rows: tuple | None) -> tuple[tuple, dict]:
     fitted, candidates = {}, []
     for name, cls in MODELS.items():
         try:
@@ -203,6 +203,7 @@ async def run_fit(session_factory: async_sessionmaker[AsyncSession], fit_id: uui
         if not await jobs.claim(session, model_fit, fit_id):
             return
         fit = await repository.get_fit(session, fit_id)
+        assert fit is not None, "claimed just now in this transaction"
         await repository.update_fit(session, fit_id, progress=0.05, started_at=sa.func.now())
         await session.commit()
     async with jobs.hold(session_factory, model_fit, fit_id):
@@ -296,11 +297,11 @@ async def get(session: AsyncSession, fit_id: uuid.UUID) -> FitRead:
 
 async def compare(session: AsyncSession, currency: str, fit_ids: list[uuid.UUID]) -> Comparison:
     if fit_ids:
-        rows = [await repository.get_fit(session, i) for i in fit_ids]
-        missing = [str(i) for i, r in zip(fit_ids, rows, strict=True) if r is None]
+        found = [await repository.get_fit(session, i) for i in fit_ids]
+        missing = [str(i) for i, r in zip(fit_ids, found, strict=True) if r is None]
         if missing:
             raise NotFound(f"no model fit {', '.join(missing)}")
-        rows = [r for r in rows if r.currency == currency and r.status == "succeeded"]
+        rows = [r for r in found if r is not None and r.currency == currency and r.status == "succeeded"]
     else:
         rows = await repository.latest_succeeded(session, currency)
     out = []
@@ -313,12 +314,12 @@ async def compare(session: AsyncSession, currency: str, fit_ids: list[uuid.UUID]
     # Information criteria compare fits of the same data only; holdout error compares any with a holdout.
     same_data = {(r.calibration_end, r.customers, r.time_unit_days) for r in rows}
     comparable = [c for c in out if c.converged] if len(same_data) == 1 else []
-    with_holdout = [c for c in out if c.holdout_mean_absolute_error is not None and c.converged]
+    with_holdout = [(mae, c.fit_id) for c in out if (mae := c.holdout_mean_absolute_error) is not None and c.converged]
     return Comparison(
         currency=currency, fits=out,
         best_by_aic=min(comparable, key=lambda c: c.aic).fit_id if comparable else None,
         best_by_bic=min(comparable, key=lambda c: c.bic).fit_id if comparable else None,
-        best_by_holdout=min(with_holdout, key=lambda c: c.holdout_mean_absolute_error).fit_id if with_holdout else None,
+        best_by_holdout=min(with_holdout, key=lambda h: h[0])[1] if with_holdout else None,
         note="AIC/BIC rank converged fits only when all were fitted on the same data (calibration end, customers, "
              "time unit); holdout error ranks fits that kept a holdout.",
     )

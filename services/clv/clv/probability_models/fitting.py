@@ -7,13 +7,19 @@ the mean log-likelihood per customer so the tolerances mean the same at 2,000 an
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from scipy.optimize import OptimizeResult
 
 # scipy.optimize is imported by `fit`, not here: loaded at import it held ~25 MB more in every clv process,
 # which scores events all day and fits only when a fit is asked for (P7: ≤ 150 MB per process).
 
-LogLik = Callable[[np.ndarray, object], tuple[float, np.ndarray]]
+# The data a model's likelihood reads (Summary, SpendData): fit passes it through untouched.
+D = TypeVar("D")
+LogLik = Callable[[np.ndarray, D], tuple[float, np.ndarray]]
 
 # Log-parameters live in [e^-12, e^12]: wide enough for any real data set, narrow enough that no term overflows.
 LOG_BOUND = 12.0
@@ -89,7 +95,7 @@ def assess(result: FitResult, *, customers: float, minimum_customers: int, infor
     return replace(result, problems=tuple(problems))
 
 
-def fit(name: str, param_names: Sequence[str], loglik: LogLik, data, customers: float, rows: int,
+def fit(name: str, param_names: Sequence[str], loglik: LogLik[D], data: D, customers: float, rows: int,
         starts: Sequence[Sequence[float]], max_evaluations: int = 1500) -> FitResult:
     """Maximise `loglik` from each start until one converges, within one budget of evaluations; the best wins."""
     from scipy.optimize import minimize
@@ -106,7 +112,7 @@ def fit(name: str, param_names: Sequence[str], loglik: LogLik, data, customers: 
             return 1e10, np.zeros_like(theta)
         return -ll / customers, -(grad * params) / customers
 
-    best = None
+    best: tuple[bool, float, OptimizeResult, float, bool] | None = None
     for start in starts:
         budget = max_evaluations - evaluations
         if best is not None and budget < 50:
@@ -124,6 +130,8 @@ def fit(name: str, param_names: Sequence[str], loglik: LogLik, data, customers: 
             # The optimiser found a stationary point by its own criteria: another start lands in the same place
             # (a flat ridge) far more often than in a better optimum, and costs as much again.
             break
+    if best is None:
+        raise ValueError("fit needs at least one start")
     converged, _, res, gnorm, at_bound = best
     params = np.exp(res.x)
     ll, _ = loglik(params, data)
@@ -143,7 +151,7 @@ def fit(name: str, param_names: Sequence[str], loglik: LogLik, data, customers: 
                      std_errors=dict(zip(param_names, std_errors, strict=True)))
 
 
-def hessian(loglik: LogLik, params: np.ndarray, data, base: np.ndarray | None = None) -> np.ndarray:
+def hessian(loglik: LogLik[D], params: np.ndarray, data: D, base: np.ndarray | None = None) -> np.ndarray:
     """Forward differences of the analytic gradient (natural parameters), symmetrised: k + 1 evaluations.
 
     At the optimum the gradient is ~0, so a relative step of 1e-6 leaves ~1e-6 relative error on the
@@ -160,7 +168,7 @@ def hessian(loglik: LogLik, params: np.ndarray, data, base: np.ndarray | None = 
     return (h + h.T) / 2
 
 
-def standard_errors(loglik: LogLik, params: np.ndarray, data) -> list[float | None]:
+def standard_errors(loglik: LogLik[D], params: np.ndarray, data: D) -> list[float | None]:
     """Square roots of the inverse observed information's diagonal; None where it is not positive definite."""
     info = -hessian(loglik, params, data)
     try:
@@ -173,18 +181,18 @@ def standard_errors(loglik: LogLik, params: np.ndarray, data) -> list[float | No
     return np.sqrt(diag).tolist()
 
 
-Full = Callable[[np.ndarray, object], tuple[float, np.ndarray, np.ndarray]]
+Full = Callable[[np.ndarray, D], tuple[float, np.ndarray, np.ndarray]]
 
 
-def with_numeric_hessian(loglik: LogLik) -> Full:
-    def full(params: np.ndarray, data) -> tuple[float, np.ndarray, np.ndarray]:
+def with_numeric_hessian(loglik: LogLik[D]) -> Full[D]:
+    def full(params: np.ndarray, data: D) -> tuple[float, np.ndarray, np.ndarray]:
         ll, grad = loglik(params, data)
         return ll, grad, hessian(loglik, params, data, base=grad)
     return full
 
 
-def newton(name: str, param_names: Sequence[str], full: Full, data, customers: float, rows: int,
-           start: Sequence[float], max_iterations: int = 12) -> FitResult | None:
+def newton(name: str, param_names: Sequence[str], full: Full[D], data: D, customers: float, rows: int,
+           start: Sequence[float] | np.ndarray, max_iterations: int = 12) -> FitResult | None:
     """Newton's method on log-parameters from a start near the optimum (a pilot fit, moment estimates).
 
     `full` gives the log-likelihood, its gradient and its Hessian in the natural parameters. Each iteration is

@@ -137,6 +137,13 @@ class TransactionModel:
     def loglik_rows(self, x, t_x, T) -> np.ndarray:
         raise NotImplementedError
 
+    def p_alive(self, x, t_x, T) -> np.ndarray:
+        raise NotImplementedError
+
+    def _growth(self, x, T, t) -> np.ndarray:
+        """E[Y(t)] / P(alive) per customer: the part of the expected purchases that depends on t."""
+        raise NotImplementedError
+
     def log_likelihood(self, data: Summary) -> float:
         return dot(data.weights, self.loglik_rows(data.x, data.t_x, data.T))
 

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.contracts.envelope import by_event_type
 from shared.contracts.interaction import (
     CustomerErased,
     CustomerMerged,
@@ -51,23 +52,24 @@ async def apply_events(session: AsyncSession, events: list[ConsumedEvent]) -> No
     await repo.placement_lock(session, exclusive=any(isinstance(e.payload, IDENTITY_TYPES) for e in events))
     for kind, run in itertools.groupby(events, key=lambda e: type(e.payload)):
         payloads = [e.payload for e in run]
+        # Each branch takes its run's payloads as their type (a run holds one type: the isinstance only types them).
         if kind is PurchaseRecorded:
             # One row per purchase and statement (an upsert cannot touch a row twice): the first event wins.
-            payloads = list({p.purchase_id: p for p in reversed(payloads)}.values())[::-1]
-            costs = [order_costs(p) for p in payloads]
-            homes = [home(p) for p in payloads]
+            orders = list({p.purchase_id: p for p in reversed(payloads) if isinstance(p, PurchaseRecorded)}.values())[::-1]
+            costs = [order_costs(p) for p in orders]
+            homes = [home(p) for p in orders]
             live = await repo.lives(session, homes)
             inserted = set((await session.execute(repo.INSERT_ORDERS, {
-                "purchase_ids": [p.purchase_id for p in payloads], "homes": homes,
+                "purchase_ids": [p.purchase_id for p in orders], "homes": homes,
                 "customer_ids": [live.get(h, h) for h in homes],
-                "sources": [p.source for p in payloads], "currencies": [p.currency for p in payloads],
-                "amounts": [p.amount for p in payloads], "known_costs": [c[0] for c in costs],
-                "shipping": [p.shipping_cost or 0 for p in payloads], "discounts": [p.discount or 0 for p in payloads],
-                "occurred": [p.occurred_at for p in payloads],
+                "sources": [p.source for p in orders], "currencies": [p.currency for p in orders],
+                "amounts": [p.amount for p in orders], "known_costs": [c[0] for c in costs],
+                "shipping": [p.shipping_cost or 0 for p in orders], "discounts": [p.discount or 0 for p in orders],
+                "occurred": [p.occurred_at for p in orders],
             })).scalars())
             # Parts of the orders stored now only (a purchase seen twice keeps its first parts; a copy made at
             # install gets the event's).
-            parts = [(p.purchase_id, category, value) for p, (_, ps) in zip(payloads, costs, strict=True)
+            parts = [(p.purchase_id, category, value) for p, (_, ps) in zip(orders, costs, strict=True)
                      if p.purchase_id in inserted for category, value in ps]
             if inserted:
                 await session.execute(repo.DELETE_PARTS, {"purchase_ids": list(inserted)})
@@ -76,25 +78,28 @@ async def apply_events(session: AsyncSession, events: list[ConsumedEvent]) -> No
                                                           "categories": [x[1] for x in parts],
                                                           "values": [x[2] for x in parts]})
         elif kind is PurchaseRefunded:
+            refunds = [p for p in payloads if isinstance(p, PurchaseRefunded)]
             await session.execute(repo.INSERT_REFUNDS, {
-                "refund_ids": [p.refund_id for p in payloads], "purchase_ids": [p.purchase_id for p in payloads],
-                "amounts": [p.amount for p in payloads], "cancelled": [p.cancelled for p in payloads],
-                "occurred": [p.occurred_at for p in payloads],
+                "refund_ids": [p.refund_id for p in refunds], "purchase_ids": [p.purchase_id for p in refunds],
+                "amounts": [p.amount for p in refunds], "cancelled": [p.cancelled for p in refunds],
+                "occurred": [p.occurred_at for p in refunds],
             })
         elif kind is TouchpointRecorded:
-            homes = [home(p) for p in payloads]
+            touchpoints = [p for p in payloads if isinstance(p, TouchpointRecorded)]
+            homes = [home(p) for p in touchpoints]
             live = await repo.lives(session, homes)
             await session.execute(repo.INSERT_TOUCHPOINTS, {
-                "touchpoint_ids": [p.touchpoint_id for p in payloads], "homes": homes,
+                "touchpoint_ids": [p.touchpoint_id for p in touchpoints], "homes": homes,
                 "customer_ids": [live.get(h, h) for h in homes],
-                "kinds": [p.channel for p in payloads], "occurred": [p.occurred_at for p in payloads],
+                "kinds": [p.channel for p in touchpoints], "occurred": [p.occurred_at for p in touchpoints],
             })
         elif kind is CustomerErased:
             for statement in repo.ERASE:
-                await session.execute(statement, {"ids": [p.customer_id for p in payloads]})
+                await session.execute(statement, {"ids": [p.customer_id for p in payloads
+                                                           if isinstance(p, CustomerErased)]})
         elif kind in (CustomerMerged, CustomerUnmerged):
-            for p in payloads:
-                merged = p.merged_id if kind is CustomerMerged else p.restored_id
+            for p in [p for p in payloads if isinstance(p, CustomerMerged | CustomerUnmerged)]:
+                merged = p.merged_id if isinstance(p, CustomerMerged) else p.restored_id
                 if merged == p.survivor_id:
                     continue
                 known = await session.execute(repo.RECORD_MERGE if kind is CustomerMerged else repo.RECORD_UNMERGE, {
@@ -112,7 +117,7 @@ def profitability_subscription() -> Subscription:
         await apply_events(session, events)
 
     return Subscription(name="profitability", topics=[INTERACTION_EVENTS], handler=handler,
-                        event_types={m.EVENT_TYPE: m for m in [
+                        event_types=by_event_type(
                             PurchaseRecorded, PurchaseRefunded, TouchpointRecorded, CustomerMerged, CustomerUnmerged,
                             CustomerErased,
-                        ]})
+                        ))

@@ -5,6 +5,7 @@ import itertools
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.contracts.envelope import Payload
 from shared.contracts.lifecycle import StageChanged
 from shared.contracts.ordering import latest_per_key, sql_supersedes
 from shared.contracts.segmentation import SegmentMembershipChanged
@@ -36,22 +37,26 @@ WHERE {sql_supersedes("version", "changed_at")}
 
 
 async def apply_targeting_events(session: AsyncSession, events: list[ConsumedEvent]) -> None:
-    def run_key(e: ConsumedEvent):
+    def run_key(e: ConsumedEvent) -> tuple[type[Payload], str | None]:
         p = e.payload
         return (type(p), getattr(p, "change", None))
 
     for (kind, change), run in itertools.groupby(events, key=run_key):
         payloads = [e.payload for e in run]
-        if kind is SegmentMembershipChanged and change == "entered":
-            await session.execute(ENTER, {
-                "customer_ids": [p.customer_id for p in payloads], "keys": [p.segment_key for p in payloads],
-                "names": [p.segment_name for p in payloads], "kinds": [p.kind.value for p in payloads],
-                "at": [p.changed_at for p in payloads]})
-        elif kind is SegmentMembershipChanged:
-            await session.execute(LEAVE, {"customer_ids": [p.customer_id for p in payloads],
-                                          "keys": [p.segment_key for p in payloads]})
+        # Each branch takes its run's payloads as their type (a run holds one type: the isinstance only types them).
+        if kind is SegmentMembershipChanged:
+            changes = [p for p in payloads if isinstance(p, SegmentMembershipChanged)]
+            if change == "entered":
+                await session.execute(ENTER, {
+                    "customer_ids": [p.customer_id for p in changes], "keys": [p.segment_key for p in changes],
+                    "names": [p.segment_name for p in changes], "kinds": [p.kind.value for p in changes],
+                    "at": [p.changed_at for p in changes]})
+            else:
+                await session.execute(LEAVE, {"customer_ids": [p.customer_id for p in changes],
+                                              "keys": [p.segment_key for p in changes]})
         elif kind is StageChanged:
-            latest = list(latest_per_key(payloads, lambda p: p.customer_id, lambda p: p.version,
+            stages = [p for p in payloads if isinstance(p, StageChanged)]
+            latest = list(latest_per_key(stages, lambda p: p.customer_id, lambda p: p.version,
                                          lambda p: p.changed_at).values())
             await session.execute(STAGES, {"customer_ids": [p.customer_id for p in latest],
                                            "stages": [p.to_stage.value for p in latest],

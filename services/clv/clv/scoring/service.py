@@ -221,8 +221,10 @@ async def run_scoring(session_factory: async_sessionmaker[AsyncSession], outbox:
 
 
 async def _run_scoring(session_factory: async_sessionmaker[AsyncSession], outbox: Outbox, settings: ClvSettings,
-                       run: sa.Row, fit: sa.Row, run_id: uuid.UUID) -> None:
+                       run: sa.Row, fit: sa.Row | None, run_id: uuid.UUID) -> None:
     try:
+        if fit is None:  # never so (fits are not deleted, a run is made for an existing one): fail the run, not the task
+            raise LookupError(f"model fit {run.fit_id} not found")
         s = run.settings
         async with session_factory() as session:
             end_day = run.as_of.astimezone(UTC).date()
@@ -259,7 +261,9 @@ async def score_customers(session: AsyncSession, outbox: Outbox, settings: ClvSe
     currencies = (await session.execute(TOUCHED_CURRENCIES, {"ids": ids})).scalars().all()
     for currency in sorted(currencies):
         run = (await session.execute(LATEST_RUN, {"currency": currency})).one_or_none()
-        fit = await fits.get_fit(session, run.fit_id) if run is not None else None
+        if run is None:
+            continue
+        fit = await fits.get_fit(session, run.fit_id)
         if fit is None:
             continue
         s = run.settings
@@ -303,7 +307,7 @@ async def _store(session: AsyncSession, outbox: Outbox, settings: ClvSettings, c
     await session.execute(UPSERT_VALUES, {"currency": currency, "run_id": run_id, "fit_id": fit.id,
                                           "scored_at": scored_at})
     await session.execute(DROP_UNSCORED, {"currency": currency, "only": only})
-    versions = dict((await session.execute(NEXT_VERSIONS, {
+    versions: dict[uuid.UUID, int] = dict((await session.execute(NEXT_VERSIONS, {
         "currency": currency, "ids": [c.customer_id for c in changes]})).all()) if changes else {}
     model_version = f"{fit.model}-v{fit.version}"
     events = [Envelope.wrap(contracts.CustomerValueUpdated(

@@ -7,6 +7,7 @@ At the end, the summaries of every customer the batch touched are recomputed fro
 refunds, cancellations, merges, unmerges and erasures all land through the same two statements.
 """
 
+import functools
 import itertools
 import uuid
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.contracts.envelope import by_event_type
 from shared.contracts.identity import (
     chain_members_sql,
     erase_merges_sql,
@@ -168,43 +170,46 @@ async def apply_interaction_events(session: AsyncSession, events: list[ConsumedE
     touched: set[uuid.UUID] = set()
     for kind, run in itertools.groupby(events, key=lambda e: type(e.payload)):
         payloads = [e.payload for e in run]
+        # Each branch takes its run's payloads as their type (a run holds one type: the isinstance only types them).
         if kind is PurchaseRecorded:
+            purchases = [p for p in payloads if isinstance(p, PurchaseRecorded)]
             owners = await session.execute(INSERT_PURCHASES, {
-                "purchase_ids": [p.purchase_id for p in payloads], "homes": [home(p) for p in payloads],
-                "currencies": [p.currency for p in payloads], "amounts": [p.amount for p in payloads],
-                "occurred": [p.occurred_at for p in payloads],
+                "purchase_ids": [p.purchase_id for p in purchases], "homes": [home(p) for p in purchases],
+                "currencies": [p.currency for p in purchases], "amounts": [p.amount for p in purchases],
+                "occurred": [p.occurred_at for p in purchases],
             })
             touched.update(owners.scalars())
         elif kind is PurchaseRefunded:
+            refunds = [p for p in payloads if isinstance(p, PurchaseRefunded)]
             await session.execute(INSERT_REFUNDS, {
-                "refund_ids": [p.refund_id for p in payloads], "purchase_ids": [p.purchase_id for p in payloads],
-                "amounts": [p.amount for p in payloads], "cancelled": [p.cancelled for p in payloads],
-                "occurred": [p.occurred_at for p in payloads],
+                "refund_ids": [p.refund_id for p in refunds], "purchase_ids": [p.purchase_id for p in refunds],
+                "amounts": [p.amount for p in refunds], "cancelled": [p.cancelled for p in refunds],
+                "occurred": [p.occurred_at for p in refunds],
             })
             # The refund names its purchase: its current owner is whoever the purchase row says.
             owners = await session.execute(sa.text(
                 "SELECT DISTINCT customer_id FROM clv.purchase WHERE purchase_id = ANY(CAST(:ids AS uuid[]))"),
-                {"ids": [p.purchase_id for p in payloads]})
+                {"ids": [p.purchase_id for p in refunds]})
             touched.update(owners.scalars())
         elif kind is FeedbackRecorded:
+            feedback = [p for p in payloads if isinstance(p, FeedbackRecorded)]
             await session.execute(INSERT_FEEDBACK, {
-                "feedback_ids": [p.feedback_id for p in payloads], "homes": [home(p) for p in payloads],
-                "propositions": [p.proposition_id for p in payloads],
-                "perceived": [p.perceived_value for p in payloads], "expected": [p.expected_value for p in payloads],
-                "nps": [p.nps for p in payloads], "csat": [p.csat for p in payloads],
-                "occurred": [p.occurred_at for p in payloads],
+                "feedback_ids": [p.feedback_id for p in feedback], "homes": [home(p) for p in feedback],
+                "propositions": [p.proposition_id for p in feedback],
+                "perceived": [p.perceived_value for p in feedback], "expected": [p.expected_value for p in feedback],
+                "nps": [p.nps for p in feedback], "csat": [p.csat for p in feedback],
+                "occurred": [p.occurred_at for p in feedback],
             })
         elif kind is CustomerErased:
-            ids = [p.customer_id for p in payloads]
+            ids = [p.customer_id for p in payloads if isinstance(p, CustomerErased)]
             for statement in ERASE:
                 await session.execute(statement, {"ids": ids})
-            token = tokenizer()
             await forget_subjects(session, messaging.outbox, [str(i) for i in ids],
-                                  lambda event_type, data, token=token: redact_event_data(event_type, data, token))
+                                  functools.partial(redact_event_data, token=tokenizer()))
             touched.update(ids)
         elif kind in (CustomerMerged, CustomerUnmerged):
-            for p in payloads:
-                merged = p.merged_id if kind is CustomerMerged else p.restored_id
+            for p in [p for p in payloads if isinstance(p, CustomerMerged | CustomerUnmerged)]:
+                merged = p.merged_id if isinstance(p, CustomerMerged) else p.restored_id
                 if merged == p.survivor_id:
                     continue
                 known = await session.execute(RECORD_MERGE if kind is CustomerMerged else RECORD_UNMERGE, {
@@ -233,7 +238,7 @@ def interaction_subscription(outbox: Outbox | None = None, settings: ClvSettings
 
     # The inbox name stays "purchases" so the consumer group keeps its committed offsets.
     return Subscription(name="purchases", topics=[INTERACTION_EVENTS], handler=handler,
-                        event_types={m.EVENT_TYPE: m for m in [
+                        event_types=by_event_type(
                             PurchaseRecorded, PurchaseRefunded, CustomerMerged, CustomerUnmerged, CustomerErased,
                             FeedbackRecorded,
-                        ]})
+                        ))

@@ -21,8 +21,9 @@ from interaction.customers.models import (
 )
 
 
-async def get_customer(session: AsyncSession, customer_id: uuid.UUID) -> sa.Row | None:
-    return (await session.execute(sa.select(customer).where(customer.c.id == customer_id))).first()
+async def get_customer(session: AsyncSession, customer_id: uuid.UUID) -> sa.Row:
+    """A customer's row, by an id known to exist (customers are never deleted, only erased or merged)."""
+    return (await session.execute(sa.select(customer).where(customer.c.id == customer_id))).one()
 
 
 async def identifiers_page(session: AsyncSession, customer_id: uuid.UUID, after: tuple[str, str, str] | None,
@@ -96,7 +97,7 @@ async def search(session: AsyncSession, *, after: uuid.UUID | None, limit: int, 
         query = query.where(c.c.preferred_channel == preferred_channel)
     if after is not None:
         query = query.where(c.c.id > after)
-    return (await session.execute(query.order_by(c.c.id).limit(limit))).all()
+    return list((await session.execute(query.order_by(c.c.id).limit(limit))).all())
 
 
 async def timeline(session: AsyncSession, customer_id: uuid.UUID, *, before: tuple[datetime, uuid.UUID] | None,
@@ -121,12 +122,12 @@ async def timeline(session: AsyncSession, customer_id: uuid.UUID, *, before: tup
     query = query.order_by(a.c.occurred_at.desc(), a.c.id.desc())
     if limit is not None:
         query = query.limit(limit)
-    return (await session.execute(query)).all()
+    return list((await session.execute(query)).all())
 
 
 async def export_rows(session: AsyncSession, customer_id: uuid.UUID) -> dict[str, list[sa.Row]]:
     async def rows(query: sa.Select) -> list[sa.Row]:
-        return (await session.execute(query)).all()
+        return list((await session.execute(query)).all())
 
     m = customer_merge
     return {

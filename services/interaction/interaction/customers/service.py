@@ -102,7 +102,7 @@ def summary(row: sa.Row) -> CustomerSummaryRead:
 
 async def search(session: AsyncSession, *, limit: int, cursor_token: str | None, **filters) -> CustomerPage:
     after = pagination.decode(cursor_token, uuid.UUID)
-    rows = await repository.search(session, after=after and after[0], limit=limit + 1, **filters)
+    rows = await repository.search(session, after=after[0] if after else None, limit=limit + 1, **filters)
     items = [summary(r) for r in rows[:limit]]
     return CustomerPage(items=items, next_cursor=pagination.encode(items[-1].customer_id) if len(rows) > limit else None)
 

@@ -1,6 +1,7 @@
 """Identity queries: set-based, fixed-shape statements over arrays (one round trip per batch, not per event)."""
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 import orjson
@@ -172,7 +173,7 @@ async def unmerge(session: AsyncSession, merge_row: sa.Row, live: uuid.UUID) -> 
     restored = merge_row.merged_id
     home_ids = await homes(session, restored)
     params = {"live": live, "restored": restored, "homes": home_ids}
-    moved: dict[str, list] = {}
+    moved: dict[str, Sequence[sa.Row]] = {}
     for table in ["customer_identifier", "purchase", "purchase_adjustment", "activity", "deal"]:
         returning = {"purchase": " RETURNING id", "activity": " RETURNING id, type"}.get(table, "")
         result = await session.execute(sa.text(

@@ -66,6 +66,8 @@ async def undo_merge(session: AsyncSession, outbox: Outbox, merge_id: uuid.UUID)
     if row.undone_at is not None:
         raise MergeAlreadyUndone(f"merge {merge_id} was undone at {row.undone_at.isoformat()}")
     live = await repository.live_customer(session, row.survivor_id)
+    if live is None:  # a chain of merges deeper than `live_customer` follows: nothing to undo into
+        raise NotFound(f"no customer {row.survivor_id}")
     erased = (await session.execute(sa.select(customer.c.erased_at).where(customer.c.id == live))).scalar()
     if erased is not None:
         raise CustomerErased(f"customer {live} was erased; its merges can no longer be undone")

@@ -44,7 +44,7 @@ def partner_ingest_subscription(outbox: Outbox, timings: dict[str, float] | None
                     raise InvalidEvent("a header contains a NUL character (\\u0000)")
                 event = check(e.envelope, e.payload, now)
                 if isinstance(e.payload, CustomEvent):
-                    if e.envelope.type not in custom:
+                    if custom is None or e.envelope.type not in custom:
                         raise unknown_type(e.envelope.type, custom)
                     event.schema_version = custom.check(e.envelope)
                 good.append(event)

@@ -42,7 +42,8 @@ class Batch:
     adjustments: list[dict] = field(default_factory=list)
     properties: dict[tuple, dict] = field(default_factory=dict)  # (customer, kind, key) -> newest row
     deals: dict[tuple[str, str], dict] = field(default_factory=dict)  # (source, deal id) -> newest row
-    leads: list[tuple[PartnerEvent, uuid.UUID, uuid.UUID]] = field(default_factory=list)  # event, customer, home
+    # event, its payload, customer, home
+    leads: list[tuple[PartnerEvent, p.LeadCaptured, uuid.UUID, uuid.UUID]] = field(default_factory=list)
     outgoing: list[Envelope] = field(default_factory=list)
     touched: set[uuid.UUID] = field(default_factory=set)  # customers whose traits to recompute
 
@@ -106,6 +107,7 @@ HANDLERS[p.ErasureRequested] = Handler(collect=None, timeline=False)
 @handles(p.OrderCompleted)
 def _order_completed(batch: Batch, e: PartnerEvent, fact: Fact) -> None:
     payload, env = e.payload, e.envelope
+    assert isinstance(payload, p.OrderCompleted)  # HANDLERS dispatches on the payload's type
     # One order is one purchase: the same order under two event ids in one batch is stored once.
     batch.purchases.setdefault((env.source, payload.order_id), {
         "id": uuid.uuid4(), "customer_id": fact.customer_id, "home": fact.home, "source": env.source,
@@ -120,12 +122,13 @@ def _order_completed(batch: Batch, e: PartnerEvent, fact: Fact) -> None:
 @handles(p.OrderRefunded, p.OrderCancelled)
 def _order_adjusted(batch: Batch, e: PartnerEvent, fact: Fact) -> None:
     payload, env = e.payload, e.envelope
-    cancelled = isinstance(payload, p.OrderCancelled)
+    assert isinstance(payload, p.OrderRefunded | p.OrderCancelled)
+    refund = payload if isinstance(payload, p.OrderRefunded) else None  # a cancellation has no amount
     batch.adjustments.append({
         "id": uuid.uuid4(), "customer_id": fact.customer_id, "home": fact.home, "source": env.source,
         "order_id": payload.order_id, "event_id": env.id,
-        "amount": None if cancelled else payload.amount,
-        "currency": None if cancelled else payload.currency, "cancelled": cancelled,
+        "amount": refund.amount if refund else None,
+        "currency": refund.currency if refund else None, "cancelled": refund is None,
         "reason": payload.reason, "occurred": e.occurred_at,
     })
 
@@ -133,6 +136,7 @@ def _order_adjusted(batch: Batch, e: PartnerEvent, fact: Fact) -> None:
 @handles(p.CustomerIdentified, p.CustomerUpdated, p.ConsentChanged)
 def _properties(batch: Batch, e: PartnerEvent, fact: Fact) -> None:
     cid, source = fact.customer_id, e.envelope.source
+    assert isinstance(e.payload, p.CustomerIdentified | p.ConsentChanged)  # CustomerUpdated is a CustomerIdentified
     for key, (value, value_type) in e.attributes.items():
         keep_newest(batch.properties, (cid, "attribute", key), value, value_type, source, e.occurred_at)
     for key, granted in e.payload.consent.items():
@@ -142,6 +146,7 @@ def _properties(batch: Batch, e: PartnerEvent, fact: Fact) -> None:
 @handles(p.InteractionLogged)
 def _interaction_logged(batch: Batch, e: PartnerEvent, fact: Fact) -> None:
     payload, env = e.payload, e.envelope
+    assert isinstance(payload, p.InteractionLogged)
     batch.outgoing.append(wrap(contracts.TouchpointRecorded(
         customer_id=fact.customer_id, touchpoint_id=fact.activity_id, source=env.source, channel=payload.channel,
         direction=payload.direction, outcome=payload.outcome, occurred_at=e.occurred_at,
@@ -151,6 +156,7 @@ def _interaction_logged(batch: Batch, e: PartnerEvent, fact: Fact) -> None:
 @handles(p.FeedbackSubmitted)
 def _feedback_submitted(batch: Batch, e: PartnerEvent, fact: Fact) -> None:
     payload, env = e.payload, e.envelope
+    assert isinstance(payload, p.FeedbackSubmitted)
     batch.outgoing.append(wrap(contracts.FeedbackRecorded(
         customer_id=fact.customer_id, feedback_id=fact.activity_id, source=env.source, nps=payload.nps,
         csat=payload.csat, perceived_value=payload.perceived_value, expected_value=payload.expected_value,
@@ -160,12 +166,14 @@ def _feedback_submitted(batch: Batch, e: PartnerEvent, fact: Fact) -> None:
 
 @handles(p.LeadCaptured)
 def _lead_captured(batch: Batch, e: PartnerEvent, fact: Fact) -> None:
-    batch.leads.append((e, fact.customer_id, fact.home))  # published once the batch's referrers are looked up
+    assert isinstance(e.payload, p.LeadCaptured)
+    batch.leads.append((e, e.payload, fact.customer_id, fact.home))  # published once the referrers are looked up
 
 
 @handles(p.DealUpdated)
 def _deal_updated(batch: Batch, e: PartnerEvent, fact: Fact) -> None:
     payload, env = e.payload, e.envelope
+    assert isinstance(payload, p.DealUpdated)
     current = batch.deals.get((env.source, payload.deal_id))
     if current is not None and (current["occurred"], current["stage"]) >= (e.occurred_at, payload.stage):
         return  # one row per deal and batch (an upsert cannot touch a row twice): the newest wins

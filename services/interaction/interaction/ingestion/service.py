@@ -16,7 +16,6 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts import interaction as contracts
-from shared.contracts import partner as p
 from shared.contracts.envelope import MAX_EVENT_BYTES, Envelope, InvalidEvent
 from shared.contracts.topics import INTERACTION_EVENTS
 from shared.messaging.inbox import claim
@@ -162,6 +161,7 @@ async def _collect(session: AsyncSession, batch: Batch, facts: list[PartnerEvent
         fact = Fact(cid, home, uuid.uuid4())
         if handler.timeline:
             batch.activity_rows.append(timeline_row(e, fact))
+        assert handler.collect is not None  # `facts` are the events whose handler collects (is_fact)
         handler.collect(batch, e, fact)
 
 
@@ -232,9 +232,8 @@ async def _write_other_facts(session: AsyncSession, batch: Batch) -> None:
     if batch.leads:
         leads = batch.leads
         referrers = await identity_repository.find(session, [
-            source_key(e.envelope.source, e.payload.referred_by) for e, _, _ in leads if e.payload.referred_by])
-        for e, cid, home in leads:
-            lead: p.LeadCaptured = e.payload
+            source_key(e.envelope.source, lead.referred_by) for e, lead, _, _ in leads if lead.referred_by])
+        for e, lead, cid, home in leads:
             referrer = referrers.get(source_key(e.envelope.source, lead.referred_by)) if lead.referred_by else None
             batch.outgoing.append(wrap(contracts.LeadCaptured(
                 customer_id=cid, source=e.envelope.source, campaign=lead.campaign, lead_source=lead.lead_source,

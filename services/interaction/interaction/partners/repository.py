@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import datetime
+from typing import TypedDict
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,7 +14,8 @@ async def get(session: AsyncSession, partner_id: str) -> sa.Row | None:
     return (await session.execute(sa.select(partner).where(partner.c.id == partner_id))).first()
 
 
-async def upsert(session: AsyncSession, partner_id: str, name: str, kind: str, trust_contact_linking: bool) -> sa.Row:
+async def upsert(session: AsyncSession, partner_id: str, name: str, kind: str,
+                 trust_contact_linking: bool) -> sa.Row | None:
     """Create, or claim an auto-registered entry; None when the partner is already registered."""
     stmt = sa.text("""
         INSERT INTO interaction.partner (id, name, kind, auto_registered, trust_contact_linking)
@@ -40,7 +42,7 @@ async def page(session: AsyncSession, *, after: str | None, limit: int, kind: st
         query = query.where(partner.c.kind == kind)
     if after is not None:
         query = query.where(partner.c.id > after)
-    return (await session.execute(query.order_by(partner.c.id).limit(limit))).all()
+    return list((await session.execute(query.order_by(partner.c.id).limit(limit))).all())
 
 
 async def customers(session: AsyncSession, partner_id: str, *, after: uuid.UUID | None, limit: int) -> list[sa.Row]:
@@ -48,7 +50,7 @@ async def customers(session: AsyncSession, partner_id: str, *, after: uuid.UUID 
     query = sa.select(customer).where(customer.c.id.in_(touched))
     if after is not None:
         query = query.where(customer.c.id > after)
-    return (await session.execute(query.order_by(customer.c.id).limit(limit))).all()
+    return list((await session.execute(query.order_by(customer.c.id).limit(limit))).all())
 
 
 async def touchpoints(session: AsyncSession, partner_id: str, *, before: tuple[datetime, uuid.UUID] | None,
@@ -57,7 +59,7 @@ async def touchpoints(session: AsyncSession, partner_id: str, *, before: tuple[d
     query = sa.select(a).where(a.c.source == partner_id, a.c.type == "interaction.logged")
     if before is not None:
         query = query.where(sa.tuple_(a.c.occurred_at, a.c.id) < sa.tuple_(sa.literal(before[0]), sa.literal(before[1])))
-    return (await session.execute(query.order_by(a.c.occurred_at.desc(), a.c.id.desc()).limit(limit))).all()
+    return list((await session.execute(query.order_by(a.c.occurred_at.desc(), a.c.id.desc()).limit(limit))).all())
 
 
 # The first fact of each live customer names the partner that brought it (a merge keeps the survivor's facts and
@@ -111,9 +113,16 @@ ORDER BY count(b.customer_id)::float / count(*) DESC, m.segment_key
 """)
 
 
-async def figures(session: AsyncSession, partner_id: str) -> dict[str, object]:
+class Figures(TypedDict):
+    totals: sa.Row  # FIGURES
+    feedback: sa.Row  # FEEDBACK
+    revenue: list[sa.Row]  # REVENUE, by currency
+    segments: list[sa.Row]  # SEGMENTS
+
+
+async def figures(session: AsyncSession, partner_id: str) -> Figures:
     params = {"p": partner_id}
     return {"totals": (await session.execute(FIGURES, params)).one(),
             "feedback": (await session.execute(FEEDBACK, params)).one(),
-            "revenue": (await session.execute(REVENUE, params)).all(),
-            "segments": (await session.execute(SEGMENTS, params)).all()}
+            "revenue": list((await session.execute(REVENUE, params)).all()),
+            "segments": list((await session.execute(SEGMENTS, params)).all())}

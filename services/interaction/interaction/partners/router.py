@@ -72,7 +72,8 @@ async def list_partners(session: SessionDep, kind: PartnerKind | None = None, li
                         cursor_token: Annotated[Cursor, Query(alias="cursor")] = None) -> PartnerPage:
     """Partners, by id; filter by kind."""
     after = pagination.decode(cursor_token, str)
-    rows = await repository.page(session, after=after and after[0], limit=limit + 1, kind=kind.value if kind else None)
+    rows = await repository.page(session, after=after[0] if after else None, limit=limit + 1,
+                                 kind=kind.value if kind else None)
     items = [_read(r) for r in rows[:limit]]
     return PartnerPage(items=items, next_cursor=pagination.encode(items[-1].id) if len(rows) > limit else None)
 
@@ -90,7 +91,7 @@ async def partner_customers(partner_id: PartnerId, session: SessionDep, limit: L
     """Customers this partner's events mention, by id."""
     await _existing(session, partner_id)
     after = pagination.decode(cursor_token, uuid.UUID)
-    rows = await repository.customers(session, partner_id, after=after and after[0], limit=limit + 1)
+    rows = await repository.customers(session, partner_id, after=after[0] if after else None, limit=limit + 1)
     items = [summary(r) for r in rows[:limit]]
     return PartnerCustomerPage(items=items,
                                next_cursor=pagination.encode(items[-1].customer_id) if len(rows) > limit else None)

@@ -30,7 +30,7 @@ def _customer_fk(table: str, column: str = "customer_id") -> sa.ForeignKeyConstr
 
 def upgrade() -> None:
     tz = sa.DateTime(timezone=True)
-    for column in [
+    columns: list[sa.Column] = [
         sa.Column("merged_into", UUID(as_uuid=True)),
         sa.Column("erased_at", tz),
         sa.Column("last_seen_at", tz),
@@ -43,7 +43,8 @@ def upgrade() -> None:
         sa.Column("latest_csat", sa.Integer),
         sa.Column("latest_csat_at", tz),
         sa.Column("partners", ARRAY(sa.Text), server_default=sa.text("'{}'::text[]"), nullable=False),
-    ]:
+    ]
+    for column in columns:
         op.add_column("customer", column, schema=SCHEMA)
     op.create_index("ix_customer_merged_into", "customer", ["merged_into"], schema=SCHEMA,
                     postgresql_where=sa.text("merged_into IS NOT NULL"))

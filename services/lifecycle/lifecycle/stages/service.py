@@ -7,7 +7,7 @@ all add facts (or change the rules) and then call `rederive` for the customers c
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -49,11 +49,8 @@ class Outcome:
     those derived incrementally from their kept state."""
 
     evaluated: int = 0
-    moves: Counter = None  # type: ignore[assignment]
+    moves: Counter[tuple[str | None, str | None]] = field(default_factory=Counter)
     incremental: int = 0
-
-    def __post_init__(self) -> None:
-        self.moves = self.moves if self.moves is not None else Counter()
 
     def add(self, other: "Outcome") -> None:
         self.evaluated += other.evaluated

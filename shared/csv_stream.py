@@ -36,7 +36,7 @@ def encode_rows(rows: Iterable[Iterable[Any]]) -> bytes:
     return buffer.getvalue().encode()
 
 
-async def stream_csv(header: list[str], pages: AsyncIterator[list[Iterable[Any]]]) -> AsyncIterator[bytes]:
+async def stream_csv(header: list[str], pages: AsyncIterator[Iterable[Iterable[Any]]]) -> AsyncIterator[bytes]:
     """The header, then one chunk per page of rows (the caller pages by keyset, so memory stays one page)."""
     yield encode_rows([header])
     async for page in pages:

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import TypeVar
 
 T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
 
 
 def supersedes(new_version: int | None, new_time: datetime | None, old_version: int | None,
@@ -22,10 +23,10 @@ def supersedes(new_version: int | None, new_time: datetime | None, old_version: 
     return old_version is None and (old_time is None or new_time is None or new_time >= old_time)
 
 
-def latest_per_key(items: Iterable[T], key: Callable[[T], Hashable], version: Callable[[T], int | None],
-                   time: Callable[[T], datetime | None]) -> dict[Hashable, T]:
+def latest_per_key(items: Iterable[T], key: Callable[[T], K], version: Callable[[T], int | None],
+                   time: Callable[[T], datetime | None]) -> dict[K, T]:
     """The item that supersedes all others per key (a batch folded before it is written)."""
-    out: dict[Hashable, T] = {}
+    out: dict[K, T] = {}
     for item in items:
         k = key(item)
         if k not in out or supersedes(version(item), time(item), version(out[k]), time(out[k])):

@@ -73,7 +73,7 @@ async def delete_pipeline(session: AsyncSession, pipeline_id: uuid.UUID) -> bool
     return True
 
 
-DEAL_COLUMNS = [deal, pipeline.c.key.label("pipeline_key"), pipeline_stage.c.win_probability]
+DEAL_COLUMNS = (deal, pipeline.c.key.label("pipeline_key"), pipeline_stage.c.win_probability)
 
 
 def _deal_query() -> sa.Select:

@@ -22,7 +22,7 @@ class Outcome(StrEnum):
 class PipelineStageIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     key: Key
-    name: text(200, 1)
+    name: Annotated[str, text(200, 1)]
     win_probability: Decimal = Field(ge=0, le=1, max_digits=5, decimal_places=4)
     outcome: Outcome = Outcome.OPEN
 
@@ -32,9 +32,9 @@ class PipelineCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     key: Key
-    name: text(200, 1)
+    name: Annotated[str, text(200, 1)]
     stages: list[PipelineStageIn] = Field(min_length=3, max_length=50)
-    lost_reasons: list[text(200, 1)] = Field(default_factory=list, max_length=50)
+    lost_reasons: list[Annotated[str, text(200, 1)]] = Field(default_factory=list, max_length=50)
 
     @model_validator(mode="after")
     def _terminal_stages(self) -> "PipelineCreate":
@@ -72,11 +72,11 @@ class DealCreate(BaseModel):
     customer_id: uuid.UUID
     pipeline: Key
     stage: Key | None = Field(None, description="Defaults to the pipeline's first stage.")
-    title: text(300) | None = None
+    title: Annotated[str, text(300)] | None = None
     amount: Amount | None = None
     currency: Currency | None = None
     expected_close: Instant | None = None
-    owner: text(200) | None = None
+    owner: Annotated[str, text(200)] | None = None
 
     @model_validator(mode="after")
     def _money(self) -> "DealCreate":
@@ -87,18 +87,18 @@ class DealCreate(BaseModel):
 
 class DealUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    title: text(300) | None = None
+    title: Annotated[str, text(300)] | None = None
     amount: Amount | None = None
     currency: Currency | None = None
     expected_close: Instant | None = None
-    owner: text(200) | None = None
+    owner: Annotated[str, text(200)] | None = None
 
 
 class DealMove(BaseModel):
     model_config = ConfigDict(extra="forbid")
     stage: Key
-    lost_reason: text(200, description="Required when moving to a lost stage.") | None = None
-    actor: text(200, examples=["ada@example.com"]) | None = None
+    lost_reason: Annotated[str, text(200, description="Required when moving to a lost stage.")] | None = None
+    actor: Annotated[str, text(200, examples=["ada@example.com"])] | None = None
 
 
 class DealStageRead(BaseModel):

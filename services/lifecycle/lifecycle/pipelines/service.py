@@ -4,7 +4,9 @@ import logging
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts import lifecycle as contracts
@@ -136,19 +138,21 @@ def _outcome_of(p: repository.PipelineDef | None, stage: str, lost_reason: str |
 
 async def apply_partner_deals(session: AsyncSession, outbox: Outbox, events: Sequence[ConsumedEvent]
                               ) -> dict[str, str]:
-    """Upserts partners' deals keyed by (source, deal id); a stale update (older than the deal's stage) is ignored.
+    """Upserts partners' deals (the `DealUpdated` events) keyed by (source, deal id); a stale update (older than
+    the deal's stage) is ignored.
 
     Returns each event's outcome (open / won / lost) by event id: whether the deal was open at that moment is
     what the lifecycle rules read.
     """
     defs = await repository.pipelines(session)
-    ordered = sorted(events, key=lambda e: e.payload.occurred_at)
-    existing = await repository.deals_by_external(
-        session, list(dict.fromkeys((e.payload.source, e.payload.deal_id) for e in ordered)))
+    ordered = sorted(((e, e.payload) for e in events if isinstance(e.payload, DealUpdated)),
+                     key=lambda ed: ed[1].occurred_at)
+    # The deals as stored, then as this batch left them.
+    existing: dict[tuple[str, str], sa.RowMapping | dict[str, Any]] = dict(await repository.deals_by_external(
+        session, list(dict.fromkeys((d.source, d.deal_id) for _, d in ordered))))
     outcomes: dict[str, str] = {}
     published: list[Envelope] = []
-    for e in ordered:
-        d: DealUpdated = e.payload
+    for e, d in ordered:
         key = (d.source, d.deal_id)
         p = defs.get(d.pipeline)
         outcome = _outcome_of(p, d.stage, d.lost_reason)

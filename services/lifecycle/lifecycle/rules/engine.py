@@ -243,7 +243,7 @@ def derive(facts: Iterable[Fact], rules: RuleParameters, as_of: datetime | None 
             continue
         target = _forward_target(st.purchases, f.occurred_at, rules, loyalty_window, repeat_window, top_tiers,
                                  st.promoter, st.referral, st.qualified, st.tier, st.p_alive, kind)
-        if target is not None and RANK[target[0]] > RANK.get(st.stage, 0):
+        if target is not None and (st.stage is None or RANK[target[0]] > RANK.get(st.stage, 0)):
             move(target[0], f.occurred_at, target[1], target[2], f)
     if st.last_key is not None and st.purchases:
         # Purchases older than the loyalty window of the last fact count for no later fact: only the last stays.

@@ -54,7 +54,7 @@ async def save_rules(body: RuleSetCreate, session: SessionDep, request: Request,
                      background: BackgroundTasks) -> RuleSetApplied:
     """Save a new rule-set version and activate it; every customer is replayed by the run returned (202)."""
     version = await repository.insert(session, body.parameters, body.description, body.created_by)
-    saved = await repository.get(session, version)
+    saved = await _saved_version(session, version)
     run = await _start(session, request, background, version)
     return RuleSetApplied(rule_set=_read(saved, version), run=run)
 
@@ -93,7 +93,7 @@ async def replay_version(version: int, session: SessionDep, request: Request,
     await _saved_version(session, version)
     await repository.activate(session, version)
     run = await _start(session, request, background, version)
-    return RuleSetApplied(rule_set=_read(await repository.get(session, version), version), run=run)
+    return RuleSetApplied(rule_set=_read(await _saved_version(session, version), version), run=run)
 
 
 @router.get("/runs", response_model=ReplayRunPage)
@@ -118,7 +118,7 @@ async def dry_run_version(version: int, session: SessionDep) -> RederiveResult:
     return result_of(await stages.dry_run(session, found.parameters))
 
 
-async def _saved_version(session: AsyncSession, version: int):
+async def _saved_version(session: AsyncSession, version: int) -> repository.RuleSetVersion:
     """The saved version, or a 404 (a number beyond int4 cannot be one: never sent to SQL)."""
     found = await repository.get(session, version) if 0 < version < 2**31 else None
     if found is None:

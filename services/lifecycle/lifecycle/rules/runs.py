@@ -66,7 +66,9 @@ class Runner:
                 if not await jobs.claim(session, replay_run, run_id):
                     return  # finished, superseded, or another replica runs it
                 run = await repository.get_run(session, run_id)
-                rules = await repository.get(session, run["rule_set_version"])
+                rules = await repository.get(session, run["rule_set_version"]) if run is not None else None
+                if rules is None:  # the claimed run and its version (a foreign key) exist: recorded as failed if not
+                    raise LookupError(f"replay run {run_id} or its rule set is gone")
                 await session.execute(sa.update(replay_run).where(replay_run.c.id == run_id).values(
                     started_at=datetime.now(UTC), evaluated=0, moves=[], updated_at=sa.func.now()))
             async with jobs.hold(factory, replay_run, run_id):
@@ -80,7 +82,7 @@ class Runner:
                     status="failed", error=f"{type(exc).__name__}: {exc}"[:2000], finished_at=datetime.now(UTC),
                     updated_at=sa.func.now()))
 
-    async def _chunks(self, run_id: uuid.UUID, rules) -> None:  # the rule set's row
+    async def _chunks(self, run_id: uuid.UUID, rules: repository.RuleSetVersion) -> None:
         factory = self.runtime.session_factory
         total = stages.Outcome()
         after = uuid.UUID(int=0)

@@ -1,5 +1,6 @@
 import uuid
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,8 +31,8 @@ class RuleSetCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     parameters: RuleParameters
-    description: text(1000) = ""
-    created_by: text(200) | None = None
+    description: Annotated[str, text(1000)] = ""
+    created_by: Annotated[str, text(200)] | None = None
 
 
 class DryRunRequest(BaseModel):

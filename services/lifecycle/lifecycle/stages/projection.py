@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.clv import CustomerValueUpdated
+from shared.contracts.envelope import by_event_type
 from shared.contracts.identity import placement_lock_sql
 from shared.contracts.interaction import (
     CustomerCreated,
@@ -36,22 +37,23 @@ from lifecycle.pipelines import service as deals
 from lifecycle.rules.engine import Fact, FactKind
 from lifecycle.stages import repository, service
 
-EVENT_TYPES = {m.EVENT_TYPE: m for m in [
+EVENT_TYPES = by_event_type(
     CustomerCreated, LeadCaptured, DealUpdated, PurchaseRecorded, PurchaseRefunded, FeedbackRecorded, CustomerMerged,
-    CustomerUnmerged, CustomerErased,
-]} | {CustomerValueUpdated.EVENT_TYPE: CustomerValueUpdated}
+    CustomerUnmerged, CustomerErased, CustomerValueUpdated,
+)
 
 
 def facts_of(e: ConsumedEvent, deal_is_open: Callable[[DealUpdated], bool]) -> list[tuple[uuid.UUID, Fact, dict]]:
     """The facts one event contributes: (the customer it came in under, fact, extra data to keep)."""
     p, src, eid = e.payload, e.envelope.source, e.envelope.id
-    # Interaction's facts name their home (shared/contracts/identity.py); others stand for their customer.
-    home = getattr(p, "home_customer_id", None) or p.customer_id
     match p:
+        # Interaction's facts name their home (shared/contracts/identity.py); others stand for their customer.
         case PurchaseRecorded():
+            home = p.home_customer_id or p.customer_id
             return [(home, Fact(FactKind.PURCHASE, p.occurred_at, src, eid, purchase_id=str(p.purchase_id)),
                      {"amount": str(p.amount), "currency": p.currency})]
         case PurchaseRefunded():
+            home = p.home_customer_id or p.customer_id
             # Every refund lowers the net spend; a cancellation also takes the purchase out of the rules.
             refund = (home, Fact(FactKind.REFUND, p.occurred_at, src, eid, purchase_id=str(p.purchase_id)),
                       {"amount": str(p.amount), "currency": p.currency})
@@ -61,14 +63,14 @@ def facts_of(e: ConsumedEvent, deal_is_open: Callable[[DealUpdated], bool]) -> l
                                                  purchase_id=str(p.purchase_id)), {})]
         case LeadCaptured():
             kind = FactKind.QUALIFIED_LEAD if p.qualified else FactKind.LEAD
-            out = [(p.customer_id, Fact(kind, p.occurred_at, src, eid), {})]
+            out: list[tuple[uuid.UUID, Fact, dict]] = [(p.customer_id, Fact(kind, p.occurred_at, src, eid), {})]
             if p.referred_by_customer_id and p.referred_by_customer_id != p.customer_id:
                 out.append((p.referred_by_customer_id, Fact(FactKind.REFERRAL, p.occurred_at, src, eid), {}))
             return out
         case DealUpdated() if deal_is_open(p):
             return [(p.customer_id, Fact(FactKind.DEAL_OPEN, p.occurred_at, src, eid), {})]
         case FeedbackRecorded() if p.nps is not None:
-            return [(home, Fact(FactKind.FEEDBACK, p.occurred_at, src, eid, nps=p.nps), {})]
+            return [(p.home_customer_id or p.customer_id, Fact(FactKind.FEEDBACK, p.occurred_at, src, eid, nps=p.nps), {})]
         case CustomerValueUpdated():
             # clv's version is kept with the fact: `reconcile` compares the newest one with clv's state.
             return [(p.customer_id, Fact(FactKind.VALUE, p.as_of, src, eid, tier=p.tier,
@@ -91,9 +93,13 @@ def facts_subscription(outbox: Outbox) -> Subscription:
         await campaigns.apply(session, events)
         deal_events = [e for e in events if isinstance(e.payload, DealUpdated)]
         outcomes = await deals.apply_partner_deals(session, outbox, deal_events) if deal_events else {}
+
+        def open_at(event_id: str) -> Callable[[DealUpdated], bool]:  # whether the deal was open at that event
+            return lambda _: outcomes.get(event_id, "open") == "open"
+
         rows, facts = [], []
         for e in events:
-            for home, fact, extra in facts_of(e, lambda _, e=e: outcomes.get(e.envelope.id, "open") == "open"):
+            for home, fact, extra in facts_of(e, open_at(e.envelope.id)):
                 rows.append(repository.fact_row(home, fact, **extra))
                 facts.append((fact, extra))
                 touched.add(home)

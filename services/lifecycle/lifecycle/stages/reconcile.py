@@ -41,6 +41,8 @@ def checks(settings: LifecycleSettings) -> list[CopyCheck]:
         rows = []
         for d in drifts:
             o = d.owner_state
+            if o is None:
+                continue  # not a drift here (owner_absent_is_drift=False): clv has nothing to apply
             fact = Fact(FactKind.VALUE, datetime.fromisoformat(o["as_of"]), clv_contracts.SOURCE,
                         f"reconcile:{o['currency']}:v{o['version']}", tier=o["tier"],
                         probability_alive=o["probability_alive"])

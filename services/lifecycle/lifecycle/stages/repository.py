@@ -144,14 +144,15 @@ class CustomerFacts:
     def add(self, fact: Fact, data: dict | None = None) -> None:
         """One fact, with the data stored beside it (a purchase's or refund's amount and currency)."""
         self.facts.append(fact)
-        amount = (data or {}).get("amount")
-        if amount is None:
+        data = data or {}
+        amount, pid = data.get("amount"), fact.purchase_id
+        if amount is None or pid is None:  # only purchases and refunds have both
             return
         if fact.kind is FactKind.PURCHASE:
-            self.amounts[fact.purchase_id] = Decimal(str(amount))
-            self.currencies[fact.purchase_id] = data.get("currency", "")
+            self.amounts[pid] = Decimal(str(amount))
+            self.currencies[pid] = data.get("currency", "")
         elif fact.kind is FactKind.REFUND:
-            self.refunded[fact.purchase_id] = self.refunded.get(fact.purchase_id, Decimal(0)) + Decimal(str(amount))
+            self.refunded[pid] = self.refunded.get(pid, Decimal(0)) + Decimal(str(amount))
 
 
 async def load_facts(session: AsyncSession, customer_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, CustomerFacts]:

@@ -1,6 +1,7 @@
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -42,8 +43,8 @@ class CustomerLifecycleRead(BaseModel):
 class ManualMove(BaseModel):
     model_config = ConfigDict(extra="forbid")
     to_stage: Stage
-    reason: text(1000, 3, examples=["customer asked to pause the contract"])
-    actor: text(200, examples=["ada@example.com"]) | None = None
+    reason: Annotated[str, text(1000, 3, examples=["customer asked to pause the contract"])]
+    actor: Annotated[str, text(200, examples=["ada@example.com"])] | None = None
 
 
 class StageMoveCount(BaseModel):

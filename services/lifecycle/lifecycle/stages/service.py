@@ -7,7 +7,7 @@ all add facts (or change the rules) and then call `rederive` for the customers c
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -49,11 +49,8 @@ class Outcome:
     those derived incrementally from their kept state."""
 
     evaluated: int = 0
-    moves: Counter = None  # type: ignore[assignment]
+    moves: Counter[tuple[str | None, str | None]] = field(default_factory=Counter)
     incremental: int = 0
-
-    def __post_init__(self) -> None:
-        self.moves = self.moves if self.moves is not None else Counter()
 
     def add(self, other: "Outcome") -> None:
         self.evaluated += other.evaluated
@@ -69,7 +66,8 @@ def aggregates(cf: repository.CustomerFacts | None) -> tuple[int, dict[str, Deci
     if cf is None:
         return 0, {}, None
     cancelled = {f.purchase_id for f in cf.facts if f.kind is FactKind.CANCELLATION}
-    purchases = {f.purchase_id: f for f in cf.facts if f.kind is FactKind.PURCHASE and f.purchase_id not in cancelled}
+    purchases = {f.purchase_id: f for f in cf.facts
+                 if f.kind is FactKind.PURCHASE and f.purchase_id is not None and f.purchase_id not in cancelled}
     spend: dict[str, Decimal] = {}
     for pid in purchases:
         currency = cf.currencies.get(pid, "")
@@ -168,12 +166,12 @@ async def rederive(session: AsyncSession, outbox: Outbox | None, customer_ids: S
 
 async def _incremental(session: AsyncSession, ids: list[uuid.UUID],
                        new_facts: dict[uuid.UUID, repository.CustomerFacts] | None, rules: rules_repo.RuleSetVersion,
-                       writing: bool) -> dict[uuid.UUID, tuple[object, DerivationState, repository.CustomerFacts]]:
+                       writing: bool) -> dict[uuid.UUID, tuple[sa.Row, DerivationState, repository.CustomerFacts]]:
     """The customers that can be derived from their kept state: (stage row, state, new facts) of each."""
     if not new_facts or not writing:
         return {}
     candidates = [cid for cid in ids if cid in new_facts]
-    out = {}
+    out: dict[uuid.UUID, tuple[sa.Row, DerivationState, repository.CustomerFacts]] = {}
     for cid, row in (await repository.load_current(session, candidates)).items():
         if row.derivation is None or row.derivation.get("clocked") or row.rule_set_version != rules.version:
             continue
@@ -192,14 +190,14 @@ def _on_the_cent_grid(amount: Decimal) -> bool:
     return amount == amount.quantize(repository.CENTS)
 
 
-def _extend_aggregates(row, state: DerivationState,
+def _extend_aggregates(row: sa.Row, state: DerivationState,
                        cf: repository.CustomerFacts) -> tuple[int, dict[str, Decimal], datetime | None]:
     """The stage row's order count, spend per currency and last purchase, plus the new purchases that count
     (`aggregates` on all facts gives the same: refunds and cancellations never take this path)."""
     count, last = row.order_count, row.last_purchase_at
     spend = {currency: Decimal(v) for currency, v in row.spend_by_currency.items()}
     for f in cf.facts:
-        if f.kind is FactKind.PURCHASE and f.purchase_id not in state.cancelled:
+        if f.kind is FactKind.PURCHASE and f.purchase_id is not None and f.purchase_id not in state.cancelled:
             count += 1
             currency = cf.currencies.get(f.purchase_id, "")
             spend[currency] = spend.get(currency, Decimal(0)) + cf.amounts.get(f.purchase_id, Decimal(0))

@@ -1,8 +1,10 @@
 """Queries of export jobs and their files (the executor in service.py decides when to run them)."""
 
 import uuid
+from typing import cast
 
 import sqlalchemy as sa
+from sqlalchemy import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.jobs import REPLICA
@@ -89,10 +91,11 @@ async def prune(session: AsyncSession, segment_id: uuid.UUID, kind: str, keep: i
 
 async def expire(session: AsyncSession, older_than_s: float) -> int:
     """Finished exports older than the retention (their files hold customer ids: not kept for ever)."""
-    result = await session.execute(sa.text("""
+    # A DELETE gives a CursorResult (its rowcount); the async session's signature says only Result.
+    result = cast(CursorResult, await session.execute(sa.text("""
         DELETE FROM segmentation.segment_export
         WHERE status IN ('succeeded', 'failed') AND finished_at < now() - make_interval(secs => :s)"""),
-        {"s": older_than_s})
+        {"s": older_than_s}))
     return result.rowcount or 0
 
 

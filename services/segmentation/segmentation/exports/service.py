@@ -136,7 +136,10 @@ class ExportExecutor:
         async with self.session_factory.begin() as session:
             if not await jobs.claim(session, segment_export, export_id, id_column="export_id"):
                 return  # another replica runs it, or it is finished
-            kind = (await repository.get(session, export_id))["kind"]
+            claimed = await repository.get(session, export_id)
+            if claimed is None:  # cannot be: claimed just now, in this transaction
+                return
+            kind = claimed["kind"]
             export = await repository.restart(session, export_id, encode_rows([csv_rows.COLUMNS[kind]]))
             await repository.set_total(session, export_id, await csv_rows.count(session, kind, export["segment_id"]))
         try:

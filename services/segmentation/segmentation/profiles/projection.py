@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.clv import CustomerValueUpdated
+from shared.contracts.envelope import by_event_type
 from shared.contracts.identity import (
     chain_members_sql,
     pin_legacy_unmerge_sql,
@@ -110,7 +111,7 @@ def _facts(p: Any) -> list[tuple[uuid.UUID, uuid.UUID, str, str]]:
     purchases and touchpoints by it."""
     if isinstance(p, PurchaseRecorded | TouchpointRecorded):
         origin = p.purchase_id if isinstance(p, PurchaseRecorded) else p.touchpoint_id
-        pairs = [("channel", p.channel), ("partner", p.source)]
+        pairs: list[tuple[str, str | None]] = [("channel", p.channel), ("partner", p.source)]
     elif isinstance(p, LeadCaptured):
         origin = uuid.uuid5(FACT_NAMESPACE, f"lead|{p.customer_id}|{p.source}|{p.occurred_at.isoformat()}")
         pairs = [("partner", p.source), ("campaign", p.campaign), ("lead_source", p.lead_source)]
@@ -441,8 +442,9 @@ async def apply_interaction_events(session: AsyncSession, events: list[ConsumedE
 
 
 async def apply_value_events(session: AsyncSession, events: list[ConsumedEvent]) -> set[uuid.UUID]:
-    latest: dict[uuid.UUID, CustomerValueUpdated] = latest_per_key(
-        (e.payload for e in events), lambda p: p.customer_id, lambda p: p.version, lambda p: p.as_of)
+    latest = latest_per_key(  # the subscription delivers no other type: the filter only says so to mypy
+        (e.payload for e in events if isinstance(e.payload, CustomerValueUpdated)),
+        lambda p: p.customer_id, lambda p: p.version, lambda p: p.as_of)
     if latest:
         await session.execute(UPSERT_VALUES, {
             "customer_ids": list(latest), "clvs": [p.clv for p in latest.values()],
@@ -454,8 +456,9 @@ async def apply_value_events(session: AsyncSession, events: list[ConsumedEvent])
 
 
 async def apply_stage_events(session: AsyncSession, events: list[ConsumedEvent]) -> set[uuid.UUID]:
-    latest: dict[uuid.UUID, StageChanged] = latest_per_key(
-        (e.payload for e in events), lambda p: p.customer_id, lambda p: p.version, lambda p: p.changed_at)
+    latest = latest_per_key(  # as above
+        (e.payload for e in events if isinstance(e.payload, StageChanged)),
+        lambda p: p.customer_id, lambda p: p.version, lambda p: p.changed_at)
     if latest:
         await session.execute(UPSERT_STAGES, {
             "customer_ids": list(latest), "stages": [str(p.to_stage) for p in latest.values()],
@@ -488,9 +491,8 @@ def _with_rules(apply, outbox: Outbox | None, reporting_currency: str):
     return handler
 
 
-INTERACTION_TYPES = {m.EVENT_TYPE: m for m in [PurchaseRecorded, PurchaseRefunded, TouchpointRecorded, CustomerUpdated,
-                                               CustomerMerged, CustomerUnmerged, CustomerErased, FeedbackRecorded,
-                                               LeadCaptured]}
+INTERACTION_TYPES = by_event_type(PurchaseRecorded, PurchaseRefunded, TouchpointRecorded, CustomerUpdated,
+                                  CustomerMerged, CustomerUnmerged, CustomerErased, FeedbackRecorded, LeadCaptured)
 
 
 def interaction_subscription(outbox: Outbox | None = None, reporting_currency: str = "EUR") -> Subscription:

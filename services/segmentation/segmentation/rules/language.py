@@ -92,7 +92,8 @@ def _number(value: Any, where: str) -> Decimal:
         raise InvalidDefinition(f"{where}: value must be a number, got {json.dumps(value)[:40]}") from None
     # The exponent bound keeps a value like "1e-999999" (finite, tiny) from reaching Postgres `numeric`,
     # which cannot hold it.
-    if not number.is_finite() or abs(number) > Decimal("1e15") or number.normalize().as_tuple().exponent < -15:
+    if not number.is_finite() or abs(number) > Decimal("1e15") \
+            or (isinstance(exponent := number.normalize().as_tuple().exponent, int) and exponent < -15):
         raise InvalidDefinition(f"{where}: value must be a finite number below 1e15, at most 15 decimal places")
     return number
 
@@ -232,7 +233,8 @@ def _compile(node: dict, out: Compiled) -> str:
 
 
 def _condition(node: dict, out: Compiled) -> str:
-    name, op, value = node["field"], node["op"], node.get("value")
+    name, op = node["field"], node["op"]
+    value: Any = node.get("value")  # JSON that `validate` checked against the field's kind and the operator
     if name.startswith("attributes."):
         return _attribute(name[len("attributes."):], op, value, out)
     kind, expr = FIELDS[name]

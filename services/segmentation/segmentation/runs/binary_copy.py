@@ -49,7 +49,7 @@ async def copy_out(session: AsyncSession, query: str, columns: list[tuple[str, s
 
 
 async def copy_in(session: AsyncSession, table: str, schema: str, columns: list[tuple[str, str]],
-                  values: dict[str, np.ndarray], n: int) -> None:
+                  values: dict[str, np.ndarray | np.generic], n: int) -> None:
     """Write n rows (each column an array, or a scalar broadcast) with one binary COPY."""
     dtype = row_dtype(columns)
     rows = np.zeros(n, dtype=dtype)

@@ -169,7 +169,7 @@ def compute_tiers(rows: np.ndarray, as_of_epoch: float, currencies: list[str] | 
         value, group = np.where(np.isnan(rows["clv"]), rows["monetary"], rows["clv"]), np.zeros(len(rows), np.int64)
     engagement = (scores.r.astype(np.float64) + scores.f) / 2
     quadrant, value_cuts, engagement_cut = tiers.portfolio_quadrants(value, engagement, group)
-    groups = []
+    groups: list[dict[str, Any]] = []
     for g, cut in value_cuts.items():
         in_group = group == g
         groups.append({**describe_group(g, currencies or []), "group": g, "customers": int(in_group.sum()),
@@ -222,11 +222,11 @@ class RunExecutor:
             await get_scheme(session, scheme or "default")
         if k is not None and kind != "clustering":
             raise NotForKind("`k` applies to clustering runs only")
-        params = {"scheme": (scheme or "default") if kind == "rfm" else None,
-                  "currency": currency or self.reporting_currency}
+        run_scheme = (scheme or "default") if kind == "rfm" else None
+        params: dict[str, str | int | None] = {"scheme": run_scheme, "currency": currency or self.reporting_currency}
         if kind == "clustering":
             params["k"] = k
-        family = family_of(kind, params["scheme"])
+        family = family_of(kind, run_scheme)
         # One unfinished run per family (409 naming it): runs are heavy, a key must not queue them without limit.
         # The partial unique index settles a race between two requests (the loser's INSERT fails: 409 too).
         unfinished = (await session.execute(sa.text("""

@@ -1,15 +1,12 @@
 """Scheme validation: score ranges inside 1–5, unique keys, and every R×F cell covered exactly once."""
 
-import json
-import uuid
-
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.problems import DomainError, NotFound
 
 from segmentation.analytics.rfm import coverage_problems
 from segmentation.rules.language import InvalidDefinition
+from segmentation.schemes import repository
 from segmentation.schemes.schemas import SchemeCreate
 
 
@@ -36,24 +33,18 @@ def validate_scheme(body: SchemeCreate) -> list[dict]:
 
 async def create_scheme(session: AsyncSession, body: SchemeCreate) -> dict:
     segments = validate_scheme(body)
-    row = (await session.execute(sa.text("""
-        INSERT INTO segmentation.rfm_scheme (scheme_id, key, name, description, segments)
-        VALUES (:id, :key, :name, :description, CAST(:segments AS jsonb))
-        ON CONFLICT (key) DO NOTHING RETURNING *"""), {
-        "id": uuid.uuid4(), "key": body.key, "name": body.name, "description": body.description,
-        "segments": json.dumps(segments)})).mappings().first()
+    row = await repository.insert(session, body.key, body.name, body.description, segments)
     if row is None:
         raise SchemeExists(f"a scheme with key {body.key!r} already exists")
     return dict(row)
 
 
 async def list_schemes(session: AsyncSession) -> list[dict]:
-    rows = await session.execute(sa.text("SELECT * FROM segmentation.rfm_scheme ORDER BY key LIMIT 500"))
-    return [dict(r) for r in rows.mappings()]
+    return [dict(r) for r in await repository.all_schemes(session)]
 
 
 async def get_scheme_row(session: AsyncSession, key: str) -> dict:
-    row = (await session.execute(sa.text("SELECT * FROM segmentation.rfm_scheme WHERE key = :k"), {"k": key})).mappings().first()
+    row = await repository.get(session, key)
     if row is None:
         raise NotFound(f"no RFM scheme with key {key!r}")
     return dict(row)

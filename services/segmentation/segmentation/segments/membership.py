@@ -12,6 +12,7 @@ change (unique: a statement changes a membership at most once). On a million eve
 
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -115,7 +116,7 @@ async def notify_relay(session: AsyncSession, outbox: Outbox) -> None:
     await session.execute(sa.select(sa.func.pg_notify(outbox.channel, "")))
 
 
-def movement(rows: list) -> dict[uuid.UUID, dict[str, int]]:
+def movement(rows: Sequence[sa.Row]) -> dict[uuid.UUID, dict[str, int]]:
     """{segment_id: {"entered": n, "left": n}} from a diff's counts."""
     out: dict[uuid.UUID, dict[str, int]] = {}
     for r in rows:

@@ -1,4 +1,5 @@
 import uuid
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,14 +33,14 @@ async def list_segments(session: AsyncSession, *, kind: str | None, family: str 
     return [dict(r) for r in rows.mappings()]
 
 
-async def versions(session: AsyncSession, segment_id: uuid.UUID) -> list:
+async def versions(session: AsyncSession, segment_id: uuid.UUID) -> Sequence[sa.RowMapping]:
     rows = await session.execute(sa.text("""
         SELECT version, name, description, definition, created_at FROM segmentation.segment_version
         WHERE segment_id = :id ORDER BY version DESC"""), {"id": segment_id})
     return rows.mappings().all()
 
 
-async def members(session: AsyncSession, segment_id: uuid.UUID, after: uuid.UUID | None, limit: int) -> list:
+async def members(session: AsyncSession, segment_id: uuid.UUID, after: uuid.UUID | None, limit: int) -> Sequence[sa.RowMapping]:
     """Current members with their value, tier and stage (segmentation's copies of clv's and lifecycle's)."""
     rows = await session.execute(sa.text("""
         SELECT m.customer_id, m.entered_at, m.entered_version, a.clv, a.clv_currency, a.value_tier, a.stage
@@ -50,7 +51,7 @@ async def members(session: AsyncSession, segment_id: uuid.UUID, after: uuid.UUID
     return rows.mappings().all()
 
 
-async def segment_history(session: AsyncSession, segment_id: uuid.UUID, after: int | None, limit: int) -> list:
+async def segment_history(session: AsyncSession, segment_id: uuid.UUID, after: int | None, limit: int) -> Sequence[sa.RowMapping]:
     """Entries and exits of one segment, one row per membership (an exit fills `left_*`), newest first."""
     rows = await session.execute(sa.text("""
         SELECT membership_id, customer_id, entered_at, entered_version, entered_run_id, left_at, left_version,
@@ -61,7 +62,7 @@ async def segment_history(session: AsyncSession, segment_id: uuid.UUID, after: i
     return rows.mappings().all()
 
 
-async def history(session: AsyncSession, customer_id: uuid.UUID, after: int | None, limit: int) -> list:
+async def history(session: AsyncSession, customer_id: uuid.UUID, after: int | None, limit: int) -> Sequence[sa.RowMapping]:
     rows = await session.execute(sa.text("""
         SELECT m.membership_id, m.segment_id, s.key AS segment_key, s.name AS segment_name, s.kind, m.entered_at,
                m.left_at, m.entered_run_id, m.left_run_id, m.entered_version, m.left_version

@@ -1,8 +1,9 @@
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
+from sqlalchemy import RowMapping
 
 from shared.csv_stream import stream_csv
 from shared.db import SessionDep
@@ -111,7 +112,7 @@ async def segment_versions(segment_id: uuid.UUID, session: SessionDep) -> Segmen
     return SegmentVersionList(segment_id=segment_id, items=[SegmentVersion.model_validate(dict(r)) for r in rows])
 
 
-def _member(row: dict) -> Member:
+def _member(row: RowMapping) -> Member:
     return Member(customer_id=row["customer_id"], entered_at=row["entered_at"], entered_version=row["entered_version"],
                   value=row["clv"], value_currency=row["clv_currency"], tier=row["value_tier"], stage=row["stage"])
 
@@ -142,7 +143,8 @@ async def segment_history(segment_id: uuid.UUID, session: SessionDep, limit: Lim
 
 
 EXPORT_PAGE = 2000
-CSV_RESPONSE = {200: {"content": {"text/csv": {}}, "description": "CSV (RFC 4180), streamed page by page."}}
+CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {}}, "description": "CSV (RFC 4180), streamed page by page."}}
 
 
 def _csv(segment_id: uuid.UUID, what: str, factory) -> StreamingResponse:

@@ -28,9 +28,9 @@ from shared.contracts.identity import (
 from shared.contracts.interaction import (
     CustomerErased,
     CustomerMerged,
-    CustomEventRecorded,
     CustomerUnmerged,
     CustomerUpdated,
+    CustomEventRecorded,
     FeedbackRecorded,
     LeadCaptured,
     PurchaseRecorded,

@@ -64,6 +64,18 @@ CASES = [
     ("segmentation", "POST", "/v1/segments", '{"key": "k2", "name": "\\ud800", "rule": %s}' % rule("1"), "name"),
     ("segmentation", "POST", "/v1/segments/preview", '{"rule": %s}' % rule("1e999999"), "value"),
     ("segmentation", "POST", "/v1/segments/preview", '{"rule": {"all": %s}}' % DEEP, "rule"),
+    # Custom event conditions: the type's name and the window are checked before they reach SQL.
+    ("segmentation", "POST", "/v1/segments/preview",
+     '{"rule": {"field": "event_count", "event_type": "order.\\ud800", "op": "gte", "value": 1}}', "event_type"),
+    ("segmentation", "POST", "/v1/segments/preview",
+     '{"rule": {"field": "event_count", "event_type": "order.shipped", "within_days": 1e999999, "op": "gte", '
+     '"value": 1}}', "within_days"),
+    ("segmentation", "POST", "/v1/segments/preview",
+     '{"rule": {"field": "event_count", "event_type": "order.shipped", "within_days": 99999999999999999999999, '
+     '"op": "gte", "value": 1}}', "within_days"),
+    ("segmentation", "POST", "/v1/segments/preview",
+     '{"rule": {"field": "event_last_at", "event_type": "order.shipped", "op": "after", "value": "9999-12-31T23:59:59-14:00"}}',
+     "value"),
     ("clv", "POST", "/v1/propositions", '{"name": "a\\u0000", "kind": "offer", "currency": "EUR", "cost": "1", "expected_uplift": 0.1}', "name"),
     ("clv", "POST", "/v1/propositions", '{"name": "a", "description": "\\u0000", "kind": "offer", "currency": "EUR", "cost": "1", "expected_uplift": 0.1}', "description"),
     ("clv", "POST", "/v1/propositions", '{"name": "a", "target_segments": ["x\\u0000"], "kind": "offer", "currency": "EUR", "cost": "1", "expected_uplift": 0.1}', "target_segments"),

@@ -13,7 +13,7 @@ clv's profitability is a second consumer of the same topic in clv (its own group
 sharing clv's record of merges with the transaction summary: it gets its own shuffle, and its orders, net
 revenue and touchpoints (two logged through merged-away identifiers) must be with interaction's customer too.
 Segmentation's rule-field facts (channel/partner of purchases and touchpoints, feedback scores, a lead's
-campaign) must sit with the customer interaction holds each of them with.
+campaign, occurrences of a custom event type) must sit with the customer interaction holds each of them with.
 """
 
 import random
@@ -65,6 +65,9 @@ async def owner_history(client, engine, tag: str) -> tuple[list[Envelope], list[
     async with engine.connect() as conn:
         start = (await conn.execute(sa.text("select coalesce(max(id), 0) from interaction.outbox"))).scalar()
     subject = {k: f"{k}-{tag}" for k in "CABFDE"}
+    # A custom event type, so that its occurrences (segmentation's event_count / event_last_at) take part.
+    await _ok(await client.post("/v1/event-types", json={"name": "order.shipped", "schema": {
+        "type": "object", "properties": {"order_id": {"type": "string"}}}}), 201)
     # First seen in this order: the older customer survives a merge by hand.
     for i, k in enumerate("CABFDE"):
         await _ok(await client.post("/v1/events", json=[
@@ -82,13 +85,15 @@ async def owner_history(client, engine, tag: str) -> tuple[list[Envelope], list[
         touch(subject["B"], "phone", at="2026-07-02T01:00:00Z"),
         feedback(subject["B"], nps=3, at="2026-07-02T02:00:00Z"),
         event("lead.captured", subject["B"], {"campaign": f"camp-B-{tag}", "lead_source": "webinar",
-                                              "occurred_at": "2026-07-02T03:00:00Z"})]))
+                                              "occurred_at": "2026-07-02T03:00:00Z"}),
+        event("order.shipped", subject["B"], {"order_id": f"B2-{tag}"}, time="2026-07-02T04:00:00Z")]))
     await merge(c, a)  # A (with B) into C
     await _ok(await client.post("/v1/events", json=[
         order(subject["A"], f"A2-{tag}", "3.00", at="2026-07-03T00:00:00Z"),
         feedback(subject["A"], csat=4, at="2026-07-03T01:00:00Z"),
         event("lead.captured", subject["A"], {"campaign": f"camp-A-{tag}", "occurred_at": "2026-07-03T02:00:00Z"}),
-        touch(subject["A"], "email", at="2026-07-03T03:00:00Z")]))
+        touch(subject["A"], "email", at="2026-07-03T03:00:00Z"),
+        event("order.shipped", subject["A"], {"order_id": f"A2-{tag}"}, time="2026-07-03T04:00:00Z")]))
     undo = await _ok(await client.post(f"/v1/merges/{m_ab}/undo"))  # B comes back out of C
     assert len(undo["purchase_ids"]) == 2
     m_de = await merge(d, e)  # E into D, undone, then E into F: two survivors of E in turn
@@ -182,10 +187,16 @@ async def fact_divergences(engine, customers: list[uuid.UUID]) -> list[str]:
                                     "WHERE home_customer_id = any(:ids)")
         copy_leads = await pairs("SELECT value, customer_id FROM segmentation.customer_fact "
                                  "WHERE home_customer_id = any(:ids) AND kind = 'campaign'")
+        owner_custom = await pairs("""SELECT id, customer_id FROM interaction.activity
+            WHERE home_customer_id = any(:ids) AND type = 'order.shipped'""")
+        copy_custom = await pairs("SELECT event_id, customer_id FROM segmentation.custom_event "
+                                  "WHERE home_customer_id = any(:ids)")
     assert len(owner_feedback) == 2 and len(owner_leads) == 2, "the history has two feedbacks and two leads"
+    assert len(owner_custom) == 2, "the history has two custom events"
     out = []
     for what, mine, theirs in [("fact of", copy, owner), ("feedback", copy_feedback, owner_feedback),
-                               ("lead of campaign", copy_leads, owner_leads)]:
+                               ("lead of campaign", copy_leads, owner_leads),
+                               ("custom event", copy_custom, owner_custom)]:
         out += [f"segmentation: {what} {k} is with {mine.get(k)}, interaction's with {theirs.get(k)}"
                 for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k)]
     return out

@@ -1,5 +1,6 @@
 """Webhooks against a local receiver on 127.0.0.1: signature, retries after 500s, per-customer order,
-redelivery, and a stage-change-only subscription fed by a real order through the services."""
+redelivery, a stage-change-only subscription fed by a real order through the services, and custom event types
+filtered by type."""
 
 import asyncio
 import contextlib
@@ -159,6 +160,46 @@ async def test_stage_change_only_subscription_through_the_real_services(database
             "customer.created", "purchase.recorded", "stage.changed"]
         await asyncio.sleep(0.5)
         assert loyalty.received == [], "a filter on another stage never fires"
+
+
+def custom_event(type_: str, subject: str, order_id: str) -> dict:
+    return {"specversion": "1.0", "id": str(uuid.uuid4()), "source": "shop-eu", "type": type_, "subject": subject,
+            "time": "2026-11-01T10:00:00Z", "data": {"order_id": order_id}}
+
+
+async def test_custom_event_subscriptions_filtered_by_type_through_the_real_services(database_url: str) -> None:
+    """Custom event types reach webhooks as `custom_event.recorded`; a filter on `event_type` picks one type."""
+    async with (gateway_stack(database_url, services=("interaction",), webhook_poll_interval_s=0.1,
+                              webhook_allowed_hosts=LOCAL_RECEIVERS) as stack,
+                receiver() as shipped, receiver() as any_custom):
+        async with stack.client() as admin:
+            for name in ("order.shipped", "order.returned"):
+                resp = await admin.post("/v1/event-types", json={"name": name, "schema": {
+                    "type": "object", "required": ["order_id"], "properties": {"order_id": {"type": "string"}}}})
+                assert resp.status_code == 201, resp.text
+            by_name = await admin.post("/v1/webhooks", json={"url": shipped.url, "event_types": ["order.shipped"]})
+            assert by_name.status_code == 422, by_name.text
+            assert 'custom_event.recorded: subscribe to it with filters {"event_type": "order.shipped"}' in \
+                by_name.json()["detail"]
+        await subscribe(stack, shipped.url, ["custom_event.recorded"], {"event_type": "order.shipped"})
+        await subscribe(stack, any_custom.url, ["custom_event.recorded"])
+        async with stack.client() as admin:
+            resp = await admin.post("/v1/events", json=[custom_event("order.shipped", "C-7", "A-1"),
+                                                        custom_event("order.returned", "C-7", "A-1"),
+                                                        custom_event("order.shipped", "C-8", "A-2")])
+            assert resp.status_code == 200 and resp.json()["accepted"] == 3, resp.text
+
+        async def arrived() -> bool:
+            return len(shipped.delivered()) == 2 and len(any_custom.delivered()) == 3
+        await wait_until(arrived, timeout=60, message="the custom events delivered")
+        assert {(r["event"]["type"], r["event"]["data"]["event_type"], r["event"]["data"]["data"]["order_id"])
+                for r in shipped.delivered()} == {("custom_event.recorded", "order.shipped", "A-1"),
+                                                   ("custom_event.recorded", "order.shipped", "A-2")}
+        assert sorted(r["event"]["data"]["event_type"] for r in any_custom.delivered()) == [
+            "order.returned", "order.shipped", "order.shipped"]
+        assert {r["headers"]["X-CRM-Event-Type"] for r in any_custom.delivered()} == {"custom_event.recorded"}
+        await asyncio.sleep(0.5)
+        assert len(shipped.received) == 2, "the returned order never reaches the shipped-only subscription"
 
 
 async def test_subscription_validation_and_management(stack: Stack) -> None:

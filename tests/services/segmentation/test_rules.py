@@ -1,4 +1,5 @@
-"""Rule segments: membership equals a brute-force evaluation in Python on random data; kept current live."""
+"""Rule segments: membership equals a brute-force evaluation in Python on random data (custom event counts and
+last occurrences included); kept current live."""
 
 import json
 import random
@@ -15,6 +16,14 @@ from tests.services.segmentation.helpers import purchase
 NOW = datetime.now(UTC)
 STAGES = ["acquisition", "development", "retention", "loyalty", None]
 TIERS = ["gold", "silver", None]
+EVENT_TYPES = ["order.shipped", "order.returned"]
+
+
+def random_occurrences(rng: random.Random) -> list[tuple[str, datetime]]:
+    """Custom events at whole days plus 12 hours before now (far from every window's edge), some in the future
+    (not happened yet at the evaluation's now)."""
+    return [(rng.choice(EVENT_TYPES), NOW + timedelta(days=rng.randint(-120, 3), hours=-12))
+            for _ in range(rng.choice([0, 0, 1, 2, 4]))]
 
 
 def random_customer(rng: random.Random) -> dict:
@@ -30,12 +39,24 @@ def random_customer(rng: random.Random) -> dict:
         "clv": Decimal(rng.randint(0, 5000)) if rng.random() < 0.6 else None,
         "p_alive": rng.choice([None, 0.1, 0.5, 0.9]), "value_tier": rng.choice(TIERS), "stage": rng.choice(STAGES),
         "last_purchase_at": last, "first_purchase_at": last - timedelta(days=30) if last else None,
-        "last_touch_at": None, "attributes": attributes,
+        "last_touch_at": None, "attributes": attributes, "events": random_occurrences(rng),
     }
 
 
 def random_condition(rng: random.Random) -> dict:
-    kind = rng.choice(["number", "text", "time", "attribute", "null"])
+    kind = rng.choice(["number", "text", "time", "attribute", "null", "event"])
+    if kind == "event":
+        event_type = rng.choice(EVENT_TYPES)
+        if rng.random() < 0.5:
+            window = rng.choice([{}, {"within_days": 7}, {"within_days": 30}, {"within_days": 90}])
+            op = rng.choice(["eq", "ne", "gt", "gte", "lt", "lte", "between"])
+            value = sorted(rng.sample([0, 1, 2, 3], 2)) if op == "between" else rng.choice([0, 1, 2])
+            return {"field": "event_count", "event_type": event_type, **window, "op": op, "value": value}
+        op = rng.choice(["within_last_days", "not_within_last_days", "before", "after", "is_null", "is_not_null"])
+        if op.endswith("null"):
+            return {"field": "event_last_at", "event_type": event_type, "op": op}
+        value = rng.choice([7, 30, 90]) if op.endswith("days") else (NOW - timedelta(days=20, hours=6)).isoformat()
+        return {"field": "event_last_at", "event_type": event_type, "op": op, "value": value}
     if kind == "number":
         name = rng.choice(["order_count", "touchpoint_count", "spend", "clv", "p_alive"])
         op = rng.choice(["eq", "ne", "gt", "gte", "lt", "lte", "between", "in", "not_in"])
@@ -78,7 +99,15 @@ def random_rule(rng: random.Random, depth: int = 0) -> dict:
     return {group: [random_rule(rng, depth + 1) for _ in range(rng.randint(1, 3))]}
 
 
-def value_of(c: dict, name: str):
+def value_of(c: dict, node: dict):
+    name = node["field"]
+    if name in ("event_count", "event_last_at"):
+        # Occurrences of the type up to now (later ones have not happened yet), within the window if one is given.
+        times = [t for event_type, t in c["events"] if event_type == node["event_type"] and t <= NOW
+                 and ("within_days" not in node or t >= NOW - timedelta(days=node["within_days"]))]
+        if name == "event_count":
+            return len(times)
+        return max(times, default=None)
     if name == "spend":
         return c["spend"] if c["spend"] is not None else Decimal(0)
     return c[name]
@@ -115,7 +144,7 @@ def evaluate(node: dict, c: dict) -> bool:
             return not same(x, v)
         hit = any(same(x, item) for item in v)
         return hit if op == "in" else not hit
-    x = value_of(c, name)
+    x = value_of(c, node)
     if op == "is_null":
         return x is None
     if op == "is_not_null":
@@ -149,8 +178,13 @@ async def insert_customers(engine, customers: list[dict]) -> None:
                     value_tier, stage, last_purchase_at, first_purchase_at, attributes)
                 VALUES (:customer_id, :order_count, :touchpoint_count, :clv, :p_alive, :value_tier, :stage,
                     :last_purchase_at, :first_purchase_at, CAST(:attributes AS jsonb))"""),
-                {**{k: v for k, v in c.items() if k not in ("spend", "last_touch_at")},
+                {**{k: v for k, v in c.items() if k not in ("spend", "last_touch_at", "events")},
                  "attributes": json.dumps(c["attributes"])})
+            for event_type, at in c.get("events", []):
+                await conn.execute(sa.text("""
+                    INSERT INTO segmentation.custom_event (event_id, customer_id, home_customer_id, event_type,
+                        occurred_at) VALUES (:id, :c, :c, :t, :at)"""),
+                    {"id": uuid.uuid4(), "c": c["customer_id"], "t": event_type, "at": at})
             if c["spend"] is not None:
                 await conn.execute(sa.text("""
                     INSERT INTO segmentation.purchase_summary (customer_id, currency, order_count, total_spend,
@@ -162,11 +196,12 @@ async def test_rule_membership_equals_brute_force_on_random_data(client, feeder)
     rng = random.Random(20261130)
     customers = [random_customer(rng) for _ in range(150)]
     await insert_customers(feeder.engine, customers)
-    selective = 0
+    selective = event_selective = 0
     for i in range(30):
         rule = random_rule(rng)
         expected = {c["customer_id"] for c in customers if evaluate(rule, c)}
         selective += 0 < len(expected) < len(customers)
+        event_selective += 0 < len(expected) < len(customers) and "event_" in json.dumps(rule)
         preview = await client.post("/v1/segments/preview", json={"rule": rule})
         assert preview.status_code == 200, preview.text
         assert preview.json()["count"] == len(expected), rule
@@ -182,6 +217,7 @@ async def test_rule_membership_equals_brute_force_on_random_data(client, feeder)
         assert members == expected, rule
         assert created.json()["summary"]["size"] == len(expected)
     assert selective >= 15, "the random rules should mostly select a proper subset"
+    assert event_selective >= 4, "some of them over custom event counts and last occurrences"
 
 
 async def test_a_removed_attribute_is_absent_to_rules(client, feeder):

@@ -1,3 +1,4 @@
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Literal
@@ -5,9 +6,14 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, AnyHttpUrl, BaseModel, Field, field_validator
 from yarl import URL
 
+from shared.contracts.interaction import CustomEventRecorded
 from shared.validation import StorableText
 
 from gateway.webhooks.events import DOMAIN_EVENT_TYPES
+
+CUSTOM_EVENT = CustomEventRecorded.EVENT_TYPE
+# A partner event type's name (interaction's event_types/schemas.py), e.g. order.shipped.
+PARTNER_TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,49}(\.[a-z][a-z0-9_]{0,49}){1,3}$")
 
 FilterValue = StorableText | list[StorableText]
 
@@ -17,7 +23,13 @@ def _check_types(types: list[str] | None) -> list[str] | None:
         return None
     unknown = sorted(set(types) - set(DOMAIN_EVENT_TYPES))
     if unknown:
-        raise ValueError(f"unknown event types {unknown}; known: {sorted(DOMAIN_EVENT_TYPES)}")
+        hint = ""
+        partner_types = [t for t in unknown if PARTNER_TYPE_NAME.match(t)]
+        if partner_types:
+            # A custom event type's events arrive as one domain event type; its name is a field to filter on.
+            hint = (f". Events of a custom event type are delivered as {CUSTOM_EVENT}: subscribe to it with "
+                    f'filters {{"event_type": "{partner_types[0]}"}}')
+        raise ValueError(f"unknown event types {unknown}; known: {sorted(DOMAIN_EVENT_TYPES)}{hint}")
     return list(dict.fromkeys(types))
 
 

@@ -139,3 +139,18 @@ feedback = sa.Table(
     *timestamps(),
     sa.Index("ix_feedback_customer", "customer_id", "occurred_at"),
 )
+
+# Occurrences of admin-registered (custom) event types, one row per event (rule fields event_count and
+# event_last_at). A row per event, not a count per day: a redelivered event inserts nothing (its id), and a merge
+# or unmerge moves each occurrence by its home like any other fact (shared/contracts/identity.py). The event's
+# data is not kept: the rules read only the type and the time.
+custom_event = sa.Table(
+    "custom_event", metadata,
+    sa.Column("event_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("customer_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("home_customer_id", UUID(as_uuid=True), nullable=False, index=True),
+    sa.Column("event_type", sa.Text, nullable=False),
+    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+    *timestamps(),
+    sa.Index("ix_custom_event_customer_type", "customer_id", "event_type", "occurred_at"),
+)

@@ -31,6 +31,7 @@ from shared.contracts.interaction import (
     CustomerMerged,
     CustomerUnmerged,
     CustomerUpdated,
+    CustomEventRecorded,
     FeedbackRecorded,
     LeadCaptured,
     PurchaseRecorded,
@@ -99,6 +100,14 @@ INSERT INTO segmentation.feedback (feedback_id, customer_id, home_customer_id, n
 SELECT * FROM unnest(CAST(:feedback_ids AS uuid[]), CAST(:customer_ids AS uuid[]), CAST(:homes AS uuid[]),
                      CAST(:nps AS smallint[]), CAST(:csat AS smallint[]), CAST(:occurred AS timestamptz[]))
 ON CONFLICT (feedback_id) DO NOTHING
+""")
+
+# Occurrences of custom event types (rule fields event_count, event_last_at), placed at live(home) like feedback.
+INSERT_CUSTOM_EVENTS = sa.text("""
+INSERT INTO segmentation.custom_event (event_id, customer_id, home_customer_id, event_type, occurred_at)
+SELECT * FROM unnest(CAST(:event_ids AS uuid[]), CAST(:customer_ids AS uuid[]), CAST(:homes AS uuid[]),
+                     CAST(:event_types AS text[]), CAST(:occurred AS timestamptz[]))
+ON CONFLICT (event_id) DO NOTHING
 """)
 
 FACT_NAMESPACE = uuid.UUID("5e6d0000-0000-4000-8000-00000000fac7")
@@ -199,7 +208,8 @@ RESOLVE_ALIASES = sa.text("""
 SELECT merged_id, survivor_id FROM segmentation.customer_alias WHERE merged_id = ANY(CAST(:ids AS uuid[]))
 """)
 
-FACT_TABLES = ["purchase", "purchase_line", "purchase_refund", "touchpoint", "customer_fact", "feedback"]
+FACT_TABLES = ["purchase", "purchase_line", "purchase_refund", "touchpoint", "customer_fact", "feedback",
+               "custom_event"]
 
 # The copy's merges (shared/contracts/identity.py): every fact belongs to live(home) over the merges in force.
 RECORD_MERGE = sa.text(record_merge_sql("segmentation.customer_merge"))
@@ -212,11 +222,13 @@ REFRESH_ALIASES = [sa.text(sql) for sql in [
        WHERE a.id <> a.live""",
 ]]
 # (table, the column an unmerge's lists name, which lists): purchase lines and channel/partner facts go with their
-# purchases and touchpoints; feedback and leads were never listed (they stay where they are, as in clv's copy).
+# purchases and touchpoints; feedback, leads and custom events were never listed (they stay where they are, as in
+# clv's copy).
 LISTED = [("purchase", "purchase_id", ["purchase_ids"]), ("purchase_line", "purchase_id", ["purchase_ids"]),
           ("purchase_refund", "purchase_id", ["purchase_ids"]),
           ("touchpoint", "touchpoint_id", ["touchpoint_ids"]),
-          ("customer_fact", "origin_id", ["purchase_ids", "touchpoint_ids"]), ("feedback", "feedback_id", [])]
+          ("customer_fact", "origin_id", ["purchase_ids", "touchpoint_ids"]), ("feedback", "feedback_id", []),
+          ("custom_event", "event_id", [])]
 PIN_LEGACY_UNMERGE = [(sa.text(sql), lists) for table, column, lists in LISTED
                       for sql in pin_legacy_unmerge_sql(f"segmentation.{table}", column)]
 # Facts whose home is in the chain go to their home's live customer; returns the customers they left.
@@ -263,6 +275,7 @@ ERASE_STATEMENTS = [sa.text(sql) for sql in [
     "DELETE FROM segmentation.touchpoint WHERE customer_id = :customer",
     "DELETE FROM segmentation.customer_fact WHERE customer_id = :customer",
     "DELETE FROM segmentation.feedback WHERE customer_id = :customer",
+    "DELETE FROM segmentation.custom_event WHERE customer_id = :customer",
     "DELETE FROM segmentation.purchase_summary WHERE customer_id = :customer",
     "DELETE FROM segmentation.customer_aggregate WHERE customer_id = :customer",
     # Export files hold member ids: every export of a segment the customer was ever in goes (unfinished ones
@@ -362,6 +375,14 @@ class _Batch:
                 "occurred": [p.occurred_at for p in feedback],
             })
             self.touched.update(resolve(home(p)) for p in feedback)
+        custom = [p for p in payloads if isinstance(p, CustomEventRecorded)]
+        if custom:
+            await self.session.execute(INSERT_CUSTOM_EVENTS, {
+                "event_ids": [p.event_id for p in custom],
+                "customer_ids": [resolve(home(p)) for p in custom], "homes": [home(p) for p in custom],
+                "event_types": [p.event_type for p in custom], "occurred": [p.occurred_at for p in custom],
+            })
+            self.touched.update(resolve(home(p)) for p in custom)
         if attributes:
             await self.session.execute(UPSERT_ATTRIBUTES, {
                 "customer_ids": list(attributes), "attributes": [json.dumps(a) for a in attributes.values()],
@@ -492,7 +513,8 @@ def _with_rules(apply, outbox: Outbox | None, reporting_currency: str):
 
 
 INTERACTION_TYPES = by_event_type(PurchaseRecorded, PurchaseRefunded, TouchpointRecorded, CustomerUpdated,
-                                  CustomerMerged, CustomerUnmerged, CustomerErased, FeedbackRecorded, LeadCaptured)
+                                  CustomerMerged, CustomerUnmerged, CustomerErased, FeedbackRecorded, LeadCaptured,
+                                  CustomEventRecorded)
 
 
 def interaction_subscription(outbox: Outbox | None = None, reporting_currency: str = "EUR") -> Subscription:

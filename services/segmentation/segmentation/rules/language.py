@@ -4,6 +4,11 @@ A node is `{"all": [nodes]}`, `{"any": [nodes]}`, `{"not": node}` or a condition
 `{"field": F, "op": OP, "value": V}`. Fields come from a whitelist (`FIELDS`, plus `attributes.<name>`), each
 with the operators its type allows; values are always bound parameters, never spliced into the SQL. A
 condition on a missing value (NULL) is false, and `not` negates that two-valued result.
+
+The custom event fields name the type in the condition: `{"field": "event_count", "event_type": "order.shipped",
+"within_days": 30, "op": "gte", "value": 2}` (occurrences in the last 30 days; without `within_days`, all kept) and
+`{"field": "event_last_at", "event_type": "order.shipped", "op": "within_last_days", "value": 7}` (the newest
+occurrence, a time field). Both read the occurrences up to the evaluation's `:now`.
 """
 
 import json
@@ -19,6 +24,9 @@ MAX_DEPTH = 8
 MAX_CONDITIONS = 100
 MAX_LIST = 1000
 ATTRIBUTE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+# A registered custom event type's name (interaction's event_types/schemas.py NAME_PATTERN).
+EVENT_TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,49}(\.[a-z][a-z0-9_]{0,49}){1,3}$")
+MAX_DAYS = 36600
 
 
 class InvalidDefinition(DomainError):
@@ -58,7 +66,13 @@ FIELDS: dict[str, tuple[str, str]] = {
     # values; "never bought" is `{"not": ...}`.
     "sku": ("bought", "sku"),
     "category": ("bought", "category"),
+    # Occurrences of a custom event type (the condition's `event_type`): how many (in the last `within_days`
+    # days, or all), and when the newest happened (null: never). Expressions built per condition (`_event_expr`).
+    "event_count": ("event_count", ""),
+    "event_last_at": ("event_time", ""),
 }
+# Keys a condition on these fields has besides field, op and value (the first is required).
+EVENT_KEYS = {"event_count": ("event_type", "within_days"), "event_last_at": ("event_type",)}
 OPS = {
     "number": {"eq", "ne", "gt", "gte", "lt", "lte", "between", "in", "not_in", "is_null", "is_not_null"},
     "text": {"eq", "ne", "in", "not_in", "is_null", "is_not_null"},
@@ -67,6 +81,9 @@ OPS = {
     "segment": {"member_of", "not_member_of"},
     "fact": {"eq", "ne", "in", "not_in"},
     "bought": {"eq", "in"},
+    # A count is never null (0: none), so the null tests are left out.
+    "event_count": {"eq", "ne", "gt", "gte", "lt", "lte", "between"},
+    "event_time": {"within_last_days", "not_within_last_days", "before", "after", "is_null", "is_not_null"},
 }
 COMPARE = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 NO_VALUE = {"is_null", "is_not_null", "exists", "not_exists"}
@@ -145,13 +162,17 @@ def _validate(node: Any, where: str, depth: int, count: list[int]) -> None:
     count[0] += 1
     if count[0] > MAX_CONDITIONS:
         raise InvalidDefinition(f"{where}: more than {MAX_CONDITIONS} conditions")
-    unknown = set(node) - {"field", "op", "value"}
-    if unknown:
-        raise InvalidDefinition(f"{where}: unknown keys {sorted(unknown)} (a condition has field, op, value)")
     name, op = node.get("field"), node.get("op")
+    extra = EVENT_KEYS.get(name, ()) if isinstance(name, str) else ()
+    unknown = set(node) - {"field", "op", "value", *extra}
+    if unknown:
+        raise InvalidDefinition(f"{where}: unknown keys {sorted(unknown)} (a condition has field, op, value"
+                                f"{''.join(', ' + k for k in extra)})")
     if not isinstance(name, str):
         raise InvalidDefinition(f"{where}: field is required (one of {sorted(FIELDS)} or attributes.<name>)")
     kind = field_type(name, where)
+    if extra:
+        _check_event_keys(node, where)
     if op not in OPS[kind]:
         raise InvalidDefinition(f"{where}: operator {op!r} does not apply to {name} ({kind}); use one of {sorted(OPS[kind])}")
     if op in NO_VALUE:
@@ -162,6 +183,17 @@ def _validate(node: Any, where: str, depth: int, count: list[int]) -> None:
         raise InvalidDefinition(f"{where}: value is required for operator {op}")
     _check_value(kind, op, node["value"], f"{where}.value")
     return None
+
+
+def _check_event_keys(node: dict, where: str) -> None:
+    event_type = node.get("event_type")
+    if not isinstance(event_type, str) or not EVENT_TYPE_NAME.match(event_type):
+        raise InvalidDefinition(f"{where}.event_type: {node['field']} needs event_type, a custom event type's name "
+                                f"like \"order.shipped\" (matching {EVENT_TYPE_NAME.pattern})")
+    if "within_days" in node:
+        days = node["within_days"]
+        if isinstance(days, bool) or not isinstance(days, int) or not 0 < days <= MAX_DAYS:
+            raise InvalidDefinition(f"{where}.within_days: days must be an integer from 1 to {MAX_DAYS}")
 
 
 def field_type(name: str, where: str) -> str:
@@ -175,7 +207,7 @@ def field_type(name: str, where: str) -> str:
 
 
 def _check_value(kind: str, op: str, value: Any, where: str) -> None:
-    if kind == "number":
+    if kind in ("number", "event_count"):
         if op == "between":
             pair = _list(value, where)
             if len(pair) != 2:
@@ -194,10 +226,10 @@ def _check_value(kind: str, op: str, value: Any, where: str) -> None:
                 _text(v, where)
         else:
             _text(value, where)
-    elif kind == "time":
+    elif kind in ("time", "event_time"):
         if op in ("within_last_days", "not_within_last_days"):
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 36600:
-                raise InvalidDefinition(f"{where}: days must be an integer from 1 to 36600")
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_DAYS:
+                raise InvalidDefinition(f"{where}: days must be an integer from 1 to {MAX_DAYS}")
         else:
             try:
                 parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
@@ -238,6 +270,8 @@ def _condition(node: dict, out: Compiled) -> str:
     if name.startswith("attributes."):
         return _attribute(name[len("attributes."):], op, value, out)
     kind, expr = FIELDS[name]
+    if kind in ("event_count", "event_time"):
+        kind, expr = _event_expr(node, out)
     if op == "is_null":
         return f"{expr} IS NULL"
     if op == "is_not_null":
@@ -276,6 +310,20 @@ def _condition(node: dict, out: Compiled) -> str:
         return test if op == "in" else f"{expr} IS NOT NULL AND NOT ({test})"
     bound = out.bind(Decimal(str(value)) if kind == "number" else value)
     return f"{expr} {COMPARE[op]} CAST({bound} AS {cast})"
+
+
+def _event_expr(node: dict, out: Compiled) -> tuple[str, str]:
+    """The (type, SQL expression) of a custom event field: the count or the newest time of the customer's
+    occurrences of `event_type` up to `:now` (an occurrence dated after the evaluation's now has not happened yet)."""
+    event_type = out.bind(node["event_type"])
+    where = (f"ce.customer_id = a.customer_id AND ce.event_type = CAST({event_type} AS text) "
+             "AND ce.occurred_at <= CAST(:now AS timestamptz)")
+    if node["field"] == "event_last_at":
+        return "time", f"(SELECT max(ce.occurred_at) FROM segmentation.custom_event ce WHERE {where})"
+    if "within_days" in node:
+        days = out.bind(int(node["within_days"]))
+        where += f" AND ce.occurred_at >= CAST(:now AS timestamptz) - make_interval(days => CAST({days} AS int))"
+    return "number", f"(SELECT count(*) FROM segmentation.custom_event ce WHERE {where})"
 
 
 def _attribute(name: str, op: str, value: Any, out: Compiled) -> str:

@@ -36,7 +36,8 @@ class RuleSegmentCreate(BaseModel):
     description: str | None = Field(None, max_length=1000, pattern=NO_NUL)
     rule: dict[str, Any] = Field(examples=[{"all": [
         {"field": "last_purchase_at", "op": "within_last_days", "value": 30},
-        {"field": "spend", "op": "gte", "value": 500}]}])
+        {"field": "spend", "op": "gte", "value": 500}]},
+        {"field": "event_count", "event_type": "order.shipped", "within_days": 30, "op": "gte", "value": 2}])
     currency: str | None = Field(None, pattern=r"^[A-Z]{3}$", description="Currency of `spend` (reporting currency).")
 
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pydantic import ValidationError
 
 from shared.contracts.envelope import Envelope, InvalidEvent, Payload, describe_validation_error
+from shared.contracts.formats import NUMBER_BOUND
 from shared.contracts.partner import PARTNER_EVENT_TYPES, CustomEvent, PartnerPayload, occurred
 from shared.validation import describe, find_unstorable, text_problem
 
@@ -72,6 +73,7 @@ def check(envelope: Envelope, payload: Payload, now: datetime | None = None) -> 
     if not envelope.subject or not envelope.subject.strip():
         raise InvalidEvent("subject: the partner's customer id is required")
     _check_storable(envelope)
+    _check_version(envelope, payload)
     now = now or datetime.now(UTC)
     _check_time("time", envelope.time, now + FUTURE_SKEW)
     when = occurred(payload, envelope.time)
@@ -115,6 +117,18 @@ def _check_storable(envelope: Envelope) -> None:
         raise InvalidEvent(describe(("data", *found[0]), found[1]))
 
 
+def _check_version(envelope: Envelope, payload: Payload) -> None:
+    """A `dataschema` must name a version this service reads (absent: the current one). Each type has one version
+    today; a v2 would be listed here beside v1 while partners move over. Custom types have versions of their own,
+    which their catalogue checks (`Catalogue.check`)."""
+    if isinstance(payload, CustomEvent):
+        return
+    known = type(payload).dataschema()
+    if envelope.dataschema is not None and envelope.dataschema != known:
+        raise InvalidEvent(f"dataschema: {envelope.dataschema[:200]!r} is not a known version of {envelope.type!r}; "
+                           f"known: {known}")
+
+
 def _check_time(name: str, value: datetime, latest: datetime) -> None:
     try:
         # Comparing converts to UTC, which overflows for e.g. 9999-12-31T23:59:59-14:00 (year 10000 in UTC).
@@ -134,6 +148,8 @@ def attribute_type(key: str, value: object) -> str:
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, (int, float)):
+        if not -NUMBER_BOUND <= value <= NUMBER_BOUND:
+            raise InvalidEvent(f"data.attributes.{key}: must be within ±{NUMBER_BOUND:.1e}")
         return "number"
     if isinstance(value, str):
         if len(value) > 2000:

@@ -16,6 +16,13 @@ from pydantic import AfterValidator, Field, WithJsonSchema
 # generator adds this pattern to strings that have no stricter pattern or format (docs/interaction.md).
 NO_NUL = "^[^\\u0000]*$"
 
+# Blank: the characters Python's str.isspace() and ECMAScript's `\s` call white space, listed so the ingestion's
+# check and a partner's JSON Schema validator (Ajv, jsonschema) agree on every character.
+_BLANK = ("\\t\\n\\u000b\\f\\r\\u001c-\\u001f \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f"
+          "\\u205f\\u3000\\ufeff")
+# A required id (the envelope's `subject`): not blank, no NUL.
+NOT_BLANK = f"^[^\\u0000]*[^\\u0000{_BLANK}][^\\u0000]*$"
+
 CURRENCIES: tuple[str, ...] = tuple(sorted(c.value for c in iso4217.Currency))
 _CURRENCY_SET = frozenset(CURRENCIES)
 
@@ -91,6 +98,18 @@ Attributes = Annotated[dict[str, Any], Field(max_length=ATTRIBUTES_MAX), WithJso
     "description": f"Custom properties, flat: keys of 1–{ATTRIBUTE_KEY_MAX} characters, values a string (≤ "
                    f"{ATTRIBUTE_VALUE_MAX:,} characters; ISO 8601 dates are typed `date`), a number (within "
                    f"±{NUMBER_BOUND:.1e}), a boolean or null. Objects and arrays are rejected."})]
+
+
+# A field an event type does not list: ignored by the CRM (producers may add fields), but it must still be
+# storable. The schema is a flat subset of what is accepted (values nest up to 32 levels, integers up to 64 bits).
+EXTRA_SCALAR: dict[str, Any] = {"anyOf": [
+    {"type": "string", "pattern": NO_NUL}, {"type": "number", "minimum": -NUMBER_BOUND, "maximum": NUMBER_BOUND},
+    {"type": "boolean"}, {"type": "null"}]}
+EXTRA_FIELD: dict[str, Any] = {
+    "description": "A field this version does not define: ignored, and kept with the event. Any JSON value the "
+                   "stores hold: no NUL in strings or keys, integers within 64 bits, at most 32 levels deep.",
+    "anyOf": [EXTRA_SCALAR, {"type": "array", "items": EXTRA_SCALAR},
+              {"type": "object", "propertyNames": {"pattern": NO_NUL}, "additionalProperties": EXTRA_SCALAR}]}
 
 
 def resolve_placeholders(schema: dict[str, Any]) -> None:

@@ -4,6 +4,9 @@ The envelope's `source` names the partner, `subject` is the partner's own id for
 unique per partner: resending it is reported as a duplicate and changes nothing. Every payload may carry
 `identifiers` (email, phone, other ids the partner knows) so the interaction service can link the customer
 across partners (identity resolution).
+
+Classes whose name a domain event also has (`shared/contracts/interaction.py`) carry a `Partner` prefix, so
+names are unique across contracts and in the AsyncAPI document; the wire `type` strings are unchanged.
 """
 
 from datetime import datetime
@@ -83,7 +86,7 @@ class CustomerIdentified(PartnerPayload):
     occurred_at: OccurredAt = None
 
 
-class CustomerUpdated(CustomerIdentified):
+class PartnerCustomerUpdated(CustomerIdentified):
     """Attributes or identifiers of a known customer changed at the partner."""
 
     EVENT_TYPE: ClassVar[str] = "customer.updated"
@@ -148,7 +151,7 @@ class FeedbackSubmitted(PartnerPayload):
     occurred_at: OccurredAt = None
 
 
-class LeadCaptured(PartnerPayload):
+class PartnerLeadCaptured(PartnerPayload):
     """A prospect showed interest (form, event, campaign)."""
 
     EVENT_TYPE: ClassVar[str] = "lead.captured"
@@ -175,7 +178,7 @@ class ErasureRequested(PartnerPayload):
     occurred_at: OccurredAt = None
 
 
-class DealUpdated(PartnerPayload):
+class PartnerDealUpdated(PartnerPayload):
     """An opportunity at the partner was opened or moved (pipeline and stage by key)."""
 
     EVENT_TYPE: ClassVar[str] = "deal.updated"
@@ -206,8 +209,8 @@ class CustomEvent(PartnerPayload):
 
 
 PARTNER_EVENT_TYPES = by_event_type(
-    CustomerIdentified, CustomerUpdated, OrderCompleted, OrderRefunded, OrderCancelled, InteractionLogged,
-    FeedbackSubmitted, LeadCaptured, ConsentChanged, ErasureRequested, DealUpdated,
+    CustomerIdentified, PartnerCustomerUpdated, OrderCompleted, OrderRefunded, OrderCancelled, InteractionLogged,
+    FeedbackSubmitted, PartnerLeadCaptured, ConsentChanged, ErasureRequested, PartnerDealUpdated,
 )
 
 

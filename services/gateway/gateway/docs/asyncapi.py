@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from shared.contracts import clv, interaction, lifecycle, partner, segmentation, topics
 from shared.contracts.envelope import MAX_EVENT_BYTES, Envelope, Payload
-from shared.contracts.formats import NO_NUL, resolve_placeholders
+from shared.contracts.formats import EXTRA_FIELD, NO_NUL, NOT_BLANK, resolve_placeholders
 
 REF = "#/components/schemas/"
 # topic → (schema prefix, event types, the CRM's action on it, who produces it)
@@ -35,8 +35,8 @@ def _schema(model: type[BaseModel], name: str, prefix: str, schemas: dict[str, A
     """Adds the model (and what it references) under `<prefix>.<Name>`; returns its component name."""
     doc = model.model_json_schema(ref_template=REF + prefix + ".{model}", mode="serialization")
     for def_name, definition in doc.pop("$defs", {}).items():
-        schemas.setdefault(f"{prefix}.{def_name}", _harden(definition))
-    schemas[f"{prefix}.{name}"] = _harden(doc)
+        schemas.setdefault(f"{prefix}.{def_name}", _harden(_open(definition)))
+    schemas[f"{prefix}.{name}"] = _harden(_open(doc))
     return f"{prefix}.{name}"
 
 
@@ -53,11 +53,18 @@ def _harden(node: Any) -> Any:
         return node
     resolve_placeholders(node)
     out = {k: (v if k in _VALUES else _harden(v)) for k, v in node.items()}
-    if out.get("type") == "string" and not _VALUES & out.keys() and not {"pattern", "format"} & out.keys():
+    if out.get("type") == "string" and not {"const", "enum", "pattern", "format"} & out.keys():
         out["pattern"] = NO_NUL
     if out.get("type") == "object" and "additionalProperties" in out:
         out["propertyNames"] = {**out.get("propertyNames", {}), "pattern": NO_NUL}
     return out
+
+
+def _open(schema: dict[str, Any]) -> dict[str, Any]:
+    """A model's schema with the rule for fields it does not list (ignored, but they must be storable)."""
+    if "properties" in schema and "additionalProperties" not in schema:
+        schema["additionalProperties"] = {"$ref": REF + "cloudevents.ExtraField"}
+    return schema
 
 
 def _msg_id(prefix: str, event_type: str) -> str:
@@ -121,7 +128,7 @@ EXAMPLE_PARTNER, EXAMPLE_SUBJECT = "shop-eu", "C-1001"
 EXAMPLE_CUSTOMER = "5b0c3f0e-8a4d-4f51-9c39-2f1e6f2d7a10"
 BINDING = "0.5.0"
 # The subject a partner must give: its own customer id, not blank, no NUL.
-SUBJECT = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$",
+SUBJECT = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NOT_BLANK,
            "description": "Required: your own id for the customer (not blank). Use it as the Kafka key too."}
 KEY_RULE = ("The key is the customer id, the envelope's `subject`, so one customer's events from one producer are in "
             "one partition, in order. For partners it is advisory: the CRM orders facts by `data.occurred_at` (else "
@@ -238,6 +245,7 @@ def build() -> dict[str, Any]:
         {"type": "integer", "minimum": -(2**31), "maximum": 2**31 - 1}, {"type": "boolean"}]}
     schemas[envelope]["description"] += " " + LIMITS
     schemas["cloudevents.KafkaBinaryHeaders"] = BINARY_HEADERS
+    schemas["cloudevents.ExtraField"] = EXTRA_FIELD
     messages: dict[str, Any] = {}
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}

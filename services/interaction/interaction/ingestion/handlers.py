@@ -130,7 +130,7 @@ def _order_adjusted(batch: Batch, e: PartnerEvent, fact: Fact) -> None:
     })
 
 
-@handles(p.CustomerIdentified, p.CustomerUpdated, p.ConsentChanged)
+@handles(p.CustomerIdentified, p.PartnerCustomerUpdated, p.ConsentChanged)
 def _properties(batch: Batch, e: PartnerEvent, fact: Fact) -> None:
     cid, source = fact.customer_id, e.envelope.source
     for key, (value, value_type) in e.attributes.items():
@@ -158,12 +158,12 @@ def _feedback_submitted(batch: Batch, e: PartnerEvent, fact: Fact) -> None:
         fact.customer_id, env))
 
 
-@handles(p.LeadCaptured)
+@handles(p.PartnerLeadCaptured)
 def _lead_captured(batch: Batch, e: PartnerEvent, fact: Fact) -> None:
     batch.leads.append((e, fact.customer_id, fact.home))  # published once the batch's referrers are looked up
 
 
-@handles(p.DealUpdated)
+@handles(p.PartnerDealUpdated)
 def _deal_updated(batch: Batch, e: PartnerEvent, fact: Fact) -> None:
     payload, env = e.payload, e.envelope
     current = batch.deals.get((env.source, payload.deal_id))

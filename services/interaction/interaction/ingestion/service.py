@@ -234,7 +234,7 @@ async def _write_other_facts(session: AsyncSession, batch: Batch) -> None:
         referrers = await identity_repository.find(session, [
             source_key(e.envelope.source, e.payload.referred_by) for e, _, _ in leads if e.payload.referred_by])
         for e, cid, home in leads:
-            lead: p.LeadCaptured = e.payload
+            lead: p.PartnerLeadCaptured = e.payload
             referrer = referrers.get(source_key(e.envelope.source, lead.referred_by)) if lead.referred_by else None
             batch.outgoing.append(wrap(contracts.LeadCaptured(
                 customer_id=cid, source=e.envelope.source, campaign=lead.campaign, lead_source=lead.lead_source,

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pydantic import ValidationError
 
 from shared.contracts.envelope import Envelope, InvalidEvent, Payload, describe_validation_error
-from shared.contracts.formats import NUMBER_BOUND
+from shared.contracts.formats import NOT_BLANK, NUMBER_BOUND
 from shared.contracts.partner import PARTNER_EVENT_TYPES, CustomEvent, PartnerPayload, occurred
 from shared.validation import describe, find_unstorable, text_problem
 
@@ -22,6 +22,7 @@ EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
 FUTURE_SKEW = timedelta(days=1)
 # Dates that may lie in the future (a deal's expected close): up to this far ahead.
 FUTURE_PLAN = timedelta(days=3650)
+_SUBJECT = re.compile(NOT_BLANK)  # the AsyncAPI document's pattern for `subject`
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
 
 
@@ -70,8 +71,8 @@ def custom_type_names(items: list[object]) -> set[str]:
 
 def check(envelope: Envelope, payload: Payload, now: datetime | None = None) -> PartnerEvent:
     """Checks what the schema cannot say and normalises identifiers; raises `InvalidEvent`."""
-    if not envelope.subject or not envelope.subject.strip():
-        raise InvalidEvent("subject: the partner's customer id is required")
+    if not envelope.subject or not _SUBJECT.search(envelope.subject):
+        raise InvalidEvent("subject: the partner's customer id is required (not blank)")
     _check_storable(envelope)
     _check_version(envelope, payload)
     now = now or datetime.now(UTC)

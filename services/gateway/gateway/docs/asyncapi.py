@@ -213,7 +213,8 @@ def _message(prefix: str, event_type: str, model: type[Payload], envelope: str, 
         "dataschema": {"enum": [model.dataschema()], "description": "Optional; the known versions of the type."},
         "data": {"$ref": REF + payload},
     }
-    required = ["type", "data"]
+    # `data` may be left out (it is `{}` then) where the type has no required field.
+    required = ["type", "data"] if schemas[payload].get("required") else ["type"]
     if is_partner:
         properties["subject"] = SUBJECT
         properties["source"] = {"type": "string", "description": "Your partner id: the one your API key or Kafka "
@@ -238,9 +239,10 @@ def _message(prefix: str, event_type: str, model: type[Payload], envelope: str, 
 def build() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
     envelope = _schema(Envelope, "CloudEvent", "cloudevents", schemas)
-    # Extension attributes: CloudEvents names and value types; the CRM ignores them (correlationid aside).
-    schemas[envelope]["propertyNames"] = {"pattern": "^[a-z0-9]{1,20}$"}
-    schemas[envelope]["additionalProperties"] = {"anyOf": [
+    # Extension attributes (CloudEvents: names of 1-20 lowercase letters and digits) are ignored, correlationid
+    # aside; their value types are CloudEvents'.
+    schemas[envelope].pop("propertyNames", None)
+    schemas[envelope]["additionalProperties"] = {"description": "An extension attribute: ignored.", "anyOf": [
         {"type": "string", "maxLength": 1000, "pattern": NO_NUL},
         {"type": "integer", "minimum": -(2**31), "maximum": 2**31 - 1}, {"type": "boolean"}]}
     schemas[envelope]["description"] += " " + LIMITS

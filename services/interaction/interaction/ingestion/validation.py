@@ -110,7 +110,7 @@ def check(envelope: Envelope, payload: Payload, now: datetime | None = None) -> 
 def _check_storable(envelope: Envelope) -> None:
     """What Postgres and the JSON encoders cannot take (NUL, lone surrogates, inf, huge integers, deep nesting):
     the one bad event is rejected instead of failing the transaction of its whole batch."""
-    for name in ("id", "source", "subject", "correlationid", "dataschema"):
+    for name in ("id", "source", "subject", "datacontenttype", "correlationid", "dataschema"):
         value = getattr(envelope, name)
         if value is not None and (problem := text_problem(value)):
             raise InvalidEvent(f"{name}: {problem}")

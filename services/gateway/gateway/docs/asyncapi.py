@@ -9,6 +9,7 @@ domain topics (the CRM sends, webhook subscribers and other consumers receive).
 import re
 from typing import Any
 
+import jsonschema_rs
 from pydantic import BaseModel
 
 from shared.contracts import clv, interaction, lifecycle, partner, segmentation, topics
@@ -146,6 +147,8 @@ REJECTIONS = ("Rejections: over HTTP the 422 answer lists each rejected item wit
               "stored); on Kafka a rejected event goes, unchanged with its headers, to the DLQ of the topic it was "
               "sent on (`partner.events.{partner}.dlq`, readable only by that partner) with the reason in the "
               "`dlq_error` header.")
+PARTNER_SOURCE = {"type": "string", "description": "Your partner id: the one your API key or Kafka topic names "
+                                                  "(another is refused)."}
 BINARY_HEADERS = {
     "type": "object",
     "description": "The Kafka binary binding: the CloudEvents attributes as `ce_<name>` headers (UTF-8 strings) and "
@@ -217,8 +220,7 @@ def _message(prefix: str, event_type: str, model: type[Payload], envelope: str, 
     required = ["type", "data"] if schemas[payload].get("required") else ["type"]
     if is_partner:
         properties["subject"] = SUBJECT
-        properties["source"] = {"type": "string", "description": "Your partner id: the one your API key or Kafka "
-                                                                 "topic names (another is refused)."}
+        properties["source"] = PARTNER_SOURCE
         required.append("subject")
     message = {
         "name": f"{prefix}.{event_type}",  # unique across channels (`customer.updated` is a partner and a domain type)
@@ -319,23 +321,34 @@ def add_custom_types(doc: dict[str, Any], types: list[dict[str, Any]]) -> dict[s
     for t in types:
         name, version = t["name"], t["version"]
         component = f"custom.{name}.v{version}"
-        schemas[component] = _reroot(t["schema"], REF + component)
+        # With the rules every partner event obeys (no NUL; unlisted fields storable) written in.
+        schemas[component] = _harden(_open(_reroot(t["schema"], REF + component)))
         dataschema: dict[str, Any] = {"const": t["dataschema"]}
         required = ["type", "data"]
         if version != newest[name]:
             required.append("dataschema")  # without it, an event is checked against the newest version
         msg_id = _msg_id("partner.custom", f"{name}.v{version}")
+        properties = {"type": {"const": name}, "dataschema": dataschema, "data": {"$ref": REF + component},
+                      "subject": SUBJECT, "source": PARTNER_SOURCE}
         messages[msg_id] = {
-            "name": f"{name} v{version}", "title": f"{name} (v{version}, custom)",
+            "name": f"partner.custom.{name}.v{version}", "title": f"{name} (v{version}, custom)",
             "summary": t.get("description") or f"Custom event type {name}, registered by an admin.",
             "description": "A custom event type (POST /v1/event-types). `data` may also carry `identifiers` and "
-                           "`occurred_at` as in every partner event, if the registered schema allows them.",
+                           "`occurred_at` as in every partner event, if the registered schema allows them. "
+                           + ORDERING,
             "contentType": "application/cloudevents+json",
             "payload": {"allOf": [{"$ref": REF + "cloudevents.CloudEvent"}, {
-                "type": "object", "required": required, "properties": {
-                    "type": {"const": name}, "dataschema": dataschema, "data": {"$ref": REF + component}}}]},
-            "bindings": {"kafka": {"key": {"type": "string", "description": "The partner's customer id (subject)."}}},
+                "type": "object", "required": [*required, "subject"], "properties": properties}]},
+            "headers": {"$ref": REF + "cloudevents.KafkaBinaryHeaders"},
+            "bindings": {"kafka": {"bindingVersion": BINDING, "key": {
+                "type": "string", "description": "The customer id: the envelope's `subject`. " + KEY_RULE}}},
         }
+        data = _example(schemas[component], schemas)
+        if isinstance(data, dict) and _valid(schemas[component], data, schemas):
+            # Only where the registered schema yields one simply (its `examples`, else its required fields).
+            messages[msg_id]["examples"] = [{"name": "structured", "summary": f"A {name} event", "payload": {
+                "specversion": "1.0", "id": f"evt-{name}-1", "source": EXAMPLE_PARTNER, "type": name,
+                "subject": EXAMPLE_SUBJECT, "time": EXAMPLE_TIME, "dataschema": t["dataschema"], "data": data}}]
         added.append(msg_id)
     channel_id = topics.PARTNER_EVENTS.replace(".", "-")
     for channel, operation in ((channel_id, f"receive-{channel_id}"), ("partner-events-own", "receive-partner-events-own")):
@@ -343,6 +356,14 @@ def add_custom_types(doc: dict[str, Any], types: list[dict[str, Any]]) -> dict[s
             doc["channels"][channel]["messages"][msg_id] = {"$ref": f"#/components/messages/{msg_id}"}
             doc["operations"][operation]["messages"].append({"$ref": f"#/channels/{channel}/messages/{msg_id}"})
     return doc
+
+
+def _valid(schema: dict[str, Any], instance: Any, schemas: dict[str, Any]) -> bool:
+    try:
+        return jsonschema_rs.Draft202012Validator({"components": {"schemas": schemas}, "allOf": [schema]},
+                                                  validate_formats=True).is_valid(instance)
+    except (ValueError, jsonschema_rs.ValidationError):
+        return False  # a schema this validator cannot compile: no example rather than a failed document
 
 
 def _reroot(node: Any, root: str) -> Any:

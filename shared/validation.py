@@ -40,6 +40,12 @@ def text_problem(value: str) -> str | None:
     return None
 
 
+def _shown(key: str) -> str:
+    """A key as a reason names it: printable, and without NUL, since a reason is stored too (a Kafka dead
+    letter's `dlq_error` goes through the outbox's jsonb headers)."""
+    return printable(key).replace("\x00", "\\u0000")
+
+
 def printable(value: str) -> str:
     """The string made safe to echo in a response: a lone surrogate becomes its `\\udXXX` escape."""
     return value.encode("utf-8", "backslashreplace").decode("utf-8")
@@ -115,7 +121,7 @@ def _locate(doc: Any, max_depth: int) -> tuple[Loc, str] | None:
             if isinstance(value, dict):
                 for key, item in value.items():
                     if isinstance(key, str) and (problem := text_problem(key)):
-                        return (*loc, printable(key)), f"key {problem}"
+                        return (*loc, _shown(key)), f"key {problem}"
                     stack.append((item, (*loc, key), depth + 1))
             else:
                 stack.extend((item, (*loc, i), depth + 1) for i, item in enumerate(value))
@@ -145,7 +151,7 @@ def _refuse_constant(name: str) -> object:
 
 
 def describe(loc: Loc, problem: str) -> str:
-    return f"{'.'.join(printable(str(p)) for p in loc) or '(root)'}: {problem}"
+    return f"{'.'.join(_shown(str(p)) for p in loc) or '(root)'}: {problem}"
 
 
 def _storable_text(value: str) -> str:

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from shared.contracts import clv, interaction, lifecycle, partner, segmentation, topics
 from shared.contracts.envelope import MAX_EVENT_BYTES, Envelope, Payload
-from shared.contracts.formats import EXTRA_FIELD, NO_NUL, NOT_BLANK, resolve_placeholders
+from shared.contracts.formats import EXTRA_FIELD, NO_NUL, NOT_BLANK, NUMBER_BOUND, resolve_placeholders
 
 REF = "#/components/schemas/"
 # topic → (schema prefix, event types, the CRM's action on it, who produces it)
@@ -45,8 +45,8 @@ _VALUES = {"examples", "default", "const", "enum"}  # hold values, not schemas
 
 
 def _harden(node: Any) -> Any:
-    """Writes the rules every string obeys into the schema: no NUL in a value or a key (the stores cannot hold
-    it; a lone surrogate is not valid JSON text either). Strings with a pattern, format or enum are already
+    """Writes the rules every value obeys into the schema: no NUL in a string or a key (the stores cannot hold
+    it; a lone surrogate is not valid JSON text either), numbers within 64-bit integers. Strings with a pattern, format or enum are already
     narrower. Also puts computed patterns (the phone numbers') in place of their placeholders."""
     if isinstance(node, list):
         return [_harden(n) for n in node]
@@ -56,6 +56,11 @@ def _harden(node: Any) -> Any:
     out = {k: (v if k in _VALUES else _harden(v)) for k, v in node.items()}
     if out.get("type") == "string" and not {"const", "enum", "pattern", "format"} & out.keys():
         out["pattern"] = NO_NUL
+    if out.get("type") in ("integer", "number"):
+        # JSON integers beyond 64 bits cannot be stored (a bound on every number: 1e20 and 100000000000000000000
+        # are one value to a schema validator, the first a double and the second an integer to the ingestion).
+        out.setdefault("minimum", -NUMBER_BOUND)
+        out.setdefault("maximum", NUMBER_BOUND)
     if out.get("type") == "object" and "additionalProperties" in out:
         out["propertyNames"] = {**out.get("propertyNames", {}), "pattern": NO_NUL}
     return out
@@ -164,7 +169,8 @@ BINARY_HEADERS = {
         "ce_type": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NO_NUL},
         "ce_subject": SUBJECT,
         "ce_time": {"type": "string", "format": "date-time"},
-        "ce_datacontenttype": {"type": "string", "const": "application/json"},
+        "ce_datacontenttype": {"type": "string", "pattern": NO_NUL, "examples": ["application/json"],
+                               "description": "Advisory, like `content-type`: the value is read as JSON."},
         "ce_dataschema": {"type": "string", "pattern": NO_NUL},
         "ce_correlationid": {"type": "string", "pattern": NO_NUL},
         "content-type": {"type": "string", "enum": ["application/json", "application/cloudevents+json"]},

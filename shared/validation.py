@@ -41,7 +41,7 @@ def text_problem(value: str) -> str | None:
 
 
 def _shown(key: str) -> str:
-    """A key as a reason names it: printable, and without NUL, since a reason is stored too (a Kafka dead
+    """A place as a reason names it: printable, and without NUL, since a reason is stored too (a Kafka dead
     letter's `dlq_error` goes through the outbox's jsonb headers)."""
     return printable(key).replace("\x00", "\\u0000")
 
@@ -121,7 +121,7 @@ def _locate(doc: Any, max_depth: int) -> tuple[Loc, str] | None:
             if isinstance(value, dict):
                 for key, item in value.items():
                     if isinstance(key, str) and (problem := text_problem(key)):
-                        return (*loc, _shown(key)), f"key {problem}"
+                        return (*loc, printable(key)), f"key {problem}"
                     stack.append((item, (*loc, key), depth + 1))
             else:
                 stack.extend((item, (*loc, i), depth + 1) for i, item in enumerate(value))

@@ -46,8 +46,8 @@ _VALUES = {"examples", "default", "const", "enum"}  # hold values, not schemas
 
 def _harden(node: Any) -> Any:
     """Writes the rules every value obeys into the schema: no NUL in a string or a key (the stores cannot hold
-    it; a lone surrogate is not valid JSON text either), numbers within 64-bit integers. Strings with a pattern, format or enum are already
-    narrower. Also puts computed patterns (the phone numbers') in place of their placeholders."""
+    it; a lone surrogate is not valid JSON text either), numbers within 64-bit integers. Strings with a pattern,
+    format or enum are already narrower. Also puts computed patterns (the phone numbers') in place of their placeholders."""
     if isinstance(node, list):
         return [_harden(n) for n in node]
     if not isinstance(node, dict):

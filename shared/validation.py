@@ -41,6 +41,12 @@ def text_problem(value: str) -> str | None:
     return None
 
 
+def _shown(key: str) -> str:
+    """A place as a reason names it: printable, and without NUL, since a reason is stored too (a Kafka dead
+    letter's `dlq_error` goes through the outbox's jsonb headers)."""
+    return printable(key).replace("\x00", "\\u0000")
+
+
 def printable(value: str) -> str:
     """The string made safe to echo in a response: a lone surrogate becomes its `\\udXXX` escape."""
     return value.encode("utf-8", "backslashreplace").decode("utf-8")
@@ -146,7 +152,7 @@ def _refuse_constant(name: str) -> object:
 
 
 def describe(loc: Loc, problem: str) -> str:
-    return f"{'.'.join(printable(str(p)) for p in loc) or '(root)'}: {problem}"
+    return f"{'.'.join(_shown(str(p)) for p in loc) or '(root)'}: {problem}"
 
 
 def _storable_text(value: str) -> str:

@@ -47,7 +47,7 @@ class DealStageChanged(Payload):
     pipeline: str
     from_stage: str | None = None
     to_stage: str
-    status: str = Field(pattern="^(open|won|lost)$")
+    status: str = Field(pattern="^(open|won|lost)$", examples=["open"])
     changed_at: datetime
 
 

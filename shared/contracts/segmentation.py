@@ -31,7 +31,7 @@ class SegmentMembershipChanged(Payload):
     segment_key: str = Field(examples=["rfm:champions", "rule:vip-eu"], description="Stable, human-readable key.")
     segment_name: str = Field(examples=["Champions"])
     kind: SegmentKind
-    change: str = Field(pattern="^(entered|left)$")
+    change: str = Field(pattern="^(entered|left)$", examples=["entered"])
     changed_at: datetime
     run_id: uuid.UUID | None = Field(None, description="The run that decided it; None for rule segments kept live.")
 

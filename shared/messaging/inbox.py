@@ -29,6 +29,7 @@ from shared.log import correlation_id
 from shared.messaging.metrics import BATCH_SECONDS, EVENTS_APPLIED, EVENTS_DEAD_LETTERED, EVENTS_DUPLICATE
 from shared.messaging.tables import MessagingTables
 from shared.messaging.transport import CommitFailed, Consumer, IncomingMessage, OutgoingMessage, Transport, TransportError
+from shared.validation import text_problem
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,10 @@ class InboxConsumer:
         for msg in batch:
             try:
                 envelope = Envelope.from_kafka(msg.value, msg.headers)
+                for name in ("id", "source"):
+                    # The inbox's key: text Postgres cannot store would fail the claim of the whole batch.
+                    if problem := text_problem(getattr(envelope, name)):
+                        raise InvalidEvent(f"{name}: {problem}")
                 if self.subscription.admit is not None:
                     self.subscription.admit(msg, envelope)
                 model = self.subscription.event_types.get(envelope.type) or self.subscription.unknown_types_as

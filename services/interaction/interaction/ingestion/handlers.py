@@ -43,7 +43,7 @@ class Batch:
     properties: dict[tuple, dict] = field(default_factory=dict)  # (customer, kind, key) -> newest row
     deals: dict[tuple[str, str], dict] = field(default_factory=dict)  # (source, deal id) -> newest row
     # event, its payload, customer, home
-    leads: list[tuple[PartnerEvent, p.LeadCaptured, uuid.UUID, uuid.UUID]] = field(default_factory=list)
+    leads: list[tuple[PartnerEvent, p.PartnerLeadCaptured, uuid.UUID, uuid.UUID]] = field(default_factory=list)
     outgoing: list[Envelope] = field(default_factory=list)
     touched: set[uuid.UUID] = field(default_factory=set)  # customers whose traits to recompute
 
@@ -133,7 +133,7 @@ def _order_adjusted(batch: Batch, e: PartnerEvent, fact: Fact) -> None:
     })
 
 
-@handles(p.CustomerIdentified, p.CustomerUpdated, p.ConsentChanged)
+@handles(p.CustomerIdentified, p.PartnerCustomerUpdated, p.ConsentChanged)
 def _properties(batch: Batch, e: PartnerEvent, fact: Fact) -> None:
     cid, source = fact.customer_id, e.envelope.source
     assert isinstance(e.payload, p.CustomerIdentified | p.ConsentChanged)  # CustomerUpdated is a CustomerIdentified
@@ -164,16 +164,16 @@ def _feedback_submitted(batch: Batch, e: PartnerEvent, fact: Fact) -> None:
         fact.customer_id, env))
 
 
-@handles(p.LeadCaptured)
+@handles(p.PartnerLeadCaptured)
 def _lead_captured(batch: Batch, e: PartnerEvent, fact: Fact) -> None:
-    assert isinstance(e.payload, p.LeadCaptured)
+    assert isinstance(e.payload, p.PartnerLeadCaptured)
     batch.leads.append((e, e.payload, fact.customer_id, fact.home))  # published once the referrers are looked up
 
 
-@handles(p.DealUpdated)
+@handles(p.PartnerDealUpdated)
 def _deal_updated(batch: Batch, e: PartnerEvent, fact: Fact) -> None:
     payload, env = e.payload, e.envelope
-    assert isinstance(payload, p.DealUpdated)
+    assert isinstance(payload, p.PartnerDealUpdated)
     current = batch.deals.get((env.source, payload.deal_id))
     if current is not None and (current["occurred"], current["stage"]) >= (e.occurred_at, payload.stage):
         return  # one row per deal and batch (an upsert cannot touch a row twice): the newest wins

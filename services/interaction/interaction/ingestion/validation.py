@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pydantic import ValidationError
 
 from shared.contracts.envelope import Envelope, InvalidEvent, Payload, describe_validation_error
+from shared.contracts.formats import NOT_BLANK, NUMBER_BOUND
 from shared.contracts.partner import PARTNER_EVENT_TYPES, CustomEvent, PartnerPayload, occurred
 from shared.validation import describe, find_unstorable, text_problem
 
@@ -21,6 +22,7 @@ EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
 FUTURE_SKEW = timedelta(days=1)
 # Dates that may lie in the future (a deal's expected close): up to this far ahead.
 FUTURE_PLAN = timedelta(days=3650)
+_SUBJECT = re.compile(NOT_BLANK)  # the AsyncAPI document's pattern for `subject`
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
 
 
@@ -69,9 +71,10 @@ def custom_type_names(items: list[object]) -> set[str]:
 
 def check(envelope: Envelope, payload: Payload, now: datetime | None = None) -> PartnerEvent:
     """Checks what the schema cannot say and normalises identifiers; raises `InvalidEvent`."""
-    if not envelope.subject or not envelope.subject.strip():
-        raise InvalidEvent("subject: the partner's customer id is required")
+    if not envelope.subject or not _SUBJECT.search(envelope.subject):
+        raise InvalidEvent("subject: the partner's customer id is required (not blank)")
     _check_storable(envelope)
+    _check_version(envelope, payload)
     now = now or datetime.now(UTC)
     _check_time("time", envelope.time, now + FUTURE_SKEW)
     when = occurred(payload, envelope.time)
@@ -107,12 +110,24 @@ def check(envelope: Envelope, payload: Payload, now: datetime | None = None) -> 
 def _check_storable(envelope: Envelope) -> None:
     """What Postgres and the JSON encoders cannot take (NUL, lone surrogates, inf, huge integers, deep nesting):
     the one bad event is rejected instead of failing the transaction of its whole batch."""
-    for name in ("id", "source", "subject", "correlationid", "dataschema"):
+    for name in ("id", "source", "subject", "datacontenttype", "correlationid", "dataschema"):
         value = getattr(envelope, name)
         if value is not None and (problem := text_problem(value)):
             raise InvalidEvent(f"{name}: {problem}")
     if found := find_unstorable(envelope.data):
         raise InvalidEvent(describe(("data", *found[0]), found[1]))
+
+
+def _check_version(envelope: Envelope, payload: Payload) -> None:
+    """A `dataschema` must name a version this service reads (absent: the current one). Each type has one version
+    today; a v2 would be listed here beside v1 while partners move over. Custom types have versions of their own,
+    which their catalogue checks (`Catalogue.check`)."""
+    if isinstance(payload, CustomEvent):
+        return
+    known = type(payload).dataschema()
+    if envelope.dataschema is not None and envelope.dataschema != known:
+        raise InvalidEvent(f"dataschema: {envelope.dataschema[:200]!r} is not a known version of {envelope.type!r}; "
+                           f"known: {known}")
 
 
 def _check_time(name: str, value: datetime, latest: datetime) -> None:
@@ -134,6 +149,8 @@ def attribute_type(key: str, value: object) -> str:
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, (int, float)):
+        if not -NUMBER_BOUND <= value <= NUMBER_BOUND:
+            raise InvalidEvent(f"data.attributes.{key}: must be within ±{NUMBER_BOUND:.1e}")
         return "number"
     if isinstance(value, str):
         if len(value) > 2000:

@@ -9,14 +9,22 @@ from shared.contracts.envelope import Envelope
 from shared.contracts.lifecycle import LIFECYCLE_EVENT_TYPES
 from shared.contracts.partner import PARTNER_EVENT_TYPES
 from tests.services.gateway.conftest import gateway_stack
+from tests.support import wait_until
 
 
 async def test_gateway_starts_with_a_service_down_and_fills_the_gap_later(database_url: str) -> None:
     async with gateway_stack(database_url, services=("interaction", "segmentation", "lifecycle"),
                              openapi_refresh_s=0.5) as stack:
         async with stack.client(key=None) as client:
-            doc = (await client.get("/openapi.json")).json()
-            assert doc["info"]["x-missing-services"] == ["clv"]
+            doc: dict = {}
+
+            async def only_clv_missing() -> bool:
+                # On a loaded machine a running service may also miss the first build's 3 s fetch (then filled in).
+                nonlocal doc
+                doc = (await client.get("/openapi.json")).json()
+                return doc["info"].get("x-missing-services") == ["clv"]
+
+            await wait_until(only_clv_missing, message="a document missing only the stopped service")
             assert "/v1/events" in doc["paths"] and "/v1/customers/{customer_id}/lifecycle" in doc["paths"]
             assert "/v1/customers/{customer_id}/value" not in doc["paths"]
             # Operation ids are unique, security is declared, every problem is problem+json.

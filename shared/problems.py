@@ -148,8 +148,11 @@ def merge_problem_response(existing: dict[str, Any] | None, added: dict[str, Any
         return existing | {"content": added["content"]}  # untyped so far: take the typed one, keep the description
     theirs = schema["allOf"][1]
     types = theirs["properties"]["type"]["enum"]
+    new_types = [t for t in ours["properties"]["type"]["enum"] if t not in types]
+    if not new_types:
+        return existing
     theirs["properties"] = ours["properties"] | theirs["properties"]
-    theirs["properties"]["type"]["enum"] = types + [t for t in ours["properties"]["type"]["enum"] if t not in types]
+    theirs["properties"]["type"]["enum"] = types + new_types
     theirs["required"] = ["type"]  # members of one type are not there for another
     existing[_COMPONENTS_KEY] = existing.get(_COMPONENTS_KEY, {}) | added.get(_COMPONENTS_KEY, {})
     if added["description"] not in existing.get("description", ""):

@@ -186,9 +186,8 @@ def document_problems(document: dict[str, Any]) -> dict[str, Any]:
                         content[PROBLEM_JSON] = {"schema": {"$ref": PROBLEM_REF}}
                 for name, schema in response.pop(_COMPONENTS_KEY, {}).items():
                     components.setdefault(name, schema)
-    text = orjson.dumps(document)
-    for name in ("HTTPValidationError", "ValidationError"):
-        if f'"{REF_PREFIX}{name}"'.encode() not in text:
+    for name in ("HTTPValidationError", "ValidationError"):  # the first refers to the second
+        if f'"{REF_PREFIX}{name}"'.encode() not in orjson.dumps(document):
             components.pop(name, None)
     return document
 

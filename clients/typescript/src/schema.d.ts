@@ -7785,7 +7785,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Service unavailable; The service behind this route is unavailable */
+            /** @description Service unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7796,7 +7796,7 @@ export interface operations {
                          * Service
                          * @description The service that could not answer.
                          */
-                        service?: string;
+                        service: string;
                         /** @enum {string} */
                         type: "https://customer-value-crm.dev/problems/service-unavailable";
                     };

@@ -95,7 +95,8 @@ def test_the_walk_finds_an_untyped_answer(document: dict) -> None:
     doc = document | {"paths": {"/v1/x": {"get": {"responses": {
         "200": op["responses"]["200"], "404": {"description": "x", "content": {PROBLEM_JSON: {}}}}}}},
         "components": {"schemas": document["components"]["schemas"] | {"CustomerProfileRead": {"type": "object"}}}}
-    assert untyped(doc) == ["CustomerProfileRead: an object without properties", "GET /v1/x 404 application/problem+json: no schema"]
+    assert untyped(doc) == ["CustomerProfileRead: an object without properties",
+                            "GET /v1/x 404 application/problem+json: no schema"]
 
 
 def test_problems_list_their_types_and_members(document: dict) -> None:

@@ -100,8 +100,14 @@ class ValueNotStorable(DomainError):
     status, slug, title = 422, "unstorable-value", "Value cannot be stored"
 
 
+class BodyNotParsed(DomainError):
+    """Documentation only: FastAPI's answer to a body it cannot parse as JSON (an HTTPException, `_http` below)."""
+
+    status, slug, title = 400, "", "Bad Request"
+
+
 def problem_type(error: type[DomainError]) -> str:
-    return PROBLEM_TYPE_BASE + error.slug
+    return PROBLEM_TYPE_BASE + error.slug if error.slug else "about:blank"
 
 
 def problem_responses(*errors: type[DomainError], descriptions: dict[int, str] | None = None
@@ -178,6 +184,9 @@ def document_problems(document: dict[str, Any]) -> dict[str, Any]:
             if op.get("parameters") or op.get("requestBody"):
                 responses["422"] = merge_problem_response(responses.get("422"),
                                                           problem_response_doc([RequestInvalid, ValueNotStorable]))
+            if op.get("requestBody"):
+                responses["400"] = merge_problem_response(responses.get("400"), problem_response_doc(
+                    [BodyNotParsed], "The body is not valid JSON"))
             for status, response in responses.items():
                 if str(status)[0] in "45":
                     content = response.setdefault("content", {})

@@ -6678,6 +6678,18 @@ export interface operations {
                     "application/json": components["schemas"]["ApiKeyCreated"];
                 };
             };
+            /** @description The body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {string} */
+                        type: "about:blank";
+                    };
+                };
+            };
             /** @description No credential, or an unknown, revoked or expired one */
             401: {
                 headers: {
@@ -7088,6 +7100,18 @@ export interface operations {
                     "application/json": components["schemas"]["CampaignRead"];
                 };
             };
+            /** @description The body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {string} */
+                        type: "about:blank";
+                    };
+                };
+            };
             /** @description No credential, or an unknown, revoked or expired one */
             401: {
                 headers: {
@@ -7338,7 +7362,7 @@ export interface operations {
                     "application/json": components["schemas"]["CampaignRead"];
                 };
             };
-            /** @description The path is not canonical (dot segments, encoded slashes, empty segments) */
+            /** @description The body is not valid JSON; The path is not canonical (dot segments, encoded slashes, empty segments) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7346,7 +7370,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["Problem"] & {
                         /** @enum {string} */
-                        type: "https://customer-value-crm.dev/problems/invalid-path";
+                        type: "about:blank" | "https://customer-value-crm.dev/problems/invalid-path";
                     };
                 };
             };
@@ -8452,7 +8476,7 @@ export interface operations {
                     "application/json": components["schemas"]["CustomerLifecycleRead"];
                 };
             };
-            /** @description The path is not canonical (dot segments, encoded slashes, empty segments) */
+            /** @description The body is not valid JSON; The path is not canonical (dot segments, encoded slashes, empty segments) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -8460,7 +8484,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["Problem"] & {
                         /** @enum {string} */
-                        type: "https://customer-value-crm.dev/problems/invalid-path";
+                        type: "about:blank" | "https://customer-value-crm.dev/problems/invalid-path";
                     };
                 };
             };
@@ -8835,7 +8859,7 @@ export interface operations {
                     "application/json": components["schemas"]["clv.DeliveryRead"];
                 };
             };
-            /** @description The path is not canonical (dot segments, encoded slashes, empty segments) */
+            /** @description The body is not valid JSON; The path is not canonical (dot segments, encoded slashes, empty segments) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -8843,7 +8867,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["Problem"] & {
                         /** @enum {string} */
-                        type: "https://customer-value-crm.dev/problems/invalid-path";
+                        type: "about:blank" | "https://customer-value-crm.dev/problems/invalid-path";
                     };
                 };
             };
@@ -9721,6 +9745,18 @@ export interface operations {
                     "application/json": components["schemas"]["DealRead"];
                 };
             };
+            /** @description The body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {string} */
+                        type: "about:blank";
+                    };
+                };
+            };
             /** @description No credential, or an unknown, revoked or expired one */
             401: {
                 headers: {
@@ -9959,7 +9995,7 @@ export interface operations {
                     "application/json": components["schemas"]["DealRead"];
                 };
             };
-            /** @description The path is not canonical (dot segments, encoded slashes, empty segments) */
+            /** @description The body is not valid JSON; The path is not canonical (dot segments, encoded slashes, empty segments) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -9967,7 +10003,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["Problem"] & {
                         /** @enum {string} */
-                        type: "https://customer-value-crm.dev/problems/invalid-path";
+                        type: "about:blank" | "https://customer-value-crm.dev/problems/invalid-path";
                     };
                 };
             };
@@ -10098,7 +10134,7 @@ export interface operations {
                     "application/json": components["schemas"]["DealRead"];
                 };
             };
-            /** @description The path is not canonical (dot segments, encoded slashes, empty segments) */
+            /** @description The body is not valid JSON; The path is not canonical (dot segments, encoded slashes, empty segments) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -10106,7 +10142,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["Problem"] & {
                         /** @enum {string} */
-                        type: "https://customer-value-crm.dev/problems/invalid-path";
+                        type: "about:blank" | "https://customer-value-crm.dev/problems/invalid-path";
                     };
                 };
             };
@@ -10313,6 +10349,18 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["EventTypeRead"];
+                };
+            };
+            /** @description The body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {string} */
+                        type: "about:blank";
+                    };
                 };
             };
             /** @description No credential, or an unknown, revoked or expired one */
@@ -10541,7 +10589,7 @@ export interface operations {
                     "application/json": components["schemas"]["IngestResponse"];
                 };
             };
-            /** @description The body is not a JSON array of events */
+            /** @description The body is not a JSON array of events; The body is not valid JSON */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -10549,7 +10597,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["Problem"] & {
                         /** @enum {string} */
-                        type: "https://customer-value-crm.dev/problems/malformed-batch";
+                        type: "https://customer-value-crm.dev/problems/malformed-batch" | "about:blank";
                     };
                 };
             };
@@ -11273,6 +11321,18 @@ export interface operations {
                     "application/json": components["schemas"]["RuleSetApplied"];
                 };
             };
+            /** @description The body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {string} */
+                        type: "about:blank";
+                    };
+                };
+            };
             /** @description No credential, or an unknown, revoked or expired one */
             401: {
                 headers: {
@@ -11384,6 +11444,18 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["RederiveResult"];
+                };
+            };
+            /** @description The body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {string} */
+                        type: "about:blank";
+                    };
                 };
             };
             /** @description No credential, or an unknown, revoked or expired one */
@@ -11820,6 +11892,18 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["RuleSetApplied"];
+                };
+            };
+            /** @description The body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {string} */
+                        type: "about:blank";
+                    };
                 };
             };
             /** @description No credential, or an unknown, revoked or expired one */
@@ -12488,6 +12572,18 @@ export interface operations {
                     "application/json": components["schemas"]["MergeRead"];
                 };
             };
+            /** @description The body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {string} */
+                        type: "about:blank";
+                    };
+                };
+            };
             /** @description No credential, or an unknown, revoked or expired one */
             401: {
                 headers: {
@@ -12985,6 +13081,18 @@ export interface operations {
                     "application/json": components["schemas"]["PartnerRead"];
                 };
             };
+            /** @description The body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {string} */
+                        type: "about:blank";
+                    };
+                };
+            };
             /** @description No credential, or an unknown, revoked or expired one */
             401: {
                 headers: {
@@ -13235,7 +13343,7 @@ export interface operations {
                     "application/json": components["schemas"]["PartnerRead"];
                 };
             };
-            /** @description The path is not canonical (dot segments, encoded slashes, empty segments) */
+            /** @description The body is not valid JSON; The path is not canonical (dot segments, encoded slashes, empty segments) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -13243,7 +13351,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["Problem"] & {
                         /** @enum {string} */
-                        type: "https://customer-value-crm.dev/problems/invalid-path";
+                        type: "about:blank" | "https://customer-value-crm.dev/problems/invalid-path";
                     };
                 };
             };
@@ -13829,6 +13937,18 @@ export interface operations {
                     "application/json": components["schemas"]["PipelineRead"];
                 };
             };
+            /** @description The body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {string} */
+                        type: "about:blank";
+                    };
+                };
+            };
             /** @description No credential, or an unknown, revoked or expired one */
             401: {
                 headers: {
@@ -14314,6 +14434,18 @@ export interface operations {
                     "application/json": components["schemas"]["PropositionRead"];
                 };
             };
+            /** @description The body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {string} */
+                        type: "about:blank";
+                    };
+                };
+            };
             /** @description No credential, or an unknown, revoked or expired one */
             401: {
                 headers: {
@@ -14673,7 +14805,7 @@ export interface operations {
                     "application/json": components["schemas"]["PropositionRead"];
                 };
             };
-            /** @description Bad request; The path is not canonical (dot segments, encoded slashes, empty segments) */
+            /** @description Bad request; The body is not valid JSON; The path is not canonical (dot segments, encoded slashes, empty segments) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -14681,7 +14813,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["Problem"] & {
                         /** @enum {string} */
-                        type: "https://customer-value-crm.dev/problems/bad-request" | "https://customer-value-crm.dev/problems/invalid-path";
+                        type: "https://customer-value-crm.dev/problems/bad-request" | "about:blank" | "https://customer-value-crm.dev/problems/invalid-path";
                     };
                 };
             };
@@ -15058,7 +15190,7 @@ export interface operations {
                     "application/json": components["schemas"]["clv.DeliveryRead"];
                 };
             };
-            /** @description The path is not canonical (dot segments, encoded slashes, empty segments) */
+            /** @description The body is not valid JSON; The path is not canonical (dot segments, encoded slashes, empty segments) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -15066,7 +15198,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["Problem"] & {
                         /** @enum {string} */
-                        type: "https://customer-value-crm.dev/problems/invalid-path";
+                        type: "about:blank" | "https://customer-value-crm.dev/problems/invalid-path";
                     };
                 };
             };
@@ -15337,7 +15469,7 @@ export interface operations {
                     "application/json": components["schemas"]["CorrectionRead"];
                 };
             };
-            /** @description The path is not canonical (dot segments, encoded slashes, empty segments) */
+            /** @description The body is not valid JSON; The path is not canonical (dot segments, encoded slashes, empty segments) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -15345,7 +15477,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["Problem"] & {
                         /** @enum {string} */
-                        type: "https://customer-value-crm.dev/problems/invalid-path";
+                        type: "about:blank" | "https://customer-value-crm.dev/problems/invalid-path";
                     };
                 };
             };
@@ -16001,6 +16133,18 @@ export interface operations {
                     "application/json": components["schemas"]["RunRead"];
                 };
             };
+            /** @description The body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {string} */
+                        type: "about:blank";
+                    };
+                };
+            };
             /** @description No credential, or an unknown, revoked or expired one */
             401: {
                 headers: {
@@ -16327,6 +16471,18 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SchemeRead"];
+                };
+            };
+            /** @description The body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {string} */
+                        type: "about:blank";
+                    };
                 };
             };
             /** @description No credential, or an unknown, revoked or expired one */
@@ -16680,6 +16836,18 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SegmentRead"];
+                };
+            };
+            /** @description The body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {string} */
+                        type: "about:blank";
+                    };
                 };
             };
             /** @description No credential, or an unknown, revoked or expired one */
@@ -17067,7 +17235,7 @@ export interface operations {
                     "application/json": components["schemas"]["SegmentRead"];
                 };
             };
-            /** @description The path is not canonical (dot segments, encoded slashes, empty segments) */
+            /** @description The body is not valid JSON; The path is not canonical (dot segments, encoded slashes, empty segments) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -17075,7 +17243,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["Problem"] & {
                         /** @enum {string} */
-                        type: "https://customer-value-crm.dev/problems/invalid-path";
+                        type: "about:blank" | "https://customer-value-crm.dev/problems/invalid-path";
                     };
                 };
             };
@@ -17218,7 +17386,7 @@ export interface operations {
                     "application/json": components["schemas"]["ExportRead"];
                 };
             };
-            /** @description The path is not canonical (dot segments, encoded slashes, empty segments) */
+            /** @description The body is not valid JSON; The path is not canonical (dot segments, encoded slashes, empty segments) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -17226,7 +17394,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["Problem"] & {
                         /** @enum {string} */
-                        type: "https://customer-value-crm.dev/problems/invalid-path";
+                        type: "about:blank" | "https://customer-value-crm.dev/problems/invalid-path";
                     };
                 };
             };
@@ -18252,6 +18420,18 @@ export interface operations {
                     "application/json": components["schemas"]["RulePreview"];
                 };
             };
+            /** @description The body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {string} */
+                        type: "about:blank";
+                    };
+                };
+            };
             /** @description No credential, or an unknown, revoked or expired one */
             401: {
                 headers: {
@@ -18683,6 +18863,18 @@ export interface operations {
                     "application/json": components["schemas"]["FitRead"];
                 };
             };
+            /** @description The body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {string} */
+                        type: "about:blank";
+                    };
+                };
+            };
             /** @description No credential, or an unknown, revoked or expired one */
             401: {
                 headers: {
@@ -18933,7 +19125,7 @@ export interface operations {
                     "application/json": components["schemas"]["PredictionResponse"];
                 };
             };
-            /** @description The path is not canonical (dot segments, encoded slashes, empty segments) */
+            /** @description The body is not valid JSON; The path is not canonical (dot segments, encoded slashes, empty segments) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -18941,7 +19133,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["Problem"] & {
                         /** @enum {string} */
-                        type: "https://customer-value-crm.dev/problems/invalid-path";
+                        type: "about:blank" | "https://customer-value-crm.dev/problems/invalid-path";
                     };
                 };
             };
@@ -19386,6 +19578,18 @@ export interface operations {
                     "application/json": components["schemas"]["CostSettings-Output"];
                 };
             };
+            /** @description The body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {string} */
+                        type: "about:blank";
+                    };
+                };
+            };
             /** @description No credential, or an unknown, revoked or expired one */
             401: {
                 headers: {
@@ -19497,6 +19701,18 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ScoringRead"];
+                };
+            };
+            /** @description The body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {string} */
+                        type: "about:blank";
+                    };
                 };
             };
             /** @description No credential, or an unknown, revoked or expired one */
@@ -20045,6 +20261,18 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookCreated"];
                 };
             };
+            /** @description The body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {string} */
+                        type: "about:blank";
+                    };
+                };
+            };
             /** @description No credential, or an unknown, revoked or expired one */
             401: {
                 headers: {
@@ -20353,7 +20581,7 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookRead"];
                 };
             };
-            /** @description The path is not canonical (dot segments, encoded slashes, empty segments) */
+            /** @description The body is not valid JSON; The path is not canonical (dot segments, encoded slashes, empty segments) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -20361,7 +20589,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["Problem"] & {
                         /** @enum {string} */
-                        type: "https://customer-value-crm.dev/problems/invalid-path";
+                        type: "about:blank" | "https://customer-value-crm.dev/problems/invalid-path";
                     };
                 };
             };

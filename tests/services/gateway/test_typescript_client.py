@@ -90,3 +90,13 @@ async def test_generated_client_typechecks_and_runs_against_the_system(database_
         (Decimal("59.90"), "EUR")]
     assert set(view["sources"]) == {"profile", "segmentation", "value", "lifecycle"}
     assert seen["missing"] == {"status": 404, "type": "https://customer-value-crm.dev/problems/not-found"}
+
+
+def test_without_node_ci_fails_and_a_workstation_skips(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda _name: None)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="required in CI"):
+        node_or_fail()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception):
+        node_or_fail()

@@ -7,10 +7,11 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.log import correlation_id, new_correlation_id
-from shared.problems import problem_response
+from shared.problems import DomainError, problem_response, problem_responses
 from shared.validation import find_unstorable, printable, text_problem
 
 CORRELATION_HEADER = "x-correlation-id"
@@ -101,6 +102,15 @@ async def reject_unstorable_input(request: Request) -> None:
 ReadinessCheck = Callable[[], Awaitable[None]]
 
 
+class Readiness(BaseModel):
+    status: str = Field(description="`ok`")
+    checks: dict[str, str] = Field(description="Each dependency by name: `ok`, or `unavailable: ` and why.")
+
+
+class NotReady(DomainError):
+    status, slug, title, members = 503, "not-ready", "Not ready", Readiness
+
+
 def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
     router = APIRouter(tags=["operations"])
 
@@ -109,7 +119,7 @@ def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
         return {"status": "ok"}
 
     @router.get("/health/ready", summary="Readiness: the database and the event transport answer",
-                responses={503: {"description": "A dependency is unavailable; the body says which"}})
+                response_model=Readiness, responses=problem_responses(NotReady))
     async def ready() -> Response:
         results: dict[str, str] = {}
         for name, check in checks.items():
@@ -120,7 +130,8 @@ def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
                 results[name] = f"unavailable: {type(exc).__name__}: {exc}"[:300]
         failing = [n for n, r in results.items() if r != "ok"]
         if failing:
-            return problem_response(503, "Not ready", f"unavailable: {', '.join(failing)}", slug="not-ready", checks=results)
+            return problem_response(503, NotReady.title, f"unavailable: {', '.join(failing)}", slug=NotReady.slug,
+                                    checks=results)
         return JSONResponse({"status": "ok", "checks": results})
 
     @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)

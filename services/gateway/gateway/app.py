@@ -89,7 +89,8 @@ def create_app(settings: GatewaySettings | None = None, transport: Transport | N
 
     app = FastAPI(title="Customer-value CRM", description=DESCRIPTION, version="0.2.0", lifespan=lifespan,
                   openapi_url=None, docs_url=None, redoc_url=None)
-    openapi = OpenApiDocument(app.openapi, upstreams, refresh_s=settings.openapi_refresh_s, bearer=jwt is not None)
+    # Looked up on each build: `install_problem_handlers` below wraps `app.openapi` to document the problems.
+    openapi = OpenApiDocument(lambda: app.openapi(), upstreams, refresh_s=settings.openapi_refresh_s, bearer=jwt is not None)
     app.state.runtime = runtime
     app.state.session_factory = runtime.session_factory
     app.state.upstreams = upstreams

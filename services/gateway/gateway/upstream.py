@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 
 import aiohttp
+from pydantic import BaseModel, Field
 from yarl import URL
 
 from shared.http import CORRELATION_HEADER
@@ -28,8 +29,12 @@ NOT_FORWARDED = HOP_BY_HOP | {"x-api-key", "authorization", "cookie", INTERNAL_T
 GATEWAY_CALLER = Caller("gateway", "system")
 
 
+class UnavailableMembers(BaseModel):
+    service: str = Field(description="The service that could not answer.")
+
+
 class UpstreamUnavailable(DomainError):
-    status, slug, title = 503, "service-unavailable", "Service unavailable"
+    status, slug, title, members = 503, "service-unavailable", "Service unavailable", UnavailableMembers
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,8 +5,8 @@ a service is down) and refreshed lazily when the merged document is older than `
 while a service is missing. Only paths the service owns under the gateway's routing are kept. Component
 names stay as they are unless two services define the same name differently; then the later one becomes
 `<service>.<Name>` and its references are rewritten. Every operation gets the security requirement and the
-problem responses the gateway itself may answer (401, 403, 413, 429, 503); validation errors are documented
-as problem+json, which is what every service answers.
+problem responses the gateway itself may answer (401, 403, 413, 429, 503), each listing its problem `type`s
+and members (shared/problems.py documents the services' own the same way).
 """
 
 import asyncio
@@ -19,21 +19,24 @@ from typing import Any
 
 import orjson
 
-from shared.problems import PROBLEM_JSON
+from shared.problems import DomainError, document_problems, merge_problem_response, problem_response_doc
 
 from gateway.customer_view.schemas import PART_SCHEMAS
+from gateway.proxy.router import ForeignSource, Unauthenticated
 from gateway.proxy.routing import owner
 from gateway.security import policy
+from gateway.security.middleware import BodyTooLarge, Forbidden, RateLimited
+from gateway.security.paths import UnsafePath
 from gateway.segment_members.schemas import SEGMENTATION_MEMBER
-from gateway.upstream import Upstreams
+from gateway.upstream import Upstreams, UpstreamUnavailable
 
 log = logging.getLogger(__name__)
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 REF_PREFIX = "#/components/schemas/"
-GATEWAY_ERRORS = {
-    "401": "No credential, or an unknown, revoked or expired one",
-    "403": "The credential's role may not call this route (or a partner sent events under another source)",
-    "429": "Rate limit exceeded; `Retry-After` says when to try again",
+GATEWAY_ERRORS: dict[str, tuple[type[DomainError], str]] = {
+    "401": (Unauthenticated, "No credential, or an unknown, revoked or expired one"),
+    "403": (Forbidden, "The credential's role may not call this route"),
+    "429": (RateLimited, "Rate limit exceeded; `Retry-After` says when to try again"),
 }
 
 
@@ -117,17 +120,16 @@ def merge(gateway_doc: dict, service_docs: dict[str, dict], *, bearer: bool) -> 
     return doc
 
 
-def _problem_content() -> dict:
-    return {PROBLEM_JSON: {"schema": {"$ref": REF_PREFIX + "Problem"}}}
+def _problems(*errors: type[DomainError], description: str | None = None) -> dict:
+    return problem_response_doc(list(errors), description)
+
+
+def _add(responses: dict, status: str, response: dict) -> None:
+    responses[status] = merge_problem_response(responses.get(status), response)
 
 
 def _secure(doc: dict, proxied: set[tuple[str, str]], bearer: bool) -> None:
     components = doc["components"]
-    components["schemas"].setdefault("Problem", {
-        "type": "object", "title": "Problem", "required": ["title", "status"],
-        "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
-                       "detail": {"type": ["string", "null"]}, "instance": {"type": ["string", "null"]}},
-    })
     schemes = {"ApiKeyAuth": {"type": "apiKey", "in": "header", "name": "X-API-Key",
                               "description": "An API key (roles admin, frontend, analyst, partner)."}}
     if bearer:
@@ -140,32 +142,28 @@ def _secure(doc: dict, proxied: set[tuple[str, str]], bearer: bool) -> None:
             if method not in HTTP_METHODS or not isinstance(op, dict):
                 continue
             responses = op.setdefault("responses", {})
-            for status, response in list(responses.items()):
-                if str(status).startswith(("4", "5")):
-                    # Every error of every service is problem+json (shared/problems.py), validation errors too.
-                    content = response.setdefault("content", {})
-                    content.pop("application/json", None) if status == "422" else None
-                    if not content.get(PROBLEM_JSON, {}).get("schema"):
-                        content[PROBLEM_JSON] = _problem_content()[PROBLEM_JSON]
             if policy.is_open(method.upper(), path):
                 op["security"] = []
                 continue
-            for status, description in GATEWAY_ERRORS.items():
-                responses.setdefault(status, {"description": description, "content": _problem_content()})
+            for status, (error, description) in GATEWAY_ERRORS.items():
+                _add(responses, status, _problems(error, description=description))
+            if (path, method) == ("/v1/events", "post"):
+                _add(responses, "403", _problems(ForeignSource))
             responses["429"].setdefault("headers", {"Retry-After": {"schema": {"type": "integer"},
                                                                     "description": "Seconds to wait."}})
             if "requestBody" in op:
-                responses.setdefault("413", {"description": "Request body too large", "content": _problem_content()})
-                # FastAPI answers a body that is not JSON at all with 400 (a JSON of the wrong shape is a 422).
-                responses.setdefault("400", {"description": "The body is not valid JSON", "content": _problem_content()})
+                _add(responses, "413", _problems(BodyTooLarge))
             if "{" in path:
                 # A path parameter of `..`, `.`, or holding `/` or `\` makes the path ambiguous: refused before the
                 # policy (gateway/security/paths.py).
-                responses.setdefault("400", {"description": "The path is not canonical (dot segments, encoded "
-                                                            "slashes, empty segments)", "content": _problem_content()})
+                _add(responses, "400", _problems(UnsafePath, description=(
+                    "The path is not canonical (dot segments, encoded slashes, empty segments)")))
             if (path, method) in proxied or path.startswith("/v1/customers/"):
-                responses.setdefault("503", {"description": "The service behind this route is unavailable",
-                                             "content": _problem_content()})
+                _add(responses, "503", _problems(UpstreamUnavailable, description=(
+                    "The service behind this route is unavailable")))
+    # Every error of every service is problem+json (shared/problems.py): the documents merged here say so
+    # already; this types the gateway's own additions and hoists their member schemas into `components`.
+    document_problems(doc)
 
 
 class OpenApiDocument:

@@ -8,6 +8,13 @@ from gateway.docs import asyncapi
 router = APIRouter(tags=["documentation"])
 _ASYNCAPI: bytes | None = None
 _CUSTOM_TYPES_TIMEOUT_S = 2.0
+# Its members are AsyncAPI's own (https://www.asyncapi.com/docs/reference/specification/v3.0.0): a client reads it
+# with an AsyncAPI parser, so only the version and the title are typed here.
+ASYNCAPI_SCHEMA = {"type": "object", "required": ["asyncapi", "info", "channels", "operations", "components"],
+                   "additionalProperties": True,
+                   "properties": {"asyncapi": {"type": "string", "const": "3.0.0"},
+                                  "info": {"type": "object", "required": ["title", "version"], "additionalProperties": True,
+                                           "properties": {"title": {"type": "string"}, "version": {"type": "string"}}}}}
 
 
 @router.get("/openapi.json", include_in_schema=False)
@@ -21,7 +28,7 @@ async def docs() -> HTMLResponse:
 
 
 @router.get("/asyncapi", summary="The AsyncAPI 3.0 document of every topic and event type (JSON)",
-            response_description="AsyncAPI 3.0", responses={200: {"content": {"application/json": {}}}})
+            response_description="AsyncAPI 3.0", responses={200: {"content": {"application/json": {"schema": ASYNCAPI_SCHEMA}}}})
 async def asyncapi_document(request: Request) -> Response:
     """Partner and domain events: channels are topics, messages are event types with JSON Schema payloads,
     including the custom event types registered at interaction (read on every request, so a new type or

@@ -12,6 +12,7 @@ import logging
 import re
 from types import SimpleNamespace
 
+from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.http import CORRELATION_HEADER
@@ -35,8 +36,18 @@ class Unauthenticated(DomainError):
     status, slug, title = 401, "unauthorized", "Unauthorized"
 
 
+class ForeignItem(BaseModel):
+    index: int = Field(description="Position of the event in the posted array.")
+    id: str | None = Field(description="The event's id, when it is a string.")
+    source: str | None = Field(description="The event's source, when it is a string.")
+
+
+class ForeignSourceMembers(BaseModel):
+    items: list[ForeignItem] = Field(description="The offending events (at most the first 100).")
+
+
 class ForeignSource(DomainError):
-    status, slug, title = 403, "foreign-source", "Events under another source"
+    status, slug, title, members = 403, "foreign-source", "Events under another source", ForeignSourceMembers
 
 
 def check_partner_batch(principal: Principal, body: bytes) -> None:

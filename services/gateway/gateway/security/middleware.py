@@ -13,6 +13,7 @@ import ipaddress
 import math
 from collections.abc import Callable
 
+from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.problems import DomainError, problem_response
@@ -29,6 +30,18 @@ AUTHORIZATION = b"authorization"
 
 class BodyTooLarge(DomainError):
     status, slug, title = 413, "body-too-large", "Request body too large"
+
+
+class RoleMembers(BaseModel):
+    role: str = Field(description="The credential's role, which may not call the route.")
+
+
+class Forbidden(DomainError):
+    status, slug, title, members = 403, "forbidden", "Forbidden", RoleMembers
+
+
+class RateLimited(DomainError):
+    status, slug, title = 429, "rate-limited", "Too many requests"
 
 
 class SecurityMiddleware:
@@ -51,23 +64,23 @@ class SecurityMiddleware:
             principal, failure = await self._authenticate(scope)
         except _TooManyFailures:
             retry_after = max(1, math.ceil(self.failed_auth.wait(_client(scope))))
-            return await problem_response(429, "Too many requests",
+            return await problem_response(429, RateLimited.title,
                                           f"too many failed authentications from your address; retry in {retry_after}s",
-                                          slug="rate-limited", instance=path,
+                                          slug=RateLimited.slug, instance=path,
                                           headers={"Retry-After": str(retry_after)})(scope, receive, send)
         if principal is None:
             schemes = 'ApiKey header="X-API-Key"' + (", Bearer" if self.jwt else "")
             return await problem_response(401, "Unauthorized", failure, slug="unauthorized", instance=path,
                                           headers={"WWW-Authenticate": schemes})(scope, receive, send)
         if not policy.allowed(principal.role, method, path):
-            return await problem_response(403, "Forbidden", f"role {principal.role.value!r} may not {method} {path}",
-                                          slug="forbidden", instance=path, role=principal.role.value
+            return await problem_response(403, Forbidden.title, f"role {principal.role.value!r} may not {method} {path}",
+                                          slug=Forbidden.slug, instance=path, role=principal.role.value
                                           )(scope, receive, send)
         wait = self.buckets.take(principal.id, principal.rate_limit_per_s)
         if wait > 0:
             retry_after = max(1, math.ceil(wait))
-            return await problem_response(429, "Too many requests", f"rate limit exceeded; retry in {retry_after}s",
-                                          slug="rate-limited", instance=path,
+            return await problem_response(429, RateLimited.title, f"rate limit exceeded; retry in {retry_after}s",
+                                          slug=RateLimited.slug, instance=path,
                                           headers={"Retry-After": str(retry_after)})(scope, receive, send)
         declared = _header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:

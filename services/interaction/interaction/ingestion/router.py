@@ -4,7 +4,7 @@ from fastapi.responses import JSONResponse
 
 from shared.contracts.envelope import Envelope
 from shared.messaging.inbox import is_transient
-from shared.problems import DomainError, problem_response
+from shared.problems import DomainError, problem_response, problem_responses
 from shared.validation import loads
 
 from interaction.event_types.service import catalogue
@@ -28,6 +28,12 @@ class TryAgain(DomainError):
     status, slug, title = 503, "try-again", "Temporarily unable to store the batch"
 
 
+class EventsRejected(DomainError):
+    """Answered as a problem carrying the whole `IngestResponse`: the batch's other events were stored."""
+
+    status, slug, title, members = 422, "events-rejected", "Some events were rejected", IngestResponse
+
+
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
@@ -44,12 +50,12 @@ async def _read_body(request: Request, limit: int) -> bytes:
     "/events",
     response_model=IngestResponse,
     summary="Ingest a batch of partner events (CloudEvents 1.0, JSON array)",
-    responses={
-        400: {"description": "The body is not a JSON array of events"},
-        413: {"description": "Too many events or too many bytes"},
-        422: {"description": "Some events were rejected; `results` says which and why. The others were stored."},
-        503: {"description": "The database could not take the batch now (nothing stored); resend it."},
-    },
+    responses=problem_responses(MalformedBatch, BatchTooLarge, EventsRejected, TryAgain, descriptions={
+        400: "The body is not a JSON array of events",
+        413: "Too many events or too many bytes",
+        422: "Some events were rejected; `results` says which and why. The others were stored.",
+        503: "The database could not take the batch now (nothing stored); resend it.",
+    }),
     openapi_extra={"requestBody": {"required": True, "content": {
         "application/cloudevents-batch+json": {"schema": {"type": "array", "items": Envelope.model_json_schema()}},
         "application/json": {"schema": {"type": "array", "items": Envelope.model_json_schema()}},
@@ -97,8 +103,8 @@ async def ingest_events(request: Request, settings: SettingsDep) -> JSONResponse
     if response.rejected:
         first = next(r for r in results if r.status == "rejected")
         return problem_response(
-            422, "Some events were rejected", f"{response.rejected} of {len(results)} rejected; "
-            f"first: item {first.index}: {first.reason}", slug="events-rejected", instance=request.url.path,
+            EventsRejected.status, EventsRejected.title, f"{response.rejected} of {len(results)} rejected; "
+            f"first: item {first.index}: {first.reason}", slug=EventsRejected.slug, instance=request.url.path,
             **response.model_dump(mode="json"),
         )
     return response

@@ -52,7 +52,8 @@ async def read_export(segment_id: uuid.UUID, export_id: uuid.UUID, session: Sess
 
 @router.get("/{export_id}/download", response_class=StreamingResponse,
             responses={**problem_responses(ExportNotFound, ExportNotReady),
-                       200: {"content": {"text/csv": {}}, "description": "The export's CSV (RFC 4180)."}})
+                       200: {"content": {"text/csv": {"schema": {"type": "string"}}},
+                             "description": "The export's CSV (RFC 4180)."}})
 async def download_export(segment_id: uuid.UUID, export_id: uuid.UUID, request: Request,
                           session: SessionDep) -> StreamingResponse:
     """The finished export's CSV: the same columns and escaping as the streamed export (409 until succeeded)."""

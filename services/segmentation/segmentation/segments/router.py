@@ -144,7 +144,7 @@ async def segment_history(segment_id: uuid.UUID, session: SessionDep, limit: Lim
 
 EXPORT_PAGE = 2000
 CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"text/csv": {}}, "description": "CSV (RFC 4180), streamed page by page."}}
+    200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "CSV (RFC 4180), streamed page by page."}}
 
 
 def _csv(segment_id: uuid.UUID, what: str, factory) -> StreamingResponse:

@@ -5341,6 +5341,13 @@ export interface components {
              *         }
              *       ]
              *     }
+             * @example {
+             *       "event_type": "order.shipped",
+             *       "field": "event_count",
+             *       "op": "gte",
+             *       "value": 2,
+             *       "within_days": 30
+             *     }
              */
             rule: {
                 [key: string]: unknown;
@@ -10490,7 +10497,10 @@ export interface operations {
                      * @default application/json
                      */
                     datacontenttype?: string;
-                    /** Dataschema */
+                    /**
+                     * Dataschema
+                     * @description `urn:crm:schema:<type>:v<version>`. Absent means the current version; an unknown one is rejected, naming the known ones.
+                     */
                     dataschema?: string | null;
                     /**
                      * Id
@@ -10515,7 +10525,7 @@ export interface operations {
                     /**
                      * Time
                      * Format: date-time
-                     * @description When it happened, RFC 3339 with an offset.
+                     * @description When it happened, RFC 3339 with an offset. Partner events are accepted from 1990-01-01T00:00:00Z to now + 1 day (clock skew); `data.occurred_at`, when given, is when the fact happened and orders it instead.
                      */
                     time: string;
                     /**
@@ -10541,7 +10551,10 @@ export interface operations {
                      * @default application/json
                      */
                     datacontenttype?: string;
-                    /** Dataschema */
+                    /**
+                     * Dataschema
+                     * @description `urn:crm:schema:<type>:v<version>`. Absent means the current version; an unknown one is rejected, naming the known ones.
+                     */
                     dataschema?: string | null;
                     /**
                      * Id
@@ -10566,7 +10579,7 @@ export interface operations {
                     /**
                      * Time
                      * Format: date-time
-                     * @description When it happened, RFC 3339 with an offset.
+                     * @description When it happened, RFC 3339 with an offset. Partner events are accepted from 1990-01-01T00:00:00Z to now + 1 day (clock skew); `data.occurred_at`, when given, is when the fact happened and orders it instead.
                      */
                     time: string;
                     /**

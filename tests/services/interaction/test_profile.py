@@ -219,6 +219,9 @@ async def test_partner_registry_auto_registers_and_lists_customers_and_touchpoin
     assert [p["id"] for p in listed] == ["acme"]
     customers = (await client.get("/v1/partners/help-desk/customers")).json()["items"]
     assert len(customers) == 2
+    searched = (await client.get("/v1/customers", params={"partner": "help-desk"})).json()["items"]
+    assert sorted(c["customer_id"] for c in searched) == sorted(c["customer_id"] for c in customers)
+    assert (await client.get("/v1/customers", params={"partner": "acme"})).json()["items"] == []
     # Every partner list pages to its end through next_cursor, one item per page, each item once.
     for path, key, want in (("/v1/partners", "id", 2), ("/v1/partners/help-desk/customers", "customer_id", 2),
                             ("/v1/partners/help-desk/touchpoints", "id", 2)):

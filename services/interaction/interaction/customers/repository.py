@@ -76,7 +76,7 @@ async def search(session: AsyncSession, *, after: uuid.UUID | None, limit: int, 
                                               prop.c.key == attribute[0],
                                               prop.c.value.op("#>>")(sa.literal_column("'{}'")) == attribute[1]))
     if partner is not None:
-        query = query.where(c.c.partners.any(partner))
+        query = query.where(sa.literal(partner) == sa.any_(c.c.partners))
     if min_purchase_count is not None:
         query = query.where(c.c.purchase_count >= min_purchase_count)
     if max_purchase_count is not None:

@@ -19,6 +19,7 @@ its goal.
 import argparse
 import asyncio
 import importlib.util
+import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -245,9 +246,11 @@ async def _end_to_end(url: str, rows: np.ndarray, diff_reference: int = 0) -> di
             async with sessions.begin() as session:
                 run = await executor.create(session, kind, scheme=None, currency="EUR",
                                             as_of=datetime.fromtimestamp(AS_OF, UTC))
-            started = time.perf_counter()
+            before = await _server_cost(sessions)
+            started, cpu_started = time.perf_counter(), time.process_time()
             await executor.execute(run["run_id"])
-            seconds = time.perf_counter() - started
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+            cost = _cost_since(before, await _server_cost(sessions))
             async with sessions() as session:
                 done = (await session.execute(_sql("SELECT status, error, result FROM segmentation.segmentation_run "
                                                    "WHERE run_id = :id"), {"id": run["run_id"]})).one()
@@ -261,12 +264,44 @@ async def _end_to_end(url: str, rows: np.ndarray, diff_reference: int = 0) -> di
             verdict = f"  goal ≤ {goal:g} s: {'met' if seconds <= goal else 'MISSED'}" if goal else ""
             print(f"end to end {label:<18} {seconds:7.2f} s  ({changes:,} membership changes → outbox events)"
                   f"{verdict}  phases: {done.result['timings']}")
+            print(f"    cost: Python process CPU {cpu:.2f} s, Postgres backends CPU {cost['postgres_cpu_s']} s, "
+                  f"WAL {cost['wal_mb']} MB")
             out[f"{label}_s"] = round(seconds, 2)
+            out[f"{label}_cost"] = {"python_cpu_s": round(cpu, 2), **cost}
             out[f"{label}_phases"] = done.result["timings"]
             out[f"{label}_membership_changes"] = changes
         return out
     finally:
         await engine.dispose()
+
+
+async def _server_cost(sessions) -> dict:
+    """The WAL position and the CPU seconds used so far by this database's backends (read from /proc: the
+    harness's Postgres runs on this machine; None when it does not). Load-independent, unlike wall time."""
+    async with sessions() as session:
+        lsn = (await session.execute(_sql("SELECT pg_current_wal_lsn()::text"))).scalar_one()
+        pids = (await session.execute(_sql(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"))).scalars().all()
+    ticks: dict[int, int] | None = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            ticks = None
+            break
+        ticks[pid] = int(fields[11]) + int(fields[12])  # utime + stime
+    return {"lsn": lsn, "ticks": ticks}
+
+
+def _cost_since(before: dict, after: dict) -> dict:
+    hi, lo = (int(x, 16) for x in before["lsn"].split("/"))
+    hi2, lo2 = (int(x, 16) for x in after["lsn"].split("/"))
+    wal = ((hi2 << 32) + lo2) - ((hi << 32) + lo)
+    cpu = None
+    if before["ticks"] is not None and after["ticks"] is not None:
+        hz = os.sysconf("SC_CLK_TCK")
+        cpu = round(sum(t - before["ticks"].get(pid, 0) for pid, t in after["ticks"].items()) / hz, 2)
+    return {"postgres_cpu_s": cpu, "wal_mb": round(wal / 1e6, 1)}
 
 
 async def _diff_reference(executor: RunExecutor, sessions, rounds: int) -> dict:

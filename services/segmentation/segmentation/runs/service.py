@@ -29,7 +29,8 @@ from segmentation.analytics import clustering, rfm, tiers
 from segmentation.rules.service import refresh_rule_segments, segment_id_for
 from segmentation.runs.binary_copy import copy_in, copy_out, uuid_bytes
 from segmentation.runs.models import segmentation_run
-from segmentation.segments.membership import RUN_DIFF, movement, notify_relay, publish_params
+from segmentation.segments import run_diff
+from segmentation.segments.membership import notify_relay
 
 log = logging.getLogger(__name__)
 KINDS = ("rfm", "clustering", "tiers")
@@ -342,21 +343,19 @@ class RunExecutor:
         return data
 
     async def _finish(self, session: AsyncSession, run: dict, families: list[str], result: dict,
-                      summaries: dict[uuid.UUID, dict]) -> None:
-        """Membership diff + events, segment summaries with movement, rule refresh, the run's result."""
+                      summaries: dict[uuid.UUID, dict], assigned: tuple[np.ndarray, np.ndarray]) -> None:
+        """Membership diff + events, segment summaries with movement, rule refresh, the run's result.
+        `assigned`: (customer ids, segment ids) as 16-byte arrays, one pair per membership the run decided."""
         now = datetime.now(UTC)
+        segments = await run_diff.scope_segments(session, families)
+        with phase(run, "membership_diff_s"):
+            moved = await self.diff(session, run, now, segments, assigned)
         # The run's rows were just copied in, so the planner's statistics still describe the table before them
-        # and it would probe a million rows one index lookup at a time; a run always diffs whole families,
-        # which hash (or merge) joins do in one pass.
+        # and the rule refresh below (rules on RFM scores read them) would probe a million rows one index lookup
+        # at a time; hash (or merge) joins do it in one pass.
         await session.execute(sa.text(f"SET LOCAL work_mem = '{RUN_WORK_MEM}'"))
         await session.execute(sa.text("SET LOCAL enable_nestloop = off"))
-        scope = (await session.execute(sa.text(
-            "SELECT segment_id FROM segmentation.segment WHERE family = ANY(CAST(:f AS text[]))"),
-            {"f": families})).scalars().all()
-        with phase(run, "membership_diff_s"):
-            rows = (await session.execute(RUN_DIFF, {**publish_params(self.outbox, now, run["run_id"]),
-                                                      "scope": list(scope)})).all()
-        moved = movement(rows)
+        scope = [s.segment_id for s in segments]
         for segment_id in scope:
             summary = summaries.get(segment_id, {"size": 0, "revenue": 0.0, "revenue_share": 0.0, "average_value": 0.0})
             change = moved.get(segment_id, {"entered": 0, "left": 0})
@@ -385,6 +384,12 @@ class RunExecutor:
         # In the run's transaction: copies of a customer's segmentation (the gateway's view) refresh from it.
         await self.outbox.add(session, SEGMENTATION_EVENTS, [Envelope.wrap(SegmentationRunCompleted(
             run_id=run["run_id"], kind=run["kind"], family=run["family"], finished_at=now), source=SOURCE, subject=None)])
+
+    async def diff(self, session: AsyncSession, run: dict, now: datetime, scope: list[run_diff.Segment],
+                   assigned: tuple[np.ndarray, np.ndarray]) -> dict[uuid.UUID, dict[str, int]]:
+        """The membership diff with its events (the benchmark times its predecessor in its place)."""
+        return await run_diff.apply(session, self.outbox, now=now, run_id=run["run_id"], scope=scope,
+                                    customer_ids=assigned[0], segment_ids=assigned[1])
 
     async def _upsert_segments(self, session: AsyncSession, segments: list[dict]) -> list[uuid.UUID]:
         ids = [segment_id_for(s["key"]) for s in segments]
@@ -431,7 +436,8 @@ class RunExecutor:
             summaries = dict(zip(ids, self._money_summary(computed["size"], computed["revenue"]), strict=True))
             for sid, seg in zip(ids, segments, strict=True):
                 summaries[sid]["key"], summaries[sid]["name"] = seg["key"], seg["name"]
-            await self._finish(session, run, [family], {"customers": data.n, "scheme": scheme["key"]}, summaries)
+            await self._finish(session, run, [family], {"customers": data.n, "scheme": scheme["key"]}, summaries,
+                               (data.rows["customer_id"], id_bytes[computed["segment"]]))
 
     async def _clustering(self, run: dict) -> None:
         async with self.session_factory() as session:
@@ -472,7 +478,8 @@ class RunExecutor:
                 "customers": data.n, "k": result.k, "k_fixed": result.fixed, "k_requested": run["params"].get("k"),
                 "k_criterion": "fixed by the request" if result.fixed else result.criterion,
                 "silhouette": result.silhouette, "silhouette_by_k": result.candidates,
-                "smallest_share_by_k": result.smallest_share, "features": clustering.FEATURES}, summaries)
+                "smallest_share_by_k": result.smallest_share, "features": clustering.FEATURES}, summaries,
+                (data.rows["customer_id"], id_bytes[index] if data.n else id_bytes[:0]))
 
     async def _tiers(self, run: dict) -> None:
         data = await self._load(run, with_value=True)
@@ -496,8 +503,11 @@ class RunExecutor:
                      ("portfolio", computed["quadrant"].astype(np.int64), np.ones(data.n, dtype=bool)),
                      ("clv-tier", data.rows["tier"].astype(np.int64) - 1, with_tier)]
             summaries: dict[uuid.UUID, dict] = {}
+            assigned_customers, assigned_segments = [], []
             for family, index, mask in parts:
                 global_index = index[mask] + offsets[family]
+                assigned_customers.append(data.rows["customer_id"][mask])
+                assigned_segments.append(id_bytes[global_index] if len(global_index) else id_bytes[:0])
                 with phase(run, "write_results_s"):
                     await copy_in(session, "run_result", "segmentation", columns, {
                         "run_id": run_bytes, "customer_id": data.rows["customer_id"][mask],
@@ -527,7 +537,8 @@ class RunExecutor:
                 "value_axis": "per customer in its own currency: the CLV the clv service published, else revenue to "
                               "date in the currency it spent most in; high = at or above the median of its "
                               "currency and basis, and above zero",
-                "engagement_axis": "mean of the R and F scores"}, summaries)
+                "engagement_axis": "mean of the R and F scores"}, summaries,
+                (np.concatenate(assigned_customers), np.concatenate(assigned_segments)))
 
 
 async def get_run(session: AsyncSession, run_id: uuid.UUID) -> dict:

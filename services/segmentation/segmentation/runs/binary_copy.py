@@ -4,6 +4,7 @@ Every column is fixed-width and non-null (the queries coalesce), so each row of 
 the same size and numpy reads or writes the whole stream at once: no per-row Python on a million customers.
 """
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -75,12 +76,16 @@ async def copy_in(session: AsyncSession, table: str, schema: str, columns: list[
 
 async def copy_rows(session: AsyncSession, table: str, schema: str, columns: list[str],
                     rows: Iterable[bytes]) -> None:
-    """One binary COPY of rows already encoded (each chunk whole rows), streamed chunk by chunk."""
+    """One binary COPY of rows already encoded (each chunk whole rows), streamed chunk by chunk. The next chunk
+    is built in a worker thread while Postgres takes in the current one (numpy releases the GIL as it copies)."""
     conn = await asyncpg_connection(session)
+    chunks = iter(rows)
 
     async def stream() -> AsyncIterator[bytes]:
         yield SIGNATURE
-        for chunk in rows:
+        upcoming = asyncio.ensure_future(asyncio.to_thread(next, chunks, None))
+        while (chunk := await upcoming) is not None:
+            upcoming = asyncio.ensure_future(asyncio.to_thread(next, chunks, None))
             yield chunk
         yield TRAILER
 

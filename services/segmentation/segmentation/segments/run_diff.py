@@ -121,6 +121,8 @@ def pair_diff(new_segment: np.ndarray, new_customer: np.ndarray, old_segment: np
     Each side holds a (segment, customer) pair at most once, so a pair on both sides is two adjacent rows
     once everything is sorted by segment and customer."""
     n_new = len(new_segment)
+    if not n_new or not len(old_segment):  # a first run, or a run that assigns nobody: nothing to match
+        return np.ones(n_new, dtype=bool), np.ones(len(old_segment), dtype=bool)
     segment = np.concatenate([new_segment, old_segment])
     halves = np.concatenate([_halves(new_customer), _halves(old_customer)])
     order = np.lexsort((halves[:, 1], halves[:, 0], segment))

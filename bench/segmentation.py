@@ -94,7 +94,12 @@ WITH left_rows AS (
 
 
 class ReferenceExecutor(RunExecutor):
-    """The executor with the reference diff in place of the service's."""
+    """The executor with the reference diff in place of the service's, and the results written before it (the
+    reference statement reads them; the service writes them alongside its diff)."""
+
+    async def _finish(self, session, run, families, result, summaries, assigned, results):
+        await results
+        await super()._finish(session, run, families, result, summaries, assigned, results)
 
     async def diff(self, session, run, now, scope, assigned):
         await session.execute(_sql("SET LOCAL work_mem = '256MB'"))

@@ -19,7 +19,7 @@ WIDTH = {"uuid": ("V16", 16), "int2": (">i2", 2), "int4": (">i4", 4), "int8": ("
          "timestamptz": (">i8", 8)}
 PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 # Rows per COPY chunk: a million rows are streamed, not held as one more copy of the whole stream.
-CHUNK_ROWS = 100_000
+CHUNK_ROWS = 25_000
 
 
 def row_dtype(columns: list[tuple[str, str]]) -> np.dtype:

@@ -279,6 +279,7 @@ class RunExecutor:
                         if status == "running" and await jobs.fail_interrupted(session, segmentation_run, run_id,
                                                                                id_column="run_id"):
                             log.warning("segmentation run %s interrupted: its replica stopped", run_id)
+                            await discard_results(session, run_id)
                 for run_id, status in stale:
                     if status == "queued":
                         self.launch(run_id)
@@ -334,6 +335,8 @@ class RunExecutor:
                 log.exception("segmentation run %s failed", run_id)
                 await self._progress(run_id, 1.0, status="failed", error=f"{type(exc).__name__}: {exc}"[:500],
                                      finished_at=datetime.now(UTC))
+                async with self.session_factory.begin() as session:
+                    await discard_results(session, run_id)
 
     async def _load(self, run: dict, with_value: bool = False) -> Aggregates:
         with phase(run, "load_s"):
@@ -342,17 +345,42 @@ class RunExecutor:
         await self._progress(run["run_id"], 0.2)
         return data
 
+    def _write_results(self, run: dict, writes: list[tuple[list[tuple[str, str]], dict, int]]) -> asyncio.Future:
+        """The run's per-customer results (run_result), copied in on a connection of their own while the run's
+        transaction diffs the memberships (Postgres works on both at once: two backends). They commit first, but
+        nothing reads them before the run has succeeded (reads name a succeeded run); if the run fails they are
+        deleted (`execute`, and recovery for a replica that died)."""
+        async def write() -> None:
+            with phase(run, "write_results_s"):
+                async with self.session_factory() as session, session.begin():
+                    for columns, values, n in writes:
+                        await copy_in(session, "run_result", "segmentation", columns, values, n)
+        return asyncio.ensure_future(write())
+
     async def _finish(self, session: AsyncSession, run: dict, families: list[str], result: dict,
-                      summaries: dict[uuid.UUID, dict], assigned: tuple[np.ndarray, np.ndarray]) -> None:
+                      summaries: dict[uuid.UUID, dict], assigned: tuple[np.ndarray, np.ndarray],
+                      results: asyncio.Future) -> None:
         """Membership diff + events, segment summaries with movement, rule refresh, the run's result.
-        `assigned`: (customer ids, segment ids) as 16-byte arrays, one pair per membership the run decided."""
+        `assigned`: (customer ids, segment ids) as 16-byte arrays, one pair per membership the run decided;
+        `results`: the run's results being written (`_write_results`), awaited before the run succeeds."""
+        try:
+            await self._finish_with(session, run, families, result, summaries, assigned)
+            await results
+        except BaseException:
+            # Settled before the failure goes on: a failed run's results are deleted after they committed.
+            await asyncio.gather(results, return_exceptions=True)
+            raise
+        await self._succeed(session, run, result)
+
+    async def _finish_with(self, session: AsyncSession, run: dict, families: list[str], result: dict,
+                           summaries: dict[uuid.UUID, dict], assigned: tuple[np.ndarray, np.ndarray]) -> None:
         now = datetime.now(UTC)
         segments = await run_diff.scope_segments(session, families)
         with phase(run, "membership_diff_s"):
             moved = await self.diff(session, run, now, segments, assigned)
-        # The run's rows were just copied in, so the planner's statistics still describe the table before them
-        # and the rule refresh below (rules on RFM scores read them) would probe a million rows one index lookup
-        # at a time; hash (or merge) joins do it in one pass.
+        # The memberships were just copied in, so the planner's statistics still describe the table before them
+        # and the rule refresh below (rules on segment membership read them) would probe a million rows one index
+        # lookup at a time; hash (or merge) joins do it in one pass.
         await session.execute(sa.text(f"SET LOCAL work_mem = '{RUN_WORK_MEM}'"))
         await session.execute(sa.text("SET LOCAL enable_nestloop = off"))
         scope = [s.segment_id for s in segments]
@@ -376,6 +404,9 @@ class RunExecutor:
             DELETE FROM segmentation.run_result WHERE run_id IN (
                 SELECT run_id FROM segmentation.segmentation_run WHERE family = :family AND status = 'succeeded'
                 ORDER BY finished_at DESC OFFSET :keep)"""), {"family": run["family"], "keep": KEEP_RESULTS - 1})
+
+    async def _succeed(self, session: AsyncSession, run: dict, result: dict) -> None:
+        now = datetime.now(UTC)
         result["timings"] = run["timings"]
         await session.execute(sa.text("""
             UPDATE segmentation.segmentation_run SET status = 'succeeded', progress = 1, result = CAST(:result AS jsonb),
@@ -426,18 +457,17 @@ class RunExecutor:
         async with self.session_factory() as session, session.begin():
             ids = await self._upsert_segments(session, segments)
             id_bytes = np.array([uuid_bytes(i) for i in ids], dtype="V16")
-            with phase(run, "write_results_s"):
-                await copy_in(session, "run_result", "segmentation",
-                              [("run_id", "uuid"), ("customer_id", "uuid"), ("segment_id", "uuid"), ("r", "int2"),
-                               ("f", "int2"), ("m", "int2"), ("monetary", "float8")],
-                              {"run_id": uuid_bytes(run["run_id"]), "customer_id": data.rows["customer_id"],
-                               "segment_id": id_bytes[computed["segment"]], "r": computed["r"], "f": computed["f"],
-                               "m": computed["m"], "monetary": data.rows["monetary"]}, data.n)
+            results = self._write_results(run, [(
+                [("run_id", "uuid"), ("customer_id", "uuid"), ("segment_id", "uuid"), ("r", "int2"), ("f", "int2"),
+                 ("m", "int2"), ("monetary", "float8")],
+                {"run_id": uuid_bytes(run["run_id"]), "customer_id": data.rows["customer_id"],
+                 "segment_id": id_bytes[computed["segment"]], "r": computed["r"], "f": computed["f"],
+                 "m": computed["m"], "monetary": data.rows["monetary"]}, data.n)])
             summaries = dict(zip(ids, self._money_summary(computed["size"], computed["revenue"]), strict=True))
             for sid, seg in zip(ids, segments, strict=True):
                 summaries[sid]["key"], summaries[sid]["name"] = seg["key"], seg["name"]
             await self._finish(session, run, [family], {"customers": data.n, "scheme": scheme["key"]}, summaries,
-                               (data.rows["customer_id"], id_bytes[computed["segment"]]))
+                               (data.rows["customer_id"], id_bytes[computed["segment"]]), results)
 
     async def _clustering(self, run: dict) -> None:
         async with self.session_factory() as session:
@@ -464,12 +494,11 @@ class RunExecutor:
                 lookup[label] = i
             id_bytes = np.array([uuid_bytes(i) for i in ids], dtype="V16")
             index = lookup[result.labels] if data.n else np.empty(0, dtype=np.int64)
-            with phase(run, "write_results_s"):
-                await copy_in(session, "run_result", "segmentation",
-                              [("run_id", "uuid"), ("customer_id", "uuid"), ("segment_id", "uuid"), ("monetary", "float8")],
-                              {"run_id": uuid_bytes(run["run_id"]), "customer_id": data.rows["customer_id"],
-                               "segment_id": id_bytes[index] if data.n else id_bytes[:0],
-                               "monetary": data.rows["monetary"]}, data.n)
+            results = self._write_results(run, [(
+                [("run_id", "uuid"), ("customer_id", "uuid"), ("segment_id", "uuid"), ("monetary", "float8")],
+                {"run_id": uuid_bytes(run["run_id"]), "customer_id": data.rows["customer_id"],
+                 "segment_id": id_bytes[index] if data.n else id_bytes[:0], "monetary": data.rows["monetary"]},
+                data.n)])
             size, revenue = rfm.segment_summary(index, data.rows["monetary"], len(labels))
             summaries = dict(zip(ids, self._money_summary(size, revenue), strict=True))
             for sid, label in zip(ids, labels, strict=True):
@@ -479,7 +508,7 @@ class RunExecutor:
                 "k_criterion": "fixed by the request" if result.fixed else result.criterion,
                 "silhouette": result.silhouette, "silhouette_by_k": result.candidates,
                 "smallest_share_by_k": result.smallest_share, "features": clustering.FEATURES}, summaries,
-                (data.rows["customer_id"], id_bytes[index] if data.n else id_bytes[:0]))
+                (data.rows["customer_id"], id_bytes[index] if data.n else id_bytes[:0]), results)
 
     async def _tiers(self, run: dict) -> None:
         data = await self._load(run, with_value=True)
@@ -503,20 +532,19 @@ class RunExecutor:
                      ("portfolio", computed["quadrant"].astype(np.int64), np.ones(data.n, dtype=bool)),
                      ("clv-tier", data.rows["tier"].astype(np.int64) - 1, with_tier)]
             summaries: dict[uuid.UUID, dict] = {}
-            assigned_customers, assigned_segments = [], []
+            assigned_customers, assigned_segments, writes = [], [], []
             for family, index, mask in parts:
                 global_index = index[mask] + offsets[family]
                 assigned_customers.append(data.rows["customer_id"][mask])
                 assigned_segments.append(id_bytes[global_index] if len(global_index) else id_bytes[:0])
-                with phase(run, "write_results_s"):
-                    await copy_in(session, "run_result", "segmentation", columns, {
-                        "run_id": run_bytes, "customer_id": data.rows["customer_id"][mask],
-                        "segment_id": id_bytes[global_index] if len(global_index) else id_bytes[:0],
-                        "monetary": monetary[mask]}, int(mask.sum()))
+                writes.append((columns, {"run_id": run_bytes, "customer_id": assigned_customers[-1],
+                                         "segment_id": assigned_segments[-1], "monetary": monetary[mask]},
+                               int(mask.sum())))
                 size, revenue = rfm.segment_summary(global_index, monetary[mask], len(ids))
                 for i, s in enumerate(self._money_summary(size, revenue)):
                     if segments[i]["family"] == family:
                         summaries[ids[i]] = {**s, "key": segments[i]["key"], "name": segments[i]["name"]}
+            results = self._write_results(run, writes)
             # A quadrant's average value is on the value axis it was cut on (not revenue in the run's currency):
             # per value group, and for the headline group (the run's currency, CLV first) as `average_value`.
             headline = headline_group(computed["groups"], run["params"]["currency"])
@@ -538,7 +566,12 @@ class RunExecutor:
                               "date in the currency it spent most in; high = at or above the median of its "
                               "currency and basis, and above zero",
                 "engagement_axis": "mean of the R and F scores"}, summaries,
-                (np.concatenate(assigned_customers), np.concatenate(assigned_segments)))
+                (np.concatenate(assigned_customers), np.concatenate(assigned_segments)), results)
+
+
+async def discard_results(session: AsyncSession, run_id: uuid.UUID) -> None:
+    """A failed run's per-customer results (they commit on their own, before the run's transaction)."""
+    await session.execute(sa.text("DELETE FROM segmentation.run_result WHERE run_id = :id"), {"id": run_id})
 
 
 async def get_run(session: AsyncSession, run_id: uuid.UUID) -> dict:

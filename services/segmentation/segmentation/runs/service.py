@@ -1,5 +1,6 @@
 """Runs: load the aggregates (one binary COPY), compute in numpy off the event loop, write results back
-(one binary COPY), diff memberships set-based with their events, summarise. One run at a time per process.
+(one binary COPY on a connection of their own) while the run's transaction diffs the memberships and writes
+their events (segments/run_diff.py), summarise. One run at a time per process.
 """
 
 import asyncio
@@ -43,10 +44,12 @@ AGGREGATE_COLUMNS = [("customer_id", "uuid"), ("last_purchase", "float8"), ("fre
                      ("monetary", "float8"), ("first_seen", "float8"), ("touchpoints", "int4"), ("clv", "float8"),
                      ("tier", "int4")]
 # Customers with at least one purchase that counts; monetary in the run's currency (0 when none in it).
+# Epochs with date_part (float8 arithmetic), not extract (numeric, then cast): the same doubles — microseconds
+# below 2^53 divided by 1e6, correctly rounded either way — for ~1/4 less of the load query's time.
 AGGREGATE_QUERY = """
-SELECT a.customer_id, extract(epoch FROM a.last_purchase_at)::float8, a.order_count::int4,
+SELECT a.customer_id, date_part('epoch', a.last_purchase_at), a.order_count::int4,
        coalesce(ps.total_spend, 0)::float8,
-       extract(epoch FROM least(a.first_purchase_at, a.first_touch_at))::float8,
+       date_part('epoch', least(a.first_purchase_at, a.first_touch_at)),
        a.touchpoint_count::int4, coalesce(a.clv, 'NaN')::float8,
        coalesce(array_position($2::text[], a.value_tier), 0)::int4
 FROM segmentation.customer_aggregate a

@@ -8,8 +8,9 @@ event); entries and their events are streamed in with binary COPY. Each event is
 event id and the customer id written into fixed byte offsets: every id is 36 characters, so all events of one
 segment and change have the same length and a whole chunk is filled by numpy in a few array assignments.
 
-On a first RFM run over 1M customers the previous set-based statement (`INSERT … SELECT … ON CONFLICT` and
-the event JSON concatenated per row in SQL, see bench/segmentation.py) took ~17 s; this takes ~N s (docs/segmentation.md).
+The previous set-based statement (`INSERT … SELECT … ON CONFLICT`, the event JSON concatenated per row in
+SQL; kept in bench/segmentation.py as the reference) cost Postgres ~1.7× the CPU on a first 1M run; figures
+in docs/segmentation.md.
 Why it may skip `ON CONFLICT`: only runs open memberships of run-decided segments, and one run per family
 executes at a time (its lease), so nothing else can open the same (segment, customer) meanwhile; if something
 did, the unique index fails the run, which rolls back whole and can be run again.

@@ -97,11 +97,12 @@ class ReferenceExecutor(RunExecutor):
     """The executor with the reference diff in place of the service's, and the results written before it (the
     reference statement reads them; the service writes them alongside its diff)."""
 
-    async def _finish(self, session, run, families, result, summaries, assigned, results):
-        await results
-        await super()._finish(session, run, families, result, summaries, assigned, results)
+    def _write_results(self, run, writes):
+        self._written = super()._write_results(run, writes)
+        return self._written
 
     async def diff(self, session, run, now, scope, assigned):
+        await self._written
         await session.execute(_sql("SET LOCAL work_mem = '256MB'"))
         await session.execute(_sql("SET LOCAL enable_nestloop = off"))
         rows = (await session.execute(REFERENCE_RUN_DIFF, {

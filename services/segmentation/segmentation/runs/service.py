@@ -73,6 +73,10 @@ LEFT JOIN LATERAL (SELECT m.currency, m.total_spend FROM segmentation.purchase_s
 assert VALUE_QUERY != AGGREGATE_QUERY
 
 
+# One COPY of a run's results: columns (name, type), values per column (arrays or scalars), rows.
+ResultsWrite = tuple[list[tuple[str, str]], dict[str, Any], int]
+
+
 class RunNotFound(NotFound):
     pass
 
@@ -348,7 +352,7 @@ class RunExecutor:
         await self._progress(run["run_id"], 0.2)
         return data
 
-    def _write_results(self, run: dict, writes: list[tuple[list[tuple[str, str]], dict, int]]) -> asyncio.Future:
+    def _write_results(self, run: dict, writes: list[ResultsWrite]) -> asyncio.Future:
         """The run's per-customer results (run_result), copied in on a connection of their own while the run's
         transaction diffs the memberships (Postgres works on both at once: two backends). They commit first, but
         nothing reads them before the run has succeeded (reads name a succeeded run); if the run fails they are
@@ -362,10 +366,11 @@ class RunExecutor:
 
     async def _finish(self, session: AsyncSession, run: dict, families: list[str], result: dict,
                       summaries: dict[uuid.UUID, dict], assigned: tuple[np.ndarray, np.ndarray],
-                      results: asyncio.Future) -> None:
+                      writes: list[ResultsWrite]) -> None:
         """Membership diff + events, segment summaries with movement, rule refresh, the run's result.
         `assigned`: (customer ids, segment ids) as 16-byte arrays, one pair per membership the run decided;
-        `results`: the run's results being written (`_write_results`), awaited before the run succeeds."""
+        `writes`: the run's results (`_write_results`, beside the diff), committed before the run succeeds."""
+        results = self._write_results(run, writes)
         try:
             await self._finish_with(session, run, families, result, summaries, assigned)
             await results
@@ -460,17 +465,17 @@ class RunExecutor:
         async with self.session_factory() as session, session.begin():
             ids = await self._upsert_segments(session, segments)
             id_bytes = np.array([uuid_bytes(i) for i in ids], dtype="V16")
-            results = self._write_results(run, [(
+            writes = [(
                 [("run_id", "uuid"), ("customer_id", "uuid"), ("segment_id", "uuid"), ("r", "int2"), ("f", "int2"),
                  ("m", "int2"), ("monetary", "float8")],
                 {"run_id": uuid_bytes(run["run_id"]), "customer_id": data.rows["customer_id"],
                  "segment_id": id_bytes[computed["segment"]], "r": computed["r"], "f": computed["f"],
-                 "m": computed["m"], "monetary": data.rows["monetary"]}, data.n)])
+                 "m": computed["m"], "monetary": data.rows["monetary"]}, data.n)]
             summaries = dict(zip(ids, self._money_summary(computed["size"], computed["revenue"]), strict=True))
             for sid, seg in zip(ids, segments, strict=True):
                 summaries[sid]["key"], summaries[sid]["name"] = seg["key"], seg["name"]
             await self._finish(session, run, [family], {"customers": data.n, "scheme": scheme["key"]}, summaries,
-                               (data.rows["customer_id"], id_bytes[computed["segment"]]), results)
+                               (data.rows["customer_id"], id_bytes[computed["segment"]]), writes)
 
     async def _clustering(self, run: dict) -> None:
         async with self.session_factory() as session:
@@ -497,11 +502,11 @@ class RunExecutor:
                 lookup[label] = i
             id_bytes = np.array([uuid_bytes(i) for i in ids], dtype="V16")
             index = lookup[result.labels] if data.n else np.empty(0, dtype=np.int64)
-            results = self._write_results(run, [(
+            writes = [(
                 [("run_id", "uuid"), ("customer_id", "uuid"), ("segment_id", "uuid"), ("monetary", "float8")],
                 {"run_id": uuid_bytes(run["run_id"]), "customer_id": data.rows["customer_id"],
                  "segment_id": id_bytes[index] if data.n else id_bytes[:0], "monetary": data.rows["monetary"]},
-                data.n)])
+                data.n)]
             size, revenue = rfm.segment_summary(index, data.rows["monetary"], len(labels))
             summaries = dict(zip(ids, self._money_summary(size, revenue), strict=True))
             for sid, label in zip(ids, labels, strict=True):
@@ -511,7 +516,7 @@ class RunExecutor:
                 "k_criterion": "fixed by the request" if result.fixed else result.criterion,
                 "silhouette": result.silhouette, "silhouette_by_k": result.candidates,
                 "smallest_share_by_k": result.smallest_share, "features": clustering.FEATURES}, summaries,
-                (data.rows["customer_id"], id_bytes[index] if data.n else id_bytes[:0]), results)
+                (data.rows["customer_id"], id_bytes[index] if data.n else id_bytes[:0]), writes)
 
     async def _tiers(self, run: dict) -> None:
         data = await self._load(run, with_value=True)
@@ -547,7 +552,6 @@ class RunExecutor:
                 for i, s in enumerate(self._money_summary(size, revenue)):
                     if segments[i]["family"] == family:
                         summaries[ids[i]] = {**s, "key": segments[i]["key"], "name": segments[i]["name"]}
-            results = self._write_results(run, writes)
             # A quadrant's average value is on the value axis it was cut on (not revenue in the run's currency):
             # per value group, and for the headline group (the run's currency, CLV first) as `average_value`.
             headline = headline_group(computed["groups"], run["params"]["currency"])
@@ -569,7 +573,7 @@ class RunExecutor:
                               "date in the currency it spent most in; high = at or above the median of its "
                               "currency and basis, and above zero",
                 "engagement_axis": "mean of the R and F scores"}, summaries,
-                (np.concatenate(assigned_customers), np.concatenate(assigned_segments)), results)
+                (np.concatenate(assigned_customers), np.concatenate(assigned_segments)), writes)
 
 
 async def discard_results(session: AsyncSession, run_id: uuid.UUID) -> None:

@@ -19,6 +19,7 @@ its goal.
 import argparse
 import asyncio
 import importlib.util
+import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +28,6 @@ import numpy as np
 import sqlalchemy as sa
 
 from bench import harness
-from shared.contracts.segmentation import SOURCE, SegmentMembershipChanged
 from shared.db import make_engine, make_session_factory
 from shared.messaging.outbox import Outbox
 
@@ -68,30 +68,46 @@ def synthetic(n: int, seed: int) -> np.ndarray:
     return rows
 
 
-# The reference for the first run's diff: the statement before issue 14, which built each event with
-# json_build_object and gave it a gen_random_uuid id (the same CTEs otherwise). `--diff-reference` times it and
-# the service's statement alternately on the same data (each rolled back to a savepoint), so the ratio holds on
-# a busy machine where absolute figures do not.
-REFERENCE_PUBLISH = f"""
-, changes AS (SELECT * FROM left_rows UNION ALL SELECT * FROM entered_rows)
-, published AS (
-    INSERT INTO segmentation.outbox (event_id, topic, key, payload)
-    SELECT e.event_id, :topic, e.customer_id::text, convert_to(json_strip_nulls(json_build_object(
-        'specversion', '1.0', 'id', e.event_id, 'source', '{SOURCE}', 'type', '{SegmentMembershipChanged.EVENT_TYPE}',
-        'subject', e.customer_id::text, 'time', CAST(:now AS timestamptz), 'datacontenttype', 'application/json',
-        'dataschema', '{SegmentMembershipChanged.dataschema()}', 'correlationid', CAST(:correlation_id AS text),
-        'data', json_build_object(
-            'customer_id', e.customer_id, 'segment_id', e.segment_id, 'segment_key', s.key, 'segment_name', s.name,
-            'kind', s.kind, 'change', e.change, 'changed_at', CAST(:now AS timestamptz),
-            'run_id', CAST(:run_id AS uuid))))::text, 'UTF8')
-    FROM (SELECT gen_random_uuid()::text AS event_id, c.* FROM changes c) e
-    JOIN segmentation.segment s ON s.segment_id = e.segment_id
-    RETURNING 1
-)
-SELECT segment_id, change, count(*) AS n FROM changes GROUP BY segment_id, change
-"""
-REFERENCE_RUN_DIFF = sa.text(membership.RUN_DIFF.text.replace(membership.PUBLISH_AND_COUNT, REFERENCE_PUBLISH))
-assert REFERENCE_RUN_DIFF.text != membership.RUN_DIFF.text
+# The reference for a run's membership diff: the set-based statement the service used before the diff moved to
+# numpy and binary COPY (segments/run_diff.py). It anti-joins the run's results (run_result) with the open
+# memberships, inserts with ON CONFLICT and concatenates each event's JSON in SQL. `--reference-rounds N`
+# times complete first RFM runs with it and with the service's diff alternately, on the same data from the
+# same empty state, so the ratio holds on a busy machine where absolute figures do not.
+REFERENCE_RUN_DIFF = sa.text("""
+WITH left_rows AS (
+    UPDATE segmentation.segment_membership m
+       SET left_at = CAST(:now AS timestamptz), left_run_id = CAST(:run_id AS uuid), updated_at = now()
+    WHERE m.segment_id = ANY(CAST(:scope AS uuid[])) AND m.left_at IS NULL
+      AND NOT EXISTS (SELECT 1 FROM segmentation.run_result x
+                      WHERE x.run_id = CAST(:run_id AS uuid) AND x.customer_id = m.customer_id AND x.segment_id = m.segment_id)
+    RETURNING m.customer_id, m.segment_id, 'left'::text AS change
+), entered_rows AS (
+    INSERT INTO segmentation.segment_membership (segment_id, customer_id, entered_at, entered_run_id)
+    SELECT x.segment_id, x.customer_id, CAST(:now AS timestamptz), CAST(:run_id AS uuid) FROM segmentation.run_result x
+    WHERE x.run_id = CAST(:run_id AS uuid) AND NOT EXISTS (
+        SELECT 1 FROM segmentation.segment_membership m
+        WHERE m.segment_id = x.segment_id AND m.customer_id = x.customer_id AND m.left_at IS NULL)
+    ORDER BY x.segment_id, x.customer_id
+    ON CONFLICT (segment_id, customer_id) WHERE left_at IS NULL DO NOTHING
+    RETURNING customer_id, segment_id, 'entered'::text AS change
+)""" + membership.PUBLISH_AND_COUNT)
+
+
+class ReferenceExecutor(RunExecutor):
+    """The executor with the reference diff in place of the service's, and the results written before it (the
+    reference statement reads them; the service writes them alongside its diff)."""
+
+    def _write_results(self, run, writes):
+        self._written = super()._write_results(run, writes)
+        return self._written
+
+    async def diff(self, session, run, now, scope, assigned):
+        await self._written
+        await session.execute(_sql("SET LOCAL work_mem = '256MB'"))
+        await session.execute(_sql("SET LOCAL enable_nestloop = off"))
+        rows = (await session.execute(REFERENCE_RUN_DIFF, {
+            **membership.publish_params(self.outbox, now, run["run_id"]), "scope": [s.segment_id for s in scope]})).all()
+        return membership.movement(rows)
 
 
 def timed(fn, repeat: int = 3):
@@ -143,10 +159,10 @@ def main(argv: list[str]) -> dict:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-end-to-end", action="store_true", help="pure compute only (no Postgres)")
     parser.add_argument("--end-to-end-only", action="store_true", help="skip the pure-compute comparison")
-    parser.add_argument("--diff-reference", type=int, default=0, metavar="ROUNDS",
-                        help="before the first RFM run's own diff, time the pre-issue-14 diff statement and the "
-                             "service's alternately on the same data, ROUNDS times each (rolled back), and print "
-                             "the ratio")
+    parser.add_argument("--reference-rounds", type=int, default=1, metavar="ROUNDS",
+                        help="time complete first RFM runs with the previous (SQL) membership diff and with the "
+                             "service's alternately, ROUNDS times each, from the same empty state; print the ratio "
+                             "(0: skip)")
     args = parser.parse_args(argv)
     n = args.customers
     scheme = default_scheme()
@@ -156,7 +172,7 @@ def main(argv: list[str]) -> dict:
     if args.end_to_end_only:
         with harness.servers() as (server_url, _), harness.database(server_url, ["segmentation"]) as url:
             return {"benchmark": "segmentation", "customers": n,
-                    "end_to_end": asyncio.run(_end_to_end(url, rows, args.diff_reference))}
+                    "end_to_end": asyncio.run(_end_to_end(url, rows, args.reference_rounds))}
     rfm_s, ours = timed(lambda: compute_rfm(rows, AS_OF, scheme))
     print(f"ours  RFM scores + named segments + per-segment summary: {rfm_s:.3f} s (goal ≤ 2)")
 
@@ -204,11 +220,11 @@ def main(argv: list[str]) -> dict:
         print("WARNING: a P5 goal was missed on this machine")
     if not args.no_end_to_end:
         with harness.servers() as (server_url, _), harness.database(server_url, ["segmentation"]) as url:
-            figures["end_to_end"] = asyncio.run(_end_to_end(url, rows, args.diff_reference))
+            figures["end_to_end"] = asyncio.run(_end_to_end(url, rows, args.reference_rounds))
     return figures
 
 
-async def _end_to_end(url: str, rows: np.ndarray, diff_reference: int = 0) -> dict:
+async def _end_to_end(url: str, rows: np.ndarray, reference_rounds: int = 0) -> dict:
     engine = make_engine(url, pool_size=4)
     sessions = make_session_factory(engine)
     n = len(rows)
@@ -239,15 +255,17 @@ async def _end_to_end(url: str, rows: np.ndarray, diff_reference: int = 0) -> di
         print(f"loaded {n:,} customers into Postgres in {time.perf_counter() - started:.1f} s (setup, not measured)")
         executor = RunExecutor(sessions, Outbox(messaging, "segmentation"), "EUR")
         out = {}
-        if diff_reference:
-            out["diff_reference"] = await _diff_reference(executor, sessions, diff_reference)
+        if reference_rounds:
+            out["reference"] = await _reference(sessions, reference_rounds, len(rows))
         for label, kind in [("rfm_first", "rfm"), ("rfm_unchanged", "rfm"), ("clustering_first", "clustering")]:
             async with sessions.begin() as session:
                 run = await executor.create(session, kind, scheme=None, currency="EUR",
                                             as_of=datetime.fromtimestamp(AS_OF, UTC))
-            started = time.perf_counter()
+            before = await _server_cost(sessions)
+            started, cpu_started = time.perf_counter(), time.process_time()
             await executor.execute(run["run_id"])
-            seconds = time.perf_counter() - started
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+            cost = _cost_since(before, await _server_cost(sessions))
             async with sessions() as session:
                 done = (await session.execute(_sql("SELECT status, error, result FROM segmentation.segmentation_run "
                                                    "WHERE run_id = :id"), {"id": run["run_id"]})).one()
@@ -261,7 +279,10 @@ async def _end_to_end(url: str, rows: np.ndarray, diff_reference: int = 0) -> di
             verdict = f"  goal ≤ {goal:g} s: {'met' if seconds <= goal else 'MISSED'}" if goal else ""
             print(f"end to end {label:<18} {seconds:7.2f} s  ({changes:,} membership changes → outbox events)"
                   f"{verdict}  phases: {done.result['timings']}")
+            print(f"    cost: Python process CPU {cpu:.2f} s, Postgres backends CPU {cost['postgres_cpu_s']} s, "
+                  f"WAL {cost['wal_mb']} MB")
             out[f"{label}_s"] = round(seconds, 2)
+            out[f"{label}_cost"] = {"python_cpu_s": round(cpu, 2), **cost}
             out[f"{label}_phases"] = done.result["timings"]
             out[f"{label}_membership_changes"] = changes
         return out
@@ -269,54 +290,80 @@ async def _end_to_end(url: str, rows: np.ndarray, diff_reference: int = 0) -> di
         await engine.dispose()
 
 
-async def _diff_reference(executor: RunExecutor, sessions, rounds: int) -> dict:
-    """A first RFM run up to its diff; then the reference and the service's diff statements alternately."""
-    times: dict[str, list[float]] = {"reference": [], "service": []}
-    finish = RunExecutor._finish
-
-    async def compare(self, session, run, families, result, summaries):
-        await session.execute(_sql("SET LOCAL work_mem = '256MB'"))
-        await session.execute(_sql("SET LOCAL enable_nestloop = off"))
-        scope = (await session.execute(_sql(
-            "SELECT segment_id FROM segmentation.segment WHERE family = ANY(CAST(:f AS text[]))"),
-            {"f": families})).scalars().all()
-        now = datetime.now(UTC)
-        params = {**membership.publish_params(self.outbox, now, run["run_id"]), "correlation_id": None,
-                  "scope": list(scope)}
-        for _ in range(rounds):
-            for name, statement in (("reference", REFERENCE_RUN_DIFF), ("service", membership.RUN_DIFF)):
-                await session.execute(_sql("SAVEPOINT diff_reference"))
-                started = time.perf_counter()
-                changes = sum(r.n for r in (await session.execute(statement, params)).all())
-                times[name].append(time.perf_counter() - started)
-                await session.execute(_sql("ROLLBACK TO SAVEPOINT diff_reference"))
-                print(f"diff reference: {name:<9} {times[name][-1]:6.2f} s ({changes:,} changes)", flush=True)
-        raise _Compared
-
-    RunExecutor._finish = compare
-    try:
-        async with sessions.begin() as session:
-            run = await executor.create(session, "rfm", scheme=None, currency="EUR",
-                                        as_of=datetime.fromtimestamp(AS_OF, UTC))
+async def _server_cost(sessions) -> dict:
+    """The WAL position and the CPU seconds used so far by this database's backends (read from /proc: the
+    harness's Postgres runs on this machine; None when it does not). Load-independent, unlike wall time."""
+    async with sessions() as session:
+        lsn = (await session.execute(_sql("SELECT pg_current_wal_lsn()::text"))).scalar_one()
+        pids = (await session.execute(_sql(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"))).scalars().all()
+    ticks: dict[int, int] | None = {}
+    for pid in pids:
         try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            ticks = None
+            break
+        ticks[pid] = int(fields[11]) + int(fields[12])  # utime + stime
+    return {"lsn": lsn, "ticks": ticks}
+
+
+def _cost_since(before: dict, after: dict) -> dict:
+    hi, lo = (int(x, 16) for x in before["lsn"].split("/"))
+    hi2, lo2 = (int(x, 16) for x in after["lsn"].split("/"))
+    wal = ((hi2 << 32) + lo2) - ((hi << 32) + lo)
+    cpu = None
+    if before["ticks"] is not None and after["ticks"] is not None:
+        hz = os.sysconf("SC_CLK_TCK")
+        cpu = round(sum(t - before["ticks"].get(pid, 0) for pid, t in after["ticks"].items()) / hz, 2)
+    return {"postgres_cpu_s": cpu, "wal_mb": round(wal / 1e6, 1)}
+
+
+async def _reference(sessions, rounds: int, n: int) -> dict:
+    """First RFM runs with the reference diff and with the service's, alternately, each from the same empty
+    state (no memberships, outbox, results or runs; a checkpoint first, so each pays the same full-page writes)."""
+    outbox = Outbox(messaging, "segmentation")
+    executors = {"reference": ReferenceExecutor(sessions, outbox, "EUR"), "service": RunExecutor(sessions, outbox, "EUR")}
+    runs: dict[str, list[dict]] = {name: [] for name in executors}
+    for _ in range(rounds):
+        for name, executor in executors.items():
+            await _reset(sessions)
+            async with sessions.begin() as session:
+                run = await executor.create(session, "rfm", scheme=None, currency="EUR",
+                                            as_of=datetime.fromtimestamp(AS_OF, UTC))
+            before = await _server_cost(sessions)
+            started, cpu_started = time.perf_counter(), time.process_time()
             await executor.execute(run["run_id"])
-        except _Compared:
-            pass
-    finally:
-        RunExecutor._finish = finish
-    async with sessions.begin() as session:  # the comparison's run is not a real run: the next one starts afresh
-        await session.execute(_sql("DELETE FROM segmentation.run_result WHERE run_id = :id"), {"id": run["run_id"]})
-        await session.execute(_sql("DELETE FROM segmentation.segmentation_run WHERE run_id = :id"), {"id": run["run_id"]})
-    best = {k: min(v) for k, v in times.items()}
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+            cost = _cost_since(before, await _server_cost(sessions))
+            async with sessions() as session:
+                done = (await session.execute(_sql("SELECT status, error, result FROM segmentation.segmentation_run "
+                                                   "WHERE run_id = :id"), {"id": run["run_id"]})).one()
+                events = (await session.execute(_sql("SELECT count(*) FROM segmentation.outbox"))).scalar_one()
+            if done.status != "succeeded" or done.result["membership_changes"] != n or events != n + 1:
+                raise AssertionError(f"{name} first run: {done.status} {done.error}, "
+                                     f"{done.result and done.result['membership_changes']} changes, {events} events")
+            timings = done.result["timings"]
+            runs[name].append({"s": round(seconds, 2), "diff_s": timings["membership_diff_s"],
+                               "python_cpu_s": round(cpu, 2), **cost})
+            print(f"reference comparison: {name:<9} first RFM run {seconds:6.2f} s (diff "
+                  f"{timings['membership_diff_s']:.2f} s)  Python CPU {cpu:.2f} s, Postgres CPU "
+                  f"{cost['postgres_cpu_s']} s, WAL {cost['wal_mb']} MB", flush=True)
+    await _reset(sessions)
+    best = {name: min(r["s"] for r in v) for name, v in runs.items()}
     ratio = best["reference"] / best["service"]
-    print(f"diff reference: best of {rounds}: reference {best['reference']:.2f} s, service {best['service']:.2f} s "
-          f"→ {ratio:.2f}x")
-    return {"reference_s": round(best["reference"], 2), "service_s": round(best["service"], 2),
-            "ratio": round(ratio, 2)}
+    print(f"reference comparison: best of {rounds}: reference {best['reference']:.2f} s, service "
+          f"{best['service']:.2f} s → {ratio:.2f}x")
+    return {"runs": runs, "reference_s": best["reference"], "service_s": best["service"], "ratio": round(ratio, 2)}
 
 
-class _Compared(BaseException):
-    """Ends the comparison run before its own diff (not an Exception: the executor would record a failure)."""
+async def _reset(sessions) -> None:
+    async with sessions.begin() as session:
+        await session.execute(_sql("TRUNCATE segmentation.segment_membership, segmentation.outbox, "
+                                   "segmentation.run_result"))
+        await session.execute(_sql("DELETE FROM segmentation.segmentation_run"))
+    async with sessions() as session:
+        await session.execute(_sql("CHECKPOINT"))
 
 
 def _sql(text: str) -> sa.TextClause:

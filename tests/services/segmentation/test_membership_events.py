@@ -50,3 +50,44 @@ async def test_run_and_rule_events_are_the_models_events(client, feeder):
     assert {p.segment_name for p in by_kind["rule"]} == {name}
     assert all(p.run_id is None for p in by_kind["rule"]), "a rule refresh outside a run has no run id"
     assert {str(p.run_id) for p in by_kind["rfm"]} == {done["run_id"]}
+
+
+async def test_a_run_that_moves_customers_closes_opens_and_announces_each_move_once(client, feeder):
+    customers = [uuid.UUID(int=i + 1) for i in range(20)]
+    await feeder.apply([purchase(c, f"{10 * (i + 1)}.00", days=i * 10) for i, c in enumerate(customers)])
+    first = await run(client, kind="rfm", as_of="2026-12-31T00:00:00Z")
+    # The five weakest customers buy often and lately: they move up; others move down the ranks.
+    await feeder.apply([purchase(c, "500.00", days=300 + k) for c in customers[:5] for k in range(6)])
+    before = len(await outbox_events(feeder))
+    second = await run(client, kind="rfm", as_of="2026-12-31T00:00:00Z")
+
+    async with feeder.engine.connect() as conn:
+        def assigned(run_id):
+            return conn.execute(sa.text("SELECT customer_id, segment_id FROM segmentation.run_result WHERE run_id = :r"),
+                                {"r": run_id})
+        was = dict((await assigned(first["run_id"])).all())
+        now = dict((await assigned(second["run_id"])).all())
+        memberships = (await conn.execute(sa.text(
+            "SELECT customer_id, segment_id, entered_run_id, left_run_id FROM segmentation.segment_membership"))).all()
+    moved = {c for c in customers if was[c] != now[c]}
+    assert moved and len(moved) < len(customers)
+    assert second["result"]["membership_changes"] == 2 * len(moved)
+
+    # One truth: the open memberships are the second run's assignments; every exit is kept, closed by that run.
+    assert {(m.customer_id, m.segment_id) for m in memberships if m.left_run_id is None} == set(now.items())
+    closed = [m for m in memberships if m.left_run_id is not None]
+    assert {(m.customer_id, m.segment_id) for m in closed} == {(c, was[c]) for c in moved}
+    assert {str(m.left_run_id) for m in closed} == {second["run_id"]}
+    assert len(memberships) == len(customers) + len(moved)
+
+    # Exactly one event per change, each customer's exit before its entry; per segment counts in the summary.
+    events = [e for e in (await outbox_events(feeder))[before:] if e.type == SegmentMembershipChanged.EVENT_TYPE]
+    changes = [(p.customer_id, p.segment_id, p.change) for p in (e.payload(SegmentMembershipChanged) for e in events)]
+    assert sorted(changes) == sorted([(c, was[c], "left") for c in moved] + [(c, now[c], "entered") for c in moved])
+    assert all(changes.index((c, was[c], "left")) < changes.index((c, now[c], "entered")) for c in moved)
+    assert len({e.id for e in events}) == len(events)
+    assert {str(e.payload(SegmentMembershipChanged).run_id) for e in events} == {second["run_id"]}
+    for s in second["result"]["segments"]:
+        sid = uuid.UUID(s["segment_id"])
+        assert s["entered"] == sum(1 for c in moved if now[c] == sid)
+        assert s["left"] == sum(1 for c in moved if was[c] == sid)

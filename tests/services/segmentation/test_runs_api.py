@@ -1,5 +1,6 @@
 """Runs end to end on a real Postgres: RFM, clustering and tiers, memberships, events, the read endpoints."""
 
+import asyncio
 import uuid
 
 import sqlalchemy as sa
@@ -112,3 +113,29 @@ async def test_comparing_runs_of_different_kinds_is_refused(client, feeder):
     a, b = await run(client, kind="rfm"), await run(client, kind="tiers")
     resp = await client.get("/v1/segmentation/comparisons", params={"base_run_id": a["run_id"], "run_id": b["run_id"]})
     assert resp.status_code == 422 and resp.json()["type"].endswith("runs-not-comparable")
+
+
+async def test_a_failed_run_leaves_no_results_memberships_or_events(client, feeder):
+    """The results are written on their own connection beside the run's transaction: a run that fails after
+    they committed must not leave them behind, nor any membership or event."""
+    await feeder.apply([purchase(uuid.UUID(int=i + 1), f"{i + 1}0.00", days=i) for i in range(10)])
+    written = []
+
+    async def failing_diff(session, run_, now, scope, assigned):
+        # Fail only once the results have committed, so their clean-up is what the test sees.
+        for _ in range(1200):  # bounded: a run whose results never appear fails the assertion below, not hangs
+            if written:
+                break
+            async with feeder.engine.connect() as conn:
+                written.extend((await conn.execute(sa.text("SELECT customer_id FROM segmentation.run_result"))).all())
+            await asyncio.sleep(0.05)
+        raise RuntimeError("diff failed")
+
+    client.executor.diff = failing_diff
+    resp = await client.post("/v1/segmentation/runs", json={"kind": "rfm", "as_of": "2026-12-31T00:00:00Z"})
+    await client.executor.wait_idle()
+    failed = (await client.get(f"/v1/segmentation/runs/{resp.json()['run_id']}")).json()
+    assert failed["status"] == "failed" and "diff failed" in failed["error"] and written
+    async with feeder.engine.connect() as conn:
+        for table in ("run_result", "segment_membership", "outbox"):
+            assert (await conn.execute(sa.text(f"SELECT count(*) FROM segmentation.{table}"))).scalar_one() == 0, table

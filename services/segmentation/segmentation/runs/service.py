@@ -1,5 +1,6 @@
 """Runs: load the aggregates (one binary COPY), compute in numpy off the event loop, write results back
-(one binary COPY), diff memberships set-based with their events, summarise. One run at a time per process.
+(one binary COPY on a connection of their own) while the run's transaction diffs the memberships and writes
+their events (segments/run_diff.py), summarise. One run at a time per process.
 """
 
 import asyncio
@@ -29,7 +30,8 @@ from segmentation.analytics import clustering, rfm, tiers
 from segmentation.rules.service import refresh_rule_segments, segment_id_for
 from segmentation.runs.binary_copy import copy_in, copy_out, uuid_bytes
 from segmentation.runs.models import segmentation_run
-from segmentation.segments.membership import RUN_DIFF, movement, notify_relay, publish_params
+from segmentation.segments import run_diff
+from segmentation.segments.membership import notify_relay
 
 log = logging.getLogger(__name__)
 KINDS = ("rfm", "clustering", "tiers")
@@ -42,10 +44,12 @@ AGGREGATE_COLUMNS = [("customer_id", "uuid"), ("last_purchase", "float8"), ("fre
                      ("monetary", "float8"), ("first_seen", "float8"), ("touchpoints", "int4"), ("clv", "float8"),
                      ("tier", "int4")]
 # Customers with at least one purchase that counts; monetary in the run's currency (0 when none in it).
+# Epochs with date_part (float8 arithmetic), not extract (numeric, then cast): the same doubles — microseconds
+# below 2^53 divided by 1e6, correctly rounded either way — for ~1/4 less of the load query's time.
 AGGREGATE_QUERY = """
-SELECT a.customer_id, extract(epoch FROM a.last_purchase_at)::float8, a.order_count::int4,
+SELECT a.customer_id, date_part('epoch', a.last_purchase_at), a.order_count::int4,
        coalesce(ps.total_spend, 0)::float8,
-       extract(epoch FROM least(a.first_purchase_at, a.first_touch_at))::float8,
+       date_part('epoch', least(a.first_purchase_at, a.first_touch_at)),
        a.touchpoint_count::int4, coalesce(a.clv, 'NaN')::float8,
        coalesce(array_position($2::text[], a.value_tier), 0)::int4
 FROM segmentation.customer_aggregate a
@@ -67,6 +71,10 @@ LEFT JOIN LATERAL (SELECT m.currency, m.total_spend FROM segmentation.purchase_s
                    WHERE m.customer_id = a.customer_id AND a.clv IS NULL
                    ORDER BY m.total_spend DESC, m.currency LIMIT 1) main ON true""")
 assert VALUE_QUERY != AGGREGATE_QUERY
+
+
+# One COPY of a run's results: columns (name, type), values per column (arrays or scalars), rows.
+ResultsWrite = tuple[list[tuple[str, str]], dict[str, Any], int]
 
 
 class RunNotFound(NotFound):
@@ -278,6 +286,7 @@ class RunExecutor:
                         if status == "running" and await jobs.fail_interrupted(session, segmentation_run, run_id,
                                                                                id_column="run_id"):
                             log.warning("segmentation run %s interrupted: its replica stopped", run_id)
+                            await discard_results(session, run_id)
                 for run_id, status in stale:
                     if status == "queued":
                         self.launch(run_id)
@@ -333,6 +342,8 @@ class RunExecutor:
                 log.exception("segmentation run %s failed", run_id)
                 await self._progress(run_id, 1.0, status="failed", error=f"{type(exc).__name__}: {exc}"[:500],
                                      finished_at=datetime.now(UTC))
+                async with self.session_factory.begin() as session:
+                    await discard_results(session, run_id)
 
     async def _load(self, run: dict, with_value: bool = False) -> Aggregates:
         with phase(run, "load_s"):
@@ -341,22 +352,46 @@ class RunExecutor:
         await self._progress(run["run_id"], 0.2)
         return data
 
+    def _write_results(self, run: dict, writes: list[ResultsWrite]) -> asyncio.Future:
+        """The run's per-customer results (run_result), copied in on a connection of their own while the run's
+        transaction diffs the memberships (Postgres works on both at once: two backends). They commit first, but
+        nothing reads them before the run has succeeded (reads name a succeeded run); if the run fails they are
+        deleted (`execute`, and recovery for a replica that died)."""
+        async def write() -> None:
+            with phase(run, "write_results_s"):
+                async with self.session_factory() as session, session.begin():
+                    for columns, values, n in writes:
+                        await copy_in(session, "run_result", "segmentation", columns, values, n)
+        return asyncio.ensure_future(write())
+
     async def _finish(self, session: AsyncSession, run: dict, families: list[str], result: dict,
-                      summaries: dict[uuid.UUID, dict]) -> None:
-        """Membership diff + events, segment summaries with movement, rule refresh, the run's result."""
+                      summaries: dict[uuid.UUID, dict], assigned: tuple[np.ndarray, np.ndarray],
+                      writes: list[ResultsWrite]) -> None:
+        """Membership diff + events, segment summaries with movement, rule refresh, the run's result.
+        `assigned`: (customer ids, segment ids) as 16-byte arrays, one pair per membership the run decided;
+        `writes`: the run's results (`_write_results`, beside the diff), committed before the run succeeds."""
+        results = self._write_results(run, writes)
+        try:
+            await self._finish_with(session, run, families, result, summaries, assigned)
+            await results
+        except BaseException:
+            # Settled before the failure goes on: a failed run's results are deleted after they committed.
+            await asyncio.gather(results, return_exceptions=True)
+            raise
+        await self._succeed(session, run, result)
+
+    async def _finish_with(self, session: AsyncSession, run: dict, families: list[str], result: dict,
+                           summaries: dict[uuid.UUID, dict], assigned: tuple[np.ndarray, np.ndarray]) -> None:
         now = datetime.now(UTC)
-        # The run's rows were just copied in, so the planner's statistics still describe the table before them
-        # and it would probe a million rows one index lookup at a time; a run always diffs whole families,
-        # which hash (or merge) joins do in one pass.
+        segments = await run_diff.scope_segments(session, families)
+        with phase(run, "membership_diff_s"):
+            moved = await self.diff(session, run, now, segments, assigned)
+        # The memberships were just copied in, so the planner's statistics still describe the table before them
+        # and the rule refresh below (rules on segment membership read them) would probe a million rows one index
+        # lookup at a time; hash (or merge) joins do it in one pass.
         await session.execute(sa.text(f"SET LOCAL work_mem = '{RUN_WORK_MEM}'"))
         await session.execute(sa.text("SET LOCAL enable_nestloop = off"))
-        scope = (await session.execute(sa.text(
-            "SELECT segment_id FROM segmentation.segment WHERE family = ANY(CAST(:f AS text[]))"),
-            {"f": families})).scalars().all()
-        with phase(run, "membership_diff_s"):
-            rows = (await session.execute(RUN_DIFF, {**publish_params(self.outbox, now, run["run_id"]),
-                                                      "scope": list(scope)})).all()
-        moved = movement(rows)
+        scope = [s.segment_id for s in segments]
         for segment_id in scope:
             summary = summaries.get(segment_id, {"size": 0, "revenue": 0.0, "revenue_share": 0.0, "average_value": 0.0})
             change = moved.get(segment_id, {"entered": 0, "left": 0})
@@ -377,6 +412,9 @@ class RunExecutor:
             DELETE FROM segmentation.run_result WHERE run_id IN (
                 SELECT run_id FROM segmentation.segmentation_run WHERE family = :family AND status = 'succeeded'
                 ORDER BY finished_at DESC OFFSET :keep)"""), {"family": run["family"], "keep": KEEP_RESULTS - 1})
+
+    async def _succeed(self, session: AsyncSession, run: dict, result: dict) -> None:
+        now = datetime.now(UTC)
         result["timings"] = run["timings"]
         await session.execute(sa.text("""
             UPDATE segmentation.segmentation_run SET status = 'succeeded', progress = 1, result = CAST(:result AS jsonb),
@@ -385,6 +423,12 @@ class RunExecutor:
         # In the run's transaction: copies of a customer's segmentation (the gateway's view) refresh from it.
         await self.outbox.add(session, SEGMENTATION_EVENTS, [Envelope.wrap(SegmentationRunCompleted(
             run_id=run["run_id"], kind=run["kind"], family=run["family"], finished_at=now), source=SOURCE, subject=None)])
+
+    async def diff(self, session: AsyncSession, run: dict, now: datetime, scope: list[run_diff.Segment],
+                   assigned: tuple[np.ndarray, np.ndarray]) -> dict[uuid.UUID, dict[str, int]]:
+        """The membership diff with its events (the benchmark times its predecessor in its place)."""
+        return await run_diff.apply(session, self.outbox, now=now, run_id=run["run_id"], scope=scope,
+                                    customer_ids=assigned[0], segment_ids=assigned[1])
 
     async def _upsert_segments(self, session: AsyncSession, segments: list[dict]) -> list[uuid.UUID]:
         ids = [segment_id_for(s["key"]) for s in segments]
@@ -421,17 +465,17 @@ class RunExecutor:
         async with self.session_factory() as session, session.begin():
             ids = await self._upsert_segments(session, segments)
             id_bytes = np.array([uuid_bytes(i) for i in ids], dtype="V16")
-            with phase(run, "write_results_s"):
-                await copy_in(session, "run_result", "segmentation",
-                              [("run_id", "uuid"), ("customer_id", "uuid"), ("segment_id", "uuid"), ("r", "int2"),
-                               ("f", "int2"), ("m", "int2"), ("monetary", "float8")],
-                              {"run_id": uuid_bytes(run["run_id"]), "customer_id": data.rows["customer_id"],
-                               "segment_id": id_bytes[computed["segment"]], "r": computed["r"], "f": computed["f"],
-                               "m": computed["m"], "monetary": data.rows["monetary"]}, data.n)
+            writes = [(
+                [("run_id", "uuid"), ("customer_id", "uuid"), ("segment_id", "uuid"), ("r", "int2"), ("f", "int2"),
+                 ("m", "int2"), ("monetary", "float8")],
+                {"run_id": uuid_bytes(run["run_id"]), "customer_id": data.rows["customer_id"],
+                 "segment_id": id_bytes[computed["segment"]], "r": computed["r"], "f": computed["f"],
+                 "m": computed["m"], "monetary": data.rows["monetary"]}, data.n)]
             summaries = dict(zip(ids, self._money_summary(computed["size"], computed["revenue"]), strict=True))
             for sid, seg in zip(ids, segments, strict=True):
                 summaries[sid]["key"], summaries[sid]["name"] = seg["key"], seg["name"]
-            await self._finish(session, run, [family], {"customers": data.n, "scheme": scheme["key"]}, summaries)
+            await self._finish(session, run, [family], {"customers": data.n, "scheme": scheme["key"]}, summaries,
+                               (data.rows["customer_id"], id_bytes[computed["segment"]]), writes)
 
     async def _clustering(self, run: dict) -> None:
         async with self.session_factory() as session:
@@ -458,12 +502,11 @@ class RunExecutor:
                 lookup[label] = i
             id_bytes = np.array([uuid_bytes(i) for i in ids], dtype="V16")
             index = lookup[result.labels] if data.n else np.empty(0, dtype=np.int64)
-            with phase(run, "write_results_s"):
-                await copy_in(session, "run_result", "segmentation",
-                              [("run_id", "uuid"), ("customer_id", "uuid"), ("segment_id", "uuid"), ("monetary", "float8")],
-                              {"run_id": uuid_bytes(run["run_id"]), "customer_id": data.rows["customer_id"],
-                               "segment_id": id_bytes[index] if data.n else id_bytes[:0],
-                               "monetary": data.rows["monetary"]}, data.n)
+            writes = [(
+                [("run_id", "uuid"), ("customer_id", "uuid"), ("segment_id", "uuid"), ("monetary", "float8")],
+                {"run_id": uuid_bytes(run["run_id"]), "customer_id": data.rows["customer_id"],
+                 "segment_id": id_bytes[index] if data.n else id_bytes[:0], "monetary": data.rows["monetary"]},
+                data.n)]
             size, revenue = rfm.segment_summary(index, data.rows["monetary"], len(labels))
             summaries = dict(zip(ids, self._money_summary(size, revenue), strict=True))
             for sid, label in zip(ids, labels, strict=True):
@@ -472,7 +515,8 @@ class RunExecutor:
                 "customers": data.n, "k": result.k, "k_fixed": result.fixed, "k_requested": run["params"].get("k"),
                 "k_criterion": "fixed by the request" if result.fixed else result.criterion,
                 "silhouette": result.silhouette, "silhouette_by_k": result.candidates,
-                "smallest_share_by_k": result.smallest_share, "features": clustering.FEATURES}, summaries)
+                "smallest_share_by_k": result.smallest_share, "features": clustering.FEATURES}, summaries,
+                (data.rows["customer_id"], id_bytes[index] if data.n else id_bytes[:0]), writes)
 
     async def _tiers(self, run: dict) -> None:
         data = await self._load(run, with_value=True)
@@ -496,13 +540,14 @@ class RunExecutor:
                      ("portfolio", computed["quadrant"].astype(np.int64), np.ones(data.n, dtype=bool)),
                      ("clv-tier", data.rows["tier"].astype(np.int64) - 1, with_tier)]
             summaries: dict[uuid.UUID, dict] = {}
+            assigned_customers, assigned_segments, writes = [], [], []
             for family, index, mask in parts:
                 global_index = index[mask] + offsets[family]
-                with phase(run, "write_results_s"):
-                    await copy_in(session, "run_result", "segmentation", columns, {
-                        "run_id": run_bytes, "customer_id": data.rows["customer_id"][mask],
-                        "segment_id": id_bytes[global_index] if len(global_index) else id_bytes[:0],
-                        "monetary": monetary[mask]}, int(mask.sum()))
+                assigned_customers.append(data.rows["customer_id"][mask])
+                assigned_segments.append(id_bytes[global_index] if len(global_index) else id_bytes[:0])
+                writes.append((columns, {"run_id": run_bytes, "customer_id": assigned_customers[-1],
+                                         "segment_id": assigned_segments[-1], "monetary": monetary[mask]},
+                               int(mask.sum())))
                 size, revenue = rfm.segment_summary(global_index, monetary[mask], len(ids))
                 for i, s in enumerate(self._money_summary(size, revenue)):
                     if segments[i]["family"] == family:
@@ -527,7 +572,13 @@ class RunExecutor:
                 "value_axis": "per customer in its own currency: the CLV the clv service published, else revenue to "
                               "date in the currency it spent most in; high = at or above the median of its "
                               "currency and basis, and above zero",
-                "engagement_axis": "mean of the R and F scores"}, summaries)
+                "engagement_axis": "mean of the R and F scores"}, summaries,
+                (np.concatenate(assigned_customers), np.concatenate(assigned_segments)), writes)
+
+
+async def discard_results(session: AsyncSession, run_id: uuid.UUID) -> None:
+    """A failed run's per-customer results (they commit on their own, before the run's transaction)."""
+    await session.execute(sa.text("DELETE FROM segmentation.run_result WHERE run_id = :id"), {"id": run_id})
 
 
 async def get_run(session: AsyncSession, run_id: uuid.UUID) -> dict:

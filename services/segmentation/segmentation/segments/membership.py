@@ -1,8 +1,9 @@
-"""Set-based membership diffs: close what ended, open what began, and publish each change through the outbox.
+"""Set-based membership diffs of rule segments: close what ended, open what began, and publish each change
+through the outbox. (A run's diff, a million rows at a time, is done in numpy and binary COPY: run_diff.py.)
 
 One statement per diff. Data-modifying CTEs close the memberships that no longer hold, open the new ones,
-and insert one `segment.membership_changed` CloudEvent per change into the outbox table, so a run that moves a
-million customers needs no Python loop. The event JSON is assembled by concatenation: the parts that are the
+and insert one `segment.membership_changed` CloudEvent per change into the outbox table, so a refresh that
+moves many customers needs no Python loop. The event JSON is assembled by concatenation: the parts that are the
 same for every event of the statement are built once in Python (`publish_params`, with `json.dumps`), the
 segment's parts once per segment (`to_json` escapes its key and name), and per row only the ids and the change
 are spliced in; the event id is an md5 of a per-statement random salt, the segment, the customer and the
@@ -46,29 +47,6 @@ PUBLISH_AND_COUNT = """
 )
 SELECT segment_id, change, count(*) AS n FROM changes GROUP BY segment_id, change
 """
-
-# A run's assignments (run_result) against the open memberships of the segments the run decides.
-RUN_DIFF = sa.text("""
-WITH left_rows AS (
-    UPDATE segmentation.segment_membership m
-       SET left_at = CAST(:now AS timestamptz), left_run_id = CAST(:run_id AS uuid), updated_at = now()
-    WHERE m.segment_id = ANY(CAST(:scope AS uuid[])) AND m.left_at IS NULL
-      AND NOT EXISTS (SELECT 1 FROM segmentation.run_result x
-                      WHERE x.run_id = CAST(:run_id AS uuid) AND x.customer_id = m.customer_id AND x.segment_id = m.segment_id)
-    RETURNING m.customer_id, m.segment_id, 'left'::text AS change
-), entered_rows AS (
-    INSERT INTO segmentation.segment_membership (segment_id, customer_id, entered_at, entered_run_id)
-    SELECT x.segment_id, x.customer_id, CAST(:now AS timestamptz), CAST(:run_id AS uuid) FROM segmentation.run_result x
-    WHERE x.run_id = CAST(:run_id AS uuid) AND NOT EXISTS (
-        SELECT 1 FROM segmentation.segment_membership m
-        WHERE m.segment_id = x.segment_id AND m.customer_id = x.customer_id AND m.left_at IS NULL)
-    -- In key order: index pages are then visited in order rather than at random (a million-row first run).
-    ORDER BY x.segment_id, x.customer_id
-    -- Two consumers re-evaluating the same customer at once: the second insert is a no-op, not an error.
-    ON CONFLICT (segment_id, customer_id) WHERE left_at IS NULL DO NOTHING
-    RETURNING customer_id, segment_id, 'entered'::text AS change
-)""" + PUBLISH_AND_COUNT)
-
 
 def rule_diff(matched_sql: str, scoped: bool) -> sa.TextClause:
     """The diff of one rule segment: `matched_sql` selects the customer_ids that satisfy it now; each entry and

@@ -90,7 +90,7 @@ async def apply(session: AsyncSession, outbox: Outbox, *, now: datetime, run_id:
                       [("segment_id", "uuid"), ("customer_id", "uuid"), ("entered_at", "timestamptz"),
                        ("entered_run_id", "uuid")],
                       {"segment_id": scope_bytes[entered_segments], "customer_id": entered_customers,
-                       "entered_at": pg_epoch_us(now), "entered_run_id": np.void(run_id.bytes)},
+                       "entered_at": np.int64(pg_epoch_us(now)), "entered_run_id": np.void(run_id.bytes)},
                       len(entered_customers))
     # Exits first, then entries: a customer moving between segments is announced leaving before entering.
     events = EventRows(outbox, now, run_id)

@@ -1,0 +1,25 @@
+"""the consumer of interaction events is renamed `segmentation.purchases` -> `segmentation.interaction_facts`: its inbox rows follow
+
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-12-05
+"""
+
+from alembic import op
+
+from shared.messaging.tables import rename_inbox_consumer
+
+revision = "0010"
+down_revision = "0009"
+branch_labels = None
+depends_on = None
+SCHEMA = "segmentation"
+
+
+def upgrade() -> None:
+    # The consumer group's offsets are copied by the consumer itself at start (`Subscription.former_names`).
+    rename_inbox_consumer(op, SCHEMA, "segmentation.purchases", "segmentation.interaction_facts")
+
+
+def downgrade() -> None:
+    rename_inbox_consumer(op, SCHEMA, "segmentation.interaction_facts", "segmentation.purchases")

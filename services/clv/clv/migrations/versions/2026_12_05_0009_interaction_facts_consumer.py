@@ -1,4 +1,4 @@
-"""the consumer of interaction events is renamed `clv.purchases` -> `clv.interaction_facts`: its inbox rows follow
+"""consumer `clv.purchases` renamed `clv.interaction_facts`: its inbox rows move to the new name
 
 Revision ID: 0009
 Revises: 0008

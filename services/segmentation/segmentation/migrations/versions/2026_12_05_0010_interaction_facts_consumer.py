@@ -1,4 +1,4 @@
-"""the consumer of interaction events is renamed `segmentation.purchases` -> `segmentation.interaction_facts`: its inbox rows follow
+"""consumer `segmentation.purchases` renamed `segmentation.interaction_facts`: its inbox rows move to the new name
 
 Revision ID: 0010
 Revises: 0009

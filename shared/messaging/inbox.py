@@ -283,15 +283,15 @@ async def claim(session: AsyncSession, inbox: sa.Table, consumer: str, keys: lis
         return set()
     # Rows under a former name: those the renaming migration did not move because a replica of the previous
     # release wrote them after it ran (one primary-key probe per key, only for a renamed consumer).
-    not_former = ("WHERE NOT EXISTS (SELECT 1 FROM {schema}.inbox f WHERE f.consumer = ANY(CAST(:former AS text[])) "
-                  "AND f.source = u.s AND f.event_id = u.i) " if former else "")
+    not_former = (f"WHERE NOT EXISTS (SELECT 1 FROM {inbox.schema}.inbox f WHERE f.consumer = ANY(CAST(:former AS text[])) "
+                  "AND f.source = u.s AND f.event_id = u.i) ") if former else ""
     # The new keys come back as two arrays in one row: building a set from thousands of result rows cost more
     # than the insert itself.
     inserted = await session.execute(
         sa.text(
             f"WITH new AS (INSERT INTO {inbox.schema}.inbox (consumer, source, event_id) "
             "SELECT :consumer, s, i FROM unnest(CAST(:sources AS text[]), CAST(:ids AS text[])) AS u(s, i) "
-            + not_former.format(schema=inbox.schema) +
+            + not_former +
             "ON CONFLICT DO NOTHING RETURNING source, event_id) "
             "SELECT array_agg(source) AS sources, array_agg(event_id) AS ids FROM new"
         ),

@@ -68,6 +68,14 @@ def lifetimes_clv(bgf, ggf, frames: dict) -> np.ndarray:
     return clv.to_numpy()
 
 
+def _runs(times: list[float]) -> str:
+    return ", ".join(f"{t:.3f}" for t in times)
+
+
+def _met(seconds: float, goal: float) -> str:
+    return "met" if seconds <= goal else "NOT met"
+
+
 def relative_difference(ours: np.ndarray, theirs: np.ndarray) -> float:
     return float(np.max(np.abs(ours - theirs) / np.maximum(np.abs(theirs), 1e-9)))
 
@@ -119,11 +127,10 @@ def main(argv: list[str]) -> dict:
         lifetimes_clv_times.append(time.perf_counter() - started)
     ours_fit_s, lifetimes_fit_s = min(ours_fit_times), min(lifetimes_fit_times)
     ours_clv_s, lifetimes_clv_s = min(ours_clv_times), min(lifetimes_clv_times)
-    runs = lambda ts: ", ".join(f"{t:.3f}" for t in ts)  # noqa: E731
-    print(f"ours      fit: {ours_fit_s:8.3f} s  (runs {runs(ours_fit_times)}; {info['rows']:,} distinct (x, t_x, T) rows)")
-    print(f"lifetimes fit: {lifetimes_fit_s:8.3f} s  (runs {runs(lifetimes_fit_times)})")
-    print(f"ours      12-month CLV: {ours_clv_s:8.3f} s  (runs {runs(ours_clv_times)})")
-    print(f"lifetimes 12-month CLV: {lifetimes_clv_s:8.3f} s  (runs {runs(lifetimes_clv_times)})")
+    print(f"ours      fit: {ours_fit_s:8.3f} s  (runs {_runs(ours_fit_times)}; {info['rows']:,} distinct (x, t_x, T) rows)")
+    print(f"lifetimes fit: {lifetimes_fit_s:8.3f} s  (runs {_runs(lifetimes_fit_times)})")
+    print(f"ours      12-month CLV: {ours_clv_s:8.3f} s  (runs {_runs(ours_clv_times)})")
+    print(f"lifetimes 12-month CLV: {lifetimes_clv_s:8.3f} s  (runs {_runs(lifetimes_clv_times)})")
 
     theirs = {**bgf.params_.to_dict(), "p": ggf.params_["p"], "q": ggf.params_["q"], "gamma": ggf.params_["v"]}
     mine = {"r": bg.r, "alpha": bg.alpha, "a": bg.a, "b": bg.b, "p": gg.p, "q": gg.q, "gamma": gg.gamma}
@@ -211,12 +218,10 @@ def model_choice(d: dict, seed: int, repeat: int = 1) -> dict:
         out = fit_statistics("auto", stats, 90.0, 90, 1.0)
         choice_times.append(time.perf_counter() - started)
     pareto_s, choice_s = min(pareto_times), min(choice_times)
-    met = lambda s, goal: "met" if s <= goal else "NOT met"  # noqa: E731
-    runs = lambda ts: ", ".join(f"{t:.3f}" for t in ts)  # noqa: E731
-    print(f"Pareto/NBD fit:   {pareto_s:8.3f} s  (runs {runs(pareto_times)}; goal <= {PARETO_GOAL_S:g} s: "
-          f"{met(pareto_s, PARETO_GOAL_S)}; usable {pareto.usable}, {pareto.message}; collapse included)")
-    print(f"model choice:     {choice_s:8.3f} s  (runs {runs(choice_times)}; goal <= {CHOICE_GOAL_S:g} s: "
-          f"{met(choice_s, CHOICE_GOAL_S)}; 3 fits, 3 holdout predictions, Gamma-Gamma; chose "
+    print(f"Pareto/NBD fit:   {pareto_s:8.3f} s  (runs {_runs(pareto_times)}; goal <= {PARETO_GOAL_S:g} s: "
+          f"{_met(pareto_s, PARETO_GOAL_S)}; usable {pareto.usable}, {pareto.message}; collapse included)")
+    print(f"model choice:     {choice_s:8.3f} s  (runs {_runs(choice_times)}; goal <= {CHOICE_GOAL_S:g} s: "
+          f"{_met(choice_s, CHOICE_GOAL_S)}; 3 fits, 3 holdout predictions, Gamma-Gamma; chose "
           f"{out['model']}; " + ", ".join(f"{c['model']} MAE {c['holdout_mean_absolute_error']}"
                                          for c in out["selection"]["candidates"]) + ")")
     return {"pareto_fit_s": round(pareto_s, 3), "model_choice_s": round(choice_s, 3), "chosen": out["model"]}

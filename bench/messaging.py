@@ -30,7 +30,7 @@ from segmentation.purchase_summary.models import purchase_summary
 from segmentation.purchase_summary.projection import purchases_subscription
 from segmentation.tables import messaging
 
-INBOX = "segmentation.purchases"
+INBOX = "segmentation.interaction_facts"
 PHASES = ["fetch", "parse", "claim", "upsert", "tx", "offsets", "other"]
 PHASE_HELP = ("fetch = getmany, parse = Envelope.from_kafka + payload validation, claim = inbox insert, "
               "upsert = apply_purchases, tx = session/begin/commit, "

@@ -75,13 +75,16 @@ class ServiceRuntime:
         self._start_hooks.append(hook)
 
     def subscribe(self, subscription: Subscription) -> None:
-        """Add a consumer; its inbox name is `<service>.<subscription>`, its Kafka group the same, prefixed."""
+        """Add a consumer; its inbox name is `<service>.<subscription>`, its Kafka group the same, prefixed (and
+        likewise for the subscription's `former_names`)."""
         inbox_name = f"{self.settings.service_name}.{subscription.name}"
+        former = [f"{self.settings.service_name}.{name}" for name in subscription.former_names]
         self.consumers.append(InboxConsumer(
             group_id=self.settings.topic_prefix + inbox_name, inbox_name=inbox_name, subscription=subscription,
             topic_prefix=self.settings.topic_prefix, transport=self.transport, session_factory=self.session_factory,
             tables=self.tables, batch_size=self.settings.consumer_batch_size,
             max_attempts=self.settings.consumer_max_attempts,
+            former_group_ids=[self.settings.topic_prefix + name for name in former], former_inbox_names=former,
         ))
 
     async def start(self) -> None:

@@ -3,11 +3,40 @@
 Each service subclasses `ServiceSettings` with its own env prefix (`INTERACTION_`, `CLV_`, …). A prefixed
 variable wins; the unprefixed one (`DATABASE_URL`, `KAFKA_BOOTSTRAP_SERVERS`) is the fallback, so one
 environment can point every service at the same servers while ops can still split them per service.
+
+One form per kind: a duration is in seconds and its name ends in `_s` (`job_lease_s`); a list is a
+comma-separated string in the environment (`CommaList`). A setting renamed to follow them keeps its former
+variable working, converted, with a warning (`renamed_env`).
 """
 
-from typing import Literal
+import json
+import logging
+import os
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import BeforeValidator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _split_commas(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    if value.lstrip().startswith("["):  # the JSON list a list setting took before: still read
+        return json.loads(value)
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+# A list setting: `A,B,C` in the environment (blanks around items ignored), a list or the same string in code.
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_commas)]
 
 
 class ServiceSettings(BaseSettings):
@@ -33,6 +62,10 @@ class ServiceSettings(BaseSettings):
     # must carry a token signed with it (see shared/internal_auth.py). Required: a service refuses to start without.
     internal_token_public_key: str = ""
 
+    # Former names of renamed settings (without the prefix) -> (the setting now, factor to its unit): the former
+    # variable is still read, converted, when the new one is not set.
+    renamed_env: ClassVar[dict[str, tuple[str, float]]] = {}
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -42,7 +75,26 @@ class ServiceSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return init_settings, env_settings, _UnprefixedEnv(settings_cls), dotenv_settings, file_secret_settings
+        return (init_settings, env_settings, _RenamedEnv(settings_cls), _UnprefixedEnv(settings_cls), dotenv_settings,
+                file_secret_settings)
+
+
+class _RenamedEnv(PydanticBaseSettingsSource):
+    """The variables of settings renamed since (`renamed_env`), converted to the new setting's unit."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads the environment itself
+
+    def __call__(self) -> dict[str, Any]:
+        renamed: dict[str, tuple[str, float]] = getattr(self.settings_cls, "renamed_env", {})
+        prefix = str(self.config.get("env_prefix", "")).upper()
+        environ = {k.upper(): v for k, v in os.environ.items()}
+        found: dict[str, Any] = {}
+        for old, (new, factor) in renamed.items():
+            if (value := environ.get(prefix + old.upper())) is not None:
+                log.warning("%s%s is deprecated: set %s%s (seconds) instead", prefix, old.upper(), prefix, new.upper())
+                found[new] = float(value) * factor
+        return found
 
 
 class _UnprefixedEnv(EnvSettingsSource):

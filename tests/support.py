@@ -6,7 +6,7 @@ import functools
 import os
 import random
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -134,14 +134,16 @@ async def scalar(engine: AsyncEngine, sql: str, **params: object) -> object:
 @contextlib.asynccontextmanager
 async def running_consumer(*, database_url: str, transport: Transport, subscription: Subscription,
                            tables: MessagingTables, topic_prefix: str, inbox_name: str = "test.consumer",
-                           group_id: str | None = None, batch_size: int = 200,
-                           max_attempts: int = 2) -> AsyncIterator[InboxConsumer]:
-    """An inbox consumer running in a task; stopped gracefully (batch finished) on exit."""
+                           group_id: str | None = None, batch_size: int = 200, max_attempts: int = 2,
+                           former_inbox_names: Sequence[str] = ()) -> AsyncIterator[InboxConsumer]:
+    """An inbox consumer running in a task; stopped gracefully (batch finished) on exit. Its group and those of
+    `former_inbox_names` are the inbox names with the topic prefix, as the service runtime names them."""
     engine = make_engine(database_url, pool_size=4)
     consumer = InboxConsumer(
         group_id=group_id or topic_prefix + inbox_name, inbox_name=inbox_name, subscription=subscription,
         topic_prefix=topic_prefix, transport=transport, session_factory=make_session_factory(engine),
         tables=tables, batch_size=batch_size, max_attempts=max_attempts, poll_timeout_ms=200,
+        former_group_ids=[topic_prefix + name for name in former_inbox_names], former_inbox_names=former_inbox_names,
     )
     task = asyncio.create_task(consumer.run())
     try:

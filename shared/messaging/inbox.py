@@ -16,7 +16,7 @@ import functools
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -64,14 +64,21 @@ class Subscription:
     # writer may not use): it is dead-lettered before its (source, id) is claimed, so it cannot take the id of
     # the genuine event.
     admit: Callable[[IncomingMessage, Envelope], None] | None = None
+    # Names this consumer had before (most recent first), kept after a rename: the new consumer group starts
+    # from the offsets the former group committed (if it has none of its own), and an event the inbox holds
+    # under a former name counts as applied. See docs/development.md, "Renaming a consumer".
+    former_names: tuple[str, ...] = ()
 
 
 class InboxConsumer:
     def __init__(self, *, group_id: str, inbox_name: str, subscription: Subscription, topic_prefix: str, transport: Transport,
                  session_factory: async_sessionmaker[AsyncSession], tables: MessagingTables,
-                 batch_size: int = 500, max_attempts: int = 3, poll_timeout_ms: int = 500) -> None:
+                 batch_size: int = 500, max_attempts: int = 3, poll_timeout_ms: int = 500,
+                 former_group_ids: Sequence[str] = (), former_inbox_names: Sequence[str] = ()) -> None:
         self.group_id = group_id
         self.inbox_name = inbox_name
+        self.former_group_ids = list(former_group_ids)
+        self.former_inbox_names = list(former_inbox_names)
         self.subscription = subscription
         self.topics = [topic_prefix + t for t in subscription.topics]
         self.pattern = (f"^{re.escape(topic_prefix)}(?:{subscription.topic_pattern})$"
@@ -94,6 +101,10 @@ class InboxConsumer:
             consumer = self.transport.consumer(self.group_id, self.topics, self.pattern)
             pending: asyncio.Task | None = None
             try:
+                if self.former_group_ids:
+                    # Before the first fetch, else a renamed group would start from the beginning of its topics.
+                    await self.transport.adopt_offsets(self.group_id, self.former_group_ids, self.topics, self.pattern)
+                    self.former_group_ids = []
                 await consumer.start()
                 self.running = True
                 while not self._stopping.is_set():
@@ -178,7 +189,7 @@ class InboxConsumer:
         unique: dict[tuple[str, str], ConsumedEvent] = {}
         for e in events:
             unique.setdefault((e.envelope.source, e.envelope.id), e)
-        new = await claim(session, self.inbox, self.inbox_name, list(unique))
+        new = await claim(session, self.inbox, self.inbox_name, list(unique), former=self.former_inbox_names)
         return [e for key, e in unique.items() if key in new]
 
     async def _apply_one_by_one(self, events: list[ConsumedEvent]) -> list[tuple[IncomingMessage, str, int]]:
@@ -266,23 +277,31 @@ class InboxConsumer:
             pass
 
 
-async def claim(session: AsyncSession, inbox: sa.Table, consumer: str, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Record `(source, event id)` keys as applied by `consumer`; returns those not recorded before.
+async def claim(session: AsyncSession, inbox: sa.Table, consumer: str, keys: list[tuple[str, str]],
+                former: Sequence[str] = ()) -> set[tuple[str, str]]:
+    """Record `(source, event id)` keys as applied by `consumer`; returns those not recorded before, under its
+    name or one of its `former` names.
 
     Call it in the transaction that applies the events: if that transaction rolls back, so does the claim.
     """
     if not keys:
         return set()
+    # Rows under a former name: those the renaming migration did not move because a replica of the previous
+    # release wrote them after it ran (one primary-key probe per key, only for a renamed consumer).
+    not_former = (f"WHERE NOT EXISTS (SELECT 1 FROM {inbox.schema}.inbox f WHERE f.consumer = ANY(CAST(:former AS text[])) "
+                  "AND f.source = u.s AND f.event_id = u.i) ") if former else ""
     # The new keys come back as two arrays in one row: building a set from thousands of result rows cost more
     # than the insert itself.
     inserted = await session.execute(
         sa.text(
             f"WITH new AS (INSERT INTO {inbox.schema}.inbox (consumer, source, event_id) "
             "SELECT :consumer, s, i FROM unnest(CAST(:sources AS text[]), CAST(:ids AS text[])) AS u(s, i) "
+            + not_former +
             "ON CONFLICT DO NOTHING RETURNING source, event_id) "
             "SELECT array_agg(source) AS sources, array_agg(event_id) AS ids FROM new"
         ),
-        {"consumer": consumer, "sources": [k[0] for k in keys], "ids": [k[1] for k in keys]},
+        {"consumer": consumer, "sources": [k[0] for k in keys], "ids": [k[1] for k in keys],
+         **({"former": list(former)} if former else {})},
     )
     sources, ids = inserted.one()
     return set(zip(sources, ids, strict=True)) if sources else set()

@@ -9,8 +9,9 @@ restarts. Nothing survives the process: the outbox, not this, is what makes the 
 import asyncio
 import re
 from collections import defaultdict
+from collections.abc import Sequence
 
-from shared.messaging.transport import CommitFailed, IncomingMessage, OutgoingMessage, partition_for
+from shared.messaging.transport import CommitFailed, IncomingMessage, OutgoingMessage, partition_for, subscribed
 
 
 class InProcessTransport:
@@ -46,6 +47,19 @@ class InProcessTransport:
         if pattern is not None:  # the topics that exist when it starts (partners are not on this transport)
             topics = [t for t in self._logs if re.match(pattern, t)]
         return InProcessConsumer(self, group_id, topics)
+
+    async def adopt_offsets(self, group_id: str, former_group_ids: Sequence[str], topics: list[str],
+                            pattern: str | None = None) -> dict[tuple[str, int], int]:
+        def mine(group: str) -> dict[tuple[str, int], int]:
+            return {tp: o for tp, o in self._committed.get(group, {}).items() if subscribed(tp[0], topics, pattern)}
+
+        if mine(group_id):
+            return {}
+        for former in former_group_ids:
+            if offsets := mine(former):
+                self._committed[group_id].update(offsets)
+                return offsets
+        return {}
 
     def messages(self, topic: str) -> list[IncomingMessage]:
         """Everything ever sent to `topic`, for tests and the dead-letter listing."""

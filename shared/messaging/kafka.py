@@ -9,12 +9,14 @@ earliest offset for a new group (aiokafka defaults to auto-commit and `latest`, 
 import asyncio
 import functools
 import logging
+from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 
-from shared.messaging.transport import CommitFailed, IncomingMessage, OutgoingMessage, TransportError
+from shared.messaging.transport import CommitFailed, IncomingMessage, OutgoingMessage, TransportError, subscribed
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +96,54 @@ class KafkaTransport:
 
     def consumer(self, group_id: str, topics: list[str], pattern: str | None = None) -> "KafkaConsumer":
         return KafkaConsumer(self.bootstrap_servers, group_id, topics, self.client_id, pattern)
+
+    async def adopt_offsets(self, group_id: str, former_group_ids: Sequence[str], topics: list[str],
+                            pattern: str | None = None) -> dict[tuple[str, int], int]:
+        try:
+            offsets = await self._former_offsets(group_id, former_group_ids, topics, pattern)
+            if not offsets:
+                return {}
+            # The admin client cannot write a group's offsets: a consumer of the new group with the partitions
+            # assigned by hand (it joins no group) commits them. The broker accepts such a commit only while the
+            # group has no members, so it never moves a group that another replica already consumes in.
+            consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, group_id=group_id,
+                                        client_id=self.client_id, enable_auto_commit=False)
+            try:
+                async with asyncio.timeout(30):
+                    await consumer.start()
+                    consumer.assign([TopicPartition(t, p) for t, p in offsets])
+                    await consumer.commit({TopicPartition(t, p): o for (t, p), o in offsets.items()})
+            finally:
+                await _stop_quietly(consumer)
+        except CommitFailedError as exc:
+            log.info("group %s has members already, its offsets are left as they are: %r", group_id, exc)
+            return {}
+        except (KafkaError, OSError, TimeoutError) as exc:
+            raise TransportError(f"could not copy the offsets of {list(former_group_ids)} to {group_id}: {exc!r}") from exc
+        log.info("group %s starts where %s left off: %d partitions", group_id, list(former_group_ids), len(offsets))
+        return offsets
+
+    async def _former_offsets(self, group_id: str, former_group_ids: Sequence[str], topics: list[str],
+                              pattern: str | None) -> dict[tuple[str, int], int]:
+        """The committed offsets of the first former group that has some, or {} if `group_id` has its own."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers, client_id=self.client_id)
+        try:
+            async with asyncio.timeout(30):
+                await admin.start()
+
+                async def committed(group: str) -> dict[tuple[str, int], int]:
+                    listed = await admin.list_consumer_group_offsets(group)
+                    return {(tp.topic, tp.partition): meta.offset for tp, meta in listed.items()
+                            if meta.offset >= 0 and subscribed(tp.topic, topics, pattern)}
+
+                if await committed(group_id):
+                    return {}
+                for former in former_group_ids:
+                    if offsets := await committed(former):
+                        return offsets
+                return {}
+        finally:
+            await admin.close()
 
     async def check(self) -> None:
         producer = await self._get_producer()

@@ -73,6 +73,18 @@ def create_messaging_tables_v1(op, schema: str) -> None:  # alembic.op
     )
 
 
+def rename_inbox_consumer(op, schema: str, old: str, new: str) -> None:  # alembic.op
+    """Migration step for a renamed consumer: its inbox rows (what it has applied) move to the new name.
+
+    A row the new name already holds is dropped rather than moved (the primary key allows one).
+    """
+    op.execute(sa.text(
+        f"UPDATE {schema}.inbox o SET consumer = :new WHERE consumer = :old AND NOT EXISTS "
+        f"(SELECT 1 FROM {schema}.inbox n WHERE n.consumer = :new AND n.source = o.source AND n.event_id = o.event_id)"
+    ).bindparams(old=old, new=new))
+    op.execute(sa.text(f"DELETE FROM {schema}.inbox WHERE consumer = :old").bindparams(old=old))
+
+
 def drop_messaging_tables_v1(op, schema: str) -> None:  # alembic.op
     op.drop_table("inbox", schema=schema)
     op.drop_table("outbox", schema=schema)

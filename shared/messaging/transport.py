@@ -4,7 +4,9 @@ Semantics both keep: messages with the same key go to the same partition and sta
 group resumes from its last committed offset, so anything fetched but not committed is delivered again.
 """
 
+import re
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -54,6 +56,13 @@ class Transport(Protocol):
         """A consumer in `group_id` of `topics`, or of every topic matching the regex `pattern` if given."""
         ...
 
+    async def adopt_offsets(self, group_id: str, former_group_ids: Sequence[str], topics: list[str],
+                            pattern: str | None = None) -> dict[tuple[str, int], int]:
+        """Give a renamed consumer group its former group's place: if `group_id` has no committed offset on
+        `topics` (or the topics matching `pattern`), commit there those of the first of `former_group_ids` that
+        has some. Returns what was copied ({} when the group already had offsets or no former group had any)."""
+        ...
+
     async def check(self) -> None:
         """Raises `TransportError` if the transport cannot currently serve; used by readiness."""
         ...
@@ -65,6 +74,11 @@ class TransportError(Exception):
 
 class CommitFailed(TransportError):
     """Offsets could not be committed (e.g. a rebalance moved the partition); the inbox absorbs the redelivery."""
+
+
+def subscribed(topic: str, topics: list[str], pattern: str | None) -> bool:
+    """Whether a consumer of `topics` (or of the regex `pattern`, if given) reads `topic`."""
+    return re.match(pattern, topic) is not None if pattern else topic in topics
 
 
 def partition_for(key: bytes | None, partitions: int, fallback: int = 0) -> int:

@@ -46,7 +46,7 @@ async def test_broker_kill_9_mid_stream_loses_nothing_and_applies_once(database_
 
     async with running_consumer(database_url=database_url, transport=transport, subscription=purchases_subscription(),
                                 tables=segmentation_tables, topic_prefix=topic_prefix,
-                                inbox_name="segmentation.purchases"):
+                                inbox_name="segmentation.interaction_facts"):
         for i, chunk in enumerate(chunks):
             await enqueue(engine, topic_prefix, chunk)  # acknowledged: committed to the outbox
             if i == len(chunks) // 3:
@@ -128,12 +128,12 @@ async def test_postgres_restart_mid_load_is_retried_not_dead_lettered(own_postgr
     events = purchase_events(3000, customers=100)
     await produce_events(kafka_bootstrap, topic_prefix + INTERACTION_EVENTS, events)
     transport = KafkaTransport(kafka_bootstrap)
-    group = topic_prefix + "segmentation.purchases"
+    group = topic_prefix + "segmentation.interaction_facts"
     dead_before = EVENTS_DEAD_LETTERED.labels(group)._value.get()
 
     async with running_consumer(database_url=url, transport=transport, subscription=purchases_subscription(),
                                 tables=segmentation_tables, topic_prefix=topic_prefix,
-                                inbox_name="segmentation.purchases", batch_size=50):
+                                inbox_name="segmentation.interaction_facts", batch_size=50):
         await wait_until(lambda: _between(engine, 1, len(events) - 1), interval=0.05, message="mid-stream")
         await asyncio.to_thread(own_postgres.kill)
         await asyncio.sleep(1.0)

@@ -36,7 +36,8 @@ async def test_redelivery_and_replay_from_offset_zero_change_nothing(database_ur
     events = purchase_events(300, customers=12)
     await produce_events(kafka_bootstrap, topic_prefix + TOPIC, events)
     async with running_consumer(database_url=database_url, transport=transport, subscription=purchases_subscription(),
-                                tables=segmentation_tables, topic_prefix=topic_prefix, inbox_name="segmentation.purchases"):
+                                tables=segmentation_tables, topic_prefix=topic_prefix,
+                                inbox_name="segmentation.interaction_facts"):
         await wait_until(lambda: _applied(engine, 300), message="300 applied")
     before = await projection_snapshot(engine)
     assert sum(r.order_count for r in before) == 300
@@ -46,7 +47,7 @@ async def test_redelivery_and_replay_from_offset_zero_change_nothing(database_ur
     # Replay: a new consumer group reads the topic from offset 0 into the same inbox.
     async with running_consumer(database_url=database_url, transport=transport, subscription=purchases_subscription(),
                                 tables=segmentation_tables, topic_prefix=topic_prefix,
-                                inbox_name="segmentation.purchases", group_id=topic_prefix + "replay"):
+                                inbox_name="segmentation.interaction_facts", group_id=topic_prefix + "replay"):
         await wait_until(lambda: _committed(transport, topic_prefix + "replay", topic_prefix + TOPIC, 400),
                          message="replay group caught up")
     assert await projection_snapshot(engine) == before

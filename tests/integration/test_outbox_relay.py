@@ -89,7 +89,7 @@ async def test_crash_between_kafka_ack_and_mark_sent_is_absorbed_by_the_inbox(da
         assert len(records) == 60, "every event was published twice"
         async with running_consumer(database_url=database_url, transport=transport,
                                     subscription=purchases_subscription(), tables=segmentation_tables,
-                                    topic_prefix=topic_prefix, inbox_name="segmentation.purchases"):
+                                    topic_prefix=topic_prefix, inbox_name="segmentation.interaction_facts"):
             await wait_until(lambda: _inbox_count_is(engine, 30), message="30 events applied")
             await asyncio.sleep(1.0)  # give the duplicates time to arrive; they must change nothing
     finally:

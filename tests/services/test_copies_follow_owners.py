@@ -21,12 +21,15 @@ from shared.db import make_engine, make_session_factory
 from shared.messaging.inbox import ConsumedEvent
 from tests.services.clv.support import clv_service, simulated_purchases
 from tests.services.clv.support import purchase as clv_purchase
-from tests.services.lifecycle.conftest import lc  # noqa: F401 - the lifecycle app fixture
+from tests.services.lifecycle import conftest as lifecycle_conftest
 from tests.services.lifecycle.test_stages import random_history
 from tests.services.segmentation.helpers import Feeder
 from tests.support import scalar, wait_until
 
 from clv.propositions.projection import apply_targeting_events
+
+# The lifecycle app fixture, for a test outside its folder.
+lc = lifecycle_conftest.lc
 
 
 def shuffled_deliveries(rng: random.Random, events: list, batches: int = 5) -> list[list]:
@@ -45,7 +48,7 @@ async def published(session_factory, schema: str, model) -> list:
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-async def test_stage_copies_equal_lifecycle(lc, database_url, seed):  # noqa: F811
+async def test_stage_copies_equal_lifecycle(lc, database_url, seed):
     rng = random.Random(seed)
     customers = [uuid.UUID(int=rng.getrandbits(128)) for _ in range(15)]
     facts = [e for c in customers for e in random_history(rng, c)]

@@ -30,7 +30,7 @@ from shared.db import make_engine
 from shared.messaging.inbox import ConsumedEvent
 from tests.services.conftest import serving
 from tests.services.interaction.events import event, feedback, order, refund, touch
-from tests.services.lifecycle.conftest import lc  # noqa: F401 - the lifecycle app fixture
+from tests.services.lifecycle import conftest as lifecycle_conftest
 from tests.services.segmentation.helpers import Feeder
 from tests.services.test_copies_follow_owners import shuffled_deliveries
 
@@ -39,6 +39,9 @@ from clv.profitability.repository import CUSTOMER_PROFIT
 from clv.transaction_summary.projection import apply_interaction_events as clv_apply
 from interaction.app import create_app
 from interaction.settings import InteractionSettings
+
+# The lifecycle app fixture, for a test outside its folder.
+lc = lifecycle_conftest.lc
 
 
 @pytest.fixture
@@ -207,7 +210,7 @@ def _consumed(e: Envelope) -> ConsumedEvent:
 
 
 @pytest.mark.parametrize("order_name", ["reversed", "shuffled-1", "shuffled-2", "shuffled-3"])
-async def test_copies_follow_merge_chains_and_undos_in_any_arrival_order(interaction, lc, database_url,  # noqa: F811
+async def test_copies_follow_merge_chains_and_undos_in_any_arrival_order(interaction, lc, database_url,
                                                                          order_name):
     engine = make_engine(database_url, pool_size=2)
     feeder = Feeder(database_url)

@@ -34,3 +34,21 @@ async def test_another_group_reads_from_the_start():
         consumer = transport.consumer(group, ["t"])
         await consumer.start()
         assert [m.value for m in await consumer.getmany(timeout_ms=10, max_records=10)] == [b"x"]
+
+
+async def test_a_renamed_group_adopts_its_former_groups_offsets_once():
+    transport = InProcessTransport(partitions=1)
+    await transport.send_batch([OutgoingMessage("t", f"{i}".encode(), key=b"k") for i in range(4)])
+    old = transport.consumer("old", ["t"])
+    await old.start()
+    await old.getmany(timeout_ms=10, max_records=2)
+    await old.commit({("t", 0): 2})
+
+    assert await transport.adopt_offsets("new", ["older", "old"], ["t"]) == {("t", 0): 2}
+    new = transport.consumer("new", ["t"])
+    await new.start()
+    assert [m.value for m in await new.getmany(timeout_ms=10, max_records=10)] == [b"2", b"3"]
+    await new.commit({("t", 0): 4})
+    # The new group has offsets of its own now: they are never overwritten by the former group's.
+    assert await transport.adopt_offsets("new", ["old"], ["t"]) == {}
+    assert await transport.adopt_offsets("other", ["old"], ["elsewhere"]) == {}

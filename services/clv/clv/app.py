@@ -24,7 +24,7 @@ def create_app(settings: ClvSettings | None = None, transport: Transport | None 
     # Fits and scoring runs get two minutes to finish at shutdown (they are resumed elsewhere otherwise).
     runtime = ServiceRuntime(settings, schema=SCHEMA, tables=messaging, transport=transport, job_drain_s=120)
     runtime.add_loop("clv-job-recovery", lambda: recover_loop(runtime, settings))
-    if settings.refit_interval_hours > 0:
+    if settings.refit_interval_s > 0:
         runtime.add_loop("clv-refit-schedule",
                          lambda: refit_loop(runtime.session_factory, runtime.outbox, settings))
     runtime.subscribe(interaction_subscription(runtime.outbox, settings))

@@ -1,4 +1,4 @@
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from fastapi import Depends
 from pydantic import Field
@@ -29,16 +29,18 @@ class ClvSettings(ServiceSettings):
     # by at least max(absolute, relative × previous CLV).
     value_change_absolute: float = Field(1.0, ge=0)
     value_change_relative: float = Field(0.10, ge=0)
-    # Scheduled refits: every this many hours (0 = off), each currency with purchases whose newest fit is
+    # Scheduled refits: every this many seconds (0 = off), each currency with purchases whose newest fit is
     # older gets a new fit of `refit_model` (`auto`: the model chosen by holdout error) and, if it converges, a
     # scoring run with the default settings.
-    refit_interval_hours: float = Field(0.0, ge=0)
+    refit_interval_s: float = Field(0.0, ge=0)
     refit_model: str = Field("auto", pattern="^(auto|bgnbd|mbgnbd|pareto_nbd)$")
     # Where `reconcile` reads the owners' published state (their state routes; docs/<service>.md, Consistency).
     lifecycle_url: str = "http://127.0.0.1:8004"
     # Fits and scoring runs hold a lease this long, renewed while they run: when a replica dies, another
     # resumes its jobs once the lease lapsed (see shared/jobs.py).
     job_lease_s: float = Field(30.0, ge=1, le=3600)
+
+    renamed_env: ClassVar[dict[str, tuple[str, float]]] = {"refit_interval_hours": ("refit_interval_s", 3600.0)}
 
 
 # The running service's settings, for an endpoint that needs one.

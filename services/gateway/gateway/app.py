@@ -48,7 +48,7 @@ Errors are RFC 9457 problem+json. Events are documented in AsyncAPI 3.0 at `/asy
 def create_app(settings: GatewaySettings | None = None, transport: Transport | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
     runtime = ServiceRuntime(settings, schema=SCHEMA, tables=messaging, transport=transport)
-    destinations = DestinationPolicy(settings.csv(settings.webhook_allowed_hosts), settings.webhook_max_url_length)
+    destinations = DestinationPolicy(settings.webhook_allowed_hosts, settings.webhook_max_url_length)
     worker = DeliveryWorker(runtime.session_factory, settings, destinations)
     runtime.subscribe(deliveries_subscription(worker.wake))
     runtime.subscribe(view_copy_subscription())
@@ -64,9 +64,9 @@ def create_app(settings: GatewaySettings | None = None, transport: Transport | N
                     max_cached=settings.key_cache_max, max_unknown=settings.key_unknown_cache_max)
     jwt = None
     if settings.jwt_jwks_url:
-        jwt = JwtVerifier(settings.jwt_jwks_url, algorithms=settings.csv(settings.jwt_algorithms),
+        jwt = JwtVerifier(settings.jwt_jwks_url, algorithms=settings.jwt_algorithms,
                           audience=settings.jwt_audience, issuer=settings.jwt_issuer,
-                          role_claim=settings.jwt_role_claim, allowed_roles=settings.csv(settings.jwt_allowed_roles))
+                          role_claim=settings.jwt_role_claim, allowed_roles=settings.jwt_allowed_roles)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -109,7 +109,7 @@ def create_app(settings: GatewaySettings | None = None, transport: Transport | N
     # Outside the security layer: the policy decides on the same canonical path the proxy forwards.
     app.add_middleware(PathGuardMiddleware)
     install_http_plumbing(app, settings.service_name)
-    if origins := settings.csv(settings.cors_origins):
+    if origins := settings.cors_origins:
         # Outermost: preflights are answered before authentication, and errors carry the CORS headers too.
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_credentials=settings.cors_allow_credentials,
                            allow_methods=["*"], allow_headers=["X-API-Key", "Authorization", "Content-Type",

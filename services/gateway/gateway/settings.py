@@ -1,7 +1,7 @@
 from pydantic_settings import SettingsConfigDict
 
 from shared.serving import read_timeout_protocol
-from shared.settings import ServiceSettings
+from shared.settings import CommaList, ServiceSettings
 
 SCHEMA = "gateway"
 
@@ -53,16 +53,16 @@ class GatewaySettings(ServiceSettings):
     jwt_jwks_url: str = ""
     jwt_audience: str = ""
     jwt_issuer: str = ""
-    jwt_algorithms: str = "RS256,ES256"
+    jwt_algorithms: CommaList = ["RS256", "ES256"]
     jwt_role_claim: str = "role"
-    jwt_allowed_roles: str = "frontend,analyst"
+    jwt_allowed_roles: CommaList = ["frontend", "analyst"]
     # Per-key token bucket: sustained requests per second and burst. A key may carry its own rate.
     rate_limit_per_s: float = 100.0
     rate_limit_burst: int = 200
     # Bodies above this are refused with 413 before they reach a service.
     max_body_bytes: int = 6 * 1024 * 1024
     # CORS: comma-separated origins ("*" for any); empty disables CORS.
-    cors_origins: str = ""
+    cors_origins: CommaList = []
     cors_allow_credentials: bool = False
     cors_max_age_s: int = 600
     # The Ed25519 private key (base64url or PEM) the gateway signs its calls to the services with
@@ -92,7 +92,7 @@ class GatewaySettings(ServiceSettings):
     # Webhooks go to public addresses only (checked at creation and on every delivery, after DNS). Host names,
     # addresses or networks listed here (comma-separated, e.g. "127.0.0.1,receiver.local,10.0.0.0/8") are
     # exempt: for development and tests, never in production.
-    webhook_allowed_hosts: str = ""
+    webhook_allowed_hosts: CommaList = []
     webhook_max_url_length: int = 2048
 
     def http_protocol(self) -> type:
@@ -107,7 +107,3 @@ class GatewaySettings(ServiceSettings):
             "clv": self.clv_url,
             "lifecycle": self.lifecycle_url,
         }
-
-    @staticmethod
-    def csv(value: str) -> list[str]:
-        return [v.strip() for v in value.split(",") if v.strip()]

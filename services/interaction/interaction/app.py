@@ -35,6 +35,6 @@ def create_app(settings: InteractionSettings | None = None, transport: Transport
     # HTTP ingestion: concurrent requests share one transaction (docs/interaction.md, "Group commit").
     app.state.ingest_group = GroupCommit(
         runtime.session_factory, lambda session, batches: store_http_batches(session, runtime.outbox, batches),
-        max_wait_s=settings.ingest_group_max_wait_ms / 1000, max_size=settings.ingest_group_max_events,
+        max_wait_s=settings.ingest_group_max_wait_s, max_size=settings.ingest_group_max_events,
         name="interaction-ingest-group") if settings.ingest_group_commit else None
     return app

@@ -1,4 +1,4 @@
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from fastapi import Depends
 from pydantic import Field
@@ -18,11 +18,13 @@ class InteractionSettings(ServiceSettings):
     ingest_max_events: int = 1000
     ingest_max_bytes: int = 5 * 1024 * 1024
     # Group commit of `POST /v1/events`: requests arriving while one transaction commits (or within
-    # `ingest_group_max_wait_ms` of the first waiting one) share the next, up to `ingest_group_max_events`
+    # `ingest_group_max_wait_s` of the first waiting one) share the next, up to `ingest_group_max_events`
     # events; off, each request has its own transaction.
     ingest_group_commit: bool = True
-    ingest_group_max_wait_ms: float = Field(2.0, ge=0, le=1000)
+    ingest_group_max_wait_s: float = Field(0.002, ge=0, le=1)
     ingest_group_max_events: int = Field(1000, ge=1, le=100_000)
+
+    renamed_env: ClassVar[dict[str, tuple[str, float]]] = {"ingest_group_max_wait_ms": ("ingest_group_max_wait_s", 1e-3)}
 
 
 # The running service's settings, for an endpoint that needs one.

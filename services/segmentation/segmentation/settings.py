@@ -5,7 +5,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.service import runtime_settings
-from shared.settings import ServiceSettings
+from shared.settings import CommaList, ServiceSettings
 
 SCHEMA = "segmentation"
 
@@ -18,7 +18,7 @@ class SegmentationSettings(ServiceSettings):
     reporting_currency: str = Field("EUR", pattern=r"^[A-Z]{3}$")
     # Scheduled runs (rfm, clustering, tiers, then a full rule refresh) every this many seconds; 0 = off.
     schedule_interval_s: float = 0
-    schedule_kinds: list[str] = ["rfm", "clustering", "tiers"]
+    schedule_kinds: CommaList = ["rfm", "clustering", "tiers"]
     # Where `reconcile` reads the owners' published state (their state routes; docs/<service>.md, Consistency).
     lifecycle_url: str = "http://127.0.0.1:8004"
     clv_url: str = "http://127.0.0.1:8003"

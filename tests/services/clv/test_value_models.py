@@ -153,7 +153,7 @@ async def _summaries(svc, n: int) -> bool:
 
 async def test_scheduled_refit_fits_and_scores_each_due_currency(database_url, engine):
     events = simulated_purchases(300, datetime.now(UTC) - timedelta(days=1), seed=8)
-    async with clv_service(database_url, refit_interval_hours=0.0005) as svc:  # ~2 s
+    async with clv_service(database_url, refit_interval_s=1.8) as svc:
         await svc.publish(events)
         await wait_until(lambda: _count(engine, "clv.purchase", len(events)), message="purchases applied")
         await wait_until(lambda: _count(engine, "clv.scoring_run where status = 'succeeded'", 1), timeout=60,

@@ -19,7 +19,7 @@ from interaction.settings import InteractionSettings
 async def app(database_url):
     # A wide window, so that requests sent together certainly form one group whatever the machine's speed.
     settings = InteractionSettings(database_url=database_url, transport="inprocess", run_workers=False,
-                                   ingest_group_max_wait_ms=200)
+                                   ingest_group_max_wait_s=0.2)
     return create_app(settings)
 
 

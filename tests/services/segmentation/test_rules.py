@@ -136,8 +136,10 @@ def evaluate(node: dict, c: dict) -> bool:
             if isinstance(x, bool) or not isinstance(x, int | float):
                 return False
             return x > v if op == "gt" else x <= v
-        same = lambda a, b: type(a) is type(b) and a == b or (  # noqa: E731
-            isinstance(a, int | float) and isinstance(b, int | float) and not isinstance(a, str) and a == b)
+        def same(a, b) -> bool:
+            return type(a) is type(b) and a == b or (
+                isinstance(a, int | float) and isinstance(b, int | float) and not isinstance(a, str) and a == b)
+
         if op == "eq":
             return same(x, v)
         if op == "ne":

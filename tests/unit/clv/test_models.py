@@ -394,7 +394,9 @@ def test_pareto_nbd_analytic_gradient_matches_finite_differences(params):
         up[i] += h
         down[i] -= h
         # Finite differences of the independent hypergeometric form (scipy's hyp2f1), not of the series itself.
-        total = lambda p: float(np.dot(data.weights, ParetoNBD._rows(p, data.x, data.t_x, data.T)))  # noqa: E731
+        def total(p):
+            return float(np.dot(data.weights, ParetoNBD._rows(p, data.x, data.t_x, data.T)))
+
         numeric = (total(up) - total(down)) / (2 * h)
         assert grad[i] == pytest.approx(numeric, rel=1e-6, abs=1e-6), (i, grad[i], numeric)
 

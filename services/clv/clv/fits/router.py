@@ -59,7 +59,7 @@ async def get_fit(fit_id: uuid.UUID, session: SessionDep) -> FitRead:
 
 @router.get("/comparison", response_model=Comparison, responses=problem_responses(NotFound))
 async def compare_models(session: SessionDep, currency: CurrencyQuery,
-                         fit_id: Annotated[list[uuid.UUID], Query(max_length=20)] = []) -> Comparison:  # noqa: B006
+                         fit_id: Annotated[list[uuid.UUID], Query(max_length=20)] = []) -> Comparison:  # noqa: B006 - FastAPI copies a default per request
     """Compare fits by log-likelihood, AIC/BIC and holdout error (default: the newest fit of each model)."""
     return await service.compare(session, currency, fit_id)
 

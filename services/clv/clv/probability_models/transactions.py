@@ -6,6 +6,7 @@ hypergeometric function, 2F1(A, B; C; z) = (1 - z)^(C-A-B) 2F1(C-A, C-B; C; z), 
 frequency out of the numerator parameters: 2F1 then stays near 1 instead of growing like (1 - z)^-x.
 """
 
+import functools
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -242,7 +243,7 @@ def _beta_geo_loglik(params: np.ndarray, data: Summary, modified: bool, hessian:
     h[2, 2] += -sum4 / a**2
     h[3, 3] += dot(ww4, inv_denom * inv_denom)
     # The parts that depend on x alone.
-    tri = lambda z: polygamma(1, z)  # noqa: E731
+    tri = functools.partial(polygamma, 1)  # the trigamma function
     h[0, 0] += wx @ tri(r + ux) - W * tri(r)
     h[0, 1] += W / alpha
     h[1, 1] += -W * r / alpha**2

@@ -1,4 +1,4 @@
-"""Every `refit_interval_hours`, refit and rescore each currency whose newest fit is older than the interval.
+"""Every `refit_interval_s`, refit and rescore each currency whose newest fit is older than the interval.
 
 The check "newest fit older than the interval" makes replicas agree without a lock: a replica that wakes
 after another has just refitted finds a fresh fit and does nothing; two that wake together cannot both create
@@ -33,7 +33,7 @@ ORDER BY c.currency
 
 async def refit_due(session_factory: async_sessionmaker[AsyncSession], outbox: Outbox, settings: ClvSettings) -> list[str]:
     """One round: fit and score every currency that is due; returns the currencies refitted."""
-    interval = timedelta(hours=settings.refit_interval_hours)
+    interval = timedelta(seconds=settings.refit_interval_s)
     async with session_factory() as session:
         due = list((await session.execute(DUE, {"since": datetime.now(UTC) - interval})).scalars())
     for currency in due:
@@ -54,10 +54,10 @@ async def refit_due(session_factory: async_sessionmaker[AsyncSession], outbox: O
 
 
 async def refit_loop(session_factory: async_sessionmaker[AsyncSession], outbox: Outbox, settings: ClvSettings) -> None:
-    """Every `refit_interval_hours`, one round (runs until the runtime cancels it; a fit cut short is resumed by
+    """Every `refit_interval_s`, one round (runs until the runtime cancels it; a fit cut short is resumed by
     the recovery loop of a replica once its lease lapses)."""
     while True:
-        await asyncio.sleep(settings.refit_interval_hours * 3600)
+        await asyncio.sleep(settings.refit_interval_s)
         try:
             await refit_due(session_factory, outbox, settings)
         except Exception:  # the schedule survives a failed round; the next one retries

@@ -236,8 +236,9 @@ def interaction_subscription(outbox: Outbox | None = None, settings: ClvSettings
         if touched and outbox is not None and settings is not None:
             await score_customers(session, outbox, settings, list(touched))
 
-    # The inbox name stays "purchases" so the consumer group keeps its committed offsets.
-    return Subscription(name="purchases", topics=[INTERACTION_EVENTS], handler=handler,
+    # Formerly "purchases": its group's offsets and inbox rows carry over (migration 0009).
+    return Subscription(name="interaction_facts", former_names=("purchases",), topics=[INTERACTION_EVENTS],
+                        handler=handler,
                         event_types=by_event_type(
                             PurchaseRecorded, PurchaseRefunded, CustomerMerged, CustomerUnmerged, CustomerErased,
                             FeedbackRecorded,

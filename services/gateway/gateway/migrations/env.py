@@ -1,7 +1,7 @@
 from shared.migrations import run_env
 
-import gateway.keys.models  # registers the tables on the metadata
-import gateway.webhooks.models  # noqa: F401
+import gateway.keys.models
+import gateway.webhooks.models  # noqa: F401 - imported for the tables they register on the metadata
 from gateway.tables import metadata
 
 run_env(metadata)

@@ -518,8 +518,9 @@ INTERACTION_TYPES = by_event_type(PurchaseRecorded, PurchaseRefunded, Touchpoint
 
 
 def interaction_subscription(outbox: Outbox | None = None, reporting_currency: str = "EUR") -> Subscription:
-    # Named "purchases" as before, so the consumer group (and its committed offsets) carries over.
-    return Subscription(name="purchases", topics=[INTERACTION_EVENTS], event_types=INTERACTION_TYPES,
+    # Formerly "purchases": its group's offsets and inbox rows carry over (migration 0011).
+    return Subscription(name="interaction_facts", former_names=("purchases",), topics=[INTERACTION_EVENTS],
+                        event_types=INTERACTION_TYPES,
                         handler=_with_rules(apply_interaction_events, outbox, reporting_currency))
 
 

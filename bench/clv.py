@@ -48,12 +48,14 @@ def ours_fit(d: dict) -> tuple[BetaGeo, GammaGamma, dict]:
 
 
 def ours_clv(bg: BetaGeo, gg: GammaGamma, d: dict) -> np.ndarray:
-    return discounted_clv(bg, gg, d["x"], d["t_x"], d["T"], d["zbar"], months=12, units_per_month=30.0,
-                          monthly_discount_rate=0.01, margin=1.0)
+    return discounted_clv(
+        bg, gg, d["x"], d["t_x"], d["T"], d["zbar"], months=12, units_per_month=30.0, monthly_discount_rate=0.01, margin=1.0
+    )
 
 
 def lifetimes_fit(frames: dict):
     from lifetimes import BetaGeoFitter, GammaGammaFitter
+
     bgf = BetaGeoFitter(penalizer_coef=0.0)
     bgf.fit(frames["x"], frames["t_x"], frames["T"])
     repeat = frames["x"] > 0
@@ -63,8 +65,9 @@ def lifetimes_fit(frames: dict):
 
 
 def lifetimes_clv(bgf, ggf, frames: dict) -> np.ndarray:
-    clv = ggf.customer_lifetime_value(bgf, frames["x"], frames["t_x"], frames["T"], frames["zbar"], time=12,
-                                      discount_rate=0.01, freq="D")
+    clv = ggf.customer_lifetime_value(
+        bgf, frames["x"], frames["t_x"], frames["T"], frames["zbar"], time=12, discount_rate=0.01, freq="D"
+    )
     return clv.to_numpy()
 
 
@@ -86,9 +89,12 @@ def main(argv: list[str]) -> dict:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per side; the fastest counts")
     parser.add_argument("--skip-choice", action="store_true", help="leave out the Pareto/NBD and model-choice timings")
-    parser.add_argument("--pareto-reference-customers", type=int, default=100_000,
-                        help="customers for the Pareto/NBD side by side with lifetimes (0: skip; it takes lifetimes "
-                             "~20 s per 100k)")
+    parser.add_argument(
+        "--pareto-reference-customers",
+        type=int,
+        default=100_000,
+        help="customers for the Pareto/NBD side by side with lifetimes (0: skip; it takes lifetimes ~20 s per 100k)",
+    )
     args = parser.parse_args(argv)
     try:
         import lifetimes
@@ -135,8 +141,9 @@ def main(argv: list[str]) -> dict:
     theirs = {**bgf.params_.to_dict(), "p": ggf.params_["p"], "q": ggf.params_["q"], "gamma": ggf.params_["v"]}
     mine = {"r": bg.r, "alpha": bg.alpha, "a": bg.a, "b": bg.b, "p": gg.p, "q": gg.q, "gamma": gg.gamma}
     parameter_diffs = {k: abs(mine[k] - theirs[k]) / abs(theirs[k]) for k in mine}
-    same_parameters = ours_clv(BetaGeo(theirs["r"], theirs["alpha"], theirs["a"], theirs["b"]),
-                               GammaGamma(theirs["p"], theirs["q"], theirs["gamma"]), d)
+    same_parameters = ours_clv(
+        BetaGeo(theirs["r"], theirs["alpha"], theirs["a"], theirs["b"]), GammaGamma(theirs["p"], theirs["q"], theirs["gamma"]), d
+    )
     clv_same_params = relative_difference(same_parameters, reference)
     clv_end_to_end = relative_difference(clv, reference)
     for k in mine:
@@ -144,13 +151,15 @@ def main(argv: list[str]) -> dict:
     largest = max(parameter_diffs, key=parameter_diffs.get)
     fit_ratio, clv_ratio = lifetimes_fit_s / ours_fit_s, lifetimes_clv_s / ours_clv_s
     print(f"largest parameter difference: {largest} {parameter_diffs[largest]:.2e} (tolerance {PARAMETER_TOLERANCE:g})")
-    print(f"largest CLV difference: {clv_same_params:.2e} relative from the same parameters, "
-          f"{clv_end_to_end:.2e} end to end (mean CLV {reference.mean():.4f})")
+    print(
+        f"largest CLV difference: {clv_same_params:.2e} relative from the same parameters, "
+        f"{clv_end_to_end:.2e} end to end (mean CLV {reference.mean():.4f})"
+    )
     print(f"fit  ratio: {fit_ratio:6.1f}x  (P3 goal >= 30x: {'met' if fit_ratio >= 30 else 'NOT met'})")
     print(f"CLV  ratio: {clv_ratio:6.1f}x  (P4 goal >= 50x: {'met' if clv_ratio >= 50 else 'NOT met'})")
     choice = {} if args.skip_choice else model_choice(d, args.seed, args.repeat)
     if args.pareto_reference_customers:
-        choice |= pareto_side_by_side({k: v[:args.pareto_reference_customers] for k, v in d.items()})
+        choice |= pareto_side_by_side({k: v[: args.pareto_reference_customers] for k, v in d.items()})
     if not np.all(np.isfinite(clv)):
         raise AssertionError("our CLV has non-finite values")
     if parameter_diffs[largest] > PARAMETER_TOLERANCE:
@@ -158,13 +167,22 @@ def main(argv: list[str]) -> dict:
     if clv_same_params > CLV_TOLERANCE:
         raise AssertionError(f"CLV differs from lifetimes by {clv_same_params:.3e} relative at the same parameters")
     return {
-        "benchmark": "clv", "customers": args.customers, "reference": f"lifetimes {lifetimes.__version__}",
-        "ours_fit_s": round(ours_fit_s, 4), "lifetimes_fit_s": round(lifetimes_fit_s, 3),
-        "fit_ratio": round(fit_ratio, 1), "ours_clv_s": round(ours_clv_s, 4),
-        "lifetimes_clv_s": round(lifetimes_clv_s, 3), "clv_ratio": round(clv_ratio, 1),
-        "max_parameter_rel_diff": parameter_diffs[largest], "max_parameter_rel_diff_name": largest,
-        "max_clv_rel_diff_same_params": clv_same_params, "max_clv_rel_diff_end_to_end": clv_end_to_end,
-        "distinct_rows": info["rows"], "repeat": args.repeat, **choice,
+        "benchmark": "clv",
+        "customers": args.customers,
+        "reference": f"lifetimes {lifetimes.__version__}",
+        "ours_fit_s": round(ours_fit_s, 4),
+        "lifetimes_fit_s": round(lifetimes_fit_s, 3),
+        "fit_ratio": round(fit_ratio, 1),
+        "ours_clv_s": round(ours_clv_s, 4),
+        "lifetimes_clv_s": round(lifetimes_clv_s, 3),
+        "clv_ratio": round(clv_ratio, 1),
+        "max_parameter_rel_diff": parameter_diffs[largest],
+        "max_parameter_rel_diff_name": largest,
+        "max_clv_rel_diff_same_params": clv_same_params,
+        "max_clv_rel_diff_end_to_end": clv_end_to_end,
+        "distinct_rows": info["rows"],
+        "repeat": args.repeat,
+        **choice,
     }
 
 
@@ -175,6 +193,7 @@ def pareto_side_by_side(d: dict) -> dict:
     """Pareto/NBD fit, ours against `lifetimes.ParetoNBDFitter`, on the same (fewer) customers, one run each."""
     import pandas as pd
     from lifetimes import ParetoNBDFitter
+
     n = len(d["x"])
     started = time.perf_counter()
     summary, _ = collapse(d["x"], d["t_x"], d["T"], with_inverse=False)
@@ -186,11 +205,17 @@ def pareto_side_by_side(d: dict) -> dict:
     p = theirs.params_
     diffs = {k: abs(getattr(ours, k) - p[k]) / abs(p[k]) for k in ("r", "alpha", "s", "beta")}
     largest = max(diffs, key=diffs.get)
-    print(f"Pareto/NBD on {n:,}: ours {ours_s:.3f} s, lifetimes {theirs_s:.3f} s, ratio {theirs_s / ours_s:.1f}x; "
-          f"largest parameter difference {largest} {diffs[largest]:.2e} (ours LL {report.log_likelihood:.2f})")
-    return {"pareto_reference_customers": n, "ours_pareto_small_s": round(ours_s, 3),
-            "lifetimes_pareto_small_s": round(theirs_s, 3), "pareto_ratio": round(theirs_s / ours_s, 1),
-            "pareto_max_parameter_rel_diff": diffs[largest]}
+    print(
+        f"Pareto/NBD on {n:,}: ours {ours_s:.3f} s, lifetimes {theirs_s:.3f} s, ratio {theirs_s / ours_s:.1f}x; "
+        f"largest parameter difference {largest} {diffs[largest]:.2e} (ours LL {report.log_likelihood:.2f})"
+    )
+    return {
+        "pareto_reference_customers": n,
+        "ours_pareto_small_s": round(ours_s, 3),
+        "lifetimes_pareto_small_s": round(theirs_s, 3),
+        "pareto_ratio": round(theirs_s / ours_s, 1),
+        "pareto_max_parameter_rel_diff": diffs[largest],
+    }
 
 
 def model_choice(d: dict, seed: int, repeat: int = 1) -> dict:
@@ -203,11 +228,19 @@ def model_choice(d: dict, seed: int, repeat: int = 1) -> dict:
     """
     from clv.fits.service import fit_statistics
     from clv.transaction_summary.repository import Statistics
+
     rng = np.random.default_rng(seed + 7)
     truth = BetaGeo(TRUTH["r"], TRUTH["alpha"], TRUTH["a"], TRUTH["b"])
     holdout = rng.poisson(truth.expected_purchases(90.0, d["x"], d["t_x"], d["T"])).astype(np.float64)
-    stats = Statistics(customer_ids=list(range(len(d["x"]))), x=d["x"], t_x=d["t_x"], T=d["T"],
-                       mean_repeat_spend=d["zbar"], holdout_x=holdout, net_value=d["zbar"] * (d["x"] + 1))
+    stats = Statistics(
+        customer_ids=list(range(len(d["x"]))),
+        x=d["x"],
+        t_x=d["t_x"],
+        T=d["T"],
+        mean_repeat_spend=d["zbar"],
+        holdout_x=holdout,
+        net_value=d["zbar"] * (d["x"] + 1),
+    )
     pareto_times, choice_times = [], []
     for _ in range(repeat):  # the fastest run counts, as above
         started = time.perf_counter()
@@ -218,10 +251,15 @@ def model_choice(d: dict, seed: int, repeat: int = 1) -> dict:
         out = fit_statistics("auto", stats, 90.0, 90, 1.0)
         choice_times.append(time.perf_counter() - started)
     pareto_s, choice_s = min(pareto_times), min(choice_times)
-    print(f"Pareto/NBD fit:   {pareto_s:8.3f} s  (runs {_runs(pareto_times)}; goal <= {PARETO_GOAL_S:g} s: "
-          f"{_met(pareto_s, PARETO_GOAL_S)}; usable {pareto.usable}, {pareto.message}; collapse included)")
-    print(f"model choice:     {choice_s:8.3f} s  (runs {_runs(choice_times)}; goal <= {CHOICE_GOAL_S:g} s: "
-          f"{_met(choice_s, CHOICE_GOAL_S)}; 3 fits, 3 holdout predictions, Gamma-Gamma; chose "
-          f"{out['model']}; " + ", ".join(f"{c['model']} MAE {c['holdout_mean_absolute_error']}"
-                                         for c in out["selection"]["candidates"]) + ")")
+    print(
+        f"Pareto/NBD fit:   {pareto_s:8.3f} s  (runs {_runs(pareto_times)}; goal <= {PARETO_GOAL_S:g} s: "
+        f"{_met(pareto_s, PARETO_GOAL_S)}; usable {pareto.usable}, {pareto.message}; collapse included)"
+    )
+    print(
+        f"model choice:     {choice_s:8.3f} s  (runs {_runs(choice_times)}; goal <= {CHOICE_GOAL_S:g} s: "
+        f"{_met(choice_s, CHOICE_GOAL_S)}; 3 fits, 3 holdout predictions, Gamma-Gamma; chose "
+        f"{out['model']}; "
+        + ", ".join(f"{c['model']} MAE {c['holdout_mean_absolute_error']}" for c in out["selection"]["candidates"])
+        + ")"
+    )
     return {"pareto_fit_s": round(pareto_s, 3), "model_choice_s": round(choice_s, 3), "chosen": out["model"]}

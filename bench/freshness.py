@@ -53,9 +53,15 @@ PARTS: dict[str, tuple[str, Callable[[httpx.Response], bool]]] = {
 
 
 def order(i: int, run: str) -> dict:
-    return {"specversion": "1.0", "id": f"{run}-{i}", "source": SOURCE, "type": "order.completed",
-            "subject": f"{run}-C{i}", "time": datetime.now(UTC).isoformat(),
-            "data": {"order_id": f"O-{i}", "amount": "42.00", "currency": "EUR", "channel": "web"}}
+    return {
+        "specversion": "1.0",
+        "id": f"{run}-{i}",
+        "source": SOURCE,
+        "type": "order.completed",
+        "subject": f"{run}-C{i}",
+        "time": datetime.now(UTC).isoformat(),
+        "data": {"order_id": f"O-{i}", "amount": "42.00", "currency": "EUR", "channel": "web"},
+    }
 
 
 class Probe:
@@ -67,8 +73,9 @@ class Probe:
         self.visible: dict[str, float] = {}
 
 
-async def follow(client: httpx.AsyncClient, gateway: str, probe: Probe, parts: list[str],
-                 interval_s: float, timeout_s: float) -> None:
+async def follow(
+    client: httpx.AsyncClient, gateway: str, probe: Probe, parts: list[str], interval_s: float, timeout_s: float
+) -> None:
     # The partner's id → the internal id, as a client finds it: interaction assigns it in the transaction that
     # accepts the event, so the search by identifier answers at once (its time is not counted as staleness).
     found = await client.get(f"{gateway}/v1/customers", params={"source": SOURCE, "external_id": probe.external_id})
@@ -119,8 +126,9 @@ async def drive(gateway: str, api_key: str, database_url: str, args: argparse.Na
                 if i % args.probe_every == 0 and i >= args.rate * args.warmup:
                     probe = Probe(f"{run}-C{i}", at)
                     probes.append(probe)
-                    followers.append(asyncio.create_task(
-                        follow(client, gateway, probe, args.parts, args.poll_interval, args.timeout)))
+                    followers.append(
+                        asyncio.create_task(follow(client, gateway, probe, args.parts, args.poll_interval, args.timeout))
+                    )
 
         for k, first in enumerate(range(0, total, batch)):
             # Paced on the schedule; at most `max_in_flight` posts wait for an answer, so a saturated
@@ -175,45 +183,69 @@ def main(argv: list[str]) -> dict:
         parser.error(f"unknown parts {sorted(unknown)}; known: {list(PARTS)}")
 
     prefix = f"bench{uuid.uuid4().hex[:8]}."
-    with (harness.servers() as (server_url, bootstrap),
-          harness.database(server_url, [*SERVICES, "gateway"]) as database_url,
-          harness.topics(bootstrap, [prefix + t for t in ALL] + [prefix + dlq(t) for t in ALL]),
-          tempfile.TemporaryDirectory(prefix="crm-freshness-") as logs):
-        shared = {"DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "TOPIC_PREFIX": prefix,
-                  "TRANSPORT": "kafka", "LOG_JSON": "false", "LOG_LEVEL": "WARNING", "LIFECYCLE_SWEEP_INTERVAL_S": "0"}
+    with (
+        harness.servers() as (server_url, bootstrap),
+        harness.database(server_url, [*SERVICES, "gateway"]) as database_url,
+        harness.topics(bootstrap, [prefix + t for t in ALL] + [prefix + dlq(t) for t in ALL]),
+        tempfile.TemporaryDirectory(prefix="crm-freshness-") as logs,
+    ):
+        shared = {
+            "DATABASE_URL": database_url,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "TOPIC_PREFIX": prefix,
+            "TRANSPORT": "kafka",
+            "LOG_JSON": "false",
+            "LOG_LEVEL": "WARNING",
+            "LIFECYCLE_SWEEP_INTERVAL_S": "0",
+        }
         ports = {name: free_port() for name in [*SERVICES, "gateway"]}
         gateway_env = {f"GATEWAY_{n.upper()}_URL": f"http://127.0.0.1:{ports[n]}" for n in SERVICES}
-        gateway_env |= {"GATEWAY_BOOTSTRAP_ADMIN_KEY": BOOTSTRAP_KEY, "GATEWAY_LOG_JSON": "false",
-                        "GATEWAY_LOG_LEVEL": "WARNING"}
+        gateway_env |= {"GATEWAY_BOOTSTRAP_ADMIN_KEY": BOOTSTRAP_KEY, "GATEWAY_LOG_JSON": "false", "GATEWAY_LOG_LEVEL": "WARNING"}
         harness.internal_keys()  # process_env passes the gateway keypair on from the environment
-        processes = [ServiceProcess(n, serve_argv(n, ports[n]), process_env(shared), ports[n], Path(logs))
-                     for n in SERVICES]
-        processes.append(ServiceProcess("gateway", serve_argv("gateway", ports["gateway"]),
-                                        process_env(shared | gateway_env | {k: v for k, v in os.environ.items()
-                                                                   if k.startswith("GATEWAY_") and k not in gateway_env}),
-                                        ports["gateway"], Path(logs)))
+        processes = [ServiceProcess(n, serve_argv(n, ports[n]), process_env(shared), ports[n], Path(logs)) for n in SERVICES]
+        processes.append(
+            ServiceProcess(
+                "gateway",
+                serve_argv("gateway", ports["gateway"]),
+                process_env(
+                    shared
+                    | gateway_env
+                    | {k: v for k, v in os.environ.items() if k.startswith("GATEWAY_") and k not in gateway_env}
+                ),
+                ports["gateway"],
+                Path(logs),
+            )
+        )
         print(f"starting {len(processes)} processes ...")
         with running(processes):
-            print(f"offering {args.rate} events/s for {args.seconds:.0f} s through the gateway; "
-                  f"following 1 in {args.probe_every}; parts: {', '.join(args.parts)}")
+            print(
+                f"offering {args.rate} events/s for {args.seconds:.0f} s through the gateway; "
+                f"following 1 in {args.probe_every}; parts: {', '.join(args.parts)}"
+            )
             gateway = processes[-1].url
-            api_key = harness.create_api_key(gateway, BOOTSTRAP_KEY, name="bench freshness",
-                                             rate_limit_per_s=KEY_RATE_PER_S)
+            api_key = harness.create_api_key(gateway, BOOTSTRAP_KEY, name="bench freshness", rate_limit_per_s=KEY_RATE_PER_S)
             pids = {p.name: p.proc.pid for p in processes}
             cpu_before = {name: harness.cpu_seconds(pid) for name, pid in pids.items()}
             with harness.RssSampler(pids) as rss:
                 result = asyncio.run(drive(gateway, api_key, database_url, args))
             # CPU per accepted event of each process, load and catch-up included: steadier than latencies on a
             # shared machine, and it says which process a gain or a loss is in.
-            cpu_us = {name: (harness.cpu_seconds(pid) - cpu_before[name]) / max(result["accepted"], 1) * 1e6
-                      for name, pid in pids.items()}
+            cpu_us = {
+                name: (harness.cpu_seconds(pid) - cpu_before[name]) / max(result["accepted"], 1) * 1e6
+                for name, pid in pids.items()
+            }
 
     probes: list[Probe] = result["probes"]
     throughput = result["accepted"] / result["load_s"]
-    figures: dict = {"benchmark": "freshness", "offered_rate": args.rate, "accepted": result["accepted"],
-                     "throughput_events_per_s": round(throughput, 1), "probes": len(probes), "goal_p95_s": GOAL_P95_S}
-    print(f"accepted {result['accepted']} events in {result['load_s']:.1f} s: {throughput:.0f} events/s "
-          f"(offered {args.rate}/s)")
+    figures: dict = {
+        "benchmark": "freshness",
+        "offered_rate": args.rate,
+        "accepted": result["accepted"],
+        "throughput_events_per_s": round(throughput, 1),
+        "probes": len(probes),
+        "goal_p95_s": GOAL_P95_S,
+    }
+    print(f"accepted {result['accepted']} events in {result['load_s']:.1f} s: {throughput:.0f} events/s (offered {args.rate}/s)")
     print(f"{'part':<14}{'seen':>8}{'missed':>8}{'p50 s':>9}{'p95 s':>9}{'p99 s':>9}{'max s':>9}  goal p95 ≤ 1 s")
     for part in args.parts:
         lat = [p.visible[part] - p.accepted for p in probes if part in p.visible]
@@ -223,8 +255,10 @@ def main(argv: list[str]) -> dict:
             row |= {q: round(harness.percentile(lat, v), 3) for q, v in (("p50_s", 50), ("p95_s", 95), ("p99_s", 99))}
             row["max_s"] = round(max(lat), 3)
             row["meets_goal"] = row["p95_s"] <= GOAL_P95_S
-            print(f"{part:<14}{len(lat):>8}{missed:>8}{row['p50_s']:>9.3f}{row['p95_s']:>9.3f}{row['p99_s']:>9.3f}"
-                  f"{row['max_s']:>9.3f}  {'met' if row['meets_goal'] else 'NOT met'}")
+            print(
+                f"{part:<14}{len(lat):>8}{missed:>8}{row['p50_s']:>9.3f}{row['p95_s']:>9.3f}{row['p99_s']:>9.3f}"
+                f"{row['max_s']:>9.3f}  {'met' if row['meets_goal'] else 'NOT met'}"
+            )
         else:
             print(f"{part:<14}{0:>8}{missed:>8}  never visible within {args.timeout} s")
         figures[part] = row
@@ -232,10 +266,8 @@ def main(argv: list[str]) -> dict:
     figures["rss_mb"], figures["cpu_us_per_event"] = {}, {name: round(v) for name, v in cpu_us.items()}
     for name, peak in rss.peak.items():
         peak_mb, last_mb = peak / 2**20, rss.last[name] / 2**20
-        figures["rss_mb"][name] = {"peak": round(peak_mb, 1), "last": round(last_mb, 1),
-                                   "meets_goal": peak_mb <= GOAL_RSS_MB}
-        print(f"{name:<14}{cpu_us[name]:>13.0f}{peak_mb:>12.1f}{last_mb:>9.1f}  "
-              f"{'met' if peak_mb <= GOAL_RSS_MB else 'NOT met'}")
+        figures["rss_mb"][name] = {"peak": round(peak_mb, 1), "last": round(last_mb, 1), "meets_goal": peak_mb <= GOAL_RSS_MB}
+        print(f"{name:<14}{cpu_us[name]:>13.0f}{peak_mb:>12.1f}{last_mb:>9.1f}  {'met' if peak_mb <= GOAL_RSS_MB else 'NOT met'}")
     figures["load_average"] = [round(x, 2) for x in os.getloadavg()]
     print(f"machine: {os.cpu_count()} CPUs, load average {' / '.join(f'{x:.1f}' for x in os.getloadavg())} (1/5/15 min)")
     if figures.get("lifecycle", {}).get("missed"):

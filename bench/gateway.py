@@ -59,15 +59,18 @@ def main(argv: list[str]) -> dict:
     parser.add_argument("--rate", type=float, default=500.0, help="requests per second of the open-loop runs")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each measured run")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections of the throughput runs")
-    parser.add_argument("--pad-copy", type=int, default=0,
-                        help="synthetic customers added to the gateway's view copy before measuring")
+    parser.add_argument(
+        "--pad-copy", type=int, default=0, help="synthetic customers added to the gateway's view copy before measuring"
+    )
     args = parser.parse_args(argv)
     wrk = ensure_wrk()
     prefix = f"benchgw{uuid.uuid4().hex[:8]}."
-    with (harness.servers() as (server_url, bootstrap),
-          harness.database(server_url, [*SERVICES, "gateway"]) as url,
-          harness.topics(bootstrap, [prefix + t for t in ALL_TOPICS]),
-          ExitStack() as stack):
+    with (
+        harness.servers() as (server_url, bootstrap),
+        harness.database(server_url, [*SERVICES, "gateway"]) as url,
+        harness.topics(bootstrap, [prefix + t for t in ALL_TOPICS]),
+        ExitStack() as stack,
+    ):
         log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="crm-bench-gw-")))
         urls, pids = start_stack(stack, url, bootstrap, prefix, log_dir)
         started = time.monotonic()
@@ -77,14 +80,14 @@ def main(argv: list[str]) -> dict:
         pids["postgres"] = asyncio.run(postgres_pid(url)) if not os.environ.get("DATABASE_URL") else None
         results = measure(urls, pids, url, ids, args, wrk, log_dir)
         if args.pad_copy:
-            print(f"padding the gateway's view copy with {args.pad_copy} synthetic customers, then the composed "
-                  "view again ...")
+            print(f"padding the gateway's view copy with {args.pad_copy} synthetic customers, then the composed view again ...")
             asyncio.run(pad_copy(url, args.pad_copy))
             results |= measure_padded(urls, pids, ids, args, wrk, log_dir)
     return report(results, args)
 
 
 # --- the stack ----------------------------------------------------------------------------------------
+
 
 def _port() -> int:
     import socket
@@ -94,22 +97,42 @@ def _port() -> int:
         return sock.getsockname()[1]
 
 
-def start_stack(stack: ExitStack, database_url: str, bootstrap: str, prefix: str, log_dir: Path
-                ) -> tuple[dict[str, str], dict[str, int | None]]:
+def start_stack(
+    stack: ExitStack, database_url: str, bootstrap: str, prefix: str, log_dir: Path
+) -> tuple[dict[str, str], dict[str, int | None]]:
     ports = {name: _port() for name in [*SERVICES, "gateway"]}
     base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
-    shared = base | {"PYTHONUNBUFFERED": "1", "DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-                     "TOPIC_PREFIX": prefix, "TRANSPORT": "kafka", "LOG_JSON": "false", "LOG_LEVEL": "WARNING",
-                     **harness.internal_keys()}
+    shared = base | {
+        "PYTHONUNBUFFERED": "1",
+        "DATABASE_URL": database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "TOPIC_PREFIX": prefix,
+        "TRANSPORT": "kafka",
+        "LOG_JSON": "false",
+        "LOG_LEVEL": "WARNING",
+        **harness.internal_keys(),
+    }
     envs = {name: shared for name in SERVICES}
-    envs["gateway"] = shared | {f"GATEWAY_{n.upper()}_URL": f"http://127.0.0.1:{ports[n]}" for n in SERVICES} | {
-        "GATEWAY_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY, "GATEWAY_RATE_LIMIT_PER_S": "1000000",
-        "GATEWAY_RATE_LIMIT_BURST": "1000000", "GATEWAY_LOG_LEVEL": "WARNING"}
+    envs["gateway"] = (
+        shared
+        | {f"GATEWAY_{n.upper()}_URL": f"http://127.0.0.1:{ports[n]}" for n in SERVICES}
+        | {
+            "GATEWAY_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY,
+            "GATEWAY_RATE_LIMIT_PER_S": "1000000",
+            "GATEWAY_RATE_LIMIT_BURST": "1000000",
+            "GATEWAY_LOG_LEVEL": "WARNING",
+        }
+    )
     procs = {}
     for name, port in ports.items():
         log = (log_dir / f"{name}.log").open("ab")
-        procs[name] = subprocess.Popen([sys.executable, "-m", name, "serve", "--host", "127.0.0.1", "--port", str(port)],
-                                       env=envs[name], cwd=harness.REPO, stdout=log, stderr=subprocess.STDOUT)
+        procs[name] = subprocess.Popen(
+            [sys.executable, "-m", name, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=envs[name],
+            cwd=harness.REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         stack.callback(_stop, procs[name])
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     pids = {name: proc.pid for name, proc in procs.items()}
@@ -143,6 +166,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 # --- data -----------------------------------------------------------------------------------------------
 
+
 async def load(gateway: str, database_url: str, customers: int) -> list[str]:
     rng = random.Random(11)
     start = datetime(2026, 1, 1, tzinfo=UTC)
@@ -150,22 +174,38 @@ async def load(gateway: str, database_url: str, customers: int) -> list[str]:
     for n in range(customers):
         for k in range(1 + rng.randrange(3)):
             when = (start + timedelta(days=rng.uniform(0, 300))).isoformat()
-            events.append({"specversion": "1.0", "id": str(uuid.uuid4()), "source": "bench-shop",
-                           "type": "order.completed", "subject": f"B{n:06d}", "time": when,
-                           "data": {"order_id": f"B{n}-{k}", "amount": f"{rng.uniform(5, 200):.2f}",
-                                    "currency": "EUR", "channel": "web"}})
+            events.append(
+                {
+                    "specversion": "1.0",
+                    "id": str(uuid.uuid4()),
+                    "source": "bench-shop",
+                    "type": "order.completed",
+                    "subject": f"B{n:06d}",
+                    "time": when,
+                    "data": {
+                        "order_id": f"B{n}-{k}",
+                        "amount": f"{rng.uniform(5, 200):.2f}",
+                        "currency": "EUR",
+                        "channel": "web",
+                    },
+                }
+            )
     async with aiohttp.ClientSession(headers={"X-API-Key": ADMIN_KEY}) as session:
         for i in range(0, len(events), 500):
-            async with session.post(f"{gateway}/v1/events", json=events[i:i + 500]) as resp:
+            async with session.post(f"{gateway}/v1/events", json=events[i : i + 500]) as resp:
                 body = await resp.json()
-                if resp.status != 200 or body.get("accepted") != len(events[i:i + 500]):
+                if resp.status != 200 or body.get("accepted") != len(events[i : i + 500]):
                     raise RuntimeError(f"ingestion failed: {resp.status} {body}")
         conn = await asyncpg.connect(asyncpg_dsn(database_url))
         try:
             deadline = time.monotonic() + 300
             while True:
-                ids = [str(r[0]) for r in await conn.fetch(
-                    "select distinct customer_id from interaction.customer_identifier where source = 'bench-shop'")]
+                ids = [
+                    str(r[0])
+                    for r in await conn.fetch(
+                        "select distinct customer_id from interaction.customer_identifier where source = 'bench-shop'"
+                    )
+                ]
                 if len(ids) == customers:
                     break
                 if time.monotonic() > deadline:
@@ -181,8 +221,11 @@ async def load(gateway: str, database_url: str, customers: int) -> list[str]:
             for cid in probe:  # asked of the owners, not the gateway's copy
                 async with session.get(f"{gateway}/v1/customers/{cid}", headers={"Cache-Control": "no-cache"}) as resp:
                     view = await resp.json()
-                    complete += resp.status == 200 and not view["unavailable"] and all(
-                        view[p] is not None for p in ("segmentation", "value", "lifecycle"))
+                    complete += (
+                        resp.status == 200
+                        and not view["unavailable"]
+                        and all(view[p] is not None for p in ("segmentation", "value", "lifecycle"))
+                    )
             if complete == len(probe):
                 break
             if time.monotonic() > deadline:
@@ -199,6 +242,7 @@ async def fill_copy(gateway: str, database_url: str, ids: list[str]) -> None:
     probe = rng.sample(ids, min(100, len(ids)))
     sem = asyncio.Semaphore(16)
     async with aiohttp.ClientSession(headers={"X-API-Key": ADMIN_KEY}) as session:
+
         async def fill(cid: str) -> None:
             async with sem, session.get(f"{gateway}/v1/customers/{cid}") as resp:
                 if resp.status != 200:
@@ -226,8 +270,7 @@ async def _quiet(database_url: str, seconds: float) -> None:
     try:
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
-            idle = await conn.fetchval("SELECT extract(epoch FROM now() - max(last_event_at)) "
-                                       "FROM gateway.customer_view_copy")
+            idle = await conn.fetchval("SELECT extract(epoch FROM now() - max(last_event_at)) FROM gateway.customer_view_copy")
             if idle is not None and idle >= seconds:
                 return
             await asyncio.sleep(max(0.5, seconds - float(idle or 0)))
@@ -254,16 +297,23 @@ async def pad_copy(database_url: str, n: int) -> None:
     stays realistic); they are never read, so the measured reads stay on the loaded customers."""
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
-        cols = [r["column_name"] for r in await conn.fetch(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'gateway' "
-            "AND table_name = 'customer_view_copy' AND column_name <> 'customer_id' ORDER BY ordinal_position")]
+        cols = [
+            r["column_name"]
+            for r in await conn.fetch(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'gateway' "
+                "AND table_name = 'customer_view_copy' AND column_name <> 'customer_id' ORDER BY ordinal_position"
+            )
+        ]
         for start in range(0, n, 100_000):
-            await conn.execute(f"""
+            await conn.execute(
+                f"""
                 INSERT INTO gateway.customer_view_copy (customer_id, {", ".join(cols)})
                 SELECT gen_random_uuid(), {", ".join("t." + c for c in cols)}
                 FROM generate_series(1, $1) g
                 CROSS JOIN LATERAL (SELECT * FROM gateway.customer_view_copy WHERE survivor_id IS NULL
-                                    AND lifecycle_status IS NOT NULL LIMIT 1) t""", min(100_000, n - start))
+                                    AND lifecycle_status IS NOT NULL LIMIT 1) t""",
+                min(100_000, n - start),
+            )
         await conn.execute("VACUUM ANALYZE gateway.customer_view_copy")
     finally:
         await conn.close()
@@ -271,15 +321,20 @@ async def pad_copy(database_url: str, n: int) -> None:
 
 # --- load generators ------------------------------------------------------------------------------------
 
-def open_loop(base_url: str, paths: list[str], rate: float, seconds: float, headers: dict[str, str],
-              queue: multiprocessing.Queue) -> None:
+
+def open_loop(
+    base_url: str, paths: list[str], rate: float, seconds: float, headers: dict[str, str], queue: multiprocessing.Queue
+) -> None:
     """Runs in its own process: sends at a fixed rate, latency from each request's scheduled send time."""
+
     async def run() -> tuple[list[float], dict[int, int]]:
         latencies: list[float] = []
         statuses: dict[int, int] = {}
         connector = aiohttp.TCPConnector(limit=1000, limit_per_host=1000)
-        async with aiohttp.ClientSession(base_url, connector=connector, headers=headers,
-                                         timeout=aiohttp.ClientTimeout(total=20)) as session:
+        async with aiohttp.ClientSession(
+            base_url, connector=connector, headers=headers, timeout=aiohttp.ClientTimeout(total=20)
+        ) as session:
+
             async def fire(path: str, scheduled: float) -> None:
                 try:
                     async with session.get(path) as resp:
@@ -318,9 +373,15 @@ def fixed_rate(base_url: str, paths: list[str], rate: float, seconds: float, hea
     latencies, statuses, elapsed = queue.get(timeout=seconds * 10 + 60)
     proc.join()
     ms = [x * 1000 for x in latencies]
-    return {"requests": len(ms), "rps": len(ms) / elapsed, "statuses": statuses,
-            "p50_ms": harness.percentile(ms, 50), "p95_ms": harness.percentile(ms, 95),
-            "p99_ms": harness.percentile(ms, 99), "max_ms": max(ms)}
+    return {
+        "requests": len(ms),
+        "rps": len(ms) / elapsed,
+        "statuses": statuses,
+        "p50_ms": harness.percentile(ms, 50),
+        "p95_ms": harness.percentile(ms, 95),
+        "p99_ms": harness.percentile(ms, 99),
+        "max_ms": max(ms),
+    }
 
 
 def ensure_wrk() -> str:
@@ -329,20 +390,29 @@ def ensure_wrk() -> str:
         return found
     if os.geteuid() == 0 and shutil.which("apt-get"):
         print("wrk is not installed: installing it with `apt-get install -y wrk` (Debian package) ...")
-        result = subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], capture_output=True, text=True,
-                                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        result = subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "wrk"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
         if result.returncode != 0:
             subprocess.run(["apt-get", "update", "-qq"], capture_output=True)
-            result = subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], capture_output=True, text=True,
-                                    env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+            result = subprocess.run(
+                ["apt-get", "install", "-y", "-qq", "wrk"],
+                capture_output=True,
+                text=True,
+                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+            )
         if result.returncode == 0 and shutil.which("wrk"):
             return shutil.which("wrk")
         raise RuntimeError(f"could not install wrk: {result.stderr[-500:]}")
     raise RuntimeError("wrk is needed for the throughput runs: install it (`apt-get install wrk`) and rerun")
 
 
-def throughput(wrk: str, base_url: str, paths: list[str], seconds: float, connections: int,
-               headers: dict[str, str], log_dir: Path) -> dict:
+def throughput(
+    wrk: str, base_url: str, paths: list[str], seconds: float, connections: int, headers: dict[str, str], log_dir: Path
+) -> dict:
     script = log_dir / f"paths-{uuid.uuid4().hex[:6]}.lua"
     listed = ",".join(f'"{p}"' for p in paths)
     script.write_text(f"""
@@ -362,8 +432,13 @@ done = function(summary, latency, requests) io.write("non200 ", summary.errors.s
     errors = re.search(r"Socket errors: (.*)", out)
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
     p99_ms = float(p99.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[p99.group(2)] if p99 else None
-    return {"rps": rps, "requests": requests, "non200": non200, "socket_errors": errors.group(1) if errors else None,
-            "p99_ms": p99_ms}
+    return {
+        "rps": rps,
+        "requests": requests,
+        "non200": non200,
+        "socket_errors": errors.group(1) if errors else None,
+        "p99_ms": p99_ms,
+    }
 
 
 class CpuMeter:
@@ -405,12 +480,10 @@ class CpuMeter:
             out[name] = total
         return out
 
-    def per_request(self, before: dict[str, float], after: dict[str, float], requests: int,
-                    seconds: float) -> dict[str, float]:
+    def per_request(self, before: dict[str, float], after: dict[str, float], requests: int, seconds: float) -> dict[str, float]:
         """Milliseconds of CPU per request, per process group ("app": gateway + services; "postgres"), less
         what the processes use idle over the run."""
-        used = {k: max(0.0, after.get(k, 0.0) - before.get(k, 0.0) - self.baseline.get(k, 0.0) * seconds)
-                for k in after}
+        used = {k: max(0.0, after.get(k, 0.0) - before.get(k, 0.0) - self.baseline.get(k, 0.0) * seconds) for k in after}
         app = sum(v for k, v in used.items() if k != "postgres")
         out = {"app_cpu_ms": 1000 * app / max(requests, 1), "gateway_cpu_ms": 1000 * used.get("gateway", 0.0) / max(requests, 1)}
         if "postgres" in used:
@@ -418,8 +491,15 @@ class CpuMeter:
         return out
 
 
-def measure(urls: dict[str, str], pids: dict[str, int | None], database_url: str, ids: list[str],
-            args: argparse.Namespace, wrk: str, log_dir: Path) -> dict:
+def measure(
+    urls: dict[str, str],
+    pids: dict[str, int | None],
+    database_url: str,
+    ids: list[str],
+    args: argparse.Namespace,
+    wrk: str,
+    log_dir: Path,
+) -> dict:
     auth = {"X-API-Key": ADMIN_KEY}
     # Direct reads carry the token the gateway would sign (one, valid for the whole run): the service verifies
     # it either way, so the comparison isolates the gateway's own work.
@@ -429,8 +509,9 @@ def measure(urls: dict[str, str], pids: dict[str, int | None], database_url: str
     composed = [f"/v1/customers/{c}" for c in sample]
     single = [f"/v1/customers/{c}/lifecycle" for c in sample]
     meter = CpuMeter(pids)
-    print(f"waiting for the events to stop, then filling the gateway's view copy for the {len(set(sample))} "
-          "measured customers ...")
+    print(
+        f"waiting for the events to stop, then filling the gateway's view copy for the {len(set(sample))} measured customers ..."
+    )
     asyncio.run(fill_copy(urls["gateway"], database_url, sorted(set(sample))))
     results = {}
     print(f"closed loop (wrk, {args.connections} connections) for {args.seconds:.0f}s each ...")
@@ -448,9 +529,11 @@ def measure(urls: dict[str, str], pids: dict[str, int | None], database_url: str
         results[name] |= meter.per_request(before, meter.sample(), results[name]["requests"], args.seconds)
     # Open loop last: an overloaded run leaves the servers a queue of requests its client gave up on.
     print(f"open loop at {args.rate:.0f} rps for {args.seconds:.0f}s each ...")
-    for name, base, paths, headers in (("composed_gateway", urls["gateway"], composed, auth),
-                                       ("single_gateway", urls["gateway"], single, auth),
-                                       ("single_direct", urls["lifecycle"], single, direct)):
+    for name, base, paths, headers in (
+        ("composed_gateway", urls["gateway"], composed, auth),
+        ("single_gateway", urls["gateway"], single, auth),
+        ("single_direct", urls["lifecycle"], single, direct),
+    ):
         meter.idle()
         results[name] = fixed_rate(base, paths, args.rate, args.seconds, headers)
     for name, r in results.items():
@@ -462,8 +545,9 @@ def measure(urls: dict[str, str], pids: dict[str, int | None], database_url: str
     return results
 
 
-def measure_padded(urls: dict[str, str], pids: dict[str, int | None], ids: list[str], args: argparse.Namespace,
-                   wrk: str, log_dir: Path) -> dict:
+def measure_padded(
+    urls: dict[str, str], pids: dict[str, int | None], ids: list[str], args: argparse.Namespace, wrk: str, log_dir: Path
+) -> dict:
     """The composed view again, from the copy, once the copy table holds the padding too."""
     auth = {"X-API-Key": ADMIN_KEY}
     rng = random.Random(5)
@@ -471,10 +555,14 @@ def measure_padded(urls: dict[str, str], pids: dict[str, int | None], ids: list[
     meter = CpuMeter(pids)
     meter.idle()
     before = meter.sample()
-    results = {"wrk_composed_copy_padded": throughput(wrk, urls["gateway"], composed[:500], args.seconds,
-                                                      args.connections, auth, log_dir)}
-    results["wrk_composed_copy_padded"] |= meter.per_request(before, meter.sample(),
-                                                             results["wrk_composed_copy_padded"]["requests"], args.seconds)
+    results = {
+        "wrk_composed_copy_padded": throughput(
+            wrk, urls["gateway"], composed[:500], args.seconds, args.connections, auth, log_dir
+        )
+    }
+    results["wrk_composed_copy_padded"] |= meter.per_request(
+        before, meter.sample(), results["wrk_composed_copy_padded"]["requests"], args.seconds
+    )
     meter.idle()
     results["composed_gateway_padded"] = fixed_rate(urls["gateway"], composed, args.rate, args.seconds, auth)
     return results
@@ -486,52 +574,76 @@ def _verdict(ok: bool) -> str:
 
 def report(results: dict, args: argparse.Namespace) -> dict:
     print(f"\n{'run':<28}{'rps':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}{'not 200':>9}")
-    open_runs = [n for n in ("composed_gateway", "single_gateway", "single_direct", "composed_gateway_padded")
-                 if n in results]
+    open_runs = [n for n in ("composed_gateway", "single_gateway", "single_direct", "composed_gateway_padded") if n in results]
     for name in open_runs:
         r = results[name]
         r["not_200"] = sum(n for s, n in r["statuses"].items() if s != 200)
-        print(f"{name + ' @' + str(int(args.rate)):<28}{r['rps']:>9.0f}{r['p50_ms']:>9.1f}{r['p95_ms']:>9.1f}"
-              f"{r['p99_ms']:>9.1f}{r['max_ms']:>9.1f}{r['not_200']:>9}")
-    print(f"\n{'closed loop (wrk)':<28}{'rps':>9}{'p99 ms':>9}{'not 200':>9}{'app CPU ms/req':>16}{'gw CPU':>8}"
-          f"{'pg CPU':>8}")
-    wrk_runs = [n for n in ("wrk_single_gateway", "wrk_single_direct", "wrk_composed_copy", "wrk_composed_fanout",
-                            "wrk_owner_floor", "wrk_composed_copy_padded") if n in results]
+        print(
+            f"{name + ' @' + str(int(args.rate)):<28}{r['rps']:>9.0f}{r['p50_ms']:>9.1f}{r['p95_ms']:>9.1f}"
+            f"{r['p99_ms']:>9.1f}{r['max_ms']:>9.1f}{r['not_200']:>9}"
+        )
+    print(f"\n{'closed loop (wrk)':<28}{'rps':>9}{'p99 ms':>9}{'not 200':>9}{'app CPU ms/req':>16}{'gw CPU':>8}{'pg CPU':>8}")
+    wrk_runs = [
+        n
+        for n in (
+            "wrk_single_gateway",
+            "wrk_single_direct",
+            "wrk_composed_copy",
+            "wrk_composed_fanout",
+            "wrk_owner_floor",
+            "wrk_composed_copy_padded",
+        )
+        if n in results
+    ]
     for name in wrk_runs:
         r = results[name]
-        print(f"{name:<28}{r['rps']:>9.0f}{r['p99_ms'] or float('nan'):>9.1f}{r['non200']:>9}{r['app_cpu_ms']:>16.2f}"
-              f"{r['gateway_cpu_ms']:>8.2f}{r.get('postgres_cpu_ms', float('nan')):>8.2f}")
+        print(
+            f"{name:<28}{r['rps']:>9.0f}{r['p99_ms'] or float('nan'):>9.1f}{r['non200']:>9}{r['app_cpu_ms']:>16.2f}"
+            f"{r['gateway_cpu_ms']:>8.2f}{r.get('postgres_cpu_ms', float('nan')):>8.2f}"
+        )
     ratio = results["wrk_single_gateway"]["rps"] / results["wrk_single_direct"]["rps"]
     cost = 1 - ratio
     copy, fanout, floor = (results[n]["rps"] for n in ("wrk_composed_copy", "wrk_composed_fanout", "wrk_owner_floor"))
     open_run = results["composed_gateway"]
     p99, errors = open_run["p99_ms"], open_run["not_200"]
-    print(f"\nfigures against their goals ({os.cpu_count()} cores shared by the servers, PostgreSQL, Kafka and the load "
-          f"generator; {args.customers} customers{f', copy padded with {args.pad_copy}' if args.pad_copy else ''}):")
+    print(
+        f"\nfigures against their goals ({os.cpu_count()} cores shared by the servers, PostgreSQL, Kafka and the load "
+        f"generator; {args.customers} customers{f', copy padded with {args.pad_copy}' if args.pad_copy else ''}):"
+    )
     print(f"  composed view closed loop: {copy:.0f} rps (goal ≥ 1,000: {_verdict(copy >= 1000)})")
-    print(f"  composed view open loop at {args.rate:.0f} rps: p99 {p99:.1f} ms, {errors} errors "
-          f"(goal p99 ≤ 25 ms and 0 errors: {_verdict(p99 <= 25 and errors == 0)})")
-    print(f"  single-service read, gateway / direct: {ratio:.2f} → the gateway costs {max(cost, 0):.0%} "
-          f"(goal ≤ 10%: {_verdict(cost <= 0.10)})")
-    print(f"  the two designs, this run: copy {copy:.0f} rps vs owners' fan-out {fanout:.0f} rps = {copy / fanout:.1f}×; "
-          f"an owner read that does no work runs at {floor:.0f} rps, so four per view (ready documents) "
-          f"stay ≤ {floor / 4:.0f} views/s of owner work alone")
+    print(
+        f"  composed view open loop at {args.rate:.0f} rps: p99 {p99:.1f} ms, {errors} errors "
+        f"(goal p99 ≤ 25 ms and 0 errors: {_verdict(p99 <= 25 and errors == 0)})"
+    )
+    print(
+        f"  single-service read, gateway / direct: {ratio:.2f} → the gateway costs {max(cost, 0):.0%} "
+        f"(goal ≤ 10%: {_verdict(cost <= 0.10)})"
+    )
+    print(
+        f"  the two designs, this run: copy {copy:.0f} rps vs owners' fan-out {fanout:.0f} rps = {copy / fanout:.1f}×; "
+        f"an owner read that does no work runs at {floor:.0f} rps, so four per view (ready documents) "
+        f"stay ≤ {floor / 4:.0f} views/s of owner work alone"
+    )
     # Design (b), ready documents, at its best: four owner reads per view, each at least the gateway's cost of
     # proxying one read plus an owner request that does no work (both measured above), on all the cores.
     b_ms = 4 * (results["wrk_single_gateway"]["gateway_cpu_ms"] + results["wrk_owner_floor"]["app_cpu_ms"])
     copy_run = results["wrk_composed_copy"]
     a_ms = copy_run["app_cpu_ms"] + copy_run.get("postgres_cpu_ms", 0.0)
     cores = os.cpu_count() or 1
-    print(f"  CPU per view: copy {a_ms:.2f} ms (app + PostgreSQL) → at most {cores * 1000 / a_ms:.0f} views/s on "
-          f"{cores} cores; ready documents ≥ {b_ms:.2f} ms (4 × (gateway proxying + an owner request doing nothing)) "
-          f"→ at most {cores * 1000 / b_ms:.0f} views/s")
+    print(
+        f"  CPU per view: copy {a_ms:.2f} ms (app + PostgreSQL) → at most {cores * 1000 / a_ms:.0f} views/s on "
+        f"{cores} cores; ready documents ≥ {b_ms:.2f} ms (4 × (gateway proxying + an owner request doing nothing)) "
+        f"→ at most {cores * 1000 / b_ms:.0f} views/s"
+    )
     if "wrk_composed_copy_padded" in results:
         padded = results["wrk_composed_copy_padded"]
         pa_ms = padded["app_cpu_ms"] + padded.get("postgres_cpu_ms", 0.0)
         op = results["composed_gateway_padded"]
-        print(f"  copy padded to {args.customers + args.pad_copy} rows: {padded['rps']:.0f} rps "
-              f"({padded['rps'] / copy_run['rps']:.2f}× the unpadded run), {pa_ms:.2f} ms CPU per view, "
-              f"open loop p99 {op['p99_ms']:.1f} ms with {op['not_200']} errors")
+        print(
+            f"  copy padded to {args.customers + args.pad_copy} rows: {padded['rps']:.0f} rps "
+            f"({padded['rps'] / copy_run['rps']:.2f}× the unpadded run), {pa_ms:.2f} ms CPU per view, "
+            f"open loop p99 {op['p99_ms']:.1f} ms with {op['not_200']} errors"
+        )
     if any(results[n].get("non200") for n in wrk_runs):
         raise RuntimeError(f"wrk saw responses other than 200: {results}")
     figures = {
@@ -540,10 +652,18 @@ def report(results: dict, args: argparse.Namespace) -> dict:
         "pad_copy": args.pad_copy,
         "rate": args.rate,
         "seconds": args.seconds,
-        **{f"{name}_{k}": round(v, 2) for name in open_runs
-           for k, v in results[name].items() if isinstance(v, (float, int)) and k != "requests"},
-        **{f"{name}_{k}": round(v, 3) for name in wrk_runs for k, v in results[name].items()
-           if isinstance(v, (float, int)) and k not in ("requests", "non200")},
+        **{
+            f"{name}_{k}": round(v, 2)
+            for name in open_runs
+            for k, v in results[name].items()
+            if isinstance(v, (float, int)) and k != "requests"
+        },
+        **{
+            f"{name}_{k}": round(v, 3)
+            for name in wrk_runs
+            for k, v in results[name].items()
+            if isinstance(v, (float, int)) and k not in ("requests", "non200")
+        },
         "gateway_over_direct": round(ratio, 3),
         "gateway_cost": round(cost, 3),
         "copy_over_fanout": round(copy / fanout, 2),

@@ -142,8 +142,15 @@ class TimedInboxConsumer(InboxConsumer):
     handler records itself go in `timings`; both start over at the first batch (steady state).
     """
 
-    def __init__(self, *, expected: int, watch: Stopwatch, handler_phase: str = "handler",
-                 timings: dict[str, float] | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        *,
+        expected: int,
+        watch: Stopwatch,
+        handler_phase: str = "handler",
+        timings: dict[str, float] | None = None,
+        **kwargs,
+    ) -> None:
         handler = kwargs["subscription"].handler
 
         async def timed_handler(session, events) -> None:
@@ -224,8 +231,15 @@ def emit(figures: dict) -> None:
     print(json.dumps(figures), flush=True)
 
 
-def create_api_key(gateway: str, admin_key: str, *, name: str, role: str = "admin", partner_id: str | None = None,
-                   rate_limit_per_s: float | None = None) -> str:
+def create_api_key(
+    gateway: str,
+    admin_key: str,
+    *,
+    name: str,
+    role: str = "admin",
+    partner_id: str | None = None,
+    rate_limit_per_s: float | None = None,
+) -> str:
     """A new API key minted through the gateway's own API (`POST /v1/api-keys`), as a user would: a benchmark
     that needs more than the default per-key rate asks for its key with the rate it needs."""
     import httpx  # only the benchmarks that talk to a gateway need it

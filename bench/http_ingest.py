@@ -38,9 +38,15 @@ MODES = {"grouped": "true", "one per request": "false"}
 
 
 def order(run: str, i: int, customers: int) -> dict:
-    return {"specversion": "1.0", "id": f"{run}-{i}", "source": SOURCE, "type": "order.completed",
-            "subject": f"{run}-C{i % customers}", "time": datetime.now(UTC).isoformat(),
-            "data": {"order_id": f"{run}-O{i}", "amount": "42.00", "currency": "EUR", "channel": "web"}}
+    return {
+        "specversion": "1.0",
+        "id": f"{run}-{i}",
+        "source": SOURCE,
+        "type": "order.completed",
+        "subject": f"{run}-C{i % customers}",
+        "time": datetime.now(UTC).isoformat(),
+        "data": {"order_id": f"{run}-O{i}", "amount": "42.00", "currency": "EUR", "channel": "web"},
+    }
 
 
 class Tally:
@@ -67,8 +73,9 @@ async def post(session: aiohttp.ClientSession, events: list[dict], scheduled: fl
         tally.record(0, time.perf_counter() - scheduled, 0)
 
 
-async def single_open_loop(gateway: str, key: str, run: str, rate: float, seconds: float, customers: int,
-                           max_in_flight: int) -> Tally:
+async def single_open_loop(
+    gateway: str, key: str, run: str, rate: float, seconds: float, customers: int, max_in_flight: int
+) -> Tally:
     """One event per request, sent on a fixed schedule whatever the answers (open loop). A request due while
     `max_in_flight` wait for their answers is shed (counted, not sent): the generator's own queue would
     otherwise time requests out before they leave it, and a system that falls behind shows as shed requests."""
@@ -84,8 +91,9 @@ async def single_open_loop(gateway: str, key: str, run: str, rate: float, second
             in_flight -= 1
 
     connector = aiohttp.TCPConnector(limit=1000, limit_per_host=1000)
-    async with aiohttp.ClientSession(gateway, connector=connector, headers={"X-API-Key": key},
-                                     timeout=aiohttp.ClientTimeout(total=30)) as session:
+    async with aiohttp.ClientSession(
+        gateway, connector=connector, headers={"X-API-Key": key}, timeout=aiohttp.ClientTimeout(total=30)
+    ) as session:
         total = int(rate * seconds)
         start = time.perf_counter() + 0.1
         tasks = []
@@ -107,15 +115,13 @@ async def batch_closed_loop(gateway: str, key: str, run: str, concurrency: int, 
     """Batches of BATCH events, `concurrency` posters each sending its next batch when the last is answered."""
     tally = Tally()
     counter = iter(range(10**9))
-    async with aiohttp.ClientSession(gateway, headers={"X-API-Key": key},
-                                     timeout=aiohttp.ClientTimeout(total=60)) as session:
+    async with aiohttp.ClientSession(gateway, headers={"X-API-Key": key}, timeout=aiohttp.ClientTimeout(total=60)) as session:
         start = time.perf_counter()
 
         async def poster() -> None:
             while time.perf_counter() - start < seconds:
                 first = next(counter) * BATCH
-                await post(session, [order(run, first + j, customers) for j in range(BATCH)], time.perf_counter(),
-                           tally)
+                await post(session, [order(run, first + j, customers) for j in range(BATCH)], time.perf_counter(), tally)
 
         await asyncio.gather(*(poster() for _ in range(concurrency)))
         tally.elapsed = time.perf_counter() - start
@@ -132,9 +138,15 @@ def summary(name: str, tally: Tally, events_per_request: int, cpu: dict[str, flo
     ok = tally.statuses.get(200, 0)
     sent = sum(tally.statuses.values())
     shed = tally.shed
-    row = {"requests": sent, "ok": ok, "statuses": {str(k): v for k, v in sorted(tally.statuses.items())},
-           "accepted_events": tally.accepted, "seconds": round(tally.elapsed, 2),
-           "requests_per_s": round(ok / tally.elapsed, 1), "events_per_s": round(tally.accepted / tally.elapsed, 1)}
+    row = {
+        "requests": sent,
+        "ok": ok,
+        "statuses": {str(k): v for k, v in sorted(tally.statuses.items())},
+        "accepted_events": tally.accepted,
+        "seconds": round(tally.elapsed, 2),
+        "requests_per_s": round(ok / tally.elapsed, 1),
+        "events_per_s": round(tally.accepted / tally.elapsed, 1),
+    }
     if tally.latencies:
         row |= {f"p{q}_ms": round(harness.percentile(tally.latencies, q) * 1000, 1) for q in (50, 99)}
     row["shed"] = shed
@@ -143,9 +155,11 @@ def summary(name: str, tally: Tally, events_per_request: int, cpu: dict[str, flo
     # CPU per request of each process: steadier than throughput on a shared machine.
     row["cpu_us_per_request"] = {k: round(v / max(sent, 1) * 1e6) for k, v in cpu.items()}
     others = ", ".join(f"{k}: {v}" for k, v in row["statuses"].items() if k != "200") or "none"
-    print(f"  {name:<18}{row['requests_per_s']:>10.0f}{row['events_per_s']:>12.0f}{row.get('p50_ms', 0):>10.1f}"
-          f"{row.get('p99_ms', 0):>10.1f}{row['cpu_us_per_request']['gateway']:>10}{row['cpu_us_per_request']['interaction']:>10}"
-          f"  not 200: {others}; shed: {shed}; {'all accepted' if all_ok else 'NOT all accepted'}")
+    print(
+        f"  {name:<18}{row['requests_per_s']:>10.0f}{row['events_per_s']:>12.0f}{row.get('p50_ms', 0):>10.1f}"
+        f"{row.get('p99_ms', 0):>10.1f}{row['cpu_us_per_request']['gateway']:>10}{row['cpu_us_per_request']['interaction']:>10}"
+        f"  not 200: {others}; shed: {shed}; {'all accepted' if all_ok else 'NOT all accepted'}"
+    )
     return row
 
 
@@ -161,49 +175,75 @@ def main(argv: list[str]) -> dict:
     modes = [m for m in args.modes.split(",") if m]
 
     prefix = f"bench{uuid.uuid4().hex[:8]}."
-    with (harness.servers() as (server_url, bootstrap),
-          harness.database(server_url, ["interaction", "gateway"]) as database_url,
-          harness.topics(bootstrap, [prefix + t for t in ALL] + [prefix + dlq(t) for t in ALL]),
-          tempfile.TemporaryDirectory(prefix="crm-http-ingest-") as logs):
+    with (
+        harness.servers() as (server_url, bootstrap),
+        harness.database(server_url, ["interaction", "gateway"]) as database_url,
+        harness.topics(bootstrap, [prefix + t for t in ALL] + [prefix + dlq(t) for t in ALL]),
+        tempfile.TemporaryDirectory(prefix="crm-http-ingest-") as logs,
+    ):
         harness.internal_keys()
-        shared = {"DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "TOPIC_PREFIX": prefix,
-                  "TRANSPORT": "kafka", "LOG_JSON": "false", "LOG_LEVEL": "WARNING"}
+        shared = {
+            "DATABASE_URL": database_url,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "TOPIC_PREFIX": prefix,
+            "TRANSPORT": "kafka",
+            "LOG_JSON": "false",
+            "LOG_LEVEL": "WARNING",
+        }
         processes: dict[str, tuple[ServiceProcess, ServiceProcess]] = {}
         for n, mode in enumerate(modes):
             ip, gp = free_port(), free_port()
             # No relay or consumer in either: what is measured is the request path alone, the same in both (the
             # outbox rows wait; `python -m bench freshness` measures the whole path).
-            interaction = ServiceProcess(f"interaction-{n}", serve_argv("interaction", ip), process_env(shared | {
-                "INTERACTION_INGEST_GROUP_COMMIT": MODES[mode], "INTERACTION_RUN_WORKERS": "false"}),
-                ip, Path(logs))
-            gateway = ServiceProcess(f"gateway-{n}", serve_argv("gateway", gp), process_env(shared | {
-                "GATEWAY_INTERACTION_URL": interaction.url, "GATEWAY_BOOTSTRAP_ADMIN_KEY": BOOTSTRAP_KEY}),
-                gp, Path(logs))
+            interaction = ServiceProcess(
+                f"interaction-{n}",
+                serve_argv("interaction", ip),
+                process_env(shared | {"INTERACTION_INGEST_GROUP_COMMIT": MODES[mode], "INTERACTION_RUN_WORKERS": "false"}),
+                ip,
+                Path(logs),
+            )
+            gateway = ServiceProcess(
+                f"gateway-{n}",
+                serve_argv("gateway", gp),
+                process_env(shared | {"GATEWAY_INTERACTION_URL": interaction.url, "GATEWAY_BOOTSTRAP_ADMIN_KEY": BOOTSTRAP_KEY}),
+                gp,
+                Path(logs),
+            )
             processes[mode] = (interaction, gateway)
         print(f"starting {2 * len(modes)} processes ...")
         with running([p for pair in processes.values() for p in pair]):
             results: dict[str, dict] = {}
             for mode, (interaction, gateway) in processes.items():
-                key = harness.create_api_key(gateway.url, BOOTSTRAP_KEY, name=f"bench http_ingest {mode}",
-                                             role="partner", partner_id=SOURCE, rate_limit_per_s=100_000)
+                key = harness.create_api_key(
+                    gateway.url,
+                    BOOTSTRAP_KEY,
+                    name=f"bench http_ingest {mode}",
+                    role="partner",
+                    partner_id=SOURCE,
+                    rate_limit_per_s=100_000,
+                )
                 run = uuid.uuid4().hex[:8]
                 asyncio.run(warm_up(gateway.url, key, f"{run}w"))
-                print(f"{mode}: single events offered at {args.rate:.0f}/s for {args.seconds:.0f} s; then batches of "
-                      f"{BATCH}, {args.batch_concurrency} posters, {args.seconds:.0f} s")
-                print(f"  {'load':<18}{'req/s':>10}{'events/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'gw µs':>10}{'int µs':>10}"
-                      "  (CPU per request)")
+                print(
+                    f"{mode}: single events offered at {args.rate:.0f}/s for {args.seconds:.0f} s; then batches of "
+                    f"{BATCH}, {args.batch_concurrency} posters, {args.seconds:.0f} s"
+                )
+                print(
+                    f"  {'load':<18}{'req/s':>10}{'events/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'gw µs':>10}{'int µs':>10}"
+                    "  (CPU per request)"
+                )
                 pids = {"gateway": gateway.proc.pid, "interaction": interaction.proc.pid}
                 cpu = {k: harness.cpu_seconds(p) for k, p in pids.items()}
-                single = asyncio.run(single_open_loop(gateway.url, key, f"{run}s", args.rate, args.seconds,
-                                                      args.customers, args.max_in_flight))
+                single = asyncio.run(
+                    single_open_loop(gateway.url, key, f"{run}s", args.rate, args.seconds, args.customers, args.max_in_flight)
+                )
                 cpu, before = {k: harness.cpu_seconds(p) for k, p in pids.items()}, cpu
-                results[mode] = {"run": run, "single": summary("single event", single, 1,
-                                                               {k: cpu[k] - before[k] for k in cpu})}
-                batch = asyncio.run(batch_closed_loop(gateway.url, key, f"{run}b", args.batch_concurrency,
-                                                      args.seconds, args.customers))
+                results[mode] = {"run": run, "single": summary("single event", single, 1, {k: cpu[k] - before[k] for k in cpu})}
+                batch = asyncio.run(
+                    batch_closed_loop(gateway.url, key, f"{run}b", args.batch_concurrency, args.seconds, args.customers)
+                )
                 cpu, before = {k: harness.cpu_seconds(p) for k, p in pids.items()}, cpu
-                results[mode]["batch"] = summary(f"batches of {BATCH}", batch, BATCH,
-                                                 {k: cpu[k] - before[k] for k in cpu})
+                results[mode]["batch"] = summary(f"batches of {BATCH}", batch, BATCH, {k: cpu[k] - before[k] for k in cpu})
             stored = asyncio.run(_stored(database_url))
     # Every accepted event is stored; a request the client or the gateway gave up on may be stored as well.
     accepted = sum(r[load]["accepted_events"] for r in results.values() for load in ("single", "batch")) + 200 * len(modes)
@@ -221,25 +261,36 @@ async def _stored(database_url: str) -> int:
 
 
 def report(results: dict, args: argparse.Namespace) -> dict:
-    figures: dict = {"benchmark": "http_ingest", "offered_single_rps": args.rate,
-                     "goal_single_rps": GOAL_SINGLE_RPS, "goal_batch_events_per_s": GOAL_BATCH_EVENTS_PER_S,
-                     **results}
+    figures: dict = {
+        "benchmark": "http_ingest",
+        "offered_single_rps": args.rate,
+        "goal_single_rps": GOAL_SINGLE_RPS,
+        "goal_batch_events_per_s": GOAL_BATCH_EVENTS_PER_S,
+        **results,
+    }
     print(f"goal: single events ≥ {GOAL_SINGLE_RPS} requests/s all accepted; batches ≥ {GOAL_BATCH_EVENTS_PER_S} events/s")
     for mode, r in results.items():
         single_met = r["single"]["all_accepted"] and r["single"]["requests_per_s"] >= GOAL_SINGLE_RPS
         batch_met = r["batch"]["all_accepted"] and r["batch"]["events_per_s"] >= GOAL_BATCH_EVENTS_PER_S
-        print(f"  {mode:<16} single {r['single']['requests_per_s']:>7.0f} req/s ({'met' if single_met else 'NOT met'}), "
-              f"batches {r['batch']['events_per_s']:>7.0f} events/s ({'met' if batch_met else 'NOT met'})")
+        print(
+            f"  {mode:<16} single {r['single']['requests_per_s']:>7.0f} req/s ({'met' if single_met else 'NOT met'}), "
+            f"batches {r['batch']['events_per_s']:>7.0f} events/s ({'met' if batch_met else 'NOT met'})"
+        )
         r["single"]["meets_goal"], r["batch"]["meets_goal"] = single_met, batch_met
     if {"grouped", "one per request"} <= results.keys():
         g, o = results["grouped"], results["one per request"]
-        ratios = {"single_requests_per_s": _ratio(g["single"]["requests_per_s"], o["single"]["requests_per_s"]),
-                  "batch_events_per_s": _ratio(g["batch"]["events_per_s"], o["batch"]["events_per_s"]),
-                  "single_interaction_cpu": _ratio(g["single"]["cpu_us_per_request"]["interaction"],
-                                                   o["single"]["cpu_us_per_request"]["interaction"])}
+        ratios = {
+            "single_requests_per_s": _ratio(g["single"]["requests_per_s"], o["single"]["requests_per_s"]),
+            "batch_events_per_s": _ratio(g["batch"]["events_per_s"], o["batch"]["events_per_s"]),
+            "single_interaction_cpu": _ratio(
+                g["single"]["cpu_us_per_request"]["interaction"], o["single"]["cpu_us_per_request"]["interaction"]
+            ),
+        }
         figures["ratio_grouped_to_one_per_request"] = ratios
-        print("ratio grouped / one per request, same run: " + ", ".join(
-            f"{k} {'n/a (the reference accepted nothing)' if v is None else f'{v}x'}" for k, v in ratios.items()))
+        print(
+            "ratio grouped / one per request, same run: "
+            + ", ".join(f"{k} {'n/a (the reference accepted nothing)' if v is None else f'{v}x'}" for k, v in ratios.items())
+        )
     return figures
 
 

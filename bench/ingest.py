@@ -37,8 +37,7 @@ from interaction.tables import messaging
 GOAL = 20_000
 PARTNERS = ["shop-eu", "crm", "support-desk"]
 INBOX_PHASES = ["fetch", "parse", "claim", "tx"]
-HANDLER_PHASES = ["check", "resolve", "prepare", "activity", "purchases", "adjustments", "other facts", "traits",
-                  "outbox"]
+HANDLER_PHASES = ["check", "resolve", "prepare", "activity", "purchases", "adjustments", "other facts", "traits", "outbox"]
 
 
 @dataclasses.dataclass
@@ -68,8 +67,15 @@ def generate(n: int, seed: int = 7) -> tuple[list[tuple[bytes, bytes]], Produced
 
     def send(source: str, subj: str, type_: str, data: dict) -> None:
         nonlocal distinct
-        event = {"specversion": "1.0", "id": uuid.uuid4().hex, "source": source, "type": type_, "subject": subj,
-                 "time": (start + timedelta(minutes=rng.randrange(500_000))).isoformat(), "data": data}
+        event = {
+            "specversion": "1.0",
+            "id": uuid.uuid4().hex,
+            "source": source,
+            "type": type_,
+            "subject": subj,
+            "time": (start + timedelta(minutes=rng.randrange(500_000))).isoformat(),
+            "data": data,
+        }
         value = orjson.dumps(event)
         messages.append((subj.encode(), value))
         distinct += 1
@@ -85,45 +91,90 @@ def generate(n: int, seed: int = 7) -> tuple[list[tuple[bytes, bytes]], Produced
             order_id = f"O-{len(orders)}"
             amount = Decimal(rng.randrange(500, 50_000)) / 100
             orders[order_id] = (source, subj, amount)
-            send(source, subj, "order.completed", {"order_id": order_id, "amount": str(amount),
-                                                   "currency": "EUR" if rng.random() < 0.8 else "USD",
-                                                   "channel": rng.choice(["web", "store", "app"]), "occurred_at": when,
-                                                   "line_items": [{"sku": f"SKU-{rng.randrange(999)}",
-                                                                   "unit_price": str(amount)}]})
+            send(
+                source,
+                subj,
+                "order.completed",
+                {
+                    "order_id": order_id,
+                    "amount": str(amount),
+                    "currency": "EUR" if rng.random() < 0.8 else "USD",
+                    "channel": rng.choice(["web", "store", "app"]),
+                    "occurred_at": when,
+                    "line_items": [{"sku": f"SKU-{rng.randrange(999)}", "unit_price": str(amount)}],
+                },
+            )
         elif roll < 0.46 and orders:
             order_id = rng.choice(list(orders))
             full = rng.random() < 0.3
             amount = None if full else (orders[order_id][2] / 4).quantize(Decimal("0.01"))
             refunds.setdefault(order_id, []).append(amount)
             src, subj2, _ = orders[order_id]  # the partner that took the order refunds it
-            send(src, subj2, "order.refunded", {"order_id": order_id, "occurred_at": when,
-                                                **({"amount": str(amount)} if amount is not None else {})})
+            send(
+                src,
+                subj2,
+                "order.refunded",
+                {"order_id": order_id, "occurred_at": when, **({"amount": str(amount)} if amount is not None else {})},
+            )
         elif roll < 0.48 and orders:
             order_id = rng.choice(list(orders))
             cancelled.add(order_id)
             src, subj2, _ = orders[order_id]
             send(src, subj2, "order.cancelled", {"order_id": order_id, "occurred_at": when})
         elif roll < 0.72:
-            send(source, subj, "interaction.logged", {
-                "channel": rng.choice(["email", "phone", "web", "store", "support", "social"]),
-                "direction": rng.choice(["inbound", "outbound"]), "outcome": "resolved", "occurred_at": when,
-                "summary": "asked about an order"})
+            send(
+                source,
+                subj,
+                "interaction.logged",
+                {
+                    "channel": rng.choice(["email", "phone", "web", "store", "support", "social"]),
+                    "direction": rng.choice(["inbound", "outbound"]),
+                    "outcome": "resolved",
+                    "occurred_at": when,
+                    "summary": "asked about an order",
+                },
+            )
         elif roll < 0.80:
-            send(source, subj, "feedback.submitted", {"nps": rng.randrange(11), "csat": rng.randrange(1, 6),
-                                                      "perceived_value": 7, "expected_value": 8, "occurred_at": when})
+            send(
+                source,
+                subj,
+                "feedback.submitted",
+                {
+                    "nps": rng.randrange(11),
+                    "csat": rng.randrange(1, 6),
+                    "perceived_value": 7,
+                    "expected_value": 8,
+                    "occurred_at": when,
+                },
+            )
         elif roll < 0.92:
-            send(source, subj, "customer.identified", {
-                "identifiers": {"email": f"person{person}@example.com"},
-                "attributes": {"tier": rng.choice(["gold", "silver", "bronze"]), "visits": rng.randrange(100)},
-                "consent": {"email_marketing": rng.random() < 0.6}, "occurred_at": when})
+            send(
+                source,
+                subj,
+                "customer.identified",
+                {
+                    "identifiers": {"email": f"person{person}@example.com"},
+                    "attributes": {"tier": rng.choice(["gold", "silver", "bronze"]), "visits": rng.randrange(100)},
+                    "consent": {"email_marketing": rng.random() < 0.6},
+                    "occurred_at": when,
+                },
+            )
         elif roll < 0.95:
-            send(source, subj, "lead.captured", {"campaign": "spring", "lead_source": "webinar",
-                                                 "qualified": rng.random() < 0.3, "occurred_at": when})
+            send(
+                source,
+                subj,
+                "lead.captured",
+                {"campaign": "spring", "lead_source": "webinar", "qualified": rng.random() < 0.3, "occurred_at": when},
+            )
         elif roll < 0.97:
             send(source, subj, "consent.changed", {"consent": {"sms": rng.random() < 0.5}, "occurred_at": when})
         else:
-            send(source, subj, "deal.updated", {"deal_id": f"D-{person}", "stage": rng.choice(["qualified", "proposal"]),
-                                                "occurred_at": when})
+            send(
+                source,
+                subj,
+                "deal.updated",
+                {"deal_id": f"D-{person}", "stage": rng.choice(["qualified", "proposal"]), "occurred_at": when},
+            )
     net = Decimal(0)
     for order_id, (_, _, amount) in orders.items():
         if order_id in cancelled:
@@ -142,9 +193,11 @@ def main(argv: list[str]) -> dict:
     parser.add_argument("--no-relay", action="store_true", help="do not run the outbox relay alongside")
     args = parser.parse_args(argv)
     prefix = f"bench{uuid.uuid4().hex[:8]}."
-    with (harness.servers() as (server_url, bootstrap),
-          harness.database(server_url, ["interaction"]) as url,
-          harness.topics(bootstrap, [prefix + PARTNER_EVENTS, prefix + INTERACTION_EVENTS], args.partitions)):
+    with (
+        harness.servers() as (server_url, bootstrap),
+        harness.database(server_url, ["interaction"]) as url,
+        harness.topics(bootstrap, [prefix + PARTNER_EVENTS, prefix + INTERACTION_EVENTS], args.partitions),
+    ):
         figures = asyncio.run(_bench(url, bootstrap, prefix, args))
     return figures
 
@@ -154,24 +207,42 @@ async def _bench(url: str, bootstrap: str, prefix: str, args: argparse.Namespace
     await _produce(bootstrap, prefix + PARTNER_EVENTS, messages)
     engine = make_engine(url)
     async with engine.begin() as conn:  # the partners are trusted to link by email, so merges happen as in life
-        await conn.execute(sa.text(
-            "INSERT INTO interaction.partner (id, name, kind, auto_registered, trust_contact_linking) "
-            "SELECT p, p, 'retailer', false, true FROM unnest(CAST(:ids AS text[])) AS p "
-            "ON CONFLICT (id) DO UPDATE SET trust_contact_linking = true"), {"ids": PARTNERS})
+        await conn.execute(
+            sa.text(
+                "INSERT INTO interaction.partner (id, name, kind, auto_registered, trust_contact_linking) "
+                "SELECT p, p, 'retailer', false, true FROM unnest(CAST(:ids AS text[])) AS p "
+                "ON CONFLICT (id) DO UPDATE SET trust_contact_linking = true"
+            ),
+            {"ids": PARTNERS},
+        )
     watch = harness.Stopwatch()
     timings: dict[str, float] = {}
     transport = harness.TimedKafkaTransport(bootstrap, watch, client_id="bench-ingest")
     await transport.start()
     outbox = Outbox(messaging, SCHEMA, prefix)
-    relay = OutboxRelay(engine=engine, dsn=asyncpg_dsn(url), tables=messaging, schema=SCHEMA, transport=transport,
-                        batch_size=2000, poll_interval_s=0.2)
-    consumer = harness.TimedInboxConsumer(
-        expected=produced.sent, watch=watch, timings=timings, group_id=prefix + INGEST_INBOX, inbox_name=INGEST_INBOX,
-        subscription=partner_ingest_subscription(outbox, timings), topic_prefix=prefix, transport=transport,
-        session_factory=make_session_factory(engine), tables=messaging, batch_size=args.batch_size,
+    relay = OutboxRelay(
+        engine=engine,
+        dsn=asyncpg_dsn(url),
+        tables=messaging,
+        schema=SCHEMA,
+        transport=transport,
+        batch_size=2000,
+        poll_interval_s=0.2,
     )
-    print(f"consuming {produced.sent:,} messages ({produced.events:,} distinct events) in batches of "
-          f"{args.batch_size} ...")
+    consumer = harness.TimedInboxConsumer(
+        expected=produced.sent,
+        watch=watch,
+        timings=timings,
+        group_id=prefix + INGEST_INBOX,
+        inbox_name=INGEST_INBOX,
+        subscription=partner_ingest_subscription(outbox, timings),
+        topic_prefix=prefix,
+        transport=transport,
+        session_factory=make_session_factory(engine),
+        tables=messaging,
+        batch_size=args.batch_size,
+    )
+    print(f"consuming {produced.sent:,} messages ({produced.events:,} distinct events) in batches of {args.batch_size} ...")
     cpu_before = await _cpu_seconds(engine)
     started = time.perf_counter()
     tasks = [asyncio.create_task(consumer.run())]
@@ -203,26 +274,36 @@ async def _bench(url: str, bootstrap: str, prefix: str, args: argparse.Namespace
         await engine.dispose()
 
     rate = produced.sent / seconds
-    print(f"\n{produced.sent:,} messages ({produced.events:,} distinct) in {seconds:.2f}s steady state "
-          f"(start-up {consumer.first_at - started:.2f}s): {rate:,.0f} events/s")
+    print(
+        f"\n{produced.sent:,} messages ({produced.events:,} distinct) in {seconds:.2f}s steady state "
+        f"(start-up {consumer.first_at - started:.2f}s): {rate:,.0f} events/s"
+    )
     print(f"P1 goal {GOAL:,} events/s: {rate / GOAL:.2f}x of the goal")
-    print(f"batches: {len(consumer.batch_seconds)}, p50 {harness.percentile(consumer.batch_seconds, 50) * 1000:.0f} ms, "
-          f"p99 {harness.percentile(consumer.batch_seconds, 99) * 1000:.0f} ms; outbox rows unsent at the end: {unsent}")
+    print(
+        f"batches: {len(consumer.batch_seconds)}, p50 {harness.percentile(consumer.batch_seconds, 50) * 1000:.0f} ms, "
+        f"p99 {harness.percentile(consumer.batch_seconds, 99) * 1000:.0f} ms; outbox rows unsent at the end: {unsent}"
+    )
     print("consumer lag (events not yet applied) over the run:")
     step = max(1, len(lag) // 12)
     print("  " + "  ".join(f"{t:.1f}s:{n:,}" for t, n in lag[::step] + ([lag[-1]] if lag[-1] not in lag[::step] else [])))
     print("where the time goes (share of steady-state wall time):")
     for phase, secs in split.items():
         print(f"  {phase:<14} {secs:>7.2f}s {secs / seconds:>6.1%}")
-    print("  (fetch = Kafka getmany, parse = envelope + payload validation, claim = inbox insert, check = timestamps,"
-          " identifiers; resolve = identity resolution and merges; traits = recomputation of the touched customers;"
-          " tx = begin/commit; other = event loop, relay, aiokafka)")
-    print(f"reference, same run: the inbox consumer alone (fetch, parse, claim, commit; no-op handler) "
-          f"{ceiling:,.0f} events/s — ingestion runs at {rate / ceiling:.2f}x of its own plumbing's ceiling")
-    print(f"CPU over the run (less noisy than events/s on a shared machine): this process "
-          f"{cpu['process']:.1f}s ({cpu['process'] / produced.sent * 1e6:.0f} µs/event, consumer and relay), "
-          f"Postgres backends of the benchmark's database {cpu['postgres']:.1f}s "
-          f"({cpu['postgres'] / produced.sent * 1e6:.0f} µs/event)")
+    print(
+        "  (fetch = Kafka getmany, parse = envelope + payload validation, claim = inbox insert, check = timestamps,"
+        " identifiers; resolve = identity resolution and merges; traits = recomputation of the touched customers;"
+        " tx = begin/commit; other = event loop, relay, aiokafka)"
+    )
+    print(
+        f"reference, same run: the inbox consumer alone (fetch, parse, claim, commit; no-op handler) "
+        f"{ceiling:,.0f} events/s — ingestion runs at {rate / ceiling:.2f}x of its own plumbing's ceiling"
+    )
+    print(
+        f"CPU over the run (less noisy than events/s on a shared machine): this process "
+        f"{cpu['process']:.1f}s ({cpu['process'] / produced.sent * 1e6:.0f} µs/event, consumer and relay), "
+        f"Postgres backends of the benchmark's database {cpu['postgres']:.1f}s "
+        f"({cpu['postgres'] / produced.sent * 1e6:.0f} µs/event)"
+    )
     print("verified: " + ", ".join(f"{k} {v}" for k, v in checks.items()))
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min)")
@@ -251,8 +332,9 @@ async def _bench(url: str, bootstrap: str, prefix: str, args: argparse.Namespace
 async def _cpu_seconds(engine: AsyncEngine) -> dict[str, float]:
     """CPU used so far by this process and by the Postgres backends connected to the benchmark's database."""
     async with engine.connect() as conn:
-        pids = (await conn.execute(sa.text(
-            "select pid from pg_stat_activity where datname = current_database()"))).scalars().all()
+        pids = (
+            (await conn.execute(sa.text("select pid from pg_stat_activity where datname = current_database()"))).scalars().all()
+        )
     tick = os.sysconf("SC_CLK_TCK")
     postgres = 0.0
     for pid in pids:
@@ -265,8 +347,9 @@ async def _cpu_seconds(engine: AsyncEngine) -> dict[str, float]:
     return {"process": times.user + times.system, "postgres": postgres}
 
 
-async def _plumbing_reference(engine: AsyncEngine, transport: harness.TimedKafkaTransport, prefix: str, expected: int,
-                              batch_size: int) -> float:
+async def _plumbing_reference(
+    engine: AsyncEngine, transport: harness.TimedKafkaTransport, prefix: str, expected: int, batch_size: int
+) -> float:
     """The same topic through the same inbox consumer with a handler that does nothing: the plumbing's ceiling."""
     async with engine.begin() as conn:
         await conn.execute(sa.text("TRUNCATE interaction.inbox"))
@@ -276,9 +359,17 @@ async def _plumbing_reference(engine: AsyncEngine, transport: harness.TimedKafka
 
     subscription = dataclasses.replace(partner_ingest_subscription(Outbox(messaging, SCHEMA, prefix)), handler=nothing)
     consumer = harness.TimedInboxConsumer(
-        expected=expected, watch=harness.Stopwatch(), timings={}, group_id=f"{prefix}reference",
-        inbox_name="bench.reference", subscription=subscription, topic_prefix=prefix, transport=transport,
-        session_factory=make_session_factory(engine), tables=messaging, batch_size=batch_size,
+        expected=expected,
+        watch=harness.Stopwatch(),
+        timings={},
+        group_id=f"{prefix}reference",
+        inbox_name="bench.reference",
+        subscription=subscription,
+        topic_prefix=prefix,
+        transport=transport,
+        session_factory=make_session_factory(engine),
+        tables=messaging,
+        batch_size=batch_size,
     )
     print("reference: the inbox consumer with a no-op handler over the same topic ...")
     task = asyncio.create_task(consumer.run())
@@ -292,8 +383,9 @@ async def _plumbing_reference(engine: AsyncEngine, transport: harness.TimedKafka
 
 async def _produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
     print(f"producing {len(messages):,} partner events to {topic} ...")
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=20,
-                                max_batch_size=512 * 1024)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=20, max_batch_size=512 * 1024
+    )
     await producer.start()
     try:
         started = time.perf_counter()
@@ -302,8 +394,10 @@ async def _produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes
         seconds = time.perf_counter() - started
     finally:
         await producer.stop()
-    print(f"produced in {seconds:.1f}s ({len(messages) / seconds:,.0f}/s, "
-          f"{sum(len(v) for _, v in messages) / len(messages):.0f} B each)")
+    print(
+        f"produced in {seconds:.1f}s ({len(messages) / seconds:,.0f}/s, "
+        f"{sum(len(v) for _, v in messages) / len(messages):.0f} B each)"
+    )
 
 
 def _split(totals: dict[str, float], timings: dict[str, float], wall: float) -> dict[str, float]:
@@ -318,20 +412,28 @@ def _split(totals: dict[str, float], timings: dict[str, float], wall: float) -> 
 async def _verify(engine: AsyncEngine, produced: Produced) -> dict:
     """Exactly what was produced: one inbox row and one timeline row per distinct event, orders once, spend net."""
     async with engine.connect() as conn:
+
         async def q(sql: str) -> object:
             return (await conn.execute(sa.text(sql))).scalar()
+
         got = {
             "inbox rows": await q(f"select count(*) from interaction.inbox where consumer = '{INGEST_INBOX}'"),
             "timeline rows": await q("select count(*) from interaction.activity"),
             "purchases": await q("select count(*) from interaction.purchase"),
-            "counted purchases": await q("select coalesce(sum(purchase_count), 0) from interaction.customer "
-                                         "where merged_into is null"),
+            "counted purchases": await q(
+                "select coalesce(sum(purchase_count), 0) from interaction.customer where merged_into is null"
+            ),
             "net spend": await q("select coalesce(sum(total_spend), 0) from interaction.customer_spend"),
             "merges": await q("select count(*) from interaction.customer_merge"),
             "live customers": await q("select count(*) from interaction.customer where merged_into is null"),
         }
-    want = {"inbox rows": produced.events, "timeline rows": produced.events, "purchases": produced.orders,
-            "counted purchases": produced.orders - produced.cancelled_orders, "net spend": produced.net_spend}
+    want = {
+        "inbox rows": produced.events,
+        "timeline rows": produced.events,
+        "purchases": produced.orders,
+        "counted purchases": produced.orders - produced.cancelled_orders,
+        "net spend": produced.net_spend,
+    }
     wrong = [f"{k}: expected {v}, got {got[k]}" for k, v in want.items() if v != got[k]]
     if wrong:
         raise RuntimeError("ingest benchmark computed a wrong answer: " + "; ".join(wrong))

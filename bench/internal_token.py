@@ -20,8 +20,16 @@ async def _app(scope, receive, send) -> None:
 def middleware_us(verifier: TokenVerifier, token: str, number: int, repeat: int) -> float:
     """What the service's middleware adds to a request with a known token: wrapped minus bare ASGI call."""
     wrapped = InternalAuthMiddleware(_app, verifier=verifier)
-    scope = {"type": "http", "path": "/v1/customers/x", "headers": [
-        (b"host", b"clv:8000"), (b"accept", b"*/*"), (b"x-correlation-id", b"0" * 32), (HEADER.encode(), token.encode())]}
+    scope = {
+        "type": "http",
+        "path": "/v1/customers/x",
+        "headers": [
+            (b"host", b"clv:8000"),
+            (b"accept", b"*/*"),
+            (b"x-correlation-id", b"0" * 32),
+            (HEADER.encode(), token.encode()),
+        ],
+    }
 
     async def timed(app) -> float:
         best = float("inf")
@@ -69,6 +77,8 @@ def main(argv: list[str]) -> dict:
     figures["warm_total_us"] = figures["warm_sign_us"] + figures["warm_verify_us"]
     print(f"the service's middleware with a known token: {figures['service_middleware_us']:.1f} µs per request")
     for side in ("cold", "warm"):
-        print(f"{side}: sign {figures[f'{side}_sign_us']:.1f} µs + verify {figures[f'{side}_verify_us']:.1f} µs "
-              f"= {figures[f'{side}_total_us']:.1f} µs per forwarded request")
+        print(
+            f"{side}: sign {figures[f'{side}_sign_us']:.1f} µs + verify {figures[f'{side}_verify_us']:.1f} µs "
+            f"= {figures[f'{side}_total_us']:.1f} µs per forwarded request"
+        )
     return {k: round(v, 2) if isinstance(v, float) else v for k, v in figures.items()}

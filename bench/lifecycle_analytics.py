@@ -62,7 +62,7 @@ async def measure(url: str, args: argparse.Namespace) -> dict:
         await conn.execute(FILL, {"n": args.customers})
         ids = (await conn.execute(sa.text("SELECT DISTINCT customer_id FROM lifecycle.stage_history"))).scalars().all()
         for i in range(0, len(ids), 50_000):  # the statement the service runs for the customers a batch touched
-            await conn.execute(REFRESH_FUNNEL, {"customer_ids": list(ids[i:i + 50_000])})
+            await conn.execute(REFRESH_FUNNEL, {"customer_ids": list(ids[i : i + 50_000])})
         fill_s = time.perf_counter() - started
         rows = (await conn.execute(sa.text("SELECT count(*) FROM lifecycle.stage_history"))).scalar_one()
     # Autovacuum's job in production: statistics, and the visibility map that index-only scans need.
@@ -97,10 +97,16 @@ async def measure(url: str, args: argparse.Namespace) -> dict:
     entered = {i + 1: s["entered"] for i, s in enumerate(top["stages"]) if s["entered"]}
     windowed = {r.rank: r.entered for r in by_window}
     if top["customers"] != direct or entered != windowed:
-        raise AssertionError(f"funnel {entered} of {top['customers']} disagrees with the direct count {direct} "
-                             f"or the window {windowed}")
-    return {"rows": rows, "fill_s": fill_s, "timings": timings, "reference_window_funnel_s": reference,
-            "funnel_customers": direct}
+        raise AssertionError(
+            f"funnel {entered} of {top['customers']} disagrees with the direct count {direct} or the window {windowed}"
+        )
+    return {
+        "rows": rows,
+        "fill_s": fill_s,
+        "timings": timings,
+        "reference_window_funnel_s": reference,
+        "funnel_customers": direct,
+    }
 
 
 def main(argv: list[str]) -> dict:
@@ -115,6 +121,10 @@ def main(argv: list[str]) -> dict:
         print(f"  {name:<22}{seconds * 1000:>9.0f} ms")
     ref = out["reference_window_funnel_s"]
     print(f"  funnel by window (ref) {ref * 1000:>8.0f} ms, {ref / out['timings']['funnel']:.1f}x the funnel_entry one")
-    return {"benchmark": "lifecycle_analytics", "transitions": out["rows"], "customers": args.customers,
-            **{f"{k}_ms": round(v * 1000, 1) for k, v in out["timings"].items()},
-            "funnel_by_window_ms": round(ref * 1000, 1)}
+    return {
+        "benchmark": "lifecycle_analytics",
+        "transitions": out["rows"],
+        "customers": args.customers,
+        **{f"{k}_ms": round(v * 1000, 1) for k, v in out["timings"].items()},
+        "funnel_by_window_ms": round(ref * 1000, 1),
+    }

@@ -26,18 +26,21 @@ from lifecycle.stages.projection import facts_subscription
 
 
 async def measure(database_url: str, customers: int, history: int, repeat: int) -> dict:
-    settings = LifecycleSettings(database_url=database_url, transport="inprocess", run_workers=False,
-                                 sweep_interval_s=0)
+    settings = LifecycleSettings(database_url=database_url, transport="inprocess", run_workers=False, sweep_interval_s=0)
     runtime = lifecycle.app.create_app(settings, InProcessTransport()).state.runtime
     handler = facts_subscription(runtime.outbox).handler
     now = datetime.now(UTC)
     ids = [uuid.uuid4() for _ in range(customers)]
-    events = [purchase(c, now - timedelta(days=300 - k * 290 / history, seconds=i)) if k % 2 == 0
-              else value(c, now - timedelta(days=300 - k * 290 / history, seconds=i), "gold", 0.9)
-              for k in range(history) for i, c in enumerate(ids)]
+    events = [
+        purchase(c, now - timedelta(days=300 - k * 290 / history, seconds=i))
+        if k % 2 == 0
+        else value(c, now - timedelta(days=300 - k * 290 / history, seconds=i), "gold", 0.9)
+        for k in range(history)
+        for i, c in enumerate(ids)
+    ]
     for i in range(0, len(events), 500):
         async with runtime.session_factory() as session, session.begin():
-            await handler(session, [consumed(e) for e in events[i:i + 500]])
+            await handler(session, [consumed(e) for e in events[i : i + 500]])
     batch = [consumed(value(c, now, "gold", 0.8)) for c in ids]
     best: dict[str, tuple[float, float]] = {}
     for _ in range(repeat):
@@ -45,8 +48,12 @@ async def measure(database_url: str, customers: int, history: int, repeat: int) 
             async with runtime.session_factory() as session:
                 await session.begin()
                 if mode == "replay":  # without a kept state every customer is replayed from all its facts
-                    await session.execute(sa.text("UPDATE lifecycle.customer_stage SET derivation = NULL "
-                                                  "WHERE customer_id = ANY(CAST(:ids AS uuid[]))"), {"ids": ids})
+                    await session.execute(
+                        sa.text(
+                            "UPDATE lifecycle.customer_stage SET derivation = NULL WHERE customer_id = ANY(CAST(:ids AS uuid[]))"
+                        ),
+                        {"ids": ids},
+                    )
                 wall, cpu = time.perf_counter(), time.process_time()
                 await handler(session, batch)
                 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -56,8 +63,10 @@ async def measure(database_url: str, customers: int, history: int, repeat: int) 
     row = {f"{mode}_{k}": round(v * 1000, 1) for mode, (w, c) in best.items() for k, v in (("wall_ms", w), ("cpu_ms", c))}
     row["wall_ratio"] = round(best["replay"][0] / best["incremental"][0], 2)
     row["cpu_ratio"] = round(best["replay"][1] / best["incremental"][1], 2)
-    print(f"{history:>8}{row['incremental_wall_ms']:>12.0f}{row['replay_wall_ms']:>10.0f}{row['wall_ratio']:>8.1f}x"
-          f"{row['incremental_cpu_ms']:>12.0f}{row['replay_cpu_ms']:>10.0f}{row['cpu_ratio']:>8.1f}x")
+    print(
+        f"{history:>8}{row['incremental_wall_ms']:>12.0f}{row['replay_wall_ms']:>10.0f}{row['wall_ratio']:>8.1f}x"
+        f"{row['incremental_cpu_ms']:>12.0f}{row['replay_cpu_ms']:>10.0f}{row['cpu_ratio']:>8.1f}x"
+    )
     return row
 
 

@@ -32,10 +32,12 @@ from segmentation.tables import messaging
 
 INBOX = "segmentation.interaction_facts"
 PHASES = ["fetch", "parse", "claim", "upsert", "tx", "offsets", "other"]
-PHASE_HELP = ("fetch = getmany, parse = Envelope.from_kafka + payload validation, claim = inbox insert, "
-              "upsert = apply_purchases, tx = session/begin/commit, "
-              "offsets = Kafka offset commit (overlaps the next batch; not in the sum), "
-              "other = the rest (event loop, aiokafka background fetch decoding)")
+PHASE_HELP = (
+    "fetch = getmany, parse = Envelope.from_kafka + payload validation, claim = inbox insert, "
+    "upsert = apply_purchases, tx = session/begin/commit, "
+    "offsets = Kafka offset commit (overlaps the next batch; not in the sum), "
+    "other = the rest (event loop, aiokafka background fetch decoding)"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,9 +72,11 @@ def main(argv: list[str]) -> dict:
     naive_events = min(args.naive_events, args.events)
     prefix = f"bench{uuid.uuid4().hex[:8]}."
 
-    with (harness.servers() as (server_url, bootstrap),
-          harness.database(server_url, ["segmentation"]) as url,
-          harness.topics(bootstrap, [prefix + INTERACTION_EVENTS], args.partitions)):
+    with (
+        harness.servers() as (server_url, bootstrap),
+        harness.database(server_url, ["segmentation"]) as url,
+        harness.topics(bootstrap, [prefix + INTERACTION_EVENTS], args.partitions),
+    ):
         runs, naive = asyncio.run(_bench(url, bootstrap, prefix, args.events, batch_sizes, naive_events))
 
     best = max(runs, key=lambda r: r.events_per_s)
@@ -91,8 +95,9 @@ def main(argv: list[str]) -> dict:
     }
 
 
-async def _bench(url: str, bootstrap: str, prefix: str, events: int, batch_sizes: list[int],
-                 naive_events: int) -> tuple[list[Run], Run]:
+async def _bench(
+    url: str, bootstrap: str, prefix: str, events: int, batch_sizes: list[int], naive_events: int
+) -> tuple[list[Run], Run]:
     produced = await _produce(bootstrap, prefix + INTERACTION_EVENTS, events)
     engine = make_engine(url)
     try:
@@ -117,15 +122,23 @@ async def _produce(bootstrap: str, topic: str, count: int) -> Produced:
         customer = rng.choice(customers)
         amount = Decimal(rng.randrange(100, 50_000)) / 100
         spend += amount
-        payload = PurchaseRecorded(customer_id=customer, purchase_id=uuid.uuid4(), source="partner-a",
-                                   order_id=f"o-{i}", amount=amount, currency="EUR", channel="web",
-                                   occurred_at=start + timedelta(seconds=i))
+        payload = PurchaseRecorded(
+            customer_id=customer,
+            purchase_id=uuid.uuid4(),
+            source="partner-a",
+            order_id=f"o-{i}",
+            amount=amount,
+            currency="EUR",
+            channel="web",
+            occurred_at=start + timedelta(seconds=i),
+        )
         envelope = Envelope.wrap(payload, source=SOURCE, subject=str(customer))
         messages.append((str(customer).encode(), envelope.to_json()))
 
     print(f"producing {count:,} events to {topic} ...")
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=20,
-                                max_batch_size=512 * 1024)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=20, max_batch_size=512 * 1024
+    )
     await producer.start()
     try:
         started = time.perf_counter()
@@ -134,8 +147,10 @@ async def _produce(bootstrap: str, topic: str, count: int) -> Produced:
         seconds = time.perf_counter() - started
     finally:
         await producer.stop()
-    print(f"produced {count:,} events ({sum(len(v) for _, v in messages) / count:.0f} B each) in {seconds:.1f}s "
-          f"({count / seconds:,.0f}/s)")
+    print(
+        f"produced {count:,} events ({sum(len(v) for _, v in messages) / count:.0f} B each) in {seconds:.1f}s "
+        f"({count / seconds:,.0f}/s)"
+    )
     return Produced(count, len({k for k, _ in messages}), spend)
 
 
@@ -143,15 +158,26 @@ async def _consume(engine: AsyncEngine, bootstrap: str, prefix: str, batch_size:
     """One fresh consumer group over emptied tables, stopped once `expected` events went through."""
     async with engine.begin() as conn:
         # The projection re-derives summaries from the purchase rows it keeps, so those go too: each run starts empty.
-        await conn.execute(sa.text(f"TRUNCATE {messaging.inbox.fullname}, {purchase_summary.fullname}, "
-                                   "segmentation.purchase, segmentation.purchase_refund, segmentation.touchpoint, "
-                                   "segmentation.customer_aggregate"))
+        await conn.execute(
+            sa.text(
+                f"TRUNCATE {messaging.inbox.fullname}, {purchase_summary.fullname}, "
+                "segmentation.purchase, segmentation.purchase_refund, segmentation.touchpoint, "
+                "segmentation.customer_aggregate"
+            )
+        )
     watch = harness.Stopwatch()
     consumer = harness.TimedInboxConsumer(
-        expected=expected, watch=watch, handler_phase="upsert", group_id=f"{prefix}{INBOX}.b{batch_size}.{uuid.uuid4().hex[:6]}",
-        inbox_name=INBOX, subscription=purchases_subscription(), topic_prefix=prefix,
-        transport=harness.TimedKafkaTransport(bootstrap, watch), session_factory=make_session_factory(engine),
-        tables=messaging, batch_size=batch_size,
+        expected=expected,
+        watch=watch,
+        handler_phase="upsert",
+        group_id=f"{prefix}{INBOX}.b{batch_size}.{uuid.uuid4().hex[:6]}",
+        inbox_name=INBOX,
+        subscription=purchases_subscription(),
+        topic_prefix=prefix,
+        transport=harness.TimedKafkaTransport(bootstrap, watch),
+        session_factory=make_session_factory(engine),
+        tables=messaging,
+        batch_size=batch_size,
     )
     print(f"batch size {batch_size}: consuming {expected:,} events ...")
     started = time.perf_counter()
@@ -160,14 +186,20 @@ async def _consume(engine: AsyncEngine, bootstrap: str, prefix: str, batch_size:
         await asyncio.wait_for(consumer.done.wait(), timeout=120 + expected / 200)
     except TimeoutError:
         consumer.stop()
-        raise RuntimeError(f"batch size {batch_size}: only {consumer.seen:,} of {expected:,} events "
-                           "arrived before the timeout") from None
+        raise RuntimeError(
+            f"batch size {batch_size}: only {consumer.seen:,} of {expected:,} events arrived before the timeout"
+        ) from None
     finally:
         await task
-    run = Run(batch_size, consumer.seen, consumer.finished_at - consumer.first_at, consumer.first_at - started,
-              consumer.batch_seconds, _split(watch.totals, consumer.finished_at - consumer.first_at))
-    print(f"batch size {batch_size}: {run.events_per_s:,.0f} events/s ({run.seconds:.2f}s, "
-          f"start-up {run.startup_s:.2f}s)")
+    run = Run(
+        batch_size,
+        consumer.seen,
+        consumer.finished_at - consumer.first_at,
+        consumer.first_at - started,
+        consumer.batch_seconds,
+        _split(watch.totals, consumer.finished_at - consumer.first_at),
+    )
+    print(f"batch size {batch_size}: {run.events_per_s:,.0f} events/s ({run.seconds:.2f}s, start-up {run.startup_s:.2f}s)")
     return run
 
 
@@ -184,32 +216,50 @@ async def _verify(engine: AsyncEngine, events: int, customers: int | None = None
     """The projection must hold exactly what was consumed: one inbox row and one order per event."""
     t = purchase_summary
     async with engine.connect() as conn:
-        inbox_rows = await conn.scalar(sa.select(sa.func.count()).select_from(messaging.inbox)
-                                       .where(messaging.inbox.c.consumer == INBOX))
-        orders, summaries, total = (await conn.execute(sa.select(
-            sa.func.coalesce(sa.func.sum(t.c.order_count), 0), sa.func.count(),
-            sa.func.coalesce(sa.func.sum(t.c.total_spend), 0)))).one()
-    checks = [("inbox rows", events, inbox_rows), ("sum(order_count)", events, orders),
-              ("customers", customers, summaries), ("sum(total_spend)", spend, total)]
+        inbox_rows = await conn.scalar(
+            sa.select(sa.func.count()).select_from(messaging.inbox).where(messaging.inbox.c.consumer == INBOX)
+        )
+        orders, summaries, total = (
+            await conn.execute(
+                sa.select(
+                    sa.func.coalesce(sa.func.sum(t.c.order_count), 0),
+                    sa.func.count(),
+                    sa.func.coalesce(sa.func.sum(t.c.total_spend), 0),
+                )
+            )
+        ).one()
+    checks = [
+        ("inbox rows", events, inbox_rows),
+        ("sum(order_count)", events, orders),
+        ("customers", customers, summaries),
+        ("sum(total_spend)", spend, total),
+    ]
     wrong = [f"{name}: expected {want}, got {got}" for name, want, got in checks if want is not None and want != got]
     if wrong:
         raise RuntimeError("messaging benchmark computed a wrong answer: " + "; ".join(wrong))
 
 
 def _figures(run: Run) -> dict:
-    return {"batch_size": run.batch_size, "events_per_s": round(run.events_per_s, 1), "seconds": round(run.seconds, 3),
-            "startup_s": round(run.startup_s, 3),
-            "batch_p50_ms": round(harness.percentile(run.batch_seconds, 50) * 1000, 2),
-            "batch_p99_ms": round(harness.percentile(run.batch_seconds, 99) * 1000, 2)}
+    return {
+        "batch_size": run.batch_size,
+        "events_per_s": round(run.events_per_s, 1),
+        "seconds": round(run.seconds, 3),
+        "startup_s": round(run.startup_s, 3),
+        "batch_p50_ms": round(harness.percentile(run.batch_seconds, 50) * 1000, 2),
+        "batch_p99_ms": round(harness.percentile(run.batch_seconds, 99) * 1000, 2),
+    }
 
 
 def _print_table(runs: list[Run]) -> None:
     header = f"{'batch':>6} {'events':>7} {'events/s':>9} {'seconds':>8} {'p50 ms':>7} {'p99 ms':>7}  " + " ".join(
-        f"{p:>7}" for p in PHASES)
+        f"{p:>7}" for p in PHASES
+    )
     print("\n" + header + "\n" + "-" * len(header))
     for r in runs:
         f = _figures(r)
         shares = " ".join(f"{r.split[p] / r.seconds:>7.0%}" for p in PHASES)
-        print(f"{r.batch_size:>6} {r.events:>7,} {r.events_per_s:>9,.0f} {r.seconds:>8.2f} {f['batch_p50_ms']:>7.1f} "
-              f"{f['batch_p99_ms']:>7.1f}  {shares}")
+        print(
+            f"{r.batch_size:>6} {r.events:>7,} {r.events_per_s:>9,.0f} {r.seconds:>8.2f} {f['batch_p50_ms']:>7.1f} "
+            f"{f['batch_p99_ms']:>7.1f}  {shares}"
+        )
     print(f"share of steady-state wall time per phase: {PHASE_HELP}\n")

@@ -80,6 +80,7 @@ class Config:
     @property
     def min_seconds(self) -> float:
         return 10.0 + self.faults * self.seconds_per_fault
+
     log_dir: Path | None = None
 
 
@@ -210,32 +211,49 @@ class Cluster:
         self.database_url = self.postgres.async_url("crm")
         for schema in SCHEMAS:
             upgrade(harness.REPO / "services" / schema / schema / "migrations", schema, self.database_url)
-        create_topics(self.kafka.bootstrap, [self.prefix + t for t in ALL] + [self.prefix + dlq(t) for t in ALL],
-                      self.cfg.partitions)
-        shared = {"DATABASE_URL": self.database_url, "KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap,
-                  "TOPIC_PREFIX": self.prefix, "TRANSPORT": "kafka", "LOG_JSON": "false", "LOG_LEVEL": "WARNING",
-                  # Scheduled work runs often, so "once across replicas" is exercised during the run.
-                  "SEGMENTATION_SCHEDULE_INTERVAL_S": "20", "SEGMENTATION_SCHEDULE_KINDS": '["rfm"]',
-                  "LIFECYCLE_SWEEP_INTERVAL_S": "15",
-                  # Short leases: a killed replica's jobs are taken over (or failed) within seconds.
-                  "CLV_JOB_LEASE_S": "6", "SEGMENTATION_JOB_LEASE_S": "6", "LIFECYCLE_JOB_LEASE_S": "6"}
+        create_topics(
+            self.kafka.bootstrap, [self.prefix + t for t in ALL] + [self.prefix + dlq(t) for t in ALL], self.cfg.partitions
+        )
+        shared = {
+            "DATABASE_URL": self.database_url,
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap,
+            "TOPIC_PREFIX": self.prefix,
+            "TRANSPORT": "kafka",
+            "LOG_JSON": "false",
+            "LOG_LEVEL": "WARNING",
+            # Scheduled work runs often, so "once across replicas" is exercised during the run.
+            "SEGMENTATION_SCHEDULE_INTERVAL_S": "20",
+            "SEGMENTATION_SCHEDULE_KINDS": '["rfm"]',
+            "LIFECYCLE_SWEEP_INTERVAL_S": "15",
+            # Short leases: a killed replica's jobs are taken over (or failed) within seconds.
+            "CLV_JOB_LEASE_S": "6",
+            "SEGMENTATION_JOB_LEASE_S": "6",
+            "LIFECYCLE_JOB_LEASE_S": "6",
+        }
         ports = {s: [free_port() for _ in range(self.cfg.replicas)] for s in [*SERVICES, "gateway"]}
         for service in SERVICES:
             self.balancers[service] = Balancer(service, ports[service]).start()
         gateway_env = {f"GATEWAY_{s.upper()}_URL": self.balancers[s].url for s in SERVICES}
-        gateway_env |= {"GATEWAY_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY, "GATEWAY_LOG_JSON": "false",
-                        "GATEWAY_LOG_LEVEL": "WARNING", "GATEWAY_WEBHOOK_POLL_INTERVAL_S": "0.5",
-                        "GATEWAY_WEBHOOK_BACKOFF_BASE_S": "0.5", "GATEWAY_WEBHOOK_BACKOFF_MAX_S": "5",
-                        "GATEWAY_WEBHOOK_MAX_ATTEMPTS": "50", "GATEWAY_RATE_LIMIT_PER_S": "10000",
-                        "GATEWAY_RATE_LIMIT_BURST": "10000",
-                        # The webhook receiver is local: allowed explicitly (webhooks go to public addresses only).
-                        "GATEWAY_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"}
+        gateway_env |= {
+            "GATEWAY_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY,
+            "GATEWAY_LOG_JSON": "false",
+            "GATEWAY_LOG_LEVEL": "WARNING",
+            "GATEWAY_WEBHOOK_POLL_INTERVAL_S": "0.5",
+            "GATEWAY_WEBHOOK_BACKOFF_BASE_S": "0.5",
+            "GATEWAY_WEBHOOK_BACKOFF_MAX_S": "5",
+            "GATEWAY_WEBHOOK_MAX_ATTEMPTS": "50",
+            "GATEWAY_RATE_LIMIT_PER_S": "10000",
+            "GATEWAY_RATE_LIMIT_BURST": "10000",
+            # The webhook receiver is local: allowed explicitly (webhooks go to public addresses only).
+            "GATEWAY_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
+        }
         self.balancers["gateway"] = Balancer("gateway", ports["gateway"]).start()
         for service in [*SERVICES, "gateway"]:
             env = shared | (gateway_env if service == "gateway" else {})
             self.replicas[service] = [
                 ServiceProcess(f"{service}-{i}", serve_argv(service, port), process_env(env), port, self.logs)
-                for i, port in enumerate(ports[service])]
+                for i, port in enumerate(ports[service])
+            ]
         everyone = self.processes()
         print(f"starting {len(everyone)} service processes ...")
         for p in everyone:
@@ -245,6 +263,7 @@ class Cluster:
 
     def footprint_mb(self) -> dict[str, int]:
         """Resident memory (MiB) of the service processes, the broker and PostgreSQL (its backends included)."""
+
         def rss(pids: list[int]) -> int:
             total = 0
             for pid in pids:
@@ -255,8 +274,11 @@ class Cluster:
 
         services = rss([p.proc.pid for p in self.processes() if p.proc is not None and p.proc.poll() is None])
         postmaster = self.postgres._postmaster()  # the live postmaster of this data dir
-        return {"services": services, "kafka": rss([self.kafka.pid] if self.kafka.pid else []),
-                "postgres": rss([postmaster[0].pid] if postmaster else [])}
+        return {
+            "services": services,
+            "kafka": rss([self.kafka.pid] if self.kafka.pid else []),
+            "postgres": rss([postmaster[0].pid] if postmaster else []),
+        }
 
     def processes(self) -> list[ServiceProcess]:
         return [p for ps in self.replicas.values() for p in ps]
@@ -333,8 +355,15 @@ class Workload:
         self.clock += timedelta(minutes=self.rng.randint(1, 600))
         self.clock = min(self.clock, self.now - timedelta(hours=1))
         at = self.clock - timedelta(days=self.rng.randint(1, 60)) if late else self.clock
-        return {"specversion": "1.0", "id": f"e{self.cfg.seed}-{self.counter}", "source": SOURCE, "type": type_,
-                "subject": subject, "time": at.isoformat(), "data": data}
+        return {
+            "specversion": "1.0",
+            "id": f"e{self.cfg.seed}-{self.counter}",
+            "source": SOURCE,
+            "type": type_,
+            "subject": subject,
+            "time": at.isoformat(),
+            "data": data,
+        }
 
     def live_customers(self) -> list[str]:
         return [c for c in self.customers if c not in self.ledger.erased_external]
@@ -351,18 +380,19 @@ class Workload:
             for value in (self.emails[c], name):
                 if value not in self.ledger.pii[c]:
                     self.ledger.pii[c].append(value)
-            return [self.event("customer.identified", c, {"identifiers": {"email": self.emails[c]},
-                                                           "attributes": {"name": name}}, late)]
+            return [
+                self.event(
+                    "customer.identified", c, {"identifiers": {"email": self.emails[c]}, "attributes": {"name": name}}, late
+                )
+            ]
         if roll < 0.6:
             order_id = f"O{self.cfg.seed}-{self.counter}"
             currency = rng.choice(CURRENCIES)
             amount = Decimal(rng.randint(500, 20000)) / 100
             self.orders[c].append((order_id, currency, amount))
-            order = self.event("order.completed", c, {"order_id": order_id, "amount": str(amount),
-                                                      "currency": currency}, late)
+            order = self.event("order.completed", c, {"order_id": order_id, "amount": str(amount), "currency": currency}, late)
             if rng.random() < 0.1:  # out of order: a refund of it first, the order a few steps later
-                refund = self.event("order.refunded", c, {"order_id": order_id, "amount": str(amount / 4),
-                                                          "currency": currency})
+                refund = self.event("order.refunded", c, {"order_id": order_id, "amount": str(amount / 4), "currency": currency})
                 self.adjusted.add(order_id)
                 self.held.append(order)
                 return [refund]
@@ -373,14 +403,24 @@ class Workload:
                 order_id, currency, amount = rng.choice(open_orders)
                 self.adjusted.add(order_id)
                 if rng.random() < 0.5:
-                    return [self.event("order.refunded", c, {"order_id": order_id, "currency": currency,
-                                                             "amount": str((amount / 2).quantize(Decimal("0.01")))})]
+                    return [
+                        self.event(
+                            "order.refunded",
+                            c,
+                            {"order_id": order_id, "currency": currency, "amount": str((amount / 2).quantize(Decimal("0.01")))},
+                        )
+                    ]
                 return [self.event("order.cancelled", c, {"order_id": order_id, "reason": "changed mind"})]
         if roll < 0.82:
             return [self.event("feedback.submitted", c, {"nps": rng.randint(0, 10)}, late)]
         if roll < 0.9:
-            return [self.event("deal.updated", c, {"deal_id": f"D-{c}", "stage": rng.choice(["qualified", "won"]),
-                                                   "amount": "100.00", "currency": "EUR"})]
+            return [
+                self.event(
+                    "deal.updated",
+                    c,
+                    {"deal_id": f"D-{c}", "stage": rng.choice(["qualified", "won"]), "amount": "100.00", "currency": "EUR"},
+                )
+            ]
         return [self.event("interaction.logged", c, {"channel": rng.choice(["email", "web", "phone"])}, late)]
 
     async def run(self, client: httpx.AsyncClient, producer_box: dict) -> None:
@@ -419,8 +459,9 @@ class Workload:
         pending = batch
         while pending:
             try:
-                resp = await client.post(f"{self.cluster.gateway}/v1/events", json=pending,
-                                         headers={"X-API-Key": self.partner_key})
+                resp = await client.post(
+                    f"{self.cluster.gateway}/v1/events", json=pending, headers={"X-API-Key": self.partner_key}
+                )
             except httpx.HTTPError:
                 resp = None
             if resp is not None and resp.status_code == 200:
@@ -440,12 +481,15 @@ class Workload:
         while True:
             try:
                 if box.get("producer") is None:
-                    producer = AIOKafkaProducer(bootstrap_servers=self.cluster.kafka.bootstrap, acks="all",
-                                                enable_idempotence=True, request_timeout_ms=10000)
+                    producer = AIOKafkaProducer(
+                        bootstrap_servers=self.cluster.kafka.bootstrap,
+                        acks="all",
+                        enable_idempotence=True,
+                        request_timeout_ms=10000,
+                    )
                     await producer.start()
                     box["producer"] = producer
-                futures = [await box["producer"].send(topic, json.dumps(e).encode(), key=e["subject"].encode())
-                           for e in batch]
+                futures = [await box["producer"].send(topic, json.dumps(e).encode(), key=e["subject"].encode()) for e in batch]
                 await asyncio.wait_for(asyncio.gather(*futures), 30)
                 for e in batch:
                     self.ledger.accepted[(e["source"], e["id"])] = e["type"]
@@ -461,8 +505,7 @@ class Workload:
     async def admin(self, client: httpx.AsyncClient, method: str, path: str, **kwargs: Any) -> httpx.Response | None:
         """An operator's call through the gateway; a fault may make it fail (then it is not retried)."""
         try:
-            return await client.request(method, f"{self.cluster.gateway}{path}",
-                                         headers={"X-API-Key": ADMIN_KEY}, **kwargs)
+            return await client.request(method, f"{self.cluster.gateway}{path}", headers={"X-API-Key": ADMIN_KEY}, **kwargs)
         except httpx.HTTPError:
             return None
 
@@ -478,19 +521,34 @@ class Workload:
         c = rng.choice(self.live_customers())
         if kind == "move":
             if (cid := await self.customer_id(client, c)) is not None:
-                await self.admin(client, "POST", f"/v1/customers/{cid}/lifecycle/moves",
-                                 json={"to_stage": rng.choice(STAGES), "reason": "proving ground move"})
+                await self.admin(
+                    client,
+                    "POST",
+                    f"/v1/customers/{cid}/lifecycle/moves",
+                    json={"to_stage": rng.choice(STAGES), "reason": "proving ground move"},
+                )
         elif kind == "rules":
-            params = {"repeat_window_days": rng.randint(60, 365), "loyalty_min_purchases": rng.randint(2, 4),
-                      "inactivity_days": rng.choice([90, 180, 365])}
-            resp = await self.admin(client, "PUT", "/v1/lifecycle/rules",
-                                    json={"parameters": params, "description": "proving ground"})
+            params = {
+                "repeat_window_days": rng.randint(60, 365),
+                "loyalty_min_purchases": rng.randint(2, 4),
+                "inactivity_days": rng.choice([90, 180, 365]),
+            }
+            resp = await self.admin(
+                client, "PUT", "/v1/lifecycle/rules", json={"parameters": params, "description": "proving ground"}
+            )
             if resp is not None and resp.status_code == 202:
                 self.ledger.jobs_started.append(("lifecycle.replay", resp.json()["run"]["id"]))
         elif kind == "segment":
-            await self.admin(client, "POST", "/v1/segments", json={
-                "key": f"pg-{self.cfg.seed}-{self.counter}", "name": "proving ground",
-                "rule": {"all": [{"field": "order_count", "op": "gte", "value": rng.randint(1, 4)}]}})
+            await self.admin(
+                client,
+                "POST",
+                "/v1/segments",
+                json={
+                    "key": f"pg-{self.cfg.seed}-{self.counter}",
+                    "name": "proving ground",
+                    "rule": {"all": [{"field": "order_count", "op": "gte", "value": rng.randint(1, 4)}]},
+                },
+            )
         elif kind == "unmerge":
             if (cid := await self.customer_id(client, c)) is not None:
                 resp = await self.admin(client, "GET", f"/v1/customers/{cid}/merges")
@@ -501,8 +559,10 @@ class Workload:
                     if undo is not None and undo.status_code < 300:
                         self.ledger.merges_undone.append(merges[0]["id"])
         elif kind == "erase":
-            if len(self.ledger.erased_external) < max(1, self.cfg.customers // 15) and \
-                    (cid := await self.customer_id(client, c)) is not None:
+            if (
+                len(self.ledger.erased_external) < max(1, self.cfg.customers // 15)
+                and (cid := await self.customer_id(client, c)) is not None
+            ):
                 resp = await self.admin(client, "POST", f"/v1/customers/{cid}/erasure")
                 if resp is not None and resp.status_code < 300:
                     # Every external id whose customer was erased (a merge folds several into one).
@@ -515,9 +575,11 @@ class Workload:
         elif kind == "job":
             currency = rng.choice(CURRENCIES)
             job = rng.choice(["fit", "scoring", "segmentation"])
-            path, body = {"fit": ("/v1/value/models/fits", {"model": "bgnbd", "currency": currency}),
-                          "scoring": ("/v1/value/scorings", {"currency": currency}),
-                          "segmentation": ("/v1/segmentation/runs", {"kind": rng.choice(["rfm", "tiers"])})}[job]
+            path, body = {
+                "fit": ("/v1/value/models/fits", {"model": "bgnbd", "currency": currency}),
+                "scoring": ("/v1/value/scorings", {"currency": currency}),
+                "segmentation": ("/v1/segmentation/runs", {"kind": rng.choice(["rfm", "tiers"])}),
+            }[job]
             resp = await self.admin(client, "POST", path, json=body)
             if resp is not None and resp.status_code == 202:
                 body = resp.json()
@@ -537,16 +599,17 @@ class Workload:
 
     async def setup(self, client: httpx.AsyncClient, receiver: WebhookReceiver) -> None:
         # The workload links customers by shared emails: its partner is one trusted to do so.
-        resp = await self.setup_call(client, "POST", "/v1/partners", json={"id": SOURCE, "name": SOURCE, "kind": "retailer",
-                                                                      "trust_contact_linking": True})
+        resp = await self.setup_call(
+            client, "POST", "/v1/partners", json={"id": SOURCE, "name": SOURCE, "kind": "retailer", "trust_contact_linking": True}
+        )
         # 409: a retried call whose first attempt was applied though its answer was lost.
         assert resp is not None and resp.status_code in (201, 409), resp and resp.text
-        resp = await self.setup_call(client, "POST", "/v1/api-keys", json={"name": "proving ground partner", "role": "partner",
-                                                                 "partner_id": SOURCE})
+        resp = await self.setup_call(
+            client, "POST", "/v1/api-keys", json={"name": "proving ground partner", "role": "partner", "partner_id": SOURCE}
+        )
         assert resp is not None and resp.status_code == 201, resp and resp.text
         self.partner_key = resp.json()["key"]
-        resp = await self.setup_call(client, "POST", "/v1/webhooks", json={"url": receiver.url,
-                                                                     "event_types": ["stage.changed"]})
+        resp = await self.setup_call(client, "POST", "/v1/webhooks", json={"url": receiver.url, "event_types": ["stage.changed"]})
         assert resp is not None and resp.status_code == 201, resp and resp.text
 
 
@@ -588,9 +651,11 @@ async def inject_faults(cluster: Cluster, cfg: Config, ledger: Ledger, rng: rand
         ledger.last_fault_at = time.monotonic()
 
 
-JOB_STARTS = [("clv.model_fit", "/v1/value/models/fits", {"model": "pareto_nbd", "currency": "EUR"}),
-              ("segmentation.segmentation_run", "/v1/segmentation/runs", {"kind": "clustering"}),
-              ("lifecycle.replay_run", "/v1/lifecycle/rules", None)]
+JOB_STARTS = [
+    ("clv.model_fit", "/v1/value/models/fits", {"model": "pareto_nbd", "currency": "EUR"}),
+    ("segmentation.segmentation_run", "/v1/segmentation/runs", {"kind": "clustering"}),
+    ("lifecycle.replay_run", "/v1/lifecycle/rules", None),
+]
 
 
 async def kill_a_running_job(cluster: Cluster, rng: random.Random) -> str:
@@ -651,8 +716,10 @@ async def consumer_lag(bootstrap: str, prefix: str) -> dict[str, int]:
                     await consumer._client.force_metadata_update()  # metadata for the topics
                     parts += [TopicPartition(t, p) for p in (consumer.partitions_for_topic(t) or [])]
             ends = await consumer.end_offsets(parts) if parts else {}
-            lags[group] = sum(max(0, end - (committed[tp].offset if tp in committed and committed[tp].offset >= 0
-                                            else 0)) for tp, end in ends.items())
+            lags[group] = sum(
+                max(0, end - (committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0))
+                for tp, end in ends.items()
+            )
         return lags
     finally:
         await consumer.stop()
@@ -669,8 +736,7 @@ async def busy(cluster: Cluster) -> list[str]:
             if n:
                 out.append(f"{schema}.outbox: {n} unsent")
         for table in JOB_TABLES:
-            rows = await conn.fetch(f"select status, count(*) from {table} where status in ('queued', 'running') "
-                                    "group by status")
+            rows = await conn.fetch(f"select status, count(*) from {table} where status in ('queued', 'running') group by status")
             out += [f"{table}: {r['count']} {r['status']}" for r in rows]
         n = await conn.fetchval("select count(*) from gateway.webhook_delivery where status = 'pending'")
         if n:
@@ -722,15 +788,20 @@ class Checker:
             try:
                 self.ids = await self.all_customer_ids()
                 # clv's profitability is a second copy of the purchases in clv (its own consumer), not in the view.
-                self.reads = {cid: await self.read_all(cid) | {"profitability": await self.get(
-                    "clv", f"/v1/value/profitability/customers/{cid}")} for cid in self.ids}
-                for name, check in [("jobs_finished", self.jobs_finished),
-                                    ("copies_equal_owner", self.copies_equal_owner),
-                                    ("stage_copies", self.stage_copies),
-                                    ("applied_exactly_once", self.applied_exactly_once),
-                                    ("composed_view", self.composed_view),
-                                    ("erased_no_pii", self.erased_no_pii),
-                                    ("webhooks_once_in_order", self.webhooks_once_in_order)]:
+                self.reads = {
+                    cid: await self.read_all(cid)
+                    | {"profitability": await self.get("clv", f"/v1/value/profitability/customers/{cid}")}
+                    for cid in self.ids
+                }
+                for name, check in [
+                    ("jobs_finished", self.jobs_finished),
+                    ("copies_equal_owner", self.copies_equal_owner),
+                    ("stage_copies", self.stage_copies),
+                    ("applied_exactly_once", self.applied_exactly_once),
+                    ("composed_view", self.composed_view),
+                    ("erased_no_pii", self.erased_no_pii),
+                    ("webhooks_once_in_order", self.webhooks_once_in_order),
+                ]:
                     try:
                         self.results[name] = await check()
                     except Exception as exc:  # noqa: BLE001 - a check that crashes is a divergence, listed
@@ -746,20 +817,24 @@ class Checker:
 
     async def get(self, service: str, path: str) -> tuple[int, Any]:
         # A service's own read, as the gateway would make it for an admin (services answer only its tokens).
-        resp = await self.client.get(f"{self.cluster.url(service)}{path}",
-                                     headers={"X-Internal-Token": harness.internal_token(service, 60.0)})
+        resp = await self.client.get(
+            f"{self.cluster.url(service)}{path}", headers={"X-Internal-Token": harness.internal_token(service, 60.0)}
+        )
         return resp.status_code, resp.json() if resp.headers.get("content-type", "").startswith(
-            ("application/json", "application/problem+json")) else resp.text
+            ("application/json", "application/problem+json")
+        ) else resp.text
 
     async def read_all(self, cid: str, as_survivor: bool = False) -> dict[str, tuple[int, Any]]:
         """Each service's own read of `cid`; with `as_survivor`, the parts after the profile are read for the
         customer the profile resolved `cid` to (as the composed view asks them)."""
         profile = await self.get("interaction", f"/v1/customers/{cid}")
         part_id = profile[1]["customer_id"] if as_survivor and profile[0] == 200 else cid
-        return {"profile": profile,
-                "segmentation": await self.get("segmentation", f"/v1/customers/{part_id}/segmentation"),
-                "value": await self.get("clv", f"/v1/customers/{part_id}/value"),
-                "lifecycle": await self.get("lifecycle", f"/v1/customers/{part_id}/lifecycle")}
+        return {
+            "profile": profile,
+            "segmentation": await self.get("segmentation", f"/v1/customers/{part_id}/segmentation"),
+            "value": await self.get("clv", f"/v1/customers/{part_id}/value"),
+            "lifecycle": await self.get("lifecycle", f"/v1/customers/{part_id}/lifecycle"),
+        }
 
     async def jobs_finished(self) -> list[str]:
         out = []
@@ -789,14 +864,18 @@ class Checker:
                         out.append(f"{cid} (erased in interaction): {part} still holds facts {self.facts(part, body)}")
                 continue
             survivor = profile["customer_id"]
-            owner = {t["currency"]: (t["purchase_count"], money(t["total_spend"])) for t in profile["purchase_totals"]
-                     if t["purchase_count"] or money(t["total_spend"])}
+            owner = {
+                t["currency"]: (t["purchase_count"], money(t["total_spend"]))
+                for t in profile["purchase_totals"]
+                if t["purchase_count"] or money(t["total_spend"])
+            }
             for part in ("segmentation", "value", "lifecycle", "profitability"):
                 s, body = reads[part]
                 if s == 404:
                     if owner and survivor != cid:
-                        out.append(f"{cid}: merged into {survivor} in interaction; {part} does not resolve the "
-                                   "merged-away id (404)")
+                        out.append(
+                            f"{cid}: merged into {survivor} in interaction; {part} does not resolve the merged-away id (404)"
+                        )
                     elif owner:
                         out.append(f"{cid}: {part} does not know the customer; interaction: {owner}")
                     continue
@@ -826,16 +905,27 @@ class Checker:
     @staticmethod
     def facts(part: str, body: dict) -> dict:
         if part == "segmentation":
-            return {c["currency"]: (c["order_count"], money(c["total_spend"])) for c in body.get("by_currency", [])
-                    if c["order_count"] or money(c["total_spend"])}
+            return {
+                c["currency"]: (c["order_count"], money(c["total_spend"]))
+                for c in body.get("by_currency", [])
+                if c["order_count"] or money(c["total_spend"])
+            }
         if part == "value":
-            return {c["currency"]: (c["purchase_count"], money(Decimal(c["gross_revenue"]) - Decimal(c["refunded"])))
-                    for c in body.get("by_currency", []) if c["purchase_count"] or money(c["gross_revenue"])}
+            return {
+                c["currency"]: (c["purchase_count"], money(Decimal(c["gross_revenue"]) - Decimal(c["refunded"])))
+                for c in body.get("by_currency", [])
+                if c["purchase_count"] or money(c["gross_revenue"])
+            }
         if part == "profitability":
-            return {c["currency"]: (c["orders"], money(c["net_revenue"])) for c in body.get("by_currency", [])
-                    if c["orders"] or money(c["net_revenue"])}
-        return {"orders": body.get("order_count"), "spend": money(body["total_spend"])
-                if body.get("total_spend") is not None else None}
+            return {
+                c["currency"]: (c["orders"], money(c["net_revenue"]))
+                for c in body.get("by_currency", [])
+                if c["orders"] or money(c["net_revenue"])
+            }
+        return {
+            "orders": body.get("order_count"),
+            "spend": money(body["total_spend"]) if body.get("total_spend") is not None else None,
+        }
 
     def has_facts(self, part: str, body: dict) -> bool:
         if part == "lifecycle":
@@ -845,8 +935,9 @@ class Checker:
     async def stage_copies(self) -> list[str]:
         """Lifecycle's stage vs segmentation's copy (its API) and clv's copy (its table: it has no read of it)."""
         out = []
-        clv_stage = {str(r["customer_id"]): r["stage"] for r in await self.conn.fetch(
-            "select customer_id, stage from clv.customer_stage")}
+        clv_stage = {
+            str(r["customer_id"]): r["stage"] for r in await self.conn.fetch("select customer_id, stage from clv.customer_stage")
+        }
         for cid in self.ids:
             s, life = self.reads[cid]["lifecycle"]
             if s != 200 or life.get("customer_id") != cid:
@@ -862,19 +953,24 @@ class Checker:
     async def applied_exactly_once(self) -> list[str]:
         """Every acknowledged event claimed once in interaction's inbox and on the timeline once (unless erased)."""
         out = []
-        claimed = {(r["source"], r["event_id"]) for r in await self.conn.fetch(
-            "select source, event_id from interaction.inbox where consumer = $1", INGEST_INBOX)}
-        timeline = Counter((r["source"], r["event_id"]) for r in await self.conn.fetch(
-            "select a.source, a.event_id from interaction.activity a join interaction.customer c "
-            "on c.id = a.customer_id where c.erased_at is null"))
+        claimed = {
+            (r["source"], r["event_id"])
+            for r in await self.conn.fetch("select source, event_id from interaction.inbox where consumer = $1", INGEST_INBOX)
+        }
+        timeline = Counter(
+            (r["source"], r["event_id"])
+            for r in await self.conn.fetch(
+                "select a.source, a.event_id from interaction.activity a join interaction.customer c "
+                "on c.id = a.customer_id where c.erased_at is null"
+            )
+        )
         for key, type_ in sorted(self.ledger.accepted.items()):
             if key not in claimed:
                 out.append(f"{key[0]}/{key[1]} ({type_}): acknowledged but never applied")
             if timeline.get(key, 0) > 1:
                 out.append(f"{key[0]}/{key[1]} ({type_}): {timeline[key]} timeline entries")
         unknown = claimed - set(self.ledger.accepted)
-        out += [f"{s}/{e}: applied but never acknowledged to the sender" for s, e in sorted(unknown)
-                if s == SOURCE]
+        out += [f"{s}/{e}: applied but never acknowledged to the sender" for s, e in sorted(unknown) if s == SOURCE]
         return out
 
     async def composed_view(self) -> list[str]:
@@ -885,8 +981,7 @@ class Checker:
             # compared with own reads taken just before and just after it that agree with each other.
             for _ in range(3):
                 before = await self.read_all(cid, as_survivor=True)
-                resp = await self.client.get(f"{self.cluster.gateway}/v1/customers/{cid}",
-                                             headers={"X-API-Key": ADMIN_KEY})
+                resp = await self.client.get(f"{self.cluster.gateway}/v1/customers/{cid}", headers={"X-API-Key": ADMIN_KEY})
                 own = await self.read_all(cid, as_survivor=True)
                 if own == before:
                     break
@@ -901,20 +996,25 @@ class Checker:
                 s, body = own[part]
                 expected = body if s == 200 else None
                 if view.get(part) != expected:
-                    out.append(f"{cid}: composed view's {part} differs from the service's own read "
-                               f"({_diff(view.get(part), expected)})")
+                    out.append(
+                        f"{cid}: composed view's {part} differs from the service's own read ({_diff(view.get(part), expected)})"
+                    )
         return out
 
     async def erased_no_pii(self) -> list[str]:
         """No personal data of erased customers in any column of any table of any schema."""
         # A shared e-mail stays with a live customer it also belongs to (two partner ids unmerged): not a leak.
         live_values = {v for ext, vs in self.ledger.pii.items() if ext not in self.ledger.erased_external for v in vs}
-        values = sorted({v for ext in self.ledger.erased_external for v in self.ledger.pii.get(ext, [])}
-                        - live_values)
+        values = sorted({v for ext in self.ledger.erased_external for v in self.ledger.pii.get(ext, [])} - live_values)
         out = await scan_pii(self.conn, SCHEMAS, values) if values else []
         # The scan checks itself: a live customer's e-mail must be found (else it would pass by finding nothing).
-        live = [v for ext, vs in self.ledger.pii.items() if ext not in self.ledger.erased_external for v in vs
-                if "@" in v and v not in values]
+        live = [
+            v
+            for ext, vs in self.ledger.pii.items()
+            if ext not in self.ledger.erased_external
+            for v in vs
+            if "@" in v and v not in values
+        ]
         if live and not await scan_pii(self.conn, ["interaction"], live[:1]):
             out.append(f"the scan does not find a live customer's e-mail {live[0]!r}: it is broken")
         return out
@@ -936,10 +1036,16 @@ class Checker:
             event = json.loads(bytes(r["payload"]))
             if event.get("type") == "stage.changed":
                 made[event["data"]["customer_id"]].append(event["id"])
-        log = Counter(r["event_id"] for r in await self.conn.fetch(
-            "select event_id from gateway.webhook_delivery where event_type = 'stage.changed'"))
-        status = {r["event_id"]: r["status"] for r in await self.conn.fetch(
-            "select event_id, status from gateway.webhook_delivery where event_type = 'stage.changed'")}
+        log = Counter(
+            r["event_id"]
+            for r in await self.conn.fetch("select event_id from gateway.webhook_delivery where event_type = 'stage.changed'")
+        )
+        status = {
+            r["event_id"]: r["status"]
+            for r in await self.conn.fetch(
+                "select event_id, status from gateway.webhook_delivery where event_type = 'stage.changed'"
+            )
+        }
         erased = self.ledger.erased_ids
         for cid, ids in made.items():
             if cid in erased:
@@ -970,27 +1076,35 @@ async def scan_pii(conn: asyncpg.Connection, schemas: list[str], values: list[st
     Minimal on purpose: `tests/pii_scan.py` (the erasure work) is the reference scan; this one keeps the bench
     free of the tests package's internals.
     """
-    columns = await conn.fetch("""
+    columns = await conn.fetch(
+        """
         select c.table_schema, c.table_name, c.column_name, c.data_type from information_schema.columns c
         join information_schema.tables t on t.table_schema = c.table_schema and t.table_name = c.table_name
         where c.table_schema = any($1::text[]) and t.table_type = 'BASE TABLE'
           and c.data_type in ('text', 'character varying', 'character', 'json', 'jsonb', 'bytea', 'ARRAY')
-        order by 1, 2, 3""", schemas)
+        order by 1, 2, 3""",
+        schemas,
+    )
     out = []
     for col in columns:
-        expr = (f"convert_from({_q(col['column_name'])}, 'UTF8')" if col["data_type"] == "bytea"
-                else f"{_q(col['column_name'])}::text")
+        expr = (
+            f"convert_from({_q(col['column_name'])}, 'UTF8')"
+            if col["data_type"] == "bytea"
+            else f"{_q(col['column_name'])}::text"
+        )
         table = f"{_q(col['table_schema'])}.{_q(col['table_name'])}"
         for value in values:
             try:
-                n = await conn.fetchval(f"select count(*) from {table} where position(lower($1) in lower({expr})) > 0",
-                                        value)
+                n = await conn.fetchval(f"select count(*) from {table} where position(lower($1) in lower({expr})) > 0", value)
             except asyncpg.PostgresError:  # bytes that are not UTF-8: searched as escaped text instead
-                n = await conn.fetchval(f"select count(*) from {table} where position($1 in "
-                                        f"encode({_q(col['column_name'])}, 'escape')) > 0", value)
+                n = await conn.fetchval(
+                    f"select count(*) from {table} where position($1 in encode({_q(col['column_name'])}, 'escape')) > 0", value
+                )
             if n:
-                out.append(f"{col['table_schema']}.{col['table_name']}.{col['column_name']}: {n} row(s) hold "
-                           f"personal data of an erased customer ({value!r})")
+                out.append(
+                    f"{col['table_schema']}.{col['table_name']}.{col['column_name']}: {n} row(s) hold "
+                    f"personal data of an erased customer ({value!r})"
+                )
     return out
 
 
@@ -1029,9 +1143,11 @@ async def drive(cluster: Cluster, cfg: Config) -> dict:
             load_s = time.monotonic() - load_started
             memory = cluster.footprint_mb()
             print(f"resident memory at the end of the load (MiB): {memory}")
-            print(f"workload done: {ledger.offered} events offered ({ledger.duplicates_sent} duplicates), "
-                  f"{len(ledger.accepted)} distinct acknowledged, {len(ledger.faults)} faults, actions "
-                  f"{dict(ledger.actions)}, in {load_s:.0f} s")
+            print(
+                f"workload done: {ledger.offered} events offered ({ledger.duplicates_sent} duplicates), "
+                f"{len(ledger.accepted)} distinct acknowledged, {len(ledger.faults)} faults, actions "
+                f"{dict(ledger.actions)}, in {load_s:.0f} s"
+            )
             # Everything restarted must be up before quiescence means anything.
             for p in cluster.processes():
                 await asyncio.to_thread(p.wait_healthy, "ready", 120)
@@ -1039,8 +1155,10 @@ async def drive(cluster: Cluster, cfg: Config) -> dict:
         settled_s, still_busy = await quiesce(cluster, cfg.quiescence_timeout_s)
         await asyncio.sleep(2.0)  # a short settle: webhook posts in flight land
         quiescence_s = time.monotonic() - since
-        print(f"quiescence {'reached' if not still_busy else 'NOT reached'} {quiescence_s:.1f} s after the last "
-              f"fault (waited {settled_s:.1f} s after the workload)")
+        print(
+            f"quiescence {'reached' if not still_busy else 'NOT reached'} {quiescence_s:.1f} s after the last "
+            f"fault (waited {settled_s:.1f} s after the workload)"
+        )
         results = await Checker(cluster, ledger, receiver).run(still_busy)
     finally:
         receiver.stop()
@@ -1060,14 +1178,24 @@ def report(cfg: Config, outcome: dict) -> dict:
             print(f"       - {line}")
         if len(divergences) > 50:
             print(f"       … and {len(divergences) - 50} more")
-    return {"benchmark": "proving_ground", "seed": cfg.seed, "events": ledger.offered,
-            "events_acknowledged": len(ledger.accepted), "faults": len(ledger.faults),
-            "fault_list": ledger.faults, "invariants_checked": len(results),
-            "divergences": sum(len(d) for d in results.values()),
-            "divergences_by_invariant": {k: len(v) for k, v in results.items()},
-            "quiescence_seconds": round(outcome["quiescence_s"], 1), "load_seconds": round(outcome["load_s"], 1),
-            "resident_mb": outcome["memory"], "http_retries": ledger.http_retries, "kafka_retries": ledger.kafka_retries,
-            "conflicts_409": ledger.conflicts_409, "webhook_redeliveries": ledger.webhook_redeliveries}
+    return {
+        "benchmark": "proving_ground",
+        "seed": cfg.seed,
+        "events": ledger.offered,
+        "events_acknowledged": len(ledger.accepted),
+        "faults": len(ledger.faults),
+        "fault_list": ledger.faults,
+        "invariants_checked": len(results),
+        "divergences": sum(len(d) for d in results.values()),
+        "divergences_by_invariant": {k: len(v) for k, v in results.items()},
+        "quiescence_seconds": round(outcome["quiescence_s"], 1),
+        "load_seconds": round(outcome["load_s"], 1),
+        "resident_mb": outcome["memory"],
+        "http_retries": ledger.http_retries,
+        "kafka_retries": ledger.kafka_retries,
+        "conflicts_409": ledger.conflicts_409,
+        "webhook_redeliveries": ledger.webhook_redeliveries,
+    }
 
 
 @contextlib.contextmanager
@@ -1088,8 +1216,10 @@ def cluster_for(cfg: Config) -> Iterator[Cluster]:
 
 def run(cfg: Config) -> tuple[dict, dict[str, list[str]]]:
     """The whole proving ground; returns (figures, divergences by invariant)."""
-    print(f"proving ground: seed {cfg.seed} (set PROVING_GROUND_SEED={cfg.seed} to replay), {cfg.events} events, "
-          f"{cfg.faults} faults, {cfg.replicas} replicas per service, {cfg.partitions} partitions per topic")
+    print(
+        f"proving ground: seed {cfg.seed} (set PROVING_GROUND_SEED={cfg.seed} to replay), {cfg.events} events, "
+        f"{cfg.faults} faults, {cfg.replicas} replicas per service, {cfg.partitions} partitions per topic"
+    )
     with cluster_for(cfg) as cluster:
         outcome = asyncio.run(drive(cluster, cfg))
     return report(cfg, outcome), outcome["results"]
@@ -1109,8 +1239,13 @@ def main(argv: list[str]) -> dict:
     parser.add_argument("--replicas", type=int, default=2)
     parser.add_argument("--partitions", type=int, default=4)
     args = parser.parse_args(argv)
-    cfg = Config(seed=args.seed if args.seed is not None else seed_from_env(), events=args.events,
-                 faults=args.faults, customers=args.customers, replicas=args.replicas, partitions=args.partitions)
+    cfg = Config(
+        seed=args.seed if args.seed is not None else seed_from_env(),
+        events=args.events,
+        faults=args.faults,
+        customers=args.customers,
+        replicas=args.replicas,
+        partitions=args.partitions,
+    )
     figures, _ = run(cfg)
     return figures
-

@@ -40,8 +40,10 @@ from segmentation.tables import messaging
 DAY = 86400.0
 E2E_GOALS_S = {"rfm_first": 10.0}  # issue 14: end-to-end first RFM run on 1M customers
 AS_OF = 1_798_761_600.0  # 2027-01-01T00:00:00Z
-MIGRATION = (Path(__file__).resolve().parents[1] / "services/segmentation/segmentation/migrations/versions/"
-             "2026_11_30_0002_portfolio_analysis.py")
+MIGRATION = (
+    Path(__file__).resolve().parents[1] / "services/segmentation/segmentation/migrations/versions/"
+    "2026_11_30_0002_portfolio_analysis.py"
+)
 
 
 def default_scheme() -> list[dict]:
@@ -54,8 +56,9 @@ def default_scheme() -> list[dict]:
 def synthetic(n: int, seed: int) -> np.ndarray:
     """Three behaviours mixed (loyal, occasional, lapsed), so clustering has structure to find."""
     rng = np.random.default_rng(seed)
-    rows = np.zeros(n, dtype=[(name, "f8" if t == "float8" else ("i4" if t == "int4" else "V16"))
-                              for name, t in AGGREGATE_COLUMNS])
+    rows = np.zeros(
+        n, dtype=[(name, "f8" if t == "float8" else ("i4" if t == "int4" else "V16")) for name, t in AGGREGATE_COLUMNS]
+    )
     rows["customer_id"] = np.frombuffer(rng.bytes(16 * n), dtype="V16")
     persona = rng.choice(3, n, p=[0.2, 0.5, 0.3])
     recency_days = np.array([30.0, 150.0, 500.0])[persona] * rng.uniform(0.05, 1.5, n)
@@ -73,7 +76,8 @@ def synthetic(n: int, seed: int) -> np.ndarray:
 # memberships, inserts with ON CONFLICT and concatenates each event's JSON in SQL. `--reference-rounds N`
 # times complete first RFM runs with it and with the service's diff alternately, on the same data from the
 # same empty state, so the ratio holds on a busy machine where absolute figures do not.
-REFERENCE_RUN_DIFF = sa.text("""
+REFERENCE_RUN_DIFF = sa.text(
+    """
 WITH left_rows AS (
     UPDATE segmentation.segment_membership m
        SET left_at = CAST(:now AS timestamptz), left_run_id = CAST(:run_id AS uuid), updated_at = now()
@@ -90,7 +94,9 @@ WITH left_rows AS (
     ORDER BY x.segment_id, x.customer_id
     ON CONFLICT (segment_id, customer_id) WHERE left_at IS NULL DO NOTHING
     RETURNING customer_id, segment_id, 'entered'::text AS change
-)""" + membership.PUBLISH_AND_COUNT)
+)"""
+    + membership.PUBLISH_AND_COUNT
+)
 
 
 class ReferenceExecutor(RunExecutor):
@@ -105,8 +111,12 @@ class ReferenceExecutor(RunExecutor):
         await self._written
         await session.execute(_sql("SET LOCAL work_mem = '256MB'"))
         await session.execute(_sql("SET LOCAL enable_nestloop = off"))
-        rows = (await session.execute(REFERENCE_RUN_DIFF, {
-            **membership.publish_params(self.outbox, now, run["run_id"]), "scope": [s.segment_id for s in scope]})).all()
+        rows = (
+            await session.execute(
+                REFERENCE_RUN_DIFF,
+                {**membership.publish_params(self.outbox, now, run["run_id"]), "scope": [s.segment_id for s in scope]},
+            )
+        ).all()
         return membership.movement(rows)
 
 
@@ -136,17 +146,21 @@ def check_agreement(name: str, values: np.ndarray, ours: np.ndarray, peer: np.nd
     np.maximum.at(high, group, peer)
     if not ((ours >= low[group]) & (ours <= high[group])).all():
         raise AssertionError(f"{name}: a tied customer's score lies outside the peer's scores for its tie group")
-    return {"exact_agreement": round(float((ours == peer).mean()), 4),
-            "tied_customers": round(float((~unique).mean()), 4)}
+    return {"exact_agreement": round(float((ours == peer).mean()), 4), "tied_customers": round(float((~unique).mean()), 4)}
 
 
 def peer_scores(rows: np.ndarray):
     import pandas as pd
     from rfm.rfm import RFM
 
-    frame = pd.DataFrame({"customer_id": np.arange(len(rows)),
-                          "recency": np.floor((AS_OF - rows["last_purchase"]) / DAY).astype(np.int64),
-                          "frequency": rows["frequency"].astype(np.int64), "monetary_value": rows["monetary"]})
+    frame = pd.DataFrame(
+        {
+            "customer_id": np.arange(len(rows)),
+            "recency": np.floor((AS_OF - rows["last_purchase"]) / DAY).astype(np.int64),
+            "frequency": rows["frequency"].astype(np.int64),
+            "monetary_value": rows["monetary"],
+        }
+    )
     peer = RFM(frame, "customer_id", "date", "amount", automated=False)
     return peer, frame
 
@@ -154,15 +168,24 @@ def peer_scores(rows: np.ndarray):
 def main(argv: list[str]) -> dict:
     parser = argparse.ArgumentParser(prog="python -m bench segmentation", description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
-    parser.add_argument("--peer-segment-sample", type=int, default=50_000,
-                        help="customers the peer's row-by-row find_segments is timed on (then scaled)")
+    parser.add_argument(
+        "--peer-segment-sample",
+        type=int,
+        default=50_000,
+        help="customers the peer's row-by-row find_segments is timed on (then scaled)",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-end-to-end", action="store_true", help="pure compute only (no Postgres)")
     parser.add_argument("--end-to-end-only", action="store_true", help="skip the pure-compute comparison")
-    parser.add_argument("--reference-rounds", type=int, default=1, metavar="ROUNDS",
-                        help="time complete first RFM runs with the previous (SQL) membership diff and with the "
-                             "service's alternately, ROUNDS times each, from the same empty state; print the ratio "
-                             "(0: skip)")
+    parser.add_argument(
+        "--reference-rounds",
+        type=int,
+        default=1,
+        metavar="ROUNDS",
+        help="time complete first RFM runs with the previous (SQL) membership diff and with the "
+        "service's alternately, ROUNDS times each, from the same empty state; print the ratio "
+        "(0: skip)",
+    )
     args = parser.parse_args(argv)
     n = args.customers
     scheme = default_scheme()
@@ -171,8 +194,11 @@ def main(argv: list[str]) -> dict:
 
     if args.end_to_end_only:
         with harness.servers() as (server_url, _), harness.database(server_url, ["segmentation"]) as url:
-            return {"benchmark": "segmentation", "customers": n,
-                    "end_to_end": asyncio.run(_end_to_end(url, rows, args.reference_rounds))}
+            return {
+                "benchmark": "segmentation",
+                "customers": n,
+                "end_to_end": asyncio.run(_end_to_end(url, rows, args.reference_rounds)),
+            }
     rfm_s, ours = timed(lambda: compute_rfm(rows, AS_OF, scheme))
     print(f"ours  RFM scores + named segments + per-segment summary: {rfm_s:.3f} s (goal ≤ 2)")
 
@@ -190,7 +216,7 @@ def main(argv: list[str]) -> dict:
     peer_total_s = peer_s + peer_segments_s
     lookup = np.zeros((5, 5), dtype=np.int16)
     for i, s in enumerate(scheme):
-        lookup[s["r"][0] - 1:s["r"][1], s["f"][0] - 1:s["f"][1]] = i
+        lookup[s["r"][0] - 1 : s["r"][1], s["f"][0] - 1 : s["f"][1]] = i
     peer_named = lookup[scored["r"].to_numpy().astype(int) - 1, scored["f"].to_numpy().astype(int) - 1]
     segment_agreement = float((peer_named == ours["segment"]).mean())
     print(f"peer  rfm.RFM.calculate_rfm_score (1 pass, pandas qcut): {peer_s:.3f} s")
@@ -200,21 +226,32 @@ def main(argv: list[str]) -> dict:
 
     features_s, features = timed(lambda: compute_features(rows, AS_OF), repeat=1)
     cluster_s, clusters = timed(lambda: clustering.cluster(features), repeat=1)
-    print(f"ours  clustering: features {features_s:.3f} s + k-means {cluster_s:.3f} s (goal ≤ 15) "
-          f"(k={clusters.k}, silhouette {clusters.silhouette}, by k {clusters.candidates})")
+    print(
+        f"ours  clustering: features {features_s:.3f} s + k-means {cluster_s:.3f} s (goal ≤ 15) "
+        f"(k={clusters.k}, silhouette {clusters.silhouette}, by k {clusters.candidates})"
+    )
     for label, c in sorted(clusters.clusters.items()):
         print(f"    cluster {label}: {int((clusters.labels == label).sum()):>8,}  {c['description']}")
     tiers_s, _ = timed(lambda: compute_tiers(rows, AS_OF))
     print(f"ours  ABC + portfolio quadrants: {tiers_s:.3f} s")
 
     figures = {
-        "benchmark": "segmentation", "customers": n,
-        "rfm_compute_s": round(rfm_s, 4), "rfm_goal_s": 2.0,
-        "peer": "rfm==1.0.9", "peer_scores_s": round(peer_s, 3), "peer_segments_scaled_s": round(peer_segments_s, 2),
-        "speedup_scores": round(peer_s / rfm_s, 1), "speedup_scores_and_segments": round(peer_total_s / rfm_s, 1),
-        "agreement": agreement, "named_segment_agreement": round(segment_agreement, 4),
-        "clustering_compute_s": round(features_s + cluster_s, 3), "clustering_goal_s": 15.0, "k": clusters.k,
-        "silhouette": clusters.silhouette, "tiers_compute_s": round(tiers_s, 4),
+        "benchmark": "segmentation",
+        "customers": n,
+        "rfm_compute_s": round(rfm_s, 4),
+        "rfm_goal_s": 2.0,
+        "peer": "rfm==1.0.9",
+        "peer_scores_s": round(peer_s, 3),
+        "peer_segments_scaled_s": round(peer_segments_s, 2),
+        "speedup_scores": round(peer_s / rfm_s, 1),
+        "speedup_scores_and_segments": round(peer_total_s / rfm_s, 1),
+        "agreement": agreement,
+        "named_segment_agreement": round(segment_agreement, 4),
+        "clustering_compute_s": round(features_s + cluster_s, 3),
+        "clustering_goal_s": 15.0,
+        "k": clusters.k,
+        "silhouette": clusters.silhouette,
+        "tiers_compute_s": round(tiers_s, 4),
     }
     if rfm_s > 2.0 or features_s + cluster_s > 15.0:
         print("WARNING: a P5 goal was missed on this machine")
@@ -231,22 +268,28 @@ async def _end_to_end(url: str, rows: np.ndarray, reference_rounds: int = 0) -> 
     try:
         started = time.perf_counter()
         async with sessions.begin() as session:
-            await session.execute(_sql("""CREATE UNLOGGED TABLE segmentation.bench_staging (customer_id uuid,
-                last_purchase float8, frequency int4, monetary float8, first_seen float8, touchpoints int4, clv float8)"""))
+            await session.execute(
+                _sql("""CREATE UNLOGGED TABLE segmentation.bench_staging (customer_id uuid,
+                last_purchase float8, frequency int4, monetary float8, first_seen float8, touchpoints int4, clv float8)""")
+            )
             columns = [(c, t) for c, t in AGGREGATE_COLUMNS if c != "tier"]
             await copy_in(session, "bench_staging", "segmentation", columns, {c: rows[c] for c, _ in columns}, n)
-            await session.execute(_sql("""
+            await session.execute(
+                _sql("""
                 INSERT INTO segmentation.customer_aggregate (customer_id, order_count, first_purchase_at,
                     last_purchase_at, touchpoint_count, first_touch_at, clv, clv_currency)
                 SELECT customer_id, frequency, to_timestamp(first_seen), to_timestamp(last_purchase), touchpoints,
                        CASE WHEN touchpoints > 0 THEN to_timestamp(first_seen) END,
                        CASE WHEN clv = 'NaN' THEN NULL ELSE clv::numeric END, 'EUR'
-                FROM segmentation.bench_staging"""))
-            await session.execute(_sql("""
+                FROM segmentation.bench_staging""")
+            )
+            await session.execute(
+                _sql("""
                 INSERT INTO segmentation.purchase_summary (customer_id, currency, order_count, total_spend,
                     first_purchase_at, last_purchase_at)
                 SELECT customer_id, 'EUR', frequency, monetary::numeric, to_timestamp(first_seen),
-                       to_timestamp(last_purchase) FROM segmentation.bench_staging"""))
+                       to_timestamp(last_purchase) FROM segmentation.bench_staging""")
+            )
             await session.execute(_sql("DROP TABLE segmentation.bench_staging"))
         async with engine.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -259,16 +302,19 @@ async def _end_to_end(url: str, rows: np.ndarray, reference_rounds: int = 0) -> 
             out["reference"] = await _reference(sessions, reference_rounds, len(rows))
         for label, kind in [("rfm_first", "rfm"), ("rfm_unchanged", "rfm"), ("clustering_first", "clustering")]:
             async with sessions.begin() as session:
-                run = await executor.create(session, kind, scheme=None, currency="EUR",
-                                            as_of=datetime.fromtimestamp(AS_OF, UTC))
+                run = await executor.create(session, kind, scheme=None, currency="EUR", as_of=datetime.fromtimestamp(AS_OF, UTC))
             before = await _server_cost(sessions)
             started, cpu_started = time.perf_counter(), time.process_time()
             await executor.execute(run["run_id"])
             seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
             cost = _cost_since(before, await _server_cost(sessions))
             async with sessions() as session:
-                done = (await session.execute(_sql("SELECT status, error, result FROM segmentation.segmentation_run "
-                                                   "WHERE run_id = :id"), {"id": run["run_id"]})).one()
+                done = (
+                    await session.execute(
+                        _sql("SELECT status, error, result FROM segmentation.segmentation_run WHERE run_id = :id"),
+                        {"id": run["run_id"]},
+                    )
+                ).one()
             if done.status != "succeeded":
                 raise AssertionError(f"{kind} run failed: {done.error}")
             assigned = sum(s["size"] for s in done.result["segments"])
@@ -277,10 +323,14 @@ async def _end_to_end(url: str, rows: np.ndarray, reference_rounds: int = 0) -> 
             changes = done.result["membership_changes"]
             goal = E2E_GOALS_S.get(label)
             verdict = f"  goal ≤ {goal:g} s: {'met' if seconds <= goal else 'MISSED'}" if goal else ""
-            print(f"end to end {label:<18} {seconds:7.2f} s  ({changes:,} membership changes → outbox events)"
-                  f"{verdict}  phases: {done.result['timings']}")
-            print(f"    cost: Python process CPU {cpu:.2f} s, Postgres backends CPU {cost['postgres_cpu_s']} s, "
-                  f"WAL {cost['wal_mb']} MB")
+            print(
+                f"end to end {label:<18} {seconds:7.2f} s  ({changes:,} membership changes → outbox events)"
+                f"{verdict}  phases: {done.result['timings']}"
+            )
+            print(
+                f"    cost: Python process CPU {cpu:.2f} s, Postgres backends CPU {cost['postgres_cpu_s']} s, "
+                f"WAL {cost['wal_mb']} MB"
+            )
             out[f"{label}_s"] = round(seconds, 2)
             out[f"{label}_cost"] = {"python_cpu_s": round(cpu, 2), **cost}
             out[f"{label}_phases"] = done.result["timings"]
@@ -295,8 +345,9 @@ async def _server_cost(sessions) -> dict:
     harness's Postgres runs on this machine; None when it does not). Load-independent, unlike wall time."""
     async with sessions() as session:
         lsn = (await session.execute(_sql("SELECT pg_current_wal_lsn()::text"))).scalar_one()
-        pids = (await session.execute(_sql(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"))).scalars().all()
+        pids = (
+            (await session.execute(_sql("SELECT pid FROM pg_stat_activity WHERE datname = current_database()"))).scalars().all()
+        )
     ticks: dict[int, int] | None = {}
     for pid in pids:
         try:
@@ -329,38 +380,48 @@ async def _reference(sessions, rounds: int, n: int) -> dict:
         for name, executor in executors.items():
             await _reset(sessions)
             async with sessions.begin() as session:
-                run = await executor.create(session, "rfm", scheme=None, currency="EUR",
-                                            as_of=datetime.fromtimestamp(AS_OF, UTC))
+                run = await executor.create(session, "rfm", scheme=None, currency="EUR", as_of=datetime.fromtimestamp(AS_OF, UTC))
             before = await _server_cost(sessions)
             started, cpu_started = time.perf_counter(), time.process_time()
             await executor.execute(run["run_id"])
             seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
             cost = _cost_since(before, await _server_cost(sessions))
             async with sessions() as session:
-                done = (await session.execute(_sql("SELECT status, error, result FROM segmentation.segmentation_run "
-                                                   "WHERE run_id = :id"), {"id": run["run_id"]})).one()
+                done = (
+                    await session.execute(
+                        _sql("SELECT status, error, result FROM segmentation.segmentation_run WHERE run_id = :id"),
+                        {"id": run["run_id"]},
+                    )
+                ).one()
                 events = (await session.execute(_sql("SELECT count(*) FROM segmentation.outbox"))).scalar_one()
             if done.status != "succeeded" or done.result["membership_changes"] != n or events != n + 1:
-                raise AssertionError(f"{name} first run: {done.status} {done.error}, "
-                                     f"{done.result and done.result['membership_changes']} changes, {events} events")
+                raise AssertionError(
+                    f"{name} first run: {done.status} {done.error}, "
+                    f"{done.result and done.result['membership_changes']} changes, {events} events"
+                )
             timings = done.result["timings"]
-            runs[name].append({"s": round(seconds, 2), "diff_s": timings["membership_diff_s"],
-                               "python_cpu_s": round(cpu, 2), **cost})
-            print(f"reference comparison: {name:<9} first RFM run {seconds:6.2f} s (diff "
-                  f"{timings['membership_diff_s']:.2f} s)  Python CPU {cpu:.2f} s, Postgres CPU "
-                  f"{cost['postgres_cpu_s']} s, WAL {cost['wal_mb']} MB", flush=True)
+            runs[name].append(
+                {"s": round(seconds, 2), "diff_s": timings["membership_diff_s"], "python_cpu_s": round(cpu, 2), **cost}
+            )
+            print(
+                f"reference comparison: {name:<9} first RFM run {seconds:6.2f} s (diff "
+                f"{timings['membership_diff_s']:.2f} s)  Python CPU {cpu:.2f} s, Postgres CPU "
+                f"{cost['postgres_cpu_s']} s, WAL {cost['wal_mb']} MB",
+                flush=True,
+            )
     await _reset(sessions)
     best = {name: min(r["s"] for r in v) for name, v in runs.items()}
     ratio = best["reference"] / best["service"]
-    print(f"reference comparison: best of {rounds}: reference {best['reference']:.2f} s, service "
-          f"{best['service']:.2f} s → {ratio:.2f}x")
+    print(
+        f"reference comparison: best of {rounds}: reference {best['reference']:.2f} s, service "
+        f"{best['service']:.2f} s → {ratio:.2f}x"
+    )
     return {"runs": runs, "reference_s": best["reference"], "service_s": best["service"], "ratio": round(ratio, 2)}
 
 
 async def _reset(sessions) -> None:
     async with sessions.begin() as session:
-        await session.execute(_sql("TRUNCATE segmentation.segment_membership, segmentation.outbox, "
-                                   "segmentation.run_result"))
+        await session.execute(_sql("TRUNCATE segmentation.segment_membership, segmentation.outbox, segmentation.run_result"))
         await session.execute(_sql("DELETE FROM segmentation.segmentation_run"))
     async with sessions() as session:
         await session.execute(_sql("CHECKPOINT"))

@@ -29,14 +29,38 @@ LAST_NAMES = ["Adler", "Berg", "Costa", "Dubois", "Eriksen", "Fischer", "Garcia"
 EMPLOYEES = {"rep-anna": "Anna (field sales)", "rep-ben": "Ben (field sales)"}
 # The acquisition programme: campaigns with their cost, and where their leads come from.
 CAMPAIGNS = {
-    "spring-sale": {"name": "Spring sale", "channel": "email", "currency": "EUR", "budget": "6000", "cost": "4500",
-                    "sources": ["newsletter", "web"]},
-    "webinar-q3": {"name": "Q3 product webinar", "channel": "web", "currency": "EUR", "budget": "2000", "cost": "1800",
-                   "sources": ["webinar"]},
-    "fair-2026": {"name": "Trade fair 2026", "channel": "event", "currency": "EUR", "budget": "9000", "cost": "8000",
-                  "sources": ["event", "referral"]},
-    "us-launch": {"name": "US marketplace launch", "channel": "social", "currency": "USD", "budget": "5000",
-                  "cost": "3500", "sources": ["social"]},
+    "spring-sale": {
+        "name": "Spring sale",
+        "channel": "email",
+        "currency": "EUR",
+        "budget": "6000",
+        "cost": "4500",
+        "sources": ["newsletter", "web"],
+    },
+    "webinar-q3": {
+        "name": "Q3 product webinar",
+        "channel": "web",
+        "currency": "EUR",
+        "budget": "2000",
+        "cost": "1800",
+        "sources": ["webinar"],
+    },
+    "fair-2026": {
+        "name": "Trade fair 2026",
+        "channel": "event",
+        "currency": "EUR",
+        "budget": "9000",
+        "cost": "8000",
+        "sources": ["event", "referral"],
+    },
+    "us-launch": {
+        "name": "US marketplace launch",
+        "channel": "social",
+        "currency": "USD",
+        "budget": "5000",
+        "cost": "3500",
+        "sources": ["social"],
+    },
 }
 PROPOSITIONS = ["express-shipping", "loyalty-club", "extended-warranty"]
 BATCH = 500
@@ -46,9 +70,11 @@ CATEGORIES = {"books": 0.55, "electronics": 0.80, "apparel": 0.45, "home": 0.60}
 COST_SETTINGS = {
     "cost_rates": [{"scope": "category", "key": k, "cost_rate": v} for k, v in CATEGORIES.items()]
     + [{"scope": "partner", "key": "marketplace-us", "cost_rate": 0.7}],
-    "touchpoint_costs": [{"kind": kind, "currency": currency, "cost": cost}
-                         for currency in ("EUR", "USD")
-                         for kind, cost in [("support", "6.00"), ("phone", "9.00"), ("email", "0.80"), ("return", "4.00")]],
+    "touchpoint_costs": [
+        {"kind": kind, "currency": currency, "cost": cost}
+        for currency in ("EUR", "USD")
+        for kind, cost in [("support", "6.00"), ("phone", "9.00"), ("email", "0.80"), ("return", "4.00")]
+    ],
 }
 
 
@@ -60,36 +86,69 @@ def generate_events(customers: int, seed: int = 7) -> list[dict]:
     events = []
 
     def event(partner: str, external_id: str, kind: str, when: datetime, data: dict, ids: random.Random = rng) -> None:
-        events.append({"specversion": "1.0", "id": str(uuid.UUID(int=ids.getrandbits(128))), "source": partner,
-                       "type": kind, "subject": external_id, "time": when.isoformat(),
-                       "data": {**data, "occurred_at": when.isoformat()}})
+        events.append(
+            {
+                "specversion": "1.0",
+                "id": str(uuid.UUID(int=ids.getrandbits(128))),
+                "source": partner,
+                "type": kind,
+                "subject": external_id,
+                "time": when.isoformat(),
+                "data": {**data, "occurred_at": when.isoformat()},
+            }
+        )
 
     for n in range(customers):
         partner = rng.choice(list(PARTNERS))
         currency, channels = PARTNERS[partner]
         external_id = f"C{n:07d}"
         first = now - timedelta(days=rng.uniform(1, 730))
-        event(partner, external_id, "customer.identified", first - timedelta(minutes=5), {
-            "identifiers": {"email": f"customer{n}@example.com"},
-            "attributes": {"plan": rng.choice(["basic", "plus", "premium"]), "region": rng.choice(["north", "south"]),
-                           "first_name": FIRST_NAMES[n % len(FIRST_NAMES)],
-                           "last_name": LAST_NAMES[n // len(FIRST_NAMES) % len(LAST_NAMES)]},
-            "consent": {"email_marketing": rng.random() < 0.6},
-        })
+        event(
+            partner,
+            external_id,
+            "customer.identified",
+            first - timedelta(minutes=5),
+            {
+                "identifiers": {"email": f"customer{n}@example.com"},
+                "attributes": {
+                    "plan": rng.choice(["basic", "plus", "premium"]),
+                    "region": rng.choice(["north", "south"]),
+                    "first_name": FIRST_NAMES[n % len(FIRST_NAMES)],
+                    "last_name": LAST_NAMES[n // len(FIRST_NAMES) % len(LAST_NAMES)],
+                },
+                "consent": {"email_marketing": rng.random() < 0.6},
+            },
+        )
         if rng.random() < 0.55:  # reached by a campaign first: a lead before any order
             key = "us-launch" if currency == "USD" else rng.choice(["spring-sale", "webinar-q3", "fair-2026"])
-            event(partner, external_id, "lead.captured", first - timedelta(days=rng.uniform(0.5, 20)), {
-                "campaign": key, "lead_source": rng.choice(CAMPAIGNS[key]["sources"]),
-                "qualified": rng.random() < 0.6})
+            event(
+                partner,
+                external_id,
+                "lead.captured",
+                first - timedelta(days=rng.uniform(0.5, 20)),
+                {"campaign": key, "lead_source": rng.choice(CAMPAIGNS[key]["sources"]), "qualified": rng.random() < 0.6},
+            )
         if rng.random() < 0.15:  # a prospect: a lead, no order yet
             continue
         if rng.random() < 0.25:  # an employee visits (touchpoint), identified by the customer's email; a third
             rep = rng.choice(list(EMPLOYEES))  # of the visits come first: the employee brought the customer in
-            visit = first - timedelta(days=rng.uniform(1, 10)) if rng.random() < 0.33 else \
-                min(first + timedelta(days=rng.uniform(1, 60)), now)
-            event(rep, f"{rep}-{n}", "interaction.logged", visit, {
-                "channel": "store", "direction": "outbound", "outcome": "visited",
-                "identifiers": {"email": f"customer{n}@example.com"}})
+            visit = (
+                first - timedelta(days=rng.uniform(1, 10))
+                if rng.random() < 0.33
+                else min(first + timedelta(days=rng.uniform(1, 60)), now)
+            )
+            event(
+                rep,
+                f"{rep}-{n}",
+                "interaction.logged",
+                visit,
+                {
+                    "channel": "store",
+                    "direction": "outbound",
+                    "outcome": "visited",
+                    "identifiers": {"email": f"customer{n}@example.com"},
+                },
+            )
         # The buy-till-you-die story the value models assume: purchases at a personal rate, and after each one
         # a personal chance of never coming back.
         mean_gap_days, p_drop = rng.gammavariate(1.5, 40), rng.betavariate(2, 6)
@@ -99,19 +158,48 @@ def generate_events(customers: int, seed: int = 7) -> list[dict]:
         for k in range(60):
             amount = rng.lognormvariate(3.6, 0.8)
             channel = rng.choice(channels)
-            event(partner, external_id, "order.completed", when, {
-                "order_id": f"{external_id}-{k}", "amount": f"{amount:.2f}", "currency": currency,
-                "channel": channel, **_order_costs(costs, amount, channel, bargain_hunter)})
+            event(
+                partner,
+                external_id,
+                "order.completed",
+                when,
+                {
+                    "order_id": f"{external_id}-{k}",
+                    "amount": f"{amount:.2f}",
+                    "currency": currency,
+                    "channel": channel,
+                    **_order_costs(costs, amount, channel, bargain_hunter),
+                },
+            )
             if needy and costs.random() < 0.7:
-                event(partner, external_id, "interaction.logged", min(when + timedelta(days=2), now), {
-                    "channel": costs.choice(["support", "phone"]), "direction": "inbound", "outcome": "resolved"}, ids=costs)
+                event(
+                    partner,
+                    external_id,
+                    "interaction.logged",
+                    min(when + timedelta(days=2), now),
+                    {"channel": costs.choice(["support", "phone"]), "direction": "inbound", "outcome": "resolved"},
+                    ids=costs,
+                )
             if rng.random() < 0.03:
-                event(partner, external_id, "order.refunded", min(when + timedelta(days=3), now), {
-                    "order_id": f"{external_id}-{k}", "amount": f"{amount / 2:.2f}", "currency": currency})
+                event(
+                    partner,
+                    external_id,
+                    "order.refunded",
+                    min(when + timedelta(days=3), now),
+                    {"order_id": f"{external_id}-{k}", "amount": f"{amount / 2:.2f}", "currency": currency},
+                )
             if rng.random() < 0.2:
-                event(partner, external_id, "interaction.logged", min(when + timedelta(days=1), now), {
-                    "channel": rng.choice(["support", "email", "phone"]), "direction": "inbound",
-                    "outcome": rng.choice(["resolved", "answered", "escalated"])})
+                event(
+                    partner,
+                    external_id,
+                    "interaction.logged",
+                    min(when + timedelta(days=1), now),
+                    {
+                        "channel": rng.choice(["support", "email", "phone"]),
+                        "direction": "inbound",
+                        "outcome": rng.choice(["resolved", "answered", "escalated"]),
+                    },
+                )
             when += timedelta(days=rng.expovariate(1 / mean_gap_days))
             if when > now or rng.random() < p_drop:
                 break
@@ -120,8 +208,12 @@ def generate_events(customers: int, seed: int = 7) -> list[dict]:
                 break
             nps = min(10, max(0, int(rng.gauss(7.5, 2))))
             when = min(first + timedelta(days=rng.uniform(7, 400)), now)
-            answer = {"nps": nps, "csat": min(5, max(1, round(nps / 2))),
-                      "perceived_value": round(rng.uniform(4, 9), 1), "expected_value": round(rng.uniform(6, 9), 1)}
+            answer = {
+                "nps": nps,
+                "csat": min(5, max(1, round(nps / 2))),
+                "perceived_value": round(rng.uniform(4, 9), 1),
+                "expected_value": round(rng.uniform(6, 9), 1),
+            }
             if rng.random() < 0.4:
                 answer["proposition_id"] = rng.choice(PROPOSITIONS)
             source, subject = partner, external_id
@@ -138,8 +230,12 @@ def _order_costs(costs: random.Random, amount: float, channel: str, bargain_hunt
     """One line (category, price before the discount, a unit cost for most orders), shipping, discount."""
     discount = amount * costs.uniform(0.1, 0.25) if costs.random() < (0.7 if bargain_hunter else 0.1) else 0.0
     category = costs.choice(list(CATEGORIES))
-    line = {"sku": f"{category}-{costs.randrange(100)}", "quantity": 1, "unit_price": f"{amount + discount:.2f}",
-            "category": category}
+    line = {
+        "sku": f"{category}-{costs.randrange(100)}",
+        "quantity": 1,
+        "unit_price": f"{amount + discount:.2f}",
+        "category": category,
+    }
     if costs.random() < 0.7:  # the rest are costed by the category's default rate
         line["unit_cost"] = f"{(amount + discount) * CATEGORIES[category] * costs.uniform(0.8, 1.2):.2f}"
     out = {"line_items": [line]}
@@ -175,7 +271,9 @@ async def register_campaigns(session: aiohttp.ClientSession, gateway_url: str) -
     today = datetime.now(UTC).date()
     for key, c in CAMPAIGNS.items():
         body = {k: v for k, v in c.items() if k != "sources"} | {
-            "starts_on": (today - timedelta(days=730)).isoformat(), "ends_on": today.isoformat()}
+            "starts_on": (today - timedelta(days=730)).isoformat(),
+            "ends_on": today.isoformat(),
+        }
         async with session.post(f"{gateway_url}/v1/campaigns", json={"key": key, **body}) as resp:
             if resp.status == 409:  # registered by an earlier run
                 continue
@@ -200,20 +298,37 @@ async def register_partners(session: aiohttp.ClientSession, gateway_url: str) ->
 async def analyse(session: aiohttp.ClientSession, gateway_url: str) -> None:
     """Fit and score the value models per currency, then run RFM, clustering and tiers on the loaded data."""
     for currency in sorted({c for c, _ in PARTNERS.values()}):
-        fit = await _job(session, f"{gateway_url}/v1/value/models/fits", {"currency": currency, "holdout_days": 90},
-                         "id", f"{gateway_url}/v1/value/models/fits/{{}}", f"value model fit ({currency})")
+        fit = await _job(
+            session,
+            f"{gateway_url}/v1/value/models/fits",
+            {"currency": currency, "holdout_days": 90},
+            "id",
+            f"{gateway_url}/v1/value/models/fits/{{}}",
+            f"value model fit ({currency})",
+        )
         if fit.get("status") == "succeeded":
-            await _job(session, f"{gateway_url}/v1/value/scorings", {"currency": currency}, "id",
-                       f"{gateway_url}/v1/value/scorings/{{}}", f"value scoring ({currency})")
+            await _job(
+                session,
+                f"{gateway_url}/v1/value/scorings",
+                {"currency": currency},
+                "id",
+                f"{gateway_url}/v1/value/scorings/{{}}",
+                f"value scoring ({currency})",
+            )
     # Value events reach segmentation asynchronously; a moment lets tiers by CLV see most of them.
     await asyncio.sleep(1)
     for kind in ["rfm", "clustering", "tiers"]:
-        await _job(session, f"{gateway_url}/v1/segmentation/runs", {"kind": kind}, "run_id",
-                   f"{gateway_url}/v1/segmentation/runs/{{}}", f"segmentation {kind} run")
+        await _job(
+            session,
+            f"{gateway_url}/v1/segmentation/runs",
+            {"kind": kind},
+            "run_id",
+            f"{gateway_url}/v1/segmentation/runs/{{}}",
+            f"segmentation {kind} run",
+        )
 
 
-async def _job(session: aiohttp.ClientSession, start_url: str, body: dict, id_field: str, poll_url: str,
-               label: str) -> dict:
+async def _job(session: aiohttp.ClientSession, start_url: str, body: dict, id_field: str, poll_url: str, label: str) -> dict:
     """Start a long job (202), wait for it to end, and say how it ended; a failed job is reported, not fatal."""
     async with session.post(start_url, json=body) as resp:
         job = await resp.json()

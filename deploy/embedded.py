@@ -78,18 +78,30 @@ async def run(url: str, host: str, gateway_port: int, demo_customers: int) -> No
         private_key, public_key = generate_keypair()
     servers = []
     for port, settings_cls, create_app in SERVICES.values():
-        settings = settings_cls(database_url=url, transport="inprocess", db_pool_size=5,
-                                internal_token_public_key=public_key)
+        settings = settings_cls(database_url=url, transport="inprocess", db_pool_size=5, internal_token_public_key=public_key)
         app = create_app(settings, transport)
         servers.append(_Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)))
     # The gateway needs a credential on every data route: use GATEWAY_BOOTSTRAP_ADMIN_KEY, or mint one per run.
     admin_key = os.environ.get("GATEWAY_BOOTSTRAP_ADMIN_KEY") or generate_key()
-    gw_settings = GatewaySettings(**{f"{n}_url": f"http://127.0.0.1:{p}" for n, (p, _, _) in SERVICES.items()},
-                                  database_url=url, transport="inprocess", bootstrap_admin_key=admin_key,
-                                  internal_token_private_key=private_key)
-    servers.append(_Server(uvicorn.Config(gateway.app.create_app(gw_settings, transport), host=host,
-                                          port=gateway_port, log_config=None, access_log=False,
-                                          http=gw_settings.http_protocol())))
+    gw_settings = GatewaySettings(
+        **{f"{n}_url": f"http://127.0.0.1:{p}" for n, (p, _, _) in SERVICES.items()},
+        database_url=url,
+        transport="inprocess",
+        bootstrap_admin_key=admin_key,
+        internal_token_private_key=private_key,
+    )
+    servers.append(
+        _Server(
+            uvicorn.Config(
+                gateway.app.create_app(gw_settings, transport),
+                host=host,
+                port=gateway_port,
+                log_config=None,
+                access_log=False,
+                http=gw_settings.http_protocol(),
+            )
+        )
+    )
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -100,8 +112,13 @@ async def run(url: str, host: str, gateway_port: int, demo_customers: int) -> No
             await asyncio.gather(*tasks)
             raise SystemExit("a server failed to start; see the log above")
         await asyncio.sleep(0.05)
-    log.info("ready in %.1fs: gateway on http://%s:%d (API docs at /docs); %s", time.monotonic() - started, host,
-             gateway_port, ", ".join(f"{name} on :{port}" for name, (port, _, _) in SERVICES.items()))
+    log.info(
+        "ready in %.1fs: gateway on http://%s:%d (API docs at /docs); %s",
+        time.monotonic() - started,
+        host,
+        gateway_port,
+        ", ".join(f"{name} on :{port}" for name, (port, _, _) in SERVICES.items()),
+    )
     if not os.environ.get("GATEWAY_BOOTSTRAP_ADMIN_KEY"):
         # Printed, not logged: it is this run's admin key (set GATEWAY_BOOTSTRAP_ADMIN_KEY to choose one).
         print(f"admin API key for this run (send it as X-API-Key): {admin_key}", file=sys.stderr, flush=True)
@@ -116,8 +133,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m deploy.embedded", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000, help="the gateway's port (services use 8001-8004)")
-    parser.add_argument("--demo-customers", type=int, default=0, metavar="N",
-                        help="generate N synthetic customers with purchases through the ingestion API")
+    parser.add_argument(
+        "--demo-customers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="generate N synthetic customers with purchases through the ingestion API",
+    )
     args = parser.parse_args()
     configure_logging("embedded", os.environ.get("LOG_LEVEL", "INFO"), json=False)
     # Five uvicorn servers share this process and would each print the same start-up lines ("Started server
@@ -125,8 +147,7 @@ def main() -> None:
     logging.getLogger("uvicorn.error").setLevel(max(logging.WARNING, logging.getLogger().level))
     pg = embedded_postgres()
     try:
-        asyncio.run(run(pg.async_url("crm") if pg else os.environ["DATABASE_URL"], args.host, args.port,
-                        args.demo_customers))
+        asyncio.run(run(pg.async_url("crm") if pg else os.environ["DATABASE_URL"], args.host, args.port, args.demo_customers))
     finally:
         if pg is not None:
             pg.stop()  # the data stays; the next run starts it again in about a second

@@ -40,11 +40,13 @@ def merged_document(*, bearer: bool = False) -> dict:
     transport = InProcessTransport()
     # A throwaway key pair: the apps refuse to be built without one, and nothing is ever signed here.
     private_key, public_key = generate_keypair()
-    docs = {name: create_app(settings_cls(transport="inprocess", internal_token_public_key=public_key),
-                             transport).openapi()
-            for name, (settings_cls, create_app) in SERVICES.items()}
-    gateway_doc = gateway.app.create_app(GatewaySettings(transport="inprocess", internal_token_private_key=private_key),
-                                         transport).openapi()
+    docs = {
+        name: create_app(settings_cls(transport="inprocess", internal_token_public_key=public_key), transport).openapi()
+        for name, (settings_cls, create_app) in SERVICES.items()
+    }
+    gateway_doc = gateway.app.create_app(
+        GatewaySettings(transport="inprocess", internal_token_private_key=private_key), transport
+    ).openapi()
     # Round-trip through JSON: the services' documents reach a running gateway as JSON too.
     return merge(gateway_doc, json.loads(json.dumps(docs)), bearer=bearer)
 

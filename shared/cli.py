@@ -14,8 +14,15 @@ from shared.migrations import downgrade, upgrade
 from shared.settings import ServiceSettings
 
 
-def service_main(name: str, *, settings_cls: type[ServiceSettings], schema: str, migrations_dir: Path,
-                 app_factory: str, reconcile: str | None = None) -> None:
+def service_main(
+    name: str,
+    *,
+    settings_cls: type[ServiceSettings],
+    schema: str,
+    migrations_dir: Path,
+    app_factory: str,
+    reconcile: str | None = None,
+) -> None:
     """`reconcile`: "module:function", an async function (settings, repair) → the drifts it found."""
     parser = argparse.ArgumentParser(prog=f"python -m {name}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -26,8 +33,11 @@ def service_main(name: str, *, settings_cls: type[ServiceSettings], schema: str,
     migrate.add_argument("--revision", default="head")
     migrate.add_argument("--downgrade", action="store_true", help="downgrade to --revision instead")
     if reconcile:
-        rec = sub.add_parser("reconcile", help="compare this service's copies of other services' facts with the "
-                                               "owners' published state (exit 1 on drift); --repair applies it")
+        rec = sub.add_parser(
+            "reconcile",
+            help="compare this service's copies of other services' facts with the "
+            "owners' published state (exit 1 on drift); --repair applies it",
+        )
         rec.add_argument("--repair", action="store_true", help="apply the owners' state, with its version")
     args = parser.parse_args()
 
@@ -44,5 +54,6 @@ def service_main(name: str, *, settings_cls: type[ServiceSettings], schema: str,
         drifts = asyncio.run(getattr(importlib.import_module(module), function)(settings, args.repair))
         sys.exit(1 if drifts and not args.repair else 0)
     # Graceful shutdown: uvicorn stops accepting, the lifespan stops consumers after their current batch.
-    uvicorn.run(app_factory, factory=True, host=args.host, port=args.port, log_config=None,
-                timeout_graceful_shutdown=30, access_log=False)
+    uvicorn.run(
+        app_factory, factory=True, host=args.host, port=args.port, log_config=None, timeout_graceful_shutdown=30, access_log=False
+    )

@@ -26,8 +26,9 @@ def make_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     # pool_pre_ping: after a Postgres restart the first request gets a fresh connection instead of an error.
     # hide_parameters: a failed statement's error (and so every log line of it) names the statement, never
     # its values — they include API key hashes, webhook secrets and personal data.
-    engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
-                                 pool_recycle=1800, hide_parameters=True)
+    engine = create_async_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800, hide_parameters=True
+    )
     event.listen(engine.sync_engine, "handle_error", _drop_row_values)
     return engine
 

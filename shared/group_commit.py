@@ -41,8 +41,15 @@ class _Waiting(Generic[T, R]):
 
 
 class GroupCommit(Generic[T, R]):
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession], apply: Apply, *, max_wait_s: float = 0.002,
-                 max_size: int = 1000, name: str = "group-commit") -> None:
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        apply: Apply,
+        *,
+        max_wait_s: float = 0.002,
+        max_size: int = 1000,
+        name: str = "group-commit",
+    ) -> None:
         self._session_factory = session_factory
         self._apply = apply
         self.max_wait_s = max_wait_s

@@ -93,8 +93,13 @@ async def reject_unstorable_input(request: Request) -> None:
             doc = None
         if found := find_unstorable(doc):
             loc, problem = found
-            errors.append({"loc": ("body", *(printable(p) if isinstance(p, str) else p for p in loc)),
-                           "msg": problem, "type": "value_error"})
+            errors.append(
+                {
+                    "loc": ("body", *(printable(p) if isinstance(p, str) else p for p in loc)),
+                    "msg": problem,
+                    "type": "value_error",
+                }
+            )
     if errors:
         raise RequestValidationError(errors)
 
@@ -118,8 +123,12 @@ def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
     async def live() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/health/ready", summary="Readiness: the database and the event transport answer",
-                response_model=Readiness, responses=problem_responses(NotReady))
+    @router.get(
+        "/health/ready",
+        summary="Readiness: the database and the event transport answer",
+        response_model=Readiness,
+        responses=problem_responses(NotReady),
+    )
     async def ready() -> Response:
         results: dict[str, str] = {}
         for name, check in checks.items():
@@ -130,8 +139,7 @@ def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
                 results[name] = f"unavailable: {type(exc).__name__}: {exc}"[:300]
         failing = [n for n, r in results.items() if r != "ok"]
         if failing:
-            return problem_response(503, NotReady.title, f"unavailable: {', '.join(failing)}", slug=NotReady.slug,
-                                    checks=results)
+            return problem_response(503, NotReady.title, f"unavailable: {', '.join(failing)}", slug=NotReady.slug, checks=results)
         return JSONResponse({"status": "ok", "checks": results})
 
     @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
@@ -146,4 +154,3 @@ def install_http_plumbing(app: FastAPI, service: str) -> None:
     app.router.dependencies.append(Depends(reject_unstorable_input))
     app.add_middleware(MetricsMiddleware, service=service)
     app.add_middleware(CorrelationMiddleware)
-

@@ -67,6 +67,7 @@ class Caller:
 
 # --- keys -------------------------------------------------------------------------------------------------
 
+
 def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
@@ -79,8 +80,7 @@ def _unb64(text: str) -> bytes:
 def generate_keypair() -> tuple[str, str]:
     """(private, public) as base64url raw keys, the form the settings take."""
     private = Ed25519PrivateKey.generate()
-    raw_private = private.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
-                                        serialization.NoEncryption())
+    raw_private = private.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
     return _b64(raw_private), _b64(_raw_public(private.public_key()))
 
 
@@ -91,8 +91,10 @@ def _raw_public(key: Ed25519PublicKey) -> bytes:
 def load_private_key(text: str) -> Ed25519PrivateKey:
     text = text.strip()
     if not text:
-        raise InternalAuthConfigError("no private key for internal tokens: set INTERNAL_TOKEN_PRIVATE_KEY "
-                                      "(`python -m shared.internal_auth keygen` prints a pair)")
+        raise InternalAuthConfigError(
+            "no private key for internal tokens: set INTERNAL_TOKEN_PRIVATE_KEY "
+            "(`python -m shared.internal_auth keygen` prints a pair)"
+        )
     try:
         if text.startswith("-----BEGIN"):
             key = serialization.load_pem_private_key(text.encode(), password=None)
@@ -122,8 +124,10 @@ def load_public_keys(text: str) -> dict[str, Ed25519PublicKey]:
             raise InternalAuthConfigError("INTERNAL_TOKEN_PUBLIC_KEY must hold Ed25519 keys")
         keys[key_id(key)] = key
     if not keys:
-        raise InternalAuthConfigError("no public key for internal tokens: set INTERNAL_TOKEN_PUBLIC_KEY "
-                                      "(`python -m shared.internal_auth keygen` prints a pair)")
+        raise InternalAuthConfigError(
+            "no public key for internal tokens: set INTERNAL_TOKEN_PUBLIC_KEY "
+            "(`python -m shared.internal_auth keygen` prints a pair)"
+        )
     return keys
 
 
@@ -133,11 +137,11 @@ def key_id(key: Ed25519PublicKey) -> str:
 
 # --- the gateway's side -----------------------------------------------------------------------------------
 
+
 class TokenSigner:
     """Mints the token for one (service, caller); the same token is reused for the first half of its life."""
 
-    def __init__(self, private_key: str, *, ttl_s: float = DEFAULT_TTL_S, clock: Callable[[], float] = time.time
-                 ) -> None:
+    def __init__(self, private_key: str, *, ttl_s: float = DEFAULT_TTL_S, clock: Callable[[], float] = time.time) -> None:
         self._key = load_private_key(private_key)
         self._kid = key_id(self._key.public_key())
         self._ttl_s = ttl_s
@@ -149,8 +153,14 @@ class TokenSigner:
         cached = self._cache.get((audience, caller))
         if cached is not None and now < cached[1]:
             return cached[0]
-        claims: dict[str, Any] = {"iss": ISSUER, "aud": audience, "sub": caller.subject, "role": caller.role,
-                                  "iat": int(now), "exp": int(now + self._ttl_s)}
+        claims: dict[str, Any] = {
+            "iss": ISSUER,
+            "aud": audience,
+            "sub": caller.subject,
+            "role": caller.role,
+            "iat": int(now),
+            "exp": int(now + self._ttl_s),
+        }
         if caller.partner_id is not None:
             claims["partner_id"] = caller.partner_id
         token = jwt.encode(claims, self._key, algorithm=ALGORITHM, headers={"kid": self._kid})
@@ -162,6 +172,7 @@ class TokenSigner:
 
 
 # --- the services' side -----------------------------------------------------------------------------------
+
 
 class TokenVerifier:
     def __init__(self, public_keys: str, audience: str, *, clock: Callable[[], float] = time.time) -> None:
@@ -185,9 +196,14 @@ class TokenVerifier:
             if key is None:
                 raise InvalidInternalToken("the internal token is signed with an unknown key")
             # Times are checked below, against this verifier's clock (the one its cache uses too).
-            claims = jwt.decode(token, key, algorithms=[ALGORITHM], audience=self._audience, issuer=ISSUER,
-                                options={"require": ["exp", "iat", "iss", "aud", "sub"], "verify_exp": False,
-                                         "verify_iat": False})
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=self._audience,
+                issuer=ISSUER,
+                options={"require": ["exp", "iat", "iss", "aud", "sub"], "verify_exp": False, "verify_iat": False},
+            )
         except jwt.InvalidAudienceError:
             raise InvalidInternalToken(f"the internal token is not for {self._audience}") from None
         except jwt.PyJWTError as exc:
@@ -228,8 +244,9 @@ class InternalAuthMiddleware:
                 return await self.app(scope, receive, send)
             except InvalidInternalToken as exc:
                 detail = str(exc)
-        return await problem_response(401, "Unauthorized", detail, slug="unauthorized",
-                                      instance=scope["path"])(scope, receive, send)
+        return await problem_response(401, "Unauthorized", detail, slug="unauthorized", instance=scope["path"])(
+            scope, receive, send
+        )
 
 
 def current_caller(request: Request) -> Caller:

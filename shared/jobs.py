@@ -56,22 +56,40 @@ class JobInProgress(DomainError):
 
 
 def in_progress(kind: str, target: str, job_id: uuid.UUID | str, status: str) -> JobInProgress:
-    return JobInProgress(f"{kind} {job_id} for {target} is {status}: wait for it (or poll it) before starting another",
-                         running_job_id=str(job_id), running_job_status=status)
+    return JobInProgress(
+        f"{kind} {job_id} for {target} is {status}: wait for it (or poll it) before starting another",
+        running_job_id=str(job_id),
+        running_job_status=status,
+    )
 
 
-async def claim(session: AsyncSession, table: sa.Table, job_id: uuid.UUID, lease_s: float | None = None,
-                owner: str = REPLICA, id_column: str = "id") -> bool:
+async def claim(
+    session: AsyncSession,
+    table: sa.Table,
+    job_id: uuid.UUID,
+    lease_s: float | None = None,
+    owner: str = REPLICA,
+    id_column: str = "id",
+) -> bool:
     """Queued (or running with an expired lease) → running for `owner`; False if another replica holds it."""
     key = table.c[id_column]
-    stmt = (sa.update(table)
-            .where(key == job_id,
-                   sa.or_(table.c.status == "queued",
-                          sa.and_(table.c.status == "running",
-                                  sa.or_(table.c.lease_until.is_(None), table.c.lease_until < sa.func.now()))))
-            .values(status="running", claimed_by=owner, updated_at=sa.func.now(),
-                    lease_until=sa.func.now() + sa.text(f"interval '{_lease(lease_s)} seconds'"))
-            .returning(key))
+    stmt = (
+        sa.update(table)
+        .where(
+            key == job_id,
+            sa.or_(
+                table.c.status == "queued",
+                sa.and_(table.c.status == "running", sa.or_(table.c.lease_until.is_(None), table.c.lease_until < sa.func.now())),
+            ),
+        )
+        .values(
+            status="running",
+            claimed_by=owner,
+            updated_at=sa.func.now(),
+            lease_until=sa.func.now() + sa.text(f"interval '{_lease(lease_s)} seconds'"),
+        )
+        .returning(key)
+    )
     return (await session.execute(stmt)).first() is not None
 
 
@@ -80,19 +98,35 @@ def owned_by(table: sa.Table, owner: str = REPLICA) -> sa.ColumnElement[bool]:
     return table.c.claimed_by == owner
 
 
-async def renew(session_factory: async_sessionmaker[AsyncSession], table: sa.Table, job_id: uuid.UUID,
-                lease_s: float | None = None, owner: str = REPLICA, id_column: str = "id") -> bool:
+async def renew(
+    session_factory: async_sessionmaker[AsyncSession],
+    table: sa.Table,
+    job_id: uuid.UUID,
+    lease_s: float | None = None,
+    owner: str = REPLICA,
+    id_column: str = "id",
+) -> bool:
     async with session_factory() as session, session.begin():
-        row = (await session.execute(
-            sa.update(table).where(table.c[id_column] == job_id, table.c.status == "running", owned_by(table, owner))
-            .values(lease_until=sa.func.now() + sa.text(f"interval '{_lease(lease_s)} seconds'"))
-            .returning(table.c[id_column]))).first()
+        row = (
+            await session.execute(
+                sa.update(table)
+                .where(table.c[id_column] == job_id, table.c.status == "running", owned_by(table, owner))
+                .values(lease_until=sa.func.now() + sa.text(f"interval '{_lease(lease_s)} seconds'"))
+                .returning(table.c[id_column])
+            )
+        ).first()
     return row is not None
 
 
 @contextlib.asynccontextmanager
-async def hold(session_factory: async_sessionmaker[AsyncSession], table: sa.Table, job_id: uuid.UUID,
-               lease_s: float | None = None, owner: str = REPLICA, id_column: str = "id") -> AsyncIterator[None]:
+async def hold(
+    session_factory: async_sessionmaker[AsyncSession],
+    table: sa.Table,
+    job_id: uuid.UUID,
+    lease_s: float | None = None,
+    owner: str = REPLICA,
+    id_column: str = "id",
+) -> AsyncIterator[None]:
     """Renews the lease every third of it while the body runs (a database outage just skips a renewal)."""
 
     async def beat() -> None:
@@ -110,35 +144,52 @@ async def hold(session_factory: async_sessionmaker[AsyncSession], table: sa.Tabl
             await task
 
 
-async def expired(session: AsyncSession, table: sa.Table, queued_for_s: float | None = None,
-                  id_column: str = "id") -> list[tuple[uuid.UUID, str]]:
+async def expired(
+    session: AsyncSession, table: sa.Table, queued_for_s: float | None = None, id_column: str = "id"
+) -> list[tuple[uuid.UUID, str]]:
     """Jobs to recover: running with a lapsed lease (their replica died), or queued for longer than
     `queued_for_s` without anyone launching them (their replica died between commit and launch)."""
     key = table.c[id_column]
     stale_queue = sa.func.now() - sa.text(f"interval '{_lease(queued_for_s)} seconds'")
-    rows = await session.execute(sa.select(key, table.c.status).where(sa.or_(
-        sa.and_(table.c.status == "running", sa.or_(table.c.lease_until.is_(None),
-                                                     table.c.lease_until < sa.func.now())),
-        sa.and_(table.c.status == "queued", table.c.created_at < stale_queue))).order_by(table.c.created_at))
+    rows = await session.execute(
+        sa.select(key, table.c.status)
+        .where(
+            sa.or_(
+                sa.and_(table.c.status == "running", sa.or_(table.c.lease_until.is_(None), table.c.lease_until < sa.func.now())),
+                sa.and_(table.c.status == "queued", table.c.created_at < stale_queue),
+            )
+        )
+        .order_by(table.c.created_at)
+    )
     return [(r[0], r[1]) for r in rows]
 
 
-async def fail_interrupted(session: AsyncSession, table: sa.Table, job_id: uuid.UUID, id_column: str = "id",
-                           reason: str = INTERRUPTED) -> bool:
+async def fail_interrupted(
+    session: AsyncSession, table: sa.Table, job_id: uuid.UUID, id_column: str = "id", reason: str = INTERRUPTED
+) -> bool:
     """The restart policy for jobs that cannot run twice: failed with the reason, if still unclaimed or lapsed."""
-    stmt = (sa.update(table).where(
-        table.c[id_column] == job_id,
-        sa.or_(table.c.status == "queued",
-               sa.and_(table.c.status == "running",
-                       sa.or_(table.c.lease_until.is_(None), table.c.lease_until < sa.func.now()))))
+    stmt = (
+        sa.update(table)
+        .where(
+            table.c[id_column] == job_id,
+            sa.or_(
+                table.c.status == "queued",
+                sa.and_(table.c.status == "running", sa.or_(table.c.lease_until.is_(None), table.c.lease_until < sa.func.now())),
+            ),
+        )
         .values(status="failed", error=reason, finished_at=sa.func.now(), updated_at=sa.func.now(), lease_until=None)
-        .returning(table.c[id_column]))
+        .returning(table.c[id_column])
+    )
     return (await session.execute(stmt)).first() is not None
 
 
-async def wait_finished(session_factory: async_sessionmaker[AsyncSession], table: sa.Table,
-                        job_ids: Sequence[uuid.UUID] | None = None, timeout_s: float = 120.0,
-                        id_column: str = "id") -> None:
+async def wait_finished(
+    session_factory: async_sessionmaker[AsyncSession],
+    table: sa.Table,
+    job_ids: Sequence[uuid.UUID] | None = None,
+    timeout_s: float = 120.0,
+    id_column: str = "id",
+) -> None:
     """Until the given jobs (default: all) are neither queued nor running; TimeoutError names those that are."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
@@ -158,19 +209,25 @@ async def wait_finished(session_factory: async_sessionmaker[AsyncSession], table
 def unfinished_index(table: str, columns: Sequence[str], schema: str) -> sa.TextClause:
     """DDL of the partial unique index allowing one unfinished job per target (used by migrations)."""
     cols = ", ".join(columns)
-    return sa.text(f"CREATE UNIQUE INDEX uq_{table}_one_unfinished ON {schema}.{table} ({cols}) "
-                   "WHERE status IN ('queued', 'running')")
+    return sa.text(
+        f"CREATE UNIQUE INDEX uq_{table}_one_unfinished ON {schema}.{table} ({cols}) WHERE status IN ('queued', 'running')"
+    )
 
 
 async def claim_tick(session: AsyncSession, table: str, name: str, interval_s: float) -> bool:
     """A scheduled job's turn, once per interval across replicas: True for the one replica whose transaction moves
     `name`'s last start forward (the others wait on its row lock, then find it fresh). `table` is the service's
     `(name text primary key, last_started_at timestamptz)` table; the turn commits with the caller's work."""
-    row = (await session.execute(sa.text(f"""
+    row = (
+        await session.execute(
+            sa.text(f"""
         INSERT INTO {table} AS t (name, last_started_at) VALUES (:name, now())
         ON CONFLICT (name) DO UPDATE SET last_started_at = now()
         WHERE t.last_started_at < now() - make_interval(secs => :gap)
-        RETURNING name"""), {"name": name, "gap": interval_s * 0.9})).first()
+        RETURNING name"""),
+            {"name": name, "gap": interval_s * 0.9},
+        )
+    ).first()
     return row is not None
 
 

@@ -45,8 +45,9 @@ def configure_logging(service: str, level: str = "INFO", json: bool = True) -> N
             )
         )
     else:
-        handler.setFormatter(logging.Formatter(
-            "%(asctime)s %(levelname)s [%(service)s %(correlation_id)s] %(name)s: %(message)s"))
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s [%(service)s %(correlation_id)s] %(name)s: %(message)s")
+        )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -44,7 +44,7 @@ def decode(cursor: str | None, *types: type) -> tuple | None:
 def _parse(kind: type, value: Any) -> Any:
     if kind is int:
         # Bounded so it fits a bigint; bool is an int in Python but never a key here.
-        if not isinstance(value, int) or isinstance(value, bool) or not -2**62 < value < 2**62:
+        if not isinstance(value, int) or isinstance(value, bool) or not -(2**62) < value < 2**62:
             raise ValueError("not a key integer")
         return value
     if not isinstance(value, str) or len(value) > 200 or "\x00" in value:

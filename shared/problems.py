@@ -58,9 +58,16 @@ class NotFound(DomainError):
     status, slug, title = 404, "not-found", "Resource not found"
 
 
-
-def problem_response(status: int, title: str, detail: str | None = None, *, slug: str | None = None,
-                     instance: str | None = None, headers: dict[str, str] | None = None, **extensions: Any) -> JSONResponse:
+def problem_response(
+    status: int,
+    title: str,
+    detail: str | None = None,
+    *,
+    slug: str | None = None,
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> JSONResponse:
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + slug if slug else "about:blank",
         "title": title,
@@ -110,8 +117,7 @@ def problem_type(error: type[DomainError]) -> str:
     return PROBLEM_TYPE_BASE + error.slug if error.slug else "about:blank"
 
 
-def problem_responses(*errors: type[DomainError], descriptions: dict[int, str] | None = None
-                      ) -> dict[int | str, dict[str, Any]]:
+def problem_responses(*errors: type[DomainError], descriptions: dict[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
     """`responses=` for an endpoint: the problem documents it can return, per status, each listing its `type`s.
 
     A status's schema is `Problem` narrowed to the listed types, plus the members the errors add (e.g. the
@@ -138,8 +144,11 @@ def problem_response_doc(errors: list[type[DomainError]], description: str | Non
             required += schema.get("required", [])
     return {
         "description": description or "; ".join(dict.fromkeys(e.title for e in errors)),
-        "content": {PROBLEM_JSON: {"schema": {"allOf": [
-            {"$ref": PROBLEM_REF}, {"type": "object", "properties": properties, "required": required}]}}},
+        "content": {
+            PROBLEM_JSON: {
+                "schema": {"allOf": [{"$ref": PROBLEM_REF}, {"type": "object", "properties": properties, "required": required}]}
+            }
+        },
         _COMPONENTS_KEY: components,
     }
 
@@ -182,11 +191,13 @@ def document_problems(document: dict[str, Any]) -> dict[str, Any]:
             if responses.get("422", {}).get("content", {}).get("application/json") is not None:
                 del responses["422"]  # FastAPI's HTTPValidationError: replaced by the problem below
             if op.get("parameters") or op.get("requestBody"):
-                responses["422"] = merge_problem_response(responses.get("422"),
-                                                          problem_response_doc([RequestInvalid, ValueNotStorable]))
+                responses["422"] = merge_problem_response(
+                    responses.get("422"), problem_response_doc([RequestInvalid, ValueNotStorable])
+                )
             if op.get("requestBody"):
-                responses["400"] = merge_problem_response(responses.get("400"), problem_response_doc(
-                    [BodyNotParsed], "The body is not valid JSON"))
+                responses["400"] = merge_problem_response(
+                    responses.get("400"), problem_response_doc([BodyNotParsed], "The body is not valid JSON")
+                )
             for status, response in responses.items():
                 if str(status)[0] in "45":
                     content = response.setdefault("content", {})
@@ -223,12 +234,19 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         # The location can hold a key the client sent: a lone surrogate in it would fail the response's encoding.
-        errors = [{"loc": [printable(p) if isinstance(p, str) else p for p in e.get("loc", ())],
-                   "msg": printable(str(e.get("msg"))), "type": e.get("type")} for e in exc.errors()]
+        errors = [
+            {
+                "loc": [printable(p) if isinstance(p, str) else p for p in e.get("loc", ())],
+                "msg": printable(str(e.get("msg"))),
+                "type": e.get("type"),
+            }
+            for e in exc.errors()
+        ]
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         detail = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
-        return problem_response(422, "Request validation failed", detail, slug="validation", instance=request.url.path,
-                                errors=errors)
+        return problem_response(
+            422, "Request validation failed", detail, slug="validation", instance=request.url.path, errors=errors
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -242,17 +260,27 @@ def install_problem_handlers(app: FastAPI) -> None:
         # one that slips through is still the client's value Postgres cannot take, not an internal error.
         if not _is_input_error(exc):
             return await _unexpected(request, exc)
-        log.warning("a request value reached the database and was refused on %s %s: %s", request.method,
-                    request.url.path, exc.orig)
-        return problem_response(422, "Value cannot be stored", f"a value in the request cannot be stored: "
-                                f"{printable(str(exc.orig).split(chr(10))[0])[:300]}", slug="unstorable-value",
-                                instance=request.url.path)
+        log.warning(
+            "a request value reached the database and was refused on %s %s: %s", request.method, request.url.path, exc.orig
+        )
+        return problem_response(
+            422,
+            "Value cannot be stored",
+            f"a value in the request cannot be stored: {printable(str(exc.orig).split(chr(10))[0])[:300]}",
+            slug="unstorable-value",
+            instance=request.url.path,
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(500, "Internal server error", "an unexpected error occurred; see the service log",
-                                slug="internal", instance=request.url.path)
+        return problem_response(
+            500,
+            "Internal server error",
+            "an unexpected error occurred; see the service log",
+            slug="internal",
+            instance=request.url.path,
+        )
 
 
 def _is_input_error(exc: DBAPIError) -> bool:

@@ -119,13 +119,14 @@ class CopyCheck:
 class Drift:
     fact: str
     customer_id: uuid.UUID
-    copy: Any    # None: the copy has nothing for the customer
-    owner: Any   # None: the owner has nothing for the customer
+    copy: Any  # None: the copy has nothing for the customer
+    owner: Any  # None: the owner has nothing for the customer
     owner_state: dict | None = None
 
     def line(self) -> str:
-        return orjson.dumps({"fact": self.fact, "customer_id": str(self.customer_id), "copy": self.copy,
-                             "owner": self.owner}, default=str).decode()
+        return orjson.dumps(
+            {"fact": self.fact, "customer_id": str(self.customer_id), "copy": self.copy, "owner": self.owner}, default=str
+        ).decode()
 
 
 def newest_per_customer(items: list[dict]) -> dict[uuid.UUID, dict]:
@@ -170,19 +171,21 @@ async def find_drift(sessions: async_sessionmaker[AsyncSession], check: CopyChec
                 candidates += sorted(await check.load_copy(session, None, after, None))
         drifts = []
         for start in range(0, len(candidates), CONFIRM):
-            ids = candidates[start:start + CONFIRM]
+            ids = candidates[start : start + CONFIRM]
             async with sessions() as session:  # the copy first, then the owner (see the module doc)
                 copy = await check.load_copy(session, ids, None, None)
             page = await client.get(check.owner_path, [*check.owner_params, *(("customer_id", str(c)) for c in ids)])
             owner = check.owner_states(page["items"])
-            drifts += [Drift(check.fact, c, copy.get(c), check.comparable(owner[c]) if c in owner else None,
-                             owner.get(c)) for c in compare({c: copy[c] for c in ids if c in copy},
-                                                            {c: owner[c] for c in ids if c in owner})]
+            drifts += [
+                Drift(check.fact, c, copy.get(c), check.comparable(owner[c]) if c in owner else None, owner.get(c))
+                for c in compare({c: copy[c] for c in ids if c in copy}, {c: owner[c] for c in ids if c in owner})
+            ]
     return drifts
 
 
-async def reconcile(sessions: async_sessionmaker[AsyncSession], checks: Sequence[CopyCheck], repair: bool,
-                    out: Callable[[str], None] = print) -> list[Drift]:
+async def reconcile(
+    sessions: async_sessionmaker[AsyncSession], checks: Sequence[CopyCheck], repair: bool, out: Callable[[str], None] = print
+) -> list[Drift]:
     """Reports each drift on its own line (JSON); with `repair`, applies the owners' states in one transaction
     per copy. Returns the drifts found."""
     found: list[Drift] = []
@@ -193,7 +196,10 @@ async def reconcile(sessions: async_sessionmaker[AsyncSession], checks: Sequence
         if repair and drifts:
             async with sessions.begin() as session:
                 await check.repair(session, drifts)
-        out(orjson.dumps({"fact": check.fact, "owner": check.owner_url, "drifted": len(drifts),
-                          "repaired": len(drifts) if repair else 0}).decode())
+        out(
+            orjson.dumps(
+                {"fact": check.fact, "owner": check.owner_url, "drifted": len(drifts), "repaired": len(drifts) if repair else 0}
+            ).decode()
+        )
         found += drifts
     return found

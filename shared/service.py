@@ -43,8 +43,15 @@ def build_transport(settings: ServiceSettings) -> Transport:
 
 
 class ServiceRuntime:
-    def __init__(self, settings: ServiceSettings, *, schema: str, tables: MessagingTables,
-                 transport: Transport | None = None, job_drain_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        schema: str,
+        tables: MessagingTables,
+        transport: Transport | None = None,
+        job_drain_s: float = 0.0,
+    ) -> None:
         self.settings = settings
         self.schema = schema
         self.engine = make_engine(settings.database_url, settings.db_pool_size)
@@ -53,8 +60,12 @@ class ServiceRuntime:
         self.transport = transport or build_transport(settings)
         self.outbox = Outbox(tables, schema, settings.topic_prefix)
         self.relay = OutboxRelay(
-            engine=self.engine, dsn=asyncpg_dsn(settings.database_url), tables=tables, schema=schema,
-            transport=self.transport, batch_size=settings.relay_batch_size,
+            engine=self.engine,
+            dsn=asyncpg_dsn(settings.database_url),
+            tables=tables,
+            schema=schema,
+            transport=self.transport,
+            batch_size=settings.relay_batch_size,
             poll_interval_s=settings.relay_poll_interval_s,
             resend_retained_on_start=isinstance(self.transport, InProcessTransport),
         )
@@ -79,13 +90,21 @@ class ServiceRuntime:
         likewise for the subscription's `former_names`)."""
         inbox_name = f"{self.settings.service_name}.{subscription.name}"
         former = [f"{self.settings.service_name}.{name}" for name in subscription.former_names]
-        self.consumers.append(InboxConsumer(
-            group_id=self.settings.topic_prefix + inbox_name, inbox_name=inbox_name, subscription=subscription,
-            topic_prefix=self.settings.topic_prefix, transport=self.transport, session_factory=self.session_factory,
-            tables=self.tables, batch_size=self.settings.consumer_batch_size,
-            max_attempts=self.settings.consumer_max_attempts,
-            former_group_ids=[self.settings.topic_prefix + name for name in former], former_inbox_names=former,
-        ))
+        self.consumers.append(
+            InboxConsumer(
+                group_id=self.settings.topic_prefix + inbox_name,
+                inbox_name=inbox_name,
+                subscription=subscription,
+                topic_prefix=self.settings.topic_prefix,
+                transport=self.transport,
+                session_factory=self.session_factory,
+                tables=self.tables,
+                batch_size=self.settings.consumer_batch_size,
+                max_attempts=self.settings.consumer_max_attempts,
+                former_group_ids=[self.settings.topic_prefix + name for name in former],
+                former_inbox_names=former,
+            )
+        )
 
     async def start(self) -> None:
         if self._owns_transport:
@@ -146,8 +165,9 @@ def runtime_settings(request: Request) -> ServiceSettings:
 OutboxDep = Annotated[Outbox, Depends(_outbox)]
 
 
-def create_service_app(runtime: ServiceRuntime, *, title: str, description: str, routers: Sequence[APIRouter],
-                       version: str = "0.1.0") -> FastAPI:
+def create_service_app(
+    runtime: ServiceRuntime, *, title: str, description: str, routers: Sequence[APIRouter], version: str = "0.1.0"
+) -> FastAPI:
     settings = runtime.settings
 
     @asynccontextmanager
@@ -165,15 +185,17 @@ def create_service_app(runtime: ServiceRuntime, *, title: str, description: str,
     app.state.session_factory = runtime.session_factory
     install_problem_handlers(app)
     # Inside the metrics and correlation layers: refused requests are counted and carry a correlation id.
-    app.add_middleware(InternalAuthMiddleware,
-                       verifier=TokenVerifier(settings.internal_token_public_key, settings.service_name))
+    app.add_middleware(InternalAuthMiddleware, verifier=TokenVerifier(settings.internal_token_public_key, settings.service_name))
     install_http_plumbing(app, settings.service_name)
-    app.include_router(health_router({
-        "database": runtime.check_database,
-        "transport": runtime.check_transport,
-        "workers": runtime.check_workers,
-    }))
+    app.include_router(
+        health_router(
+            {
+                "database": runtime.check_database,
+                "transport": runtime.check_transport,
+                "workers": runtime.check_workers,
+            }
+        )
+    )
     for router in routers:
         app.include_router(router)
     return app
-

@@ -91,10 +91,16 @@ class ReadTimeoutProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-def read_timeout_protocol(header_timeout_s: float, body_timeout_s: float,
-                          body_min_bytes_per_s: float) -> type[ReadTimeoutProtocol]:
+def read_timeout_protocol(
+    header_timeout_s: float, body_timeout_s: float, body_min_bytes_per_s: float
+) -> type[ReadTimeoutProtocol]:
     """The protocol class with these timeouts, for `uvicorn.Config(http=...)`."""
-    return type("ReadTimeoutProtocol", (ReadTimeoutProtocol,), {
-        "header_timeout_s": header_timeout_s, "body_timeout_s": body_timeout_s,
-        "body_min_bytes_per_s": body_min_bytes_per_s,
-    })
+    return type(
+        "ReadTimeoutProtocol",
+        (ReadTimeoutProtocol,),
+        {
+            "header_timeout_s": header_timeout_s,
+            "body_timeout_s": body_timeout_s,
+            "body_min_bytes_per_s": body_min_bytes_per_s,
+        },
+    )

@@ -75,8 +75,14 @@ class ServiceSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _RenamedEnv(settings_cls), _UnprefixedEnv(settings_cls), dotenv_settings,
-                file_secret_settings)
+        return (
+            init_settings,
+            env_settings,
+            _RenamedEnv(settings_cls),
+            _UnprefixedEnv(settings_cls),
+            dotenv_settings,
+            file_secret_settings,
+        )
 
 
 class _RenamedEnv(PydanticBaseSettingsSource):
@@ -100,8 +106,16 @@ class _RenamedEnv(PydanticBaseSettingsSource):
 class _UnprefixedEnv(EnvSettingsSource):
     """Reads only the settings that one environment may set for all services at once."""
 
-    SHARED = {"database_url", "kafka_bootstrap_servers", "topic_prefix", "transport", "log_level", "log_json",
-              "internal_token_public_key", "internal_token_private_key"}
+    SHARED = {
+        "database_url",
+        "kafka_bootstrap_servers",
+        "topic_prefix",
+        "transport",
+        "log_level",
+        "log_json",
+        "internal_token_public_key",
+        "internal_token_private_key",
+    }
 
     def __init__(self, settings_cls: type[BaseSettings]) -> None:
         super().__init__(settings_cls, env_prefix="")

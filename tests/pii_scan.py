@@ -75,8 +75,7 @@ async def _scan(conn: AsyncConnection, needles: list[str]) -> list[Hit]:
         key_cols = keys.get((schema, table)) or ["ctid"]
         key_expr = " || '/' || ".join(f"coalesce(CAST({_quote(k)} AS text), '')" for k in key_cols)
         text = _as_text(column, data_type)
-        sql = (f"SELECT {key_expr} AS k FROM {_quote(schema)}.{_quote(table)} "
-               f"WHERE lower({text}) LIKE ANY(CAST(:likes AS text[]))")
+        sql = f"SELECT {key_expr} AS k FROM {_quote(schema)}.{_quote(table)} WHERE lower({text}) LIKE ANY(CAST(:likes AS text[]))"
         likes = ["%" + p.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%" for p in patterns]
         try:
             rows = (await conn.execute(sa.text(sql), {"likes": likes})).all()

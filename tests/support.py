@@ -54,15 +54,23 @@ def purchase_events(n: int, customers: int = 10, seed: int = 1) -> list[Envelope
     events = []
     for i in range(n):
         cid = ids[i % customers]
-        payload = PurchaseRecorded(customer_id=cid, purchase_id=uuid.uuid4(), source="shop", order_id=f"o{i}",
-                                   amount=Decimal(rng.randint(100, 10000)) / 100, currency="EUR", channel="web",
-                                   occurred_at=start + timedelta(minutes=i))
+        payload = PurchaseRecorded(
+            customer_id=cid,
+            purchase_id=uuid.uuid4(),
+            source="shop",
+            order_id=f"o{i}",
+            amount=Decimal(rng.randint(100, 10000)) / 100,
+            currency="EUR",
+            channel="web",
+            occurred_at=start + timedelta(minutes=i),
+        )
         events.append(Envelope.wrap(payload, source=SOURCE, subject=str(cid)))
     return events
 
 
-async def produce(bootstrap: str, topic: str, values: list[tuple[bytes | None, bytes]],
-                  headers: list[tuple[str, bytes]] | None = None) -> None:
+async def produce(
+    bootstrap: str, topic: str, values: list[tuple[bytes | None, bytes]], headers: list[tuple[str, bytes]] | None = None
+) -> None:
     """Send (key, value) pairs with an idempotent producer; returns once Kafka acknowledged every one."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5)
     await producer.start()
@@ -79,8 +87,9 @@ async def produce_events(bootstrap: str, topic: str, events: list[Envelope]) -> 
 
 async def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 30.0) -> list:
     """Every record of `topic` from the start, once `expected` have arrived."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None
+    )
     await consumer.start()
     records: list = []
     try:
@@ -94,8 +103,9 @@ async def read_topic(bootstrap: str, topic: str, expected: int, timeout: float =
     return records
 
 
-async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 60.0, interval: float = 0.2,
-                     message: str = "condition") -> None:
+async def wait_until(
+    check: Callable[[], Awaitable[bool]], timeout: float = 60.0, interval: float = 0.2, message: str = "condition"
+) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         try:
@@ -132,18 +142,35 @@ async def scalar(engine: AsyncEngine, sql: str, **params: object) -> object:
 
 
 @contextlib.asynccontextmanager
-async def running_consumer(*, database_url: str, transport: Transport, subscription: Subscription,
-                           tables: MessagingTables, topic_prefix: str, inbox_name: str = "test.consumer",
-                           group_id: str | None = None, batch_size: int = 200, max_attempts: int = 2,
-                           former_inbox_names: Sequence[str] = ()) -> AsyncIterator[InboxConsumer]:
+async def running_consumer(
+    *,
+    database_url: str,
+    transport: Transport,
+    subscription: Subscription,
+    tables: MessagingTables,
+    topic_prefix: str,
+    inbox_name: str = "test.consumer",
+    group_id: str | None = None,
+    batch_size: int = 200,
+    max_attempts: int = 2,
+    former_inbox_names: Sequence[str] = (),
+) -> AsyncIterator[InboxConsumer]:
     """An inbox consumer running in a task; stopped gracefully (batch finished) on exit. Its group and those of
     `former_inbox_names` are the inbox names with the topic prefix, as the service runtime names them."""
     engine = make_engine(database_url, pool_size=4)
     consumer = InboxConsumer(
-        group_id=group_id or topic_prefix + inbox_name, inbox_name=inbox_name, subscription=subscription,
-        topic_prefix=topic_prefix, transport=transport, session_factory=make_session_factory(engine),
-        tables=tables, batch_size=batch_size, max_attempts=max_attempts, poll_timeout_ms=200,
-        former_group_ids=[topic_prefix + name for name in former_inbox_names], former_inbox_names=former_inbox_names,
+        group_id=group_id or topic_prefix + inbox_name,
+        inbox_name=inbox_name,
+        subscription=subscription,
+        topic_prefix=topic_prefix,
+        transport=transport,
+        session_factory=make_session_factory(engine),
+        tables=tables,
+        batch_size=batch_size,
+        max_attempts=max_attempts,
+        poll_timeout_ms=200,
+        former_group_ids=[topic_prefix + name for name in former_inbox_names],
+        former_inbox_names=former_inbox_names,
     )
     task = asyncio.create_task(consumer.run())
     try:

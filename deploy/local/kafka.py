@@ -53,8 +53,15 @@ rootLogger.level = INFO
 rootLogger.appenderRef.file.ref = FILE
 """
 # Per-request, per-partition and client-side chatter: WARN keeps the broker log readable.
-_QUIET = ("kafka.request.logger", "state.change.logger", "kafka.log.LogCleaner", "kafka.cluster",
-          "org.apache.kafka.storage", "org.apache.kafka.clients", "org.apache.kafka.common")
+_QUIET = (
+    "kafka.request.logger",
+    "state.change.logger",
+    "kafka.log.LogCleaner",
+    "kafka.cluster",
+    "org.apache.kafka.storage",
+    "org.apache.kafka.clients",
+    "org.apache.kafka.common",
+)
 
 
 def cache_dir() -> Path:
@@ -82,8 +89,10 @@ def ensure_jars() -> Path:
         except subprocess.TimeoutExpired as exc:
             raise RuntimeError(f"Maven timed out resolving Kafka jars: {' '.join(cmd)}") from exc
         if res.returncode != 0 or not any(partial.glob("kafka_2.13-*.jar")):
-            raise RuntimeError(f"Maven failed to resolve Kafka jars (exit {res.returncode}): {' '.join(cmd)}\n"
-                               f"{res.stdout[-4000:]}\n{res.stderr[-4000:]}")
+            raise RuntimeError(
+                f"Maven failed to resolve Kafka jars (exit {res.returncode}): {' '.join(cmd)}\n"
+                f"{res.stdout[-4000:]}\n{res.stderr[-4000:]}"
+            )
         shutil.rmtree(lib, ignore_errors=True)
         partial.rename(lib)
         marker.write_text(digest)
@@ -145,9 +154,23 @@ def add_partner(bootstrap: str, partner: str, password: str, topic_prefix: str =
     `bootstrap` is the services' (super user) listener. Kafka's Java Admin client does it: aiokafka's admin
     client has neither SCRAM credentials nor ACLs.
     """
-    res = subprocess.run(["java", "-Xmx256m", "-XX:TieredStopAtLevel=1", "-cp", f"{ensure_jars()}/*", str(ADMIN_TOOL),
-                          bootstrap, topic_prefix, partner], capture_output=True, text=True, timeout=180,
-                         env={**os.environ, "PARTNER_PASSWORD": password})
+    res = subprocess.run(
+        [
+            "java",
+            "-Xmx256m",
+            "-XX:TieredStopAtLevel=1",
+            "-cp",
+            f"{ensure_jars()}/*",
+            str(ADMIN_TOOL),
+            bootstrap,
+            topic_prefix,
+            partner,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "PARTNER_PASSWORD": password},
+    )
     if res.returncode != 0:
         raise RuntimeError(f"onboarding partner {partner!r} on {bootstrap} failed:\n{res.stdout}\n{res.stderr[-4000:]}")
 
@@ -168,8 +191,14 @@ class KafkaBroker:
     process (e.g. ``python -m deploy.local up``) adopts a running broker instead of starting another.
     """
 
-    def __init__(self, data_dir: Path, port: int | None = None, controller_port: int | None = None,
-                 heap: str = "512m", partner_port: int | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        controller_port: int | None = None,
+        heap: str = "512m",
+        partner_port: int | None = None,
+    ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.heap = heap
         self._ports_file = self.data_dir / "ports.json"
@@ -215,27 +244,43 @@ class KafkaBroker:
         return self._process() is not None
 
     def _java(self, *args: str, heap: str) -> list[str]:
-        return ["java", f"-Xmx{heap}", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true",
-                f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
-                "-cp", f"{ensure_jars()}/*", *args]
+        return [
+            "java",
+            f"-Xmx{heap}",
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
+            "-cp",
+            f"{ensure_jars()}/*",
+            *args,
+        ]
 
     def _write_config(self) -> Path:
         log_dirs = self.data_dir / "kraft-logs"
         props = {
-            "process.roles": "broker,controller", "node.id": "1",
+            "process.roles": "broker,controller",
+            "node.id": "1",
             "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
             "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port},"
-                         f"PARTNER://127.0.0.1:{self.partner_port}",
+            f"PARTNER://127.0.0.1:{self.partner_port}",
             "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port},PARTNER://127.0.0.1:{self.partner_port}",
-            "inter.broker.listener.name": "PLAINTEXT", "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "controller.listener.names": "CONTROLLER",
             "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,PARTNER:SASL_PLAINTEXT",
             **PARTNER_SECURITY,
-            "log.dirs": str(log_dirs), "num.partitions": "3", "default.replication.factor": "1",
-            "min.insync.replicas": "1", "auto.create.topics.enable": "true",
-            "offsets.topic.replication.factor": "1", "offsets.topic.num.partitions": "3",
-            "transaction.state.log.replication.factor": "1", "transaction.state.log.min.isr": "1",
+            "log.dirs": str(log_dirs),
+            "num.partitions": "3",
+            "default.replication.factor": "1",
+            "min.insync.replicas": "1",
+            "auto.create.topics.enable": "true",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "3",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
             "transaction.state.log.num.partitions": "3",
-            "share.coordinator.state.topic.replication.factor": "1", "share.coordinator.state.topic.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
             # Events carry personal data until their topic deletes them: 7 days, as in docker-compose.yml
             # (docs/interaction.md, "Erasure and retention").
@@ -243,29 +288,34 @@ class KafkaBroker:
             # Offset commits wait this long for company before being written (default 5 ms): tests commit often.
             "group.coordinator.append.linger.ms": "1",
             # Sized for a 2-core machine and a 512m heap (the cleaner buffer defaults to 128 MiB).
-            "num.network.threads": "2", "num.io.threads": "4", "log.cleaner.dedupe.buffer.size": "16777216",
+            "num.network.threads": "2",
+            "num.io.threads": "4",
+            "log.cleaner.dedupe.buffer.size": "16777216",
             # After kill -9 the restarted controller keeps the old broker registration until its session
             # expires (default 9 s); a shorter session makes crash-restart tests ~5 s faster.
-            "broker.heartbeat.interval.ms": "1000", "broker.session.timeout.ms": "4000",
+            "broker.heartbeat.interval.ms": "1000",
+            "broker.session.timeout.ms": "4000",
         }
         conf = self.data_dir / "server.properties"
         conf.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         log4j = _LOG4J2.format(log_file=self.log_file) + "".join(
-            f"logger.q{i}.name = {name}\nlogger.q{i}.level = WARN\n" for i, name in enumerate(_QUIET))
+            f"logger.q{i}.name = {name}\nlogger.q{i}.level = WARN\n" for i, name in enumerate(_QUIET)
+        )
         (self.data_dir / "log4j2.properties").write_text(log4j)
-        self._ports_file.write_text(json.dumps({"port": self.port, "controller_port": self.controller_port,
-                                                "partner_port": self.partner_port}))
+        self._ports_file.write_text(
+            json.dumps({"port": self.port, "controller_port": self.controller_port, "partner_port": self.partner_port})
+        )
         if not (log_dirs / "meta.properties").exists():
             self._format(conf)
         return conf
 
     def _format(self, conf: Path) -> None:
         def tool(*args: str) -> str:
-            res = subprocess.run(self._java("kafka.tools.StorageTool", *args, heap="256m"),
-                                 capture_output=True, text=True, timeout=120)
+            res = subprocess.run(
+                self._java("kafka.tools.StorageTool", *args, heap="256m"), capture_output=True, text=True, timeout=120
+            )
             if res.returncode != 0:
-                raise RuntimeError(f"kafka StorageTool {args[0]} failed:\n{res.stdout}\n{res.stderr}\n"
-                                   f"{_tail(self.log_file)}")
+                raise RuntimeError(f"kafka StorageTool {args[0]} failed:\n{res.stdout}\n{res.stderr}\n{_tail(self.log_file)}")
             return res.stdout.strip()
 
         cluster_id = tool("random-uuid").splitlines()[-1]
@@ -289,9 +339,13 @@ class KafkaBroker:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         conf = self._write_config()
         with open(self.stdout_file, "ab") as out:
-            proc = subprocess.Popen(self._java("kafka.Kafka", str(conf), heap=self.heap),
-                                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                self._java("kafka.Kafka", str(conf), heap=self.heap),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         self._pid_file.write_text(str(proc.pid))
         logger.info("started Kafka %s pid %s on %s (data %s)", KAFKA_VERSION, proc.pid, self.bootstrap, self.data_dir)
         try:
@@ -313,7 +367,7 @@ class KafkaBroker:
         """The first ERROR in the broker log (the cause; the tail is mostly shutdown noise) plus both tails."""
         lines = self.log_file.read_text(errors="replace").splitlines() if self.log_file.exists() else []
         first = next((i for i, line in enumerate(lines) if "] ERROR " in line), None)
-        cause = "\n".join(lines[first:first + 8]) if first is not None else "<no ERROR in broker log>"
+        cause = "\n".join(lines[first : first + 8]) if first is not None else "<no ERROR in broker log>"
         return f"--- first error ---\n{cause}\n{_tail(self.stdout_file)}\n{_tail(self.log_file, 25)}"
 
     def _signal_and_wait(self, sig: signal.Signals, timeout: float) -> bool:

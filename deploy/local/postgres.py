@@ -138,8 +138,9 @@ class PostgresServer:
         cmd = [str(POSTGRES_BIN_PATH / tool), *args]
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, **kwargs)
         if res.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed (exit {res.returncode}):\n{res.stdout}\n{res.stderr}\n"
-                               f"{_tail(self.log_file)}")
+            raise RuntimeError(
+                f"{' '.join(cmd)} failed (exit {res.returncode}):\n{res.stdout}\n{res.stderr}\n{_tail(self.log_file)}"
+            )
         return res.stdout
 
     def _prepare_data_dir(self) -> None:
@@ -159,10 +160,21 @@ class PostgresServer:
                     f.write(password + "\n")
                 if user is not None:
                     os.chown(pwfile, user.pw_uid, user.pw_gid)
-                self._run("initdb", ["-D", str(self.data_dir), "--auth=scram-sha-256", f"--pwfile={pwfile}",
-                                     "--encoding=UTF8", "-U", "postgres",
-                                     # OS-independent Unicode ctype/collation (PG 17+): identical on every machine
-                                     "--locale-provider=builtin", "--builtin-locale=C.UTF-8"])
+                self._run(
+                    "initdb",
+                    [
+                        "-D",
+                        str(self.data_dir),
+                        "--auth=scram-sha-256",
+                        f"--pwfile={pwfile}",
+                        "--encoding=UTF8",
+                        "-U",
+                        "postgres",
+                        # OS-independent Unicode ctype/collation (PG 17+): identical on every machine
+                        "--locale-provider=builtin",
+                        "--builtin-locale=C.UTF-8",
+                    ],
+                )
             finally:
                 os.unlink(pwfile)
             self._write_password(password)
@@ -176,11 +188,16 @@ class PostgresServer:
         self._prepare_data_dir()
         port = self.port
         sock_dir = str(self.data_dir) if len(f"{self.data_dir}/.s.PGSQL.{port}") < _SOCKET_PATH_MAX else ""
-        opts = (f"-h 127.0.0.1 -p {port} -k {shlex.quote(sock_dir)} -c max_connections=200 -c fsync=on "
-                "-c shared_buffers=128MB -c max_wal_size=1GB")
+        opts = (
+            f"-h 127.0.0.1 -p {port} -k {shlex.quote(sock_dir)} -c max_connections=200 -c fsync=on "
+            "-c shared_buffers=128MB -c max_wal_size=1GB"
+        )
         try:
-            self._run("pg_ctl", ["start", "-w", "-t", str(int(timeout)), "-D", str(self.data_dir),
-                                 "-l", str(self.log_file), "-o", opts], timeout=timeout + 10)
+            self._run(
+                "pg_ctl",
+                ["start", "-w", "-t", str(int(timeout)), "-D", str(self.data_dir), "-l", str(self.log_file), "-o", opts],
+                timeout=timeout + 10,
+            )
         except BaseException:
             self.kill()
             raise
@@ -235,8 +252,24 @@ class PostgresServer:
         self.start(timeout)
 
     def _psql(self, sql: str, password: str | None = None) -> subprocess.CompletedProcess[str]:
-        cmd = [str(POSTGRES_BIN_PATH / "psql"), "-X", "-q", "-w", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose",
-               "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "postgres"]
+        cmd = [
+            str(POSTGRES_BIN_PATH / "psql"),
+            "-X",
+            "-q",
+            "-w",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-v",
+            "VERBOSITY=verbose",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+        ]
         env = {**os.environ, "PGPASSWORD": self.password if password is None else password}
         # The statement goes in on stdin: argv is visible to every local user (ALTER ROLE … PASSWORD).
         return subprocess.run(cmd, input=sql, capture_output=True, text=True, timeout=120, env=env)

@@ -20,22 +20,32 @@ class CustomerValueUpdated(Payload):
     currency: str
     historical_value: Decimal = Field(description="Realised margin to date.")
     current_value: Decimal = Field(description="Expected value over the coming period at present behaviour.")
-    potential_value: Decimal = Field(description=(
-        "Development upside: margin × P(alive) × (wallet − expected spend if alive) over the lifetime horizon "
-        "(the clv service docs define the wallet)."))
+    potential_value: Decimal = Field(
+        description=(
+            "Development upside: margin × P(alive) × (wallet − expected spend if alive) over the lifetime horizon "
+            "(the clv service docs define the wallet)."
+        )
+    )
     clv: Decimal
     probability_alive: float = Field(ge=0, le=1)
-    expected_purchases: float = Field(ge=0, description=(
-        "Over the scoring run's current period (`current_months`, default 12 months), not the lifetime horizon."))
+    expected_purchases: float = Field(
+        ge=0,
+        description=("Over the scoring run's current period (`current_months`, default 12 months), not the lifetime horizon."),
+    )
     tier: str = Field(examples=["platinum", "gold", "silver", "bronze"])
     previous_tier: str | None = None
     model_version: str | None = None
     as_of: datetime
-    version: int | None = Field(None, ge=1, description=(
-        "The owner's order of this customer's value in this currency: strictly greater than the version of "
-        "every earlier customer.value_updated of the customer (gaps allowed). A copy applies an event only if "
-        "its version is greater than the one it stored, never by `as_of`. Absent on events published before "
-        "versions existed: a copy that holds a version ignores them."))
+    version: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "The owner's order of this customer's value in this currency: strictly greater than the version of "
+            "every earlier customer.value_updated of the customer (gaps allowed). A copy applies an event only if "
+            "its version is greater than the one it stored, never by `as_of`. Absent on events published before "
+            "versions existed: a copy that holds a version ignores them."
+        ),
+    )
 
 
 class PropositionDelivered(Payload):

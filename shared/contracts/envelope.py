@@ -45,18 +45,31 @@ class Envelope(BaseModel):
     source: str = Field(min_length=1, max_length=200, description="Producer: a service URI or a partner id.")
     type: str = Field(min_length=1, max_length=200, examples=["order.completed"])
     subject: str | None = Field(None, max_length=200, description="The customer the event is about.")
-    time: AwareDatetime = Field(description="When it happened, RFC 3339 with an offset. Partner events are accepted "
-                                            "from 1990-01-01T00:00:00Z to now + 1 day (clock skew); `data.occurred_at`"
-                                            ", when given, is when the fact happened and orders it instead.")
+    time: AwareDatetime = Field(
+        description="When it happened, RFC 3339 with an offset. Partner events are accepted "
+        "from 1990-01-01T00:00:00Z to now + 1 day (clock skew); `data.occurred_at`"
+        ", when given, is when the fact happened and orders it instead."
+    )
     datacontenttype: str = "application/json"
-    dataschema: str | None = Field(None, description="`urn:crm:schema:<type>:v<version>`. Absent means the current "
-                                                     "version; an unknown one is rejected, naming the known ones.")
+    dataschema: str | None = Field(
+        None,
+        description="`urn:crm:schema:<type>:v<version>`. Absent means the current "
+        "version; an unknown one is rejected, naming the known ones.",
+    )
     correlationid: str | None = Field(None, description="Extension: follows one request through every service.")
     data: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
-    def wrap(cls, payload: Payload, *, source: str, subject: str | None, time: datetime | None = None,
-             correlation_id: str | None = None, event_id: str | None = None) -> Self:
+    def wrap(
+        cls,
+        payload: Payload,
+        *,
+        source: str,
+        subject: str | None,
+        time: datetime | None = None,
+        correlation_id: str | None = None,
+        event_id: str | None = None,
+    ) -> Self:
         return cls(
             id=event_id or str(uuid.uuid4()),
             source=source,

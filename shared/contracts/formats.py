@@ -18,8 +18,7 @@ NO_NUL = "^[^\\u0000]*$"
 
 # Blank: the characters Python's str.isspace() and ECMAScript's `\s` call white space, listed so the ingestion's
 # check and a partner's JSON Schema validator (Ajv, jsonschema) agree on every character.
-_BLANK = ("\\t\\n\\u000b\\f\\r\\u001c-\\u001f \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f"
-          "\\u205f\\u3000\\ufeff")
+_BLANK = "\\t\\n\\u000b\\f\\r\\u001c-\\u001f \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff"
 # A required id (the envelope's `subject`): not blank, no NUL.
 NOT_BLANK = f"^[^\\u0000]*[^\\u0000{_BLANK}][^\\u0000]*$"
 
@@ -33,21 +32,49 @@ def _currency(code: str) -> str:
     return code
 
 
-Currency = Annotated[str, AfterValidator(_currency), WithJsonSchema({
-    "type": "string", "enum": list(CURRENCIES), "examples": ["EUR"],
-    "description": "ISO 4217 alphabetic code (the current list); anything else is rejected."})]
+Currency = Annotated[
+    str,
+    AfterValidator(_currency),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "enum": list(CURRENCIES),
+            "examples": ["EUR"],
+            "description": "ISO 4217 alphabetic code (the current list); anything else is rejected.",
+        }
+    ),
+]
 
 # 14 significant digits, at most 4 after the point (numeric(14,4) in the stores), never negative.
 AMOUNT_PATTERN = "^[0-9]{1,10}(\\.[0-9]{1,4})?$"
-Amount = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=4), WithJsonSchema({
-    "type": "string", "pattern": AMOUNT_PATTERN, "examples": ["59.90"],
-    "description": "A decimal string, minimum 0: up to 10 digits before the point and 4 after (a JSON number "
-                   "is accepted too, but a string keeps every digit)."})]
+Amount = Annotated[
+    Decimal,
+    Field(ge=0, max_digits=14, decimal_places=4),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": AMOUNT_PATTERN,
+            "examples": ["59.90"],
+            "description": "A decimal string, minimum 0: up to 10 digits before the point and 4 after (a JSON number "
+            "is accepted too, but a string keeps every digit).",
+        }
+    ),
+]
 
 EMAIL_MAX = 320
-Email = Annotated[str, Field(max_length=EMAIL_MAX), WithJsonSchema({
-    "type": "string", "format": "email", "maxLength": EMAIL_MAX, "examples": ["ada@example.com"],
-    "description": "An email address (local part, `@`, a domain with a dot); matched case-insensitively."})]
+Email = Annotated[
+    str,
+    Field(max_length=EMAIL_MAX),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "email",
+            "maxLength": EMAIL_MAX,
+            "examples": ["ada@example.com"],
+            "description": "An email address (local part, `@`, a domain with a dot); matched case-insensitively.",
+        }
+    ),
+]
 
 
 @cache
@@ -76,40 +103,71 @@ def phone_pattern() -> str:
 
 
 PHONE_MAX = 40
-Phone = Annotated[str, Field(max_length=PHONE_MAX), WithJsonSchema({
-    "type": "string", "maxLength": PHONE_MAX, "x-pattern": "phone", "examples": ["+442079460958"],
-    "description": "E.164: `+`, the country code and a national number of a length possible for that country. "
-                   "Spaced or dashed forms with the country code (`+44 20 7946 0958`) are accepted and stored "
-                   "in E.164; a number without its country code is rejected."})]
+Phone = Annotated[
+    str,
+    Field(max_length=PHONE_MAX),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "maxLength": PHONE_MAX,
+            "x-pattern": "phone",
+            "examples": ["+442079460958"],
+            "description": "E.164: `+`, the country code and a national number of a length possible for that country. "
+            "Spaced or dashed forms with the country code (`+44 20 7946 0958`) are accepted and stored "
+            "in E.164; a number without its country code is rejected.",
+        }
+    ),
+]
 
 # Attribute values are flat: a string, a number, a boolean or null (ISO 8601 strings are typed `date`). The
 # ingestion checks them itself (interaction.ingestion.validation.attribute_type) so a value no store can hold (a
 # lone surrogate, NUL) is reported as such; this type carries the same rules into the JSON Schema.
 ATTRIBUTE_KEY_MAX, ATTRIBUTE_VALUE_MAX, ATTRIBUTES_MAX = 100, 2000, 200
 NUMBER_BOUND = 9.2e18  # inside a signed 64-bit integer, which every store and encoder holds
-Attributes = Annotated[dict[str, Any], Field(max_length=ATTRIBUTES_MAX), WithJsonSchema({
-    "type": "object", "maxProperties": ATTRIBUTES_MAX,
-    "propertyNames": {"minLength": 1, "maxLength": ATTRIBUTE_KEY_MAX},
-    "additionalProperties": {"anyOf": [
-        {"type": "string", "maxLength": ATTRIBUTE_VALUE_MAX},
-        {"type": "number", "minimum": -NUMBER_BOUND, "maximum": NUMBER_BOUND},
-        {"type": "boolean"}, {"type": "null"}]},
-    "examples": [{"tier": "gold", "visits": 12, "vip": True, "birthday": "1990-04-01"}],
-    "description": f"Custom properties, flat: keys of 1–{ATTRIBUTE_KEY_MAX} characters, values a string (≤ "
-                   f"{ATTRIBUTE_VALUE_MAX:,} characters; ISO 8601 dates are typed `date`), a number (within "
-                   f"±{NUMBER_BOUND:.1e}), a boolean or null. Objects and arrays are rejected."})]
+Attributes = Annotated[
+    dict[str, Any],
+    Field(max_length=ATTRIBUTES_MAX),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "maxProperties": ATTRIBUTES_MAX,
+            "propertyNames": {"minLength": 1, "maxLength": ATTRIBUTE_KEY_MAX},
+            "additionalProperties": {
+                "anyOf": [
+                    {"type": "string", "maxLength": ATTRIBUTE_VALUE_MAX},
+                    {"type": "number", "minimum": -NUMBER_BOUND, "maximum": NUMBER_BOUND},
+                    {"type": "boolean"},
+                    {"type": "null"},
+                ]
+            },
+            "examples": [{"tier": "gold", "visits": 12, "vip": True, "birthday": "1990-04-01"}],
+            "description": f"Custom properties, flat: keys of 1–{ATTRIBUTE_KEY_MAX} characters, values a string (≤ "
+            f"{ATTRIBUTE_VALUE_MAX:,} characters; ISO 8601 dates are typed `date`), a number (within "
+            f"±{NUMBER_BOUND:.1e}), a boolean or null. Objects and arrays are rejected.",
+        }
+    ),
+]
 
 
 # A field an event type does not list: ignored by the CRM (producers may add fields), but it must still be
 # storable. The schema is a flat subset of what is accepted (values nest up to 32 levels, integers up to 64 bits).
-EXTRA_SCALAR: dict[str, Any] = {"anyOf": [
-    {"type": "string", "pattern": NO_NUL}, {"type": "number", "minimum": -NUMBER_BOUND, "maximum": NUMBER_BOUND},
-    {"type": "boolean"}, {"type": "null"}]}
+EXTRA_SCALAR: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "pattern": NO_NUL},
+        {"type": "number", "minimum": -NUMBER_BOUND, "maximum": NUMBER_BOUND},
+        {"type": "boolean"},
+        {"type": "null"},
+    ]
+}
 EXTRA_FIELD: dict[str, Any] = {
     "description": "A field this version does not define: ignored, and kept with the event. Any JSON value the "
-                   "stores hold: no NUL in strings or keys, integers within 64 bits, at most 32 levels deep.",
-    "anyOf": [EXTRA_SCALAR, {"type": "array", "items": EXTRA_SCALAR},
-              {"type": "object", "propertyNames": {"pattern": NO_NUL}, "additionalProperties": EXTRA_SCALAR}]}
+    "stores hold: no NUL in strings or keys, integers within 64 bits, at most 32 levels deep.",
+    "anyOf": [
+        EXTRA_SCALAR,
+        {"type": "array", "items": EXTRA_SCALAR},
+        {"type": "object", "propertyNames": {"pattern": NO_NUL}, "additionalProperties": EXTRA_SCALAR},
+    ],
+}
 
 
 def resolve_placeholders(schema: dict[str, Any]) -> None:

@@ -21,16 +21,20 @@ The statements below are the plumbing every copy shares; `table` is the copy's m
 
 def record_merge_sql(table: str) -> str:
     """Remember a merge; one already known (in force or undone by an earlier-arriving unmerge) stays as it is."""
-    return (f"INSERT INTO {table} (merge_id, survivor_id, merged_id, version, undone) "
-            "VALUES (:merge_id, :survivor, :merged, :version, false) ON CONFLICT (merge_id) DO NOTHING")
+    return (
+        f"INSERT INTO {table} (merge_id, survivor_id, merged_id, version, undone) "
+        "VALUES (:merge_id, :survivor, :merged, :version, false) ON CONFLICT (merge_id) DO NOTHING"
+    )
 
 
 def record_unmerge_sql(table: str) -> str:
     """Mark a merge undone (remembering it undone if its merge has not arrived yet). Returns the merge's
     version as the copy knows it: null for a merge from before identity versions (see `pin_legacy_unmerge_sql`)."""
-    return (f"INSERT INTO {table} (merge_id, survivor_id, merged_id, version, undone) "
-            "VALUES (:merge_id, :survivor, :merged, :version, true) "
-            f"ON CONFLICT (merge_id) DO UPDATE SET undone = true, updated_at = now() RETURNING version")
+    return (
+        f"INSERT INTO {table} (merge_id, survivor_id, merged_id, version, undone) "
+        "VALUES (:merge_id, :survivor, :merged, :version, true) "
+        f"ON CONFLICT (merge_id) DO UPDATE SET undone = true, updated_at = now() RETURNING version"
+    )
 
 
 def erase_merges_sql(table: str) -> str:
@@ -39,14 +43,18 @@ def erase_merges_sql(table: str) -> str:
     offset) would otherwise record a deleted merge again, in force, when the consumer behind reaches the merge's
     event, and the consumer ahead (past the undo and the erasure) would place facts by it. The row holds ids
     only (no personal data)."""
-    return (f"UPDATE {table} SET undone = true, updated_at = now() "
-            "WHERE (merged_id = ANY(CAST(:ids AS uuid[])) OR survivor_id = ANY(CAST(:ids AS uuid[]))) AND NOT undone")
+    return (
+        f"UPDATE {table} SET undone = true, updated_at = now() "
+        "WHERE (merged_id = ANY(CAST(:ids AS uuid[])) OR survivor_id = ANY(CAST(:ids AS uuid[]))) AND NOT undone"
+    )
 
 
 def _in_force(table: str) -> str:
     # One merge in force per merged id: the newest by the owner's version (see the module's docstring).
-    return (f"edge AS (SELECT DISTINCT ON (merged_id) merge_id, merged_id, survivor_id FROM {table} "
-            "WHERE NOT undone ORDER BY merged_id, version DESC NULLS LAST, merge_id)")
+    return (
+        f"edge AS (SELECT DISTINCT ON (merged_id) merge_id, merged_id, survivor_id FROM {table} "
+        "WHERE NOT undone ORDER BY merged_id, version DESC NULLS LAST, merge_id)"
+    )
 
 
 def live_sql(table: str) -> str:
@@ -94,11 +102,13 @@ def pin_legacy_unmerge_sql(table: str, listed_column: str) -> list[str]:
     ones get the restored customer as home and the others of its chain (`:chain`, from `chain_members_sql`)
     keep the customer they are with now. Undos of versioned merges need none of this: their facts carry homes,
     and the list is exactly the facts whose home is in the chain."""
-    return [f"UPDATE {table} SET home_customer_id = :restored, updated_at = now() "
-            f"WHERE {listed_column} = ANY(CAST(:listed AS uuid[])) AND home_customer_id <> :restored",
-            f"UPDATE {table} SET home_customer_id = customer_id, updated_at = now() "
-            f"WHERE home_customer_id = ANY(CAST(:chain AS uuid[])) AND home_customer_id <> customer_id "
-            f"AND NOT {listed_column} = ANY(CAST(:listed AS uuid[]))"]
+    return [
+        f"UPDATE {table} SET home_customer_id = :restored, updated_at = now() "
+        f"WHERE {listed_column} = ANY(CAST(:listed AS uuid[])) AND home_customer_id <> :restored",
+        f"UPDATE {table} SET home_customer_id = customer_id, updated_at = now() "
+        f"WHERE home_customer_id = ANY(CAST(:chain AS uuid[])) AND home_customer_id <> customer_id "
+        f"AND NOT {listed_column} = ANY(CAST(:listed AS uuid[]))",
+    ]
 
 
 def placement_lock_sql(copy: str, exclusive: bool) -> str:

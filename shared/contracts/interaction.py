@@ -36,8 +36,7 @@ class CustomerUpdated(Payload):
     EVENT_TYPE: ClassVar[str] = "customer.updated"
     customer_id: uuid.UUID
     source: str
-    attributes: dict[str, str | int | float | bool | None] = Field(default_factory=dict,
-                                                                  description="Changed custom attributes.")
+    attributes: dict[str, str | int | float | bool | None] = Field(default_factory=dict, description="Changed custom attributes.")
     consent: dict[str, bool] = Field(default_factory=dict, description="Current consent per purpose.")
     updated_at: datetime
 
@@ -52,8 +51,11 @@ class CustomerMerged(Payload):
     merged_id: uuid.UUID
     reason: str = Field(examples=["email ada@example.com shared by two customers"])
     merged_at: datetime
-    version: int | None = Field(None, description="Interaction's identity sequence, increasing in the order "
-                                                 "merges and unmerges commit (shared/contracts/identity.py).")
+    version: int | None = Field(
+        None,
+        description="Interaction's identity sequence, increasing in the order "
+        "merges and unmerges commit (shared/contracts/identity.py).",
+    )
 
 
 class CustomerUnmerged(Payload):
@@ -67,8 +69,11 @@ class CustomerUnmerged(Payload):
     purchase_ids: list[uuid.UUID] = Field(default_factory=list, description="Purchases moving back to restored_id.")
     touchpoint_ids: list[uuid.UUID] = Field(default_factory=list, description="Touchpoints moving back.")
     unmerged_at: datetime
-    version: int | None = Field(None, description="Interaction's identity sequence, increasing in the order "
-                                                 "merges and unmerges commit (shared/contracts/identity.py).")
+    version: int | None = Field(
+        None,
+        description="Interaction's identity sequence, increasing in the order "
+        "merges and unmerges commit (shared/contracts/identity.py).",
+    )
 
 
 class CustomerErased(Payload):
@@ -109,9 +114,11 @@ class PurchaseRecorded(Payload):
     shipping_cost: Decimal | None = None
     discount: Decimal | None = Field(None, description="Price reduction granted; `amount` is after it.")
     home_customer_id: uuid.UUID | None = Field(
-        None, description="The customer whose identifier the fact came in under; it stays with that customer's "
-                          "live survivor through merges and unmerges (shared/contracts/identity.py). Absent in "
-                          "events published before it existed: the customer id stands in.")
+        None,
+        description="The customer whose identifier the fact came in under; it stays with that customer's "
+        "live survivor through merges and unmerges (shared/contracts/identity.py). Absent in "
+        "events published before it existed: the customer id stands in.",
+    )
 
 
 class PurchaseRefunded(Payload):
@@ -128,9 +135,11 @@ class PurchaseRefunded(Payload):
     cancelled: bool = Field(False, description="The order was cancelled: it no longer counts as a purchase.")
     occurred_at: datetime
     home_customer_id: uuid.UUID | None = Field(
-        None, description="The customer whose identifier the fact came in under; it stays with that customer's "
-                          "live survivor through merges and unmerges (shared/contracts/identity.py). Absent in "
-                          "events published before it existed: the customer id stands in.")
+        None,
+        description="The customer whose identifier the fact came in under; it stays with that customer's "
+        "live survivor through merges and unmerges (shared/contracts/identity.py). Absent in "
+        "events published before it existed: the customer id stands in.",
+    )
 
 
 class TouchpointRecorded(Payload):
@@ -145,9 +154,11 @@ class TouchpointRecorded(Payload):
     outcome: str | None = None
     occurred_at: datetime
     home_customer_id: uuid.UUID | None = Field(
-        None, description="The customer whose identifier the fact came in under; it stays with that customer's "
-                          "live survivor through merges and unmerges (shared/contracts/identity.py). Absent in "
-                          "events published before it existed: the customer id stands in.")
+        None,
+        description="The customer whose identifier the fact came in under; it stays with that customer's "
+        "live survivor through merges and unmerges (shared/contracts/identity.py). Absent in "
+        "events published before it existed: the customer id stands in.",
+    )
 
 
 class FeedbackRecorded(Payload):
@@ -164,9 +175,11 @@ class FeedbackRecorded(Payload):
     proposition_id: str | None = None
     occurred_at: datetime
     home_customer_id: uuid.UUID | None = Field(
-        None, description="The customer whose identifier the fact came in under; it stays with that customer's "
-                          "live survivor through merges and unmerges (shared/contracts/identity.py). Absent in "
-                          "events published before it existed: the customer id stands in.")
+        None,
+        description="The customer whose identifier the fact came in under; it stays with that customer's "
+        "live survivor through merges and unmerges (shared/contracts/identity.py). Absent in "
+        "events published before it existed: the customer id stands in.",
+    )
 
 
 class LeadCaptured(Payload):
@@ -181,9 +194,11 @@ class LeadCaptured(Payload):
     referred_by_customer_id: uuid.UUID | None = None
     occurred_at: datetime
     home_customer_id: uuid.UUID | None = Field(
-        None, description="The customer whose identifier the fact came in under; it stays with that customer's "
-                          "live survivor through merges and unmerges (shared/contracts/identity.py). Absent in "
-                          "events published before it existed: the customer id stands in.")
+        None,
+        description="The customer whose identifier the fact came in under; it stays with that customer's "
+        "live survivor through merges and unmerges (shared/contracts/identity.py). Absent in "
+        "events published before it existed: the customer id stands in.",
+    )
 
 
 class DealUpdated(Payload):
@@ -219,13 +234,23 @@ class CustomEventRecorded(Payload):
     occurred_at: datetime
     # Optional, so that erasure's redaction (shared/contracts/redaction.py) drops it whole: its fields are the
     # registered schema's, and nothing says which of them are personal.
-    data: dict[str, Any] = Field(default_factory=dict, description="The event's data as validated, without "
-                                                                   "`identifiers`.")
+    data: dict[str, Any] = Field(default_factory=dict, description="The event's data as validated, without `identifiers`.")
     home_customer_id: uuid.UUID | None = Field(
-        None, description="The customer whose identifier the fact came in under (shared/contracts/identity.py).")
+        None, description="The customer whose identifier the fact came in under (shared/contracts/identity.py)."
+    )
 
 
 INTERACTION_EVENT_TYPES = by_event_type(
-    CustomerCreated, CustomerUpdated, CustomerMerged, CustomerUnmerged, CustomerErased, PurchaseRecorded,
-    PurchaseRefunded, TouchpointRecorded, FeedbackRecorded, LeadCaptured, DealUpdated, CustomEventRecorded,
+    CustomerCreated,
+    CustomerUpdated,
+    CustomerMerged,
+    CustomerUnmerged,
+    CustomerErased,
+    PurchaseRecorded,
+    PurchaseRefunded,
+    TouchpointRecorded,
+    FeedbackRecorded,
+    LeadCaptured,
+    DealUpdated,
+    CustomEventRecorded,
 )

@@ -31,11 +31,16 @@ class StageChanged(Payload):
     changed_at: datetime
     reason: str = Field(examples=["first purchase"])
     trigger_event_id: str | None = None
-    version: int | None = Field(None, ge=1, description=(
-        "The owner's order of this customer's stage: strictly greater than the version of every earlier "
-        "stage.changed of the customer (gaps allowed). A copy applies an event only if its version is greater "
-        "than the one it stored; `changed_at` is business time and may go back (a re-derivation after a late "
-        "event). Absent on events published before versions existed: a copy that holds a version ignores them."))
+    version: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "The owner's order of this customer's stage: strictly greater than the version of every earlier "
+            "stage.changed of the customer (gaps allowed). A copy applies an event only if its version is greater "
+            "than the one it stored; `changed_at` is business time and may go back (a re-derivation after a late "
+            "event). Absent on events published before versions existed: a copy that holds a version ignores them."
+        ),
+    )
 
 
 class DealStageChanged(Payload):

@@ -15,16 +15,16 @@ T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
 
 
-def supersedes(new_version: int | None, new_time: datetime | None, old_version: int | None,
-               old_time: datetime | None) -> bool:
+def supersedes(new_version: int | None, new_time: datetime | None, old_version: int | None, old_time: datetime | None) -> bool:
     """Whether an event (version, business time) replaces what a copy holds."""
     if new_version is not None:
         return old_version is None or new_version > old_version
     return old_version is None and (old_time is None or new_time is None or new_time >= old_time)
 
 
-def latest_per_key(items: Iterable[T], key: Callable[[T], K], version: Callable[[T], int | None],
-                   time: Callable[[T], datetime | None]) -> dict[K, T]:
+def latest_per_key(
+    items: Iterable[T], key: Callable[[T], K], version: Callable[[T], int | None], time: Callable[[T], datetime | None]
+) -> dict[K, T]:
     """The item that supersedes all others per key (a batch folded before it is written)."""
     out: dict[K, T] = {}
     for item in items:
@@ -37,5 +37,7 @@ def latest_per_key(items: Iterable[T], key: Callable[[T], K], version: Callable[
 def sql_supersedes(version: str, time: str, table: str = "s", incoming: str = "EXCLUDED") -> str:
     """`supersedes` as an SQL condition, for the WHERE of an upsert's DO UPDATE (column names as given)."""
     n, o = f"{incoming}.{version}", f"{table}.{version}"
-    return (f"(({n} IS NOT NULL AND ({o} IS NULL OR {o} < {n})) OR "
-            f"({n} IS NULL AND {o} IS NULL AND ({table}.{time} IS NULL OR {table}.{time} <= {incoming}.{time})))")
+    return (
+        f"(({n} IS NOT NULL AND ({o} IS NULL OR {o} < {n})) OR "
+        f"({n} IS NULL AND {o} IS NULL AND ({table}.{time} IS NULL OR {table}.{time} <= {incoming}.{time})))"
+    )

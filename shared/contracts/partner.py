@@ -26,9 +26,11 @@ from shared.contracts.formats import (
 
 # One rule for every type: the payload's `occurred_at`, else the envelope's `time`, is when the fact happened.
 # It orders identity, attribute and consent facts (the newest wins per key, whatever the arrival order).
-OCCURRED_AT = ("When the fact happened, RFC 3339 with an offset; defaults to the envelope `time`. It orders "
-               "identity, attribute and consent facts: per key the newest wins, whatever order events arrive in. "
-               "Accepted from 1990-01-01T00:00:00Z to now + 1 day.")
+OCCURRED_AT = (
+    "When the fact happened, RFC 3339 with an offset; defaults to the envelope `time`. It orders "
+    "identity, attribute and consent facts: per key the newest wins, whatever order events arrive in. "
+    "Accepted from 1990-01-01T00:00:00Z to now + 1 day."
+)
 
 OccurredAt = Annotated[AwareDatetime | None, Field(description=OCCURRED_AT)]
 
@@ -40,9 +42,11 @@ class Identifiers(BaseModel):
     email: Email | None = None
     phone: Phone | None = None
     external_ids: dict[str, Annotated[str, Field(min_length=1, max_length=200)]] = Field(
-        default_factory=dict, max_length=20,
+        default_factory=dict,
+        max_length=20,
         description="The partner's other ids for the customer: {source: id}. The key must be the partner's own "
-                    "`source` (another partner's ids are rejected); ids are 1–200 characters.")
+        "`source` (another partner's ids are rejected); ids are 1–200 characters.",
+    )
 
 
 class Channel(StrEnum):
@@ -72,8 +76,13 @@ class LineItem(BaseModel):
     # Optional (older events have neither): what one unit cost the partner, and the product category whose
     # default cost rate applies when the cost is missing (clv's profitability, docs/clv.md).
     unit_cost: Amount | None = Field(None, description="What one unit cost the partner (cost of goods).")
-    category: str | None = Field(None, min_length=1, max_length=100, examples=["books"],
-                                 description="Product category; picks the default cost rate when unit_cost is missing.")
+    category: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        examples=["books"],
+        description="Product category; picks the default cost rate when unit_cost is missing.",
+    )
 
 
 class CustomerIdentified(PartnerPayload):
@@ -81,8 +90,7 @@ class CustomerIdentified(PartnerPayload):
 
     EVENT_TYPE: ClassVar[str] = "customer.identified"
     attributes: Attributes = Field(default_factory=dict)
-    consent: dict[str, bool] = Field(default_factory=dict, examples=[{"email_marketing": True}],
-                                     description="Purpose → granted.")
+    consent: dict[str, bool] = Field(default_factory=dict, examples=[{"email_marketing": True}], description="Purpose → granted.")
     occurred_at: OccurredAt = None
 
 
@@ -102,8 +110,7 @@ class OrderCompleted(PartnerPayload):
     channel: str = Field("web", max_length=40, examples=["web", "store", "app"])
     occurred_at: OccurredAt = None
     line_items: list[LineItem] = Field(default_factory=list, max_length=500)
-    shipping_cost: Amount | None = Field(None, description="What delivering the order cost the partner (not the "
-                                                           "customer).")
+    shipping_cost: Amount | None = Field(None, description="What delivering the order cost the partner (not the customer).")
     discount: Amount | None = Field(None, description="Price reduction granted on the order; `amount` is after it.")
 
 
@@ -187,8 +194,7 @@ class PartnerDealUpdated(PartnerPayload):
     stage: str = Field(max_length=100, examples=["qualified", "proposal", "won", "lost"])
     amount: Amount | None = None
     currency: Currency | None = None
-    expected_close: datetime | None = Field(None, description="RFC 3339 with an offset, from 1990-01-01 to now + "
-                                                              "10 years.")
+    expected_close: datetime | None = Field(None, description="RFC 3339 with an offset, from 1990-01-01 to now + 10 years.")
     owner: str | None = Field(None, max_length=200)
     lost_reason: str | None = Field(None, max_length=500)
     occurred_at: OccurredAt = None
@@ -209,8 +215,17 @@ class CustomEvent(PartnerPayload):
 
 
 PARTNER_EVENT_TYPES = by_event_type(
-    CustomerIdentified, PartnerCustomerUpdated, OrderCompleted, OrderRefunded, OrderCancelled, InteractionLogged,
-    FeedbackSubmitted, PartnerLeadCaptured, ConsentChanged, ErasureRequested, PartnerDealUpdated,
+    CustomerIdentified,
+    PartnerCustomerUpdated,
+    OrderCompleted,
+    OrderRefunded,
+    OrderCancelled,
+    InteractionLogged,
+    FeedbackSubmitted,
+    PartnerLeadCaptured,
+    ConsentChanged,
+    ErasureRequested,
+    PartnerDealUpdated,
 )
 
 
@@ -221,27 +236,50 @@ def occurred(payload: Payload, event_time: datetime) -> datetime:
 
 # One example per type, as a partner would send it (the AsyncAPI document's message examples; a test posts each).
 EXAMPLES: dict[str, dict[str, object]] = {
-    "customer.identified": {"identifiers": {"email": "ada@example.com", "phone": "+442079460958",
-                                            "external_ids": {"shop-eu": "loyalty-4711"}},
-                            "attributes": {"first_name": "Ada", "tier": "gold", "visits": 12, "vip": True,
-                                           "birthday": "1990-04-01"},
-                            "consent": {"email_marketing": True}, "occurred_at": "2026-01-15T10:29:00Z"},
+    "customer.identified": {
+        "identifiers": {"email": "ada@example.com", "phone": "+442079460958", "external_ids": {"shop-eu": "loyalty-4711"}},
+        "attributes": {"first_name": "Ada", "tier": "gold", "visits": 12, "vip": True, "birthday": "1990-04-01"},
+        "consent": {"email_marketing": True},
+        "occurred_at": "2026-01-15T10:29:00Z",
+    },
     "customer.updated": {"attributes": {"tier": "platinum"}, "occurred_at": "2026-01-15T10:29:00Z"},
-    "order.completed": {"order_id": "A-1001", "amount": "59.90", "currency": "EUR", "channel": "web",
-                        "occurred_at": "2026-01-15T10:29:00Z", "shipping_cost": "4.50", "discount": "5.00",
-                        "line_items": [{"sku": "SKU-1", "quantity": 2, "unit_price": "29.95", "unit_cost": "12.00",
-                                        "category": "books"}]},
+    "order.completed": {
+        "order_id": "A-1001",
+        "amount": "59.90",
+        "currency": "EUR",
+        "channel": "web",
+        "occurred_at": "2026-01-15T10:29:00Z",
+        "shipping_cost": "4.50",
+        "discount": "5.00",
+        "line_items": [{"sku": "SKU-1", "quantity": 2, "unit_price": "29.95", "unit_cost": "12.00", "category": "books"}],
+    },
     "order.refunded": {"order_id": "A-1001", "amount": "29.95", "currency": "EUR", "reason": "damaged"},
     "order.cancelled": {"order_id": "A-1002", "reason": "changed mind"},
-    "interaction.logged": {"channel": "support", "direction": "inbound", "outcome": "resolved",
-                           "summary": "Asked about delivery times"},
-    "feedback.submitted": {"nps": 9, "csat": 5, "perceived_value": 8.5, "expected_value": 7.0,
-                           "proposition_id": "fast-delivery", "comment": "Quick delivery"},
-    "lead.captured": {"campaign": "spring-webinar", "lead_source": "webinar", "qualified": True,
-                      "referred_by": "C-0999"},
+    "interaction.logged": {
+        "channel": "support",
+        "direction": "inbound",
+        "outcome": "resolved",
+        "summary": "Asked about delivery times",
+    },
+    "feedback.submitted": {
+        "nps": 9,
+        "csat": 5,
+        "perceived_value": 8.5,
+        "expected_value": 7.0,
+        "proposition_id": "fast-delivery",
+        "comment": "Quick delivery",
+    },
+    "lead.captured": {"campaign": "spring-webinar", "lead_source": "webinar", "qualified": True, "referred_by": "C-0999"},
     "consent.changed": {"consent": {"email_marketing": False, "sms": True}, "occurred_at": "2026-01-15T10:29:00Z"},
     "erasure.requested": {"reason": "customer request by email"},
-    "deal.updated": {"deal_id": "D-77", "pipeline": "sales", "stage": "proposal", "amount": "12000.00",
-                     "currency": "EUR", "expected_close": "2026-03-31T00:00:00Z", "owner": "sam",
-                     "occurred_at": "2026-01-15T10:29:00Z"},
+    "deal.updated": {
+        "deal_id": "D-77",
+        "pipeline": "sales",
+        "stage": "proposal",
+        "amount": "12000.00",
+        "currency": "EUR",
+        "expected_close": "2026-03-31T00:00:00Z",
+        "owner": "sam",
+        "occurred_at": "2026-01-15T10:29:00Z",
+    },
 }

@@ -34,12 +34,32 @@ from shared.contracts.segmentation import SEGMENTATION_EVENT_TYPES
 
 TOKEN_PREFIX = "erased:"
 # `str` fields that name a category the system defines or a partner, never a person.
-STRUCTURAL = frozenset({
-    "source", "currency", "channel", "direction", "pipeline", "stage", "from_stage", "to_stage", "status", "tier",
-    "previous_tier", "segment_key", "segment_name", "kind", "change", "model_version", "type",
-})
+STRUCTURAL = frozenset(
+    {
+        "source",
+        "currency",
+        "channel",
+        "direction",
+        "pipeline",
+        "stage",
+        "from_stage",
+        "to_stage",
+        "status",
+        "tier",
+        "previous_tier",
+        "segment_key",
+        "segment_name",
+        "kind",
+        "change",
+        "model_version",
+        "type",
+    }
+)
 DOMAIN_EVENT_TYPES: Mapping[str, type[BaseModel]] = {
-    **INTERACTION_EVENT_TYPES, **SEGMENTATION_EVENT_TYPES, **CLV_EVENT_TYPES, **LIFECYCLE_EVENT_TYPES,
+    **INTERACTION_EVENT_TYPES,
+    **SEGMENTATION_EVENT_TYPES,
+    **CLV_EVENT_TYPES,
+    **LIFECYCLE_EVENT_TYPES,
 }
 Tokenizer = Callable[[str], str]
 
@@ -56,8 +76,9 @@ def tokenizer(key: bytes | None = None) -> Tokenizer:
     return token
 
 
-def redact_event_data(event_type: str, data: dict[str, Any], token: Tokenizer,
-                      models: Mapping[str, type[BaseModel]] | None = None) -> dict[str, Any]:
+def redact_event_data(
+    event_type: str, data: dict[str, Any], token: Tokenizer, models: Mapping[str, type[BaseModel]] | None = None
+) -> dict[str, Any]:
     """The event's data with every free-text field tokenised and unknown fields dropped.
 
     `models`: the contracts to read the event type in; by default the domain events (the four topics the

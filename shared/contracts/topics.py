@@ -24,11 +24,12 @@ def dlq(topic: str) -> str:
 
 def partner_topic(partner_id: str) -> str:
     if not PARTNER_ID_ON_KAFKA.match(partner_id) or partner_id.endswith(".dlq"):
-        raise ValueError(f"partner id {partner_id!r} cannot name a Kafka topic (letters, digits, '.', '_', '-'; "
-                         "not ending in '.dlq')")
+        raise ValueError(
+            f"partner id {partner_id!r} cannot name a Kafka topic (letters, digits, '.', '_', '-'; not ending in '.dlq')"
+        )
     return f"{PARTNER_EVENTS}.{partner_id}"
 
 
 def partner_of_topic(topic: str) -> str | None:
     """The partner whose own topic this is (topic without the deployment's prefix); None for `partner.events`."""
-    return topic[len(PARTNER_EVENTS) + 1:] if topic.startswith(PARTNER_EVENTS + ".") else None
+    return topic[len(PARTNER_EVENTS) + 1 :] if topic.startswith(PARTNER_EVENTS + ".") else None

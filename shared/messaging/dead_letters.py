@@ -22,8 +22,9 @@ from shared.messaging.transport import OutgoingMessage
 
 
 def _consumer(bootstrap: str, topic: str, group: str | None) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
-                            auto_offset_reset="earliest")
+    return AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
 
 
 async def list_dead_letters(bootstrap: str, topic: str, limit: int = 100) -> list[dict]:
@@ -38,9 +39,15 @@ async def list_dead_letters(bootstrap: str, topic: str, limit: int = 100) -> lis
             for records in batch.values():
                 for r in records:
                     headers = {k: v.decode("utf-8", "replace") for k, v in r.headers if k.startswith("dlq_")}
-                    out.append({"partition": r.partition, "offset": r.offset,
-                                "key": r.key.decode("utf-8", "replace") if r.key else None, **headers,
-                                "value": (r.value or b"")[:500].decode("utf-8", "replace")})
+                    out.append(
+                        {
+                            "partition": r.partition,
+                            "offset": r.offset,
+                            "key": r.key.decode("utf-8", "replace") if r.key else None,
+                            **headers,
+                            "value": (r.value or b"")[:500].decode("utf-8", "replace"),
+                        }
+                    )
     finally:
         await consumer.stop()
     return out
@@ -54,14 +61,18 @@ async def replay_dead_letters(bootstrap: str, topic: str) -> int:
     try:
         while batch := await consumer.getmany(timeout_ms=2000, max_records=500):
             records = [r for part in batch.values() for r in part]
-            await transport.send_batch([
-                OutgoingMessage(topic=dict(r.headers).get("dlq_topic", b"").decode() or topic.removesuffix(".dlq"),
-                                value=r.value or b"", key=r.key,
-                                headers=[h for h in r.headers if not h[0].startswith("dlq_")])
-                for r in records
-            ])
-            await consumer.commit({TopicPartition(tp.topic, tp.partition): part[-1].offset + 1
-                                   for tp, part in batch.items()})
+            await transport.send_batch(
+                [
+                    OutgoingMessage(
+                        topic=dict(r.headers).get("dlq_topic", b"").decode() or topic.removesuffix(".dlq"),
+                        value=r.value or b"",
+                        key=r.key,
+                        headers=[h for h in r.headers if not h[0].startswith("dlq_")],
+                    )
+                    for r in records
+                ]
+            )
+            await consumer.commit({TopicPartition(tp.topic, tp.partition): part[-1].offset + 1 for tp, part in batch.items()})
             replayed += len(records)
     finally:
         await consumer.stop()

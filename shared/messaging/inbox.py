@@ -71,18 +71,29 @@ class Subscription:
 
 
 class InboxConsumer:
-    def __init__(self, *, group_id: str, inbox_name: str, subscription: Subscription, topic_prefix: str, transport: Transport,
-                 session_factory: async_sessionmaker[AsyncSession], tables: MessagingTables,
-                 batch_size: int = 500, max_attempts: int = 3, poll_timeout_ms: int = 500,
-                 former_group_ids: Sequence[str] = (), former_inbox_names: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        group_id: str,
+        inbox_name: str,
+        subscription: Subscription,
+        topic_prefix: str,
+        transport: Transport,
+        session_factory: async_sessionmaker[AsyncSession],
+        tables: MessagingTables,
+        batch_size: int = 500,
+        max_attempts: int = 3,
+        poll_timeout_ms: int = 500,
+        former_group_ids: Sequence[str] = (),
+        former_inbox_names: Sequence[str] = (),
+    ) -> None:
         self.group_id = group_id
         self.inbox_name = inbox_name
         self.former_group_ids = list(former_group_ids)
         self.former_inbox_names = list(former_inbox_names)
         self.subscription = subscription
         self.topics = [topic_prefix + t for t in subscription.topics]
-        self.pattern = (f"^{re.escape(topic_prefix)}(?:{subscription.topic_pattern})$"
-                        if subscription.topic_pattern else None)
+        self.pattern = f"^{re.escape(topic_prefix)}(?:{subscription.topic_pattern})$" if subscription.topic_pattern else None
         self.transport = transport
         self.session_factory = session_factory
         self.inbox = tables.inbox
@@ -234,7 +245,8 @@ class InboxConsumer:
                 topic=dlq(msg.topic),
                 value=msg.value or b"",
                 key=msg.key,
-                headers=[h for h in msg.headers if not h[0].startswith("dlq_")] + [
+                headers=[h for h in msg.headers if not h[0].startswith("dlq_")]
+                + [
                     ("dlq_error", reason.encode("utf-8", "replace")[:4000]),
                     ("dlq_consumer", self.group_id.encode()),
                     ("dlq_topic", msg.topic.encode()),
@@ -277,8 +289,9 @@ class InboxConsumer:
             pass
 
 
-async def claim(session: AsyncSession, inbox: sa.Table, consumer: str, keys: list[tuple[str, str]],
-                former: Sequence[str] = ()) -> set[tuple[str, str]]:
+async def claim(
+    session: AsyncSession, inbox: sa.Table, consumer: str, keys: list[tuple[str, str]], former: Sequence[str] = ()
+) -> set[tuple[str, str]]:
     """Record `(source, event id)` keys as applied by `consumer`; returns those not recorded before, under its
     name or one of its `former` names.
 
@@ -288,20 +301,30 @@ async def claim(session: AsyncSession, inbox: sa.Table, consumer: str, keys: lis
         return set()
     # Rows under a former name: those the renaming migration did not move because a replica of the previous
     # release wrote them after it ran (one primary-key probe per key, only for a renamed consumer).
-    not_former = (f"WHERE NOT EXISTS (SELECT 1 FROM {inbox.schema}.inbox f WHERE f.consumer = ANY(CAST(:former AS text[])) "
-                  "AND f.source = u.s AND f.event_id = u.i) ") if former else ""
+    not_former = (
+        (
+            f"WHERE NOT EXISTS (SELECT 1 FROM {inbox.schema}.inbox f WHERE f.consumer = ANY(CAST(:former AS text[])) "
+            "AND f.source = u.s AND f.event_id = u.i) "
+        )
+        if former
+        else ""
+    )
     # The new keys come back as two arrays in one row: building a set from thousands of result rows cost more
     # than the insert itself.
     inserted = await session.execute(
         sa.text(
             f"WITH new AS (INSERT INTO {inbox.schema}.inbox (consumer, source, event_id) "
             "SELECT :consumer, s, i FROM unnest(CAST(:sources AS text[]), CAST(:ids AS text[])) AS u(s, i) "
-            + not_former +
-            "ON CONFLICT DO NOTHING RETURNING source, event_id) "
+            + not_former
+            + "ON CONFLICT DO NOTHING RETURNING source, event_id) "
             "SELECT array_agg(source) AS sources, array_agg(event_id) AS ids FROM new"
         ),
-        {"consumer": consumer, "sources": [k[0] for k in keys], "ids": [k[1] for k in keys],
-         **({"former": list(former)} if former else {})},
+        {
+            "consumer": consumer,
+            "sources": [k[0] for k in keys],
+            "ids": [k[1] for k in keys],
+            **({"former": list(former)} if former else {}),
+        },
     )
     sources, ids = inserted.one()
     return set(zip(sources, ids, strict=True)) if sources else set()

@@ -48,8 +48,9 @@ class InProcessTransport:
             topics = [t for t in self._logs if re.match(pattern, t)]
         return InProcessConsumer(self, group_id, topics)
 
-    async def adopt_offsets(self, group_id: str, former_group_ids: Sequence[str], topics: list[str],
-                            pattern: str | None = None) -> dict[tuple[str, int], int]:
+    async def adopt_offsets(
+        self, group_id: str, former_group_ids: Sequence[str], topics: list[str], pattern: str | None = None
+    ) -> dict[tuple[str, int], int]:
         def mine(group: str) -> dict[tuple[str, int], int]:
             return {tp: o for tp, o in self._committed.get(group, {}).items() if subscribed(tp[0], topics, pattern)}
 
@@ -77,9 +78,7 @@ class InProcessConsumer:
 
     async def start(self) -> None:
         committed = self._t._committed[self._group]
-        self._position = {
-            (t, p): committed.get((t, p), 0) for t in self._topics for p in range(self._t.partitions)
-        }
+        self._position = {(t, p): committed.get((t, p), 0) for t in self._topics for p in range(self._t.partitions)}
 
     async def stop(self) -> None:
         self._position = {}

@@ -84,9 +84,7 @@ class KafkaTransport:
         producer = await self._get_producer()
         try:
             async with asyncio.timeout(timeout_s):
-                futures = [
-                    await producer.send(m.topic, m.value, key=m.key, headers=m.headers or None) for m in messages
-                ]
+                futures = [await producer.send(m.topic, m.value, key=m.key, headers=m.headers or None) for m in messages]
                 # Awaited in turn rather than gathered: gather wraps each of thousands of futures in a callback.
                 for future in futures:
                     await future
@@ -97,8 +95,9 @@ class KafkaTransport:
     def consumer(self, group_id: str, topics: list[str], pattern: str | None = None) -> "KafkaConsumer":
         return KafkaConsumer(self.bootstrap_servers, group_id, topics, self.client_id, pattern)
 
-    async def adopt_offsets(self, group_id: str, former_group_ids: Sequence[str], topics: list[str],
-                            pattern: str | None = None) -> dict[tuple[str, int], int]:
+    async def adopt_offsets(
+        self, group_id: str, former_group_ids: Sequence[str], topics: list[str], pattern: str | None = None
+    ) -> dict[tuple[str, int], int]:
         try:
             offsets = await self._former_offsets(group_id, former_group_ids, topics, pattern)
             if not offsets:
@@ -106,8 +105,9 @@ class KafkaTransport:
             # The admin client cannot write a group's offsets: a consumer of the new group with the partitions
             # assigned by hand (it joins no group) commits them. The broker accepts such a commit only while the
             # group has no members, so it never moves a group that another replica already consumes in.
-            consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, group_id=group_id,
-                                        client_id=self.client_id, enable_auto_commit=False)
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.bootstrap_servers, group_id=group_id, client_id=self.client_id, enable_auto_commit=False
+            )
             try:
                 async with asyncio.timeout(30):
                     await consumer.start()
@@ -123,8 +123,9 @@ class KafkaTransport:
         log.info("group %s starts where %s left off: %d partitions", group_id, list(former_group_ids), len(offsets))
         return offsets
 
-    async def _former_offsets(self, group_id: str, former_group_ids: Sequence[str], topics: list[str],
-                              pattern: str | None) -> dict[tuple[str, int], int]:
+    async def _former_offsets(
+        self, group_id: str, former_group_ids: Sequence[str], topics: list[str], pattern: str | None
+    ) -> dict[tuple[str, int], int]:
         """The committed offsets of the first former group that has some, or {} if `group_id` has its own."""
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers, client_id=self.client_id)
         try:
@@ -133,8 +134,11 @@ class KafkaTransport:
 
                 async def committed(group: str) -> dict[tuple[str, int], int]:
                     listed = await admin.list_consumer_group_offsets(group)
-                    return {(tp.topic, tp.partition): meta.offset for tp, meta in listed.items()
-                            if meta.offset >= 0 and subscribed(tp.topic, topics, pattern)}
+                    return {
+                        (tp.topic, tp.partition): meta.offset
+                        for tp, meta in listed.items()
+                        if meta.offset >= 0 and subscribed(tp.topic, topics, pattern)
+                    }
 
                 if await committed(group_id):
                     return {}
@@ -157,8 +161,9 @@ class KafkaTransport:
 
 
 class KafkaConsumer:
-    def __init__(self, bootstrap_servers: str, group_id: str, topics: list[str], client_id: str,
-                 pattern: str | None = None) -> None:
+    def __init__(
+        self, bootstrap_servers: str, group_id: str, topics: list[str], client_id: str, pattern: str | None = None
+    ) -> None:
         self._consumer = AIOKafkaConsumer(
             *([] if pattern else topics),
             bootstrap_servers=bootstrap_servers,

@@ -58,19 +58,32 @@ class Outbox:
         for event in events:
             if event.correlationid is None and correlation_id is not None:
                 event.correlationid = correlation_id
-        await session.execute(self._insert, {
-            "event_ids": [e.id for e in events],
-            "topics": [self.topic_prefix + topic] * len(events),
-            "keys": [e.subject for e in events],
-            "payloads": [e.to_json() for e in events],
-            "channel": self.channel,
-        })
+        await session.execute(
+            self._insert,
+            {
+                "event_ids": [e.id for e in events],
+                "topics": [self.topic_prefix + topic] * len(events),
+                "keys": [e.subject for e in events],
+                "payloads": [e.to_json() for e in events],
+                "channel": self.channel,
+            },
+        )
 
 
 class OutboxRelay:
-    def __init__(self, *, engine: AsyncEngine, dsn: str, tables: MessagingTables, schema: str, transport: Transport,
-                 batch_size: int = 1000, poll_interval_s: float = 1.0, retention: timedelta = timedelta(hours=1),
-                 resend_retained_on_start: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        dsn: str,
+        tables: MessagingTables,
+        schema: str,
+        transport: Transport,
+        batch_size: int = 1000,
+        poll_interval_s: float = 1.0,
+        retention: timedelta = timedelta(hours=1),
+        resend_retained_on_start: bool = False,
+    ) -> None:
         self.engine = engine
         self.dsn = dsn
         self.table = tables.outbox
@@ -142,10 +155,14 @@ class OutboxRelay:
         """Send one batch of unsent rows and mark them sent; returns how many."""
         t = self.table
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(
-                sa.select(t.c.id, t.c.topic, t.c.key, t.c.payload, t.c.headers)
-                .where(t.c.sent_at.is_(None)).order_by(t.c.id).limit(self.batch_size)
-            )).all()
+            rows = (
+                await conn.execute(
+                    sa.select(t.c.id, t.c.topic, t.c.key, t.c.payload, t.c.headers)
+                    .where(t.c.sent_at.is_(None))
+                    .order_by(t.c.id)
+                    .limit(self.batch_size)
+                )
+            ).all()
             await conn.rollback()
         if not rows:
             return 0
@@ -158,18 +175,21 @@ class OutboxRelay:
         async with self.engine.begin() as conn:
             # `= ANY(array)`: one fixed-shape statement (an IN list renders a new statement per batch length).
             ids_param = sa.bindparam("ids", ids, type_=ARRAY(sa.BigInteger))
-            await conn.execute(sa.update(self.table).where(self.table.c.id == sa.any_(ids_param))
-                               .values(sent_at=sa.func.now()))
+            await conn.execute(sa.update(self.table).where(self.table.c.id == sa.any_(ids_param)).values(sent_at=sa.func.now()))
 
     async def _resend_retained(self) -> None:
         t = self.table
         last_id = 0
         while True:
             async with self.engine.connect() as conn:
-                rows = (await conn.execute(
-                    sa.select(t.c.id, t.c.topic, t.c.key, t.c.payload, t.c.headers)
-                    .where(t.c.sent_at.is_not(None), t.c.id > last_id).order_by(t.c.id).limit(self.batch_size)
-                )).all()
+                rows = (
+                    await conn.execute(
+                        sa.select(t.c.id, t.c.topic, t.c.key, t.c.payload, t.c.headers)
+                        .where(t.c.sent_at.is_not(None), t.c.id > last_id)
+                        .order_by(t.c.id)
+                        .limit(self.batch_size)
+                    )
+                ).all()
             if not rows:
                 return
             await self.transport.send_batch([_message(r) for r in rows])
@@ -184,8 +204,9 @@ class OutboxRelay:
             return (await conn.execute(sa.select(sa.func.count()).where(self.table.c.sent_at.is_(None)))).scalar_one()
 
 
-async def forget_subjects(session: AsyncSession, table: sa.Table, keys: Sequence[str],
-                          redact: Callable[[str, dict], dict]) -> None:
+async def forget_subjects(
+    session: AsyncSession, table: sa.Table, keys: Sequence[str], redact: Callable[[str, dict], dict]
+) -> None:
     """Erasure (R8): no outbox row keyed by these subjects (customer ids) keeps what `redact` takes out.
 
     Sent rows are deleted: they are on the broker already (where topic retention ends them) and are kept
@@ -198,9 +219,14 @@ async def forget_subjects(session: AsyncSession, table: sa.Table, keys: Sequence
     t = table
     keys_param = sa.bindparam("keys", list(keys), type_=ARRAY(sa.Text))
     await session.execute(sa.delete(t).where(t.c.key == sa.any_(keys_param), t.c.sent_at.is_not(None)))
-    rows = (await session.execute(sa.select(t.c.id, t.c.payload)
-                                  .where(t.c.key == sa.any_(keys_param), t.c.sent_at.is_(None))
-                                  .order_by(t.c.id).with_for_update())).all()
+    rows = (
+        await session.execute(
+            sa.select(t.c.id, t.c.payload)
+            .where(t.c.key == sa.any_(keys_param), t.c.sent_at.is_(None))
+            .order_by(t.c.id)
+            .with_for_update()
+        )
+    ).all()
     if not rows:
         return
     payloads = []
@@ -209,10 +235,13 @@ async def forget_subjects(session: AsyncSession, table: sa.Table, keys: Sequence
         doc["data"] = redact(str(doc.get("type", "")), doc.get("data") or {})
         payloads.append(orjson.dumps(doc))
     table_name = f"{t.schema}.{t.name}" if t.schema else t.name
-    await session.execute(sa.text(f"""
+    await session.execute(
+        sa.text(f"""
         UPDATE {table_name} o SET payload = v.payload
         FROM unnest(CAST(:ids AS bigint[]), CAST(:payloads AS bytea[])) AS v(id, payload) WHERE o.id = v.id
-    """), {"ids": [r.id for r in rows], "payloads": payloads})
+    """),
+        {"ids": [r.id for r in rows], "payloads": payloads},
+    )
 
 
 def _message(row: sa.Row) -> OutgoingMessage:

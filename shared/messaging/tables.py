@@ -60,8 +60,7 @@ def create_messaging_tables_v1(op, schema: str) -> None:  # alembic.op
         schema=schema,
     )
     op.create_index("ix_outbox_unsent", "outbox", ["id"], schema=schema, postgresql_where=sa.text("sent_at IS NULL"))
-    op.create_index("ix_outbox_sent_at", "outbox", ["sent_at"], schema=schema,
-                    postgresql_where=sa.text("sent_at IS NOT NULL"))
+    op.create_index("ix_outbox_sent_at", "outbox", ["sent_at"], schema=schema, postgresql_where=sa.text("sent_at IS NOT NULL"))
     op.create_table(
         "inbox",
         sa.Column("consumer", sa.Text, nullable=False),
@@ -78,10 +77,12 @@ def rename_inbox_consumer(op, schema: str, old: str, new: str) -> None:  # alemb
 
     A row the new name already holds is dropped rather than moved (the primary key allows one).
     """
-    op.execute(sa.text(
-        f"UPDATE {schema}.inbox o SET consumer = :new WHERE consumer = :old AND NOT EXISTS "
-        f"(SELECT 1 FROM {schema}.inbox n WHERE n.consumer = :new AND n.source = o.source AND n.event_id = o.event_id)"
-    ).bindparams(old=old, new=new))
+    op.execute(
+        sa.text(
+            f"UPDATE {schema}.inbox o SET consumer = :new WHERE consumer = :old AND NOT EXISTS "
+            f"(SELECT 1 FROM {schema}.inbox n WHERE n.consumer = :new AND n.source = o.source AND n.event_id = o.event_id)"
+        ).bindparams(old=old, new=new)
+    )
     op.execute(sa.text(f"DELETE FROM {schema}.inbox WHERE consumer = :old").bindparams(old=old))
 
 

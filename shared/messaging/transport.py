@@ -56,8 +56,9 @@ class Transport(Protocol):
         """A consumer in `group_id` of `topics`, or of every topic matching the regex `pattern` if given."""
         ...
 
-    async def adopt_offsets(self, group_id: str, former_group_ids: Sequence[str], topics: list[str],
-                            pattern: str | None = None) -> dict[tuple[str, int], int]:
+    async def adopt_offsets(
+        self, group_id: str, former_group_ids: Sequence[str], topics: list[str], pattern: str | None = None
+    ) -> dict[tuple[str, int], int]:
         """Give a renamed consumer group its former group's place: if `group_id` has no committed offset on
         `topics` (or the topics matching `pattern`), commit there those of the first of `former_group_ids` that
         has some. Returns what was copied ({} when the group already had offsets or no former group had any)."""

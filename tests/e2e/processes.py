@@ -42,8 +42,11 @@ def process_env(settings: dict[str, str]) -> dict[str, str]:
     The gateway keypair the session uses (tests/conftest.py) goes to every process, as a deployment's
     environment would hold it (the services' settings read only the public key).
     """
-    base = {k: v for k, v in os.environ.items()
-            if k in ("PATH", "HOME", "LANG", "TMPDIR", "INTERNAL_TOKEN_PRIVATE_KEY", "INTERNAL_TOKEN_PUBLIC_KEY")}
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k in ("PATH", "HOME", "LANG", "TMPDIR", "INTERNAL_TOKEN_PRIVATE_KEY", "INTERNAL_TOKEN_PUBLIC_KEY")
+    }
     return {**base, "PYTHONUNBUFFERED": "1", **settings}
 
 
@@ -109,8 +112,9 @@ class ServiceProcess:
         return self.proc.returncode
 
 
-def run_to_completion(name: str, argv: Sequence[str], env: dict[str, str], log_dir: Path,
-                      timeout_s: float = 120.0) -> subprocess.CompletedProcess:
+def run_to_completion(
+    name: str, argv: Sequence[str], env: dict[str, str], log_dir: Path, timeout_s: float = 120.0
+) -> subprocess.CompletedProcess:
     """A one-off job (e.g. `migrate`), its output in `<log_dir>/<name>.log` and on the result."""
     result = subprocess.run(list(argv), env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout_s)
     (log_dir / f"{name}.log").write_text(result.stdout + result.stderr)
@@ -118,8 +122,9 @@ def run_to_completion(name: str, argv: Sequence[str], env: dict[str, str], log_d
 
 
 @contextlib.contextmanager
-def running(processes: Sequence[ServiceProcess], probe: str = "ready", timeout_s: float = 90.0
-            ) -> Iterator[dict[str, ServiceProcess]]:
+def running(
+    processes: Sequence[ServiceProcess], probe: str = "ready", timeout_s: float = 90.0
+) -> Iterator[dict[str, ServiceProcess]]:
     """Starts all at once (startup overlaps), waits until each is healthy, and always stops them all."""
     try:
         for process in processes:
@@ -143,9 +148,15 @@ GATEWAY_AUTH = {"X-API-Key": GATEWAY_ADMIN_KEY}
 
 
 def order_completed(external_id: str, order_id: str = "A-1") -> dict:
-    return {"specversion": "1.0", "id": str(uuid.uuid4()), "source": SOURCE, "type": "order.completed",
-            "subject": external_id, "time": "2026-11-01T10:00:00Z",
-            "data": {"order_id": order_id, "amount": "59.90", "currency": "EUR", "channel": "web"}}
+    return {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": SOURCE,
+        "type": "order.completed",
+        "subject": external_id,
+        "time": "2026-11-01T10:00:00Z",
+        "data": {"order_id": order_id, "amount": "59.90", "currency": "EUR", "channel": "web"},
+    }
 
 
 async def post_one_order(client: httpx.AsyncClient, gateway_url: str, external_id: str) -> None:
@@ -160,8 +171,11 @@ async def customer_id_of(database_url: str, external_id: str, timeout_s: float =
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         while time.monotonic() < deadline:
-            found = await conn.fetchval("select customer_id from interaction.customer_identifier "
-                                        "where source = $1 and external_id = $2", SOURCE, external_id)
+            found = await conn.fetchval(
+                "select customer_id from interaction.customer_identifier where source = $1 and external_id = $2",
+                SOURCE,
+                external_id,
+            )
             if found is not None:
                 return found
             await asyncio.sleep(0.2)
@@ -170,16 +184,21 @@ async def customer_id_of(database_url: str, external_id: str, timeout_s: float =
     raise AssertionError(f"interaction never stored customer {SOURCE}/{external_id}")
 
 
-async def wait_composed_view(client: httpx.AsyncClient, gateway_url: str, customer_id: uuid.UUID,
-                             timeout_s: float = 60.0) -> dict:
+async def wait_composed_view(
+    client: httpx.AsyncClient, gateway_url: str, customer_id: uuid.UUID, timeout_s: float = 60.0
+) -> dict:
     """Polls `GET /v1/customers/{id}` until every consumer has projected the one purchase."""
     deadline = time.monotonic() + timeout_s
     view: dict | str = "no answer"
     while time.monotonic() < deadline:
         resp = await client.get(f"{gateway_url}/v1/customers/{customer_id}")
         view = resp.json() if resp.status_code == 200 else f"{resp.status_code} {resp.text}"
-        if (isinstance(view, dict) and all(view[p] is not None for p in ("segmentation", "value", "lifecycle"))
-                and view["lifecycle"]["stage"] == "development" and view["segmentation"]["order_count"] == 1):
+        if (
+            isinstance(view, dict)
+            and all(view[p] is not None for p in ("segmentation", "value", "lifecycle"))
+            and view["lifecycle"]["stage"] == "development"
+            and view["segmentation"]["order_count"] == 1
+        ):
             return view
         await asyncio.sleep(0.3)
     raise AssertionError(f"the composed view never showed the purchase; last: {view}")

@@ -49,14 +49,17 @@ def compose_command() -> list[str] | None:
 
 def operator_env() -> dict[str, str]:
     """What the operator's environment (or `.env`) supplies: the secrets compose requires."""
-    return {"POSTGRES_PASSWORD": "not-used-the-test-database-url-wins",
-            "INTERNAL_TOKEN_PUBLIC_KEY": os.environ["INTERNAL_TOKEN_PUBLIC_KEY"],
-            "INTERNAL_TOKEN_PRIVATE_KEY": os.environ["INTERNAL_TOKEN_PRIVATE_KEY"],
-            "GATEWAY_BOOTSTRAP_ADMIN_KEY": GATEWAY_ADMIN_KEY}
+    return {
+        "POSTGRES_PASSWORD": "not-used-the-test-database-url-wins",
+        "INTERNAL_TOKEN_PUBLIC_KEY": os.environ["INTERNAL_TOKEN_PUBLIC_KEY"],
+        "INTERNAL_TOKEN_PRIVATE_KEY": os.environ["INTERNAL_TOKEN_PRIVATE_KEY"],
+        "GATEWAY_BOOTSTRAP_ADMIN_KEY": GATEWAY_ADMIN_KEY,
+    }
 
 
 def interpolate(value: str, env: dict[str, str]) -> str:
     """Compose's `${NAME}`, `${NAME:-default}` and `${NAME:?error}`, from `env`."""
+
     def one(match: re.Match) -> str:
         name, op, arg = match.group(1), match.group(2), match.group(3)
         if env.get(name):
@@ -64,6 +67,7 @@ def interpolate(value: str, env: dict[str, str]) -> str:
         if op == ":?":
             raise AssertionError(f"compose would refuse to start: {arg}")
         return arg or ""
+
     return re.sub(r"\$\{(\w+)(?:(:[-?])([^}]*))?\}", one, value)
 
 
@@ -78,12 +82,19 @@ def test_compose_config_is_valid() -> None:
     if cli is None:
         pytest.skip("neither `docker compose` nor `docker-compose` is installed (CI apt-installs docker-compose)")
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "DOCKER_HOST", "DOCKER_CONFIG")}
-    result = subprocess.run([*cli, "-f", str(COMPOSE_FILE), "config", "-q"], cwd=REPO, capture_output=True,
-                            text=True, timeout=60, env=env | operator_env())
+    result = subprocess.run(
+        [*cli, "-f", str(COMPOSE_FILE), "config", "-q"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env | operator_env(),
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     # Without the secrets compose refuses to start, naming the one to set (no weak built-in defaults).
-    refused = subprocess.run([*cli, "-f", str(COMPOSE_FILE), "config", "-q"], cwd=REPO, capture_output=True,
-                             text=True, timeout=60, env=env)
+    refused = subprocess.run(
+        [*cli, "-f", str(COMPOSE_FILE), "config", "-q"], cwd=REPO, capture_output=True, text=True, timeout=60, env=env
+    )
     assert refused.returncode != 0 and "set " in refused.stderr, refused.stderr
 
 
@@ -125,6 +136,8 @@ def test_compose_kafka_authenticates_partners_as_the_test_broker_does() -> None:
     listeners = {url.split("://")[0]: url.rsplit(":", 1)[1] for url in props["listeners"].split(",")}
     assert protocols["PARTNER"] == "SASL_PLAINTEXT" and listeners["PARTNER"] == "9094"
     assert "9092" not in str(load_compose()["kafka"]["ports"]), "the services' anonymous listener stays internal"
+
+
 def test_compose_secrets_come_from_the_operator() -> None:
     """Every service verifies the gateway's tokens, only the gateway can sign, and Postgres has a real password."""
     services = load_compose()
@@ -132,8 +145,7 @@ def test_compose_secrets_come_from_the_operator() -> None:
         env = services[name]["environment"]
         assert env["INTERNAL_TOKEN_PUBLIC_KEY"].startswith("${INTERNAL_TOKEN_PUBLIC_KEY:?"), name
         assert "${POSTGRES_PASSWORD:?" in env["DATABASE_URL"], name
-    assert [n for n, svc in services.items() if "INTERNAL_TOKEN_PRIVATE_KEY" in svc.get("environment", {})] == [
-        "gateway"]
+    assert [n for n, svc in services.items() if "INTERNAL_TOKEN_PRIVATE_KEY" in svc.get("environment", {})] == ["gateway"]
     postgres = services["postgres"]["environment"]
     assert postgres["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
     assert "--auth-local=scram-sha-256" in postgres["POSTGRES_INITDB_ARGS"]
@@ -154,8 +166,9 @@ class LocalCompose:
             url = make_url(value)
             assert url.host == "postgres" and url.port == 5432, value
             db = self.database
-            return url.set(host=db.host, port=db.port, database=db.database, username=db.username,
-                           password=db.password).render_as_string(hide_password=False)
+            return url.set(
+                host=db.host, port=db.port, database=db.database, username=db.username, password=db.password
+            ).render_as_string(hide_password=False)
         value = value.replace("kafka:9092", self.kafka_bootstrap)
         for name, port in self.ports.items():
             value = value.replace(f"http://{name}:{COMPOSE_PORT}", f"http://127.0.0.1:{port}")
@@ -187,8 +200,9 @@ class LocalCompose:
 
 @pytest.mark.slow
 @pytest.mark.kafka
-async def test_compose_services_run_as_local_processes(databases: Databases, kafka_bootstrap: str, topic_prefix: str,
-                                                       tmp_path: Path) -> None:
+async def test_compose_services_run_as_local_processes(
+    databases: Databases, kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
     """Compose's own commands and env: the migrate jobs build an empty database, then one order flows through."""
     services = load_compose()
     database_url = await databases.create(migrated=False)
@@ -203,12 +217,17 @@ async def test_compose_services_run_as_local_processes(databases: Databases, kaf
         for name, result in zip(migrated, pool.map(migrate, migrated), strict=True):
             assert result.returncode == 0, f"{name}-migrate failed:\n{result.stdout}{result.stderr}"
 
-    processes = [ServiceProcess(name, local.serve_argv(name, services[name]["command"]), local.env(services[name]),
-                                local.ports[name], tmp_path) for name in [*APP_SERVICES, "gateway"]]
+    processes = [
+        ServiceProcess(
+            name, local.serve_argv(name, services[name]["command"]), local.env(services[name]), local.ports[name], tmp_path
+        )
+        for name in [*APP_SERVICES, "gateway"]
+    ]
     with running(processes) as procs:
         for name in procs:
-            check = subprocess.run(local.healthcheck_argv(name, services[name]["healthcheck"]["test"]),
-                                   capture_output=True, text=True, timeout=30)
+            check = subprocess.run(
+                local.healthcheck_argv(name, services[name]["healthcheck"]["test"]), capture_output=True, text=True, timeout=30
+            )
             assert check.returncode == 0, f"{name}'s compose healthcheck failed: {check.stderr}"
         await drive_one_order(procs["gateway"].url, database_url)
 
@@ -224,5 +243,6 @@ def test_one_image_built_once_and_every_server_restarts() -> None:
     assert all(services[name].get("pull_policy") == "never" for name in app if name not in builders)
     long_running = [name for name, spec in services.items() if not name.endswith("-migrate")]
     assert {"kafka", "postgres", "gateway", *APP_SERVICES} <= set(long_running)
-    assert all(services[name].get("restart") == "unless-stopped" for name in long_running), \
-        {name: services[name].get("restart") for name in long_running}
+    assert all(services[name].get("restart") == "unless-stopped" for name in long_running), {
+        name: services[name].get("restart") for name in long_running
+    }

@@ -19,8 +19,13 @@ PENDING: dict[str, str] = {}
 
 
 def test_proving_ground_invariants_hold_after_crashes(tmp_path) -> None:
-    cfg = Config(seed=seed_from_env(), events=int(os.environ.get("PROVING_GROUND_EVENTS", "400")), faults=4,
-                 customers=40, log_dir=tmp_path / "logs")
+    cfg = Config(
+        seed=seed_from_env(),
+        events=int(os.environ.get("PROVING_GROUND_EVENTS", "400")),
+        faults=4,
+        customers=40,
+        log_dir=tmp_path / "logs",
+    )
     figures, divergences = run(cfg)
     replay = f"seed {cfg.seed} (replay: PROVING_GROUND_SEED={cfg.seed})"
     assert figures["faults"] == cfg.faults, f"{replay}: only {figures['fault_list']} injected"
@@ -28,7 +33,7 @@ def test_proving_ground_invariants_hold_after_crashes(tmp_path) -> None:
     failing = {name: lines for name, lines in divergences.items() if lines and name not in PENDING}
     pending = {name: lines for name, lines in divergences.items() if lines and name in PENDING}
     for name, lines in pending.items():
-        warnings.warn(f"{replay}: {name} has {len(lines)} divergence(s), pending {PENDING[name]}: {lines[:3]}",
-                      stacklevel=1)
-    assert not failing, (f"{replay}: divergences\n"
-                         + "\n".join(f"{name}:\n  " + "\n  ".join(lines[:30]) for name, lines in failing.items()))
+        warnings.warn(f"{replay}: {name} has {len(lines)} divergence(s), pending {PENDING[name]}: {lines[:3]}", stacklevel=1)
+    assert not failing, f"{replay}: divergences\n" + "\n".join(
+        f"{name}:\n  " + "\n  ".join(lines[:30]) for name, lines in failing.items()
+    )

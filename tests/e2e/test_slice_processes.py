@@ -31,19 +31,29 @@ GATEWAY_REQUEST_TIMEOUT_S = 5.0
 
 
 @pytest.fixture
-def stack(database_url: str, kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
-          ) -> Iterator[dict[str, ServiceProcess]]:
+def stack(database_url: str, kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> Iterator[dict[str, ServiceProcess]]:
     """The four services and the gateway on the session's Kafka and a fresh migrated database."""
-    shared = {"DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "TOPIC_PREFIX": topic_prefix,
-              "TRANSPORT": "kafka", "LOG_JSON": "false"}
+    shared = {
+        "DATABASE_URL": database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "TOPIC_PREFIX": topic_prefix,
+        "TRANSPORT": "kafka",
+        "LOG_JSON": "false",
+    }
     ports = {name: free_port() for name in [*SERVICES, "gateway"]}
     gateway_env = {f"GATEWAY_{name.upper()}_URL": f"http://127.0.0.1:{ports[name]}" for name in SERVICES}
-    gateway_env |= {"GATEWAY_REQUEST_TIMEOUT_S": str(GATEWAY_REQUEST_TIMEOUT_S), "GATEWAY_LOG_JSON": "false",
-                    "GATEWAY_BOOTSTRAP_ADMIN_KEY": GATEWAY_ADMIN_KEY, **shared}
-    processes = [ServiceProcess(name, serve_argv(name, ports[name]), process_env(shared), ports[name], tmp_path)
-                 for name in SERVICES]
-    processes.append(ServiceProcess("gateway", serve_argv("gateway", ports["gateway"]), process_env(gateway_env),
-                                    ports["gateway"], tmp_path))
+    gateway_env |= {
+        "GATEWAY_REQUEST_TIMEOUT_S": str(GATEWAY_REQUEST_TIMEOUT_S),
+        "GATEWAY_LOG_JSON": "false",
+        "GATEWAY_BOOTSTRAP_ADMIN_KEY": GATEWAY_ADMIN_KEY,
+        **shared,
+    }
+    processes = [
+        ServiceProcess(name, serve_argv(name, ports[name]), process_env(shared), ports[name], tmp_path) for name in SERVICES
+    ]
+    processes.append(
+        ServiceProcess("gateway", serve_argv("gateway", ports["gateway"]), process_env(gateway_env), ports["gateway"], tmp_path)
+    )
     with running(processes) as procs:
         yield procs
 

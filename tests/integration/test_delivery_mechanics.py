@@ -23,8 +23,14 @@ from segmentation.tables import messaging as segmentation_tables
 async def test_notify_wakes_the_relay_long_before_its_next_poll(database_url, kafka_bootstrap, topic_prefix):
     engine = make_engine(database_url)
     transport = KafkaTransport(kafka_bootstrap)
-    relay = OutboxRelay(engine=engine, dsn=asyncpg_dsn(database_url), tables=interaction_tables, schema="interaction",
-                        transport=transport, poll_interval_s=600)  # polling alone would wait ten minutes
+    relay = OutboxRelay(
+        engine=engine,
+        dsn=asyncpg_dsn(database_url),
+        tables=interaction_tables,
+        schema="interaction",
+        transport=transport,
+        poll_interval_s=600,
+    )  # polling alone would wait ten minutes
     task = asyncio.create_task(relay.run())
     try:
         while not relay.active:
@@ -52,10 +58,17 @@ async def test_stop_finishes_the_batch_in_hand_and_commits_it(database_url, topi
         await release.wait()  # stop() is called while this batch is being applied
         await apply_purchases(session, batch)
 
-    subscription = Subscription(name="purchases", topics=[INTERACTION_EVENTS],
-                                event_types=purchases_subscription().event_types, handler=slow_handler)
-    async with running_consumer(database_url=database_url, transport=transport, subscription=subscription,
-                                tables=segmentation_tables, topic_prefix=topic_prefix, batch_size=100) as consumer:
+    subscription = Subscription(
+        name="purchases", topics=[INTERACTION_EVENTS], event_types=purchases_subscription().event_types, handler=slow_handler
+    )
+    async with running_consumer(
+        database_url=database_url,
+        transport=transport,
+        subscription=subscription,
+        tables=segmentation_tables,
+        topic_prefix=topic_prefix,
+        batch_size=100,
+    ) as consumer:
         await asyncio.wait_for(entered.wait(), 10)
         consumer.stop()
         release.set()
@@ -68,5 +81,3 @@ async def test_stop_finishes_the_batch_in_hand_and_commits_it(database_url, topi
 
 async def produce_events_inprocess(transport: InProcessTransport, topic: str, events) -> None:
     await transport.send_batch([OutgoingMessage(topic, e.to_json(), key=e.subject.encode()) for e in events])
-
-

@@ -38,15 +38,27 @@ async def applied(engine) -> int:
 async def test_broker_kill_9_mid_stream_loses_nothing_and_applies_once(database_url, own_kafka, topic_prefix):
     engine = make_engine(database_url)
     transport = KafkaTransport(own_kafka.bootstrap)
-    relay = OutboxRelay(engine=engine, dsn=asyncpg_dsn(database_url), tables=interaction_tables, schema="interaction",
-                        transport=transport, batch_size=100, poll_interval_s=0.2)
+    relay = OutboxRelay(
+        engine=engine,
+        dsn=asyncpg_dsn(database_url),
+        tables=interaction_tables,
+        schema="interaction",
+        transport=transport,
+        batch_size=100,
+        poll_interval_s=0.2,
+    )
     relay_task = asyncio.create_task(relay.run())
     events = purchase_events(900, customers=30)
     chunks = [events[i : i + 30] for i in range(0, len(events), 30)]
 
-    async with running_consumer(database_url=database_url, transport=transport, subscription=purchases_subscription(),
-                                tables=segmentation_tables, topic_prefix=topic_prefix,
-                                inbox_name="segmentation.interaction_facts"):
+    async with running_consumer(
+        database_url=database_url,
+        transport=transport,
+        subscription=purchases_subscription(),
+        tables=segmentation_tables,
+        topic_prefix=topic_prefix,
+        inbox_name="segmentation.interaction_facts",
+    ):
         for i, chunk in enumerate(chunks):
             await enqueue(engine, topic_prefix, chunk)  # acknowledged: committed to the outbox
             if i == len(chunks) // 3:
@@ -79,23 +91,33 @@ async def _equals(engine, n: int) -> bool:
     return await applied(engine) == n
 
 
-async def test_consumer_process_kill_9_mid_batch_applies_every_event_once(database_url, kafka_bootstrap,
-                                                                          topic_prefix, tmp_path):
+async def test_consumer_process_kill_9_mid_batch_applies_every_event_once(database_url, kafka_bootstrap, topic_prefix, tmp_path):
     engine = make_engine(database_url)
     events = purchase_events(4000, customers=200)
     await produce_events(kafka_bootstrap, topic_prefix + INTERACTION_EVENTS, events)  # acknowledged by Kafka
-    env = {**os.environ, "DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-           "TOPIC_PREFIX": topic_prefix, "SEGMENTATION_CONSUMER_BATCH_SIZE": "100", "LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "TOPIC_PREFIX": topic_prefix,
+        "SEGMENTATION_CONSUMER_BATCH_SIZE": "100",
+        "LOG_LEVEL": "WARNING",
+    }
 
     def start(port: int) -> subprocess.Popen:
         log = open(tmp_path / f"segmentation-{port}.log", "wb")
-        return subprocess.Popen([sys.executable, "-m", "segmentation", "serve", "--host", "127.0.0.1", "--port",
-                                 str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "segmentation", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
     first = start(18702)
     try:
-        await wait_until(lambda: _between(engine, 1, len(events) - 1), timeout=90, interval=0.05,
-                         message="the consumer to be mid-stream")
+        await wait_until(
+            lambda: _between(engine, 1, len(events) - 1), timeout=90, interval=0.05, message="the consumer to be mid-stream"
+        )
         first.send_signal(signal.SIGKILL)
         first.wait(10)
         killed_at = await applied(engine)
@@ -131,9 +153,15 @@ async def test_postgres_restart_mid_load_is_retried_not_dead_lettered(own_postgr
     group = topic_prefix + "segmentation.interaction_facts"
     dead_before = EVENTS_DEAD_LETTERED.labels(group)._value.get()
 
-    async with running_consumer(database_url=url, transport=transport, subscription=purchases_subscription(),
-                                tables=segmentation_tables, topic_prefix=topic_prefix,
-                                inbox_name="segmentation.interaction_facts", batch_size=50):
+    async with running_consumer(
+        database_url=url,
+        transport=transport,
+        subscription=purchases_subscription(),
+        tables=segmentation_tables,
+        topic_prefix=topic_prefix,
+        inbox_name="segmentation.interaction_facts",
+        batch_size=50,
+    ):
         await wait_until(lambda: _between(engine, 1, len(events) - 1), interval=0.05, message="mid-stream")
         await asyncio.to_thread(own_postgres.kill)
         await asyncio.sleep(1.0)

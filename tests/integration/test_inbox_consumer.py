@@ -25,9 +25,14 @@ TOPIC = INTERACTION_EVENTS
 
 async def projection_snapshot(engine) -> list:
     async with engine.connect() as conn:
-        return (await conn.execute(sa.text(
-            "select customer_id, currency, order_count, total_spend, first_purchase_at, last_purchase_at "
-            "from segmentation.purchase_summary order by customer_id, currency"))).all()
+        return (
+            await conn.execute(
+                sa.text(
+                    "select customer_id, currency, order_count, total_spend, first_purchase_at, last_purchase_at "
+                    "from segmentation.purchase_summary order by customer_id, currency"
+                )
+            )
+        ).all()
 
 
 async def test_redelivery_and_replay_from_offset_zero_change_nothing(database_url, kafka_bootstrap, topic_prefix):
@@ -35,9 +40,14 @@ async def test_redelivery_and_replay_from_offset_zero_change_nothing(database_ur
     transport = KafkaTransport(kafka_bootstrap)
     events = purchase_events(300, customers=12)
     await produce_events(kafka_bootstrap, topic_prefix + TOPIC, events)
-    async with running_consumer(database_url=database_url, transport=transport, subscription=purchases_subscription(),
-                                tables=segmentation_tables, topic_prefix=topic_prefix,
-                                inbox_name="segmentation.interaction_facts"):
+    async with running_consumer(
+        database_url=database_url,
+        transport=transport,
+        subscription=purchases_subscription(),
+        tables=segmentation_tables,
+        topic_prefix=topic_prefix,
+        inbox_name="segmentation.interaction_facts",
+    ):
         await wait_until(lambda: _applied(engine, 300), message="300 applied")
     before = await projection_snapshot(engine)
     assert sum(r.order_count for r in before) == 300
@@ -45,11 +55,18 @@ async def test_redelivery_and_replay_from_offset_zero_change_nothing(database_ur
     # Redelivery: the same events published again.
     await produce_events(kafka_bootstrap, topic_prefix + TOPIC, events[:100])
     # Replay: a new consumer group reads the topic from offset 0 into the same inbox.
-    async with running_consumer(database_url=database_url, transport=transport, subscription=purchases_subscription(),
-                                tables=segmentation_tables, topic_prefix=topic_prefix,
-                                inbox_name="segmentation.interaction_facts", group_id=topic_prefix + "replay"):
-        await wait_until(lambda: _committed(transport, topic_prefix + "replay", topic_prefix + TOPIC, 400),
-                         message="replay group caught up")
+    async with running_consumer(
+        database_url=database_url,
+        transport=transport,
+        subscription=purchases_subscription(),
+        tables=segmentation_tables,
+        topic_prefix=topic_prefix,
+        inbox_name="segmentation.interaction_facts",
+        group_id=topic_prefix + "replay",
+    ):
+        await wait_until(
+            lambda: _committed(transport, topic_prefix + "replay", topic_prefix + TOPIC, 400), message="replay group caught up"
+        )
     assert await projection_snapshot(engine) == before
     assert await scalar(engine, "select count(*) from segmentation.inbox") == 300
     await transport.stop()
@@ -84,15 +101,15 @@ async def apply_steps(session: AsyncSession, events: list[ConsumedEvent]) -> Non
     for e in events:
         step: Step = e.payload
         moved = await session.execute(
-            sa.text("update step_state set last = :n where customer = :c and last = :n - 1"),
-            {"n": step.n, "c": step.customer})
+            sa.text("update step_state set last = :n where customer = :c and last = :n - 1"), {"n": step.n, "c": step.customer}
+        )
         if moved.rowcount != 1:
-            await session.execute(sa.text("insert into step_violation (customer, n) values (:c, :n)"),
-                                  {"c": step.customer, "n": step.n})
+            await session.execute(
+                sa.text("insert into step_violation (customer, n) values (:c, :n)"), {"c": step.customer, "n": step.n}
+            )
 
 
-async def test_one_customers_events_apply_in_order_across_partitions_and_restarts(database_url, kafka_bootstrap,
-                                                                                  topic_prefix):
+async def test_one_customers_events_apply_in_order_across_partitions_and_restarts(database_url, kafka_bootstrap, topic_prefix):
     engine = make_engine(database_url)
     customers = [f"c{i}" for i in range(9)]
     async with engine.begin() as conn:
@@ -101,8 +118,7 @@ async def test_one_customers_events_apply_in_order_across_partitions_and_restart
         for c in customers:
             await conn.execute(sa.text("insert into step_state values (:c, 0)"), {"c": c})
     steps = 60
-    events = [Envelope.wrap(Step(customer=c, n=n), source=SOURCE, subject=c)
-              for n in range(1, steps + 1) for c in customers]
+    events = [Envelope.wrap(Step(customer=c, n=n), source=SOURCE, subject=c) for n in range(1, steps + 1) for c in customers]
     await produce_events(kafka_bootstrap, topic_prefix + TOPIC, events)
 
     subscription = Subscription(name="steps", topics=[TOPIC], event_types={Step.EVENT_TYPE: Step}, handler=apply_steps)
@@ -110,11 +126,23 @@ async def test_one_customers_events_apply_in_order_across_partitions_and_restart
     total = len(events)
     # Stop and restart the consumer repeatedly mid-stream, with small batches so restarts land mid-way.
     for _ in range(4):
-        async with running_consumer(database_url=database_url, transport=transport, subscription=subscription,
-                                    tables=segmentation_tables, topic_prefix=topic_prefix, batch_size=25):
+        async with running_consumer(
+            database_url=database_url,
+            transport=transport,
+            subscription=subscription,
+            tables=segmentation_tables,
+            topic_prefix=topic_prefix,
+            batch_size=25,
+        ):
             await asyncio.sleep(0.7)
-    async with running_consumer(database_url=database_url, transport=transport, subscription=subscription,
-                                tables=segmentation_tables, topic_prefix=topic_prefix, batch_size=25):
+    async with running_consumer(
+        database_url=database_url,
+        transport=transport,
+        subscription=subscription,
+        tables=segmentation_tables,
+        topic_prefix=topic_prefix,
+        batch_size=25,
+    ):
         await wait_until(lambda: _inbox_is(engine, total), message="every step applied")
 
     assert await scalar(engine, "select count(*) from step_violation") == 0
@@ -127,8 +155,7 @@ async def _inbox_is(engine, n: int) -> bool:
     return await scalar(engine, "select count(*) from segmentation.inbox") == n
 
 
-async def test_poison_events_go_to_the_dlq_with_their_reason_while_the_rest_flow(database_url, kafka_bootstrap,
-                                                                                 topic_prefix):
+async def test_poison_events_go_to_the_dlq_with_their_reason_while_the_rest_flow(database_url, kafka_bootstrap, topic_prefix):
     engine = make_engine(database_url)
     topic = topic_prefix + TOPIC
     good = purchase_events(40, customers=4)
@@ -152,10 +179,15 @@ async def test_poison_events_go_to_the_dlq_with_their_reason_while_the_rest_flow
     await produce(kafka_bootstrap, topic, values)
 
     transport = KafkaTransport(kafka_bootstrap)
-    sub = Subscription(name=subscription.name, topics=subscription.topics, event_types=subscription.event_types,
-                       handler=handler)
-    async with running_consumer(database_url=database_url, transport=transport, subscription=sub,
-                                tables=segmentation_tables, topic_prefix=topic_prefix, max_attempts=2):
+    sub = Subscription(name=subscription.name, topics=subscription.topics, event_types=subscription.event_types, handler=handler)
+    async with running_consumer(
+        database_url=database_url,
+        transport=transport,
+        subscription=sub,
+        tables=segmentation_tables,
+        topic_prefix=topic_prefix,
+        max_attempts=2,
+    ):
         await wait_until(lambda: _applied(engine, 40), message="all good events applied")
         dead = await read_topic(kafka_bootstrap, dlq(topic), expected=4)
     await transport.stop()
@@ -172,8 +204,7 @@ async def test_poison_events_go_to_the_dlq_with_their_reason_while_the_rest_flow
     assert failing_headers["dlq_topic"] == topic.encode()
 
 
-async def test_dead_letters_are_listed_and_replayed_once_the_cause_is_fixed(database_url, kafka_bootstrap,
-                                                                            topic_prefix):
+async def test_dead_letters_are_listed_and_replayed_once_the_cause_is_fixed(database_url, kafka_bootstrap, topic_prefix):
     from shared.messaging.dead_letters import list_dead_letters, replay_dead_letters
 
     engine = make_engine(database_url)
@@ -187,12 +218,19 @@ async def test_dead_letters_are_listed_and_replayed_once_the_cause_is_fixed(data
             raise RuntimeError("downstream bug")
         await subscription.handler(session, batch)
 
-    sub = Subscription(name=subscription.name, topics=subscription.topics, event_types=subscription.event_types,
-                       handler=flaky_handler)
+    sub = Subscription(
+        name=subscription.name, topics=subscription.topics, event_types=subscription.event_types, handler=flaky_handler
+    )
     await produce_events(kafka_bootstrap, topic, events)
     transport = KafkaTransport(kafka_bootstrap)
-    async with running_consumer(database_url=database_url, transport=transport, subscription=sub,
-                                tables=segmentation_tables, topic_prefix=topic_prefix, max_attempts=1):
+    async with running_consumer(
+        database_url=database_url,
+        transport=transport,
+        subscription=sub,
+        tables=segmentation_tables,
+        topic_prefix=topic_prefix,
+        max_attempts=1,
+    ):
         await read_topic(kafka_bootstrap, dlq(topic), expected=10)
         listed = await list_dead_letters(kafka_bootstrap, dlq(topic))
         assert len(listed) == 10 and all("downstream bug" in d["dlq_error"] for d in listed)

@@ -19,8 +19,15 @@ pytestmark = pytest.mark.kafka
 
 
 def relay_for(engine, database_url: str, transport: KafkaTransport) -> OutboxRelay:
-    return OutboxRelay(engine=engine, dsn=asyncpg_dsn(database_url), tables=interaction_tables, schema="interaction",
-                       transport=transport, batch_size=50, poll_interval_s=0.2)
+    return OutboxRelay(
+        engine=engine,
+        dsn=asyncpg_dsn(database_url),
+        tables=interaction_tables,
+        schema="interaction",
+        transport=transport,
+        batch_size=50,
+        poll_interval_s=0.2,
+    )
 
 
 async def enqueue(engine, topic_prefix: str, events) -> None:
@@ -59,8 +66,9 @@ async def _unsent_is(engine, n: int) -> bool:
     return await scalar(engine, "select count(*) from interaction.outbox where sent_at is null") == n
 
 
-async def test_crash_between_kafka_ack_and_mark_sent_is_absorbed_by_the_inbox(database_url, kafka_bootstrap,
-                                                                              topic_prefix, monkeypatch):
+async def test_crash_between_kafka_ack_and_mark_sent_is_absorbed_by_the_inbox(
+    database_url, kafka_bootstrap, topic_prefix, monkeypatch
+):
     engine = make_engine(database_url)
     transport = KafkaTransport(kafka_bootstrap)
     events = purchase_events(30, customers=3)
@@ -87,9 +95,14 @@ async def test_crash_between_kafka_ack_and_mark_sent_is_absorbed_by_the_inbox(da
     try:
         records = await read_topic(kafka_bootstrap, topic, expected=60)
         assert len(records) == 60, "every event was published twice"
-        async with running_consumer(database_url=database_url, transport=transport,
-                                    subscription=purchases_subscription(), tables=segmentation_tables,
-                                    topic_prefix=topic_prefix, inbox_name="segmentation.interaction_facts"):
+        async with running_consumer(
+            database_url=database_url,
+            transport=transport,
+            subscription=purchases_subscription(),
+            tables=segmentation_tables,
+            topic_prefix=topic_prefix,
+            inbox_name="segmentation.interaction_facts",
+        ):
             await wait_until(lambda: _inbox_count_is(engine, 30), message="30 events applied")
             await asyncio.sleep(1.0)  # give the duplicates time to arrive; they must change nothing
     finally:

@@ -40,15 +40,16 @@ def binary(event: dict) -> tuple[bytes, list[tuple[str, bytes]]]:
 
 
 async def test_generated_events_are_applied_and_broken_ones_dead_lettered_naming_the_field(
-        database_url, kafka_bootstrap, topic_prefix) -> None:
+    database_url, kafka_bootstrap, topic_prefix
+) -> None:
     async with gateway_stack(database_url, services=("interaction",)) as stack:
         await create_key(stack, "partner", partner="shop-eu")
         async with stack.client() as admin:
-            assert (await admin.post("/v1/event-types", json={"name": "order.shipped", "schema": SHIPPED})
-                    ).status_code == 201
+            assert (await admin.post("/v1/event-types", json={"name": "order.shipped", "schema": SHIPPED})).status_code == 201
         doc = await served(stack)
     header_schema = jsonschema_rs.Draft202012Validator(
-        inline({"$ref": "#/components/schemas/cloudevents.KafkaBinaryHeaders"}, doc))
+        inline({"$ref": "#/components/schemas/cloudevents.KafkaBinaryHeaders"}, doc)
+    )
     envelope_names = set(doc["components"]["schemas"]["cloudevents.CloudEvent"]["properties"])
     valid = []
     for message in partner_messages(doc).values():
@@ -68,26 +69,29 @@ async def test_generated_events_are_applied_and_broken_ones_dead_lettered_naming
         assert header_schema.is_valid({k: v.decode() for k, v in headers}), headers
         await produce(kafka_bootstrap, topic, [(event["subject"].encode(), value)], headers=headers)
     # json, not orjson: some break the 64-bit bound of a number on purpose.
-    await produce(kafka_bootstrap, topic, [(f"case-{i}".encode(), json.dumps(event).encode())
-                                           for i, (*_, event) in enumerate(cases)])
+    await produce(
+        kafka_bootstrap, topic, [(f"case-{i}".encode(), json.dumps(event).encode()) for i, (*_, event) in enumerate(cases)]
+    )
 
-    settings = InteractionSettings(database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap,
-                                   topic_prefix=topic_prefix, relay_poll_interval_s=0.2)
+    settings = InteractionSettings(
+        database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=topic_prefix, relay_poll_interval_s=0.2
+    )
     engine = make_engine(database_url)
     timeline = [e["id"] for e in valid if e["type"] != "erasure.requested"]  # an erasure is no timeline entry
     async with serving(create_app(settings)):
-        await wait_until(lambda: _on_timeline(engine, timeline), timeout=180,
-                         message="every generated event on the timeline")
+        await wait_until(lambda: _on_timeline(engine, timeline), timeout=180, message="every generated event on the timeline")
         dead = await read_topic(kafka_bootstrap, dlq(topic), expected=len(cases), timeout=180)
     await engine.dispose()
     reasons = {r.key.decode(): dict(r.headers)["dlq_error"].decode() for r in dead}
-    assert len(dead) == len(cases) and set(reasons) == {f"case-{i}" for i in range(len(cases))}, \
+    assert len(dead) == len(cases) and set(reasons) == {f"case-{i}" for i in range(len(cases))}, (
         "only the broken events are dead-lettered"
+    )
     for i, (msg_id, path, rule, _) in enumerate(cases):
         assert field_of(path) in reasons[f"case-{i}"], (msg_id, ".".join(map(str, path)), rule, reasons[f"case-{i}"])
 
 
 async def _on_timeline(engine, ids: list[str]) -> bool:
-    found = await scalar(engine, "select count(*) from interaction.activity where source = 'shop-eu' "
-                                 "and event_id = any(:ids)", ids=ids)
+    found = await scalar(
+        engine, "select count(*) from interaction.activity where source = 'shop-eu' and event_id = any(:ids)", ids=ids
+    )
     return found == len(ids)

@@ -1,6 +1,5 @@
 """The Kafka door for partners: structured and binary CloudEvents in, malformed ones to the DLQ with a reason."""
 
-
 import orjson
 import pytest
 
@@ -16,8 +15,7 @@ from interaction.settings import InteractionSettings
 pytestmark = pytest.mark.kafka
 
 
-async def test_partner_topic_accepts_both_bindings_and_dead_letters_the_malformed(database_url, kafka_bootstrap,
-                                                                                   topic_prefix):
+async def test_partner_topic_accepts_both_bindings_and_dead_letters_the_malformed(database_url, kafka_bootstrap, topic_prefix):
     topic = topic_prefix + PARTNER_EVENTS
     structured = order("C-1", order_id="S-1")
     binary = order("C-2", order_id="B-1")
@@ -26,13 +24,22 @@ async def test_partner_topic_accepts_both_bindings_and_dead_letters_the_malforme
     no_subject = order(subject=None)
     foreign = order("C-5", order_id="F-1")  # names another partner's customer (security class 2)
     foreign["data"]["identifiers"] = {"external_ids": {"victim-shop": "V-1"}}
-    await produce(kafka_bootstrap, topic, [(b"C-1", orjson.dumps(structured)), (b"C-3", orjson.dumps(unknown)),
-                                           (b"C-4", orjson.dumps(no_subject)), (b"C-1", orjson.dumps(structured)),
-                                           (b"C-5", orjson.dumps(foreign))])
+    await produce(
+        kafka_bootstrap,
+        topic,
+        [
+            (b"C-1", orjson.dumps(structured)),
+            (b"C-3", orjson.dumps(unknown)),
+            (b"C-4", orjson.dumps(no_subject)),
+            (b"C-1", orjson.dumps(structured)),
+            (b"C-5", orjson.dumps(foreign)),
+        ],
+    )
     await produce(kafka_bootstrap, topic, [(b"C-2", orjson.dumps(binary["data"]))], headers=headers)
 
-    settings = InteractionSettings(database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap,
-                                   topic_prefix=topic_prefix, relay_poll_interval_s=0.2)
+    settings = InteractionSettings(
+        database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=topic_prefix, relay_poll_interval_s=0.2
+    )
     engine = make_engine(database_url)
     async with serving(create_app(settings)) as client:
         await wait_until(lambda: _purchases(engine, 2), message="both valid orders stored")
@@ -52,8 +59,6 @@ async def _purchases(engine, n: int) -> bool:
     return await scalar(engine, "select count(*) from interaction.purchase") == n
 
 
-
-
 async def test_custom_event_types_through_the_partner_topic(database_url, kafka_bootstrap, topic_prefix):
     """A registered custom type is applied from Kafka in both bindings and published on the domain topic as
     `custom_event.recorded`; an invalid one and an unregistered type are dead-lettered with the reason."""
@@ -65,14 +70,18 @@ async def test_custom_event_types_through_the_partner_topic(database_url, kafka_
     invalid = order("C-3", type="order.shipped", data={"carrier": "dhl"})
     unknown = order("C-4", type="order.teleported", data={})
 
-    settings = InteractionSettings(database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap,
-                                   topic_prefix=topic_prefix, relay_poll_interval_s=0.2)
+    settings = InteractionSettings(
+        database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=topic_prefix, relay_poll_interval_s=0.2
+    )
     engine = make_engine(database_url)
     async with serving(create_app(settings)) as client:
         registered = await client.post("/v1/event-types", json={"name": "order.shipped", "schema": schema})
         assert registered.status_code == 201, registered.text
-        await produce(kafka_bootstrap, topic, [(b"C-1", orjson.dumps(valid)), (b"C-3", orjson.dumps(invalid)),
-                                               (b"C-4", orjson.dumps(unknown))])
+        await produce(
+            kafka_bootstrap,
+            topic,
+            [(b"C-1", orjson.dumps(valid)), (b"C-3", orjson.dumps(invalid)), (b"C-4", orjson.dumps(unknown))],
+        )
         await produce(kafka_bootstrap, topic, [(b"C-2", orjson.dumps(binary["data"]))], headers=headers)
         await wait_until(lambda: _shipped(engine, 2), message="both valid custom events stored")
         dead = await read_topic(kafka_bootstrap, dlq(topic), expected=2)

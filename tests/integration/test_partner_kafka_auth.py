@@ -28,8 +28,14 @@ pytestmark = pytest.mark.kafka
 
 
 def scram(bootstrap: str, user: str, password: str) -> dict:
-    return {"bootstrap_servers": bootstrap, "security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-512",
-            "sasl_plain_username": user, "sasl_plain_password": password, "request_timeout_ms": 10000}
+    return {
+        "bootstrap_servers": bootstrap,
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": user,
+        "sasl_plain_password": password,
+        "request_timeout_ms": 10000,
+    }
 
 
 async def produce_as(client: dict, topic: str, events: list[dict]) -> None:
@@ -57,11 +63,14 @@ async def read_as(client: dict, topic: str, group: str, expected: int) -> list:
 
 
 async def test_partners_are_authenticated_bound_to_their_source_and_read_only_their_rejections(
-        database_url, kafka_bootstrap, kafka_partner_bootstrap, topic_prefix):
+    database_url, kafka_bootstrap, kafka_partner_bootstrap, topic_prefix
+):
     run = uuid.uuid4().hex[:8]  # SCRAM users are broker-wide: unique per run
     a, b = f"shop-a-{run}", f"shop-b-{run}"
-    await asyncio.gather(asyncio.to_thread(add_partner, kafka_bootstrap, a, "secret-a", topic_prefix),
-                         asyncio.to_thread(add_partner, kafka_bootstrap, b, "secret-b", topic_prefix))
+    await asyncio.gather(
+        asyncio.to_thread(add_partner, kafka_bootstrap, a, "secret-a", topic_prefix),
+        asyncio.to_thread(add_partner, kafka_bootstrap, b, "secret-b", topic_prefix),
+    )
     as_a, as_b = scram(kafka_partner_bootstrap, a, "secret-a"), scram(kafka_partner_bootstrap, b, "secret-b")
     topic_a, topic_b = topic_prefix + partner_topic(a), topic_prefix + partner_topic(b)
 
@@ -73,18 +82,23 @@ async def test_partners_are_authenticated_bound_to_their_source_and_read_only_th
         with pytest.raises(TopicAuthorizationFailedError):
             await produce_as(as_a, foreign, [order("C-3", source=a)])
     # Without credentials, or with wrong ones, the partner listener refuses the connection.
-    for refused in ({"bootstrap_servers": kafka_partner_bootstrap, "request_timeout_ms": 10000},
-                    scram(kafka_partner_bootstrap, a, "not-the-secret")):
+    for refused in (
+        {"bootstrap_servers": kafka_partner_bootstrap, "request_timeout_ms": 10000},
+        scram(kafka_partner_bootstrap, a, "not-the-secret"),
+    ):
         with pytest.raises(KafkaConnectionError):
             await produce_as(refused, topic_a, [order("C-4", source=a)])
 
-    settings = InteractionSettings(database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap,
-                                   topic_prefix=topic_prefix, relay_poll_interval_s=0.2)
+    settings = InteractionSettings(
+        database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=topic_prefix, relay_poll_interval_s=0.2
+    )
     engine = make_engine(database_url)
     try:
         async with serving(create_app(settings)):
+
             async def own_order_stored() -> bool:
                 return await scalar(engine, "select count(*) from interaction.purchase") == 1
+
             await wait_until(own_order_stored, message="A's own order stored")
             [rejected] = await read_as(as_a, dlq(topic_a), f"{topic_prefix}partner-dlq.{a}", expected=1)
         assert orjson.loads(rejected.value)["id"] == spoofed["id"]
@@ -94,8 +108,10 @@ async def test_partners_are_authenticated_bound_to_their_source_and_read_only_th
         # B's genuine event with the id A tried to take is still applied: the spoof did not claim it.
         await produce_as(as_b, topic_b, [{**spoofed, "data": {**spoofed["data"], "order_id": "B-genuine"}}])
         async with serving(create_app(settings)):
+
             async def genuine_stored() -> bool:
                 return await scalar(engine, "select count(*) from interaction.purchase where source = :s", s=b) == 1
+
             await wait_until(genuine_stored, message="B's genuine event applied")
     finally:
         await engine.dispose()

@@ -16,10 +16,27 @@ from shared.db import asyncpg_dsn
 
 
 def psql_without_password(server: PostgresServer, *where: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(POSTGRES_BIN_PATH / "psql"), "-X", "-w", "-U", "postgres", "-d", "postgres",
-                           "-p", str(server.port), *where, "-c", "select 1"],
-                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
-                          env={"PATH": "/usr/bin:/bin", "PGPASSWORD": ""})
+    return subprocess.run(
+        [
+            str(POSTGRES_BIN_PATH / "psql"),
+            "-X",
+            "-w",
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-p",
+            str(server.port),
+            *where,
+            "-c",
+            "select 1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        env={"PATH": "/usr/bin:/bin", "PGPASSWORD": ""},
+    )
 
 
 async def assert_password_required(server: PostgresServer) -> None:
@@ -27,8 +44,7 @@ async def assert_password_required(server: PostgresServer) -> None:
     with pytest.raises((asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError)):
         await asyncpg.connect(host="127.0.0.1", port=server.port, user="postgres", password="", database="postgres")
     with pytest.raises(asyncpg.InvalidPasswordError):
-        await asyncpg.connect(host="127.0.0.1", port=server.port, user="postgres", password="wrong",
-                              database="postgres")
+        await asyncpg.connect(host="127.0.0.1", port=server.port, user="postgres", password="wrong", database="postgres")
     tcp = psql_without_password(server, "-h", "127.0.0.1")
     assert tcp.returncode != 0 and "password" in tcp.stderr, tcp.stderr
     if (server.data_dir / f".s.PGSQL.{server.port}").exists():  # the socket lives in the data dir if it fits

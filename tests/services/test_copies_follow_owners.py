@@ -65,13 +65,21 @@ async def test_stage_copies_equal_lifecycle(lc, database_url, seed):
             await feeder.apply([p for _, p in batch])
             async with clv_sessions.begin() as session:
                 await apply_targeting_events(session, [ConsumedEvent(e, p, None) for e, p in batch])  # type: ignore[arg-type]
-        owner = {r.customer_id: (r.stage, r.version) for r in await lc.sql(
-            "SELECT customer_id, stage, version FROM lifecycle.customer_stage")}
+        owner = {
+            r.customer_id: (r.stage, r.version)
+            for r in await lc.sql("SELECT customer_id, stage, version FROM lifecycle.customer_stage")
+        }
         assert owner
-        segmentation = {r.customer_id: (r.stage, r.stage_version) for r in await lc.sql(
-            "SELECT customer_id, stage, stage_version FROM segmentation.customer_aggregate WHERE stage IS NOT NULL")}
-        clv_copy = {r.customer_id: (r.stage, r.version) for r in await lc.sql(
-            "SELECT customer_id, stage, version FROM clv.customer_stage")}
+        segmentation = {
+            r.customer_id: (r.stage, r.stage_version)
+            for r in await lc.sql(
+                "SELECT customer_id, stage, stage_version FROM segmentation.customer_aggregate WHERE stage IS NOT NULL"
+            )
+        }
+        clv_copy = {
+            r.customer_id: (r.stage, r.version)
+            for r in await lc.sql("SELECT customer_id, stage, version FROM clv.customer_stage")
+        }
         # A customer whose facts no longer give any stage (every purchase cancelled) has no owner row; there is
         # no event for leaving the lifecycle, so its copies are left to `reconcile` (docs/lifecycle.md).
         assert {c: segmentation.get(c) for c in owner} == owner
@@ -92,21 +100,21 @@ async def test_value_copy_equals_clv(database_url):
         fit = await svc.client.post("/v1/value/models/fits", json={"model": "bgnbd", "currency": "EUR"})
         fit = await svc.poll(f"/v1/value/models/fits/{fit.json()['id']}")
         for margin in (1.0, 0.3):  # two runs: the second changes every value materially
-            run = await svc.client.post("/v1/value/scorings",
-                                        json={"currency": "EUR", "fit_id": fit["id"], "margin": margin})
+            run = await svc.client.post("/v1/value/scorings", json={"currency": "EUR", "fit_id": fit["id"], "margin": margin})
             assert (await svc.poll(f"/v1/value/scorings/{run.json()['id']}"))["status"] == "succeeded"
             # Then new purchases, scored incrementally (values published between and after the runs).
             buyers = rng.sample(sorted({p.customer_id for p in history}), 20) + [uuid.uuid4() for _ in range(5)]
-            more = [clv_purchase(c, str(rng.randint(5, 500)), now - timedelta(hours=rng.randint(1, 20)))
-                    for c in buyers]
+            more = [clv_purchase(c, str(rng.randint(5, 500)), now - timedelta(hours=rng.randint(1, 20))) for c in buyers]
             total = await scalar(engine, "select count(*) from clv.purchase") + len(more)
             await svc.publish(more)
             await wait_until(lambda total=total: _count(engine, "clv.purchase", total), message="new purchases applied")
             history += more
         events = await published(svc.app.state.runtime.session_factory, "clv", CustomerValueUpdated)
         async with svc.app.state.runtime.session_factory() as session:
-            owner = {r.customer_id: (r.clv, r.tier, r.version) for r in await session.execute(
-                sa.text("SELECT customer_id, clv, tier, version FROM clv.customer_value"))}
+            owner = {
+                r.customer_id: (r.clv, r.tier, r.version)
+                for r in await session.execute(sa.text("SELECT customer_id, clv, tier, version FROM clv.customer_value"))
+            }
     assert len(events) > len(owner), "customers were valued more than once"
 
     feeder = Feeder(database_url)
@@ -114,9 +122,15 @@ async def test_value_copy_equals_clv(database_url):
         for batch in shuffled_deliveries(rng, events, batches=8):
             await feeder.apply([p for _, p in batch])
         async with feeder.sessions() as session:
-            copy = {r.customer_id: (r.clv, r.value_tier, r.value_version) for r in await session.execute(sa.text(
-                "SELECT customer_id, clv, value_tier, value_version FROM segmentation.customer_aggregate "
-                "WHERE clv IS NOT NULL"))}
+            copy = {
+                r.customer_id: (r.clv, r.value_tier, r.value_version)
+                for r in await session.execute(
+                    sa.text(
+                        "SELECT customer_id, clv, value_tier, value_version FROM segmentation.customer_aggregate "
+                        "WHERE clv IS NOT NULL"
+                    )
+                )
+            }
     finally:
         await feeder.close()
     # The owner's stored value may move a little without an event (under the materiality threshold): the copy

@@ -65,33 +65,94 @@ CASES = [
     ("segmentation", "POST", "/v1/segments/preview", '{"rule": %s}' % rule("1e999999"), "value"),
     ("segmentation", "POST", "/v1/segments/preview", '{"rule": {"all": %s}}' % DEEP, "rule"),
     # Custom event conditions: the type's name and the window are checked before they reach SQL.
-    ("segmentation", "POST", "/v1/segments/preview",
-     '{"rule": {"field": "event_count", "event_type": "order.\\ud800", "op": "gte", "value": 1}}', "event_type"),
-    ("segmentation", "POST", "/v1/segments/preview",
-     '{"rule": {"field": "event_count", "event_type": "order.shipped", "within_days": 1e999999, "op": "gte", '
-     '"value": 1}}', "within_days"),
-    ("segmentation", "POST", "/v1/segments/preview",
-     '{"rule": {"field": "event_count", "event_type": "order.shipped", "within_days": 99999999999999999999999, '
-     '"op": "gte", "value": 1}}', "within_days"),
-    ("segmentation", "POST", "/v1/segments/preview",
-     '{"rule": {"field": "event_last_at", "event_type": "order.shipped", "op": "after", "value": "9999-12-31T23:59:59-14:00"}}',
-     "value"),
-    ("clv", "POST", "/v1/propositions", '{"name": "a\\u0000", "kind": "offer", "currency": "EUR", "cost": "1", "expected_uplift": 0.1}', "name"),
-    ("clv", "POST", "/v1/propositions", '{"name": "a", "description": "\\u0000", "kind": "offer", "currency": "EUR", "cost": "1", "expected_uplift": 0.1}', "description"),
-    ("clv", "POST", "/v1/propositions", '{"name": "a", "target_segments": ["x\\u0000"], "kind": "offer", "currency": "EUR", "cost": "1", "expected_uplift": 0.1}', "target_segments"),
-    ("clv", "POST", "/v1/propositions", '{"name": "a", "kind": "offer", "currency": "EUR", "cost": 1e999999, "expected_uplift": 0.1}', "cost"),
+    (
+        "segmentation",
+        "POST",
+        "/v1/segments/preview",
+        '{"rule": {"field": "event_count", "event_type": "order.\\ud800", "op": "gte", "value": 1}}',
+        "event_type",
+    ),
+    (
+        "segmentation",
+        "POST",
+        "/v1/segments/preview",
+        '{"rule": {"field": "event_count", "event_type": "order.shipped", "within_days": 1e999999, "op": "gte", "value": 1}}',
+        "within_days",
+    ),
+    (
+        "segmentation",
+        "POST",
+        "/v1/segments/preview",
+        '{"rule": {"field": "event_count", "event_type": "order.shipped", "within_days": 99999999999999999999999, '
+        '"op": "gte", "value": 1}}',
+        "within_days",
+    ),
+    (
+        "segmentation",
+        "POST",
+        "/v1/segments/preview",
+        '{"rule": {"field": "event_last_at", "event_type": "order.shipped", "op": "after", "value": "9999-12-31T23:59:59-14:00"}}',
+        "value",
+    ),
+    (
+        "clv",
+        "POST",
+        "/v1/propositions",
+        '{"name": "a\\u0000", "kind": "offer", "currency": "EUR", "cost": "1", "expected_uplift": 0.1}',
+        "name",
+    ),
+    (
+        "clv",
+        "POST",
+        "/v1/propositions",
+        '{"name": "a", "description": "\\u0000", "kind": "offer", "currency": "EUR", "cost": "1", "expected_uplift": 0.1}',
+        "description",
+    ),
+    (
+        "clv",
+        "POST",
+        "/v1/propositions",
+        '{"name": "a", "target_segments": ["x\\u0000"], "kind": "offer", "currency": "EUR", "cost": "1", "expected_uplift": 0.1}',
+        "target_segments",
+    ),
+    (
+        "clv",
+        "POST",
+        "/v1/propositions",
+        '{"name": "a", "kind": "offer", "currency": "EUR", "cost": 1e999999, "expected_uplift": 0.1}',
+        "cost",
+    ),
     ("clv", "POST", "/v1/value/models/fits", '{"currency": "EUR", "as_of": "9999-12-31T23:59:59-14:00"}', "as_of"),
-    ("lifecycle", "POST", "/v1/deals", '{"customer_id": "%s", "pipeline": "sales", "expected_close": "9999-12-31T23:59:59-14:00"}' % uuid.uuid4(), "expected_close"),
-    ("lifecycle", "POST", "/v1/deals", '{"customer_id": "%s", "pipeline": "sales", "expected_close": "0001-01-01T00:00:00+14:00"}' % uuid.uuid4(), "expected_close"),
+    (
+        "lifecycle",
+        "POST",
+        "/v1/deals",
+        '{"customer_id": "%s", "pipeline": "sales", "expected_close": "9999-12-31T23:59:59-14:00"}' % uuid.uuid4(),
+        "expected_close",
+    ),
+    (
+        "lifecycle",
+        "POST",
+        "/v1/deals",
+        '{"customer_id": "%s", "pipeline": "sales", "expected_close": "0001-01-01T00:00:00+14:00"}' % uuid.uuid4(),
+        "expected_close",
+    ),
     ("lifecycle", "POST", "/v1/deals", '{"customer_id": "%s", "pipeline": "sales", "title": "\\udfff"}' % uuid.uuid4(), "title"),
     ("gateway", "POST", "/v1/api-keys", '{"name": "k", "role": "analyst", "expires_at": "9999-12-31T23:59:59Z"}', "expires_at"),
-    ("gateway", "POST", "/v1/api-keys", '{"name": "k", "role": "analyst", "expires_at": "9999-12-31T23:59:59-14:00"}', "expires_at"),
+    (
+        "gateway",
+        "POST",
+        "/v1/api-keys",
+        '{"name": "k", "role": "analyst", "expires_at": "9999-12-31T23:59:59-14:00"}',
+        "expires_at",
+    ),
     ("interaction", "POST", "/v1/partners", '{"id": "p1", "name": "\\ud800"}', "name"),
 ]
 
 
-@pytest.mark.parametrize(("name", "method", "path", "body", "field"), CASES,
-                         ids=[f"{c[0]}-{c[2]}-{i}" for i, c in enumerate(CASES)])
+@pytest.mark.parametrize(
+    ("name", "method", "path", "body", "field"), CASES, ids=[f"{c[0]}-{c[2]}-{i}" for i, c in enumerate(CASES)]
+)
 async def test_hostile_value_is_a_problem_naming_the_field(database_url, name, method, path, body, field):
     async with service(name, database_url) as client:
         resp = await client.request(method, path, content=body.encode(), headers={"content-type": "application/json"})
@@ -102,14 +163,20 @@ async def test_hostile_value_is_a_problem_naming_the_field(database_url, name, m
 
 def raw_event(subject: str, data: str, **attrs: str) -> str:
     """A partner event as JSON text, so it can carry what a JSON encoder would refuse."""
-    fields = {"specversion": '"1.0"', "id": f'"{uuid.uuid4()}"', "source": '"shop-eu"', "type": '"customer.identified"',
-              "subject": f'"{subject}"', "time": '"2026-11-01T10:00:00Z"', "data": data} | attrs
+    fields = {
+        "specversion": '"1.0"',
+        "id": f'"{uuid.uuid4()}"',
+        "source": '"shop-eu"',
+        "type": '"customer.identified"',
+        "subject": f'"{subject}"',
+        "time": '"2026-11-01T10:00:00Z"',
+        "data": data,
+    } | attrs
     return "{" + ", ".join(f'"{k}": {v}' for k, v in fields.items()) + "}"
 
 
 def valid_order(subject: str, order_id: str) -> str:
-    return raw_event(subject, '{"order_id": "%s", "amount": "10.00", "currency": "EUR"}' % order_id,
-                     type='"order.completed"')
+    return raw_event(subject, '{"order_id": "%s", "amount": "10.00", "currency": "EUR"}' % order_id, type='"order.completed"')
 
 
 # (name, the event, what its reason must mention)
@@ -120,16 +187,19 @@ HOSTILE_EVENTS = [
     ("lone surrogate in the id", raw_event("H-1", "{}", id='"\\ud800"'), "id"),
     ("number beyond a double", raw_event("H-1", '{"attributes": {"n": 1e999999}}'), "data.attributes.n"),
     ("integer beyond 64 bits", raw_event("H-1", '{"attributes": {"n": %d}}' % 2**70), "data.attributes.n"),
-    ("deal closing in year 10000 UTC", raw_event("H-1", '{"deal_id": "D", "stage": "won", "expected_close": '
-                                                 '"9999-12-31T23:59:59-14:00"}', type='"deal.updated"'),
-     "expected_close"),
+    (
+        "deal closing in year 10000 UTC",
+        raw_event(
+            "H-1", '{"deal_id": "D", "stage": "won", "expected_close": "9999-12-31T23:59:59-14:00"}', type='"deal.updated"'
+        ),
+        "expected_close",
+    ),
     ("NUL in an attribute key", raw_event("H-1", '{"attributes": {"a\\u0000": 1}}'), "NUL"),
 ]
 
 
 async def test_hostile_events_are_rejected_one_by_one_and_the_valid_ones_stored(database_url):
-    batch = "[" + ", ".join([valid_order("V-1", "V-O-1"), *(e for _, e, _ in HOSTILE_EVENTS),
-                             valid_order("V-2", "V-O-2")]) + "]"
+    batch = "[" + ", ".join([valid_order("V-1", "V-O-1"), *(e for _, e, _ in HOSTILE_EVENTS), valid_order("V-2", "V-O-2")]) + "]"
     async with service("interaction", database_url) as client:
         resp = await client.post("/v1/events", content=batch.encode(), headers={"content-type": "application/json"})
         assert resp.status_code == 422, resp.text
@@ -168,8 +238,12 @@ async def test_a_value_the_database_refuses_is_a_422_but_our_own_data_bug_stays_
     async def when(year: int) -> dict:
         at = datetime(year, 12, 31, 23, 59, tzinfo=timezone(-timedelta(hours=14)))
         async with engine.connect() as conn:
-            return {"at": (await conn.execute(sa.text("select cast(:t as timestamptz)"), {"t": at})).scalar()
-                    .astimezone(UTC).isoformat()}
+            return {
+                "at": (await conn.execute(sa.text("select cast(:t as timestamptz)"), {"t": at}))
+                .scalar()
+                .astimezone(UTC)
+                .isoformat()
+            }
 
     @app.post("/divide")
     async def divide() -> dict:

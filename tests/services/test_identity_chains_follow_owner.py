@@ -58,9 +58,15 @@ async def _ok(resp, status: int = 200) -> dict:
 
 async def _customer(engine, subject: str) -> uuid.UUID:
     async with engine.connect() as conn:
-        return (await conn.execute(sa.text(
-            "select home_customer_id from interaction.customer_identifier "
-            "where kind = 'source' and source = 'shop-eu' and external_id = :e"), {"e": subject})).scalar()
+        return (
+            await conn.execute(
+                sa.text(
+                    "select home_customer_id from interaction.customer_identifier "
+                    "where kind = 'source' and source = 'shop-eu' and external_id = :e"
+                ),
+                {"e": subject},
+            )
+        ).scalar()
 
 
 async def owner_history(client, engine, tag: str) -> tuple[list[Envelope], list[uuid.UUID]]:
@@ -69,42 +75,68 @@ async def owner_history(client, engine, tag: str) -> tuple[list[Envelope], list[
         start = (await conn.execute(sa.text("select coalesce(max(id), 0) from interaction.outbox"))).scalar()
     subject = {k: f"{k}-{tag}" for k in "CABFDE"}
     # A custom event type, so that its occurrences (segmentation's event_count / event_last_at) take part.
-    await _ok(await client.post("/v1/event-types", json={"name": "order.shipped", "schema": {
-        "type": "object", "properties": {"order_id": {"type": "string"}}}}), 201)
+    await _ok(
+        await client.post(
+            "/v1/event-types",
+            json={"name": "order.shipped", "schema": {"type": "object", "properties": {"order_id": {"type": "string"}}}},
+        ),
+        201,
+    )
     # First seen in this order: the older customer survives a merge by hand.
     for i, k in enumerate("CABFDE"):
-        await _ok(await client.post("/v1/events", json=[
-            order(subject[k], f"{k}1-{tag}", f"{10 * (i + 1)}.00", at=f"2026-0{i + 1}-01T00:00:00Z")]))
+        await _ok(
+            await client.post(
+                "/v1/events", json=[order(subject[k], f"{k}1-{tag}", f"{10 * (i + 1)}.00", at=f"2026-0{i + 1}-01T00:00:00Z")]
+            )
+        )
     c, a, b, f, d, e = [await _customer(engine, subject[k]) for k in "CABFDE"]
 
     async def merge(x: uuid.UUID, y: uuid.UUID) -> str:
         return (await _ok(await client.post("/v1/merges", json={"customer_ids": [str(x), str(y)]}), 201))["id"]
 
     m_ab = await merge(a, b)  # B into A
-    await _ok(await client.post("/v1/events", json=[  # through B's identifier: A's purchase now, home B
-        order(subject["B"], f"B2-{tag}", "7.00", at="2026-07-01T00:00:00Z"),
-        refund(subject["B"], f"B1-{tag}", "5.00", at="2026-07-02T00:00:00Z"),
-        # Facts the rule fields read, also through B's identifier: they go back to B with the undo below.
-        touch(subject["B"], "phone", at="2026-07-02T01:00:00Z"),
-        feedback(subject["B"], nps=3, at="2026-07-02T02:00:00Z"),
-        event("lead.captured", subject["B"], {"campaign": f"camp-B-{tag}", "lead_source": "webinar",
-                                              "occurred_at": "2026-07-02T03:00:00Z"}),
-        event("order.shipped", subject["B"], {"order_id": f"B2-{tag}"}, time="2026-07-02T04:00:00Z")]))
+    await _ok(
+        await client.post(
+            "/v1/events",
+            json=[  # through B's identifier: A's purchase now, home B
+                order(subject["B"], f"B2-{tag}", "7.00", at="2026-07-01T00:00:00Z"),
+                refund(subject["B"], f"B1-{tag}", "5.00", at="2026-07-02T00:00:00Z"),
+                # Facts the rule fields read, also through B's identifier: they go back to B with the undo below.
+                touch(subject["B"], "phone", at="2026-07-02T01:00:00Z"),
+                feedback(subject["B"], nps=3, at="2026-07-02T02:00:00Z"),
+                event(
+                    "lead.captured",
+                    subject["B"],
+                    {"campaign": f"camp-B-{tag}", "lead_source": "webinar", "occurred_at": "2026-07-02T03:00:00Z"},
+                ),
+                event("order.shipped", subject["B"], {"order_id": f"B2-{tag}"}, time="2026-07-02T04:00:00Z"),
+            ],
+        )
+    )
     await merge(c, a)  # A (with B) into C
-    await _ok(await client.post("/v1/events", json=[
-        order(subject["A"], f"A2-{tag}", "3.00", at="2026-07-03T00:00:00Z"),
-        feedback(subject["A"], csat=4, at="2026-07-03T01:00:00Z"),
-        event("lead.captured", subject["A"], {"campaign": f"camp-A-{tag}", "occurred_at": "2026-07-03T02:00:00Z"}),
-        touch(subject["A"], "email", at="2026-07-03T03:00:00Z"),
-        event("order.shipped", subject["A"], {"order_id": f"A2-{tag}"}, time="2026-07-03T04:00:00Z")]))
+    await _ok(
+        await client.post(
+            "/v1/events",
+            json=[
+                order(subject["A"], f"A2-{tag}", "3.00", at="2026-07-03T00:00:00Z"),
+                feedback(subject["A"], csat=4, at="2026-07-03T01:00:00Z"),
+                event("lead.captured", subject["A"], {"campaign": f"camp-A-{tag}", "occurred_at": "2026-07-03T02:00:00Z"}),
+                touch(subject["A"], "email", at="2026-07-03T03:00:00Z"),
+                event("order.shipped", subject["A"], {"order_id": f"A2-{tag}"}, time="2026-07-03T04:00:00Z"),
+            ],
+        )
+    )
     undo = await _ok(await client.post(f"/v1/merges/{m_ab}/undo"))  # B comes back out of C
     assert len(undo["purchase_ids"]) == 2
     m_de = await merge(d, e)  # E into D, undone, then E into F: two survivors of E in turn
     await _ok(await client.post(f"/v1/merges/{m_de}/undo"))
     await merge(f, e)
     async with engine.connect() as conn:
-        rows = (await conn.execute(sa.text("select payload from interaction.outbox where id > :s order by id"),
-                                   {"s": start})).scalars().all()
+        rows = (
+            (await conn.execute(sa.text("select payload from interaction.outbox where id > :s order by id"), {"s": start}))
+            .scalars()
+            .all()
+        )
     return [Envelope.model_validate(orjson.loads(r)) for r in rows], [c, a, b, f, d, e]
 
 
@@ -113,25 +145,46 @@ async def owner_state(engine, customers: list[uuid.UUID]) -> tuple[dict, dict]:
     async with engine.connect() as conn:
         survivors = {}
         for cid in customers:
-            survivors[cid] = (await conn.execute(sa.text("""
+            survivors[cid] = (
+                await conn.execute(
+                    sa.text("""
                 WITH RECURSIVE chain(id, merged_into) AS (
                     SELECT id, merged_into FROM interaction.customer WHERE id = :id
                     UNION ALL SELECT c.id, c.merged_into FROM interaction.customer c JOIN chain ON c.id = chain.merged_into)
-                SELECT id FROM chain WHERE merged_into IS NULL"""), {"id": cid})).scalar()
-        spend = {(r.customer_id, r.currency): (r.purchase_count, r.total_spend) for r in await conn.execute(sa.text(
-            "select customer_id, currency, purchase_count, total_spend from interaction.customer_spend "
-            "where customer_id = any(:ids)"), {"ids": customers})}
+                SELECT id FROM chain WHERE merged_into IS NULL"""),
+                    {"id": cid},
+                )
+            ).scalar()
+        spend = {
+            (r.customer_id, r.currency): (r.purchase_count, r.total_spend)
+            for r in await conn.execute(
+                sa.text(
+                    "select customer_id, currency, purchase_count, total_spend from interaction.customer_spend "
+                    "where customer_id = any(:ids)"
+                ),
+                {"ids": customers},
+            )
+        }
     return survivors, spend
 
 
-async def copy_state(engine, customers: list[uuid.UUID], summary: str, count: str, spend: str,
-                     alias: str) -> tuple[dict, dict]:
+async def copy_state(engine, customers: list[uuid.UUID], summary: str, count: str, spend: str, alias: str) -> tuple[dict, dict]:
     async with engine.connect() as conn:
-        aliases = {r[0]: r[1] for r in await conn.execute(sa.text(
-            f"select merged_id, survivor_id from {alias} where merged_id = any(:ids)"), {"ids": customers})}
-        totals = {(r[0], r[1]): (r[2], r[3]) for r in await conn.execute(sa.text(
-            f"select customer_id, currency, {count}, {spend} from {summary} where customer_id = any(:ids) "
-            f"and {count} > 0"), {"ids": customers})}
+        aliases = {
+            r[0]: r[1]
+            for r in await conn.execute(
+                sa.text(f"select merged_id, survivor_id from {alias} where merged_id = any(:ids)"), {"ids": customers}
+            )
+        }
+        totals = {
+            (r[0], r[1]): (r[2], r[3])
+            for r in await conn.execute(
+                sa.text(
+                    f"select customer_id, currency, {count}, {spend} from {summary} where customer_id = any(:ids) and {count} > 0"
+                ),
+                {"ids": customers},
+            )
+        }
     return {cid: aliases.get(cid, cid) for cid in customers}, totals
 
 
@@ -139,22 +192,33 @@ async def owner_touchpoints(engine, events: list[Envelope]) -> dict:
     """Each touchpoint's customer in interaction (its timeline row, moved by merges and unmerges)."""
     ids = [uuid.UUID(e.data["touchpoint_id"]) for e in events if e.type == "touchpoint.recorded"]
     async with engine.connect() as conn:
-        return {r[0]: r[1] for r in await conn.execute(sa.text(
-            "select id, customer_id from interaction.activity where id = any(:ids)"), {"ids": ids})}
+        return {
+            r[0]: r[1]
+            for r in await conn.execute(
+                sa.text("select id, customer_id from interaction.activity where id = any(:ids)"), {"ids": ids}
+            )
+        }
 
 
 async def profit_state(engine, customers: list[uuid.UUID], touchpoints: list[uuid.UUID]) -> tuple[dict, dict, dict]:
     """Profitability's live customer of each id (its own read), each customer's (orders, net revenue) per
     currency, and each touchpoint's customer."""
     async with engine.connect() as conn:
-        lives = {r.id: r.live for r in await conn.execute(
-            sa.text(live_sql("clv.customer_merge")), {"ids": customers})}
-        totals = {(r.customer_id, r.currency): (r.orders, r.net_revenue) for r in await conn.execute(
-            sa.text(CUSTOMER_PROFIT.format(orders_of="AND o.customer_id = ANY(CAST(:ids AS uuid[]))")),
-            {"ids": customers, "fallback_rate": 0.7})}
-        placed = {r[0]: r[1] for r in await conn.execute(sa.text(
-            "select touchpoint_id, customer_id from clv.profit_touchpoint where touchpoint_id = any(:ids)"),
-            {"ids": touchpoints})}
+        lives = {r.id: r.live for r in await conn.execute(sa.text(live_sql("clv.customer_merge")), {"ids": customers})}
+        totals = {
+            (r.customer_id, r.currency): (r.orders, r.net_revenue)
+            for r in await conn.execute(
+                sa.text(CUSTOMER_PROFIT.format(orders_of="AND o.customer_id = ANY(CAST(:ids AS uuid[]))")),
+                {"ids": customers, "fallback_rate": 0.7},
+            )
+        }
+        placed = {
+            r[0]: r[1]
+            for r in await conn.execute(
+                sa.text("select touchpoint_id, customer_id from clv.profit_touchpoint where touchpoint_id = any(:ids)"),
+                {"ids": touchpoints},
+            )
+        }
     return {cid: lives.get(cid, cid) for cid in customers}, totals, placed
 
 
@@ -172,6 +236,7 @@ async def fact_divergences(engine, customers: list[uuid.UUID]) -> list[str]:
     """Segmentation's rule-field facts against interaction: who holds each purchase's and touchpoint's channel
     and partner, each feedback's score, each lead's campaign."""
     async with engine.connect() as conn:
+
         async def pairs(sql: str) -> dict:
             return {r[0]: r[1] for r in await conn.execute(sa.text(sql), {"ids": customers})}
 
@@ -186,22 +251,31 @@ async def fact_divergences(engine, customers: list[uuid.UUID]) -> list[str]:
         copy = await pairs("""SELECT origin_id, customer_id FROM segmentation.customer_fact f
             WHERE home_customer_id = any(:ids) AND kind = 'partner' AND NOT EXISTS (
                 SELECT 1 FROM segmentation.customer_fact l WHERE l.origin_id = f.origin_id AND l.kind = 'campaign')""")
-        copy_feedback = await pairs("SELECT feedback_id, customer_id FROM segmentation.feedback "
-                                    "WHERE home_customer_id = any(:ids)")
-        copy_leads = await pairs("SELECT value, customer_id FROM segmentation.customer_fact "
-                                 "WHERE home_customer_id = any(:ids) AND kind = 'campaign'")
+        copy_feedback = await pairs(
+            "SELECT feedback_id, customer_id FROM segmentation.feedback WHERE home_customer_id = any(:ids)"
+        )
+        copy_leads = await pairs(
+            "SELECT value, customer_id FROM segmentation.customer_fact WHERE home_customer_id = any(:ids) AND kind = 'campaign'"
+        )
         owner_custom = await pairs("""SELECT id, customer_id FROM interaction.activity
             WHERE home_customer_id = any(:ids) AND type = 'order.shipped'""")
-        copy_custom = await pairs("SELECT event_id, customer_id FROM segmentation.custom_event "
-                                  "WHERE home_customer_id = any(:ids)")
+        copy_custom = await pairs(
+            "SELECT event_id, customer_id FROM segmentation.custom_event WHERE home_customer_id = any(:ids)"
+        )
     assert len(owner_feedback) == 2 and len(owner_leads) == 2, "the history has two feedbacks and two leads"
     assert len(owner_custom) == 2, "the history has two custom events"
     out = []
-    for what, mine, theirs in [("fact of", copy, owner), ("feedback", copy_feedback, owner_feedback),
-                               ("lead of campaign", copy_leads, owner_leads),
-                               ("custom event", copy_custom, owner_custom)]:
-        out += [f"segmentation: {what} {k} is with {mine.get(k)}, interaction's with {theirs.get(k)}"
-                for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k)]
+    for what, mine, theirs in [
+        ("fact of", copy, owner),
+        ("feedback", copy_feedback, owner_feedback),
+        ("lead of campaign", copy_leads, owner_leads),
+        ("custom event", copy_custom, owner_custom),
+    ]:
+        out += [
+            f"segmentation: {what} {k} is with {mine.get(k)}, interaction's with {theirs.get(k)}"
+            for k in mine.keys() | theirs.keys()
+            if mine.get(k) != theirs.get(k)
+        ]
     return out
 
 
@@ -210,8 +284,7 @@ def _consumed(e: Envelope) -> ConsumedEvent:
 
 
 @pytest.mark.parametrize("order_name", ["reversed", "shuffled-1", "shuffled-2", "shuffled-3"])
-async def test_copies_follow_merge_chains_and_undos_in_any_arrival_order(interaction, lc, database_url,
-                                                                         order_name):
+async def test_copies_follow_merge_chains_and_undos_in_any_arrival_order(interaction, lc, database_url, order_name):
     engine = make_engine(database_url, pool_size=2)
     feeder = Feeder(database_url)
     try:
@@ -219,7 +292,7 @@ async def test_copies_follow_merge_chains_and_undos_in_any_arrival_order(interac
         assert {e.type for e in events} >= {"customer.merged", "customer.unmerged", "purchase.refunded"}
         if order_name == "reversed":
             deliveries = [[e] for e in reversed(events)]
-            profit_deliveries = [[e] for e in events[len(events) // 2:]] + [[e] for e in events[:len(events) // 2]]
+            profit_deliveries = [[e] for e in events[len(events) // 2 :]] + [[e] for e in events[: len(events) // 2]]
         else:
             deliveries = shuffled_deliveries(random.Random(order_name), events, batches=6)
             profit_deliveries = shuffled_deliveries(random.Random(f"profit-{order_name}"), events, batches=5)
@@ -239,28 +312,46 @@ async def test_copies_follow_merge_chains_and_undos_in_any_arrival_order(interac
         assert len(set(survivors.values())) == 4, "the history left four live customers (C, B, F, D)"
         divergences: list[str] = []
         for name, (summary, count, total, alias) in {
-            "segmentation": ("segmentation.purchase_summary", "order_count", "total_spend",
-                             "segmentation.customer_alias"),
+            "segmentation": ("segmentation.purchase_summary", "order_count", "total_spend", "segmentation.customer_alias"),
             "clv": ("clv.transaction_summary", "purchase_count", "total_spend - refunded_total", "clv.customer_alias"),
-            "lifecycle": ("(select *, 'EUR' as currency from lifecycle.customer_stage) s", "order_count",
-                          "total_spend", "lifecycle.merged_customer"),
+            "lifecycle": (
+                "(select *, 'EUR' as currency from lifecycle.customer_stage) s",
+                "order_count",
+                "total_spend",
+                "lifecycle.merged_customer",
+            ),
             # The campaign report's copy keeps homes and places them through lifecycle's lookup at read time.
             "lifecycle campaigns": (CAMPAIGN_PURCHASES, "orders", "net", "lifecycle.merged_customer"),
         }.items():
             copy_survivors, copy_spend = await copy_state(engine, customers, summary, count, total, alias)
-            divergences += [f"{name}: survivor of {cid} is {copy_survivors[cid]}, interaction's {s}"
-                            for cid, s in survivors.items() if copy_survivors[cid] != s]
-            divergences += [f"{name}: {key} holds {copy_spend.get(key)}, interaction {spend.get(key)}"
-                            for key in spend.keys() | copy_spend.keys() if copy_spend.get(key) != spend.get(key)]
+            divergences += [
+                f"{name}: survivor of {cid} is {copy_survivors[cid]}, interaction's {s}"
+                for cid, s in survivors.items()
+                if copy_survivors[cid] != s
+            ]
+            divergences += [
+                f"{name}: {key} holds {copy_spend.get(key)}, interaction {spend.get(key)}"
+                for key in spend.keys() | copy_spend.keys()
+                if copy_spend.get(key) != spend.get(key)
+            ]
         touchpoints = await owner_touchpoints(engine, events)
         assert len(touchpoints) == 2 and set(touchpoints.values()) <= set(survivors.values())
         profit_survivors, profit_totals, placed = await profit_state(engine, customers, list(touchpoints))
-        divergences += [f"profitability: survivor of {cid} is {profit_survivors[cid]}, interaction's {s}"
-                        for cid, s in survivors.items() if profit_survivors[cid] != s]
-        divergences += [f"profitability: {key} holds {profit_totals.get(key)}, interaction {spend.get(key)}"
-                        for key in spend.keys() | profit_totals.keys() if profit_totals.get(key) != spend.get(key)]
-        divergences += [f"profitability: touchpoint {t} is with {placed.get(t)}, in interaction with {c}"
-                        for t, c in touchpoints.items() if placed.get(t) != c]
+        divergences += [
+            f"profitability: survivor of {cid} is {profit_survivors[cid]}, interaction's {s}"
+            for cid, s in survivors.items()
+            if profit_survivors[cid] != s
+        ]
+        divergences += [
+            f"profitability: {key} holds {profit_totals.get(key)}, interaction {spend.get(key)}"
+            for key in spend.keys() | profit_totals.keys()
+            if profit_totals.get(key) != spend.get(key)
+        ]
+        divergences += [
+            f"profitability: touchpoint {t} is with {placed.get(t)}, in interaction with {c}"
+            for t, c in touchpoints.items()
+            if placed.get(t) != c
+        ]
         divergences += await fact_divergences(engine, customers)
         assert not divergences, "\n".join(divergences)
     finally:
@@ -278,19 +369,27 @@ async def test_live_of_ids_agrees_with_the_chains(database_url, seed):
     rows = []
     for i, merged in enumerate(ids[1:], start=1):
         for _ in range(rng.choice([0, 1, 1, 2])):
-            rows.append({"merge_id": uuid.UUID(int=rng.getrandbits(128)), "survivor": rng.choice(ids[:i]),
-                         "merged": merged, "version": rng.choice([None, *range(1, 50)]),
-                         "undone": rng.random() < 0.3})
+            rows.append(
+                {
+                    "merge_id": uuid.UUID(int=rng.getrandbits(128)),
+                    "survivor": rng.choice(ids[:i]),
+                    "merged": merged,
+                    "version": rng.choice([None, *range(1, 50)]),
+                    "undone": rng.random() < 0.3,
+                }
+            )
     engine = make_engine(database_url, pool_size=1)
     try:
         async with engine.begin() as conn:
-            await conn.execute(sa.text(
-                "insert into clv.customer_merge (merge_id, survivor_id, merged_id, version, undone) "
-                "values (:merge_id, :survivor, :merged, :version, :undone)"), rows)
-            chains = {r.id: r.live for r in await conn.execute(sa.text(chain_members_sql("clv.customer_merge")),
-                                                               {"ids": ids})}
-            lives = {r.id: r.live for r in await conn.execute(sa.text(live_sql("clv.customer_merge")),
-                                                              {"ids": ids})}
+            await conn.execute(
+                sa.text(
+                    "insert into clv.customer_merge (merge_id, survivor_id, merged_id, version, undone) "
+                    "values (:merge_id, :survivor, :merged, :version, :undone)"
+                ),
+                rows,
+            )
+            chains = {r.id: r.live for r in await conn.execute(sa.text(chain_members_sql("clv.customer_merge")), {"ids": ids})}
+            lives = {r.id: r.live for r in await conn.execute(sa.text(live_sql("clv.customer_merge")), {"ids": ids})}
             await conn.execute(sa.text("delete from clv.customer_merge where merged_id = any(:ids)"), {"ids": ids})
     finally:
         await engine.dispose()

@@ -33,9 +33,15 @@ ADMIN = Caller("someone", "admin")
 
 
 def event(source: str = "shop-eu") -> dict:
-    return {"specversion": "1.0", "id": str(uuid.uuid4()), "source": source, "type": "order.completed",
-            "subject": "C-1", "time": "2026-11-01T10:00:00Z",
-            "data": {"order_id": "A-1", "amount": "9.90", "currency": "EUR", "channel": "web"}}
+    return {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": source,
+        "type": "order.completed",
+        "subject": "C-1",
+        "time": "2026-11-01T10:00:00Z",
+        "data": {"order_id": "A-1", "amount": "9.90", "currency": "EUR", "channel": "web"},
+    }
 
 
 @pytest.fixture
@@ -57,8 +63,9 @@ async def test_a_service_refuses_requests_without_the_gateways_token(interaction
     assert_refused(await interaction.post("/v1/events", json=[event()], auth=None), "no internal token")
     assert_refused(await interaction.get("/openapi.json", auth=None), "no internal token")
     # What a client could try: its own headers, or the gateway's API key, mean nothing to a service.
-    assert_refused(await interaction.get(customer, auth=None, headers={"X-API-Key": ADMIN_KEY, "X-Role": "admin"}),
-                   "no internal token")
+    assert_refused(
+        await interaction.get(customer, auth=None, headers={"X-API-Key": ADMIN_KEY, "X-Role": "admin"}), "no internal token"
+    )
     assert_refused(await interaction.get(customer, headers={HEADER: "not-a-token"}), "invalid")
     # With the gateway's token the same request goes through to the service (an unknown customer: 404).
     assert (await interaction.get(customer)).status_code == 404
@@ -68,8 +75,9 @@ async def test_forged_expired_and_misaddressed_tokens_are_refused(interaction: h
     customer = f"/v1/customers/{uuid.uuid4()}"
     forged = TokenSigner(generate_keypair()[0]).token("interaction", ADMIN)
     assert_refused(await interaction.get(customer, headers={HEADER: forged}), "unknown key")
-    expired = TokenSigner(os.environ["INTERNAL_TOKEN_PRIVATE_KEY"], ttl_s=60,
-                          clock=lambda: 1_700_000_000.0).token("interaction", ADMIN)
+    expired = TokenSigner(os.environ["INTERNAL_TOKEN_PRIVATE_KEY"], ttl_s=60, clock=lambda: 1_700_000_000.0).token(
+        "interaction", ADMIN
+    )
     assert_refused(await interaction.get(customer, headers={HEADER: expired}), "expired")
     for_clv = gateway_signer().token("clv", ADMIN)
     assert_refused(await interaction.get(customer, headers={HEADER: for_clv}), "not for interaction")
@@ -82,17 +90,23 @@ async def test_health_and_metrics_stay_open(interaction: httpx.AsyncClient) -> N
 
 # --- through the gateway --------------------------------------------------------------------------------
 
+
 def echo_service(audience: str) -> Starlette:
     """Stands in for a service: answers with the caller its verified token names and the headers it got."""
 
     async def echo(request: Request) -> JSONResponse:
         caller: Caller = request.scope[CALLER_SCOPE_KEY]
-        return JSONResponse({"subject": caller.subject, "role": caller.role, "partner_id": caller.partner_id,
-                             "headers": sorted(request.headers.keys())})
+        return JSONResponse(
+            {
+                "subject": caller.subject,
+                "role": caller.role,
+                "partner_id": caller.partner_id,
+                "headers": sorted(request.headers.keys()),
+            }
+        )
 
     app = Starlette(routes=[Route("/{path:path}", echo, methods=["GET", "POST"])])
-    app.add_middleware(InternalAuthMiddleware,
-                       verifier=TokenVerifier(os.environ["INTERNAL_TOKEN_PUBLIC_KEY"], audience))
+    app.add_middleware(InternalAuthMiddleware, verifier=TokenVerifier(os.environ["INTERNAL_TOKEN_PUBLIC_KEY"], audience))
     return app
 
 
@@ -103,8 +117,9 @@ async def echo_stack(database_url: str) -> AsyncIterator:
     async with contextlib.AsyncExitStack() as stack:
         for name, port in ports.items():
             await stack.enter_async_context(served(echo_service(name), port))
-        yield await stack.enter_async_context(gateway_stack(
-            database_url, services=(), **{f"{n}_url": f"http://127.0.0.1:{p}" for n, p in ports.items()}))
+        yield await stack.enter_async_context(
+            gateway_stack(database_url, services=(), **{f"{n}_url": f"http://127.0.0.1:{p}" for n, p in ports.items()})
+        )
 
 
 async def test_the_service_sees_the_principal_the_gateway_authenticated(database_url: str) -> None:
@@ -138,8 +153,7 @@ async def test_a_service_port_refuses_what_the_gateway_in_front_of_it_serves(dat
             assert (await via_gateway.post("/v1/events", json=[event()])).json()["accepted"] == 1
         async with httpx.AsyncClient(base_url=stack.service_urls["interaction"]) as direct:
             assert_refused(await direct.post("/v1/events", json=[event()]), "no internal token")
-            assert_refused(await direct.post("/v1/events", json=[event()], headers={"X-API-Key": ADMIN_KEY}),
-                           "no internal token")
+            assert_refused(await direct.post("/v1/events", json=[event()], headers={"X-API-Key": ADMIN_KEY}), "no internal token")
             assert (await direct.get("/health/ready")).status_code == 200
             token = gateway_signer().token("interaction", TEST_CALLER)
             assert (await direct.post("/v1/events", json=[event()], headers={HEADER: token})).status_code == 200

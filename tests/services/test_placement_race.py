@@ -33,19 +33,26 @@ DAY = datetime(2026, 10, 1, 12, tzinfo=UTC)
 
 
 def _consumed(payloads: list[Payload]) -> list[ConsumedEvent]:
-    return [ConsumedEvent(Envelope.wrap(p, source=interaction.SOURCE, subject=str(p.customer_id)), p, None)
-            for p in payloads]  # type: ignore[arg-type]
+    return [ConsumedEvent(Envelope.wrap(p, source=interaction.SOURCE, subject=str(p.customer_id)), p, None) for p in payloads]  # type: ignore[arg-type]
 
 
 def _order(customer: uuid.UUID, amount: str) -> interaction.PurchaseRecorded:
-    return interaction.PurchaseRecorded(customer_id=customer, purchase_id=uuid.uuid4(), source="shop",
-                                        order_id=uuid.uuid4().hex[:8], amount=Decimal(amount), currency="EUR",
-                                        channel="web", occurred_at=DAY)
+    return interaction.PurchaseRecorded(
+        customer_id=customer,
+        purchase_id=uuid.uuid4(),
+        source="shop",
+        order_id=uuid.uuid4().hex[:8],
+        amount=Decimal(amount),
+        currency="EUR",
+        channel="web",
+        occurred_at=DAY,
+    )
 
 
 def _shipped(customer: uuid.UUID, _amount: str) -> interaction.CustomEventRecorded:
-    return interaction.CustomEventRecorded(customer_id=customer, event_id=uuid.uuid4(), source="shop",
-                                           event_type="order.shipped", schema_version=1, occurred_at=DAY)
+    return interaction.CustomEventRecorded(
+        customer_id=customer, event_id=uuid.uuid4(), source="shop", event_type="order.shipped", schema_version=1, occurred_at=DAY
+    )
 
 
 async def _segmentation(session: AsyncSession, events: list[ConsumedEvent]) -> None:
@@ -56,14 +63,26 @@ _lifecycle = facts_subscription(Outbox(lifecycle_messaging, "lifecycle")).handle
 
 # Each copy: its consumer's handler, where it placed a fact (fact id -> customer), the fact and its id's field.
 COPIES = {
-    "segmentation": (_segmentation, "SELECT purchase_id::text AS id, customer_id FROM segmentation.purchase "
-                                    "WHERE purchase_id::text = ANY(:ids)", _order, "purchase_id"),
+    "segmentation": (
+        _segmentation,
+        "SELECT purchase_id::text AS id, customer_id FROM segmentation.purchase WHERE purchase_id::text = ANY(:ids)",
+        _order,
+        "purchase_id",
+    ),
     # Occurrences of custom event types (rule fields event_count, event_last_at) are placed in the same batches.
-    "segmentation custom events": (_segmentation, "SELECT event_id::text AS id, customer_id FROM "
-                                                  "segmentation.custom_event WHERE event_id::text = ANY(:ids)",
-                                   _shipped, "event_id"),
-    "lifecycle": (_lifecycle, "SELECT data->>'purchase_id' AS id, customer_id FROM lifecycle.customer_fact "
-                              "WHERE kind = 'purchase' AND data->>'purchase_id' = ANY(:ids)", _order, "purchase_id"),
+    "segmentation custom events": (
+        _segmentation,
+        "SELECT event_id::text AS id, customer_id FROM segmentation.custom_event WHERE event_id::text = ANY(:ids)",
+        _shipped,
+        "event_id",
+    ),
+    "lifecycle": (
+        _lifecycle,
+        "SELECT data->>'purchase_id' AS id, customer_id FROM lifecycle.customer_fact "
+        "WHERE kind = 'purchase' AND data->>'purchase_id' = ANY(:ids)",
+        _order,
+        "purchase_id",
+    ),
 }
 
 
@@ -73,10 +92,18 @@ COPIES = {
 async def test_orders_and_a_merge_applied_side_by_side_end_with_the_owner(database_url, copy, first, identity):
     apply, placed_sql, fact, id_field = COPIES[copy]
     survivor, merged, merge_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    merge = CustomerMerged(customer_id=survivor, merge_id=merge_id, survivor_id=survivor, merged_id=merged,
-                           reason="same email", merged_at=DAY, version=1)
-    unmerge = CustomerUnmerged(customer_id=survivor, merge_id=merge_id, survivor_id=survivor, restored_id=merged,
-                               unmerged_at=DAY, version=2)
+    merge = CustomerMerged(
+        customer_id=survivor,
+        merge_id=merge_id,
+        survivor_id=survivor,
+        merged_id=merged,
+        reason="same email",
+        merged_at=DAY,
+        version=1,
+    )
+    unmerge = CustomerUnmerged(
+        customer_id=survivor, merge_id=merge_id, survivor_id=survivor, restored_id=merged, unmerged_at=DAY, version=2
+    )
     orders = [fact(merged, amount) for amount in ("100.00", "90.00", "70.00")]  # home: the merged customer
     engine = make_engine(database_url, pool_size=3)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
@@ -99,9 +126,14 @@ async def test_orders_and_a_merge_applied_side_by_side_end_with_the_owner(databa
 
             async def finished_or_waiting() -> bool:
                 async with engine.connect() as conn:
-                    waiting = (await conn.execute(sa.text(
-                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                        "AND wait_event_type = 'Lock'"))).scalar()
+                    waiting = (
+                        await conn.execute(
+                            sa.text(
+                                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                "AND wait_event_type = 'Lock'"
+                            )
+                        )
+                    ).scalar()
                 return task.done() or waiting > 0
 
             await wait_until(finished_or_waiting, timeout=30, interval=0.05, message="the other batch to run")
@@ -109,9 +141,12 @@ async def test_orders_and_a_merge_applied_side_by_side_end_with_the_owner(databa
         await task
 
         async with engine.connect() as conn:
-            placed = {r.id: r.customer_id for r in await conn.execute(
-                sa.text(placed_sql), {"ids": [str(getattr(o, id_field)) for o in orders]})}
+            placed = {
+                r.id: r.customer_id
+                for r in await conn.execute(sa.text(placed_sql), {"ids": [str(getattr(o, id_field)) for o in orders]})
+            }
         assert placed == {str(getattr(o, id_field)): owner for o in orders}, (
-            f"after the {identity}, interaction holds the orders with {owner}")
+            f"after the {identity}, interaction holds the orders with {owner}"
+        )
     finally:
         await engine.dispose()

@@ -18,22 +18,32 @@ def test_structured_round_trip_keeps_every_attribute():
 
 
 def test_binary_binding_reads_ce_headers_and_data_from_the_value():
-    headers = [("ce_specversion", b"1.0"), ("ce_id", b"e1"), ("ce_source", b"shop"), ("ce_type", b"order.completed"),
-               ("ce_subject", b"C-1"), ("ce_time", b"2026-11-01T10:00:00Z"), ("content-type", b"application/json")]
+    headers = [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", b"e1"),
+        ("ce_source", b"shop"),
+        ("ce_type", b"order.completed"),
+        ("ce_subject", b"C-1"),
+        ("ce_time", b"2026-11-01T10:00:00Z"),
+        ("content-type", b"application/json"),
+    ]
     event = Envelope.from_kafka(orjson.dumps({"order_id": "A-1", "amount": "1", "currency": "EUR"}), headers)
     assert (event.id, event.source, event.subject) == ("e1", "shop", "C-1")
     assert event.payload(OrderCompleted).order_id == "A-1"
 
 
-@pytest.mark.parametrize(("raw", "reason"), [
-    (b"", "not valid JSON"),
-    (b"\xff", "not valid JSON"),
-    (b"[1]", "JSON object"),
-    (b'{"specversion":"1.0","id":"x","source":"s","type":"t"}', "time"),
-    (b'{"specversion":"0.3","id":"x","source":"s","type":"t","time":"2026-01-01T00:00:00Z"}', "specversion"),
-    (b'{"specversion":"1.0","id":"x","source":"s","type":"t","time":"2026-01-01T00:00:00"}', "time"),
-    (b'{"specversion":"1.0","id":"","source":"s","type":"t","time":"2026-01-01T00:00:00Z"}', "id"),
-])
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"", "not valid JSON"),
+        (b"\xff", "not valid JSON"),
+        (b"[1]", "JSON object"),
+        (b'{"specversion":"1.0","id":"x","source":"s","type":"t"}', "time"),
+        (b'{"specversion":"0.3","id":"x","source":"s","type":"t","time":"2026-01-01T00:00:00Z"}', "specversion"),
+        (b'{"specversion":"1.0","id":"x","source":"s","type":"t","time":"2026-01-01T00:00:00"}', "time"),
+        (b'{"specversion":"1.0","id":"","source":"s","type":"t","time":"2026-01-01T00:00:00Z"}', "id"),
+    ],
+)
 def test_malformed_events_raise_invalid_event_with_the_reason(raw, reason):
     with pytest.raises(InvalidEvent, match=reason):
         Envelope.from_json(raw)
@@ -45,9 +55,15 @@ def test_oversize_event_is_rejected_before_parsing():
 
 
 def test_unknown_fields_are_kept_on_the_envelope_and_ignored_by_payloads():
-    doc = {"specversion": "1.0", "id": str(uuid.uuid4()), "source": "s", "type": "order.completed",
-           "time": "2026-01-01T00:00:00Z", "partnerext": "x",
-           "data": {"order_id": "A", "amount": "1", "currency": "EUR", "future_field": 1}}
+    doc = {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": "s",
+        "type": "order.completed",
+        "time": "2026-01-01T00:00:00Z",
+        "partnerext": "x",
+        "data": {"order_id": "A", "amount": "1", "currency": "EUR", "future_field": 1},
+    }
     event = Envelope.from_dict(doc)
     assert event.model_extra == {"partnerext": "x"}
     assert event.payload(OrderCompleted).order_id == "A"

@@ -18,7 +18,6 @@ NOT_AT_IMPORT = {
 
 @pytest.mark.parametrize("service", sorted(NOT_AT_IMPORT))
 def test_the_app_does_not_load_what_only_a_fit_needs(service):
-    code = (f"import sys, {service}.app; "
-            f"print(','.join(m for m in {NOT_AT_IMPORT[service]!r} if m in sys.modules))")
+    code = f"import sys, {service}.app; print(','.join(m for m in {NOT_AT_IMPORT[service]!r} if m in sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == "", f"{service}.app loads {loaded} at import"

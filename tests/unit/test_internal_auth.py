@@ -48,8 +48,12 @@ def test_a_forged_token_under_the_right_key_id_is_refused() -> None:
     """Someone who read the public key (and so its kid) still cannot sign."""
     other = load_private_key(generate_keypair()[0])
     kid = key_id(load_private_key(PRIVATE).public_key())
-    forged = jwt.encode({"iss": ISSUER, "aud": "clv", "sub": "x", "role": "admin", "iat": 1, "exp": 4_000_000_000},
-                        other, algorithm="EdDSA", headers={"kid": kid})
+    forged = jwt.encode(
+        {"iss": ISSUER, "aud": "clv", "sub": "x", "role": "admin", "iat": 1, "exp": 4_000_000_000},
+        other,
+        algorithm="EdDSA",
+        headers={"kid": kid},
+    )
     with pytest.raises(InvalidInternalToken, match="InvalidSignatureError"):
         TokenVerifier(PUBLIC, "clv").verify(forged)
 
@@ -58,8 +62,12 @@ def test_a_forged_token_under_the_right_key_id_is_refused() -> None:
 def test_a_token_of_another_algorithm_is_refused(algorithm: str) -> None:
     """No algorithm confusion: HMAC keyed with the public key, or no signature at all."""
     kid = key_id(load_private_key(PRIVATE).public_key())
-    forged = jwt.encode({"iss": ISSUER, "aud": "clv", "sub": "x", "role": "admin", "iat": 1, "exp": 4_000_000_000},
-                        PUBLIC if algorithm == "HS256" else None, algorithm=algorithm, headers={"kid": kid})
+    forged = jwt.encode(
+        {"iss": ISSUER, "aud": "clv", "sub": "x", "role": "admin", "iat": 1, "exp": 4_000_000_000},
+        PUBLIC if algorithm == "HS256" else None,
+        algorithm=algorithm,
+        headers={"kid": kid},
+    )
     with pytest.raises(InvalidInternalToken):
         TokenVerifier(PUBLIC, "clv").verify(forged)
 

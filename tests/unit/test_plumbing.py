@@ -20,14 +20,17 @@ def test_prefixed_settings_win_over_the_shared_unprefixed_ones(monkeypatch):
     assert DemoSettings().database_url == "postgresql+asyncpg://own/crm"
 
 
-@pytest.mark.parametrize(("exc", "transient"), [
-    (ConnectionRefusedError(), True),
-    (asyncpg.CannotConnectNowError("starting up"), True),
-    (sa.exc.OperationalError("select 1", {}, Exception("server closed the connection")), True),
-    (sa.exc.IntegrityError("insert", {}, Exception("duplicate key")), False),
-    (ValueError("bad data"), False),
-    (RuntimeError("wrapped"), False),
-])
+@pytest.mark.parametrize(
+    ("exc", "transient"),
+    [
+        (ConnectionRefusedError(), True),
+        (asyncpg.CannotConnectNowError("starting up"), True),
+        (sa.exc.OperationalError("select 1", {}, Exception("server closed the connection")), True),
+        (sa.exc.IntegrityError("insert", {}, Exception("duplicate key")), False),
+        (ValueError("bad data"), False),
+        (RuntimeError("wrapped"), False),
+    ],
+)
 def test_outages_are_transient_and_data_errors_are_not(exc, transient):
     assert is_transient(exc) is transient
 

@@ -20,16 +20,44 @@ def _data(payload) -> dict:
 def test_domain_events_lose_free_text_and_still_validate():
     cid = uuid.uuid4()
     payloads = [
-        i.PurchaseRecorded(customer_id=cid, purchase_id=uuid.uuid4(), source="shop", order_id=f"O-{EMAIL}",
-                           amount=Decimal("9.90"), currency="EUR", channel="web", occurred_at=NOW),
-        i.DealUpdated(customer_id=cid, source="crm", deal_id=f"D-{EMAIL}", pipeline="sales", stage="won",
-                      owner=EMAIL, lost_reason=EMAIL, occurred_at=NOW),
+        i.PurchaseRecorded(
+            customer_id=cid,
+            purchase_id=uuid.uuid4(),
+            source="shop",
+            order_id=f"O-{EMAIL}",
+            amount=Decimal("9.90"),
+            currency="EUR",
+            channel="web",
+            occurred_at=NOW,
+        ),
+        i.DealUpdated(
+            customer_id=cid,
+            source="crm",
+            deal_id=f"D-{EMAIL}",
+            pipeline="sales",
+            stage="won",
+            owner=EMAIL,
+            lost_reason=EMAIL,
+            occurred_at=NOW,
+        ),
         i.LeadCaptured(customer_id=cid, source="crm", campaign=EMAIL, lead_source=EMAIL, occurred_at=NOW),
-        i.CustomerMerged(customer_id=cid, merge_id=uuid.uuid4(), survivor_id=cid, merged_id=uuid.uuid4(),
-                         reason=f"email {EMAIL} shared", merged_at=NOW),
+        i.CustomerMerged(
+            customer_id=cid,
+            merge_id=uuid.uuid4(),
+            survivor_id=cid,
+            merged_id=uuid.uuid4(),
+            reason=f"email {EMAIL} shared",
+            merged_at=NOW,
+        ),
         i.CustomerUpdated(customer_id=cid, source="shop", attributes={"nick": EMAIL}, updated_at=NOW),
-        lc.StageChanged(customer_id=cid, from_stage=None, to_stage=lc.Stage.CHURNED, changed_at=NOW,
-                        reason=f"asked by {EMAIL}", trigger_event_id=EMAIL),
+        lc.StageChanged(
+            customer_id=cid,
+            from_stage=None,
+            to_stage=lc.Stage.CHURNED,
+            changed_at=NOW,
+            reason=f"asked by {EMAIL}",
+            trigger_event_id=EMAIL,
+        ),
     ]
     token = tokenizer()
     for payload in payloads:
@@ -53,8 +81,14 @@ def test_equal_values_get_equal_tokens_within_one_erasure_only():
 
 def test_partner_data_keeps_facts_and_drops_unknown_fields():
     token = tokenizer()
-    data = {"order_id": EMAIL, "amount": "5.00", "currency": "EUR", "channel": "web", "note": EMAIL,
-            "line_items": [{"sku": "SKU-1", "quantity": 2, "unit_price": "2.50"}]}
+    data = {
+        "order_id": EMAIL,
+        "amount": "5.00",
+        "currency": "EUR",
+        "channel": "web",
+        "note": EMAIL,
+        "line_items": [{"sku": "SKU-1", "quantity": 2, "unit_price": "2.50"}],
+    }
     redacted = redact_partner_data("order.completed", data, token)
     assert redacted["order_id"] == token(EMAIL) and "note" not in redacted
     assert redacted["line_items"][0]["quantity"] == 2 and redacted["amount"] == "5.00"

@@ -24,12 +24,16 @@ def test_the_json_list_a_list_setting_took_before_is_still_read(monkeypatch):
     assert SegmentationSettings().schedule_kinds == ["rfm", "clustering"]
 
 
-@pytest.mark.parametrize(("settings", "old", "value", "field", "seconds"), [
-    (ClvSettings, "CLV_REFIT_INTERVAL_HOURS", "2", "refit_interval_s", 7200.0),
-    (InteractionSettings, "INTERACTION_INGEST_GROUP_MAX_WAIT_MS", "5", "ingest_group_max_wait_s", 0.005),
-])
-def test_a_renamed_duration_still_reads_its_former_variable_converted_to_seconds(monkeypatch, caplog, settings, old,
-                                                                                value, field, seconds):
+@pytest.mark.parametrize(
+    ("settings", "old", "value", "field", "seconds"),
+    [
+        (ClvSettings, "CLV_REFIT_INTERVAL_HOURS", "2", "refit_interval_s", 7200.0),
+        (InteractionSettings, "INTERACTION_INGEST_GROUP_MAX_WAIT_MS", "5", "ingest_group_max_wait_s", 0.005),
+    ],
+)
+def test_a_renamed_duration_still_reads_its_former_variable_converted_to_seconds(
+    monkeypatch, caplog, settings, old, value, field, seconds
+):
     monkeypatch.setenv(old, value)
     with caplog.at_level(logging.WARNING, logger="shared.settings"):
         assert getattr(settings(), field) == pytest.approx(seconds)

@@ -16,26 +16,35 @@ def nested(levels: int) -> object:
     return doc
 
 
-@pytest.mark.parametrize(("doc", "where", "why"), [
-    ({"a": {"b": "x\x00"}}, ("a", "b"), "NUL"),
-    ({"a": ["ok", "\ud800"]}, ("a", 1), "surrogate"),
-    ({"k\x00": 1}, ("k\x00",), "NUL"),
-    ({"\udfff": 1}, ("\\udfff",), "surrogate"),
-    ({"n": float("inf")}, ("n",), "finite"),
-    ({"n": float("nan")}, ("n",), "finite"),
-    ({"n": 2**63}, ("n",), "64 bits"),
-    ({"n": -(2**63) - 1}, ("n",), "64 bits"),
-    ({"deep": nested(MAX_DEPTH + 1)}, ("deep",) + (0,) * (MAX_DEPTH - 1), "deeper"),
-])
+@pytest.mark.parametrize(
+    ("doc", "where", "why"),
+    [
+        ({"a": {"b": "x\x00"}}, ("a", "b"), "NUL"),
+        ({"a": ["ok", "\ud800"]}, ("a", 1), "surrogate"),
+        ({"k\x00": 1}, ("k\x00",), "NUL"),
+        ({"\udfff": 1}, ("\\udfff",), "surrogate"),
+        ({"n": float("inf")}, ("n",), "finite"),
+        ({"n": float("nan")}, ("n",), "finite"),
+        ({"n": 2**63}, ("n",), "64 bits"),
+        ({"n": -(2**63) - 1}, ("n",), "64 bits"),
+        ({"deep": nested(MAX_DEPTH + 1)}, ("deep",) + (0,) * (MAX_DEPTH - 1), "deeper"),
+    ],
+)
 def test_unstorable_values_are_found_with_their_place(doc, where, why):
     loc, problem = find_unstorable(doc)
     assert loc == where and why in problem
 
 
-@pytest.mark.parametrize("doc", [
-    {"a": "café ☕ 𝄞", "n": 2**63 - 1, "m": -(2**63), "x": 1e308, "z": -0.0, "t": True, "none": None},
-    nested(MAX_DEPTH), [], "text", 0,
-])
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"a": "café ☕ 𝄞", "n": 2**63 - 1, "m": -(2**63), "x": 1e308, "z": -0.0, "t": True, "none": None},
+        nested(MAX_DEPTH),
+        [],
+        "text",
+        0,
+    ],
+)
 def test_storable_documents_pass(doc):
     assert find_unstorable(doc) is None
 
@@ -53,8 +62,16 @@ class Model(BaseModel):
     name: StorableText = "x"
 
 
-@pytest.mark.parametrize("value", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59Z",
-                                   "1899-12-31T23:59:59Z", "2200-12-31T23:00:00-14:00"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "9999-12-31T23:59:59-14:00",
+        "0001-01-01T00:00:00+14:00",
+        "9999-12-31T23:59:59Z",
+        "1899-12-31T23:59:59Z",
+        "2200-12-31T23:00:00-14:00",
+    ],
+)
 def test_instants_out_of_range_in_utc_are_invalid(value):
     with pytest.raises(ValidationError, match="between the years 1900 and 2200"):
         Model.model_validate_json(json.dumps({"at": value}))

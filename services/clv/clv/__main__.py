@@ -9,7 +9,10 @@ from clv.settings import SCHEMA, ClvSettings
 
 if __name__ == "__main__":
     service_main(
-        "clv", settings_cls=ClvSettings, schema=SCHEMA,
-        migrations_dir=Path(__file__).parent / "migrations", app_factory="clv.app:create_app",
+        "clv",
+        settings_cls=ClvSettings,
+        schema=SCHEMA,
+        migrations_dir=Path(__file__).parent / "migrations",
+        app_factory="clv.app:create_app",
         reconcile="clv.propositions.reconcile:run",
     )

@@ -25,8 +25,7 @@ def create_app(settings: ClvSettings | None = None, transport: Transport | None 
     runtime = ServiceRuntime(settings, schema=SCHEMA, tables=messaging, transport=transport, job_drain_s=120)
     runtime.add_loop("clv-job-recovery", lambda: recover_loop(runtime, settings))
     if settings.refit_interval_s > 0:
-        runtime.add_loop("clv-refit-schedule",
-                         lambda: refit_loop(runtime.session_factory, runtime.outbox, settings))
+        runtime.add_loop("clv-refit-schedule", lambda: refit_loop(runtime.session_factory, runtime.outbox, settings))
     runtime.subscribe(interaction_subscription(runtime.outbox, settings))
     runtime.subscribe(targeting_subscription())
     runtime.subscribe(profitability_subscription())
@@ -34,6 +33,5 @@ def create_app(settings: ClvSettings | None = None, transport: Transport | None 
         runtime,
         title="clv",
         description="Customer value: transaction summaries, CLV models, value tiers and value propositions.",
-        routers=[transaction_summary_router, fits_router, scoring_router, propositions_router,
-                 profitability_router],
+        routers=[transaction_summary_router, fits_router, scoring_router, propositions_router, profitability_router],
     )

@@ -1,8 +1,8 @@
 """`python -m gateway serve|migrate|keys …` — the front door, its migration job, and API key management.
 
-    python -m gateway keys create --role partner --partner shop-eu --name "shop-eu prod" [--expires-in-days 365]
-    python -m gateway keys list [--all]
-    python -m gateway keys revoke KEY_ID
+python -m gateway keys create --role partner --partner shop-eu --name "shop-eu prod" [--expires-in-days 365]
+python -m gateway keys list [--all]
+python -m gateway keys revoke KEY_ID
 """
 
 import argparse
@@ -32,19 +32,30 @@ async def _keys(settings: GatewaySettings, args: argparse.Namespace) -> int:
         async with make_session_factory(engine)() as session, session.begin():
             if args.keys_command == "create":
                 expires = datetime.now(UTC) + timedelta(days=args.expires_in_days) if args.expires_in_days else None
-                raw, row = await create_key(session, name=args.name or f"{args.role} key", role=Role(args.role),
-                                            partner_id=args.partner, expires_at=expires,
-                                            rate_limit_per_s=args.rate_limit)
-                print(f"id:      {row.id}\nrole:    {row.role}" + (f"\npartner: {row.partner_id}" if row.partner_id else "")
-                      + f"\nexpires: {row.expires_at or 'never'}", file=sys.stderr)
+                raw, row = await create_key(
+                    session,
+                    name=args.name or f"{args.role} key",
+                    role=Role(args.role),
+                    partner_id=args.partner,
+                    expires_at=expires,
+                    rate_limit_per_s=args.rate_limit,
+                )
+                print(
+                    f"id:      {row.id}\nrole:    {row.role}"
+                    + (f"\npartner: {row.partner_id}" if row.partner_id else "")
+                    + f"\nexpires: {row.expires_at or 'never'}",
+                    file=sys.stderr,
+                )
                 print("the key (shown once; send it in the X-API-Key header):", file=sys.stderr)
                 print(raw)
             elif args.keys_command == "list":
                 rows = await repository.page(session, role=None, include_revoked=args.all, after=None, limit=10_000)
                 for r in rows:
                     state = "revoked" if r.revoked_at else "active"
-                    print(f"{r.id}  {r.prefix}…  {r.role:<8} {r.partner_id or '-':<20} {state:<8} "
-                          f"expires={r.expires_at or 'never'}  last_used={r.last_used_at or 'never'}  {r.name}")
+                    print(
+                        f"{r.id}  {r.prefix}…  {r.role:<8} {r.partner_id or '-':<20} {state:<8} "
+                        f"expires={r.expires_at or 'never'}  last_used={r.last_used_at or 'never'}  {r.name}"
+                    )
             else:
                 revoked = await repository.revoke(session, uuid.UUID(args.key_id))
                 if revoked is None:
@@ -89,8 +100,16 @@ def main() -> int:
         return 0
     if args.command == "keys":
         return asyncio.run(_keys(settings, args))
-    uvicorn.run("gateway.app:create_app", factory=True, host=args.host, port=args.port, log_config=None,
-                timeout_graceful_shutdown=30, access_log=False, http=settings.http_protocol())
+    uvicorn.run(
+        "gateway.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        timeout_graceful_shutdown=30,
+        access_log=False,
+        http=settings.http_protocol(),
+    )
     return 0
 
 

@@ -53,20 +53,41 @@ def create_app(settings: GatewaySettings | None = None, transport: Transport | N
     runtime.subscribe(deliveries_subscription(worker.wake))
     runtime.subscribe(view_copy_subscription())
     signer = TokenSigner(settings.internal_token_private_key, ttl_s=settings.internal_token_ttl_s)
-    upstreams = Upstreams(settings.service_urls(), signer=signer, connect_timeout_s=settings.connect_timeout_s,
-                          request_timeout_s=settings.request_timeout_s, max_connections=settings.max_connections,
-                          breaker_failures=settings.breaker_failures, breaker_cooloff_s=settings.breaker_cooloff_s,
-                          keepalive_s=settings.upstream_keepalive_s)
-    views = CustomerViews(upstreams, dsn=asyncpg_dsn(settings.database_url), pool_size=settings.view_copy_pool_size,
-                          settle_s=settings.view_copy_settle_s, max_age_s=settings.view_copy_max_age_s)
-    keys = KeyStore(runtime.session_factory, bootstrap_admin_key=settings.bootstrap_admin_key,
-                    cache_ttl_s=settings.key_cache_ttl_s, last_used_flush_s=settings.last_used_flush_s,
-                    max_cached=settings.key_cache_max, max_unknown=settings.key_unknown_cache_max)
+    upstreams = Upstreams(
+        settings.service_urls(),
+        signer=signer,
+        connect_timeout_s=settings.connect_timeout_s,
+        request_timeout_s=settings.request_timeout_s,
+        max_connections=settings.max_connections,
+        breaker_failures=settings.breaker_failures,
+        breaker_cooloff_s=settings.breaker_cooloff_s,
+        keepalive_s=settings.upstream_keepalive_s,
+    )
+    views = CustomerViews(
+        upstreams,
+        dsn=asyncpg_dsn(settings.database_url),
+        pool_size=settings.view_copy_pool_size,
+        settle_s=settings.view_copy_settle_s,
+        max_age_s=settings.view_copy_max_age_s,
+    )
+    keys = KeyStore(
+        runtime.session_factory,
+        bootstrap_admin_key=settings.bootstrap_admin_key,
+        cache_ttl_s=settings.key_cache_ttl_s,
+        last_used_flush_s=settings.last_used_flush_s,
+        max_cached=settings.key_cache_max,
+        max_unknown=settings.key_unknown_cache_max,
+    )
     jwt = None
     if settings.jwt_jwks_url:
-        jwt = JwtVerifier(settings.jwt_jwks_url, algorithms=settings.jwt_algorithms,
-                          audience=settings.jwt_audience, issuer=settings.jwt_issuer,
-                          role_claim=settings.jwt_role_claim, allowed_roles=settings.jwt_allowed_roles)
+        jwt = JwtVerifier(
+            settings.jwt_jwks_url,
+            algorithms=settings.jwt_algorithms,
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            role_claim=settings.jwt_role_claim,
+            allowed_roles=settings.jwt_allowed_roles,
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -87,8 +108,15 @@ def create_app(settings: GatewaySettings | None = None, transport: Transport | N
             await runtime.stop()
             await upstreams.stop()
 
-    app = FastAPI(title="Customer-value CRM", description=DESCRIPTION, version="0.2.0", lifespan=lifespan,
-                  openapi_url=None, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="Customer-value CRM",
+        description=DESCRIPTION,
+        version="0.2.0",
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
     # Looked up on each build: `install_problem_handlers` below wraps `app.openapi` to document the problems.
     openapi = OpenApiDocument(lambda: app.openapi(), upstreams, refresh_s=settings.openapi_refresh_s, bearer=jwt is not None)
     app.state.runtime = runtime
@@ -102,25 +130,38 @@ def create_app(settings: GatewaySettings | None = None, transport: Transport | N
     app.state.openapi = openapi
     install_problem_handlers(app)
     app.add_middleware(ProxyMiddleware, upstreams=upstreams)
-    app.add_middleware(SecurityMiddleware, keys=lambda: keys, jwt=jwt,
-                       buckets=TokenBuckets(settings.rate_limit_per_s, settings.rate_limit_burst),
-                       max_body_bytes=settings.max_body_bytes,
-                       failed_auth=TokenBuckets(settings.failed_auth_per_s, settings.failed_auth_burst))
+    app.add_middleware(
+        SecurityMiddleware,
+        keys=lambda: keys,
+        jwt=jwt,
+        buckets=TokenBuckets(settings.rate_limit_per_s, settings.rate_limit_burst),
+        max_body_bytes=settings.max_body_bytes,
+        failed_auth=TokenBuckets(settings.failed_auth_per_s, settings.failed_auth_burst),
+    )
     # Outside the security layer: the policy decides on the same canonical path the proxy forwards.
     app.add_middleware(PathGuardMiddleware)
     install_http_plumbing(app, settings.service_name)
     if origins := settings.cors_origins:
         # Outermost: preflights are answered before authentication, and errors carry the CORS headers too.
-        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_credentials=settings.cors_allow_credentials,
-                           allow_methods=["*"], allow_headers=["X-API-Key", "Authorization", "Content-Type",
-                                                               "X-Correlation-ID"],
-                           expose_headers=["X-Correlation-ID", "Retry-After"], max_age=settings.cors_max_age_s)
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_credentials=settings.cors_allow_credentials,
+            allow_methods=["*"],
+            allow_headers=["X-API-Key", "Authorization", "Content-Type", "X-Correlation-ID"],
+            expose_headers=["X-Correlation-ID", "Retry-After"],
+            max_age=settings.cors_max_age_s,
+        )
     # Readiness covers the gateway's own dependencies only: a down service degrades its routes, not the gateway.
-    app.include_router(health_router({
-        "database": runtime.check_database,
-        "transport": runtime.check_transport,
-        "workers": runtime.check_workers,
-    }))
+    app.include_router(
+        health_router(
+            {
+                "database": runtime.check_database,
+                "transport": runtime.check_transport,
+                "workers": runtime.check_workers,
+            }
+        )
+    )
     app.include_router(docs_router)
     app.include_router(customer_view_router)
     app.include_router(segment_members_router)

@@ -97,8 +97,7 @@ class GatewaySettings(ServiceSettings):
 
     def http_protocol(self) -> type:
         """uvicorn's `http=`: its HTTP/1.1 protocol with these read timeouts."""
-        return read_timeout_protocol(self.http_header_timeout_s, self.http_body_timeout_s,
-                                     self.http_body_min_bytes_per_s)
+        return read_timeout_protocol(self.http_header_timeout_s, self.http_body_timeout_s, self.http_body_min_bytes_per_s)
 
     def service_urls(self) -> dict[str, str]:
         return {

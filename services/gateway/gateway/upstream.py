@@ -20,8 +20,18 @@ from shared.log import current_correlation_id
 from shared.problems import DomainError
 
 IDEMPOTENT = {"GET", "HEAD", "OPTIONS", "PUT", "DELETE"}
-HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length",
-              "proxy-authorization", "proxy-authenticate"}
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "host",
+    "content-length",
+    "proxy-authorization",
+    "proxy-authenticate",
+}
 # Credentials stop at the gateway: the services behind it never see (nor could log) them. A client's own
 # internal token is dropped too: the services get only the one the gateway signs.
 NOT_FORWARDED = HOP_BY_HOP | {"x-api-key", "authorization", "cookie", INTERNAL_TOKEN_HEADER}
@@ -71,9 +81,18 @@ class Breaker:
 
 
 class Upstreams:
-    def __init__(self, urls: dict[str, str], *, signer: TokenSigner, connect_timeout_s: float,
-                 request_timeout_s: float, max_connections: int, breaker_failures: int = 3,
-                 breaker_cooloff_s: float = 5.0, keepalive_s: float = 4.0) -> None:
+    def __init__(
+        self,
+        urls: dict[str, str],
+        *,
+        signer: TokenSigner,
+        connect_timeout_s: float,
+        request_timeout_s: float,
+        max_connections: int,
+        breaker_failures: int = 3,
+        breaker_cooloff_s: float = 5.0,
+        keepalive_s: float = 4.0,
+    ) -> None:
         self._signer = signer
         self._keepalive_s = keepalive_s
         self.urls = {name: url.rstrip("/") for name, url in urls.items()}
@@ -83,18 +102,33 @@ class Upstreams:
         self.breakers = {name: Breaker(breaker_failures, breaker_cooloff_s) for name in urls}
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=self._max_connections,
-                                         keepalive_timeout=self._keepalive_s, ttl_dns_cache=300)
-        self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout, auto_decompress=False,
-                                              skip_auto_headers=("User-Agent",))
+        connector = aiohttp.TCPConnector(
+            limit=self._max_connections,
+            limit_per_host=self._max_connections,
+            keepalive_timeout=self._keepalive_s,
+            ttl_dns_cache=300,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=self._timeout, auto_decompress=False, skip_auto_headers=("User-Agent",)
+        )
 
     async def stop(self) -> None:
         if self._session is not None:
             await self._session.close()
 
-    async def request(self, service: str, method: str, path: str, *, caller: Caller, query: str = "",
-                      body: bytes | None = None, headers: dict[str, str] | None = None,
-                      timeout_s: float | None = None, use_breaker: bool = True) -> UpstreamResponse:
+    async def request(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        *,
+        caller: Caller,
+        query: str = "",
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        timeout_s: float | None = None,
+        use_breaker: bool = True,
+    ) -> UpstreamResponse:
         """`caller` goes to the service in a token signed for it: the service acts for that caller only.
 
         `use_breaker=False`: the gateway's own background reads (the OpenAPI documents, fetched while the services
@@ -102,8 +136,7 @@ class Upstreams:
         assert self._session is not None, "Upstreams.start() was not awaited"
         breaker = self.breakers[service] if use_breaker else Breaker(failures=2**31, cooloff_s=0)
         if (open_for := breaker.check()) > 0:
-            raise UpstreamUnavailable(f"{service} is unavailable (circuit open for {open_for:.1f}s more)",
-                                      service=service)
+            raise UpstreamUnavailable(f"{service} is unavailable (circuit open for {open_for:.1f}s more)", service=service)
         # Sent exactly as given (encoded=True): the path was made canonical before the policy decided on it, and
         # a client-side normalisation (dot segments, re-quoting) would send it somewhere else.
         url = URL(f"{self.urls[service]}{path}" + (f"?{query}" if query else ""), encoded=True)
@@ -115,8 +148,9 @@ class Upstreams:
         attempts = 2 if method in IDEMPOTENT else 1
         for attempt in range(1, attempts + 1):
             try:
-                async with self._session.request(method, url, data=body, headers=send_headers,
-                                                 timeout=timeout or self._timeout) as resp:
+                async with self._session.request(
+                    method, url, data=body, headers=send_headers, timeout=timeout or self._timeout
+                ) as resp:
                     payload = await resp.read()
                     out_headers = [(k, v) for k, v in resp.headers.items() if k.lower() not in HOP_BY_HOP]
                     breaker.succeeded()
@@ -124,20 +158,17 @@ class Upstreams:
             except aiohttp.ClientConnectorError as exc:
                 breaker.failed()
                 if attempt == attempts or breaker.check() > 0:
-                    raise UpstreamUnavailable(f"{service} is unreachable: {exc.strerror or exc}",
-                                              service=service) from None
+                    raise UpstreamUnavailable(f"{service} is unreachable: {exc.strerror or exc}", service=service) from None
             except aiohttp.ServerDisconnectedError:
                 # The service went away mid-request (crash, kill -9): only an idempotent call may be repeated.
                 breaker.failed()
                 if attempt == attempts or breaker.check() > 0:
-                    raise UpstreamUnavailable(f"{service} dropped the connection mid-request",
-                                              service=service) from None
+                    raise UpstreamUnavailable(f"{service} dropped the connection mid-request", service=service) from None
             except (TimeoutError, aiohttp.ServerTimeoutError):
                 raise UpstreamUnavailable(f"{service} did not answer in time", service=service) from None
             except aiohttp.ClientError as exc:
                 breaker.failed()
-                raise UpstreamUnavailable(f"{service} failed mid-request: {type(exc).__name__}",
-                                          service=service) from None
+                raise UpstreamUnavailable(f"{service} failed mid-request: {type(exc).__name__}", service=service) from None
         raise AssertionError("unreachable")
 
     async def get_json_or_none(self, service: str, path: str, timeout_s: float) -> bytes | None:

@@ -8,6 +8,9 @@ from interaction.settings import SCHEMA, InteractionSettings
 
 if __name__ == "__main__":
     service_main(
-        "interaction", settings_cls=InteractionSettings, schema=SCHEMA,
-        migrations_dir=Path(__file__).parent / "migrations", app_factory="interaction.app:create_app",
+        "interaction",
+        settings_cls=InteractionSettings,
+        schema=SCHEMA,
+        migrations_dir=Path(__file__).parent / "migrations",
+        app_factory="interaction.app:create_app",
     )

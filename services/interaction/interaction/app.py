@@ -29,12 +29,18 @@ def create_app(settings: InteractionSettings | None = None, transport: Transport
         title="interaction",
         description="Customer intimacy: partner event ingestion, identity resolution and merges, the customer profile, "
         "timeline, search, partners and their figures, satisfaction trends, custom event types, export and erasure.",
-        routers=[ingestion_router, customers_router, identity_router, partners_router, satisfaction_router,
-                 event_types_router],
+        routers=[ingestion_router, customers_router, identity_router, partners_router, satisfaction_router, event_types_router],
     )
     # HTTP ingestion: concurrent requests share one transaction (docs/interaction.md, "Group commit").
-    app.state.ingest_group = GroupCommit(
-        runtime.session_factory, lambda session, batches: store_http_batches(session, runtime.outbox, batches),
-        max_wait_s=settings.ingest_group_max_wait_s, max_size=settings.ingest_group_max_events,
-        name="interaction-ingest-group") if settings.ingest_group_commit else None
+    app.state.ingest_group = (
+        GroupCommit(
+            runtime.session_factory,
+            lambda session, batches: store_http_batches(session, runtime.outbox, batches),
+            max_wait_s=settings.ingest_group_max_wait_s,
+            max_size=settings.ingest_group_max_events,
+            name="interaction-ingest-group",
+        )
+        if settings.ingest_group_commit
+        else None
+    )
     return app

@@ -9,7 +9,10 @@ from lifecycle.settings import SCHEMA, LifecycleSettings
 
 if __name__ == "__main__":
     service_main(
-        "lifecycle", settings_cls=LifecycleSettings, schema=SCHEMA,
-        migrations_dir=Path(__file__).parent / "migrations", app_factory="lifecycle.app:create_app",
+        "lifecycle",
+        settings_cls=LifecycleSettings,
+        schema=SCHEMA,
+        migrations_dir=Path(__file__).parent / "migrations",
+        app_factory="lifecycle.app:create_app",
         reconcile="lifecycle.stages.reconcile:run",
     )

@@ -48,7 +48,7 @@ def create_app(settings: LifecycleSettings | None = None, transport: Transport |
         runtime,
         title="lifecycle",
         description="Lifecycle pipeline: stages from Approach to Loyalty under a versioned rule set, stage history, "
-                    "manual moves, pipelines and deals, funnel and churn analytics, campaigns and their report.",
+        "manual moves, pipelines and deals, funnel and churn analytics, campaigns and their report.",
         routers=[stages_router, rules_router, pipelines_router, analytics_router, campaigns_router],
     )
     app.state.replays = replays = Runner(runtime)

@@ -9,7 +9,10 @@ from segmentation.settings import SCHEMA, SegmentationSettings
 
 if __name__ == "__main__":
     service_main(
-        "segmentation", settings_cls=SegmentationSettings, schema=SCHEMA,
-        migrations_dir=Path(__file__).parent / "migrations", app_factory="segmentation.app:create_app",
+        "segmentation",
+        settings_cls=SegmentationSettings,
+        schema=SCHEMA,
+        migrations_dir=Path(__file__).parent / "migrations",
+        app_factory="segmentation.app:create_app",
         reconcile="segmentation.profiles.reconcile:run",
     )

@@ -20,8 +20,14 @@ from segmentation.tables import messaging
 def create_app(settings: SegmentationSettings | None = None, transport: Transport | None = None) -> FastAPI:
     settings = settings or SegmentationSettings()
     runtime = ServiceRuntime(settings, schema=SCHEMA, tables=messaging, transport=transport)
-    runs = RunExecutor(runtime.session_factory, runtime.outbox, settings.reporting_currency,
-                       settings.schedule_interval_s, tuple(settings.schedule_kinds), launcher=runtime.jobs)
+    runs = RunExecutor(
+        runtime.session_factory,
+        runtime.outbox,
+        settings.reporting_currency,
+        settings.schedule_interval_s,
+        tuple(settings.schedule_kinds),
+        launcher=runtime.jobs,
+    )
     # A run is not restartable (its results are keyed by run): one whose replica died fails as interrupted.
     runtime.on_start(runs.launch_queued)
     runtime.add_loop("segmentation-recovery", runs.recover_periodically)
@@ -38,8 +44,7 @@ def create_app(settings: SegmentationSettings | None = None, transport: Transpor
     app = create_service_app(
         runtime,
         title="segmentation",
-        description="Customer portfolio analysis: aggregates, RFM, clusters, value tiers, rule segments, "
-                    "membership history.",
+        description="Customer portfolio analysis: aggregates, RFM, clusters, value tiers, rule segments, membership history.",
         routers=[profiles_router, segments_router, exports_router, runs_router, schemes_router],
     )
     app.state.run_executor = runs

@@ -40,29 +40,45 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 
 
 @pytest.fixture(scope="module")
-def fuzz_stack(databases: Databases, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
-               ) -> Iterator[tuple[str, dict[str, str]]]:
+def fuzz_stack(
+    databases: Databases, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, dict[str, str]]]:
     """The stack as processes, and one API key per role: (gateway URL, role → key)."""
     database_url = asyncio.run(databases.create())
     log_dir = tmp_path_factory.mktemp("fuzz")
-    shared = {"DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-              "TOPIC_PREFIX": f"fuzz{uuid.uuid4().hex[:8]}.", "TRANSPORT": "kafka", "LOG_JSON": "false"}
+    shared = {
+        "DATABASE_URL": database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "TOPIC_PREFIX": f"fuzz{uuid.uuid4().hex[:8]}.",
+        "TRANSPORT": "kafka",
+        "LOG_JSON": "false",
+    }
     ports = {name: free_port() for name in [*SERVICES, "gateway"]}
-    gateway_env = shared | {f"GATEWAY_{n.upper()}_URL": f"http://127.0.0.1:{ports[n]}" for n in SERVICES} | {
-        "GATEWAY_BOOTSTRAP_ADMIN_KEY": GATEWAY_ADMIN_KEY, "GATEWAY_RATE_LIMIT_PER_S": "100000",
-        "GATEWAY_RATE_LIMIT_BURST": "100000", "GATEWAY_LOG_JSON": "false",
-        # An API-only gateway: fuzzed webhook subscriptions point at made-up hosts; nothing is delivered to them.
-        "GATEWAY_RUN_WORKERS": "false"}
+    gateway_env = (
+        shared
+        | {f"GATEWAY_{n.upper()}_URL": f"http://127.0.0.1:{ports[n]}" for n in SERVICES}
+        | {
+            "GATEWAY_BOOTSTRAP_ADMIN_KEY": GATEWAY_ADMIN_KEY,
+            "GATEWAY_RATE_LIMIT_PER_S": "100000",
+            "GATEWAY_RATE_LIMIT_BURST": "100000",
+            "GATEWAY_LOG_JSON": "false",
+            # An API-only gateway: fuzzed webhook subscriptions point at made-up hosts; nothing is delivered to them.
+            "GATEWAY_RUN_WORKERS": "false",
+        }
+    )
     processes = [ServiceProcess(n, serve_argv(n, ports[n]), process_env(shared), ports[n], log_dir) for n in SERVICES]
-    processes.append(ServiceProcess("gateway", serve_argv("gateway", ports["gateway"]), process_env(gateway_env),
-                                    ports["gateway"], log_dir))
+    processes.append(
+        ServiceProcess("gateway", serve_argv("gateway", ports["gateway"]), process_env(gateway_env), ports["gateway"], log_dir)
+    )
     with running(processes) as procs:
         url = procs["gateway"].url
         keys = {}
         with httpx.Client(base_url=url, headers={"X-API-Key": GATEWAY_ADMIN_KEY}, timeout=30) as admin:
             for role in ROLES:
-                resp = admin.post("/v1/api-keys", json={"name": f"fuzz {role}", "role": role,
-                                                        "partner_id": "shop-eu" if role == "partner" else None})
+                resp = admin.post(
+                    "/v1/api-keys",
+                    json={"name": f"fuzz {role}", "role": role, "partner_id": "shop-eu" if role == "partner" else None},
+                )
                 assert resp.status_code == 201, resp.text
                 keys[role] = resp.json()["key"]
             # Wait until every service's document is merged in (the gateway fetches them in the background).
@@ -84,8 +100,13 @@ def test_merged_openapi_holds_for_every_role(fuzz_stack: tuple[str, dict[str, st
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
 
             @given(case=operation.as_strategy(generation_mode=mode))
-            @settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck),
-                      phases=[Phase.explicit, Phase.generate])
+            @settings(
+                max_examples=EXAMPLES,
+                deadline=None,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+                phases=[Phase.explicit, Phase.generate],
+            )
             def fuzz(case) -> None:
                 # Message framing is the HTTP server's, answered before any of our code (a garbage
                 # transfer-encoding gets uvicorn's text/plain 400): not a case of the documented API.
@@ -104,14 +125,35 @@ def test_merged_openapi_holds_for_every_role(fuzz_stack: tuple[str, dict[str, st
 
 # Raw JSON text: what a partner or a hand-written client can send, not what a JSON encoder would produce.
 HOSTILE = [
-    '"\\ud800"', '"a\\u0000b"', '"' + "x" * 100_000 + '"', '"9999-12-31T23:59:59-14:00"',
-    '"0001-01-01T00:00:00+14:00"', '"1e-999999"', "1e-999999", "1e999999", str(2**64), "[" * 254 + "]" * 254,
+    '"\\ud800"',
+    '"a\\u0000b"',
+    '"' + "x" * 100_000 + '"',
+    '"9999-12-31T23:59:59-14:00"',
+    '"0001-01-01T00:00:00+14:00"',
+    '"1e-999999"',
+    "1e-999999",
+    "1e999999",
+    str(2**64),
+    "[" * 254 + "]" * 254,
     '{"\\ud800": 1, "k\\u0000": "v"}',
 ]
 # Drawn at random against generated bodies, with the sweep's values.
-MORE_HOSTILE = [*HOSTILE, '"tail \\udfff"', '"\\udc00\\ud800"', '"\\u0000"', '"1e999999"', '"NaN"', "-1e999999", "-0",
-                "-0.0", "1" + "0" * 30, "-" + str(2**63 + 1), "1e-400", '{"a": ' * 100 + "1" + "}" * 100,
-                '["\\ud800", 1e999999]']
+MORE_HOSTILE = [
+    *HOSTILE,
+    '"tail \\udfff"',
+    '"\\udc00\\ud800"',
+    '"\\u0000"',
+    '"1e999999"',
+    '"NaN"',
+    "-1e999999",
+    "-0",
+    "-0.0",
+    "1" + "0" * 30,
+    "-" + str(2**63 + 1),
+    "1e-400",
+    '{"a": ' * 100 + "1" + "}" * 100,
+    '["\\ud800", 1e999999]',
+]
 SLOT = "__hostile_value_slot__"
 
 
@@ -142,8 +184,7 @@ def _draw(strategy, n: int) -> list:
     drawn = []
 
     @given(case=strategy)
-    @settings(max_examples=n, deadline=None, database=None, suppress_health_check=list(HealthCheck),
-              phases=[Phase.generate])
+    @settings(max_examples=n, deadline=None, database=None, suppress_health_check=list(HealthCheck), phases=[Phase.generate])
     def collect(case) -> None:
         drawn.append(case)
 
@@ -157,8 +198,9 @@ def test_write_routes_answer_hostile_values_with_a_problem(fuzz_stack: tuple[str
     one value swapped at random."""
     url, keys = fuzz_stack
     api = schemathesis.openapi.from_url(f"{url}/openapi.json")
-    writes = [op for op in (r.ok() for r in api.get_all_operations())
-              if op.method.upper() in ("POST", "PUT", "PATCH") and op.body]
+    writes = [
+        op for op in (r.ok() for r in api.get_all_operations()) if op.method.upper() in ("POST", "PUT", "PATCH") and op.body
+    ]
     assert len(writes) >= 20
     failures: list[str] = []
     sent = 0
@@ -175,9 +217,13 @@ def test_write_routes_answer_hostile_values_with_a_problem(fuzz_stack: tuple[str
             for case, loc, token in sends:
                 body = _with_hostile(case.body, loc, token)
                 try:
-                    resp = client.request(case.method, case.formatted_path, params=case.query or None, content=body,
-                                          headers={"X-API-Key": key,
-                                                   "content-type": case.media_type or "application/json"})
+                    resp = client.request(
+                        case.method,
+                        case.formatted_path,
+                        params=case.query or None,
+                        content=body,
+                        headers={"X-API-Key": key, "content-type": case.media_type or "application/json"},
+                    )
                 except httpx.TransportError as exc:
                     failures.append(f"{operation.label} {exc!r} for {body[:300]!r}")
                     continue

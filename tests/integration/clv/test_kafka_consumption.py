@@ -25,12 +25,16 @@ async def test_purchases_and_refunds_from_kafka_to_value_events(database_url, ka
     ada = uuid.uuid4()
     big = purchase(ada, "500.00", as_of - timedelta(days=3))
     events += [big, purchase(ada, "20.00", as_of - timedelta(days=1)), refund(big, "500.00", as_of, cancelled=True)]
-    settings = ClvSettings(database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=topic_prefix,
-                           relay_poll_interval_s=0.2)
+    settings = ClvSettings(
+        database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=topic_prefix, relay_poll_interval_s=0.2
+    )
     app = clv.app.create_app(settings)
     async with serving(app) as client:
-        await produce_events(kafka_bootstrap, topic_prefix + INTERACTION_EVENTS,
-                             [Envelope.wrap(e, source=SOURCE, subject=str(e.customer_id)) for e in events])
+        await produce_events(
+            kafka_bootstrap,
+            topic_prefix + INTERACTION_EVENTS,
+            [Envelope.wrap(e, source=SOURCE, subject=str(e.customer_id)) for e in events],
+        )
         engine = app.state.runtime.engine
 
         async def applied() -> bool:

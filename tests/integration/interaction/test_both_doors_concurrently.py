@@ -36,8 +36,13 @@ def stream() -> list[dict]:
 
 async def test_http_and_kafka_doors_together_apply_each_event_once(database_url, kafka_bootstrap, topic_prefix):
     events = stream()
-    settings = InteractionSettings(database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap,
-                                   topic_prefix=topic_prefix, relay_poll_interval_s=0.2, consumer_batch_size=50)
+    settings = InteractionSettings(
+        database_url=database_url,
+        kafka_bootstrap_servers=kafka_bootstrap,
+        topic_prefix=topic_prefix,
+        relay_poll_interval_s=0.2,
+        consumer_batch_size=50,
+    )
     engine = make_engine(database_url)
     async with serving(create_app(settings)) as client:
         await trust(client, "shop", "crm")  # their emails may link their customers
@@ -45,28 +50,41 @@ async def test_http_and_kafka_doors_together_apply_each_event_once(database_url,
         async def over_http() -> list[str]:
             statuses = []
             for i in range(0, len(events), 40):
-                resp = await client.post("/v1/events", json=events[i:i + 40][::-1])
+                resp = await client.post("/v1/events", json=events[i : i + 40][::-1])
                 assert resp.status_code == 200, resp.text
                 statuses += [r["status"] for r in resp.json()["results"]]
             return statuses
 
-        kafka = produce(kafka_bootstrap, topic_prefix + PARTNER_EVENTS,
-                        [(e["subject"].encode(), orjson.dumps(e)) for e in events])
+        kafka = produce(
+            kafka_bootstrap, topic_prefix + PARTNER_EVENTS, [(e["subject"].encode(), orjson.dumps(e)) for e in events]
+        )
         statuses, _ = await asyncio.gather(over_http(), kafka)
 
         async def all_applied() -> bool:
             return await scalar(engine, "select count(*) from interaction.inbox") == len(events)
+
         await wait_until(all_applied, timeout=90, message="every event applied")
         await asyncio.sleep(1.0)  # let the consumer finish the redelivered tail (all duplicates now)
     assert set(statuses) <= {"accepted", "duplicate"}
     assert await scalar(engine, "select count(*) from interaction.activity") == len(events)
     assert await scalar(engine, "select count(*) from interaction.purchase") == PEOPLE * 3
-    assert await scalar(engine, """
-        select count(distinct customer_id) from interaction.customer_identifier""") == PEOPLE
-    assert await scalar(engine, """
+    assert (
+        await scalar(
+            engine,
+            """
+        select count(distinct customer_id) from interaction.customer_identifier""",
+        )
+        == PEOPLE
+    )
+    assert (
+        await scalar(
+            engine,
+            """
         select count(*) from interaction.customer_identifier s join interaction.customer_identifier k
           on s.customer_id = k.customer_id
-        where s.source = 'shop' and k.source = 'crm' and substr(s.external_id, 3) = substr(k.external_id, 3)""") == PEOPLE
-    assert await scalar(engine, "select sum(purchase_count) from interaction.customer where merged_into is null") \
-        == PEOPLE * 3
+        where s.source = 'shop' and k.source = 'crm' and substr(s.external_id, 3) = substr(k.external_id, 3)""",
+        )
+        == PEOPLE
+    )
+    assert await scalar(engine, "select sum(purchase_count) from interaction.customer where merged_into is null") == PEOPLE * 3
     await engine.dispose()

@@ -21,8 +21,9 @@ def partner_events(n_orders: int, n_touches: int, customers: int) -> list[tuple[
     messages = []
     for i in range(n_orders):
         subject = f"K-{i % customers}"
-        messages.append((subject.encode(), orjson.dumps(order(subject, f"KO-{i}", f"{1 + i % 97}.50",
-                                                              at=f"2026-0{1 + i % 9}-01T10:00:00Z"))))
+        messages.append(
+            (subject.encode(), orjson.dumps(order(subject, f"KO-{i}", f"{1 + i % 97}.50", at=f"2026-0{1 + i % 9}-01T10:00:00Z")))
+        )
     for i in range(n_touches):
         subject = f"K-{i % customers}"
         messages.append((subject.encode(), orjson.dumps(touch(subject, "phone" if i % 2 else "email"))))
@@ -33,14 +34,24 @@ async def test_kill_9_mid_ingestion_loses_nothing_acknowledged(database_url, kaf
     n_orders, n_touches = 3000, 1000
     await produce(kafka_bootstrap, topic_prefix + PARTNER_EVENTS, partner_events(n_orders, n_touches, 300))
     engine = make_engine(database_url)
-    env = {**os.environ, "DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-           "TOPIC_PREFIX": topic_prefix, "INTERACTION_CONSUMER_BATCH_SIZE": "100", "LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "TOPIC_PREFIX": topic_prefix,
+        "INTERACTION_CONSUMER_BATCH_SIZE": "100",
+        "LOG_LEVEL": "WARNING",
+    }
 
     def start() -> subprocess.Popen:
         port = free_port()
         log = open(tmp_path / f"interaction-{port}.log", "wb")
-        return subprocess.Popen([sys.executable, "-m", "interaction", "serve", "--host", "127.0.0.1", "--port",
-                                 str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "interaction", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
     async def applied() -> int:
         return await scalar(engine, "select count(*) from interaction.activity")
@@ -56,8 +67,10 @@ async def test_kill_9_mid_ingestion_loses_nothing_acknowledged(database_url, kaf
         assert await applied() < n_orders + n_touches, "the kill must land mid-stream"
         second = start()
         try:
+
             async def done() -> bool:
                 return await applied() == n_orders + n_touches
+
             await wait_until(done, timeout=180, message="every event applied")
         finally:
             second.terminate()
@@ -66,10 +79,17 @@ async def test_kill_9_mid_ingestion_loses_nothing_acknowledged(database_url, kaf
         if first.poll() is None:
             first.kill()
     assert await scalar(engine, "select count(*) from interaction.purchase") == n_orders
-    assert await scalar(engine, "select count(*) from interaction.inbox where consumer = 'interaction.partner-ingest'") \
+    assert (
+        await scalar(engine, "select count(*) from interaction.inbox where consumer = 'interaction.partner-ingest'")
         == n_orders + n_touches
+    )
     assert await scalar(engine, "select count(*) from interaction.customer where merged_into is null") == 300
     assert await scalar(engine, "select sum(purchase_count) from interaction.customer") == n_orders
-    assert await scalar(engine, "select count(*) from interaction.outbox where convert_from(payload, 'UTF8')::jsonb->>'type'"
-                                " = 'purchase.recorded'") == n_orders, "each purchase published once"
+    assert (
+        await scalar(
+            engine,
+            "select count(*) from interaction.outbox where convert_from(payload, 'UTF8')::jsonb->>'type' = 'purchase.recorded'",
+        )
+        == n_orders
+    ), "each purchase published once"
     await engine.dispose()

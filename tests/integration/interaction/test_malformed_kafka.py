@@ -18,17 +18,22 @@ pytestmark = pytest.mark.kafka
 
 def _identified(data: bytes) -> bytes:
     """A partner event as JSON text, so its data can hold what a JSON encoder refuses."""
-    return (b'{"specversion": "1.0", "id": "raw-%s", "source": "shop-eu", "type": "customer.identified", '
-            b'"subject": "M-1", "time": "2026-11-01T10:00:00Z", "data": %s}' % (str(hash(data)).encode(), data))
+    return (
+        b'{"specversion": "1.0", "id": "raw-%s", "source": "shop-eu", "type": "customer.identified", '
+        b'"subject": "M-1", "time": "2026-11-01T10:00:00Z", "data": %s}' % (str(hash(data)).encode(), data)
+    )
 
 
-RAW = [("bad JSON", b"{\"specversion\": ", "not valid JSON"), ("bad UTF-8", b"\xff\xfe\xfd", "not valid JSON"),
-       ("empty", b"", "JSON"),
-       ("lone surrogate", _identified(b'{"attributes": {"note": "\\ud800"}}'), "not valid JSON"),
-       ("number beyond a double", _identified(b'{"attributes": {"n": 1e999999}}'), "data.attributes.n: must be finite"),
-       ("NaN", _identified(b'{"attributes": {"n": NaN}}'), "data.attributes.n: must be finite"),
-       ("integer beyond 64 bits", _identified(b'{"attributes": {"n": %d}}' % 2**70), "data.attributes.n: integer"),
-       ("data nested 254 levels", _identified(b'{"note": %s}' % (b"[" * 252 + b"]" * 252)), "JSON")]
+RAW = [
+    ("bad JSON", b'{"specversion": ', "not valid JSON"),
+    ("bad UTF-8", b"\xff\xfe\xfd", "not valid JSON"),
+    ("empty", b"", "JSON"),
+    ("lone surrogate", _identified(b'{"attributes": {"note": "\\ud800"}}'), "not valid JSON"),
+    ("number beyond a double", _identified(b'{"attributes": {"n": 1e999999}}'), "data.attributes.n: must be finite"),
+    ("NaN", _identified(b'{"attributes": {"n": NaN}}'), "data.attributes.n: must be finite"),
+    ("integer beyond 64 bits", _identified(b'{"attributes": {"n": %d}}' % 2**70), "data.attributes.n: integer"),
+    ("data nested 254 levels", _identified(b'{"note": %s}' % (b"[" * 252 + b"]" * 252)), "JSON"),
+]
 
 
 async def test_every_malformed_event_is_dead_lettered_with_its_reason(database_url, kafka_bootstrap, topic_prefix):
@@ -39,16 +44,18 @@ async def test_every_malformed_event_is_dead_lettered_with_its_reason(database_u
     messages.append((b"V-2", orjson.dumps(order("V-2", "V-O-2"))))
     await produce(kafka_bootstrap, topic, messages)
 
-    settings = InteractionSettings(database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap,
-                                   topic_prefix=topic_prefix, relay_poll_interval_s=0.2)
+    settings = InteractionSettings(
+        database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=topic_prefix, relay_poll_interval_s=0.2
+    )
     engine = make_engine(database_url)
     expected = len(MALFORMED) + len(RAW)
     async with serving(create_app(settings)):
         await wait_until(lambda: _count(engine, "purchase", 2), message="both valid orders stored")
         dead = await read_topic(kafka_bootstrap, dlq(topic), expected=expected, timeout=60)
     assert len(dead) == expected
-    expected_reason = {value: (name, reason) for (_, value), (name, _, reason) in zip(messages[1:-1], [*MALFORMED, *RAW],
-                                                                                      strict=True)}
+    expected_reason = {
+        value: (name, reason) for (_, value), (name, _, reason) in zip(messages[1:-1], [*MALFORMED, *RAW], strict=True)
+    }
     for record in dead:
         name, reason = expected_reason.pop(record.value)
         error = dict(record.headers)["dlq_error"].decode()

@@ -20,13 +20,22 @@ async def test_out_of_order_events_across_topics_give_the_sorted_stage(database_
     cid = uuid.uuid4()
     first, second, third = purchase(cid, days_ago(30)), purchase(cid, days_ago(20)), purchase(cid, days_ago(10))
     # Newest first, a redelivery, and the value update on the other topic.
-    await produce_events(kafka_bootstrap, topic_prefix + INTERACTION_EVENTS,
-                         [third, feedback(cid, days_ago(5), nps=3), second, third, lead(cid, days_ago(60))])
+    await produce_events(
+        kafka_bootstrap,
+        topic_prefix + INTERACTION_EVENTS,
+        [third, feedback(cid, days_ago(5), nps=3), second, third, lead(cid, days_ago(60))],
+    )
     await produce_events(kafka_bootstrap, topic_prefix + CLV_EVENTS, [value(cid, days_ago(4), "platinum", 0.95)])
 
-    settings = LifecycleSettings(database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap,
-                                 topic_prefix=topic_prefix, relay_poll_interval_s=0.2, sweep_interval_s=0)
+    settings = LifecycleSettings(
+        database_url=database_url,
+        kafka_bootstrap_servers=kafka_bootstrap,
+        topic_prefix=topic_prefix,
+        relay_poll_interval_s=0.2,
+        sweep_interval_s=0,
+    )
     async with serving(lifecycle.app.create_app(settings)) as client:
+
         async def stage_is(expected: str) -> bool:
             resp = await client.get(f"/v1/customers/{cid}/lifecycle")
             return resp.status_code == 200 and resp.json()["stage"] == expected

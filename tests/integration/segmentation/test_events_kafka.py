@@ -16,17 +16,23 @@ from segmentation.settings import SegmentationSettings
 
 
 async def test_consumed_purchase_moves_customer_into_rule_segment_and_event_reaches_kafka(
-        database_url, kafka_bootstrap, topic_prefix):
-    settings = SegmentationSettings(database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap,
-                                    topic_prefix=topic_prefix, relay_poll_interval_s=0.2)
+    database_url, kafka_bootstrap, topic_prefix
+):
+    settings = SegmentationSettings(
+        database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=topic_prefix, relay_poll_interval_s=0.2
+    )
     customer = uuid.uuid4()
     async with serving(segmentation.app.create_app(settings)) as client:
-        created = await client.post("/v1/segments", json={
-            "key": "spent-100", "name": "Spent 100+", "rule": {"field": "spend", "op": "gte", "value": 100}})
+        created = await client.post(
+            "/v1/segments", json={"key": "spent-100", "name": "Spent 100+", "rule": {"field": "spend", "op": "gte", "value": 100}}
+        )
         assert created.status_code == 201
         events = [purchase(customer, "70.00", 1), purchase(customer, "40.00", 2)]
-        await produce_events(kafka_bootstrap, topic_prefix + INTERACTION_EVENTS,
-                             [Envelope.wrap(p, source=SOURCE, subject=str(customer)) for p in events])
+        await produce_events(
+            kafka_bootstrap,
+            topic_prefix + INTERACTION_EVENTS,
+            [Envelope.wrap(p, source=SOURCE, subject=str(customer)) for p in events],
+        )
 
         async def member() -> bool:
             view = await client.get(f"/v1/customers/{customer}/segmentation")

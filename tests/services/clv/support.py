@@ -21,8 +21,7 @@ import clv.app
 from clv.jobs import wait_for_jobs
 from clv.settings import ClvSettings
 
-TOPIC_OF = {interaction.SOURCE: INTERACTION_EVENTS, segmentation.SOURCE: SEGMENTATION_EVENTS,
-            lifecycle.SOURCE: LIFECYCLE_EVENTS}
+TOPIC_OF = {interaction.SOURCE: INTERACTION_EVENTS, segmentation.SOURCE: SEGMENTATION_EVENTS, lifecycle.SOURCE: LIFECYCLE_EVENTS}
 
 
 class Harness:
@@ -33,8 +32,9 @@ class Harness:
 
     async def publish(self, payloads: list[Payload], source: str = interaction.SOURCE) -> None:
         envelopes = [Envelope.wrap(p, source=source, subject=str(p.customer_id)) for p in payloads]
-        await self.transport.send_batch([OutgoingMessage(topic=TOPIC_OF[source], value=e.to_json(),
-                                                         key=e.subject.encode()) for e in envelopes])
+        await self.transport.send_batch(
+            [OutgoingMessage(topic=TOPIC_OF[source], value=e.to_json(), key=e.subject.encode()) for e in envelopes]
+        )
 
     async def jobs_done(self) -> None:
         await wait_for_jobs(self.app)
@@ -60,25 +60,43 @@ async def clv_service(database_url: str, **overrides) -> AsyncIterator[Harness]:
         await harness.jobs_done()
 
 
-def purchase(customer_id: uuid.UUID, amount: str | Decimal, at: datetime, currency: str = "EUR",
-             purchase_id: uuid.UUID | None = None) -> interaction.PurchaseRecorded:
-    return interaction.PurchaseRecorded(customer_id=customer_id, purchase_id=purchase_id or uuid.uuid4(),
-                                        source="shop", order_id=uuid.uuid4().hex[:8], amount=Decimal(amount),
-                                        currency=currency, channel="web", occurred_at=at)
+def purchase(
+    customer_id: uuid.UUID, amount: str | Decimal, at: datetime, currency: str = "EUR", purchase_id: uuid.UUID | None = None
+) -> interaction.PurchaseRecorded:
+    return interaction.PurchaseRecorded(
+        customer_id=customer_id,
+        purchase_id=purchase_id or uuid.uuid4(),
+        source="shop",
+        order_id=uuid.uuid4().hex[:8],
+        amount=Decimal(amount),
+        currency=currency,
+        channel="web",
+        occurred_at=at,
+    )
 
 
-def refund(p: interaction.PurchaseRecorded, amount: str, at: datetime, cancelled: bool = False,
-           customer_id: uuid.UUID | None = None) -> interaction.PurchaseRefunded:
-    return interaction.PurchaseRefunded(customer_id=customer_id or p.customer_id, purchase_id=p.purchase_id,
-                                        refund_id=uuid.uuid4(), source="shop", order_id=p.order_id,
-                                        amount=Decimal(amount), currency=p.currency, cancelled=cancelled,
-                                        occurred_at=at)
+def refund(
+    p: interaction.PurchaseRecorded, amount: str, at: datetime, cancelled: bool = False, customer_id: uuid.UUID | None = None
+) -> interaction.PurchaseRefunded:
+    return interaction.PurchaseRefunded(
+        customer_id=customer_id or p.customer_id,
+        purchase_id=p.purchase_id,
+        refund_id=uuid.uuid4(),
+        source="shop",
+        order_id=p.order_id,
+        amount=Decimal(amount),
+        currency=p.currency,
+        cancelled=cancelled,
+        occurred_at=at,
+    )
 
 
-def simulated_purchases(n: int, as_of: datetime, seed: int = 1, r: float = 0.6, alpha: float = 6.0, a: float = 0.8,
-                        b: float = 2.5) -> list[interaction.PurchaseRecorded]:
+def simulated_purchases(
+    n: int, as_of: datetime, seed: int = 1, r: float = 0.6, alpha: float = 6.0, a: float = 0.8, b: float = 2.5
+) -> list[interaction.PurchaseRecorded]:
     """BG/NBD purchase histories in weeks (first purchases over the past year), spend from Gamma-Gamma."""
     from datetime import timedelta
+
     rng = np.random.default_rng(seed)
     events = []
     for _ in range(n):

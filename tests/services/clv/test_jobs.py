@@ -25,8 +25,15 @@ async def engine(database_url):
 async def _other_replicas_job(engine, table: str, status: str, lease_until: datetime | None, **values) -> uuid.UUID:
     """A job row as another replica leaves it: claimed by that replica, with its lease."""
     job_id = uuid.uuid4()
-    cols = {"id": job_id, "status": status, "currency": "EUR", "as_of": AS_OF, "claimed_by": "replica-that-died",
-            "lease_until": lease_until, **values}
+    cols = {
+        "id": job_id,
+        "status": status,
+        "currency": "EUR",
+        "as_of": AS_OF,
+        "claimed_by": "replica-that-died",
+        "lease_until": lease_until,
+        **values,
+    }
     names = ", ".join(cols)
     params = ", ".join(f"CAST(:{k} AS jsonb)" if k == "settings" else f":{k}" for k in cols)
     async with engine.begin() as conn:
@@ -39,8 +46,7 @@ FIT = {"model": "bgnbd", "time_unit_days": 7.0, "holdout_days": 0, "calibration_
 
 async def test_a_second_fit_for_a_currency_is_refused_while_one_is_unfinished(database_url, engine):
     async with clv_service(database_url) as svc:
-        running = await _other_replicas_job(engine, "model_fit", "running", datetime.now(UTC) + timedelta(hours=1),
-                                            **FIT)
+        running = await _other_replicas_job(engine, "model_fit", "running", datetime.now(UTC) + timedelta(hours=1), **FIT)
         resp = await svc.client.post("/v1/value/models/fits", json={"model": "pareto_nbd", "currency": "EUR"})
         assert resp.status_code == 409, resp.text
         assert resp.headers["content-type"] == "application/problem+json"
@@ -53,21 +59,31 @@ async def test_a_second_fit_for_a_currency_is_refused_while_one_is_unfinished(da
         await svc.poll(f"/v1/value/models/fits/{other.json()['id']}")
 
 
-
 async def test_a_fit_left_running_by_a_dead_replica_is_resumed(database_url, engine):
     events = simulated_purchases(400, AS_OF, seed=5)
     async with clv_service(database_url, job_lease_s=1.0) as svc:
         await svc.publish(events)
         await wait_until(lambda: _purchases(engine, len(events)), message="purchases applied")
-        orphan = await _other_replicas_job(engine, "model_fit", "running", datetime.now(UTC) - timedelta(seconds=5),
-                                           **(FIT | {"calibration_end": AS_OF, "as_of": AS_OF}))
+        orphan = await _other_replicas_job(
+            engine,
+            "model_fit",
+            "running",
+            datetime.now(UTC) - timedelta(seconds=5),
+            **(FIT | {"calibration_end": AS_OF, "as_of": AS_OF}),
+        )
         fit = await svc.poll(f"/v1/value/models/fits/{orphan}", timeout=60)
         assert fit["status"] == "succeeded", fit
         assert (await _row(engine, orphan)).claimed_by != "replica-that-died"
 
         # Scoring: one unfinished run per currency too, the 409 names it.
-        running = await _other_replicas_job(engine, "scoring_run", "running", datetime.now(UTC) + timedelta(hours=1),
-                                            fit_id=orphan, settings='{"time_unit_days": 7}')
+        running = await _other_replicas_job(
+            engine,
+            "scoring_run",
+            "running",
+            datetime.now(UTC) + timedelta(hours=1),
+            fit_id=orphan,
+            settings='{"time_unit_days": 7}',
+        )
         resp = await svc.client.post("/v1/value/scorings", json={"currency": "EUR", "fit_id": str(orphan)})
         assert resp.status_code == 409, resp.text
         assert resp.json()["running_job_id"] == str(running)
@@ -88,5 +104,4 @@ async def _purchases(engine, n: int) -> bool:
 
 async def _row(engine, fit_id):
     async with engine.connect() as conn:
-        return (await conn.execute(sa.text("select status, claimed_by from clv.model_fit where id = :id"),
-                                   {"id": fit_id})).one()
+        return (await conn.execute(sa.text("select status, claimed_by from clv.model_fit where id = :id"), {"id": fit_id})).one()

@@ -30,24 +30,46 @@ DAY = datetime(2026, 10, 1, 12, tzinfo=UTC)
 SETTINGS = "/v1/value/profitability/settings"
 
 
-def order(customer: uuid.UUID, amount: str, *, lines: list[PurchaseLine] = (), shipping: str | None = None,
-          discount: str | None = None, source: str = "shop", currency: str = "EUR",
-          at: datetime = DAY) -> interaction.PurchaseRecorded:
+def order(
+    customer: uuid.UUID,
+    amount: str,
+    *,
+    lines: list[PurchaseLine] = (),
+    shipping: str | None = None,
+    discount: str | None = None,
+    source: str = "shop",
+    currency: str = "EUR",
+    at: datetime = DAY,
+) -> interaction.PurchaseRecorded:
     return interaction.PurchaseRecorded(
-        customer_id=customer, purchase_id=uuid.uuid4(), source=source, order_id=uuid.uuid4().hex[:8],
-        amount=Decimal(amount), currency=currency, channel="web", occurred_at=at, lines=list(lines),
+        customer_id=customer,
+        purchase_id=uuid.uuid4(),
+        source=source,
+        order_id=uuid.uuid4().hex[:8],
+        amount=Decimal(amount),
+        currency=currency,
+        channel="web",
+        occurred_at=at,
+        lines=list(lines),
         shipping_cost=None if shipping is None else Decimal(shipping),
-        discount=None if discount is None else Decimal(discount))
+        discount=None if discount is None else Decimal(discount),
+    )
 
 
 def line(price: str, cost: str | None = None, quantity: int = 1, category: str | None = None) -> PurchaseLine:
-    return PurchaseLine(sku=uuid.uuid4().hex[:6], quantity=quantity, unit_price=Decimal(price),
-                        unit_cost=None if cost is None else Decimal(cost), category=category)
+    return PurchaseLine(
+        sku=uuid.uuid4().hex[:6],
+        quantity=quantity,
+        unit_price=Decimal(price),
+        unit_cost=None if cost is None else Decimal(cost),
+        category=category,
+    )
 
 
 def touch(customer: uuid.UUID, channel: str) -> TouchpointRecorded:
-    return TouchpointRecorded(customer_id=customer, touchpoint_id=uuid.uuid4(), source="shop", channel=channel,
-                              direction="inbound", occurred_at=DAY)
+    return TouchpointRecorded(
+        customer_id=customer, touchpoint_id=uuid.uuid4(), source="shop", channel=channel, direction="inbound", occurred_at=DAY
+    )
 
 
 async def _profit(svc, customer: uuid.UUID, currency: str = "EUR") -> dict | None:
@@ -71,9 +93,17 @@ async def test_line_costs_refunds_and_service_touchpoints(database_url):
     # 2 × 50 at a unit cost of 20, shipped for 5, after a 10 discount: paid 90.
     first = order(ada, "90.00", lines=[line("50.00", "20.00", quantity=2)], shipping="5.00", discount="10.00")
     async with clv_service(database_url) as svc:
-        put = await svc.client.put(SETTINGS, json={"touchpoint_costs": [
-            {"kind": "support", "currency": "EUR", "cost": "7.50"}, {"kind": "phone", "currency": "EUR", "cost": "10"},
-            {"kind": "return", "currency": "EUR", "cost": "3"}, {"kind": "support", "currency": "USD", "cost": "99"}]})
+        put = await svc.client.put(
+            SETTINGS,
+            json={
+                "touchpoint_costs": [
+                    {"kind": "support", "currency": "EUR", "cost": "7.50"},
+                    {"kind": "phone", "currency": "EUR", "cost": "10"},
+                    {"kind": "return", "currency": "EUR", "cost": "3"},
+                    {"kind": "support", "currency": "USD", "cost": "99"},
+                ]
+            },
+        )
         assert put.status_code == 200, put.text
         await svc.publish([first])
         body = await _settled(svc, ada, lambda b: b["orders"] == 1, "order costed")
@@ -108,47 +138,61 @@ async def test_line_costs_refunds_and_service_touchpoints(database_url):
 async def test_defaults_apply_when_the_event_has_no_cost(database_url):
     plain, lines, fallback = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     async with clv_service(database_url, margin=0.4) as svc:
-        put = await svc.client.put(SETTINGS, json={"cost_rates": [
-            {"scope": "partner", "key": "shop", "cost_rate": 0.7}, {"scope": "category", "key": "books", "cost_rate": 0.5}]})
+        put = await svc.client.put(
+            SETTINGS,
+            json={
+                "cost_rates": [
+                    {"scope": "partner", "key": "shop", "cost_rate": 0.7},
+                    {"scope": "category", "key": "books", "cost_rate": 0.5},
+                ]
+            },
+        )
         assert put.status_code == 200, put.text
         assert put.json()["fallback_cost_rate"] == pytest.approx(0.6)
-        await svc.publish([
-            order(plain, "100.00"),  # no lines: the partner's rate
-            # costed line, category line, a line with neither: its own cost, the category's, the partner's
-            order(lines, "60.00", lines=[line("10.00", "1.00"), line("20.00", category="books"), line("30.00")]),
-            order(fallback, "100.00", source="elsewhere"),  # nothing known: 1 − margin
-        ])
+        await svc.publish(
+            [
+                order(plain, "100.00"),  # no lines: the partner's rate
+                # costed line, category line, a line with neither: its own cost, the category's, the partner's
+                order(lines, "60.00", lines=[line("10.00", "1.00"), line("20.00", category="books"), line("30.00")]),
+                order(fallback, "100.00", source="elsewhere"),  # nothing known: 1 − margin
+            ]
+        )
         assert (await _settled(svc, plain, lambda b: True, "plain order"))["cost_of_goods"] == "70.0000"
-        assert (await _settled(svc, lines, lambda b: True, "order with lines"))["cost_of_goods"] == "32.0000", \
+        assert (await _settled(svc, lines, lambda b: True, "order with lines"))["cost_of_goods"] == "32.0000", (
             "1 + 0.5 × 20 + 0.7 × 30"
+        )
         body = await _settled(svc, fallback, lambda b: True, "fallback order")
         assert body["cost_of_goods"] == "60.0000" and body["profit"] == "40.0000", "margin × revenue, as before"
 
         # A changed default re-costs history at the next read.
         await svc.client.put(SETTINGS, json={"cost_rates": [{"scope": "partner", "key": "shop", "cost_rate": 0.2}]})
         assert (await _profit(svc, plain))["cost_of_goods"] == "20.0000"
-        assert (await svc.client.get(SETTINGS)).json()["cost_rates"] == [
-            {"scope": "partner", "key": "shop", "cost_rate": 0.2}]
+        assert (await svc.client.get(SETTINGS)).json()["cost_rates"] == [{"scope": "partner", "key": "shop", "cost_rate": 0.2}]
 
 
 async def test_hostile_settings_and_queries_get_4xx(database_url):
     async with clv_service(database_url) as svc:
         twice = {"kind": "support", "currency": "EUR", "cost": "1"}
-        for body in [{"touchpoint_costs": [twice, twice]},
-                     {"cost_rates": [{"scope": "galaxy", "key": "x", "cost_rate": 0.1}]},
-                     {"cost_rates": [{"scope": "partner", "key": "x", "cost_rate": -1}]},
-                     {"cost_rates": [{"scope": "category", "key": "bo\u0000oks", "cost_rate": 0.5}]},
-                     '{"cost_rates": [{"scope": "category", "key": "\\ud800", "cost_rate": 0.5}]}',
-                     '{"cost_rates": [{"scope": "category", "key": "x", "cost_rate": NaN}]}',
-                     {"touchpoint_costs": [{"kind": "support", "currency": "euro", "cost": "1"}]},
-                     {"touchpoint_costs": [{"kind": "support", "currency": "EUR", "cost": "1e400"}]},
-                     {"unknown": []}]:
-            raw = {"content": body, "headers": {"content-type": "application/json"}} if isinstance(body, str) \
-                else {"json": body}
+        for body in [
+            {"touchpoint_costs": [twice, twice]},
+            {"cost_rates": [{"scope": "galaxy", "key": "x", "cost_rate": 0.1}]},
+            {"cost_rates": [{"scope": "partner", "key": "x", "cost_rate": -1}]},
+            {"cost_rates": [{"scope": "category", "key": "bo\u0000oks", "cost_rate": 0.5}]},
+            '{"cost_rates": [{"scope": "category", "key": "\\ud800", "cost_rate": 0.5}]}',
+            '{"cost_rates": [{"scope": "category", "key": "x", "cost_rate": NaN}]}',
+            {"touchpoint_costs": [{"kind": "support", "currency": "euro", "cost": "1"}]},
+            {"touchpoint_costs": [{"kind": "support", "currency": "EUR", "cost": "1e400"}]},
+            {"unknown": []},
+        ]:
+            raw = {"content": body, "headers": {"content-type": "application/json"}} if isinstance(body, str) else {"json": body}
             r = await svc.client.put(SETTINGS, **raw)
             assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json", (body, r.text)
-        for params in [{}, {"currency": "eur"}, {"currency": "EUR", "revenue_threshold": "-1"},
-                       {"currency": "EUR", "cost_to_serve_threshold": "nan"}]:
+        for params in [
+            {},
+            {"currency": "eur"},
+            {"currency": "EUR", "revenue_threshold": "-1"},
+            {"currency": "EUR", "cost_to_serve_threshold": "nan"},
+        ]:
             r = await svc.client.get("/v1/value/profitability/matrix", params=params)
             assert r.status_code == 422, (params, r.text)
         missing = await svc.client.get(f"/v1/value/profitability/customers/{uuid.uuid4()}")
@@ -161,16 +205,20 @@ async def test_matrix_quadrants_order_customers_as_their_names_say(database_url)
     """Revenue × cost to serve per currency: carriage trade (high, high), passive (high, low), aggressive
     (low, high), bargain basement (low, low); thresholds are the currency's medians."""
     shapes = {  # (amount, shipping, support touchpoints)
-        "carriage_trade": ("500.00", "30.00", 4), "passive": ("400.00", "2.00", 0),
-        "aggressive": ("40.00", "25.00", 5), "bargain_basement": ("30.00", "1.00", 0)}
+        "carriage_trade": ("500.00", "30.00", 4),
+        "passive": ("400.00", "2.00", 0),
+        "aggressive": ("40.00", "25.00", 5),
+        "bargain_basement": ("30.00", "1.00", 0),
+    }
     customers: dict[str, list[uuid.UUID]] = {name: [uuid.uuid4() for _ in range(5)] for name in shapes}
     events = []
     for name, ids in customers.items():
         amount, shipping, tickets = shapes[name]
         for i, c in enumerate(ids):
             # Spread within the group, never across: the medians fall between the groups.
-            events.append(order(c, str(Decimal(amount) + i), lines=[line(str(Decimal(amount) + i), category="x")],
-                                shipping=shipping))
+            events.append(
+                order(c, str(Decimal(amount) + i), lines=[line(str(Decimal(amount) + i), category="x")], shipping=shipping)
+            )
             events.extend(touch(c, "support") for _ in range(tickets))
     # USD customers worth far more must not move the EUR thresholds (and are not in the EUR matrix).
     dollars = [uuid.uuid4() for _ in range(30)]
@@ -210,8 +258,12 @@ async def test_matrix_quadrants_order_customers_as_their_names_say(database_url)
         usd = (await svc.client.get("/v1/value/profitability/matrix", params={"currency": "USD"})).json()
         assert usd["customers"] == 30 and Decimal(usd["revenue_threshold"]) == Decimal("90000")
         # Thresholds given: everyone above 0 revenue and at most 1000 cost to serve is passive.
-        fixed = (await svc.client.get("/v1/value/profitability/matrix", params={
-            "currency": "EUR", "revenue_threshold": "0", "cost_to_serve_threshold": "1000"})).json()
+        fixed = (
+            await svc.client.get(
+                "/v1/value/profitability/matrix",
+                params={"currency": "EUR", "revenue_threshold": "0", "cost_to_serve_threshold": "1000"},
+            )
+        ).json()
         assert {x["quadrant"]: x["customers"] for x in fixed["quadrants"]}["passive"] == 20
 
 
@@ -220,25 +272,49 @@ async def test_costs_follow_merges_unmerges_and_erasure(database_url, versions):
     """Facts come in under `merged` (their home); a versioned unmerge takes back what has that home, one from
     before versions exactly what it lists (shared/contracts/identity.py)."""
     survivor, merged = uuid.uuid4(), uuid.uuid4()
-    theirs, first_touch, late_touch = order(merged, "20.00", lines=[line("20.00", "5.00")]), touch(merged, "support"), \
-        touch(merged, "support")
+    theirs, first_touch, late_touch = (
+        order(merged, "20.00", lines=[line("20.00", "5.00")]),
+        touch(merged, "support"),
+        touch(merged, "support"),
+    )
     merge_id = uuid.uuid4()
     async with clv_service(database_url) as svc:
         await svc.client.put(SETTINGS, json={"touchpoint_costs": [{"kind": "support", "currency": "EUR", "cost": "4"}]})
         await svc.publish([order(survivor, "10.00", lines=[line("10.00", "6.00")]), first_touch, theirs])
         await _settled(svc, merged, lambda b: b["touchpoints"] == 1, "merged-away customer's facts")
-        await svc.publish([CustomerMerged(customer_id=survivor, merge_id=merge_id, survivor_id=survivor,
-                                          merged_id=merged, reason="same email", merged_at=DAY, version=versions[0])])
+        await svc.publish(
+            [
+                CustomerMerged(
+                    customer_id=survivor,
+                    merge_id=merge_id,
+                    survivor_id=survivor,
+                    merged_id=merged,
+                    reason="same email",
+                    merged_at=DAY,
+                    version=versions[0],
+                )
+            ]
+        )
         await svc.publish([late_touch])  # late, keyed by the merged-away id
         body = await _settled(svc, survivor, lambda b: b["touchpoints"] == 2, "merge applied")
         assert body["orders"] == 2 and body["profit"] == "11.0000", "30 − (6 + 5) goods − 2 × 4 support"
         via_old = (await svc.client.get(f"/v1/value/profitability/customers/{merged}")).json()
         assert via_old["customer_id"] == str(survivor) and via_old["resolved_from"] == str(merged)
 
-        await svc.publish([CustomerUnmerged(customer_id=survivor, merge_id=merge_id, survivor_id=survivor,
-                                            restored_id=merged, purchase_ids=[theirs.purchase_id],
-                                            touchpoint_ids=[first_touch.touchpoint_id, late_touch.touchpoint_id],
-                                            unmerged_at=DAY, version=versions[1])])
+        await svc.publish(
+            [
+                CustomerUnmerged(
+                    customer_id=survivor,
+                    merge_id=merge_id,
+                    survivor_id=survivor,
+                    restored_id=merged,
+                    purchase_ids=[theirs.purchase_id],
+                    touchpoint_ids=[first_touch.touchpoint_id, late_touch.touchpoint_id],
+                    unmerged_at=DAY,
+                    version=versions[1],
+                )
+            ]
+        )
         body = await _settled(svc, survivor, lambda b: b["touchpoints"] == 0, "unmerge applied")
         assert body["orders"] == 1 and body["profit"] == "4.0000"
         restored = await _profit(svc, merged)
@@ -262,8 +338,9 @@ async def test_projected_profit_uses_the_latest_scoring(database_url):
         await svc.publish(events + [touch(ada, "support")])
         await _settled(svc, ada, lambda b: b["touchpoints"] == 1, "history costed")
         assert (await _profit(svc, ada))["projected"] is None, "not scored yet"
-        fit = await svc.client.post("/v1/value/models/fits", json={"model": "bgnbd", "currency": "EUR",
-                                                                    "as_of": as_of.isoformat()})
+        fit = await svc.client.post(
+            "/v1/value/models/fits", json={"model": "bgnbd", "currency": "EUR", "as_of": as_of.isoformat()}
+        )
         assert (await svc.poll(f"/v1/value/models/fits/{fit.json()['id']}"))["status"] == "succeeded"
         run = await svc.client.post("/v1/value/scorings", json={"currency": "EUR", "fit_id": fit.json()["id"]})
         assert (await svc.poll(f"/v1/value/scorings/{run.json()['id']}"))["status"] == "succeeded"
@@ -273,12 +350,12 @@ async def test_projected_profit_uses_the_latest_scoring(database_url):
         expected_revenue = float(value["clv"]) / 0.5
         assert float(p["expected_revenue"]) == pytest.approx(expected_revenue, abs=1e-3)
         assert p["expected_purchases"] == pytest.approx(expected_revenue / float(value["expected_spend"]), rel=1e-6)
-        per_order = (float(body["shipping_cost"]) + float(body["service_cost"]) + float(body["returns_cost"])) \
-            / body["orders"]
+        per_order = (float(body["shipping_cost"]) + float(body["service_cost"]) + float(body["returns_cost"])) / body["orders"]
         assert per_order > 0, "the support touchpoint is a cost to serve"
         assert float(p["expected_cost_to_serve"]) == pytest.approx(p["expected_purchases"] * per_order, abs=1e-3)
         assert float(p["projected_profit"]) == pytest.approx(
-            expected_revenue * body["margin_rate"] - p["expected_purchases"] * per_order, abs=2e-3)
+            expected_revenue * body["margin_rate"] - p["expected_purchases"] * per_order, abs=2e-3
+        )
         assert body["margin_rate"] == pytest.approx(0.5), "no costs in these events: 1 − margin"
 
 
@@ -286,8 +363,9 @@ async def test_install_copies_history_and_events_replace_the_copies(database_url
     """The migration copies clv's purchases and refunds with their homes (costed by the defaults) and follows
     clv's merges; a purchase event the topic still holds then replaces its copy with the partner's costs, once."""
     migrations = Path(clv.__file__).parent / "migrations"
-    spec = importlib.util.spec_from_file_location("profitability_migration", next(
-        (migrations / "versions").glob("*_profitability.py")))
+    spec = importlib.util.spec_from_file_location(
+        "profitability_migration", next((migrations / "versions").glob("*_profitability.py"))
+    )
     migration = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(migration)
     await asyncio.to_thread(downgrade, migrations, "clv", database_url, migration.down_revision)
@@ -298,18 +376,31 @@ async def test_install_copies_history_and_events_replace_the_copies(database_url
     try:
         async with engine.begin() as conn:
             for p, customer in [(old[0], ada), (old[1], ada), (theirs, ada)]:
-                await conn.execute(sa.text(
-                    "INSERT INTO clv.purchase (purchase_id, customer_id, home_customer_id, currency, amount, "
-                    "occurred_at) VALUES (:id, :c, :h, 'EUR', :a, :t)"),
-                    {"id": p.purchase_id, "c": customer, "h": p.customer_id, "a": p.amount, "t": p.occurred_at})
-            await conn.execute(sa.text("INSERT INTO clv.refund (refund_id, purchase_id, amount, cancelled, occurred_at)"
-                                       " VALUES (:id, :p, 50, true, :t)"),
-                               {"id": uuid.uuid4(), "p": old[1].purchase_id, "t": DAY})
-            await conn.execute(sa.text("INSERT INTO clv.customer_merge (merge_id, survivor_id, merged_id, version, "
-                                       "undone) VALUES (:id, :s, :m, 7, false)"),
-                               {"m": merged, "s": ada, "id": merge_id})
-            await conn.execute(sa.text("INSERT INTO clv.customer_alias (merged_id, survivor_id, merge_id) "
-                                       "VALUES (:m, :s, :id)"), {"m": merged, "s": ada, "id": merge_id})
+                await conn.execute(
+                    sa.text(
+                        "INSERT INTO clv.purchase (purchase_id, customer_id, home_customer_id, currency, amount, "
+                        "occurred_at) VALUES (:id, :c, :h, 'EUR', :a, :t)"
+                    ),
+                    {"id": p.purchase_id, "c": customer, "h": p.customer_id, "a": p.amount, "t": p.occurred_at},
+                )
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO clv.refund (refund_id, purchase_id, amount, cancelled, occurred_at)"
+                    " VALUES (:id, :p, 50, true, :t)"
+                ),
+                {"id": uuid.uuid4(), "p": old[1].purchase_id, "t": DAY},
+            )
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO clv.customer_merge (merge_id, survivor_id, merged_id, version, "
+                    "undone) VALUES (:id, :s, :m, 7, false)"
+                ),
+                {"m": merged, "s": ada, "id": merge_id},
+            )
+            await conn.execute(
+                sa.text("INSERT INTO clv.customer_alias (merged_id, survivor_id, merge_id) VALUES (:m, :s, :id)"),
+                {"m": merged, "s": ada, "id": merge_id},
+            )
     finally:
         await engine.dispose()
     await asyncio.to_thread(upgrade, migrations, "clv", database_url)
@@ -319,8 +410,13 @@ async def test_install_copies_history_and_events_replace_the_copies(database_url
         copied = body["by_currency"][0]
         assert copied["orders"] == 2 and copied["cost_of_goods"] == "91.0000", "the cancelled one is out; 1 − margin"
         # The undo of a versioned merge lists nothing the copy needs: the copied home takes the order back.
-        await svc.publish([CustomerUnmerged(customer_id=ada, merge_id=merge_id, survivor_id=ada, restored_id=merged,
-                                            unmerged_at=DAY, version=8)])
+        await svc.publish(
+            [
+                CustomerUnmerged(
+                    customer_id=ada, merge_id=merge_id, survivor_id=ada, restored_id=merged, unmerged_at=DAY, version=8
+                )
+            ]
+        )
         restored = await _settled(svc, merged, lambda b: b["orders"] == 1, "the unmerge gave the order back home")
         assert restored["revenue"] == "30.0000"
 

@@ -39,14 +39,20 @@ DAY = datetime(2026, 10, 1, 12, tzinfo=UTC)
 
 
 def _consumed(payloads: list[Payload]) -> list[ConsumedEvent]:
-    return [ConsumedEvent(Envelope.wrap(p, source=interaction.SOURCE, subject=str(p.customer_id)), p, None)
-            for p in payloads]  # type: ignore[arg-type]
+    return [ConsumedEvent(Envelope.wrap(p, source=interaction.SOURCE, subject=str(p.customer_id)), p, None) for p in payloads]  # type: ignore[arg-type]
 
 
 def _order(customer: uuid.UUID, amount: str) -> interaction.PurchaseRecorded:
-    return interaction.PurchaseRecorded(customer_id=customer, purchase_id=uuid.uuid4(), source="shop",
-                                        order_id=uuid.uuid4().hex[:8], amount=Decimal(amount), currency="EUR",
-                                        channel="web", occurred_at=DAY)
+    return interaction.PurchaseRecorded(
+        customer_id=customer,
+        purchase_id=uuid.uuid4(),
+        source="shop",
+        order_id=uuid.uuid4().hex[:8],
+        amount=Decimal(amount),
+        currency="EUR",
+        channel="web",
+        occurred_at=DAY,
+    )
 
 
 async def _apply(sessions: async_sessionmaker[AsyncSession], payloads: list[Payload], apply=apply_events) -> None:
@@ -55,8 +61,7 @@ async def _apply(sessions: async_sessionmaker[AsyncSession], payloads: list[Payl
 
 
 # clv's two copies of the purchases: (their consumer's handler, the table that places each purchase).
-COPIES = {"profitability": (apply_events, "clv.profit_order"),
-          "transaction_summary": (apply_interaction_events, "clv.purchase")}
+COPIES = {"profitability": (apply_events, "clv.profit_order"), "transaction_summary": (apply_interaction_events, "clv.purchase")}
 
 
 @pytest.mark.parametrize("first", ["orders", "identity"])
@@ -65,10 +70,18 @@ COPIES = {"profitability": (apply_events, "clv.profit_order"),
 async def test_orders_and_a_merge_applied_side_by_side_end_with_the_owner(database_url, copy, first, identity):
     apply, table = COPIES[copy]
     survivor, merged, merge_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    merge = CustomerMerged(customer_id=survivor, merge_id=merge_id, survivor_id=survivor, merged_id=merged,
-                           reason="same email", merged_at=DAY, version=1)
-    unmerge = CustomerUnmerged(customer_id=survivor, merge_id=merge_id, survivor_id=survivor, restored_id=merged,
-                               unmerged_at=DAY, version=2)
+    merge = CustomerMerged(
+        customer_id=survivor,
+        merge_id=merge_id,
+        survivor_id=survivor,
+        merged_id=merged,
+        reason="same email",
+        merged_at=DAY,
+        version=1,
+    )
+    unmerge = CustomerUnmerged(
+        customer_id=survivor, merge_id=merge_id, survivor_id=survivor, restored_id=merged, unmerged_at=DAY, version=2
+    )
     # Three orders through the merged customer's identifier (their home), in one batch as after a restart.
     orders = [_order(merged, amount) for amount in ("100.00", "90.00", "70.00")]
     engine = make_engine(database_url, pool_size=3)
@@ -90,9 +103,14 @@ async def test_orders_and_a_merge_applied_side_by_side_end_with_the_owner(databa
 
             async def finished_or_waiting() -> bool:
                 async with engine.connect() as conn:
-                    waiting = (await conn.execute(sa.text(
-                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                        "AND wait_event_type = 'Lock'"))).scalar()
+                    waiting = (
+                        await conn.execute(
+                            sa.text(
+                                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                "AND wait_event_type = 'Lock'"
+                            )
+                        )
+                    ).scalar()
                 return task.done() or waiting > 0
 
             await wait_until(finished_or_waiting, timeout=30, interval=0.05, message="the other batch to run")
@@ -100,11 +118,16 @@ async def test_orders_and_a_merge_applied_side_by_side_end_with_the_owner(databa
         await task
 
         async with engine.connect() as conn:
-            placed = {r.purchase_id: r.customer_id for r in await conn.execute(sa.text(
-                f"SELECT purchase_id, customer_id FROM {table} WHERE purchase_id = ANY(:ids)"),
-                {"ids": [o.purchase_id for o in orders]})}
+            placed = {
+                r.purchase_id: r.customer_id
+                for r in await conn.execute(
+                    sa.text(f"SELECT purchase_id, customer_id FROM {table} WHERE purchase_id = ANY(:ids)"),
+                    {"ids": [o.purchase_id for o in orders]},
+                )
+            }
         assert placed == {o.purchase_id: owner for o in orders}, (
-            f"after the {identity}, interaction holds the orders with {owner}")
+            f"after the {identity}, interaction holds the orders with {owner}"
+        )
     finally:
         await engine.dispose()
 
@@ -115,10 +138,18 @@ async def test_an_erasure_does_not_bring_back_an_undone_merge_for_the_other_cons
     behind then recorded the merge again, in force, and the one ahead placed the restored customer's next orders
     at the erased survivor, where they stayed (the one ahead had already applied the undo)."""
     erased, restored, merge_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    merge = CustomerMerged(customer_id=erased, merge_id=merge_id, survivor_id=erased, merged_id=restored,
-                           reason="same email", merged_at=DAY, version=1)
-    unmerge = CustomerUnmerged(customer_id=erased, merge_id=merge_id, survivor_id=erased, restored_id=restored,
-                               unmerged_at=DAY, version=2)
+    merge = CustomerMerged(
+        customer_id=erased,
+        merge_id=merge_id,
+        survivor_id=erased,
+        merged_id=restored,
+        reason="same email",
+        merged_at=DAY,
+        version=1,
+    )
+    unmerge = CustomerUnmerged(
+        customer_id=erased, merge_id=merge_id, survivor_id=erased, restored_id=restored, unmerged_at=DAY, version=2
+    )
     erasure = interaction.CustomerErased(customer_id=erased, erased_at=DAY)
     later = _order(restored, "40.00")  # after the undo: the restored customer's own
     engine = make_engine(database_url, pool_size=2)
@@ -134,8 +165,11 @@ async def test_an_erasure_does_not_bring_back_an_undone_merge_for_the_other_cons
         await _apply(sessions, [later])
         await summary([unmerge, erasure])
         async with engine.connect() as conn:
-            holder = (await conn.execute(sa.text(
-                "SELECT customer_id FROM clv.profit_order WHERE purchase_id = :id"), {"id": later.purchase_id})).scalar()
+            holder = (
+                await conn.execute(
+                    sa.text("SELECT customer_id FROM clv.profit_order WHERE purchase_id = :id"), {"id": later.purchase_id}
+                )
+            ).scalar()
         assert holder == restored, "the merge was undone before the erasure: the order is the restored customer's"
     finally:
         await engine.dispose()

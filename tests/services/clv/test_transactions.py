@@ -16,11 +16,19 @@ async def _value(svc, customer_id):
 
 async def test_refunds_lower_value_and_cancelled_orders_stop_counting(database_url):
     ada = uuid.uuid4()
-    first, second, third = (purchase(ada, amount, DAY + timedelta(days=i)) for i, amount in
-                            enumerate(["100.00", "50.00", "30.00"]))
+    first, second, third = (
+        purchase(ada, amount, DAY + timedelta(days=i)) for i, amount in enumerate(["100.00", "50.00", "30.00"])
+    )
     async with clv_service(database_url, margin=0.4) as svc:
-        await svc.publish([first, second, third, refund(first, "20.00", DAY + timedelta(days=5)),
-                           refund(second, "50.00", DAY + timedelta(days=6), cancelled=True)])
+        await svc.publish(
+            [
+                first,
+                second,
+                third,
+                refund(first, "20.00", DAY + timedelta(days=5)),
+                refund(second, "50.00", DAY + timedelta(days=6), cancelled=True),
+            ]
+        )
 
         async def settled() -> bool:
             r = await _value(svc, ada)
@@ -44,15 +52,28 @@ async def test_merge_unmerge_and_erasure(database_url):
     merge_id = uuid.uuid4()
     async with clv_service(database_url) as svc:
         await svc.publish([mine, *theirs, purchase(other, "1.00", DAY)])
-        await svc.publish([CustomerMerged(customer_id=survivor, merge_id=merge_id, survivor_id=survivor,
-                                          merged_id=merged, reason="same email", merged_at=DAY)])
+        await svc.publish(
+            [
+                CustomerMerged(
+                    customer_id=survivor,
+                    merge_id=merge_id,
+                    survivor_id=survivor,
+                    merged_id=merged,
+                    reason="same email",
+                    merged_at=DAY,
+                )
+            ]
+        )
         # A refund of a merged purchase keyed by the survivor lands on the survivor.
         await svc.publish([refund(theirs[0], "5.00", DAY + timedelta(days=3), customer_id=survivor)])
 
         async def merged_view() -> bool:
             r = await _value(svc, survivor)
-            return r.status_code == 200 and r.json()["by_currency"][0]["purchase_count"] == 3 \
+            return (
+                r.status_code == 200
+                and r.json()["by_currency"][0]["purchase_count"] == 3
                 and r.json()["by_currency"][0]["refunded"] == "5.0000"
+            )
 
         await wait_until(merged_view, timeout=30, message="merge applied")
         via_old_id = (await _value(svc, merged)).json()
@@ -70,9 +91,18 @@ async def test_merge_unmerge_and_erasure(database_url):
         await wait_until(late_applied, timeout=30, message="late purchase redirected")
         theirs.append(late)
 
-        await svc.publish([CustomerUnmerged(customer_id=survivor, merge_id=merge_id, survivor_id=survivor,
-                                            restored_id=merged, purchase_ids=[p.purchase_id for p in theirs],
-                                            unmerged_at=DAY)])
+        await svc.publish(
+            [
+                CustomerUnmerged(
+                    customer_id=survivor,
+                    merge_id=merge_id,
+                    survivor_id=survivor,
+                    restored_id=merged,
+                    purchase_ids=[p.purchase_id for p in theirs],
+                    unmerged_at=DAY,
+                )
+            ]
+        )
 
         async def split() -> bool:
             r = await _value(svc, merged)
@@ -92,8 +122,10 @@ async def test_merge_unmerge_and_erasure(database_url):
         engine = svc.app.state.runtime.engine
         async with engine.connect() as conn:
             import sqlalchemy as sa
-            left = (await conn.execute(sa.text("select count(*) from clv.purchase where customer_id = :c"),
-                                       {"c": merged})).scalar()
+
+            left = (
+                await conn.execute(sa.text("select count(*) from clv.purchase where customer_id = :c"), {"c": merged})
+            ).scalar()
             refunds = (await conn.execute(sa.text("select count(*) from clv.refund"))).scalar()
         assert left == 0 and refunds == 0, "the erased customer's purchases and refunds are gone"
         assert (await _value(svc, other)).status_code == 200

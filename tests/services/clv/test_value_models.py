@@ -28,8 +28,9 @@ async def test_fit_score_tier_and_publish(database_url, engine):
         await svc.publish(events)
         await wait_until(lambda: _count(engine, "clv.purchase", len(events)), message="purchases applied")
 
-        created = await svc.client.post("/v1/value/models/fits", json={
-            "model": "bgnbd", "currency": "EUR", "holdout_days": 60, "as_of": AS_OF.isoformat()})
+        created = await svc.client.post(
+            "/v1/value/models/fits", json={"model": "bgnbd", "currency": "EUR", "holdout_days": 60, "as_of": AS_OF.isoformat()}
+        )
         assert created.status_code == 202, created.text
         assert created.headers["location"].endswith(created.json()["id"])
         fit = await svc.poll(f"/v1/value/models/fits/{created.json()['id']}")
@@ -46,8 +47,9 @@ async def test_fit_score_tier_and_publish(database_url, engine):
         assert sum(b["customers"] for b in d["buckets"]) == fit["customers"]
         assert d["predicted_total"] == pytest.approx(d["actual_total"], rel=0.5)
 
-        mbg = await svc.client.post("/v1/value/models/fits", json={
-            "model": "mbgnbd", "currency": "EUR", "holdout_days": 60, "as_of": AS_OF.isoformat()})
+        mbg = await svc.client.post(
+            "/v1/value/models/fits", json={"model": "mbgnbd", "currency": "EUR", "holdout_days": 60, "as_of": AS_OF.isoformat()}
+        )
         assert (await svc.poll(f"/v1/value/models/fits/{mbg.json()['id']}"))["status"] == "succeeded"
         comparison = (await svc.client.get("/v1/value/models/comparison", params={"currency": "EUR"})).json()
         assert {f["model"] for f in comparison["fits"]} == {"bgnbd", "mbgnbd"}
@@ -62,8 +64,7 @@ async def test_fit_score_tier_and_publish(database_url, engine):
         # Score with the full-history fit (no holdout) so today's values use everything.
         full = await svc.client.post("/v1/value/models/fits", json={"model": "bgnbd", "currency": "EUR"})
         full_fit = await svc.poll(f"/v1/value/models/fits/{full.json()['id']}")
-        run = await svc.client.post("/v1/value/scorings", json={"currency": "EUR", "fit_id": full_fit["id"],
-                                                                 "margin": 0.5})
+        run = await svc.client.post("/v1/value/scorings", json={"currency": "EUR", "fit_id": full_fit["id"], "margin": 0.5})
         assert run.status_code == 202, run.text
         scored = await svc.poll(f"/v1/value/scorings/{run.json()['id']}")
         assert scored["status"] == "succeeded", scored
@@ -72,9 +73,12 @@ async def test_fit_score_tier_and_publish(database_url, engine):
         th = scored["tier_thresholds"]
         assert th["platinum"] >= th["gold"] >= th["silver"]
         assert await scalar(engine, "select count(*) from clv.customer_value") == customers
-        bad = await scalar(engine, """select count(*) from clv.customer_value where
+        bad = await scalar(
+            engine,
+            """select count(*) from clv.customer_value where
             probability_alive < 0 or probability_alive > 1 or clv < 0 or potential_value < 0 or current_value > clv
-            or historical_value < 0""")
+            or historical_value < 0""",
+        )
         assert bad == 0
         tiers = (await svc.client.get("/v1/value/tiers", params={"currency": "EUR"})).json()
         assert [t["tier"] for t in tiers["tiers"]] == ["platinum", "gold", "silver", "bronze"]
@@ -90,8 +94,7 @@ async def test_fit_score_tier_and_publish(database_url, engine):
 
         # Scoring again with nothing new publishes nothing; a big refund lowers value and is published by the
         # incremental scoring of the customer (from the accepted fit, without a scoring run).
-        again = await svc.client.post("/v1/value/scorings", json={"currency": "EUR", "fit_id": full_fit["id"],
-                                                                   "margin": 0.5})
+        again = await svc.client.post("/v1/value/scorings", json={"currency": "EUR", "fit_id": full_fit["id"], "margin": 0.5})
         assert (await svc.poll(f"/v1/value/scorings/{again.json()['id']}"))["events_published"] == 0
         published = await scalar(engine, "select count(*) from clv.outbox")
         mine = [e for e in events if e.customer_id == someone]
@@ -101,8 +104,7 @@ async def test_fit_score_tier_and_publish(database_url, engine):
         assert float(after["model"]["historical_value"]) == 0
         assert float(after["model"]["clv"]) < float(value["model"]["clv"]), "refunds lower the expected spend too"
         assert await scalar(engine, "select count(*) from clv.outbox") == published + 1
-        third = await svc.client.post("/v1/value/scorings", json={"currency": "EUR", "fit_id": full_fit["id"],
-                                                                   "margin": 0.5})
+        third = await svc.client.post("/v1/value/scorings", json={"currency": "EUR", "fit_id": full_fit["id"], "margin": 0.5})
         assert (await svc.poll(f"/v1/value/scorings/{third.json()['id']}"))["events_published"] == 0
         await wait_until(lambda: _outbox_sent(engine), message="value events relayed")
     relayed = svc.transport.messages("clv.events")
@@ -156,8 +158,11 @@ async def test_scheduled_refit_fits_and_scores_each_due_currency(database_url, e
     async with clv_service(database_url, refit_interval_s=1.8) as svc:
         await svc.publish(events)
         await wait_until(lambda: _count(engine, "clv.purchase", len(events)), message="purchases applied")
-        await wait_until(lambda: _count(engine, "clv.scoring_run where status = 'succeeded'", 1), timeout=60,
-                         message="a scheduled fit and scoring run")
+        await wait_until(
+            lambda: _count(engine, "clv.scoring_run where status = 'succeeded'", 1),
+            timeout=60,
+            message="a scheduled fit and scoring run",
+        )
         fit = (await svc.client.get("/v1/value/models/fits")).json()["items"][-1]
         # The schedule chooses the model (auto): every candidate was fitted and held out, the chosen one scored.
         assert fit["status"] == "succeeded" and fit["currency"] == "EUR" and fit["usable"], fit
@@ -184,16 +189,22 @@ async def test_a_new_customer_is_scored_from_the_accepted_fit_without_a_scoring_
 
         # A first purchase of someone new, and a repeat purchase of the newcomer: both valued without a run.
         stranger = uuid.uuid4()
-        await svc.publish([purchase(stranger, "25", datetime.now(UTC) - timedelta(days=2)),
-                           purchase(newcomer, "60", datetime.now(UTC) - timedelta(days=1))])
-        await wait_until(lambda: _count(engine, f"clv.customer_value where customer_id = '{stranger}'", 1),
-                         message="the stranger scored")
+        await svc.publish(
+            [
+                purchase(stranger, "25", datetime.now(UTC) - timedelta(days=2)),
+                purchase(newcomer, "60", datetime.now(UTC) - timedelta(days=1)),
+            ]
+        )
+        await wait_until(
+            lambda: _count(engine, f"clv.customer_value where customer_id = '{stranger}'", 1), message="the stranger scored"
+        )
         await wait_until(lambda: _version_above(engine, newcomer, first), message="the newcomer re-scored")
         assert await scalar(engine, "select count(*) from clv.scoring_run") == 1, "no run was posted"
         body = (await svc.client.get(f"/v1/customers/{stranger}/value")).json()["by_currency"][0]
         assert body["model"]["tier"] in {"platinum", "gold", "silver", "bronze"}
         await wait_until(lambda: _outbox_sent(engine), message="value events relayed")
     import orjson
+
     mine = [orjson.loads(m.value)["data"] for m in svc.transport.messages("clv.events")]
     newcomer_versions = [d["version"] for d in mine if d["customer_id"] == str(newcomer)]
     assert len(newcomer_versions) == 2 and newcomer_versions[0] < newcomer_versions[1]
@@ -209,15 +220,20 @@ async def test_three_customers_give_a_fit_that_scoring_refuses_with_the_reason(d
     """The issue's case: BG/NBD on 3 customers "converged" with a, b ≈ e^11 and no SEs, and was used to score."""
     async with clv_service(database_url) as svc:
         a, b, c = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-        await svc.publish([purchase(a, "10", AS_OF - timedelta(days=200), "USD"),
-                           purchase(a, "12", AS_OF - timedelta(days=150), "USD"),
-                           purchase(b, "30", AS_OF - timedelta(days=180), "USD"),
-                           purchase(b, "25", AS_OF - timedelta(days=60), "USD"),
-                           purchase(b, "28", AS_OF - timedelta(days=20), "USD"),
-                           purchase(c, "6", AS_OF - timedelta(days=90), "USD")])
+        await svc.publish(
+            [
+                purchase(a, "10", AS_OF - timedelta(days=200), "USD"),
+                purchase(a, "12", AS_OF - timedelta(days=150), "USD"),
+                purchase(b, "30", AS_OF - timedelta(days=180), "USD"),
+                purchase(b, "25", AS_OF - timedelta(days=60), "USD"),
+                purchase(b, "28", AS_OF - timedelta(days=20), "USD"),
+                purchase(c, "6", AS_OF - timedelta(days=90), "USD"),
+            ]
+        )
         await wait_until(lambda: _summaries(svc, 3), message="purchases applied")
-        created = await svc.client.post("/v1/value/models/fits", json={
-            "model": "bgnbd", "currency": "USD", "as_of": AS_OF.isoformat()})
+        created = await svc.client.post(
+            "/v1/value/models/fits", json={"model": "bgnbd", "currency": "USD", "as_of": AS_OF.isoformat()}
+        )
         fit = await svc.poll(f"/v1/value/models/fits/{created.json()['id']}")
         assert fit["status"] == "succeeded" and fit["usable"] is False, fit
         assert any("too little data: 3 customers" in p for p in fit["problems"]), fit["problems"]
@@ -255,19 +271,27 @@ async def test_auto_fit_chooses_by_holdout_and_the_value_says_which_model_and_ho
 
         # What-if predictions from the fit; the model refuses NaN and negative inputs with a 422 naming them.
         url = f"/v1/value/models/fits/{fit['id']}/predictions"
-        ok = await svc.client.post(url, json={"customers": [{"x": 0, "t_x": 0, "T": 30}, {"x": 4, "t_x": 20, "T": 30,
-                                                                                          "mean_spend": 40}]})
+        ok = await svc.client.post(
+            url, json={"customers": [{"x": 0, "t_x": 0, "T": 30}, {"x": 4, "t_x": 20, "T": 30, "mean_spend": 40}]}
+        )
         assert ok.status_code == 200, ok.text
         assert ok.json()["model"] == fit["model"] and len(ok.json()["predictions"]) == 2
-        for bad, word in (({"x": -1, "t_x": 0, "T": 30}, "x"), ({"x": 2, "t_x": float("nan"), "T": 30}, "t_x"),
-                          ({"x": 2, "t_x": 40, "T": 30}, "t_x <= T"), ({"x": 2, "t_x": 5, "T": 30, "mean_spend": -3},
-                                                                       "mean spend")):
-            refused = await svc.client.post(url, content=json.dumps({"customers": [bad]}),
-                                            headers={"content-type": "application/json"})
+        for bad, word in (
+            ({"x": -1, "t_x": 0, "T": 30}, "x"),
+            ({"x": 2, "t_x": float("nan"), "T": 30}, "t_x"),
+            ({"x": 2, "t_x": 40, "T": 30}, "t_x <= T"),
+            ({"x": 2, "t_x": 5, "T": 30, "mean_spend": -3}, "mean spend"),
+        ):
+            refused = await svc.client.post(
+                url, content=json.dumps({"customers": [bad]}), headers={"content-type": "application/json"}
+            )
             assert refused.status_code == 422 and refused.headers["content-type"] == "application/problem+json"
             assert word in refused.json()["detail"], refused.json()
-        assert (await svc.client.post(f"/v1/value/models/fits/{uuid.uuid4()}/predictions",
-                                      json={"customers": [{"x": 0, "t_x": 0, "T": 1}]})).status_code == 404
+        assert (
+            await svc.client.post(
+                f"/v1/value/models/fits/{uuid.uuid4()}/predictions", json={"customers": [{"x": 0, "t_x": 0, "T": 1}]}
+            )
+        ).status_code == 404
 
         run = await svc.client.post("/v1/value/scorings", json={"currency": "EUR", "current_months": 6})
         scored = await svc.poll(f"/v1/value/scorings/{run.json()['id']}")
@@ -278,7 +302,10 @@ async def test_auto_fit_chooses_by_holdout_and_the_value_says_which_model_and_ho
         assert model["expected_purchases_months"] == 6 and model["horizon_months"] == 60
         assert float(model["retention_value"]) >= 0 and float(model["potential_value"]) >= 0
         # Every one-time buyer has something to develop; retention upside is its own figure.
-        one_time_without_potential = await scalar(engine, """select count(*) from clv.customer_value v
+        one_time_without_potential = await scalar(
+            engine,
+            """select count(*) from clv.customer_value v
             join clv.transaction_summary t using (customer_id, currency)
-            where t.purchase_count = 1 and v.potential_value <= 0""")
+            where t.purchase_count = 1 and v.potential_value <= 0""",
+        )
         assert one_time_without_potential == 0

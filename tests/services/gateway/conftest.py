@@ -45,8 +45,9 @@ def free_port() -> int:
 
 @contextlib.asynccontextmanager
 async def served(app: FastAPI, port: int, **config) -> AsyncIterator[uvicorn.Server]:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False,
-                                           lifespan="on", **config))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on", **config)
+    )
     server.capture_signals = contextlib.nullcontext  # the test runner owns the signals
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -76,8 +77,7 @@ class Stack:
 
 
 @contextlib.asynccontextmanager
-async def gateway_stack(database_url: str, *, services: tuple[str, ...] = tuple(SERVICES), **overrides
-                        ) -> AsyncIterator[Stack]:
+async def gateway_stack(database_url: str, *, services: tuple[str, ...] = tuple(SERVICES), **overrides) -> AsyncIterator[Stack]:
     """Starts the given services (others' URLs point at closed ports) and a gateway in front of them."""
     transport = InProcessTransport()
     common = {"database_url": database_url, "transport": "inprocess", "relay_poll_interval_s": 0.2, "db_pool_size": 3}
@@ -86,16 +86,21 @@ async def gateway_stack(database_url: str, *, services: tuple[str, ...] = tuple(
         servers = {}
         for name in services:
             settings_cls, create_app = SERVICES[name]
-            servers[name] = await stack.enter_async_context(
-                served(create_app(settings_cls(**common), transport), ports[name]))
+            servers[name] = await stack.enter_async_context(served(create_app(settings_cls(**common), transport), ports[name]))
         urls = {f"{n}_url": f"http://127.0.0.1:{p}" for n, p in ports.items()}
         settings = GatewaySettings(**(common | urls | {"bootstrap_admin_key": ADMIN_KEY, "log_json": False} | overrides))
         app = gateway.app.create_app(settings, transport)
         gw_port = free_port()
         # Served as `python -m gateway serve` serves it: with the read timeouts of its HTTP protocol.
         servers["gateway"] = await stack.enter_async_context(served(app, gw_port, http=settings.http_protocol()))
-        yield Stack(f"http://127.0.0.1:{gw_port}", {n: f"http://127.0.0.1:{p}" for n, p in ports.items()},
-                    database_url, settings, app, servers)
+        yield Stack(
+            f"http://127.0.0.1:{gw_port}",
+            {n: f"http://127.0.0.1:{p}" for n, p in ports.items()},
+            database_url,
+            settings,
+            app,
+            servers,
+        )
 
 
 @pytest.fixture
@@ -106,21 +111,22 @@ async def stack(database_url: str) -> AsyncIterator[Stack]:
 
 async def create_key(stack: Stack, role: str, partner: str | None = None, **extra) -> str:
     async with stack.client() as client:
-        resp = await client.post("/v1/api-keys", json={"name": f"{role} test", "role": role, "partner_id": partner,
-                                                       **extra})
+        resp = await client.post("/v1/api-keys", json={"name": f"{role} test", "role": role, "partner_id": partner, **extra})
     assert resp.status_code == 201, resp.text
     return resp.json()["key"]
 
 
-async def raw_request(base_url: str, request_line: str, headers: dict[str, str] | None = None,
-                      body: bytes = b"") -> tuple[int, bytes]:
+async def raw_request(
+    base_url: str, request_line: str, headers: dict[str, str] | None = None, body: bytes = b""
+) -> tuple[int, bytes]:
     """One request written byte for byte: HTTP clients normalise `..` and `%2e` away before sending, attackers don't."""
     host, port = base_url.removeprefix("http://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
     try:
         head = {"Host": f"{host}:{port}", "Connection": "close", "Content-Length": str(len(body))} | (headers or {})
-        writer.write(f"{request_line} HTTP/1.1\r\n".encode() + b"".join(
-            f"{k}: {v}\r\n".encode() for k, v in head.items()) + b"\r\n" + body)
+        writer.write(
+            f"{request_line} HTTP/1.1\r\n".encode() + b"".join(f"{k}: {v}\r\n".encode() for k, v in head.items()) + b"\r\n" + body
+        )
         await writer.drain()
         response = await asyncio.wait_for(reader.read(), 30)
     finally:

@@ -31,8 +31,11 @@ def _merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
         properties = {**merged.get("properties", {})}
         for name, sub in part.get("properties", {}).items():
             properties[name] = _merge([properties[name], sub]) if name in properties and _narrower(sub) else sub
-        merged = merged | part | {"properties": properties,
-                                  "required": sorted({*merged.get("required", ()), *part.get("required", ())})}
+        merged = (
+            merged
+            | part
+            | {"properties": properties, "required": sorted({*merged.get("required", ()), *part.get("required", ())})}
+        )
     return merged
 
 
@@ -51,16 +54,22 @@ def _strategy(schema: dict[str, Any], formats: Formats) -> st.SearchStrategy[Any
     for key in ("anyOf", "oneOf"):
         if key in schema:
             rest = {k: v for k, v in schema.items() if k != key}
-            return st.one_of([_strategy(_merge([rest, option]) if rest else option, formats)
-                              for option in schema[key]])
+            return st.one_of([_strategy(_merge([rest, option]) if rest else option, formats) for option in schema[key]])
     kind = schema.get("type")
     if kind is None:
         kind = "object" if "properties" in schema else None
     if isinstance(kind, list):
         return st.one_of([_strategy(schema | {"type": k}, formats) for k in kind])
     builders: dict[Any, Callable[[dict[str, Any], Formats], st.SearchStrategy[Any]]] = {
-        "string": _string, "integer": _integer, "number": _number, "boolean": lambda s, f: st.booleans(),
-        "null": lambda s, f: st.none(), "array": _array, "object": _object, None: _any}
+        "string": _string,
+        "integer": _integer,
+        "number": _number,
+        "boolean": lambda s, f: st.booleans(),
+        "null": lambda s, f: st.none(),
+        "array": _array,
+        "object": _object,
+        None: _any,
+    }
     return builders[kind](schema, formats)
 
 
@@ -81,14 +90,19 @@ def _integer(schema: dict[str, Any], formats: Formats) -> st.SearchStrategy[int]
 
 def _number(schema: dict[str, Any], formats: Formats) -> st.SearchStrategy[float | int]:
     low, high = schema.get("minimum"), schema.get("maximum")
-    return st.one_of(st.floats(low, high, allow_nan=False, allow_infinity=False),
-                     st.integers(None if low is None else int(low), None if high is None else int(high)))
+    return st.one_of(
+        st.floats(low, high, allow_nan=False, allow_infinity=False),
+        st.integers(None if low is None else int(low), None if high is None else int(high)),
+    )
 
 
 def _array(schema: dict[str, Any], formats: Formats) -> st.SearchStrategy[list[Any]]:
     low = schema.get("minItems", 0)
-    return st.lists(_strategy(schema.get("items", {}), formats), min_size=low,
-                    max_size=max(low, min(schema.get("maxItems", MAX_ITEMS), MAX_ITEMS)))
+    return st.lists(
+        _strategy(schema.get("items", {}), formats),
+        min_size=low,
+        max_size=max(low, min(schema.get("maxItems", MAX_ITEMS), MAX_ITEMS)),
+    )
 
 
 def _any(schema: dict[str, Any], formats: Formats) -> st.SearchStrategy[Any]:
@@ -100,14 +114,14 @@ def _object(schema: dict[str, Any], formats: Formats) -> st.SearchStrategy[dict[
     required = set(schema.get("required", ())) & properties.keys()
     fixed = st.fixed_dictionaries(
         {name: _strategy(sub, formats) for name, sub in properties.items() if name in required},
-        optional={name: _strategy(sub, formats) for name, sub in properties.items() if name not in required})
+        optional={name: _strategy(sub, formats) for name, sub in properties.items() if name not in required},
+    )
     extra = schema.get("additionalProperties", True)
     most = schema.get("maxProperties", MAX_EXTRA + len(properties))
     least = schema.get("minProperties", 0)
     if extra is False:
         return fixed
-    names = _strategy({"type": "string", **schema.get("propertyNames", {})}, formats).filter(
-        lambda n: n not in properties)
+    names = _strategy({"type": "string", **schema.get("propertyNames", {})}, formats).filter(lambda n: n not in properties)
     values = _strategy(extra, formats) if isinstance(extra, dict) else _any({}, formats)
     extras = st.dictionaries(names, values, min_size=least, max_size=max(least, min(MAX_EXTRA, most)))
     return st.tuples(fixed, extras).map(lambda pair: pair[1] | pair[0]).filter(lambda d: least <= len(d) <= most)

@@ -64,9 +64,16 @@ def validator(doc: dict, schema: dict) -> jsonschema_rs.Draft202012Validator:
 
 
 # A custom event type: in the document as soon as it is registered, and a partner type like the fixed ones.
-SHIPPED = {"type": "object", "required": ["order_id", "carrier"], "properties": {
-    "order_id": {"type": "string", "minLength": 1, "maxLength": 100}, "carrier": {"type": "string", "maxLength": 50},
-    "shipped_at": {"type": "string", "format": "date-time"}, "parcels": {"type": "integer", "minimum": 1}}}
+SHIPPED = {
+    "type": "object",
+    "required": ["order_id", "carrier"],
+    "properties": {
+        "order_id": {"type": "string", "minLength": 1, "maxLength": 100},
+        "carrier": {"type": "string", "maxLength": 50},
+        "shipped_at": {"type": "string", "format": "date-time"},
+        "parcels": {"type": "integer", "minimum": 1},
+    },
+}
 
 
 @pytest.fixture
@@ -104,15 +111,22 @@ async def test_the_asyncapi_parser_finds_no_error_and_no_warning(partner_stack, 
     node, npm = tools
     if not (TOOL / "node_modules" / "@asyncapi" / "parser").is_dir():
         # Pinned by package-lock.json; --ignore-scripts: the parser needs no install script.
-        run = subprocess.run([npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=TOOL,
-                             capture_output=True, text=True, timeout=600, check=False)
+        run = subprocess.run(
+            [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"],
+            cwd=TOOL,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
         assert run.returncode == 0, run.stdout + run.stderr
     doc = await served(partner_stack[0])  # with a registered custom type
     assert "partner.custom.order.shipped.v1" in doc["components"]["messages"]
     path = tmp_path / "asyncapi.json"
     path.write_text(json.dumps(doc))
-    run = subprocess.run([node, str(TOOL / "validate-asyncapi.mjs"), str(path)], capture_output=True, text=True,
-                         timeout=300, check=False)
+    run = subprocess.run(
+        [node, str(TOOL / "validate-asyncapi.mjs"), str(path)], capture_output=True, text=True, timeout=300, check=False
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     # The parser's own verdict, not just the script's exit code: nothing above info level.
     for line in run.stdout.splitlines():
@@ -183,9 +197,15 @@ async def test_the_schemas_state_the_ingestion_rules(partner_stack) -> None:
     assert doc["servers"]["kafka-partners"]["variables"]["topicPrefix"]["default"] == ""
     assert "partner.events.{partner}.dlq" in {c["address"] for c in doc["channels"].values()}
     # What the schemas say is refused is refused by the ingestion, with the reason.
-    results = await post(stack, key, [data(currency="XQZ"),
-                                      data() | {"dataschema": "urn:crm:schema:order.completed:v9"},
-                                      data() | {"time": "1989-12-31T23:59:59Z"}])
+    results = await post(
+        stack,
+        key,
+        [
+            data(currency="XQZ"),
+            data() | {"dataschema": "urn:crm:schema:order.completed:v9"},
+            data() | {"time": "1989-12-31T23:59:59Z"},
+        ],
+    )
     assert [r["status"] for r in results] == ["rejected"] * 3, results
     assert "currency" in results[0]["reason"] and "ISO 4217" in results[0]["reason"]
     assert "known: urn:crm:schema:order.completed:v1" in results[1]["reason"]
@@ -202,12 +222,12 @@ OFFSETS = [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hou
 
 def in_window() -> st.SearchStrategy[str]:
     latest = datetime.now() - timedelta(days=1)  # naive: a local time, made aware by the offset drawn with it
-    return st.datetimes(min_value=datetime(1990, 1, 2), max_value=latest,
-                        timezones=st.sampled_from(OFFSETS)).map(lambda d: d.isoformat())
+    return st.datetimes(min_value=datetime(1990, 1, 2), max_value=latest, timezones=st.sampled_from(OFFSETS)).map(
+        lambda d: d.isoformat()
+    )
 
 
-FORMATS = {"date-time": in_window(), "email": st.emails(), "uuid": st.uuids().map(str),
-           "date": st.dates().map(str)}
+FORMATS = {"date-time": in_window(), "email": st.emails(), "uuid": st.uuids().map(str), "date": st.dates().map(str)}
 
 
 def as_partner(event: dict) -> dict:
@@ -222,8 +242,7 @@ def generate(schema: dict, count: int) -> list[dict]:
     """`count` instances of the schema, drawn by hypothesis (generation only: nothing to shrink here)."""
     drawn: list[dict] = []
 
-    @settings(max_examples=count, database=None, phases=[Phase.generate], deadline=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(max_examples=count, database=None, phases=[Phase.generate], deadline=None, suppress_health_check=list(HealthCheck))
     @given(from_schema(schema, FORMATS))
     def draw(event: dict) -> None:
         drawn.append(event)
@@ -378,7 +397,7 @@ async def test_partner_events_breaking_one_constraint_are_each_rejected_naming_t
     assert len(cases) > 400, len(cases)
     results = []
     for start in range(0, len(cases), 200):
-        results += await post(stack, key, [event for *_, event in cases[start:start + 200]])
+        results += await post(stack, key, [event for *_, event in cases[start : start + 200]])
     for (msg_id, path, rule, event), result in zip(cases, results, strict=True):
         where = ".".join(map(str, path))
         assert result["status"] == "rejected", (msg_id, where, rule, event)

@@ -11,8 +11,13 @@ from tests.support import wait_until
 async def test_a_merged_away_id_composes_the_survivor_and_every_null_part_is_explained(database_url: str) -> None:
     at = (datetime.now(UTC) - timedelta(days=3)).isoformat()
     async with gateway_stack(database_url) as stack, stack.client() as admin:
-        resp = await admin.post("/v1/events", json=[order("V-1", "V-O-1", "30.00", at=at, email="old@example.com"),
-                                                    order("V-2", "V-O-2", "20.00", at=at, email="new@example.com")])
+        resp = await admin.post(
+            "/v1/events",
+            json=[
+                order("V-1", "V-O-1", "30.00", at=at, email="old@example.com"),
+                order("V-2", "V-O-2", "20.00", at=at, email="new@example.com"),
+            ],
+        )
         assert resp.status_code == 200, resp.text
         older = (await admin.get("/v1/customers", params={"email": "old@example.com"})).json()["items"][0]["customer_id"]
         newer = (await admin.get("/v1/customers", params={"email": "new@example.com"})).json()["items"][0]["customer_id"]

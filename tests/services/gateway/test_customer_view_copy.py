@@ -50,8 +50,13 @@ async def test_the_view_is_served_from_the_copy_and_stale_but_marked_when_an_own
         assert (await admin.post("/v1/events", json=[order("VC-1", "VC-O-1", "30.00", at=at)])).status_code == 200
         engine = make_engine(database_url)
         async with engine.connect() as conn:
-            cid = str((await conn.execute(sa.text(
-                "SELECT customer_id FROM interaction.customer_identifier WHERE external_id = 'VC-1'"))).scalar())
+            cid = str(
+                (
+                    await conn.execute(
+                        sa.text("SELECT customer_id FROM interaction.customer_identifier WHERE external_id = 'VC-1'")
+                    )
+                ).scalar()
+            )
         await wait_until(lambda: _complete(admin, cid), message="every part known")
         await _settled(stack)
 
@@ -62,8 +67,9 @@ async def test_the_view_is_served_from_the_copy_and_stale_but_marked_when_an_own
         for p in PARTS:
             assert datetime.fromisoformat(view["sources"][p]["as_of"]) <= datetime.now(UTC)
         async with engine.connect() as conn:
-            stage_version = (await conn.execute(sa.text(
-                "SELECT version FROM lifecycle.customer_stage WHERE customer_id = :c"), {"c": cid})).scalar()
+            stage_version = (
+                await conn.execute(sa.text("SELECT version FROM lifecycle.customer_stage WHERE customer_id = :c"), {"c": cid})
+            ).scalar()
         await engine.dispose()
         assert view["sources"]["lifecycle"]["version"] == stage_version is not None
         assert view["sources"]["profile"]["version"] is None  # interaction publishes no version
@@ -77,6 +83,7 @@ async def test_the_view_is_served_from_the_copy_and_stale_but_marked_when_an_own
         async def profile_counts_two() -> bool:
             v = (await admin.get(f"/v1/customers/{cid}")).json()
             return v["profile"]["purchase_count"] == 2
+
         await wait_until(profile_counts_two, message="the new order in the profile")
         stale = (await admin.get(f"/v1/customers/{cid}")).json()
         assert stale["unavailable"] == [], "a part of which a copy is held is served from it"
@@ -101,6 +108,7 @@ async def test_the_copy_equals_the_owners_after_late_duplicate_out_of_order_inpu
     now = datetime.now(UTC)
     subjects = [f"OT-{i}" for i in range(8)]
     async with gateway_stack(database_url, view_copy_settle_s=SETTLE_S) as stack, stack.client() as admin:
+
         def orders(n: int, round_: int) -> list[dict]:
             out = []
             for k in range(n):
@@ -127,7 +135,7 @@ async def test_the_copy_equals_the_owners_after_late_duplicate_out_of_order_inpu
         rng.shuffle(late)
         a, b, c = (ids[s] for s in rng.sample(subjects, 3))
         for i in range(0, len(late), 6):
-            assert (await admin.post("/v1/events", json=late[i:i + 6])).status_code == 200
+            assert (await admin.post("/v1/events", json=late[i : i + 6])).status_code == 200
             for cid in rng.sample(list(ids.values()), 3):
                 assert (await admin.get(f"/v1/customers/{cid}")).status_code == 200
             if i == 6:
@@ -151,15 +159,25 @@ async def test_the_copy_equals_the_owners_after_late_duplicate_out_of_order_inpu
 async def _ids(stack: Stack, subjects: list[str]) -> dict[str, str]:
     engine = make_engine(stack.database_url)
     try:
+
         async def all_known() -> bool:
             async with engine.connect() as conn:
-                n = (await conn.execute(sa.text("SELECT count(*) FROM interaction.customer_identifier "
-                                                "WHERE external_id = ANY(:s)"), {"s": subjects})).scalar()
+                n = (
+                    await conn.execute(
+                        sa.text("SELECT count(*) FROM interaction.customer_identifier WHERE external_id = ANY(:s)"),
+                        {"s": subjects},
+                    )
+                ).scalar()
             return n == len(subjects)
+
         await wait_until(all_known, message="customers created")
         async with engine.connect() as conn:
-            rows = (await conn.execute(sa.text("SELECT external_id, customer_id FROM interaction.customer_identifier "
-                                               "WHERE external_id = ANY(:s)"), {"s": subjects})).all()
+            rows = (
+                await conn.execute(
+                    sa.text("SELECT external_id, customer_id FROM interaction.customer_identifier WHERE external_id = ANY(:s)"),
+                    {"s": subjects},
+                )
+            ).all()
         return {r.external_id: str(r.customer_id) for r in rows}
     finally:
         await engine.dispose()
@@ -173,8 +191,13 @@ async def test_a_segmentation_run_refreshes_the_copied_segmentation_of_every_cus
         assert (await admin.post("/v1/events", json=[order("VR-1", "VR-O-1", "30.00", at=at)])).status_code == 200
         engine = make_engine(database_url)
         async with engine.connect() as conn:
-            cid = str((await conn.execute(sa.text(
-                "SELECT customer_id FROM interaction.customer_identifier WHERE external_id = 'VR-1'"))).scalar())
+            cid = str(
+                (
+                    await conn.execute(
+                        sa.text("SELECT customer_id FROM interaction.customer_identifier WHERE external_id = 'VR-1'")
+                    )
+                ).scalar()
+            )
         await engine.dispose()
         await wait_until(lambda: _complete(admin, cid), message="every part known")
 
@@ -185,6 +208,7 @@ async def test_a_segmentation_run_refreshes_the_copied_segmentation_of_every_cus
 
             async def succeeded() -> bool:
                 return (await admin.get(f"/v1/segmentation/runs/{run_id}")).json()["status"] == "succeeded"
+
             await wait_until(succeeded, message="the rfm run")
             return run_id
 

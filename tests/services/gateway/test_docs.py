@@ -13,8 +13,7 @@ from tests.support import wait_until
 
 
 async def test_gateway_starts_with_a_service_down_and_fills_the_gap_later(database_url: str) -> None:
-    async with gateway_stack(database_url, services=("interaction", "segmentation", "lifecycle"),
-                             openapi_refresh_s=0.5) as stack:
+    async with gateway_stack(database_url, services=("interaction", "segmentation", "lifecycle"), openapi_refresh_s=0.5) as stack:
         async with stack.client(key=None) as client:
             doc: dict = {}
 
@@ -43,18 +42,43 @@ async def test_gateway_starts_with_a_service_down_and_fills_the_gap_later(databa
 def test_component_name_collisions_are_prefixed() -> None:
     from gateway.docs.openapi import merge
 
-    gateway_doc = {"openapi": "3.1.0", "info": {"title": "gw"}, "paths": {},
-                   "components": {"schemas": {"Thing": {"type": "string"}}}}
-    svc = {"paths": {"/v1/value/things": {"get": {"operationId": "things", "responses": {"200": {
-        "description": "ok", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Thing"}}}}}}}},
-           "components": {"schemas": {"Thing": {"type": "integer"}, "Other": {"type": "boolean"}}}}
+    gateway_doc = {
+        "openapi": "3.1.0",
+        "info": {"title": "gw"},
+        "paths": {},
+        "components": {"schemas": {"Thing": {"type": "string"}}},
+    }
+    svc = {
+        "paths": {
+            "/v1/value/things": {
+                "get": {
+                    "operationId": "things",
+                    "responses": {
+                        "200": {
+                            "description": "ok",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Thing"}}},
+                        }
+                    },
+                }
+            }
+        },
+        "components": {"schemas": {"Thing": {"type": "integer"}, "Other": {"type": "boolean"}}},
+    }
     gateway_doc["paths"]["/v1/customers/{customer_id}"] = {"get": {"operationId": "view", "responses": {}}}
-    interaction = {"paths": {"/v1/value/not-mine": {"get": {}},
-                             "/v1/customers/{id}": {"get": {"operationId": "profile", "responses": {}},
-                                                    "delete": {"operationId": "erase", "responses": {}, "parameters": [
-                                                        {"name": "id", "in": "path", "required": True}]}}}}
-    merged = merge(gateway_doc, {"clv": svc, "interaction": interaction},
-                   bearer=False)
+    interaction = {
+        "paths": {
+            "/v1/value/not-mine": {"get": {}},
+            "/v1/customers/{id}": {
+                "get": {"operationId": "profile", "responses": {}},
+                "delete": {
+                    "operationId": "erase",
+                    "responses": {},
+                    "parameters": [{"name": "id", "in": "path", "required": True}],
+                },
+            },
+        }
+    }
+    merged = merge(gateway_doc, {"clv": svc, "interaction": interaction}, bearer=False)
     assert merged["components"]["schemas"]["Thing"] == {"type": "string"}
     assert merged["components"]["schemas"]["clv.Thing"] == {"type": "integer"}
     op = merged["paths"]["/v1/value/things"]["get"]
@@ -74,23 +98,32 @@ async def test_asyncapi_is_generated_from_the_contracts(database_url: str) -> No
             doc = (await client.get("/asyncapi")).json()
     assert doc["asyncapi"] == "3.0.0"
     addresses = {c["address"] for c in doc["channels"].values()}
-    assert addresses == {"partner.events", "interaction.events", "segmentation.events", "clv.events",
-                         "lifecycle.events", "partner.events.{partner}", "partner.events.{partner}.dlq"}
+    assert addresses == {
+        "partner.events",
+        "interaction.events",
+        "segmentation.events",
+        "clv.events",
+        "lifecycle.events",
+        "partner.events.{partner}",
+        "partner.events.{partner}.dlq",
+    }
     # Partners: an authenticated server (SCRAM) for their own topic and their DLQ; the rest is internal.
     assert doc["components"]["securitySchemes"]["partnerScram"]["type"] == "scramSha512"
     assert doc["servers"]["kafka-partners"]["security"] == [{"$ref": "#/components/securitySchemes/partnerScram"}]
     for channel in doc["channels"].values():
         partner_side = channel["address"].startswith("partner.events.{partner}")
         assert channel["servers"] == [{"$ref": "#/servers/" + ("kafka-partners" if partner_side else "kafka")}]
-    types = {m["payload"]["allOf"][1]["properties"]["type"]["const"] for m in doc["components"]["messages"].values()
-             if "allOf" in m["payload"]}
+    types = {
+        m["payload"]["allOf"][1]["properties"]["type"]["const"]
+        for m in doc["components"]["messages"].values()
+        if "allOf" in m["payload"]
+    }
     assert set(PARTNER_EVENT_TYPES) <= types and set(LIFECYCLE_EVENT_TYPES) <= types
     # Every $ref resolves, and a real event validates against its message's payload schema.
     msg = doc["components"]["messages"]["partner.order.completed"]
     # A self-contained schema: the message's payload with the document's components beside it.
     validator = jsonschema_rs.Draft202012Validator({"components": doc["components"], "allOf": [msg["payload"]]})
-    order = Envelope.wrap(partner.OrderCompleted(order_id="A-1", amount="10.00", currency="EUR"),
-                          source="shop-eu", subject="C-1")
+    order = Envelope.wrap(partner.OrderCompleted(order_id="A-1", amount="10.00", currency="EUR"), source="shop-eu", subject="C-1")
     validator.validate(order.model_dump(mode="json", exclude_none=True))
     bad = order.model_dump(mode="json", exclude_none=True) | {"data": {"order_id": "A-1"}}
     assert not validator.is_valid(bad)

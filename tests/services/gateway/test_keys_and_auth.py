@@ -65,26 +65,31 @@ async def test_key_lifecycle_create_use_revoke(stack: Stack) -> None:
 async def test_expired_keys_and_bad_requests(stack: Stack) -> None:
     async with stack.client() as admin:
         past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
-        assert (await admin.post("/v1/api-keys", json={"name": "x", "role": "analyst", "expires_at": past})
-                ).status_code == 422
+        assert (await admin.post("/v1/api-keys", json={"name": "x", "role": "analyst", "expires_at": past})).status_code == 422
         assert (await admin.post("/v1/api-keys", json={"name": "x", "role": "partner"})).status_code == 422
-        assert (await admin.post("/v1/api-keys", json={"name": "x", "role": "analyst", "partner_id": "p"})
-                ).status_code == 422
+        assert (await admin.post("/v1/api-keys", json={"name": "x", "role": "analyst", "partner_id": "p"})).status_code == 422
         assert (await admin.get("/v1/api-keys", params={"cursor": "garbage"})).status_code == 422
     soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
     key = await create_key(stack, "analyst", expires_at=soon)
     async with stack.client(key) as analyst:
         assert (await analyst.get("/v1/webhooks")).status_code == 200
         import asyncio
+
         await asyncio.sleep(1.2)
         assert (await analyst.get("/v1/webhooks")).status_code == 401
 
 
 async def test_partner_may_only_publish_under_its_own_source(stack: Stack) -> None:
     key = await create_key(stack, "partner", partner="shop-eu")
-    ok = {"specversion": "1.0", "id": "e1", "source": "shop-eu", "type": "order.completed", "subject": "C-1",
-          "time": "2026-11-01T10:00:00Z",
-          "data": {"order_id": "A-1", "amount": "10.00", "currency": "EUR"}}
+    ok = {
+        "specversion": "1.0",
+        "id": "e1",
+        "source": "shop-eu",
+        "type": "order.completed",
+        "subject": "C-1",
+        "time": "2026-11-01T10:00:00Z",
+        "data": {"order_id": "A-1", "amount": "10.00", "currency": "EUR"},
+    }
     foreign = {**ok, "id": "e2", "source": "pos-stores"}
     async with stack.client(key) as partner:
         resp = await partner.post("/v1/events", json=[ok, foreign])
@@ -102,15 +107,19 @@ async def test_partner_may_only_publish_under_its_own_source(stack: Stack) -> No
 async def test_a_lone_surrogate_does_not_hide_a_foreign_source_from_the_check(stack: Stack) -> None:
     """The interaction service keeps the valid events of a batch holding "\\ud800"; the gateway sees them too."""
     key = await create_key(stack, "partner", partner="shop-eu")
-    foreign = ('{"specversion": "1.0", "id": "f1", "source": "pos-stores", "type": "order.completed", '
-               '"subject": "C-1", "time": "2026-11-01T10:00:00Z", '
-               '"data": {"order_id": "A-1", "amount": "10.00", "currency": "EUR"}}')
+    foreign = (
+        '{"specversion": "1.0", "id": "f1", "source": "pos-stores", "type": "order.completed", '
+        '"subject": "C-1", "time": "2026-11-01T10:00:00Z", '
+        '"data": {"order_id": "A-1", "amount": "10.00", "currency": "EUR"}}'
+    )
     odd = '{"specversion": "1.0", "id": "\\ud800", "source": 1e999999, "type": "x", "time": "x", "data": {}}'
     async with stack.client(key, headers={"content-type": "application/json"}) as partner:
         resp = await partner.post("/v1/events", content=f"[{foreign}, {odd}]".encode())
     assert resp.status_code == 403, resp.text
-    assert resp.json()["items"] == [{"index": 0, "id": "f1", "source": "pos-stores"},
-                                    {"index": 1, "id": "\\ud800", "source": None}]
+    assert resp.json()["items"] == [
+        {"index": 0, "id": "f1", "source": "pos-stores"},
+        {"index": 1, "id": "\\ud800", "source": None},
+    ]
 
 
 async def test_secrets_never_reach_the_logs(stack: Stack, caplog) -> None:
@@ -122,8 +131,9 @@ async def test_secrets_never_reach_the_logs(stack: Stack, caplog) -> None:
     async with stack.client("crm_wrong_secret_value_that_must_not_be_logged") as client:
         await client.get("/v1/webhooks")
     async with stack.client() as admin:
-        created = (await admin.post("/v1/webhooks", json={"url": "https://hooks.example.com/x",
-                                                          "event_types": ["stage.changed"]})).json()
+        created = (
+            await admin.post("/v1/webhooks", json={"url": "https://hooks.example.com/x", "event_types": ["stage.changed"]})
+        ).json()
         await admin.get(f"/v1/customers/{uuid.uuid4()}")
     text = "\n".join(r.getMessage() + repr(r.args) + str(r.__dict__) for r in caplog.records)
     for secret in [ADMIN_KEY, partner, "crm_wrong_secret_value_that_must_not_be_logged", created["secret"]]:
@@ -132,18 +142,25 @@ async def test_secrets_never_reach_the_logs(stack: Stack, caplog) -> None:
 
 async def test_cli_creates_lists_and_revokes_keys(stack: Stack) -> None:
     env = {"DATABASE_URL": stack.database_url, "GATEWAY_LOG_JSON": "false", "PATH": "/usr/bin:/bin"}
-    created = subprocess.run([sys.executable, "-m", "gateway", "keys", "create", "--role", "partner", "--partner",
-                              "shop-eu", "--name", "cli"], env=env, capture_output=True, text=True, timeout=60)
+    created = subprocess.run(
+        [sys.executable, "-m", "gateway", "keys", "create", "--role", "partner", "--partner", "shop-eu", "--name", "cli"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip()
     async with stack.client(key) as partner:
         assert (await partner.get("/v1/webhooks")).status_code == 403  # authenticated, not allowed
-    listed = subprocess.run([sys.executable, "-m", "gateway", "keys", "list"], env=env, capture_output=True,
-                            text=True, timeout=60)
+    listed = subprocess.run(
+        [sys.executable, "-m", "gateway", "keys", "list"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert listed.returncode == 0 and "shop-eu" in listed.stdout and key not in listed.stdout
     key_id = listed.stdout.split()[0]
-    revoked = subprocess.run([sys.executable, "-m", "gateway", "keys", "revoke", key_id], env=env,
-                             capture_output=True, text=True, timeout=60)
+    revoked = subprocess.run(
+        [sys.executable, "-m", "gateway", "keys", "revoke", key_id], env=env, capture_output=True, text=True, timeout=60
+    )
     assert revoked.returncode == 0, revoked.stderr
     stack.app.state.keys.forget(uuid.UUID(key_id))  # another process revoked it: this replica's cache expires
     async with stack.client(key) as partner:

@@ -45,14 +45,20 @@ async def test_body_size_limit_answers_413_for_declared_and_streamed_bodies(data
 async def test_cors_from_env(database_url: str) -> None:
     async with gateway_stack(database_url, services=(), cors_origins="https://app.example.com") as stack:
         async with stack.client(key=None) as client:
-            preflight = await client.options("/v1/webhooks", headers={
-                "Origin": "https://app.example.com", "Access-Control-Request-Method": "POST",
-                "Access-Control-Request-Headers": "X-API-Key, Content-Type"})
+            preflight = await client.options(
+                "/v1/webhooks",
+                headers={
+                    "Origin": "https://app.example.com",
+                    "Access-Control-Request-Method": "POST",
+                    "Access-Control-Request-Headers": "X-API-Key, Content-Type",
+                },
+            )
             assert preflight.status_code == 200
             assert preflight.headers["access-control-allow-origin"] == "https://app.example.com"
             assert "x-api-key" in preflight.headers["access-control-allow-headers"].lower()
-            denied = await client.options("/v1/webhooks", headers={
-                "Origin": "https://evil.example.com", "Access-Control-Request-Method": "POST"})
+            denied = await client.options(
+                "/v1/webhooks", headers={"Origin": "https://evil.example.com", "Access-Control-Request-Method": "POST"}
+            )
             assert "access-control-allow-origin" not in denied.headers
             # Errors carry the CORS headers too, so a browser app can read the problem.
             unauth = await client.get("/v1/webhooks", headers={"Origin": "https://app.example.com"})
@@ -66,8 +72,9 @@ async def recording_service() -> AsyncIterator[tuple[str, list[dict]]]:
     seen: list[dict] = []
 
     async def anything(request: web.Request) -> web.Response:
-        seen.append({"path": request.path_qs, "method": request.method, "headers": dict(request.headers),
-                     "body": await request.read()})
+        seen.append(
+            {"path": request.path_qs, "method": request.method, "headers": dict(request.headers), "body": await request.read()}
+        )
         return web.json_response({"ok": True}, headers={"X-Correlation-ID": request.headers.get("X-Correlation-ID", "")})
 
     app = web.Application()
@@ -103,8 +110,7 @@ async def test_routes_by_prefix_forward_correlation_and_never_credentials(databa
 
 
 async def test_down_service_fails_fast_with_503_and_opens_the_circuit(database_url: str) -> None:
-    async with gateway_stack(database_url, services=("interaction",), breaker_failures=2,
-                             breaker_cooloff_s=30) as stack:
+    async with gateway_stack(database_url, services=("interaction",), breaker_failures=2, breaker_cooloff_s=30) as stack:
         async with stack.client() as admin:
             first = await admin.get(f"/v1/customers/{uuid.uuid4()}/value")
             assert first.status_code == 503

@@ -92,11 +92,18 @@ def test_every_answer_is_typed(document: dict) -> None:
 def test_the_walk_finds_an_untyped_answer(document: dict) -> None:
     # The check above cannot pass by walking nothing: an untyped part, a schemaless answer are both found.
     op = document["paths"]["/v1/customers/{customer_id}"]["get"]
-    doc = document | {"paths": {"/v1/x": {"get": {"responses": {
-        "200": op["responses"]["200"], "404": {"description": "x", "content": {PROBLEM_JSON: {}}}}}}},
-        "components": {"schemas": document["components"]["schemas"] | {"CustomerProfileRead": {"type": "object"}}}}
-    assert untyped(doc) == ["CustomerProfileRead: an object without properties",
-                            "GET /v1/x 404 application/problem+json: no schema"]
+    doc = document | {
+        "paths": {
+            "/v1/x": {
+                "get": {"responses": {"200": op["responses"]["200"], "404": {"description": "x", "content": {PROBLEM_JSON: {}}}}}
+            }
+        },
+        "components": {"schemas": document["components"]["schemas"] | {"CustomerProfileRead": {"type": "object"}}},
+    }
+    assert untyped(doc) == [
+        "CustomerProfileRead: an object without properties",
+        "GET /v1/x 404 application/problem+json: no schema",
+    ]
 
 
 def test_problems_list_their_types_and_members(document: dict) -> None:
@@ -121,8 +128,7 @@ def test_problems_list_their_types_and_members(document: dict) -> None:
     assert types(problem("/v1/customers/{customer_id}", "get", "503")) == {"service-unavailable"}
     assert problem("/v1/customers/{customer_id}", "get", "503")["required"] == ["type", "service"]
     assert types(problem("/v1/segments/{segment_id}", "patch", "409")) == {"not-a-rule-segment", "segment-archived"}
-    assert types(problem("/v1/segments/{segment_id}", "patch", "422")) == {
-        "invalid-definition", "validation", "unstorable-value"}
+    assert types(problem("/v1/segments/{segment_id}", "patch", "422")) == {"invalid-definition", "validation", "unstorable-value"}
     validation = problem("/v1/api-keys", "post", "422")
     assert validation["properties"]["errors"]["items"] == {"$ref": "#/components/schemas/ValidationErrorItem"}
     # FastAPI's own JSON validation error is gone: what is documented is what is answered.

@@ -37,8 +37,9 @@ async def test_dot_segments_and_encoded_slashes_are_refused_before_the_policy(da
         for method, target in SMUGGLED:
             for key in (frontend, None):  # refused before authentication: the same answer with or without a key
                 headers = {"X-API-Key": key, "Content-Type": "application/json"} if key else {}
-                status, body = await raw_request(stack.gateway_url, f"{method} {target}", headers,
-                                                 EVENT if method == "POST" else b"")
+                status, body = await raw_request(
+                    stack.gateway_url, f"{method} {target}", headers, EVENT if method == "POST" else b""
+                )
                 assert status == 400, (target, status, body)
                 problem = orjson.loads(body)
                 assert problem["type"].endswith("/invalid-path") and problem["status"] == 400
@@ -47,27 +48,42 @@ async def test_dot_segments_and_encoded_slashes_are_refused_before_the_policy(da
         # The plain spelling still gets its 403, and honest paths (escapes included) are forwarded unchanged.
         status, _ = await raw_request(stack.gateway_url, "POST /v1/events", {"X-API-Key": frontend}, EVENT)
         assert status == 403
-        status, _ = await raw_request(stack.gateway_url, "GET /v1/customers/a%20b%3F/timeline/?x=%2e%2e",
-                                      {"X-API-Key": frontend})
+        status, _ = await raw_request(stack.gateway_url, "GET /v1/customers/a%20b%3F/timeline/?x=%2e%2e", {"X-API-Key": frontend})
         assert status == 200
         assert seen[-1]["path"] == "/v1/customers/a%20b%3F/timeline/?x=%2e%2e"
 
 
-@pytest.mark.parametrize("raw", [b"/v1/events/..", b"/v1/events/.", b"/./v1", b"//v1/events", b"/v1/a%2Fb",
-                                 b"/v1/a\\b", b"http://evil/v1/events", b"*", b"/v1/%c0%ae%c0%ae/x", b"/v1/\x7f"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"/v1/events/..",
+        b"/v1/events/.",
+        b"/./v1",
+        b"//v1/events",
+        b"/v1/a%2Fb",
+        b"/v1/a\\b",
+        b"http://evil/v1/events",
+        b"*",
+        b"/v1/%c0%ae%c0%ae/x",
+        b"/v1/\x7f",
+    ],
+)
 def test_canonical_path_refuses_ambiguous_spellings(raw: bytes) -> None:
     with pytest.raises(UnsafePath):
         canonical_path(raw)
 
 
-@pytest.mark.parametrize(("raw", "path", "encoded"), [
-    (b"/v1/events", "/v1/events", b"/v1/events"),
-    (b"/v1/events/", "/v1/events/", b"/v1/events/"),
-    (b"/", "/", b"/"),
-    (b"/v1/.well-known/x..y", "/v1/.well-known/x..y", b"/v1/.well-known/x..y"),
-    (b"/v1/customers/a%20b", "/v1/customers/a b", b"/v1/customers/a%20b"),
-    (b"/v1/%65vents", "/v1/events", b"/v1/events"),  # decided and forwarded as the same string
-    (b"/v1/partners/caf%C3%A9", "/v1/partners/caf\u00e9", b"/v1/partners/caf%C3%A9"),
-])
+@pytest.mark.parametrize(
+    ("raw", "path", "encoded"),
+    [
+        (b"/v1/events", "/v1/events", b"/v1/events"),
+        (b"/v1/events/", "/v1/events/", b"/v1/events/"),
+        (b"/", "/", b"/"),
+        (b"/v1/.well-known/x..y", "/v1/.well-known/x..y", b"/v1/.well-known/x..y"),
+        (b"/v1/customers/a%20b", "/v1/customers/a b", b"/v1/customers/a%20b"),
+        (b"/v1/%65vents", "/v1/events", b"/v1/events"),  # decided and forwarded as the same string
+        (b"/v1/partners/caf%C3%A9", "/v1/partners/caf\u00e9", b"/v1/partners/caf%C3%A9"),
+    ],
+)
 def test_canonical_path_keeps_one_meaning(raw: bytes, path: str, encoded: bytes) -> None:
     assert canonical_path(raw) == (path, encoded)

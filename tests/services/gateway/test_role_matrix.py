@@ -127,8 +127,13 @@ def token(key, role: str | None, *, expires_in: int = 300, sub: str | None = "us
 
 
 async def test_jwt_bearer_tokens_from_a_jwks(database_url: str) -> None:
-    async with jwks_server() as (jwks_url, signer, stranger), gateway_stack(
-            database_url, services=(), jwt_jwks_url=jwks_url, jwt_audience="crm", jwt_issuer="https://idp.test") as stack:
+    async with (
+        jwks_server() as (jwks_url, signer, stranger),
+        gateway_stack(
+            database_url, services=(), jwt_jwks_url=jwks_url, jwt_audience="crm", jwt_issuer="https://idp.test"
+        ) as stack,
+    ):
+
         async def call(tok: str, method: str = "GET", path: str = "/v1/webhooks", **kw) -> int:
             async with stack.client(key=None, headers={"Authorization": f"Bearer {tok}"}) as c:
                 return (await c.request(method, path, **kw)).status_code

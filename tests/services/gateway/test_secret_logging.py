@@ -15,8 +15,16 @@ from gateway.keys.service import generate_key, hash_key
 
 async def test_a_failed_insert_into_the_key_table_logs_no_parameters(stack: Stack, caplog) -> None:
     raw = generate_key()
-    row = {"id": uuid.uuid4(), "name": "dup", "role": "admin", "partner_id": None, "key_hash": hash_key(raw),
-           "prefix": raw[:10], "expires_at": None, "rate_limit_per_s": None}
+    row = {
+        "id": uuid.uuid4(),
+        "name": "dup",
+        "role": "admin",
+        "partner_id": None,
+        "key_hash": hash_key(raw),
+        "prefix": raw[:10],
+        "expires_at": None,
+        "rate_limit_per_s": None,
+    }
     async with stack.app.state.session_factory() as session, session.begin():
         await repository.insert(session, row)
     caplog.set_level(logging.DEBUG)
@@ -34,10 +42,12 @@ async def test_webhook_url_credentials_are_redacted_for_readers(stack: Stack) ->
     """A URL with credentials stored before creation refused them is never shown back (analysts read webhooks)."""
     sub_id = uuid.uuid4()
     async with stack.app.state.session_factory() as session, session.begin():
-        await session.execute(sa.text("insert into gateway.webhook_subscription (id, url, event_types, secret) "
-                                      "values (:id, :url, :types, 'whsec_x')"),
-                              {"id": sub_id, "url": "https://hook-user:hunter2@hooks.example.com/x?a=1",
-                               "types": ["stage.changed"]})
+        await session.execute(
+            sa.text(
+                "insert into gateway.webhook_subscription (id, url, event_types, secret) values (:id, :url, :types, 'whsec_x')"
+            ),
+            {"id": sub_id, "url": "https://hook-user:hunter2@hooks.example.com/x?a=1", "types": ["stage.changed"]},
+        )
     analyst = await create_key(stack, "analyst")
     async with stack.client(analyst) as client:
         one = (await client.get(f"/v1/webhooks/{sub_id}")).json()

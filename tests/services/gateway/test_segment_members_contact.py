@@ -31,9 +31,14 @@ PEOPLE = {  # subject -> (attributes, email, consent)
 
 async def _customer_ids(engine) -> dict[str, str]:
     async with engine.connect() as conn:
-        rows = (await conn.execute(sa.text(
-            "SELECT external_id, customer_id FROM interaction.customer_identifier "
-            "WHERE kind = 'source' AND external_id LIKE 'MP-%'"))).all()
+        rows = (
+            await conn.execute(
+                sa.text(
+                    "SELECT external_id, customer_id FROM interaction.customer_identifier "
+                    "WHERE kind = 'source' AND external_id LIKE 'MP-%'"
+                )
+            )
+        ).all()
     return {r.external_id: str(r.customer_id) for r in rows}
 
 
@@ -48,23 +53,27 @@ async def _pages(client: httpx.AsyncClient, path: str, limit: int) -> list[dict]
 
 
 def _segmentation(stack: Stack) -> httpx.AsyncClient:
-    token = TokenSigner(os.environ["INTERNAL_TOKEN_PRIVATE_KEY"], ttl_s=300).token("segmentation",
-                                                                                 Caller("test", "admin"))
+    token = TokenSigner(os.environ["INTERNAL_TOKEN_PRIVATE_KEY"], ttl_s=300).token("segmentation", Caller("test", "admin"))
     return httpx.AsyncClient(base_url=stack.service_urls["segmentation"], headers={HEADER: token}, timeout=30)
 
 
 async def test_members_carry_name_and_email_only_with_consent_and_pages_stay_segmentations(
-        database_url: str, monkeypatch) -> None:
+    database_url: str, monkeypatch
+) -> None:
     engine = make_engine(database_url)
     async with gateway_stack(database_url) as stack, stack.client() as admin, _segmentation(stack) as seg:
-        created = await admin.post("/v1/segments", json={
-            "key": "mp-buyers", "name": "Buyers", "rule": {"field": "spend", "op": "gte", "value": 10}})
+        created = await admin.post(
+            "/v1/segments", json={"key": "mp-buyers", "name": "Buyers", "rule": {"field": "spend", "op": "gte", "value": 10}}
+        )
         assert created.status_code == 201, created.text
         sid = created.json()["segment_id"]
         events = []
         for subject, (attributes, email, consent) in PEOPLE.items():
-            events.append(identified(subject, email=email, attributes=attributes,
-                                     consent={} if consent is None else {"email_marketing": consent}))
+            events.append(
+                identified(
+                    subject, email=email, attributes=attributes, consent={} if consent is None else {"email_marketing": consent}
+                )
+            )
             events.append(order(subject, f"{subject}-O1", "25.00"))
         resp = await admin.post("/v1/events", json=events)
         assert resp.status_code == 200, resp.text
@@ -74,6 +83,7 @@ async def test_members_carry_name_and_email_only_with_consent_and_pages_stay_seg
 
         async def all_members() -> bool:
             return len((await seg.get(path)).json()["items"]) == len(PEOPLE)
+
         await wait_until(all_members, message="every buyer in the segment")
         await _drained(engine)
 
@@ -81,8 +91,7 @@ async def test_members_carry_name_and_email_only_with_consent_and_pages_stay_seg
         theirs = await _pages(seg, path, 3)
         ours = await _pages(admin, path, 3)
         assert len(ours) == 2
-        assert [{**p, "items": [{k: v for k, v in m.items() if k not in CONTACT} for m in p["items"]]}
-                for p in ours] == theirs
+        assert [{**p, "items": [{k: v for k, v in m.items() if k not in CONTACT} for m in p["items"]]} for p in ours] == theirs
         by_id = {m["customer_id"]: m for p in ours for m in p["items"]}
         contact = {s: tuple(by_id[ids[s]][k] for k in CONTACT) for s in PEOPLE}
         assert contact == {
@@ -94,19 +103,27 @@ async def test_members_carry_name_and_email_only_with_consent_and_pages_stay_seg
 
         # The profiles read for the page were kept in the view copy: the next page is served from it.
         async with engine.connect() as conn:
-            held = (await conn.execute(sa.text(
-                "SELECT count(*) FROM gateway.customer_view_copy WHERE profile_body IS NOT NULL "
-                "AND customer_id = ANY(CAST(:ids AS uuid[]))"), {"ids": list(ids.values())})).scalar()
+            held = (
+                await conn.execute(
+                    sa.text(
+                        "SELECT count(*) FROM gateway.customer_view_copy WHERE profile_body IS NOT NULL "
+                        "AND customer_id = ANY(CAST(:ids AS uuid[]))"
+                    ),
+                    {"ids": list(ids.values())},
+                )
+            ).scalar()
         assert held == len(PEOPLE)
 
         # Consent withdrawn: the contact goes on the next read (the event marks the copy, interaction is asked).
-        resp = await admin.post("/v1/events", json=[identified("MP-CAT", consent={"email_marketing": False},
-                                                               time="2026-11-02T10:00:00Z")])
+        resp = await admin.post(
+            "/v1/events", json=[identified("MP-CAT", consent={"email_marketing": False}, time="2026-11-02T10:00:00Z")]
+        )
         assert resp.status_code == 200, resp.text
 
         async def cat_withheld() -> bool:
             items = (await admin.get(path, params={"limit": 500})).json()["items"]
             return next(m for m in items if m["customer_id"] == ids["MP-CAT"])["contact_withheld"] == "no-consent"
+
         await wait_until(cat_withheld, message="withdrawn consent honoured")
 
         # An analyst may read profiles, so sees the contact; a role that may not read profiles gets none.
@@ -115,8 +132,11 @@ async def test_members_carry_name_and_email_only_with_consent_and_pages_stay_seg
             items = (await client.get(path)).json()["items"]
             assert next(m for m in items if m["customer_id"] == ids["MP-ADA"])["email"] == "ada@example.com"
             # No role lacks profile reads today: the policy is changed here so that analysts do.
-            monkeypatch.setattr(policy, "allowed", lambda role, method, p: method == "GET" and not (
-                role is Role.ANALYST and p.startswith("/v1/customers/")))
+            monkeypatch.setattr(
+                policy,
+                "allowed",
+                lambda role, method, p: method == "GET" and not (role is Role.ANALYST and p.startswith("/v1/customers/")),
+            )
             assert not members_service.may_read_profiles(type("P", (), {"role": Role.ANALYST})())
             resp = await client.get(path)
             assert resp.status_code == 200, resp.text
@@ -140,19 +160,35 @@ async def test_members_carry_name_and_email_only_with_consent_and_pages_stay_seg
         # Ada is erased. Segmentation drops her when it consumes customer.erased; until then (put back here, as a
         # segmentation lagging behind would still list her) the gateway has no contact for her.
         async with engine.connect() as conn:
-            row = (await conn.execute(sa.text(
-                "SELECT * FROM segmentation.segment_membership WHERE segment_id = :s AND customer_id = :c "
-                "AND left_at IS NULL"), {"s": sid, "c": ids["MP-ADA"]})).mappings().one()
+            row = (
+                (
+                    await conn.execute(
+                        sa.text(
+                            "SELECT * FROM segmentation.segment_membership WHERE segment_id = :s AND customer_id = :c "
+                            "AND left_at IS NULL"
+                        ),
+                        {"s": sid, "c": ids["MP-ADA"]},
+                    )
+                )
+                .mappings()
+                .one()
+            )
         row = {k: v for k, v in row.items() if k != "membership_id"}
         erased = await admin.post(f"/v1/customers/{ids['MP-ADA']}/erasure")
         assert erased.status_code == 200, erased.text
-        await wait_until(lambda: _erasure_applied(engine, erased.json()["erased_ids"]), timeout=60,
-                         message="customer.erased applied everywhere")
+        await wait_until(
+            lambda: _erasure_applied(engine, erased.json()["erased_ids"]),
+            timeout=60,
+            message="customer.erased applied everywhere",
+        )
         await _drained(engine)
         async with engine.begin() as conn:
-            await conn.execute(sa.text(
-                f"INSERT INTO segmentation.segment_membership ({', '.join(row)}) "
-                f"VALUES ({', '.join(':' + k for k in row)})"), dict(row))
+            await conn.execute(
+                sa.text(
+                    f"INSERT INTO segmentation.segment_membership ({', '.join(row)}) VALUES ({', '.join(':' + k for k in row)})"
+                ),
+                dict(row),
+            )
         items = (await admin.get(path)).json()["items"]
         ada = next(m for m in items if m["customer_id"] == ids["MP-ADA"])
         assert (ada["name"], ada["email"]) == (None, None)

@@ -24,7 +24,7 @@ async def _held_until_closed(url: str, head: bytes, trickle: bytes = b"", every_
     async def dribble() -> None:
         with contextlib.suppress(ConnectionError):
             for i in range(len(trickle)):
-                writer.write(trickle[i:i + 1])
+                writer.write(trickle[i : i + 1])
                 await writer.drain()
                 await asyncio.sleep(every_s)
 
@@ -40,12 +40,22 @@ async def _held_until_closed(url: str, head: bytes, trickle: bytes = b"", every_
 
 
 async def test_slow_clients_are_cut_off_and_normal_posts_are_not(database_url: str) -> None:
-    async with recording_service() as (upstream, seen), gateway_stack(
-            database_url, services=(), interaction_url=upstream, http_header_timeout_s=1.0,
-            http_body_timeout_s=1.0, http_body_min_bytes_per_s=1000.0) as stack:
+    async with (
+        recording_service() as (upstream, seen),
+        gateway_stack(
+            database_url,
+            services=(),
+            interaction_url=upstream,
+            http_header_timeout_s=1.0,
+            http_body_timeout_s=1.0,
+            http_body_min_bytes_per_s=1000.0,
+        ) as stack,
+    ):
         url = stack.gateway_url
-        post = (f"POST /v1/events HTTP/1.1\r\nHost: gw\r\nX-API-Key: {ADMIN_KEY}\r\n"
-                "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n").encode()
+        post = (
+            f"POST /v1/events HTTP/1.1\r\nHost: gw\r\nX-API-Key: {ADMIN_KEY}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+        ).encode()
         silent, headers_trickled, body_missing, body_trickled = await asyncio.gather(
             _held_until_closed(url, b""),
             _held_until_closed(url, b"GET /health/live HTTP/1.1\r\n", b"X-Padding: " + b"a" * 5000),
@@ -64,8 +74,12 @@ async def test_slow_clients_are_cut_off_and_normal_posts_are_not(database_url: s
         host, port = url.removeprefix("http://").split(":")
         reader, writer = await asyncio.open_connection(host, int(port))
         try:
-            writer.write((f"POST /v1/events HTTP/1.1\r\nHost: gw\r\nX-API-Key: {ADMIN_KEY}\r\nConnection: close\r\n"
-                          f"Content-Type: application/json\r\nContent-Length: {len(chunk) * chunks + 2}\r\n\r\n[").encode())
+            writer.write(
+                (
+                    f"POST /v1/events HTTP/1.1\r\nHost: gw\r\nX-API-Key: {ADMIN_KEY}\r\nConnection: close\r\n"
+                    f"Content-Type: application/json\r\nContent-Length: {len(chunk) * chunks + 2}\r\n\r\n["
+                ).encode()
+            )
             for _ in range(chunks):
                 writer.write(chunk)
                 await writer.drain()

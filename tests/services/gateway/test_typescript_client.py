@@ -34,8 +34,7 @@ def node_or_fail() -> str:
 
 
 def run(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> str:
-    done = subprocess.run(args, cwd=PACKAGE, capture_output=True, text=True, timeout=timeout,
-                          env=os.environ | (env or {}))
+    done = subprocess.run(args, cwd=PACKAGE, capture_output=True, text=True, timeout=timeout, env=os.environ | (env or {}))
     assert done.returncode == 0, f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
     return done.stdout
 
@@ -65,19 +64,26 @@ async def test_generated_client_typechecks_and_runs_against_the_system(database_
         # The offline dump (`python -m deploy.openapi`, the generator's default source) is what a gateway serves.
         assert json.loads(json.dumps(merged_document())) == served
         generated = tmp_path / "schema.d.ts"
-        await asyncio.to_thread(run, node, "scripts/generate.mjs", "--file", str(tmp_path / "openapi.json"),
-                                "--out", str(generated))
+        await asyncio.to_thread(
+            run, node, "scripts/generate.mjs", "--file", str(tmp_path / "openapi.json"), "--out", str(generated)
+        )
         # The committed types are the served document's: a change to any route shows in the diff of a PR.
         assert generated.read_text() == COMMITTED_TYPES.read_text(), (
-            "clients/typescript/src/schema.d.ts is out of date: run `npm run generate` in clients/typescript")
+            "clients/typescript/src/schema.d.ts is out of date: run `npm run generate` in clients/typescript"
+        )
         await asyncio.to_thread(run, node, "node_modules/typescript/bin/tsc", "--noEmit", "-p", ".")
         out_dir = PACKAGE / "dist"
         await asyncio.to_thread(run, node, "node_modules/typescript/bin/tsc", "-p", ".", "--outDir", str(out_dir))
 
         key = await create_key(stack, "admin")
         source = f"shop-ts-{uuid.uuid4().hex[:8]}"
-        out = await asyncio.to_thread(run, node, str(out_dir / "examples" / "smoke.js"), env={
-            "CRM_URL": stack.gateway_url, "CRM_KEY": key, "CRM_SOURCE": source}, timeout=120)
+        out = await asyncio.to_thread(
+            run,
+            node,
+            str(out_dir / "examples" / "smoke.js"),
+            env={"CRM_URL": stack.gateway_url, "CRM_KEY": key, "CRM_SOURCE": source},
+            timeout=120,
+        )
     seen = json.loads(out.strip().splitlines()[-1])
     assert seen["accepted"] == 3
     assert seen["problemType"] == "https://customer-value-crm.dev/problems/events-rejected"
@@ -87,7 +93,8 @@ async def test_generated_client_typechecks_and_runs_against_the_system(database_
     view = seen["view"]
     assert view["customer_id"] == view["profile_customer_id"] and view["customer_id"] in seen["ids"]
     assert view["purchase_count"] == 1 and [(Decimal(t.split()[0]), t.split()[1]) for t in view["totals"]] == [
-        (Decimal("59.90"), "EUR")]
+        (Decimal("59.90"), "EUR")
+    ]
     assert set(view["sources"]) == {"profile", "segmentation", "value", "lifecycle"}
     assert seen["missing"] == {"status": 404, "type": "https://customer-value-crm.dev/problems/not-found"}
 

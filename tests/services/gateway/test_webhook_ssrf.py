@@ -51,8 +51,12 @@ async def _insert_subscription(stack: Stack, url: str) -> str:
     sub_id = uuid.uuid4()
     conn = await asyncpg.connect(asyncpg_dsn(stack.database_url))
     try:
-        await conn.execute("insert into gateway.webhook_subscription (id, url, event_types, secret) "
-                           "values ($1, $2, $3, 'whsec_test')", sub_id, url, ["stage.changed"])
+        await conn.execute(
+            "insert into gateway.webhook_subscription (id, url, event_types, secret) values ($1, $2, $3, 'whsec_test')",
+            sub_id,
+            url,
+            ["stage.changed"],
+        )
     finally:
         await conn.close()
     return str(sub_id)
@@ -73,8 +77,10 @@ async def test_internal_and_credential_urls_are_refused_at_creation_and_update(s
 
 
 async def test_delivery_resolves_and_refuses_non_public_addresses(database_url: str) -> None:
-    async with receiver() as rec, gateway_stack(database_url, services=(), webhook_poll_interval_s=0.05,
-                                               webhook_max_attempts=1) as stack:
+    async with (
+        receiver() as rec,
+        gateway_stack(database_url, services=(), webhook_poll_interval_s=0.05, webhook_max_attempts=1) as stack,
+    ):
         port = rec.url.split(":")[2].split("/")[0]
         by_name = await _insert_subscription(stack, f"http://localhost:{port}/hook")  # vetted after DNS
         by_address = await _insert_subscription(stack, f"http://127.0.0.1:{port}/hook")
@@ -83,6 +89,7 @@ async def test_delivery_resolves_and_refuses_non_public_addresses(database_url: 
 
         async def all_attempted() -> bool:
             return all([await _last_attempt(stack, s) for s in (by_name, by_address, with_credentials)])
+
         await wait_until(all_attempted, timeout=30, message="one attempt per subscription")
         assert (await _last_attempt(stack, by_name))["last_error"] == "refused: address not allowed"
         assert (await _last_attempt(stack, by_address))["last_error"] == "refused: address not allowed"
@@ -108,13 +115,16 @@ async def test_the_delivery_log_records_categories_and_redirects_are_not_followe
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
-        async with gateway_stack(database_url, services=(), webhook_poll_interval_s=0.05, webhook_max_attempts=1,
-                                 webhook_allowed_hosts="127.0.0.1") as stack:
+        async with gateway_stack(
+            database_url, services=(), webhook_poll_interval_s=0.05, webhook_max_attempts=1, webhook_allowed_hosts="127.0.0.1"
+        ) as stack:
             closed_port = free_port()
             async with stack.client() as admin:
                 subs = {}
-                for name, url in [("closed", f"http://127.0.0.1:{closed_port}/hook"),
-                                  ("redirect", f"http://127.0.0.1:{port}/redirect")]:
+                for name, url in [
+                    ("closed", f"http://127.0.0.1:{closed_port}/hook"),
+                    ("redirect", f"http://127.0.0.1:{port}/redirect"),
+                ]:
                     resp = await admin.post("/v1/webhooks", json={"url": url, "event_types": ["stage.changed"]})
                     assert resp.status_code == 201, resp.text
                     subs[name] = resp.json()["id"]
@@ -122,6 +132,7 @@ async def test_the_delivery_log_records_categories_and_redirects_are_not_followe
 
             async def attempted() -> bool:
                 return all([await _last_attempt(stack, s) for s in subs.values()])
+
             await wait_until(attempted, timeout=30, message="one attempt per subscription")
             closed = await _last_attempt(stack, subs["closed"])
             assert closed["last_error"] == "connection refused", closed

@@ -67,30 +67,44 @@ def stage_changes(customer: uuid.UUID, stages: list[Stage]) -> list[Envelope]:
     start = datetime(2026, 11, 1, tzinfo=UTC)
     out, before = [], None
     for i, stage in enumerate(stages):
-        out.append(Envelope.wrap(StageChanged(customer_id=customer, from_stage=before, to_stage=stage,
-                                              changed_at=start + timedelta(days=i), reason="test"),
-                                 source=SOURCE, subject=str(customer)))
+        out.append(
+            Envelope.wrap(
+                StageChanged(
+                    customer_id=customer, from_stage=before, to_stage=stage, changed_at=start + timedelta(days=i), reason="test"
+                ),
+                source=SOURCE,
+                subject=str(customer),
+            )
+        )
         before = stage
     return out
 
 
 async def publish(stack: Stack, events: list[Envelope]) -> None:
     await stack.app.state.runtime.transport.send_batch(
-        [OutgoingMessage(LIFECYCLE_EVENTS, e.to_json(), e.subject.encode()) for e in events])
+        [OutgoingMessage(LIFECYCLE_EVENTS, e.to_json(), e.subject.encode()) for e in events]
+    )
 
 
 async def subscribe(stack: Stack, url: str, event_types: list[str], filters: dict | None = None) -> dict:
     async with stack.client() as admin:
-        resp = await admin.post("/v1/webhooks", json={"url": url, "event_types": event_types,
-                                                      "filters": filters or {}})
+        resp = await admin.post("/v1/webhooks", json={"url": url, "event_types": event_types, "filters": filters or {}})
     assert resp.status_code == 201, resp.text
     return resp.json()
 
 
 async def test_signed_retried_ordered_and_redelivered(database_url: str) -> None:
-    async with receiver() as rec, gateway_stack(database_url, services=(), webhook_poll_interval_s=0.05,
-                                               webhook_backoff_base_s=0.05, webhook_max_attempts=3,
-                                               webhook_allowed_hosts=LOCAL_RECEIVERS) as stack:
+    async with (
+        receiver() as rec,
+        gateway_stack(
+            database_url,
+            services=(),
+            webhook_poll_interval_s=0.05,
+            webhook_backoff_base_s=0.05,
+            webhook_max_attempts=3,
+            webhook_allowed_hosts=LOCAL_RECEIVERS,
+        ) as stack,
+    ):
         sub = await subscribe(stack, rec.url, ["stage.changed"])
         a, b = uuid.uuid4(), uuid.uuid4()
         path = [Stage.APPROACH, Stage.ACQUISITION, Stage.DEVELOPMENT, Stage.RETENTION, Stage.LOYALTY]
@@ -102,6 +116,7 @@ async def test_signed_retried_ordered_and_redelivered(database_url: str) -> None
 
         async def all_delivered() -> bool:
             return len(rec.delivered()) == 10 and sum(r["event"]["id"] == doomed.id for r in rec.received) == 3
+
         await wait_until(all_delivered, timeout=60, message="10 deliveries and 3 failed attempts")
 
         # Signature: HMAC-SHA256 over "<timestamp>.<body>" with the secret shown at creation.
@@ -132,8 +147,9 @@ async def test_signed_retried_ordered_and_redelivered(database_url: str) -> None
             assert again["items"] == []
             assert (await admin.post(f"/v1/webhooks/{sub['id']}/deliveries/999999/redeliver")).status_code == 404
             page = (await admin.get(f"/v1/webhooks/{sub['id']}/deliveries", params={"limit": 4})).json()
-            rest = (await admin.get(f"/v1/webhooks/{sub['id']}/deliveries",
-                                    params={"limit": 20, "cursor": page["next_cursor"]})).json()
+            rest = (
+                await admin.get(f"/v1/webhooks/{sub['id']}/deliveries", params={"limit": 20, "cursor": page["next_cursor"]})
+            ).json()
             assert len(page["items"]) + len(rest["items"]) == 11 and rest["next_cursor"] is None
 
 
@@ -142,8 +158,12 @@ async def _answered(rec: Receiver, event_id: str, status: int) -> bool:
 
 
 async def test_stage_change_only_subscription_through_the_real_services(database_url: str) -> None:
-    async with (gateway_stack(database_url, webhook_poll_interval_s=0.1, webhook_allowed_hosts=LOCAL_RECEIVERS) as stack,
-                receiver() as development, receiver() as loyalty, receiver() as everything):
+    async with (
+        gateway_stack(database_url, webhook_poll_interval_s=0.1, webhook_allowed_hosts=LOCAL_RECEIVERS) as stack,
+        receiver() as development,
+        receiver() as loyalty,
+        receiver() as everything,
+    ):
         await subscribe(stack, development.url, ["stage.changed"], {"to_stage": "development"})
         await subscribe(stack, loyalty.url, ["stage.changed"], {"to_stage": ["loyalty", "retention"]})
         await subscribe(stack, everything.url, ["purchase.recorded", "stage.changed", "customer.created"])
@@ -153,50 +173,81 @@ async def test_stage_change_only_subscription_through_the_real_services(database
 
         async def arrived() -> bool:
             return len(development.delivered()) == 1 and len(everything.delivered()) == 3
+
         await wait_until(arrived, timeout=60, message="the stage change delivered")
         [stage] = development.delivered()
         assert stage["event"]["type"] == "stage.changed" and stage["event"]["data"]["to_stage"] == "development"
         assert sorted(r["event"]["type"] for r in everything.delivered()) == [
-            "customer.created", "purchase.recorded", "stage.changed"]
+            "customer.created",
+            "purchase.recorded",
+            "stage.changed",
+        ]
         await asyncio.sleep(0.5)
         assert loyalty.received == [], "a filter on another stage never fires"
 
 
 def custom_event(type_: str, subject: str, order_id: str) -> dict:
-    return {"specversion": "1.0", "id": str(uuid.uuid4()), "source": "shop-eu", "type": type_, "subject": subject,
-            "time": "2026-11-01T10:00:00Z", "data": {"order_id": order_id}}
+    return {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": "shop-eu",
+        "type": type_,
+        "subject": subject,
+        "time": "2026-11-01T10:00:00Z",
+        "data": {"order_id": order_id},
+    }
 
 
 async def test_custom_event_subscriptions_filtered_by_type_through_the_real_services(database_url: str) -> None:
     """Custom event types reach webhooks as `custom_event.recorded`; a filter on `event_type` picks one type."""
-    async with (gateway_stack(database_url, services=("interaction",), webhook_poll_interval_s=0.1,
-                              webhook_allowed_hosts=LOCAL_RECEIVERS) as stack,
-                receiver() as shipped, receiver() as any_custom):
+    async with (
+        gateway_stack(
+            database_url, services=("interaction",), webhook_poll_interval_s=0.1, webhook_allowed_hosts=LOCAL_RECEIVERS
+        ) as stack,
+        receiver() as shipped,
+        receiver() as any_custom,
+    ):
         async with stack.client() as admin:
             for name in ("order.shipped", "order.returned"):
-                resp = await admin.post("/v1/event-types", json={"name": name, "schema": {
-                    "type": "object", "required": ["order_id"], "properties": {"order_id": {"type": "string"}}}})
+                resp = await admin.post(
+                    "/v1/event-types",
+                    json={
+                        "name": name,
+                        "schema": {"type": "object", "required": ["order_id"], "properties": {"order_id": {"type": "string"}}},
+                    },
+                )
                 assert resp.status_code == 201, resp.text
             by_name = await admin.post("/v1/webhooks", json={"url": shipped.url, "event_types": ["order.shipped"]})
             assert by_name.status_code == 422, by_name.text
-            assert 'custom_event.recorded: subscribe to it with filters {"event_type": "order.shipped"}' in \
-                by_name.json()["detail"]
+            assert (
+                'custom_event.recorded: subscribe to it with filters {"event_type": "order.shipped"}' in by_name.json()["detail"]
+            )
         await subscribe(stack, shipped.url, ["custom_event.recorded"], {"event_type": "order.shipped"})
         await subscribe(stack, any_custom.url, ["custom_event.recorded"])
         async with stack.client() as admin:
-            resp = await admin.post("/v1/events", json=[custom_event("order.shipped", "C-7", "A-1"),
-                                                        custom_event("order.returned", "C-7", "A-1"),
-                                                        custom_event("order.shipped", "C-8", "A-2")])
+            resp = await admin.post(
+                "/v1/events",
+                json=[
+                    custom_event("order.shipped", "C-7", "A-1"),
+                    custom_event("order.returned", "C-7", "A-1"),
+                    custom_event("order.shipped", "C-8", "A-2"),
+                ],
+            )
             assert resp.status_code == 200 and resp.json()["accepted"] == 3, resp.text
 
         async def arrived() -> bool:
             return len(shipped.delivered()) == 2 and len(any_custom.delivered()) == 3
+
         await wait_until(arrived, timeout=60, message="the custom events delivered")
-        assert {(r["event"]["type"], r["event"]["data"]["event_type"], r["event"]["data"]["data"]["order_id"])
-                for r in shipped.delivered()} == {("custom_event.recorded", "order.shipped", "A-1"),
-                                                   ("custom_event.recorded", "order.shipped", "A-2")}
+        assert {
+            (r["event"]["type"], r["event"]["data"]["event_type"], r["event"]["data"]["data"]["order_id"])
+            for r in shipped.delivered()
+        } == {("custom_event.recorded", "order.shipped", "A-1"), ("custom_event.recorded", "order.shipped", "A-2")}
         assert sorted(r["event"]["data"]["event_type"] for r in any_custom.delivered()) == [
-            "order.returned", "order.shipped", "order.shipped"]
+            "order.returned",
+            "order.shipped",
+            "order.shipped",
+        ]
         assert {r["headers"]["X-CRM-Event-Type"] for r in any_custom.delivered()} == {"custom_event.recorded"}
         await asyncio.sleep(0.5)
         assert len(shipped.received) == 2, "the returned order never reaches the shipped-only subscription"
@@ -206,10 +257,10 @@ async def test_subscription_validation_and_management(stack: Stack) -> None:
     async with stack.client() as admin:
         bad_type = await admin.post("/v1/webhooks", json={"url": "https://hooks.example.com/x", "event_types": ["nope"]})
         assert bad_type.status_code == 422
-        assert (await admin.post("/v1/webhooks", json={"url": "not a url", "event_types": ["stage.changed"]})
-                ).status_code == 422
-        created = (await admin.post("/v1/webhooks", json={"url": "https://hooks.example.com/x",
-                                                          "event_types": ["stage.changed"]})).json()
+        assert (await admin.post("/v1/webhooks", json={"url": "not a url", "event_types": ["stage.changed"]})).status_code == 422
+        created = (
+            await admin.post("/v1/webhooks", json={"url": "https://hooks.example.com/x", "event_types": ["stage.changed"]})
+        ).json()
         assert created["secret"].startswith("whsec_")
         got = (await admin.get(f"/v1/webhooks/{created['id']}")).json()
         assert "secret" not in got

@@ -7,12 +7,20 @@ from tests.services.interaction.conftest import customer_of, outbox_events
 from tests.services.interaction.events import event
 from tests.services.interaction.test_profile import assert_contracts_honoured, post
 
-SHIPPED_V1 = {"type": "object", "required": ["order_id"], "properties": {
-    "order_id": {"type": "string", "maxLength": 100},
-    "shipped_at": {"type": "string", "format": "date-time"},
-    "contact": {"type": "string", "format": "email"}}}
-SHIPPED_V2 = {**SHIPPED_V1, "required": ["order_id", "carrier"],
-              "properties": {**SHIPPED_V1["properties"], "carrier": {"type": "string", "enum": ["dhl", "ups"]}}}
+SHIPPED_V1 = {
+    "type": "object",
+    "required": ["order_id"],
+    "properties": {
+        "order_id": {"type": "string", "maxLength": 100},
+        "shipped_at": {"type": "string", "format": "date-time"},
+        "contact": {"type": "string", "format": "email"},
+    },
+}
+SHIPPED_V2 = {
+    **SHIPPED_V1,
+    "required": ["order_id", "carrier"],
+    "properties": {**SHIPPED_V1["properties"], "carrier": {"type": "string", "enum": ["dhl", "ups"]}},
+}
 
 
 async def register(client, name: str, schema: dict, status: int = 201) -> dict:
@@ -31,8 +39,10 @@ async def test_a_registered_type_is_validated_stored_on_the_timeline_and_publish
 
     v1 = await register(client, "order.shipped", SHIPPED_V1)
     assert (v1["version"], v1["dataschema"]) == (1, "urn:crm:schema:order.shipped:v1")
-    body = await post(client, [shipped("C-1", {"order_id": "A-1", "shipped_at": "2026-11-02T09:00:00Z",
-                                               "identifiers": {"email": "ada@example.com"}})])
+    body = await post(
+        client,
+        [shipped("C-1", {"order_id": "A-1", "shipped_at": "2026-11-02T09:00:00Z", "identifiers": {"email": "ada@example.com"}})],
+    )
     assert body["accepted"] == 1
     cid = await customer_of(engine, "C-1")
     timeline = (await client.get(f"/v1/customers/{cid}/timeline", params={"type": "order.shipped"})).json()
@@ -43,12 +53,15 @@ async def test_a_registered_type_is_validated_stored_on_the_timeline_and_publish
     assert published["data"]["home_customer_id"] == str(cid) and published["data"]["source"] == "shop-eu"
     await assert_contracts_honoured(engine)
 
-    bad = await client.post("/v1/events", json=[
-        shipped("C-1", {"shipped_at": "2026-11-02T09:00:00Z"}),
-        shipped("C-1", {"order_id": "A-2", "shipped_at": "yesterday"}),
-        shipped("C-1", {"order_id": "A-3", "contact": "not an email"}),
-        event("order.teleported", "C-1", {}),
-    ])
+    bad = await client.post(
+        "/v1/events",
+        json=[
+            shipped("C-1", {"shipped_at": "2026-11-02T09:00:00Z"}),
+            shipped("C-1", {"order_id": "A-2", "shipped_at": "yesterday"}),
+            shipped("C-1", {"order_id": "A-3", "contact": "not an email"}),
+            event("order.teleported", "C-1", {}),
+        ],
+    )
     assert bad.status_code == 422
     reasons = [r["reason"] for r in bad.json()["results"]]
     assert "'order_id' is a required property" in reasons[0]
@@ -64,13 +77,18 @@ async def test_versions_old_ones_still_validate_the_events_that_name_them(client
     await register(client, "order.shipped", SHIPPED_V1)
     v2 = await register(client, "order.shipped", SHIPPED_V2)
     assert v2["version"] == 2
-    results = (await client.post("/v1/events", json=[
-        shipped("C-1", {"order_id": "A-1"}, dataschema="urn:crm:schema:order.shipped:v1"),
-        shipped("C-1", {"order_id": "A-2"}),  # no dataschema: the newest, which requires a carrier
-        shipped("C-1", {"order_id": "A-3", "carrier": "dhl"}),
-        shipped("C-1", {"order_id": "A-4"}, dataschema="urn:crm:schema:order.shipped:v9"),
-        shipped("C-1", {"order_id": "A-5"}, dataschema="urn:crm:schema:order.completed:v1"),
-    ])).json()["results"]
+    results = (
+        await client.post(
+            "/v1/events",
+            json=[
+                shipped("C-1", {"order_id": "A-1"}, dataschema="urn:crm:schema:order.shipped:v1"),
+                shipped("C-1", {"order_id": "A-2"}),  # no dataschema: the newest, which requires a carrier
+                shipped("C-1", {"order_id": "A-3", "carrier": "dhl"}),
+                shipped("C-1", {"order_id": "A-4"}, dataschema="urn:crm:schema:order.shipped:v9"),
+                shipped("C-1", {"order_id": "A-5"}, dataschema="urn:crm:schema:order.completed:v1"),
+            ],
+        )
+    ).json()["results"]
     assert [r["status"] for r in results] == ["accepted", "rejected", "accepted", "rejected", "rejected"]
     assert "'carrier' is a required property" in results[1]["reason"]
     assert "known: urn:crm:schema:order.shipped:v1, urn:crm:schema:order.shipped:v2" in results[3]["reason"]
@@ -85,21 +103,32 @@ def _deep(levels: int) -> dict:
     return schema
 
 
-@pytest.mark.parametrize(("name", "schema", "status", "says"), [
-    ("order.completed", SHIPPED_V1, 409, "fixed event type"),
-    ("order.shipped", _deep(40), 422, "32"),  # the request body limit or the schema check
-    ("order.shipped", {"type": "object", "description": "x" * 70_000}, 422, "byte limit"),
-    ("order.shipped", {"type": "object", "properties": {"a": {"type": 12}}}, 422, "not a valid JSON Schema"),
-    ("order.shipped", {"type": "object", "properties": {"a": {"pattern": "(unclosed"}}}, 422, "not a valid"),
-    ("order.shipped", {"type": "object", "properties": {"a": {"$ref": "https://evil.example/s.json"}}}, 422,
-     "only references into this schema"),
-    ("order.shipped", {"type": "object", "properties": {"a": {"$ref": "#/$defs/missing"}}}, 422,
-     "only references into this schema"),
-    ("order.shipped", {"type": "array"}, 422, "data is an object"),
-    ("order.shipped", {"type": "object", "$schema": "http://json-schema.org/draft-04/schema#"}, 422, "2020-12"),
-    ("Order Shipped", SHIPPED_V1, 422, "name"),
-    ("order.shipped\u0000", SHIPPED_V1, 422, "name"),
-])
+@pytest.mark.parametrize(
+    ("name", "schema", "status", "says"),
+    [
+        ("order.completed", SHIPPED_V1, 409, "fixed event type"),
+        ("order.shipped", _deep(40), 422, "32"),  # the request body limit or the schema check
+        ("order.shipped", {"type": "object", "description": "x" * 70_000}, 422, "byte limit"),
+        ("order.shipped", {"type": "object", "properties": {"a": {"type": 12}}}, 422, "not a valid JSON Schema"),
+        ("order.shipped", {"type": "object", "properties": {"a": {"pattern": "(unclosed"}}}, 422, "not a valid"),
+        (
+            "order.shipped",
+            {"type": "object", "properties": {"a": {"$ref": "https://evil.example/s.json"}}},
+            422,
+            "only references into this schema",
+        ),
+        (
+            "order.shipped",
+            {"type": "object", "properties": {"a": {"$ref": "#/$defs/missing"}}},
+            422,
+            "only references into this schema",
+        ),
+        ("order.shipped", {"type": "array"}, 422, "data is an object"),
+        ("order.shipped", {"type": "object", "$schema": "http://json-schema.org/draft-04/schema#"}, 422, "2020-12"),
+        ("Order Shipped", SHIPPED_V1, 422, "name"),
+        ("order.shipped\u0000", SHIPPED_V1, 422, "name"),
+    ],
+)
 async def test_hostile_or_invalid_schemas_are_refused_with_4xx(client, name, schema, status, says):
     resp = await client.post("/v1/event-types", json={"name": name, "schema": schema})
     assert resp.status_code == status, resp.text
@@ -110,8 +139,13 @@ async def test_hostile_or_invalid_schemas_are_refused_with_4xx(client, name, sch
 
 async def test_erasure_removes_custom_event_payloads_from_the_timeline_and_the_outbox(client, engine):
     await register(client, "order.shipped", SHIPPED_V1)
-    await post(client, [event("customer.identified", "C-9", {"identifiers": {"email": "eve@example.com"}}),
-                        shipped("C-9", {"order_id": "eve@example.com", "contact": "eve@example.com"})])
+    await post(
+        client,
+        [
+            event("customer.identified", "C-9", {"identifiers": {"email": "eve@example.com"}}),
+            shipped("C-9", {"order_id": "eve@example.com", "contact": "eve@example.com"}),
+        ],
+    )
     cid = await customer_of(engine, "C-9")
     assert (await client.post(f"/v1/customers/{cid}/erasure")).status_code == 200
     timeline = (await client.get(f"/v1/customers/{cid}/timeline", params={"type": "order.shipped"})).json()

@@ -18,8 +18,9 @@ from interaction.settings import InteractionSettings
 @pytest.fixture
 async def app(database_url):
     # A wide window, so that requests sent together certainly form one group whatever the machine's speed.
-    settings = InteractionSettings(database_url=database_url, transport="inprocess", run_workers=False,
-                                   ingest_group_max_wait_s=0.2)
+    settings = InteractionSettings(
+        database_url=database_url, transport="inprocess", run_workers=False, ingest_group_max_wait_s=0.2
+    )
     return create_app(settings)
 
 
@@ -85,12 +86,10 @@ async def test_a_poison_request_fails_alone_and_the_others_of_its_group_are_stor
 
 
 async def test_group_commit_off_gives_one_transaction_per_request(database_url, engine):
-    settings = InteractionSettings(database_url=database_url, transport="inprocess", run_workers=False,
-                                   ingest_group_commit=False)
+    settings = InteractionSettings(database_url=database_url, transport="inprocess", run_workers=False, ingest_group_commit=False)
     app = create_app(settings)
     assert app.state.ingest_group is None
     async with serving(app) as client:
-        responses = await asyncio.gather(*(client.post("/v1/events", json=[order(f"N-{i}", f"O-{i}")])
-                                           for i in range(5)))
+        responses = await asyncio.gather(*(client.post("/v1/events", json=[order(f"N-{i}", f"O-{i}")]) for i in range(5)))
     assert [r.status_code for r in responses] == [200] * 5
     assert await scalar(engine, "select count(*) from interaction.purchase") == 5

@@ -41,10 +41,18 @@ def at(days: int) -> str:
 
 
 def membership(cid, key: str, change: str, when: datetime) -> ConsumedEvent:
-    payload = SegmentMembershipChanged(customer_id=cid, segment_id=uuid.uuid4(), segment_key=key, segment_name=key.title(),
-                                       kind=SegmentKind.RFM, change=change, changed_at=when)
-    return ConsumedEvent(Envelope.wrap(payload, source=SOURCE, subject=str(cid)), payload,
-                         IncomingMessage("t", 0, 0, None, None, []))
+    payload = SegmentMembershipChanged(
+        customer_id=cid,
+        segment_id=uuid.uuid4(),
+        segment_key=key,
+        segment_name=key.title(),
+        kind=SegmentKind.RFM,
+        change=change,
+        changed_at=when,
+    )
+    return ConsumedEvent(
+        Envelope.wrap(payload, source=SOURCE, subject=str(cid)), payload, IncomingMessage("t", 0, 0, None, None, [])
+    )
 
 
 async def apply_segments(app, events: list[ConsumedEvent]) -> None:
@@ -56,8 +64,9 @@ async def apply_segments(app, events: list[ConsumedEvent]) -> None:
 async def test_employee_partners_and_each_partners_figures(app, engine):
     client = app.state.client
     await trust(client, "shop-eu")
-    resp = await client.post("/v1/partners", json={"id": "rep-anna", "name": "Anna (field sales)", "kind": "employee",
-                                                   "trust_contact_linking": True})
+    resp = await client.post(
+        "/v1/partners", json={"id": "rep-anna", "name": "Anna (field sales)", "kind": "employee", "trust_contact_linking": True}
+    )
     assert resp.status_code == 201, resp.text  # was 422: the kind did not exist
     assert (await client.get("/v1/partners", params={"kind": "employee"})).json()["items"][0]["id"] == "rep-anna"
 
@@ -82,18 +91,28 @@ async def test_employee_partners_and_each_partners_figures(app, engine):
     assert await customer_of(engine, "R-1", source="rep-anna") == ada, "linked by email"
 
     now = datetime.now(UTC)
-    await apply_segments(app, [membership(ada, "rfm:champions", "entered", now), membership(bob, "rfm:champions", "entered", now),
-                               membership(cy, "rfm:at_risk", "entered", now),
-                               membership(cy, "rfm:at_risk", "entered", now)])  # duplicated: changes nothing
+    await apply_segments(
+        app,
+        [
+            membership(ada, "rfm:champions", "entered", now),
+            membership(bob, "rfm:champions", "entered", now),
+            membership(cy, "rfm:at_risk", "entered", now),
+            membership(cy, "rfm:at_risk", "entered", now),
+        ],
+    )  # duplicated: changes nothing
     # Cy left at_risk; the older "entered" arriving afterwards does not bring her back.
     await apply_segments(app, [membership(cy, "rfm:at_risk", "left", now + timedelta(seconds=1))])
-    await apply_segments(app, [membership(cy, "rfm:at_risk", "entered", now - timedelta(days=1)),
-                               membership(cy, "rfm:hibernating", "entered", now)])
+    await apply_segments(
+        app,
+        [membership(cy, "rfm:at_risk", "entered", now - timedelta(days=1)), membership(cy, "rfm:hibernating", "entered", now)],
+    )
 
     shop = (await client.get("/v1/partners/shop-eu/figures")).json()
     assert (shop["customers_brought"], shop["customers_reached"], shop["touchpoints"]) == (1, 3, 0)
     assert [(r["currency"], r["orders"], Decimal(r["revenue"])) for r in shop["revenue"]] == [
-        ("EUR", 2, Decimal("115")), ("USD", 1, Decimal("15"))], "refund taken off, cancelled order left out"
+        ("EUR", 2, Decimal("115")),
+        ("USD", 1, Decimal("15")),
+    ], "refund taken off, cancelled order left out"
     assert shop["revenue"][0]["revenue"] == "115.0000"
     assert shop["feedback"]["responses"] == 0 and shop["feedback"]["nps"] is None
     champions = next(s for s in shop["segments"] if s["segment_key"] == "rfm:champions")
@@ -122,12 +141,14 @@ async def test_satisfaction_totals_and_trends_by_segment_partner_and_proposition
             e["data"]["proposition_id"] = proposition
         return e
 
-    events = [answer("c1", "shop-eu", "2026-10-01T09:00:00Z", "P1", nps=10, csat=5),
-              answer("c2", "shop-eu", "2026-10-02T09:00:00Z", "P1", nps=6, csat=3),
-              answer("c3", "rep-anna", "2026-11-03T09:00:00Z", "P2", nps=8),
-              answer("c1", "rep-anna", "2026-11-10T09:00:00Z", csat=4),
-              answer("c2", "shop-eu", "2026-11-20T09:00:00Z", nps=9),
-              answer("c2", "shop-eu", "2026-08-20T09:00:00Z", nps=0)]  # before the period
+    events = [
+        answer("c1", "shop-eu", "2026-10-01T09:00:00Z", "P1", nps=10, csat=5),
+        answer("c2", "shop-eu", "2026-10-02T09:00:00Z", "P1", nps=6, csat=3),
+        answer("c3", "rep-anna", "2026-11-03T09:00:00Z", "P2", nps=8),
+        answer("c1", "rep-anna", "2026-11-10T09:00:00Z", csat=4),
+        answer("c2", "shop-eu", "2026-11-20T09:00:00Z", nps=9),
+        answer("c2", "shop-eu", "2026-08-20T09:00:00Z", nps=0),
+    ]  # before the period
     resp = await client.post("/v1/events", json=events)
     assert resp.status_code == 200, resp.text
     c1, c2 = await customer_of(engine, "c1"), await customer_of(engine, "c2")
@@ -141,7 +162,9 @@ async def test_satisfaction_totals_and_trends_by_segment_partner_and_proposition
     assert (total["promoters"], total["passives"], total["detractors"], total["nps"]) == (2, 1, 1, 25.0)
     assert (total["csat_responses"], total["mean_csat"], total["csat"]) == (3, 4.0, 66.7)
     assert [(p["period"][:10], p["responses"], p["nps"]) for p in overall["trend"]] == [
-        ("2026-10-01", 2, 0.0), ("2026-11-01", 3, 50.0)]
+        ("2026-10-01", 2, 0.0),
+        ("2026-11-01", 3, 50.0),
+    ]
     weekly = (await client.get("/v1/satisfaction", params={**period, "interval": "week"})).json()
     assert [p["period"][:10] for p in weekly["trend"]] == ["2026-09-28", "2026-11-02", "2026-11-09", "2026-11-16"]
 
@@ -155,9 +178,14 @@ async def test_satisfaction_totals_and_trends_by_segment_partner_and_proposition
     segments = (await client.get("/v1/satisfaction", params={**period, "group_by": "segment"})).json()
     assert [(t["group"], t["responses"], t["nps"]) for t in segments["totals"]] == [("rfm:champions", 4, 33.3)]
 
-    for bad in ({"group_by": "planet"}, {"interval": "year"}, {"from": "2026-12-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"},
-                {"from": "2026-01-01"},
-                # Instants whose UTC (or the default year before them) leaves datetime's range: were a 500.
-                {"to": "0001-01-01T00:00:00+14:00"}, {"from": "9999-12-31T23:59:59-14:00"}):
+    for bad in (
+        {"group_by": "planet"},
+        {"interval": "year"},
+        {"from": "2026-12-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"},
+        {"from": "2026-01-01"},
+        # Instants whose UTC (or the default year before them) leaves datetime's range: were a 500.
+        {"to": "0001-01-01T00:00:00+14:00"},
+        {"from": "9999-12-31T23:59:59-14:00"},
+    ):
         r = await client.get("/v1/satisfaction", params=bad)
         assert r.status_code == 422 and r.headers["content-type"].startswith("application/problem+json"), (bad, r.text)

@@ -10,15 +10,23 @@ from tests.support import scalar
 
 
 def probe_order(subject: str, order_id: str, identifiers: dict) -> dict:
-    return event("order.completed", subject, {"order_id": order_id, "amount": "1.00", "currency": "EUR",
-                                              "identifiers": identifiers}, source="probe-shop")
+    return event(
+        "order.completed",
+        subject,
+        {"order_id": order_id, "amount": "1.00", "currency": "EUR", "identifiers": identifiers},
+        source="probe-shop",
+    )
 
 
 async def test_another_partners_external_ids_are_rejected_and_nothing_is_merged(client, engine):
     await trust(client, "victim-shop")
-    resp = await client.post("/v1/events", json=[
-        identified("V-1", email="v1@example.com", source="victim-shop"),
-        identified("V-2", email="v2@example.com", source="victim-shop")])
+    resp = await client.post(
+        "/v1/events",
+        json=[
+            identified("V-1", email="v1@example.com", source="victim-shop"),
+            identified("V-2", email="v2@example.com", source="victim-shop"),
+        ],
+    )
     assert resp.status_code == 200, resp.text
     v1, v2 = await customer_of(engine, "V-1", "victim-shop"), await customer_of(engine, "V-2", "victim-shop")
 
@@ -40,8 +48,13 @@ async def test_another_partners_external_ids_are_rejected_and_nothing_is_merged(
 
 async def test_email_links_only_when_the_partner_is_trusted_and_the_merge_names_it(client, engine):
     await trust(client, "victim-shop")
-    await client.post("/v1/events", json=[identified("V-1", email="v1@example.com", source="victim-shop"),
-                                          identified("V-2", email="v2@example.com", source="victim-shop")])
+    await client.post(
+        "/v1/events",
+        json=[
+            identified("V-1", email="v1@example.com", source="victim-shop"),
+            identified("V-2", email="v2@example.com", source="victim-shop"),
+        ],
+    )
     v1, v2 = await customer_of(engine, "V-1", "victim-shop"), await customer_of(engine, "V-2", "victim-shop")
 
     # A partner registered by its first event is not trusted: V-2's email links nothing.
@@ -60,9 +73,13 @@ async def test_email_links_only_when_the_partner_is_trusted_and_the_merge_names_
     # An operator trusts it (an admin-only change at the gateway): now its emails link.
     resp = await client.patch("/v1/partners/probe-shop", json={"trust_contact_linking": True})
     assert resp.status_code == 200 and resp.json()["trust_contact_linking"] is True
-    resp = await client.post("/v1/events", json=[probe_order("P-2", "X-2", {"email": "v2@example.com"}),
-                                                 probe_order("P-3", "X-3", {"email": "v1@example.com",
-                                                                            "external_ids": {"probe-shop": "P-2"}})])
+    resp = await client.post(
+        "/v1/events",
+        json=[
+            probe_order("P-2", "X-2", {"email": "v2@example.com"}),
+            probe_order("P-3", "X-3", {"email": "v1@example.com", "external_ids": {"probe-shop": "P-2"}}),
+        ],
+    )
     assert resp.status_code == 200, resp.text
     survivor = await customer_of(engine, "P-2", "probe-shop")
     assert survivor in (v1, v2) and await customer_of(engine, "V-1", "victim-shop") == survivor

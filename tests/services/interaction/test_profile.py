@@ -27,9 +27,13 @@ async def post(client, events: list[dict]) -> dict:
 
 async def test_every_event_type_lands_in_the_profile_the_timeline_and_the_outbox(client, engine):
     batch = [
-        identified("C-1", email="  Ada@Example.COM ", phone="+44 20 7946 0958",
-                   attributes={"tier": "gold", "visits": 12, "vip": True, "birthday": "1990-04-01", "first_name": "Ada"},
-                   consent={"email_marketing": True}),
+        identified(
+            "C-1",
+            email="  Ada@Example.COM ",
+            phone="+44 20 7946 0958",
+            attributes={"tier": "gold", "visits": 12, "vip": True, "birthday": "1990-04-01", "first_name": "Ada"},
+            consent={"email_marketing": True},
+        ),
         order("C-1", "A-1", "100.00", channel="web", at="2026-10-01T10:00:00Z"),
         order("C-1", "A-2", "50.00", channel="store", at="2026-10-05T10:00:00Z"),
         order("C-1", "A-3", "30.00", channel="store", currency="USD", at="2026-10-07T10:00:00Z"),
@@ -42,12 +46,19 @@ async def test_every_event_type_lands_in_the_profile_the_timeline_and_the_outbox
         feedback("C-1", nps=3, at="2026-10-08T10:00:00Z"),  # older: does not replace the latest NPS
         event("lead.captured", "C-1", {"campaign": "spring", "lead_source": "webinar", "qualified": True}),
         event("consent.changed", "C-1", {"consent": {"sms": False}, "occurred_at": "2026-10-10T10:00:00Z"}),
-        event("deal.updated", "C-1", {"deal_id": "D-1", "stage": "proposal", "amount": "500", "currency": "EUR",
-                                      "expected_close": "2027-01-01T00:00:00Z"}),
+        event(
+            "deal.updated",
+            "C-1",
+            {"deal_id": "D-1", "stage": "proposal", "amount": "500", "currency": "EUR", "expected_close": "2027-01-01T00:00:00Z"},
+        ),
         # The reseller (trusted to link by contact details) knows the customer by its own id and the same
         # email: the same customer.
-        event("interaction.logged", "R-77", {"channel": "social", "occurred_at": "2026-10-06T10:00:00Z",
-                                             "identifiers": {"email": "ada@example.com"}}, source="reseller-x"),
+        event(
+            "interaction.logged",
+            "R-77",
+            {"channel": "social", "occurred_at": "2026-10-06T10:00:00Z", "identifiers": {"email": "ada@example.com"}},
+            source="reseller-x",
+        ),
     ]
     await trust(client, "shop-eu", "reseller-x")
     result = await post(client, batch)
@@ -60,16 +71,21 @@ async def test_every_event_type_lands_in_the_profile_the_timeline_and_the_outbox
     # The identifiers list speaks the one list dialect: items + next_cursor, paged by kind, source and id.
     listed, cursor = [], None
     while True:
-        page = (await client.get(f"/v1/customers/{cid}/identifiers",
-                                 params={"limit": 2, **({"cursor": cursor} if cursor else {})})).json()
+        page = (
+            await client.get(f"/v1/customers/{cid}/identifiers", params={"limit": 2, **({"cursor": cursor} if cursor else {})})
+        ).json()
         assert set(page) == {"items", "next_cursor"} and len(page["items"]) <= 2
         listed += page["items"]
         if (cursor := page["next_cursor"]) is None:
             break
     assert listed == sorted(profile["identifiers"], key=lambda i: (i["kind"], i["source"], i["external_id"]))
     assert (await client.get(f"/v1/customers/{cid}/identifiers", params={"cursor": "bad"})).status_code == 422
-    assert profile["attributes"]["visits"] == {"value": 12, "type": "number", "source": "shop-eu",
-                                               "updated_at": profile["attributes"]["visits"]["updated_at"]}
+    assert profile["attributes"]["visits"] == {
+        "value": 12,
+        "type": "number",
+        "source": "shop-eu",
+        "updated_at": profile["attributes"]["visits"]["updated_at"],
+    }
     assert profile["attributes"]["birthday"]["type"] == "date"
     assert profile["attributes"]["vip"]["type"] == "boolean"
     assert profile["consent"]["email_marketing"]["granted"] is True
@@ -88,31 +104,46 @@ async def test_every_event_type_lands_in_the_profile_the_timeline_and_the_outbox
 
     await assert_contracts_honoured(engine)
     published = {e["type"] for e in await outbox_events(engine)}
-    assert published == {"customer.created", "customer.updated", "purchase.recorded", "purchase.refunded",
-                         "touchpoint.recorded", "feedback.recorded", "lead.captured", "deal.updated"}
+    assert published == {
+        "customer.created",
+        "customer.updated",
+        "purchase.recorded",
+        "purchase.refunded",
+        "touchpoint.recorded",
+        "feedback.recorded",
+        "lead.captured",
+        "deal.updated",
+    }
     [updated] = (await outbox_events(engine, "customer.updated"))[:1]
     assert "first_name" not in updated["data"]["attributes"], "PII-looking attributes are not published"
     refunds = await outbox_events(engine, "purchase.refunded")
     assert sorted((r["data"]["order_id"], r["data"]["cancelled"], r["data"]["amount"]) for r in refunds) == [
-        ("A-1", False, "25.0000"), ("A-2", True, "50.0000")]
+        ("A-1", False, "25.0000"),
+        ("A-2", True, "50.0000"),
+    ]
 
     timeline = (await client.get(f"/v1/customers/{cid}/timeline", params={"limit": 5})).json()
     assert len(timeline["items"]) == 5 and timeline["next_cursor"]
     everything, cursor = [], None
     while True:
-        page = (await client.get(f"/v1/customers/{cid}/timeline",
-                                 params={"limit": 4, **({"cursor": cursor} if cursor else {})})).json()
+        page = (
+            await client.get(f"/v1/customers/{cid}/timeline", params={"limit": 4, **({"cursor": cursor} if cursor else {})})
+        ).json()
         everything += page["items"]
         cursor = page["next_cursor"]
         if not cursor:
             break
     assert len(everything) == len(batch)
     assert [e["occurred_at"] for e in everything] == sorted((e["occurred_at"] for e in everything), reverse=True)
-    phones = (await client.get(f"/v1/customers/{cid}/timeline",
-                               params={"type": "interaction.logged", "channel": "phone"})).json()["items"]
+    phones = (
+        await client.get(f"/v1/customers/{cid}/timeline", params={"type": "interaction.logged", "channel": "phone"})
+    ).json()["items"]
     assert len(phones) == 2
-    window = (await client.get(f"/v1/customers/{cid}/timeline", params={
-        "since": "2026-10-03T00:00:00Z", "until": "2026-10-05T00:00:00Z"})).json()["items"]
+    window = (
+        await client.get(
+            f"/v1/customers/{cid}/timeline", params={"since": "2026-10-03T00:00:00Z", "until": "2026-10-05T00:00:00Z"}
+        )
+    ).json()["items"]
     assert len(window) == 2
     by_partner = (await client.get(f"/v1/customers/{cid}/timeline", params={"partner": "reseller-x"})).json()["items"]
     assert [e["channel"] for e in by_partner] == ["social"]
@@ -131,13 +162,21 @@ async def test_late_refund_before_its_order_still_adjusts_the_traits(client, eng
 
 async def test_shared_email_merges_into_the_oldest_and_the_undo_restores_both(client, engine):
     await trust(client, "shop-eu", "crm")
-    await post(client, [identified("C-1", email="ada@example.com", attributes={"tier": "gold"},
-                                   time="2026-01-01T00:00:00Z"),
-                        order("C-1", "A-1", "10.00", at="2026-01-02T00:00:00Z")])
-    await post(client, [order("K-9", "Z-1", "99.00", source="crm", at="2026-03-01T00:00:00Z"),
-                        touch("K-9", "store", source="crm", at="2026-03-02T00:00:00Z"),
-                        identified("K-9", source="crm", attributes={"tier": "bronze", "segment": "b2b"},
-                                   time="2026-03-01T00:00:00Z")])
+    await post(
+        client,
+        [
+            identified("C-1", email="ada@example.com", attributes={"tier": "gold"}, time="2026-01-01T00:00:00Z"),
+            order("C-1", "A-1", "10.00", at="2026-01-02T00:00:00Z"),
+        ],
+    )
+    await post(
+        client,
+        [
+            order("K-9", "Z-1", "99.00", source="crm", at="2026-03-01T00:00:00Z"),
+            touch("K-9", "store", source="crm", at="2026-03-02T00:00:00Z"),
+            identified("K-9", source="crm", attributes={"tier": "bronze", "segment": "b2b"}, time="2026-03-01T00:00:00Z"),
+        ],
+    )
     survivor, merged = await customer_of(engine, "C-1"), await customer_of(engine, "K-9", source="crm")
     assert survivor != merged
     # The crm now learns K-9's email, in another case: the two customers are one.
@@ -181,10 +220,16 @@ async def test_shared_email_merges_into_the_oldest_and_the_undo_restores_both(cl
 
 
 async def test_search_by_identifier_attribute_and_trait_ranges(client, engine):
-    await post(client, [identified("S-1", email="s1@example.com", attributes={"tier": "gold"}),
-                        order("S-1", "O-1", "500.00"), order("S-1", "O-2", "20.00"),
-                        identified("S-2", phone="+33 1 23 45 67 89", attributes={"tier": "silver"}),
-                        order("S-2", "O-3", "5.00")])
+    await post(
+        client,
+        [
+            identified("S-1", email="s1@example.com", attributes={"tier": "gold"}),
+            order("S-1", "O-1", "500.00"),
+            order("S-1", "O-2", "20.00"),
+            identified("S-2", phone="+33 1 23 45 67 89", attributes={"tier": "silver"}),
+            order("S-2", "O-3", "5.00"),
+        ],
+    )
     s1, s2 = await customer_of(engine, "S-1"), await customer_of(engine, "S-2")
 
     async def ids(**params) -> list[str]:
@@ -223,8 +268,11 @@ async def test_partner_registry_auto_registers_and_lists_customers_and_touchpoin
     assert sorted(c["customer_id"] for c in searched) == sorted(c["customer_id"] for c in customers)
     assert (await client.get("/v1/customers", params={"partner": "acme"})).json()["items"] == []
     # Every partner list pages to its end through next_cursor, one item per page, each item once.
-    for path, key, want in (("/v1/partners", "id", 2), ("/v1/partners/help-desk/customers", "customer_id", 2),
-                            ("/v1/partners/help-desk/touchpoints", "id", 2)):
+    for path, key, want in (
+        ("/v1/partners", "id", 2),
+        ("/v1/partners/help-desk/customers", "customer_id", 2),
+        ("/v1/partners/help-desk/touchpoints", "id", 2),
+    ):
         seen, cursor = [], None
         while True:
             page = (await client.get(path, params={"limit": 1, **({"cursor": cursor} if cursor else {})})).json()
@@ -239,8 +287,15 @@ async def test_partner_registry_auto_registers_and_lists_customers_and_touchpoin
 
 
 async def test_export_holds_everything_and_erasure_removes_pii(client, engine):
-    await post(client, [identified("E-1", email="eve@example.com", attributes={"first_name": "Eve"}),
-                        order("E-1", "E-O-1", "12.00"), touch("E-1", "phone"), feedback("E-1", nps=8)])
+    await post(
+        client,
+        [
+            identified("E-1", email="eve@example.com", attributes={"first_name": "Eve"}),
+            order("E-1", "E-O-1", "12.00"),
+            touch("E-1", "phone"),
+            feedback("E-1", nps=8),
+        ],
+    )
     cid = await customer_of(engine, "E-1")
     export = (await client.get(f"/v1/customers/{cid}/export")).json()
     assert export["profile"]["attributes"]["first_name"]["value"] == "Eve"
@@ -259,8 +314,9 @@ async def test_export_holds_everything_and_erasure_removes_pii(client, engine):
     assert await client.get("/v1/customers", params={"email": "eve@example.com"}) is not None
     assert (await client.get("/v1/customers", params={"email": "eve@example.com"})).json()["items"] == []
     # Erasure requested by a partner event works the same way.
-    await post(client, [identified("E-2", email="zed@example.com"),
-                        event("erasure.requested", "E-2", {"reason": "customer asked"})])
+    await post(
+        client, [identified("E-2", email="zed@example.com"), event("erasure.requested", "E-2", {"reason": "customer asked"})]
+    )
     assert await customer_of(engine, "E-2") is None
     assert len(await outbox_events(engine, "customer.erased")) == 2
     await assert_contracts_honoured(engine)
@@ -269,19 +325,26 @@ async def test_export_holds_everything_and_erasure_removes_pii(client, engine):
 async def test_partner_erasure_redacts_what_its_own_batch_publishes(client, engine):
     """The batch that brings PII and the erasure: its events reach the outbox redacted (R8)."""
     email, phone = "kim.doe@example.com", "+44 20 7946 0123"
-    await post(client, [identified("K-1", email=email, phone=phone, attributes={"name": "Kim Doe"}),
-                        order("K-1", f"ORD-{email}", "12.00"),
-                        event("deal.updated", "K-1", {"deal_id": f"D-{email}", "stage": "open", "owner": "Kim Doe"}),
-                        event("lead.captured", "K-1", {"campaign": email, "note": phone}),
-                        event("erasure.requested", "K-1", {"reason": f"asked by {email}"})])
+    await post(
+        client,
+        [
+            identified("K-1", email=email, phone=phone, attributes={"name": "Kim Doe"}),
+            order("K-1", f"ORD-{email}", "12.00"),
+            event("deal.updated", "K-1", {"deal_id": f"D-{email}", "stage": "open", "owner": "Kim Doe"}),
+            event("lead.captured", "K-1", {"campaign": email, "note": phone}),
+            event("erasure.requested", "K-1", {"reason": f"asked by {email}"}),
+        ],
+    )
     assert len(await outbox_events(engine, "customer.erased")) == 1
     assert await find_pii(engine, [email, "Kim Doe", *phone_forms("+442079460123", phone)]) == []
     await assert_contracts_honoured(engine)
 
 
 async def test_merge_by_hand_then_undo(client, engine):
-    await post(client, [order("H-1", "H-O-1", "10.00", at="2026-01-01T00:00:00Z"),
-                        order("H-2", "H-O-2", "20.00", at="2026-02-01T00:00:00Z")])
+    await post(
+        client,
+        [order("H-1", "H-O-1", "10.00", at="2026-01-01T00:00:00Z"), order("H-2", "H-O-2", "20.00", at="2026-02-01T00:00:00Z")],
+    )
     older, newer = await customer_of(engine, "H-1"), await customer_of(engine, "H-2")
     merged = await client.post("/v1/merges", json={"customer_ids": [str(newer), str(older)], "reason": "same person"})
     assert merged.status_code == 201, merged.text

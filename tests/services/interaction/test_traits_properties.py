@@ -26,15 +26,23 @@ def at(hours: int) -> str:
 
 # An operation: ("order"|"refund"|"cancel"|"touch"|"feedback"|"identify"|"resend"|"undo", arguments…)
 operation = st.one_of(
-    st.tuples(st.just("order"), st.integers(0, 3), st.integers(1, 500), st.integers(0, 40), st.sampled_from(CHANNELS),
-              st.sampled_from(["EUR", "USD"])),
+    st.tuples(
+        st.just("order"),
+        st.integers(0, 3),
+        st.integers(1, 500),
+        st.integers(0, 40),
+        st.sampled_from(CHANNELS),
+        st.sampled_from(["EUR", "USD"]),
+    ),
     st.tuples(st.just("refund"), st.integers(0, 20), st.one_of(st.none(), st.integers(1, 300)), st.integers(0, 40)),
     st.tuples(st.just("cancel"), st.integers(0, 20), st.integers(0, 40)),
     st.tuples(st.just("touch"), st.integers(0, 3), st.sampled_from(CHANNELS), st.integers(0, 40)),
     st.tuples(st.just("feedback"), st.integers(0, 3), st.integers(0, 10), st.integers(1, 5), st.integers(0, 40)),
     st.tuples(st.just("identify"), st.integers(0, 3), st.integers(0, 2), st.integers(0, 40)),
     st.tuples(st.just("resend"), st.integers(0, 30)),
-    st.tuples(st.just("undo"),),
+    st.tuples(
+        st.just("undo"),
+    ),
 )
 
 
@@ -55,8 +63,12 @@ def build(ops: list[tuple], run: int) -> tuple[list[list[dict] | str], list[dict
             subject = subject_of(op[1], run)
             order_id = f"O{len(orders)}"
             orders.append((subject, order_id))
-            new = event("order.completed", subject[1], {"order_id": order_id, "amount": str(op[2]), "currency": op[5],
-                                                        "channel": op[4], "occurred_at": at(op[3])}, source=subject[0])
+            new = event(
+                "order.completed",
+                subject[1],
+                {"order_id": order_id, "amount": str(op[2]), "currency": op[5], "channel": op[4], "occurred_at": at(op[3])},
+                source=subject[0],
+            )
         elif kind in ("refund", "cancel") and orders:
             subject, order_id = orders[op[1] % len(orders)]
             data = {"order_id": order_id, "occurred_at": at(op[-1])}
@@ -68,13 +80,18 @@ def build(ops: list[tuple], run: int) -> tuple[list[list[dict] | str], list[dict
             new = event("interaction.logged", subject[1], {"channel": op[2], "occurred_at": at(op[3])}, source=subject[0])
         elif kind == "feedback":
             subject = subject_of(op[1], run)
-            new = event("feedback.submitted", subject[1], {"nps": op[2], "csat": op[3], "occurred_at": at(op[4])},
-                        source=subject[0])
+            new = event(
+                "feedback.submitted", subject[1], {"nps": op[2], "csat": op[3], "occurred_at": at(op[4])}, source=subject[0]
+            )
         elif kind == "identify":
             subject = subject_of(op[1], run)
-            new = event("customer.identified", subject[1], {"identifiers": {"email": f"p{op[2]}-{run}@example.com"},
-                                                            "occurred_at": at(op[3])}, source=subject[0],
-                        time=at(op[3]))
+            new = event(
+                "customer.identified",
+                subject[1],
+                {"identifiers": {"email": f"p{op[2]}-{run}@example.com"}, "occurred_at": at(op[3])},
+                source=subject[0],
+                time=at(op[3]),
+            )
         elif kind == "resend" and sent:
             steps[-1].append(sent[op[1] % len(sent)])
         elif kind == "undo":
@@ -108,8 +125,11 @@ def compute(customer_events: list[dict], all_events: list[dict]) -> dict:
             continue
         amount = Decimal(order["data"]["amount"])
         refunds = [a for a in adj if a["type"] == "order.refunded"]
-        refunded = amount if any("amount" not in a["data"] for a in refunds) else min(
-            amount, sum((Decimal(a["data"]["amount"]) for a in refunds), Decimal(0)))
+        refunded = (
+            amount
+            if any("amount" not in a["data"] for a in refunds)
+            else min(amount, sum((Decimal(a["data"]["amount"]) for a in refunds), Decimal(0)))
+        )
         when = datetime.fromisoformat(order["data"]["occurred_at"])
         s = spend.setdefault(order["data"]["currency"], {"count": 0, "total": Decimal(0), "last": None})
         s["count"] += 1
@@ -129,8 +149,7 @@ def compute(customer_events: list[dict], all_events: list[dict]) -> dict:
                 nps = (rank, e["data"]["nps"])
             if csat is None or rank > csat[0]:
                 csat = (rank, e["data"]["csat"])
-    preferred = min(channel_use, key=lambda c: (-len(channel_use[c]), -max(channel_use[c]).timestamp(), c),
-                    default=None)
+    preferred = min(channel_use, key=lambda c: (-len(channel_use[c]), -max(channel_use[c]).timestamp(), c), default=None)
     times = [datetime.fromisoformat(e["data"].get("occurred_at") or e["time"]) for e in customer_events]
     return {
         "purchase_count": sum(s["count"] for s in spend.values()),
@@ -148,8 +167,10 @@ def compute(customer_events: list[dict], all_events: list[dict]) -> dict:
 def observed(profile: dict) -> dict:
     return {
         "purchase_count": profile["purchase_count"],
-        "spend": {t["currency"]: (t["purchase_count"], Decimal(t["total_spend"]),
-                                  datetime.fromisoformat(t["last_purchase_at"])) for t in profile["purchase_totals"]},
+        "spend": {
+            t["currency"]: (t["purchase_count"], Decimal(t["total_spend"]), datetime.fromisoformat(t["last_purchase_at"]))
+            for t in profile["purchase_totals"]
+        },
         "preferred_channel": profile["preferred_channel"],
         "last_touchpoints": {k: datetime.fromisoformat(v) for k, v in profile["last_touchpoints"].items()},
         "latest_nps": profile["latest_nps"]["score"] if profile["latest_nps"] else None,
@@ -169,9 +190,14 @@ async def test_traits_equal_a_recomputation_from_the_raw_events(client, engine, 
     for step in steps:
         if step == "undo":
             async with engine.connect() as conn:
-                merge_id = (await conn.execute(sa.text(
-                    "select id from interaction.customer_merge where undone_at is null "
-                    "order by merged_at desc, id limit 1"))).scalar()
+                merge_id = (
+                    await conn.execute(
+                        sa.text(
+                            "select id from interaction.customer_merge where undone_at is null "
+                            "order by merged_at desc, id limit 1"
+                        )
+                    )
+                ).scalar()
             if merge_id is not None:
                 note("a merge was undone")
                 assert (await client.post(f"/v1/merges/{merge_id}/undo")).status_code == 200
@@ -181,8 +207,12 @@ async def test_traits_equal_a_recomputation_from_the_raw_events(client, engine, 
     if not sent:
         return
     async with engine.connect() as conn:
-        owner = {(r.source, r.external_id): r.customer_id for r in await conn.execute(sa.text(
-            "select source, external_id, customer_id from interaction.customer_identifier where kind = 'source'"))}
+        owner = {
+            (r.source, r.external_id): r.customer_id
+            for r in await conn.execute(
+                sa.text("select source, external_id, customer_id from interaction.customer_identifier where kind = 'source'")
+            )
+        }
     subjects = {(e["source"], e["subject"]) for e in sent}
     if len({owner[s] for s in subjects}) < len(subjects):
         note("customers were merged")

@@ -35,15 +35,34 @@ def envelope(payload: Payload, event_id: str | None = None) -> Envelope:
 
 
 def purchase(cid: uuid.UUID, at: datetime, purchase_id: uuid.UUID | None = None, amount: str = "10.00") -> Envelope:
-    return envelope(interaction.PurchaseRecorded(
-        customer_id=cid, purchase_id=purchase_id or uuid.uuid4(), source="shop", order_id=str(uuid.uuid4()),
-        amount=Decimal(amount), currency="EUR", channel="web", occurred_at=at))
+    return envelope(
+        interaction.PurchaseRecorded(
+            customer_id=cid,
+            purchase_id=purchase_id or uuid.uuid4(),
+            source="shop",
+            order_id=str(uuid.uuid4()),
+            amount=Decimal(amount),
+            currency="EUR",
+            channel="web",
+            occurred_at=at,
+        )
+    )
 
 
 def cancellation(cid: uuid.UUID, at: datetime, purchase_id: uuid.UUID) -> Envelope:
-    return envelope(interaction.PurchaseRefunded(
-        customer_id=cid, purchase_id=purchase_id, refund_id=uuid.uuid4(), source="shop", order_id="x",
-        amount=Decimal("10"), currency="EUR", cancelled=True, occurred_at=at))
+    return envelope(
+        interaction.PurchaseRefunded(
+            customer_id=cid,
+            purchase_id=purchase_id,
+            refund_id=uuid.uuid4(),
+            source="shop",
+            order_id="x",
+            amount=Decimal("10"),
+            currency="EUR",
+            cancelled=True,
+            occurred_at=at,
+        )
+    )
 
 
 def created(cid: uuid.UUID, at: datetime | None = None) -> Envelope:
@@ -55,28 +74,58 @@ def erased(cid: uuid.UUID, at: datetime | None = None) -> Envelope:
 
 
 def lead(cid: uuid.UUID, at: datetime, qualified: bool = False, referred_by: uuid.UUID | None = None) -> Envelope:
-    return envelope(interaction.LeadCaptured(customer_id=cid, source="web", qualified=qualified,
-                                             referred_by_customer_id=referred_by, occurred_at=at))
+    return envelope(
+        interaction.LeadCaptured(
+            customer_id=cid, source="web", qualified=qualified, referred_by_customer_id=referred_by, occurred_at=at
+        )
+    )
 
 
 def feedback(cid: uuid.UUID, at: datetime, nps: int) -> Envelope:
-    return envelope(interaction.FeedbackRecorded(customer_id=cid, feedback_id=uuid.uuid4(), source="survey", nps=nps,
-                                                 occurred_at=at))
+    return envelope(
+        interaction.FeedbackRecorded(customer_id=cid, feedback_id=uuid.uuid4(), source="survey", nps=nps, occurred_at=at)
+    )
 
 
 def value(cid: uuid.UUID, at: datetime, tier: str, p_alive: float) -> Envelope:
-    return envelope(clv.CustomerValueUpdated(
-        customer_id=cid, currency="EUR", historical_value=Decimal(1), current_value=Decimal(1),
-        potential_value=Decimal(1), clv=Decimal(1), probability_alive=p_alive, expected_purchases=1, tier=tier,
-        as_of=at))
+    return envelope(
+        clv.CustomerValueUpdated(
+            customer_id=cid,
+            currency="EUR",
+            historical_value=Decimal(1),
+            current_value=Decimal(1),
+            potential_value=Decimal(1),
+            clv=Decimal(1),
+            probability_alive=p_alive,
+            expected_purchases=1,
+            tier=tier,
+            as_of=at,
+        )
+    )
 
 
-def deal_updated(cid: uuid.UUID, at: datetime, deal_id: str, stage: str, pipeline: str = "sales",
-                 amount: str | None = "1000", lost_reason: str | None = None) -> Envelope:
-    return envelope(interaction.DealUpdated(
-        customer_id=cid, source="crm-x", deal_id=deal_id, pipeline=pipeline, stage=stage,
-        amount=Decimal(amount) if amount else None, currency="EUR" if amount else None, lost_reason=lost_reason,
-        occurred_at=at))
+def deal_updated(
+    cid: uuid.UUID,
+    at: datetime,
+    deal_id: str,
+    stage: str,
+    pipeline: str = "sales",
+    amount: str | None = "1000",
+    lost_reason: str | None = None,
+) -> Envelope:
+    return envelope(
+        interaction.DealUpdated(
+            customer_id=cid,
+            source="crm-x",
+            deal_id=deal_id,
+            pipeline=pipeline,
+            stage=stage,
+            amount=Decimal(amount) if amount else None,
+            currency="EUR" if amount else None,
+            lost_reason=lost_reason,
+            occurred_at=at,
+        )
+    )
 
 
 def consumed(e: Envelope) -> ConsumedEvent:
@@ -110,8 +159,7 @@ class Lifecycle:
 
 @pytest.fixture
 async def lc(database_url: str) -> AsyncIterator[Lifecycle]:
-    settings = LifecycleSettings(database_url=database_url, transport="inprocess", run_workers=False,
-                                 sweep_interval_s=0)
+    settings = LifecycleSettings(database_url=database_url, transport="inprocess", run_workers=False, sweep_interval_s=0)
     app = lifecycle.app.create_app(settings, InProcessTransport())
     async with serving(app) as client:
         yield Lifecycle(client, app.state.runtime)

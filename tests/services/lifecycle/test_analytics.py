@@ -39,8 +39,15 @@ def random_histories(seed: int, customers: int = 300) -> list[dict]:
             else:
                 stage = "churned"
         for i, (frm, st, entered) in enumerate(path):
-            rows.append({"customer_id": cid, "from_stage": frm, "stage": st, "entered_at": entered,
-                         "left_at": path[i + 1][2] if i + 1 < len(path) else None})
+            rows.append(
+                {
+                    "customer_id": cid,
+                    "from_stage": frm,
+                    "stage": st,
+                    "entered_at": entered,
+                    "left_at": path[i + 1][2] if i + 1 < len(path) else None,
+                }
+            )
     return rows
 
 
@@ -49,12 +56,19 @@ async def load(lc, rows: list[dict]) -> None:
     from lifecycle.stages.repository import refresh_funnel_entries
 
     async with lc.runtime.session_factory() as session, session.begin():
-        await session.execute(sa.text("""
+        await session.execute(
+            sa.text("""
             INSERT INTO lifecycle.stage_history (customer_id, from_stage, stage, entered_at, left_at, reason)
             SELECT *, 'test' FROM unnest(CAST(:c AS uuid[]), CAST(:f AS text[]), CAST(:s AS text[]),
                                          CAST(:e AS timestamptz[]), CAST(:l AS timestamptz[]))"""),
-            {"c": [r["customer_id"] for r in rows], "f": [r["from_stage"] for r in rows],
-             "s": [r["stage"] for r in rows], "e": [r["entered_at"] for r in rows], "l": [r["left_at"] for r in rows]})
+            {
+                "c": [r["customer_id"] for r in rows],
+                "f": [r["from_stage"] for r in rows],
+                "s": [r["stage"] for r in rows],
+                "e": [r["entered_at"] for r in rows],
+                "l": [r["left_at"] for r in rows],
+            },
+        )
         await refresh_funnel_entries(session, list({r["customer_id"] for r in rows}))
 
 
@@ -91,8 +105,9 @@ async def test_funnel_equals_brute_force(lc, seed):
     await load(lc, rows)
     start, end = T0 + timedelta(days=100), T0 + timedelta(days=400)
     for by_cohort in (False, True):
-        resp = await lc.client.get("/v1/lifecycle/analytics/funnel", params={
-            "from": start.isoformat(), "to": end.isoformat(), "by_cohort": by_cohort})
+        resp = await lc.client.get(
+            "/v1/lifecycle/analytics/funnel", params={"from": start.isoformat(), "to": end.isoformat(), "by_cohort": by_cohort}
+        )
         assert resp.status_code == 200, resp.text
         expected = brute_funnel(rows, start, end, by_cohort)
         got = {}
@@ -104,7 +119,8 @@ async def test_funnel_equals_brute_force(lc, seed):
                 counts[(i, "skipped")] += s["skipped"]
                 counts[(i, "converted")] += s["converted_to_next"] or 0
                 assert s["conversion_to_next"] == (
-                    pytest.approx(s["converted_to_next"] / s["entered"]) if i < 5 and s["entered"] else None)
+                    pytest.approx(s["converted_to_next"] / s["entered"]) if i < 5 and s["entered"] else None
+                )
             got[cohort] = +counts
         assert got == {k: +v for k, v in expected.items()}
         assert len(expected) > (3 if by_cohort else 0)
@@ -118,16 +134,28 @@ async def test_a_skipped_stage_is_not_counted_as_entered(lc):
     # or Acquisition; counting them there made the lead → MQL rate up.
     skipper, walker = uuid.uuid4(), uuid.uuid4()
     at = T0 + timedelta(days=10)
-    rows = [{"customer_id": skipper, "from_stage": None, "stage": "development", "entered_at": at, "left_at": None},
-            {"customer_id": walker, "from_stage": None, "stage": "approach", "entered_at": at,
-             "left_at": at + timedelta(days=1)},
-            {"customer_id": walker, "from_stage": "approach", "stage": "acquisition", "entered_at": at + timedelta(days=1),
-             "left_at": at + timedelta(days=2)},
-            {"customer_id": walker, "from_stage": "acquisition", "stage": "development",
-             "entered_at": at + timedelta(days=2), "left_at": None}]
+    rows = [
+        {"customer_id": skipper, "from_stage": None, "stage": "development", "entered_at": at, "left_at": None},
+        {"customer_id": walker, "from_stage": None, "stage": "approach", "entered_at": at, "left_at": at + timedelta(days=1)},
+        {
+            "customer_id": walker,
+            "from_stage": "approach",
+            "stage": "acquisition",
+            "entered_at": at + timedelta(days=1),
+            "left_at": at + timedelta(days=2),
+        },
+        {
+            "customer_id": walker,
+            "from_stage": "acquisition",
+            "stage": "development",
+            "entered_at": at + timedelta(days=2),
+            "left_at": None,
+        },
+    ]
     await load(lc, rows)
-    resp = await lc.client.get("/v1/lifecycle/analytics/funnel", params={
-        "from": T0.isoformat(), "to": (T0 + timedelta(days=100)).isoformat()})
+    resp = await lc.client.get(
+        "/v1/lifecycle/analytics/funnel", params={"from": T0.isoformat(), "to": (T0 + timedelta(days=100)).isoformat()}
+    )
     [cohort] = resp.json()["cohorts"]
     steps = {s["stage"]: s for s in cohort["steps"]}
     assert cohort["customers"] == 2
@@ -145,8 +173,11 @@ async def test_time_in_stage_churn_and_distribution_equal_brute_force(lc):
 
     tis = (await lc.client.get("/v1/lifecycle/analytics/time-in-stage", params=params)).json()["stages"]
     for s in tis:
-        durations = [(r["left_at"] - r["entered_at"]).total_seconds() for r in rows
-                     if r["stage"] == s["stage"] and start <= r["entered_at"] < end and r["left_at"]]
+        durations = [
+            (r["left_at"] - r["entered_at"]).total_seconds()
+            for r in rows
+            if r["stage"] == s["stage"] and start <= r["entered_at"] < end and r["left_at"]
+        ]
         assert s["stays"] == len(durations)
         assert s["median_seconds"] == pytest.approx(percentile(durations, 50))
         assert s["p90_seconds"] == pytest.approx(percentile(durations, 90))
@@ -161,25 +192,26 @@ async def test_time_in_stage_churn_and_distribution_equal_brute_force(lc):
         return r["entered_at"] <= start and (r["left_at"] is None or r["left_at"] > start)
 
     assert churn["active_at_start"] == sum(1 for r in rows if r["stage"] in ACTIVE and at_start(r))
-    assert churn["became_active"] == len({r["customer_id"] for r in rows if r["stage"] in ACTIVE and during(r)
-                                          and r["from_stage"] not in ACTIVE})
+    assert churn["became_active"] == len(
+        {r["customer_id"] for r in rows if r["stage"] in ACTIVE and during(r) and r["from_stage"] not in ACTIVE}
+    )
     assert churn["churned"] == len({r["customer_id"] for r in rows if r["stage"] == "churned" and during(r)})
     assert churn["churned_at_start"] == sum(1 for r in rows if r["stage"] == "churned" and at_start(r))
-    assert churn["reactivated"] == len({r["customer_id"] for r in rows if r["from_stage"] == "churned"
-                                        and r["stage"] in ACTIVE and during(r)})
+    assert churn["reactivated"] == len(
+        {r["customer_id"] for r in rows if r["from_stage"] == "churned" and r["stage"] in ACTIVE and during(r)}
+    )
     assert churn["churn_rate"] == pytest.approx(churn["churned"] / (churn["active_at_start"] + churn["became_active"]))
 
-    dist = (await lc.client.get("/v1/lifecycle/analytics/distribution",
-                                params={**params, "interval": "month"})).json()["points"]
+    dist = (await lc.client.get("/v1/lifecycle/analytics/distribution", params={**params, "interval": "month"})).json()["points"]
     assert len(dist) >= 10
     for point in dist[::3]:
         at = datetime.fromisoformat(point["at"])
-        expected = Counter(r["stage"] for r in rows
-                           if r["entered_at"] <= at and (r["left_at"] is None or r["left_at"] > at))
+        expected = Counter(r["stage"] for r in rows if r["entered_at"] <= at and (r["left_at"] is None or r["left_at"] > at))
         assert point["counts"] == dict(expected)
 
     bad = await lc.client.get("/v1/lifecycle/analytics/churn", params={"from": end.isoformat(), "to": start.isoformat()})
     assert bad.status_code == 422
-    too_many = await lc.client.get("/v1/lifecycle/analytics/distribution",
-                                   params={"from": "1990-01-01T00:00:00Z", "interval": "day"})
+    too_many = await lc.client.get(
+        "/v1/lifecycle/analytics/distribution", params={"from": "1990-01-01T00:00:00Z", "interval": "day"}
+    )
     assert too_many.status_code == 422

@@ -39,14 +39,30 @@ async def test_total_spend_is_net_of_refunds(lc):
     cid, p1, p2, p3 = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 
     def refund(pid: uuid.UUID, amount: str, cancelled: bool = False):
-        return envelope(interaction.PurchaseRefunded(
-            customer_id=cid, purchase_id=pid, refund_id=uuid.uuid4(), source="shop", order_id="x",
-            amount=Decimal(amount), currency="EUR", cancelled=cancelled, occurred_at=days_ago(1)))
+        return envelope(
+            interaction.PurchaseRefunded(
+                customer_id=cid,
+                purchase_id=pid,
+                refund_id=uuid.uuid4(),
+                source="shop",
+                order_id="x",
+                amount=Decimal(amount),
+                currency="EUR",
+                cancelled=cancelled,
+                occurred_at=days_ago(1),
+            )
+        )
 
     # A refund before its purchase, a partial refund, an over-refund (floored at zero), a cancellation.
     await lc.apply([refund(p1, "4.00")])
-    await lc.apply([purchase(cid, days_ago(30), p1, amount="10.00"), purchase(cid, days_ago(20), p2, amount="7.00"),
-                    purchase(cid, days_ago(10), p3, amount="5.00"), refund(p2, "9.00")])
+    await lc.apply(
+        [
+            purchase(cid, days_ago(30), p1, amount="10.00"),
+            purchase(cid, days_ago(20), p2, amount="7.00"),
+            purchase(cid, days_ago(10), p3, amount="5.00"),
+            refund(p2, "9.00"),
+        ]
+    )
     await lc.apply([refund(p3, "5.00", cancelled=True)])
     view = await lc.view(cid)
     assert (view["order_count"], view["total_spend"]) == (2, "6.0000")
@@ -57,9 +73,18 @@ async def test_spend_is_never_added_across_currencies(lc):
     """Like profile, segmentation and clv, lifecycle keeps net spend per currency: a customer who bought in two
     currencies has one figure per currency and no `total_spend` (it used to add 10 EUR and 7 USD up to 17)."""
     cid, p1, p2 = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    usd = envelope(interaction.PurchaseRecorded(
-        customer_id=cid, purchase_id=p2, source="shop", order_id="u", amount=Decimal("7.00"), currency="USD",
-        channel="web", occurred_at=days_ago(10)))
+    usd = envelope(
+        interaction.PurchaseRecorded(
+            customer_id=cid,
+            purchase_id=p2,
+            source="shop",
+            order_id="u",
+            amount=Decimal("7.00"),
+            currency="USD",
+            channel="web",
+            occurred_at=days_ago(10),
+        )
+    )
     await lc.apply([purchase(cid, days_ago(30), p1, amount="10.00")])
     view = await lc.view(cid)
     assert (view["total_spend"], view["spend_by_currency"]) == ("10.0000", {"EUR": "10.0000"})

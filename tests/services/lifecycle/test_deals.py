@@ -16,10 +16,16 @@ async def test_seeded_pipelines_and_a_new_one(lc):
     assert "competitor" in sales["lost_reasons"]
     assert (await lc.client.get("/v1/pipelines/nope")).status_code == 404
 
-    body = {"key": "renewals", "name": "Renewals", "lost_reasons": ["price"], "stages": [
-        {"key": "due", "name": "Due", "win_probability": "0.6"},
-        {"key": "renewed", "name": "Renewed", "win_probability": "1", "outcome": "won"},
-        {"key": "lapsed", "name": "Lapsed", "win_probability": "0", "outcome": "lost"}]}
+    body = {
+        "key": "renewals",
+        "name": "Renewals",
+        "lost_reasons": ["price"],
+        "stages": [
+            {"key": "due", "name": "Due", "win_probability": "0.6"},
+            {"key": "renewed", "name": "Renewed", "win_probability": "1", "outcome": "won"},
+            {"key": "lapsed", "name": "Lapsed", "win_probability": "0", "outcome": "lost"},
+        ],
+    }
     assert (await lc.client.post("/v1/pipelines", json=body)).status_code == 201
     assert (await lc.client.post("/v1/pipelines", json=body)).status_code == 409
     no_terminal = {**body, "key": "x", "stages": body["stages"][:1] * 3}
@@ -30,8 +36,9 @@ async def test_seeded_pipelines_and_a_new_one(lc):
 async def test_deal_lifecycle_through_the_api(lc):
     cid = uuid.uuid4()
     await lc.apply([created(cid, days_ago(3)), lead(cid, days_ago(3))])
-    resp = await lc.client.post("/v1/deals", json={"customer_id": str(cid), "pipeline": "sales", "amount": "1200.00",
-                                                   "currency": "EUR", "owner": "bob"})
+    resp = await lc.client.post(
+        "/v1/deals", json={"customer_id": str(cid), "pipeline": "sales", "amount": "1200.00", "currency": "EUR", "owner": "bob"}
+    )
     assert resp.status_code == 201, resp.text
     deal = resp.json()
     assert (deal["stage"], deal["status"], Decimal(deal["win_probability"])) == ("lead", "open", Decimal("0.1"))
@@ -57,6 +64,7 @@ async def test_deal_lifecycle_through_the_api(lc):
     assert (await lc.client.get(f"/v1/deals/{uuid.uuid4()}")).status_code == 404
     page = (await lc.client.get(f"/v1/customers/{cid}/deals")).json()
     assert [d["id"] for d in page["items"]] == [deal["id"]]
+
     # A list shows each deal's history as the deal resource does (it showed `history: []`).
     def steps(history: list[dict]) -> list[tuple]:  # seconds_in_stage of the current stage grows between reads
         return [(h["stage"], h["entered_at"], h["left_at"], h["actor"]) for h in history]
@@ -72,8 +80,12 @@ async def test_deal_lifecycle_through_the_api(lc):
 
 async def test_partner_deal_events_move_deals_and_the_forecast(lc):
     a, b = uuid.uuid4(), uuid.uuid4()
-    await lc.apply([deal_updated(a, days_ago(10), "D-1", "qualified", amount="1000"),
-                    deal_updated(b, days_ago(10), "D-2", "negotiation", amount="2000")])
+    await lc.apply(
+        [
+            deal_updated(a, days_ago(10), "D-1", "qualified", amount="1000"),
+            deal_updated(b, days_ago(10), "D-2", "negotiation", amount="2000"),
+        ]
+    )
     await lc.apply([deal_updated(a, days_ago(5), "D-1", "proposal", amount="1000")])
     await lc.apply([deal_updated(a, days_ago(8), "D-1", "lead", amount="1000")])  # older than the stage: ignored
     deals = (await lc.client.get("/v1/deals", params={"pipeline": "sales", "limit": 1})).json()
@@ -92,8 +104,9 @@ async def test_partner_deal_events_move_deals_and_the_forecast(lc):
     assert Decimal(sales["amount"]) == 3000
     assert Decimal(sales["weighted"]) == Decimal("1000") * Decimal("0.5") + Decimal("2000") * Decimal("0.75")
     # Money has 4 decimals everywhere: amount × probability (4 × 4 decimals) is rounded, not shown with 8.
-    assert sales["weighted"] == "2000.0000" and all(s["weighted"].endswith(".0000") and len(s["weighted"].split(".")[1]) == 4
-                                                    for s in sales["stages"])
+    assert sales["weighted"] == "2000.0000" and all(
+        s["weighted"].endswith(".0000") and len(s["weighted"].split(".")[1]) == 4 for s in sales["stages"]
+    )
 
     await lc.apply([deal_updated(b, days_ago(1), "D-2", "won", amount="2000")])
     [sales] = (await lc.client.get("/v1/lifecycle/analytics/pipeline-value")).json()["forecasts"]
@@ -104,8 +117,13 @@ async def test_partner_deal_events_move_deals_and_the_forecast(lc):
 
 async def test_a_deal_opened_and_won_in_one_batch_still_made_the_prospect_an_acquisition(lc):
     cid = uuid.uuid4()
-    await lc.apply([lead(cid, days_ago(20)), deal_updated(cid, days_ago(10), "D-9", "proposal"),
-                    deal_updated(cid, days_ago(5), "D-9", "won")])
+    await lc.apply(
+        [
+            lead(cid, days_ago(20)),
+            deal_updated(cid, days_ago(10), "D-9", "proposal"),
+            deal_updated(cid, days_ago(5), "D-9", "won"),
+        ]
+    )
     view = await lc.view(cid)
     assert [h["stage"] for h in view["history"]] == ["approach", "acquisition"]
     [deal] = (await lc.client.get(f"/v1/customers/{cid}/deals")).json()["items"]
@@ -132,7 +150,19 @@ async def test_a_deal_needs_a_customer_interaction_announced(lc):
     # A merged-away id opens the deal for its survivor, as every other read of that id answers as the survivor.
     merged = uuid.uuid4()
     await lc.apply([created(merged)])
-    await lc.apply([envelope(CustomerMerged(customer_id=known, merge_id=uuid.uuid4(), survivor_id=known,
-                                            merged_id=merged, reason="same email", merged_at=NOW))])
+    await lc.apply(
+        [
+            envelope(
+                CustomerMerged(
+                    customer_id=known,
+                    merge_id=uuid.uuid4(),
+                    survivor_id=known,
+                    merged_id=merged,
+                    reason="same email",
+                    merged_at=NOW,
+                )
+            )
+        ]
+    )
     resp = await lc.client.post("/v1/deals", json={"customer_id": str(merged), **body})
     assert resp.status_code == 201 and resp.json()["customer_id"] == str(known)

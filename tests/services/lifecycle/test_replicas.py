@@ -32,8 +32,13 @@ async def _write(lc, statement: str, **params: object) -> None:
 
 
 async def _left_by(lc, run_id: uuid.UUID, owner: str, lease_until: datetime) -> None:
-    await _write(lc, "UPDATE lifecycle.replay_run SET status = 'running', claimed_by = :owner, lease_until = :lease "
-                 "WHERE id = :id", owner=owner, lease=lease_until, id=run_id)
+    await _write(
+        lc,
+        "UPDATE lifecycle.replay_run SET status = 'running', claimed_by = :owner, lease_until = :lease WHERE id = :id",
+        owner=owner,
+        lease=lease_until,
+        id=run_id,
+    )
 
 
 async def test_a_replay_runs_on_the_replica_that_claims_it_and_a_dead_ones_is_resumed(lc):

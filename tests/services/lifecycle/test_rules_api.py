@@ -8,6 +8,7 @@ from tests.support import wait_until
 
 async def finished(lc, run: dict) -> dict:
     """The run once it has finished (the replay is a job: 202, then poll)."""
+
     async def done() -> bool:
         nonlocal run
         run = (await lc.client.get(f"/v1/lifecycle/rules/runs/{run['id']}")).json()
@@ -20,8 +21,10 @@ async def finished(lc, run: dict) -> dict:
 async def test_dry_run_then_save_then_replay(lc):
     repeaters = [uuid.uuid4() for _ in range(3)]
     slow = [uuid.uuid4() for _ in range(2)]
-    await lc.apply([e for c in repeaters for e in (purchase(c, days_ago(40)), purchase(c, days_ago(30)))]
-                   + [e for c in slow for e in (purchase(c, days_ago(200)), purchase(c, days_ago(100)))])
+    await lc.apply(
+        [e for c in repeaters for e in (purchase(c, days_ago(40)), purchase(c, days_ago(30)))]
+        + [e for c in slow for e in (purchase(c, days_ago(200)), purchase(c, days_ago(100)))]
+    )
     active = (await lc.client.get("/v1/lifecycle/rules")).json()
     assert active["version"] == 1 and active["active"] and active["rule_order"][0] == "manual"
     stages = {c: (await lc.view(c))["stage"] for c in repeaters + slow}
@@ -30,15 +33,19 @@ async def test_dry_run_then_save_then_replay(lc):
     candidate = {**active["parameters"], "repeat_window_days": 30}
     dry = await lc.client.post("/v1/lifecycle/rules/dry-run", json={"parameters": candidate})
     assert dry.status_code == 200, dry.text
-    assert dry.json() == {"evaluated": 5, "moved": 2,
-                          "moves": [{"from_stage": "retention", "to_stage": "development", "customers": 2}]}
+    assert dry.json() == {
+        "evaluated": 5,
+        "moved": 2,
+        "moves": [{"from_stage": "retention", "to_stage": "development", "customers": 2}],
+    }
     assert {c: (await lc.view(c))["stage"] for c in repeaters + slow} == stages, "a dry run changes nothing"
 
     bad = await lc.client.post("/v1/lifecycle/rules/dry-run", json={"parameters": {**candidate, "inactivity_days": 0}})
     assert bad.status_code == 422
 
-    saved = await lc.client.put("/v1/lifecycle/rules", json={"parameters": candidate, "description": "tighter",
-                                                             "created_by": "ada"})
+    saved = await lc.client.put(
+        "/v1/lifecycle/rules", json={"parameters": candidate, "description": "tighter", "created_by": "ada"}
+    )
     assert saved.status_code == 202, saved.text
     assert saved.json()["rule_set"]["version"] == 2 and saved.json()["run"]["customers_total"] == 5
     run = await finished(lc, saved.json()["run"])
@@ -60,8 +67,7 @@ async def test_dry_run_then_save_then_replay(lc):
     replay = await lc.client.post("/v1/lifecycle/rules/versions/1/replay")
     assert replay.status_code == 202, replay.text
     run = await finished(lc, replay.json()["run"])
-    assert (run["evaluated"], run["moved"], run["moves"]) == (predicted["evaluated"], predicted["moved"],
-                                                              predicted["moves"])
+    assert (run["evaluated"], run["moved"], run["moves"]) == (predicted["evaluated"], predicted["moved"], predicted["moves"])
     runs = (await lc.client.get("/v1/lifecycle/rules/runs")).json()["items"]
     assert [r["rule_set_version"] for r in runs] == [1, 2]
     assert (await lc.client.get(f"/v1/lifecycle/rules/runs/{uuid.uuid4()}")).status_code == 404

@@ -27,9 +27,19 @@ from lifecycle.stages import repository, service
 
 
 def refund(cid: uuid.UUID, at, purchase_id: uuid.UUID, amount: str):
-    return envelope(interaction.PurchaseRefunded(
-        customer_id=cid, purchase_id=purchase_id, refund_id=uuid.uuid4(), source="shop", order_id="x",
-        amount=Decimal(amount), currency="EUR", cancelled=False, occurred_at=at))
+    return envelope(
+        interaction.PurchaseRefunded(
+            customer_id=cid,
+            purchase_id=purchase_id,
+            refund_id=uuid.uuid4(),
+            source="shop",
+            order_id="x",
+            amount=Decimal(amount),
+            currency="EUR",
+            cancelled=False,
+            occurred_at=at,
+        )
+    )
 
 
 def random_history(rng: random.Random, cid: uuid.UUID) -> list:
@@ -67,8 +77,9 @@ async def test_stage_equals_the_rules_on_the_sorted_history(lc, seed):
         facts = await repository.load_facts(session, customers)
     for cid in customers:
         expected = derive_stage(facts[cid].facts if cid in facts else [], RuleParameters(), NOW)
-        rows = await lc.sql("SELECT stage, entered_at, left_at FROM lifecycle.stage_history WHERE customer_id = :c "
-                            "ORDER BY entered_at, id", c=cid)
+        rows = await lc.sql(
+            "SELECT stage, entered_at, left_at FROM lifecycle.stage_history WHERE customer_id = :c ORDER BY entered_at, id", c=cid
+        )
         assert [(r.stage, r.entered_at) for r in rows] == [(t.stage.value, t.entered_at) for t in expected]
         assert [r.left_at for r in rows] == [t.entered_at for t in expected[1:]] + ([None] if expected else [])
         if expected:
@@ -78,7 +89,8 @@ async def test_stage_equals_the_rules_on_the_sorted_history(lc, seed):
     # Facts are stored once per event however often it arrived (a cancellation is a refund and a cancellation).
     [(n,)] = await lc.sql("SELECT count(*) FROM lifecycle.customer_fact")
     assert n == len({(e.source, e.id) for e in events}) + len(
-        {e.id for e in events if e.type == "purchase.refunded" and e.data["cancelled"]})
+        {e.id for e in events if e.type == "purchase.refunded" and e.data["cancelled"]}
+    )
 
 
 async def test_lifecycle_path_and_stage_changed_events(lc):
@@ -97,9 +109,15 @@ async def test_lifecycle_path_and_stage_changed_events(lc):
     assert [s["entered"] for s in funnel[0]["steps"]] == [1, 1, 1, 1, 1], "the funnel row follows the history"
     rows = await lc.sql("SELECT payload FROM lifecycle.outbox ORDER BY id")
     import orjson
+
     changes = [(orjson.loads(r.payload)["data"]["from_stage"], orjson.loads(r.payload)["data"]["to_stage"]) for r in rows]
-    assert changes == [(None, "approach"), ("approach", "acquisition"), ("acquisition", "development"),
-                       ("development", "retention"), ("retention", "loyalty")]
+    assert changes == [
+        (None, "approach"),
+        ("approach", "acquisition"),
+        ("acquisition", "development"),
+        ("development", "retention"),
+        ("retention", "loyalty"),
+    ]
 
 
 async def test_referral_credits_the_referrer(lc):
@@ -145,8 +163,20 @@ async def test_merge_folds_unmerge_restores_erasure_forgets(lc):
     p_merged = uuid.uuid4()
     await lc.apply([purchase(survivor, days_ago(30)), purchase(merged, days_ago(20), p_merged)])
     merge_id = uuid.uuid4()
-    await lc.apply([envelope(interaction.CustomerMerged(customer_id=survivor, merge_id=merge_id, survivor_id=survivor,
-                                                        merged_id=merged, reason="same email", merged_at=NOW))])
+    await lc.apply(
+        [
+            envelope(
+                interaction.CustomerMerged(
+                    customer_id=survivor,
+                    merge_id=merge_id,
+                    survivor_id=survivor,
+                    merged_id=merged,
+                    reason="same email",
+                    merged_at=NOW,
+                )
+            )
+        ]
+    )
     view = await lc.view(survivor)
     assert view["stage"] == "retention" and view["order_count"] == 2
     # The merged-away id answers as its survivor, as the profile does.
@@ -154,9 +184,20 @@ async def test_merge_folds_unmerge_restores_erasure_forgets(lc):
     assert resp.status_code == 200 and resp.json()["customer_id"] == str(survivor), resp.text
     assert resp.json()["resolved_from"] == str(merged)
 
-    await lc.apply([envelope(interaction.CustomerUnmerged(customer_id=survivor, merge_id=merge_id,
-                                                          survivor_id=survivor, restored_id=merged,
-                                                          purchase_ids=[p_merged], unmerged_at=NOW))])
+    await lc.apply(
+        [
+            envelope(
+                interaction.CustomerUnmerged(
+                    customer_id=survivor,
+                    merge_id=merge_id,
+                    survivor_id=survivor,
+                    restored_id=merged,
+                    purchase_ids=[p_merged],
+                    unmerged_at=NOW,
+                )
+            )
+        ]
+    )
     assert (await lc.view(survivor))["stage"] == "development"
     assert (await lc.view(merged))["order_count"] == 1
 
@@ -185,15 +226,15 @@ async def test_manual_moves_enforce_allowed_transitions(lc):
     resp = await lc.client.post(url, json={"to_stage": "retention"})
     assert resp.status_code == 422 and "reason" in resp.json()["detail"]
 
-    resp = await lc.client.post(f"/v1/customers/{uuid.uuid4()}/lifecycle/moves",
-                                json={"to_stage": "retention", "reason": "why not"})
+    resp = await lc.client.post(
+        f"/v1/customers/{uuid.uuid4()}/lifecycle/moves", json={"to_stage": "retention", "reason": "why not"}
+    )
     assert resp.status_code == 404
 
     resp = await lc.client.post(url, json={"to_stage": "churned", "reason": "closed the account", "actor": "ada"})
     assert resp.status_code == 201, resp.text
     last = resp.json()["history"][-1]
-    assert (last["stage"], last["rule"], last["reason"], last["actor"]) == ("churned", "manual", "closed the account",
-                                                                         "ada")
+    assert (last["stage"], last["rule"], last["reason"], last["actor"]) == ("churned", "manual", "closed the account", "ada")
     # The manual move is a fact: later events replay on top of it (a purchase reactivates).
     await lc.apply([purchase(cid, datetime.now(UTC) + timedelta(minutes=1))])
     assert (await lc.view(cid))["stage"] == Stage.RETENTION
@@ -227,9 +268,10 @@ async def test_incremental_derivation_writes_what_the_full_replay_writes(lc, see
     customers = [uuid.UUID(int=rng.getrandbits(128)) for _ in range(8)]
     arrivals = []
     for cid in customers:
-        history = sorted(random_history(rng, cid) + [purchase(cid, days_ago(rng.uniform(0, 700)))
-                                                       for _ in range(rng.randint(1, 4))],
-                         key=lambda e: e.data.get("occurred_at") or e.data.get("as_of"))
+        history = sorted(
+            random_history(rng, cid) + [purchase(cid, days_ago(rng.uniform(0, 700))) for _ in range(rng.randint(1, 4))],
+            key=lambda e: e.data.get("occurred_at") or e.data.get("as_of"),
+        )
         if rng.random() < 0.3:  # a late event: earlier than the rest of this customer's history
             history.append(lead(cid, days_ago(800)))
         if rng.random() < 0.3:
@@ -243,7 +285,7 @@ async def test_incremental_derivation_writes_what_the_full_replay_writes(lc, see
         cid = rng.choice([c for c in customers if per_customer[c]])
         ordered.append(per_customer[cid].pop(0))
     for i in range(0, len(ordered), 3):
-        await lc.apply(ordered[i:i + 3])
+        await lc.apply(ordered[i : i + 3])
     # Customers the clock churned, or with a late event, a refund or a cancellation, were replayed; others not.
     assert sum(o.incremental for o in outcomes) >= 4
 
@@ -252,12 +294,12 @@ async def test_incremental_derivation_writes_what_the_full_replay_writes(lc, see
 
 SNAPSHOT = {
     "history": "SELECT customer_id, from_stage, stage, entered_at, left_at, reason, rule, trigger_event_id "
-               "FROM lifecycle.stage_history ORDER BY customer_id, entered_at, id",
+    "FROM lifecycle.stage_history ORDER BY customer_id, entered_at, id",
     "current": "SELECT customer_id, stage, stage_entered_at, order_count, total_spend, spend_by_currency, "
-               "last_purchase_at, derivation FROM lifecycle.customer_stage ORDER BY customer_id",
+    "last_purchase_at, derivation FROM lifecycle.customer_stage ORDER BY customer_id",
     "funnel": "SELECT customer_id, first_entered_at, entered_approach_at, entered_acquisition_at, "
-              "entered_development_at, entered_retention_at, entered_loyalty_at FROM lifecycle.funnel_entry "
-              "ORDER BY customer_id",
+    "entered_development_at, entered_retention_at, entered_loyalty_at FROM lifecycle.funnel_entry "
+    "ORDER BY customer_id",
 }
 
 
@@ -269,8 +311,7 @@ async def derived_state(session) -> dict[str, list]:
 async def replayed_from_nothing(lc, rederive) -> dict[str, list]:
     """What the full replay of every customer with facts writes from nothing but the facts (rolled back)."""
     async with lc.runtime.session_factory() as session, session.begin():
-        customers = (await session.execute(sa.text(
-            "SELECT DISTINCT customer_id FROM lifecycle.customer_fact"))).scalars().all()
+        customers = (await session.execute(sa.text("SELECT DISTINCT customer_id FROM lifecycle.customer_fact"))).scalars().all()
         for table in ("stage_history", "customer_stage", "funnel_entry"):
             await session.execute(sa.text(f"DELETE FROM lifecycle.{table}"))
         replay = await rederive(session, lc.runtime.outbox, customers, as_of=None)
@@ -307,35 +348,88 @@ def identity_timeline(rng: random.Random, customers: list[uuid.UUID], steps: int
             survivor, merged = rng.sample(lives, 2)
             merge_id, version = uuid.uuid4(), version + 1
             merged_into[merged] = (survivor, merge_id)
-            out.append(envelope(interaction.CustomerMerged(customer_id=survivor, merge_id=merge_id, survivor_id=survivor,
-                                                           merged_id=merged, reason="same email", merged_at=at,
-                                                           version=version)))
+            out.append(
+                envelope(
+                    interaction.CustomerMerged(
+                        customer_id=survivor,
+                        merge_id=merge_id,
+                        survivor_id=survivor,
+                        merged_id=merged,
+                        reason="same email",
+                        merged_at=at,
+                        version=version,
+                    )
+                )
+            )
         elif r < 0.13 and merged_into:
             restored = rng.choice(sorted(merged_into))
             survivor, merge_id = merged_into.pop(restored)
             version += 1
-            out.append(envelope(interaction.CustomerUnmerged(
-                customer_id=survivor, merge_id=merge_id, survivor_id=survivor, restored_id=restored,
-                purchase_ids=[p for h, p, _ in purchases if h == restored], unmerged_at=at, version=version)))
+            out.append(
+                envelope(
+                    interaction.CustomerUnmerged(
+                        customer_id=survivor,
+                        merge_id=merge_id,
+                        survivor_id=survivor,
+                        restored_id=restored,
+                        purchase_ids=[p for h, p, _ in purchases if h == restored],
+                        unmerged_at=at,
+                        version=version,
+                    )
+                )
+            )
         elif r < 0.55:
             pid, currency = uuid.uuid4(), "USD" if rng.random() < 0.25 else "EUR"
             purchases.append((home, pid, currency))
-            out.append(envelope(interaction.PurchaseRecorded(
-                customer_id=live(home), home_customer_id=home, purchase_id=pid, source="shop",
-                order_id=str(pid), amount=Decimal(rng.randint(100, 9999)) / 100, currency=currency, channel="web",
-                occurred_at=at)))
+            out.append(
+                envelope(
+                    interaction.PurchaseRecorded(
+                        customer_id=live(home),
+                        home_customer_id=home,
+                        purchase_id=pid,
+                        source="shop",
+                        order_id=str(pid),
+                        amount=Decimal(rng.randint(100, 9999)) / 100,
+                        currency=currency,
+                        channel="web",
+                        occurred_at=at,
+                    )
+                )
+            )
         elif r < 0.62 and purchases:
             h, pid, currency = rng.choice(purchases)
             cancelled = rng.random() < 0.4
-            out.append(envelope(interaction.PurchaseRefunded(
-                customer_id=live(h), home_customer_id=h, purchase_id=pid, refund_id=uuid.uuid4(), source="shop",
-                order_id=str(pid), amount=Decimal("1.25"), currency=currency, cancelled=cancelled, occurred_at=at)))
+            out.append(
+                envelope(
+                    interaction.PurchaseRefunded(
+                        customer_id=live(h),
+                        home_customer_id=h,
+                        purchase_id=pid,
+                        refund_id=uuid.uuid4(),
+                        source="shop",
+                        order_id=str(pid),
+                        amount=Decimal("1.25"),
+                        currency=currency,
+                        cancelled=cancelled,
+                        occurred_at=at,
+                    )
+                )
+            )
         elif r < 0.75:
             out.append(lead(live(home), at, qualified=rng.random() < 0.5))
         elif r < 0.85:
-            out.append(envelope(interaction.FeedbackRecorded(
-                customer_id=live(home), home_customer_id=home, feedback_id=uuid.uuid4(), source="survey",
-                nps=rng.randint(0, 10), occurred_at=at)))
+            out.append(
+                envelope(
+                    interaction.FeedbackRecorded(
+                        customer_id=live(home),
+                        home_customer_id=home,
+                        feedback_id=uuid.uuid4(),
+                        source="survey",
+                        nps=rng.randint(0, 10),
+                        occurred_at=at,
+                    )
+                )
+            )
         else:
             out.append(value(live(home), at, rng.choice(["gold", "silver", "bronze"]), rng.random()))
     return out
@@ -374,14 +468,17 @@ async def test_incremental_derivation_equals_the_replay_through_late_facts_and_m
     i = 0
     while i < len(arrivals):
         n = rng.randint(1, 4)
-        await lc.apply(arrivals[i:i + n])
+        await lc.apply(arrivals[i : i + n])
         i += n
         # After every batch, not only at the end: a later replay of a customer would hide an earlier wrong state.
         kept = await stored_state(lc)
         replayed = await replayed_from_nothing(lc, rederive)
-        assert replayed == kept, (f"after arrival {i}: " + "; ".join(
+        assert replayed == kept, f"after arrival {i}: " + "; ".join(
             f"{name}: stored only {sorted(set(kept[name]) - set(rows), key=str)}, replay only "
-            f"{sorted(set(rows) - set(kept[name]), key=str)}" for name, rows in replayed.items() if rows != kept[name]))
+            f"{sorted(set(rows) - set(kept[name]), key=str)}"
+            for name, rows in replayed.items()
+            if rows != kept[name]
+        )
     incremental = sum(o.incremental for o in outcomes)
     assert incremental >= 10 and incremental < sum(o.evaluated for o in outcomes)
     assert any(len(r[5]) == 2 for r in kept["current"]), "a customer with spend in two currencies"

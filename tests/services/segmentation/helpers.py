@@ -22,24 +22,46 @@ def consumed(payload: Payload) -> ConsumedEvent:
     return ConsumedEvent(envelope=env, payload=payload, message=None)  # type: ignore[arg-type]
 
 
-def purchase(customer: uuid.UUID, amount: str, days: float, currency: str = "EUR",
-             purchase_id: uuid.UUID | None = None) -> interaction.PurchaseRecorded:
-    return interaction.PurchaseRecorded(customer_id=customer, purchase_id=purchase_id or uuid.uuid4(), source="shop",
-                                        order_id="o", amount=Decimal(amount), currency=currency, channel="web",
-                                        occurred_at=T0 + timedelta(days=days))
+def purchase(
+    customer: uuid.UUID, amount: str, days: float, currency: str = "EUR", purchase_id: uuid.UUID | None = None
+) -> interaction.PurchaseRecorded:
+    return interaction.PurchaseRecorded(
+        customer_id=customer,
+        purchase_id=purchase_id or uuid.uuid4(),
+        source="shop",
+        order_id="o",
+        amount=Decimal(amount),
+        currency=currency,
+        channel="web",
+        occurred_at=T0 + timedelta(days=days),
+    )
 
 
-def refund(customer: uuid.UUID, purchase_id: uuid.UUID, amount: str, cancelled: bool = False,
-           days: float = 1) -> interaction.PurchaseRefunded:
-    return interaction.PurchaseRefunded(customer_id=customer, purchase_id=purchase_id, refund_id=uuid.uuid4(),
-                                        source="shop", order_id="o", amount=Decimal(amount), currency="EUR",
-                                        cancelled=cancelled, occurred_at=T0 + timedelta(days=days))
+def refund(
+    customer: uuid.UUID, purchase_id: uuid.UUID, amount: str, cancelled: bool = False, days: float = 1
+) -> interaction.PurchaseRefunded:
+    return interaction.PurchaseRefunded(
+        customer_id=customer,
+        purchase_id=purchase_id,
+        refund_id=uuid.uuid4(),
+        source="shop",
+        order_id="o",
+        amount=Decimal(amount),
+        currency="EUR",
+        cancelled=cancelled,
+        occurred_at=T0 + timedelta(days=days),
+    )
 
 
 def touch(customer: uuid.UUID, days: float, touchpoint_id: uuid.UUID | None = None) -> interaction.TouchpointRecorded:
-    return interaction.TouchpointRecorded(customer_id=customer, touchpoint_id=touchpoint_id or uuid.uuid4(),
-                                          source="desk", channel="email", direction="inbound",
-                                          occurred_at=T0 + timedelta(days=days))
+    return interaction.TouchpointRecorded(
+        customer_id=customer,
+        touchpoint_id=touchpoint_id or uuid.uuid4(),
+        source="desk",
+        channel="email",
+        direction="inbound",
+        occurred_at=T0 + timedelta(days=days),
+    )
 
 
 def updated(customer: uuid.UUID, **attributes) -> interaction.CustomerUpdated:
@@ -47,16 +69,29 @@ def updated(customer: uuid.UUID, **attributes) -> interaction.CustomerUpdated:
 
 
 def merged(survivor: uuid.UUID, merged_id: uuid.UUID, merge_id: uuid.UUID | None = None) -> interaction.CustomerMerged:
-    return interaction.CustomerMerged(customer_id=survivor, merge_id=merge_id or uuid.uuid4(), survivor_id=survivor,
-                                      merged_id=merged_id, reason="same email", merged_at=T0)
+    return interaction.CustomerMerged(
+        customer_id=survivor,
+        merge_id=merge_id or uuid.uuid4(),
+        survivor_id=survivor,
+        merged_id=merged_id,
+        reason="same email",
+        merged_at=T0,
+    )
 
 
-def unmerged(survivor: uuid.UUID, restored: uuid.UUID, purchase_ids: list, touchpoint_ids: list,
-             merge_id: uuid.UUID) -> interaction.CustomerUnmerged:
+def unmerged(
+    survivor: uuid.UUID, restored: uuid.UUID, purchase_ids: list, touchpoint_ids: list, merge_id: uuid.UUID
+) -> interaction.CustomerUnmerged:
     """The undo of the merge `merge_id` (an unmerge always names the merge it undoes)."""
-    return interaction.CustomerUnmerged(customer_id=survivor, merge_id=merge_id, survivor_id=survivor,
-                                        restored_id=restored, purchase_ids=purchase_ids, touchpoint_ids=touchpoint_ids,
-                                        unmerged_at=T0)
+    return interaction.CustomerUnmerged(
+        customer_id=survivor,
+        merge_id=merge_id,
+        survivor_id=survivor,
+        restored_id=restored,
+        purchase_ids=purchase_ids,
+        touchpoint_ids=touchpoint_ids,
+        unmerged_at=T0,
+    )
 
 
 def erased(customer: uuid.UUID) -> interaction.CustomerErased:
@@ -64,15 +99,24 @@ def erased(customer: uuid.UUID) -> interaction.CustomerErased:
 
 
 def value(customer: uuid.UUID, clv_amount: str, tier: str, days: float = 0) -> clv.CustomerValueUpdated:
-    return clv.CustomerValueUpdated(customer_id=customer, currency="EUR", historical_value=Decimal(0),
-                                    current_value=Decimal(0), potential_value=Decimal(0), clv=Decimal(clv_amount),
-                                    probability_alive=0.5, expected_purchases=1.0, tier=tier,
-                                    as_of=T0 + timedelta(days=days))
+    return clv.CustomerValueUpdated(
+        customer_id=customer,
+        currency="EUR",
+        historical_value=Decimal(0),
+        current_value=Decimal(0),
+        potential_value=Decimal(0),
+        clv=Decimal(clv_amount),
+        probability_alive=0.5,
+        expected_purchases=1.0,
+        tier=tier,
+        as_of=T0 + timedelta(days=days),
+    )
 
 
 def stage(customer: uuid.UUID, to: str, days: float = 0) -> lifecycle.StageChanged:
-    return lifecycle.StageChanged(customer_id=customer, from_stage=None, to_stage=lifecycle.Stage(to),
-                                  changed_at=T0 + timedelta(days=days), reason="test")
+    return lifecycle.StageChanged(
+        customer_id=customer, from_stage=None, to_stage=lifecycle.Stage(to), changed_at=T0 + timedelta(days=days), reason="test"
+    )
 
 
 class Feeder:

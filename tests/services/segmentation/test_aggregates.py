@@ -47,8 +47,13 @@ class Model:
         """A purchase through `c`'s identifier: it goes to c's live customer."""
         p = purchase(c, amount, days, currency=currency)
         owner = self.resolve(c)
-        self.purchases[p.purchase_id] = {"id": p.purchase_id, "owner": owner, "currency": p.currency,
-                                         "amount": p.amount, "at": p.occurred_at}
+        self.purchases[p.purchase_id] = {
+            "id": p.purchase_id,
+            "owner": owner,
+            "currency": p.currency,
+            "amount": p.amount,
+            "at": p.occurred_at,
+        }
         self.rows.add(owner)
         return p
 
@@ -127,8 +132,7 @@ class Model:
                 "touchpoint_count": len(touches),
                 "last_touch_at": max(touches, default=None),
                 "attributes": {k: v for k, v in self.attributes.get(c, {}).items() if v is not None},
-                "by_currency": {cur: (s["n"], s["spend"], min(s["times"]), max(s["times"]))
-                                for cur, s in by_currency.items()},
+                "by_currency": {cur: (s["n"], s["spend"], min(s["times"]), max(s["times"])) for cur, s in by_currency.items()},
             }
         return out
 
@@ -146,8 +150,9 @@ def histories(draw):
         c = draw(st.sampled_from(live))
         owner = model.resolve(c)
         if op == "purchase":
-            p = model.purchase(c, str(draw(st.integers(0, 500))), draw(st.integers(0, 300)),
-                               currency=draw(st.sampled_from(["EUR", "USD"])))
+            p = model.purchase(
+                c, str(draw(st.integers(0, 500))), draw(st.integers(0, 300)), currency=draw(st.sampled_from(["EUR", "USD"]))
+            )
             if draw(st.booleans()) and draw(st.booleans()):
                 # A refund that arrives before its purchase.
                 r = refund(owner, p.purchase_id, "5", cancelled=False)
@@ -187,27 +192,49 @@ def histories(draw):
 
 async def db_state(feeder: Feeder, ids: list[uuid.UUID]) -> dict:
     async with feeder.engine.connect() as conn:
-        aggregates = (await conn.execute(sa.text(
-            "SELECT * FROM segmentation.customer_aggregate WHERE customer_id = ANY(:ids)"), {"ids": ids})).mappings().all()
-        summaries = (await conn.execute(sa.text(
-            "SELECT * FROM segmentation.purchase_summary WHERE customer_id = ANY(:ids)"), {"ids": ids})).mappings().all()
+        aggregates = (
+            (
+                await conn.execute(
+                    sa.text("SELECT * FROM segmentation.customer_aggregate WHERE customer_id = ANY(:ids)"), {"ids": ids}
+                )
+            )
+            .mappings()
+            .all()
+        )
+        summaries = (
+            (
+                await conn.execute(
+                    sa.text("SELECT * FROM segmentation.purchase_summary WHERE customer_id = ANY(:ids)"), {"ids": ids}
+                )
+            )
+            .mappings()
+            .all()
+        )
     out = {}
     for a in aggregates:
         out[a["customer_id"]] = {
-            "order_count": a["order_count"], "first_purchase_at": a["first_purchase_at"],
-            "last_purchase_at": a["last_purchase_at"], "touchpoint_count": a["touchpoint_count"],
+            "order_count": a["order_count"],
+            "first_purchase_at": a["first_purchase_at"],
+            "last_purchase_at": a["last_purchase_at"],
+            "touchpoint_count": a["touchpoint_count"],
             # A removed attribute is kept as a null (it still blocks a merged customer's value); read as absent.
             "last_touch_at": a["last_touch_at"],
             "attributes": {k: v for k, v in a["attributes"].items() if v is not None},
-            "by_currency": {s["currency"]: (s["order_count"], s["total_spend"], s["first_purchase_at"],
-                                            s["last_purchase_at"])
-                            for s in summaries if s["customer_id"] == a["customer_id"]},
+            "by_currency": {
+                s["currency"]: (s["order_count"], s["total_spend"], s["first_purchase_at"], s["last_purchase_at"])
+                for s in summaries
+                if s["customer_id"] == a["customer_id"]
+            },
         }
     return out
 
 
-@settings(max_examples=25, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                HealthCheck.too_slow])
+@settings(
+    max_examples=25,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(history=histories())
 async def test_incremental_aggregates_equal_recomputation_from_events(feeder, history):
     model, events, cuts = history

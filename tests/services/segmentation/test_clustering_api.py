@@ -39,8 +39,13 @@ async def test_clustering_chooses_k_in_range_or_uses_the_requested_k(client, fee
 
 
 async def test_bad_k_is_a_422_problem(client):
-    for body in ({"kind": "clustering", "k": 1}, {"kind": "clustering", "k": 21}, {"kind": "clustering", "k": "x"},
-                 {"kind": "rfm", "k": 3}, {"kind": "tiers", "k": 3}):
+    for body in (
+        {"kind": "clustering", "k": 1},
+        {"kind": "clustering", "k": 21},
+        {"kind": "clustering", "k": "x"},
+        {"kind": "rfm", "k": 3},
+        {"kind": "tiers", "k": 3},
+    ):
         resp = await client.post("/v1/segmentation/runs", json=body)
         assert resp.status_code == 422, (body, resp.text)
         assert resp.headers["content-type"].startswith("application/problem+json")

@@ -21,8 +21,9 @@ from segmentation.settings import SegmentationSettings
 
 async def _segment(client, feeder, key: str, customers: list[uuid.UUID]) -> str:
     await feeder.apply([purchase(c, "100", 1) for c in customers])
-    resp = await client.post("/v1/segments", json={
-        "key": key, "name": key, "rule": {"field": "spend", "op": "gte", "value": 100}})
+    resp = await client.post(
+        "/v1/segments", json={"key": key, "name": key, "rule": {"field": "spend", "op": "gte", "value": 100}}
+    )
     assert resp.status_code == 201, resp.text
     return resp.json()["segment_id"]
 
@@ -47,10 +48,16 @@ async def _finished(client, sid: str, kind: str) -> dict:
 async def test_an_export_job_writes_chunk_by_chunk_and_downloads_as_the_streamed_csv(client, feeder, database_url):
     customers = sorted(uuid.uuid4() for _ in range(5))
     sid = await _segment(client, feeder, "exported-job", customers)
-    await feeder.apply([value(customers[0], "10", "=HYPERLINK(\"http://x\")"),
-                        purchase(customers[4], "50", 0.5)])  # a second order: it leaves with the edit
-    await client.patch(f"/v1/segments/{sid}", json={"name": "edited", "rule": {
-        "all": [{"field": "spend", "op": "gte", "value": 100}, {"field": "order_count", "op": "lte", "value": 1}]}})
+    await feeder.apply(
+        [value(customers[0], "10", '=HYPERLINK("http://x")'), purchase(customers[4], "50", 0.5)]
+    )  # a second order: it leaves with the edit
+    await client.patch(
+        f"/v1/segments/{sid}",
+        json={
+            "name": "edited",
+            "rule": {"all": [{"field": "spend", "op": "gte", "value": 100}, {"field": "order_count", "op": "lte", "value": 1}]},
+        },
+    )
     client.exports.chunk_rows = 2  # 4 members: two chunks of rows after the header
 
     created = await client.post(f"/v1/segments/{sid}/exports", json={"kind": "members"})
@@ -68,15 +75,18 @@ async def test_an_export_job_writes_chunk_by_chunk_and_downloads_as_the_streamed
     assert polled["status"] == "succeeded" and polled["progress"] == 1.0 and polled["error"] is None
     assert polled["rows_total"] == polled["rows_written"] == len(members)
     assert polled["finished_at"] is not None and polled["attempts"] == 1
-    chunks = await _sql(database_url, "SELECT chunk_no FROM segmentation.segment_export_chunk WHERE export_id = :id "
-                                      "ORDER BY chunk_no", id=uuid.UUID(export["export_id"]))
+    chunks = await _sql(
+        database_url,
+        "SELECT chunk_no FROM segmentation.segment_export_chunk WHERE export_id = :id ORDER BY chunk_no",
+        id=uuid.UUID(export["export_id"]),
+    )
     assert [c.chunk_no for c in chunks] == [0, 1, 2]
 
     downloaded = await client.get(export["download"])
     assert downloaded.status_code == 200 and downloaded.headers["content-type"].startswith("text/csv")
     assert "attachment" in downloaded.headers["content-disposition"]
     assert downloaded.content == streamed.content
-    assert list(csv.DictReader(io.StringIO(downloaded.text)))[0]["tier"] == "'=HYPERLINK(\"http://x\")"
+    assert list(csv.DictReader(io.StringIO(downloaded.text)))[0]["tier"] == '\'=HYPERLINK("http://x")'
 
     history = await _finished(client, sid, "history")
     streamed = await client.get(f"/v1/segments/{sid}/history/export")
@@ -87,11 +97,15 @@ async def test_an_export_job_writes_chunk_by_chunk_and_downloads_as_the_streamed
 async def test_one_unfinished_export_per_segment_and_kind_and_hostile_requests_are_4xx(client, feeder, database_url):
     sid = await _segment(client, feeder, "busy", [uuid.uuid4()])
     running = uuid.uuid4()
-    await _sql(database_url, """
+    await _sql(
+        database_url,
+        """
         INSERT INTO segmentation.segment_export (export_id, segment_id, kind, status, claimed_by, lease_until,
                                                  rows_total, rows_written, attempts, started_at)
         VALUES (:id, :sid, 'members', 'running', 'replica-elsewhere', now() + interval '1 hour', 10, 4, 1, now())""",
-               id=running, sid=uuid.UUID(sid))
+        id=running,
+        sid=uuid.UUID(sid),
+    )
     refused = await client.post(f"/v1/segments/{sid}/exports", json={"kind": "members"})
     assert refused.status_code == 409 and refused.headers["content-type"] == "application/problem+json"
     assert refused.json()["running_job_id"] == str(running)
@@ -107,8 +121,11 @@ async def test_one_unfinished_export_per_segment_and_kind_and_hostile_requests_a
     await client.exports.jobs.wait()
 
     other_segment = await _segment(client, feeder, "other", [])
-    for path in (f"/v1/segments/{sid}/exports/{uuid.uuid4()}", f"/v1/segments/{other_segment}/exports/{running}",
-                 f"/v1/segments/{sid}/exports/{uuid.uuid4()}/download"):
+    for path in (
+        f"/v1/segments/{sid}/exports/{uuid.uuid4()}",
+        f"/v1/segments/{other_segment}/exports/{running}",
+        f"/v1/segments/{sid}/exports/{uuid.uuid4()}/download",
+    ):
         resp = await client.get(path)
         assert resp.status_code == 404 and resp.headers["content-type"] == "application/problem+json", path
     assert (await client.post(f"/v1/segments/{uuid.uuid4()}/exports", json={"kind": "members"})).status_code == 404
@@ -123,8 +140,11 @@ async def test_erasing_a_customer_deletes_the_exports_of_its_segments(client, fe
     sid = await _segment(client, feeder, "with-erased", [erased_one, uuid.uuid4()])
     holding = await _finished(client, sid, "members")
     await feeder.apply([purchase(kept, "5", 1)])
-    other = (await client.post("/v1/segments", json={
-        "key": "small-spenders", "name": "S", "rule": {"field": "spend", "op": "lt", "value": 10}})).json()["segment_id"]
+    other = (
+        await client.post(
+            "/v1/segments", json={"key": "small-spenders", "name": "S", "rule": {"field": "spend", "op": "lt", "value": 10}}
+        )
+    ).json()["segment_id"]
     untouched = await _finished(client, other, "members")
     assert holding["status"] == untouched["status"] == "succeeded"
 
@@ -138,27 +158,38 @@ async def test_erasing_a_customer_deletes_the_exports_of_its_segments(client, fe
 async def test_finished_exports_are_kept_for_the_last_few_and_a_day(client, feeder, database_url):
     sid = await _segment(client, feeder, "kept", [uuid.uuid4()])
     done = [await _finished(client, sid, "members") for _ in range(4)]
-    assert [(await client.get(f"/v1/segments/{sid}/exports/{e['export_id']}")).status_code for e in done] == [
-        404, 200, 200, 200]
-    await _sql(database_url, "UPDATE segmentation.segment_export SET finished_at = now() - interval '25 hours' "
-                             "WHERE export_id = :id", id=uuid.UUID(done[1]["export_id"]))
+    assert [(await client.get(f"/v1/segments/{sid}/exports/{e['export_id']}")).status_code for e in done] == [404, 200, 200, 200]
+    await _sql(
+        database_url,
+        "UPDATE segmentation.segment_export SET finished_at = now() - interval '25 hours' WHERE export_id = :id",
+        id=uuid.UUID(done[1]["export_id"]),
+    )
     await client.exports.recover_once()
-    assert [(await client.get(f"/v1/segments/{sid}/exports/{e['export_id']}")).status_code for e in done[1:]] == [
-        404, 200, 200]
+    assert [(await client.get(f"/v1/segments/{sid}/exports/{e['export_id']}")).status_code for e in done[1:]] == [404, 200, 200]
 
 
-async def _other_replicas_export(database_url: str, sid: str, kind: str, lease_until: datetime,
-                                 attempts: int) -> uuid.UUID:
+async def _other_replicas_export(database_url: str, sid: str, kind: str, lease_until: datetime, attempts: int) -> uuid.UUID:
     export_id = uuid.uuid4()
-    await _sql(database_url, """
+    await _sql(
+        database_url,
+        """
         INSERT INTO segmentation.segment_export (export_id, segment_id, kind, status, claimed_by, lease_until,
                                                  rows_total, rows_written, attempts, started_at)
         VALUES (:id, :sid, :kind, 'running', 'replica-elsewhere', :lease, 3, 1, :attempts, now())""",
-               id=export_id, sid=uuid.UUID(sid), kind=kind, lease=lease_until, attempts=attempts)
+        id=export_id,
+        sid=uuid.UUID(sid),
+        kind=kind,
+        lease=lease_until,
+        attempts=attempts,
+    )
     # What the dead replica had written: a stale header and a chunk of rows the restart must not keep.
-    await _sql(database_url, """
+    await _sql(
+        database_url,
+        """
         INSERT INTO segmentation.segment_export_chunk (export_id, chunk_no, data)
-        VALUES (:id, 0, 'stale header'::bytea), (:id, 9, 'stale rows'::bytea)""", id=export_id)
+        VALUES (:id, 0, 'stale header'::bytea), (:id, 9, 'stale rows'::bytea)""",
+        id=export_id,
+    )
     return export_id
 
 
@@ -166,12 +197,12 @@ async def test_a_dead_replicas_export_starts_over_and_a_live_ones_is_left_alone(
     sid = await _segment(client, feeder, "recovered", [uuid.uuid4() for _ in range(3)])
     history_sid = await _segment(client, feeder, "given-up", [])
     lapsed = await _other_replicas_export(database_url, sid, "members", datetime.now(UTC) - timedelta(seconds=5), 1)
-    given_up = await _other_replicas_export(database_url, history_sid, "history",
-                                            datetime.now(UTC) - timedelta(seconds=5), 3)
+    given_up = await _other_replicas_export(database_url, history_sid, "history", datetime.now(UTC) - timedelta(seconds=5), 3)
     live = await _other_replicas_export(database_url, sid, "history", datetime.now(UTC) + timedelta(hours=1), 1)
 
     settings = SegmentationSettings(database_url=database_url, transport="inprocess", job_lease_s=1.0)
     async with serving(segmentation.app.create_app(settings, InProcessTransport())) as replica:
+
         async def status(export_id: uuid.UUID, segment: str = sid) -> str:
             return (await replica.get(f"/v1/segments/{segment}/exports/{export_id}")).json()["status"]
 

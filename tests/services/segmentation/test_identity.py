@@ -7,23 +7,43 @@ import sqlalchemy as sa
 from tests.services.segmentation.helpers import erased, merged, purchase, stage, touch, unmerged, updated, value
 from tests.services.segmentation.test_runs_api import run
 
-TABLES = ["purchase", "purchase_refund", "touchpoint", "purchase_summary", "customer_aggregate", "segment_membership",
-          "run_result"]
+TABLES = [
+    "purchase",
+    "purchase_refund",
+    "touchpoint",
+    "purchase_summary",
+    "customer_aggregate",
+    "segment_membership",
+    "run_result",
+]
 
 
 async def rows_for(feeder, customer_id: uuid.UUID) -> dict[str, int]:
     async with feeder.engine.connect() as conn:
-        return {t: (await conn.execute(sa.text(f"SELECT count(*) FROM segmentation.{t} WHERE customer_id = :c"),
-                                       {"c": customer_id})).scalar_one() for t in TABLES}
+        return {
+            t: (
+                await conn.execute(sa.text(f"SELECT count(*) FROM segmentation.{t} WHERE customer_id = :c"), {"c": customer_id})
+            ).scalar_one()
+            for t in TABLES
+        }
 
 
 async def test_merge_folds_into_survivor_unmerge_restores_erasure_deletes(client, feeder):
     survivor, other, bystander = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     p1, p2 = purchase(survivor, "100.00", 1), purchase(other, "40.00", 5)
     t2 = touch(other, 6)
-    await feeder.apply([p1, p2, t2, purchase(bystander, "1.00", 2), updated(survivor, plan="gold"),
-                        updated(other, plan="silver", region="eu"), value(other, "900", "platinum"),
-                        stage(survivor, "development")])
+    await feeder.apply(
+        [
+            p1,
+            p2,
+            t2,
+            purchase(bystander, "1.00", 2),
+            updated(survivor, plan="gold"),
+            updated(other, plan="silver", region="eu"),
+            value(other, "900", "platinum"),
+            stage(survivor, "development"),
+        ]
+    )
     await run(client, kind="rfm", as_of="2026-06-01T00:00:00Z")
 
     merge = merged(survivor, other)
@@ -36,11 +56,17 @@ async def test_merge_folds_into_survivor_unmerge_restores_erasure_deletes(client
     counts = await rows_for(feeder, other)
     assert counts["customer_aggregate"] == 0 and counts["purchase"] == 0
     async with feeder.engine.connect() as conn:
-        attributes = (await conn.execute(sa.text(
-            "SELECT attributes FROM segmentation.customer_aggregate WHERE customer_id = :c"), {"c": survivor})).scalar()
-        open_for_other = (await conn.execute(sa.text(
-            "SELECT count(*) FROM segmentation.segment_membership WHERE customer_id = :c AND left_at IS NULL"),
-            {"c": other})).scalar()
+        attributes = (
+            await conn.execute(
+                sa.text("SELECT attributes FROM segmentation.customer_aggregate WHERE customer_id = :c"), {"c": survivor}
+            )
+        ).scalar()
+        open_for_other = (
+            await conn.execute(
+                sa.text("SELECT count(*) FROM segmentation.segment_membership WHERE customer_id = :c AND left_at IS NULL"),
+                {"c": other},
+            )
+        ).scalar()
     assert attributes == {"plan": "gold", "region": "eu"}, "the survivor's attributes win"
     assert open_for_other == 0
 

@@ -28,8 +28,9 @@ async def outbox_events(feeder) -> list[Envelope]:
 
 async def test_run_and_rule_events_are_the_models_events(client, feeder):
     name = 'Big "spenders" \\ ünïcode\ttab </script>'
-    created = await client.post("/v1/segments", json={
-        "key": "big-spenders", "name": name, "rule": {"field": "spend", "op": "gte", "value": 100}})
+    created = await client.post(
+        "/v1/segments", json={"key": "big-spenders", "name": name, "rule": {"field": "spend", "op": "gte", "value": 100}}
+    )
     assert created.status_code == 201, created.text
     customers = [uuid.uuid4() for _ in range(5)]
     await feeder.apply([purchase(c, "150.00", days=i) for i, c in enumerate(customers)])  # rule refresh: 5 events
@@ -62,13 +63,19 @@ async def test_a_run_that_moves_customers_closes_opens_and_announces_each_move_o
     second = await run(client, kind="rfm", as_of="2026-12-31T00:00:00Z")
 
     async with feeder.engine.connect() as conn:
+
         def assigned(run_id):
-            return conn.execute(sa.text("SELECT customer_id, segment_id FROM segmentation.run_result WHERE run_id = :r"),
-                                {"r": run_id})
+            return conn.execute(
+                sa.text("SELECT customer_id, segment_id FROM segmentation.run_result WHERE run_id = :r"), {"r": run_id}
+            )
+
         was = dict((await assigned(first["run_id"])).all())
         now = dict((await assigned(second["run_id"])).all())
-        memberships = (await conn.execute(sa.text(
-            "SELECT customer_id, segment_id, entered_run_id, left_run_id FROM segmentation.segment_membership"))).all()
+        memberships = (
+            await conn.execute(
+                sa.text("SELECT customer_id, segment_id, entered_run_id, left_run_id FROM segmentation.segment_membership")
+            )
+        ).all()
     moved = {c for c in customers if was[c] != now[c]}
     assert moved and len(moved) < len(customers)
     assert second["result"]["membership_changes"] == 2 * len(moved)

@@ -9,9 +9,18 @@ from tests.services.segmentation.test_runs_api import run
 
 
 def clv_in(customer: uuid.UUID, amount: float, currency: str) -> clv.CustomerValueUpdated:
-    return clv.CustomerValueUpdated(customer_id=customer, currency=currency, historical_value=Decimal(0),
-                                    current_value=Decimal(0), potential_value=Decimal(0), clv=Decimal(str(amount)),
-                                    probability_alive=0.5, expected_purchases=1.0, tier="gold", as_of=T0)
+    return clv.CustomerValueUpdated(
+        customer_id=customer,
+        currency=currency,
+        historical_value=Decimal(0),
+        current_value=Decimal(0),
+        potential_value=Decimal(0),
+        clv=Decimal(str(amount)),
+        probability_alive=0.5,
+        expected_purchases=1.0,
+        tier="gold",
+        as_of=T0,
+    )
 
 
 async def members(client, key: str) -> set[str]:
@@ -64,6 +73,5 @@ async def test_quadrants_order_customers_by_value_within_each_currency(client, f
     assert by_key["invest"]["average_value"] > by_key["develop"]["average_value"]
     assert by_key["maintain"]["average_value"] > by_key["let-go"]["average_value"]
     for currency in ("EUR", "USD"):
-        average = {k: next(g["average_value"] for g in q["by_group"] if g["currency"] == currency)
-                   for k, q in by_key.items()}
+        average = {k: next(g["average_value"] for g in q["by_group"] if g["currency"] == currency) for k, q in by_key.items()}
         assert min(average["invest"], average["maintain"]) > max(average["develop"], average["let-go"])

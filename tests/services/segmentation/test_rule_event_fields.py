@@ -13,12 +13,18 @@ from tests.services.segmentation.test_rule_bought_fields import members
 from tests.services.segmentation.test_rule_fact_fields import matched
 
 
-def occurred(customer: uuid.UUID, event_type: str, days_ago: float, home: uuid.UUID | None = None
-             ) -> CustomEventRecorded:
+def occurred(customer: uuid.UUID, event_type: str, days_ago: float, home: uuid.UUID | None = None) -> CustomEventRecorded:
     """An occurrence `days_ago` days before now (negative: in the future)."""
-    return CustomEventRecorded(customer_id=customer, event_id=uuid.uuid4(), source="shop-eu", event_type=event_type,
-                               schema_version=1, occurred_at=datetime.now(UTC) - timedelta(days=days_ago),
-                               data={"order_id": "A-1"}, home_customer_id=home)
+    return CustomEventRecorded(
+        customer_id=customer,
+        event_id=uuid.uuid4(),
+        source="shop-eu",
+        event_type=event_type,
+        schema_version=1,
+        occurred_at=datetime.now(UTC) - timedelta(days=days_ago),
+        data={"order_id": "A-1"},
+        home_customer_id=home,
+    )
 
 
 def shipped_twice_in(days: int) -> dict:
@@ -27,21 +33,30 @@ def shipped_twice_in(days: int) -> dict:
 
 async def held(feeder, customer: uuid.UUID) -> int:
     async with feeder.engine.connect() as conn:
-        return (await conn.execute(sa.text(
-            "SELECT count(*) FROM segmentation.custom_event WHERE customer_id = :c OR home_customer_id = :c"),
-            {"c": customer})).scalar_one()
+        return (
+            await conn.execute(
+                sa.text("SELECT count(*) FROM segmentation.custom_event WHERE customer_id = :c OR home_customer_id = :c"),
+                {"c": customer},
+            )
+        ).scalar_one()
 
 
 async def test_counts_and_last_occurrence_in_a_window_select_the_right_customers(client, feeder):
     a, b, c, d, e = (uuid.uuid4() for _ in range(5))
     a1, a2 = occurred(a, "order.shipped", 2.5), occurred(a, "order.shipped", 20.5)
-    await feeder.apply([
-        a1, a2,  # twice in 30 days
-        occurred(b, "order.shipped", 3.5), occurred(b, "order.shipped", 45.5),  # once in 30 days, twice in 60
-        occurred(c, "order.returned", 1.5), occurred(c, "order.returned", 2.5),  # another type
-        occurred(d, "order.shipped", 1.5), occurred(d, "order.shipped", -3),  # the second has not happened yet
-        touch(e, 1),  # no custom events at all
-    ])
+    await feeder.apply(
+        [
+            a1,
+            a2,  # twice in 30 days
+            occurred(b, "order.shipped", 3.5),
+            occurred(b, "order.shipped", 45.5),  # once in 30 days, twice in 60
+            occurred(c, "order.returned", 1.5),
+            occurred(c, "order.returned", 2.5),  # another type
+            occurred(d, "order.shipped", 1.5),
+            occurred(d, "order.shipped", -3),  # the second has not happened yet
+            touch(e, 1),  # no custom events at all
+        ]
+    )
     assert await matched(client, shipped_twice_in(30)) == {str(a)}
     assert await matched(client, shipped_twice_in(60)) == {str(a), str(b)}
     shipped = {"field": "event_count", "event_type": "order.shipped"}
@@ -53,8 +68,7 @@ async def test_counts_and_last_occurrence_in_a_window_select_the_right_customers
     assert await matched(client, {**last, "op": "within_last_days", "value": 3}) == {str(a), str(d)}
     assert await matched(client, {**last, "op": "not_within_last_days", "value": 3}) == {str(b)}
     assert await matched(client, {**last, "op": "is_null"}) == {str(c), str(e)}, "never shipped"
-    assert await matched(client, {"field": "event_last_at", "event_type": "order.returned",
-                                  "op": "is_not_null"}) == {str(c)}
+    assert await matched(client, {"field": "event_last_at", "event_type": "order.returned", "op": "is_not_null"}) == {str(c)}
 
     # A redelivered event is one occurrence.
     await feeder.apply([a1, a2])
@@ -62,8 +76,9 @@ async def test_counts_and_last_occurrence_in_a_window_select_the_right_customers
     assert await matched(client, {**shipped, "op": "eq", "value": 2}) == {str(a), str(b)}
 
     # A saved segment is kept current as events arrive: b's second shipment in 30 days brings it in.
-    created = await client.post("/v1/segments", json={"key": "shipped-twice", "name": "Shipped twice in 30 days",
-                                                      "rule": shipped_twice_in(30)})
+    created = await client.post(
+        "/v1/segments", json={"key": "shipped-twice", "name": "Shipped twice in 30 days", "rule": shipped_twice_in(30)}
+    )
     assert created.status_code == 201, created.text
     segment_id = created.json()["segment_id"]
     assert await members(client, segment_id) == {str(a)}
@@ -74,16 +89,12 @@ async def test_counts_and_last_occurrence_in_a_window_select_the_right_customers
 async def test_hostile_event_conditions_are_422_with_the_reason(client):
     for rule, word in [
         ({"field": "event_count", "op": "gte", "value": 2}, "needs event_type"),
-        ({"field": "event_count", "event_type": "order.shipped", "within_days": -30, "op": "gte", "value": 2},
-         "within_days"),
-        ({"field": "event_count", "event_type": "order.shipped", "within_days": "30", "op": "gte", "value": 2},
-         "within_days"),
+        ({"field": "event_count", "event_type": "order.shipped", "within_days": -30, "op": "gte", "value": 2}, "within_days"),
+        ({"field": "event_count", "event_type": "order.shipped", "within_days": "30", "op": "gte", "value": 2}, "within_days"),
         ({"field": "event_count", "event_type": "order.shipped", "op": ">=", "value": 2}, "does not apply"),
         ({"field": "event_count", "event_type": "'; DROP TABLE x; --", "op": "gte", "value": 2}, "event_type"),
-        ({"field": "event_last_at", "event_type": "order.shipped", "op": "within_last_days", "value": 10**9},
-         "days must be"),
-        ({"field": "event_last_at", "event_type": "order.shipped", "count_in_days": 3, "op": "is_null"},
-         "unknown keys"),
+        ({"field": "event_last_at", "event_type": "order.shipped", "op": "within_last_days", "value": 10**9}, "days must be"),
+        ({"field": "event_last_at", "event_type": "order.shipped", "count_in_days": 3, "op": "is_null"}, "unknown keys"),
     ]:
         resp = await client.post("/v1/segments/preview", json={"rule": rule})
         assert resp.status_code == 422, resp.text
@@ -95,10 +106,10 @@ async def test_hostile_event_conditions_are_422_with_the_reason(client):
 
 async def test_occurrences_follow_merge_unmerge_and_erasure(client, feeder):
     survivor, other = uuid.uuid4(), uuid.uuid4()
-    await feeder.apply([occurred(survivor, "order.shipped", 5.5), occurred(other, "order.shipped", 6.5),
-                        touch(survivor, 1)])
-    created = (await client.post("/v1/segments", json={
-        "key": "shipped-twice", "name": "Shipped twice", "rule": shipped_twice_in(30)})).json()
+    await feeder.apply([occurred(survivor, "order.shipped", 5.5), occurred(other, "order.shipped", 6.5), touch(survivor, 1)])
+    created = (
+        await client.post("/v1/segments", json={"key": "shipped-twice", "name": "Shipped twice", "rule": shipped_twice_in(30)})
+    ).json()
     assert await members(client, created["segment_id"]) == set(), "once each"
 
     # Versioned, as interaction publishes every merge since custom events exist: the undo moves facts by home.

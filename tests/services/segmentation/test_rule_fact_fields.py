@@ -10,16 +10,18 @@ from shared.contracts import interaction
 from tests.services.segmentation.helpers import T0, erased, merged, purchase, touch, unmerged
 
 
-def feedback(customer: uuid.UUID, days: float, nps: int | None = None, csat: int | None = None,
-             source: str = "survey") -> interaction.FeedbackRecorded:
-    return interaction.FeedbackRecorded(customer_id=customer, feedback_id=uuid.uuid4(), source=source, nps=nps,
-                                        csat=csat, occurred_at=T0 + timedelta(days=days))
+def feedback(
+    customer: uuid.UUID, days: float, nps: int | None = None, csat: int | None = None, source: str = "survey"
+) -> interaction.FeedbackRecorded:
+    return interaction.FeedbackRecorded(
+        customer_id=customer, feedback_id=uuid.uuid4(), source=source, nps=nps, csat=csat, occurred_at=T0 + timedelta(days=days)
+    )
 
 
-def lead(customer: uuid.UUID, campaign: str | None, lead_source: str | None,
-         source: str = "ads") -> interaction.LeadCaptured:
-    return interaction.LeadCaptured(customer_id=customer, source=source, campaign=campaign, lead_source=lead_source,
-                                    occurred_at=T0)
+def lead(customer: uuid.UUID, campaign: str | None, lead_source: str | None, source: str = "ads") -> interaction.LeadCaptured:
+    return interaction.LeadCaptured(
+        customer_id=customer, source=source, campaign=campaign, lead_source=lead_source, occurred_at=T0
+    )
 
 
 async def matched(client, rule: dict) -> set[str]:
@@ -32,14 +34,17 @@ async def matched(client, rule: dict) -> set[str]:
 
 async def test_fact_fields_select_the_customers_that_have_them(client, feeder):
     a, b, c = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    await feeder.apply([
-        purchase(a, "10", 1),  # channel web, partner shop
-        touch(b, 1),  # channel email, partner desk
-        lead(c, "spring-sale", "google"),
-        lead(a, "newsletter", "referral", source="crm"),
-        feedback(a, 1, nps=3, csat=2), feedback(a, 5, nps=9),  # latest nps 9, latest csat 2
-        feedback(b, 1, nps=6),
-    ])
+    await feeder.apply(
+        [
+            purchase(a, "10", 1),  # channel web, partner shop
+            touch(b, 1),  # channel email, partner desk
+            lead(c, "spring-sale", "google"),
+            lead(a, "newsletter", "referral", source="crm"),
+            feedback(a, 1, nps=3, csat=2),
+            feedback(a, 5, nps=9),  # latest nps 9, latest csat 2
+            feedback(b, 1, nps=6),
+        ]
+    )
     assert await matched(client, {"field": "channel", "op": "eq", "value": "web"}) == {str(a)}
     assert await matched(client, {"field": "channel", "op": "in", "value": ["web", "email"]}) == {str(a), str(b)}
     assert await matched(client, {"field": "channel", "op": "not_in", "value": ["web"]}) == {str(b), str(c)}
@@ -56,17 +61,23 @@ async def test_fact_fields_select_the_customers_that_have_them(client, feeder):
     assert bad.status_code == 422 and "campaign" in bad.json()["detail"]
 
     # A saved segment on a campaign is kept current as leads arrive; a redelivered lead changes nothing.
-    created = (await client.post("/v1/segments", json={
-        "key": "spring", "name": "Spring sale", "rule": {"field": "campaign", "op": "eq", "value": "spring-sale"}})).json()
+    created = (
+        await client.post(
+            "/v1/segments",
+            json={"key": "spring", "name": "Spring sale", "rule": {"field": "campaign", "op": "eq", "value": "spring-sale"}},
+        )
+    ).json()
     assert created["summary"]["size"] == 1
     again = lead(b, "spring-sale", "google")
     await feeder.apply([again, again])
     members = (await client.get(f"/v1/segments/{created['segment_id']}/members")).json()["items"]
     assert {m["customer_id"] for m in members} == {str(b), str(c)}
     async with feeder.engine.connect() as conn:
-        n = (await conn.execute(sa.text(
-            "SELECT count(*) FROM segmentation.customer_fact WHERE customer_id = :c AND kind = 'campaign'"),
-            {"c": b})).scalar_one()
+        n = (
+            await conn.execute(
+                sa.text("SELECT count(*) FROM segmentation.customer_fact WHERE customer_id = :c AND kind = 'campaign'"), {"c": b}
+            )
+        ).scalar_one()
     assert n == 1
 
 
@@ -83,7 +94,12 @@ async def test_facts_follow_merges_unmerges_and_erasure(client, feeder):
     assert await matched(client, {"field": "channel", "op": "eq", "value": "web"}) == {str(other)}
     await feeder.apply([erased(survivor)])
     async with feeder.engine.connect() as conn:
-        left = (await conn.execute(sa.text("""
+        left = (
+            await conn.execute(
+                sa.text("""
             SELECT (SELECT count(*) FROM segmentation.customer_fact WHERE customer_id = :c)
-                 + (SELECT count(*) FROM segmentation.feedback WHERE customer_id = :c)"""), {"c": survivor})).scalar_one()
+                 + (SELECT count(*) FROM segmentation.feedback WHERE customer_id = :c)"""),
+                {"c": survivor},
+            )
+        ).scalar_one()
     assert left == 0

@@ -22,8 +22,10 @@ EVENT_TYPES = ["order.shipped", "order.returned"]
 def random_occurrences(rng: random.Random) -> list[tuple[str, datetime]]:
     """Custom events at whole days plus 12 hours before now (far from every window's edge), some in the future
     (not happened yet at the evaluation's now)."""
-    return [(rng.choice(EVENT_TYPES), NOW + timedelta(days=rng.randint(-120, 3), hours=-12))
-            for _ in range(rng.choice([0, 0, 1, 2, 4]))]
+    return [
+        (rng.choice(EVENT_TYPES), NOW + timedelta(days=rng.randint(-120, 3), hours=-12))
+        for _ in range(rng.choice([0, 0, 1, 2, 4]))
+    ]
 
 
 def random_customer(rng: random.Random) -> dict:
@@ -34,12 +36,19 @@ def random_customer(rng: random.Random) -> dict:
     if rng.random() < 0.6:
         attributes["score"] = rng.choice([1, 2.5, 7, "high"])
     return {
-        "customer_id": uuid.uuid4(), "order_count": rng.randint(0, 8), "touchpoint_count": rng.randint(0, 5),
+        "customer_id": uuid.uuid4(),
+        "order_count": rng.randint(0, 8),
+        "touchpoint_count": rng.randint(0, 5),
         "spend": Decimal(rng.randint(0, 30000)) / 100 if rng.random() < 0.8 else None,
         "clv": Decimal(rng.randint(0, 5000)) if rng.random() < 0.6 else None,
-        "p_alive": rng.choice([None, 0.1, 0.5, 0.9]), "value_tier": rng.choice(TIERS), "stage": rng.choice(STAGES),
-        "last_purchase_at": last, "first_purchase_at": last - timedelta(days=30) if last else None,
-        "last_touch_at": None, "attributes": attributes, "events": random_occurrences(rng),
+        "p_alive": rng.choice([None, 0.1, 0.5, 0.9]),
+        "value_tier": rng.choice(TIERS),
+        "stage": rng.choice(STAGES),
+        "last_purchase_at": last,
+        "first_purchase_at": last - timedelta(days=30) if last else None,
+        "last_touch_at": None,
+        "attributes": attributes,
+        "events": random_occurrences(rng),
     }
 
 
@@ -60,8 +69,13 @@ def random_condition(rng: random.Random) -> dict:
     if kind == "number":
         name = rng.choice(["order_count", "touchpoint_count", "spend", "clv", "p_alive"])
         op = rng.choice(["eq", "ne", "gt", "gte", "lt", "lte", "between", "in", "not_in"])
-        pool = {"order_count": [0, 1, 3, 5], "touchpoint_count": [0, 2, 4], "spend": [0, 50, 150.5, 250],
-                "clv": [0, 1000, 2500], "p_alive": [0.1, 0.5]}[name]
+        pool = {
+            "order_count": [0, 1, 3, 5],
+            "touchpoint_count": [0, 2, 4],
+            "spend": [0, 50, 150.5, 250],
+            "clv": [0, 1000, 2500],
+            "p_alive": [0.1, 0.5],
+        }[name]
         if op == "between":
             low, high = sorted(rng.sample(pool, 2)) if len(pool) > 1 else (pool[0], pool[0])
             return {"field": name, "op": op, "value": [low, high]}
@@ -85,8 +99,7 @@ def random_condition(rng: random.Random) -> dict:
         if op in ("gt", "lte"):
             return {"field": f"attributes.{name}", "op": op, "value": 2}
         pool = ["free", "pro", "team", 1, 7, "high"]
-        return {"field": f"attributes.{name}", "op": op,
-                "value": rng.sample(pool, 2) if op.endswith("in") else rng.choice(pool)}
+        return {"field": f"attributes.{name}", "op": op, "value": rng.sample(pool, 2) if op.endswith("in") else rng.choice(pool)}
     return {"field": rng.choice(["clv", "stage", "last_purchase_at"]), "op": rng.choice(["is_null", "is_not_null"])}
 
 
@@ -103,8 +116,13 @@ def value_of(c: dict, node: dict):
     name = node["field"]
     if name in ("event_count", "event_last_at"):
         # Occurrences of the type up to now (later ones have not happened yet), within the window if one is given.
-        times = [t for event_type, t in c["events"] if event_type == node["event_type"] and t <= NOW
-                 and ("within_days" not in node or t >= NOW - timedelta(days=node["within_days"]))]
+        times = [
+            t
+            for event_type, t in c["events"]
+            if event_type == node["event_type"]
+            and t <= NOW
+            and ("within_days" not in node or t >= NOW - timedelta(days=node["within_days"]))
+        ]
         if name == "event_count":
             return len(times)
         return max(times, default=None)
@@ -136,9 +154,13 @@ def evaluate(node: dict, c: dict) -> bool:
             if isinstance(x, bool) or not isinstance(x, int | float):
                 return False
             return x > v if op == "gt" else x <= v
+
         def same(a, b) -> bool:
-            return type(a) is type(b) and a == b or (
-                isinstance(a, int | float) and isinstance(b, int | float) and not isinstance(a, str) and a == b)
+            return (
+                type(a) is type(b)
+                and a == b
+                or (isinstance(a, int | float) and isinstance(b, int | float) and not isinstance(a, str) and a == b)
+            )
 
         if op == "eq":
             return same(x, v)
@@ -175,23 +197,31 @@ def evaluate(node: dict, c: dict) -> bool:
 async def insert_customers(engine, customers: list[dict]) -> None:
     async with engine.begin() as conn:
         for c in customers:
-            await conn.execute(sa.text("""
+            await conn.execute(
+                sa.text("""
                 INSERT INTO segmentation.customer_aggregate (customer_id, order_count, touchpoint_count, clv, p_alive,
                     value_tier, stage, last_purchase_at, first_purchase_at, attributes)
                 VALUES (:customer_id, :order_count, :touchpoint_count, :clv, :p_alive, :value_tier, :stage,
                     :last_purchase_at, :first_purchase_at, CAST(:attributes AS jsonb))"""),
-                {**{k: v for k, v in c.items() if k not in ("spend", "last_touch_at", "events")},
-                 "attributes": json.dumps(c["attributes"])})
+                {
+                    **{k: v for k, v in c.items() if k not in ("spend", "last_touch_at", "events")},
+                    "attributes": json.dumps(c["attributes"]),
+                },
+            )
             for event_type, at in c.get("events", []):
-                await conn.execute(sa.text("""
+                await conn.execute(
+                    sa.text("""
                     INSERT INTO segmentation.custom_event (event_id, customer_id, home_customer_id, event_type,
                         occurred_at) VALUES (:id, :c, :c, :t, :at)"""),
-                    {"id": uuid.uuid4(), "c": c["customer_id"], "t": event_type, "at": at})
+                    {"id": uuid.uuid4(), "c": c["customer_id"], "t": event_type, "at": at},
+                )
             if c["spend"] is not None:
-                await conn.execute(sa.text("""
+                await conn.execute(
+                    sa.text("""
                     INSERT INTO segmentation.purchase_summary (customer_id, currency, order_count, total_spend,
                         first_purchase_at, last_purchase_at) VALUES (:c, 'EUR', 1, :s, now(), now())"""),
-                    {"c": c["customer_id"], "s": c["spend"]})
+                    {"c": c["customer_id"], "s": c["spend"]},
+                )
 
 
 async def test_rule_membership_equals_brute_force_on_random_data(client, feeder):
@@ -211,8 +241,12 @@ async def test_rule_membership_equals_brute_force_on_random_data(client, feeder)
         assert created.status_code == 201, created.text
         members, cursor = set(), None
         while True:
-            page = (await client.get(f"/v1/segments/{created.json()['segment_id']}/members",
-                                     params={"limit": 40, **({"cursor": cursor} if cursor else {})})).json()
+            page = (
+                await client.get(
+                    f"/v1/segments/{created.json()['segment_id']}/members",
+                    params={"limit": 40, **({"cursor": cursor} if cursor else {})},
+                )
+            ).json()
             members |= {uuid.UUID(m["customer_id"]) for m in page["items"]}
             if not (cursor := page["next_cursor"]):
                 break
@@ -226,11 +260,15 @@ async def test_a_removed_attribute_is_absent_to_rules(client, feeder):
     """A removed attribute is kept as a JSON null (it blocks a merged customer's value, as in interaction); rules see
     no attribute."""
     rng = random.Random(7)
-    customers = [{**random_customer(rng), "attributes": attributes}
-                 for attributes in ({"plan": None}, {"plan": "pro"}, {})]
+    customers = [{**random_customer(rng), "attributes": attributes} for attributes in ({"plan": None}, {"plan": "pro"}, {})]
     await insert_customers(feeder.engine, customers)
-    for op, value, count in [("exists", None, 1), ("not_exists", None, 2), ("ne", "free", 1), ("not_in", ["free"], 1),
-                             ("lte", 2, 0)]:
+    for op, value, count in [
+        ("exists", None, 1),
+        ("not_exists", None, 2),
+        ("ne", "free", 1),
+        ("not_in", ["free"], 1),
+        ("lte", 2, 0),
+    ]:
         rule = {"field": "attributes.plan", "op": op, **({} if value is None else {"value": value})}
         preview = await client.post("/v1/segments/preview", json={"rule": rule})
         assert preview.status_code == 200 and preview.json()["count"] == count, (rule, preview.text)
@@ -240,8 +278,10 @@ async def test_invalid_rule_is_a_422_with_the_reason(client):
     resp = await client.post("/v1/segments/preview", json={"rule": {"field": "ssn", "op": "eq", "value": "1"}})
     assert resp.status_code == 422 and resp.headers["content-type"].startswith("application/problem+json")
     assert "unknown field 'ssn'" in resp.json()["detail"]
-    resp = await client.post("/v1/segmentation/schemes", json={"key": "bad", "name": "bad", "segments": [
-        {"key": "all-but-one", "name": "x", "r": [1, 5], "f": [1, 4]}]})
+    resp = await client.post(
+        "/v1/segmentation/schemes",
+        json={"key": "bad", "name": "bad", "segments": [{"key": "all-but-one", "name": "x", "r": [1, 5], "f": [1, 4]}]},
+    )
     assert resp.status_code == 422
     assert "R1F5" in resp.json()["detail"] and "exactly one segment" in resp.json()["detail"]
 
@@ -249,8 +289,12 @@ async def test_invalid_rule_is_a_422_with_the_reason(client):
 async def test_rule_segment_is_kept_current_as_events_arrive(client, feeder):
     customer = uuid.uuid4()
     await feeder.apply([purchase(customer, "60.00", 1)])
-    created = (await client.post("/v1/segments", json={
-        "key": "big-spenders", "name": "Big spenders", "rule": {"field": "spend", "op": "gte", "value": 100}})).json()
+    created = (
+        await client.post(
+            "/v1/segments",
+            json={"key": "big-spenders", "name": "Big spenders", "rule": {"field": "spend", "op": "gte", "value": 100}},
+        )
+    ).json()
     assert created["summary"]["size"] == 0
     await feeder.apply([purchase(customer, "50.00", 2)])
     history = (await client.get(f"/v1/customers/{customer}/segments/history")).json()["items"]
@@ -262,14 +306,20 @@ async def test_rule_segment_is_kept_current_as_events_arrive(client, feeder):
 
 
 async def test_user_scheme_drives_an_rfm_run(client, feeder):
-    scheme = {"key": "two-halves", "name": "Recent or not", "segments": [
-        {"key": "recent", "name": "Recent", "r": [4, 5], "f": [1, 5]},
-        {"key": "older", "name": "Older", "r": [1, 3], "f": [1, 5]}]}
+    scheme = {
+        "key": "two-halves",
+        "name": "Recent or not",
+        "segments": [
+            {"key": "recent", "name": "Recent", "r": [4, 5], "f": [1, 5]},
+            {"key": "older", "name": "Older", "r": [1, 3], "f": [1, 5]},
+        ],
+    }
     assert (await client.post("/v1/segmentation/schemes", json=scheme)).status_code == 201
     assert (await client.post("/v1/segmentation/schemes", json=scheme)).status_code == 409
     await feeder.apply([purchase(uuid.uuid4(), "10", d) for d in range(10)])
-    resp = await client.post("/v1/segmentation/runs", json={"kind": "rfm", "scheme": "two-halves",
-                                                            "as_of": "2026-02-01T00:00:00Z"})
+    resp = await client.post(
+        "/v1/segmentation/runs", json={"kind": "rfm", "scheme": "two-halves", "as_of": "2026-02-01T00:00:00Z"}
+    )
     assert resp.status_code == 202
     await client.executor.wait_idle()
     result = (await client.get(f"/v1/segmentation/runs/{resp.json()['run_id']}")).json()["result"]

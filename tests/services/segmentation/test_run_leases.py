@@ -21,12 +21,19 @@ async def _other_replicas_run(database_url: str, kind: str, lease_until: datetim
     run_id = uuid.uuid4()
     engine = make_engine(database_url)
     async with engine.begin() as conn:
-        await conn.execute(sa.text("""
+        await conn.execute(
+            sa.text("""
             INSERT INTO segmentation.segmentation_run (run_id, kind, family, status, params, as_of, claimed_by,
                                                       lease_until, started_at)
             VALUES (:id, :kind, :family, 'running', CAST(:params AS jsonb), now(), 'replica-elsewhere', :lease, now())"""),
-            {"id": run_id, "kind": kind, "family": family_of(kind, "default" if kind == "rfm" else None),
-             "params": '{"scheme": null, "currency": "EUR"}', "lease": lease_until})
+            {
+                "id": run_id,
+                "kind": kind,
+                "family": family_of(kind, "default" if kind == "rfm" else None),
+                "params": '{"scheme": null, "currency": "EUR"}',
+                "lease": lease_until,
+            },
+        )
     await engine.dispose()
     return run_id
 
@@ -34,8 +41,11 @@ async def _other_replicas_run(database_url: str, kind: str, lease_until: datetim
 async def _status(database_url: str, run_id: uuid.UUID) -> tuple[str, str | None]:
     engine = make_engine(database_url)
     async with engine.connect() as conn:
-        row = (await conn.execute(sa.text("SELECT status, error FROM segmentation.segmentation_run WHERE run_id = :id"),
-                                  {"id": run_id})).one()
+        row = (
+            await conn.execute(
+                sa.text("SELECT status, error FROM segmentation.segmentation_run WHERE run_id = :id"), {"id": run_id}
+            )
+        ).one()
     await engine.dispose()
     return row.status, row.error
 
@@ -57,6 +67,7 @@ async def test_a_dead_replicas_run_fails_as_interrupted_and_a_live_ones_is_left_
     live = await _other_replicas_run(database_url, "tiers", datetime.now(UTC) + timedelta(hours=1))
     settings = SegmentationSettings(database_url=database_url, transport="inprocess", job_lease_s=1.0)
     async with serving(segmentation.app.create_app(settings, InProcessTransport())):
+
         async def lapsed_failed() -> bool:
             return (await _status(database_url, lapsed))[0] == "failed"
 

@@ -37,8 +37,11 @@ async def test_rfm_run_assigns_every_customer_and_publishes_membership_events(cl
     assert first["result"]["membership_changes"] == 30
 
     async with feeder.engine.connect() as conn:
-        outbox = [r for r in (await conn.execute(sa.text("SELECT topic, key, payload FROM segmentation.outbox"))).all()
-                  if Envelope.from_json(bytes(r.payload)).type == SegmentMembershipChanged.EVENT_TYPE]
+        outbox = [
+            r
+            for r in (await conn.execute(sa.text("SELECT topic, key, payload FROM segmentation.outbox"))).all()
+            if Envelope.from_json(bytes(r.payload)).type == SegmentMembershipChanged.EVENT_TYPE
+        ]
     assert len(outbox) == 30
     env = Envelope.from_json(bytes(outbox[0].payload))
     payload = env.payload(SegmentMembershipChanged)
@@ -47,8 +50,9 @@ async def test_rfm_run_assigns_every_customer_and_publishes_membership_events(cl
     # The same data again: nobody moves, no new events.
     second = await run(client, kind="rfm", as_of="2026-12-31T00:00:00Z")
     assert second["result"]["membership_changes"] == 0
-    comparison = (await client.get("/v1/segmentation/comparisons",
-                                   params={"base_run_id": first["run_id"], "run_id": second["run_id"]})).json()
+    comparison = (
+        await client.get("/v1/segmentation/comparisons", params={"base_run_id": first["run_id"], "run_id": second["run_id"]})
+    ).json()
     assert comparison["moved"] == 0 and comparison["customers_compared"] == 30
 
     view = (await client.get(f"/v1/customers/{customers[29]}/segmentation")).json()
@@ -75,9 +79,13 @@ async def test_rfm_run_assigns_every_customer_and_publishes_membership_events(cl
 
 
 async def test_unknown_ids_are_404_problems(client):
-    for path in [f"/v1/customers/{uuid.uuid4()}/segmentation", f"/v1/segmentation/runs/{uuid.uuid4()}",
-                 f"/v1/segments/{uuid.uuid4()}", "/v1/segmentation/portfolio-matrix",
-                 f"/v1/customers/{uuid.uuid4()}/segments/history"]:
+    for path in [
+        f"/v1/customers/{uuid.uuid4()}/segmentation",
+        f"/v1/segmentation/runs/{uuid.uuid4()}",
+        f"/v1/segments/{uuid.uuid4()}",
+        "/v1/segmentation/portfolio-matrix",
+        f"/v1/customers/{uuid.uuid4()}/segments/history",
+    ]:
         resp = await client.get(path)
         assert resp.status_code == 404, path
         assert resp.headers["content-type"].startswith("application/problem+json")
@@ -92,9 +100,15 @@ async def test_schedule_starts_runs_by_itself(database_url, feeder):
     from segmentation.settings import SegmentationSettings
 
     await feeder.apply([purchase(uuid.uuid4(), "12.00", 3)])
-    settings = SegmentationSettings(database_url=database_url, transport="inprocess", schedule_interval_s=0.2,
-                                    schedule_kinds=["rfm"], relay_poll_interval_s=0.2)
+    settings = SegmentationSettings(
+        database_url=database_url,
+        transport="inprocess",
+        schedule_interval_s=0.2,
+        schedule_kinds=["rfm"],
+        relay_poll_interval_s=0.2,
+    )
     async with serving(segmentation.app.create_app(settings, InProcessTransport())) as client:
+
         async def scheduled_run_succeeded() -> bool:
             runs = (await client.get("/v1/segmentation/runs", params={"kind": "rfm"})).json()["items"]
             return any(r["trigger"] == "schedule" and r["status"] == "succeeded" for r in runs)

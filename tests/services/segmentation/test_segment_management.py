@@ -19,13 +19,17 @@ async def _spend(feeder, amounts: dict[uuid.UUID, str]) -> None:
 async def test_edit_is_a_new_version_and_history_names_the_version(client, feeder):
     small, big, huge = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     await _spend(feeder, {small: "50", big: "300", huge: "900"})
-    created = (await client.post("/v1/segments", json={
-        "key": "spenders", "name": "Spenders", "rule": {"field": "spend", "op": "gte", "value": 100}})).json()
+    created = (
+        await client.post(
+            "/v1/segments", json={"key": "spenders", "name": "Spenders", "rule": {"field": "spend", "op": "gte", "value": 100}}
+        )
+    ).json()
     sid = created["segment_id"]
     assert created["version"] == 1 and created["summary"]["size"] == 2
 
-    edited = await client.patch(f"/v1/segments/{sid}", json={"rule": {"field": "spend", "op": "lte", "value": 400},
-                                                             "name": "Modest spenders"})
+    edited = await client.patch(
+        f"/v1/segments/{sid}", json={"rule": {"field": "spend", "op": "lte", "value": 400}, "name": "Modest spenders"}
+    )
     assert edited.status_code == 200, edited.text
     assert edited.json()["version"] == 2 and edited.json()["name"] == "Modest spenders"
     assert edited.json()["summary"]["size"] == 2
@@ -56,8 +60,11 @@ async def test_edit_is_a_new_version_and_history_names_the_version(client, feede
 async def test_archive_stops_evaluation_hides_it_and_keeps_history(client, feeder):
     customer = uuid.uuid4()
     await _spend(feeder, {customer: "200"})
-    sid = (await client.post("/v1/segments", json={
-        "key": "test-segment", "name": "Test", "rule": {"field": "spend", "op": "gte", "value": 100}})).json()["segment_id"]
+    sid = (
+        await client.post(
+            "/v1/segments", json={"key": "test-segment", "name": "Test", "rule": {"field": "spend", "op": "gte", "value": 100}}
+        )
+    ).json()["segment_id"]
     archived = await client.delete(f"/v1/segments/{sid}")
     assert archived.status_code == 200 and archived.json()["archived_at"] is not None
     assert archived.json()["summary"]["size"] == 0
@@ -81,14 +88,17 @@ async def test_archive_stops_evaluation_hides_it_and_keeps_history(client, feede
         payloads = (await conn.execute(sa.text("SELECT payload FROM segmentation.outbox"))).scalars().all()
     changes = [Envelope.from_json(bytes(p)).payload(SegmentMembershipChanged) for p in payloads]
     assert [(str(c.customer_id), c.change) for c in changes if c.segment_key == "rule:test-segment"] == [
-        (str(customer), "entered"), (str(customer), "left")]
+        (str(customer), "entered"),
+        (str(customer), "left"),
+    ]
 
     for again in (client.delete(f"/v1/segments/{sid}"), client.patch(f"/v1/segments/{sid}", json={"name": "x"})):
         resp = await again
         assert resp.status_code == 409 and resp.json()["type"].endswith("segment-archived")
     # The key stays taken (the history keeps naming it).
-    retaken = await client.post("/v1/segments", json={"key": "test-segment", "name": "T", "rule": {
-        "field": "spend", "op": "gte", "value": 1}})
+    retaken = await client.post(
+        "/v1/segments", json={"key": "test-segment", "name": "T", "rule": {"field": "spend", "op": "gte", "value": 1}}
+    )
     assert retaken.status_code == 409
 
 
@@ -98,8 +108,10 @@ async def test_only_rule_segments_are_edited_or_archived(client, feeder):
     assert resp.status_code == 202
     await client.executor.wait_idle()
     rfm = (await client.get("/v1/segments", params={"kind": "rfm"})).json()["items"][0]
-    for resp in (await client.delete(f"/v1/segments/{rfm['segment_id']}"),
-                 await client.patch(f"/v1/segments/{rfm['segment_id']}", json={"name": "x"})):
+    for resp in (
+        await client.delete(f"/v1/segments/{rfm['segment_id']}"),
+        await client.patch(f"/v1/segments/{rfm['segment_id']}", json={"name": "x"}),
+    ):
         assert resp.status_code == 409 and resp.json()["type"].endswith("not-a-rule-segment")
     missing = await client.patch(f"/v1/segments/{uuid.uuid4()}", json={"name": "x"})
     assert missing.status_code == 404
@@ -109,8 +121,11 @@ async def test_members_carry_value_tier_and_stage_and_page(client, feeder):
     customers = sorted(uuid.uuid4() for _ in range(5))
     await _spend(feeder, {c: "100" for c in customers})
     await feeder.apply([value(customers[0], "1234.5", "gold"), stage(customers[0], "retention")])
-    sid = (await client.post("/v1/segments", json={
-        "key": "buyers", "name": "Buyers", "rule": {"field": "order_count", "op": "gte", "value": 1}})).json()["segment_id"]
+    sid = (
+        await client.post(
+            "/v1/segments", json={"key": "buyers", "name": "Buyers", "rule": {"field": "order_count", "op": "gte", "value": 1}}
+        )
+    ).json()["segment_id"]
     seen, cursor = [], None
     while True:
         params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
@@ -121,18 +136,21 @@ async def test_members_carry_value_tier_and_stage_and_page(client, feeder):
             break
     assert [m["customer_id"] for m in seen] == [str(c) for c in customers]
     first = seen[0]
-    assert (float(first["value"]), first["value_currency"], first["tier"], first["stage"]) == (
-        1234.5, "EUR", "gold", "retention")
+    assert (float(first["value"]), first["value_currency"], first["tier"], first["stage"]) == (1234.5, "EUR", "gold", "retention")
     assert seen[1]["value"] is None and seen[1]["tier"] is None
 
 
 async def test_csv_exports_stream_members_and_history_with_formulas_escaped(client, feeder):
     customers = sorted(uuid.uuid4() for _ in range(3))
     await _spend(feeder, {c: "100" for c in customers})
-    await feeder.apply([value(customers[0], "10", "=HYPERLINK(\"http://x\")"), stage(customers[1], "retention")])
+    await feeder.apply([value(customers[0], "10", '=HYPERLINK("http://x")'), stage(customers[1], "retention")])
     await feeder.apply([updated(customers[2], plan="pro")])
-    sid = (await client.post("/v1/segments", json={
-        "key": "exported", "name": "Exported", "rule": {"field": "order_count", "op": "gte", "value": 1}})).json()["segment_id"]
+    sid = (
+        await client.post(
+            "/v1/segments",
+            json={"key": "exported", "name": "Exported", "rule": {"field": "order_count", "op": "gte", "value": 1}},
+        )
+    ).json()["segment_id"]
     await client.patch(f"/v1/segments/{sid}", json={"rule": {"not": {"field": "attributes.plan", "op": "eq", "value": "pro"}}})
 
     resp = await client.get(f"/v1/segments/{sid}/members/export")
@@ -140,24 +158,38 @@ async def test_csv_exports_stream_members_and_history_with_formulas_escaped(clie
     assert "attachment" in resp.headers["content-disposition"]
     rows = list(csv.DictReader(io.StringIO(resp.text)))
     assert [r["customer_id"] for r in rows] == [str(c) for c in customers[:2]]
-    assert rows[0]["tier"] == "'=HYPERLINK(\"http://x\")"
+    assert rows[0]["tier"] == '\'=HYPERLINK("http://x")'
     assert rows[1]["stage"] == "retention" and rows[1]["entered_version"] == "1"
 
     resp = await client.get(f"/v1/segments/{sid}/history/export")
     rows = list(csv.DictReader(io.StringIO(resp.text)))
     assert len(rows) == 3
     assert {(r["customer_id"], r["entered_version"], r["left_version"]) for r in rows} == {
-        (str(customers[0]), "1", ""), (str(customers[1]), "1", ""), (str(customers[2]), "1", "2")}
+        (str(customers[0]), "1", ""),
+        (str(customers[1]), "1", ""),
+        (str(customers[2]), "1", "2"),
+    }
 
     assert (await client.get(f"/v1/segments/{uuid.uuid4()}/members/export")).status_code == 404
 
 
 async def test_hostile_edits_and_cursors_are_4xx_problems(client, feeder):
     await _spend(feeder, {uuid.uuid4(): "100"})
-    sid = (await client.post("/v1/segments", json={
-        "key": "hostile", "name": "H", "rule": {"field": "spend", "op": "gte", "value": 1}})).json()["segment_id"]
-    for body in ({"rule": None}, {"rule": "x"}, {"rule": {"all": []}}, {"name": "\x00"}, {"currency": "eur"},
-                 {"rule": {"field": "product", "op": "eq", "value": "A-1"}}, [], "x"):
+    sid = (
+        await client.post(
+            "/v1/segments", json={"key": "hostile", "name": "H", "rule": {"field": "spend", "op": "gte", "value": 1}}
+        )
+    ).json()["segment_id"]
+    for body in (
+        {"rule": None},
+        {"rule": "x"},
+        {"rule": {"all": []}},
+        {"name": "\x00"},
+        {"currency": "eur"},
+        {"rule": {"field": "product", "op": "eq", "value": "A-1"}},
+        [],
+        "x",
+    ):
         resp = await client.patch(f"/v1/segments/{sid}", json=body)
         assert resp.status_code == 422, (body, resp.status_code)
         assert resp.headers["content-type"].startswith("application/problem+json")

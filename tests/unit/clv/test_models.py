@@ -39,6 +39,7 @@ def cdnow_summary(cdnow):
 
 # --- published numeric checks -------------------------------------------------------------------------------
 
+
 def test_bgnbd_log_likelihood_matches_the_published_checks():
     model = BetaGeo(r=0.25, alpha=4.0, a=0.8, b=2.5)
     ll = model.loglik_rows([0, 200], [0, 38], [40, 40])
@@ -86,6 +87,7 @@ def test_mbgnbd_fits_cdnow_at_least_as_well_as_bgnbd(cdnow_summary):
 
 # --- the likelihoods themselves ------------------------------------------------------------------------------
 
+
 def _bgnbd_direct(r, alpha, a, b, x, t_x, T):
     """The textbook formula, unguarded: fine for moderate inputs."""
     a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
@@ -126,9 +128,14 @@ def _random_summary(seed=3, n=300):
     return Summary.of(x, t_x, T, rng.integers(1, 4, n))
 
 
-@pytest.mark.parametrize("model_cls, params", [
-    (BetaGeo, [0.4, 6.0, 0.9, 2.2]), (ModifiedBetaGeo, [0.4, 6.0, 0.9, 2.2]), (ParetoNBD, [0.5, 8.0, 0.7, 9.0]),
-])
+@pytest.mark.parametrize(
+    "model_cls, params",
+    [
+        (BetaGeo, [0.4, 6.0, 0.9, 2.2]),
+        (ModifiedBetaGeo, [0.4, 6.0, 0.9, 2.2]),
+        (ParetoNBD, [0.5, 8.0, 0.7, 9.0]),
+    ],
+)
 def test_transaction_gradients_match_finite_differences(model_cls, params):
     data = _random_summary()
     params = np.array(params)
@@ -147,6 +154,7 @@ def test_gamma_gamma_gradient_matches_finite_differences():
     x = rng.integers(1, 20, 400).astype(float)
     zbar = simulate.gamma_gamma(x, 6.0, 4.0, 15.0, rng)
     from clv.probability_models.gamma_gamma import SpendData
+
     data, params = SpendData.of(x, zbar), np.array([5.0, 3.5, 12.0])
     _, grad = GammaGamma.loglik(params, data)
     for i in range(3):
@@ -175,6 +183,7 @@ def test_collapsed_rows_give_the_same_fit_as_one_row_per_customer():
 
 
 # --- recovery of known parameters ----------------------------------------------------------------------------
+
 
 def test_bgnbd_recovers_simulated_parameters():
     rng = np.random.default_rng(2024)
@@ -210,19 +219,25 @@ def test_gamma_gamma_recovers_simulated_parameters():
 
 # --- predictions and CLV -------------------------------------------------------------------------------------
 
+
 def test_euler_transformed_prediction_equals_the_textbook_one():
     r, alpha, a, b = 0.243, 4.414, 0.793, 2.426
     model = BetaGeo(r, alpha, a, b)
     for x, t_x, T, t in [(0, 0, 38.9, 39), (2, 30.43, 38.86, 39), (8, 35, 40, 10), (1, 1, 5, 100)]:
         z = t / (alpha + T + t)
-        textbook = ((a + b + x - 1) / (a - 1) * (1 - ((alpha + T) / (alpha + T + t)) ** (r + x)
-                                                 * hyp2f1(r + x, b + x, a + b + x - 1, z))
-                    / (1 + (x > 0) * a / (b + x - 1) * ((alpha + T) / (alpha + t_x)) ** (r + x)))
+        textbook = (
+            (a + b + x - 1)
+            / (a - 1)
+            * (1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyp2f1(r + x, b + x, a + b + x - 1, z))
+            / (1 + (x > 0) * a / (b + x - 1) * ((alpha + T) / (alpha + t_x)) ** (r + x))
+        )
         assert float(model.expected_purchases(t, x, t_x, T)) == pytest.approx(textbook, rel=1e-9)
 
 
-@pytest.mark.parametrize("model", [BetaGeo(0.243, 4.414, 0.793, 2.426), ModifiedBetaGeo(0.52, 6.18, 0.89, 1.61),
-                                   ParetoNBD(0.553, 10.578, 0.606, 11.669)])
+@pytest.mark.parametrize(
+    "model",
+    [BetaGeo(0.243, 4.414, 0.793, 2.426), ModifiedBetaGeo(0.52, 6.18, 0.89, 1.61), ParetoNBD(0.553, 10.578, 0.606, 11.669)],
+)
 def test_vectorised_clv_equals_the_month_by_month_definition(model, cdnow):
     spend = GammaGamma(6.25, 3.74, 15.44)
     x, t_x, T, zbar = cdnow["x"], cdnow["t_x"], cdnow["T"], cdnow["zbar"]
@@ -238,6 +253,7 @@ def test_vectorised_clv_equals_the_month_by_month_definition(model, cdnow):
 
 
 # --- extreme inputs: a clear error or a stable answer, never NaN ---------------------------------------------
+
 
 def test_a_single_customer_is_a_clear_error():
     with pytest.raises(FitError, match="at least"):
@@ -262,8 +278,15 @@ def test_inconsistent_statistics_are_rejected():
         Summary.of([1], [float("nan")], [20])
 
 
-@pytest.mark.parametrize("model", [BetaGeo(0.243, 4.414, 0.793, 2.426), ModifiedBetaGeo(0.52, 6.18, 0.89, 1.61),
-                                   ParetoNBD(0.553, 10.578, 0.606, 11.669), ParetoNBD(0.553, 30.0, 0.606, 2.0)])
+@pytest.mark.parametrize(
+    "model",
+    [
+        BetaGeo(0.243, 4.414, 0.793, 2.426),
+        ModifiedBetaGeo(0.52, 6.18, 0.89, 1.61),
+        ParetoNBD(0.553, 10.578, 0.606, 11.669),
+        ParetoNBD(0.553, 30.0, 0.606, 2.0),
+    ],
+)
 def test_extreme_histories_give_finite_answers(model):
     # x in the hundreds and thousands, T of decades (in weeks), purchases at the very start or end.
     x = np.array([0, 300, 900, 5000, 250, 1, 400])
@@ -305,6 +328,7 @@ def test_fit_on_degenerate_data_reports_non_convergence_instead_of_nan():
 @pytest.mark.parametrize("model_cls", [BetaGeo, ModifiedBetaGeo])
 def test_analytic_hessians_match_differences_of_the_gradient(model_cls):
     from clv.probability_models.fitting import hessian
+
     data, params = _random_summary(), np.array([0.4, 6.0, 0.9, 2.2])
     _, _, analytic = model_cls.full(params, data)
     np.testing.assert_allclose(analytic, hessian(model_cls.loglik, params, data), rtol=1e-4, atol=1e-3)
@@ -313,12 +337,12 @@ def test_analytic_hessians_match_differences_of_the_gradient(model_cls):
 def test_gamma_gamma_hessian_matches_differences_of_the_gradient():
     from clv.probability_models.fitting import hessian
     from clv.probability_models.gamma_gamma import SpendData
+
     rng = np.random.default_rng(5)
     x = rng.integers(1, 20, 400).astype(float)
     data = SpendData.of(x, simulate.gamma_gamma(x, 6.0, 4.0, 15.0, rng))
     params = np.array([5.0, 3.5, 12.0])
-    np.testing.assert_allclose(GammaGamma.hessian(params, data), hessian(GammaGamma.loglik, params, data),
-                               rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(GammaGamma.hessian(params, data), hessian(GammaGamma.loglik, params, data), rtol=1e-4, atol=1e-3)
 
 
 def test_newton_polish_on_a_large_population_agrees_with_lbfgs():
@@ -329,8 +353,8 @@ def test_newton_polish_on_a_large_population_agrees_with_lbfgs():
     data, _ = collapse(x, t_x, T, with_inverse=False)
     _, newton_fit = BetaGeo.fit(data)  # pilot + Newton
     from clv.probability_models.fitting import fit
-    lbfgs = fit("bgnbd", BetaGeo.param_names, BetaGeo.loglik, data, data.customers, len(data.x),
-                BetaGeo.default_starts(data))
+
+    lbfgs = fit("bgnbd", BetaGeo.param_names, BetaGeo.loglik, data, data.customers, len(data.x), BetaGeo.default_starts(data))
     assert newton_fit.converged and newton_fit.message == "converged (Newton)"
     for k in lbfgs.params:
         assert newton_fit.params[k] == pytest.approx(lbfgs.params[k], rel=1e-5)
@@ -353,12 +377,14 @@ def test_no_dropout_heterogeneity_gives_finite_continuous_predictions(model_cls)
 
 # --- Pareto/NBD's analytic gradient (the series per distinct (x, t)) ------------------------------------------
 
-PARETO_REGIMES = [(0.553, 10.578, 0.606, 11.669),   # CDNOW: α < β, z small
-                  (0.55, 20.0, 0.61, 5.0),          # α > β
-                  (0.5, 8.0, 0.7, 8.0),             # α = β: the series is 1
-                  (0.5, 10.0, 0.7, 4000.0),         # β thousands of times α: z near 1, hyp2f1 fallback
-                  (0.5, 4000.0, 0.7, 3.0),          # the mirror image
-                  (3.0, 2.0, 5.0, 30.0)]            # large shapes
+PARETO_REGIMES = [
+    (0.553, 10.578, 0.606, 11.669),  # CDNOW: α < β, z small
+    (0.55, 20.0, 0.61, 5.0),  # α > β
+    (0.5, 8.0, 0.7, 8.0),  # α = β: the series is 1
+    (0.5, 10.0, 0.7, 4000.0),  # β thousands of times α: z near 1, hyp2f1 fallback
+    (0.5, 4000.0, 0.7, 3.0),  # the mirror image
+    (3.0, 2.0, 5.0, 30.0),
+]  # large shapes
 
 
 def _extreme_summary():
@@ -385,14 +411,14 @@ def test_pareto_nbd_series_likelihood_equals_the_hypergeometric_one(params):
 @pytest.mark.parametrize("params", PARETO_REGIMES)
 def test_pareto_nbd_analytic_gradient_matches_finite_differences(params):
     data, params = _random_summary(), np.array(params)
-    data = Summary.of(np.append(data.x, 150), np.append(data.t_x, 37.0), np.append(data.T, 39.0),
-                      np.append(data.weights, 1))
+    data = Summary.of(np.append(data.x, 150), np.append(data.t_x, 37.0), np.append(data.T, 39.0), np.append(data.weights, 1))
     _, grad = ParetoNBD.loglik(params, data)
     for i in range(4):
         h = 1e-6 * params[i]
         up, down = params.copy(), params.copy()
         up[i] += h
         down[i] -= h
+
         # Finite differences of the independent hypergeometric form (scipy's hyp2f1), not of the series itself.
         def total(p):
             return float(np.dot(data.weights, ParetoNBD._rows(p, data.x, data.t_x, data.T)))

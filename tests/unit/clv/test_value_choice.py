@@ -14,15 +14,27 @@ from clv.scoring.service import compute_values
 from clv.transaction_summary.repository import Statistics
 
 CDNOW = Path(__file__).parent / "data" / "cdnow_customers_summary_with_transactions.csv"
-SETTINGS = {"time_unit_days": 7.0, "margin": 0.3, "monthly_discount_rate": 0.01, "current_months": 12,
-            "horizon_months": 60, "wallet_quantile": 0.9}
+SETTINGS = {
+    "time_unit_days": 7.0,
+    "margin": 0.3,
+    "monthly_discount_rate": 0.01,
+    "current_months": 12,
+    "horizon_months": 60,
+    "wallet_quantile": 0.9,
+}
 
 
 def _stats(x, t_x, T, zbar, holdout_x=None) -> Statistics:
     x, t_x, T, zbar = (np.asarray(v, dtype=np.float64) for v in (x, t_x, T, zbar))
-    return Statistics(customer_ids=list(range(len(x))), x=x, t_x=t_x, T=T, mean_repeat_spend=zbar,
-                      holdout_x=np.zeros_like(x) if holdout_x is None else np.asarray(holdout_x, dtype=np.float64),
-                      net_value=(x + 1) * np.maximum(zbar, 10.0))
+    return Statistics(
+        customer_ids=list(range(len(x))),
+        x=x,
+        t_x=t_x,
+        T=T,
+        mean_repeat_spend=zbar,
+        holdout_x=np.zeros_like(x) if holdout_x is None else np.asarray(holdout_x, dtype=np.float64),
+        net_value=(x + 1) * np.maximum(zbar, 10.0),
+    )
 
 
 # --- potential value ----------------------------------------------------------------------------------------
@@ -32,18 +44,22 @@ ONE_TIME, LAPSED, BEST = 0, 1, 2
 PEOPLE = {"x": [0, 5, 20], "t_x": [0, 10, 77], "T": [70, 70, 78], "zbar": [0, 30, 40]}
 
 
-@pytest.mark.parametrize("model", [BetaGeo(0.243, 4.414, 0.793, 2.426), ModifiedBetaGeo(0.52, 6.18, 0.89, 1.61),
-                                   ParetoNBD(0.553, 10.578, 0.606, 11.669)])
+@pytest.mark.parametrize(
+    "model",
+    [BetaGeo(0.243, 4.414, 0.793, 2.426), ModifiedBetaGeo(0.52, 6.18, 0.89, 1.61), ParetoNBD(0.553, 10.578, 0.606, 11.669)],
+)
 def test_potential_is_wallet_headroom_not_retention_upside(model):
     spend = {"p": 6.25, "q": 3.74, "gamma": 15.44}
-    v = compute_values(model.name, dict(zip(model.param_names, model.values().tolist(), strict=True)), spend,
-                       _stats(**PEOPLE), SETTINGS)["values"]
+    v = compute_values(
+        model.name, dict(zip(model.param_names, model.values().tolist(), strict=True)), spend, _stats(**PEOPLE), SETTINGS
+    )["values"]
     potential, retention = v["potential_value"], v["retention_value"]
     assert potential[ONE_TIME] > 0, "a one-time buyer could still spend: not zero (it was under BG/NBD)"
     assert potential[LAPSED] < potential[BEST], "a customer who has gone is worth less to develop than a best one"
     assert retention[LAPSED] > retention[BEST], "keeping the lapsed customer is where the retention upside is"
     # potential = m × P(alive) × (wallet − expected spend if alive) = (wallet ratio − 1) × CLV.
     from clv.probability_models import wallet_ratio
+
     ratio = wallet_ratio(model, GammaGamma(**spend), np.array(PEOPLE["x"], dtype=float), 0.9)
     np.testing.assert_allclose(potential, (ratio - 1) * v["clv"], rtol=1e-12)
     assert (ratio > 1).all() and ratio[ONE_TIME] > ratio[LAPSED] > ratio[BEST], "headroom shrinks as history grows"
@@ -51,8 +67,12 @@ def test_potential_is_wallet_headroom_not_retention_upside(model):
 
 def test_a_higher_wallet_quantile_means_more_potential():
     model = BetaGeo(0.243, 4.414, 0.793, 2.426)
-    args = ("bgnbd", {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}, {"p": 6.25, "q": 3.74, "gamma": 15.44},
-            _stats(**PEOPLE))
+    args = (
+        "bgnbd",
+        {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426},
+        {"p": 6.25, "q": 3.74, "gamma": 15.44},
+        _stats(**PEOPLE),
+    )
     low = compute_values(*args, SETTINGS | {"wallet_quantile": 0.7})["values"]["potential_value"]
     high = compute_values(*args, SETTINGS | {"wallet_quantile": 0.95})["values"]["potential_value"]
     assert (high > low).all()
@@ -83,23 +103,46 @@ def test_bgnbd_on_three_customers_names_each_reason():
 
 
 def _result(params, std_errors, converged=True):
-    return FitResult(model="bgnbd", params=params, log_likelihood=-10.0, customers=1000, rows=10,
-                     converged=converged, iterations=5, message="ok", gradient_norm=0.0, std_errors=std_errors)
+    return FitResult(
+        model="bgnbd",
+        params=params,
+        log_likelihood=-10.0,
+        customers=1000,
+        rows=10,
+        converged=converged,
+        iterations=5,
+        message="ok",
+        gradient_norm=0.0,
+        std_errors=std_errors,
+    )
 
 
-@pytest.mark.parametrize("params, std_errors, reason", [
-    ({"r": 0.3, "alpha": 4.0, "a": 60_000.0, "b": 90_000.0}, {"r": 0.1, "alpha": 1.0, "a": 5.0, "b": 5.0}, "bound"),
-    ({"r": 0.3, "alpha": 4.0, "a": 0.8, "b": 2.0}, {"r": 0.1, "alpha": 1.0, "a": None, "b": 0.5}, "standard error"),
-    ({"r": 0.3, "alpha": 4.0, "a": 0.8, "b": 2.0}, {"r": 0.1, "alpha": float("inf"), "a": 0.2, "b": 0.5},
-     "standard error"),
-])
+@pytest.mark.parametrize(
+    "params, std_errors, reason",
+    [
+        ({"r": 0.3, "alpha": 4.0, "a": 60_000.0, "b": 90_000.0}, {"r": 0.1, "alpha": 1.0, "a": 5.0, "b": 5.0}, "bound"),
+        ({"r": 0.3, "alpha": 4.0, "a": 0.8, "b": 2.0}, {"r": 0.1, "alpha": 1.0, "a": None, "b": 0.5}, "standard error"),
+        ({"r": 0.3, "alpha": 4.0, "a": 0.8, "b": 2.0}, {"r": 0.1, "alpha": float("inf"), "a": 0.2, "b": 0.5}, "standard error"),
+    ],
+)
 def test_assess_rejects_each_unsupported_kind_of_fit(params, std_errors, reason):
-    judged = assess(_result(params, std_errors), customers=1000, minimum_customers=30, informative=400,
-                    minimum_informative=10, informative_name="repeat buyers")
+    judged = assess(
+        _result(params, std_errors),
+        customers=1000,
+        minimum_customers=30,
+        informative=400,
+        minimum_informative=10,
+        informative_name="repeat buyers",
+    )
     assert not judged.usable and reason in " ".join(judged.problems)
-    fine = assess(_result({"r": 0.3, "alpha": 4.0, "a": 0.8, "b": 2.0}, {"r": 0.1, "alpha": 1.0, "a": 0.2, "b": 0.5}),
-                  customers=1000, minimum_customers=30, informative=400, minimum_informative=10,
-                  informative_name="repeat buyers")
+    fine = assess(
+        _result({"r": 0.3, "alpha": 4.0, "a": 0.8, "b": 2.0}, {"r": 0.1, "alpha": 1.0, "a": 0.2, "b": 0.5}),
+        customers=1000,
+        minimum_customers=30,
+        informative=400,
+        minimum_informative=10,
+        informative_name="repeat buyers",
+    )
     assert fine.usable and fine.problems == ()
 
 
@@ -115,11 +158,23 @@ def test_cdnow_fits_stay_usable():
 
 # --- predictions refuse NaN and negative inputs ---------------------------------------------------------------
 
-@pytest.mark.parametrize("model", [BetaGeo(0.243, 4.414, 0.793, 2.426), ModifiedBetaGeo(0.52, 6.18, 0.89, 1.61),
-                                   ParetoNBD(0.553, 10.578, 0.606, 11.669)])
-@pytest.mark.parametrize("x, t_x, T, t", [(float("nan"), 1, 5, 10), (1, -1, 5, 10), (-1, 0, 5, 10),
-                                          (1, 1, float("inf"), 10), (1, 6, 5, 10), (1, 1, 5, -3),
-                                          (1, 1, 5, float("nan"))])
+
+@pytest.mark.parametrize(
+    "model",
+    [BetaGeo(0.243, 4.414, 0.793, 2.426), ModifiedBetaGeo(0.52, 6.18, 0.89, 1.61), ParetoNBD(0.553, 10.578, 0.606, 11.669)],
+)
+@pytest.mark.parametrize(
+    "x, t_x, T, t",
+    [
+        (float("nan"), 1, 5, 10),
+        (1, -1, 5, 10),
+        (-1, 0, 5, 10),
+        (1, 1, float("inf"), 10),
+        (1, 6, 5, 10),
+        (1, 1, 5, -3),
+        (1, 1, 5, float("nan")),
+    ],
+)
 def test_predictions_reject_nan_and_negative_inputs(model, x, t_x, T, t):
     with pytest.raises(InvalidSummary):
         model.expected_purchases(t, [x], [t_x], [T])
@@ -138,6 +193,7 @@ def test_expected_spend_rejects_nan_and_negative_inputs():
 
 
 # --- model choice by holdout error -----------------------------------------------------------------------------
+
 
 def _population(seed: int, n: int = 4000):
     """Pareto/NBD customers observed for T weeks and then a 13-week holdout."""
@@ -174,6 +230,7 @@ def test_auto_fits_every_candidate_and_keeps_the_lowest_holdout_error():
 def test_the_choice_follows_the_holdout_figures_not_the_aic(monkeypatch):
     """Make the model with the best AIC the worst on the holdout: the choice must follow the holdout."""
     import clv.fits.service as service
+
     stats = _population(4)
     real = service.holdout_diagnostics
     penalty = {"bgnbd": 0.0, "mbgnbd": 0.0, "pareto_nbd": 0.0}
@@ -189,8 +246,12 @@ def test_the_choice_follows_the_holdout_figures_not_the_aic(monkeypatch):
     monkeypatch.setattr(service, "holdout_diagnostics", skewed)
     out = fit_statistics("auto", stats, 13.0, 91, 7.0)
     assert out["model"] != by_aic
-    assert out["selection"]["chosen"] == min((c for c in out["selection"]["candidates"] if c["usable"]),
-                                             key=lambda c: c["holdout_mean_absolute_error"])["model"]
+    assert (
+        out["selection"]["chosen"]
+        == min((c for c in out["selection"]["candidates"] if c["usable"]), key=lambda c: c["holdout_mean_absolute_error"])[
+            "model"
+        ]
+    )
 
 
 def test_auto_with_no_usable_candidate_fails_with_every_reason():
@@ -207,6 +268,7 @@ def test_spend_without_heterogeneity_falls_back_to_the_population_mean():
     Gamma-Gamma's γ ran off to 1.6e5. The fit is not used, the population's mean spend is, and the fit stays
     usable for scoring."""
     from clv.fits.service import problems
+
     stats = _population(5)
     stats = _stats(stats.x, stats.t_x, stats.T, np.where(stats.x > 0, 20.0, 0.0), stats.holdout_x)
     out = fit_statistics("bgnbd", stats, 13.0, 91, 7.0)
@@ -214,6 +276,7 @@ def test_spend_without_heterogeneity_falls_back_to_the_population_mean():
 
     class Row:
         transactions, spend = out["transactions"], out["spend"]
+
     assert problems(Row) == []
     values = compute_values("bgnbd", out["transactions"]["params"], out["spend"], stats, SETTINGS)["values"]
     np.testing.assert_allclose(values["expected_spend"], 20.0)

@@ -12,38 +12,41 @@ from gateway.webhooks.projection import matches
 from gateway.webhooks.signing import sign, verify
 
 
-@pytest.mark.parametrize(("path", "service"), [
-    ("/v1/events", "interaction"),
-    ("/v1/customers", "interaction"),
-    ("/v1/customers/abc", "interaction"),
-    ("/v1/customers/abc/timeline", "interaction"),
-    ("/v1/customers/abc/erasure", "interaction"),
-    ("/v1/merges/m1/undo", "interaction"),
-    ("/v1/partners/p", "interaction"),
-    ("/v1/partners/p/figures", "interaction"),
-    ("/v1/satisfaction", "interaction"),
-    ("/v1/customers/abc/segmentation", "segmentation"),
-    ("/v1/customers/abc/segments/history", "segmentation"),
-    ("/v1/segments", "segmentation"),
-    ("/v1/segmentation/runs/1", "segmentation"),
-    ("/v1/customers/abc/value", "clv"),
-    ("/v1/customers/abc/propositions/x", "clv"),
-    ("/v1/value/models", "clv"),
-    ("/v1/propositions", "clv"),
-    ("/v1/customers/abc/lifecycle", "lifecycle"),
-    ("/v1/customers/abc/deals", "lifecycle"),
-    ("/v1/lifecycle/rules", "lifecycle"),
-    ("/v1/pipelines/p", "lifecycle"),
-    ("/v1/deals/d", "lifecycle"),
-    ("/v1/campaigns", "lifecycle"),
-    ("/v1/campaigns/report", "lifecycle"),
-    ("/v1/campaignsx", None),
-    ("/v1/api-keys", None),
-    ("/v1/webhooks/x", None),
-    ("/v1/valuefake", None),
-    ("/v1/customers/abc/valuex", "interaction"),
-    ("/other", None),
-])
+@pytest.mark.parametrize(
+    ("path", "service"),
+    [
+        ("/v1/events", "interaction"),
+        ("/v1/customers", "interaction"),
+        ("/v1/customers/abc", "interaction"),
+        ("/v1/customers/abc/timeline", "interaction"),
+        ("/v1/customers/abc/erasure", "interaction"),
+        ("/v1/merges/m1/undo", "interaction"),
+        ("/v1/partners/p", "interaction"),
+        ("/v1/partners/p/figures", "interaction"),
+        ("/v1/satisfaction", "interaction"),
+        ("/v1/customers/abc/segmentation", "segmentation"),
+        ("/v1/customers/abc/segments/history", "segmentation"),
+        ("/v1/segments", "segmentation"),
+        ("/v1/segmentation/runs/1", "segmentation"),
+        ("/v1/customers/abc/value", "clv"),
+        ("/v1/customers/abc/propositions/x", "clv"),
+        ("/v1/value/models", "clv"),
+        ("/v1/propositions", "clv"),
+        ("/v1/customers/abc/lifecycle", "lifecycle"),
+        ("/v1/customers/abc/deals", "lifecycle"),
+        ("/v1/lifecycle/rules", "lifecycle"),
+        ("/v1/pipelines/p", "lifecycle"),
+        ("/v1/deals/d", "lifecycle"),
+        ("/v1/campaigns", "lifecycle"),
+        ("/v1/campaigns/report", "lifecycle"),
+        ("/v1/campaignsx", None),
+        ("/v1/api-keys", None),
+        ("/v1/webhooks/x", None),
+        ("/v1/valuefake", None),
+        ("/v1/customers/abc/valuex", "interaction"),
+        ("/other", None),
+    ],
+)
 def test_ownership_by_prefix(path: str, service: str | None) -> None:
     assert owner(path) == service
 
@@ -98,8 +101,14 @@ async def test_the_gateways_own_document_reads_neither_trip_nor_obey_the_circuit
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    upstreams = Upstreams({"interaction": f"http://127.0.0.1:{port}"}, signer=TokenSigner(generate_keypair()[0]),
-                          connect_timeout_s=1, request_timeout_s=2, max_connections=4, breaker_failures=3)
+    upstreams = Upstreams(
+        {"interaction": f"http://127.0.0.1:{port}"},
+        signer=TokenSigner(generate_keypair()[0]),
+        connect_timeout_s=1,
+        request_timeout_s=2,
+        max_connections=4,
+        breaker_failures=3,
+    )
     await upstreams.start()
     try:
         for _ in range(5):

@@ -13,9 +13,12 @@ class CountingStore(KeyStore):
 
     def __init__(self, valid: list[str], **limits: int) -> None:
         super().__init__(None, bootstrap_admin_key="", cache_ttl_s=600, last_used_flush_s=600, **limits)  # type: ignore[arg-type]
-        self.rows = {hash_key(k): SimpleNamespace(id=uuid.uuid4(), role="frontend", partner_id=None,
-                                                  rate_limit_per_s=None, expires_at=None, revoked_at=None)
-                     for k in valid}
+        self.rows = {
+            hash_key(k): SimpleNamespace(
+                id=uuid.uuid4(), role="frontend", partner_id=None, rate_limit_per_s=None, expires_at=None, revoked_at=None
+            )
+            for k in valid
+        }
         self.lookups = 0
 
     async def _fetch(self, digest: bytes):

@@ -23,10 +23,20 @@ def test_emails_are_trimmed_and_lower_cased_and_phones_become_e164():
             normalise_phone(bad)
 
 
-@pytest.mark.parametrize(("value", "kind"), [
-    ("gold", "string"), (3, "number"), (2.5, "number"), (True, "boolean"), (None, "null"),
-    ("2026-11-30", "date"), ("2026-11-30T10:00:00Z", "date"), ("2026-11-30 10:00", "date"), ("30/11/2026", "string"),
-])
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        ("gold", "string"),
+        (3, "number"),
+        (2.5, "number"),
+        (True, "boolean"),
+        (None, "null"),
+        ("2026-11-30", "date"),
+        ("2026-11-30T10:00:00Z", "date"),
+        ("2026-11-30 10:00", "date"),
+        ("30/11/2026", "string"),
+    ],
+)
 def test_attribute_types(value, kind):
     assert attribute_type("k", value) == kind
 
@@ -37,8 +47,9 @@ def test_an_event_carries_its_subject_key_first_then_normalised_identifiers():
     assert event.occurred_at == datetime(2026, 11, 1, 10, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("time", ["1989-12-31T23:59:59Z", "9999-12-31T00:00:00Z", "0001-01-01T00:00:00+05:00",
-                                  "2999-01-01T00:00:00Z"])
+@pytest.mark.parametrize(
+    "time", ["1989-12-31T23:59:59Z", "9999-12-31T00:00:00Z", "0001-01-01T00:00:00+05:00", "2999-01-01T00:00:00Z"]
+)
 def test_times_outside_the_window_are_rejected(time):
     with pytest.raises(InvalidEvent, match="outside the accepted window"):
         validate(order("C-1", "O-1", time=time))

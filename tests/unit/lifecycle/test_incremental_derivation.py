@@ -15,8 +15,10 @@ from lifecycle.rules.engine import DerivationState, Fact, FactKind, RuleParamete
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SEEDS = list(range(300))
 # Short windows as well as the defaults, so churn, reactivation, loyalty and pruning all happen.
-RULE_SETS = [RuleParameters(),
-             RuleParameters(repeat_window_days=20, loyalty_window_days=30, loyalty_min_purchases=2, inactivity_days=40)]
+RULE_SETS = [
+    RuleParameters(),
+    RuleParameters(repeat_window_days=20, loyalty_window_days=30, loyalty_min_purchases=2, inactivity_days=40),
+]
 
 
 def random_history(rng: random.Random, n: int) -> list[Fact]:
@@ -25,8 +27,7 @@ def random_history(rng: random.Random, n: int) -> list[Fact]:
     for i in range(n):
         kind = rng.choices(list(FactKind), weights=[3, 2, 2, 10, 1, 3, 1, 4, 2, 2])[0]
         # Few distinct days, so that ties at one instant (ordered by kind, source, id) happen often.
-        at = T0 + timedelta(days=rng.choice([0, 1, 2, 5, 10, 20, 35, 50, 80, 120, 200, 400, 450]),
-                            hours=rng.choice([0, 0, 6]))
+        at = T0 + timedelta(days=rng.choice([0, 1, 2, 5, 10, 20, 35, 50, 80, 120, 200, 400, 450]), hours=rng.choice([0, 0, 6]))
         kw: dict = {}
         if kind is FactKind.PURCHASE:
             kw["purchase_id"] = f"p{i}"

@@ -35,25 +35,40 @@ CASES = [
     ("first purchase is Development", [f("lead", 0), f("purchase", 5)], [A, D]),
     ("purchase without a lead goes straight to Development", [f("purchase", 0)], [D]),
     ("repeat within the window is Retention", [f("purchase", 0), f("purchase", 30, 1)], [D, R]),
-    ("a long silence between purchases churns, the next purchase reactivates",
-     [f("purchase", 0), f("purchase", 400, 1)], [D, C, R]),
+    (
+        "a long silence between purchases churns, the next purchase reactivates",
+        [f("purchase", 0), f("purchase", 400, 1)],
+        [D, C, R],
+    ),
     ("a cancelled purchase does not count", [f("purchase", 0), f("purchase", 30, 1), f("cancellation", 40, 1)], [D]),
-    ("three purchases and a promoter is Loyalty",
-     [f("purchase", 0), f("purchase", 10, 1), f("purchase", 20, 2), f("feedback", 25, nps=9)], [D, R, L]),
-    ("a detractor is no advocacy",
-     [f("purchase", 0), f("purchase", 10, 1), f("purchase", 20, 2), f("feedback", 25, nps=6)], [D, R]),
-    ("a referral is advocacy", [f("referral", 0), f("purchase", 1), f("purchase", 2, 1), f("purchase", 3, 2)],
-     [D, R, L]),
-    ("a top tier with high p_alive is advocacy",
-     [f("purchase", 0), f("purchase", 10, 1), f("purchase", 20, 2), f("value", 21, tier="gold", probability_alive=0.9)],
-     [D, R, L]),
-    ("a top tier with low p_alive is not",
-     [f("purchase", 0), f("purchase", 10, 1), f("purchase", 20, 2), f("value", 21, tier="gold", probability_alive=0.5)],
-     [D, R]),
+    (
+        "three purchases and a promoter is Loyalty",
+        [f("purchase", 0), f("purchase", 10, 1), f("purchase", 20, 2), f("feedback", 25, nps=9)],
+        [D, R, L],
+    ),
+    (
+        "a detractor is no advocacy",
+        [f("purchase", 0), f("purchase", 10, 1), f("purchase", 20, 2), f("feedback", 25, nps=6)],
+        [D, R],
+    ),
+    ("a referral is advocacy", [f("referral", 0), f("purchase", 1), f("purchase", 2, 1), f("purchase", 3, 2)], [D, R, L]),
+    (
+        "a top tier with high p_alive is advocacy",
+        [f("purchase", 0), f("purchase", 10, 1), f("purchase", 20, 2), f("value", 21, tier="gold", probability_alive=0.9)],
+        [D, R, L],
+    ),
+    (
+        "a top tier with low p_alive is not",
+        [f("purchase", 0), f("purchase", 10, 1), f("purchase", 20, 2), f("value", 21, tier="gold", probability_alive=0.5)],
+        [D, R],
+    ),
     ("low probability alive churns", [f("purchase", 0), f("value", 50, tier="bronze", probability_alive=0.1)], [D, C]),
     ("low p_alive does not churn a prospect", [f("lead", 0), f("value", 5, tier="bronze", probability_alive=0.1)], [A]),
-    ("a purchase after churn reactivates to Retention",
-     [f("purchase", 0), f("value", 50, probability_alive=0.1, tier="x"), f("purchase", 60, 1)], [D, C, R]),
+    (
+        "a purchase after churn reactivates to Retention",
+        [f("purchase", 0), f("value", 50, probability_alive=0.1, tier="x"), f("purchase", 60, 1)],
+        [D, C, R],
+    ),
     ("a lead after a purchase does not move back", [f("purchase", 0), f("lead", 5)], [D]),
     ("manual move wins", [f("purchase", 0), f("manual", 3, to_stage=C, reason="asked", actor="ada")], [D, C]),
 ]
@@ -81,16 +96,41 @@ def test_parameters_change_the_outcome():
 
 def test_transitions_carry_trigger_and_reason():
     [t] = derive_stage([f("purchase", 0)], RULES)
-    assert (t.from_stage, t.stage, t.rule, t.reason, t.trigger_event_id) == (None, D, "first_purchase",
-                                                                             "first purchase", "purchase-0-0")
+    assert (t.from_stage, t.stage, t.rule, t.reason, t.trigger_event_id) == (
+        None,
+        D,
+        "first_purchase",
+        "first purchase",
+        "purchase-0-0",
+    )
 
 
 fact_strategy = st.builds(
-    lambda kind, day, n, nps, p: f(kind, day, n, **({"nps": nps} if kind == "feedback" else {}),
-                                   **({"tier": "gold", "probability_alive": p} if kind == "value" else {})),
-    st.sampled_from(["lead", "qualified_lead", "deal_open", "purchase", "purchase", "purchase", "cancellation",
-                     "feedback", "referral", "value"]),
-    st.integers(0, 800), st.integers(0, 5), st.integers(0, 10), st.floats(0, 1),
+    lambda kind, day, n, nps, p: f(
+        kind,
+        day,
+        n,
+        **({"nps": nps} if kind == "feedback" else {}),
+        **({"tier": "gold", "probability_alive": p} if kind == "value" else {}),
+    ),
+    st.sampled_from(
+        [
+            "lead",
+            "qualified_lead",
+            "deal_open",
+            "purchase",
+            "purchase",
+            "purchase",
+            "cancellation",
+            "feedback",
+            "referral",
+            "value",
+        ]
+    ),
+    st.integers(0, 800),
+    st.integers(0, 5),
+    st.integers(0, 10),
+    st.floats(0, 1),
 )
 
 

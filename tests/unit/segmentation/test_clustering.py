@@ -45,8 +45,10 @@ def test_degenerate_populations():
 
 
 def test_describe_by_the_largest_standardised_differences():
-    assert describe(np.array([-1.2, 0.6, -0.3, 0.1, 0.0])) == \
-        "much more recent (-1.2 sd), more frequent (+0.6 sd), lower spend (-0.3 sd)"
+    assert (
+        describe(np.array([-1.2, 0.6, -0.3, 0.1, 0.0]))
+        == "much more recent (-1.2 sd), more frequent (+0.6 sd), lower spend (-0.3 sd)"
+    )
     assert describe(np.array([0.1, 0.0, 0.0, 0.9, 0.0])) == "longer-standing (+0.9 sd)"
     assert describe(np.zeros(5)) == "close to the average customer on every feature"
 

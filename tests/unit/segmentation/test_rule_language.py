@@ -21,33 +21,45 @@ INVALID = [
     ({"field": "sku", "op": "not_in", "value": ["a"]}, "does not apply to sku (bought)"),
     ({"field": "category", "op": "eq", "value": 3}, "must be a string"),
     ({"field": "stage", "op": "eq", "value": "x", "extra": 1}, "unknown keys ['extra']"),
-    ({"not": {"not": {"not": {"not": {"not": {"not": {"not": {"not": {"field": "stage", "op": "is_null"}}}}}}}}},
-     "nested deeper than 8"),
+    (
+        {"not": {"not": {"not": {"not": {"not": {"not": {"not": {"not": {"field": "stage", "op": "is_null"}}}}}}}}},
+        "nested deeper than 8",
+    ),
     ({"any": [{"field": "order_count", "op": "gt", "value": i} for i in range(101)]}, "more than 100 conditions"),
     # Custom event fields: the type is required and a type's name; the window a positive number of days.
     ({"field": "event_count", "op": "gte", "value": 2}, "event_count needs event_type"),
     ({"field": "event_count", "event_type": "Order Shipped", "op": "gte", "value": 2}, "needs event_type"),
     ({"field": "event_count", "event_type": 3, "op": "gte", "value": 2}, "needs event_type"),
-    ({"field": "event_count", "event_type": "order.shipped", "within_days": -1, "op": "gte", "value": 2},
-     "within_days: days must be an integer from 1"),
-    ({"field": "event_count", "event_type": "order.shipped", "within_days": 0, "op": "gte", "value": 2},
-     "within_days: days must be"),
-    ({"field": "event_count", "event_type": "order.shipped", "within_days": 1.5, "op": "gte", "value": 2},
-     "within_days: days must be"),
-    ({"field": "event_count", "event_type": "order.shipped", "within_days": 36601, "op": "gte", "value": 2},
-     "within_days: days must be"),
-    ({"field": "event_count", "event_type": "order.shipped", "op": ">=", "value": 2},
-     "operator '>=' does not apply to event_count"),
+    (
+        {"field": "event_count", "event_type": "order.shipped", "within_days": -1, "op": "gte", "value": 2},
+        "within_days: days must be an integer from 1",
+    ),
+    (
+        {"field": "event_count", "event_type": "order.shipped", "within_days": 0, "op": "gte", "value": 2},
+        "within_days: days must be",
+    ),
+    (
+        {"field": "event_count", "event_type": "order.shipped", "within_days": 1.5, "op": "gte", "value": 2},
+        "within_days: days must be",
+    ),
+    (
+        {"field": "event_count", "event_type": "order.shipped", "within_days": 36601, "op": "gte", "value": 2},
+        "within_days: days must be",
+    ),
+    (
+        {"field": "event_count", "event_type": "order.shipped", "op": ">=", "value": 2},
+        "operator '>=' does not apply to event_count",
+    ),
     ({"field": "event_count", "event_type": "order.shipped", "op": "is_null"}, "does not apply to event_count"),
     ({"field": "event_count", "event_type": "order.shipped", "op": "gte", "value": "two"}, "must be a number"),
     ({"field": "event_count", "event_type": "order.shipped", "op": "gte"}, "value is required"),
-    ({"field": "event_last_at", "event_type": "order.shipped", "within_days": 3, "op": "is_null"},
-     "unknown keys ['within_days']"),
-    ({"field": "event_last_at", "event_type": "order.shipped", "op": "within_last_days", "value": -3},
-     "days must be an integer"),
+    (
+        {"field": "event_last_at", "event_type": "order.shipped", "within_days": 3, "op": "is_null"},
+        "unknown keys ['within_days']",
+    ),
+    ({"field": "event_last_at", "event_type": "order.shipped", "op": "within_last_days", "value": -3}, "days must be an integer"),
     ({"field": "event_last_at", "event_type": "order.shipped", "op": "gte", "value": 3}, "does not apply"),
-    ({"field": "event_last_at", "event_type": "order.shipped", "op": "after", "value": "2026-01-01"},
-     "with an offset"),
+    ({"field": "event_last_at", "event_type": "order.shipped", "op": "after", "value": "2026-01-01"}, "with an offset"),
     ({"field": "stage", "event_type": "order.shipped", "op": "eq", "value": "x"}, "unknown keys ['event_type']"),
 ]
 
@@ -60,10 +72,14 @@ def test_invalid_definitions_are_rejected_with_the_reason(definition, reason):
 
 
 def test_values_and_attribute_names_are_bound_never_spliced():
-    rule = {"all": [{"field": "attributes.plan", "op": "eq", "value": "x'); DROP TABLE t; --"},
-                    {"field": "stage", "op": "in", "value": ["loyalty", "retention"]},
-                    {"not": {"field": "last_purchase_at", "op": "within_last_days", "value": 30}},
-                    {"field": "sku", "op": "eq", "value": "sku'); DROP TABLE u; --"}]}
+    rule = {
+        "all": [
+            {"field": "attributes.plan", "op": "eq", "value": "x'); DROP TABLE t; --"},
+            {"field": "stage", "op": "in", "value": ["loyalty", "retention"]},
+            {"not": {"field": "last_purchase_at", "op": "within_last_days", "value": 30}},
+            {"field": "sku", "op": "eq", "value": "sku'); DROP TABLE u; --"},
+        ]
+    }
     validate(rule)
     compiled = compile_rule(rule)
     assert "DROP" not in compiled.sql and "plan" not in compiled.sql and "loyalty" not in compiled.sql
@@ -72,8 +88,12 @@ def test_values_and_attribute_names_are_bound_never_spliced():
 
 
 def test_custom_event_type_and_window_are_bound_never_spliced():
-    rule = {"all": [{"field": "event_count", "event_type": "order.shipped", "within_days": 30, "op": "gte", "value": 2},
-                    {"field": "event_last_at", "event_type": "order.returned", "op": "is_null"}]}
+    rule = {
+        "all": [
+            {"field": "event_count", "event_type": "order.shipped", "within_days": 30, "op": "gte", "value": 2},
+            {"field": "event_last_at", "event_type": "order.returned", "op": "is_null"},
+        ]
+    }
     validate(rule)
     compiled = compile_rule(rule)
     assert "shipped" not in compiled.sql and "returned" not in compiled.sql and "30" not in compiled.sql

@@ -43,16 +43,19 @@ def test_event_rows_are_binary_copy_rows_of_the_models_events():
     now, run_id = datetime(2026, 12, 5, 12, 0, tzinfo=UTC), uuid.uuid4()
     segment = run_diff.Segment(uuid.uuid4(), "rfm:x:big", 'Big "spenders" \\ ünïcode\ttab', "rfm")
     customers = [uuid.uuid4() for _ in range(3)]
-    chunks = list(run_diff.EventRows(Outbox(messaging, "segmentation"), now, run_id).rows(
-        [segment], "left", np.array([c.bytes for c in customers], dtype="V16"), np.zeros(3, dtype=np.int64)))
+    chunks = list(
+        run_diff.EventRows(Outbox(messaging, "segmentation"), now, run_id).rows(
+            [segment], "left", np.array([c.bytes for c in customers], dtype="V16"), np.zeros(3, dtype=np.int64)
+        )
+    )
     data, offset, seen = b"".join(chunks), 0, []
     while offset < len(data):
-        assert int.from_bytes(data[offset:offset + 2], "big") == 4
+        assert int.from_bytes(data[offset : offset + 2], "big") == 4
         offset += 2
         fields = []
         for _ in range(4):
-            length = int.from_bytes(data[offset:offset + 4], "big")
-            fields.append(data[offset + 4:offset + 4 + length])
+            length = int.from_bytes(data[offset : offset + 4], "big")
+            fields.append(data[offset + 4 : offset + 4 + length])
             offset += 4 + length
         event_id, topic, key, payload = fields
         env = Envelope.from_json(payload)
@@ -60,6 +63,13 @@ def test_event_rows_are_binary_copy_rows_of_the_models_events():
         p = env.payload(SegmentMembershipChanged)
         assert (env.id, env.subject, topic) == (event_id.decode(), key.decode(), b"segmentation.events")
         assert (p.segment_id, p.segment_name, p.segment_key, p.kind, p.change, p.run_id, p.changed_at) == (
-            segment.segment_id, segment.name, segment.key, "rfm", "left", run_id, now)
+            segment.segment_id,
+            segment.name,
+            segment.key,
+            "rfm",
+            "left",
+            run_id,
+            now,
+        )
         seen.append(p.customer_id)
     assert seen == customers

@@ -102,7 +102,11 @@ def test_default_scheme_covers_every_cell_exactly_once():
         assert scheme[lookup[r - 1, f - 1]]["key"] == owners[0]
     r, f = np.array([5, 5, 1, 3]), np.array([5, 1, 5, 3])
     assert [scheme[i]["key"] for i in assign_segments(r, f, lookup)] == [
-        "champions", "new-customers", "cant-lose-them", "need-attention"]
+        "champions",
+        "new-customers",
+        "cant-lose-them",
+        "need-attention",
+    ]
 
 
 def test_coverage_problems_name_the_gaps_and_overlaps():

@@ -16,16 +16,20 @@ async def get_fit(session: AsyncSession, fit_id: uuid.UUID) -> sa.Row | None:
 
 
 async def unfinished_fit(session: AsyncSession, currency: str) -> sa.Row | None:
-    return (await session.execute(sa.select(model_fit).where(
-        model_fit.c.currency == currency, model_fit.c.status.in_(("queued", "running"))))).first()
+    return (
+        await session.execute(
+            sa.select(model_fit).where(model_fit.c.currency == currency, model_fit.c.status.in_(("queued", "running")))
+        )
+    ).first()
 
 
 async def update_fit(session: AsyncSession, fit_id: uuid.UUID, **values: Any) -> None:
     await session.execute(sa.update(model_fit).where(model_fit.c.id == fit_id).values(updated_at=sa.func.now(), **values))
 
 
-async def list_fits(session: AsyncSession, *, currency: str | None, model: str | None, status: str | None,
-                    before_version: int | None, limit: int) -> list[sa.Row]:
+async def list_fits(
+    session: AsyncSession, *, currency: str | None, model: str | None, status: str | None, before_version: int | None, limit: int
+) -> list[sa.Row]:
     t = model_fit
     q = sa.select(t).order_by(t.c.version.desc()).limit(limit)
     if currency:
@@ -39,8 +43,9 @@ async def list_fits(session: AsyncSession, *, currency: str | None, model: str |
     return list((await session.execute(q)).all())
 
 
-async def latest_succeeded(session: AsyncSession, currency: str, model: str | None = None,
-                           converged_only: bool = False) -> list[sa.Row]:
+async def latest_succeeded(
+    session: AsyncSession, currency: str, model: str | None = None, converged_only: bool = False
+) -> list[sa.Row]:
     """The newest succeeded fit per model (or of one model) for a currency."""
     t = model_fit
     q = sa.select(t).where(t.c.currency == currency, t.c.status == "succeeded").order_by(t.c.version.desc())

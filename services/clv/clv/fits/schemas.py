@@ -37,11 +37,18 @@ class FitCreate(BaseModel):
 
     model: RequestedModel = RequestedModel.AUTO
     currency: str = Field(pattern=r"^[A-Z]{3}$", examples=["EUR"])
-    time_unit_days: float | None = Field(None, gt=0, le=366,
-                                         description="Model time unit in days (default: service setting, 7 = weeks).")
-    holdout_days: int | None = Field(None, ge=0, le=3650, description=(
-        "Days at the end kept out of the fit to validate it (default: 90 for `auto`, which needs a holdout; "
-        "0 for a named model)."))
+    time_unit_days: float | None = Field(
+        None, gt=0, le=366, description="Model time unit in days (default: service setting, 7 = weeks)."
+    )
+    holdout_days: int | None = Field(
+        None,
+        ge=0,
+        le=3650,
+        description=(
+            "Days at the end kept out of the fit to validate it (default: 90 for `auto`, which needs a holdout; "
+            "0 for a named model)."
+        ),
+    )
     as_of: AwareDatetime | None = Field(None, description="End of the observation period (default: now).")
 
     @field_validator("as_of")
@@ -66,9 +73,13 @@ class ModelReport(BaseModel):
     rows: int = Field(description="Distinct (x, t_x, T) rows the likelihood was evaluated on.")
     usable: bool = Field(True, description="False: the data cannot support this fit and it is never used to score.")
     problems: list[str] = Field(default_factory=list, description="Why the fit is not usable (empty when it is).")
-    fallback_mean_spend: float | None = Field(None, description=(
-        "Spend model only: when the Gamma-Gamma fit is not usable, the population's mean spend per purchase "
-        "that scoring uses for every customer instead (its no-heterogeneity limit)."))
+    fallback_mean_spend: float | None = Field(
+        None,
+        description=(
+            "Spend model only: when the Gamma-Gamma fit is not usable, the population's mean spend per purchase "
+            "that scoring uses for every customer instead (its no-heterogeneity limit)."
+        ),
+    )
 
 
 class HoldoutBucket(BaseModel):
@@ -95,8 +106,9 @@ class CandidateReport(BaseModel):
     log_likelihood: float | None = None
     aic: float | None = None
     bic: float | None = None
-    holdout_mean_absolute_error: float | None = Field(None, description="Per customer, holdout repeat purchases "
-                                                      "predicted vs actual (the criterion).")
+    holdout_mean_absolute_error: float | None = Field(
+        None, description="Per customer, holdout repeat purchases predicted vs actual (the criterion)."
+    )
     predicted_total: float | None = None
     actual_total: float | None = None
 
@@ -112,8 +124,10 @@ class FitRead(BaseModel):
     version: int
     status: JobStatus
     progress: float = Field(ge=0, le=1)
-    model: RequestedModel = Field(description="The model fitted: for an `auto` request, the chosen one once the "
-                                  "fit succeeded (`auto` while it runs or when nothing was usable).")
+    model: RequestedModel = Field(
+        description="The model fitted: for an `auto` request, the chosen one once the "
+        "fit succeeded (`auto` while it runs or when nothing was usable)."
+    )
     currency: str
     time_unit_days: float
     as_of: datetime

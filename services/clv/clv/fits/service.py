@@ -56,15 +56,26 @@ class FitNotUsable(DomainError):
 def report(result: FitResult) -> dict:
     if not np.isfinite(result.log_likelihood):
         raise FitError(f"{result.model}: the likelihood could not be evaluated at any point the optimiser tried")
-    return ModelReport(model=result.model, params=result.params, std_errors=result.std_errors,
-                       log_likelihood=result.log_likelihood, aic=result.aic, bic=result.bic,
-                       converged=result.converged, iterations=result.iterations, message=result.message,
-                       customers=result.customers, rows=result.rows, usable=result.usable,
-                       problems=list(result.problems)).model_dump()
+    return ModelReport(
+        model=result.model,
+        params=result.params,
+        std_errors=result.std_errors,
+        log_likelihood=result.log_likelihood,
+        aic=result.aic,
+        bic=result.bic,
+        converged=result.converged,
+        iterations=result.iterations,
+        message=result.message,
+        customers=result.customers,
+        rows=result.rows,
+        usable=result.usable,
+        problems=list(result.problems),
+    ).model_dump()
 
 
-def holdout_diagnostics(model, stats: Statistics, holdout_units: float, holdout_days: int,
-                        rows: tuple | None = None) -> dict | None:
+def holdout_diagnostics(
+    model, stats: Statistics, holdout_units: float, holdout_days: int, rows: tuple | None = None
+) -> dict | None:
     """Predicted against actual holdout repeat purchases, by calibration frequency. With `rows` (the distinct
     (x, t_x, T) rows and each customer's row) the model predicts once per row instead of once per customer."""
     if rows is None:
@@ -78,13 +89,23 @@ def holdout_diagnostics(model, stats: Statistics, holdout_units: float, holdout_
     counts = np.bincount(bucket, minlength=BUCKETS + 1)
     actual_sum = np.bincount(bucket, weights=stats.holdout_x, minlength=BUCKETS + 1)
     predicted_sum = np.bincount(bucket, weights=predicted, minlength=BUCKETS + 1)
-    buckets = [HoldoutBucket(frequency=f"{b}+" if b == BUCKETS else str(b), customers=int(counts[b]),
-                             actual_mean=float(actual_sum[b] / counts[b]), predicted_mean=float(predicted_sum[b] / counts[b]))
-               for b in range(BUCKETS + 1) if counts[b]]
-    return Diagnostics(holdout_days=holdout_days, actual_total=float(stats.holdout_x.sum()),
-                       predicted_total=float(predicted.sum()),
-                       mean_absolute_error=float(np.mean(np.abs(predicted - stats.holdout_x))),
-                       buckets=buckets).model_dump()
+    buckets = [
+        HoldoutBucket(
+            frequency=f"{b}+" if b == BUCKETS else str(b),
+            customers=int(counts[b]),
+            actual_mean=float(actual_sum[b] / counts[b]),
+            predicted_mean=float(predicted_sum[b] / counts[b]),
+        )
+        for b in range(BUCKETS + 1)
+        if counts[b]
+    ]
+    return Diagnostics(
+        holdout_days=holdout_days,
+        actual_total=float(stats.holdout_x.sum()),
+        predicted_total=float(predicted.sum()),
+        mean_absolute_error=float(np.mean(np.abs(predicted - stats.holdout_x))),
+        buckets=buckets,
+    ).model_dump()
 
 
 class NoUsableModel(FitError):
@@ -95,12 +116,13 @@ class NoUsableModel(FitError):
         self.selection = selection
 
 
-SELECTION_CRITERION = ("lowest mean absolute error of holdout repeat purchases per customer among the usable "
-                       "candidates (ties: lower AIC), each fitted on the calibration period")
+SELECTION_CRITERION = (
+    "lowest mean absolute error of holdout repeat purchases per customer among the usable "
+    "candidates (ties: lower AIC), each fitted on the calibration period"
+)
 
 
-def fit_statistics(model_name: str, stats: Statistics, holdout_units: float, holdout_days: int,
-                   unit_days: float = 1.0) -> dict:
+def fit_statistics(model_name: str, stats: Statistics, holdout_units: float, holdout_days: int, unit_days: float = 1.0) -> dict:
     """The CPU part (runs in a worker thread): transaction model(s), spend model, diagnostics.
 
     `auto` fits every transaction model on the calibration period, measures each on the holdout, and keeps
@@ -117,8 +139,7 @@ def fit_statistics(model_name: str, stats: Statistics, holdout_units: float, hol
         model, result, out["diagnostics"] = chosen
     else:
         model, result = MODELS[model_name].fit(summary)
-        out["diagnostics"] = holdout_diagnostics(model, stats, holdout_units, holdout_days, rows) \
-            if holdout_days > 0 else None
+        out["diagnostics"] = holdout_diagnostics(model, stats, holdout_units, holdout_days, rows) if holdout_days > 0 else None
     out["model"], out["transactions"] = result.model, report(result)
     try:
         _, spend = GammaGamma.fit(stats.x, stats.mean_repeat_spend)
@@ -146,19 +167,30 @@ def _choose(summary, stats: Statistics, holdout_units: float, holdout_days: int,
         problems = list(result.problems)
         if diagnostics is None:
             problems.append("its predictions are not finite for every customer")
-        candidates.append(CandidateReport(
-            model=name, usable=not problems, problems=problems, log_likelihood=result.log_likelihood, aic=result.aic,
-            bic=result.bic, holdout_mean_absolute_error=diagnostics["mean_absolute_error"] if diagnostics else None,
-            predicted_total=diagnostics["predicted_total"] if diagnostics else None,
-            actual_total=diagnostics["actual_total"] if diagnostics else None))
+        candidates.append(
+            CandidateReport(
+                model=name,
+                usable=not problems,
+                problems=problems,
+                log_likelihood=result.log_likelihood,
+                aic=result.aic,
+                bic=result.bic,
+                holdout_mean_absolute_error=diagnostics["mean_absolute_error"] if diagnostics else None,
+                predicted_total=diagnostics["predicted_total"] if diagnostics else None,
+                actual_total=diagnostics["actual_total"] if diagnostics else None,
+            )
+        )
         fitted[name] = (model, result, diagnostics)
     usable = [c for c in candidates if c.usable]
     best = min(usable, key=lambda c: (c.holdout_mean_absolute_error, c.aic)) if usable else None
-    selection = Selection(criterion=SELECTION_CRITERION, chosen=best.model if best else None,
-                          candidates=candidates).model_dump(mode="json")
+    selection = Selection(criterion=SELECTION_CRITERION, chosen=best.model if best else None, candidates=candidates).model_dump(
+        mode="json"
+    )
     if best is None:
-        raise NoUsableModel("no candidate model is usable on these data: " + "; ".join(
-            f"{c.model}: {', '.join(c.problems)}" for c in candidates), selection)
+        raise NoUsableModel(
+            "no candidate model is usable on these data: " + "; ".join(f"{c.model}: {', '.join(c.problems)}" for c in candidates),
+            selection,
+        )
     return fitted[best.model], selection
 
 
@@ -181,11 +213,19 @@ async def create_fit(session: AsyncSession, request: FitCreate, settings: ClvSet
     await _refuse_if_unfinished(session, request.currency)
     try:
         async with session.begin_nested():
-            row = await repository.insert_fit(session, {
-                "id": uuid.uuid4(), "status": "queued", "model": request.model.value, "currency": request.currency,
-                "time_unit_days": request.time_unit_days or settings.time_unit_days, "as_of": as_of,
-                "holdout_days": holdout_days, "calibration_end": calibration_end,
-            })
+            row = await repository.insert_fit(
+                session,
+                {
+                    "id": uuid.uuid4(),
+                    "status": "queued",
+                    "model": request.model.value,
+                    "currency": request.currency,
+                    "time_unit_days": request.time_unit_days or settings.time_unit_days,
+                    "as_of": as_of,
+                    "holdout_days": holdout_days,
+                    "calibration_end": calibration_end,
+                },
+            )
     except sa.exc.IntegrityError:  # another request won the race for the one-unfinished index
         await _refuse_if_unfinished(session, request.currency)
         raise
@@ -214,19 +254,30 @@ async def _run_fit(session_factory: async_sessionmaker[AsyncSession], fit: sa.Ro
     try:
         async with session_factory() as session:
             end_day = fit.as_of.astimezone(UTC).date()
-            stats = await load_statistics(session, fit.currency, fit.calibration_end.astimezone(UTC).date(), end_day,
-                                          fit.time_unit_days)
-            await repository.update_fit(session, fit_id, progress=0.3, customers=len(stats),
-                                        repeat_customers=int((stats.x > 0).sum()))
+            stats = await load_statistics(
+                session, fit.currency, fit.calibration_end.astimezone(UTC).date(), end_day, fit.time_unit_days
+            )
+            await repository.update_fit(
+                session, fit_id, progress=0.3, customers=len(stats), repeat_customers=int((stats.x > 0).sum())
+            )
             await session.commit()
-        results = await asyncio.to_thread(fit_statistics, fit.model, stats,
-                                          fit.holdout_days / fit.time_unit_days, fit.holdout_days, fit.time_unit_days)
+        results = await asyncio.to_thread(
+            fit_statistics, fit.model, stats, fit.holdout_days / fit.time_unit_days, fit.holdout_days, fit.time_unit_days
+        )
         async with session_factory() as session:
-            await repository.update_fit(session, fit_id, status="succeeded", progress=1.0, finished_at=sa.func.now(),
-                                        lease_until=None, model=results["model"],
-                                        transactions=results["transactions"],
-                                        spend=results["spend"] or {"error": results["spend_error"]},
-                                        diagnostics=results["diagnostics"], selection=results["selection"])
+            await repository.update_fit(
+                session,
+                fit_id,
+                status="succeeded",
+                progress=1.0,
+                finished_at=sa.func.now(),
+                lease_until=None,
+                model=results["model"],
+                transactions=results["transactions"],
+                spend=results["spend"] or {"error": results["spend_error"]},
+                diagnostics=results["diagnostics"],
+                selection=results["selection"],
+            )
             await session.commit()
     except NoUsableModel as exc:
         await _fail(session_factory, fit_id, str(exc), selection=exc.selection)
@@ -237,11 +288,13 @@ async def _run_fit(session_factory: async_sessionmaker[AsyncSession], fit: sa.Ro
         await _fail(session_factory, fit_id, f"internal error: {type(exc).__name__}")
 
 
-async def _fail(session_factory: async_sessionmaker[AsyncSession], fit_id: uuid.UUID, error: str,
-                selection: dict | None = None) -> None:
+async def _fail(
+    session_factory: async_sessionmaker[AsyncSession], fit_id: uuid.UUID, error: str, selection: dict | None = None
+) -> None:
     async with session_factory() as session:
-        await repository.update_fit(session, fit_id, status="failed", error=error, finished_at=sa.func.now(),
-                                    lease_until=None, selection=selection)
+        await repository.update_fit(
+            session, fit_id, status="failed", error=error, finished_at=sa.func.now(), lease_until=None, selection=selection
+        )
         await session.commit()
 
 
@@ -277,12 +330,27 @@ def to_read(row: sa.Row) -> FitRead:
     spend = row.spend or {}
     succeeded = row.status == "succeeded"
     return FitRead(
-        id=row.id, version=row.version, status=row.status, progress=row.progress, model=row.model,
-        currency=row.currency, time_unit_days=row.time_unit_days, as_of=row.as_of, holdout_days=row.holdout_days,
-        calibration_end=row.calibration_end, customers=row.customers, repeat_customers=row.repeat_customers,
-        transactions=row.transactions, spend=spend if "params" in spend else None, spend_error=spend.get("error"),
-        diagnostics=row.diagnostics, selection=row.selection, usable=not problems(row) if succeeded else None,
-        problems=problems(row) if succeeded else [], error=row.error, started_at=row.started_at,
+        id=row.id,
+        version=row.version,
+        status=row.status,
+        progress=row.progress,
+        model=row.model,
+        currency=row.currency,
+        time_unit_days=row.time_unit_days,
+        as_of=row.as_of,
+        holdout_days=row.holdout_days,
+        calibration_end=row.calibration_end,
+        customers=row.customers,
+        repeat_customers=row.repeat_customers,
+        transactions=row.transactions,
+        spend=spend if "params" in spend else None,
+        spend_error=spend.get("error"),
+        diagnostics=row.diagnostics,
+        selection=row.selection,
+        usable=not problems(row) if succeeded else None,
+        problems=problems(row) if succeeded else [],
+        error=row.error,
+        started_at=row.started_at,
         finished_at=row.finished_at,
         created_at=row.created_at,
     )
@@ -308,20 +376,31 @@ async def compare(session: AsyncSession, currency: str, fit_ids: list[uuid.UUID]
     for r in rows:
         t = r.transactions
         mae = r.diagnostics["mean_absolute_error"] if r.diagnostics else None
-        out.append(ComparisonRow(fit_id=r.id, version=r.version, model=r.model, customers=r.customers,
-                                 log_likelihood=t["log_likelihood"], aic=t["aic"], bic=t["bic"],
-                                 converged=t["converged"], holdout_mean_absolute_error=mae))
+        out.append(
+            ComparisonRow(
+                fit_id=r.id,
+                version=r.version,
+                model=r.model,
+                customers=r.customers,
+                log_likelihood=t["log_likelihood"],
+                aic=t["aic"],
+                bic=t["bic"],
+                converged=t["converged"],
+                holdout_mean_absolute_error=mae,
+            )
+        )
     # Information criteria compare fits of the same data only; holdout error compares any with a holdout.
     same_data = {(r.calibration_end, r.customers, r.time_unit_days) for r in rows}
     comparable = [c for c in out if c.converged] if len(same_data) == 1 else []
     with_holdout = [(mae, c.fit_id) for c in out if (mae := c.holdout_mean_absolute_error) is not None and c.converged]
     return Comparison(
-        currency=currency, fits=out,
+        currency=currency,
+        fits=out,
         best_by_aic=min(comparable, key=lambda c: c.aic).fit_id if comparable else None,
         best_by_bic=min(comparable, key=lambda c: c.bic).fit_id if comparable else None,
         best_by_holdout=min(with_holdout, key=lambda h: h[0])[1] if with_holdout else None,
         note="AIC/BIC rank converged fits only when all were fitted on the same data (calibration end, customers, "
-             "time unit); holdout error ranks fits that kept a holdout.",
+        "time unit); holdout error ranks fits that kept a holdout.",
     )
 
 
@@ -331,8 +410,9 @@ async def predict(session: AsyncSession, fit_id: uuid.UUID, request: PredictionR
     if row is None:
         raise NotFound(f"no model fit {fit_id}")
     if row.status != "succeeded" or (reasons := problems(row)):
-        raise FitNotUsable(f"fit {fit_id} is {row.status}" if row.status != "succeeded"
-                                        else f"fit {fit_id} is not usable: {'; '.join(reasons)}")
+        raise FitNotUsable(
+            f"fit {fit_id} is {row.status}" if row.status != "succeeded" else f"fit {fit_id} is not usable: {'; '.join(reasons)}"
+        )
     model = MODELS[row.model].from_params(row.transactions["params"])
     c = request.customers
     x, t_x, T, zbar = (np.array([getattr(i, k) for i in c], dtype=np.float64) for k in ("x", "t_x", "T", "mean_spend"))
@@ -342,6 +422,12 @@ async def predict(session: AsyncSession, fit_id: uuid.UUID, request: PredictionR
         spend = spend_model(row.spend).expected_spend(x, zbar)
     except ValueError as exc:  # the model refusing NaN, negative or inconsistent inputs
         raise InvalidPredictionInput(str(exc)) from None
-    return PredictionResponse(fit_id=row.id, model=row.model, months=request.months, predictions=[
-        Prediction(probability_alive=float(a), expected_purchases=float(p), expected_spend=float(m))
-        for a, p, m in zip(alive, purchases, spend, strict=True)])
+    return PredictionResponse(
+        fit_id=row.id,
+        model=row.model,
+        months=request.months,
+        predictions=[
+            Prediction(probability_alive=float(a), expected_purchases=float(p), expected_spend=float(m))
+            for a, p, m in zip(alive, purchases, spend, strict=True)
+        ],
+    )

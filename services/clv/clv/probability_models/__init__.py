@@ -13,5 +13,17 @@ from clv.probability_models.value import discounted_clv, wallet_ratio
 
 MODELS = {m.name: m for m in (BetaGeo, ModifiedBetaGeo, ParetoNBD)}
 
-__all__ = ["MODELS", "BetaGeo", "FitError", "FitResult", "GammaGamma", "ModifiedBetaGeo", "ParetoNBD", "PopulationMeanSpend",
-           "Summary", "collapse", "discounted_clv", "wallet_ratio"]
+__all__ = [
+    "MODELS",
+    "BetaGeo",
+    "FitError",
+    "FitResult",
+    "GammaGamma",
+    "ModifiedBetaGeo",
+    "ParetoNBD",
+    "PopulationMeanSpend",
+    "Summary",
+    "collapse",
+    "discounted_clv",
+    "wallet_ratio",
+]

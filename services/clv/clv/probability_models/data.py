@@ -12,7 +12,7 @@ class SummaryIndex:
 
     ux: np.ndarray
     ix: np.ndarray
-    wx: np.ndarray      # Σ weights per distinct x
+    wx: np.ndarray  # Σ weights per distinct x
     uT: np.ndarray
     iT: np.ndarray
     utx: np.ndarray
@@ -49,8 +49,9 @@ class Summary:
         ux, ix = _distinct(self.x)
         uT, iT = _distinct(self.T)
         utx, itx = _distinct(self.t_x)
-        return SummaryIndex(ux=ux, ix=ix, wx=np.bincount(ix, weights=self.weights, minlength=len(ux)),
-                            uT=uT, iT=iT, utx=utx, itx=itx)
+        return SummaryIndex(
+            ux=ux, ix=ix, wx=np.bincount(ix, weights=self.weights, minlength=len(ux)), uT=uT, iT=iT, utx=utx, itx=itx
+        )
 
 
 class InvalidSummary(ValueError):
@@ -72,8 +73,7 @@ def validate(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> None:
         raise InvalidSummary("t_x must be 0 when x is 0")
 
 
-def collapse(x, t_x, T, weights=None, resolution: float = 1.0,
-             with_inverse: bool = True) -> tuple[Summary, np.ndarray | None]:
+def collapse(x, t_x, T, weights=None, resolution: float = 1.0, with_inverse: bool = True) -> tuple[Summary, np.ndarray | None]:
     """Unique (x, t_x, T) rows weighted by how many customers share them, and each customer's row index.
 
     When t_x and T are whole multiples of `resolution` (days in a weekly model: resolution = 1/7), the three
@@ -87,8 +87,11 @@ def collapse(x, t_x, T, weights=None, resolution: float = 1.0,
     span = int(steps_T.max()) + 1
     key_range = (int(x.max()) + 1) * span * span
     tolerance = 1e-9 * resolution
-    if (key_range < 2**62 and np.max(np.abs(steps_tx * resolution - t_x)) <= tolerance
-            and np.max(np.abs(steps_T * resolution - T)) <= tolerance):
+    if (
+        key_range < 2**62
+        and np.max(np.abs(steps_tx * resolution - t_x)) <= tolerance
+        and np.max(np.abs(steps_T * resolution - T)) <= tolerance
+    ):
         key = (x.astype(np.int64) * span + steps_tx.astype(np.int64)) * span + steps_T.astype(np.int64)
         if not with_inverse and key_range <= 64 * len(key) + 10_000_000:
             counts = np.bincount(key, weights=w, minlength=key_range)

@@ -66,8 +66,15 @@ class FitResult:
         return np.array(list(self.params.values()))
 
 
-def assess(result: FitResult, *, customers: float, minimum_customers: int, informative: float,
-           minimum_informative: int, informative_name: str) -> FitResult:
+def assess(
+    result: FitResult,
+    *,
+    customers: float,
+    minimum_customers: int,
+    informative: float,
+    minimum_informative: int,
+    informative_name: str,
+) -> FitResult:
     """The result with `problems` filled: the reasons the data cannot support the fit (none: usable).
 
     A fit is not used when it did not converge, when a parameter ran off towards a bound, when a standard error
@@ -77,17 +84,19 @@ def assess(result: FitResult, *, customers: float, minimum_customers: int, infor
     """
     problems: list[str] = []
     if not result.converged:
-        problems.append(result.message if result.message.startswith("not converged") else
-                        f"not converged: {result.message}")
-    runaway = {k: v for k, v in result.params.items()
-               if not np.isfinite(v) or v <= 0 or abs(np.log(v)) >= RUNAWAY_LOG_PARAMETER}
+        problems.append(result.message if result.message.startswith("not converged") else f"not converged: {result.message}")
+    runaway = {k: v for k, v in result.params.items() if not np.isfinite(v) or v <= 0 or abs(np.log(v)) >= RUNAWAY_LOG_PARAMETER}
     if runaway:
-        problems.append("parameter(s) at a bound of the search (beyond e^±10: the likelihood is flat in them): "
-                        + ", ".join(f"{k} = {v:.4g}" for k, v in runaway.items()))
+        problems.append(
+            "parameter(s) at a bound of the search (beyond e^±10: the likelihood is flat in them): "
+            + ", ".join(f"{k} = {v:.4g}" for k, v in runaway.items())
+        )
     missing = [k for k, se in result.std_errors.items() if se is None or not np.isfinite(se) or se <= 0]
     if missing and result.converged:
-        problems.append(f"no finite standard error for {', '.join(missing)}: the information matrix is singular, "
-                        "the data do not identify the model")
+        problems.append(
+            f"no finite standard error for {', '.join(missing)}: the information matrix is singular, "
+            "the data do not identify the model"
+        )
     if customers < minimum_customers:
         problems.append(f"too little data: {customers:g} customers, at least {minimum_customers} needed")
     if informative < minimum_informative:
@@ -95,8 +104,16 @@ def assess(result: FitResult, *, customers: float, minimum_customers: int, infor
     return replace(result, problems=tuple(problems))
 
 
-def fit(name: str, param_names: Sequence[str], loglik: LogLik[D], data: D, customers: float, rows: int,
-        starts: Sequence[Sequence[float]], max_evaluations: int = 1500) -> FitResult:
+def fit(
+    name: str,
+    param_names: Sequence[str],
+    loglik: LogLik[D],
+    data: D,
+    customers: float,
+    rows: int,
+    starts: Sequence[Sequence[float]],
+    max_evaluations: int = 1500,
+) -> FitResult:
     """Maximise `loglik` from each start until one converges, within one budget of evaluations; the best wins."""
     from scipy.optimize import minimize
 
@@ -117,9 +134,14 @@ def fit(name: str, param_names: Sequence[str], loglik: LogLik[D], data: D, custo
         budget = max_evaluations - evaluations
         if best is not None and budget < 50:
             break
-        res = minimize(objective, np.log(np.asarray(start, dtype=np.float64)), jac=True, method="L-BFGS-B",
-                       bounds=[(-LOG_BOUND, LOG_BOUND)] * len(param_names),
-                       options={"maxfun": budget, "maxiter": budget, "ftol": 1e-14, "gtol": 1e-9, "maxcor": 20})
+        res = minimize(
+            objective,
+            np.log(np.asarray(start, dtype=np.float64)),
+            jac=True,
+            method="L-BFGS-B",
+            bounds=[(-LOG_BOUND, LOG_BOUND)] * len(param_names),
+            options={"maxfun": budget, "maxiter": budget, "ftol": 1e-14, "gtol": 1e-9, "maxcor": 20},
+        )
         gnorm = float(np.max(np.abs(res.jac))) if res.jac is not None else float("inf")
         at_bound = bool(np.any(np.abs(res.x) >= LOG_BOUND - 1e-6))
         converged = bool(np.isfinite(res.fun) and gnorm < GRADIENT_TOLERANCE and not at_bound)
@@ -139,16 +161,26 @@ def fit(name: str, param_names: Sequence[str], loglik: LogLik[D], data: D, custo
     if at_bound:
         message = "a parameter ran to its bound: the data do not identify the model"
     elif not converged and np.max(np.abs(res.x)) > 4.5:
-        message = (f"not converged: the likelihood is nearly flat as a parameter grows without limit "
-                   f"({dict(zip(param_names, np.round(params, 4).tolist(), strict=True))}); "
-                   f"the data do not identify this model's heterogeneity (max |gradient| {gnorm:.2e})")
+        message = (
+            f"not converged: the likelihood is nearly flat as a parameter grows without limit "
+            f"({dict(zip(param_names, np.round(params, 4).tolist(), strict=True))}); "
+            f"the data do not identify this model's heterogeneity (max |gradient| {gnorm:.2e})"
+        )
     elif not converged:
         message = f"not converged (max |gradient| {gnorm:.2e}): {message}"
     std_errors = standard_errors(loglik, params, data) if converged else [None] * len(params)
-    return FitResult(model=name, params=dict(zip(param_names, params.tolist(), strict=True)),
-                     log_likelihood=float(ll), customers=float(customers), rows=int(rows), converged=converged,
-                     iterations=int(res.nit), message=message, gradient_norm=gnorm,
-                     std_errors=dict(zip(param_names, std_errors, strict=True)))
+    return FitResult(
+        model=name,
+        params=dict(zip(param_names, params.tolist(), strict=True)),
+        log_likelihood=float(ll),
+        customers=float(customers),
+        rows=int(rows),
+        converged=converged,
+        iterations=int(res.nit),
+        message=message,
+        gradient_norm=gnorm,
+        std_errors=dict(zip(param_names, std_errors, strict=True)),
+    )
 
 
 def hessian(loglik: LogLik[D], params: np.ndarray, data: D, base: np.ndarray | None = None) -> np.ndarray:
@@ -188,11 +220,20 @@ def with_numeric_hessian(loglik: LogLik[D]) -> Full[D]:
     def full(params: np.ndarray, data: D) -> tuple[float, np.ndarray, np.ndarray]:
         ll, grad = loglik(params, data)
         return ll, grad, hessian(loglik, params, data, base=grad)
+
     return full
 
 
-def newton(name: str, param_names: Sequence[str], full: Full[D], data: D, customers: float, rows: int,
-           start: Sequence[float] | np.ndarray, max_iterations: int = 12) -> FitResult | None:
+def newton(
+    name: str,
+    param_names: Sequence[str],
+    full: Full[D],
+    data: D,
+    customers: float,
+    rows: int,
+    start: Sequence[float] | np.ndarray,
+    max_iterations: int = 12,
+) -> FitResult | None:
     """Newton's method on log-parameters from a start near the optimum (a pilot fit, moment estimates).
 
     `full` gives the log-likelihood, its gradient and its Hessian in the natural parameters. Each iteration is
@@ -237,7 +278,15 @@ def _result(name, param_names, params, ll, customers, rows, iterations, g_theta,
     except np.linalg.LinAlgError:
         pass
     gnorm = float(np.max(np.abs(g_theta)) / customers)
-    return FitResult(model=name, params=dict(zip(param_names, params.tolist(), strict=True)), log_likelihood=float(ll),
-                     customers=float(customers), rows=int(rows), converged=gnorm < GRADIENT_TOLERANCE,
-                     iterations=iterations, message="converged (Newton)", gradient_norm=gnorm,
-                     std_errors=dict(zip(param_names, std_errors, strict=True)))
+    return FitResult(
+        model=name,
+        params=dict(zip(param_names, params.tolist(), strict=True)),
+        log_likelihood=float(ll),
+        customers=float(customers),
+        rows=int(rows),
+        converged=gnorm < GRADIENT_TOLERANCE,
+        iterations=iterations,
+        message="converged (Newton)",
+        gradient_norm=gnorm,
+        std_errors=dict(zip(param_names, std_errors, strict=True)),
+    )

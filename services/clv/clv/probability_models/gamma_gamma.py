@@ -23,8 +23,8 @@ MIN_REPEAT_BUYERS_TO_USE = 10
 class SpendData:
     """Repeat buyers with positive mean spend, in the shape the likelihood needs."""
 
-    x: np.ndarray                # per customer
-    spend_total: np.ndarray      # x · z̄ per customer
+    x: np.ndarray  # per customer
+    spend_total: np.ndarray  # x · z̄ per customer
     unique_x: np.ndarray
     count_x: np.ndarray
     sum_x_log_zbar: float
@@ -48,9 +48,15 @@ class SpendData:
         x, zbar = x[keep], zbar[keep]
         unique_x, count_x = np.unique(x, return_counts=True)
         log_zbar = np.log(zbar)
-        return cls(x=x, spend_total=x * zbar, unique_x=unique_x, count_x=count_x.astype(np.float64),
-                   sum_x_log_zbar=dot(x, log_zbar), sum_log_zbar=float(log_zbar.sum()),
-                   sum_x_log_x=dot(x, np.log(x)) if len(x) else 0.0)
+        return cls(
+            x=x,
+            spend_total=x * zbar,
+            unique_x=unique_x,
+            count_x=count_x.astype(np.float64),
+            sum_x_log_zbar=dot(x, log_zbar),
+            sum_log_zbar=float(log_zbar.sum()),
+            sum_x_log_x=dot(x, np.log(x)) if len(x) else 0.0,
+        )
 
 
 @dataclass(frozen=True)
@@ -75,10 +81,16 @@ class GammaGamma:
         px = p * d.unique_x
         log_g_s = np.log(g + d.spend_total)
         weight = p * d.x + q
-        ll = (d.count_x @ (gammaln(px + q) - gammaln(px)) - n * gammaln(q) + n * q * np.log(g)
-              + p * d.sum_x_log_zbar - d.sum_log_zbar + p * d.sum_x_log_x - dot(weight, log_g_s))
-        d_p = (d.count_x @ (d.unique_x * (digamma(px + q) - digamma(px))) + d.sum_x_log_zbar + d.sum_x_log_x
-               - dot(d.x, log_g_s))
+        ll = (
+            d.count_x @ (gammaln(px + q) - gammaln(px))
+            - n * gammaln(q)
+            + n * q * np.log(g)
+            + p * d.sum_x_log_zbar
+            - d.sum_log_zbar
+            + p * d.sum_x_log_x
+            - dot(weight, log_g_s)
+        )
+        d_p = d.count_x @ (d.unique_x * (digamma(px + q) - digamma(px))) + d.sum_x_log_zbar + d.sum_x_log_x - dot(d.x, log_g_s)
         d_q = d.count_x @ digamma(px + q) - n * digamma(q) + n * np.log(g) - log_g_s.sum()
         d_g = n * q / g - dot(weight, 1.0 / (g + d.spend_total))
         return float(ll), np.array([d_p, d_q, d_g])
@@ -92,7 +104,7 @@ class GammaGamma:
         tri_pq, tri_p = polygamma(1, px + q), polygamma(1, px)
         inv = 1.0 / (g + d.spend_total)
         weight = p * d.x + q
-        h_pp = d.count_x @ (d.unique_x ** 2 * (tri_pq - tri_p))
+        h_pp = d.count_x @ (d.unique_x**2 * (tri_pq - tri_p))
         h_pq = d.count_x @ (d.unique_x * tri_pq)
         h_pg = -dot(d.x, inv)
         h_qq = d.count_x @ tri_pq - n * polygamma(1, q)
@@ -108,8 +120,15 @@ class GammaGamma:
         mean = float(data.spend_total.sum() / data.x.sum())
         if starts is None and data.customers >= 1000:
             # Newton from moment-style estimates converges in a handful of passes at any size.
-            result = newton(cls.name, cls.param_names, lambda p, d: (*cls.loglik(p, d), cls.hessian(p, d)), data,
-                            data.customers, data.customers, _moment_start(data))
+            result = newton(
+                cls.name,
+                cls.param_names,
+                lambda p, d: (*cls.loglik(p, d), cls.hessian(p, d)),
+                data,
+                data.customers,
+                data.customers,
+                _moment_start(data),
+            )
             if result is not None and result.converged:
                 return cls.from_params(result.params), cls._assess(result, data)
         starts = starts or [[2.0, 3.0, mean], [5.0, 5.0, 2 * mean], [1.0, 2.0, mean / 2]]
@@ -118,9 +137,14 @@ class GammaGamma:
 
     @staticmethod
     def _assess(result: FitResult, data: SpendData) -> FitResult:
-        return assess(result, customers=data.customers, minimum_customers=0,
-                      informative=data.customers, minimum_informative=MIN_REPEAT_BUYERS_TO_USE,
-                      informative_name="repeat buyers with a positive spend")
+        return assess(
+            result,
+            customers=data.customers,
+            minimum_customers=0,
+            informative=data.customers,
+            minimum_informative=MIN_REPEAT_BUYERS_TO_USE,
+            informative_name="repeat buyers with a positive spend",
+        )
 
     def log_likelihood(self, x, zbar) -> float:
         return self.loglik(self.values(), SpendData.of(x, zbar))[0]

@@ -29,8 +29,8 @@ from scipy.special import digamma, gammaln, hyp2f1
 
 from clv.probability_models.data import Summary, dot
 
-BLOCK = 32          # series terms per vectorised step
-TOLERANCE = 1e-17   # stop when the remaining tail is below this fraction of the sum
+BLOCK = 32  # series terms per vectorised step
+TOLERANCE = 1e-17  # stop when the remaining tail is below this fraction of the sum
 # Enough for every pair near an optimum (CDNOW, simulated millions: a few hundred terms at most); the rest fall
 # back to hyp2f1 (see above).
 MAX_TERMS = 2048
@@ -59,17 +59,17 @@ def _series(u: np.ndarray, rho: np.ndarray, z: np.ndarray):
     u, rho = (np.broadcast_to(np.asarray(v, dtype=np.float64), z.shape) for v in (u, rho))
     m = len(z)
     H, Hu, Hrho, Hz = np.ones(m), np.zeros(m), np.zeros(m), np.zeros(m)
-    term = np.ones(m)          # h_n, starting at n = 0
-    du = np.zeros(m)           # Σ_{k<n} 1/(u+k)
-    drho = np.zeros(m)         # −Σ_{k<n} 1/(ρ+1+k)
+    term = np.ones(m)  # h_n, starting at n = 0
+    du = np.zeros(m)  # Σ_{k<n} 1/(u+k)
+    drho = np.zeros(m)  # −Σ_{k<n} 1/(ρ+1+k)
     active = np.flatnonzero(z > 0)
     n0 = 0
     steps = np.arange(BLOCK, dtype=np.float64)
     while len(active) and n0 < MAX_TERMS:
         ua, ra, za = u[active, None], rho[active, None], z[active, None]
-        k = n0 + steps[None, :]                                  # the terms' indices n0 … n0+B−1 move to n+1
+        k = n0 + steps[None, :]  # the terms' indices n0 … n0+B−1 move to n+1
         ratio = (ua + k) / (ra + 1 + k) * za
-        terms = term[active, None] * np.cumprod(ratio, axis=1)   # h_{n0+1} … h_{n0+B}
+        terms = term[active, None] * np.cumprod(ratio, axis=1)  # h_{n0+1} … h_{n0+B}
         dus = du[active, None] + np.cumsum(1.0 / (ua + k), axis=1)
         drhos = drho[active, None] - np.cumsum(1.0 / (ra + 1 + k), axis=1)
         H[active] += terms.sum(axis=1)
@@ -147,8 +147,7 @@ def log_g(params: np.ndarray, x: np.ndarray, t: np.ndarray):
         grad[2] = d_rho + dH_u
         grad[3] = -rho / c + d_z * (alpha + t) / c**2
     if len(unsummed):
-        value[unsummed], grad[:, unsummed] = _fallback(np.asarray(params, dtype=np.float64), x[unsummed],
-                                                       t[unsummed])
+        value[unsummed], grad[:, unsummed] = _fallback(np.asarray(params, dtype=np.float64), x[unsummed], t[unsummed])
     return value, grad
 
 
@@ -171,8 +170,7 @@ def loglik(params: np.ndarray, data: Summary) -> tuple[float, np.ndarray]:
         e1, e2 = np.exp(l1 - top), np.exp(l2 - top)
         total = e1 + e2
         w1, w2 = w * e1 / total, w * e2 / total
-        ll = (wx @ gammaln(r + ux) + W * (-gammaln(r) + r * np.log(alpha) + s * np.log(beta))
-              + dot(w, top + np.log(total)))
+        ll = wx @ gammaln(r + ux) + W * (-gammaln(r) + r * np.log(alpha) + s * np.log(beta)) + dot(w, top + np.log(total))
         # ∂ log(G(t_x) − G(T)) = (∂log G(t_x) − q ∂log G(T)) / (1 − q); rows with q = 1 have w2 = 0.
         # Summed per pair first (two histograms), so each parameter's term is a dot product over the pairs.
         inv = np.where(q < 1, w2 / (1.0 - q), 0.0)

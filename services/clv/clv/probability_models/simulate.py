@@ -8,8 +8,8 @@ def bgnbd(T: np.ndarray, r: float, alpha: float, a: float, b: float, rng: np.ran
     T = np.asarray(T, dtype=np.float64)
     lam = rng.gamma(r, 1.0 / alpha, len(T))
     p = rng.beta(a, b, len(T))
-    opportunities = rng.poisson(lam * T)                  # purchases in (0, T] had the customer stayed
-    lifetime_purchases = rng.geometric(p)                 # the repeat purchase after which they drop out
+    opportunities = rng.poisson(lam * T)  # purchases in (0, T] had the customer stayed
+    lifetime_purchases = rng.geometric(p)  # the repeat purchase after which they drop out
     x = np.minimum(opportunities, lifetime_purchases)
     # Given n events in (0, T], the k-th arrival is T · Beta(k, n − k + 1).
     t_x = np.where(x > 0, T * rng.beta(np.maximum(x, 1), np.maximum(opportunities - x + 1, 1)), 0.0)

@@ -108,8 +108,7 @@ class TransactionModel:
             except FitError:
                 rough = None
             if rough is not None and rough.converged:
-                polished = newton(cls.name, cls.param_names, cls.full, data, data.customers, len(data.x),
-                                  rough.values())
+                polished = newton(cls.name, cls.param_names, cls.full, data, data.customers, len(data.x), rough.values())
                 if polished is not None and polished.converged:
                     return cls.from_params(polished.params), cls._assess(polished, data)
                 starts = [rough.values().tolist(), *starts]
@@ -118,9 +117,14 @@ class TransactionModel:
 
     @staticmethod
     def _assess(result: FitResult, data: Summary) -> FitResult:
-        return assess(result, customers=data.customers, minimum_customers=MIN_CUSTOMERS_TO_USE,
-                      informative=float(data.weights[data.x > 0].sum()), minimum_informative=MIN_REPEAT_BUYERS_TO_USE,
-                      informative_name="repeat buyers")
+        return assess(
+            result,
+            customers=data.customers,
+            minimum_customers=MIN_CUSTOMERS_TO_USE,
+            informative=float(data.weights[data.x > 0].sum()),
+            minimum_informative=MIN_REPEAT_BUYERS_TO_USE,
+            informative_name="repeat buyers",
+        )
 
     @classmethod
     def default_starts(cls, data: Summary) -> list[list[float]]:
@@ -189,8 +193,9 @@ def _beta_geo_loglik(params: np.ndarray, data: Summary, modified: bool, hessian:
     shift = 1.0 if modified else 0.0
     ux, wx = ix.ux, ix.wx
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        ll_x = (wx @ (gammaln(r + ux) + gammaln(b + ux + shift) - gammaln(a + b + ux + shift))
-                + W * (r * np.log(alpha) - gammaln(r) + gammaln(a + b) - gammaln(b)))
+        ll_x = wx @ (gammaln(r + ux) + gammaln(b + ux + shift) - gammaln(a + b + ux + shift)) + W * (
+            r * np.log(alpha) - gammaln(r) + gammaln(a + b) - gammaln(b)
+        )
         d_r = wx @ digamma(r + ux) + W * (np.log(alpha) - digamma(r))
         d_alpha = W * r / alpha
         d_a = W * digamma(a + b) - wx @ digamma(a + b + ux + shift)
@@ -304,8 +309,13 @@ class BetaGeo(TransactionModel):
         x, t_x, T = predictors(x, t_x, T)
         repeat = x > 0
         with np.errstate(divide="ignore"):
-            log_odds_dead = np.where(repeat, np.log(self.a) - np.log(np.where(repeat, self.b + x - 1, 1.0))
-                                     + (self.r + x) * (np.log(self.alpha + T) - np.log(self.alpha + t_x)), -np.inf)
+            log_odds_dead = np.where(
+                repeat,
+                np.log(self.a)
+                - np.log(np.where(repeat, self.b + x - 1, 1.0))
+                + (self.r + x) * (np.log(self.alpha + T) - np.log(self.alpha + t_x)),
+                -np.inf,
+            )
         return expit(-log_odds_dead)
 
     def _growth(self, x, T, t):
@@ -363,8 +373,7 @@ class ModifiedBetaGeo(BetaGeo):
 
     def p_alive(self, x, t_x, T) -> np.ndarray:
         x, t_x, T = predictors(x, t_x, T)
-        log_odds_dead = (np.log(self.a) - np.log(self.b + x)
-                         + (self.r + x) * (np.log(self.alpha + T) - np.log(self.alpha + t_x)))
+        log_odds_dead = np.log(self.a) - np.log(self.b + x) + (self.r + x) * (np.log(self.alpha + T) - np.log(self.alpha + t_x))
         return expit(-log_odds_dead)
 
     def _growth(self, x, T, t):
@@ -400,11 +409,14 @@ class ParetoNBD(TransactionModel):
         head = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
         l1 = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
         if alpha >= beta:
+
             def log_f(t):
                 return np.log(hyp2f1(rho, s + 1, rho + 1, (alpha - beta) / (alpha + t))) - rho * np.log(alpha + t)
         else:
+
             def log_f(t):
                 return np.log(hyp2f1(rho, r + x, rho + 1, (beta - alpha) / (beta + t))) - rho * np.log(beta + t)
+
         with np.errstate(divide="ignore", invalid="ignore"):
             f_tx, f_T = log_f(t_x), log_f(T)
             # A0 = F(t_x) − F(T) > 0, in logs: log F(t_x) + log1p(−F(T)/F(t_x)); −inf when t_x = T.

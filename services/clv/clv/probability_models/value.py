@@ -10,9 +10,19 @@ from clv.probability_models.gamma_gamma import GammaGamma
 DAYS_PER_MONTH = 365.25 / 12
 
 
-def discounted_clv(transactions, spend: GammaGamma, x, t_x, T, zbar, *, months: int = 12,
-                   units_per_month: float = 30.0, monthly_discount_rate: float = 0.01,
-                   margin: float = 1.0) -> np.ndarray:
+def discounted_clv(
+    transactions,
+    spend: GammaGamma,
+    x,
+    t_x,
+    T,
+    zbar,
+    *,
+    months: int = 12,
+    units_per_month: float = 30.0,
+    monthly_discount_rate: float = 0.01,
+    margin: float = 1.0,
+) -> np.ndarray:
     """Σ_{k=1..months} margin · E[spend] · (E[Y(k·u)] − E[Y((k−1)·u)]) / (1 + d)^k per customer.
 
     This is the definition `lifetimes.GammaGammaFitter.customer_lifetime_value` uses (time in the model's
@@ -25,8 +35,9 @@ def discounted_clv(transactions, spend: GammaGamma, x, t_x, T, zbar, *, months: 
         raise ValueError("discount rate must be above -100%")
     if not 0 < margin <= 1:
         raise ValueError("margin must be in (0, 1]")
-    purchases = transactions.discounted_purchases(x, t_x, T, period=units_per_month, periods=months,
-                                                  discount_rate=monthly_discount_rate)
+    purchases = transactions.discounted_purchases(
+        x, t_x, T, period=units_per_month, periods=months, discount_rate=monthly_discount_rate
+    )
     return margin * spend.expected_spend(x, zbar) * purchases
 
 

@@ -59,56 +59,82 @@ async def apply_events(session: AsyncSession, events: list[ConsumedEvent]) -> No
             costs = [order_costs(p) for p in orders]
             homes = [home(p) for p in orders]
             live = await repo.lives(session, homes)
-            inserted = set((await session.execute(repo.INSERT_ORDERS, {
-                "purchase_ids": [p.purchase_id for p in orders], "homes": homes,
-                "customer_ids": [live.get(h, h) for h in homes],
-                "sources": [p.source for p in orders], "currencies": [p.currency for p in orders],
-                "amounts": [p.amount for p in orders], "known_costs": [c[0] for c in costs],
-                "shipping": [p.shipping_cost or 0 for p in orders], "discounts": [p.discount or 0 for p in orders],
-                "occurred": [p.occurred_at for p in orders],
-            })).scalars())
+            inserted = set(
+                (
+                    await session.execute(
+                        repo.INSERT_ORDERS,
+                        {
+                            "purchase_ids": [p.purchase_id for p in orders],
+                            "homes": homes,
+                            "customer_ids": [live.get(h, h) for h in homes],
+                            "sources": [p.source for p in orders],
+                            "currencies": [p.currency for p in orders],
+                            "amounts": [p.amount for p in orders],
+                            "known_costs": [c[0] for c in costs],
+                            "shipping": [p.shipping_cost or 0 for p in orders],
+                            "discounts": [p.discount or 0 for p in orders],
+                            "occurred": [p.occurred_at for p in orders],
+                        },
+                    )
+                ).scalars()
+            )
             # Parts of the orders stored now only (a purchase seen twice keeps its first parts; a copy made at
             # install gets the event's).
-            parts = [(p.purchase_id, category, value) for p, (_, ps) in zip(orders, costs, strict=True)
-                     if p.purchase_id in inserted for category, value in ps]
+            parts = [
+                (p.purchase_id, category, value)
+                for p, (_, ps) in zip(orders, costs, strict=True)
+                if p.purchase_id in inserted
+                for category, value in ps
+            ]
             if inserted:
                 await session.execute(repo.DELETE_PARTS, {"purchase_ids": list(inserted)})
             if parts:
-                await session.execute(repo.INSERT_PARTS, {"purchase_ids": [x[0] for x in parts],
-                                                          "categories": [x[1] for x in parts],
-                                                          "values": [x[2] for x in parts]})
+                await session.execute(
+                    repo.INSERT_PARTS,
+                    {"purchase_ids": [x[0] for x in parts], "categories": [x[1] for x in parts], "values": [x[2] for x in parts]},
+                )
         elif kind is PurchaseRefunded:
             refunds = [p for p in payloads if isinstance(p, PurchaseRefunded)]
-            await session.execute(repo.INSERT_REFUNDS, {
-                "refund_ids": [p.refund_id for p in refunds], "purchase_ids": [p.purchase_id for p in refunds],
-                "amounts": [p.amount for p in refunds], "cancelled": [p.cancelled for p in refunds],
-                "occurred": [p.occurred_at for p in refunds],
-            })
+            await session.execute(
+                repo.INSERT_REFUNDS,
+                {
+                    "refund_ids": [p.refund_id for p in refunds],
+                    "purchase_ids": [p.purchase_id for p in refunds],
+                    "amounts": [p.amount for p in refunds],
+                    "cancelled": [p.cancelled for p in refunds],
+                    "occurred": [p.occurred_at for p in refunds],
+                },
+            )
         elif kind is TouchpointRecorded:
             touchpoints = [p for p in payloads if isinstance(p, TouchpointRecorded)]
             homes = [home(p) for p in touchpoints]
             live = await repo.lives(session, homes)
-            await session.execute(repo.INSERT_TOUCHPOINTS, {
-                "touchpoint_ids": [p.touchpoint_id for p in touchpoints], "homes": homes,
-                "customer_ids": [live.get(h, h) for h in homes],
-                "kinds": [p.channel for p in touchpoints], "occurred": [p.occurred_at for p in touchpoints],
-            })
+            await session.execute(
+                repo.INSERT_TOUCHPOINTS,
+                {
+                    "touchpoint_ids": [p.touchpoint_id for p in touchpoints],
+                    "homes": homes,
+                    "customer_ids": [live.get(h, h) for h in homes],
+                    "kinds": [p.channel for p in touchpoints],
+                    "occurred": [p.occurred_at for p in touchpoints],
+                },
+            )
         elif kind is CustomerErased:
             for statement in repo.ERASE:
-                await session.execute(statement, {"ids": [p.customer_id for p in payloads
-                                                           if isinstance(p, CustomerErased)]})
+                await session.execute(statement, {"ids": [p.customer_id for p in payloads if isinstance(p, CustomerErased)]})
         elif kind in (CustomerMerged, CustomerUnmerged):
             for p in [p for p in payloads if isinstance(p, CustomerMerged | CustomerUnmerged)]:
                 merged = p.merged_id if isinstance(p, CustomerMerged) else p.restored_id
                 if merged == p.survivor_id:
                     continue
-                known = await session.execute(repo.RECORD_MERGE if kind is CustomerMerged else repo.RECORD_UNMERGE, {
-                    "merge_id": p.merge_id, "survivor": p.survivor_id, "merged": merged, "version": p.version})
+                known = await session.execute(
+                    repo.RECORD_MERGE if kind is CustomerMerged else repo.RECORD_UNMERGE,
+                    {"merge_id": p.merge_id, "survivor": p.survivor_id, "merged": merged, "version": p.version},
+                )
                 if kind is CustomerUnmerged and known.scalar() is None:
                     chain = list((await session.execute(repo.CHAIN_MEMBERS, {"ids": [merged]})).scalars())
                     for statement, listed in repo.PIN_LEGACY_UNMERGE:
-                        await session.execute(statement, {"restored": merged, "chain": chain,
-                                                          "listed": getattr(p, listed)})
+                        await session.execute(statement, {"restored": merged, "chain": chain, "listed": getattr(p, listed)})
                 await repo.follow_chain(session, merged)
 
 
@@ -116,8 +142,16 @@ def profitability_subscription() -> Subscription:
     async def handler(session: AsyncSession, events: list[ConsumedEvent]) -> None:
         await apply_events(session, events)
 
-    return Subscription(name="profitability", topics=[INTERACTION_EVENTS], handler=handler,
-                        event_types=by_event_type(
-                            PurchaseRecorded, PurchaseRefunded, TouchpointRecorded, CustomerMerged, CustomerUnmerged,
-                            CustomerErased,
-                        ))
+    return Subscription(
+        name="profitability",
+        topics=[INTERACTION_EVENTS],
+        handler=handler,
+        event_types=by_event_type(
+            PurchaseRecorded,
+            PurchaseRefunded,
+            TouchpointRecorded,
+            CustomerMerged,
+            CustomerUnmerged,
+            CustomerErased,
+        ),
+    )

@@ -57,30 +57,36 @@ ON CONFLICT (touchpoint_id) DO NOTHING
 """)
 # Everything keyed by the customer id goes (refunds and parts with their orders), and the merges that name it
 # end, as the transaction summary's erasure does (whichever consumer gets there last finds nothing left to do).
-ERASE = [sa.text(sql) for sql in [
-    "DELETE FROM clv.profit_refund WHERE purchase_id IN "
-    "(SELECT purchase_id FROM clv.profit_order WHERE customer_id = ANY(CAST(:ids AS uuid[])))",
-    "DELETE FROM clv.profit_order_part WHERE purchase_id IN "
-    "(SELECT purchase_id FROM clv.profit_order WHERE customer_id = ANY(CAST(:ids AS uuid[])))",
-    "DELETE FROM clv.profit_order WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
-    "DELETE FROM clv.profit_touchpoint WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
-    erase_merges_sql("clv.customer_merge"),
-]]
+ERASE = [
+    sa.text(sql)
+    for sql in [
+        "DELETE FROM clv.profit_refund WHERE purchase_id IN "
+        "(SELECT purchase_id FROM clv.profit_order WHERE customer_id = ANY(CAST(:ids AS uuid[])))",
+        "DELETE FROM clv.profit_order_part WHERE purchase_id IN "
+        "(SELECT purchase_id FROM clv.profit_order WHERE customer_id = ANY(CAST(:ids AS uuid[])))",
+        "DELETE FROM clv.profit_order WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
+        "DELETE FROM clv.profit_touchpoint WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
+        erase_merges_sql("clv.customer_merge"),
+    ]
+]
 
 RECORD_MERGE = sa.text(record_merge_sql("clv.customer_merge"))
 RECORD_UNMERGE = sa.text(record_unmerge_sql("clv.customer_merge"))
 CHAIN_MEMBERS = sa.text(chain_members_sql("clv.customer_merge"))
 LIVES = sa.text(live_sql("clv.customer_merge"))
 # The undo of a merge from before identity versions moves exactly the orders and touchpoints it lists.
-PIN_LEGACY_UNMERGE = [*[(sa.text(sql), "purchase_ids")
-                        for sql in pin_legacy_unmerge_sql("clv.profit_order", "purchase_id")],
-                      *[(sa.text(sql), "touchpoint_ids")
-                        for sql in pin_legacy_unmerge_sql("clv.profit_touchpoint", "touchpoint_id")]]
+PIN_LEGACY_UNMERGE = [
+    *[(sa.text(sql), "purchase_ids") for sql in pin_legacy_unmerge_sql("clv.profit_order", "purchase_id")],
+    *[(sa.text(sql), "touchpoint_ids") for sql in pin_legacy_unmerge_sql("clv.profit_touchpoint", "touchpoint_id")],
+]
 # Facts whose home is in a changed chain go to their home's live customer.
-MOVE_FACTS = [sa.text(f"""
+MOVE_FACTS = [
+    sa.text(f"""
     UPDATE clv.{table} f SET customer_id = t.live, updated_at = now()
     FROM unnest(CAST(:ids AS uuid[]), CAST(:lives AS uuid[])) AS t(home, live)
-    WHERE f.home_customer_id = t.home AND f.customer_id <> t.live""") for table in ["profit_order", "profit_touchpoint"]]
+    WHERE f.home_customer_id = t.home AND f.customer_id <> t.live""")
+    for table in ["profit_order", "profit_touchpoint"]
+]
 
 
 # Facts placed by one replica and a merge applied by another must not interleave (shared/contracts/identity.py).
@@ -182,19 +188,30 @@ WHERE v.customer_id = ANY(CAST(:ids AS uuid[]))
 
 async def customer_profit(session: AsyncSession, customer_id: uuid.UUID, fallback_rate: float) -> list[sa.Row]:
     sql = CUSTOMER_PROFIT.format(orders_of="AND o.customer_id = :customer_id") + " ORDER BY p.currency"
-    return list((await session.execute(sa.text(sql), {"customer_id": customer_id,
-                                                       "fallback_rate": fallback_rate})).all())
+    return list((await session.execute(sa.text(sql), {"customer_id": customer_id, "fallback_rate": fallback_rate})).all())
 
 
-async def matrix(session: AsyncSession, currency: str, fallback_rate: float, revenue_threshold: Decimal | None,
-                 cost_threshold: Decimal | None) -> list[sa.Row]:
+async def matrix(
+    session: AsyncSession, currency: str, fallback_rate: float, revenue_threshold: Decimal | None, cost_threshold: Decimal | None
+) -> list[sa.Row]:
     # Every customer with an order in the currency; their touchpoints need their other currencies too (to pick
     # the main one), so the orders are narrowed to those customers, not to the currency.
-    profit = CUSTOMER_PROFIT.format(orders_of=(
-        "AND o.customer_id IN (SELECT customer_id FROM clv.profit_order WHERE currency = :currency)"))
-    return list((await session.execute(sa.text(MATRIX.format(customer_profit=profit)), {
-        "currency": currency, "fallback_rate": fallback_rate, "revenue_threshold": revenue_threshold,
-        "cost_threshold": cost_threshold})).all())
+    profit = CUSTOMER_PROFIT.format(
+        orders_of=("AND o.customer_id IN (SELECT customer_id FROM clv.profit_order WHERE currency = :currency)")
+    )
+    return list(
+        (
+            await session.execute(
+                sa.text(MATRIX.format(customer_profit=profit)),
+                {
+                    "currency": currency,
+                    "fallback_rate": fallback_rate,
+                    "revenue_threshold": revenue_threshold,
+                    "cost_threshold": cost_threshold,
+                },
+            )
+        ).all()
+    )
 
 
 async def values(session: AsyncSession, ids: list[uuid.UUID]) -> list[sa.Row]:
@@ -208,8 +225,7 @@ async def resolve(session: AsyncSession, customer_id: uuid.UUID) -> uuid.UUID:
 
 async def cost_settings(session: AsyncSession) -> tuple[list[sa.Row], list[sa.Row]]:
     rates = (await session.execute(sa.select(cost_rate).order_by(cost_rate.c.scope, cost_rate.c.key))).all()
-    costs = (await session.execute(sa.select(touchpoint_cost)
-                                   .order_by(touchpoint_cost.c.currency, touchpoint_cost.c.kind))).all()
+    costs = (await session.execute(sa.select(touchpoint_cost).order_by(touchpoint_cost.c.currency, touchpoint_cost.c.kind))).all()
     return list(rates), list(costs)
 
 

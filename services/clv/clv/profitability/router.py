@@ -24,13 +24,16 @@ async def get_customer_profit(customer_id: uuid.UUID, settings: SettingsDep, ses
 
 
 @router.get("/matrix", response_model=ProfitabilityMatrix)
-async def get_matrix(settings: SettingsDep, session: SessionDep, currency: Annotated[str, Query(pattern=CURRENCY)],
-                     revenue_threshold: Threshold = None, cost_to_serve_threshold: Threshold = None
-                     ) -> ProfitabilityMatrix:
+async def get_matrix(
+    settings: SettingsDep,
+    session: SessionDep,
+    currency: Annotated[str, Query(pattern=CURRENCY)],
+    revenue_threshold: Threshold = None,
+    cost_to_serve_threshold: Threshold = None,
+) -> ProfitabilityMatrix:
     """Customers, averages and profit per quadrant (carriage trade, passive, aggressive, bargain basement) of
     net revenue × cost to serve; the thresholds are the currency's medians unless given."""
-    return await service.matrix(session, currency, settings, revenue_threshold,
-                                cost_to_serve_threshold)
+    return await service.matrix(session, currency, settings, revenue_threshold, cost_to_serve_threshold)
 
 
 @router.get("/settings", response_model=CostSettings)

@@ -32,8 +32,9 @@ class ProjectedProfit(BaseModel):
 
     expected_revenue: Decimal = Field(description="Discounted expected revenue over the scoring horizon: CLV / margin.")
     expected_purchases: float = Field(ge=0, description="Discounted expected purchases over the horizon.")
-    expected_cost_to_serve: Decimal = Field(description="expected_purchases × cost to serve per order to date "
-                                                        "(shipping, service, returns).")
+    expected_cost_to_serve: Decimal = Field(
+        description="expected_purchases × cost to serve per order to date (shipping, service, returns)."
+    )
     projected_profit: Decimal = Field(description="expected_revenue × margin_rate − expected_cost_to_serve.")
     scored_at: datetime
 
@@ -44,8 +45,9 @@ class CurrencyProfit(BaseModel):
     revenue: Decimal = Field(description="What the customer paid (after discounts).")
     refunded: Decimal
     net_revenue: Decimal = Field(description="revenue − refunded.")
-    cost_of_goods: Decimal = Field(description="Line costs from the events, else revenue × default cost rate; "
-                                               "in proportion to what was not refunded.")
+    cost_of_goods: Decimal = Field(
+        description="Line costs from the events, else revenue × default cost rate; in proportion to what was not refunded."
+    )
     shipping_cost: Decimal
     returns_cost: Decimal = Field(description="Refunds × the `return` touchpoint cost.")
     service_cost: Decimal = Field(description="Service touchpoints × their cost per kind (main currency only).")

@@ -47,24 +47,38 @@ async def apply_targeting_events(session: AsyncSession, events: list[ConsumedEve
         if kind is SegmentMembershipChanged:
             changes = [p for p in payloads if isinstance(p, SegmentMembershipChanged)]
             if change == "entered":
-                await session.execute(ENTER, {
-                    "customer_ids": [p.customer_id for p in changes], "keys": [p.segment_key for p in changes],
-                    "names": [p.segment_name for p in changes], "kinds": [p.kind.value for p in changes],
-                    "at": [p.changed_at for p in changes]})
+                await session.execute(
+                    ENTER,
+                    {
+                        "customer_ids": [p.customer_id for p in changes],
+                        "keys": [p.segment_key for p in changes],
+                        "names": [p.segment_name for p in changes],
+                        "kinds": [p.kind.value for p in changes],
+                        "at": [p.changed_at for p in changes],
+                    },
+                )
             else:
-                await session.execute(LEAVE, {"customer_ids": [p.customer_id for p in changes],
-                                              "keys": [p.segment_key for p in changes]})
+                await session.execute(
+                    LEAVE, {"customer_ids": [p.customer_id for p in changes], "keys": [p.segment_key for p in changes]}
+                )
         elif kind is StageChanged:
             stages = [p for p in payloads if isinstance(p, StageChanged)]
-            latest = list(latest_per_key(stages, lambda p: p.customer_id, lambda p: p.version,
-                                         lambda p: p.changed_at).values())
-            await session.execute(STAGES, {"customer_ids": [p.customer_id for p in latest],
-                                           "stages": [p.to_stage.value for p in latest],
-                                           "at": [p.changed_at for p in latest],
-                                           "versions": [p.version for p in latest]})
+            latest = list(latest_per_key(stages, lambda p: p.customer_id, lambda p: p.version, lambda p: p.changed_at).values())
+            await session.execute(
+                STAGES,
+                {
+                    "customer_ids": [p.customer_id for p in latest],
+                    "stages": [p.to_stage.value for p in latest],
+                    "at": [p.changed_at for p in latest],
+                    "versions": [p.version for p in latest],
+                },
+            )
 
 
 def targeting_subscription() -> Subscription:
-    return Subscription(name="targeting", topics=[SEGMENTATION_EVENTS, LIFECYCLE_EVENTS], handler=apply_targeting_events,
-                        event_types={SegmentMembershipChanged.EVENT_TYPE: SegmentMembershipChanged,
-                                     StageChanged.EVENT_TYPE: StageChanged})
+    return Subscription(
+        name="targeting",
+        topics=[SEGMENTATION_EVENTS, LIFECYCLE_EVENTS],
+        handler=apply_targeting_events,
+        event_types={SegmentMembershipChanged.EVENT_TYPE: SegmentMembershipChanged, StageChanged.EVENT_TYPE: StageChanged},
+    )

@@ -36,15 +36,26 @@ async def repair_stages(session: AsyncSession, drifts: list[Drift]) -> None:
         if o is None:
             await session.execute(CLEAR, {"c": d.customer_id})
         else:
-            await session.execute(REPAIR, {"c": d.customer_id, "stage": o["stage"], "version": o["version"],
-                                           "at": datetime.fromisoformat(o["changed_at"])})
+            await session.execute(
+                REPAIR,
+                {"c": d.customer_id, "stage": o["stage"], "version": o["version"], "at": datetime.fromisoformat(o["changed_at"])},
+            )
 
 
 def checks(settings: ClvSettings) -> list[CopyCheck]:
-    return [CopyCheck(fact="stage (lifecycle)", owner="lifecycle", owner_url=settings.lifecycle_url,
-                      owner_path="/v1/lifecycle/stages/state", owner_params=(),
-                      owner_states=lambda items: {uuid.UUID(i["customer_id"]): i for i in items},
-                      comparable=lambda o: (o["stage"], o["version"]), load_copy=stage_copy, repair=repair_stages)]
+    return [
+        CopyCheck(
+            fact="stage (lifecycle)",
+            owner="lifecycle",
+            owner_url=settings.lifecycle_url,
+            owner_path="/v1/lifecycle/stages/state",
+            owner_params=(),
+            owner_states=lambda items: {uuid.UUID(i["customer_id"]): i for i in items},
+            comparable=lambda o: (o["stage"], o["version"]),
+            load_copy=stage_copy,
+            repair=repair_stages,
+        )
+    ]
 
 
 async def run(settings: ClvSettings, repair: bool) -> list[Drift]:

@@ -20,12 +20,19 @@ async def get_proposition(session: AsyncSession, proposition_id: uuid.UUID, for_
 
 
 async def update_proposition(session: AsyncSession, proposition_id: uuid.UUID, values: dict[str, Any]) -> sa.Row | None:
-    return (await session.execute(sa.update(proposition).where(proposition.c.id == proposition_id)
-                                  .values(updated_at=sa.func.now(), **values).returning(proposition))).one_or_none()
+    return (
+        await session.execute(
+            sa.update(proposition)
+            .where(proposition.c.id == proposition_id)
+            .values(updated_at=sa.func.now(), **values)
+            .returning(proposition)
+        )
+    ).one_or_none()
 
 
-async def list_propositions(session: AsyncSession, *, active: bool | None, kind: str | None, after: uuid.UUID | None,
-                            limit: int) -> list[sa.Row]:
+async def list_propositions(
+    session: AsyncSession, *, active: bool | None, kind: str | None, after: uuid.UUID | None, limit: int
+) -> list[sa.Row]:
     q = sa.select(proposition).order_by(proposition.c.id).limit(limit)
     if active is not None:
         q = q.where(proposition.c.active.is_(active))
@@ -37,17 +44,31 @@ async def list_propositions(session: AsyncSession, *, active: bool | None, kind:
 
 
 async def active_propositions(session: AsyncSession, currency: str) -> list[sa.Row]:
-    return list((await session.execute(sa.select(proposition).where(
-        proposition.c.active.is_(True), proposition.c.currency == currency).order_by(proposition.c.name))).all())
+    return list(
+        (
+            await session.execute(
+                sa.select(proposition)
+                .where(proposition.c.active.is_(True), proposition.c.currency == currency)
+                .order_by(proposition.c.name)
+            )
+        ).all()
+    )
 
 
 async def customer_facts(session: AsyncSession, customer_id: uuid.UUID, currency: str) -> dict[str, Any]:
-    value = (await session.execute(sa.select(customer_value).where(
-        customer_value.c.customer_id == customer_id, customer_value.c.currency == currency))).one_or_none()
-    segments = set((await session.execute(sa.select(segment_membership.c.segment_key).where(
-        segment_membership.c.customer_id == customer_id))).scalars())
-    stage = (await session.execute(sa.select(customer_stage.c.stage).where(
-        customer_stage.c.customer_id == customer_id))).scalar()
+    value = (
+        await session.execute(
+            sa.select(customer_value).where(customer_value.c.customer_id == customer_id, customer_value.c.currency == currency)
+        )
+    ).one_or_none()
+    segments = set(
+        (
+            await session.execute(
+                sa.select(segment_membership.c.segment_key).where(segment_membership.c.customer_id == customer_id)
+            )
+        ).scalars()
+    )
+    stage = (await session.execute(sa.select(customer_stage.c.stage).where(customer_stage.c.customer_id == customer_id))).scalar()
     return {"value": value, "segments": segments, "stage": stage}
 
 
@@ -55,20 +76,31 @@ async def contact_counts(session: AsyncSession, customer_id: uuid.UUID, now: dat
     """Treatment deliveries per proposition to this customer within each proposition's contact window."""
     d, p = delivery, proposition
     rows = await session.execute(
-        sa.select(d.c.proposition_id, sa.func.count()).select_from(d.join(p, p.c.id == d.c.proposition_id))
-        .where(d.c.customer_id == customer_id, d.c.group == "treatment",
-               d.c.delivered_at > now - sa.func.make_interval(0, 0, 0, p.c.contact_window_days))
-        .group_by(d.c.proposition_id))
+        sa.select(d.c.proposition_id, sa.func.count())
+        .select_from(d.join(p, p.c.id == d.c.proposition_id))
+        .where(
+            d.c.customer_id == customer_id,
+            d.c.group == "treatment",
+            d.c.delivered_at > now - sa.func.make_interval(0, 0, 0, p.c.contact_window_days),
+        )
+        .group_by(d.c.proposition_id)
+    )
     return {r[0]: r[1] for r in rows}
 
 
 async def spend_budget(session: AsyncSession, proposition_id: uuid.UUID, cost: Decimal) -> bool:
     """Take `cost` from the budget atomically; False if it would overrun."""
-    row = (await session.execute(sa.update(proposition).where(
-        proposition.c.id == proposition_id,
-        sa.or_(proposition.c.budget.is_(None), proposition.c.budget_spent + cost <= proposition.c.budget))
-        .values(budget_spent=proposition.c.budget_spent + cost, updated_at=sa.func.now())
-        .returning(proposition.c.id))).one_or_none()
+    row = (
+        await session.execute(
+            sa.update(proposition)
+            .where(
+                proposition.c.id == proposition_id,
+                sa.or_(proposition.c.budget.is_(None), proposition.c.budget_spent + cost <= proposition.c.budget),
+            )
+            .values(budget_spent=proposition.c.budget_spent + cost, updated_at=sa.func.now())
+            .returning(proposition.c.id)
+        )
+    ).one_or_none()
     return row is not None
 
 
@@ -82,27 +114,47 @@ async def get_delivery(session: AsyncSession, delivery_id: uuid.UUID) -> sa.Row 
 
 async def set_first_outcome(session: AsyncSession, delivery_id: uuid.UUID, outcome: str) -> sa.Row | None:
     """The outcome, only if none is recorded yet (atomic: two racing answers cannot both win)."""
-    return (await session.execute(sa.update(delivery).where(delivery.c.id == delivery_id, delivery.c.outcome.is_(None))
-                                  .values(outcome=outcome, outcome_at=sa.func.now(), updated_at=sa.func.now())
-                                  .returning(delivery))).one_or_none()
+    return (
+        await session.execute(
+            sa.update(delivery)
+            .where(delivery.c.id == delivery_id, delivery.c.outcome.is_(None))
+            .values(outcome=outcome, outcome_at=sa.func.now(), updated_at=sa.func.now())
+            .returning(delivery)
+        )
+    ).one_or_none()
 
 
-async def correct_outcome(session: AsyncSession, delivery_id: uuid.UUID, from_outcome: str,
-                          values: dict[str, Any]) -> sa.Row | None:
+async def correct_outcome(
+    session: AsyncSession, delivery_id: uuid.UUID, from_outcome: str, values: dict[str, Any]
+) -> sa.Row | None:
     """Change the outcome from `from_outcome` (None if it changed meanwhile) and write the audit row."""
-    row = (await session.execute(sa.update(delivery).where(delivery.c.id == delivery_id,
-                                                           delivery.c.outcome == from_outcome)
-                                 .values(outcome=values["to_outcome"], outcome_at=values["corrected_at"],
-                                         corrections=delivery.c.corrections + 1, updated_at=sa.func.now())
-                                 .returning(delivery.c.id))).one_or_none()
+    row = (
+        await session.execute(
+            sa.update(delivery)
+            .where(delivery.c.id == delivery_id, delivery.c.outcome == from_outcome)
+            .values(
+                outcome=values["to_outcome"],
+                outcome_at=values["corrected_at"],
+                corrections=delivery.c.corrections + 1,
+                updated_at=sa.func.now(),
+            )
+            .returning(delivery.c.id)
+        )
+    ).one_or_none()
     if row is None:
         return None
-    return (await session.execute(sa.insert(outcome_correction).values(delivery_id=delivery_id, from_outcome=from_outcome,
-                                                                       **values).returning(outcome_correction))).one()
+    return (
+        await session.execute(
+            sa.insert(outcome_correction)
+            .values(delivery_id=delivery_id, from_outcome=from_outcome, **values)
+            .returning(outcome_correction)
+        )
+    ).one()
 
 
-async def corrections(session: AsyncSession, delivery_id: uuid.UUID, after: tuple[datetime, uuid.UUID] | None,
-                      limit: int) -> list[sa.Row]:
+async def corrections(
+    session: AsyncSession, delivery_id: uuid.UUID, after: tuple[datetime, uuid.UUID] | None, limit: int
+) -> list[sa.Row]:
     c = outcome_correction
     q = sa.select(c).where(c.c.delivery_id == delivery_id).order_by(c.c.corrected_at, c.c.id).limit(limit)
     if after is not None:
@@ -139,8 +191,9 @@ FROM d LEFT JOIN revenue rv ON rv.id = d.id
 
 
 async def performance(session: AsyncSession, proposition_id: uuid.UUID, currency: str, window_days: int) -> sa.Row:
-    return (await session.execute(PERFORMANCE, {"proposition_id": proposition_id, "currency": currency,
-                                                "window": window_days})).one()
+    return (
+        await session.execute(PERFORMANCE, {"proposition_id": proposition_id, "currency": currency, "window": window_days})
+    ).one()
 
 
 GAP = {
@@ -167,10 +220,15 @@ async def value_gap(session: AsyncSession, group_by: str) -> list[sa.Row]:
     return list((await session.execute(GAP[group_by])).all())
 
 
-async def customer_deliveries(session: AsyncSession, customer_id: uuid.UUID, before: tuple[datetime, uuid.UUID] | None,
-                              limit: int) -> list[sa.Row]:
-    q = (sa.select(delivery).where(delivery.c.customer_id == customer_id)
-         .order_by(delivery.c.delivered_at.desc(), delivery.c.id.desc()).limit(limit))
+async def customer_deliveries(
+    session: AsyncSession, customer_id: uuid.UUID, before: tuple[datetime, uuid.UUID] | None, limit: int
+) -> list[sa.Row]:
+    q = (
+        sa.select(delivery)
+        .where(delivery.c.customer_id == customer_id)
+        .order_by(delivery.c.delivered_at.desc(), delivery.c.id.desc())
+        .limit(limit)
+    )
     if before is not None:
         at, last_id = before
         q = q.where(sa.tuple_(delivery.c.delivered_at, delivery.c.id) < sa.tuple_(sa.literal(at), sa.literal(last_id)))

@@ -25,9 +25,9 @@ class Tier(StrEnum):
 class ValueBasis(StrEnum):
     """The customer value a proposition's uplift applies to (docs/clv.md, Values)."""
 
-    CLV = "clv"                # the expected value as it stands
-    POTENTIAL = "potential"    # development: cross- and up-sell towards the wallet (potential_value)
-    RETENTION = "retention"    # retention and win-back: keeping or regaining the customer (retention_value)
+    CLV = "clv"  # the expected value as it stands
+    POTENTIAL = "potential"  # development: cross- and up-sell towards the wallet (potential_value)
+    RETENTION = "retention"  # retention and win-back: keeping or regaining the customer (retention_value)
 
 
 class Outcome(StrEnum):
@@ -42,8 +42,9 @@ Money = Decimal
 class PropositionFields(BaseModel):
     description: str | None = Field(None, max_length=2000)
     target_tiers: list[Tier] = Field(default_factory=list, max_length=4, description="Empty: every tier.")
-    target_segments: list[str] = Field(default_factory=list, max_length=50,
-                                       description="Segment keys (e.g. `rfm:champions`); empty: any segment.")
+    target_segments: list[str] = Field(
+        default_factory=list, max_length=50, description="Segment keys (e.g. `rfm:champions`); empty: any segment."
+    )
     target_stages: list[Stage] = Field(default_factory=list, max_length=6, description="Empty: every stage.")
     min_clv: Money | None = Field(None, ge=0, max_digits=18, decimal_places=4)
     min_probability_alive: float | None = Field(None, ge=0, le=1)
@@ -53,10 +54,14 @@ class PropositionFields(BaseModel):
     holdout_fraction: float = Field(0.1, ge=0, le=0.9, description="Share of customers held out as the control group.")
     outcome_window_days: int = Field(30, ge=1, le=365, description="Revenue after a delivery counts this long.")
     active: bool = True
-    value_basis: ValueBasis = Field(ValueBasis.CLV, description=(
-        "What `expected_uplift` multiplies: `clv`; `potential` for development offers (cross- and up-sell: "
-        "potential_value, the wallet not yet spent); `retention` for retention and win-back offers "
-        "(retention_value, what keeping the customer alive is worth)."))
+    value_basis: ValueBasis = Field(
+        ValueBasis.CLV,
+        description=(
+            "What `expected_uplift` multiplies: `clv`; `potential` for development offers (cross- and up-sell: "
+            "potential_value, the wallet not yet spent); `retention` for retention and win-back offers "
+            "(retention_value, what keeping the customer alive is worth)."
+        ),
+    )
 
 
 class PropositionCreate(PropositionFields):
@@ -127,8 +132,9 @@ class DeliveryRead(BaseModel):
     id: uuid.UUID
     proposition_id: uuid.UUID
     customer_id: uuid.UUID
-    group: str = Field(examples=["treatment", "holdout"],
-                       description="holdout: recorded as the control group, not delivered, no cost.")
+    group: str = Field(
+        examples=["treatment", "holdout"], description="holdout: recorded as the control group, not delivered, no cost."
+    )
     channel: str
     partner: str | None
     cost: Money
@@ -152,8 +158,7 @@ class CorrectionCreate(BaseModel):
     """Change a recorded outcome: the audit keeps who (the caller the gateway vouched for) and why."""
 
     outcome: Outcome
-    reason: StorableText = Field(min_length=1, max_length=1000,
-                        examples=["the agent clicked accepted by mistake"])
+    reason: StorableText = Field(min_length=1, max_length=1000, examples=["the agent clicked accepted by mistake"])
 
 
 class CorrectionRead(BaseModel):

@@ -32,11 +32,25 @@ from clv.propositions.schemas import (
 from clv.transaction_summary.repository import resolve_customer
 
 CENT = Decimal("0.0001")
-REQUIRED_FIELDS = {"name", "cost", "expected_uplift", "target_tiers", "target_segments", "target_stages",
-                   "contact_window_days", "holdout_fraction", "outcome_window_days", "active", "value_basis"}
+REQUIRED_FIELDS = {
+    "name",
+    "cost",
+    "expected_uplift",
+    "target_tiers",
+    "target_segments",
+    "target_stages",
+    "contact_window_days",
+    "holdout_fraction",
+    "outcome_window_days",
+    "active",
+    "value_basis",
+}
 # The stored value each basis reads, and how the reasons name it.
-BASIS = {"clv": ("clv", "CLV"), "potential": ("potential_value", "potential value"),
-         "retention": ("retention_value", "retention value")}
+BASIS = {
+    "clv": ("clv", "CLV"),
+    "potential": ("potential_value", "potential value"),
+    "retention": ("retention_value", "retention value"),
+}
 
 
 class NotEligible(DomainError):
@@ -85,8 +99,12 @@ def evaluate(p: sa.Row, facts: dict, contacts: int) -> Candidate:
     reasons: list[str] = []
     blocked = False
     if value is None:
-        return Candidate(proposition_id=p.id, name=p.name, eligible=False,
-                         reasons=[f"the customer has no CLV in {p.currency} yet (not scored)"])
+        return Candidate(
+            proposition_id=p.id,
+            name=p.name,
+            eligible=False,
+            reasons=[f"the customer has no CLV in {p.currency} yet (not scored)"],
+        )
     if p.target_tiers and value.tier not in p.target_tiers:
         blocked = True
         reasons.append(f"tier {value.tier} is not targeted ({', '.join(p.target_tiers)})")
@@ -133,8 +151,7 @@ async def next_best(session: AsyncSession, customer_id: uuid.UUID, currency: str
     if facts["value"] is None and not facts["segments"] and facts["stage"] is None:
         raise NotFound(f"nothing known of customer {customer_id} in {currency}")
     contacts = await repository.contact_counts(session, resolved, datetime.now(UTC))
-    candidates = [evaluate(p, facts, contacts.get(p.id, 0))
-                  for p in await repository.active_propositions(session, currency)]
+    candidates = [evaluate(p, facts, contacts.get(p.id, 0)) for p in await repository.active_propositions(session, currency)]
     candidates.sort(key=lambda c: (not c.eligible, -(c.expected_gain or Decimal("-Infinity")), c.name))
     best = candidates[0] if candidates and candidates[0].eligible else None
     if best is not None:
@@ -164,15 +181,39 @@ async def deliver(session: AsyncSession, outbox: Outbox, customer_id: uuid.UUID,
     if not holdout and not await repository.spend_budget(session, p.id, p.cost):
         raise NotEligible(f"budget exhausted for proposition {p.id}")
     now = datetime.now(UTC)
-    row = await repository.insert_delivery(session, {
-        "id": uuid.uuid4(), "proposition_id": p.id, "customer_id": resolved,
-        "group": "holdout" if holdout else "treatment", "channel": body.channel, "partner": body.partner,
-        "cost": Decimal(0) if holdout else p.cost, "expected_gain": candidate.expected_gain, "delivered_at": now,
-    })
+    row = await repository.insert_delivery(
+        session,
+        {
+            "id": uuid.uuid4(),
+            "proposition_id": p.id,
+            "customer_id": resolved,
+            "group": "holdout" if holdout else "treatment",
+            "channel": body.channel,
+            "partner": body.partner,
+            "cost": Decimal(0) if holdout else p.cost,
+            "expected_gain": candidate.expected_gain,
+            "delivered_at": now,
+        },
+    )
     if not holdout:
-        await outbox.add(session, CLV_EVENTS, [Envelope.wrap(contracts.PropositionDelivered(
-            customer_id=resolved, proposition_id=p.id, delivery_id=row.id, channel=body.channel, partner=body.partner,
-            delivered_at=now), source=contracts.SOURCE, subject=str(resolved))])
+        await outbox.add(
+            session,
+            CLV_EVENTS,
+            [
+                Envelope.wrap(
+                    contracts.PropositionDelivered(
+                        customer_id=resolved,
+                        proposition_id=p.id,
+                        delivery_id=row.id,
+                        channel=body.channel,
+                        partner=body.partner,
+                        delivered_at=now,
+                    ),
+                    source=contracts.SOURCE,
+                    subject=str(resolved),
+                )
+            ],
+        )
     return DeliveryRead.model_validate(row._mapping)
 
 
@@ -191,21 +232,33 @@ async def record_outcome(session: AsyncSession, delivery_id: uuid.UUID, outcome:
     if row.outcome is None:
         row = await repository.set_first_outcome(session, delivery_id, outcome) or await get_delivery(session, delivery_id)
     if row.outcome != outcome:
-        raise OutcomeConflict(f"the outcome is already {row.outcome}; an outcome is recorded once. To change it, "
-                              f"POST /v1/propositions/deliveries/{delivery_id}/outcome/corrections with a reason")
+        raise OutcomeConflict(
+            f"the outcome is already {row.outcome}; an outcome is recorded once. To change it, "
+            f"POST /v1/propositions/deliveries/{delivery_id}/outcome/corrections with a reason"
+        )
     return DeliveryRead.model_validate(row._mapping)
 
 
-async def correct_outcome(session: AsyncSession, delivery_id: uuid.UUID, body: CorrectionCreate,
-                          corrected_by: str) -> CorrectionRead:
+async def correct_outcome(
+    session: AsyncSession, delivery_id: uuid.UUID, body: CorrectionCreate, corrected_by: str
+) -> CorrectionRead:
     row = await get_delivery(session, delivery_id)
     if row.outcome is None:
         raise OutcomeConflict("the delivery has no outcome yet: record it with POST .../outcome")
     if row.outcome == body.outcome:
         raise OutcomeConflict(f"the outcome is already {row.outcome}: nothing to correct")
-    audit = await repository.correct_outcome(session, delivery_id, row.outcome, {
-        "id": uuid.uuid4(), "to_outcome": body.outcome.value, "reason": body.reason, "corrected_by": corrected_by,
-        "corrected_at": datetime.now(UTC)})
+    audit = await repository.correct_outcome(
+        session,
+        delivery_id,
+        row.outcome,
+        {
+            "id": uuid.uuid4(),
+            "to_outcome": body.outcome.value,
+            "reason": body.reason,
+            "corrected_by": corrected_by,
+            "corrected_at": datetime.now(UTC),
+        },
+    )
     if audit is None:
         raise OutcomeConflict("the outcome changed meanwhile: read it again and retry")
     return CorrectionRead.model_validate(audit._mapping)
@@ -217,21 +270,43 @@ async def performance(session: AsyncSession, proposition_id: uuid.UUID) -> Perfo
     answered = r.accepted + r.declined + r.ignored
     treated_rev = Decimal(r.revenue_treated).quantize(CENT) if r.revenue_treated is not None else None
     holdout_rev = Decimal(r.revenue_holdout).quantize(CENT) if r.revenue_holdout is not None else None
-    incremental = ((treated_rev - holdout_rev) * r.treated).quantize(CENT) \
-        if treated_rev is not None and holdout_rev is not None else None
+    incremental = (
+        ((treated_rev - holdout_rev) * r.treated).quantize(CENT) if treated_rev is not None and holdout_rev is not None else None
+    )
     return Performance(
-        proposition_id=p.id, currency=p.currency, treated=r.treated, holdout=r.holdout, accepted=r.accepted,
-        declined=r.declined, ignored=r.ignored, pending=r.pending,
-        uptake_rate=r.accepted / answered if answered else None, revenue_per_treated=treated_rev,
-        revenue_per_holdout=holdout_rev, incremental_revenue=incremental, cost=Decimal(r.cost).quantize(CENT),
+        proposition_id=p.id,
+        currency=p.currency,
+        treated=r.treated,
+        holdout=r.holdout,
+        accepted=r.accepted,
+        declined=r.declined,
+        ignored=r.ignored,
+        pending=r.pending,
+        uptake_rate=r.accepted / answered if answered else None,
+        revenue_per_treated=treated_rev,
+        revenue_per_holdout=holdout_rev,
+        incremental_revenue=incremental,
+        cost=Decimal(r.cost).quantize(CENT),
         net_incremental_revenue=(incremental - Decimal(r.cost)).quantize(CENT) if incremental is not None else None,
     )
 
 
 async def value_gap(session: AsyncSession, group_by: str, cost_per_point: Decimal) -> GapReport:
     rows = await repository.value_gap(session, group_by)
-    return GapReport(group_by=group_by, cost_per_point=cost_per_point, rows=[
-        GapRow(group=r.grp, responses=r.responses, mean_perceived=r.perceived, mean_expected=r.expected,
-               mean_gap=r.gap, customers_with_gap=r.with_gap, gap_points=r.points,
-               cost_to_close=(cost_per_point * Decimal(str(r.points))).quantize(CENT))
-        for r in rows])
+    return GapReport(
+        group_by=group_by,
+        cost_per_point=cost_per_point,
+        rows=[
+            GapRow(
+                group=r.grp,
+                responses=r.responses,
+                mean_perceived=r.perceived,
+                mean_expected=r.expected,
+                mean_gap=r.gap,
+                customers_with_gap=r.with_gap,
+                gap_points=r.points,
+                cost_to_close=(cost_per_point * Decimal(str(r.points))).quantize(CENT),
+            )
+            for r in rows
+        ],
+    )

@@ -15,9 +15,15 @@ class ScoringCreate(BaseModel):
     horizon_months: int | None = Field(None, ge=1, le=600, description="The lifetime horizon of `clv`.")
     monthly_discount_rate: float | None = Field(None, ge=0, lt=1)
     margin: float | None = Field(None, gt=0, le=1, description="Gross margin as a fraction of revenue.")
-    wallet_quantile: float | None = Field(None, ge=0.55, le=0.99, description=(
-        "Quantile of the purchase rate and basket size the customer's history allows that defines the wallet "
-        "behind `potential_value` (default CLV_WALLET_QUANTILE, 0.9)."))
+    wallet_quantile: float | None = Field(
+        None,
+        ge=0.55,
+        le=0.99,
+        description=(
+            "Quantile of the purchase rate and basket size the customer's history allows that defines the wallet "
+            "behind `potential_value` (default CLV_WALLET_QUANTILE, 0.9)."
+        ),
+    )
 
 
 class ScoringSettings(BaseModel):

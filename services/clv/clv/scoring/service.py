@@ -39,10 +39,14 @@ WALLET_QUANTILE = 0.9
 CHUNK = 20_000
 
 
-
-
-def compute_values(model_name: str, params: dict, spend_params: dict, stats: Statistics, settings: dict,
-                   thresholds: dict[str, float] | None = None) -> dict:
+def compute_values(
+    model_name: str,
+    params: dict,
+    spend_params: dict,
+    stats: Statistics,
+    settings: dict,
+    thresholds: dict[str, float] | None = None,
+) -> dict:
     """Every per-customer figure, vectorised (see docs/clv.md for the definitions).
 
     The tier thresholds are the CLV quantiles of these customers, or the given ones (a run's, when a few
@@ -56,10 +60,8 @@ def compute_values(model_name: str, params: dict, spend_params: dict, stats: Sta
     expected_spend = spend.expected_spend(x, stats.mean_repeat_spend)
     current_units = settings["current_months"] * units_per_month
     expected_purchases = model.expected_purchases(current_units, x, t_x, T)
-    current = model.discounted_purchases(x, t_x, T, period=units_per_month, periods=settings["current_months"],
-                                         discount_rate=d)
-    lifetime = model.discounted_purchases(x, t_x, T, period=units_per_month, periods=settings["horizon_months"],
-                                          discount_rate=d)
+    current = model.discounted_purchases(x, t_x, T, period=units_per_month, periods=settings["current_months"], discount_rate=d)
+    lifetime = model.discounted_purchases(x, t_x, T, period=units_per_month, periods=settings["horizon_months"], discount_rate=d)
     # If certainly alive: the same expectation with P(alive) = 1 (discounted_purchases is growth × P(alive)).
     retained = np.divide(lifetime, p_alive, out=np.zeros_like(lifetime), where=p_alive > 0)
     clv = margin * expected_spend * lifetime
@@ -90,8 +92,7 @@ def compute_values(model_name: str, params: dict, spend_params: dict, stats: Sta
 
 async def launch_scoring(app: FastAPI, run_id: uuid.UUID, settings: ClvSettings) -> None:
     """Run the scoring in the background; called once its row has committed (a response background task)."""
-    launch(app, run_scoring(app.state.session_factory, app.state.runtime.outbox, settings, run_id),
-           name=f"scoring-{run_id}")
+    launch(app, run_scoring(app.state.session_factory, app.state.runtime.outbox, settings, run_id), name=f"scoring-{run_id}")
 
 
 async def create_scoring(session: AsyncSession, request: ScoringCreate, settings: ClvSettings) -> sa.Row:
@@ -115,7 +116,8 @@ async def create_scoring(session: AsyncSession, request: ScoringCreate, settings
     scoring_settings = {
         "current_months": request.current_months or settings.current_months,
         "horizon_months": request.horizon_months or settings.horizon_months,
-        "monthly_discount_rate": request.monthly_discount_rate if request.monthly_discount_rate is not None
+        "monthly_discount_rate": request.monthly_discount_rate
+        if request.monthly_discount_rate is not None
         else settings.monthly_discount_rate,
         "margin": request.margin or settings.margin,
         "wallet_quantile": request.wallet_quantile or settings.wallet_quantile,
@@ -126,10 +128,20 @@ async def create_scoring(session: AsyncSession, request: ScoringCreate, settings
     await _refuse_if_unfinished(session, request.currency)
     try:
         async with session.begin_nested():
-            row = (await session.execute(sa.insert(scoring_run).values(
-                id=uuid.uuid4(), fit_id=fit.id, status="queued", currency=request.currency, as_of=datetime.now(UTC),
-                settings=scoring_settings,
-            ).returning(scoring_run))).one()
+            row = (
+                await session.execute(
+                    sa.insert(scoring_run)
+                    .values(
+                        id=uuid.uuid4(),
+                        fit_id=fit.id,
+                        status="queued",
+                        currency=request.currency,
+                        as_of=datetime.now(UTC),
+                        settings=scoring_settings,
+                    )
+                    .returning(scoring_run)
+                )
+            ).one()
     except sa.exc.IntegrityError:  # another request won the race for the one-unfinished index
         await _refuse_if_unfinished(session, request.currency)
         raise
@@ -138,19 +150,27 @@ async def create_scoring(session: AsyncSession, request: ScoringCreate, settings
 
 async def _refuse_if_unfinished(session: AsyncSession, currency: str) -> None:
     """One unfinished scoring run per currency (409 naming it): runs are heavy and must not queue without limit."""
-    running = (await session.execute(sa.select(scoring_run.c.id, scoring_run.c.status).where(
-        scoring_run.c.currency == currency, scoring_run.c.status.in_(jobs.UNFINISHED)))).first()
+    running = (
+        await session.execute(
+            sa.select(scoring_run.c.id, scoring_run.c.status).where(
+                scoring_run.c.currency == currency, scoring_run.c.status.in_(jobs.UNFINISHED)
+            )
+        )
+    ).first()
     if running is not None:
         raise jobs.in_progress("scoring run", currency, running.id, running.status)
 
 
 # IF NOT EXISTS + TRUNCATE: incremental scoring may stage several currencies in one consumer transaction.
-STAGE = [sa.text("""
+STAGE = [
+    sa.text("""
 CREATE TEMPORARY TABLE IF NOT EXISTS scored (
     customer_id uuid PRIMARY KEY, probability_alive float8, expected_purchases float8, expected_spend numeric(18,4),
     historical_value numeric(18,4), current_value numeric(18,4), potential_value numeric(18,4), clv numeric(18,4),
     tier text, retention_value numeric(18,4)) ON COMMIT DROP
-"""), sa.text("TRUNCATE scored")]
+"""),
+    sa.text("TRUNCATE scored"),
+]
 STAGE_ROWS = sa.text("""
 INSERT INTO scored SELECT * FROM unnest(
     CAST(:ids AS uuid[]), CAST(:p_alive AS float8[]), CAST(:purchases AS float8[]), CAST(:spend AS numeric[]),
@@ -205,8 +225,9 @@ UNION SELECT currency FROM clv.customer_value WHERE customer_id = ANY(CAST(:ids 
 """)
 
 
-async def run_scoring(session_factory: async_sessionmaker[AsyncSession], outbox: Outbox, settings: ClvSettings,
-                      run_id: uuid.UUID) -> None:
+async def run_scoring(
+    session_factory: async_sessionmaker[AsyncSession], outbox: Outbox, settings: ClvSettings, run_id: uuid.UUID
+) -> None:
     """Runs the scoring if this replica claims it. Resumable: values, events and the succeeded status are written
     in one transaction, so a run restarted after a crash publishes nothing twice."""
     async with session_factory() as session:
@@ -220,8 +241,14 @@ async def run_scoring(session_factory: async_sessionmaker[AsyncSession], outbox:
         await _run_scoring(session_factory, outbox, settings, run, fit, run_id)
 
 
-async def _run_scoring(session_factory: async_sessionmaker[AsyncSession], outbox: Outbox, settings: ClvSettings,
-                       run: sa.Row, fit: sa.Row | None, run_id: uuid.UUID) -> None:
+async def _run_scoring(
+    session_factory: async_sessionmaker[AsyncSession],
+    outbox: Outbox,
+    settings: ClvSettings,
+    run: sa.Row,
+    fit: sa.Row | None,
+    run_id: uuid.UUID,
+) -> None:
     try:
         if fit is None:  # never so (fits are not deleted, a run is made for an existing one): fail the run, not the task
             raise LookupError(f"model fit {run.fit_id} not found")
@@ -234,13 +261,19 @@ async def _run_scoring(session_factory: async_sessionmaker[AsyncSession], outbox
         if len(stats) == 0:
             computed = None
         else:
-            computed = await asyncio.to_thread(compute_values, fit.model, fit.transactions["params"],
-                                               fit.spend, stats, s)
+            computed = await asyncio.to_thread(compute_values, fit.model, fit.transactions["params"], fit.spend, stats, s)
         async with session_factory() as session:
             published = await _store(session, outbox, settings, run.currency, run.id, fit, stats, computed)
-            await _update(session, run_id, status="succeeded", progress=1.0, finished_at=sa.func.now(), lease_until=None,
-                          events_published=published,
-                          tier_thresholds=computed["thresholds"] if computed else None)
+            await _update(
+                session,
+                run_id,
+                status="succeeded",
+                progress=1.0,
+                finished_at=sa.func.now(),
+                lease_until=None,
+                events_published=published,
+                tier_thresholds=computed["thresholds"] if computed else None,
+            )
             await session.commit()
     except Exception as exc:  # a job reports its failure on its resource
         log.exception("scoring %s failed", run_id)
@@ -251,8 +284,7 @@ async def _run_scoring(session_factory: async_sessionmaker[AsyncSession], outbox
             await session.commit()
 
 
-async def score_customers(session: AsyncSession, outbox: Outbox, settings: ClvSettings,
-                          customer_ids: list[uuid.UUID]) -> int:
+async def score_customers(session: AsyncSession, outbox: Outbox, settings: ClvSettings, customer_ids: list[uuid.UUID]) -> int:
     """Scores these customers (whose purchases just changed) from each currency's accepted fit, in the caller's
     transaction, and publishes the values that changed materially: a first purchase gets a value without anyone
     posting a scoring run. Nothing happens in a currency no scoring run has succeeded in yet."""
@@ -270,8 +302,11 @@ async def score_customers(session: AsyncSession, outbox: Outbox, settings: ClvSe
         today = datetime.now(UTC).date()
         stats = await load_statistics(session, currency, today, today, s["time_unit_days"], customer_ids=ids)
         try:
-            computed = compute_values(fit.model, fit.transactions["params"], fit.spend, stats, s,
-                                      thresholds=run.tier_thresholds) if len(stats) else None
+            computed = (
+                compute_values(fit.model, fit.transactions["params"], fit.spend, stats, s, thresholds=run.tier_thresholds)
+                if len(stats)
+                else None
+            )
         except (FitNotUsable, ValueError) as exc:  # the next refit fixes it; the purchases themselves are stored
             log.warning("incremental scoring in %s skipped: %s", currency, exc)
             continue
@@ -279,8 +314,17 @@ async def score_customers(session: AsyncSession, outbox: Outbox, settings: ClvSe
     return published
 
 
-async def _store(session: AsyncSession, outbox: Outbox, settings: ClvSettings, currency: str, run_id: uuid.UUID, fit,
-                 stats: Statistics, computed: dict | None, only: list[uuid.UUID] | None = None) -> int:
+async def _store(
+    session: AsyncSession,
+    outbox: Outbox,
+    settings: ClvSettings,
+    currency: str,
+    run_id: uuid.UUID,
+    fit,
+    stats: Statistics,
+    computed: dict | None,
+    only: list[uuid.UUID] | None = None,
+) -> int:
     """Writes the scored values (of everyone in the currency, or of `only`) and publishes the material changes."""
     for statement in STAGE:
         await session.execute(statement)
@@ -288,50 +332,88 @@ async def _store(session: AsyncSession, outbox: Outbox, settings: ClvSettings, c
         v = computed["values"]
         for start in range(0, len(stats), CHUNK):
             part = slice(start, start + CHUNK)
-            await session.execute(STAGE_ROWS, {
-                "ids": stats.customer_ids[part],
-                "p_alive": v["probability_alive"][part].tolist(),
-                "purchases": v["expected_purchases"][part].tolist(),
-                "spend": np.round(v["expected_spend"][part], 4).tolist(),
-                "historical": np.round(v["historical_value"][part], 4).tolist(),
-                "current": np.round(v["current_value"][part], 4).tolist(),
-                "potential": np.round(v["potential_value"][part], 4).tolist(),
-                "clv": np.round(v["clv"][part], 4).tolist(),
-                "retention": np.round(v["retention_value"][part], 4).tolist(),
-                "tier": v["tier"][part].tolist(),
-            })
-    changes = (await session.execute(MATERIAL_CHANGES, {
-        "currency": currency, "absolute": settings.value_change_absolute, "relative": settings.value_change_relative,
-    })).all()
+            await session.execute(
+                STAGE_ROWS,
+                {
+                    "ids": stats.customer_ids[part],
+                    "p_alive": v["probability_alive"][part].tolist(),
+                    "purchases": v["expected_purchases"][part].tolist(),
+                    "spend": np.round(v["expected_spend"][part], 4).tolist(),
+                    "historical": np.round(v["historical_value"][part], 4).tolist(),
+                    "current": np.round(v["current_value"][part], 4).tolist(),
+                    "potential": np.round(v["potential_value"][part], 4).tolist(),
+                    "clv": np.round(v["clv"][part], 4).tolist(),
+                    "retention": np.round(v["retention_value"][part], 4).tolist(),
+                    "tier": v["tier"][part].tolist(),
+                },
+            )
+    changes = (
+        await session.execute(
+            MATERIAL_CHANGES,
+            {
+                "currency": currency,
+                "absolute": settings.value_change_absolute,
+                "relative": settings.value_change_relative,
+            },
+        )
+    ).all()
     scored_at = datetime.now(UTC)
-    await session.execute(UPSERT_VALUES, {"currency": currency, "run_id": run_id, "fit_id": fit.id,
-                                          "scored_at": scored_at})
+    await session.execute(UPSERT_VALUES, {"currency": currency, "run_id": run_id, "fit_id": fit.id, "scored_at": scored_at})
     await session.execute(DROP_UNSCORED, {"currency": currency, "only": only})
-    versions: dict[uuid.UUID, int] = dict((await session.execute(NEXT_VERSIONS, {
-        "currency": currency, "ids": [c.customer_id for c in changes]})).all()) if changes else {}
+    versions: dict[uuid.UUID, int] = (
+        dict((await session.execute(NEXT_VERSIONS, {"currency": currency, "ids": [c.customer_id for c in changes]})).all())
+        if changes
+        else {}
+    )
     model_version = f"{fit.model}-v{fit.version}"
-    events = [Envelope.wrap(contracts.CustomerValueUpdated(
-        customer_id=c.customer_id, currency=currency, historical_value=c.historical_value,
-        current_value=c.current_value, potential_value=c.potential_value, clv=c.clv,
-        probability_alive=min(max(c.probability_alive, 0.0), 1.0), expected_purchases=max(c.expected_purchases, 0.0),
-        tier=c.tier, previous_tier=c.previous_tier, model_version=model_version, as_of=scored_at,
-        version=versions[c.customer_id],
-    ), source=contracts.SOURCE, subject=str(c.customer_id)) for c in changes]
+    events = [
+        Envelope.wrap(
+            contracts.CustomerValueUpdated(
+                customer_id=c.customer_id,
+                currency=currency,
+                historical_value=c.historical_value,
+                current_value=c.current_value,
+                potential_value=c.potential_value,
+                clv=c.clv,
+                probability_alive=min(max(c.probability_alive, 0.0), 1.0),
+                expected_purchases=max(c.expected_purchases, 0.0),
+                tier=c.tier,
+                previous_tier=c.previous_tier,
+                model_version=model_version,
+                as_of=scored_at,
+                version=versions[c.customer_id],
+            ),
+            source=contracts.SOURCE,
+            subject=str(c.customer_id),
+        )
+        for c in changes
+    ]
     for start in range(0, len(events), CHUNK):
-        await outbox.add(session, CLV_EVENTS, events[start:start + CHUNK])
+        await outbox.add(session, CLV_EVENTS, events[start : start + CHUNK])
     return len(events)
 
 
 async def _update(session: AsyncSession, run_id: uuid.UUID, **values) -> None:
-    await session.execute(sa.update(scoring_run).where(scoring_run.c.id == run_id)
-                          .values(updated_at=sa.func.now(), **values))
+    await session.execute(sa.update(scoring_run).where(scoring_run.c.id == run_id).values(updated_at=sa.func.now(), **values))
 
 
 def to_read(row: sa.Row) -> ScoringRead:
-    return ScoringRead(id=row.id, fit_id=row.fit_id, status=row.status, progress=row.progress, currency=row.currency,
-                       as_of=row.as_of, settings=row.settings, customers=row.customers,
-                       events_published=row.events_published, tier_thresholds=row.tier_thresholds, error=row.error,
-                       started_at=row.started_at, finished_at=row.finished_at, created_at=row.created_at)
+    return ScoringRead(
+        id=row.id,
+        fit_id=row.fit_id,
+        status=row.status,
+        progress=row.progress,
+        currency=row.currency,
+        as_of=row.as_of,
+        settings=row.settings,
+        customers=row.customers,
+        events_published=row.events_published,
+        tier_thresholds=row.tier_thresholds,
+        error=row.error,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        created_at=row.created_at,
+    )
 
 
 async def get(session: AsyncSession, run_id: uuid.UUID) -> ScoringRead:
@@ -343,19 +425,44 @@ async def get(session: AsyncSession, run_id: uuid.UUID) -> ScoringRead:
 
 async def tiers(session: AsyncSession, currency: str) -> TierReport:
     v = customer_value
-    rows = (await session.execute(
-        sa.select(v.c.tier, sa.func.count().label("customers"), sa.func.min(v.c.clv).label("min_clv"),
-                  sa.func.sum(v.c.clv).label("total_clv"), sa.func.sum(v.c.historical_value).label("historical"),
-                  sa.func.sum(v.c.potential_value).label("potential"))
-        .where(v.c.currency == currency).group_by(v.c.tier))).all()
-    run_id = (await session.execute(sa.select(scoring_run.c.id).where(
-        scoring_run.c.currency == currency, scoring_run.c.status == "succeeded")
-        .order_by(scoring_run.c.created_at.desc()).limit(1))).scalar()
+    rows = (
+        await session.execute(
+            sa.select(
+                v.c.tier,
+                sa.func.count().label("customers"),
+                sa.func.min(v.c.clv).label("min_clv"),
+                sa.func.sum(v.c.clv).label("total_clv"),
+                sa.func.sum(v.c.historical_value).label("historical"),
+                sa.func.sum(v.c.potential_value).label("potential"),
+            )
+            .where(v.c.currency == currency)
+            .group_by(v.c.tier)
+        )
+    ).all()
+    run_id = (
+        await session.execute(
+            sa.select(scoring_run.c.id)
+            .where(scoring_run.c.currency == currency, scoring_run.c.status == "succeeded")
+            .order_by(scoring_run.c.created_at.desc())
+            .limit(1)
+        )
+    ).scalar()
     order = {"platinum": 0, "gold": 1, "silver": 2, "bronze": 3}
-    return TierReport(currency=currency, scoring_run_id=run_id, tiers=[
-        TierSummary(tier=r.tier, customers=r.customers, min_clv=float(r.min_clv), total_clv=float(r.total_clv),
-                    total_historical_value=float(r.historical), total_potential_value=float(r.potential))
-        for r in sorted(rows, key=lambda r: order.get(r.tier, 9))])
+    return TierReport(
+        currency=currency,
+        scoring_run_id=run_id,
+        tiers=[
+            TierSummary(
+                tier=r.tier,
+                customers=r.customers,
+                min_clv=float(r.min_clv),
+                total_clv=float(r.total_clv),
+                total_historical_value=float(r.historical),
+                total_potential_value=float(r.potential),
+            )
+            for r in sorted(rows, key=lambda r: order.get(r.tier, 9))
+        ],
+    )
 
 
 VALUE_STATES = sa.text("""
@@ -369,8 +476,9 @@ ORDER BY customer_id, currency
 """)
 
 
-async def value_states(session: AsyncSession, *, after: uuid.UUID | None, limit: int,
-                       customer_ids: list[uuid.UUID] | None) -> tuple[list[sa.Row], bool]:
+async def value_states(
+    session: AsyncSession, *, after: uuid.UUID | None, limit: int, customer_ids: list[uuid.UUID] | None
+) -> tuple[list[sa.Row], bool]:
     """Every currency's value of the next `limit` customers after `after` (or of the given customers), and
     whether the page is full (more may follow)."""
     rows = list(await session.execute(VALUE_STATES, {"after": after, "limit": limit, "ids": customer_ids or None}))

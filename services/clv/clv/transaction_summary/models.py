@@ -5,8 +5,10 @@ from clv.tables import metadata
 
 
 def _timestamps() -> list[sa.Column]:
-    return [sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-            sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now())]
+    return [
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    ]
 
 
 # One row per customer and currency, recomputed from `purchase` for the customers a batch touches; the GET

@@ -75,49 +75,63 @@ ON CONFLICT (feedback_id) DO NOTHING
 """)
 
 # Everything keyed by the customer id goes; refunds go with their purchases.
-ERASE = [sa.text(sql) for sql in [
-    "DELETE FROM clv.refund WHERE purchase_id IN "
-    "(SELECT purchase_id FROM clv.purchase WHERE customer_id = ANY(CAST(:ids AS uuid[])))",
-    "DELETE FROM clv.purchase WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
-    "DELETE FROM clv.customer_value WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
-    "DELETE FROM clv.customer_alias WHERE merged_id = ANY(CAST(:ids AS uuid[])) OR survivor_id = ANY(CAST(:ids AS uuid[]))",
-    # Ended, not deleted: profitability reads the same record at its own offset (shared/contracts/identity.py).
-    erase_merges_sql("clv.customer_merge"),
-    "DELETE FROM clv.feedback WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
-    "DELETE FROM clv.segment_membership WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
-    "DELETE FROM clv.customer_stage WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
-    "DELETE FROM clv.delivery WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
-]]
+ERASE = [
+    sa.text(sql)
+    for sql in [
+        "DELETE FROM clv.refund WHERE purchase_id IN "
+        "(SELECT purchase_id FROM clv.purchase WHERE customer_id = ANY(CAST(:ids AS uuid[])))",
+        "DELETE FROM clv.purchase WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
+        "DELETE FROM clv.customer_value WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
+        "DELETE FROM clv.customer_alias WHERE merged_id = ANY(CAST(:ids AS uuid[])) OR survivor_id = ANY(CAST(:ids AS uuid[]))",
+        # Ended, not deleted: profitability reads the same record at its own offset (shared/contracts/identity.py).
+        erase_merges_sql("clv.customer_merge"),
+        "DELETE FROM clv.feedback WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
+        "DELETE FROM clv.segment_membership WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
+        "DELETE FROM clv.customer_stage WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
+        "DELETE FROM clv.delivery WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
+    ]
+]
 
 # The copy's merges (shared/contracts/identity.py): every fact belongs to live(home) over the merges in force.
 RECORD_MERGE = sa.text(record_merge_sql("clv.customer_merge"))
 RECORD_UNMERGE = sa.text(record_unmerge_sql("clv.customer_merge"))
 CHAIN_MEMBERS = sa.text(chain_members_sql("clv.customer_merge"))
-REFRESH_ALIASES = [sa.text(sql) for sql in [
-    "DELETE FROM clv.customer_alias WHERE merged_id = ANY(CAST(:ids AS uuid[]))",
-    """INSERT INTO clv.customer_alias (merged_id, survivor_id, merge_id)
+REFRESH_ALIASES = [
+    sa.text(sql)
+    for sql in [
+        "DELETE FROM clv.customer_alias WHERE merged_id = ANY(CAST(:ids AS uuid[]))",
+        """INSERT INTO clv.customer_alias (merged_id, survivor_id, merge_id)
        SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:lives AS uuid[]), CAST(:merge_ids AS uuid[])) AS a(id, live, m)
        WHERE a.id <> a.live""",
-]]
+    ]
+]
 # An unmerge lists purchases (feedback it never moved back): (statement, the list it reads).
-PIN_LEGACY_UNMERGE = [*[(sa.text(sql), "purchase_ids") for sql in pin_legacy_unmerge_sql("clv.purchase", "purchase_id")],
-                      *[(sa.text(sql), None) for sql in pin_legacy_unmerge_sql("clv.feedback", "feedback_id")]]
+PIN_LEGACY_UNMERGE = [
+    *[(sa.text(sql), "purchase_ids") for sql in pin_legacy_unmerge_sql("clv.purchase", "purchase_id")],
+    *[(sa.text(sql), None) for sql in pin_legacy_unmerge_sql("clv.feedback", "feedback_id")],
+]
 # Facts whose home is in the chain go to their home's live customer; returns the customers they left.
-MOVE_FACTS = [sa.text(f"""
+MOVE_FACTS = [
+    sa.text(f"""
     WITH target AS (SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:lives AS uuid[])) AS a(home, live)),
     old AS (SELECT f.customer_id FROM clv.{table} f JOIN target t ON f.home_customer_id = t.home
             WHERE f.customer_id <> t.live),
     moved AS (UPDATE clv.{table} f SET customer_id = t.live, updated_at = now() FROM target t
               WHERE f.home_customer_id = t.home AND f.customer_id <> t.live)
-    SELECT DISTINCT customer_id FROM old""") for table in ["purchase", "feedback"]]
+    SELECT DISTINCT customer_id FROM old""")
+    for table in ["purchase", "feedback"]
+]
 # What a merged-away id holds besides facts: deliveries go to its live customer; its own value, memberships and
 # stage end with it (the survivor is re-scored, segmentation and lifecycle re-publish what holds for it).
-FOLD = [sa.text(sql) for sql in [
-    "UPDATE clv.delivery SET customer_id = :survivor, updated_at = now() WHERE customer_id = :merged",
-    "DELETE FROM clv.customer_value WHERE customer_id = :merged",
-    "DELETE FROM clv.segment_membership WHERE customer_id = :merged",
-    "DELETE FROM clv.customer_stage WHERE customer_id = :merged",
-]]
+FOLD = [
+    sa.text(sql)
+    for sql in [
+        "UPDATE clv.delivery SET customer_id = :survivor, updated_at = now() WHERE customer_id = :merged",
+        "DELETE FROM clv.customer_value WHERE customer_id = :merged",
+        "DELETE FROM clv.segment_membership WHERE customer_id = :merged",
+        "DELETE FROM clv.customer_stage WHERE customer_id = :merged",
+    ]
+]
 
 
 async def follow_chain(session: AsyncSession, merged: uuid.UUID) -> set[uuid.UUID]:
@@ -173,52 +187,73 @@ async def apply_interaction_events(session: AsyncSession, events: list[ConsumedE
         # Each branch takes its run's payloads as their type (a run holds one type: the isinstance only types them).
         if kind is PurchaseRecorded:
             purchases = [p for p in payloads if isinstance(p, PurchaseRecorded)]
-            owners = await session.execute(INSERT_PURCHASES, {
-                "purchase_ids": [p.purchase_id for p in purchases], "homes": [home(p) for p in purchases],
-                "currencies": [p.currency for p in purchases], "amounts": [p.amount for p in purchases],
-                "occurred": [p.occurred_at for p in purchases],
-            })
+            owners = await session.execute(
+                INSERT_PURCHASES,
+                {
+                    "purchase_ids": [p.purchase_id for p in purchases],
+                    "homes": [home(p) for p in purchases],
+                    "currencies": [p.currency for p in purchases],
+                    "amounts": [p.amount for p in purchases],
+                    "occurred": [p.occurred_at for p in purchases],
+                },
+            )
             touched.update(owners.scalars())
         elif kind is PurchaseRefunded:
             refunds = [p for p in payloads if isinstance(p, PurchaseRefunded)]
-            await session.execute(INSERT_REFUNDS, {
-                "refund_ids": [p.refund_id for p in refunds], "purchase_ids": [p.purchase_id for p in refunds],
-                "amounts": [p.amount for p in refunds], "cancelled": [p.cancelled for p in refunds],
-                "occurred": [p.occurred_at for p in refunds],
-            })
+            await session.execute(
+                INSERT_REFUNDS,
+                {
+                    "refund_ids": [p.refund_id for p in refunds],
+                    "purchase_ids": [p.purchase_id for p in refunds],
+                    "amounts": [p.amount for p in refunds],
+                    "cancelled": [p.cancelled for p in refunds],
+                    "occurred": [p.occurred_at for p in refunds],
+                },
+            )
             # The refund names its purchase: its current owner is whoever the purchase row says.
-            owners = await session.execute(sa.text(
-                "SELECT DISTINCT customer_id FROM clv.purchase WHERE purchase_id = ANY(CAST(:ids AS uuid[]))"),
-                {"ids": [p.purchase_id for p in refunds]})
+            owners = await session.execute(
+                sa.text("SELECT DISTINCT customer_id FROM clv.purchase WHERE purchase_id = ANY(CAST(:ids AS uuid[]))"),
+                {"ids": [p.purchase_id for p in refunds]},
+            )
             touched.update(owners.scalars())
         elif kind is FeedbackRecorded:
             feedback = [p for p in payloads if isinstance(p, FeedbackRecorded)]
-            await session.execute(INSERT_FEEDBACK, {
-                "feedback_ids": [p.feedback_id for p in feedback], "homes": [home(p) for p in feedback],
-                "propositions": [p.proposition_id for p in feedback],
-                "perceived": [p.perceived_value for p in feedback], "expected": [p.expected_value for p in feedback],
-                "nps": [p.nps for p in feedback], "csat": [p.csat for p in feedback],
-                "occurred": [p.occurred_at for p in feedback],
-            })
+            await session.execute(
+                INSERT_FEEDBACK,
+                {
+                    "feedback_ids": [p.feedback_id for p in feedback],
+                    "homes": [home(p) for p in feedback],
+                    "propositions": [p.proposition_id for p in feedback],
+                    "perceived": [p.perceived_value for p in feedback],
+                    "expected": [p.expected_value for p in feedback],
+                    "nps": [p.nps for p in feedback],
+                    "csat": [p.csat for p in feedback],
+                    "occurred": [p.occurred_at for p in feedback],
+                },
+            )
         elif kind is CustomerErased:
             ids = [p.customer_id for p in payloads if isinstance(p, CustomerErased)]
             for statement in ERASE:
                 await session.execute(statement, {"ids": ids})
-            await forget_subjects(session, messaging.outbox, [str(i) for i in ids],
-                                  functools.partial(redact_event_data, token=tokenizer()))
+            await forget_subjects(
+                session, messaging.outbox, [str(i) for i in ids], functools.partial(redact_event_data, token=tokenizer())
+            )
             touched.update(ids)
         elif kind in (CustomerMerged, CustomerUnmerged):
             for p in [p for p in payloads if isinstance(p, CustomerMerged | CustomerUnmerged)]:
                 merged = p.merged_id if isinstance(p, CustomerMerged) else p.restored_id
                 if merged == p.survivor_id:
                     continue
-                known = await session.execute(RECORD_MERGE if kind is CustomerMerged else RECORD_UNMERGE, {
-                    "merge_id": p.merge_id, "survivor": p.survivor_id, "merged": merged, "version": p.version})
+                known = await session.execute(
+                    RECORD_MERGE if kind is CustomerMerged else RECORD_UNMERGE,
+                    {"merge_id": p.merge_id, "survivor": p.survivor_id, "merged": merged, "version": p.version},
+                )
                 if kind is CustomerUnmerged and known.scalar() is None:
                     chain = list((await session.execute(CHAIN_MEMBERS, {"ids": [merged]})).scalars())
                     for statement, listed in PIN_LEGACY_UNMERGE:
-                        await session.execute(statement, {"restored": merged, "chain": chain,
-                                                          "listed": getattr(p, listed) if listed else []})
+                        await session.execute(
+                            statement, {"restored": merged, "chain": chain, "listed": getattr(p, listed) if listed else []}
+                        )
                 touched.update(await follow_chain(session, merged))
     if touched:
         ids = list(touched)
@@ -237,9 +272,17 @@ def interaction_subscription(outbox: Outbox | None = None, settings: ClvSettings
             await score_customers(session, outbox, settings, list(touched))
 
     # Formerly "purchases": its group's offsets and inbox rows carry over (migration 0009).
-    return Subscription(name="interaction_facts", former_names=("purchases",), topics=[INTERACTION_EVENTS],
-                        handler=handler,
-                        event_types=by_event_type(
-                            PurchaseRecorded, PurchaseRefunded, CustomerMerged, CustomerUnmerged, CustomerErased,
-                            FeedbackRecorded,
-                        ))
+    return Subscription(
+        name="interaction_facts",
+        former_names=("purchases",),
+        topics=[INTERACTION_EVENTS],
+        handler=handler,
+        event_types=by_event_type(
+            PurchaseRecorded,
+            PurchaseRefunded,
+            CustomerMerged,
+            CustomerUnmerged,
+            CustomerErased,
+            FeedbackRecorded,
+        ),
+    )

@@ -41,27 +41,31 @@ ORDER BY customer_id
 """
 # Everyone in the currency (a run), or a few customers (incremental scoring: reads only their rows).
 STATISTICS_ALL = sa.text(STATISTICS.format(refunds_of="", purchases_of=""))
-STATISTICS_OF = sa.text(STATISTICS.format(
-    refunds_of="WHERE purchase_id IN (SELECT purchase_id FROM clv.purchase WHERE customer_id = ANY(CAST(:ids AS uuid[])))",
-    purchases_of="AND p.customer_id = ANY(CAST(:ids AS uuid[]))"))
+STATISTICS_OF = sa.text(
+    STATISTICS.format(
+        refunds_of="WHERE purchase_id IN (SELECT purchase_id FROM clv.purchase WHERE customer_id = ANY(CAST(:ids AS uuid[])))",
+        purchases_of="AND p.customer_id = ANY(CAST(:ids AS uuid[]))",
+    )
+)
 
 
 @dataclass(frozen=True)
 class Statistics:
     customer_ids: list
     x: np.ndarray
-    t_x: np.ndarray           # in model units
-    T: np.ndarray             # in model units
+    t_x: np.ndarray  # in model units
+    T: np.ndarray  # in model units
     mean_repeat_spend: np.ndarray
     holdout_x: np.ndarray
-    net_value: np.ndarray     # to the end day, net of refunds
+    net_value: np.ndarray  # to the end day, net of refunds
 
     def __len__(self) -> int:
         return len(self.customer_ids)
 
 
-async def load_statistics(session: AsyncSession, currency: str, calibration_end: date, end_day: date,
-                          unit_days: float, customer_ids: list | None = None) -> Statistics:
+async def load_statistics(
+    session: AsyncSession, currency: str, calibration_end: date, end_day: date, unit_days: float, customer_ids: list | None = None
+) -> Statistics:
     params = {"currency": currency, "calibration_end": calibration_end, "end_day": end_day}
     if customer_ids is None:
         rows = (await session.execute(STATISTICS_ALL, params)).all()
@@ -82,17 +86,32 @@ async def load_statistics(session: AsyncSession, currency: str, calibration_end:
 
 async def resolve_customer(session: AsyncSession, customer_id: uuid.UUID) -> uuid.UUID:
     """A merged-away id answers as its survivor."""
-    survivor = (await session.execute(sa.select(customer_alias.c.survivor_id)
-                                      .where(customer_alias.c.merged_id == customer_id))).scalar()
+    survivor = (
+        await session.execute(sa.select(customer_alias.c.survivor_id).where(customer_alias.c.merged_id == customer_id))
+    ).scalar()
     return survivor or customer_id
 
 
 async def values_by_currency(session: AsyncSession, customer_id: uuid.UUID) -> list[sa.Row]:
     """Per currency: the customer's transaction summary, with its latest value, the fit and the run's settings."""
     t, v, f, run = transaction_summary, customer_value, model_fit, scoring_run
-    return list((await session.execute(
-        sa.select(t, *[c.label(f"v_{c.name}") for c in v.c if c.name not in ("customer_id", "currency")],
-                  f.c.model.label("f_model"), f.c.version.label("f_version"), run.c.settings.label("run_settings"))
-        .select_from(t.outerjoin(v, sa.and_(v.c.customer_id == t.c.customer_id, v.c.currency == t.c.currency))
-                     .outerjoin(f, f.c.id == v.c.fit_id).outerjoin(run, run.c.id == v.c.scoring_run_id))
-        .where(t.c.customer_id == customer_id).order_by(t.c.currency))).all())
+    return list(
+        (
+            await session.execute(
+                sa.select(
+                    t,
+                    *[c.label(f"v_{c.name}") for c in v.c if c.name not in ("customer_id", "currency")],
+                    f.c.model.label("f_model"),
+                    f.c.version.label("f_version"),
+                    run.c.settings.label("run_settings"),
+                )
+                .select_from(
+                    t.outerjoin(v, sa.and_(v.c.customer_id == t.c.customer_id, v.c.currency == t.c.currency))
+                    .outerjoin(f, f.c.id == v.c.fit_id)
+                    .outerjoin(run, run.c.id == v.c.scoring_run_id)
+                )
+                .where(t.c.customer_id == customer_id)
+                .order_by(t.c.currency)
+            )
+        ).all()
+    )

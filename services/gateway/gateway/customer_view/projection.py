@@ -68,9 +68,15 @@ async def apply_events(session: AsyncSession, events: list[ConsumedEvent], at: d
         gone = set((await session.execute(repository.ERASED_AMONG, {"keys": [str(c) for c in touched]})).scalars())
         ids = sorted(c for c in touched if str(c) not in gone)  # sorted: concurrent batches lock rows in one order
         if ids:
-            await session.execute(repository.TOUCH, {
-                "at": at, "ids": ids, "lifecycle_versions": [touched[c][0] for c in ids],
-                "value_versions": [touched[c][1] for c in ids]})
+            await session.execute(
+                repository.TOUCH,
+                {
+                    "at": at,
+                    "ids": ids,
+                    "lifecycle_versions": [touched[c][0] for c in ids],
+                    "value_versions": [touched[c][1] for c in ids],
+                },
+            )
     if resolving:
         await session.execute(repository.TOUCH_RESOLVING_TO, {"at": at, "ids": sorted(resolving)})
     if whole_part_changed:
@@ -78,5 +84,6 @@ async def apply_events(session: AsyncSession, events: list[ConsumedEvent], at: d
 
 
 def view_copy_subscription() -> Subscription:
-    return Subscription(name="customer-view", topics=list(DOMAIN_TOPICS), event_types=dict(DOMAIN_EVENT_TYPES),
-                        handler=apply_events)
+    return Subscription(
+        name="customer-view", topics=list(DOMAIN_TOPICS), event_types=dict(DOMAIN_EVENT_TYPES), handler=apply_events
+    )

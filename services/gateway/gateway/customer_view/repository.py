@@ -13,12 +13,17 @@ import sqlalchemy as sa
 
 from gateway.customer_view.models import PARTS, WHOLE_PART_CHANGES
 
-_COLUMNS = ["customer_id", "survivor_id", "last_event_at",
-            *[f"{p}_{c}" for p in PARTS for c in ("status", "body", "as_of", "version")]]
+_COLUMNS = [
+    "customer_id",
+    "survivor_id",
+    "last_event_at",
+    *[f"{p}_{c}" for p in PARTS for c in ("status", "body", "as_of", "version")],
+]
 
 # When each part was last changed for everyone (`<part>_changed_at`, null: never), on every row read.
-_CHANGED = ", ".join(f"(SELECT changed_at FROM gateway.view_part_changed WHERE part = '{p}') AS {p}_changed_at"
-                     for p in WHOLE_PART_CHANGES)
+_CHANGED = ", ".join(
+    f"(SELECT changed_at FROM gateway.view_part_changed WHERE part = '{p}') AS {p}_changed_at" for p in WHOLE_PART_CHANGES
+)
 
 # The asked-for row and, when its profile resolved to a survivor, the survivor's row: one round trip.
 READ = f"""
@@ -52,9 +57,11 @@ def _fill_sql(parts: tuple[str, ...], with_survivor: bool) -> str:
         for p in parts:
             # A part is replaced only by a newer answer (two concurrent fills: the later read wins).
             newer = f"({p}_as_of IS NULL OR {p}_as_of < ${n + 2})"
-            sets += [f"{p}_status = CASE WHEN {newer} THEN ${n} ELSE {p}_status END",
-                     f"{p}_body = CASE WHEN {newer} THEN ${n + 1}::bytea ELSE {p}_body END",
-                     f"{p}_as_of = CASE WHEN {newer} THEN ${n + 2} ELSE {p}_as_of END"]
+            sets += [
+                f"{p}_status = CASE WHEN {newer} THEN ${n} ELSE {p}_status END",
+                f"{p}_body = CASE WHEN {newer} THEN ${n + 1}::bytea ELSE {p}_body END",
+                f"{p}_as_of = CASE WHEN {newer} THEN ${n + 2} ELSE {p}_as_of END",
+            ]
             n += 3
         if with_survivor:
             sets.append(f"survivor_id = ${n}")
@@ -65,8 +72,13 @@ def _fill_sql(parts: tuple[str, ...], with_survivor: bool) -> str:
     return _FILL[key]
 
 
-async def fill(pool: asyncpg.Pool, customer_id: uuid.UUID, parts: dict[str, tuple[int, bytes, datetime]],
-               survivor_id: uuid.UUID | None = None, set_survivor: bool = False) -> None:
+async def fill(
+    pool: asyncpg.Pool,
+    customer_id: uuid.UUID,
+    parts: dict[str, tuple[int, bytes, datetime]],
+    survivor_id: uuid.UUID | None = None,
+    set_survivor: bool = False,
+) -> None:
     names = tuple(parts)
     args: list = [customer_id]
     for p in names:

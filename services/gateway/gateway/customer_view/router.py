@@ -1,4 +1,5 @@
 """`GET /v1/customers/{id}`: profile, segmentation, value and stage composed into one response."""
+
 import uuid
 
 from fastapi import APIRouter, Request, Response
@@ -12,8 +13,7 @@ from gateway.upstream import UpstreamUnavailable
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
 
-@router.get("/{customer_id}", response_model=CustomerView,
-            responses=problem_responses(NotFound, UpstreamUnavailable))
+@router.get("/{customer_id}", response_model=CustomerView, responses=problem_responses(NotFound, UpstreamUnavailable))
 async def get_customer_view(customer_id: uuid.UUID, request: Request) -> Response:
     """The 360° customer view: profile, segmentation, value and lifecycle in one response.
 

@@ -26,16 +26,27 @@ def _ref(name: str, nullable: bool = True) -> Any:
 class PartSource(BaseModel):
     """Where a part's content comes from and how old it is."""
 
-    as_of: datetime | None = Field(description=(
-        "When the owner gave this content (the gateway's clock when it asked). Null: the owner could not be "
-        "asked and the gateway holds no copy (the part is `unavailable`)."))
-    version: int | None = Field(None, description=(
-        "The owner's version of the part as last published in its events (lifecycle: the stage's `version` of "
-        "stage.changed; value: customer.value_updated's `version`); null for parts whose owner publishes none."))
+    as_of: datetime | None = Field(
+        description=(
+            "When the owner gave this content (the gateway's clock when it asked). Null: the owner could not be "
+            "asked and the gateway holds no copy (the part is `unavailable`)."
+        )
+    )
+    version: int | None = Field(
+        None,
+        description=(
+            "The owner's version of the part as last published in its events (lifecycle: the stage's `version` of "
+            "stage.changed; value: customer.value_updated's `version`); null for parts whose owner publishes none."
+        ),
+    )
     from_copy: bool = Field(description="Served from the gateway's copy instead of asking the owner now.")
-    stale: bool = Field(False, description=(
-        "The copy is served although the owner has changed since (an event arrived after `as_of`, or the copy "
-        "is older than the gateway's maximum age): the owner could not be asked."))
+    stale: bool = Field(
+        False,
+        description=(
+            "The copy is served although the owner has changed since (an event arrived after `as_of`, or the copy "
+            "is older than the gateway's maximum age): the owner could not be asked."
+        ),
+    )
 
 
 class PartSources(BaseModel):
@@ -56,9 +67,14 @@ class CustomerView(BaseModel):
     segmentation: Annotated[dict[str, Any] | None, _ref("CustomerSegmentationRead")]
     value: Annotated[dict[str, Any] | None, _ref("CustomerValueRead")]
     lifecycle: Annotated[dict[str, Any] | None, _ref("CustomerLifecycleRead")]
-    unavailable: list[str] = Field(default_factory=list,
-                                   description="Parts whose service could not answer and of which no copy is held.")
-    absent: dict[str, str] = Field(default_factory=dict, description=(
-        "Parts that are null because their service has nothing on this customer yet (e.g. no purchase to value, "
-        "no lifecycle fact), each with the service's reason."))
+    unavailable: list[str] = Field(
+        default_factory=list, description="Parts whose service could not answer and of which no copy is held."
+    )
+    absent: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Parts that are null because their service has nothing on this customer yet (e.g. no purchase to value, "
+            "no lifecycle fact), each with the service's reason."
+        ),
+    )
     sources: PartSources

@@ -43,8 +43,7 @@ class Part:
 
 
 class CustomerViews:
-    def __init__(self, upstreams: Upstreams, *, dsn: str | None, pool_size: int, settle_s: float,
-                 max_age_s: float) -> None:
+    def __init__(self, upstreams: Upstreams, *, dsn: str | None, pool_size: int, settle_s: float, max_age_s: float) -> None:
         self.upstreams = upstreams
         self.dsn = dsn
         self.pool_size = pool_size
@@ -80,8 +79,7 @@ class CustomerViews:
             log.warning("customer view copy unreadable, asking the owners", exc_info=True)
             return {}
 
-    async def _fill(self, customer_id: uuid.UUID, parts: dict[str, Part], survivor: uuid.UUID | None,
-                    set_survivor: bool) -> None:
+    async def _fill(self, customer_id: uuid.UUID, parts: dict[str, Part], survivor: uuid.UUID | None, set_survivor: bool) -> None:
         fetched = {p: (v.status, v.body, v.as_of) for p, v in parts.items() if not v.from_copy}
         if self.pool is None or not (fetched or set_survivor):
             return
@@ -105,13 +103,13 @@ class CustomerViews:
             raise UpstreamUnavailable(f"{service} answered {resp.status}", service=service)
         return Part(200, resp.body, at, version, False)
 
-    async def _complete(self, parts: dict[str, Part | None], names: list[str], cid: uuid.UUID, row: Any,
-                        caller: Caller) -> None:
+    async def _complete(self, parts: dict[str, Part | None], names: list[str], cid: uuid.UUID, row: Any, caller: Caller) -> None:
         """Asks the owners of `names` (about `cid`); a failed owner leaves its copy (marked stale) or nothing."""
         at = datetime.now(UTC)
         answers = await asyncio.gather(
             *(self._ask(p, cid, caller, at, row[f"{p}_version"] if row is not None else None) for p in names),
-            return_exceptions=True)
+            return_exceptions=True,
+        )
         for name, answer in zip(names, answers, strict=True):
             if isinstance(answer, Part):
                 parts[name] = answer
@@ -136,7 +134,8 @@ class CustomerViews:
             profile_parts = {"profile": parts["profile"]}
             await asyncio.gather(
                 self._complete(profile_parts, ["profile"], customer_id, own, caller),
-                self._complete(parts, [p for p in needed if p != "profile"], guess, row, caller))
+                self._complete(parts, [p for p in needed if p != "profile"], guess, row, caller),
+            )
             parts["profile"] = profile_parts["profile"]
         elif needed:
             await self._complete(parts, needed, guess, row, caller)
@@ -164,8 +163,7 @@ class CustomerViews:
             await self._fill(subject, others, None, False)
         return self._render(subject, resolved_from, parts)
 
-    async def profiles(self, customer_ids: list[uuid.UUID], caller: Caller, fanout: int = 8
-                       ) -> dict[uuid.UUID, Part | None]:
+    async def profiles(self, customer_ids: list[uuid.UUID], caller: Caller, fanout: int = 8) -> dict[uuid.UUID, Part | None]:
         """The profile part of many customers (a page of segment members), by the same rules as the view's:
         from the copy where fresh, else from interaction (at most `fanout` asks at a time) and the copy refilled;
         an interaction that cannot answer leaves the copy, marked stale, or None."""
@@ -176,8 +174,7 @@ class CustomerViews:
                 rows = await repository.read_many(self.pool, customer_ids)
             except DB_ERRORS:
                 log.warning("customer view copy unreadable, asking interaction", exc_info=True)
-        parts: dict[uuid.UUID, Part | None] = {c: self._cached(rows.get(c), "profile", now, False)
-                                               for c in customer_ids}
+        parts: dict[uuid.UUID, Part | None] = {c: self._cached(rows.get(c), "profile", now, False) for c in customer_ids}
         gate = asyncio.Semaphore(fanout)
 
         async def refresh(cid: uuid.UUID) -> None:
@@ -186,8 +183,11 @@ class CustomerViews:
                 await self._complete(one, ["profile"], cid, rows.get(cid), caller)
             part = parts[cid] = one["profile"]
             if part is not None and not part.from_copy:
-                survivor = (uuid.UUID(orjson.loads(part.body)["customer_id"])
-                            if part.status == 200 and RESOLVED.search(part.body) else None)
+                survivor = (
+                    uuid.UUID(orjson.loads(part.body)["customer_id"])
+                    if part.status == 200 and RESOLVED.search(part.body)
+                    else None
+                )
                 await self._fill(cid, {"profile": part}, survivor, True)
 
         await asyncio.gather(*(refresh(c) for c, p in parts.items() if p is None or p.stale))
@@ -197,16 +197,34 @@ class CustomerViews:
     def _render(subject: uuid.UUID, resolved_from: uuid.UUID | None, parts: dict[str, Part | None]) -> bytes:
         unavailable = [name for name, part in parts.items() if part is None]
         absent = {name: part.body.decode() for name, part in parts.items() if part is not None and part.status == 404}
-        sources = {name: {"as_of": part.as_of if part else None, "version": part.version if part else None,
-                          "from_copy": bool(part and part.from_copy), "stale": bool(part and part.stale)}
-                   for name, part in parts.items()}
+        sources = {
+            name: {
+                "as_of": part.as_of if part else None,
+                "version": part.version if part else None,
+                "from_copy": bool(part and part.from_copy),
+                "stale": bool(part and part.stale),
+            }
+            for name, part in parts.items()
+        }
         # The owners' JSON objects are spliced in as they are: re-parsing and re-validating them here would
         # cost more than the rest of the gateway's work on this hot path (the owners validate what they send).
-        return b"".join([
-            b'{"customer_id":"', str(subject).encode(), b'"',
-            b',"resolved_from":', orjson.dumps(str(resolved_from) if resolved_from else None),
-            *(b',"' + name.encode() + b'":' + (part.body if part is not None and part.status == 200 else b"null")
-              for name, part in parts.items()),
-            b',"unavailable":', orjson.dumps(unavailable), b',"absent":', orjson.dumps(absent),
-            b',"sources":', orjson.dumps(sources), b"}",
-        ])
+        return b"".join(
+            [
+                b'{"customer_id":"',
+                str(subject).encode(),
+                b'"',
+                b',"resolved_from":',
+                orjson.dumps(str(resolved_from) if resolved_from else None),
+                *(
+                    b',"' + name.encode() + b'":' + (part.body if part is not None and part.status == 200 else b"null")
+                    for name, part in parts.items()
+                ),
+                b',"unavailable":',
+                orjson.dumps(unavailable),
+                b',"absent":',
+                orjson.dumps(absent),
+                b',"sources":',
+                orjson.dumps(sources),
+                b"}",
+            ]
+        )

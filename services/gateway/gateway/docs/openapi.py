@@ -44,8 +44,8 @@ def _walk_refs(node: Any, rename: dict[str, str]) -> Any:
     if isinstance(node, dict):
         out = {}
         for k, v in node.items():
-            if k == "$ref" and isinstance(v, str) and v.startswith(REF_PREFIX) and v[len(REF_PREFIX):] in rename:
-                out[k] = REF_PREFIX + rename[v[len(REF_PREFIX):]]
+            if k == "$ref" and isinstance(v, str) and v.startswith(REF_PREFIX) and v[len(REF_PREFIX) :] in rename:
+                out[k] = REF_PREFIX + rename[v[len(REF_PREFIX) :]]
             else:
                 out[k] = _walk_refs(v, rename)
         return out
@@ -114,8 +114,9 @@ def merge(gateway_doc: dict, service_docs: dict[str, dict], *, bearer: bool) -> 
     # documented as an object rather than left as a dangling reference.
     for name, service in PART_SCHEMAS.items():
         schemas.setdefault(name, {"type": "object", "description": f"{service}'s part (its document is not merged yet)"})
-    schemas.setdefault(SEGMENTATION_MEMBER, {"type": "object",
-                                             "description": "segmentation's member (its document is not merged yet)"})
+    schemas.setdefault(
+        SEGMENTATION_MEMBER, {"type": "object", "description": "segmentation's member (its document is not merged yet)"}
+    )
     _secure(doc, proxied, bearer)
     return doc
 
@@ -130,11 +131,21 @@ def _add(responses: dict, status: str, response: dict) -> None:
 
 def _secure(doc: dict, proxied: set[tuple[str, str]], bearer: bool) -> None:
     components = doc["components"]
-    schemes = {"ApiKeyAuth": {"type": "apiKey", "in": "header", "name": "X-API-Key",
-                              "description": "An API key (roles admin, frontend, analyst, partner)."}}
+    schemes = {
+        "ApiKeyAuth": {
+            "type": "apiKey",
+            "in": "header",
+            "name": "X-API-Key",
+            "description": "An API key (roles admin, frontend, analyst, partner).",
+        }
+    }
     if bearer:
-        schemes["BearerAuth"] = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-                                 "description": "A JWT from the configured identity provider (frontend users)."}
+        schemes["BearerAuth"] = {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "A JWT from the configured identity provider (frontend users).",
+        }
     components["securitySchemes"] = schemes
     doc["security"] = [{name: []} for name in schemes]
     for path, item in doc["paths"].items():
@@ -149,18 +160,25 @@ def _secure(doc: dict, proxied: set[tuple[str, str]], bearer: bool) -> None:
                 _add(responses, status, _problems(error, description=description))
             if (path, method) == ("/v1/events", "post"):
                 _add(responses, "403", _problems(ForeignSource))
-            responses["429"].setdefault("headers", {"Retry-After": {"schema": {"type": "integer"},
-                                                                    "description": "Seconds to wait."}})
+            responses["429"].setdefault(
+                "headers", {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}}
+            )
             if "requestBody" in op:
                 _add(responses, "413", _problems(BodyTooLarge))
             if "{" in path:
                 # A path parameter of `..`, `.`, or holding `/` or `\` makes the path ambiguous: refused before the
                 # policy (gateway/security/paths.py).
-                _add(responses, "400", _problems(UnsafePath, description=(
-                    "The path is not canonical (dot segments, encoded slashes, empty segments)")))
+                _add(
+                    responses,
+                    "400",
+                    _problems(
+                        UnsafePath, description=("The path is not canonical (dot segments, encoded slashes, empty segments)")
+                    ),
+                )
             if (path, method) in proxied or path.startswith("/v1/customers/"):
-                _add(responses, "503", _problems(UpstreamUnavailable, description=(
-                    "The service behind this route is unavailable")))
+                _add(
+                    responses, "503", _problems(UpstreamUnavailable, description=("The service behind this route is unavailable"))
+                )
     # Every error of every service is problem+json (shared/problems.py): the documents merged here say so
     # already; this types the gateway's own additions and hoists their member schemas into `components`.
     document_problems(doc)
@@ -169,8 +187,15 @@ def _secure(doc: dict, proxied: set[tuple[str, str]], bearer: bool) -> None:
 class OpenApiDocument:
     """The merged document, rebuilt lazily; never blocks on a service that is down."""
 
-    def __init__(self, gateway_doc: Callable[[], dict], upstreams: Upstreams, *, refresh_s: float, bearer: bool,
-                 fetch_timeout_s: float = 3.0) -> None:
+    def __init__(
+        self,
+        gateway_doc: Callable[[], dict],
+        upstreams: Upstreams,
+        *,
+        refresh_s: float,
+        bearer: bool,
+        fetch_timeout_s: float = 3.0,
+    ) -> None:
         self._gateway_doc = gateway_doc
         self._upstreams = upstreams
         self._refresh_s = refresh_s

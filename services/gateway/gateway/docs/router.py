@@ -10,11 +10,20 @@ _ASYNCAPI: bytes | None = None
 _CUSTOM_TYPES_TIMEOUT_S = 2.0
 # Its members are AsyncAPI's own (https://www.asyncapi.com/docs/reference/specification/v3.0.0): a client reads it
 # with an AsyncAPI parser, so only the version and the title are typed here.
-ASYNCAPI_SCHEMA = {"type": "object", "required": ["asyncapi", "info", "channels", "operations", "components"],
-                   "additionalProperties": True,
-                   "properties": {"asyncapi": {"type": "string", "const": "3.0.0"},
-                                  "info": {"type": "object", "required": ["title", "version"], "additionalProperties": True,
-                                           "properties": {"title": {"type": "string"}, "version": {"type": "string"}}}}}
+ASYNCAPI_SCHEMA = {
+    "type": "object",
+    "required": ["asyncapi", "info", "channels", "operations", "components"],
+    "additionalProperties": True,
+    "properties": {
+        "asyncapi": {"type": "string", "const": "3.0.0"},
+        "info": {
+            "type": "object",
+            "required": ["title", "version"],
+            "additionalProperties": True,
+            "properties": {"title": {"type": "string"}, "version": {"type": "string"}},
+        },
+    },
+}
 
 
 @router.get("/openapi.json", include_in_schema=False)
@@ -27,8 +36,12 @@ async def docs() -> HTMLResponse:
     return get_swagger_ui_html(openapi_url="/openapi.json", title="Customer-value CRM API")
 
 
-@router.get("/asyncapi", summary="The AsyncAPI 3.0 document of every topic and event type (JSON)",
-            response_description="AsyncAPI 3.0", responses={200: {"content": {"application/json": {"schema": ASYNCAPI_SCHEMA}}}})
+@router.get(
+    "/asyncapi",
+    summary="The AsyncAPI 3.0 document of every topic and event type (JSON)",
+    response_description="AsyncAPI 3.0",
+    responses={200: {"content": {"application/json": {"schema": ASYNCAPI_SCHEMA}}}},
+)
 async def asyncapi_document(request: Request) -> Response:
     """Partner and domain events: channels are topics, messages are event types with JSON Schema payloads,
     including the custom event types registered at interaction (read on every request, so a new type or
@@ -45,5 +58,4 @@ async def asyncapi_document(request: Request) -> Response:
     types = orjson.loads(body)["items"]
     if not types:
         return Response(_ASYNCAPI, media_type="application/json")
-    return Response(orjson.dumps(asyncapi.add_custom_types(orjson.loads(_ASYNCAPI), types)),
-                    media_type="application/json")
+    return Response(orjson.dumps(asyncapi.add_custom_types(orjson.loads(_ASYNCAPI), types)), media_type="application/json")

@@ -25,8 +25,9 @@ async def by_id(session: AsyncSession, key_id: uuid.UUID) -> sa.Row | None:
     return (await session.execute(sa.select(api_key).where(api_key.c.id == key_id))).one_or_none()
 
 
-async def page(session: AsyncSession, *, role: str | None, include_revoked: bool, after: tuple[datetime, uuid.UUID] | None,
-               limit: int) -> list[sa.Row]:
+async def page(
+    session: AsyncSession, *, role: str | None, include_revoked: bool, after: tuple[datetime, uuid.UUID] | None, limit: int
+) -> list[sa.Row]:
     q = sa.select(api_key).order_by(api_key.c.created_at, api_key.c.id).limit(limit)
     if role is not None:
         q = q.where(api_key.c.role == role)
@@ -38,9 +39,12 @@ async def page(session: AsyncSession, *, role: str | None, include_revoked: bool
 
 
 async def revoke(session: AsyncSession, key_id: uuid.UUID) -> sa.Row | None:
-    q = (sa.update(api_key).where(api_key.c.id == key_id)
-         .values(revoked_at=sa.func.coalesce(api_key.c.revoked_at, sa.func.now()), updated_at=sa.func.now())
-         .returning(*api_key.c))
+    q = (
+        sa.update(api_key)
+        .where(api_key.c.id == key_id)
+        .values(revoked_at=sa.func.coalesce(api_key.c.revoked_at, sa.func.now()), updated_at=sa.func.now())
+        .returning(*api_key.c)
+    )
     return (await session.execute(q)).one_or_none()
 
 

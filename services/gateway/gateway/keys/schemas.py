@@ -35,8 +35,10 @@ class ApiKeyRead(BaseModel):
 
 
 class ApiKeyCreated(ApiKeyRead):
-    key: str = Field(description="The API key: shown once, store it now. Send it in the X-API-Key header.",
-                     examples=["crm_6d0RZ8f0m3xS0x4tJc1o8b3mVbO5Zq2yWgEw7l1kPqA"])
+    key: str = Field(
+        description="The API key: shown once, store it now. Send it in the X-API-Key header.",
+        examples=["crm_6d0RZ8f0m3xS0x4tJc1o8b3mVbO5Zq2yWgEw7l1kPqA"],
+    )
 
 
 class ApiKeyPage(BaseModel):

@@ -53,25 +53,48 @@ class _Cached:
     cached_until: float
 
 
-async def create_key(session: AsyncSession, *, name: str, role: Role, partner_id: str | None,
-                     expires_at: datetime | None, rate_limit_per_s: float | None) -> tuple[str, sa.Row]:
+async def create_key(
+    session: AsyncSession,
+    *,
+    name: str,
+    role: Role,
+    partner_id: str | None,
+    expires_at: datetime | None,
+    rate_limit_per_s: float | None,
+) -> tuple[str, sa.Row]:
     """Returns (the key, its stored row): the key itself is never stored nor shown again."""
     if (role is Role.PARTNER) != (partner_id is not None):
         raise InvalidKeyRequest("a partner key needs `partner_id`; other roles must not have one")
     if expires_at is not None and expires_at <= datetime.now(UTC):
         raise InvalidKeyRequest("`expires_at` is in the past")
     raw = generate_key()
-    row = await repository.insert(session, {
-        "id": uuid.uuid4(), "name": name, "role": role.value, "partner_id": partner_id, "key_hash": hash_key(raw),
-        "prefix": raw[: len(KEY_PREFIX) + 6], "expires_at": expires_at, "rate_limit_per_s": rate_limit_per_s,
-    })
+    row = await repository.insert(
+        session,
+        {
+            "id": uuid.uuid4(),
+            "name": name,
+            "role": role.value,
+            "partner_id": partner_id,
+            "key_hash": hash_key(raw),
+            "prefix": raw[: len(KEY_PREFIX) + 6],
+            "expires_at": expires_at,
+            "rate_limit_per_s": rate_limit_per_s,
+        },
+    )
     return raw, row
 
 
 class KeyStore:
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession], *, bootstrap_admin_key: str,
-                 cache_ttl_s: float, last_used_flush_s: float, max_cached: int = 50_000,
-                 max_unknown: int = 10_000) -> None:
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        *,
+        bootstrap_admin_key: str,
+        cache_ttl_s: float,
+        last_used_flush_s: float,
+        max_cached: int = 50_000,
+        max_unknown: int = 10_000,
+    ) -> None:
         self._session_factory = session_factory
         self._bootstrap_hash = hash_key(bootstrap_admin_key) if bootstrap_admin_key else None
         self._ttl = cache_ttl_s
@@ -130,8 +153,9 @@ class KeyStore:
                 self._unknown.popitem(last=False)
             self._unknown[digest] = now + self._ttl
             return None
-        principal = Principal(id=str(row.id), role=Role(row.role), kind="api_key", partner_id=row.partner_id,
-                              rate_limit_per_s=row.rate_limit_per_s)
+        principal = Principal(
+            id=str(row.id), role=Role(row.role), kind="api_key", partner_id=row.partner_id, rate_limit_per_s=row.rate_limit_per_s
+        )
         entry = _Cached(principal, row.expires_at, now + self._ttl)
         if len(self._cache) >= self._max_cached:
             self._cache.popitem(last=False)

@@ -62,7 +62,8 @@ def check_partner_batch(principal: Principal, body: bytes) -> None:
         return
     offending = [
         {"index": i, "id": _echo(item.get("id")), "source": _echo(item.get("source"))}
-        for i, item in enumerate(items) if isinstance(item, dict) and item.get("source") != principal.partner_id
+        for i, item in enumerate(items)
+        if isinstance(item, dict) and item.get("source") != principal.partner_id
     ]
     if offending:
         raise ForeignSource(
@@ -100,21 +101,28 @@ class ProxyMiddleware:
                 check_partner_batch(principal, body)
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
             raw_path = scope.get("raw_path") or path.encode()
-            resp = await self.upstreams.request(service, method, raw_path.decode("latin-1"), caller=principal.caller,
-                                                query=scope.get("query_string", b"").decode("latin-1"),
-                                                body=body, headers=headers)
+            resp = await self.upstreams.request(
+                service,
+                method,
+                raw_path.decode("latin-1"),
+                caller=principal.caller,
+                query=scope.get("query_string", b"").decode("latin-1"),
+                body=body,
+                headers=headers,
+            )
         except _ClientGone:
             return  # the client left (or was cut off by the read timeout) mid-body: nothing to forward
         except DomainError as exc:
-            return await problem_response(exc.status, exc.title, exc.detail, slug=exc.slug, instance=path,
-                                          **exc.extensions)(scope, receive, send)
+            return await problem_response(exc.status, exc.title, exc.detail, slug=exc.slug, instance=path, **exc.extensions)(
+                scope, receive, send
+            )
         except Exception:
             log.exception("proxying %s %s failed", method, path)
-            return await problem_response(500, "Internal server error", "an unexpected error occurred in the gateway",
-                                          slug="internal", instance=path)(scope, receive, send)
+            return await problem_response(
+                500, "Internal server error", "an unexpected error occurred in the gateway", slug="internal", instance=path
+            )(scope, receive, send)
         # The gateway's own middleware sets the correlation id on the response; the service's copy would repeat it.
-        out = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in resp.headers
-               if k.lower().encode("latin-1") != _CORRELATION]
+        out = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in resp.headers if k.lower().encode("latin-1") != _CORRELATION]
         out.append((b"content-length", str(len(resp.body)).encode()))
         await send({"type": "http.response.start", "status": resp.status, "headers": out})
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else resp.body})

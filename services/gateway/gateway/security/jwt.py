@@ -14,8 +14,17 @@ from gateway.security.principal import Principal, Role
 
 
 class JwtVerifier:
-    def __init__(self, jwks_url: str, *, algorithms: list[str], audience: str, issuer: str, role_claim: str,
-                 allowed_roles: list[str], max_cache_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        jwks_url: str,
+        *,
+        algorithms: list[str],
+        audience: str,
+        issuer: str,
+        role_claim: str,
+        allowed_roles: list[str],
+        max_cache_s: float = 60.0,
+    ) -> None:
         self._client = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300, timeout=5)
         self._algorithms = algorithms
         self._audience = audience or None
@@ -57,5 +66,11 @@ class JwtVerifier:
 
     def _decode(self, token: str) -> dict:
         key = self._client.get_signing_key_from_jwt(token)
-        return jwt.decode(token, key.key, algorithms=self._algorithms, audience=self._audience, issuer=self._issuer,
-                          options={"require": ["exp", "sub"], "verify_aud": self._audience is not None})
+        return jwt.decode(
+            token,
+            key.key,
+            algorithms=self._algorithms,
+            audience=self._audience,
+            issuer=self._issuer,
+            options={"require": ["exp", "sub"], "verify_aud": self._audience is not None},
+        )

@@ -45,8 +45,16 @@ class RateLimited(DomainError):
 
 
 class SecurityMiddleware:
-    def __init__(self, app: ASGIApp, *, keys: Callable[[], KeyStore], jwt: JwtVerifier | None, buckets: TokenBuckets,
-                 max_body_bytes: int, failed_auth: TokenBuckets) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        keys: Callable[[], KeyStore],
+        jwt: JwtVerifier | None,
+        buckets: TokenBuckets,
+        max_body_bytes: int,
+        failed_auth: TokenBuckets,
+    ) -> None:
         self.app = app
         self.keys = keys
         self.jwt = jwt
@@ -64,29 +72,48 @@ class SecurityMiddleware:
             principal, failure = await self._authenticate(scope)
         except _TooManyFailures:
             retry_after = max(1, math.ceil(self.failed_auth.wait(_client(scope))))
-            return await problem_response(429, RateLimited.title,
-                                          f"too many failed authentications from your address; retry in {retry_after}s",
-                                          slug=RateLimited.slug, instance=path,
-                                          headers={"Retry-After": str(retry_after)})(scope, receive, send)
+            return await problem_response(
+                429,
+                RateLimited.title,
+                f"too many failed authentications from your address; retry in {retry_after}s",
+                slug=RateLimited.slug,
+                instance=path,
+                headers={"Retry-After": str(retry_after)},
+            )(scope, receive, send)
         if principal is None:
             schemes = 'ApiKey header="X-API-Key"' + (", Bearer" if self.jwt else "")
-            return await problem_response(401, "Unauthorized", failure, slug="unauthorized", instance=path,
-                                          headers={"WWW-Authenticate": schemes})(scope, receive, send)
+            return await problem_response(
+                401, "Unauthorized", failure, slug="unauthorized", instance=path, headers={"WWW-Authenticate": schemes}
+            )(scope, receive, send)
         if not policy.allowed(principal.role, method, path):
-            return await problem_response(403, Forbidden.title, f"role {principal.role.value!r} may not {method} {path}",
-                                          slug=Forbidden.slug, instance=path, role=principal.role.value
-                                          )(scope, receive, send)
+            return await problem_response(
+                403,
+                Forbidden.title,
+                f"role {principal.role.value!r} may not {method} {path}",
+                slug=Forbidden.slug,
+                instance=path,
+                role=principal.role.value,
+            )(scope, receive, send)
         wait = self.buckets.take(principal.id, principal.rate_limit_per_s)
         if wait > 0:
             retry_after = max(1, math.ceil(wait))
-            return await problem_response(429, RateLimited.title, f"rate limit exceeded; retry in {retry_after}s",
-                                          slug=RateLimited.slug, instance=path,
-                                          headers={"Retry-After": str(retry_after)})(scope, receive, send)
+            return await problem_response(
+                429,
+                RateLimited.title,
+                f"rate limit exceeded; retry in {retry_after}s",
+                slug=RateLimited.slug,
+                instance=path,
+                headers={"Retry-After": str(retry_after)},
+            )(scope, receive, send)
         declared = _header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            return await problem_response(413, BodyTooLarge.title,
-                                          f"body of {declared} bytes is over the {self.max_body_bytes}-byte limit",
-                                          slug=BodyTooLarge.slug, instance=path)(scope, receive, send)
+            return await problem_response(
+                413,
+                BodyTooLarge.title,
+                f"body of {declared} bytes is over the {self.max_body_bytes}-byte limit",
+                slug=BodyTooLarge.slug,
+                instance=path,
+            )(scope, receive, send)
         scope[PRINCIPAL_SCOPE_KEY] = principal
         await self.app(scope, self._limited(receive), send)
 
@@ -110,8 +137,7 @@ class SecurityMiddleware:
                 self.failed_auth.take(client)
             return principal, "the bearer token is invalid, expired or carries no allowed role"
         # No credential at all costs no lookup: a plain 401, not counted.
-        return None, "a credential is required: an API key in the X-API-Key header" + (
-            " or a bearer token" if self.jwt else "")
+        return None, "a credential is required: an API key in the X-API-Key header" + (" or a bearer token" if self.jwt else "")
 
     def _limited(self, receive: Receive) -> Receive:
         limit = self.max_body_bytes

@@ -70,14 +70,14 @@ class PathGuardMiddleware:
         raw = scope.get("raw_path") or scope["path"].encode("utf-8")
         root = scope.get("root_path", "")
         if root and raw.startswith(root.encode()):
-            raw = raw[len(root):]
+            raw = raw[len(root) :]
         try:
             path, encoded = canonical_path(raw)
         except UnsafePath as exc:
             # The instance is the raw target, quoted: the decoded one is what could not be trusted.
-            return await problem_response(exc.status, exc.title, exc.detail, slug=exc.slug,
-                                          instance=quote(raw.decode("latin-1"), safe=_PATH_SAFE)
-                                          )(scope, receive, send)
+            return await problem_response(
+                exc.status, exc.title, exc.detail, slug=exc.slug, instance=quote(raw.decode("latin-1"), safe=_PATH_SAFE)
+            )(scope, receive, send)
         scope["path"] = root + path
         scope["raw_path"] = root.encode() + encoded
         await self.app(scope, receive, send)

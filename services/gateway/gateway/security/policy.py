@@ -54,8 +54,13 @@ def allowed(role: Role, method: str, path: str) -> bool:
         return True
     if role is Role.PARTNER:
         return is_ingestion(method, path)
-    if (is_key_management(path) or is_ingestion(method, path) or is_partner_registry_change(method, path)
-            or is_cost_settings_change(method, path) or is_event_type_change(method, path)):
+    if (
+        is_key_management(path)
+        or is_ingestion(method, path)
+        or is_partner_registry_change(method, path)
+        or is_cost_settings_change(method, path)
+        or is_event_type_change(method, path)
+    ):
         return False
     if role is Role.FRONTEND:
         return True

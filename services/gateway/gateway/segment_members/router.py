@@ -15,16 +15,22 @@ from gateway.upstream import UpstreamUnavailable
 router = APIRouter(tags=["segments"])
 
 
-@router.get("/v1/segments/{segment_id}/members", response_model=MemberWithContactPage,
-            responses=problem_responses(NotFound, InvalidCursor, UpstreamUnavailable))
-async def segment_members(segment_id: uuid.UUID, request: Request, limit: Limit = 100,
-                          cursor: Cursor = None) -> Response:
+@router.get(
+    "/v1/segments/{segment_id}/members",
+    response_model=MemberWithContactPage,
+    responses=problem_responses(NotFound, InvalidCursor, UpstreamUnavailable),
+)
+async def segment_members(segment_id: uuid.UUID, request: Request, limit: Limit = 100, cursor: Cursor = None) -> Response:
     """Current members of a segment with their value, tier and stage (segmentation's page, unchanged), and
     `name` and `email` where the customer granted the `email_marketing` consent and the caller's role may read
     customer profiles. The CSV export (`/members/export`) carries no names or emails."""
-    answer = await members_page(request.app.state.upstreams, request.app.state.customer_views,
-                                request.scope[PRINCIPAL_SCOPE_KEY], segment_id,
-                                request.scope.get("query_string", b"").decode("latin-1"))
+    answer = await members_page(
+        request.app.state.upstreams,
+        request.app.state.customer_views,
+        request.scope[PRINCIPAL_SCOPE_KEY],
+        segment_id,
+        request.scope.get("query_string", b"").decode("latin-1"),
+    )
     if isinstance(answer, bytes):
         return Response(answer, media_type="application/json")
     # Not a page (unknown segment, bad cursor…): segmentation's answer as it is.

@@ -70,12 +70,12 @@ def _email(identifiers: list[dict[str, Any]]) -> str | None:
     return next((i.get("external_id") for i in identifiers if i.get("kind") == "email"), None)
 
 
-async def members_page(upstreams: Upstreams, views: CustomerViews, principal: Principal, segment_id: uuid.UUID,
-                       query: str) -> UpstreamResponse | bytes:
+async def members_page(
+    upstreams: Upstreams, views: CustomerViews, principal: Principal, segment_id: uuid.UUID, query: str
+) -> UpstreamResponse | bytes:
     """The composed page (JSON bytes), or segmentation's answer as it is when it is not a page (404, 400…)."""
     caller: Caller = principal.caller
-    resp = await upstreams.request("segmentation", "GET", f"/v1/segments/{segment_id}/members", caller=caller,
-                                   query=query)
+    resp = await upstreams.request("segmentation", "GET", f"/v1/segments/{segment_id}/members", caller=caller, query=query)
     if resp.status != 200:
         return resp
     page = orjson.loads(resp.body)

@@ -31,8 +31,11 @@ from shared.problems import DomainError
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # The usual cloud metadata addresses: already non-public (link-local, unique-local), named for the reader.
-METADATA_ADDRESSES = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254"),
-                      ipaddress.ip_address("100.100.100.200")}
+METADATA_ADDRESSES = {
+    ipaddress.ip_address("169.254.169.254"),
+    ipaddress.ip_address("fd00:ec2::254"),
+    ipaddress.ip_address("100.100.100.200"),
+}
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _LOCAL_NAMES = ("localhost", "localhost.", "localhost.localdomain")
 
@@ -61,8 +64,9 @@ def is_public(ip: IpAddress) -> bool:
             return False
     if ip in METADATA_ADDRESSES:
         return False
-    return ip.is_global and not (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast
-                                 or ip.is_reserved or ip.is_unspecified)
+    return ip.is_global and not (
+        ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved or ip.is_unspecified
+    )
 
 
 def _ip(text: str) -> IpAddress | None:
@@ -99,8 +103,9 @@ class DestinationPolicy:
         if parsed.scheme not in ("http", "https") or not parsed.raw_host:
             raise WebhookUrlNotAllowed("the URL must be http or https with a host")
         if parsed.raw_user is not None or parsed.raw_password is not None:
-            raise WebhookUrlNotAllowed("the URL must not carry credentials (user:password@); "
-                                       "the receiver verifies the signature instead")
+            raise WebhookUrlNotAllowed(
+                "the URL must not carry credentials (user:password@); the receiver verifies the signature instead"
+            )
         host = parsed.raw_host
         ip = _ip(host)
         local_name = ip is None and host.lower() in _LOCAL_NAMES and host.lower().rstrip(".") not in self._names
@@ -116,8 +121,7 @@ class VettingResolver(AbstractResolver):
         self._policy = policy
         self._inner = inner or DefaultResolver()
 
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
         answers = await self._inner.resolve(host, port, family)
         for answer in answers:
             ip = _ip(answer["host"])

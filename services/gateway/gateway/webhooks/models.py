@@ -22,8 +22,9 @@ webhook_delivery = sa.Table(
     "webhook_delivery",
     metadata,
     sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-    sa.Column("subscription_id", UUID(as_uuid=True),
-              sa.ForeignKey("webhook_subscription.id", ondelete="CASCADE"), nullable=False),
+    sa.Column(
+        "subscription_id", UUID(as_uuid=True), sa.ForeignKey("webhook_subscription.id", ondelete="CASCADE"), nullable=False
+    ),
     sa.Column("event_id", sa.Text, nullable=False),
     sa.Column("event_source", sa.Text, nullable=False),
     sa.Column("event_type", sa.Text, nullable=False),
@@ -41,8 +42,9 @@ webhook_delivery = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.UniqueConstraint("subscription_id", "event_source", "event_id"),
     sa.Index("ix_webhook_delivery_due", "next_attempt_at", postgresql_where=sa.text("status = 'pending'")),
-    sa.Index("ix_webhook_delivery_order", "subscription_id", "ordering_key", "id",
-             postgresql_where=sa.text("status = 'pending'")),
+    sa.Index(
+        "ix_webhook_delivery_order", "subscription_id", "ordering_key", "id", postgresql_where=sa.text("status = 'pending'")
+    ),
 )
 
 # Customers erased (R8): an event about one that arrives after `customer.erased` (the four topics are not

@@ -80,5 +80,4 @@ def deliveries_subscription(wake: Callable[[], None] | None = None) -> Subscript
             # The worker may look before this commits; then it finds them on its next poll.
             asyncio.get_running_loop().call_later(0.05, wake)
 
-    return Subscription(name="webhooks", topics=list(DOMAIN_TOPICS), event_types=dict(DOMAIN_EVENT_TYPES),
-                        handler=enqueue)
+    return Subscription(name="webhooks", topics=list(DOMAIN_TOPICS), event_types=dict(DOMAIN_EVENT_TYPES), handler=enqueue)

@@ -95,8 +95,9 @@ async def delete_subscription(session: AsyncSession, sub_id: uuid.UUID) -> bool:
 DELIVERY_COLUMNS = [c for c in webhook_delivery.c if c.name not in ("payload", "lease_until")]
 
 
-async def deliveries_page(session: AsyncSession, sub_id: uuid.UUID, status: str | None, before: int | None,
-                          limit: int) -> list[sa.Row]:
+async def deliveries_page(
+    session: AsyncSession, sub_id: uuid.UUID, status: str | None, before: int | None, limit: int
+) -> list[sa.Row]:
     t = webhook_delivery
     q = sa.select(*DELIVERY_COLUMNS).where(t.c.subscription_id == sub_id).order_by(t.c.id.desc()).limit(limit)
     if status is not None:
@@ -108,7 +109,10 @@ async def deliveries_page(session: AsyncSession, sub_id: uuid.UUID, status: str 
 
 async def redeliver(session: AsyncSession, sub_id: uuid.UUID, delivery_id: int) -> sa.Row | None:
     t = webhook_delivery
-    q = (sa.update(t).where(t.c.id == delivery_id, t.c.subscription_id == sub_id)
-         .values(status="pending", attempts=0, next_attempt_at=sa.func.now(), lease_until=None, updated_at=sa.func.now())
-         .returning(*DELIVERY_COLUMNS))
+    q = (
+        sa.update(t)
+        .where(t.c.id == delivery_id, t.c.subscription_id == sub_id)
+        .values(status="pending", attempts=0, next_attempt_at=sa.func.now(), lease_until=None, updated_at=sa.func.now())
+        .returning(*DELIVERY_COLUMNS)
+    )
     return (await session.execute(q)).one_or_none()

@@ -27,8 +27,10 @@ def _check_types(types: list[str] | None) -> list[str] | None:
         partner_types = [t for t in unknown if PARTNER_TYPE_NAME.match(t)]
         if partner_types:
             # A custom event type's events arrive as one domain event type; its name is a field to filter on.
-            hint = (f". Events of a custom event type are delivered as {CUSTOM_EVENT}: subscribe to it with "
-                    f'filters {{"event_type": "{partner_types[0]}"}}')
+            hint = (
+                f". Events of a custom event type are delivered as {CUSTOM_EVENT}: subscribe to it with "
+                f'filters {{"event_type": "{partner_types[0]}"}}'
+            )
         raise ValueError(f"unknown event types {unknown}; known: {sorted(DOMAIN_EVENT_TYPES)}{hint}")
     return list(dict.fromkeys(types))
 
@@ -49,8 +51,11 @@ class WebhookCreate(BaseModel):
     url: AnyHttpUrl = Field(examples=["https://crm.example.com/hooks/stage"])
     event_types: list[str] = Field(min_length=1, max_length=50, examples=[["stage.changed"]])
     filters: dict[StorableText, FilterValue] = Field(
-        default_factory=dict, max_length=20, examples=[{"to_stage": "loyalty"}, {"segment_key": "rfm:champions"}],
-        description="Field of the event's data → required value (or any of a list). `a.b` reaches nested fields.")
+        default_factory=dict,
+        max_length=20,
+        examples=[{"to_stage": "loyalty"}, {"segment_key": "rfm:champions"}],
+        description="Field of the event's data → required value (or any of a list). `a.b` reaches nested fields.",
+    )
     description: StorableText | None = Field(None, max_length=500)
 
     _types = field_validator("event_types")(_check_types)
@@ -94,8 +99,10 @@ class WebhookRead(BaseModel):
 
 
 class WebhookCreated(WebhookRead):
-    secret: str = Field(description="The HMAC-SHA256 signing secret: shown once, store it now.",
-                        examples=["whsec_V2hhdCBhIHNlY3JldCB0aGlzIGlzIDEyMzQ1Njc4OTA"])
+    secret: str = Field(
+        description="The HMAC-SHA256 signing secret: shown once, store it now.",
+        examples=["whsec_V2hhdCBhIHNlY3JldCB0aGlzIGlzIDEyMzQ1Njc4OTA"],
+    )
 
 
 class WebhookPage(BaseModel):

@@ -25,8 +25,9 @@ MAX_RESPONSE_READ = 64 * 1024
 
 
 class DeliveryWorker:
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession], settings: GatewaySettings,
-                 destinations: DestinationPolicy) -> None:
+    def __init__(
+        self, session_factory: async_sessionmaker[AsyncSession], settings: GatewaySettings, destinations: DestinationPolicy
+    ) -> None:
         self._session_factory = session_factory
         self._s = settings
         self._destinations = destinations
@@ -40,9 +41,12 @@ class DeliveryWorker:
 
     def start(self) -> None:
         connector = aiohttp.TCPConnector(resolver=VettingResolver(self._destinations))
-        self._http = aiohttp.ClientSession(connector=connector, trust_env=False,
-                                           timeout=aiohttp.ClientTimeout(total=self._s.webhook_timeout_s),
-                                           headers={"User-Agent": "customer-value-crm-webhooks/1"})
+        self._http = aiohttp.ClientSession(
+            connector=connector,
+            trust_env=False,
+            timeout=aiohttp.ClientTimeout(total=self._s.webhook_timeout_s),
+            headers={"User-Agent": "customer-value-crm-webhooks/1"},
+        )
         self._task = asyncio.create_task(self.run(), name="gateway-webhook-worker")
 
     async def stop(self) -> None:
@@ -70,9 +74,15 @@ class DeliveryWorker:
     async def run_once(self) -> int:
         """One round: claim a batch, post each, record the outcomes; returns how many were attempted."""
         async with self._session_factory() as session, session.begin():
-            claimed = (await session.execute(repository.CLAIM, {
-                "limit": self._s.webhook_batch_size, "lease_s": self._s.webhook_timeout_s * 2 + 10,
-            })).all()
+            claimed = (
+                await session.execute(
+                    repository.CLAIM,
+                    {
+                        "limit": self._s.webhook_batch_size,
+                        "lease_s": self._s.webhook_timeout_s * 2 + 10,
+                    },
+                )
+            ).all()
         if not claimed:
             return 0
         limit = asyncio.Semaphore(self._s.webhook_concurrency)
@@ -90,11 +100,16 @@ class DeliveryWorker:
 
         outcomes = await asyncio.gather(*(attempt(r) for r in claimed))
         async with self._session_factory() as session, session.begin():
-            await session.execute(repository.RECORD, {
-                "ids": [o[0] for o in outcomes], "statuses": [o[1] for o in outcomes],
-                "codes": [o[2] for o in outcomes], "errors": [o[3] for o in outcomes],
-                "delays": [o[4] for o in outcomes],
-            })
+            await session.execute(
+                repository.RECORD,
+                {
+                    "ids": [o[0] for o in outcomes],
+                    "statuses": [o[1] for o in outcomes],
+                    "codes": [o[2] for o in outcomes],
+                    "errors": [o[3] for o in outcomes],
+                    "delays": [o[4] for o in outcomes],
+                },
+            )
         return len(outcomes)
 
     async def _post(self, row) -> tuple[int | None, str | None]:

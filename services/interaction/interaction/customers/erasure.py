@@ -41,8 +41,7 @@ class Scrubber:
         alternatives = {re.escape(v) for v in values if len(v) >= MIN_LENGTH}
         for e164 in phones:
             alternatives.update(phone_patterns(e164))
-        self.pattern = (re.compile("|".join(sorted(alternatives, key=len, reverse=True)), re.IGNORECASE)
-                        if alternatives else None)
+        self.pattern = re.compile("|".join(sorted(alternatives, key=len, reverse=True)), re.IGNORECASE) if alternatives else None
 
     def text(self, value: str | None) -> str | None:
         if value is None or self.pattern is None:
@@ -81,37 +80,80 @@ async def erase(session: AsyncSession, live_ids: list[uuid.UUID]) -> list[uuid.U
     scrub, token = Scrubber(values, phones), tokenizer()
     await _redact_facts(session, all_ids, scrub, token)
     await repository.delete_pii(session, all_ids)
-    await forget_subjects(session, messaging.outbox, [str(i) for i in all_ids],
-                          lambda event_type, data: scrub.json(redact_event_data(event_type, data, token)))
+    await forget_subjects(
+        session,
+        messaging.outbox,
+        [str(i) for i in all_ids],
+        lambda event_type, data: scrub.json(redact_event_data(event_type, data, token)),
+    )
     return all_ids
 
 
 async def _redact_facts(session: AsyncSession, ids: list[uuid.UUID], scrub: Scrubber, token: Tokenizer) -> None:
     rows = await repository.activity_of(session, ids)
-    await repository.update_activity(session, [
-        {"id": r.id, "event_id": scrub.text(r.event_id), "channel": scrub.text(r.channel),
-         # A custom type's data is its registered schema's: nothing says which fields are personal, so it goes.
-         "data": orjson.dumps(scrub.json(redact_partner_data(r.type, r.data, token))
-                              if r.type in PARTNER_EVENT_TYPES else {}).decode()}
-        for r in rows])
+    await repository.update_activity(
+        session,
+        [
+            {
+                "id": r.id,
+                "event_id": scrub.text(r.event_id),
+                "channel": scrub.text(r.channel),
+                # A custom type's data is its registered schema's: nothing says which fields are personal, so it goes.
+                "data": orjson.dumps(
+                    scrub.json(redact_partner_data(r.type, r.data, token)) if r.type in PARTNER_EVENT_TYPES else {}
+                ).decode(),
+            }
+            for r in rows
+        ],
+    )
     rows = await repository.purchases_of(session, ids)
-    await repository.update_purchases(session, [
-        {"id": r.id, "order_id": token(r.order_id), "event_id": scrub.text(r.event_id),
-         "channel": scrub.text(r.channel),
-         "line_items": None if r.line_items is None else orjson.dumps(scrub.json(
-             redact_partner_data("order.completed", {"line_items": r.line_items}, token)["line_items"])).decode()}
-        for r in rows])
+    await repository.update_purchases(
+        session,
+        [
+            {
+                "id": r.id,
+                "order_id": token(r.order_id),
+                "event_id": scrub.text(r.event_id),
+                "channel": scrub.text(r.channel),
+                "line_items": None
+                if r.line_items is None
+                else orjson.dumps(
+                    scrub.json(redact_partner_data("order.completed", {"line_items": r.line_items}, token)["line_items"])
+                ).decode(),
+            }
+            for r in rows
+        ],
+    )
     rows = await repository.adjustments_of(session, ids)
-    await repository.update_adjustments(session, [
-        {"id": r.id, "order_id": token(r.order_id), "event_id": scrub.text(r.event_id)} for r in rows])
+    await repository.update_adjustments(
+        session, [{"id": r.id, "order_id": token(r.order_id), "event_id": scrub.text(r.event_id)} for r in rows]
+    )
     rows = await repository.deals_of(session, ids)
-    await repository.update_deals(session, [
-        {"source": r.source, "old_id": r.deal_id, "deal_id": token(r.deal_id), "pipeline": scrub.text(r.pipeline),
-         "stage": scrub.text(r.stage)} for r in rows])
+    await repository.update_deals(
+        session,
+        [
+            {
+                "source": r.source,
+                "old_id": r.deal_id,
+                "deal_id": token(r.deal_id),
+                "pipeline": scrub.text(r.pipeline),
+                "stage": scrub.text(r.stage),
+            }
+            for r in rows
+        ],
+    )
     rows = await repository.channels_of(session, ids)
-    await repository.update_channels(session, [
-        {"id": r.id, "preferred_channel": scrub.text(r.preferred_channel),
-         "last_touchpoints": orjson.dumps(scrub.json(r.last_touchpoints or {})).decode()} for r in rows])
+    await repository.update_channels(
+        session,
+        [
+            {
+                "id": r.id,
+                "preferred_channel": scrub.text(r.preferred_channel),
+                "last_touchpoints": orjson.dumps(scrub.json(r.last_touchpoints or {})).decode(),
+            }
+            for r in rows
+        ],
+    )
 
 
 def _strings(values: Iterable[Any]) -> Iterable[str]:

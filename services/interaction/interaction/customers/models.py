@@ -13,8 +13,10 @@ TZ = sa.DateTime(timezone=True)
 
 
 def _timestamps() -> list[sa.Column]:
-    return [sa.Column("created_at", TZ, nullable=False, server_default=sa.func.now()),
-            sa.Column("updated_at", TZ, nullable=False, server_default=sa.func.now())]
+    return [
+        sa.Column("created_at", TZ, nullable=False, server_default=sa.func.now()),
+        sa.Column("updated_at", TZ, nullable=False, server_default=sa.func.now()),
+    ]
 
 
 def _customer_fk() -> sa.ForeignKey:

@@ -26,55 +26,95 @@ async def get_customer(session: AsyncSession, customer_id: uuid.UUID) -> sa.Row:
     return (await session.execute(sa.select(customer).where(customer.c.id == customer_id))).one()
 
 
-async def identifiers_page(session: AsyncSession, customer_id: uuid.UUID, after: tuple[str, str, str] | None,
-                           limit: int) -> list[sa.Row]:
+async def identifiers_page(
+    session: AsyncSession, customer_id: uuid.UUID, after: tuple[str, str, str] | None, limit: int
+) -> list[sa.Row]:
     i = customer_identifier
-    q = (sa.select(i.c.kind, i.c.source, i.c.external_id).where(i.c.customer_id == customer_id)
-         .order_by(i.c.kind, i.c.source, i.c.external_id).limit(limit))
+    q = (
+        sa.select(i.c.kind, i.c.source, i.c.external_id)
+        .where(i.c.customer_id == customer_id)
+        .order_by(i.c.kind, i.c.source, i.c.external_id)
+        .limit(limit)
+    )
     if after is not None:
         q = q.where(sa.tuple_(i.c.kind, i.c.source, i.c.external_id) > sa.tuple_(*map(sa.literal, after)))
     return list((await session.execute(q)).all())
 
 
 async def get_profile_parts(session: AsyncSession, customer_id: uuid.UUID) -> dict:
-    identifiers = (await session.execute(
-        sa.select(customer_identifier.c.kind, customer_identifier.c.source, customer_identifier.c.external_id)
-        .where(customer_identifier.c.customer_id == customer_id)
-        .order_by(customer_identifier.c.created_at, customer_identifier.c.kind, customer_identifier.c.source,
-                  customer_identifier.c.external_id)
-    )).all()
-    properties = (await session.execute(
-        sa.select(customer_property).where(customer_property.c.customer_id == customer_id)
-        .order_by(customer_property.c.kind, customer_property.c.key)
-    )).all()
-    spend = (await session.execute(
-        sa.select(customer_spend).where(customer_spend.c.customer_id == customer_id).order_by(customer_spend.c.currency)
-    )).all()
+    identifiers = (
+        await session.execute(
+            sa.select(customer_identifier.c.kind, customer_identifier.c.source, customer_identifier.c.external_id)
+            .where(customer_identifier.c.customer_id == customer_id)
+            .order_by(
+                customer_identifier.c.created_at,
+                customer_identifier.c.kind,
+                customer_identifier.c.source,
+                customer_identifier.c.external_id,
+            )
+        )
+    ).all()
+    properties = (
+        await session.execute(
+            sa.select(customer_property)
+            .where(customer_property.c.customer_id == customer_id)
+            .order_by(customer_property.c.kind, customer_property.c.key)
+        )
+    ).all()
+    spend = (
+        await session.execute(
+            sa.select(customer_spend).where(customer_spend.c.customer_id == customer_id).order_by(customer_spend.c.currency)
+        )
+    ).all()
     return {"identifiers": identifiers, "properties": properties, "spend": spend}
 
 
-async def search(session: AsyncSession, *, after: uuid.UUID | None, limit: int, email: str | None = None,
-                 phone: str | None = None, source: str | None = None, external_id: str | None = None,
-                 attribute: tuple[str, str] | None = None, partner: str | None = None,
-                 min_purchase_count: int | None = None, max_purchase_count: int | None = None,
-                 currency: str | None = None, min_total_spend: Decimal | None = None,
-                 max_total_spend: Decimal | None = None, last_seen_after: datetime | None = None,
-                 last_seen_before: datetime | None = None, preferred_channel: str | None = None) -> list[sa.Row]:
+async def search(
+    session: AsyncSession,
+    *,
+    after: uuid.UUID | None,
+    limit: int,
+    email: str | None = None,
+    phone: str | None = None,
+    source: str | None = None,
+    external_id: str | None = None,
+    attribute: tuple[str, str] | None = None,
+    partner: str | None = None,
+    min_purchase_count: int | None = None,
+    max_purchase_count: int | None = None,
+    currency: str | None = None,
+    min_total_spend: Decimal | None = None,
+    max_total_spend: Decimal | None = None,
+    last_seen_after: datetime | None = None,
+    last_seen_before: datetime | None = None,
+    preferred_channel: str | None = None,
+) -> list[sa.Row]:
     c = customer
     query = sa.select(c).where(c.c.merged_into.is_(None))
     i = customer_identifier
     for kind, src, value in [("email", None, email), ("phone", None, phone), ("source", source, external_id)]:
         if value is not None:
             # Emails and phones of untrusted partners are kept under their source: found whatever the source.
-            query = query.where(sa.exists().where(i.c.customer_id == c.c.id, i.c.kind == kind, i.c.external_id == value,
-                                                  *([i.c.source == src] if src is not None else [])))
+            query = query.where(
+                sa.exists().where(
+                    i.c.customer_id == c.c.id,
+                    i.c.kind == kind,
+                    i.c.external_id == value,
+                    *([i.c.source == src] if src is not None else []),
+                )
+            )
     if source is not None and external_id is None:
         query = query.where(sa.exists().where(i.c.customer_id == c.c.id, i.c.kind == "source", i.c.source == source))
     if attribute is not None:
         prop = customer_property
-        query = query.where(sa.exists().where(prop.c.customer_id == c.c.id, prop.c.kind == "attribute",
-                                              prop.c.key == attribute[0],
-                                              prop.c.value.op("#>>")(sa.literal_column("'{}'")) == attribute[1]))
+        query = query.where(
+            sa.exists().where(
+                prop.c.customer_id == c.c.id,
+                prop.c.kind == "attribute",
+                prop.c.key == attribute[0],
+                prop.c.value.op("#>>")(sa.literal_column("'{}'")) == attribute[1],
+            )
+        )
     if partner is not None:
         query = query.where(sa.literal(partner) == sa.any_(c.c.partners))
     if min_purchase_count is not None:
@@ -100,10 +140,18 @@ async def search(session: AsyncSession, *, after: uuid.UUID | None, limit: int, 
     return list((await session.execute(query.order_by(c.c.id).limit(limit))).all())
 
 
-async def timeline(session: AsyncSession, customer_id: uuid.UUID, *, before: tuple[datetime, uuid.UUID] | None,
-                   limit: int | None, types: list[str] | None = None, channel: str | None = None,
-                   partner: str | None = None, since: datetime | None = None,
-                   until: datetime | None = None) -> list[sa.Row]:
+async def timeline(
+    session: AsyncSession,
+    customer_id: uuid.UUID,
+    *,
+    before: tuple[datetime, uuid.UUID] | None,
+    limit: int | None,
+    types: list[str] | None = None,
+    channel: str | None = None,
+    partner: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[sa.Row]:
     """Newest first; `before` is the (occurred_at, id) of the last entry of the previous page."""
     a = activity
     query = sa.select(a).where(a.c.customer_id == customer_id)
@@ -131,14 +179,20 @@ async def export_rows(session: AsyncSession, customer_id: uuid.UUID) -> dict[str
 
     m = customer_merge
     return {
-        "purchases": await rows(sa.select(purchase).where(purchase.c.customer_id == customer_id)
-                                .order_by(purchase.c.occurred_at)),
-        "adjustments": await rows(sa.select(purchase_adjustment).where(purchase_adjustment.c.customer_id == customer_id)
-                                  .order_by(purchase_adjustment.c.occurred_at)),
+        "purchases": await rows(
+            sa.select(purchase).where(purchase.c.customer_id == customer_id).order_by(purchase.c.occurred_at)
+        ),
+        "adjustments": await rows(
+            sa.select(purchase_adjustment)
+            .where(purchase_adjustment.c.customer_id == customer_id)
+            .order_by(purchase_adjustment.c.occurred_at)
+        ),
         "deals": await rows(sa.select(deal).where(deal.c.customer_id == customer_id).order_by(deal.c.occurred_at)),
-        "merges": await rows(sa.select(m.c.id, m.c.survivor_id, m.c.merged_id, m.c.reason, m.c.merged_at, m.c.undone_at)
-                             .where(sa.or_(m.c.survivor_id == customer_id, m.c.merged_id == customer_id))
-                             .order_by(m.c.merged_at)),
+        "merges": await rows(
+            sa.select(m.c.id, m.c.survivor_id, m.c.merged_id, m.c.reason, m.c.merged_at, m.c.undone_at)
+            .where(sa.or_(m.c.survivor_id == customer_id, m.c.merged_id == customer_id))
+            .order_by(m.c.merged_at)
+        ),
     }
 
 
@@ -159,12 +213,19 @@ async def folded_ids(session: AsyncSession, live_ids: list[uuid.UUID]) -> list[u
 
 # --- erasure: the customer's PII values, the rows that keep facts (redacted), and what is deleted -------------
 async def pii_of(session: AsyncSession, ids: list[uuid.UUID]) -> tuple[list[sa.Row], list[object]]:
-    identifiers = (await session.execute(
-        sa.select(customer_identifier.c.kind, customer_identifier.c.external_id)
-        .where(customer_identifier.c.customer_id == sa.any_(_uuids(ids))))).all()
+    identifiers = (
+        await session.execute(
+            sa.select(customer_identifier.c.kind, customer_identifier.c.external_id).where(
+                customer_identifier.c.customer_id == sa.any_(_uuids(ids))
+            )
+        )
+    ).all()
     p = customer_property
-    attributes = (await session.execute(
-        sa.select(p.c.value).where(p.c.customer_id == sa.any_(_uuids(ids)), p.c.kind == "attribute"))).scalars().all()
+    attributes = (
+        (await session.execute(sa.select(p.c.value).where(p.c.customer_id == sa.any_(_uuids(ids)), p.c.kind == "attribute")))
+        .scalars()
+        .all()
+    )
     return list(identifiers), list(attributes)
 
 
@@ -174,32 +235,57 @@ def _uuids(ids: list[uuid.UUID]) -> sa.BindParameter:
 
 async def activity_of(session: AsyncSession, ids: list[uuid.UUID]) -> list[sa.Row]:
     a = activity
-    return list((await session.execute(sa.select(a.c.id, a.c.type, a.c.event_id, a.c.channel, a.c.data)
-                                       .where(a.c.customer_id == sa.any_(_uuids(ids))))).all())
+    return list(
+        (
+            await session.execute(
+                sa.select(a.c.id, a.c.type, a.c.event_id, a.c.channel, a.c.data).where(a.c.customer_id == sa.any_(_uuids(ids)))
+            )
+        ).all()
+    )
 
 
 async def purchases_of(session: AsyncSession, ids: list[uuid.UUID]) -> list[sa.Row]:
     p = purchase
-    return list((await session.execute(sa.select(p.c.id, p.c.order_id, p.c.event_id, p.c.channel, p.c.line_items)
-                                       .where(p.c.customer_id == sa.any_(_uuids(ids))))).all())
+    return list(
+        (
+            await session.execute(
+                sa.select(p.c.id, p.c.order_id, p.c.event_id, p.c.channel, p.c.line_items).where(
+                    p.c.customer_id == sa.any_(_uuids(ids))
+                )
+            )
+        ).all()
+    )
 
 
 async def adjustments_of(session: AsyncSession, ids: list[uuid.UUID]) -> list[sa.Row]:
     a = purchase_adjustment
-    return list((await session.execute(sa.select(a.c.id, a.c.order_id, a.c.event_id)
-                                       .where(a.c.customer_id == sa.any_(_uuids(ids))))).all())
+    return list(
+        (
+            await session.execute(sa.select(a.c.id, a.c.order_id, a.c.event_id).where(a.c.customer_id == sa.any_(_uuids(ids))))
+        ).all()
+    )
 
 
 async def deals_of(session: AsyncSession, ids: list[uuid.UUID]) -> list[sa.Row]:
     d = deal
-    return list((await session.execute(sa.select(d.c.source, d.c.deal_id, d.c.pipeline, d.c.stage)
-                                       .where(d.c.customer_id == sa.any_(_uuids(ids))))).all())
+    return list(
+        (
+            await session.execute(
+                sa.select(d.c.source, d.c.deal_id, d.c.pipeline, d.c.stage).where(d.c.customer_id == sa.any_(_uuids(ids)))
+            )
+        ).all()
+    )
 
 
 async def channels_of(session: AsyncSession, ids: list[uuid.UUID]) -> list[sa.Row]:
     c = customer
-    return list((await session.execute(sa.select(c.c.id, c.c.preferred_channel, c.c.last_touchpoints)
-                                       .where(c.c.id == sa.any_(_uuids(ids))))).all())
+    return list(
+        (
+            await session.execute(
+                sa.select(c.c.id, c.c.preferred_channel, c.c.last_touchpoints).where(c.c.id == sa.any_(_uuids(ids)))
+            )
+        ).all()
+    )
 
 
 async def _update(session: AsyncSession, sql: str, rows: list[dict], arrays: dict[str, str]) -> None:
@@ -208,52 +294,74 @@ async def _update(session: AsyncSession, sql: str, rows: list[dict], arrays: dic
 
 
 async def update_activity(session: AsyncSession, rows: list[dict]) -> None:
-    await _update(session, """
+    await _update(
+        session,
+        """
         UPDATE interaction.activity a SET event_id = v.event_id, channel = v.channel, data = CAST(v.data AS jsonb),
             updated_at = now()
         FROM unnest(CAST(:ids AS uuid[]), CAST(:event_ids AS text[]), CAST(:channels AS text[]),
                     CAST(:data AS text[])) AS v(id, event_id, channel, data)
-        WHERE a.id = v.id""", rows, {"ids": "id", "event_ids": "event_id", "channels": "channel", "data": "data"})
+        WHERE a.id = v.id""",
+        rows,
+        {"ids": "id", "event_ids": "event_id", "channels": "channel", "data": "data"},
+    )
 
 
 async def update_purchases(session: AsyncSession, rows: list[dict]) -> None:
-    await _update(session, """
+    await _update(
+        session,
+        """
         UPDATE interaction.purchase p SET order_id = v.order_id, event_id = v.event_id, channel = v.channel,
             line_items = CAST(v.line_items AS jsonb), updated_at = now()
         FROM unnest(CAST(:ids AS uuid[]), CAST(:order_ids AS text[]), CAST(:event_ids AS text[]),
                     CAST(:channels AS text[]), CAST(:line_items AS text[]))
              AS v(id, order_id, event_id, channel, line_items)
-        WHERE p.id = v.id""", rows, {"ids": "id", "order_ids": "order_id", "event_ids": "event_id",
-                                     "channels": "channel", "line_items": "line_items"})
+        WHERE p.id = v.id""",
+        rows,
+        {"ids": "id", "order_ids": "order_id", "event_ids": "event_id", "channels": "channel", "line_items": "line_items"},
+    )
 
 
 async def update_adjustments(session: AsyncSession, rows: list[dict]) -> None:
-    await _update(session, """
+    await _update(
+        session,
+        """
         UPDATE interaction.purchase_adjustment a SET order_id = v.order_id, event_id = v.event_id, reason = NULL,
             updated_at = now()
         FROM unnest(CAST(:ids AS uuid[]), CAST(:order_ids AS text[]), CAST(:event_ids AS text[]))
              AS v(id, order_id, event_id)
-        WHERE a.id = v.id""", rows, {"ids": "id", "order_ids": "order_id", "event_ids": "event_id"})
+        WHERE a.id = v.id""",
+        rows,
+        {"ids": "id", "order_ids": "order_id", "event_ids": "event_id"},
+    )
 
 
 async def update_deals(session: AsyncSession, rows: list[dict]) -> None:
-    await _update(session, """
+    await _update(
+        session,
+        """
         UPDATE interaction.deal d SET deal_id = v.deal_id, pipeline = v.pipeline, stage = v.stage, owner = NULL,
             lost_reason = NULL, updated_at = now()
         FROM unnest(CAST(:sources AS text[]), CAST(:old_ids AS text[]), CAST(:deal_ids AS text[]),
                     CAST(:pipelines AS text[]), CAST(:stages AS text[])) AS v(source, old_id, deal_id, pipeline, stage)
         WHERE d.source = v.source AND d.deal_id = v.old_id""",
-                  rows, {"sources": "source", "old_ids": "old_id", "deal_ids": "deal_id", "pipelines": "pipeline",
-                         "stages": "stage"})
+        rows,
+        {"sources": "source", "old_ids": "old_id", "deal_ids": "deal_id", "pipelines": "pipeline", "stages": "stage"},
+    )
 
 
 async def update_channels(session: AsyncSession, rows: list[dict]) -> None:
-    await _update(session, """
+    await _update(
+        session,
+        """
         UPDATE interaction.customer c SET preferred_channel = v.preferred_channel,
             last_touchpoints = CAST(v.last_touchpoints AS jsonb), updated_at = now()
         FROM unnest(CAST(:ids AS uuid[]), CAST(:channels AS text[]), CAST(:touchpoints AS text[]))
              AS v(id, preferred_channel, last_touchpoints)
-        WHERE c.id = v.id""", rows, {"ids": "id", "channels": "preferred_channel", "touchpoints": "last_touchpoints"})
+        WHERE c.id = v.id""",
+        rows,
+        {"ids": "id", "channels": "preferred_channel", "touchpoints": "last_touchpoints"},
+    )
 
 
 # PII out, anonymous facts kept (redacted by erasure.py before these run): identifiers and properties go.

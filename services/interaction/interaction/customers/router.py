@@ -51,11 +51,19 @@ async def search_customers(
     session: SessionDep,
     email: Annotated[str | None, Query(max_length=320, pattern=NO_NUL, description="Matched after normalisation.")] = None,
     phone: Annotated[str | None, Query(max_length=40, pattern=NO_NUL, description="With country code; matched as E.164.")] = None,
-    source: Annotated[str | None, Query(min_length=1, max_length=200, pattern=NO_NUL,
-                                        description="A partner id; with `external_id`, that partner's customer id.")] = None,
+    source: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            pattern=NO_NUL,
+            description="A partner id; with `external_id`, that partner's customer id.",
+        ),
+    ] = None,
     external_id: Text = None,
-    attribute: Annotated[str | None, Query(max_length=300, pattern=r"^[^=\x00]{1,100}=[^\x00]*$",
-                                           description="`key=value`, exact match.")] = None,
+    attribute: Annotated[
+        str | None, Query(max_length=300, pattern=r"^[^=\x00]{1,100}=[^\x00]*$", description="`key=value`, exact match.")
+    ] = None,
     partner: Text = None,
     min_purchase_count: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
     max_purchase_count: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
@@ -80,10 +88,23 @@ async def search_customers(
         raise BadFilter(str(exc).replace("identifiers.", "")) from None
     attr = tuple(attribute.split("=", 1)) if attribute is not None else None
     return await service.search(
-        session, limit=limit, cursor_token=cursor, email=email, phone=phone, source=source, external_id=external_id,
-        attribute=attr, partner=partner, min_purchase_count=min_purchase_count, max_purchase_count=max_purchase_count,
-        currency=currency, min_total_spend=min_total_spend, max_total_spend=max_total_spend,
-        last_seen_after=last_seen_after, last_seen_before=last_seen_before, preferred_channel=preferred_channel,
+        session,
+        limit=limit,
+        cursor_token=cursor,
+        email=email,
+        phone=phone,
+        source=source,
+        external_id=external_id,
+        attribute=attr,
+        partner=partner,
+        min_purchase_count=min_purchase_count,
+        max_purchase_count=max_purchase_count,
+        currency=currency,
+        min_total_spend=min_total_spend,
+        max_total_spend=max_total_spend,
+        last_seen_after=last_seen_after,
+        last_seen_before=last_seen_before,
+        preferred_channel=preferred_channel,
     )
 
 
@@ -93,21 +114,26 @@ async def get_customer(customer_id: uuid.UUID, session: SessionDep) -> CustomerP
     return await service.get_profile(session, customer_id)
 
 
-@router.get("/{customer_id}/identifiers", response_model=IdentifierPage,
-            responses=problem_responses(NotFound, pagination.InvalidCursor))
-async def get_identifiers(customer_id: uuid.UUID, session: SessionDep, limit: pagination.Limit = 50,
-                          cursor: pagination.Cursor = None) -> IdentifierPage:
+@router.get(
+    "/{customer_id}/identifiers", response_model=IdentifierPage, responses=problem_responses(NotFound, pagination.InvalidCursor)
+)
+async def get_identifiers(
+    customer_id: uuid.UUID, session: SessionDep, limit: pagination.Limit = 50, cursor: pagination.Cursor = None
+) -> IdentifierPage:
     """The identifiers the customer is known by (of the survivor, for a merged-away id), by kind, source and id."""
     return await service.identifiers_page(session, customer_id, limit, pagination.decode(cursor, str, str, str))
 
 
-@router.get("/{customer_id}/timeline", response_model=TimelinePage,
-            responses=problem_responses(NotFound, pagination.InvalidCursor))
+@router.get(
+    "/{customer_id}/timeline", response_model=TimelinePage, responses=problem_responses(NotFound, pagination.InvalidCursor)
+)
 async def get_timeline(
     customer_id: uuid.UUID,
     session: SessionDep,
-    type: Annotated[list[EventType] | None, Query(description="Event types to include: fixed or registered custom types.",
-                                                  examples=sorted(PARTNER_EVENT_TYPES))] = None,
+    type: Annotated[
+        list[EventType] | None,
+        Query(description="Event types to include: fixed or registered custom types.", examples=sorted(PARTNER_EVENT_TYPES)),
+    ] = None,
     channel: Annotated[str | None, Query(max_length=40, pattern=NO_NUL)] = None,
     partner: Text = None,
     since: Instant | None = None,
@@ -116,8 +142,17 @@ async def get_timeline(
     cursor: Cursor = None,
 ) -> TimelinePage:
     """The customer's events, newest first (by when they happened, not when they arrived)."""
-    return await service.timeline(session, customer_id, limit=limit, cursor_token=cursor, types=type, channel=channel,
-                                  partner=partner, since=since, until=until)
+    return await service.timeline(
+        session,
+        customer_id,
+        limit=limit,
+        cursor_token=cursor,
+        types=type,
+        channel=channel,
+        partner=partner,
+        since=since,
+        until=until,
+    )
 
 
 @router.get("/{customer_id}/export", response_model=CustomerExport, responses=problem_responses(NotFound))
@@ -126,8 +161,7 @@ async def export_customer(customer_id: uuid.UUID, session: SessionDep) -> Custom
     return await service.export(session, customer_id)
 
 
-@router.post("/{customer_id}/erasure", response_model=ErasureRead,
-             responses=problem_responses(NotFound, service.AlreadyErased))
+@router.post("/{customer_id}/erasure", response_model=ErasureRead, responses=problem_responses(NotFound, service.AlreadyErased))
 async def erase_customer(customer_id: uuid.UUID, outbox: OutboxDep, session: SessionDep) -> ErasureRead:
     """Erase the customer's PII (identifiers, attributes, free text); anonymous facts stay; publishes `customer.erased`."""
     return await service.request_erasure(session, outbox, customer_id)

@@ -33,8 +33,27 @@ from interaction.customers.schemas import (
 from interaction.identity import repository as identity_repository
 
 # Attribute names that usually hold PII: kept in the profile, never published in `customer.updated`.
-PII_ATTRIBUTE_HINTS = ("name", "email", "mail", "phone", "mobile", "address", "street", "city", "zip", "postal",
-                       "birth", "dob", "ssn", "passport", "iban", "card", "ip_", "ipaddress", "gender")
+PII_ATTRIBUTE_HINTS = (
+    "name",
+    "email",
+    "mail",
+    "phone",
+    "mobile",
+    "address",
+    "street",
+    "city",
+    "zip",
+    "postal",
+    "birth",
+    "dob",
+    "ssn",
+    "passport",
+    "iban",
+    "card",
+    "ip_",
+    "ipaddress",
+    "gender",
+)
 
 
 class AlreadyErased(DomainError):
@@ -53,27 +72,43 @@ async def resolve_live(session: AsyncSession, customer_id: uuid.UUID) -> uuid.UU
     return live
 
 
-async def identifiers_page(session: AsyncSession, customer_id: uuid.UUID, limit: int,
-                           after: tuple[str, str, str] | None) -> IdentifierPage:
+async def identifiers_page(
+    session: AsyncSession, customer_id: uuid.UUID, limit: int, after: tuple[str, str, str] | None
+) -> IdentifierPage:
     live = await resolve_live(session, customer_id)
     rows = await repository.identifiers_page(session, live, after, limit + 1)
     page = rows[:limit]
-    return IdentifierPage(items=[IdentifierRead(kind=r.kind, source=r.source, external_id=r.external_id) for r in page],
-                          next_cursor=pagination.encode(page[-1].kind, page[-1].source, page[-1].external_id)
-                          if len(rows) > limit else None)
+    return IdentifierPage(
+        items=[IdentifierRead(kind=r.kind, source=r.source, external_id=r.external_id) for r in page],
+        next_cursor=pagination.encode(page[-1].kind, page[-1].source, page[-1].external_id) if len(rows) > limit else None,
+    )
 
 
 async def get_profile(session: AsyncSession, customer_id: uuid.UUID) -> CustomerProfileRead:
     live = await resolve_live(session, customer_id)
     row = await repository.get_customer(session, live)
     parts = await repository.get_profile_parts(session, live)
-    totals = [PurchaseTotalRead(currency=s.currency, purchase_count=s.purchase_count, total_spend=s.total_spend,
-                                average_spend=s.average_spend, refunded=s.refunded, last_purchase_at=s.last_purchase_at)
-              for s in parts["spend"]]
-    attributes = {p.key: AttributeRead(value=p.value, type=p.value_type, source=p.source, updated_at=p.occurred_at)
-                  for p in parts["properties"] if p.kind == "attribute"}
-    consent = {p.key: ConsentRead(granted=bool(p.value), source=p.source, updated_at=p.occurred_at)
-               for p in parts["properties"] if p.kind == "consent"}
+    totals = [
+        PurchaseTotalRead(
+            currency=s.currency,
+            purchase_count=s.purchase_count,
+            total_spend=s.total_spend,
+            average_spend=s.average_spend,
+            refunded=s.refunded,
+            last_purchase_at=s.last_purchase_at,
+        )
+        for s in parts["spend"]
+    ]
+    attributes = {
+        p.key: AttributeRead(value=p.value, type=p.value_type, source=p.source, updated_at=p.occurred_at)
+        for p in parts["properties"]
+        if p.kind == "attribute"
+    }
+    consent = {
+        p.key: ConsentRead(granted=bool(p.value), source=p.source, updated_at=p.occurred_at)
+        for p in parts["properties"]
+        if p.kind == "consent"
+    }
     return CustomerProfileRead(
         customer_id=live,
         resolved_from=customer_id if live != customer_id else None,
@@ -95,9 +130,15 @@ async def get_profile(session: AsyncSession, customer_id: uuid.UUID) -> Customer
 
 
 def summary(row: sa.Row) -> CustomerSummaryRead:
-    return CustomerSummaryRead(customer_id=row.id, first_seen_at=row.first_seen_at, last_seen_at=row.last_seen_at,
-                               purchase_count=row.purchase_count, last_purchase_at=row.last_purchase_at,
-                               preferred_channel=row.preferred_channel, partners=list(row.partners or []))
+    return CustomerSummaryRead(
+        customer_id=row.id,
+        first_seen_at=row.first_seen_at,
+        last_seen_at=row.last_seen_at,
+        purchase_count=row.purchase_count,
+        last_purchase_at=row.last_purchase_at,
+        preferred_channel=row.preferred_channel,
+        partners=list(row.partners or []),
+    )
 
 
 async def search(session: AsyncSession, *, limit: int, cursor_token: str | None, **filters) -> CustomerPage:
@@ -108,12 +149,20 @@ async def search(session: AsyncSession, *, limit: int, cursor_token: str | None,
 
 
 def entry(row: sa.Row) -> TimelineEntryRead:
-    return TimelineEntryRead(id=row.id, type=row.type, occurred_at=row.occurred_at, source=row.source,
-                             event_id=row.event_id, channel=row.channel, data=row.data)
+    return TimelineEntryRead(
+        id=row.id,
+        type=row.type,
+        occurred_at=row.occurred_at,
+        source=row.source,
+        event_id=row.event_id,
+        channel=row.channel,
+        data=row.data,
+    )
 
 
-async def timeline(session: AsyncSession, customer_id: uuid.UUID, *, limit: int, cursor_token: str | None,
-                   **filters) -> TimelinePage:
+async def timeline(
+    session: AsyncSession, customer_id: uuid.UUID, *, limit: int, cursor_token: str | None, **filters
+) -> TimelinePage:
     live = await resolve_live(session, customer_id)
     before = pagination.decode(cursor_token, datetime, uuid.UUID)
     rows = await repository.timeline(session, live, before=before, limit=limit + 1, **filters)
@@ -130,9 +179,14 @@ async def export(session: AsyncSession, customer_id: uuid.UUID) -> CustomerExpor
     profile = await get_profile(session, customer_id)
     rows = await repository.export_rows(session, profile.customer_id)
     history = await repository.timeline(session, profile.customer_id, before=None, limit=None)
-    return CustomerExport(profile=profile, purchases=[_plain(r) for r in rows["purchases"]],
-                          adjustments=[_plain(r) for r in rows["adjustments"]], timeline=[entry(r) for r in history],
-                          deals=[_plain(r) for r in rows["deals"]], merges=[_plain(r) for r in rows["merges"]])
+    return CustomerExport(
+        profile=profile,
+        purchases=[_plain(r) for r in rows["purchases"]],
+        adjustments=[_plain(r) for r in rows["adjustments"]],
+        timeline=[entry(r) for r in history],
+        deals=[_plain(r) for r in rows["deals"]],
+        merges=[_plain(r) for r in rows["merges"]],
+    )
 
 
 async def erase_customers(session: AsyncSession, live_ids: set[uuid.UUID]) -> list[Envelope]:
@@ -141,8 +195,10 @@ async def erase_customers(session: AsyncSession, live_ids: set[uuid.UUID]) -> li
         return []
     erased = await erasure.erase(session, sorted(live_ids, key=str))
     now = datetime.now(UTC)
-    return [Envelope.wrap(contracts.CustomerErased(customer_id=cid, erased_at=now), source=contracts.SOURCE,
-                          subject=str(cid)) for cid in erased]
+    return [
+        Envelope.wrap(contracts.CustomerErased(customer_id=cid, erased_at=now), source=contracts.SOURCE, subject=str(cid))
+        for cid in erased
+    ]
 
 
 async def request_erasure(session: AsyncSession, outbox: Outbox, customer_id: uuid.UUID) -> ErasureRead:

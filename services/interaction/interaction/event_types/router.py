@@ -9,8 +9,13 @@ from interaction.event_types.schemas import EventTypeCreate, EventTypeList, Even
 router = APIRouter(prefix="/v1/event-types", tags=["event types"])
 
 
-@router.post("", response_model=EventTypeRead, response_model_by_alias=True, status_code=status.HTTP_201_CREATED,
-             responses=problem_responses(service.InvalidSchema, service.FixedEventType))
+@router.post(
+    "",
+    response_model=EventTypeRead,
+    response_model_by_alias=True,
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(service.InvalidSchema, service.FixedEventType),
+)
 async def register_event_type(body: EventTypeCreate, session: SessionDep) -> EventTypeRead:
     """Register a custom event type, or a new version of one (old versions keep validating the events that
     name them in `dataschema`). Partners send such events like the fixed types, through POST /v1/events or Kafka."""

@@ -45,8 +45,14 @@ def dataschema(name: str, version: int) -> str:
 
 
 def read(row: Any) -> EventTypeRead:
-    return EventTypeRead(name=row.name, version=row.version, dataschema=dataschema(row.name, row.version),
-                         json_schema=row.json_schema, description=row.description, created_at=row.created_at)
+    return EventTypeRead(
+        name=row.name,
+        version=row.version,
+        dataschema=dataschema(row.name, row.version),
+        json_schema=row.json_schema,
+        description=row.description,
+        created_at=row.created_at,
+    )
 
 
 async def register(session: AsyncSession, body: EventTypeCreate) -> EventTypeRead:
@@ -80,8 +86,9 @@ def check_schema(schema: dict[str, Any]) -> str:
         if keyword == "$id" or keyword == "$anchor" or keyword == "$dynamicAnchor":
             raise InvalidSchema(f"{keyword}: not supported; refer to parts of the schema as '#/$defs/…'")
         if keyword in ("$ref", "$dynamicRef") and not _resolves(schema, value):
-            raise InvalidSchema(f"{keyword} {str(value)[:100]!r}: only references into this schema "
-                                "('#/…' naming an existing part) are allowed")
+            raise InvalidSchema(
+                f"{keyword} {str(value)[:100]!r}: only references into this schema ('#/…' naming an existing part) are allowed"
+            )
     return encoded.decode()
 
 
@@ -147,8 +154,7 @@ class Catalogue:
         version = self._version(envelope, versions)
         errors = list(itertools.islice(_validator(versions[version]).iter_errors(envelope.data), 5))
         if errors:
-            described = "; ".join(f"data{''.join(f'.{p}' for p in e.absolute_path)}: {e.message[:200]}"
-                                  for e in errors)
+            described = "; ".join(f"data{''.join(f'.{p}' for p in e.absolute_path)}: {e.message[:200]}" for e in errors)
             raise InvalidEvent(f"{envelope.type} v{version}: {described}")
         return version
 
@@ -159,8 +165,10 @@ class Catalogue:
         match = re.fullmatch(rf"urn:crm:schema:{re.escape(envelope.type)}:v(\d{{1,9}})", envelope.dataschema)
         known = ", ".join(dataschema(envelope.type, v) for v in sorted(versions))
         if match is None or int(match[1]) not in versions:
-            raise InvalidEvent(f"dataschema {envelope.dataschema[:200]!r} is not a version of {envelope.type}; "
-                               f"known: {known} (or omit it for the newest)")
+            raise InvalidEvent(
+                f"dataschema {envelope.dataschema[:200]!r} is not a version of {envelope.type}; "
+                f"known: {known} (or omit it for the newest)"
+            )
         return int(match[1])
 
 

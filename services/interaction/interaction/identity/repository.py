@@ -42,8 +42,9 @@ async def find(session: AsyncSession, keys: list[IdentifierKey]) -> dict[Identif
     """Known keys → (live customer id, home customer id, the live customer's first_seen_at)."""
     if not keys:
         return {}
-    rows = await session.execute(FIND, {"kinds": [k[0] for k in keys], "sources": [k[1] for k in keys],
-                                        "external_ids": [k[2] for k in keys]})
+    rows = await session.execute(
+        FIND, {"kinds": [k[0] for k in keys], "sources": [k[1] for k in keys], "external_ids": [k[2] for k in keys]}
+    )
     return {(r.kind, r.source, r.external_id): (r.customer_id, r.home_customer_id, r.first_seen_at) for r in rows}
 
 
@@ -66,10 +67,16 @@ async def insert_customers(session: AsyncSession, first_seen: dict[uuid.UUID, da
 
 async def insert_identifiers(session: AsyncSession, rows: dict[IdentifierKey, tuple[uuid.UUID, uuid.UUID]]) -> None:
     if rows:
-        await session.execute(INSERT_IDENTIFIERS, {
-            "kinds": [k[0] for k in rows], "sources": [k[1] for k in rows], "external_ids": [k[2] for k in rows],
-            "customer_ids": [v[0] for v in rows.values()], "homes": [v[1] for v in rows.values()],
-        })
+        await session.execute(
+            INSERT_IDENTIFIERS,
+            {
+                "kinds": [k[0] for k in rows],
+                "sources": [k[1] for k in rows],
+                "external_ids": [k[2] for k in rows],
+                "customer_ids": [v[0] for v in rows.values()],
+                "homes": [v[1] for v in rows.values()],
+            },
+        )
 
 
 BLOCKED = sa.text("""
@@ -111,10 +118,13 @@ MERGE_STATEMENTS = [
     """),
     sa.text("DELETE FROM interaction.customer_property WHERE customer_id = ANY(CAST(:merged AS uuid[]))"),
     sa.text("DELETE FROM interaction.customer_spend WHERE customer_id = ANY(CAST(:merged AS uuid[]))"),
-    *[sa.text(f"""
+    *[
+        sa.text(f"""
     UPDATE interaction.{table} t SET customer_id = m.survivor, updated_at = now()
     FROM {_MERGES} AS m(id, survivor, merged) WHERE t.customer_id = m.merged
-    """) for table in ["customer_identifier", "purchase", "purchase_adjustment", "activity", "deal"]],
+    """)
+        for table in ["customer_identifier", "purchase", "purchase_adjustment", "activity", "deal"]
+    ],
     sa.text(f"""
     UPDATE interaction.customer c SET merged_into = m.survivor, purchase_count = 0, updated_at = now()
     FROM {_MERGES} AS m(id, survivor, merged) WHERE c.id = m.merged
@@ -126,9 +136,13 @@ async def merge(session: AsyncSession, merges: list[tuple[uuid.UUID, uuid.UUID, 
     """Fold each merged customer into its survivor: (merge id, survivor, merged, reason, partners that caused it)."""
     if not merges:
         return
-    params = {"merge_ids": [m[0] for m in merges], "survivors": [m[1] for m in merges],
-              "merged": [m[2] for m in merges], "reasons": [m[3] for m in merges],
-              "caused_by": [orjson.dumps(m[4]).decode() for m in merges]}
+    params = {
+        "merge_ids": [m[0] for m in merges],
+        "survivors": [m[1] for m in merges],
+        "merged": [m[2] for m in merges],
+        "reasons": [m[3] for m in merges],
+        "caused_by": [orjson.dumps(m[4]).decode() for m in merges],
+    }
     for statement in MERGE_STATEMENTS:
         await session.execute(statement, params)
 
@@ -176,27 +190,37 @@ async def unmerge(session: AsyncSession, merge_row: sa.Row, live: uuid.UUID) -> 
     moved: dict[str, Sequence[sa.Row]] = {}
     for table in ["customer_identifier", "purchase", "purchase_adjustment", "activity", "deal"]:
         returning = {"purchase": " RETURNING id", "activity": " RETURNING id, type"}.get(table, "")
-        result = await session.execute(sa.text(
-            f"UPDATE interaction.{table} SET customer_id = :restored, updated_at = now() "
-            f"WHERE customer_id = :live AND home_customer_id = ANY(CAST(:homes AS uuid[])){returning}"), params)
+        result = await session.execute(
+            sa.text(
+                f"UPDATE interaction.{table} SET customer_id = :restored, updated_at = now() "
+                f"WHERE customer_id = :live AND home_customer_id = ANY(CAST(:homes AS uuid[])){returning}"
+            ),
+            params,
+        )
         if returning:
             moved[table] = result.all()
-    await session.execute(sa.text(
-        "DELETE FROM interaction.customer_property WHERE customer_id = :live AND filled_by_merge_id = :merge_id"),
-        {"live": live, "merge_id": merge_row.id})
-    await session.execute(sa.text("""
+    await session.execute(
+        sa.text("DELETE FROM interaction.customer_property WHERE customer_id = :live AND filled_by_merge_id = :merge_id"),
+        {"live": live, "merge_id": merge_row.id},
+    )
+    await session.execute(
+        sa.text("""
         INSERT INTO interaction.customer_property (customer_id, kind, key, value, value_type, source, occurred_at,
                                                    filled_by_merge_id)
         SELECT :restored, p->>'kind', p->>'key', p->'value', p->>'value_type', p->>'source',
                CAST(p->>'occurred_at' AS timestamptz), CAST(p->>'filled_by_merge_id' AS uuid)
         FROM jsonb_array_elements(CAST(:snapshot AS jsonb)) AS p
         ON CONFLICT DO NOTHING
-    """), {"restored": restored, "snapshot": orjson.dumps(merge_row.snapshot).decode()})
-    await session.execute(sa.text(
-        "UPDATE interaction.customer SET merged_into = NULL, updated_at = now() WHERE id = :restored"), params)
-    await session.execute(sa.text(
-        "UPDATE interaction.customer_merge SET undone_at = now(), updated_at = now() WHERE id = :id"),
-        {"id": merge_row.id})
+    """),
+        {"restored": restored, "snapshot": orjson.dumps(merge_row.snapshot).decode()},
+    )
+    await session.execute(
+        sa.text("UPDATE interaction.customer SET merged_into = NULL, updated_at = now() WHERE id = :restored"), params
+    )
+    await session.execute(
+        sa.text("UPDATE interaction.customer_merge SET undone_at = now(), updated_at = now() WHERE id = :id"),
+        {"id": merge_row.id},
+    )
     purchases = [r.id for r in moved["purchase"]]
     touchpoints = [r.id for r in moved["activity"] if r.type == "interaction.logged"]
     return purchases, touchpoints

@@ -79,9 +79,16 @@ async def resolve(session: AsyncSession, events: list[PartnerEvent]) -> Resoluti
         partners_of: dict[object, set[str]] = {}
         for e in events:
             partners_of.setdefault(uf.find(e.keys[0]), set()).add(e.envelope.source)
-        result.merges = [(mid, s, m, reasons.get(m, "identifiers linked within one batch"),
-                          sorted(partners_of.get(uf.find(("customer", m)), ())))
-                         for mid, s, m, _, _ in result.merges]
+        result.merges = [
+            (
+                mid,
+                s,
+                m,
+                reasons.get(m, "identifiers linked within one batch"),
+                sorted(partners_of.get(uf.find(("customer", m)), ())),
+            )
+            for mid, s, m, _, _ in result.merges
+        ]
     for e in events:  # components with no known customer get one new customer
         root = uf.find(e.keys[0])
         if root not in survivor_of:

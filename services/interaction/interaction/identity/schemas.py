@@ -13,8 +13,9 @@ class MergeRead(BaseModel):
     survivor_id: uuid.UUID
     merged_id: uuid.UUID
     reason: str
-    caused_by: list[str] = Field(description="The partners whose events linked the two customers (an automatic merge); "
-                                             "empty for a merge by a user.")
+    caused_by: list[str] = Field(
+        description="The partners whose events linked the two customers (an automatic merge); empty for a merge by a user."
+    )
     merged_at: datetime
     undone_at: datetime | None
 

@@ -32,8 +32,15 @@ class AlreadyOneCustomer(DomainError):
 
 
 def _read(row: sa.Row) -> MergeRead:
-    return MergeRead(id=row.id, survivor_id=row.survivor_id, merged_id=row.merged_id, reason=row.reason,
-                     caused_by=row.caused_by, merged_at=row.merged_at, undone_at=row.undone_at)
+    return MergeRead(
+        id=row.id,
+        survivor_id=row.survivor_id,
+        merged_id=row.merged_id,
+        reason=row.reason,
+        caused_by=row.caused_by,
+        merged_at=row.merged_at,
+        undone_at=row.undone_at,
+    )
 
 
 async def get_merge(session: AsyncSession, merge_id: uuid.UUID) -> MergeRead:
@@ -43,19 +50,25 @@ async def get_merge(session: AsyncSession, merge_id: uuid.UUID) -> MergeRead:
     return _read(row)
 
 
-async def merges_of(session: AsyncSession, customer_id: uuid.UUID, limit: int,
-                    after: tuple[datetime, uuid.UUID] | None) -> MergePage:
+async def merges_of(
+    session: AsyncSession, customer_id: uuid.UUID, limit: int, after: tuple[datetime, uuid.UUID] | None
+) -> MergePage:
     if (await session.execute(sa.select(customer.c.id).where(customer.c.id == customer_id))).first() is None:
         raise NotFound(f"no customer {customer_id}")
     m = customer_merge
-    q = (sa.select(m).where(sa.or_(m.c.survivor_id == customer_id, m.c.merged_id == customer_id))
-         .order_by(m.c.merged_at, m.c.id).limit(limit + 1))
+    q = (
+        sa.select(m)
+        .where(sa.or_(m.c.survivor_id == customer_id, m.c.merged_id == customer_id))
+        .order_by(m.c.merged_at, m.c.id)
+        .limit(limit + 1)
+    )
     if after is not None:
         q = q.where(sa.tuple_(m.c.merged_at, m.c.id) > sa.tuple_(sa.literal(after[0]), sa.literal(after[1])))
     rows = (await session.execute(q)).all()
     page = rows[:limit]
-    return MergePage(items=[_read(r) for r in page],
-                     next_cursor=encode(page[-1].merged_at, page[-1].id) if len(rows) > limit else None)
+    return MergePage(
+        items=[_read(r) for r in page], next_cursor=encode(page[-1].merged_at, page[-1].id) if len(rows) > limit else None
+    )
 
 
 async def undo_merge(session: AsyncSession, outbox: Outbox, merge_id: uuid.UUID) -> UnmergeRead:
@@ -74,15 +87,29 @@ async def undo_merge(session: AsyncSession, outbox: Outbox, merge_id: uuid.UUID)
     purchase_ids, touchpoint_ids = await repository.unmerge(session, row, live)
     await recompute_traits(session, {live, row.merged_id})
     now = datetime.now(UTC)
-    event = contracts.CustomerUnmerged(customer_id=row.survivor_id, merge_id=row.id, survivor_id=row.survivor_id,
-                                       restored_id=row.merged_id, purchase_ids=purchase_ids,
-                                       touchpoint_ids=touchpoint_ids, unmerged_at=now,
-                                       version=(await repository.next_versions(session, 1))[0])
-    await outbox.add(session, INTERACTION_EVENTS, [Envelope.wrap(event, source=contracts.SOURCE,
-                                                                 subject=str(row.survivor_id))])
-    return UnmergeRead(id=row.id, survivor_id=row.survivor_id, merged_id=row.merged_id, reason=row.reason,
-                       caused_by=row.caused_by, merged_at=row.merged_at, undone_at=now, restored_id=row.merged_id,
-                       purchase_ids=purchase_ids, touchpoint_ids=touchpoint_ids)
+    event = contracts.CustomerUnmerged(
+        customer_id=row.survivor_id,
+        merge_id=row.id,
+        survivor_id=row.survivor_id,
+        restored_id=row.merged_id,
+        purchase_ids=purchase_ids,
+        touchpoint_ids=touchpoint_ids,
+        unmerged_at=now,
+        version=(await repository.next_versions(session, 1))[0],
+    )
+    await outbox.add(session, INTERACTION_EVENTS, [Envelope.wrap(event, source=contracts.SOURCE, subject=str(row.survivor_id))])
+    return UnmergeRead(
+        id=row.id,
+        survivor_id=row.survivor_id,
+        merged_id=row.merged_id,
+        reason=row.reason,
+        caused_by=row.caused_by,
+        merged_at=row.merged_at,
+        undone_at=now,
+        restored_id=row.merged_id,
+        purchase_ids=purchase_ids,
+        touchpoint_ids=touchpoint_ids,
+    )
 
 
 async def merge_by_hand(session: AsyncSession, outbox: Outbox, body: MergeCreate) -> MergeRead:
@@ -95,8 +122,11 @@ async def merge_by_hand(session: AsyncSession, outbox: Outbox, body: MergeCreate
         live.append(found)
     if live[0] == live[1]:
         raise AlreadyOneCustomer(f"{body.customer_ids[0]} and {body.customer_ids[1]} are already customer {live[0]}")
-    rows = (await session.execute(sa.select(customer.c.id, customer.c.first_seen_at, customer.c.erased_at)
-                                  .where(customer.c.id.in_(live)))).all()
+    rows = (
+        await session.execute(
+            sa.select(customer.c.id, customer.c.first_seen_at, customer.c.erased_at).where(customer.c.id.in_(live))
+        )
+    ).all()
     if any(r.erased_at is not None for r in rows):
         raise CustomerErased("an erased customer cannot be merged")
     survivor, merged = (r.id for r in sorted(rows, key=lambda r: (r.first_seen_at, str(r.id))))
@@ -104,8 +134,14 @@ async def merge_by_hand(session: AsyncSession, outbox: Outbox, body: MergeCreate
     await repository.merge(session, [(merge_id, survivor, merged, body.reason, [])])
     await recompute_traits(session, {survivor})
     now = datetime.now(UTC)
-    event = contracts.CustomerMerged(customer_id=survivor, merge_id=merge_id, survivor_id=survivor, merged_id=merged,
-                                     reason=body.reason, merged_at=now,
-                                     version=(await repository.next_versions(session, 1))[0])
+    event = contracts.CustomerMerged(
+        customer_id=survivor,
+        merge_id=merge_id,
+        survivor_id=survivor,
+        merged_id=merged,
+        reason=body.reason,
+        merged_at=now,
+        version=(await repository.next_versions(session, 1))[0],
+    )
     await outbox.add(session, INTERACTION_EVENTS, [Envelope.wrap(event, source=contracts.SOURCE, subject=str(survivor))])
     return await get_merge(session, merge_id)

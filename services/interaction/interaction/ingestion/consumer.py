@@ -59,13 +59,21 @@ def partner_ingest_subscription(outbox: Outbox, timings: dict[str, float] | None
     def admit(message: IncomingMessage, envelope: Envelope) -> None:
         partner = partner_of_topic(message.topic.removeprefix(outbox.topic_prefix))
         if partner is not None and envelope.source != partner:
-            raise InvalidEvent(f"source {envelope.source[:200]!r} is not yours: events on {message.topic!r} "
-                               f"must have source {partner!r}")
+            raise InvalidEvent(
+                f"source {envelope.source[:200]!r} is not yours: events on {message.topic!r} must have source {partner!r}"
+            )
 
     name = INGEST_INBOX.removeprefix("interaction.")
-    return Subscription(name=name, topics=[PARTNER_EVENTS], event_types=PARTNER_EVENT_TYPES, handler=handle,
-                        reject_unknown_types=True, unknown_types_as=CustomEvent, topic_pattern=PARTNER_TOPICS_PATTERN,
-                        admit=admit)
+    return Subscription(
+        name=name,
+        topics=[PARTNER_EVENTS],
+        event_types=PARTNER_EVENT_TYPES,
+        handler=handle,
+        reject_unknown_types=True,
+        unknown_types_as=CustomEvent,
+        topic_pattern=PARTNER_TOPICS_PATTERN,
+        admit=admit,
+    )
 
 
 async def dead_letter(session: AsyncSession, outbox: Outbox, dead: list[tuple[ConsumedEvent, str]]) -> None:
@@ -75,10 +83,24 @@ async def dead_letter(session: AsyncSession, outbox: Outbox, dead: list[tuple[Co
     for event, reason in dead:
         msg = event.message
         headers = {k: v.decode("utf-8", "replace") for k, v in msg.headers if not k.startswith("dlq_")}
-        headers.update({"dlq_error": reason[:4000], "dlq_consumer": group, "dlq_topic": msg.topic,
-                        "dlq_partition": str(msg.partition), "dlq_offset": str(msg.offset), "dlq_attempts": "1"})
-        rows.append({"event_id": event.envelope.id, "topic": dlq(msg.topic),
-                     "key": msg.key.decode("utf-8", "replace") if msg.key else None,
-                     "payload": msg.value or b"", "headers": headers})
+        headers.update(
+            {
+                "dlq_error": reason[:4000],
+                "dlq_consumer": group,
+                "dlq_topic": msg.topic,
+                "dlq_partition": str(msg.partition),
+                "dlq_offset": str(msg.offset),
+                "dlq_attempts": "1",
+            }
+        )
+        rows.append(
+            {
+                "event_id": event.envelope.id,
+                "topic": dlq(msg.topic),
+                "key": msg.key.decode("utf-8", "replace") if msg.key else None,
+                "payload": msg.value or b"",
+                "headers": headers,
+            }
+        )
     await session.execute(sa.insert(outbox.table), rows)
     await session.execute(sa.select(sa.func.pg_notify(outbox.channel, "")))

@@ -50,16 +50,27 @@ async def _read_body(request: Request, limit: int) -> bytes:
     "/events",
     response_model=IngestResponse,
     summary="Ingest a batch of partner events (CloudEvents 1.0, JSON array)",
-    responses=problem_responses(MalformedBatch, BatchTooLarge, EventsRejected, TryAgain, descriptions={
-        400: "The body is not a JSON array of events",
-        413: "Too many events or too many bytes",
-        422: "Some events were rejected; `results` says which and why. The others were stored.",
-        503: "The database could not take the batch now (nothing stored); resend it.",
-    }),
-    openapi_extra={"requestBody": {"required": True, "content": {
-        "application/cloudevents-batch+json": {"schema": {"type": "array", "items": Envelope.model_json_schema()}},
-        "application/json": {"schema": {"type": "array", "items": Envelope.model_json_schema()}},
-    }}},
+    responses=problem_responses(
+        MalformedBatch,
+        BatchTooLarge,
+        EventsRejected,
+        TryAgain,
+        descriptions={
+            400: "The body is not a JSON array of events",
+            413: "Too many events or too many bytes",
+            422: "Some events were rejected; `results` says which and why. The others were stored.",
+            503: "The database could not take the batch now (nothing stored); resend it.",
+        },
+    ),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/cloudevents-batch+json": {"schema": {"type": "array", "items": Envelope.model_json_schema()}},
+                "application/json": {"schema": {"type": "array", "items": Envelope.model_json_schema()}},
+            },
+        }
+    },
 )
 async def ingest_events(request: Request, settings: SettingsDep) -> JSONResponse | IngestResponse:
     """Validates each event; stores valid new ones; reports accepted / duplicate / rejected per item.
@@ -103,8 +114,11 @@ async def ingest_events(request: Request, settings: SettingsDep) -> JSONResponse
     if response.rejected:
         first = next(r for r in results if r.status == "rejected")
         return problem_response(
-            EventsRejected.status, EventsRejected.title, f"{response.rejected} of {len(results)} rejected; "
-            f"first: item {first.index}: {first.reason}", slug=EventsRejected.slug, instance=request.url.path,
+            EventsRejected.status,
+            EventsRejected.title,
+            f"{response.rejected} of {len(results)} rejected; first: item {first.index}: {first.reason}",
+            slug=EventsRejected.slug,
+            instance=request.url.path,
             **response.model_dump(mode="json"),
         )
     return response

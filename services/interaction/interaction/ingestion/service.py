@@ -84,8 +84,12 @@ async def store_http_batches(session: AsyncSession, outbox: Outbox, batches: Seq
     """
     # Claim, then lock (in apply_partner_events): the order of the Kafka door, so the two never wait on each other
     # in a cycle; an event in flight through both doors is applied by one and is a duplicate for the other.
-    fresh_keys = await claim(session, messaging.inbox, INGEST_INBOX, list(dict.fromkeys(
-        (e.envelope.source, e.envelope.id) for b in batches for _, e in b.valid)))
+    fresh_keys = await claim(
+        session,
+        messaging.inbox,
+        INGEST_INBOX,
+        list(dict.fromkeys((e.envelope.source, e.envelope.id) for b in batches for _, e in b.valid)),
+    )
     seen: set[tuple[str, str]] = set()
     fresh: list[PartnerEvent] = []
     out: list[list[ItemResult]] = []
@@ -113,8 +117,9 @@ def _encoded(raw: object) -> bytes:
         raise InvalidEvent("the event cannot be encoded as JSON") from None
 
 
-async def apply_partner_events(session: AsyncSession, outbox: Outbox, events: Sequence[PartnerEvent],
-                               timings: dict[str, float] | None = None) -> None:
+async def apply_partner_events(
+    session: AsyncSession, outbox: Outbox, events: Sequence[PartnerEvent], timings: dict[str, float] | None = None
+) -> None:
     """Apply checked, fresh events in one transaction (the caller's): each fact's handler collects what it
     means (handlers.py), then the phases below write it, one set-based statement per kind of row."""
     if not events:
@@ -143,18 +148,27 @@ async def apply_partner_events(session: AsyncSession, outbox: Outbox, events: Se
     await phase("outbox", _publish(session, outbox, batch.outgoing, erasures))
 
 
-async def _collect(session: AsyncSession, batch: Batch, facts: list[PartnerEvent],
-                   resolution: Resolution) -> None:
+async def _collect(session: AsyncSession, batch: Batch, facts: list[PartnerEvent], resolution: Resolution) -> None:
     """Identity changes first (the customers facts refer to), then every fact through its type's handler."""
     now = datetime.now(UTC)
     for cid, (source, first_seen) in resolution.created.items():
-        batch.outgoing.append(wrap(contracts.CustomerCreated(customer_id=cid, source=source, first_seen_at=first_seen),
-                                   cid))
+        batch.outgoing.append(wrap(contracts.CustomerCreated(customer_id=cid, source=source, first_seen_at=first_seen), cid))
     versions = await identity_repository.next_versions(session, len(resolution.merges))
     for (merge_id, survivor, merged, reason, _), version in zip(resolution.merges, versions, strict=True):
-        batch.outgoing.append(wrap(contracts.CustomerMerged(
-            customer_id=survivor, merge_id=merge_id, survivor_id=survivor, merged_id=merged, reason=reason,
-            merged_at=now, version=version), survivor))
+        batch.outgoing.append(
+            wrap(
+                contracts.CustomerMerged(
+                    customer_id=survivor,
+                    merge_id=merge_id,
+                    survivor_id=survivor,
+                    merged_id=merged,
+                    reason=reason,
+                    merged_at=now,
+                    version=version,
+                ),
+                survivor,
+            )
+        )
     batch.touched = set(resolution.customer_of) | {m[1] for m in resolution.merges}
     for e, cid, home in zip(facts, resolution.customer_of, resolution.home_of, strict=True):
         handler = handler_for(e.payload)
@@ -167,51 +181,126 @@ async def _collect(session: AsyncSession, batch: Batch, facts: list[PartnerEvent
 
 async def _write_activity(session: AsyncSession, batch: Batch) -> None:
     if batch.activity_rows:
-        await session.execute(repo.INSERT_ACTIVITY, repo.columns(batch.activity_rows, {
-            "ids": "id", "customer_ids": "customer_id", "homes": "home", "sources": "source", "event_ids": "event_id",
-            "types": "type", "occurred": "occurred", "channels": "channel", "data": "data"}))
+        await session.execute(
+            repo.INSERT_ACTIVITY,
+            repo.columns(
+                batch.activity_rows,
+                {
+                    "ids": "id",
+                    "customer_ids": "customer_id",
+                    "homes": "home",
+                    "sources": "source",
+                    "event_ids": "event_id",
+                    "types": "type",
+                    "occurred": "occurred",
+                    "channels": "channel",
+                    "data": "data",
+                },
+            ),
+        )
 
 
 async def _write_purchases(session: AsyncSession, batch: Batch) -> None:
     if not batch.purchases:
         return
     rows = list(batch.purchases.values())
-    inserted = {(r.source, r.order_id) for r in await session.execute(repo.INSERT_PURCHASES, repo.columns(rows, {
-        "ids": "id", "customer_ids": "customer_id", "homes": "home", "sources": "source", "order_ids": "order_id",
-        "amounts": "amount", "currencies": "currency", "channels": "channel", "occurred": "occurred",
-        "event_ids": "event_id", "line_items": "line_items", "shipping_costs": "shipping_cost",
-        "discounts": "discount"}))}
+    inserted = {
+        (r.source, r.order_id)
+        for r in await session.execute(
+            repo.INSERT_PURCHASES,
+            repo.columns(
+                rows,
+                {
+                    "ids": "id",
+                    "customer_ids": "customer_id",
+                    "homes": "home",
+                    "sources": "source",
+                    "order_ids": "order_id",
+                    "amounts": "amount",
+                    "currencies": "currency",
+                    "channels": "channel",
+                    "occurred": "occurred",
+                    "event_ids": "event_id",
+                    "line_items": "line_items",
+                    "shipping_costs": "shipping_cost",
+                    "discounts": "discount",
+                },
+            ),
+        )
+    }
     for r in rows:  # in arrival order: one customer's events stay in order
         if (r["source"], r["order_id"]) in inserted:
-            batch.outgoing.append(wrap(contracts.PurchaseRecorded(
-                customer_id=r["customer_id"], purchase_id=r["id"], source=r["source"], order_id=r["order_id"],
-                amount=r["amount"], currency=r["currency"], channel=r["channel"], occurred_at=r["occurred"],
-                # Costs travel with the purchase (clv's profitability); absent when the partner sent none.
-                lines=[contracts.PurchaseLine(**li.model_dump()) for li in r["lines"]],
-                shipping_cost=r["shipping_cost"], discount=r["discount"], home_customer_id=r["home"]),
-                r["customer_id"], r["env"]))
+            batch.outgoing.append(
+                wrap(
+                    contracts.PurchaseRecorded(
+                        customer_id=r["customer_id"],
+                        purchase_id=r["id"],
+                        source=r["source"],
+                        order_id=r["order_id"],
+                        amount=r["amount"],
+                        currency=r["currency"],
+                        channel=r["channel"],
+                        occurred_at=r["occurred"],
+                        # Costs travel with the purchase (clv's profitability); absent when the partner sent none.
+                        lines=[contracts.PurchaseLine(**li.model_dump()) for li in r["lines"]],
+                        shipping_cost=r["shipping_cost"],
+                        discount=r["discount"],
+                        home_customer_id=r["home"],
+                    ),
+                    r["customer_id"],
+                    r["env"],
+                )
+            )
 
 
 async def _write_adjustments(session: AsyncSession, batch: Batch) -> None:
     adjustments, purchases = batch.adjustments, batch.purchases
     if adjustments:
-        await session.execute(repo.INSERT_ADJUSTMENTS, repo.columns(adjustments, {
-            "ids": "id", "customer_ids": "customer_id", "homes": "home", "sources": "source", "order_ids": "order_id",
-            "event_ids": "event_id", "amounts": "amount", "currencies": "currency", "cancelled": "cancelled",
-            "reasons": "reason", "occurred": "occurred"}))
+        await session.execute(
+            repo.INSERT_ADJUSTMENTS,
+            repo.columns(
+                adjustments,
+                {
+                    "ids": "id",
+                    "customer_ids": "customer_id",
+                    "homes": "home",
+                    "sources": "source",
+                    "order_ids": "order_id",
+                    "event_ids": "event_id",
+                    "amounts": "amount",
+                    "currencies": "currency",
+                    "cancelled": "cancelled",
+                    "reasons": "reason",
+                    "occurred": "occurred",
+                },
+            ),
+        )
     if not (adjustments or purchases):
         return
     orders = {(a["source"], a["order_id"]) for a in adjustments} | set(purchases)
     # Only orders that have adjustments can publish one; skip the statement when none could.
     if adjustments or await _any_pending_adjustments(session, orders):
-        for r in await session.execute(repo.PUBLISH_ADJUSTMENTS, {
-                "sources": [o[0] for o in orders], "order_ids": [o[1] for o in orders]}):
+        for r in await session.execute(
+            repo.PUBLISH_ADJUSTMENTS, {"sources": [o[0] for o in orders], "order_ids": [o[1] for o in orders]}
+        ):
             batch.touched.add(r.customer_id)
-            batch.outgoing.append(wrap(contracts.PurchaseRefunded(
-                customer_id=r.customer_id, purchase_id=r.purchase_id, refund_id=r.id, source=r.source,
-                order_id=r.order_id, amount=r.purchase_amount if r.amount is None or r.cancelled else r.amount,
-                currency=r.currency, cancelled=r.cancelled, occurred_at=r.occurred_at,
-                home_customer_id=r.home_customer_id), r.customer_id))
+            batch.outgoing.append(
+                wrap(
+                    contracts.PurchaseRefunded(
+                        customer_id=r.customer_id,
+                        purchase_id=r.purchase_id,
+                        refund_id=r.id,
+                        source=r.source,
+                        order_id=r.order_id,
+                        amount=r.purchase_amount if r.amount is None or r.cancelled else r.amount,
+                        currency=r.currency,
+                        cancelled=r.cancelled,
+                        occurred_at=r.occurred_at,
+                        home_customer_id=r.home_customer_id,
+                    ),
+                    r.customer_id,
+                )
+            )
 
 
 async def _write_other_facts(session: AsyncSession, batch: Batch) -> None:
@@ -219,30 +308,76 @@ async def _write_other_facts(session: AsyncSession, batch: Batch) -> None:
         batch.outgoing.extend(await _apply_properties(session, batch.properties))
     if batch.deals:
         deal_rows = list(batch.deals.values())
-        changed = {(r.source, r.deal_id) for r in await session.execute(repo.UPSERT_DEALS, repo.columns(deal_rows, {
-            "sources": "source", "deal_ids": "deal_id", "customer_ids": "customer_id", "homes": "home",
-            "pipelines": "pipeline", "stages": "stage", "amounts": "amount", "currencies": "currency",
-            "closes": "close", "owners": "owner", "lost": "lost", "occurred": "occurred"}))}
+        changed = {
+            (r.source, r.deal_id)
+            for r in await session.execute(
+                repo.UPSERT_DEALS,
+                repo.columns(
+                    deal_rows,
+                    {
+                        "sources": "source",
+                        "deal_ids": "deal_id",
+                        "customer_ids": "customer_id",
+                        "homes": "home",
+                        "pipelines": "pipeline",
+                        "stages": "stage",
+                        "amounts": "amount",
+                        "currencies": "currency",
+                        "closes": "close",
+                        "owners": "owner",
+                        "lost": "lost",
+                        "occurred": "occurred",
+                    },
+                ),
+            )
+        }
         for d in deal_rows:
             if (d["source"], d["deal_id"]) in changed:
-                batch.outgoing.append(wrap(contracts.DealUpdated(
-                    customer_id=d["customer_id"], source=d["source"], deal_id=d["deal_id"], pipeline=d["pipeline"],
-                    stage=d["stage"], amount=d["amount"], currency=d["currency"], expected_close=d["close"],
-                    owner=d["owner"], lost_reason=d["lost"], occurred_at=d["occurred"]), d["customer_id"], d["env"]))
+                batch.outgoing.append(
+                    wrap(
+                        contracts.DealUpdated(
+                            customer_id=d["customer_id"],
+                            source=d["source"],
+                            deal_id=d["deal_id"],
+                            pipeline=d["pipeline"],
+                            stage=d["stage"],
+                            amount=d["amount"],
+                            currency=d["currency"],
+                            expected_close=d["close"],
+                            owner=d["owner"],
+                            lost_reason=d["lost"],
+                            occurred_at=d["occurred"],
+                        ),
+                        d["customer_id"],
+                        d["env"],
+                    )
+                )
     if batch.leads:
         leads = batch.leads
-        referrers = await identity_repository.find(session, [
-            source_key(e.envelope.source, lead.referred_by) for e, lead, _, _ in leads if lead.referred_by])
+        referrers = await identity_repository.find(
+            session, [source_key(e.envelope.source, lead.referred_by) for e, lead, _, _ in leads if lead.referred_by]
+        )
         for e, lead, cid, home in leads:
             referrer = referrers.get(source_key(e.envelope.source, lead.referred_by)) if lead.referred_by else None
-            batch.outgoing.append(wrap(contracts.LeadCaptured(
-                customer_id=cid, source=e.envelope.source, campaign=lead.campaign, lead_source=lead.lead_source,
-                qualified=lead.qualified, referred_by_customer_id=referrer[0] if referrer else None,
-                occurred_at=e.occurred_at, home_customer_id=home), cid, e.envelope))
+            batch.outgoing.append(
+                wrap(
+                    contracts.LeadCaptured(
+                        customer_id=cid,
+                        source=e.envelope.source,
+                        campaign=lead.campaign,
+                        lead_source=lead.lead_source,
+                        qualified=lead.qualified,
+                        referred_by_customer_id=referrer[0] if referrer else None,
+                        occurred_at=e.occurred_at,
+                        home_customer_id=home,
+                    ),
+                    cid,
+                    e.envelope,
+                )
+            )
 
 
-async def _publish(session: AsyncSession, outbox: Outbox, outgoing: list[Envelope],
-                   erasures: list[PartnerEvent]) -> None:
+async def _publish(session: AsyncSession, outbox: Outbox, outgoing: list[Envelope], erasures: list[PartnerEvent]) -> None:
     if erasures:
         known = await identity_repository.find(session, [e.keys[0] for e in erasures])
         ids = {known[e.keys[0]][0] for e in erasures if e.keys[0] in known}
@@ -253,17 +388,30 @@ async def _publish(session: AsyncSession, outbox: Outbox, outgoing: list[Envelop
 
 
 async def _any_pending_adjustments(session: AsyncSession, orders: set[tuple[str, str]]) -> bool:
-    found = await session.execute(repo.ANY_PENDING_ADJUSTMENTS, {"sources": [o[0] for o in orders],
-                                                                 "order_ids": [o[1] for o in orders]})
+    found = await session.execute(
+        repo.ANY_PENDING_ADJUSTMENTS, {"sources": [o[0] for o in orders], "order_ids": [o[1] for o in orders]}
+    )
     return found.first() is not None
 
 
 async def _apply_properties(session: AsyncSession, properties: dict) -> list[Envelope]:
     """Upsert attributes and consent; one `customer.updated` per customer whose properties changed."""
     rows = list(properties.values())
-    changed = await session.execute(repo.UPSERT_PROPERTIES, repo.columns(rows, {
-        "customer_ids": "customer_id", "kinds": "kind", "keys": "key", "values": "value", "types": "type",
-        "sources": "source", "occurred": "occurred"}))
+    changed = await session.execute(
+        repo.UPSERT_PROPERTIES,
+        repo.columns(
+            rows,
+            {
+                "customer_ids": "customer_id",
+                "kinds": "kind",
+                "keys": "key",
+                "values": "value",
+                "types": "type",
+                "sources": "source",
+                "occurred": "occurred",
+            },
+        ),
+    )
     by_customer: dict[uuid.UUID, list[dict]] = {}
     for r in changed:
         by_customer.setdefault(r.customer_id, []).append(properties[(r.customer_id, r.kind, r.key)])
@@ -276,8 +424,18 @@ async def _apply_properties(session: AsyncSession, properties: dict) -> list[Env
     for cid, props in by_customer.items():
         attributes = publishable_attributes({x["key"]: orjson.loads(x["value"]) for x in props if x["kind"] == "attribute"})
         latest = max(props, key=lambda x: x["occurred"])
-        out.append(wrap(contracts.CustomerUpdated(customer_id=cid, source=latest["source"], attributes=attributes,
-                                                   consent=consent.get(cid, {}), updated_at=latest["occurred"]), cid))
+        out.append(
+            wrap(
+                contracts.CustomerUpdated(
+                    customer_id=cid,
+                    source=latest["source"],
+                    attributes=attributes,
+                    consent=consent.get(cid, {}),
+                    updated_at=latest["occurred"],
+                ),
+                cid,
+            )
+        )
     return out
 
 

@@ -65,8 +65,14 @@ def unknown_type(event_type: str, custom: Catalogue | None) -> InvalidEvent:
 
 def custom_type_names(items: list[object]) -> set[str]:
     """The types of these raw items that are not fixed ones: the custom types a batch may name."""
-    return {i["type"] for i in items if isinstance(i, dict) and isinstance(i.get("type"), str)
-            and i["type"] not in PARTNER_EVENT_TYPES and len(i["type"]) <= 200}
+    return {
+        i["type"]
+        for i in items
+        if isinstance(i, dict)
+        and isinstance(i.get("type"), str)
+        and i["type"] not in PARTNER_EVENT_TYPES
+        and len(i["type"]) <= 200
+    }
 
 
 def check(envelope: Envelope, payload: Payload, now: datetime | None = None) -> PartnerEvent:
@@ -98,8 +104,10 @@ def check(envelope: Envelope, payload: Payload, now: datetime | None = None) -> 
                 raise InvalidEvent("identifiers.external_ids: source and id must be 1–200 characters")
             if source != envelope.source:
                 # Another partner's ids would let this partner attach facts to, or merge, that partner's customers.
-                raise InvalidEvent(f"identifiers.external_ids: {source[:80]!r} is not your source; a partner may "
-                                   f"only name its own ids (under {envelope.source[:80]!r})")
+                raise InvalidEvent(
+                    f"identifiers.external_ids: {source[:80]!r} is not your source; a partner may "
+                    f"only name its own ids (under {envelope.source[:80]!r})"
+                )
             event.keys.append(source_key(source, external_id))
         event.keys = list(dict.fromkeys(event.keys))
     for key, value in (fields.get("attributes") or {}).items():
@@ -126,8 +134,9 @@ def _check_version(envelope: Envelope, payload: Payload) -> None:
         return
     known = type(payload).dataschema()
     if envelope.dataschema is not None and envelope.dataschema != known:
-        raise InvalidEvent(f"dataschema: {envelope.dataschema[:200]!r} is not a known version of {envelope.type!r}; "
-                           f"known: {known}")
+        raise InvalidEvent(
+            f"dataschema: {envelope.dataschema[:200]!r} is not a known version of {envelope.type!r}; known: {known}"
+        )
 
 
 def _check_time(name: str, value: datetime, latest: datetime) -> None:
@@ -137,8 +146,10 @@ def _check_time(name: str, value: datetime, latest: datetime) -> None:
     except OverflowError:
         inside = False
     if not inside:
-        raise InvalidEvent(f"{name}: {value.isoformat()} is outside the accepted window "
-                           f"({EARLIEST.date()} to {latest.isoformat(timespec='seconds')})")
+        raise InvalidEvent(
+            f"{name}: {value.isoformat()} is outside the accepted window "
+            f"({EARLIEST.date()} to {latest.isoformat(timespec='seconds')})"
+        )
 
 
 def attribute_type(key: str, value: object) -> str:

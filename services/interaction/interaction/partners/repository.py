@@ -14,8 +14,7 @@ async def get(session: AsyncSession, partner_id: str) -> sa.Row | None:
     return (await session.execute(sa.select(partner).where(partner.c.id == partner_id))).first()
 
 
-async def upsert(session: AsyncSession, partner_id: str, name: str, kind: str,
-                 trust_contact_linking: bool) -> sa.Row | None:
+async def upsert(session: AsyncSession, partner_id: str, name: str, kind: str, trust_contact_linking: bool) -> sa.Row | None:
     """Create, or claim an auto-registered entry; None when the partner is already registered."""
     stmt = sa.text("""
         INSERT INTO interaction.partner (id, name, kind, auto_registered, trust_contact_linking)
@@ -25,14 +24,17 @@ async def upsert(session: AsyncSession, partner_id: str, name: str, kind: str,
         WHERE partner.auto_registered
         RETURNING *
     """)
-    return (await session.execute(stmt, {"id": partner_id, "name": name, "kind": kind,
-                                         "trust": trust_contact_linking})).first()
+    return (await session.execute(stmt, {"id": partner_id, "name": name, "kind": kind, "trust": trust_contact_linking})).first()
 
 
 async def update(session: AsyncSession, partner_id: str, changes: dict[str, object]) -> sa.Row | None:
     """Change the given columns of a partner (registering it if it was auto-registered); None if unknown."""
-    stmt = (sa.update(partner).where(partner.c.id == partner_id)
-            .values(**changes, auto_registered=False, updated_at=sa.func.now()).returning(*partner.c))
+    stmt = (
+        sa.update(partner)
+        .where(partner.c.id == partner_id)
+        .values(**changes, auto_registered=False, updated_at=sa.func.now())
+        .returning(*partner.c)
+    )
     return (await session.execute(stmt)).first()
 
 
@@ -53,8 +55,9 @@ async def customers(session: AsyncSession, partner_id: str, *, after: uuid.UUID 
     return list((await session.execute(query.order_by(customer.c.id).limit(limit))).all())
 
 
-async def touchpoints(session: AsyncSession, partner_id: str, *, before: tuple[datetime, uuid.UUID] | None,
-                      limit: int) -> list[sa.Row]:
+async def touchpoints(
+    session: AsyncSession, partner_id: str, *, before: tuple[datetime, uuid.UUID] | None, limit: int
+) -> list[sa.Row]:
     a = activity
     query = sa.select(a).where(a.c.source == partner_id, a.c.type == "interaction.logged")
     if before is not None:
@@ -122,7 +125,9 @@ class Figures(TypedDict):
 
 async def figures(session: AsyncSession, partner_id: str) -> Figures:
     params = {"p": partner_id}
-    return {"totals": (await session.execute(FIGURES, params)).one(),
-            "feedback": (await session.execute(FEEDBACK, params)).one(),
-            "revenue": list((await session.execute(REVENUE, params)).all()),
-            "segments": list((await session.execute(SEGMENTS, params)).all())}
+    return {
+        "totals": (await session.execute(FIGURES, params)).one(),
+        "feedback": (await session.execute(FEEDBACK, params)).one(),
+        "revenue": list((await session.execute(REVENUE, params)).all()),
+        "segments": list((await session.execute(SEGMENTS, params)).all()),
+    }

@@ -36,8 +36,15 @@ class PartnerExists(DomainError):
 
 
 def _read(row) -> PartnerRead:
-    return PartnerRead(id=row.id, name=row.name, kind=row.kind, auto_registered=row.auto_registered,
-                       trust_contact_linking=row.trust_contact_linking, created_at=row.created_at, updated_at=row.updated_at)
+    return PartnerRead(
+        id=row.id,
+        name=row.name,
+        kind=row.kind,
+        auto_registered=row.auto_registered,
+        trust_contact_linking=row.trust_contact_linking,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
 
 
 async def _existing(session, partner_id: str):
@@ -47,8 +54,7 @@ async def _existing(session, partner_id: str):
     return row
 
 
-@router.post("", response_model=PartnerRead, status_code=status.HTTP_201_CREATED,
-             responses=problem_responses(PartnerExists))
+@router.post("", response_model=PartnerRead, status_code=status.HTTP_201_CREATED, responses=problem_responses(PartnerExists))
 async def create_partner(body: PartnerCreate, session: SessionDep) -> PartnerRead:
     """Register a partner (or classify one that was auto-registered from its events)."""
     row = await repository.upsert(session, body.id, body.name, body.kind.value, body.trust_contact_linking)
@@ -68,12 +74,15 @@ async def update_partner(partner_id: PartnerId, body: PartnerUpdate, session: Se
 
 
 @router.get("", response_model=PartnerPage, responses=problem_responses(pagination.InvalidCursor))
-async def list_partners(session: SessionDep, kind: PartnerKind | None = None, limit: Limit = 50,
-                        cursor_token: Annotated[Cursor, Query(alias="cursor")] = None) -> PartnerPage:
+async def list_partners(
+    session: SessionDep,
+    kind: PartnerKind | None = None,
+    limit: Limit = 50,
+    cursor_token: Annotated[Cursor, Query(alias="cursor")] = None,
+) -> PartnerPage:
     """Partners, by id; filter by kind."""
     after = pagination.decode(cursor_token, str)
-    rows = await repository.page(session, after=after[0] if after else None, limit=limit + 1,
-                                 kind=kind.value if kind else None)
+    rows = await repository.page(session, after=after[0] if after else None, limit=limit + 1, kind=kind.value if kind else None)
     items = [_read(r) for r in rows[:limit]]
     return PartnerPage(items=items, next_cursor=pagination.encode(items[-1].id) if len(rows) > limit else None)
 
@@ -84,23 +93,28 @@ async def get_partner(partner_id: PartnerId, session: SessionDep) -> PartnerRead
     return _read(await _existing(session, partner_id))
 
 
-@router.get("/{partner_id}/customers", response_model=PartnerCustomerPage,
-            responses=problem_responses(NotFound, pagination.InvalidCursor))
-async def partner_customers(partner_id: PartnerId, session: SessionDep, limit: Limit = 50,
-                            cursor_token: Annotated[Cursor, Query(alias="cursor")] = None) -> PartnerCustomerPage:
+@router.get(
+    "/{partner_id}/customers", response_model=PartnerCustomerPage, responses=problem_responses(NotFound, pagination.InvalidCursor)
+)
+async def partner_customers(
+    partner_id: PartnerId, session: SessionDep, limit: Limit = 50, cursor_token: Annotated[Cursor, Query(alias="cursor")] = None
+) -> PartnerCustomerPage:
     """Customers this partner's events mention, by id."""
     await _existing(session, partner_id)
     after = pagination.decode(cursor_token, uuid.UUID)
     rows = await repository.customers(session, partner_id, after=after[0] if after else None, limit=limit + 1)
     items = [summary(r) for r in rows[:limit]]
-    return PartnerCustomerPage(items=items,
-                               next_cursor=pagination.encode(items[-1].customer_id) if len(rows) > limit else None)
+    return PartnerCustomerPage(items=items, next_cursor=pagination.encode(items[-1].customer_id) if len(rows) > limit else None)
 
 
-@router.get("/{partner_id}/touchpoints", response_model=PartnerTouchpointPage,
-            responses=problem_responses(NotFound, pagination.InvalidCursor))
-async def partner_touchpoints(partner_id: PartnerId, session: SessionDep, limit: Limit = 50,
-                              cursor_token: Annotated[Cursor, Query(alias="cursor")] = None) -> PartnerTouchpointPage:
+@router.get(
+    "/{partner_id}/touchpoints",
+    response_model=PartnerTouchpointPage,
+    responses=problem_responses(NotFound, pagination.InvalidCursor),
+)
+async def partner_touchpoints(
+    partner_id: PartnerId, session: SessionDep, limit: Limit = 50, cursor_token: Annotated[Cursor, Query(alias="cursor")] = None
+) -> PartnerTouchpointPage:
     """Touchpoints (interaction.logged) this partner contributed, newest first."""
     await _existing(session, partner_id)
     before = pagination.decode(cursor_token, datetime, uuid.UUID)
@@ -118,14 +132,28 @@ async def partner_figures(partner_id: PartnerId, session: SessionDep) -> Partner
     f = await repository.figures(session, partner_id)
     t, fb = f["totals"], f["feedback"]
     return PartnerFigures(
-        partner_id=partner_id, customers_brought=t.customers_brought, customers_reached=t.customers_reached,
+        partner_id=partner_id,
+        customers_brought=t.customers_brought,
+        customers_reached=t.customers_reached,
         revenue=[PartnerRevenue(currency=r.currency, orders=r.orders, revenue=r.revenue) for r in f["revenue"]],
         touchpoints=t.touchpoints,
-        feedback=PartnerFeedback(responses=t.responses, nps_responses=fb.nps_responses,
-                                 nps=round(float(fb.nps), 1) if fb.nps is not None else None,
-                                 mean_nps=round(float(fb.mean_nps), 2) if fb.mean_nps is not None else None,
-                                 csat_responses=fb.csat_responses,
-                                 mean_csat=round(float(fb.mean_csat), 2) if fb.mean_csat is not None else None),
-        segments=[PartnerSegmentShare(segment_key=r.segment_key, segment_name=r.segment_name, members=r.members,
-                                      brought=r.brought, reached=r.reached, share=round(r.brought / r.members, 4))
-                  for r in f["segments"]])
+        feedback=PartnerFeedback(
+            responses=t.responses,
+            nps_responses=fb.nps_responses,
+            nps=round(float(fb.nps), 1) if fb.nps is not None else None,
+            mean_nps=round(float(fb.mean_nps), 2) if fb.mean_nps is not None else None,
+            csat_responses=fb.csat_responses,
+            mean_csat=round(float(fb.mean_csat), 2) if fb.mean_csat is not None else None,
+        ),
+        segments=[
+            PartnerSegmentShare(
+                segment_key=r.segment_key,
+                segment_name=r.segment_name,
+                members=r.members,
+                brought=r.brought,
+                reached=r.reached,
+                share=round(r.brought / r.members, 4),
+            )
+            for r in f["segments"]
+        ],
+    )

@@ -8,9 +8,11 @@ from shared.validation import NO_NUL
 
 from interaction.customers.schemas import CustomerSummaryRead, TimelineEntryRead
 
-TRUST = ("Whether the emails and phones in this partner's events link its customers to other partners' "
-         "(identity resolution). Off: they are ignored, so the partner can neither merge nor attach facts to "
-         "customers it only names by contact details. Off for new and auto-registered partners.")
+TRUST = (
+    "Whether the emails and phones in this partner's events link its customers to other partners' "
+    "(identity resolution). Off: they are ignored, so the partner can neither merge nor attach facts to "
+    "customers it only names by contact details. Off for new and auto-registered partners."
+)
 
 
 class PartnerKind(StrEnum):
@@ -29,8 +31,13 @@ class PartnerKind(StrEnum):
 
 
 class PartnerCreate(BaseModel):
-    id: str = Field(min_length=1, max_length=200, pattern=r"^[^\s\x00]+$", examples=["shop-eu"],
-                    description="The partner's `source` in the events it sends.")
+    id: str = Field(
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^\s\x00]+$",
+        examples=["shop-eu"],
+        description="The partner's `source` in the events it sends.",
+    )
     name: str = Field(min_length=1, max_length=200, pattern=NO_NUL, examples=["EU web shop"])
     kind: PartnerKind
     trust_contact_linking: bool = Field(False, description=TRUST)
@@ -103,5 +110,6 @@ class PartnerFigures(BaseModel):
     revenue: list[PartnerRevenue] = Field(description="Per currency; money is never summed across currencies.")
     touchpoints: int = Field(description="interaction.logged events from this partner.")
     feedback: PartnerFeedback
-    segments: list[PartnerSegmentShare] = Field(description="Every segment with members, largest share first. "
-                                                            "Memberships come from segmentation's events.")
+    segments: list[PartnerSegmentShare] = Field(
+        description="Every segment with members, largest share first. Memberships come from segmentation's events."
+    )

@@ -15,10 +15,12 @@ GROUPS = {
 
 def _sql(group_by: str, interval: str | None) -> sa.TextClause:
     column, where = GROUPS[group_by]
-    join = ("JOIN interaction.segment_membership m ON m.customer_id = f.customer_id AND m.member"
-            if group_by == "segment" else "")
-    period = (f"(date_trunc('{interval}', f.occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')"
-              if interval else "CAST(NULL AS timestamptz)")
+    join = "JOIN interaction.segment_membership m ON m.customer_id = f.customer_id AND m.member" if group_by == "segment" else ""
+    period = (
+        f"(date_trunc('{interval}', f.occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')"
+        if interval
+        else "CAST(NULL AS timestamptz)"
+    )
     return sa.text(f"""
 WITH f AS (
     SELECT a.customer_id, a.source, a.occurred_at, a.data->>'proposition_id' AS proposition_id,
@@ -36,6 +38,7 @@ GROUP BY 1, 2 ORDER BY 1 NULLS FIRST, 2 NULLS FIRST
 """)
 
 
-async def satisfaction(session: AsyncSession, group_by: str, interval: str | None, start: datetime,
-                       end: datetime) -> list[sa.Row]:
+async def satisfaction(
+    session: AsyncSession, group_by: str, interval: str | None, start: datetime, end: datetime
+) -> list[sa.Row]:
     return list((await session.execute(_sql(group_by, interval), {"start": start, "end": end})).all())

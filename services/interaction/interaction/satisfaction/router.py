@@ -23,11 +23,18 @@ def _point(r) -> Satisfaction:
         return round(100.0 * n / of, 1) if of else None
 
     return Satisfaction(
-        group=r.grp, period=r.period, responses=r.responses, nps_responses=r.nps_responses, promoters=r.promoters,
-        passives=r.passives, detractors=r.detractors,
+        group=r.grp,
+        period=r.period,
+        responses=r.responses,
+        nps_responses=r.nps_responses,
+        promoters=r.promoters,
+        passives=r.passives,
+        detractors=r.detractors,
         nps=round(100.0 * (r.promoters - r.detractors) / r.nps_responses, 1) if r.nps_responses else None,
-        csat_responses=r.csat_responses, mean_csat=round(float(r.mean_csat), 2) if r.mean_csat is not None else None,
-        csat=pct(r.satisfied, r.csat_responses))
+        csat_responses=r.csat_responses,
+        mean_csat=round(float(r.mean_csat), 2) if r.mean_csat is not None else None,
+        csat=pct(r.satisfied, r.csat_responses),
+    )
 
 
 @router.get("", response_model=SatisfactionReport, responses=problem_responses(BadPeriod))
@@ -46,5 +53,11 @@ async def satisfaction(
         raise BadPeriod("need 1900-01-01 ≤ from < to ≤ 2200-01-01")
     totals = await repository.satisfaction(session, group_by.value, None, start, end)
     trend = await repository.satisfaction(session, group_by.value, interval.value, start, end)
-    return SatisfactionReport(group_by=group_by, interval=interval, start=start, end=end,
-                              totals=[_point(r) for r in totals], trend=[_point(r) for r in trend])
+    return SatisfactionReport(
+        group_by=group_by,
+        interval=interval,
+        start=start,
+        end=end,
+        totals=[_point(r) for r in totals],
+        trend=[_point(r) for r in trend],
+    )

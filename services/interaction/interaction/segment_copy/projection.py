@@ -25,12 +25,22 @@ WHERE EXCLUDED.changed_at > m.changed_at
 async def apply(session: AsyncSession, events: list[ConsumedEvent]) -> None:
     payloads = [e.payload for e in events if isinstance(e.payload, SegmentMembershipChanged)]
     if payloads:
-        await session.execute(APPLY, {
-            "customer_ids": [p.customer_id for p in payloads], "keys": [p.segment_key for p in payloads],
-            "names": [p.segment_name for p in payloads], "members": [p.change == "entered" for p in payloads],
-            "at": [p.changed_at for p in payloads]})
+        await session.execute(
+            APPLY,
+            {
+                "customer_ids": [p.customer_id for p in payloads],
+                "keys": [p.segment_key for p in payloads],
+                "names": [p.segment_name for p in payloads],
+                "members": [p.change == "entered" for p in payloads],
+                "at": [p.changed_at for p in payloads],
+            },
+        )
 
 
 def segment_copy_subscription() -> Subscription:
-    return Subscription(name="segments", topics=[SEGMENTATION_EVENTS], handler=apply,
-                        event_types={SegmentMembershipChanged.EVENT_TYPE: SegmentMembershipChanged})
+    return Subscription(
+        name="segments",
+        topics=[SEGMENTATION_EVENTS],
+        handler=apply,
+        event_types={SegmentMembershipChanged.EVENT_TYPE: SegmentMembershipChanged},
+    )

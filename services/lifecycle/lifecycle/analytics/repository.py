@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 FUNNEL_STAGES = ["approach", "acquisition", "development", "retention", "loyalty"]
 
+
 # Customers whose lifecycle began in [from, to) (cohort: month of that first entry). Per stage, counted as it
 # happened (from the stage history, kept per customer in `funnel_entry`), all before `to`:
 #   entered   — the customer was itself in the stage;
@@ -23,14 +24,12 @@ def _funnel_sql() -> str:
     picks = []
     for i, this in enumerate(columns):
         picks.append(f"count(*) FILTER (WHERE {this} < :to) AS entered_{i + 1}")
-        later = columns[i + 1:]
+        later = columns[i + 1 :]
         if later:
             after = f"least({', '.join(later)})" if len(later) > 1 else later[0]
-            picks.append(f"count(*) FILTER (WHERE ({this} IS NULL OR {this} >= :to) AND {after} < :to) "
-                         f"AS skipped_{i + 1}")
+            picks.append(f"count(*) FILTER (WHERE ({this} IS NULL OR {this} >= :to) AND {after} < :to) AS skipped_{i + 1}")
             nxt = later[0]
-            picks.append(f"count(*) FILTER (WHERE {this} < :to AND {nxt} < :to AND {nxt} >= {this}) "
-                         f"AS converted_{i + 1}")
+            picks.append(f"count(*) FILTER (WHERE {this} < :to AND {nxt} < :to AND {nxt} >= {this}) AS converted_{i + 1}")
     separator = ",\n       "
     return f"""
 SELECT CASE WHEN :by_cohort THEN cohort_month END AS cohort, count(*) AS customers,
@@ -113,17 +112,20 @@ ORDER BY p.key, d.currency, s.position
 """)
 
 
-async def funnel(session: AsyncSession, start: datetime, end: datetime, by_cohort: bool
-                 ) -> dict[datetime | None, dict]:
+async def funnel(session: AsyncSession, start: datetime, end: datetime, by_cohort: bool) -> dict[datetime | None, dict]:
     """{cohort (None when not by cohort): {"customers": n, "stages": [{"entered", "skipped", "converted"} per
     stage, Approach first; skipped and converted are 0 for the last stage]}}."""
     rows = await session.execute(FUNNEL, {"from": start, "to": end, "by_cohort": by_cohort})
     out = {}
     for r in rows:
         m = r._mapping
-        out[r.cohort] = {"customers": r.customers, "stages": [
-            {"entered": m[f"entered_{i}"], "skipped": m.get(f"skipped_{i}", 0), "converted": m.get(f"converted_{i}", 0)}
-            for i in range(1, len(FUNNEL_STAGES) + 1)]}
+        out[r.cohort] = {
+            "customers": r.customers,
+            "stages": [
+                {"entered": m[f"entered_{i}"], "skipped": m.get(f"skipped_{i}", 0), "converted": m.get(f"converted_{i}", 0)}
+                for i in range(1, len(FUNNEL_STAGES) + 1)
+            ],
+        }
     return out
 
 
@@ -139,7 +141,7 @@ async def churn(session: AsyncSession, start: datetime, end: datetime) -> sa.Row
     return (await session.execute(CHURN, {"from": start, "to": end})).one()
 
 
-async def pipeline_value(session: AsyncSession, pipeline: str | None, close_from: datetime | None,
-                         close_to: datetime | None) -> list[sa.Row]:
-    return list(await session.execute(PIPELINE_VALUE, {"pipeline": pipeline, "close_from": close_from,
-                                                       "close_to": close_to}))
+async def pipeline_value(
+    session: AsyncSession, pipeline: str | None, close_from: datetime | None, close_to: datetime | None
+) -> list[sa.Row]:
+    return list(await session.execute(PIPELINE_VALUE, {"pipeline": pipeline, "close_from": close_from, "close_to": close_to}))

@@ -47,8 +47,12 @@ To = Query(None, alias="to", description="Period end, exclusive (default: now)."
 
 
 @router.get("/funnel", response_model=FunnelRead, responses=problem_responses(BadPeriod))
-async def funnel(session: SessionDep, start: AwareDatetime | None = From, end: AwareDatetime | None = To,
-                 by_cohort: bool = Query(False, description="One funnel per month of first entry.")) -> FunnelRead:
+async def funnel(
+    session: SessionDep,
+    start: AwareDatetime | None = From,
+    end: AwareDatetime | None = To,
+    by_cohort: bool = Query(False, description="One funnel per month of first entry."),
+) -> FunnelRead:
     """Per stage Approach → … → Loyalty, for customers whose lifecycle began in the period: how many entered it,
     how many skipped it (entered a later stage without ever being in it), and how many went on to the next."""
     start, end = _period(start, end)
@@ -58,28 +62,42 @@ async def funnel(session: SessionDep, start: AwareDatetime | None = From, end: A
         steps = []
         last = len(repository.FUNNEL_STAGES) - 1
         for i, (stage, c) in enumerate(zip(repository.FUNNEL_STAGES, counts["stages"], strict=True)):
-            steps.append(FunnelStep(
-                stage=stage, entered=c["entered"], skipped=c["skipped"],
-                converted_to_next=None if i == last else c["converted"],
-                conversion_to_next=c["converted"] / c["entered"] if i < last and c["entered"] else None))
+            steps.append(
+                FunnelStep(
+                    stage=stage,
+                    entered=c["entered"],
+                    skipped=c["skipped"],
+                    converted_to_next=None if i == last else c["converted"],
+                    conversion_to_next=c["converted"] / c["entered"] if i < last and c["entered"] else None,
+                )
+            )
         cohorts.append(FunnelCohort(cohort=cohort, customers=counts["customers"], steps=steps))
     return FunnelRead(start=start, end=end, cohorts=cohorts)
 
 
 @router.get("/time-in-stage", response_model=TimeInStageRead, responses=problem_responses(BadPeriod))
-async def time_in_stage(session: SessionDep, start: AwareDatetime | None = From,
-                        end: AwareDatetime | None = To) -> TimeInStageRead:
+async def time_in_stage(
+    session: SessionDep, start: AwareDatetime | None = From, end: AwareDatetime | None = To
+) -> TimeInStageRead:
     """Median, p90 and mean time in each stage, over the completed stays entered in the period."""
     start, end = _period(start, end)
     rows = await repository.time_in_stage(session, start, end)
-    return TimeInStageRead(start=start, end=end, stages=[
-        TimeInStage(stage=r.stage, stays=r.stays, median_seconds=r.median_s, p90_seconds=r.p90_s,
-                    mean_seconds=float(r.mean_s)) for r in rows])
+    return TimeInStageRead(
+        start=start,
+        end=end,
+        stages=[
+            TimeInStage(
+                stage=r.stage, stays=r.stays, median_seconds=r.median_s, p90_seconds=r.p90_s, mean_seconds=float(r.mean_s)
+            )
+            for r in rows
+        ],
+    )
 
 
 @router.get("/distribution", response_model=DistributionRead, responses=problem_responses(BadPeriod))
-async def distribution(session: SessionDep, start: AwareDatetime | None = From, end: AwareDatetime | None = To,
-                       interval: Interval = Interval.MONTH) -> DistributionRead:
+async def distribution(
+    session: SessionDep, start: AwareDatetime | None = From, end: AwareDatetime | None = To, interval: Interval = Interval.MONTH
+) -> DistributionRead:
     """How many customers were in each stage at each interval start over the period."""
     start, end = _period(start, end)
     step = {Interval.DAY: 1, Interval.WEEK: 7, Interval.MONTH: 28}[interval]
@@ -97,29 +115,40 @@ async def churn(session: SessionDep, start: AwareDatetime | None = From, end: Aw
     start, end = _period(start, end)
     r = await repository.churn(session, start, end)
     exposed, pool = r.active_at_start + r.became_active, r.churned_at_start + r.churned
-    return ChurnRead(start=start, end=end, active_at_start=r.active_at_start, became_active=r.became_active,
-                     churned=r.churned, churn_rate=r.churned / exposed if exposed else None,
-                     churned_at_start=r.churned_at_start, reactivated=r.reactivated,
-                     reactivation_rate=r.reactivated / pool if pool else None)
+    return ChurnRead(
+        start=start,
+        end=end,
+        active_at_start=r.active_at_start,
+        became_active=r.became_active,
+        churned=r.churned,
+        churn_rate=r.churned / exposed if exposed else None,
+        churned_at_start=r.churned_at_start,
+        reactivated=r.reactivated,
+        reactivation_rate=r.reactivated / pool if pool else None,
+    )
 
 
 @router.get("/pipeline-value", response_model=PipelineValueRead, responses=problem_responses(BadPeriod))
-async def pipeline_value(session: SessionDep,
-                         pipeline: str | None = Query(None, max_length=100, pattern=r"^[a-z0-9][a-z0-9_\-]*$"),
-                         close_from: AwareDatetime | None = Query(None, description="Expected close on or after."),
-                         close_to: AwareDatetime | None = Query(None, description="Expected close before.")
-                         ) -> PipelineValueRead:
+async def pipeline_value(
+    session: SessionDep,
+    pipeline: str | None = Query(None, max_length=100, pattern=r"^[a-z0-9][a-z0-9_\-]*$"),
+    close_from: AwareDatetime | None = Query(None, description="Expected close on or after."),
+    close_to: AwareDatetime | None = Query(None, description="Expected close before."),
+) -> PipelineValueRead:
     """Weighted pipeline value (forecast) per pipeline and currency: Σ amount × stage win probability."""
     for bound in (close_from, close_to):
         if bound is not None and not (EARLIEST <= bound <= LATEST):
             raise BadPeriod("expected-close bounds must lie between 1900 and 3000")
     forecasts: dict[tuple[str, str], PipelineForecast] = {}
     for r in await repository.pipeline_value(session, pipeline, close_from, close_to):
-        f = forecasts.setdefault((r.pipeline, r.currency), PipelineForecast(
-            pipeline=r.pipeline, currency=r.currency, deals=0, amount=0, weighted=0, stages=[]))
+        f = forecasts.setdefault(
+            (r.pipeline, r.currency),
+            PipelineForecast(pipeline=r.pipeline, currency=r.currency, deals=0, amount=0, weighted=0, stages=[]),
+        )
         f.deals += r.deals
         f.amount += r.amount
         f.weighted += r.weighted
-        f.stages.append(StageValue(stage=r.stage, win_probability=r.win_probability, deals=r.deals, amount=r.amount,
-                                   weighted=r.weighted))
+        f.stages.append(
+            StageValue(stage=r.stage, win_probability=r.win_probability, deals=r.deals, amount=r.amount, weighted=r.weighted)
+        )
     return PipelineValueRead(forecasts=list(forecasts.values()))

@@ -13,19 +13,25 @@ class Interval(StrEnum):
 
 class FunnelStep(BaseModel):
     stage: str
-    entered: int = Field(description="Customers who were in this stage themselves (per the stage history) before "
-                                      "`to`. A stage jumped over is not entered.")
+    entered: int = Field(
+        description="Customers who were in this stage themselves (per the stage history) before "
+        "`to`. A stage jumped over is not entered."
+    )
     skipped: int = Field(description="Customers who never entered this stage before `to` but entered a later one.")
-    converted_to_next: int | None = Field(description="Customers who entered this stage and, at or after their "
-                                                      "first entry into it, the next stage; null for the last.")
-    conversion_to_next: float | None = Field(description="converted_to_next / entered; null for the last stage or "
-                                                         "when none entered this one.")
+    converted_to_next: int | None = Field(
+        description="Customers who entered this stage and, at or after their "
+        "first entry into it, the next stage; null for the last."
+    )
+    conversion_to_next: float | None = Field(
+        description="converted_to_next / entered; null for the last stage or when none entered this one."
+    )
 
 
 class FunnelCohort(BaseModel):
     cohort: datetime | None = Field(description="Month of the customers' first lifecycle entry; null: all together.")
-    customers: int = Field(description="Customers whose lifecycle began in the period (in this cohort), whatever "
-                                       "stage it began in.")
+    customers: int = Field(
+        description="Customers whose lifecycle began in the period (in this cohort), whatever stage it began in."
+    )
     steps: list[FunnelStep]
 
 

@@ -37,10 +37,12 @@ PIN_LEGACY_UNMERGE = sa.text(pin_legacy_unmerge_sql("lifecycle.campaign_purchase
 
 # An erased customer's leads go: their campaign and source are the partner's free text and may name it. Its
 # chain is what lifecycle.merged_customer still maps to it, so this runs before the stages' erasure drops that.
-ERASE = [sa.text("""DELETE FROM lifecycle.campaign_lead WHERE home_customer_id = :c OR home_customer_id IN
+ERASE = [
+    sa.text("""DELETE FROM lifecycle.campaign_lead WHERE home_customer_id = :c OR home_customer_id IN
                       (SELECT merged_id FROM lifecycle.merged_customer WHERE survivor_id = :c)"""),
-         # clv drops the erased customer's value; purchases are anonymous amounts and stay (unattributed).
-         sa.text("DELETE FROM lifecycle.campaign_value WHERE customer_id = :c")]
+    # clv drops the erased customer's value; purchases are anonymous amounts and stay (unattributed).
+    sa.text("DELETE FROM lifecycle.campaign_value WHERE customer_id = :c"),
+]
 
 
 def _home(p: PurchaseRecorded | PurchaseRefunded) -> uuid.UUID:
@@ -55,25 +57,49 @@ async def apply(session: AsyncSession, events: list[ConsumedEvent]) -> None:
         match e.payload:
             case LeadCaptured() as p:
                 # A lead names the customer it was captured for: that is its home.
-                leads.append({"event_id": e.envelope.id, "home_customer_id": p.customer_id, "campaign": p.campaign,
-                              "lead_source": p.lead_source, "qualified": p.qualified, "occurred_at": p.occurred_at})
+                leads.append(
+                    {
+                        "event_id": e.envelope.id,
+                        "home_customer_id": p.customer_id,
+                        "campaign": p.campaign,
+                        "lead_source": p.lead_source,
+                        "qualified": p.qualified,
+                        "occurred_at": p.occurred_at,
+                    }
+                )
             case PurchaseRecorded() as p:
-                purchases.append({"purchase_id": p.purchase_id, "home_customer_id": _home(p), "amount": p.amount,
-                                  "currency": p.currency, "occurred_at": p.occurred_at})
+                purchases.append(
+                    {
+                        "purchase_id": p.purchase_id,
+                        "home_customer_id": _home(p),
+                        "amount": p.amount,
+                        "currency": p.currency,
+                        "occurred_at": p.occurred_at,
+                    }
+                )
             case PurchaseRefunded() as p:
-                refunds.append({"refund_id": p.refund_id, "purchase_id": p.purchase_id, "amount": p.amount,
-                                "cancelled": p.cancelled})
+                refunds.append(
+                    {"refund_id": p.refund_id, "purchase_id": p.purchase_id, "amount": p.amount, "cancelled": p.cancelled}
+                )
             case CustomerValueUpdated() as p:
                 values.append(p)
     for table, rows in ((campaign_lead, leads), (campaign_purchase, purchases), (campaign_refund, refunds)):
         if rows:
             await session.execute(insert(table).values(rows).on_conflict_do_nothing())
     if values:
-        latest = list(latest_per_key(values, lambda p: (p.customer_id, p.currency), lambda p: p.version,
-                                     lambda p: p.as_of).values())
-        await session.execute(VALUES, {"ids": [p.customer_id for p in latest], "currencies": [p.currency for p in latest],
-                                       "clvs": [p.clv for p in latest], "at": [p.as_of for p in latest],
-                                       "versions": [p.version for p in latest]})
+        latest = list(
+            latest_per_key(values, lambda p: (p.customer_id, p.currency), lambda p: p.version, lambda p: p.as_of).values()
+        )
+        await session.execute(
+            VALUES,
+            {
+                "ids": [p.customer_id for p in latest],
+                "currencies": [p.currency for p in latest],
+                "clvs": [p.clv for p in latest],
+                "at": [p.as_of for p in latest],
+                "versions": [p.version for p in latest],
+            },
+        )
 
 
 async def follow_unmerge(session: AsyncSession, u: CustomerUnmerged) -> None:

@@ -9,13 +9,15 @@ from lifecycle.campaigns.models import campaign
 
 
 async def insert_campaign(session: AsyncSession, values: dict[str, Any]) -> sa.Row | None:
-    return (await session.execute(insert(campaign).values(**values).on_conflict_do_nothing()
-                                  .returning(campaign))).one_or_none()
+    return (await session.execute(insert(campaign).values(**values).on_conflict_do_nothing().returning(campaign))).one_or_none()
 
 
 async def update_campaign(session: AsyncSession, key: str, values: dict[str, Any]) -> sa.Row | None:
-    return (await session.execute(sa.update(campaign).where(campaign.c.key == key)
-                                  .values(updated_at=sa.func.now(), **values).returning(campaign))).one_or_none()
+    return (
+        await session.execute(
+            sa.update(campaign).where(campaign.c.key == key).values(updated_at=sa.func.now(), **values).returning(campaign)
+        )
+    ).one_or_none()
 
 
 async def get_campaign(session: AsyncSession, key: str) -> sa.Row | None:
@@ -89,7 +91,7 @@ ORDER BY 1, 2
 """)
 
 
-async def report(session: AsyncSession, column: str, cohort: str | None, currency: str, start: datetime,
-                 end: datetime) -> list[sa.Row]:
-    return list((await session.execute(_report_sql(column, cohort),
-                                       {"currency": currency, "start": start, "end": end})).all())
+async def report(
+    session: AsyncSession, column: str, cohort: str | None, currency: str, start: datetime, end: datetime
+) -> list[sa.Row]:
+    return list((await session.execute(_report_sql(column, cohort), {"currency": currency, "start": start, "end": end})).all())

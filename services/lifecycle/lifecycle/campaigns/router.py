@@ -45,8 +45,7 @@ async def list_campaigns(session: SessionDep, limit: Limit = 50, cursor: Cursor 
     after = decode(cursor, str)
     rows = await repository.page_campaigns(session, after[0] if after else None, limit + 1)
     page = rows[:limit]
-    return CampaignPage(items=[service.to_read(r) for r in page],
-                        next_cursor=encode(page[-1].key) if len(rows) > limit else None)
+    return CampaignPage(items=[service.to_read(r) for r in page], next_cursor=encode(page[-1].key) if len(rows) > limit else None)
 
 
 @router.get("/report", response_model=CampaignReport, responses=problem_responses(BadPeriod))

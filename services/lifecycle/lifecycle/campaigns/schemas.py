@@ -14,8 +14,13 @@ class CampaignFields(BaseModel):
     name: StorableText | None = Field(None, min_length=1, max_length=200)
     channel: StorableText | None = Field(None, max_length=40, examples=["email"])
     budget: Money | None = Field(None, ge=0, max_digits=18, decimal_places=4, description="Planned spend.")
-    cost: Money | None = Field(None, ge=0, max_digits=18, decimal_places=4,
-                               description="Spent so far; cost per acquisition and return are reported when given.")
+    cost: Money | None = Field(
+        None,
+        ge=0,
+        max_digits=18,
+        decimal_places=4,
+        description="Spent so far; cost per acquisition and return are reported when given.",
+    )
     starts_on: date | None = None
     ends_on: date | None = None
 
@@ -82,14 +87,16 @@ class CampaignReportRow(BaseModel):
     customers: int = Field(description="Customers whose first lead (first touch) in the period came from here.")
     first_purchases: int = Field(description="Of those customers, how many have made a first purchase (before `to`).")
     conversion_rate: float | None = Field(description="first_purchases / customers.")
-    revenue: Money = Field(description="Net revenue (refunds off, cancellations out) of the acquired customers before "
-                                       "`to`, in `currency`.")
+    revenue: Money = Field(
+        description="Net revenue (refunds off, cancellations out) of the acquired customers before `to`, in `currency`."
+    )
     clv: Money = Field(description="Σ current CLV (clv's latest) of the acquired customers, in `currency`.")
     cost: Money | None = Field(description="The campaign's cost, when given in `currency` (not per cohort).")
     cost_per_acquisition: Money | None = Field(description="cost / first_purchases.")
     return_on_cost: float | None = Field(description="(revenue − cost) / cost.")
-    clv_return_on_cost: float | None = Field(description="(clv − cost) / cost: the return the acquired customers' "
-                                                         "lifetime value promises.")
+    clv_return_on_cost: float | None = Field(
+        description="(clv − cost) / cost: the return the acquired customers' lifetime value promises."
+    )
 
 
 class CampaignReport(BaseModel):

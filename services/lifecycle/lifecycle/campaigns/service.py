@@ -63,22 +63,34 @@ def _ratio(part: Decimal, whole: Decimal) -> float | None:
     return round(float(part / whole), 4) if whole else None
 
 
-async def report(session: AsyncSession, group_by: GroupBy, cohort: Cohort | None, currency: str, start: datetime,
-                 end: datetime) -> CampaignReport:
+async def report(
+    session: AsyncSession, group_by: GroupBy, cohort: Cohort | None, currency: str, start: datetime, end: datetime
+) -> CampaignReport:
     rows = await repository.report(session, group_by.value, cohort.value if cohort else None, currency, start, end)
-    campaigns = await repository.campaigns_by_key(session, sorted({r.key for r in rows})) \
-        if group_by is GroupBy.CAMPAIGN else {}
+    campaigns = await repository.campaigns_by_key(session, sorted({r.key for r in rows})) if group_by is GroupBy.CAMPAIGN else {}
     out = []
     for r in rows:
         c = campaigns.get(r.key)
         # A campaign's cost is one figure for the whole campaign: per cohort it would have to be apportioned.
         cost = c.cost if c is not None and c.cost is not None and c.currency == currency and cohort is None else None
-        out.append(CampaignReportRow(
-            key=r.key, name=c.name if c is not None else None, cohort=r.cohort, leads=r.leads,
-            qualified_leads=r.qualified, customers=r.customers, first_purchases=r.first_purchases,
-            conversion_rate=round(r.first_purchases / r.customers, 4) if r.customers else None,
-            revenue=r.revenue, clv=r.clv, cost=cost,
-            cost_per_acquisition=(cost / r.first_purchases).quantize(CENT) if cost is not None and r.first_purchases else None,
-            return_on_cost=_ratio(r.revenue - cost, cost) if cost is not None else None,
-            clv_return_on_cost=_ratio(r.clv - cost, cost) if cost is not None else None))
+        out.append(
+            CampaignReportRow(
+                key=r.key,
+                name=c.name if c is not None else None,
+                cohort=r.cohort,
+                leads=r.leads,
+                qualified_leads=r.qualified,
+                customers=r.customers,
+                first_purchases=r.first_purchases,
+                conversion_rate=round(r.first_purchases / r.customers, 4) if r.customers else None,
+                revenue=r.revenue,
+                clv=r.clv,
+                cost=cost,
+                cost_per_acquisition=(cost / r.first_purchases).quantize(CENT)
+                if cost is not None and r.first_purchases
+                else None,
+                return_on_cost=_ratio(r.revenue - cost, cost) if cost is not None else None,
+                clv_return_on_cost=_ratio(r.clv - cost, cost) if cost is not None else None,
+            )
+        )
     return CampaignReport(group_by=group_by, currency=currency, start=start, end=end, cohort=cohort, rows=out)

@@ -11,17 +11,21 @@ from lifecycle.customers.models import known_customer
 async def record_created(session: AsyncSession, rows: list[tuple[uuid.UUID, datetime]]) -> None:
     """Idempotent: a redelivered `customer.created` changes nothing (an erased customer stays erased)."""
     if rows:
-        await session.execute(insert(known_customer).values(
-            [{"customer_id": c, "first_seen_at": at} for c, at in rows]).on_conflict_do_nothing())
+        await session.execute(
+            insert(known_customer).values([{"customer_id": c, "first_seen_at": at} for c, at in rows]).on_conflict_do_nothing()
+        )
 
 
 async def record_erased(session: AsyncSession, customer_id: uuid.UUID, at: datetime) -> None:
     # Upsert: an erasure may be the first we hear of a customer (a copy started after its creation).
-    await session.execute(insert(known_customer).values(customer_id=customer_id, first_seen_at=at, erased_at=at)
-                          .on_conflict_do_update(index_elements=[known_customer.c.customer_id],
-                                                 set_={"erased_at": at, "updated_at": sa.func.now()}))
+    await session.execute(
+        insert(known_customer)
+        .values(customer_id=customer_id, first_seen_at=at, erased_at=at)
+        .on_conflict_do_update(index_elements=[known_customer.c.customer_id], set_={"erased_at": at, "updated_at": sa.func.now()})
+    )
 
 
 async def state(session: AsyncSession, customer_id: uuid.UUID) -> sa.Row | None:
-    return (await session.execute(sa.select(known_customer.c.erased_at)
-                                  .where(known_customer.c.customer_id == customer_id))).one_or_none()
+    return (
+        await session.execute(sa.select(known_customer.c.erased_at).where(known_customer.c.customer_id == customer_id))
+    ).one_or_none()

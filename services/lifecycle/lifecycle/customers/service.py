@@ -18,8 +18,9 @@ class UnknownCustomer(DomainError):
 
 async def apply(session: AsyncSession, events: list[ConsumedEvent]) -> None:
     """Part of the facts consumer's batch, so a customer is known no later than its first fact."""
-    await repository.record_created(session, [(e.payload.customer_id, e.payload.first_seen_at) for e in events
-                                              if isinstance(e.payload, CustomerCreated)])
+    await repository.record_created(
+        session, [(e.payload.customer_id, e.payload.first_seen_at) for e in events if isinstance(e.payload, CustomerCreated)]
+    )
     for e in events:
         if isinstance(e.payload, CustomerErased):
             await repository.record_erased(session, e.payload.customer_id, e.payload.erased_at)
@@ -32,8 +33,9 @@ async def existing(session: AsyncSession, customer_id: uuid.UUID) -> uuid.UUID:
     live = await stages_repo.survivor_of(session, customer_id) or customer_id
     row = await repository.state(session, live)
     if row is None:
-        raise UnknownCustomer(f"no customer {customer_id} (unknown to lifecycle; a customer created just now "
-                              "appears within moments)")
+        raise UnknownCustomer(
+            f"no customer {customer_id} (unknown to lifecycle; a customer created just now appears within moments)"
+        )
     if row.erased_at is not None:
         raise UnknownCustomer(f"customer {customer_id} was erased")
     return live

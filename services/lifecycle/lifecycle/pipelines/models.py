@@ -24,8 +24,7 @@ pipeline = sa.Table(
 pipeline_stage = sa.Table(
     "pipeline_stage",
     metadata,
-    sa.Column("pipeline_id", UUID(as_uuid=True), sa.ForeignKey("lifecycle.pipeline.id", ondelete="CASCADE"),
-              primary_key=True),
+    sa.Column("pipeline_id", UUID(as_uuid=True), sa.ForeignKey("lifecycle.pipeline.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("key", sa.Text, primary_key=True),
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("position", sa.Integer, nullable=False),

@@ -36,16 +36,37 @@ class Conflict(DomainError):
     status, slug, title = 409, "conflict", "Conflict"
 
 
-def stage_changed(deal_id: uuid.UUID, customer_id: uuid.UUID, pipeline: str, before: str | None, after: str,
-                  status: str, at: datetime, correlation_id: str | None = None) -> Envelope:
-    return Envelope.wrap(contracts.DealStageChanged(customer_id=customer_id, deal_id=deal_id, pipeline=pipeline,
-                                                    from_stage=before, to_stage=after, status=status, changed_at=at),
-                         source=contracts.SOURCE, subject=str(customer_id), correlation_id=correlation_id)
+def stage_changed(
+    deal_id: uuid.UUID,
+    customer_id: uuid.UUID,
+    pipeline: str,
+    before: str | None,
+    after: str,
+    status: str,
+    at: datetime,
+    correlation_id: str | None = None,
+) -> Envelope:
+    return Envelope.wrap(
+        contracts.DealStageChanged(
+            customer_id=customer_id,
+            deal_id=deal_id,
+            pipeline=pipeline,
+            from_stage=before,
+            to_stage=after,
+            status=status,
+            changed_at=at,
+        ),
+        source=contracts.SOURCE,
+        subject=str(customer_id),
+        correlation_id=correlation_id,
+    )
 
 
 async def create_pipeline(session: AsyncSession, body: PipelineCreate) -> repository.PipelineDef:
-    stages_rows = [{"key": s.key, "name": s.name, "position": i, "win_probability": s.win_probability,
-                    "outcome": s.outcome.value} for i, s in enumerate(body.stages)]
+    stages_rows = [
+        {"key": s.key, "name": s.name, "position": i, "win_probability": s.win_probability, "outcome": s.outcome.value}
+        for i, s in enumerate(body.stages)
+    ]
     if await repository.insert_pipeline(session, body.key, body.name, body.lost_reasons, stages_rows) is None:
         raise Conflict(f"a pipeline with key {body.key!r} exists")
     return (await repository.pipelines(session, body.key))[body.key]
@@ -92,13 +113,25 @@ async def create_deal(session: AsyncSession, outbox: Outbox, body: DealCreate, a
     customer_id = await customers.existing(session, body.customer_id)
     now = datetime.now(UTC)
     deal_id = uuid.uuid4()
-    await repository.insert_deal(session, {
-        "id": deal_id, "customer_id": customer_id, "pipeline_id": p.id, "stage_key": stage.key,
-        "status": stage.outcome, "title": body.title, "amount": body.amount, "currency": body.currency,
-        "expected_close": body.expected_close, "owner": body.owner, "stage_entered_at": now,
-    }, actor, None)
-    await outbox.add(session, LIFECYCLE_EVENTS, [stage_changed(deal_id, customer_id, p.key, None, stage.key,
-                                                               stage.outcome, now)])
+    await repository.insert_deal(
+        session,
+        {
+            "id": deal_id,
+            "customer_id": customer_id,
+            "pipeline_id": p.id,
+            "stage_key": stage.key,
+            "status": stage.outcome,
+            "title": body.title,
+            "amount": body.amount,
+            "currency": body.currency,
+            "expected_close": body.expected_close,
+            "owner": body.owner,
+            "stage_entered_at": now,
+        },
+        actor,
+        None,
+    )
+    await outbox.add(session, LIFECYCLE_EVENTS, [stage_changed(deal_id, customer_id, p.key, None, stage.key, stage.outcome, now)])
     if stage.outcome == "open":
         # An open deal is a lifecycle fact too: it moves a prospect to Acquisition.
         fact = Fact(FactKind.DEAL_OPEN, now, DEALS_SOURCE, f"{deal_id}:created")
@@ -126,8 +159,11 @@ async def move_deal(session: AsyncSession, outbox: Outbox, deal_id: uuid.UUID, b
         extra["lost_reason"] = body.lost_reason
     now = datetime.now(UTC)
     await repository.move_deal(session, deal_id, stage.key, stage.outcome, now, body.actor, None, extra)
-    await outbox.add(session, LIFECYCLE_EVENTS, [stage_changed(deal_id, current["customer_id"], p.key,
-                                                               current["stage_key"], stage.key, stage.outcome, now)])
+    await outbox.add(
+        session,
+        LIFECYCLE_EVENTS,
+        [stage_changed(deal_id, current["customer_id"], p.key, current["stage_key"], stage.key, stage.outcome, now)],
+    )
 
 
 def _outcome_of(p: repository.PipelineDef | None, stage: str, lost_reason: str | None) -> str:
@@ -136,8 +172,7 @@ def _outcome_of(p: repository.PipelineDef | None, stage: str, lost_reason: str |
     return stage if stage in ("won", "lost") else "lost" if lost_reason else "open"
 
 
-async def apply_partner_deals(session: AsyncSession, outbox: Outbox, events: Sequence[ConsumedEvent]
-                              ) -> dict[str, str]:
+async def apply_partner_deals(session: AsyncSession, outbox: Outbox, events: Sequence[ConsumedEvent]) -> dict[str, str]:
     """Upserts partners' deals (the `DealUpdated` events) keyed by (source, deal id); a stale update (older than
     the deal's stage) is ignored.
 
@@ -145,11 +180,11 @@ async def apply_partner_deals(session: AsyncSession, outbox: Outbox, events: Seq
     what the lifecycle rules read.
     """
     defs = await repository.pipelines(session)
-    ordered = sorted(((e, e.payload) for e in events if isinstance(e.payload, DealUpdated)),
-                     key=lambda ed: ed[1].occurred_at)
+    ordered = sorted(((e, e.payload) for e in events if isinstance(e.payload, DealUpdated)), key=lambda ed: ed[1].occurred_at)
     # The deals as stored, then as this batch left them.
-    existing: dict[tuple[str, str], sa.RowMapping | dict[str, Any]] = dict(await repository.deals_by_external(
-        session, list(dict.fromkeys((d.source, d.deal_id) for _, d in ordered))))
+    existing: dict[tuple[str, str], sa.RowMapping | dict[str, Any]] = dict(
+        await repository.deals_by_external(session, list(dict.fromkeys((d.source, d.deal_id) for _, d in ordered)))
+    )
     outcomes: dict[str, str] = {}
     published: list[Envelope] = []
     for e, d in ordered:
@@ -158,30 +193,68 @@ async def apply_partner_deals(session: AsyncSession, outbox: Outbox, events: Seq
         outcome = _outcome_of(p, d.stage, d.lost_reason)
         outcomes[e.envelope.id] = outcome
         if p is None or d.stage not in p.stages:
-            log.warning("deal %s/%s: unknown pipeline or stage %s/%s; kept as a lifecycle fact only",
-                        d.source, d.deal_id, d.pipeline, d.stage)
+            log.warning(
+                "deal %s/%s: unknown pipeline or stage %s/%s; kept as a lifecycle fact only",
+                d.source,
+                d.deal_id,
+                d.pipeline,
+                d.stage,
+            )
             continue
-        money = {k: v for k, v in {"amount": d.amount, "currency": d.currency, "expected_close": d.expected_close,
-                                    "owner": d.owner}.items() if v is not None}
+        money = {
+            k: v
+            for k, v in {"amount": d.amount, "currency": d.currency, "expected_close": d.expected_close, "owner": d.owner}.items()
+            if v is not None
+        }
         row = existing.get(key)
         if row is None:
             deal_id = uuid.uuid4()
-            await repository.insert_deal(session, {
-                "id": deal_id, "customer_id": d.customer_id, "pipeline_id": p.id, "stage_key": d.stage,
-                "status": outcome, "source": d.source, "external_id": d.deal_id, "stage_entered_at": d.occurred_at,
-                "lost_reason": d.lost_reason, **money}, None, e.envelope.id)
-            existing[key] = {"id": deal_id, "stage_key": d.stage, "stage_entered_at": d.occurred_at,
-                             "pipeline_id": p.id, "customer_id": d.customer_id}
-            published.append(stage_changed(deal_id, d.customer_id, p.key, None, d.stage, outcome, d.occurred_at,
-                                           e.envelope.correlationid))
+            await repository.insert_deal(
+                session,
+                {
+                    "id": deal_id,
+                    "customer_id": d.customer_id,
+                    "pipeline_id": p.id,
+                    "stage_key": d.stage,
+                    "status": outcome,
+                    "source": d.source,
+                    "external_id": d.deal_id,
+                    "stage_entered_at": d.occurred_at,
+                    "lost_reason": d.lost_reason,
+                    **money,
+                },
+                None,
+                e.envelope.id,
+            )
+            existing[key] = {
+                "id": deal_id,
+                "stage_key": d.stage,
+                "stage_entered_at": d.occurred_at,
+                "pipeline_id": p.id,
+                "customer_id": d.customer_id,
+            }
+            published.append(
+                stage_changed(deal_id, d.customer_id, p.key, None, d.stage, outcome, d.occurred_at, e.envelope.correlationid)
+            )
             continue
         if d.occurred_at < row["stage_entered_at"]:
             continue  # stale: the deal has moved since
         if row["stage_key"] != d.stage:
-            await repository.move_deal(session, row["id"], d.stage, outcome, d.occurred_at, None, e.envelope.id,
-                                       {"lost_reason": d.lost_reason, **money})
-            published.append(stage_changed(row["id"], row["customer_id"], p.key, row["stage_key"], d.stage, outcome,
-                                           d.occurred_at, e.envelope.correlationid))
+            await repository.move_deal(
+                session, row["id"], d.stage, outcome, d.occurred_at, None, e.envelope.id, {"lost_reason": d.lost_reason, **money}
+            )
+            published.append(
+                stage_changed(
+                    row["id"],
+                    row["customer_id"],
+                    p.key,
+                    row["stage_key"],
+                    d.stage,
+                    outcome,
+                    d.occurred_at,
+                    e.envelope.correlationid,
+                )
+            )
             existing[key] = {**row, "stage_key": d.stage, "stage_entered_at": d.occurred_at}
         else:
             await repository.update_deal(session, row["id"], money)

@@ -63,8 +63,17 @@ ALLOWED_MANUAL: dict[Stage, set[Stage]] = {
     Stage.LOYALTY: {Stage.RETENTION, Stage.CHURNED},
     Stage.CHURNED: {Stage.APPROACH, Stage.RETENTION},
 }
-RULE_ORDER = ["manual", "inactivity", "reactivation", "low_p_alive", "loyalty", "repeat_purchase",
-              "first_purchase", "qualified", "lead"]
+RULE_ORDER = [
+    "manual",
+    "inactivity",
+    "reactivation",
+    "low_p_alive",
+    "loyalty",
+    "repeat_purchase",
+    "first_purchase",
+    "qualified",
+    "lead",
+]
 
 
 class RuleParameters(BaseModel):
@@ -76,7 +85,8 @@ class RuleParameters(BaseModel):
     loyalty_min_purchases: int = Field(3, ge=2, le=1000, description="Purchases within the loyalty window.")
     promoter_min_nps: int = Field(9, ge=0, le=10, description="NPS at or above this is a promoter.")
     top_tiers: list[Annotated[str, Field(min_length=1, max_length=100, pattern=NO_NUL)]] = Field(
-        ["platinum", "gold"], max_length=20, description="Value tiers that count as advocacy.")
+        ["platinum", "gold"], max_length=20, description="Value tiers that count as advocacy."
+    )
     loyalty_min_probability_alive: float = Field(0.7, ge=0, le=1, description="Probability alive a top tier needs.")
     inactivity_days: int = Field(365, ge=1, le=3650, description="No purchase for this long → Churned.")
     churn_probability_alive_below: float = Field(0.2, ge=0, le=1, description="Probability alive under this → Churned.")
@@ -143,27 +153,37 @@ class DerivationState:
     def extended_by(self, fact: Fact) -> bool:
         """Whether `fact` only extends the history this state ends: it sorts after every fact applied, and it
         changes nothing about the past (a cancellation takes an earlier purchase out of the rules)."""
-        return (self.last_key is not None and fact.sort_key > self.last_key
-                and fact.kind is not FactKind.CANCELLATION)
+        return self.last_key is not None and fact.sort_key > self.last_key and fact.kind is not FactKind.CANCELLATION
 
     def to_json(self) -> dict:
-        return {"stage": self.stage.value if self.stage else None,
-                "purchases": [t.isoformat() for t in self.purchases],
-                "anchor": self.anchor.isoformat() if self.anchor else None,
-                "promoter": self.promoter, "referral": self.referral, "qualified": self.qualified,
-                "tier": self.tier, "p_alive": self.p_alive, "cancelled": sorted(self.cancelled),
-                "last_key": [self.last_key[0].isoformat(), *self.last_key[1:]] if self.last_key else None}
+        return {
+            "stage": self.stage.value if self.stage else None,
+            "purchases": [t.isoformat() for t in self.purchases],
+            "anchor": self.anchor.isoformat() if self.anchor else None,
+            "promoter": self.promoter,
+            "referral": self.referral,
+            "qualified": self.qualified,
+            "tier": self.tier,
+            "p_alive": self.p_alive,
+            "cancelled": sorted(self.cancelled),
+            "last_key": [self.last_key[0].isoformat(), *self.last_key[1:]] if self.last_key else None,
+        }
 
     @classmethod
     def from_json(cls, d: dict) -> "DerivationState":
         last = d.get("last_key")
-        return cls(stage=Stage(d["stage"]) if d.get("stage") else None,
-                   purchases=[datetime.fromisoformat(t) for t in d.get("purchases", [])],
-                   anchor=datetime.fromisoformat(d["anchor"]) if d.get("anchor") else None,
-                   promoter=d.get("promoter", False), referral=d.get("referral", False),
-                   qualified=d.get("qualified", False), tier=d.get("tier"), p_alive=d.get("p_alive"),
-                   cancelled=set(d.get("cancelled", [])),
-                   last_key=(datetime.fromisoformat(last[0]), *last[1:]) if last else None)
+        return cls(
+            stage=Stage(d["stage"]) if d.get("stage") else None,
+            purchases=[datetime.fromisoformat(t) for t in d.get("purchases", [])],
+            anchor=datetime.fromisoformat(d["anchor"]) if d.get("anchor") else None,
+            promoter=d.get("promoter", False),
+            referral=d.get("referral", False),
+            qualified=d.get("qualified", False),
+            tier=d.get("tier"),
+            p_alive=d.get("p_alive"),
+            cancelled=set(d.get("cancelled", [])),
+            last_key=(datetime.fromisoformat(last[0]), *last[1:]) if last else None,
+        )
 
 
 def derive_stage(facts: Iterable[Fact], rules: RuleParameters, as_of: datetime | None = None) -> list[Transition]:
@@ -174,8 +194,9 @@ def derive_stage(facts: Iterable[Fact], rules: RuleParameters, as_of: datetime |
     return derive(facts, rules, as_of)[0]
 
 
-def derive(facts: Iterable[Fact], rules: RuleParameters, as_of: datetime | None = None,
-           state: DerivationState | None = None) -> tuple[list[Transition], DerivationState, bool]:
+def derive(
+    facts: Iterable[Fact], rules: RuleParameters, as_of: datetime | None = None, state: DerivationState | None = None
+) -> tuple[list[Transition], DerivationState, bool]:
     """The transitions `facts` give after `state` (None: from the start, all of the customer's facts).
 
     Returns (the transitions, the state after the last fact, whether the last transition comes from the
@@ -184,9 +205,22 @@ def derive(facts: Iterable[Fact], rules: RuleParameters, as_of: datetime | None 
     transitions and the same state whenever each of `later` extends the history `earlier` ends.
     """
     ordered = sorted({f.key: f for f in facts}.values(), key=lambda f: f.sort_key)
-    st = DerivationState() if state is None else DerivationState(
-        state.stage, list(state.purchases), state.anchor, state.promoter, state.referral, state.qualified,
-        state.tier, state.p_alive, set(state.cancelled), state.last_key)
+    st = (
+        DerivationState()
+        if state is None
+        else DerivationState(
+            state.stage,
+            list(state.purchases),
+            state.anchor,
+            state.promoter,
+            state.referral,
+            state.qualified,
+            state.tier,
+            state.p_alive,
+            set(state.cancelled),
+            state.last_key,
+        )
+    )
     if state is None:  # a cancellation takes its purchase out of the whole history, earlier facts included
         st.cancelled = {f.purchase_id for f in ordered if f.kind is FactKind.CANCELLATION and f.purchase_id}
     inactivity = timedelta(days=rules.inactivity_days)
@@ -198,8 +232,18 @@ def derive(facts: Iterable[Fact], rules: RuleParameters, as_of: datetime | None 
     def move(to: Stage, at: datetime, rule: str, reason: str, fact: Fact | None = None) -> None:
         if to is st.stage:
             return
-        out.append(Transition(st.stage, to, at, rule, reason, fact.source if fact else None,
-                              fact.event_id if fact else None, fact.actor if fact else None))
+        out.append(
+            Transition(
+                st.stage,
+                to,
+                at,
+                rule,
+                reason,
+                fact.source if fact else None,
+                fact.event_id if fact else None,
+                fact.actor if fact else None,
+            )
+        )
         st.stage = to
 
     def check_inactivity(now: datetime) -> None:
@@ -236,13 +280,30 @@ def derive(facts: Iterable[Fact], rules: RuleParameters, as_of: datetime | None 
         elif kind is FactKind.VALUE:
             st.tier, st.p_alive = f.tier, f.probability_alive
             if st.stage in ACTIVE and st.p_alive is not None and st.p_alive < rules.churn_probability_alive_below:
-                move(Stage.CHURNED, f.occurred_at, "low_p_alive",
-                     f"probability alive {st.p_alive:.2f} < {rules.churn_probability_alive_below}", f)
+                move(
+                    Stage.CHURNED,
+                    f.occurred_at,
+                    "low_p_alive",
+                    f"probability alive {st.p_alive:.2f} < {rules.churn_probability_alive_below}",
+                    f,
+                )
                 continue
         if st.stage is Stage.CHURNED:
             continue
-        target = _forward_target(st.purchases, f.occurred_at, rules, loyalty_window, repeat_window, top_tiers,
-                                 st.promoter, st.referral, st.qualified, st.tier, st.p_alive, kind)
+        target = _forward_target(
+            st.purchases,
+            f.occurred_at,
+            rules,
+            loyalty_window,
+            repeat_window,
+            top_tiers,
+            st.promoter,
+            st.referral,
+            st.qualified,
+            st.tier,
+            st.p_alive,
+            kind,
+        )
         if target is not None and (st.stage is None or RANK[target[0]] > RANK.get(st.stage, 0)):
             move(target[0], f.occurred_at, target[1], target[2], f)
     if st.last_key is not None and st.purchases:
@@ -259,9 +320,20 @@ def derive(facts: Iterable[Fact], rules: RuleParameters, as_of: datetime | None 
     return out, st, clocked
 
 
-def _forward_target(purchases: list[datetime], now: datetime, rules: RuleParameters, loyalty_window: timedelta,
-                    repeat_window: timedelta, top_tiers: set[str], promoter: bool, referral: bool, qualified: bool,
-                    tier: str | None, p_alive: float | None, kind: FactKind) -> tuple[Stage, str, str] | None:
+def _forward_target(
+    purchases: list[datetime],
+    now: datetime,
+    rules: RuleParameters,
+    loyalty_window: timedelta,
+    repeat_window: timedelta,
+    top_tiers: set[str],
+    promoter: bool,
+    referral: bool,
+    qualified: bool,
+    tier: str | None,
+    p_alive: float | None,
+    kind: FactKind,
+) -> tuple[Stage, str, str] | None:
     """Rules 4–8, first match wins: the highest stage the facts so far justify."""
     recent = sum(1 for t in purchases if t > now - loyalty_window)
     top_tier = tier in top_tiers and p_alive is not None and p_alive >= rules.loyalty_min_probability_alive

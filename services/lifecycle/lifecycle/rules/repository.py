@@ -22,14 +22,16 @@ class RuleSetVersion:
 
 
 def _from_row(r: sa.Row) -> RuleSetVersion:
-    return RuleSetVersion(r.version, RuleParameters.model_validate(r.parameters), r.description, r.created_by,
-                          r.created_at, r.activated_at)
+    return RuleSetVersion(
+        r.version, RuleParameters.model_validate(r.parameters), r.description, r.created_by, r.created_at, r.activated_at
+    )
 
 
 async def active(session: AsyncSession) -> RuleSetVersion:
     """The rule set in force: the most recently activated version."""
-    row = (await session.execute(
-        sa.select(rule_set).order_by(rule_set.c.activated_at.desc(), rule_set.c.version.desc()).limit(1))).one()
+    row = (
+        await session.execute(sa.select(rule_set).order_by(rule_set.c.activated_at.desc(), rule_set.c.version.desc()).limit(1))
+    ).one()
     return _from_row(row)
 
 
@@ -49,15 +51,24 @@ async def insert(session: AsyncSession, parameters: RuleParameters, description:
     # Versions are numbered under a lock so two concurrent saves cannot take the same number.
     await session.execute(sa.text("LOCK TABLE lifecycle.rule_set IN SHARE ROW EXCLUSIVE MODE"))
     version = (await session.execute(sa.select(sa.func.coalesce(sa.func.max(rule_set.c.version), 0) + 1))).scalar_one()
-    await session.execute(sa.insert(rule_set).values(
-        version=version, parameters=parameters.model_dump(mode="json"), description=description,
-        created_by=created_by, activated_at=sa.func.clock_timestamp()))
+    await session.execute(
+        sa.insert(rule_set).values(
+            version=version,
+            parameters=parameters.model_dump(mode="json"),
+            description=description,
+            created_by=created_by,
+            activated_at=sa.func.clock_timestamp(),
+        )
+    )
     return version
 
 
 async def activate(session: AsyncSession, version: int) -> None:
-    await session.execute(sa.update(rule_set).where(rule_set.c.version == version)
-                          .values(activated_at=sa.func.clock_timestamp(), updated_at=sa.func.now()))
+    await session.execute(
+        sa.update(rule_set)
+        .where(rule_set.c.version == version)
+        .values(activated_at=sa.func.clock_timestamp(), updated_at=sa.func.now())
+    )
 
 
 # Replay runs (executed by runs.Runner).
@@ -66,14 +77,23 @@ UNFINISHED = ("queued", "running")
 
 async def create_run(session: AsyncSession, version: int) -> uuid.UUID:
     """A queued run for `version`; unfinished older runs are superseded."""
-    await session.execute(sa.update(replay_run).where(replay_run.c.status.in_(UNFINISHED))
-                          .values(status="superseded", finished_at=sa.func.now(), updated_at=sa.func.now()))
+    await session.execute(
+        sa.update(replay_run)
+        .where(replay_run.c.status.in_(UNFINISHED))
+        .values(status="superseded", finished_at=sa.func.now(), updated_at=sa.func.now())
+    )
     run_id = uuid.uuid4()
-    total = (await session.execute(sa.text(
-        "SELECT count(*) FROM (SELECT customer_id FROM lifecycle.customer_fact "
-        "UNION SELECT customer_id FROM lifecycle.customer_stage) c"))).scalar_one()
-    await session.execute(sa.insert(replay_run).values(id=run_id, rule_set_version=version, status="queued",
-                                                       customers_total=total))
+    total = (
+        await session.execute(
+            sa.text(
+                "SELECT count(*) FROM (SELECT customer_id FROM lifecycle.customer_fact "
+                "UNION SELECT customer_id FROM lifecycle.customer_stage) c"
+            )
+        )
+    ).scalar_one()
+    await session.execute(
+        sa.insert(replay_run).values(id=run_id, rule_set_version=version, status="queued", customers_total=total)
+    )
     return run_id
 
 

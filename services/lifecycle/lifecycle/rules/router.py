@@ -24,9 +24,15 @@ router = APIRouter(prefix="/v1/lifecycle/rules", tags=["lifecycle rules"])
 
 
 def _read(v: repository.RuleSetVersion, active_version: int) -> RuleSetRead:
-    return RuleSetRead(version=v.version, parameters=v.parameters, description=v.description,
-                       created_by=v.created_by, created_at=v.created_at, activated_at=v.activated_at,
-                       active=v.version == active_version)
+    return RuleSetRead(
+        version=v.version,
+        parameters=v.parameters,
+        description=v.description,
+        created_by=v.created_by,
+        created_at=v.created_at,
+        activated_at=v.activated_at,
+        active=v.version == active_version,
+    )
 
 
 @router.get("", response_model=RuleSetRead)
@@ -37,8 +43,7 @@ async def get_active_rules(session: SessionDep) -> RuleSetRead:
 
 
 def _run(r) -> ReplayRunRead:
-    return ReplayRunRead(**{k: r[k] for k in ReplayRunRead.model_fields if k in r},
-                         moved=sum(m["customers"] for m in r["moves"]))
+    return ReplayRunRead(**{k: r[k] for k in ReplayRunRead.model_fields if k in r}, moved=sum(m["customers"] for m in r["moves"]))
 
 
 async def _start(session, request: Request, background: BackgroundTasks, version: int) -> ReplayRunRead:
@@ -50,8 +55,7 @@ async def _start(session, request: Request, background: BackgroundTasks, version
 
 @router.put("", response_model=RuleSetApplied, status_code=202)
 @router.post("/versions", response_model=RuleSetApplied, status_code=202)
-async def save_rules(body: RuleSetCreate, session: SessionDep, request: Request,
-                     background: BackgroundTasks) -> RuleSetApplied:
+async def save_rules(body: RuleSetCreate, session: SessionDep, request: Request, background: BackgroundTasks) -> RuleSetApplied:
     """Save a new rule-set version and activate it; every customer is replayed by the run returned (202)."""
     version = await repository.insert(session, body.parameters, body.description, body.created_by)
     saved = await _saved_version(session, version)
@@ -66,16 +70,14 @@ async def dry_run(body: DryRunRequest, session: SessionDep) -> RederiveResult:
 
 
 @router.get("/versions", response_model=RuleSetPage, responses=problem_responses(InvalidCursor))
-async def list_versions(session: SessionDep, cursor: Cursor = None,
-                        limit: int = Query(20, ge=1, le=100)) -> RuleSetPage:
+async def list_versions(session: SessionDep, cursor: Cursor = None, limit: int = Query(20, ge=1, le=100)) -> RuleSetPage:
     """Every saved version, newest first."""
     before = decode(cursor, int)
     active = await repository.active(session)
     items = await repository.page(session, before[0] if before else None, limit + 1)
     more = len(items) > limit
     items = items[:limit]
-    return RuleSetPage(items=[_read(v, active.version) for v in items],
-                       next_cursor=encode(items[-1].version) if more else None)
+    return RuleSetPage(items=[_read(v, active.version) for v in items], next_cursor=encode(items[-1].version) if more else None)
 
 
 @router.get("/versions/{version}", response_model=RuleSetRead, responses=problem_responses(NotFound))
@@ -85,10 +87,8 @@ async def get_version(version: int, session: SessionDep) -> RuleSetRead:
     return _read(found, (await repository.active(session)).version)
 
 
-@router.post("/versions/{version}/replay", response_model=RuleSetApplied, status_code=202,
-             responses=problem_responses(NotFound))
-async def replay_version(version: int, session: SessionDep, request: Request,
-                         background: BackgroundTasks) -> RuleSetApplied:
+@router.post("/versions/{version}/replay", response_model=RuleSetApplied, status_code=202, responses=problem_responses(NotFound))
+async def replay_version(version: int, session: SessionDep, request: Request, background: BackgroundTasks) -> RuleSetApplied:
     """Re-activate a saved version; every customer is replayed through it by the run returned (202)."""
     await _saved_version(session, version)
     await repository.activate(session, version)

@@ -40,10 +40,20 @@ class Runner:
     async def resume(self) -> None:
         """Launch the unfinished runs nobody holds (queued ones, and those whose replica died)."""
         async with self.runtime.session_factory() as session:
-            ids = (await session.execute(sa.select(replay_run.c.id).where(
-                replay_run.c.status.in_(repository.UNFINISHED),
-                sa.or_(replay_run.c.lease_until.is_(None), replay_run.c.lease_until < sa.func.now()))
-                .order_by(replay_run.c.created_at))).scalars().all()
+            ids = (
+                (
+                    await session.execute(
+                        sa.select(replay_run.c.id)
+                        .where(
+                            replay_run.c.status.in_(repository.UNFINISHED),
+                            sa.or_(replay_run.c.lease_until.is_(None), replay_run.c.lease_until < sa.func.now()),
+                        )
+                        .order_by(replay_run.c.created_at)
+                    )
+                )
+                .scalars()
+                .all()
+            )
         for run_id in ids:
             await self.launch(run_id)
 
@@ -69,8 +79,11 @@ class Runner:
                 rules = await repository.get(session, run["rule_set_version"]) if run is not None else None
                 if rules is None:  # the claimed run and its version (a foreign key) exist: recorded as failed if not
                     raise LookupError(f"replay run {run_id} or its rule set is gone")
-                await session.execute(sa.update(replay_run).where(replay_run.c.id == run_id).values(
-                    started_at=datetime.now(UTC), evaluated=0, moves=[], updated_at=sa.func.now()))
+                await session.execute(
+                    sa.update(replay_run)
+                    .where(replay_run.c.id == run_id)
+                    .values(started_at=datetime.now(UTC), evaluated=0, moves=[], updated_at=sa.func.now())
+                )
             async with jobs.hold(factory, replay_run, run_id):
                 await self._chunks(run_id, rules)
         except asyncio.CancelledError:
@@ -78,9 +91,16 @@ class Runner:
         except Exception as exc:  # recorded on the run for whoever started it
             log.exception("replay run %s failed", run_id)
             async with factory() as session, session.begin():
-                await session.execute(sa.update(replay_run).where(replay_run.c.id == run_id).values(
-                    status="failed", error=f"{type(exc).__name__}: {exc}"[:2000], finished_at=datetime.now(UTC),
-                    updated_at=sa.func.now()))
+                await session.execute(
+                    sa.update(replay_run)
+                    .where(replay_run.c.id == run_id)
+                    .values(
+                        status="failed",
+                        error=f"{type(exc).__name__}: {exc}"[:2000],
+                        finished_at=datetime.now(UTC),
+                        updated_at=sa.func.now(),
+                    )
+                )
 
     async def _chunks(self, run_id: uuid.UUID, rules: repository.RuleSetVersion) -> None:
         factory = self.runtime.session_factory
@@ -88,18 +108,30 @@ class Runner:
         after = uuid.UUID(int=0)
         while True:
             async with factory() as session, session.begin():
-                row = (await session.execute(sa.select(replay_run.c.status, replay_run.c.claimed_by)
-                                             .where(replay_run.c.id == run_id).with_for_update())).one()
+                row = (
+                    await session.execute(
+                        sa.select(replay_run.c.status, replay_run.c.claimed_by).where(replay_run.c.id == run_id).with_for_update()
+                    )
+                ).one()
                 if row.status != "running" or row.claimed_by != jobs.REPLICA:
                     return  # superseded by a newer run, or taken over after this replica stalled
                 chunk = await stages.customer_chunk(session, after)
                 if not chunk:
-                    await session.execute(sa.update(replay_run).where(replay_run.c.id == run_id).values(
-                        status="succeeded", finished_at=datetime.now(UTC), updated_at=sa.func.now()))
+                    await session.execute(
+                        sa.update(replay_run)
+                        .where(replay_run.c.id == run_id)
+                        .values(status="succeeded", finished_at=datetime.now(UTC), updated_at=sa.func.now())
+                    )
                     return
                 total.add(await stages.rederive(session, self.runtime.outbox, chunk, rules=rules))
                 result = result_of(total)
-                await session.execute(sa.update(replay_run).where(replay_run.c.id == run_id).values(
-                    evaluated=total.evaluated, updated_at=sa.func.now(),
-                    moves=orjson.loads(orjson.dumps([m.model_dump(mode="json") for m in result.moves]))))
+                await session.execute(
+                    sa.update(replay_run)
+                    .where(replay_run.c.id == run_id)
+                    .values(
+                        evaluated=total.evaluated,
+                        updated_at=sa.func.now(),
+                        moves=orjson.loads(orjson.dumps([m.model_dump(mode="json") for m in result.moves])),
+                    )
+                )
             after = chunk[-1]

@@ -38,8 +38,16 @@ from lifecycle.rules.engine import Fact, FactKind
 from lifecycle.stages import repository, service
 
 EVENT_TYPES = by_event_type(
-    CustomerCreated, LeadCaptured, DealUpdated, PurchaseRecorded, PurchaseRefunded, FeedbackRecorded, CustomerMerged,
-    CustomerUnmerged, CustomerErased, CustomerValueUpdated,
+    CustomerCreated,
+    LeadCaptured,
+    DealUpdated,
+    PurchaseRecorded,
+    PurchaseRefunded,
+    FeedbackRecorded,
+    CustomerMerged,
+    CustomerUnmerged,
+    CustomerErased,
+    CustomerValueUpdated,
 )
 
 
@@ -50,17 +58,24 @@ def facts_of(e: ConsumedEvent, deal_is_open: Callable[[DealUpdated], bool]) -> l
         # Interaction's facts name their home (shared/contracts/identity.py); others stand for their customer.
         case PurchaseRecorded():
             home = p.home_customer_id or p.customer_id
-            return [(home, Fact(FactKind.PURCHASE, p.occurred_at, src, eid, purchase_id=str(p.purchase_id)),
-                     {"amount": str(p.amount), "currency": p.currency})]
+            return [
+                (
+                    home,
+                    Fact(FactKind.PURCHASE, p.occurred_at, src, eid, purchase_id=str(p.purchase_id)),
+                    {"amount": str(p.amount), "currency": p.currency},
+                )
+            ]
         case PurchaseRefunded():
             home = p.home_customer_id or p.customer_id
             # Every refund lowers the net spend; a cancellation also takes the purchase out of the rules.
-            refund = (home, Fact(FactKind.REFUND, p.occurred_at, src, eid, purchase_id=str(p.purchase_id)),
-                      {"amount": str(p.amount), "currency": p.currency})
+            refund = (
+                home,
+                Fact(FactKind.REFUND, p.occurred_at, src, eid, purchase_id=str(p.purchase_id)),
+                {"amount": str(p.amount), "currency": p.currency},
+            )
             if not p.cancelled:
                 return [refund]
-            return [refund, (home, Fact(FactKind.CANCELLATION, p.occurred_at, src, eid,
-                                                 purchase_id=str(p.purchase_id)), {})]
+            return [refund, (home, Fact(FactKind.CANCELLATION, p.occurred_at, src, eid, purchase_id=str(p.purchase_id)), {})]
         case LeadCaptured():
             kind = FactKind.QUALIFIED_LEAD if p.qualified else FactKind.LEAD
             out: list[tuple[uuid.UUID, Fact, dict]] = [(p.customer_id, Fact(kind, p.occurred_at, src, eid), {})]
@@ -73,9 +88,13 @@ def facts_of(e: ConsumedEvent, deal_is_open: Callable[[DealUpdated], bool]) -> l
             return [(p.home_customer_id or p.customer_id, Fact(FactKind.FEEDBACK, p.occurred_at, src, eid, nps=p.nps), {})]
         case CustomerValueUpdated():
             # clv's version is kept with the fact: `reconcile` compares the newest one with clv's state.
-            return [(p.customer_id, Fact(FactKind.VALUE, p.as_of, src, eid, tier=p.tier,
-                                         probability_alive=p.probability_alive),
-                     {"version": p.version} if p.version is not None else {})]
+            return [
+                (
+                    p.customer_id,
+                    Fact(FactKind.VALUE, p.as_of, src, eid, tier=p.tier, probability_alive=p.probability_alive),
+                    {"version": p.version} if p.version is not None else {},
+                )
+            ]
     return []
 
 
@@ -116,11 +135,13 @@ def facts_subscription(outbox: Outbox) -> Subscription:
         for e in events:
             match e.payload:
                 case CustomerMerged() as m:
-                    moved = await repository.follow_identity(session, m.merge_id, m.survivor_id, m.merged_id,
-                                                             m.version, undone=False) | {m.survivor_id, m.merged_id}
+                    moved = await repository.follow_identity(
+                        session, m.merge_id, m.survivor_id, m.merged_id, m.version, undone=False
+                    ) | {m.survivor_id, m.merged_id}
                 case CustomerUnmerged() as u:
-                    moved = await repository.follow_identity(session, u.merge_id, u.survivor_id, u.restored_id,
-                                                             u.version, undone=True, listed=u.purchase_ids)
+                    moved = await repository.follow_identity(
+                        session, u.merge_id, u.survivor_id, u.restored_id, u.version, undone=True, listed=u.purchase_ids
+                    )
                     moved |= {u.survivor_id, u.restored_id}
                     await campaigns.follow_unmerge(session, u)
                 case CustomerErased() as x:
@@ -132,7 +153,8 @@ def facts_subscription(outbox: Outbox) -> Subscription:
             touched |= moved
             for customer_id in moved:
                 new_facts.pop(customer_id, None)
-        await service.rederive(session, outbox, list(touched), correlation_id=events[0].envelope.correlationid,
-                               new_facts=new_facts)
+        await service.rederive(
+            session, outbox, list(touched), correlation_id=events[0].envelope.correlationid, new_facts=new_facts
+        )
 
     return Subscription(name="facts", topics=[INTERACTION_EVENTS, CLV_EVENTS], event_types=EVENT_TYPES, handler=apply)

@@ -33,7 +33,6 @@ async def value_copy(session: AsyncSession, ids, after, upto) -> dict:
     return {r.customer_id: (r.tier, r.version) for r in await session.execute(VALUE_COPY, params)}
 
 
-
 def checks(settings: LifecycleSettings) -> list[CopyCheck]:
     outbox = Outbox(messaging, SCHEMA, settings.topic_prefix)
 
@@ -43,17 +42,32 @@ def checks(settings: LifecycleSettings) -> list[CopyCheck]:
             o = d.owner_state
             if o is None:
                 continue  # not a drift here (owner_absent_is_drift=False): clv has nothing to apply
-            fact = Fact(FactKind.VALUE, datetime.fromisoformat(o["as_of"]), clv_contracts.SOURCE,
-                        f"reconcile:{o['currency']}:v{o['version']}", tier=o["tier"],
-                        probability_alive=o["probability_alive"])
+            fact = Fact(
+                FactKind.VALUE,
+                datetime.fromisoformat(o["as_of"]),
+                clv_contracts.SOURCE,
+                f"reconcile:{o['currency']}:v{o['version']}",
+                tier=o["tier"],
+                probability_alive=o["probability_alive"],
+            )
             rows.append(repository.fact_row(d.customer_id, fact, version=o["version"]))
         await repository.insert_facts(session, rows)
         await service.rederive(session, outbox, [d.customer_id for d in drifts])
 
-    return [CopyCheck(fact="value (clv)", owner="clv",
-                      owner_url=settings.clv_url, owner_path="/v1/value/state", owner_params=(),
-                      owner_states=newest_per_customer, comparable=lambda o: (o["tier"], o["version"]),
-                      load_copy=value_copy, repair=repair_values, owner_absent_is_drift=False)]
+    return [
+        CopyCheck(
+            fact="value (clv)",
+            owner="clv",
+            owner_url=settings.clv_url,
+            owner_path="/v1/value/state",
+            owner_params=(),
+            owner_states=newest_per_customer,
+            comparable=lambda o: (o["tier"], o["version"]),
+            load_copy=value_copy,
+            repair=repair_values,
+            owner_absent_is_drift=False,
+        )
+    ]
 
 
 async def run(settings: LifecycleSettings, repair: bool) -> list[Drift]:

@@ -96,13 +96,28 @@ NEXT_VERSIONS = sa.text("SELECT nextval('lifecycle.stage_version_seq') FROM gene
 
 def fact_row(home: uuid.UUID, fact: Fact, **extra: object) -> dict:
     """A fact of the customer it came in under (`home`); it is stored with that customer's live survivor."""
-    data = {k: v for k, v in {
-        "purchase_id": fact.purchase_id, "nps": fact.nps, "tier": fact.tier,
-        "probability_alive": fact.probability_alive, "to_stage": fact.to_stage, "actor": fact.actor,
-        "reason": fact.reason, **extra,
-    }.items() if v is not None}
-    return {"source": fact.source, "event_id": fact.event_id, "kind": fact.kind.value, "home": home,
-            "occurred_at": fact.occurred_at, "data": orjson.dumps(data, default=str).decode()}
+    data = {
+        k: v
+        for k, v in {
+            "purchase_id": fact.purchase_id,
+            "nps": fact.nps,
+            "tier": fact.tier,
+            "probability_alive": fact.probability_alive,
+            "to_stage": fact.to_stage,
+            "actor": fact.actor,
+            "reason": fact.reason,
+            **extra,
+        }.items()
+        if v is not None
+    }
+    return {
+        "source": fact.source,
+        "event_id": fact.event_id,
+        "kind": fact.kind.value,
+        "home": home,
+        "occurred_at": fact.occurred_at,
+        "data": orjson.dumps(data, default=str).decode(),
+    }
 
 
 async def insert_facts(session: AsyncSession, rows: Sequence[dict]) -> dict[tuple[str, str, str], uuid.UUID]:
@@ -110,9 +125,20 @@ async def insert_facts(session: AsyncSession, rows: Sequence[dict]) -> dict[tupl
     the customer it was stored with (its home's live customer)."""
     if not rows:
         return {}
-    inserted = await session.execute(INSERT_FACTS, {k: [r[c] for r in rows] for k, c in (
-        ("sources", "source"), ("event_ids", "event_id"), ("kinds", "kind"), ("homes", "home"),
-        ("occurred", "occurred_at"), ("data", "data"))})
+    inserted = await session.execute(
+        INSERT_FACTS,
+        {
+            k: [r[c] for r in rows]
+            for k, c in (
+                ("sources", "source"),
+                ("event_ids", "event_id"),
+                ("kinds", "kind"),
+                ("homes", "home"),
+                ("occurred", "occurred_at"),
+                ("data", "data"),
+            )
+        },
+    )
     return {(r.source, r.event_id, r.kind): r.customer_id for r in inserted}
 
 
@@ -122,8 +148,11 @@ async def load_current(session: AsyncSession, customer_ids: Sequence[uuid.UUID])
 
 
 async def latest_fact_at(session: AsyncSession, customer_id: uuid.UUID) -> datetime | None:
-    return (await session.execute(sa.text(
-        "SELECT max(occurred_at) FROM lifecycle.customer_fact WHERE customer_id = :c"), {"c": customer_id})).scalar()
+    return (
+        await session.execute(
+            sa.text("SELECT max(occurred_at) FROM lifecycle.customer_fact WHERE customer_id = :c"), {"c": customer_id}
+        )
+    ).scalar()
 
 
 async def lock_customers(session: AsyncSession, customer_ids: Sequence[uuid.UUID]) -> None:
@@ -161,13 +190,22 @@ async def load_facts(session: AsyncSession, customer_ids: Sequence[uuid.UUID]) -
     for r in rows:
         d = r.data
         kind = FactKind(r.kind)
-        out[r.customer_id].add(Fact(
-            kind=kind, occurred_at=r.occurred_at, source=r.source, event_id=r.event_id,
-            purchase_id=d.get("purchase_id"), nps=d.get("nps"), tier=d.get("tier"),
-            probability_alive=d.get("probability_alive"),
-            to_stage=Stage(d["to_stage"]) if d.get("to_stage") else None, actor=d.get("actor"),
-            reason=d.get("reason"),
-        ), d)
+        out[r.customer_id].add(
+            Fact(
+                kind=kind,
+                occurred_at=r.occurred_at,
+                source=r.source,
+                event_id=r.event_id,
+                purchase_id=d.get("purchase_id"),
+                nps=d.get("nps"),
+                tier=d.get("tier"),
+                probability_alive=d.get("probability_alive"),
+                to_stage=Stage(d["to_stage"]) if d.get("to_stage") else None,
+                actor=d.get("actor"),
+                reason=d.get("reason"),
+            ),
+            d,
+        )
     return out
 
 
@@ -184,8 +222,7 @@ async def load_history_keys(session: AsyncSession, customer_ids: Sequence[uuid.U
 
 
 def history_key(t: Transition) -> HistoryKey:
-    return (t.from_stage.value if t.from_stage else None, t.stage.value, t.entered_at, t.rule, t.trigger_event_id,
-            t.reason)
+    return (t.from_stage.value if t.from_stage else None, t.stage.value, t.entered_at, t.rule, t.trigger_event_id, t.reason)
 
 
 CLOSE_OPEN = sa.text("""
@@ -195,8 +232,9 @@ WHERE h.customer_id = v.customer_id AND h.left_at IS NULL
 """)
 
 
-async def write_history(session: AsyncSession, derived: dict[uuid.UUID, list[Transition]],
-                        stored: dict[uuid.UUID, list[HistoryKey]], version: int) -> None:
+async def write_history(
+    session: AsyncSession, derived: dict[uuid.UUID, list[Transition]], stored: dict[uuid.UUID, list[HistoryKey]], version: int
+) -> None:
     """Writes the derived history of these customers (and their funnel rows); no transitions, no history.
 
     The common case, transitions appended to an unchanged past, closes the open row and inserts the new ones;
@@ -207,14 +245,13 @@ async def write_history(session: AsyncSession, derived: dict[uuid.UUID, list[Tra
     keep: dict[uuid.UUID, int] = {}
     for cid, transitions in derived.items():
         old = stored.get(cid, [])
-        if old and len(old) < len(transitions) and [history_key(t) for t in transitions[:len(old)]] == old:
+        if old and len(old) < len(transitions) and [history_key(t) for t in transitions[: len(old)]] == old:
             keep[cid] = len(old)
     rewrite = [cid for cid in derived if cid not in keep and stored.get(cid)]
     if rewrite:
         await session.execute(DELETE_HISTORY, {"customer_ids": rewrite})
     if keep:
-        await session.execute(CLOSE_OPEN, {"customer_ids": list(keep),
-                                           "left": [derived[c][keep[c]].entered_at for c in keep]})
+        await session.execute(CLOSE_OPEN, {"customer_ids": list(keep), "left": [derived[c][keep[c]].entered_at for c in keep]})
     hist = _history_rows(derived, keep, version)
     if hist:
         await session.execute(INSERT_HISTORY, hist)
@@ -227,8 +264,7 @@ async def append_history(session: AsyncSession, appended: dict[uuid.UUID, list[T
     appended = {cid: ts for cid, ts in appended.items() if ts}
     if not appended:
         return
-    await session.execute(CLOSE_OPEN, {"customer_ids": list(appended),
-                                       "left": [ts[0].entered_at for ts in appended.values()]})
+    await session.execute(CLOSE_OPEN, {"customer_ids": list(appended), "left": [ts[0].entered_at for ts in appended.values()]})
     await session.execute(INSERT_HISTORY, _history_rows(appended, {}, version))
     await refresh_funnel_entries(session, list(appended))
 
@@ -268,9 +304,14 @@ def _single_total(spend: dict[str, Decimal]) -> Decimal | None:
     return Decimal(0) if not spend else next(iter(spend.values())) if len(spend) == 1 else None
 
 
-async def write_current(session: AsyncSession, derived: dict[uuid.UUID, list[Transition]],
-                        aggregates: dict[uuid.UUID, tuple[int, dict[str, Decimal], datetime | None]], version: int,
-                        stage_versions: dict[uuid.UUID, int], derivations: dict[uuid.UUID, dict]) -> None:
+async def write_current(
+    session: AsyncSession,
+    derived: dict[uuid.UUID, list[Transition]],
+    aggregates: dict[uuid.UUID, tuple[int, dict[str, Decimal], datetime | None]],
+    version: int,
+    stage_versions: dict[uuid.UUID, int],
+    derivations: dict[uuid.UUID, dict],
+) -> None:
     """The current stage row of each customer: its last transition and purchase aggregates; none without one.
 
     `stage_versions` holds the version of the last stage.changed published for a customer in this transaction;
@@ -280,20 +321,25 @@ async def write_current(session: AsyncSession, derived: dict[uuid.UUID, list[Tra
     if gone:
         await session.execute(DELETE_STAGES, {"customer_ids": gone})
     if staged:
-        await session.execute(UPSERT_STAGES, {
-            "customer_ids": list(staged),
-            "stages": [t.stage.value for t in staged.values()],
-            "entered": [t.entered_at for t in staged.values()],
-            "counts": [aggregates[c][0] for c in staged],
-            # One figure only for one currency (or none): money of two currencies is never added.
-            "totals": [_single_total(aggregates[c][1]) for c in staged],
-            "by_currency": [orjson.dumps({k: str(v.quantize(CENTS)) for k, v in sorted(aggregates[c][1].items())}).decode()
-                            for c in staged],
-            "lasts": [aggregates[c][2] for c in staged],
-            "versions": [version] * len(staged),
-            "stage_versions": [stage_versions.get(c) for c in staged],
-            "derivations": [orjson.dumps(derivations[c]).decode() if c in derivations else None for c in staged],
-        })
+        await session.execute(
+            UPSERT_STAGES,
+            {
+                "customer_ids": list(staged),
+                "stages": [t.stage.value for t in staged.values()],
+                "entered": [t.entered_at for t in staged.values()],
+                "counts": [aggregates[c][0] for c in staged],
+                # One figure only for one currency (or none): money of two currencies is never added.
+                "totals": [_single_total(aggregates[c][1]) for c in staged],
+                "by_currency": [
+                    orjson.dumps({k: str(v.quantize(CENTS)) for k, v in sorted(aggregates[c][1].items())}).decode()
+                    for c in staged
+                ],
+                "lasts": [aggregates[c][2] for c in staged],
+                "versions": [version] * len(staged),
+                "stage_versions": [stage_versions.get(c) for c in staged],
+                "derivations": [orjson.dumps(derivations[c]).decode() if c in derivations else None for c in staged],
+            },
+        )
 
 
 REFRESH_FUNNEL = sa.text("""
@@ -346,26 +392,31 @@ async def current_stage(session: AsyncSession, customer_id: uuid.UUID) -> sa.Row
 async def stage_history_of(session: AsyncSession, customer_id: uuid.UUID) -> list[sa.RowMapping]:
     """The customer's stage history, oldest first."""
     h = stage_history
-    return list((await session.execute(
-        sa.select(h).where(h.c.customer_id == customer_id).order_by(h.c.entered_at, h.c.id))).mappings())
+    return list(
+        (await session.execute(sa.select(h).where(h.c.customer_id == customer_id).order_by(h.c.entered_at, h.c.id))).mappings()
+    )
 
 
 async def survivor_of(session: AsyncSession, merged: uuid.UUID) -> uuid.UUID | None:
     """The customer a merged-away id now lives in (None: not merged away, as far as lifecycle has heard)."""
-    return (await session.execute(sa.text("SELECT survivor_id FROM lifecycle.merged_customer WHERE merged_id = :m"),
-                                  {"m": merged})).scalar()
+    return (
+        await session.execute(sa.text("SELECT survivor_id FROM lifecycle.merged_customer WHERE merged_id = :m"), {"m": merged})
+    ).scalar()
 
 
 # The copy's merges (shared/contracts/identity.py): every fact belongs to live(home) over the merges in force.
 RECORD_MERGE = sa.text(record_merge_sql("lifecycle.customer_merge"))
 RECORD_UNMERGE = sa.text(record_unmerge_sql("lifecycle.customer_merge"))
 CHAIN_MEMBERS = sa.text(chain_members_sql("lifecycle.customer_merge"))
-REFRESH_ALIASES = [sa.text(sql) for sql in [
-    "DELETE FROM lifecycle.merged_customer WHERE merged_id = ANY(CAST(:ids AS uuid[]))",
-    """INSERT INTO lifecycle.merged_customer (merged_id, survivor_id, merge_id)
+REFRESH_ALIASES = [
+    sa.text(sql)
+    for sql in [
+        "DELETE FROM lifecycle.merged_customer WHERE merged_id = ANY(CAST(:ids AS uuid[]))",
+        """INSERT INTO lifecycle.merged_customer (merged_id, survivor_id, merge_id)
        SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:lives AS uuid[]), CAST(:merge_ids AS uuid[])) AS a(id, live, m)
        WHERE a.id <> a.live""",
-]]
+    ]
+]
 # Facts whose home is in the chain go to their home's live customer; returns the customers they left.
 MOVE_FACTS = sa.text("""
 WITH target AS (SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:lives AS uuid[])) AS a(home, live)),
@@ -377,20 +428,28 @@ SELECT DISTINCT customer_id FROM old
 """)
 # The undo of a merge from before identity versions moves the purchase facts it lists
 # (shared/contracts/identity.py); the other facts folded by the merge got their home at the upgrade.
-PIN_LEGACY_UNMERGE = sa.text(pin_legacy_unmerge_sql(
-    "lifecycle.customer_fact", "CAST(data->>'purchase_id' AS uuid)")[0])
+PIN_LEGACY_UNMERGE = sa.text(pin_legacy_unmerge_sql("lifecycle.customer_fact", "CAST(data->>'purchase_id' AS uuid)")[0])
 # A merged-away id's deals go to its live customer (they carry no home: an unmerge leaves them there).
 FOLD_DEALS = sa.text("UPDATE lifecycle.deal SET customer_id = :survivor, updated_at = now() WHERE customer_id = :merged")
 
 
-async def follow_identity(session: AsyncSession, merge_id: uuid.UUID, survivor: uuid.UUID, merged: uuid.UUID,
-                          version: int | None, undone: bool, listed: Sequence[uuid.UUID] = ()) -> set[uuid.UUID]:
+async def follow_identity(
+    session: AsyncSession,
+    merge_id: uuid.UUID,
+    survivor: uuid.UUID,
+    merged: uuid.UUID,
+    version: int | None,
+    undone: bool,
+    listed: Sequence[uuid.UUID] = (),
+) -> set[uuid.UUID]:
     """Records a merge (or its undo) and moves every fact whose home's live customer it changes; returns the
     customers whose facts changed (shared/contracts/identity.py)."""
     if merged == survivor:
         return set()
-    known = await session.execute(RECORD_UNMERGE if undone else RECORD_MERGE,
-                                  {"merge_id": merge_id, "survivor": survivor, "merged": merged, "version": version})
+    known = await session.execute(
+        RECORD_UNMERGE if undone else RECORD_MERGE,
+        {"merge_id": merge_id, "survivor": survivor, "merged": merged, "version": version},
+    )
     if undone and known.scalar() is None:
         await session.execute(PIN_LEGACY_UNMERGE, {"restored": merged, "listed": list(listed)})
     chain = (await session.execute(CHAIN_MEMBERS, {"ids": [merged]})).all()
@@ -409,16 +468,22 @@ async def erase(session: AsyncSession, customer_id: uuid.UUID) -> None:
         await session.execute(statement, {"customer_id": customer_id})
     # A manual move's reason travels in `stage.changed`: no event about the customer keeps free text (R8).
     token = tokenizer()
-    await forget_subjects(session, messaging.outbox, [str(customer_id)],
-                          lambda event_type, data: redact_event_data(event_type, data, token))
+    await forget_subjects(
+        session, messaging.outbox, [str(customer_id)], lambda event_type, data: redact_event_data(event_type, data, token)
+    )
 
 
-async def stage_states(session: AsyncSession, *, after: uuid.UUID | None, limit: int,
-                       customer_ids: Sequence[uuid.UUID] | None) -> list[sa.Row]:
+async def stage_states(
+    session: AsyncSession, *, after: uuid.UUID | None, limit: int, customer_ids: Sequence[uuid.UUID] | None
+) -> list[sa.Row]:
     """Current stages with their versions in customer id order, after `after` (or of the given customers)."""
-    return list(await session.execute(sa.text("""
+    return list(
+        await session.execute(
+            sa.text("""
         SELECT customer_id, stage, stage_entered_at AS changed_at, version FROM lifecycle.customer_stage
         WHERE (CAST(:after AS uuid) IS NULL OR customer_id > CAST(:after AS uuid))
           AND (CAST(:ids AS uuid[]) IS NULL OR customer_id = ANY(CAST(:ids AS uuid[])))
-        ORDER BY customer_id LIMIT :limit"""), {"after": after, "limit": limit,
-                                               "ids": list(customer_ids) if customer_ids else None}))
+        ORDER BY customer_id LIMIT :limit"""),
+            {"after": after, "limit": limit, "ids": list(customer_ids) if customer_ids else None},
+        )
+    )

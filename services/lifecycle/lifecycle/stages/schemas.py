@@ -31,10 +31,13 @@ class CustomerLifecycleRead(BaseModel):
     stage: Stage
     stage_entered_at: datetime
     order_count: int
-    total_spend: Decimal | None = Field(description="Net spend, when the customer bought in one currency (0 if none); "
-                                                    "null for several currencies: see spend_by_currency.")
-    spend_by_currency: dict[str, Decimal] = Field(default_factory=dict,
-                                                  description="Net spend per ISO 4217 currency (never added up).")
+    total_spend: Decimal | None = Field(
+        description="Net spend, when the customer bought in one currency (0 if none); "
+        "null for several currencies: see spend_by_currency."
+    )
+    spend_by_currency: dict[str, Decimal] = Field(
+        default_factory=dict, description="Net spend per ISO 4217 currency (never added up)."
+    )
     last_purchase_at: datetime | None
     rule_set_version: int | None
     history: list[StageHistoryRead]
@@ -60,8 +63,10 @@ class RederiveResult(BaseModel):
 
 
 def result_of(outcome) -> RederiveResult:  # stages.service.Outcome
-    moves = [StageMoveCount(from_stage=f, to_stage=t, customers=n)
-             for (f, t), n in sorted(outcome.moves.items(), key=lambda kv: (-kv[1], str(kv[0])))]
+    moves = [
+        StageMoveCount(from_stage=f, to_stage=t, customers=n)
+        for (f, t), n in sorted(outcome.moves.items(), key=lambda kv: (-kv[1], str(kv[0])))
+    ]
     return RederiveResult(evaluated=outcome.evaluated, moved=sum(outcome.moves.values()), moves=moves)
 
 

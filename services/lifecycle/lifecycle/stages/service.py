@@ -66,8 +66,11 @@ def aggregates(cf: repository.CustomerFacts | None) -> tuple[int, dict[str, Deci
     if cf is None:
         return 0, {}, None
     cancelled = {f.purchase_id for f in cf.facts if f.kind is FactKind.CANCELLATION}
-    purchases = {f.purchase_id: f for f in cf.facts
-                 if f.kind is FactKind.PURCHASE and f.purchase_id is not None and f.purchase_id not in cancelled}
+    purchases = {
+        f.purchase_id: f
+        for f in cf.facts
+        if f.kind is FactKind.PURCHASE and f.purchase_id is not None and f.purchase_id not in cancelled
+    }
     spend: dict[str, Decimal] = {}
     for pid in purchases:
         currency = cf.currencies.get(pid, "")
@@ -76,10 +79,16 @@ def aggregates(cf: repository.CustomerFacts | None) -> tuple[int, dict[str, Deci
     return len(purchases), spend, max((f.occurred_at for f in purchases.values()), default=None)
 
 
-async def rederive(session: AsyncSession, outbox: Outbox | None, customer_ids: Sequence[uuid.UUID], *,
-                   rules: rules_repo.RuleSetVersion | None = None, as_of: datetime | None = None,
-                   correlation_id: str | None = None,
-                   new_facts: dict[uuid.UUID, repository.CustomerFacts] | None = None) -> Outcome:
+async def rederive(
+    session: AsyncSession,
+    outbox: Outbox | None,
+    customer_ids: Sequence[uuid.UUID],
+    *,
+    rules: rules_repo.RuleSetVersion | None = None,
+    as_of: datetime | None = None,
+    correlation_id: str | None = None,
+    new_facts: dict[uuid.UUID, repository.CustomerFacts] | None = None,
+) -> Outcome:
     """Derives these customers' stages and writes the result (None outbox: dry run).
 
     `new_facts` are the facts just stored for some of them (all of them, per customer). A customer whose new
@@ -150,23 +159,39 @@ async def rederive(session: AsyncSession, outbox: Outbox | None, customer_ids: S
     envelopes = []
     for (cid, from_stage, t), version in zip(published, versions, strict=True):
         stage_versions[cid] = version
-        envelopes.append(Envelope.wrap(
-            contracts.StageChanged(customer_id=cid, from_stage=from_stage, to_stage=t.stage, changed_at=t.entered_at,
-                                   reason=t.reason, trigger_event_id=t.trigger_event_id, version=version),
-            source=contracts.SOURCE, subject=str(cid), correlation_id=correlation_id,
-        ))
+        envelopes.append(
+            Envelope.wrap(
+                contracts.StageChanged(
+                    customer_id=cid,
+                    from_stage=from_stage,
+                    to_stage=t.stage,
+                    changed_at=t.entered_at,
+                    reason=t.reason,
+                    trigger_event_id=t.trigger_event_id,
+                    version=version,
+                ),
+                source=contracts.SOURCE,
+                subject=str(cid),
+                correlation_id=correlation_id,
+            )
+        )
     await repository.write_history(session, changed, stored, rules.version)
     await repository.append_history(session, appended, rules.version)
     # The current row is rewritten even when the history stands: a purchase changes the aggregates.
-    await repository.write_current(session, {cid: derived[cid] for cid in ids}, totals, rules.version,
-                                   stage_versions, derivations)
+    await repository.write_current(
+        session, {cid: derived[cid] for cid in ids}, totals, rules.version, stage_versions, derivations
+    )
     await outbox.add(session, LIFECYCLE_EVENTS, envelopes)
     return outcome
 
 
-async def _incremental(session: AsyncSession, ids: list[uuid.UUID],
-                       new_facts: dict[uuid.UUID, repository.CustomerFacts] | None, rules: rules_repo.RuleSetVersion,
-                       writing: bool) -> dict[uuid.UUID, tuple[sa.Row, DerivationState, repository.CustomerFacts]]:
+async def _incremental(
+    session: AsyncSession,
+    ids: list[uuid.UUID],
+    new_facts: dict[uuid.UUID, repository.CustomerFacts] | None,
+    rules: rules_repo.RuleSetVersion,
+    writing: bool,
+) -> dict[uuid.UUID, tuple[sa.Row, DerivationState, repository.CustomerFacts]]:
     """The customers that can be derived from their kept state: (stage row, state, new facts) of each."""
     if not new_facts or not writing:
         return {}
@@ -179,8 +204,9 @@ async def _incremental(session: AsyncSession, ids: list[uuid.UUID],
         cf = new_facts[cid]
         # A refund changes the net spend of an earlier purchase: the aggregates are recomputed from all facts.
         # A fact that sorts before the state's last one (late, out of order) changes the past: replayed.
-        if all(state.extended_by(f) and f.kind is not FactKind.REFUND for f in cf.facts) \
-                and all(_on_the_cent_grid(a) for a in cf.amounts.values()):
+        if all(state.extended_by(f) and f.kind is not FactKind.REFUND for f in cf.facts) and all(
+            _on_the_cent_grid(a) for a in cf.amounts.values()
+        ):
             out[cid] = (row, state, cf)
     return out
 
@@ -190,8 +216,9 @@ def _on_the_cent_grid(amount: Decimal) -> bool:
     return amount == amount.quantize(repository.CENTS)
 
 
-def _extend_aggregates(row: sa.Row, state: DerivationState,
-                       cf: repository.CustomerFacts) -> tuple[int, dict[str, Decimal], datetime | None]:
+def _extend_aggregates(
+    row: sa.Row, state: DerivationState, cf: repository.CustomerFacts
+) -> tuple[int, dict[str, Decimal], datetime | None]:
     """The stage row's order count, spend per currency and last purchase, plus the new purchases that count
     (`aggregates` on all facts gives the same: refunds and cancellations never take this path)."""
     count, last = row.order_count, row.last_purchase_at
@@ -207,10 +234,19 @@ def _extend_aggregates(row: sa.Row, state: DerivationState,
 
 async def customer_chunk(session: AsyncSession, after: uuid.UUID, size: int = CHUNK) -> list[uuid.UUID]:
     """The next customers (with facts or a stage) after `after`, in id order: keyset pagination over everyone."""
-    return list((await session.execute(sa.text("""
+    return list(
+        (
+            await session.execute(
+                sa.text("""
         SELECT customer_id FROM (SELECT customer_id FROM lifecycle.customer_fact
                                  UNION SELECT customer_id FROM lifecycle.customer_stage) c
-        WHERE customer_id > :after ORDER BY customer_id LIMIT :n"""), {"after": after, "n": size})).scalars().all())
+        WHERE customer_id > :after ORDER BY customer_id LIMIT :n"""),
+                {"after": after, "n": size},
+            )
+        )
+        .scalars()
+        .all()
+    )
 
 
 async def dry_run(session: AsyncSession, parameters: RuleParameters) -> Outcome:
@@ -228,38 +264,62 @@ async def sweep(session: AsyncSession, outbox: Outbox, as_of: datetime | None = 
     """Applies the clock rules as of now: re-derives the active customers whose inactivity window has run out."""
     rules = await rules_repo.active(session)
     now = as_of or datetime.now(UTC)
-    due = (await session.execute(sa.text("""
+    due = (
+        (
+            await session.execute(
+                sa.text("""
         SELECT customer_id FROM lifecycle.customer_stage
         WHERE stage = ANY(CAST(:active AS text[])) AND coalesce(last_purchase_at, stage_entered_at) <= :cutoff"""),
-        {"active": [s.value for s in ACTIVE], "cutoff": now - timedelta(days=rules.parameters.inactivity_days)})).scalars().all()
+                {"active": [s.value for s in ACTIVE], "cutoff": now - timedelta(days=rules.parameters.inactivity_days)},
+            )
+        )
+        .scalars()
+        .all()
+    )
     total = Outcome()
     for i in range(0, len(due), CHUNK):
-        total.add(await rederive(session, outbox, due[i:i + CHUNK], rules=rules, as_of=now))
+        total.add(await rederive(session, outbox, due[i : i + CHUNK], rules=rules, as_of=now))
     return total
 
 
-async def manual_move(session: AsyncSession, outbox: Outbox, customer_id: uuid.UUID, to_stage: Stage, reason: str,
-                      actor: str | None) -> None:
+async def manual_move(
+    session: AsyncSession, outbox: Outbox, customer_id: uuid.UUID, to_stage: Stage, reason: str, actor: str | None
+) -> None:
     """A person moves a customer; only the transitions in ALLOWED_MANUAL, always with a reason."""
     await repository.lock_customers(session, [customer_id])
-    current = (await session.execute(sa.text("SELECT stage FROM lifecycle.customer_stage WHERE customer_id = :c"),
-                                     {"c": customer_id})).scalar()
+    current = (
+        await session.execute(sa.text("SELECT stage FROM lifecycle.customer_stage WHERE customer_id = :c"), {"c": customer_id})
+    ).scalar()
     if current is None:
         raise NotFound(f"customer {customer_id} has no lifecycle stage yet")
     current = Stage(current)
     allowed = sorted(ALLOWED_MANUAL[current])
     if to_stage not in ALLOWED_MANUAL[current]:
-        why = (f"the customer is already in {current.value}" if to_stage is current
-               else f"{current.value} → {to_stage.value} is not an allowed manual move")
-        raise IllegalMove(f"{why}; allowed from {current.value}: {', '.join(s.value for s in allowed)}",
-                          from_stage=current.value, to_stage=to_stage.value, allowed=[s.value for s in allowed])
+        why = (
+            f"the customer is already in {current.value}"
+            if to_stage is current
+            else f"{current.value} → {to_stage.value} is not an allowed manual move"
+        )
+        raise IllegalMove(
+            f"{why}; allowed from {current.value}: {', '.join(s.value for s in allowed)}",
+            from_stage=current.value,
+            to_stage=to_stage.value,
+            allowed=[s.value for s in allowed],
+        )
     # The move was checked against the stage all facts give, including one timed ahead of now (an order may
     # be up to a day ahead): it takes effect after the latest of them, so the replay sees the stage it was
     # checked against (a fact at the same instant sorts before a manual move).
     latest = await repository.latest_fact_at(session, customer_id)
     at = max(datetime.now(UTC), latest) if latest else datetime.now(UTC)
-    fact = Fact(kind=FactKind.MANUAL, occurred_at=at, source="manual", event_id=str(uuid.uuid4()),
-                to_stage=to_stage, actor=actor, reason=reason)
+    fact = Fact(
+        kind=FactKind.MANUAL,
+        occurred_at=at,
+        source="manual",
+        event_id=str(uuid.uuid4()),
+        to_stage=to_stage,
+        actor=actor,
+        reason=reason,
+    )
     stored_with = (await repository.insert_facts(session, [repository.fact_row(customer_id, fact)])).values()
     new = repository.CustomerFacts()
     new.add(fact)
@@ -277,10 +337,20 @@ async def read_lifecycle(session: AsyncSession, customer_id: uuid.UUID) -> Custo
         raise NotFound(f"customer {customer_id} has no lifecycle stage yet")
     history = await repository.stage_history_of(session, customer_id)
     return CustomerLifecycleRead(
-        customer_id=customer_id, resolved_from=resolved_from, stage=row.stage, stage_entered_at=row.stage_entered_at,
-        order_count=row.order_count, total_spend=row.total_spend, spend_by_currency=row.spend_by_currency,
-        last_purchase_at=row.last_purchase_at, rule_set_version=row.rule_set_version,
-        history=[StageHistoryRead(**{k: r[k] for k in StageHistoryRead.model_fields if k in r},
-                                  duration_seconds=(r["left_at"] - r["entered_at"]).total_seconds()
-                                  if r["left_at"] else None) for r in history],
+        customer_id=customer_id,
+        resolved_from=resolved_from,
+        stage=row.stage,
+        stage_entered_at=row.stage_entered_at,
+        order_count=row.order_count,
+        total_spend=row.total_spend,
+        spend_by_currency=row.spend_by_currency,
+        last_purchase_at=row.last_purchase_at,
+        rule_set_version=row.rule_set_version,
+        history=[
+            StageHistoryRead(
+                **{k: r[k] for k in StageHistoryRead.model_fields if k in r},
+                duration_seconds=(r["left_at"] - r["entered_at"]).total_seconds() if r["left_at"] else None,
+            )
+            for r in history
+        ],
     )

@@ -46,30 +46,37 @@ SAMPLE_FIT = 20_000
 SAMPLE_SILHOUETTE = 4_000
 SMALL = 50_000
 # (word for below the mean, word for above) per feature.
-WORDS = {"recency": ("more recent", "longer lapsed"), "frequency": ("less frequent", "more frequent"),
-         "monetary": ("lower spend", "higher spend"), "tenure": ("newer", "longer-standing"),
-         "engagement": ("less engaged", "more engaged")}
+WORDS = {
+    "recency": ("more recent", "longer lapsed"),
+    "frequency": ("less frequent", "more frequent"),
+    "monetary": ("lower spend", "higher spend"),
+    "tenure": ("newer", "longer-standing"),
+    "engagement": ("less engaged", "more engaged"),
+}
 DESCRIBE_TOP = 3
 DESCRIBE_MIN_SD = 0.25
 MUCH_SD = 1.0
-CRITERION = (f"silhouette score (on a sample) among k in {K_RANGE.start}..{K_RANGE.stop - 1} whose smallest cluster "
-             f"holds at least {MIN_SHARE:.0%} of the customers")
+CRITERION = (
+    f"silhouette score (on a sample) among k in {K_RANGE.start}..{K_RANGE.stop - 1} whose smallest cluster "
+    f"holds at least {MIN_SHARE:.0%} of the customers"
+)
 
 
 @dataclass
 class Clustering:
-    labels: np.ndarray            # stable label per customer
+    labels: np.ndarray  # stable label per customer
     k: int
     silhouette: float | None
     candidates: dict[int, float]  # k → silhouette on the sample
-    clusters: dict[int, dict]     # stable label → {"centroid", "z", "description", "distinguishing"}
+    clusters: dict[int, dict]  # stable label → {"centroid", "z", "description", "distinguishing"}
     smallest_share: dict[int, float] = field(default_factory=dict)  # k → smallest cluster's share on the sample
-    fixed: bool = False           # k was given by the caller
+    fixed: bool = False  # k was given by the caller
     criterion: str = CRITERION
 
 
-def feature_matrix(recency_days: np.ndarray, frequency: np.ndarray, monetary: np.ndarray, tenure_days: np.ndarray,
-                   touchpoints: np.ndarray) -> np.ndarray:
+def feature_matrix(
+    recency_days: np.ndarray, frequency: np.ndarray, monetary: np.ndarray, tenure_days: np.ndarray, touchpoints: np.ndarray
+) -> np.ndarray:
     tenure = np.maximum(tenure_days, 1.0)
     engagement = (frequency + touchpoints) * 30.0 / tenure
     return np.column_stack([recency_days, frequency, monetary, tenure_days, engagement]).astype(np.float64)
@@ -85,8 +92,13 @@ def distinguishing(z: np.ndarray) -> list[dict]:
         sd = round(float(z[i]), 1)  # "much" judged as shown: "-1.0 sd" always reads "much"
         low, high = WORDS[FEATURES[i]]
         word = high if sd > 0 else low
-        out.append({"feature": FEATURES[i], "sd_from_mean": round(float(z[i]), 2),
-                    "words": f"much {word}" if abs(sd) >= MUCH_SD else word})
+        out.append(
+            {
+                "feature": FEATURES[i],
+                "sd_from_mean": round(float(z[i]), 2),
+                "words": f"much {word}" if abs(sd) >= MUCH_SD else word,
+            }
+        )
     return out
 
 
@@ -95,8 +107,7 @@ def describe(z: np.ndarray) -> str:
     return ", ".join(parts) if parts else "close to the average customer on every feature"
 
 
-def cluster(raw: np.ndarray, previous: dict[int, list[float]] | None = None, seed: int = 0,
-            k: int | None = None) -> Clustering:
+def cluster(raw: np.ndarray, previous: dict[int, list[float]] | None = None, seed: int = 0, k: int | None = None) -> Clustering:
     """`raw`: n × 5 features (FEATURES order); `previous`: stable label → raw centroid of the last run;
     `k`: fixed by the caller (capped at the number of distinct customers), else chosen (see the module doc)."""
     n = len(raw)
@@ -117,8 +128,9 @@ def cluster(raw: np.ndarray, previous: dict[int, list[float]] | None = None, see
             model = KMeans(n_clusters=best_k, init=best_centroids, n_init=1, random_state=seed).fit(z)
             labels, centroids = model.labels_.astype(np.int32), model.cluster_centers_
     if best_k > 1 and n > SMALL:
-        model = MiniBatchKMeans(n_clusters=best_k, init=best_centroids, n_init=1, random_state=seed,
-                                batch_size=8192, max_iter=20).fit(z)
+        model = MiniBatchKMeans(
+            n_clusters=best_k, init=best_centroids, n_init=1, random_state=seed, batch_size=8192, max_iter=20
+        ).fit(z)
         labels, centroids = model.predict(z).astype(np.int32), model.cluster_centers_
     # The overall mean of z is 0 by construction, so a centroid is its standardised difference from everyone.
     stable = _stable_labels(centroids, scaler, previous or {})
@@ -136,8 +148,7 @@ def cluster(raw: np.ndarray, previous: dict[int, list[float]] | None = None, see
     return Clustering(labels, best_k, candidates.get(best_k), candidates, clusters, shares, fixed=k is not None)
 
 
-def _choose_k(z: np.ndarray, seed: int, fixed: int | None
-              ) -> tuple[int, np.ndarray, dict[int, float], dict[int, float]]:
+def _choose_k(z: np.ndarray, seed: int, fixed: int | None) -> tuple[int, np.ndarray, dict[int, float], dict[int, float]]:
     """(k, its sample centroids, silhouette per k, smallest cluster share per k); k = 1 when the data cannot be
     split. With `fixed`, only that k (capped at the distinct customers) is fitted and scored."""
     from sklearn.cluster import MiniBatchKMeans
@@ -166,8 +177,9 @@ def _choose_k(z: np.ndarray, seed: int, fixed: int | None
             continue
         centroids[k] = model.cluster_centers_
         shares[k] = round(float(counts.min() / len(sample)), 4)
-        candidates[k] = round(float(silhouette_score(sample, model.labels_, sample_size=min(len(sample), SAMPLE_SILHOUETTE),
-                                                     random_state=seed)), 4)
+        candidates[k] = round(
+            float(silhouette_score(sample, model.labels_, sample_size=min(len(sample), SAMPLE_SILHOUETTE), random_state=seed)), 4
+        )
     if not candidates:
         return 1, one, candidates, shares
     eligible = [k for k in candidates if shares[k] >= MIN_SHARE] or list(candidates)

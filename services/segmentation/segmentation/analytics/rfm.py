@@ -61,18 +61,18 @@ class RfmScores:
     recency_days: np.ndarray
 
 
-def rfm_scores(last_purchase_epoch: np.ndarray, frequency: np.ndarray, monetary: np.ndarray,
-               as_of_epoch: float) -> RfmScores:
+def rfm_scores(last_purchase_epoch: np.ndarray, frequency: np.ndarray, monetary: np.ndarray, as_of_epoch: float) -> RfmScores:
     recency_days = np.floor((as_of_epoch - last_purchase_epoch) / SECONDS_PER_DAY).astype(np.int64)
-    return RfmScores(r=reversed_scores(recency_days), f=quantile_scores(frequency), m=quantile_scores(monetary),
-                     recency_days=recency_days)
+    return RfmScores(
+        r=reversed_scores(recency_days), f=quantile_scores(frequency), m=quantile_scores(monetary), recency_days=recency_days
+    )
 
 
 def scheme_lookup(segments: list[dict]) -> np.ndarray:
     """5×5 table: cell (r−1, f−1) → index of the scheme segment covering it (schemes are validated to cover all)."""
     table = np.full((5, 5), -1, dtype=np.int16)
     for i, s in enumerate(segments):
-        table[s["r"][0] - 1:s["r"][1], s["f"][0] - 1:s["f"][1]] = i
+        table[s["r"][0] - 1 : s["r"][1], s["f"][0] - 1 : s["f"][1]] = i
     return table
 
 

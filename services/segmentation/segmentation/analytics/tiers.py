@@ -32,8 +32,9 @@ def abc_classes(revenue: np.ndarray, a_share: float = 0.80, b_share: float = 0.9
 VALUE_BASES = ["clv", "revenue"]  # value basis index 1, 2 (0: none)
 
 
-def portfolio_quadrants(value: np.ndarray, engagement: np.ndarray, group: np.ndarray | None = None
-                        ) -> tuple[np.ndarray, dict[int, float], float]:
+def portfolio_quadrants(
+    value: np.ndarray, engagement: np.ndarray, group: np.ndarray | None = None
+) -> tuple[np.ndarray, dict[int, float], float]:
     """0 maintain (high value, high engagement), 1 invest (high, low), 2 develop (low, high), 3 let go (low, low).
 
     Values are only comparable inside a group (one currency and one basis: a USD CLV is not judged against a EUR

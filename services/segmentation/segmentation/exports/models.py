@@ -7,10 +7,12 @@ from segmentation.tables import metadata
 # One export job (shared/jobs.py: claimed once across replicas with a lease); at most one unfinished per segment
 # and kind (partial unique index, migration 0009).
 segment_export = sa.Table(
-    "segment_export", metadata,
+    "segment_export",
+    metadata,
     sa.Column("export_id", UUID(as_uuid=True), primary_key=True),
-    sa.Column("segment_id", UUID(as_uuid=True), sa.ForeignKey("segmentation.segment.segment_id", ondelete="CASCADE"),
-              nullable=False),
+    sa.Column(
+        "segment_id", UUID(as_uuid=True), sa.ForeignKey("segmentation.segment.segment_id", ondelete="CASCADE"), nullable=False
+    ),
     sa.Column("kind", sa.Text, nullable=False),
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("rows_total", sa.BigInteger),
@@ -27,9 +29,14 @@ segment_export = sa.Table(
 
 # The file, in order: chunk 0 is the header, chunk n the n-th page of rows (no filesystem: any replica serves it).
 segment_export_chunk = sa.Table(
-    "segment_export_chunk", metadata,
-    sa.Column("export_id", UUID(as_uuid=True),
-              sa.ForeignKey("segmentation.segment_export.export_id", ondelete="CASCADE"), primary_key=True),
+    "segment_export_chunk",
+    metadata,
+    sa.Column(
+        "export_id",
+        UUID(as_uuid=True),
+        sa.ForeignKey("segmentation.segment_export.export_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
     sa.Column("chunk_no", sa.Integer, primary_key=True),
     sa.Column("data", sa.LargeBinary, nullable=False),
 )

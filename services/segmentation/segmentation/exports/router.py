@@ -31,10 +31,15 @@ def _read(export: dict) -> ExportRead:
     return ExportRead.model_validate({**export, "progress": progress(export), "download": download_path(export)})
 
 
-@router.post("", response_model=ExportRead, status_code=202,
-             responses=problem_responses(NotFound, JobInProgress))
-async def create_export(segment_id: uuid.UUID, body: ExportCreate, request: Request, response: Response,
-                        session: SessionDep, background: BackgroundTasks) -> ExportRead:
+@router.post("", response_model=ExportRead, status_code=202, responses=problem_responses(NotFound, JobInProgress))
+async def create_export(
+    segment_id: uuid.UUID,
+    body: ExportCreate,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    background: BackgroundTasks,
+) -> ExportRead:
     """Export the segment's members or history as a job, for segments too large to stream in one request: poll
     the export (`progress`), then download its CSV. One unfinished export per segment and kind (409 naming it)."""
     export = await executor(request).create(session, segment_id, body.kind)
@@ -50,12 +55,17 @@ async def read_export(segment_id: uuid.UUID, export_id: uuid.UUID, session: Sess
     return _read(await get_export(session, segment_id, export_id))
 
 
-@router.get("/{export_id}/download", response_class=StreamingResponse,
-            responses={**problem_responses(ExportNotFound, ExportNotReady),
-                       200: {"content": {"text/csv": {"schema": {"type": "string"}}},
-                             "description": "The export's CSV (RFC 4180)."}})
-async def download_export(segment_id: uuid.UUID, export_id: uuid.UUID, request: Request,
-                          session: SessionDep) -> StreamingResponse:
+@router.get(
+    "/{export_id}/download",
+    response_class=StreamingResponse,
+    responses={
+        **problem_responses(ExportNotFound, ExportNotReady),
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "The export's CSV (RFC 4180)."},
+    },
+)
+async def download_export(
+    segment_id: uuid.UUID, export_id: uuid.UUID, request: Request, session: SessionDep
+) -> StreamingResponse:
     """The finished export's CSV: the same columns and escaping as the streamed export (409 until succeeded)."""
     export = await downloadable(session, segment_id, export_id)
     factory = request.app.state.session_factory
@@ -72,5 +82,6 @@ async def download_export(segment_id: uuid.UUID, export_id: uuid.UUID, request: 
             after = rows[-1].chunk_no
 
     filename = f"segment-{segment_id}-{export['kind']}-{export_id}.csv"
-    return StreamingResponse(body(), media_type="text/csv; charset=utf-8",
-                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return StreamingResponse(
+        body(), media_type="text/csv; charset=utf-8", headers={"Content-Disposition": f'attachment; filename="{filename}"'}
+    )

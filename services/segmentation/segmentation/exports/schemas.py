@@ -6,9 +6,11 @@ from pydantic import BaseModel, Field
 
 
 class ExportCreate(BaseModel):
-    kind: Literal["members", "history"] = Field(description="members: the current members (as "
-                                                            "GET /members/export); history: every entry and exit "
-                                                            "(as GET /history/export).")
+    kind: Literal["members", "history"] = Field(
+        description="members: the current members (as "
+        "GET /members/export); history: every entry and exit "
+        "(as GET /history/export)."
+    )
 
 
 class ExportRead(BaseModel):

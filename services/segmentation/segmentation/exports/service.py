@@ -61,8 +61,9 @@ async def get_export(session: AsyncSession, segment_id: uuid.UUID, export_id: uu
 async def downloadable(session: AsyncSession, segment_id: uuid.UUID, export_id: uuid.UUID) -> dict:
     export = await get_export(session, segment_id, export_id)
     if export["status"] != "succeeded":
-        raise ExportNotReady(f"export {export_id} is {export['status']}: poll it until it has succeeded",
-                             export_status=export["status"])
+        raise ExportNotReady(
+            f"export {export_id} is {export['status']}: poll it until it has succeeded", export_status=export["status"]
+        )
     return export
 
 
@@ -71,8 +72,9 @@ class _Lost(Exception):
 
 
 class ExportExecutor:
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession], launcher: jobs.Launcher,
-                 chunk_rows: int = CHUNK_ROWS) -> None:
+    def __init__(
+        self, session_factory: async_sessionmaker[AsyncSession], launcher: jobs.Launcher, chunk_rows: int = CHUNK_ROWS
+    ) -> None:
         self.session_factory = session_factory
         self.jobs = launcher
         self.chunk_rows = chunk_rows
@@ -88,8 +90,7 @@ class ExportExecutor:
             async with session.begin_nested():
                 return await repository.insert(session, segment_id, kind)
         except sa.exc.IntegrityError:
-            raise jobs.JobInProgress(f"another {kind} export of segment {segment_id} was created at the same "
-                                     "moment") from None
+            raise jobs.JobInProgress(f"another {kind} export of segment {segment_id} was created at the same moment") from None
 
     def launch(self, export_id: uuid.UUID) -> None:
         self.jobs.launch(self.execute(export_id), name=f"segment-export-{export_id}")
@@ -113,8 +114,13 @@ class ExportExecutor:
             for export_id, status in await jobs.expired(session, segment_export, id_column="export_id"):
                 export = await repository.get(session, export_id)
                 if status == "running" and export and export["attempts"] >= MAX_ATTEMPTS:
-                    if await jobs.fail_interrupted(session, segment_export, export_id, id_column="export_id",
-                                                   reason=f"{jobs.INTERRUPTED} ({MAX_ATTEMPTS} attempts)"):
+                    if await jobs.fail_interrupted(
+                        session,
+                        segment_export,
+                        export_id,
+                        id_column="export_id",
+                        reason=f"{jobs.INTERRUPTED} ({MAX_ATTEMPTS} attempts)",
+                    ):
                         log.warning("segment export %s failed: interrupted %d times", export_id, MAX_ATTEMPTS)
                 else:
                     relaunch.append(export_id)
@@ -167,4 +173,3 @@ class ExportExecutor:
                 chunk_no += 1
                 if not await repository.append_chunk(session, export_id, chunk_no, len(cells), encode_rows(cells)):
                     raise _Lost()
-

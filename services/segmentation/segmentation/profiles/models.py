@@ -13,7 +13,8 @@ def timestamps() -> list[sa.Column]:
 
 # Raw rows kept so merges and unmerges can move them and aggregates can be re-derived for touched customers.
 purchase = sa.Table(
-    "purchase", metadata,
+    "purchase",
+    metadata,
     sa.Column("purchase_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("customer_id", UUID(as_uuid=True), nullable=False, index=True),
     # The customer the fact came in under: it belongs to live(home) (shared/contracts/identity.py).
@@ -25,7 +26,8 @@ purchase = sa.Table(
 )
 
 purchase_refund = sa.Table(
-    "purchase_refund", metadata,
+    "purchase_refund",
+    metadata,
     sa.Column("refund_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("purchase_id", UUID(as_uuid=True), nullable=False, index=True),
     sa.Column("customer_id", UUID(as_uuid=True), nullable=False, index=True),
@@ -38,7 +40,8 @@ purchase_refund = sa.Table(
 )
 
 touchpoint = sa.Table(
-    "touchpoint", metadata,
+    "touchpoint",
+    metadata,
     sa.Column("touchpoint_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("customer_id", UUID(as_uuid=True), nullable=False, index=True),
     # The customer the fact came in under: it belongs to live(home) (shared/contracts/identity.py).
@@ -51,7 +54,8 @@ touchpoint = sa.Table(
 # The lines of a purchase (rule fields `sku` and `category`: the customer bought it). Keyed by the purchase, with
 # its customer and home, so merges, unmerges and erasure move or delete them exactly as the purchase row.
 purchase_line = sa.Table(
-    "purchase_line", metadata,
+    "purchase_line",
+    metadata,
     sa.Column("purchase_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("line_no", sa.Integer, primary_key=True),  # position in the event's `lines`
     sa.Column("customer_id", UUID(as_uuid=True), nullable=False),
@@ -66,7 +70,8 @@ purchase_line = sa.Table(
 
 # One row per known customer: behaviour (all currencies), attributes, value (clv events), stage (lifecycle events).
 customer_aggregate = sa.Table(
-    "customer_aggregate", metadata,
+    "customer_aggregate",
+    metadata,
     sa.Column("customer_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("order_count", sa.Integer, nullable=False, server_default="0"),
     sa.Column("first_purchase_at", sa.DateTime(timezone=True)),
@@ -90,7 +95,8 @@ customer_aggregate = sa.Table(
 # Every merge heard of from interaction, in force or undone: the owner of each fact is derived from it, so it
 # equals interaction's whatever order merges, unmerges and facts arrive in (shared/contracts/identity.py).
 customer_merge = sa.Table(
-    "customer_merge", metadata,
+    "customer_merge",
+    metadata,
     sa.Column("merge_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("survivor_id", UUID(as_uuid=True), nullable=False, index=True),
     sa.Column("merged_id", UUID(as_uuid=True), nullable=False, index=True),
@@ -102,7 +108,8 @@ customer_merge = sa.Table(
 # A merged-away id answers as its live survivor; late events for it are folded into the survivor. Derived from
 # customer_merge for the ids a merge or unmerge concerns.
 customer_alias = sa.Table(
-    "customer_alias", metadata,
+    "customer_alias",
+    metadata,
     sa.Column("merged_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("survivor_id", UUID(as_uuid=True), nullable=False, index=True),
     sa.Column("merge_id", UUID(as_uuid=True), nullable=False),
@@ -114,7 +121,8 @@ customer_alias = sa.Table(
 # `campaign`, `lead_source` and `partner` of leads, `partner` of feedback. Facts are immutable events: inserted
 # once by id; like purchases they keep their home and belong to live(home) (shared/contracts/identity.py).
 customer_fact = sa.Table(
-    "customer_fact", metadata,
+    "customer_fact",
+    metadata,
     sa.Column("fact_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("customer_id", UUID(as_uuid=True), nullable=False),
     sa.Column("home_customer_id", UUID(as_uuid=True), nullable=False, index=True),
@@ -129,7 +137,8 @@ customer_fact = sa.Table(
 
 # NPS and CSAT as the customer gave them (the rule fields read the latest non-null score).
 feedback = sa.Table(
-    "feedback", metadata,
+    "feedback",
+    metadata,
     sa.Column("feedback_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("customer_id", UUID(as_uuid=True), nullable=False),
     sa.Column("home_customer_id", UUID(as_uuid=True), nullable=False, index=True),
@@ -145,7 +154,8 @@ feedback = sa.Table(
 # or unmerge moves each occurrence by its home like any other fact (shared/contracts/identity.py). The event's
 # data is not kept: the rules read only the type and the time.
 custom_event = sa.Table(
-    "custom_event", metadata,
+    "custom_event",
+    metadata,
     sa.Column("event_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("customer_id", UUID(as_uuid=True), nullable=False),
     sa.Column("home_customer_id", UUID(as_uuid=True), nullable=False, index=True),

@@ -208,42 +208,54 @@ RESOLVE_ALIASES = sa.text("""
 SELECT merged_id, survivor_id FROM segmentation.customer_alias WHERE merged_id = ANY(CAST(:ids AS uuid[]))
 """)
 
-FACT_TABLES = ["purchase", "purchase_line", "purchase_refund", "touchpoint", "customer_fact", "feedback",
-               "custom_event"]
+FACT_TABLES = ["purchase", "purchase_line", "purchase_refund", "touchpoint", "customer_fact", "feedback", "custom_event"]
 
 # The copy's merges (shared/contracts/identity.py): every fact belongs to live(home) over the merges in force.
 RECORD_MERGE = sa.text(record_merge_sql("segmentation.customer_merge"))
 RECORD_UNMERGE = sa.text(record_unmerge_sql("segmentation.customer_merge"))
 CHAIN_MEMBERS = sa.text(chain_members_sql("segmentation.customer_merge"))
-REFRESH_ALIASES = [sa.text(sql) for sql in [
-    "DELETE FROM segmentation.customer_alias WHERE merged_id = ANY(CAST(:ids AS uuid[]))",
-    """INSERT INTO segmentation.customer_alias (merged_id, survivor_id, merge_id)
+REFRESH_ALIASES = [
+    sa.text(sql)
+    for sql in [
+        "DELETE FROM segmentation.customer_alias WHERE merged_id = ANY(CAST(:ids AS uuid[]))",
+        """INSERT INTO segmentation.customer_alias (merged_id, survivor_id, merge_id)
        SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:lives AS uuid[]), CAST(:merge_ids AS uuid[])) AS a(id, live, m)
        WHERE a.id <> a.live""",
-]]
+    ]
+]
 # (table, the column an unmerge's lists name, which lists): purchase lines and channel/partner facts go with their
 # purchases and touchpoints; feedback, leads and custom events were never listed (they stay where they are, as in
 # clv's copy).
-LISTED = [("purchase", "purchase_id", ["purchase_ids"]), ("purchase_line", "purchase_id", ["purchase_ids"]),
-          ("purchase_refund", "purchase_id", ["purchase_ids"]),
-          ("touchpoint", "touchpoint_id", ["touchpoint_ids"]),
-          ("customer_fact", "origin_id", ["purchase_ids", "touchpoint_ids"]), ("feedback", "feedback_id", []),
-          ("custom_event", "event_id", [])]
-PIN_LEGACY_UNMERGE = [(sa.text(sql), lists) for table, column, lists in LISTED
-                      for sql in pin_legacy_unmerge_sql(f"segmentation.{table}", column)]
+LISTED = [
+    ("purchase", "purchase_id", ["purchase_ids"]),
+    ("purchase_line", "purchase_id", ["purchase_ids"]),
+    ("purchase_refund", "purchase_id", ["purchase_ids"]),
+    ("touchpoint", "touchpoint_id", ["touchpoint_ids"]),
+    ("customer_fact", "origin_id", ["purchase_ids", "touchpoint_ids"]),
+    ("feedback", "feedback_id", []),
+    ("custom_event", "event_id", []),
+]
+PIN_LEGACY_UNMERGE = [
+    (sa.text(sql), lists) for table, column, lists in LISTED for sql in pin_legacy_unmerge_sql(f"segmentation.{table}", column)
+]
 # Facts whose home is in the chain go to their home's live customer; returns the customers they left.
-MOVE_FACTS = [sa.text(f"""
+MOVE_FACTS = [
+    sa.text(f"""
     WITH target AS (SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:lives AS uuid[])) AS a(home, live)),
     old AS (SELECT f.customer_id FROM segmentation.{table} f JOIN target t ON f.home_customer_id = t.home
             WHERE f.customer_id <> t.live),
     moved AS (UPDATE segmentation.{table} f SET customer_id = t.live, updated_at = now() FROM target t
               WHERE f.home_customer_id = t.home AND f.customer_id <> t.live)
-    SELECT DISTINCT customer_id FROM old""") for table in FACT_TABLES]
+    SELECT DISTINCT customer_id FROM old""")
+    for table in FACT_TABLES
+]
 
 # What a merged-away id holds besides facts goes to its live customer: the survivor keeps its own attributes,
 # value and stage; the merged customer's fill the gaps.
-FOLD_STATEMENTS = [sa.text(sql) for sql in [
-    """INSERT INTO segmentation.customer_aggregate AS s
+FOLD_STATEMENTS = [
+    sa.text(sql)
+    for sql in [
+        """INSERT INTO segmentation.customer_aggregate AS s
            (customer_id, attributes, clv, clv_currency, value_tier, p_alive, value_as_of, value_version, stage,
             stage_changed_at, stage_version)
        SELECT :survivor, attributes, clv, clv_currency, value_tier, p_alive, value_as_of, value_version, stage,
@@ -259,35 +271,39 @@ FOLD_STATEMENTS = [sa.text(sql) for sql in [
            stage_changed_at = coalesce(s.stage_changed_at, EXCLUDED.stage_changed_at),
            stage_version = CASE WHEN s.stage IS NULL THEN EXCLUDED.stage_version ELSE s.stage_version END,
            updated_at = now()""",
-    "DELETE FROM segmentation.customer_aggregate WHERE customer_id = :merged",
-    "DELETE FROM segmentation.purchase_summary WHERE customer_id = :merged",
-    # The merged id's memberships end with the merge; the survivor's are decided by its re-derived data.
-    """UPDATE segmentation.segment_membership SET left_at = :at, updated_at = now()
+        "DELETE FROM segmentation.customer_aggregate WHERE customer_id = :merged",
+        "DELETE FROM segmentation.purchase_summary WHERE customer_id = :merged",
+        # The merged id's memberships end with the merge; the survivor's are decided by its re-derived data.
+        """UPDATE segmentation.segment_membership SET left_at = :at, updated_at = now()
        WHERE customer_id = :merged AND left_at IS NULL""",
-]]
+    ]
+]
 
 # Everything keyed by the customer goes (R8); aliases that pointed at it are about the same person.
-ERASE_STATEMENTS = [sa.text(sql) for sql in [
-    "DELETE FROM segmentation.purchase_refund WHERE customer_id = :customer OR purchase_id IN "
-    "(SELECT purchase_id FROM segmentation.purchase WHERE customer_id = :customer)",
-    "DELETE FROM segmentation.purchase_line WHERE customer_id = :customer",
-    "DELETE FROM segmentation.purchase WHERE customer_id = :customer",
-    "DELETE FROM segmentation.touchpoint WHERE customer_id = :customer",
-    "DELETE FROM segmentation.customer_fact WHERE customer_id = :customer",
-    "DELETE FROM segmentation.feedback WHERE customer_id = :customer",
-    "DELETE FROM segmentation.custom_event WHERE customer_id = :customer",
-    "DELETE FROM segmentation.purchase_summary WHERE customer_id = :customer",
-    "DELETE FROM segmentation.customer_aggregate WHERE customer_id = :customer",
-    # Export files hold member ids: every export of a segment the customer was ever in goes (unfinished ones
-    # too; their job stops at its next chunk), before the memberships that say which segments those were.
-    """DELETE FROM segmentation.segment_export WHERE segment_id IN (
+ERASE_STATEMENTS = [
+    sa.text(sql)
+    for sql in [
+        "DELETE FROM segmentation.purchase_refund WHERE customer_id = :customer OR purchase_id IN "
+        "(SELECT purchase_id FROM segmentation.purchase WHERE customer_id = :customer)",
+        "DELETE FROM segmentation.purchase_line WHERE customer_id = :customer",
+        "DELETE FROM segmentation.purchase WHERE customer_id = :customer",
+        "DELETE FROM segmentation.touchpoint WHERE customer_id = :customer",
+        "DELETE FROM segmentation.customer_fact WHERE customer_id = :customer",
+        "DELETE FROM segmentation.feedback WHERE customer_id = :customer",
+        "DELETE FROM segmentation.custom_event WHERE customer_id = :customer",
+        "DELETE FROM segmentation.purchase_summary WHERE customer_id = :customer",
+        "DELETE FROM segmentation.customer_aggregate WHERE customer_id = :customer",
+        # Export files hold member ids: every export of a segment the customer was ever in goes (unfinished ones
+        # too; their job stops at its next chunk), before the memberships that say which segments those were.
+        """DELETE FROM segmentation.segment_export WHERE segment_id IN (
        SELECT segment_id FROM segmentation.segment_membership WHERE customer_id = :customer)""",
-    "DELETE FROM segmentation.segment_membership WHERE customer_id = :customer",
-    """DELETE FROM segmentation.run_result WHERE customer_id = :customer
+        "DELETE FROM segmentation.segment_membership WHERE customer_id = :customer",
+        """DELETE FROM segmentation.run_result WHERE customer_id = :customer
        AND run_id IN (SELECT run_id FROM segmentation.segmentation_run)""",
-    "DELETE FROM segmentation.customer_alias WHERE merged_id = :customer OR survivor_id = :customer",
-    "DELETE FROM segmentation.customer_merge WHERE merged_id = :customer OR survivor_id = :customer",
-]]
+        "DELETE FROM segmentation.customer_alias WHERE merged_id = :customer OR survivor_id = :customer",
+        "DELETE FROM segmentation.customer_merge WHERE merged_id = :customer OR survivor_id = :customer",
+    ]
+]
 
 IDENTITY_TYPES = (CustomerMerged, CustomerUnmerged, CustomerErased)
 
@@ -325,68 +341,110 @@ class _Batch:
             if isinstance(p, CustomerUpdated):
                 attributes.setdefault(resolve(p.customer_id), {}).update(p.attributes)
         if purchases:
-            await self.session.execute(INSERT_PURCHASES, {
-                "purchase_ids": [p.purchase_id for p in purchases],
-                "customer_ids": [resolve(home(p)) for p in purchases], "homes": [home(p) for p in purchases],
-                "currencies": [p.currency for p in purchases], "amounts": [p.amount for p in purchases],
-                "occurred": [p.occurred_at for p in purchases],
-            })
+            await self.session.execute(
+                INSERT_PURCHASES,
+                {
+                    "purchase_ids": [p.purchase_id for p in purchases],
+                    "customer_ids": [resolve(home(p)) for p in purchases],
+                    "homes": [home(p) for p in purchases],
+                    "currencies": [p.currency for p in purchases],
+                    "amounts": [p.amount for p in purchases],
+                    "occurred": [p.occurred_at for p in purchases],
+                },
+            )
             self.touched.update(resolve(home(p)) for p in purchases)
             lines = [(p, n, line) for p in purchases for n, line in enumerate(p.lines)]
             if lines:
-                await self.session.execute(INSERT_LINES, {
-                    "purchase_ids": [p.purchase_id for p, _, _ in lines], "line_nos": [n for _, n, _ in lines],
-                    "customer_ids": [resolve(home(p)) for p, _, _ in lines], "homes": [home(p) for p, _, _ in lines],
-                    "skus": [li.sku for _, _, li in lines], "categories": [li.category for _, _, li in lines],
-                    "quantities": [li.quantity for _, _, li in lines],
-                })
+                await self.session.execute(
+                    INSERT_LINES,
+                    {
+                        "purchase_ids": [p.purchase_id for p, _, _ in lines],
+                        "line_nos": [n for _, n, _ in lines],
+                        "customer_ids": [resolve(home(p)) for p, _, _ in lines],
+                        "homes": [home(p) for p, _, _ in lines],
+                        "skus": [li.sku for _, _, li in lines],
+                        "categories": [li.category for _, _, li in lines],
+                        "quantities": [li.quantity for _, _, li in lines],
+                    },
+                )
         if refunds:
-            await self.session.execute(INSERT_REFUNDS, {
-                "refund_ids": [p.refund_id for p in refunds], "purchase_ids": [p.purchase_id for p in refunds],
-                "customer_ids": [resolve(home(p)) for p in refunds], "homes": [home(p) for p in refunds],
-                "amounts": [p.amount for p in refunds],
-                "cancelled": [p.cancelled for p in refunds], "occurred": [p.occurred_at for p in refunds],
-            })
+            await self.session.execute(
+                INSERT_REFUNDS,
+                {
+                    "refund_ids": [p.refund_id for p in refunds],
+                    "purchase_ids": [p.purchase_id for p in refunds],
+                    "customer_ids": [resolve(home(p)) for p in refunds],
+                    "homes": [home(p) for p in refunds],
+                    "amounts": [p.amount for p in refunds],
+                    "cancelled": [p.cancelled for p in refunds],
+                    "occurred": [p.occurred_at for p in refunds],
+                },
+            )
             holders = await self.session.execute(REFUND_HOLDERS, {"purchase_ids": [p.purchase_id for p in refunds]})
             self.touched.update(r.customer_id for r in holders)
             self.touched.update(resolve(home(p)) for p in refunds)
         if touchpoints:
-            await self.session.execute(INSERT_TOUCHPOINTS, {
-                "touchpoint_ids": [p.touchpoint_id for p in touchpoints],
-                "customer_ids": [resolve(home(p)) for p in touchpoints], "homes": [home(p) for p in touchpoints],
-                "channels": [p.channel for p in touchpoints], "occurred": [p.occurred_at for p in touchpoints],
-            })
+            await self.session.execute(
+                INSERT_TOUCHPOINTS,
+                {
+                    "touchpoint_ids": [p.touchpoint_id for p in touchpoints],
+                    "customer_ids": [resolve(home(p)) for p in touchpoints],
+                    "homes": [home(p) for p in touchpoints],
+                    "channels": [p.channel for p in touchpoints],
+                    "occurred": [p.occurred_at for p in touchpoints],
+                },
+            )
             self.touched.update(resolve(home(p)) for p in touchpoints)
         facts = [(f, home(p), p.occurred_at) for p in payloads for f in _facts(p)]
         if facts:
-            await self.session.execute(INSERT_FACTS, {
-                "fact_ids": [f[0] for f, _, _ in facts], "customer_ids": [resolve(h) for _, h, _ in facts],
-                "homes": [h for _, h, _ in facts], "origin_ids": [f[1] for f, _, _ in facts],
-                "kinds": [f[2] for f, _, _ in facts], "values": [f[3] for f, _, _ in facts],
-                "occurred": [t for _, _, t in facts],
-            })
+            await self.session.execute(
+                INSERT_FACTS,
+                {
+                    "fact_ids": [f[0] for f, _, _ in facts],
+                    "customer_ids": [resolve(h) for _, h, _ in facts],
+                    "homes": [h for _, h, _ in facts],
+                    "origin_ids": [f[1] for f, _, _ in facts],
+                    "kinds": [f[2] for f, _, _ in facts],
+                    "values": [f[3] for f, _, _ in facts],
+                    "occurred": [t for _, _, t in facts],
+                },
+            )
             self.touched.update(resolve(h) for _, h, _ in facts)
         feedback = [p for p in payloads if isinstance(p, FeedbackRecorded)]
         if feedback:
-            await self.session.execute(INSERT_FEEDBACK, {
-                "feedback_ids": [p.feedback_id for p in feedback],
-                "customer_ids": [resolve(home(p)) for p in feedback], "homes": [home(p) for p in feedback],
-                "nps": [p.nps for p in feedback], "csat": [p.csat for p in feedback],
-                "occurred": [p.occurred_at for p in feedback],
-            })
+            await self.session.execute(
+                INSERT_FEEDBACK,
+                {
+                    "feedback_ids": [p.feedback_id for p in feedback],
+                    "customer_ids": [resolve(home(p)) for p in feedback],
+                    "homes": [home(p) for p in feedback],
+                    "nps": [p.nps for p in feedback],
+                    "csat": [p.csat for p in feedback],
+                    "occurred": [p.occurred_at for p in feedback],
+                },
+            )
             self.touched.update(resolve(home(p)) for p in feedback)
         custom = [p for p in payloads if isinstance(p, CustomEventRecorded)]
         if custom:
-            await self.session.execute(INSERT_CUSTOM_EVENTS, {
-                "event_ids": [p.event_id for p in custom],
-                "customer_ids": [resolve(home(p)) for p in custom], "homes": [home(p) for p in custom],
-                "event_types": [p.event_type for p in custom], "occurred": [p.occurred_at for p in custom],
-            })
+            await self.session.execute(
+                INSERT_CUSTOM_EVENTS,
+                {
+                    "event_ids": [p.event_id for p in custom],
+                    "customer_ids": [resolve(home(p)) for p in custom],
+                    "homes": [home(p) for p in custom],
+                    "event_types": [p.event_type for p in custom],
+                    "occurred": [p.occurred_at for p in custom],
+                },
+            )
             self.touched.update(resolve(home(p)) for p in custom)
         if attributes:
-            await self.session.execute(UPSERT_ATTRIBUTES, {
-                "customer_ids": list(attributes), "attributes": [json.dumps(a) for a in attributes.values()],
-            })
+            await self.session.execute(
+                UPSERT_ATTRIBUTES,
+                {
+                    "customer_ids": list(attributes),
+                    "attributes": [json.dumps(a) for a in attributes.values()],
+                },
+            )
             self.touched.update(attributes)
 
     async def apply_identity(self, p: Any) -> None:
@@ -407,16 +465,19 @@ class _Batch:
             for statement in ERASE_STATEMENTS:
                 await self.session.execute(statement, {"customer": p.customer_id})
             token = tokenizer()
-            await forget_subjects(self.session, messaging.outbox, [str(p.customer_id)],
-                                  lambda event_type, data: redact_event_data(event_type, data, token))
+            await forget_subjects(
+                self.session,
+                messaging.outbox,
+                [str(p.customer_id)],
+                lambda event_type, data: redact_event_data(event_type, data, token),
+            )
             self.touched.discard(p.customer_id)
 
     async def follow_chain(self, merged: uuid.UUID, at: Any) -> None:
         """Every id whose live customer a merge or unmerge of `merged` may change: its alias, facts and the rest
         follow live(home) (shared/contracts/identity.py)."""
         chain = (await self.session.execute(CHAIN_MEMBERS, {"ids": [merged]})).all()
-        params = {"ids": [r.id for r in chain], "lives": [r.live for r in chain],
-                  "merge_ids": [r.merge_id for r in chain]}
+        params = {"ids": [r.id for r in chain], "lives": [r.live for r in chain], "merge_ids": [r.merge_id for r in chain]}
         for statement in REFRESH_ALIASES:
             await self.session.execute(statement, params)
         for statement in MOVE_FACTS:
@@ -439,8 +500,7 @@ class _Batch:
 
 # Replicas apply batches side by side: one with a merge, unmerge or erasure runs alone (shared/contracts/identity.py),
 # else a merge's move misses the purchases another replica is inserting at the customer from before it.
-PLACEMENT_LOCK = {exclusive: sa.text(placement_lock_sql("segmentation.interaction", exclusive))
-                  for exclusive in (False, True)}
+PLACEMENT_LOCK = {exclusive: sa.text(placement_lock_sql("segmentation.interaction", exclusive)) for exclusive in (False, True)}
 
 
 async def apply_interaction_events(session: AsyncSession, events: list[ConsumedEvent]) -> set[uuid.UUID]:
@@ -465,27 +525,43 @@ async def apply_interaction_events(session: AsyncSession, events: list[ConsumedE
 async def apply_value_events(session: AsyncSession, events: list[ConsumedEvent]) -> set[uuid.UUID]:
     latest = latest_per_key(  # the subscription delivers no other type: the filter only says so to mypy
         (e.payload for e in events if isinstance(e.payload, CustomerValueUpdated)),
-        lambda p: p.customer_id, lambda p: p.version, lambda p: p.as_of)
+        lambda p: p.customer_id,
+        lambda p: p.version,
+        lambda p: p.as_of,
+    )
     if latest:
-        await session.execute(UPSERT_VALUES, {
-            "customer_ids": list(latest), "clvs": [p.clv for p in latest.values()],
-            "currencies": [p.currency for p in latest.values()], "tiers": [p.tier for p in latest.values()],
-            "p_alive": [p.probability_alive for p in latest.values()], "as_of": [p.as_of for p in latest.values()],
-            "versions": [p.version for p in latest.values()],
-        })
+        await session.execute(
+            UPSERT_VALUES,
+            {
+                "customer_ids": list(latest),
+                "clvs": [p.clv for p in latest.values()],
+                "currencies": [p.currency for p in latest.values()],
+                "tiers": [p.tier for p in latest.values()],
+                "p_alive": [p.probability_alive for p in latest.values()],
+                "as_of": [p.as_of for p in latest.values()],
+                "versions": [p.version for p in latest.values()],
+            },
+        )
     return await _live(session, latest)
 
 
 async def apply_stage_events(session: AsyncSession, events: list[ConsumedEvent]) -> set[uuid.UUID]:
     latest = latest_per_key(  # as above
         (e.payload for e in events if isinstance(e.payload, StageChanged)),
-        lambda p: p.customer_id, lambda p: p.version, lambda p: p.changed_at)
+        lambda p: p.customer_id,
+        lambda p: p.version,
+        lambda p: p.changed_at,
+    )
     if latest:
-        await session.execute(UPSERT_STAGES, {
-            "customer_ids": list(latest), "stages": [str(p.to_stage) for p in latest.values()],
-            "changed_at": [p.changed_at for p in latest.values()],
-            "versions": [p.version for p in latest.values()],
-        })
+        await session.execute(
+            UPSERT_STAGES,
+            {
+                "customer_ids": list(latest),
+                "stages": [str(p.to_stage) for p in latest.values()],
+                "changed_at": [p.changed_at for p in latest.values()],
+                "versions": [p.version for p in latest.values()],
+            },
+        )
     return await _live(session, latest)
 
 
@@ -512,25 +588,44 @@ def _with_rules(apply, outbox: Outbox | None, reporting_currency: str):
     return handler
 
 
-INTERACTION_TYPES = by_event_type(PurchaseRecorded, PurchaseRefunded, TouchpointRecorded, CustomerUpdated,
-                                  CustomerMerged, CustomerUnmerged, CustomerErased, FeedbackRecorded, LeadCaptured,
-                                  CustomEventRecorded)
+INTERACTION_TYPES = by_event_type(
+    PurchaseRecorded,
+    PurchaseRefunded,
+    TouchpointRecorded,
+    CustomerUpdated,
+    CustomerMerged,
+    CustomerUnmerged,
+    CustomerErased,
+    FeedbackRecorded,
+    LeadCaptured,
+    CustomEventRecorded,
+)
 
 
 def interaction_subscription(outbox: Outbox | None = None, reporting_currency: str = "EUR") -> Subscription:
     # Formerly "purchases": its group's offsets and inbox rows carry over (migration 0011).
-    return Subscription(name="interaction_facts", former_names=("purchases",), topics=[INTERACTION_EVENTS],
-                        event_types=INTERACTION_TYPES,
-                        handler=_with_rules(apply_interaction_events, outbox, reporting_currency))
+    return Subscription(
+        name="interaction_facts",
+        former_names=("purchases",),
+        topics=[INTERACTION_EVENTS],
+        event_types=INTERACTION_TYPES,
+        handler=_with_rules(apply_interaction_events, outbox, reporting_currency),
+    )
 
 
 def value_subscription(outbox: Outbox | None = None, reporting_currency: str = "EUR") -> Subscription:
-    return Subscription(name="values", topics=[CLV_EVENTS],
-                        event_types={CustomerValueUpdated.EVENT_TYPE: CustomerValueUpdated},
-                        handler=_with_rules(apply_value_events, outbox, reporting_currency))
+    return Subscription(
+        name="values",
+        topics=[CLV_EVENTS],
+        event_types={CustomerValueUpdated.EVENT_TYPE: CustomerValueUpdated},
+        handler=_with_rules(apply_value_events, outbox, reporting_currency),
+    )
 
 
 def stage_subscription(outbox: Outbox | None = None, reporting_currency: str = "EUR") -> Subscription:
-    return Subscription(name="stages", topics=[LIFECYCLE_EVENTS],
-                        event_types={StageChanged.EVENT_TYPE: StageChanged},
-                        handler=_with_rules(apply_stage_events, outbox, reporting_currency))
+    return Subscription(
+        name="stages",
+        topics=[LIFECYCLE_EVENTS],
+        event_types={StageChanged.EVENT_TYPE: StageChanged},
+        handler=_with_rules(apply_stage_events, outbox, reporting_currency),
+    )

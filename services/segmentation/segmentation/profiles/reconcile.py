@@ -56,9 +56,10 @@ async def stage_copy(session: AsyncSession, ids, after, upto) -> dict:
 
 
 async def value_copy(session: AsyncSession, ids, after, upto) -> dict:
-    return {r.customer_id: (r.clv_currency.strip() if r.clv_currency else None, r.value_tier, r.value_version)
-            for r in await session.execute(VALUE_COPY, _range(ids, after, upto))}
-
+    return {
+        r.customer_id: (r.clv_currency.strip() if r.clv_currency else None, r.value_tier, r.value_version)
+        for r in await session.execute(VALUE_COPY, _range(ids, after, upto))
+    }
 
 
 def checks(settings: SegmentationSettings) -> list[CopyCheck]:
@@ -66,8 +67,7 @@ def checks(settings: SegmentationSettings) -> list[CopyCheck]:
 
     async def refresh(session: AsyncSession, drifts: list[Drift]) -> None:
         # The repaired customers' rule segments are re-evaluated, as after any event.
-        await refresh_rule_segments(session, outbox, settings.reporting_currency,
-                                    customer_ids=[d.customer_id for d in drifts])
+        await refresh_rule_segments(session, outbox, settings.reporting_currency, customer_ids=[d.customer_id for d in drifts])
 
     async def repair_stage(session: AsyncSession, drifts: list[Drift]) -> None:
         for d in drifts:
@@ -75,8 +75,15 @@ def checks(settings: SegmentationSettings) -> list[CopyCheck]:
             if o is None:
                 await session.execute(CLEAR_STAGE, {"c": d.customer_id})
             else:
-                await session.execute(REPAIR_STAGE, {"c": d.customer_id, "stage": o["stage"], "version": o["version"],
-                                                      "at": datetime.fromisoformat(o["changed_at"])})
+                await session.execute(
+                    REPAIR_STAGE,
+                    {
+                        "c": d.customer_id,
+                        "stage": o["stage"],
+                        "version": o["version"],
+                        "at": datetime.fromisoformat(o["changed_at"]),
+                    },
+                )
         await refresh(session, drifts)
 
     async def repair_value(session: AsyncSession, drifts: list[Drift]) -> None:
@@ -85,20 +92,43 @@ def checks(settings: SegmentationSettings) -> list[CopyCheck]:
             if o is None:
                 await session.execute(CLEAR_VALUE, {"c": d.customer_id})
             else:
-                await session.execute(REPAIR_VALUE, {
-                    "c": d.customer_id, "clv": o["clv"], "currency": o["currency"], "tier": o["tier"],
-                    "p_alive": o["probability_alive"], "at": datetime.fromisoformat(o["as_of"]),
-                    "version": o["version"]})
+                await session.execute(
+                    REPAIR_VALUE,
+                    {
+                        "c": d.customer_id,
+                        "clv": o["clv"],
+                        "currency": o["currency"],
+                        "tier": o["tier"],
+                        "p_alive": o["probability_alive"],
+                        "at": datetime.fromisoformat(o["as_of"]),
+                        "version": o["version"],
+                    },
+                )
         await refresh(session, drifts)
 
     return [
-        CopyCheck(fact="stage (lifecycle)", owner="lifecycle", owner_url=settings.lifecycle_url,
-                  owner_path="/v1/lifecycle/stages/state", owner_params=(), owner_states=newest_per_customer,
-                  comparable=lambda o: (o["stage"], o["version"]),
-                  load_copy=stage_copy, repair=repair_stage),
-        CopyCheck(fact="value (clv)", owner="clv", owner_url=settings.clv_url, owner_path="/v1/value/state", owner_params=(),
-                  owner_states=newest_per_customer, comparable=lambda o: (o["currency"], o["tier"], o["version"]),
-                  load_copy=value_copy, repair=repair_value),
+        CopyCheck(
+            fact="stage (lifecycle)",
+            owner="lifecycle",
+            owner_url=settings.lifecycle_url,
+            owner_path="/v1/lifecycle/stages/state",
+            owner_params=(),
+            owner_states=newest_per_customer,
+            comparable=lambda o: (o["stage"], o["version"]),
+            load_copy=stage_copy,
+            repair=repair_stage,
+        ),
+        CopyCheck(
+            fact="value (clv)",
+            owner="clv",
+            owner_url=settings.clv_url,
+            owner_path="/v1/value/state",
+            owner_params=(),
+            owner_states=newest_per_customer,
+            comparable=lambda o: (o["currency"], o["tier"], o["version"]),
+            load_copy=value_copy,
+            repair=repair_value,
+        ),
     ]
 
 

@@ -19,8 +19,7 @@ from segmentation.segments.repository import resolve_customer
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
 
-@router.get("/{customer_id}/segmentation", response_model=CustomerSegmentationRead,
-            responses=problem_responses(NotFound))
+@router.get("/{customer_id}/segmentation", response_model=CustomerSegmentationRead, responses=problem_responses(NotFound))
 async def get_customer_segmentation(customer_id: uuid.UUID, session: SessionDep) -> CustomerSegmentationRead:
     """What segmentation knows of a customer: aggregates, value, stage, RFM scores and current segments."""
     resolved = await resolve_customer(session, customer_id)
@@ -34,10 +33,17 @@ async def get_customer_segmentation(customer_id: uuid.UUID, session: SessionDep)
         scores = ScoresRead(run_id=run_id, r=row.r, f=row.f, m=row.m, segment_key=row.key)
     segments = await repository.current_segments(session, resolved)
     return CustomerSegmentationRead(
-        customer_id=resolved, order_count=a["order_count"], first_purchase_at=a["first_purchase_at"],
-        last_purchase_at=a["last_purchase_at"], touchpoint_count=a["touchpoint_count"],
+        customer_id=resolved,
+        order_count=a["order_count"],
+        first_purchase_at=a["first_purchase_at"],
+        last_purchase_at=a["last_purchase_at"],
+        touchpoint_count=a["touchpoint_count"],
         last_touch_at=a["last_touch_at"],
         by_currency=[CurrencySummaryRead.model_validate(dict(r)) for r in currencies],
-        value=ValueRead(clv=a["clv"], currency=a["clv_currency"], tier=a["value_tier"], probability_alive=a["p_alive"],
-                        as_of=a["value_as_of"]),
-        stage=a["stage"], rfm=scores, segments=[CurrentSegment.model_validate(dict(s)) for s in segments])
+        value=ValueRead(
+            clv=a["clv"], currency=a["clv_currency"], tier=a["value_tier"], probability_alive=a["p_alive"], as_of=a["value_as_of"]
+        ),
+        stage=a["stage"],
+        rfm=scores,
+        segments=[CurrentSegment.model_validate(dict(s)) for s in segments],
+    )

@@ -52,10 +52,16 @@ FIELDS: dict[str, tuple[str, str]] = {
     "last_touch_at": ("time", "a.last_touch_at"),
     "segment": ("segment", ""),
     # The latest score the customer gave (feedback without that score is skipped).
-    "nps": ("number", "(SELECT f.nps FROM segmentation.feedback f WHERE f.customer_id = a.customer_id "
-                      "AND f.nps IS NOT NULL ORDER BY f.occurred_at DESC, f.feedback_id DESC LIMIT 1)"),
-    "csat": ("number", "(SELECT f.csat FROM segmentation.feedback f WHERE f.customer_id = a.customer_id "
-                       "AND f.csat IS NOT NULL ORDER BY f.occurred_at DESC, f.feedback_id DESC LIMIT 1)"),
+    "nps": (
+        "number",
+        "(SELECT f.nps FROM segmentation.feedback f WHERE f.customer_id = a.customer_id "
+        "AND f.nps IS NOT NULL ORDER BY f.occurred_at DESC, f.feedback_id DESC LIMIT 1)",
+    ),
+    "csat": (
+        "number",
+        "(SELECT f.csat FROM segmentation.feedback f WHERE f.customer_id = a.customer_id "
+        "AND f.csat IS NOT NULL ORDER BY f.occurred_at DESC, f.feedback_id DESC LIMIT 1)",
+    ),
     # Facts the customer has any of (customer_fact.kind = the field name): `in`/`eq` = at least one of the values,
     # `not_in`/`ne` = none of them.
     "channel": ("fact", "channel"),
@@ -109,8 +115,11 @@ def _number(value: Any, where: str) -> Decimal:
         raise InvalidDefinition(f"{where}: value must be a number, got {json.dumps(value)[:40]}") from None
     # The exponent bound keeps a value like "1e-999999" (finite, tiny) from reaching Postgres `numeric`,
     # which cannot hold it.
-    if not number.is_finite() or abs(number) > Decimal("1e15") \
-            or (isinstance(exponent := number.normalize().as_tuple().exponent, int) and exponent < -15):
+    if (
+        not number.is_finite()
+        or abs(number) > Decimal("1e15")
+        or (isinstance(exponent := number.normalize().as_tuple().exponent, int) and exponent < -15)
+    ):
         raise InvalidDefinition(f"{where}: value must be a finite number below 1e15, at most 15 decimal places")
     return number
 
@@ -166,8 +175,9 @@ def _validate(node: Any, where: str, depth: int, count: list[int]) -> None:
     extra = EVENT_KEYS.get(name, ()) if isinstance(name, str) else ()
     unknown = set(node) - {"field", "op", "value", *extra}
     if unknown:
-        raise InvalidDefinition(f"{where}: unknown keys {sorted(unknown)} (a condition has field, op, value"
-                                f"{''.join(', ' + k for k in extra)})")
+        raise InvalidDefinition(
+            f"{where}: unknown keys {sorted(unknown)} (a condition has field, op, value{''.join(', ' + k for k in extra)})"
+        )
     if not isinstance(name, str):
         raise InvalidDefinition(f"{where}: field is required (one of {sorted(FIELDS)} or attributes.<name>)")
     kind = field_type(name, where)
@@ -188,8 +198,10 @@ def _validate(node: Any, where: str, depth: int, count: list[int]) -> None:
 def _check_event_keys(node: dict, where: str) -> None:
     event_type = node.get("event_type")
     if not isinstance(event_type, str) or not EVENT_TYPE_NAME.match(event_type):
-        raise InvalidDefinition(f"{where}.event_type: {node['field']} needs event_type, a custom event type's name "
-                                f"like \"order.shipped\" (matching {EVENT_TYPE_NAME.pattern})")
+        raise InvalidDefinition(
+            f"{where}.event_type: {node['field']} needs event_type, a custom event type's name "
+            f'like "order.shipped" (matching {EVENT_TYPE_NAME.pattern})'
+        )
     if "within_days" in node:
         days = node["within_days"]
         if isinstance(days, bool) or not isinstance(days, int) or not 0 < days <= MAX_DAYS:
@@ -198,7 +210,7 @@ def _check_event_keys(node: dict, where: str) -> None:
 
 def field_type(name: str, where: str) -> str:
     if name.startswith("attributes."):
-        if not ATTRIBUTE_NAME.match(name[len("attributes."):]):
+        if not ATTRIBUTE_NAME.match(name[len("attributes.") :]):
             raise InvalidDefinition(f"{where}: attribute name must match {ATTRIBUTE_NAME.pattern}")
         return "attribute"
     if name not in FIELDS:
@@ -268,7 +280,7 @@ def _condition(node: dict, out: Compiled) -> str:
     name, op = node["field"], node["op"]
     value: Any = node.get("value")  # JSON that `validate` checked against the field's kind and the operator
     if name.startswith("attributes."):
-        return _attribute(name[len("attributes."):], op, value, out)
+        return _attribute(name[len("attributes.") :], op, value, out)
     kind, expr = FIELDS[name]
     if kind in ("event_count", "event_time"):
         kind, expr = _event_expr(node, out)
@@ -278,20 +290,26 @@ def _condition(node: dict, out: Compiled) -> str:
         return f"{expr} IS NOT NULL"
     if kind == "fact":
         values = out.bind(value if isinstance(value, list) else [value])
-        exists = (f"EXISTS (SELECT 1 FROM segmentation.customer_fact cf WHERE cf.customer_id = a.customer_id "
-                  f"AND cf.kind = '{expr}' AND cf.value = ANY(CAST({values} AS text[])))")
+        exists = (
+            f"EXISTS (SELECT 1 FROM segmentation.customer_fact cf WHERE cf.customer_id = a.customer_id "
+            f"AND cf.kind = '{expr}' AND cf.value = ANY(CAST({values} AS text[])))"
+        )
         return exists if op in ("eq", "in") else f"NOT {exists}"
     if kind == "bought":
         # A cancelled order (its refund says so) was not bought; a partial refund leaves the purchase standing.
         values = out.bind(value if isinstance(value, list) else [value])
-        return (f"EXISTS (SELECT 1 FROM segmentation.purchase_line pl WHERE pl.customer_id = a.customer_id "
-                f"AND pl.{expr} = ANY(CAST({values} AS text[])) AND NOT EXISTS (SELECT 1 FROM "
-                f"segmentation.purchase_refund rf WHERE rf.purchase_id = pl.purchase_id AND rf.cancelled))")
+        return (
+            f"EXISTS (SELECT 1 FROM segmentation.purchase_line pl WHERE pl.customer_id = a.customer_id "
+            f"AND pl.{expr} = ANY(CAST({values} AS text[])) AND NOT EXISTS (SELECT 1 FROM "
+            f"segmentation.purchase_refund rf WHERE rf.purchase_id = pl.purchase_id AND rf.cancelled))"
+        )
     if kind == "segment":
         keys = out.bind(value if isinstance(value, list) else [value])
-        exists = ("EXISTS (SELECT 1 FROM segmentation.segment_membership sm JOIN segmentation.segment sg "
-                  "ON sg.segment_id = sm.segment_id WHERE sm.customer_id = a.customer_id AND sm.left_at IS NULL "
-                  f"AND sg.key = ANY(CAST({keys} AS text[])))")
+        exists = (
+            "EXISTS (SELECT 1 FROM segmentation.segment_membership sm JOIN segmentation.segment sg "
+            "ON sg.segment_id = sm.segment_id WHERE sm.customer_id = a.customer_id AND sm.left_at IS NULL "
+            f"AND sg.key = ANY(CAST({keys} AS text[])))"
+        )
         return exists if op == "member_of" else f"NOT {exists}"
     if kind == "time":
         if op in ("within_last_days", "not_within_last_days"):
@@ -316,8 +334,10 @@ def _event_expr(node: dict, out: Compiled) -> tuple[str, str]:
     """The (type, SQL expression) of a custom event field: the count or the newest time of the customer's
     occurrences of `event_type` up to `:now` (an occurrence dated after the evaluation's now has not happened yet)."""
     event_type = out.bind(node["event_type"])
-    where = (f"ce.customer_id = a.customer_id AND ce.event_type = CAST({event_type} AS text) "
-             "AND ce.occurred_at <= CAST(:now AS timestamptz)")
+    where = (
+        f"ce.customer_id = a.customer_id AND ce.event_type = CAST({event_type} AS text) "
+        "AND ce.occurred_at <= CAST(:now AS timestamptz)"
+    )
     if node["field"] == "event_last_at":
         return "time", f"(SELECT max(ce.occurred_at) FROM segmentation.custom_event ce WHERE {where})"
     if "within_days" in node:

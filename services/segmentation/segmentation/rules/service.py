@@ -46,9 +46,14 @@ LEFT JOIN segmentation.segment rs ON rs.segment_id = rr.segment_id"""
 
 
 async def latest_run_id(session: AsyncSession, family: str) -> uuid.UUID | None:
-    return (await session.execute(sa.text("""
+    return (
+        await session.execute(
+            sa.text("""
         SELECT run_id FROM segmentation.segmentation_run WHERE family = :family AND status = 'succeeded'
-        ORDER BY finished_at DESC LIMIT 1"""), {"family": family})).scalar()
+        ORDER BY finished_at DESC LIMIT 1"""),
+            {"family": family},
+        )
+    ).scalar()
 
 
 async def _matching(session: AsyncSession, node: dict, currency: str, customer_ids: list | None) -> tuple[str, dict]:
@@ -72,18 +77,27 @@ async def preview(session: AsyncSession, node: Any, currency: str) -> tuple[int,
     return count, list(sample)
 
 
-async def create_rule_segment(session: AsyncSession, outbox: Outbox, *, key: str, name: str, description: str | None,
-                              rule: Any, currency: str) -> uuid.UUID:
+async def create_rule_segment(
+    session: AsyncSession, outbox: Outbox, *, key: str, name: str, description: str | None, rule: Any, currency: str
+) -> uuid.UUID:
     validate(rule)
     full_key = f"rule:{key}"
     segment_id = segment_id_for(full_key)
-    inserted = (await session.execute(sa.text("""
+    inserted = (
+        await session.execute(
+            sa.text("""
         INSERT INTO segmentation.segment (segment_id, key, kind, family, name, description, definition)
         VALUES (:id, :key, 'rule', :key, :name, :description, CAST(:definition AS jsonb))
-        ON CONFLICT (key) DO NOTHING RETURNING segment_id"""), {
-        "id": segment_id, "key": full_key, "name": name, "description": description,
-        "definition": _json({"rule": rule, "currency": currency}),
-    })).scalar()
+        ON CONFLICT (key) DO NOTHING RETURNING segment_id"""),
+            {
+                "id": segment_id,
+                "key": full_key,
+                "name": name,
+                "description": description,
+                "definition": _json({"rule": rule, "currency": currency}),
+            },
+        )
+    ).scalar()
     if inserted is None:
         raise SegmentExists(f"a segment with key {full_key!r} already exists")
     await _keep_version(session, segment_id)
@@ -92,17 +106,29 @@ async def create_rule_segment(session: AsyncSession, outbox: Outbox, *, key: str
 
 
 async def _keep_version(session: AsyncSession, segment_id: uuid.UUID) -> None:
-    await session.execute(sa.text("""
+    await session.execute(
+        sa.text("""
         INSERT INTO segmentation.segment_version (segment_id, version, name, description, definition)
         SELECT segment_id, version, name, description, definition FROM segmentation.segment
-        WHERE segment_id = :id"""), {"id": segment_id})
+        WHERE segment_id = :id"""),
+        {"id": segment_id},
+    )
 
 
 async def _editable(session: AsyncSession, segment_id: uuid.UUID) -> dict:
     """The rule segment, locked until the transaction ends so two edits number their versions one after the other."""
-    row = (await session.execute(sa.text("""
+    row = (
+        (
+            await session.execute(
+                sa.text("""
         SELECT segment_id, kind, name, description, definition, version, archived_at FROM segmentation.segment
-        WHERE segment_id = :id FOR UPDATE"""), {"id": segment_id})).mappings().first()
+        WHERE segment_id = :id FOR UPDATE"""),
+                {"id": segment_id},
+            )
+        )
+        .mappings()
+        .first()
+    )
     if row is None:
         raise NotFound(f"no segment {segment_id}")
     if row["kind"] != "rule":
@@ -112,8 +138,9 @@ async def _editable(session: AsyncSession, segment_id: uuid.UUID) -> dict:
     return dict(row)
 
 
-async def edit_rule_segment(session: AsyncSession, outbox: Outbox, segment_id: uuid.UUID, *, changes: dict[str, Any],
-                            default_currency: str) -> int:
+async def edit_rule_segment(
+    session: AsyncSession, outbox: Outbox, segment_id: uuid.UUID, *, changes: dict[str, Any], default_currency: str
+) -> int:
     """A new version of the segment (name, description, rule or currency changed), its members re-evaluated now:
     who no longer matches leaves and who now matches enters, both recorded with the new version."""
     current = await _editable(session, segment_id)
@@ -123,13 +150,20 @@ async def edit_rule_segment(session: AsyncSession, outbox: Outbox, segment_id: u
         definition["rule"] = changes["rule"]
     if changes.get("currency") is not None:
         definition["currency"] = changes["currency"]
-    version = (await session.execute(sa.text("""
+    version = (
+        await session.execute(
+            sa.text("""
         UPDATE segmentation.segment SET version = version + 1, definition = CAST(:definition AS jsonb),
             name = :name, description = :description, updated_at = now()
-        WHERE segment_id = :id RETURNING version"""), {
-        "id": segment_id, "definition": _json(definition), "name": changes.get("name") or current["name"],
-        "description": changes["description"] if "description" in changes else current["description"],
-    })).scalar_one()
+        WHERE segment_id = :id RETURNING version"""),
+            {
+                "id": segment_id,
+                "definition": _json(definition),
+                "name": changes.get("name") or current["name"],
+                "description": changes["description"] if "description" in changes else current["description"],
+            },
+        )
+    ).scalar_one()
     await _keep_version(session, segment_id)
     await refresh_rule_segments(session, outbox, default_currency, segment_ids=[segment_id])
     return version
@@ -140,20 +174,32 @@ async def archive_rule_segment(session: AsyncSession, outbox: Outbox, segment_id
     exit, so `member_of` rules and subscribers see them go); its versions and history stay readable."""
     current = await _editable(session, segment_id)
     now = datetime.now(UTC)
-    await session.execute(sa.text("""
+    await session.execute(
+        sa.text("""
         UPDATE segmentation.segment SET archived_at = :now, updated_at = now() WHERE segment_id = :id"""),
-        {"id": segment_id, "now": now})
+        {"id": segment_id, "now": now},
+    )
     nobody = "SELECT CAST(NULL AS uuid) AS customer_id WHERE false"
-    rows = (await session.execute(rule_diff(nobody, scoped=False), {
-        **publish_params(outbox, now, None), "segment_id": segment_id, "version": current["version"]})).all()
+    rows = (
+        await session.execute(
+            rule_diff(nobody, scoped=False),
+            {**publish_params(outbox, now, None), "segment_id": segment_id, "version": current["version"]},
+        )
+    ).all()
     if rows:
         await notify_relay(session, outbox)
     await _summarise(session, [segment_id])
 
 
-async def refresh_rule_segments(session: AsyncSession, outbox: Outbox, default_currency: str, *,
-                                customer_ids: list | None = None, segment_ids: list | None = None,
-                                run_id: uuid.UUID | None = None) -> dict[uuid.UUID, dict[str, int]]:
+async def refresh_rule_segments(
+    session: AsyncSession,
+    outbox: Outbox,
+    default_currency: str,
+    *,
+    customer_ids: list | None = None,
+    segment_ids: list | None = None,
+    run_id: uuid.UUID | None = None,
+) -> dict[uuid.UUID, dict[str, int]]:
     """Re-evaluate rule segments (all customers, or only `customer_ids`) and publish the membership changes."""
     query = "SELECT segment_id, definition, version FROM segmentation.segment WHERE kind = 'rule' AND archived_at IS NULL"
     params: dict[str, Any] = {}
@@ -167,8 +213,12 @@ async def refresh_rule_segments(session: AsyncSession, outbox: Outbox, default_c
         node, currency = rule.definition["rule"], rule.definition.get("currency", default_currency)
         matched_sql, match_params = await _matching(session, node, currency, customer_ids)
         statement = rule_diff(matched_sql, scoped=customer_ids is not None)
-        rows = (await session.execute(statement, {**match_params, **publish_params(outbox, now, run_id),
-                                                  "segment_id": rule.segment_id, "version": rule.version})).all()
+        rows = (
+            await session.execute(
+                statement,
+                {**match_params, **publish_params(outbox, now, run_id), "segment_id": rule.segment_id, "version": rule.version},
+            )
+        ).all()
         moved.update(movement(rows))
     if any(sum(m.values()) for m in moved.values()):
         await notify_relay(session, outbox)
@@ -180,13 +230,16 @@ async def refresh_rule_segments(session: AsyncSession, outbox: Outbox, default_c
 async def _summarise(session: AsyncSession, segment_ids: list) -> None:
     if not segment_ids:
         return
-    await session.execute(sa.text("""
+    await session.execute(
+        sa.text("""
         UPDATE segmentation.segment s SET summary = jsonb_build_object('size', q.n, 'evaluated_at', now()),
             updated_at = now()
         FROM (SELECT sg.segment_id, count(m.customer_id) AS n FROM unnest(CAST(:ids AS uuid[])) AS sg(segment_id)
               LEFT JOIN segmentation.segment_membership m ON m.segment_id = sg.segment_id AND m.left_at IS NULL
               GROUP BY sg.segment_id) q
-        WHERE s.segment_id = q.segment_id"""), {"ids": segment_ids})
+        WHERE s.segment_id = q.segment_id"""),
+        {"ids": segment_ids},
+    )
 
 
 def _json(value: Any) -> str:

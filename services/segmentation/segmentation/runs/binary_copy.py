@@ -15,8 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 TRAILER = b"\xff\xff"
 # timestamptz: microseconds since 2000-01-01 UTC (`pg_epoch_us`).
-WIDTH = {"uuid": ("V16", 16), "int2": (">i2", 2), "int4": (">i4", 4), "int8": (">i8", 8), "float8": (">f8", 8),
-         "timestamptz": (">i8", 8)}
+WIDTH = {
+    "uuid": ("V16", 16),
+    "int2": (">i2", 2),
+    "int4": (">i4", 4),
+    "int8": (">i8", 8),
+    "float8": (">f8", 8),
+    "timestamptz": (">i8", 8),
+}
 PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 # Rows per COPY chunk: a million rows are streamed, not held as one more copy of the whole stream.
 CHUNK_ROWS = 25_000
@@ -55,8 +61,14 @@ async def copy_out(session: AsyncSession, query: str, columns: list[tuple[str, s
     return np.frombuffer(data, dtype=dtype, offset=header, count=body // dtype.itemsize)
 
 
-async def copy_in(session: AsyncSession, table: str, schema: str, columns: list[tuple[str, str]],
-                  values: dict[str, np.ndarray | np.generic], n: int) -> None:
+async def copy_in(
+    session: AsyncSession,
+    table: str,
+    schema: str,
+    columns: list[tuple[str, str]],
+    values: dict[str, np.ndarray | np.generic],
+    n: int,
+) -> None:
     """Write n rows (each column an array, or a scalar broadcast) with one binary COPY."""
     dtype = row_dtype(columns)
 
@@ -74,8 +86,7 @@ async def copy_in(session: AsyncSession, table: str, schema: str, columns: list[
     await copy_rows(session, table, schema, [c for c, _ in columns], chunks())
 
 
-async def copy_rows(session: AsyncSession, table: str, schema: str, columns: list[str],
-                    rows: Iterable[bytes]) -> None:
+async def copy_rows(session: AsyncSession, table: str, schema: str, columns: list[str], rows: Iterable[bytes]) -> None:
     """One binary COPY of rows already encoded (each chunk whole rows), streamed chunk by chunk. The next chunk
     is built in a worker thread while Postgres takes in the current one (numpy releases the GIL as it copies)."""
     conn = await asyncpg_connection(session)

@@ -5,7 +5,8 @@ from segmentation.profiles.models import timestamps
 from segmentation.tables import metadata
 
 segmentation_run = sa.Table(
-    "segmentation_run", metadata,
+    "segmentation_run",
+    metadata,
     sa.Column("run_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("kind", sa.Text, nullable=False),
     sa.Column("family", sa.Text, nullable=False),
@@ -26,7 +27,8 @@ segmentation_run = sa.Table(
 )
 
 run_result = sa.Table(
-    "run_result", metadata,
+    "run_result",
+    metadata,
     sa.Column("run_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("customer_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("segment_id", UUID(as_uuid=True), primary_key=True),

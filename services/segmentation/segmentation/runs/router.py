@@ -35,6 +35,8 @@ class NotComparable(DomainError):
 
 class ResultsPruned(DomainError):
     status, slug, title = 409, "results-pruned", "Per-customer results no longer kept"
+
+
 QUADRANT_ACTIONS = {
     "maintain": ("Maintain: high value, highly engaged — protect the relationship", True, True),
     "invest": ("Invest: high value, low engagement — win their loyalty before they drift", True, False),
@@ -47,20 +49,23 @@ def executor(request: Request) -> RunExecutor:
     return request.app.state.run_executor
 
 
-@router.post("/runs", response_model=RunRead, status_code=202,
-             responses=problem_responses(UnknownScheme, NotForKind, JobInProgress))
+@router.post(
+    "/runs", response_model=RunRead, status_code=202, responses=problem_responses(UnknownScheme, NotForKind, JobInProgress)
+)
 async def start_run(body: RunCreate, request: Request, session: SessionDep, background: BackgroundTasks) -> RunRead:
     """Start a run (rfm, clustering or tiers); it runs in the background — poll GET /runs/{id}."""
-    run = await executor(request).create(session, body.kind, scheme=body.scheme, currency=body.currency,
-                                         as_of=body.as_of, k=body.k)
+    run = await executor(request).create(
+        session, body.kind, scheme=body.scheme, currency=body.currency, as_of=body.as_of, k=body.k
+    )
     # Launched once the transaction has committed (the session commits before the response is sent).
     background.add_task(executor(request).launch_committed, run["run_id"])
     return RunRead.model_validate(run)
 
 
 @router.get("/runs", response_model=RunPage, responses=problem_responses(InvalidCursor))
-async def list_runs(session: SessionDep, limit: Limit = 50, cursor: Cursor = None,
-                    kind: Literal["rfm", "clustering", "tiers"] | None = None) -> RunPage:
+async def list_runs(
+    session: SessionDep, limit: Limit = 50, cursor: Cursor = None, kind: Literal["rfm", "clustering", "tiers"] | None = None
+) -> RunPage:
     """Runs, newest first."""
     after = decode(cursor, datetime, uuid.UUID)
     rows = await repository.page(session, kind=kind, before=after, limit=limit + 1)
@@ -75,10 +80,10 @@ async def read_run(run_id: uuid.UUID, session: SessionDep) -> RunRead:
     return RunRead.model_validate(await get_run(session, run_id))
 
 
-@router.get("/comparisons", response_model=Comparison,
-            responses=problem_responses(RunNotFound, NotComparable, ResultsPruned))
-async def compare_runs(session: SessionDep, base_run_id: Annotated[uuid.UUID, Query()],
-                       run_id: Annotated[uuid.UUID, Query()]) -> Comparison:
+@router.get("/comparisons", response_model=Comparison, responses=problem_responses(RunNotFound, NotComparable, ResultsPruned))
+async def compare_runs(
+    session: SessionDep, base_run_id: Annotated[uuid.UUID, Query()], run_id: Annotated[uuid.UUID, Query()]
+) -> Comparison:
     """How customers moved between the segments of two runs of the same family (per-customer results are kept
     for the last few runs of each family)."""
     base, other = await get_run(session, base_run_id), await get_run(session, run_id)
@@ -90,10 +95,13 @@ async def compare_runs(session: SessionDep, base_run_id: Annotated[uuid.UUID, Qu
             raise ResultsPruned(f"run {r['run_id']} is older than the last few runs whose per-customer results are kept")
     rows = await repository.transitions(session, base["run_id"], other["run_id"])
     transitions = [Transition(from_segment=r.from_key, to_segment=r.to_key, customers=r.n) for r in rows]
-    return Comparison(base_run_id=base["run_id"], run_id=other["run_id"],
-                      customers_compared=sum(t.customers for t in transitions),
-                      moved=sum(t.customers for t in transitions if t.from_segment != t.to_segment),
-                      transitions=transitions)
+    return Comparison(
+        base_run_id=base["run_id"],
+        run_id=other["run_id"],
+        customers_compared=sum(t.customers for t in transitions),
+        moved=sum(t.customers for t in transitions if t.from_segment != t.to_segment),
+        transitions=transitions,
+    )
 
 
 @router.get("/portfolio-matrix", response_model=PortfolioMatrix, responses=problem_responses(NotFound))
@@ -107,16 +115,32 @@ async def portfolio_matrix(session: SessionDep) -> PortfolioMatrix:
     quadrants = []
     for key, (action, high_value, high_engagement) in QUADRANT_ACTIONS.items():
         s = by_key.get(f"portfolio:{key}", {})
-        quadrants.append(Quadrant(key=key, name=key.replace("-", " ").capitalize(), action=action,
-                                  high_value=high_value, high_engagement=high_engagement, size=s.get("size", 0),
-                                  revenue_share=s.get("revenue_share", 0.0), average_value=s.get("average_value"),
-                                  by_group=[QuadrantGroup(**g) for g in s.get("value_groups", [])]))
+        quadrants.append(
+            Quadrant(
+                key=key,
+                name=key.replace("-", " ").capitalize(),
+                action=action,
+                high_value=high_value,
+                high_engagement=high_engagement,
+                size=s.get("size", 0),
+                revenue_share=s.get("revenue_share", 0.0),
+                average_value=s.get("average_value"),
+                by_group=[QuadrantGroup(**g) for g in s.get("value_groups", [])],
+            )
+        )
     result = run["result"]
-    return PortfolioMatrix(run_id=run_id, as_of=run["as_of"], value_threshold=result["value_threshold"],
-                           value_currency=result.get("value_currency"), value_basis=result.get("value_basis"),
-                           value_thresholds=[ValueThreshold(**t) for t in result.get("value_thresholds", [])],
-                           engagement_threshold=result["engagement_threshold"], value_axis=result["value_axis"],
-                           engagement_axis=result["engagement_axis"], quadrants=quadrants)
+    return PortfolioMatrix(
+        run_id=run_id,
+        as_of=run["as_of"],
+        value_threshold=result["value_threshold"],
+        value_currency=result.get("value_currency"),
+        value_basis=result.get("value_basis"),
+        value_thresholds=[ValueThreshold(**t) for t in result.get("value_thresholds", [])],
+        engagement_threshold=result["engagement_threshold"],
+        value_axis=result["value_axis"],
+        engagement_axis=result["engagement_axis"],
+        quadrants=quadrants,
+    )
 
 
 @router.get("/clusters", response_model=ClusterSet, responses=problem_responses(NotFound))
@@ -128,13 +152,28 @@ async def clusters(session: SessionDep) -> ClusterSet:
     run = await get_run(session, run_id)
     result = run["result"]
     customers = result.get("customers") or 0
-    items = [ClusterRead(segment_id=s["segment_id"], key=s["key"], name=s["name"], description=s.get("description"),
-                         size=s["size"], share=round(s["size"] / customers, 4) if customers else 0.0,
-                         revenue_share=s["revenue_share"], centroid=s.get("centroid", {}),
-                         distinguishing=s.get("distinguishing", []))
-             for s in result["segments"] if s["size"] > 0]
-    return ClusterSet(run_id=run_id, k=result["k"], k_fixed=result.get("k_fixed", False),
-                      k_criterion=result.get("k_criterion", "silhouette score in 2..8"), silhouette=result["silhouette"],
-                      silhouette_by_k={str(k): v for k, v in result["silhouette_by_k"].items()},
-                      smallest_share_by_k={str(k): v for k, v in result.get("smallest_share_by_k", {}).items()},
-                      clusters=items)
+    items = [
+        ClusterRead(
+            segment_id=s["segment_id"],
+            key=s["key"],
+            name=s["name"],
+            description=s.get("description"),
+            size=s["size"],
+            share=round(s["size"] / customers, 4) if customers else 0.0,
+            revenue_share=s["revenue_share"],
+            centroid=s.get("centroid", {}),
+            distinguishing=s.get("distinguishing", []),
+        )
+        for s in result["segments"]
+        if s["size"] > 0
+    ]
+    return ClusterSet(
+        run_id=run_id,
+        k=result["k"],
+        k_fixed=result.get("k_fixed", False),
+        k_criterion=result.get("k_criterion", "silhouette score in 2..8"),
+        silhouette=result["silhouette"],
+        silhouette_by_k={str(k): v for k, v in result["silhouette_by_k"].items()},
+        smallest_share_by_k={str(k): v for k, v in result.get("smallest_share_by_k", {}).items()},
+        clusters=items,
+    )

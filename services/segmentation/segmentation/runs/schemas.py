@@ -9,12 +9,18 @@ from shared.validation import Instant
 
 class RunCreate(BaseModel):
     kind: Literal["rfm", "clustering", "tiers"]
-    scheme: str | None = Field(None, min_length=1, max_length=60, pattern=r"^[a-z0-9][a-z0-9\-]*$",
-                               description="RFM runs: the scheme key (default).")
+    scheme: str | None = Field(
+        None, min_length=1, max_length=60, pattern=r"^[a-z0-9][a-z0-9\-]*$", description="RFM runs: the scheme key (default)."
+    )
     currency: str | None = Field(None, pattern=r"^[A-Z]{3}$", description="Monetary is counted in this currency.")
     as_of: Instant | None = Field(None, description="Recency and tenure are measured to this instant (now).")
-    k: int | None = Field(None, ge=2, le=20, description="Clustering runs: use this many clusters instead of "
-                                                       "choosing (capped at the number of distinct customers − 1).")
+    k: int | None = Field(
+        None,
+        ge=2,
+        le=20,
+        description="Clustering runs: use this many clusters instead of "
+        "choosing (capped at the number of distinct customers − 1).",
+    )
 
 
 class RunRead(BaseModel):
@@ -56,8 +62,9 @@ class QuadrantGroup(BaseModel):
     currency: str | None
     basis: str | None = Field(description="clv or revenue: what the value is.")
     customers: int
-    average_value: float | None = Field(description="Mean value (in `currency`, on `basis`) of the quadrant's "
-                                                    "customers in this group.")
+    average_value: float | None = Field(
+        description="Mean value (in `currency`, on `basis`) of the quadrant's customers in this group."
+    )
 
 
 class Quadrant(BaseModel):
@@ -68,8 +75,10 @@ class Quadrant(BaseModel):
     high_engagement: bool
     size: int
     revenue_share: float = Field(description="Share of revenue in the run's currency.")
-    average_value: float | None = Field(description="Mean value of the quadrant's customers in the headline group "
-                                                    "(`value_currency`, `value_basis`); null when it has none.")
+    average_value: float | None = Field(
+        description="Mean value of the quadrant's customers in the headline group "
+        "(`value_currency`, `value_basis`); null when it has none."
+    )
     by_group: list[QuadrantGroup] = Field(description="The same per currency and basis.")
 
 
@@ -95,8 +104,7 @@ class PortfolioMatrix(BaseModel):
 
 class Distinguishing(BaseModel):
     feature: str
-    sd_from_mean: float = Field(description="Centroid minus the overall mean, in standard deviations of the "
-                                            "log-scaled feature.")
+    sd_from_mean: float = Field(description="Centroid minus the overall mean, in standard deviations of the log-scaled feature.")
     words: str
 
 

@@ -40,9 +40,16 @@ RUN_WORK_MEM = "256MB"
 KEEP_RESULTS = 3  # succeeded runs per family whose per-customer results are kept (for comparisons)
 TIERS_FAMILIES = ["abc", "clv-tier", "portfolio"]
 
-AGGREGATE_COLUMNS = [("customer_id", "uuid"), ("last_purchase", "float8"), ("frequency", "int4"),
-                     ("monetary", "float8"), ("first_seen", "float8"), ("touchpoints", "int4"), ("clv", "float8"),
-                     ("tier", "int4")]
+AGGREGATE_COLUMNS = [
+    ("customer_id", "uuid"),
+    ("last_purchase", "float8"),
+    ("frequency", "int4"),
+    ("monetary", "float8"),
+    ("first_seen", "float8"),
+    ("touchpoints", "int4"),
+    ("clv", "float8"),
+    ("tier", "int4"),
+]
 # Customers with at least one purchase that counts; monetary in the run's currency (0 when none in it).
 # Epochs with date_part (float8 arithmetic), not extract (numeric, then cast): the same doubles — microseconds
 # below 2^53 divided by 1e6, correctly rounded either way — for ~1/4 less of the load query's time.
@@ -61,15 +68,18 @@ WHERE a.order_count > 0
 # service published (in its currency), else revenue to date in the currency the customer spent most in
 # (ties: alphabetical). Currency as its 1-based position in $3, basis 1 = clv, 2 = revenue (0: none).
 VALUE_COLUMNS = [("value", "float8"), ("value_currency", "int4"), ("value_basis", "int4")]
-VALUE_QUERY = AGGREGATE_QUERY.replace("""
-FROM segmentation.customer_aggregate a""", """,
+VALUE_QUERY = AGGREGATE_QUERY.replace(
+    """
+FROM segmentation.customer_aggregate a""",
+    """,
        coalesce(a.clv, main.total_spend, 0)::float8,
        coalesce(array_position($3::text[], coalesce(rtrim(a.clv_currency), main.currency)), 0)::int4,
        (CASE WHEN a.clv IS NOT NULL THEN 1 WHEN main.currency IS NOT NULL THEN 2 ELSE 0 END)::int4
 FROM segmentation.customer_aggregate a
 LEFT JOIN LATERAL (SELECT m.currency, m.total_spend FROM segmentation.purchase_summary m
                    WHERE m.customer_id = a.customer_id AND a.clv IS NULL
-                   ORDER BY m.total_spend DESC, m.currency LIMIT 1) main ON true""")
+                   ORDER BY m.total_spend DESC, m.currency LIMIT 1) main ON true""",
+)
 assert VALUE_QUERY != AGGREGATE_QUERY
 
 
@@ -106,17 +116,34 @@ class Aggregates:
 
 async def load_aggregates(session: AsyncSession, currency: str, with_value: bool = False) -> Aggregates:
     await session.execute(sa.text(f"SET LOCAL work_mem = '{RUN_WORK_MEM}'"))
-    tier_names = (await session.execute(sa.text(
-        "SELECT DISTINCT value_tier FROM segmentation.customer_aggregate WHERE value_tier IS NOT NULL "
-        "ORDER BY value_tier"))).scalars().all()
+    tier_names = (
+        (
+            await session.execute(
+                sa.text(
+                    "SELECT DISTINCT value_tier FROM segmentation.customer_aggregate WHERE value_tier IS NOT NULL "
+                    "ORDER BY value_tier"
+                )
+            )
+        )
+        .scalars()
+        .all()
+    )
     if not with_value:
         rows = await copy_out(session, AGGREGATE_QUERY, AGGREGATE_COLUMNS, currency, list(tier_names))
         return Aggregates(by_customer_id(rows), list(tier_names))
-    currencies = (await session.execute(sa.text(
-        "SELECT rtrim(clv_currency) FROM segmentation.customer_aggregate WHERE clv_currency IS NOT NULL "
-        "UNION SELECT currency FROM segmentation.purchase_summary ORDER BY 1"))).scalars().all()
-    rows = await copy_out(session, VALUE_QUERY, AGGREGATE_COLUMNS + VALUE_COLUMNS, currency, list(tier_names),
-                          list(currencies))
+    currencies = (
+        (
+            await session.execute(
+                sa.text(
+                    "SELECT rtrim(clv_currency) FROM segmentation.customer_aggregate WHERE clv_currency IS NOT NULL "
+                    "UNION SELECT currency FROM segmentation.purchase_summary ORDER BY 1"
+                )
+            )
+        )
+        .scalars()
+        .all()
+    )
+    rows = await copy_out(session, VALUE_QUERY, AGGREGATE_COLUMNS + VALUE_COLUMNS, currency, list(tier_names), list(currencies))
     return Aggregates(by_customer_id(rows), list(tier_names), list(currencies))
 
 
@@ -130,14 +157,16 @@ def by_customer_id(rows: np.ndarray) -> np.ndarray:
 
 
 async def get_scheme(session: AsyncSession, key: str) -> dict:
-    row = (await session.execute(sa.text("SELECT key, name, segments FROM segmentation.rfm_scheme WHERE key = :k"),
-                                 {"k": key})).first()
+    row = (
+        await session.execute(sa.text("SELECT key, name, segments FROM segmentation.rfm_scheme WHERE key = :k"), {"k": key})
+    ).first()
     if row is None:
         raise UnknownScheme(f"no RFM scheme with key {key!r}")
     return {"key": row.key, "name": row.name, "segments": row.segments}
 
 
 # ---- pure computations on the loaded arrays (also what the benchmark times) ----
+
 
 def compute_rfm(rows: np.ndarray, as_of_epoch: float, scheme_segments: list[dict]) -> dict[str, np.ndarray]:
     scores = rfm.rfm_scores(rows["last_purchase"], rows["frequency"], rows["monetary"], as_of_epoch)
@@ -150,8 +179,9 @@ def compute_features(rows: np.ndarray, as_of_epoch: float) -> np.ndarray:
     recency = np.clip((as_of_epoch - rows["last_purchase"]) / rfm.SECONDS_PER_DAY, 0, None)
     first_seen = np.where(np.isnan(rows["first_seen"]), rows["last_purchase"], rows["first_seen"])
     tenure = np.clip((as_of_epoch - first_seen) / rfm.SECONDS_PER_DAY, 0, None)
-    return clustering.feature_matrix(recency, rows["frequency"].astype(np.float64), rows["monetary"], tenure,
-                                     rows["touchpoints"].astype(np.float64))
+    return clustering.feature_matrix(
+        recency, rows["frequency"].astype(np.float64), rows["monetary"], tenure, rows["touchpoints"].astype(np.float64)
+    )
 
 
 def value_group(rows: np.ndarray) -> np.ndarray:
@@ -161,8 +191,7 @@ def value_group(rows: np.ndarray) -> np.ndarray:
 
 def describe_group(group: int, currencies: list[str]) -> dict[str, str | None]:
     currency, basis = divmod(group, len(tiers.VALUE_BASES) + 1)
-    return {"currency": currencies[currency - 1] if currency else None,
-            "basis": tiers.VALUE_BASES[basis - 1] if basis else None}
+    return {"currency": currencies[currency - 1] if currency else None, "basis": tiers.VALUE_BASES[basis - 1] if basis else None}
 
 
 def compute_tiers(rows: np.ndarray, as_of_epoch: float, currencies: list[str] | None = None) -> dict[str, Any]:
@@ -180,11 +209,21 @@ def compute_tiers(rows: np.ndarray, as_of_epoch: float, currencies: list[str] | 
     groups: list[dict[str, Any]] = []
     for g, cut in value_cuts.items():
         in_group = group == g
-        groups.append({**describe_group(g, currencies or []), "group": g, "customers": int(in_group.sum()),
-                       "value_threshold": round(cut, 4),
-                       "quadrants": {tiers.QUADRANTS[q]: {"customers": int(((quadrant == q) & in_group).sum()),
-                                                          "average_value": _mean(value[(quadrant == q) & in_group])}
-                                     for q in range(len(tiers.QUADRANTS))}})
+        groups.append(
+            {
+                **describe_group(g, currencies or []),
+                "group": g,
+                "customers": int(in_group.sum()),
+                "value_threshold": round(cut, 4),
+                "quadrants": {
+                    tiers.QUADRANTS[q]: {
+                        "customers": int(((quadrant == q) & in_group).sum()),
+                        "average_value": _mean(value[(quadrant == q) & in_group]),
+                    }
+                    for q in range(len(tiers.QUADRANTS))
+                },
+            }
+        )
     groups.sort(key=lambda x: -x["customers"])
     return {"abc": abc, "quadrant": quadrant, "value": value, "groups": groups, "engagement_cut": engagement_cut}
 
@@ -201,6 +240,7 @@ def headline_group(groups: list[dict], currency: str) -> dict | None:
 
 # ---- the executor ----
 
+
 @contextlib.contextmanager
 def phase(run: dict, name: str) -> Iterator[None]:
     """Seconds per phase of a run, reported in its result (`timings`)."""
@@ -212,9 +252,15 @@ def phase(run: dict, name: str) -> Iterator[None]:
 
 
 class RunExecutor:
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession], outbox: Outbox, reporting_currency: str,
-                 schedule_interval_s: float = 0, schedule_kinds: tuple[str, ...] = KINDS,
-                 launcher: jobs.Launcher | None = None) -> None:
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        outbox: Outbox,
+        reporting_currency: str,
+        schedule_interval_s: float = 0,
+        schedule_kinds: tuple[str, ...] = KINDS,
+        launcher: jobs.Launcher | None = None,
+    ) -> None:
         self.session_factory = session_factory
         self.outbox = outbox
         self.reporting_currency = reporting_currency
@@ -224,8 +270,17 @@ class RunExecutor:
         # The service's runtime holds the runs it launches (and cancels them at shutdown); a benchmark has its own.
         self.jobs = launcher or jobs.Launcher()
 
-    async def create(self, session: AsyncSession, kind: str, *, scheme: str | None, currency: str | None,
-                     as_of: datetime | None, trigger: str = "api", k: int | None = None) -> dict:
+    async def create(
+        self,
+        session: AsyncSession,
+        kind: str,
+        *,
+        scheme: str | None,
+        currency: str | None,
+        as_of: datetime | None,
+        trigger: str = "api",
+        k: int | None = None,
+    ) -> dict:
         if kind == "rfm":
             await get_scheme(session, scheme or "default")
         if k is not None and kind != "clustering":
@@ -237,19 +292,37 @@ class RunExecutor:
         family = family_of(kind, run_scheme)
         # One unfinished run per family (409 naming it): runs are heavy, a key must not queue them without limit.
         # The partial unique index settles a race between two requests (the loser's INSERT fails: 409 too).
-        unfinished = (await session.execute(sa.text("""
+        unfinished = (
+            await session.execute(
+                sa.text("""
             SELECT run_id, status FROM segmentation.segmentation_run
-            WHERE family = :family AND status IN ('queued', 'running') LIMIT 1"""), {"family": family})).first()
+            WHERE family = :family AND status IN ('queued', 'running') LIMIT 1"""),
+                {"family": family},
+            )
+        ).first()
         if unfinished is not None:
             raise jobs.in_progress(f"{kind} run", family, unfinished.run_id, unfinished.status)
         try:
             async with session.begin_nested():
-                row = (await session.execute(sa.text("""
+                row = (
+                    (
+                        await session.execute(
+                            sa.text("""
                     INSERT INTO segmentation.segmentation_run (run_id, kind, family, status, params, as_of, trigger)
-                    VALUES (:id, :kind, :family, 'queued', CAST(:params AS jsonb), :as_of, :trigger) RETURNING *"""), {
-                    "id": uuid.uuid4(), "kind": kind, "family": family,
-                    "params": json.dumps(params), "as_of": as_of or datetime.now(UTC), "trigger": trigger,
-                })).mappings().one()
+                    VALUES (:id, :kind, :family, 'queued', CAST(:params AS jsonb), :as_of, :trigger) RETURNING *"""),
+                            {
+                                "id": uuid.uuid4(),
+                                "kind": kind,
+                                "family": family,
+                                "params": json.dumps(params),
+                                "as_of": as_of or datetime.now(UTC),
+                                "trigger": trigger,
+                            },
+                        )
+                    )
+                    .mappings()
+                    .one()
+                )
         except sa.exc.IntegrityError:
             raise jobs.JobInProgress(f"another {kind} run for {family} was created at the same moment") from None
         return dict(row)
@@ -265,9 +338,15 @@ class RunExecutor:
     async def launch_queued(self) -> None:
         """Launch the runs left queued (at start: whichever replica claims one first runs it)."""
         async with self.session_factory.begin() as session:
-            queued = (await session.execute(sa.text(
-                "SELECT run_id FROM segmentation.segmentation_run WHERE status = 'queued' ORDER BY created_at"
-            ))).scalars().all()
+            queued = (
+                (
+                    await session.execute(
+                        sa.text("SELECT run_id FROM segmentation.segmentation_run WHERE status = 'queued' ORDER BY created_at")
+                    )
+                )
+                .scalars()
+                .all()
+            )
         for run_id in queued:
             self.launch(run_id)
 
@@ -283,8 +362,9 @@ class RunExecutor:
                 async with self.session_factory.begin() as session:
                     stale = await jobs.expired(session, segmentation_run, id_column="run_id")
                     for run_id, status in stale:
-                        if status == "running" and await jobs.fail_interrupted(session, segmentation_run, run_id,
-                                                                               id_column="run_id"):
+                        if status == "running" and await jobs.fail_interrupted(
+                            session, segmentation_run, run_id, id_column="run_id"
+                        ):
                             log.warning("segmentation run %s interrupted: its replica stopped", run_id)
                             await discard_results(session, run_id)
                 for run_id, status in stale:
@@ -300,15 +380,18 @@ class RunExecutor:
             try:
                 for kind in self.schedule_kinds:
                     async with self.session_factory.begin() as session:
-                        busy = (await session.execute(sa.text("""
+                        busy = (
+                            await session.execute(
+                                sa.text("""
                             SELECT 1 FROM segmentation.segmentation_run
                             WHERE family = :f AND status IN ('queued', 'running') LIMIT 1"""),
-                            {"f": family_of(kind, None)})).first()
+                                {"f": family_of(kind, None)},
+                            )
+                        ).first()
                         if busy:
                             continue
                         try:
-                            run = await self.create(session, kind, scheme=None, currency=None, as_of=None,
-                                                    trigger="schedule")
+                            run = await self.create(session, kind, scheme=None, currency=None, as_of=None, trigger="schedule")
                         except jobs.JobInProgress:
                             continue  # another replica scheduled it at the same moment
                     self.launch(run["run_id"])
@@ -318,9 +401,13 @@ class RunExecutor:
     async def _progress(self, run_id: uuid.UUID, progress: float, **fields: Any) -> None:
         sets = ", ".join(f"{k} = :{k}" for k in fields)
         async with self.session_factory.begin() as session:
-            await session.execute(sa.text(
-                f"UPDATE segmentation.segmentation_run SET progress = :progress, updated_at = now()"
-                f"{', ' + sets if sets else ''} WHERE run_id = :id"), {"id": run_id, "progress": progress, **fields})
+            await session.execute(
+                sa.text(
+                    f"UPDATE segmentation.segmentation_run SET progress = :progress, updated_at = now()"
+                    f"{', ' + sets if sets else ''} WHERE run_id = :id"
+                ),
+                {"id": run_id, "progress": progress, **fields},
+            )
 
     async def execute(self, run_id: uuid.UUID) -> None:
         async with self._lock:
@@ -331,17 +418,24 @@ class RunExecutor:
                 async with jobs.hold(self.session_factory, segmentation_run, run_id, id_column="run_id"):
                     await self._progress(run_id, 0.0, started_at=datetime.now(UTC))
                     async with self.session_factory() as session:
-                        run = dict((await session.execute(sa.text(
-                            "SELECT * FROM segmentation.segmentation_run WHERE run_id = :id"),
-                            {"id": run_id})).mappings().one())
+                        run = dict(
+                            (
+                                await session.execute(
+                                    sa.text("SELECT * FROM segmentation.segmentation_run WHERE run_id = :id"), {"id": run_id}
+                                )
+                            )
+                            .mappings()
+                            .one()
+                        )
                     run["timings"] = {}
                     await {"rfm": self._rfm, "clustering": self._clustering, "tiers": self._tiers}[run["kind"]](run)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.exception("segmentation run %s failed", run_id)
-                await self._progress(run_id, 1.0, status="failed", error=f"{type(exc).__name__}: {exc}"[:500],
-                                     finished_at=datetime.now(UTC))
+                await self._progress(
+                    run_id, 1.0, status="failed", error=f"{type(exc).__name__}: {exc}"[:500], finished_at=datetime.now(UTC)
+                )
                 async with self.session_factory.begin() as session:
                     await discard_results(session, run_id)
 
@@ -357,16 +451,25 @@ class RunExecutor:
         transaction diffs the memberships (Postgres works on both at once: two backends). They commit first, but
         nothing reads them before the run has succeeded (reads name a succeeded run); if the run fails they are
         deleted (`execute`, and recovery for a replica that died)."""
+
         async def write() -> None:
             with phase(run, "write_results_s"):
                 async with self.session_factory() as session, session.begin():
                     for columns, values, n in writes:
                         await copy_in(session, "run_result", "segmentation", columns, values, n)
+
         return asyncio.ensure_future(write())
 
-    async def _finish(self, session: AsyncSession, run: dict, families: list[str], result: dict,
-                      summaries: dict[uuid.UUID, dict], assigned: tuple[np.ndarray, np.ndarray],
-                      writes: list[ResultsWrite]) -> None:
+    async def _finish(
+        self,
+        session: AsyncSession,
+        run: dict,
+        families: list[str],
+        result: dict,
+        summaries: dict[uuid.UUID, dict],
+        assigned: tuple[np.ndarray, np.ndarray],
+        writes: list[ResultsWrite],
+    ) -> None:
         """Membership diff + events, segment summaries with movement, rule refresh, the run's result.
         `assigned`: (customer ids, segment ids) as 16-byte arrays, one pair per membership the run decided;
         `writes`: the run's results (`_write_results`, beside the diff), committed before the run succeeds."""
@@ -380,8 +483,15 @@ class RunExecutor:
             raise
         await self._succeed(session, run, result)
 
-    async def _finish_with(self, session: AsyncSession, run: dict, families: list[str], result: dict,
-                           summaries: dict[uuid.UUID, dict], assigned: tuple[np.ndarray, np.ndarray]) -> None:
+    async def _finish_with(
+        self,
+        session: AsyncSession,
+        run: dict,
+        families: list[str],
+        result: dict,
+        summaries: dict[uuid.UUID, dict],
+        assigned: tuple[np.ndarray, np.ndarray],
+    ) -> None:
         now = datetime.now(UTC)
         segments = await run_diff.scope_segments(session, families)
         with phase(run, "membership_diff_s"):
@@ -397,60 +507,96 @@ class RunExecutor:
             change = moved.get(segment_id, {"entered": 0, "left": 0})
             summary.update(change, net=change["entered"] - change["left"], run_id=str(run["run_id"]))
             summaries[segment_id] = summary
-        await session.execute(sa.text("""
+        await session.execute(
+            sa.text("""
             UPDATE segmentation.segment s SET summary = CAST(v.summary AS jsonb), last_run_id = :run_id, updated_at = now()
             FROM unnest(CAST(:ids AS uuid[]), CAST(:summaries AS text[])) AS v(segment_id, summary)
-            WHERE s.segment_id = v.segment_id"""), {
-            "run_id": run["run_id"], "ids": list(summaries), "summaries": [json.dumps(s) for s in summaries.values()]})
+            WHERE s.segment_id = v.segment_id"""),
+            {"run_id": run["run_id"], "ids": list(summaries), "summaries": [json.dumps(s) for s in summaries.values()]},
+        )
         await notify_relay(session, self.outbox)
         result["segments"] = [{"segment_id": str(k), **v} for k, v in summaries.items()]
         result["membership_changes"] = sum(c["entered"] + c["left"] for c in moved.values())
         with phase(run, "rule_refresh_s"):
             await refresh_rule_segments(session, self.outbox, self.reporting_currency, run_id=run["run_id"])
         with phase(run, "prune_s"):
-            await session.execute(sa.text("""
+            await session.execute(
+                sa.text("""
             DELETE FROM segmentation.run_result WHERE run_id IN (
                 SELECT run_id FROM segmentation.segmentation_run WHERE family = :family AND status = 'succeeded'
-                ORDER BY finished_at DESC OFFSET :keep)"""), {"family": run["family"], "keep": KEEP_RESULTS - 1})
+                ORDER BY finished_at DESC OFFSET :keep)"""),
+                {"family": run["family"], "keep": KEEP_RESULTS - 1},
+            )
 
     async def _succeed(self, session: AsyncSession, run: dict, result: dict) -> None:
         now = datetime.now(UTC)
         result["timings"] = run["timings"]
-        await session.execute(sa.text("""
+        await session.execute(
+            sa.text("""
             UPDATE segmentation.segmentation_run SET status = 'succeeded', progress = 1, result = CAST(:result AS jsonb),
                 finished_at = now(), updated_at = now() WHERE run_id = :id"""),
-            {"id": run["run_id"], "result": json.dumps(result, default=str)})
+            {"id": run["run_id"], "result": json.dumps(result, default=str)},
+        )
         # In the run's transaction: copies of a customer's segmentation (the gateway's view) refresh from it.
-        await self.outbox.add(session, SEGMENTATION_EVENTS, [Envelope.wrap(SegmentationRunCompleted(
-            run_id=run["run_id"], kind=run["kind"], family=run["family"], finished_at=now), source=SOURCE, subject=None)])
+        await self.outbox.add(
+            session,
+            SEGMENTATION_EVENTS,
+            [
+                Envelope.wrap(
+                    SegmentationRunCompleted(run_id=run["run_id"], kind=run["kind"], family=run["family"], finished_at=now),
+                    source=SOURCE,
+                    subject=None,
+                )
+            ],
+        )
 
-    async def diff(self, session: AsyncSession, run: dict, now: datetime, scope: list[run_diff.Segment],
-                   assigned: tuple[np.ndarray, np.ndarray]) -> dict[uuid.UUID, dict[str, int]]:
+    async def diff(
+        self,
+        session: AsyncSession,
+        run: dict,
+        now: datetime,
+        scope: list[run_diff.Segment],
+        assigned: tuple[np.ndarray, np.ndarray],
+    ) -> dict[uuid.UUID, dict[str, int]]:
         """The membership diff with its events (the benchmark times its predecessor in its place)."""
-        return await run_diff.apply(session, self.outbox, now=now, run_id=run["run_id"], scope=scope,
-                                    customer_ids=assigned[0], segment_ids=assigned[1])
+        return await run_diff.apply(
+            session, self.outbox, now=now, run_id=run["run_id"], scope=scope, customer_ids=assigned[0], segment_ids=assigned[1]
+        )
 
     async def _upsert_segments(self, session: AsyncSession, segments: list[dict]) -> list[uuid.UUID]:
         ids = [segment_id_for(s["key"]) for s in segments]
-        await session.execute(sa.text("""
+        await session.execute(
+            sa.text("""
             INSERT INTO segmentation.segment AS s (segment_id, key, kind, family, name, description, definition)
             SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:keys AS text[]), CAST(:kinds AS text[]),
                                  CAST(:families AS text[]), CAST(:names AS text[]), CAST(:descriptions AS text[]),
                                  CAST(:definitions AS jsonb[]))
             ON CONFLICT (key) DO UPDATE SET name = EXCLUDED.name, description = EXCLUDED.description,
-                definition = EXCLUDED.definition, updated_at = now()"""), {
-            "ids": ids, "keys": [s["key"] for s in segments], "kinds": [s["kind"] for s in segments],
-            "families": [s["family"] for s in segments], "names": [s["name"] for s in segments],
-            "descriptions": [s.get("description") for s in segments],
-            "definitions": [json.dumps(s.get("definition")) for s in segments]})
+                definition = EXCLUDED.definition, updated_at = now()"""),
+            {
+                "ids": ids,
+                "keys": [s["key"] for s in segments],
+                "kinds": [s["kind"] for s in segments],
+                "families": [s["family"] for s in segments],
+                "names": [s["name"] for s in segments],
+                "descriptions": [s.get("description") for s in segments],
+                "definitions": [json.dumps(s.get("definition")) for s in segments],
+            },
+        )
         return ids
 
     @staticmethod
     def _money_summary(size: np.ndarray, revenue: np.ndarray) -> list[dict]:
         total = float(revenue.sum())
-        return [{"size": int(n), "revenue": round(float(v), 4),
-                 "revenue_share": round(float(v) / total, 6) if total > 0 else 0.0,
-                 "average_value": round(float(v) / int(n), 4) if n else 0.0} for n, v in zip(size, revenue, strict=True)]
+        return [
+            {
+                "size": int(n),
+                "revenue": round(float(v), 4),
+                "revenue_share": round(float(v) / total, 6) if total > 0 else 0.0,
+                "average_value": round(float(v) / int(n), 4) if n else 0.0,
+            }
+            for n, v in zip(size, revenue, strict=True)
+        ]
 
     async def _rfm(self, run: dict) -> None:
         async with self.session_factory() as session:
@@ -460,27 +606,62 @@ class RunExecutor:
             computed = await asyncio.to_thread(compute_rfm, data.rows, run["as_of"].timestamp(), scheme["segments"])
         await self._progress(run["run_id"], 0.5)
         family = run["family"]
-        segments = [{"key": f"{family}:{s['key']}", "kind": "rfm", "family": family, "name": s["name"],
-                     "definition": {"scheme": scheme["key"], "r": s["r"], "f": s["f"]}} for s in scheme["segments"]]
+        segments = [
+            {
+                "key": f"{family}:{s['key']}",
+                "kind": "rfm",
+                "family": family,
+                "name": s["name"],
+                "definition": {"scheme": scheme["key"], "r": s["r"], "f": s["f"]},
+            }
+            for s in scheme["segments"]
+        ]
         async with self.session_factory() as session, session.begin():
             ids = await self._upsert_segments(session, segments)
             id_bytes = np.array([uuid_bytes(i) for i in ids], dtype="V16")
-            writes = [(
-                [("run_id", "uuid"), ("customer_id", "uuid"), ("segment_id", "uuid"), ("r", "int2"), ("f", "int2"),
-                 ("m", "int2"), ("monetary", "float8")],
-                {"run_id": uuid_bytes(run["run_id"]), "customer_id": data.rows["customer_id"],
-                 "segment_id": id_bytes[computed["segment"]], "r": computed["r"], "f": computed["f"],
-                 "m": computed["m"], "monetary": data.rows["monetary"]}, data.n)]
+            writes = [
+                (
+                    [
+                        ("run_id", "uuid"),
+                        ("customer_id", "uuid"),
+                        ("segment_id", "uuid"),
+                        ("r", "int2"),
+                        ("f", "int2"),
+                        ("m", "int2"),
+                        ("monetary", "float8"),
+                    ],
+                    {
+                        "run_id": uuid_bytes(run["run_id"]),
+                        "customer_id": data.rows["customer_id"],
+                        "segment_id": id_bytes[computed["segment"]],
+                        "r": computed["r"],
+                        "f": computed["f"],
+                        "m": computed["m"],
+                        "monetary": data.rows["monetary"],
+                    },
+                    data.n,
+                )
+            ]
             summaries = dict(zip(ids, self._money_summary(computed["size"], computed["revenue"]), strict=True))
             for sid, seg in zip(ids, segments, strict=True):
                 summaries[sid]["key"], summaries[sid]["name"] = seg["key"], seg["name"]
-            await self._finish(session, run, [family], {"customers": data.n, "scheme": scheme["key"]}, summaries,
-                               (data.rows["customer_id"], id_bytes[computed["segment"]]), writes)
+            await self._finish(
+                session,
+                run,
+                [family],
+                {"customers": data.n, "scheme": scheme["key"]},
+                summaries,
+                (data.rows["customer_id"], id_bytes[computed["segment"]]),
+                writes,
+            )
 
     async def _clustering(self, run: dict) -> None:
         async with self.session_factory() as session:
-            previous_rows = (await session.execute(sa.text(
-                "SELECT definition FROM segmentation.segment WHERE family = 'cluster'"))).scalars().all()
+            previous_rows = (
+                (await session.execute(sa.text("SELECT definition FROM segmentation.segment WHERE family = 'cluster'")))
+                .scalars()
+                .all()
+            )
         previous = {d["label"]: d["centroid"] for d in previous_rows if d and "centroid" in d}
         data = await self._load(run)
         with phase(run, "compute_s"):
@@ -488,12 +669,21 @@ class RunExecutor:
             result = await asyncio.to_thread(clustering.cluster, features, previous, 0, run["params"].get("k"))
         await self._progress(run["run_id"], 0.5)
         labels = sorted(result.clusters)
-        segments = [{"key": f"cluster:{label}", "kind": "cluster", "family": "cluster",
-                     "name": f"Cluster {label}: {result.clusters[label]['description']}",
-                     "description": result.clusters[label]["description"],
-                     "definition": {"label": label, "centroid": [result.clusters[label]["centroid"][f]
-                                                                 for f in clustering.FEATURES],
-                                    "features": clustering.FEATURES}} for label in labels]
+        segments = [
+            {
+                "key": f"cluster:{label}",
+                "kind": "cluster",
+                "family": "cluster",
+                "name": f"Cluster {label}: {result.clusters[label]['description']}",
+                "description": result.clusters[label]["description"],
+                "definition": {
+                    "label": label,
+                    "centroid": [result.clusters[label]["centroid"][f] for f in clustering.FEATURES],
+                    "features": clustering.FEATURES,
+                },
+            }
+            for label in labels
+        ]
         async with self.session_factory() as session, session.begin():
             ids = await self._upsert_segments(session, segments)
             position = {label: i for i, label in enumerate(labels)}
@@ -502,21 +692,41 @@ class RunExecutor:
                 lookup[label] = i
             id_bytes = np.array([uuid_bytes(i) for i in ids], dtype="V16")
             index = lookup[result.labels] if data.n else np.empty(0, dtype=np.int64)
-            writes = [(
-                [("run_id", "uuid"), ("customer_id", "uuid"), ("segment_id", "uuid"), ("monetary", "float8")],
-                {"run_id": uuid_bytes(run["run_id"]), "customer_id": data.rows["customer_id"],
-                 "segment_id": id_bytes[index] if data.n else id_bytes[:0], "monetary": data.rows["monetary"]},
-                data.n)]
+            writes = [
+                (
+                    [("run_id", "uuid"), ("customer_id", "uuid"), ("segment_id", "uuid"), ("monetary", "float8")],
+                    {
+                        "run_id": uuid_bytes(run["run_id"]),
+                        "customer_id": data.rows["customer_id"],
+                        "segment_id": id_bytes[index] if data.n else id_bytes[:0],
+                        "monetary": data.rows["monetary"],
+                    },
+                    data.n,
+                )
+            ]
             size, revenue = rfm.segment_summary(index, data.rows["monetary"], len(labels))
             summaries = dict(zip(ids, self._money_summary(size, revenue), strict=True))
             for sid, label in zip(ids, labels, strict=True):
                 summaries[sid].update(key=f"cluster:{label}", name=f"Cluster {label}", **result.clusters[label])
-            await self._finish(session, run, ["cluster"], {
-                "customers": data.n, "k": result.k, "k_fixed": result.fixed, "k_requested": run["params"].get("k"),
-                "k_criterion": "fixed by the request" if result.fixed else result.criterion,
-                "silhouette": result.silhouette, "silhouette_by_k": result.candidates,
-                "smallest_share_by_k": result.smallest_share, "features": clustering.FEATURES}, summaries,
-                (data.rows["customer_id"], id_bytes[index] if data.n else id_bytes[:0]), writes)
+            await self._finish(
+                session,
+                run,
+                ["cluster"],
+                {
+                    "customers": data.n,
+                    "k": result.k,
+                    "k_fixed": result.fixed,
+                    "k_requested": run["params"].get("k"),
+                    "k_criterion": "fixed by the request" if result.fixed else result.criterion,
+                    "silhouette": result.silhouette,
+                    "silhouette_by_k": result.candidates,
+                    "smallest_share_by_k": result.smallest_share,
+                    "features": clustering.FEATURES,
+                },
+                summaries,
+                (data.rows["customer_id"], id_bytes[index] if data.n else id_bytes[:0]),
+                writes,
+            )
 
     async def _tiers(self, run: dict) -> None:
         data = await self._load(run, with_value=True)
@@ -524,10 +734,13 @@ class RunExecutor:
             computed = await asyncio.to_thread(compute_tiers, data.rows, run["as_of"].timestamp(), data.currencies)
         await self._progress(run["run_id"], 0.5)
         segments = [{"key": f"abc:{c}", "kind": "abc", "family": "abc", "name": f"Class {c}"} for c in tiers.ABC_CLASSES]
-        segments += [{"key": f"portfolio:{q}", "kind": "portfolio", "family": "portfolio",
-                      "name": q.replace("-", " ").capitalize()} for q in tiers.QUADRANTS]
-        segments += [{"key": f"clv-tier:{t}", "kind": "value_tier", "family": "clv-tier", "name": f"CLV tier {t}"}
-                     for t in data.tiers]
+        segments += [
+            {"key": f"portfolio:{q}", "kind": "portfolio", "family": "portfolio", "name": q.replace("-", " ").capitalize()}
+            for q in tiers.QUADRANTS
+        ]
+        segments += [
+            {"key": f"clv-tier:{t}", "kind": "value_tier", "family": "clv-tier", "name": f"CLV tier {t}"} for t in data.tiers
+        ]
         monetary = data.rows["monetary"]
         async with self.session_factory() as session, session.begin():
             ids = await self._upsert_segments(session, segments)
@@ -536,18 +749,29 @@ class RunExecutor:
             run_bytes = uuid_bytes(run["run_id"])
             with_tier = data.rows["tier"] > 0
             offsets = {"abc": 0, "portfolio": len(tiers.ABC_CLASSES), "clv-tier": len(tiers.ABC_CLASSES) + len(tiers.QUADRANTS)}
-            parts = [("abc", computed["abc"].astype(np.int64), np.ones(data.n, dtype=bool)),
-                     ("portfolio", computed["quadrant"].astype(np.int64), np.ones(data.n, dtype=bool)),
-                     ("clv-tier", data.rows["tier"].astype(np.int64) - 1, with_tier)]
+            parts = [
+                ("abc", computed["abc"].astype(np.int64), np.ones(data.n, dtype=bool)),
+                ("portfolio", computed["quadrant"].astype(np.int64), np.ones(data.n, dtype=bool)),
+                ("clv-tier", data.rows["tier"].astype(np.int64) - 1, with_tier),
+            ]
             summaries: dict[uuid.UUID, dict] = {}
             assigned_customers, assigned_segments, writes = [], [], []
             for family, index, mask in parts:
                 global_index = index[mask] + offsets[family]
                 assigned_customers.append(data.rows["customer_id"][mask])
                 assigned_segments.append(id_bytes[global_index] if len(global_index) else id_bytes[:0])
-                writes.append((columns, {"run_id": run_bytes, "customer_id": assigned_customers[-1],
-                                         "segment_id": assigned_segments[-1], "monetary": monetary[mask]},
-                               int(mask.sum())))
+                writes.append(
+                    (
+                        columns,
+                        {
+                            "run_id": run_bytes,
+                            "customer_id": assigned_customers[-1],
+                            "segment_id": assigned_segments[-1],
+                            "monetary": monetary[mask],
+                        },
+                        int(mask.sum()),
+                    )
+                )
                 size, revenue = rfm.segment_summary(global_index, monetary[mask], len(ids))
                 for i, s in enumerate(self._money_summary(size, revenue)):
                     if segments[i]["family"] == family:
@@ -560,20 +784,30 @@ class RunExecutor:
                     q = seg["key"].split(":", 1)[1]
                     summaries[ids[i]]["average_value"] = headline["quadrants"][q]["average_value"] if headline else None
                     summaries[ids[i]]["value_groups"] = [
-                        {"currency": g["currency"], "basis": g["basis"], **g["quadrants"][q]} for g in computed["groups"]]
-            await self._finish(session, run, TIERS_FAMILIES, {
-                "customers": data.n,
-                "value_threshold": headline["value_threshold"] if headline else None,
-                "value_currency": headline["currency"] if headline else None,
-                "value_basis": headline["basis"] if headline else None,
-                "value_thresholds": [{k: g[k] for k in ("currency", "basis", "customers", "value_threshold")}
-                                     for g in computed["groups"]],
-                "engagement_threshold": computed["engagement_cut"],
-                "value_axis": "per customer in its own currency: the CLV the clv service published, else revenue to "
-                              "date in the currency it spent most in; high = at or above the median of its "
-                              "currency and basis, and above zero",
-                "engagement_axis": "mean of the R and F scores"}, summaries,
-                (np.concatenate(assigned_customers), np.concatenate(assigned_segments)), writes)
+                        {"currency": g["currency"], "basis": g["basis"], **g["quadrants"][q]} for g in computed["groups"]
+                    ]
+            await self._finish(
+                session,
+                run,
+                TIERS_FAMILIES,
+                {
+                    "customers": data.n,
+                    "value_threshold": headline["value_threshold"] if headline else None,
+                    "value_currency": headline["currency"] if headline else None,
+                    "value_basis": headline["basis"] if headline else None,
+                    "value_thresholds": [
+                        {k: g[k] for k in ("currency", "basis", "customers", "value_threshold")} for g in computed["groups"]
+                    ],
+                    "engagement_threshold": computed["engagement_cut"],
+                    "value_axis": "per customer in its own currency: the CLV the clv service published, else revenue to "
+                    "date in the currency it spent most in; high = at or above the median of its "
+                    "currency and basis, and above zero",
+                    "engagement_axis": "mean of the R and F scores",
+                },
+                summaries,
+                (np.concatenate(assigned_customers), np.concatenate(assigned_segments)),
+                writes,
+            )
 
 
 async def discard_results(session: AsyncSession, run_id: uuid.UUID) -> None:
@@ -582,8 +816,11 @@ async def discard_results(session: AsyncSession, run_id: uuid.UUID) -> None:
 
 
 async def get_run(session: AsyncSession, run_id: uuid.UUID) -> dict:
-    row = (await session.execute(sa.text("SELECT * FROM segmentation.segmentation_run WHERE run_id = :id"),
-                                 {"id": run_id})).mappings().first()
+    row = (
+        (await session.execute(sa.text("SELECT * FROM segmentation.segmentation_run WHERE run_id = :id"), {"id": run_id}))
+        .mappings()
+        .first()
+    )
     if row is None:
         raise RunNotFound(f"no segmentation run {run_id}")
     return dict(row)

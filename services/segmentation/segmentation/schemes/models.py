@@ -5,7 +5,8 @@ from segmentation.profiles.models import timestamps
 from segmentation.tables import metadata
 
 rfm_scheme = sa.Table(
-    "rfm_scheme", metadata,
+    "rfm_scheme",
+    metadata,
     sa.Column("scheme_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("key", sa.Text, nullable=False, unique=True),
     sa.Column("name", sa.Text, nullable=False),

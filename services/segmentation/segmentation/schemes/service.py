@@ -20,8 +20,9 @@ def validate_scheme(body: SchemeCreate) -> list[dict]:
         for dim in ("r", "f"):
             low, high = s[dim]
             if not 1 <= low <= high <= 5:
-                raise InvalidDefinition(f"segment {s['key']!r}: {dim.upper()} range {[low, high]} "
-                                        "must satisfy 1 <= low <= high <= 5")
+                raise InvalidDefinition(
+                    f"segment {s['key']!r}: {dim.upper()} range {[low, high]} must satisfy 1 <= low <= high <= 5"
+                )
     keys = [s["key"] for s in segments]
     if len(set(keys)) != len(keys):
         raise InvalidDefinition("segment keys must be unique within a scheme")

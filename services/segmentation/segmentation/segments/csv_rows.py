@@ -11,25 +11,28 @@ from segmentation.segments import repository
 
 ExportKind = Literal["members", "history"]
 MEMBER_COLUMNS = ["customer_id", "entered_at", "entered_version", "value", "value_currency", "tier", "stage"]
-HISTORY_COLUMNS = ["customer_id", "entered_at", "entered_version", "entered_run_id", "left_at", "left_version",
-                   "left_run_id"]
+HISTORY_COLUMNS = ["customer_id", "entered_at", "entered_version", "entered_run_id", "left_at", "left_version", "left_run_id"]
 COLUMNS: dict[str, list[str]] = {"members": MEMBER_COLUMNS, "history": HISTORY_COLUMNS}
 
 
-async def read_page(session: AsyncSession, kind: str, segment_id: uuid.UUID, after: Any,
-                    limit: int) -> tuple[list[list[Any]], Any]:
+async def read_page(
+    session: AsyncSession, kind: str, segment_id: uuid.UUID, after: Any, limit: int
+) -> tuple[list[list[Any]], Any]:
     """One page of CSV rows after the keyset position `after` (None: from the start), and the next position."""
     if kind == "members":
         rows = await repository.members(session, segment_id, after, limit)
-        cells = [[r["customer_id"], r["entered_at"], r["entered_version"], r["clv"], r["clv_currency"],
-                  r["value_tier"], r["stage"]] for r in rows]
+        cells = [
+            [r["customer_id"], r["entered_at"], r["entered_version"], r["clv"], r["clv_currency"], r["value_tier"], r["stage"]]
+            for r in rows
+        ]
         return cells, rows[-1]["customer_id"] if rows else after
     rows = await repository.segment_history(session, segment_id, after, limit)
     return [[r[c] for c in HISTORY_COLUMNS] for r in rows], rows[-1]["membership_id"] if rows else after
 
 
-async def pages(factory: async_sessionmaker[AsyncSession], kind: str, segment_id: uuid.UUID,
-                page_size: int) -> AsyncIterator[list[list[Any]]]:
+async def pages(
+    factory: async_sessionmaker[AsyncSession], kind: str, segment_id: uuid.UUID, page_size: int
+) -> AsyncIterator[list[list[Any]]]:
     """Every page, each read in its own short transaction (no connection held while the reader is slow)."""
     after = None
     while True:

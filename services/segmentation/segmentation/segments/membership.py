@@ -48,11 +48,13 @@ PUBLISH_AND_COUNT = """
 SELECT segment_id, change, count(*) AS n FROM changes GROUP BY segment_id, change
 """
 
+
 def rule_diff(matched_sql: str, scoped: bool) -> sa.TextClause:
     """The diff of one rule segment: `matched_sql` selects the customer_ids that satisfy it now; each entry and
     exit records `:version`, the rule version that caused it."""
     scope = "AND m.customer_id = ANY(CAST(:customer_ids AS uuid[]))" if scoped else ""
-    return sa.text(f"""
+    return sa.text(
+        f"""
 WITH matched AS ({matched_sql}), left_rows AS (
     UPDATE segmentation.segment_membership m SET left_at = CAST(:now AS timestamptz), left_run_id = CAST(:run_id AS uuid),
         left_version = CAST(:version AS int), updated_at = now()
@@ -68,20 +70,26 @@ WITH matched AS ({matched_sql}), left_rows AS (
     -- Two consumers re-evaluating the same customer at once: the second insert is a no-op, not an error.
     ON CONFLICT (segment_id, customer_id) WHERE left_at IS NULL DO NOTHING
     RETURNING customer_id, segment_id, 'entered'::text AS change
-)""" + PUBLISH_AND_COUNT)
+)"""
+        + PUBLISH_AND_COUNT
+    )
 
 
 def publish_params(outbox: Outbox, now: datetime, run_id: uuid.UUID | None) -> dict:
     """The statement's parameters, with the event JSON parts every event of the statement shares."""
     correlation_id = current_correlation_id()
-    middle = {"time": now.isoformat(), "datacontenttype": "application/json",
-              "dataschema": SegmentMembershipChanged.dataschema()}
+    middle = {"time": now.isoformat(), "datacontenttype": "application/json", "dataschema": SegmentMembershipChanged.dataschema()}
     if correlation_id is not None:
         middle["correlationid"] = correlation_id
     tail = {"changed_at": now.isoformat()} | ({"run_id": str(run_id)} if run_id is not None else {})
-    return {"topic": outbox.topic_prefix + SEGMENTATION_EVENTS, "now": now, "run_id": run_id,
-            "event_head": _members({"source": SOURCE, "type": SegmentMembershipChanged.EVENT_TYPE}),
-            "event_middle": _members(middle), "event_tail": _members(tail)}
+    return {
+        "topic": outbox.topic_prefix + SEGMENTATION_EVENTS,
+        "now": now,
+        "run_id": run_id,
+        "event_head": _members({"source": SOURCE, "type": SegmentMembershipChanged.EVENT_TYPE}),
+        "event_middle": _members(middle),
+        "event_tail": _members(tail),
+    }
 
 
 def _members(fields: dict) -> str:

@@ -6,7 +6,8 @@ from segmentation.tables import metadata
 
 # `family` groups the segments one run decides together (e.g. "rfm:default", "cluster", "abc", "rule:<key>").
 segment = sa.Table(
-    "segment", metadata,
+    "segment",
+    metadata,
     sa.Column("segment_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("key", sa.Text, nullable=False, unique=True),
     sa.Column("kind", sa.Text, nullable=False),
@@ -24,7 +25,8 @@ segment = sa.Table(
 
 # Every version of a rule segment's rule, kept for the history (an entry or exit names the version behind it).
 segment_version = sa.Table(
-    "segment_version", metadata,
+    "segment_version",
+    metadata,
     sa.Column("segment_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("version", sa.Integer, primary_key=True),
     sa.Column("name", sa.Text, nullable=False),
@@ -34,7 +36,8 @@ segment_version = sa.Table(
 )
 
 segment_membership = sa.Table(
-    "segment_membership", metadata,
+    "segment_membership",
+    metadata,
     sa.Column("membership_id", sa.BigInteger, sa.Identity(), primary_key=True),
     sa.Column("segment_id", UUID(as_uuid=True), nullable=False),
     sa.Column("customer_id", UUID(as_uuid=True), nullable=False),
@@ -45,8 +48,7 @@ segment_membership = sa.Table(
     sa.Column("entered_version", sa.Integer),  # the rule version whose evaluation made the entry (rule segments)
     sa.Column("left_version", sa.Integer),
     *timestamps(),
-    sa.Index("ux_segment_membership_open", "segment_id", "customer_id", unique=True,
-             postgresql_where=sa.text("left_at IS NULL")),
+    sa.Index("ux_segment_membership_open", "segment_id", "customer_id", unique=True, postgresql_where=sa.text("left_at IS NULL")),
     sa.Index("ix_segment_membership_customer_id", "customer_id", "entered_at"),
     sa.Index("ix_segment_membership_segment_history", "segment_id", "membership_id"),
 )

@@ -49,26 +49,38 @@ def _currency(settings: SegmentationSettings, currency: str | None) -> str:
 
 
 @router.get("/v1/segments", response_model=SegmentPage, responses=problem_responses(InvalidCursor))
-async def list_segments(session: SessionDep, limit: Limit = 100, cursor: Cursor = None, kind: Kind | None = None,
-                        family: Annotated[str | None, Query(max_length=100, pattern=r"^[a-z0-9:\-]+$")] = None,
-                        include_archived: bool = False) -> SegmentPage:
+async def list_segments(
+    session: SessionDep,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+    kind: Kind | None = None,
+    family: Annotated[str | None, Query(max_length=100, pattern=r"^[a-z0-9:\-]+$")] = None,
+    include_archived: bool = False,
+) -> SegmentPage:
     """Segments of every kind with their summaries (size, revenue share, average value, movement); archived rule
     segments only with `include_archived=true`."""
     after = decode(cursor, str)
-    rows = await repository.list_segments(session, kind=kind, family=family, after=after[0] if after else None,
-                                          limit=limit + 1, include_archived=include_archived)
+    rows = await repository.list_segments(
+        session, kind=kind, family=family, after=after[0] if after else None, limit=limit + 1, include_archived=include_archived
+    )
     items = [SegmentRead.model_validate(r) for r in rows[:limit]]
     return SegmentPage(items=items, next_cursor=encode(items[-1].key) if len(rows) > limit else None)
 
 
-@router.post("/v1/segments", response_model=SegmentRead, status_code=201,
-             responses=problem_responses(InvalidDefinition, SegmentExists))
-async def create_segment(body: RuleSegmentCreate, session: SessionDep, outbox: OutboxDep,
-                         settings: SettingsDep) -> SegmentRead:
+@router.post(
+    "/v1/segments", response_model=SegmentRead, status_code=201, responses=problem_responses(InvalidDefinition, SegmentExists)
+)
+async def create_segment(body: RuleSegmentCreate, session: SessionDep, outbox: OutboxDep, settings: SettingsDep) -> SegmentRead:
     """Save a rule segment; its members are evaluated now and kept current as events arrive and on every run."""
     segment_id = await create_rule_segment(
-        session, outbox, key=body.key, name=body.name, description=body.description,
-        rule=body.rule, currency=_currency(settings, body.currency))
+        session,
+        outbox,
+        key=body.key,
+        name=body.name,
+        description=body.description,
+        rule=body.rule,
+        currency=_currency(settings, body.currency),
+    )
     return SegmentRead.model_validate(await repository.get_segment(session, segment_id))
 
 
@@ -85,18 +97,26 @@ async def read_segment(segment_id: uuid.UUID, session: SessionDep) -> SegmentRea
     return SegmentRead.model_validate(await repository.get_segment(session, segment_id))
 
 
-@router.patch("/v1/segments/{segment_id}", response_model=SegmentRead,
-              responses=problem_responses(NotFound, InvalidDefinition, NotARuleSegment, SegmentArchived))
-async def edit_segment(segment_id: uuid.UUID, body: RuleSegmentEdit, session: SessionDep, outbox: OutboxDep,
-                       settings: SettingsDep) -> SegmentRead:
+@router.patch(
+    "/v1/segments/{segment_id}",
+    response_model=SegmentRead,
+    responses=problem_responses(NotFound, InvalidDefinition, NotARuleSegment, SegmentArchived),
+)
+async def edit_segment(
+    segment_id: uuid.UUID, body: RuleSegmentEdit, session: SessionDep, outbox: OutboxDep, settings: SettingsDep
+) -> SegmentRead:
     """A new version of a rule segment; its members are re-evaluated now (entries and exits name the version)."""
-    await edit_rule_segment(session, outbox, segment_id,
-                            changes=body.model_dump(exclude_unset=True), default_currency=_currency(settings, None))
+    await edit_rule_segment(
+        session, outbox, segment_id, changes=body.model_dump(exclude_unset=True), default_currency=_currency(settings, None)
+    )
     return SegmentRead.model_validate(await repository.get_segment(session, segment_id))
 
 
-@router.delete("/v1/segments/{segment_id}", response_model=SegmentRead,
-               responses=problem_responses(NotFound, NotARuleSegment, SegmentArchived))
+@router.delete(
+    "/v1/segments/{segment_id}",
+    response_model=SegmentRead,
+    responses=problem_responses(NotFound, NotARuleSegment, SegmentArchived),
+)
 async def archive_segment(segment_id: uuid.UUID, outbox: OutboxDep, session: SessionDep) -> SegmentRead:
     """Archive a rule segment (deleting is archiving): no longer evaluated nor listed, its members leave, its
     versions and history stay readable."""
@@ -113,14 +133,19 @@ async def segment_versions(segment_id: uuid.UUID, session: SessionDep) -> Segmen
 
 
 def _member(row: RowMapping) -> Member:
-    return Member(customer_id=row["customer_id"], entered_at=row["entered_at"], entered_version=row["entered_version"],
-                  value=row["clv"], value_currency=row["clv_currency"], tier=row["value_tier"], stage=row["stage"])
+    return Member(
+        customer_id=row["customer_id"],
+        entered_at=row["entered_at"],
+        entered_version=row["entered_version"],
+        value=row["clv"],
+        value_currency=row["clv_currency"],
+        tier=row["value_tier"],
+        stage=row["stage"],
+    )
 
 
-@router.get("/v1/segments/{segment_id}/members", response_model=MemberPage,
-            responses=problem_responses(NotFound, InvalidCursor))
-async def segment_members(segment_id: uuid.UUID, session: SessionDep, limit: Limit = 100,
-                          cursor: Cursor = None) -> MemberPage:
+@router.get("/v1/segments/{segment_id}/members", response_model=MemberPage, responses=problem_responses(NotFound, InvalidCursor))
+async def segment_members(segment_id: uuid.UUID, session: SessionDep, limit: Limit = 100, cursor: Cursor = None) -> MemberPage:
     """Current members of a segment with their value, tier and stage."""
     await repository.get_segment(session, segment_id)
     after = decode(cursor, uuid.UUID)
@@ -129,10 +154,12 @@ async def segment_members(segment_id: uuid.UUID, session: SessionDep, limit: Lim
     return MemberPage(items=items, next_cursor=encode(items[-1].customer_id) if len(rows) > limit else None)
 
 
-@router.get("/v1/segments/{segment_id}/history", response_model=SegmentHistoryPage,
-            responses=problem_responses(NotFound, InvalidCursor))
-async def segment_history(segment_id: uuid.UUID, session: SessionDep, limit: Limit = 100,
-                          cursor: Cursor = None) -> SegmentHistoryPage:
+@router.get(
+    "/v1/segments/{segment_id}/history", response_model=SegmentHistoryPage, responses=problem_responses(NotFound, InvalidCursor)
+)
+async def segment_history(
+    segment_id: uuid.UUID, session: SessionDep, limit: Limit = 100, cursor: Cursor = None
+) -> SegmentHistoryPage:
     """Who entered and left the segment, when, and by which rule version (or run), newest first."""
     await repository.get_segment(session, segment_id)
     after = decode(cursor, int)
@@ -144,18 +171,23 @@ async def segment_history(segment_id: uuid.UUID, session: SessionDep, limit: Lim
 
 EXPORT_PAGE = 2000
 CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "CSV (RFC 4180), streamed page by page."}}
+    200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "CSV (RFC 4180), streamed page by page."}
+}
 
 
 def _csv(segment_id: uuid.UUID, what: str, factory) -> StreamingResponse:
     filename = f"segment-{segment_id}-{what}.csv"
     body = stream_csv(csv_rows.COLUMNS[what], csv_rows.pages(factory, what, segment_id, EXPORT_PAGE))
-    return StreamingResponse(body, media_type="text/csv; charset=utf-8",
-                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return StreamingResponse(
+        body, media_type="text/csv; charset=utf-8", headers={"Content-Disposition": f'attachment; filename="{filename}"'}
+    )
 
 
-@router.get("/v1/segments/{segment_id}/members/export", response_class=StreamingResponse,
-            responses={**problem_responses(NotFound), **CSV_RESPONSE})
+@router.get(
+    "/v1/segments/{segment_id}/members/export",
+    response_class=StreamingResponse,
+    responses={**problem_responses(NotFound), **CSV_RESPONSE},
+)
 async def export_members(segment_id: uuid.UUID, request: Request, session: SessionDep) -> StreamingResponse:
     """All current members as CSV, streamed: each page of rows is read in its own short transaction (the export
     holds no connection while the client is slow to read), so it is not one snapshot of a segment that moves.
@@ -164,18 +196,25 @@ async def export_members(segment_id: uuid.UUID, request: Request, session: Sessi
     return _csv(segment_id, "members", request.app.state.session_factory)
 
 
-@router.get("/v1/segments/{segment_id}/history/export", response_class=StreamingResponse,
-            responses={**problem_responses(NotFound), **CSV_RESPONSE})
+@router.get(
+    "/v1/segments/{segment_id}/history/export",
+    response_class=StreamingResponse,
+    responses={**problem_responses(NotFound), **CSV_RESPONSE},
+)
 async def export_history(segment_id: uuid.UUID, request: Request, session: SessionDep) -> StreamingResponse:
     """The segment's whole history (entries and exits) as CSV, newest first, streamed as the members export is."""
     await repository.get_segment(session, segment_id)
     return _csv(segment_id, "history", request.app.state.session_factory)
 
 
-@router.get("/v1/customers/{customer_id}/segments/history", response_model=MembershipHistoryPage,
-            responses=problem_responses(NotFound, InvalidCursor))
-async def membership_history(customer_id: uuid.UUID, session: SessionDep, limit: Limit = 100,
-                             cursor: Cursor = None) -> MembershipHistoryPage:
+@router.get(
+    "/v1/customers/{customer_id}/segments/history",
+    response_model=MembershipHistoryPage,
+    responses=problem_responses(NotFound, InvalidCursor),
+)
+async def membership_history(
+    customer_id: uuid.UUID, session: SessionDep, limit: Limit = 100, cursor: Cursor = None
+) -> MembershipHistoryPage:
     """When the customer entered and left each segment, newest first."""
     resolved = await repository.resolve_customer(session, customer_id)
     after = decode(cursor, int)

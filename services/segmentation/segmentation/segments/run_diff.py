@@ -60,14 +60,27 @@ class Segment:
 
 async def scope_segments(session: AsyncSession, families: list[str]) -> list[Segment]:
     """Every segment of the families a run decides (also those the run assigns nobody to: their members leave)."""
-    rows = (await session.execute(sa.text(
-        "SELECT segment_id, key, name, kind FROM segmentation.segment WHERE family = ANY(CAST(:f AS text[])) "
-        "ORDER BY key"), {"f": families})).all()
+    rows = (
+        await session.execute(
+            sa.text(
+                "SELECT segment_id, key, name, kind FROM segmentation.segment WHERE family = ANY(CAST(:f AS text[])) ORDER BY key"
+            ),
+            {"f": families},
+        )
+    ).all()
     return [Segment(r.segment_id, r.key, r.name, r.kind) for r in rows]
 
 
-async def apply(session: AsyncSession, outbox: Outbox, *, now: datetime, run_id: uuid.UUID, scope: list[Segment],
-                customer_ids: np.ndarray, segment_ids: np.ndarray) -> dict[uuid.UUID, dict[str, int]]:
+async def apply(
+    session: AsyncSession,
+    outbox: Outbox,
+    *,
+    now: datetime,
+    run_id: uuid.UUID,
+    scope: list[Segment],
+    customer_ids: np.ndarray,
+    segment_ids: np.ndarray,
+) -> dict[uuid.UUID, dict[str, int]]:
     """Make the open memberships of `scope` exactly the run's assignments (customer_ids[i] in segment_ids[i],
     both arrays of 16-byte UUIDs), with one `segment.membership_changed` event per change in the outbox.
     Returns {segment_id: {"entered": n, "left": n}} for the segments that changed."""
@@ -79,24 +92,38 @@ async def apply(session: AsyncSession, outbox: Outbox, *, now: datetime, run_id:
 
     left_ids = open_rows["membership_id"][left].astype(np.int64)
     if len(left_ids):
-        closed = (await session.execute(CLOSE, {"now": now, "run_id": run_id, "ids": np.sort(left_ids).tolist()}))
+        closed = await session.execute(CLOSE, {"now": now, "run_id": run_id, "ids": np.sort(left_ids).tolist()})
         # A membership another transaction closed meanwhile (a merge) is not ours to announce.
         left &= np.isin(open_rows["membership_id"], np.fromiter(closed.scalars(), dtype=np.int64))
     left_customers, left_segments = np.ascontiguousarray(open_rows["customer_id"][left]), old_segment[left]
     entered_customers, entered_segments = customer_ids[entered], new_segment[entered]
 
     if len(entered_customers):
-        await copy_in(session, "segment_membership", "segmentation",
-                      [("segment_id", "uuid"), ("customer_id", "uuid"), ("entered_at", "timestamptz"),
-                       ("entered_run_id", "uuid")],
-                      {"segment_id": scope_bytes[entered_segments], "customer_id": entered_customers,
-                       "entered_at": np.int64(pg_epoch_us(now)), "entered_run_id": np.void(run_id.bytes)},
-                      len(entered_customers))
+        await copy_in(
+            session,
+            "segment_membership",
+            "segmentation",
+            [("segment_id", "uuid"), ("customer_id", "uuid"), ("entered_at", "timestamptz"), ("entered_run_id", "uuid")],
+            {
+                "segment_id": scope_bytes[entered_segments],
+                "customer_id": entered_customers,
+                "entered_at": np.int64(pg_epoch_us(now)),
+                "entered_run_id": np.void(run_id.bytes),
+            },
+            len(entered_customers),
+        )
     # Exits first, then entries: a customer moving between segments is announced leaving before entering.
     events = EventRows(outbox, now, run_id)
-    await copy_rows(session, "outbox", "segmentation", OUTBOX_FIELDS, _chain(
-        events.rows(scope, "left", left_customers, left_segments),
-        events.rows(scope, "entered", entered_customers, entered_segments)))
+    await copy_rows(
+        session,
+        "outbox",
+        "segmentation",
+        OUTBOX_FIELDS,
+        _chain(
+            events.rows(scope, "left", left_customers, left_segments),
+            events.rows(scope, "entered", entered_customers, entered_segments),
+        ),
+    )
 
     moved: dict[uuid.UUID, dict[str, int]] = {}
     for change, positions in (("left", left_segments), ("entered", entered_segments)):
@@ -116,8 +143,9 @@ def segment_positions(segment_ids: np.ndarray, scope_bytes: np.ndarray) -> np.nd
     return positions
 
 
-def pair_diff(new_segment: np.ndarray, new_customer: np.ndarray, old_segment: np.ndarray,
-              old_customer: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def pair_diff(
+    new_segment: np.ndarray, new_customer: np.ndarray, old_segment: np.ndarray, old_customer: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """(entered, left): masks of the new pairs not open now, and of the open pairs the run no longer assigns.
     Each side holds a (segment, customer) pair at most once, so a pair on both sides is two adjacent rows
     once everything is sorted by segment and customer."""
@@ -170,11 +198,26 @@ class EventRows:
     def template(self, segment: Segment, change: str) -> tuple[np.ndarray, list[int], list[int]]:
         """One COPY row with blanks, the offsets of the event id's blanks and of the customer id's."""
         parts: list[bytes | str] = [
-            b'{"specversion":"1.0","id":"', "event", b'",' + self.head + b',"subject":"', "customer",
-            b'",' + self.middle + b',"data":{"customer_id":"', "customer",
-            b'","segment_id":"' + str(segment.segment_id).encode() + b'","segment_key":' + _json(segment.key)
-            + b',"segment_name":' + _json(segment.name) + b',"kind":' + _json(segment.kind)
-            + b',"change":"' + change.encode() + b'",' + self.tail + b"}}"]
+            b'{"specversion":"1.0","id":"',
+            "event",
+            b'",' + self.head + b',"subject":"',
+            "customer",
+            b'",' + self.middle + b',"data":{"customer_id":"',
+            "customer",
+            b'","segment_id":"'
+            + str(segment.segment_id).encode()
+            + b'","segment_key":'
+            + _json(segment.key)
+            + b',"segment_name":'
+            + _json(segment.name)
+            + b',"kind":'
+            + _json(segment.kind)
+            + b',"change":"'
+            + change.encode()
+            + b'",'
+            + self.tail
+            + b"}}",
+        ]
         payload_length = sum(36 if isinstance(p, str) else len(p) for p in parts)
         row = bytearray(len(OUTBOX_FIELDS).to_bytes(2, "big"))
         blanks: dict[str, list[int]] = {"event": [], "customer": []}
@@ -207,15 +250,14 @@ class EventRows:
                 continue
             template, event_blanks, customer_blanks = self.template(segment, change)
             for start in range(0, len(members), CHUNK_ROWS):
-                chunk = members[start:start + CHUNK_ROWS]
+                chunk = members[start : start + CHUNK_ROWS]
                 rows = np.tile(template, (len(chunk), 1))
                 customer_text, event_text = uuid_text(chunk), uuid_text(random_uuids(len(chunk)))
                 for offset in event_blanks:
-                    rows[:, offset:offset + 36] = event_text
+                    rows[:, offset : offset + 36] = event_text
                 for offset in customer_blanks:
-                    rows[:, offset:offset + 36] = customer_text
+                    rows[:, offset : offset + 36] = customer_text
                 yield rows.tobytes()
-
 
 
 def _json(value: str) -> bytes:

@@ -34,15 +34,23 @@ class RuleSegmentCreate(BaseModel):
     key: str = Field(min_length=1, max_length=60, pattern=r"^[a-z0-9][a-z0-9\-]*$", examples=["vip-eu"])
     name: str = Field(min_length=1, max_length=100, pattern=NO_NUL, examples=["VIP EU"])
     description: str | None = Field(None, max_length=1000, pattern=NO_NUL)
-    rule: dict[str, Any] = Field(examples=[{"all": [
-        {"field": "last_purchase_at", "op": "within_last_days", "value": 30},
-        {"field": "spend", "op": "gte", "value": 500}]},
-        {"field": "event_count", "event_type": "order.shipped", "within_days": 30, "op": "gte", "value": 2}])
+    rule: dict[str, Any] = Field(
+        examples=[
+            {
+                "all": [
+                    {"field": "last_purchase_at", "op": "within_last_days", "value": 30},
+                    {"field": "spend", "op": "gte", "value": 500},
+                ]
+            },
+            {"field": "event_count", "event_type": "order.shipped", "within_days": 30, "op": "gte", "value": 2},
+        ]
+    )
     currency: str | None = Field(None, pattern=r"^[A-Z]{3}$", description="Currency of `spend` (reporting currency).")
 
 
 class RuleSegmentEdit(BaseModel):
     """What changes; every edit is a new version and re-evaluates the members."""
+
     name: str | None = Field(None, min_length=1, max_length=100, pattern=NO_NUL)
     description: str | None = Field(None, max_length=1000, pattern=NO_NUL)
     rule: dict[str, Any] | None = Field(None, examples=[{"field": "spend", "op": "gte", "value": 800}])

@@ -17,8 +17,10 @@ SCHEMA = "clv"
 
 
 def _timestamps() -> list[sa.Column]:
-    return [sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
-            sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False)]
+    return [
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    ]
 
 
 def _uuid(name: str, **kw) -> sa.Column:
@@ -26,11 +28,13 @@ def _uuid(name: str, **kw) -> sa.Column:
 
 
 def upgrade() -> None:
-    op.add_column("transaction_summary", sa.Column("refunded_total", sa.Numeric(18, 4), server_default="0",
-                                                   nullable=False), schema=SCHEMA)
+    op.add_column(
+        "transaction_summary", sa.Column("refunded_total", sa.Numeric(18, 4), server_default="0", nullable=False), schema=SCHEMA
+    )
     op.create_table(
         "purchase",
-        _uuid("purchase_id"), _uuid("customer_id"),
+        _uuid("purchase_id"),
+        _uuid("customer_id"),
         sa.Column("currency", sa.CHAR(3), nullable=False),
         sa.Column("amount", sa.Numeric(18, 4), nullable=False),
         sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
@@ -41,7 +45,8 @@ def upgrade() -> None:
     op.create_index("ix_purchase_customer_id", "purchase", ["customer_id"], schema=SCHEMA)
     op.create_table(
         "refund",
-        _uuid("refund_id"), _uuid("purchase_id"),
+        _uuid("refund_id"),
+        _uuid("purchase_id"),
         sa.Column("amount", sa.Numeric(18, 4), nullable=False),
         sa.Column("cancelled", sa.Boolean, server_default=sa.false(), nullable=False),
         sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
@@ -52,7 +57,9 @@ def upgrade() -> None:
     op.create_index("ix_refund_purchase_id", "refund", ["purchase_id"], schema=SCHEMA)
     op.create_table(
         "customer_alias",
-        _uuid("merged_id"), _uuid("survivor_id"), _uuid("merge_id"),
+        _uuid("merged_id"),
+        _uuid("survivor_id"),
+        _uuid("merge_id"),
         *_timestamps(),
         sa.PrimaryKeyConstraint("merged_id", name="pk_customer_alias"),
         schema=SCHEMA,
@@ -85,7 +92,8 @@ def upgrade() -> None:
     )
     op.create_table(
         "scoring_run",
-        _uuid("id"), _uuid("fit_id"),
+        _uuid("id"),
+        _uuid("fit_id"),
         sa.Column("status", sa.Text, nullable=False),
         sa.Column("progress", sa.Float, server_default="0", nullable=False),
         sa.Column("currency", sa.CHAR(3), nullable=False),
@@ -105,7 +113,8 @@ def upgrade() -> None:
         "customer_value",
         _uuid("customer_id"),
         sa.Column("currency", sa.CHAR(3), nullable=False),
-        _uuid("scoring_run_id"), _uuid("fit_id"),
+        _uuid("scoring_run_id"),
+        _uuid("fit_id"),
         sa.Column("probability_alive", sa.Float, nullable=False),
         sa.Column("expected_purchases", sa.Float, nullable=False),
         sa.Column("expected_spend", sa.Numeric(18, 4), nullable=False),
@@ -146,7 +155,9 @@ def upgrade() -> None:
     )
     op.create_table(
         "delivery",
-        _uuid("id"), _uuid("proposition_id"), _uuid("customer_id"),
+        _uuid("id"),
+        _uuid("proposition_id"),
+        _uuid("customer_id"),
         sa.Column("group", sa.Text, nullable=False),
         sa.Column("channel", sa.Text, nullable=False),
         sa.Column("partner", sa.Text),
@@ -183,7 +194,8 @@ def upgrade() -> None:
     )
     op.create_table(
         "feedback",
-        _uuid("feedback_id"), _uuid("customer_id"),
+        _uuid("feedback_id"),
+        _uuid("customer_id"),
         sa.Column("proposition_id", sa.Text),
         sa.Column("perceived_value", sa.Float),
         sa.Column("expected_value", sa.Float),
@@ -198,7 +210,18 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ["feedback", "customer_stage", "segment_membership", "delivery", "proposition", "customer_value",
-                  "scoring_run", "model_fit", "customer_alias", "refund", "purchase"]:
+    for table in [
+        "feedback",
+        "customer_stage",
+        "segment_membership",
+        "delivery",
+        "proposition",
+        "customer_value",
+        "scoring_run",
+        "model_fit",
+        "customer_alias",
+        "refund",
+        "purchase",
+    ]:
         op.drop_table(table, schema=SCHEMA)
     op.drop_column("transaction_summary", "refunded_total", schema=SCHEMA)

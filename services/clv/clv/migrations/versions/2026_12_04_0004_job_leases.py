@@ -24,12 +24,14 @@ def upgrade() -> None:
         op.add_column(table, sa.Column("lease_until", sa.DateTime(timezone=True)), schema=SCHEMA)
         # Before leases a killed replica left its jobs `running` forever: all but the newest per target are failed
         # so the one-unfinished index can be built (the newest is recovered by the reaper like any lapsed lease).
-        op.execute(sa.text(f"""
+        op.execute(
+            sa.text(f"""
             UPDATE {SCHEMA}.{table} j SET status = 'failed', error = 'interrupted: superseded at the upgrade',
                 finished_at = now(), updated_at = now()
             WHERE j.status IN ('queued', 'running') AND EXISTS (
                 SELECT 1 FROM {SCHEMA}.{table} k WHERE k.status IN ('queued', 'running')
-                  AND k.{target[0]} = j.{target[0]} AND k.created_at > j.created_at)"""))
+                  AND k.{target[0]} = j.{target[0]} AND k.created_at > j.created_at)""")
+        )
         op.execute(unfinished_index(table, target, SCHEMA))
 
 

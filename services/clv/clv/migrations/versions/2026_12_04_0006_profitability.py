@@ -18,8 +18,10 @@ MONEY = sa.Numeric(18, 4)
 
 
 def _timestamps() -> list[sa.Column]:
-    return [sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-            sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now())]
+    return [
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    ]
 
 
 def upgrade() -> None:
@@ -90,9 +92,14 @@ def upgrade() -> None:
 
 
 def _indexes() -> None:
-    for table, column in [("profit_order", "customer_id"), ("profit_order", "home_customer_id"),
-                          ("profit_order_part", "purchase_id"), ("profit_refund", "purchase_id"),
-                          ("profit_touchpoint", "customer_id"), ("profit_touchpoint", "home_customer_id")]:
+    for table, column in [
+        ("profit_order", "customer_id"),
+        ("profit_order", "home_customer_id"),
+        ("profit_order_part", "purchase_id"),
+        ("profit_refund", "purchase_id"),
+        ("profit_touchpoint", "customer_id"),
+        ("profit_touchpoint", "home_customer_id"),
+    ]:
         op.create_index(f"ix_clv_{table}_{column}", table, [column], schema=SCHEMA)
 
 
@@ -116,6 +123,5 @@ def _backfill() -> None:
 
 
 def downgrade() -> None:
-    for table in ["touchpoint_cost", "cost_rate", "profit_touchpoint", "profit_refund",
-                  "profit_order_part", "profit_order"]:
+    for table in ["touchpoint_cost", "cost_rate", "profit_touchpoint", "profit_refund", "profit_order_part", "profit_order"]:
         op.drop_table(table, schema=SCHEMA)

@@ -20,12 +20,12 @@ SCHEMA = "clv"
 def upgrade() -> None:
     # Stored potential values were the retention upside (CLV if certainly alive − CLV): they keep that meaning
     # under its own name until the next scoring run computes the wallet-based potential.
-    op.add_column("customer_value", sa.Column("retention_value", sa.Numeric(18, 4), nullable=False,
-                                              server_default="0"), schema=SCHEMA)
+    op.add_column(
+        "customer_value", sa.Column("retention_value", sa.Numeric(18, 4), nullable=False, server_default="0"), schema=SCHEMA
+    )
     op.execute(sa.text(f"UPDATE {SCHEMA}.customer_value SET retention_value = potential_value"))
     op.add_column("model_fit", sa.Column("selection", JSONB), schema=SCHEMA)
-    op.add_column("proposition", sa.Column("value_basis", sa.Text, nullable=False, server_default="clv"),
-                  schema=SCHEMA)
+    op.add_column("proposition", sa.Column("value_basis", sa.Text, nullable=False, server_default="clv"), schema=SCHEMA)
 
 
 def downgrade() -> None:

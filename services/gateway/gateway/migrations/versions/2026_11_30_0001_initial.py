@@ -77,16 +77,30 @@ def upgrade() -> None:
         sa.Column("delivered_at", sa.DateTime(timezone=True)),
         *_timestamps(),
         sa.PrimaryKeyConstraint("id", name="pk_webhook_delivery"),
-        sa.ForeignKeyConstraint(["subscription_id"], [f"{SCHEMA}.webhook_subscription.id"], ondelete="CASCADE",
-                                name="fk_webhook_delivery_subscription_id_webhook_subscription"),
+        sa.ForeignKeyConstraint(
+            ["subscription_id"],
+            [f"{SCHEMA}.webhook_subscription.id"],
+            ondelete="CASCADE",
+            name="fk_webhook_delivery_subscription_id_webhook_subscription",
+        ),
         sa.UniqueConstraint("subscription_id", "event_source", "event_id", name="uq_webhook_delivery_subscription_id"),
         sa.CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="ck_webhook_delivery_status"),
         schema=SCHEMA,
     )
-    op.create_index("ix_webhook_delivery_due", "webhook_delivery", ["next_attempt_at"], schema=SCHEMA,
-                    postgresql_where=sa.text("status = 'pending'"))
-    op.create_index("ix_webhook_delivery_order", "webhook_delivery", ["subscription_id", "ordering_key", "id"],
-                    schema=SCHEMA, postgresql_where=sa.text("status = 'pending'"))
+    op.create_index(
+        "ix_webhook_delivery_due",
+        "webhook_delivery",
+        ["next_attempt_at"],
+        schema=SCHEMA,
+        postgresql_where=sa.text("status = 'pending'"),
+    )
+    op.create_index(
+        "ix_webhook_delivery_order",
+        "webhook_delivery",
+        ["subscription_id", "ordering_key", "id"],
+        schema=SCHEMA,
+        postgresql_where=sa.text("status = 'pending'"),
+    )
     op.create_index("ix_webhook_delivery_customer", "webhook_delivery", ["ordering_key"], schema=SCHEMA)
 
 

@@ -35,8 +35,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("customer_id", name="pk_customer_view_copy"),
         schema=SCHEMA,
     )
-    op.create_index("ix_customer_view_copy_survivor_id", "customer_view_copy", ["survivor_id"], schema=SCHEMA,
-                    postgresql_where=sa.text("survivor_id IS NOT NULL"))
+    op.create_index(
+        "ix_customer_view_copy_survivor_id",
+        "customer_view_copy",
+        ["survivor_id"],
+        schema=SCHEMA,
+        postgresql_where=sa.text("survivor_id IS NOT NULL"),
+    )
 
 
 def downgrade() -> None:

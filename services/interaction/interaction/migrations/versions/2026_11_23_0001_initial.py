@@ -42,8 +42,9 @@ def upgrade() -> None:
         sa.Column("customer_id", UUID(as_uuid=True), nullable=False),
         *_timestamps(),
         sa.PrimaryKeyConstraint("source", "external_id", name="pk_customer_identifier"),
-        sa.ForeignKeyConstraint(["customer_id"], [f"{SCHEMA}.customer.id"], ondelete="CASCADE",
-                                name="fk_customer_identifier_customer_id_customer"),
+        sa.ForeignKeyConstraint(
+            ["customer_id"], [f"{SCHEMA}.customer.id"], ondelete="CASCADE", name="fk_customer_identifier_customer_id_customer"
+        ),
         schema=SCHEMA,
     )
     op.create_index("ix_customer_identifier_customer_id", "customer_identifier", ["customer_id"], schema=SCHEMA)
@@ -61,8 +62,9 @@ def upgrade() -> None:
         *_timestamps(),
         sa.PrimaryKeyConstraint("id", name="pk_purchase"),
         sa.UniqueConstraint("source", "order_id", name="uq_purchase_source_order_id"),
-        sa.ForeignKeyConstraint(["customer_id"], [f"{SCHEMA}.customer.id"], ondelete="CASCADE",
-                                name="fk_purchase_customer_id_customer"),
+        sa.ForeignKeyConstraint(
+            ["customer_id"], [f"{SCHEMA}.customer.id"], ondelete="CASCADE", name="fk_purchase_customer_id_customer"
+        ),
         schema=SCHEMA,
     )
     op.create_index("ix_purchase_customer_occurred", "purchase", ["customer_id", "occurred_at"], schema=SCHEMA)

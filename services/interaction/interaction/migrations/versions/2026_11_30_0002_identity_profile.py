@@ -24,8 +24,7 @@ def _timestamps() -> list[sa.Column]:
 
 
 def _customer_fk(table: str, column: str = "customer_id") -> sa.ForeignKeyConstraint:
-    return sa.ForeignKeyConstraint([column], [f"{SCHEMA}.customer.id"], ondelete="CASCADE",
-                                   name=f"fk_{table}_{column}_customer")
+    return sa.ForeignKeyConstraint([column], [f"{SCHEMA}.customer.id"], ondelete="CASCADE", name=f"fk_{table}_{column}_customer")
 
 
 def upgrade() -> None:
@@ -46,8 +45,9 @@ def upgrade() -> None:
     ]
     for column in columns:
         op.add_column("customer", column, schema=SCHEMA)
-    op.create_index("ix_customer_merged_into", "customer", ["merged_into"], schema=SCHEMA,
-                    postgresql_where=sa.text("merged_into IS NOT NULL"))
+    op.create_index(
+        "ix_customer_merged_into", "customer", ["merged_into"], schema=SCHEMA, postgresql_where=sa.text("merged_into IS NOT NULL")
+    )
 
     # Identifiers: kind 'source' is (partner, partner's id); 'email' and 'phone' have source ''.
     op.add_column("customer_identifier", sa.Column("kind", sa.Text, server_default="source", nullable=False), schema=SCHEMA)
@@ -77,8 +77,9 @@ def upgrade() -> None:
         _customer_fk("customer_property"),
         schema=SCHEMA,
     )
-    op.create_index("ix_customer_property_lookup", "customer_property",
-                    ["kind", "key", sa.text("(value #>> '{}')")], schema=SCHEMA)
+    op.create_index(
+        "ix_customer_property_lookup", "customer_property", ["kind", "key", sa.text("(value #>> '{}')")], schema=SCHEMA
+    )
 
     op.create_table(
         "purchase_adjustment",
@@ -101,8 +102,13 @@ def upgrade() -> None:
     )
     op.create_index("ix_purchase_adjustment_order", "purchase_adjustment", ["source", "order_id"], schema=SCHEMA)
     op.create_index("ix_purchase_adjustment_customer_id", "purchase_adjustment", ["customer_id"], schema=SCHEMA)
-    op.create_index("ix_purchase_adjustment_unpublished", "purchase_adjustment", ["source", "order_id"], schema=SCHEMA,
-                    postgresql_where=sa.text("published_at IS NULL"))
+    op.create_index(
+        "ix_purchase_adjustment_unpublished",
+        "purchase_adjustment",
+        ["source", "order_id"],
+        schema=SCHEMA,
+        postgresql_where=sa.text("published_at IS NULL"),
+    )
 
     op.create_table(
         "activity",
@@ -188,8 +194,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ["partner", "customer_merge", "customer_spend", "deal", "activity", "purchase_adjustment",
-                  "customer_property"]:
+    for table in ["partner", "customer_merge", "customer_spend", "deal", "activity", "purchase_adjustment", "customer_property"]:
         op.drop_table(table, schema=SCHEMA)
     op.drop_column("purchase", "line_items", schema=SCHEMA)
     op.drop_column("purchase", "home_customer_id", schema=SCHEMA)
@@ -199,7 +204,18 @@ def downgrade() -> None:
     op.drop_column("customer_identifier", "home_customer_id", schema=SCHEMA)
     op.drop_column("customer_identifier", "kind", schema=SCHEMA)
     op.drop_index("ix_customer_merged_into", "customer", schema=SCHEMA)
-    for column in ["partners", "latest_csat_at", "latest_csat", "latest_nps_at", "latest_nps", "last_touchpoints",
-                   "preferred_channel", "last_purchase_at", "purchase_count", "last_seen_at", "erased_at",
-                   "merged_into"]:
+    for column in [
+        "partners",
+        "latest_csat_at",
+        "latest_csat",
+        "latest_nps_at",
+        "latest_nps",
+        "last_touchpoints",
+        "preferred_channel",
+        "last_purchase_at",
+        "purchase_count",
+        "last_seen_at",
+        "erased_at",
+        "merged_into",
+    ]:
         op.drop_column("customer", column, schema=SCHEMA)

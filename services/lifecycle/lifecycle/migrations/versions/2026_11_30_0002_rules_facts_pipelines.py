@@ -20,25 +20,55 @@ depends_on = None
 SCHEMA = "lifecycle"
 
 DEFAULT_RULES = {
-    "repeat_window_days": 365, "loyalty_window_days": 365, "loyalty_min_purchases": 3, "promoter_min_nps": 9,
-    "top_tiers": ["platinum", "gold"], "loyalty_min_probability_alive": 0.7, "inactivity_days": 365,
+    "repeat_window_days": 365,
+    "loyalty_window_days": 365,
+    "loyalty_min_purchases": 3,
+    "promoter_min_nps": 9,
+    "top_tiers": ["platinum", "gold"],
+    "loyalty_min_probability_alive": 0.7,
+    "inactivity_days": 365,
     "churn_probability_alive_below": 0.2,
 }
 
 # key, name, lost reasons, [(stage key, name, win probability, outcome)]
 PIPELINES = [
-    ("marketing", "Marketing", ["unresponsive", "not a fit", "unsubscribed"], [
-        ("subscriber", "Subscriber", "0.05", "open"), ("mql", "Marketing-qualified lead", "0.10", "open"),
-        ("sql", "Sales-qualified lead", "0.25", "open"), ("won", "Handed to sales", "1", "won"),
-        ("lost", "Lost", "0", "lost")]),
-    ("sales", "Sales", ["price", "competitor", "no budget", "no decision", "timing"], [
-        ("lead", "Lead", "0.10", "open"), ("qualified", "Qualified", "0.20", "open"),
-        ("proposal", "Proposal", "0.50", "open"), ("negotiation", "Negotiation", "0.75", "open"),
-        ("won", "Won", "1", "won"), ("lost", "Lost", "0", "lost")]),
-    ("service", "Service", ["no need", "price", "churned"], [
-        ("identified", "Opportunity identified", "0.20", "open"), ("proposed", "Offer proposed", "0.50", "open"),
-        ("committed", "Committed", "0.80", "open"), ("won", "Renewed / upsold", "1", "won"),
-        ("lost", "Lost", "0", "lost")]),
+    (
+        "marketing",
+        "Marketing",
+        ["unresponsive", "not a fit", "unsubscribed"],
+        [
+            ("subscriber", "Subscriber", "0.05", "open"),
+            ("mql", "Marketing-qualified lead", "0.10", "open"),
+            ("sql", "Sales-qualified lead", "0.25", "open"),
+            ("won", "Handed to sales", "1", "won"),
+            ("lost", "Lost", "0", "lost"),
+        ],
+    ),
+    (
+        "sales",
+        "Sales",
+        ["price", "competitor", "no budget", "no decision", "timing"],
+        [
+            ("lead", "Lead", "0.10", "open"),
+            ("qualified", "Qualified", "0.20", "open"),
+            ("proposal", "Proposal", "0.50", "open"),
+            ("negotiation", "Negotiation", "0.75", "open"),
+            ("won", "Won", "1", "won"),
+            ("lost", "Lost", "0", "lost"),
+        ],
+    ),
+    (
+        "service",
+        "Service",
+        ["no need", "price", "churned"],
+        [
+            ("identified", "Opportunity identified", "0.20", "open"),
+            ("proposed", "Offer proposed", "0.50", "open"),
+            ("committed", "Committed", "0.80", "open"),
+            ("won", "Renewed / upsold", "1", "won"),
+            ("lost", "Lost", "0", "lost"),
+        ],
+    ),
 ]
 
 
@@ -55,17 +85,26 @@ def _timestamps() -> list[sa.Column]:
 
 def upgrade() -> None:
     op.add_column("customer_stage", sa.Column("rule_set_version", sa.Integer), schema=SCHEMA)
-    op.create_index("ix_customer_stage_stage_last_purchase", "customer_stage", ["stage", "last_purchase_at"],
-                    schema=SCHEMA)
+    op.create_index("ix_customer_stage_stage_last_purchase", "customer_stage", ["stage", "last_purchase_at"], schema=SCHEMA)
     for name in ("from_stage", "rule", "actor", "trigger_source"):
         op.add_column("stage_history", sa.Column(name, sa.Text), schema=SCHEMA)
     op.add_column("stage_history", sa.Column("rule_set_version", sa.Integer), schema=SCHEMA)
     # Funnels, distributions and time-in-stage scan by stage and entry time; the covering columns keep
     # those scans index-only on millions of transitions.
-    op.create_index("ix_stage_history_stage_entered", "stage_history", ["stage", "entered_at"], schema=SCHEMA,
-                    postgresql_include=["customer_id", "left_at"])
-    op.create_index("ix_stage_history_entered", "stage_history", ["entered_at"], schema=SCHEMA,
-                    postgresql_include=["customer_id", "stage", "left_at"])
+    op.create_index(
+        "ix_stage_history_stage_entered",
+        "stage_history",
+        ["stage", "entered_at"],
+        schema=SCHEMA,
+        postgresql_include=["customer_id", "left_at"],
+    )
+    op.create_index(
+        "ix_stage_history_entered",
+        "stage_history",
+        ["entered_at"],
+        schema=SCHEMA,
+        postgresql_include=["customer_id", "stage", "left_at"],
+    )
 
     op.create_table(
         "customer_fact",
@@ -82,16 +121,19 @@ def upgrade() -> None:
         schema=SCHEMA,
     )
     op.create_index("ix_customer_fact_customer", "customer_fact", ["customer_id", "occurred_at"], schema=SCHEMA)
-    op.create_index("ix_customer_fact_merge", "customer_fact", ["merge_id"], schema=SCHEMA,
-                    postgresql_where=sa.text("merge_id IS NOT NULL"))
+    op.create_index(
+        "ix_customer_fact_merge", "customer_fact", ["merge_id"], schema=SCHEMA, postgresql_where=sa.text("merge_id IS NOT NULL")
+    )
 
     op.create_table(
         "funnel_entry",
         sa.Column("customer_id", UUID(as_uuid=True), nullable=False),
         sa.Column("first_entered_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("cohort_month", sa.DateTime(timezone=True), nullable=False),
-        *[sa.Column(f"reached_{s}_at", sa.DateTime(timezone=True))
-          for s in ("approach", "acquisition", "development", "retention", "loyalty")],
+        *[
+            sa.Column(f"reached_{s}_at", sa.DateTime(timezone=True))
+            for s in ("approach", "acquisition", "development", "retention", "loyalty")
+        ],
         *_timestamps(),
         sa.PrimaryKeyConstraint("customer_id", name="pk_funnel_entry"),
         schema=SCHEMA,
@@ -109,8 +151,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("version", name="pk_rule_set"),
         schema=SCHEMA,
     )
-    op.bulk_insert(rule_set, [{"version": 1, "parameters": DEFAULT_RULES, "description": "defaults",
-                               "created_by": "migration"}])
+    op.bulk_insert(rule_set, [{"version": 1, "parameters": DEFAULT_RULES, "description": "defaults", "created_by": "migration"}])
     op.create_table(
         "replay_run",
         sa.Column("id", UUID(as_uuid=True), nullable=False),
@@ -124,12 +165,18 @@ def upgrade() -> None:
         sa.Column("finished_at", sa.DateTime(timezone=True)),
         *_timestamps(),
         sa.PrimaryKeyConstraint("id", name="pk_replay_run"),
-        sa.ForeignKeyConstraint(["rule_set_version"], [f"{SCHEMA}.rule_set.version"],
-                                name="fk_replay_run_rule_set_version_rule_set"),
+        sa.ForeignKeyConstraint(
+            ["rule_set_version"], [f"{SCHEMA}.rule_set.version"], name="fk_replay_run_rule_set_version_rule_set"
+        ),
         schema=SCHEMA,
     )
-    op.create_index("ix_replay_run_status", "replay_run", ["status"], schema=SCHEMA,
-                    postgresql_where=sa.text("status IN ('queued', 'running')"))
+    op.create_index(
+        "ix_replay_run_status",
+        "replay_run",
+        ["status"],
+        schema=SCHEMA,
+        postgresql_where=sa.text("status IN ('queued', 'running')"),
+    )
 
     pipeline = op.create_table(
         "pipeline",
@@ -152,8 +199,9 @@ def upgrade() -> None:
         sa.Column("outcome", sa.Text, nullable=False),
         *_timestamps(),
         sa.PrimaryKeyConstraint("pipeline_id", "key", name="pk_pipeline_stage"),
-        sa.ForeignKeyConstraint(["pipeline_id"], [f"{SCHEMA}.pipeline.id"], ondelete="CASCADE",
-                                name="fk_pipeline_stage_pipeline_id_pipeline"),
+        sa.ForeignKeyConstraint(
+            ["pipeline_id"], [f"{SCHEMA}.pipeline.id"], ondelete="CASCADE", name="fk_pipeline_stage_pipeline_id_pipeline"
+        ),
         schema=SCHEMA,
     )
     op.create_table(
@@ -191,18 +239,22 @@ def upgrade() -> None:
         sa.Column("trigger_event_id", sa.Text),
         *_timestamps(),
         sa.PrimaryKeyConstraint("id", name="pk_deal_stage_history"),
-        sa.ForeignKeyConstraint(["deal_id"], [f"{SCHEMA}.deal.id"], ondelete="CASCADE",
-                                name="fk_deal_stage_history_deal_id_deal"),
+        sa.ForeignKeyConstraint(
+            ["deal_id"], [f"{SCHEMA}.deal.id"], ondelete="CASCADE", name="fk_deal_stage_history_deal_id_deal"
+        ),
         schema=SCHEMA,
     )
     op.create_index("ix_deal_stage_history_deal", "deal_stage_history", ["deal_id", "entered_at"], schema=SCHEMA)
 
-    op.bulk_insert(pipeline, [{"id": pipeline_id(k), "key": k, "name": n, "lost_reasons": lr}
-                              for k, n, lr, _ in PIPELINES])
-    op.bulk_insert(stage, [
-        {"pipeline_id": pipeline_id(k), "key": sk, "name": sn, "position": i, "win_probability": p, "outcome": o}
-        for k, _, _, stages in PIPELINES for i, (sk, sn, p, o) in enumerate(stages)
-    ])
+    op.bulk_insert(pipeline, [{"id": pipeline_id(k), "key": k, "name": n, "lost_reasons": lr} for k, n, lr, _ in PIPELINES])
+    op.bulk_insert(
+        stage,
+        [
+            {"pipeline_id": pipeline_id(k), "key": sk, "name": sn, "position": i, "win_probability": p, "outcome": o}
+            for k, _, _, stages in PIPELINES
+            for i, (sk, sn, p, o) in enumerate(stages)
+        ],
+    )
 
 
 def downgrade() -> None:

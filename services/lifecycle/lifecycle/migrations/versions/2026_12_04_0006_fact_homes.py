@@ -45,7 +45,8 @@ def downgrade() -> None:
     op.drop_table("customer_merge", schema=SCHEMA)
     op.add_column("customer_fact", sa.Column("original_customer_id", UUID(as_uuid=True)), schema=SCHEMA)
     op.add_column("customer_fact", sa.Column("merge_id", UUID(as_uuid=True)), schema=SCHEMA)
-    op.create_index("ix_customer_fact_merge", "customer_fact", ["merge_id"], schema=SCHEMA,
-                    postgresql_where=sa.text("merge_id IS NOT NULL"))
+    op.create_index(
+        "ix_customer_fact_merge", "customer_fact", ["merge_id"], schema=SCHEMA, postgresql_where=sa.text("merge_id IS NOT NULL")
+    )
     op.drop_index("ix_customer_fact_home", "customer_fact", schema=SCHEMA)
     op.drop_column("customer_fact", "home_customer_id", schema=SCHEMA)

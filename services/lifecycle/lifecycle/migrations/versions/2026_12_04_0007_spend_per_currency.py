@@ -17,8 +17,7 @@ SCHEMA = "lifecycle"
 
 
 def upgrade() -> None:
-    op.add_column("customer_stage", sa.Column("spend_by_currency", JSONB, nullable=False, server_default="{}"),
-                  schema=SCHEMA)
+    op.add_column("customer_stage", sa.Column("spend_by_currency", JSONB, nullable=False, server_default="{}"), schema=SCHEMA)
     op.alter_column("customer_stage", "total_spend", nullable=True, schema=SCHEMA)
     # From the stored facts, as `stages.service.aggregates` derives it: purchases not cancelled, each net of its
     # refunds and never below zero, per currency; one figure only for one currency.

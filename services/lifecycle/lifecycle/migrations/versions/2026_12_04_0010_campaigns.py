@@ -38,8 +38,10 @@ BACKFILL = [
 
 
 def _timestamps() -> list[sa.Column]:
-    return [sa.Column("created_at", TZ, nullable=False, server_default=sa.func.now()),
-            sa.Column("updated_at", TZ, nullable=False, server_default=sa.func.now())]
+    return [
+        sa.Column("created_at", TZ, nullable=False, server_default=sa.func.now()),
+        sa.Column("updated_at", TZ, nullable=False, server_default=sa.func.now()),
+    ]
 
 
 def upgrade() -> None:
@@ -99,6 +101,7 @@ def upgrade() -> None:
     )
     for statement in BACKFILL:
         op.execute(statement)
+
 
 def downgrade() -> None:
     for table in ("campaign_value", "campaign_refund", "campaign_purchase", "campaign_lead", "campaign"):

@@ -122,11 +122,19 @@ def upgrade() -> None:
         sa.UniqueConstraint("key", name="uq_rfm_scheme_key"),
         schema=SCHEMA,
     )
-    op.bulk_insert(scheme, [{
-        "scheme_id": DEFAULT_SCHEME_ID, "key": "default", "name": "Default RFM scheme", "builtin": True,
-        "description": "Ten named segments over recency × frequency (clv-references.md).",
-        "segments": [{"key": k, "name": n, "r": r, "f": f} for k, n, r, f in DEFAULT_SCHEME],
-    }])
+    op.bulk_insert(
+        scheme,
+        [
+            {
+                "scheme_id": DEFAULT_SCHEME_ID,
+                "key": "default",
+                "name": "Default RFM scheme",
+                "builtin": True,
+                "description": "Ten named segments over recency × frequency (clv-references.md).",
+                "segments": [{"key": k, "name": n, "r": r, "f": f} for k, n, r, f in DEFAULT_SCHEME],
+            }
+        ],
+    )
     op.create_table(
         "segment",
         sa.Column("segment_id", UUID(as_uuid=True), nullable=False),
@@ -189,13 +197,28 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("membership_id", name="pk_segment_membership"),
         schema=SCHEMA,
     )
-    op.create_index("ux_segment_membership_open", "segment_membership", ["segment_id", "customer_id"], unique=True,
-                    schema=SCHEMA, postgresql_where=sa.text("left_at IS NULL"))
-    op.create_index("ix_segment_membership_customer_id", "segment_membership", ["customer_id", "entered_at"],
-                    schema=SCHEMA)
+    op.create_index(
+        "ux_segment_membership_open",
+        "segment_membership",
+        ["segment_id", "customer_id"],
+        unique=True,
+        schema=SCHEMA,
+        postgresql_where=sa.text("left_at IS NULL"),
+    )
+    op.create_index("ix_segment_membership_customer_id", "segment_membership", ["customer_id", "entered_at"], schema=SCHEMA)
 
 
 def downgrade() -> None:
-    for table in ["segment_membership", "run_result", "segmentation_run", "segment", "rfm_scheme", "customer_alias",
-                  "customer_aggregate", "touchpoint", "purchase_refund", "purchase"]:
+    for table in [
+        "segment_membership",
+        "run_result",
+        "segmentation_run",
+        "segment",
+        "rfm_scheme",
+        "customer_alias",
+        "customer_aggregate",
+        "touchpoint",
+        "purchase_refund",
+        "purchase",
+    ]:
         op.drop_table(table, schema=SCHEMA)

@@ -21,12 +21,14 @@ def upgrade() -> None:
     op.add_column("segmentation_run", sa.Column("claimed_by", sa.Text), schema=SCHEMA)
     op.add_column("segmentation_run", sa.Column("lease_until", sa.DateTime(timezone=True)), schema=SCHEMA)
     # All but the newest unfinished run per family are failed, so the one-unfinished index can be built.
-    op.execute(sa.text(f"""
+    op.execute(
+        sa.text(f"""
         UPDATE {SCHEMA}.segmentation_run j SET status = 'failed', error = 'interrupted: superseded at the upgrade',
             finished_at = now(), updated_at = now()
         WHERE j.status IN ('queued', 'running') AND EXISTS (
             SELECT 1 FROM {SCHEMA}.segmentation_run k WHERE k.status IN ('queued', 'running')
-              AND k.family = j.family AND k.created_at > j.created_at)"""))
+              AND k.family = j.family AND k.created_at > j.created_at)""")
+    )
     op.execute(unfinished_index("segmentation_run", ["family"], SCHEMA))
 
 

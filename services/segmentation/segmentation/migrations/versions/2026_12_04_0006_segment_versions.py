@@ -30,15 +30,16 @@ def upgrade() -> None:
         schema=SCHEMA,
     )
     # Rule segments saved before versions existed: their rule is version 1.
-    op.execute(sa.text(f"""
+    op.execute(
+        sa.text(f"""
         INSERT INTO {SCHEMA}.segment_version (segment_id, version, name, description, definition, created_at)
         SELECT segment_id, 1, name, description, definition, created_at FROM {SCHEMA}.segment
-        WHERE kind = 'rule' AND definition IS NOT NULL"""))
+        WHERE kind = 'rule' AND definition IS NOT NULL""")
+    )
     op.add_column("segment_membership", sa.Column("entered_version", sa.Integer), schema=SCHEMA)
     op.add_column("segment_membership", sa.Column("left_version", sa.Integer), schema=SCHEMA)
     # A segment's own history, newest first, is read by (segment_id, membership_id).
-    op.create_index("ix_segment_membership_segment_history", "segment_membership", ["segment_id", "membership_id"],
-                    schema=SCHEMA)
+    op.create_index("ix_segment_membership_segment_history", "segment_membership", ["segment_id", "membership_id"], schema=SCHEMA)
 
 
 def downgrade() -> None:

@@ -17,8 +17,10 @@ SCHEMA = "segmentation"
 
 
 def _timestamps() -> list[sa.Column]:
-    return [sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-            sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now())]
+    return [
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    ]
 
 
 def upgrade() -> None:

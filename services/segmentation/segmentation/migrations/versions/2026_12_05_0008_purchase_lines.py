@@ -33,8 +33,7 @@ def upgrade() -> None:
         schema=SCHEMA,
     )
     op.create_index("ix_purchase_line_customer_sku", "purchase_line", ["customer_id", "sku"], schema=SCHEMA)
-    op.create_index("ix_purchase_line_customer_category", "purchase_line", ["customer_id", "category"],
-                    schema=SCHEMA)
+    op.create_index("ix_purchase_line_customer_category", "purchase_line", ["customer_id", "category"], schema=SCHEMA)
     # Merges and unmerges move lines by their home, like the purchase's (shared/contracts/identity.py).
     op.create_index("ix_purchase_line_home_customer_id", "purchase_line", ["home_customer_id"], schema=SCHEMA)
 

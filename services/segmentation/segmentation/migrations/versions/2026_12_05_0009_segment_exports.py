@@ -22,8 +22,9 @@ def upgrade() -> None:
     op.create_table(
         "segment_export",
         sa.Column("export_id", UUID(as_uuid=True), primary_key=True),
-        sa.Column("segment_id", UUID(as_uuid=True),
-                  sa.ForeignKey(f"{SCHEMA}.segment.segment_id", ondelete="CASCADE"), nullable=False),
+        sa.Column(
+            "segment_id", UUID(as_uuid=True), sa.ForeignKey(f"{SCHEMA}.segment.segment_id", ondelete="CASCADE"), nullable=False
+        ),
         sa.Column("kind", sa.Text, nullable=False),
         sa.Column("status", sa.Text, nullable=False),
         sa.Column("rows_total", sa.BigInteger),
@@ -38,14 +39,19 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
         schema=SCHEMA,
     )
-    op.create_index("ix_segment_export_segment_kind_finished", "segment_export", ["segment_id", "kind", "finished_at"],
-                    schema=SCHEMA)
+    op.create_index(
+        "ix_segment_export_segment_kind_finished", "segment_export", ["segment_id", "kind", "finished_at"], schema=SCHEMA
+    )
     # One unfinished export per segment and kind (a second request gets 409 naming it).
     op.execute(unfinished_index("segment_export", ["segment_id", "kind"], SCHEMA))
     op.create_table(
         "segment_export_chunk",
-        sa.Column("export_id", UUID(as_uuid=True),
-                  sa.ForeignKey(f"{SCHEMA}.segment_export.export_id", ondelete="CASCADE"), primary_key=True),
+        sa.Column(
+            "export_id",
+            UUID(as_uuid=True),
+            sa.ForeignKey(f"{SCHEMA}.segment_export.export_id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
         sa.Column("chunk_no", sa.Integer, primary_key=True),
         sa.Column("data", sa.LargeBinary, nullable=False),
         schema=SCHEMA,

@@ -31,8 +31,7 @@ def upgrade() -> None:
         schema=SCHEMA,
     )
     # A rule counts one customer's occurrences of one type in a window (or takes the newest).
-    op.create_index("ix_custom_event_customer_type", "custom_event", ["customer_id", "event_type", "occurred_at"],
-                    schema=SCHEMA)
+    op.create_index("ix_custom_event_customer_type", "custom_event", ["customer_id", "event_type", "occurred_at"], schema=SCHEMA)
     # Merges and unmerges move events by their home (shared/contracts/identity.py).
     op.create_index("ix_custom_event_home_customer_id", "custom_event", ["home_customer_id"], schema=SCHEMA)
 

@@ -44,6 +44,29 @@ class ConsumedEvent:
 Handler = Callable[[AsyncSession, list[ConsumedEvent]], Awaitable[None]]
 
 
+def dead_letter_message(msg: IncomingMessage, reason: str, consumer_group: str, attempts: int) -> OutgoingMessage:
+    """The original bytes and headers, to `<topic>.dlq`, with why and where from in `dlq_*` headers.
+
+    Every dead letter of the project has this shape (the inbox's, and partner ingestion's, which goes out through its
+    outbox), so one reader of the dead-letter topics understands them all. A message dead-lettered again (replayed
+    from a DLQ) keeps only its newest `dlq_*` headers.
+    """
+    return OutgoingMessage(
+        topic=dlq(msg.topic),
+        value=msg.value or b"",
+        key=msg.key,
+        headers=[h for h in msg.headers if not h[0].startswith("dlq_")]
+        + [
+            ("dlq_error", reason.encode("utf-8", "replace")[:4000]),
+            ("dlq_consumer", consumer_group.encode()),
+            ("dlq_topic", msg.topic.encode()),
+            ("dlq_partition", str(msg.partition).encode()),
+            ("dlq_offset", str(msg.offset).encode()),
+            ("dlq_attempts", str(attempts).encode()),
+        ],
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Subscription:
     """What one consumer listens to: topics (without prefix), the payload types it applies, and how."""
@@ -240,23 +263,7 @@ class InboxConsumer:
                 delay = min(delay * 2, 5.0)
 
     async def _dead_letter(self, dead: list[tuple[IncomingMessage, str, int]]) -> None:
-        messages = [
-            OutgoingMessage(
-                topic=dlq(msg.topic),
-                value=msg.value or b"",
-                key=msg.key,
-                headers=[h for h in msg.headers if not h[0].startswith("dlq_")]
-                + [
-                    ("dlq_error", reason.encode("utf-8", "replace")[:4000]),
-                    ("dlq_consumer", self.group_id.encode()),
-                    ("dlq_topic", msg.topic.encode()),
-                    ("dlq_partition", str(msg.partition).encode()),
-                    ("dlq_offset", str(msg.offset).encode()),
-                    ("dlq_attempts", str(attempts).encode()),
-                ],
-            )
-            for msg, reason, attempts in dead
-        ]
+        messages = [dead_letter_message(msg, reason, self.group_id, attempts) for msg, reason, attempts in dead]
         while True:
             try:
                 await self.transport.send_batch(messages)

@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.envelope import Envelope, InvalidEvent
 from shared.contracts.partner import PARTNER_EVENT_TYPES, CustomEvent
-from shared.contracts.topics import PARTNER_EVENTS, PARTNER_TOPICS_PATTERN, dlq, partner_of_topic
-from shared.messaging.inbox import ConsumedEvent, Subscription
+from shared.contracts.topics import PARTNER_EVENTS, PARTNER_TOPICS_PATTERN, partner_of_topic
+from shared.messaging.inbox import ConsumedEvent, Subscription, dead_letter_message
 from shared.messaging.outbox import Outbox
 from shared.messaging.transport import IncomingMessage
 
@@ -77,29 +77,19 @@ def partner_ingest_subscription(outbox: Outbox, timings: dict[str, float] | None
 
 
 async def dead_letter(session: AsyncSession, outbox: Outbox, dead: list[tuple[ConsumedEvent, str]]) -> None:
-    """The original bytes and headers to `<topic>.dlq`, with the reason in `dlq_error` (as the inbox does)."""
+    """The inbox's dead letter (`dead_letter_message`), sent through the outbox: in the batch's transaction."""
     group = outbox.topic_prefix + INGEST_INBOX
     rows = []
     for event, reason in dead:
-        msg = event.message
-        headers = {k: v.decode("utf-8", "replace") for k, v in msg.headers if not k.startswith("dlq_")}
-        headers.update(
-            {
-                "dlq_error": reason[:4000],
-                "dlq_consumer": group,
-                "dlq_topic": msg.topic,
-                "dlq_partition": str(msg.partition),
-                "dlq_offset": str(msg.offset),
-                "dlq_attempts": "1",
-            }
-        )
+        letter = dead_letter_message(event.message, reason, group, attempts=1)
         rows.append(
             {
                 "event_id": event.envelope.id,
-                "topic": dlq(msg.topic),
-                "key": msg.key.decode("utf-8", "replace") if msg.key else None,
-                "payload": msg.value or b"",
-                "headers": headers,
+                "topic": letter.topic,
+                "key": letter.key.decode("utf-8", "replace") if letter.key else None,
+                "payload": letter.value,
+                # The outbox keeps headers as jsonb text.
+                "headers": {k: v.decode("utf-8", "replace") for k, v in letter.headers},
             }
         )
     await session.execute(sa.insert(outbox.table), rows)

@@ -13,7 +13,8 @@ from segmentation.profiles.schemas import (
     ScoresRead,
     ValueRead,
 )
-from segmentation.rules.service import DEFAULT_RFM_FAMILY, latest_run_id
+from segmentation.rules.repository import latest_run_id
+from segmentation.rules.service import DEFAULT_RFM_FAMILY
 from segmentation.segments.repository import resolve_customer
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])

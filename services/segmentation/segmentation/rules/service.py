@@ -5,13 +5,14 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.messaging.outbox import Outbox
 from shared.problems import DomainError, NotFound
 
+from segmentation.rules import repository
 from segmentation.rules.language import compile_rule, uses_rfm, validate
+from segmentation.rules.repository import latest_run_id
 from segmentation.segments.membership import movement, notify_relay, publish_params, rule_diff
 
 SEGMENT_NAMESPACE = uuid.UUID("5e6d0000-0000-4000-8000-00000000ffff")
@@ -45,17 +46,6 @@ LEFT JOIN segmentation.segment rs ON rs.segment_id = rr.segment_id"""
     return clause
 
 
-async def latest_run_id(session: AsyncSession, family: str) -> uuid.UUID | None:
-    return (
-        await session.execute(
-            sa.text("""
-        SELECT run_id FROM segmentation.segmentation_run WHERE family = :family AND status = 'succeeded'
-        ORDER BY finished_at DESC LIMIT 1"""),
-            {"family": family},
-        )
-    ).scalar()
-
-
 async def _matching(session: AsyncSession, node: dict, currency: str, customer_ids: list | None) -> tuple[str, dict]:
     compiled = compile_rule(node)
     scope = "AND a.customer_id = ANY(CAST(:customer_ids AS uuid[]))" if customer_ids is not None else ""
@@ -72,9 +62,7 @@ async def preview(session: AsyncSession, node: Any, currency: str) -> tuple[int,
     """How many customers the rule selects now, and a few of them; nothing is saved."""
     validate(node)
     sql, params = await _matching(session, node, currency, None)
-    count = (await session.execute(sa.text(f"SELECT count(*) FROM ({sql}) q"), params)).scalar_one()
-    sample = (await session.execute(sa.text(f"{sql} ORDER BY a.customer_id LIMIT 10"), params)).scalars().all()
-    return count, list(sample)
+    return await repository.count_and_sample(session, sql, params)
 
 
 async def create_rule_segment(
@@ -83,59 +71,26 @@ async def create_rule_segment(
     validate(rule)
     full_key = f"rule:{key}"
     segment_id = segment_id_for(full_key)
-    inserted = (
-        await session.execute(
-            sa.text("""
-        INSERT INTO segmentation.segment (segment_id, key, kind, family, name, description, definition)
-        VALUES (:id, :key, 'rule', :key, :name, :description, CAST(:definition AS jsonb))
-        ON CONFLICT (key) DO NOTHING RETURNING segment_id"""),
-            {
-                "id": segment_id,
-                "key": full_key,
-                "name": name,
-                "description": description,
-                "definition": _json({"rule": rule, "currency": currency}),
-            },
-        )
-    ).scalar()
+    inserted = await repository.insert_rule_segment(
+        session, segment_id, full_key, name, description, _json({"rule": rule, "currency": currency})
+    )
     if inserted is None:
         raise SegmentExists(f"a segment with key {full_key!r} already exists")
-    await _keep_version(session, segment_id)
+    await repository.keep_version(session, segment_id)
     await refresh_rule_segments(session, outbox, currency, segment_ids=[segment_id])
     return segment_id
 
 
-async def _keep_version(session: AsyncSession, segment_id: uuid.UUID) -> None:
-    await session.execute(
-        sa.text("""
-        INSERT INTO segmentation.segment_version (segment_id, version, name, description, definition)
-        SELECT segment_id, version, name, description, definition FROM segmentation.segment
-        WHERE segment_id = :id"""),
-        {"id": segment_id},
-    )
-
-
 async def _editable(session: AsyncSession, segment_id: uuid.UUID) -> dict:
     """The rule segment, locked until the transaction ends so two edits number their versions one after the other."""
-    row = (
-        (
-            await session.execute(
-                sa.text("""
-        SELECT segment_id, kind, name, description, definition, version, archived_at FROM segmentation.segment
-        WHERE segment_id = :id FOR UPDATE"""),
-                {"id": segment_id},
-            )
-        )
-        .mappings()
-        .first()
-    )
+    row = await repository.lock_segment(session, segment_id)
     if row is None:
         raise NotFound(f"no segment {segment_id}")
     if row["kind"] != "rule":
         raise NotARuleSegment(f"segment {segment_id} is a {row['kind']} segment: runs decide its members, not a rule")
     if row["archived_at"] is not None:
         raise SegmentArchived(f"segment {segment_id} was archived at {row['archived_at'].isoformat()}")
-    return dict(row)
+    return row
 
 
 async def edit_rule_segment(
@@ -150,21 +105,14 @@ async def edit_rule_segment(
         definition["rule"] = changes["rule"]
     if changes.get("currency") is not None:
         definition["currency"] = changes["currency"]
-    version = (
-        await session.execute(
-            sa.text("""
-        UPDATE segmentation.segment SET version = version + 1, definition = CAST(:definition AS jsonb),
-            name = :name, description = :description, updated_at = now()
-        WHERE segment_id = :id RETURNING version"""),
-            {
-                "id": segment_id,
-                "definition": _json(definition),
-                "name": changes.get("name") or current["name"],
-                "description": changes["description"] if "description" in changes else current["description"],
-            },
-        )
-    ).scalar_one()
-    await _keep_version(session, segment_id)
+    version = await repository.new_version(
+        session,
+        segment_id,
+        definition=_json(definition),
+        name=changes.get("name") or current["name"],
+        description=changes["description"] if "description" in changes else current["description"],
+    )
+    await repository.keep_version(session, segment_id)
     await refresh_rule_segments(session, outbox, default_currency, segment_ids=[segment_id])
     return version
 
@@ -174,11 +122,7 @@ async def archive_rule_segment(session: AsyncSession, outbox: Outbox, segment_id
     exit, so `member_of` rules and subscribers see them go); its versions and history stay readable."""
     current = await _editable(session, segment_id)
     now = datetime.now(UTC)
-    await session.execute(
-        sa.text("""
-        UPDATE segmentation.segment SET archived_at = :now, updated_at = now() WHERE segment_id = :id"""),
-        {"id": segment_id, "now": now},
-    )
+    await repository.archive(session, segment_id, now)
     nobody = "SELECT CAST(NULL AS uuid) AS customer_id WHERE false"
     rows = (
         await session.execute(
@@ -188,7 +132,7 @@ async def archive_rule_segment(session: AsyncSession, outbox: Outbox, segment_id
     ).all()
     if rows:
         await notify_relay(session, outbox)
-    await _summarise(session, [segment_id])
+    await repository.summarise(session, [segment_id])
 
 
 async def refresh_rule_segments(
@@ -201,12 +145,7 @@ async def refresh_rule_segments(
     run_id: uuid.UUID | None = None,
 ) -> dict[uuid.UUID, dict[str, int]]:
     """Re-evaluate rule segments (all customers, or only `customer_ids`) and publish the membership changes."""
-    query = "SELECT segment_id, definition, version FROM segmentation.segment WHERE kind = 'rule' AND archived_at IS NULL"
-    params: dict[str, Any] = {}
-    if segment_ids is not None:
-        query += " AND segment_id = ANY(CAST(:ids AS uuid[]))"
-        params["ids"] = segment_ids
-    rules = (await session.execute(sa.text(query), params)).all()
+    rules = await repository.active_rules(session, segment_ids)
     moved: dict[uuid.UUID, dict[str, int]] = {}
     now = datetime.now(UTC)
     for rule in rules:
@@ -223,23 +162,8 @@ async def refresh_rule_segments(
     if any(sum(m.values()) for m in moved.values()):
         await notify_relay(session, outbox)
     if segment_ids is not None or customer_ids is None:
-        await _summarise(session, [r.segment_id for r in rules])
+        await repository.summarise(session, [r.segment_id for r in rules])
     return moved
-
-
-async def _summarise(session: AsyncSession, segment_ids: list) -> None:
-    if not segment_ids:
-        return
-    await session.execute(
-        sa.text("""
-        UPDATE segmentation.segment s SET summary = jsonb_build_object('size', q.n, 'evaluated_at', now()),
-            updated_at = now()
-        FROM (SELECT sg.segment_id, count(m.customer_id) AS n FROM unnest(CAST(:ids AS uuid[])) AS sg(segment_id)
-              LEFT JOIN segmentation.segment_membership m ON m.segment_id = sg.segment_id AND m.left_at IS NULL
-              GROUP BY sg.segment_id) q
-        WHERE s.segment_id = q.segment_id"""),
-        {"ids": segment_ids},
-    )
 
 
 def _json(value: Any) -> str:

@@ -9,7 +9,7 @@ from shared.jobs import JobInProgress
 from shared.pagination import Cursor, InvalidCursor, Limit, decode, encode
 from shared.problems import DomainError, NotFound, problem_responses
 
-from segmentation.rules.service import latest_run_id
+from segmentation.rules.repository import latest_run_id
 from segmentation.runs import repository
 from segmentation.runs.schemas import (
     ClusterRead,

@@ -15,8 +15,19 @@ While an undo is still on its way, one id may have two merges in force: the owne
 sequence, in commit order; shared/contracts/ordering.py's rule) says the newer one holds.
 
 The statements below are the plumbing every copy shares; `table` is the copy's merge table, with columns
-(merge_id, survivor_id, merged_id, version, undone).
+(merge_id, survivor_id, merged_id, version, undone). `IdentityFollower` drives them for a copy: it applies a
+merge or unmerge with the copy's own statements (its aliases, fact tables, what a merged-away id holds).
 """
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import cast
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.contracts.interaction import CustomerMerged, CustomerUnmerged
 
 
 def record_merge_sql(table: str) -> str:
@@ -125,3 +136,87 @@ def placement_lock_sql(copy: str, exclusive: bool) -> str:
     customers are read."""
     fn = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
     return f"SELECT {fn}(hashtextextended('identity-placement:{copy}', 0))"
+
+
+@dataclass(frozen=True)
+class Followed:
+    """What a merge or unmerge changed: the chain's live customers, its members merged away (their own rows
+    were folded), and the customers facts left (the move statements that return rows say which)."""
+
+    lives: set[uuid.UUID] = field(default_factory=set)
+    merged: set[uuid.UUID] = field(default_factory=set)
+    left: set[uuid.UUID] = field(default_factory=set)
+
+    @property
+    def touched(self) -> set[uuid.UUID]:
+        """The customers whose facts may have changed."""
+        return self.lives | self.left
+
+
+class IdentityFollower:
+    """Applies interaction's merges and unmerges to one copy of its facts (`merges`: the copy's merge table).
+
+    The copy's statements, all run with the chain of the merged id (`chain_members_sql`):
+    - `refresh_aliases`: replace the chain's aliases; params `:ids`, `:lives`, `:merge_ids` (per member).
+    - `move_facts`: facts whose home is in the chain go to its live customer; params `:ids` (homes), `:lives`.
+      One that returns rows returns the customers facts left.
+    - `fold`: once per member merged away: what it holds besides facts; params `:merged`, `:survivor` (its
+      live customer) and `:at` (when the merge or unmerge happened).
+    - `pin_legacy`: (statement, the unmerge's lists it reads) for the undo of a merge from before identity
+      versions (`pin_legacy_unmerge_sql`); params `:restored`, `:chain`, `:listed` (the named lists' ids).
+    """
+
+    def __init__(
+        self,
+        merges: str,
+        *,
+        move_facts: Sequence[sa.TextClause],
+        refresh_aliases: Sequence[sa.TextClause] = (),
+        fold: Sequence[sa.TextClause] = (),
+        pin_legacy: Sequence[tuple[sa.TextClause, Sequence[str]]] = (),
+    ) -> None:
+        self.record_merge = sa.text(record_merge_sql(merges))
+        self.record_unmerge = sa.text(record_unmerge_sql(merges))
+        self.chain_members = sa.text(chain_members_sql(merges))
+        self.move_facts = list(move_facts)
+        self.refresh_aliases = list(refresh_aliases)
+        self.fold = list(fold)
+        self.pin_legacy = list(pin_legacy)
+
+    async def follow(self, session: AsyncSession, p: CustomerMerged | CustomerUnmerged) -> Followed:
+        """Records the merge (or its undo) and moves everything whose home's live customer it changes."""
+        merged = p.merged_id if isinstance(p, CustomerMerged) else p.restored_id
+        if merged == p.survivor_id:
+            return Followed()
+        params = {"merge_id": p.merge_id, "survivor": p.survivor_id, "merged": merged, "version": p.version}
+        if isinstance(p, CustomerMerged):
+            await session.execute(self.record_merge, params)
+            at = p.merged_at
+        else:
+            if (await session.execute(self.record_unmerge, params)).scalar() is None:
+                chain = list((await session.execute(self.chain_members, {"ids": [merged]})).scalars())
+                for statement, lists in self.pin_legacy:
+                    listed = [i for name in lists for i in getattr(p, name)]
+                    await session.execute(statement, {"restored": merged, "chain": chain, "listed": listed})
+            at = p.unmerged_at
+        return await self._follow_chain(session, merged, at)
+
+    async def _follow_chain(self, session: AsyncSession, merged: uuid.UUID, at: object) -> Followed:
+        # Every id whose live customer a merge or unmerge of `merged` may change: its alias, facts and the rest
+        # follow live(home).
+        rows = (await session.execute(self.chain_members, {"ids": [merged]})).all()
+        params = {"ids": [r.id for r in rows], "lives": [r.live for r in rows], "merge_ids": [r.merge_id for r in rows]}
+        for statement in self.refresh_aliases:
+            await session.execute(statement, params)
+        followed = Followed(lives={r.live for r in rows})
+        for statement in self.move_facts:
+            # A text statement's result is a cursor's: an UPDATE without RETURNING has no rows to read.
+            result = cast(sa.CursorResult, await session.execute(statement, params))
+            if result.returns_rows:
+                followed.left.update(result.scalars())
+        for r in rows:
+            if r.id != r.live:
+                for statement in self.fold:
+                    await session.execute(statement, {"survivor": r.live, "merged": r.id, "at": at})
+                followed.merged.add(r.id)
+        return followed

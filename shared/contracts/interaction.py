@@ -254,3 +254,9 @@ INTERACTION_EVENT_TYPES = by_event_type(
     DealUpdated,
     CustomEventRecorded,
 )
+
+
+def home(p: Any) -> uuid.UUID:
+    """The customer a fact came in under: its `home_customer_id` (shared/contracts/identity.py); events published
+    before homes existed (or facts without one) stand for their customer."""
+    return getattr(p, "home_customer_id", None) or p.customer_id

@@ -20,12 +20,12 @@ from shared.contracts.interaction import (
     PurchaseRecorded,
     PurchaseRefunded,
     TouchpointRecorded,
+    home,
 )
 from shared.contracts.topics import INTERACTION_EVENTS
 from shared.messaging.inbox import ConsumedEvent, Subscription
 
 from clv.profitability import repository as repo
-from clv.transaction_summary.projection import home
 
 
 def order_costs(p: PurchaseRecorded) -> tuple[Decimal, list[tuple[str | None, Decimal]]]:
@@ -124,18 +124,7 @@ async def apply_events(session: AsyncSession, events: list[ConsumedEvent]) -> No
                 await session.execute(statement, {"ids": [p.customer_id for p in payloads if isinstance(p, CustomerErased)]})
         elif kind in (CustomerMerged, CustomerUnmerged):
             for p in [p for p in payloads if isinstance(p, CustomerMerged | CustomerUnmerged)]:
-                merged = p.merged_id if isinstance(p, CustomerMerged) else p.restored_id
-                if merged == p.survivor_id:
-                    continue
-                known = await session.execute(
-                    repo.RECORD_MERGE if kind is CustomerMerged else repo.RECORD_UNMERGE,
-                    {"merge_id": p.merge_id, "survivor": p.survivor_id, "merged": merged, "version": p.version},
-                )
-                if kind is CustomerUnmerged and known.scalar() is None:
-                    chain = list((await session.execute(repo.CHAIN_MEMBERS, {"ids": [merged]})).scalars())
-                    for statement, listed in repo.PIN_LEGACY_UNMERGE:
-                        await session.execute(statement, {"restored": merged, "chain": chain, "listed": getattr(p, listed)})
-                await repo.follow_chain(session, merged)
+                await repo.IDENTITY.follow(session, p)
 
 
 def profitability_subscription() -> Subscription:

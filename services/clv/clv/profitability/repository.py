@@ -8,15 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.contracts.identity import (
-    chain_members_sql,
-    erase_merges_sql,
-    live_sql,
-    pin_legacy_unmerge_sql,
-    placement_lock_sql,
-    record_merge_sql,
-    record_unmerge_sql,
-)
+from shared.contracts.identity import IdentityFollower, erase_merges_sql, live_sql, pin_legacy_unmerge_sql, placement_lock_sql
 
 from clv.profitability.models import cost_rate, touchpoint_cost
 
@@ -70,14 +62,11 @@ ERASE = [
     ]
 ]
 
-RECORD_MERGE = sa.text(record_merge_sql("clv.customer_merge"))
-RECORD_UNMERGE = sa.text(record_unmerge_sql("clv.customer_merge"))
-CHAIN_MEMBERS = sa.text(chain_members_sql("clv.customer_merge"))
 LIVES = sa.text(live_sql("clv.customer_merge"))
 # The undo of a merge from before identity versions moves exactly the orders and touchpoints it lists.
 PIN_LEGACY_UNMERGE = [
-    *[(sa.text(sql), "purchase_ids") for sql in pin_legacy_unmerge_sql("clv.profit_order", "purchase_id")],
-    *[(sa.text(sql), "touchpoint_ids") for sql in pin_legacy_unmerge_sql("clv.profit_touchpoint", "touchpoint_id")],
+    *[(sa.text(sql), ["purchase_ids"]) for sql in pin_legacy_unmerge_sql("clv.profit_order", "purchase_id")],
+    *[(sa.text(sql), ["touchpoint_ids"]) for sql in pin_legacy_unmerge_sql("clv.profit_touchpoint", "touchpoint_id")],
 ]
 # Facts whose home is in a changed chain go to their home's live customer.
 MOVE_FACTS = [
@@ -87,6 +76,7 @@ MOVE_FACTS = [
     WHERE f.home_customer_id = t.home AND f.customer_id <> t.live""")
     for table in ["profit_order", "profit_touchpoint"]
 ]
+IDENTITY = IdentityFollower("clv.customer_merge", move_facts=MOVE_FACTS, pin_legacy=PIN_LEGACY_UNMERGE)
 
 
 # Facts placed by one replica and a merge applied by another must not interleave (shared/contracts/identity.py).
@@ -100,13 +90,6 @@ async def placement_lock(session: AsyncSession, exclusive: bool) -> None:
 async def lives(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
     """live(id) of each id over the merges in force."""
     return {r.id: r.live for r in await session.execute(LIVES, {"ids": list(set(ids))})}
-
-
-async def follow_chain(session: AsyncSession, merged: uuid.UUID) -> None:
-    """After a merge or unmerge of `merged`: every fact whose home is in its chain goes to live(home)."""
-    chain = (await session.execute(CHAIN_MEMBERS, {"ids": [merged]})).all()
-    for statement in MOVE_FACTS:
-        await session.execute(statement, {"ids": [r.id for r in chain], "lives": [r.live for r in chain]})
 
 
 # Per customer and currency, to date (docs/clv.md, Profitability). Cancelled orders do not count. A refund

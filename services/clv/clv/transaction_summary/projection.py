@@ -10,20 +10,12 @@ refunds, cancellations, merges, unmerges and erasures all land through the same 
 import functools
 import itertools
 import uuid
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.envelope import by_event_type
-from shared.contracts.identity import (
-    chain_members_sql,
-    erase_merges_sql,
-    pin_legacy_unmerge_sql,
-    placement_lock_sql,
-    record_merge_sql,
-    record_unmerge_sql,
-)
+from shared.contracts.identity import IdentityFollower, erase_merges_sql, pin_legacy_unmerge_sql, placement_lock_sql
 from shared.contracts.interaction import (
     CustomerErased,
     CustomerMerged,
@@ -31,6 +23,7 @@ from shared.contracts.interaction import (
     FeedbackRecorded,
     PurchaseRecorded,
     PurchaseRefunded,
+    home,
 )
 from shared.contracts.redaction import redact_event_data, tokenizer
 from shared.contracts.topics import INTERACTION_EVENTS
@@ -93,9 +86,6 @@ ERASE = [
 ]
 
 # The copy's merges (shared/contracts/identity.py): every fact belongs to live(home) over the merges in force.
-RECORD_MERGE = sa.text(record_merge_sql("clv.customer_merge"))
-RECORD_UNMERGE = sa.text(record_unmerge_sql("clv.customer_merge"))
-CHAIN_MEMBERS = sa.text(chain_members_sql("clv.customer_merge"))
 REFRESH_ALIASES = [
     sa.text(sql)
     for sql in [
@@ -105,10 +95,10 @@ REFRESH_ALIASES = [
        WHERE a.id <> a.live""",
     ]
 ]
-# An unmerge lists purchases (feedback it never moved back): (statement, the list it reads).
+# An unmerge lists purchases (feedback it never moved back): (statement, the lists it reads).
 PIN_LEGACY_UNMERGE = [
-    *[(sa.text(sql), "purchase_ids") for sql in pin_legacy_unmerge_sql("clv.purchase", "purchase_id")],
-    *[(sa.text(sql), None) for sql in pin_legacy_unmerge_sql("clv.feedback", "feedback_id")],
+    *[(sa.text(sql), ["purchase_ids"]) for sql in pin_legacy_unmerge_sql("clv.purchase", "purchase_id")],
+    *[(sa.text(sql), []) for sql in pin_legacy_unmerge_sql("clv.feedback", "feedback_id")],
 ]
 # Facts whose home is in the chain go to their home's live customer; returns the customers they left.
 MOVE_FACTS = [
@@ -134,26 +124,13 @@ FOLD = [
 ]
 
 
-async def follow_chain(session: AsyncSession, merged: uuid.UUID) -> set[uuid.UUID]:
-    """Every id whose live customer a merge or unmerge of `merged` may change: its alias, facts and the rest
-    follow live(home). Returns the customers whose purchases may have changed."""
-    chain = (await session.execute(CHAIN_MEMBERS, {"ids": [merged]})).all()
-    params = {"ids": [r.id for r in chain], "lives": [r.live for r in chain], "merge_ids": [r.merge_id for r in chain]}
-    for statement in REFRESH_ALIASES:
-        await session.execute(statement, params)
-    touched = {r.live for r in chain}
-    for statement in MOVE_FACTS:
-        touched.update((await session.execute(statement, params)).scalars())
-    for r in chain:
-        if r.id != r.live:
-            for statement in FOLD:
-                await session.execute(statement, {"survivor": r.live, "merged": r.id})
-    return touched
-
-
-def home(p: Any) -> uuid.UUID:
-    """The customer a fact came in under (events published before homes existed: their customer)."""
-    return getattr(p, "home_customer_id", None) or p.customer_id
+IDENTITY = IdentityFollower(
+    "clv.customer_merge",
+    refresh_aliases=REFRESH_ALIASES,
+    move_facts=MOVE_FACTS,
+    fold=FOLD,
+    pin_legacy=PIN_LEGACY_UNMERGE,
+)
 
 
 # The summary of a customer is a pure function of their purchase rows: recompute it for the touched ones.
@@ -241,20 +218,7 @@ async def apply_interaction_events(session: AsyncSession, events: list[ConsumedE
             touched.update(ids)
         elif kind in (CustomerMerged, CustomerUnmerged):
             for p in [p for p in payloads if isinstance(p, CustomerMerged | CustomerUnmerged)]:
-                merged = p.merged_id if isinstance(p, CustomerMerged) else p.restored_id
-                if merged == p.survivor_id:
-                    continue
-                known = await session.execute(
-                    RECORD_MERGE if kind is CustomerMerged else RECORD_UNMERGE,
-                    {"merge_id": p.merge_id, "survivor": p.survivor_id, "merged": merged, "version": p.version},
-                )
-                if kind is CustomerUnmerged and known.scalar() is None:
-                    chain = list((await session.execute(CHAIN_MEMBERS, {"ids": [merged]})).scalars())
-                    for statement, listed in PIN_LEGACY_UNMERGE:
-                        await session.execute(
-                            statement, {"restored": merged, "chain": chain, "listed": getattr(p, listed) if listed else []}
-                        )
-                touched.update(await follow_chain(session, merged))
+                touched.update((await IDENTITY.follow(session, p)).touched)
     if touched:
         ids = list(touched)
         await session.execute(DELETE_SUMMARIES, {"ids": ids})

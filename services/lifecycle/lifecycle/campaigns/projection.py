@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.clv import CustomerValueUpdated
 from shared.contracts.identity import pin_legacy_unmerge_sql
-from shared.contracts.interaction import CustomerUnmerged, LeadCaptured, PurchaseRecorded, PurchaseRefunded
+from shared.contracts.interaction import CustomerUnmerged, LeadCaptured, PurchaseRecorded, PurchaseRefunded, home
 from shared.contracts.ordering import latest_per_key, sql_supersedes
 from shared.messaging.inbox import ConsumedEvent
 
@@ -45,11 +45,6 @@ ERASE = [
 ]
 
 
-def _home(p: PurchaseRecorded | PurchaseRefunded) -> uuid.UUID:
-    # Events from before homes existed: the customer id stands in (shared/contracts/interaction.py).
-    return p.home_customer_id or p.customer_id
-
-
 async def apply(session: AsyncSession, events: list[ConsumedEvent]) -> None:
     """Inserts the batch's leads, purchases, refunds and values (identity events: `follow_unmerge`, `erase`)."""
     leads, purchases, refunds, values = [], [], [], []
@@ -71,7 +66,7 @@ async def apply(session: AsyncSession, events: list[ConsumedEvent]) -> None:
                 purchases.append(
                     {
                         "purchase_id": p.purchase_id,
-                        "home_customer_id": _home(p),
+                        "home_customer_id": home(p),
                         "amount": p.amount,
                         "currency": p.currency,
                         "occurred_at": p.occurred_at,

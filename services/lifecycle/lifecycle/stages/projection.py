@@ -27,6 +27,7 @@ from shared.contracts.interaction import (
     PurchaseRecorded,
     PurchaseRefunded,
 )
+from shared.contracts.interaction import home as home_of
 from shared.contracts.topics import CLV_EVENTS, INTERACTION_EVENTS
 from shared.messaging.inbox import ConsumedEvent, Subscription
 from shared.messaging.outbox import Outbox
@@ -57,7 +58,7 @@ def facts_of(e: ConsumedEvent, deal_is_open: Callable[[DealUpdated], bool]) -> l
     match p:
         # Interaction's facts name their home (shared/contracts/identity.py); others stand for their customer.
         case PurchaseRecorded():
-            home = p.home_customer_id or p.customer_id
+            home = home_of(p)
             return [
                 (
                     home,
@@ -66,7 +67,7 @@ def facts_of(e: ConsumedEvent, deal_is_open: Callable[[DealUpdated], bool]) -> l
                 )
             ]
         case PurchaseRefunded():
-            home = p.home_customer_id or p.customer_id
+            home = home_of(p)
             # Every refund lowers the net spend; a cancellation also takes the purchase out of the rules.
             refund = (
                 home,
@@ -85,7 +86,7 @@ def facts_of(e: ConsumedEvent, deal_is_open: Callable[[DealUpdated], bool]) -> l
         case DealUpdated() if deal_is_open(p):
             return [(p.customer_id, Fact(FactKind.DEAL_OPEN, p.occurred_at, src, eid), {})]
         case FeedbackRecorded() if p.nps is not None:
-            return [(p.home_customer_id or p.customer_id, Fact(FactKind.FEEDBACK, p.occurred_at, src, eid, nps=p.nps), {})]
+            return [(home_of(p), Fact(FactKind.FEEDBACK, p.occurred_at, src, eid, nps=p.nps), {})]
         case CustomerValueUpdated():
             # clv's version is kept with the fact: `reconcile` compares the newest one with clv's state.
             return [
@@ -135,13 +136,9 @@ def facts_subscription(outbox: Outbox) -> Subscription:
         for e in events:
             match e.payload:
                 case CustomerMerged() as m:
-                    moved = await repository.follow_identity(
-                        session, m.merge_id, m.survivor_id, m.merged_id, m.version, undone=False
-                    ) | {m.survivor_id, m.merged_id}
+                    moved = await repository.follow_identity(session, m) | {m.survivor_id, m.merged_id}
                 case CustomerUnmerged() as u:
-                    moved = await repository.follow_identity(
-                        session, u.merge_id, u.survivor_id, u.restored_id, u.version, undone=True, listed=u.purchase_ids
-                    )
+                    moved = await repository.follow_identity(session, u)
                     moved |= {u.survivor_id, u.restored_id}
                     await campaigns.follow_unmerge(session, u)
                 case CustomerErased() as x:

@@ -13,12 +13,8 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.contracts.identity import (
-    chain_members_sql,
-    pin_legacy_unmerge_sql,
-    record_merge_sql,
-    record_unmerge_sql,
-)
+from shared.contracts.identity import IdentityFollower, pin_legacy_unmerge_sql
+from shared.contracts.interaction import CustomerMerged, CustomerUnmerged
 from shared.contracts.lifecycle import Stage
 from shared.contracts.redaction import redact_event_data, tokenizer
 from shared.messaging.outbox import forget_subjects
@@ -405,9 +401,6 @@ async def survivor_of(session: AsyncSession, merged: uuid.UUID) -> uuid.UUID | N
 
 
 # The copy's merges (shared/contracts/identity.py): every fact belongs to live(home) over the merges in force.
-RECORD_MERGE = sa.text(record_merge_sql("lifecycle.customer_merge"))
-RECORD_UNMERGE = sa.text(record_unmerge_sql("lifecycle.customer_merge"))
-CHAIN_MEMBERS = sa.text(chain_members_sql("lifecycle.customer_merge"))
 REFRESH_ALIASES = [
     sa.text(sql)
     for sql in [
@@ -418,7 +411,8 @@ REFRESH_ALIASES = [
     ]
 ]
 # Facts whose home is in the chain go to their home's live customer; returns the customers they left.
-MOVE_FACTS = sa.text("""
+MOVE_FACTS = [
+    sa.text("""
 WITH target AS (SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:lives AS uuid[])) AS a(home, live)),
 old AS (SELECT f.customer_id FROM lifecycle.customer_fact f JOIN target t ON f.home_customer_id = t.home
         WHERE f.customer_id <> t.live),
@@ -426,41 +420,27 @@ moved AS (UPDATE lifecycle.customer_fact f SET customer_id = t.live, updated_at 
           WHERE f.home_customer_id = t.home AND f.customer_id <> t.live)
 SELECT DISTINCT customer_id FROM old
 """)
+]
 # The undo of a merge from before identity versions moves the purchase facts it lists
 # (shared/contracts/identity.py); the other facts folded by the merge got their home at the upgrade.
-PIN_LEGACY_UNMERGE = sa.text(pin_legacy_unmerge_sql("lifecycle.customer_fact", "CAST(data->>'purchase_id' AS uuid)")[0])
+PIN_LEGACY_UNMERGE = [
+    (sa.text(pin_legacy_unmerge_sql("lifecycle.customer_fact", "CAST(data->>'purchase_id' AS uuid)")[0]), ["purchase_ids"])
+]
 # A merged-away id's deals go to its live customer (they carry no home: an unmerge leaves them there).
 FOLD_DEALS = sa.text("UPDATE lifecycle.deal SET customer_id = :survivor, updated_at = now() WHERE customer_id = :merged")
+IDENTITY = IdentityFollower(
+    "lifecycle.customer_merge",
+    refresh_aliases=REFRESH_ALIASES,
+    move_facts=MOVE_FACTS,
+    fold=[FOLD_DEALS],
+    pin_legacy=PIN_LEGACY_UNMERGE,
+)
 
 
-async def follow_identity(
-    session: AsyncSession,
-    merge_id: uuid.UUID,
-    survivor: uuid.UUID,
-    merged: uuid.UUID,
-    version: int | None,
-    undone: bool,
-    listed: Sequence[uuid.UUID] = (),
-) -> set[uuid.UUID]:
+async def follow_identity(session: AsyncSession, p: CustomerMerged | CustomerUnmerged) -> set[uuid.UUID]:
     """Records a merge (or its undo) and moves every fact whose home's live customer it changes; returns the
     customers whose facts changed (shared/contracts/identity.py)."""
-    if merged == survivor:
-        return set()
-    known = await session.execute(
-        RECORD_UNMERGE if undone else RECORD_MERGE,
-        {"merge_id": merge_id, "survivor": survivor, "merged": merged, "version": version},
-    )
-    if undone and known.scalar() is None:
-        await session.execute(PIN_LEGACY_UNMERGE, {"restored": merged, "listed": list(listed)})
-    chain = (await session.execute(CHAIN_MEMBERS, {"ids": [merged]})).all()
-    params = {"ids": [r.id for r in chain], "lives": [r.live for r in chain], "merge_ids": [r.merge_id for r in chain]}
-    for statement in REFRESH_ALIASES:
-        await session.execute(statement, params)
-    touched = {r.live for r in chain} | set((await session.execute(MOVE_FACTS, params)).scalars())
-    for r in chain:
-        if r.id != r.live:
-            await session.execute(FOLD_DEALS, {"survivor": r.live, "merged": r.id})
-    return touched
+    return (await IDENTITY.follow(session, p)).touched
 
 
 async def erase(session: AsyncSession, customer_id: uuid.UUID) -> None:

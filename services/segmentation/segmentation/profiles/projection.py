@@ -19,13 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.clv import CustomerValueUpdated
 from shared.contracts.envelope import by_event_type
-from shared.contracts.identity import (
-    chain_members_sql,
-    pin_legacy_unmerge_sql,
-    placement_lock_sql,
-    record_merge_sql,
-    record_unmerge_sql,
-)
+from shared.contracts.identity import IdentityFollower, pin_legacy_unmerge_sql, placement_lock_sql
 from shared.contracts.interaction import (
     CustomerErased,
     CustomerMerged,
@@ -37,6 +31,7 @@ from shared.contracts.interaction import (
     PurchaseRecorded,
     PurchaseRefunded,
     TouchpointRecorded,
+    home,
 )
 from shared.contracts.lifecycle import StageChanged
 from shared.contracts.ordering import latest_per_key, sql_supersedes
@@ -211,9 +206,6 @@ SELECT merged_id, survivor_id FROM segmentation.customer_alias WHERE merged_id =
 FACT_TABLES = ["purchase", "purchase_line", "purchase_refund", "touchpoint", "customer_fact", "feedback", "custom_event"]
 
 # The copy's merges (shared/contracts/identity.py): every fact belongs to live(home) over the merges in force.
-RECORD_MERGE = sa.text(record_merge_sql("segmentation.customer_merge"))
-RECORD_UNMERGE = sa.text(record_unmerge_sql("segmentation.customer_merge"))
-CHAIN_MEMBERS = sa.text(chain_members_sql("segmentation.customer_merge"))
 REFRESH_ALIASES = [
     sa.text(sql)
     for sql in [
@@ -308,9 +300,13 @@ ERASE_STATEMENTS = [
 IDENTITY_TYPES = (CustomerMerged, CustomerUnmerged, CustomerErased)
 
 
-def home(p: Any) -> uuid.UUID:
-    """The customer a fact came in under (events published before homes existed: their customer)."""
-    return getattr(p, "home_customer_id", None) or p.customer_id
+IDENTITY = IdentityFollower(
+    "segmentation.customer_merge",
+    refresh_aliases=REFRESH_ALIASES,
+    move_facts=MOVE_FACTS,
+    fold=FOLD_STATEMENTS,
+    pin_legacy=PIN_LEGACY_UNMERGE,
+)
 
 
 class _Batch:
@@ -449,18 +445,9 @@ class _Batch:
 
     async def apply_identity(self, p: Any) -> None:
         if isinstance(p, (CustomerMerged, CustomerUnmerged)):
-            merged = p.merged_id if isinstance(p, CustomerMerged) else p.restored_id
-            if merged == p.survivor_id:
-                return
-            params = {"merge_id": p.merge_id, "survivor": p.survivor_id, "merged": merged, "version": p.version}
-            if isinstance(p, CustomerMerged):
-                await self.session.execute(RECORD_MERGE, params)
-            elif (await self.session.execute(RECORD_UNMERGE, params)).scalar() is None:
-                chain = list((await self.session.execute(CHAIN_MEMBERS, {"ids": [merged]})).scalars())
-                for statement, lists in PIN_LEGACY_UNMERGE:
-                    listed = [i for name in lists for i in getattr(p, name)]
-                    await self.session.execute(statement, {"restored": merged, "chain": chain, "listed": listed})
-            await self.follow_chain(merged, p.merged_at if isinstance(p, CustomerMerged) else p.unmerged_at)
+            followed = await IDENTITY.follow(self.session, p)
+            # Merged-away ids hold nothing any more (their rows were folded into their live customers).
+            self.touched = (self.touched | followed.touched) - followed.merged
         elif isinstance(p, CustomerErased):
             for statement in ERASE_STATEMENTS:
                 await self.session.execute(statement, {"customer": p.customer_id})
@@ -472,22 +459,6 @@ class _Batch:
                 lambda event_type, data: redact_event_data(event_type, data, token),
             )
             self.touched.discard(p.customer_id)
-
-    async def follow_chain(self, merged: uuid.UUID, at: Any) -> None:
-        """Every id whose live customer a merge or unmerge of `merged` may change: its alias, facts and the rest
-        follow live(home) (shared/contracts/identity.py)."""
-        chain = (await self.session.execute(CHAIN_MEMBERS, {"ids": [merged]})).all()
-        params = {"ids": [r.id for r in chain], "lives": [r.live for r in chain], "merge_ids": [r.merge_id for r in chain]}
-        for statement in REFRESH_ALIASES:
-            await self.session.execute(statement, params)
-        for statement in MOVE_FACTS:
-            self.touched.update((await self.session.execute(statement, params)).scalars())
-        for r in chain:
-            if r.id != r.live:
-                for statement in FOLD_STATEMENTS:
-                    await self.session.execute(statement, {"survivor": r.live, "merged": r.id, "at": at})
-                self.touched.discard(r.id)
-        self.touched.update(r.live for r in chain)
 
     async def rederive(self) -> None:
         if not self.touched:

@@ -33,7 +33,8 @@ from shared.messaging.outbox import Outbox
 
 from segmentation.analytics import clustering
 from segmentation.runs.binary_copy import copy_in
-from segmentation.runs.service import AGGREGATE_COLUMNS, RunExecutor, compute_features, compute_rfm, compute_tiers
+from segmentation.runs.repository import AGGREGATE_COLUMNS
+from segmentation.runs.service import RunExecutor, compute_features, compute_rfm, compute_tiers
 from segmentation.segments import membership
 from segmentation.tables import messaging
 

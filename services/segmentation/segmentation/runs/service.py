@@ -6,7 +6,6 @@ their events (segments/run_diff.py), summarise. One run at a time per process.
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
 import time
 import uuid
@@ -28,59 +27,17 @@ from shared.problems import DomainError, NotFound
 
 from segmentation.analytics import clustering, rfm, tiers
 from segmentation.rules.service import refresh_rule_segments, segment_id_for
-from segmentation.runs.binary_copy import copy_in, copy_out, uuid_bytes
+from segmentation.runs import repository
+from segmentation.runs.binary_copy import copy_in, uuid_bytes
 from segmentation.runs.models import segmentation_run
+from segmentation.schemes import repository as schemes_repository
 from segmentation.segments import run_diff
 from segmentation.segments.membership import notify_relay
 
 log = logging.getLogger(__name__)
 KINDS = ("rfm", "clustering", "tiers")
-# A run joins and anti-joins ~n rows: give its transactions room to hash in memory instead of spilling.
-RUN_WORK_MEM = "256MB"
 KEEP_RESULTS = 3  # succeeded runs per family whose per-customer results are kept (for comparisons)
 TIERS_FAMILIES = ["abc", "clv-tier", "portfolio"]
-
-AGGREGATE_COLUMNS = [
-    ("customer_id", "uuid"),
-    ("last_purchase", "float8"),
-    ("frequency", "int4"),
-    ("monetary", "float8"),
-    ("first_seen", "float8"),
-    ("touchpoints", "int4"),
-    ("clv", "float8"),
-    ("tier", "int4"),
-]
-# Customers with at least one purchase that counts; monetary in the run's currency (0 when none in it).
-# Epochs with date_part (float8 arithmetic), not extract (numeric, then cast): the same doubles — microseconds
-# below 2^53 divided by 1e6, correctly rounded either way — for ~1/4 less of the load query's time.
-AGGREGATE_QUERY = """
-SELECT a.customer_id, date_part('epoch', a.last_purchase_at), a.order_count::int4,
-       coalesce(ps.total_spend, 0)::float8,
-       date_part('epoch', least(a.first_purchase_at, a.first_touch_at)),
-       a.touchpoint_count::int4, coalesce(a.clv, 'NaN')::float8,
-       coalesce(array_position($2::text[], a.value_tier), 0)::int4
-FROM segmentation.customer_aggregate a
-LEFT JOIN segmentation.purchase_summary ps ON ps.customer_id = a.customer_id AND ps.currency = $1
-WHERE a.order_count > 0
-"""
-
-# Tiers runs also load each customer's value on the portfolio's value axis, in its own currency: the CLV the clv
-# service published (in its currency), else revenue to date in the currency the customer spent most in
-# (ties: alphabetical). Currency as its 1-based position in $3, basis 1 = clv, 2 = revenue (0: none).
-VALUE_COLUMNS = [("value", "float8"), ("value_currency", "int4"), ("value_basis", "int4")]
-VALUE_QUERY = AGGREGATE_QUERY.replace(
-    """
-FROM segmentation.customer_aggregate a""",
-    """,
-       coalesce(a.clv, main.total_spend, 0)::float8,
-       coalesce(array_position($3::text[], coalesce(rtrim(a.clv_currency), main.currency)), 0)::int4,
-       (CASE WHEN a.clv IS NOT NULL THEN 1 WHEN main.currency IS NOT NULL THEN 2 ELSE 0 END)::int4
-FROM segmentation.customer_aggregate a
-LEFT JOIN LATERAL (SELECT m.currency, m.total_spend FROM segmentation.purchase_summary m
-                   WHERE m.customer_id = a.customer_id AND a.clv IS NULL
-                   ORDER BY m.total_spend DESC, m.currency LIMIT 1) main ON true""",
-)
-assert VALUE_QUERY != AGGREGATE_QUERY
 
 
 # One COPY of a run's results: columns (name, type), values per column (arrays or scalars), rows.
@@ -115,36 +72,14 @@ class Aggregates:
 
 
 async def load_aggregates(session: AsyncSession, currency: str, with_value: bool = False) -> Aggregates:
-    await session.execute(sa.text(f"SET LOCAL work_mem = '{RUN_WORK_MEM}'"))
-    tier_names = (
-        (
-            await session.execute(
-                sa.text(
-                    "SELECT DISTINCT value_tier FROM segmentation.customer_aggregate WHERE value_tier IS NOT NULL "
-                    "ORDER BY value_tier"
-                )
-            )
-        )
-        .scalars()
-        .all()
-    )
+    await repository.tune_for_run(session)
+    tier_names = await repository.value_tiers(session)
     if not with_value:
-        rows = await copy_out(session, AGGREGATE_QUERY, AGGREGATE_COLUMNS, currency, list(tier_names))
-        return Aggregates(by_customer_id(rows), list(tier_names))
-    currencies = (
-        (
-            await session.execute(
-                sa.text(
-                    "SELECT rtrim(clv_currency) FROM segmentation.customer_aggregate WHERE clv_currency IS NOT NULL "
-                    "UNION SELECT currency FROM segmentation.purchase_summary ORDER BY 1"
-                )
-            )
-        )
-        .scalars()
-        .all()
-    )
-    rows = await copy_out(session, VALUE_QUERY, AGGREGATE_COLUMNS + VALUE_COLUMNS, currency, list(tier_names), list(currencies))
-    return Aggregates(by_customer_id(rows), list(tier_names), list(currencies))
+        rows = await repository.aggregate_rows(session, currency, tier_names)
+        return Aggregates(by_customer_id(rows), tier_names)
+    currencies = await repository.value_currencies(session)
+    rows = await repository.aggregate_rows(session, currency, tier_names, currencies)
+    return Aggregates(by_customer_id(rows), tier_names, currencies)
 
 
 def by_customer_id(rows: np.ndarray) -> np.ndarray:
@@ -157,12 +92,10 @@ def by_customer_id(rows: np.ndarray) -> np.ndarray:
 
 
 async def get_scheme(session: AsyncSession, key: str) -> dict:
-    row = (
-        await session.execute(sa.text("SELECT key, name, segments FROM segmentation.rfm_scheme WHERE key = :k"), {"k": key})
-    ).first()
+    row = await schemes_repository.get(session, key)
     if row is None:
         raise UnknownScheme(f"no RFM scheme with key {key!r}")
-    return {"key": row.key, "name": row.name, "segments": row.segments}
+    return {"key": row["key"], "name": row["name"], "segments": row["segments"]}
 
 
 # ---- pure computations on the loaded arrays (also what the benchmark times) ----
@@ -292,36 +225,19 @@ class RunExecutor:
         family = family_of(kind, run_scheme)
         # One unfinished run per family (409 naming it): runs are heavy, a key must not queue them without limit.
         # The partial unique index settles a race between two requests (the loser's INSERT fails: 409 too).
-        unfinished = (
-            await session.execute(
-                sa.text("""
-            SELECT run_id, status FROM segmentation.segmentation_run
-            WHERE family = :family AND status IN ('queued', 'running') LIMIT 1"""),
-                {"family": family},
-            )
-        ).first()
+        unfinished = await repository.unfinished(session, family)
         if unfinished is not None:
             raise jobs.in_progress(f"{kind} run", family, unfinished.run_id, unfinished.status)
         try:
             async with session.begin_nested():
-                row = (
-                    (
-                        await session.execute(
-                            sa.text("""
-                    INSERT INTO segmentation.segmentation_run (run_id, kind, family, status, params, as_of, trigger)
-                    VALUES (:id, :kind, :family, 'queued', CAST(:params AS jsonb), :as_of, :trigger) RETURNING *"""),
-                            {
-                                "id": uuid.uuid4(),
-                                "kind": kind,
-                                "family": family,
-                                "params": json.dumps(params),
-                                "as_of": as_of or datetime.now(UTC),
-                                "trigger": trigger,
-                            },
-                        )
-                    )
-                    .mappings()
-                    .one()
+                row = await repository.insert_run(
+                    session,
+                    uuid.uuid4(),
+                    kind=kind,
+                    family=family,
+                    params=params,
+                    as_of=as_of or datetime.now(UTC),
+                    trigger=trigger,
                 )
         except sa.exc.IntegrityError:
             raise jobs.JobInProgress(f"another {kind} run for {family} was created at the same moment") from None
@@ -338,15 +254,7 @@ class RunExecutor:
     async def launch_queued(self) -> None:
         """Launch the runs left queued (at start: whichever replica claims one first runs it)."""
         async with self.session_factory.begin() as session:
-            queued = (
-                (
-                    await session.execute(
-                        sa.text("SELECT run_id FROM segmentation.segmentation_run WHERE status = 'queued' ORDER BY created_at")
-                    )
-                )
-                .scalars()
-                .all()
-            )
+            queued = await repository.queued(session)
         for run_id in queued:
             self.launch(run_id)
 
@@ -366,7 +274,7 @@ class RunExecutor:
                             session, segmentation_run, run_id, id_column="run_id"
                         ):
                             log.warning("segmentation run %s interrupted: its replica stopped", run_id)
-                            await discard_results(session, run_id)
+                            await repository.discard_results(session, run_id)
                 for run_id, status in stale:
                     if status == "queued":
                         self.launch(run_id)
@@ -380,14 +288,7 @@ class RunExecutor:
             try:
                 for kind in self.schedule_kinds:
                     async with self.session_factory.begin() as session:
-                        busy = (
-                            await session.execute(
-                                sa.text("""
-                            SELECT 1 FROM segmentation.segmentation_run
-                            WHERE family = :f AND status IN ('queued', 'running') LIMIT 1"""),
-                                {"f": family_of(kind, None)},
-                            )
-                        ).first()
+                        busy = await repository.unfinished(session, family_of(kind, None))
                         if busy:
                             continue
                         try:
@@ -399,15 +300,8 @@ class RunExecutor:
                 log.exception("scheduling segmentation runs failed; trying again next interval")
 
     async def _progress(self, run_id: uuid.UUID, progress: float, **fields: Any) -> None:
-        sets = ", ".join(f"{k} = :{k}" for k in fields)
         async with self.session_factory.begin() as session:
-            await session.execute(
-                sa.text(
-                    f"UPDATE segmentation.segmentation_run SET progress = :progress, updated_at = now()"
-                    f"{', ' + sets if sets else ''} WHERE run_id = :id"
-                ),
-                {"id": run_id, "progress": progress, **fields},
-            )
+            await repository.set_progress(session, run_id, progress, **fields)
 
     async def execute(self, run_id: uuid.UUID) -> None:
         async with self._lock:
@@ -418,15 +312,7 @@ class RunExecutor:
                 async with jobs.hold(self.session_factory, segmentation_run, run_id, id_column="run_id"):
                     await self._progress(run_id, 0.0, started_at=datetime.now(UTC))
                     async with self.session_factory() as session:
-                        run = dict(
-                            (
-                                await session.execute(
-                                    sa.text("SELECT * FROM segmentation.segmentation_run WHERE run_id = :id"), {"id": run_id}
-                                )
-                            )
-                            .mappings()
-                            .one()
-                        )
+                        run = await get_run(session, run_id)
                     run["timings"] = {}
                     await {"rfm": self._rfm, "clustering": self._clustering, "tiers": self._tiers}[run["kind"]](run)
             except asyncio.CancelledError:
@@ -437,7 +323,7 @@ class RunExecutor:
                     run_id, 1.0, status="failed", error=f"{type(exc).__name__}: {exc}"[:500], finished_at=datetime.now(UTC)
                 )
                 async with self.session_factory.begin() as session:
-                    await discard_results(session, run_id)
+                    await repository.discard_results(session, run_id)
 
     async def _load(self, run: dict, with_value: bool = False) -> Aggregates:
         with phase(run, "load_s"):
@@ -499,44 +385,27 @@ class RunExecutor:
         # The memberships were just copied in, so the planner's statistics still describe the table before them
         # and the rule refresh below (rules on segment membership read them) would probe a million rows one index
         # lookup at a time; hash (or merge) joins do it in one pass.
-        await session.execute(sa.text(f"SET LOCAL work_mem = '{RUN_WORK_MEM}'"))
-        await session.execute(sa.text("SET LOCAL enable_nestloop = off"))
+        await repository.tune_for_run(session, hash_joins=True)
         scope = [s.segment_id for s in segments]
         for segment_id in scope:
             summary = summaries.get(segment_id, {"size": 0, "revenue": 0.0, "revenue_share": 0.0, "average_value": 0.0})
             change = moved.get(segment_id, {"entered": 0, "left": 0})
             summary.update(change, net=change["entered"] - change["left"], run_id=str(run["run_id"]))
             summaries[segment_id] = summary
-        await session.execute(
-            sa.text("""
-            UPDATE segmentation.segment s SET summary = CAST(v.summary AS jsonb), last_run_id = :run_id, updated_at = now()
-            FROM unnest(CAST(:ids AS uuid[]), CAST(:summaries AS text[])) AS v(segment_id, summary)
-            WHERE s.segment_id = v.segment_id"""),
-            {"run_id": run["run_id"], "ids": list(summaries), "summaries": [json.dumps(s) for s in summaries.values()]},
-        )
+        await repository.write_summaries(session, run["run_id"], summaries)
         await notify_relay(session, self.outbox)
         result["segments"] = [{"segment_id": str(k), **v} for k, v in summaries.items()]
         result["membership_changes"] = sum(c["entered"] + c["left"] for c in moved.values())
         with phase(run, "rule_refresh_s"):
             await refresh_rule_segments(session, self.outbox, self.reporting_currency, run_id=run["run_id"])
         with phase(run, "prune_s"):
-            await session.execute(
-                sa.text("""
-            DELETE FROM segmentation.run_result WHERE run_id IN (
-                SELECT run_id FROM segmentation.segmentation_run WHERE family = :family AND status = 'succeeded'
-                ORDER BY finished_at DESC OFFSET :keep)"""),
-                {"family": run["family"], "keep": KEEP_RESULTS - 1},
-            )
+            # This run is marked succeeded only after (`_succeed`): it is the KEEP_RESULTS-th whose results stay.
+            await repository.prune_results(session, run["family"], KEEP_RESULTS - 1)
 
     async def _succeed(self, session: AsyncSession, run: dict, result: dict) -> None:
         now = datetime.now(UTC)
         result["timings"] = run["timings"]
-        await session.execute(
-            sa.text("""
-            UPDATE segmentation.segmentation_run SET status = 'succeeded', progress = 1, result = CAST(:result AS jsonb),
-                finished_at = now(), updated_at = now() WHERE run_id = :id"""),
-            {"id": run["run_id"], "result": json.dumps(result, default=str)},
-        )
+        await repository.succeed(session, run["run_id"], result)
         # In the run's transaction: copies of a customer's segmentation (the gateway's view) refresh from it.
         await self.outbox.add(
             session,
@@ -565,24 +434,7 @@ class RunExecutor:
 
     async def _upsert_segments(self, session: AsyncSession, segments: list[dict]) -> list[uuid.UUID]:
         ids = [segment_id_for(s["key"]) for s in segments]
-        await session.execute(
-            sa.text("""
-            INSERT INTO segmentation.segment AS s (segment_id, key, kind, family, name, description, definition)
-            SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:keys AS text[]), CAST(:kinds AS text[]),
-                                 CAST(:families AS text[]), CAST(:names AS text[]), CAST(:descriptions AS text[]),
-                                 CAST(:definitions AS jsonb[]))
-            ON CONFLICT (key) DO UPDATE SET name = EXCLUDED.name, description = EXCLUDED.description,
-                definition = EXCLUDED.definition, updated_at = now()"""),
-            {
-                "ids": ids,
-                "keys": [s["key"] for s in segments],
-                "kinds": [s["kind"] for s in segments],
-                "families": [s["family"] for s in segments],
-                "names": [s["name"] for s in segments],
-                "descriptions": [s.get("description") for s in segments],
-                "definitions": [json.dumps(s.get("definition")) for s in segments],
-            },
-        )
+        await repository.upsert_segments(session, ids, segments)
         return ids
 
     @staticmethod
@@ -657,11 +509,7 @@ class RunExecutor:
 
     async def _clustering(self, run: dict) -> None:
         async with self.session_factory() as session:
-            previous_rows = (
-                (await session.execute(sa.text("SELECT definition FROM segmentation.segment WHERE family = 'cluster'")))
-                .scalars()
-                .all()
-            )
+            previous_rows = await repository.definitions(session, "cluster")
         previous = {d["label"]: d["centroid"] for d in previous_rows if d and "centroid" in d}
         data = await self._load(run)
         with phase(run, "compute_s"):
@@ -810,17 +658,8 @@ class RunExecutor:
             )
 
 
-async def discard_results(session: AsyncSession, run_id: uuid.UUID) -> None:
-    """A failed run's per-customer results (they commit on their own, before the run's transaction)."""
-    await session.execute(sa.text("DELETE FROM segmentation.run_result WHERE run_id = :id"), {"id": run_id})
-
-
 async def get_run(session: AsyncSession, run_id: uuid.UUID) -> dict:
-    row = (
-        (await session.execute(sa.text("SELECT * FROM segmentation.segmentation_run WHERE run_id = :id"), {"id": run_id}))
-        .mappings()
-        .first()
-    )
+    row = await repository.run(session, run_id)
     if row is None:
         raise RunNotFound(f"no segmentation run {run_id}")
     return dict(row)

@@ -115,7 +115,7 @@ class ReferenceExecutor(RunExecutor):
         rows = (
             await session.execute(
                 REFERENCE_RUN_DIFF,
-                {**membership.publish_params(self.outbox, now, run["run_id"]), "scope": [s.segment_id for s in scope]},
+                {**membership.publish_params(self.outbox, now, run["run_id"], scope), "scope": [s.segment_id for s in scope]},
             )
         ).all()
         return membership.movement(rows)

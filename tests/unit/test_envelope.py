@@ -1,10 +1,11 @@
 import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import orjson
 import pytest
 
-from shared.contracts.envelope import MAX_EVENT_BYTES, Envelope, InvalidEvent
+from shared.contracts.envelope import MAX_EVENT_BYTES, Envelope, EnvelopeTemplate, InvalidEvent
 from shared.contracts.partner import OrderCompleted
 
 
@@ -67,3 +68,38 @@ def test_unknown_fields_are_kept_on_the_envelope_and_ignored_by_payloads():
     event = Envelope.from_dict(doc)
     assert event.model_extra == {"partnerext": "x"}
     assert event.payload(OrderCompleted).order_id == "A"
+
+
+AT = datetime(2026, 12, 5, 12, 30, tzinfo=UTC)
+
+
+def _order_event(ids, note='tab\t "quote" \\ ünïcode 😀 \u2028'):
+    order = OrderCompleted(order_id=ids["order"], amount=Decimal("9.99"), currency="EUR", channel=note)
+    return Envelope.wrap(order, source="shop", subject=ids["customer"], time=AT, correlation_id="cid", event_id=ids["event"])
+
+
+def test_a_filled_template_is_byte_for_byte_the_envelopes_json():
+    template = EnvelopeTemplate.of(_order_event, ["event", "customer", "order"])
+    assert sorted(template.holes) == ["customer", "event", "order"] and len(template.parts) == 4
+    for _ in range(20):
+        ids = {name: str(uuid.uuid4()) for name in ("event", "customer", "order")}
+        assert template.fill(ids) == _order_event(ids).to_json()
+
+
+def test_a_template_refuses_unused_holes_and_ids_of_another_length():
+    with pytest.raises(ValueError, match="order"):
+        EnvelopeTemplate.of(lambda ids: _order_event({**ids, "order": "A-1"}), ["event", "customer", "order"])
+    template = EnvelopeTemplate.of(_order_event, ["event", "customer", "order"])
+    with pytest.raises(ValueError, match="36 characters"):
+        template.fill({"event": "e1", "customer": str(uuid.uuid4()), "order": str(uuid.uuid4())})
+
+
+def test_a_templates_sql_concatenates_parts_and_holes_in_order():
+    template = EnvelopeTemplate.of(_order_event, ["event", "customer", "order"])
+    sql = template.sql(["p0", "p1", "p2", "p3"], {"event": "e.id", "customer": "e.customer", "order": "e.order"})
+    expected = ["p0"]
+    for i, name in enumerate(template.holes, start=1):
+        expected += [{"event": "e.id", "customer": "e.customer", "order": "e.order"}[name], f"p{i}"]
+    assert sql == " || ".join(expected)
+    with pytest.raises(ValueError, match="4 parts"):
+        template.sql(["p0"], {})

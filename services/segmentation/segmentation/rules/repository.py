@@ -73,7 +73,7 @@ async def lock_segment(session: AsyncSession, segment_id: uuid.UUID) -> dict | N
         (
             await session.execute(
                 sa.text("""
-        SELECT segment_id, kind, name, description, definition, version, archived_at FROM segmentation.segment
+        SELECT segment_id, key, kind, name, description, definition, version, archived_at FROM segmentation.segment
         WHERE segment_id = :id FOR UPDATE"""),
                 {"id": segment_id},
             )
@@ -108,7 +108,10 @@ async def archive(session: AsyncSession, segment_id: uuid.UUID, now: datetime) -
 
 async def active_rules(session: AsyncSession, segment_ids: list | None) -> Sequence[sa.Row]:
     """The rule segments still evaluated (not archived): all, or those of `segment_ids`."""
-    query = "SELECT segment_id, definition, version FROM segmentation.segment WHERE kind = 'rule' AND archived_at IS NULL"
+    query = (
+        "SELECT segment_id, key, name, kind, definition, version FROM segmentation.segment"
+        " WHERE kind = 'rule' AND archived_at IS NULL"
+    )
     params: dict[str, Any] = {}
     if segment_ids is not None:
         query += " AND segment_id = ANY(CAST(:ids AS uuid[]))"

@@ -2,6 +2,7 @@
 
 import json
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +14,7 @@ from shared.problems import DomainError, NotFound
 from segmentation.rules import repository
 from segmentation.rules.language import compile_rule, uses_rfm, validate
 from segmentation.rules.repository import latest_run_id
-from segmentation.segments.membership import movement, notify_relay, publish_params, rule_diff
+from segmentation.segments.membership import Segment, movement, notify_relay, publish_params, rule_diff
 
 SEGMENT_NAMESPACE = uuid.UUID("5e6d0000-0000-4000-8000-00000000ffff")
 DEFAULT_RFM_FAMILY = "rfm:default"
@@ -127,7 +128,11 @@ async def archive_rule_segment(session: AsyncSession, outbox: Outbox, segment_id
     rows = (
         await session.execute(
             rule_diff(nobody, scoped=False),
-            {**publish_params(outbox, now, None), "segment_id": segment_id, "version": current["version"]},
+            {
+                **publish_params(outbox, now, None, [_segment(current)]),
+                "segment_id": segment_id,
+                "version": current["version"],
+            },
         )
     ).all()
     if rows:
@@ -155,7 +160,12 @@ async def refresh_rule_segments(
         rows = (
             await session.execute(
                 statement,
-                {**match_params, **publish_params(outbox, now, run_id), "segment_id": rule.segment_id, "version": rule.version},
+                {
+                    **match_params,
+                    **publish_params(outbox, now, run_id, [_segment(rule._mapping)]),
+                    "segment_id": rule.segment_id,
+                    "version": rule.version,
+                },
             )
         ).all()
         moved.update(movement(rows))
@@ -164,6 +174,10 @@ async def refresh_rule_segments(
     if segment_ids is not None or customer_ids is None:
         await repository.summarise(session, [r.segment_id for r in rules])
     return moved
+
+
+def _segment(row: Mapping[Any, Any]) -> Segment:
+    return Segment(row["segment_id"], row["key"], row["name"], row["kind"])
 
 
 def _json(value: Any) -> str:

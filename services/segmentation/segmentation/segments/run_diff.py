@@ -3,10 +3,10 @@ event per change, all in the run's transaction.
 
 The open memberships of the segments the run decides are read with one binary COPY and compared with the
 run's assignments as arrays. Exits are one UPDATE by membership id (only the rows it actually closed get an
-event); entries and their events are streamed in with binary COPY. Each event is a per-segment template
-(the statement-wide parts of `publish_params`, the segment's key, name and kind through `json.dumps`) with the
-event id and the customer id written into fixed byte offsets: every id is 36 characters, so all events of one
-segment and change have the same length and a whole chunk is filled by numpy in a few array assignments.
+event); entries and their events are streamed in with binary COPY. Each event is its segment's and change's
+`EnvelopeTemplate` (membership.event_template: the envelope's own JSON) with the event id and the customer id
+written into its holes at fixed byte offsets: every id is 36 characters, so all events of one segment and
+change have the same length and a whole chunk is filled by numpy in a few array assignments.
 
 The previous set-based statement (`INSERT … SELECT … ON CONFLICT`, the event JSON concatenated per row in
 SQL; kept in bench/segmentation.py as the reference) cost Postgres ~1.7× the CPU on a first 1M run; figures
@@ -16,21 +16,22 @@ executes at a time (its lease), so nothing else can open the same (segment, cust
 did, the unique index fails the run, which rolls back whole and can be run again.
 """
 
-import json
 import os
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.contracts.envelope import EnvelopeTemplate
+from shared.contracts.topics import SEGMENTATION_EVENTS
+from shared.log import current_correlation_id
 from shared.messaging.outbox import Outbox
 
 from segmentation.runs.binary_copy import CHUNK_ROWS, copy_in, copy_out, copy_rows, pg_epoch_us
-from segmentation.segments.membership import publish_params
+from segmentation.segments.membership import Segment, event_template
 
 OPEN_COLUMNS = [("membership_id", "int8"), ("customer_id", "uuid"), ("segment_id", "uuid")]
 OPEN_QUERY = """
@@ -45,17 +46,10 @@ WHERE m.membership_id = x.membership_id AND m.left_at IS NULL
 RETURNING m.membership_id
 """)
 OUTBOX_FIELDS = ["event_id", "topic", "key", "payload"]
+ID_LENGTH = EnvelopeTemplate.HOLE_LENGTH  # UUID text
 HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 # Where the 32 hex digits of a UUID go in its 36-character text form (dashes at 8, 13, 18, 23).
 HEX_POSITIONS = np.array([i for i in range(36) if i not in (8, 13, 18, 23)])
-
-
-@dataclass(frozen=True)
-class Segment:
-    segment_id: uuid.UUID
-    key: str
-    name: str
-    kind: str
 
 
 async def scope_segments(session: AsyncSession, families: list[str]) -> list[Segment]:
@@ -191,56 +185,35 @@ class EventRows:
     """Binary COPY rows (event_id, topic, key, payload) of `segment.membership_changed` events."""
 
     def __init__(self, outbox: Outbox, now: datetime, run_id: uuid.UUID) -> None:
-        params = publish_params(outbox, now, run_id)
-        self.topic = params["topic"].encode()
-        self.head, self.middle, self.tail = (params[k].encode() for k in ("event_head", "event_middle", "event_tail"))
+        self.topic = (outbox.topic_prefix + SEGMENTATION_EVENTS).encode()
+        # Read once, where the run runs: the rows are built later, chunk by chunk, in worker threads.
+        self.now, self.run_id, self.correlation_id = now, run_id, current_correlation_id()
 
     def template(self, segment: Segment, change: str) -> tuple[np.ndarray, list[int], list[int]]:
         """One COPY row with blanks, the offsets of the event id's blanks and of the customer id's."""
-        parts: list[bytes | str] = [
-            b'{"specversion":"1.0","id":"',
-            "event",
-            b'",' + self.head + b',"subject":"',
-            "customer",
-            b'",' + self.middle + b',"data":{"customer_id":"',
-            "customer",
-            b'","segment_id":"'
-            + str(segment.segment_id).encode()
-            + b'","segment_key":'
-            + _json(segment.key)
-            + b',"segment_name":'
-            + _json(segment.name)
-            + b',"kind":'
-            + _json(segment.kind)
-            + b',"change":"'
-            + change.encode()
-            + b'",'
-            + self.tail
-            + b"}}",
-        ]
-        payload_length = sum(36 if isinstance(p, str) else len(p) for p in parts)
+        event = event_template(segment, change, self.now, self.run_id, self.correlation_id)
         row = bytearray(len(OUTBOX_FIELDS).to_bytes(2, "big"))
-        blanks: dict[str, list[int]] = {"event": [], "customer": []}
+        blanks: dict[str, list[int]] = {"event_id": [], "customer_id": []}
+
+        def blank(name: str) -> None:
+            blanks[name].append(len(row))
+            row.extend(b" " * ID_LENGTH)
 
         def field(length: int) -> None:
             row.extend(length.to_bytes(4, "big"))
 
-        field(36)
-        blanks["event"].append(len(row))
-        row.extend(b" " * 36)
+        field(ID_LENGTH)
+        blank("event_id")
         field(len(self.topic))
         row.extend(self.topic)
-        field(36)
-        blanks["customer"].append(len(row))
-        row.extend(b" " * 36)
-        field(payload_length)
-        for part in parts:
-            if isinstance(part, str):
-                blanks[part].append(len(row))
-                row.extend(b" " * 36)
-            else:
-                row.extend(part)
-        return np.frombuffer(bytes(row), dtype=np.uint8), blanks["event"], blanks["customer"]
+        field(ID_LENGTH)
+        blank("customer_id")
+        field(sum(map(len, event.parts)) + ID_LENGTH * len(event.holes))
+        row.extend(event.parts[0])
+        for name, part in zip(event.holes, event.parts[1:], strict=True):
+            blank(name)
+            row.extend(part)
+        return np.frombuffer(bytes(row), dtype=np.uint8), blanks["event_id"], blanks["customer_id"]
 
     def rows(self, scope: list[Segment], change: str, customers: np.ndarray, positions: np.ndarray) -> Iterator[bytes]:
         """The events of one change, segment by segment, in chunks of whole rows."""
@@ -254,14 +227,10 @@ class EventRows:
                 rows = np.tile(template, (len(chunk), 1))
                 customer_text, event_text = uuid_text(chunk), uuid_text(random_uuids(len(chunk)))
                 for offset in event_blanks:
-                    rows[:, offset : offset + 36] = event_text
+                    rows[:, offset : offset + ID_LENGTH] = event_text
                 for offset in customer_blanks:
-                    rows[:, offset : offset + 36] = customer_text
+                    rows[:, offset : offset + ID_LENGTH] = customer_text
                 yield rows.tobytes()
-
-
-def _json(value: str) -> bytes:
-    return json.dumps(value, ensure_ascii=False).encode()
 
 
 def _chain(*iterators: Iterator[bytes]) -> Iterator[bytes]:

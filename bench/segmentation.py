@@ -297,6 +297,9 @@ async def _end_to_end(url: str, rows: np.ndarray, reference_rounds: int = 0) -> 
             await conn.execute(_sql("VACUUM ANALYZE segmentation.customer_aggregate"))
             await conn.execute(_sql("VACUUM ANALYZE segmentation.purchase_summary"))
         print(f"loaded {n:,} customers into Postgres in {time.perf_counter() - started:.1f} s (setup, not measured)")
+        async with sessions() as session:
+            max_wal = (await session.execute(_sql("SHOW max_wal_size"))).scalar_one()
+        print(f"server: max_wal_size {max_wal} (a run writing more WAL than ~half of it gets a checkpoint midway)")
         executor = RunExecutor(sessions, Outbox(messaging, "segmentation"), "EUR")
         out = {}
         if reference_rounds:
@@ -330,7 +333,7 @@ async def _end_to_end(url: str, rows: np.ndarray, reference_rounds: int = 0) -> 
             )
             print(
                 f"    cost: Python process CPU {cpu:.2f} s, Postgres backends CPU {cost['postgres_cpu_s']} s, "
-                f"WAL {cost['wal_mb']} MB"
+                f"WAL {cost['wal_mb']} MB, checkpoints during the run {cost['checkpoints']}"
             )
             out[f"{label}_s"] = round(seconds, 2)
             out[f"{label}_cost"] = {"python_cpu_s": round(cpu, 2), **cost}
@@ -346,6 +349,15 @@ async def _server_cost(sessions) -> dict:
     harness's Postgres runs on this machine; None when it does not). Load-independent, unlike wall time."""
     async with sessions() as session:
         lsn = (await session.execute(_sql("SELECT pg_current_wal_lsn()::text"))).scalar_one()
+        # Checkpoints so far (PostgreSQL 17+): one that starts during a run costs it seconds of I/O.
+        checkpoints = (
+            await session.execute(
+                _sql(
+                    "SELECT CASE WHEN to_regclass('pg_catalog.pg_stat_checkpointer') IS NOT NULL"
+                    " THEN (SELECT num_timed + num_requested FROM pg_stat_checkpointer) END"
+                )
+            )
+        ).scalar_one()
         pids = (
             (await session.execute(_sql("SELECT pid FROM pg_stat_activity WHERE datname = current_database()"))).scalars().all()
         )
@@ -357,7 +369,7 @@ async def _server_cost(sessions) -> dict:
             ticks = None
             break
         ticks[pid] = int(fields[11]) + int(fields[12])  # utime + stime
-    return {"lsn": lsn, "ticks": ticks}
+    return {"lsn": lsn, "ticks": ticks, "checkpoints": checkpoints}
 
 
 def _cost_since(before: dict, after: dict) -> dict:
@@ -368,7 +380,10 @@ def _cost_since(before: dict, after: dict) -> dict:
     if before["ticks"] is not None and after["ticks"] is not None:
         hz = os.sysconf("SC_CLK_TCK")
         cpu = round(sum(t - before["ticks"].get(pid, 0) for pid, t in after["ticks"].items()) / hz, 2)
-    return {"postgres_cpu_s": cpu, "wal_mb": round(wal / 1e6, 1)}
+    checkpoints = None
+    if before["checkpoints"] is not None and after["checkpoints"] is not None:
+        checkpoints = after["checkpoints"] - before["checkpoints"]
+    return {"postgres_cpu_s": cpu, "wal_mb": round(wal / 1e6, 1), "checkpoints": checkpoints}
 
 
 async def _reference(sessions, rounds: int, n: int) -> dict:
@@ -407,7 +422,7 @@ async def _reference(sessions, rounds: int, n: int) -> dict:
             print(
                 f"reference comparison: {name:<9} first RFM run {seconds:6.2f} s (diff "
                 f"{timings['membership_diff_s']:.2f} s)  Python CPU {cpu:.2f} s, Postgres CPU "
-                f"{cost['postgres_cpu_s']} s, WAL {cost['wal_mb']} MB",
+                f"{cost['postgres_cpu_s']} s, WAL {cost['wal_mb']} MB, checkpoints {cost['checkpoints']}",
                 flush=True,
             )
     await _reset(sessions)

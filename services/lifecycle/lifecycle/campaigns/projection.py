@@ -11,7 +11,6 @@ a redelivered event adds nothing.
 import uuid
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.clv import CustomerValueUpdated
@@ -20,7 +19,26 @@ from shared.contracts.interaction import CustomerUnmerged, LeadCaptured, Purchas
 from shared.contracts.ordering import latest_per_key, sql_supersedes
 from shared.messaging.inbox import ConsumedEvent
 
-from lifecycle.campaigns.models import campaign_lead, campaign_purchase, campaign_refund
+# One fixed-shape statement per table whatever the batch size (`unnest` of arrays): prepared once, where a
+# multi-row VALUES insert was compiled again by SQLAlchemy for every batch (a fifth of the consumer's CPU).
+LEADS = sa.text("""
+INSERT INTO lifecycle.campaign_lead (event_id, home_customer_id, campaign, lead_source, qualified, occurred_at)
+SELECT * FROM unnest(CAST(:event_ids AS text[]), CAST(:homes AS uuid[]), CAST(:campaigns AS text[]),
+                     CAST(:lead_sources AS text[]), CAST(:qualified AS boolean[]), CAST(:occurred AS timestamptz[]))
+ON CONFLICT DO NOTHING
+""")
+PURCHASES = sa.text("""
+INSERT INTO lifecycle.campaign_purchase (purchase_id, home_customer_id, amount, currency, occurred_at)
+SELECT * FROM unnest(CAST(:purchase_ids AS uuid[]), CAST(:homes AS uuid[]), CAST(:amounts AS numeric[]),
+                     CAST(:currencies AS text[]), CAST(:occurred AS timestamptz[]))
+ON CONFLICT DO NOTHING
+""")
+REFUNDS = sa.text("""
+INSERT INTO lifecycle.campaign_refund (refund_id, purchase_id, amount, cancelled)
+SELECT * FROM unnest(CAST(:refund_ids AS uuid[]), CAST(:purchase_ids AS uuid[]), CAST(:amounts AS numeric[]),
+                     CAST(:cancelled AS boolean[]))
+ON CONFLICT DO NOTHING
+""")
 
 VALUES = sa.text(f"""
 INSERT INTO lifecycle.campaign_value AS s (customer_id, currency, clv, as_of, version)
@@ -47,40 +65,36 @@ ERASE = [
 
 async def apply(session: AsyncSession, events: list[ConsumedEvent]) -> None:
     """Inserts the batch's leads, purchases, refunds and values (identity events: `follow_unmerge`, `erase`)."""
-    leads, purchases, refunds, values = [], [], [], []
+    leads: dict[str, list] = {k: [] for k in ("event_ids", "homes", "campaigns", "lead_sources", "qualified", "occurred")}
+    purchases: dict[str, list] = {k: [] for k in ("purchase_ids", "homes", "amounts", "currencies", "occurred")}
+    refunds: dict[str, list] = {k: [] for k in ("refund_ids", "purchase_ids", "amounts", "cancelled")}
+    values = []
     for e in events:
         match e.payload:
             case LeadCaptured() as p:
                 # A lead names the customer it was captured for: that is its home.
-                leads.append(
-                    {
-                        "event_id": e.envelope.id,
-                        "home_customer_id": p.customer_id,
-                        "campaign": p.campaign,
-                        "lead_source": p.lead_source,
-                        "qualified": p.qualified,
-                        "occurred_at": p.occurred_at,
-                    }
-                )
+                leads["event_ids"].append(e.envelope.id)
+                leads["homes"].append(p.customer_id)
+                leads["campaigns"].append(p.campaign)
+                leads["lead_sources"].append(p.lead_source)
+                leads["qualified"].append(p.qualified)
+                leads["occurred"].append(p.occurred_at)
             case PurchaseRecorded() as p:
-                purchases.append(
-                    {
-                        "purchase_id": p.purchase_id,
-                        "home_customer_id": home(p),
-                        "amount": p.amount,
-                        "currency": p.currency,
-                        "occurred_at": p.occurred_at,
-                    }
-                )
+                purchases["purchase_ids"].append(p.purchase_id)
+                purchases["homes"].append(home(p))
+                purchases["amounts"].append(p.amount)
+                purchases["currencies"].append(p.currency)
+                purchases["occurred"].append(p.occurred_at)
             case PurchaseRefunded() as p:
-                refunds.append(
-                    {"refund_id": p.refund_id, "purchase_id": p.purchase_id, "amount": p.amount, "cancelled": p.cancelled}
-                )
+                refunds["refund_ids"].append(p.refund_id)
+                refunds["purchase_ids"].append(p.purchase_id)
+                refunds["amounts"].append(p.amount)
+                refunds["cancelled"].append(p.cancelled)
             case CustomerValueUpdated() as p:
                 values.append(p)
-    for table, rows in ((campaign_lead, leads), (campaign_purchase, purchases), (campaign_refund, refunds)):
-        if rows:
-            await session.execute(insert(table).values(rows).on_conflict_do_nothing())
+    for statement, columns in ((LEADS, leads), (PURCHASES, purchases), (REFUNDS, refunds)):
+        if next(iter(columns.values())):
+            await session.execute(statement, columns)
     if values:
         latest = list(
             latest_per_key(values, lambda p: (p.customer_id, p.currency), lambda p: p.version, lambda p: p.as_of).values()

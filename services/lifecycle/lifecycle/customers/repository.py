@@ -7,13 +7,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lifecycle.customers.models import known_customer
 
+# Fixed shape whatever the batch size (`unnest`): prepared once, not compiled again per batch.
+RECORD_CREATED = sa.text("""
+INSERT INTO lifecycle.known_customer (customer_id, first_seen_at)
+SELECT * FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:first_seen AS timestamptz[]))
+ON CONFLICT DO NOTHING
+""")
+
 
 async def record_created(session: AsyncSession, rows: list[tuple[uuid.UUID, datetime]]) -> None:
     """Idempotent: a redelivered `customer.created` changes nothing (an erased customer stays erased)."""
     if rows:
-        await session.execute(
-            insert(known_customer).values([{"customer_id": c, "first_seen_at": at} for c, at in rows]).on_conflict_do_nothing()
-        )
+        await session.execute(RECORD_CREATED, {"customer_ids": [c for c, _ in rows], "first_seen": [at for _, at in rows]})
 
 
 async def record_erased(session: AsyncSession, customer_id: uuid.UUID, at: datetime) -> None:

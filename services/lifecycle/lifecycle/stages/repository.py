@@ -6,6 +6,7 @@ Every batch statement has a fixed shape (`unnest` of arrays), so it is prepared 
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -43,7 +44,7 @@ ORDER BY c
 """)
 
 SELECT_FACTS = sa.text("""
-SELECT customer_id, source, event_id, kind, occurred_at, data FROM lifecycle.customer_fact
+SELECT customer_id, source, event_id, kind, occurred_at, CAST(data AS text) AS data FROM lifecycle.customer_fact
 WHERE customer_id = ANY(CAST(:customer_ids AS uuid[]))
 """)
 
@@ -81,10 +82,16 @@ ON CONFLICT (customer_id) DO UPDATE SET
     derivation = EXCLUDED.derivation, updated_at = now()
 """)
 
+# Every customer asked for, with its stage row if it has one; one without counts its facts (a customer whose
+# facts are all the batch's is derived from them, nothing read back: `rederive`). The JSON comes as text and is
+# decoded with orjson, as it was written (a third of the cost of the driver's json.loads).
 SELECT_CURRENT = sa.text("""
-SELECT customer_id, stage, stage_entered_at, order_count, spend_by_currency, last_purchase_at, rule_set_version,
-       derivation
-FROM lifecycle.customer_stage WHERE customer_id = ANY(CAST(:customer_ids AS uuid[]))
+SELECT c.customer_id, s.stage, s.stage_entered_at, s.order_count, CAST(s.spend_by_currency AS text) AS spend_by_currency,
+       s.last_purchase_at, s.rule_set_version, CAST(s.derivation AS text) AS derivation,
+       CASE WHEN s.customer_id IS NULL
+            THEN (SELECT count(*) FROM lifecycle.customer_fact f WHERE f.customer_id = c.customer_id) END AS facts
+FROM unnest(CAST(:customer_ids AS uuid[])) AS c(customer_id)
+LEFT JOIN lifecycle.customer_stage s ON s.customer_id = c.customer_id
 """)
 
 NEXT_VERSIONS = sa.text("SELECT nextval('lifecycle.stage_version_seq') FROM generate_series(1, :n)")
@@ -138,9 +145,36 @@ async def insert_facts(session: AsyncSession, rows: Sequence[dict]) -> dict[tupl
     return {(r.source, r.event_id, r.kind): r.customer_id for r in inserted}
 
 
-async def load_current(session: AsyncSession, customer_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, sa.Row]:
-    """The current stage rows of these customers (stage, aggregates, rule-set version, derivation state)."""
-    return {r.customer_id: r for r in await session.execute(SELECT_CURRENT, {"customer_ids": list(customer_ids)})}
+@dataclass(frozen=True, slots=True)
+class Current:
+    """A customer's current stage row (stage None: it has none, and `facts` stored facts)."""
+
+    stage: str | None
+    stage_entered_at: datetime | None
+    order_count: int
+    spend_by_currency: dict[str, str]
+    last_purchase_at: datetime | None
+    rule_set_version: int | None
+    derivation: dict | None
+    facts: int | None
+
+
+async def load_current(session: AsyncSession, customer_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Current]:
+    """The current stage rows of these customers (stage, aggregates, rule-set version, derivation state); one
+    without a row has its facts counted."""
+    return {
+        r.customer_id: Current(
+            r.stage,
+            r.stage_entered_at,
+            r.order_count or 0,
+            orjson.loads(r.spend_by_currency) if r.spend_by_currency else {},
+            r.last_purchase_at,
+            r.rule_set_version,
+            orjson.loads(r.derivation) if r.derivation else None,
+            r.facts,
+        )
+        for r in await session.execute(SELECT_CURRENT, {"customer_ids": list(customer_ids)})
+    }
 
 
 async def latest_fact_at(session: AsyncSession, customer_id: uuid.UUID) -> datetime | None:
@@ -184,7 +218,7 @@ async def load_facts(session: AsyncSession, customer_ids: Sequence[uuid.UUID]) -
     out: dict[uuid.UUID, CustomerFacts] = defaultdict(CustomerFacts)
     rows = await session.execute(SELECT_FACTS, {"customer_ids": list(customer_ids)})
     for r in rows:
-        d = r.data
+        d = orjson.loads(r.data)
         kind = FactKind(r.kind)
         out[r.customer_id].add(
             Fact(

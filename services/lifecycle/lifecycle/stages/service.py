@@ -111,12 +111,13 @@ async def rederive(
     totals: dict[uuid.UUID, tuple[int, dict[str, Decimal], datetime | None]] = {}
     published: list[tuple[uuid.UUID, Stage | None, Transition]] = []
 
-    incremental = await _incremental(session, ids, new_facts, rules, outbox is not None)
+    incremental, first = await _incremental(session, ids, new_facts, rules, outbox is not None)
     outcome.incremental = len(incremental)
     for cid, (row, state, cf) in incremental.items():
         transitions, after, clocked = derive(cf.facts, rules.parameters, as_of=now, state=state)
         derivations[cid] = after.to_json() | {"clocked": clocked}
         totals[cid] = _extend_aggregates(row, after, cf)
+        assert row.stage is not None and row.stage_entered_at is not None  # a kept state is kept with a stage
         derived[cid] = transitions[-1:] or [Transition(None, Stage(row.stage), row.stage_entered_at, "", "")]
         if transitions:
             appended[cid] = transitions
@@ -124,8 +125,11 @@ async def rederive(
             published.extend((cid, t.from_stage, t) for t in transitions)
 
     replayed = [cid for cid in ids if cid not in incremental]
-    facts = await repository.load_facts(session, replayed) if replayed else {}
-    stored = await repository.load_history_keys(session, replayed) if replayed else {}
+    # A customer whose facts are all new has them in hand and no history yet: nothing to read back.
+    unread = [cid for cid in replayed if cid not in first]
+    facts = await repository.load_facts(session, unread) if unread else {}
+    stored = await repository.load_history_keys(session, unread) if unread else {}
+    facts.update(first)
     for cid in replayed:
         transitions, after, clocked = derive(facts[cid].facts if cid in facts else [], rules.parameters, as_of=now)
         derived[cid] = transitions
@@ -191,24 +195,35 @@ async def _incremental(
     new_facts: dict[uuid.UUID, repository.CustomerFacts] | None,
     rules: rules_repo.RuleSetVersion,
     writing: bool,
-) -> dict[uuid.UUID, tuple[sa.Row, DerivationState, repository.CustomerFacts]]:
-    """The customers that can be derived from their kept state: (stage row, state, new facts) of each."""
+) -> tuple[
+    dict[uuid.UUID, tuple[repository.Current, DerivationState, repository.CustomerFacts]],
+    dict[uuid.UUID, repository.CustomerFacts],
+]:
+    """The customers that can be derived from their kept state: (stage row, state, new facts) of each; and
+    those whose facts are all new (their first): the new facts of each, their whole history."""
     if not new_facts or not writing:
-        return {}
+        return {}, {}
     candidates = [cid for cid in ids if cid in new_facts]
-    out: dict[uuid.UUID, tuple[sa.Row, DerivationState, repository.CustomerFacts]] = {}
+    out: dict[uuid.UUID, tuple[repository.Current, DerivationState, repository.CustomerFacts]] = {}
+    first: dict[uuid.UUID, repository.CustomerFacts] = {}
     for cid, row in (await repository.load_current(session, candidates)).items():
+        cf = new_facts[cid]
+        if row.stage is None:
+            # No stage, so no history (a customer's history is what its facts give); read under the
+            # customer's lock, so the count includes what a transaction committed before this one.
+            if row.facts == len(cf.facts):
+                first[cid] = cf
+            continue
         if row.derivation is None or row.derivation.get("clocked") or row.rule_set_version != rules.version:
             continue
         state = DerivationState.from_json(row.derivation)
-        cf = new_facts[cid]
         # A refund changes the net spend of an earlier purchase: the aggregates are recomputed from all facts.
         # A fact that sorts before the state's last one (late, out of order) changes the past: replayed.
         if all(state.extended_by(f) and f.kind is not FactKind.REFUND for f in cf.facts) and all(
             _on_the_cent_grid(a) for a in cf.amounts.values()
         ):
             out[cid] = (row, state, cf)
-    return out
+    return out, first
 
 
 def _on_the_cent_grid(amount: Decimal) -> bool:
@@ -217,7 +232,7 @@ def _on_the_cent_grid(amount: Decimal) -> bool:
 
 
 def _extend_aggregates(
-    row: sa.Row, state: DerivationState, cf: repository.CustomerFacts
+    row: repository.Current, state: DerivationState, cf: repository.CustomerFacts
 ) -> tuple[int, dict[str, Decimal], datetime | None]:
     """The stage row's order count, spend per currency and last purchase, plus the new purchases that count
     (`aggregates` on all facts gives the same: refunds and cancellations never take this path)."""

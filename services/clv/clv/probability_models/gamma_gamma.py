@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-from scipy.special import digamma, gammaln, polygamma
 
+from clv.probability_models import special
 from clv.probability_models.data import InvalidSummary, dot
 from clv.probability_models.fitting import FitError, FitResult, assess, fit, newton
 
@@ -82,16 +82,21 @@ class GammaGamma:
         log_g_s = np.log(g + d.spend_total)
         weight = p * d.x + q
         ll = (
-            d.count_x @ (gammaln(px + q) - gammaln(px))
-            - n * gammaln(q)
+            d.count_x @ (special.gammaln(px + q) - special.gammaln(px))
+            - n * special.gammaln(q)
             + n * q * np.log(g)
             + p * d.sum_x_log_zbar
             - d.sum_log_zbar
             + p * d.sum_x_log_x
             - dot(weight, log_g_s)
         )
-        d_p = d.count_x @ (d.unique_x * (digamma(px + q) - digamma(px))) + d.sum_x_log_zbar + d.sum_x_log_x - dot(d.x, log_g_s)
-        d_q = d.count_x @ digamma(px + q) - n * digamma(q) + n * np.log(g) - log_g_s.sum()
+        d_p = (
+            d.count_x @ (d.unique_x * (special.digamma(px + q) - special.digamma(px)))
+            + d.sum_x_log_zbar
+            + d.sum_x_log_x
+            - dot(d.x, log_g_s)
+        )
+        d_q = d.count_x @ special.digamma(px + q) - n * special.digamma(q) + n * np.log(g) - log_g_s.sum()
         d_g = n * q / g - dot(weight, 1.0 / (g + d.spend_total))
         return float(ll), np.array([d_p, d_q, d_g])
 
@@ -101,13 +106,13 @@ class GammaGamma:
         p, q, g = params
         n = float(d.customers)
         px = p * d.unique_x
-        tri_pq, tri_p = polygamma(1, px + q), polygamma(1, px)
+        tri_pq, tri_p = special.polygamma(1, px + q), special.polygamma(1, px)
         inv = 1.0 / (g + d.spend_total)
         weight = p * d.x + q
         h_pp = d.count_x @ (d.unique_x**2 * (tri_pq - tri_p))
         h_pq = d.count_x @ (d.unique_x * tri_pq)
         h_pg = -dot(d.x, inv)
-        h_qq = d.count_x @ tri_pq - n * polygamma(1, q)
+        h_qq = d.count_x @ tri_pq - n * special.polygamma(1, q)
         h_qg = n / g - inv.sum()
         h_gg = -n * q / g**2 + dot(weight, inv * inv)
         return np.array([[h_pp, h_pq, h_pg], [h_pq, h_qq, h_qg], [h_pg, h_qg, h_gg]])

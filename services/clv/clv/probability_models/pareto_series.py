@@ -25,8 +25,8 @@ differences of that, which is what every evaluation cost before the series.
 """
 
 import numpy as np
-from scipy.special import digamma, gammaln, hyp2f1
 
+from clv.probability_models import special
 from clv.probability_models.data import Summary, dot
 
 BLOCK = 32  # series terms per vectorised step
@@ -93,10 +93,10 @@ def _hypergeometric_log_g(params: np.ndarray, x: np.ndarray, t: np.ndarray) -> n
     rho = r + s + x
     if alpha >= beta:
         c = alpha + t
-        f = hyp2f1(rho, s + 1, rho + 1, (alpha - beta) / c)
+        f = special.hyp2f1(rho, s + 1, rho + 1, (alpha - beta) / c)
     else:
         c = beta + t
-        f = hyp2f1(rho, r + x, rho + 1, (beta - alpha) / c)
+        f = special.hyp2f1(rho, r + x, rho + 1, (beta - alpha) / c)
     return np.log(f) - rho * np.log(c) - np.log(rho)
 
 
@@ -170,14 +170,18 @@ def loglik(params: np.ndarray, data: Summary) -> tuple[float, np.ndarray]:
         e1, e2 = np.exp(l1 - top), np.exp(l2 - top)
         total = e1 + e2
         w1, w2 = w * e1 / total, w * e2 / total
-        ll = wx @ gammaln(r + ux) + W * (-gammaln(r) + r * np.log(alpha) + s * np.log(beta)) + dot(w, top + np.log(total))
+        ll = (
+            wx @ special.gammaln(r + ux)
+            + W * (-special.gammaln(r) + r * np.log(alpha) + s * np.log(beta))
+            + dot(w, top + np.log(total))
+        )
         # ∂ log(G(t_x) − G(T)) = (∂log G(t_x) − q ∂log G(T)) / (1 − q); rows with q = 1 have w2 = 0.
         # Summed per pair first (two histograms), so each parameter's term is a dot product over the pairs.
         inv = np.where(q < 1, w2 / (1.0 - q), 0.0)
         at_tx = np.bincount(i_tx, weights=inv, minlength=len(px))
         at_T = np.bincount(i_T, weights=inv * q, minlength=len(px))
         grad = dg @ (at_tx - at_T)
-        grad[0] += wx @ digamma(r + ux) + W * (np.log(alpha) - digamma(r)) - dot(w1, log_aT)
+        grad[0] += wx @ special.digamma(r + ux) + W * (np.log(alpha) - special.digamma(r)) - dot(w1, log_aT)
         grad[1] += W * r / alpha - dot(w1 * (r + x), 1.0 / (alpha + T))
         grad[2] += W * np.log(beta) - dot(w1, log_bT) + w2.sum() / s
         grad[3] += W * s / beta - s * dot(w1, 1.0 / (beta + T))

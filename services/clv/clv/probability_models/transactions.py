@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-from scipy.special import digamma, expit, gammaln, hyp2f1, polygamma
 
-from clv.probability_models import pareto_series
+from clv.probability_models import pareto_series, special
 from clv.probability_models.data import InvalidSummary, Summary, dot
 from clv.probability_models.fitting import FitError, FitResult, assess, fit, newton, with_numeric_hessian
 
@@ -193,13 +192,15 @@ def _beta_geo_loglik(params: np.ndarray, data: Summary, modified: bool, hessian:
     shift = 1.0 if modified else 0.0
     ux, wx = ix.ux, ix.wx
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        ll_x = wx @ (gammaln(r + ux) + gammaln(b + ux + shift) - gammaln(a + b + ux + shift)) + W * (
-            r * np.log(alpha) - gammaln(r) + gammaln(a + b) - gammaln(b)
+        ll_x = wx @ (special.gammaln(r + ux) + special.gammaln(b + ux + shift) - special.gammaln(a + b + ux + shift)) + W * (
+            r * np.log(alpha) - special.gammaln(r) + special.gammaln(a + b) - special.gammaln(b)
         )
-        d_r = wx @ digamma(r + ux) + W * (np.log(alpha) - digamma(r))
+        d_r = wx @ special.digamma(r + ux) + W * (np.log(alpha) - special.digamma(r))
         d_alpha = W * r / alpha
-        d_a = W * digamma(a + b) - wx @ digamma(a + b + ux + shift)
-        d_b = wx @ (digamma(b + ux + shift) - digamma(a + b + ux + shift)) + W * (digamma(a + b) - digamma(b))
+        d_a = W * special.digamma(a + b) - wx @ special.digamma(a + b + ux + shift)
+        d_b = wx @ (special.digamma(b + ux + shift) - special.digamma(a + b + ux + shift)) + W * (
+            special.digamma(a + b) - special.digamma(b)
+        )
         # log(a / (b + x − 1)) (BG) or log(a / (b + x)) (MBG), per distinct x; BG's x = 0 never drops out.
         denom_x = b + ux - 1 + shift
         can_drop = (ux > 0) | modified
@@ -248,7 +249,7 @@ def _beta_geo_loglik(params: np.ndarray, data: Summary, modified: bool, hessian:
     h[2, 2] += -sum4 / a**2
     h[3, 3] += dot(ww4, inv_denom * inv_denom)
     # The parts that depend on x alone.
-    tri = functools.partial(polygamma, 1)  # the trigamma function
+    tri = functools.partial(special.polygamma, 1)  # the trigamma function
     h[0, 0] += wx @ tri(r + ux) - W * tri(r)
     h[0, 1] += W / alpha
     h[1, 1] += -W * r / alpha**2
@@ -282,8 +283,8 @@ class BetaGeo(TransactionModel):
         r, alpha, a, b = params
         repeat = x > 0
         log_at, log_atx = np.log(alpha + T), np.log(alpha + t_x)
-        a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
-        a2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
+        a1 = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha)
+        a2 = special.gammaln(a + b) + special.gammaln(b + x) - special.gammaln(b) - special.gammaln(a + b + x)
         a3 = -(r + x) * log_at
         # b + x - 1 > 0 whenever x >= 1; the placeholder keeps log() quiet on x = 0 rows, masked out below.
         bx1 = np.where(repeat, b + x - 1, 1.0)
@@ -316,7 +317,7 @@ class BetaGeo(TransactionModel):
                 + (self.r + x) * (np.log(self.alpha + T) - np.log(self.alpha + t_x)),
                 -np.inf,
             )
-        return expit(-log_odds_dead)
+        return special.expit(-log_odds_dead)
 
     def _growth(self, x, T, t):
         """E[Y(t) | alive-weighted] / P(alive): (a+b+x−1)/(a−1) · [1 − (1−z)^(a−1) 2F1(a+b−1−r, a−1; a+b+x−1; z)]."""
@@ -340,8 +341,8 @@ def _damped_hyp2f1(A, B, C, z):
     """
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         log1mz = np.log1p(-z)
-        direct = np.exp(B * log1mz) * hyp2f1(A, B, C, z)
-        euler = np.exp((C - A) * log1mz) * hyp2f1(C - A, C - B, C, z)
+        direct = np.exp(B * log1mz) * special.hyp2f1(A, B, C, z)
+        euler = np.exp((C - A) * log1mz) * special.hyp2f1(C - A, C - B, C, z)
     return np.where(B <= C - A, direct, euler)
 
 
@@ -356,8 +357,8 @@ class ModifiedBetaGeo(BetaGeo):
     def _terms(params, x, t_x, T):
         r, alpha, a, b = params
         log_at, log_atx = np.log(alpha + T), np.log(alpha + t_x)
-        a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
-        a2 = gammaln(a + b) + gammaln(b + x + 1) - gammaln(b) - gammaln(a + b + x + 1)
+        a1 = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha)
+        a2 = special.gammaln(a + b) + special.gammaln(b + x + 1) - special.gammaln(b) - special.gammaln(a + b + x + 1)
         a3 = -(r + x) * log_at
         a4 = np.log(a) - np.log(b + x) - (r + x) * log_atx
         tail = np.logaddexp(a3, a4)
@@ -374,7 +375,7 @@ class ModifiedBetaGeo(BetaGeo):
     def p_alive(self, x, t_x, T) -> np.ndarray:
         x, t_x, T = predictors(x, t_x, T)
         log_odds_dead = np.log(self.a) - np.log(self.b + x) + (self.r + x) * (np.log(self.alpha + T) - np.log(self.alpha + t_x))
-        return expit(-log_odds_dead)
+        return special.expit(-log_odds_dead)
 
     def _growth(self, x, T, t):
         """(a+b+x)/(a−1) · [1 − (1−z)^(a−1) 2F1(a+b−r, a−1; a+b+x; z)]."""
@@ -406,16 +407,16 @@ class ParetoNBD(TransactionModel):
     def _rows(params, x, t_x, T) -> np.ndarray:
         r, alpha, s, beta = params
         rho = r + s + x
-        head = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
+        head = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha) + s * np.log(beta)
         l1 = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
         if alpha >= beta:
 
             def log_f(t):
-                return np.log(hyp2f1(rho, s + 1, rho + 1, (alpha - beta) / (alpha + t))) - rho * np.log(alpha + t)
+                return np.log(special.hyp2f1(rho, s + 1, rho + 1, (alpha - beta) / (alpha + t))) - rho * np.log(alpha + t)
         else:
 
             def log_f(t):
-                return np.log(hyp2f1(rho, r + x, rho + 1, (beta - alpha) / (beta + t))) - rho * np.log(beta + t)
+                return np.log(special.hyp2f1(rho, r + x, rho + 1, (beta - alpha) / (beta + t))) - rho * np.log(beta + t)
 
         with np.errstate(divide="ignore", invalid="ignore"):
             f_tx, f_T = log_f(t_x), log_f(T)
@@ -438,7 +439,7 @@ class ParetoNBD(TransactionModel):
         x, t_x, T = predictors(x, t_x, T)
         r, alpha, s, beta = self.values()
         ll = self._rows(self.values(), x, t_x, T)
-        head = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
+        head = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha) + s * np.log(beta)
         l1 = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
         # P(alive) = exp(l1) / (exp(l1) + exp(l2)) = exp(head + l1 − ll).
         return np.minimum(np.exp(head + l1 - ll), 1.0)

@@ -2,8 +2,8 @@
 behind potential value."""
 
 import numpy as np
-from scipy.special import gammaincinv
 
+from clv.probability_models import special
 from clv.probability_models.gamma_gamma import GammaGamma
 
 # A month in days: scoring's periods (current, horizon) and predictions count months of this length.
@@ -64,8 +64,8 @@ def wallet_ratio(transactions, spend, x, quantile: float = 0.9) -> np.ndarray:
         raise ValueError("x must be finite and not negative")
     ux, inverse = np.unique(x, return_inverse=True)
     shape_rate = transactions.r + ux
-    ratio = gammaincinv(shape_rate, quantile) / shape_rate
+    ratio = special.gammaincinv(shape_rate, quantile) / shape_rate
     if isinstance(spend, GammaGamma):  # a population-mean spend (no heterogeneity) has no spend headroom
         shape_spend = spend.p * ux + spend.q
-        ratio = ratio * ((shape_spend - 1) / gammaincinv(shape_spend, 1 - quantile))
+        ratio = ratio * ((shape_spend - 1) / special.gammaincinv(shape_spend, 1 - quantile))
     return ratio[inverse.ravel()]

@@ -181,9 +181,14 @@ def baseline(ref: str, database_url: str, args: argparse.Namespace) -> dict:
         with tarfile.open(archive_path) as tar:
             tar.extractall(tmp, filter="data")
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([tmp, str(Path(tmp) / "services" / "lifecycle")])}
+        probe = "import shared, lifecycle; print(shared.__file__, lifecycle.__file__)"
+        where = subprocess.run([sys.executable, "-c", probe], cwd=tmp, env=env, check=True, capture_output=True, text=True)
+        if not all(path.startswith(tmp) for path in where.stdout.split()):
+            raise RuntimeError(f"the baseline run would not import {ref}'s code: {where.stdout}")
         argv = [sys.executable, "-m", "bench", "lifecycle_facts", "--child", database_url]
         argv += ["--customers", str(args.customers), "--lag", str(args.lag), "--batch", str(args.batch)]
-        out = subprocess.run(argv, cwd=harness.REPO, env=env, check=True, capture_output=True, text=True).stdout
+        # In the extracted tree: `python -m` puts the working directory first on the path, before PYTHONPATH.
+        out = subprocess.run(argv, cwd=tmp, env=env, check=True, capture_output=True, text=True).stdout
         return json.loads(out.strip().splitlines()[-1])
 
 

@@ -344,8 +344,8 @@ async def manual_move(
 async def read_lifecycle(session: AsyncSession, customer_id: uuid.UUID) -> CustomerLifecycleRead:
     """A customer's lifecycle; a merged-away id answers as its survivor (with `resolved_from`), as the profile does."""
     resolved_from = None
-    row = await repository.current_stage(session, customer_id)
-    if row is None and (survivor := await repository.survivor_of(session, customer_id)) is not None:
+    row, survivor = await repository.stage_or_survivor(session, customer_id)
+    if row is None and survivor is not None:
         resolved_from, customer_id = customer_id, survivor
         row = await repository.current_stage(session, customer_id)
     if row is None:

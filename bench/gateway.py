@@ -370,6 +370,21 @@ async def copy_table_stats(database_url: str) -> dict:
     }
 
 
+async def schema_sizes(database_url: str) -> dict[str, int]:
+    """Bytes of each service's schema (tables with their indexes and TOAST)."""
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        rows = await conn.fetch(
+            "SELECT n.nspname, sum(pg_total_relation_size(c.oid))::bigint FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'm') "
+            "AND n.nspname = ANY($1::text[]) GROUP BY n.nspname ORDER BY n.nspname",
+            [*SERVICES, "gateway"],
+        )
+    finally:
+        await conn.close()
+    return {r[0]: int(r[1]) for r in rows}
+
+
 async def sample_ids(database_url: str, n: int) -> list[str]:
     """`n` ids drawn uniformly (with replacement) over every row of the copy table."""
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
@@ -659,7 +674,12 @@ def measure_growth(
     auth = {"X-API-Key": ADMIN_KEY}
     print(f"filling the gateway's view copy for all {len(ids)} loaded customers ...")
     asyncio.run(fill_copy(urls["gateway"], database_url, ids))
-    rows: list[dict] = []
+    sizes = asyncio.run(schema_sizes(database_url))
+    print(
+        f"  bytes per loaded customer, each schema with its indexes, TOAST, outbox and inbox ({len(ids)} customers): "
+        + ", ".join(f"{k} {v / len(ids):.0f}" for k, v in sizes.items())
+    )
+    rows: list[dict] = [{"schema_bytes": sizes, "customers": len(ids)}]
     padded = 0
     for level in [0, *args.pad_copy]:
         setup_s = 0.0
@@ -805,7 +825,8 @@ def report(results: dict, args: argparse.Namespace) -> dict:
         f"{cores} cores; ready documents ≥ {b_ms:.2f} ms (4 × (gateway proxying + an owner request doing nothing)) "
         f"→ at most {cores * 1000 / b_ms:.0f} views/s"
     )
-    growth = results.get("growth", [])
+    growth = [g for g in results.get("growth", []) if "read_set" in g]
+    sizes = next((g for g in results.get("growth", []) if "schema_bytes" in g), None)
     if growth:
         print(
             f"\nhow cost grows: the composed view from the copy (closed loop: wrk, {args.connections} connections; open "
@@ -859,6 +880,8 @@ def report(results: dict, args: argparse.Namespace) -> dict:
         "p6_p99_met": p99 <= 25 and errors == 0,
         "cost_met": cost <= 0.10,
     }
+    if sizes:
+        figures["schema_bytes_at_loaded_customers"] = sizes
     if growth:
         figures["growth"] = [{k: round(v, 3) if isinstance(v, float) else v for k, v in g.items()} for g in growth]
     return figures

@@ -292,7 +292,9 @@ def main(argv: list[str]) -> dict:
                     f"  load average {results[mode]['single']['load_avg']} / {results[mode]['batch']['load_avg']}; "
                     f"PostgreSQL blocks per event hit/read: single {results[mode]['single']['blocks_hit_per_event']}/"
                     f"{results[mode]['single']['blocks_read_per_event']}, batches "
-                    f"{results[mode]['batch']['blocks_hit_per_event']}/{results[mode]['batch']['blocks_read_per_event']}"
+                    f"{results[mode]['batch']['blocks_hit_per_event']}/{results[mode]['batch']['blocks_read_per_event']}; "
+                    f"WAL bytes per event: single {results[mode]['single']['wal_bytes_per_event']}, "
+                    f"batches {results[mode]['batch']['wal_bytes_per_event']}"
                 )
             stored = asyncio.run(_stored(database_url))
     # Every accepted event is stored; a request the client or the gateway gave up on may be stored as well.
@@ -305,17 +307,21 @@ def main(argv: list[str]) -> dict:
 STATS_FLUSH_S = 11.0  # a backend flushes its statistics when idle, at most 10 s later (PostgreSQL 15+)
 
 
-async def _blocks(database_url: str) -> tuple[int, int]:
-    """The database's shared-buffer hits and reads (a read may still come from the OS page cache)."""
+async def _blocks(database_url: str) -> tuple[int, int, int]:
+    """The database's shared-buffer hits and reads (a read may still come from the OS page cache), and the
+    server's WAL position in bytes (what every write costs the log, and a replica)."""
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
-        row = await conn.fetchrow("SELECT blks_hit, blks_read FROM pg_stat_database WHERE datname = current_database()")
+        row = await conn.fetchrow(
+            "SELECT blks_hit, blks_read, pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint "
+            "FROM pg_stat_database WHERE datname = current_database()"
+        )
     finally:
         await conn.close()
-    return int(row[0]), int(row[1])
+    return int(row[0]), int(row[1]), int(row[2])
 
 
-def await_blocks(database_url: str, before: tuple[int, int], row: dict) -> tuple[int, int]:
+def await_blocks(database_url: str, before: tuple[int, int, int], row: dict) -> tuple[int, int, int]:
     """Blocks per accepted event since `before`, once the backends have flushed their statistics (the wait is
     not measured: the next load starts after it)."""
     time.sleep(STATS_FLUSH_S)
@@ -323,6 +329,7 @@ def await_blocks(database_url: str, before: tuple[int, int], row: dict) -> tuple
     events = max(row["accepted_events"], 1)
     row["blocks_hit_per_event"] = round((after[0] - before[0]) / events, 1)
     row["blocks_read_per_event"] = round((after[1] - before[1]) / events, 2)
+    row["wal_bytes_per_event"] = round((after[2] - before[2]) / events)
     return after
 
 
@@ -371,7 +378,7 @@ async def pad_customers(database_url: str, n: int) -> dict:
                 await conn.execute(PAD_STATEMENTS[0].format(first=int(first), last=int(last)))
                 await conn.execute(PAD_STATEMENTS[1])
                 for sql in PAD_STATEMENTS[2:]:
-                    args = [SOURCE, INGEST_INBOX] if "$2" in sql else [SOURCE]
+                    args = [SOURCE, INGEST_INBOX][: 2 if "$2" in sql else 1 if "$1" in sql else 0]
                     await conn.execute(sql, *args)
         for table in PAD_TABLES:
             await conn.execute(f"VACUUM ANALYZE interaction.{table}")

@@ -294,7 +294,9 @@ def main(argv: list[str]) -> dict:
                     f"{results[mode]['single']['blocks_read_per_event']}, batches "
                     f"{results[mode]['batch']['blocks_hit_per_event']}/{results[mode]['batch']['blocks_read_per_event']}; "
                     f"WAL bytes per event: single {results[mode]['single']['wal_bytes_per_event']}, "
-                    f"batches {results[mode]['batch']['wal_bytes_per_event']}"
+                    f"batches {results[mode]['batch']['wal_bytes_per_event']}; full-page images per event: single "
+                    f"{results[mode]['single']['wal_full_pages_per_event']}, batches "
+                    f"{results[mode]['batch']['wal_full_pages_per_event']}"
                 )
             stored = asyncio.run(_stored(database_url))
     # Every accepted event is stored; a request the client or the gateway gave up on may be stored as well.
@@ -307,21 +309,22 @@ def main(argv: list[str]) -> dict:
 STATS_FLUSH_S = 11.0  # a backend flushes its statistics when idle, at most 10 s later (PostgreSQL 15+)
 
 
-async def _blocks(database_url: str) -> tuple[int, int, int]:
-    """The database's shared-buffer hits and reads (a read may still come from the OS page cache), and the
-    server's WAL position in bytes (what every write costs the log, and a replica)."""
+async def _blocks(database_url: str) -> tuple[int, int, int, int]:
+    """The database's shared-buffer hits and reads (a read may still come from the OS page cache), the
+    server's WAL position in bytes (what every write costs the log, and a replica) and its count of full-page
+    images (the first change to a page after a checkpoint logs the whole 8 kB page)."""
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         row = await conn.fetchrow(
-            "SELECT blks_hit, blks_read, pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint "
-            "FROM pg_stat_database WHERE datname = current_database()"
+            "SELECT blks_hit, blks_read, pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint, "
+            "(SELECT wal_fpi FROM pg_stat_wal) FROM pg_stat_database WHERE datname = current_database()"
         )
     finally:
         await conn.close()
-    return int(row[0]), int(row[1]), int(row[2])
+    return int(row[0]), int(row[1]), int(row[2]), int(row[3])
 
 
-def await_blocks(database_url: str, before: tuple[int, int, int], row: dict) -> tuple[int, int, int]:
+def await_blocks(database_url: str, before: tuple[int, int, int, int], row: dict) -> tuple[int, int, int, int]:
     """Blocks per accepted event since `before`, once the backends have flushed their statistics (the wait is
     not measured: the next load starts after it)."""
     time.sleep(STATS_FLUSH_S)
@@ -330,6 +333,7 @@ def await_blocks(database_url: str, before: tuple[int, int, int], row: dict) -> 
     row["blocks_hit_per_event"] = round((after[0] - before[0]) / events, 1)
     row["blocks_read_per_event"] = round((after[1] - before[1]) / events, 2)
     row["wal_bytes_per_event"] = round((after[2] - before[2]) / events)
+    row["wal_full_pages_per_event"] = round((after[3] - before[3]) / events, 2)
     return after
 
 

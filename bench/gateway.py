@@ -18,8 +18,13 @@ separate load-generator process on loopback:
    server's (when the benchmark started it), from their CPU times before and after.
 
 Goals (issue 13, P6): composed view ≥ 1,000 rps closed loop (32 connections); p99 ≤ 25 ms with 0 errors at
-500 rps offered; the gateway costs ≤ 10% of direct throughput on a single-service read. `--pad-copy N` adds N
-synthetic customers to the gateway's copy before measuring (how the view's read grows with the table).
+500 rps offered; the gateway costs ≤ 10% of direct throughput on a single-service read.
+
+Growth (issue 13, "How cost grows"): `--pad-copy 98000,998000` then grows the gateway's copy table, level by
+level (cumulative synthetic customers, each a real row's parts under a new id), and at the loaded customers
+alone and at each level measures the composed view from the copy again, closed and open loop, CPU per view,
+PostgreSQL's buffer hits and reads per view and the load average, for two read sets: "hot" (the loaded
+customers) and "uniform" (ids drawn uniformly over every row of the table).
 Every response must be a 200 (and sampled views complete), else the benchmark raises.
 """
 
@@ -60,7 +65,11 @@ def main(argv: list[str]) -> dict:
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each measured run")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections of the throughput runs")
     parser.add_argument(
-        "--pad-copy", type=int, default=0, help="synthetic customers added to the gateway's view copy before measuring"
+        "--pad-copy",
+        type=_levels,
+        default=[],
+        help="comma-separated cumulative counts of synthetic customers added to the gateway's view copy, one "
+        "measured level each (e.g. 98000,998000: 100k and 1M rows with 2,000 loaded customers)",
     )
     args = parser.parse_args(argv)
     wrk = ensure_wrk()
@@ -72,7 +81,10 @@ def main(argv: list[str]) -> dict:
         ExitStack() as stack,
     ):
         log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="crm-bench-gw-")))
-        urls, pids = start_stack(stack, url, bootstrap, prefix, log_dir)
+        # Padded rows are never refreshed from the owners (the owners do not know them), so they must stay fresh
+        # through every level: a padded run serves the copy for a day instead of 300 s (no event changes any
+        # customer while measuring, so this changes nothing else that is measured).
+        urls, pids = start_stack(stack, url, bootstrap, prefix, log_dir, max_age_s=86400 if args.pad_copy else None)
         started = time.monotonic()
         print(f"loading {args.customers} customers through the gateway ...")
         ids = asyncio.run(load(urls["gateway"], url, args.customers))
@@ -80,10 +92,15 @@ def main(argv: list[str]) -> dict:
         pids["postgres"] = asyncio.run(postgres_pid(url)) if not os.environ.get("DATABASE_URL") else None
         results = measure(urls, pids, url, ids, args, wrk, log_dir)
         if args.pad_copy:
-            print(f"padding the gateway's view copy with {args.pad_copy} synthetic customers, then the composed view again ...")
-            asyncio.run(pad_copy(url, args.pad_copy))
-            results |= measure_padded(urls, pids, ids, args, wrk, log_dir)
+            results["growth"] = measure_growth(urls, pids, url, ids, args, wrk, log_dir)
     return report(results, args)
+
+
+def _levels(text: str) -> list[int]:
+    levels = [int(x) for x in text.split(",") if x.strip()]
+    if any(b <= a for a, b in zip([0, *levels], levels, strict=False)):
+        raise argparse.ArgumentTypeError("levels must be positive and increasing (cumulative counts)")
+    return levels
 
 
 # --- the stack ----------------------------------------------------------------------------------------
@@ -98,7 +115,7 @@ def _port() -> int:
 
 
 def start_stack(
-    stack: ExitStack, database_url: str, bootstrap: str, prefix: str, log_dir: Path
+    stack: ExitStack, database_url: str, bootstrap: str, prefix: str, log_dir: Path, max_age_s: float | None = None
 ) -> tuple[dict[str, str], dict[str, int | None]]:
     ports = {name: _port() for name in [*SERVICES, "gateway"]}
     base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
@@ -122,6 +139,7 @@ def start_stack(
             "GATEWAY_RATE_LIMIT_BURST": "1000000",
             "GATEWAY_LOG_LEVEL": "WARNING",
         }
+        | ({"GATEWAY_VIEW_COPY_MAX_AGE_S": str(max_age_s)} if max_age_s else {})
     )
     procs = {}
     for name, port in ports.items():
@@ -292,31 +310,127 @@ async def postgres_pid(database_url: str) -> int | None:
         return None
 
 
-async def pad_copy(database_url: str, n: int) -> None:
-    """N more rows in the gateway's copy, each a real row's parts under a new id (the index grows, the data
-    stays realistic); they are never read, so the measured reads stay on the loaded customers."""
+PAD_CHUNK = 100_000
+
+
+async def pad_copy(database_url: str, n: int, real_ids: list[str]) -> float:
+    """N more rows in the gateway's copy, in chunks of PAD_CHUNK: each padded row is one of the loaded customers'
+    complete rows (all four parts) under a new id, that id written into its parts' bodies, so rows keep a
+    realistic size and content. The padded parts count as read from the owners now (or when their template was,
+    if later), so the gateway serves them from the copy (the owners know no such customer: asked, they would
+    answer 404). Then VACUUM ANALYZE and CHECKPOINT, as a loaded database would be. Returns the seconds taken."""
+    from gateway.customer_view.models import PARTS
+
+    started = time.monotonic()
+    parts = ", ".join(f"{p}_status, {p}_body, {p}_as_of, {p}_version" for p in PARTS)
+    body = "convert_to(replace(convert_from(t.{p}_body, 'UTF8'), t.customer_id::text, n.id::text), 'UTF8')"
+    values = ", ".join(f"t.{p}_status, {body.format(p=p)}, greatest(now(), t.{p}_as_of), t.{p}_version" for p in PARTS)
+    complete = " AND ".join(f"{p}_status IS NOT NULL" for p in PARTS)
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
-        cols = [
-            r["column_name"]
-            for r in await conn.fetch(
-                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'gateway' "
-                "AND table_name = 'customer_view_copy' AND column_name <> 'customer_id' ORDER BY ordinal_position"
-            )
-        ]
-        for start in range(0, n, 100_000):
+        for start in range(0, n, PAD_CHUNK):
             await conn.execute(
                 f"""
-                INSERT INTO gateway.customer_view_copy (customer_id, {", ".join(cols)})
-                SELECT gen_random_uuid(), {", ".join("t." + c for c in cols)}
-                FROM generate_series(1, $1) g
-                CROSS JOIN LATERAL (SELECT * FROM gateway.customer_view_copy WHERE survivor_id IS NULL
-                                    AND lifecycle_status IS NOT NULL LIMIT 1) t""",
-                min(100_000, n - start),
+                WITH tpl AS (
+                    SELECT row_number() OVER (ORDER BY customer_id) - 1 AS k, *
+                    FROM gateway.customer_view_copy
+                    WHERE customer_id = ANY($2::uuid[]) AND survivor_id IS NULL AND profile_status = 200 AND {complete}
+                ), n AS (
+                    SELECT g, gen_random_uuid() AS id FROM generate_series(1, $1) g
+                )
+                INSERT INTO gateway.customer_view_copy (customer_id, survivor_id, last_event_at, {parts})
+                SELECT n.id, NULL, t.last_event_at, {values}
+                FROM n JOIN tpl t ON t.k = n.g % (SELECT count(*) FROM tpl)""",
+                min(PAD_CHUNK, n - start),
+                [uuid.UUID(c) for c in real_ids],
             )
         await conn.execute("VACUUM ANALYZE gateway.customer_view_copy")
+        await conn.execute("CHECKPOINT")
     finally:
         await conn.close()
+    return time.monotonic() - started
+
+
+async def copy_table_stats(database_url: str) -> dict:
+    """Rows and bytes (heap + TOAST + indexes) of the copy table, and the server's shared_buffers."""
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        rows = await conn.fetchval("SELECT count(*) FROM gateway.customer_view_copy")
+        total = await conn.fetchval("SELECT pg_total_relation_size('gateway.customer_view_copy')")
+        heap = await conn.fetchval("SELECT pg_relation_size('gateway.customer_view_copy')")
+        shared_buffers = await conn.fetchval("SELECT setting::bigint * 8192 FROM pg_settings WHERE name = 'shared_buffers'")
+    finally:
+        await conn.close()
+    return {
+        "rows": rows,
+        "total_bytes": total,
+        "heap_bytes": heap,
+        "bytes_per_row": round(total / max(rows, 1)),
+        "shared_buffers_bytes": shared_buffers,
+    }
+
+
+async def schema_sizes(database_url: str) -> dict[str, int]:
+    """Bytes of each service's schema (tables with their indexes and TOAST)."""
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        rows = await conn.fetch(
+            "SELECT n.nspname, sum(pg_total_relation_size(c.oid))::bigint FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'm') "
+            "AND n.nspname = ANY($1::text[]) GROUP BY n.nspname ORDER BY n.nspname",
+            [*SERVICES, "gateway"],
+        )
+    finally:
+        await conn.close()
+    return {r[0]: int(r[1]) for r in rows}
+
+
+async def sample_ids(database_url: str, n: int) -> list[str]:
+    """`n` ids drawn uniformly (with replacement) over every row of the copy table."""
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        all_ids = [str(r[0]) for r in await conn.fetch("SELECT customer_id FROM gateway.customer_view_copy")]
+    finally:
+        await conn.close()
+    rng = random.Random(len(all_ids))
+    return [all_ids[rng.randrange(len(all_ids))] for _ in range(n)]
+
+
+async def check_from_copy(gateway: str, ids: list[str]) -> None:
+    """Every sampled view is answered from the copy, fresh: padded ids would otherwise be asked of the owners."""
+    async with aiohttp.ClientSession(headers={"X-API-Key": ADMIN_KEY}) as session:
+        for cid in ids:
+            async with session.get(f"{gateway}/v1/customers/{cid}") as resp:
+                if resp.status != 200:
+                    raise RuntimeError(f"view of {cid}: {resp.status} {await resp.text()}")
+                sources = (await resp.json())["sources"]
+                if not all(s["from_copy"] and not s["stale"] for s in sources.values()):
+                    raise RuntimeError(f"view of {cid} not served from the copy: {sources}")
+
+
+BLOCKS = """
+SELECT (SELECT blks_hit FROM pg_stat_database WHERE datname = current_database()),
+       (SELECT blks_read FROM pg_stat_database WHERE datname = current_database()),
+       (SELECT sum(coalesce(heap_blks_hit, 0) + coalesce(idx_blks_hit, 0) + coalesce(toast_blks_hit, 0)
+                   + coalesce(tidx_blks_hit, 0))
+        FROM pg_statio_all_tables WHERE schemaname = 'gateway' AND relname IN ('customer_view_copy', 'view_part_changed')),
+       (SELECT sum(coalesce(heap_blks_read, 0) + coalesce(idx_blks_read, 0) + coalesce(toast_blks_read, 0)
+                   + coalesce(tidx_blks_read, 0))
+        FROM pg_statio_all_tables WHERE schemaname = 'gateway' AND relname IN ('customer_view_copy', 'view_part_changed'))
+"""
+STATS_FLUSH_S = 11.0  # a backend flushes its statistics when idle, at most 10 s later (PostgreSQL 15+)
+
+
+async def blocks(database_url: str) -> tuple[int, int, int, int]:
+    """PostgreSQL's shared-buffer hits and reads (a read may still come from the OS page cache): the whole
+    database's, and those of the view's tables alone (heap, TOAST and indexes)."""
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        await conn.execute("SELECT pg_stat_clear_snapshot()")
+        row = await conn.fetchrow(BLOCKS)
+    finally:
+        await conn.close()
+    return tuple(int(v or 0) for v in row)  # type: ignore[return-value]
 
 
 # --- load generators ------------------------------------------------------------------------------------
@@ -413,10 +527,12 @@ def ensure_wrk() -> str:
 def throughput(
     wrk: str, base_url: str, paths: list[str], seconds: float, connections: int, headers: dict[str, str], log_dir: Path
 ) -> dict:
-    script = log_dir / f"paths-{uuid.uuid4().hex[:6]}.lua"
-    listed = ",".join(f'"{p}"' for p in paths)
+    name = f"paths-{uuid.uuid4().hex[:6]}"
+    script, listed = log_dir / f"{name}.lua", log_dir / f"{name}.txt"
+    listed.write_text("".join(p + "\n" for p in paths))  # read by the script: a Lua literal caps its constants
     script.write_text(f"""
-paths = {{{listed}}}
+paths = {{}}
+for line in io.lines("{listed}") do paths[#paths + 1] = line end
 non2xx = 0
 request = function() return wrk.format("GET", paths[math.random(#paths)]) end
 response = function(status, headers, body) if status ~= 200 then non2xx = non2xx + 1 end end
@@ -545,27 +661,102 @@ def measure(
     return results
 
 
-def measure_padded(
-    urls: dict[str, str], pids: dict[str, int | None], ids: list[str], args: argparse.Namespace, wrk: str, log_dir: Path
-) -> dict:
-    """The composed view again, from the copy, once the copy table holds the padding too."""
+def measure_growth(
+    urls: dict[str, str],
+    pids: dict[str, int | None],
+    database_url: str,
+    ids: list[str],
+    args: argparse.Namespace,
+    wrk: str,
+    log_dir: Path,
+) -> list[dict]:
+    """The composed view from the copy at the loaded customers alone and at each padding level, hot and uniform."""
     auth = {"X-API-Key": ADMIN_KEY}
-    rng = random.Random(5)
-    composed = [f"/v1/customers/{ids[rng.randrange(len(ids))]}" for _ in range(2000)]
+    print(f"filling the gateway's view copy for all {len(ids)} loaded customers ...")
+    asyncio.run(fill_copy(urls["gateway"], database_url, ids))
+    sizes = asyncio.run(schema_sizes(database_url))
+    print(
+        f"  bytes per loaded customer, each schema with its indexes, TOAST, outbox and inbox ({len(ids)} customers): "
+        + ", ".join(f"{k} {v / len(ids):.0f}" for k, v in sizes.items())
+    )
+    rows: list[dict] = [{"schema_bytes": sizes, "customers": len(ids)}]
+    padded = 0
+    for level in [0, *args.pad_copy]:
+        setup_s = 0.0
+        if level:
+            print(f"padding the copy with {level - padded} synthetic customers (to {level} padded) ...")
+            setup_s = asyncio.run(pad_copy(database_url, level - padded, ids))
+            padded = level
+            print(f"  padded, VACUUM ANALYZE and CHECKPOINT in {setup_s:.0f} s (setup, not measured)")
+        table = asyncio.run(copy_table_stats(database_url))
+        print(
+            f"  copy table: {table['rows']} rows, {table['total_bytes'] / 2**20:.0f} MiB with indexes and TOAST "
+            f"({table['bytes_per_row']} B per row); shared_buffers {table['shared_buffers_bytes'] / 2**20:.0f} MiB"
+        )
+        sets = {"hot": [ids[random.Random(level + 1).randrange(len(ids))] for _ in range(20_000)]}
+        if level:
+            sets["uniform"] = asyncio.run(sample_ids(database_url, 100_000))
+        for read_set, chosen in sets.items():
+            asyncio.run(check_from_copy(urls["gateway"], random.Random(7).sample(chosen, 100)))
+            paths = [f"/v1/customers/{c}" for c in chosen]
+            row = {"level_rows": table["rows"], "padded": level, "read_set": read_set, "setup_s": round(setup_s, 1)}
+            row |= {f"table_{k}": v for k, v in table.items()}
+            for loop in ("closed", "open"):
+                row |= _growth_run(urls, pids, database_url, paths, args, wrk, log_dir, auth, loop)
+            rows.append(row)
+            print(
+                f"  {table['rows']:>9} rows {read_set:<8} closed {row['closed_rps']:>6.0f} rps "
+                f"p99 {row['closed_p99_ms']:.1f} ms, "
+                f"CPU {row['closed_cpu_ms']:.2f} ms/view, blocks/view hit {row['closed_table_hit']:.1f} read "
+                f"{row['closed_table_read']:.2f} (db {row['closed_db_hit']:.1f}/{row['closed_db_read']:.2f}), "
+                f"load {row['closed_load']}; open @{args.rate:.0f}: p50 {row['open_p50_ms']:.1f} p99 "
+                f"{row['open_p99_ms']:.1f} ms, {row['open_errors']} errors, load {row['open_load']}"
+            )
+    return rows
+
+
+def _growth_run(
+    urls: dict[str, str],
+    pids: dict[str, int | None],
+    database_url: str,
+    paths: list[str],
+    args: argparse.Namespace,
+    wrk: str,
+    log_dir: Path,
+    auth: dict[str, str],
+    loop: str,
+) -> dict:
+    """One measured run (closed loop: wrk over every path; open loop: at --rate), with CPU, buffer blocks per
+    view and the 1-minute load average at its end."""
     meter = CpuMeter(pids)
     meter.idle()
+    blocks_before = asyncio.run(blocks(database_url))
     before = meter.sample()
-    results = {
-        "wrk_composed_copy_padded": throughput(
-            wrk, urls["gateway"], composed[:500], args.seconds, args.connections, auth, log_dir
-        )
+    if loop == "closed":
+        r = throughput(wrk, urls["gateway"], paths, args.seconds, args.connections, auth, log_dir)
+        errors = r["non200"]
+        out = {"closed_rps": r["rps"], "closed_p99_ms": r["p99_ms"] or float("nan")}
+    else:
+        r = fixed_rate(urls["gateway"], paths[:5000], args.rate, args.seconds, auth)
+        errors = sum(n for s, n in r["statuses"].items() if s != 200)
+        out = {"open_rps": r["rps"], "open_p50_ms": r["p50_ms"], "open_p99_ms": r["p99_ms"]}
+    cpu = meter.per_request(before, meter.sample(), r["requests"], args.seconds)
+    load = os.getloadavg()[0]
+    time.sleep(STATS_FLUSH_S)
+    blocks_after = asyncio.run(blocks(database_url))
+    per = [(a - b) / max(r["requests"], 1) for a, b in zip(blocks_after, blocks_before, strict=True)]
+    return out | {
+        f"{loop}_errors": errors,
+        f"{loop}_requests": r["requests"],
+        f"{loop}_cpu_ms": cpu["app_cpu_ms"] + cpu.get("postgres_cpu_ms", 0.0),
+        f"{loop}_gateway_cpu_ms": cpu["gateway_cpu_ms"],
+        f"{loop}_postgres_cpu_ms": cpu.get("postgres_cpu_ms", float("nan")),
+        f"{loop}_db_hit": per[0],
+        f"{loop}_db_read": per[1],
+        f"{loop}_table_hit": per[2],
+        f"{loop}_table_read": per[3],
+        f"{loop}_load": round(load, 2),
     }
-    results["wrk_composed_copy_padded"] |= meter.per_request(
-        before, meter.sample(), results["wrk_composed_copy_padded"]["requests"], args.seconds
-    )
-    meter.idle()
-    results["composed_gateway_padded"] = fixed_rate(urls["gateway"], composed, args.rate, args.seconds, auth)
-    return results
 
 
 def _verdict(ok: bool) -> str:
@@ -574,7 +765,7 @@ def _verdict(ok: bool) -> str:
 
 def report(results: dict, args: argparse.Namespace) -> dict:
     print(f"\n{'run':<28}{'rps':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}{'not 200':>9}")
-    open_runs = [n for n in ("composed_gateway", "single_gateway", "single_direct", "composed_gateway_padded") if n in results]
+    open_runs = [n for n in ("composed_gateway", "single_gateway", "single_direct") if n in results]
     for name in open_runs:
         r = results[name]
         r["not_200"] = sum(n for s, n in r["statuses"].items() if s != 200)
@@ -591,7 +782,6 @@ def report(results: dict, args: argparse.Namespace) -> dict:
             "wrk_composed_copy",
             "wrk_composed_fanout",
             "wrk_owner_floor",
-            "wrk_composed_copy_padded",
         )
         if n in results
     ]
@@ -608,7 +798,7 @@ def report(results: dict, args: argparse.Namespace) -> dict:
     p99, errors = open_run["p99_ms"], open_run["not_200"]
     print(
         f"\nfigures against their goals ({os.cpu_count()} cores shared by the servers, PostgreSQL, Kafka and the load "
-        f"generator; {args.customers} customers{f', copy padded with {args.pad_copy}' if args.pad_copy else ''}):"
+        f"generator; {args.customers} customers):"
     )
     print(f"  composed view closed loop: {copy:.0f} rps (goal ≥ 1,000: {_verdict(copy >= 1000)})")
     print(
@@ -635,14 +825,31 @@ def report(results: dict, args: argparse.Namespace) -> dict:
         f"{cores} cores; ready documents ≥ {b_ms:.2f} ms (4 × (gateway proxying + an owner request doing nothing)) "
         f"→ at most {cores * 1000 / b_ms:.0f} views/s"
     )
-    if "wrk_composed_copy_padded" in results:
-        padded = results["wrk_composed_copy_padded"]
-        pa_ms = padded["app_cpu_ms"] + padded.get("postgres_cpu_ms", 0.0)
-        op = results["composed_gateway_padded"]
+    growth = [g for g in results.get("growth", []) if "read_set" in g]
+    sizes = next((g for g in results.get("growth", []) if "schema_bytes" in g), None)
+    if growth:
         print(
-            f"  copy padded to {args.customers + args.pad_copy} rows: {padded['rps']:.0f} rps "
-            f"({padded['rps'] / copy_run['rps']:.2f}× the unpadded run), {pa_ms:.2f} ms CPU per view, "
-            f"open loop p99 {op['p99_ms']:.1f} ms with {op['not_200']} errors"
+            f"\nhow cost grows: the composed view from the copy (closed loop: wrk, {args.connections} connections; open "
+            f"loop at {args.rate:.0f} rps); CPU = app + PostgreSQL ms per view; blocks per view of the view's tables "
+            "(shared-buffer hits / reads), then of the whole database; load = 1-minute load average at the run's end"
+        )
+        print(
+            f"{'rows':>9} {'set':<8}{'rps':>7}{'p99':>8}{'CPU':>6}{'hit':>6}{'read':>6}{'db hit':>8}{'db rd':>7}{'load':>6}"
+            f"  |{'p50':>7}{'p99':>8}{'err':>5}{'CPU':>6}{'hit':>6}{'read':>6}{'load':>6}"
+        )
+        for g in growth:
+            print(
+                f"{g['level_rows']:>9} {g['read_set']:<8}{g['closed_rps']:>7.0f}{g['closed_p99_ms']:>8.1f}"
+                f"{g['closed_cpu_ms']:>6.2f}{g['closed_table_hit']:>6.1f}{g['closed_table_read']:>6.2f}"
+                f"{g['closed_db_hit']:>8.1f}{g['closed_db_read']:>7.2f}{g['closed_load']:>6.2f}  |"
+                f"{g['open_p50_ms']:>7.1f}{g['open_p99_ms']:>8.1f}{g['open_errors']:>5}{g['open_cpu_ms']:>6.2f}"
+                f"{g['open_table_hit']:>6.1f}{g['open_table_read']:>6.2f}{g['open_load']:>6.2f}"
+            )
+        last = growth[-1]
+        print(
+            f"  copy table at {last['table_rows']} rows: {last['table_total_bytes'] / 2**30:.2f} GiB with indexes and "
+            f"TOAST, {last['table_bytes_per_row']} B per customer (shared_buffers "
+            f"{last['table_shared_buffers_bytes'] / 2**20:.0f} MiB)"
         )
     if any(results[n].get("non200") for n in wrk_runs):
         raise RuntimeError(f"wrk saw responses other than 200: {results}")
@@ -673,4 +880,8 @@ def report(results: dict, args: argparse.Namespace) -> dict:
         "p6_p99_met": p99 <= 25 and errors == 0,
         "cost_met": cost <= 0.10,
     }
+    if sizes:
+        figures["schema_bytes_at_loaded_customers"] = sizes
+    if growth:
+        figures["growth"] = [{k: round(v, 3) if isinstance(v, float) else v for k, v in g.items()} for g in growth]
     return figures

@@ -11,10 +11,18 @@ with the rate the load needs:
   batch    100 events per request, closed loop with `--batch-concurrency` posters; goal ≥ 10,000 events/s
 Customers are drawn from a pool (`--customers`), so identities are both created and found. Every response
 must be 200 with every event accepted, and interaction must hold every accepted event, or the benchmark raises.
+
+Growth (issue 13, "How cost grows"): `--pad-customers N` first adds N customers straight into interaction's
+tables (each with its identifier, two orders: their timeline rows, purchases and inbox claims, its spend and
+traits, as two events through the door would leave them), then VACUUM ANALYZE and CHECKPOINT, so that ingestion
+is measured against an N-customer database. Then a share of the events (`--padded-share`, default half) is about
+padded customers drawn uniformly (found, as partners' returning customers are), the rest as without padding.
 """
 
 import argparse
 import asyncio
+import os
+import random
 import tempfile
 import time
 import uuid
@@ -37,13 +45,29 @@ BATCH = 100
 MODES = {"grouped": "true", "one per request": "false"}
 
 
+PAD_CHUNK = 100_000
+INGEST_INBOX = "interaction.partner-ingest"  # interaction.ingestion.service.INGEST_INBOX
+
+
+class Padded:
+    """Which events are about padded customers: `share` of them, each a padded customer drawn uniformly."""
+
+    count = 0
+    share = 0.0
+    rng = random.Random(13)
+
+
 def order(run: str, i: int, customers: int) -> dict:
+    if Padded.count and Padded.rng.random() < Padded.share:
+        subject = f"pad-C{Padded.rng.randrange(Padded.count)}"
+    else:
+        subject = f"{run}-C{i % customers}"
     return {
         "specversion": "1.0",
         "id": f"{run}-{i}",
         "source": SOURCE,
         "type": "order.completed",
-        "subject": f"{run}-C{i % customers}",
+        "subject": subject,
         "time": datetime.now(UTC).isoformat(),
         "data": {"order_id": f"{run}-O{i}", "amount": "42.00", "currency": "EUR", "channel": "web"},
     }
@@ -171,6 +195,12 @@ def main(argv: list[str]) -> dict:
     parser.add_argument("--batch-concurrency", type=int, default=8, help="posters of 100-event batches")
     parser.add_argument("--customers", type=int, default=5000, help="distinct customers the events are about")
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated of {list(MODES)}")
+    parser.add_argument(
+        "--pad-customers", type=int, default=0, help="customers added straight into interaction's tables before measuring"
+    )
+    parser.add_argument(
+        "--padded-share", type=float, default=0.5, help="with --pad-customers: share of events about padded customers"
+    )
     args = parser.parse_args(argv)
     modes = [m for m in args.modes.split(",") if m]
 
@@ -182,6 +212,15 @@ def main(argv: list[str]) -> dict:
         tempfile.TemporaryDirectory(prefix="crm-http-ingest-") as logs,
     ):
         harness.internal_keys()
+        if args.pad_customers:
+            print(f"padding interaction with {args.pad_customers} customers ...")
+            args.padding = asyncio.run(pad_customers(database_url, args.pad_customers))
+            print(
+                f"  padded, VACUUM ANALYZE and CHECKPOINT in {args.padding['setup_s']:.0f} s (setup, not measured); "
+                f"interaction's tables {args.padding['total_bytes'] / 2**20:.0f} MiB, "
+                f"{args.padding['bytes_per_customer']} B per customer"
+            )
+            Padded.count, Padded.share = args.pad_customers, args.padded_share
         shared = {
             "DATABASE_URL": database_url,
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
@@ -234,16 +273,31 @@ def main(argv: list[str]) -> dict:
                 )
                 pids = {"gateway": gateway.proc.pid, "interaction": interaction.proc.pid}
                 cpu = {k: harness.cpu_seconds(p) for k, p in pids.items()}
+                blocks_before = asyncio.run(_blocks(database_url))
                 single = asyncio.run(
                     single_open_loop(gateway.url, key, f"{run}s", args.rate, args.seconds, args.customers, args.max_in_flight)
                 )
                 cpu, before = {k: harness.cpu_seconds(p) for k, p in pids.items()}, cpu
                 results[mode] = {"run": run, "single": summary("single event", single, 1, {k: cpu[k] - before[k] for k in cpu})}
+                results[mode]["single"]["load_avg"] = round(os.getloadavg()[0], 2)
+                blocks_before = await_blocks(database_url, blocks_before, results[mode]["single"])
                 batch = asyncio.run(
                     batch_closed_loop(gateway.url, key, f"{run}b", args.batch_concurrency, args.seconds, args.customers)
                 )
                 cpu, before = {k: harness.cpu_seconds(p) for k, p in pids.items()}, cpu
                 results[mode]["batch"] = summary(f"batches of {BATCH}", batch, BATCH, {k: cpu[k] - before[k] for k in cpu})
+                results[mode]["batch"]["load_avg"] = round(os.getloadavg()[0], 2)
+                await_blocks(database_url, blocks_before, results[mode]["batch"])
+                print(
+                    f"  load average {results[mode]['single']['load_avg']} / {results[mode]['batch']['load_avg']}; "
+                    f"PostgreSQL blocks per event hit/read: single {results[mode]['single']['blocks_hit_per_event']}/"
+                    f"{results[mode]['single']['blocks_read_per_event']}, batches "
+                    f"{results[mode]['batch']['blocks_hit_per_event']}/{results[mode]['batch']['blocks_read_per_event']}; "
+                    f"WAL bytes per event: single {results[mode]['single']['wal_bytes_per_event']}, "
+                    f"batches {results[mode]['batch']['wal_bytes_per_event']}; full-page images per event: single "
+                    f"{results[mode]['single']['wal_full_pages_per_event']}, batches "
+                    f"{results[mode]['batch']['wal_full_pages_per_event']}"
+                )
             stored = asyncio.run(_stored(database_url))
     # Every accepted event is stored; a request the client or the gateway gave up on may be stored as well.
     accepted = sum(r[load]["accepted_events"] for r in results.values() for load in ("single", "batch")) + 200 * len(modes)
@@ -252,10 +306,105 @@ def main(argv: list[str]) -> dict:
     return report(results, args)
 
 
+STATS_FLUSH_S = 11.0  # a backend flushes its statistics when idle, at most 10 s later (PostgreSQL 15+)
+
+
+async def _blocks(database_url: str) -> tuple[int, int, int, int]:
+    """The database's shared-buffer hits and reads (a read may still come from the OS page cache), the
+    server's WAL position in bytes (what every write costs the log, and a replica) and its count of full-page
+    images (the first change to a page after a checkpoint logs the whole 8 kB page)."""
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        row = await conn.fetchrow(
+            "SELECT blks_hit, blks_read, pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint, "
+            "(SELECT wal_fpi FROM pg_stat_wal) FROM pg_stat_database WHERE datname = current_database()"
+        )
+    finally:
+        await conn.close()
+    return int(row[0]), int(row[1]), int(row[2]), int(row[3])
+
+
+def await_blocks(database_url: str, before: tuple[int, int, int, int], row: dict) -> tuple[int, int, int, int]:
+    """Blocks per accepted event since `before`, once the backends have flushed their statistics (the wait is
+    not measured: the next load starts after it)."""
+    time.sleep(STATS_FLUSH_S)
+    after = asyncio.run(_blocks(database_url))
+    events = max(row["accepted_events"], 1)
+    row["blocks_hit_per_event"] = round((after[0] - before[0]) / events, 1)
+    row["blocks_read_per_event"] = round((after[1] - before[1]) / events, 2)
+    row["wal_bytes_per_event"] = round((after[2] - before[2]) / events)
+    row["wal_full_pages_per_event"] = round((after[3] - before[3]) / events, 2)
+    return after
+
+
+# Straight into interaction's tables, as two `order.completed` events through the door leave a new customer:
+# the customer with its traits, its identifier, two timeline rows, two purchases, its spend, two inbox claims.
+PAD_STATEMENTS = [
+    """CREATE TEMP TABLE pad ON COMMIT DROP AS
+       SELECT g, gen_random_uuid() AS id, timestamptz '2026-01-01' + (g % 300) * interval '1 day' AS t0
+       FROM generate_series({first}, {last}) g""",
+    """CREATE TEMP TABLE pad_event ON COMMIT DROP AS
+       SELECT p.g, p.id, k, gen_random_uuid() AS activity_id, gen_random_uuid() AS purchase_id,
+              'pad-' || p.g || '-' || k AS event_id, 'pad-O' || p.g || '-' || k AS order_id,
+              p.t0 + (k - 1) * interval '20 days' AS at
+       FROM pad p CROSS JOIN generate_series(1, 2) k""",
+    """INSERT INTO interaction.customer (id, first_seen_at, last_seen_at, purchase_count, last_purchase_at,
+                                        preferred_channel, partners)
+       SELECT id, t0, t0 + interval '20 days', 2, t0 + interval '20 days', 'web', ARRAY[$1::text] FROM pad""",
+    """INSERT INTO interaction.customer_identifier (kind, source, external_id, customer_id, home_customer_id)
+       SELECT 'source', $1, 'pad-C' || g, id, id FROM pad""",
+    """INSERT INTO interaction.activity (id, customer_id, home_customer_id, source, event_id, type, occurred_at,
+                                        channel, data)
+       SELECT activity_id, id, id, $1, event_id, 'order.completed', at, 'web',
+              jsonb_build_object('order_id', order_id, 'amount', '42.00', 'currency', 'EUR', 'channel', 'web')
+       FROM pad_event""",
+    """INSERT INTO interaction.purchase (id, customer_id, home_customer_id, source, order_id, amount, currency,
+                                        channel, occurred_at, event_id)
+       SELECT purchase_id, id, id, $1, order_id, 42.00, 'EUR', 'web', at, event_id FROM pad_event""",
+    """INSERT INTO interaction.customer_spend (customer_id, currency, purchase_count, total_spend, average_spend,
+                                              refunded, last_purchase_at)
+       SELECT id, 'EUR', 2, 84.00, 42.00, 0, t0 + interval '20 days' FROM pad""",
+    """INSERT INTO interaction.inbox (consumer, source, event_id) SELECT $2, $1, event_id FROM pad_event""",
+]
+PAD_TABLES = ["customer", "customer_identifier", "activity", "purchase", "customer_spend", "inbox"]
+
+
+async def pad_customers(database_url: str, n: int) -> dict:
+    """N customers straight into interaction's tables (PAD_STATEMENTS), in chunks of PAD_CHUNK, then VACUUM
+    ANALYZE and CHECKPOINT; the seconds it took and the size of what the ingestion path reads."""
+    started = time.monotonic()
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        for first in range(0, n, PAD_CHUNK):
+            last = min(first + PAD_CHUNK, n) - 1
+            async with conn.transaction():
+                # A utility statement (CREATE TABLE AS) takes no parameters: the two ints are written in.
+                await conn.execute(PAD_STATEMENTS[0].format(first=int(first), last=int(last)))
+                await conn.execute(PAD_STATEMENTS[1])
+                for sql in PAD_STATEMENTS[2:]:
+                    args = [SOURCE, INGEST_INBOX][: 2 if "$2" in sql else 1 if "$1" in sql else 0]
+                    await conn.execute(sql, *args)
+        for table in PAD_TABLES:
+            await conn.execute(f"VACUUM ANALYZE interaction.{table}")
+        await conn.execute("CHECKPOINT")
+        sizes = {t: int(await conn.fetchval(f"SELECT pg_total_relation_size('interaction.{t}')")) for t in PAD_TABLES}
+    finally:
+        await conn.close()
+    total = sum(sizes.values())
+    return {
+        "setup_s": round(time.monotonic() - started, 1),
+        "table_bytes": sizes,
+        "total_bytes": total,
+        "bytes_per_customer": round(total / n),
+    }
+
+
 async def _stored(database_url: str) -> int:
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
-        return await conn.fetchval("select count(*) from interaction.activity where source = $1", SOURCE)
+        return await conn.fetchval(
+            "select count(*) from interaction.activity where source = $1 and event_id not like 'pad-%'", SOURCE
+        )
     finally:
         await conn.close()
 
@@ -266,6 +415,9 @@ def report(results: dict, args: argparse.Namespace) -> dict:
         "offered_single_rps": args.rate,
         "goal_single_rps": GOAL_SINGLE_RPS,
         "goal_batch_events_per_s": GOAL_BATCH_EVENTS_PER_S,
+        "pad_customers": args.pad_customers,
+        "padded_share": args.padded_share if args.pad_customers else 0.0,
+        **({"padding": args.padding} if args.pad_customers else {}),
         **results,
     }
     print(f"goal: single events ≥ {GOAL_SINGLE_RPS} requests/s all accepted; batches ≥ {GOAL_BATCH_EVENTS_PER_S} events/s")

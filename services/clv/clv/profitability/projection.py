@@ -57,42 +57,26 @@ async def apply_events(session: AsyncSession, events: list[ConsumedEvent]) -> No
             # One row per purchase and statement (an upsert cannot touch a row twice): the first event wins.
             orders = list({p.purchase_id: p for p in reversed(payloads) if isinstance(p, PurchaseRecorded)}.values())[::-1]
             costs = [order_costs(p) for p in orders]
-            homes = [home(p) for p in orders]
-            live = await repo.lives(session, homes)
-            inserted = set(
-                (
-                    await session.execute(
-                        repo.INSERT_ORDERS,
-                        {
-                            "purchase_ids": [p.purchase_id for p in orders],
-                            "homes": homes,
-                            "customer_ids": [live.get(h, h) for h in homes],
-                            "sources": [p.source for p in orders],
-                            "currencies": [p.currency for p in orders],
-                            "amounts": [p.amount for p in orders],
-                            "known_costs": [c[0] for c in costs],
-                            "shipping": [p.shipping_cost or 0 for p in orders],
-                            "discounts": [p.discount or 0 for p in orders],
-                            "occurred": [p.occurred_at for p in orders],
-                        },
-                    )
-                ).scalars()
-            )
             # Parts of the orders stored now only (a purchase seen twice keeps its first parts; a copy made at
-            # install gets the event's).
-            parts = [
-                (p.purchase_id, category, value)
-                for p, (_, ps) in zip(orders, costs, strict=True)
-                if p.purchase_id in inserted
-                for category, value in ps
-            ]
-            if inserted:
-                await session.execute(repo.DELETE_PARTS, {"purchase_ids": list(inserted)})
-            if parts:
-                await session.execute(
-                    repo.INSERT_PARTS,
-                    {"purchase_ids": [x[0] for x in parts], "categories": [x[1] for x in parts], "values": [x[2] for x in parts]},
-                )
+            # install gets the event's): the statement keeps those of the orders it stores.
+            parts = [(p.purchase_id, category, value) for p, (_, ps) in zip(orders, costs, strict=True) for category, value in ps]
+            await session.execute(
+                repo.PLACE_ORDERS,
+                {
+                    "purchase_ids": [p.purchase_id for p in orders],
+                    "ids": [home(p) for p in orders],
+                    "sources": [p.source for p in orders],
+                    "currencies": [p.currency for p in orders],
+                    "amounts": [p.amount for p in orders],
+                    "known_costs": [c[0] for c in costs],
+                    "shipping": [p.shipping_cost or 0 for p in orders],
+                    "discounts": [p.discount or 0 for p in orders],
+                    "occurred": [p.occurred_at for p in orders],
+                    "part_purchase_ids": [x[0] for x in parts],
+                    "part_categories": [x[1] for x in parts],
+                    "part_values": [x[2] for x in parts],
+                },
+            )
         elif kind is PurchaseRefunded:
             refunds = [p for p in payloads if isinstance(p, PurchaseRefunded)]
             await session.execute(

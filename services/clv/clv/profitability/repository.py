@@ -16,23 +16,41 @@ from clv.profitability.models import cost_rate, touchpoint_cost
 # the one record of merges the transaction summary keeps too: either consumer records a merge it hears of first,
 # the other finds it known. `:customer_ids` are the homes' live customers (`lives`). A purchase seen before keeps
 # its row, unless the row is a copy made at install (`backfilled`): the event knows more.
-INSERT_ORDERS = sa.text("""
-INSERT INTO clv.profit_order (purchase_id, customer_id, home_customer_id, source, currency, amount, known_cost,
-                              shipping_cost, discount, occurred_at)
-SELECT * FROM unnest(CAST(:purchase_ids AS uuid[]), CAST(:customer_ids AS uuid[]), CAST(:homes AS uuid[]),
-                     CAST(:sources AS text[]), CAST(:currencies AS text[]), CAST(:amounts AS numeric[]),
-                     CAST(:known_costs AS numeric[]), CAST(:shipping AS numeric[]), CAST(:discounts AS numeric[]),
-                     CAST(:occurred AS timestamptz[]))
-ON CONFLICT (purchase_id) DO UPDATE SET
-    source = EXCLUDED.source, known_cost = EXCLUDED.known_cost, shipping_cost = EXCLUDED.shipping_cost,
-    discount = EXCLUDED.discount, backfilled = false, updated_at = now()
-WHERE clv.profit_order.backfilled
-RETURNING purchase_id
-""")
-DELETE_PARTS = sa.text("DELETE FROM clv.profit_order_part WHERE purchase_id = ANY(CAST(:purchase_ids AS uuid[]))")
-INSERT_PARTS = sa.text("""
-INSERT INTO clv.profit_order_part (purchase_id, category, value)
-SELECT * FROM unnest(CAST(:purchase_ids AS uuid[]), CAST(:categories AS text[]), CAST(:values AS numeric[]))
+# The purchase events of a batch, in one statement: each order goes to live(home) (`live_sql` over `:ids`, the
+# homes), and the parts (`:part_*`) of the orders stored now replace theirs (a purchase seen twice keeps its
+# first parts; a backfilled copy gets the event's). The part statements read the orders' RETURNING, not the
+# table (sub-statements do not see each other's rows). Returns the orders stored now.
+_LIVES_HEAD, _LIVES_SELECT = live_sql("clv.customer_merge").strip().rsplit("\nSELECT DISTINCT ON", 1)
+PLACE_ORDERS = sa.text(f"""
+{_LIVES_HEAD},
+live AS (SELECT DISTINCT ON{_LIVES_SELECT}),
+stored AS (
+    INSERT INTO clv.profit_order (purchase_id, customer_id, home_customer_id, source, currency, amount, known_cost,
+                                  shipping_cost, discount, occurred_at)
+    SELECT b.purchase_id, coalesce(l.live, b.home), b.home, b.source, b.currency, b.amount, b.known_cost,
+           b.shipping, b.discount, b.occurred_at
+    FROM unnest(CAST(:purchase_ids AS uuid[]), CAST(:ids AS uuid[]), CAST(:sources AS text[]),
+                CAST(:currencies AS text[]), CAST(:amounts AS numeric[]), CAST(:known_costs AS numeric[]),
+                CAST(:shipping AS numeric[]), CAST(:discounts AS numeric[]), CAST(:occurred AS timestamptz[]))
+         WITH ORDINALITY AS b(purchase_id, home, source, currency, amount, known_cost, shipping, discount,
+                              occurred_at, n)
+    LEFT JOIN live l ON l.id = b.home
+    ORDER BY b.n
+    ON CONFLICT (purchase_id) DO UPDATE SET
+        source = EXCLUDED.source, known_cost = EXCLUDED.known_cost, shipping_cost = EXCLUDED.shipping_cost,
+        discount = EXCLUDED.discount, backfilled = false, updated_at = now()
+    WHERE clv.profit_order.backfilled
+    RETURNING purchase_id
+), gone AS (
+    DELETE FROM clv.profit_order_part WHERE purchase_id IN (SELECT purchase_id FROM stored)
+), parts AS (
+    INSERT INTO clv.profit_order_part (purchase_id, category, value)
+    SELECT p.purchase_id, p.category, p.value
+    FROM unnest(CAST(:part_purchase_ids AS uuid[]), CAST(:part_categories AS text[]), CAST(:part_values AS numeric[]))
+         AS p(purchase_id, category, value)
+    WHERE p.purchase_id IN (SELECT purchase_id FROM stored)
+)
+SELECT purchase_id FROM stored
 """)
 # A refund names its purchase: it is with whoever the order is with.
 INSERT_REFUNDS = sa.text("""

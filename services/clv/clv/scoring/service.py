@@ -213,15 +213,15 @@ UPDATE clv.customer_value SET version = nextval('clv.value_version_seq')
 WHERE currency = :currency AND customer_id = ANY(CAST(:ids AS uuid[]))
 RETURNING customer_id, version
 """)
-# The accepted fit of a currency: the one its latest succeeded scoring run used, with that run's settings
-# and tier thresholds.
-LATEST_RUN = sa.text("""
-SELECT * FROM clv.scoring_run WHERE currency = :currency AND status = 'succeeded' AND tier_thresholds IS NOT NULL
-ORDER BY finished_at DESC NULLS LAST, created_at DESC LIMIT 1
-""")
-TOUCHED_CURRENCIES = sa.text("""
-SELECT currency FROM clv.purchase WHERE customer_id = ANY(CAST(:ids AS uuid[]))
-UNION SELECT currency FROM clv.customer_value WHERE customer_id = ANY(CAST(:ids AS uuid[]))
+# The accepted fit of each currency the customers have a purchase or a value in: the one its latest succeeded
+# scoring run used, with that run's settings and tier thresholds (none: no run of that currency succeeded yet).
+LATEST_RUNS = sa.text("""
+SELECT r.* FROM (SELECT currency FROM clv.purchase WHERE customer_id = ANY(CAST(:ids AS uuid[]))
+                 UNION SELECT currency FROM clv.customer_value WHERE customer_id = ANY(CAST(:ids AS uuid[]))) c
+CROSS JOIN LATERAL (
+    SELECT * FROM clv.scoring_run WHERE currency = c.currency AND status = 'succeeded' AND tier_thresholds IS NOT NULL
+    ORDER BY finished_at DESC NULLS LAST, created_at DESC LIMIT 1) r
+ORDER BY r.currency
 """)
 
 
@@ -290,11 +290,8 @@ async def score_customers(session: AsyncSession, outbox: Outbox, settings: ClvSe
     posting a scoring run. Nothing happens in a currency no scoring run has succeeded in yet."""
     published = 0
     ids = sorted(set(customer_ids))
-    currencies = (await session.execute(TOUCHED_CURRENCIES, {"ids": ids})).scalars().all()
-    for currency in sorted(currencies):
-        run = (await session.execute(LATEST_RUN, {"currency": currency})).one_or_none()
-        if run is None:
-            continue
+    for run in (await session.execute(LATEST_RUNS, {"ids": ids})).all():
+        currency = run.currency
         fit = await fits.get_fit(session, run.fit_id)
         if fit is None:
             continue

@@ -133,19 +133,33 @@ IDENTITY = IdentityFollower(
 )
 
 
-# The summary of a customer is a pure function of their purchase rows: recompute it for the touched ones.
-DELETE_SUMMARIES = sa.text("DELETE FROM clv.transaction_summary WHERE customer_id = ANY(CAST(:ids AS uuid[]))")
-INSERT_SUMMARIES = sa.text("""
-INSERT INTO clv.transaction_summary
-    (customer_id, currency, purchase_count, total_spend, refunded_total, first_purchase_at, last_purchase_at)
-SELECT p.customer_id, p.currency, count(*), sum(p.amount), sum(least(coalesce(r.refunded, 0), p.amount)),
-       min(p.occurred_at), max(p.occurred_at)
-FROM clv.purchase p
-LEFT JOIN (SELECT purchase_id, sum(amount) AS refunded, bool_or(cancelled) AS cancelled FROM clv.refund
-           WHERE purchase_id IN (SELECT purchase_id FROM clv.purchase WHERE customer_id = ANY(CAST(:ids AS uuid[])))
-           GROUP BY purchase_id) r USING (purchase_id)
-WHERE p.customer_id = ANY(CAST(:ids AS uuid[])) AND NOT coalesce(r.cancelled, false)
-GROUP BY p.customer_id, p.currency
+# The summary of a customer is a pure function of their purchase rows: recompute it for the touched ones, in one
+# statement (the upsert writes the touched customers' summaries; the delete, which does not see the upsert's
+# rows, removes those of the touched customers that no longer have one: no purchase left in that currency).
+REFRESH_SUMMARIES = sa.text("""
+WITH fresh AS (
+    SELECT p.customer_id, p.currency, count(*) AS purchase_count, sum(p.amount) AS total_spend,
+           sum(least(coalesce(r.refunded, 0), p.amount)) AS refunded_total, min(p.occurred_at) AS first_purchase_at,
+           max(p.occurred_at) AS last_purchase_at
+    FROM clv.purchase p
+    LEFT JOIN (SELECT purchase_id, sum(amount) AS refunded, bool_or(cancelled) AS cancelled FROM clv.refund
+               WHERE purchase_id IN (SELECT purchase_id FROM clv.purchase WHERE customer_id = ANY(CAST(:ids AS uuid[])))
+               GROUP BY purchase_id) r USING (purchase_id)
+    WHERE p.customer_id = ANY(CAST(:ids AS uuid[])) AND NOT coalesce(r.cancelled, false)
+    GROUP BY p.customer_id, p.currency
+), written AS (
+    INSERT INTO clv.transaction_summary
+        (customer_id, currency, purchase_count, total_spend, refunded_total, first_purchase_at, last_purchase_at)
+    SELECT * FROM fresh
+    ORDER BY customer_id, currency
+    ON CONFLICT (customer_id, currency) DO UPDATE SET
+        purchase_count = EXCLUDED.purchase_count, total_spend = EXCLUDED.total_spend,
+        refunded_total = EXCLUDED.refunded_total, first_purchase_at = EXCLUDED.first_purchase_at,
+        last_purchase_at = EXCLUDED.last_purchase_at, updated_at = now()
+)
+DELETE FROM clv.transaction_summary t
+WHERE t.customer_id = ANY(CAST(:ids AS uuid[]))
+  AND NOT EXISTS (SELECT 1 FROM fresh f WHERE f.customer_id = t.customer_id AND f.currency = t.currency)
 """)
 
 
@@ -221,8 +235,7 @@ async def apply_interaction_events(session: AsyncSession, events: list[ConsumedE
                 touched.update((await IDENTITY.follow(session, p)).touched)
     if touched:
         ids = list(touched)
-        await session.execute(DELETE_SUMMARIES, {"ids": ids})
-        await session.execute(INSERT_SUMMARIES, {"ids": ids})
+        await session.execute(REFRESH_SUMMARIES, {"ids": ids})
     return touched
 
 

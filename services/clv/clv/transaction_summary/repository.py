@@ -93,8 +93,11 @@ async def resolve_customer(session: AsyncSession, customer_id: uuid.UUID) -> uui
 
 
 async def values_by_currency(session: AsyncSession, customer_id: uuid.UUID) -> list[sa.Row]:
-    """Per currency: the customer's transaction summary, with its latest value, the fit and the run's settings."""
+    """Per currency: the customer's transaction summary, with its latest value, the fit and the run's settings.
+    A merged-away id answers as its survivor (as `resolve_customer`, in the same statement): the rows'
+    `customer_id` is the one resolved."""
     t, v, f, run = transaction_summary, customer_value, model_fit, scoring_run
+    survivor = sa.select(customer_alias.c.survivor_id).where(customer_alias.c.merged_id == customer_id).scalar_subquery()
     return list(
         (
             await session.execute(
@@ -110,7 +113,7 @@ async def values_by_currency(session: AsyncSession, customer_id: uuid.UUID) -> l
                     .outerjoin(f, f.c.id == v.c.fit_id)
                     .outerjoin(run, run.c.id == v.c.scoring_run_id)
                 )
-                .where(t.c.customer_id == customer_id)
+                .where(t.c.customer_id == sa.func.coalesce(survivor, customer_id))
                 .order_by(t.c.currency)
             )
         ).all()

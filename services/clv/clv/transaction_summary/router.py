@@ -8,7 +8,6 @@ from shared.problems import NotFound, problem_responses
 
 from clv.settings import SettingsDep
 from clv.transaction_summary import repository
-from clv.transaction_summary.repository import resolve_customer
 from clv.transaction_summary.schemas import CurrencyValueRead, CustomerValueRead, ModelValueRead
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
@@ -17,10 +16,10 @@ router = APIRouter(prefix="/v1/customers", tags=["customers"])
 @router.get("/{customer_id}/value", response_model=CustomerValueRead, responses=problem_responses(NotFound))
 async def get_customer_value(customer_id: uuid.UUID, settings: SettingsDep, session: SessionDep) -> CustomerValueRead:
     """A customer's value per currency: realised to date, and the model's values once scored."""
-    resolved = await resolve_customer(session, customer_id)
-    rows = await repository.values_by_currency(session, resolved)
+    rows = await repository.values_by_currency(session, customer_id)  # a merged-away id answers as its survivor
     if not rows:
         raise NotFound(f"no transactions known for customer {customer_id}")
+    resolved = rows[0].customer_id
     margin = Decimal(str(settings.margin))
     return CustomerValueRead(
         customer_id=resolved,

@@ -68,10 +68,9 @@ def _in_force(table: str) -> str:
     )
 
 
-def live_sql(table: str) -> str:
-    """live(id) of each of `:ids` (itself if it is live): returns (id, live). It walks up from the ids only, one
-    index lookup per step (the merge in force per merged id, as `_in_force` chooses it), so a copy can place
-    each batch of facts without reading every merge it knows."""
+def live_ctes(table: str) -> str:
+    """The `WITH RECURSIVE` clause of `live_sql`, ending in the CTE `live(id, live)`: for a statement that
+    places a batch's facts at their live customers in the same round trip (`live_ctes(t) + ", stored AS (…)"`)."""
     return f"""
 WITH RECURSIVE up(id, at, depth) AS (
     SELECT id, id, 0 FROM unnest(CAST(:ids AS uuid[])) AS i(id)
@@ -80,9 +79,15 @@ WITH RECURSIVE up(id, at, depth) AS (
     FROM up CROSS JOIN LATERAL (SELECT survivor_id FROM {table} WHERE merged_id = up.at AND NOT undone
                                 ORDER BY version DESC NULLS LAST, merge_id LIMIT 1) e
     WHERE up.depth < 100
-)
-SELECT DISTINCT ON (id) id, at AS live FROM up ORDER BY id, depth DESC
-"""
+),
+live AS (SELECT DISTINCT ON (id) id, at AS live FROM up ORDER BY id, depth DESC)"""
+
+
+def live_sql(table: str) -> str:
+    """live(id) of each of `:ids` (itself if it is live): returns (id, live). It walks up from the ids only, one
+    index lookup per step (the merge in force per merged id, as `_in_force` chooses it), so a copy can place
+    each batch of facts without reading every merge it knows."""
+    return live_ctes(table) + "\nSELECT id, live FROM live\n"
 
 
 def chain_members_sql(table: str) -> str:

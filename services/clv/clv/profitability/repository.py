@@ -8,22 +8,26 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.contracts.identity import IdentityFollower, erase_merges_sql, live_sql, pin_legacy_unmerge_sql, placement_lock_sql
+from shared.contracts.identity import (
+    IdentityFollower,
+    erase_merges_sql,
+    live_ctes,
+    live_sql,
+    pin_legacy_unmerge_sql,
+    placement_lock_sql,
+)
 
 from clv.profitability.models import cost_rate, touchpoint_cost
 
 # Facts belong to live(home) over the merges clv has heard of (clv.customer_merge, shared/contracts/identity.py),
 # the one record of merges the transaction summary keeps too: either consumer records a merge it hears of first,
-# the other finds it known. `:customer_ids` are the homes' live customers (`lives`). A purchase seen before keeps
-# its row, unless the row is a copy made at install (`backfilled`): the event knows more.
-# The purchase events of a batch, in one statement: each order goes to live(home) (`live_sql` over `:ids`, the
-# homes), and the parts (`:part_*`) of the orders stored now replace theirs (a purchase seen twice keeps its
-# first parts; a backfilled copy gets the event's). The part statements read the orders' RETURNING, not the
+# the other finds it known. The purchase events of a batch are placed in one statement: each order goes to
+# live(home) (`live_ctes` over `:ids`, the homes); a purchase seen before keeps its row, unless the row is a copy
+# made at install (`backfilled`): the event knows more. The parts (`:part_*`) of the orders stored now replace
+# theirs (a purchase seen twice keeps its first parts); the part statements read the orders' RETURNING, not the
 # table (sub-statements do not see each other's rows). Returns the orders stored now.
-_LIVES_HEAD, _LIVES_SELECT = live_sql("clv.customer_merge").strip().rsplit("\nSELECT DISTINCT ON", 1)
 PLACE_ORDERS = sa.text(f"""
-{_LIVES_HEAD},
-live AS (SELECT DISTINCT ON{_LIVES_SELECT}),
+{live_ctes("clv.customer_merge")},
 stored AS (
     INSERT INTO clv.profit_order (purchase_id, customer_id, home_customer_id, source, currency, amount, known_cost,
                                   shipping_cost, discount, occurred_at)

@@ -12,7 +12,7 @@ import sys
 import bench
 from bench.harness import emit
 
-NOT_BENCHMARKS = {"__main__", "harness"}
+NOT_BENCHMARKS = {"__main__", "harness", "consumer_cpu"}
 
 
 def available() -> list[str]:

@@ -418,7 +418,6 @@ SELECT (SELECT blks_hit FROM pg_stat_database WHERE datname = current_database()
                    + coalesce(tidx_blks_read, 0))
         FROM pg_statio_all_tables WHERE schemaname = 'gateway' AND relname IN ('customer_view_copy', 'view_part_changed'))
 """
-STATS_FLUSH_S = 11.0  # a backend flushes its statistics when idle, at most 10 s later (PostgreSQL 15+)
 
 
 async def blocks(database_url: str) -> tuple[int, int, int, int]:
@@ -742,7 +741,7 @@ def _growth_run(
         out = {"open_rps": r["rps"], "open_p50_ms": r["p50_ms"], "open_p99_ms": r["p99_ms"]}
     cpu = meter.per_request(before, meter.sample(), r["requests"], args.seconds)
     load = os.getloadavg()[0]
-    time.sleep(STATS_FLUSH_S)
+    time.sleep(harness.STATS_FLUSH_S)
     blocks_after = asyncio.run(blocks(database_url))
     per = [(a - b) / max(r["requests"], 1) for a, b in zip(blocks_after, blocks_before, strict=True)]
     return out | {

@@ -306,9 +306,6 @@ def main(argv: list[str]) -> dict:
     return report(results, args)
 
 
-STATS_FLUSH_S = 11.0  # a backend flushes its statistics when idle, at most 10 s later (PostgreSQL 15+)
-
-
 async def _blocks(database_url: str) -> tuple[int, int, int, int]:
     """The database's shared-buffer hits and reads (a read may still come from the OS page cache), the
     server's WAL position in bytes (what every write costs the log, and a replica) and its count of full-page
@@ -327,7 +324,7 @@ async def _blocks(database_url: str) -> tuple[int, int, int, int]:
 def await_blocks(database_url: str, before: tuple[int, int, int, int], row: dict) -> tuple[int, int, int, int]:
     """Blocks per accepted event since `before`, once the backends have flushed their statistics (the wait is
     not measured: the next load starts after it)."""
-    time.sleep(STATS_FLUSH_S)
+    time.sleep(harness.STATS_FLUSH_S)
     after = asyncio.run(_blocks(database_url))
     events = max(row["accepted_events"], 1)
     row["blocks_hit_per_event"] = round((after[0] - before[0]) / events, 1)
@@ -339,7 +336,7 @@ def await_blocks(database_url: str, before: tuple[int, int, int, int], row: dict
 
 # Straight into interaction's tables, as two `order.completed` events through the door leave a new customer:
 # the customer with its traits, its identifier, two timeline rows, two purchases, its spend, two inbox claims.
-PAD_STATEMENTS = [
+PAD_TEMP = [
     """CREATE TEMP TABLE pad ON COMMIT DROP AS
        SELECT g, gen_random_uuid() AS id, timestamptz '2026-01-01' + (g % 300) * interval '1 day' AS t0
        FROM generate_series({first}, {last}) g""",
@@ -348,29 +345,50 @@ PAD_STATEMENTS = [
               'pad-' || p.g || '-' || k AS event_id, 'pad-O' || p.g || '-' || k AS order_id,
               p.t0 + (k - 1) * interval '20 days' AS at
        FROM pad p CROSS JOIN generate_series(1, 2) k""",
-    """INSERT INTO interaction.customer (id, first_seen_at, last_seen_at, purchase_count, last_purchase_at,
+]
+# Each with its parameters: the source ($1; the spend has none) and, for the inbox claims, the consumer ($2).
+PAD_INSERTS = [
+    (
+        """INSERT INTO interaction.customer (id, first_seen_at, last_seen_at, purchase_count, last_purchase_at,
                                         preferred_channel, partners)
        SELECT id, t0, t0 + interval '20 days', 2, t0 + interval '20 days', 'web', ARRAY[$1::text] FROM pad""",
-    """INSERT INTO interaction.customer_identifier (kind, source, external_id, customer_id, home_customer_id)
+        (SOURCE,),
+    ),
+    (
+        """INSERT INTO interaction.customer_identifier (kind, source, external_id, customer_id, home_customer_id)
        SELECT 'source', $1, 'pad-C' || g, id, id FROM pad""",
-    """INSERT INTO interaction.activity (id, customer_id, home_customer_id, source, event_id, type, occurred_at,
+        (SOURCE,),
+    ),
+    (
+        """INSERT INTO interaction.activity (id, customer_id, home_customer_id, source, event_id, type, occurred_at,
                                         channel, data)
        SELECT activity_id, id, id, $1, event_id, 'order.completed', at, 'web',
               jsonb_build_object('order_id', order_id, 'amount', '42.00', 'currency', 'EUR', 'channel', 'web')
        FROM pad_event""",
-    """INSERT INTO interaction.purchase (id, customer_id, home_customer_id, source, order_id, amount, currency,
+        (SOURCE,),
+    ),
+    (
+        """INSERT INTO interaction.purchase (id, customer_id, home_customer_id, source, order_id, amount, currency,
                                         channel, occurred_at, event_id)
        SELECT purchase_id, id, id, $1, order_id, 42.00, 'EUR', 'web', at, event_id FROM pad_event""",
-    """INSERT INTO interaction.customer_spend (customer_id, currency, purchase_count, total_spend, average_spend,
+        (SOURCE,),
+    ),
+    (
+        """INSERT INTO interaction.customer_spend (customer_id, currency, purchase_count, total_spend, average_spend,
                                               refunded, last_purchase_at)
        SELECT id, 'EUR', 2, 84.00, 42.00, 0, t0 + interval '20 days' FROM pad""",
-    """INSERT INTO interaction.inbox (consumer, source, event_id) SELECT $2, $1, event_id FROM pad_event""",
+        (),
+    ),
+    (
+        """INSERT INTO interaction.inbox (consumer, source, event_id) SELECT $2, $1, event_id FROM pad_event""",
+        (SOURCE, INGEST_INBOX),
+    ),
 ]
 PAD_TABLES = ["customer", "customer_identifier", "activity", "purchase", "customer_spend", "inbox"]
 
 
 async def pad_customers(database_url: str, n: int) -> dict:
-    """N customers straight into interaction's tables (PAD_STATEMENTS), in chunks of PAD_CHUNK, then VACUUM
+    """N customers straight into interaction's tables (PAD_TEMP, PAD_INSERTS), in chunks of PAD_CHUNK, then VACUUM
     ANALYZE and CHECKPOINT; the seconds it took and the size of what the ingestion path reads."""
     started = time.monotonic()
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
@@ -379,11 +397,10 @@ async def pad_customers(database_url: str, n: int) -> dict:
             last = min(first + PAD_CHUNK, n) - 1
             async with conn.transaction():
                 # A utility statement (CREATE TABLE AS) takes no parameters: the two ints are written in.
-                await conn.execute(PAD_STATEMENTS[0].format(first=int(first), last=int(last)))
-                await conn.execute(PAD_STATEMENTS[1])
-                for sql in PAD_STATEMENTS[2:]:
-                    args = [SOURCE, INGEST_INBOX][: 2 if "$2" in sql else 1 if "$1" in sql else 0]
-                    await conn.execute(sql, *args)
+                await conn.execute(PAD_TEMP[0].format(first=int(first), last=int(last)))
+                await conn.execute(PAD_TEMP[1])
+                for sql, params in PAD_INSERTS:
+                    await conn.execute(sql, *params)
         for table in PAD_TABLES:
             await conn.execute(f"VACUUM ANALYZE interaction.{table}")
         await conn.execute("CHECKPOINT")

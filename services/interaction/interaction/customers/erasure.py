@@ -32,6 +32,9 @@ from interaction.tables import messaging
 ERASED = "[erased]"
 MIN_LENGTH = 3  # shorter values ("de", "1") are not personal on their own and would shred unrelated text
 _SEPARATORS = r"[\s().\-/]*"
+# A UUID is generated, never personal: a short identifier such as "E-1" can still occur in its text by chance
+# ("41b5331e-1bd0-…"), and scrubbing it there would corrupt an id every consumer parses.
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 
 
 class Scrubber:
@@ -44,7 +47,7 @@ class Scrubber:
         self.pattern = re.compile("|".join(sorted(alternatives, key=len, reverse=True)), re.IGNORECASE) if alternatives else None
 
     def text(self, value: str | None) -> str | None:
-        if value is None or self.pattern is None:
+        if value is None or self.pattern is None or _UUID.fullmatch(value):
             return value
         return self.pattern.sub(ERASED, value)
 

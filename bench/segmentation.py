@@ -437,7 +437,7 @@ async def _reference(sessions, rounds: int, n: int) -> dict:
 
 async def _reset(sessions) -> None:
     async with sessions.begin() as session:
-        await session.execute(_sql("TRUNCATE segmentation.segment_membership, segmentation.outbox, segmentation.run_result"))
+        await session.execute(_sql("TRUNCATE segmentation.segment_membership, segmentation.outbox, segmentation.outbox_template, segmentation.run_result"))
         await session.execute(_sql("DELETE FROM segmentation.segmentation_run"))
     async with sessions() as session:
         await session.execute(_sql("CHECKPOINT"))

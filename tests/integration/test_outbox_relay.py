@@ -1,10 +1,14 @@
 """The outbox relay against real Kafka and Postgres: order, marking sent, and the crash after the ack."""
 
 import asyncio
+import uuid
+from datetime import timedelta
 
 import orjson
 import pytest
+import sqlalchemy as sa
 
+from shared.contracts.envelope import EnvelopeTemplate
 from shared.contracts.topics import INTERACTION_EVENTS
 from shared.db import asyncpg_dsn, make_engine, make_session_factory
 from shared.messaging.kafka import KafkaTransport
@@ -117,3 +121,57 @@ async def test_crash_between_kafka_ack_and_mark_sent_is_absorbed_by_the_inbox(
 
 async def _inbox_count_is(engine, n: int) -> bool:
     return await scalar(engine, "select count(*) from segmentation.inbox") == n
+
+
+async def test_templated_rows_go_out_as_their_filled_template_in_order_and_the_template_leaves_with_its_rows(
+    database_url, kafka_bootstrap, topic_prefix
+):
+    engine = make_engine(database_url)
+    transport = KafkaTransport(kafka_bootstrap)
+    first, last = purchase_events(2, customers=1)
+    customer = first.subject
+    template = EnvelopeTemplate.of(
+        lambda ids: first.model_copy(update={"id": ids["event_id"], "subject": ids["customer_id"]}), ("event_id", "customer_id")
+    )
+    templated = {str(uuid.uuid4()): key for key in (customer, str(uuid.uuid4()), str(uuid.uuid4()))}
+    outbox = Outbox(interaction_tables, "interaction", topic_prefix)
+    topic = topic_prefix + INTERACTION_EVENTS
+    async with make_session_factory(engine)() as session, session.begin():
+        await outbox.add(session, INTERACTION_EVENTS, [first])
+        template_id = await outbox.add_template(
+            session, template.parts, ["key" if h == "customer_id" else h for h in template.holes]
+        )
+        await session.execute(
+            sa.text(
+                "INSERT INTO interaction.outbox (event_id, topic, key, template_id) "
+                "SELECT e, :topic, k, :template FROM unnest(CAST(:events AS text[]), CAST(:keys AS text[])) AS u(e, k)"
+            ),
+            {"topic": topic, "template": template_id, "events": list(templated), "keys": list(templated.values())},
+        )
+        await outbox.add(session, INTERACTION_EVENTS, [last])
+    relay = relay_for(engine, database_url, transport)
+    relay.retention = timedelta(0)
+    await relay._delete_old_sent()
+    assert await scalar(engine, "select count(*) from interaction.outbox_template") == 1, "kept while its rows are unsent"
+
+    task = asyncio.create_task(relay.run())
+    try:
+        records = await read_topic(kafka_bootstrap, topic, expected=5)
+        await wait_until(lambda: _unsent_is(engine, 0), message="rows marked sent")
+    finally:
+        relay.stop()
+        await task
+        await transport.stop()
+
+    by_key: dict[bytes, list[bytes]] = {}
+    for r in sorted(records, key=lambda r: (r.partition, r.offset)):
+        by_key.setdefault(r.key, []).append(r.value)
+    expected = {key: template.fill({"event_id": event_id, "customer_id": key}) for event_id, key in templated.items()}
+    assert by_key[customer.encode()] == [first.to_json(), expected[customer], last.to_json()]
+    for key in list(templated.values())[1:]:
+        assert by_key[key.encode()] == [expected[key]]
+
+    await relay._delete_old_sent()
+    assert await scalar(engine, "select count(*) from interaction.outbox") == 0
+    assert await scalar(engine, "select count(*) from interaction.outbox_template") == 0, "gone with its last row"
+    await engine.dispose()

@@ -1,14 +1,18 @@
 """Builders for the events segmentation consumes, and a way to apply them through the real handlers."""
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
 
 from shared.contracts import clv, interaction, lifecycle
 from shared.contracts.envelope import Envelope, Payload
 from shared.db import make_engine, make_session_factory
 from shared.messaging.inbox import ConsumedEvent
-from shared.messaging.outbox import Outbox
+from shared.messaging.outbox import Outbox, Templates, message_columns
 
 from segmentation.profiles.projection import apply_interaction_events, apply_stage_events, apply_value_events
 from segmentation.rules.service import refresh_rule_segments
@@ -142,3 +146,12 @@ class Feeder:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+async def outbox_rows(engine) -> Sequence[tuple[Any, bytes]]:
+    """The outbox's rows in id order, each with the bytes the relay sends for it (a run's templated rows filled)."""
+    t = messaging.outbox
+    async with engine.connect() as conn:
+        rows = (await conn.execute(sa.select(*message_columns(t)).order_by(t.c.id))).all()
+        payloads = await Templates(messaging.outbox_template).payloads(conn, rows)
+    return list(zip(rows, payloads, strict=True))

@@ -7,19 +7,17 @@ import sqlalchemy as sa
 
 from shared.contracts.envelope import Envelope
 from shared.contracts.segmentation import SegmentationRunCompleted, SegmentMembershipChanged
-from tests.services.segmentation.helpers import purchase
+from tests.services.segmentation.helpers import erased, outbox_rows, purchase
 from tests.services.segmentation.test_runs_api import run
 
 
 async def outbox_events(feeder) -> list[Envelope]:
-    async with feeder.engine.connect() as conn:
-        rows = (await conn.execute(sa.text("SELECT event_id, key, payload FROM segmentation.outbox ORDER BY id"))).all()
     events = []
-    for r in rows:
-        env = Envelope.from_json(bytes(r.payload))
+    for r, payload in await outbox_rows(feeder.engine):
+        env = Envelope.from_json(payload)
         assert env.id == r.event_id and env.subject == r.key
         # The members the model would serialise (none missing, none extra), with the same values once parsed.
-        raw, model = orjson.loads(bytes(r.payload)), orjson.loads(env.to_json())
+        raw, model = orjson.loads(payload), orjson.loads(env.to_json())
         assert raw.keys() == model.keys() and raw["data"].keys() == model["data"].keys()
         assert Envelope.from_json(env.to_json()) == env
         events.append(env)
@@ -98,3 +96,23 @@ async def test_a_run_that_moves_customers_closes_opens_and_announces_each_move_o
         sid = uuid.UUID(s["segment_id"])
         assert s["entered"] == sum(1 for c in moved if now[c] == sid)
         assert s["left"] == sum(1 for c in moved if was[c] == sid)
+
+
+async def test_erasure_gives_a_templated_event_its_own_redacted_payload_and_leaves_the_others_templated(client, feeder):
+    customers = [uuid.uuid4() for _ in range(6)]
+    await feeder.apply([purchase(c, f"{10 * (i + 1)}.00", days=i) for i, c in enumerate(customers)])
+    await run(client, kind="rfm", as_of="2026-12-31T00:00:00Z")
+    ours = {str(c) for c in customers}
+    before = {r.key: (r, payload) for r, payload in await outbox_rows(feeder.engine) if r.key in ours}
+    assert all(r.template_id is not None and r.payload is None for r, _ in before.values()), "a run's rows are templated"
+
+    gone = str(customers[0])
+    await feeder.apply([erased(customers[0])])
+    after = {r.key: (r, payload) for r, payload in await outbox_rows(feeder.engine) if r.key in ours}
+    # Redacted in place (a membership event holds nothing to tokenise: the same event, now in its own payload).
+    row, payload = after[gone]
+    assert row.template_id is None and row.payload is not None and row.id == before[gone][0].id
+    assert Envelope.from_json(payload) == Envelope.from_json(before[gone][1])
+    for other in ours - {gone}:
+        assert after[other][0].template_id == before[other][0].template_id and after[other][0].payload is None
+        assert after[other][1] == before[other][1]

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from shared.contracts.envelope import Envelope
 from shared.contracts.segmentation import SegmentMembershipChanged
-from tests.services.segmentation.helpers import purchase
+from tests.services.segmentation.helpers import outbox_rows, purchase
 
 NOW = datetime.now(UTC)
 STAGES = ["acquisition", "development", "retention", "loyalty", None]
@@ -299,9 +299,8 @@ async def test_rule_segment_is_kept_current_as_events_arrive(client, feeder):
     await feeder.apply([purchase(customer, "50.00", 2)])
     history = (await client.get(f"/v1/customers/{customer}/segments/history")).json()["items"]
     assert [(h["segment_key"], h["left_at"]) for h in history] == [("rule:big-spenders", None)]
-    async with feeder.engine.connect() as conn:
-        payload = (await conn.execute(sa.text("SELECT payload FROM segmentation.outbox"))).scalar_one()
-    event = Envelope.from_json(bytes(payload)).payload(SegmentMembershipChanged)
+    [(_, payload)] = await outbox_rows(feeder.engine)
+    event = Envelope.from_json(payload).payload(SegmentMembershipChanged)
     assert event.change == "entered" and event.kind == "rule" and event.run_id is None
 
 

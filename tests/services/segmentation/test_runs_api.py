@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from shared.contracts.envelope import Envelope
 from shared.contracts.segmentation import SegmentMembershipChanged
-from tests.services.segmentation.helpers import purchase, touch, value
+from tests.services.segmentation.helpers import outbox_rows, purchase, touch, value
 
 
 async def run(client, **body) -> dict:
@@ -36,14 +36,13 @@ async def test_rfm_run_assigns_every_customer_and_publishes_membership_events(cl
     assert abs(sum(s["revenue_share"] for s in first["result"]["segments"]) - 1) < 1e-6
     assert first["result"]["membership_changes"] == 30
 
-    async with feeder.engine.connect() as conn:
-        outbox = [
-            r
-            for r in (await conn.execute(sa.text("SELECT topic, key, payload FROM segmentation.outbox"))).all()
-            if Envelope.from_json(bytes(r.payload)).type == SegmentMembershipChanged.EVENT_TYPE
-        ]
+    outbox = [
+        payload
+        for _, payload in await outbox_rows(feeder.engine)
+        if Envelope.from_json(payload).type == SegmentMembershipChanged.EVENT_TYPE
+    ]
     assert len(outbox) == 30
-    env = Envelope.from_json(bytes(outbox[0].payload))
+    env = Envelope.from_json(outbox[0])
     payload = env.payload(SegmentMembershipChanged)
     assert payload.change == "entered" and payload.kind == "rfm" and str(payload.customer_id) == env.subject
 

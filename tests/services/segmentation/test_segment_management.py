@@ -5,11 +5,9 @@ import csv
 import io
 import uuid
 
-import sqlalchemy as sa
-
 from shared.contracts.envelope import Envelope
 from shared.contracts.segmentation import SegmentMembershipChanged
-from tests.services.segmentation.helpers import purchase, stage, updated, value
+from tests.services.segmentation.helpers import outbox_rows, purchase, stage, updated, value
 
 
 async def _spend(feeder, amounts: dict[uuid.UUID, str]) -> None:
@@ -84,9 +82,7 @@ async def test_archive_stops_evaluation_hides_it_and_keeps_history(client, feede
     assert len((await client.get(f"/v1/segments/{sid}/history")).json()["items"]) == 1
 
     # The exit was published like any other.
-    async with feeder.engine.connect() as conn:
-        payloads = (await conn.execute(sa.text("SELECT payload FROM segmentation.outbox"))).scalars().all()
-    changes = [Envelope.from_json(bytes(p)).payload(SegmentMembershipChanged) for p in payloads]
+    changes = [Envelope.from_json(p).payload(SegmentMembershipChanged) for _, p in await outbox_rows(feeder.engine)]
     assert [(str(c.customer_id), c.change) for c in changes if c.segment_key == "rule:test-segment"] == [
         (str(customer), "entered"),
         (str(customer), "left"),

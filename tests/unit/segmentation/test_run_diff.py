@@ -7,7 +7,7 @@ import numpy as np
 
 from shared.contracts.envelope import Envelope
 from shared.contracts.segmentation import SegmentMembershipChanged
-from shared.messaging.outbox import Outbox
+from shared.messaging.outbox import Outbox, fill
 
 from segmentation.segments import run_diff
 from segmentation.tables import messaging
@@ -38,15 +38,13 @@ def test_uuid_text_and_random_uuids():
     assert {u.variant for u in random} == {uuid.RFC_4122}
 
 
-def test_event_rows_are_binary_copy_rows_of_the_models_events():
+def test_event_rows_are_binary_copy_rows_that_fill_the_template_to_the_models_events():
     now, run_id = datetime(2026, 12, 5, 12, 0, tzinfo=UTC), uuid.uuid4()
     segment = run_diff.Segment(uuid.uuid4(), "rfm:x:big", 'Big "spenders" \\ ünïcode\ttab', "rfm")
     customers = [uuid.uuid4() for _ in range(3)]
-    chunks = list(
-        run_diff.EventRows(Outbox(messaging, "segmentation"), now, run_id).rows(
-            [segment], "left", np.array([c.bytes for c in customers], dtype="V16"), np.zeros(3, dtype=np.int64)
-        )
-    )
+    events = run_diff.EventRows(Outbox(messaging, "segmentation"), now, run_id)
+    parts, holes = events.template(segment, "left")
+    chunks = list(events.rows({0: 77}, np.array([c.bytes for c in customers], dtype="V16"), np.zeros(3, dtype=np.int64)))
     data, offset, seen = b"".join(chunks), 0, []
     while offset < len(data):
         assert int.from_bytes(data[offset : offset + 2], "big") == 4
@@ -56,7 +54,10 @@ def test_event_rows_are_binary_copy_rows_of_the_models_events():
             length = int.from_bytes(data[offset : offset + 4], "big")
             fields.append(data[offset + 4 : offset + 4 + length])
             offset += 4 + length
-        event_id, topic, key, payload = fields
+        event_id, topic, key, template_id = fields
+        assert int.from_bytes(template_id, "big") == 77
+        # What the relay sends for the row.
+        payload = fill(parts, holes, event_id.decode(), key.decode())
         env = Envelope.from_json(payload)
         assert payload == env.to_json()  # the envelope's own JSON, byte for byte
         p = env.payload(SegmentMembershipChanged)

@@ -227,7 +227,7 @@ async def apply_interaction_events(session: AsyncSession, events: list[ConsumedE
             for statement in ERASE:
                 await session.execute(statement, {"ids": ids})
             await forget_subjects(
-                session, messaging.outbox, [str(i) for i in ids], functools.partial(redact_event_data, token=tokenizer())
+                session, messaging, [str(i) for i in ids], functools.partial(redact_event_data, token=tokenizer())
             )
             touched.update(ids)
         elif kind in (CustomerMerged, CustomerUnmerged):

@@ -85,7 +85,7 @@ async def erase(session: AsyncSession, live_ids: list[uuid.UUID]) -> list[uuid.U
     await repository.delete_pii(session, all_ids)
     await forget_subjects(
         session,
-        messaging.outbox,
+        messaging,
         [str(i) for i in all_ids],
         lambda event_type, data: scrub.json(redact_event_data(event_type, data, token)),
     )

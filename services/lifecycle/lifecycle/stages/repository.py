@@ -498,7 +498,7 @@ async def erase(session: AsyncSession, customer_id: uuid.UUID) -> None:
     # A manual move's reason travels in `stage.changed`: no event about the customer keeps free text (R8).
     token = tokenizer()
     await forget_subjects(
-        session, messaging.outbox, [str(customer_id)], lambda event_type, data: redact_event_data(event_type, data, token)
+        session, messaging, [str(customer_id)], lambda event_type, data: redact_event_data(event_type, data, token)
     )
 
 

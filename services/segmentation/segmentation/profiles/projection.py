@@ -454,7 +454,7 @@ class _Batch:
             token = tokenizer()
             await forget_subjects(
                 self.session,
-                messaging.outbox,
+                messaging,
                 [str(p.customer_id)],
                 lambda event_type, data: redact_event_data(event_type, data, token),
             )

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import asyncpg
+import sqlalchemy as sa
 from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import make_url
 
@@ -311,3 +312,44 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def server_cost(sessions) -> dict:
+    """The WAL position and the CPU seconds used so far by this database's backends (read from /proc: the
+    harness's Postgres runs on this machine; None when it does not). Load-independent, unlike wall time."""
+    async with sessions() as session:
+        lsn = (await session.execute(sa.text("SELECT pg_current_wal_lsn()::text"))).scalar_one()
+        # Checkpoints so far (PostgreSQL 17+): one that starts during a run costs it seconds of I/O.
+        checkpoints = (
+            await session.execute(
+                sa.text(
+                    "SELECT CASE WHEN to_regclass('pg_catalog.pg_stat_checkpointer') IS NOT NULL"
+                    " THEN (SELECT num_timed + num_requested FROM pg_stat_checkpointer) END"
+                )
+            )
+        ).scalar_one()
+        backends = await session.execute(sa.text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()"))
+        pids = backends.scalars().all()
+    ticks: dict[int, int] | None = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            ticks = None
+            break
+        ticks[pid] = int(fields[11]) + int(fields[12])  # utime + stime
+    return {"lsn": lsn, "ticks": ticks, "checkpoints": checkpoints}
+
+
+def cost_since(before: dict, after: dict) -> dict:
+    hi, lo = (int(x, 16) for x in before["lsn"].split("/"))
+    hi2, lo2 = (int(x, 16) for x in after["lsn"].split("/"))
+    wal = ((hi2 << 32) + lo2) - ((hi << 32) + lo)
+    cpu = None
+    if before["ticks"] is not None and after["ticks"] is not None:
+        hz = os.sysconf("SC_CLK_TCK")
+        cpu = round(sum(t - before["ticks"].get(pid, 0) for pid, t in after["ticks"].items()) / hz, 2)
+    checkpoints = None
+    if before["checkpoints"] is not None and after["checkpoints"] is not None:
+        checkpoints = after["checkpoints"] - before["checkpoints"]
+    return {"postgres_cpu_s": cpu, "wal_mb": round(wal / 1e6, 1), "checkpoints": checkpoints}

@@ -19,7 +19,6 @@ its goal.
 import argparse
 import asyncio
 import importlib.util
-import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -307,11 +306,11 @@ async def _end_to_end(url: str, rows: np.ndarray, reference_rounds: int = 0) -> 
         for label, kind in [("rfm_first", "rfm"), ("rfm_unchanged", "rfm"), ("clustering_first", "clustering")]:
             async with sessions.begin() as session:
                 run = await executor.create(session, kind, scheme=None, currency="EUR", as_of=datetime.fromtimestamp(AS_OF, UTC))
-            before = await _server_cost(sessions)
+            before = await harness.server_cost(sessions)
             started, cpu_started = time.perf_counter(), time.process_time()
             await executor.execute(run["run_id"])
             seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-            cost = _cost_since(before, await _server_cost(sessions))
+            cost = harness.cost_since(before, await harness.server_cost(sessions))
             async with sessions() as session:
                 done = (
                     await session.execute(
@@ -344,48 +343,6 @@ async def _end_to_end(url: str, rows: np.ndarray, reference_rounds: int = 0) -> 
         await engine.dispose()
 
 
-async def _server_cost(sessions) -> dict:
-    """The WAL position and the CPU seconds used so far by this database's backends (read from /proc: the
-    harness's Postgres runs on this machine; None when it does not). Load-independent, unlike wall time."""
-    async with sessions() as session:
-        lsn = (await session.execute(_sql("SELECT pg_current_wal_lsn()::text"))).scalar_one()
-        # Checkpoints so far (PostgreSQL 17+): one that starts during a run costs it seconds of I/O.
-        checkpoints = (
-            await session.execute(
-                _sql(
-                    "SELECT CASE WHEN to_regclass('pg_catalog.pg_stat_checkpointer') IS NOT NULL"
-                    " THEN (SELECT num_timed + num_requested FROM pg_stat_checkpointer) END"
-                )
-            )
-        ).scalar_one()
-        pids = (
-            (await session.execute(_sql("SELECT pid FROM pg_stat_activity WHERE datname = current_database()"))).scalars().all()
-        )
-    ticks: dict[int, int] | None = {}
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            ticks = None
-            break
-        ticks[pid] = int(fields[11]) + int(fields[12])  # utime + stime
-    return {"lsn": lsn, "ticks": ticks, "checkpoints": checkpoints}
-
-
-def _cost_since(before: dict, after: dict) -> dict:
-    hi, lo = (int(x, 16) for x in before["lsn"].split("/"))
-    hi2, lo2 = (int(x, 16) for x in after["lsn"].split("/"))
-    wal = ((hi2 << 32) + lo2) - ((hi << 32) + lo)
-    cpu = None
-    if before["ticks"] is not None and after["ticks"] is not None:
-        hz = os.sysconf("SC_CLK_TCK")
-        cpu = round(sum(t - before["ticks"].get(pid, 0) for pid, t in after["ticks"].items()) / hz, 2)
-    checkpoints = None
-    if before["checkpoints"] is not None and after["checkpoints"] is not None:
-        checkpoints = after["checkpoints"] - before["checkpoints"]
-    return {"postgres_cpu_s": cpu, "wal_mb": round(wal / 1e6, 1), "checkpoints": checkpoints}
-
-
 async def _reference(sessions, rounds: int, n: int) -> dict:
     """First RFM runs with the reference diff and with the service's, alternately, each from the same empty
     state (no memberships, outbox, results or runs; a checkpoint first, so each pays the same full-page writes)."""
@@ -397,11 +354,11 @@ async def _reference(sessions, rounds: int, n: int) -> dict:
             await _reset(sessions)
             async with sessions.begin() as session:
                 run = await executor.create(session, "rfm", scheme=None, currency="EUR", as_of=datetime.fromtimestamp(AS_OF, UTC))
-            before = await _server_cost(sessions)
+            before = await harness.server_cost(sessions)
             started, cpu_started = time.perf_counter(), time.process_time()
             await executor.execute(run["run_id"])
             seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-            cost = _cost_since(before, await _server_cost(sessions))
+            cost = harness.cost_since(before, await harness.server_cost(sessions))
             async with sessions() as session:
                 done = (
                     await session.execute(
@@ -437,7 +394,12 @@ async def _reference(sessions, rounds: int, n: int) -> dict:
 
 async def _reset(sessions) -> None:
     async with sessions.begin() as session:
-        await session.execute(_sql("TRUNCATE segmentation.segment_membership, segmentation.outbox, segmentation.outbox_template, segmentation.run_result"))
+        await session.execute(
+            _sql(
+                "TRUNCATE segmentation.segment_membership, segmentation.outbox, segmentation.outbox_template, "
+                "segmentation.run_result"
+            )
+        )
         await session.execute(_sql("DELETE FROM segmentation.segmentation_run"))
     async with sessions() as session:
         await session.execute(_sql("CHECKPOINT"))

@@ -21,10 +21,10 @@ import numpy as np
 import sqlalchemy as sa
 
 from bench import harness
-from shared.contracts.envelope import Envelope
+from shared.contracts.envelope import Envelope, EnvelopeTemplate
 from shared.contracts.segmentation import SegmentMembershipChanged
 from shared.db import asyncpg_dsn, make_engine, make_session_factory
-from shared.messaging.outbox import Outbox, OutboxRelay, fill
+from shared.messaging.outbox import Outbox, OutboxRelay
 from shared.messaging.transport import OutgoingMessage
 
 from segmentation.runs.binary_copy import CHUNK_ROWS, copy_rows
@@ -60,7 +60,7 @@ def whole_rows(events: EventRows, scope: list[Segment], customers: np.ndarray, p
         row += b" " * ID_LENGTH + len(events.topic).to_bytes(4, "big") + events.topic + ID_LENGTH.to_bytes(4, "big")
         key_blank = len(row)
         row += b" " * ID_LENGTH
-        payload = fill(parts, holes, "e" * ID_LENGTH, "k" * ID_LENGTH)
+        payload = EnvelopeTemplate(parts, holes).fill({"event_id": "e" * ID_LENGTH, "key": "k" * ID_LENGTH})
         row += len(payload).to_bytes(4, "big")
         offsets, at = {"event_id": [], "key": []}, len(row) + len(parts[0])
         for hole, part in zip(holes, parts[1:], strict=True):

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from shared.contracts.envelope import Envelope
+from shared.contracts.envelope import Envelope, EnvelopeTemplate
 from shared.log import current_correlation_id
 from shared.messaging.metrics import OUTBOX_PUBLISHED, OUTBOX_RELAY_ERRORS
 from shared.messaging.tables import MessagingTables, notify_channel
@@ -282,7 +282,7 @@ class Templates:
 
     def __init__(self, table: sa.Table) -> None:
         self.table = table
-        self._known: dict[int, tuple[list[bytes], list[str]]] = {}
+        self._known: dict[int, EnvelopeTemplate] = {}
 
     async def payloads(self, conn: AsyncConnection, rows: Sequence[sa.Row]) -> list[bytes]:
         """Each row's event bytes: its payload, or its template with its event_id and key in the holes."""
@@ -295,21 +295,14 @@ class Templates:
             for template_id, parts, holes in (
                 await conn.execute(sa.select(t.c.template_id, t.c.parts, t.c.holes).where(t.c.template_id == sa.any_(ids)))
             ).all():
-                self._known[template_id] = ([bytes(p) for p in parts], list(holes))
-        return [r.payload if r.payload is not None else fill(*self._known[r.template_id], r.event_id, r.key) for r in rows]
+                self._known[template_id] = EnvelopeTemplate(tuple(bytes(p) for p in parts), tuple(holes))
+        return [
+            r.payload if r.payload is not None else self._known[r.template_id].fill({"event_id": r.event_id, "key": r.key})
+            for r in rows
+        ]
 
 
-TEMPLATE_HOLES = ("event_id", "key")
-
-
-def fill(parts: Sequence[bytes], holes: Sequence[str], event_id: str, key: str) -> bytes:
-    """A templated row's event: `parts` around its holes, each hole the row's event id or key."""
-    values = {"event_id": event_id.encode(), "key": key.encode()}
-    out = bytearray(parts[0])
-    for hole, part in zip(holes, parts[1:], strict=True):
-        out += values[hole]
-        out += part
-    return bytes(out)
+TEMPLATE_HOLES = ("event_id", "key")  # a template's holes are named by the outbox column that fills them
 
 
 def _message(row: sa.Row, payload: bytes) -> OutgoingMessage:

@@ -5,9 +5,9 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from shared.contracts.envelope import Envelope
+from shared.contracts.envelope import Envelope, EnvelopeTemplate
 from shared.contracts.segmentation import SegmentMembershipChanged
-from shared.messaging.outbox import Outbox, fill
+from shared.messaging.outbox import Outbox
 
 from segmentation.segments import run_diff
 from segmentation.tables import messaging
@@ -57,7 +57,7 @@ def test_event_rows_are_binary_copy_rows_that_fill_the_template_to_the_models_ev
         event_id, topic, key, template_id = fields
         assert int.from_bytes(template_id, "big") == 77
         # What the relay sends for the row.
-        payload = fill(parts, holes, event_id.decode(), key.decode())
+        payload = EnvelopeTemplate(parts, holes).fill({"event_id": event_id.decode(), "key": key.decode()})
         env = Envelope.from_json(payload)
         assert payload == env.to_json()  # the envelope's own JSON, byte for byte
         p = env.payload(SegmentMembershipChanged)

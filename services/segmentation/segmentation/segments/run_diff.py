@@ -206,10 +206,10 @@ class EventRows:
             ids[int(position)] = await self.outbox.add_template(session, *self.template(scope[position], change))
         return ids
 
-    def template(self, segment: Segment, change: str) -> tuple[tuple[bytes, ...], list[str]]:
+    def template(self, segment: Segment, change: str) -> tuple[tuple[bytes, ...], tuple[str, ...]]:
         """The parts and holes of the events of one segment and change, as `Outbox.add_template` takes them."""
         event = event_template(segment, change, self.now, self.run_id, self.correlation_id)
-        return event.parts, [self.HOLE_COLUMNS[h] for h in event.holes]
+        return event.parts, tuple(self.HOLE_COLUMNS[h] for h in event.holes)
 
     def row(self, template_id: int) -> tuple[np.ndarray, int, int]:
         """One COPY row with blanks, the offsets of the event id's blank and of the customer id's."""

@@ -1,4 +1,4 @@
-"""Pooled HTTP client to the services (aiohttp: httpx's pool collapses under concurrency, see the docs).
+"""The gateway's client to the services, over pooled keep-alive connections (`upstream_pool`).
 
 Connection failures and timeouts become `UpstreamUnavailable`, rendered as 503 problem+json naming the
 service. Only idempotent requests are retried, once, and only when the connection could not be made (or
@@ -6,10 +6,11 @@ dropped before an answer). A circuit breaker per service: after `breaker_failure
 failures the service is answered 503 at once for `breaker_cooloff_s`, then one request probes it again.
 """
 
+import asyncio
+import re
 import time
 from dataclasses import dataclass
 
-import aiohttp
 from pydantic import BaseModel, Field
 from yarl import URL
 
@@ -18,6 +19,9 @@ from shared.internal_auth import HEADER as INTERNAL_TOKEN_HEADER
 from shared.internal_auth import Caller, TokenSigner
 from shared.log import current_correlation_id
 from shared.problems import DomainError
+from shared.validation import printable
+
+from gateway.upstream_pool import BadResponse, ConnectFailed, ConnectionPool, Dropped
 
 IDEMPOTENT = {"GET", "HEAD", "OPTIONS", "PUT", "DELETE"}
 HOP_BY_HOP = {
@@ -31,7 +35,14 @@ HOP_BY_HOP = {
     "content-length",
     "proxy-authorization",
     "proxy-authenticate",
+    # The gateway answered the client's expectation itself; the service gets the whole body at once.
+    "expect",
 }
+_HOP_BY_HOP_BYTES = frozenset(h.encode() for h in HOP_BY_HOP)
+# A request target that keeps HTTP/1.1's framing: visible ASCII and bytes over 0x7f (sent as they came), no
+# space or control character.
+_TARGET = re.compile(r"/[^\x00-\x20\x7f]*")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Credentials stop at the gateway: the services behind it never see (nor could log) them. A client's own
 # internal token is dropped too: the services get only the one the gateway signs.
 NOT_FORWARDED = HOP_BY_HOP | {"x-api-key", "authorization", "cookie", INTERNAL_TOKEN_HEADER}
@@ -47,10 +58,14 @@ class UpstreamUnavailable(DomainError):
     status, slug, title, members = 503, "service-unavailable", "Service unavailable", UnavailableMembers
 
 
+class BadRequestTarget(DomainError):
+    status, slug, title = 400, "bad-request-target", "Request cannot be forwarded"
+
+
 @dataclass(frozen=True, slots=True)
 class UpstreamResponse:
     status: int
-    headers: list[tuple[str, str]]
+    headers: list[tuple[bytes, bytes]]  # as the service sent them (names in lower case), hop-by-hop ones dropped
     body: bytes
 
 
@@ -94,27 +109,30 @@ class Upstreams:
         keepalive_s: float = 4.0,
     ) -> None:
         self._signer = signer
-        self._keepalive_s = keepalive_s
         self.urls = {name: url.rstrip("/") for name, url in urls.items()}
-        self._timeout = aiohttp.ClientTimeout(total=request_timeout_s, sock_connect=connect_timeout_s)
-        self._max_connections = max_connections
-        self._session: aiohttp.ClientSession | None = None
+        self._request_timeout_s = request_timeout_s
+        self._pools: dict[str, ConnectionPool] = {}
+        for name, url in self.urls.items():
+            parsed = URL(url)
+            if parsed.scheme != "http" or not parsed.host or parsed.path not in ("", "/"):
+                raise ValueError(f"the {name} service's URL must be http://host:port, got {url!r}")
+            self._pools[name] = ConnectionPool(
+                parsed.host,
+                parsed.explicit_port or 80,
+                limit=max_connections,
+                keepalive_s=keepalive_s,
+                connect_timeout_s=connect_timeout_s,
+            )
+        # The Host header each service gets, as its URL names it.
+        self._host_lines = {name: f"host: {URL(url).host_port_subcomponent}\r\n" for name, url in self.urls.items()}
         self.breakers = {name: Breaker(breaker_failures, breaker_cooloff_s) for name in urls}
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(
-            limit=self._max_connections,
-            limit_per_host=self._max_connections,
-            keepalive_timeout=self._keepalive_s,
-            ttl_dns_cache=300,
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector, timeout=self._timeout, auto_decompress=False, skip_auto_headers=("User-Agent",)
-        )
+        """Nothing to open: connections are made on first use."""
 
     async def stop(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        for pool in self._pools.values():
+            pool.close()
 
     async def request(
         self,
@@ -133,43 +151,70 @@ class Upstreams:
 
         `use_breaker=False`: the gateway's own background reads (the OpenAPI documents, fetched while the services
         are still starting) neither trip nor obey the circuit, so they cannot refuse the first callers'."""
-        assert self._session is not None, "Upstreams.start() was not awaited"
         breaker = self.breakers[service] if use_breaker else Breaker(failures=2**31, cooloff_s=0)
         if (open_for := breaker.check()) > 0:
             raise UpstreamUnavailable(f"{service} is unavailable (circuit open for {open_for:.1f}s more)", service=service)
-        # Sent exactly as given (encoded=True): the path was made canonical before the policy decided on it, and
-        # a client-side normalisation (dot segments, re-quoting) would send it somewhere else.
-        url = URL(f"{self.urls[service]}{path}" + (f"?{query}" if query else ""), encoded=True)
-        send_headers = {k: v for k, v in (headers or {}).items() if k.lower() not in NOT_FORWARDED}
-        if (cid := current_correlation_id()) is not None:
-            send_headers[CORRELATION_HEADER] = cid
-        send_headers[INTERNAL_TOKEN_HEADER] = self._signer.token(service, caller)
-        timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=self._timeout.sock_connect) if timeout_s else None
+        message = self._message(service, method, path, query, body, headers, caller)
+        pool, head = self._pools[service], method == "HEAD"
         attempts = 2 if method in IDEMPOTENT else 1
         for attempt in range(1, attempts + 1):
             try:
-                async with self._session.request(
-                    method, url, data=body, headers=send_headers, timeout=timeout or self._timeout
-                ) as resp:
-                    payload = await resp.read()
-                    out_headers = [(k, v) for k, v in resp.headers.items() if k.lower() not in HOP_BY_HOP]
-                    breaker.succeeded()
-                    return UpstreamResponse(resp.status, out_headers, payload)
-            except aiohttp.ClientConnectorError as exc:
+                async with asyncio.timeout(timeout_s or self._request_timeout_s):
+                    # A retry never reuses a pooled connection: the one that failed may have had idle siblings
+                    # the service closed too (it restarted).
+                    raw = await pool.request(message, head=head, fresh=attempt > 1)
+            except ConnectFailed as exc:
                 breaker.failed()
                 if attempt == attempts or breaker.check() > 0:
-                    raise UpstreamUnavailable(f"{service} is unreachable: {exc.strerror or exc}", service=service) from None
-            except aiohttp.ServerDisconnectedError:
-                # The service went away mid-request (crash, kill -9): only an idempotent call may be repeated.
+                    raise UpstreamUnavailable(f"{service} is unreachable: {exc}", service=service) from None
+            except Dropped as exc:
+                # The service went away mid-request (crash, kill -9): only an idempotent call may be repeated,
+                # and only when nothing of an answer had come.
                 breaker.failed()
-                if attempt == attempts or breaker.check() > 0:
+                if exc.answered or attempt == attempts or breaker.check() > 0:
                     raise UpstreamUnavailable(f"{service} dropped the connection mid-request", service=service) from None
-            except (TimeoutError, aiohttp.ServerTimeoutError):
+            except TimeoutError:
                 raise UpstreamUnavailable(f"{service} did not answer in time", service=service) from None
-            except aiohttp.ClientError as exc:
+            except BadResponse as exc:
                 breaker.failed()
-                raise UpstreamUnavailable(f"{service} failed mid-request: {type(exc).__name__}", service=service) from None
+                raise UpstreamUnavailable(f"{service} failed mid-request: {exc}", service=service) from None
+            else:
+                breaker.succeeded()
+                kept = [(k, v) for k, v in raw.headers if k.lower() not in _HOP_BY_HOP_BYTES]
+                return UpstreamResponse(raw.status, kept, raw.body)
         raise AssertionError("unreachable")
+
+    def _message(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        query: str,
+        body: bytes | None,
+        headers: dict[str, str] | None,
+        caller: Caller,
+    ) -> bytes:
+        """The whole request, framed: request line, headers, body."""
+        # Sent exactly as given: the path was made canonical before the policy decided on it, and a client-side
+        # normalisation (dot segments, re-quoting) would send it somewhere else. It may not break the framing.
+        target = f"{path}?{query}" if query else path
+        if not _TARGET.fullmatch(target) or method not in _METHODS:
+            raise BadRequestTarget(f"{method} {printable(target)!r} cannot be forwarded")
+        lines = [f"{method} {target} HTTP/1.1\r\n", self._host_lines[service]]
+        for k, v in (headers or {}).items():
+            if k.lower() not in NOT_FORWARDED:
+                lines.append(f"{k}: {v}\r\n")
+        if (cid := current_correlation_id()) is not None:
+            lines.append(f"{CORRELATION_HEADER}: {cid}\r\n")
+        lines.append(f"{INTERNAL_TOKEN_HEADER}: {self._signer.token(service, caller)}\r\n")
+        if body is not None or method in ("POST", "PUT", "PATCH"):
+            lines.append(f"content-length: {len(body or b'')}\r\n")
+        lines.append("\r\n")
+        head = "".join(lines)
+        # One line per header: a CR or LF inside a value (none can come from uvicorn's parser) would add a header.
+        if head.count("\n") != len(lines) or head.count("\r") != len(lines):
+            raise BadRequestTarget("a header value holds a line break")
+        return head.encode("latin-1") + body if body else head.encode("latin-1")
 
     async def get_json_or_none(self, service: str, path: str, timeout_s: float) -> bytes | None:
         """A GET that never raises: the body on 200, else None (used for the OpenAPI documents)."""

@@ -122,7 +122,7 @@ class ProxyMiddleware:
                 500, "Internal server error", "an unexpected error occurred in the gateway", slug="internal", instance=path
             )(scope, receive, send)
         # The gateway's own middleware sets the correlation id on the response; the service's copy would repeat it.
-        out = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in resp.headers if k.lower().encode("latin-1") != _CORRELATION]
+        out = [(k, v) for k, v in resp.headers if k.lower() != _CORRELATION]
         out.append((b"content-length", str(len(resp.body)).encode()))
         await send({"type": "http.response.start", "status": resp.status, "headers": out})
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else resp.body})

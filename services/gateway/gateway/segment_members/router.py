@@ -34,5 +34,6 @@ async def segment_members(segment_id: uuid.UUID, request: Request, limit: Limit 
     if isinstance(answer, bytes):
         return Response(answer, media_type="application/json")
     # Not a page (unknown segment, bad cursor…): segmentation's answer as it is.
-    headers = {k: v for k, v in answer.headers if k.lower() in ("content-type", "content-language")}
+    kept = (b"content-type", b"content-language")
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in answer.headers if k.lower() in kept}
     return Response(answer.body, status_code=answer.status, headers=headers)

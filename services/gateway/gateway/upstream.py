@@ -201,10 +201,12 @@ class Upstreams:
         if not _TARGET.fullmatch(target) or method not in _METHODS:
             raise BadRequestTarget(f"{method} {printable(target)!r} cannot be forwarded")
         lines = [f"{method} {target} HTTP/1.1\r\n", self._host_lines[service]]
+        cid = current_correlation_id()
         for k, v in (headers or {}).items():
-            if k.lower() not in NOT_FORWARDED:
+            # The client's correlation id is replaced by the gateway's (which it may have minted instead).
+            if k.lower() not in NOT_FORWARDED and not (cid is not None and k.lower() == CORRELATION_HEADER):
                 lines.append(f"{k}: {v}\r\n")
-        if (cid := current_correlation_id()) is not None:
+        if cid is not None:
             lines.append(f"{CORRELATION_HEADER}: {cid}\r\n")
         lines.append(f"{INTERNAL_TOKEN_HEADER}: {self._signer.token(service, caller)}\r\n")
         if body is not None or method in ("POST", "PUT", "PATCH"):

@@ -90,6 +90,23 @@ async def test_a_connection_is_reused_and_the_request_is_framed_as_sent():
     assert seen[1].startswith(b"POST /v1/x HTTP/1.1\r\n") and seen[1].endswith(b"content-length: 7\r\n\r\n" + b'{"a":1}')
 
 
+async def test_the_correlation_id_and_token_are_the_gateways_and_sent_once():
+    from shared.log import correlation_id
+
+    forged = {"x-correlation-id": "c" * 500, "x-internal-token": "forged", "host": "evil", "content-length": "99"}
+    token = correlation_id.set("gw-cid")
+    try:
+        async with scripted(lambda n, head: OK) as (upstreams, seen, _):
+            await get(upstreams, "POST", body=b"[]", headers=forged)
+    finally:
+        correlation_id.reset(token)
+    lines = seen[0].split(b"\r\n")
+    assert [line for line in lines if line.startswith(b"x-correlation-id")] == [b"x-correlation-id: gw-cid"]
+    assert len([line for line in lines if line.startswith(b"x-internal-token")]) == 1 and b"forged" not in seen[0]
+    assert [line for line in lines if line.startswith(b"host")] == [lines[1]] and b"evil" not in seen[0]
+    assert [line for line in lines if line.startswith(b"content-length")] == [b"content-length: 2"]
+
+
 async def test_chunked_answers_and_connection_close():
     chunked = b"HTTP/1.1 201 Created\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
     closing = b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 1\r\n\r\nz"

@@ -29,7 +29,6 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.problems import problem_response
@@ -247,11 +246,6 @@ class InternalAuthMiddleware:
         return await problem_response(401, "Unauthorized", detail, slug="unauthorized", instance=scope["path"])(
             scope, receive, send
         )
-
-
-def current_caller(request: Request) -> Caller:
-    """FastAPI dependency: the caller the gateway vouched for. Never take it from a plain header."""
-    return request.scope[CALLER_SCOPE_KEY]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,7 +38,9 @@ HOP_BY_HOP = {
     # The gateway answered the client's expectation itself; the service gets the whole body at once.
     "expect",
 }
-_HOP_BY_HOP_BYTES = frozenset(h.encode() for h in HOP_BY_HOP)
+# Not passed back to the client: hop-by-hop headers, and the two the gateway's own server sets on every answer
+# (forwarding the service's would send each twice).
+_NOT_RETURNED = frozenset(h.encode() for h in HOP_BY_HOP) | {b"date", b"server"}
 # A request target that keeps HTTP/1.1's framing: visible ASCII and bytes over 0x7f (sent as they came), no
 # space or control character.
 _TARGET = re.compile(r"/[^\x00-\x20\x7f]*")
@@ -65,7 +67,7 @@ class BadRequestTarget(DomainError):
 @dataclass(frozen=True, slots=True)
 class UpstreamResponse:
     status: int
-    headers: list[tuple[bytes, bytes]]  # as the service sent them (names in lower case), hop-by-hop ones dropped
+    headers: list[tuple[bytes, bytes]]  # as the service sent them (names in lower case), less `_NOT_RETURNED`
     body: bytes
 
 
@@ -180,7 +182,7 @@ class Upstreams:
                 raise UpstreamUnavailable(f"{service} failed mid-request: {exc}", service=service) from None
             else:
                 breaker.succeeded()
-                kept = [(k, v) for k, v in raw.headers if k.lower() not in _HOP_BY_HOP_BYTES]
+                kept = [(k, v) for k, v in raw.headers if k.lower() not in _NOT_RETURNED]
                 return UpstreamResponse(raw.status, kept, raw.body)
         raise AssertionError("unreachable")
 

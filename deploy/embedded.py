@@ -24,6 +24,7 @@ from shared.internal_auth import generate_keypair
 from shared.log import configure_logging
 from shared.messaging.inprocess import InProcessTransport
 from shared.migrations import upgrade
+from shared.serving import tune_gc_once_started
 
 import clv.app
 import gateway.app
@@ -67,6 +68,7 @@ def embedded_postgres() -> PostgresServer | None:
 
 async def run(url: str, host: str, gateway_port: int, demo_customers: int) -> None:
     started = time.monotonic()
+    tune_gc_once_started()
     for name in [*SERVICES, "gateway"]:
         migrations = Path(__import__(name).__file__).parent / "migrations"
         await asyncio.to_thread(upgrade, migrations, name, url)

@@ -11,6 +11,7 @@ import uvicorn
 
 from shared.log import configure_logging
 from shared.migrations import downgrade, upgrade
+from shared.serving import tune_gc_once_started
 from shared.settings import ServiceSettings
 
 
@@ -53,6 +54,7 @@ def service_main(
         module, function = reconcile.split(":")
         drifts = asyncio.run(getattr(importlib.import_module(module), function)(settings, args.repair))
         sys.exit(1 if drifts and not args.repair else 0)
+    tune_gc_once_started()
     # Graceful shutdown: uvicorn stops accepting, the lifespan stops consumers after their current batch.
     uvicorn.run(
         app_factory, factory=True, host=args.host, port=args.port, log_config=None, timeout_graceful_shutdown=30, access_log=False

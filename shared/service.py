@@ -31,6 +31,7 @@ from shared.messaging.outbox import Outbox, OutboxRelay
 from shared.messaging.tables import MessagingTables
 from shared.messaging.transport import Transport
 from shared.problems import install_problem_handlers
+from shared.serving import service_started
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,7 @@ class ServiceRuntime:
             for hook in self._start_hooks:
                 await hook()
             self._loops = [asyncio.create_task(factory(), name=name) for name, factory in self._loop_factories]
+        service_started()
 
     async def stop(self) -> None:
         for loop in self._loops:

@@ -21,6 +21,7 @@ the plain protocol, 23.9 µs for this one (per-request timers had cost ~5 µs).
 """
 
 import asyncio
+import gc
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -104,3 +105,30 @@ def read_timeout_protocol(
             "body_min_bytes_per_s": body_min_bytes_per_s,
         },
     )
+
+
+# Allocations between two young-generation collections (Python's default is 700).
+GC_YOUNG_THRESHOLD = 10_000
+_server_process = False
+
+
+def tune_gc_once_started() -> None:
+    """Called by a server process's entry point before it serves: once its service has started (`service_started`),
+    what exists then (modules, the app and its routes, models, pools, consumers) leaves the cyclic collector's view,
+    and young collections run every 10,000 allocations instead of 700.
+
+    Under `python -m bench freshness` the collector was 17% of the gateway's CPU samples and 11% of lifecycle's
+    (py-spy --native): every event allocates thousands of short-lived objects, and the frequent collections kept
+    walking a heap that does not change after start-up. Frozen objects are still freed by reference counting;
+    only cycles among them are never collected. Never in a test process, where freezing would keep every earlier
+    test's garbage cycles. Figures in docs/development.md, "Garbage collection".
+    """
+    global _server_process
+    _server_process = True
+
+
+def service_started() -> None:
+    """Called when a service has started (`ServiceRuntime.start`); tunes the collector in a server process only."""
+    if _server_process:
+        gc.freeze()
+        gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)

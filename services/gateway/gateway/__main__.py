@@ -17,6 +17,7 @@ import uvicorn
 from shared.db import make_engine, make_session_factory
 from shared.log import configure_logging
 from shared.migrations import downgrade, upgrade
+from shared.serving import tune_gc_once_started
 
 from gateway.keys import repository
 from gateway.keys.service import create_key
@@ -100,6 +101,7 @@ def main() -> int:
         return 0
     if args.command == "keys":
         return asyncio.run(_keys(settings, args))
+    tune_gc_once_started()
     uvicorn.run(
         "gateway.app:create_app",
         factory=True,

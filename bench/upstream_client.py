@@ -28,6 +28,7 @@ from yarl import URL
 
 from bench import harness
 from shared.internal_auth import Caller, TokenSigner, generate_keypair
+from tests.e2e.processes import free_port
 
 BODY = b'{"customer_id":"0b6f6c3e-8f1e-4e43-9a55-2f1a3c1d9e77","stage":"development","since":"2026-12-01T10:00:00Z",' + (
     b'"history":[' + b",".join([b'{"stage":"acquisition","at":"2026-11-20T10:00:00Z"}'] * 5) + b"]}"
@@ -107,7 +108,7 @@ def main(argv: list[str]) -> dict:
     parser.add_argument("--rounds", type=int, default=6, help="alternating rounds per client")
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight")
     args = parser.parse_args(argv)
-    port = _port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "bench.upstream_client:app", "--port", str(port), "--log-level", "warning"],
         cwd=harness.REPO,
@@ -141,11 +142,3 @@ def main(argv: list[str]) -> dict:
         "aiohttp_over_upstreams": round(aio / ours, 2),
         "rounds_us": {k: [round(x, 1) for x in v] for k, v in results.items()},
     }
-
-
-def _port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

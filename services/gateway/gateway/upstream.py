@@ -114,6 +114,7 @@ class Upstreams:
         self.urls = {name: url.rstrip("/") for name, url in urls.items()}
         self._request_timeout_s = request_timeout_s
         self._pools: dict[str, ConnectionPool] = {}
+        self._host_lines: dict[str, str] = {}  # the Host header each service gets, as its URL names it
         for name, url in self.urls.items():
             parsed = URL(url)
             if parsed.scheme != "http" or not parsed.host or parsed.path not in ("", "/"):
@@ -125,8 +126,7 @@ class Upstreams:
                 keepalive_s=keepalive_s,
                 connect_timeout_s=connect_timeout_s,
             )
-        # The Host header each service gets, as its URL names it.
-        self._host_lines = {name: f"host: {URL(url).host_port_subcomponent}\r\n" for name, url in self.urls.items()}
+            self._host_lines[name] = f"host: {parsed.host_port_subcomponent}\r\n"
         self.breakers = {name: Breaker(breaker_failures, breaker_cooloff_s) for name in urls}
 
     async def start(self) -> None:

@@ -2,12 +2,12 @@
 
 The stream is what `bench freshness` makes clv consume from interaction's topic: per new customer
 `customer.created` and `customer.updated` (not clv types: parsed and skipped) and `purchase.recorded` (with its
-home and lines). It is fed as Kafka messages (JSON bytes) through both inbox consumers' own `process` (parse,
-validate, claim, the handler, commit): `interaction_facts` (purchase rows, transaction summaries, incremental
-scoring) and `profitability` (orders, their cost parts), in batches of `--batch` messages, on a fresh migrated
-Postgres. The CPU of this process (load-independent, unlike the wall time) is divided by the events fed, once
-per consumer (both read every event). Postgres' own CPU is not counted, so the statements per batch are printed
-as well.
+home and lines). It is fed as Kafka messages (JSON bytes) through the `process` (parse, validate, claim, the
+handler, commit) of each inbox consumer the clv app has on that topic, in batches of `--batch` messages, on a
+fresh migrated Postgres: two consumers before 2026-12-06 (`interaction_facts`: purchase rows, transaction
+summaries, incremental scoring; `profitability`: orders, their cost parts), one since, applying both. The CPU of
+this process (load-independent, unlike the wall time) is divided by the events of the stream. Postgres' own CPU
+is not counted, so the statements per batch of the stream are printed as well.
 
 The baseline (`--baseline`, a commit) runs the same stream in a child process with `shared/` and
 `services/clv/` of that commit first on its path, on a database of its own (bench/consumer_cpu.py).
@@ -43,28 +43,15 @@ def stream(customers: int) -> list[tuple[str, bytes]]:
 
 
 async def run(database_url: str, args: argparse.Namespace, profile: str | None) -> dict:
-    from shared.messaging.inbox import InboxConsumer
+    from shared.contracts.topics import INTERACTION_EVENTS
     from shared.messaging.inprocess import InProcessTransport
 
     import clv.app
-    from clv.profitability.projection import profitability_subscription
     from clv.settings import ClvSettings
-    from clv.transaction_summary.projection import interaction_subscription
 
     settings = ClvSettings(database_url=database_url, transport="inprocess", run_workers=False)
     runtime = clv.app.create_app(settings, InProcessTransport()).state.runtime
-    consumers = [
-        InboxConsumer(
-            group_id=f"clv.{subscription.name}",
-            inbox_name=f"clv.{subscription.name}",
-            subscription=subscription,
-            topic_prefix="",
-            transport=InProcessTransport(),
-            session_factory=runtime.session_factory,
-            tables=runtime.tables,
-        )
-        for subscription in (interaction_subscription(runtime.outbox, settings), profitability_subscription())
-    ]
+    consumers = [c for c in runtime.consumers if settings.topic_prefix + INTERACTION_EVENTS in c.topics]
     figures = await consumer_cpu.feed(runtime.engine, consumers, stream(args.customers), args.batch, profile)
     async with runtime.session_factory() as session:
         summaries = (await session.execute(sa.text("SELECT count(*) FROM clv.transaction_summary"))).scalar()

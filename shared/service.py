@@ -24,7 +24,7 @@ from shared import jobs as job_leases
 from shared.db import asyncpg_dsn, make_engine, make_session_factory, ping
 from shared.http import health_router, install_http_plumbing
 from shared.internal_auth import InternalAuthMiddleware, TokenVerifier
-from shared.messaging.inbox import InboxConsumer, Subscription
+from shared.messaging.inbox import InboxConsumer, InboxPart, Subscription
 from shared.messaging.inprocess import InProcessTransport
 from shared.messaging.kafka import KafkaTransport
 from shared.messaging.outbox import Outbox, OutboxRelay
@@ -89,22 +89,41 @@ class ServiceRuntime:
     def subscribe(self, subscription: Subscription) -> None:
         """Add a consumer; its inbox name is `<service>.<subscription>`, its Kafka group the same, prefixed (and
         likewise for the subscription's `former_names`)."""
-        inbox_name = f"{self.settings.service_name}.{subscription.name}"
-        former = [f"{self.settings.service_name}.{name}" for name in subscription.former_names]
+        part = self._part(subscription)
         self.consumers.append(
-            InboxConsumer(
-                group_id=self.settings.topic_prefix + inbox_name,
-                inbox_name=inbox_name,
-                subscription=subscription,
-                topic_prefix=self.settings.topic_prefix,
-                transport=self.transport,
-                session_factory=self.session_factory,
-                tables=self.tables,
-                batch_size=self.settings.consumer_batch_size,
-                max_attempts=self.settings.consumer_max_attempts,
-                former_group_ids=[self.settings.topic_prefix + name for name in former],
-                former_inbox_names=former,
+            self._consumer(
+                self.settings.topic_prefix + part.inbox_name,
+                [part],
+                adopt_from=[[self.settings.topic_prefix + name for name in part.former_inbox_names]],
             )
+        )
+
+    def subscribe_together(self, name: str, subscriptions: list[Subscription]) -> None:
+        """One consumer, Kafka group `<prefix><service>.<name>`, for subscriptions that read the same topics: each
+        event is fetched and parsed once and applied by all of them in one transaction, each keeping its own inbox
+        name. Replaces their own consumers: the new group starts where the slowest of them left off. See
+        docs/development.md, "Merging consumers"."""
+        prefix = self.settings.topic_prefix
+        parts = [self._part(s) for s in subscriptions]
+        lineages = [[prefix + p.inbox_name, *(prefix + f for f in p.former_inbox_names)] for p in parts]
+        self.consumers.append(self._consumer(f"{prefix}{self.settings.service_name}.{name}", parts, adopt_from=lineages))
+
+    def _part(self, subscription: Subscription) -> InboxPart:
+        service = self.settings.service_name
+        former = [f"{service}.{name}" for name in subscription.former_names]
+        return InboxPart(f"{service}.{subscription.name}", subscription, former)
+
+    def _consumer(self, group_id: str, parts: list[InboxPart], adopt_from: list[list[str]]) -> InboxConsumer:
+        return InboxConsumer(
+            group_id=group_id,
+            parts=parts,
+            topic_prefix=self.settings.topic_prefix,
+            transport=self.transport,
+            session_factory=self.session_factory,
+            tables=self.tables,
+            batch_size=self.settings.consumer_batch_size,
+            max_attempts=self.settings.consumer_max_attempts,
+            adopt_from=adopt_from,
         )
 
     async def start(self) -> None:

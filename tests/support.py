@@ -20,7 +20,7 @@ from shared.contracts.interaction import SOURCE, PurchaseRecorded
 from shared.db import make_engine, make_session_factory
 from shared.internal_auth import HEADER as INTERNAL_TOKEN_HEADER
 from shared.internal_auth import Caller, TokenSigner
-from shared.messaging.inbox import InboxConsumer, Subscription
+from shared.messaging.inbox import InboxConsumer, InboxPart, Subscription
 from shared.messaging.tables import MessagingTables
 from shared.messaging.transport import Transport
 
@@ -146,7 +146,7 @@ async def running_consumer(
     *,
     database_url: str,
     transport: Transport,
-    subscription: Subscription,
+    subscription: Subscription | None = None,
     tables: MessagingTables,
     topic_prefix: str,
     inbox_name: str = "test.consumer",
@@ -154,14 +154,18 @@ async def running_consumer(
     batch_size: int = 200,
     max_attempts: int = 2,
     former_inbox_names: Sequence[str] = (),
+    parts: Sequence[InboxPart] = (),
+    adopt_from: Sequence[Sequence[str]] | None = None,
 ) -> AsyncIterator[InboxConsumer]:
     """An inbox consumer running in a task; stopped gracefully (batch finished) on exit. Its group and those of
-    `former_inbox_names` are the inbox names with the topic prefix, as the service runtime names them."""
+    `former_inbox_names` are the inbox names with the topic prefix, as the service runtime names them. With
+    `parts` (several subscriptions together) give the `group_id` and the groups to `adopt_from`."""
     engine = make_engine(database_url, pool_size=4)
     consumer = InboxConsumer(
         group_id=group_id or topic_prefix + inbox_name,
         inbox_name=inbox_name,
         subscription=subscription,
+        parts=parts,
         topic_prefix=topic_prefix,
         transport=transport,
         session_factory=make_session_factory(engine),
@@ -169,7 +173,7 @@ async def running_consumer(
         batch_size=batch_size,
         max_attempts=max_attempts,
         poll_timeout_ms=200,
-        former_group_ids=[topic_prefix + name for name in former_inbox_names],
+        adopt_from=[[topic_prefix + name for name in former_inbox_names]] if adopt_from is None else adopt_from,
         former_inbox_names=former_inbox_names,
     )
     task = asyncio.create_task(consumer.run())

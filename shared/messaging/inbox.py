@@ -93,13 +93,32 @@ class Subscription:
     former_names: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class InboxPart:
+    """One subscription of a consumer: its events are claimed under `inbox_name` (or found applied under one of
+    `former_inbox_names`) and applied by its handler."""
+
+    inbox_name: str
+    subscription: Subscription
+    former_inbox_names: Sequence[str] = ()
+
+
 class InboxConsumer:
+    """One Kafka consumer group applying one subscription, or several together (`parts`).
+
+    Parts share the fetch, the parsing and the transaction; each keeps its own inbox name, so each applies an
+    event exactly once whichever consumer group delivered it. `adopt_from` lists, for a group that is new, the
+    groups whose committed offsets it starts from: one lineage (newest name first) per part it took over; per
+    partition it starts from the earliest of them (`merged_offsets`).
+    """
+
     def __init__(
         self,
         *,
         group_id: str,
-        inbox_name: str,
-        subscription: Subscription,
+        inbox_name: str = "",
+        subscription: Subscription | None = None,
+        parts: Sequence[InboxPart] = (),
         topic_prefix: str,
         transport: Transport,
         session_factory: async_sessionmaker[AsyncSession],
@@ -107,16 +126,26 @@ class InboxConsumer:
         batch_size: int = 500,
         max_attempts: int = 3,
         poll_timeout_ms: int = 500,
-        former_group_ids: Sequence[str] = (),
+        adopt_from: Sequence[Sequence[str]] = (),
         former_inbox_names: Sequence[str] = (),
     ) -> None:
+        if subscription is not None:
+            parts = [InboxPart(inbox_name, subscription, former_inbox_names), *parts]
+        if not parts:
+            raise ValueError("an inbox consumer needs a subscription")
         self.group_id = group_id
-        self.inbox_name = inbox_name
-        self.former_group_ids = list(former_group_ids)
-        self.former_inbox_names = list(former_inbox_names)
-        self.subscription = subscription
-        self.topics = [topic_prefix + t for t in subscription.topics]
-        self.pattern = f"^{re.escape(topic_prefix)}(?:{subscription.topic_pattern})$" if subscription.topic_pattern else None
+        self.parts = list(parts)
+        self.adopt_from = [list(lineage) for lineage in adopt_from if lineage]
+        if len(self.parts) > 1:
+            _check_combinable(self.parts)
+        # The one subscription, or the first part's: what only a lone subscription may set (pattern, admit,
+        # unknown types) is read from it.
+        self.subscription = self.parts[0].subscription
+        self.event_types = {t: m for part in self.parts for t, m in part.subscription.event_types.items()}
+        self.topics = sorted({topic_prefix + t for part in self.parts for t in part.subscription.topics})
+        self._part_topics = [{topic_prefix + t for t in part.subscription.topics} for part in self.parts]
+        pattern = self.subscription.topic_pattern
+        self.pattern = f"^{re.escape(topic_prefix)}(?:{pattern})$" if pattern else None
         self.transport = transport
         self.session_factory = session_factory
         self.inbox = tables.inbox
@@ -135,10 +164,11 @@ class InboxConsumer:
             consumer = self.transport.consumer(self.group_id, self.topics, self.pattern)
             pending: asyncio.Task | None = None
             try:
-                if self.former_group_ids:
-                    # Before the first fetch, else a renamed group would start from the beginning of its topics.
-                    await self.transport.adopt_offsets(self.group_id, self.former_group_ids, self.topics, self.pattern)
-                    self.former_group_ids = []
+                if self.adopt_from:
+                    # Before the first fetch, else a renamed or merged group would start from the beginning of its
+                    # topics.
+                    await self.transport.adopt_offsets(self.group_id, self.adopt_from, self.topics, self.pattern)
+                    self.adopt_from = []
                 await consumer.start()
                 self.running = True
                 while not self._stopping.is_set():
@@ -192,7 +222,7 @@ class InboxConsumer:
                         raise InvalidEvent(f"{name}: {problem}")
                 if self.subscription.admit is not None:
                     self.subscription.admit(msg, envelope)
-                model = self.subscription.event_types.get(envelope.type) or self.subscription.unknown_types_as
+                model = self.event_types.get(envelope.type) or self.subscription.unknown_types_as
                 if model is None:
                     if self.subscription.reject_unknown_types:
                         raise InvalidEvent(f"unknown event type {envelope.type!r}")
@@ -207,46 +237,60 @@ class InboxConsumer:
             events.append(ConsumedEvent(envelope, payload, msg))
         return events, dead
 
-    async def _apply(self, events: list[ConsumedEvent]) -> None:
+    async def _apply(self, events: list[ConsumedEvent], parts: Sequence[int] | None = None) -> None:
+        """Claim and apply `events` in one transaction, for every part or for the `parts` given (indexes)."""
         token = correlation_id.set(events[0].envelope.correlationid)
         try:
+            applied = duplicate = 0
             async with self.session_factory() as session, session.begin():
-                fresh = await self._claim(session, events)
-                if fresh:
-                    await self.subscription.handler(session, fresh)
-            EVENTS_APPLIED.labels(self.group_id).inc(len(fresh))
-            EVENTS_DUPLICATE.labels(self.group_id).inc(len(events) - len(fresh))
+                for i in range(len(self.parts)) if parts is None else parts:
+                    part = self.parts[i]
+                    mine = events if len(self.parts) == 1 else [e for e in events if _for(part, self._part_topics[i], e)]
+                    fresh = await self._claim(session, part, mine)
+                    if fresh:
+                        await part.subscription.handler(session, fresh)
+                    applied, duplicate = applied + len(fresh), duplicate + len(mine) - len(fresh)
+            EVENTS_APPLIED.labels(self.group_id).inc(applied)
+            EVENTS_DUPLICATE.labels(self.group_id).inc(duplicate)
         finally:
             correlation_id.reset(token)
 
-    async def _claim(self, session: AsyncSession, events: list[ConsumedEvent]) -> list[ConsumedEvent]:
+    async def _claim(self, session: AsyncSession, part: InboxPart, events: list[ConsumedEvent]) -> list[ConsumedEvent]:
         unique: dict[tuple[str, str], ConsumedEvent] = {}
         for e in events:
             unique.setdefault((e.envelope.source, e.envelope.id), e)
-        new = await claim(session, self.inbox, self.inbox_name, list(unique), former=self.former_inbox_names)
+        new = await claim(session, self.inbox, part.inbox_name, list(unique), former=part.former_inbox_names)
         return [e for key, e in unique.items() if key in new]
 
     async def _apply_one_by_one(self, events: list[ConsumedEvent]) -> list[tuple[IncomingMessage, str, int]]:
+        """Each event in a transaction of its own, and each part apart: a part that cannot apply an event does
+        not keep it from the others (the dead letter, replayed, is skipped by the parts that applied it)."""
         dead = []
         for event in events:
-            attempt = 0
-            while True:
-                attempt += 1
-                try:
-                    await self._with_infra_retries(functools.partial(self._apply, [event]))
-                    break
-                except _Stopped:
-                    raise
-                except InvalidEvent as exc:
-                    dead.append((event.message, str(exc), attempt))
-                    break
-                except Exception as exc:  # noqa: BLE001 - a poison event, after bounded retries
-                    if attempt >= self.max_attempts:
-                        log.error("event %s failed %d times, dead-lettering: %r", event.envelope.id, attempt, exc)
-                        dead.append((event.message, f"{type(exc).__name__}: {exc}"[:1000], attempt))
-                        break
-                    await self._pause(0.05 * 2**attempt)
+            failures = [f for i in range(len(self.parts)) if (f := await self._apply_part(event, i)) is not None]
+            if failures:
+                reason = failures[0][0] if len(failures) == 1 else "; ".join(f"{p}: {r}" for r, _, p in failures)
+                dead.append((event.message, reason[:4000], max(attempts for _, attempts, _ in failures)))
         return dead
+
+    async def _apply_part(self, event: ConsumedEvent, part: int) -> tuple[str, int, str] | None:
+        """None once applied (or skipped); else why it failed, after how many attempts, and the part's name."""
+        name = self.parts[part].inbox_name
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await self._with_infra_retries(functools.partial(self._apply, [event], [part]))
+                return None
+            except _Stopped:
+                raise
+            except InvalidEvent as exc:
+                return str(exc), attempt, name
+            except Exception as exc:  # noqa: BLE001 - a poison event, after bounded retries
+                if attempt >= self.max_attempts:
+                    log.error("event %s failed %d times in %s, dead-lettering: %r", event.envelope.id, attempt, name, exc)
+                    return f"{type(exc).__name__}: {exc}"[:1000], attempt, name
+                await self._pause(0.05 * 2**attempt)
 
     async def _with_infra_retries(self, work: Callable[[], Awaitable[None]]) -> None:
         delay = 0.2
@@ -335,6 +379,25 @@ async def claim(
     )
     sources, ids = inserted.one()
     return set(zip(sources, ids, strict=True)) if sources else set()
+
+
+def _for(part: InboxPart, topics: set[str], event: ConsumedEvent) -> bool:
+    return event.message.topic in topics and event.envelope.type in part.subscription.event_types
+
+
+def _check_combinable(parts: Sequence[InboxPart]) -> None:
+    """Parts share one parse: an event type means one model for all, and what decides how a message is parsed
+    or admitted (a topic pattern, unknown types, an admission check) belongs to a consumer of its own."""
+    models: dict[str, type[Payload]] = {}
+    for part in parts:
+        sub = part.subscription
+        if sub.topic_pattern or sub.admit or sub.reject_unknown_types or sub.unknown_types_as:
+            raise ValueError(f"subscription {sub.name!r} parses or admits messages its own way: it needs its own consumer")
+        for event_type, model in sub.event_types.items():
+            if models.setdefault(event_type, model) is not model:
+                raise ValueError(f"event type {event_type!r} has two models among the parts of one consumer")
+    if len({p.inbox_name for p in parts}) < len(parts):
+        raise ValueError("two parts of one consumer share an inbox name")
 
 
 class _Stopped(Exception):

@@ -11,7 +11,7 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 
-from shared.messaging.transport import CommitFailed, IncomingMessage, OutgoingMessage, partition_for, subscribed
+from shared.messaging.transport import CommitFailed, IncomingMessage, OutgoingMessage, merged_offsets, partition_for, subscribed
 
 
 class InProcessTransport:
@@ -49,18 +49,16 @@ class InProcessTransport:
         return InProcessConsumer(self, group_id, topics)
 
     async def adopt_offsets(
-        self, group_id: str, former_group_ids: Sequence[str], topics: list[str], pattern: str | None = None
+        self, group_id: str, lineages: Sequence[Sequence[str]], topics: list[str], pattern: str | None = None
     ) -> dict[tuple[str, int], int]:
         def mine(group: str) -> dict[tuple[str, int], int]:
             return {tp: o for tp, o in self._committed.get(group, {}).items() if subscribed(tp[0], topics, pattern)}
 
         if mine(group_id):
             return {}
-        for former in former_group_ids:
-            if offsets := mine(former):
-                self._committed[group_id].update(offsets)
-                return offsets
-        return {}
+        offsets = merged_offsets([[mine(group) for group in lineage] for lineage in lineages])
+        self._committed[group_id].update(offsets)
+        return offsets
 
     def messages(self, topic: str) -> list[IncomingMessage]:
         """Everything ever sent to `topic`, for tests and the dead-letter listing."""

@@ -16,7 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 
-from shared.messaging.transport import CommitFailed, IncomingMessage, OutgoingMessage, TransportError, subscribed
+from shared.messaging.transport import CommitFailed, IncomingMessage, OutgoingMessage, TransportError, merged_offsets, subscribed
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +96,10 @@ class KafkaTransport:
         return KafkaConsumer(self.bootstrap_servers, group_id, topics, self.client_id, pattern)
 
     async def adopt_offsets(
-        self, group_id: str, former_group_ids: Sequence[str], topics: list[str], pattern: str | None = None
+        self, group_id: str, lineages: Sequence[Sequence[str]], topics: list[str], pattern: str | None = None
     ) -> dict[tuple[str, int], int]:
         try:
-            offsets = await self._former_offsets(group_id, former_group_ids, topics, pattern)
+            offsets = await self._former_offsets(group_id, lineages, topics, pattern)
             if not offsets:
                 return {}
             # The admin client cannot write a group's offsets: a consumer of the new group with the partitions
@@ -119,14 +119,14 @@ class KafkaTransport:
             log.info("group %s has members already, its offsets are left as they are: %r", group_id, exc)
             return {}
         except (KafkaError, OSError, TimeoutError) as exc:
-            raise TransportError(f"could not copy the offsets of {list(former_group_ids)} to {group_id}: {exc!r}") from exc
-        log.info("group %s starts where %s left off: %d partitions", group_id, list(former_group_ids), len(offsets))
+            raise TransportError(f"could not copy the offsets of {lineages} to {group_id}: {exc!r}") from exc
+        log.info("group %s starts where %s left off: %d partitions", group_id, lineages, len(offsets))
         return offsets
 
     async def _former_offsets(
-        self, group_id: str, former_group_ids: Sequence[str], topics: list[str], pattern: str | None
+        self, group_id: str, lineages: Sequence[Sequence[str]], topics: list[str], pattern: str | None
     ) -> dict[tuple[str, int], int]:
-        """The committed offsets of the first former group that has some, or {} if `group_id` has its own."""
+        """`merged_offsets` of the lineages' committed offsets, or {} if `group_id` has its own."""
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers, client_id=self.client_id)
         try:
             async with asyncio.timeout(30):
@@ -142,10 +142,7 @@ class KafkaTransport:
 
                 if await committed(group_id):
                     return {}
-                for former in former_group_ids:
-                    if offsets := await committed(former):
-                        return offsets
-                return {}
+                return merged_offsets([[await committed(group) for group in lineage] for lineage in lineages])
         finally:
             await admin.close()
 

@@ -57,11 +57,12 @@ class Transport(Protocol):
         ...
 
     async def adopt_offsets(
-        self, group_id: str, former_group_ids: Sequence[str], topics: list[str], pattern: str | None = None
+        self, group_id: str, lineages: Sequence[Sequence[str]], topics: list[str], pattern: str | None = None
     ) -> dict[tuple[str, int], int]:
-        """Give a renamed consumer group its former group's place: if `group_id` has no committed offset on
-        `topics` (or the topics matching `pattern`), commit there those of the first of `former_group_ids` that
-        has some. Returns what was copied ({} when the group already had offsets or no former group had any)."""
+        """Give a renamed or merged consumer group its place: if `group_id` has no committed offset on `topics`
+        (or the topics matching `pattern`), commit there `merged_offsets` of the groups in `lineages` (one per
+        consumer it takes over, each its names newest first). Returns what was copied ({} when the group already
+        had offsets or nothing was found)."""
         ...
 
     async def check(self) -> None:
@@ -75,6 +76,21 @@ class TransportError(Exception):
 
 class CommitFailed(TransportError):
     """Offsets could not be committed (e.g. a rebalance moved the partition); the inbox absorbs the redelivery."""
+
+
+def merged_offsets(lineages: Sequence[Sequence[dict[tuple[str, int], int]]]) -> dict[tuple[str, int], int]:
+    """Where a consumer that takes over others starts: each lineage (one former consumer's groups, newest name
+    first) stands at the committed offsets of its first group that has some; per partition, the earliest of them.
+
+    A partition some lineage has no offset for is left out, so the new group starts it where that consumer would
+    have (the beginning): nothing another consumer has not applied is skipped. Each former consumer's inbox
+    absorbs the events it sees again.
+    """
+    standing = [next((offsets for offsets in lineage if offsets), {}) for lineage in lineages]
+    if not standing:
+        return {}
+    shared = set(standing[0]).intersection(*standing[1:])
+    return {tp: min(offsets[tp] for offsets in standing) for tp in sorted(shared)}
 
 
 def subscribed(topic: str, topics: list[str], pattern: str | None) -> bool:

@@ -1,7 +1,7 @@
 """The in-process transport keeps the semantics the services rely on from Kafka."""
 
 from shared.messaging.inprocess import InProcessTransport
-from shared.messaging.transport import OutgoingMessage
+from shared.messaging.transport import OutgoingMessage, merged_offsets
 
 
 async def test_same_key_keeps_order_and_uncommitted_messages_are_redelivered():
@@ -44,11 +44,31 @@ async def test_a_renamed_group_adopts_its_former_groups_offsets_once():
     await old.getmany(timeout_ms=10, max_records=2)
     await old.commit({("t", 0): 2})
 
-    assert await transport.adopt_offsets("new", ["older", "old"], ["t"]) == {("t", 0): 2}
+    assert await transport.adopt_offsets("new", [["older", "old"]], ["t"]) == {("t", 0): 2}
     new = transport.consumer("new", ["t"])
     await new.start()
     assert [m.value for m in await new.getmany(timeout_ms=10, max_records=10)] == [b"2", b"3"]
     await new.commit({("t", 0): 4})
     # The new group has offsets of its own now: they are never overwritten by the former group's.
-    assert await transport.adopt_offsets("new", ["old"], ["t"]) == {}
-    assert await transport.adopt_offsets("other", ["old"], ["elsewhere"]) == {}
+    assert await transport.adopt_offsets("new", [["old"]], ["t"]) == {}
+    assert await transport.adopt_offsets("other", [["old"]], ["elsewhere"]) == {}
+
+
+async def test_a_merged_group_starts_each_partition_where_the_slowest_former_group_stands():
+    transport = InProcessTransport(partitions=2)
+    await transport.send_batch([OutgoingMessage("t", f"{i}".encode(), key=f"k{i % 2}".encode()) for i in range(12)])
+    for group, offsets in {"a": {("t", 0): 5, ("t", 1): 2}, "b": {("t", 0): 3, ("t", 1): 4}}.items():
+        consumer = transport.consumer(group, ["t"])
+        await consumer.start()
+        await consumer.commit(offsets)
+
+    assert await transport.adopt_offsets("ab", [["a"], ["b"]], ["t"]) == {("t", 0): 3, ("t", 1): 2}
+
+
+def test_merged_offsets_follow_each_lineage_and_leave_out_what_one_of_them_never_read():
+    renamed = [{}, {("t", 0): 7, ("t", 1): 1}]  # its current name has none yet: the former name's offsets stand
+    fresh = [{("t", 0): 4}]  # never read partition 1
+    assert merged_offsets([renamed, fresh]) == {("t", 0): 4}
+    assert merged_offsets([renamed]) == {("t", 0): 7, ("t", 1): 1}
+    assert merged_offsets([renamed, [{}]]) == {}  # a consumer that never committed starts from the beginning
+    assert merged_offsets([]) == {}

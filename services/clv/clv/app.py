@@ -26,9 +26,11 @@ def create_app(settings: ClvSettings | None = None, transport: Transport | None 
     runtime.add_loop("clv-job-recovery", lambda: recover_loop(runtime, settings))
     if settings.refit_interval_s > 0:
         runtime.add_loop("clv-refit-schedule", lambda: refit_loop(runtime.session_factory, runtime.outbox, settings))
-    runtime.subscribe(interaction_subscription(runtime.outbox, settings))
+    # Both read interaction's events: one consumer fetches and parses each event once.
+    runtime.subscribe_together(
+        "interaction_events", [interaction_subscription(runtime.outbox, settings), profitability_subscription()]
+    )
     runtime.subscribe(targeting_subscription())
-    runtime.subscribe(profitability_subscription())
     return create_service_app(
         runtime,
         title="clv",

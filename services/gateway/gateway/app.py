@@ -1,7 +1,7 @@
 """Composition root of the gateway: security in front, its own routes, then every service's routes proxied.
 
-Its own schema `gateway` holds API keys, webhook subscriptions and the delivery log; a consumer of the four
-domain topics enqueues webhook deliveries, and a worker posts them.
+Its own schema `gateway` holds API keys, webhook subscriptions, the delivery log and the customer-view copy; one
+consumer of the four domain topics enqueues webhook deliveries (a worker posts them) and keeps the copy.
 """
 
 from collections.abc import AsyncIterator
@@ -50,8 +50,8 @@ def create_app(settings: GatewaySettings | None = None, transport: Transport | N
     runtime = ServiceRuntime(settings, schema=SCHEMA, tables=messaging, transport=transport)
     destinations = DestinationPolicy(settings.webhook_allowed_hosts, settings.webhook_max_url_length)
     worker = DeliveryWorker(runtime.session_factory, settings, destinations)
-    runtime.subscribe(deliveries_subscription(worker.wake))
-    runtime.subscribe(view_copy_subscription())
+    # Both read every event of the four domain topics: one consumer fetches and parses each event once.
+    runtime.subscribe_together("domain-events", [deliveries_subscription(worker.wake), view_copy_subscription()])
     signer = TokenSigner(settings.internal_token_private_key, ttl_s=settings.internal_token_ttl_s)
     upstreams = Upstreams(
         settings.service_urls(),

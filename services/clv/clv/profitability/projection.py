@@ -1,7 +1,8 @@
 """Folds interaction events into the rows profitability costs: orders with their costs, refunds, touchpoints.
 
-Its own consumer (inbox `clv.profitability`), apart from the transaction summary's, so the two features
-change independently and a new install reads the topic's history for its touchpoints. Merges are not its own:
+Its own inbox name (`clv.profitability`), apart from the transaction summary's, so the two features change
+independently (one consumer applies both, in one transaction: clv/app.py) and a new install reads the topic's
+history for its touchpoints. Merges are not its own:
 every fact belongs to live(home) over clv.customer_merge (shared/contracts/identity.py), the record of merges
 both consumers keep (each records what it hears of; recording is idempotent, and a merge only goes from in
 force to undone), so both place every fact at the same customer once each has read the topic.

@@ -242,25 +242,31 @@ class InboxConsumer:
         token = correlation_id.set(events[0].envelope.correlationid)
         try:
             applied = duplicate = 0
+            chosen = range(len(self.parts)) if parts is None else parts
+            mine = {i: events if len(self.parts) == 1 else [e for e in events if self._for(i, e)] for i in chosen}
             async with self.session_factory() as session, session.begin():
-                for i in range(len(self.parts)) if parts is None else parts:
-                    part = self.parts[i]
-                    mine = events if len(self.parts) == 1 else [e for e in events if _for(part, self._part_topics[i], e)]
-                    fresh = await self._claim(session, part, mine)
-                    if fresh:
-                        await part.subscription.handler(session, fresh)
-                    applied, duplicate = applied + len(fresh), duplicate + len(mine) - len(fresh)
+                fresh = await self._claim(session, mine)
+                for i in chosen:
+                    if fresh[i]:
+                        await self.parts[i].subscription.handler(session, fresh[i])
+                    applied, duplicate = applied + len(fresh[i]), duplicate + len(mine[i]) - len(fresh[i])
             EVENTS_APPLIED.labels(self.group_id).inc(applied)
             EVENTS_DUPLICATE.labels(self.group_id).inc(duplicate)
         finally:
             correlation_id.reset(token)
 
-    async def _claim(self, session: AsyncSession, part: InboxPart, events: list[ConsumedEvent]) -> list[ConsumedEvent]:
-        unique: dict[tuple[str, str], ConsumedEvent] = {}
-        for e in events:
-            unique.setdefault((e.envelope.source, e.envelope.id), e)
-        new = await claim(session, self.inbox, part.inbox_name, list(unique), former=part.former_inbox_names)
-        return [e for key, e in unique.items() if key in new]
+    def _for(self, part: int, event: ConsumedEvent) -> bool:
+        return event.message.topic in self._part_topics[part] and event.envelope.type in self.parts[part].subscription.event_types
+
+    async def _claim(self, session: AsyncSession, events: dict[int, list[ConsumedEvent]]) -> dict[int, list[ConsumedEvent]]:
+        """Each part's events not applied before (each event once), all parts in one statement."""
+        unique: dict[int, dict[tuple[str, str], ConsumedEvent]] = {i: {} for i in events}
+        for i, part_events in events.items():
+            for e in part_events:  # in order, the first of a repeated event kept
+                unique[i].setdefault((e.envelope.source, e.envelope.id), e)
+        claims = [(self.parts[i].inbox_name, list(u), self.parts[i].former_inbox_names) for i, u in unique.items()]
+        new = await claim_many(session, self.inbox, claims) if any(keys for _, keys, _ in claims) else [set()] * len(claims)
+        return {i: [e for key, e in u.items() if key in fresh] for (i, u), fresh in zip(unique.items(), new, strict=True)}
 
     async def _apply_one_by_one(self, events: list[ConsumedEvent]) -> list[tuple[IncomingMessage, str, int]]:
         """Each event in a transaction of its own, and each part apart: a part that cannot apply an event does
@@ -348,41 +354,55 @@ async def claim(
 
     Call it in the transaction that applies the events: if that transaction rolls back, so does the claim.
     """
-    if not keys:
-        return set()
-    # Rows under a former name: those the renaming migration did not move because a replica of the previous
-    # release wrote them after it ran (one primary-key probe per key, only for a renamed consumer).
-    not_former = (
-        (
-            f"WHERE NOT EXISTS (SELECT 1 FROM {inbox.schema}.inbox f WHERE f.consumer = ANY(CAST(:former AS text[])) "
-            "AND f.source = u.s AND f.event_id = u.i) "
+    return (await claim_many(session, inbox, [(consumer, keys, former)]))[0] if keys else set()
+
+
+async def claim_many(
+    session: AsyncSession, inbox: sa.Table, claims: Sequence[tuple[str, list[tuple[str, str]], Sequence[str]]]
+) -> list[set[tuple[str, str]]]:
+    """`claim` for several consumers (the parts of one) in one statement: (consumer, keys, former names) each;
+    returns the new keys of each, in the same order."""
+    params: dict[str, object] = {}
+    for n, (consumer, keys, former) in enumerate(claims):
+        params |= {f"consumer{n}": consumer, f"sources{n}": [k[0] for k in keys], f"ids{n}": [k[1] for k in keys]}
+        if former:
+            params[f"former{n}"] = list(former)
+    inserted = await session.execute(_claim_statement(inbox.schema, tuple(bool(f) for _, _, f in claims)), params)
+    new: list[set[tuple[str, str]]] = [set() for _ in claims]
+    for part, sources, ids in inserted:
+        new[part] = set(zip(sources, ids, strict=True))
+    return new
+
+
+@functools.cache
+def _claim_statement(schema: str | None, has_former: tuple[bool, ...]) -> sa.TextClause:
+    """One INSERT per consumer, as data-modifying CTEs of one statement (different consumers never conflict)."""
+
+    def insert(n: int) -> str:
+        # Rows under a former name: those the renaming migration did not move because a replica of the previous
+        # release wrote them after it ran (one primary-key probe per key, only for a renamed consumer).
+        not_former = (
+            f"WHERE NOT EXISTS (SELECT 1 FROM {schema}.inbox f WHERE f.consumer = ANY(CAST(:former{n} AS text[])) "
+            "AND f.source = u.s AND f.event_id = u.e) "
+            if has_former[n]
+            else ""
         )
-        if former
-        else ""
-    )
-    # The new keys come back as two arrays in one row: building a set from thousands of result rows cost more
+        return (
+            f"c{n} AS (INSERT INTO {schema}.inbox (consumer, source, event_id) "
+            f"SELECT CAST(:consumer{n} AS text), s, e FROM unnest(CAST(:sources{n} AS text[]), CAST(:ids{n} AS text[])) "
+            f"AS u(s, e) {not_former}ON CONFLICT DO NOTHING RETURNING {n} AS part, source, event_id)"
+        )
+
+    parts = range(len(has_former))
+    # The new keys come back as two arrays per consumer: building a set from thousands of result rows cost more
     # than the insert itself.
-    inserted = await session.execute(
-        sa.text(
-            f"WITH new AS (INSERT INTO {inbox.schema}.inbox (consumer, source, event_id) "
-            "SELECT :consumer, s, i FROM unnest(CAST(:sources AS text[]), CAST(:ids AS text[])) AS u(s, i) "
-            + not_former
-            + "ON CONFLICT DO NOTHING RETURNING source, event_id) "
-            "SELECT array_agg(source) AS sources, array_agg(event_id) AS ids FROM new"
-        ),
-        {
-            "consumer": consumer,
-            "sources": [k[0] for k in keys],
-            "ids": [k[1] for k in keys],
-            **({"former": list(former)} if former else {}),
-        },
+    return sa.text(
+        "WITH "
+        + ", ".join(insert(n) for n in parts)
+        + " SELECT part, array_agg(source), array_agg(event_id) FROM ("
+        + " UNION ALL ".join(f"SELECT * FROM c{n}" for n in parts)
+        + ") AS new GROUP BY part"
     )
-    sources, ids = inserted.one()
-    return set(zip(sources, ids, strict=True)) if sources else set()
-
-
-def _for(part: InboxPart, topics: set[str], event: ConsumedEvent) -> bool:
-    return event.message.topic in topics and event.envelope.type in part.subscription.event_types
 
 
 def _check_combinable(parts: Sequence[InboxPart]) -> None:

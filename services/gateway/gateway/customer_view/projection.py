@@ -65,18 +65,16 @@ async def apply_events(session: AsyncSession, events: list[ConsumedEvent], at: d
         await session.execute(repository.FORGET, {"ids": list(erased)})
         await session.execute(repository.REMEMBER_ERASED, {"keys": keys})
     if touched:
-        gone = set((await session.execute(repository.ERASED_AMONG, {"keys": [str(c) for c in touched]})).scalars())
-        ids = sorted(c for c in touched if str(c) not in gone)  # sorted: concurrent batches lock rows in one order
-        if ids:
-            await session.execute(
-                repository.TOUCH,
-                {
-                    "at": at,
-                    "ids": ids,
-                    "lifecycle_versions": [touched[c][0] for c in ids],
-                    "value_versions": [touched[c][1] for c in ids],
-                },
-            )
+        ids = sorted(touched)  # sorted: concurrent batches lock rows in one order
+        await session.execute(
+            repository.TOUCH,
+            {
+                "at": at,
+                "ids": ids,
+                "lifecycle_versions": [touched[c][0] for c in ids],
+                "value_versions": [touched[c][1] for c in ids],
+            },
+        )
     if resolving:
         await session.execute(repository.TOUCH_RESOLVING_TO, {"at": at, "ids": sorted(resolving)})
     if whole_part_changed:

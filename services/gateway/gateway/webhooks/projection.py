@@ -1,7 +1,7 @@
 """Consumes the four domain topics through the inbox and enqueues one delivery per matching subscription.
 
 Per batch: one read of the active subscriptions, matching in memory, one set-based INSERT (idempotent on
-subscription + event). `customer.erased` drops every delivery kept or queued for that customer (but the
+subscription + event; it leaves out customers erased before). `customer.erased` drops every delivery kept or queued for that customer (but the
 erasure notice itself) and is remembered: later events about the customer are not queued (R8).
 """
 
@@ -50,16 +50,14 @@ def deliveries_subscription(wake: Callable[[], None] | None = None) -> Subscript
     async def enqueue(session: AsyncSession, events: list[ConsumedEvent]) -> None:
         subs = await repository.active_subscriptions(session)
         cols: dict[str, list] = {k: [] for k in ("subscription_ids", "event_ids", "sources", "types", "keys", "payloads")}
-        keys = [_key(e) for e in events]
-        erased = set((await session.execute(repository.ERASED_AMONG, {"keys": list(set(keys))})).scalars())
-        newly_erased: list[str] = []
-        for e, key in zip(events, keys, strict=True):
-            env = e.envelope
+        # Customers erased before this batch are left out by the INSERT itself; those erased in it, here.
+        newly_erased: set[str] = set()
+        for e in events:
+            env, key = e.envelope, _key(e)
             if isinstance(e.payload, CustomerErased):
-                erased.add(key)
-                newly_erased.append(key)
-            elif key in erased:
-                continue  # about a customer erased before: it may carry what the erasure took out
+                newly_erased.add(key)
+            elif key in newly_erased:
+                continue  # about a customer erased earlier in the batch: it may carry what the erasure took out
             interested = [s for s in subs if env.type in s.event_types and matches(s.filters, env.data)]
             if not interested:
                 continue
@@ -74,8 +72,8 @@ def deliveries_subscription(wake: Callable[[], None] | None = None) -> Subscript
         if cols["event_ids"]:
             await session.execute(repository.ENQUEUE, cols)
         if newly_erased:
-            await session.execute(repository.REMEMBER_ERASED, {"keys": newly_erased})
-            await session.execute(repository.FORGET_CUSTOMERS, {"keys": newly_erased})
+            await session.execute(repository.REMEMBER_ERASED, {"keys": sorted(newly_erased)})
+            await session.execute(repository.FORGET_CUSTOMERS, {"keys": sorted(newly_erased)})
         if cols["event_ids"] and wake is not None:
             # The worker may look before this commits; then it finds them on its next poll.
             asyncio.get_running_loop().call_later(0.05, wake)

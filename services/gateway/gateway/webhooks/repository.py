@@ -8,15 +8,16 @@ from gateway.webhooks.models import webhook_delivery, webhook_subscription
 
 PUBLIC_SUBSCRIPTION = [c for c in webhook_subscription.c if c.name != "secret"]
 
+# Nothing about a customer erased before this statement (it may carry what the erasure took out) but the erasure
+# notice itself.
 ENQUEUE = sa.text("""
 INSERT INTO gateway.webhook_delivery (subscription_id, event_id, event_source, event_type, ordering_key, payload)
 SELECT * FROM unnest(CAST(:subscription_ids AS uuid[]), CAST(:event_ids AS text[]), CAST(:sources AS text[]),
                      CAST(:types AS text[]), CAST(:keys AS text[]), CAST(:payloads AS bytea[]))
+              AS u(subscription_id, event_id, event_source, event_type, ordering_key, payload)
+WHERE u.event_type = 'customer.erased'
+   OR NOT EXISTS (SELECT 1 FROM gateway.erased_customer e WHERE e.customer_id = u.ordering_key)
 ON CONFLICT (subscription_id, event_source, event_id) DO NOTHING
-""")
-
-ERASED_AMONG = sa.text("""
-SELECT customer_id FROM gateway.erased_customer WHERE customer_id = ANY(CAST(:keys AS text[]))
 """)
 REMEMBER_ERASED = sa.text("""
 INSERT INTO gateway.erased_customer (customer_id) SELECT unnest(CAST(:keys AS text[])) ON CONFLICT DO NOTHING

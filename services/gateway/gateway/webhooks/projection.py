@@ -1,8 +1,9 @@
 """Consumes the four domain topics through the inbox and enqueues one delivery per matching subscription.
 
 Per batch: one read of the active subscriptions, matching in memory, one set-based INSERT (idempotent on
-subscription + event; it leaves out customers erased before). `customer.erased` drops every delivery kept or queued for that customer (but the
-erasure notice itself) and is remembered: later events about the customer are not queued (R8).
+subscription + event; it leaves out customers erased before). `customer.erased` drops every delivery kept or
+queued for that customer (but the erasure notice itself) and is remembered: later events about the customer
+are not queued (R8).
 """
 
 import asyncio

@@ -27,18 +27,12 @@ DEFAULT_BASELINE = "77d741a"  # main before issue 13's freshness work on clv
 
 def stream(customers: int) -> list[tuple[str, bytes]]:
     """(topic, JSON) in arrival order: interaction's events per new customer."""
-    from shared.contracts import interaction
-    from shared.contracts.topics import INTERACTION_EVENTS
-
     now = datetime.now(UTC).replace(microsecond=0)
     out: list[tuple[str, bytes]] = []
     for i in range(customers):
         cid = uuid.uuid4()
         at = now - timedelta(seconds=customers - i)
-        out.extend(
-            (INTERACTION_EVENTS, consumer_cpu.message(p, interaction.SOURCE, cid))
-            for p in consumer_cpu.new_customer_events(i, cid, at)
-        )
+        out.extend(consumer_cpu.new_customer_messages(i, cid, at))
     return out
 
 

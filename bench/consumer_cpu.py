@@ -55,6 +55,14 @@ def new_customer_events(i: int, cid: uuid.UUID, at: datetime) -> list[Any]:
     ]
 
 
+def new_customer_messages(i: int, cid: uuid.UUID, at: datetime) -> list[tuple[str, bytes]]:
+    """`new_customer_events` as they arrive from interaction's topic: (topic, JSON)."""
+    from shared.contracts import interaction
+    from shared.contracts.topics import INTERACTION_EVENTS
+
+    return [(INTERACTION_EVENTS, message(p, interaction.SOURCE, cid)) for p in new_customer_events(i, cid, at)]
+
+
 def message(payload: Any, source: str, cid: uuid.UUID) -> bytes:
     """The event as it arrives from Kafka: its envelope's JSON."""
     from shared.contracts.envelope import Envelope

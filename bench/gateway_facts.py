@@ -24,18 +24,15 @@ DEFAULT_BASELINE = "44c71e5"  # main before the gateway's consumers were merged
 
 def stream(customers: int) -> list[tuple[str, bytes]]:
     """(topic, JSON) in arrival order: each new customer's events on the four domain topics."""
-    from shared.contracts import clv, interaction, lifecycle
-    from shared.contracts.topics import CLV_EVENTS, INTERACTION_EVENTS, LIFECYCLE_EVENTS
+    from shared.contracts import clv, lifecycle
+    from shared.contracts.topics import CLV_EVENTS, LIFECYCLE_EVENTS
 
     now = datetime.now(UTC).replace(microsecond=0)
     out: list[tuple[str, bytes]] = []
     for i in range(customers):
         cid = uuid.uuid4()
         at = now - timedelta(seconds=customers - i)
-        out.extend(
-            (INTERACTION_EVENTS, consumer_cpu.message(p, interaction.SOURCE, cid))
-            for p in consumer_cpu.new_customer_events(i, cid, at)
-        )
+        out.extend(consumer_cpu.new_customer_messages(i, cid, at))
         stage = lifecycle.StageChanged(
             customer_id=cid, from_stage=None, to_stage="acquisition", changed_at=at, reason="first purchase", version=1
         )

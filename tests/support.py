@@ -21,8 +21,9 @@ from shared.db import make_engine, make_session_factory
 from shared.internal_auth import HEADER as INTERNAL_TOKEN_HEADER
 from shared.internal_auth import Caller, TokenSigner
 from shared.messaging.inbox import InboxConsumer, InboxPart, Subscription
+from shared.messaging.kafka import KafkaTransport
 from shared.messaging.tables import MessagingTables
-from shared.messaging.transport import Transport
+from shared.messaging.transport import IncomingMessage, Transport
 
 # Who tests that call a service directly are, to the service: an admin, as the gateway would vouch.
 TEST_CALLER = Caller("test-admin", "admin")
@@ -139,6 +140,25 @@ async def complete_openapi(client: httpx.AsyncClient, timeout: float = 60.0) -> 
 async def scalar(engine: AsyncEngine, sql: str, **params: object) -> object:
     async with engine.connect() as conn:
         return (await conn.execute(sa.text(sql), params)).scalar()
+
+
+class RecordingTransport(KafkaTransport):
+    """The Kafka transport, keeping every message its consumers fetched."""
+
+    fetched: list[IncomingMessage]
+
+    def consumer(self, group_id, topics, pattern=None):
+        inner = super().consumer(group_id, topics, pattern)
+        fetched = self.fetched = getattr(self, "fetched", [])
+        getmany = inner.getmany
+
+        async def recording(timeout_ms: int, max_records: int) -> list[IncomingMessage]:
+            batch = await getmany(timeout_ms, max_records)
+            fetched.extend(batch)
+            return batch
+
+        inner.getmany = recording  # type: ignore[method-assign]
+        return inner
 
 
 @contextlib.asynccontextmanager

@@ -10,32 +10,12 @@ from shared.contracts.topics import INTERACTION_EVENTS, dlq
 from shared.db import make_engine
 from shared.messaging.inbox import InboxPart, Subscription
 from shared.messaging.kafka import KafkaTransport
-from shared.messaging.transport import IncomingMessage
-from tests.support import produce_events, purchase_events, read_topic, running_consumer, scalar, wait_until
+from tests.support import RecordingTransport, produce_events, purchase_events, read_topic, running_consumer, scalar, wait_until
 
 from segmentation.tables import messaging as segmentation_tables
 
 pytestmark = pytest.mark.kafka
 A, B = "segmentation.merge_a", "segmentation.merge_b"
-
-
-class RecordingTransport(KafkaTransport):
-    """The Kafka transport, keeping every message its consumers fetched."""
-
-    fetched: list[IncomingMessage]
-
-    def consumer(self, group_id, topics, pattern=None):
-        inner = super().consumer(group_id, topics, pattern)
-        fetched = self.fetched = getattr(self, "fetched", [])
-        getmany = inner.getmany
-
-        async def recording(timeout_ms: int, max_records: int) -> list[IncomingMessage]:
-            batch = await getmany(timeout_ms, max_records)
-            fetched.extend(batch)
-            return batch
-
-        inner.getmany = recording  # type: ignore[method-assign]
-        return inner
 
 
 def recording_subscription(inbox_name: str, handled: list[str], poison: str | None = None) -> Subscription:
@@ -70,6 +50,23 @@ async def _run_alone(database_url, bootstrap, topic_prefix, inbox_name, expected
     return handled
 
 
+def _merged(database_url, transport, topic_prefix, handled_a, handled_b, adopt=False, poison_for_b=None):
+    """A and B as the parts of one consumer (group `segmentation.merged`); with `adopt`, taking over A's and B's
+    groups as the service runtime would."""
+    return running_consumer(
+        database_url=database_url,
+        transport=transport,
+        group_id=topic_prefix + "segmentation.merged",
+        parts=[
+            InboxPart(A, recording_subscription(A, handled_a)),
+            InboxPart(B, recording_subscription(B, handled_b, poison=poison_for_b)),
+        ],
+        adopt_from=[[topic_prefix + A], [topic_prefix + B]] if adopt else [],
+        tables=segmentation_tables,
+        topic_prefix=topic_prefix,
+    )
+
+
 async def test_a_merged_consumer_starts_where_the_slowest_former_group_stands_and_each_part_applies_once(
     database_url, kafka_bootstrap, topic_prefix
 ):
@@ -89,18 +86,7 @@ async def test_a_merged_consumer_starts_where_the_slowest_former_group_stands_an
     handled_a: list[str] = []
     handled_b: list[str] = []
     transport = RecordingTransport(kafka_bootstrap)
-    async with running_consumer(
-        database_url=database_url,
-        transport=transport,
-        group_id=topic_prefix + "segmentation.merged",
-        parts=[
-            InboxPart(A, recording_subscription(A, handled_a)),
-            InboxPart(B, recording_subscription(B, handled_b)),
-        ],
-        adopt_from=[[topic_prefix + A], [topic_prefix + B]],
-        tables=segmentation_tables,
-        topic_prefix=topic_prefix,
-    ):
+    async with _merged(database_url, transport, topic_prefix, handled_a, handled_b, adopt=True):
         await wait_until(lambda: _at_least(transport.fetched, 31), message="the merged consumer fetched what B had not")
         await wait_until(lambda: _at_least(handled_b, 30), message="B's part applied what it had not")
     await transport.stop()
@@ -126,17 +112,7 @@ async def test_an_event_one_part_cannot_apply_is_dead_lettered_and_still_applied
     handled_a: list[str] = []
     handled_b: list[str] = []
     transport = KafkaTransport(kafka_bootstrap)
-    async with running_consumer(
-        database_url=database_url,
-        transport=transport,
-        group_id=topic_prefix + "segmentation.merged",
-        parts=[
-            InboxPart(A, recording_subscription(A, handled_a)),
-            InboxPart(B, recording_subscription(B, handled_b, poison=poison)),
-        ],
-        tables=segmentation_tables,
-        topic_prefix=topic_prefix,
-    ):
+    async with _merged(database_url, transport, topic_prefix, handled_a, handled_b, poison_for_b=poison):
         dead = await read_topic(kafka_bootstrap, dlq(topic), 1)
         await wait_until(lambda: _at_least(set(handled_b), 11), message="B applied every other event")
     await transport.stop()

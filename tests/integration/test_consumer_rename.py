@@ -12,32 +12,12 @@ from shared.db import make_engine, make_session_factory
 from shared.messaging.inbox import Subscription, claim
 from shared.messaging.kafka import KafkaTransport
 from shared.messaging.tables import rename_inbox_consumer
-from shared.messaging.transport import IncomingMessage
-from tests.support import produce_events, purchase_events, running_consumer, scalar, wait_until
+from tests.support import RecordingTransport, produce_events, purchase_events, running_consumer, scalar, wait_until
 
 from segmentation.tables import messaging as segmentation_tables
 
 pytestmark = pytest.mark.kafka
 OLD, NEW = "segmentation.purchases", "segmentation.interaction_facts"
-
-
-class RecordingTransport(KafkaTransport):
-    """The Kafka transport, keeping every message its consumers fetched."""
-
-    fetched: list[IncomingMessage]
-
-    def consumer(self, group_id, topics, pattern=None):
-        inner = super().consumer(group_id, topics, pattern)
-        fetched = self.fetched = getattr(self, "fetched", [])
-        getmany = inner.getmany
-
-        async def recording(timeout_ms: int, max_records: int) -> list[IncomingMessage]:
-            batch = await getmany(timeout_ms, max_records)
-            fetched.extend(batch)
-            return batch
-
-        inner.getmany = recording  # type: ignore[method-assign]
-        return inner
 
 
 def recording_subscription(name: str, handled: list[str], former_names: tuple[str, ...] = ()) -> Subscription:

@@ -14,6 +14,17 @@ force. After all events arrived, that set and so every owner equals interaction'
 While an undo is still on its way, one id may have two merges in force: the owner's `version` (its identity
 sequence, in commit order; shared/contracts/ordering.py's rule) says the newer one holds.
 
+Erasure: interaction erases a customer together with every id merged into it, and publishes one
+`customer.erased` per id, keyed by that id. A fact is keyed by its customer of the moment, not its home, so
+a fact of home B published while B was merged into A may reach a copy after B's erasure (they travel on
+different partitions): placed at live(B) then, it would make B a customer again in the copy, and no later
+event would remove it. So a copy remembers every erased id (`remember_erased_sql`, ids only: no personal
+data) and drops a fact whose home is one (`not_erased_sql`); ids are never reused (a customer who comes back
+after an erasure gets a new one). Facts that arrived before the erasure went with it; one of a home that
+was never erased is kept even if its customer of the moment was (an unmerge restored the home before). A
+merge or unmerge naming an erased id changes nothing either: the erasure already ended the merges it knew
+(the ids merged into the customer at its erasure were erased with it, the others are live on their own).
+
 The statements below are the plumbing every copy shares; `table` is the copy's merge table, with columns
 (merge_id, survivor_id, merged_id, version, undone). `IdentityFollower` drives them for a copy: it applies a
 merge or unmerge with the copy's own statements (its aliases, fact tables, what a merged-away id holds).
@@ -58,6 +69,21 @@ def erase_merges_sql(table: str) -> str:
         f"UPDATE {table} SET undone = true, updated_at = now() "
         "WHERE (merged_id = ANY(CAST(:ids AS uuid[])) OR survivor_id = ANY(CAST(:ids AS uuid[]))) AND NOT undone"
     )
+
+
+def remember_erased_sql(table: str) -> str:
+    """Remember that the customers `:ids` were erased (`table`: the copy's, one uuid column `customer_id`)."""
+    return f"INSERT INTO {table} (customer_id) SELECT unnest(CAST(:ids AS uuid[])) ON CONFLICT DO NOTHING"
+
+
+def erased_among_sql(table: str) -> str:
+    """Which of `:ids` were erased (returns customer_id)."""
+    return f"SELECT customer_id FROM {table} WHERE customer_id = ANY(CAST(:ids AS uuid[]))"
+
+
+def not_erased_sql(table: str, column: str) -> str:
+    """A condition for a statement storing facts: the customer in `column` (a fact's home) was not erased."""
+    return f"NOT EXISTS (SELECT 1 FROM {table} erased WHERE erased.customer_id = {column})"
 
 
 def _in_force(table: str) -> str:
@@ -159,7 +185,8 @@ class Followed:
 
 
 class IdentityFollower:
-    """Applies interaction's merges and unmerges to one copy of its facts (`merges`: the copy's merge table).
+    """Applies interaction's merges and unmerges to one copy of its facts (`merges`: the copy's merge table;
+    `erased_among`: the copy's statement saying which of `:ids` were erased, see "Erasure" above).
 
     The copy's statements, all run with the chain of the merged id (`chain_members_sql`):
     - `refresh_aliases`: replace the chain's aliases; params `:ids`, `:lives`, `:merge_ids` (per member).
@@ -175,11 +202,13 @@ class IdentityFollower:
         self,
         merges: str,
         *,
+        erased_among: sa.TextClause,
         move_facts: Sequence[sa.TextClause],
         refresh_aliases: Sequence[sa.TextClause] = (),
         fold: Sequence[sa.TextClause] = (),
         pin_legacy: Sequence[tuple[sa.TextClause, Sequence[str]]] = (),
     ) -> None:
+        self.erased_among = erased_among
         self.record_merge = sa.text(record_merge_sql(merges))
         self.record_unmerge = sa.text(record_unmerge_sql(merges))
         self.chain_members = sa.text(chain_members_sql(merges))
@@ -193,6 +222,8 @@ class IdentityFollower:
         merged = p.merged_id if isinstance(p, CustomerMerged) else p.restored_id
         if merged == p.survivor_id:
             return Followed()
+        if (await session.execute(self.erased_among, {"ids": [merged, p.survivor_id]})).first() is not None:
+            return Followed()  # arrived after an erasure it names: the erasure already ended it (module docstring)
         params = {"merge_id": p.merge_id, "survivor": p.survivor_id, "merged": merged, "version": p.version}
         if isinstance(p, CustomerMerged):
             await session.execute(self.record_merge, params)

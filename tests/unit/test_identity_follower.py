@@ -21,6 +21,7 @@ MOVE_SILENT = sa.text("move silent")
 FOLD = sa.text("fold")
 PIN_PURCHASES = sa.text("pin purchases")
 PIN_NOTHING = sa.text("pin nothing")
+ERASED_AMONG = sa.text("erased among")
 
 
 class Result:
@@ -36,16 +37,21 @@ class Result:
     def scalar(self) -> Any:
         return self.rows[0] if self.rows else None
 
+    def first(self) -> Any:
+        return self.rows[0] if self.rows else None
+
 
 class Session:
     """Chain of `A`: A live, B merged into A, C merged into B; the merge's recorded version is `known_version`."""
 
-    def __init__(self, follower: IdentityFollower, known_version: int | None) -> None:
-        self.follower, self.known_version = follower, known_version
+    def __init__(self, follower: IdentityFollower, known_version: int | None, erased: frozenset = frozenset()) -> None:
+        self.follower, self.known_version, self.erased = follower, known_version, erased
         self.calls: list[tuple[Any, dict]] = []
 
     async def execute(self, statement: Any, params: dict) -> Result:
         self.calls.append((statement, params))
+        if statement is ERASED_AMONG:
+            return Result([(i,) for i in params["ids"] if i in self.erased])
         if statement is self.follower.chain_members:
             m1, m2 = uuid.uuid4(), uuid.uuid4()
             return Result([SimpleNamespace(id=A, live=A, merge_id=None), SimpleNamespace(id=B, live=A, merge_id=m1),
@@ -63,6 +69,7 @@ class Session:
 def follower() -> IdentityFollower:
     return IdentityFollower(
         "copy.customer_merge",
+        erased_among=ERASED_AMONG,
         refresh_aliases=[ALIASES],
         move_facts=[MOVE_RETURNING, MOVE_SILENT],
         fold=[FOLD],
@@ -134,3 +141,12 @@ def test_home_is_the_customer_a_fact_came_in_under():
     # Events from before homes existed: without the field, or with it null.
     assert home(SimpleNamespace(customer_id=A, home_customer_id=None)) == A
     assert home(SimpleNamespace(customer_id=A)) == A
+
+
+async def test_a_merge_or_unmerge_naming_an_erased_customer_changes_nothing():
+    """It arrived after the erasure (another partition): the erasure already ended what it knew."""
+    f = follower()
+    for event, erased in [(merged(A, B), {B}), (merged(A, B), {A}), (unmerged(version=7), {A})]:
+        session = Session(f, known_version=7, erased=frozenset(erased))
+        followed = await f.follow(session, event)
+        assert [s for s, _ in session.calls] == [ERASED_AMONG] and followed.touched == set()

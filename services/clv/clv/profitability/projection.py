@@ -88,6 +88,7 @@ async def apply_events(session: AsyncSession, events: list[ConsumedEvent]) -> No
                     "amounts": [p.amount for p in refunds],
                     "cancelled": [p.cancelled for p in refunds],
                     "occurred": [p.occurred_at for p in refunds],
+                    "homes": [home(p) for p in refunds],
                 },
             )
         elif kind is TouchpointRecorded:

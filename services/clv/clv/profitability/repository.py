@@ -11,10 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.contracts.identity import (
     IdentityFollower,
     erase_merges_sql,
+    erased_among_sql,
     live_ctes,
     live_sql,
+    not_erased_sql,
     pin_legacy_unmerge_sql,
     placement_lock_sql,
+    remember_erased_sql,
 )
 
 from clv.profitability.models import cost_rate, touchpoint_cost
@@ -25,7 +28,9 @@ from clv.profitability.models import cost_rate, touchpoint_cost
 # live(home) (`live_ctes` over `:ids`, the homes); a purchase seen before keeps its row, unless the row is a copy
 # made at install (`backfilled`): the event knows more. The parts (`:part_*`) of the orders stored now replace
 # theirs (a purchase seen twice keeps its first parts); the part statements read the orders' RETURNING, not the
-# table (sub-statements do not see each other's rows). Returns the orders stored now.
+# table (sub-statements do not see each other's rows). Returns the orders stored now. A fact whose home was erased
+# is dropped, as in every statement below that stores facts (clv.erased_customer, shared/contracts/identity.py).
+ERASED = "clv.erased_customer"
 PLACE_ORDERS = sa.text(f"""
 {live_ctes("clv.customer_merge")},
 stored AS (
@@ -39,6 +44,7 @@ stored AS (
          WITH ORDINALITY AS b(purchase_id, home, source, currency, amount, known_cost, shipping, discount,
                               occurred_at, n)
     LEFT JOIN live l ON l.id = b.home
+    WHERE {not_erased_sql(ERASED, "b.home")}
     ORDER BY b.n
     ON CONFLICT (purchase_id) DO UPDATE SET
         source = EXCLUDED.source, known_cost = EXCLUDED.known_cost, shipping_cost = EXCLUDED.shipping_cost,
@@ -57,16 +63,21 @@ stored AS (
 SELECT purchase_id FROM stored
 """)
 # A refund names its purchase: it is with whoever the order is with.
-INSERT_REFUNDS = sa.text("""
+INSERT_REFUNDS = sa.text(f"""
 INSERT INTO clv.profit_refund (refund_id, purchase_id, amount, cancelled, occurred_at)
-SELECT * FROM unnest(CAST(:refund_ids AS uuid[]), CAST(:purchase_ids AS uuid[]), CAST(:amounts AS numeric[]),
-                     CAST(:cancelled AS boolean[]), CAST(:occurred AS timestamptz[]))
+SELECT r.refund_id, r.purchase_id, r.amount, r.cancelled, r.occurred_at
+FROM unnest(CAST(:refund_ids AS uuid[]), CAST(:purchase_ids AS uuid[]), CAST(:amounts AS numeric[]),
+            CAST(:cancelled AS boolean[]), CAST(:occurred AS timestamptz[]), CAST(:homes AS uuid[]))
+     AS r(refund_id, purchase_id, amount, cancelled, occurred_at, home)
+WHERE {not_erased_sql(ERASED, "r.home")}
 ON CONFLICT (refund_id) DO NOTHING
 """)
-INSERT_TOUCHPOINTS = sa.text("""
+INSERT_TOUCHPOINTS = sa.text(f"""
 INSERT INTO clv.profit_touchpoint (touchpoint_id, customer_id, home_customer_id, kind, occurred_at)
 SELECT * FROM unnest(CAST(:touchpoint_ids AS uuid[]), CAST(:customer_ids AS uuid[]), CAST(:homes AS uuid[]),
                      CAST(:kinds AS text[]), CAST(:occurred AS timestamptz[]))
+     AS t(touchpoint_id, customer_id, home)
+WHERE {not_erased_sql(ERASED, "t.home")}
 ON CONFLICT (touchpoint_id) DO NOTHING
 """)
 # Everything keyed by the customer id goes (refunds and parts with their orders), and the merges that name it
@@ -81,6 +92,7 @@ ERASE = [
         "DELETE FROM clv.profit_order WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
         "DELETE FROM clv.profit_touchpoint WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
         erase_merges_sql("clv.customer_merge"),
+        remember_erased_sql(ERASED),
     ]
 ]
 
@@ -98,7 +110,9 @@ MOVE_FACTS = [
     WHERE f.home_customer_id = t.home AND f.customer_id <> t.live""")
     for table in ["profit_order", "profit_touchpoint"]
 ]
-IDENTITY = IdentityFollower("clv.customer_merge", move_facts=MOVE_FACTS, pin_legacy=PIN_LEGACY_UNMERGE)
+IDENTITY = IdentityFollower(
+    "clv.customer_merge", erased_among=sa.text(erased_among_sql(ERASED)), move_facts=MOVE_FACTS, pin_legacy=PIN_LEGACY_UNMERGE
+)
 
 
 # Facts placed by one replica and a merge applied by another must not interleave (shared/contracts/identity.py).

@@ -1,4 +1,7 @@
-"""Targeting facts from other services: segment memberships (segmentation) and lifecycle stages (lifecycle)."""
+"""Targeting facts from other services: segment memberships (segmentation) and lifecycle stages (lifecycle).
+
+A membership or stage of a customer erased before it arrived is dropped (clv.erased_customer, written by the
+interaction consumer: segmentation and lifecycle may publish about a customer before they apply its erasure)."""
 
 import itertools
 
@@ -6,17 +9,20 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.envelope import Payload
+from shared.contracts.identity import not_erased_sql
 from shared.contracts.lifecycle import StageChanged
 from shared.contracts.ordering import latest_per_key, sql_supersedes
 from shared.contracts.segmentation import SegmentMembershipChanged
 from shared.contracts.topics import LIFECYCLE_EVENTS, SEGMENTATION_EVENTS
 from shared.messaging.inbox import ConsumedEvent, Subscription
 
-ENTER = sa.text("""
+ERASED = "clv.erased_customer"
+ENTER = sa.text(f"""
 INSERT INTO clv.segment_membership AS m (customer_id, segment_key, segment_name, kind, entered_at)
 SELECT DISTINCT ON (customer_id, segment_key) * FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:keys AS text[]),
     CAST(:names AS text[]), CAST(:kinds AS text[]), CAST(:at AS timestamptz[]))
     AS b(customer_id, segment_key, segment_name, kind, entered_at)
+WHERE {not_erased_sql(ERASED, "b.customer_id")}
 ON CONFLICT (customer_id, segment_key) DO UPDATE SET segment_name = EXCLUDED.segment_name,
     entered_at = EXCLUDED.entered_at, updated_at = now()
 """)
@@ -30,6 +36,7 @@ STAGES = sa.text(f"""
 INSERT INTO clv.customer_stage AS s (customer_id, stage, changed_at, version)
 SELECT * FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:stages AS text[]),
     CAST(:at AS timestamptz[]), CAST(:versions AS bigint[])) AS b(customer_id, stage, changed_at, version)
+WHERE {not_erased_sql(ERASED, "b.customer_id")}
 ON CONFLICT (customer_id) DO UPDATE SET stage = EXCLUDED.stage, changed_at = EXCLUDED.changed_at,
     version = EXCLUDED.version, updated_at = now()
 WHERE {sql_supersedes("version", "changed_at")}

@@ -65,6 +65,15 @@ customer_merge = sa.Table(
     *_timestamps(),
 )
 
+# Every customer interaction erased (ids only): a fact whose home is one is dropped, whenever it arrives
+# (shared/contracts/identity.py, "Erasure"). Both of clv's interaction consumers write and read it.
+erased_customer = sa.Table(
+    "erased_customer",
+    metadata,
+    sa.Column("customer_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
+
 # A merged-away id keeps answering as its live survivor until the merge is undone (derived from customer_merge).
 customer_alias = sa.Table(
     "customer_alias",

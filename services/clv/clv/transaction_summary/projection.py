@@ -15,7 +15,15 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.envelope import by_event_type
-from shared.contracts.identity import IdentityFollower, erase_merges_sql, pin_legacy_unmerge_sql, placement_lock_sql
+from shared.contracts.identity import (
+    IdentityFollower,
+    erase_merges_sql,
+    erased_among_sql,
+    not_erased_sql,
+    pin_legacy_unmerge_sql,
+    placement_lock_sql,
+    remember_erased_sql,
+)
 from shared.contracts.interaction import (
     CustomerErased,
     CustomerMerged,
@@ -36,25 +44,32 @@ from clv.tables import messaging
 
 # A fact belongs to its home's live customer (shared/contracts/identity.py): the home itself, or the survivor
 # its alias names, whatever order the merge, its undo and the fact arrived in.
-INSERT_PURCHASES = sa.text("""
+# A fact whose home was erased is dropped, in every statement that stores facts (shared/contracts/identity.py).
+ERASED = "clv.erased_customer"
+
+INSERT_PURCHASES = sa.text(f"""
 INSERT INTO clv.purchase (purchase_id, customer_id, home_customer_id, currency, amount, occurred_at)
 SELECT b.purchase_id, coalesce(a.survivor_id, b.home), b.home, b.currency, b.amount, b.occurred_at
 FROM unnest(CAST(:purchase_ids AS uuid[]), CAST(:homes AS uuid[]), CAST(:currencies AS text[]),
             CAST(:amounts AS numeric[]), CAST(:occurred AS timestamptz[]))
      AS b(purchase_id, home, currency, amount, occurred_at)
 LEFT JOIN clv.customer_alias a ON a.merged_id = b.home
+WHERE {not_erased_sql(ERASED, "b.home")}
 ON CONFLICT (purchase_id) DO NOTHING
 RETURNING customer_id
 """)
 
-INSERT_REFUNDS = sa.text("""
+INSERT_REFUNDS = sa.text(f"""
 INSERT INTO clv.refund (refund_id, purchase_id, amount, cancelled, occurred_at)
-SELECT * FROM unnest(CAST(:refund_ids AS uuid[]), CAST(:purchase_ids AS uuid[]), CAST(:amounts AS numeric[]),
-                     CAST(:cancelled AS boolean[]), CAST(:occurred AS timestamptz[]))
+SELECT r.refund_id, r.purchase_id, r.amount, r.cancelled, r.occurred_at
+FROM unnest(CAST(:refund_ids AS uuid[]), CAST(:purchase_ids AS uuid[]), CAST(:amounts AS numeric[]),
+            CAST(:cancelled AS boolean[]), CAST(:occurred AS timestamptz[]), CAST(:homes AS uuid[]))
+     AS r(refund_id, purchase_id, amount, cancelled, occurred_at, home)
+WHERE {not_erased_sql(ERASED, "r.home")}
 ON CONFLICT (refund_id) DO NOTHING
 """)
 
-INSERT_FEEDBACK = sa.text("""
+INSERT_FEEDBACK = sa.text(f"""
 INSERT INTO clv.feedback (feedback_id, customer_id, home_customer_id, proposition_id, perceived_value, expected_value,
                           nps, csat, occurred_at)
 SELECT b.feedback_id, coalesce(a.survivor_id, b.home), b.home, b.proposition_id, b.perceived, b.expected, b.nps,
@@ -64,6 +79,7 @@ FROM unnest(CAST(:feedback_ids AS uuid[]), CAST(:homes AS uuid[]), CAST(:proposi
             CAST(:csat AS int[]), CAST(:occurred AS timestamptz[]))
      AS b(feedback_id, home, proposition_id, perceived, expected, nps, csat, occurred_at)
 LEFT JOIN clv.customer_alias a ON a.merged_id = b.home
+WHERE {not_erased_sql(ERASED, "b.home")}
 ON CONFLICT (feedback_id) DO NOTHING
 """)
 
@@ -78,6 +94,7 @@ ERASE = [
         "DELETE FROM clv.customer_alias WHERE merged_id = ANY(CAST(:ids AS uuid[])) OR survivor_id = ANY(CAST(:ids AS uuid[]))",
         # Ended, not deleted: profitability reads the same record at its own offset (shared/contracts/identity.py).
         erase_merges_sql("clv.customer_merge"),
+        remember_erased_sql(ERASED),
         "DELETE FROM clv.feedback WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
         "DELETE FROM clv.segment_membership WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
         "DELETE FROM clv.customer_stage WHERE customer_id = ANY(CAST(:ids AS uuid[]))",
@@ -126,6 +143,7 @@ FOLD = [
 
 IDENTITY = IdentityFollower(
     "clv.customer_merge",
+    erased_among=sa.text(erased_among_sql(ERASED)),
     refresh_aliases=REFRESH_ALIASES,
     move_facts=MOVE_FACTS,
     fold=FOLD,
@@ -199,6 +217,7 @@ async def apply_interaction_events(session: AsyncSession, events: list[ConsumedE
                     "amounts": [p.amount for p in refunds],
                     "cancelled": [p.cancelled for p in refunds],
                     "occurred": [p.occurred_at for p in refunds],
+                    "homes": [home(p) for p in refunds],
                 },
             )
             # The refund names its purchase: its current owner is whoever the purchase row says.

@@ -19,12 +19,17 @@ from shared.contracts.interaction import CustomerUnmerged, LeadCaptured, Purchas
 from shared.contracts.ordering import latest_per_key, sql_supersedes
 from shared.messaging.inbox import ConsumedEvent
 
+from lifecycle.customers.repository import not_erased_sql
+
 # One fixed-shape statement per table whatever the batch size (`unnest` of arrays): prepared once, where a
 # multi-row VALUES insert was compiled again by SQLAlchemy for every batch (a fifth of the consumer's CPU).
-LEADS = sa.text("""
+# A lead or value of a customer erased before it arrived is dropped (erasure deletes the ones before).
+LEADS = sa.text(f"""
 INSERT INTO lifecycle.campaign_lead (event_id, home_customer_id, campaign, lead_source, qualified, occurred_at)
 SELECT * FROM unnest(CAST(:event_ids AS text[]), CAST(:homes AS uuid[]), CAST(:campaigns AS text[]),
                      CAST(:lead_sources AS text[]), CAST(:qualified AS boolean[]), CAST(:occurred AS timestamptz[]))
+     AS l(event_id, home)
+WHERE {not_erased_sql("l.home")}
 ON CONFLICT DO NOTHING
 """)
 PURCHASES = sa.text("""
@@ -43,7 +48,8 @@ ON CONFLICT DO NOTHING
 VALUES = sa.text(f"""
 INSERT INTO lifecycle.campaign_value AS s (customer_id, currency, clv, as_of, version)
 SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:currencies AS text[]), CAST(:clvs AS numeric[]),
-                     CAST(:at AS timestamptz[]), CAST(:versions AS bigint[]))
+                     CAST(:at AS timestamptz[]), CAST(:versions AS bigint[])) AS v(customer_id)
+WHERE {not_erased_sql("v.customer_id")}
 ON CONFLICT (customer_id, currency) DO UPDATE SET clv = EXCLUDED.clv, as_of = EXCLUDED.as_of,
     version = EXCLUDED.version, updated_at = now()
 WHERE {sql_supersedes("version", "as_of")}

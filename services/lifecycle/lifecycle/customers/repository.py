@@ -7,6 +7,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lifecycle.customers.models import known_customer
 
+
+def not_erased_sql(column: str) -> str:
+    """A condition for statements storing facts: the customer in `column` (a fact's home) was not erased. Lifecycle
+    remembers erased ids here, and a fact arriving after its home's erasure is dropped (shared/contracts/identity.py,
+    "Erasure"). An erasure later in the same batch is recorded after the batch's facts are stored: it deletes
+    them as it deletes the ones of earlier batches."""
+    return f"NOT EXISTS (SELECT 1 FROM lifecycle.known_customer k WHERE k.customer_id = {column} AND k.erased_at IS NOT NULL)"
+
+
 # Fixed shape whatever the batch size (`unnest`): prepared once, not compiled again per batch.
 RECORD_CREATED = sa.text("""
 INSERT INTO lifecycle.known_customer (customer_id, first_seen_at)
@@ -34,3 +43,12 @@ async def state(session: AsyncSession, customer_id: uuid.UUID) -> sa.Row | None:
     return (
         await session.execute(sa.select(known_customer.c.erased_at).where(known_customer.c.customer_id == customer_id))
     ).one_or_none()
+
+
+ERASED_AMONG = sa.text(
+    "SELECT customer_id FROM lifecycle.known_customer WHERE customer_id = ANY(CAST(:ids AS uuid[])) AND erased_at IS NOT NULL"
+)
+
+
+async def erased_among(session: AsyncSession, ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    return set((await session.execute(ERASED_AMONG, {"ids": list(set(ids))})).scalars())

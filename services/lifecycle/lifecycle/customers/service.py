@@ -17,13 +17,16 @@ class UnknownCustomer(DomainError):
 
 
 async def apply(session: AsyncSession, events: list[ConsumedEvent]) -> None:
-    """Part of the facts consumer's batch, so a customer is known no later than its first fact."""
+    """Part of the facts consumer's batch, so a customer is known no later than its first fact. Erasures are
+    recorded in their place among the batch's identity events (`record_erased`): a merge before the erasure in
+    the same batch still counts."""
     await repository.record_created(
         session, [(e.payload.customer_id, e.payload.first_seen_at) for e in events if isinstance(e.payload, CustomerCreated)]
     )
-    for e in events:
-        if isinstance(e.payload, CustomerErased):
-            await repository.record_erased(session, e.payload.customer_id, e.payload.erased_at)
+
+
+async def record_erased(session: AsyncSession, erased: CustomerErased) -> None:
+    await repository.record_erased(session, erased.customer_id, erased.erased_at)
 
 
 async def existing(session: AsyncSession, customer_id: uuid.UUID) -> uuid.UUID:

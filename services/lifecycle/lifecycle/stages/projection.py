@@ -33,6 +33,7 @@ from shared.messaging.inbox import ConsumedEvent, Subscription
 from shared.messaging.outbox import Outbox
 
 from lifecycle.campaigns import projection as campaigns
+from lifecycle.customers import repository as customers_repo
 from lifecycle.customers import service as customers
 from lifecycle.pipelines import service as deals
 from lifecycle.rules.engine import Fact, FactKind
@@ -112,6 +113,10 @@ def facts_subscription(outbox: Outbox) -> Subscription:
         await customers.apply(session, events)
         await campaigns.apply(session, events)
         deal_events = [e for e in events if isinstance(e.payload, DealUpdated)]
+        if deal_events:  # a partner's deal about a customer erased before it arrived opens nothing (its facts go too)
+            deals_of = {e.envelope.id: e.payload.customer_id for e in deal_events if isinstance(e.payload, DealUpdated)}
+            erased = await customers_repo.erased_among(session, list(deals_of.values()))
+            deal_events = [e for e in deal_events if deals_of[e.envelope.id] not in erased]
         outcomes = await deals.apply_partner_deals(session, outbox, deal_events) if deal_events else {}
 
         def open_at(event_id: str) -> Callable[[DealUpdated], bool]:  # whether the deal was open at that event
@@ -142,6 +147,7 @@ def facts_subscription(outbox: Outbox) -> Subscription:
                     moved |= {u.survivor_id, u.restored_id}
                     await campaigns.follow_unmerge(session, u)
                 case CustomerErased() as x:
+                    await customers.record_erased(session, x)  # first: later facts and merges naming it are dropped
                     await campaigns.erase(session, x.customer_id)  # first: it reads the chain the next one drops
                     await repository.erase(session, x.customer_id)
                     moved = {x.customer_id}

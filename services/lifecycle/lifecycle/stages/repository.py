@@ -20,18 +20,20 @@ from shared.contracts.lifecycle import Stage
 from shared.contracts.redaction import redact_event_data, tokenizer
 from shared.messaging.outbox import forget_subjects
 
+from lifecycle.customers.repository import ERASED_AMONG, not_erased_sql
 from lifecycle.rules.engine import Fact, FactKind, Transition
 from lifecycle.stages.models import customer_stage, stage_history
 from lifecycle.tables import messaging
 
-INSERT_FACTS = sa.text("""
+INSERT_FACTS = sa.text(f"""
 INSERT INTO lifecycle.customer_fact (source, event_id, kind, customer_id, home_customer_id, occurred_at, data)
 SELECT f.source, f.event_id, f.kind, coalesce(m.survivor_id, f.home), f.home, f.occurred_at, f.data
 FROM unnest(CAST(:sources AS text[]), CAST(:event_ids AS text[]), CAST(:kinds AS text[]),
             CAST(:homes AS uuid[]), CAST(:occurred AS timestamptz[]), CAST(:data AS jsonb[]))
      AS f(source, event_id, kind, home, occurred_at, data)
--- A fact belongs to its home's live customer (shared/contracts/identity.py).
+-- A fact belongs to its home's live customer; one whose home was erased is dropped.
 LEFT JOIN lifecycle.merged_customer m ON m.merged_id = f.home
+WHERE {not_erased_sql("f.home")}
 ON CONFLICT DO NOTHING
 RETURNING customer_id, source, event_id, kind
 """)
@@ -479,6 +481,7 @@ PIN_LEGACY_UNMERGE = [
 FOLD_DEALS = sa.text("UPDATE lifecycle.deal SET customer_id = :survivor, updated_at = now() WHERE customer_id = :merged")
 IDENTITY = IdentityFollower(
     "lifecycle.customer_merge",
+    erased_among=ERASED_AMONG,
     refresh_aliases=REFRESH_ALIASES,
     move_facts=MOVE_FACTS,
     fold=[FOLD_DEALS],

@@ -105,6 +105,15 @@ customer_merge = sa.Table(
     *timestamps(),
 )
 
+# Every customer interaction erased (ids only): a fact whose home is one is dropped, whenever it arrives
+# (shared/contracts/identity.py, "Erasure").
+erased_customer = sa.Table(
+    "erased_customer",
+    metadata,
+    sa.Column("customer_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
+
 # A merged-away id answers as its live survivor; late events for it are folded into the survivor. Derived from
 # customer_merge for the ids a merge or unmerge concerns.
 customer_alias = sa.Table(

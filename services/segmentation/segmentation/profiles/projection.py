@@ -6,7 +6,9 @@ from those rows in two statements. Re-deriving (rather than adding deltas) makes
 their purchase, cancellations, merges and unmerges exact; it reads only the touched customers' rows.
 
 Identity events (merged, unmerged, erased) are applied in their place in the batch, between the set-based
-chunks of ordinary events before and after them, so a batch means the same as its events one by one.
+chunks of ordinary events before and after them, so a batch means the same as its events one by one. Erased
+ids are remembered: a fact whose home was erased is dropped, and so is a value or stage of an erased customer
+that clv or lifecycle published before they applied the erasure (shared/contracts/identity.py, "Erasure").
 """
 
 import json
@@ -19,7 +21,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.clv import CustomerValueUpdated
 from shared.contracts.envelope import by_event_type
-from shared.contracts.identity import IdentityFollower, pin_legacy_unmerge_sql, placement_lock_sql
+from shared.contracts.identity import (
+    IdentityFollower,
+    erased_among_sql,
+    not_erased_sql,
+    pin_legacy_unmerge_sql,
+    placement_lock_sql,
+    remember_erased_sql,
+)
 from shared.contracts.interaction import (
     CustomerErased,
     CustomerMerged,
@@ -139,12 +148,15 @@ ON CONFLICT (customer_id) DO UPDATE SET attributes = s.attributes || EXCLUDED.at
 
 # Copies of clv's value and lifecycle's stage follow the owner's order whatever order the events arrive in: the
 # greatest version wins (shared/contracts/ordering.py), never the newest business time.
+ERASED = "segmentation.erased_customer"
+
 UPSERT_VALUES = sa.text(f"""
 INSERT INTO segmentation.customer_aggregate AS s
     (customer_id, clv, clv_currency, value_tier, p_alive, value_as_of, value_version)
 SELECT * FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:clvs AS numeric[]), CAST(:currencies AS text[]),
                      CAST(:tiers AS text[]), CAST(:p_alive AS float8[]), CAST(:as_of AS timestamptz[]),
-                     CAST(:versions AS bigint[]))
+                     CAST(:versions AS bigint[])) AS v(customer_id)
+WHERE {not_erased_sql(ERASED, "v.customer_id")}
 ON CONFLICT (customer_id) DO UPDATE SET
     clv = EXCLUDED.clv, clv_currency = EXCLUDED.clv_currency, value_tier = EXCLUDED.value_tier,
     p_alive = EXCLUDED.p_alive, value_as_of = EXCLUDED.value_as_of, value_version = EXCLUDED.value_version,
@@ -155,7 +167,8 @@ WHERE {sql_supersedes("value_version", "value_as_of")}
 UPSERT_STAGES = sa.text(f"""
 INSERT INTO segmentation.customer_aggregate AS s (customer_id, stage, stage_changed_at, stage_version)
 SELECT * FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:stages AS text[]), CAST(:changed_at AS timestamptz[]),
-                     CAST(:versions AS bigint[]))
+                     CAST(:versions AS bigint[])) AS v(customer_id)
+WHERE {not_erased_sql(ERASED, "v.customer_id")}
 ON CONFLICT (customer_id) DO UPDATE SET stage = EXCLUDED.stage, stage_changed_at = EXCLUDED.stage_changed_at,
     stage_version = EXCLUDED.stage_version, updated_at = now()
 WHERE {sql_supersedes("stage_version", "stage_changed_at")}
@@ -199,9 +212,13 @@ ON CONFLICT (customer_id) DO UPDATE SET
     first_touch_at = EXCLUDED.first_touch_at, last_touch_at = EXCLUDED.last_touch_at, updated_at = now()
 """)
 
-RESOLVE_ALIASES = sa.text("""
-SELECT merged_id, survivor_id FROM segmentation.customer_alias WHERE merged_id = ANY(CAST(:ids AS uuid[]))
+# The survivor of each merged-away id among `:ids`, and (survivor null) those erased, in one round trip.
+RESOLVE_HOMES = sa.text(f"""
+SELECT merged_id AS id, survivor_id FROM segmentation.customer_alias WHERE merged_id = ANY(CAST(:ids AS uuid[]))
+UNION ALL
+SELECT customer_id, NULL FROM {ERASED} WHERE customer_id = ANY(CAST(:ids AS uuid[]))
 """)
+REMEMBER_ERASED = sa.text(remember_erased_sql(ERASED))
 
 FACT_TABLES = ["purchase", "purchase_line", "purchase_refund", "touchpoint", "customer_fact", "feedback", "custom_event"]
 
@@ -302,6 +319,7 @@ IDENTITY_TYPES = (CustomerMerged, CustomerUnmerged, CustomerErased)
 
 IDENTITY = IdentityFollower(
     "segmentation.customer_merge",
+    erased_among=sa.text(erased_among_sql(ERASED)),
     refresh_aliases=REFRESH_ALIASES,
     move_facts=MOVE_FACTS,
     fold=FOLD_STATEMENTS,
@@ -316,15 +334,19 @@ class _Batch:
         self.session = session
         self.touched: set[uuid.UUID] = set()
 
-    async def aliases(self, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
+    async def resolve_homes(self, ids: Iterable[uuid.UUID]) -> tuple[dict[uuid.UUID, uuid.UUID], set[uuid.UUID]]:
+        """(the survivor of each merged-away id, the erased ids) among `ids`."""
         ids = list(set(ids))
         if not ids:
-            return {}
-        rows = await self.session.execute(RESOLVE_ALIASES, {"ids": ids})
-        return {r.merged_id: r.survivor_id for r in rows}
+            return {}, set()
+        rows = (await self.session.execute(RESOLVE_HOMES, {"ids": ids})).all()
+        erased = {r.id for r in rows if r.survivor_id is None}
+        return {r.id: r.survivor_id for r in rows if r.survivor_id is not None and r.id not in erased}, erased
 
     async def apply_chunk(self, payloads: list[Any]) -> None:
-        alias = await self.aliases([p.customer_id for p in payloads] + [home(p) for p in payloads])
+        alias, erased = await self.resolve_homes([p.customer_id for p in payloads] + [home(p) for p in payloads])
+        # A fact whose home was erased arrived after the erasure: dropped (shared/contracts/identity.py, "Erasure").
+        payloads = [p for p in payloads if home(p) not in erased]
 
         def resolve(customer_id: uuid.UUID) -> uuid.UUID:
             return alias.get(customer_id, customer_id)
@@ -451,6 +473,7 @@ class _Batch:
         elif isinstance(p, CustomerErased):
             for statement in ERASE_STATEMENTS:
                 await self.session.execute(statement, {"customer": p.customer_id})
+            await self.session.execute(REMEMBER_ERASED, {"ids": [p.customer_id]})
             token = tokenizer()
             await forget_subjects(
                 self.session,
@@ -537,7 +560,7 @@ async def apply_stage_events(session: AsyncSession, events: list[ConsumedEvent])
 
 
 async def _live(session: AsyncSession, ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
-    """The ids not merged away as far as this copy knows (the ones whose rule segments to refresh).
+    """The ids neither merged away nor erased as far as this copy knows (the ones whose rule segments to refresh).
 
     A copy of clv's value or lifecycle's stage stays with the id its owner names, merged away here or not:
     the owner publishes for its own live customers, and the identity events travel on another topic. Filed
@@ -545,7 +568,8 @@ async def _live(session: AsyncSession, ids: Iterable[uuid.UUID]) -> set[uuid.UUI
     applied the unmerge overwrote the survivor's and left the restored customer without one (proving ground).
     A merged-away id's row is never read (reads resolve the alias first)."""
     ids = set(ids)
-    return ids - set((await _Batch(session).aliases(ids)).keys())
+    alias, erased = await _Batch(session).resolve_homes(ids)
+    return ids - set(alias) - erased
 
 
 def _with_rules(apply, outbox: Outbox | None, reporting_currency: str):

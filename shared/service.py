@@ -86,17 +86,17 @@ class ServiceRuntime:
         """Awaited once the workers have started (only when this replica runs workers)."""
         self._start_hooks.append(hook)
 
-    def subscribe(self, subscription: Subscription) -> None:
+    def subscribe(self, subscription: Subscription) -> InboxConsumer:
         """Add a consumer; its inbox name is `<service>.<subscription>`, its Kafka group the same, prefixed (and
         likewise for the subscription's `former_names`)."""
         part = self._part(subscription)
-        self.consumers.append(
-            self._consumer(
-                self.settings.topic_prefix + part.inbox_name,
-                [part],
-                adopt_from=[[self.settings.topic_prefix + name for name in part.former_inbox_names]],
-            )
+        consumer = self._consumer(
+            self.settings.topic_prefix + part.inbox_name,
+            [part],
+            adopt_from=[[self.settings.topic_prefix + name for name in part.former_inbox_names]],
         )
+        self.consumers.append(consumer)
+        return consumer
 
     def subscribe_together(self, name: str, subscriptions: list[Subscription]) -> None:
         """One consumer, Kafka group `<prefix><service>.<name>`, for subscriptions that read the same topics: each

@@ -28,7 +28,15 @@ from shared.contracts.topics import dlq
 from shared.log import correlation_id
 from shared.messaging.metrics import BATCH_SECONDS, EVENTS_APPLIED, EVENTS_DEAD_LETTERED, EVENTS_DUPLICATE
 from shared.messaging.tables import MessagingTables
-from shared.messaging.transport import CommitFailed, Consumer, IncomingMessage, OutgoingMessage, Transport, TransportError
+from shared.messaging.transport import (
+    CommitFailed,
+    Consumer,
+    IncomingMessage,
+    OutgoingMessage,
+    Transport,
+    TransportError,
+    consumed_through,
+)
 from shared.validation import text_problem
 
 log = logging.getLogger(__name__)
@@ -154,6 +162,29 @@ class InboxConsumer:
         self.poll_timeout_ms = poll_timeout_ms
         self._stopping = asyncio.Event()
         self.running = False
+
+    async def caught_up(self, timeout_s: float, poll_s: float = 0.1) -> bool:
+        """Whether this consumer's group applied every message its topics held when called, waiting up to
+        `timeout_s` (any replica's consumer of the group counts: the committed offsets are the group's, committed
+        after the batch's transaction). A barrier for a request that must come after everything the transport
+        acknowledged before it; raises `TransportError` when the transport could not say by then (a failed read
+        is tried again meanwhile: a broker answers "coordinator not available" until a group's coordinator is up)."""
+        deadline = time.monotonic() + timeout_s
+        ends: dict[tuple[str, int], int] | None = None
+        while True:
+            try:
+                if ends is None:
+                    ends = await self.transport.end_offsets(self.topics, self.pattern)
+                if consumed_through(ends, await self.transport.committed_offsets(self.group_id, self.topics, self.pattern)):
+                    return True
+                failure = None
+            except TransportError as exc:
+                failure = exc
+            if time.monotonic() >= deadline:
+                if failure is not None:
+                    raise failure
+                return False
+            await asyncio.sleep(poll_s)
 
     def stop(self) -> None:
         """Finish the batch in hand, commit it, then return from `run`."""

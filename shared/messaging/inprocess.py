@@ -60,6 +60,14 @@ class InProcessTransport:
         self._committed[group_id].update(offsets)
         return offsets
 
+    async def end_offsets(self, topics: list[str], pattern: str | None = None) -> dict[tuple[str, int], int]:
+        return {
+            (t, p): len(log) for t, logs in self._logs.items() if subscribed(t, topics, pattern) for p, log in enumerate(logs)
+        }
+
+    async def committed_offsets(self, group_id: str, topics: list[str], pattern: str | None = None) -> dict[tuple[str, int], int]:
+        return {tp: o for tp, o in self._committed.get(group_id, {}).items() if subscribed(tp[0], topics, pattern)}
+
     def messages(self, topic: str) -> list[IncomingMessage]:
         """Everything ever sent to `topic`, for tests and the dead-letter listing."""
         return [m for part in self._log(topic) for m in part]

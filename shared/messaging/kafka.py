@@ -146,6 +146,42 @@ class KafkaTransport:
         finally:
             await admin.close()
 
+    async def end_offsets(self, topics: list[str], pattern: str | None = None) -> dict[tuple[str, int], int]:
+        # The admin client lists the topics and their partitions (a consumer's `topics()` does not keep the
+        # metadata it fetched, so it cannot name their partitions); a consumer outside any group reads the ends.
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers, client_id=self.client_id)
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, client_id=self.client_id, enable_auto_commit=False)
+        try:
+            async with asyncio.timeout(15):
+                await admin.start()
+                matching = [t for t in await admin.list_topics() if subscribed(t, topics, pattern)]
+                described = await admin.describe_topics(matching) if matching else []
+                partitions = [TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"]]
+                await consumer.start()
+                ends = await consumer.end_offsets(partitions) if partitions else {}
+        except (KafkaError, OSError, TimeoutError) as exc:
+            raise TransportError(f"could not read the end offsets of {topics or pattern}: {exc!r}") from exc
+        finally:
+            await admin.close()
+            await _stop_quietly(consumer)
+        return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
+
+    async def committed_offsets(self, group_id: str, topics: list[str], pattern: str | None = None) -> dict[tuple[str, int], int]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers, client_id=self.client_id)
+        try:
+            async with asyncio.timeout(15):
+                await admin.start()
+                listed = await admin.list_consumer_group_offsets(group_id)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            raise TransportError(f"could not read the offsets of {group_id}: {exc!r}") from exc
+        finally:
+            await admin.close()
+        return {
+            (tp.topic, tp.partition): meta.offset
+            for tp, meta in listed.items()
+            if meta.offset >= 0 and subscribed(tp.topic, topics, pattern)
+        }
+
     async def check(self) -> None:
         producer = await self._get_producer()
         try:

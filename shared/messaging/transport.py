@@ -65,6 +65,15 @@ class Transport(Protocol):
         had offsets or nothing was found)."""
         ...
 
+    async def end_offsets(self, topics: list[str], pattern: str | None = None) -> dict[tuple[str, int], int]:
+        """`{(topic, partition): the offset the next message will get}` of `topics` (or those matching `pattern`)."""
+        ...
+
+    async def committed_offsets(self, group_id: str, topics: list[str], pattern: str | None = None) -> dict[tuple[str, int], int]:
+        """The offsets `group_id` committed on `topics` (or those matching `pattern`); a partition it never
+        committed on is left out."""
+        ...
+
     async def check(self) -> None:
         """Raises `TransportError` if the transport cannot currently serve; used by readiness."""
         ...
@@ -103,3 +112,8 @@ def partition_for(key: bytes | None, partitions: int, fallback: int = 0) -> int:
     if key is None:
         return fallback % partitions
     return zlib.crc32(key) % partitions
+
+
+def consumed_through(ends: dict[tuple[str, int], int], committed: dict[tuple[str, int], int]) -> bool:
+    """Whether the committed offsets reach the end offsets on every partition (an empty one needs none)."""
+    return all(committed.get(tp, 0) >= end for tp, end in ends.items())

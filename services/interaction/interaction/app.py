@@ -22,7 +22,7 @@ from interaction.tables import messaging
 def create_app(settings: InteractionSettings | None = None, transport: Transport | None = None) -> FastAPI:
     settings = settings or InteractionSettings()
     runtime = ServiceRuntime(settings, schema=SCHEMA, tables=messaging, transport=transport)
-    runtime.subscribe(partner_ingest_subscription(runtime.outbox))
+    partner_ingest = runtime.subscribe(partner_ingest_subscription(runtime.outbox))
     runtime.subscribe(segment_copy_subscription())
     app = create_service_app(
         runtime,
@@ -31,6 +31,8 @@ def create_app(settings: InteractionSettings | None = None, transport: Transport
         "timeline, search, partners and their figures, satisfaction trends, custom event types, export and erasure.",
         routers=[ingestion_router, customers_router, identity_router, partners_router, satisfaction_router, event_types_router],
     )
+    # An erasure waits for it (customers/router.py).
+    app.state.partner_ingest = partner_ingest
     # HTTP ingestion: concurrent requests share one transaction (docs/interaction.md, "Group commit").
     app.state.ingest_group = (
         GroupCommit(

@@ -23,6 +23,9 @@ class InteractionSettings(ServiceSettings):
     ingest_group_commit: bool = True
     ingest_group_max_wait_s: float = Field(0.002, ge=0, le=1)
     ingest_group_max_events: int = Field(1000, ge=1, le=100_000)
+    # An erasure first waits (up to this long) until the Kafka door applied every event acknowledged before it
+    # (docs/interaction.md, "Erasure"); past it the erasure answers 503 and erases nothing.
+    erasure_ingest_wait_s: float = Field(5.0, ge=0, le=60)
 
     renamed_env: ClassVar[dict[str, tuple[str, float]]] = {"ingest_group_max_wait_ms": ("ingest_group_max_wait_s", 1e-3)}
 

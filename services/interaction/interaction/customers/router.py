@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import AfterValidator, AwareDatetime, StringConstraints
 
 from shared import pagination
@@ -24,6 +24,7 @@ from interaction.customers.schemas import (
     TimelinePage,
 )
 from interaction.identity.normalise import normalise_email, normalise_phone
+from interaction.settings import SettingsDep
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 # A fixed type, or a registered custom one (interaction/event_types): the name's shape, not a closed list.
@@ -161,7 +162,17 @@ async def export_customer(customer_id: uuid.UUID, session: SessionDep) -> Custom
     return await service.export(session, customer_id)
 
 
-@router.post("/{customer_id}/erasure", response_model=ErasureRead, responses=problem_responses(NotFound, service.AlreadyErased))
-async def erase_customer(customer_id: uuid.UUID, outbox: OutboxDep, session: SessionDep) -> ErasureRead:
-    """Erase the customer's PII (identifiers, attributes, free text); anonymous facts stay; publishes `customer.erased`."""
+@router.post(
+    "/{customer_id}/erasure",
+    response_model=ErasureRead,
+    responses=problem_responses(NotFound, service.AlreadyErased, service.IngestionBehind),
+)
+async def erase_customer(
+    customer_id: uuid.UUID, outbox: OutboxDep, session: SessionDep, settings: SettingsDep, request: Request
+) -> ErasureRead:
+    """Erase the customer's PII (identifiers, attributes, free text); anonymous facts stay; publishes `customer.erased`.
+
+    It first waits (up to a few seconds) until every partner event Kafka acknowledged before the request is
+    applied, so none of them brings the PII back after it; 503 `ingestion-behind` (nothing erased) if they are not."""
+    await service.wait_for_partner_ingest(request.app.state.partner_ingest, settings.erasure_ingest_wait_s)
     return await service.request_erasure(session, outbox, customer_id)

@@ -11,7 +11,9 @@ from shared import pagination
 from shared.contracts import interaction as contracts
 from shared.contracts.envelope import Envelope
 from shared.contracts.topics import INTERACTION_EVENTS
+from shared.messaging.inbox import InboxConsumer
 from shared.messaging.outbox import Outbox
+from shared.messaging.transport import TransportError
 from shared.problems import DomainError, NotFound
 
 from interaction.customers import erasure, repository
@@ -58,6 +60,27 @@ PII_ATTRIBUTE_HINTS = (
 
 class AlreadyErased(DomainError):
     status, slug, title = 409, "customer-erased", "Customer already erased"
+
+
+class IngestionBehind(DomainError):
+    status, slug, title = 503, "ingestion-behind", "Partner events are still being applied"
+
+
+async def wait_for_partner_ingest(partner_ingest: InboxConsumer, wait_s: float) -> None:
+    """An erasure comes after every partner event acknowledged before it. Kafka acknowledges an event to the
+    partner before interaction applies it: a `customer.identified` still in the topic, applied after the
+    erasure, would make the customer again with the very PII the erasure removed. So the erasure first waits
+    until the Kafka door's group committed past everything its topics held at the request (HTTP events are
+    applied before they are acknowledged). IngestionBehind (503, nothing erased) if it does not within `wait_s`."""
+    try:
+        if await partner_ingest.caught_up(wait_s):
+            return
+    except TransportError as exc:
+        raise IngestionBehind(f"cannot tell whether partner events sent before this request were applied: {exc}") from exc
+    raise IngestionBehind(
+        f"partner events acknowledged before this request are not all applied after {wait_s:g} s; "
+        "nothing was erased, try again shortly"
+    )
 
 
 def publishable_attributes(attributes: dict[str, object]) -> dict[str, object]:

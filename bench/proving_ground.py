@@ -938,6 +938,7 @@ class Checker:
         clv_stage = {
             str(r["customer_id"]): r["stage"] for r in await self.conn.fetch("select customer_id, stage from clv.customer_stage")
         }
+        clv_erased = {str(r["customer_id"]) for r in await self.conn.fetch("select customer_id from clv.erased_customer")}
         for cid in self.ids:
             s, life = self.reads[cid]["lifecycle"]
             if s != 200 or life.get("customer_id") != cid:
@@ -947,7 +948,19 @@ class Checker:
             if s == 200 and seg.get("customer_id") == cid and seg.get("stage") != stage:
                 out.append(f"{cid}: stage in lifecycle {stage}, in segmentation {seg.get('stage')}")
             if clv_stage.get(cid) != stage:
-                out.append(f"{cid}: stage in lifecycle {stage}, in clv {clv_stage.get(cid)}")
+                erased = [
+                    where
+                    for where, yes in (
+                        (
+                            "interaction",
+                            self.reads[cid]["profile"][0] == 404 or bool(self.reads[cid]["profile"][1].get("erased_at")),
+                        ),
+                        ("clv", cid in clv_erased),
+                    )
+                    if yes
+                ]
+                note = f" (erased in {', '.join(erased)})" if erased else ""
+                out.append(f"{cid}: stage in lifecycle {stage}, in clv {clv_stage.get(cid)}{note}")
         return out
 
     async def applied_exactly_once(self) -> list[str]:

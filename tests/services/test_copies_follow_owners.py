@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from shared.contracts.clv import CustomerValueUpdated
 from shared.contracts.envelope import Envelope
+from shared.contracts.interaction import CustomerMerged, CustomerUnmerged
 from shared.contracts.lifecycle import StageChanged
 from shared.db import make_engine, make_session_factory
 from shared.messaging.inbox import ConsumedEvent
@@ -27,6 +28,7 @@ from tests.services.segmentation.helpers import Feeder
 from tests.support import scalar, wait_until
 
 from clv.propositions.projection import apply_targeting_events
+from clv.transaction_summary.projection import apply_interaction_events
 
 # The lifecycle app fixture, for a test outside its folder.
 lc = lifecycle_conftest.lc
@@ -140,3 +142,39 @@ async def test_value_copy_equals_clv(database_url):
 
 async def _count(engine, table: str, expected: int) -> bool:
     return await scalar(engine, f"select count(*) from {table}") == expected
+
+
+async def test_clv_keeps_the_stage_lifecycle_gave_a_restored_customer_whatever_the_merge_arrives_after(database_url):
+    """Lifecycle drops a merged-away customer's stage, and gives it one again (a greater version) when an unmerge
+    restores it. clv reads those stages (lifecycle's topic) and the merges (interaction's topic) with two
+    consumers, so the restored customer's new stage may be applied before the merge and its undo. The merge's
+    fold deleted the customer's stage row then, and clv held none while lifecycle held retention (the proving
+    ground, seed 1206). The copy follows the owner's versions only: the row stays with the id lifecycle names."""
+    x, z = uuid.uuid4(), uuid.uuid4()
+    now = datetime.now(UTC)
+
+    def stage(to: str, version: int) -> ConsumedEvent:
+        p = StageChanged(customer_id=x, from_stage=None, to_stage=to, changed_at=now, reason="rules", version=version)
+        return ConsumedEvent(Envelope.wrap(p, source="/services/lifecycle", subject=str(x)), p, None)  # type: ignore[arg-type]
+
+    merge_id = uuid.uuid4()
+    merge = CustomerMerged(
+        customer_id=z, merge_id=merge_id, survivor_id=z, merged_id=x, reason="same e-mail", merged_at=now, version=1
+    )
+    undo = CustomerUnmerged(customer_id=z, merge_id=merge_id, survivor_id=z, restored_id=x, unmerged_at=now, version=2)
+    engine = make_engine(database_url, pool_size=2)
+    sessions = make_session_factory(engine)
+    try:
+        async with sessions.begin() as session:  # the targeting consumer is ahead: both stages, the later restored
+            await apply_targeting_events(session, [stage("development", 3), stage("retention", 9)])
+        for p in (merge, undo):  # the interaction consumer behind: the merge, then its undo
+            async with sessions.begin() as session:
+                await apply_interaction_events(
+                    session,
+                    [ConsumedEvent(Envelope.wrap(p, source="/services/interaction", subject=str(z)), p, None)],  # type: ignore[arg-type]
+                )
+        assert (await scalar(engine, "SELECT stage || ' ' || version FROM clv.customer_stage WHERE customer_id = :c", c=x)) == (
+            "retention 9"
+        )
+    finally:
+        await engine.dispose()

@@ -1,6 +1,12 @@
 """The in-process transport keeps the semantics the services rely on from Kafka."""
 
+import asyncio
+
+import sqlalchemy as sa
+
+from shared.messaging.inbox import InboxConsumer, Subscription
 from shared.messaging.inprocess import InProcessTransport
+from shared.messaging.tables import messaging_tables
 from shared.messaging.transport import OutgoingMessage, merged_offsets
 
 
@@ -72,3 +78,32 @@ def test_merged_offsets_follow_each_lineage_and_leave_out_what_one_of_them_never
     assert merged_offsets([renamed]) == {("t", 0): 7, ("t", 1): 1}
     assert merged_offsets([renamed, [{}]]) == {}  # a consumer that never committed starts from the beginning
     assert merged_offsets([]) == {}
+
+
+async def test_caught_up_waits_for_the_group_to_commit_what_was_there_when_asked():
+    """The barrier an erasure waits on (InboxConsumer.caught_up): later messages do not hold it back."""
+    transport = InProcessTransport(partitions=2)
+    await transport.send_batch([OutgoingMessage("p.t", f"{i}".encode(), key=f"k{i}".encode()) for i in range(4)])
+    subscription = Subscription(name="s", topics=["t"], event_types={}, handler=lambda *_: None)
+    barrier = InboxConsumer(
+        group_id="g",
+        inbox_name="svc.s",
+        subscription=subscription,
+        topic_prefix="p.",
+        transport=transport,
+        session_factory=None,  # type: ignore[arg-type]  # it applies nothing here
+        tables=messaging_tables(sa.MetaData(schema="svc")),
+    )
+    ends = await transport.end_offsets(["p.t"])
+    assert sum(ends.values()) == 4
+    assert not await barrier.caught_up(timeout_s=0.05, poll_s=0.01)
+
+    consumer = transport.consumer("g", ["p.t"])
+    await consumer.start()
+    fetched = await consumer.getmany(timeout_ms=10, max_records=10)
+    waiting = asyncio.create_task(barrier.caught_up(timeout_s=5, poll_s=0.01))
+    await asyncio.sleep(0.05)
+    await transport.send_batch([OutgoingMessage("p.t", b"later", key=b"k0")])  # after the question: not waited for
+    await consumer.commit({(m.topic, m.partition): m.offset + 1 for m in fetched})
+    assert await waiting
+    assert await transport.committed_offsets("g", ["p.t"]) == {tp: n for tp, n in ends.items() if n}

@@ -11,8 +11,11 @@ from shared.reconcile import CopyCheck, Drift, run_checks
 
 from clv.settings import ClvSettings
 
-STAGE_COPY = sa.text("""SELECT customer_id, stage, version FROM clv.customer_stage
-WHERE (CAST(:ids AS uuid[]) IS NULL OR customer_id = ANY(CAST(:ids AS uuid[])))
+# A merged-away id's row is left out: lifecycle has no stage for it, and the copy keeps the row for when an unmerge
+# restores it (clv/transaction_summary/projection.py, FOLD); it is never read meanwhile.
+STAGE_COPY = sa.text("""SELECT customer_id, stage, version FROM clv.customer_stage s
+WHERE NOT EXISTS (SELECT 1 FROM clv.customer_alias a WHERE a.merged_id = s.customer_id)
+  AND (CAST(:ids AS uuid[]) IS NULL OR customer_id = ANY(CAST(:ids AS uuid[])))
   AND (CAST(:after AS uuid) IS NULL OR customer_id > CAST(:after AS uuid))
   AND (CAST(:upto AS uuid) IS NULL OR customer_id <= CAST(:upto AS uuid))""")
 # The owner's state with its version, unless the copy already holds a newer one (an event that arrived since).

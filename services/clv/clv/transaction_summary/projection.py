@@ -136,7 +136,10 @@ FOLD = [
         "UPDATE clv.delivery SET customer_id = :survivor, updated_at = now() WHERE customer_id = :merged",
         "DELETE FROM clv.customer_value WHERE customer_id = :merged",
         "DELETE FROM clv.segment_membership WHERE customer_id = :merged",
-        "DELETE FROM clv.customer_stage WHERE customer_id = :merged",
+        # Not the merged id's stage: that copy follows lifecycle's versions only. Lifecycle gives a customer an
+        # unmerge restores a new stage (a greater version), which may reach clv before this fold (another topic,
+        # another consumer): deleted here, the restored customer was left without one. A merged-away id's row is
+        # never read (clv reads its live customers).
     ]
 ]
 

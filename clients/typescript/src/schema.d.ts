@@ -250,6 +250,9 @@ export interface paths {
         /**
          * Erase Customer
          * @description Erase the customer's PII (identifiers, attributes, free text); anonymous facts stay; publishes `customer.erased`.
+         *
+         *     It first waits (up to a few seconds) until every partner event Kafka acknowledged before the request is
+         *     applied, so none of them brings the PII back after it; 503 `ingestion-behind` (nothing erased) if they are not.
          */
         post: operations["interaction__erase_customer_v1_customers__customer_id__erasure_post"];
         delete?: never;
@@ -8066,7 +8069,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The service behind this route is unavailable */
+            /** @description Partner events are still being applied; The service behind this route is unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -8077,9 +8080,9 @@ export interface operations {
                          * Service
                          * @description The service that could not answer.
                          */
-                        service: string;
+                        service?: string;
                         /** @enum {string} */
-                        type: "https://customer-value-crm.dev/problems/service-unavailable";
+                        type: "https://customer-value-crm.dev/problems/ingestion-behind" | "https://customer-value-crm.dev/problems/service-unavailable";
                     };
                 };
             };

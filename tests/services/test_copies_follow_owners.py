@@ -29,6 +29,7 @@ from tests.support import scalar, wait_until
 
 from clv.propositions.projection import apply_targeting_events
 from clv.transaction_summary.projection import apply_interaction_events
+from segmentation.rules.service import preview as rules_preview
 
 # The lifecycle app fixture, for a test outside its folder.
 lc = lifecycle_conftest.lc
@@ -178,3 +179,41 @@ async def test_clv_keeps_the_stage_lifecycle_gave_a_restored_customer_whatever_t
         )
     finally:
         await engine.dispose()
+
+
+async def test_segmentation_keeps_the_stage_lifecycle_gave_a_restored_customer_and_counts_no_merged_away_id(database_url):
+    """The same race in segmentation (its stage copy and its merges come through two consumers): the merge's fold
+    deleted the merged-away id's row, copies included, so the stage lifecycle gave the restored customer before
+    the fold arrived was lost. The fold now keeps the copies; a rule segment never counts a merged-away id."""
+    x, y, z = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    now = datetime.now(UTC)
+
+    def stage(cid: uuid.UUID, to: str, version: int) -> StageChanged:
+        return StageChanged(customer_id=cid, from_stage=None, to_stage=to, changed_at=now, reason="rules", version=version)
+
+    def merge(merged: uuid.UUID, version: int) -> CustomerMerged:
+        return CustomerMerged(
+            customer_id=z, merge_id=uuid.uuid4(), survivor_id=z, merged_id=merged, reason="r", merged_at=now, version=version
+        )
+
+    merge_x = merge(x, 1)
+    undo = CustomerUnmerged(customer_id=z, merge_id=merge_x.merge_id, survivor_id=z, restored_id=x, unmerged_at=now, version=2)
+    feeder = Feeder(database_url)
+    try:
+        await feeder.apply(
+            [stage(x, "development", 3), stage(x, "retention", 9), stage(y, "retention", 10), stage(z, "development", 11)]
+        )
+        for p in (merge_x, undo, merge(y, 3)):  # the interaction consumer behind
+            await feeder.apply([p])
+        async with feeder.sessions() as session:
+            restored = (
+                await session.execute(
+                    sa.text("SELECT stage, stage_version FROM segmentation.customer_aggregate WHERE customer_id = :c"), {"c": x}
+                )
+            ).one()
+            # A fresh database: x (restored) and y (merged into z, its copy kept) hold that stage, z its own.
+            count, sample = await rules_preview(session, {"field": "stage", "op": "eq", "value": "retention"}, "EUR")
+        assert tuple(restored) == ("retention", 9)
+        assert (count, sample) == (1, [x])
+    finally:
+        await feeder.close()

@@ -54,7 +54,17 @@ async def test_merge_folds_into_survivor_unmerge_restores_erasure_deletes(client
     assert view["by_currency"][0]["total_spend"] == "140.0000"
     assert view["value"]["tier"] == "platinum" and view["stage"] == "development"
     counts = await rows_for(feeder, other)
-    assert counts["customer_aggregate"] == 0 and counts["purchase"] == 0
+    assert counts["purchase"] == 0
+    async with feeder.engine.connect() as conn:
+        kept = (
+            await conn.execute(
+                sa.text("SELECT order_count, value_tier FROM segmentation.customer_aggregate WHERE customer_id = :c"),
+                {"c": other},
+            )
+        ).one()
+    # What came from interaction is the survivor's now; the copy of clv's value stays with the id clv names (it
+    # follows clv's versions only: an unmerge would restore the customer with it).
+    assert tuple(kept) == (0, "platinum")
     async with feeder.engine.connect() as conn:
         attributes = (
             await conn.execute(

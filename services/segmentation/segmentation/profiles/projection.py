@@ -280,7 +280,17 @@ FOLD_STATEMENTS = [
            stage_changed_at = coalesce(s.stage_changed_at, EXCLUDED.stage_changed_at),
            stage_version = CASE WHEN s.stage IS NULL THEN EXCLUDED.stage_version ELSE s.stage_version END,
            updated_at = now()""",
-        "DELETE FROM segmentation.customer_aggregate WHERE customer_id = :merged",
+        # What the merged id's row holds from interaction is now the survivor's. Its copies of clv's value and
+        # lifecycle's stage stay: they follow their owners' versions only. Deleted here, the new stage lifecycle
+        # gives a customer an unmerge restores (a greater version, on another topic, so possibly applied before
+        # this fold) was lost, and the restored customer had none while lifecycle had one. A merged-away id is
+        # never read (reads resolve it to its survivor) nor in a population (runs need orders, rules leave
+        # merged-away ids out). A row that holds no copy goes.
+        """UPDATE segmentation.customer_aggregate SET order_count = 0, first_purchase_at = NULL,
+           last_purchase_at = NULL, touchpoint_count = 0, first_touch_at = NULL, last_touch_at = NULL,
+           attributes = '{}'::jsonb, updated_at = now()
+       WHERE customer_id = :merged AND (stage IS NOT NULL OR clv IS NOT NULL)""",
+        "DELETE FROM segmentation.customer_aggregate WHERE customer_id = :merged AND stage IS NULL AND clv IS NULL",
         "DELETE FROM segmentation.purchase_summary WHERE customer_id = :merged",
         # The merged id's memberships end with the merge; the survivor's are decided by its re-derived data.
         """UPDATE segmentation.segment_membership SET left_at = :at, updated_at = now()

@@ -19,10 +19,13 @@ RANGE = """(CAST(:ids AS uuid[]) IS NULL OR customer_id = ANY(CAST(:ids AS uuid[
     AND (CAST(:after AS uuid) IS NULL OR customer_id > CAST(:after AS uuid))
     AND (CAST(:upto AS uuid) IS NULL OR customer_id <= CAST(:upto AS uuid))"""
 
+# A merged-away id's row is left out: its owners hold nothing for it, and the copy keeps its stage and value for
+# when an unmerge restores it (profiles/projection.py, FOLD_STATEMENTS); it is never read meanwhile.
+LIVE = "NOT EXISTS (SELECT 1 FROM segmentation.customer_alias al WHERE al.merged_id = customer_aggregate.customer_id)"
 STAGE_COPY = sa.text(f"""SELECT customer_id, stage, stage_version FROM segmentation.customer_aggregate
-WHERE stage IS NOT NULL AND {RANGE}""")
+WHERE stage IS NOT NULL AND {LIVE} AND {RANGE}""")
 VALUE_COPY = sa.text(f"""SELECT customer_id, clv_currency, value_tier, value_version FROM segmentation.customer_aggregate
-WHERE clv IS NOT NULL AND {RANGE}""")
+WHERE clv IS NOT NULL AND {LIVE} AND {RANGE}""")
 
 # The owner's state with its version, unless the copy already holds a newer one (an event that arrived since).
 REPAIR_STAGE = sa.text("""

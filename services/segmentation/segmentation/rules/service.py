@@ -50,7 +50,9 @@ LEFT JOIN segmentation.segment rs ON rs.segment_id = rr.segment_id"""
 async def _matching(session: AsyncSession, node: dict, currency: str, customer_ids: list | None) -> tuple[str, dict]:
     compiled = compile_rule(node)
     scope = "AND a.customer_id = ANY(CAST(:customer_ids AS uuid[]))" if customer_ids is not None else ""
-    sql = f"SELECT a.customer_id {_from_clause(node)} WHERE {compiled.sql} {scope}"
+    # A merged-away id is no customer of its own: its row may still hold the copies of its value and stage.
+    merged_away = "NOT EXISTS (SELECT 1 FROM segmentation.customer_alias al WHERE al.merged_id = a.customer_id)"
+    sql = f"SELECT a.customer_id {_from_clause(node)} WHERE {compiled.sql} AND {merged_away} {scope}"
     params: dict[str, Any] = {**compiled.params, "currency": currency, "now": datetime.now(UTC)}
     if uses_rfm(node):
         params["rfm_run_id"] = await latest_run_id(session, DEFAULT_RFM_FAMILY)

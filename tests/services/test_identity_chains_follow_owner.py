@@ -283,9 +283,16 @@ def _consumed(e: Envelope) -> ConsumedEvent:
     return ConsumedEvent(e, INTERACTION_EVENT_TYPES[e.type].model_validate(e.data), None)  # type: ignore[arg-type]
 
 
-async def deliver(feeder: Feeder, lc, deliveries: list[list[Envelope]], profit_deliveries: list[list[Envelope]]) -> None:
-    """Each batch to every copy's own handler; clv's two consumers run side by side, each in its own order, on
-    one record of merges."""
+async def deliver(feeder: Feeder, lc, events: list[Envelope], order_name: str) -> None:
+    """The events in an arrival order ("reversed", or "shuffled-…": a seeded shuffle with repeats, in batches), each
+    batch to every copy's own handler; clv's two consumers run side by side, each in its own order, on one record
+    of merges."""
+    if order_name == "reversed":
+        deliveries = [[e] for e in reversed(events)]
+        profit_deliveries = [[e] for e in events[len(events) // 2 :]] + [[e] for e in events[: len(events) // 2]]
+    else:
+        deliveries = shuffled_deliveries(random.Random(order_name), events, batches=6)
+        profit_deliveries = shuffled_deliveries(random.Random(f"profit-{order_name}"), events, batches=5)
     for i in range(max(len(deliveries), len(profit_deliveries))):
         if i < len(deliveries):
             batch = deliveries[i]
@@ -305,13 +312,7 @@ async def test_copies_follow_merge_chains_and_undos_in_any_arrival_order(interac
     try:
         events, customers = await owner_history(interaction, engine, uuid.uuid4().hex[:8])
         assert {e.type for e in events} >= {"customer.merged", "customer.unmerged", "purchase.refunded"}
-        if order_name == "reversed":
-            deliveries = [[e] for e in reversed(events)]
-            profit_deliveries = [[e] for e in events[len(events) // 2 :]] + [[e] for e in events[: len(events) // 2]]
-        else:
-            deliveries = shuffled_deliveries(random.Random(order_name), events, batches=6)
-            profit_deliveries = shuffled_deliveries(random.Random(f"profit-{order_name}"), events, batches=5)
-        await deliver(feeder, lc, deliveries, profit_deliveries)
+        await deliver(feeder, lc, events, order_name)
 
         survivors, spend = await owner_state(engine, customers)
         assert len(set(survivors.values())) == 4, "the history left four live customers (C, B, F, D)"
@@ -453,13 +454,7 @@ async def test_copies_keep_nothing_of_an_erased_chain_in_any_arrival_order(inter
         assert sorted(e.type for e in erasures) == ["customer.erased", "customer.erased"]
         # The facts as they were sent before the erasure (the outbox now holds them redacted), then the erasures.
         history = events + erasures
-        if order_name == "reversed":
-            deliveries = [[e] for e in reversed(history)]
-            profit_deliveries = [[e] for e in history[len(history) // 2 :]] + [[e] for e in history[: len(history) // 2]]
-        else:
-            deliveries = shuffled_deliveries(random.Random(order_name), history, batches=6)
-            profit_deliveries = shuffled_deliveries(random.Random(f"profit-{order_name}"), history, batches=5)
-        await deliver(feeder, lc, deliveries, profit_deliveries)
+        await deliver(feeder, lc, history, order_name)
 
         divergences = await erased_rows(engine, [c, a])
         survivors, spend = await owner_state(engine, customers)

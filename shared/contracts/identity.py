@@ -86,6 +86,13 @@ def not_erased_sql(table: str, column: str) -> str:
     return f"NOT EXISTS (SELECT 1 FROM {table} erased WHERE erased.customer_id = {column})"
 
 
+def not_merged_away_sql(aliases: str, column: str) -> str:
+    """A condition: the customer in `column` is no merged-away id (`aliases`: the copy's alias table). Such an id's
+    row may still hold copies of other owners' facts (its value, its stage), kept for an unmerge that restores
+    it; it is no customer of its own meanwhile (no population, no reconcile)."""
+    return f"NOT EXISTS (SELECT 1 FROM {aliases} al WHERE al.merged_id = {column})"
+
+
 def _in_force(table: str) -> str:
     # One merge in force per merged id: the newest by the owner's version (see the module's docstring).
     return (

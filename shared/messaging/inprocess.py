@@ -51,12 +51,9 @@ class InProcessTransport:
     async def adopt_offsets(
         self, group_id: str, lineages: Sequence[Sequence[str]], topics: list[str], pattern: str | None = None
     ) -> dict[tuple[str, int], int]:
-        def mine(group: str) -> dict[tuple[str, int], int]:
-            return {tp: o for tp, o in self._committed.get(group, {}).items() if subscribed(tp[0], topics, pattern)}
-
-        if mine(group_id):
+        if self._group_offsets(group_id, topics, pattern):
             return {}
-        offsets = merged_offsets([[mine(group) for group in lineage] for lineage in lineages])
+        offsets = merged_offsets([[self._group_offsets(group, topics, pattern) for group in lineage] for lineage in lineages])
         self._committed[group_id].update(offsets)
         return offsets
 
@@ -66,6 +63,9 @@ class InProcessTransport:
         }
 
     async def committed_offsets(self, group_id: str, topics: list[str], pattern: str | None = None) -> dict[tuple[str, int], int]:
+        return self._group_offsets(group_id, topics, pattern)
+
+    def _group_offsets(self, group_id: str, topics: list[str], pattern: str | None) -> dict[tuple[str, int], int]:
         return {tp: o for tp, o in self._committed.get(group_id, {}).items() if subscribed(tp[0], topics, pattern)}
 
     def messages(self, topic: str) -> list[IncomingMessage]:

@@ -131,18 +131,11 @@ class KafkaTransport:
         try:
             async with asyncio.timeout(30):
                 await admin.start()
-
-                async def committed(group: str) -> dict[tuple[str, int], int]:
-                    listed = await admin.list_consumer_group_offsets(group)
-                    return {
-                        (tp.topic, tp.partition): meta.offset
-                        for tp, meta in listed.items()
-                        if meta.offset >= 0 and subscribed(tp.topic, topics, pattern)
-                    }
-
-                if await committed(group_id):
+                if await _group_offsets(admin, group_id, topics, pattern):
                     return {}
-                return merged_offsets([[await committed(group) for group in lineage] for lineage in lineages])
+                return merged_offsets(
+                    [[await _group_offsets(admin, group, topics, pattern) for group in lineage] for lineage in lineages]
+                )
         finally:
             await admin.close()
 
@@ -171,16 +164,11 @@ class KafkaTransport:
         try:
             async with asyncio.timeout(15):
                 await admin.start()
-                listed = await admin.list_consumer_group_offsets(group_id)
+                return await _group_offsets(admin, group_id, topics, pattern)
         except (KafkaError, OSError, TimeoutError) as exc:
             raise TransportError(f"could not read the offsets of {group_id}: {exc!r}") from exc
         finally:
             await admin.close()
-        return {
-            (tp.topic, tp.partition): meta.offset
-            for tp, meta in listed.items()
-            if meta.offset >= 0 and subscribed(tp.topic, topics, pattern)
-        }
 
     async def check(self) -> None:
         producer = await self._get_producer()
@@ -258,6 +246,18 @@ class KafkaConsumer:
             raise CommitFailed(repr(exc)) from exc
         except (KafkaError, OSError) as exc:
             raise TransportError(f"commit failed: {exc!r}") from exc
+
+
+async def _group_offsets(
+    admin: AIOKafkaAdminClient, group_id: str, topics: list[str], pattern: str | None
+) -> dict[tuple[str, int], int]:
+    """The offsets `group_id` committed on `topics` (or those matching `pattern`)."""
+    listed = await admin.list_consumer_group_offsets(group_id)
+    return {
+        (tp.topic, tp.partition): meta.offset
+        for tp, meta in listed.items()
+        if meta.offset >= 0 and subscribed(tp.topic, topics, pattern)
+    }
 
 
 async def _stop_quietly(client: AIOKafkaProducer | AIOKafkaConsumer) -> None:

@@ -7,14 +7,15 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.contracts.identity import not_merged_away_sql
 from shared.reconcile import CopyCheck, Drift, run_checks
 
 from clv.settings import ClvSettings
 
 # A merged-away id's row is left out: lifecycle has no stage for it, and the copy keeps the row for when an unmerge
 # restores it (clv/transaction_summary/projection.py, FOLD); it is never read meanwhile.
-STAGE_COPY = sa.text("""SELECT customer_id, stage, version FROM clv.customer_stage s
-WHERE NOT EXISTS (SELECT 1 FROM clv.customer_alias a WHERE a.merged_id = s.customer_id)
+STAGE_COPY = sa.text(f"""SELECT customer_id, stage, version FROM clv.customer_stage s
+WHERE {not_merged_away_sql("clv.customer_alias", "s.customer_id")}
   AND (CAST(:ids AS uuid[]) IS NULL OR customer_id = ANY(CAST(:ids AS uuid[])))
   AND (CAST(:after AS uuid) IS NULL OR customer_id > CAST(:after AS uuid))
   AND (CAST(:upto AS uuid) IS NULL OR customer_id <= CAST(:upto AS uuid))""")

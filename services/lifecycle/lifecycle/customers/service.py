@@ -4,7 +4,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.contracts.interaction import CustomerCreated, CustomerErased
+from shared.contracts.interaction import CustomerCreated
 from shared.messaging.inbox import ConsumedEvent
 from shared.problems import DomainError
 
@@ -18,15 +18,11 @@ class UnknownCustomer(DomainError):
 
 async def apply(session: AsyncSession, events: list[ConsumedEvent]) -> None:
     """Part of the facts consumer's batch, so a customer is known no later than its first fact. Erasures are
-    recorded in their place among the batch's identity events (`record_erased`): a merge before the erasure in
-    the same batch still counts."""
+    recorded in their place among the batch's identity events (stages/projection.py): a merge before the erasure
+    in the same batch still counts."""
     await repository.record_created(
         session, [(e.payload.customer_id, e.payload.first_seen_at) for e in events if isinstance(e.payload, CustomerCreated)]
     )
-
-
-async def record_erased(session: AsyncSession, erased: CustomerErased) -> None:
-    await repository.record_erased(session, erased.customer_id, erased.erased_at)
 
 
 async def existing(session: AsyncSession, customer_id: uuid.UUID) -> uuid.UUID:

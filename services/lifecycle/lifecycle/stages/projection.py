@@ -147,7 +147,8 @@ def facts_subscription(outbox: Outbox) -> Subscription:
                     moved |= {u.survivor_id, u.restored_id}
                     await campaigns.follow_unmerge(session, u)
                 case CustomerErased() as x:
-                    await customers.record_erased(session, x)  # first: later facts and merges naming it are dropped
+                    # First: later facts and merges naming it are dropped.
+                    await customers_repo.record_erased(session, x.customer_id, x.erased_at)
                     await campaigns.erase(session, x.customer_id)  # first: it reads the chain the next one drops
                     await repository.erase(session, x.customer_id)
                     moved = {x.customer_id}

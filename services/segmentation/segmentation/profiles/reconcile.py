@@ -8,6 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.contracts.identity import not_merged_away_sql
 from shared.messaging.outbox import Outbox
 from shared.reconcile import CopyCheck, Drift, newest_per_customer, run_checks
 
@@ -21,7 +22,7 @@ RANGE = """(CAST(:ids AS uuid[]) IS NULL OR customer_id = ANY(CAST(:ids AS uuid[
 
 # A merged-away id's row is left out: its owners hold nothing for it, and the copy keeps its stage and value for
 # when an unmerge restores it (profiles/projection.py, FOLD_STATEMENTS); it is never read meanwhile.
-LIVE = "NOT EXISTS (SELECT 1 FROM segmentation.customer_alias al WHERE al.merged_id = customer_aggregate.customer_id)"
+LIVE = not_merged_away_sql("segmentation.customer_alias", "customer_aggregate.customer_id")
 STAGE_COPY = sa.text(f"""SELECT customer_id, stage, stage_version FROM segmentation.customer_aggregate
 WHERE stage IS NOT NULL AND {LIVE} AND {RANGE}""")
 VALUE_COPY = sa.text(f"""SELECT customer_id, clv_currency, value_tier, value_version FROM segmentation.customer_aggregate

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.contracts.identity import not_merged_away_sql
 from shared.messaging.outbox import Outbox
 from shared.problems import DomainError, NotFound
 
@@ -51,8 +52,8 @@ async def _matching(session: AsyncSession, node: dict, currency: str, customer_i
     compiled = compile_rule(node)
     scope = "AND a.customer_id = ANY(CAST(:customer_ids AS uuid[]))" if customer_ids is not None else ""
     # A merged-away id is no customer of its own: its row may still hold the copies of its value and stage.
-    merged_away = "NOT EXISTS (SELECT 1 FROM segmentation.customer_alias al WHERE al.merged_id = a.customer_id)"
-    sql = f"SELECT a.customer_id {_from_clause(node)} WHERE {compiled.sql} AND {merged_away} {scope}"
+    live = not_merged_away_sql("segmentation.customer_alias", "a.customer_id")
+    sql = f"SELECT a.customer_id {_from_clause(node)} WHERE {compiled.sql} AND {live} {scope}"
     params: dict[str, Any] = {**compiled.params, "currency": currency, "now": datetime.now(UTC)}
     if uses_rfm(node):
         params["rfm_run_id"] = await latest_run_id(session, DEFAULT_RFM_FAMILY)

@@ -1,10 +1,15 @@
-"""HTTP ingestion: partner events posted to the gateway's `POST /v1/events`, group commit on vs off, side by side.
+"""HTTP ingestion: partner events posted to the gateway's `POST /v1/events`, with and without grouping, side by side.
 
-interaction and the gateway run as OS processes on the real Kafka broker and a fresh migrated Postgres, twice
-over: one interaction with the group commit (the default: concurrent requests share one transaction) and one
-with `INTERACTION_INGEST_GROUP_COMMIT=false` (one transaction per request, as before), each behind its own
-gateway. Both get the same load, one after the other, with a partner key minted through `POST /v1/api-keys`
-with the rate the load needs:
+interaction and the gateway run as OS processes on the real Kafka broker and a fresh migrated Postgres, once per
+mode, each interaction behind its own gateway:
+  grouped           the default: the gateway sends concurrent posts of one caller as one batch
+                    (gateway/proxy/event_posts.py) and interaction shares one transaction among concurrent
+                    requests (its group commit)
+  interaction only  the gateway forwards each post alone (`GATEWAY_EVENT_POSTS_GROUPED=false`, the default
+                    before 2026-12-07); interaction's group commit on
+  one per request   neither: one request and one transaction per post (`INTERACTION_INGEST_GROUP_COMMIT=false`)
+Each gets the same load, one after the other, with a partner key minted through `POST /v1/api-keys` with the
+rate the load needs:
   single   one event per request, offered open loop at `--rate` requests/s (latency from each request's
            scheduled send time, so a system that falls behind shows it; a request due while `--max-in-flight`
            wait is shed and counted); goal ≥ 2,000 requests/s, all accepted
@@ -27,22 +32,30 @@ import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import aiohttp
 import asyncpg
+import orjson
+import uvloop
+from yarl import URL
 
 from bench import harness
 from shared.contracts.topics import ALL, dlq
 from shared.db import asyncpg_dsn
 from tests.e2e.processes import ServiceProcess, free_port, process_env, running, serve_argv
 
+from gateway.upstream_pool import BadResponse, ConnectFailed, ConnectionPool, Dropped
+
 SOURCE = "bench-http-shop"
 BOOTSTRAP_KEY = "bench-http-bootstrap-admin-key"
 GOAL_SINGLE_RPS = 2000
 GOAL_BATCH_EVENTS_PER_S = 10_000
 BATCH = 100
-MODES = {"grouped": "true", "one per request": "false"}
+# mode → (INTERACTION_INGEST_GROUP_COMMIT, GATEWAY_EVENT_POSTS_GROUPED): both on is the default; "interaction
+# only" is the default before the gateway grouped a caller's posts; "one per request" is neither.
+MODES = {"grouped": ("true", "true"), "interaction only": ("true", "false"), "one per request": ("false", "false")}
 
 
 PAD_CHUNK = 100_000
@@ -87,19 +100,63 @@ class Tally:
         self.accepted += accepted
 
 
-async def post(session: aiohttp.ClientSession, events: list[dict], scheduled: float, tally: Tally) -> None:
+class LeanClient:
+    """The load generator's default client: the gateway's own keep-alive client (gateway/upstream_pool.py, one
+    `send` per request, answers parsed by httptools) on uvloop. The generator shares the two cores with what it
+    measures; aiohttp's client (`--client aiohttp`, the generator before 2026-12-07) cost ~0.4 ms of CPU per
+    request here, as much as the gateway's whole hop."""
+
+    def __init__(self, gateway: str, key: str) -> None:
+        url = URL(gateway)
+        assert url.host is not None and url.port is not None
+        self.pool = ConnectionPool(url.host, url.port, limit=2000, keepalive_s=4.0, connect_timeout_s=5.0)
+        self.head = (
+            f"POST /v1/events HTTP/1.1\r\nhost: {url.host}:{url.port}\r\nx-api-key: {key}\r\ncontent-type: application/json\r\n"
+        )
+
+    async def post(self, events: list[dict]) -> tuple[int, bytes]:
+        body = orjson.dumps(events)
+        raw = await self.pool.request(f"{self.head}content-length: {len(body)}\r\n\r\n".encode() + body, head=False)
+        return raw.status, raw.body
+
+    async def close(self) -> None:
+        self.pool.close()
+
+
+class AiohttpClient:
+    def __init__(self, gateway: str, key: str) -> None:
+        connector = aiohttp.TCPConnector(limit=2000, limit_per_host=2000)
+        self.session = aiohttp.ClientSession(gateway, connector=connector, headers={"X-API-Key": key})
+
+    async def post(self, events: list[dict]) -> tuple[int, bytes]:
+        async with self.session.post("/v1/events", json=events) as resp:
+            return resp.status, await resp.read()
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+CLIENTS: dict[str, type[LeanClient] | type[AiohttpClient]] = {"lean": LeanClient, "aiohttp": AiohttpClient}
+Client = LeanClient | AiohttpClient
+
+
+def run_async(coro):
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
+
+
+async def post(client: Client, events: list[dict], scheduled: float, tally: Tally, timeout_s: float = 30) -> None:
     try:
-        async with session.post("/v1/events", json=events) as resp:
-            body = await resp.json(content_type=None)
-            accepted = body.get("accepted", 0) if isinstance(body, dict) else 0
-            tally.record(resp.status, time.perf_counter() - scheduled, accepted)
-    except (aiohttp.ClientError, TimeoutError):  # the client gave up: counted as status 0
-        tally.record(0, time.perf_counter() - scheduled, 0)
+        async with asyncio.timeout(timeout_s):
+            status, raw = await client.post(events)
+        body = orjson.loads(raw) if raw else None
+        accepted = body.get("accepted", 0) if isinstance(body, dict) else 0
+        tally.record(status, time.perf_counter() - scheduled, accepted)
+    except (aiohttp.ClientError, ConnectFailed, Dropped, BadResponse, orjson.JSONDecodeError, TimeoutError):
+        tally.record(0, time.perf_counter() - scheduled, 0)  # the client gave up: counted as status 0
 
 
-async def single_open_loop(
-    gateway: str, key: str, run: str, rate: float, seconds: float, customers: int, max_in_flight: int
-) -> Tally:
+async def single_open_loop(client: Client, run: str, rate: float, seconds: float, customers: int, max_in_flight: int) -> Tally:
     """One event per request, sent on a fixed schedule whatever the answers (open loop). A request due while
     `max_in_flight` wait for their answers is shed (counted, not sent): the generator's own queue would
     otherwise time requests out before they leave it, and a system that falls behind shows as shed requests."""
@@ -110,52 +167,54 @@ async def single_open_loop(
         nonlocal in_flight
         in_flight += 1
         try:
-            await post(session, events, scheduled, tally)
+            await post(client, events, scheduled, tally)
         finally:
             in_flight -= 1
 
-    connector = aiohttp.TCPConnector(limit=1000, limit_per_host=1000)
-    async with aiohttp.ClientSession(
-        gateway, connector=connector, headers={"X-API-Key": key}, timeout=aiohttp.ClientTimeout(total=30)
-    ) as session:
-        total = int(rate * seconds)
-        start = time.perf_counter() + 0.1
-        tasks = []
-        for i in range(total):
-            scheduled = start + i / rate
-            delay = scheduled - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            if in_flight >= max_in_flight:
-                tally.shed += 1
-                continue
-            tasks.append(asyncio.create_task(tracked([order(run, i, customers)], scheduled)))
-        await asyncio.gather(*tasks)
-        tally.elapsed = time.perf_counter() - start
+    total = int(rate * seconds)
+    start = time.perf_counter() + 0.1
+    tasks = []
+    for i in range(total):
+        scheduled = start + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if in_flight >= max_in_flight:
+            tally.shed += 1
+            continue
+        tasks.append(asyncio.create_task(tracked([order(run, i, customers)], scheduled)))
+    await asyncio.gather(*tasks)
+    tally.elapsed = time.perf_counter() - start
     return tally
 
 
-async def batch_closed_loop(gateway: str, key: str, run: str, concurrency: int, seconds: float, customers: int) -> Tally:
+async def batch_closed_loop(client: Client, run: str, concurrency: int, seconds: float, customers: int) -> Tally:
     """Batches of BATCH events, `concurrency` posters each sending its next batch when the last is answered."""
     tally = Tally()
     counter = iter(range(10**9))
-    async with aiohttp.ClientSession(gateway, headers={"X-API-Key": key}, timeout=aiohttp.ClientTimeout(total=60)) as session:
-        start = time.perf_counter()
+    start = time.perf_counter()
 
-        async def poster() -> None:
-            while time.perf_counter() - start < seconds:
-                first = next(counter) * BATCH
-                await post(session, [order(run, first + j, customers) for j in range(BATCH)], time.perf_counter(), tally)
+    async def poster() -> None:
+        while time.perf_counter() - start < seconds:
+            first = next(counter) * BATCH
+            await post(client, [order(run, first + j, customers) for j in range(BATCH)], time.perf_counter(), tally, 60)
 
-        await asyncio.gather(*(poster() for _ in range(concurrency)))
-        tally.elapsed = time.perf_counter() - start
+    await asyncio.gather(*(poster() for _ in range(concurrency)))
+    tally.elapsed = time.perf_counter() - start
     return tally
 
 
-async def warm_up(gateway: str, key: str, run: str) -> None:
-    async with aiohttp.ClientSession(gateway, headers={"X-API-Key": key}) as session:
-        tally = Tally()
-        await asyncio.gather(*(post(session, [order(run, i, 10**9)], time.perf_counter(), tally) for i in range(200)))
+async def with_client(kind: str, gateway: str, key: str, load):
+    client = CLIENTS[kind](gateway, key)
+    try:
+        return await load(client)
+    finally:
+        await client.close()
+
+
+async def warm_up(client: Client, run: str) -> None:
+    tally = Tally()
+    await asyncio.gather(*(post(client, [order(run, i, 10**9)], time.perf_counter(), tally) for i in range(200)))
 
 
 def summary(name: str, tally: Tally, events_per_request: int, cpu: dict[str, float]) -> dict:
@@ -194,7 +253,8 @@ def main(argv: list[str]) -> dict:
     parser.add_argument("--max-in-flight", type=int, default=512, help="open loop: requests awaiting an answer at most")
     parser.add_argument("--batch-concurrency", type=int, default=8, help="posters of 100-event batches")
     parser.add_argument("--customers", type=int, default=5000, help="distinct customers the events are about")
-    parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated of {list(MODES)}")
+    parser.add_argument("--modes", default="grouped,interaction only", help=f"comma-separated of {list(MODES)}")
+    parser.add_argument("--client", choices=list(CLIENTS), default="lean", help="the load generator's HTTP client")
     parser.add_argument(
         "--pad-customers", type=int, default=0, help="customers added straight into interaction's tables before measuring"
     )
@@ -237,14 +297,21 @@ def main(argv: list[str]) -> dict:
             interaction = ServiceProcess(
                 f"interaction-{n}",
                 serve_argv("interaction", ip),
-                process_env(shared | {"INTERACTION_INGEST_GROUP_COMMIT": MODES[mode], "INTERACTION_RUN_WORKERS": "false"}),
+                process_env(shared | {"INTERACTION_INGEST_GROUP_COMMIT": MODES[mode][0], "INTERACTION_RUN_WORKERS": "false"}),
                 ip,
                 Path(logs),
             )
             gateway = ServiceProcess(
                 f"gateway-{n}",
                 serve_argv("gateway", gp),
-                process_env(shared | {"GATEWAY_INTERACTION_URL": interaction.url, "GATEWAY_BOOTSTRAP_ADMIN_KEY": BOOTSTRAP_KEY}),
+                process_env(
+                    shared
+                    | {
+                        "GATEWAY_INTERACTION_URL": interaction.url,
+                        "GATEWAY_BOOTSTRAP_ADMIN_KEY": BOOTSTRAP_KEY,
+                        "GATEWAY_EVENT_POSTS_GROUPED": MODES[mode][1],
+                    }
+                ),
                 gp,
                 Path(logs),
             )
@@ -262,7 +329,7 @@ def main(argv: list[str]) -> dict:
                     rate_limit_per_s=100_000,
                 )
                 run = uuid.uuid4().hex[:8]
-                asyncio.run(warm_up(gateway.url, key, f"{run}w"))
+                run_async(with_client(args.client, gateway.url, key, partial(warm_up, run=f"{run}w")))
                 print(
                     f"{mode}: single events offered at {args.rate:.0f}/s for {args.seconds:.0f} s; then batches of "
                     f"{BATCH}, {args.batch_concurrency} posters, {args.seconds:.0f} s"
@@ -274,15 +341,38 @@ def main(argv: list[str]) -> dict:
                 pids = {"gateway": gateway.proc.pid, "interaction": interaction.proc.pid}
                 cpu = {k: harness.cpu_seconds(p) for k, p in pids.items()}
                 blocks_before = asyncio.run(_blocks(database_url))
-                single = asyncio.run(
-                    single_open_loop(gateway.url, key, f"{run}s", args.rate, args.seconds, args.customers, args.max_in_flight)
+                single = run_async(
+                    with_client(
+                        args.client,
+                        gateway.url,
+                        key,
+                        partial(
+                            single_open_loop,
+                            run=f"{run}s",
+                            rate=args.rate,
+                            seconds=args.seconds,
+                            customers=args.customers,
+                            max_in_flight=args.max_in_flight,
+                        ),
+                    )
                 )
                 cpu, before = {k: harness.cpu_seconds(p) for k, p in pids.items()}, cpu
                 results[mode] = {"run": run, "single": summary("single event", single, 1, {k: cpu[k] - before[k] for k in cpu})}
                 results[mode]["single"]["load_avg"] = round(os.getloadavg()[0], 2)
                 blocks_before = await_blocks(database_url, blocks_before, results[mode]["single"])
-                batch = asyncio.run(
-                    batch_closed_loop(gateway.url, key, f"{run}b", args.batch_concurrency, args.seconds, args.customers)
+                batch = run_async(
+                    with_client(
+                        args.client,
+                        gateway.url,
+                        key,
+                        partial(
+                            batch_closed_loop,
+                            run=f"{run}b",
+                            concurrency=args.batch_concurrency,
+                            seconds=args.seconds,
+                            customers=args.customers,
+                        ),
+                    )
                 )
                 cpu, before = {k: harness.cpu_seconds(p) for k, p in pids.items()}, cpu
                 results[mode]["batch"] = summary(f"batches of {BATCH}", batch, BATCH, {k: cpu[k] - before[k] for k in cpu})
@@ -446,8 +536,10 @@ def report(results: dict, args: argparse.Namespace) -> dict:
             f"batches {r['batch']['events_per_s']:>7.0f} events/s ({'met' if batch_met else 'NOT met'})"
         )
         r["single"]["meets_goal"], r["batch"]["meets_goal"] = single_met, batch_met
-    if {"grouped", "one per request"} <= results.keys():
-        g, o = results["grouped"], results["one per request"]
+    for reference in ("interaction only", "one per request"):
+        if not {"grouped", reference} <= results.keys():
+            continue
+        g, o = results["grouped"], results[reference]
         ratios = {
             "single_requests_per_s": _ratio(g["single"]["requests_per_s"], o["single"]["requests_per_s"]),
             "batch_events_per_s": _ratio(g["batch"]["events_per_s"], o["batch"]["events_per_s"]),
@@ -455,9 +547,9 @@ def report(results: dict, args: argparse.Namespace) -> dict:
                 g["single"]["cpu_us_per_request"]["interaction"], o["single"]["cpu_us_per_request"]["interaction"]
             ),
         }
-        figures["ratio_grouped_to_one_per_request"] = ratios
+        figures[f"ratio_grouped_to_{reference.replace(' ', '_')}"] = ratios
         print(
-            "ratio grouped / one per request, same run: "
+            f"ratio grouped / {reference}, same run: "
             + ", ".join(f"{k} {'n/a (the reference accepted nothing)' if v is None else f'{v}x'}" for k, v in ratios.items())
         )
     return figures

@@ -11,6 +11,10 @@ Errors keep the meaning they had with one transaction per request:
   - any other failure (a poison item, a bug) must not cost the other requests their write: the group is
     retried one request per transaction, so each gets exactly the outcome it would have had on its own.
 
+`Grouped` is the same grouping around any call that takes several works at once (the gateway sends
+concurrent single-event posts of one caller to the interaction service as one request); `GroupCommit` is it
+around a database transaction.
+
 There is no background task to start or stop: a flush task exists only while work is waiting, and requests
 in flight hold the server open at shutdown until they are answered.
 """
@@ -31,6 +35,8 @@ R = TypeVar("R")
 
 # apply(session, works) → one result per work, in order; runs inside the group's transaction.
 Apply = Callable[[AsyncSession, Sequence[T]], Awaitable[Sequence[R]]]
+# run(works) → one result per work, in order.
+Run = Callable[[list[T]], Awaitable[Sequence[R]]]
 
 
 @dataclass(slots=True)
@@ -40,18 +46,26 @@ class _Waiting(Generic[T, R]):
     future: asyncio.Future
 
 
-class GroupCommit(Generic[T, R]):
+class Grouped(Generic[T, R]):
+    """Runs concurrently submitted works together, one group at a time (module docstring)."""
+
     def __init__(
         self,
-        session_factory: async_sessionmaker[AsyncSession],
-        apply: Apply,
+        run: Run,
         *,
+        is_transient: Callable[[BaseException], bool],
         max_wait_s: float = 0.002,
         max_size: int = 1000,
-        name: str = "group-commit",
+        in_flight: int = 1,
+        name: str = "grouped",
     ) -> None:
-        self._session_factory = session_factory
-        self._apply = apply
+        self._run = run
+        self._is_transient = is_transient
+        # Groups running at once. A transaction takes one (groups commit one after another: while one commits,
+        # the next forms); a call to a server that groups again itself may take more, so that server has the next
+        # group in hand when it finishes one.
+        self.in_flight = in_flight
+        self._running: set[asyncio.Task] = set()
         self.max_wait_s = max_wait_s
         self.max_size = max_size  # in units of `size` (events): a group is closed once it holds this many
         self.name = name
@@ -63,8 +77,13 @@ class GroupCommit(Generic[T, R]):
         self.largest = 0
         self.split = 0  # groups retried one work per transaction after a non-transient failure
 
+    @property
+    def idle(self) -> bool:
+        """Nothing waiting and no group in flight."""
+        return not self._waiting and not self._running and (self._flusher is None or self._flusher.done())
+
     async def submit(self, work: T, size: int = 1) -> R:
-        """Applies `work` in a shared transaction; returns its result once that transaction has committed."""
+        """Runs `work` with the others waiting; returns its result once their group has run."""
         waiting: _Waiting[T, R] = _Waiting(work, max(1, size), asyncio.get_running_loop().create_future())
         # Retrieved even when the request has gone away, so a failure it never reads is not logged as lost.
         waiting.future.add_done_callback(lambda f: f.cancelled() or f.exception())
@@ -76,10 +95,12 @@ class GroupCommit(Generic[T, R]):
         return await asyncio.shield(waiting.future)
 
     async def _flush(self) -> None:
-        # One flush task at a time, so groups commit one after another: while one commits, the next forms.
+        # One flush task at a time; it runs at most `in_flight` groups at once.
         group: list[_Waiting[T, R]] = []
         try:
             while self._waiting:
+                while len(self._running) >= self.in_flight:
+                    await asyncio.wait(set(self._running), return_when=asyncio.FIRST_COMPLETED)
                 if self.max_wait_s > 0 and self._size(self._waiting) < self.max_size:
                     await asyncio.sleep(self.max_wait_s)
                 group, size = [], 0
@@ -87,7 +108,13 @@ class GroupCommit(Generic[T, R]):
                     item = self._waiting.pop(0)
                     group.append(item)
                     size += item.size
-                await self._commit(group)
+                if self.in_flight == 1:
+                    await self._commit(group)
+                else:
+                    task = asyncio.create_task(self._commit(group), name=self.name)
+                    self._running.add(task)
+                    task.add_done_callback(self._running.discard)
+                group = []
         except BaseException as exc:
             # Cancelled (the loop is closing): nobody may wait forever for an answer that will not come.
             for w in [*group, *self._waiting]:
@@ -101,9 +128,9 @@ class GroupCommit(Generic[T, R]):
 
     async def _commit(self, group: list[_Waiting[T, R]]) -> None:
         try:
-            results = await self._transaction([w.work for w in group])
+            results = await self._run([w.work for w in group])
         except Exception as exc:  # noqa: BLE001 - every waiting request gets its own answer, below
-            if len(group) == 1 or is_transient(exc):
+            if len(group) == 1 or self._is_transient(exc):
                 for w in group:
                     _resolve(w.future, exc=exc)
                 return
@@ -117,6 +144,23 @@ class GroupCommit(Generic[T, R]):
         self.largest = max(self.largest, len(group))
         for w, result in zip(group, results, strict=True):
             _resolve(w.future, result=result)
+
+
+class GroupCommit(Grouped[T, R]):
+    """`Grouped` around one database transaction: `apply(session, works)` runs in it, the answers after it."""
+
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        apply: Apply,
+        *,
+        max_wait_s: float = 0.002,
+        max_size: int = 1000,
+        name: str = "group-commit",
+    ) -> None:
+        super().__init__(self._transaction, is_transient=is_transient, max_wait_s=max_wait_s, max_size=max_size, name=name)
+        self._session_factory = session_factory
+        self._apply = apply
 
     async def _transaction(self, works: list[T]) -> Sequence[R]:
         async with self._session_factory() as session:

@@ -24,6 +24,7 @@ from gateway.docs.openapi import OpenApiDocument
 from gateway.docs.router import router as docs_router
 from gateway.keys.router import router as keys_router
 from gateway.keys.service import KeyStore
+from gateway.proxy.event_posts import EventPosts
 from gateway.proxy.router import ProxyMiddleware
 from gateway.security.jwt import JwtVerifier
 from gateway.security.middleware import SecurityMiddleware
@@ -63,6 +64,7 @@ def create_app(settings: GatewaySettings | None = None, transport: Transport | N
         breaker_cooloff_s=settings.breaker_cooloff_s,
         keepalive_s=settings.upstream_keepalive_s,
     )
+    event_posts = EventPosts(upstreams, max_wait_s=settings.event_posts_group_wait_s) if settings.event_posts_grouped else None
     views = CustomerViews(
         upstreams,
         dsn=asyncpg_dsn(settings.database_url),
@@ -128,8 +130,9 @@ def create_app(settings: GatewaySettings | None = None, transport: Transport | N
     app.state.webhook_worker = worker
     app.state.webhook_destinations = destinations
     app.state.openapi = openapi
+    app.state.event_posts = event_posts
     install_problem_handlers(app)
-    app.add_middleware(ProxyMiddleware, upstreams=upstreams)
+    app.add_middleware(ProxyMiddleware, upstreams=upstreams, event_posts=event_posts)
     app.add_middleware(
         SecurityMiddleware,
         keys=lambda: keys,

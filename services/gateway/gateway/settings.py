@@ -1,3 +1,4 @@
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.serving import read_timeout_protocol
@@ -27,6 +28,12 @@ class GatewaySettings(ServiceSettings):
     # Circuit breaker: after this many consecutive connection failures a service is skipped for the cool-off.
     breaker_failures: int = 3
     breaker_cooloff_s: float = 5.0
+    # `POST /v1/events` of one caller that arrive while two of its batches are on their way (or within this
+    # wait) go to the interaction service as one batch (gateway/proxy/event_posts.py); each client still gets
+    # its own answer after the commit. Off: each post is forwarded on its own. The default adds no wait: a
+    # lone post goes at once, posts group only when they would otherwise queue.
+    event_posts_grouped: bool = True
+    event_posts_group_wait_s: float = Field(0.0, ge=0, le=1)
     # The composed view's copy (docs/gateway.md, "Composed view"): a part read from its owner is served from
     # the copy once it was read this long after the customer's last event (the other services consume the
     # events a little after the gateway) and until it is this old (what an owner changes without an event).

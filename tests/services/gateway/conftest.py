@@ -77,8 +77,12 @@ class Stack:
 
 
 @contextlib.asynccontextmanager
-async def gateway_stack(database_url: str, *, services: tuple[str, ...] = tuple(SERVICES), **overrides) -> AsyncIterator[Stack]:
-    """Starts the given services (others' URLs point at closed ports) and a gateway in front of them."""
+async def gateway_stack(
+    database_url: str, *, services: tuple[str, ...] = tuple(SERVICES), service_settings: dict | None = None, **overrides
+) -> AsyncIterator[Stack]:
+    """Starts the given services (others' URLs point at closed ports) and a gateway in front of them.
+
+    `service_settings` go to every service started, `overrides` to the gateway."""
     transport = InProcessTransport()
     common = {"database_url": database_url, "transport": "inprocess", "relay_poll_interval_s": 0.2, "db_pool_size": 3}
     ports = {name: free_port() for name in SERVICES}
@@ -86,7 +90,8 @@ async def gateway_stack(database_url: str, *, services: tuple[str, ...] = tuple(
         servers = {}
         for name in services:
             settings_cls, create_app = SERVICES[name]
-            servers[name] = await stack.enter_async_context(served(create_app(settings_cls(**common), transport), ports[name]))
+            app = create_app(settings_cls(**(common | (service_settings or {}))), transport)
+            servers[name] = await stack.enter_async_context(served(app, ports[name]))
         urls = {f"{n}_url": f"http://127.0.0.1:{p}" for n, p in ports.items()}
         settings = GatewaySettings(**(common | urls | {"bootstrap_admin_key": ADMIN_KEY, "log_json": False} | overrides))
         app = gateway.app.create_app(settings, transport)

@@ -5,7 +5,8 @@ dependency machinery (it costs more than the forward itself on this hot path). P
 itself (the composed view, segment members with contact details, keys, webhooks, docs, health) fall through to the FastAPI app.
 
 A partner key may only publish events under its own source: the batch is parsed here and refused with 403
-naming the offending items before it reaches the interaction service.
+naming the offending items before it reaches the interaction service. Concurrent event posts of one caller
+reach the interaction service as one batch (event_posts.py).
 """
 
 import logging
@@ -16,9 +17,11 @@ from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.http import CORRELATION_HEADER
+from shared.log import current_correlation_id
 from shared.problems import DomainError, problem_response
 from shared.validation import loads, printable
 
+from gateway.proxy.event_posts import EventPost, EventPosts
 from gateway.proxy.routing import owner
 from gateway.security.principal import PRINCIPAL_SCOPE_KEY, Principal, Role
 from gateway.upstream import Upstreams
@@ -30,6 +33,7 @@ COMPOSED = re.compile(r"^/v1/customers/[^/]+/?$|^/v1/segments/[^/]+/members/?$")
 # Metrics label per service, so proxied routes keep a bounded label set.
 _ROUTES = {name: SimpleNamespace(path=f"/v1/* ({name})") for name in ("interaction", "segmentation", "clv", "lifecycle")}
 _CORRELATION = CORRELATION_HEADER.encode()
+_EVENTS = b"/v1/events"
 
 
 class Unauthenticated(DomainError):
@@ -50,15 +54,20 @@ class ForeignSource(DomainError):
     status, slug, title, members = 403, "foreign-source", "Events under another source", ForeignSourceMembers
 
 
-def check_partner_batch(principal: Principal, body: bytes) -> None:
-    """Refuses a batch in which any event's `source` is not the partner's own id."""
+def event_items(body: bytes) -> list | None:
+    """A posted batch's items; None when it is not a JSON array (the interaction service answers 400)."""
     try:
         # Parsed as the interaction service parses it, or a lone surrogate anywhere would hide the batch from
-        # this check while the service still stores its valid events.
+        # the source check while the service still stores its valid events.
         items = loads(body)
     except ValueError:
-        return  # not JSON: the interaction service answers 400 with the reason
-    if not isinstance(items, list):
+        return None
+    return items if isinstance(items, list) else None
+
+
+def check_partner_batch(principal: Principal, items: list | None) -> None:
+    """Refuses a batch in which any event's `source` is not the partner's own id."""
+    if items is None:
         return
     offending = [
         {"index": i, "id": _echo(item.get("id")), "source": _echo(item.get("source"))}
@@ -78,9 +87,10 @@ def _echo(value: object) -> str | None:
 
 
 class ProxyMiddleware:
-    def __init__(self, app: ASGIApp, *, upstreams: Upstreams) -> None:
+    def __init__(self, app: ASGIApp, *, upstreams: Upstreams, event_posts: EventPosts | None = None) -> None:
         self.app = app
         self.upstreams = upstreams
+        self.event_posts = event_posts  # None: each event post is forwarded on its own
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -97,19 +107,26 @@ class ProxyMiddleware:
                 # unauthenticated, it must not reach a service with the gateway's signature on it.
                 raise Unauthenticated("a credential is required")
             body = await _read_body(receive) if method not in ("GET", "HEAD") else None
-            if body is not None and principal.role is Role.PARTNER:
-                check_partner_batch(principal, body)
-            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
             raw_path = scope.get("raw_path") or path.encode()
-            resp = await self.upstreams.request(
-                service,
-                method,
-                raw_path.decode("latin-1"),
-                caller=principal.caller,
-                query=scope.get("query_string", b"").decode("latin-1"),
-                body=body,
-                headers=headers,
-            )
+            is_event_post = method == "POST" and raw_path == _EVENTS and not scope.get("query_string")
+            items = event_items(body) if body is not None and (is_event_post or principal.role is Role.PARTNER) else None
+            if body is not None and principal.role is Role.PARTNER:
+                check_partner_batch(principal, items)
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            if is_event_post and items and self.event_posts is not None:
+                assert body is not None
+                post = EventPost(body, len(items), headers, current_correlation_id())
+                resp = await self.event_posts.send(principal.caller, post)
+            else:
+                resp = await self.upstreams.request(
+                    service,
+                    method,
+                    raw_path.decode("latin-1"),
+                    caller=principal.caller,
+                    query=scope.get("query_string", b"").decode("latin-1"),
+                    body=body,
+                    headers=headers,
+                )
         except _ClientGone:
             return  # the client left (or was cut off by the read timeout) mid-body: nothing to forward
         except DomainError as exc:

@@ -1,6 +1,7 @@
 """The API key caches (security issue, class 7): known keys in a bounded LRU that unknown keys cannot evict,
 unknown ones in their own bounded cache; and the non-consuming look at a token bucket."""
 
+import asyncio
 import uuid
 from types import SimpleNamespace
 
@@ -20,9 +21,11 @@ class CountingStore(KeyStore):
             for k in valid
         }
         self.lookups = 0
+        self.delay = 0.0
 
     async def _fetch(self, digest: bytes):
         self.lookups += 1
+        await asyncio.sleep(self.delay)
         return self.rows.get(digest)
 
 
@@ -72,3 +75,18 @@ def test_buckets_are_bounded_by_forgetting_the_oldest() -> None:
     buckets.take("d")
     assert buckets.wait("a") == 0.0, "the oldest bucket was forgotten"
     assert buckets.wait("c") > 0, "the others were kept"
+
+
+async def test_requests_arriving_while_a_key_is_looked_up_share_that_lookup() -> None:
+    valid, wrong = generate_key(), generate_key()
+    store = CountingStore([valid])
+    store.delay = 0.01  # a database read takes a while; requests keep coming meanwhile
+    principals = await asyncio.gather(*(store.verify(valid) for _ in range(300)))
+    assert all(p is not None and p.id == principals[0].id for p in principals)
+    assert store.lookups == 1, "one database read for 300 concurrent requests"
+    assert await asyncio.gather(*(store.verify(wrong) for _ in range(50))) == [None] * 50
+    assert store.lookups == 2
+    store._cache.clear()  # the entry expired: the next burst reads it again, once
+    await asyncio.gather(*(store.verify(valid) for _ in range(300)))
+    assert store.lookups == 3
+    assert not store._lookups, "nothing left in flight"

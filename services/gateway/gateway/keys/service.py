@@ -107,6 +107,8 @@ class KeyStore:
         self._last_marked: dict[uuid.UUID, float] = {}
         self._task: asyncio.Task | None = None
         self._stopping = asyncio.Event()
+        # digest -> its lookup in flight: requests with a key that is not (or no longer) in memory share one.
+        self._lookups: dict[bytes, asyncio.Future[_Cached | None]] = {}
 
     async def verify(self, raw: str) -> Principal | None:
         if not raw or len(raw) > MAX_KEY_LENGTH:
@@ -121,7 +123,7 @@ class KeyStore:
         elif self._unknown.get(digest, 0.0) >= now:
             return None
         else:
-            cached = await self._load(digest, now)
+            cached = await self._load_once(digest, now)
             if cached is None:
                 return None
         if cached.expires_at is not None and cached.expires_at <= datetime.now(UTC):
@@ -143,6 +145,17 @@ class KeyStore:
     async def _fetch(self, digest: bytes):
         async with self._session_factory() as session:
             return await repository.by_hash(session, digest)
+
+    async def _load_once(self, digest: bytes, now: float) -> _Cached | None:
+        """One database lookup per key at a time. Without it, every request in flight when a busy key's entry
+        expires (every `cache_ttl_s`) read the key on its own: at 2,000 requests/s, hundreds of reads queued
+        on the gateway's few pooled connections, and the answers behind them waited."""
+        lookup = self._lookups.get(digest)
+        if lookup is None:
+            lookup = self._lookups[digest] = asyncio.ensure_future(self._load(digest, now))
+            lookup.add_done_callback(lambda _: self._lookups.pop(digest, None))
+        # Shielded: a request that goes away does not cancel the lookup the others wait for.
+        return await asyncio.shield(lookup)
 
     async def _load(self, digest: bytes, now: float) -> _Cached | None:
         row = await self._fetch(digest)

@@ -22,7 +22,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 
 from shared import jobs as job_leases
 from shared.db import asyncpg_dsn, make_engine, make_session_factory, ping
-from shared.http import health_router, install_http_plumbing
+from shared.http import fastapi_telemetry, health_router, install_http_plumbing
 from shared.internal_auth import InternalAuthMiddleware, TokenVerifier
 from shared.messaging.inbox import InboxConsumer, InboxPart, Subscription
 from shared.messaging.inprocess import InProcessTransport
@@ -204,7 +204,7 @@ def create_service_app(
             await runtime.stop()
             log.info("%s stopped", settings.service_name)
 
-    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan, telemetry=fastapi_telemetry())
     app.state.runtime = runtime
     app.state.session_factory = runtime.session_factory
     install_problem_handlers(app)

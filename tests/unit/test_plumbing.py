@@ -43,3 +43,20 @@ def test_a_data_error_caused_by_an_outage_is_transient():
             raise RuntimeError("while applying") from cause
     except RuntimeError as exc:
         assert is_transient(exc)
+
+
+def test_fastapi_own_telemetry_is_off_unless_an_operator_asks_for_it(monkeypatch) -> None:
+    """With no OpenTelemetry SDK installed it records nothing, but asked three global providers per request."""
+    from fastapi import FastAPI
+    from opentelemetry import trace
+
+    from shared.http import fastapi_telemetry
+
+    asked = []
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: asked.append(1) or trace.ProxyTracerProvider())
+    monkeypatch.delenv("FASTAPI_OTEL_AUTO_CONFIGURE", raising=False)
+    assert not FastAPI(telemetry=fastapi_telemetry())._native_telemetry.enabled()
+    assert not asked, "no provider is looked up per request"
+    assert not FastAPI()._native_telemetry.enabled() and asked  # FastAPI's default looks them up
+    monkeypatch.setenv("FASTAPI_OTEL_AUTO_CONFIGURE", "true")
+    assert fastapi_telemetry() is None

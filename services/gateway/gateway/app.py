@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from shared.db import asyncpg_dsn
-from shared.http import health_router, install_http_plumbing
+from shared.http import fastapi_telemetry, health_router, install_http_plumbing
 from shared.internal_auth import TokenSigner
 from shared.messaging.transport import Transport
 from shared.problems import install_problem_handlers
@@ -115,6 +115,7 @@ def create_app(settings: GatewaySettings | None = None, transport: Transport | N
         description=DESCRIPTION,
         version="0.2.0",
         lifespan=lifespan,
+        telemetry=fastapi_telemetry(),
         openapi_url=None,
         docs_url=None,
         redoc_url=None,

@@ -47,7 +47,7 @@ class _Waiting(Generic[T, R]):
 
 
 class Grouped(Generic[T, R]):
-    """Runs concurrently submitted works together, one group at a time (module docstring)."""
+    """Runs concurrently submitted works together, at most `in_flight` groups at a time (module docstring)."""
 
     def __init__(
         self,

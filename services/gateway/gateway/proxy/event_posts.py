@@ -3,9 +3,9 @@
 A partner that sends one event per request pays two HTTP hops per event; the interaction service's own share
 of a single-event request (HTTP, middleware, token, response) is several times its share of an event in a
 batch. So the gateway groups the `POST /v1/events` of one caller (`shared/group_commit.Grouped`): posts that
-arrive while the caller's previous group is in flight, or within `GATEWAY_EVENT_POSTS_GROUP_WAIT_S` of the
-first waiting one, are sent as one batch, and each client gets the answer for its own events, after the
-interaction service stored them — what it would have got on its own:
+arrive while two of the caller's batches are on their way (or within `GATEWAY_EVENT_POSTS_GROUP_WAIT_S`, 0 by
+default: a lone post goes at once) are sent as the next batch, and each client gets the answer for its own
+events, after the interaction service stored them — what it would have got on its own:
 
 - The batch is the posts' own bytes, joined (`[` a `,` b `]`): what the gateway checked is what is forwarded.
   Only a post that is a non-empty JSON array joins a group; anything else is forwarded alone and answered by

@@ -97,12 +97,16 @@ class Grouped(Generic[T, R]):
     async def _flush(self) -> None:
         # One flush task at a time; it runs at most `in_flight` groups at once.
         group: list[_Waiting[T, R]] = []
+        # Only a group started from idle waits `max_wait_s` for company: work that arrived while the previous
+        # group ran has waited already, and goes at once.
+        from_idle = not self._running
         try:
             while self._waiting:
                 while len(self._running) >= self.in_flight:
                     await asyncio.wait(set(self._running), return_when=asyncio.FIRST_COMPLETED)
-                if self.max_wait_s > 0 and self._size(self._waiting) < self.max_size:
+                if from_idle and self.max_wait_s > 0 and self._size(self._waiting) < self.max_size:
                     await asyncio.sleep(self.max_wait_s)
+                from_idle = False
                 group, size = [], 0
                 while self._waiting and (not group or size + self._waiting[0].size <= self.max_size):
                     item = self._waiting.pop(0)

@@ -421,7 +421,8 @@ def _claim_statement(schema: str | None, has_former: tuple[bool, ...]) -> sa.Tex
         return (
             f"c{n} AS (INSERT INTO {schema}.inbox (consumer, source, event_id) "
             f"SELECT CAST(:consumer{n} AS text), s, e FROM unnest(CAST(:sources{n} AS text[]), CAST(:ids{n} AS text[])) "
-            f"AS u(s, e) {not_former}ON CONFLICT DO NOTHING RETURNING {n} AS part, source, event_id)"
+            f'AS u(s, e) {not_former}ORDER BY s COLLATE "C", e COLLATE "C" ON CONFLICT DO NOTHING '
+            f"RETURNING {n} AS part, source, event_id)"
         )
 
     parts = range(len(has_former))

@@ -71,3 +71,27 @@ async def test_every_work_is_answered_under_load(in_flight: int) -> None:
     grouped: Grouped[int, int] = Grouped(run, is_transient=lambda exc: False, max_wait_s=0, max_size=7, in_flight=in_flight)
     assert await asyncio.gather(*(grouped.submit(i) for i in range(200))) == list(range(200))
     assert grouped.largest <= 7
+
+
+async def test_work_that_waited_during_a_group_goes_at_once_after_it() -> None:
+    """Only a group started from idle waits `max_wait_s` for company: work that arrived while a group ran has
+    waited already (docs/interaction.md, "Group commit")."""
+    release = asyncio.Event()
+    groups: list[list[int]] = []
+
+    async def run(works: list[int]) -> list[int]:
+        groups.append(list(works))
+        await release.wait()
+        return works
+
+    # max_size 2: the first two go without waiting; an hour's wait would show as a timeout below.
+    grouped: Grouped[int, int] = Grouped(run, is_transient=lambda exc: False, max_wait_s=3600, max_size=2)
+    first = [asyncio.create_task(grouped.submit(i)) for i in (1, 2)]
+    await asyncio.sleep(0.01)
+    later = asyncio.create_task(grouped.submit(3))
+    await asyncio.sleep(0.01)
+    assert groups == [[1, 2]]
+    release.set()
+    async with asyncio.timeout(10):
+        assert await asyncio.gather(*first, later) == [1, 2, 3]
+    assert groups == [[1, 2], [3]]

@@ -80,7 +80,8 @@ def ada_events() -> list[dict]:
             shop,
             "C-ada",
             "order.completed",
-            {"order_id": f"ORD-{PHONE}", "amount": "10.00", "currency": "EUR"},
+            # A partner's free-text channel holding her email: kept in the channel traits until erased.
+            {"order_id": f"ORD-{PHONE}", "amount": "10.00", "currency": "EUR", "channel": EMAIL},
             "2026-11-03T10:00:00Z",
         ),
         event(

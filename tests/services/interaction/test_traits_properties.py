@@ -1,5 +1,6 @@
 """Property: whatever the arrival order, duplicates, late events, merges and unmerges, every customer's traits
-equal a recomputation from the raw events (done here in Python, independently of the service's SQL)."""
+equal a recomputation from the raw events (done here in Python, independently of the service's SQL), and the
+traits ingestion extended batch by batch equal what the service's full recomputation gives."""
 
 import itertools
 import uuid
@@ -11,9 +12,12 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import event as note
 from hypothesis import strategies as st
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.services.interaction.conftest import trust
 from tests.services.interaction.events import event
+
+from interaction.traits.service import recompute_traits
 
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
 CHANNELS = ["web", "store", "email", "phone"]
@@ -225,3 +229,57 @@ async def test_traits_equal_a_recomputation_from_the_raw_events(client, engine, 
         assert observed(profile) == compute(events, sent), f"customer {customer_id}"
         timeline = (await client.get(f"/v1/customers/{customer_id}/timeline", params={"limit": 200})).json()
         assert sorted(e["event_id"] for e in timeline["items"]) == sorted(e["id"] for e in events)
+    await _extended_equal_recomputed(engine, list(by_customer))
+
+
+async def _extended_equal_recomputed(engine, customer_ids: list[uuid.UUID]) -> None:
+    """Every stored trait (with the per-channel counts and the spend rows the profile does not show) is what
+    `recompute_traits` writes from the whole history: what ingestion extended is exact, not an approximation."""
+
+    async def traits(conn) -> list[tuple]:
+        rows = await conn.execute(
+            sa.text(
+                "select c.id, c.first_seen_at, c.last_seen_at, c.purchase_count, c.last_purchase_at, c.preferred_channel,"
+                " c.channel_use, c.last_touchpoints, c.latest_nps, c.latest_nps_at, c.latest_csat, c.latest_csat_at,"
+                " c.partners, coalesce((select jsonb_agg(jsonb_build_array(s.currency, s.purchase_count, s.total_spend,"
+                " s.average_spend, s.refunded, s.last_purchase_at) order by s.currency)"
+                " from interaction.customer_spend s where s.customer_id = c.id), '[]')"
+                " from interaction.customer c where c.id = any(:ids) order by c.id"
+            ),
+            {"ids": customer_ids},
+        )
+        return [tuple(r) for r in rows]
+
+    async with engine.connect() as conn:
+        before = await traits(conn)
+        async with AsyncSession(bind=conn) as session:
+            await recompute_traits(session, customer_ids)
+            after = await traits(conn)
+        await conn.rollback()
+    assert before == after
+
+
+async def test_feedback_as_old_as_the_latest_is_ordered_by_source_and_event_id_across_batches(client, engine):
+    """A later batch's feedback with the same time as the stored latest: the tie is broken by source, then event
+    id (as the recomputation breaks it), which only the rows hold, so that customer is recomputed."""
+    run = next(_examples)
+    source, when = f"shop{run}", at(5)
+
+    async def send(event_id: str, nps: int) -> dict:
+        feedback = event("feedback.submitted", "S0", {"nps": nps, "csat": 1, "occurred_at": when}, source=source)
+        feedback["id"] = event_id
+        assert (await client.post("/v1/events", json=[feedback])).status_code == 200
+        async with engine.connect() as conn:
+            customer_id = (
+                await conn.execute(
+                    sa.text("select customer_id from interaction.customer_identifier where source = :s and external_id = 'S0'"),
+                    {"s": source},
+                )
+            ).scalar_one()
+        return (await client.get(f"/v1/customers/{customer_id}")).json()
+
+    assert (await send("b", 3))["latest_nps"]["score"] == 3
+    assert (await send("a", 9))["latest_nps"]["score"] == 3  # same time, smaller event id: the stored one stays
+    profile = await send("c", 7)
+    assert profile["latest_nps"]["score"] == 7  # larger event id: the new one is the latest
+    await _extended_equal_recomputed(engine, [uuid.UUID(profile["customer_id"])])

@@ -16,6 +16,7 @@ forgotten: sent ones deleted, unsent ones redacted (`shared.messaging.outbox.for
 import re
 import uuid
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -146,17 +147,7 @@ async def _redact_facts(session: AsyncSession, ids: list[uuid.UUID], scrub: Scru
         ],
     )
     rows = await repository.channels_of(session, ids)
-    await repository.update_channels(
-        session,
-        [
-            {
-                "id": r.id,
-                "preferred_channel": scrub.text(r.preferred_channel),
-                "last_touchpoints": orjson.dumps(scrub.json(r.last_touchpoints or {})).decode(),
-            }
-            for r in rows
-        ],
-    )
+    await repository.update_channels(session, [scrubbed_channels(scrub, r) for r in rows])
 
 
 def _strings(values: Iterable[Any]) -> Iterable[str]:
@@ -170,3 +161,30 @@ def _strings(values: Iterable[Any]) -> Iterable[str]:
             yield from _strings(value)
         elif isinstance(value, dict):
             yield from _strings(value.values())
+
+
+def scrubbed_channels(scrub: Scrubber, row: Any) -> dict:
+    """The customer's channel traits with its PII taken out of the channel names: what recomputing them from the
+    scrubbed rows gives. Two channels that scrub to one name are one channel: their uses add up, the latest wins,
+    and the preferred channel is chosen again (most uses, then latest use, then name). Times keep the text
+    Postgres wrote."""
+    uses: dict[str, tuple[int, tuple[datetime, str]]] = {}  # name → (uses, latest use as (time, text))
+    for channel, use in (row.channel_use or {}).items():
+        name, at = scrub.text(channel) or "", (datetime.fromisoformat(use["at"]), use["at"])
+        n, latest = uses.get(name, (0, at))
+        uses[name] = (n + use["n"], max(latest, at))
+    touchpoints: dict[str, tuple[datetime, str]] = {}
+    for channel, text in (row.last_touchpoints or {}).items():
+        name, at = scrub.text(channel) or "", (datetime.fromisoformat(text), text)
+        touchpoints[name] = max(touchpoints.get(name, at), at)
+    preferred = (
+        min(uses, key=lambda c: (-uses[c][0], -uses[c][1][0].timestamp(), c.encode()))
+        if uses
+        else scrub.text(row.preferred_channel)
+    )
+    return {
+        "id": row.id,
+        "preferred_channel": preferred,
+        "channel_use": orjson.dumps({c: {"n": n, "at": at[1]} for c, (n, at) in uses.items()}).decode(),
+        "last_touchpoints": orjson.dumps({c: at[1] for c, at in touchpoints.items()}).decode(),
+    }

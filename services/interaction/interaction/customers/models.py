@@ -30,11 +30,14 @@ customer = sa.Table(
     sa.Column("first_seen_at", TZ, nullable=False),
     sa.Column("merged_into", UUID(as_uuid=True)),
     sa.Column("erased_at", TZ),
-    # Computed traits, recomputed per batch for the customers a batch touched (see traits/service.py).
+    # Computed traits, extended or recomputed per batch for the customers a batch touched (see traits/service.py).
     sa.Column("last_seen_at", TZ),
     sa.Column("purchase_count", sa.Integer, nullable=False, server_default="0"),
     sa.Column("last_purchase_at", TZ),
     sa.Column("preferred_channel", sa.Text),
+    # {channel: {"n": uses, "at": latest use}}: what the preferred channel is chosen from, kept so that a batch
+    # extends it instead of counting the whole history again.
+    sa.Column("channel_use", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
     sa.Column("last_touchpoints", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
     sa.Column("latest_nps", sa.Integer),
     sa.Column("latest_nps_at", TZ),

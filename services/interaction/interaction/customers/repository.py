@@ -282,7 +282,9 @@ async def channels_of(session: AsyncSession, ids: list[uuid.UUID]) -> list[sa.Ro
     return list(
         (
             await session.execute(
-                sa.select(c.c.id, c.c.preferred_channel, c.c.last_touchpoints).where(c.c.id == sa.any_(_uuids(ids)))
+                sa.select(c.c.id, c.c.preferred_channel, c.c.channel_use, c.c.last_touchpoints).where(
+                    c.c.id == sa.any_(_uuids(ids))
+                )
             )
         ).all()
     )
@@ -355,12 +357,13 @@ async def update_channels(session: AsyncSession, rows: list[dict]) -> None:
         session,
         """
         UPDATE interaction.customer c SET preferred_channel = v.preferred_channel,
-            last_touchpoints = CAST(v.last_touchpoints AS jsonb), updated_at = now()
-        FROM unnest(CAST(:ids AS uuid[]), CAST(:channels AS text[]), CAST(:touchpoints AS text[]))
-             AS v(id, preferred_channel, last_touchpoints)
+            channel_use = CAST(v.channel_use AS jsonb), last_touchpoints = CAST(v.last_touchpoints AS jsonb),
+            updated_at = now()
+        FROM unnest(CAST(:ids AS uuid[]), CAST(:channels AS text[]), CAST(:uses AS text[]), CAST(:touchpoints AS text[]))
+             AS v(id, preferred_channel, channel_use, last_touchpoints)
         WHERE c.id = v.id""",
         rows,
-        {"ids": "id", "channels": "preferred_channel", "touchpoints": "last_touchpoints"},
+        {"ids": "id", "channels": "preferred_channel", "uses": "channel_use", "touchpoints": "last_touchpoints"},
     )
 
 

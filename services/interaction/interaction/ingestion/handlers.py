@@ -45,7 +45,11 @@ class Batch:
     # event, its payload, customer, home
     leads: list[tuple[PartnerEvent, p.PartnerLeadCaptured, uuid.UUID, uuid.UUID]] = field(default_factory=list)
     outgoing: list[Envelope] = field(default_factory=list)
-    touched: set[uuid.UUID] = field(default_factory=set)  # customers whose traits to recompute
+    touched: set[uuid.UUID] = field(default_factory=set)  # customers whose traits change
+    # Of those, the ones whose earlier rows changed (a merge moved rows in, a refund or cancellation applies to a
+    # purchase): their traits are recomputed from the whole history; the others' are extended by the new rows.
+    history_changed: set[uuid.UUID] = field(default_factory=set)
+    new_purchase_ids: list[uuid.UUID] = field(default_factory=list)  # purchases inserted (not duplicates of an order)
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ from interaction.ingestion import repository as repo
 from interaction.ingestion.handlers import Batch, Fact, handler_for, is_fact, timeline_row, wrap
 from interaction.ingestion.validation import PartnerEvent, validate
 from interaction.tables import messaging
-from interaction.traits.service import recompute_traits
+from interaction.traits.service import extend_traits, recompute_traits
 
 T = TypeVar("T")
 
@@ -144,7 +144,7 @@ async def apply_partner_events(
     await phase("purchases", _write_purchases(session, batch))
     await phase("adjustments", _write_adjustments(session, batch))
     await phase("other facts", _write_other_facts(session, batch))
-    await phase("traits", recompute_traits(session, batch.touched))
+    await phase("traits", _update_traits(session, batch))
     await phase("outbox", _publish(session, outbox, batch.outgoing, erasures))
 
 
@@ -169,7 +169,8 @@ async def _collect(session: AsyncSession, batch: Batch, facts: list[PartnerEvent
                 survivor,
             )
         )
-    batch.touched = set(resolution.customer_of) | {m[1] for m in resolution.merges}
+    batch.history_changed = {m[1] for m in resolution.merges}
+    batch.touched = set(resolution.customer_of) | batch.history_changed
     for e, cid, home in zip(facts, resolution.customer_of, resolution.home_of, strict=True):
         handler = handler_for(e.payload)
         fact = Fact(cid, home, uuid.uuid4())
@@ -230,6 +231,7 @@ async def _write_purchases(session: AsyncSession, batch: Batch) -> None:
     }
     for r in rows:  # in arrival order: one customer's events stay in order
         if (r["source"], r["order_id"]) in inserted:
+            batch.new_purchase_ids.append(r["id"])
             batch.outgoing.append(
                 wrap(
                     contracts.PurchaseRecorded(
@@ -251,6 +253,16 @@ async def _write_purchases(session: AsyncSession, batch: Batch) -> None:
                     r["env"],
                 )
             )
+
+
+async def _update_traits(session: AsyncSession, batch: Batch) -> None:
+    await recompute_traits(session, batch.history_changed)
+    await extend_traits(
+        session,
+        batch.touched - batch.history_changed,
+        [r["id"] for r in batch.activity_rows],
+        batch.new_purchase_ids,
+    )
 
 
 async def _write_adjustments(session: AsyncSession, batch: Batch) -> None:
@@ -284,6 +296,7 @@ async def _write_adjustments(session: AsyncSession, batch: Batch) -> None:
             repo.PUBLISH_ADJUSTMENTS, {"sources": [o[0] for o in orders], "order_ids": [o[1] for o in orders]}
         ):
             batch.touched.add(r.customer_id)
+            batch.history_changed.add(r.customer_id)
             batch.outgoing.append(
                 wrap(
                     contracts.PurchaseRefunded(

@@ -1,8 +1,14 @@
-"""Recomputes the computed traits of a set of customers from their stored rows: one statement per batch.
+"""The computed traits of customers: recomputed from all their stored rows, or extended by a batch's new rows.
 
-Order-independent by construction (each trait is a function of the stored facts, not of arrival order), so
-late events, duplicates, merges and unmerges all leave the traits a full recomputation would give.
-Definitions are in docs/interaction.md.
+`recompute_traits` reads each customer's whole history: order-independent by construction (each trait is a
+function of the stored facts, not of arrival order), so late events, duplicates, merges and unmerges all leave
+the traits it gives. Its cost grows with the history, so ingestion calls it only where history changed (a
+merge moved rows, a refund or cancellation changed a purchase) and otherwise `extend_traits`, which reads only
+the batch's new rows and folds them into the stored traits: the same result, whatever the history's length
+(tests/services/interaction/test_traits_properties.py checks both against an independent computation and
+against each other). Each trait is a count, a sum, a newest or a union, so new rows extend it exactly; the
+preferred channel needs the count per channel, kept in `customer.channel_use`. Definitions are in
+docs/interaction.md.
 """
 
 import uuid
@@ -74,6 +80,10 @@ preferred AS (
     SELECT DISTINCT ON (customer_id) customer_id, channel FROM channel_use
     ORDER BY customer_id, n DESC, last_at DESC, channel COLLATE "C"
 ),
+uses AS (
+    SELECT customer_id, jsonb_object_agg(channel, jsonb_build_object('n', n, 'at', last_at)) AS per_channel
+    FROM channel_use GROUP BY customer_id
+),
 channel_use_tp AS (
     SELECT customer_id, channel, max(occurred_at) AS last_at FROM ac WHERE type = 'interaction.logged'
     GROUP BY customer_id, channel
@@ -98,6 +108,7 @@ UPDATE interaction.customer c SET
     purchase_count = coalesce(bought.n, 0),
     last_purchase_at = bought.last_at,
     preferred_channel = preferred.channel,
+    channel_use = coalesce(uses.per_channel, '{}'::jsonb),
     last_touchpoints = coalesce(touch.last_per_channel, '{}'::jsonb),
     latest_nps = nps.score, latest_nps_at = nps.occurred_at,
     latest_csat = csat.score, latest_csat_at = csat.occurred_at,
@@ -107,10 +118,149 @@ FROM t
 LEFT JOIN seen ON seen.customer_id = t.id
 LEFT JOIN bought ON bought.customer_id = t.id
 LEFT JOIN preferred ON preferred.customer_id = t.id
+LEFT JOIN uses ON uses.customer_id = t.id
 LEFT JOIN touch ON touch.customer_id = t.id
 LEFT JOIN nps ON nps.customer_id = t.id
 LEFT JOIN csat ON csat.customer_id = t.id
 WHERE c.id = t.id
+""")
+
+# The batch's new timeline rows and purchases folded into the stored traits of their customers. A customer
+# whose new feedback is exactly as old as its stored latest one is left out (the tie is broken by source and
+# event id, which only the rows hold) and returned, for `RECOMPUTE`.
+EXTEND = sa.text("""
+WITH t AS (SELECT DISTINCT unnest(CAST(:ids AS uuid[])) AS id),
+cur AS (
+    SELECT c.id, c.latest_nps_at, c.latest_csat_at, c.preferred_channel, c.channel_use, c.last_touchpoints
+    FROM interaction.customer c JOIN t ON c.id = t.id
+),
+ac AS (
+    SELECT a.customer_id, a.type, a.occurred_at, a.channel, a.source, a.event_id, a.data
+    FROM interaction.activity a JOIN t ON a.customer_id = t.id
+    WHERE a.id = ANY(CAST(:activity_ids AS uuid[]))
+),
+p AS (
+    SELECT p.customer_id, p.currency, p.amount, p.occurred_at, p.channel,
+           coalesce(x.cancelled, false) AS cancelled,
+           CASE WHEN x.full_refund THEN p.amount ELSE least(p.amount, coalesce(x.refunded, 0)) END AS refunded
+    FROM interaction.purchase p JOIN t ON p.customer_id = t.id
+    LEFT JOIN LATERAL (
+        SELECT bool_or(a.cancelled) AS cancelled, sum(a.amount) AS refunded,
+               bool_or(a.amount IS NULL AND NOT a.cancelled) AS full_refund
+        FROM interaction.purchase_adjustment a WHERE a.source = p.source AND a.order_id = p.order_id
+    ) x ON true
+    WHERE p.id = ANY(CAST(:purchase_ids AS uuid[]))
+),
+nps AS (
+    SELECT DISTINCT ON (customer_id) customer_id, CAST(data->>'nps' AS int) AS score, occurred_at FROM ac
+    WHERE type = 'feedback.submitted' AND data ? 'nps'
+    ORDER BY customer_id, occurred_at DESC, source COLLATE "C" DESC, event_id COLLATE "C" DESC
+),
+csat AS (
+    SELECT DISTINCT ON (customer_id) customer_id, CAST(data->>'csat' AS int) AS score, occurred_at FROM ac
+    WHERE type = 'feedback.submitted' AND data ? 'csat'
+    ORDER BY customer_id, occurred_at DESC, source COLLATE "C" DESC, event_id COLLATE "C" DESC
+),
+tie AS (
+    SELECT cur.id FROM cur JOIN nps ON nps.customer_id = cur.id WHERE nps.occurred_at = cur.latest_nps_at
+    UNION
+    SELECT cur.id FROM cur JOIN csat ON csat.customer_id = cur.id WHERE csat.occurred_at = cur.latest_csat_at
+),
+totals AS (
+    SELECT customer_id, currency, count(*) AS n, sum(amount - refunded) AS total, sum(refunded) AS refunded,
+           max(occurred_at) AS last_at
+    FROM p WHERE NOT cancelled AND customer_id NOT IN (SELECT id FROM tie) GROUP BY customer_id, currency
+),
+spend AS (
+    INSERT INTO interaction.customer_spend AS s (customer_id, currency, purchase_count, total_spend, average_spend,
+                                                 refunded, last_purchase_at)
+    SELECT customer_id, currency, n, total, round(total / n, 4), refunded, last_at FROM totals
+    ON CONFLICT (customer_id, currency) DO UPDATE SET
+        purchase_count = s.purchase_count + EXCLUDED.purchase_count,
+        total_spend = s.total_spend + EXCLUDED.total_spend,
+        average_spend = round((s.total_spend + EXCLUDED.total_spend) / (s.purchase_count + EXCLUDED.purchase_count), 4),
+        refunded = s.refunded + EXCLUDED.refunded,
+        last_purchase_at = greatest(s.last_purchase_at, EXCLUDED.last_purchase_at),
+        updated_at = now()
+    RETURNING customer_id
+),
+seen AS (
+    SELECT customer_id, min(occurred_at) AS first_at, max(occurred_at) AS last_at, array_agg(source) AS partners
+    FROM ac GROUP BY customer_id
+),
+bought AS (
+    SELECT customer_id, count(*) AS n, max(occurred_at) AS last_at FROM p WHERE NOT cancelled GROUP BY customer_id
+),
+batch_use AS (
+    SELECT customer_id, channel, count(*) AS n, max(occurred_at) AS last_at FROM (
+        SELECT customer_id, channel, occurred_at FROM ac WHERE type = 'interaction.logged'
+        UNION ALL
+        SELECT customer_id, channel, occurred_at FROM p WHERE NOT cancelled
+    ) u GROUP BY customer_id, channel
+),
+-- Only the channels the batch used change: their stored uses plus the batch's.
+channel_use AS (
+    SELECT b.customer_id, b.channel, coalesce(CAST(cur.channel_use->b.channel->>'n' AS bigint), 0) + b.n AS n,
+           greatest(CAST(cur.channel_use->b.channel->>'at' AS timestamptz), b.last_at) AS last_at
+    FROM batch_use b JOIN cur ON cur.id = b.customer_id
+),
+-- Uses only grow, so the channel preferred before stays preferred unless one the batch used passed it.
+preferred AS (
+    SELECT DISTINCT ON (customer_id) customer_id, channel FROM (
+        SELECT customer_id, channel, n, last_at FROM channel_use
+        UNION ALL
+        SELECT id, preferred_channel, CAST(channel_use->preferred_channel->>'n' AS bigint),
+               CAST(channel_use->preferred_channel->>'at' AS timestamptz)
+        FROM cur WHERE channel_use ? preferred_channel
+    ) u ORDER BY customer_id, n DESC, last_at DESC, channel COLLATE "C"
+),
+uses AS (
+    SELECT customer_id, jsonb_object_agg(channel, jsonb_build_object('n', n, 'at', last_at)) AS per_channel
+    FROM channel_use GROUP BY customer_id
+),
+touch AS (
+    SELECT b.customer_id,
+           jsonb_object_agg(b.channel, greatest(b.last_at, CAST(cur.last_touchpoints->>b.channel AS timestamptz)))
+               AS last_per_channel
+    FROM (
+        SELECT customer_id, channel, max(occurred_at) AS last_at FROM ac WHERE type = 'interaction.logged'
+        GROUP BY customer_id, channel
+    ) b JOIN cur ON cur.id = b.customer_id
+    GROUP BY b.customer_id
+),
+extended AS (
+    UPDATE interaction.customer c SET
+        -- first_seen_at is the earliest timeline row once there is one (last_seen_at is null until then).
+        first_seen_at = CASE WHEN c.last_seen_at IS NULL THEN coalesce(seen.first_at, c.first_seen_at)
+                             ELSE least(c.first_seen_at, seen.first_at) END,
+        last_seen_at = greatest(c.last_seen_at, seen.last_at),
+        purchase_count = c.purchase_count + coalesce(bought.n, 0),
+        last_purchase_at = greatest(c.last_purchase_at, bought.last_at),
+        preferred_channel = coalesce(preferred.channel, c.preferred_channel),
+        channel_use = c.channel_use || coalesce(uses.per_channel, '{}'::jsonb),
+        last_touchpoints = c.last_touchpoints || coalesce(touch.last_per_channel, '{}'::jsonb),
+        latest_nps = CASE WHEN nps.occurred_at > coalesce(c.latest_nps_at, '-infinity') THEN nps.score
+                          ELSE c.latest_nps END,
+        latest_nps_at = greatest(c.latest_nps_at, nps.occurred_at),
+        latest_csat = CASE WHEN csat.occurred_at > coalesce(c.latest_csat_at, '-infinity') THEN csat.score
+                           ELSE c.latest_csat END,
+        latest_csat_at = greatest(c.latest_csat_at, csat.occurred_at),
+        partners = ARRAY(
+            SELECT DISTINCT x COLLATE "C" FROM unnest(c.partners || coalesce(seen.partners, '{}'::text[])) AS x ORDER BY 1
+        ),
+        updated_at = now()
+    FROM t
+    LEFT JOIN seen ON seen.customer_id = t.id
+    LEFT JOIN bought ON bought.customer_id = t.id
+    LEFT JOIN preferred ON preferred.customer_id = t.id
+    LEFT JOIN uses ON uses.customer_id = t.id
+    LEFT JOIN touch ON touch.customer_id = t.id
+    LEFT JOIN nps ON nps.customer_id = t.id
+    LEFT JOIN csat ON csat.customer_id = t.id
+    WHERE c.id = t.id AND t.id NOT IN (SELECT id FROM tie)
+    RETURNING c.id
+)
+SELECT id FROM tie
 """)
 
 
@@ -119,3 +269,17 @@ async def recompute_traits(session: AsyncSession, customer_ids: Iterable[uuid.UU
     if not ids:
         return
     await session.execute(RECOMPUTE, {"ids": ids})
+
+
+async def extend_traits(
+    session: AsyncSession, customer_ids: Iterable[uuid.UUID], activity_ids: list[uuid.UUID], purchase_ids: list[uuid.UUID]
+) -> None:
+    """Fold these new timeline rows and purchases (written in this transaction) into their customers' traits.
+
+    Only for customers whose stored rows did not otherwise change: a merge or a refund changes history, and
+    its customers take `recompute_traits`."""
+    ids = list(set(customer_ids))
+    if not ids:
+        return
+    ties = (await session.execute(EXTEND, {"ids": ids, "activity_ids": activity_ids, "purchase_ids": purchase_ids})).scalars()
+    await recompute_traits(session, ties)

@@ -291,7 +291,8 @@ async def _bench(url: str, bootstrap: str, prefix: str, args: argparse.Namespace
         print(f"  {phase:<14} {secs:>7.2f}s {secs / seconds:>6.1%}")
     print(
         "  (fetch = Kafka getmany, parse = envelope + payload validation, claim = inbox insert, check = timestamps,"
-        " identifiers; resolve = identity resolution and merges; traits = recomputation of the touched customers;"
+        " identifiers; resolve = identity resolution and merges; traits = the touched customers' traits extended"
+        " (recomputed where history changed);"
         " tx = begin/commit; other = event loop, relay, aiokafka)"
     )
     print(

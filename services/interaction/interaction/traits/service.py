@@ -17,10 +17,11 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-RECOMPUTE = sa.text("""
-WITH t AS (SELECT DISTINCT unnest(CAST(:ids AS uuid[])) AS id),
-p AS (
-    SELECT p.customer_id, p.currency, p.amount, p.occurred_at, p.channel, p.source, p.event_id,
+
+def _purchases(where: str) -> str:
+    """The customers' purchases (those `where` says) with what refunds and cancellations took off each."""
+    return f"""
+    SELECT p.customer_id, p.currency, p.amount, p.occurred_at, p.channel,
            coalesce(x.cancelled, false) AS cancelled,
            CASE WHEN x.full_refund THEN p.amount ELSE least(p.amount, coalesce(x.refunded, 0)) END AS refunded
     FROM interaction.purchase p JOIN t ON p.customer_id = t.id
@@ -29,7 +30,36 @@ p AS (
                bool_or(a.amount IS NULL AND NOT a.cancelled) AS full_refund
         FROM interaction.purchase_adjustment a WHERE a.source = p.source AND a.order_id = p.order_id
     ) x ON true
-),
+    {where}"""
+
+
+def _latest_score(kind: str) -> str:
+    """Per customer, the `kind` score of the latest feedback in `ac` that has one (ties: partner, then event id,
+    in byte order)."""
+    return f"""
+    SELECT DISTINCT ON (customer_id) customer_id, CAST(data->>'{kind}' AS int) AS score, occurred_at FROM ac
+    WHERE type = 'feedback.submitted' AND data ? '{kind}'
+    ORDER BY customer_id, occurred_at DESC, source COLLATE "C" DESC, event_id COLLATE "C" DESC"""
+
+
+# Fragments both statements use, over their `p` (purchases) and `ac` (timeline rows): purchases not cancelled
+# per customer; uses per customer and channel (touchpoints and purchases not cancelled); those uses as
+# `customer.channel_use` keeps them, {channel: {"n": uses, "at": latest use}}.
+_BOUGHT = """
+    SELECT customer_id, count(*) AS n, max(occurred_at) AS last_at FROM p WHERE NOT cancelled GROUP BY customer_id"""
+_CHANNEL_USES = """
+    SELECT customer_id, channel, count(*) AS n, max(occurred_at) AS last_at FROM (
+        SELECT customer_id, channel, occurred_at FROM ac WHERE type = 'interaction.logged'
+        UNION ALL
+        SELECT customer_id, channel, occurred_at FROM p WHERE NOT cancelled
+    ) u GROUP BY customer_id, channel"""
+_USES_AS_JSON = """
+    SELECT customer_id, jsonb_object_agg(channel, jsonb_build_object('n', n, 'at', last_at)) AS per_channel
+    FROM channel_use GROUP BY customer_id"""
+
+RECOMPUTE = sa.text(f"""
+WITH t AS (SELECT DISTINCT unnest(CAST(:ids AS uuid[])) AS id),
+p AS ({_purchases("")}),
 totals AS (
     SELECT customer_id, currency, count(*) AS n, sum(amount - refunded) AS total,
            round(sum(amount - refunded) / count(*), 4) AS average, sum(refunded) AS refunded, max(occurred_at) AS last_at
@@ -66,24 +96,13 @@ seen AS (
            array_agg(DISTINCT source COLLATE "C" ORDER BY source COLLATE "C") AS partners
     FROM ac GROUP BY customer_id
 ),
-bought AS (
-    SELECT customer_id, count(*) AS n, max(occurred_at) AS last_at FROM p WHERE NOT cancelled GROUP BY customer_id
-),
-channel_use AS (
-    SELECT customer_id, channel, count(*) AS n, max(occurred_at) AS last_at FROM (
-        SELECT customer_id, channel, occurred_at FROM ac WHERE type = 'interaction.logged'
-        UNION ALL
-        SELECT customer_id, channel, occurred_at FROM p WHERE NOT cancelled
-    ) u GROUP BY customer_id, channel
-),
+bought AS ({_BOUGHT}),
+channel_use AS ({_CHANNEL_USES}),
 preferred AS (
     SELECT DISTINCT ON (customer_id) customer_id, channel FROM channel_use
     ORDER BY customer_id, n DESC, last_at DESC, channel COLLATE "C"
 ),
-uses AS (
-    SELECT customer_id, jsonb_object_agg(channel, jsonb_build_object('n', n, 'at', last_at)) AS per_channel
-    FROM channel_use GROUP BY customer_id
-),
+uses AS ({_USES_AS_JSON}),
 channel_use_tp AS (
     SELECT customer_id, channel, max(occurred_at) AS last_at FROM ac WHERE type = 'interaction.logged'
     GROUP BY customer_id, channel
@@ -92,27 +111,19 @@ touch AS (
     SELECT customer_id, jsonb_object_agg(channel, last_at) AS last_per_channel
     FROM channel_use_tp GROUP BY customer_id
 ),
-nps AS (
-    SELECT DISTINCT ON (customer_id) customer_id, CAST(data->>'nps' AS int) AS score, occurred_at FROM ac
-    WHERE type = 'feedback.submitted' AND data ? 'nps'
-    ORDER BY customer_id, occurred_at DESC, source COLLATE "C" DESC, event_id COLLATE "C" DESC
-),
-csat AS (
-    SELECT DISTINCT ON (customer_id) customer_id, CAST(data->>'csat' AS int) AS score, occurred_at FROM ac
-    WHERE type = 'feedback.submitted' AND data ? 'csat'
-    ORDER BY customer_id, occurred_at DESC, source COLLATE "C" DESC, event_id COLLATE "C" DESC
-)
+nps AS ({_latest_score("nps")}),
+csat AS ({_latest_score("csat")})
 UPDATE interaction.customer c SET
     first_seen_at = coalesce(seen.first_at, c.first_seen_at),
     last_seen_at = seen.last_at,
     purchase_count = coalesce(bought.n, 0),
     last_purchase_at = bought.last_at,
     preferred_channel = preferred.channel,
-    channel_use = coalesce(uses.per_channel, '{}'::jsonb),
-    last_touchpoints = coalesce(touch.last_per_channel, '{}'::jsonb),
+    channel_use = coalesce(uses.per_channel, '{{}}'::jsonb),
+    last_touchpoints = coalesce(touch.last_per_channel, '{{}}'::jsonb),
     latest_nps = nps.score, latest_nps_at = nps.occurred_at,
     latest_csat = csat.score, latest_csat_at = csat.occurred_at,
-    partners = coalesce(seen.partners, '{}'::text[]),
+    partners = coalesce(seen.partners, '{{}}'::text[]),
     updated_at = now()
 FROM t
 LEFT JOIN seen ON seen.customer_id = t.id
@@ -134,7 +145,7 @@ PLAN_EACH_TIME = sa.text("SET LOCAL plan_cache_mode = force_custom_plan")
 # The batch's new timeline rows and purchases folded into the stored traits of their customers. A customer
 # whose new feedback is exactly as old as its stored latest one is left out (the tie is broken by source and
 # event id, which only the rows hold) and returned, for `RECOMPUTE`.
-EXTEND = sa.text("""
+EXTEND = sa.text(f"""
 WITH t AS (SELECT DISTINCT unnest(CAST(:ids AS uuid[])) AS id),
 cur AS (
     SELECT c.id, c.latest_nps_at, c.latest_csat_at, c.preferred_channel, c.channel_use, c.last_touchpoints
@@ -145,28 +156,9 @@ ac AS (
     FROM interaction.activity a JOIN t ON a.customer_id = t.id
     WHERE a.id = ANY(CAST(:activity_ids AS uuid[]))
 ),
-p AS (
-    SELECT p.customer_id, p.currency, p.amount, p.occurred_at, p.channel,
-           coalesce(x.cancelled, false) AS cancelled,
-           CASE WHEN x.full_refund THEN p.amount ELSE least(p.amount, coalesce(x.refunded, 0)) END AS refunded
-    FROM interaction.purchase p JOIN t ON p.customer_id = t.id
-    LEFT JOIN LATERAL (
-        SELECT bool_or(a.cancelled) AS cancelled, sum(a.amount) AS refunded,
-               bool_or(a.amount IS NULL AND NOT a.cancelled) AS full_refund
-        FROM interaction.purchase_adjustment a WHERE a.source = p.source AND a.order_id = p.order_id
-    ) x ON true
-    WHERE p.id = ANY(CAST(:purchase_ids AS uuid[]))
-),
-nps AS (
-    SELECT DISTINCT ON (customer_id) customer_id, CAST(data->>'nps' AS int) AS score, occurred_at FROM ac
-    WHERE type = 'feedback.submitted' AND data ? 'nps'
-    ORDER BY customer_id, occurred_at DESC, source COLLATE "C" DESC, event_id COLLATE "C" DESC
-),
-csat AS (
-    SELECT DISTINCT ON (customer_id) customer_id, CAST(data->>'csat' AS int) AS score, occurred_at FROM ac
-    WHERE type = 'feedback.submitted' AND data ? 'csat'
-    ORDER BY customer_id, occurred_at DESC, source COLLATE "C" DESC, event_id COLLATE "C" DESC
-),
+p AS ({_purchases("WHERE p.id = ANY(CAST(:purchase_ids AS uuid[]))")}),
+nps AS ({_latest_score("nps")}),
+csat AS ({_latest_score("csat")}),
 tie AS (
     SELECT cur.id FROM cur JOIN nps ON nps.customer_id = cur.id WHERE nps.occurred_at = cur.latest_nps_at
     UNION
@@ -194,16 +186,8 @@ seen AS (
     SELECT customer_id, min(occurred_at) AS first_at, max(occurred_at) AS last_at, array_agg(source) AS partners
     FROM ac GROUP BY customer_id
 ),
-bought AS (
-    SELECT customer_id, count(*) AS n, max(occurred_at) AS last_at FROM p WHERE NOT cancelled GROUP BY customer_id
-),
-batch_use AS (
-    SELECT customer_id, channel, count(*) AS n, max(occurred_at) AS last_at FROM (
-        SELECT customer_id, channel, occurred_at FROM ac WHERE type = 'interaction.logged'
-        UNION ALL
-        SELECT customer_id, channel, occurred_at FROM p WHERE NOT cancelled
-    ) u GROUP BY customer_id, channel
-),
+bought AS ({_BOUGHT}),
+batch_use AS ({_CHANNEL_USES}),
 -- Only the channels the batch used change: their stored uses plus the batch's.
 channel_use AS (
     SELECT b.customer_id, b.channel, coalesce(CAST(cur.channel_use->b.channel->>'n' AS bigint), 0) + b.n AS n,
@@ -220,10 +204,7 @@ preferred AS (
         FROM cur WHERE channel_use ? preferred_channel
     ) u ORDER BY customer_id, n DESC, last_at DESC, channel COLLATE "C"
 ),
-uses AS (
-    SELECT customer_id, jsonb_object_agg(channel, jsonb_build_object('n', n, 'at', last_at)) AS per_channel
-    FROM channel_use GROUP BY customer_id
-),
+uses AS ({_USES_AS_JSON}),
 touch AS (
     SELECT b.customer_id,
            jsonb_object_agg(b.channel, greatest(b.last_at, CAST(cur.last_touchpoints->>b.channel AS timestamptz)))
@@ -243,8 +224,8 @@ extended AS (
         purchase_count = c.purchase_count + coalesce(bought.n, 0),
         last_purchase_at = greatest(c.last_purchase_at, bought.last_at),
         preferred_channel = coalesce(preferred.channel, c.preferred_channel),
-        channel_use = c.channel_use || coalesce(uses.per_channel, '{}'::jsonb),
-        last_touchpoints = c.last_touchpoints || coalesce(touch.last_per_channel, '{}'::jsonb),
+        channel_use = c.channel_use || coalesce(uses.per_channel, '{{}}'::jsonb),
+        last_touchpoints = c.last_touchpoints || coalesce(touch.last_per_channel, '{{}}'::jsonb),
         latest_nps = CASE WHEN nps.occurred_at > coalesce(c.latest_nps_at, '-infinity') THEN nps.score
                           ELSE c.latest_nps END,
         latest_nps_at = greatest(c.latest_nps_at, nps.occurred_at),
@@ -252,7 +233,7 @@ extended AS (
                            ELSE c.latest_csat END,
         latest_csat_at = greatest(c.latest_csat_at, csat.occurred_at),
         partners = ARRAY(
-            SELECT DISTINCT x COLLATE "C" FROM unnest(c.partners || coalesce(seen.partners, '{}'::text[])) AS x ORDER BY 1
+            SELECT DISTINCT x COLLATE "C" FROM unnest(c.partners || coalesce(seen.partners, '{{}}'::text[])) AS x ORDER BY 1
         ),
         updated_at = now()
     FROM t

@@ -53,6 +53,15 @@ _CHANNEL_USES = """
         UNION ALL
         SELECT customer_id, channel, occurred_at FROM p WHERE NOT cancelled
     ) u GROUP BY customer_id, channel"""
+# Each customer of the statement with what its CTEs say about it (nothing, for most of them, in most batches).
+_PER_CUSTOMER = """FROM t
+    LEFT JOIN seen ON seen.customer_id = t.id
+    LEFT JOIN bought ON bought.customer_id = t.id
+    LEFT JOIN preferred ON preferred.customer_id = t.id
+    LEFT JOIN uses ON uses.customer_id = t.id
+    LEFT JOIN touch ON touch.customer_id = t.id
+    LEFT JOIN nps ON nps.customer_id = t.id
+    LEFT JOIN csat ON csat.customer_id = t.id"""
 _USES_AS_JSON = """
     SELECT customer_id, jsonb_object_agg(channel, jsonb_build_object('n', n, 'at', last_at)) AS per_channel
     FROM channel_use GROUP BY customer_id"""
@@ -125,14 +134,7 @@ UPDATE interaction.customer c SET
     latest_csat = csat.score, latest_csat_at = csat.occurred_at,
     partners = coalesce(seen.partners, '{{}}'::text[]),
     updated_at = now()
-FROM t
-LEFT JOIN seen ON seen.customer_id = t.id
-LEFT JOIN bought ON bought.customer_id = t.id
-LEFT JOIN preferred ON preferred.customer_id = t.id
-LEFT JOIN uses ON uses.customer_id = t.id
-LEFT JOIN touch ON touch.customer_id = t.id
-LEFT JOIN nps ON nps.customer_id = t.id
-LEFT JOIN csat ON csat.customer_id = t.id
+{_PER_CUSTOMER}
 WHERE c.id = t.id
 """)
 
@@ -236,14 +238,7 @@ extended AS (
             SELECT DISTINCT x COLLATE "C" FROM unnest(c.partners || coalesce(seen.partners, '{{}}'::text[])) AS x ORDER BY 1
         ),
         updated_at = now()
-    FROM t
-    LEFT JOIN seen ON seen.customer_id = t.id
-    LEFT JOIN bought ON bought.customer_id = t.id
-    LEFT JOIN preferred ON preferred.customer_id = t.id
-    LEFT JOIN uses ON uses.customer_id = t.id
-    LEFT JOIN touch ON touch.customer_id = t.id
-    LEFT JOIN nps ON nps.customer_id = t.id
-    LEFT JOIN csat ON csat.customer_id = t.id
+    {_PER_CUSTOMER}
     WHERE c.id = t.id AND t.id NOT IN (SELECT id FROM tie)
     RETURNING c.id
 )

@@ -418,6 +418,8 @@ def _claim_statement(schema: str | None, has_former: tuple[bool, ...]) -> sa.Tex
             if has_former[n]
             else ""
         )
+        # Keys go in in one order (byte order): two transactions claiming the same keys then wait for one another
+        # instead of each holding some the other needs (tests/integration/test_inbox_claim_order.py).
         return (
             f"c{n} AS (INSERT INTO {schema}.inbox (consumer, source, event_id) "
             f"SELECT CAST(:consumer{n} AS text), s, e FROM unnest(CAST(:sources{n} AS text[]), CAST(:ids{n} AS text[])) "

@@ -31,9 +31,10 @@ import asyncpg
 import httpx
 
 from bench import harness
+from deploy.local.ports import free_port
 from shared.contracts.topics import ALL, dlq
 from shared.db import asyncpg_dsn
-from tests.e2e.processes import ServiceProcess, free_port, process_env, running, serve_argv
+from tests.e2e.processes import ServiceProcess, process_env, running, serve_argv
 
 SERVICES = ["interaction", "segmentation", "clv", "lifecycle"]
 SOURCE = "bench-shop"

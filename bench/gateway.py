@@ -49,6 +49,7 @@ import aiohttp
 import asyncpg
 
 from bench import harness
+from deploy.local.ports import free_port
 from shared.contracts.topics import ALL as ALL_TOPICS
 from shared.db import asyncpg_dsn
 from shared.internal_auth import HEADER as INTERNAL_TOKEN_HEADER
@@ -106,18 +107,10 @@ def _levels(text: str) -> list[int]:
 # --- the stack ----------------------------------------------------------------------------------------
 
 
-def _port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_stack(
     stack: ExitStack, database_url: str, bootstrap: str, prefix: str, log_dir: Path, max_age_s: float | None = None
 ) -> tuple[dict[str, str], dict[str, int | None]]:
-    ports = {name: _port() for name in [*SERVICES, "gateway"]}
+    ports = {name: free_port() for name in [*SERVICES, "gateway"]}
     base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
     shared = base | {
         "PYTHONUNBUFFERED": "1",

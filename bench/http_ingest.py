@@ -42,9 +42,10 @@ import uvloop
 from yarl import URL
 
 from bench import harness
+from deploy.local.ports import free_port
 from shared.contracts.topics import ALL, dlq
 from shared.db import asyncpg_dsn
-from tests.e2e.processes import ServiceProcess, free_port, process_env, running, serve_argv
+from tests.e2e.processes import ServiceProcess, process_env, running, serve_argv
 
 from gateway.upstream_pool import BadResponse, ConnectFailed, ConnectionPool, Dropped
 

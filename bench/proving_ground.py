@@ -49,11 +49,12 @@ from aiokafka.consumer import AIOKafkaConsumer
 
 from bench import harness
 from deploy.local.kafka import KafkaBroker, create_topics, ensure_jars
+from deploy.local.ports import free_port
 from deploy.local.postgres import PostgresServer
 from shared.contracts.topics import ALL, PARTNER_EVENTS, dlq
 from shared.db import asyncpg_dsn
 from shared.migrations import upgrade
-from tests.e2e.processes import ServiceProcess, free_port, log_tail, process_env, serve_argv
+from tests.e2e.processes import ServiceProcess, log_tail, process_env, serve_argv
 
 SERVICES = ["interaction", "segmentation", "clv", "lifecycle"]
 SCHEMAS = [*SERVICES, "gateway"]

@@ -27,8 +27,8 @@ import uvloop
 from yarl import URL
 
 from bench import harness
+from deploy.local.ports import free_port
 from shared.internal_auth import Caller, TokenSigner, generate_keypair
-from tests.e2e.processes import free_port
 
 BODY = b'{"customer_id":"0b6f6c3e-8f1e-4e43-9a55-2f1a3c1d9e77","stage":"development","since":"2026-12-01T10:00:00Z",' + (
     b'"history":[' + b",".join([b'{"stage":"acquisition","at":"2026-11-20T10:00:00Z"}'] * 5) + b"]}"

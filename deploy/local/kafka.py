@@ -33,6 +33,8 @@ import fasteners
 import psutil
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from deploy.local.ports import free_port
+
 logger = logging.getLogger(__name__)
 
 POM = Path(__file__).with_name("kafka-pom.xml")
@@ -97,12 +99,6 @@ def ensure_jars() -> Path:
         partial.rename(lib)
         marker.write_text(digest)
         return lib
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _run_sync(coro: Coroutine[Any, Any, _T]) -> _T:
@@ -204,9 +200,9 @@ class KafkaBroker:
         self._ports_file = self.data_dir / "ports.json"
         self._pid_file = self.data_dir / "broker.pid"
         saved = json.loads(self._ports_file.read_text()) if self._ports_file.exists() else {}
-        self.port: int = port or saved.get("port") or _free_port()
-        self.controller_port: int = controller_port or saved.get("controller_port") or _free_port()
-        self.partner_port: int = partner_port or saved.get("partner_port") or _free_port()
+        self.port: int = port or saved.get("port") or free_port()
+        self.controller_port: int = controller_port or saved.get("controller_port") or free_port()
+        self.partner_port: int = partner_port or saved.get("partner_port") or free_port()
         self.log_file = self.data_dir / "server.log"
         self.stdout_file = self.data_dir / "stdout.log"
 

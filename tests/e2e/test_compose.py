@@ -19,12 +19,12 @@ import yaml
 from sqlalchemy import make_url
 
 from deploy.local.kafka import PARTNER_SECURITY
+from deploy.local.ports import free_port
 from tests.e2e.processes import (
     GATEWAY_ADMIN_KEY,
     REPO,
     ServiceProcess,
     drive_one_order,
-    free_port,
     process_env,
     run_to_completion,
     running,

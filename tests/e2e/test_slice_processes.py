@@ -11,13 +11,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from deploy.local.ports import free_port
 from shared.problems import PROBLEM_JSON
 from tests.e2e.processes import (
     GATEWAY_ADMIN_KEY,
     GATEWAY_AUTH,
     ServiceProcess,
     drive_one_order,
-    free_port,
     process_env,
     running,
     serve_argv,

@@ -13,6 +13,7 @@ import sys
 import pytest
 from sqlalchemy import text
 
+from deploy.local.ports import free_port
 from shared.contracts.topics import INTERACTION_EVENTS
 from shared.db import asyncpg_dsn, make_engine
 from shared.messaging.kafka import KafkaTransport
@@ -113,7 +114,7 @@ async def test_consumer_process_kill_9_mid_batch_applies_every_event_once(databa
             stderr=subprocess.STDOUT,
         )
 
-    first = start(18702)
+    first = start(free_port())
     try:
         await wait_until(
             lambda: _between(engine, 1, len(events) - 1), timeout=90, interval=0.05, message="the consumer to be mid-stream"
@@ -122,7 +123,7 @@ async def test_consumer_process_kill_9_mid_batch_applies_every_event_once(databa
         first.wait(10)
         killed_at = await applied(engine)
         assert killed_at < len(events), "the kill must land mid-stream"
-        second = start(18703)
+        second = start(free_port())
         try:
             # Only a hang detector: the new process first joins its consumer groups (the killed member holds its
             # partitions until its session expires), on a machine that may be busy.

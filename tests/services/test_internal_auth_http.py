@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from deploy.local.ports import free_port
 from shared.internal_auth import (
     CALLER_SCOPE_KEY,
     HEADER,
@@ -23,7 +24,7 @@ from shared.internal_auth import (
     generate_keypair,
 )
 from tests.services.conftest import serving
-from tests.services.gateway.conftest import ADMIN_KEY, free_port, gateway_stack, served
+from tests.services.gateway.conftest import ADMIN_KEY, gateway_stack, served
 from tests.support import TEST_CALLER, gateway_signer
 
 from interaction.app import create_app

@@ -10,12 +10,13 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from deploy.local.ports import free_port
 from shared.contracts.lifecycle import StageChanged
 from shared.db import make_engine, make_session_factory
 from shared.messaging.inbox import ConsumedEvent
 from shared.messaging.inprocess import InProcessTransport
 from tests.e2e.processes import process_env
-from tests.services.gateway.conftest import free_port, served
+from tests.services.gateway.conftest import served
 from tests.services.lifecycle.conftest import consumed, days_ago, purchase
 from tests.services.segmentation.helpers import Feeder
 from tests.services.test_copies_follow_owners import published

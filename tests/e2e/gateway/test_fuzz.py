@@ -27,7 +27,8 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.generation.modes import GenerationMode
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance, status_code_conformance
 
-from tests.e2e.processes import GATEWAY_ADMIN_KEY, ServiceProcess, free_port, process_env, running, serve_argv
+from deploy.local.ports import free_port
+from tests.e2e.processes import GATEWAY_ADMIN_KEY, ServiceProcess, process_env, running, serve_argv
 from tests.infra import Databases
 
 pytestmark = [pytest.mark.slow, pytest.mark.kafka]

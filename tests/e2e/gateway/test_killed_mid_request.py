@@ -9,8 +9,9 @@ import asyncpg
 import httpx
 import pytest
 
+from deploy.local.ports import free_port
 from shared.db import asyncpg_dsn
-from tests.e2e.processes import ServiceProcess, free_port, process_env, running, serve_argv
+from tests.e2e.processes import ServiceProcess, process_env, running, serve_argv
 from tests.services.gateway.conftest import ADMIN_KEY, gateway_stack
 
 pytestmark = [pytest.mark.slow, pytest.mark.kafka]

@@ -8,9 +8,9 @@ import sys
 import orjson
 import pytest
 
+from deploy.local.ports import free_port
 from shared.contracts.topics import PARTNER_EVENTS
 from shared.db import make_engine
-from tests.e2e.processes import free_port
 from tests.services.interaction.events import order, touch
 from tests.support import produce, scalar, wait_until
 

@@ -6,7 +6,6 @@ calls them over HTTP with its real upstream client, and tests call the gateway o
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -15,6 +14,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from deploy.local.ports import free_port
 from shared.messaging.inprocess import InProcessTransport
 
 import clv.app
@@ -35,12 +35,6 @@ SERVICES = {
     "clv": (ClvSettings, clv.app.create_app),
     "lifecycle": (LifecycleSettings, lifecycle.app.create_app),
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextlib.asynccontextmanager

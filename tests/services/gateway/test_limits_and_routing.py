@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from tests.services.gateway.conftest import create_key, free_port, gateway_stack
+from deploy.local.ports import free_port
+from tests.services.gateway.conftest import create_key, gateway_stack
 
 
 async def test_rate_limit_per_key_answers_429_with_retry_after(database_url: str) -> None:

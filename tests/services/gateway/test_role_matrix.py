@@ -15,7 +15,8 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from tests.services.gateway.conftest import Stack, create_key, free_port, gateway_stack
+from deploy.local.ports import free_port
+from tests.services.gateway.conftest import Stack, create_key, gateway_stack
 from tests.support import complete_openapi
 
 ROLES = ["admin", "frontend", "analyst", "partner"]

@@ -11,9 +11,10 @@ import uuid
 import asyncpg
 from aiohttp import web
 
+from deploy.local.ports import free_port
 from shared.contracts.lifecycle import Stage
 from shared.db import asyncpg_dsn
-from tests.services.gateway.conftest import Stack, create_key, free_port, gateway_stack
+from tests.services.gateway.conftest import Stack, create_key, gateway_stack
 from tests.services.gateway.test_webhooks import publish, receiver, stage_changes
 from tests.support import wait_until
 

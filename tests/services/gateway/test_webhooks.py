@@ -13,12 +13,13 @@ from datetime import UTC, datetime, timedelta
 import orjson
 from aiohttp import web
 
+from deploy.local.ports import free_port
 from shared.contracts.envelope import Envelope
 from shared.contracts.lifecycle import SOURCE, Stage, StageChanged
 from shared.contracts.topics import LIFECYCLE_EVENTS
 from shared.messaging.transport import OutgoingMessage
 from tests.e2e.processes import order_completed
-from tests.services.gateway.conftest import Stack, free_port, gateway_stack
+from tests.services.gateway.conftest import Stack, gateway_stack
 from tests.support import wait_until
 
 from gateway.webhooks.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify

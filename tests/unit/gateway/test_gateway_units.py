@@ -92,15 +92,12 @@ async def test_the_gateways_own_document_reads_neither_trip_nor_obey_the_circuit
     """The OpenAPI warm-up polls services that are still starting: its refused connections once opened the
     circuit, and the first partner call after start-up got 503 "circuit open" from a gateway whose services were
     all ready."""
-    import socket
-
+    from deploy.local.ports import free_port
     from shared.internal_auth import Caller, TokenSigner, generate_keypair
 
     from gateway.upstream import Upstreams
 
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nobody listens on it
     upstreams = Upstreams(
         {"interaction": f"http://127.0.0.1:{port}"},
         signer=TokenSigner(generate_keypair()[0]),

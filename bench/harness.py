@@ -55,11 +55,13 @@ def internal_token(service: str, ttl_s: float) -> str:
 
 
 @contextlib.contextmanager
-def servers() -> Iterator[tuple[str, str]]:
-    """(PostgreSQL server URL, Kafka bootstrap): the environment's, else started now and stopped on exit."""
+def servers(kafka: bool = True) -> Iterator[tuple[str, str]]:
+    """(PostgreSQL server URL, Kafka bootstrap): the environment's, else started now and stopped on exit.
+
+    `kafka=False`: no broker is started and the bootstrap is "" (unless the environment names one)."""
     url, bootstrap = os.environ.get("DATABASE_URL"), os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     with contextlib.ExitStack() as stack:
-        if not (url and bootstrap):
+        if not (url and (bootstrap or not kafka)):
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="crm-bench-")))
         if not url:
             print("starting PostgreSQL ...")
@@ -67,14 +69,14 @@ def servers() -> Iterator[tuple[str, str]]:
             stack.callback(postgres.stop)
             postgres.start()
             url = postgres.async_url("postgres")
-        if not bootstrap:
+        if kafka and not bootstrap:
             print("starting Kafka ...")
             ensure_jars()
             broker = KafkaBroker(tmp / "kafka")
             stack.callback(broker.stop)
             broker.start()
             bootstrap = broker.bootstrap
-        yield url, bootstrap
+        yield url, bootstrap or ""
 
 
 @contextlib.contextmanager

@@ -75,6 +75,22 @@ def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+def autocommit(engine: AsyncEngine) -> AsyncEngine:
+    """The same engine and pool, with each statement its own transaction: no BEGIN, COMMIT or ROLLBACK.
+
+    For work that only reads (and the outbox relay's single-statement writes). Under READ COMMITTED, PostgreSQL's
+    level here, every statement takes its own snapshot inside a transaction too, so such a read sees exactly
+    what it would in one; without it a one-statement read is one round trip instead of three (`python -m bench
+    read_round_trips`). Never for work whose statements must commit together, hold a lock or `SET LOCAL`.
+    """
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def make_read_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for endpoints that only read (`ReadSessionDep`): on `autocommit(engine)`."""
+    return async_sessionmaker(autocommit(engine), expire_on_commit=False)
+
+
 async def ping(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         await conn.execute(text("select 1"))
@@ -96,6 +112,17 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 # scope="function": the commit runs before the response is sent, so a 2xx always means "durable".
 # (FastAPI's default scope would commit after the response has gone out.)
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request that only reads: each statement on its own (`autocommit`), nothing to commit."""
+    session_factory: async_sessionmaker[AsyncSession] = request.app.state.read_session_factory
+    async with session_factory() as session:
+        yield session
+
+
+# For GET endpoints that never write: a write through it would commit statement by statement.
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
 
 
 def asyncpg_dsn(url: str) -> str:

@@ -21,7 +21,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, FastAPI, Request
 
 from shared import jobs as job_leases
-from shared.db import asyncpg_dsn, make_engine, make_session_factory, ping
+from shared.db import asyncpg_dsn, make_engine, make_read_session_factory, make_session_factory, ping
 from shared.http import fastapi_telemetry, health_router, install_http_plumbing
 from shared.internal_auth import InternalAuthMiddleware, TokenVerifier
 from shared.messaging.inbox import InboxConsumer, InboxPart, Subscription
@@ -57,6 +57,7 @@ class ServiceRuntime:
         self.schema = schema
         self.engine = make_engine(settings.database_url, settings.db_pool_size)
         self.session_factory = make_session_factory(engine=self.engine)
+        self.read_session_factory = make_read_session_factory(self.engine)
         self._owns_transport = transport is None
         self.transport = transport or build_transport(settings)
         self.outbox = Outbox(tables, schema, settings.topic_prefix)
@@ -207,6 +208,7 @@ def create_service_app(
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan, telemetry=fastapi_telemetry())
     app.state.runtime = runtime
     app.state.session_factory = runtime.session_factory
+    app.state.read_session_factory = runtime.read_session_factory
     install_problem_handlers(app)
     # Inside the metrics and correlation layers: refused requests are counted and carry a correlation id.
     app.add_middleware(InternalAuthMiddleware, verifier=TokenVerifier(settings.internal_token_public_key, settings.service_name))

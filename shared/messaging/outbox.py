@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from shared.contracts.envelope import Envelope, EnvelopeTemplate
+from shared.db import autocommit
 from shared.log import current_correlation_id
 from shared.messaging.metrics import OUTBOX_PUBLISHED, OUTBOX_RELAY_ERRORS
 from shared.messaging.tables import MessagingTables, notify_channel
@@ -97,6 +98,8 @@ class OutboxRelay:
         resend_retained_on_start: bool = False,
     ) -> None:
         self.engine = engine
+        # Its reads and the one-statement mark as sent need no transaction: one round trip each (shared/db.py).
+        self._statements = autocommit(engine)
         self.dsn = dsn
         self.table = tables.outbox
         self.templates = Templates(tables.outbox_template)
@@ -167,14 +170,13 @@ class OutboxRelay:
     async def relay_once(self) -> int:
         """Send one batch of unsent rows and mark them sent; returns how many."""
         t = self.table
-        async with self.engine.connect() as conn:
+        async with self._statements.connect() as conn:
             rows = (
                 await conn.execute(
                     sa.select(*message_columns(t)).where(t.c.sent_at.is_(None)).order_by(t.c.id).limit(self.batch_size)
                 )
             ).all()
             messages = await self._messages(conn, rows)
-            await conn.rollback()
         if not rows:
             return 0
         await self.transport.send_batch(messages)
@@ -183,7 +185,7 @@ class OutboxRelay:
         return len(rows)
 
     async def _mark_sent(self, ids: list[int]) -> None:
-        async with self.engine.begin() as conn:
+        async with self._statements.connect() as conn:
             # `= ANY(array)`: one fixed-shape statement (an IN list renders a new statement per batch length).
             ids_param = sa.bindparam("ids", ids, type_=ARRAY(sa.BigInteger))
             await conn.execute(sa.update(self.table).where(self.table.c.id == sa.any_(ids_param)).values(sent_at=sa.func.now()))
@@ -192,7 +194,7 @@ class OutboxRelay:
         t = self.table
         last_id = 0
         while True:
-            async with self.engine.connect() as conn:
+            async with self._statements.connect() as conn:
                 rows = (
                     await conn.execute(
                         sa.select(*message_columns(t))
@@ -225,7 +227,7 @@ class OutboxRelay:
             )
 
     async def unsent_count(self) -> int:
-        async with self.engine.connect() as conn:
+        async with self._statements.connect() as conn:
             return (await conn.execute(sa.select(sa.func.count()).where(self.table.c.sent_at.is_(None)))).scalar_one()
 
 

@@ -3,7 +3,7 @@ from decimal import Decimal
 
 from fastapi import APIRouter
 
-from shared.db import SessionDep
+from shared.db import ReadSessionDep
 from shared.problems import NotFound, problem_responses
 
 from clv.settings import SettingsDep
@@ -14,7 +14,7 @@ router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
 
 @router.get("/{customer_id}/value", response_model=CustomerValueRead, responses=problem_responses(NotFound))
-async def get_customer_value(customer_id: uuid.UUID, settings: SettingsDep, session: SessionDep) -> CustomerValueRead:
+async def get_customer_value(customer_id: uuid.UUID, settings: SettingsDep, session: ReadSessionDep) -> CustomerValueRead:
     """A customer's value per currency: realised to date, and the model's values once scored."""
     rows = await repository.values_by_currency(session, customer_id)  # a merged-away id answers as its survivor
     if not rows:

@@ -8,7 +8,7 @@ from pydantic import AfterValidator, AwareDatetime, StringConstraints
 
 from shared import pagination
 from shared.contracts.partner import PARTNER_EVENT_TYPES
-from shared.db import SessionDep
+from shared.db import ReadSessionDep, SessionDep
 from shared.pagination import Cursor
 from shared.problems import DomainError, NotFound, problem_responses
 from shared.service import OutboxDep
@@ -110,7 +110,7 @@ async def search_customers(
 
 
 @router.get("/{customer_id}", response_model=CustomerProfileRead, responses=problem_responses(NotFound))
-async def get_customer(customer_id: uuid.UUID, session: SessionDep) -> CustomerProfileRead:
+async def get_customer(customer_id: uuid.UUID, session: ReadSessionDep) -> CustomerProfileRead:
     """A customer's profile: identifiers, attributes, consent, computed traits. A merged-away id answers as its survivor."""
     return await service.get_profile(session, customer_id)
 

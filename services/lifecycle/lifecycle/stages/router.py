@@ -3,7 +3,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from shared.db import SessionDep
+from shared.db import ReadSessionDep, SessionDep
 from shared.pagination import Cursor, InvalidCursor, Limit, decode, encode
 from shared.problems import NotFound, problem_responses
 from shared.service import OutboxDep
@@ -22,7 +22,7 @@ router = APIRouter(tags=["lifecycle"])
 
 
 @router.get("/v1/customers/{customer_id}/lifecycle", response_model=CustomerLifecycleRead, responses=problem_responses(NotFound))
-async def get_customer_lifecycle(customer_id: uuid.UUID, session: SessionDep) -> CustomerLifecycleRead:
+async def get_customer_lifecycle(customer_id: uuid.UUID, session: ReadSessionDep) -> CustomerLifecycleRead:
     """A customer's current lifecycle stage and every stage before it (entered, left, duration, trigger)."""
     return await service.read_lifecycle(session, customer_id)
 

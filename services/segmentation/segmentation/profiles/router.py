@@ -2,7 +2,7 @@ import uuid
 
 from fastapi import APIRouter
 
-from shared.db import SessionDep
+from shared.db import ReadSessionDep
 from shared.problems import NotFound, problem_responses
 
 from segmentation.profiles import repository
@@ -21,7 +21,7 @@ router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
 
 @router.get("/{customer_id}/segmentation", response_model=CustomerSegmentationRead, responses=problem_responses(NotFound))
-async def get_customer_segmentation(customer_id: uuid.UUID, session: SessionDep) -> CustomerSegmentationRead:
+async def get_customer_segmentation(customer_id: uuid.UUID, session: ReadSessionDep) -> CustomerSegmentationRead:
     """What segmentation knows of a customer: aggregates, value, stage, RFM scores and current segments."""
     resolved = await resolve_customer(session, customer_id)
     a = await repository.aggregate(session, resolved)

@@ -10,8 +10,12 @@ folds the batch's new rows into the stored traits (`extend_traits`). This measur
   then, `--rounds` times and alternating which goes first, one batch giving each customer one new touchpoint
   and one new purchase, its traits updated by each way in its own transaction, rolled back after.
 
+A third way is `extend_traits` as it was planned before 2026-12-07 (`searched`): the same statement, with the
+planner searching the order of its joins rather than taking them as written (interaction/traits/service.py,
+`PLAN_EACH_TIME`).
+
 Printed per history length: milliseconds per batch (the traits statement alone; best and median of the
-rounds), the ratio, and PostgreSQL's CPU per batch from /proc. Both ways must leave the same traits, or the
+rounds), the ratios, and PostgreSQL's CPU per batch from /proc. Every way must leave the same traits, or the
 benchmark raises.
 """
 
@@ -27,10 +31,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bench import harness
 from shared.db import make_engine, make_session_factory
 
-from interaction.traits.service import extend_traits, recompute_traits
+from interaction.traits.service import EXTEND, extend_traits, recompute_traits
 
 CHANNELS = ["web", "store", "app", "phone", "email"]
-WAYS = ("recompute", "extend")
+WAYS = ("recompute", "extend", "searched")
+# extend_traits's planning before 2026-12-07: a plan made for each batch, its join order searched.
+SEARCHED_PLAN = sa.text("SET LOCAL plan_cache_mode = force_custom_plan")
 
 # One customer per id in :ids with :half touchpoints and :half purchases (each with its timeline row), spread
 # over the two years before 2026; the customers' first_seen_at is their first day.
@@ -108,8 +114,12 @@ async def one_batch(sessions: async_sessionmaker[AsyncSession], ids: list[uuid.U
         start = time.perf_counter()
         if way == "recompute":
             await recompute_traits(session, ids)
-        else:
+        elif way == "extend":
             await extend_traits(session, ids, activity_ids, purchase_ids)
+        else:
+            await session.execute(SEARCHED_PLAN)
+            params = {"ids": ids, "activity_ids": activity_ids, "purchase_ids": purchase_ids}
+            await recompute_traits(session, (await session.execute(EXTEND, params)).scalars().all())
         took = time.perf_counter() - start
         traits = [tuple(r) for r in await session.execute(TRAITS, {"ids": ids})]
         await session.rollback()
@@ -122,21 +132,23 @@ async def measure(database_url: str, histories: list[int], customers: int, round
     sessions = make_session_factory(engine)
     results: dict[str, dict] = {}
     try:
-        print(f"{'history':>8}{'recompute ms':>14}{'extend ms':>11}{'ratio':>8}{'PG CPU ms rec/ext':>20}", end="")
-        print(f"   (per batch of {customers} customers)")
+        print(
+            f"{'history':>8}{'recompute ms':>14}{'extend ms':>11}{'ratio':>8}{'searched ms':>13}{'ratio':>8}"
+            f"{'PG CPU ms rec/ext/sea':>24}   (per batch of {customers} customers)"
+        )
         for history in histories:
             ids = await seed(sessions, customers, history)
             times: dict[str, list[float]] = {w: [] for w in WAYS}
             cpu: dict[str, list[float]] = {w: [] for w in WAYS}
             for r in range(rounds):
-                order = WAYS if r % 2 == 0 else WAYS[::-1]
+                order = WAYS[r % len(WAYS) :] + WAYS[: r % len(WAYS)]  # each way goes first in turn
                 left = {}
                 for way in order:
                     took, used, left[way] = await one_batch(sessions, ids, way)
                     times[way].append(took)
                     cpu[way].append(used)
-                # Same new rows (ids aside) and the same history: the two ways must agree on every trait.
-                if left["recompute"] != left["extend"]:
+                # Same new rows (ids aside) and the same history: the ways must agree on every trait.
+                if not left["recompute"] == left["extend"] == left["searched"]:
                     raise AssertionError(f"history {history}: extended traits differ from recomputed ones")
             row = {
                 w: {
@@ -147,10 +159,13 @@ async def measure(database_url: str, histories: list[int], customers: int, round
                 for w in WAYS
             }
             row["ratio"] = round(row["recompute"]["median_ms"] / row["extend"]["median_ms"], 1)
+            row["searched_ratio"] = round(row["searched"]["median_ms"] / row["extend"]["median_ms"], 2)
             results[str(history)] = row
             print(
                 f"{history:>8}{row['recompute']['median_ms']:>14.1f}{row['extend']['median_ms']:>11.1f}{row['ratio']:>7.1f}x"
-                f"{row['recompute']['postgres_cpu_ms']:>12.0f} / {row['extend']['postgres_cpu_ms']:<6.0f}"
+                f"{row['searched']['median_ms']:>13.1f}{row['searched_ratio']:>7.2f}x"
+                f"{row['recompute']['postgres_cpu_ms']:>12.0f} / {row['extend']['postgres_cpu_ms']:.0f}"
+                f" / {row['searched']['postgres_cpu_ms']:.0f}"
             )
     finally:
         await engine.dispose()

@@ -73,13 +73,16 @@ WHERE published_at IS NULL
   AND (source, order_id) IN (SELECT * FROM unnest(CAST(:sources AS text[]), CAST(:order_ids AS text[])))
 LIMIT 1
 """)
-REGISTER_PARTNERS = sa.text("""
-INSERT INTO interaction.partner (id, name, kind, auto_registered)
-SELECT s, s, 'unclassified', true FROM unnest(CAST(:ids AS text[])) AS s
-ON CONFLICT DO NOTHING
-""")
-# Partners whose emails and phones may link customers across partners (off unless an operator turned it on).
-TRUSTED_PARTNERS = sa.text("""
+# The batch's partners registered (an unknown source becomes an unclassified partner) and, of them, those whose
+# emails and phones may link customers across partners (off unless an operator turned it on). One statement, one
+# round trip of the serial ingest transaction: the SELECT does not see the rows the INSERT adds, and needs not,
+# since a partner registered here is never trusted (trust_contact_linking defaults to false).
+REGISTER_PARTNERS_AND_FIND_TRUSTED = sa.text("""
+WITH registered AS (
+    INSERT INTO interaction.partner (id, name, kind, auto_registered)
+    SELECT s, s, 'unclassified', true FROM unnest(CAST(:ids AS text[])) AS s
+    ON CONFLICT DO NOTHING
+)
 SELECT id FROM interaction.partner WHERE id = ANY(CAST(:ids AS text[])) AND trust_contact_linking
 """)
 

@@ -129,8 +129,7 @@ async def apply_partner_events(
     erasures = [e for e in events if not is_fact(e)]
     facts = [e for e in events if is_fact(e)]
     sources = sorted({e.envelope.source for e in events})
-    await session.execute(repo.REGISTER_PARTNERS, {"ids": sources})
-    trusted = {r.id for r in await session.execute(repo.TRUSTED_PARTNERS, {"ids": sources})}
+    trusted = {r.id for r in await session.execute(repo.REGISTER_PARTNERS_AND_FIND_TRUSTED, {"ids": sources})}
     for e in facts:
         if e.envelope.source not in trusted:
             # An untrusted partner's emails and phones are its own: kept under its source, they link its own

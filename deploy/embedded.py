@@ -80,7 +80,7 @@ async def run(url: str, host: str, gateway_port: int, demo_customers: int) -> No
         private_key, public_key = generate_keypair()
     servers = []
     for port, settings_cls, create_app in SERVICES.values():
-        settings = settings_cls(database_url=url, transport="inprocess", db_pool_size=5, internal_token_public_key=public_key)
+        settings = settings_cls(database_url=url, transport="inprocess", db_pool_size=10, internal_token_public_key=public_key)
         app = create_app(settings, transport)
         servers.append(_Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)))
     # The gateway needs a credential on every data route: use GATEWAY_BOOTSTRAP_ADMIN_KEY, or mint one per run.

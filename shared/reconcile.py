@@ -142,7 +142,7 @@ def newest_per_customer(items: list[dict]) -> dict[uuid.UUID, dict]:
 
 async def run_checks(database_url: str, checks: Sequence[CopyCheck], repair: bool) -> list[Drift]:
     """`reconcile` on a service's own database, for its command line."""
-    engine = make_engine(database_url, pool_size=2)
+    engine = make_engine(database_url, pool_size=4)
     try:
         return await reconcile(make_session_factory(engine), checks, repair)
     finally:

@@ -44,7 +44,7 @@ class ServiceSettings(BaseSettings):
 
     service_name: str = "service"
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/crm"
-    db_pool_size: int = 10
+    db_pool_size: int = 20  # connections at most, opened as needed and kept (shared/db.make_engine)
     # "kafka" in production and tests; "inprocess" for the embedded single-process mode.
     transport: Literal["kafka", "inprocess"] = "kafka"
     kafka_bootstrap_servers: str = "127.0.0.1:9092"

@@ -61,7 +61,7 @@ async def test_stage_copies_equal_lifecycle(lc, database_url, seed):
     assert any(p.version is not None for _, p in events)
 
     feeder = Feeder(database_url)
-    engine = make_engine(database_url, pool_size=1)
+    engine = make_engine(database_url, pool_size=2)
     clv_sessions = make_session_factory(engine)
     try:
         for batch in shuffled_deliveries(rng, events, batches=6):
@@ -163,7 +163,7 @@ async def test_clv_keeps_the_stage_lifecycle_gave_a_restored_customer_whatever_t
         customer_id=z, merge_id=merge_id, survivor_id=z, merged_id=x, reason="same e-mail", merged_at=now, version=1
     )
     undo = CustomerUnmerged(customer_id=z, merge_id=merge_id, survivor_id=z, restored_id=x, unmerged_at=now, version=2)
-    engine = make_engine(database_url, pool_size=2)
+    engine = make_engine(database_url, pool_size=4)
     sessions = make_session_factory(engine)
     try:
         async with sessions.begin() as session:  # the targeting consumer is ahead: both stages, the later restored

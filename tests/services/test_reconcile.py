@@ -45,7 +45,7 @@ async def owners(database_url: str) -> AsyncIterator[dict]:
 
 
 async def test_reconcile_reports_drift_and_repair_restores_the_owners_state(database_url):
-    engine = make_engine(database_url, pool_size=2)
+    engine = make_engine(database_url, pool_size=4)
     sessions = make_session_factory(engine)
     feeder = Feeder(database_url)
     try:

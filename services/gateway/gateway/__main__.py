@@ -28,7 +28,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 async def _keys(settings: GatewaySettings, args: argparse.Namespace) -> int:
-    engine = make_engine(settings.database_url, pool_size=1)
+    engine = make_engine(settings.database_url, pool_size=2)
     try:
         async with make_session_factory(engine)() as session, session.begin():
             if args.keys_command == "create":

@@ -13,7 +13,7 @@ class GatewaySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
 
     service_name: str = "gateway"
-    db_pool_size: int = 5
+    db_pool_size: int = 10
     interaction_url: str = "http://127.0.0.1:8001"
     segmentation_url: str = "http://127.0.0.1:8002"
     clv_url: str = "http://127.0.0.1:8003"

@@ -84,7 +84,7 @@ async def test_orders_and_a_merge_applied_side_by_side_end_with_the_owner(databa
     )
     # Three orders through the merged customer's identifier (their home), in one batch as after a restart.
     orders = [_order(merged, amount) for amount in ("100.00", "90.00", "70.00")]
-    engine = make_engine(database_url, pool_size=3)
+    engine = make_engine(database_url, pool_size=6)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     try:
         # The merged customer has no earlier orders: the summary's re-derived row then cannot collide between the
@@ -152,7 +152,7 @@ async def test_an_erasure_does_not_bring_back_an_undone_merge_for_the_other_cons
     )
     erasure = interaction.CustomerErased(customer_id=erased, erased_at=DAY)
     later = _order(restored, "40.00")  # after the undo: the restored customer's own
-    engine = make_engine(database_url, pool_size=2)
+    engine = make_engine(database_url, pool_size=4)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
 
     async def summary(payloads: list[Payload]) -> None:

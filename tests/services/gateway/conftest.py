@@ -78,7 +78,7 @@ async def gateway_stack(
 
     `service_settings` go to every service started, `overrides` to the gateway."""
     transport = InProcessTransport()
-    common = {"database_url": database_url, "transport": "inprocess", "relay_poll_interval_s": 0.2, "db_pool_size": 3}
+    common = {"database_url": database_url, "transport": "inprocess", "relay_poll_interval_s": 0.2, "db_pool_size": 6}
     ports = {name: free_port() for name in SERVICES}
     async with contextlib.AsyncExitStack() as stack:
         servers = {}

@@ -127,7 +127,7 @@ class Feeder:
     """Applies batches through the service's own handlers (what the inbox consumer calls), on a real database."""
 
     def __init__(self, database_url: str) -> None:
-        self.engine = make_engine(database_url, pool_size=2)
+        self.engine = make_engine(database_url, pool_size=4)
         self.sessions = make_session_factory(self.engine)
         self.outbox = Outbox(messaging, "segmentation")
 

@@ -458,11 +458,7 @@ def open_loop(
             start = time.perf_counter() + 0.1
             tasks = []
             with harness.generator_collector_off():
-                for i in range(total):
-                    scheduled = start + i / rate
-                    delay = scheduled - time.perf_counter()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
+                async for i, scheduled in harness.paced(start, rate, total):
                     tasks.append(asyncio.create_task(fire(paths[i % len(paths)], scheduled)))
                 await asyncio.gather(*tasks)
             elapsed = time.perf_counter() - start

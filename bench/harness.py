@@ -17,7 +17,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -63,6 +63,18 @@ def generator_collector_off() -> Iterator[None]:
         if was_enabled:
             gc.enable()
         gc.collect()
+
+
+async def paced(start: float, rate: float, total: int) -> AsyncIterator[tuple[int, float]]:
+    """An open loop's schedule: request i of `total` is due at `start + i / rate`; each (i, due time) is yielded
+    once it is due. A generator that falls behind gets the late ones at once: latency is measured from the due
+    time, so its delay counts as latency instead of thinning the load."""
+    for i in range(total):
+        scheduled = start + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        yield i, scheduled
 
 
 def internal_keys() -> dict[str, str]:

@@ -176,11 +176,7 @@ async def single_open_loop(client: Client, run: str, rate: float, seconds: float
     start = time.perf_counter() + 0.1
     tasks = []
     with harness.generator_collector_off():
-        for i in range(total):
-            scheduled = start + i / rate
-            delay = scheduled - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
+        async for i, scheduled in harness.paced(start, rate, total):
             if in_flight >= max_in_flight:
                 tally.shed += 1
                 continue

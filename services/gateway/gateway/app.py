@@ -124,7 +124,6 @@ def create_app(settings: GatewaySettings | None = None, transport: Transport | N
     openapi = OpenApiDocument(lambda: app.openapi(), upstreams, refresh_s=settings.openapi_refresh_s, bearer=jwt is not None)
     app.state.runtime = runtime
     app.state.session_factory = runtime.session_factory
-    app.state.read_session_factory = runtime.read_session_factory
     app.state.upstreams = upstreams
     app.state.customer_views = views
     app.state.settings = settings

@@ -17,6 +17,8 @@ from typing import Any, ClassVar, Self
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from shared.ids import time_ordered_id
+
 SPEC_VERSION = "1.0"
 MAX_EVENT_BYTES = 256 * 1024
 
@@ -74,7 +76,7 @@ class Envelope(BaseModel):
         event_id: str | None = None,
     ) -> Self:
         return cls(
-            id=event_id or str(uuid.uuid4()),
+            id=event_id or str(time_ordered_id()),
             source=source,
             type=payload.EVENT_TYPE,
             subject=subject,

@@ -219,3 +219,17 @@ async def test_order_costs_are_stored_and_forwarded_with_the_purchase(client, en
         PurchaseRecorded.model_validate(data)
     old = {k: v for k, v in by_order["A-plain"].items() if k not in ("lines", "shipping_cost", "discount")}
     assert PurchaseRecorded.model_validate(old).lines == []
+
+
+async def test_rows_and_events_written_per_event_take_time_ordered_ids(client, engine):
+    """Timeline rows, purchases and the events published get ids that sort in the order they were made
+    (shared/ids.py): their inserts append to the indexes instead of landing on a random page each."""
+    for n in range(3):
+        resp = await client.post("/v1/events", json=[order(f"C-{n}-{i}") for i in range(10)])
+        assert resp.json()["accepted"] == 10
+    async with engine.connect() as conn:
+        activity = (await conn.execute(sa.text("select id from interaction.activity order by ctid"))).scalars().all()
+        purchases = (await conn.execute(sa.text("select id from interaction.purchase order by ctid"))).scalars().all()
+        events = (await conn.execute(sa.text("select event_id from interaction.outbox order by id"))).scalars().all()
+    for ids in (activity, purchases, [uuid.UUID(e) for e in events]):
+        assert len(ids) >= 30 and all(i.version == 7 for i in ids) and ids == sorted(ids)

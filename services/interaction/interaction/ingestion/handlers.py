@@ -17,6 +17,7 @@ import orjson
 from shared.contracts import interaction as contracts
 from shared.contracts import partner as p
 from shared.contracts.envelope import Envelope, Payload
+from shared.ids import time_ordered_id
 
 from interaction.ingestion.validation import PartnerEvent
 
@@ -90,7 +91,7 @@ def wrap(payload: contracts.Payload, customer_id: uuid.UUID, cause: Envelope | N
     # What Envelope.wrap builds, without validating the envelope again (~9 µs of its ~18 µs, paid for every
     # outgoing event): every field is valid by construction and the payload was validated when it was made.
     return Envelope.model_construct(
-        id=str(uuid.uuid4()),
+        id=str(time_ordered_id()),
         source=contracts.SOURCE,
         type=payload.EVENT_TYPE,
         subject=str(customer_id),
@@ -129,7 +130,7 @@ def _order_completed(batch: Batch, e: PartnerEvent, fact: Fact) -> None:
     batch.purchases.setdefault(
         (env.source, payload.order_id),
         {
-            "id": uuid.uuid4(),
+            "id": time_ordered_id(),
             "customer_id": fact.customer_id,
             "home": fact.home,
             "source": env.source,
@@ -157,7 +158,7 @@ def _order_adjusted(batch: Batch, e: PartnerEvent, fact: Fact) -> None:
     refund = payload if isinstance(payload, p.OrderRefunded) else None  # a cancellation has no amount
     batch.adjustments.append(
         {
-            "id": uuid.uuid4(),
+            "id": time_ordered_id(),
             "customer_id": fact.customer_id,
             "home": fact.home,
             "source": env.source,

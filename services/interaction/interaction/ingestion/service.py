@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.contracts import interaction as contracts
 from shared.contracts.envelope import MAX_EVENT_BYTES, Envelope, InvalidEvent
 from shared.contracts.topics import INTERACTION_EVENTS
+from shared.ids import time_ordered_id
 from shared.messaging.inbox import claim
 from shared.messaging.outbox import Outbox
 from shared.validation import printable
@@ -172,7 +173,7 @@ async def _collect(session: AsyncSession, batch: Batch, facts: list[PartnerEvent
     batch.touched = set(resolution.customer_of) | batch.history_changed
     for e, cid, home in zip(facts, resolution.customer_of, resolution.home_of, strict=True):
         handler = handler_for(e.payload)
-        fact = Fact(cid, home, uuid.uuid4())
+        fact = Fact(cid, home, time_ordered_id())
         if handler.timeline:
             batch.activity_rows.append(timeline_row(e, fact))
         assert handler.collect is not None  # `facts` are the events whose handler collects (is_fact)

@@ -204,6 +204,8 @@ class TimedInboxConsumer(InboxConsumer):
         self.expected, self.watch, self.timings = expected, watch, timings if timings is not None else {}
         self.seen = 0
         self.first_at = self.finished_at = 0.0
+        self.cpu_at_first = self.cpu_at_finish = 0.0  # this process's CPU (time.process_time) then
+        self.commits = 0  # offset commits made in the steady state
         self.batch_seconds: list[float] = []
         self.done = asyncio.Event()
 
@@ -213,8 +215,10 @@ class TimedInboxConsumer(InboxConsumer):
             self.watch.reset()
             self.timings.clear()
             self.first_at = started
+            self.cpu_at_first = time.process_time()
         await super().process(batch)
         self.finished_at = time.perf_counter()
+        self.cpu_at_finish = time.process_time()
         self.batch_seconds.append(self.finished_at - started)
         self.seen += len(batch)
         if self.seen >= self.expected:
@@ -233,9 +237,10 @@ class TimedInboxConsumer(InboxConsumer):
         with self.watch.phase("claim"):
             return await super()._claim(session, events)
 
-    async def _commit(self, consumer, batch) -> None:
+    async def _commit(self, consumer, offsets) -> None:
+        self.commits += 1 if self.first_at else 0
         with self.watch.phase("offsets"):
-            await super()._commit(consumer, batch)
+            await super()._commit(consumer, offsets)
 
 
 class TimedKafkaTransport(KafkaTransport):

@@ -2,9 +2,11 @@
 
 N envelopes are produced once to a fresh topic; then, per batch size, a fresh consumer group folds them into
 `segmentation.purchase_summary` through the service's own `InboxConsumer` and projection. Batch size 1 on a
-subset is the per-event reference (one fetch, one transaction, one offset commit per event). Throughput is
-steady state: from the first fetched batch to the last applied event (group join is reported as start-up).
-Every run is checked against the produced data; a wrong answer fails the benchmark.
+subset is the per-event reference (one fetch, one transaction, one offset commit per event). Each batch size runs
+once per offset-commit interval of `--commit-intervals` (0: a commit after every batch, as before 2026-12-07; the
+consumer's default since: `COMMIT_INTERVAL_S`), side by side, with the offset commits made and this process's
+CPU per event. Throughput is steady state: from the first fetched batch to the last applied event (group join is
+reported as start-up). Every run is checked against the produced data; a wrong answer fails the benchmark.
 """
 
 import argparse
@@ -25,6 +27,7 @@ from shared.contracts.envelope import Envelope
 from shared.contracts.interaction import SOURCE, PurchaseRecorded
 from shared.contracts.topics import INTERACTION_EVENTS
 from shared.db import make_engine, make_session_factory
+from shared.messaging.inbox import COMMIT_INTERVAL_S
 
 from segmentation.purchase_summary.models import purchase_summary
 from segmentation.purchase_summary.projection import purchases_subscription
@@ -50,11 +53,14 @@ class Produced:
 @dataclasses.dataclass
 class Run:
     batch_size: int
+    commit_interval_s: float
     events: int
     seconds: float
     startup_s: float
     batch_seconds: list[float]
     split: dict[str, float]
+    commits: int
+    cpu_s: float  # this process's, steady state: the consumer, its aiokafka client and asyncpg
 
     @property
     def events_per_s(self) -> float:
@@ -67,8 +73,14 @@ def main(argv: list[str]) -> dict:
     parser.add_argument("--batch-sizes", default="100,500,2000", help="comma-separated consumer batch sizes")
     parser.add_argument("--naive-events", type=int, default=5_000, help="events the per-event reference consumes")
     parser.add_argument("--partitions", type=int, default=3, help="partitions of the topic (the broker default)")
+    parser.add_argument(
+        "--commit-intervals",
+        default=f"0,{COMMIT_INTERVAL_S}",
+        help="comma-separated offset-commit intervals (s) each batch size runs with (0: after every batch)",
+    )
     args = parser.parse_args(argv)
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    intervals = [float(i) for i in args.commit_intervals.split(",")]
     naive_events = min(args.naive_events, args.events)
     prefix = f"bench{uuid.uuid4().hex[:8]}."
 
@@ -77,12 +89,13 @@ def main(argv: list[str]) -> dict:
         harness.database(server_url, ["segmentation"]) as url,
         harness.topics(bootstrap, [prefix + INTERACTION_EVENTS], args.partitions),
     ):
-        runs, naive = asyncio.run(_bench(url, bootstrap, prefix, args.events, batch_sizes, naive_events))
+        runs, naive = asyncio.run(_bench(url, bootstrap, prefix, args.events, batch_sizes, intervals, naive_events))
 
     best = max(runs, key=lambda r: r.events_per_s)
     _print_table([*runs, naive])
     speedup = best.events_per_s / naive.events_per_s
     print(f"best batched (batch {best.batch_size}) vs per-event: {speedup:.1f}x")
+    commit_ratios = _commit_ratios(runs)
     return {
         "benchmark": "messaging",
         "events": args.events,
@@ -91,21 +104,23 @@ def main(argv: list[str]) -> dict:
         "naive_events": naive_events,
         "naive_events_per_s": round(naive.events_per_s, 1),
         "speedup_vs_naive": round(speedup, 2),
+        "coalesced_commits_vs_every_batch": commit_ratios,
         "time_split": {"batch_size": best.batch_size, **{f"{p}_s": round(best.split[p], 3) for p in PHASES}},
     }
 
 
 async def _bench(
-    url: str, bootstrap: str, prefix: str, events: int, batch_sizes: list[int], naive_events: int
+    url: str, bootstrap: str, prefix: str, events: int, batch_sizes: list[int], intervals: list[float], naive_events: int
 ) -> tuple[list[Run], Run]:
     produced = await _produce(bootstrap, prefix + INTERACTION_EVENTS, events)
     engine = make_engine(url)
     try:
         runs = []
         for batch_size in batch_sizes:
-            runs.append(await _consume(engine, bootstrap, prefix, batch_size, events))
-            await _verify(engine, produced.count, produced.customers, produced.spend)
-        naive = await _consume(engine, bootstrap, prefix, 1, naive_events)
+            for interval in intervals:
+                runs.append(await _consume(engine, bootstrap, prefix, batch_size, interval, events))
+                await _verify(engine, produced.count, produced.customers, produced.spend)
+        naive = await _consume(engine, bootstrap, prefix, 1, 0.0, naive_events)
         await _verify(engine, naive_events)
         return runs, naive
     finally:
@@ -154,7 +169,9 @@ async def _produce(bootstrap: str, topic: str, count: int) -> Produced:
     return Produced(count, len({k for k, _ in messages}), spend)
 
 
-async def _consume(engine: AsyncEngine, bootstrap: str, prefix: str, batch_size: int, expected: int) -> Run:
+async def _consume(
+    engine: AsyncEngine, bootstrap: str, prefix: str, batch_size: int, commit_interval_s: float, expected: int
+) -> Run:
     """One fresh consumer group over emptied tables, stopped once `expected` events went through."""
     async with engine.begin() as conn:
         # The projection re-derives summaries from the purchase rows it keeps, so those go too: each run starts empty.
@@ -178,28 +195,31 @@ async def _consume(engine: AsyncEngine, bootstrap: str, prefix: str, batch_size:
         session_factory=make_session_factory(engine),
         tables=messaging,
         batch_size=batch_size,
+        commit_interval_s=commit_interval_s,
     )
-    print(f"batch size {batch_size}: consuming {expected:,} events ...")
+    label = f"batch size {batch_size}, commits every {commit_interval_s:g} s"
+    print(f"{label}: consuming {expected:,} events ...")
     started = time.perf_counter()
     task = asyncio.create_task(consumer.run())
     try:
         await asyncio.wait_for(consumer.done.wait(), timeout=120 + expected / 200)
     except TimeoutError:
         consumer.stop()
-        raise RuntimeError(
-            f"batch size {batch_size}: only {consumer.seen:,} of {expected:,} events arrived before the timeout"
-        ) from None
+        raise RuntimeError(f"{label}: only {consumer.seen:,} of {expected:,} events arrived before the timeout") from None
     finally:
         await task
     run = Run(
         batch_size,
+        commit_interval_s,
         consumer.seen,
         consumer.finished_at - consumer.first_at,
         consumer.first_at - started,
         consumer.batch_seconds,
         _split(watch.totals, consumer.finished_at - consumer.first_at),
+        consumer.commits,
+        consumer.cpu_at_finish - consumer.cpu_at_first,
     )
-    print(f"batch size {batch_size}: {run.events_per_s:,.0f} events/s ({run.seconds:.2f}s, start-up {run.startup_s:.2f}s)")
+    print(f"{label}: {run.events_per_s:,.0f} events/s ({run.seconds:.2f}s, start-up {run.startup_s:.2f}s)")
     return run
 
 
@@ -242,6 +262,9 @@ async def _verify(engine: AsyncEngine, events: int, customers: int | None = None
 def _figures(run: Run) -> dict:
     return {
         "batch_size": run.batch_size,
+        "commit_interval_s": run.commit_interval_s,
+        "commits": run.commits,
+        "cpu_us_per_event": round(run.cpu_s / max(run.events, 1) * 1e6, 1),
         "events_per_s": round(run.events_per_s, 1),
         "seconds": round(run.seconds, 3),
         "startup_s": round(run.startup_s, 3),
@@ -251,15 +274,38 @@ def _figures(run: Run) -> dict:
 
 
 def _print_table(runs: list[Run]) -> None:
-    header = f"{'batch':>6} {'events':>7} {'events/s':>9} {'seconds':>8} {'p50 ms':>7} {'p99 ms':>7}  " + " ".join(
-        f"{p:>7}" for p in PHASES
+    header = (
+        f"{'batch':>6} {'commit s':>8} {'commits':>8} {'events':>7} {'events/s':>9} {'CPU µs/ev':>9} {'p50 ms':>7} "
+        f"{'p99 ms':>7}  " + " ".join(f"{p:>7}" for p in PHASES)
     )
     print("\n" + header + "\n" + "-" * len(header))
     for r in runs:
         f = _figures(r)
         shares = " ".join(f"{r.split[p] / r.seconds:>7.0%}" for p in PHASES)
         print(
-            f"{r.batch_size:>6} {r.events:>7,} {r.events_per_s:>9,.0f} {r.seconds:>8.2f} {f['batch_p50_ms']:>7.1f} "
-            f"{f['batch_p99_ms']:>7.1f}  {shares}"
+            f"{r.batch_size:>6} {r.commit_interval_s:>8g} {r.commits:>8,} {r.events:>7,} {r.events_per_s:>9,.0f} "
+            f"{f['cpu_us_per_event']:>9.1f} {f['batch_p50_ms']:>7.1f} {f['batch_p99_ms']:>7.1f}  {shares}"
         )
     print(f"share of steady-state wall time per phase: {PHASE_HELP}\n")
+
+
+def _commit_ratios(runs: list[Run]) -> dict[str, dict[str, float]]:
+    """Per batch size: commits after every batch (interval 0) over the longest interval run, same run."""
+    out = {}
+    for size in sorted({r.batch_size for r in runs}):
+        each = [r for r in runs if r.batch_size == size]
+        every, coalesced = min(each, key=lambda r: r.commit_interval_s), max(each, key=lambda r: r.commit_interval_s)
+        if every is coalesced or not coalesced.cpu_s or not coalesced.events_per_s:
+            continue
+        cpu = (every.cpu_s / every.events) / (coalesced.cpu_s / coalesced.events)
+        out[str(size)] = {
+            "commits": f"{every.commits} vs {coalesced.commits}",
+            "cpu_per_event": round(cpu, 2),
+            "events_per_s": round(coalesced.events_per_s / every.events_per_s, 2),
+        }
+        print(
+            f"batch {size}: commits every {coalesced.commit_interval_s:g} s against after every batch, same run: "
+            f"{coalesced.commits} vs {every.commits} commits, {cpu:.2f}x less CPU per event, "
+            f"{coalesced.events_per_s / every.events_per_s:.2f}x the events/s"
+        )
+    return out

@@ -2,7 +2,8 @@
 
 Per batch: parse and validate, drop events this consumer already applied (the inbox rows are written in the
 same transaction as the effects), apply the rest, commit, and only then commit the offsets. A crash anywhere
-before the database commit redelivers the batch; a crash after it redelivers events the inbox now skips.
+before the database commit redelivers the batch; a crash after it redelivers events the inbox now skips. The
+offsets of batches applied in a row go to the broker together, at most every `commit_interval_s` (`_Offsets`).
 
 Failures: an event that can never be applied (bad JSON, wrong shape) goes straight to `<topic>.dlq`. If
 applying a batch fails for another reason, the batch is retried event by event, each up to `max_attempts`,
@@ -40,6 +41,12 @@ from shared.messaging.transport import (
 from shared.validation import text_problem
 
 log = logging.getLogger(__name__)
+
+# How often a consumer commits its offsets at most. Each commit is a request to the group's coordinator (a write to
+# `__consumer_offsets`): one per batch was ~5% of the samples of the gateway's and clv's processes under `bench
+# freshness`. A crash redelivers at most this much more, which the inbox skips; `caught_up` (an erasure's wait for
+# the Kafka door) sees an applied batch this much later at most.
+COMMIT_INTERVAL_S = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +141,7 @@ class InboxConsumer:
         batch_size: int = 500,
         max_attempts: int = 3,
         poll_timeout_ms: int = 500,
+        commit_interval_s: float = COMMIT_INTERVAL_S,
         adopt_from: Sequence[Sequence[str]] = (),
         former_inbox_names: Sequence[str] = (),
     ) -> None:
@@ -160,6 +168,7 @@ class InboxConsumer:
         self.batch_size = batch_size
         self.max_attempts = max_attempts
         self.poll_timeout_ms = poll_timeout_ms
+        self.commit_interval_s = commit_interval_s
         self._stopping = asyncio.Event()
         self.running = False
 
@@ -193,7 +202,7 @@ class InboxConsumer:
     async def run(self) -> None:
         while not self._stopping.is_set():
             consumer = self.transport.consumer(self.group_id, self.topics, self.pattern)
-            pending: asyncio.Task | None = None
+            offsets = _Offsets(functools.partial(self._commit, consumer), self.commit_interval_s)
             try:
                 if self.adopt_from:
                     # Before the first fetch, else a renamed or merged group would start from the beginning of its
@@ -206,11 +215,7 @@ class InboxConsumer:
                     batch = await consumer.getmany(self.poll_timeout_ms, self.batch_size)
                     if batch:
                         await self.process(batch)
-                        # The offset commit overlaps the next fetch and apply (it costs a broker round trip
-                        # plus the coordinator's linger); commits still go out one after another, in order.
-                        if pending is not None:
-                            await pending
-                        pending = asyncio.create_task(self._commit(consumer, batch))
+                        offsets.applied(batch)
             except TransportError as exc:
                 log.warning("consumer %s lost the transport, restarting: %r", self.group_id, exc)
                 await self._pause(2.0)
@@ -221,8 +226,7 @@ class InboxConsumer:
                 await self._pause(2.0)
             finally:
                 self.running = False
-                if pending is not None:
-                    await pending  # never raises: _commit logs its failures
+                await offsets.flush()  # never raises: _commit logs its failures
                 await consumer.stop()
 
     async def process(self, batch: list[IncomingMessage]) -> None:
@@ -359,10 +363,7 @@ class InboxConsumer:
         for msg, reason, _ in dead:
             log.warning("dead-lettered %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, reason)
 
-    async def _commit(self, consumer: Consumer, batch: list[IncomingMessage]) -> None:
-        offsets: dict[tuple[str, int], int] = {}
-        for msg in batch:
-            offsets[(msg.topic, msg.partition)] = max(offsets.get((msg.topic, msg.partition), 0), msg.offset + 1)
+    async def _commit(self, consumer: Consumer, offsets: dict[tuple[str, int], int]) -> None:
         try:
             await consumer.commit(offsets)
         except CommitFailed as exc:
@@ -375,6 +376,45 @@ class InboxConsumer:
             await asyncio.wait_for(self._stopping.wait(), seconds)
         except TimeoutError:
             pass
+
+
+class _Offsets:
+    """The offsets of applied batches, committed together: at most one commit every `interval_s`, one at a time,
+    in order, off the consumer's path (the next fetch and apply do not wait for it)."""
+
+    def __init__(self, commit: Callable[[dict[tuple[str, int], int]], Awaitable[None]], interval_s: float) -> None:
+        self._commit = commit  # never raises
+        self._interval_s = interval_s
+        self._waiting: dict[tuple[str, int], int] = {}  # (topic, partition) -> the next offset to read
+        self._last = float("-inf")
+        self._task: asyncio.Task | None = None
+        self._now = asyncio.Event()  # set by `flush`: what waits goes without waiting out the interval
+
+    def applied(self, batch: list[IncomingMessage]) -> None:
+        for msg in batch:
+            key = (msg.topic, msg.partition)
+            self._waiting[key] = max(self._waiting.get(key, 0), msg.offset + 1)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._send())
+
+    async def _send(self) -> None:
+        while self._waiting:
+            delay = self._last + self._interval_s - time.monotonic()
+            if delay > 0 and not self._now.is_set():
+                try:
+                    await asyncio.wait_for(self._now.wait(), delay)
+                except TimeoutError:
+                    pass
+            offsets, self._waiting = self._waiting, {}
+            self._last = time.monotonic()
+            await self._commit(offsets)
+
+    async def flush(self) -> None:
+        """Commit what is waiting now, and return once it is (the consumer is stopping or restarting)."""
+        self._now.set()
+        if self._task is not None:
+            await self._task
+        await self._send()
 
 
 async def claim(

@@ -29,7 +29,7 @@ from shared.messaging.transport import OutgoingMessage
 
 from segmentation.runs.binary_copy import CHUNK_ROWS, copy_rows
 from segmentation.segments.membership import Segment
-from segmentation.segments.run_diff import ID_LENGTH, EventRows, random_uuids, uuid_text
+from segmentation.segments.run_diff import ID_LENGTH, EventRows, random_uuids, time_ordered_uuids, uuid_text
 from segmentation.tables import messaging
 
 SEGMENTS = 11  # the default RFM scheme's
@@ -71,7 +71,7 @@ def whole_rows(events: EventRows, scope: list[Segment], customers: np.ndarray, p
         for start in range(0, len(members), CHUNK_ROWS):
             chunk = members[start : start + CHUNK_ROWS]
             rows = np.tile(template, (len(chunk), 1))
-            event_text, key_text = uuid_text(random_uuids(len(chunk))), uuid_text(chunk)
+            event_text, key_text = uuid_text(time_ordered_uuids(len(chunk))), uuid_text(chunk)
             for offset in [event_blank, *offsets["event_id"]]:
                 rows[:, offset : offset + ID_LENGTH] = event_text
             for offset in [key_blank, *offsets["key"]]:

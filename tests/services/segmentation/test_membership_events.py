@@ -1,5 +1,6 @@
 """Membership events assembled in SQL parse to exactly the model's event, whatever the segment's name holds."""
 
+import time
 import uuid
 
 import orjson
@@ -25,6 +26,7 @@ async def outbox_events(feeder) -> list[Envelope]:
 
 
 async def test_run_and_rule_events_are_the_models_events(client, feeder):
+    started_ms = time.time_ns() // 1_000_000
     name = 'Big "spenders" \\ ünïcode\ttab </script>'
     created = await client.post(
         "/v1/segments", json={"key": "big-spenders", "name": name, "rule": {"field": "spend", "op": "gte", "value": 100}}
@@ -49,6 +51,12 @@ async def test_run_and_rule_events_are_the_models_events(client, feeder):
     assert {p.segment_name for p in by_kind["rule"]} == {name}
     assert all(p.run_id is None for p in by_kind["rule"]), "a rule refresh outside a run has no run id"
     assert {str(p.run_id) for p in by_kind["rfm"]} == {done["run_id"]}
+    # Time-ordered ids (shared/ids.py), from both paths: the rule refresh's SQL and the run's numpy rows.
+    ids = {kind: [uuid.UUID(e.id) for e in events if e.payload(SegmentMembershipChanged).kind == kind] for kind in by_kind}
+    every = ids["rule"] + ids["rfm"]
+    assert {i.version for i in every} == {7} and {i.variant for i in every} == {uuid.RFC_4122}
+    assert all(started_ms <= i.int >> 80 <= time.time_ns() // 1_000_000 for i in every)
+    assert max(ids["rule"]) < min(ids["rfm"]), "the refresh's events were made before the run's"
 
 
 async def test_a_run_that_moves_customers_closes_opens_and_announces_each_move_once(client, feeder):

@@ -1,5 +1,6 @@
 """The numpy parts of a run's membership diff: pairs compared, UUID text, event rows as CloudEvents."""
 
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -36,6 +37,18 @@ def test_uuid_text_and_random_uuids():
     random = [uuid.UUID(bytes=bytes(v)) for v in run_diff.random_uuids(1000)]
     assert len(set(random)) == 1000 and {u.version for u in random} == {4}
     assert {u.variant for u in random} == {uuid.RFC_4122}
+
+
+def test_time_ordered_uuids():
+    before = time.time_ns() // 1_000_000
+    first = [uuid.UUID(bytes=bytes(v)) for v in run_diff.time_ordered_uuids(1000)]
+    time.sleep(0.002)
+    second = [uuid.UUID(bytes=bytes(v)) for v in run_diff.time_ordered_uuids(1000)]
+    after = time.time_ns() // 1_000_000
+    assert len(set(first + second)) == 2000
+    assert {u.version for u in first + second} == {7} and {u.variant for u in first + second} == {uuid.RFC_4122}
+    assert all(before <= u.int >> 80 <= after for u in first + second)
+    assert max(first) < min(second), "a later chunk's ids sort after an earlier one's"
 
 
 def test_event_rows_are_binary_copy_rows_that_fill_the_template_to_the_models_events():

@@ -6,10 +6,13 @@ and insert one `segment.membership_changed` CloudEvent per change into the outbo
 moves many customers needs no Python loop. Each event is its segment's and change's `EnvelopeTemplate` (cut
 out of `Envelope.to_json` in Python, so the JSON is the envelope's own) with the event id and the customer id
 concatenated into its holes per row; the event id is an md5 of a per-statement random salt, the segment, the
-customer and the change (unique: a statement changes a membership at most once). On a million events
+customer and the change (unique: a statement changes a membership at most once), its first 48 bits replaced by
+the statement's time in milliseconds and marked version 7: time-ordered, as every event id (shared/ids.py), so
+the consumers' inboxes take the ids at the right-hand edge of their indexes. On a million events
 `json_build_object` and `gen_random_uuid` per row cost ~20 s; this costs ~1 s.
 """
 
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -79,8 +82,10 @@ PUBLISH_AND_COUNT = f"""
     INSERT INTO segmentation.outbox (event_id, topic, key, payload)
     SELECT e.event_id, :topic, e.customer_id::text,
            convert_to({SHAPE.sql([f"t.{p}" for p in PARTS], EVENT_HOLES)}, 'UTF8')
-    FROM (SELECT md5(salt.salt || c.segment_id::text || c.customer_id::text || c.change)::uuid::text AS event_id, c.*
-          FROM changes c CROSS JOIN salt) e
+    FROM (SELECT CAST(CAST(:id_time AS text) || '7' || substr(m.h, 14, 3) || '8' || substr(m.h, 18) AS uuid)::text AS event_id,
+                 c.*
+          FROM changes c CROSS JOIN salt
+          CROSS JOIN LATERAL (SELECT md5(salt.salt || c.segment_id::text || c.customer_id::text || c.change) AS h) m) e
     JOIN templates t ON t.segment_id = e.segment_id AND t.change = e.change
     RETURNING 1
 )
@@ -125,6 +130,7 @@ def publish_params(outbox: Outbox, now: datetime, run_id: uuid.UUID | None, segm
             raise ValueError(f"a membership event's holes are {template.holes}, the statement expects {SHAPE.holes}")
     return {
         "topic": outbox.topic_prefix + SEGMENTATION_EVENTS,
+        "id_time": f"{time.time_ns() // 1_000_000:012x}",  # the event ids' first 48 bits (the module's docstring)
         "now": now,
         "run_id": run_id,
         "template_segment": [segment_id for segment_id, _, _ in templates],

@@ -233,8 +233,10 @@ def summary(name: str, tally: Tally, events_per_request: int, cpu: dict[str, flo
     shed = tally.shed
     # Open loop: n answers over the span from the first to the last are n - 1 intervals (Tally). Closed loop:
     # from the start to the last answer (the posters stop sending at `seconds`).
-    span = tally.last_answer - (tally.first_answer or 0.0) if tally.open_loop and sent > 1 else tally.elapsed
-    intervals = (sent - 1) / sent if tally.open_loop and sent > 1 else 1.0
+    if tally.open_loop and tally.first_answer is not None and sent > 1:
+        span, intervals = tally.last_answer - tally.first_answer, (sent - 1) / sent
+    else:
+        span, intervals = tally.elapsed, 1.0
     row = {
         "requests": sent,
         "ok": ok,

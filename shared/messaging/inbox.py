@@ -43,9 +43,9 @@ from shared.validation import text_problem
 log = logging.getLogger(__name__)
 
 # How often a consumer commits its offsets at most. Each commit is a request to the group's coordinator (a write to
-# `__consumer_offsets`): one per batch was ~5% of the samples of the gateway's and clv's processes under `bench
-# freshness`. A crash redelivers at most this much more, which the inbox skips; `caught_up` (an erasure's wait for
-# the Kafka door) sees an applied batch this much later at most.
+# `__consumer_offsets`) costing the consumer ~17 µs of CPU (`python -m bench messaging`: 1.06x less CPU per event
+# in batches of 30 than a commit per batch). A crash redelivers at most this much more, which the inbox skips;
+# `caught_up` (an erasure's wait for the Kafka door) sees an applied batch this much later at most.
 COMMIT_INTERVAL_S = 0.25
 
 

@@ -178,10 +178,7 @@ def uuid_text(ids: np.ndarray) -> np.ndarray:
 
 def random_uuids(n: int) -> np.ndarray:
     """n random (version 4) UUIDs as 16-byte values."""
-    raw = np.frombuffer(os.urandom(16 * n), dtype=np.uint8).reshape(n, 16).copy()
-    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40
-    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
-    return raw.view("V16").reshape(n)
+    return _uuids(np.frombuffer(os.urandom(16 * n), dtype=np.uint8).reshape(n, 16).copy(), version=4)
 
 
 def time_ordered_uuids(n: int) -> np.ndarray:
@@ -190,9 +187,14 @@ def time_ordered_uuids(n: int) -> np.ndarray:
     take them at the right-hand edge of their indexes (shared/ids.py)."""
     raw = np.frombuffer(os.urandom(16 * n), dtype=np.uint8).reshape(n, 16).copy()
     raw[:, :6] = np.frombuffer((time.time_ns() // 1_000_000).to_bytes(6, "big"), dtype=np.uint8)
-    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x70
+    return _uuids(raw, version=7)
+
+
+def _uuids(raw: np.ndarray, version: int) -> np.ndarray:
+    """(n, 16) bytes marked as UUIDs of `version` (RFC 9562 variant), as n 16-byte values."""
+    raw[:, 6] = (raw[:, 6] & 0x0F) | (version << 4)
     raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
-    return raw.view("V16").reshape(n)
+    return raw.view("V16").reshape(len(raw))
 
 
 class EventRows:

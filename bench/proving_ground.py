@@ -727,11 +727,13 @@ async def consumer_lag(bootstrap: str, prefix: str) -> dict[str, int]:
         await admin.close()
 
 
-async def busy(cluster: Cluster) -> list[str]:
-    """What still moves: unsent outbox rows, unfinished jobs, pending webhook deliveries, consumer lag."""
+async def busy(cluster: Cluster) -> tuple[list[str], datetime]:
+    """What still moves: unsent outbox rows, unfinished jobs, pending webhook deliveries, consumer lag; and the
+    database's time of the look."""
     out = []
     conn = await asyncpg.connect(cluster.dsn())
     try:
+        looked_at = await conn.fetchval("select now()")
         for schema in SCHEMAS:
             n = await conn.fetchval(f"select count(*) from {schema}.outbox where sent_at is null")
             if n:
@@ -746,24 +748,26 @@ async def busy(cluster: Cluster) -> list[str]:
         await conn.close()
     lags = await consumer_lag(cluster.kafka.bootstrap, cluster.prefix)
     out += [f"consumer group {g}: lag {n}" for g, n in sorted(lags.items()) if n]
-    return out
+    return out, looked_at
 
 
-async def quiesce(cluster: Cluster, timeout_s: float) -> tuple[float, list[str]]:
-    """Seconds until nothing moved twice in a row (2 s apart); on timeout, what still moved."""
+async def quiesce(cluster: Cluster, timeout_s: float) -> tuple[float, list[str], datetime | None]:
+    """Seconds until nothing moved twice in a row (2 s apart), and the database's time of the last look; on
+    timeout, what still moved."""
     started = time.monotonic()
     quiet_in_a_row = 0
     last: list[str] = ["not checked"]
+    looked_at: datetime | None = None
     while time.monotonic() - started < timeout_s:
         try:
-            last = await busy(cluster)
+            last, looked_at = await busy(cluster)
         except Exception as exc:  # noqa: BLE001 - a server still recovering counts as busy
             last = [f"check failed: {type(exc).__name__}: {exc}"]
         quiet_in_a_row = quiet_in_a_row + 1 if not last else 0
         if quiet_in_a_row >= 2:
-            return time.monotonic() - started, []
+            return time.monotonic() - started, [], looked_at
         await asyncio.sleep(2.0)
-    return time.monotonic() - started, last
+    return time.monotonic() - started, last, None
 
 
 # --- Invariants --------------------------------------------------------------------------------------------
@@ -780,7 +784,8 @@ class Checker:
         self.cluster, self.ledger, self.receiver = cluster, ledger, receiver
         self.results: dict[str, list[str]] = {}
 
-    async def run(self, still_busy: list[str]) -> dict[str, list[str]]:
+    async def run(self, still_busy: list[str], quiet_at: datetime | None) -> dict[str, list[str]]:
+        self.quiet_at = quiet_at
         self.results["quiescence"] = still_busy
         self.results["valid_events_accepted"] = list(self.ledger.rejected)
         async with httpx.AsyncClient(timeout=30.0) as client:
@@ -838,9 +843,14 @@ class Checker:
         }
 
     async def jobs_finished(self) -> list[str]:
+        # Jobs made after quiescence are new work, not unfinished work: segmentation's schedule (every 20 s here)
+        # may start a run between the last quiet look and this check.
         out = []
         for table in JOB_TABLES:
-            for r in await self.conn.fetch(f"select * from {table} where status in ('queued', 'running')"):
+            unfinished = (
+                f"select * from {table} where status in ('queued', 'running') and ($1::timestamptz is null or created_at <= $1)"
+            )
+            for r in await self.conn.fetch(unfinished, self.quiet_at):
                 key = r.get("id") or r.get("run_id")
                 out.append(f"{table} {key} still {r['status']} after quiescence")
         return out
@@ -1166,14 +1176,14 @@ async def drive(cluster: Cluster, cfg: Config) -> dict:
             for p in cluster.processes():
                 await asyncio.to_thread(p.wait_healthy, "ready", 120)
         since = ledger.last_fault_at or time.monotonic()
-        settled_s, still_busy = await quiesce(cluster, cfg.quiescence_timeout_s)
+        settled_s, still_busy, quiet_at = await quiesce(cluster, cfg.quiescence_timeout_s)
         await asyncio.sleep(2.0)  # a short settle: webhook posts in flight land
         quiescence_s = time.monotonic() - since
         print(
             f"quiescence {'reached' if not still_busy else 'NOT reached'} {quiescence_s:.1f} s after the last "
             f"fault (waited {settled_s:.1f} s after the workload)"
         )
-        results = await Checker(cluster, ledger, receiver).run(still_busy)
+        results = await Checker(cluster, ledger, receiver).run(still_busy, quiet_at)
     finally:
         receiver.stop()
         if producer_box.get("producer") is not None:

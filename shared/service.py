@@ -69,7 +69,7 @@ class ServiceRuntime:
             transport=self.transport,
             batch_size=settings.relay_batch_size,
             poll_interval_s=settings.relay_poll_interval_s,
-            resend_retained_on_start=isinstance(self.transport, InProcessTransport),
+            retain_sent=isinstance(self.transport, InProcessTransport),
         )
         self.tables = tables
         self.consumers: list[InboxConsumer] = []

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import httpx
 import sqlalchemy as sa
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.contracts.envelope import Envelope
@@ -102,6 +102,30 @@ async def read_topic(bootstrap: str, topic: str, expected: int, timeout: float =
     finally:
         await consumer.stop()
     return records
+
+
+async def read_all(bootstrap: str, topic: str, timeout: float = 30.0) -> list:
+    """Every record `topic` holds now (up to its end offsets when called), in partition and offset order.
+
+    What a service has published: its relay deletes the outbox rows Kafka has (shared/messaging/outbox.py)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    records: list = []
+    try:
+        async with asyncio.timeout(timeout):
+            await consumer._client.force_metadata_update()  # the cluster's topics and their partitions
+            partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+            if not partitions:
+                return []
+            ends = await consumer.end_offsets(partitions)
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+                for part in (await consumer.getmany(timeout_ms=500)).values():
+                    records.extend(r for r in part if r.offset < ends[TopicPartition(r.topic, r.partition)])
+    finally:
+        await consumer.stop()
+    return sorted(records, key=lambda r: (r.partition, r.offset))
 
 
 async def wait_until(

@@ -4,6 +4,12 @@ The relay is the only writer to Kafka. One relay per service is active at a time
 replicas stand by), so rows go out in id order and one customer's events stay in order. LISTEN/NOTIFY wakes
 it as soon as a transaction commits; polling every `poll_interval_s` is the truth when a notification is
 missed. A crash between Kafka's ack and marking the rows sent publishes them again: the inboxes absorb it.
+
+Sent rows are deleted at once: they are on the broker, whose topic retention keeps them from then on. Only the
+in-process transport (the embedded mode) keeps them, marked sent, for `retention`: its log dies with the
+process, and a relay starting on it sends them again. Marking a row costs more than deleting it: the UPDATE
+writes the whole row (payload included) again, with new entries in two indexes, and the hourly prune then
+deletes it anyway (`python -m bench outbox_relay`).
 """
 
 import asyncio
@@ -95,7 +101,7 @@ class OutboxRelay:
         batch_size: int = 1000,
         poll_interval_s: float = 1.0,
         retention: timedelta = timedelta(hours=1),
-        resend_retained_on_start: bool = False,
+        retain_sent: bool = False,
     ) -> None:
         self.engine = engine
         # Its reads and the one-statement mark as sent need no transaction: one round trip each (shared/db.py).
@@ -109,9 +115,9 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
         self.retention = retention
-        # In-process transport: the log dies with the process, so re-send what is still retained and let
-        # the inboxes drop what they already applied.
-        self.resend_retained_on_start = resend_retained_on_start
+        # In-process transport: the log dies with the process, so sent rows are kept for `retention` and sent
+        # again when a relay starts; the inboxes drop what they already applied. Otherwise sent rows are deleted.
+        self.retain_sent = retain_sent
         self.schema = schema
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -144,13 +150,14 @@ class OutboxRelay:
                 return  # another replica relays; try again after a pause
             await conn.add_listener(self.channel, lambda *_: self._wake.set())
             self.active = True
-            if self.resend_retained_on_start:
+            if self.retain_sent:
                 await self._resend_retained()
             last_cleanup = 0.0
             loop = asyncio.get_running_loop()
             while not self._stopping.is_set() and not conn.is_closed():
                 sent = await self.relay_once()
                 if loop.time() - last_cleanup > 60:
+                    # Also without `retain_sent`: templates, and rows an earlier release marked sent.
                     await self._delete_old_sent()
                     last_cleanup = loop.time()
                 if sent < self.batch_size:
@@ -185,10 +192,15 @@ class OutboxRelay:
         return len(rows)
 
     async def _mark_sent(self, ids: list[int]) -> None:
+        """The rows are on the transport: deleted, or marked sent where they are retained (`retain_sent`)."""
+        t = self.table
+        # `= ANY(array)`: one fixed-shape statement (an IN list renders a new statement per batch length).
+        sent = t.c.id == sa.any_(sa.bindparam("ids", ids, type_=ARRAY(sa.BigInteger)))
         async with self._statements.connect() as conn:
-            # `= ANY(array)`: one fixed-shape statement (an IN list renders a new statement per batch length).
-            ids_param = sa.bindparam("ids", ids, type_=ARRAY(sa.BigInteger))
-            await conn.execute(sa.update(self.table).where(self.table.c.id == sa.any_(ids_param)).values(sent_at=sa.func.now()))
+            if self.retain_sent:
+                await conn.execute(sa.update(t).where(sent).values(sent_at=sa.func.now()))
+            else:
+                await conn.execute(sa.delete(t).where(sent))
 
     async def _resend_retained(self) -> None:
         t = self.table

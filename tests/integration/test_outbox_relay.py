@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from shared.contracts.envelope import EnvelopeTemplate
 from shared.contracts.topics import INTERACTION_EVENTS
 from shared.db import asyncpg_dsn, make_engine, make_session_factory
+from shared.messaging.inprocess import InProcessTransport
 from shared.messaging.kafka import KafkaTransport
 from shared.messaging.outbox import Outbox, OutboxRelay
 from tests.support import purchase_events, read_topic, running_consumer, scalar, wait_until
@@ -40,7 +41,7 @@ async def enqueue(engine, topic_prefix: str, events) -> None:
         await outbox.add(session, INTERACTION_EVENTS, events)
 
 
-async def test_relay_sends_rows_in_order_per_key_and_marks_them_sent(database_url, kafka_bootstrap, topic_prefix):
+async def test_relay_sends_rows_in_order_per_key_and_deletes_them(database_url, kafka_bootstrap, topic_prefix):
     engine = make_engine(database_url)
     transport = KafkaTransport(kafka_bootstrap)
     events = purchase_events(120, customers=4)
@@ -50,6 +51,8 @@ async def test_relay_sends_rows_in_order_per_key_and_marks_them_sent(database_ur
     try:
         records = await read_topic(kafka_bootstrap, topic_prefix + INTERACTION_EVENTS, expected=120)
         await wait_until(lambda: _unsent_is(engine, 0), message="rows marked sent")
+        # On Kafka a sent row is not kept: the broker holds the event from then on.
+        assert await scalar(engine, "select count(*) from interaction.outbox") == 0
     finally:
         relay.stop()
         await task
@@ -175,3 +178,40 @@ async def test_templated_rows_go_out_as_their_filled_template_in_order_and_the_t
     assert await scalar(engine, "select count(*) from interaction.outbox") == 0
     assert await scalar(engine, "select count(*) from interaction.outbox_template") == 0, "gone with its last row"
     await engine.dispose()
+
+
+async def test_on_the_in_process_transport_sent_rows_are_kept_and_a_starting_relay_sends_them_again(database_url):
+    """The embedded mode's log dies with its process: the outbox keeps what it sent for `retention`, and the
+    relay of the next process sends it again (its consumers' inboxes drop what they had applied)."""
+    engine = make_engine(database_url)
+    events = purchase_events(12, customers=3)
+    await enqueue(engine, "", events)
+    first = InProcessTransport()
+    relay = relay_for(engine, database_url, first)
+    relay.retain_sent = True
+    task = asyncio.create_task(relay.run())
+    try:
+        await wait_until(lambda: _unsent_is(engine, 0), message="rows marked sent")
+    finally:
+        relay.stop()
+        await task
+    assert len(first.messages(INTERACTION_EVENTS)) == 12
+    assert await scalar(engine, "select count(*) from interaction.outbox where sent_at is not null") == 12
+
+    restarted = InProcessTransport()  # the next process: an empty log
+    relay = relay_for(engine, database_url, restarted)
+    relay.retain_sent = True
+    task = asyncio.create_task(relay.run())
+    try:
+        await wait_until(lambda: _sent_count_is(restarted, 12), message="the retained rows sent again")
+    finally:
+        relay.stop()
+        await task
+        await engine.dispose()
+    customer = events[0].subject
+    resent = [orjson.loads(m.value)["id"] for m in restarted.messages(INTERACTION_EVENTS) if m.key == customer.encode()]
+    assert resent == [e.id for e in events if e.subject == customer], "one customer's events again, in order"
+
+
+async def _sent_count_is(transport: InProcessTransport, n: int) -> bool:
+    return len(transport.messages(INTERACTION_EVENTS)) == n

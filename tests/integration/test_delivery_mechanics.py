@@ -12,7 +12,7 @@ from shared.messaging.kafka import KafkaTransport
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.transport import OutgoingMessage
 from tests.integration.test_outbox_relay import enqueue
-from tests.support import purchase_events, read_topic, running_consumer, scalar
+from tests.support import purchase_events, read_all, read_topic, running_consumer, scalar
 
 from interaction.tables import messaging as interaction_tables
 from segmentation.purchase_summary.projection import apply_purchases, purchases_subscription
@@ -81,3 +81,24 @@ async def test_stop_finishes_the_batch_in_hand_and_commits_it(database_url, topi
 
 async def produce_events_inprocess(transport: InProcessTransport, topic: str, events) -> None:
     await transport.send_batch([OutgoingMessage(topic, e.to_json(), key=e.subject.encode()) for e in events])
+
+
+@pytest.mark.kafka
+async def test_a_send_larger_than_a_record_batch_keeps_each_keys_order(kafka_bootstrap, topic_prefix):
+    """`KafkaTransport.send_batch` fills one record batch per partition (1 MB at most): a full one goes and another
+    begins. 3 MB for two keys, and keyless messages among them, all arrive, each key's in the order sent."""
+    topic = topic_prefix + "transport.big"
+    messages = [
+        OutgoingMessage(topic, f"{i:04d}".encode() + b"x" * 100_000, None if i % 10 == 9 else b"k%d" % (i % 2)) for i in range(30)
+    ]
+    transport = KafkaTransport(kafka_bootstrap)
+    try:
+        await transport.send_batch(messages)
+    finally:
+        await transport.stop()
+    records = await read_all(kafka_bootstrap, topic)
+    assert sorted(r.value[:4] for r in records) == sorted(m.value[:4] for m in messages)
+    for key in (b"k0", b"k1"):
+        sent = [m.value[:4] for m in messages if m.key == key]
+        assert [r.value[:4] for r in records if r.key == key] == sent, f"{key!r} in the order sent"
+    assert len({r.partition for r in records if r.key == b"k0"}) == 1, "one key, one partition"

@@ -6,8 +6,8 @@ home and lines). It is fed as Kafka messages (JSON bytes) through the `process` 
 handler, commit) of each inbox consumer the clv app has on that topic, in batches of `--batch` messages, on a
 fresh migrated Postgres: two consumers before 2026-12-06 (`interaction_facts`: purchase rows, transaction
 summaries, incremental scoring; `profitability`: orders, their cost parts), one since, applying both. The CPU of
-this process (load-independent, unlike the wall time) is divided by the events of the stream. Postgres' own CPU
-is not counted, so the statements per batch of the stream are printed as well.
+this process (load-independent, unlike the wall time) is divided by the events of the stream, and so are
+PostgreSQL's backends' CPU and the WAL (since 2026-12-07); the statements per batch of the stream are printed as well.
 
 The baseline (`--baseline`, a commit) runs the same stream in a child process with `shared/` and
 `services/clv/` of that commit first on its path, on a database of its own (bench/consumer_cpu.py).

@@ -4,7 +4,8 @@ inbox consumers' own `process`, the CPU per event of this tree, and the same run
 Each benchmark supplies its stream and a `run(database_url, args)` that builds its consumers and calls `feed`;
 `compare` runs it `--rounds` times on this tree and, in a child process (`--child`), on the baseline commit's
 `shared/` and `services/<service>/` extracted with `git archive`, each on a fresh migrated database, and prints
-the best CPU per event of each and the ratio.
+the best CPU per event of each and the ratio, with PostgreSQL's backends' CPU and the WAL per event of that run
+(read from /proc: the server runs on this machine).
 """
 
 import argparse
@@ -28,6 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from bench import harness
+from shared.db import make_session_factory
 
 Run = Callable[[str, argparse.Namespace, str | None], Awaitable[dict]]
 
@@ -91,6 +93,8 @@ async def feed(engine: Any, consumers: list, stream: list[tuple[str, bytes]], ba
     measured = messages[warm:]
     statements, batches = 0, 0
     profiler = cProfile.Profile() if profile else None
+    sessions = make_session_factory(engine)
+    server_before = await harness.server_cost(sessions)
     wall, cpu = time.perf_counter(), time.process_time()
     if profiler:
         profiler.enable()
@@ -102,6 +106,7 @@ async def feed(engine: Any, consumers: list, stream: list[tuple[str, bytes]], ba
         profiler.disable()
         profiler.dump_stats(profile)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    server = harness.cost_since(server_before, await harness.server_cost(sessions))
     events = len(measured)
     return {
         "events": events,
@@ -109,6 +114,9 @@ async def feed(engine: Any, consumers: list, stream: list[tuple[str, bytes]], ba
         "cpu_us_per_event": round(cpu / events * 1e6, 1),
         "wall_us_per_event": round(wall / events * 1e6, 1),
         "statements_per_batch": round(statements / batches, 1),
+        # PostgreSQL's backends (None when they are not on this machine) and the WAL, per event of the stream.
+        "postgres_cpu_us_per_event": None if (pg := server["postgres_cpu_s"]) is None else round(pg / events * 1e6, 1),
+        "wal_bytes_per_event": round(server["wal_mb"] * 1e6 / events),
     }
 
 
@@ -183,10 +191,18 @@ def compare(bench: str, service: str, args: argparse.Namespace, run: Run, child_
                     best = row
             figures[name] = best
     print(f"{args.batch} messages a batch; best of {args.rounds}")
-    print(f"{'tree':<20}{'CPU µs/event':>14}{'wall µs/event':>15}{'statements/batch':>18}")
+    print(
+        f"{'tree':<20}{'CPU µs/event':>14}{'wall µs/event':>15}{'statements/batch':>18}"
+        f"{'PostgreSQL CPU µs/event':>25}{'WAL B/event':>13}"
+    )
     for name in trees:
         r = figures[name]
-        print(f"{name:<20}{r['cpu_us_per_event']:>14.0f}{r['wall_us_per_event']:>15.0f}{r['statements_per_batch']:>18.1f}")
+        # A baseline run by the code of before this column existed has no figure for it.
+        pg, wal = r.get("postgres_cpu_us_per_event"), r.get("wal_bytes_per_event")
+        print(
+            f"{name:<20}{r['cpu_us_per_event']:>14.0f}{r['wall_us_per_event']:>15.0f}{r['statements_per_batch']:>18.1f}"
+            f"{'—' if pg is None else f'{pg:.0f}':>25}{'—' if wal is None else wal:>13}"
+        )
     if args.baseline:
         ratio = figures[f"baseline {args.baseline}"]["cpu_us_per_event"] / figures["this tree"]["cpu_us_per_event"]
         figures["cpu_ratio"] = round(ratio, 2)

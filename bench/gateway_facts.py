@@ -7,7 +7,8 @@ the `process` (parse, validate, claim, the handlers, commit) of each inbox consu
 batches of `--batch` messages, on a fresh migrated Postgres with one webhook subscription (to
 `stage.changed`, so the webhooks' handler enqueues a delivery per customer): two consumers before 2026-12-06
 (webhooks, the customer-view copy), one since, applying both. The CPU of this process is divided by the events
-of the stream; the statements per batch of the stream are printed as well (Postgres' own CPU is not counted).
+of the stream, and so are PostgreSQL's backends' CPU and the WAL (since 2026-12-07); the statements per batch
+of the stream are printed as well. Since 2026-12-07 the view copy's part is idempotent: its events are not claimed.
 """
 
 import argparse

@@ -5,8 +5,8 @@ The stream is what `bench freshness` makes lifecycle consume: per new customer i
 type: parsed and skipped), and clv's `customer.value_updated` a little later. It is fed as Kafka messages
 (JSON bytes) through the inbox consumer's own `process` (parse, validate, claim, the facts handler, commit) in
 batches of `--batch` messages, on a fresh migrated Postgres. The CPU of this process (load-independent, unlike
-the wall time) is divided by the events fed. Postgres' own CPU is not counted, so the statements per batch are
-printed as well.
+the wall time) is divided by the events fed, and so are PostgreSQL's backends' CPU and the WAL (since
+2026-12-07); the statements per batch are printed as well.
 
 The baseline (`--baseline`, a commit) runs the same stream in a child process with `shared/` and
 `services/lifecycle/` of that commit first on its path, on a database of its own (bench/consumer_cpu.py).

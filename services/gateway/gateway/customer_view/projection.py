@@ -84,7 +84,7 @@ async def apply_events(session: AsyncSession, events: list[ConsumedEvent], at: d
 def view_copy_subscription() -> Subscription:
     # Idempotent: an event applied again keeps the greater owner versions and marks its rows once more (their
     # parts are then read from the owners again); an erased customer stays remembered, so no row comes back. Its
-    # events are not claimed in the inbox: half the gateway's claims (tests/services/gateway/test_view_copy.py).
+    # events are not claimed in the inbox: half the gateway's claims (tests/services/gateway/test_view_copy_idempotent.py).
     return Subscription(
         name="customer-view",
         topics=list(DOMAIN_TOPICS),

@@ -186,31 +186,31 @@ async def test_on_the_in_process_transport_sent_rows_are_kept_and_a_starting_rel
     engine = make_engine(database_url)
     events = purchase_events(12, customers=3)
     await enqueue(engine, "", events)
-    first = InProcessTransport()
-    relay = relay_for(engine, database_url, first)
+    try:
+        first = await _relayed_in_process(engine, database_url, 12)
+        assert await scalar(engine, "select count(*) from interaction.outbox where sent_at is not null") == 12
+        restarted = await _relayed_in_process(engine, database_url, 12)  # the next process: an empty log at first
+    finally:
+        await engine.dispose()
+    assert len(first.messages(INTERACTION_EVENTS)) == 12
+    customer = events[0].subject
+    resent = [orjson.loads(m.value)["id"] for m in restarted.messages(INTERACTION_EVENTS) if m.key == customer.encode()]
+    assert resent == [e.id for e in events if e.subject == customer], "one customer's events again, in order"
+
+
+async def _relayed_in_process(engine, database_url: str, n: int) -> InProcessTransport:
+    """A relay that retains what it sends, as the embedded mode's, run on a new in-process log until `n` are on it."""
+    transport = InProcessTransport()
+    relay = relay_for(engine, database_url, transport)
     relay.retain_sent = True
     task = asyncio.create_task(relay.run())
     try:
+        await wait_until(lambda: _sent_count_is(transport, n), message=f"{n} rows sent")
         await wait_until(lambda: _unsent_is(engine, 0), message="rows marked sent")
     finally:
         relay.stop()
         await task
-    assert len(first.messages(INTERACTION_EVENTS)) == 12
-    assert await scalar(engine, "select count(*) from interaction.outbox where sent_at is not null") == 12
-
-    restarted = InProcessTransport()  # the next process: an empty log
-    relay = relay_for(engine, database_url, restarted)
-    relay.retain_sent = True
-    task = asyncio.create_task(relay.run())
-    try:
-        await wait_until(lambda: _sent_count_is(restarted, 12), message="the retained rows sent again")
-    finally:
-        relay.stop()
-        await task
-        await engine.dispose()
-    customer = events[0].subject
-    resent = [orjson.loads(m.value)["id"] for m in restarted.messages(INTERACTION_EVENTS) if m.key == customer.encode()]
-    assert resent == [e.id for e in events if e.subject == customer], "one customer's events again, in order"
+    return transport
 
 
 async def _sent_count_is(transport: InProcessTransport, n: int) -> bool:

@@ -106,7 +106,8 @@ class KafkaTransport:
         for m in messages:
             if m.topic not in partitions:
                 every = sorted(await producer.partitions_for(m.topic))  # waits for the topic's metadata
-                partitions[m.topic] = (every, sorted(producer.client.cluster.available_partitions_for_topic(m.topic)))
+                available = producer.client.cluster.available_partitions_for_topic(m.topic) or ()
+                partitions[m.topic] = (every, sorted(available))
             partition = self._partitioner(m.key, *partitions[m.topic])
             batch = open_batches.get((m.topic, partition))
             if batch is None:

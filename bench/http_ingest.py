@@ -13,7 +13,10 @@ rate the load needs:
   single   one event per request, offered open loop at `--rate` requests/s (latency from each request's
            scheduled send time, so a system that falls behind shows it; a request due while `--max-in-flight`
            wait is shed and counted; the rate is counted from the first answer to the last, as a system that
-           keeps up answers); goal ≥ 2,000 requests/s, all accepted
+           keeps up answers); goal ≥ 2,000 requests/s, all accepted. Offered 5% above the goal by default
+           (2,100/s): offered exactly the goal, the rate measured is the goal give or take the jitter of the
+           first and last answers (1,994-2,008 per s with all 40,000 accepted, 2026-12-07), so a system that
+           keeps up printed "NOT met" about half the time
   batch    100 events per request, closed loop with `--batch-concurrency` posters; goal ≥ 10,000 events/s
 Customers are drawn from a pool (`--customers`), so identities are both created and found. Every response
 must be 200 with every event accepted, and interaction must hold every accepted event, or the benchmark raises.
@@ -53,6 +56,7 @@ from gateway.upstream_pool import BadResponse, ConnectFailed, ConnectionPool, Dr
 SOURCE = "bench-http-shop"
 BOOTSTRAP_KEY = "bench-http-bootstrap-admin-key"
 GOAL_SINGLE_RPS = 2000
+OFFERED_SINGLE_RPS = 2100  # above the goal, so that a system that keeps up answers above it (the docstring)
 GOAL_BATCH_EVENTS_PER_S = 10_000
 BATCH = 100
 # mode → (INTERACTION_INGEST_GROUP_COMMIT, GATEWAY_EVENT_POSTS_GROUPED): both on is the default; "interaction
@@ -267,7 +271,7 @@ def summary(name: str, tally: Tally, events_per_request: int, cpu: dict[str, flo
 
 def main(argv: list[str]) -> dict:
     parser = argparse.ArgumentParser(prog="python -m bench http_ingest", description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=float, default=GOAL_SINGLE_RPS, help="single-event requests/s offered")
+    parser.add_argument("--rate", type=float, default=OFFERED_SINGLE_RPS, help="single-event requests/s offered")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each measured load")
     parser.add_argument("--max-in-flight", type=int, default=512, help="open loop: requests awaiting an answer at most")
     parser.add_argument("--batch-concurrency", type=int, default=8, help="posters of 100-event batches")

@@ -116,7 +116,7 @@ async def feed(engine: Any, consumers: list, stream: list[tuple[str, bytes]], ba
         "statements_per_batch": round(statements / batches, 1),
         # PostgreSQL's backends (None when they are not on this machine) and the WAL, per event of the stream.
         "postgres_cpu_us_per_event": None if (pg := server["postgres_cpu_s"]) is None else round(pg / events * 1e6, 1),
-        "wal_bytes_per_event": round(server["wal_mb"] * 1e6 / events),
+        "wal_bytes_per_event": round(server["wal_bytes"] / events),
     }
 
 

@@ -395,4 +395,4 @@ def cost_since(before: dict, after: dict) -> dict:
     checkpoints = None
     if before["checkpoints"] is not None and after["checkpoints"] is not None:
         checkpoints = after["checkpoints"] - before["checkpoints"]
-    return {"postgres_cpu_s": cpu, "wal_mb": round(wal / 1e6, 1), "checkpoints": checkpoints}
+    return {"postgres_cpu_s": cpu, "wal_mb": round(wal / 1e6, 1), "wal_bytes": wal, "checkpoints": checkpoints}

@@ -148,6 +148,15 @@ ON CONFLICT (customer_id) DO UPDATE SET attributes = s.attributes || EXCLUDED.at
 
 # Copies of clv's value and lifecycle's stage follow the owner's order whatever order the events arrive in: the
 # greatest version wins (shared/contracts/ordering.py), never the newest business time.
+#
+# Lock order. The three consumers (interaction, values, stages) write `customer_aggregate` rows of overlapping
+# customers side by side, each batch in its own transaction. Each batch without a merge, unmerge or erasure writes
+# its rows in one statement, in customer id order (UPSERT_VALUES, UPSERT_STAGES, DERIVE_AGGREGATES), before it
+# touches any other customer's row (rule memberships come after): two such batches never wait for each other in a
+# cycle. A batch with an identity event writes in several passes (attributes, fold, erasure, re-derivation), so it
+# runs alone among the three (PLACEMENT_LOCK). Before, an interaction batch wrote attributes in one pass and the
+# re-derived aggregates in a later one, and a stage or value batch locking the same customers in between deadlocked
+# with it (seen in the embedded demo; PostgreSQL broke it after its one-second deadlock_timeout).
 ERASED = "segmentation.erased_customer"
 
 UPSERT_VALUES = sa.text(f"""
@@ -157,6 +166,7 @@ SELECT * FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:clvs AS numeric[]), CA
                      CAST(:tiers AS text[]), CAST(:p_alive AS float8[]), CAST(:as_of AS timestamptz[]),
                      CAST(:versions AS bigint[])) AS v(customer_id)
 WHERE {not_erased_sql(ERASED, "v.customer_id")}
+ORDER BY v.customer_id
 ON CONFLICT (customer_id) DO UPDATE SET
     clv = EXCLUDED.clv, clv_currency = EXCLUDED.clv_currency, value_tier = EXCLUDED.value_tier,
     p_alive = EXCLUDED.p_alive, value_as_of = EXCLUDED.value_as_of, value_version = EXCLUDED.value_version,
@@ -169,6 +179,7 @@ INSERT INTO segmentation.customer_aggregate AS s (customer_id, stage, stage_chan
 SELECT * FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:stages AS text[]), CAST(:changed_at AS timestamptz[]),
                      CAST(:versions AS bigint[])) AS v(customer_id)
 WHERE {not_erased_sql(ERASED, "v.customer_id")}
+ORDER BY v.customer_id
 ON CONFLICT (customer_id) DO UPDATE SET stage = EXCLUDED.stage, stage_changed_at = EXCLUDED.stage_changed_at,
     stage_version = EXCLUDED.stage_version, updated_at = now()
 WHERE {sql_supersedes("stage_version", "stage_changed_at")}
@@ -193,11 +204,13 @@ LEFT JOIN (
 WHERE p.customer_id = ANY(CAST(:ids AS uuid[])) AND NOT coalesce(r.cancelled, false)
 GROUP BY p.customer_id, p.currency
 """)
+# The batch's attribute changes ride along (`:attributes`, '{}' for none): the batch's one write to the rows.
 DERIVE_AGGREGATES = sa.text("""
 INSERT INTO segmentation.customer_aggregate AS s
-    (customer_id, order_count, first_purchase_at, last_purchase_at, touchpoint_count, first_touch_at, last_touch_at)
-SELECT t.id, coalesce(ps.n, 0), ps.first_at, ps.last_at, coalesce(tp.n, 0), tp.first_at, tp.last_at
-FROM unnest(CAST(:ids AS uuid[])) AS t(id)
+    (customer_id, attributes, order_count, first_purchase_at, last_purchase_at, touchpoint_count, first_touch_at,
+     last_touch_at)
+SELECT t.id, t.attributes, coalesce(ps.n, 0), ps.first_at, ps.last_at, coalesce(tp.n, 0), tp.first_at, tp.last_at
+FROM unnest(CAST(:ids AS uuid[]), CAST(:attributes AS jsonb[])) AS t(id, attributes)
 LEFT JOIN (
     SELECT customer_id, sum(order_count) AS n, min(first_purchase_at) AS first_at, max(last_purchase_at) AS last_at
     FROM segmentation.purchase_summary WHERE customer_id = ANY(CAST(:ids AS uuid[])) GROUP BY customer_id
@@ -206,7 +219,9 @@ LEFT JOIN (
     SELECT customer_id, count(*) AS n, min(occurred_at) AS first_at, max(occurred_at) AS last_at
     FROM segmentation.touchpoint WHERE customer_id = ANY(CAST(:ids AS uuid[])) GROUP BY customer_id
 ) tp ON tp.customer_id = t.id
+ORDER BY t.id
 ON CONFLICT (customer_id) DO UPDATE SET
+    attributes = s.attributes || EXCLUDED.attributes,
     order_count = EXCLUDED.order_count, first_purchase_at = EXCLUDED.first_purchase_at,
     last_purchase_at = EXCLUDED.last_purchase_at, touchpoint_count = EXCLUDED.touchpoint_count,
     first_touch_at = EXCLUDED.first_touch_at, last_touch_at = EXCLUDED.last_touch_at, updated_at = now()
@@ -343,6 +358,9 @@ class _Batch:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self.touched: set[uuid.UUID] = set()
+        # Attribute changes not written yet: they go with the re-derivation (DERIVE_AGGREGATES), or before an
+        # identity event, which reads them.
+        self.attributes: dict[uuid.UUID, dict] = {}
 
     async def resolve_homes(self, ids: Iterable[uuid.UUID]) -> tuple[dict[uuid.UUID, uuid.UUID], set[uuid.UUID]]:
         """(the survivor of each merged-away id, the erased ids) among `ids`."""
@@ -364,10 +382,10 @@ class _Batch:
         purchases = [p for p in payloads if isinstance(p, PurchaseRecorded)]
         refunds = [p for p in payloads if isinstance(p, PurchaseRefunded)]
         touchpoints = [p for p in payloads if isinstance(p, TouchpointRecorded)]
-        attributes: dict[uuid.UUID, dict] = {}
         for p in payloads:
             if isinstance(p, CustomerUpdated):
-                attributes.setdefault(resolve(p.customer_id), {}).update(p.attributes)
+                self.attributes.setdefault(resolve(p.customer_id), {}).update(p.attributes)
+                self.touched.add(resolve(p.customer_id))
         if purchases:
             await self.session.execute(
                 INSERT_PURCHASES,
@@ -465,17 +483,20 @@ class _Batch:
                 },
             )
             self.touched.update(resolve(home(p)) for p in custom)
-        if attributes:
+
+    async def write_attributes(self) -> None:
+        if self.attributes:
             await self.session.execute(
                 UPSERT_ATTRIBUTES,
                 {
-                    "customer_ids": list(attributes),
-                    "attributes": [json.dumps(a) for a in attributes.values()],
+                    "customer_ids": list(self.attributes),
+                    "attributes": [json.dumps(a) for a in self.attributes.values()],
                 },
             )
-            self.touched.update(attributes)
+            self.attributes = {}
 
     async def apply_identity(self, p: Any) -> None:
+        await self.write_attributes()  # the fold and the erasure read and delete them
         if isinstance(p, (CustomerMerged, CustomerUnmerged)):
             followed = await IDENTITY.follow(self.session, p)
             # Merged-away ids hold nothing any more (their rows were folded into their live customers).
@@ -499,11 +520,14 @@ class _Batch:
         ids = list(self.touched)
         await self.session.execute(DELETE_SUMMARIES, {"ids": ids})
         await self.session.execute(DERIVE_SUMMARIES, {"ids": ids})
-        await self.session.execute(DERIVE_AGGREGATES, {"ids": ids})
+        attributes = [json.dumps(self.attributes.get(i, {})) for i in ids]
+        await self.session.execute(DERIVE_AGGREGATES, {"ids": ids, "attributes": attributes})
+        self.attributes = {}
 
 
 # Replicas apply batches side by side: one with a merge, unmerge or erasure runs alone (shared/contracts/identity.py),
-# else a merge's move misses the purchases another replica is inserting at the customer from before it.
+# else a merge's move misses the purchases another replica is inserting at the customer from before it. Value and
+# stage batches take it shared too: an identity batch writes aggregate rows in several passes (see "Lock order").
 PLACEMENT_LOCK = {exclusive: sa.text(placement_lock_sql("segmentation.interaction", exclusive)) for exclusive in (False, True)}
 
 
@@ -533,6 +557,7 @@ async def apply_value_events(session: AsyncSession, events: list[ConsumedEvent])
         lambda p: p.version,
         lambda p: p.as_of,
     )
+    await session.execute(PLACEMENT_LOCK[False])
     if latest:
         await session.execute(
             UPSERT_VALUES,
@@ -556,6 +581,7 @@ async def apply_stage_events(session: AsyncSession, events: list[ConsumedEvent])
         lambda p: p.version,
         lambda p: p.changed_at,
     )
+    await session.execute(PLACEMENT_LOCK[False])
     if latest:
         await session.execute(
             UPSERT_STAGES,

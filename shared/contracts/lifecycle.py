@@ -43,6 +43,30 @@ class StageChanged(Payload):
     )
 
 
+class StageCleared(Payload):
+    """A customer's facts no longer give it any lifecycle stage (every purchase cancelled, say): lifecycle holds
+    no stage for it any more. The next stage it gets comes as a stage.changed with a greater version."""
+
+    EVENT_TYPE: ClassVar[str] = "stage.cleared"
+    customer_id: uuid.UUID
+    from_stage: Stage = Field(description="The stage the customer had.")
+    changed_at: datetime = Field(description="When lifecycle found the customer without a stage (business time).")
+    reason: str = Field(examples=["no stage left: every purchase cancelled"])
+    version: int = Field(
+        ge=1,
+        description="The owner's order, shared with stage.changed: greater than that of the customer's last stage.changed. "
+        "A copy applies it, as it applies a stage.changed, only if it is greater than the version it stored.",
+    )
+
+
+def stage_of(event: StageChanged | StageCleared) -> Stage | None:
+    """The stage a stage event leaves the customer in (None: no stage)."""
+    return event.to_stage if isinstance(event, StageChanged) else None
+
+
+STAGE_EVENT_TYPES = by_event_type(StageChanged, StageCleared)
+
+
 class DealStageChanged(Payload):
     """A deal moved between stages of its pipeline (won and lost are terminal stages)."""
 
@@ -56,4 +80,4 @@ class DealStageChanged(Payload):
     changed_at: datetime
 
 
-LIFECYCLE_EVENT_TYPES = by_event_type(StageChanged, DealStageChanged)
+LIFECYCLE_EVENT_TYPES = by_event_type(StageChanged, StageCleared, DealStageChanged)

@@ -17,12 +17,14 @@ import sqlalchemy as sa
 from shared.contracts.clv import CustomerValueUpdated
 from shared.contracts.envelope import Envelope
 from shared.contracts.interaction import CustomerMerged, CustomerUnmerged
-from shared.contracts.lifecycle import StageChanged
+from shared.contracts.lifecycle import StageChanged, StageCleared
 from shared.db import make_engine, make_session_factory
 from shared.messaging.inbox import ConsumedEvent
 from tests.services.clv.support import clv_service, simulated_purchases
 from tests.services.clv.support import purchase as clv_purchase
 from tests.services.lifecycle import conftest as lifecycle_conftest
+from tests.services.lifecycle.conftest import cancellation, days_ago
+from tests.services.lifecycle.conftest import purchase as lifecycle_purchase
 from tests.services.lifecycle.test_stages import random_history
 from tests.services.segmentation.helpers import Feeder
 from tests.support import scalar, wait_until
@@ -55,10 +57,17 @@ async def test_stage_copies_equal_lifecycle(lc, database_url, seed):
     rng = random.Random(seed)
     customers = [uuid.UUID(int=rng.getrandbits(128)) for _ in range(15)]
     facts = [e for c in customers for e in random_history(rng, c)]
+    # And one customer whose only purchase is cancelled after it gave a stage: lifecycle then holds none.
+    left, order = uuid.UUID(int=rng.getrandbits(128)), uuid.uuid4()
+    await lc.apply([lifecycle_purchase(left, days_ago(30), order)])
+    facts.append(cancellation(left, days_ago(29), order))
     for batch in shuffled_deliveries(rng, facts):
         await lc.apply(batch)
     events = await published(lc.runtime.session_factory, "lifecycle", StageChanged)
+    cleared = await published(lc.runtime.session_factory, "lifecycle", StageCleared)
     assert any(p.version is not None for _, p in events)
+    assert left in {p.customer_id for _, p in cleared}
+    events += cleared
 
     feeder = Feeder(database_url)
     engine = make_engine(database_url, pool_size=2)
@@ -81,12 +90,13 @@ async def test_stage_copies_equal_lifecycle(lc, database_url, seed):
         }
         clv_copy = {
             r.customer_id: (r.stage, r.version)
-            for r in await lc.sql("SELECT customer_id, stage, version FROM clv.customer_stage")
+            for r in await lc.sql("SELECT customer_id, stage, version FROM clv.customer_stage WHERE stage IS NOT NULL")
         }
-        # A customer whose facts no longer give any stage (every purchase cancelled) has no owner row; there is
-        # no event for leaving the lifecycle, so its copies are left to `reconcile` (docs/lifecycle.md).
-        assert {c: segmentation.get(c) for c in owner} == owner
-        assert {c: clv_copy.get(c) for c in owner} == owner
+        # A customer whose facts no longer give any stage (every purchase cancelled) has no owner row: its copies
+        # hold none either (stage.cleared).
+        assert left not in owner
+        assert segmentation == owner
+        assert clv_copy == owner
     finally:
         await feeder.close()
         await engine.dispose()

@@ -120,6 +120,25 @@ async def test_lifecycle_path_and_stage_changed_events(lc):
     ]
 
 
+async def test_a_customer_left_without_a_stage_is_published_as_stage_cleared(lc):
+    """Every purchase cancelled: the stage row goes, and the copies hear it in the owner's order."""
+    import orjson
+
+    cid, order = uuid.uuid4(), uuid.uuid4()
+    await lc.apply([purchase(cid, days_ago(30), order)])
+    await lc.apply([cancellation(cid, days_ago(29), order)])
+    assert await lc.sql("SELECT 1 FROM lifecycle.customer_stage WHERE customer_id = :c", c=cid) == []
+    events = [orjson.loads(r.payload) for r in await lc.sql("SELECT payload FROM lifecycle.outbox ORDER BY id")]
+    assert [e["type"] for e in events] == ["stage.changed", "stage.cleared"]
+    changed, cleared = (e["data"] for e in events)
+    assert cleared["customer_id"] == str(cid) and cleared["from_stage"] == changed["to_stage"] == "development"
+    assert cleared["version"] > changed["version"]
+    # A purchase later gives a stage again, with a greater version still.
+    await lc.apply([purchase(cid, days_ago(10))])
+    again = orjson.loads((await lc.sql("SELECT payload FROM lifecycle.outbox ORDER BY id"))[-1].payload)["data"]
+    assert (again["from_stage"], again["to_stage"]) == (None, "development") and again["version"] > cleared["version"]
+
+
 async def test_referral_credits_the_referrer(lc):
     referrer, friend = uuid.uuid4(), uuid.uuid4()
     await lc.apply([purchase(referrer, days_ago(30)), purchase(referrer, days_ago(20)), purchase(referrer, days_ago(10))])

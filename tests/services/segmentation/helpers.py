@@ -135,7 +135,7 @@ class Feeder:
         by_kind = {
             apply_interaction_events: [p for p in payloads if type(p).__module__.endswith("interaction")],
             apply_value_events: [p for p in payloads if isinstance(p, clv.CustomerValueUpdated)],
-            apply_stage_events: [p for p in payloads if isinstance(p, lifecycle.StageChanged)],
+            apply_stage_events: [p for p in payloads if isinstance(p, lifecycle.StageChanged | lifecycle.StageCleared)],
         }
         async with self.sessions.begin() as session:
             for handler, items in by_kind.items():

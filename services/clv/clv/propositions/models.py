@@ -80,7 +80,7 @@ customer_stage = sa.Table(
     "customer_stage",
     metadata,
     sa.Column("customer_id", UUID(as_uuid=True), primary_key=True),
-    sa.Column("stage", sa.Text, nullable=False),
+    sa.Column("stage", sa.Text),  # null: lifecycle cleared it (stage.cleared), kept for its version
     sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("version", sa.BigInteger),  # lifecycle's order (shared/contracts/ordering.py)
     *_timestamps(),

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.envelope import Payload
 from shared.contracts.identity import not_erased_sql
-from shared.contracts.lifecycle import StageChanged
+from shared.contracts.lifecycle import STAGE_EVENT_TYPES, StageChanged, StageCleared, stage_of
 from shared.contracts.ordering import latest_per_key, sql_supersedes
 from shared.contracts.segmentation import SegmentMembershipChanged
 from shared.contracts.topics import LIFECYCLE_EVENTS, SEGMENTATION_EVENTS
@@ -68,14 +68,14 @@ async def apply_targeting_events(session: AsyncSession, events: list[ConsumedEve
                 await session.execute(
                     LEAVE, {"customer_ids": [p.customer_id for p in changes], "keys": [p.segment_key for p in changes]}
                 )
-        elif kind is StageChanged:
-            stages = [p for p in payloads if isinstance(p, StageChanged)]
+        elif kind is StageChanged or kind is StageCleared:  # cleared: no stage, kept with its version
+            stages = [p for p in payloads if isinstance(p, StageChanged | StageCleared)]
             latest = list(latest_per_key(stages, lambda p: p.customer_id, lambda p: p.version, lambda p: p.changed_at).values())
             await session.execute(
                 STAGES,
                 {
                     "customer_ids": [p.customer_id for p in latest],
-                    "stages": [p.to_stage.value for p in latest],
+                    "stages": [stage_of(p) for p in latest],
                     "at": [p.changed_at for p in latest],
                     "versions": [p.version for p in latest],
                 },
@@ -87,5 +87,5 @@ def targeting_subscription() -> Subscription:
         name="targeting",
         topics=[SEGMENTATION_EVENTS, LIFECYCLE_EVENTS],
         handler=apply_targeting_events,
-        event_types={SegmentMembershipChanged.EVENT_TYPE: SegmentMembershipChanged, StageChanged.EVENT_TYPE: StageChanged},
+        event_types={SegmentMembershipChanged.EVENT_TYPE: SegmentMembershipChanged, **STAGE_EVENT_TYPES},
     )

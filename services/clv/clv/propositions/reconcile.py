@@ -12,10 +12,11 @@ from shared.reconcile import CopyCheck, Drift, run_checks
 
 from clv.settings import ClvSettings
 
-# A merged-away id's row is left out: lifecycle has no stage for it, and the copy keeps the row for when an unmerge
-# restores it (clv/transaction_summary/projection.py, FOLD); it is never read meanwhile.
+# A row without a stage (stage.cleared) holds none, as lifecycle does. A merged-away id's row is left out: lifecycle
+# has no stage for it, and the copy keeps the row for when an unmerge restores it (clv/transaction_summary/projection.py,
+# FOLD); it is never read meanwhile.
 STAGE_COPY = sa.text(f"""SELECT customer_id, stage, version FROM clv.customer_stage s
-WHERE {not_merged_away_sql("clv.customer_alias", "s.customer_id")}
+WHERE s.stage IS NOT NULL AND {not_merged_away_sql("clv.customer_alias", "s.customer_id")}
   AND (CAST(:ids AS uuid[]) IS NULL OR customer_id = ANY(CAST(:ids AS uuid[])))
   AND (CAST(:after AS uuid) IS NULL OR customer_id > CAST(:after AS uuid))
   AND (CAST(:upto AS uuid) IS NULL OR customer_id <= CAST(:upto AS uuid))""")

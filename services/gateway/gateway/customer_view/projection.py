@@ -5,7 +5,7 @@ as fresh any more (any part may change on any topic: lifecycle counts orders fro
 Merges and unmerges also mark every id that resolved through the customers involved. `customer.erased`
 deletes the customer's row and the rows resolving to it, and remembers the id so a later event about the
 customer (the topics are not ordered with each other) does not make a row again (R8). The owner versions
-of stage.changed and customer.value_updated are kept per part (greatest wins: shared/contracts/ordering.py).
+of stage.changed (and stage.cleared) and customer.value_updated are kept per part (greatest wins: shared/contracts/ordering.py).
 `segmentation.run_completed` (a run rewrote every customer's scores, clusters or tiers) marks the segmentation
 part of every row at once (`view_part_changed`).
 """
@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.clv import CustomerValueUpdated
 from shared.contracts.interaction import CustomerErased, CustomerMerged, CustomerUnmerged
-from shared.contracts.lifecycle import StageChanged
+from shared.contracts.lifecycle import StageChanged, StageCleared
 from shared.contracts.segmentation import SegmentationRunCompleted
 from shared.messaging.inbox import ConsumedEvent, Subscription
 
@@ -56,7 +56,7 @@ async def apply_events(session: AsyncSession, events: list[ConsumedEvent], at: d
             resolving.update(ids)
         for i in ids:
             touched.setdefault(i, [None, None])
-        if isinstance(p, StageChanged):
+        if isinstance(p, StageChanged | StageCleared):
             touched[cid][0] = _max(touched[cid][0], p.version)
         elif isinstance(p, CustomerValueUpdated):
             touched[cid][1] = _max(touched[cid][1], p.version)

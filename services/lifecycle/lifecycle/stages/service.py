@@ -37,6 +37,7 @@ from lifecycle.stages.schemas import CustomerLifecycleRead, StageHistoryRead
 
 # Customers re-derived per transaction when a whole population is replayed (rule change, sweep).
 CHUNK = 2000
+NO_STAGE_REASON = "the customer's facts give no stage any more"
 
 
 class IllegalMove(DomainError):
@@ -110,6 +111,7 @@ async def rederive(
     derivations: dict[uuid.UUID, dict] = {}
     totals: dict[uuid.UUID, tuple[int, dict[str, Decimal], datetime | None]] = {}
     published: list[tuple[uuid.UUID, Stage | None, Transition]] = []
+    cleared: list[tuple[uuid.UUID, Stage]] = []  # customers left without a stage, and the stage they had
 
     incremental, first = await _incremental(session, ids, new_facts, rules, outbox is not None)
     outcome.incremental = len(incremental)
@@ -154,14 +156,29 @@ async def rederive(
             # The history got shorter (a rule change, a cancellation, an unmerge): still a change of stage.
             changes = [(before, transitions[-1])]
         published.extend((cid, from_stage, t) for from_stage, t in changes)
+        if before is not None and after_stage is None:
+            # No stage left (every purchase cancelled, the facts moved away by an unmerge): the row goes, and the
+            # copies hear it, in the same order as the stages (before, they kept the last stage until reconcile).
+            cleared.append((cid, before))
     if outbox is None:
         return outcome
     # Each event gets the next version of the owner's order; the customer's row keeps its last one, so a copy
     # that applies only greater versions ends on this row's stage whatever order the events reach it in.
-    versions = await repository.next_versions(session, len(published))
+    versions = await repository.next_versions(session, len(published) + len(cleared))
     stage_versions: dict[uuid.UUID, int] = {}
     envelopes = []
-    for (cid, from_stage, t), version in zip(published, versions, strict=True):
+    for (cid, before), version in zip(cleared, versions[len(published) :], strict=True):
+        envelopes.append(
+            Envelope.wrap(
+                contracts.StageCleared(
+                    customer_id=cid, from_stage=before, changed_at=now, reason=NO_STAGE_REASON, version=version
+                ),
+                source=contracts.SOURCE,
+                subject=str(cid),
+                correlation_id=correlation_id,
+            )
+        )
+    for (cid, from_stage, t), version in zip(published, versions[: len(published)], strict=True):
         stage_versions[cid] = version
         envelopes.append(
             Envelope.wrap(

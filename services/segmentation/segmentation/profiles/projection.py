@@ -42,7 +42,7 @@ from shared.contracts.interaction import (
     TouchpointRecorded,
     home,
 )
-from shared.contracts.lifecycle import StageChanged
+from shared.contracts.lifecycle import STAGE_EVENT_TYPES, StageChanged, StageCleared, stage_of
 from shared.contracts.ordering import latest_per_key, sql_supersedes
 from shared.contracts.redaction import redact_event_data, tokenizer
 from shared.contracts.topics import CLV_EVENTS, INTERACTION_EVENTS, LIFECYCLE_EVENTS
@@ -575,8 +575,8 @@ async def apply_value_events(session: AsyncSession, events: list[ConsumedEvent])
 
 
 async def apply_stage_events(session: AsyncSession, events: list[ConsumedEvent]) -> set[uuid.UUID]:
-    latest = latest_per_key(  # as above
-        (e.payload for e in events if isinstance(e.payload, StageChanged)),
+    latest = latest_per_key(  # as above; a stage.cleared leaves the customer without a stage, in the same order
+        (e.payload for e in events if isinstance(e.payload, StageChanged | StageCleared)),
         lambda p: p.customer_id,
         lambda p: p.version,
         lambda p: p.changed_at,
@@ -587,7 +587,7 @@ async def apply_stage_events(session: AsyncSession, events: list[ConsumedEvent])
             UPSERT_STAGES,
             {
                 "customer_ids": list(latest),
-                "stages": [str(p.to_stage) for p in latest.values()],
+                "stages": [stage_of(p) for p in latest.values()],
                 "changed_at": [p.changed_at for p in latest.values()],
                 "versions": [p.version for p in latest.values()],
             },
@@ -657,6 +657,6 @@ def stage_subscription(outbox: Outbox | None = None, reporting_currency: str = "
     return Subscription(
         name="stages",
         topics=[LIFECYCLE_EVENTS],
-        event_types={StageChanged.EVENT_TYPE: StageChanged},
+        event_types=dict(STAGE_EVENT_TYPES),
         handler=_with_rules(apply_stage_events, outbox, reporting_currency),
     )

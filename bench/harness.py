@@ -22,8 +22,10 @@ from pathlib import Path
 
 import asyncpg
 import sqlalchemy as sa
+import uvloop
 from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import make_url
+from yarl import URL
 
 from deploy.local.kafka import KafkaBroker, create_topics, ensure_jars
 from deploy.local.postgres import PostgresServer
@@ -32,6 +34,8 @@ from shared.internal_auth import Caller, TokenSigner, generate_keypair
 from shared.messaging.inbox import InboxConsumer
 from shared.messaging.kafka import KafkaConsumer, KafkaTransport
 from shared.migrations import upgrade
+
+from gateway.upstream_pool import ConnectionPool, RawResponse
 
 REPO = Path(__file__).resolve().parents[1]
 # PostgreSQL's cumulative statistics (buffer hits and reads, WAL) lag: a backend flushes them when idle, at
@@ -63,6 +67,40 @@ def generator_collector_off() -> Iterator[None]:
         if was_enabled:
             gc.enable()
         gc.collect()
+
+
+class LeanClient:
+    """The load generators' HTTP client: the gateway's own keep-alive client (gateway/upstream_pool.py, one `send`
+    per request, answers parsed by httptools), to be run on uvloop (`run_async`). A generator shares the two cores
+    with what it measures, so its own CPU is taken from the system: aiohttp's client (`bench http_ingest --client
+    aiohttp`) cost ~0.4 ms of CPU per request here, as much as the gateway's whole hop, and httpx's (the freshness
+    benchmark's until 2026-12-07) more (docs/development.md, "The load generators")."""
+
+    def __init__(self, base_url: str, key: str, *, limit: int = 2000, timeout_s: float = 30.0) -> None:
+        url = URL(base_url)
+        assert url.host is not None and url.port is not None
+        self.pool = ConnectionPool(url.host, url.port, limit=limit, keepalive_s=4.0, connect_timeout_s=5.0)
+        self.headers = f"host: {url.host}:{url.port}\r\nx-api-key: {key}\r\n"
+        self.timeout_s = timeout_s
+
+    async def post(self, path: str, body: bytes) -> RawResponse:
+        """POST a JSON body; raises TimeoutError after `timeout_s` (and the pool's errors)."""
+        head = f"POST {path} HTTP/1.1\r\n{self.headers}content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
+        async with asyncio.timeout(self.timeout_s):
+            return await self.pool.request(head.encode() + body, head=False)
+
+    async def get(self, path: str) -> RawResponse:
+        async with asyncio.timeout(self.timeout_s):
+            return await self.pool.request(f"GET {path} HTTP/1.1\r\n{self.headers}\r\n".encode(), head=False)
+
+    async def close(self) -> None:
+        self.pool.close()
+
+
+def run_async(coro):
+    """Runs a load generator's coroutine on uvloop."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
 
 
 async def paced(start: float, rate: float, total: int) -> AsyncIterator[tuple[int, float]]:

@@ -42,8 +42,6 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import orjson
-import uvloop
-from yarl import URL
 
 from bench import harness
 from deploy.local.ports import free_port
@@ -51,7 +49,7 @@ from shared.contracts.topics import ALL, dlq
 from shared.db import asyncpg_dsn
 from tests.e2e.processes import ServiceProcess, process_env, running, serve_argv
 
-from gateway.upstream_pool import BadResponse, ConnectFailed, ConnectionPool, Dropped
+from gateway.upstream_pool import BadResponse, ConnectFailed, Dropped
 
 SOURCE = "bench-http-shop"
 BOOTSTRAP_KEY = "bench-http-bootstrap-admin-key"
@@ -116,26 +114,17 @@ class Tally:
 
 
 class LeanClient:
-    """The load generator's default client: the gateway's own keep-alive client (gateway/upstream_pool.py, one
-    `send` per request, answers parsed by httptools) on uvloop. The generator shares the two cores with what it
-    measures; aiohttp's client (`--client aiohttp`, the generator before 2026-12-07) cost ~0.4 ms of CPU per
-    request here, as much as the gateway's whole hop."""
+    """The default client (bench/harness.py, LeanClient); `--client aiohttp` was the generator before 2026-12-07."""
 
     def __init__(self, gateway: str, key: str) -> None:
-        url = URL(gateway)
-        assert url.host is not None and url.port is not None
-        self.pool = ConnectionPool(url.host, url.port, limit=2000, keepalive_s=4.0, connect_timeout_s=5.0)
-        self.head = (
-            f"POST /v1/events HTTP/1.1\r\nhost: {url.host}:{url.port}\r\nx-api-key: {key}\r\ncontent-type: application/json\r\n"
-        )
+        self.http = harness.LeanClient(gateway, key, timeout_s=3600)  # post() below bounds each request itself
 
     async def post(self, events: list[dict]) -> tuple[int, bytes]:
-        body = orjson.dumps(events)
-        raw = await self.pool.request(f"{self.head}content-length: {len(body)}\r\n\r\n".encode() + body, head=False)
+        raw = await self.http.post("/v1/events", orjson.dumps(events))
         return raw.status, raw.body
 
     async def close(self) -> None:
-        self.pool.close()
+        await self.http.close()
 
 
 class AiohttpClient:
@@ -153,11 +142,7 @@ class AiohttpClient:
 
 CLIENTS: dict[str, type[LeanClient] | type[AiohttpClient]] = {"lean": LeanClient, "aiohttp": AiohttpClient}
 Client = LeanClient | AiohttpClient
-
-
-def run_async(coro):
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(coro)
+run_async = harness.run_async
 
 
 async def post(client: Client, events: list[dict], scheduled: float, tally: Tally, timeout_s: float = 30) -> None:

@@ -76,7 +76,7 @@ class LeanClient:
     aiohttp`) cost ~0.4 ms of CPU per request here, as much as the gateway's whole hop, and httpx's (the freshness
     benchmark's until 2026-12-07) more (docs/development.md, "The load generators")."""
 
-    def __init__(self, base_url: str, key: str, *, limit: int = 2000, timeout_s: float = 30.0) -> None:
+    def __init__(self, base_url: str, key: str, *, limit: int = 2000, timeout_s: float | None = 30.0) -> None:
         url = URL(base_url)
         assert url.host is not None and url.port is not None
         self.pool = ConnectionPool(url.host, url.port, limit=limit, keepalive_s=4.0, connect_timeout_s=5.0)
@@ -84,7 +84,7 @@ class LeanClient:
         self.timeout_s = timeout_s
 
     async def post(self, path: str, body: bytes) -> RawResponse:
-        """POST a JSON body; raises TimeoutError after `timeout_s` (and the pool's errors)."""
+        """POST a JSON body; raises TimeoutError after `timeout_s` (None: no bound) and the pool's errors."""
         head = f"POST {path} HTTP/1.1\r\n{self.headers}content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
         async with asyncio.timeout(self.timeout_s):
             return await self.pool.request(head.encode() + body, head=False)

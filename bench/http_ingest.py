@@ -117,7 +117,7 @@ class LeanClient:
     """The default client (bench/harness.py, LeanClient); `--client aiohttp` was the generator before 2026-12-07."""
 
     def __init__(self, gateway: str, key: str) -> None:
-        self.http = harness.LeanClient(gateway, key, timeout_s=3600)  # post() below bounds each request itself
+        self.http = harness.LeanClient(gateway, key, timeout_s=None)  # post() below bounds each request itself
 
     async def post(self, events: list[dict]) -> tuple[int, bytes]:
         raw = await self.http.post("/v1/events", orjson.dumps(events))

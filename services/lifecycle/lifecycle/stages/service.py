@@ -167,17 +167,6 @@ async def rederive(
     versions = await repository.next_versions(session, len(published) + len(cleared))
     stage_versions: dict[uuid.UUID, int] = {}
     envelopes = []
-    for (cid, before), version in zip(cleared, versions[len(published) :], strict=True):
-        envelopes.append(
-            Envelope.wrap(
-                contracts.StageCleared(
-                    customer_id=cid, from_stage=before, changed_at=now, reason=NO_STAGE_REASON, version=version
-                ),
-                source=contracts.SOURCE,
-                subject=str(cid),
-                correlation_id=correlation_id,
-            )
-        )
     for (cid, from_stage, t), version in zip(published, versions[: len(published)], strict=True):
         stage_versions[cid] = version
         envelopes.append(
@@ -190,6 +179,17 @@ async def rederive(
                     reason=t.reason,
                     trigger_event_id=t.trigger_event_id,
                     version=version,
+                ),
+                source=contracts.SOURCE,
+                subject=str(cid),
+                correlation_id=correlation_id,
+            )
+        )
+    for (cid, before), version in zip(cleared, versions[len(published) :], strict=True):
+        envelopes.append(
+            Envelope.wrap(
+                contracts.StageCleared(
+                    customer_id=cid, from_stage=before, changed_at=now, reason=NO_STAGE_REASON, version=version
                 ),
                 source=contracts.SOURCE,
                 subject=str(cid),

@@ -53,7 +53,9 @@ def new_customer_events(i: int, cid: uuid.UUID, at: datetime) -> list[Any]:
             lines=[interaction.PurchaseLine(sku="sku-1", quantity=2, unit_price=Decimal("29.95"))],
             home_customer_id=cid,
         ),
-        interaction.CustomerUpdated(customer_id=cid, source="bench-shop", attributes={"tier": "new"}, updated_at=at),
+        interaction.CustomerUpdated(
+            customer_id=cid, source="bench-shop", attributes={"tier": "new"}, updated_at=at, version=i + 1
+        ),
     ]
 
 

@@ -31,14 +31,25 @@ class CustomerCreated(Payload):
 
 
 class CustomerUpdated(Payload):
-    """Attributes or consent changed. Carries no PII: attribute names and non-identifying values only."""
+    """The customer's attributes or consent changed (an event, a merge or an unmerge): the whole published
+    profile after the change. Carries no PII: attribute names and non-identifying values only."""
 
     EVENT_TYPE: ClassVar[str] = "customer.updated"
     customer_id: uuid.UUID
-    source: str
-    attributes: dict[str, str | int | float | bool | None] = Field(default_factory=dict, description="Changed custom attributes.")
+    source: str = Field(description="The partner whose event made the change; interaction's own for a merge or unmerge.")
+    attributes: dict[str, str | int | float | bool | None] = Field(
+        default_factory=dict,
+        description="Every custom attribute the customer holds, PII-looking names left out; null: removed. "
+        "Events without a version carry the changed attributes only.",
+    )
     consent: dict[str, bool] = Field(default_factory=dict, description="Current consent per purpose.")
     updated_at: datetime
+    version: int | None = Field(
+        None,
+        description="Interaction's profile order: greater for a later state of the customer's profile. A copy "
+        "keeps the state with the greatest (shared/contracts/ordering.py). Absent on events published before "
+        "versions existed: they carry changes, merged into a copy that holds no version yet.",
+    )
 
 
 class CustomerMerged(Payload):

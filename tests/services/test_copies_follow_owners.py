@@ -16,12 +16,15 @@ import sqlalchemy as sa
 
 from shared.contracts.clv import CustomerValueUpdated
 from shared.contracts.envelope import Envelope
-from shared.contracts.interaction import CustomerMerged, CustomerUnmerged
+from shared.contracts.interaction import CustomerMerged, CustomerUnmerged, CustomerUpdated
 from shared.contracts.lifecycle import StageChanged, StageCleared
 from shared.db import make_engine, make_session_factory
 from shared.messaging.inbox import ConsumedEvent
 from tests.services.clv.support import clv_service, simulated_purchases
 from tests.services.clv.support import purchase as clv_purchase
+from tests.services.conftest import serving
+from tests.services.interaction.conftest import customer_of, trust
+from tests.services.interaction.events import identified
 from tests.services.lifecycle import conftest as lifecycle_conftest
 from tests.services.lifecycle.conftest import cancellation, days_ago
 from tests.services.lifecycle.conftest import purchase as lifecycle_purchase
@@ -31,6 +34,9 @@ from tests.support import scalar, wait_until
 
 from clv.propositions.projection import apply_targeting_events
 from clv.transaction_summary.projection import apply_interaction_events
+from interaction.app import create_app as create_interaction
+from interaction.customers.published import publishable_attributes
+from interaction.settings import InteractionSettings
 from segmentation.rules.service import preview as rules_preview
 
 # The lifecycle app fixture, for a test outside its folder.
@@ -227,3 +233,98 @@ async def test_segmentation_keeps_the_stage_lifecycle_gave_a_restored_customer_a
         assert (count, sample) == (1, [x])
     finally:
         await feeder.close()
+
+
+def kafka_deliveries(rng: random.Random, keyed: list[tuple[str, object]], batches: int = 8) -> list[list]:
+    """What a consumer of one topic sees: each key's events in the order published, the keys interleaved at
+    random, and a third of the keys replayed from an earlier offset (a consumer restarted before it committed),
+    cut into random batches."""
+    streams: dict[str, list] = {}
+    for key, event in keyed:
+        streams.setdefault(key, []).append(event)
+    for key in rng.sample(sorted(streams), len(streams) // 3):
+        s = streams[key]
+        upto = rng.randint(1, len(s))
+        streams[key] = s[:upto] + s[rng.randint(0, upto - 1) :]
+    arrivals: list = []
+    cursors = {key: 0 for key in streams}
+    while cursors:
+        key = rng.choice(sorted(cursors))
+        arrivals.append(streams[key][cursors[key]])
+        cursors[key] += 1
+        if cursors[key] == len(streams[key]):
+            del cursors[key]
+    cut = sorted(rng.sample(range(1, len(arrivals)), min(batches - 1, len(arrivals) - 1)))
+    return [arrivals[i:j] for i, j in zip([0, *cut], [*cut, len(arrivals)], strict=True)]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_attribute_copy_equals_interaction_through_merges_and_unmerges(database_url, seed):
+    """Interaction's profiles change by partner events (late ones too), automatic merges (a shared e-mail),
+    merges by hand and their undo; segmentation's copy of the attributes, fed interaction's events as Kafka
+    would deliver them (per key in order, keys interleaved, replays), ends equal to interaction's profiles.
+    Merged in arrival order, the update of a merged-away id that arrives after its merge overrode the
+    survivor's value, and an unmerge never took back the attributes the merge had filled."""
+    rng = random.Random(seed)
+    subjects = [f"S-{i}" for i in range(10)]
+    emails = ["a@example.com", "b@example.com", "c@example.com"]
+    keys = ["tier", "segment", "visits", "vip"]
+    settings = InteractionSettings(database_url=database_url, transport="inprocess", run_workers=False)
+    engine = make_engine(database_url, pool_size=2)
+    async with serving(create_interaction(settings)) as client:
+        await trust(client, "shop-eu")
+        merge_ids: list[str] = []
+        for step in range(70):
+            roll = rng.random()
+            if roll < 0.75 or step < 10:
+                events = []
+                for _ in range(rng.randint(1, 3)):
+                    attributes = {k: rng.choice(["gold", "silver", 3, True, None]) for k in rng.sample(keys, rng.randint(1, 2))}
+                    email = rng.choice(emails) if rng.random() < 0.15 else None
+                    at = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=rng.randint(0, 2000))  # late ones too
+                    events.append(identified(rng.choice(subjects), email=email, attributes=attributes, time=at.isoformat()))
+                assert (await client.post("/v1/events", json=events)).status_code == 200
+            elif roll < 0.9:
+                known = [str(c) for c in [await customer_of(engine, s) for s in rng.sample(subjects, 2)] if c]
+                if len(known) == 2:
+                    resp = await client.post("/v1/merges", json={"customer_ids": known, "reason": "same person"})
+                    assert resp.status_code in (201, 409), resp.text
+                    if resp.status_code == 201:
+                        merge_ids.append(resp.json()["id"])
+            elif merge_ids:
+                resp = await client.post(f"/v1/merges/{merge_ids.pop(rng.randrange(len(merge_ids)))}/undo")
+                assert resp.status_code in (200, 404, 409), resp.text
+        async with engine.connect() as conn:
+            rows = (await conn.execute(sa.text("SELECT payload FROM interaction.outbox ORDER BY id"))).scalars().all()
+            live = set((await conn.execute(sa.text("SELECT id FROM interaction.customer WHERE merged_into IS NULL"))).scalars())
+            owner = {c: {} for c in live} | {
+                r.customer_id: publishable_attributes(orjson.loads(r.attributes))
+                for r in await conn.execute(
+                    sa.text(
+                        "SELECT customer_id, CAST(jsonb_object_agg(key, value) AS text) AS attributes "
+                        "FROM interaction.customer_property WHERE kind = 'attribute' GROUP BY customer_id"
+                    )
+                )
+                if r.customer_id in live
+            }
+    models = {m.EVENT_TYPE: m for m in (CustomerUpdated, CustomerMerged, CustomerUnmerged)}
+    envelopes = [Envelope.model_validate(orjson.loads(r)) for r in rows]
+    keyed = [(e.subject, models[e.type].model_validate(e.data)) for e in envelopes if e.type in models]
+    assert any(isinstance(p, CustomerMerged) for _, p in keyed) and any(isinstance(p, CustomerUnmerged) for _, p in keyed)
+
+    feeder = Feeder(database_url)
+    try:
+        for batch in kafka_deliveries(rng, keyed):
+            await feeder.apply(batch)
+        async with feeder.sessions() as session:
+            stored = {
+                r.customer_id: r.attributes
+                for r in await session.execute(
+                    sa.text("SELECT customer_id, attributes FROM segmentation.customer_aggregate WHERE customer_id = ANY(:ids)"),
+                    {"ids": list(live)},
+                )
+            }
+    finally:
+        await feeder.close()
+        await engine.dispose()
+    assert {c: stored.get(c, {}) for c in live} == owner

@@ -34,29 +34,6 @@ from interaction.customers.schemas import (
 )
 from interaction.identity import repository as identity_repository
 
-# Attribute names that usually hold PII: kept in the profile, never published in `customer.updated`.
-PII_ATTRIBUTE_HINTS = (
-    "name",
-    "email",
-    "mail",
-    "phone",
-    "mobile",
-    "address",
-    "street",
-    "city",
-    "zip",
-    "postal",
-    "birth",
-    "dob",
-    "ssn",
-    "passport",
-    "iban",
-    "card",
-    "ip_",
-    "ipaddress",
-    "gender",
-)
-
 
 class AlreadyErased(DomainError):
     status, slug, title = 409, "customer-erased", "Customer already erased"
@@ -81,10 +58,6 @@ async def wait_for_partner_ingest(partner_ingest: InboxConsumer, wait_s: float) 
         f"partner events acknowledged before this request are not all applied after {wait_s:g} s; "
         "nothing was erased, try again shortly"
     )
-
-
-def publishable_attributes(attributes: dict[str, object]) -> dict[str, object]:
-    return {k: v for k, v in attributes.items() if not any(h in k.lower() for h in PII_ATTRIBUTE_HINTS)}
 
 
 async def resolve_live(session: AsyncSession, customer_id: uuid.UUID) -> uuid.UUID:

@@ -14,6 +14,7 @@ from shared.pagination import encode
 from shared.problems import DomainError, NotFound
 
 from interaction.customers.models import customer, customer_merge
+from interaction.customers.published import profile_updates
 from interaction.identity import repository
 from interaction.identity.schemas import MergeCreate, MergePage, MergeRead, UnmergeRead
 from interaction.traits.service import recompute_traits
@@ -97,7 +98,11 @@ async def undo_merge(session: AsyncSession, outbox: Outbox, merge_id: uuid.UUID)
         unmerged_at=now,
         version=(await repository.next_versions(session, 1))[0],
     )
-    await outbox.add(session, INTERACTION_EVENTS, [Envelope.wrap(event, source=contracts.SOURCE, subject=str(row.survivor_id))])
+    # The live customer lost the attributes the merge filled; the restored one has its own again.
+    profiles = await profile_updates(session, dict.fromkeys([live, row.merged_id], (contracts.SOURCE, now)))
+    await outbox.add(
+        session, INTERACTION_EVENTS, [Envelope.wrap(event, source=contracts.SOURCE, subject=str(row.survivor_id)), *profiles]
+    )
     return UnmergeRead(
         id=row.id,
         survivor_id=row.survivor_id,
@@ -143,5 +148,7 @@ async def merge_by_hand(session: AsyncSession, outbox: Outbox, body: MergeCreate
         merged_at=now,
         version=(await repository.next_versions(session, 1))[0],
     )
-    await outbox.add(session, INTERACTION_EVENTS, [Envelope.wrap(event, source=contracts.SOURCE, subject=str(survivor))])
+    profiles = await profile_updates(session, {survivor: (contracts.SOURCE, now)})  # filled from the merged customer
+    merged_event = Envelope.wrap(event, source=contracts.SOURCE, subject=str(survivor))
+    await outbox.add(session, INTERACTION_EVENTS, [merged_event, *profiles])
     return await get_merge(session, merge_id)

@@ -51,6 +51,8 @@ class Batch:
     # purchase): their traits are recomputed from the whole history; the others' are extended by the new rows.
     history_changed: set[uuid.UUID] = field(default_factory=set)
     new_purchase_ids: list[uuid.UUID] = field(default_factory=list)  # purchases inserted (not duplicates of an order)
+    # Customers whose published profile changed (properties, a merge's fills) -> (source, when): published whole.
+    profile_changes: dict[uuid.UUID, tuple[str, datetime]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

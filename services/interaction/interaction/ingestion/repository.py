@@ -48,10 +48,6 @@ ON CONFLICT (customer_id, kind, key) DO UPDATE SET
 WHERE (p.occurred_at, p.value::text) < (EXCLUDED.occurred_at, EXCLUDED.value::text)
 RETURNING customer_id, kind, key
 """)
-CONSENT_OF = sa.text("""
-SELECT customer_id, key, value FROM interaction.customer_property
-WHERE kind = 'consent' AND customer_id = ANY(CAST(:ids AS uuid[]))
-""")
 UPSERT_DEALS = sa.text("""
 INSERT INTO interaction.deal AS d (source, deal_id, customer_id, home_customer_id, pipeline, stage, amount, currency,
                                    expected_close, owner, lost_reason, occurred_at)

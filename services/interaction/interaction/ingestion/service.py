@@ -23,7 +23,8 @@ from shared.messaging.inbox import claim
 from shared.messaging.outbox import Outbox
 from shared.validation import printable
 
-from interaction.customers.service import erase_customers, publishable_attributes
+from interaction.customers.published import profile_updates
+from interaction.customers.service import erase_customers
 from interaction.event_types.service import Catalogue
 from interaction.identity import repository as identity_repository
 from interaction.identity.normalise import SOURCE, source_key
@@ -170,6 +171,8 @@ async def _collect(session: AsyncSession, batch: Batch, facts: list[PartnerEvent
             )
         )
     batch.history_changed = {m[1] for m in resolution.merges}
+    # A merge fills the survivor's missing attributes from the merged customer's.
+    batch.profile_changes = dict.fromkeys(batch.history_changed - {m[2] for m in resolution.merges}, (contracts.SOURCE, now))
     batch.touched = set(resolution.customer_of) | batch.history_changed
     for e, cid, home in zip(facts, resolution.customer_of, resolution.home_of, strict=True):
         handler = handler_for(e.payload)
@@ -318,7 +321,9 @@ async def _write_adjustments(session: AsyncSession, batch: Batch) -> None:
 
 async def _write_other_facts(session: AsyncSession, batch: Batch) -> None:
     if batch.properties:
-        batch.outgoing.extend(await _apply_properties(session, batch.properties))
+        await _apply_properties(session, batch)
+    # After this batch's merges and property changes: each changed profile published whole, in commit order.
+    batch.outgoing.extend(await profile_updates(session, batch.profile_changes))
     if batch.deals:
         deal_rows = list(batch.deals.values())
         changed = {
@@ -407,9 +412,9 @@ async def _any_pending_adjustments(session: AsyncSession, orders: set[tuple[str,
     return found.first() is not None
 
 
-async def _apply_properties(session: AsyncSession, properties: dict) -> list[Envelope]:
-    """Upsert attributes and consent; one `customer.updated` per customer whose properties changed."""
-    rows = list(properties.values())
+async def _apply_properties(session: AsyncSession, batch: Batch) -> None:
+    """Upsert attributes and consent; the customers whose properties changed join `batch.profile_changes`."""
+    rows = list(batch.properties.values())
     changed = await session.execute(
         repo.UPSERT_PROPERTIES,
         repo.columns(
@@ -425,31 +430,12 @@ async def _apply_properties(session: AsyncSession, properties: dict) -> list[Env
             },
         ),
     )
-    by_customer: dict[uuid.UUID, list[dict]] = {}
+    latest: dict[uuid.UUID, dict] = {}
     for r in changed:
-        by_customer.setdefault(r.customer_id, []).append(properties[(r.customer_id, r.kind, r.key)])
-    if not by_customer:
-        return []
-    consent: dict[uuid.UUID, dict[str, bool]] = {}
-    for r in await session.execute(repo.CONSENT_OF, {"ids": list(by_customer)}):
-        consent.setdefault(r.customer_id, {})[r.key] = bool(r.value)
-    out = []
-    for cid, props in by_customer.items():
-        attributes = publishable_attributes({x["key"]: orjson.loads(x["value"]) for x in props if x["kind"] == "attribute"})
-        latest = max(props, key=lambda x: x["occurred"])
-        out.append(
-            wrap(
-                contracts.CustomerUpdated(
-                    customer_id=cid,
-                    source=latest["source"],
-                    attributes=attributes,
-                    consent=consent.get(cid, {}),
-                    updated_at=latest["occurred"],
-                ),
-                cid,
-            )
-        )
-    return out
+        row = batch.properties[(r.customer_id, r.kind, r.key)]
+        if r.customer_id not in latest or row["occurred"] > latest[r.customer_id]["occurred"]:
+            latest[r.customer_id] = row
+    batch.profile_changes.update({cid: (row["source"], row["occurred"]) for cid, row in latest.items()})
 
 
 class _Timer:

@@ -80,6 +80,7 @@ customer_aggregate = sa.Table(
     sa.Column("first_touch_at", sa.DateTime(timezone=True)),
     sa.Column("last_touch_at", sa.DateTime(timezone=True)),
     sa.Column("attributes", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    sa.Column("attributes_version", sa.BigInteger),  # interaction's profile order
     sa.Column("clv", sa.Numeric(18, 4)),
     sa.Column("clv_currency", sa.CHAR(3)),
     sa.Column("value_tier", sa.Text),

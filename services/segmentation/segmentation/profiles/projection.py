@@ -13,7 +13,7 @@ that clv or lifecycle published before they applied the erasure (shared/contract
 
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -136,14 +136,23 @@ def _facts(p: Any) -> list[tuple[uuid.UUID, uuid.UUID, str, str]]:
     return [(uuid.uuid5(FACT_NAMESPACE, f"{origin}|{kind}"), origin, kind, value) for kind, value in pairs if value]
 
 
-# Attribute changes: a null value removes the attribute. The null is kept (readers take it as absent: rules/language.py)
-# because interaction keeps a removed attribute as a null value of the customer's own: at a merge it is the
-# survivor's and the merged customer's value does not fill it. Stripped at re-derivation, as before, the survivor's
-# removal was forgotten or not depending on how the events were batched (the aggregates property test).
-UPSERT_ATTRIBUTES = sa.text("""
-INSERT INTO segmentation.customer_aggregate AS s (customer_id, attributes)
-SELECT * FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:attributes AS jsonb[]))
-ON CONFLICT (customer_id) DO UPDATE SET attributes = s.attributes || EXCLUDED.attributes, updated_at = now()
+# Attributes: interaction publishes each customer's whole profile with a version (interaction/customers/
+# published.py), kept on the row of the id it names when its version is greater, like the value and stage copies
+# (a merged-away id's row is never read; an unmerge restores it as it stands). Events from before versions carry
+# changes, merged in while the row holds no version. A null value is an attribute removed: kept (readers take it as
+# absent: rules/language.py), since at a merge the merged customer's value must not fill it.
+ATTRIBUTES_SET = """
+    attributes = CASE
+        WHEN EXCLUDED.attributes_version IS NOT NULL THEN CASE
+            WHEN s.attributes_version IS NULL OR s.attributes_version < EXCLUDED.attributes_version
+            THEN EXCLUDED.attributes ELSE s.attributes END
+        WHEN s.attributes_version IS NULL THEN s.attributes || EXCLUDED.attributes
+        ELSE s.attributes END,
+    attributes_version = greatest(s.attributes_version, EXCLUDED.attributes_version)"""
+UPSERT_ATTRIBUTES = sa.text(f"""
+INSERT INTO segmentation.customer_aggregate AS s (customer_id, attributes, attributes_version)
+SELECT * FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:attributes AS jsonb[]), CAST(:versions AS bigint[]))
+ON CONFLICT (customer_id) DO UPDATE SET {ATTRIBUTES_SET}, updated_at = now()
 """)
 
 # Copies of clv's value and lifecycle's stage follow the owner's order whatever order the events arrive in: the
@@ -204,13 +213,14 @@ LEFT JOIN (
 WHERE p.customer_id = ANY(CAST(:ids AS uuid[])) AND NOT coalesce(r.cancelled, false)
 GROUP BY p.customer_id, p.currency
 """)
-# The batch's attribute changes ride along (`:attributes`, '{}' for none): the batch's one write to the rows.
-DERIVE_AGGREGATES = sa.text("""
+# The batch's attributes ride along (`:attributes`, '{}' and no version for none): the batch's one write to the rows.
+DERIVE_AGGREGATES = sa.text(f"""
 INSERT INTO segmentation.customer_aggregate AS s
-    (customer_id, attributes, order_count, first_purchase_at, last_purchase_at, touchpoint_count, first_touch_at,
-     last_touch_at)
-SELECT t.id, t.attributes, coalesce(ps.n, 0), ps.first_at, ps.last_at, coalesce(tp.n, 0), tp.first_at, tp.last_at
-FROM unnest(CAST(:ids AS uuid[]), CAST(:attributes AS jsonb[])) AS t(id, attributes)
+    (customer_id, attributes, attributes_version, order_count, first_purchase_at, last_purchase_at, touchpoint_count,
+     first_touch_at, last_touch_at)
+SELECT t.id, t.attributes, t.version, coalesce(ps.n, 0), ps.first_at, ps.last_at, coalesce(tp.n, 0), tp.first_at,
+       tp.last_at
+FROM unnest(CAST(:ids AS uuid[]), CAST(:attributes AS jsonb[]), CAST(:versions AS bigint[])) AS t(id, attributes, version)
 LEFT JOIN (
     SELECT customer_id, sum(order_count) AS n, min(first_purchase_at) AS first_at, max(last_purchase_at) AS last_at
     FROM segmentation.purchase_summary WHERE customer_id = ANY(CAST(:ids AS uuid[])) GROUP BY customer_id
@@ -220,8 +230,7 @@ LEFT JOIN (
     FROM segmentation.touchpoint WHERE customer_id = ANY(CAST(:ids AS uuid[])) GROUP BY customer_id
 ) tp ON tp.customer_id = t.id
 ORDER BY t.id
-ON CONFLICT (customer_id) DO UPDATE SET
-    attributes = s.attributes || EXCLUDED.attributes,
+ON CONFLICT (customer_id) DO UPDATE SET {ATTRIBUTES_SET},
     order_count = EXCLUDED.order_count, first_purchase_at = EXCLUDED.first_purchase_at,
     last_purchase_at = EXCLUDED.last_purchase_at, touchpoint_count = EXCLUDED.touchpoint_count,
     first_touch_at = EXCLUDED.first_touch_at, last_touch_at = EXCLUDED.last_touch_at, updated_at = now()
@@ -275,7 +284,8 @@ MOVE_FACTS = [
 ]
 
 # What a merged-away id holds besides facts goes to its live customer: the survivor keeps its own attributes,
-# value and stage; the merged customer's fill the gaps.
+# value and stage; the merged customer's fill the gaps (as interaction fills the profile; the survivor's profile
+# interaction publishes after the merge follows on the same partition and replaces the attributes).
 FOLD_STATEMENTS = [
     sa.text(sql)
     for sql in [
@@ -295,17 +305,18 @@ FOLD_STATEMENTS = [
            stage_changed_at = coalesce(s.stage_changed_at, EXCLUDED.stage_changed_at),
            stage_version = CASE WHEN s.stage IS NULL THEN EXCLUDED.stage_version ELSE s.stage_version END,
            updated_at = now()""",
-        # What the merged id's row holds from interaction is now the survivor's. Its copies of clv's value and
-        # lifecycle's stage stay: they follow their owners' versions only. Deleted here, the new stage lifecycle
-        # gives a customer an unmerge restores (a greater version, on another topic, so possibly applied before
-        # this fold) was lost, and the restored customer had none while lifecycle had one. A merged-away id is
-        # never read (reads resolve it to its survivor) nor in a population (runs need orders, rules leave
-        # merged-away ids out). A row that holds no copy goes.
+        # The merged id's facts are now the survivor's. Its copies of clv's value, lifecycle's stage and
+        # interaction's profile stay: they follow their owners' versions only. Deleted here, the new stage
+        # lifecycle gives a customer an unmerge restores (a greater version, on another topic, so possibly applied
+        # before this fold) was lost, and the restored customer had none while lifecycle had one; the same for the
+        # profile interaction publishes at the unmerge, keyed by the restored id. A merged-away id is never read
+        # (reads resolve it to its survivor) nor in a population (runs need orders, rules leave merged-away ids
+        # out). A row that holds no copy goes.
         """UPDATE segmentation.customer_aggregate SET order_count = 0, first_purchase_at = NULL,
-           last_purchase_at = NULL, touchpoint_count = 0, first_touch_at = NULL, last_touch_at = NULL,
-           attributes = '{}'::jsonb, updated_at = now()
-       WHERE customer_id = :merged AND (stage IS NOT NULL OR clv IS NOT NULL)""",
-        "DELETE FROM segmentation.customer_aggregate WHERE customer_id = :merged AND stage IS NULL AND clv IS NULL",
+           last_purchase_at = NULL, touchpoint_count = 0, first_touch_at = NULL, last_touch_at = NULL, updated_at = now()
+       WHERE customer_id = :merged AND (stage IS NOT NULL OR clv IS NOT NULL OR attributes_version IS NOT NULL)""",
+        """DELETE FROM segmentation.customer_aggregate
+       WHERE customer_id = :merged AND stage IS NULL AND clv IS NULL AND attributes_version IS NULL""",
         "DELETE FROM segmentation.purchase_summary WHERE customer_id = :merged",
         # The merged id's memberships end with the merge; the survivor's are decided by its re-derived data.
         """UPDATE segmentation.segment_membership SET left_at = :at, updated_at = now()
@@ -358,9 +369,9 @@ class _Batch:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self.touched: set[uuid.UUID] = set()
-        # Attribute changes not written yet: they go with the re-derivation (DERIVE_AGGREGATES), or before an
-        # identity event, which reads them.
-        self.attributes: dict[uuid.UUID, dict] = {}
+        # Attributes not written yet, per row: (attributes, version; None for changes from before versions). They go
+        # with the re-derivation (DERIVE_AGGREGATES), or before an identity event, which reads them.
+        self.attributes: dict[uuid.UUID, tuple[dict, int | None]] = {}
 
     async def resolve_homes(self, ids: Iterable[uuid.UUID]) -> tuple[dict[uuid.UUID, uuid.UUID], set[uuid.UUID]]:
         """(the survivor of each merged-away id, the erased ids) among `ids`."""
@@ -384,8 +395,7 @@ class _Batch:
         touchpoints = [p for p in payloads if isinstance(p, TouchpointRecorded)]
         for p in payloads:
             if isinstance(p, CustomerUpdated):
-                self.attributes.setdefault(resolve(p.customer_id), {}).update(p.attributes)
-                self.touched.add(resolve(p.customer_id))
+                self.add_attributes(p, resolve)
         if purchases:
             await self.session.execute(
                 INSERT_PURCHASES,
@@ -484,15 +494,30 @@ class _Batch:
             )
             self.touched.update(resolve(home(p)) for p in custom)
 
+    def add_attributes(self, p: CustomerUpdated, resolve: Callable[[uuid.UUID], uuid.UUID]) -> None:
+        """A profile stays with the id interaction names (its rows follow interaction's order only, see
+        ATTRIBUTES_SET); changes from before versions go to the live customer, as they always did."""
+        if p.version is not None:
+            held = self.attributes.get(p.customer_id)
+            if held is None or held[1] is None or held[1] < p.version:
+                self.attributes[p.customer_id] = (p.attributes, p.version)
+            if resolve(p.customer_id) == p.customer_id:
+                self.touched.add(p.customer_id)
+        else:
+            live = resolve(p.customer_id)
+            held = self.attributes.get(live, ({}, None))
+            if held[1] is None:  # a versioned profile in the batch is newer than any change from before versions
+                self.attributes[live] = ({**held[0], **p.attributes}, None)
+            self.touched.add(live)
+
+    def attribute_columns(self, ids: list[uuid.UUID]) -> dict[str, list]:
+        held = [self.attributes.get(i, ({}, None)) for i in ids]
+        return {"attributes": [json.dumps(a) for a, _ in held], "versions": [v for _, v in held]}
+
     async def write_attributes(self) -> None:
         if self.attributes:
-            await self.session.execute(
-                UPSERT_ATTRIBUTES,
-                {
-                    "customer_ids": list(self.attributes),
-                    "attributes": [json.dumps(a) for a in self.attributes.values()],
-                },
-            )
+            ids = sorted(self.attributes)
+            await self.session.execute(UPSERT_ATTRIBUTES, {"customer_ids": ids, **self.attribute_columns(ids)})
             self.attributes = {}
 
     async def apply_identity(self, p: Any) -> None:
@@ -515,13 +540,15 @@ class _Batch:
             self.touched.discard(p.customer_id)
 
     async def rederive(self) -> None:
-        if not self.touched:
+        if not self.touched and not self.attributes:
             return
         ids = list(self.touched)
-        await self.session.execute(DELETE_SUMMARIES, {"ids": ids})
-        await self.session.execute(DERIVE_SUMMARIES, {"ids": ids})
-        attributes = [json.dumps(self.attributes.get(i, {})) for i in ids]
-        await self.session.execute(DERIVE_AGGREGATES, {"ids": ids, "attributes": attributes})
+        if ids:
+            await self.session.execute(DELETE_SUMMARIES, {"ids": ids})
+            await self.session.execute(DERIVE_SUMMARIES, {"ids": ids})
+        # A merged-away id's profile is written with it: its (zero) facts re-derive to what the fold left.
+        ids = sorted(self.touched | set(self.attributes))
+        await self.session.execute(DERIVE_AGGREGATES, {"ids": ids, **self.attribute_columns(ids)})
         self.attributes = {}
 
 

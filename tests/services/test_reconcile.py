@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from deploy.local.ports import free_port
+from shared.contracts.envelope import Envelope
 from shared.contracts.lifecycle import StageChanged
 from shared.db import make_engine, make_session_factory
 from shared.messaging.inbox import ConsumedEvent
@@ -81,6 +82,13 @@ async def test_reconcile_reports_drift_and_repair_restores_the_owners_state(data
                     {"c": stranger},
                 )
                 await session.execute(sa.text("DELETE FROM clv.customer_stage WHERE customer_id = :c"), {"c": lost})
+                await session.execute(
+                    sa.text(
+                        "INSERT INTO clv.customer_stage (customer_id, stage, changed_at, version) "
+                        "VALUES (:c, 'loyalty', now(), 1)"
+                    ),
+                    {"c": stranger},
+                )
             async with lc_runtime.session_factory() as session:
                 version = (
                     await session.execute(
@@ -93,10 +101,13 @@ async def test_reconcile_reports_drift_and_repair_restores_the_owners_state(data
                 (edited, ("churned", version), ("development", version)),
                 (stranger, ("loyalty", 1), None),
             }
-            assert [(d.customer_id, d.copy) for d in await clv_reconcile.run(clv_settings, repair=False)] == [(lost, None)]
+            assert {(d.customer_id, d.copy) for d in await clv_reconcile.run(clv_settings, repair=False)} == {
+                (lost, None),
+                (stranger, ("loyalty", 1)),
+            }
 
             assert len(await segmentation_reconcile.run(seg_settings, repair=True)) == 2
-            assert len(await clv_reconcile.run(clv_settings, repair=True)) == 1
+            assert len(await clv_reconcile.run(clv_settings, repair=True)) == 2
             assert await segmentation_reconcile.run(seg_settings, repair=False) == []
             assert await clv_reconcile.run(clv_settings, repair=False) == []
             async with sessions() as session:
@@ -107,14 +118,28 @@ async def test_reconcile_reports_drift_and_repair_restores_the_owners_state(data
                     )
                 ).one()
                 assert tuple(stage) == ("development", version)
-                assert (
+                cleared = (
                     await session.execute(
-                        sa.text("SELECT stage FROM segmentation.customer_aggregate WHERE customer_id = :c"), {"c": stranger}
+                        sa.text("SELECT stage, stage_version FROM segmentation.customer_aggregate WHERE customer_id = :c"),
+                        {"c": stranger},
                     )
-                ).scalar() is None
+                ).one()
+                # Cleared, with the version it held kept: the stage that version gave, arriving late (redelivered),
+                # does not come back (it did when the clear dropped the version).
+                assert tuple(cleared) == (None, 1)
                 assert (
                     await session.execute(sa.text("SELECT stage FROM clv.customer_stage WHERE customer_id = :c"), {"c": lost})
                 ).scalar() == "development"
+            late = StageChanged(
+                customer_id=stranger, from_stage=None, to_stage="loyalty", changed_at=datetime.now(UTC), reason="r", version=1
+            )
+            await feeder.apply([late])
+            async with sessions.begin() as session:
+                await apply_targeting_events(
+                    session, [ConsumedEvent(Envelope.wrap(late, source="/services/lifecycle", subject=str(stranger)), late, None)]
+                )  # type: ignore[arg-type]
+            assert await segmentation_reconcile.run(seg_settings, repair=False) == []
+            assert await clv_reconcile.run(clv_settings, repair=False) == []
 
             # lifecycle's copy of clv's value (the value facts the rules read): a value clv holds that lifecycle
             # never heard of (its event lost) is reported, and the repair adds it as a fact and re-derives.

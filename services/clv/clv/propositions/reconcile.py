@@ -27,7 +27,11 @@ ON CONFLICT (customer_id) DO UPDATE SET stage = EXCLUDED.stage, changed_at = EXC
     version = EXCLUDED.version, updated_at = now()
 WHERE s.version IS NULL OR s.version <= EXCLUDED.version
 """)
-CLEAR = sa.text("DELETE FROM clv.customer_stage WHERE customer_id = :c")
+# Lifecycle holds no stage: the copy holds none either, as after `stage.cleared`. The version it held stays, so an
+# older `stage.changed` arriving late cannot bring the stage back (the owner's order), and a newer one that arrived
+# since the check (another version) is not cleared.
+CLEAR = sa.text("""UPDATE clv.customer_stage SET stage = NULL, updated_at = now()
+WHERE customer_id = :c AND version IS NOT DISTINCT FROM :seen""")
 
 
 async def stage_copy(session: AsyncSession, ids, after, upto) -> dict:
@@ -39,7 +43,7 @@ async def repair_stages(session: AsyncSession, drifts: list[Drift]) -> None:
     for d in drifts:
         o = d.owner_state
         if o is None:
-            await session.execute(CLEAR, {"c": d.customer_id})
+            await session.execute(CLEAR, {"c": d.customer_id, "seen": d.copy[1]})
         else:
             await session.execute(
                 REPAIR,

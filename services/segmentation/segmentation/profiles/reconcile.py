@@ -36,8 +36,11 @@ ON CONFLICT (customer_id) DO UPDATE SET stage = EXCLUDED.stage, stage_changed_at
     stage_version = EXCLUDED.stage_version, updated_at = now()
 WHERE s.stage_version IS NULL OR s.stage_version <= EXCLUDED.stage_version
 """)
-CLEAR_STAGE = sa.text("""UPDATE segmentation.customer_aggregate SET stage = NULL, stage_changed_at = NULL,
-    stage_version = NULL, updated_at = now() WHERE customer_id = :c""")
+# The owner holds nothing: the copy holds nothing either, as after `stage.cleared`. The version it held stays, so
+# an older event arriving late cannot bring the state back (the owner's order), and a newer one that arrived since
+# the check (another version) is not cleared.
+CLEAR_STAGE = sa.text("""UPDATE segmentation.customer_aggregate SET stage = NULL, stage_changed_at = NULL, updated_at = now()
+WHERE customer_id = :c AND stage_version IS NOT DISTINCT FROM :seen""")
 REPAIR_VALUE = sa.text("""
 INSERT INTO segmentation.customer_aggregate AS s
     (customer_id, clv, clv_currency, value_tier, p_alive, value_as_of, value_version)
@@ -48,7 +51,8 @@ ON CONFLICT (customer_id) DO UPDATE SET clv = EXCLUDED.clv, clv_currency = EXCLU
 WHERE s.value_version IS NULL OR s.value_version <= EXCLUDED.value_version
 """)
 CLEAR_VALUE = sa.text("""UPDATE segmentation.customer_aggregate SET clv = NULL, clv_currency = NULL, value_tier = NULL,
-    p_alive = NULL, value_as_of = NULL, value_version = NULL, updated_at = now() WHERE customer_id = :c""")
+    p_alive = NULL, value_as_of = NULL, updated_at = now()
+WHERE customer_id = :c AND value_version IS NOT DISTINCT FROM :seen""")
 
 
 def _range(ids: Sequence[uuid.UUID] | None, after: uuid.UUID | None, upto: uuid.UUID | None) -> dict:
@@ -77,7 +81,7 @@ def checks(settings: SegmentationSettings) -> list[CopyCheck]:
         for d in drifts:
             o = d.owner_state
             if o is None:
-                await session.execute(CLEAR_STAGE, {"c": d.customer_id})
+                await session.execute(CLEAR_STAGE, {"c": d.customer_id, "seen": d.copy[1]})
             else:
                 await session.execute(
                     REPAIR_STAGE,
@@ -94,7 +98,7 @@ def checks(settings: SegmentationSettings) -> list[CopyCheck]:
         for d in drifts:
             o = d.owner_state
             if o is None:
-                await session.execute(CLEAR_VALUE, {"c": d.customer_id})
+                await session.execute(CLEAR_VALUE, {"c": d.customer_id, "seen": d.copy[2]})
             else:
                 await session.execute(
                     REPAIR_VALUE,

@@ -364,23 +364,23 @@ async def read_lifecycle(session: AsyncSession, customer_id: uuid.UUID) -> Custo
     row, survivor = await repository.stage_or_survivor(session, customer_id)
     if row is None and survivor is not None:
         resolved_from, customer_id = customer_id, survivor
-        row = await repository.current_stage(session, customer_id)
+        row, _ = await repository.stage_or_survivor(session, customer_id)
     if row is None:
         raise NotFound(f"customer {customer_id} has no lifecycle stage yet")
     history = await repository.stage_history_of(session, customer_id)
     return CustomerLifecycleRead(
         customer_id=customer_id,
         resolved_from=resolved_from,
-        stage=row.stage,
-        stage_entered_at=row.stage_entered_at,
-        order_count=row.order_count,
-        total_spend=row.total_spend,
-        spend_by_currency=row.spend_by_currency,
-        last_purchase_at=row.last_purchase_at,
-        rule_set_version=row.rule_set_version,
+        stage=row["stage"],
+        stage_entered_at=row["stage_entered_at"],
+        order_count=row["order_count"],
+        total_spend=row["total_spend"],
+        spend_by_currency=row["spend_by_currency"],
+        last_purchase_at=row["last_purchase_at"],
+        rule_set_version=row["rule_set_version"],
         history=[
             StageHistoryRead(
-                **{k: r[k] for k in StageHistoryRead.model_fields if k in r},
+                **{k: r[k] for k in StageHistoryRead.model_fields if k in r.keys()},
                 duration_seconds=(r["left_at"] - r["entered_at"]).total_seconds() if r["left_at"] else None,
             )
             for r in history

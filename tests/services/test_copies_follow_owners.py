@@ -51,11 +51,13 @@ def shuffled_deliveries(rng: random.Random, events: list, batches: int = 5) -> l
     return [arrivals[i:j] for i, j in zip([0, *cut], [*cut, len(arrivals)], strict=True)]
 
 
-async def published(session_factory, schema: str, model) -> list:
+async def published(session_factory, schema: str, *models) -> list:
+    """(envelope, payload) of every event of these types the service published, in outbox order."""
+    by_type = {m.EVENT_TYPE: m for m in models}
     async with session_factory() as session:
         rows = (await session.execute(sa.text(f"SELECT payload FROM {schema}.outbox ORDER BY id"))).scalars().all()
     envelopes = [Envelope.model_validate(orjson.loads(r)) for r in rows]
-    return [(e, model.model_validate(e.data)) for e in envelopes if e.type == model.EVENT_TYPE]
+    return [(e, by_type[e.type].model_validate(e.data)) for e in envelopes if e.type in by_type]
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -294,8 +296,8 @@ async def test_attribute_copy_equals_interaction_through_merges_and_unmerges(dat
             elif merge_ids:
                 resp = await client.post(f"/v1/merges/{merge_ids.pop(rng.randrange(len(merge_ids)))}/undo")
                 assert resp.status_code in (200, 404, 409), resp.text
+        events = await published(make_session_factory(engine), "interaction", CustomerUpdated, CustomerMerged, CustomerUnmerged)
         async with engine.connect() as conn:
-            rows = (await conn.execute(sa.text("SELECT payload FROM interaction.outbox ORDER BY id"))).scalars().all()
             live = set((await conn.execute(sa.text("SELECT id FROM interaction.customer WHERE merged_into IS NULL"))).scalars())
             owner = {c: {} for c in live} | {
                 r.customer_id: publishable_attributes(orjson.loads(r.attributes))
@@ -307,9 +309,8 @@ async def test_attribute_copy_equals_interaction_through_merges_and_unmerges(dat
                 )
                 if r.customer_id in live
             }
-    models = {m.EVENT_TYPE: m for m in (CustomerUpdated, CustomerMerged, CustomerUnmerged)}
-    envelopes = [Envelope.model_validate(orjson.loads(r)) for r in rows]
-    keyed = [(e.subject, models[e.type].model_validate(e.data)) for e in envelopes if e.type in models]
+    await engine.dispose()
+    keyed = [(e.subject, p) for e, p in events]
     assert any(isinstance(p, CustomerMerged) for _, p in keyed) and any(isinstance(p, CustomerUnmerged) for _, p in keyed)
 
     feeder = Feeder(database_url)
@@ -326,5 +327,4 @@ async def test_attribute_copy_equals_interaction_through_merges_and_unmerges(dat
             }
     finally:
         await feeder.close()
-        await engine.dispose()
     assert {c: stored.get(c, {}) for c in live} == owner

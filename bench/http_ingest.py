@@ -18,6 +18,10 @@ rate the load needs:
            first and last answers (1,994-2,008 per s with all 40,000 accepted, 2026-12-07), so a system that
            keeps up printed "NOT met" about half the time
   batch    100 events per request, closed loop with `--batch-concurrency` posters; goal ≥ 10,000 events/s
+Each load prints the CPU per request of the gateway, interaction, PostgreSQL (all its processes) and this process
+(the generator); for the batches, their sum per event and the most events/s the machine's cores could take at
+that cost. Last, interaction's ingestion transaction runs alone (`transactions_alone`): its wall time per event
+is the serial chain's (the identity lock lets one run at a time), the other bound on the door.
 Customers are drawn from a pool (`--customers`), so identities are both created and found. Every response
 must be 200 with every event accepted, and interaction must hold every accepted event, or the benchmark raises.
 
@@ -30,8 +34,10 @@ padded customers drawn uniformly (found, as partners' returning customers are), 
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
+import resource
 import tempfile
 import time
 import uuid
@@ -46,10 +52,14 @@ import orjson
 from bench import harness
 from deploy.local.ports import free_port
 from shared.contracts.topics import ALL, dlq
-from shared.db import asyncpg_dsn
+from shared.db import asyncpg_dsn, make_engine, make_session_factory
+from shared.messaging.outbox import Outbox
 from tests.e2e.processes import ServiceProcess, process_env, running, serve_argv
 
 from gateway.upstream_pool import BadResponse, ConnectFailed, Dropped
+from interaction.ingestion.service import check_http_batch, store_http_batches
+from interaction.settings import SCHEMA as INTERACTION_SCHEMA
+from interaction.tables import messaging as interaction_messaging
 
 SOURCE = "bench-http-shop"
 BOOTSTRAP_KEY = "bench-http-bootstrap-admin-key"
@@ -61,6 +71,12 @@ BATCH = 100
 # only" is the default before the gateway grouped a caller's posts; "one per request" is neither.
 MODES = {"grouped": ("true", "true"), "interaction only": ("true", "false"), "one per request": ("false", "false")}
 
+
+# CPU per request printed for each load: the two servers, PostgreSQL (all its processes: backends, WAL writer,
+# checkpointer), and this process, the load generator. Together they are the machine's CPU per event (below).
+CPU_COLUMNS = ("gateway", "interaction", "postgres", "generator")
+# The transactions alone (`transactions_alone`): events per transaction, and transactions.
+ALONE_EVENTS, ALONE_TRANSACTIONS = 400, 40
 
 PAD_CHUNK = 100_000
 INGEST_INBOX = "interaction.partner-ingest"  # interaction.ingestion.service.INGEST_INBOX
@@ -248,8 +264,9 @@ def summary(name: str, tally: Tally, events_per_request: int, cpu: dict[str, flo
     others = ", ".join(f"{k}: {v}" for k, v in row["statuses"].items() if k != "200") or "none"
     print(
         f"  {name:<18}{row['requests_per_s']:>10.0f}{row['events_per_s']:>12.0f}{row.get('p50_ms', 0):>10.1f}"
-        f"{row.get('p99_ms', 0):>10.1f}{row['cpu_us_per_request']['gateway']:>10}{row['cpu_us_per_request']['interaction']:>10}"
-        f"  not 200: {others}; shed: {shed}; {'all accepted' if all_ok else 'NOT all accepted'}"
+        f"{row.get('p99_ms', 0):>10.1f}"
+        + "".join(f"{row['cpu_us_per_request'].get(k, 'n/a'):>8}" for k in CPU_COLUMNS)
+        + f"  not 200: {others}; shed: {shed}; {'all accepted' if all_ok else 'NOT all accepted'}"
     )
     return row
 
@@ -343,11 +360,12 @@ def main(argv: list[str]) -> dict:
                     f"{BATCH}, {args.batch_concurrency} posters, {args.seconds:.0f} s"
                 )
                 print(
-                    f"  {'load':<18}{'req/s':>10}{'events/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'gw µs':>10}{'int µs':>10}"
+                    f"  {'load':<18}{'req/s':>10}{'events/s':>12}{'p50 ms':>10}{'p99 ms':>10}"
+                    f"{'gw µs':>8}{'int µs':>8}{'pg µs':>8}{'gen µs':>8}"
                     "  (CPU per request)"
                 )
                 pids = {"gateway": gateway.proc.pid, "interaction": interaction.proc.pid}
-                cpu = {k: harness.cpu_seconds(p) for k, p in pids.items()}
+                cpu = await_cpu(pids, database_url)
                 blocks_before = asyncio.run(_blocks(database_url))
                 single = run_async(
                     with_client(
@@ -364,7 +382,7 @@ def main(argv: list[str]) -> dict:
                         ),
                     )
                 )
-                cpu, before = {k: harness.cpu_seconds(p) for k, p in pids.items()}, cpu
+                cpu, before = await_cpu(pids, database_url), cpu
                 results[mode] = {"run": run, "single": summary("single event", single, 1, {k: cpu[k] - before[k] for k in cpu})}
                 results[mode]["single"]["load_avg"] = round(os.getloadavg()[0], 2)
                 blocks_before = await_blocks(database_url, blocks_before, results[mode]["single"])
@@ -382,7 +400,7 @@ def main(argv: list[str]) -> dict:
                         ),
                     )
                 )
-                cpu, before = {k: harness.cpu_seconds(p) for k, p in pids.items()}, cpu
+                cpu, before = await_cpu(pids, database_url), cpu
                 results[mode]["batch"] = summary(f"batches of {BATCH}", batch, BATCH, {k: cpu[k] - before[k] for k in cpu})
                 results[mode]["batch"]["load_avg"] = round(os.getloadavg()[0], 2)
                 await_blocks(database_url, blocks_before, results[mode]["batch"])
@@ -397,11 +415,95 @@ def main(argv: list[str]) -> dict:
                     f"{results[mode]['batch']['wal_full_pages_per_event']}"
                 )
             stored = asyncio.run(_stored(database_url))
+        alone = asyncio.run(transactions_alone(database_url, args.customers))
     # Every accepted event is stored; a request the client or the gateway gave up on may be stored as well.
     accepted = sum(r[load]["accepted_events"] for r in results.values() for load in ("single", "batch")) + 200 * len(modes)
     if stored < accepted:
         raise AssertionError(f"{accepted} events accepted but interaction holds only {stored}")
-    return report(results, args)
+    return report(results, alone, args)
+
+
+def await_cpu(pids: dict[str, int], database_url: str) -> dict[str, float]:
+    """CPU seconds used so far: each server process, PostgreSQL's processes (absent when it runs elsewhere), and
+    this process (the load generator's clients; it does nothing else while a load runs)."""
+    cpu = {k: harness.cpu_seconds(p) for k, p in pids.items()}
+    if (postgres := asyncio.run(_postgres_cpu_s(database_url))) is not None:
+        cpu["postgres"] = postgres
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu["generator"] = usage.ru_utime + usage.ru_stime
+    return cpu
+
+
+async def _postgres_cpu_s(database_url: str) -> float | None:
+    """CPU seconds of the PostgreSQL server's processes (the postmaster and all its children); None when the
+    server is not on this machine."""
+    import psutil
+
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:  # the postmaster is found from this connection's backend, while it lives
+        postmaster = psutil.Process(await conn.fetchval("SELECT pg_backend_pid()")).parent()
+    except psutil.Error:
+        return None
+    finally:
+        await conn.close()
+    if postmaster is None:
+        return None
+    total = 0.0
+    with contextlib.suppress(psutil.Error):
+        for proc in [postmaster, *postmaster.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):  # a backend that ended meanwhile
+                t = proc.cpu_times()
+                total += t.user + t.system
+    return total
+
+
+async def transactions_alone(database_url: str, customers: int) -> dict:
+    """interaction's ingestion transaction alone, in this process: `store_http_batches` of ALONE_EVENTS events
+    (validated beforehand), one transaction after the other, as the identity lock makes them run (each holds it
+    to its commit). Its wall time per event is the serial part of HTTP ingestion: no HTTP, no other request
+    and no other process in the way, so 1 / (wall per event) is the most events/s the door could take."""
+    engine = make_engine(database_url)
+    sessions = make_session_factory(engine)
+    outbox = Outbox(interaction_messaging, INTERACTION_SCHEMA, "bench-alone.")
+    run = uuid.uuid4().hex[:8]
+    checked = [
+        check_http_batch([order(f"{run}a", t * ALONE_EVENTS + i, customers) for i in range(ALONE_EVENTS)])
+        for t in range(ALONE_TRANSACTIONS + 3)
+    ]
+
+    async def store(batch) -> None:
+        async with sessions() as session:
+            await store_http_batches(session, outbox, [batch])
+            await session.commit()
+
+    try:
+        for batch in checked[:3]:  # warm: prepared statements, the pool
+            await store(batch)
+        postgres = await _postgres_cpu_s(database_url)
+        started, cpu = time.perf_counter(), time.process_time()
+        for batch in checked[3:]:
+            await store(batch)
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+        postgres_after = await _postgres_cpu_s(database_url)
+    finally:
+        await engine.dispose()
+    events = ALONE_EVENTS * ALONE_TRANSACTIONS
+    row = {
+        "events_per_transaction": ALONE_EVENTS,
+        "events": events,
+        "wall_us_per_event": round(wall / events * 1e6, 1),
+        "events_per_s": round(events / wall),
+        "process_cpu_us_per_event": round(cpu / events * 1e6, 1),
+        "postgres_cpu_us_per_event": None
+        if postgres is None or postgres_after is None
+        else round((postgres_after - postgres) / events * 1e6, 1),
+    }
+    print(
+        f"interaction's transactions alone ({ALONE_TRANSACTIONS} of {ALONE_EVENTS} events, one at a time, no HTTP): "
+        f"{row['wall_us_per_event']} µs of wall per event → at most {row['events_per_s']} events/s through the door; "
+        f"CPU per event: this process {row['process_cpu_us_per_event']} µs, PostgreSQL {row['postgres_cpu_us_per_event']} µs"
+    )
+    return row
 
 
 async def _blocks(database_url: str) -> tuple[int, int, int, int]:
@@ -524,7 +626,7 @@ async def _stored(database_url: str) -> int:
         await conn.close()
 
 
-def report(results: dict, args: argparse.Namespace) -> dict:
+def report(results: dict, alone: dict, args: argparse.Namespace) -> dict:
     figures: dict = {
         "benchmark": "http_ingest",
         "offered_single_rps": args.rate,
@@ -534,7 +636,22 @@ def report(results: dict, args: argparse.Namespace) -> dict:
         "padded_share": args.padded_share if args.pad_customers else 0.0,
         **({"padding": args.padding} if args.pad_customers else {}),
         **results,
+        "transactions_alone": alone,
     }
+    cores = os.cpu_count() or 1
+    for mode, r in results.items():
+        # What the batches cost the machine per event: its cores could take no more than this, were nothing else
+        # running and everything overlapping perfectly (it is not: the transactions run one at a time, above).
+        cpu = r["batch"]["cpu_us_per_request"]
+        if all(k in cpu for k in CPU_COLUMNS):
+            per_event = sum(cpu[k] for k in CPU_COLUMNS) / BATCH
+            r["batch"]["cpu_us_per_event"] = round(per_event, 1)
+            r["batch"]["cpu_bound_events_per_s"] = round(cores * 1e6 / per_event)
+            print(
+                f"{mode}, batches: CPU per event "
+                + " + ".join(f"{k} {cpu[k] / BATCH:.0f}" for k in CPU_COLUMNS)
+                + f" = {per_event:.0f} µs → {cores} cores could take at most {cores * 1e6 / per_event:,.0f} events/s"
+            )
     print(f"goal: single events ≥ {GOAL_SINGLE_RPS} requests/s all accepted; batches ≥ {GOAL_BATCH_EVENTS_PER_S} events/s")
     for mode, r in results.items():
         single_met = r["single"]["all_accepted"] and r["single"]["requests_per_s"] >= GOAL_SINGLE_RPS

@@ -8,25 +8,34 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
+import httpx
+import orjson
 import sqlalchemy as sa
 
 from deploy.local.ports import free_port
 from shared.contracts.envelope import Envelope
+from shared.contracts.interaction import CustomerUpdated
 from shared.contracts.lifecycle import StageChanged
 from shared.db import make_engine, make_session_factory
 from shared.messaging.inbox import ConsumedEvent
 from shared.messaging.inprocess import InProcessTransport
+from shared.reconcile import reconcile
 from tests.e2e.processes import process_env
 from tests.services.gateway.conftest import served
+from tests.services.interaction.conftest import customer_of
+from tests.services.interaction.events import identified
 from tests.services.lifecycle.conftest import consumed, days_ago, purchase
 from tests.services.segmentation.helpers import Feeder
 from tests.services.test_copies_follow_owners import published
+from tests.support import InternalToken
 
 import clv.app
 import lifecycle.app
 from clv.propositions import reconcile as clv_reconcile
 from clv.propositions.projection import apply_targeting_events
 from clv.settings import ClvSettings
+from interaction.app import create_app as create_interaction
+from interaction.settings import InteractionSettings
 from lifecycle.settings import LifecycleSettings
 from lifecycle.stages import reconcile as lifecycle_reconcile
 from lifecycle.stages.projection import facts_subscription
@@ -36,12 +45,17 @@ from segmentation.settings import SegmentationSettings
 
 @contextlib.asynccontextmanager
 async def owners(database_url: str) -> AsyncIterator[dict]:
-    """lifecycle and clv served on loopback ports (no workers: the test moves the events by hand)."""
+    """lifecycle, clv and interaction served on loopback ports (no workers: the test moves the events by hand)."""
     common = {"database_url": database_url, "transport": "inprocess", "run_workers": False}
-    ports = {"lifecycle": free_port(), "clv": free_port()}
+    ports = {"lifecycle": free_port(), "clv": free_port(), "interaction": free_port()}
     lc_app = lifecycle.app.create_app(LifecycleSettings(**common, sweep_interval_s=0), InProcessTransport())
     clv_app = clv.app.create_app(ClvSettings(**common), InProcessTransport())
-    async with served(lc_app, ports["lifecycle"]), served(clv_app, ports["clv"]):
+    interaction_app = create_interaction(InteractionSettings(**common))
+    async with (
+        served(lc_app, ports["lifecycle"]),
+        served(clv_app, ports["clv"]),
+        served(interaction_app, ports["interaction"]),
+    ):
         yield {"lifecycle_app": lc_app, **{f"{n}_url": f"http://127.0.0.1:{p}" for n, p in ports.items()}}
 
 
@@ -62,7 +76,12 @@ async def test_reconcile_reports_drift_and_repair_restores_the_owners_state(data
             async with sessions.begin() as session:
                 await apply_targeting_events(session, [ConsumedEvent(e, p, None) for e, p in events])  # type: ignore[arg-type]
 
-            seg_settings = SegmentationSettings(database_url=database_url, lifecycle_url=o["lifecycle_url"], clv_url=o["clv_url"])
+            seg_settings = SegmentationSettings(
+                database_url=database_url,
+                lifecycle_url=o["lifecycle_url"],
+                clv_url=o["clv_url"],
+                interaction_url=o["interaction_url"],
+            )
             clv_settings = ClvSettings(database_url=database_url, lifecycle_url=o["lifecycle_url"])
             lines: list[str] = []
             assert await segmentation_reconcile.run(seg_settings, repair=False) == []
@@ -183,6 +202,105 @@ async def test_reconcile_reports_drift_and_repair_restores_the_owners_state(data
             # delivered to clv in this test).
             assert str(lost) in lines[0] and str(edited) in lines[0] and '"drifted":2' in lines[0]
             assert '"drifted":0' in lines[2]
+    finally:
+        await feeder.close()
+        await engine.dispose()
+
+
+async def test_reconcile_attribute_copy_against_interactions_profiles(database_url):
+    """interaction's profile state route answers what it last published per customer (attributes without PII,
+    consent, version); segmentation's attribute copy, fed those events, shows no drift; edited, lost, stray and
+    erased-but-kept attributes are reported and repaired to the owner's profile and version, and an older event
+    redelivered after the repair changes nothing."""
+    port = free_port()
+    interaction_app = create_interaction(InteractionSettings(database_url=database_url, transport="inprocess", run_workers=False))
+    feeder = Feeder(database_url)
+    engine = make_engine(database_url, pool_size=2)
+    sessions = make_session_factory(engine)
+    try:
+        async with (
+            served(interaction_app, port),
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", auth=InternalToken("interaction")) as client,
+        ):
+            events = [
+                identified("R-1", attributes={"tier": "gold", "visits": 3, "city": "Lyon"}),
+                identified("R-2", attributes={"tier": "silver"}, consent={"email": True}),
+                identified("R-3", attributes={"vip": True}),
+                identified("R-4", attributes={"tier": "bronze"}),
+                identified("R-5"),
+            ]
+            assert (await client.post("/v1/events", json=events)).status_code == 200
+            later = [identified("R-1", attributes={"visits": 4}), identified("R-2", attributes={"tier": None})]
+            assert (await client.post("/v1/events", json=later)).status_code == 200
+            ids = {s: await customer_of(engine, s) for s in ("R-1", "R-2", "R-3", "R-4", "R-5")}
+
+            # The state route is the last profile published per customer, and nothing for a customer with none.
+            published_events = await published(interaction_app.state.runtime.session_factory, "interaction", CustomerUpdated)
+            last = {p.customer_id: p for _, p in sorted(published_events, key=lambda e: e[1].version or 0)}
+            page = (await client.get("/v1/customers/profiles/state")).json()
+            states = {uuid.UUID(i["customer_id"]): i for i in page["items"]}
+            assert page["next_cursor"] is None and set(states) == set(last) == set(ids.values()) - {ids["R-5"]}
+            for c, state in states.items():
+                assert (state["attributes"], state["consent"], state["version"]) == (
+                    last[c].attributes,
+                    last[c].consent,
+                    last[c].version,
+                )
+            assert states[ids["R-1"]]["attributes"] == {"tier": "gold", "visits": 4}  # "city" is never published
+            one = (await client.get("/v1/customers/profiles/state", params={"customer_id": str(ids["R-3"])})).json()
+            assert [i["customer_id"] for i in one["items"]] == [str(ids["R-3"])]
+
+            await feeder.apply([p for _, p in published_events])
+            settings = SegmentationSettings(
+                database_url=database_url, interaction_url=f"http://127.0.0.1:{port}", lifecycle_url="", clv_url=""
+            )
+            check = [c for c in segmentation_reconcile.checks(settings) if c.owner == "interaction"]
+            assert await reconcile(sessions, check, repair=False, out=lambda line: None) == []
+
+            # Drift: attributes edited, lost, held for a customer interaction does not know, and kept for one it erased.
+            edited, lost, stranger, erased = ids["R-1"], ids["R-3"], uuid.uuid4(), ids["R-4"]
+            assert (await client.post(f"/v1/customers/{erased}/erasure")).status_code == 200
+            async with sessions.begin() as session:
+                await session.execute(
+                    sa.text("""UPDATE segmentation.customer_aggregate SET attributes = '{"tier": "platinum"}'
+                               WHERE customer_id = :c"""),
+                    {"c": edited},
+                )
+                await session.execute(
+                    sa.text("UPDATE segmentation.customer_aggregate SET attributes = '{}' WHERE customer_id = :c"), {"c": lost}
+                )
+                await session.execute(
+                    sa.text("""INSERT INTO segmentation.customer_aggregate (customer_id, attributes, attributes_version)
+                               VALUES (:c, '{"vip": true, "gone": null}', 1)"""),
+                    {"c": stranger},
+                )
+            drifts = await reconcile(sessions, check, repair=False, out=lambda line: None)
+            assert {(d.customer_id, orjson.dumps(d.copy), orjson.dumps(d.owner)) for d in drifts} == {
+                (edited, b'{"tier":"platinum"}', b'{"tier":"gold","visits":4}'),
+                (lost, b"null", b'{"vip":true}'),
+                (stranger, b'{"vip":true}', b"null"),
+                (erased, b'{"tier":"bronze"}', b"null"),
+            }
+            assert len(await reconcile(sessions, check, repair=True, out=lambda line: None)) == 4
+            assert await reconcile(sessions, check, repair=False, out=lambda line: None) == []
+
+            async def copy(c: uuid.UUID) -> tuple:
+                async with sessions() as session:
+                    row = await session.execute(
+                        sa.text(
+                            "SELECT attributes, attributes_version FROM segmentation.customer_aggregate WHERE customer_id = :c"
+                        ),
+                        {"c": c},
+                    )
+                    return tuple(row.one())
+
+            assert await copy(edited) == ({"tier": "gold", "visits": 4}, states[edited]["version"])
+            assert await copy(lost) == ({"vip": True}, states[lost]["version"])
+            assert await copy(stranger) == ({}, 1)  # cleared, keeping the version it held
+            # The first profile of `edited`, redelivered late: older than the repaired one, it changes nothing.
+            first = min((p for _, p in published_events if p.customer_id == edited), key=lambda p: p.version or 0)
+            await feeder.apply([first])
+            assert await copy(edited) == ({"tier": "gold", "visits": 4}, states[edited]["version"])
     finally:
         await feeder.close()
         await engine.dispose()

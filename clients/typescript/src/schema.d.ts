@@ -485,6 +485,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/customers/profiles/state": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Profile State
+         * @description Every live customer's published profile (as `customer.updated` carries it) with its version, in customer id
+         *     order: the state every copy of `customer.updated` must converge to (what `python -m segmentation reconcile`
+         *     compares its copy with).
+         */
+        get: operations["interaction__profile_state_v1_customers_profiles_state_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/deals": {
         parameters: {
             query?: never;
@@ -4756,6 +4778,46 @@ export interface components {
              * @default about:blank
              */
             type: string;
+        };
+        /**
+         * ProfileState
+         * @description A customer's published profile as copies of `customer.updated` must hold it.
+         */
+        ProfileState: {
+            /**
+             * Attributes
+             * @description Every custom attribute the customer holds, PII-looking names left out (as published).
+             */
+            attributes: {
+                [key: string]: string | number | boolean | null;
+            };
+            /**
+             * Consent
+             * @description Current consent per purpose.
+             */
+            consent: {
+                [key: string]: boolean;
+            };
+            /**
+             * Customer Id
+             * Format: uuid
+             */
+            customer_id: string;
+            /**
+             * Version
+             * @description The version of the last customer.updated published for the customer.
+             */
+            version: number;
+        };
+        /** ProfileStatePage */
+        ProfileStatePage: {
+            /** Items */
+            items: components["schemas"]["ProfileState"][];
+            /**
+             * Next Cursor
+             * @description Pass as `cursor` for the next page; absent on the last page.
+             */
+            next_cursor?: string | null;
         };
         /**
          * ProfitabilityMatrix
@@ -9593,6 +9655,110 @@ export interface operations {
                         errors?: components["schemas"]["ValidationErrorItem"][];
                         /** @enum {string} */
                         type: "https://customer-value-crm.dev/problems/validation" | "https://customer-value-crm.dev/problems/unstorable-value";
+                    };
+                };
+            };
+            /** @description Rate limit exceeded; `Retry-After` says when to try again */
+            429: {
+                headers: {
+                    /** @description Seconds to wait. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {string} */
+                        type: "https://customer-value-crm.dev/problems/rate-limited";
+                    };
+                };
+            };
+            /** @description The service behind this route is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Service
+                         * @description The service that could not answer.
+                         */
+                        service: string;
+                        /** @enum {string} */
+                        type: "https://customer-value-crm.dev/problems/service-unavailable";
+                    };
+                };
+            };
+        };
+    };
+    interaction__profile_state_v1_customers_profiles_state_get: {
+        parameters: {
+            query?: {
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string | null;
+                /** @description Only these customers (one page). */
+                customer_id?: string[] | null;
+                /** @description Page size. */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProfileStatePage"];
+                };
+            };
+            /** @description No credential, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {string} */
+                        type: "https://customer-value-crm.dev/problems/unauthorized";
+                    };
+                };
+            };
+            /** @description The credential's role may not call this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Role
+                         * @description The credential's role, which may not call the route.
+                         */
+                        role: string;
+                        /** @enum {string} */
+                        type: "https://customer-value-crm.dev/problems/forbidden";
+                    };
+                };
+            };
+            /** @description Invalid cursor; Request validation failed; Value cannot be stored */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Errors
+                         * @description Every invalid value of the request, first one in `detail`.
+                         */
+                        errors?: components["schemas"]["ValidationErrorItem"][];
+                        /** @enum {string} */
+                        type: "https://customer-value-crm.dev/problems/invalid-cursor" | "https://customer-value-crm.dev/problems/validation" | "https://customer-value-crm.dev/problems/unstorable-value";
                     };
                 };
             };

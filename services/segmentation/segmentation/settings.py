@@ -20,6 +20,7 @@ class SegmentationSettings(ServiceSettings):
     schedule_interval_s: float = 0
     schedule_kinds: CommaList = ["rfm", "clustering", "tiers"]
     # Where `reconcile` reads the owners' published state (their state routes; docs/<service>.md, Consistency).
+    interaction_url: str = "http://127.0.0.1:8001"
     lifecycle_url: str = "http://127.0.0.1:8004"
     clv_url: str = "http://127.0.0.1:8003"
     # A run holds a lease this long, renewed while it runs: a run whose replica died fails as "interrupted"

@@ -30,6 +30,9 @@ customer = sa.Table(
     sa.Column("first_seen_at", TZ, nullable=False),
     sa.Column("merged_into", UUID(as_uuid=True)),
     sa.Column("erased_at", TZ),
+    # The version of the last `customer.updated` published for it (customers/published.py): what the profile
+    # state route answers with, for copies to be compared against (`reconcile`).
+    sa.Column("profile_version", sa.BigInteger),
     # Computed traits, extended or recomputed per batch for the customers a batch touched (see traits/service.py).
     sa.Column("last_seen_at", TZ),
     sa.Column("purchase_count", sa.Integer, nullable=False, server_default="0"),

@@ -22,6 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.contracts import interaction as contracts
 from shared.contracts.envelope import Envelope
 
+from interaction.customers.schemas import ProfileState
+
 # Attribute names that usually hold PII: kept in the profile, never published in `customer.updated`.
 PII_ATTRIBUTE_HINTS = (
     "name",
@@ -45,14 +47,32 @@ PII_ATTRIBUTE_HINTS = (
     "gender",
 )
 
-# One round trip: a version and the whole profile per customer.
-PROFILES = sa.text("""
-SELECT c.id AS customer_id, nextval('interaction.profile_version_seq') AS version,
+# The profile's two parts as JSON text, for the customer `c`.
+PROFILE_COLUMNS = """
        CAST(coalesce((SELECT jsonb_object_agg(p.key, p.value) FROM interaction.customer_property p
                       WHERE p.customer_id = c.id AND p.kind = 'attribute'), '{}') AS text) AS attributes,
        CAST(coalesce((SELECT jsonb_object_agg(p.key, p.value) FROM interaction.customer_property p
-                      WHERE p.customer_id = c.id AND p.kind = 'consent'), '{}') AS text) AS consent
-FROM unnest(CAST(:ids AS uuid[])) AS c(id)
+                      WHERE p.customer_id = c.id AND p.kind = 'consent'), '{}') AS text) AS consent"""
+
+# One round trip: a new version, kept on the customer (what the state route answers), and the whole profile.
+PROFILES = sa.text(f"""
+WITH c AS (
+    UPDATE interaction.customer c SET profile_version = nextval('interaction.profile_version_seq')
+    FROM unnest(CAST(:ids AS uuid[])) AS u(id) WHERE c.id = u.id
+    RETURNING c.id, c.profile_version
+)
+SELECT c.id AS customer_id, c.profile_version AS version, {PROFILE_COLUMNS}
+FROM c
+""")
+
+# The profile state route: every live customer with a published profile, in id order, after `after` or of `ids`.
+PROFILE_STATES = sa.text(f"""
+SELECT c.id AS customer_id, c.profile_version AS version, {PROFILE_COLUMNS}
+FROM interaction.customer c
+WHERE c.profile_version IS NOT NULL AND c.merged_into IS NULL AND c.erased_at IS NULL
+  AND (CAST(:after AS uuid) IS NULL OR c.id > CAST(:after AS uuid))
+  AND (CAST(:ids AS uuid[]) IS NULL OR c.id = ANY(CAST(:ids AS uuid[])))
+ORDER BY c.id LIMIT :limit
 """)
 
 
@@ -78,3 +98,20 @@ async def profile_updates(session: AsyncSession, changes: dict[uuid.UUID, tuple[
         )
         out.append(Envelope.wrap(payload, source=contracts.SOURCE, subject=str(r.customer_id)))
     return out
+
+
+async def profile_states(
+    session: AsyncSession, *, after: uuid.UUID | None, limit: int, customer_ids: list[uuid.UUID] | None
+) -> list[ProfileState]:
+    """The published profile of each live customer that has one, with its version: what every copy of
+    `customer.updated` must converge to. In customer id order, after `after` (or of the given customers)."""
+    rows = await session.execute(PROFILE_STATES, {"after": after, "limit": limit, "ids": customer_ids or None})
+    return [
+        ProfileState(
+            customer_id=r.customer_id,
+            attributes=publishable_attributes(orjson.loads(r.attributes)),
+            consent={k: bool(v) for k, v in orjson.loads(r.consent).items()},
+            version=r.version,
+        )
+        for r in rows
+    ]

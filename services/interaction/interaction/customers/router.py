@@ -15,12 +15,14 @@ from shared.service import OutboxDep
 from shared.validation import NO_NUL
 
 from interaction.customers import service
+from interaction.customers.published import profile_states
 from interaction.customers.schemas import (
     CustomerExport,
     CustomerPage,
     CustomerProfileRead,
     ErasureRead,
     IdentifierPage,
+    ProfileStatePage,
     TimelinePage,
 )
 from interaction.identity.normalise import normalise_email, normalise_phone
@@ -107,6 +109,21 @@ async def search_customers(
         last_seen_before=last_seen_before,
         preferred_channel=preferred_channel,
     )
+
+
+@router.get("/profiles/state", response_model=ProfileStatePage, responses=problem_responses(pagination.InvalidCursor))
+async def profile_state(
+    session: ReadSessionDep,
+    limit: pagination.Limit = 500,
+    cursor: Cursor = None,
+    customer_id: Annotated[list[uuid.UUID] | None, Query(max_length=100, description="Only these customers (one page).")] = None,
+) -> ProfileStatePage:
+    """Every live customer's published profile (as `customer.updated` carries it) with its version, in customer id
+    order: the state every copy of `customer.updated` must converge to (what `python -m segmentation reconcile`
+    compares its copy with)."""
+    after = pagination.decode(cursor, uuid.UUID)
+    items = await profile_states(session, after=after[0] if after else None, limit=limit, customer_ids=customer_id)
+    return ProfileStatePage(items=items, next_cursor=pagination.encode(items[-1].customer_id) if len(items) == limit else None)
 
 
 @router.get("/{customer_id}", response_model=CustomerProfileRead, responses=problem_responses(NotFound))

@@ -110,3 +110,19 @@ class CustomerExport(BaseModel):
     timeline: list[TimelineEntryRead]
     deals: list[dict[str, Any]]
     merges: list[dict[str, Any]]
+
+
+class ProfileState(BaseModel):
+    """A customer's published profile as copies of `customer.updated` must hold it."""
+
+    customer_id: uuid.UUID
+    attributes: dict[str, str | int | float | bool | None] = Field(
+        description="Every custom attribute the customer holds, PII-looking names left out (as published)."
+    )
+    consent: dict[str, bool] = Field(description="Current consent per purpose.")
+    version: int = Field(description="The version of the last customer.updated published for the customer.")
+
+
+class ProfileStatePage(BaseModel):
+    items: list[ProfileState]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page; absent on the last page.")

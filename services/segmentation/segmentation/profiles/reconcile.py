@@ -1,17 +1,19 @@
-"""`python -m segmentation reconcile [--repair]`: the stage (lifecycle's) and value (clv's) copies on
-`customer_aggregate` against their owners' state routes (shared/reconcile.py)."""
+"""`python -m segmentation reconcile [--repair]`: the stage (lifecycle's), value (clv's) and attribute
+(interaction's) copies on `customer_aggregate` against their owners' state routes (shared/reconcile.py)."""
 
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.contracts.identity import not_merged_away_sql
+from shared.contracts.identity import not_erased_sql, not_merged_away_sql
 from shared.messaging.outbox import Outbox
 from shared.reconcile import CopyCheck, Drift, newest_per_customer, run_checks
 
+from segmentation.profiles.projection import ERASED
 from segmentation.rules.service import refresh_rule_segments
 from segmentation.settings import SCHEMA, SegmentationSettings
 from segmentation.tables import messaging
@@ -54,6 +56,28 @@ CLEAR_VALUE = sa.text("""UPDATE segmentation.customer_aggregate SET clv = NULL, 
     p_alive = NULL, value_as_of = NULL, updated_at = now()
 WHERE customer_id = :c AND value_version IS NOT DISTINCT FROM :seen""")
 
+# The attribute copy of the customers that hold any: a row without attributes and no row read alike.
+ATTRIBUTES_COPY = sa.text(f"""SELECT customer_id, CAST(attributes AS text) AS attributes
+FROM segmentation.customer_aggregate WHERE attributes <> '{{}}'::jsonb AND {LIVE} AND {RANGE}""")
+# The owner's profile with its version, unless the copy already holds a newer one (an event that arrived since).
+REPAIR_ATTRIBUTES = sa.text(f"""
+INSERT INTO segmentation.customer_aggregate AS s (customer_id, attributes, attributes_version)
+SELECT CAST(:c AS uuid), CAST(:attributes AS jsonb), :version WHERE {not_erased_sql(ERASED, "CAST(:c AS uuid)")}
+ON CONFLICT (customer_id) DO UPDATE SET attributes = EXCLUDED.attributes,
+    attributes_version = EXCLUDED.attributes_version, updated_at = now()
+WHERE s.attributes_version IS NULL OR s.attributes_version <= EXCLUDED.attributes_version
+""")
+# The owner publishes no profile for the customer (erased, say): the copy holds no attributes either, unless they
+# changed since the check. The version stays, as for a stage cleared.
+CLEAR_ATTRIBUTES = sa.text("""UPDATE segmentation.customer_aggregate SET attributes = '{}'::jsonb, updated_at = now()
+WHERE customer_id = :c AND jsonb_strip_nulls(attributes) = CAST(:seen AS jsonb)""")
+
+
+def present_attributes(attributes: dict) -> dict | None:
+    """What of a set of attributes readers see: a null is an attribute removed (rules/language.py), and a customer
+    without any is one without attributes (None)."""
+    return {k: v for k, v in attributes.items() if v is not None} or None
+
 
 def _range(ids: Sequence[uuid.UUID] | None, after: uuid.UUID | None, upto: uuid.UUID | None) -> dict:
     return {"ids": list(ids) if ids is not None else None, "after": after, "upto": upto}
@@ -68,6 +92,11 @@ async def value_copy(session: AsyncSession, ids, after, upto) -> dict:
         r.customer_id: (r.clv_currency.strip() if r.clv_currency else None, r.value_tier, r.value_version)
         for r in await session.execute(VALUE_COPY, _range(ids, after, upto))
     }
+
+
+async def attribute_copy(session: AsyncSession, ids, after, upto) -> dict:
+    rows = await session.execute(ATTRIBUTES_COPY, _range(ids, after, upto))
+    return {r.customer_id: a for r in rows if (a := present_attributes(orjson.loads(r.attributes))) is not None}
 
 
 def checks(settings: SegmentationSettings) -> list[CopyCheck]:
@@ -114,6 +143,18 @@ def checks(settings: SegmentationSettings) -> list[CopyCheck]:
                 )
         await refresh(session, drifts)
 
+    async def repair_attributes(session: AsyncSession, drifts: list[Drift]) -> None:
+        for d in drifts:
+            o = d.owner_state
+            if o is None:
+                await session.execute(CLEAR_ATTRIBUTES, {"c": d.customer_id, "seen": orjson.dumps(d.copy).decode()})
+            else:
+                await session.execute(
+                    REPAIR_ATTRIBUTES,
+                    {"c": d.customer_id, "attributes": orjson.dumps(o["attributes"]).decode(), "version": o["version"]},
+                )
+        await refresh(session, drifts)
+
     return [
         CopyCheck(
             fact="stage (lifecycle)",
@@ -136,6 +177,19 @@ def checks(settings: SegmentationSettings) -> list[CopyCheck]:
             comparable=lambda o: (o["currency"], o["tier"], o["version"]),
             load_copy=value_copy,
             repair=repair_value,
+        ),
+        CopyCheck(
+            fact="attributes (interaction)",
+            owner="interaction",
+            owner_url=settings.interaction_url,
+            owner_path="/v1/customers/profiles/state",
+            owner_params=(),
+            owner_states=newest_per_customer,
+            # The attributes only, not the version: profiles published before interaction kept their versions
+            # were given new ones (its migration 0011), so equal attributes under another version are no drift.
+            comparable=lambda o: present_attributes(o["attributes"]),
+            load_copy=attribute_copy,
+            repair=repair_attributes,
         ),
     ]
 

@@ -105,6 +105,14 @@ async def follow(
             await asyncio.sleep(late_interval_s if late else interval_s)
 
 
+def servers_cpu(database_url: str, bootstrap: str) -> dict[str, float | None]:
+    """CPU so far of PostgreSQL's and the Kafka broker's processes (None for one not on this machine)."""
+    return {
+        "postgres": harness.run_async(harness.postgres_cpu_seconds(database_url)),
+        "kafka": harness.kafka_cpu_seconds(bootstrap),
+    }
+
+
 async def drive(gateway: str, api_key: str, database_url: str, args: argparse.Namespace) -> dict:
     run = uuid.uuid4().hex[:8]
     probes: list[Probe] = []
@@ -238,6 +246,7 @@ def main(argv: list[str]) -> dict:
             api_key = harness.create_api_key(gateway, BOOTSTRAP_KEY, name="bench freshness", rate_limit_per_s=KEY_RATE_PER_S)
             pids = {p.name: p.proc.pid for p in processes}
             cpu_before = {name: harness.cpu_seconds(pid) for name, pid in pids.items()}
+            servers_before = servers_cpu(database_url, bootstrap)
             generator_cpu = time.process_time()
             with harness.RssSampler(pids) as rss, harness.generator_collector_off():
                 result = harness.run_async(drive(gateway, api_key, database_url, args))
@@ -248,6 +257,11 @@ def main(argv: list[str]) -> dict:
             cpu_us = {
                 name: (harness.cpu_seconds(pid) - cpu_before[name]) / max(result["accepted"], 1) * 1e6
                 for name, pid in pids.items()
+            }
+            servers_us = {
+                name: (after - servers_before[name]) / max(result["accepted"], 1) * 1e6
+                for name, after in servers_cpu(database_url, bootstrap).items()
+                if after is not None and servers_before[name] is not None
             }
 
     probes: list[Probe] = result["probes"]
@@ -289,6 +303,19 @@ def main(argv: list[str]) -> dict:
     generator_us = generator_cpu / max(result["accepted"], 1) * 1e6
     figures["generator_cpu_us_per_event"] = round(generator_us)
     print(f"{'generator':<14}{generator_us:>13.0f}  (this process: posts, probes and the end check, on the same cores)")
+    for name, us in servers_us.items():
+        print(f"{name:<14}{us:>13.0f}  (all its processes)")
+    figures["servers_cpu_us_per_event"] = {name: round(us) for name, us in servers_us.items()}
+    # What one accepted event costs the machine, everything on it counted: its cores could take no more than this
+    # many events per second, were the work spread perfectly. 1,000/s needs this under cores x 1,000 µs.
+    total_us = sum(cpu_us.values()) + generator_us + sum(servers_us.values())
+    cores = os.cpu_count() or 1
+    figures["machine_cpu_us_per_event"] = round(total_us)
+    figures["cpu_bound_events_per_s"] = round(cores * 1e6 / total_us) if total_us else None
+    print(
+        f"CPU per accepted event, all of the above: {total_us:,.0f} µs → {cores} cores could take at most "
+        f"{cores * 1e6 / total_us:,.0f} events/s (offered {args.rate}/s)"
+    )
     figures["load_average"] = [round(x, 2) for x in os.getloadavg()]
     print(f"machine: {os.cpu_count()} CPUs, load average {' / '.join(f'{x:.1f}' for x in os.getloadavg())} (1/5/15 min)")
     if figures.get("lifecycle", {}).get("missed"):

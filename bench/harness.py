@@ -395,6 +395,51 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU so far of a process and all its children (PostgreSQL's postmaster and backends, say);
+    None when it is not on this machine or has gone."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return None
+    total = 0.0
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):  # a child that ended meanwhile
+            t = proc.cpu_times()
+            total += t.user + t.system
+    return total
+
+
+async def postgres_cpu_seconds(database_url: str) -> float | None:
+    """CPU so far of the PostgreSQL server's processes (backends, WAL writer, checkpointer, …): what a load costs
+    the database beyond its own connections; None when the server is not on this machine."""
+    import psutil
+
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:  # the postmaster is found from this connection's backend, while it lives
+        postmaster = psutil.Process(await conn.fetchval("SELECT pg_backend_pid()")).parent()
+    except psutil.Error:
+        return None
+    finally:
+        await conn.close()
+    return None if postmaster is None else tree_cpu_seconds(postmaster.pid)
+
+
+def kafka_cpu_seconds(bootstrap: str) -> float | None:
+    """CPU so far of the Kafka broker listening at `bootstrap` (host:port) on this machine, else None."""
+    import psutil
+
+    port = int(bootstrap.rsplit(":", 1)[-1])
+    with contextlib.suppress(psutil.Error):
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
+                return tree_cpu_seconds(conn.pid)
+    return None
+
+
 async def server_cost(sessions) -> dict:
     """The WAL position and the CPU seconds used so far by this database's backends (read from /proc: the
     harness's Postgres runs on this machine; None when it does not). Load-independent, unlike wall time."""

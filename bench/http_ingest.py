@@ -34,7 +34,6 @@ padded customers drawn uniformly (found, as partners' returning customers are), 
 
 import argparse
 import asyncio
-import contextlib
 import os
 import random
 import resource
@@ -427,34 +426,11 @@ def await_cpu(pids: dict[str, int], database_url: str) -> dict[str, float]:
     """CPU seconds used so far: each server process, PostgreSQL's processes (absent when it runs elsewhere), and
     this process (the load generator's clients; it does nothing else while a load runs)."""
     cpu = {k: harness.cpu_seconds(p) for k, p in pids.items()}
-    if (postgres := asyncio.run(_postgres_cpu_s(database_url))) is not None:
+    if (postgres := asyncio.run(harness.postgres_cpu_seconds(database_url))) is not None:
         cpu["postgres"] = postgres
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu["generator"] = usage.ru_utime + usage.ru_stime
     return cpu
-
-
-async def _postgres_cpu_s(database_url: str) -> float | None:
-    """CPU seconds of the PostgreSQL server's processes (the postmaster and all its children); None when the
-    server is not on this machine."""
-    import psutil
-
-    conn = await asyncpg.connect(asyncpg_dsn(database_url))
-    try:  # the postmaster is found from this connection's backend, while it lives
-        postmaster = psutil.Process(await conn.fetchval("SELECT pg_backend_pid()")).parent()
-    except psutil.Error:
-        return None
-    finally:
-        await conn.close()
-    if postmaster is None:
-        return None
-    total = 0.0
-    with contextlib.suppress(psutil.Error):
-        for proc in [postmaster, *postmaster.children(recursive=True)]:
-            with contextlib.suppress(psutil.Error):  # a backend that ended meanwhile
-                t = proc.cpu_times()
-                total += t.user + t.system
-    return total
 
 
 async def transactions_alone(database_url: str, customers: int) -> dict:
@@ -479,12 +455,12 @@ async def transactions_alone(database_url: str, customers: int) -> dict:
     try:
         for batch in checked[:3]:  # warm: prepared statements, the pool
             await store(batch)
-        postgres = await _postgres_cpu_s(database_url)
+        postgres = await harness.postgres_cpu_seconds(database_url)
         started, cpu = time.perf_counter(), time.process_time()
         for batch in checked[3:]:
             await store(batch)
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu
-        postgres_after = await _postgres_cpu_s(database_url)
+        postgres_after = await harness.postgres_cpu_seconds(database_url)
     finally:
         await engine.dispose()
     events = ALONE_EVENTS * ALONE_TRANSACTIONS

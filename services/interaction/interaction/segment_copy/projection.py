@@ -38,9 +38,14 @@ async def apply(session: AsyncSession, events: list[ConsumedEvent]) -> None:
 
 
 def segment_copy_subscription() -> Subscription:
+    # Idempotent (docs/development.md, "Idempotent handlers"): a change applied again is no newer than the row it
+    # left, so the row stays. Its events are not claimed in the inbox: a segmentation run publishes a change for
+    # every customer whose membership it moves (a run over a million customers, up to a million), each of which
+    # was a claim row, its index entry and its WAL here.
     return Subscription(
         name="segments",
         topics=[SEGMENTATION_EVENTS],
         handler=apply,
         event_types={SegmentMembershipChanged.EVENT_TYPE: SegmentMembershipChanged},
+        idempotent=True,
     )

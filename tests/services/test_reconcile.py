@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from deploy.local.ports import free_port
 from shared.contracts.envelope import Envelope
-from shared.contracts.interaction import CustomerUpdated
+from shared.contracts.interaction import CustomerMerged, CustomerUpdated
 from shared.contracts.lifecycle import StageChanged
 from shared.db import make_engine, make_session_factory
 from shared.messaging.inbox import ConsumedEvent
@@ -227,19 +227,31 @@ async def test_reconcile_attribute_copy_against_interactions_profiles(database_u
                 identified("R-2", attributes={"tier": "silver"}, consent={"email": True}),
                 identified("R-3", attributes={"vip": True}),
                 identified("R-4", attributes={"tier": "bronze"}),
-                identified("R-5"),
+                identified("R-5", time="2026-01-01T00:00:00+00:00"),
             ]
             assert (await client.post("/v1/events", json=events)).status_code == 200
-            later = [identified("R-1", attributes={"visits": 4}), identified("R-2", attributes={"tier": None})]
+            later = [
+                identified("R-1", attributes={"visits": 4}),
+                identified("R-2", attributes={"tier": None}),
+                identified("R-6", attributes={"tier": "gold", "segment": 2}, time="2026-02-01T00:00:00+00:00"),
+            ]
             assert (await client.post("/v1/events", json=later)).status_code == 200
-            ids = {s: await customer_of(engine, s) for s in ("R-1", "R-2", "R-3", "R-4", "R-5")}
+            ids = {s: await customer_of(engine, s) for s in ("R-1", "R-2", "R-3", "R-4", "R-5", "R-6")}
+            # R-6 (newer, with a profile) is merged into R-5: a merged-away id is in neither the owner's state nor the
+            # copy's check.
+            merge = await client.post("/v1/merges", json={"customer_ids": [str(ids["R-5"]), str(ids["R-6"])], "reason": "one"})
+            assert merge.status_code == 201, merge.text
+            assert merge.json()["survivor_id"] == str(ids["R-5"]), "the oldest survives"
+            merged_away = ids["R-6"]
 
             # The state route is the last profile published per customer, and nothing for a customer with none.
-            published_events = await published(interaction_app.state.runtime.session_factory, "interaction", CustomerUpdated)
+            runtime = interaction_app.state.runtime
+            published_events = await published(runtime.session_factory, "interaction", CustomerUpdated)
             last = {p.customer_id: p for _, p in sorted(published_events, key=lambda e: e[1].version or 0)}
             page = (await client.get("/v1/customers/profiles/state")).json()
             states = {uuid.UUID(i["customer_id"]): i for i in page["items"]}
-            assert page["next_cursor"] is None and set(states) == set(last) == set(ids.values()) - {ids["R-5"]}
+            assert page["next_cursor"] is None and set(states) == set(last) - {merged_away}
+            assert set(states) == set(ids.values()) - {merged_away}, "R-5 has a profile since the merge filled it"
             for c, state in states.items():
                 assert (state["attributes"], state["consent"], state["version"]) == (
                     last[c].attributes,
@@ -250,7 +262,8 @@ async def test_reconcile_attribute_copy_against_interactions_profiles(database_u
             one = (await client.get("/v1/customers/profiles/state", params={"customer_id": str(ids["R-3"])})).json()
             assert [i["customer_id"] for i in one["items"]] == [str(ids["R-3"])]
 
-            await feeder.apply([p for _, p in published_events])
+            identity = await published(runtime.session_factory, "interaction", CustomerUpdated, CustomerMerged)
+            await feeder.apply([p for _, p in identity])
             settings = SegmentationSettings(
                 database_url=database_url, interaction_url=f"http://127.0.0.1:{port}", lifecycle_url="", clv_url=""
             )

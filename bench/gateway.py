@@ -30,7 +30,6 @@ Every response must be a 200 (and sampled views complete), else the benchmark ra
 
 import argparse
 import asyncio
-import contextlib
 import multiprocessing
 import os
 import random
@@ -90,7 +89,7 @@ def main(argv: list[str]) -> dict:
         print(f"loading {args.customers} customers through the gateway ...")
         ids = asyncio.run(load(urls["gateway"], url, args.customers))
         print(f"{len(ids)} customers projected by every service in {time.monotonic() - started:.0f} s")
-        pids["postgres"] = asyncio.run(postgres_pid(url)) if not os.environ.get("DATABASE_URL") else None
+        pids["postgres"] = asyncio.run(harness.postgres_pid(url)) if not os.environ.get("DATABASE_URL") else None
         results = measure(urls, pids, url, ids, args, wrk, log_dir)
         if args.pad_copy:
             results["growth"] = measure_growth(urls, pids, url, ids, args, wrk, log_dir)
@@ -288,19 +287,6 @@ async def _quiet(database_url: str, seconds: float) -> None:
         raise RuntimeError("events kept coming for 10 minutes")
     finally:
         await conn.close()
-
-
-async def postgres_pid(database_url: str) -> int | None:
-    """The PostgreSQL server's postmaster (its backends are its children), when it runs on this machine."""
-    conn = await asyncpg.connect(asyncpg_dsn(database_url))
-    try:
-        data_dir = await conn.fetchval("SHOW data_directory")
-    finally:
-        await conn.close()
-    try:
-        return int((Path(data_dir) / "postmaster.pid").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 PAD_CHUNK = 100_000
@@ -567,22 +553,10 @@ class CpuMeter:
                 return
 
     def sample(self) -> dict[str, float]:
-        import psutil
-
         out = {}
         for name, pid in self.pids.items():
-            total = 0.0
-            try:
-                procs = [psutil.Process(pid)]
-                if name == "postgres":
-                    procs += procs[0].children(recursive=True)
-                for proc in procs:
-                    with contextlib.suppress(psutil.Error):
-                        t = proc.cpu_times()
-                        total += t.user + t.system
-            except psutil.Error:
-                continue
-            out[name] = total
+            if (total := harness.process_cpu_seconds(pid, children=name == "postgres")) is not None:
+                out[name] = total
         return out
 
     def per_request(self, before: dict[str, float], after: dict[str, float], requests: int, seconds: float) -> dict[str, float]:

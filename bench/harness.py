@@ -395,14 +395,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def tree_cpu_seconds(pid: int) -> float | None:
-    """User + system CPU so far of a process and all its children (PostgreSQL's postmaster and backends, say);
-    None when it is not on this machine or has gone."""
+def process_cpu_seconds(pid: int, children: bool = False) -> float | None:
+    """User + system CPU so far of a process, with all its children if asked (PostgreSQL's postmaster: its
+    backends, WAL writer, checkpointer); None when it is not on this machine or has gone."""
     import psutil
 
     try:
         root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
+        procs = [root, *(root.children(recursive=True) if children else [])]
     except psutil.Error:
         return None
     total = 0.0
@@ -413,19 +413,24 @@ def tree_cpu_seconds(pid: int) -> float | None:
     return total
 
 
+async def postgres_pid(database_url: str) -> int | None:
+    """The PostgreSQL server's postmaster (its backends are its children), when it runs on this machine."""
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        data_dir = await conn.fetchval("SHOW data_directory")
+    finally:
+        await conn.close()
+    try:
+        return int((Path(data_dir) / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 async def postgres_cpu_seconds(database_url: str) -> float | None:
     """CPU so far of the PostgreSQL server's processes (backends, WAL writer, checkpointer, …): what a load costs
     the database beyond its own connections; None when the server is not on this machine."""
-    import psutil
-
-    conn = await asyncpg.connect(asyncpg_dsn(database_url))
-    try:  # the postmaster is found from this connection's backend, while it lives
-        postmaster = psutil.Process(await conn.fetchval("SELECT pg_backend_pid()")).parent()
-    except psutil.Error:
-        return None
-    finally:
-        await conn.close()
-    return None if postmaster is None else tree_cpu_seconds(postmaster.pid)
+    pid = await postgres_pid(database_url)
+    return None if pid is None else process_cpu_seconds(pid, children=True)
 
 
 def kafka_cpu_seconds(bootstrap: str) -> float | None:
@@ -436,7 +441,7 @@ def kafka_cpu_seconds(bootstrap: str) -> float | None:
     with contextlib.suppress(psutil.Error):
         for conn in psutil.net_connections(kind="tcp"):
             if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
-                return tree_cpu_seconds(conn.pid)
+                return process_cpu_seconds(conn.pid, children=True)
     return None
 
 

@@ -60,12 +60,14 @@ def whole_rows(events: EventRows, scope: list[Segment], customers: np.ndarray, p
         row += b" " * ID_LENGTH + len(events.topic).to_bytes(4, "big") + events.topic + ID_LENGTH.to_bytes(4, "big")
         key_blank = len(row)
         row += b" " * ID_LENGTH
-        payload = EnvelopeTemplate(parts, holes).fill({"event_id": "e" * ID_LENGTH, "key": "k" * ID_LENGTH})
+        # The version (the row's id in the templated rows) is one seven-digit number here: a million rows' ids.
+        blanks = {"event_id": "e" * ID_LENGTH, "key": "k" * ID_LENGTH, "id": "1000000"}
+        payload = EnvelopeTemplate(parts, holes).fill(blanks)
         row += len(payload).to_bytes(4, "big")
-        offsets, at = {"event_id": [], "key": []}, len(row) + len(parts[0])
+        offsets, at = {"event_id": [], "key": [], "id": []}, len(row) + len(parts[0])
         for hole, part in zip(holes, parts[1:], strict=True):
             offsets[hole].append(at)
-            at += ID_LENGTH + len(part)
+            at += len(blanks[hole]) + len(part)
         row += payload
         template = np.frombuffer(bytes(row), dtype=np.uint8)
         for start in range(0, len(members), CHUNK_ROWS):

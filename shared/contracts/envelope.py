@@ -8,6 +8,7 @@ versions apart and ignore what it does not know.
 
 import builtins
 import re
+import secrets
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -136,6 +137,9 @@ class Envelope(BaseModel):
         return cls.from_dict(attrs)
 
 
+NUMBER = re.compile(r"[0-9]{1,19}")  # a number hole's value: a bigint's digits, nothing to escape
+
+
 @dataclass(frozen=True)
 class EnvelopeTemplate:
     """An event's structured JSON with holes for per-event ids, for publishing many events at once (a run's
@@ -143,8 +147,10 @@ class EnvelopeTemplate:
 
     It is cut out of `Envelope.to_json` itself: the envelope is built once with a random stand-in id in each
     hole, serialised, and split where the stand-ins are, so a filled template is byte for byte what `to_json`
-    gives for those ids and can never drift from it. Holes take UUID text: 36 characters that need no JSON
-    escaping, so every event of one template has the same length (numpy fills whole chunks at fixed offsets).
+    gives for those ids and can never drift from it. A hole takes UUID text (36 characters, so every event of one
+    template has the same length where numpy fills whole chunks at fixed offsets) or, if it is one of the
+    template's `numbers`, a JSON integer's decimal digits (an owner's version, filled in when the event is sent).
+    Neither needs JSON escaping.
     """
 
     parts: tuple[bytes, ...]  # the bytes around the holes: one more than the holes
@@ -153,9 +159,15 @@ class EnvelopeTemplate:
     HOLE_LENGTH = 36
 
     @classmethod
-    def of(cls, envelope: Callable[[Mapping[str, str]], "Envelope"], holes: Sequence[str]) -> "EnvelopeTemplate":
-        """`envelope(ids)` builds the event with `ids[name]` (UUID text) wherever that hole's value goes."""
-        stand_ins = {name: str(uuid.uuid4()) for name in holes}
+    def of(
+        cls, envelope: Callable[[Mapping[str, str]], "Envelope"], holes: Sequence[str], numbers: Sequence[str] = ()
+    ) -> "EnvelopeTemplate":
+        """`envelope(ids)` builds the event with `ids[name]` wherever that hole's value goes: UUID text, or for the
+        holes named in `numbers` an integer's digits (`int(ids[name])` where the payload holds the number)."""
+        # A number's stand-in has 18 random digits: nothing else in an event is that string.
+        stand_ins = {
+            name: str(secrets.randbelow(9 * 10**17) + 10**17) if name in numbers else str(uuid.uuid4()) for name in holes
+        }
         raw = envelope(stand_ins).to_json()
         names = {value.encode(): name for name, value in stand_ins.items()}
         parts, found, start = [], [], 0
@@ -169,9 +181,9 @@ class EnvelopeTemplate:
         return cls(tuple(parts), tuple(found))
 
     def fill(self, ids: Mapping[str, str]) -> bytes:
-        """The event with these ids (UUID text) in its holes."""
-        if any(len(ids[name]) != self.HOLE_LENGTH for name in self.holes):
-            raise ValueError("a hole takes UUID text (36 characters)")
+        """The event with these values in its holes: UUID text, or a number's digits."""
+        if not all(len(ids[name]) == self.HOLE_LENGTH or NUMBER.fullmatch(ids[name]) for name in self.holes):
+            raise ValueError("a hole takes UUID text (36 characters) or an integer's digits")
         out = bytearray(self.parts[0])
         for name, part in zip(self.holes, self.parts[1:], strict=True):
             out += ids[name].encode() + part

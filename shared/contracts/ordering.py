@@ -1,10 +1,11 @@
 """The rule every copy of another service's facts follows: the owner's order, never business time.
 
 An owner publishes a `version` with each event carrying state others copy (stage.changed, stage.cleared,
-customer.value_updated, customer.updated): per customer strictly increasing in the order the owner's changes commit. A copy
-stores the version with the copied state and applies an event only if its version is greater. Events
-published before versions existed carry none: they are applied by their business time only while the copy
-holds no version either, and ignored once it does (a versioned copy is always newer than them).
+customer.value_updated, customer.updated, segment.membership_changed): per customer (per customer and segment
+for a membership) strictly increasing in the order the owner's changes commit. A copy stores the version with the
+copied state and applies an event only if its version is greater. Events published before versions existed carry
+none: they are applied by their business time only while the copy holds no version either, and ignored once it
+does (a versioned copy is always newer than them).
 """
 
 from collections.abc import Callable, Hashable, Iterable

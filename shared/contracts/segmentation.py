@@ -34,6 +34,18 @@ class SegmentMembershipChanged(Payload):
     change: str = Field(pattern="^(entered|left)$", examples=["entered"])
     changed_at: datetime
     run_id: uuid.UUID | None = Field(None, description="The run that decided it; None for rule segments kept live.")
+    version: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "The owner's order of this customer's membership of this segment: strictly greater than the version of "
+            "every earlier change of the same customer and segment, in the order segmentation committed them (gaps "
+            "allowed). A copy applies a change only if its version is greater than the one it stored; `changed_at` "
+            "is when segmentation decided and may go back (two replicas' clocks, a refresh that read its clock "
+            "before another committed). Absent on events published before versions existed: a copy that holds a "
+            "version ignores them."
+        ),
+    )
 
 
 class SegmentationRunCompleted(Payload):

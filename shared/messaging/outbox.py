@@ -62,7 +62,7 @@ class Outbox:
     async def add_template(self, session: AsyncSession, parts: Sequence[bytes], holes: Sequence[str]) -> int:
         """Store an event's bytes around its holes once, for rows that then carry only (event_id, topic, key,
         template_id): a run's million membership events are ~150 bytes a row instead of ~800, which cuts the
-        run's WAL by ~600 MB. `holes[i]` is "event_id" or "key": the row's column filling that hole."""
+        run's WAL by ~600 MB. `holes[i]` is "event_id", "key" or "id": the row's column filling that hole."""
         if len(parts) != len(holes) + 1 or not set(holes) <= set(TEMPLATE_HOLES):
             raise ValueError(f"a template has one part more than holes, each hole one of {TEMPLATE_HOLES}")
         t = self.templates
@@ -299,7 +299,7 @@ class Templates:
         self._known: dict[int, EnvelopeTemplate] = {}
 
     async def payloads(self, conn: AsyncConnection, rows: Sequence[sa.Row]) -> list[bytes]:
-        """Each row's event bytes: its payload, or its template with its event_id and key in the holes."""
+        """Each row's event bytes: its payload, or its template with its event_id, key and id in the holes."""
         missing = {r.template_id for r in rows if r.payload is None} - self._known.keys()
         if missing:
             if len(self._known) + len(missing) > self.MAX_CACHED:
@@ -311,12 +311,15 @@ class Templates:
             ).all():
                 self._known[template_id] = EnvelopeTemplate(tuple(bytes(p) for p in parts), tuple(holes))
         return [
-            r.payload if r.payload is not None else self._known[r.template_id].fill({"event_id": r.event_id, "key": r.key})
+            r.payload
+            if r.payload is not None
+            else self._known[r.template_id].fill({"event_id": r.event_id, "key": r.key, "id": str(r.id)})
             for r in rows
         ]
 
 
-TEMPLATE_HOLES = ("event_id", "key")  # a template's holes are named by the outbox column that fills them
+# A template's holes are named by the outbox column that fills them; "id" fills a number hole (a version).
+TEMPLATE_HOLES = ("event_id", "key", "id")
 
 
 def _message(row: sa.Row, payload: bytes) -> OutgoingMessage:

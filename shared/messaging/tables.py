@@ -23,7 +23,7 @@ def messaging_tables(metadata: sa.MetaData) -> MessagingTables:
         sa.Column("key", sa.Text),
         # The serialized CloudEvent: the relay sends these bytes as they are. Or, for events published by the
         # million (a segmentation run's membership changes), NULL and `template_id` instead: the event is that
-        # template with this row's event_id and key in its holes (`Outbox.add_template`).
+        # template with this row's event_id, key (and id) in its holes (`Outbox.add_template`).
         sa.Column("payload", sa.LargeBinary),
         sa.Column("headers", JSONB),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
@@ -34,7 +34,7 @@ def messaging_tables(metadata: sa.MetaData) -> MessagingTables:
         sa.Index("ix_outbox_sent_at", "sent_at", postgresql_where=sa.text("sent_at IS NOT NULL")),
         sa.CheckConstraint("(payload IS NULL) <> (template_id IS NULL)", name="payload_or_template"),
     )
-    # An event's bytes around the holes its rows fill: `holes[i]` ("event_id" or "key") goes between `parts[i]`
+    # An event's bytes around the holes its rows fill: `holes[i]` ("event_id", "key" or "id") goes between `parts[i]`
     # and `parts[i + 1]`. Written once per template with all its rows; deleted after them.
     outbox_template = sa.Table(
         "outbox_template",

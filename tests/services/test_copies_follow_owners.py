@@ -18,8 +18,10 @@ from shared.contracts.clv import CustomerValueUpdated
 from shared.contracts.envelope import Envelope
 from shared.contracts.interaction import CustomerMerged, CustomerUnmerged, CustomerUpdated
 from shared.contracts.lifecycle import StageChanged, StageCleared
+from shared.contracts.segmentation import SegmentMembershipChanged
 from shared.db import make_engine, make_session_factory
 from shared.messaging.inbox import ConsumedEvent
+from shared.messaging.inprocess import InProcessTransport
 from tests.services.clv.support import clv_service, simulated_purchases
 from tests.services.clv.support import purchase as clv_purchase
 from tests.services.conftest import serving
@@ -29,15 +31,21 @@ from tests.services.lifecycle import conftest as lifecycle_conftest
 from tests.services.lifecycle.conftest import cancellation, days_ago
 from tests.services.lifecycle.conftest import purchase as lifecycle_purchase
 from tests.services.lifecycle.test_stages import random_history
-from tests.services.segmentation.helpers import Feeder
+from tests.services.segmentation.helpers import Feeder, outbox_rows
+from tests.services.segmentation.helpers import purchase as segmentation_purchase
+from tests.services.segmentation.helpers import refund as segmentation_refund
 from tests.support import scalar, wait_until
 
 from clv.propositions.projection import apply_targeting_events
 from clv.transaction_summary.projection import apply_interaction_events
 from interaction.app import create_app as create_interaction
 from interaction.customers.published import publishable_attributes
+from interaction.segment_copy.projection import apply as apply_to_interaction
 from interaction.settings import InteractionSettings
+from segmentation.app import create_app as create_segmentation
+from segmentation.rules import service as rules_service
 from segmentation.rules.service import preview as rules_preview
+from segmentation.settings import SegmentationSettings
 
 # The lifecycle app fixture, for a test outside its folder.
 lc = lifecycle_conftest.lc
@@ -328,3 +336,109 @@ async def test_attribute_copy_equals_interaction_through_merges_and_unmerges(dat
     finally:
         await feeder.close()
     assert {c: stored.get(c, {}) for c in live} == owner
+
+
+class TwoReplicaClock(datetime):
+    """`datetime.now` of two segmentation replicas taking turns, the second's clock 5 s behind the first's: a
+    replica's decision time may be older than a change another replica committed before it."""
+
+    calls = 0
+
+    @classmethod
+    def now(cls, tz=None):  # type: ignore[override]
+        cls.calls += 1
+        return datetime.now(tz) - timedelta(seconds=5 * (cls.calls % 2))
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_membership_copies_equal_segmentation(database_url, monkeypatch, seed):
+    """Segmentation moves customers in and out of rule segments (refreshes on two replicas with skewed clocks,
+    so a later change may carry an older `changed_at`) and of RFM segments (runs: their events are the numpy
+    path's templated rows). Its events then reach interaction's and clv's copies late, twice and shuffled. Each
+    copy must hold, per customer and segment, segmentation's membership with the version of its last change:
+    newest `changed_at` wins (the copies' rule before) fails on the skewed refreshes."""
+    monkeypatch.setattr(rules_service, "datetime", TwoReplicaClock)
+    rng = random.Random(seed)
+    customers = [uuid.UUID(int=rng.getrandbits(128)) for _ in range(12)]
+    settings = SegmentationSettings(database_url=database_url, transport="inprocess", run_workers=False)
+    app = create_segmentation(settings, InProcessTransport())
+    feeder = Feeder(database_url)
+    engine = make_engine(database_url, pool_size=2)
+    sessions = make_session_factory(engine)
+    try:
+        async with serving(app) as client:
+            for key, spend in (("big", 100), ("bigger", 300)):
+                rule = {"key": key, "name": key, "rule": {"field": "spend", "op": "gte", "value": spend}}
+                assert (await client.post("/v1/segments", json=rule)).status_code == 201
+
+            async def rfm_run() -> None:
+                body = {"kind": "rfm", "as_of": "2026-12-31T00:00:00Z"}
+                assert (await client.post("/v1/segmentation/runs", json=body)).status_code == 202
+                await app.state.run_executor.wait_idle()
+
+            bought: dict[uuid.UUID, list[tuple[uuid.UUID, str]]] = {c: [] for c in customers}
+            for round_ in range(10):
+                batch = []
+                for c in rng.sample(customers, 6):
+                    if bought[c] and rng.random() < 0.4:  # a purchase cancelled: the spend drops, maybe below a rule
+                        purchase_id, amount = bought[c].pop(rng.randrange(len(bought[c])))
+                        batch.append(segmentation_refund(c, purchase_id, amount, cancelled=True, days=round_ + 1))
+                    else:
+                        amount = str(rng.choice([60, 120, 250]))
+                        batch.append(segmentation_purchase(c, f"{amount}.00", days=round_))
+                        bought[c].append((batch[-1].purchase_id, f"{amount}.00"))
+                await feeder.apply(batch)  # each apply refreshes the touched customers' rules: one replica's turn
+                if round_ in (3, 9):
+                    await rfm_run()
+
+        events = [Envelope.from_json(payload) for _, payload in await outbox_rows(feeder.engine)]
+        changes = [e.payload(SegmentMembershipChanged) for e in events if e.type == SegmentMembershipChanged.EVENT_TYPE]
+        assert {c.kind for c in changes} == {"rule", "rfm"} and {c.change for c in changes} == {"entered", "left"}
+        assert all(c.version is not None for c in changes)
+        last: dict[tuple, SegmentMembershipChanged] = {}
+        for c in changes:
+            k = (c.customer_id, c.segment_key)
+            if k not in last or c.version > last[k].version:
+                last[k] = c
+        # The case the skewed clocks make: the last change of a membership is not its newest changed_at.
+        assert any(
+            c.changed_at < max(o.changed_at for o in changes if (o.customer_id, o.segment_key) == k) for k, c in last.items()
+        )
+
+        delivered = [
+            ConsumedEvent(e, e.payload(SegmentMembershipChanged), None)  # type: ignore[arg-type]
+            for e in events
+            if e.type == SegmentMembershipChanged.EVENT_TYPE
+        ]
+        for batch in shuffled_deliveries(rng, delivered, batches=7):
+            async with sessions.begin() as session:
+                await apply_to_interaction(session, batch)
+            async with sessions.begin() as session:
+                await apply_targeting_events(session, batch)
+
+        async with sessions() as session:
+            open_now = {
+                (r.customer_id, r.key)
+                for r in await session.execute(
+                    sa.text(
+                        "SELECT m.customer_id, s.key FROM segmentation.segment_membership m "
+                        "JOIN segmentation.segment s USING (segment_id) WHERE m.left_at IS NULL"
+                    )
+                )
+            }
+            copies = {
+                schema: {
+                    (r.customer_id, r.segment_key): (r.member, r.version)
+                    for r in await session.execute(
+                        sa.text(f"SELECT customer_id, segment_key, member, version FROM {schema}.segment_membership")
+                    )
+                }
+                for schema in ("interaction", "clv")
+            }
+        assert open_now and open_now <= last.keys()
+        expected = {k: (k in open_now, c.version) for k, c in last.items()}
+        assert copies["interaction"] == expected
+        assert copies["clv"] == expected
+    finally:
+        await feeder.close()
+        await engine.dispose()

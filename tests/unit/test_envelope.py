@@ -94,6 +94,22 @@ def test_a_template_refuses_unused_holes_and_ids_of_another_length():
         template.fill({"event": "e1", "customer": str(uuid.uuid4()), "order": str(uuid.uuid4())})
 
 
+def test_a_number_hole_takes_an_integers_digits_and_nothing_else():
+    def versioned(ids):
+        order = OrderCompleted(order_id="A-1", amount=Decimal("9.99"), currency="EUR", channel="web")
+        event = Envelope.wrap(order, source="shop", subject=ids["customer"], time=AT, event_id=ids["event"])
+        return event.model_copy(update={"data": {**event.data, "version": int(ids["version"])}})
+
+    template = EnvelopeTemplate.of(versioned, ["event", "customer", "version"], numbers=["version"])
+    for version in ("1", "42", str(2**63 - 1)):
+        ids = {"event": str(uuid.uuid4()), "customer": str(uuid.uuid4()), "version": version}
+        assert template.fill(ids) == versioned(ids).to_json()
+        assert Envelope.from_json(template.fill(ids)).data["version"] == int(version)
+    for hostile in ("", "1e3", "-1", '1,"x":2', "12345678901234567890", "١٢"):  # "١٢": Arabic-Indic digits
+        with pytest.raises(ValueError, match="digits"):
+            template.fill({"event": str(uuid.uuid4()), "customer": str(uuid.uuid4()), "version": hostile})
+
+
 def test_a_templates_sql_concatenates_parts_and_holes_in_order():
     template = EnvelopeTemplate.of(_order_event, ["event", "customer", "order"])
     sql = template.sql(["p0", "p1", "p2", "p3"], {"event": "e.id", "customer": "e.customer", "order": "e.order"})

@@ -16,7 +16,7 @@ from clv.propositions.service import in_holdout
 NOW = datetime.now(UTC)
 
 
-def membership(customer_id, key: str, change: str = "entered") -> SegmentMembershipChanged:
+def membership(customer_id, key: str, change: str = "entered", version: int | None = None) -> SegmentMembershipChanged:
     return SegmentMembershipChanged(
         customer_id=customer_id,
         segment_id=uuid.uuid4(),
@@ -25,6 +25,7 @@ def membership(customer_id, key: str, change: str = "entered") -> SegmentMembers
         kind=SegmentKind.RFM,
         change=change,
         changed_at=NOW,
+        version=version,
     )
 
 
@@ -81,7 +82,11 @@ async def test_catalogue_next_best_deliveries_performance_and_gap(database_url):
         customers = [uuid.UUID(str(c)) for c in (await _top_customers(engine))]
         star, other = customers[0], customers[-1]
         await svc.publish(
-            [membership(star, "rfm:champions"), membership(star, "rfm:loyal"), membership(star, "rfm:loyal", "left")],
+            [
+                membership(star, "rfm:champions", version=1),
+                membership(star, "rfm:loyal", version=2),
+                membership(star, "rfm:loyal", "left", version=3),
+            ],
             source=segmentation.SOURCE,
         )
         await svc.publish(
@@ -100,7 +105,8 @@ async def test_catalogue_next_best_deliveries_performance_and_gap(database_url):
             source=lifecycle.SOURCE,
         )
         await wait_until(lambda: _stage(engine, star, "loyalty"), message="targeting facts applied")
-        assert await scalar(engine, "select string_agg(segment_key, ',') from clv.segment_membership") == "rfm:champions"
+        members = "select string_agg(segment_key, ',') from clv.segment_membership where member"
+        assert await scalar(engine, members) == "rfm:champions"
 
         cheap = {
             "name": "Express shipping",

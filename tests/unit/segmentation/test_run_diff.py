@@ -69,13 +69,14 @@ def test_event_rows_are_binary_copy_rows_that_fill_the_template_to_the_models_ev
             offset += 4 + length
         event_id, topic, key, template_id = fields
         assert int.from_bytes(template_id, "big") == 77
-        # What the relay sends for the row.
-        payload = EnvelopeTemplate(parts, holes).fill({"event_id": event_id.decode(), "key": key.decode()})
+        # What the relay sends for the row (its version is the row's id, drawn by the COPY).
+        row_id = str(1000 + len(seen))
+        payload = EnvelopeTemplate(parts, holes).fill({"event_id": event_id.decode(), "key": key.decode(), "id": row_id})
         env = Envelope.from_json(payload)
         assert payload == env.to_json()  # the envelope's own JSON, byte for byte
         p = env.payload(SegmentMembershipChanged)
         assert (env.id, env.subject, topic) == (event_id.decode(), key.decode(), b"segmentation.events")
-        assert (p.segment_id, p.segment_name, p.segment_key, p.kind, p.change, p.run_id, p.changed_at) == (
+        assert (p.segment_id, p.segment_name, p.segment_key, p.kind, p.change, p.run_id, p.changed_at, p.version) == (
             segment.segment_id,
             segment.name,
             segment.key,
@@ -83,6 +84,7 @@ def test_event_rows_are_binary_copy_rows_that_fill_the_template_to_the_models_ev
             "left",
             run_id,
             now,
+            int(row_id),
         )
         seen.append(p.customer_id)
     assert seen == customers

@@ -72,7 +72,10 @@ segment_membership = sa.Table(
     sa.Column("segment_key", sa.Text, primary_key=True),
     sa.Column("segment_name", sa.Text, nullable=False),
     sa.Column("kind", sa.Text, nullable=False),
-    sa.Column("entered_at", sa.DateTime(timezone=True), nullable=False),
+    # False once left: kept with the exit's version, so a late entry segmentation made before it changes nothing.
+    sa.Column("member", sa.Boolean, nullable=False),
+    sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("version", sa.BigInteger),
     *_timestamps(),
 )
 

@@ -3,12 +3,9 @@
 A membership or stage of a customer erased before it arrived is dropped (clv.erased_customer, written by the
 interaction consumer: segmentation and lifecycle may publish about a customer before they apply its erasure)."""
 
-import itertools
-
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.contracts.envelope import Payload
 from shared.contracts.identity import not_erased_sql
 from shared.contracts.lifecycle import STAGE_EVENT_TYPES, StageChanged, StageCleared, stage_of
 from shared.contracts.ordering import latest_per_key, sql_supersedes
@@ -17,18 +14,18 @@ from shared.contracts.topics import LIFECYCLE_EVENTS, SEGMENTATION_EVENTS
 from shared.messaging.inbox import ConsumedEvent, Subscription
 
 ERASED = "clv.erased_customer"
-ENTER = sa.text(f"""
-INSERT INTO clv.segment_membership AS m (customer_id, segment_key, segment_name, kind, entered_at)
-SELECT DISTINCT ON (customer_id, segment_key) * FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:keys AS text[]),
-    CAST(:names AS text[]), CAST(:kinds AS text[]), CAST(:at AS timestamptz[]))
-    AS b(customer_id, segment_key, segment_name, kind, entered_at)
+# Segmentation's order wins whatever the arrival order: a change is applied only if its version is greater than
+# the one stored (shared/contracts/ordering.py). A membership left stays as a row with member false and its
+# exit's version: deleted, a late entry made before the exit would bring it back.
+MEMBERSHIPS = sa.text(f"""
+INSERT INTO clv.segment_membership AS m (customer_id, segment_key, segment_name, kind, member, changed_at, version)
+SELECT * FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:keys AS text[]), CAST(:names AS text[]),
+    CAST(:kinds AS text[]), CAST(:members AS boolean[]), CAST(:at AS timestamptz[]), CAST(:versions AS bigint[]))
+    AS b(customer_id, segment_key, segment_name, kind, member, changed_at, version)
 WHERE {not_erased_sql(ERASED, "b.customer_id")}
-ON CONFLICT (customer_id, segment_key) DO UPDATE SET segment_name = EXCLUDED.segment_name,
-    entered_at = EXCLUDED.entered_at, updated_at = now()
-""")
-LEAVE = sa.text("""
-DELETE FROM clv.segment_membership m USING unnest(CAST(:customer_ids AS uuid[]), CAST(:keys AS text[])) AS b(c, k)
-WHERE m.customer_id = b.c AND m.segment_key = b.k
+ON CONFLICT (customer_id, segment_key) DO UPDATE SET segment_name = EXCLUDED.segment_name, kind = EXCLUDED.kind,
+    member = EXCLUDED.member, changed_at = EXCLUDED.changed_at, version = EXCLUDED.version, updated_at = now()
+WHERE {sql_supersedes("version", "changed_at", table="m")}
 """)
 # Lifecycle's order wins whatever the arrival order: the greatest version (shared/contracts/ordering.py), never
 # the newest changed_at (a correction after a late event is dated in the past).
@@ -44,42 +41,38 @@ WHERE {sql_supersedes("version", "changed_at")}
 
 
 async def apply_targeting_events(session: AsyncSession, events: list[ConsumedEvent]) -> None:
-    def run_key(e: ConsumedEvent) -> tuple[type[Payload], str | None]:
-        p = e.payload
-        return (type(p), getattr(p, "change", None))
-
-    for (kind, change), run in itertools.groupby(events, key=run_key):
-        payloads = [e.payload for e in run]
-        # Each branch takes its run's payloads as their type (a run holds one type: the isinstance only types them).
-        if kind is SegmentMembershipChanged:
-            changes = [p for p in payloads if isinstance(p, SegmentMembershipChanged)]
-            if change == "entered":
-                await session.execute(
-                    ENTER,
-                    {
-                        "customer_ids": [p.customer_id for p in changes],
-                        "keys": [p.segment_key for p in changes],
-                        "names": [p.segment_name for p in changes],
-                        "kinds": [p.kind.value for p in changes],
-                        "at": [p.changed_at for p in changes],
-                    },
-                )
-            else:
-                await session.execute(
-                    LEAVE, {"customer_ids": [p.customer_id for p in changes], "keys": [p.segment_key for p in changes]}
-                )
-        elif kind is StageChanged or kind is StageCleared:  # cleared: no stage, kept with its version
-            stages = [p for p in payloads if isinstance(p, StageChanged | StageCleared)]
-            latest = list(latest_per_key(stages, lambda p: p.customer_id, lambda p: p.version, lambda p: p.changed_at).values())
-            await session.execute(
-                STAGES,
-                {
-                    "customer_ids": [p.customer_id for p in latest],
-                    "stages": [stage_of(p) for p in latest],
-                    "at": [p.changed_at for p in latest],
-                    "versions": [p.version for p in latest],
-                },
-            )
+    # Each copy is folded to what supersedes per key first: the order within the batch does not matter.
+    memberships = [e.payload for e in events if isinstance(e.payload, SegmentMembershipChanged)]
+    if memberships:
+        changes = list(
+            latest_per_key(
+                memberships, lambda p: (p.customer_id, p.segment_key), lambda p: p.version, lambda p: p.changed_at
+            ).values()
+        )
+        await session.execute(
+            MEMBERSHIPS,
+            {
+                "customer_ids": [p.customer_id for p in changes],
+                "keys": [p.segment_key for p in changes],
+                "names": [p.segment_name for p in changes],
+                "kinds": [p.kind.value for p in changes],
+                "members": [p.change == "entered" for p in changes],
+                "at": [p.changed_at for p in changes],
+                "versions": [p.version for p in changes],
+            },
+        )
+    stages = [e.payload for e in events if isinstance(e.payload, StageChanged | StageCleared)]  # cleared: no stage
+    if stages:
+        latest = list(latest_per_key(stages, lambda p: p.customer_id, lambda p: p.version, lambda p: p.changed_at).values())
+        await session.execute(
+            STAGES,
+            {
+                "customer_ids": [p.customer_id for p in latest],
+                "stages": [stage_of(p) for p in latest],
+                "at": [p.changed_at for p in latest],
+                "versions": [p.version for p in latest],
+            },
+        )
 
 
 def targeting_subscription() -> Subscription:

@@ -64,7 +64,9 @@ async def customer_facts(session: AsyncSession, customer_id: uuid.UUID, currency
     segments = set(
         (
             await session.execute(
-                sa.select(segment_membership.c.segment_key).where(segment_membership.c.customer_id == customer_id)
+                sa.select(segment_membership.c.segment_key).where(
+                    segment_membership.c.customer_id == customer_id, segment_membership.c.member
+                )
             )
         ).scalars()
     )
@@ -210,7 +212,7 @@ GAP = {
                avg(f.expected_value) AS expected, avg(f.expected_value - f.perceived_value) AS gap,
                count(DISTINCT f.customer_id) FILTER (WHERE f.expected_value > f.perceived_value) AS with_gap,
                coalesce(sum(greatest(f.expected_value - f.perceived_value, 0)), 0) AS points
-        FROM clv.feedback f JOIN clv.segment_membership m ON m.customer_id = f.customer_id
+        FROM clv.feedback f JOIN clv.segment_membership m ON m.customer_id = f.customer_id AND m.member
         WHERE f.perceived_value IS NOT NULL AND f.expected_value IS NOT NULL
         GROUP BY m.segment_key ORDER BY points DESC, grp"""),
 }

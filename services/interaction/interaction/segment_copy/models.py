@@ -4,8 +4,9 @@ from sqlalchemy.dialects.postgresql import UUID
 from interaction.customers.models import TZ, _timestamps
 from interaction.tables import metadata
 
-# One row per (customer, segment) ever heard of; `member` false once left. The newest change wins whatever the
-# arrival order (segmentation's events carry no version; changed_at is its decision time, ties keep the first).
+# One row per (customer, segment) ever heard of; `member` false once left. Segmentation's order wins whatever the
+# arrival order: the change with the greatest version (shared/contracts/ordering.py); `changed_at` is when
+# segmentation decided, and may go back.
 segment_membership = sa.Table(
     "segment_membership",
     metadata,
@@ -14,6 +15,7 @@ segment_membership = sa.Table(
     sa.Column("segment_name", sa.Text, nullable=False),
     sa.Column("member", sa.Boolean, nullable=False),
     sa.Column("changed_at", TZ, nullable=False),
+    sa.Column("version", sa.BigInteger),
     *_timestamps(),
     sa.Index("ix_segment_membership_segment", "segment_key", "member"),
 )

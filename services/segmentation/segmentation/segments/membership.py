@@ -10,6 +10,13 @@ customer and the change (unique: a statement changes a membership at most once),
 the statement's time in milliseconds and marked version 7: time-ordered, as every event id (shared/ids.py), so
 the consumers' inboxes take the ids at the right-hand edge of their indexes. On a million events
 `json_build_object` and `gen_random_uuid` per row cost ~20 s; this costs ~1 s.
+
+Each event's `version` (segmentation's order of a customer's membership of a segment, which the copies keep:
+shared/contracts/ordering.py) is its outbox row's id. That id is drawn after the change holds its membership row,
+and no other change of that customer and segment can follow until this one commits: the next close waits for
+the row lock (and finds the membership closed), the next entry waits on the open-membership unique index or
+sees none to add until this commit is visible to it. So a later change always draws a greater id, whatever the
+clock of the replica that decided it said (`changed_at` may go back).
 """
 
 import time
@@ -28,7 +35,7 @@ from shared.log import current_correlation_id
 from shared.messaging.outbox import Outbox
 
 CHANGES = ("left", "entered")
-HOLES = ("event_id", "customer_id")
+HOLES = ("event_id", "customer_id", "version")
 
 
 @dataclass(frozen=True)
@@ -44,7 +51,8 @@ class Segment:
 def event_template(
     segment: Segment, change: str, now: datetime, run_id: uuid.UUID | None, correlation_id: str | None
 ) -> EnvelopeTemplate:
-    """The `segment.membership_changed` event of one segment and change, with holes for the event and customer ids."""
+    """The `segment.membership_changed` event of one segment and change, with holes for the event id, the customer id
+    and the version."""
 
     def envelope(ids: Mapping[str, str]) -> Envelope:
         payload = SegmentMembershipChanged(
@@ -56,33 +64,35 @@ def event_template(
             change=change,
             changed_at=now,
             run_id=run_id,
+            version=int(ids["version"]),
         )
         return Envelope.wrap(
             payload, source=SOURCE, subject=ids["customer_id"], time=now, correlation_id=correlation_id, event_id=ids["event_id"]
         )
 
-    return EnvelopeTemplate.of(envelope, HOLES)
+    return EnvelopeTemplate.of(envelope, HOLES, numbers=("version",))
 
 
 # Every template has this shape (its holes in this order), whatever the segment: the statement is written once.
 SHAPE = event_template(Segment(uuid.uuid4(), "probe", "probe", "rule"), "left", datetime.now().astimezone(), None, None)
 PARTS = [f"part{i}" for i in range(len(SHAPE.parts))]
-EVENT_HOLES = {"event_id": "e.event_id", "customer_id": "e.customer_id::text"}  # per row, in the statement below
+EVENT_HOLES = {"event_id": "e.event_id", "customer_id": "e.customer_id::text", "version": "e.id::text"}  # per row, below
 
 # `changes(customer_id, segment_id, change)` → outbox rows; then the counts per segment and change.
 PUBLISH_AND_COUNT = f"""
 , changes AS (SELECT * FROM left_rows UNION ALL SELECT * FROM entered_rows)
-, salt AS (SELECT gen_random_uuid()::text AS salt)
+, salt AS (SELECT gen_random_uuid()::text AS salt, pg_get_serial_sequence('segmentation.outbox', 'id')::regclass AS ids)
 , templates AS (
     SELECT * FROM unnest(CAST(:template_segment AS uuid[]), CAST(:template_change AS text[]),
                          {", ".join(f"CAST(:template_{p} AS text[])" for p in PARTS)})
            AS t(segment_id, change, {", ".join(PARTS)})
 )
 , published AS (
-    INSERT INTO segmentation.outbox (event_id, topic, key, payload)
-    SELECT e.event_id, :topic, e.customer_id::text,
+    INSERT INTO segmentation.outbox (id, event_id, topic, key, payload)
+    SELECT e.id, e.event_id, :topic, e.customer_id::text,
            convert_to({SHAPE.sql([f"t.{p}" for p in PARTS], EVENT_HOLES)}, 'UTF8')
     FROM (SELECT CAST(CAST(:id_time AS text) || '7' || substr(m.h, 14, 3) || '8' || substr(m.h, 18) AS uuid)::text AS event_id,
+                 nextval(salt.ids) AS id,  -- the row's id and the event's version (the module's docstring)
                  c.*
           FROM changes c CROSS JOIN salt
           CROSS JOIN LATERAL (SELECT md5(salt.salt || c.segment_id::text || c.customer_id::text || c.change) AS h) m) e

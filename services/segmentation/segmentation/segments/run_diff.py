@@ -205,7 +205,9 @@ class EventRows:
     only its ids and the template's id, and the relay fills the holes when it sends. A row is ~150 bytes where
     the whole event was ~800: on a first run of a million customers that is ~600 MB less WAL."""
 
-    HOLE_COLUMNS = {"event_id": "event_id", "customer_id": "key"}  # which outbox column fills each hole
+    # Which outbox column fills each hole: the version is the row's id (membership.py), drawn by this COPY, after
+    # the run's changes hold their membership rows.
+    HOLE_COLUMNS = {"event_id": "event_id", "customer_id": "key", "version": "id"}
 
     def __init__(self, outbox: Outbox, now: datetime, run_id: uuid.UUID) -> None:
         self.outbox = outbox

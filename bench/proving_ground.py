@@ -815,6 +815,7 @@ class Checker:
                     ("jobs_finished", self.jobs_finished),
                     ("copies_equal_owner", self.copies_equal_owner),
                     ("stage_copies", self.stage_copies),
+                    ("membership_copies", self.membership_copies),
                     ("applied_exactly_once", self.applied_exactly_once),
                     ("composed_view", self.composed_view),
                     ("erased_no_pii", self.erased_no_pii),
@@ -984,6 +985,35 @@ class Checker:
                 ]
                 note = f" (erased in {', '.join(erased)})" if erased else ""
                 out.append(f"{cid}: stage in lifecycle {stage}, in clv {clv_stage.get(cid)}{note}")
+        return out
+
+    async def membership_copies(self) -> list[str]:
+        """Segmentation's open memberships vs interaction's and clv's copies (their rows marked member), for every
+        customer not erased (segmentation and clv delete an erased customer's; interaction's copy keeps anonymous
+        rows). Copies follow by design, and segmentation's schedule may start a run after quiescence: compared
+        again every 2 s until equal, for at most 60 s; what still differs then is a divergence."""
+        deadline = time.monotonic() + 60
+        while True:
+            out = await self._membership_divergences()
+            if not out or time.monotonic() > deadline:
+                return out
+            await asyncio.sleep(2)
+
+    async def _membership_divergences(self) -> list[str]:
+        erased = {r["id"] for r in await self.conn.fetch("select id from interaction.customer where erased_at is not null")} | {
+            r["customer_id"] for r in await self.conn.fetch("select customer_id from clv.erased_customer")
+        }
+        owner_sql = (
+            "select m.customer_id, s.key from segmentation.segment_membership m "
+            "join segmentation.segment s on s.segment_id = m.segment_id where m.left_at is null"
+        )
+        owner = {(r[0], r[1]) for r in await self.conn.fetch(owner_sql) if r[0] not in erased}
+        out = []
+        for copy in ("interaction", "clv"):
+            rows = await self.conn.fetch(f"select customer_id, segment_key from {copy}.segment_membership where member")
+            held = {(r[0], r[1]) for r in rows if r[0] not in erased}
+            out += [f"{cid}: member of {key} in segmentation, not in {copy}'s copy" for cid, key in sorted(owner - held)]
+            out += [f"{cid}: member of {key} in {copy}'s copy, not in segmentation" for cid, key in sorted(held - owner)]
         return out
 
     async def applied_exactly_once(self) -> list[str]:

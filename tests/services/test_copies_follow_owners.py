@@ -32,8 +32,10 @@ from tests.services.lifecycle.conftest import cancellation, days_ago
 from tests.services.lifecycle.conftest import purchase as lifecycle_purchase
 from tests.services.lifecycle.test_stages import random_history
 from tests.services.segmentation.helpers import Feeder, outbox_rows
+from tests.services.segmentation.helpers import merged as segmentation_merged
 from tests.services.segmentation.helpers import purchase as segmentation_purchase
 from tests.services.segmentation.helpers import refund as segmentation_refund
+from tests.services.segmentation.helpers import unmerged as segmentation_unmerged
 from tests.support import scalar, wait_until
 
 from clv.propositions.projection import apply_targeting_events
@@ -354,9 +356,11 @@ class TwoReplicaClock(datetime):
 async def test_membership_copies_equal_segmentation(database_url, monkeypatch, seed):
     """Segmentation moves customers in and out of rule segments (refreshes on two replicas with skewed clocks,
     so a later change may carry an older `changed_at`) and of RFM segments (runs: their events are the numpy
-    path's templated rows). Its events then reach interaction's and clv's copies late, twice and shuffled. Each
-    copy must hold, per customer and segment, segmentation's membership with the version of its last change:
-    newest `changed_at` wins (the copies' rule before) fails on the skewed refreshes."""
+    path's templated rows), and ends a merged-away customer's memberships (its unmerge restores it). Its events
+    then reach interaction's and clv's copies late, twice and shuffled. Each copy must hold, per customer and
+    segment, segmentation's membership with the version of its last change: newest `changed_at` wins (the copies'
+    rule before) fails on the skewed refreshes, and a merge that ends memberships without a word (as before)
+    leaves the copies holding them."""
     monkeypatch.setattr(rules_service, "datetime", TwoReplicaClock)
     rng = random.Random(seed)
     customers = [uuid.UUID(int=rng.getrandbits(128)) for _ in range(12)]
@@ -377,9 +381,17 @@ async def test_membership_copies_equal_segmentation(database_url, monkeypatch, s
                 await app.state.run_executor.wait_idle()
 
             bought: dict[uuid.UUID, list[tuple[uuid.UUID, str]]] = {c: [] for c in customers}
+            ever_bought: list[uuid.UUID] = []  # customers[0]'s purchases: its unmerge gives them back
+            merge_id = uuid.uuid4()
             for round_ in range(10):
-                batch = []
-                for c in rng.sample(customers, 6):
+                batch: list = []
+                if round_ == 5:  # customers[0] merged into customers[1]: its memberships end (published)
+                    batch.append(segmentation_merged(customers[1], customers[0], merge_id))
+                if round_ == 7:  # and restored
+                    batch.append(segmentation_unmerged(customers[1], customers[0], ever_bought, [], merge_id))
+                merged_away = 5 <= round_ < 7
+                picks = [customers[0]] * (round_ < 5) + rng.sample(customers[1:], 5)
+                for c in picks if not merged_away else picks[1:]:
                     if bought[c] and rng.random() < 0.4:  # a purchase cancelled: the spend drops, maybe below a rule
                         purchase_id, amount = bought[c].pop(rng.randrange(len(bought[c])))
                         batch.append(segmentation_refund(c, purchase_id, amount, cancelled=True, days=round_ + 1))
@@ -387,6 +399,8 @@ async def test_membership_copies_equal_segmentation(database_url, monkeypatch, s
                         amount = str(rng.choice([60, 120, 250]))
                         batch.append(segmentation_purchase(c, f"{amount}.00", days=round_))
                         bought[c].append((batch[-1].purchase_id, f"{amount}.00"))
+                        if c == customers[0]:
+                            ever_bought.append(batch[-1].purchase_id)
                 await feeder.apply(batch)  # each apply refreshes the touched customers' rules: one replica's turn
                 if round_ in (3, 9):
                     await rfm_run()
@@ -395,6 +409,8 @@ async def test_membership_copies_equal_segmentation(database_url, monkeypatch, s
         changes = [e.payload(SegmentMembershipChanged) for e in events if e.type == SegmentMembershipChanged.EVENT_TYPE]
         assert {c.kind for c in changes} == {"rule", "rfm"} and {c.change for c in changes} == {"entered", "left"}
         assert all(c.version is not None for c in changes)
+        # The merge ended customers[0]'s RFM membership (from the first run) and said so: a run-less RFM exit.
+        assert any(c.customer_id == customers[0] and c.kind == "rfm" and c.run_id is None for c in changes)
         last: dict[tuple, SegmentMembershipChanged] = {}
         for c in changes:
             k = (c.customer_id, c.segment_key)

@@ -1,5 +1,6 @@
 """Builders for the events segmentation consumes, and a way to apply them through the real handlers."""
 
+import functools
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -133,7 +134,9 @@ class Feeder:
 
     async def apply(self, payloads: list[Payload], rules: bool = True) -> None:
         by_kind = {
-            apply_interaction_events: [p for p in payloads if type(p).__module__.endswith("interaction")],
+            functools.partial(apply_interaction_events, outbox=self.outbox): [
+                p for p in payloads if type(p).__module__.endswith("interaction")
+            ],
             apply_value_events: [p for p in payloads if isinstance(p, clv.CustomerValueUpdated)],
             apply_stage_events: [p for p in payloads if isinstance(p, lifecycle.StageChanged | lifecycle.StageCleared)],
         }

@@ -11,6 +11,7 @@ ids are remembered: a fact whose home was erased is dropped, and so is a value o
 that clv or lifecycle published before they applied the erasure (shared/contracts/identity.py, "Erasure").
 """
 
+import functools
 import json
 import uuid
 from collections.abc import Callable, Iterable
@@ -50,6 +51,7 @@ from shared.messaging.inbox import ConsumedEvent, Subscription
 from shared.messaging.outbox import Outbox, forget_subjects
 
 from segmentation.rules.service import refresh_rule_segments
+from segmentation.segments.membership import close_customers
 from segmentation.tables import messaging
 
 INSERT_PURCHASES = sa.text("""
@@ -318,9 +320,7 @@ FOLD_STATEMENTS = [
         """DELETE FROM segmentation.customer_aggregate
        WHERE customer_id = :merged AND stage IS NULL AND clv IS NULL AND attributes_version IS NULL""",
         "DELETE FROM segmentation.purchase_summary WHERE customer_id = :merged",
-        # The merged id's memberships end with the merge; the survivor's are decided by its re-derived data.
-        """UPDATE segmentation.segment_membership SET left_at = :at, updated_at = now()
-       WHERE customer_id = :merged AND left_at IS NULL""",
+        # The merged id's memberships end with the merge too, published: `_Batch.apply_identity`.
     ]
 ]
 
@@ -353,6 +353,9 @@ ERASE_STATEMENTS = [
 IDENTITY_TYPES = (CustomerMerged, CustomerUnmerged, CustomerErased)
 
 
+CLOSE_SILENTLY = sa.text("""UPDATE segmentation.segment_membership SET left_at = :at, updated_at = now()
+       WHERE customer_id = ANY(CAST(:ids AS uuid[])) AND left_at IS NULL""")
+
 IDENTITY = IdentityFollower(
     "segmentation.customer_merge",
     erased_among=sa.text(erased_among_sql(ERASED)),
@@ -366,8 +369,9 @@ IDENTITY = IdentityFollower(
 class _Batch:
     """The customers a batch touched, and the identity-aware application of its events."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, outbox: Outbox | None = None) -> None:
         self.session = session
+        self.outbox = outbox  # where a merge publishes the exits of the merged id's memberships
         self.touched: set[uuid.UUID] = set()
         # Attributes not written yet, per row: (attributes, version; None for changes from before versions). They go
         # with the re-derivation (DERIVE_AGGREGATES), or before an identity event, which reads them.
@@ -524,6 +528,13 @@ class _Batch:
         await self.write_attributes()  # the fold and the erasure read and delete them
         if isinstance(p, (CustomerMerged, CustomerUnmerged)):
             followed = await IDENTITY.follow(self.session, p)
+            # Every id the chain holds merged away: its memberships end now, each exit published (the copies follow
+            # them). Without an outbox (a test feeding the projection alone) nothing is published: they only end.
+            at = p.merged_at if isinstance(p, CustomerMerged) else p.unmerged_at
+            if self.outbox is not None:
+                await close_customers(self.session, self.outbox, sorted(followed.merged), at)
+            elif followed.merged:
+                await self.session.execute(CLOSE_SILENTLY, {"ids": sorted(followed.merged), "at": at})
             # Merged-away ids hold nothing any more (their rows were folded into their live customers).
             self.touched = (self.touched | followed.touched) - followed.merged
         elif isinstance(p, CustomerErased):
@@ -558,10 +569,13 @@ class _Batch:
 PLACEMENT_LOCK = {exclusive: sa.text(placement_lock_sql("segmentation.interaction", exclusive)) for exclusive in (False, True)}
 
 
-async def apply_interaction_events(session: AsyncSession, events: list[ConsumedEvent]) -> set[uuid.UUID]:
-    """Apply a batch of interaction events; returns the customers whose aggregates changed."""
+async def apply_interaction_events(
+    session: AsyncSession, events: list[ConsumedEvent], outbox: Outbox | None = None
+) -> set[uuid.UUID]:
+    """Apply a batch of interaction events; returns the customers whose aggregates changed. `outbox`: where the
+    memberships a merge ends are announced."""
     await session.execute(PLACEMENT_LOCK[any(isinstance(e.payload, IDENTITY_TYPES) for e in events)])
-    batch = _Batch(session)
+    batch = _Batch(session, outbox)
     chunk: list[Any] = []
     for e in events:
         if isinstance(e.payload, IDENTITY_TYPES):
@@ -667,7 +681,7 @@ def interaction_subscription(outbox: Outbox | None = None, reporting_currency: s
         former_names=("purchases",),
         topics=[INTERACTION_EVENTS],
         event_types=INTERACTION_TYPES,
-        handler=_with_rules(apply_interaction_events, outbox, reporting_currency),
+        handler=_with_rules(functools.partial(apply_interaction_events, outbox=outbox), outbox, reporting_currency),
     )
 
 

@@ -129,6 +129,43 @@ WITH matched AS ({matched_sql}), left_rows AS (
     )
 
 
+# Every open membership of `customer_ids` in the segments given ends (a merged-away id's: its memberships end with
+# the merge; the survivor's are decided by its re-derived data), each exit published like any other.
+CLOSE_CUSTOMERS = sa.text(
+    """
+WITH left_rows AS (
+    UPDATE segmentation.segment_membership m SET left_at = CAST(:now AS timestamptz), updated_at = now()
+    WHERE m.customer_id = ANY(CAST(:customer_ids AS uuid[])) AND m.left_at IS NULL
+      AND m.segment_id = ANY(CAST(:template_segment AS uuid[]))
+    RETURNING m.customer_id, m.segment_id, 'left'::text AS change
+), entered_rows AS (SELECT CAST(NULL AS uuid) AS customer_id, CAST(NULL AS uuid) AS segment_id, ''::text AS change WHERE false)"""
+    + PUBLISH_AND_COUNT
+)
+OPEN_SEGMENTS = sa.text("""
+SELECT DISTINCT s.segment_id, s.key, s.name, s.kind FROM segmentation.segment_membership m
+JOIN segmentation.segment s ON s.segment_id = m.segment_id
+WHERE m.customer_id = ANY(CAST(:customer_ids AS uuid[])) AND m.left_at IS NULL
+""")
+
+
+async def close_customers(session: AsyncSession, outbox: Outbox, customer_ids: Sequence[uuid.UUID], at: datetime) -> None:
+    """End every open membership of these customers at `at` and publish each exit: the copies (interaction's,
+    clv's) hear every change segmentation makes to a membership, or they keep a member segmentation no longer has
+    (a customer restored by an unmerge stayed a member of what it was in before its merge, in interaction's copy)."""
+    if not customer_ids:
+        return
+    segments = [
+        Segment(r.segment_id, r.key, r.name, r.kind) for r in await session.execute(OPEN_SEGMENTS, {"customer_ids": customer_ids})
+    ]
+    if not segments:
+        return
+    # A membership opened meanwhile in another segment (a rule refresh from the API) is not closed here: only the
+    # segments whose events the statement can build.
+    params = {**publish_params(outbox, at, None, segments), "customer_ids": customer_ids}
+    if (await session.execute(CLOSE_CUSTOMERS, params)).all():
+        await notify_relay(session, outbox)
+
+
 def publish_params(outbox: Outbox, now: datetime, run_id: uuid.UUID | None, segments: Sequence[Segment]) -> dict:
     """The statement's parameters: the event templates of `segments` (those whose members it may change)."""
     correlation_id = current_correlation_id()

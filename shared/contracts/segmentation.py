@@ -2,6 +2,7 @@
 customer id; a run's completion (about every customer at once) without a subject."""
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 from typing import ClassVar
@@ -9,6 +10,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from shared.contracts.envelope import Payload, by_event_type
+from shared.contracts.ordering import latest_per_key
 
 SOURCE = "/services/segmentation"
 
@@ -57,6 +59,14 @@ class SegmentationRunCompleted(Payload):
     kind: str = Field(examples=["rfm", "clustering", "tiers"])
     family: str = Field(examples=["rfm:default"], description="The segments the run rewrote.")
     finished_at: datetime
+
+
+def latest_membership_changes(changes: Iterable[SegmentMembershipChanged]) -> list[SegmentMembershipChanged]:
+    """The change that supersedes the others per customer and segment (shared/contracts/ordering.py): what a
+    copy folds a batch of changes to before it writes them."""
+    return list(
+        latest_per_key(changes, lambda p: (p.customer_id, p.segment_key), lambda p: p.version, lambda p: p.changed_at).values()
+    )
 
 
 SEGMENTATION_EVENT_TYPES = by_event_type(SegmentMembershipChanged, SegmentationRunCompleted)

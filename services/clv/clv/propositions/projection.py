@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.contracts.identity import not_erased_sql
 from shared.contracts.lifecycle import STAGE_EVENT_TYPES, StageChanged, StageCleared, stage_of
 from shared.contracts.ordering import latest_per_key, sql_supersedes
-from shared.contracts.segmentation import SegmentMembershipChanged
+from shared.contracts.segmentation import SegmentMembershipChanged, latest_membership_changes
 from shared.contracts.topics import LIFECYCLE_EVENTS, SEGMENTATION_EVENTS
 from shared.messaging.inbox import ConsumedEvent, Subscription
 
@@ -42,13 +42,8 @@ WHERE {sql_supersedes("version", "changed_at")}
 
 async def apply_targeting_events(session: AsyncSession, events: list[ConsumedEvent]) -> None:
     # Each copy is folded to what supersedes per key first: the order within the batch does not matter.
-    memberships = [e.payload for e in events if isinstance(e.payload, SegmentMembershipChanged)]
-    if memberships:
-        changes = list(
-            latest_per_key(
-                memberships, lambda p: (p.customer_id, p.segment_key), lambda p: p.version, lambda p: p.changed_at
-            ).values()
-        )
+    changes = latest_membership_changes(e.payload for e in events if isinstance(e.payload, SegmentMembershipChanged))
+    if changes:
         await session.execute(
             MEMBERSHIPS,
             {

@@ -3,8 +3,8 @@
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.contracts.ordering import latest_per_key, sql_supersedes
-from shared.contracts.segmentation import SegmentMembershipChanged
+from shared.contracts.ordering import sql_supersedes
+from shared.contracts.segmentation import SegmentMembershipChanged, latest_membership_changes
 from shared.contracts.topics import SEGMENTATION_EVENTS
 from shared.messaging.inbox import ConsumedEvent, Subscription
 
@@ -22,10 +22,8 @@ WHERE {sql_supersedes("version", "changed_at", table="m")}
 
 
 async def apply(session: AsyncSession, events: list[ConsumedEvent]) -> None:
-    payloads = [e.payload for e in events if isinstance(e.payload, SegmentMembershipChanged)]
-    latest = latest_per_key(payloads, lambda p: (p.customer_id, p.segment_key), lambda p: p.version, lambda p: p.changed_at)
-    if latest:
-        changes = list(latest.values())
+    changes = latest_membership_changes(e.payload for e in events if isinstance(e.payload, SegmentMembershipChanged))
+    if changes:
         await session.execute(
             APPLY,
             {

@@ -353,9 +353,6 @@ ERASE_STATEMENTS = [
 IDENTITY_TYPES = (CustomerMerged, CustomerUnmerged, CustomerErased)
 
 
-CLOSE_SILENTLY = sa.text("""UPDATE segmentation.segment_membership SET left_at = :at, updated_at = now()
-       WHERE customer_id = ANY(CAST(:ids AS uuid[])) AND left_at IS NULL""")
-
 IDENTITY = IdentityFollower(
     "segmentation.customer_merge",
     erased_among=sa.text(erased_among_sql(ERASED)),
@@ -528,13 +525,9 @@ class _Batch:
         await self.write_attributes()  # the fold and the erasure read and delete them
         if isinstance(p, (CustomerMerged, CustomerUnmerged)):
             followed = await IDENTITY.follow(self.session, p)
-            # Every id the chain holds merged away: its memberships end now, each exit published (the copies follow
-            # them). Without an outbox (a test feeding the projection alone) nothing is published: they only end.
+            # Every id the chain holds merged away: its memberships end now, each exit published (the copies follow them).
             at = p.merged_at if isinstance(p, CustomerMerged) else p.unmerged_at
-            if self.outbox is not None:
-                await close_customers(self.session, self.outbox, sorted(followed.merged), at)
-            elif followed.merged:
-                await self.session.execute(CLOSE_SILENTLY, {"ids": sorted(followed.merged), "at": at})
+            await close_customers(self.session, self.outbox, sorted(followed.merged), at)
             # Merged-away ids hold nothing any more (their rows were folded into their live customers).
             self.touched = (self.touched | followed.touched) - followed.merged
         elif isinstance(p, CustomerErased):

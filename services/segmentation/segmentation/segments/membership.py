@@ -148,11 +148,19 @@ WHERE m.customer_id = ANY(CAST(:customer_ids AS uuid[])) AND m.left_at IS NULL
 """)
 
 
-async def close_customers(session: AsyncSession, outbox: Outbox, customer_ids: Sequence[uuid.UUID], at: datetime) -> None:
+CLOSE_UNANNOUNCED = sa.text("""UPDATE segmentation.segment_membership SET left_at = :now, updated_at = now()
+WHERE customer_id = ANY(CAST(:customer_ids AS uuid[])) AND left_at IS NULL""")
+
+
+async def close_customers(session: AsyncSession, outbox: Outbox | None, customer_ids: Sequence[uuid.UUID], at: datetime) -> None:
     """End every open membership of these customers at `at` and publish each exit: the copies (interaction's,
     clv's) hear every change segmentation makes to a membership, or they keep a member segmentation no longer has
-    (a customer restored by an unmerge stayed a member of what it was in before its merge, in interaction's copy)."""
+    (a customer restored by an unmerge stayed a member of what it was in before its merge, in interaction's copy).
+    Without an outbox (a test feeding the projection alone, the legacy `purchases` subscription) they only end."""
     if not customer_ids:
+        return
+    if outbox is None:
+        await session.execute(CLOSE_UNANNOUNCED, {"customer_ids": customer_ids, "now": at})
         return
     segments = [
         Segment(r.segment_id, r.key, r.name, r.kind) for r in await session.execute(OPEN_SEGMENTS, {"customer_ids": customer_ids})

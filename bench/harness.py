@@ -405,12 +405,7 @@ def process_cpu_seconds(pid: int, children: bool = False) -> float | None:
         procs = [root, *(root.children(recursive=True) if children else [])]
     except psutil.Error:
         return None
-    total = 0.0
-    for proc in procs:
-        with contextlib.suppress(psutil.Error):  # a child that ended meanwhile
-            t = proc.cpu_times()
-            total += t.user + t.system
-    return total
+    return sum(cpu_seconds(proc.pid) for proc in procs)  # a child that ended meanwhile counts 0
 
 
 async def postgres_pid(database_url: str) -> int | None:
